@@ -1,0 +1,271 @@
+/* A simulated device: physics -> reading -> profile_encode -> registers. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/util.h"
+#include "sim/sim.h"
+
+/* Does the profile map any field of the group [lo, hi]? */
+static bool maps_range(const struct profile *p, int lo, int hi)
+{
+	for (unsigned i = 0; i < p->nregs; i++)
+		if (p->regs[i].field >= lo && p->regs[i].field <= hi)
+			return true;
+	return false;
+}
+
+static uint64_t fnv1a(const char *a, const char *b)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (const char *s = a; *s; s++)
+		h = (h ^ (uint8_t)*s) * 0x100000001b3ULL;
+	h = (h ^ '/') * 0x100000001b3ULL;
+	for (const char *s = b; *s; s++)
+		h = (h ^ (uint8_t)*s) * 0x100000001b3ULL;
+	return h;
+}
+
+/* Default serial: text "SIM<profile><tag>" for text serial registers (cut
+ * to the register's size), a decimal number for numeric ones. */
+static void default_serial(const struct profile *p, const char *tag, char *out, size_t cap)
+{
+	const struct reg_def *sn = p->serial;
+	if (sn && sn->type != REG_STR) {
+		snprintf(out, cap, "%llu",
+			 (unsigned long long)(10000000 + fnv1a(p->name, tag) % 89999999));
+		return;
+	}
+	size_t max = sn ? MIN((size_t)sn->words * 2, cap - 1) : cap - 1;
+	char buf[128];
+	snprintf(buf, sizeof(buf), "SIM%s%s", p->name, tag);
+	/* keep the tag (it tells devices apart): drop profile letters instead */
+	size_t n = strlen(buf);
+	if (n > max) {
+		size_t tl = strlen(tag);
+		if (tl + 3 < max) {
+			snprintf(out, cap, "SIM%.*s%s", (int)(max - 3 - tl), p->name, tag);
+			return;
+		}
+		buf[max] = '\0';
+	}
+	snprintf(out, cap, "%s", buf);
+}
+
+int sim_device_init(struct sim *s, struct sim_device *d, const struct profile *prof,
+		    uint8_t unit, const char *serial, const char *tag)
+{
+	struct sim_phys_cfg cfg = s->base_cfg;
+	int r;
+
+	*d = (struct sim_device){ .idx = d->idx, .prof = prof, .unit = unit };
+	/* each device its own weather and load, still determined by --seed */
+	cfg.seed = s->seed * 1000003ULL + fnv1a(prof->name, tag);
+	if (!maps_range(prof, RF_BATTERY_W, RF_BATTERY_TOTAL_DISCHARGE_WH))
+		cfg.batt_capacity_wh = 0.0;
+	r = sim_phys_init(&d->phys, &cfg);
+	if (r < 0)
+		return r;
+	for (int f = 0; f < RF_COUNT; f++)
+		d->ovr[f] = NAN;
+	if (serial)
+		snprintf(d->serial, sizeof(d->serial), "%s", serial);
+	else
+		default_serial(prof, tag, d->serial, sizeof(d->serial));
+	r = regimage_new(&d->img);
+	if (r < 0)
+		return r;
+	return sim_device_update(d, 0.0);
+}
+
+void sim_device_fini(struct sim_device *d)
+{
+	if (!d)
+		return;
+	regimage_free(d->img);
+	d->img = NULL;
+}
+
+static void values_to_reading(const struct sim_values *v, bool battery, struct reading *r)
+{
+	reading_clear(r);
+	r->v[RF_PV_W] = v->pv_w;
+	r->v[RF_PV_RATED_POWER_W] = v->pv_rated_w;
+	r->v[RF_PV_MPPT1_V] = v->mppt1_v;
+	r->v[RF_PV_MPPT1_A] = v->mppt1_a;
+	r->v[RF_PV_MPPT2_V] = v->mppt2_v;
+	r->v[RF_PV_MPPT2_A] = v->mppt2_a;
+	r->v[RF_PV_HEATSINK_C] = v->pv_heatsink_c;
+	r->v[RF_PV_TOTAL_GENERATION_WH] = v->pv_total_wh;
+	if (battery) {
+		r->v[RF_BATTERY_W] = v->bat_w;
+		r->v[RF_BATTERY_A] = v->bat_a;
+		r->v[RF_BATTERY_V] = v->bat_v;
+		r->v[RF_BATTERY_SOC_NOM_FRACT] = v->bat_soc;
+		r->v[RF_BATTERY_HEATSINK_C] = v->bat_heatsink_c;
+		r->v[RF_BATTERY_TOTAL_CHARGE_WH] = v->bat_charge_wh;
+		r->v[RF_BATTERY_TOTAL_DISCHARGE_WH] = v->bat_discharge_wh;
+	}
+	r->v[RF_METER_W] = v->meter_w;
+	r->v[RF_METER_HZ] = v->hz;
+	static const int lv[3] = { RF_METER_L1_V, RF_METER_L2_V, RF_METER_L3_V };
+	static const int la[3] = { RF_METER_L1_A, RF_METER_L2_A, RF_METER_L3_A };
+	static const int lw[3] = { RF_METER_L1_W, RF_METER_L2_W, RF_METER_L3_W };
+	for (int i = 0; i < 3; i++) {
+		r->v[lv[i]] = v->l_v[i];
+		r->v[la[i]] = v->l_a[i];
+		r->v[lw[i]] = v->l_w[i];
+	}
+	r->v[RF_METER_TOTAL_IMPORT_WH] = v->import_wh;
+	r->v[RF_METER_TOTAL_EXPORT_WH] = v->export_wh;
+}
+
+int sim_device_update(struct sim_device *d, double t)
+{
+	int r = sim_phys_advance(&d->phys, t, &d->vals);
+	if (r < 0)
+		return r;
+	values_to_reading(&d->vals, d->phys.cfg.batt_capacity_wh > 0, &d->rd);
+	for (int f = 0; f < RF_COUNT; f++)
+		if (!isnan(d->ovr[f]))
+			d->rd.v[f] = d->ovr[f];
+	r = profile_encode(d->prof, &d->rd, d->serial, d->img);
+	if (r < 0)
+		return r;
+	/* Some tables read the grid frequency from a register they do not map
+	 * to meter.Hz (it feeds the 10 Hz frequency channel, not the reading);
+	 * a real device has the frequency there, so the simulator puts it in. */
+	const struct reg_def *hz = d->prof->frequency;
+	if (hz && hz->field < 0 && hz->sf_addr == REG_NO_SF && hz->words <= 4) {
+		uint16_t w[4];
+		if (reg_encode(hz, d->rd.v[RF_METER_HZ], w) == 0)
+			for (unsigned i = 0; i < hz->words; i++)
+				regimage_set(d->img, hz->fc, (uint16_t)(hz->addr + i), w[i]);
+	}
+	/* what clients wrote stays written */
+	for (unsigned i = 0; i < d->nwrites; i++)
+		regimage_set(d->img, REG_FC_HOLDING, d->writes[i].addr, d->writes[i].value);
+	return 0;
+}
+
+void sim_device_override(struct sim_device *d, int f, double value)
+{
+	if (f >= 0 && f < RF_COUNT)
+		d->ovr[f] = value;
+}
+
+static void remember_write(struct sim_device *d, uint16_t addr, uint16_t value)
+{
+	for (unsigned i = 0; i < d->nwrites; i++) {
+		if (d->writes[i].addr == addr) {
+			d->writes[i].value = value;
+			return;
+		}
+	}
+	/* full: the oldest write is forgotten (the physics owns it again) */
+	if (d->nwrites == SIM_MAX_WRITES) {
+		memmove(d->writes, d->writes + 1, sizeof(d->writes[0]) * (SIM_MAX_WRITES - 1));
+		d->nwrites--;
+	}
+	d->writes[d->nwrites++] = (struct sim_write){ .addr = addr, .value = value };
+}
+
+int sim_device_handle(struct sim_device *d, const struct mb_request *q, uint8_t *pdu_out,
+		      size_t cap)
+{
+	uint16_t regs[MB_MAX_READ];
+	int r;
+
+	d->requests++;
+	switch (q->fc) {
+	case MB_FC_READ_HOLDING:
+	case MB_FC_READ_INPUT:
+		r = regimage_get(d->img, q->fc, q->addr, q->count, regs);
+		if (r < 0)
+			break;
+		return mb_build_read_response(q, regs, pdu_out, cap);
+	case MB_FC_WRITE_SINGLE:
+	case MB_FC_WRITE_MULTIPLE:
+		for (unsigned i = 0; i < q->count; i++) {
+			if ((unsigned)q->addr + i > 0xFFFF ||
+			    !regimage_defined(d->img, REG_FC_HOLDING, (uint16_t)(q->addr + i))) {
+				r = MB_EXCEPTION_ERR(MB_EX_ILLEGAL_ADDRESS);
+				goto exception;
+			}
+		}
+		for (unsigned i = 0; i < q->count; i++) {
+			regimage_set(d->img, REG_FC_HOLDING, (uint16_t)(q->addr + i), q->values[i]);
+			remember_write(d, (uint16_t)(q->addr + i), q->values[i]);
+		}
+		return mb_build_write_response(q, pdu_out, cap);
+	case MB_FC_MEI: {
+		const char *objects[3] = {
+			[MB_DEVID_VENDOR] = d->prof->brand ? d->prof->brand : "egw",
+			[MB_DEVID_PRODUCT_CODE] = d->prof->name,
+			[MB_DEVID_REVISION] = EGW_VERSION,
+		};
+		r = mb_build_devid_response(q, objects, ARRAY_SIZE(objects), MB_DEVID_BASIC,
+					    pdu_out, cap);
+		if (r >= 0)
+			return r;
+		break;
+	}
+	default:
+		r = MB_EXCEPTION_ERR(MB_EX_ILLEGAL_FUNCTION);
+		break;
+	}
+exception:;
+	int code = mb_exception_for(r);
+	if (code == 0)
+		code = MB_EX_DEVICE_FAILURE;
+	return mb_build_exception(q->fc, (uint8_t)code, pdu_out, cap);
+}
+
+json_t *sim_device_json(const struct sim_device *d)
+{
+	json_t *rd = reading_to_json(&d->rd);
+	if (!rd)
+		return NULL;
+	const struct sim_port *p = d->port;
+	json_t *o = json_pack("{s:i, s:s, s:s, s:i, s:s, s:o, s:f, s:b, s:I}",
+			      "index", (int)d->idx,
+			      "profile", d->prof->name,
+			      "transport", !p || p->kind == SIM_TCP ? "tcp" : "rtu",
+			      "unit", (int)d->unit,
+			      "serial", d->serial,
+			      "reading", rd,
+			      "sim_time", d->vals.t,
+			      "night", d->vals.night,
+			      "requests", (json_int_t)d->requests);
+	if (!o)
+		return NULL;
+	/* what a client needs to read this device generically (tests, tools) */
+	static const char *const type_names[REG_TYPE_COUNT] = {
+		[REG_U16] = "U16", [REG_I16] = "I16", [REG_U32] = "U32", [REG_I32] = "I32",
+		[REG_U64] = "U64", [REG_F32] = "F32", [REG_STR] = "STR", [REG_MLD] = "MLD",
+		[REG_BYTES] = "BYTES",
+	};
+	const struct reg_def *hz = d->prof->frequency;
+	if (hz && hz->type < REG_TYPE_COUNT)
+		json_object_set_new(o, "frequency_reg",
+				    json_pack("{s:i, s:i, s:i, s:s, s:s, s:f, s:i}", "fc", hz->fc,
+					      "addr", hz->addr, "words", hz->words,
+					      "type", type_names[hz->type],
+					      "order", hz->order == WO_LITTLE ? "little" : "big",
+					      "scale", hz->scale, "sf_addr", (int)hz->sf_addr));
+	json_t *blocks = json_array();
+	for (unsigned i = 0; blocks && i < d->prof->nblocks; i++)
+		json_array_append_new(blocks, json_pack("[i, i, i]", d->prof->blocks[i].fc,
+							d->prof->blocks[i].addr,
+							d->prof->blocks[i].count));
+	if (blocks)
+		json_object_set_new(o, "blocks", blocks);
+	if (p)
+		json_object_set_new(o, "asleep", json_boolean(p->asleep));
+	if (p && p->kind == SIM_TCP)
+		json_object_set_new(o, "port", json_integer(p->port));
+	else if (p)
+		json_object_set_new(o, "path", json_string(p->path));
+	return o;
+}

@@ -1,0 +1,104 @@
+/* MQTT publishing of readings, with Home Assistant discovery.
+ *
+ * Topic tree (prefix = settings mqtt.topic_prefix, default "egw"; serial = the
+ * gateway's serial; dev = the device id):
+ *   <prefix>/<serial>/status             "online" / "offline" (retained; the
+ *                                        will sets "offline" if we vanish)
+ *   <prefix>/<serial>/<dev>/state        one JSON reading per poll, QoS 1:
+ *                                        {"ts_ms":..,"device":..,"profile":..,
+ *                                         "pv":{..},"battery":{..},"meter":{..}}
+ *   <prefix>/<serial>/<dev>/availability "online" / "offline" (retained)
+ *   <disc>/sensor/<node>/<object>/config Home Assistant discovery (retained),
+ *                                        disc = mqtt.discovery_prefix
+ *                                        ("homeassistant"), node =
+ *                                        egw_<serial>_<dev>, object =
+ *                                        <group>_<name> ("pv_W", "meter_L1_V").
+ * Discovery is sent for each field the first time a device reports it, and
+ * again after every reconnect (a restarted broker may have lost retained
+ * messages).
+ *
+ * Delivery: messages go through our own bounded FIFO (MQTT_QUEUE_MAX messages
+ * and MQTT_QUEUE_BYTES of payload; when full the oldest message is dropped and
+ * counted).  While the broker is away nothing is handed to libmosquitto, so
+ * readings wait in the FIFO and are published, in order, on reconnect.  At
+ * most MQTT_INFLIGHT QoS 1 messages are unacknowledged at a time; libmosquitto
+ * resends those after a reconnect (at-least-once: a message may be repeated,
+ * none is lost unless the FIFO overflows).
+ *
+ * Driven by the gateway's loop: the socket (mosquitto_socket) is watched for
+ * reading, and for writing while libmosquitto wants to write; a 1 s task runs
+ * mosquitto_loop_misc (keepalive) and reconnects with exponential backoff
+ * (1 s .. 30 s).  No libmosquitto thread.  The host name is resolved by
+ * libmosquitto with getaddrinfo (blocking): use an address or a name in
+ * /etc/hosts.
+ *
+ * Built only with libmosquitto (EGW_HAVE_MQTT); without it mqtt_new returns
+ * -ENOTSUP.  The discovery/state payload builders are always available. */
+#pragma once
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "profiles/reading.h"
+
+struct loop;
+struct mqtt;
+
+#define MQTT_QUEUE_MAX 8192u
+#define MQTT_QUEUE_BYTES (4u * 1024u * 1024u)
+#define MQTT_INFLIGHT 32u
+#define MQTT_MAX_DEVICES 64u
+#define MQTT_TOPIC_MAX 256u
+
+struct mqtt_config {
+	const char *host;             /* required */
+	int port;                     /* 0: 1883 (8883 with tls) */
+	const char *username;         /* NULL or "": none */
+	const char *password;
+	bool tls;                     /* verify against the system CAs */
+	const char *topic_prefix;     /* NULL or "": "egw" */
+	const char *discovery_prefix; /* NULL or "": "homeassistant" */
+	const char *client_id;        /* NULL: "egw-<serial>" */
+	int keepalive_s;              /* 0: 30 */
+};
+
+struct mqtt_stats {
+	bool connected;
+	uint64_t connects;       /* CONNACKs accepted */
+	uint64_t disconnects;
+	uint64_t queued;         /* messages accepted into the FIFO */
+	uint64_t published;      /* handed to libmosquitto */
+	uint64_t acked;          /* PUBACKs received */
+	uint64_t dropped;        /* FIFO overflow (oldest dropped) */
+	unsigned backlog;        /* messages waiting in the FIFO */
+	size_t backlog_bytes;
+	unsigned inflight;
+};
+
+/* Starts connecting at once.  serial names the gateway in topics.  Returns 0,
+ * -EINVAL (no host, bad prefix), -ENOTSUP (built without libmosquitto),
+ * -ENOMEM.  Connection failures are not errors: it keeps retrying. */
+int mqtt_new(struct loop *l, const struct mqtt_config *cfg, const char *serial,
+             struct mqtt **ret);
+/* Publishes "offline" when connected, then disconnects.  Accepts NULL. */
+void mqtt_free(struct mqtt *m);
+
+/* Queue one reading of a device (and the discovery configs of fields seen
+ * for the first time).  Returns 0, -EINVAL, -ENOMEM.  Never blocks. */
+int mqtt_publish_reading(struct mqtt *m, const char *device_id, const char *profile,
+                         int64_t ts_ms, const struct reading *r);
+/* Queue a device's availability ("online"/"offline", retained). */
+int mqtt_publish_availability(struct mqtt *m, const char *device_id, bool online);
+
+void mqtt_stats(const struct mqtt *m, struct mqtt_stats *ret);
+
+/* Payload builders (pure, for tests and for the module itself). */
+/* The state JSON of a reading (see the topic tree).  New reference or NULL. */
+json_t *mqtt_state_json(const char *device_id, const char *profile, int64_t ts_ms,
+                        const struct reading *r);
+/* The discovery topic and config for field f of a device.  Returns 0, -EINVAL
+ * (a name that does not fit in a topic), -ENOMEM; *ret_config a new reference. */
+int mqtt_discovery(const char *topic_prefix, const char *discovery_prefix, const char *serial,
+                   const char *device_id, const char *profile, enum reading_field f,
+                   char *ret_topic, size_t topic_len, json_t **ret_config);

@@ -1,0 +1,832 @@
+#include "config/settings.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/err.h"
+#include "base/util.h"
+
+enum stype {
+	ST_INT,
+	ST_BOOL,
+	ST_STR,
+	ST_ENUM,
+	ST_URL,       /* "" or http(s)://... */
+	ST_URL_LIST,  /* array of http(s) URLs */
+	ST_DEVICES,   /* array of device objects */
+	ST_ARRAY,     /* array of anything (checked by its consumer) */
+};
+
+#define SF_SECRET 1u
+
+struct skey {
+	const char *key;
+	enum stype type;
+	int64_t def;              /* ST_INT, ST_BOOL */
+	const char *def_str;      /* ST_STR, ST_ENUM, ST_URL */
+	int64_t min, max;         /* ST_INT */
+	const char *const *values; /* ST_ENUM, NULL-terminated */
+	unsigned flags;
+};
+
+static const char *const signer_backends[] = { "software", "atecc608", NULL };
+static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
+
+#define MIB (INT64_C(1) << 20)
+#define DAY_S INT64_C(86400)
+
+/* The schema, sorted by key.  Keys pinned by other issues; see settings.h. */
+static const struct skey schema[] = {
+	{ "backend.data_urls", ST_URL_LIST },
+	{ "backend.graphql_url", ST_URL, .def_str = "" },
+	{ "devices", ST_DEVICES },
+	{ "frequency.device", ST_INT, 0, .min = 0, .max = 255 },
+	{ "frequency.interval_ms", ST_INT, 100, .min = 10, .max = 60000 },
+	{ "harvest.batch_interval_ms", ST_INT, 10000, .min = 10, .max = 3600000 },
+	{ "harvest.poll_interval_ms", ST_INT, 1000, .min = 10, .max = 3600000 },
+	{ "http.bind", ST_STR, .def_str = "0.0.0.0" },
+	{ "http.max_body_bytes", ST_INT, 65536, .min = 1024, .max = 16 * MIB },
+	{ "http.max_connections", ST_INT, 64, .min = 1, .max = 4096 },
+	{ "http.port", ST_INT, 5000, .min = 1, .max = 65535 },
+	{ "http.request_timeout_s", ST_INT, 10, .min = 1, .max = 3600 },
+	{ "log_level", ST_ENUM, .def_str = "info", .values = log_levels },
+	{ "modbus.min_gap_ms", ST_INT, 0, .min = 0, .max = 10000 },
+	{ "modbus.timeout_ms", ST_INT, 1000, .min = 10, .max = 60000 },
+	{ "modbus_write_allowlist", ST_ARRAY },
+	{ "mqtt.discovery_prefix", ST_STR, .def_str = "homeassistant" },
+	{ "mqtt.enabled", ST_BOOL, 0 },
+	{ "mqtt.host", ST_STR, .def_str = "localhost" },
+	{ "mqtt.password", ST_STR, .def_str = "", .flags = SF_SECRET },
+	{ "mqtt.port", ST_INT, 1883, .min = 1, .max = 65535 },
+	{ "mqtt.tls", ST_BOOL, 0 },
+	{ "mqtt.topic_prefix", ST_STR, .def_str = "egw" },
+	{ "mqtt.username", ST_STR, .def_str = "" },
+	{ "name.interval_ms", ST_INT, 10000, .min = 100, .max = 86400000 },
+	{ "name.refresh_interval_ms", ST_INT, 3600000, .min = 1000, .max = 30 * DAY_S * 1000 },
+	{ "signer.backend", ST_ENUM, .def_str = "software", .values = signer_backends },
+	{ "signer.i2c_address", ST_INT, 0x60, .min = 0, .max = 127 },
+	{ "signer.i2c_bus", ST_STR, .def_str = "/dev/i2c-1" },
+	{ "store.max_age_s", ST_INT, 30 * DAY_S, .min = 60, .max = 3650 * DAY_S },
+	{ "store.max_bytes", ST_INT, 64 * MIB, .min = MIB, .max = INT64_C(1) << 40 },
+};
+
+/* Fields of one element of "devices". */
+enum dfield_type { DF_STR, DF_INT, DF_ENUM };
+struct dfield {
+	const char *name;
+	enum dfield_type type;
+	int64_t min, max;
+	const char *const *values;
+};
+static const char *const connections[] = { "tcp", "rtu", "rtu-over-tcp", NULL };
+static const char *const parities[] = { "N", "E", "O", NULL };
+static const struct dfield device_fields[] = {
+	{ "baudrate", DF_INT, 300, 4000000 },
+	{ "connection", DF_ENUM, .values = connections },
+	{ "host", DF_STR },
+	{ "id", DF_STR },
+	{ "name", DF_STR },
+	{ "parity", DF_ENUM, .values = parities },
+	{ "poll_interval_ms", DF_INT, 10, 3600000 },
+	{ "port", DF_INT, 1, 65535 },
+	{ "profile", DF_STR },
+	{ "serial_port", DF_STR },
+	{ "stopbits", DF_INT, 1, 2 },
+	{ "unit_id", DF_INT, 0, 255 },
+};
+
+#define MAX_DEVICES 32
+#define MAX_ARRAY 256
+
+struct settings {
+	json_t *file;      /* file layer */
+	json_t *over;      /* command line layer */
+	json_t *eff;       /* defaults + file + over */
+	uint64_t generation;
+	char path[PATH_MAX];
+};
+
+static void set_err(struct settings_error *e, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(struct settings_error *e, const char *key, const char *fmt, ...)
+{
+	va_list ap;
+	if (!e)
+		return;
+	snprintf(e->key, sizeof(e->key), "%s", key ? key : "");
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+}
+
+const char *settings_error_str(const struct settings_error *e, char *buf, size_t len)
+{
+	if (e->key[0])
+		snprintf(buf, len, "%s: %s", e->key, e->msg);
+	else
+		snprintf(buf, len, "%s", e->msg);
+	return buf;
+}
+
+static const struct skey *schema_find(const char *key)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(schema); i++)
+		if (strcmp(schema[i].key, key) == 0)
+			return &schema[i];
+	return NULL;
+}
+
+/* True when key is a group ("http") of some schema key ("http.port"). */
+static bool schema_is_group(const char *key)
+{
+	size_t n = strlen(key);
+	for (size_t i = 0; i < ARRAY_SIZE(schema); i++)
+		if (strncmp(schema[i].key, key, n) == 0 && schema[i].key[n] == '.')
+			return true;
+	return false;
+}
+
+static const char *type_name(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: return "an object";
+	case JSON_ARRAY: return "an array";
+	case JSON_STRING: return "a string";
+	case JSON_INTEGER: return "an integer";
+	case JSON_REAL: return "a number with a fraction";
+	case JSON_TRUE:
+	case JSON_FALSE: return "a boolean";
+	case JSON_NULL: return "null";
+	}
+	return "?";
+}
+
+static bool in_list(const char *const *values, const char *v)
+{
+	for (; *values; values++)
+		if (strcmp(*values, v) == 0)
+			return true;
+	return false;
+}
+
+static void list_str(const char *const *values, char *buf, size_t len)
+{
+	size_t off = 0;
+	buf[0] = 0;
+	for (const char *const *p = values; *p && off < len; p++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", p == values ? "" : ", ", *p);
+}
+
+static int check_enum(const char *key, const json_t *v, const char *const *values,
+		      struct settings_error *err)
+{
+	char list[128];
+	if (!json_is_string(v)) {
+		set_err(err, key, "expected a string, got %s", type_name(v));
+		return -EGW_ESCHEMA;
+	}
+	if (!in_list(values, json_string_value(v))) {
+		list_str(values, list, sizeof(list));
+		set_err(err, key, "unknown value \"%.40s\" (expected one of %s)",
+			json_string_value(v), list);
+		return -EGW_ESCHEMA;
+	}
+	return 0;
+}
+
+static int check_int(const char *key, const json_t *v, int64_t min, int64_t max,
+		     struct settings_error *err)
+{
+	if (!json_is_integer(v)) {
+		set_err(err, key, "expected an integer, got %s", type_name(v));
+		return -EGW_ESCHEMA;
+	}
+	int64_t x = json_integer_value(v);
+	if (x < min || x > max) {
+		set_err(err, key, "%" PRId64 " is out of range %" PRId64 "..%" PRId64, x, min, max);
+		return -EGW_ESCHEMA;
+	}
+	return 0;
+}
+
+static bool is_url(const char *s)
+{
+	return (strncmp(s, "http://", 7) == 0 && s[7]) || (strncmp(s, "https://", 8) == 0 && s[8]);
+}
+
+static int check_device(const char *key, const json_t *d, struct settings_error *err)
+{
+	const char *name;
+	const json_t *v;
+	char fkey[256];
+	int r;
+
+	if (!json_is_object(d)) {
+		set_err(err, key, "expected an object, got %s", type_name(d));
+		return -EGW_ESCHEMA;
+	}
+	json_object_foreach((json_t *)d, name, v) {
+		const struct dfield *f = NULL;
+		for (size_t i = 0; i < ARRAY_SIZE(device_fields); i++)
+			if (strcmp(device_fields[i].name, name) == 0)
+				f = &device_fields[i];
+		snprintf(fkey, sizeof(fkey), "%.100s.%.60s", key, name);
+		if (!f) {
+			set_err(err, fkey, "unknown key");
+			return -EGW_ESCHEMA;
+		}
+		switch (f->type) {
+		case DF_STR:
+			if (!json_is_string(v)) {
+				set_err(err, fkey, "expected a string, got %s", type_name(v));
+				return -EGW_ESCHEMA;
+			}
+			break;
+		case DF_INT:
+			r = check_int(fkey, v, f->min, f->max, err);
+			if (r < 0)
+				return r;
+			break;
+		case DF_ENUM:
+			r = check_enum(fkey, v, f->values, err);
+			if (r < 0)
+				return r;
+			break;
+		}
+	}
+	static const char *const required[] = { "connection", "profile" };
+	for (size_t i = 0; i < ARRAY_SIZE(required); i++)
+		if (!json_object_get(d, required[i])) {
+			snprintf(fkey, sizeof(fkey), "%.100s.%s", key, required[i]);
+			set_err(err, fkey, "missing (required)");
+			return -EGW_ESCHEMA;
+		}
+	const char *conn = json_string_value(json_object_get(d, "connection"));
+	const char *need = strcmp(conn, "rtu") == 0 ? "serial_port" : "host";
+	if (!json_object_get(d, need)) {
+		snprintf(fkey, sizeof(fkey), "%.100s.%s", key, need);
+		set_err(err, fkey, "missing (required for connection \"%s\")", conn);
+		return -EGW_ESCHEMA;
+	}
+	return 0;
+}
+
+static int check_value(const struct skey *k, const json_t *v, struct settings_error *err)
+{
+	char ikey[160];
+	size_t i;
+	const json_t *e;
+	int r;
+
+	switch (k->type) {
+	case ST_INT:
+		return check_int(k->key, v, k->min, k->max, err);
+	case ST_BOOL:
+		if (!json_is_boolean(v)) {
+			set_err(err, k->key, "expected a boolean, got %s", type_name(v));
+			return -EGW_ESCHEMA;
+		}
+		return 0;
+	case ST_STR:
+		if (!json_is_string(v)) {
+			set_err(err, k->key, "expected a string, got %s", type_name(v));
+			return -EGW_ESCHEMA;
+		}
+		if (json_string_length(v) > 1024) {
+			set_err(err, k->key, "longer than 1024 bytes");
+			return -EGW_ESCHEMA;
+		}
+		return 0;
+	case ST_ENUM:
+		return check_enum(k->key, v, k->values, err);
+	case ST_URL:
+		if (!json_is_string(v)) {
+			set_err(err, k->key, "expected a string, got %s", type_name(v));
+			return -EGW_ESCHEMA;
+		}
+		if (json_string_length(v) && !is_url(json_string_value(v))) {
+			set_err(err, k->key, "expected an http:// or https:// URL or \"\"");
+			return -EGW_ESCHEMA;
+		}
+		return 0;
+	case ST_URL_LIST:
+	case ST_DEVICES:
+	case ST_ARRAY:
+		if (!json_is_array(v)) {
+			set_err(err, k->key, "expected an array, got %s", type_name(v));
+			return -EGW_ESCHEMA;
+		}
+		if (json_array_size(v) > (k->type == ST_DEVICES ? MAX_DEVICES : MAX_ARRAY)) {
+			set_err(err, k->key, "more than %d entries",
+				k->type == ST_DEVICES ? MAX_DEVICES : MAX_ARRAY);
+			return -EGW_ESCHEMA;
+		}
+		if (k->type == ST_ARRAY)
+			return 0;
+		json_array_foreach(v, i, e) {
+			snprintf(ikey, sizeof(ikey), "%s[%zu]", k->key, i);
+			if (k->type == ST_DEVICES) {
+				r = check_device(ikey, e, err);
+				if (r < 0)
+					return r;
+			} else if (!json_is_string(e) || !is_url(json_string_value(e))) {
+				set_err(err, ikey, "expected an http:// or https:// URL");
+				return -EGW_ESCHEMA;
+			}
+		}
+		return 0;
+	}
+	return 0;
+}
+
+/* Validates the members of object `o` found under dotted `prefix` ("" at top). */
+static int validate_at(const char *prefix, const json_t *o, struct settings_error *err)
+{
+	const char *name;
+	const json_t *v;
+	char key[128];
+	int r;
+
+	json_object_foreach((json_t *)o, name, v) {
+		int n = snprintf(key, sizeof(key), "%s%s%s", prefix, *prefix ? "." : "", name);
+		if (n < 0 || (size_t)n >= sizeof(key)) {
+			set_err(err, "", "key too long");
+			return -EGW_ESCHEMA;
+		}
+		const struct skey *k = schema_find(key);
+		if (k) {
+			r = check_value(k, v, err);
+		} else if (schema_is_group(key)) {
+			if (!json_is_object(v)) {
+				set_err(err, key, "expected an object, got %s", type_name(v));
+				return -EGW_ESCHEMA;
+			}
+			r = validate_at(key, v, err);
+		} else {
+			set_err(err, key, "unknown key");
+			r = -EGW_ESCHEMA;
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int settings_validate(const json_t *doc, struct settings_error *err)
+{
+	if (!json_is_object(doc)) {
+		set_err(err, "", "the settings document must be a JSON object, got %s",
+			doc ? type_name(doc) : "nothing");
+		return -EGW_ESCHEMA;
+	}
+	return validate_at("", doc, err);
+}
+
+/* Finds or creates the object holding the last component of a dotted key
+ * inside doc; *ret_leaf points at that component. */
+static json_t *parent_for(json_t *doc, const char *key, char *buf, size_t len,
+			  const char **ret_leaf)
+{
+	char *dot, *p;
+	json_t *o = doc;
+
+	snprintf(buf, len, "%s", key);
+	p = buf;
+	while ((dot = strchr(p, '.'))) {
+		*dot = 0;
+		json_t *c = json_object_get(o, p);
+		if (!json_is_object(c)) {
+			c = json_object();
+			if (!c || json_object_set_new(o, p, c) < 0)
+				return NULL;
+		}
+		o = c;
+		p = dot + 1;
+	}
+	*ret_leaf = p;
+	return o;
+}
+
+static const json_t *lookup(const json_t *doc, const char *key)
+{
+	char buf[128], *dot, *p = buf;
+	const json_t *o = doc;
+
+	if (snprintf(buf, sizeof(buf), "%s", key) >= (int)sizeof(buf))
+		return NULL;
+	while ((dot = strchr(p, '.'))) {
+		*dot = 0;
+		o = json_object_get(o, p);
+		if (!json_is_object(o))
+			return NULL;
+		p = dot + 1;
+	}
+	return json_object_get(o, p);
+}
+
+/* Deep merge: objects merge recursively, anything else replaces. */
+static int merge(json_t *dst, const json_t *src)
+{
+	const char *name;
+	json_t *v;
+
+	json_object_foreach((json_t *)src, name, v) {
+		json_t *d = json_object_get(dst, name);
+		if (json_is_object(d) && json_is_object(v)) {
+			if (merge(d, v) < 0)
+				return -ENOMEM;
+		} else if (json_object_set_new(dst, name, json_deep_copy(v)) < 0) {
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static json_t *defaults_doc(void)
+{
+	json_t *doc = json_object(), *v = NULL;
+	char buf[128];
+	const char *leaf;
+
+	if (!doc)
+		return NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(schema); i++) {
+		const struct skey *k = &schema[i];
+		switch (k->type) {
+		case ST_INT: v = json_integer(k->def); break;
+		case ST_BOOL: v = json_boolean(k->def); break;
+		case ST_STR:
+		case ST_ENUM:
+		case ST_URL: v = json_string(k->def_str); break;
+		default: v = json_array(); break;
+		}
+		json_t *parent = parent_for(doc, k->key, buf, sizeof(buf), &leaf);
+		if (!v || !parent || json_object_set_new(parent, leaf, v) < 0)
+			goto err;
+	}
+	return doc;
+err:
+	json_decref(doc);
+	return NULL;
+}
+
+/* Builds defaults + file + over into a new effective document. */
+static json_t *effective(const json_t *file, const json_t *over)
+{
+	json_t *eff = defaults_doc();
+	if (!eff || merge(eff, file) < 0 || merge(eff, over) < 0) {
+		json_decref(eff);
+		return NULL;
+	}
+	return eff;
+}
+
+/* Replaces the layers with the given ones (stolen) if the result is valid. */
+static int commit(struct settings *s, json_t *file, json_t *over, struct settings_error *err)
+{
+	json_t *eff;
+	int r;
+
+	r = settings_validate(file, err);
+	if (r >= 0)
+		r = settings_validate(over, err);
+	if (r < 0)
+		goto err;
+	eff = effective(file, over);
+	if (!eff) {
+		r = -ENOMEM;
+		set_err(err, "", "out of memory");
+		goto err;
+	}
+	json_decref(s->file);
+	json_decref(s->over);
+	json_decref(s->eff);
+	s->file = file;
+	s->over = over;
+	s->eff = eff;
+	s->generation++;
+	return 0;
+err:
+	json_decref(file);
+	json_decref(over);
+	return r;
+}
+
+int settings_new(const char *path, struct settings **ret)
+{
+	struct settings *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	snprintf(s->path, sizeof(s->path), "%s", path ? path : "settings.json");
+	s->file = json_object();
+	s->over = json_object();
+	s->eff = effective(s->file, s->over);
+	if (!s->file || !s->over || !s->eff) {
+		settings_free(s);
+		return -ENOMEM;
+	}
+	*ret = s;
+	return 0;
+}
+
+void settings_free(struct settings *s)
+{
+	if (!s)
+		return;
+	json_decref(s->file);
+	json_decref(s->over);
+	json_decref(s->eff);
+	free(s);
+}
+
+const char *settings_path(const struct settings *s) { return s->path; }
+uint64_t settings_generation(const struct settings *s) { return s->generation; }
+
+int settings_load(struct settings *s, struct settings_error *err)
+{
+	json_error_t je;
+	json_t *doc;
+	struct stat st;
+
+	if (stat(s->path, &st) < 0) {
+		if (errno != ENOENT) {
+			int r = -errno;
+			set_err(err, "", "%s: %s", s->path, strerror(errno));
+			return r;
+		}
+		doc = json_object();
+	} else {
+		doc = json_load_file(s->path, JSON_REJECT_DUPLICATES, &je);
+		if (!doc) {
+			set_err(err, "", "%s:%d:%d: malformed JSON: %s", s->path, je.line, je.column,
+				je.text);
+			return -EGW_EJSON;
+		}
+	}
+	if (!doc) {
+		set_err(err, "", "out of memory");
+		return -ENOMEM;
+	}
+	return commit(s, doc, json_deep_copy(s->over), err);
+}
+
+static int set_in(json_t *doc, const char *key, const json_t *value, struct settings_error *err)
+{
+	char buf[128];
+	const char *leaf;
+	json_t *partial = json_object(), *parent;
+	int r;
+
+	/* Validate the key in isolation first so errors name it precisely. */
+	if (!partial)
+		return -ENOMEM;
+	if (!schema_find(key) && !schema_is_group(key)) {
+		json_decref(partial);
+		set_err(err, key, "unknown key");
+		return -EGW_ESCHEMA;
+	}
+	parent = parent_for(partial, key, buf, sizeof(buf), &leaf);
+	if (!parent || json_object_set_new(parent, leaf, json_deep_copy(value)) < 0) {
+		json_decref(partial);
+		return -ENOMEM;
+	}
+	r = settings_validate(partial, err);
+	if (r >= 0)
+		r = merge(doc, partial);
+	json_decref(partial);
+	return r;
+}
+
+int settings_set(struct settings *s, const char *key, const json_t *value,
+		 struct settings_error *err)
+{
+	json_t *file = json_deep_copy(s->file);
+	int r;
+	if (!file)
+		return -ENOMEM;
+	r = set_in(file, key, value, err);
+	if (r < 0) {
+		json_decref(file);
+		return r;
+	}
+	return commit(s, file, json_deep_copy(s->over), err);
+}
+
+int settings_override(struct settings *s, const char *key, const json_t *value,
+		      struct settings_error *err)
+{
+	json_t *over = json_deep_copy(s->over);
+	int r;
+	if (!over)
+		return -ENOMEM;
+	r = set_in(over, key, value, err);
+	if (r < 0) {
+		json_decref(over);
+		return r;
+	}
+	return commit(s, json_deep_copy(s->file), over, err);
+}
+
+/* In patch (a copy), replace each secret given as "***" by its current value. */
+static void unmask(json_t *patch, const json_t *eff)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(schema); i++) {
+		if (!(schema[i].flags & SF_SECRET))
+			continue;
+		const json_t *v = lookup(patch, schema[i].key);
+		if (!json_is_string(v) || strcmp(json_string_value(v), "***") != 0)
+			continue;
+		char buf[128];
+		const char *leaf;
+		json_t *parent = parent_for(patch, schema[i].key, buf, sizeof(buf), &leaf);
+		const json_t *cur = lookup(eff, schema[i].key);
+		if (parent && cur)
+			json_object_set_new(parent, leaf, json_deep_copy(cur));
+	}
+}
+
+int settings_patch(struct settings *s, const json_t *patch, struct settings_error *err)
+{
+	json_t *p, *file;
+	int r;
+
+	r = settings_validate(patch, err);
+	if (r < 0)
+		return r;
+	p = json_deep_copy(patch);
+	file = json_deep_copy(s->file);
+	if (!p || !file) {
+		r = -ENOMEM;
+		goto out;
+	}
+	unmask(p, s->eff);
+	r = merge(file, p);
+	if (r < 0)
+		goto out;
+	r = commit(s, file, json_deep_copy(s->over), err);
+	file = NULL;
+out:
+	json_decref(p);
+	json_decref(file);
+	return r;
+}
+
+int settings_parse_assignment(const char *arg, char *ret_key, size_t keylen, json_t **ret_value)
+{
+	const char *eq = strchr(arg, '=');
+	json_t *v;
+	size_t n;
+
+	if (!eq || eq == arg)
+		return -EINVAL;
+	n = (size_t)(eq - arg);
+	if (n >= keylen)
+		return -EINVAL;
+	v = json_loads(eq + 1, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+	if (!v)
+		v = json_string(eq + 1);
+	if (!v)
+		return -ENOMEM;
+	memcpy(ret_key, arg, n);
+	ret_key[n] = 0;
+	*ret_value = v;
+	return 0;
+}
+
+static int fsync_dir_of(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int fd, r = 0;
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+int settings_write_atomic(const char *path, const void *data, size_t len, unsigned mode)
+{
+	char tmp[PATH_MAX];
+	const char *p = data;
+	int fd, r = 0;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	unlink(tmp); /* a leftover from a crashed run with the same pid */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
+	if (fd < 0)
+		return -errno;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			goto err_unlink;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	if (fchmod(fd, (mode_t)mode) < 0 || fsync(fd) < 0) {
+		r = -errno;
+		goto err_unlink;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		r = -errno;
+		goto err_unlink;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		r = -errno;
+		goto err_unlink;
+	}
+	return fsync_dir_of(path);
+err_unlink:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	return r;
+}
+
+int settings_save(const struct settings *s)
+{
+	char *text = json_dumps(s->file, JSON_INDENT(2) | JSON_SORT_KEYS);
+	int r;
+	if (!text)
+		return -ENOMEM;
+	size_t n = strlen(text);
+	text[n] = 0;
+	/* End with a newline, as an editor would. */
+	char *t2 = realloc(text, n + 2);
+	if (!t2) {
+		free(text);
+		return -ENOMEM;
+	}
+	t2[n] = '\n';
+	t2[n + 1] = 0;
+	r = settings_write_atomic(s->path, t2, n + 1, 0600);
+	free(t2);
+	return r;
+}
+
+const json_t *settings_get_json(const struct settings *s, const char *key)
+{
+	return lookup(s->eff, key);
+}
+
+int64_t settings_get_int(const struct settings *s, const char *key)
+{
+	const json_t *v = lookup(s->eff, key);
+	return json_is_integer(v) ? json_integer_value(v) : 0;
+}
+
+const char *settings_get_str(const struct settings *s, const char *key)
+{
+	const json_t *v = lookup(s->eff, key);
+	return json_is_string(v) ? json_string_value(v) : "";
+}
+
+bool settings_get_bool(const struct settings *s, const char *key)
+{
+	return json_is_true(lookup(s->eff, key));
+}
+
+json_t *settings_to_json(const struct settings *s, bool mask)
+{
+	json_t *doc = json_deep_copy(s->eff);
+	if (!doc || !mask)
+		return doc;
+	for (size_t i = 0; i < ARRAY_SIZE(schema); i++) {
+		if (!(schema[i].flags & SF_SECRET))
+			continue;
+		const json_t *v = lookup(doc, schema[i].key);
+		if (!json_is_string(v) || !json_string_length(v))
+			continue;
+		char buf[128];
+		const char *leaf;
+		json_t *parent = parent_for(doc, schema[i].key, buf, sizeof(buf), &leaf);
+		if (parent)
+			json_object_set_new(parent, leaf, json_string("***"));
+	}
+	return doc;
+}

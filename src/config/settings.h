@@ -1,0 +1,88 @@
+/* Settings: one JSON document, <state-dir>/settings.json, validated against
+ * a const schema table (settings.c) and written atomically (temp file,
+ * fsync, rename, fsync of the directory; mode 0600 because it may hold
+ * passwords).
+ *
+ * The document is nested by dotted key: "http.port" is {"http": {"port": N}}.
+ * Three layers, later wins: the schema defaults, the file, and the command
+ * line overrides (--port, --set KEY=VALUE).  The API reads the effective
+ * document (passwords masked as "***") and writes the file layer; overrides
+ * are never saved.
+ *
+ * Validation errors name the key, e.g. "http.port: 70000 is out of range
+ * 1..65535", "devices[1].connection: unknown value \"usb\" (expected one of
+ * tcp, rtu, rtu-over-tcp)", "foo: unknown key", "settings.json:3:7: malformed
+ * JSON: ...".  On any error the settings object is left unchanged.
+ *
+ * Not thread-safe: use from the loop thread. */
+#pragma once
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct settings;
+
+struct settings_error {
+	char key[128];   /* dotted key at fault, "" when not about one key */
+	char msg[256];   /* the problem, without the key */
+};
+
+/* "key: msg" (or just msg) into buf; returns buf. */
+const char *settings_error_str(const struct settings_error *e, char *buf, size_t len);
+
+/* Defaults only; path is where settings_load/reload/save read and write.
+ * Returns 0 or -ENOMEM. */
+int settings_new(const char *path, struct settings **ret);
+void settings_free(struct settings *s);
+const char *settings_path(const struct settings *s);
+
+/* Reads the file layer from the settings path.  A missing file is an empty
+ * document (returns 0).  Returns -EGW_EJSON (malformed), -EGW_ESCHEMA
+ * (invalid), -errno (unreadable); err says why.  Unchanged on error. */
+int settings_load(struct settings *s, struct settings_error *err);
+
+/* Validates a (partial) settings document.  Returns 0 or -EGW_ESCHEMA. */
+int settings_validate(const json_t *doc, struct settings_error *err);
+
+/* Sets one dotted key (a leaf or a whole group object) in the file layer
+ * (settings_set) or the override layer (settings_override).  value is
+ * borrowed.  Returns 0 or -EGW_ESCHEMA. */
+int settings_set(struct settings *s, const char *key, const json_t *value,
+                 struct settings_error *err);
+int settings_override(struct settings *s, const char *key, const json_t *value,
+                      struct settings_error *err);
+
+/* Merges a partial document into the file layer (objects merge, everything
+ * else replaces).  A secret given as "***" keeps its current value, so a
+ * GET-edit-POST round trip does not wipe passwords.  Returns 0,
+ * -EGW_ESCHEMA (nothing changed) or -ENOMEM. */
+int settings_patch(struct settings *s, const json_t *patch, struct settings_error *err);
+
+/* Parses "KEY=VALUE" (--set): VALUE is JSON if it parses as JSON, otherwise
+ * the literal string.  Returns 0 (ret_key filled, *ret_value a new
+ * reference) or -EINVAL (no '=', empty or over-long key). */
+int settings_parse_assignment(const char *arg, char *ret_key, size_t keylen, json_t **ret_value);
+
+/* Atomically writes the file layer to the settings path.  Returns 0 or -errno. */
+int settings_save(const struct settings *s);
+
+/* Writes len bytes to path atomically: path.tmp.<pid> created with `mode`,
+ * write, fsync, rename over path, fsync of the directory.  The temp file
+ * never survives.  Returns 0 or -errno. */
+int settings_write_atomic(const char *path, const void *data, size_t len, unsigned mode);
+
+/* Getters on the effective document.  Keys are dotted schema keys; a key not
+ * in the schema (a programmer error) gives 0 / "" / false / NULL. */
+int64_t settings_get_int(const struct settings *s, const char *key);
+const char *settings_get_str(const struct settings *s, const char *key);
+bool settings_get_bool(const struct settings *s, const char *key);
+/* Borrowed reference, valid until the settings change. */
+const json_t *settings_get_json(const struct settings *s, const char *key);
+
+/* The effective document, secrets masked as "***" when mask and non-empty.
+ * New reference, NULL on ENOMEM. */
+json_t *settings_to_json(const struct settings *s, bool mask);
+
+/* Bumped on every successful change (load, set, override, patch). */
+uint64_t settings_generation(const struct settings *s);

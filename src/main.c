@@ -1,0 +1,396 @@
+/* egwd: the gateway daemon.
+ *
+ * Parses the command line, loads the settings, then brings the modules up in
+ * the order of `steps` below and down in reverse.  Module owners add their
+ * field to struct egw (egw.h) and one step here.  SIGTERM/SIGINT: state
+ * "stopping", orderly teardown, exit 0.  SIGHUP: reload settings.json. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backend/pipeline.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "config/settings.h"
+#include "crypto/wire.h"
+#include "devices/wire.h"
+#include "egw.h"
+#include "fsm/fsm.h"
+#include "loop/loop.h"
+#include "store/wire.h"
+#include "web/web.h"
+#include "web/webui.h"
+
+#define MAX_SETS 64
+
+struct args {
+	const char *state_dir;
+	const char *config;
+	const char *port;
+	const char *log_level;
+	const char *sets[MAX_SETS];
+	unsigned nsets;
+	bool check;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: egwd [OPTIONS]\n"
+		"The egw energy gateway daemon.\n\n"
+		"  -p, --port N           HTTP port (settings http.port, default 5000)\n"
+		"  -d, --state-dir DIR    state directory (default ./var, created 0700)\n"
+		"  -c, --config FILE      settings file (default <state-dir>/settings.json)\n"
+		"  -l, --log-level LEVEL  error, warn, info or debug (settings log_level)\n"
+		"  -s, --set KEY=VALUE    override one setting; repeatable; dotted KEY,\n"
+		"                         VALUE parsed as JSON if it parses, else a string\n"
+		"      --check            exit 0 if egwd answers /api/state on the configured\n"
+		"                         port (container health check), 1 otherwise\n"
+		"  -h, --help             show this help\n"
+		"  -V, --version          show the version\n");
+}
+
+static int parse_args(int argc, char **argv, struct args *a)
+{
+	static const struct option opts[] = {
+		{ "port", required_argument, NULL, 'p' },
+		{ "state-dir", required_argument, NULL, 'd' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "set", required_argument, NULL, 's' },
+		{ "check", no_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 },
+	};
+	int c;
+
+	a->state_dir = "./var";
+	while ((c = getopt_long(argc, argv, "p:d:c:l:s:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p': a->port = optarg; break;
+		case 'd': a->state_dir = optarg; break;
+		case 'c': a->config = optarg; break;
+		case 'l': a->log_level = optarg; break;
+		case 's':
+			if (a->nsets >= MAX_SETS) {
+				fprintf(stderr, "egwd: too many --set (max %d)\n", MAX_SETS);
+				return -1;
+			}
+			a->sets[a->nsets++] = optarg;
+			break;
+		case 'C': a->check = true; break;
+		case 'h': usage(stdout); exit(0);
+		case 'V': printf("egwd %s\n", EGW_VERSION); exit(0);
+		default: usage(stderr); return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "egwd: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+static int make_state_dir(const char *dir)
+{
+	char p[PATH_MAX];
+	if (snprintf(p, sizeof(p), "%s", dir) >= (int)sizeof(p))
+		return -ENAMETOOLONG;
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = 0;
+		if (mkdir(p, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	if (mkdir(p, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* Settings from file, then --set in order, then the dedicated flags. */
+static int load_settings(struct egw *e, const struct args *a)
+{
+	struct settings_error err = { 0 };
+	char path[PATH_MAX], msg[512], key[128];
+	json_t *v;
+	int r;
+
+	if (a->config)
+		snprintf(path, sizeof(path), "%s", a->config);
+	else if (snprintf(path, sizeof(path), "%s/settings.json", a->state_dir) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	r = settings_new(path, &e->settings);
+	if (r < 0)
+		return r;
+	r = settings_load(e->settings, &err);
+	if (r < 0) {
+		fprintf(stderr, "egwd: invalid settings file %s: %s\n", path,
+			settings_error_str(&err, msg, sizeof(msg)));
+		return r;
+	}
+	for (unsigned i = 0; i < a->nsets; i++) {
+		if (settings_parse_assignment(a->sets[i], key, sizeof(key), &v) < 0) {
+			fprintf(stderr, "egwd: --set %s: expected KEY=VALUE\n", a->sets[i]);
+			return -EINVAL;
+		}
+		r = settings_override(e->settings, key, v, &err);
+		json_decref(v);
+		if (r < 0) {
+			fprintf(stderr, "egwd: --set %s: %s\n", a->sets[i],
+				settings_error_str(&err, msg, sizeof(msg)));
+			return r;
+		}
+	}
+	if (a->port) {
+		v = json_loads(a->port, JSON_DECODE_ANY, NULL);
+		r = v ? settings_override(e->settings, "http.port", v, &err) : -EINVAL;
+		json_decref(v);
+		if (r < 0) {
+			fprintf(stderr, "egwd: --port %s: expected an integer 1..65535\n", a->port);
+			return -EINVAL;
+		}
+	}
+	if (a->log_level) {
+		v = json_string(a->log_level);
+		r = v ? settings_override(e->settings, "log_level", v, &err) : -ENOMEM;
+		json_decref(v);
+		if (r < 0) {
+			fprintf(stderr, "egwd: --log-level %s: %s\n", a->log_level,
+				settings_error_str(&err, msg, sizeof(msg)));
+			return r;
+		}
+	}
+	return 0;
+}
+
+/* --check: GET /api/state on the configured port; 0 when it answers 200. */
+static int check_running(const struct settings *s)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	char req[128], resp[64];
+	const char *bind = settings_get_str(s, "http.bind");
+	int fd, n = 0;
+
+	sin.sin_port = htons((uint16_t)settings_get_int(s, "http.port"));
+	if (strcmp(bind, "0.0.0.0") == 0 || inet_pton(AF_INET, bind, &sin.sin_addr) != 1)
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 1;
+	struct timeval tv = { .tv_sec = 3 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
+		goto fail;
+	int len = snprintf(req, sizeof(req), "GET /api/state HTTP/1.1\r\nHost: localhost\r\n"
+			   "Connection: close\r\n\r\n");
+	if (write(fd, req, (size_t)len) != len)
+		goto fail;
+	while (n < (int)sizeof(resp) - 1) {
+		ssize_t k = read(fd, resp + n, sizeof(resp) - 1 - (size_t)n);
+		if (k <= 0)
+			break;
+		n += (int)k;
+	}
+	resp[n] = 0;
+	close(fd);
+	if (strncmp(resp, "HTTP/1.1 200", 12) == 0 || strncmp(resp, "HTTP/1.0 200", 12) == 0)
+		return 0;
+	fprintf(stderr, "egwd --check: unexpected answer on port %u\n", ntohs(sin.sin_port));
+	return 1;
+fail:
+	fprintf(stderr, "egwd --check: nothing answers on port %u: %s\n", ntohs(sin.sin_port),
+		strerror(errno));
+	close(fd);
+	return 1;
+}
+
+/* ---- the ordered init list ------------------------------------------- */
+
+static int init_token(struct egw *e)
+{
+	bool created = false;
+	int r = web_token_load_or_create(e->state_dir, e->token, &created);
+	if (r < 0) {
+		log_error("main", "API token %s/api-token: %s", e->state_dir, egw_strerror(r));
+		return r;
+	}
+	/* Printed once, at creation only. */
+	if (created)
+		fprintf(stderr, "egwd: created API token %s (stored in %s/api-token, mode 0600)\n",
+			e->token, e->state_dir);
+	return 0;
+}
+
+static int init_web(struct egw *e)
+{
+	int r = web_new(e, &e->web);
+	if (r < 0) {
+		log_error("main", "HTTP server on %s:%lld: %s",
+			  settings_get_str(e->settings, "http.bind"),
+			  (long long)settings_get_int(e->settings, "http.port"), egw_strerror(r));
+		return r;
+	}
+	log_info("main", "listening on http://%s:%lld/", settings_get_str(e->settings, "http.bind"),
+		 (long long)settings_get_int(e->settings, "http.port"));
+	return 0;
+}
+
+static void fini_web(struct egw *e)
+{
+	web_free(e->web);
+	e->web = NULL;
+}
+
+struct step {
+	const char *name;
+	int (*init)(struct egw *e);
+	void (*fini)(struct egw *e);
+};
+
+/* Brought up in this order, torn down in reverse.  Owners add their steps:
+ * signer, store, http (curl multi), uploader, namequery, devices, harvest,
+ * mqtt.  A module that wants to appear in /api/state registers a section
+ * (web_add_section) in its init step, so "web" comes early. */
+static const struct step steps[] = {
+	{ "token", init_token, NULL },
+	{ "web", init_web, fini_web },
+	{ "signer", crypto_egw_init, crypto_egw_fini },
+	{ "store", store_egw_init, store_egw_fini },
+	{ "devices", devices_egw_init, devices_egw_fini },
+	/* the upload pipeline: after "signer" and "store" (it uses both) */
+	{ "http", pipeline_http_init, pipeline_http_fini },
+	{ "harvest", pipeline_harvest_init, pipeline_harvest_fini },
+	{ "uploader", pipeline_uploader_init, pipeline_uploader_fini },
+	{ "namequery", pipeline_name_init, pipeline_name_fini },
+	/* last: device hooks tolerate a missing UI, and MQTT topics need the serial */
+	{ "webui", webui_egw_init, webui_egw_fini },
+};
+
+/* ---- runtime ---------------------------------------------------------- */
+
+static void update_gateway_state(struct egw *e, const char *reason)
+{
+	fsm_go(&e->gw, (unsigned)devices_egw_gateway_state(e), reason);
+}
+
+static int on_settings_changed(struct egw *e)
+{
+	int lvl = log_parse_level(settings_get_str(e->settings, "log_level"));
+	if (lvl >= 0)
+		log_set_level((enum log_level)lvl);
+	if (e->web)
+		web_apply_settings(e->web);
+	/* Module owners: apply the new settings to your module here. */
+	devices_egw_apply(e);
+	store_egw_apply(e);
+	webui_settings_changed(e->webui);
+	pipeline_apply_settings(e);
+	update_gateway_state(e, "settings changed");
+	return 0;
+}
+
+static void on_signal(struct loop *l, int signo, void *ud)
+{
+	struct egw *e = ud;
+	if (signo == SIGHUP) {
+		struct settings_error err = { 0 };
+		char msg[512];
+		int r = settings_load(e->settings, &err);
+		if (r < 0) {
+			log_error("main", "SIGHUP: keeping the current settings: %s",
+				  settings_error_str(&err, msg, sizeof(msg)));
+			return;
+		}
+		log_info("main", "SIGHUP: reloaded %s", settings_path(e->settings));
+		if (e->settings_changed)
+			e->settings_changed(e);
+		return;
+	}
+	log_info("main", "%s: stopping", strsignal(signo));
+	fsm_go(&e->gw, GW_STOPPING, signo == SIGINT ? "SIGINT" : "SIGTERM");
+	loop_stop(l);
+}
+
+int main(int argc, char **argv)
+{
+	struct egw e = { .exit_code = 0, .settings_changed = on_settings_changed };
+	struct args a = { 0 };
+	unsigned up = 0;
+	int r;
+
+	if (parse_args(argc, argv, &a) < 0)
+		return 2;
+	r = make_state_dir(a.state_dir);
+	if (r < 0) {
+		fprintf(stderr, "egwd: state directory %s: %s\n", a.state_dir, strerror(-r));
+		return 1;
+	}
+	if (!realpath(a.state_dir, e.state_dir))
+		snprintf(e.state_dir, sizeof(e.state_dir), "%s", a.state_dir);
+	if (load_settings(&e, &a) < 0) {
+		settings_free(e.settings);
+		return 2;
+	}
+	int lvl = log_parse_level(settings_get_str(e.settings, "log_level"));
+	if (lvl >= 0)
+		log_set_level((enum log_level)lvl);
+	if (a.check) {
+		r = check_running(e.settings);
+		settings_free(e.settings);
+		return r;
+	}
+
+	e.started_us = now_usec();
+	e.started_wall_ms = wall_ms();
+	fsm_init(&e.gw, &fsm_gateway_def, GW_STARTING, NULL, &e, "gateway");
+	r = loop_new(&e.loop);
+	if (r < 0) {
+		log_error("main", "event loop: %s", egw_strerror(r));
+		settings_free(e.settings);
+		return 1;
+	}
+	r = loop_on_signal(e.loop, on_signal, &e);
+	if (r < 0) {
+		log_error("main", "signals: %s", egw_strerror(r));
+		e.exit_code = 1;
+		goto out;
+	}
+	for (up = 0; up < ARRAY_SIZE(steps); up++) {
+		r = steps[up].init(&e);
+		if (r < 0) {
+			log_error("main", "starting %s failed: %s", steps[up].name, egw_strerror(r));
+			e.exit_code = 1;
+			goto out;
+		}
+	}
+	update_gateway_state(&e, "started");
+	r = loop_run(e.loop);
+	if (r < 0) {
+		log_error("main", "event loop: %s", egw_strerror(r));
+		e.exit_code = 1;
+	}
+out:
+	fsm_go(&e.gw, GW_STOPPING, "shutdown");
+	while (up-- > 0)
+		if (steps[up].fini)
+			steps[up].fini(&e);
+	loop_free(e.loop);
+	settings_free(e.settings);
+	log_info("main", "stopped");
+	return e.exit_code;
+}

@@ -1,0 +1,457 @@
+/* Decode side: decoders by type, register lookup in block results, the block
+ * planner, the raw map and the serial. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "profiles/codec.h"
+#include "profiles/profile.h"
+
+/* ---- decoders by type --------------------------------------------------- */
+
+static int dec_u16(uint64_t raw, double *ret)
+{
+	if (raw == 0xFFFF)
+		return -EGW_EUNAVAILABLE;
+	*ret = (double)raw;
+	return 0;
+}
+
+static int dec_i16(uint64_t raw, double *ret)
+{
+	if (raw == 0x8000 || raw == 0x7FFF)
+		return -EGW_EUNAVAILABLE;
+	*ret = (double)(int16_t)(uint16_t)raw;
+	return 0;
+}
+
+static int dec_u32(uint64_t raw, double *ret)
+{
+	if (raw == 0xFFFFFFFFu)
+		return -EGW_EUNAVAILABLE;
+	*ret = (double)raw;
+	return 0;
+}
+
+static int dec_i32(uint64_t raw, double *ret)
+{
+	if (raw == 0x80000000u || raw == 0x7FFFFFFFu)
+		return -EGW_EUNAVAILABLE;
+	*ret = (double)(int32_t)(uint32_t)raw;
+	return 0;
+}
+
+static int dec_u64(uint64_t raw, double *ret)
+{
+	if (raw == UINT64_MAX)
+		return -EGW_EUNAVAILABLE;
+	*ret = (double)raw;
+	return 0;
+}
+
+static int dec_f32(uint64_t raw, double *ret)
+{
+	uint32_t bits = (uint32_t)raw;
+	float f;
+
+	memcpy(&f, &bits, sizeof(f));
+	if (!isfinite(f))
+		return -EGW_EUNAVAILABLE;
+	*ret = (double)f;
+	return 0;
+}
+
+/* Encoders: the inverse, NAN or out of range -> the type's sentinel. */
+static uint64_t enc_u16(double v)
+{
+	return (isnan(v) || v < 0 || v > 0xFFFE) ? 0xFFFF : (uint64_t)llround(v);
+}
+
+static uint64_t enc_i16(double v)
+{
+	if (isnan(v) || v < -0x7FFF || v > 0x7FFE)
+		return 0x8000;
+	return (uint16_t)(int16_t)llround(v);
+}
+
+static uint64_t enc_u32(double v)
+{
+	return (isnan(v) || v < 0 || v > 4294967294.0) ? 0xFFFFFFFFu : (uint64_t)llround(v);
+}
+
+static uint64_t enc_i32(double v)
+{
+	if (isnan(v) || v < -2147483647.0 || v > 2147483646.0)
+		return 0x80000000u;
+	return (uint32_t)(int32_t)llround(v);
+}
+
+static uint64_t enc_u64(double v)
+{
+	if (isnan(v) || v < 0 || v >= 18446744073709549568.0)
+		return UINT64_MAX;
+	return (uint64_t)round(v); /* llround would overflow above 2^63 */
+}
+
+static uint64_t enc_f32(double v)
+{
+	float f = (float)v; /* NAN stays NaN: the F32 sentinel */
+	uint32_t bits;
+
+	memcpy(&bits, &f, sizeof(bits));
+	return bits;
+}
+
+const struct reg_codec reg_codecs[REG_TYPE_COUNT] = {
+	[REG_U16] = { .words = 1, .decode = dec_u16, .encode = enc_u16, .min = 0, .max = 0xFFFE },
+	[REG_I16] = { .words = 1, .decode = dec_i16, .encode = enc_i16, .min = -0x7FFF, .max = 0x7FFE },
+	[REG_U32] = { .words = 2, .decode = dec_u32, .encode = enc_u32, .min = 0, .max = 4294967294.0 },
+	[REG_I32] = { .words = 2, .decode = dec_i32, .encode = enc_i32,
+		      .min = -2147483647.0, .max = 2147483646.0 },
+	[REG_U64] = { .words = 4, .decode = dec_u64, .encode = enc_u64, .min = 0, .max = 1e19 },
+	[REG_F32] = { .words = 2, .decode = dec_f32, .encode = enc_f32, .min = -3e38, .max = 3e38 },
+	/* STR, MLD, BYTES: words 0, no decoder (raw only) */
+};
+
+uint64_t reg_words_get(const uint16_t *w, unsigned n, uint8_t order)
+{
+	uint64_t raw = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		raw = (raw << 16) | w[order == WO_LITTLE ? n - 1 - i : i];
+	return raw;
+}
+
+void reg_words_put(uint64_t raw, unsigned n, uint8_t order, uint16_t *w)
+{
+	for (unsigned i = 0; i < n; i++) {
+		uint16_t word = (uint16_t)(raw >> (16 * (n - 1 - i)));
+		w[order == WO_LITTLE ? n - 1 - i : i] = word;
+	}
+}
+
+int reg_decode_raw(const struct reg_def *d, const uint16_t *words, double *ret_value)
+{
+	const struct reg_codec *c;
+
+	if (d->type >= REG_TYPE_COUNT)
+		return -EINVAL;
+	c = &reg_codecs[d->type];
+	if (!c->decode || d->words < c->words)
+		return -EINVAL;
+	return c->decode(reg_words_get(words, c->words, d->order), ret_value);
+}
+
+int reg_decode(const struct reg_def *d, const uint16_t *words, double *ret_value)
+{
+	double v;
+	int r = reg_decode_raw(d, words, &v);
+
+	if (r < 0)
+		return r;
+	*ret_value = v * d->scale;
+	return 0;
+}
+
+/* ---- lookup in block results ------------------------------------------- */
+
+static const uint16_t *find_range(uint8_t fc, uint32_t addr, unsigned words,
+				  const struct block_result *res, unsigned nres)
+{
+	for (unsigned i = 0; i < nres; i++) {
+		const struct block_result *b = &res[i];
+
+		if (b->err < 0 || b->b.fc != fc || b->b.count > PROFILE_MAX_BLOCK)
+			continue;
+		if (addr >= b->b.addr && addr + words <= (uint32_t)b->b.addr + b->b.count)
+			return &b->regs[addr - b->b.addr];
+	}
+	return NULL;
+}
+
+const uint16_t *profile_find_words(const struct reg_def *d, const struct block_result *res,
+				   unsigned nres)
+{
+	return find_range(d->fc, d->addr, d->words, res, nres);
+}
+
+/* A SunSpec scale factor is a small exponent; anything else is garbage. */
+#define SF_MIN (-10)
+#define SF_MAX 10
+
+int profile_decode_value(const struct reg_def *d, const struct block_result *res, unsigned nres,
+			 double *ret_value)
+{
+	const uint16_t *w = profile_find_words(d, res, nres);
+	double v;
+	int r;
+
+	if (!w)
+		return -ENOENT;
+	r = reg_decode_raw(d, w, &v);
+	if (r < 0)
+		return r;
+	if (d->sf_addr >= 0) {
+		const uint16_t *sfw = find_range(d->fc, (uint32_t)d->sf_addr, 1, res, nres);
+
+		if (sfw) {
+			int16_t sf = (int16_t)sfw[0];
+
+			if (sf < SF_MIN || sf > SF_MAX)
+				return -EGW_EUNAVAILABLE; /* 0x8000 "not implemented" included */
+			v *= pow(10.0, sf);
+		} else if (d->scale != 0) {
+			v *= d->scale; /* the listed factor is the fallback */
+		} else {
+			return -ENOENT; /* no fallback: the sf must be read */
+		}
+	} else {
+		v *= d->scale;
+	}
+	if (d->field >= 0)
+		v = v * d->mul + d->add;
+	*ret_value = v == 0 ? 0.0 : v; /* no "-0.0" from a sign flip */
+	return 0;
+}
+
+int profile_decode(const struct profile *p, const struct block_result *res, unsigned nres,
+		   struct reading *ret)
+{
+	struct reading r;
+	bool sum_bad[RF_COUNT] = { false };
+	int n = 0;
+
+	reading_clear(&r);
+	for (unsigned i = 0; i < p->nregs; i++) {
+		const struct reg_def *d = &p->regs[i];
+		double v;
+
+		if (d->field < 0 || d->field >= RF_COUNT)
+			continue;
+		if (profile_decode_value(d, res, nres, &v) < 0) {
+			/* a sum with a missing part is not the sum */
+			if (d->flags & REG_F_SUM)
+				sum_bad[d->field] = true;
+			continue;
+		}
+		if ((d->flags & REG_F_SUM) && !isnan(r.v[d->field]))
+			r.v[d->field] += v;
+		else
+			r.v[d->field] = v;
+	}
+	for (unsigned f = 0; f < RF_COUNT; f++)
+		if (sum_bad[f])
+			r.v[f] = NAN;
+	if (p->fixup) {
+		int e = p->fixup(p, res, nres, &r);
+		if (e < 0)
+			return e;
+	}
+	for (unsigned f = 0; f < RF_COUNT; f++)
+		if (!isnan(r.v[f]))
+			n++;
+	*ret = r;
+	return n;
+}
+
+int profile_decode_serial(const struct profile *p, const struct block_result *res, unsigned nres,
+			  char *buf, size_t cap)
+{
+	const struct reg_def *d = p->serial;
+	const uint16_t *w;
+	char tmp[2 * 256 + 1];
+	size_t len = 0;
+
+	if (!d)
+		return -ENOENT;
+	w = profile_find_words(d, res, nres);
+	if (!w)
+		return -ENOENT;
+	if (d->type == REG_STR) {
+		for (unsigned i = 0; i < d->words; i++) {
+			char c[2] = { (char)(w[i] >> 8), (char)(w[i] & 0xFF) };
+			for (unsigned k = 0; k < 2; k++)
+				if (c[k] > ' ' && c[k] < 0x7F)
+					tmp[len++] = c[k];
+				else if (c[k] == ' ' && len > 0)
+					tmp[len++] = ' '; /* inner spaces kept, trailing trimmed below */
+		}
+		while (len > 0 && tmp[len - 1] == ' ')
+			len--;
+		tmp[len] = '\0';
+	} else {
+		double v;
+		int r = reg_decode_raw(d, w, &v);
+		uint64_t raw;
+
+		if (r < 0)
+			return r;
+		raw = reg_words_get(w, reg_codecs[d->type].words, d->order);
+		if (d->type == REG_I16 || d->type == REG_I32)
+			len = (size_t)snprintf(tmp, sizeof(tmp), "%" PRId64, (int64_t)v);
+		else if (d->type == REG_F32)
+			return -EINVAL;
+		else
+			len = (size_t)snprintf(tmp, sizeof(tmp), "%" PRIu64, raw);
+	}
+	if (len == 0)
+		return -EGW_EUNAVAILABLE;
+	if (len + 1 > cap)
+		return -ENOSPC;
+	memcpy(buf, tmp, len + 1);
+	return (int)len;
+}
+
+/* ---- block planner ------------------------------------------------------ */
+
+struct span {
+	uint8_t fc;
+	uint32_t addr;
+	uint32_t end; /* exclusive */
+};
+
+static int span_cmp(const void *a, const void *b)
+{
+	const struct span *x = a, *y = b;
+
+	if (x->fc != y->fc)
+		return x->fc < y->fc ? -1 : 1;
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	return 0;
+}
+
+static int plan_spans(struct span *s, unsigned n, struct mb_block *ret, unsigned cap)
+{
+	unsigned nb = 0;
+
+	qsort(s, n, sizeof(*s), span_cmp);
+	for (unsigned i = 0; i < n;) {
+		uint8_t fc = s[i].fc;
+		uint32_t start = s[i].addr, end = s[i].end;
+		unsigned j = i + 1;
+
+		for (; j < n; j++) {
+			uint32_t nend = MAX_U32(end, s[j].end);
+			if (s[j].fc != fc || s[j].addr > end + PROFILE_PLAN_MAX_GAP ||
+			    nend - start > PROFILE_MAX_BLOCK)
+				break;
+			end = nend;
+		}
+		if (nb >= cap)
+			return -ENOSPC;
+		ret[nb++] = (struct mb_block){ .fc = fc, .addr = (uint16_t)start,
+					       .count = (uint16_t)(end - start) };
+		i = j;
+	}
+	return (int)nb;
+}
+
+static int span_of(const struct reg_def *d, struct span *ret)
+{
+	if (d->words == 0 || d->words > PROFILE_MAX_BLOCK ||
+	    (uint32_t)d->addr + d->words > 0x10000)
+		return -EINVAL;
+	*ret = (struct span){ .fc = d->fc, .addr = d->addr, .end = (uint32_t)d->addr + d->words };
+	return 0;
+}
+
+int profile_plan(const struct reg_def *regs, unsigned n, struct mb_block *ret, unsigned cap)
+{
+	struct span *s;
+	int r;
+
+	if (n == 0)
+		return 0;
+	s = calloc(n, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	for (unsigned i = 0; i < n; i++) {
+		r = span_of(&regs[i], &s[i]);
+		if (r < 0)
+			goto out_free;
+	}
+	r = plan_spans(s, n, ret, cap);
+out_free:
+	free(s);
+	return r;
+}
+
+#define KEY_PLAN_MAX 64
+
+/* The rows selected plus the sf register of each, as spans. */
+static int plan_with_sf(const struct reg_def *const *sel, unsigned n, struct mb_block *ret,
+			unsigned cap)
+{
+	struct span s[2 * KEY_PLAN_MAX];
+	unsigned ns = 0;
+
+	if (n > KEY_PLAN_MAX)
+		return -E2BIG;
+	for (unsigned i = 0; i < n; i++) {
+		int r = span_of(sel[i], &s[ns]);
+		if (r < 0)
+			return r;
+		ns++;
+		if (sel[i]->sf_addr >= 0)
+			s[ns++] = (struct span){ .fc = sel[i]->fc, .addr = (uint32_t)sel[i]->sf_addr,
+						 .end = (uint32_t)sel[i]->sf_addr + 1 };
+	}
+	return plan_spans(s, ns, ret, cap);
+}
+
+int profile_plan_key(const struct profile *p, struct mb_block *ret, unsigned cap)
+{
+	const struct reg_def *sel[KEY_PLAN_MAX];
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < p->nregs; i++) {
+		if (p->regs[i].tag != TAG_KEY)
+			continue;
+		if (n >= KEY_PLAN_MAX)
+			return -E2BIG;
+		sel[n++] = &p->regs[i];
+	}
+	return plan_with_sf(sel, n, ret, cap);
+}
+
+int profile_plan_one(const struct reg_def *d, struct mb_block *ret, unsigned cap)
+{
+	return plan_with_sf(&d, 1, ret, cap);
+}
+
+/* ---- raw map ------------------------------------------------------------ */
+
+json_t *profile_raw_json(const struct block_result *res, unsigned nres)
+{
+	/* input first, then holding: in the address-keyed map holding wins */
+	static const uint8_t order[] = { REG_FC_INPUT, REG_FC_HOLDING };
+	json_t *obj = json_object();
+
+	if (!obj)
+		return NULL;
+	for (unsigned o = 0; o < sizeof(order); o++) {
+		for (unsigned i = 0; i < nres; i++) {
+			const struct block_result *b = &res[i];
+
+			if (b->err < 0 || b->b.fc != order[o] || b->b.count > PROFILE_MAX_BLOCK)
+				continue;
+			for (unsigned k = 0; k < b->b.count; k++) {
+				char key[8];
+
+				snprintf(key, sizeof(key), "%u", (unsigned)b->b.addr + k);
+				if (json_object_set_new(obj, key, json_integer(b->regs[k])) < 0)
+					goto fail_obj;
+			}
+		}
+	}
+	return obj;
+
+fail_obj:
+	json_decref(obj);
+	return NULL;
+}

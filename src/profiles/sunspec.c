@@ -1,0 +1,425 @@
+/* Generic SunSpec profile: marker probing, model walk, and a profile built
+ * from the models found.  Point offsets follow from the order of the points
+ * in the SunSpec model definitions (reference/sunspec/model_N.json), counted
+ * from the model's ID register (offset 0 = ID, 1 = L); test_profiles checks
+ * every offset, type and scale-factor link below against those files.
+ *
+ * Sign conventions: inverter and DER models report power positive when
+ * generating, so pv.W = -W; model 802 reports battery power and current
+ * positive when discharging, so battery.W = -W and battery.A = -A; meter
+ * models 201-204 report import positive, taken as is. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/util.h"
+#include "profiles/codec.h"
+#include "profiles/table.h"
+
+const uint16_t sunspec_bases[SUNSPEC_NBASES] = { 0, 40000, 50000 };
+
+bool sunspec_is_marker(const uint16_t words[2])
+{
+	return words[0] == 0x5375 && words[1] == 0x6e53;
+}
+
+int sunspec_next(const uint16_t hdr[2], uint16_t addr, struct sunspec_model_hdr *ret_model,
+		 uint16_t *ret_next)
+{
+	uint32_t next;
+
+	if (hdr[0] == SUNSPEC_END_ID)
+		return 0;
+	next = (uint32_t)addr + 2 + hdr[1];
+	if (next > 0xFFFF)
+		return -EGW_EPROTO;
+	*ret_model = (struct sunspec_model_hdr){ .id = hdr[0], .addr = addr, .len = hdr[1] };
+	*ret_next = (uint16_t)next;
+	return 1;
+}
+
+struct ss_point {
+	uint16_t off;   /* from the model's ID register */
+	uint8_t words;
+	uint8_t type;   /* enum reg_type */
+	uint8_t tag;    /* enum reg_tag */
+	int16_t sf_off; /* offset of its scale factor point, or -1 */
+	int16_t field;  /* enum reading_field, or -1 */
+	double mul;
+	const char *name;
+	const char *unit;
+};
+
+#define PT(o, w, t, tg, sf, fld, m, nm, u)                                                    \
+	{ .off = (o), .words = (w), .type = REG_##t, .tag = TAG_##tg, .sf_off = (sf),             \
+	  .field = (fld), .mul = (m), .name = (nm), .unit = (u) }
+#define SFP(o, nm) PT(o, 1, I16, SF, -1, REG_NO_FIELD, 0, nm, "-")
+#define RAW(o, w, t, nm) PT(o, w, t, DEF, -1, REG_NO_FIELD, 0, nm, "-")
+
+static const struct ss_point common_pts[] = {
+	RAW(2, 16, STR, "Mn"),
+	RAW(18, 16, STR, "Md"),
+	RAW(42, 8, STR, "Vr"),
+	PT(50, 16, STR, SN, -1, REG_NO_FIELD, 0, "SN", "-"),
+};
+
+/* 101, 102, 103 share the layout. */
+static const struct ss_point inverter_pts[] = {
+	PT(14, 1, I16, KEY, 15, RF_PV_W, -1, "W", "W"),
+	SFP(15, "W_SF"),
+	PT(16, 1, U16, KEY, 17, RF_METER_HZ, 1, "Hz", "Hz"),
+	SFP(17, "Hz_SF"),
+	PT(24, 2, U32, DEF, 26, RF_PV_TOTAL_GENERATION_WH, 1, "WH", "Wh"),
+	SFP(26, "WH_SF"),
+	PT(34, 1, I16, DEF, 37, RF_PV_HEATSINK_C, 1, "TmpSnk", "C"),
+	SFP(37, "Tmp_SF"),
+};
+
+/* Fixed part, then module 1 at 10 and module 2 at 30 (20 registers each). */
+static const struct ss_point mppt_pts[] = {
+	SFP(2, "DCA_SF"),
+	SFP(3, "DCV_SF"),
+	RAW(8, 1, U16, "N"),
+	PT(19, 1, U16, DEF, 2, RF_PV_MPPT1_A, 1, "module[1].DCA", "A"),
+	PT(20, 1, U16, DEF, 3, RF_PV_MPPT1_V, 1, "module[1].DCV", "V"),
+	PT(39, 1, U16, DEF, 2, RF_PV_MPPT2_A, 1, "module[2].DCA", "A"),
+	PT(40, 1, U16, DEF, 3, RF_PV_MPPT2_V, 1, "module[2].DCV", "V"),
+};
+
+/* 201, 202, 203, 204 share the layout. */
+static const struct ss_point meter_pts[] = {
+	PT(3, 1, I16, DEF, 6, RF_METER_L1_A, 1, "AphA", "A"),
+	PT(4, 1, I16, DEF, 6, RF_METER_L2_A, 1, "AphB", "A"),
+	PT(5, 1, I16, DEF, 6, RF_METER_L3_A, 1, "AphC", "A"),
+	SFP(6, "A_SF"),
+	PT(8, 1, I16, DEF, 15, RF_METER_L1_V, 1, "PhVphA", "V"),
+	PT(9, 1, I16, DEF, 15, RF_METER_L2_V, 1, "PhVphB", "V"),
+	PT(10, 1, I16, DEF, 15, RF_METER_L3_V, 1, "PhVphC", "V"),
+	SFP(15, "V_SF"),
+	PT(16, 1, I16, KEY, 17, RF_METER_HZ, 1, "Hz", "Hz"),
+	SFP(17, "Hz_SF"),
+	PT(18, 1, I16, KEY, 22, RF_METER_W, 1, "W", "W"),
+	PT(19, 1, I16, DEF, 22, RF_METER_L1_W, 1, "WphA", "W"),
+	PT(20, 1, I16, DEF, 22, RF_METER_L2_W, 1, "WphB", "W"),
+	PT(21, 1, I16, DEF, 22, RF_METER_L3_W, 1, "WphC", "W"),
+	SFP(22, "W_SF"),
+	PT(38, 2, U32, DEF, 54, RF_METER_TOTAL_EXPORT_WH, 1, "TotWhExp", "Wh"),
+	PT(46, 2, U32, DEF, 54, RF_METER_TOTAL_IMPORT_WH, 1, "TotWhImp", "Wh"),
+	SFP(54, "TotWh_SF"),
+};
+
+static const struct ss_point der_ac_pts[] = {
+	PT(10, 1, I16, KEY, 116, RF_PV_W, -1, "W", "W"),
+	PT(17, 2, U32, KEY, 115, RF_METER_HZ, 1, "Hz", "Hz"),
+	PT(19, 4, U64, DEF, 120, RF_PV_TOTAL_GENERATION_WH, 1, "TotWhInj", "Wh"),
+	PT(37, 1, I16, DEF, 122, RF_PV_HEATSINK_C, 1, "TmpSnk", "C"),
+	SFP(115, "Hz_SF"),
+	SFP(116, "W_SF"),
+	SFP(120, "TotWh_SF"),
+	SFP(122, "Tmp_SF"),
+};
+
+/* Fixed part, then port 1 at 20 and port 2 at 45 (25 registers each). */
+static const struct ss_point der_dc_pts[] = {
+	SFP(15, "DCA_SF"),
+	SFP(16, "DCV_SF"),
+	PT(30, 1, I16, DEF, 15, RF_PV_MPPT1_A, 1, "Prt[1].DCA", "A"),
+	PT(31, 1, U16, DEF, 16, RF_PV_MPPT1_V, 1, "Prt[1].DCV", "V"),
+	PT(55, 1, I16, DEF, 15, RF_PV_MPPT2_A, 1, "Prt[2].DCA", "A"),
+	PT(56, 1, U16, DEF, 16, RF_PV_MPPT2_V, 1, "Prt[2].DCV", "V"),
+};
+
+static const struct ss_point battery_pts[] = {
+	PT(11, 1, U16, DEF, 56, RF_BATTERY_SOC_NOM_FRACT, 0.01, "SoC", "%"),
+	PT(34, 1, U16, DEF, 59, RF_BATTERY_V, 1, "V", "V"),
+	PT(44, 1, I16, DEF, 61, RF_BATTERY_A, -1, "A", "A"),
+	PT(47, 1, I16, DEF, 63, RF_BATTERY_W, -1, "W", "W"),
+	SFP(56, "SoC_SF"),
+	SFP(59, "V_SF"),
+	SFP(61, "A_SF"),
+	SFP(63, "W_SF"),
+};
+
+struct ss_model {
+	uint16_t id;
+	const struct ss_point *pts;
+	unsigned npts;
+};
+
+#define MODEL(i, p) { .id = (i), .pts = (p), .npts = sizeof(p) / sizeof((p)[0]) }
+
+static const struct ss_model models[] = {
+	MODEL(1, common_pts),     MODEL(101, inverter_pts), MODEL(102, inverter_pts),
+	MODEL(103, inverter_pts), MODEL(160, mppt_pts),     MODEL(201, meter_pts),
+	MODEL(202, meter_pts),    MODEL(203, meter_pts),    MODEL(204, meter_pts),
+	MODEL(701, der_ac_pts),   MODEL(714, der_dc_pts),   MODEL(802, battery_pts),
+};
+
+static const struct ss_model *model_find(uint16_t id)
+{
+	for (unsigned i = 0; i < sizeof(models) / sizeof(models[0]); i++)
+		if (models[i].id == id)
+			return &models[i];
+	return NULL;
+}
+
+bool sunspec_model_known(uint16_t id)
+{
+	return model_find(id) != NULL;
+}
+
+static int push(struct reg_def *regs, unsigned cap, unsigned *n, struct reg_def d)
+{
+	if (*n >= cap)
+		return -ENOSPC;
+	regs[(*n)++] = d;
+	return 0;
+}
+
+static struct reg_def const_row(uint32_t addr, uint8_t words, uint8_t type, const char *name,
+				double val)
+{
+	return (struct reg_def){ .addr = (uint16_t)addr, .fc = REG_FC_HOLDING, .words = words,
+				 .type = type, .order = WO_BIG, .tag = TAG_DEF, .scale = 1,
+				 .sf_addr = REG_NO_SF, .field = REG_NO_FIELD,
+				 .flags = REG_F_CONST, .add = val, .unit = "-", .name = name };
+}
+
+int sunspec_fill(uint16_t base_addr, const struct sunspec_model_hdr *hdrs, unsigned n,
+		 struct reg_def *regs, unsigned cap, unsigned *ret_n)
+{
+	unsigned nr = 0;
+	uint32_t end = (uint32_t)base_addr + 2;
+	int r;
+
+	r = push(regs, cap, &nr, const_row(base_addr, 2, REG_U32, "SunS", 0x53756E53));
+	if (r < 0)
+		return r;
+	for (unsigned i = 0; i < n; i++) {
+		const struct sunspec_model_hdr *h = &hdrs[i];
+		const struct ss_model *m = model_find(h->id);
+		uint32_t mend = (uint32_t)h->addr + 2 + h->len;
+
+		if (mend > 0x10000)
+			return -EGW_EPROTO;
+		end = MAX_U32(end, mend);
+		if (!m)
+			continue;
+		r = push(regs, cap, &nr, const_row(h->addr, 1, REG_U16, "ID", h->id));
+		if (r >= 0)
+			r = push(regs, cap, &nr, const_row((uint32_t)h->addr + 1, 1, REG_U16, "L", h->len));
+		if (r < 0)
+			return r;
+		for (unsigned k = 0; k < m->npts; k++) {
+			const struct ss_point *pt = &m->pts[k];
+			struct reg_def d;
+
+			/* points past L (short model, fewer modules) do not exist */
+			if (pt->off + pt->words > 2u + h->len || (pt->sf_off >= 0 && pt->sf_off >= 2 + h->len))
+				continue;
+			d = (struct reg_def){ .addr = (uint16_t)(h->addr + pt->off), .fc = REG_FC_HOLDING,
+					      .words = pt->words, .type = pt->type, .order = WO_BIG,
+					      /* no static fallback: without its sf a value is unavailable */
+					      .tag = pt->tag, .scale = pt->sf_off >= 0 ? 0 : 1,
+					      .sf_addr = pt->sf_off >= 0 ? h->addr + pt->sf_off : REG_NO_SF,
+					      .field = pt->field, .mul = pt->mul, .unit = pt->unit,
+					      .name = pt->name };
+			if (h->id == 160 && pt->off == 8) /* N: modules that fit in L */
+				d = const_row(d.addr, 1, REG_U16, "N", h->len >= 8 ? (h->len - 8) / 20 : 0);
+			r = push(regs, cap, &nr, d);
+			if (r < 0)
+				return r;
+		}
+	}
+	if (end + 2 <= 0x10000) {
+		r = push(regs, cap, &nr, const_row(end, 1, REG_U16, "end ID", SUNSPEC_END_ID));
+		if (r >= 0)
+			r = push(regs, cap, &nr, const_row(end + 1, 1, REG_U16, "end L", 0));
+		if (r < 0)
+			return r;
+	}
+	*ret_n = nr;
+	return 0;
+}
+
+/* Each known model read whole, in chunks of at most 125 registers from its ID
+ * register: every value of the models egw decodes shares a chunk with its sf. */
+static int plan_models(const struct sunspec_model_hdr *hdrs, unsigned n, struct mb_block *ret,
+		       unsigned cap)
+{
+	unsigned nb = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t a = hdrs[i].addr, end = a + 2 + hdrs[i].len;
+
+		if (!model_find(hdrs[i].id))
+			continue;
+		while (a < end) {
+			uint32_t c = MIN(end - a, (uint32_t)PROFILE_MAX_BLOCK);
+			if (nb >= cap)
+				return -ENOSPC;
+			ret[nb++] = (struct mb_block){ .fc = REG_FC_HOLDING, .addr = (uint16_t)a,
+						       .count = (uint16_t)c };
+			a += c;
+		}
+	}
+	return (int)nb;
+}
+
+#define MAX_MODELS_REGS 64 /* rows per model, with room */
+
+int sunspec_build_profile(uint16_t base_addr, const struct sunspec_model_hdr *hdrs, unsigned n,
+			  struct profile **ret)
+{
+	unsigned known = 0, cap_regs, cap_blocks = 0, nregs;
+	bool meter = false, inverter = false, battery = false;
+	struct profile *p;
+	struct reg_def *regs;
+	struct mb_block *blocks;
+	int r;
+
+	for (unsigned i = 0; i < n; i++) {
+		if (!model_find(hdrs[i].id))
+			continue;
+		known++;
+		cap_blocks += (2u + hdrs[i].len + PROFILE_MAX_BLOCK - 1) / PROFILE_MAX_BLOCK;
+		meter |= hdrs[i].id >= 201 && hdrs[i].id <= 204;
+		inverter |= (hdrs[i].id >= 101 && hdrs[i].id <= 103) || hdrs[i].id == 701;
+		battery |= hdrs[i].id == 802;
+	}
+	if (known == 0 || (!meter && !inverter && !battery))
+		return -EGW_EPROFILE;
+	cap_regs = 4 + known * MAX_MODELS_REGS;
+	p = calloc(1, sizeof(*p) + cap_regs * sizeof(*regs) + cap_blocks * sizeof(*blocks));
+	if (!p)
+		return -ENOMEM;
+	regs = (struct reg_def *)(p + 1);
+	blocks = (struct mb_block *)(regs + cap_regs);
+	r = sunspec_fill(base_addr, hdrs, n, regs, cap_regs, &nregs);
+	if (r < 0)
+		goto fail_p;
+	r = plan_models(hdrs, n, blocks, cap_blocks);
+	if (r < 0)
+		goto fail_p;
+	*p = (struct profile){ .name = "sunspec", .brand = "SunSpec", .family = "sunspec",
+			       .dtype = battery ? "hybrid" : inverter ? "inverter" : "meter",
+			       .regs = regs, .nregs = nregs, .blocks = blocks, .nblocks = (unsigned)r,
+			       .blocks_every_poll = true, .sunspec_base = base_addr, .heap = true };
+	for (unsigned i = 0; i < nregs; i++) {
+		if (regs[i].tag == TAG_SN && !p->serial)
+			p->serial = &regs[i];
+		/* an inverter's frequency (U16/U32) before a meter's (I16) */
+		if (regs[i].field == RF_METER_HZ &&
+		    (!p->frequency || (p->frequency->type == REG_I16 && regs[i].type != REG_I16)))
+			p->frequency = &regs[i];
+	}
+	*ret = p;
+	return 0;
+
+fail_p:
+	free(p);
+	return r;
+}
+
+void profile_free(const struct profile *p)
+{
+	if (p && p->heap)
+		free((void *)p);
+}
+
+/* ---- the template served by egw-sim ------------------------------------- */
+
+/* SunS at 40000, then common 1, inverter 103, MPPT 160 (2 modules), meter 203,
+ * battery 802, end marker. */
+const struct sunspec_model_hdr sunspec_template_models[SUNSPEC_TEMPLATE_NMODELS] = {
+	{ .id = 1, .addr = 40002, .len = 66 },
+	{ .id = 103, .addr = 40070, .len = 50 },
+	{ .id = 160, .addr = 40122, .len = 48 },
+	{ .id = 203, .addr = 40172, .len = 105 },
+	{ .id = 802, .addr = 40279, .len = 62 },
+};
+
+/* The rows sunspec_build_profile(40000, sunspec_template_models) produces
+ * (test_profiles checks they are identical). */
+static const struct reg_def sunspec_regs[] = {
+	REG_CONST(40000, FH, 2, U32, "SunS", 0x53756E53),
+	REG_CONST(40002, FH, 1, U16, "ID", 1),
+	REG_CONST(40003, FH, 1, U16, "L", 66),
+	REG(40004, FH, 16, STR, WB, DEF, 1, "-", "Mn"),
+	REG(40020, FH, 16, STR, WB, DEF, 1, "-", "Md"),
+	REG(40044, FH, 8, STR, WB, DEF, 1, "-", "Vr"),
+	REG(40052, FH, 16, STR, WB, SN, 1, "-", "SN"),
+	REG_CONST(40070, FH, 1, U16, "ID", 103),
+	REG_CONST(40071, FH, 1, U16, "L", 50),
+	REG_SF_MAP(40084, FH, 1, I16, WB, KEY, 0, "W", "W", 40085, RF_PV_W, -1),
+	REG(40085, FH, 1, I16, WB, SF, 1, "-", "W_SF"),
+	REG_SF_MAP(40086, FH, 1, U16, WB, KEY, 0, "Hz", "Hz", 40087, RF_METER_HZ, 1),
+	REG(40087, FH, 1, I16, WB, SF, 1, "-", "Hz_SF"),
+	REG_SF_MAP(40094, FH, 2, U32, WB, DEF, 0, "Wh", "WH", 40096, RF_PV_TOTAL_GENERATION_WH, 1),
+	REG(40096, FH, 1, I16, WB, SF, 1, "-", "WH_SF"),
+	REG_SF_MAP(40104, FH, 1, I16, WB, DEF, 0, "C", "TmpSnk", 40107, RF_PV_HEATSINK_C, 1),
+	REG(40107, FH, 1, I16, WB, SF, 1, "-", "Tmp_SF"),
+	REG_CONST(40122, FH, 1, U16, "ID", 160),
+	REG_CONST(40123, FH, 1, U16, "L", 48),
+	REG(40124, FH, 1, I16, WB, SF, 1, "-", "DCA_SF"),
+	REG(40125, FH, 1, I16, WB, SF, 1, "-", "DCV_SF"),
+	REG_CONST(40130, FH, 1, U16, "N", 2),
+	REG_SF_MAP(40141, FH, 1, U16, WB, DEF, 0, "A", "module[1].DCA", 40124, RF_PV_MPPT1_A, 1),
+	REG_SF_MAP(40142, FH, 1, U16, WB, DEF, 0, "V", "module[1].DCV", 40125, RF_PV_MPPT1_V, 1),
+	REG_SF_MAP(40161, FH, 1, U16, WB, DEF, 0, "A", "module[2].DCA", 40124, RF_PV_MPPT2_A, 1),
+	REG_SF_MAP(40162, FH, 1, U16, WB, DEF, 0, "V", "module[2].DCV", 40125, RF_PV_MPPT2_V, 1),
+	REG_CONST(40172, FH, 1, U16, "ID", 203),
+	REG_CONST(40173, FH, 1, U16, "L", 105),
+	REG_SF_MAP(40175, FH, 1, I16, WB, DEF, 0, "A", "AphA", 40178, RF_METER_L1_A, 1),
+	REG_SF_MAP(40176, FH, 1, I16, WB, DEF, 0, "A", "AphB", 40178, RF_METER_L2_A, 1),
+	REG_SF_MAP(40177, FH, 1, I16, WB, DEF, 0, "A", "AphC", 40178, RF_METER_L3_A, 1),
+	REG(40178, FH, 1, I16, WB, SF, 1, "-", "A_SF"),
+	REG_SF_MAP(40180, FH, 1, I16, WB, DEF, 0, "V", "PhVphA", 40187, RF_METER_L1_V, 1),
+	REG_SF_MAP(40181, FH, 1, I16, WB, DEF, 0, "V", "PhVphB", 40187, RF_METER_L2_V, 1),
+	REG_SF_MAP(40182, FH, 1, I16, WB, DEF, 0, "V", "PhVphC", 40187, RF_METER_L3_V, 1),
+	REG(40187, FH, 1, I16, WB, SF, 1, "-", "V_SF"),
+	REG_SF_MAP(40188, FH, 1, I16, WB, KEY, 0, "Hz", "Hz", 40189, RF_METER_HZ, 1),
+	REG(40189, FH, 1, I16, WB, SF, 1, "-", "Hz_SF"),
+	REG_SF_MAP(40190, FH, 1, I16, WB, KEY, 0, "W", "W", 40194, RF_METER_W, 1),
+	REG_SF_MAP(40191, FH, 1, I16, WB, DEF, 0, "W", "WphA", 40194, RF_METER_L1_W, 1),
+	REG_SF_MAP(40192, FH, 1, I16, WB, DEF, 0, "W", "WphB", 40194, RF_METER_L2_W, 1),
+	REG_SF_MAP(40193, FH, 1, I16, WB, DEF, 0, "W", "WphC", 40194, RF_METER_L3_W, 1),
+	REG(40194, FH, 1, I16, WB, SF, 1, "-", "W_SF"),
+	REG_SF_MAP(40210, FH, 2, U32, WB, DEF, 0, "Wh", "TotWhExp", 40226, RF_METER_TOTAL_EXPORT_WH, 1),
+	REG_SF_MAP(40218, FH, 2, U32, WB, DEF, 0, "Wh", "TotWhImp", 40226, RF_METER_TOTAL_IMPORT_WH, 1),
+	REG(40226, FH, 1, I16, WB, SF, 1, "-", "TotWh_SF"),
+	REG_CONST(40279, FH, 1, U16, "ID", 802),
+	REG_CONST(40280, FH, 1, U16, "L", 62),
+	REG_SF_MAP(40290, FH, 1, U16, WB, DEF, 0, "%", "SoC", 40335, RF_BATTERY_SOC_NOM_FRACT, 0.01),
+	REG_SF_MAP(40313, FH, 1, U16, WB, DEF, 0, "V", "V", 40338, RF_BATTERY_V, 1),
+	REG_SF_MAP(40323, FH, 1, I16, WB, DEF, 0, "A", "A", 40340, RF_BATTERY_A, -1),
+	REG_SF_MAP(40326, FH, 1, I16, WB, DEF, 0, "W", "W", 40342, RF_BATTERY_W, -1),
+	REG(40335, FH, 1, I16, WB, SF, 1, "-", "SoC_SF"),
+	REG(40338, FH, 1, I16, WB, SF, 1, "-", "V_SF"),
+	REG(40340, FH, 1, I16, WB, SF, 1, "-", "A_SF"),
+	REG(40342, FH, 1, I16, WB, SF, 1, "-", "W_SF"),
+	REG_CONST(40343, FH, 1, U16, "end ID", 0xFFFF),
+	REG_CONST(40344, FH, 1, U16, "end L", 0),
+};
+
+static const struct mb_block sunspec_blocks[] = {
+	{ .fc = FH, .addr = 40002, .count = 68 },
+	{ .fc = FH, .addr = 40070, .count = 52 },
+	{ .fc = FH, .addr = 40122, .count = 50 },
+	{ .fc = FH, .addr = 40172, .count = 107 },
+	{ .fc = FH, .addr = 40279, .count = 64 },
+};
+
+const struct profile profile_sunspec = {
+	.name = "sunspec",
+	.brand = "SunSpec",
+	.family = "sunspec",
+	.dtype = "hybrid",
+	PROFILE_TABLE(sunspec_regs),
+	PROFILE_BLOCKS(sunspec_blocks),
+	.blocks_every_poll = true,
+	.serial = &sunspec_regs[6],
+	.frequency = &sunspec_regs[11],
+	.sunspec_base = 40000,
+};

@@ -1,0 +1,950 @@
+/* Store-and-forward on SQLite (see store.h). */
+#include "store/store.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "base/time.h"
+#include "base/util.h"
+
+#define STORE_GAP_RESERVE 4096   /* bytes kept free for the gap row and its token */
+#define STORE_MAX_RANGES 64
+#define STORE_SCHEMA_VERSION 1
+
+enum stmt {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_INSERT,
+	ST_META_GET,
+	ST_META_SET,
+	ST_SET_JWT,
+	ST_UNSIGNED,
+	ST_PEEK,
+	ST_DELETE,
+	ST_OLDEST,
+	ST_OLDER_THAN,
+	ST_BETWEEN,
+	ST_COUNT
+};
+
+static const char *const stmt_sql[] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_INSERT] = "INSERT INTO rows(seq, kind, created_ms, payload, jwt, size) VALUES (?, ?, ?, ?, ?, ?)",
+	[ST_META_GET] = "SELECT value FROM meta WHERE key = ?",
+	[ST_META_SET] = "INSERT INTO meta(key, value) VALUES (?, ?) "
+			"ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+	[ST_SET_JWT] = "UPDATE rows SET jwt = ?2, size = size + ?3 WHERE seq = ?1 AND jwt IS NULL",
+	[ST_UNSIGNED] = "SELECT seq, kind, created_ms, payload FROM rows WHERE jwt IS NULL ORDER BY seq LIMIT ?",
+	[ST_PEEK] = "SELECT seq, kind, created_ms, jwt FROM rows WHERE seq > ? ORDER BY seq LIMIT ?",
+	[ST_DELETE] = "DELETE FROM rows WHERE seq = ? RETURNING kind, size, payload, jwt IS NULL",
+	[ST_OLDEST] = "SELECT seq FROM rows ORDER BY seq LIMIT 1",
+	[ST_OLDER_THAN] = "SELECT seq FROM rows WHERE created_ms < ? ORDER BY seq",
+	[ST_BETWEEN] = "SELECT 1 FROM rows WHERE seq > ? AND seq < ? LIMIT 1",
+};
+_Static_assert(ARRAY_SIZE(stmt_sql) == ST_COUNT, "one SQL text per statement");
+
+static const char store_schema[] =
+	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS rows("
+	" seq INTEGER PRIMARY KEY,"
+	" kind INTEGER NOT NULL,"
+	" created_ms INTEGER NOT NULL,"
+	" payload TEXT NOT NULL,"
+	" jwt TEXT,"
+	" size INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS rows_unsigned ON rows(seq) WHERE jwt IS NULL;"
+	"CREATE INDEX IF NOT EXISTS rows_created ON rows(created_ms);";
+
+struct store {
+	pthread_mutex_t lock;
+	struct loop *loop;
+	sqlite3 *db;
+	sqlite3_stmt *st[ST_COUNT];
+	char *path;
+	int64_t max_bytes, max_age_s, max_file_bytes;
+	int64_t next_seq;       /* next seq to reserve (memory) */
+	int64_t next_seq_db;    /* meta.next_seq as committed */
+	struct store_stats stats;
+};
+
+struct seq_range {
+	int64_t first, last;
+};
+
+/* ---- errors ---- */
+
+/* Maps an SQLite result to an egw error and notes disk-full state. */
+static int store_err(struct store *s, int rc)
+{
+	int r;
+
+	if (rc == SQLITE_FULL ||
+	    ((rc & 0xff) == SQLITE_IOERR && sqlite3_system_errno(s->db) == ENOSPC))
+		r = -ENOSPC;
+	else if (rc == SQLITE_NOMEM)
+		r = -ENOMEM;
+	else if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		r = -EEXIST;
+	else
+		r = -EGW_ESTORE;
+	s->stats.disk_full = r == -ENOSPC;
+	s->stats.last_err = r;
+	return r;
+}
+
+static sqlite3_stmt *stmt(struct store *s, enum stmt id)
+{
+	sqlite3_stmt *st = s->st[id];
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return st;
+}
+
+/* Runs a statement that returns no row we need. */
+static int step_done(struct store *s, enum stmt id)
+{
+	int rc = sqlite3_step(s->st[id]);
+
+	sqlite3_reset(s->st[id]);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+static int tx_begin(struct store *s)
+{
+	stmt(s, ST_BEGIN);
+	return step_done(s, ST_BEGIN);
+}
+
+static int tx_commit(struct store *s)
+{
+	stmt(s, ST_COMMIT);
+	return step_done(s, ST_COMMIT);
+}
+
+static void tx_rollback(struct store *s)
+{
+	if (!sqlite3_get_autocommit(s->db)) {
+		stmt(s, ST_ROLLBACK);
+		step_done(s, ST_ROLLBACK);
+	}
+}
+
+static int meta_get(struct store *s, const char *key, int64_t *ret)
+{
+	sqlite3_stmt *st = stmt(s, ST_META_GET);
+	int rc;
+
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*ret = sqlite3_column_int64(st, 0);
+	else if (rc == SQLITE_DONE)
+		*ret = 0;
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int meta_set(struct store *s, const char *key, int64_t value)
+{
+	sqlite3_stmt *st = stmt(s, ST_META_SET);
+
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, value);
+	return step_done(s, ST_META_SET);
+}
+
+/* ---- open ---- */
+
+static int exec_int(sqlite3 *db, const char *sql, int64_t *ret)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+
+	if (rc != SQLITE_OK)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*ret = sqlite3_column_int64(st, 0);
+		rc = SQLITE_OK;
+	} else if (rc == SQLITE_DONE) {
+		*ret = 0;
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static void store_db_close(struct store *s)
+{
+	for (unsigned i = 0; i < ST_COUNT; i++) {
+		sqlite3_finalize(s->st[i]);
+		s->st[i] = NULL;
+	}
+	sqlite3_close(s->db);
+	s->db = NULL;
+}
+
+/* Opens the database and loads the counters.  Returns an SQLite code, with
+ * SQLITE_CORRUPT standing for every sign that the file is not a usable store. */
+static int store_db_open(struct store *s)
+{
+	sqlite3_stmt *st;
+	const char *txt;
+	int64_t v, page_size;
+	int rc;
+
+	rc = sqlite3_open_v2(s->path, &s->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, 2000);
+
+	rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	rc = sqlite3_step(st);
+	txt = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+	if (rc == SQLITE_ROW && (!txt || strcmp(txt, "wal") != 0))
+		rc = SQLITE_CANTOPEN; /* e.g. a file system without shared memory */
+	else if (rc == SQLITE_ROW)
+		rc = SQLITE_OK;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_OK)
+		return rc;
+	rc = sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+
+	/* Reading every page once costs little at boot and finds damage now,
+	 * not in the middle of an upload. */
+	rc = sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		txt = (const char *)sqlite3_column_text(st, 0);
+		rc = txt && strcmp(txt, "ok") == 0 ? SQLITE_OK : SQLITE_CORRUPT;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_OK)
+		return rc;
+
+	rc = exec_int(s->db, "PRAGMA user_version", &v);
+	if (rc != SQLITE_OK)
+		return rc;
+	if (v != 0 && v != STORE_SCHEMA_VERSION)
+		return SQLITE_CORRUPT; /* not our format */
+	rc = sqlite3_exec(s->db, store_schema, NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return (rc & 0xff) == SQLITE_ERROR ? SQLITE_CORRUPT : rc;
+	rc = sqlite3_exec(s->db, "PRAGMA user_version=1", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+
+	for (unsigned i = 0; i < ST_COUNT; i++) {
+		rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
+					NULL);
+		if (rc != SQLITE_OK)
+			return (rc & 0xff) == SQLITE_ERROR ? SQLITE_CORRUPT : rc;
+	}
+
+	if (s->max_file_bytes > 0) {
+		char sql[64];
+		rc = exec_int(s->db, "PRAGMA page_size", &page_size);
+		if (rc != SQLITE_OK)
+			return rc;
+		snprintf(sql, sizeof(sql), "PRAGMA max_page_count=%lld",
+			 (long long)MAX(s->max_file_bytes / MAX(page_size, 512), 2));
+		rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+		if (rc != SQLITE_OK)
+			return rc;
+	}
+
+	rc = meta_get(s, "next_seq", &s->next_seq_db);
+	if (rc == SQLITE_OK)
+		rc = exec_int(s->db, "SELECT COALESCE(MAX(seq), 0) FROM rows", &v);
+	if (rc != SQLITE_OK)
+		return rc;
+	s->next_seq_db = MAX(MAX(s->next_seq_db, v + 1), 1);
+	s->next_seq = s->next_seq_db;
+	s->stats.last_seq = s->next_seq_db - 1;
+	rc = meta_get(s, "delivered", &s->stats.delivered);
+	if (rc == SQLITE_OK)
+		rc = meta_get(s, "dropped", &s->stats.dropped);
+	if (rc == SQLITE_OK)
+		rc = exec_int(s->db, "SELECT COUNT(*) FROM rows", &s->stats.backlog);
+	if (rc == SQLITE_OK)
+		rc = exec_int(s->db, "SELECT COUNT(*) FROM rows WHERE jwt IS NULL", &s->stats.unsigned_rows);
+	if (rc == SQLITE_OK)
+		rc = exec_int(s->db, "SELECT COALESCE(SUM(size), 0) FROM rows", &s->stats.bytes);
+	return rc;
+}
+
+static bool store_rc_corrupt(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+	case SQLITE_IOERR:
+	case SQLITE_FORMAT:
+	case SQLITE_MISMATCH:
+	case SQLITE_SCHEMA:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Renames path (and its -wal/-shm) to <path>.corrupt-<unix time>[.n]. */
+static int store_move_aside(const char *path, char *ret_to, size_t to_size)
+{
+	char from[PATH_MAX + 8], to[PATH_MAX + 48];
+	long t = (long)(wall_ms() / 1000);
+	int n;
+
+	for (n = 0; n < 100; n++) {
+		if (n == 0)
+			snprintf(to, sizeof(to), "%s.corrupt-%ld", path, t);
+		else
+			snprintf(to, sizeof(to), "%s.corrupt-%ld.%d", path, t, n);
+		if (access(to, F_OK) != 0)
+			break;
+	}
+	if (rename(path, to) < 0 && errno != ENOENT)
+		return -errno;
+	snprintf(ret_to, to_size, "%s", to);
+	snprintf(from, sizeof(from), "%s-wal", path);
+	strncat(to, "-wal", sizeof(to) - strlen(to) - 1);
+	if (rename(from, to) < 0 && errno != ENOENT)
+		return -errno;
+	snprintf(from, sizeof(from), "%s-shm", path);
+	unlink(from); /* shared-memory index only: rebuilt from the WAL */
+	return 0;
+}
+
+int store_open(struct loop *l, const struct store_config *cfg, struct store **ret)
+{
+	char aside[PATH_MAX + 48];
+	struct store *s;
+	int rc, r;
+
+	if (!cfg || !cfg->path || !*cfg->path || !ret)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->path = strdup(cfg->path);
+	if (!s->path || pthread_mutex_init(&s->lock, NULL) != 0) {
+		free(s->path);
+		free(s);
+		return -ENOMEM;
+	}
+	s->loop = l;
+	s->max_bytes = cfg->max_bytes;
+	s->max_age_s = cfg->max_age_s;
+	s->max_file_bytes = cfg->max_file_bytes;
+
+	rc = store_db_open(s);
+	if (rc != SQLITE_OK && store_rc_corrupt(rc)) {
+		store_db_close(s);
+		memset(&s->stats, 0, sizeof(s->stats));
+		r = store_move_aside(s->path, aside, sizeof(aside));
+		if (r < 0) {
+			log_error("store", "%s is corrupt (%s) and could not be moved aside: %s",
+				  s->path, sqlite3_errstr(rc), egw_strerror(r));
+			goto fail;
+		}
+		log_warn("store", "%s is corrupt or unreadable (%s); moved it aside to %s and started a fresh store",
+			 s->path, sqlite3_errstr(rc), aside);
+		s->stats.recovered = true;
+		rc = store_db_open(s);
+	}
+	if (rc != SQLITE_OK) {
+		r = rc == SQLITE_FULL ? -ENOSPC : rc == SQLITE_NOMEM ? -ENOMEM : -EGW_ESTORE;
+		goto fail;
+	}
+	*ret = s;
+	return 0;
+fail:
+	store_db_close(s);
+	pthread_mutex_destroy(&s->lock);
+	free(s->path);
+	free(s);
+	return r;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	store_db_close(s);
+	pthread_mutex_destroy(&s->lock);
+	free(s->path);
+	free(s);
+}
+
+int64_t store_next_seq(struct store *s)
+{
+	int64_t seq;
+
+	pthread_mutex_lock(&s->lock);
+	seq = s->next_seq++;
+	pthread_mutex_unlock(&s->lock);
+	return seq;
+}
+
+/* ---- writes ---- */
+
+/* Inserts one row and advances meta.next_seq; inside a transaction. */
+static int insert_row(struct store *s, int64_t seq, enum store_kind kind, int64_t created_ms,
+		      const char *payload, const char *jwt, int64_t *ret_size)
+{
+	sqlite3_stmt *st = stmt(s, ST_INSERT);
+	int64_t size = (int64_t)strlen(payload) + (jwt ? (int64_t)strlen(jwt) : 0);
+	int rc;
+
+	sqlite3_bind_int64(st, 1, seq);
+	sqlite3_bind_int(st, 2, (int)kind);
+	sqlite3_bind_int64(st, 3, created_ms);
+	sqlite3_bind_text(st, 4, payload, -1, SQLITE_STATIC);
+	if (jwt)
+		sqlite3_bind_text(st, 5, jwt, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 5);
+	sqlite3_bind_int64(st, 6, size);
+	rc = step_done(s, ST_INSERT);
+	if (rc == SQLITE_OK && seq + 1 > s->next_seq_db)
+		rc = meta_set(s, "next_seq", seq + 1);
+	*ret_size = size;
+	return rc;
+}
+
+/* After a committed insert. */
+static void account_insert(struct store *s, int64_t seq, bool is_unsigned, int64_t size)
+{
+	s->next_seq_db = MAX(s->next_seq_db, seq + 1);
+	s->stats.last_seq = MAX(s->stats.last_seq, seq);
+	s->stats.backlog++;
+	s->stats.unsigned_rows += is_unsigned;
+	s->stats.bytes += size;
+	s->stats.disk_full = false;
+}
+
+int store_append(struct store *s, int64_t seq, int64_t created_ms, const char *payload_json,
+		 const char *jwt_or_null)
+{
+	int64_t size = 0;
+	int rc, r = 0;
+
+	if (!payload_json)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	if (seq <= 0 || seq >= s->next_seq) {
+		r = -EINVAL;
+		goto unlock;
+	}
+	rc = tx_begin(s);
+	if (rc == SQLITE_OK)
+		rc = insert_row(s, seq, STORE_BATCH, created_ms, payload_json, jwt_or_null, &size);
+	if (rc == SQLITE_OK)
+		rc = tx_commit(s);
+	if (rc != SQLITE_OK) {
+		tx_rollback(s);
+		r = store_err(s, rc);
+		goto unlock;
+	}
+	account_insert(s, seq, !jwt_or_null, size);
+unlock:
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+static void append_work(struct loop_work *w)
+{
+	struct store_append_req *req = container_of(w, struct store_append_req, work);
+
+	req->result = store_append(req->store, req->seq, req->created_ms, req->payload_json, req->jwt);
+}
+
+static void append_done(struct loop_work *w)
+{
+	struct store_append_req *req = container_of(w, struct store_append_req, work);
+
+	req->done(req);
+}
+
+int store_append_async(struct store *s, struct store_append_req *req)
+{
+	if (!s->loop || !req->done)
+		return -EINVAL;
+	if (req->work.busy)
+		return -EBUSY;
+	req->store = s;
+	req->result = 0;
+	req->work.work = append_work;
+	req->work.done = append_done;
+	return loop_work_submit(s->loop, &req->work);
+}
+
+int store_set_jwt(struct store *s, int64_t seq, const char *jwt)
+{
+	sqlite3_stmt *st;
+	int64_t jlen;
+	int rc, r = 0;
+
+	if (!jwt)
+		return -EINVAL;
+	jlen = (int64_t)strlen(jwt);
+	pthread_mutex_lock(&s->lock);
+	st = stmt(s, ST_SET_JWT);
+	sqlite3_bind_int64(st, 1, seq);
+	sqlite3_bind_text(st, 2, jwt, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, jlen);
+	/* A single statement is its own transaction. */
+	rc = step_done(s, ST_SET_JWT);
+	if (rc != SQLITE_OK) {
+		r = store_err(s, rc);
+		goto unlock;
+	}
+	if (sqlite3_changes(s->db) == 0) {
+		int64_t exists = 0;
+		char sql[80];
+		snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM rows WHERE seq = %lld", (long long)seq);
+		rc = exec_int(s->db, sql, &exists);
+		r = rc != SQLITE_OK ? store_err(s, rc) : exists ? -EEXIST : -ENOENT;
+		goto unlock;
+	}
+	s->stats.unsigned_rows--;
+	s->stats.bytes += jlen;
+	s->stats.disk_full = false;
+unlock:
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* ---- reads ---- */
+
+void store_rows_clear(struct store_row *rows, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		free(rows[i].payload);
+		free(rows[i].jwt);
+		rows[i].payload = rows[i].jwt = NULL;
+	}
+}
+
+static char *column_strdup(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	return t ? strdup((const char *)t) : NULL;
+}
+
+int store_unsigned(struct store *s, unsigned max, struct store_row *rows, unsigned *ret_n)
+{
+	sqlite3_stmt *st;
+	unsigned n = 0;
+	int rc, r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	st = stmt(s, ST_UNSIGNED);
+	sqlite3_bind_int64(st, 1, max);
+	while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_row *row = &rows[n];
+		*row = (struct store_row){
+			.seq = sqlite3_column_int64(st, 0),
+			.kind = (enum store_kind)sqlite3_column_int(st, 1),
+			.created_ms = sqlite3_column_int64(st, 2),
+			.payload = column_strdup(st, 3),
+		};
+		n++;
+		if (!row->payload) {
+			r = -ENOMEM;
+			break;
+		}
+	}
+	if (r == 0 && n < max && rc != SQLITE_DONE)
+		r = store_err(s, rc);
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&s->lock);
+	if (r < 0) {
+		store_rows_clear(rows, n);
+		return r;
+	}
+	*ret_n = n;
+	return 0;
+}
+
+int store_peek(struct store *s, int64_t after_seq, unsigned max, struct store_row *rows,
+	       unsigned *ret_n)
+{
+	sqlite3_stmt *st;
+	unsigned n = 0;
+	int rc = SQLITE_DONE, r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	st = stmt(s, ST_PEEK);
+	sqlite3_bind_int64(st, 1, after_seq);
+	sqlite3_bind_int64(st, 2, max);
+	while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_row *row = &rows[n];
+		if (sqlite3_column_type(st, 3) == SQLITE_NULL) {
+			rc = SQLITE_DONE; /* unsigned: later rows wait, order is kept */
+			break;
+		}
+		*row = (struct store_row){
+			.seq = sqlite3_column_int64(st, 0),
+			.kind = (enum store_kind)sqlite3_column_int(st, 1),
+			.created_ms = sqlite3_column_int64(st, 2),
+			.jwt = column_strdup(st, 3),
+		};
+		n++;
+		if (!row->jwt) {
+			r = -ENOMEM;
+			break;
+		}
+	}
+	if (r == 0 && n < max && rc != SQLITE_DONE)
+		r = store_err(s, rc);
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&s->lock);
+	if (r < 0) {
+		store_rows_clear(rows, n);
+		return r;
+	}
+	*ret_n = n;
+	return 0;
+}
+
+/* ---- deletes ---- */
+
+struct deleted {
+	enum store_kind kind;
+	int64_t size;
+	bool was_unsigned;
+	char *payload; /* gap rows only */
+};
+
+/* Deletes one row inside a transaction.  Returns an SQLite code;
+ * SQLITE_NOTFOUND if there was no such row. */
+static int delete_row(struct store *s, int64_t seq, struct deleted *ret)
+{
+	sqlite3_stmt *st = stmt(s, ST_DELETE);
+	int rc;
+
+	sqlite3_bind_int64(st, 1, seq);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		ret->kind = (enum store_kind)sqlite3_column_int(st, 0);
+		ret->size = sqlite3_column_int64(st, 1);
+		ret->was_unsigned = sqlite3_column_int(st, 3);
+		ret->payload = ret->kind == STORE_GAP ? column_strdup(st, 2) : NULL;
+		rc = sqlite3_step(st);
+		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+	} else if (rc == SQLITE_DONE) {
+		rc = SQLITE_NOTFOUND;
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+static void account_delete(struct store *s, const struct deleted *d)
+{
+	s->stats.backlog--;
+	s->stats.unsigned_rows -= d->was_unsigned;
+	s->stats.bytes -= d->size;
+}
+
+int store_ack(struct store *s, int64_t seq)
+{
+	struct deleted d = { 0 };
+	int rc, r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	rc = tx_begin(s);
+	if (rc == SQLITE_OK)
+		rc = delete_row(s, seq, &d);
+	if (rc == SQLITE_OK)
+		rc = meta_set(s, "delivered", s->stats.delivered + 1);
+	if (rc == SQLITE_OK)
+		rc = tx_commit(s);
+	free(d.payload);
+	if (rc != SQLITE_OK) {
+		tx_rollback(s);
+		r = rc == SQLITE_NOTFOUND ? -ENOENT : store_err(s, rc);
+		goto unlock;
+	}
+	account_delete(s, &d);
+	s->stats.delivered++;
+	s->stats.disk_full = false;
+unlock:
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* ---- bounds ---- */
+
+struct gap {
+	struct seq_range *ranges;
+	unsigned n, cap;
+	int64_t dropped;  /* batch rows lost, including those of absorbed gap rows */
+	int64_t batches;  /* batch rows deleted by this call */
+	unsigned rows;    /* rows deleted by this call (any kind) */
+	bool oom;
+};
+
+static void gap_add(struct gap *g, int64_t first, int64_t last)
+{
+	if (g->n == g->cap) {
+		unsigned cap = g->cap ? 2 * g->cap : 16;
+		struct seq_range *r = realloc(g->ranges, cap * sizeof(*r));
+		if (!r) {
+			g->oom = true;
+			return;
+		}
+		g->ranges = r;
+		g->cap = cap;
+	}
+	g->ranges[g->n++] = (struct seq_range){ first, last };
+}
+
+/* Adds the ranges and count of a gap row being dropped. */
+static void gap_absorb(struct gap *g, const char *payload)
+{
+	json_t *j = payload ? json_loads(payload, 0, NULL) : NULL;
+	json_t *ranges = json_object_get(j, "ranges"), *r;
+	size_t i;
+
+	g->dropped += json_integer_value(json_object_get(j, "dropped"));
+	json_array_foreach(ranges, i, r) {
+		json_t *a = json_array_get(r, 0), *b = json_array_get(r, 1);
+		if (json_is_integer(a) && json_is_integer(b))
+			gap_add(g, json_integer_value(a), json_integer_value(b));
+	}
+	json_decref(j);
+}
+
+static int range_cmp(const void *a, const void *b)
+{
+	const struct seq_range *x = a, *y = b;
+
+	return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* Sorts and merges ranges that no surviving row separates. */
+static int gap_merge(struct store *s, struct gap *g)
+{
+	unsigned out = 0;
+
+	if (g->n == 0)
+		return SQLITE_OK;
+	qsort(g->ranges, g->n, sizeof(*g->ranges), range_cmp);
+	for (unsigned i = 1; i < g->n; i++) {
+		struct seq_range *cur = &g->ranges[out], *next = &g->ranges[i];
+		bool join = next->first <= cur->last + 1;
+		if (!join) {
+			sqlite3_stmt *st = stmt(s, ST_BETWEEN);
+			int rc;
+			sqlite3_bind_int64(st, 1, cur->last);
+			sqlite3_bind_int64(st, 2, next->first);
+			rc = sqlite3_step(st);
+			sqlite3_reset(st);
+			if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+				return rc;
+			join = rc == SQLITE_DONE;
+		}
+		if (join)
+			cur->last = MAX(cur->last, next->last);
+		else
+			g->ranges[++out] = *next;
+	}
+	g->n = out + 1;
+	/* Keep the newest ranges exact; fold the oldest together. */
+	if (g->n > STORE_MAX_RANGES) {
+		unsigned fold = g->n - STORE_MAX_RANGES;
+		g->ranges[fold].first = g->ranges[0].first;
+		memmove(g->ranges, g->ranges + fold, STORE_MAX_RANGES * sizeof(*g->ranges));
+		g->n = STORE_MAX_RANGES;
+	}
+	return SQLITE_OK;
+}
+
+static int drop_row(struct store *s, struct gap *g, int64_t seq)
+{
+	struct deleted d = { 0 };
+	int rc = delete_row(s, seq, &d);
+
+	if (rc == SQLITE_NOTFOUND)
+		return SQLITE_OK;
+	if (rc != SQLITE_OK)
+		return rc;
+	account_delete(s, &d);
+	if (d.kind == STORE_GAP)
+		gap_absorb(g, d.payload);
+	else {
+		g->dropped++;
+		g->batches++;
+	}
+	free(d.payload);
+	gap_add(g, seq, seq);
+	g->rows++;
+	return SQLITE_OK;
+}
+
+static int drop_by_age(struct store *s, struct gap *g, int64_t cutoff_ms)
+{
+	sqlite3_stmt *st = stmt(s, ST_OLDER_THAN);
+	int64_t *seqs = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	sqlite3_bind_int64(st, 1, cutoff_ms);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			int64_t *p = realloc(seqs, (cap = cap ? 2 * cap : 64) * sizeof(*p));
+			if (!p) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			seqs = p;
+		}
+		seqs[n++] = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		rc = SQLITE_OK;
+	for (size_t i = 0; rc == SQLITE_OK && i < n; i++)
+		rc = drop_row(s, g, seqs[i]);
+	free(seqs);
+	return rc;
+}
+
+static int drop_by_bytes(struct store *s, struct gap *g)
+{
+	int64_t target = s->max_bytes - MIN((int64_t)STORE_GAP_RESERVE, s->max_bytes / 4);
+	int rc = SQLITE_OK;
+
+	while (rc == SQLITE_OK && s->stats.bytes > target && s->stats.backlog > 0) {
+		sqlite3_stmt *st = stmt(s, ST_OLDEST);
+		int64_t seq;
+		rc = sqlite3_step(st);
+		seq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+		sqlite3_reset(st);
+		if (rc != SQLITE_ROW)
+			return rc == SQLITE_DONE ? SQLITE_OK : rc;
+		rc = drop_row(s, g, seq);
+	}
+	return rc;
+}
+
+static char *gap_payload(const struct gap *g, int64_t seq, int64_t now_ms, const char *reason)
+{
+	json_t *ranges = json_array(), *o;
+	char *text;
+
+	if (!ranges)
+		return NULL;
+	for (unsigned i = 0; i < g->n; i++)
+		json_array_append_new(ranges, json_pack("[I, I]", (json_int_t)g->ranges[i].first,
+							(json_int_t)g->ranges[i].last));
+	o = json_pack("{s:s, s:I, s:I, s:s, s:o, s:I}", "type", "gap", "seq", (json_int_t)seq,
+		      "created_ms", (json_int_t)now_ms, "reason", reason, "ranges", ranges,
+		      "dropped", (json_int_t)g->dropped);
+	if (!o)
+		return NULL;
+	text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(o);
+	return text;
+}
+
+int store_enforce_bounds(struct store *s, int64_t now_ms)
+{
+	struct store_stats saved;
+	struct gap g = { 0 };
+	bool by_age = false, by_bytes = false;
+	int64_t seq = 0, size = 0;
+	char *payload = NULL;
+	int rc, r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->max_age_s <= 0 && (s->max_bytes <= 0 || s->stats.bytes <= s->max_bytes))
+		goto unlock;
+	saved = s->stats;
+	rc = tx_begin(s);
+	if (rc == SQLITE_OK && s->max_age_s > 0) {
+		unsigned before = g.rows;
+		rc = drop_by_age(s, &g, now_ms - s->max_age_s * 1000);
+		by_age = g.rows > before;
+	}
+	if (rc == SQLITE_OK && s->max_bytes > 0 && s->stats.bytes > s->max_bytes) {
+		unsigned before = g.rows;
+		rc = drop_by_bytes(s, &g);
+		by_bytes = g.rows > before;
+	}
+	if (rc == SQLITE_OK && g.rows == 0) {
+		tx_rollback(s);
+		goto unlock;
+	}
+	if (rc == SQLITE_OK && g.oom)
+		rc = SQLITE_NOMEM;
+	if (rc == SQLITE_OK)
+		rc = gap_merge(s, &g);
+	if (rc == SQLITE_OK) {
+		seq = s->next_seq;
+		payload = gap_payload(&g, seq, now_ms,
+				      by_age && by_bytes ? "max_age,max_bytes" : by_age ? "max_age" : "max_bytes");
+		rc = payload ? SQLITE_OK : SQLITE_NOMEM;
+	}
+	if (rc == SQLITE_OK)
+		rc = insert_row(s, seq, STORE_GAP, now_ms, payload, NULL, &size);
+	if (rc == SQLITE_OK)
+		rc = meta_set(s, "dropped", saved.dropped + g.batches);
+	if (rc == SQLITE_OK)
+		rc = tx_commit(s);
+	if (rc != SQLITE_OK) {
+		tx_rollback(s);
+		s->stats = saved; /* nothing was deleted */
+		r = store_err(s, rc);
+		goto unlock;
+	}
+	s->next_seq++;
+	account_insert(s, seq, true, size);
+	s->stats.dropped = saved.dropped + g.batches;
+	r = (int)MIN(g.rows, (unsigned)INT_MAX);
+unlock:
+	pthread_mutex_unlock(&s->lock);
+	free(payload);
+	free(g.ranges);
+	return r;
+}
+
+void store_set_bounds(struct store *s, int64_t max_bytes, int64_t max_age_s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->max_bytes = max_bytes;
+	s->max_age_s = max_age_s;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void store_get_stats(const struct store *cs, struct store_stats *ret)
+{
+	struct store *s = (struct store *)cs; /* the lock is not part of the value */
+
+	pthread_mutex_lock(&s->lock);
+	*ret = s->stats;
+	pthread_mutex_unlock(&s->lock);
+}

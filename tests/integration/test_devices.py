@@ -1,0 +1,282 @@
+"""Device drivers end to end: egwd polls egw-sim over Modbus TCP on loopback.
+
+- every profile egw-sim serves (its --list-profiles, "sunspec" included) is
+  polled by one egwd; each device must reach "polling" with its serial, and
+  every decoded value egwd shows in /api/state must match what the simulator
+  reports through its control interface (`get`), not what egwd says;
+- every fault class the simulator injects (timeout, exception, wrong tid,
+  garbage, slow, drop, single-client, sleep): egwd keeps running and serving
+  /api/state, reports the device's state, and recovers when the fault ends;
+- the frequency samples in /api/state advance at about 10 Hz.
+
+Run with /usr/bin/python3; EGW_BUILD names the build directory.
+"""
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import egwtest as T  # noqa: E402
+
+LOCAL = "127.0.0.1"
+
+# Absolute tolerance per unit: one step of the coarsest scale the profiles use
+# (0.1 V, 0.1 A, 0.01 Hz, 0.1 C, 1 W or 10 W on some, kWh counters), on top
+# of a relative 0.5 %.
+ABS_TOL = {"W": 10.0, "V": 0.11, "A": 0.11, "Hz": 0.011, "C": 0.11, "Wh": 1000.0,
+           "fraction": 0.011}
+
+
+def unit_of(group, name):
+    if name.endswith("_Wh"):
+        return "Wh"
+    if name == "Hz":
+        return "Hz"
+    if name.startswith("SoC"):
+        return "fraction"
+    if name.endswith("_C"):
+        return "C"
+    return name.rsplit("_", 1)[-1] if "_" in name else name
+
+
+class Ctl:
+    """egw-sim's control connection: one command line, one answer line."""
+
+    def __init__(self, tc, port):
+        self.sock = socket.create_connection((LOCAL, port), timeout=5)
+        tc.addCleanup(self.sock.close)
+        self.f = self.sock.makefile("rwb")
+
+    def cmd(self, line):
+        self.f.write(line.encode() + b"\n")
+        self.f.flush()
+        return self.f.readline().decode().strip()
+
+    def ok(self, line):
+        ans = self.cmd(line)
+        if not ans.startswith("ok"):
+            raise AssertionError(f"{line!r} -> {ans!r}")
+        return ans
+
+    def get(self):
+        return json.loads(self.cmd("get"))
+
+
+def list_profiles():
+    out = subprocess.run([T.binary("egw-sim"), "--list-profiles"], check=True,
+                         capture_output=True, text=True, timeout=10).stdout
+    return [p.strip() for p in out.split() if p.strip()]
+
+
+def start_sim(tc, profiles, args=()):
+    sim = T.EgwSim(tc, [(p, 1) for p in profiles], args=args)
+    sim.wait_output("egw-sim: ready", timeout=10)
+    return sim, Ctl(tc, sim.control_port)
+
+
+def devices_by_id(st):
+    return {d["id"]: d for d in st.get("devices", [])}
+
+
+class TestEveryProfile(unittest.TestCase):
+    def test_every_profile_polls_and_decodes_like_the_simulator(self):
+        profiles = list_profiles()
+        self.assertIn("sunspec", profiles)
+        self.assertGreaterEqual(len(profiles), 10)
+        sim, ctl = start_sim(self, profiles)
+        # Stop the sim clock so the values egwd read are the values `get` shows.
+        ctl.ok("freeze on")
+        devs = [sim.device_settings(i, id=s["profile"]) for i, s in enumerate(sim.servers)]
+        egwd = T.Egwd(self, set={"devices": devs, "harvest.poll_interval_ms": 200,
+                                 "modbus.timeout_ms": 1000, "http.bind": LOCAL})
+        truth = {d["profile"]: d for d in ctl.get()["devices"]}
+
+        def all_polling():
+            st = egwd.state()
+            by = devices_by_id(st)
+            bad = {i: (d["state"], d["serial"]) for i, d in by.items()
+                   if d["state"] != "polling" or not d["serial"] or not d.get("reading")}
+            return st if not bad and len(by) == len(profiles) else None
+
+        try:
+            st = T.wait_until(all_polling, timeout=20, what="every device polling")
+        except TimeoutError:
+            st = egwd.state()
+            self.fail("not every device polls: " + json.dumps(
+                {d["id"]: [d["state"], d["serial"], d["stats"]["last_error"]]
+                 for d in st["devices"]}) + "\n" + egwd.output()[-3000:])
+        # Short-poll profiles read their full blocks every 10th poll (2 s here):
+        # make sure a verbose poll happened after the freeze.
+        time.sleep(2.5)
+        st = egwd.state()
+        problems = []
+        compared = 0
+        for dev_id, d in devices_by_id(st).items():
+            want = truth[dev_id]
+            # The serial register's value, or (profiles without one) the address.
+            if d["serial"] != want["serial"] and not d["serial"].startswith(f"{LOCAL}:"):
+                # Integer serial registers carry the simulator's serial as a number.
+                if not d["serial"].isdigit():
+                    problems.append(f"{dev_id}: serial {d['serial']!r}, sim {want['serial']!r}")
+            n = 0
+            for group, fields in d["reading"].items():
+                for name, v in fields.items():
+                    w = want["reading"].get(group, {}).get(name)
+                    if w is None:
+                        problems.append(f"{dev_id}: {group}.{name}={v} but the sim serves none")
+                        continue
+                    tol = ABS_TOL.get(unit_of(group, name), 1.0) + 0.005 * abs(w)
+                    if not (isinstance(v, (int, float)) and math.isfinite(v)) or abs(v - w) > tol:
+                        problems.append(f"{dev_id}: {group}.{name} egwd {v} sim {w}")
+                    n += 1
+            if n == 0:
+                problems.append(f"{dev_id}: no decoded value")
+            compared += n
+        self.assertFalse(problems, "\n".join(problems))
+        self.assertGreater(compared, 3 * len(profiles))
+
+        # Frequency: the primary device (the first) is read at 10 Hz.
+        f0 = egwd.state()["frequency"]
+        time.sleep(1.0)
+        f1 = egwd.state()["frequency"]
+        self.assertEqual(f1["device"], profiles[0])
+        self.assertEqual(f1["interval_ms"], 100)
+        t0 = f0["latest"]["ts_ms"]
+        new = [s for s in f1["samples"] if s[0] > t0]
+        self.assertGreaterEqual(len(new), 7, f1)
+        self.assertLessEqual(len(new), 13, f1)
+        self.assertGreaterEqual(f1["stats_1s"]["n"], 7)
+        hz = truth[profiles[0]]["reading"]["meter"]["Hz"]
+        self.assertAlmostEqual(f1["latest"]["hz"], hz, delta=0.011)
+        self.assertLessEqual(f1["stats_1s"]["min"], f1["stats_1s"]["mean"])
+        self.assertLessEqual(f1["stats_1s"]["mean"], f1["stats_1s"]["max"])
+        for k in ("p50", "p99", "max"):
+            self.assertIn(k, f1["lateness_us"])
+        self.assertTrue(egwd.alive())
+
+
+class TestFaults(unittest.TestCase):
+    """One simulated inverter, every fault class in turn."""
+
+    def setUp(self):
+        self.sim, self.ctl = start_sim(self, ["huawei"])
+        self.egwd = T.Egwd(self, set={
+            "devices": [self.sim.device_settings(0, id="inv")],
+            "harvest.poll_interval_ms": 200, "modbus.timeout_ms": 300, "http.bind": LOCAL})
+        self.wait_polling()
+
+    def dev(self):
+        if not self.egwd.alive():
+            raise RuntimeError(f"egwd exited {self.egwd.p.returncode}:\n{self.egwd.output()[-4000:]}")
+        st = self.egwd.state()
+        return devices_by_id(st)["inv"]
+
+    def wait_state(self, states, timeout=8.0):
+        return T.wait_until(lambda: self.dev()["state"] in states and self.dev(),
+                            timeout=timeout, what=f"state in {states}")
+
+    def wait_polling(self, timeout=10.0):
+        d = self.wait_state(("polling",), timeout)
+        good = d["stats"]["last_good_ms"] or 0
+        # ... and reading again (a fresh complete poll after this point).
+        T.wait_until(lambda: (self.dev()["stats"]["last_good_ms"] or 0) > good,
+                     timeout=timeout, what="a fresh good poll")
+        d = self.dev()
+        self.assertTrue(d["serial"])
+        return d
+
+    def recover(self, timeout=10.0):
+        self.ctl.ok("clear")
+        self.wait_polling(timeout)
+        self.assertTrue(self.egwd.alive())
+
+    def test_faults(self):
+        serial = self.dev()["serial"]
+        self.assertTrue(serial)
+
+        # No answers: the device stops polling and backs off.
+        self.ctl.ok("fault timeout on")
+        self.wait_state(("backing off", "connecting", "identifying", "asleep"))
+        self.assertGreater(self.dev()["stats"]["timeouts"], 0)
+        self.recover()
+
+        # Every request refused with an exception.
+        self.ctl.ok("fault exception 4")
+        self.wait_state(("backing off", "connecting", "identifying"))
+        self.assertGreater(self.dev()["stats"]["exceptions"], 0)
+        self.recover()
+
+        # Wrong transaction ids: stale answers are drained, requests time out.
+        self.ctl.ok("fault tid on")
+        self.wait_state(("backing off", "connecting", "identifying", "asleep"))
+        self.assertGreater(self.dev()["stats"]["modbus"]["tid_mismatches"], 0)
+        self.recover()
+
+        # Garbage instead of answers.
+        errors = self.dev()["stats"]["errors"]
+        self.ctl.ok("fault garbage on")
+        T.wait_until(lambda: self.dev()["stats"]["errors"] > errors, timeout=5,
+                     what="errors from garbage")
+        self.wait_state(("backing off", "connecting", "identifying", "asleep"))
+        self.recover()
+
+        # Slow answers (under the timeout): still polling, latency shows it.
+        self.ctl.ok("fault slow 120")
+        T.wait_until(lambda: self.dev()["stats"]["latency_last_ms"] >= 120, timeout=5,
+                     what="slow latency seen")
+        self.assertEqual(self.dev()["state"], "polling")
+        self.recover()
+        T.wait_until(lambda: self.dev()["stats"]["latency_last_ms"] < 120, timeout=5,
+                     what="fast again")
+
+        # The connection is dropped on every request.
+        errors = self.dev()["stats"]["errors"]
+        self.ctl.ok("fault drop on")
+        T.wait_until(lambda: self.dev()["stats"]["errors"] > errors, timeout=5,
+                     what="errors from drops")
+        self.wait_state(("backing off", "connecting", "identifying", "asleep"))
+        self.recover()
+
+        # Single client: egwd holds its connection; a second client is turned away.
+        self.ctl.ok("fault single-client on")
+        port = self.sim.servers[0]["port"]
+        polls = self.dev()["stats"]["polls_ok"]
+        try:
+            with socket.create_connection((LOCAL, port), timeout=2) as other:
+                # A read request from the intruder (unit 1, fc 3, 30000, 1 register).
+                other.sendall(bytes([0, 1, 0, 0, 0, 6, 1, 3, 0x75, 0x30, 0, 1]))
+                other.settimeout(2)
+                got = other.recv(64)
+        except (ConnectionResetError, BrokenPipeError, socket.timeout):
+            got = b""  # turned away (reset at once, or never answered)
+        self.assertEqual(got, b"", "the second client was served")
+        time.sleep(1.0)
+        d = self.dev()
+        self.assertEqual(d["state"], "polling")
+        self.assertGreater(d["stats"]["polls_ok"], polls + 2)
+        self.recover()
+
+        # Night: the inverter refuses connections.  egwd goes asleep, not into an
+        # error storm, and wakes up when the inverter does.
+        self.ctl.ok("sleep on")
+        d = self.wait_state(("asleep",), timeout=15)
+        attempts = d["fsm"]["counts"].get("asleep -> connecting", 0)
+        time.sleep(2.0)
+        d = self.dev()
+        # sleep retry is 30 polls (6 s here): at most one attempt in 2 s
+        self.assertLessEqual(d["fsm"]["counts"].get("asleep -> connecting", 0), attempts + 1)
+        self.ctl.ok("sleep off")
+        self.wait_polling(timeout=12)
+        self.assertEqual(self.dev()["serial"], serial)
+        self.assertTrue(self.egwd.alive())
+        st, _, _ = T.http(self.egwd.port, "GET", "/")
+        self.assertEqual(st, 200)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,274 @@
+"""Signed upload pipeline end to end: egwd (+ egw-sim when devices are wired)
+and tools/devbackend.py as real processes on loopback.
+
+Every token the backend accepted is verified again here with PyJWT against
+the key egwd publishes at /api/crypto.  Run with /usr/bin/python3;
+EGW_BUILD names the build directory.
+"""
+import json
+import os
+import random
+import re
+import signal
+import sqlite3
+import time
+import unittest
+
+import jwt as pyjwt
+from cryptography.hazmat.primitives import serialization
+
+import egwtest as T
+
+DEVBACKEND = os.path.join(T.REPO, "tools", "devbackend.py")
+
+
+class DevBackend(T.Proc):
+    def __init__(self, tc, egwd_port, *extra):
+        super().__init__([T.PYTHON, DEVBACKEND, "--port", "0", "--control-port", "0",
+                          "--egwd", f"http://127.0.0.1:{egwd_port}", *extra],
+                         name="devbackend")
+        tc.addCleanup(self.stop)
+        out = self.wait_output("ready port=")
+        m = re.search(r"ready port=(\d+) control_port=(\d+)", out)
+        self.port, self.control_port = int(m.group(1)), int(m.group(2))
+
+    @property
+    def data_url(self):
+        return f"http://127.0.0.1:{self.port}/data"
+
+    @property
+    def graphql_url(self):
+        return f"http://127.0.0.1:{self.port}/graphql"
+
+    def summary(self):
+        return T.get_json(self.control_port, "/received")
+
+    def records(self):
+        return T.get_json(self.control_port, "/received/all")
+
+    def control(self, **kw):
+        st, obj = T.http_json(self.control_port, "POST", "/control", body=kw)
+        assert st == 200, obj
+
+
+def egwd_for(tc, port, backend_port, state_dir=None, interval_ms=100, extra=None, env=None,
+             wait=True):
+    s = {"backend.data_urls": [f"http://127.0.0.1:{backend_port}/data"],
+         "harvest.batch_interval_ms": interval_ms}
+    s.update(extra or {})
+    return T.Egwd(tc, port=port, state_dir=state_dir, set=s, env=env, wait=wait)
+
+
+def public_key(egwd):
+    info = egwd.get("/api/crypto")
+    return serialization.load_pem_public_key(info["publicKey_pem"].encode()), info
+
+
+def verify_all(tc, records, key, serial):
+    """Every accepted token verifies with PyJWT; returns the payloads."""
+    out = []
+    for r in records:
+        tok = r["jwt"]
+        hdr = pyjwt.get_unverified_header(tok)
+        tc.assertEqual(hdr["alg"], "ES256")
+        tc.assertEqual(hdr["typ"], "JWT")
+        tc.assertEqual(hdr["device"], serial)
+        tc.assertEqual(hdr["opr"], "production")
+        tc.assertIn(hdr["dtype"], ("egw-batch", "egw-gap"))
+        p = pyjwt.decode(tok, key, algorithms=["ES256"], options={"verify_iat": False})
+        tc.assertEqual(p, r["payload"])
+        out.append((hdr, p))
+    return out
+
+
+def store_rows(state_dir):
+    """(remaining rows, highest seq committed) from a stopped egwd's store."""
+    db = sqlite3.connect(f"file:{os.path.join(state_dir, 'store.db')}?mode=ro", uri=True)
+    try:
+        n, = db.execute("SELECT count(*) FROM rows").fetchone()
+        return n
+    finally:
+        db.close()
+
+
+def wait_idle(egwd, timeout=30.0):
+    """Until egwd's store holds nothing undelivered."""
+    def idle():
+        up = egwd.state()["uploader"]
+        return up["backlog"] == 0 and up["pending_seq"] == 0
+    T.wait_until(idle, timeout=timeout, what="uploads drained")
+
+
+def contiguous(tc, seqs, first=1):
+    tc.assertEqual(seqs, list(range(first, first + len(seqs))),
+                   f"seqs not contiguous: {seqs[:5]}..{seqs[-5:]}")
+
+
+class PipelineTest(unittest.TestCase):
+
+    def test_signed_batches_verified_and_name(self):
+        port = T.free_port()
+        be = DevBackend(self, port, "--name", "Roof Gateway")
+        e = egwd_for(self, port, be.port, interval_ms=200, extra={
+            "backend.graphql_url": be.graphql_url, "name.interval_ms": 200})
+        key, info = public_key(e)
+        T.wait_until(lambda: be.summary()["unique"] >= 5, timeout=15, what="5 batches")
+        recs = be.records()
+        got = verify_all(self, recs, key, info["serialNumber"])
+        seqs = [p["seq"] for _, p in got]
+        self.assertEqual(seqs, sorted(seqs))
+        contiguous(self, seqs, seqs[0])
+        now = time.time()
+        prev_to = None
+        for hdr, p in got:
+            self.assertEqual(hdr["dtype"], "egw-batch")
+            self.assertEqual(p["gateway"], info["serialNumber"])
+            self.assertTrue(now - 60 < p["iat"] <= now + 1)
+            self.assertLessEqual(p["from_ms"], p["to_ms"])
+            if prev_to is not None:
+                self.assertEqual(p["from_ms"], prev_to)   # windows follow each other
+            prev_to = p["to_ms"]
+            self.assertIsInstance(p["devices"], list)
+        s = be.summary()
+        self.assertEqual(s["bad_signatures"], 0)
+        self.assertEqual(s["duplicates"], 0)
+        # The name query reached the backend with our serial, and GET /api/name shows it.
+        n = T.wait_until(lambda: e.get("/api/name")["known"] and e.get("/api/name"),
+                         timeout=10, what="name known")
+        self.assertEqual(n["name"], "Roof Gateway")
+        self.assertIn(info["serialNumber"], be.summary()["graphql_ids"])
+        st = e.state()
+        self.assertGreaterEqual(st["uploader"]["acked"], 5)
+        self.assertEqual(st["uploader"]["last_status"], 200)
+
+    def test_outage_every_batch_once_in_order(self):
+        port = T.free_port()
+        be = DevBackend(self, port)
+        e = egwd_for(self, port, be.port, interval_ms=100, extra={
+            "harvest.batch_interval_ms": 100})
+        key, info = public_key(e)
+        T.wait_until(lambda: be.summary()["unique"] >= 3, timeout=15, what="first batches")
+        # Refused connections, then 500s, then dropped connections: ~40 batches pile up.
+        for mode in ("refuse", "500", "drop"):
+            be.control(mode=mode, for_s=1.5)
+            time.sleep(1.5)
+        be.control(mode="ok")
+        sealed_during = e.state()["harvest"]["last_seq"]
+        self.assertGreater(sealed_during, 20)
+        # Stop sealing so the end state is well defined, then let it drain.
+        e.stop()
+        e2 = egwd_for(self, port, be.port, state_dir=e.state_dir, interval_ms=3600000)
+        wait_idle(e2)
+        e2.stop()
+        self.assertEqual(store_rows(e.state_dir), 0)
+        s = be.summary()
+        self.assertEqual(s["duplicates"], 0, "a batch arrived twice")
+        self.assertEqual(s["bad_signatures"], 0)
+        self.assertEqual(s["out_of_order"], 0)
+        self.assertEqual(s["missing"], [])
+        contiguous(self, s["seqs"])
+        verify_all(self, be.records(), key, info["serialNumber"])
+
+    def test_crash_kill9_then_everything_delivered(self):
+        port = T.free_port()
+        be = DevBackend(self, port)
+        state = T.tempdir(self)
+        rnd = random.Random(1234)
+        e = egwd_for(self, port, be.port, state_dir=state, interval_ms=50)
+        key, info = public_key(e)
+        for i in range(6):
+            # Slow answers keep an upload in flight when the kill lands.
+            be.control(mode="slow" if i % 2 else "ok", slow_ms=150)
+            time.sleep(rnd.uniform(0.3, 1.0))
+            e.kill9()
+            e = egwd_for(self, port, be.port, state_dir=state, interval_ms=50)
+        be.control(mode="ok")
+        time.sleep(0.5)
+        e.stop()
+        # Final run: no new batches; everything committed must arrive.
+        e = egwd_for(self, port, be.port, state_dir=state, interval_ms=3600000)
+        wait_idle(e)
+        e.stop()
+        self.assertEqual(store_rows(state), 0, "rows left undelivered")
+        s = be.summary()
+        self.assertEqual(s["bad_signatures"], 0)
+        self.assertEqual(s["missing"], [])
+        self.assertEqual(s["out_of_order"], 0)
+        contiguous(self, s["seqs"])
+        self.assertGreater(len(s["seqs"]), 30)
+        # At least once: a kill between the backend's 200 and our ack resends
+        # one batch; never more than one per kill.
+        self.assertLessEqual(s["duplicates"], 6)
+        verify_all(self, be.records(), key, info["serialNumber"])
+
+    def test_store_bound_gap_record_signed(self):
+        port = T.free_port()
+        be = DevBackend(self, port, "--mode", "refuse")
+        # 1 MiB (the smallest store.max_bytes) of ~1 KiB batches at 10 ms.
+        e = egwd_for(self, port, be.port, interval_ms=10, extra={"store.max_bytes": 1048576})
+        key, info = public_key(e)
+        T.wait_until(lambda: e.state()["harvest"]["dropped_rows"] > 0, timeout=60,
+                     interval=0.5, what="store over its bound")
+        e.stop()
+        e = egwd_for(self, port, be.port, state_dir=e.state_dir, interval_ms=3600000,
+                     extra={"store.max_bytes": 1048576})
+        be.control(mode="ok")
+        T.wait_until(lambda: be.summary()["gap_records"], timeout=60, interval=0.5,
+                     what="gap record delivered")
+        wait_idle(e, timeout=60)
+        s = be.summary()
+        self.assertEqual(s["bad_signatures"], 0)
+        self.assertGreaterEqual(len(s["gap_records"]), 1)
+        # Nothing vanished silently: every seq is delivered or inside a gap.
+        self.assertEqual(s["missing"], [])
+        self.assertEqual(s["duplicates"], 0)
+        self.assertEqual(s["out_of_order"], 0)
+        gaps = [(h, p) for h, p in verify_all(self, be.records(), key, info["serialNumber"])
+                if h["dtype"] == "egw-gap"]
+        self.assertTrue(gaps)
+        for h, p in gaps:
+            self.assertEqual(p["type"], "gap")
+            self.assertTrue(p["ranges"])
+            self.assertIn("max_bytes", p["reason"])
+        # The oldest were dropped: the first gap starts at the first seq.
+        self.assertEqual(gaps[0][1]["ranges"][0][0], 1)
+
+    def test_chip_failure_nothing_unsigned_leaves(self):
+        port = T.free_port()
+        be = DevBackend(self, port)
+        chip = T.tempdir(self, "egw-atecc-")
+        env = {"EGW_ATECC_FAKE_DIR": chip}
+        e = egwd_for(self, port, be.port, interval_ms=100, env=env,
+                     extra={"signer.backend": "atecc608"})
+        key, info = public_key(e)
+        self.assertIn("atecc608", info.get("backend", "atecc608"))
+        T.wait_until(lambda: be.summary()["unique"] >= 3, timeout=15, what="first batches")
+        # Break the chip: batches are stored unsigned; none may leave.
+        open(os.path.join(chip, "fail"), "w").close()
+        T.wait_until(lambda: e.state()["harvest"]["stored_unsigned"] >= 10, timeout=15,
+                     what="unsigned batches stored")
+        seen = be.summary()["max_seq"]
+        time.sleep(1.0)
+        s = be.summary()
+        # At most the batch that was already signed when the chip broke.
+        self.assertLessEqual(s["max_seq"], seen + 1)
+        self.assertEqual(s["malformed"], 0)
+        self.assertTrue(e.state()["uploader"]["waiting_signer"])
+        unsigned_seq = e.state()["harvest"]["last_seq"]
+        # Repair: everything gets signed and delivered, in order.
+        os.unlink(os.path.join(chip, "fail"))
+        T.wait_until(lambda: be.summary()["max_seq"] >= unsigned_seq, timeout=30,
+                     what="delivered after recovery")
+        s = be.summary()
+        self.assertEqual(s["bad_signatures"], 0)
+        self.assertEqual(s["malformed"], 0)
+        self.assertEqual(s["missing"], [])
+        self.assertEqual(s["out_of_order"], 0)
+        self.assertEqual(s["duplicates"], 0)
+        contiguous(self, s["seqs"], s["seqs"][0])
+        verify_all(self, be.records(), key, info["serialNumber"])
+        self.assertGreater(e.state()["harvest"]["resigned"], 0)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,125 @@
+#!/usr/bin/python3
+"""egw's test runner: builds plain and sanitized trees, runs the meson tests
+(unit tests, corpus replays) and the integration tests against each, and
+prints one closing line "N passed, N failed"."""
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILDS = {
+    "plain": ("build", []),
+    "asan+ubsan": ("build-san", ["-Db_sanitize=address,undefined", "-Db_lundef=false"]),
+}
+SAN_ENV = {
+    "ASAN_OPTIONS": "abort_on_error=0:detect_leaks=1:strict_string_checks=1",
+    "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+}
+
+
+def sh(argv, **kw):
+    print("+ " + " ".join(argv), flush=True)
+    return subprocess.run(argv, **kw)
+
+
+def build(name, opts):
+    d = os.path.join(TOP, name)
+    if not os.path.exists(os.path.join(d, "build.ninja")):
+        r = sh(["meson", "setup", d, TOP] + opts)
+        if r.returncode:
+            return None
+    r = sh(["ninja", "-C", d])
+    return d if r.returncode == 0 else None
+
+
+def meson_tests(d, env, flt):
+    argv = ["meson", "test", "-C", d, "--print-errorlogs", "--num-processes", "2"]
+    sh(argv, env=dict(os.environ, **env))
+    passed = failed = 0
+    log = os.path.join(d, "meson-logs", "testlog.json")
+    failures = []
+    if os.path.exists(log):
+        with open(log) as f:
+            for line in f:
+                t = json.loads(line)
+                if flt and flt not in t["name"]:
+                    continue
+                if t["result"] in ("OK", "EXPECTEDFAIL"):
+                    passed += 1
+                elif t["result"] == "SKIP":
+                    pass
+                else:
+                    failed += 1
+                    failures.append(t["name"])
+    return passed, failed, failures
+
+
+def integration_tests(d, env, flt):
+    passed = failed = 0
+    failures = []
+    files = sorted(glob.glob(os.path.join(TOP, "tests", "integration", "test_*.py")))
+    for f in files:
+        name = os.path.basename(f)[:-3]
+        if flt and flt not in name:
+            continue
+        e = dict(os.environ, EGW_BUILD=d, **env)
+        out = os.path.join(d, "integration-" + name + ".json")
+        t0 = time.monotonic()
+        r = sh(["/usr/bin/python3", os.path.join(TOP, "tests", "integration", "runone.py"), f, out],
+               env=e, timeout=900)
+        dt = time.monotonic() - t0
+        try:
+            with open(out) as fh:
+                res = json.load(fh)
+        except (OSError, ValueError):
+            res = {"passed": 0, "failed": 1, "failures": [name + " (runner crashed)"]}
+        if r.returncode and not res["failed"]:
+            res["failed"] = 1
+            res["failures"].append(name + f" (exit {r.returncode})")
+        print(f"== {name}: {res['passed']} passed, {res['failed']} failed ({dt:.1f} s)", flush=True)
+        passed += res["passed"]
+        failed += res["failed"]
+        failures += res["failures"]
+    return passed, failed, failures
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--plain", action="store_true", help="only the plain build")
+    ap.add_argument("-k", dest="filter", default=None, help="only tests whose name contains this")
+    a = ap.parse_args()
+    total_p = total_f = 0
+    all_failures = []
+    t0 = time.monotonic()
+    for label, (name, opts) in BUILDS.items():
+        if a.plain and label != "plain":
+            continue
+        env = SAN_ENV if opts else {}
+        d = build(name, opts)
+        if d is None:
+            print(f"== {label}: build failed", flush=True)
+            total_f += 1
+            all_failures.append(f"{label}: build")
+            continue
+        p, f, fl = meson_tests(d, env, a.filter)
+        print(f"== {label} meson tests: {p} passed, {f} failed", flush=True)
+        total_p += p
+        total_f += f
+        all_failures += [f"{label}: {x}" for x in fl]
+        p, f, fl = integration_tests(d, env, a.filter)
+        total_p += p
+        total_f += f
+        all_failures += [f"{label}: {x}" for x in fl]
+    print(f"== total time {time.monotonic() - t0:.0f} s")
+    for x in all_failures:
+        print("FAILED: " + x)
+    print(f"{total_p} passed, {total_f} failed")
+    return 1 if total_f else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,454 @@
+/* Batch assembly with the real store (SQLite in a temp dir), the real
+ * software signer and the ATECC608 signer on its OpenSSL fake, driven by the
+ * real loop and worker pool.  Every batch is read back from the store and its
+ * JWT verified with the signer's public key before its payload is checked. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#define _XOPEN_SOURCE_EXTENDED 1
+#include <errno.h>
+#include <ftw.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend/batch.h"
+#include "base/util.h"
+#include "crypto/jwt.h"
+#include "crypto/signer.h"
+#include "egw-config.h"
+#include "loop/loop.h"
+#include "profiles/reading.h"
+#include "store/store.h"
+#if EGW_HAVE_ATECC_FAKE
+#include "crypto/atcab.h"
+#endif
+
+struct fx {
+	char dir[64];
+	char db[128];
+	struct loop *l;
+	struct signer *sg;
+	struct store *st;
+	struct batch *b;
+};
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static void fx_open_store(struct fx *f)
+{
+	struct store_config sc = { .path = f->db };
+	assert_int_equal(store_open(f->l, &sc, &f->st), 0);
+}
+
+static int setup_common(void **state, enum signer_backend be)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/egw-test-batch-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->db, sizeof(f->db), "%s/store.db", f->dir);
+	assert_int_equal(loop_new(&f->l), 0);
+	struct signer_config scfg = { .backend = be, .state_dir = f->dir, .i2c_bus = "1" };
+#if EGW_HAVE_ATECC_FAKE
+	if (be == SIGNER_ATECC608)
+		atcab_fake_setup(f->dir);
+#endif
+	assert_int_equal(signer_open(&scfg, &f->sg), 0);
+	fx_open_store(f);
+	*state = f;
+	return 0;
+}
+
+static int setup(void **state) { return setup_common(state, SIGNER_SOFTWARE); }
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	batch_free(f->b);
+	store_close(f->st);
+	signer_close(f->sg);
+#if EGW_HAVE_ATECC_FAKE
+	atcab_fake_set_failing(false);
+	atcab_fake_setup(NULL);
+#endif
+	loop_free(f->l);
+	nftw(f->dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static void new_batch(struct fx *f)
+{
+	/* A long interval: the tests seal by hand. */
+	struct batch_config cfg = { .interval = 3600 * USEC_PER_SEC, .freq_interval_ms = 100,
+				    .resign_interval = 50 * USEC_PER_MSEC };
+	assert_int_equal(batch_new(f->l, f->st, f->sg, &cfg, &f->b), 0);
+}
+
+static void run_idle(struct fx *f)
+{
+	usec_t end = now_usec() + 5 * USEC_PER_SEC;
+	while (batch_busy(f->b) && now_usec() < end)
+		loop_run_once(f->l, 10 * USEC_PER_MSEC);
+	assert_false(batch_busy(f->b));
+}
+
+/* The signed rows in the store, verified; returns how many (max n). */
+static unsigned read_signed(struct fx *f, int64_t after, json_t **hdr, json_t **pl, unsigned n)
+{
+	struct store_row rows[16];
+	unsigned got = 0;
+	uint8_t pub[64];
+
+	memset(rows, 0, sizeof(rows));
+	assert_true(n <= 16);
+	assert_int_equal(store_peek(f->st, after, n, rows, &got), 0);
+	assert_int_equal(signer_public_key(f->sg, pub), 0);
+	for (unsigned i = 0; i < got; i++) {
+		assert_non_null(rows[i].jwt);
+		assert_int_equal(jwt_verify_es256_full(rows[i].jwt, pub, &hdr[i], &pl[i]), 0);
+		assert_int_equal(json_integer_value(json_object_get(pl[i], "seq")), rows[i].seq);
+	}
+	store_rows_clear(rows, got);
+	return got;
+}
+
+static void test_payload_contents(void **state)
+{
+	struct fx *f = *state;
+	struct reading r;
+	json_t *raw, *hdr[1], *pl[1];
+	int64_t t0;
+
+	new_batch(f);
+	t0 = wall_ms();
+	reading_clear(&r);
+	r.v[RF_PV_W] = -3000.0;
+	r.v[RF_METER_HZ] = 50.01;
+	raw = json_pack("{sIsI}", "5016", (json_int_t)3000, "5017", (json_int_t)65535);
+	assert_int_equal(batch_add_reading(f->b, "inv1", "sungrow", "A123", t0 - 900, &r, raw), 0);
+	r.v[RF_PV_W] = -3100.0;
+	json_object_set_new(raw, "5016", json_integer(3100));
+	assert_int_equal(batch_add_reading(f->b, "inv1", "sungrow", "A123", t0 - 400, &r, raw), 0);
+	json_decref(raw);
+	/* A second device with only a raw map (decode failed) and late identity. */
+	raw = json_pack("{sI}", "30775", (json_int_t)7);
+	assert_int_equal(batch_add_reading(f->b, "m2", NULL, NULL, t0 - 300, NULL, raw), 0);
+	assert_int_equal(batch_add_reading(f->b, "m2", "sdm630", "M9", t0 - 200, NULL, raw), 0);
+	json_decref(raw);
+	assert_int_equal(batch_add_freq(f->b, "inv1", t0 - 300, 49.98), 0);
+	assert_int_equal(batch_add_freq(f->b, "inv1", t0 - 200, 50.02), 0);
+	assert_int_equal(batch_add_freq(f->b, "inv1", t0 - 100, 50.03), 0);
+	assert_int_equal(batch_add_freq(f->b, "inv1", t0, NAN), -EINVAL);
+	assert_int_equal(batch_add_reading(f->b, "", "x", "y", t0, &r, NULL), -EINVAL);
+
+	assert_int_equal(batch_seal_now(f->b), 0);
+	run_idle(f);
+	assert_int_equal(read_signed(f, 0, hdr, pl, 1), 1);
+
+	/* header */
+	assert_string_equal(json_string_value(json_object_get(hdr[0], "alg")), "ES256");
+	assert_string_equal(json_string_value(json_object_get(hdr[0], "typ")), "JWT");
+	assert_string_equal(json_string_value(json_object_get(hdr[0], "dtype")), "egw-batch");
+	assert_string_equal(json_string_value(json_object_get(hdr[0], "model")), "sungrow");
+	assert_string_equal(json_string_value(json_object_get(hdr[0], "opr")), "production");
+	assert_string_equal(json_string_value(json_object_get(hdr[0], "device")),
+			    signer_serial_hex(f->sg));
+
+	/* payload */
+	json_t *p = pl[0], *d0, *d1, *fr;
+	int64_t iat = json_integer_value(json_object_get(p, "iat"));
+	assert_true(iat >= t0 / 1000 && iat <= wall_ms() / 1000);
+	assert_true(json_integer_value(json_object_get(p, "seq")) >= 1);
+	assert_string_equal(json_string_value(json_object_get(p, "gateway")), signer_serial_hex(f->sg));
+	assert_true(json_integer_value(json_object_get(p, "from_ms")) <= t0);
+	assert_true(json_integer_value(json_object_get(p, "to_ms")) >= t0);
+	assert_int_equal(json_array_size(json_object_get(p, "devices")), 2);
+	d0 = json_array_get(json_object_get(p, "devices"), 0);
+	d1 = json_array_get(json_object_get(p, "devices"), 1);
+	assert_string_equal(json_string_value(json_object_get(d0, "id")), "inv1");
+	assert_string_equal(json_string_value(json_object_get(d0, "profile")), "sungrow");
+	assert_string_equal(json_string_value(json_object_get(d0, "serial")), "A123");
+	char k1[24], k2[24];
+	snprintf(k1, sizeof(k1), "%lld", (long long)(t0 - 900));
+	snprintf(k2, sizeof(k2), "%lld", (long long)(t0 - 400));
+	json_t *rawm = json_object_get(d0, "raw");
+	assert_int_equal(json_object_size(rawm), 2);
+	/* the first raw map was copied: a later change by the caller is not in it */
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(rawm, k1), "5016")), 3000);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(rawm, k2), "5016")), 3100);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(rawm, k1), "5017")), 65535);
+	json_t *rd = json_object_get(json_object_get(d0, "readings"), k2);
+	assert_non_null(rd);
+	assert_true(fabs(json_real_value(json_object_get(json_object_get(rd, "pv"), "W")) + 3100.0) < 1e-9);
+	assert_true(fabs(json_real_value(json_object_get(json_object_get(rd, "meter"), "Hz")) - 50.01) < 1e-9);
+	assert_null(json_object_get(rd, "battery")); /* unavailable groups omitted */
+	assert_string_equal(json_string_value(json_object_get(d1, "profile")), "sdm630");
+	assert_string_equal(json_string_value(json_object_get(d1, "serial")), "M9");
+	assert_int_equal(json_object_size(json_object_get(d1, "readings")), 0);
+	assert_int_equal(json_object_size(json_object_get(d1, "raw")), 2);
+	fr = json_object_get(p, "frequency");
+	assert_non_null(fr);
+	assert_string_equal(json_string_value(json_object_get(fr, "device")), "inv1");
+	assert_int_equal(json_integer_value(json_object_get(fr, "interval_ms")), 100);
+	assert_int_equal(json_array_size(json_object_get(fr, "samples")), 3);
+	json_t *s0 = json_array_get(json_object_get(fr, "samples"), 0);
+	assert_int_equal(json_integer_value(json_array_get(s0, 0)), t0 - 300);
+	assert_true(fabs(json_real_value(json_array_get(s0, 1)) - 49.98) < 1e-9);
+	json_t *fs = json_object_get(fr, "stats");
+	assert_int_equal(json_integer_value(json_object_get(fs, "count")), 3);
+	assert_true(fabs(json_real_value(json_object_get(fs, "min")) - 49.98) < 1e-9);
+	assert_true(fabs(json_real_value(json_object_get(fs, "max")) - 50.03) < 1e-9);
+	assert_true(fabs(json_real_value(json_object_get(fs, "mean")) - 50.01) < 1e-9);
+	assert_null(json_object_get(p, "overflow"));
+	json_decref(hdr[0]);
+	json_decref(pl[0]);
+
+	struct batch_stats bs;
+	batch_get_stats(f->b, &bs);
+	assert_int_equal(bs.sealed, 1);
+	assert_int_equal(bs.stored_signed, 1);
+	assert_int_equal(bs.stored_unsigned, 0);
+	assert_int_equal(bs.readings, 4);
+	assert_int_equal(bs.samples, 3);
+}
+
+static void test_seq_and_windows(void **state)
+{
+	struct fx *f = *state;
+	json_t *hdr[16], *pl[16];
+	int64_t last = 0, prev_to = 0;
+	unsigned n;
+
+	new_batch(f);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(batch_seal_now(f->b), 0); /* queued back to back */
+	}
+	run_idle(f);
+	n = read_signed(f, 0, hdr, pl, 16);
+	assert_int_equal(n, 3);
+	for (unsigned i = 0; i < n; i++) {
+		int64_t seq = json_integer_value(json_object_get(pl[i], "seq"));
+		assert_true(seq > last);
+		last = seq;
+		/* windows follow each other without holes */
+		if (i > 0)
+			assert_int_equal(json_integer_value(json_object_get(pl[i], "from_ms")), prev_to);
+		prev_to = json_integer_value(json_object_get(pl[i], "to_ms"));
+		/* an empty batch still says who and when, with no devices */
+		assert_int_equal(json_array_size(json_object_get(pl[i], "devices")), 0);
+		assert_null(json_object_get(pl[i], "frequency"));
+		assert_string_equal(json_string_value(json_object_get(hdr[i], "model")), "egw");
+		json_decref(hdr[i]);
+		json_decref(pl[i]);
+	}
+	/* The sequence survives a restart (store closed and reopened). */
+	batch_free(f->b);
+	f->b = NULL;
+	store_close(f->st);
+	fx_open_store(f);
+	new_batch(f);
+	assert_int_equal(batch_seal_now(f->b), 0);
+	run_idle(f);
+	n = read_signed(f, last, hdr, pl, 16);
+	assert_int_equal(n, 1);
+	assert_true(json_integer_value(json_object_get(pl[0], "seq")) > last);
+	json_decref(hdr[0]);
+	json_decref(pl[0]);
+}
+
+static void test_overflow_capped(void **state)
+{
+	struct fx *f = *state;
+	json_t *hdr[1], *pl[1];
+	struct reading r;
+
+	new_batch(f);
+	reading_clear(&r);
+	r.v[RF_METER_W] = 10;
+	for (int i = 0; i < BATCH_MAX_SAMPLES; i++)
+		assert_int_equal(batch_add_freq(f->b, "m", 1000 + i, 50.0), 0);
+	assert_int_equal(batch_add_freq(f->b, "m", 99999, 50.0), -ENOSPC);
+	char id[16];
+	for (int i = 0; i < BATCH_MAX_DEVICES; i++) {
+		snprintf(id, sizeof(id), "d%d", i);
+		assert_int_equal(batch_add_reading(f->b, id, "p", "s", 5, &r, NULL), 0);
+	}
+	assert_int_equal(batch_add_reading(f->b, "one-too-many", "p", "s", 5, &r, NULL), -ENOSPC);
+	assert_int_equal(batch_seal_now(f->b), 0);
+	run_idle(f);
+	assert_int_equal(read_signed(f, 0, hdr, pl, 1), 1);
+	json_t *o = json_object_get(pl[0], "overflow");
+	assert_non_null(o);
+	assert_int_equal(json_integer_value(json_object_get(o, "samples")), 1);
+	assert_int_equal(json_integer_value(json_object_get(o, "readings")), 1);
+	assert_int_equal(json_array_size(json_object_get(json_object_get(pl[0], "frequency"), "samples")),
+			 BATCH_MAX_SAMPLES);
+	json_decref(hdr[0]);
+	json_decref(pl[0]);
+	/* The next batch starts empty. */
+	assert_int_equal(batch_add_freq(f->b, "m", 1, 50.0), 0);
+}
+
+static void test_periodic_seal(void **state)
+{
+	struct fx *f = *state;
+	struct batch_config cfg = { .interval = 50 * USEC_PER_MSEC };
+	struct batch_stats bs;
+
+	assert_int_equal(batch_new(f->l, f->st, f->sg, &cfg, &f->b), 0);
+	usec_t end = now_usec() + 400 * USEC_PER_MSEC;
+	while (now_usec() < end)
+		loop_run_once(f->l, 10 * USEC_PER_MSEC);
+	run_idle(f);
+	batch_get_stats(f->b, &bs);
+	assert_true(bs.sealed >= 5 && bs.sealed <= 9);
+	assert_int_equal(bs.stored_signed, bs.sealed);
+	struct store_stats ss;
+	store_get_stats(f->st, &ss);
+	assert_int_equal(ss.backlog, (int64_t)bs.sealed);
+	assert_int_equal(ss.last_seq, bs.last_seq);
+}
+
+static void test_bounds_gap_signed(void **state)
+{
+	struct fx *f = *state;
+	struct store_config sc = { .path = f->db, .max_bytes = 6000 };
+	json_t *hdr[16], *pl[16];
+	struct reading r;
+	struct store_stats ss;
+	unsigned n, gaps = 0;
+
+	store_close(f->st);
+	assert_int_equal(store_open(f->l, &sc, &f->st), 0);
+	new_batch(f);
+	reading_clear(&r);
+	for (int i = 0; i < RF_COUNT; i++)
+		r.v[i] = i * 1.5;
+	for (int i = 0; i < 12; i++) {
+		assert_int_equal(batch_add_reading(f->b, "inv", "sma", "S", 1000 + i, &r, NULL), 0);
+		assert_int_equal(batch_seal_now(f->b), 0);
+		run_idle(f);
+	}
+	/* Let the resign task sign the gap row(s). */
+	struct batch_stats bs;
+	usec_t end = now_usec() + 5 * USEC_PER_SEC;
+	do {
+		loop_run_once(f->l, 10 * USEC_PER_MSEC);
+		store_get_stats(f->st, &ss);
+		batch_get_stats(f->b, &bs);
+	} while ((ss.unsigned_rows > 0 || bs.resigned == 0) && now_usec() < end);
+	assert_int_equal(ss.unsigned_rows, 0);
+	assert_true(ss.dropped > 0);
+	n = read_signed(f, 0, hdr, pl, 16);
+	assert_true(n >= 2);
+	/* Every seq up to the last is either a row still here or inside a
+	 * signed gap record's ranges: nothing vanishes silently. */
+	bool seen[64] = { false };
+	int64_t maxseq = 0;
+	for (unsigned i = 0; i < n; i++) {
+		const char *dt = json_string_value(json_object_get(hdr[i], "dtype"));
+		int64_t seq = json_integer_value(json_object_get(pl[i], "seq"));
+		assert_true(seq > 0 && seq < 64);
+		seen[seq] = true;
+		maxseq = MAX(maxseq, seq);
+		if (strcmp(dt, "egw-gap") == 0) {
+			gaps++;
+			assert_string_equal(json_string_value(json_object_get(pl[i], "type")), "gap");
+			json_t *rg = json_object_get(pl[i], "ranges"), *one;
+			size_t k;
+			assert_true(json_array_size(rg) >= 1);
+			json_array_foreach(rg, k, one) {
+				int64_t a = json_integer_value(json_array_get(one, 0));
+				int64_t z = json_integer_value(json_array_get(one, 1));
+				assert_true(a >= 1 && z >= a && z < 64);
+				for (int64_t q = a; q <= z; q++)
+					seen[q] = true;
+			}
+		}
+		json_decref(hdr[i]);
+		json_decref(pl[i]);
+	}
+	assert_true(gaps >= 1);
+	for (int64_t q = 1; q <= maxseq; q++)
+		assert_true(seen[q]);
+	batch_get_stats(f->b, &bs);
+	assert_true(bs.dropped_rows > 0);
+	assert_true(bs.resigned >= 1);
+}
+
+#if EGW_HAVE_ATECC_FAKE
+static int setup_atecc(void **state) { return setup_common(state, SIGNER_ATECC608); }
+
+static void test_chip_failure_stored_unsigned_then_signed(void **state)
+{
+	struct fx *f = *state;
+	json_t *hdr[16], *pl[16];
+	struct batch_stats bs;
+	struct store_stats ss;
+
+	new_batch(f);
+	assert_int_equal(batch_add_freq(f->b, "inv", 1, 50.0), 0);
+	atcab_fake_set_failing(true);
+	assert_int_equal(batch_seal_now(f->b), 0);
+	assert_int_equal(batch_seal_now(f->b), 0);
+	run_idle(f);
+	batch_get_stats(f->b, &bs);
+	assert_int_equal(bs.stored_unsigned, 2);
+	assert_true(bs.sign_errors >= 2);
+	store_get_stats(f->st, &ss);
+	assert_int_equal(ss.unsigned_rows, 2);
+	/* Nothing is visible to the uploader while unsigned. */
+	assert_int_equal(read_signed(f, 0, hdr, pl, 16), 0);
+	/* The resign task keeps trying and fails while the chip is down. */
+	usec_t end = now_usec() + 200 * USEC_PER_MSEC;
+	while (now_usec() < end)
+		loop_run_once(f->l, 10 * USEC_PER_MSEC);
+	store_get_stats(f->st, &ss);
+	assert_int_equal(ss.unsigned_rows, 2);
+	atcab_fake_set_failing(false);
+	end = now_usec() + 5 * USEC_PER_SEC;
+	do {
+		loop_run_once(f->l, 10 * USEC_PER_MSEC);
+		store_get_stats(f->st, &ss);
+		batch_get_stats(f->b, &bs); /* the worker's completion has run too */
+	} while ((ss.unsigned_rows > 0 || bs.resigned < 2) && now_usec() < end);
+	assert_int_equal(ss.unsigned_rows, 0);
+	assert_int_equal(read_signed(f, 0, hdr, pl, 16), 2);
+	assert_string_equal(json_string_value(json_object_get(hdr[0], "dtype")), "egw-batch");
+	assert_non_null(json_object_get(pl[0], "frequency"));
+	for (int i = 0; i < 2; i++) {
+		json_decref(hdr[i]);
+		json_decref(pl[i]);
+	}
+	batch_get_stats(f->b, &bs);
+	assert_int_equal(bs.resigned, 2);
+}
+#endif
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_payload_contents, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_seq_and_windows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_overflow_capped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_periodic_seal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bounds_gap_signed, setup, teardown),
+#if EGW_HAVE_ATECC_FAKE
+		cmocka_unit_test_setup_teardown(test_chip_failure_stored_unsigned_then_signed,
+						setup_atecc, teardown),
+#endif
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

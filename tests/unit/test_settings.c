@@ -1,0 +1,406 @@
+/* Settings: defaults, every kind of validation error naming its key, layered
+ * load/override/patch, masking, atomic save, --set parsing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "base/err.h"
+#include "config/settings.h"
+
+struct fixture {
+	char dir[64];
+	char path[128];
+	struct settings *s;
+};
+
+static int setup(void **state)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+	snprintf(fx->dir, sizeof(fx->dir), "/tmp/egw-test-settings-XXXXXX");
+	if (!mkdtemp(fx->dir))
+		return -1;
+	snprintf(fx->path, sizeof(fx->path), "%s/settings.json", fx->dir);
+	if (settings_new(fx->path, &fx->s) < 0)
+		return -1;
+	*state = fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *fx = *state;
+	DIR *d = opendir(fx->dir);
+	struct dirent *de;
+	char p[400];
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", fx->dir, de->d_name);
+		unlink(p);
+	}
+	if (d)
+		closedir(d);
+	rmdir(fx->dir);
+	settings_free(fx->s);
+	free(fx);
+	return 0;
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static char *read_file(const char *path)
+{
+	static char buf[8192];
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = 0;
+	fclose(f);
+	return buf;
+}
+
+static void test_defaults(void **state)
+{
+	struct fixture *fx = *state;
+	struct settings *s = fx->s;
+	static const struct { const char *key; int64_t v; } ints[] = {
+		{ "http.port", 5000 }, { "http.max_connections", 64 },
+		{ "http.max_body_bytes", 65536 }, { "http.request_timeout_s", 10 },
+		{ "harvest.poll_interval_ms", 1000 }, { "harvest.batch_interval_ms", 10000 },
+		{ "frequency.interval_ms", 100 }, { "frequency.device", 0 },
+		{ "name.interval_ms", 10000 }, { "name.refresh_interval_ms", 3600000 },
+		{ "store.max_bytes", 64 << 20 }, { "store.max_age_s", 30 * 86400 },
+		{ "signer.i2c_address", 0x60 }, { "modbus.min_gap_ms", 0 },
+		{ "modbus.timeout_ms", 1000 }, { "mqtt.port", 1883 },
+	};
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+		if (settings_get_int(s, ints[i].key) != ints[i].v)
+			fail_msg("%s: %lld", ints[i].key, (long long)settings_get_int(s, ints[i].key));
+	}
+	assert_string_equal(settings_get_str(s, "signer.backend"), "software");
+	assert_string_equal(settings_get_str(s, "signer.i2c_bus"), "/dev/i2c-1");
+	assert_string_equal(settings_get_str(s, "backend.graphql_url"), "");
+	assert_string_equal(settings_get_str(s, "log_level"), "info");
+	assert_string_equal(settings_get_str(s, "mqtt.topic_prefix"), "egw");
+	assert_string_equal(settings_get_str(s, "mqtt.discovery_prefix"), "homeassistant");
+	assert_false(settings_get_bool(s, "mqtt.enabled"));
+	assert_false(settings_get_bool(s, "mqtt.tls"));
+	assert_true(json_is_array(settings_get_json(s, "devices")));
+	assert_int_equal(json_array_size(settings_get_json(s, "devices")), 0);
+	assert_true(json_is_array(settings_get_json(s, "backend.data_urls")));
+	assert_true(json_is_array(settings_get_json(s, "modbus_write_allowlist")));
+	/* not in the schema */
+	assert_int_equal(settings_get_int(s, "http.nope"), 0);
+	assert_string_equal(settings_get_str(s, "nope"), "");
+	assert_null(settings_get_json(s, "a.b.c"));
+}
+
+/* Each invalid document with the key and a fragment of the message it must give. */
+static const struct bad {
+	const char *doc, *key, *msg;
+} bads[] = {
+	{ "{\"http\":{\"port\":\"5000\"}}", "http.port", "expected an integer, got a string" },
+	{ "{\"http\":{\"port\":5000.5}}", "http.port", "expected an integer" },
+	{ "{\"http\":{\"port\":70000}}", "http.port", "70000 is out of range 1..65535" },
+	{ "{\"http\":{\"port\":0}}", "http.port", "out of range" },
+	{ "{\"http\":5}", "http", "expected an object" },
+	{ "{\"foo\":1}", "foo", "unknown key" },
+	{ "{\"http\":{\"prot\":1}}", "http.prot", "unknown key" },
+	{ "{\"signer\":{\"backend\":\"tpm\"}}", "signer.backend",
+	  "unknown value \"tpm\" (expected one of software, atecc608)" },
+	{ "{\"log_level\":\"loud\"}", "log_level", "unknown value" },
+	{ "{\"mqtt\":{\"enabled\":\"yes\"}}", "mqtt.enabled", "expected a boolean" },
+	{ "{\"mqtt\":{\"password\":7}}", "mqtt.password", "expected a string" },
+	{ "{\"backend\":{\"data_urls\":\"http://x\"}}", "backend.data_urls", "expected an array" },
+	{ "{\"backend\":{\"data_urls\":[\"ftp://x\"]}}", "backend.data_urls[0]", "URL" },
+	{ "{\"backend\":{\"graphql_url\":\"nope\"}}", "backend.graphql_url", "URL" },
+	{ "{\"devices\":{}}", "devices", "expected an array" },
+	{ "{\"devices\":[5]}", "devices[0]", "expected an object" },
+	{ "{\"devices\":[{\"connection\":\"usb\",\"profile\":\"x\",\"host\":\"h\"}]}",
+	  "devices[0].connection", "unknown value \"usb\"" },
+	{ "{\"devices\":[{\"connection\":\"tcp\",\"profile\":\"x\",\"host\":\"h\"},"
+	  "{\"connection\":\"tcp\",\"profile\":\"x\",\"host\":\"h\",\"port\":\"502\"}]}",
+	  "devices[1].port", "expected an integer" },
+	{ "{\"devices\":[{\"connection\":\"tcp\",\"profile\":\"x\",\"host\":\"h\",\"unit_id\":300}]}",
+	  "devices[0].unit_id", "out of range 0..255" },
+	{ "{\"devices\":[{\"connection\":\"tcp\",\"host\":\"h\"}]}", "devices[0].profile", "missing" },
+	{ "{\"devices\":[{\"connection\":\"rtu\",\"profile\":\"x\"}]}", "devices[0].serial_port",
+	  "missing" },
+	{ "{\"devices\":[{\"connection\":\"tcp\",\"profile\":\"x\",\"host\":\"h\",\"colour\":1}]}",
+	  "devices[0].colour", "unknown key" },
+	{ "{\"devices\":[{\"connection\":\"rtu\",\"profile\":\"x\",\"serial_port\":\"/dev/ttyS0\","
+	  "\"parity\":\"X\"}]}", "devices[0].parity", "unknown value" },
+	{ "{\"devices\":[{\"connection\":\"tcp\",\"profile\":7,\"host\":\"h\"}]}",
+	  "devices[0].profile", "expected a string" },
+	{ "{\"store\":{\"max_bytes\":10}}", "store.max_bytes", "out of range" },
+	{ "[1,2]", "", "must be a JSON object" },
+};
+
+static void test_validation_errors(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(bads) / sizeof(bads[0]); i++) {
+		struct settings_error err = { 0 };
+		json_t *doc = json_loads(bads[i].doc, JSON_DECODE_ANY, NULL);
+		assert_non_null(doc);
+		int r = settings_validate(doc, &err);
+		json_decref(doc);
+		if (r != -EGW_ESCHEMA || strcmp(err.key, bads[i].key) != 0 ||
+		    !strstr(err.msg, bads[i].msg))
+			fail_msg("%s: r=%d key='%s' msg='%s'", bads[i].doc, r, err.key, err.msg);
+	}
+}
+
+static void test_valid_document(void **state)
+{
+	struct settings_error err = { 0 };
+	json_t *doc = json_loads(
+		"{\"http\":{\"port\":8080},\"devices\":[{\"connection\":\"tcp\",\"host\":\"127.0.0.1\","
+		"\"port\":5502,\"unit_id\":1,\"profile\":\"solaredge\",\"name\":\"roof\"},"
+		"{\"connection\":\"rtu\",\"serial_port\":\"/dev/ttyUSB0\",\"baudrate\":9600,"
+		"\"parity\":\"E\",\"stopbits\":1,\"unit_id\":2,\"profile\":\"huawei\","
+		"\"poll_interval_ms\":2000}],"
+		"\"backend\":{\"data_urls\":[\"https://a.example/data\"],\"graphql_url\":\"\"},"
+		"\"mqtt\":{\"enabled\":true,\"password\":\"pw\"},\"log_level\":\"debug\"}", 0, NULL);
+	(void)state;
+	assert_non_null(doc);
+	assert_int_equal(settings_validate(doc, &err), 0);
+	json_decref(doc);
+}
+
+static void test_load_file(void **state)
+{
+	struct fixture *fx = *state;
+	struct settings_error err = { 0 };
+
+	/* missing file: defaults, no error, nothing created */
+	assert_int_equal(settings_load(fx->s, &err), 0);
+	assert_int_equal(access(fx->path, F_OK), -1);
+
+	write_file(fx->path, "{\"http\": {\"port\": 8081}, \"harvest\": {\"batch_interval_ms\": 100}}");
+	assert_int_equal(settings_load(fx->s, &err), 0);
+	assert_int_equal(settings_get_int(fx->s, "http.port"), 8081);
+	assert_int_equal(settings_get_int(fx->s, "harvest.batch_interval_ms"), 100);
+	assert_int_equal(settings_get_int(fx->s, "harvest.poll_interval_ms"), 1000);
+
+	/* malformed JSON: error with line and column, previous settings kept */
+	write_file(fx->path, "{\n  \"http\": {\"port\": 80,,}\n}");
+	assert_int_equal(settings_load(fx->s, &err), -EGW_EJSON);
+	assert_string_equal(err.key, "");
+	assert_non_null(strstr(err.msg, "settings.json:2:"));
+	assert_non_null(strstr(err.msg, "malformed JSON"));
+	assert_int_equal(settings_get_int(fx->s, "http.port"), 8081);
+
+	/* invalid value: names the key, file left as it was */
+	write_file(fx->path, "{\"http\": {\"port\": 99999}}");
+	assert_int_equal(settings_load(fx->s, &err), -EGW_ESCHEMA);
+	assert_string_equal(err.key, "http.port");
+	assert_int_equal(settings_get_int(fx->s, "http.port"), 8081);
+	assert_string_equal(read_file(fx->path), "{\"http\": {\"port\": 99999}}");
+
+	/* duplicate keys are rejected, not silently merged */
+	write_file(fx->path, "{\"log_level\": \"info\", \"log_level\": \"debug\"}");
+	assert_int_equal(settings_load(fx->s, &err), -EGW_EJSON);
+}
+
+static void test_layers_and_patch(void **state)
+{
+	struct fixture *fx = *state;
+	struct settings_error err = { 0 };
+	json_t *v;
+
+	write_file(fx->path, "{\"mqtt\": {\"password\": \"s3cret\", \"username\": \"u\"}}");
+	assert_int_equal(settings_load(fx->s, &err), 0);
+
+	/* override wins over the file and survives a reload */
+	v = json_integer(6000);
+	assert_int_equal(settings_override(fx->s, "http.port", v, &err), 0);
+	json_decref(v);
+	assert_int_equal(settings_load(fx->s, &err), 0);
+	assert_int_equal(settings_get_int(fx->s, "http.port"), 6000);
+
+	/* a bad set names the key and changes nothing */
+	uint64_t gen = settings_generation(fx->s);
+	v = json_string("x");
+	assert_int_equal(settings_set(fx->s, "modbus.timeout_ms", v, &err), -EGW_ESCHEMA);
+	assert_string_equal(err.key, "modbus.timeout_ms");
+	assert_int_equal(settings_set(fx->s, "no.such", v, &err), -EGW_ESCHEMA);
+	assert_string_equal(err.key, "no.such");
+	json_decref(v);
+	assert_int_equal(settings_generation(fx->s), gen);
+
+	/* masked when served; "***" in a patch keeps the secret */
+	json_t *doc = settings_to_json(fx->s, true);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "mqtt"), "password")), "***");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "mqtt"), "username")), "u");
+	json_decref(doc);
+	json_t *patch = json_loads("{\"mqtt\": {\"password\": \"***\", \"host\": \"broker\"}}", 0, NULL);
+	assert_int_equal(settings_patch(fx->s, patch, &err), 0);
+	json_decref(patch);
+	assert_string_equal(settings_get_str(fx->s, "mqtt.password"), "s3cret");
+	assert_string_equal(settings_get_str(fx->s, "mqtt.host"), "broker");
+	assert_string_equal(settings_get_str(fx->s, "mqtt.username"), "u");
+
+	patch = json_loads("{\"mqtt\": {\"port\": -1}}", 0, NULL);
+	assert_int_equal(settings_patch(fx->s, patch, &err), -EGW_ESCHEMA);
+	assert_string_equal(err.key, "mqtt.port");
+	json_decref(patch);
+
+	/* saved file holds the file layer only: no override, real password */
+	assert_int_equal(settings_save(fx->s), 0);
+	const char *text = read_file(fx->path);
+	assert_non_null(strstr(text, "\"s3cret\""));
+	assert_non_null(strstr(text, "\"broker\""));
+	assert_null(strstr(text, "6000"));
+}
+
+static void test_atomic_save(void **state)
+{
+	struct fixture *fx = *state;
+	struct settings_error err = { 0 };
+	struct stat st;
+	json_t *v = json_integer(1234);
+
+	write_file(fx->path, "{\"http\": {\"port\": 5001}}");
+	assert_int_equal(stat(fx->path, &st), 0);
+	ino_t old_ino = st.st_ino;
+	assert_int_equal(settings_load(fx->s, &err), 0);
+	assert_int_equal(settings_set(fx->s, "http.port", v, &err), 0);
+	json_decref(v);
+	assert_int_equal(settings_save(fx->s), 0);
+
+	/* replaced by rename: new inode, mode 0600, no temp file left */
+	assert_int_equal(stat(fx->path, &st), 0);
+	assert_true(st.st_ino != old_ino);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	DIR *d = opendir(fx->dir);
+	struct dirent *de;
+	int files = 0;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.') {
+			files++;
+			assert_null(strstr(de->d_name, ".tmp"));
+		}
+	closedir(d);
+	assert_int_equal(files, 1);
+
+	/* and it loads back */
+	struct settings *s2;
+	assert_int_equal(settings_new(fx->path, &s2), 0);
+	assert_int_equal(settings_load(s2, &err), 0);
+	assert_int_equal(settings_get_int(s2, "http.port"), 1234);
+	settings_free(s2);
+
+	/* a failing write leaves nothing behind */
+	char bad[200];
+	snprintf(bad, sizeof(bad), "%s/no-such-dir/x.json", fx->dir);
+	assert_int_equal(settings_write_atomic(bad, "x", 1, 0600), -ENOENT);
+}
+
+static void test_parse_assignment(void **state)
+{
+	char key[64];
+	json_t *v;
+	(void)state;
+
+	assert_int_equal(settings_parse_assignment("harvest.batch_interval_ms=100", key, sizeof(key), &v), 0);
+	assert_string_equal(key, "harvest.batch_interval_ms");
+	assert_true(json_is_integer(v));
+	assert_int_equal(json_integer_value(v), 100);
+	json_decref(v);
+
+	assert_int_equal(settings_parse_assignment("mqtt.host=broker.local", key, sizeof(key), &v), 0);
+	assert_string_equal(json_string_value(v), "broker.local");
+	json_decref(v);
+
+	assert_int_equal(settings_parse_assignment("mqtt.host=\"quoted\"", key, sizeof(key), &v), 0);
+	assert_string_equal(json_string_value(v), "quoted");
+	json_decref(v);
+
+	assert_int_equal(settings_parse_assignment("mqtt.enabled=true", key, sizeof(key), &v), 0);
+	assert_true(json_is_true(v));
+	json_decref(v);
+
+	assert_int_equal(settings_parse_assignment(
+		"devices=[{\"connection\":\"tcp\",\"host\":\"127.0.0.1\",\"port\":5502,\"unit_id\":1,"
+		"\"profile\":\"solaredge\"}]", key, sizeof(key), &v), 0);
+	assert_string_equal(key, "devices");
+	assert_true(json_is_array(v));
+	assert_int_equal(json_array_size(v), 1);
+	json_decref(v);
+
+	/* value with '=' inside, and an empty value */
+	assert_int_equal(settings_parse_assignment("a.b=x=y", key, sizeof(key), &v), 0);
+	assert_string_equal(key, "a.b");
+	assert_string_equal(json_string_value(v), "x=y");
+	json_decref(v);
+	assert_int_equal(settings_parse_assignment("mqtt.username=", key, sizeof(key), &v), 0);
+	assert_string_equal(json_string_value(v), "");
+	json_decref(v);
+
+	/* a JSON-looking but broken value is taken as a string */
+	assert_int_equal(settings_parse_assignment("k=[1,", key, sizeof(key), &v), 0);
+	assert_string_equal(json_string_value(v), "[1,");
+	json_decref(v);
+
+	assert_int_equal(settings_parse_assignment("noequals", key, sizeof(key), &v), -EINVAL);
+	assert_int_equal(settings_parse_assignment("=5", key, sizeof(key), &v), -EINVAL);
+	assert_int_equal(settings_parse_assignment("abcdefgh=1", key, 4, &v), -EINVAL);
+}
+
+static void test_set_groups(void **state)
+{
+	struct fixture *fx = *state;
+	struct settings_error err = { 0 };
+	char key[64];
+	json_t *v;
+
+	/* a whole group merges; a bad member inside is named with its full key */
+	assert_int_equal(settings_parse_assignment("mqtt={\"enabled\":true,\"port\":8883}", key,
+						   sizeof(key), &v), 0);
+	assert_int_equal(settings_override(fx->s, key, v, &err), 0);
+	json_decref(v);
+	assert_true(settings_get_bool(fx->s, "mqtt.enabled"));
+	assert_int_equal(settings_get_int(fx->s, "mqtt.port"), 8883);
+	assert_string_equal(settings_get_str(fx->s, "mqtt.topic_prefix"), "egw");
+
+	assert_int_equal(settings_parse_assignment("mqtt={\"tls\":1}", key, sizeof(key), &v), 0);
+	assert_int_equal(settings_override(fx->s, key, v, &err), -EGW_ESCHEMA);
+	json_decref(v);
+	assert_string_equal(err.key, "mqtt.tls");
+
+	char buf[400];
+	assert_string_equal(settings_error_str(&err, buf, sizeof(buf)),
+			    "mqtt.tls: expected a boolean, got an integer");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+		cmocka_unit_test(test_validation_errors),
+		cmocka_unit_test(test_valid_document),
+		cmocka_unit_test_setup_teardown(test_load_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_layers_and_patch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_atomic_save, setup, teardown),
+		cmocka_unit_test(test_parse_assignment),
+		cmocka_unit_test_setup_teardown(test_set_groups, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

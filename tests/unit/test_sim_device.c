@@ -1,0 +1,238 @@
+/* egw-sim devices end to end in one process: for every profile, the
+ * simulated reading is encoded into registers, read back block by block
+ * through Modbus request/response PDUs (egw's codec), decoded by the same
+ * profile, and compared with what the simulator set, within the register's
+ * resolution.  Also: writes, exceptions, device identification. */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "sim/sim.h"
+
+#define MAX_BLOCKS 64
+
+static struct sim *new_sim(void)
+{
+	struct sim *s = calloc(1, sizeof(*s));
+	assert_non_null(s);
+	s->seed = 1;
+	s->base_cfg = SIM_PHYS_CFG_DEFAULT;
+	return s;
+}
+
+/* One request through the device, as a server would run it. */
+static int transact(struct sim_device *d, const struct mb_request *q, struct mb_response *ret)
+{
+	uint8_t pdu[MB_PDU_MAX];
+	int n = sim_device_handle(d, q, pdu, sizeof(pdu));
+	assert_true(n > 0);
+	memset(ret, 0, sizeof(*ret));
+	return mb_parse_response_pdu(q, pdu, (size_t)n, ret);
+}
+
+/* Resolution of field f in p's registers as encoded in d (SunSpec: the sf
+ * the encoder chose), summed over contributors. */
+static double resolution(const struct profile *p, struct sim_device *d, int f)
+{
+	double res = 0;
+	for (unsigned i = 0; i < p->nregs; i++) {
+		const struct reg_def *r = &p->regs[i];
+		if (r->field != f)
+			continue;
+		double step = r->scale;
+		if (r->sf_addr != REG_NO_SF) {
+			uint16_t w;
+			if (regimage_get(d->img, r->fc, (uint16_t)r->sf_addr, 1, &w) == 0)
+				step = pow(10.0, (int16_t)w);
+		}
+		if (r->type == REG_F32)
+			step = 0;
+		res += step * fabs(r->mul);
+	}
+	return res;
+}
+
+static void roundtrip(const struct profile *p, unsigned *ret_compared)
+{
+	struct sim *s = new_sim();
+	struct sim_device *d = &s->devs[0];
+	assert_int_equal(sim_device_init(s, d, p, 1, NULL, "5502"), 0);
+	assert_int_equal(sim_device_update(d, 1234.5), 0);
+
+	struct mb_block blocks[MAX_BLOCKS];
+	unsigned nb = 0;
+	for (unsigned i = 0; i < p->nblocks && nb < MAX_BLOCKS; i++)
+		blocks[nb++] = p->blocks[i];
+	int k = profile_plan_key(p, blocks + nb, MAX_BLOCKS - nb);
+	assert_true(k >= 0);
+	nb += (unsigned)k;
+	if (p->serial) {
+		k = profile_plan_one(p->serial, blocks + nb, MAX_BLOCKS - nb);
+		assert_true(k >= 0);
+		nb += (unsigned)k;
+	}
+
+	struct block_result *res = calloc(nb ? nb : 1, sizeof(*res));
+	assert_non_null(res);
+	struct mb_response *resp = malloc(sizeof(*resp));
+	assert_non_null(resp);
+	for (unsigned i = 0; i < nb; i++) {
+		struct mb_request q = { .fc = blocks[i].fc, .addr = blocks[i].addr,
+					.count = blocks[i].count };
+		res[i].b = blocks[i];
+		res[i].err = transact(d, &q, resp);
+		if (res[i].err != 0)
+			fail_msg("%s: block fc %u %u+%u: %s", p->name, q.fc, q.addr, q.count,
+				 egw_strerror(res[i].err));
+		memcpy(res[i].regs, resp->regs, sizeof(uint16_t) * blocks[i].count);
+	}
+
+	struct reading got;
+	assert_true(profile_decode(p, res, nb, &got) >= 0);
+	unsigned compared = 0;
+	for (int f = 0; f < RF_COUNT; f++) {
+		if (isnan(got.v[f]))
+			continue;
+		double want = d->rd.v[f];
+		double tol = resolution(p, d, f) + 1e-6 * fabs(want) + 1e-9;
+		if (isnan(want) || fabs(got.v[f] - want) > tol)
+			fail_msg("%s: %s.%s decoded %.6f, simulator set %.6f (tolerance %.6f)",
+				 p->name, reading_fields[f].group, reading_fields[f].name, got.v[f],
+				 want, tol);
+		compared++;
+	}
+	if (p->serial) {
+		char serial[64];
+		int n = profile_decode_serial(p, res, nb, serial, sizeof(serial));
+		assert_true(n > 0);
+		assert_string_equal(serial, d->serial);
+	}
+	*ret_compared = compared;
+	free(resp);
+	free(res);
+	sim_device_fini(d);
+	free(s);
+}
+
+static void test_every_profile_roundtrip(void **state)
+{
+	(void)state;
+	unsigned n = 0, with_fields = 0;
+	const struct profile *const *all = profile_all(&n);
+	assert_true(n > 10);
+	for (unsigned i = 0; i < n; i++) {
+		unsigned compared = 0;
+		roundtrip(all[i], &compared);
+		if (compared > 0)
+			with_fields++;
+	}
+	const struct profile *ss = profile_find("sunspec");
+	assert_non_null(ss);
+	unsigned compared = 0;
+	roundtrip(ss, &compared);
+	assert_true(compared >= 5);
+	/* all but the identity-only profiles carry decoded values */
+	assert_true(with_fields >= n - 2);
+}
+
+static void test_writes_and_exceptions(void **state)
+{
+	(void)state;
+	struct sim *s = new_sim();
+	struct sim_device *d = &s->devs[0];
+	const struct profile *p = profile_find("solaredge");
+	assert_non_null(p);
+	assert_int_equal(sim_device_init(s, d, p, 1, "SERIAL42", "x"), 0);
+	struct mb_response *r = malloc(sizeof(*r));
+	assert_non_null(r);
+
+	/* a defined holding register takes a write and keeps it across ticks */
+	uint16_t a = p->blocks[0].addr + 3;
+	struct mb_request w = { .fc = MB_FC_WRITE_SINGLE, .addr = a, .count = 1, .values = { 777 } };
+	assert_int_equal(transact(d, &w, r), 0);
+	assert_int_equal(sim_device_update(d, 10.0), 0);
+	struct mb_request q = { .fc = MB_FC_READ_HOLDING, .addr = a, .count = 1 };
+	assert_int_equal(transact(d, &q, r), 0);
+	assert_int_equal(r->regs[0], 777);
+	/* undefined: illegal data address, for reads and writes */
+	q.addr = 3;
+	assert_int_equal(transact(d, &q, r), MB_EXCEPTION_ERR(MB_EX_ILLEGAL_ADDRESS));
+	w.addr = 3;
+	assert_int_equal(transact(d, &w, r), MB_EXCEPTION_ERR(MB_EX_ILLEGAL_ADDRESS));
+	/* input registers are not served by a holding-only profile */
+	q = (struct mb_request){ .fc = MB_FC_READ_INPUT, .addr = a, .count = 1 };
+	assert_int_equal(transact(d, &q, r), MB_EXCEPTION_ERR(MB_EX_ILLEGAL_ADDRESS));
+	/* device identification: vendor, product = profile, revision */
+	q = (struct mb_request){ .fc = MB_FC_MEI, .mei_type = MB_MEI_DEVID,
+				 .devid_code = MB_DEVID_BASIC, .object_id = 0 };
+	assert_int_equal(transact(d, &q, r), 0);
+	assert_string_equal(mb_devid_get(&r->devid, MB_DEVID_PRODUCT_CODE), "solaredge");
+	/* pinned values win over the physics until released */
+	sim_device_override(d, RF_METER_HZ, 49.5);
+	assert_int_equal(sim_device_update(d, 11.0), 0);
+	assert_true(d->rd.v[RF_METER_HZ] == 49.5);
+	sim_device_override(d, RF_METER_HZ, NAN);
+	assert_int_equal(sim_device_update(d, 12.0), 0);
+	assert_true(d->rd.v[RF_METER_HZ] != 49.5);
+	free(r);
+	sim_device_fini(d);
+	free(s);
+}
+
+static void test_ctl_commands(void **state)
+{
+	(void)state;
+	struct sim *s = new_sim();
+	char *ans = NULL;
+	assert_int_equal(sim_device_init(s, &s->devs[0], profile_find("sdm630"), 2, NULL, "x"), 0);
+	s->ndevs = 1;
+	sim_clock_init(&s->clock, now_usec(), 1.0);
+
+	assert_int_equal(sim_ctl_exec(s, "fault exception 4", &ans), 0);
+	free(ans);
+	assert_int_equal(s->faults.exception, 4);
+	assert_int_equal(sim_ctl_exec(s, "fault slow 250", &ans), 0);
+	free(ans);
+	assert_int_equal(s->faults.slow_ms, 250);
+	assert_int_equal(sim_ctl_exec(s, "fault tid on", &ans), 0);
+	free(ans);
+	assert_true(s->faults.tid);
+	assert_int_equal(sim_ctl_exec(s, "set meter.L1_V 241.5", &ans), 0);
+	free(ans);
+	assert_true(s->devs[0].rd.v[RF_METER_L1_V] == 241.5);
+	assert_int_equal(sim_ctl_exec(s, "get", &ans), 0);
+	assert_non_null(strstr(ans, "\"L1_V\":241.5"));
+	free(ans);
+	assert_int_equal(sim_ctl_exec(s, "clear", &ans), 0);
+	free(ans);
+	assert_int_equal(s->faults.exception, 0);
+	assert_int_equal(s->faults.slow_ms, 0);
+	assert_false(s->faults.tid);
+	assert_true(s->devs[0].rd.v[RF_METER_L1_V] != 241.5);
+	assert_int_equal(sim_ctl_exec(s, "fault exception 300", &ans), -EINVAL);
+	assert_true(strncmp(ans, "error", 5) == 0);
+	free(ans);
+	assert_int_equal(sim_ctl_exec(s, "set nosuch.x 1", &ans), -EINVAL);
+	free(ans);
+	assert_int_equal(sim_ctl_exec(s, "whatever", &ans), -EINVAL);
+	free(ans);
+	sim_device_fini(&s->devs[0]);
+	free(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_every_profile_roundtrip),
+		cmocka_unit_test(test_writes_and_exceptions),
+		cmocka_unit_test(test_ctl_commands),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,494 @@
+/* store tests, on real SQLite files in a temp directory: append/peek/ack
+ * across reopen, persistent seq, sign-later rows, bounds with gap rows,
+ * a corrupt file moved aside, a full disk, async append on the worker pool. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "loop/loop.h"
+#include "store/store.h"
+
+struct fixture {
+	char dir[64];
+	char path[128];
+};
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	strcpy(f->dir, "/tmp/egw-test-store-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/store.db", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static struct store *open_store(struct fixture *f, int64_t max_bytes, int64_t max_age_s)
+{
+	struct store_config cfg = { .path = f->path, .max_bytes = max_bytes, .max_age_s = max_age_s };
+	struct store *s = NULL;
+	assert_int_equal(store_open(NULL, &cfg, &s), 0);
+	return s;
+}
+
+static int64_t append_one(struct store *s, int64_t created_ms, bool signed_)
+{
+	char payload[128], jwt[128];
+	int64_t seq = store_next_seq(s);
+	snprintf(payload, sizeof(payload), "{\"seq\":%lld,\"v\":\"%032d\"}", (long long)seq, 7);
+	snprintf(jwt, sizeof(jwt), "jwt-%lld-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", (long long)seq);
+	assert_int_equal(store_append(s, seq, created_ms, payload, signed_ ? jwt : NULL), 0);
+	return seq;
+}
+
+static void test_append_peek_ack_reopen(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, 0, 0);
+	struct store_row rows[8];
+	struct store_stats st;
+	int64_t seqs[5];
+	unsigned n;
+
+	for (int i = 0; i < 5; i++)
+		seqs[i] = append_one(s, 1000 + i, true);
+	for (int i = 1; i < 5; i++)
+		assert_true(seqs[i] > seqs[i - 1]);
+	store_get_stats(s, &st);
+	assert_int_equal(st.backlog, 5);
+	assert_int_equal(st.last_seq, seqs[4]);
+	store_close(s);
+
+	s = open_store(f, 0, 0);
+	assert_int_equal(store_peek(s, 0, 3, rows, &n), 0);
+	assert_int_equal(n, 3);
+	for (unsigned i = 0; i < n; i++) {
+		assert_int_equal(rows[i].seq, seqs[i]);
+		assert_int_equal(rows[i].kind, STORE_BATCH);
+		assert_int_equal(rows[i].created_ms, 1000 + (int)i);
+		assert_non_null(strstr(rows[i].jwt, "jwt-"));
+		assert_null(rows[i].payload);
+	}
+	store_rows_clear(rows, n);
+	/* after_seq pages on */
+	assert_int_equal(store_peek(s, seqs[2], 8, rows, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(rows[0].seq, seqs[3]);
+	store_rows_clear(rows, n);
+
+	assert_int_equal(store_ack(s, seqs[0]), 0);
+	assert_int_equal(store_ack(s, seqs[1]), 0);
+	assert_int_equal(store_ack(s, seqs[1]), -ENOENT);
+	store_close(s);
+
+	s = open_store(f, 0, 0);
+	store_get_stats(s, &st);
+	assert_int_equal(st.backlog, 3);
+	assert_int_equal(st.delivered, 2);
+	assert_int_equal(st.last_seq, seqs[4]);
+	assert_int_equal(store_peek(s, 0, 8, rows, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(rows[0].seq, seqs[2]);
+	store_rows_clear(rows, n);
+	store_close(s);
+}
+
+static void test_seq_survives_restart(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, 0, 0);
+	int64_t last, a, b;
+
+	last = append_one(s, 1, true);
+	assert_int_equal(store_ack(s, last), 0); /* store now empty: seq lives in meta */
+	b = store_next_seq(s); /* reserved, never used */
+	store_close(s);
+
+	s = open_store(f, 0, 0);
+	a = store_next_seq(s);
+	assert_true(a > last);
+	assert_true(a >= b);
+	assert_int_equal(store_append(s, a, 2, "{}", "t"), 0);
+	assert_true(store_next_seq(s) > a);
+	/* invalid seqs */
+	assert_int_equal(store_append(s, a, 2, "{}", "t"), -EEXIST);
+	assert_int_equal(store_append(s, 0, 2, "{}", "t"), -EINVAL);
+	assert_int_equal(store_append(s, a + 1000, 2, "{}", "t"), -EINVAL);
+	assert_int_equal(store_append(s, a, 2, NULL, "t"), -EINVAL);
+	store_close(s);
+
+	s = open_store(f, 0, 0);
+	assert_true(store_next_seq(s) > a);
+	store_close(s);
+}
+
+static void test_sign_later(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, 0, 0);
+	struct store_row rows[8];
+	struct store_stats st;
+	unsigned n;
+	int64_t a = append_one(s, 1, true);
+	int64_t b = append_one(s, 2, false);
+	int64_t c = append_one(s, 3, true);
+
+	store_get_stats(s, &st);
+	assert_int_equal(st.unsigned_rows, 1);
+	/* the uploader sees only a: b is unsigned and c must wait behind it */
+	assert_int_equal(store_peek(s, 0, 8, rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].seq, a);
+	store_rows_clear(rows, n);
+
+	assert_int_equal(store_unsigned(s, 8, rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].seq, b);
+	assert_int_equal(rows[0].created_ms, 2);
+	assert_non_null(strstr(rows[0].payload, "\"seq\":"));
+	assert_null(rows[0].jwt);
+	store_rows_clear(rows, n);
+
+	assert_int_equal(store_set_jwt(s, b, "signed-b"), 0);
+	assert_int_equal(store_set_jwt(s, b, "again"), -EEXIST);
+	assert_int_equal(store_set_jwt(s, 999, "x"), -ENOENT);
+	store_get_stats(s, &st);
+	assert_int_equal(st.unsigned_rows, 0);
+	assert_int_equal(store_peek(s, 0, 8, rows, &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(rows[1].jwt, "signed-b");
+	assert_int_equal(rows[2].seq, c);
+	store_rows_clear(rows, n);
+	store_close(s);
+}
+
+static json_t *gap_of(struct store *s, int64_t *ret_seq)
+{
+	struct store_row rows[64];
+	unsigned n;
+	json_t *j = NULL;
+
+	assert_int_equal(store_unsigned(s, 64, rows, &n), 0);
+	for (unsigned i = 0; i < n; i++)
+		if (rows[i].kind == STORE_GAP) {
+			json_decref(j);
+			j = json_loads(rows[i].payload, 0, NULL);
+			*ret_seq = rows[i].seq;
+		}
+	store_rows_clear(rows, n);
+	assert_non_null(j);
+	return j;
+}
+
+static void test_bounds_bytes(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, 2000, 0);
+	struct store_stats st;
+	struct store_row rows[64];
+	int64_t seqs[40], gseq, g2seq;
+	unsigned n;
+	json_t *g, *r;
+	int dropped;
+
+	for (int i = 0; i < 40; i++)
+		seqs[i] = append_one(s, 1000 + i, true); /* ~100 bytes each */
+	store_get_stats(s, &st);
+	assert_true(st.bytes > 2000);
+	dropped = store_enforce_bounds(s, 5000);
+	assert_true(dropped > 0);
+	store_get_stats(s, &st);
+	assert_true(st.bytes <= 2000);
+	assert_int_equal(st.dropped, dropped);
+	assert_int_equal(st.unsigned_rows, 1);
+
+	g = gap_of(s, &gseq);
+	assert_true(gseq > seqs[39]);
+	assert_string_equal(json_string_value(json_object_get(g, "type")), "gap");
+	assert_string_equal(json_string_value(json_object_get(g, "reason")), "max_bytes");
+	assert_int_equal(json_integer_value(json_object_get(g, "seq")), gseq);
+	assert_int_equal(json_integer_value(json_object_get(g, "dropped")), dropped);
+	r = json_object_get(g, "ranges");
+	assert_int_equal(json_array_size(r), 1);
+	assert_int_equal(json_integer_value(json_array_get(json_array_get(r, 0), 0)), seqs[0]);
+	assert_int_equal(json_integer_value(json_array_get(json_array_get(r, 0), 1)), seqs[dropped - 1]);
+	json_decref(g);
+
+	/* the oldest survivors are the next ones; nothing is dropped twice */
+	assert_int_equal(store_peek(s, 0, 1, rows, &n), 0);
+	assert_int_equal(rows[0].seq, seqs[dropped]);
+	store_rows_clear(rows, n);
+	assert_int_equal(store_enforce_bounds(s, 5000), 0);
+
+	/* more data: the next drop swallows the first gap row and merges its range */
+	for (int i = 0; i < 30; i++)
+		append_one(s, 2000 + i, true);
+	int d2 = store_enforce_bounds(s, 6000);
+	assert_true(d2 > 0);
+	g = gap_of(s, &g2seq);
+	assert_true(g2seq > gseq);
+	r = json_object_get(g, "ranges");
+	assert_int_equal(json_array_size(r), 1);
+	assert_int_equal(json_integer_value(json_array_get(json_array_get(r, 0), 0)), seqs[0]);
+	assert_true(json_integer_value(json_array_get(json_array_get(r, 0), 1)) >= gseq);
+	/* dropped counts every batch lost, including the first gap's */
+	store_get_stats(s, &st);
+	assert_int_equal(json_integer_value(json_object_get(g, "dropped")), st.dropped);
+	json_decref(g);
+
+	/* the gap row is signed and uploaded like a batch */
+	assert_int_equal(store_set_jwt(s, g2seq, "gap-token"), 0);
+	int64_t after = 0;
+	bool seen = false;
+	for (;;) {
+		assert_int_equal(store_peek(s, after, 64, rows, &n), 0);
+		if (n == 0)
+			break;
+		for (unsigned i = 0; i < n; i++)
+			if (rows[i].seq == g2seq) {
+				assert_int_equal(rows[i].kind, STORE_GAP);
+				assert_string_equal(rows[i].jwt, "gap-token");
+				seen = true;
+			}
+		after = rows[n - 1].seq;
+		store_rows_clear(rows, n);
+	}
+	assert_true(seen);
+	store_close(s);
+
+	/* dropped is persisted */
+	s = open_store(f, 2000, 0);
+	struct store_stats st2;
+	store_get_stats(s, &st2);
+	assert_int_equal(st2.dropped, st.dropped);
+	store_close(s);
+}
+
+static void test_bounds_age(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, 0, 60);
+	struct store_stats st;
+	struct store_row rows[8];
+	unsigned n;
+	int64_t gseq, keep;
+	json_t *g;
+
+	append_one(s, 1000, true);
+	append_one(s, 2000, false); /* unsigned rows age out too */
+	keep = append_one(s, 100000, true);
+	assert_int_equal(store_enforce_bounds(s, 61000), 0); /* nothing older than 1000 */
+	assert_int_equal(store_enforce_bounds(s, 70000), 2);
+	store_get_stats(s, &st);
+	assert_int_equal(st.backlog, 2);
+	assert_int_equal(st.dropped, 2);
+	g = gap_of(s, &gseq);
+	assert_string_equal(json_string_value(json_object_get(g, "reason")), "max_age");
+	assert_int_equal(json_integer_value(json_object_get(g, "dropped")), 2);
+	json_decref(g);
+	assert_int_equal(store_peek(s, 0, 8, rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].seq, keep);
+	store_rows_clear(rows, n);
+	store_close(s);
+}
+
+static void test_corrupt_moved_aside(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, 0, 0);
+	struct store_stats st;
+	char garbage[8192];
+	FILE *fp;
+	DIR *d;
+	struct dirent *e;
+	bool found = false;
+	int64_t seq;
+
+	append_one(s, 1, true);
+	store_close(s);
+	store_get_stats(s = open_store(f, 0, 0), &st);
+	assert_false(st.recovered);
+	store_close(s);
+
+	for (size_t i = 0; i < sizeof(garbage); i++)
+		garbage[i] = (char)(i * 131 + 7);
+	fp = fopen(f->path, "w");
+	assert_non_null(fp);
+	fwrite(garbage, 1, sizeof(garbage), fp);
+	fclose(fp);
+
+	s = open_store(f, 0, 0);
+	store_get_stats(s, &st);
+	assert_true(st.recovered);
+	assert_int_equal(st.backlog, 0);
+	seq = store_next_seq(s);
+	assert_int_equal(store_append(s, seq, 5, "{}", "t"), 0);
+	store_close(s);
+
+	d = opendir(f->dir);
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		if (strncmp(e->d_name, "store.db.corrupt-", 17) == 0)
+			found = true;
+	closedir(d);
+	assert_true(found);
+
+	/* the fresh store keeps working across reopen */
+	s = open_store(f, 0, 0);
+	store_get_stats(s, &st);
+	assert_false(st.recovered);
+	assert_int_equal(st.backlog, 1);
+	store_close(s);
+}
+
+static void test_disk_full(void **state)
+{
+	struct fixture *f = *state;
+	struct store_config cfg = { .path = f->path, .max_file_bytes = 64 * 1024 };
+	struct store *s;
+	struct store_stats st;
+	char payload[2048];
+	int64_t seq, committed = 0, failed_seq = 0;
+	unsigned n, total = 0;
+	struct store_row rows[64];
+	int r = 0;
+
+	memset(payload, 'x', sizeof(payload));
+	memcpy(payload, "{\"p\":\"", 6);
+	strcpy(payload + sizeof(payload) - 3, "\"}");
+	assert_int_equal(store_open(NULL, &cfg, &s), 0);
+	for (int i = 0; i < 200; i++) {
+		seq = store_next_seq(s);
+		r = store_append(s, seq, i, payload, "tok");
+		if (r < 0) {
+			failed_seq = seq;
+			break;
+		}
+		committed++;
+	}
+	assert_int_equal(r, -ENOSPC);
+	assert_true(committed > 3);
+	store_get_stats(s, &st);
+	assert_true(st.disk_full);
+	assert_int_equal(st.last_err, -ENOSPC);
+	assert_int_equal(st.backlog, committed);
+	store_close(s);
+
+	/* everything committed is still there; the failed batch can be retried
+	 * once there is room (here: a larger cap) */
+	cfg.max_file_bytes = 0;
+	assert_int_equal(store_open(NULL, &cfg, &s), 0);
+	store_get_stats(s, &st);
+	assert_false(st.disk_full);
+	assert_int_equal(st.backlog, committed);
+	int64_t after = 0;
+	for (;;) {
+		assert_int_equal(store_peek(s, after, 64, rows, &n), 0);
+		if (!n)
+			break;
+		total += n;
+		after = rows[n - 1].seq;
+		store_rows_clear(rows, n);
+	}
+	assert_int_equal(total, committed);
+	assert_true(store_next_seq(s) > failed_seq - 1);
+	seq = store_next_seq(s);
+	assert_int_equal(store_append(s, seq, 0, payload, "tok"), 0);
+	store_close(s);
+}
+
+struct async_ctx {
+	struct store_append_req req;
+	struct loop *l;
+	int done;
+};
+
+static void on_appended(struct store_append_req *req)
+{
+	struct async_ctx *c = (struct async_ctx *)req;
+	c->done++;
+	loop_stop(c->l);
+}
+
+static void test_async_append(void **state)
+{
+	struct fixture *f = *state;
+	struct store_config cfg = { .path = f->path };
+	struct async_ctx c = { 0 };
+	struct store *s;
+	struct store_stats st;
+
+	assert_int_equal(loop_new(&c.l), 0);
+	assert_int_equal(store_open(c.l, &cfg, &s), 0);
+	c.req.seq = store_next_seq(s);
+	c.req.created_ms = 42;
+	c.req.payload_json = "{\"a\":1}";
+	c.req.jwt = NULL;
+	c.req.done = on_appended;
+	assert_int_equal(store_append_async(s, &c.req), 0);
+	assert_int_equal(store_append_async(s, &c.req), -EBUSY);
+	for (int i = 0; i < 100 && !c.done; i++)
+		loop_run_once(c.l, 100 * 1000);
+	assert_int_equal(c.done, 1);
+	assert_int_equal(c.req.result, 0);
+	store_get_stats(s, &st);
+	assert_int_equal(st.backlog, 1);
+	assert_int_equal(st.unsigned_rows, 1);
+
+	/* an error comes back the same way */
+	c.req.seq = 0;
+	assert_int_equal(store_append_async(s, &c.req), 0);
+	for (int i = 0; i < 100 && c.done < 2; i++)
+		loop_run_once(c.l, 100 * 1000);
+	assert_int_equal(c.done, 2);
+	assert_int_equal(c.req.result, -EINVAL);
+	store_close(s);
+	loop_free(c.l);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_append_peek_ack_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_seq_survives_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sign_later, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bounds_bytes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bounds_age, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_moved_aside, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_async_append, setup, teardown),
+	};
+	log_set_level(LOG_LVL_ERROR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

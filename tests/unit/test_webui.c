@@ -1,0 +1,223 @@
+/* Web UI building blocks: the embedded asset table and the SSE hub. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "web/assets.h"
+#include "web/sse.h"
+
+static void test_assets_table_sorted_and_typed(void **state)
+{
+	(void)state;
+	assert_true(assets_count >= 4);
+	for (unsigned i = 0; i < assets_count; i++) {
+		const struct asset *a = &assets_table[i];
+
+		assert_non_null(a->type);
+		assert_int_equal(a->data[a->size], 0);
+		assert_int_equal(strlen(a->etag), 18);
+		assert_int_equal(a->etag[0], '"');
+		if (i > 0)
+			assert_true(strcmp(assets_table[i - 1].path, a->path) < 0);
+	}
+}
+
+static void test_assets_find(void **state)
+{
+	const struct asset *a, *idx;
+	(void)state;
+
+	idx = assets_find("/index.html");
+	assert_non_null(idx);
+	assert_string_equal(idx->type, "text/html; charset=utf-8");
+	assert_ptr_equal(assets_find("/"), idx);
+	assert_true(strstr((const char *)idx->data, "<!doctype html>") != NULL);
+	a = assets_find("/app.js");
+	assert_non_null(a);
+	assert_string_equal(a->type, "text/javascript; charset=utf-8");
+	assert_non_null(assets_find("/app.css"));
+	assert_string_equal(assets_find("/favicon.svg")->type, "image/svg+xml");
+	/* Nothing but exact table entries. */
+	assert_null(assets_find("/../index.html"));
+	assert_null(assets_find("//index.html"));
+	assert_null(assets_find("/%2e%2e/etc/passwd"));
+	assert_null(assets_find("/../../etc/passwd"));
+	assert_null(assets_find("index.html"));
+	assert_null(assets_find("/embed.py"));
+	assert_null(assets_find("/meson.build"));
+	assert_null(assets_find(""));
+	assert_null(assets_find(NULL));
+}
+
+static void test_assets_etag(void **state)
+{
+	const struct asset *a = assets_find("/app.js");
+	char buf[128];
+	(void)state;
+
+	assert_false(assets_not_modified(a, NULL));
+	assert_false(assets_not_modified(a, ""));
+	assert_false(assets_not_modified(a, "\"0000000000000000\""));
+	assert_true(assets_not_modified(a, a->etag));
+	assert_true(assets_not_modified(a, "*"));
+	snprintf(buf, sizeof(buf), "\"x\", W/%s", a->etag);
+	assert_true(assets_not_modified(a, buf));
+	snprintf(buf, sizeof(buf), "\"abc\" ,%s , \"def\"", a->etag);
+	assert_true(assets_not_modified(a, buf));
+	/* A prefix of the tag is not the tag. */
+	snprintf(buf, sizeof(buf), "%.10s\"", a->etag);
+	assert_false(assets_not_modified(a, buf));
+}
+
+struct waker {
+	int woken;
+};
+
+static void on_wake(void *ud)
+{
+	((struct waker *)ud)->woken++;
+}
+
+static void test_sse_frames_and_wake(void **state)
+{
+	struct sse_hub *h;
+	struct sse_client *c;
+	struct waker w = { 0 };
+	char buf[256];
+	ssize_t n;
+	(void)state;
+
+	assert_int_equal(sse_hub_new(0, 2, &h), 0);
+	assert_int_equal(sse_hub_publish(h, "freq", "{\"hz\":50}", 9), 0); /* before attach: not seen */
+	assert_int_equal(sse_client_attach(h, on_wake, &w, &c), 0);
+	assert_int_equal(sse_client_read(c, buf, sizeof(buf)), 0); /* now waiting */
+	assert_int_equal(sse_hub_publish(h, "freq", "{\"hz\":50.01}", 12), 0);
+	assert_int_equal(w.woken, 1);
+	assert_int_equal(sse_hub_publish(h, "reading", "{}", 2), 0);
+	assert_int_equal(w.woken, 1); /* woken once until it reads again */
+	n = sse_client_read(c, buf, sizeof(buf));
+	assert_true(n > 0);
+	buf[n] = 0;
+	assert_string_equal(buf, "event: freq\ndata: {\"hz\":50.01}\n\nevent: reading\ndata: {}\n\n");
+	assert_int_equal(sse_client_read(c, buf, sizeof(buf)), 0);
+	assert_int_equal(sse_hub_comment(h, "ping"), 0);
+	assert_int_equal(w.woken, 2);
+	n = sse_client_read(c, buf, 3); /* partial reads continue where they stopped */
+	assert_int_equal(n, 3);
+	n = sse_client_read(c, buf + 3, sizeof(buf) - 3);
+	assert_int_equal(n, 5);
+	assert_memory_equal(buf, ": ping\n\n", 8);
+	sse_client_detach(c);
+	sse_hub_free(h);
+}
+
+static void test_sse_rejects_bad_input(void **state)
+{
+	struct sse_hub *h;
+	static char big[SSE_MAX_FRAME];
+	struct sse_stats st;
+	(void)state;
+
+	assert_int_equal(sse_hub_new(1024, 0, &h), -EINVAL); /* ring smaller than 4 frames */
+	assert_int_equal(sse_hub_new(0, 0, &h), 0);
+	assert_int_equal(sse_hub_publish(h, "Freq", "{}", 2), -EINVAL);
+	assert_int_equal(sse_hub_publish(h, "", "{}", 2), -EINVAL);
+	assert_int_equal(sse_hub_publish(h, "x", "{\n}", 3), -EINVAL);
+	assert_int_equal(sse_hub_publish(h, "x", "{\r}", 3), -EINVAL);
+	assert_int_equal(sse_hub_comment(h, "a\nb"), -EINVAL);
+	memset(big, 'a', sizeof(big));
+	assert_int_equal(sse_hub_publish(h, "x", big, sizeof(big)), -E2BIG);
+	sse_hub_stats(h, &st);
+	assert_int_equal(st.too_big, 1);
+	assert_int_equal(st.events, 0);
+	sse_hub_free(h);
+}
+
+static void test_sse_slow_client_dropped_others_not(void **state)
+{
+	struct sse_hub *h;
+	struct sse_client *fast, *slow, *c3, *rej;
+	struct sse_stats st;
+	char data[1000], buf[4096];
+	uint64_t total = 0;
+	(void)state;
+
+	memset(data, 'x', sizeof(data));
+	assert_int_equal(sse_hub_new(4 * SSE_MAX_FRAME, 3, &h), 0);
+	assert_int_equal(sse_client_attach(h, NULL, NULL, &fast), 0);
+	assert_int_equal(sse_client_attach(h, NULL, NULL, &slow), 0);
+	assert_int_equal(sse_client_attach(h, NULL, NULL, &c3), 0);
+	assert_int_equal(sse_client_attach(h, NULL, NULL, &rej), -EMFILE);
+	sse_client_detach(c3);
+	/* Publish well over the ring; the fast client keeps up, the slow never reads. */
+	for (int i = 0; i < 200; i++) {
+		ssize_t n;
+
+		assert_int_equal(sse_hub_publish(h, "x", data, sizeof(data)), 0);
+		while ((n = sse_client_read(fast, buf, sizeof(buf))) > 0)
+			total += (uint64_t)n;
+		assert_int_equal(n, 0);
+	}
+	assert_int_equal(total, 200u * (1000 + 1 + 16));
+	assert_true(sse_client_lag(slow) > 4 * SSE_MAX_FRAME);
+	assert_int_equal(sse_client_read(slow, buf, sizeof(buf)), -EPIPE);
+	assert_int_equal(sse_client_read(slow, buf, sizeof(buf)), -EPIPE);
+	sse_hub_stats(h, &st);
+	assert_int_equal(st.dropped, 1);
+	assert_int_equal(st.clients, 2);
+	assert_int_equal(st.rejected, 1);
+	assert_int_equal(st.attached, 3);
+	sse_client_detach(slow);
+	/* A freed slot is reusable and starts at the head. */
+	assert_int_equal(sse_client_attach(h, NULL, NULL, &c3), 0);
+	assert_int_equal(sse_client_read(c3, buf, sizeof(buf)), 0);
+	sse_client_detach(c3);
+	sse_client_detach(fast);
+	sse_hub_free(h);
+}
+
+/* Frames wrapping the end of the ring read back intact. */
+static void test_sse_wraparound(void **state)
+{
+	struct sse_hub *h;
+	struct sse_client *c;
+	char data[3001], buf[8192], want[8192];
+	(void)state;
+
+	assert_int_equal(sse_hub_new(4 * SSE_MAX_FRAME, 1, &h), 0);
+	assert_int_equal(sse_client_attach(h, NULL, NULL, &c), 0);
+	for (int i = 0; i < 100; i++) {
+		ssize_t n, got = 0;
+		int wl;
+
+		memset(data, 'a' + i % 26, sizeof(data) - 1);
+		data[sizeof(data) - 1] = 0;
+		assert_int_equal(sse_hub_publish(h, "w", data, strlen(data)), 0);
+		wl = snprintf(want, sizeof(want), "event: w\ndata: %s\n\n", data);
+		while ((n = sse_client_read(c, buf + got, 1000)) > 0)
+			got += n;
+		assert_int_equal(got, wl);
+		assert_memory_equal(buf, want, (size_t)wl);
+	}
+	sse_client_detach(c);
+	sse_hub_free(h);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_assets_table_sorted_and_typed),
+		cmocka_unit_test(test_assets_find),
+		cmocka_unit_test(test_assets_etag),
+		cmocka_unit_test(test_sse_frames_and_wake),
+		cmocka_unit_test(test_sse_rejects_bad_input),
+		cmocka_unit_test(test_sse_slow_client_dropped_others_not),
+		cmocka_unit_test(test_sse_wraparound),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
