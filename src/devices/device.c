@@ -1613,7 +1613,7 @@ json_t *devices_frequency_json(const struct devices *ds)
 		if (freq_stats_compute(ts, hz, n, &s) == 0) {
 			json_decref(stats);
 			stats = json_pack("{sf sf sf sf si}", "mean", s.mean, "min", s.min, "max", s.max,
-					  "rocof_hz_s", s.rocof, "n", (int)s.n);
+					  "rocof_hz_s", round(s.rocof * 1e6) / 1e6, "n", (int)s.n);
 		}
 	}
 	return json_pack("{s:o si s:o s:o s:o sI sI sI s:o s{sf sf sf sf sf sI}}",

@@ -154,8 +154,10 @@ json_t *devices_to_json(const struct devices *ds);
 /* {"device": id|null, "interval_ms", "latest": {"ts_ms", "hz"}|null,
  *  "samples": [[ts_ms, hz], ...] (the last second),
  *  "stats_1s": {"mean", "min", "max", "rocof_hz_s", "n"}|null,
- *  "reads", "errors",
- *  "lateness_us": {"p50", "p99", "max", "last"}}.  New reference. */
+ *  "reads", "errors", "skipped", "last_error",
+ *  "lateness_us": {"p50", "p99", "p999", "max", "last", "runs"}}: how late
+ * each read started after its due time (percentiles to 10 us, from a fine
+ * histogram kept here).  New reference. */
 json_t *devices_frequency_json(const struct devices *ds);
 /* The frequency task (for /metrics lateness histogram); NULL when there is
  * no primary device. */
