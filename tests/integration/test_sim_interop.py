@@ -338,6 +338,28 @@ class SimInterop(unittest.TestCase):
         self.addCleanup(r.close)
         self.assertEqual(pm_read(r, 4, 70, 2, 1)[0], "ok")
 
+    def test_shared_port_comma_lists(self):
+        """--profile a,b --port P --unit-id 1,2: one listener, two devices told
+        apart by unit id; each device its own serial and physics."""
+        port = T.free_port()
+        sim = Sim(self, ["--profile", "huawei,sdm630", "--port", port, "--unit-id", "1,2"])
+        self.assertEqual([(s["profile"], s["port"], s["unit"]) for s in sim.servers],
+                         [("huawei", port, 1), ("sdm630", port, 2)])
+        c = tcp_client(port)
+        self.addCleanup(c.close)
+        self.assertEqual(pm_read(c, 3, 32085, 1, 1)[0], "ok")
+        self.assertEqual(pm_read(c, 4, 70, 2, 2)[0], "ok")
+        self.assertEqual(pm_read(c, 3, 32085, 1, 2), ("exc", 2))  # the meter has no 32085
+        self.assertEqual(pm_read(c, 3, 32085, 1, 0), ("exc", 11))  # unit 0: ambiguous here
+        devs = sim.get()["devices"]
+        self.assertEqual(devs[0]["serial"], f"SIMhuawei{port}")
+        self.assertNotEqual(devs[0]["serial"], devs[1]["serial"])
+        # a unit used twice on one endpoint is refused at start
+        dup = subprocess.run([T.binary("egw-sim"), "--profile", "huawei,sdm630", "--port",
+                              str(T.free_port())], capture_output=True, text=True, timeout=10)
+        self.assertNotEqual(dup.returncode, 0)
+        self.assertIn("unit 1 used twice", dup.stderr)
+
     def test_physics_over_time(self):
         """Sped up: counters grow and match integrated power; P = V x I."""
         sim = Sim(self, ["--profile", "sdm630", "--port", "0", "--speed", "600",
