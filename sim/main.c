@@ -491,6 +491,8 @@ int main(int argc, char **argv)
 	s->out = stdout;
 	snprintf(s->ctl_host, sizeof(s->ctl_host), "127.0.0.1");
 	snprintf(args.host, sizeof(args.host), "127.0.0.1");
+	/* a reader of our stdout may go away; writes then fail, not kill us */
+	signal(SIGPIPE, SIG_IGN);
 	r = parse_args(argc, argv, &args, s, &speed);
 	if (r != 0)
 		return r > 0 ? 0 : 2;

@@ -225,6 +225,35 @@ class SimInterop(unittest.TestCase):
         self.addCleanup(c.close)
         self.assertEqual(pm_read(c, 3, 1, 1, sim.servers[0]["unit"]), ("exc", 2))
 
+    def test_every_profile_rtu_pty(self):
+        """Every profile on one RTU line (a pty egw-sim creates), unit ids
+        1..N: every block reads over RTU and the frequency matches `get`."""
+        names = subprocess.run([T.binary("egw-sim"), "--list-profiles"], capture_output=True,
+                               text=True, timeout=10).stdout.split()
+        path = os.path.join(T.tempdir(self), "ttyALL")
+        args = []
+        for i, n in enumerate(names):
+            args += ["--profile", n, "--rtu-pty", path, "--unit-id", i + 1]
+        sim = Sim(self, args + ["--baud", "115200"])
+        self.assertEqual([s["kind"] for s in sim.servers], ["rtu"] * len(names))
+        sim.ok("freeze on")
+        c = ModbusSerialClient(path, baudrate=115200, timeout=1, retries=0)
+        self.assertTrue(c.connect())
+        self.addCleanup(c.close)
+        checked = 0
+        for dev in sim.get()["devices"]:
+            unit = dev["unit"]
+            for fc, addr, count in dev["blocks"]:
+                st, regs = pm_read(c, fc, addr, count, unit)
+                self.assertEqual(st, "ok", f"{dev['profile']} block {fc}/{addr}/{count}: {regs}")
+                self.assertEqual(len(regs), count)
+            if "frequency_reg" in dev:
+                hz, scale = read_hz_pymodbus(c, dev, unit)
+                self.assertLessEqual(abs(hz - dev["reading"]["meter"]["Hz"]), scale / 2 + 1e-9,
+                                     dev["profile"])
+                checked += 1
+        self.assertGreater(checked, 10)
+
     def test_known_registers(self):
         """Register facts from the reference table, decoded by hand."""
         sim = Sim(self, ["--profile", "solaredge", "--port", "0",
