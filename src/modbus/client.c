@@ -300,6 +300,10 @@ static bool parse_rx(struct mb_client *c)
 			}
 			c->stats.bytes_garbage += c->rx_len;
 			c->rx_len = 0;
+			/* RTU: the line is busy (a late answer still arriving); only
+			 * transmit after t3.5 of silence. */
+			if (c->t35)
+				c->next_send_at = MAX(c->next_send_at, now_usec() + c->t35);
 			return true;
 		}
 		struct mb_pending *p = head(c);
