@@ -304,6 +304,9 @@ class SimInterop(unittest.TestCase):
         st, r = pm_read(sg, 4, 5018, 1, 3)
         self.assertEqual(st, "ok")
         self.assertAlmostEqual(r[0] * 0.1, d[1]["reading"]["meter"]["L1_V"], delta=0.051)
+        # an unsupported function (read coils): exception 1, illegal function
+        rep = raw_request(sim.servers[0]["port"], 0x4242, 1, 1, 0, 8)
+        self.assertEqual(rep, struct.pack(">HHHBBB", 0x4242, 0, 3, 1, 0x81, 1))
         # wrong unit on a TCP port: gateway target failed to respond
         self.assertEqual(pm_read(sdm, 4, 70, 2, 9), ("exc", 11))
 
