@@ -6,16 +6,23 @@
  * timeout.  TCP responses are matched by transaction id: a response with an
  * older tid (a late answer to a request that already timed out) is drained
  * and counted in tid_mismatches, and the client keeps waiting for its own.
- * Garbage that cannot be framed is dropped (bytes_garbage) and the stream
- * resynchronised (TCP: drop the connection; RTU: wait for the inter-frame
- * silence and drop the buffer).
+ * Bytes that cannot be framed are dropped (bytes_garbage) and the stream
+ * resynchronised: TCP drops the connection (an MBAP stream out of step has
+ * no other way back); RTU slides byte by byte to the next frame start,
+ * discards whatever is buffered before sending a request, and transmits only
+ * after t3.5 of line silence.  RTU has no transaction id: an answer that
+ * arrives after its request timed out AND after the next request was sent
+ * cannot be told apart (same limit as every RTU master).
  *
  * The connection is opened on demand (non-blocking connect, completion on
  * EPOLLOUT, TCP keepalive on, TCP_NODELAY) and re-opened after failures with
  * exponential backoff plus jitter.  max_timeouts consecutive timeouts
  * count as a half-open connection: it is closed and re-opened.  While
  * disconnected, queued requests wait for the connection until their own
- * timeout runs out.
+ * timeout runs out (counted again from the moment a working connection
+ * broke); then their callback gets the connect error (e.g. -ECONNREFUSED)
+ * or -ETIMEDOUT.  A request in flight when the connection breaks fails with
+ * the transport error (e.g. -ECONNRESET); it is never re-sent.
  *
  * Transports (one const table of functions, see transport.h):
  *   MB_TRANSPORT_TCP            Modbus TCP (MBAP)
@@ -103,11 +110,14 @@ typedef void (*mb_devid_cb)(void *ud, int err, const struct mb_devid *d);
  * serial port is opened then, and re-opened after failures). */
 int mb_client_new(struct loop *l, const struct mb_client_config *cfg, struct mb_client **ret);
 /* Closes the connection; every pending callback runs with -ECANCELED from
- * inside this call (they must not use c).  Accepts NULL. */
+ * inside this call (they must not queue on c: that returns -ESHUTDOWN).
+ * Accepts NULL.  May be called from inside one of c's own callbacks: the
+ * memory is released once that callback has returned. */
 void mb_client_free(struct mb_client *c);
 
 /* Queue a read of count (1..125) registers with fc 3 or 4.  Returns 0
- * (cb will run exactly once, later), -EINVAL or -ENOBUFS (queue full). */
+ * (cb will run exactly once, later), -EINVAL, -ENOBUFS (queue full) or
+ * -ESHUTDOWN (inside mb_client_free). */
 int mb_client_read(struct mb_client *c, uint8_t unit, uint8_t fc, uint16_t addr, uint16_t count,
 		   mb_read_cb cb, void *ud);
 /* Queue a write with fc 6 (count must be 1) or 16 (count 1..123); values
