@@ -54,7 +54,8 @@ t0=$(now)
 	--set "backend.data_urls=[\"http://127.0.0.1:$BACKEND_PORT/data\"]" \
 	--set harvest.batch_interval_ms=3600000 \
 	--set store.max_bytes=1099511627776 >"$TMP/egwd.out" 2>&1 &
-PIDS+=($!)
+EGWD_PID=$!
+PIDS+=($EGWD_PID)
 
 $PY - "$BACKEND_PORT" "$N" "$t0" "$DB_BYTES" <<'EOF'
 import json, sys, time, urllib.request
@@ -83,3 +84,8 @@ ok = (s["unique"] == n and s["bad_signatures"] == 0 and not s["missing"]
       and s["out_of_order"] == 0 and s["seqs"] == list(range(1, n + 1)))
 sys.exit(0 if ok else 1)
 EOF
+# CPU egwd spent on the whole run (start, drain, idle checks), from /proc.
+read -r -a F < "/proc/$EGWD_PID/stat"
+TCK=$(getconf CLK_TCK)
+RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$EGWD_PID/status")
+echo "egwd: cpu $($PY -c "print(f'{(${F[13]}+${F[14]})/$TCK:.2f}')") s (user+sys), peak RSS $((RSS_KB / 1024)) MiB"
