@@ -121,6 +121,8 @@ struct webui {
 	struct egw *e;
 	struct sse_hub *hub;
 	struct task heartbeat;
+	struct task kick;            /* runs MHD once more after resuming connections */
+	struct MHD_Daemon *daemon;
 	struct live_conn *live;
 	struct raw_op *raw;
 	unsigned nraw;
@@ -208,6 +210,32 @@ static json_t *body_json(struct web_request *rq, char *err, size_t errlen)
 		j = NULL;
 	}
 	return j;
+}
+
+/* Resumes a suspended connection.  libmicrohttpd only handles a resumed
+ * connection on a later MHD_run; the web server's loop watch may not fire
+ * again by itself, so a one-shot task runs MHD once more. */
+static void resume(struct webui *u, struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	MHD_resume_connection(conn);
+	if (!u->daemon) {
+		ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
+		if (ci)
+			u->daemon = ci->daemon;
+	}
+	if (u->daemon && !sched_queued(&u->kick))
+		loop_task_add(u->e->loop, &u->kick, loop_now(u->e->loop));
+}
+
+static int on_kick(struct task *t, usec_t now)
+{
+	struct webui *u = container_of(t, struct webui, kick);
+	(void)now;
+	if (u->daemon)
+		MHD_run(u->daemon);
+	return 0;
 }
 
 /* ---- notifications ------------------------------------------------------ */
@@ -301,7 +329,7 @@ int webui_h_notes_delete(struct web_request *rq)
 static void live_wake(void *ud)
 {
 	struct live_conn *lc = ud;
-	MHD_resume_connection(lc->conn);
+	resume(lc->u, lc->conn);
 }
 
 static ssize_t live_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -887,9 +915,11 @@ static int raw_reap(struct task *t, usec_t now)
 /* Answers the suspended request and schedules the cleanup. */
 static void raw_finish(struct raw_op *op, unsigned status, json_t *reply)
 {
+	int q;
 	op->done = true;
-	web_reply_json(&op->rq, status, reply);
-	MHD_resume_connection(op->rq.conn);
+	q = web_reply_json(&op->rq, status, reply);
+	log_debug("webui", "raw reply %u queued: %d", status, q);
+	resume(op->u, op->rq.conn);
 	op->reap = (struct task){ .name = "webui-raw", .run = raw_reap };
 	op->reap.idx = SCHED_NOT_QUEUED;
 	loop_task_add(op->u->e->loop, &op->reap, loop_now(op->u->e->loop));
@@ -1764,6 +1794,8 @@ int webui_new(struct egw *e, struct webui **ret)
 	u->heartbeat = (struct task){ .name = "sse-heartbeat", .run = on_heartbeat,
 	                              .period = HEARTBEAT_PERIOD, .prio = 10 };
 	u->heartbeat.idx = SCHED_NOT_QUEUED;
+	u->kick = (struct task){ .name = "webui-kick", .run = on_kick, .prio = 0 };
+	u->kick.idx = SCHED_NOT_QUEUED;
 	r = loop_task_add(e->loop, &u->heartbeat, loop_now(e->loop) + HEARTBEAT_PERIOD);
 	if (r < 0)
 		goto err;
@@ -1808,6 +1840,7 @@ void webui_free(struct webui *u)
 	}
 	u->live = NULL;
 	loop_task_cancel(u->e->loop, &u->heartbeat);
+	loop_task_cancel(u->e->loop, &u->kick);
 	mqtt_free(u->e->mqtt);
 	u->e->mqtt = NULL;
 	sse_hub_free(u->hub);
