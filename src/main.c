@@ -57,8 +57,19 @@ static void usage(FILE *f)
 		"                         VALUE parsed as JSON if it parses, else a string\n"
 		"      --check            exit 0 if egwd answers /api/state on the configured\n"
 		"                         port (container health check), 1 otherwise\n"
+		"      --list-routes      print the HTTP routes (method path needs_token)\n"
 		"  -h, --help             show this help\n"
 		"  -V, --version          show the version\n");
+}
+
+/* --list-routes: one line per route, "METHOD PATH needs_token(0|1)". */
+static void list_routes(void)
+{
+	size_t n;
+	const struct web_route *r = web_routes(&n);
+
+	for (size_t i = 0; i < n; i++)
+		printf("%s %s %d\n", r[i].method, r[i].path, r[i].needs_token ? 1 : 0);
 }
 
 static int parse_args(int argc, char **argv, struct args *a)
@@ -70,6 +81,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "set", required_argument, NULL, 's' },
 		{ "check", no_argument, NULL, 'C' },
+		{ "list-routes", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -91,6 +103,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 			a->sets[a->nsets++] = optarg;
 			break;
 		case 'C': a->check = true; break;
+		case 'R': list_routes(); exit(0);
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("egwd %s\n", EGW_VERSION); exit(0);
 		default: usage(stderr); return -1;

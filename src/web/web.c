@@ -75,6 +75,12 @@ static const struct web_route routes[] = {
 #define NROUTES ARRAY_SIZE(routes)
 #define ROUTE_UNMATCHED NROUTES
 
+const struct web_route *web_routes(size_t *ret_n)
+{
+	*ret_n = NROUTES;
+	return routes;
+}
+
 /* Status codes counted per route; anything else is counted as "other". */
 static const unsigned counted_codes[] = {
 	200, 201, 204, 304, 400, 401, 403, 404, 405, 413, 429, 431, 500, 503,

@@ -90,6 +90,9 @@ typedef void (*web_metrics_fn)(void *ud, struct web_buf *b);
 #define WEB_MAX_METRICS 16
 #define WEB_TOKEN_HEX 64
 
+/* The route table (for egwd --list-routes and the security tests). */
+const struct web_route *web_routes(size_t *ret_n);
+
 /* Starts listening on settings http.bind:http.port.  Returns 0, -EADDRINUSE,
  * -ENOMEM or -errno. */
 int web_new(struct egw *e, struct web **ret);
