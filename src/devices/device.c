@@ -1062,15 +1062,7 @@ static int freq_run(struct task *t, usec_t now)
 	struct devices *ds = container_of(t, struct devices, freq_task);
 	struct device *d = ds->primary;
 	struct mb_block b;
-	usec_t late = now - t->due;
-
-	/* t->due is this run's due time until the scheduler re-arms the task. */
-	if (late < 0)
-		late = 0;
-	ds->late[MIN((uint64_t)(late / LATE_STEP_US), (uint64_t)LATE_BUCKETS)]++;
-	ds->late_n++;
-	if (late > ds->late_max)
-		ds->late_max = late;
+	usec_t late = now - t->due; /* t->due: this run's, until the task is re-armed */
 
 	if (!d || d->fsm.state != DEV_POLLING || !d->prof->frequency ||
 	    plan_single(d->prof->frequency, &b) < 0) {
@@ -1081,6 +1073,16 @@ static int freq_run(struct task *t, usec_t now)
 		/* The previous read has not come back: do not pile up behind it. */
 		ds->freq_skipped++;
 		return 0;
+	}
+	/* Lateness of the reads themselves (not of idle runs while the device is
+	 * not polling, nor of the first run, which waits for the daemon's start). */
+	if (late < 0)
+		late = 0;
+	if (ds->freq_reads) {
+		ds->late[MIN((uint64_t)(late / LATE_STEP_US), (uint64_t)LATE_BUCKETS)]++;
+		ds->late_n++;
+		if (late > ds->late_max)
+			ds->late_max = late;
 	}
 	ds->freq_reads++;
 	int r = dev_send(d, REQ_FREQ, 0, &b);
