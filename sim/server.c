@@ -67,6 +67,14 @@ static int answer_pdu(struct sim_port *p, const struct mb_request *q, uint8_t *p
 	const struct sim_faults *f = &p->sim->faults;
 	struct sim_device *d = find_device(p, q->unit);
 
+	if (p->kind != SIM_TCP && q->unit == 0) {
+		/* RTU broadcast: every device on the line acts on a write, none
+		 * answers (a broadcast read means nothing) */
+		if (!f->timeout && (q->fc == MB_FC_WRITE_SINGLE || q->fc == MB_FC_WRITE_MULTIPLE))
+			for (unsigned i = 0; i < p->ndevs; i++)
+				(void)sim_device_handle(p->devs[i], q, pdu, cap);
+		return 0;
+	}
 	if (!d) {
 		if (p->kind != SIM_TCP)
 			return 0; /* not addressed to anyone on this line */
@@ -78,11 +86,7 @@ static int answer_pdu(struct sim_port *p, const struct mb_request *q, uint8_t *p
 		d->requests++;
 		return mb_build_exception(q->fc, f->exception, pdu, cap);
 	}
-	int n = sim_device_handle(d, q, pdu, cap);
-	/* RTU broadcast: act, never answer */
-	if (p->kind != SIM_TCP && q->unit == 0)
-		return 0;
-	return n;
+	return sim_device_handle(d, q, pdu, cap);
 }
 
 /* ---- TCP connections ---------------------------------------------------- */

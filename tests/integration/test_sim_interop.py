@@ -96,6 +96,16 @@ def decode(spec, regs, sf=None):
     return raw * spec["scale"], spec["scale"]
 
 
+def crc16(data):
+    """CRC-16/MODBUS, for hand-made RTU frames."""
+    crc = 0xFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
 def pm_read(client, fc, addr, count, unit):
     """('ok', regs) | ('exc', code) | ('err', text) from a pymodbus read."""
     try:
@@ -599,6 +609,18 @@ class SimInterop(unittest.TestCase):
         st, r = pm_read(c, 4, 5035, 1, 5)
         self.assertEqual(st, "ok", r)
         self.assertAlmostEqual(r[0] * 0.1, 49.9, delta=0.051)
+        # broadcast write (unit 0, raw frame): the meter, which defines holding
+        # 64512 (its serial), takes it; nobody answers
+        frame = struct.pack(">BBHH", 0, 6, 64512, 0x1234)
+        frame += struct.pack("<H", crc16(frame))
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+        try:
+            os.write(fd, frame)
+            import select
+            self.assertEqual(select.select([fd], [], [], 0.3)[0], [], "broadcast answered")
+        finally:
+            os.close(fd)
+        self.assertEqual(pm_read(c, 3, 64512, 1, 2), ("ok", [0x1234]))
         # exception over RTU; unknown unit: silence
         self.assertEqual(pm_read(c, 4, 60000, 1, 2), ("exc", 2))
         self.assertEqual(pm_read(c, 4, 70, 2, 9)[0], "err")
