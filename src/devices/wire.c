@@ -58,7 +58,6 @@ static void hook_reading(void *ud, struct device *d, int64_t ts_ms, const struct
 	if (e->batch)
 		batch_on_reading(e->batch, d, ts_ms, r, raw);
 	webui_on_reading(e->webui, d, ts_ms, r);
-	webui_on_reading(e->webui, d, ts_ms, r);
 }
 
 static void hook_freq(void *ud, struct device *d, int64_t ts_ms, double hz)
@@ -66,7 +65,6 @@ static void hook_freq(void *ud, struct device *d, int64_t ts_ms, double hz)
 	struct egw *e = ud;
 	if (e->batch)
 		batch_on_freq(e->batch, d, ts_ms, hz);
-	webui_on_freq(e->webui, d, ts_ms, hz);
 	webui_on_freq(e->webui, d, ts_ms, hz);
 }
 
