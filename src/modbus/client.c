@@ -265,6 +265,7 @@ static void complete_ok(struct mb_client *c)
 	c->timeout_streak = 0;
 	c->fail_streak = 0;
 	c->stats.responses++;
+	c->stats.last_ok_ms = wall_ms();
 	record_latency(c, now - c->sent_at);
 	c->next_send_at = now + MAX(c->cfg.min_gap, c->t35);
 }

@@ -147,7 +147,8 @@ struct mb_client_stats {
 	usec_t last_latency;      /* send to response */
 	usec_t latency_sum;
 	uint64_t latency_hist[MB_LAT_BUCKETS]; /* per bucket, not cumulative */
-	int64_t last_ok_ms;       /* wall clock of the last good response, 0: never */
+	int64_t last_ok_ms;       /* wall clock of the last response (exceptions
+				   * too: the device answered), 0: never */
 	int last_err;             /* last err given to a callback, 0 */
 };
 const struct mb_client_stats *mb_client_stats(const struct mb_client *c);

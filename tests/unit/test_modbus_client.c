@@ -187,7 +187,8 @@ static void test_mem_read_write_devid(void **state)
 	assert_int_equal(st->requests, 5);
 	assert_int_equal(st->responses, 5);
 	assert_int_equal(st->errors, 0);
-	assert_true(st->last_ok_ms > 0 || st->latency_hist[0] > 0);
+	assert_true(st->last_ok_ms >= wall_ms() - 60000 && st->last_ok_ms <= wall_ms());
+	assert_int_equal(st->last_err, 0);
 	assert_true(mb_client_latency_percentile(c, 50) > 0);
 
 	/* bad arguments are refused at once */
@@ -221,6 +222,9 @@ static void test_mem_exception_and_timeout(void **state)
 	assert_true(t.at - t0 >= 50 * MS);
 	assert_true(t.at - t0 < USEC_PER_SEC);
 	assert_int_equal(mb_client_stats(c)->timeouts, 1);
+	assert_int_equal(mb_client_stats(c)->errors, 2);
+	assert_int_equal(mb_client_stats(c)->responses, 1);
+	assert_int_equal(mb_client_stats(c)->last_err, -ETIMEDOUT);
 	mb_client_free(c);
 	loop_free(l);
 }
