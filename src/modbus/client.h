@@ -141,7 +141,7 @@ struct mb_client_stats {
 	uint64_t timeouts;
 	uint64_t exceptions;
 	uint64_t connects;        /* successful connections */
-	uint64_t reconnects;      /* connections dropped and re-opened */
+	uint64_t reconnects;      /* connection attempts after the first one */
 	uint64_t tid_mismatches;  /* stale responses drained */
 	uint64_t bytes_garbage;   /* bytes dropped while resynchronising */
 	usec_t last_latency;      /* send to response */
