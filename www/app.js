@@ -169,8 +169,8 @@ function flowSvg() {
   svg.id = "flow";
   svg.setAttribute("viewBox", "0 0 400 300");
   const nodes = {
-    pv: [200, 40, "Solar", "var(--pv)"], grid: [60, 150, "Grid", "var(--grid)"],
-    house: [340, 150, "House", "var(--house)"], battery: [200, 260, "Battery", "var(--bat)"],
+    pv: [200, 40, "Solar", "#e0a100"], grid: [60, 150, "Grid", "#8a4fbf"],
+    house: [340, 150, "House", "#d0573b"], battery: [200, 260, "Battery", "#2f7fd1"],
   };
   const mk = (tag, attrs, text) => {
     const e = document.createElementNS(ns, tag);
@@ -184,10 +184,10 @@ function flowSvg() {
     mk("line", { x1: x, y1: y, x2: 200, y2: 150 });
     dots[k] = mk("circle", { class: "dot", cx: x, cy: y, r: 5, fill: nodes[k][3], visibility: "hidden" });
   }
-  mk("circle", { cx: 200, cy: 150, r: 8, fill: "var(--muted)" });
+  mk("circle", { cx: 200, cy: 150, r: 8, fill: "#5d6a62" });
   const vals = {};
   for (const [k, [x, y, label, color]] of Object.entries(nodes)) {
-    mk("circle", { cx: x, cy: y, r: 30, fill: "var(--card)", stroke: color, "stroke-width": 4 });
+    mk("circle", { cx: x, cy: y, r: 30, class: "node", stroke: color, "stroke-width": 4 });
     mk("text", { x, y: y - 36 < 12 ? y + 50 : y - 36 }, label);
     vals[k] = mk("text", { x, y: y + 5, class: "val", id: "flow-" + k }, "–");
   }
@@ -252,13 +252,15 @@ function pageOverview() {
   const refresh = async () => {
     try {
       const st = await api("GET", "/api/state");
+      const up = st.uploader || {};
       fillKv(gw, [
-        ["state", st.state || (st.gateway && st.gateway.state)],
-        ["name", st.name || (st.gateway && st.gateway.name)],
-        ["serial", st.serial || (st.gateway && st.gateway.serial)],
-        ["backend", backendText(st)],
-        ["devices", st.devices_count !== undefined ? st.devices_count : (Array.isArray(st.devices) ? st.devices.length : undefined)],
-        ["uptime", st.uptime_s !== undefined ? fmtNum(st.uptime_s, 0) + " s" : undefined],
+        ["state", st.state],
+        ["name", st.name && st.name.name ? st.name.name : "(not named yet)"],
+        ["serial", st.signer && st.signer.serial],
+        ["signer", st.signer && (st.signer.backend + (st.signer.healthy === false ? " (failing)" : ""))],
+        ["backend", !up.enabled ? "not configured" : (up.last_error ? "unreachable: " + (up.last_error_detail || up.last_error) : "ok (" + (up.ok || 0) + " uploads)")],
+        ["devices", Array.isArray(st.devices) ? st.devices.length + " (" + st.devices.filter((d) => d.state === "polling").length + " polling)" : undefined],
+        ["uptime", st.uptime_ms !== undefined ? fmtNum(st.uptime_ms / 1000, 0) + " s" : undefined],
       ]);
       fillKv(batches, batchRows(st));
     } catch (e) { fillKv(gw, [["error", e.message]]); }
@@ -275,21 +277,14 @@ function pageOverview() {
   return () => { clearInterval(timer); clearInterval(anim); chart.stop(); live.listeners.delete(onLive); };
 }
 
-function backendText(st) {
-  const b = st.backend || st.uploader;
-  if (!b) return undefined;
-  if (typeof b === "string") return b;
-  return [b.state, b.last_error ? "(" + b.last_error + ")" : "", b.url].filter(Boolean).join(" ");
-}
-
 function batchRows(st) {
-  const s = st.store || {}, u = st.uploader || st.backend || {}, b = st.batches || {};
-  const pick = (...vals) => vals.find((v) => v !== undefined && v !== null);
+  const s = st.store || {}, hv = st.harvest || {};
   return [
-    ["signed", pick(b.signed, st.batches_signed, s.appended, s.total)],
-    ["uploaded", pick(b.uploaded, st.batches_uploaded, u.uploaded, u.acked, s.delivered)],
-    ["waiting", pick(b.waiting, st.batches_waiting, s.pending, s.backlog)],
-    ["dropped", pick(b.dropped, s.dropped)],
+    ["signed", hv.stored_signed !== undefined ? hv.stored_signed : hv.sealed],
+    ["uploaded", s.delivered],
+    ["waiting", s.backlog],
+    ["dropped", s.dropped],
+    ["store size", s.bytes !== undefined ? fmtNum(s.bytes / 1024, 0) + " KiB" : undefined],
   ];
 }
 
@@ -445,7 +440,7 @@ function pageDevices() {
       const devs = (data && data.devices) || [];
       tbody.replaceChildren(...devs.map((d) => {
         const s = d.stats || {};
-        const lat = s.latency_last_us !== undefined ? fmtNum(s.latency_last_us / 1000, 1) + " ms" : "–";
+        const lat = typeof s.latency_last_ms === "number" ? fmtNum(s.latency_last_ms, 1) + " ms" : "–";
         return h("tr", { "data-id": d.id },
           h("td", null, h("a", { href: "#/device/" + encodeURIComponent(d.id) }, d.id), d.name ? h("div", { class: "muted" }, d.name) : null),
           h("td", null, h("span", { class: stateClass(d.state) }, d.state)),
@@ -630,17 +625,14 @@ function pageIdentity() {
   main.replaceChildren(h("h2", null, "Gateway identity"),
     h("div", { class: "grid" }, h("section", { class: "card" }, dl), h("section", { class: "card" }, h("h3", null, "Public key (PEM)"), pem)));
   (async () => {
-    let id = null;
-    for (const path of ["/api/identity", "/api/crypto", "/api/hello"]) {
-      try { id = await api("GET", path); break; } catch (e) { /* try the next */ }
-    }
-    if (!id) { fillKv(dl, [["error", "identity not available"]]); return; }
-    const pk = id.public_key || id.publicKey || {};
-    fillKv(dl, [["name", id.name !== undefined ? (id.name || "(not named yet)") : undefined],
-      ["serial", id.serial || id.device], ["signer", id.signer || id.backend],
-      ["public key (hex X‖Y)", typeof pk === "string" ? pk : pk.hex],
-      ["JWK", pk.jwk ? JSON.stringify(pk.jwk) : undefined], ["version", id.version]]);
-    pem.textContent = pk.pem || id.public_key_pem || "";
+    let c = null, n = null;
+    try { c = await api("GET", "/api/crypto"); } catch (e) { fillKv(dl, [["error", e.message]]); return; }
+    try { n = await api("GET", "/api/name"); } catch (e) { /* name query not running */ }
+    fillKv(dl, [["name", n ? (n.name || "(not named yet)") : (c.deviceName || "(unknown)")],
+      ["serial", c.serialNumber], ["signer", c.backend],
+      ["public key (hex X‖Y)", c.publicKey],
+      ["JWK", c.publicKey_jwk ? JSON.stringify(c.publicKey_jwk) : undefined]]);
+    pem.textContent = c.publicKey_pem || "";
   })();
   return null;
 }

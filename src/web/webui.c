@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "backend/mqtt.h"
+#include "backend/uploader.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -24,6 +25,7 @@
 #include "modbus/client.h"
 #include "profiles/profile.h"
 #include "profiles/reading.h"
+#include "store/store.h"
 #include "web/assets.h"
 #include "web/sse.h"
 #include "web/web.h"
@@ -121,6 +123,8 @@ struct webui {
 	struct egw *e;
 	struct sse_hub *hub;
 	struct task heartbeat;
+	struct task watch;           /* backend and store health -> notifications */
+	uint64_t up_failed, up_ok;
 	struct task kick;            /* runs MHD once more after resuming connections */
 	struct MHD_Daemon *daemon;
 	struct live_conn *live;
@@ -1042,6 +1046,7 @@ static struct raw_op *raw_new(struct web_request *rq, const char *device, char *
 		snprintf(err, errlen, "modbus client: %s", egw_strerror(r));
 		return NULL;
 	}
+	op->reap.idx = SCHED_NOT_QUEUED;
 	op->u = u;
 	op->rq = *rq;
 	op->rq.body = NULL;
@@ -1778,6 +1783,44 @@ int webui_settings_changed(struct webui *u)
 	return mqtt_apply(u);
 }
 
+/* ---- health notifications --------------------------------------------- */
+
+#define WATCH_PERIOD (5 * USEC_PER_SEC)
+
+static int on_watch(struct task *t, usec_t now)
+{
+	struct webui *u = container_of(t, struct webui, watch);
+	struct egw *e = u->e;
+	(void)now;
+
+	if (e->uploader) {
+		struct uploader_stats st;
+		uploader_get_stats(e->uploader, &st);
+		if (st.failed > u->up_failed && st.ok == u->up_ok && st.last_error)
+			webui_notify(u, "error", "backend", "backend unreachable: %s (%" PRIu64 " failed "
+			             "attempts; batches wait in the store)", egw_strerror(st.last_error),
+			             st.failed);
+		else if (st.ok > u->up_ok)
+			note_clear(u, "backend");
+		u->up_failed = st.failed;
+		u->up_ok = st.ok;
+	}
+	if (e->store) {
+		struct store_stats ss;
+		int64_t max = settings_get_int(e->settings, "store.max_bytes");
+		store_get_stats(e->store, &ss);
+		if (ss.disk_full)
+			webui_notify(u, "error", "store", "store: the disk is full");
+		else if (max > 0 && ss.bytes >= max / 10 * 9)
+			webui_notify(u, "warning", "store", "store near full: %" PRId64 " of %" PRId64
+			             " bytes, %" PRId64 " batches waiting; the oldest will be dropped",
+			             ss.bytes, max, ss.backlog);
+		else
+			note_clear(u, "store");
+	}
+	return 0;
+}
+
 /* ---- lifecycle ------------------------------------------------------------ */
 
 int webui_new(struct egw *e, struct webui **ret)
@@ -1788,14 +1831,18 @@ int webui_new(struct egw *e, struct webui **ret)
 	if (!u)
 		return -ENOMEM;
 	u->e = e;
+	u->heartbeat = (struct task){ .name = "sse-heartbeat", .run = on_heartbeat,
+	                              .period = HEARTBEAT_PERIOD, .prio = 10 };
+	u->watch = (struct task){ .name = "webui-watch", .run = on_watch,
+	                          .period = WATCH_PERIOD, .prio = 20 };
+	u->kick = (struct task){ .name = "webui-kick", .run = on_kick, .prio = 0 };
+	u->heartbeat.idx = u->watch.idx = u->kick.idx = SCHED_NOT_QUEUED;
 	r = sse_hub_new(0, 0, &u->hub);
 	if (r < 0)
 		goto err;
-	u->heartbeat = (struct task){ .name = "sse-heartbeat", .run = on_heartbeat,
-	                              .period = HEARTBEAT_PERIOD, .prio = 10 };
-	u->heartbeat.idx = SCHED_NOT_QUEUED;
-	u->kick = (struct task){ .name = "webui-kick", .run = on_kick, .prio = 0 };
-	u->kick.idx = SCHED_NOT_QUEUED;
+	r = loop_task_add(e->loop, &u->watch, loop_now(e->loop) + WATCH_PERIOD);
+	if (r < 0)
+		goto err;
 	r = loop_task_add(e->loop, &u->heartbeat, loop_now(e->loop) + HEARTBEAT_PERIOD);
 	if (r < 0)
 		goto err;
@@ -1809,6 +1856,7 @@ int webui_new(struct egw *e, struct webui **ret)
 	return 0;
 err:
 	loop_task_cancel(e->loop, &u->heartbeat);
+	loop_task_cancel(e->loop, &u->watch);
 	sse_hub_free(u->hub);
 	free(u);
 	return r;
@@ -1841,6 +1889,7 @@ void webui_free(struct webui *u)
 	u->live = NULL;
 	loop_task_cancel(u->e->loop, &u->heartbeat);
 	loop_task_cancel(u->e->loop, &u->kick);
+	loop_task_cancel(u->e->loop, &u->watch);
 	mqtt_free(u->e->mqtt);
 	u->e->mqtt = NULL;
 	sse_hub_free(u->hub);
