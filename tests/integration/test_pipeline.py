@@ -139,6 +139,53 @@ class PipelineTest(unittest.TestCase):
         self.assertGreaterEqual(st["uploader"]["acked"], 5)
         self.assertEqual(st["uploader"]["last_status"], 200)
 
+    def test_batches_carry_device_readings_raw_and_frequency(self):
+        sim = T.EgwSim(self, [("sungrow", 1)])
+        port = T.free_port()
+        be = DevBackend(self, port)
+        e = egwd_for(self, port, be.port, interval_ms=1000, extra={
+            "devices": [sim.device_settings(0, id="inv1")],
+            "harvest.poll_interval_ms": 200, "frequency.interval_ms": 100})
+        key, info = public_key(e)
+
+        def with_data():
+            for r in be.records():
+                p = r["payload"]
+                if (p.get("devices") and p["devices"][0]["readings"]
+                        and p.get("frequency", {}).get("samples")):
+                    return r
+            return None
+        rec = T.wait_until(with_data, timeout=20, interval=0.2, what="a batch with data")
+        (hdr, p), = verify_all(self, [rec], key, info["serialNumber"])
+        self.assertEqual(hdr["model"], "sungrow")
+        dev = p["devices"][0]
+        self.assertEqual(dev["id"], "inv1")
+        self.assertEqual(dev["profile"], "sungrow")
+        self.assertTrue(dev["serial"])
+        # raw: {"<ts_ms>": {"<register address>": word}}, stamped inside the window
+        self.assertTrue(dev["raw"])
+        for ts, regs in dev["raw"].items():
+            self.assertTrue(p["from_ms"] - 2000 <= int(ts) <= p["to_ms"], (ts, p["from_ms"]))
+            self.assertTrue(regs)
+            for addr, word in regs.items():
+                self.assertTrue(addr.isdigit())
+                self.assertTrue(0 <= word <= 0xFFFF)
+        # readings: the data model, keyed by the same timestamps
+        self.assertLessEqual(set(dev["readings"]), set(dev["raw"]))
+        rd = next(iter(dev["readings"].values()))
+        self.assertLessEqual(set(rd), {"pv", "battery", "meter"})
+        self.assertIn("pv", rd)
+        fr = p["frequency"]
+        self.assertEqual(fr["device"], "inv1")
+        self.assertEqual(fr["interval_ms"], 100)
+        hz = [x[1] for x in fr["samples"]]
+        self.assertTrue(all(45.0 < h < 65.0 for h in hz), hz[:5])
+        self.assertEqual(fr["stats"]["count"], len(hz))
+        self.assertAlmostEqual(fr["stats"]["min"], min(hz))
+        self.assertAlmostEqual(fr["stats"]["max"], max(hz))
+        ts = [x[0] for x in fr["samples"]]
+        self.assertEqual(ts, sorted(ts))
+
     def test_outage_every_batch_once_in_order(self):
         port = T.free_port()
         be = DevBackend(self, port)
