@@ -749,6 +749,18 @@ static void summary_row(struct web_buf *b, const char *label, const json_t *v)
 	web_buf_append(b, "</td></tr>\n", 11);
 }
 
+/* "N (r/s)" for a counter over the uptime. */
+static void summary_rate(struct web_buf *b, const char *label, const json_t *count, int64_t up_ms)
+{
+	if (!json_is_integer(count)) {
+		summary_row(b, label, NULL);
+		return;
+	}
+	json_int_t n = json_integer_value(count);
+	web_buf_printf(b, "<tr><th>%s</th><td>%" JSON_INTEGER_FORMAT " (%.2f/s)</td></tr>\n", label, n,
+		       up_ms > 0 ? (double)n * 1000.0 / (double)up_ms : 0.0);
+}
+
 void web_status_page(struct web_buf *b, const json_t *st)
 {
 	const char *k;
@@ -776,6 +788,12 @@ void web_status_page(struct web_buf *b, const json_t *st)
 	html_scalar(b, json_object_get(st, "state"));
 	web_buf_append(b, "</span></td></tr>\n", 18);
 	summary_row(b, "Version", json_object_get(st, "version"));
+	summary_row(b, "Last frequency (Hz)", json_object_get(jpath(st, "frequency", "latest"), "hz"));
+	summary_rate(b, "Frequency reads", jpath(st, "frequency", "reads"), ms);
+	summary_rate(b, "Harvests (signed batches)", jpath(st, "harvest", "sealed"), ms);
+	summary_row(b, "Store backlog", jpath(st, "store", "backlog"));
+	summary_row(b, "Delivered to the backend", jpath(st, "store", "delivered"));
+	summary_rate(b, "HTTP connections", jpath(st, "http", "connections"), ms);
 	web_buf_append(b, "</table>\n", 9);
 
 	/* Devices as one table each; every other section as key/value rows. */
