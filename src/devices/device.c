@@ -85,7 +85,8 @@ enum req_kind { REQ_IDENT, REQ_SS_MARKER, REQ_SS_MODEL, REQ_FREQ_ID, REQ_BLOCK, 
 
 /* One in-flight request; freed by its callback (which runs exactly once). */
 struct dev_req {
-	struct device *d;
+	struct device *d;           /* NULL once the device is gone (orphan) */
+	struct dev_req *prev, *next; /* the device's requests in flight */
 	uint64_t gen;
 	enum req_kind kind;
 	unsigned idx;
@@ -98,13 +99,27 @@ struct freq_sample {
 	double hz;
 };
 
+/* One Modbus client per connection (serial line, or TCP host:port), shared
+ * by the devices behind it (unit ids on one RS-485 bus or one gateway). */
+struct link {
+	struct devices *set;
+	struct link *next;
+	unsigned refs;
+	char host[DEV_HOST_LEN];
+	char serial_port[DEV_HOST_LEN];
+	struct mb_client_config mc;       /* strings point into this link */
+	struct mb_client *client;
+	struct mb_client *old[4];         /* replaced, freed by reap_task */
+	struct task reap_task;
+	struct mb_client_stats base;      /* totals of the clients replaced */
+};
+
 struct device {
 	struct devices *set;
 	unsigned index;
 	struct dev_conf conf;
-	struct mb_client *client;
-	struct mb_client_config mc;       /* strings point into conf */
-	struct mb_client_stats mb_base;   /* totals of the clients dropped before */
+	struct link *link;
+	struct dev_req *reqs;             /* in flight */
 	struct fsm fsm;
 	const struct profile *prof; /* active: conf.profile or heap_prof */
 	struct profile *heap_prof;  /* SunSpec map built at identification */
@@ -113,8 +128,6 @@ struct device {
 
 	struct task poll_task;
 	struct task retry_task;
-	struct task reap_task;      /* frees replaced clients outside their callbacks */
-	struct mb_client *old_clients[4];
 	usec_t backoff;
 	unsigned connect_failures;  /* consecutive failed connection attempts */
 	unsigned fail_cycles;       /* consecutive poll cycles that read nothing */
@@ -157,6 +170,7 @@ struct devices {
 	void *ud;
 	struct device **dev;
 	unsigned n;
+	struct link *links;
 
 	struct task freq_task;
 	struct device *primary;
@@ -390,6 +404,18 @@ static int parse_all(const json_t *arr, struct dev_conf **ret, unsigned *ret_n, 
 				goto fail;
 			}
 	}
+	/* Devices on one serial line share its client: one line, one setting. */
+	for (unsigned i = 0; i < n; i++)
+		for (unsigned j = 0; j < i; j++)
+			if (confs[i].kind == MB_TRANSPORT_RTU && confs[j].kind == MB_TRANSPORT_RTU &&
+			    strcmp(confs[i].serial_port, confs[j].serial_port) == 0 &&
+			    (confs[i].baudrate != confs[j].baudrate || confs[i].parity != confs[j].parity ||
+			     confs[i].stopbits != confs[j].stopbits)) {
+				set_errf(err, errlen, "devices[%u].baudrate: baudrate, parity and stopbits "
+					 "must match devices[%u] on the same serial port", i, j);
+				r = -EGW_ESCHEMA;
+				goto fail;
+			}
 	for (unsigned i = 0; i < n; i++)
 		confs[i].json = json_incref(json_array_get(arr, i));
 	*ret = confs;
@@ -478,15 +504,11 @@ static void add_stats(struct mb_client_stats *a, const struct mb_client_stats *b
 		a->last_latency = b->last_latency;
 }
 
-/* Drop the connection and every queued request (their callbacks run now and
- * are stale: the caller bumped d->gen).  The client has no "reset", so a new
- * one (not connected until its first request) takes its place.  On -ENOMEM
- * the old client is kept. */
-static void reap_clients(struct device *d)
+static void reap_clients(struct link *l)
 {
-	for (unsigned i = 0; i < ARRAY_SIZE(d->old_clients); i++) {
-		struct mb_client *c = d->old_clients[i];
-		d->old_clients[i] = NULL;
+	for (unsigned i = 0; i < ARRAY_SIZE(l->old); i++) {
+		struct mb_client *c = l->old[i];
+		l->old[i] = NULL;
 		mb_client_free(c);
 	}
 }
@@ -494,38 +516,111 @@ static void reap_clients(struct device *d)
 static int reap_run(struct task *t, usec_t now)
 {
 	UNUSED(now);
-	reap_clients(container_of(t, struct device, reap_task));
+	reap_clients(container_of(t, struct link, reap_task));
 	return 0;
 }
 
+/* Drop the connection and every queued request (their callbacks run later
+ * and are stale: the caller bumped d->gen).  The client has no "reset", so a
+ * new one (not connected until its first request) takes its place.  A link
+ * shared with other devices is left alone: their requests are not ours to
+ * drop, and the client re-opens a dead connection by itself.  On -ENOMEM the
+ * old client is kept. */
 static void client_recycle(struct device *d)
 {
+	struct link *l = d->link;
 	struct mb_client *c;
 	unsigned i;
 
-	if (mb_client_new(d->set->loop, &d->mc, &c) < 0)
+	if (l->refs > 1 || mb_client_new(d->set->loop, &l->mc, &c) < 0)
 		return;
-	add_stats(&d->mb_base, mb_client_stats(d->client));
-	if (mb_client_connected(d->client))
-		d->mb_base.reconnects++; /* the next connect re-opens the link */
+	add_stats(&l->base, mb_client_stats(l->client));
+	if (mb_client_connected(l->client))
+		l->base.reconnects++; /* the next connect re-opens the link */
 	/* We may be inside one of this client's callbacks: free it later, from a
 	 * task.  An older one still waiting is not in a callback and can go now. */
-	for (i = 0; i < ARRAY_SIZE(d->old_clients) && d->old_clients[i]; i++)
+	for (i = 0; i < ARRAY_SIZE(l->old) && l->old[i]; i++)
 		;
-	if (i == ARRAY_SIZE(d->old_clients)) {
-		mb_client_free(d->old_clients[0]);
+	if (i == ARRAY_SIZE(l->old)) {
+		mb_client_free(l->old[0]);
 		i = 0;
 	}
-	d->old_clients[i] = d->client;
-	d->client = c;
-	loop_task_add(d->set->loop, &d->reap_task, loop_now(d->set->loop));
+	l->old[i] = l->client;
+	l->client = c;
+	loop_task_add(d->set->loop, &l->reap_task, loop_now(d->set->loop));
 }
 
-/* Client counters over the device's whole life. */
+/* Client counters over the link's whole life. */
 static void client_stats(const struct device *d, struct mb_client_stats *ret)
 {
-	*ret = d->mb_base;
-	add_stats(ret, mb_client_stats(d->client));
+	*ret = d->link->base;
+	add_stats(ret, mb_client_stats(d->link->client));
+}
+
+static bool link_matches(const struct link *l, const struct mb_client_config *mc)
+{
+	if (l->mc.kind != mc->kind)
+		return false;
+	switch (mc->kind) {
+	case MB_TRANSPORT_MEM:
+		return l->mc.mem == mc->mem;
+	case MB_TRANSPORT_RTU:
+		return strcmp(l->serial_port, mc->serial_port) == 0;
+	default:
+		return strcmp(l->host, mc->host) == 0 && l->mc.port == mc->port;
+	}
+}
+
+/* The link for mc (shared if one matches), with a reference.  Returns 0,
+ * -ENOMEM or the error of mb_client_new. */
+static int link_get(struct devices *ds, const struct mb_client_config *mc, struct link **ret)
+{
+	struct link *l;
+	int r;
+
+	for (l = ds->links; l; l = l->next)
+		if (link_matches(l, mc)) {
+			l->refs++;
+			*ret = l;
+			return 0;
+		}
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->set = ds;
+	l->mc = *mc;
+	snprintf(l->host, sizeof(l->host), "%s", mc->host ? mc->host : "");
+	snprintf(l->serial_port, sizeof(l->serial_port), "%s", mc->serial_port ? mc->serial_port : "");
+	l->mc.host = l->host;
+	l->mc.serial_port = l->serial_port;
+	l->reap_task = (struct task){ .name = "device-reap", .run = reap_run, .prio = 20,
+				      .idx = SCHED_NOT_QUEUED };
+	r = mb_client_new(ds->loop, &l->mc, &l->client);
+	if (r < 0) {
+		free(l);
+		return r;
+	}
+	l->refs = 1;
+	l->next = ds->links;
+	ds->links = l;
+	*ret = l;
+	return 0;
+}
+
+static void link_put(struct link *l)
+{
+	struct link **pp;
+
+	if (!l || --l->refs > 0)
+		return;
+	for (pp = &l->set->links; *pp && *pp != l; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = l->next;
+	loop_task_cancel(l->set->loop, &l->reap_task);
+	reap_clients(l);
+	mb_client_free(l->client); /* pending callbacks run now: their requests are orphans */
+	free(l);
 }
 
 static void stop_activity(struct device *d)
@@ -1100,6 +1195,16 @@ static void req_done(void *ud, int err, const uint16_t *regs, unsigned count)
 	struct dev_req *q = ud;
 	struct device *d = q->d;
 
+	if (!d) {
+		free(q); /* its device was freed while it was queued on a shared link */
+		return;
+	}
+	if (q->prev)
+		q->prev->next = q->next;
+	else
+		d->reqs = q->next;
+	if (q->next)
+		q->next->prev = q->prev;
 	if (q->kind == REQ_FREQ)
 		d->freq_pending--;
 	if (d->freeing || q->gen != d->gen) {
@@ -1136,11 +1241,15 @@ static int dev_send(struct device *d, enum req_kind kind, unsigned idx, const st
 		return -ENOMEM;
 	*q = (struct dev_req){ .d = d, .gen = d->gen, .kind = kind, .idx = idx, .b = *b,
 			       .ts_ms = wall_ms() };
-	r = mb_client_read(d->client, d->conf.unit, b->fc, b->addr, b->count, req_done, q);
+	r = mb_client_read(d->link->client, d->conf.unit, b->fc, b->addr, b->count, req_done, q);
 	if (r < 0) {
 		free(q);
 		return r;
 	}
+	q->next = d->reqs;
+	if (d->reqs)
+		d->reqs->prev = q;
+	d->reqs = q;
 	d->st.reads++;
 	if (kind == REQ_FREQ)
 		d->freq_pending++;
@@ -1162,9 +1271,10 @@ static void device_free(struct device *d)
 	d->freeing = true;
 	loop_task_cancel(d->set->loop, &d->poll_task);
 	loop_task_cancel(d->set->loop, &d->retry_task);
-	loop_task_cancel(d->set->loop, &d->reap_task);
-	reap_clients(d);
-	mb_client_free(d->client); /* pending callbacks run now and see `freeing` */
+	for (struct dev_req *q = d->reqs; q; q = q->next)
+		q->d = NULL;
+	d->reqs = NULL;
+	link_put(d->link);
 	profile_free(d->heap_prof);
 	free(d->full);
 	free(d->res);
@@ -1186,7 +1296,7 @@ static int device_new(struct devices *ds, unsigned index, struct dev_conf *c,
 	d->index = index;
 	d->conf = *c;
 	c->json = NULL;
-	d->mc = (struct mb_client_config){
+	struct mb_client_config mc = {
 		.kind = d->conf.kind,
 		.host = d->conf.host,
 		.port = d->conf.port,
@@ -1203,10 +1313,10 @@ static int device_new(struct devices *ds, unsigned index, struct dev_conf *c,
 		.backoff_max = MIN(ms(cfg->backoff_min_ms), USEC_PER_SEC),
 	};
 	if (index < cfg->nmem && cfg->mem[index]) {
-		d->mc.kind = MB_TRANSPORT_MEM;
-		d->mc.mem = cfg->mem[index];
+		mc.kind = MB_TRANSPORT_MEM;
+		mc.mem = cfg->mem[index];
 	}
-	r = mb_client_new(ds->loop, &d->mc, &d->client);
+	r = link_get(ds, &mc, &d->link);
 	if (r < 0) {
 		conf_release(&d->conf);
 		free(d);
@@ -1216,8 +1326,6 @@ static int device_new(struct devices *ds, unsigned index, struct dev_conf *c,
 				      .idx = SCHED_NOT_QUEUED };
 	d->retry_task = (struct task){ .name = "device-retry", .run = retry_run, .prio = 10,
 				       .idx = SCHED_NOT_QUEUED };
-	d->reap_task = (struct task){ .name = "device-reap", .run = reap_run, .prio = 20,
-				      .idx = SCHED_NOT_QUEUED };
 	reading_clear(&d->last);
 	reading_mono_init(&d->mono);
 	fsm_init(&d->fsm, &fsm_device_def, FSM_DEV_DISCONNECTED, NULL, d, d->conf.id);
@@ -1522,9 +1630,10 @@ static json_t *stats_json(const struct device *d)
 	set_u64(m, "reconnects", cs->reconnects);
 	set_u64(m, "tid_mismatches", cs->tid_mismatches);
 	set_u64(m, "bytes_garbage", cs->bytes_garbage);
-	set_ms(m, "latency_p50_ms", mb_client_latency_percentile(d->client, 50));
-	set_ms(m, "latency_p99_ms", mb_client_latency_percentile(d->client, 99));
-	json_object_set_new(m, "connected", json_boolean(mb_client_connected(d->client)));
+	set_ms(m, "latency_p50_ms", mb_client_latency_percentile(d->link->client, 50));
+	set_ms(m, "latency_p99_ms", mb_client_latency_percentile(d->link->client, 99));
+	json_object_set_new(m, "connected", json_boolean(mb_client_connected(d->link->client)));
+	set_u64(m, "devices_on_link", d->link->refs);
 	json_object_set_new(o, "modbus", m);
 	return o;
 }

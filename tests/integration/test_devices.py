@@ -14,6 +14,7 @@ Run with /usr/bin/python3; EGW_BUILD names the build directory.
 import json
 import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -83,6 +84,31 @@ def devices_by_id(st):
     return {d["id"]: d for d in st.get("devices", [])}
 
 
+def compare(d, want, problems):
+    """Check egwd's device d against the simulator's device want; append what
+    differs to problems; return the number of values compared."""
+    dev_id = d["id"]
+    # The serial register's value, or (profiles without one) the address.
+    if d["serial"] != want["serial"] and not d["serial"].startswith(f"{LOCAL}:"):
+        # Integer serial registers carry the simulator's serial as a number.
+        if not d["serial"].isdigit():
+            problems.append(f"{dev_id}: serial {d['serial']!r}, sim {want['serial']!r}")
+    n = 0
+    for group, fields in (d["reading"] or {}).items():
+        for name, v in fields.items():
+            w = want["reading"].get(group, {}).get(name)
+            if w is None:
+                problems.append(f"{dev_id}: {group}.{name}={v} but the sim serves none")
+                continue
+            tol = ABS_TOL.get(unit_of(group, name), 1.0) + 0.005 * abs(w)
+            if not (isinstance(v, (int, float)) and math.isfinite(v)) or abs(v - w) > tol:
+                problems.append(f"{dev_id}: {group}.{name} egwd {v} sim {w}")
+            n += 1
+    if n == 0:
+        problems.append(f"{dev_id}: no decoded value")
+    return n
+
+
 class TestEveryProfile(unittest.TestCase):
     def test_every_profile_polls_and_decodes_like_the_simulator(self):
         profiles = list_profiles()
@@ -117,26 +143,7 @@ class TestEveryProfile(unittest.TestCase):
         problems = []
         compared = 0
         for dev_id, d in devices_by_id(st).items():
-            want = truth[dev_id]
-            # The serial register's value, or (profiles without one) the address.
-            if d["serial"] != want["serial"] and not d["serial"].startswith(f"{LOCAL}:"):
-                # Integer serial registers carry the simulator's serial as a number.
-                if not d["serial"].isdigit():
-                    problems.append(f"{dev_id}: serial {d['serial']!r}, sim {want['serial']!r}")
-            n = 0
-            for group, fields in d["reading"].items():
-                for name, v in fields.items():
-                    w = want["reading"].get(group, {}).get(name)
-                    if w is None:
-                        problems.append(f"{dev_id}: {group}.{name}={v} but the sim serves none")
-                        continue
-                    tol = ABS_TOL.get(unit_of(group, name), 1.0) + 0.005 * abs(w)
-                    if not (isinstance(v, (int, float)) and math.isfinite(v)) or abs(v - w) > tol:
-                        problems.append(f"{dev_id}: {group}.{name} egwd {v} sim {w}")
-                    n += 1
-            if n == 0:
-                problems.append(f"{dev_id}: no decoded value")
-            compared += n
+            compared += compare(d, truth[dev_id], problems)
         self.assertFalse(problems, "\n".join(problems))
         self.assertGreater(compared, 3 * len(profiles))
 
@@ -158,6 +165,74 @@ class TestEveryProfile(unittest.TestCase):
         for k in ("p50", "p99", "max"):
             self.assertIn(k, f1["lateness_us"])
         self.assertTrue(egwd.alive())
+
+
+class TestSerialLines(unittest.TestCase):
+    """RTU: two units sharing one serial line (the simulator's pty), and the
+    same frames tunnelled over TCP (rtu-over-tcp, through socat)."""
+
+    def check(self, sim, ctl, devs):
+        ctl.ok("freeze on")
+        egwd = T.Egwd(self, set={"devices": devs, "harvest.poll_interval_ms": 300,
+                                 "modbus.timeout_ms": 1000, "http.bind": LOCAL})
+
+        def ready():
+            by = devices_by_id(egwd.state())
+            return all(d["state"] == "polling" and d["serial"] and d["reading"]
+                       for d in by.values()) and by
+
+        try:
+            T.wait_until(ready, timeout=20, what="serial devices polling")
+        except TimeoutError:
+            self.fail(json.dumps(egwd.state()["devices"])[:3000] + "\n" + egwd.output()[-3000:])
+        time.sleep(3.5)  # a verbose poll after the freeze
+        by = devices_by_id(egwd.state())
+        truth = ctl.get()["devices"]
+        problems = []
+        for i, dv in enumerate(devs):
+            compare(by[dv["id"]], truth[i], problems)
+        self.assertFalse(problems, "\n".join(problems))
+        return egwd, by
+
+    def test_rtu_two_units_on_one_line(self):
+        d = T.tempdir(self)
+        path = os.path.join(d, "pty")
+        sim = T.Proc([T.binary("egw-sim"), "--profile", "sdm630", "--rtu-pty", path, "--unit-id", 2,
+                      "--profile", "sungrow", "--rtu-pty", path, "--unit-id", 5,
+                      "--control-port", T.free_port()], name="egw-sim")
+        self.addCleanup(sim.stop)
+        out = sim.wait_output("egw-sim: ready", timeout=10)
+        ctl_port = int([ln for ln in out.splitlines() if "control tcp" in ln][0].rsplit(":", 1)[1])
+        ctl = Ctl(self, ctl_port)
+        devs = [{"id": "meter", "connection": "rtu", "serial_port": path, "baudrate": 9600,
+                 "parity": "N", "unit_id": 2, "profile": "sdm630"},
+                {"id": "inverter", "connection": "rtu", "serial_port": path, "baudrate": 9600,
+                 "parity": "N", "unit_id": 5, "profile": "sungrow"}]
+        _, by = self.check(sim, ctl, devs)
+        for dv in by.values():
+            self.assertEqual(dv["stats"]["modbus"]["devices_on_link"], 2)
+            self.assertEqual(dv["connection"]["connection"], "rtu")
+
+    def test_rtu_over_tcp(self):
+        if not shutil.which("socat"):
+            self.skipTest("socat not installed")
+        d = T.tempdir(self)
+        path = os.path.join(d, "pty")
+        sim = T.Proc([T.binary("egw-sim"), "--profile", "solaredge", "--rtu-pty", path,
+                      "--unit-id", 3, "--control-port", T.free_port()], name="egw-sim")
+        self.addCleanup(sim.stop)
+        out = sim.wait_output("egw-sim: ready", timeout=10)
+        ctl_port = int([ln for ln in out.splitlines() if "control tcp" in ln][0].rsplit(":", 1)[1])
+        ctl = Ctl(self, ctl_port)
+        port = T.free_port()
+        bridge = T.Proc(["socat", "-d", "-d", f"TCP-LISTEN:{port},bind={LOCAL},reuseaddr",
+                         f"OPEN:{path},rawer"], name="socat")
+        self.addCleanup(bridge.stop)
+        bridge.wait_output("listening on", timeout=10)  # one session: no probe connection
+        devs = [{"id": "se", "connection": "rtu-over-tcp", "host": LOCAL, "port": port,
+                 "unit_id": 3, "profile": "solaredge"}]
+        _, by = self.check(sim, ctl, devs)
+        self.assertEqual(by["se"]["connection"]["connection"], "rtu-over-tcp")
 
 
 class TestFaults(unittest.TestCase):

@@ -751,6 +751,67 @@ static void test_apply(void **state)
 	h_stop(&h);
 }
 
+static bool both_polling(struct h *h, void *arg)
+{
+	(void)arg;
+	return devices_count(h->ds) == 2 && device_reading(devices_get(h->ds, 0)) &&
+	       device_reading(devices_get(h->ds, 1));
+}
+
+static void test_shared_link(void **state)
+{
+	struct h h = { 0 };
+	const struct profile *p = profile_find("huawei");
+	char err[256];
+	(void)state;
+
+	/* Two units behind one connection (one RS-485 line, one TCP gateway). */
+	srv_init(&h.srv[0], p, "BUS", 1000);
+	h_cfg(&h);
+	h.mem[0] = h.mem[1] = &h.srv[0].mem;
+	h.cfg.mem = h.mem;
+	json_t *a = dev_json("huawei", 1502), *b = dev_json("huawei", 1502);
+	json_object_set_new(b, "unit_id", json_integer(2));
+	assert_int_equal(loop_new(&h.l), 0);
+	json_t *ab = json_pack("[O O]", a, b);
+	assert_int_equal(devices_new(h.l, ab, &h.cfg, &hooks, &h.rec, &h.ds, err, sizeof(err)), 0);
+	json_decref(ab);
+	assert_true(run_until(&h, both_polling, NULL, 3000));
+	assert_int_equal(h.srv[0].mem.connects, 1);
+	json_t *j = device_to_json(devices_get(h.ds, 1));
+	assert_int_equal(json_integer_value(json_object_get(
+		json_object_get(json_object_get(j, "stats"), "modbus"), "devices_on_link")), 2);
+	json_decref(j);
+
+	/* The other keeps the connection and polls on. */
+	struct device_stats s0, s1;
+	device_stats(devices_get(h.ds, 1), &s0);
+	/* Remove the first while its requests are queued on the shared link. */
+	json_t *only_b = json_pack("[O]", b);
+	run_for(&h, 30);
+	assert_int_equal(devices_apply(h.ds, only_b, err, sizeof(err)), 0);
+	json_decref(only_b);
+	assert_int_equal(devices_count(h.ds), 1);
+	run_for(&h, 500);
+	device_stats(devices_get(h.ds, 0), &s1);
+	assert_true(s1.polls_ok >= s0.polls_ok + 3);
+	assert_int_equal(device_state(devices_get(h.ds, 0)), DEV_POLLING);
+	assert_int_equal(h.srv[0].mem.connects, 1);
+
+	/* Different settings on one serial line are refused. */
+	json_t *r1 = json_pack("{ss ss ss si}", "connection", "rtu", "serial_port", "/dev/ttyX",
+			       "profile", "sdm630", "baudrate", 9600);
+	json_t *r2 = json_pack("{ss ss ss si}", "connection", "rtu", "serial_port", "/dev/ttyX",
+			       "profile", "sdm630", "baudrate", 19200);
+	json_t *rr = json_pack("[o o]", r1, r2);
+	assert_int_equal(devices_apply(h.ds, rr, err, sizeof(err)), -EGW_ESCHEMA);
+	assert_non_null(strstr(err, "devices[1].baudrate"));
+	json_decref(rr);
+	json_decref(a);
+	json_decref(b);
+	h_stop(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -768,6 +829,7 @@ int main(void)
 		cmocka_unit_test(test_frequency_10hz),
 		cmocka_unit_test(test_dead_device_does_not_delay_other),
 		cmocka_unit_test(test_apply),
+		cmocka_unit_test(test_shared_link),
 	};
 	log_set_level(LOG_LVL_WARN);
 	return cmocka_run_group_tests(tests, NULL, NULL);
