@@ -15,15 +15,23 @@
  * - errors and timeouts move a device to "backing off" (exponential, capped);
  *   a device that refuses connections or stops answering for long (night
  *   sleep) goes "asleep" and is retried slowly, without an error storm;
- * - each device has its own client and tasks: a slow or dead device never
- *   delays another one.
+ * - each connection (serial line, or TCP host:port) has one Modbus client,
+ *   shared by the unit ids behind it; each device has its own tasks, so a
+ *   slow or dead device never delays a device on another connection (devices
+ *   sharing one line share its pace, as the bus does);
+ * - identity changes (another serial at the same address) are counted and
+ *   reported through hooks->on_identity_change;
+ * - a device that answers nothing for `sleep_after_failures` connection
+ *   attempts in a row goes asleep, retried every `sleep_retry_ms`.
  *
  * The set (`struct devices`) also runs the grid frequency task: it reads the
  * frequency register of the primary device at cfg->freq_interval_ms (10 Hz by
  * default), stamps each sample with wall ms, keeps 1-second statistics (mean,
  * min, max, rate of change in Hz/s) and the task's lateness statistics, and
- * hands every sample to hooks->on_freq.  Frequency reads are queued with
- * priority in the Modbus client when it offers it.
+ * hands every sample to hooks->on_freq.  The Modbus client has no request
+ * priorities, so a poll cycle queues its blocks one at a time: a frequency
+ * read waits behind at most the one block read in flight, never behind a
+ * whole cycle.
  *
  * Everything runs on the loop thread; nothing here blocks.  Errors are
  * returned, not logged, except the state-transition lines (the device layer
