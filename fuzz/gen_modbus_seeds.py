@@ -112,6 +112,33 @@ def responses():
     return out
 
 
+def chunk(frame, flags=1):
+    return bytes([flags, len(frame)]) + frame
+
+
+def client_stream():
+    """Inputs of fuzz_mb_client_stream.c: [fc bit][count-1] + one chunk per
+    request (read, write 16 of 2 registers at 10, devid basic)."""
+    objs = b"".join(bytes([i, len(v)]) + v for i, v in enumerate([b"egw", b"FZ", b"1"]))
+    devid = tcp(0, 1, bytes([43, 14, 1, 0x81, 0, 0, 3]) + objs)
+    wr = tcp(0, 1, struct.pack(">BHH", 16, 10, 2))
+    out = []
+    for fc_bit, count in ((0, 1), (1, 4), (0, 100)):
+        fc = 4 if fc_bit else 3
+        rd = tcp(0, 1, struct.pack(">BB", fc, 2 * count) + bytes(2 * count))
+        out.append(bytes([fc_bit, count - 1]) + chunk(rd) + chunk(wr) + chunk(devid))
+    rd = tcp(0, 1, struct.pack(">BB", 3, 2) + b"\x12\x34")
+    out += [
+        bytes([0, 0]) + chunk(rd, 3) + chunk(wr) + chunk(devid),          # stale answer first
+        bytes([0, 0]) + chunk(rd + rd, 1) + chunk(wr) + chunk(devid),     # two answers at once
+        bytes([0, 0]) + chunk(b"\x01\x02\x00\x07\xff\xff", 0) + chunk(wr) + chunk(devid),
+        bytes([0, 0]) + chunk(rd[:5]) + chunk(wr) + chunk(devid),         # truncated
+        bytes([0, 0]) + chunk(tcp(0, 1, bytes([0x83, 2]))) + chunk(wr),   # exception, no devid
+        bytes([0, 0]),                                                     # silent server
+    ]
+    return out
+
+
 def main():
     reqs = requests() + bad_requests()
     tcp_req = [tcp(i + 1, u, p) for i, (u, p) in enumerate(reqs)]
@@ -151,6 +178,7 @@ def main():
     ]
     write("mb_tcp_response", tcp_resp)
     write("mb_rtu_response", rtu_resp)
+    write("mb_client_stream", client_stream())
 
 
 if __name__ == "__main__":

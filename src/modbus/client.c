@@ -579,7 +579,7 @@ int mb_client_new(struct loop *l, const struct mb_client_config *cfg, struct mb_
 	}
 	case MB_TRANSPORT_MEM:
 		c->tr = &mb_transport_mem;
-		if (!cfg->mem || !cfg->mem->handle)
+		if (!cfg->mem || (!cfg->mem->handle && !cfg->mem->handle_raw))
 			goto err_free;
 		break;
 	default:

@@ -65,9 +65,13 @@ enum mb_transport_kind {
  * handle() gets each parsed request and writes a response PDU into pdu_out;
  * it returns the PDU length (> 0), 0 to send nothing (the client times
  * out), or an exception error MB_EXCEPTION_ERR(code) to answer with that
- * exception.  The response is delivered `delay` after the request. */
+ * exception.  The response is delivered `delay` after the request.
+ * handle_raw, when set, replaces handle for tests of broken servers: it
+ * writes the raw bytes the client receives (any bytes, no framing added)
+ * and returns their count, or 0 for no answer. */
 struct mb_mem_server {
 	int (*handle)(void *ud, const struct mb_request *q, uint8_t *pdu_out, size_t cap);
+	int (*handle_raw)(void *ud, const struct mb_request *q, uint8_t *adu_out, size_t cap);
 	void *ud;
 	usec_t delay;
 	bool refuse;         /* connects fail with -ECONNREFUSED while set */

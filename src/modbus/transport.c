@@ -206,6 +206,20 @@ static void mem_serve(struct mb_client *c, const struct mb_request *q, int perr)
 	int n;
 
 	m->requests++;
+	if (m->handle_raw) {
+		struct mb_mem_reply *raw = &c->mem_replies[(c->mem_first + c->mem_n) % MB_MEM_SLOTS];
+		if (c->mem_n == MB_MEM_SLOTS)
+			return;
+		n = m->handle_raw(m->ud, q, raw->buf, sizeof(raw->buf));
+		if (n <= 0)
+			return;
+		raw->len = MIN((size_t)n, sizeof(raw->buf));
+		raw->off = 0;
+		raw->due = now_usec() + m->delay;
+		c->mem_n++;
+		mb_mem_schedule(c);
+		return;
+	}
 	if (perr < 0)
 		n = mb_exception_for(perr) ? MB_EXCEPTION_ERR(mb_exception_for(perr)) : 0;
 	else
