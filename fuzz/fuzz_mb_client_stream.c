@@ -86,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    mb_client_write(c, 1, MB_FC_WRITE_MULTIPLE, 10, vals, 2, on_write, &f.calls[1]) < 0 ||
 	    mb_client_read_devid(c, 1, MB_DEVID_BASIC, 0, on_devid, &f.calls[2]) < 0)
 		abort();
-	usec_t end = now_usec() + USEC_PER_SEC;
+	usec_t end = now_usec() + 5 * USEC_PER_SEC;
 	while ((f.calls[0] == 0 || f.calls[1] == 0 || f.calls[2] == 0) && now_usec() < end)
 		loop_run_once(l, 1000);
 	for (int i = 0; i < 3; i++)
