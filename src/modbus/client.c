@@ -563,6 +563,8 @@ int mb_client_new(struct loop *l, const struct mb_client_config *cfg, struct mb_
 		c->cfg.serial_port = c->serial_port;
 		if (!c->cfg.baudrate)
 			c->cfg.baudrate = 9600;
+		if (!mb_serial_baud_ok(c->cfg.baudrate))
+			goto err_free;
 		if (!c->cfg.parity)
 			c->cfg.parity = 'E';
 		if (c->cfg.parity != 'N' && c->cfg.parity != 'E' && c->cfg.parity != 'O')

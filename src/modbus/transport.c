@@ -102,15 +102,25 @@ static const struct {
 	{ 230400, B230400 },
 };
 
+static speed_t speed_of(unsigned baud)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(bauds); i++)
+		if (bauds[i].baud == baud)
+			return bauds[i].speed;
+	return 0;
+}
+
+bool mb_serial_baud_ok(unsigned baud)
+{
+	return speed_of(baud) != 0;
+}
+
 static int serial_open(struct mb_client *c)
 {
 	struct termios tio;
-	speed_t speed = 0;
+	speed_t speed = speed_of(c->cfg.baudrate);
 	int fd, r;
 
-	for (size_t i = 0; i < ARRAY_SIZE(bauds); i++)
-		if (bauds[i].baud == c->cfg.baudrate)
-			speed = bauds[i].speed;
 	if (!speed)
 		return -EINVAL;
 	fd = open(c->cfg.serial_port, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);

@@ -119,5 +119,7 @@ struct mb_client {
 	struct mb_client_stats stats;
 };
 
+/* Whether the serial transport supports this line speed. */
+bool mb_serial_baud_ok(unsigned baud);
 /* In-memory transport: queue its delivery task for the earliest reply. */
 void mb_mem_schedule(struct mb_client *c);

@@ -885,6 +885,8 @@ static void test_config_rejects(void **state)
 	assert_int_equal(mb_client_new(l, &no_host, &c), -EINVAL);
 	struct mb_client_config parity = { .kind = MB_TRANSPORT_RTU, .serial_port = "/dev/null", .parity = 'X' };
 	assert_int_equal(mb_client_new(l, &parity, &c), -EINVAL);
+	struct mb_client_config baud = { .kind = MB_TRANSPORT_RTU, .serial_port = "/dev/null", .baudrate = 12345 };
+	assert_int_equal(mb_client_new(l, &baud, &c), -EINVAL);
 	struct mb_client_config mem = { .kind = MB_TRANSPORT_MEM };
 	assert_int_equal(mb_client_new(l, &mem, &c), -EINVAL);
 	assert_null(c);
