@@ -86,7 +86,7 @@ struct mb_client_config {
 				    * resolvable without blocking (e.g. "localhost") */
 	uint16_t port;             /* default 502 */
 	const char *serial_port;   /* rtu: e.g. /dev/ttyUSB0 */
-	unsigned baudrate;         /* rtu: default 9600 */
+	unsigned baudrate;         /* rtu: 1200, 2400, ... 115200, 230400; default 9600 */
 	char parity;               /* rtu: 'N', 'E' (default) or 'O' */
 	unsigned stopbits;         /* rtu: 1 or 2; 0 means 1 (2 when parity 'N') */
 	struct mb_mem_server *mem; /* mem */
