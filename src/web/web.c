@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -123,6 +124,22 @@ struct web {
 	unsigned open_connections, max_connections;
 	bool at_limit;   /* MHD stopped accepting; it resumes on its next MHD_run */
 	bool kick;       /* run MHD again at once */
+
+	struct conn_ctx *conns;       /* open connections (request deadline) */
+	struct task deadline;
+};
+
+/* Per-connection state, from accept to close.  libmicrohttpd's timeout is
+ * an idle timeout: a client that drips a header line every second never
+ * finishes its request and holds its slot for ever (slowloris).  So each
+ * request must be complete (headers and body) within http.request_timeout_s
+ * of the connection's start or of the previous request's end; past that the
+ * socket is shut down and libmicrohttpd closes the connection. */
+struct conn_ctx {
+	struct conn_ctx *prev, *next;
+	struct MHD_Connection *c;
+	usec_t since;
+	bool answered;   /* the current request got its answer (or a stream) */
 };
 
 /* Per-request state, from the first handler call to the completion notice. */
@@ -156,6 +173,11 @@ void web_buf_append(struct web_buf *b, const char *s, size_t n)
 	b->data[b->len] = 0;
 }
 
+static void buf_puts(struct web_buf *b, const char *s)
+{
+	web_buf_append(b, s, strlen(s));
+}
+
 void web_buf_printf(struct web_buf *b, const char *fmt, ...)
 {
 	char tmp[512];
@@ -187,11 +209,11 @@ void web_buf_html(struct web_buf *b, const char *s)
 {
 	for (; s && *s; s++) {
 		switch (*s) {
-		case '<': web_buf_append(b, "&lt;", 4); break;
-		case '>': web_buf_append(b, "&gt;", 4); break;
-		case '&': web_buf_append(b, "&amp;", 5); break;
-		case '"': web_buf_append(b, "&quot;", 6); break;
-		case '\'': web_buf_append(b, "&#39;", 5); break;
+		case '<': buf_puts(b, "&lt;"); break;
+		case '>': buf_puts(b, "&gt;"); break;
+		case '&': buf_puts(b, "&amp;"); break;
+		case '"': buf_puts(b, "&quot;"); break;
+		case '\'': buf_puts(b, "&#39;"); break;
 		default: web_buf_append(b, s, 1);
 		}
 	}
@@ -556,9 +578,9 @@ static void buf_label(struct web_buf *b, const char *s)
 {
 	for (; *s; s++) {
 		if (*s == '\\' || *s == '"')
-			web_buf_append(b, "\\", 1);
+			buf_puts(b, "\\");
 		if (*s == '\n')
-			web_buf_append(b, "\\n", 2);
+			buf_puts(b, "\\n");
 		else
 			web_buf_append(b, s, 1);
 	}
@@ -573,6 +595,40 @@ static void metrics_fsm(struct web_buf *b, const struct fsm *f)
 			web_buf_printf(b, "egw_state_transitions_total{machine=\"%s\",from=\"%s\",to=\"%s\"} %" PRIu64 "\n",
 				       f->label, fsm_name(f->def, a), fsm_name(f->def, c), f->counts[a][c]);
 		}
+}
+
+/* Device state machines, from the "devices" section (an array of objects
+ * with "id", "state" and "fsm": fsm_to_json). */
+static void metrics_devices(struct web_buf *b, struct web *w)
+{
+	const struct section *s = find_section(w, "devices");
+	json_t *devs = s ? s->fn(s->ud) : NULL;
+	size_t i;
+	json_t *d;
+
+	json_array_foreach(devs, i, d) {
+		const char *id = json_string_value(json_object_get(d, "id"));
+		json_t *counts = json_object_get(json_object_get(d, "fsm"), "counts");
+		const char *pair;
+		json_t *n;
+		if (!id)
+			continue;
+		json_object_foreach(counts, pair, n) {
+			const char *arrow = strstr(pair, " -> ");
+			if (!arrow || !json_is_integer(n))
+				continue;
+			buf_puts(b, "egw_state_transitions_total{machine=\"device\",device=\"");
+			buf_label(b, id);
+			buf_puts(b, "\",from=\"");
+			char from[32];
+			snprintf(from, sizeof(from), "%.*s", (int)MIN((size_t)(arrow - pair), sizeof(from) - 1), pair);
+			buf_label(b, from);
+			buf_puts(b, "\",to=\"");
+			buf_label(b, arrow + 4);
+			web_buf_printf(b, "\"} %" JSON_INTEGER_FORMAT "\n", json_integer_value(n));
+		}
+	}
+	json_decref(devs);
 }
 
 static int h_metrics(struct web_request *rq)
@@ -598,6 +654,7 @@ static int h_metrics(struct web_request *rq)
 	web_buf_printf(&b, "# HELP egw_state_transitions_total State machine transitions.\n"
 		       "# TYPE egw_state_transitions_total counter\n");
 	metrics_fsm(&b, &e->gw);
+	metrics_devices(&b, w);
 
 	web_buf_printf(&b, "# HELP egw_http_requests_total HTTP requests answered by route and status.\n"
 		       "# TYPE egw_http_requests_total counter\n");
@@ -630,7 +687,7 @@ static int h_metrics(struct web_request *rq)
 		uint64_t cum = 0;
 		for (unsigned k = 0; k < SCHED_LATE_BUCKETS; k++) {
 			cum += g->hist[k];
-			web_buf_append(&b, "egw_task_lateness_seconds_bucket{task=\"", 39);
+			buf_puts(&b, "egw_task_lateness_seconds_bucket{task=\"");
 			buf_label(&b, g->name);
 			if (k < SCHED_LATE_BUCKETS - 1)
 				web_buf_printf(&b, "\",le=\"%g\"} %" PRIu64 "\n",
@@ -638,22 +695,22 @@ static int h_metrics(struct web_request *rq)
 			else
 				web_buf_printf(&b, "\",le=\"+Inf\"} %" PRIu64 "\n", cum);
 		}
-		web_buf_append(&b, "egw_task_lateness_seconds_sum{task=\"", 36);
+		buf_puts(&b, "egw_task_lateness_seconds_sum{task=\"");
 		buf_label(&b, g->name);
 		web_buf_printf(&b, "\"} %.6f\n", (double)g->sum / 1e6);
-		web_buf_append(&b, "egw_task_lateness_seconds_count{task=\"", 38);
+		buf_puts(&b, "egw_task_lateness_seconds_count{task=\"");
 		buf_label(&b, g->name);
 		web_buf_printf(&b, "\"} %" PRIu64 "\n", cum);
 	}
 	web_buf_printf(&b, "# HELP egw_task_runs_total Task runs.\n# TYPE egw_task_runs_total counter\n");
 	for (unsigned i = 0; i < ta->n; i++) {
-		web_buf_append(&b, "egw_task_runs_total{task=\"", 26);
+		buf_puts(&b, "egw_task_runs_total{task=\"");
 		buf_label(&b, ta->a[i].name);
 		web_buf_printf(&b, "\"} %" PRIu64 "\n", ta->a[i].runs);
 	}
 	web_buf_printf(&b, "# HELP egw_task_failures_total Task runs that failed.\n# TYPE egw_task_failures_total counter\n");
 	for (unsigned i = 0; i < ta->n; i++) {
-		web_buf_append(&b, "egw_task_failures_total{task=\"", 30);
+		buf_puts(&b, "egw_task_failures_total{task=\"");
 		buf_label(&b, ta->a[i].name);
 		web_buf_printf(&b, "\"} %" PRIu64 "\n", ta->a[i].failures);
 	}
@@ -688,7 +745,7 @@ static void html_scalar(struct web_buf *b, const json_t *v)
 {
 	char tmp[64];
 	if (!v) {
-		web_buf_append(b, "&mdash;", 7);
+		buf_puts(b, "&mdash;");
 		return;
 	}
 	switch (json_typeof(v)) {
@@ -700,9 +757,9 @@ static void html_scalar(struct web_buf *b, const json_t *v)
 		snprintf(tmp, sizeof(tmp), "%.6g", json_real_value(v));
 		web_buf_html(b, tmp);
 		break;
-	case JSON_TRUE: web_buf_append(b, "yes", 3); break;
-	case JSON_FALSE: web_buf_append(b, "no", 2); break;
-	case JSON_NULL: web_buf_append(b, "&mdash;", 7); break;
+	case JSON_TRUE: buf_puts(b, "yes"); break;
+	case JSON_FALSE: buf_puts(b, "no"); break;
+	case JSON_NULL: buf_puts(b, "&mdash;"); break;
 	default: {
 		char *s = json_dumps(v, JSON_COMPACT);
 		if (s && strlen(s) > 200)
@@ -724,15 +781,15 @@ static void html_rows(struct web_buf *b, const json_t *o, const char *prefix)
 			html_rows(b, v, k);
 			continue;
 		}
-		web_buf_append(b, "<tr><th>", 8);
+		buf_puts(b, "<tr><th>");
 		if (*prefix) {
 			web_buf_html(b, prefix);
-			web_buf_append(b, ".", 1);
+			buf_puts(b, ".");
 		}
 		web_buf_html(b, k);
-		web_buf_append(b, "</th><td>", 9);
+		buf_puts(b, "</th><td>");
 		html_scalar(b, v);
-		web_buf_append(b, "</td></tr>\n", 11);
+		buf_puts(b, "</td></tr>\n");
 	}
 }
 
@@ -746,7 +803,7 @@ static void summary_row(struct web_buf *b, const char *label, const json_t *v)
 {
 	web_buf_printf(b, "<tr><th>%s</th><td>", label);
 	html_scalar(b, v);
-	web_buf_append(b, "</td></tr>\n", 11);
+	buf_puts(b, "</td></tr>\n");
 }
 
 /* "N (r/s)" for a counter over the uptime. */
@@ -784,9 +841,9 @@ void web_status_page(struct web_buf *b, const json_t *st)
 	snprintf(up, sizeof(up), "%" PRId64 " d %02" PRId64 ":%02" PRId64 ":%02" PRId64,
 		 ms / 86400000, ms / 3600000 % 24, ms / 60000 % 60, ms / 1000 % 60);
 	web_buf_printf(b, "<tr><th>Uptime</th><td>%s</td></tr>\n", up);
-	web_buf_append(b, "<tr><th>State</th><td><span class=\"st\">", 39);
+	buf_puts(b, "<tr><th>State</th><td><span class=\"st\">");
 	html_scalar(b, json_object_get(st, "state"));
-	web_buf_append(b, "</span></td></tr>\n", 18);
+	buf_puts(b, "</span></td></tr>\n");
 	summary_row(b, "Version", json_object_get(st, "version"));
 	summary_row(b, "Last frequency (Hz)", json_object_get(jpath(st, "frequency", "latest"), "hz"));
 	summary_rate(b, "Frequency reads", jpath(st, "frequency", "reads"), ms);
@@ -794,7 +851,7 @@ void web_status_page(struct web_buf *b, const json_t *st)
 	summary_row(b, "Store backlog", jpath(st, "store", "backlog"));
 	summary_row(b, "Delivered to the backend", jpath(st, "store", "delivered"));
 	summary_rate(b, "HTTP connections", jpath(st, "http", "connections"), ms);
-	web_buf_append(b, "</table>\n", 9);
+	buf_puts(b, "</table>\n");
 
 	/* Devices as one table each; every other section as key/value rows. */
 	const json_t *devs = json_object_get(st, "devices");
@@ -803,19 +860,19 @@ void web_status_page(struct web_buf *b, const json_t *st)
 		const json_t *d;
 		web_buf_printf(b, "<h2>Devices (%zu)</h2>\n", json_array_size(devs));
 		json_array_foreach(devs, i, d) {
-			web_buf_append(b, "<table>\n", 8);
+			buf_puts(b, "<table>\n");
 			html_rows(b, d, "");
-			web_buf_append(b, "</table><br>\n", 13);
+			buf_puts(b, "</table><br>\n");
 		}
 	}
 	json_object_foreach((json_t *)st, k, v) {
 		if (!json_is_object(v) || strcmp(k, "crypto") == 0)
 			continue;
-		web_buf_append(b, "<h2>", 4);
+		buf_puts(b, "<h2>");
 		web_buf_html(b, k);
-		web_buf_append(b, "</h2>\n<table>\n", 14);
+		buf_puts(b, "</h2>\n<table>\n");
 		html_rows(b, v, "");
-		web_buf_append(b, "</table>\n", 9);
+		buf_puts(b, "</table>\n");
 	}
 	web_buf_append(b, "<p><a href=\"/api/state\">/api/state</a> &middot; "
 		       "<a href=\"/metrics\">/metrics</a></p>\n</body></html>\n", 99);
@@ -889,6 +946,20 @@ static int dispatch(struct web *w, struct MHD_Connection *c, const char *url, co
 	return web_reply_error(&rq, 404, "no such path", NULL);
 }
 
+static struct conn_ctx *conn_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci ? ci->socket_context : NULL;
+}
+
+static void conn_answered(struct MHD_Connection *c)
+{
+	struct conn_ctx *cc = conn_of(c);
+	if (cc)
+		cc->answered = true;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **con_cls)
@@ -910,6 +981,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			struct web_request rq = { .web = w, .egw = w->egw, .conn = c,
 						  .route = ROUTE_UNMATCHED };
 			cx->answered = true;
+			conn_answered(c);
 			return (enum MHD_Result)web_reply_error(&rq, 413, "request body too large", NULL);
 		}
 		/* Answer on a later call so libmicrohttpd keeps the connection alive. */
@@ -943,6 +1015,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (cx->answered)
 		return MHD_YES;
 	cx->answered = true;
+	conn_answered(c);
 	if (cx->too_big) {
 		struct web_request rq = { .web = w, .egw = w->egw, .conn = c, .route = ROUTE_UNMATCHED };
 		return (enum MHD_Result)web_reply_error(&rq, 413, "request body too large", NULL);
@@ -954,9 +1027,14 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
 	struct req_ctx *cx = *con_cls;
+	struct conn_ctx *cc = conn_of(c);
 	UNUSED(cls);
-	UNUSED(c);
 	UNUSED(toe);
+	if (cc) {
+		/* keep-alive: the next request's clock starts now */
+		cc->answered = false;
+		cc->since = now_usec();
+	}
 	if (cx) {
 		free(cx->body);
 		free(cx);
@@ -968,13 +1046,34 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 			  enum MHD_ConnectionNotificationCode toe)
 {
 	struct web *w = cls;
-	UNUSED(c);
-	UNUSED(socket_context);
+	struct conn_ctx *cc = *socket_context;
+
 	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		/* Without memory the connection just has no deadline. */
+		cc = calloc(1, sizeof(*cc));
+		if (cc) {
+			cc->c = c;
+			cc->since = now_usec();
+			cc->next = w->conns;
+			if (w->conns)
+				w->conns->prev = cc;
+			w->conns = cc;
+			*socket_context = cc;
+		}
 		w->connections_total++;
 		if (++w->open_connections >= w->max_connections)
 			w->at_limit = true;
 	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (cc) {
+			if (cc->prev)
+				cc->prev->next = cc->next;
+			else
+				w->conns = cc->next;
+			if (cc->next)
+				cc->next->prev = cc->prev;
+			free(cc);
+			*socket_context = NULL;
+		}
 		if (w->open_connections)
 			w->open_connections--;
 		/* At the cap MHD took its listening socket out of its epoll set and
@@ -1007,6 +1106,25 @@ static void on_mhd_io(struct loop_io *io, uint32_t events)
 	UNUSED(events);
 	MHD_run(w->d);
 	rearm(w);
+}
+
+/* Shuts down the sockets of requests past their deadline (see conn_ctx);
+ * libmicrohttpd sees the hang-up on its next run and closes them. */
+static int on_deadline(struct task *t, usec_t now)
+{
+	struct web *w = container_of(t, struct web, deadline);
+	usec_t limit = (usec_t)w->timeout_s * USEC_PER_SEC;
+
+	for (struct conn_ctx *cc = w->conns; cc; cc = cc->next) {
+		if (cc->answered || now - cc->since < limit)
+			continue;
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(cc->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (ci && ci->connect_fd >= 0)
+			shutdown(ci->connect_fd, SHUT_RDWR);
+		cc->since = now; /* once per timeout, until libmicrohttpd closes it */
+	}
+	return 0;
 }
 
 static int on_mhd_timer(struct task *t, usec_t now)
@@ -1045,6 +1163,9 @@ int web_new(struct egw *e, struct web **ret)
 	w->io.fd = -1;
 	w->timer = (struct task){ .name = "http", .run = on_mhd_timer, .prio = 0 };
 	w->timer.idx = SCHED_NOT_QUEUED;
+	w->deadline = (struct task){ .name = "http-deadline", .run = on_deadline,
+				     .period = 250 * USEC_PER_MSEC, .prio = 1 };
+	w->deadline.idx = SCHED_NOT_QUEUED;
 	web_apply_settings(w);
 	w->max_connections = (unsigned)settings_get_int(s, "http.max_connections");
 
@@ -1082,6 +1203,9 @@ int web_new(struct egw *e, struct web **ret)
 	if (r < 0)
 		goto err_free;
 	rearm(w);
+	r = loop_task_add(w->loop, &w->deadline, now_usec() + w->deadline.period);
+	if (r < 0)
+		goto err_free;
 	*ret = w;
 	return 0;
 
@@ -1096,8 +1220,14 @@ void web_free(struct web *w)
 		return;
 	loop_io_del(w->loop, &w->io);
 	loop_task_cancel(w->loop, &w->timer);
+	loop_task_cancel(w->loop, &w->deadline);
 	if (w->d)
 		MHD_stop_daemon(w->d);
+	while (w->conns) {  /* closed without a notice */
+		struct conn_ctx *cc = w->conns;
+		w->conns = cc->next;
+		free(cc);
+	}
 	if (w->hello)
 		MHD_destroy_response(w->hello);
 	free(w);
