@@ -84,6 +84,13 @@ def devices_by_id(st):
     return {d["id"]: d for d in st.get("devices", [])}
 
 
+def stop_clean(tc, egwd):
+    """SIGTERM: egwd must exit 0 (under ASan this also means no leak report)."""
+    out = egwd.output
+    rc = egwd.stop()
+    tc.assertEqual(rc, 0, f"egwd exit status {rc}:\n{out()[-3000:]}")
+
+
 def compare(d, want, problems):
     """Check egwd's device d against the simulator's device want; append what
     differs to problems; return the number of values compared."""
@@ -164,7 +171,7 @@ class TestEveryProfile(unittest.TestCase):
         self.assertLessEqual(f1["stats_1s"]["mean"], f1["stats_1s"]["max"])
         for k in ("p50", "p99", "max"):
             self.assertIn(k, f1["lateness_us"])
-        self.assertTrue(egwd.alive())
+        stop_clean(self, egwd)
 
 
 class TestSerialLines(unittest.TestCase):
@@ -208,7 +215,8 @@ class TestSerialLines(unittest.TestCase):
                  "parity": "N", "unit_id": 2, "profile": "sdm630"},
                 {"id": "inverter", "connection": "rtu", "serial_port": path, "baudrate": 9600,
                  "parity": "N", "unit_id": 5, "profile": "sungrow"}]
-        _, by = self.check(sim, ctl, devs)
+        egwd, by = self.check(sim, ctl, devs)
+        stop_clean(self, egwd)
         for dv in by.values():
             self.assertEqual(dv["stats"]["modbus"]["devices_on_link"], 2)
             self.assertEqual(dv["connection"]["connection"], "rtu")
@@ -231,7 +239,8 @@ class TestSerialLines(unittest.TestCase):
         bridge.wait_output("listening on", timeout=10)  # one session: no probe connection
         devs = [{"id": "se", "connection": "rtu-over-tcp", "host": LOCAL, "port": port,
                  "unit_id": 3, "profile": "solaredge"}]
-        _, by = self.check(sim, ctl, devs)
+        egwd, by = self.check(sim, ctl, devs)
+        stop_clean(self, egwd)
         self.assertEqual(by["se"]["connection"]["connection"], "rtu-over-tcp")
 
 
@@ -351,6 +360,7 @@ class TestFaults(unittest.TestCase):
         self.assertTrue(self.egwd.alive())
         st, _, _ = T.http(self.egwd.port, "GET", "/")
         self.assertEqual(st, 200)
+        stop_clean(self, self.egwd)
 
 
 if __name__ == "__main__":
