@@ -2,9 +2,10 @@
 """A pymodbus server with known registers, for interop tests and benchmarks.
 
     mb_pymodbus_server.py --port P [--rtu-over-tcp]
+    mb_pymodbus_server.py --serial PATH [--baud N]     (RTU, 8N1)
 
 Debian's `pymodbus.server` command is broken, hence this script.  Prints
-"ready <port>" once listening.  Holding registers (unit 1, zero-based):
+"ready <port or path>" once listening.  Holding registers (unit 1, zero-based):
     0      U16 12345
     1      I16 -1234
     2..3   U32 0x12345678 (high word first)      4..5  same, low word first
@@ -24,7 +25,7 @@ from pymodbus.datastore import ModbusServerContext, ModbusSlaveContext, ModbusSe
 from pymodbus.device import ModbusDeviceIdentification
 from pymodbus.framer.rtu_framer import ModbusRtuFramer
 from pymodbus.framer.socket_framer import ModbusSocketFramer
-from pymodbus.server.async_io import ModbusTcpServer
+from pymodbus.server.async_io import ModbusSerialServer, ModbusTcpServer
 
 N = 300
 
@@ -49,8 +50,10 @@ def inputs():
 
 async def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--port", type=int)
     ap.add_argument("--rtu-over-tcp", action="store_true")
+    ap.add_argument("--serial")
+    ap.add_argument("--baud", type=int, default=19200)
     a = ap.parse_args()
     logging.basicConfig(level=logging.CRITICAL)
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # per-connection noise
@@ -63,6 +66,15 @@ async def main():
     ctx = ModbusServerContext(slaves={1: slave}, single=False)
     ident = ModbusDeviceIdentification(info_name={
         "VendorName": "egw-test", "ProductCode": "PYMB", "MajorMinorRevision": "3.0"})
+    if a.serial:
+        server = ModbusSerialServer(ctx, framer=ModbusRtuFramer, identity=ident, port=a.serial,
+                                    baudrate=a.baud, parity="N", stopbits=1, bytesize=8)
+        await server.start()
+        if server.transport is None:
+            sys.exit(f"cannot open {a.serial}")
+        print("ready", a.serial, flush=True)
+        await server.serve_forever()
+        return
     server = ModbusTcpServer(ctx, framer=ModbusRtuFramer if a.rtu_over_tcp else ModbusSocketFramer,
                              identity=ident, address=("127.0.0.1", a.port), allow_reuse_address=True)
     task = asyncio.create_task(server.serve_forever())

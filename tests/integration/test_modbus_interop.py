@@ -1,5 +1,6 @@
 """egw's Modbus client (through egw-mbread) against an independent server:
-pymodbus (Debian's python3-pymodbus), over Modbus TCP and RTU over TCP.
+pymodbus (Debian's python3-pymodbus), over Modbus TCP, RTU over TCP, and RTU
+on a serial line (a socat pseudo-terminal pair).
 
 Known registers are read and decoded exactly (U16, I16, U32 and float32 in
 both word orders), writes are checked by reading back with pymodbus's own
@@ -26,18 +27,30 @@ SERVER = os.path.join(HERE, "mb_pymodbus_server.py")
 
 
 def start_server(tc, rtu=False):
+    """pymodbus on a TCP port; returns egw-mbread's connection arguments."""
     port = T.free_port()
     argv = [T.PYTHON, SERVER, "--port", port] + (["--rtu-over-tcp"] if rtu else [])
     p = T.Proc(argv, name="pymodbus-server")
     tc.addCleanup(p.stop)
     p.wait_output("ready", timeout=15)
-    return port
+    return ["--host", "127.0.0.1", "--port", port] + (["--rtu-over-tcp"] if rtu else [])
 
 
-def mbread(port, *args, rtu=False, check=True):
-    argv = [T.binary("egw-mbread"), "--host", "127.0.0.1", "--port", str(port), "--timeout", "2000"]
-    if rtu:
-        argv.append("--rtu-over-tcp")
+def start_serial_server(tc):
+    """pymodbus on one end of a pty pair; returns egw-mbread's arguments for the other."""
+    d = T.tempdir(tc, "egw-mbser-")
+    a, b = os.path.join(d, "a"), os.path.join(d, "b")
+    socat = T.Proc(["socat", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"], name="socat")
+    tc.addCleanup(socat.stop)
+    T.wait_until(lambda: os.path.exists(a) and os.path.exists(b), timeout=10, what="socat ptys")
+    p = T.Proc([T.PYTHON, SERVER, "--serial", a, "--baud", 19200], name="pymodbus-serial")
+    tc.addCleanup(p.stop)
+    p.wait_output("ready", timeout=15)
+    return ["--serial", b, "--baud", "19200", "--parity", "N", "--stopbits", "1"]
+
+
+def mbread(conn, *args, check=True):
+    argv = [T.binary("egw-mbread")] + [str(a) for a in conn] + ["--timeout", "2000"]
     argv += [str(a) for a in args]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     if check and r.returncode != 0:
@@ -63,13 +76,11 @@ def join(words):
 
 
 class ModbusInterop:
-    rtu = False
-
     def setUp(self):
-        self.port = start_server(self, rtu=self.rtu)
+        self.conn = start_server(self)
 
     def read(self, fc, addr, count):
-        r = mbread(self.port, "--unit", 1, "--fc", fc, "--addr", addr, "--count", count, rtu=self.rtu)
+        r = mbread(self.conn, "--unit", 1, "--fc", fc, "--addr", addr, "--count", count)
         regs = regs_of(r.stdout)
         self.assertEqual(sorted(regs), list(range(addr, addr + count)))
         return [regs[a] for a in range(addr, addr + count)]
@@ -89,34 +100,34 @@ class ModbusInterop:
         self.assertEqual(self.read(4, 0, 1), [50000])
 
     def test_exception_illegal_address(self):
-        r = mbread(self.port, "--unit", 1, "--fc", 3, "--addr", 298, "--count", 5, rtu=self.rtu, check=False)
+        r = mbread(self.conn, "--unit", 1, "--fc", 3, "--addr", 298, "--count", 5, check=False)
         self.assertEqual(r.returncode, 1)
         self.assertIn("exception 2", r.stderr)
 
     def test_writes_read_back(self):
-        mbread(self.port, "--unit", 1, "--addr", 200, "--write", "4242", rtu=self.rtu)
-        mbread(self.port, "--unit", 1, "--addr", 201, "--write", "1,2,65535", rtu=self.rtu)
+        mbread(self.conn, "--unit", 1, "--addr", 200, "--write", "4242")
+        mbread(self.conn, "--unit", 1, "--addr", 201, "--write", "1,2,65535")
         self.assertEqual(self.read(3, 200, 4), [4242, 1, 2, 65535])
 
     def test_repeat(self):
-        r = mbread(self.port, "--unit", 1, "--fc", 4, "--addr", 0, "--count", 20, "--repeat", 300, rtu=self.rtu)
+        r = mbread(self.conn, "--unit", 1, "--fc", 4, "--addr", 0, "--count", 20, "--repeat", self.repeat)
         summary = [line for line in r.stdout.splitlines() if line.startswith("# n=")]
         self.assertEqual(len(summary), 1)
-        self.assertIn("n=300 ok=300 err=0", summary[0])
+        self.assertIn(f"n={self.repeat} ok={self.repeat} err=0", summary[0])
 
 
 class TestModbusTcp(ModbusInterop, unittest.TestCase):
-    rtu = False
+    repeat = 300
 
     def test_devid(self):
-        r = mbread(self.port, "--unit", 1, "--devid")
+        r = mbread(self.conn, "--unit", 1, "--devid")
         self.assertIn("object 0: egw-test", r.stdout)
         self.assertIn("object 1: PYMB", r.stdout)
         self.assertIn("object 2: 3.0", r.stdout)
 
     def test_write_seen_by_pymodbus_client(self):
-        mbread(self.port, "--unit", 1, "--addr", 250, "--write", "7,8,9")
-        c = ModbusTcpClient("127.0.0.1", port=self.port, timeout=5)
+        mbread(self.conn, "--unit", 1, "--addr", 250, "--write", "7,8,9")
+        c = ModbusTcpClient("127.0.0.1", port=int(self.conn[3]), timeout=5)
         self.assertTrue(c.connect())
         self.addCleanup(c.close)
         rr = c.read_holding_registers(250, 3, slave=1)
@@ -126,13 +137,23 @@ class TestModbusTcp(ModbusInterop, unittest.TestCase):
     def test_unknown_unit_times_out_then_next_succeeds(self):
         # pymodbus ignores units it does not serve: egw's client times out
         # and the following request on a fresh process still works.
-        r = mbread(self.port, "--unit", 9, "--fc", 3, "--addr", 0, "--count", 1, "--timeout", 300, check=False)
+        r = mbread(self.conn, "--unit", 9, "--fc", 3, "--addr", 0, "--count", 1, "--timeout", 300, check=False)
         self.assertEqual(r.returncode, 1)
         self.assertEqual(self.read(3, 0, 1), [12345])
 
 
 class TestModbusRtuOverTcp(ModbusInterop, unittest.TestCase):
-    rtu = True
+    repeat = 300
+
+    def setUp(self):
+        self.conn = start_server(self, rtu=True)
+
+
+class TestModbusRtuSerial(ModbusInterop, unittest.TestCase):
+    repeat = 50  # 19200 baud: ~2 ms a request plus t3.5
+
+    def setUp(self):
+        self.conn = start_serial_server(self)
 
 
 if __name__ == "__main__":
