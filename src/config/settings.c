@@ -654,9 +654,31 @@ static void unmask(json_t *patch, const json_t *eff)
 	}
 }
 
+/* Removes from `over` every leaf that `patch` sets: a value written through
+ * the API is newer than the command line it started with. */
+static void drop_overridden(json_t *over, const json_t *patch)
+{
+	const char *k;
+	json_t *v;
+	void *tmp;
+
+	json_object_foreach_safe((json_t *)patch, tmp, k, v) {
+		json_t *o = json_object_get(over, k);
+		if (!o)
+			continue;
+		if (json_is_object(v) && json_is_object(o)) {
+			drop_overridden(o, v);
+			if (json_object_size(o) == 0)
+				json_object_del(over, k);
+		} else {
+			json_object_del(over, k);
+		}
+	}
+}
+
 int settings_patch(struct settings *s, const json_t *patch, struct settings_error *err)
 {
-	json_t *p, *file;
+	json_t *p, *file, *over;
 	int r;
 
 	r = settings_validate(patch, err);
@@ -672,7 +694,13 @@ int settings_patch(struct settings *s, const json_t *patch, struct settings_erro
 	r = merge(file, p);
 	if (r < 0)
 		goto out;
-	r = commit(s, file, json_deep_copy(s->over), err);
+	over = json_deep_copy(s->over);
+	if (!over) {
+		r = -ENOMEM;
+		goto out;
+	}
+	drop_overridden(over, p);
+	r = commit(s, file, over, err);
 	file = NULL;
 out:
 	json_decref(p);

@@ -7,7 +7,7 @@
  * Three layers, later wins: the schema defaults, the file, and the command
  * line overrides (--port, --set KEY=VALUE).  The API reads the effective
  * document (passwords masked as "***") and writes the file layer; overrides
- * are never saved.
+ * are never saved, and a key written through the API drops its override.
  *
  * Validation errors name the key, e.g. "http.port: 70000 is out of range
  * 1..65535", "devices[1].connection: unknown value \"usb\" (expected one of
@@ -55,7 +55,9 @@ int settings_override(struct settings *s, const char *key, const json_t *value,
 
 /* Merges a partial document into the file layer (objects merge, everything
  * else replaces).  A secret given as "***" keeps its current value, so a
- * GET-edit-POST round trip does not wipe passwords.  Returns 0,
+ * GET-edit-POST round trip does not wipe passwords.  Keys the patch sets
+ * lose their command-line override (the API value is the newer one; it is
+ * what the file keeps).  Returns 0,
  * -EGW_ESCHEMA (nothing changed) or -ENOMEM. */
 int settings_patch(struct settings *s, const json_t *patch, struct settings_error *err);
 

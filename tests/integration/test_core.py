@@ -300,6 +300,38 @@ class Caps(unittest.TestCase):
             slow.close()
 
 
+class WithDevice(unittest.TestCase):
+    def test_gateway_running_and_device_in_state_metrics_status(self):
+        sim = egwtest.EgwSim(self, [("solaredge", 1)])
+        g = Egwd(self, set=dict(LOOP, devices=[sim.device_settings(0, id="inv")],
+                                **{"harvest.poll_interval_ms": 200}))
+        st = egwtest.wait_until(lambda: (lambda s: s if s["state"] == "running" else None)(g.state()),
+                                timeout=10, what="gateway running")
+        self.assertEqual(st["gateway"]["counts"].get("no device -> running", 0) +
+                         st["gateway"]["counts"].get("starting -> running", 0) +
+                         st["gateway"]["counts"].get("degraded -> running", 0), 1)
+        dev = st["devices"][0]
+        self.assertEqual(dev["id"], "inv")
+        self.assertEqual(dev["state"], "polling")
+        self.assertEqual(dev["profile"], "solaredge")
+        _, _, body = http(g.port, "GET", "/metrics")
+        text = body.decode()
+        self.assertIn('egw_gateway_state{state="running"} 1', text)
+        self.assertRegex(text, r'egw_state_transitions_total\{machine="device",device="inv",'
+                               r'from="identifying",to="polling"\} 1')
+        _, _, body = http(g.port, "GET", "/status")
+        html = body.decode()
+        self.assertIn("Devices (1)", html)
+        self.assertIn("solaredge", html)
+
+        # settings changed through the API reach the devices without a restart
+        st, obj = http_json(g.port, "POST", "/api/settings", {"devices": []}, headers=g.auth())
+        self.assertEqual(st, 200, obj)
+        egwtest.wait_until(lambda: g.state()["state"] == "no device", timeout=5,
+                           what="gateway back to no device")
+        self.assertEqual(g.state()["devices"], [])
+
+
 class Lifecycle(unittest.TestCase):
     def test_sigterm_exits_zero_quickly(self):
         g = Egwd(self, set=dict(LOOP))

@@ -262,6 +262,16 @@ static void test_layers_and_patch(void **state)
 	assert_string_equal(err.key, "mqtt.port");
 	json_decref(patch);
 
+	/* a patch of an overridden key wins over the override (and only that key) */
+	v = json_integer(1200);
+	assert_int_equal(settings_override(fx->s, "modbus.timeout_ms", v, &err), 0);
+	json_decref(v);
+	patch = json_loads("{\"modbus\": {\"timeout_ms\": 900}}", 0, NULL);
+	assert_int_equal(settings_patch(fx->s, patch, &err), 0);
+	json_decref(patch);
+	assert_int_equal(settings_get_int(fx->s, "modbus.timeout_ms"), 900);
+	assert_int_equal(settings_get_int(fx->s, "http.port"), 6000);
+
 	/* saved file holds the file layer only: no override, real password */
 	assert_int_equal(settings_save(fx->s), 0);
 	const char *text = read_file(fx->path);
