@@ -137,6 +137,21 @@ function liveStart() {
   es.addEventListener("notification", () => loadNotes());
 }
 
+/* Before the stream has delivered anything, start from the last reading of
+ * each device and the last second of frequency samples. */
+async function seedLive() {
+  try {
+    const data = await api("GET", "/api/device");
+    for (const d of (data && data.devices) || [])
+      if (d.reading && !live.readings.has(d.id))
+        live.readings.set(d.id, { device: d.id, ts_ms: d.stats && d.stats.last_good_ms, reading: d.reading });
+  } catch (e) { /* no devices yet */ }
+  try {
+    const f = await api("GET", "/api/frequency");
+    if (f && Array.isArray(f.samples) && !live.freq.length) live.freq.push(...f.samples);
+  } catch (e) { /* no frequency source */ }
+}
+
 /* ---- notifications -------------------------------------------------- */
 
 async function loadNotes() {
@@ -243,11 +258,12 @@ function pageOverview() {
     if (kind === "reading") updateFlow();
     else {
       hzNow.textContent = fmtNum(d.hz, 3) + " Hz";
-      chart.dirty = true;
+      chart.draw();
     }
   };
   live.listeners.add(onLive);
   updateFlow();
+  seedLive().then(() => { updateFlow(); chart.draw(); });
 
   const refresh = async () => {
     try {
@@ -293,19 +309,14 @@ function fillKv(dl, rows) {
     .flatMap(([k, v]) => [h("dt", null, k), h("dd", { "data-key": k }, typeof v === "object" ? JSON.stringify(v) : String(v))]));
 }
 
-/* The frequency chart: our own canvas drawing, 30 s window, redrawn on each
- * animation frame that has new samples (10 Hz from the stream). */
+/* The frequency chart: our own canvas drawing, 30 s window, redrawn on every
+ * sample from the stream (10 Hz) and when the window is resized. */
 function freqChart(canvas) {
-  const st = { dirty: true, stopped: false, frames: 0 };
+  const st = { frames: 0 };
   const draw = () => {
-    if (st.stopped) return;
-    if (st.dirty) {
-      st.dirty = false;
-      st.frames++;
-      canvas.dataset.frames = st.frames;
-      paint();
-    }
-    requestAnimationFrame(draw);
+    st.frames++;
+    canvas.dataset.frames = st.frames;
+    paint();
   };
   const paint = () => {
     const dpr = window.devicePixelRatio || 1;
@@ -348,11 +359,9 @@ function freqChart(canvas) {
     }
     c.stroke();
   };
-  requestAnimationFrame(draw);
-  return {
-    set dirty(v) { st.dirty = v; },
-    stop() { st.stopped = true; },
-  };
+  draw();
+  window.addEventListener("resize", draw);
+  return { draw, stop() { window.removeEventListener("resize", draw); } };
 }
 
 /* ---- devices -------------------------------------------------------- */
@@ -381,7 +390,7 @@ function deviceForm(onAdded) {
     field("port", h("input", { name: "port", type: "number", value: "502", min: 1, max: 65535 })),
     field("unit id", h("input", { name: "unit_id", type: "number", value: "1", min: 0, max: 255 })),
     field("profile", profile),
-    field("id (optional)", h("input", { name: "id", pattern: "[A-Za-z0-9_.-]*" })),
+    field("id (optional)", h("input", { name: "id", pattern: "[A-Za-z0-9_.\\-]*" })),
     field("name (optional)", h("input", { name: "name" })),
     field("serial port", h("input", { name: "serial_port", value: "/dev/ttyUSB0" }), true),
     field("baud rate", h("input", { name: "baudrate", type: "number", value: "9600" }), true),
@@ -556,7 +565,7 @@ function pageDevice(id) {
     h("div", { class: "grid" },
       h("section", { class: "card" }, h("h3", null, "Device"), info),
       h("section", { class: "card" }, h("h3", null, "Readings"), ts,
-        h("table", null, h("thead", null, h("tr", null, h("th", null, "group"), h("th", null, "field"), h("th", null, "value"))), tbody)),
+        h("div", { class: "scroll" }, h("table", null, h("thead", null, h("tr", null, h("th", null, "group"), h("th", null, "field"), h("th", null, "value"))), tbody))),
       h("section", { class: "card wide" }, h("h3", null, "Raw register read"), rform, out),
       h("section", { class: "card wide" }, h("h3", null, "Raw register write"),
         h("p", { class: "muted" }, "Only addresses on the modbus_write_allowlist setting; needs the token; every write is logged."), wform, wout)));

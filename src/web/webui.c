@@ -60,6 +60,7 @@ struct live_conn {
 	struct MHD_Connection *conn;
 	struct sse_client *client;
 	struct live_conn *next;
+	bool resumed;                /* woken, not yet served by MHD */
 	char pre[256];               /* sent before the stream */
 	size_t pre_len, pre_off;
 };
@@ -127,6 +128,7 @@ struct webui {
 	uint64_t up_failed, up_ok;
 	struct task kick;            /* runs MHD once more after resuming connections */
 	struct MHD_Daemon *daemon;
+	unsigned kicks;              /* consecutive re-kicks */
 	struct live_conn *live;
 	struct raw_op *raw;
 	unsigned nraw;
@@ -236,9 +238,19 @@ static void resume(struct webui *u, struct MHD_Connection *conn)
 static int on_kick(struct task *t, usec_t now)
 {
 	struct webui *u = container_of(t, struct webui, kick);
-	(void)now;
-	if (u->daemon)
-		MHD_run(u->daemon);
+	bool pending = false;
+
+	if (!u->daemon)
+		return 0;
+	MHD_run(u->daemon);
+	/* A resumed connection may only be served on a later MHD_run: keep
+	 * kicking (briefly) until every woken stream has been read. */
+	for (struct live_conn *lc = u->live; lc; lc = lc->next)
+		pending |= lc->resumed;
+	if (pending && ++u->kicks < 100)
+		loop_task_add(u->e->loop, &u->kick, now + 200);
+	else
+		u->kicks = 0;
 	return 0;
 }
 
@@ -333,6 +345,7 @@ int webui_h_notes_delete(struct web_request *rq)
 static void live_wake(void *ud)
 {
 	struct live_conn *lc = ud;
+	lc->resumed = true;
 	resume(lc->u, lc->conn);
 }
 
@@ -342,6 +355,7 @@ static ssize_t live_read(void *cls, uint64_t pos, char *buf, size_t max)
 	ssize_t n;
 	(void)pos;
 
+	lc->resumed = false;
 	if (!lc->u)
 		return MHD_CONTENT_READER_END_WITH_ERROR;
 	if (lc->pre_off < lc->pre_len) {
