@@ -400,6 +400,8 @@ struct tsrv {
 	unsigned accepts, requests;
 	usec_t accept_at[8];
 	bool accept_off;  /* never accept: connects complete in the backlog, nobody answers */
+	bool rtu;         /* RTU framing over TCP */
+	bool decoy;       /* after the first answer, send an unasked-for answer */
 };
 
 static void srv_reply(struct tsrv *s, const struct mb_request *q)
@@ -419,7 +421,10 @@ static void srv_reply(struct tsrv *s, const struct mb_request *q)
 		stale[2] ^= 0xFF;
 		m = mb_tcp_wrap((uint16_t)(q->tid - 1), q->unit, stale, (size_t)k, adu, sizeof(adu));
 	}
-	m += mb_tcp_wrap(q->tid, q->unit, pdu, (size_t)n, adu + m, sizeof(adu) - (size_t)m);
+	if (s->rtu)
+		m += mb_rtu_wrap(q->unit, pdu, (size_t)n, adu + m, sizeof(adu) - (size_t)m);
+	else
+		m += mb_tcp_wrap(q->tid, q->unit, pdu, (size_t)n, adu + m, sizeof(adu) - (size_t)m);
 	assert_int_equal(write(s->cfd, adu, (size_t)m), m);
 }
 
@@ -446,9 +451,14 @@ static void srv_conn(struct loop_io *io, uint32_t ev)
 	for (;;) {
 		struct mb_request q;
 		size_t used = 0;
-		int r = mb_tcp_parse_request(s->buf, s->len, &q, &used);
+		int r = s->rtu ? mb_rtu_parse_request(s->buf, s->len, &q, &used)
+			       : mb_tcp_parse_request(s->buf, s->len, &q, &used);
 		if (r == -EAGAIN)
 			return;
+		if (used == 0) {
+			s->len = 0;
+			return;
+		}
 		s->requests++;
 		memmove(s->buf, s->buf + used, s->len - used);
 		s->len -= used;
@@ -464,6 +474,15 @@ static void srv_conn(struct loop_io *io, uint32_t ev)
 		}
 		if (s->mode != SRV_SILENT && r == 0)
 			srv_reply(s, &q);
+		if (s->decoy) {
+			/* a well-formed answer to a read of 2 registers that nobody
+			 * asked for (yet): it must never be taken for the next answer */
+			const uint8_t pdu[] = { 3, 4, 0xDE, 0xAD, 0xBE, 0xEF };
+			uint8_t adu[16];
+			int m = mb_rtu_wrap(q.unit, pdu, sizeof(pdu), adu, sizeof(adu));
+			assert_int_equal(write(s->cfd, adu, (size_t)m), m);
+			s->decoy = false;
+		}
 	}
 }
 
@@ -480,6 +499,7 @@ static void srv_accept(struct loop_io *io, uint32_t ev)
 	s->accepts++;
 	s->cfd = fd;
 	assert_int_equal(loop_io_add(s->l, &s->cio, fd, EPOLLIN, srv_conn), 0);
+
 }
 
 static uint16_t srv_start(struct tsrv *s, struct loop *l, enum srv_mode mode)
@@ -700,6 +720,41 @@ static void test_tcp_dead_device_does_not_delay_other(void **state)
 	loop_free(l);
 }
 
+/* RTU over TCP has no transaction id: a frame nobody asked for (here a valid
+ * answer that shows up between two requests) must be discarded, not taken
+ * for the answer to the next request. */
+static void test_rtu_over_tcp_discards_unasked_frame(void **state)
+{
+	(void)state;
+	struct loop *l;
+	struct tsrv s;
+	struct res a = { 0 }, b = { 0 };
+	struct mb_client *c = NULL;
+	assert_int_equal(loop_new(&l), 0);
+	uint16_t port = srv_start(&s, l, SRV_NORMAL);
+	s.rtu = true;
+	s.decoy = true;
+	srv_watch(&s);
+	struct mb_client_config cfg = {
+		.kind = MB_TRANSPORT_RTU_OVER_TCP, .host = "localhost", .port = port,
+		.timeout = 500 * MS, .min_gap = 30 * MS,
+	};
+	assert_int_equal(mb_client_new(l, &cfg, &c), 0);
+	assert_int_equal(mb_client_read(c, 1, 3, 40, 1, on_read, &a), 0);
+	assert_int_equal(mb_client_read(c, 1, 3, 41, 2, on_read, &b), 0);
+	run_until(l, &b.calls, 1, 2 * USEC_PER_SEC);
+	assert_int_equal(a.err, 0);
+	assert_int_equal(a.regs[0], 40);
+	assert_int_equal(b.err, 0);
+	assert_int_equal(b.regs[0], 41);
+	assert_int_equal(b.regs[1], 42);
+	assert_int_equal(mb_client_stats(c)->bytes_garbage, 9);
+	assert_int_equal(s.accepts, 1);
+	mb_client_free(c);
+	srv_stop(&s);
+	loop_free(l);
+}
+
 static void test_tcp_free_from_io_callback(void **state)
 {
 	(void)state;
@@ -912,6 +967,7 @@ int main(void)
 		cmocka_unit_test(test_tcp_garbage_resync),
 		cmocka_unit_test(test_tcp_refused),
 		cmocka_unit_test(test_tcp_dead_device_does_not_delay_other),
+		cmocka_unit_test(test_rtu_over_tcp_discards_unasked_frame),
 		cmocka_unit_test(test_tcp_free_from_io_callback),
 		cmocka_unit_test(test_rtu_serial_reads_and_silence),
 		cmocka_unit_test(test_rtu_serial_noise_and_crc),
