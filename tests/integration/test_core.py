@@ -300,6 +300,45 @@ class Caps(unittest.TestCase):
             slow.close()
 
 
+class Garbage(unittest.TestCase):
+    def test_random_requests_never_crash(self):
+        """A few hundred malformed or hostile requests; the daemon answers or
+        closes each one and keeps serving."""
+        import random
+        rnd = random.Random(1234)
+        g = Egwd(self, set=dict(LOOP, **{"http.max_body_bytes": 4096}))
+        tok = g.token.encode()
+        paths = [b"/", b"/api/settings", b"/api/state", b"/metrics", b"/api/hello?x=%00",
+                 b"/api/../../etc/passwd", b"/%2e%2e/", b"/api/settings/", b"//api//hello",
+                 b"/" + b"a" * 3000, b"/api/device", b"/api/notification/1"]
+        methods = [b"GET", b"POST", b"PUT", b"DELETE", b"HEAD", b"OPTIONS", b"get", b"PATCH"]
+        bodies = [b"", b"{", b"[]", b"null", b'{"http":{"port":-1}}', b'{"devices":[{}]}',
+                  b'{"mqtt":{"password":"***"}}', b'{"a":' * 200, bytes(range(256)),
+                  b'{"devices":[' + b'{"connection":"tcp","host":"h","profile":"p"},' * 40 + b'{}]}']
+        for i in range(300):
+            m, p, b = rnd.choice(methods), rnd.choice(paths), rnd.choice(bodies)
+            hdrs = [b"Host: x"]
+            if rnd.random() < 0.5:
+                hdrs.append(b"Authorization: Bearer " + (tok if rnd.random() < 0.5 else b"zz"))
+            if rnd.random() < 0.8:
+                hdrs.append(b"Content-Length: %d" % (len(b) if rnd.random() < 0.8 else rnd.randint(0, 99999)))
+            if rnd.random() < 0.1:
+                hdrs.append(b"Transfer-Encoding: chunked")
+            req = m + b" " + p + b" HTTP/1.1\r\n" + b"\r\n".join(hdrs) + b"\r\n\r\n" + b
+            if rnd.random() < 0.1:
+                req = bytes(rnd.randrange(256) for _ in range(rnd.randint(1, 200)))
+            try:
+                resp = raw(g.port, req, timeout=0.1, read_all=False)
+            except OSError:
+                resp = b""
+            st = status_of(resp)
+            self.assertTrue(st is None or 100 <= st < 600, resp[:100])
+            self.assertNotEqual(st, 500, (req[:200], resp[:300]))
+            self.assertTrue(g.alive(), g.output()[-2000:])
+        self.assertEqual(g.get("/api/hello")["message"], "Hello from egw")
+        self.assertEqual(g.stop(), 0, g.output()[-2000:])
+
+
 class WithDevice(unittest.TestCase):
     def test_gateway_running_and_device_in_state_metrics_status(self):
         sim = egwtest.EgwSim(self, [("solaredge", 1)])
