@@ -70,8 +70,7 @@ struct raw_op {
 	struct webui *u;
 	struct web_request rq;       /* copy; body not used after the handler */
 	struct mb_client *client;
-	struct task reap;            /* frees the client outside its callback */
-	bool done;
+	bool done;                   /* answered; freed by the webui's raw_gc task */
 	bool write;
 	char device[64];
 	uint8_t fc;
@@ -132,6 +131,7 @@ struct webui {
 	struct live_conn *live;
 	struct raw_op *raw;
 	unsigned nraw;
+	struct task raw_gc;          /* frees answered raw ops outside their callbacks */
 	struct note notes[WEBUI_NOTES_MAX];
 	unsigned nnotes;
 	uint64_t next_note_id;
@@ -913,20 +913,26 @@ static const struct type_name type_names[] = {
 	{ "u64", REG_U64, 4 }, { "f32", REG_F32, 2 }, { "str", REG_STR, 1 },
 };
 
-static int raw_reap(struct task *t, usec_t now)
+/* Frees the answered raw ops.  The task belongs to the webui, not to an op:
+ * the scheduler touches a task after its run() returns, so a task must never
+ * free the struct it is embedded in (it did: a use after free under
+ * valgrind on every GET /api/inverter/modbus). */
+static int raw_gc(struct task *t, usec_t now)
 {
-	struct raw_op *op = container_of(t, struct raw_op, reap);
-	struct webui *u = op->u;
+	struct webui *u = container_of(t, struct webui, raw_gc);
 	(void)now;
 
-	for (struct raw_op **pp = &u->raw; *pp; pp = &(*pp)->next)
-		if (*pp == op) {
-			*pp = op->next;
-			break;
+	for (struct raw_op **pp = &u->raw; *pp;) {
+		struct raw_op *op = *pp;
+		if (!op->done) {
+			pp = &op->next;
+			continue;
 		}
-	u->nraw--;
-	mb_client_free(op->client);
-	free(op);
+		*pp = op->next;
+		u->nraw--;
+		mb_client_free(op->client);
+		free(op);
+	}
 	return 0;
 }
 
@@ -938,9 +944,7 @@ static void raw_finish(struct raw_op *op, unsigned status, json_t *reply)
 	q = web_reply_json(&op->rq, status, reply);
 	log_debug("webui", "raw reply %u queued: %d", status, q);
 	resume(op->u, op->rq.conn);
-	op->reap = (struct task){ .name = "webui-raw", .run = raw_reap };
-	op->reap.idx = SCHED_NOT_QUEUED;
-	loop_task_add(op->u->e->loop, &op->reap, loop_now(op->u->e->loop));
+	loop_task_add(op->u->e->loop, &op->u->raw_gc, loop_now(op->u->e->loop));
 }
 
 static unsigned err_status(int err)
@@ -1060,7 +1064,6 @@ static struct raw_op *raw_new(struct web_request *rq, const char *device, char *
 		snprintf(err, errlen, "modbus client: %s", egw_strerror(r));
 		return NULL;
 	}
-	op->reap.idx = SCHED_NOT_QUEUED;
 	op->u = u;
 	op->rq = *rq;
 	op->rq.body = NULL;
@@ -1850,7 +1853,8 @@ int webui_new(struct egw *e, struct webui **ret)
 	u->watch = (struct task){ .name = "webui-watch", .run = on_watch,
 	                          .period = WATCH_PERIOD, .prio = 20 };
 	u->kick = (struct task){ .name = "webui-kick", .run = on_kick, .prio = 0 };
-	u->heartbeat.idx = u->watch.idx = u->kick.idx = SCHED_NOT_QUEUED;
+	u->raw_gc = (struct task){ .name = "webui-raw", .run = raw_gc };
+	u->heartbeat.idx = u->watch.idx = u->kick.idx = u->raw_gc.idx = SCHED_NOT_QUEUED;
 	r = sse_hub_new(0, 0, &u->hub);
 	if (r < 0)
 		goto err;
@@ -1881,11 +1885,11 @@ void webui_free(struct webui *u)
 	if (!u)
 		return;
 	scan_stop(u);
+	loop_task_cancel(u->e->loop, &u->raw_gc);
 	/* Pending raw requests: answer them and let MHD finish them. */
 	while (u->raw) {
 		struct raw_op *op = u->raw;
 		u->raw = op->next;
-		loop_task_cancel(u->e->loop, &op->reap);
 		if (!op->done) {
 			op->done = true;
 			web_reply_error(&op->rq, 503, "shutting down", NULL);
