@@ -727,9 +727,12 @@ static void gap_absorb(struct gap *g, const char *payload)
 {
 	json_t *j = payload ? json_loads(payload, 0, NULL) : NULL;
 	json_t *ranges = json_object_get(j, "ranges"), *r;
+	json_int_t k = json_integer_value(json_object_get(j, "dropped"));
 	size_t i;
 
-	g->dropped += json_integer_value(json_object_get(j, "dropped"));
+	/* A corrupt row must not overflow the count (undefined behaviour). */
+	if (k > 0)
+		g->dropped = k > INT64_MAX - g->dropped ? INT64_MAX : g->dropped + k;
 	json_array_foreach(ranges, i, r) {
 		json_t *a = json_array_get(r, 0), *b = json_array_get(r, 1);
 		if (json_is_integer(a) && json_is_integer(b))
@@ -755,7 +758,8 @@ static int gap_merge(struct store *s, struct gap *g)
 	qsort(g->ranges, g->n, sizeof(*g->ranges), range_cmp);
 	for (unsigned i = 1; i < g->n; i++) {
 		struct seq_range *cur = &g->ranges[out], *next = &g->ranges[i];
-		bool join = next->first <= cur->last + 1;
+		/* cur->last + 1 overflows for a corrupt row ending at INT64_MAX */
+		bool join = cur->last == INT64_MAX || next->first <= cur->last + 1;
 		if (!join) {
 			sqlite3_stmt *st = stmt(s, ST_BETWEEN);
 			int rc;
@@ -796,7 +800,7 @@ static int drop_row(struct store *s, struct gap *g, int64_t seq)
 	if (d.kind == STORE_GAP)
 		gap_absorb(g, d.payload);
 	else {
-		g->dropped++;
+		g->dropped += g->dropped < INT64_MAX;
 		g->batches++;
 	}
 	free(d.payload);
