@@ -1342,7 +1342,7 @@ static void conn_err(int r, unsigned i, char *err, size_t errlen)
 {
 	if (r == -EINVAL)
 		set_errf(err, errlen, "devices[%u].host: connection settings rejected (host must be "
-			 "a numeric address or \"localhost\"; baudrate and parity must be supported)", i);
+			 "an IP address or a host name; baudrate and parity must be supported)", i);
 	else
 		set_errf(err, errlen, "devices[%u]: %s", i, egw_strerror(r));
 }

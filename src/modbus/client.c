@@ -8,7 +8,9 @@
 #include "modbus/client.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,10 +163,101 @@ static void connected(struct mb_client *c)
 	kick(c, now_usec());
 }
 
+/* Host names (a container's service name, a DNS name on the LAN) are looked
+ * up with getaddrinfo on the loop's worker pool, afresh before every connect
+ * attempt, so an address that changed is picked up.  The lookup owns its own
+ * memory: a client freed meanwhile just detaches from it. */
+struct mb_resolve {
+	struct loop_work w;
+	struct mb_client *c;
+	char host[64];
+	uint16_t port;
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	int err;
+};
+
+static void resolve_work(struct loop_work *w)
+{
+	struct mb_resolve *rs = container_of(w, struct mb_resolve, w);
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_ADDRCONFIG };
+	struct addrinfo *ai = NULL;
+	int r = getaddrinfo(rs->host, NULL, &hints, &ai);
+
+	if (r != 0 || !ai || ai->ai_addrlen > sizeof(rs->addr)) {
+		rs->err = r == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
+		if (rs->err == 0)
+			rs->err = -EHOSTUNREACH;
+	} else {
+		memcpy(&rs->addr, ai->ai_addr, ai->ai_addrlen);
+		rs->addr_len = ai->ai_addrlen;
+		if (rs->addr.ss_family == AF_INET)
+			((struct sockaddr_in *)&rs->addr)->sin_port = htons(rs->port);
+		else
+			((struct sockaddr_in6 *)&rs->addr)->sin6_port = htons(rs->port);
+	}
+	if (ai)
+		freeaddrinfo(ai);
+}
+
+static void resolve_done(struct loop_work *w)
+{
+	struct mb_resolve *rs = container_of(w, struct mb_resolve, w);
+	struct mb_client *c = rs->c;
+	usec_t now = now_usec();
+
+	if (c) {
+		c->resolve = NULL;
+		if (rs->err) {
+			c->conn_err = rs->err;
+			c->fail_streak++;
+			c->reconnect_at = now + backoff_delay(c);
+		} else {
+			c->addr = rs->addr;
+			c->addr_len = rs->addr_len;
+			c->resolved = true;
+			c->reconnect_at = now;
+		}
+		kick(c, now);
+	}
+	free(rs);
+}
+
+/* Start a lookup; the step task retries start_connect when it completes. */
+static void start_resolve(struct mb_client *c, usec_t now)
+{
+	struct mb_resolve *rs;
+
+	/* Guard against a lost completion: try again after the connect timeout. */
+	c->reconnect_at = now + c->cfg.connect_timeout;
+	if (c->resolve)
+		return;
+	rs = calloc(1, sizeof(*rs));
+	if (!rs)
+		return;
+	rs->c = c;
+	rs->port = c->cfg.port;
+	strcpy(rs->host, c->host);
+	rs->w.work = resolve_work;
+	rs->w.done = resolve_done;
+	if (loop_work_submit(c->loop, &rs->w) < 0) {
+		free(rs);
+		return;
+	}
+	c->resolve = rs;
+}
+
 static bool start_connect(struct mb_client *c, usec_t now)
 {
 	int r;
 
+	if (c->need_resolve && !c->resolved) {
+		start_resolve(c, now);
+		return true;
+	}
+	/* A name is looked up again before the next attempt. */
+	c->resolved = false;
 	if (c->stats.connects || c->stats.reconnects || c->fail_streak)
 		c->stats.reconnects++;
 	r = c->tr->open(c);
@@ -505,6 +598,18 @@ static int parse_host(struct mb_client *c, const char *host, uint16_t port)
 	return -EINVAL;
 }
 
+/* A DNS name as RFC 1123 allows it: letters, digits, '-' and '.'. */
+static bool valid_hostname(const char *h)
+{
+	size_t n = strlen(h);
+	if (n == 0 || n > 253 || h[0] == '-' || h[0] == '.')
+		return false;
+	for (; *h; h++)
+		if (!isalnum((unsigned char)*h) && *h != '-' && *h != '.')
+			return false;
+	return true;
+}
+
 int mb_client_new(struct loop *l, const struct mb_client_config *cfg, struct mb_client **ret)
 {
 	struct mb_client *c;
@@ -552,8 +657,11 @@ int mb_client_new(struct loop *l, const struct mb_client_config *cfg, struct mb_
 		c->cfg.host = c->host;
 		if (!c->cfg.port)
 			c->cfg.port = 502;
-		if (parse_host(c, c->host, c->cfg.port) < 0)
-			goto err_free;
+		if (parse_host(c, c->host, c->cfg.port) < 0) {
+			if (!valid_hostname(c->host))
+				goto err_free;
+			c->need_resolve = true;
+		}
 		break;
 	case MB_TRANSPORT_RTU: {
 		c->tr = &mb_transport_rtu;
@@ -600,6 +708,8 @@ void mb_client_free(struct mb_client *c)
 	if (!c || c->freed)
 		return;
 	c->freed = true;
+	if (c->resolve)
+		c->resolve->c = NULL; /* the lookup frees itself when it completes */
 	loop_task_cancel(c->loop, &c->step);
 	loop_task_cancel(c->loop, &c->mem_task);
 	if (c->state != MB_DOWN)

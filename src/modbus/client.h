@@ -82,8 +82,9 @@ struct mb_mem_server {
 
 struct mb_client_config {
 	enum mb_transport_kind kind;
-	const char *host;          /* tcp, rtu-over-tcp: numeric IPv4/IPv6 or a name
-				    * resolvable without blocking (e.g. "localhost") */
+	const char *host;          /* tcp, rtu-over-tcp: numeric IPv4/IPv6, "localhost",
+				    * or a DNS name, looked up on the loop's worker pool
+				    * before every connect attempt */
 	uint16_t port;             /* default 502 */
 	const char *serial_port;   /* rtu: e.g. /dev/ttyUSB0 */
 	unsigned baudrate;         /* rtu: 1200, 2400, ... 115200, 230400; default 9600 */
@@ -109,7 +110,7 @@ typedef void (*mb_write_cb)(void *ud, int err);
 typedef void (*mb_devid_cb)(void *ud, int err, const struct mb_devid *d);
 
 /* Returns 0, -EINVAL (bad config: missing host/port/serial port/mem,
- * host not a numeric address or "localhost", unsupported baud rate or
+ * host neither an address nor a valid DNS name, unsupported baud rate or
  * parity) or -ENOMEM.  Does not connect yet: the first request does (the
  * serial port is opened then, and re-opened after failures). */
 int mb_client_new(struct loop *l, const struct mb_client_config *cfg, struct mb_client **ret);

@@ -73,8 +73,11 @@ struct mb_client {
 	enum mb_conn_state state;
 	int fd;
 	struct loop_io io;
-	struct sockaddr_storage addr; /* parsed once, tcp kinds */
+	struct sockaddr_storage addr; /* parsed once, or resolved per connect for names */
 	socklen_t addr_len;
+	bool need_resolve;            /* host is a DNS name, not an address */
+	bool resolved;                /* addr holds a resolution not yet tried */
+	struct mb_resolve *resolve;   /* lookup in flight on the worker pool */
 	usec_t connect_deadline;
 	usec_t reconnect_at;    /* while down: earliest next attempt */
 	unsigned fail_streak;   /* connection failures since the last good response */

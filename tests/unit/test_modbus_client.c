@@ -17,6 +17,8 @@
 #include <cmocka.h>
 
 #include "base/util.h"
+#include <netdb.h>
+
 #include "loop/loop.h"
 #include "modbus/client.h"
 
@@ -928,13 +930,64 @@ static void test_rtu_serial_noise_and_crc(void **state)
 	loop_free(l);
 }
 
+/* A host name (as in a compose file: "sim") is looked up on the worker pool
+ * before connecting.  Uses this machine's own name when /etc/hosts maps it to
+ * a loopback address, and serves on exactly that address. */
+static void test_tcp_host_name(void **state)
+{
+	(void)state;
+	char name[256] = "";
+	struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM }, *ai = NULL;
+	struct sockaddr_in a;
+	struct loop *l;
+	struct tsrv s;
+	struct res r = { 0 };
+
+	if (gethostname(name, sizeof(name) - 1) < 0 || !name[0] ||
+	    getaddrinfo(name, NULL, &hints, &ai) != 0) {
+		skip();
+		return;
+	}
+	memcpy(&a, ai->ai_addr, sizeof(a));
+	freeaddrinfo(ai);
+	if ((ntohl(a.sin_addr.s_addr) >> 24) != 127) {
+		skip(); /* never connect anywhere but loopback */
+		return;
+	}
+	assert_int_equal(loop_new(&l), 0);
+	srv_start(&s, l, SRV_NORMAL);
+	close(s.lfd);
+	s.lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	assert_true(s.lfd >= 0);
+	a.sin_port = 0;
+	assert_int_equal(bind(s.lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(s.lfd, 8), 0);
+	socklen_t alen = sizeof(a);
+	assert_int_equal(getsockname(s.lfd, (struct sockaddr *)&a, &alen), 0);
+	srv_watch(&s);
+
+	struct mb_client *c = NULL;
+	struct mb_client_config cfg = { .kind = MB_TRANSPORT_TCP, .host = name,
+					.port = ntohs(a.sin_port), .timeout = 2000 * MS };
+	assert_int_equal(mb_client_new(l, &cfg, &c), 0);
+	assert_int_equal(mb_client_read(c, 1, 3, 10, 2, on_read, &r), 0);
+	run_until(l, &r.calls, 1, 3 * USEC_PER_SEC);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(r.regs[0], 10);
+	assert_int_equal(s.accepts, 1);
+	mb_client_free(c);
+	srv_stop(&s);
+	loop_free(l);
+}
+
 static void test_config_rejects(void **state)
 {
 	(void)state;
 	struct loop *l;
 	struct mb_client *c = NULL;
 	assert_int_equal(loop_new(&l), 0);
-	struct mb_client_config bad_host = { .kind = MB_TRANSPORT_TCP, .host = "inverter.example" };
+	struct mb_client_config bad_host = { .kind = MB_TRANSPORT_TCP, .host = "not a host!" };
 	assert_int_equal(mb_client_new(l, &bad_host, &c), -EINVAL);
 	struct mb_client_config no_host = { .kind = MB_TRANSPORT_RTU_OVER_TCP };
 	assert_int_equal(mb_client_new(l, &no_host, &c), -EINVAL);
@@ -971,6 +1024,7 @@ int main(void)
 		cmocka_unit_test(test_tcp_free_from_io_callback),
 		cmocka_unit_test(test_rtu_serial_reads_and_silence),
 		cmocka_unit_test(test_rtu_serial_noise_and_crc),
+		cmocka_unit_test(test_tcp_host_name),
 		cmocka_unit_test(test_config_rejects),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
