@@ -47,6 +47,8 @@ static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL
 static const struct skey schema[] = {
 	{ "backend.data_urls", ST_URL_LIST },
 	{ "backend.graphql_url", ST_URL, .def_str = "" },
+	{ "backend.rate_per_s", ST_INT, 100, .min = 1, .max = 10000 },
+	{ "backend.timeout_ms", ST_INT, 10000, .min = 100, .max = 600000 },
 	{ "devices", ST_DEVICES },
 	{ "frequency.device", ST_INT, 0, .min = 0, .max = 255 },
 	{ "frequency.interval_ms", ST_INT, 100, .min = 10, .max = 60000 },
@@ -104,6 +106,7 @@ static const struct dfield device_fields[] = {
 };
 
 #define MAX_DEVICES 32
+#define MAX_URLS 8      /* UPLOADER_MAX_URLS */
 #define MAX_ARRAY 256
 
 struct settings {
@@ -325,9 +328,10 @@ static int check_value(const struct skey *k, const json_t *v, struct settings_er
 			set_err(err, k->key, "expected an array, got %s", type_name(v));
 			return -EGW_ESCHEMA;
 		}
-		if (json_array_size(v) > (k->type == ST_DEVICES ? MAX_DEVICES : MAX_ARRAY)) {
-			set_err(err, k->key, "more than %d entries",
-				k->type == ST_DEVICES ? MAX_DEVICES : MAX_ARRAY);
+		int max = k->type == ST_DEVICES ? MAX_DEVICES
+			: k->type == ST_URL_LIST ? MAX_URLS : MAX_ARRAY;
+		if (json_array_size(v) > (size_t)max) {
+			set_err(err, k->key, "more than %d entries", max);
 			return -EGW_ESCHEMA;
 		}
 		if (k->type == ST_ARRAY)

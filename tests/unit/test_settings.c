@@ -88,6 +88,7 @@ static void test_defaults(void **state)
 		{ "store.max_bytes", 64 << 20 }, { "store.max_age_s", 30 * 86400 },
 		{ "signer.i2c_address", 0x60 }, { "modbus.min_gap_ms", 0 },
 		{ "modbus.timeout_ms", 1000 }, { "mqtt.port", 1883 },
+		{ "backend.rate_per_s", 100 }, { "backend.timeout_ms", 10000 },
 	};
 	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
 		if (settings_get_int(s, ints[i].key) != ints[i].v)
@@ -149,6 +150,9 @@ static const struct bad {
 	{ "{\"devices\":[{\"connection\":\"tcp\",\"profile\":7,\"host\":\"h\"}]}",
 	  "devices[0].profile", "expected a string" },
 	{ "{\"store\":{\"max_bytes\":10}}", "store.max_bytes", "out of range" },
+	{ "{\"backend\":{\"data_urls\":[\"http://a\",\"http://a\",\"http://a\",\"http://a\","
+	  "\"http://a\",\"http://a\",\"http://a\",\"http://a\",\"http://a\"]}}",
+	  "backend.data_urls", "more than 8 entries" },
 	{ "[1,2]", "", "must be a JSON object" },
 };
 
