@@ -28,13 +28,15 @@ struct uploader {
 	size_t cur_url;         /* endpoint of the request in flight */
 	usec_t last_start;
 	bool backing_off;
+	bool closing;           /* uploader_free is waiting for the ack worker */
 	unsigned rng;           /* jitter state (rand_r), per object */
 	struct uploader_stats st;
 };
 
 static void schedule(struct uploader *u, usec_t due)
 {
-	loop_task_add(u->loop, &u->task, due);
+	if (!u->closing)
+		loop_task_add(u->loop, &u->task, due);
 }
 
 static usec_t jitter(struct uploader *u, usec_t d)
@@ -204,8 +206,11 @@ void uploader_free(struct uploader *u)
 {
 	if (!u)
 		return;
+	/* The ack worker may be using u: let it finish (an fsync at most), with
+	 * nothing new started meanwhile. */
+	u->closing = true;
+	loop_task_cancel(u->loop, &u->task);
 	http_cancel(&u->req);
-	/* The worker is using u: let it finish (an fsync at most). */
 	while (u->ack_work.busy)
 		loop_run_once(u->loop, 100 * USEC_PER_MSEC);
 	loop_task_cancel(u->loop, &u->task);

@@ -97,6 +97,15 @@ def wait_idle(egwd, timeout=30.0):
     T.wait_until(idle, timeout=timeout, what="uploads drained")
 
 
+def stop_clean(tc, proc):
+    """SIGTERM; egwd must exit 0 (under ASan/UBSan: no leak, no error report)."""
+    rc = proc.stop()
+    out = proc.output()
+    tc.assertEqual(rc, 0, f"{proc.name} exit {rc}:\n{out[-3000:]}")
+    tc.assertNotIn("runtime error:", out)
+    tc.assertNotIn("Sanitizer", out)
+
+
 def contiguous(tc, seqs, first=1):
     tc.assertEqual(seqs, list(range(first, first + len(seqs))),
                    f"seqs not contiguous: {seqs[:5]}..{seqs[-5:]}")
@@ -138,6 +147,7 @@ class PipelineTest(unittest.TestCase):
         st = e.state()
         self.assertGreaterEqual(st["uploader"]["acked"], 5)
         self.assertEqual(st["uploader"]["last_status"], 200)
+        stop_clean(self, e)
 
     def test_batches_carry_device_readings_raw_and_frequency(self):
         sim = T.EgwSim(self, [("sungrow", 1)])
@@ -185,6 +195,7 @@ class PipelineTest(unittest.TestCase):
         self.assertAlmostEqual(fr["stats"]["max"], max(hz))
         ts = [x[0] for x in fr["samples"]]
         self.assertEqual(ts, sorted(ts))
+        stop_clean(self, e)
 
     def test_outage_every_batch_once_in_order(self):
         port = T.free_port()
@@ -201,10 +212,10 @@ class PipelineTest(unittest.TestCase):
         sealed_during = e.state()["harvest"]["last_seq"]
         self.assertGreater(sealed_during, 20)
         # Stop sealing so the end state is well defined, then let it drain.
-        e.stop()
+        stop_clean(self, e)
         e2 = egwd_for(self, port, be.port, state_dir=e.state_dir, interval_ms=3600000)
         wait_idle(e2)
-        e2.stop()
+        stop_clean(self, e2)
         self.assertEqual(store_rows(e.state_dir), 0)
         s = be.summary()
         self.assertEqual(s["duplicates"], 0, "a batch arrived twice")
@@ -229,11 +240,11 @@ class PipelineTest(unittest.TestCase):
             e = egwd_for(self, port, be.port, state_dir=state, interval_ms=50)
         be.control(mode="ok")
         time.sleep(0.5)
-        e.stop()
+        stop_clean(self, e)
         # Final run: no new batches; everything committed must arrive.
         e = egwd_for(self, port, be.port, state_dir=state, interval_ms=3600000)
         wait_idle(e)
-        e.stop()
+        stop_clean(self, e)
         self.assertEqual(store_rows(state), 0, "rows left undelivered")
         s = be.summary()
         self.assertEqual(s["bad_signatures"], 0)
@@ -281,6 +292,7 @@ class PipelineTest(unittest.TestCase):
         contiguous(self, s["seqs"], s["seqs"][0])
         verify_all(self, be.records(), key, info["serialNumber"])
         self.assertGreater(e.state()["harvest"]["resigned"], 0)
+        stop_clean(self, e)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ test_pipeline.py.  Run with /usr/bin/python3; EGW_BUILD names the build dir."""
 import unittest
 
 import egwtest as T
-from test_pipeline import DevBackend, egwd_for, public_key, verify_all, wait_idle
+from test_pipeline import DevBackend, egwd_for, public_key, stop_clean, verify_all, wait_idle
 
 
 class PipelineBoundTest(unittest.TestCase):
@@ -18,7 +18,7 @@ class PipelineBoundTest(unittest.TestCase):
         key, info = public_key(e)
         T.wait_until(lambda: e.state()["harvest"]["dropped_rows"] > 0, timeout=60,
                      interval=0.5, what="store over its bound")
-        e.stop()
+        stop_clean(self, e)
         e = egwd_for(self, port, be.port, state_dir=e.state_dir, interval_ms=3600000,
                      extra={"store.max_bytes": 1048576})
         be.control(mode="ok")
@@ -41,6 +41,7 @@ class PipelineBoundTest(unittest.TestCase):
             self.assertIn("max_bytes", p["reason"])
         # The oldest were dropped: the first gap starts at the first seq.
         self.assertEqual(gaps[0][1]["ranges"][0][0], 1)
+        stop_clean(self, e)
 
 
 if __name__ == "__main__":
