@@ -96,7 +96,9 @@ const struct web_route *web_routes(size_t *ret_n);
 /* Starts listening on settings http.bind:http.port.  Returns 0, -EADDRINUSE,
  * -ENOMEM or -errno. */
 int web_new(struct egw *e, struct web **ret);
-/* Stops the daemon, closes every connection.  Accepts NULL. */
+/* Stops the daemon, closes every connection.  Accepts NULL.  Suspended
+ * connections (SSE) must have been resumed by their owner before: the web UI
+ * is torn down first for that reason (see main.c). */
 void web_free(struct web *w);
 
 /* Re-reads the caps that can change at run time (body size, timeout).  A
