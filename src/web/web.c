@@ -770,15 +770,22 @@ static void html_scalar(struct web_buf *b, const json_t *v)
 	}
 }
 
-/* Rows "key | value" for the scalars of o, nested objects one level deep as
- * "key.sub". */
+/* Rows "key | value" for the scalars of o; nested objects (a device's
+ * reading: pv, battery, meter) flattened as "key.sub.subsub", three levels
+ * deep at most. */
 static void html_rows(struct web_buf *b, const json_t *o, const char *prefix)
 {
 	const char *k;
 	const json_t *v;
+	char sub[128];
+	unsigned depth = 0;
+
+	for (const char *p = prefix; *p; p++)
+		depth += *p == '.';
 	json_object_foreach((json_t *)o, k, v) {
-		if (json_is_object(v) && !*prefix) {
-			html_rows(b, v, k);
+		if (json_is_object(v) && (!*prefix || depth < 2) && json_object_size(v)) {
+			snprintf(sub, sizeof(sub), "%s%s%s", prefix, *prefix ? "." : "", k);
+			html_rows(b, v, sub);
 			continue;
 		}
 		buf_puts(b, "<tr><th>");
