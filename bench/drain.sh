@@ -4,6 +4,7 @@
 #
 #   bench/drain.sh [N]          (N defaults to 8640)
 #   EGW_BUILD=/path/to/build    (default: build)
+#   RATE=N                      backend.rate_per_s for egwd (default: its default, 100)
 #
 # 1. builds bench/fill_store.c against $EGW_BUILD/libegw.a and fills a fresh
 #    state dir with N signed batches through the real batch pipeline (one
@@ -53,13 +54,15 @@ t0=$(now)
 "$BUILD/egwd" --state-dir "$TMP/state" --port "$EGWD_PORT" --log-level warn \
 	--set "backend.data_urls=[\"http://127.0.0.1:$BACKEND_PORT/data\"]" \
 	--set harvest.batch_interval_ms=3600000 \
-	--set store.max_bytes=1099511627776 >"$TMP/egwd.out" 2>&1 &
+	--set store.max_bytes=1099511627776 ${RATE:+--set backend.rate_per_s=$RATE} \
+	>"$TMP/egwd.out" 2>&1 &
 EGWD_PID=$!
 PIDS+=($EGWD_PID)
 
-$PY - "$BACKEND_PORT" "$N" "$t0" "$DB_BYTES" <<'EOF'
-import json, sys, time, urllib.request
+$PY - "$BACKEND_PORT" "$N" "$t0" "$DB_BYTES" "$EGWD_PID" "$TMP/egwd.out" <<'EOF'
+import json, os, sys, time, urllib.request
 port, n, t0, dbb = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+egwd_pid, egwd_out = int(sys.argv[5]), sys.argv[6]
 def summary():
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/received", timeout=10) as r:
         return json.loads(r.read())
@@ -70,6 +73,9 @@ while True:
         first_at = time.time()
     if s["unique"] >= n:
         break
+    if not os.path.exists(f"/proc/{egwd_pid}") or \
+            open(f"/proc/{egwd_pid}/stat").read().split()[2] == "Z":
+        sys.exit("drain: egwd exited:\n" + open(egwd_out).read())
     if time.time() - t0 > 3600:
         sys.exit(f"drain: only {s['unique']} of {n} after an hour")
     time.sleep(0.25)
