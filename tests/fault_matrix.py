@@ -53,7 +53,14 @@ DEVICE_FAULTS = {
     "drop": "fault drop on",
     "night": "fault night-sleep on",
 }
-BACKEND_FAULTS = ("none", "refuse", "500", "stall", "drop", "slow")
+BACKEND_FAULTS = ("none", "refuse", "500", "stall", "drop", "slow", "outage")
+# "outage": the backend refuses while egwd seals a batch every 20 ms into a
+# store capped at 1 MiB (store.max_bytes' minimum) until the store has half
+# filled (then the process fault) and dropped rows (then the backend is back,
+# at most OUTAGE_S later), so gap records must account for the dropped seqs.
+OUTAGE_S = 60.0
+OUTAGE_SET = {"store.max_bytes": 1 << 20}
+OUTAGE_INTERVAL_MS = 20
 PROCESS_FAULTS = ("none", "kill9", "sigterm")
 FAULT_S = 2.0
 LOOP = {"http.bind": "127.0.0.1"}
@@ -112,8 +119,9 @@ class SimCtl:
         return ans
 
 
-def start_egwd(scope, port, state, backend, sim, interval_ms):
+def start_egwd(scope, port, state, backend, sim, interval_ms, extra=None):
     s = dict(LOOP)
+    s.update(extra or {})
     s.update({"backend.data_urls": [f"http://127.0.0.1:{backend.port}/data"],
               "harvest.batch_interval_ms": interval_ms,
               "harvest.poll_interval_ms": 100,
@@ -141,15 +149,25 @@ def run_one(dev, be_fault, proc_fault, verbose=False):
         ctl = SimCtl(scope, sim.control_port)
         port = T.free_port()
         be = Backend(scope, port)
-        e = start_egwd(scope, port, state, be, sim, 100)
+        outage = be_fault == "outage"
+        extra = OUTAGE_SET if outage else None
+        interval = OUTAGE_INTERVAL_MS if outage else 100
+        e = start_egwd(scope, port, state, be, sim, interval, extra)
         pem = T.get_json(port, "/api/crypto")["publicKey_pem"]
         key = serialization.load_pem_public_key(pem.encode())
         T.wait_until(lambda: be.summary()["unique"] >= 3, timeout=15, what="first batches")
         if DEVICE_FAULTS[dev]:
             ctl.cmd(DEVICE_FAULTS[dev])
-        if be_fault != "none":
-            be.control(mode=be_fault, for_s=FAULT_S, slow_ms=300)
-        time.sleep(FAULT_S / 2)
+        if outage:
+            be.control(mode="refuse", for_s=OUTAGE_S)
+            T.wait_until(lambda: e.state()["store"]["bytes"] >= 1 << 19, timeout=OUTAGE_S / 2,
+                         interval=0.2, what="store half full")
+            if verbose:
+                print(e.state()["store"], file=sys.stderr)
+        else:
+            if be_fault != "none":
+                be.control(mode=be_fault, for_s=FAULT_S, slow_ms=300)
+            time.sleep(FAULT_S / 2)
         if proc_fault == "kill9":
             e.kill9()
         elif proc_fault == "sigterm":
@@ -157,8 +175,13 @@ def run_one(dev, be_fault, proc_fault, verbose=False):
             if rc != 0:
                 raise RuntimeError(f"egwd exited {rc} on SIGTERM:\n{e.output()[-2000:]}")
         if proc_fault != "none":
-            e = start_egwd(scope, port, state, be, sim, 100)
-        time.sleep(FAULT_S / 2)
+            e = start_egwd(scope, port, state, be, sim, interval, extra)
+        if outage:
+            T.wait_until(lambda: e.state()["store"]["dropped"] > 0, timeout=OUTAGE_S / 2,
+                         interval=0.2, what="store dropping rows")
+            time.sleep(0.5)
+        else:
+            time.sleep(FAULT_S / 2)
         ctl.cmd("clear")
         be.control(mode="ok")
         time.sleep(0.5)
@@ -166,7 +189,7 @@ def run_one(dev, be_fault, proc_fault, verbose=False):
         if rc != 0:
             raise RuntimeError(f"egwd exited {rc}:\n{e.output()[-2000:]}")
         # Drain: no new batches, everything committed must reach the backend.
-        e = start_egwd(scope, port, state, be, sim, 3600000)
+        e = start_egwd(scope, port, state, be, sim, 3600000, extra)
 
         def idle():
             up = e.state()["uploader"]
@@ -206,6 +229,8 @@ def run_one(dev, be_fault, proc_fault, verbose=False):
             res["error"] = f"{left} rows left in the store"
         elif made < 5:
             res["error"] = "too few batches made"
+        elif outage and not gap_seqs:
+            res["error"] = "an outage past store.max_bytes left no gap record"
     except Exception as ex:  # noqa: BLE001 - reported in the table
         res["error"] = f"{type(ex).__name__}: {ex}"[:300]
     finally:
@@ -219,9 +244,10 @@ def combos(full):
     out = []
     for p in PROCESS_FAULTS:
         out += [(d, "none", p) for d in DEVICE_FAULTS]
-        out += [("none", b, p) for b in BACKEND_FAULTS if b != "none"]
+        out += [("none", b, p) for b in BACKEND_FAULTS if b not in ("none", "outage")]
     # a few doubles
-    out += [("timeout", "stall", "kill9"), ("garbage", "drop", "sigterm"),
+    out += [("none", "outage", "none"), ("none", "outage", "kill9"),
+            ("timeout", "stall", "kill9"), ("garbage", "drop", "sigterm"),
             ("drop", "refuse", "kill9"), ("night", "500", "none")]
     return out
 

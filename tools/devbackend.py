@@ -237,6 +237,13 @@ class Handler(BaseHTTPRequestHandler):
             mode = self.st.current_mode()
             slow = self.st.slow_ms
             self.st.refused_by_mode[mode] = self.st.refused_by_mode.get(mode, 0) + 1
+        if mode == "refuse":
+            # The listener is closed, but a keep-alive connection opened
+            # before would go on being served: close it unanswered, so the
+            # client reconnects and is refused.
+            self.close_connection = True
+            self.connection.close()
+            return True
         if mode == "500":
             self.reply(500, {"error": "told to fail"})
             return True

@@ -17,6 +17,7 @@ SUBSET = [
     ("tid", "drop", "none"),
     ("exception", "slow", "sigterm"),
     ("night", "refuse", "none"),
+    ("none", "outage", "kill9"),
 ]
 
 
