@@ -176,7 +176,9 @@ class Egwd(Proc):
         self.state_dir = state_dir or tempdir(testcase)
         self.port = port or free_port()
         argv = [binary("egwd"), "--port", self.port, "--state-dir", self.state_dir]
-        for k, v in (set or {}).items():
+        # Tests listen on loopback only (egwd's default is every interface).
+        set = dict({"http.bind": "127.0.0.1"}, **(set or {}))
+        for k, v in set.items():
             if not isinstance(v, str):
                 v = json.dumps(v)
             argv += ["--set", f"{k}={v}"]
