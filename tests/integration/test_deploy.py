@@ -95,6 +95,7 @@ class ComposeFiles(unittest.TestCase):
         e = dev["services"]["egwd"]
         argv = local_argv(dockerfile_entrypoint("Dockerfile") + e["command"], subst)
         argv = [a if a != "5000" else str(web_port) for a in argv]
+        argv += ["--set", "http.bind=127.0.0.1"]  # the container listens on all interfaces
         egwd = T.Proc(argv, name="egwd")
         self.addCleanup(egwd.stop)
         T.wait_port(web_port, proc=egwd)
@@ -138,7 +139,8 @@ class Install(unittest.TestCase):
             unit = f.read()
         self.assertIn(f"ExecStart={prefix}/sbin/egwd ", unit)
         port = T.free_port()
-        p = T.Proc([egwd, "--port", port, "--state-dir", T.tempdir(self)], name="egwd-installed")
+        p = T.Proc([egwd, "--port", port, "--state-dir", T.tempdir(self),
+                    "--set", "http.bind=127.0.0.1"], name="egwd-installed")
         self.addCleanup(p.stop)
         T.wait_port(port, proc=p)
         st, hdr, body = T.http(port, "GET", "/")
