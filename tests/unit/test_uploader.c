@@ -186,6 +186,8 @@ struct queue {
 	uint64_t acked[MAX_REQS];
 	int nacked;
 	int ack_fail_next;
+	unsigned ack_sleep_ms;  /* the ack "fsync" takes this long (worker thread) */
+	volatile int acking;    /* set while an ack runs */
 };
 
 static int q_peek(void *ud, uint64_t *ret_seq, char **ret_jwt)
@@ -205,6 +207,10 @@ static int q_peek(void *ud, uint64_t *ret_seq, char **ret_jwt)
 static int q_ack(void *ud, uint64_t seq)
 {
 	struct queue *q = ud;
+	if (q->ack_sleep_ms) {
+		__atomic_store_n(&q->acking, 1, __ATOMIC_SEQ_CST);
+		usleep(q->ack_sleep_ms * 1000);
+	}
 	if (q->ack_fail_next > 0) {
 		q->ack_fail_next--;
 		return -EIO;
@@ -490,6 +496,28 @@ static void test_two_endpoints_and_failed_ack(void **state)
 	srv_free(s[1]);
 }
 
+static void test_free_while_ack_in_flight(void **state)
+{
+	struct fixture *f = *state;
+	struct srv *s = srv_new(true);
+	struct queue q = { .first = 1, .last = 5, .ack_sleep_ms = 300 };
+	struct uploader *up = up_new(f, &q, &s, 1, 1000, 2000);
+
+	uploader_kick(up);
+	usec_t end = now_usec() + 3 * USEC_PER_SEC;
+	while (!__atomic_load_n(&q.acking, __ATOMIC_SEQ_CST) && now_usec() < end)
+		loop_run_once(f->l, 5 * USEC_PER_MSEC);
+	assert_true(q.acking);
+	/* Freeing waits for the worker; nothing new may start meanwhile (the
+	 * ack's completion used to schedule the next upload, which then ran
+	 * inside uploader_free and outlived it). */
+	uploader_free(up);
+	assert_int_equal(http_active(f->h), 0);
+	assert_int_equal(srv_count(s), 1);
+	assert_int_equal(q.nacked, 1); /* the ack itself completed */
+	srv_free(s);
+}
+
 static void test_bad_config(void **state)
 {
 	struct fixture *f = *state;
@@ -613,6 +641,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bounded_rate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unsigned_never_sent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_endpoints_and_failed_ack, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_free_while_ack_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
 		cmocka_unit_test(test_name_parse),
 		cmocka_unit_test_setup_teardown(test_name_query, setup, teardown),
