@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backend/batch.h"
 #include "backend/pipeline.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -317,6 +318,31 @@ static int on_settings_changed(struct egw *e)
 	return 0;
 }
 
+/* The gateway's state decides what runs.  Entering "stopping" seals what
+ * was collected since the last batch, so an orderly stop (SIGTERM, a
+ * container restart) loses no reading; main() then lets that batch reach
+ * the store before tearing the modules down. */
+static void gw_enter_stopping(struct fsm *f, unsigned from, const char *reason, void *ud)
+{
+	struct egw *e = ud;
+	UNUSED(f);
+	UNUSED(reason);
+	if (from != GW_STARTING && e->batch)
+		batch_seal_now(e->batch);
+}
+
+static const struct fsm_handler gw_handlers[GW_STATE_COUNT] = {
+	[GW_STOPPING] = { .enter = gw_enter_stopping },
+};
+
+/* Run the loop until the last sealed batch is committed (bounded). */
+static void drain_batches(struct egw *e)
+{
+	usec_t end = now_usec() + 5 * USEC_PER_SEC;
+	while (e->batch && batch_busy(e->batch) && now_usec() < end)
+		loop_run_once(e->loop, 50 * USEC_PER_MSEC);
+}
+
 static void on_signal(struct loop *l, int signo, void *ud)
 {
 	struct egw *e = ud;
@@ -370,7 +396,7 @@ int main(int argc, char **argv)
 
 	e.started_us = now_usec();
 	e.started_wall_ms = wall_ms();
-	fsm_init(&e.gw, &fsm_gateway_def, GW_STARTING, NULL, &e, "gateway");
+	fsm_init(&e.gw, &fsm_gateway_def, GW_STARTING, gw_handlers, &e, "gateway");
 	r = loop_new(&e.loop);
 	if (r < 0) {
 		log_error("main", "event loop: %s", egw_strerror(r));
@@ -399,6 +425,7 @@ int main(int argc, char **argv)
 	}
 out:
 	fsm_go(&e.gw, GW_STOPPING, "shutdown");
+	drain_batches(&e);
 	while (up-- > 0)
 		if (steps[up].fini)
 			steps[up].fini(&e);
