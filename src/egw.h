@@ -10,6 +10,7 @@
 
 #include "base/time.h"
 #include "fsm/fsm.h"
+#include "sched/sched.h"
 #include "web/web.h"
 
 struct loop;
@@ -45,6 +46,7 @@ struct egw {
 	struct batch *batch;             /* harvest: batch assembly (backend/batch.h) */
 	struct mqtt *mqtt;
 	struct webui *webui;             /* web UI, live stream, device API (webui.h) */
+	struct task watchdog;            /* systemd watchdog keep-alive (sdnotify.h) */
 
 	/* Called after the settings changed (POST /api/settings, SIGHUP); applies
 	 * them to every module without a restart.  Returns 0 or a negative error. */

@@ -22,6 +22,7 @@
 #include "backend/pipeline.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/sdnotify.h"
 #include "base/util.h"
 #include "config/settings.h"
 #include "crypto/wire.h"
@@ -335,6 +336,26 @@ static const struct fsm_handler gw_handlers[GW_STATE_COUNT] = {
 	[GW_STOPPING] = { .enter = gw_enter_stopping },
 };
 
+/* systemd's watchdog: the loop proves it is alive by running this task. */
+static int watchdog_run(struct task *t, usec_t now)
+{
+	UNUSED(t);
+	UNUSED(now);
+	sdnotify("WATCHDOG=1");
+	return 0;
+}
+
+static void start_sdnotify(struct egw *e)
+{
+	uint64_t wd = sdnotify_watchdog_usec();
+	sdnotify("READY=1\nSTATUS=running");
+	if (wd) {
+		e->watchdog = (struct task){ .name = "watchdog", .run = watchdog_run,
+					     .period = (usec_t)(wd / 2) };
+		loop_task_add(e->loop, &e->watchdog, now_usec() + (usec_t)(wd / 2));
+	}
+}
+
 /* Run the loop until the last sealed batch is committed (bounded). */
 static void drain_batches(struct egw *e)
 {
@@ -418,6 +439,7 @@ int main(int argc, char **argv)
 		}
 	}
 	update_gateway_state(&e, "started");
+	start_sdnotify(&e);
 	r = loop_run(e.loop);
 	if (r < 0) {
 		log_error("main", "event loop: %s", egw_strerror(r));
@@ -425,6 +447,8 @@ int main(int argc, char **argv)
 	}
 out:
 	fsm_go(&e.gw, GW_STOPPING, "shutdown");
+	sdnotify("STOPPING=1");
+	loop_task_cancel(e.loop, &e.watchdog);
 	drain_batches(&e);
 	while (up-- > 0)
 		if (steps[up].fini)

@@ -3,6 +3,7 @@ last batch and commits it to the store before egwd exits."""
 import json
 import os
 import signal
+import socket
 import sqlite3
 import time
 import unittest
@@ -34,6 +35,35 @@ class Shutdown(unittest.TestCase):
         self.assertGreaterEqual(len(readings), 3, payload[:400])
         self.assertTrue(jwt and jwt.count(".") == 2, "stored signed")
         self.assertIn("stopping", egwd.output())
+
+
+    def test_systemd_notify_ready_watchdog_stopping(self):
+        """Type=notify with WatchdogSec in the unit: egwd must say READY=1,
+        keep sending WATCHDOG=1 at half the interval, and STOPPING=1."""
+        path = os.path.join(T.tempdir(self), "notify")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        sock.bind(path)
+        sock.settimeout(5)
+        egwd = T.Egwd(self, env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
+        msgs = []
+        t0 = time.monotonic()
+        while sum("WATCHDOG=1" in m for m in msgs) < 3 and time.monotonic() - t0 < 5:
+            msgs.append(sock.recv(4096).decode())
+        self.assertIn("READY=1", msgs[0])
+        self.assertGreaterEqual(sum("WATCHDOG=1" in m for m in msgs), 3, msgs)
+        # three keep-alives at 200 ms take at least ~400 ms after READY
+        self.assertGreater(time.monotonic() - t0, 0.3)
+        egwd.signal(signal.SIGTERM)
+        self.assertEqual(egwd.wait(timeout=15), 0)
+        rest = []
+        try:
+            while True:
+                sock.settimeout(0.5)
+                rest.append(sock.recv(4096).decode())
+        except socket.timeout:
+            pass
+        self.assertTrue(any("STOPPING=1" in m for m in rest), rest)
 
 
 if __name__ == "__main__":
