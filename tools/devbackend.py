@@ -30,7 +30,8 @@ answer 500; stall = read the request, never answer (until the mode ends or the
 client gives up); drop = read the request, then reset the connection; slow =
 answer normally after slow_ms.
 
-Loopback only unless --host says otherwise.  On start it prints one line
+HTTPS with --tls-cert/--tls-key (data port only; the control port stays
+plain HTTP).  Loopback only unless --host says otherwise.  On start it prints one line
 "devbackend ready port=P control_port=C" (C is 0 without --control-port).
 """
 import argparse
@@ -40,6 +41,7 @@ import os
 import re
 import select
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -88,6 +90,10 @@ class State:
         self.mode_until = time.monotonic() + args.mode_for if args.mode_for else None
         self.slow_ms = args.slow_ms
         self.log = open(args.log, "a", buffering=1) if args.log else None
+        self.tls = None
+        if args.tls_cert:
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls.load_cert_chain(args.tls_cert, args.tls_key)
         self.mode_changed = threading.Condition(self.lock)
         self.reset()
 
@@ -449,6 +455,8 @@ class Listener:
 
     def _conn(self, handler, conn, addr):
         try:
+            if self.st.tls and not self.control_only:
+                conn = self.st.tls.wrap_socket(conn, server_side=True)
             handler(conn, addr, self)
         except OSError:
             pass
@@ -475,11 +483,15 @@ def main(argv=None):
     ap.add_argument("--mode-for", type=float, default=None, help="seconds, then back to ok")
     ap.add_argument("--slow-ms", type=int, default=2000)
     ap.add_argument("--idle-timeout", type=float, default=30.0)
+    ap.add_argument("--tls-cert", help="serve HTTPS on the data port with this PEM certificate")
+    ap.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
     args.data_path = args.data_path or ["/data"]
     if not args.pubkey_pem and not args.egwd:
         ap.error("give --pubkey-pem or --egwd to verify signatures")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        ap.error("--tls-cert and --tls-key go together")
 
     st = State(args)
     data = Listener(st, args.host, args.port, control_only=False)

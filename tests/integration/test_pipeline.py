@@ -9,11 +9,19 @@ import os
 import random
 import re
 import sqlite3
+import ssl
 import time
 import unittest
 
+import datetime
+import http.client
+import ipaddress
+
 import jwt as pyjwt
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 import egwtest as T
 
@@ -95,6 +103,28 @@ def wait_idle(egwd, timeout=30.0):
         up = egwd.state()["uploader"]
         return up["backlog"] == 0 and up["pending_seq"] == 0
     T.wait_until(idle, timeout=timeout, what="uploads drained")
+
+
+def self_signed(d):
+    """A self-signed certificate for 127.0.0.1 in d; returns (cert, key) paths."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cp, kp = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    with open(cp, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(kp, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM,
+                                  serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    return cp, kp
 
 
 def stop_clean(tc, proc):
@@ -195,6 +225,30 @@ class PipelineTest(unittest.TestCase):
         self.assertAlmostEqual(fr["stats"]["max"], max(hz))
         ts = [x[0] for x in fr["samples"]]
         self.assertEqual(ts, sorted(ts))
+        stop_clean(self, e)
+
+    def test_tls_peer_is_verified(self):
+        # An HTTPS backend whose certificate no CA vouches for: egwd must
+        # refuse to upload to it (verification is never turned off).
+        cert, key = self_signed(T.tempdir(self))
+        port = T.free_port()
+        be = DevBackend(self, port, "--tls-cert", cert, "--tls-key", key)
+        url = f"https://127.0.0.1:{be.port}/data"
+        e = T.Egwd(self, port=port, set={"backend.data_urls": [url],
+                                         "harvest.batch_interval_ms": 100})
+        up = T.wait_until(lambda: (lambda u: u["failed"] >= 2 and u)(e.state()["uploader"]),
+                          timeout=15, what="failed TLS uploads")
+        self.assertEqual(up["ok"], 0)
+        self.assertEqual(up["acked"], 0)
+        self.assertRegex(up["last_error_detail"].lower(), "certificate|ssl")
+        self.assertGreater(up["backlog"], 0)
+        self.assertEqual(be.summary()["requests"], 0)
+        # The backend itself speaks TLS fine to a client that trusts its cert.
+        ctx = ssl.create_default_context(cafile=cert)
+        c = http.client.HTTPSConnection("127.0.0.1", be.port, context=ctx, timeout=5)
+        c.request("POST", "/data", body=b"not-a-token")
+        self.assertEqual(c.getresponse().status, 400)
+        c.close()
         stop_clean(self, e)
 
     def test_outage_every_batch_once_in_order(self):
