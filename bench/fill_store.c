@@ -36,9 +36,9 @@ int main(int argc, char **argv)
 	}
 	long n = strtol(argv[2], NULL, 10);
 	snprintf(path, sizeof(path), "%s/store.db", argv[1]);
-	struct signer_config scfg = { .backend = SIGNER_SOFTWARE, .state_dir = argv[1] };
-	struct store_config stcfg = { .path = path };
-	struct batch_config bcfg = { .interval = 24 * 3600 * USEC_PER_SEC };
+	struct signer_config scfg = {.backend = SIGNER_SOFTWARE, .state_dir = argv[1]};
+	struct store_config stcfg = {.path = path};
+	struct batch_config bcfg = {.interval = 24 * 3600 * USEC_PER_SEC};
 
 	if ((r = loop_new(&l)) < 0 || (r = signer_open(&scfg, &sg)) < 0 ||
 	    (r = store_open(l, &stcfg, &st)) < 0 || (r = batch_new(l, st, sg, &bcfg, &b)) < 0) {
@@ -61,7 +61,8 @@ int main(int argc, char **argv)
 				snprintf(addr, sizeof(addr), "%d", 5000 + a);
 				json_object_set_new(raw, addr, json_integer((i * 7 + a) & 0xffff));
 			}
-			batch_add_reading(b, "inv1", "sungrow", "A2209181234", t + k * 1000, &rd, raw);
+			batch_add_reading(b, "inv1", "sungrow", "A2209181234", t + k * 1000, &rd,
+			                  raw);
 			json_decref(raw);
 		}
 		for (int k = 0; k < 100; k++)
@@ -78,7 +79,8 @@ int main(int argc, char **argv)
 	struct store_stats ss;
 	batch_get_stats(b, &bs);
 	store_get_stats(st, &ss);
-	printf("fill_store: sealed %llu, stored signed %llu, backlog %lld rows, %lld bytes, last seq %lld\n",
+	printf("fill_store: sealed %llu, stored signed %llu, backlog %lld rows, %lld bytes, last "
+	       "seq %lld\n",
 	       (unsigned long long)bs.sealed, (unsigned long long)bs.stored_signed,
 	       (long long)ss.backlog, (long long)ss.bytes, (long long)ss.last_seq);
 	batch_free(b);

@@ -21,8 +21,8 @@ struct dev_acc {
 	char id[ID_MAX];
 	char profile[ID_MAX];
 	char serial[ID_MAX];
-	json_t *raw;       /* {"<ts>": {...}} */
-	json_t *readings;  /* {"<ts>": {...}} */
+	json_t *raw;      /* {"<ts>": {...}} */
+	json_t *readings; /* {"<ts>": {...}} */
 };
 
 /* A sealed batch waiting to be signed and committed. */
@@ -31,7 +31,7 @@ struct pending {
 	int64_t created_ms;
 	char *payload;
 	char model[ID_MAX];
-	char *jwt;         /* set by the worker once signed */
+	char *jwt; /* set by the worker once signed */
 };
 
 struct batch {
@@ -42,7 +42,7 @@ struct batch {
 	usec_t interval;
 	unsigned freq_interval_ms;
 	struct task seal_task;
-	struct task retry_task;    /* one-shot: commit again after a store error */
+	struct task retry_task; /* one-shot: commit again after a store error */
 	struct task resign_task;
 
 	/* the batch being collected */
@@ -116,7 +116,7 @@ static struct dev_acc *dev_get(struct batch *b, const char *id)
 }
 
 int batch_add_reading(struct batch *b, const char *dev_id, const char *profile, const char *serial,
-		      int64_t ts_ms, const struct reading *r, const json_t *raw)
+                      int64_t ts_ms, const struct reading *r, const json_t *raw)
 {
 	char key[24];
 	struct dev_acc *d;
@@ -189,7 +189,7 @@ static json_t *build_payload(struct batch *b, int64_t seq, int64_t now_ms)
 	json_t *p, *devs, *o;
 
 	p = json_pack("{sIsIsssI}", "seq", (json_int_t)seq, "iat", (json_int_t)(now_ms / 1000),
-		      "gateway", signer_serial_hex(b->signer), "from_ms", (json_int_t)b->from_ms);
+	              "gateway", signer_serial_hex(b->signer), "from_ms", (json_int_t)b->from_ms);
 	if (!p)
 		return NULL;
 	if (json_object_set_new(p, "to_ms", json_integer(now_ms)) < 0)
@@ -199,24 +199,24 @@ static json_t *build_payload(struct batch *b, int64_t seq, int64_t now_ms)
 		goto err;
 	for (unsigned i = 0; i < b->ndev; i++) {
 		struct dev_acc *d = &b->devs[i];
-		o = json_pack("{sssssssOsO}", "id", d->id, "profile", d->profile, "serial", d->serial,
-			      "raw", d->raw, "readings", d->readings);
+		o = json_pack("{sssssssOsO}", "id", d->id, "profile", d->profile, "serial",
+		              d->serial, "raw", d->raw, "readings", d->readings);
 		if (!o || json_array_append_new(devs, o) < 0)
 			goto err;
 	}
 	if (b->nsamples > 0) {
 		o = json_pack("{sssIsO}", "device", b->freq_dev, "interval_ms",
-			      (json_int_t)b->freq_interval_ms, "samples", b->samples);
+		              (json_int_t)b->freq_interval_ms, "samples", b->samples);
 		if (!o || json_object_set_new(p, "frequency", o) < 0)
 			goto err;
 		json_t *stats = json_pack("{sIsfsfsf}", "count", (json_int_t)b->nsamples, "mean",
-					  b->fsum / b->nsamples, "min", b->fmin, "max", b->fmax);
+		                          b->fsum / b->nsamples, "min", b->fmin, "max", b->fmax);
 		if (!stats || json_object_set_new(o, "stats", stats) < 0)
 			goto err;
 	}
 	if (b->overflow_readings || b->overflow_samples) {
 		o = json_pack("{sIsI}", "readings", (json_int_t)b->overflow_readings, "samples",
-			      (json_int_t)b->overflow_samples);
+		              (json_int_t)b->overflow_samples);
 		if (!o || json_object_set_new(p, "overflow", o) < 0)
 			goto err;
 	}
@@ -320,7 +320,8 @@ int batch_seal_now(struct batch *b)
 	if (b->qlen == BATCH_MAX_PENDING) {
 		/* The store has been failing for a long time: drop the oldest not
 		 * being worked on, keep the newest. */
-		unsigned victim = b->commit_work.busy ? (b->qhead + 1) % BATCH_MAX_PENDING : b->qhead;
+		unsigned victim =
+		    b->commit_work.busy ? (b->qhead + 1) % BATCH_MAX_PENDING : b->qhead;
 		pending_free(&b->q[victim]);
 		if (victim == b->qhead) {
 			b->qhead = (b->qhead + 1) % BATCH_MAX_PENDING;
@@ -331,7 +332,8 @@ int batch_seal_now(struct batch *b)
 				unsigned c = (b->qhead + i + 1) % BATCH_MAX_PENDING;
 				b->q[a] = b->q[c];
 			}
-			memset(&b->q[(b->qhead + b->qlen - 1) % BATCH_MAX_PENDING], 0, sizeof(struct pending));
+			memset(&b->q[(b->qhead + b->qlen - 1) % BATCH_MAX_PENDING], 0,
+			       sizeof(struct pending));
 		}
 		b->qlen--;
 		b->st.lost++;
@@ -388,8 +390,9 @@ static void resign_work(struct loop_work *w)
 	b->resign_r = store_unsigned(b->store, RESIGN_MAX, rows, &n);
 	for (unsigned i = 0; i < n && b->resign_r >= 0; i++) {
 		bool gap = rows[i].kind == STORE_GAP;
-		json_t *h = jwt_header_new(b->signer, gap ? "egw" : model_of(rows[i].payload, model),
-					   gap ? "egw-gap" : "egw-batch");
+		json_t *h =
+		    jwt_header_new(b->signer, gap ? "egw" : model_of(rows[i].payload, model),
+		                   gap ? "egw-gap" : "egw-batch");
 		char *jwt = NULL;
 		int r = h ? jwt_sign_raw(b->signer, h, rows[i].payload, &jwt) : -ENOMEM;
 		json_decref(h);
@@ -438,7 +441,7 @@ static int resign_run(struct task *t, usec_t now)
 }
 
 int batch_new(struct loop *l, struct store *st, struct signer *sg, const struct batch_config *cfg,
-	      struct batch **ret)
+              struct batch **ret)
 {
 	struct batch *b;
 	usec_t resign;
@@ -454,13 +457,16 @@ int batch_new(struct loop *l, struct store *st, struct signer *sg, const struct 
 	b->interval = cfg && cfg->interval > 0 ? cfg->interval : 10 * USEC_PER_SEC;
 	b->freq_interval_ms = cfg && cfg->freq_interval_ms ? cfg->freq_interval_ms : 100;
 	resign = cfg && cfg->resign_interval > 0 ? cfg->resign_interval : 2 * USEC_PER_SEC;
-	b->seal_task = (struct task){ .name = "batch-seal", .run = seal_run, .period = b->interval,
-				      .prio = 4 };
-	b->retry_task = (struct task){ .name = "batch-retry", .run = retry_run, .prio = 6 };
-	b->resign_task = (struct task){ .name = "batch-resign", .run = resign_run, .period = resign,
-					.prio = 7, .backoff_max = 30 * USEC_PER_SEC };
-	b->commit_work = (struct loop_work){ .work = commit_work, .done = commit_done };
-	b->resign_work = (struct loop_work){ .work = resign_work, .done = resign_done };
+	b->seal_task =
+	    (struct task){.name = "batch-seal", .run = seal_run, .period = b->interval, .prio = 4};
+	b->retry_task = (struct task){.name = "batch-retry", .run = retry_run, .prio = 6};
+	b->resign_task = (struct task){.name = "batch-resign",
+	                               .run = resign_run,
+	                               .period = resign,
+	                               .prio = 7,
+	                               .backoff_max = 30 * USEC_PER_SEC};
+	b->commit_work = (struct loop_work){.work = commit_work, .done = commit_done};
+	b->resign_work = (struct loop_work){.work = resign_work, .done = resign_done};
 	collect_reset(b, wall_ms());
 	usec_t now = now_usec();
 	if (loop_task_add(l, &b->seal_task, now + b->interval) < 0 ||
@@ -495,7 +501,10 @@ void batch_free(struct batch *b)
 	free(b);
 }
 
-void batch_set_uploader(struct batch *b, struct uploader *up) { b->up = up; }
+void batch_set_uploader(struct batch *b, struct uploader *up)
+{
+	b->up = up;
+}
 
 int batch_set_interval(struct batch *b, usec_t interval)
 {

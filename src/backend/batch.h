@@ -74,24 +74,24 @@ struct batch_config {
 };
 
 struct batch_stats {
-	uint64_t sealed;           /* batches built */
-	uint64_t stored_signed;    /* committed with a token */
-	uint64_t stored_unsigned;  /* committed without (signer down) */
-	uint64_t resigned;         /* rows signed later */
-	uint64_t store_errors;     /* appends refused (retried) */
+	uint64_t sealed;          /* batches built */
+	uint64_t stored_signed;   /* committed with a token */
+	uint64_t stored_unsigned; /* committed without (signer down) */
+	uint64_t resigned;        /* rows signed later */
+	uint64_t store_errors;    /* appends refused (retried) */
 	uint64_t sign_errors;
-	uint64_t lost;             /* batches dropped from memory (store down too long) */
-	uint64_t dropped_rows;     /* rows dropped by store bounds */
+	uint64_t lost;         /* batches dropped from memory (store down too long) */
+	uint64_t dropped_rows; /* rows dropped by store bounds */
 	uint64_t readings, samples, overflow;
-	int64_t last_seq;          /* last committed, 0 if none */
-	unsigned pending;          /* sealed batches waiting for the store */
+	int64_t last_seq; /* last committed, 0 if none */
+	unsigned pending; /* sealed batches waiting for the store */
 	int last_error;
 };
 
 /* The first seal happens one interval after creation.  up may be NULL (set
  * later with batch_set_uploader).  Returns 0, -EINVAL or -ENOMEM. */
 int batch_new(struct loop *l, struct store *st, struct signer *sg, const struct batch_config *cfg,
-	      struct batch **ret);
+              struct batch **ret);
 /* Waits (running the loop, at most a few seconds) for the batch being signed
  * or stored, then frees.  Batches not yet stored are lost.  Accepts NULL. */
 void batch_free(struct batch *b);
@@ -101,12 +101,13 @@ void batch_set_uploader(struct batch *b, struct uploader *up);
  * profile and serial may be NULL.  Returns 0, -EINVAL, -ENOSPC (cap reached:
  * counted in overflow) or -ENOMEM. */
 int batch_add_reading(struct batch *b, const char *dev_id, const char *profile, const char *serial,
-		      int64_t ts_ms, const struct reading *r, const json_t *raw);
+                      int64_t ts_ms, const struct reading *r, const json_t *raw);
 /* Add one grid frequency sample.  Returns 0, -EINVAL, -ENOSPC or -ENOMEM. */
 int batch_add_freq(struct batch *b, const char *dev_id, int64_t ts_ms, double hz);
 
 /* Adapters with the signature of struct device_hooks (ud = the batch). */
-void batch_on_reading(void *ud, struct device *d, int64_t ts_ms, const struct reading *r, json_t *raw);
+void batch_on_reading(void *ud, struct device *d, int64_t ts_ms, const struct reading *r,
+                      json_t *raw);
 void batch_on_freq(void *ud, struct device *d, int64_t ts_ms, double hz);
 
 /* Change the sealing interval (harvest.batch_interval_ms); the next seal is

@@ -12,7 +12,7 @@
 struct http {
 	struct loop *loop;
 	CURLM *multi;
-	struct task timer;   /* curl's single timeout */
+	struct task timer; /* curl's single timeout */
 	unsigned active;
 };
 
@@ -154,7 +154,8 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 
 	if (timeout_ms < 0)
 		loop_task_cancel(h->loop, &h->timer);
-	else if (loop_task_add(h->loop, &h->timer, now_usec() + (usec_t)timeout_ms * USEC_PER_MSEC) < 0)
+	else if (loop_task_add(h->loop, &h->timer,
+	                       now_usec() + (usec_t)timeout_ms * USEC_PER_MSEC) < 0)
 		return -1;
 	return 0;
 }
@@ -197,7 +198,7 @@ int http_new(struct loop *l, struct http **ret)
 	if (!h)
 		return -ENOMEM;
 	h->loop = l;
-	h->timer = (struct task){ .name = "http-timeout", .run = on_timer, .prio = 0 };
+	h->timer = (struct task){.name = "http-timeout", .run = on_timer, .prio = 0};
 	h->multi = curl_multi_init();
 	if (!h->multi) {
 		free(h);
@@ -231,10 +232,13 @@ void http_cancel(struct http_req *req)
 		req_release(req);
 }
 
-unsigned http_active(const struct http *h) { return h->active; }
+unsigned http_active(const struct http *h)
+{
+	return h->active;
+}
 
 int http_post(struct http *h, struct http_req *req, const char *url, const char *content_type,
-	      const char *body, size_t len, long timeout_ms, http_done_fn done)
+              const char *body, size_t len, long timeout_ms, http_done_fn done)
 {
 	char ctype[128];
 	CURL *e;

@@ -28,15 +28,15 @@ typedef void (*http_done_fn)(struct http_req *req, int err, long status);
 struct http_req {
 	/* owned by http.c */
 	struct http *http;
-	void *easy;                 /* CURL * */
-	void *headers;              /* struct curl_slist * */
-	char *body;                 /* copy of the request body */
+	void *easy;    /* CURL * */
+	void *headers; /* struct curl_slist * */
+	char *body;    /* copy of the request body */
 	bool busy;
 	http_done_fn done;
-	char resp[HTTP_RESP_MAX + 1];  /* NUL-terminated */
+	char resp[HTTP_RESP_MAX + 1]; /* NUL-terminated */
 	size_t resp_len;
 	bool truncated;
-	char curl_error[256];       /* curl's message for the last failure */
+	char curl_error[256]; /* curl's message for the last failure */
 };
 
 /* Returns 0, -ENOMEM or -EIO (curl init failure). */
@@ -49,7 +49,7 @@ void http_free(struct http *h);
  * call.  timeout_ms bounds the whole transfer (connect included).
  * Returns 0, -EBUSY if req is in flight, -ENOMEM or -EINVAL. */
 int http_post(struct http *h, struct http_req *req, const char *url, const char *content_type,
-	      const char *body, size_t len, long timeout_ms, http_done_fn done);
+              const char *body, size_t len, long timeout_ms, http_done_fn done);
 /* Abort req's transfer if in flight; its done callback does not run. */
 void http_cancel(struct http_req *req);
 /* Transfers in flight. */

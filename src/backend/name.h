@@ -17,11 +17,11 @@
 #define NAMEQUERY_MAX 128
 
 struct namequery_config {
-	const char *url;           /* GraphQL endpoint; copied */
-	const char *serial;        /* gateway serial (hex); copied */
-	usec_t interval;           /* until known; 0: 10 s */
-	usec_t refresh_interval;   /* once known; 0: 1 h */
-	long timeout_ms;           /* per request; 0: 10000 */
+	const char *url;         /* GraphQL endpoint; copied */
+	const char *serial;      /* gateway serial (hex); copied */
+	usec_t interval;         /* until known; 0: 10 s */
+	usec_t refresh_interval; /* once known; 0: 1 h */
+	long timeout_ms;         /* per request; 0: 10000 */
 };
 
 struct namequery_stats {
@@ -35,7 +35,7 @@ struct namequery;
 /* Returns 0, -EINVAL (no URL or serial, or a serial with characters other
  * than [0-9A-Za-z_-]) or -ENOMEM.  The first query runs at once. */
 int namequery_new(struct loop *l, struct http *h, const struct namequery_config *cfg,
-		  struct namequery **ret);
+                  struct namequery **ret);
 void namequery_free(struct namequery *q);
 /* The name, or NULL while unknown. */
 const char *namequery_name(const struct namequery *q);

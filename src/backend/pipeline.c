@@ -17,7 +17,7 @@
 #include "store/store.h"
 #include "web/web.h"
 
-#define MSEC(ms) ((usec_t)(ms) * USEC_PER_MSEC)
+#define MSEC(ms) ((usec_t)(ms)*USEC_PER_MSEC)
 
 /* ---- http ---- */
 
@@ -42,24 +42,27 @@ static json_t *harvest_section(void *ud)
 	if (!e->batch)
 		return json_pack("{sb}", "enabled", 0);
 	batch_get_stats(e->batch, &st);
-	const struct { const char *k; int64_t v; } ints[] = {
-		{ "interval_ms", settings_get_int(e->settings, "harvest.batch_interval_ms") },
-		{ "sealed", (int64_t)st.sealed },
-		{ "stored_signed", (int64_t)st.stored_signed },
-		{ "stored_unsigned", (int64_t)st.stored_unsigned },
-		{ "resigned", (int64_t)st.resigned },
-		{ "store_errors", (int64_t)st.store_errors },
-		{ "sign_errors", (int64_t)st.sign_errors },
-		{ "lost", (int64_t)st.lost },
-		{ "dropped_rows", (int64_t)st.dropped_rows },
-		{ "readings", (int64_t)st.readings },
-		{ "samples", (int64_t)st.samples },
-		{ "overflow", (int64_t)st.overflow },
-		{ "last_seq", st.last_seq },
-		{ "pending", st.pending },
+	const struct {
+		const char *k;
+		int64_t v;
+	} ints[] = {
+	    {"interval_ms", settings_get_int(e->settings, "harvest.batch_interval_ms")},
+	    {"sealed", (int64_t)st.sealed},
+	    {"stored_signed", (int64_t)st.stored_signed},
+	    {"stored_unsigned", (int64_t)st.stored_unsigned},
+	    {"resigned", (int64_t)st.resigned},
+	    {"store_errors", (int64_t)st.store_errors},
+	    {"sign_errors", (int64_t)st.sign_errors},
+	    {"lost", (int64_t)st.lost},
+	    {"dropped_rows", (int64_t)st.dropped_rows},
+	    {"readings", (int64_t)st.readings},
+	    {"samples", (int64_t)st.samples},
+	    {"overflow", (int64_t)st.overflow},
+	    {"last_seq", st.last_seq},
+	    {"pending", st.pending},
 	};
 	json_t *o = json_pack("{sbss}", "enabled", 1, "last_error",
-			      st.last_error ? egw_strerror(st.last_error) : "");
+	                      st.last_error ? egw_strerror(st.last_error) : "");
 	for (size_t i = 0; o && i < ARRAY_SIZE(ints); i++)
 		if (json_object_set_new(o, ints[i].k, json_integer(ints[i].v)) < 0) {
 			json_decref(o);
@@ -76,25 +79,30 @@ static void harvest_metrics(void *ud, struct web_buf *b)
 	if (!e->batch)
 		return;
 	batch_get_stats(e->batch, &st);
-	web_buf_printf(b, "# TYPE egw_batches_sealed_total counter\negw_batches_sealed_total %llu\n",
-		       (unsigned long long)st.sealed);
-	web_buf_printf(b, "# TYPE egw_batches_stored_total counter\n"
-		       "egw_batches_stored_total{signed=\"yes\"} %llu\n"
-		       "egw_batches_stored_total{signed=\"no\"} %llu\n",
-		       (unsigned long long)st.stored_signed, (unsigned long long)st.stored_unsigned);
-	web_buf_printf(b, "# TYPE egw_batches_resigned_total counter\negw_batches_resigned_total %llu\n",
-		       (unsigned long long)st.resigned);
-	web_buf_printf(b, "# TYPE egw_batch_sign_errors_total counter\negw_batch_sign_errors_total %llu\n",
-		       (unsigned long long)st.sign_errors);
+	web_buf_printf(b,
+	               "# TYPE egw_batches_sealed_total counter\negw_batches_sealed_total %llu\n",
+	               (unsigned long long)st.sealed);
+	web_buf_printf(b,
+	               "# TYPE egw_batches_stored_total counter\n"
+	               "egw_batches_stored_total{signed=\"yes\"} %llu\n"
+	               "egw_batches_stored_total{signed=\"no\"} %llu\n",
+	               (unsigned long long)st.stored_signed,
+	               (unsigned long long)st.stored_unsigned);
+	web_buf_printf(
+	    b, "# TYPE egw_batches_resigned_total counter\negw_batches_resigned_total %llu\n",
+	    (unsigned long long)st.resigned);
+	web_buf_printf(
+	    b, "# TYPE egw_batch_sign_errors_total counter\negw_batch_sign_errors_total %llu\n",
+	    (unsigned long long)st.sign_errors);
 	web_buf_printf(b, "# TYPE egw_batch_last_seq gauge\negw_batch_last_seq %lld\n",
-		       (long long)st.last_seq);
+	               (long long)st.last_seq);
 }
 
 int pipeline_harvest_init(struct egw *e)
 {
 	struct batch_config cfg = {
-		.interval = MSEC(settings_get_int(e->settings, "harvest.batch_interval_ms")),
-		.freq_interval_ms = (unsigned)settings_get_int(e->settings, "frequency.interval_ms"),
+	    .interval = MSEC(settings_get_int(e->settings, "harvest.batch_interval_ms")),
+	    .freq_interval_ms = (unsigned)settings_get_int(e->settings, "frequency.interval_ms"),
 	};
 	int r;
 
@@ -103,14 +111,15 @@ int pipeline_harvest_init(struct egw *e)
 		web_add_metrics(e->web, harvest_metrics, e);
 	}
 	if (!e->signer || !e->store) {
-		log_warn("harvest", "no %s: batches are not assembled", e->signer ? "store" : "signer");
+		log_warn("harvest", "no %s: batches are not assembled",
+		         e->signer ? "store" : "signer");
 		return 0;
 	}
 	r = batch_new(e->loop, e->store, e->signer, &cfg, &e->batch);
 	if (r < 0)
 		return r;
 	log_info("harvest", "sealing a signed batch every %lld ms",
-		 (long long)settings_get_int(e->settings, "harvest.batch_interval_ms"));
+	         (long long)settings_get_int(e->settings, "harvest.batch_interval_ms"));
 	return 0;
 }
 
@@ -132,23 +141,22 @@ static json_t *uploader_section(void *ud)
 
 	if (!urls)
 		urls = json_array();
-	struct store_stats ss = { 0 };
+	struct store_stats ss = {0};
 	if (e->store)
 		store_get_stats(e->store, &ss);
 	if (!e->uploader)
 		return json_pack("{sbsosIsI}", "enabled", 0, "urls", urls, "backlog",
-				 (json_int_t)ss.backlog, "unsigned", (json_int_t)ss.unsigned_rows);
+		                 (json_int_t)ss.backlog, "unsigned", (json_int_t)ss.unsigned_rows);
 	uploader_get_stats(e->uploader, &st);
-	return json_pack("{sbsosIsIsIsIsIsIsIsssssIsbsIsI}", "enabled", 1, "urls", urls,
-			 "attempts", (json_int_t)st.attempts, "ok", (json_int_t)st.ok,
-			 "failed", (json_int_t)st.failed, "acked", (json_int_t)st.acked,
-			 "last_acked_seq", (json_int_t)st.last_acked_seq,
-			 "pending_seq", (json_int_t)st.pending_seq, "last_status", (json_int_t)st.last_status,
-			 "last_error", st.last_error ? egw_strerror(st.last_error) : "",
-			 "last_error_detail", uploader_last_error_text(e->uploader),
-			 "backoff_ms", (json_int_t)(st.backoff / USEC_PER_MSEC),
-			 "waiting_signer", st.waiting_signer, "backlog", (json_int_t)ss.backlog,
-			 "unsigned", (json_int_t)ss.unsigned_rows);
+	return json_pack(
+	    "{sbsosIsIsIsIsIsIsIsssssIsbsIsI}", "enabled", 1, "urls", urls, "attempts",
+	    (json_int_t)st.attempts, "ok", (json_int_t)st.ok, "failed", (json_int_t)st.failed,
+	    "acked", (json_int_t)st.acked, "last_acked_seq", (json_int_t)st.last_acked_seq,
+	    "pending_seq", (json_int_t)st.pending_seq, "last_status", (json_int_t)st.last_status,
+	    "last_error", st.last_error ? egw_strerror(st.last_error) : "", "last_error_detail",
+	    uploader_last_error_text(e->uploader), "backoff_ms",
+	    (json_int_t)(st.backoff / USEC_PER_MSEC), "waiting_signer", st.waiting_signer,
+	    "backlog", (json_int_t)ss.backlog, "unsigned", (json_int_t)ss.unsigned_rows);
 }
 
 static void uploader_metrics(void *ud, struct web_buf *b)
@@ -159,22 +167,25 @@ static void uploader_metrics(void *ud, struct web_buf *b)
 	if (!e->uploader)
 		return;
 	uploader_get_stats(e->uploader, &st);
-	web_buf_printf(b, "# TYPE egw_upload_requests_total counter\n"
-		       "egw_upload_requests_total{result=\"ok\"} %llu\n"
-		       "egw_upload_requests_total{result=\"failed\"} %llu\n",
-		       (unsigned long long)st.ok, (unsigned long long)st.failed);
+	web_buf_printf(b,
+	               "# TYPE egw_upload_requests_total counter\n"
+	               "egw_upload_requests_total{result=\"ok\"} %llu\n"
+	               "egw_upload_requests_total{result=\"failed\"} %llu\n",
+	               (unsigned long long)st.ok, (unsigned long long)st.failed);
 	web_buf_printf(b, "# TYPE egw_upload_acked_total counter\negw_upload_acked_total %llu\n",
-		       (unsigned long long)st.acked);
-	web_buf_printf(b, "# TYPE egw_upload_backoff_seconds gauge\negw_upload_backoff_seconds %.3f\n",
-		       (double)st.backoff / USEC_PER_SEC);
-	web_buf_printf(b, "# TYPE egw_upload_last_acked_seq gauge\negw_upload_last_acked_seq %llu\n",
-		       (unsigned long long)st.last_acked_seq);
+	               (unsigned long long)st.acked);
+	web_buf_printf(b,
+	               "# TYPE egw_upload_backoff_seconds gauge\negw_upload_backoff_seconds %.3f\n",
+	               (double)st.backoff / USEC_PER_SEC);
+	web_buf_printf(b,
+	               "# TYPE egw_upload_last_acked_seq gauge\negw_upload_last_acked_seq %llu\n",
+	               (unsigned long long)st.last_acked_seq);
 }
 
 /* The uploader's settings.  urls points into the settings document (valid
  * until it changes).  Returns the number of URLs or -EINVAL (too many). */
 static int uploader_config_from(struct egw *e, const char *urls[UPLOADER_MAX_URLS],
-				struct uploader_config *cfg)
+                                struct uploader_config *cfg)
 {
 	const json_t *arr = settings_get_json(e->settings, "backend.data_urls");
 	int64_t rate = settings_get_int(e->settings, "backend.rate_per_s");
@@ -182,7 +193,8 @@ static int uploader_config_from(struct egw *e, const char *urls[UPLOADER_MAX_URL
 	size_t n = 0, i;
 	json_t *v;
 
-	json_array_foreach(arr, i, v) {
+	json_array_foreach(arr, i, v)
+	{
 		if (!json_is_string(v) || json_string_length(v) == 0)
 			continue;
 		if (n == UPLOADER_MAX_URLS)
@@ -190,9 +202,10 @@ static int uploader_config_from(struct egw *e, const char *urls[UPLOADER_MAX_URL
 		urls[n++] = json_string_value(v);
 	}
 	*cfg = (struct uploader_config){
-		.urls = urls, .n_urls = n,
-		.rate_per_s = rate > 0 ? (unsigned)rate : 0,
-		.timeout_ms = tmo > 0 ? (long)tmo : 0,
+	    .urls = urls,
+	    .n_urls = n,
+	    .rate_per_s = rate > 0 ? (unsigned)rate : 0,
+	    .timeout_ms = tmo > 0 ? (long)tmo : 0,
 	};
 	return (int)n;
 }
@@ -206,7 +219,7 @@ static int uploader_create(struct egw *e, const struct uploader_config *cfg)
 		batch_set_uploader(e->batch, e->uploader);
 	uploader_kick(e->uploader);
 	log_info("uploader", "uploading to %zu endpoint%s, first %s", cfg->n_urls,
-		 cfg->n_urls == 1 ? "" : "s", cfg->urls[0]);
+	         cfg->n_urls == 1 ? "" : "s", cfg->urls[0]);
 	return 0;
 }
 
@@ -234,7 +247,8 @@ int pipeline_uploader_init(struct egw *e)
 	n = uploader_config_from(e, urls, &cfg);
 	if (n <= 0) {
 		if (n == 0)
-			log_info("uploader", "backend.data_urls is empty: batches stay in the store");
+			log_info("uploader",
+			         "backend.data_urls is empty: batches stay in the store");
 		return n;
 	}
 	return uploader_create(e, &cfg);
@@ -250,25 +264,25 @@ void pipeline_uploader_fini(struct egw *e)
 static json_t *name_section(void *ud)
 {
 	struct egw *e = ud;
-	struct namequery_stats st = { 0 };
+	struct namequery_stats st = {0};
 	const char *name = e->namequery ? namequery_name(e->namequery) : NULL;
 
 	if (e->namequery)
 		namequery_get_stats(e->namequery, &st);
-	return json_pack("{sssbsssIsIsIss}", "name", name ? name : "", "known", name != NULL,
-			 "url", settings_get_str(e->settings, "backend.graphql_url"),
-			 "attempts", (json_int_t)st.attempts, "ok", (json_int_t)st.ok,
-			 "failed", (json_int_t)st.failed,
-			 "last_error", st.last_error ? egw_strerror(st.last_error) : "");
+	return json_pack("{sssbsssIsIsIss}", "name", name ? name : "", "known", name != NULL, "url",
+	                 settings_get_str(e->settings, "backend.graphql_url"), "attempts",
+	                 (json_int_t)st.attempts, "ok", (json_int_t)st.ok, "failed",
+	                 (json_int_t)st.failed, "last_error",
+	                 st.last_error ? egw_strerror(st.last_error) : "");
 }
 
 static void name_config_from(struct egw *e, struct namequery_config *cfg)
 {
 	*cfg = (struct namequery_config){
-		.url = settings_get_str(e->settings, "backend.graphql_url"),
-		.serial = signer_serial_hex(e->signer),
-		.interval = MSEC(settings_get_int(e->settings, "name.interval_ms")),
-		.refresh_interval = MSEC(settings_get_int(e->settings, "name.refresh_interval_ms")),
+	    .url = settings_get_str(e->settings, "backend.graphql_url"),
+	    .serial = signer_serial_hex(e->signer),
+	    .interval = MSEC(settings_get_int(e->settings, "name.interval_ms")),
+	    .refresh_interval = MSEC(settings_get_int(e->settings, "name.refresh_interval_ms")),
 	};
 }
 
@@ -304,8 +318,8 @@ int pipeline_apply_settings(struct egw *e)
 	int r = 0, r2;
 
 	if (e->batch) {
-		r2 = batch_set_interval(e->batch,
-					MSEC(settings_get_int(e->settings, "harvest.batch_interval_ms")));
+		r2 = batch_set_interval(
+		    e->batch, MSEC(settings_get_int(e->settings, "harvest.batch_interval_ms")));
 		if (r2 < 0)
 			r = r2;
 	}

@@ -16,20 +16,20 @@ struct uploader {
 	char *urls[UPLOADER_MAX_URLS];
 	size_t n_urls;
 	long timeout_ms;
-	usec_t min_gap;         /* between request starts */
+	usec_t min_gap; /* between request starts */
 	usec_t backoff_min, backoff_max, poll_interval;
 
-	struct task task;       /* one-shot: next attempt */
+	struct task task; /* one-shot: next attempt */
 	struct http_req req;
 	struct loop_work ack_work;
 	int ack_result;
-	uint64_t cur_seq;       /* batch being delivered, 0: none */
-	uint32_t cur_done;      /* bit i: urls[i] acknowledged cur_seq */
-	size_t cur_url;         /* endpoint of the request in flight */
+	uint64_t cur_seq;  /* batch being delivered, 0: none */
+	uint32_t cur_done; /* bit i: urls[i] acknowledged cur_seq */
+	size_t cur_url;    /* endpoint of the request in flight */
 	usec_t last_start;
 	bool backing_off;
-	bool closing;           /* uploader_free is waiting for the ack worker */
-	unsigned rng;           /* jitter state (rand_r), per object */
+	bool closing; /* uploader_free is waiting for the ack worker */
+	unsigned rng; /* jitter state (rand_r), per object */
 	struct uploader_stats st;
 };
 
@@ -149,7 +149,7 @@ static int run(struct task *t, usec_t now)
 	u->last_start = now;
 	u->st.attempts++;
 	r = http_post(u->http, &u->req, u->urls[u->cur_url], "application/jwt", jwt, strlen(jwt),
-		      u->timeout_ms, on_done);
+	              u->timeout_ms, on_done);
 	free(jwt);
 	if (r < 0)
 		fail(u, r, 0);
@@ -157,7 +157,7 @@ static int run(struct task *t, usec_t now)
 }
 
 static void apply_defaults(const struct uploader_config *cfg, long *timeout_ms, usec_t *min_gap,
-			   usec_t *bmin, usec_t *bmax, usec_t *poll)
+                           usec_t *bmin, usec_t *bmax, usec_t *poll)
 {
 	*timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 10000;
 	*min_gap = USEC_PER_SEC / (cfg->rate_per_s ? cfg->rate_per_s : UPLOADER_DEFAULT_RATE);
@@ -169,7 +169,7 @@ static void apply_defaults(const struct uploader_config *cfg, long *timeout_ms, 
 }
 
 int uploader_new(struct loop *l, struct http *h, const struct uploader_config *cfg,
-		 const struct uploader_source *src, void *src_ud, struct uploader **ret)
+                 const struct uploader_source *src, void *src_ud, struct uploader **ret)
 {
 	struct uploader *u;
 
@@ -194,9 +194,9 @@ int uploader_new(struct loop *l, struct http *h, const struct uploader_config *c
 		u->n_urls++;
 	}
 	apply_defaults(cfg, &u->timeout_ms, &u->min_gap, &u->backoff_min, &u->backoff_max,
-		       &u->poll_interval);
-	u->task = (struct task){ .name = "upload", .run = run, .prio = 5 };
-	u->ack_work = (struct loop_work){ .work = ack_work, .done = ack_done };
+	               &u->poll_interval);
+	u->task = (struct task){.name = "upload", .run = run, .prio = 5};
+	u->ack_work = (struct loop_work){.work = ack_work, .done = ack_done};
 	u->rng = (unsigned)now_usec() ^ (unsigned)(uintptr_t)u;
 	*ret = u;
 	return 0;

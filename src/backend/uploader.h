@@ -46,26 +46,26 @@ struct store;
 extern const struct uploader_source uploader_store_source;
 
 struct uploader_config {
-	const char *const *urls;   /* copied; 0..UPLOADER_MAX_URLS (0: uploads off) */
+	const char *const *urls; /* copied; 0..UPLOADER_MAX_URLS (0: uploads off) */
 	size_t n_urls;
-	long timeout_ms;           /* per request; 0: 10000 */
-	unsigned rate_per_s;       /* max request starts per second; 0: UPLOADER_DEFAULT_RATE */
-	usec_t backoff_min;        /* 0: 1 s */
-	usec_t backoff_max;        /* 0: 60 s */
-	usec_t poll_interval;      /* look for work even without a kick; 0: 5 s */
+	long timeout_ms;      /* per request; 0: 10000 */
+	unsigned rate_per_s;  /* max request starts per second; 0: UPLOADER_DEFAULT_RATE */
+	usec_t backoff_min;   /* 0: 1 s */
+	usec_t backoff_max;   /* 0: 60 s */
+	usec_t poll_interval; /* look for work even without a kick; 0: 5 s */
 };
 
 struct uploader_stats {
-	uint64_t attempts;         /* requests started */
-	uint64_t ok;               /* requests answered 2xx */
-	uint64_t failed;           /* requests that failed (status or transport) */
-	uint64_t acked;            /* batches acknowledged */
-	uint64_t last_acked_seq;   /* 0 before the first */
-	uint64_t pending_seq;      /* batch being delivered, 0 when idle */
-	long last_status;          /* HTTP status of the last answer, 0 if none */
-	int last_error;            /* 0 or negative error of the last failure */
-	usec_t backoff;            /* current backoff, 0 when healthy */
-	bool waiting_signer;       /* oldest batch is not signed yet */
+	uint64_t attempts;       /* requests started */
+	uint64_t ok;             /* requests answered 2xx */
+	uint64_t failed;         /* requests that failed (status or transport) */
+	uint64_t acked;          /* batches acknowledged */
+	uint64_t last_acked_seq; /* 0 before the first */
+	uint64_t pending_seq;    /* batch being delivered, 0 when idle */
+	long last_status;        /* HTTP status of the last answer, 0 if none */
+	int last_error;          /* 0 or negative error of the last failure */
+	usec_t backoff;          /* current backoff, 0 when healthy */
+	bool waiting_signer;     /* oldest batch is not signed yet */
 };
 
 struct uploader;
@@ -73,7 +73,7 @@ struct uploader;
 /* Returns 0, -EINVAL (too many or empty URLs) or -ENOMEM.  Starts idle: call
  * uploader_kick() (or wait poll_interval) to look for work. */
 int uploader_new(struct loop *l, struct http *h, const struct uploader_config *cfg,
-		 const struct uploader_source *src, void *src_ud, struct uploader **ret);
+                 const struct uploader_source *src, void *src_ud, struct uploader **ret);
 /* Waits (running the loop) for an acknowledgement being written, if any. */
 void uploader_free(struct uploader *u);
 /* New work may be available (a batch was stored or signed): start now unless

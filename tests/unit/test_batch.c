@@ -48,7 +48,7 @@ static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw
 
 static void fx_open_store(struct fx *f)
 {
-	struct store_config sc = { .path = f->db };
+	struct store_config sc = {.path = f->db};
 	assert_int_equal(store_open(f->l, &sc, &f->st), 0);
 }
 
@@ -59,7 +59,7 @@ static int setup_common(void **state, enum signer_backend be)
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->db, sizeof(f->db), "%s/store.db", f->dir);
 	assert_int_equal(loop_new(&f->l), 0);
-	struct signer_config scfg = { .backend = be, .state_dir = f->dir, .i2c_bus = "1" };
+	struct signer_config scfg = {.backend = be, .state_dir = f->dir, .i2c_bus = "1"};
 #if EGW_HAVE_ATECC_FAKE
 	if (be == SIGNER_ATECC608)
 		atcab_fake_setup(f->dir);
@@ -70,7 +70,10 @@ static int setup_common(void **state, enum signer_backend be)
 	return 0;
 }
 
-static int setup(void **state) { return setup_common(state, SIGNER_SOFTWARE); }
+static int setup(void **state)
+{
+	return setup_common(state, SIGNER_SOFTWARE);
+}
 
 static int teardown(void **state)
 {
@@ -91,8 +94,9 @@ static int teardown(void **state)
 static void new_batch(struct fx *f)
 {
 	/* A long interval: the tests seal by hand. */
-	struct batch_config cfg = { .interval = 3600 * USEC_PER_SEC, .freq_interval_ms = 100,
-				    .resign_interval = 50 * USEC_PER_MSEC };
+	struct batch_config cfg = {.interval = 3600 * USEC_PER_SEC,
+	                           .freq_interval_ms = 100,
+	                           .resign_interval = 50 * USEC_PER_MSEC};
 	assert_int_equal(batch_new(f->l, f->st, f->sg, &cfg, &f->b), 0);
 }
 
@@ -164,14 +168,15 @@ static void test_payload_contents(void **state)
 	assert_string_equal(json_string_value(json_object_get(hdr[0], "model")), "sungrow");
 	assert_string_equal(json_string_value(json_object_get(hdr[0], "opr")), "production");
 	assert_string_equal(json_string_value(json_object_get(hdr[0], "device")),
-			    signer_serial_hex(f->sg));
+	                    signer_serial_hex(f->sg));
 
 	/* payload */
 	json_t *p = pl[0], *d0, *d1, *fr;
 	int64_t iat = json_integer_value(json_object_get(p, "iat"));
 	assert_true(iat >= t0 / 1000 && iat <= wall_ms() / 1000);
 	assert_true(json_integer_value(json_object_get(p, "seq")) >= 1);
-	assert_string_equal(json_string_value(json_object_get(p, "gateway")), signer_serial_hex(f->sg));
+	assert_string_equal(json_string_value(json_object_get(p, "gateway")),
+	                    signer_serial_hex(f->sg));
 	assert_true(json_integer_value(json_object_get(p, "from_ms")) <= t0);
 	assert_true(json_integer_value(json_object_get(p, "to_ms")) >= t0);
 	assert_int_equal(json_array_size(json_object_get(p, "devices")), 2);
@@ -186,13 +191,18 @@ static void test_payload_contents(void **state)
 	json_t *rawm = json_object_get(d0, "raw");
 	assert_int_equal(json_object_size(rawm), 2);
 	/* the first raw map was copied: a later change by the caller is not in it */
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(rawm, k1), "5016")), 3000);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(rawm, k2), "5016")), 3100);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(rawm, k1), "5017")), 65535);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(rawm, k1), "5016")),
+	                 3000);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(rawm, k2), "5016")),
+	                 3100);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(rawm, k1), "5017")),
+	                 65535);
 	json_t *rd = json_object_get(json_object_get(d0, "readings"), k2);
 	assert_non_null(rd);
-	assert_true(fabs(json_real_value(json_object_get(json_object_get(rd, "pv"), "W")) + 3100.0) < 1e-9);
-	assert_true(fabs(json_real_value(json_object_get(json_object_get(rd, "meter"), "Hz")) - 50.01) < 1e-9);
+	assert_true(
+	    fabs(json_real_value(json_object_get(json_object_get(rd, "pv"), "W")) + 3100.0) < 1e-9);
+	assert_true(fabs(json_real_value(json_object_get(json_object_get(rd, "meter"), "Hz")) -
+	                 50.01) < 1e-9);
 	assert_null(json_object_get(rd, "battery")); /* unavailable groups omitted */
 	assert_string_equal(json_string_value(json_object_get(d1, "profile")), "sdm630");
 	assert_string_equal(json_string_value(json_object_get(d1, "serial")), "M9");
@@ -244,7 +254,8 @@ static void test_seq_and_windows(void **state)
 		last = seq;
 		/* windows follow each other without holes */
 		if (i > 0)
-			assert_int_equal(json_integer_value(json_object_get(pl[i], "from_ms")), prev_to);
+			assert_int_equal(json_integer_value(json_object_get(pl[i], "from_ms")),
+			                 prev_to);
 		prev_to = json_integer_value(json_object_get(pl[i], "to_ms"));
 		/* an empty batch still says who and when, with no devices */
 		assert_int_equal(json_array_size(json_object_get(pl[i], "devices")), 0);
@@ -293,8 +304,9 @@ static void test_overflow_capped(void **state)
 	assert_non_null(o);
 	assert_int_equal(json_integer_value(json_object_get(o, "samples")), 1);
 	assert_int_equal(json_integer_value(json_object_get(o, "readings")), 1);
-	assert_int_equal(json_array_size(json_object_get(json_object_get(pl[0], "frequency"), "samples")),
-			 BATCH_MAX_SAMPLES);
+	assert_int_equal(
+	    json_array_size(json_object_get(json_object_get(pl[0], "frequency"), "samples")),
+	    BATCH_MAX_SAMPLES);
 	json_decref(hdr[0]);
 	json_decref(pl[0]);
 	/* The next batch starts empty. */
@@ -304,7 +316,7 @@ static void test_overflow_capped(void **state)
 static void test_periodic_seal(void **state)
 {
 	struct fx *f = *state;
-	struct batch_config cfg = { .interval = 50 * USEC_PER_MSEC };
+	struct batch_config cfg = {.interval = 50 * USEC_PER_MSEC};
 	struct batch_stats bs;
 
 	assert_int_equal(batch_new(f->l, f->st, f->sg, &cfg, &f->b), 0);
@@ -324,7 +336,7 @@ static void test_periodic_seal(void **state)
 static void test_bounds_gap_signed(void **state)
 {
 	struct fx *f = *state;
-	struct store_config sc = { .path = f->db, .max_bytes = 6000 };
+	struct store_config sc = {.path = f->db, .max_bytes = 6000};
 	json_t *hdr[16], *pl[16];
 	struct reading r;
 	struct store_stats ss;
@@ -355,7 +367,7 @@ static void test_bounds_gap_signed(void **state)
 	assert_true(n >= 2);
 	/* Every seq up to the last is either a row still here or inside a
 	 * signed gap record's ranges: nothing vanishes silently. */
-	bool seen[64] = { false };
+	bool seen[64] = {false};
 	int64_t maxseq = 0;
 	for (unsigned i = 0; i < n; i++) {
 		const char *dt = json_string_value(json_object_get(hdr[i], "dtype"));
@@ -365,11 +377,13 @@ static void test_bounds_gap_signed(void **state)
 		maxseq = MAX(maxseq, seq);
 		if (strcmp(dt, "egw-gap") == 0) {
 			gaps++;
-			assert_string_equal(json_string_value(json_object_get(pl[i], "type")), "gap");
+			assert_string_equal(json_string_value(json_object_get(pl[i], "type")),
+			                    "gap");
 			json_t *rg = json_object_get(pl[i], "ranges"), *one;
 			size_t k;
 			assert_true(json_array_size(rg) >= 1);
-			json_array_foreach(rg, k, one) {
+			json_array_foreach(rg, k, one)
+			{
 				int64_t a = json_integer_value(json_array_get(one, 0));
 				int64_t z = json_integer_value(json_array_get(one, 1));
 				assert_true(a >= 1 && z >= a && z < 64);
@@ -389,7 +403,10 @@ static void test_bounds_gap_signed(void **state)
 }
 
 #if EGW_HAVE_ATECC_FAKE
-static int setup_atecc(void **state) { return setup_common(state, SIGNER_ATECC608); }
+static int setup_atecc(void **state)
+{
+	return setup_common(state, SIGNER_ATECC608);
+}
 
 static void test_chip_failure_stored_unsigned_then_signed(void **state)
 {
@@ -447,7 +464,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bounds_gap_signed, setup, teardown),
 #if EGW_HAVE_ATECC_FAKE
 		cmocka_unit_test_setup_teardown(test_chip_failure_stored_unsigned_then_signed,
-						setup_atecc, teardown),
+		                                setup_atecc, teardown),
 #endif
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

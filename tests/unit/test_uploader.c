@@ -38,8 +38,8 @@ struct srv {
 	uint16_t port;
 	pthread_mutex_t mu;
 	/* behaviour */
-	int fail_next;          /* answer 500 to the next N requests */
-	int stall_next;         /* sleep stall_ms before answering the next N */
+	int fail_next;  /* answer 500 to the next N requests */
+	int stall_next; /* sleep stall_ms before answering the next N */
 	int stall_ms;
 	char graphql_answer[512];
 	/* record */
@@ -56,8 +56,8 @@ struct conn {
 };
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
-			       const char *method, const char *version, const char *upload,
-			       size_t *upload_size, void **con_cls)
+                               const char *method, const char *version, const char *upload,
+                               size_t *upload_size, void **con_cls)
 {
 	struct srv *s = cls;
 	struct conn *cn = *con_cls;
@@ -103,15 +103,15 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	pthread_mutex_unlock(&s->mu);
 	if (stall)
 		usleep((useconds_t)stall * 1000);
-	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)body,
-								 MHD_RESPMEM_MUST_COPY);
+	struct MHD_Response *r =
+	    MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
 	enum MHD_Result ret = MHD_queue_response(c, (unsigned)code, r);
 	MHD_destroy_response(r);
 	return ret;
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
-		      enum MHD_RequestTerminationCode toe)
+                      enum MHD_RequestTerminationCode toe)
 {
 	(void)cls;
 	(void)c;
@@ -123,7 +123,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 static uint16_t free_port(void)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t len = sizeof(a);
 	assert_true(fd >= 0);
 	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
@@ -134,14 +134,15 @@ static uint16_t free_port(void)
 
 static void srv_start(struct srv *s, uint16_t port)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in a = {.sin_family = AF_INET,
+	                        .sin_port = htons(port),
+	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	s->port = port;
 	s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-					MHD_USE_ERROR_LOG,
-				port, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR, &a,
-				MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_NOTIFY_COMPLETED,
-				completed, s, MHD_OPTION_END);
+	                            MHD_USE_ERROR_LOG,
+	                        port, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR, &a,
+	                        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_NOTIFY_COMPLETED,
+	                        completed, s, MHD_OPTION_END);
 	assert_non_null(s->d);
 }
 
@@ -186,8 +187,8 @@ struct queue {
 	uint64_t acked[MAX_REQS];
 	int nacked;
 	int ack_fail_next;
-	unsigned ack_sleep_ms;  /* the ack "fsync" takes this long (worker thread) */
-	volatile int acking;    /* set while an ack runs */
+	unsigned ack_sleep_ms; /* the ack "fsync" takes this long (worker thread) */
+	volatile int acking;   /* set while an ack runs */
 };
 
 static int q_peek(void *ud, uint64_t *ret_seq, char **ret_jwt)
@@ -222,7 +223,7 @@ static int q_ack(void *ud, uint64_t seq)
 	return 0;
 }
 
-static const struct uploader_source q_source = { .peek = q_peek, .ack = q_ack };
+static const struct uploader_source q_source = {.peek = q_peek, .ack = q_ack};
 
 /* ---------------- helpers ---------------- */
 
@@ -268,7 +269,7 @@ static bool q_empty(void *ud)
 }
 
 static struct uploader *up_new(struct fixture *f, struct queue *q, struct srv **srvs, int nsrv,
-			       unsigned rate, long timeout_ms)
+                               unsigned rate, long timeout_ms)
 {
 	static char urls[UPLOADER_MAX_URLS][128];
 	const char *u[UPLOADER_MAX_URLS];
@@ -278,9 +279,13 @@ static struct uploader *up_new(struct fixture *f, struct queue *q, struct srv **
 		u[i] = urls[i];
 	}
 	struct uploader_config cfg = {
-		.urls = u, .n_urls = (size_t)nsrv, .timeout_ms = timeout_ms, .rate_per_s = rate,
-		.backoff_min = 50 * USEC_PER_MSEC, .backoff_max = 400 * USEC_PER_MSEC,
-		.poll_interval = 100 * USEC_PER_MSEC,
+	    .urls = u,
+	    .n_urls = (size_t)nsrv,
+	    .timeout_ms = timeout_ms,
+	    .rate_per_s = rate,
+	    .backoff_min = 50 * USEC_PER_MSEC,
+	    .backoff_max = 400 * USEC_PER_MSEC,
+	    .poll_interval = 100 * USEC_PER_MSEC,
 	};
 	assert_int_equal(uploader_new(f->l, f->h, &cfg, &q_source, q, &up), 0);
 	return up;
@@ -309,7 +314,7 @@ static void test_acks_in_order(void **state)
 {
 	struct fixture *f = *state;
 	struct srv *s = srv_new(true);
-	struct queue q = { .first = 1, .last = 5 };
+	struct queue q = {.first = 1, .last = 5};
 	struct uploader *up = up_new(f, &q, &s, 1, 1000, 2000);
 	struct uploader_stats st;
 
@@ -340,7 +345,7 @@ static void test_500_retried_with_backoff(void **state)
 {
 	struct fixture *f = *state;
 	struct srv *s = srv_new(true);
-	struct queue q = { .first = 1, .last = 3 };
+	struct queue q = {.first = 1, .last = 3};
 	struct uploader *up;
 	struct uploader_stats st;
 
@@ -377,7 +382,7 @@ static void test_refused_then_server_appears(void **state)
 {
 	struct fixture *f = *state;
 	struct srv *s = srv_new(false); /* port chosen, nobody listening */
-	struct queue q = { .first = 10, .last = 14 };
+	struct queue q = {.first = 10, .last = 14};
 	struct uploader *up = up_new(f, &q, &s, 1, 1000, 2000);
 	struct uploader_stats st;
 
@@ -404,7 +409,7 @@ static void test_timeout_retried(void **state)
 {
 	struct fixture *f = *state;
 	struct srv *s = srv_new(true);
-	struct queue q = { .first = 1, .last = 2 };
+	struct queue q = {.first = 1, .last = 2};
 	struct uploader *up;
 	struct uploader_stats st;
 
@@ -430,7 +435,7 @@ static void test_bounded_rate(void **state)
 {
 	struct fixture *f = *state;
 	struct srv *s = srv_new(true);
-	struct queue q = { .first = 1, .last = 10 };
+	struct queue q = {.first = 1, .last = 10};
 	struct uploader *up = up_new(f, &q, &s, 1, 20, 2000); /* 20/s: >= 50 ms apart */
 
 	usec_t t0 = now_usec();
@@ -450,7 +455,7 @@ static void test_unsigned_never_sent(void **state)
 {
 	struct fixture *f = *state;
 	struct srv *s = srv_new(true);
-	struct queue q = { .first = 1, .last = 4, .unsigned_from = 3 };
+	struct queue q = {.first = 1, .last = 4, .unsigned_from = 3};
 	struct uploader *up = up_new(f, &q, &s, 1, 1000, 2000);
 	struct uploader_stats st;
 
@@ -476,8 +481,8 @@ static void test_unsigned_never_sent(void **state)
 static void test_two_endpoints_and_failed_ack(void **state)
 {
 	struct fixture *f = *state;
-	struct srv *s[2] = { srv_new(true), srv_new(true) };
-	struct queue q = { .first = 1, .last = 3, .ack_fail_next = 1 };
+	struct srv *s[2] = {srv_new(true), srv_new(true)};
+	struct queue q = {.first = 1, .last = 3, .ack_fail_next = 1};
 	struct uploader *up;
 
 	s[1]->fail_next = 1; /* the second endpoint fails once */
@@ -500,7 +505,7 @@ static void test_free_while_ack_in_flight(void **state)
 {
 	struct fixture *f = *state;
 	struct srv *s = srv_new(true);
-	struct queue q = { .first = 1, .last = 5, .ack_sleep_ms = 300 };
+	struct queue q = {.first = 1, .last = 5, .ack_sleep_ms = 300};
 	struct uploader *up = up_new(f, &q, &s, 1, 1000, 2000);
 
 	uploader_kick(up);
@@ -521,10 +526,10 @@ static void test_free_while_ack_in_flight(void **state)
 static void test_bad_config(void **state)
 {
 	struct fixture *f = *state;
-	struct queue q = { .first = 1, .last = 0 };
+	struct queue q = {.first = 1, .last = 0};
 	struct uploader *up = NULL;
-	const char *urls[] = { "" };
-	struct uploader_config cfg = { .urls = urls, .n_urls = 1 };
+	const char *urls[] = {""};
+	struct uploader_config cfg = {.urls = urls, .n_urls = 1};
 	assert_int_equal(uploader_new(f->l, f->h, &cfg, &q_source, &q, &up), -EINVAL);
 	cfg.n_urls = UPLOADER_MAX_URLS + 1;
 	assert_int_equal(uploader_new(f->l, f->h, &cfg, &q_source, &q, &up), -EINVAL);
@@ -538,23 +543,35 @@ static void test_name_parse(void **state)
 	char name[NAMEQUERY_MAX] = "";
 	(void)state;
 	assert_int_equal(namequery_parse("{\"data\":{\"gatewayConfiguration\":{\"gatewayName\":"
-					 "{\"name\":\"Roof\"}}}}", name), 1);
+	                                 "{\"name\":\"Roof\"}}}}",
+	                                 name),
+	                 1);
 	assert_string_equal(name, "Roof");
 	assert_int_equal(namequery_parse("{\"data\":{\"gatewayConfiguration\":{\"gatewayName\":"
-					 "{\"name\":null}}}}", name), 0);
+	                                 "{\"name\":null}}}}",
+	                                 name),
+	                 0);
 	assert_int_equal(namequery_parse("{\"data\":{\"gatewayConfiguration\":{\"gatewayName\":"
-					 "null}}}", name), 0);
+	                                 "null}}}",
+	                                 name),
+	                 0);
 	assert_int_equal(namequery_parse("{\"data\":null}", name), 0);
 	assert_int_equal(namequery_parse("{\"data\":{\"gatewayConfiguration\":{\"gatewayName\":"
-					 "{\"name\":\"\"}}}}", name), 0);
-	assert_int_equal(namequery_parse("{\"errors\":[{\"message\":\"x\"}]}", name), -EGW_EBACKEND);
+	                                 "{\"name\":\"\"}}}}",
+	                                 name),
+	                 0);
+	assert_int_equal(namequery_parse("{\"errors\":[{\"message\":\"x\"}]}", name),
+	                 -EGW_EBACKEND);
 	assert_int_equal(namequery_parse("{\"data\":{\"gatewayConfiguration\":{\"gatewayName\":"
-					 "{\"name\":42}}}}", name), -EGW_ESCHEMA);
+	                                 "{\"name\":42}}}}",
+	                                 name),
+	                 -EGW_ESCHEMA);
 	assert_int_equal(namequery_parse("{\"data\":[1]}", name), -EGW_ESCHEMA);
 	assert_int_equal(namequery_parse("[]", name), -EGW_ESCHEMA);
 	assert_int_equal(namequery_parse("{\"data\":", name), -EGW_EJSON);
 	assert_true(namequery_parse("{\"data\":{\"gatewayConfiguration\":{\"gatewayName\":"
-					 "{\"name\":\"a\\u0000b\"}}}}", name) < 0);
+	                            "{\"name\":\"a\\u0000b\"}}}}",
+	                            name) < 0);
 	assert_string_equal(name, "Roof"); /* untouched by failures */
 }
 
@@ -576,26 +593,27 @@ static void test_name_query(void **state)
 	struct namequery *q;
 	struct namequery_stats st;
 	char url[128];
-	struct nq_wait w = { .s = s };
+	struct nq_wait w = {.s = s};
 
 	srv_url(s, "/graphql", url, sizeof(url));
 	snprintf(s->graphql_answer, sizeof(s->graphql_answer),
-		 "{\"data\":{\"gatewayConfiguration\":{\"gatewayName\":{\"name\":null}}}}");
-	struct namequery_config cfg = { .url = url, .serial = "01a2b3c4d5e6f70809",
-					.interval = 100 * USEC_PER_MSEC,
-					.refresh_interval = 100 * USEC_PER_SEC };
+	         "{\"data\":{\"gatewayConfiguration\":{\"gatewayName\":{\"name\":null}}}}");
+	struct namequery_config cfg = {.url = url,
+	                               .serial = "01a2b3c4d5e6f70809",
+	                               .interval = 100 * USEC_PER_MSEC,
+	                               .refresh_interval = 100 * USEC_PER_SEC};
 	assert_int_equal(namequery_new(f->l, f->h, &cfg, &q), 0);
 	w.n = 2;
 	assert_true(run_until(f->l, srv_reached, &w, 3 * USEC_PER_SEC));
 	assert_null(namequery_name(q));
 	assert_string_equal(s->bodies[0], "{\"query\":\"{ gatewayConfiguration { gatewayName(id:"
-			    "\\\"01a2b3c4d5e6f70809\\\") { name } } }\"}");
+	                                  "\\\"01a2b3c4d5e6f70809\\\") { name } } }\"}");
 	assert_string_equal(s->ctypes[0], "application/json");
 	/* The backend fails once, then knows the name. */
 	pthread_mutex_lock(&s->mu);
 	s->fail_next = 1;
 	snprintf(s->graphql_answer, sizeof(s->graphql_answer),
-		 "{\"data\":{\"gatewayConfiguration\":{\"gatewayName\":{\"name\":\"Garage\"}}}}");
+	         "{\"data\":{\"gatewayConfiguration\":{\"gatewayName\":{\"name\":\"Garage\"}}}}");
 	pthread_mutex_unlock(&s->mu);
 	w.n = srv_count(s) + 2;
 	assert_true(run_until(f->l, srv_reached, &w, 3 * USEC_PER_SEC));
@@ -621,7 +639,7 @@ static void test_name_bad_config(void **state)
 {
 	struct fixture *f = *state;
 	struct namequery *q = NULL;
-	struct namequery_config cfg = { .url = "http://127.0.0.1:1/graphql", .serial = "ab\"cd" };
+	struct namequery_config cfg = {.url = "http://127.0.0.1:1/graphql", .serial = "ab\"cd"};
 	assert_int_equal(namequery_new(f->l, f->h, &cfg, &q), -EINVAL);
 	cfg.serial = "";
 	assert_int_equal(namequery_new(f->l, f->h, &cfg, &q), -EINVAL);
@@ -634,18 +652,18 @@ static void test_name_bad_config(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_acks_in_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_500_retried_with_backoff, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refused_then_server_appears, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_timeout_retried, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bounded_rate, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unsigned_never_sent, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_two_endpoints_and_failed_ack, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_free_while_ack_in_flight, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
-		cmocka_unit_test(test_name_parse),
-		cmocka_unit_test_setup_teardown(test_name_query, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_name_bad_config, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_acks_in_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_500_retried_with_backoff, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refused_then_server_appears, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_timeout_retried, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bounded_rate, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unsigned_never_sent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_two_endpoints_and_failed_ack, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_free_while_ack_in_flight, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
+	    cmocka_unit_test(test_name_parse),
+	    cmocka_unit_test_setup_teardown(test_name_query, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_name_bad_config, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
