@@ -402,6 +402,63 @@ static void test_bounds_gap_signed(void **state)
 	assert_true(bs.resigned >= 1);
 }
 
+static void test_disk_full_kept_in_memory_then_committed(void **state)
+{
+	struct fx *f = *state;
+	struct store_config sc = { .path = f->db, .max_file_bytes = 96 * 1024 };
+	struct batch_stats bs;
+	struct store_stats ss;
+	struct reading r;
+
+	store_close(f->st);
+	assert_int_equal(store_open(f->l, &sc, &f->st), 0);
+	new_batch(f);
+	reading_clear(&r);
+	for (int i = 0; i < RF_COUNT; i++)
+		r.v[i] = i * 1.25;
+	/* Fill the file cap: appends fail like a full disk, batches wait. */
+	usec_t end = now_usec() + 10 * USEC_PER_SEC;
+	do {
+		for (int k = 0; k < 20; k++)
+			batch_add_reading(f->b, "inv", "sma", "S", 1000 + k, &r, NULL);
+		assert_int_equal(batch_seal_now(f->b), 0);
+		for (int k = 0; k < 5; k++)
+			loop_run_once(f->l, 5 * USEC_PER_MSEC);
+		batch_get_stats(f->b, &bs);
+	} while (bs.store_errors == 0 && now_usec() < end);
+	assert_true(bs.store_errors > 0);
+	assert_int_equal(bs.last_error, -ENOSPC);
+	for (int k = 0; k < 3; k++)
+		assert_int_equal(batch_seal_now(f->b), 0);
+	batch_get_stats(f->b, &bs);
+	assert_true(bs.pending >= 3);
+	assert_int_equal(bs.lost, 0);
+	store_get_stats(f->st, &ss);
+	assert_true(ss.disk_full);
+	/* Space comes back (the backend acknowledged the oldest rows): every
+	 * waiting batch is committed, in order, nothing lost. */
+	struct store_row rows[16];
+	unsigned n = 0;
+	memset(rows, 0, sizeof(rows));
+	assert_int_equal(store_peek(f->st, 0, 16, rows, &n), 0);
+	assert_true(n > 0);
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(store_ack(f->st, rows[i].seq), 0);
+	store_rows_clear(rows, n);
+	end = now_usec() + 10 * USEC_PER_SEC;
+	do {
+		loop_run_once(f->l, 10 * USEC_PER_MSEC);
+		batch_get_stats(f->b, &bs);
+	} while (bs.pending > 0 && now_usec() < end);
+	assert_int_equal(bs.pending, 0);
+	assert_int_equal(bs.lost, 0);
+	assert_int_equal(bs.stored_signed, bs.sealed);
+	store_get_stats(f->st, &ss);
+	assert_false(ss.disk_full);
+	assert_int_equal(ss.last_seq, (int64_t)bs.sealed);
+	assert_int_equal(ss.backlog, (int64_t)(bs.sealed - n));
+}
+
 #if EGW_HAVE_ATECC_FAKE
 static int setup_atecc(void **state)
 {
@@ -462,6 +519,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_overflow_capped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_periodic_seal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bounds_gap_signed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_disk_full_kept_in_memory_then_committed, setup,
+						teardown),
 #if EGW_HAVE_ATECC_FAKE
 		cmocka_unit_test_setup_teardown(test_chip_failure_stored_unsigned_then_signed,
 		                                setup_atecc, teardown),
