@@ -88,13 +88,20 @@ def verify_all(tc, records, key, serial):
 
 
 def store_rows(state_dir):
-    """(remaining rows, highest seq committed) from a stopped egwd's store."""
+    """Seqs of the rows still in a stopped egwd's store, in order."""
     db = sqlite3.connect(f"file:{os.path.join(state_dir, 'store.db')}?mode=ro", uri=True)
     try:
-        n, = db.execute("SELECT count(*) FROM rows").fetchone()
-        return n
+        return [r[0] for r in db.execute("SELECT seq FROM rows ORDER BY seq")]
     finally:
         db.close()
+
+
+def assert_all_delivered(tc, state_dir, be):
+    """Everything committed reached the backend, except the batch an orderly
+    stop seals last (it waits in the store for the next start)."""
+    left = store_rows(state_dir)
+    top = be.summary()["max_seq"]
+    tc.assertIn(left, ([], [top + 1]), f"rows left undelivered: {left[:10]} (backend max {top})")
 
 
 def wait_idle(egwd, timeout=30.0):
@@ -270,7 +277,7 @@ class PipelineTest(unittest.TestCase):
         e2 = egwd_for(self, port, be.port, state_dir=e.state_dir, interval_ms=3600000)
         wait_idle(e2)
         stop_clean(self, e2)
-        self.assertEqual(store_rows(e.state_dir), 0)
+        assert_all_delivered(self, e.state_dir, be)
         s = be.summary()
         self.assertEqual(s["duplicates"], 0, "a batch arrived twice")
         self.assertEqual(s["bad_signatures"], 0)
@@ -299,7 +306,7 @@ class PipelineTest(unittest.TestCase):
         e = egwd_for(self, port, be.port, state_dir=state, interval_ms=3600000)
         wait_idle(e)
         stop_clean(self, e)
-        self.assertEqual(store_rows(state), 0, "rows left undelivered")
+        assert_all_delivered(self, state, be)
         s = be.summary()
         self.assertEqual(s["bad_signatures"], 0)
         self.assertEqual(s["missing"], [])
