@@ -20,6 +20,8 @@ struct namequery {
 	struct task task;
 	struct http_req req;
 	bool known;
+	void (*on_name)(void *ud, const char *name);
+	void *name_ud;
 	char name[NAMEQUERY_MAX];
 	struct namequery_stats st;
 };
@@ -105,8 +107,11 @@ static void on_done(struct http_req *req, int err, long status)
 		q->st.ok++;
 		q->st.last_error = 0;
 		if (r == 1) {
+			bool changed = !q->known || strcmp(q->name, name) != 0;
 			memcpy(q->name, name, sizeof(name));
 			q->known = true;
+			if (changed && q->on_name)
+				q->on_name(q->name_ud, q->name);
 			next = q->refresh_interval;
 		}
 		/* r == 0: the backend has no name (any more); keep asking often,
@@ -172,6 +177,8 @@ int namequery_new(struct loop *l, struct http *h, const struct namequery_config 
 	}
 	q->loop = l;
 	q->http = h;
+	q->on_name = cfg->on_name;
+	q->name_ud = cfg->name_ud;
 	q->interval = cfg->interval > 0 ? cfg->interval : 10 * USEC_PER_SEC;
 	q->refresh_interval =
 	    cfg->refresh_interval > 0 ? cfg->refresh_interval : 3600 * USEC_PER_SEC;

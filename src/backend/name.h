@@ -22,6 +22,10 @@ struct namequery_config {
 	usec_t interval;         /* until known; 0: 10 s */
 	usec_t refresh_interval; /* once known; 0: 1 h */
 	long timeout_ms;         /* per request; 0: 10000 */
+	/* Optional: called when the backend gives a name different from the
+	 * last one (the first name included). */
+	void (*on_name)(void *ud, const char *name);
+	void *name_ud;
 };
 
 struct namequery_stats {

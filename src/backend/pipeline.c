@@ -182,6 +182,23 @@ static void uploader_metrics(void *ud, struct web_buf *b)
 	               (unsigned long long)st.last_acked_seq);
 }
 
+static void uploader_health(void *ud, bool ok, int err, long status, const char *detail)
+{
+	struct egw *e = ud;
+	struct uploader_stats st = {0};
+
+	if (e->uploader)
+		uploader_get_stats(e->uploader, &st);
+	if (ok)
+		log_info("uploader", "backend answers again (HTTP %ld); delivering from seq %llu",
+		         status, (unsigned long long)st.pending_seq);
+	else if (status)
+		log_warn("uploader", "backend answered HTTP %ld; retrying with backoff", status);
+	else
+		log_warn("uploader", "backend unreachable: %s%s%s; retrying with backoff",
+		         egw_strerror(err), detail[0] ? ": " : "", detail);
+}
+
 /* The uploader's settings.  urls points into the settings document (valid
  * until it changes).  Returns the number of URLs or -EINVAL (too many). */
 static int uploader_config_from(struct egw *e, const char *urls[UPLOADER_MAX_URLS],
@@ -206,6 +223,8 @@ static int uploader_config_from(struct egw *e, const char *urls[UPLOADER_MAX_URL
 	    .n_urls = n,
 	    .rate_per_s = rate > 0 ? (unsigned)rate : 0,
 	    .timeout_ms = tmo > 0 ? (long)tmo : 0,
+	    .on_health = uploader_health,
+	    .health_ud = e,
 	};
 	return (int)n;
 }
@@ -276,6 +295,12 @@ static json_t *name_section(void *ud)
 	                 st.last_error ? egw_strerror(st.last_error) : "");
 }
 
+static void name_learned(void *ud, const char *name)
+{
+	UNUSED(ud);
+	log_info("name", "the backend calls this gateway \"%s\"", name);
+}
+
 static void name_config_from(struct egw *e, struct namequery_config *cfg)
 {
 	*cfg = (struct namequery_config){
@@ -283,6 +308,8 @@ static void name_config_from(struct egw *e, struct namequery_config *cfg)
 	    .serial = signer_serial_hex(e->signer),
 	    .interval = MSEC(settings_get_int(e->settings, "name.interval_ms")),
 	    .refresh_interval = MSEC(settings_get_int(e->settings, "name.refresh_interval_ms")),
+	    .on_name = name_learned,
+	    .name_ud = e,
 	};
 }
 

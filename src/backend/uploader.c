@@ -29,6 +29,9 @@ struct uploader {
 	usec_t last_start;
 	bool backing_off;
 	bool closing; /* uploader_free is waiting for the ack worker */
+	bool failing; /* last request failed (for on_health) */
+	void (*on_health)(void *ud, bool ok, int err, long status, const char *detail);
+	void *health_ud;
 	unsigned rng; /* jitter state (rand_r), per object */
 	struct uploader_stats st;
 };
@@ -53,6 +56,11 @@ static void fail(struct uploader *u, int err, long status)
 	u->st.failed++;
 	u->st.last_error = err;
 	u->st.last_status = status;
+	if (!u->failing) {
+		u->failing = true;
+		if (u->on_health)
+			u->on_health(u->health_ud, false, err, status, u->req.curl_error);
+	}
 	u->st.backoff = u->st.backoff ? MIN(u->st.backoff * 2, u->backoff_max) : u->backoff_min;
 	u->backing_off = true;
 	schedule(u, now + jitter(u, u->st.backoff));
@@ -75,6 +83,11 @@ static void on_done(struct http_req *req, int err, long status)
 	u->st.last_error = 0;
 	u->st.backoff = 0;
 	u->backing_off = false;
+	if (u->failing) {
+		u->failing = false;
+		if (u->on_health)
+			u->on_health(u->health_ud, true, 0, status, "");
+	}
 	u->cur_done |= 1u << u->cur_url;
 	if (u->cur_done == (1u << u->n_urls) - 1) {
 		int r = loop_work_submit(u->loop, &u->ack_work);
@@ -195,6 +208,8 @@ int uploader_new(struct loop *l, struct http *h, const struct uploader_config *c
 	}
 	apply_defaults(cfg, &u->timeout_ms, &u->min_gap, &u->backoff_min, &u->backoff_max,
 	               &u->poll_interval);
+	u->on_health = cfg->on_health;
+	u->health_ud = cfg->health_ud;
 	u->task = (struct task){.name = "upload", .run = run, .prio = 5};
 	u->ack_work = (struct loop_work){.work = ack_work, .done = ack_done};
 	u->rng = (unsigned)now_usec() ^ (unsigned)(uintptr_t)u;

@@ -261,19 +261,26 @@ class PipelineTest(unittest.TestCase):
     def test_outage_every_batch_once_in_order(self):
         port = T.free_port()
         be = DevBackend(self, port)
-        e = egwd_for(self, port, be.port, interval_ms=100, extra={
-            "harvest.batch_interval_ms": 100})
+        e = egwd_for(self, port, be.port, interval_ms=100, extra={"backend.timeout_ms": 500})
         key, info = public_key(e)
         T.wait_until(lambda: be.summary()["unique"] >= 3, timeout=15, what="first batches")
-        # Refused connections, then 500s, then dropped connections: ~40 batches pile up.
-        for mode in ("refuse", "500", "drop"):
+        # Refused connections, 500s, dropped connections, then answers that
+        # never come (timeouts): ~60 batches pile up meanwhile.
+        for mode in ("refuse", "500", "drop", "stall"):
             be.control(mode=mode, for_s=1.5)
             time.sleep(1.5)
         be.control(mode="ok")
         sealed_during = e.state()["harvest"]["last_seq"]
-        self.assertGreater(sealed_during, 20)
+        self.assertGreater(sealed_during, 30)
+        # egwd catches up by itself while it keeps harvesting.
+        T.wait_until(lambda: e.state()["uploader"]["last_acked_seq"] >= sealed_during,
+                     timeout=30, what="caught up after the outage")
         # Stop sealing so the end state is well defined, then let it drain.
         stop_clean(self, e)
+        log = e.output()
+        # One outage, one line each way, not one per retry.
+        self.assertEqual(log.count("retrying with backoff"), 1, log)
+        self.assertEqual(log.count("backend answers again"), 1, log)
         e2 = egwd_for(self, port, be.port, state_dir=e.state_dir, interval_ms=3600000)
         wait_idle(e2)
         stop_clean(self, e2)

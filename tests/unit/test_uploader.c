@@ -188,6 +188,8 @@ struct queue {
 	int nacked;
 	int ack_fail_next;
 	unsigned ack_sleep_ms; /* the ack "fsync" takes this long (worker thread) */
+	int health_down, health_up; /* on_health calls */
+	long health_status;
 	volatile int acking;   /* set while an ack runs */
 };
 
@@ -268,6 +270,18 @@ static bool q_empty(void *ud)
 	return q->first > q->last;
 }
 
+static void on_health(void *ud, bool ok, int err, long status, const char *detail)
+{
+	struct queue *q = ud;
+	(void)err;
+	(void)detail;
+	if (ok)
+		q->health_up++;
+	else
+		q->health_down++;
+	q->health_status = status;
+}
+
 static struct uploader *up_new(struct fixture *f, struct queue *q, struct srv **srvs, int nsrv,
                                unsigned rate, long timeout_ms)
 {
@@ -286,6 +300,8 @@ static struct uploader *up_new(struct fixture *f, struct queue *q, struct srv **
 	    .backoff_min = 50 * USEC_PER_MSEC,
 	    .backoff_max = 400 * USEC_PER_MSEC,
 	    .poll_interval = 100 * USEC_PER_MSEC,
+	    .on_health = on_health,
+	    .health_ud = q,
 	};
 	assert_int_equal(uploader_new(f->l, f->h, &cfg, &q_source, q, &up), 0);
 	return up;
@@ -372,6 +388,10 @@ static void test_500_retried_with_backoff(void **state)
 	uploader_get_stats(up, &st);
 	assert_int_equal(st.failed, 4);
 	assert_int_equal(st.ok, 3);
+	/* Four failures in a row are one outage: one "down", one "up". */
+	assert_int_equal(q.health_down, 1);
+	assert_int_equal(q.health_up, 1);
+	assert_int_equal(q.health_status, 200);
 	assert_int_equal(st.backoff, 0); /* snapped back */
 	assert_int_equal(st.last_error, 0);
 	uploader_free(up);
