@@ -9,12 +9,15 @@ state dir:
      and the backend fault (devbackend /control) for FAULT_S seconds;
   3. midway, the process fault: kill -9 or SIGTERM, then egwd restarts on
      the same state dir;
-  4. faults cleared, egwd is stopped and started once more with no new
-     batches (interval 1 h) until its store holds nothing undelivered.
+  4. faults cleared, egwd is stopped and started once more with no device
+     and no new batches (interval 1 h) until its store holds nothing
+     undelivered, then stopped (that stop seals one more, empty, batch,
+     which stays in the store for the next start).
 Then it counts: made (meta.next_seq - 1 of the store), delivered (distinct
-seqs the backend accepted), gaps (seqs covered by gap records), duplicates
-(accepted twice: allowed after a kill -9 between the backend's 200 and the
-ack), lost (made but neither delivered nor covered by a gap: must be 0), and
+seqs the backend accepted), gaps (seqs covered by gap records), stored (rows
+still in the store: at most that last batch), duplicates (accepted twice:
+allowed after a kill -9 or stop between the backend's 200 and the ack), lost
+(made but neither delivered, covered by a gap nor stored: must be 0), and
 checks that every token the backend accepted verifies with PyJWT against
 the key of /api/crypto and that seqs arrived in order.
 
@@ -119,13 +122,13 @@ class SimCtl:
         return ans
 
 
-def start_egwd(scope, port, state, backend, sim, interval_ms, extra=None):
+def start_egwd(scope, port, state, backend, sim, interval_ms, extra=None, devices=True):
     s = dict(LOOP)
     s.update(extra or {})
     s.update({"backend.data_urls": [f"http://127.0.0.1:{backend.port}/data"],
               "harvest.batch_interval_ms": interval_ms,
               "harvest.poll_interval_ms": 100,
-              "devices": [sim.device_settings(0), sim.device_settings(1)]})
+              "devices": [sim.device_settings(0), sim.device_settings(1)] if devices else []})
     return T.Egwd(scope, state_dir=state, port=port, set=s)
 
 
@@ -133,7 +136,7 @@ def made_batches(state):
     db = sqlite3.connect(f"file:{os.path.join(state, 'store.db')}?mode=ro", uri=True)
     try:
         row = db.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
-        left, = db.execute("SELECT count(*) FROM rows").fetchone()
+        left = {r[0] for r in db.execute("SELECT seq FROM rows")}
         return (row[0] - 1 if row else 0), left
     finally:
         db.close()
@@ -188,8 +191,10 @@ def run_one(dev, be_fault, proc_fault, verbose=False):
         rc = e.stop()
         if rc != 0:
             raise RuntimeError(f"egwd exited {rc}:\n{e.output()[-2000:]}")
-        # Drain: no new batches, everything committed must reach the backend.
-        e = start_egwd(scope, port, state, be, sim, 3600000, extra)
+        # Drain: no device and no new batches (an orderly stop seals the open
+        # batch, which waits in the store for the next start: this one has
+        # nothing open); everything committed must reach the backend.
+        e = start_egwd(scope, port, state, be, sim, 3600000, extra, devices=False)
 
         def idle():
             up = e.state()["uploader"]
@@ -214,10 +219,12 @@ def run_one(dev, be_fault, proc_fault, verbose=False):
                     bad += 1
             except pyjwt.PyJWTError:
                 bad += 1
-        lost = sorted(set(range(1, made + 1)) - delivered - gap_cov)
+        # Rows still in the store are committed and wait for the next start:
+        # the last stop seals the open batch (possibly empty) and keeps it.
+        lost = sorted(set(range(1, made + 1)) - delivered - gap_cov - left)
         res.update(made=made, delivered=len(delivered - gap_seqs), gap_rows=len(gap_seqs),
                    gap_seqs=len(gap_cov), dup=s["duplicates"], lost=len(lost),
-                   bad_sig=bad + s["bad_signatures"], order=s["out_of_order"], left=left,
+                   bad_sig=bad + s["bad_signatures"], order=s["out_of_order"], stored=len(left),
                    extra=len(delivered - set(range(1, made + 1))))
         if lost:
             res["error"] = f"lost seqs {lost[:10]}"
@@ -225,8 +232,8 @@ def run_one(dev, be_fault, proc_fault, verbose=False):
             res["error"] = "bad signature"
         elif s["out_of_order"]:
             res["error"] = "out of order"
-        elif left:
-            res["error"] = f"{left} rows left in the store"
+        elif len(left) > 1 or (left and max(left) != made):
+            res["error"] = f"rows left undelivered in the store: {sorted(left)[:10]}"
         elif made < 5:
             res["error"] = "too few batches made"
         elif outage and not gap_seqs:
@@ -252,8 +259,8 @@ def combos(full):
     return out
 
 
-COLS = ("device", "backend", "process", "made", "delivered", "gap_rows", "gap_seqs", "dup",
-        "lost", "bad_sig", "order", "result")
+COLS = ("device", "backend", "process", "made", "delivered", "gap_rows", "gap_seqs", "stored",
+        "dup", "lost", "bad_sig", "order", "result")
 
 
 def row(r):
@@ -281,11 +288,12 @@ def main():
         r = run_one(d, b, p)
         results.append(r)
         print(row(r), flush=True)
-    tot = {k: sum(r.get(k, 0) or 0 for r in results) for k in ("made", "delivered", "gap_seqs",
-                                                                  "dup", "lost", "bad_sig")}
+    tot = {k: sum(r.get(k, 0) or 0 for r in results)
+           for k in ("made", "delivered", "gap_seqs", "stored", "dup", "lost", "bad_sig")}
     failed = [r for r in results if r["error"]]
     print(f"\n{len(results)} combinations in {time.monotonic() - t0:.0f} s: "
           f"made {tot['made']}, delivered {tot['delivered']}, gap seqs {tot['gap_seqs']}, "
+          f"stored {tot['stored']}, "
           f"duplicates {tot['dup']}, lost {tot['lost']}, bad signatures {tot['bad_sig']}, "
           f"failed {len(failed)}")
     if a.json:
