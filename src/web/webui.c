@@ -238,17 +238,22 @@ static void resume(struct webui *u, struct MHD_Connection *conn)
 static int on_kick(struct task *t, usec_t now)
 {
 	struct webui *u = container_of(t, struct webui, kick);
+	MHD_UNSIGNED_LONG_LONG ms = 1;
 	bool pending = false;
 
 	if (!u->daemon)
 		return 0;
 	MHD_run(u->daemon);
-	/* A resumed connection may only be served on a later MHD_run: keep
-	 * kicking (briefly) until every woken stream has been read. */
+	/* A resumed connection may only be served on a later MHD_run, and data
+	 * taken from a stream may still wait in MHD's buffer (MHD then reports a
+	 * zero timeout): run MHD again, briefly, until both are done.  web.c's
+	 * own timer only looks at MHD's timeout after its own runs. */
 	for (struct live_conn *lc = u->live; lc; lc = lc->next)
 		pending |= lc->resumed;
-	if (pending && ++u->kicks < 100)
-		loop_task_add(u->e->loop, &u->kick, now + 200);
+	if (MHD_get_timeout(u->daemon, &ms) == MHD_YES && ms == 0)
+		pending = true;
+	if (pending && ++u->kicks < 1000)
+		loop_task_add(u->e->loop, &u->kick, now + 50);
 	else
 		u->kicks = 0;
 	return 0;
