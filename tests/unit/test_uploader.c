@@ -189,6 +189,7 @@ struct queue {
 	int ack_fail_next;
 	unsigned ack_sleep_ms; /* the ack "fsync" takes this long (worker thread) */
 	int health_down, health_up; /* on_health calls */
+	struct uploader *up;        /* for q_empty */
 	long health_status;
 	volatile int acking;   /* set while an ack runs */
 };
@@ -220,8 +221,9 @@ static int q_ack(void *ud, uint64_t seq)
 	}
 	if (seq != q->first)
 		return -ENOENT;
-	q->acked[q->nacked++] = seq;
-	q->first++;
+	q->acked[q->nacked] = seq;
+	__atomic_fetch_add(&q->nacked, 1, __ATOMIC_SEQ_CST);
+	__atomic_fetch_add(&q->first, 1, __ATOMIC_SEQ_CST);
 	return 0;
 }
 
@@ -264,10 +266,20 @@ static bool run_until(struct loop *l, bool (*done)(void *), void *ud, usec_t tim
 	return done(ud);
 }
 
+/* Everything delivered, and the uploader has seen its last ack complete (the
+ * ack runs on a worker; its completion on the loop thread comes after). */
 static bool q_empty(void *ud)
 {
 	struct queue *q = ud;
-	return q->first > q->last;
+	struct uploader_stats st;
+
+	if (q->up) {
+		uploader_get_stats(q->up, &st);
+		if (st.pending_seq != 0 ||
+		    st.acked != (uint64_t)__atomic_load_n(&q->nacked, __ATOMIC_SEQ_CST))
+			return false;
+	}
+	return __atomic_load_n(&q->first, __ATOMIC_SEQ_CST) > q->last;
 }
 
 static void on_health(void *ud, bool ok, int err, long status, const char *detail)
@@ -304,6 +316,7 @@ static struct uploader *up_new(struct fixture *f, struct queue *q, struct srv **
 	    .health_ud = q,
 	};
 	assert_int_equal(uploader_new(f->l, f->h, &cfg, &q_source, q, &up), 0);
+	q->up = up;
 	return up;
 }
 
