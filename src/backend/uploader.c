@@ -49,14 +49,17 @@ static usec_t jitter(struct uploader *u, usec_t d)
 	return (usec_t)((double)d * f);
 }
 
-static void fail(struct uploader *u, int err, long status)
+/* A failed attempt: back off.  backend: the backend (or the way to it)
+ * failed, as opposed to our own store or memory; only that changes the
+ * health reported through on_health. */
+static void fail_ex(struct uploader *u, int err, long status, bool backend)
 {
 	usec_t now = now_usec();
 
 	u->st.failed++;
 	u->st.last_error = err;
 	u->st.last_status = status;
-	if (!u->failing) {
+	if (backend && !u->failing) {
 		u->failing = true;
 		if (u->on_health)
 			u->on_health(u->health_ud, false, err, status, u->req.curl_error);
@@ -64,6 +67,11 @@ static void fail(struct uploader *u, int err, long status)
 	u->st.backoff = u->st.backoff ? MIN(u->st.backoff * 2, u->backoff_max) : u->backoff_min;
 	u->backing_off = true;
 	schedule(u, now + jitter(u, u->st.backoff));
+}
+
+static void fail(struct uploader *u, int err, long status)
+{
+	fail_ex(u, err, status, true);
 }
 
 static void on_done(struct http_req *req, int err, long status)
@@ -92,7 +100,7 @@ static void on_done(struct http_req *req, int err, long status)
 	if (u->cur_done == (1u << u->n_urls) - 1) {
 		int r = loop_work_submit(u->loop, &u->ack_work);
 		if (r < 0)
-			fail(u, r, status);
+			fail_ex(u, r, status, false);
 		return; /* continues in ack_done */
 	}
 	schedule(u, MAX(now_usec(), u->last_start + u->min_gap));
@@ -111,7 +119,7 @@ static void ack_done(struct loop_work *w)
 	if (u->ack_result < 0 && u->ack_result != -ENOENT) {
 		/* Delivered but not recorded: it will be sent again (at least
 		 * once).  -ENOENT means it is gone already (dropped by bounds). */
-		fail(u, u->ack_result, u->st.last_status);
+		fail_ex(u, u->ack_result, u->st.last_status, false);
 		return;
 	}
 	u->st.acked++;
@@ -140,7 +148,7 @@ static int run(struct task *t, usec_t now)
 		return 0;
 	}
 	if (r < 0) {
-		fail(u, r, 0);
+		fail_ex(u, r, 0, false);
 		return 0;
 	}
 	if (seq != u->cur_seq) {
@@ -153,7 +161,7 @@ static int run(struct task *t, usec_t now)
 		free(jwt);
 		r = loop_work_submit(u->loop, &u->ack_work);
 		if (r < 0)
-			fail(u, r, 0);
+			fail_ex(u, r, 0, false);
 		return 0;
 	}
 	u->cur_url = 0;
@@ -165,7 +173,7 @@ static int run(struct task *t, usec_t now)
 	              u->timeout_ms, on_done);
 	free(jwt);
 	if (r < 0)
-		fail(u, r, 0);
+		fail_ex(u, r, 0, false);
 	return 0;
 }
 
