@@ -8,6 +8,10 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <math.h>
+
+#include "backend/mqtt.h"
+#include "profiles/reading.h"
 #include "web/assets.h"
 #include "web/sse.h"
 
@@ -208,6 +212,78 @@ static void test_sse_wraparound(void **state)
 	sse_hub_free(h);
 }
 
+static void test_mqtt_discovery_payloads(void **state)
+{
+	char topic[MQTT_TOPIC_MAX];
+	json_t *cfg;
+	(void)state;
+
+	assert_int_equal(mqtt_discovery("egw", "homeassistant", "0123abcd", "inv1", "sunspec",
+	                                RF_PV_W, topic, sizeof(topic), &cfg), 0);
+	assert_string_equal(topic, "homeassistant/sensor/egw_0123abcd_inv1/pv_W/config");
+	assert_string_equal(json_string_value(json_object_get(cfg, "device_class")), "power");
+	assert_string_equal(json_string_value(json_object_get(cfg, "unit_of_measurement")), "W");
+	assert_string_equal(json_string_value(json_object_get(cfg, "state_class")), "measurement");
+	assert_string_equal(json_string_value(json_object_get(cfg, "state_topic")),
+	                    "egw/0123abcd/inv1/state");
+	assert_string_equal(json_string_value(json_object_get(cfg, "value_template")),
+	                    "{{ value_json.pv.W }}");
+	assert_string_equal(json_string_value(json_object_get(cfg, "unique_id")),
+	                    "egw_0123abcd_inv1_pv_W");
+	assert_int_equal(json_array_size(json_object_get(cfg, "availability")), 2);
+	json_decref(cfg);
+
+	assert_int_equal(mqtt_discovery("site/egw", "ha", "s1", "meter.1", NULL,
+	                                RF_METER_TOTAL_IMPORT_WH, topic, sizeof(topic), &cfg), 0);
+	/* '.' is not allowed in Home Assistant ids: replaced in the node id. */
+	assert_string_equal(topic, "ha/sensor/egw_s1_meter_1/meter_total_import_Wh/config");
+	assert_string_equal(json_string_value(json_object_get(cfg, "state_class")), "total_increasing");
+	assert_string_equal(json_string_value(json_object_get(cfg, "device_class")), "energy");
+	assert_string_equal(json_string_value(json_object_get(cfg, "state_topic")),
+	                    "site/egw/s1/meter.1/state");
+	json_decref(cfg);
+
+	assert_int_equal(mqtt_discovery("egw", "homeassistant", "s", "d", "p", RF_BATTERY_SOC_NOM_FRACT,
+	                                topic, sizeof(topic), &cfg), 0);
+	assert_string_equal(json_string_value(json_object_get(cfg, "unit_of_measurement")), "%");
+	assert_non_null(strstr(json_string_value(json_object_get(cfg, "value_template")), "* 100"));
+	json_decref(cfg);
+	assert_int_equal(mqtt_discovery("egw", "homeassistant", "s", "d", "p", RF_PV_HEATSINK_C,
+	                                topic, sizeof(topic), &cfg), 0);
+	assert_string_equal(json_string_value(json_object_get(cfg, "unit_of_measurement")), "\xc2\xb0" "C");
+	json_decref(cfg);
+
+	/* Wildcards or separators in a topic level are refused. */
+	assert_int_equal(mqtt_discovery("egw", "homeassistant", "s", "a/b", "p", RF_PV_W, topic,
+	                                sizeof(topic), &cfg), -EINVAL);
+	assert_int_equal(mqtt_discovery("egw", "homeassistant", "s#", "d", "p", RF_PV_W, topic,
+	                                sizeof(topic), &cfg), -EINVAL);
+	assert_int_equal(mqtt_discovery("egw/+", "homeassistant", "s", "d", "p", RF_PV_W, topic,
+	                                sizeof(topic), &cfg), -EINVAL);
+	assert_int_equal(mqtt_discovery("egw", "homeassistant", "s", "d", "p", RF_COUNT, topic,
+	                                sizeof(topic), &cfg), -EINVAL);
+	assert_int_equal(mqtt_discovery("egw", "homeassistant", "s", "d", "p", RF_PV_W, topic, 10,
+	                                &cfg), -EINVAL);
+}
+
+static void test_mqtt_state_json(void **state)
+{
+	struct reading r;
+	json_t *j;
+	(void)state;
+
+	reading_clear(&r);
+	r.v[RF_PV_W] = -3000;
+	r.v[RF_METER_HZ] = 50.01;
+	j = mqtt_state_json("inv1", "sunspec", 1700000000123, &r);
+	assert_non_null(j);
+	assert_int_equal(json_integer_value(json_object_get(j, "ts_ms")), 1700000000123);
+	assert_string_equal(json_string_value(json_object_get(j, "device")), "inv1");
+	assert_true(fabs(json_real_value(json_object_get(json_object_get(j, "pv"), "W")) + 3000) < 1e-9);
+	assert_null(json_object_get(j, "battery")); /* nothing available: no group */
+	json_decref(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -218,6 +294,8 @@ int main(void)
 		cmocka_unit_test(test_sse_rejects_bad_input),
 		cmocka_unit_test(test_sse_slow_client_dropped_others_not),
 		cmocka_unit_test(test_sse_wraparound),
+		cmocka_unit_test(test_mqtt_discovery_payloads),
+		cmocka_unit_test(test_mqtt_state_json),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
