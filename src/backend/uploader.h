@@ -54,9 +54,9 @@ struct uploader_config {
 	usec_t backoff_max;   /* 0: 60 s */
 	usec_t poll_interval; /* look for work even without a kick; 0: 5 s */
 	/* Optional: called when the backend (or the way to it) starts failing
-	 * (ok false: err, HTTP
-	 * status or 0, curl's text or "") and when it works again (ok true), once
-	 * per change, so the daemon can log outages without a line per retry. */
+	 * (ok false: err, HTTP status or 0, curl's text or "") and when it works
+	 * again (ok true), once per change, so the daemon can log outages
+	 * without a line per retry.  Store failures do not count. */
 	void (*on_health)(void *ud, bool ok, int err, long status, const char *detail);
 	void *health_ud;
 };
