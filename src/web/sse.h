@@ -4,8 +4,9 @@
  * Publishing formats the frame once ("event: <name>\ndata: <json>\n\n") and
  * appends it to the ring; it never waits for a client and never allocates.
  * Each client reads from its own cursor.  A client that falls more than the
- * ring size behind (SSE_RING_BYTES by default: about a minute of 10 Hz
- * frequency samples plus a few devices' readings) has lost data: its next
+ * ring size behind (SSE_RING_BYTES by default, 128 KiB: about a minute of
+ * 10 Hz frequency samples (~100 B each) plus one device's readings (~500 B/s),
+ * less with more devices) has lost data: its next
  * read fails with -EPIPE and the server drops it.  So the memory is bounded by
  * the ring plus max_clients small structs, whatever the clients do.
  *
@@ -17,7 +18,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define SSE_RING_BYTES (256u * 1024u)
+#define SSE_RING_BYTES (128u * 1024u)
 #define SSE_MAX_CLIENTS 64u
 /* Longest frame accepted by sse_hub_publish (name + data + framing). */
 #define SSE_MAX_FRAME (16u * 1024u)
