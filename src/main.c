@@ -20,6 +20,7 @@
 
 #include "backend/batch.h"
 #include "backend/pipeline.h"
+#include "backend/uploader.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "base/sdnotify.h"
@@ -30,6 +31,7 @@
 #include "egw.h"
 #include "fsm/fsm.h"
 #include "loop/loop.h"
+#include "store/store.h"
 #include "store/wire.h"
 #include "web/web.h"
 #include "web/webui.h"
@@ -319,16 +321,21 @@ static int on_settings_changed(struct egw *e)
 	return 0;
 }
 
-/* The gateway's state decides what runs.  Entering "stopping" seals what
- * was collected since the last batch, so an orderly stop (SIGTERM, a
- * container restart) loses no reading; main() then lets that batch reach
- * the store before tearing the modules down. */
+/* The gateway's state decides what runs.  Entering "stopping" ends polling
+ * (the stop is the cut: no reading is taken that could not be kept) and
+ * seals what was collected since the last batch, so an orderly stop
+ * (SIGTERM, a container restart) loses no reading; main() then lets that
+ * batch reach the store, and the backend if it answers, before tearing the
+ * modules down. */
 static void gw_enter_stopping(struct fsm *f, unsigned from, const char *reason, void *ud)
 {
 	struct egw *e = ud;
 	UNUSED(f);
 	UNUSED(reason);
-	if (from != GW_STARTING && e->batch)
+	if (from == GW_STARTING)
+		return;
+	devices_egw_fini(e);
+	if (e->batch)
 		batch_seal_now(e->batch);
 }
 
@@ -356,12 +363,30 @@ static void start_sdnotify(struct egw *e)
 	}
 }
 
-/* Run the loop until the last sealed batch is committed (bounded). */
+/* Run the loop until the last sealed batch is committed (bounded), then give
+ * the uploader a short while to deliver what waits, stopping at its first
+ * failure: what is not delivered stays in the store for the next start. */
 static void drain_batches(struct egw *e)
 {
+	struct uploader_stats st0, st;
+	struct store_stats ss;
 	usec_t end = now_usec() + 5 * USEC_PER_SEC;
+
 	while (e->batch && batch_busy(e->batch) && now_usec() < end)
-		loop_run_once(e->loop, 50 * USEC_PER_MSEC);
+		loop_run_once(e->loop, 20 * USEC_PER_MSEC);
+	if (!e->uploader || !e->store)
+		return;
+	uploader_get_stats(e->uploader, &st0);
+	uploader_kick(e->uploader);
+	end = now_usec() + 2 * USEC_PER_SEC;
+	for (;;) {
+		store_get_stats(e->store, &ss);
+		uploader_get_stats(e->uploader, &st);
+		if (ss.backlog == 0 || st.failed > st0.failed || st.waiting_signer ||
+		    now_usec() >= end)
+			break;
+		loop_run_once(e->loop, 20 * USEC_PER_MSEC);
+	}
 }
 
 static void on_signal(struct loop *l, int signo, void *ud)

@@ -16,8 +16,11 @@ try:
     suite = unittest.defaultTestLoader.loadTestsFromModule(mod)
     r = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
     bad = [t for t, _ in r.failures + r.errors] + list(r.unexpectedSuccesses)
+    # A test with failing subtests counts once per failing subtest; the tests
+    # that passed are those run minus every test that had any failure.
+    failed_tests = {t.id().split(" ")[0] for t in bad}
     res["failed"] = len(bad)
-    res["passed"] = r.testsRun - len(bad) - len(r.skipped)
+    res["passed"] = max(0, r.testsRun - len(failed_tests) - len(r.skipped))
     res["failures"] = [t.id() for t in bad]
 except Exception as e:  # import error etc.
     import traceback
