@@ -536,7 +536,10 @@ class ApiTest(unittest.TestCase):
                             ("egw_device_reconnects_total", "counter"),
                             ("egw_device_last_good_read_timestamp_seconds", "gauge"),
                             ("egw_frequency_hz", "gauge"), ("egw_sse_clients", "gauge"),
-                            ("egw_sse_events_total", "counter")]:
+                            ("egw_sse_events_total", "counter"),
+                            # from the store and devices modules, same document
+                            ("egw_store_backlog", "gauge"), ("egw_store_dropped_total", "counter"),
+                            ("egw_frequency_read_lateness_seconds", "histogram")]:
             if ftype is None:
                 continue
             self.assertIn(name, fams)
