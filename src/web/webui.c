@@ -1188,7 +1188,10 @@ static bool write_allowed(const json_t *list, const char *device, unsigned addr,
 			}
 			if (dev && strcmp(dev, "*") != 0 && strcmp(dev, device) != 0)
 				continue;
-			if ((json_int_t)a >= first && (json_int_t)a < first + n)
+			/* first + n may overflow (the list is any JSON array); a - first
+			 * in unsigned arithmetic is exact once a >= first. */
+			if ((json_int_t)a >= first && n > 0 &&
+			    (uint64_t)a - (uint64_t)first < (uint64_t)n)
 				ok = true;
 		}
 		if (!ok)
