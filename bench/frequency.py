@@ -66,11 +66,15 @@ def mem_kb(pid):
     return out
 
 
+EXTRA = {}
+
+
 def start(case, profiles):
     sim = T.EgwSim(case, [(p, 1) for p in profiles], args=["--log-level", "warn"])
     sim.wait_output("egw-sim: ready", timeout=10)
     devs = [sim.device_settings(i, id=f"{p}") for i, p in enumerate(profiles)]
-    egwd = T.Egwd(case, set={"devices": devs, "http.bind": "127.0.0.1", "log_level": "warn"})
+    egwd = T.Egwd(case, set={"devices": devs, "http.bind": "127.0.0.1", "log_level": "warn",
+                             **EXTRA})
     T.wait_until(lambda: all(d["state"] == "polling" for d in egwd.state()["devices"]),
                  timeout=15, what="devices polling")
     return sim, egwd
@@ -128,13 +132,25 @@ def main():
     ap.add_argument("--build", default=os.environ.get("EGW_BUILD"))
     ap.add_argument("--duration", type=float, default=600)
     ap.add_argument("--connections", type=int, default=4)
+    ap.add_argument("--batch-interval-ms", type=int, default=None,
+                    help="harvest.batch_interval_ms (default 10000); 3600000 to see the "
+                         "lateness without the 10 s batch seal")
+    ap.add_argument("--seed-only", action="store_true")
     a = ap.parse_args()
+    if a.batch_interval_ms:
+        EXTRA["harvest.batch_interval_ms"] = a.batch_interval_ms
     if a.build:
         T.BUILD = os.path.abspath(a.build)
     if not shutil.which("wrk"):
         sys.exit("wrk not installed")
     load0 = os.getloadavg()
     seed = phase_seed(a.duration)
+    if a.seed_only:
+        sl = seed["lateness_us"]
+        print(json.dumps(seed, indent=1))
+        print(f"seed workload: CPU {seed['cpu_pct']:.3f} %, lateness p50 {sl['p50']:.0f} us, "
+              f"p99 {sl['p99']:.0f} us, max {sl['max']:.0f} us over {sl['runs']} reads")
+        return
     loaded = phase_loaded(a.duration, a.connections)
     load1 = os.getloadavg()
     print(json.dumps({"duration_s": a.duration, "cpus": os.cpu_count(),
