@@ -93,8 +93,8 @@ struct scan_result {
 struct scan_probe {
 	struct webui *u;
 	struct mb_client *client;
-	struct task reap;
 	bool active;
+	bool finished;               /* result recorded; client freed by scan_gc */
 	bool busy;                   /* a request in flight */
 	unsigned target;
 	unsigned step;               /* 0: SunSpec marker, 1: model 1, 2+: profile index * 2 */
@@ -108,6 +108,7 @@ struct scan_target {
 };
 
 struct scan {
+	struct task gc;              /* scan_gc */
 	bool running;
 	int64_t started_ms, finished_ms;
 	unsigned ntargets, next, done;
@@ -1297,16 +1298,24 @@ int webui_h_modbus_post(struct web_request *rq)
 static void probe_next(struct scan_probe *p);
 static void scan_fill(struct webui *u);
 
-static int probe_reap(struct task *t, usec_t now)
+/* Frees the clients of finished probes and starts the next targets.  One
+ * task for the whole scan: a task must not re-initialise or free the struct
+ * it is embedded in from its own run() (the scheduler touches it after). */
+static int scan_gc(struct task *t, usec_t now)
 {
-	struct scan_probe *p = container_of(t, struct scan_probe, reap);
-	struct webui *u = p->u;
+	struct scan *sc = container_of(t, struct scan, gc);
+	struct webui *u = container_of(sc, struct webui, scan);
 	(void)now;
 
-	mb_client_free(p->client);
-	p->client = NULL;
-	p->active = false;
-	u->scan.done++;
+	for (unsigned i = 0; i < WEBUI_SCAN_PARALLEL; i++) {
+		struct scan_probe *p = &sc->probes[i];
+		if (!p->active || !p->finished)
+			continue;
+		mb_client_free(p->client);
+		p->client = NULL;
+		p->active = false;
+		sc->done++;
+	}
 	scan_fill(u);
 	return 0;
 }
@@ -1314,9 +1323,8 @@ static int probe_reap(struct task *t, usec_t now)
 static void probe_end(struct scan_probe *p)
 {
 	p->busy = false;
-	p->reap = (struct task){ .name = "webui-scan", .run = probe_reap };
-	p->reap.idx = SCHED_NOT_QUEUED;
-	loop_task_add(p->u->e->loop, &p->reap, loop_now(p->u->e->loop));
+	p->finished = true;
+	loop_task_add(p->u->e->loop, &p->u->scan.gc, loop_now(p->u->e->loop));
 }
 
 static void probe_found(struct scan_probe *p, const char *profile, const char *serial,
@@ -1468,7 +1476,6 @@ static void probe_start(struct webui *u, struct scan_probe *p, unsigned target)
 	};
 
 	*p = (struct scan_probe){ .u = u, .target = target, .active = true };
-	p->reap.idx = SCHED_NOT_QUEUED;
 	if (mb_client_new(u->e->loop, &cfg, &p->client) < 0 ||
 	    mb_client_read(p->client, u->scan.unit, 3, 40000, 2, probe_cb, p) < 0) {
 		probe_end(p);
@@ -1498,11 +1505,11 @@ static void scan_stop(struct webui *u)
 	struct scan *sc = &u->scan;
 
 	sc->running = false;
+	loop_task_cancel(u->e->loop, &sc->gc);
 	for (unsigned i = 0; i < WEBUI_SCAN_PARALLEL; i++) {
 		struct scan_probe *p = &sc->probes[i];
 		if (!p->active)
 			continue;
-		loop_task_cancel(u->e->loop, &p->reap);
 		mb_client_free(p->client); /* callbacks see running == false */
 		p->client = NULL;
 		p->active = false;
@@ -1862,7 +1869,9 @@ int webui_new(struct egw *e, struct webui **ret)
 	                          .period = WATCH_PERIOD, .prio = 20 };
 	u->kick = (struct task){ .name = "webui-kick", .run = on_kick, .prio = 0 };
 	u->raw_gc = (struct task){ .name = "webui-raw", .run = raw_gc };
-	u->heartbeat.idx = u->watch.idx = u->kick.idx = u->raw_gc.idx = SCHED_NOT_QUEUED;
+	u->scan.gc = (struct task){ .name = "webui-scan", .run = scan_gc };
+	u->heartbeat.idx = u->watch.idx = u->kick.idx = u->raw_gc.idx = u->scan.gc.idx =
+		SCHED_NOT_QUEUED;
 	r = sse_hub_new(0, 0, &u->hub);
 	if (r < 0)
 		goto err;
