@@ -162,9 +162,10 @@ class TestEveryProfile(unittest.TestCase):
         self.assertEqual(f1["interval_ms"], 100)
         t0 = f0["latest"]["ts_ms"]
         new = [s for s in f1["samples"] if s[0] > t0]
-        self.assertGreaterEqual(len(new), 7, f1)
-        self.assertLessEqual(len(new), 13, f1)
-        self.assertGreaterEqual(f1["stats_1s"]["n"], 7)
+        # ~10 in a second (slack for a loaded or sanitised test machine)
+        self.assertGreaterEqual(len(new), 6, f1)
+        self.assertLessEqual(len(new), 14, f1)
+        self.assertGreaterEqual(f1["stats_1s"]["n"], 6)
         hz = truth[profiles[0]]["reading"]["meter"]["Hz"]
         self.assertAlmostEqual(f1["latest"]["hz"], hz, delta=0.011)
         self.assertLessEqual(f1["stats_1s"]["min"], f1["stats_1s"]["mean"])

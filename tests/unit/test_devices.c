@@ -572,7 +572,7 @@ static void test_frequency_10hz(void **state)
 	run_for(&h, 2000);
 	unsigned got = h.rec.freq - f0;
 	/* 10 Hz over 2 s, with slack for a loaded (sanitised) test machine. */
-	if (got < 15 || got > 21)
+	if (got < 13 || got > 22)
 		fail_msg("%u frequency samples in 2 s", got);
 	assert_true(h.rec.last_hz > 50.0 && h.rec.last_hz < 51.0);
 
@@ -650,7 +650,7 @@ static void test_dead_device_does_not_delay_other(void **state)
 	run_for(&h, 1000);
 	device_stats(devices_get(h.ds, 1), &b);
 	/* 100 ms polls: about 10 in a second despite the other one timing out. */
-	assert_true(b.polls_ok - a.polls_ok >= 7);
+	assert_true(b.polls_ok - a.polls_ok >= 6);
 	assert_int_not_equal(device_state(devices_get(h.ds, 0)), DEV_POLLING);
 	assert_int_equal(device_state(devices_get(h.ds, 1)), DEV_POLLING);
 	h_stop(&h);
