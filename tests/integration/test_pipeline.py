@@ -258,6 +258,31 @@ class PipelineTest(unittest.TestCase):
         c.close()
         stop_clean(self, e)
 
+    def test_settings_switch_backend_without_restart(self):
+        port = T.free_port()
+        a, b = DevBackend(self, port), DevBackend(self, port)
+        e = egwd_for(self, port, a.port, interval_ms=100)
+        T.wait_until(lambda: a.summary()["unique"] >= 3, timeout=15, what="batches at A")
+        before = e.state()["uploader"]["attempts"]
+        # An unrelated change keeps the uploader (its counters go on).
+        st, obj = T.http_json(port, "POST", "/api/settings",
+                              {"name": {"interval_ms": 5000}}, headers=e.auth())
+        self.assertEqual(st, 200, obj)
+        self.assertGreaterEqual(e.state()["uploader"]["attempts"], before)
+        # New endpoint: uploads move to B, continuing the sequence.
+        st, obj = T.http_json(port, "POST", "/api/settings",
+                              {"backend": {"data_urls": [b.data_url]}}, headers=e.auth())
+        self.assertEqual(st, 200, obj)
+        T.wait_until(lambda: b.summary()["unique"] >= 3, timeout=15, what="batches at B")
+        self.assertEqual(e.state()["uploader"]["urls"], [b.data_url])
+        time.sleep(0.3)
+        sa, sb = a.summary(), b.summary()
+        # Nothing skipped at the switch: B starts at most right after A's last.
+        self.assertLessEqual(sb["min_seq"], sa["max_seq"] + 1)
+        self.assertEqual(sb["missing"], [])
+        contiguous(self, sorted(set(sa["seqs"]) | set(sb["seqs"])), sa["seqs"][0])
+        stop_clean(self, e)
+
     def test_outage_every_batch_once_in_order(self):
         port = T.free_port()
         be = DevBackend(self, port)
