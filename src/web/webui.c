@@ -701,7 +701,15 @@ static int devices_commit(struct web_request *rq, json_t *arr, unsigned ok_statu
 	char msg[512];
 	int r;
 
-	r = settings_set(e->settings, "devices", arr, &err);
+	/* A patch, not a set: the API's list is the newer one and replaces a
+	 * --set devices=... given on the command line (the demo starts that way). */
+	json_t *patch = json_pack("{sO}", "devices", arr);
+	r = patch ? settings_patch(e->settings, patch, &err) : -ENOMEM;
+	json_decref(patch);
+	if (r == -ENOMEM) {
+		json_decref(reply);
+		return web_reply_error(rq, 500, "out of memory", NULL);
+	}
 	if (r < 0) {
 		json_decref(reply);
 		return web_reply_error(rq, 400, settings_error_str(&err, msg, sizeof(msg)), err.key);
@@ -1872,7 +1880,14 @@ int webui_new(struct egw *e, struct webui **ret)
 	u->scan.gc = (struct task){ .name = "webui-scan", .run = scan_gc };
 	u->heartbeat.idx = u->watch.idx = u->kick.idx = u->raw_gc.idx = u->scan.gc.idx =
 		SCHED_NOT_QUEUED;
-	r = sse_hub_new(0, 0, &u->hub);
+	/* A live stream holds its connection for ever: keep 8 of
+	 * http.max_connections (half when it is that small) for everything else,
+	 * or a few idle stream clients lock everyone out. */
+	{
+		unsigned maxc = (unsigned)settings_get_int(e->settings, "http.max_connections");
+		unsigned live = maxc > 16 ? maxc - 8 : MAX(1u, maxc / 2);
+		r = sse_hub_new(0, MIN(live, SSE_MAX_CLIENTS), &u->hub);
+	}
 	if (r < 0)
 		goto err;
 	r = loop_task_add(e->loop, &u->watch, loop_now(e->loop) + WATCH_PERIOD);

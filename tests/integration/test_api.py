@@ -5,6 +5,7 @@ Every route: success, 400 naming the field, 401 without the token, 404; a
 device added through the API survives a restart of egwd; /metrics parses
 with a strict Prometheus text-format parser written here."""
 import json
+import os
 import math
 import re
 import signal
@@ -311,7 +312,7 @@ class ApiTest(unittest.TestCase):
             (dict(base, port=70000), "port"),
             (dict(base, port="502"), "port"),
             ({k: v for k, v in base.items() if k != "host"}, "host"),
-            (dict(base, host="gateway.example.com"), "host"),
+            (dict(base, host="not a host!"), "host"),
             (dict(base, unit_id=300), "unit_id"),
             (dict(base, profile="nosuchprofile"), "profile"),
             ({k: v for k, v in base.items() if k != "profile"}, "profile"),
@@ -374,6 +375,21 @@ class ApiTest(unittest.TestCase):
         st, o = t.http_json(egwd2.port, "DELETE", "/api/device?id=inv1", headers=egwd2.auth())
         self.assertEqual(st, 200, o)
         self.assertEqual(egwd2.get("/api/device"), {"devices": []})
+
+    def test_api_device_replaces_command_line_devices(self):
+        """The demo starts egwd with --set devices=[...]; a device added in the
+        UI must still take effect, and be kept."""
+        self.egwd.stop()
+        first = {"connection": "tcp", "host": "127.0.0.1", "port": self.simport, "unit_id": 1,
+                 "profile": "sunspec", "id": "cli"}
+        self.egwd = t.Egwd(self, set={"devices": [first]})
+        st, o = self.req("POST", "/api/device", dict(first, id="added"))
+        self.assertEqual(st, 201, o)
+        ids = [d["id"] for d in self.egwd.get("/api/device")["devices"]]
+        self.assertEqual(ids, ["cli", "added"])
+        with open(os.path.join(self.egwd.state_dir, "settings.json")) as f:
+            saved = json.load(f)
+        self.assertEqual([d["id"] for d in saved["devices"]], ["cli", "added"])
 
     def test_settings_post_applies_devices(self):
         st, o = self.req("POST", "/api/settings", {"devices": [
