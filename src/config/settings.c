@@ -77,7 +77,7 @@ static const struct skey schema[] = {
 	{ "signer.i2c_address", ST_INT, 0x60, .min = 0, .max = 127 },
 	{ "signer.i2c_bus", ST_STR, .def_str = "/dev/i2c-1" },
 	{ "store.max_age_s", ST_INT, 30 * DAY_S, .min = 60, .max = 3650 * DAY_S },
-	{ "store.max_bytes", ST_INT, 64 * MIB, .min = MIB, .max = INT64_C(1) << 40 },
+	{ "store.max_bytes", ST_INT, 512 * MIB, .min = MIB, .max = INT64_C(1) << 40 },
 };
 
 /* Fields of one element of "devices". */

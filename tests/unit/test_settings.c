@@ -85,7 +85,7 @@ static void test_defaults(void **state)
 		{ "harvest.poll_interval_ms", 1000 }, { "harvest.batch_interval_ms", 10000 },
 		{ "frequency.interval_ms", 100 }, { "frequency.device", 0 },
 		{ "name.interval_ms", 10000 }, { "name.refresh_interval_ms", 3600000 },
-		{ "store.max_bytes", 64 << 20 }, { "store.max_age_s", 30 * 86400 },
+		{ "store.max_bytes", 512 << 20 }, { "store.max_age_s", 30 * 86400 },
 		{ "signer.i2c_address", 0x60 }, { "modbus.min_gap_ms", 0 },
 		{ "modbus.timeout_ms", 1000 }, { "mqtt.port", 1883 },
 		{ "backend.rate_per_s", 100 }, { "backend.timeout_ms", 10000 },
