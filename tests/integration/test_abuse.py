@@ -90,7 +90,7 @@ class AbuseTest(unittest.TestCase):
         self.g = T.Egwd(self, set=dict(LOOP, **{"http.request_timeout_s": 2}))
         self.fd0 = nfds(self.g.pid)
 
-    def healthy(self, what):
+    def healthy(self, what, fd_timeout=10):
         g = self.g
         self.assertTrue(g.alive(), f"egwd died after {what}:\n{g.output()[-3000:]}")
         T.wait_until(lambda: T.http(g.port, "GET", "/api/hello", timeout=2)[0] == 200,
@@ -98,7 +98,7 @@ class AbuseTest(unittest.TestCase):
         rss = rss_kb(g.pid)
         self.assertLess(rss, RSS_CAP_KB, f"RSS {rss} kB after {what}")
         # connections closed by the clients must be released (bounded wait)
-        T.wait_until(lambda: nfds(g.pid) <= self.fd0 + 4, timeout=10,
+        T.wait_until(lambda: nfds(g.pid) <= self.fd0 + 4, timeout=fd_timeout, interval=0.2,
                      what=f"fds back near {self.fd0} after {what} (now {nfds(g.pid)})")
         print(f"\nabuse: {what}: egwd RSS {rss_kb(g.pid)} kB, fds {self.fd0} -> {nfds(g.pid)}",
               file=sys.stderr)
@@ -198,6 +198,39 @@ class AbuseTest(unittest.TestCase):
             for s in drips:
                 s.close()
         self.healthy("slowloris")
+
+    def test_idle_live_streams_do_not_lock_out_others(self):
+        """70 clients open /api/live and never read: streams hold their
+        connection for ever, so they must not take every one of the 64
+        connection slots."""
+        g = self.g
+        streams = []
+        try:
+            for _ in range(70):
+                try:
+                    s = socket.create_connection(("127.0.0.1", g.port), timeout=2)
+                    s.sendall(b"GET /api/live HTTP/1.1\r\nHost: x\r\n\r\n")
+                    streams.append(s)
+                except OSError:
+                    break
+            served = 0
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 12 and served < 3:
+                try:
+                    if T.http(g.port, "GET", "/api/hello", timeout=1)[0] == 200:
+                        served += 1
+                except OSError:
+                    pass
+                time.sleep(0.2)
+            print(f"\nabuse: {len(streams)} idle live streams: {served} requests served "
+                  f"in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+            self.assertGreaterEqual(served, 3, "idle live streams locked everyone out")
+        finally:
+            for s in streams:
+                s.close()
+        # a suspended stream notices its client left at the next write: the
+        # heartbeat, every 15 s
+        self.healthy("idle live streams", fd_timeout=25)
 
     def test_header_and_body_floods(self):
         g = self.g
