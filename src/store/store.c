@@ -68,7 +68,12 @@ static const char store_schema[] =
 	"CREATE INDEX IF NOT EXISTS rows_created ON rows(created_ms);";
 
 struct store {
-	pthread_mutex_t lock;
+	pthread_mutex_t lock;       /* serializes SQLite use; held across commits (fsync) */
+	/* The loop thread must never wait for a commit: it reads a snapshot of
+	 * the counters and reserves sequence numbers under this short lock,
+	 * which is never held across a SQLite call. */
+	pthread_mutex_t snap_lock;
+	struct store_stats snap;
 	struct loop *loop;
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
@@ -78,6 +83,15 @@ struct store {
 	int64_t next_seq_db;    /* meta.next_seq as committed */
 	struct store_stats stats;
 };
+
+/* Release the SQLite lock after publishing the counters for the loop thread. */
+static void store_unlock(struct store *s)
+{
+	pthread_mutex_lock(&s->snap_lock);
+	s->snap = s->stats;
+	pthread_mutex_unlock(&s->snap_lock);
+	pthread_mutex_unlock(&s->lock);
+}
 
 struct seq_range {
 	int64_t first, last;
@@ -348,7 +362,8 @@ int store_open(struct loop *l, const struct store_config *cfg, struct store **re
 	if (!s)
 		return -ENOMEM;
 	s->path = strdup(cfg->path);
-	if (!s->path || pthread_mutex_init(&s->lock, NULL) != 0) {
+	if (!s->path || pthread_mutex_init(&s->lock, NULL) != 0 ||
+	    pthread_mutex_init(&s->snap_lock, NULL) != 0) {
 		free(s->path);
 		free(s);
 		return -ENOMEM;
@@ -377,11 +392,13 @@ int store_open(struct loop *l, const struct store_config *cfg, struct store **re
 		r = rc == SQLITE_FULL ? -ENOSPC : rc == SQLITE_NOMEM ? -ENOMEM : -EGW_ESTORE;
 		goto fail;
 	}
+	s->snap = s->stats;
 	*ret = s;
 	return 0;
 fail:
 	store_db_close(s);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->snap_lock);
 	free(s->path);
 	free(s);
 	return r;
@@ -393,6 +410,7 @@ void store_close(struct store *s)
 		return;
 	store_db_close(s);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->snap_lock);
 	free(s->path);
 	free(s);
 }
@@ -401,9 +419,19 @@ int64_t store_next_seq(struct store *s)
 {
 	int64_t seq;
 
-	pthread_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->snap_lock);
 	seq = s->next_seq++;
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->snap_lock);
+	return seq;
+}
+
+static int64_t peek_next_seq(struct store *s)
+{
+	int64_t seq;
+
+	pthread_mutex_lock(&s->snap_lock);
+	seq = s->next_seq;
+	pthread_mutex_unlock(&s->snap_lock);
 	return seq;
 }
 
@@ -453,7 +481,7 @@ int store_append(struct store *s, int64_t seq, int64_t created_ms, const char *p
 	if (!payload_json)
 		return -EINVAL;
 	pthread_mutex_lock(&s->lock);
-	if (seq <= 0 || seq >= s->next_seq) {
+	if (seq <= 0 || seq >= peek_next_seq(s)) {
 		r = -EINVAL;
 		goto unlock;
 	}
@@ -469,7 +497,7 @@ int store_append(struct store *s, int64_t seq, int64_t created_ms, const char *p
 	}
 	account_insert(s, seq, !jwt_or_null, size);
 unlock:
-	pthread_mutex_unlock(&s->lock);
+	store_unlock(s);
 	return r;
 }
 
@@ -532,7 +560,7 @@ int store_set_jwt(struct store *s, int64_t seq, const char *jwt)
 	s->stats.bytes += jlen;
 	s->stats.disk_full = false;
 unlock:
-	pthread_mutex_unlock(&s->lock);
+	store_unlock(s);
 	return r;
 }
 
@@ -580,7 +608,7 @@ int store_unsigned(struct store *s, unsigned max, struct store_row *rows, unsign
 	if (r == 0 && n < max && rc != SQLITE_DONE)
 		r = store_err(s, rc);
 	sqlite3_reset(st);
-	pthread_mutex_unlock(&s->lock);
+	store_unlock(s);
 	if (r < 0) {
 		store_rows_clear(rows, n);
 		return r;
@@ -621,7 +649,7 @@ int store_peek(struct store *s, int64_t after_seq, unsigned max, struct store_ro
 	if (r == 0 && n < max && rc != SQLITE_DONE)
 		r = store_err(s, rc);
 	sqlite3_reset(st);
-	pthread_mutex_unlock(&s->lock);
+	store_unlock(s);
 	if (r < 0) {
 		store_rows_clear(rows, n);
 		return r;
@@ -692,7 +720,7 @@ int store_ack(struct store *s, int64_t seq)
 	s->stats.delivered++;
 	s->stats.disk_full = false;
 unlock:
-	pthread_mutex_unlock(&s->lock);
+	store_unlock(s);
 	return r;
 }
 
@@ -882,6 +910,7 @@ int store_enforce_bounds(struct store *s, int64_t now_ms)
 	bool by_age = false, by_bytes = false;
 	int64_t seq = 0, size = 0;
 	char *payload = NULL;
+	bool reserved = false;
 	int rc, r = 0;
 
 	pthread_mutex_lock(&s->lock);
@@ -908,7 +937,8 @@ int store_enforce_bounds(struct store *s, int64_t now_ms)
 	if (rc == SQLITE_OK)
 		rc = gap_merge(s, &g);
 	if (rc == SQLITE_OK) {
-		seq = s->next_seq;
+		seq = store_next_seq(s);
+		reserved = true;
 		payload = gap_payload(&g, seq, now_ms,
 				      by_age && by_bytes ? "max_age,max_bytes" : by_age ? "max_age" : "max_bytes");
 		rc = payload ? SQLITE_OK : SQLITE_NOMEM;
@@ -922,15 +952,21 @@ int store_enforce_bounds(struct store *s, int64_t now_ms)
 	if (rc != SQLITE_OK) {
 		tx_rollback(s);
 		s->stats = saved; /* nothing was deleted */
+		if (reserved) {
+			/* Give the seq back unless a batch reserved one since. */
+			pthread_mutex_lock(&s->snap_lock);
+			if (s->next_seq == seq + 1)
+				s->next_seq = seq;
+			pthread_mutex_unlock(&s->snap_lock);
+		}
 		r = store_err(s, rc);
 		goto unlock;
 	}
-	s->next_seq++;
 	account_insert(s, seq, true, size);
 	s->stats.dropped = saved.dropped + g.batches;
 	r = (int)MIN(g.rows, (unsigned)INT_MAX);
 unlock:
-	pthread_mutex_unlock(&s->lock);
+	store_unlock(s);
 	free(payload);
 	free(g.ranges);
 	return r;
@@ -941,14 +977,14 @@ void store_set_bounds(struct store *s, int64_t max_bytes, int64_t max_age_s)
 	pthread_mutex_lock(&s->lock);
 	s->max_bytes = max_bytes;
 	s->max_age_s = max_age_s;
-	pthread_mutex_unlock(&s->lock);
+	store_unlock(s);
 }
 
 void store_get_stats(const struct store *cs, struct store_stats *ret)
 {
 	struct store *s = (struct store *)cs; /* the lock is not part of the value */
 
-	pthread_mutex_lock(&s->lock);
-	*ret = s->stats;
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_lock(&s->snap_lock);
+	*ret = s->snap;
+	pthread_mutex_unlock(&s->snap_lock);
 }
