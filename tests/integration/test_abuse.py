@@ -179,7 +179,7 @@ class AbuseTest(unittest.TestCase):
                     break
             served = 0
             t0 = time.monotonic()
-            while time.monotonic() - t0 < 8:
+            while time.monotonic() - t0 < 10 and served <= 5:
                 for s in drips:
                     try:
                         s.send(b"X-Drip: 1\r\n")
@@ -191,8 +191,8 @@ class AbuseTest(unittest.TestCase):
                 except OSError:
                     pass
                 time.sleep(0.5)
-            print(f"\nabuse: {len(drips)} slowloris drippers: {served} requests served in 8 s",
-                  file=sys.stderr)
+            print(f"\nabuse: {len(drips)} slowloris drippers: {served} requests served in "
+                  f"{time.monotonic() - t0:.1f} s", file=sys.stderr)
             self.assertGreater(served, 5, "slowloris clients starved everyone else")
         finally:
             for s in drips:
@@ -300,7 +300,8 @@ class AbuseTest(unittest.TestCase):
                  "/device-key.pem", "/api-token", "/settings.json", "/store.db",
                  "/" + "../" * 50 + "etc/passwd", "/%c0%ae%c0%ae/etc/passwd"]
         for p in paths:
-            data = raw(g.port, f"GET {p} HTTP/1.1\r\nHost: x\r\n\r\n".encode(), timeout=2)
+            data = raw(g.port, f"GET {p} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                       .encode(), timeout=2)
             st = status_of(data)
             # "/app.js%00.html" decodes to "/app.js" as a C string: that asset
             if p.startswith("/app.js%00"):
@@ -310,7 +311,8 @@ class AbuseTest(unittest.TestCase):
             for mk in secret_markers:
                 self.assertNotIn(mk, data, p)
         for target in ("/etc/passwd", "http://127.0.0.1/etc/passwd", "file:///etc/passwd", "*"):
-            data = raw(g.port, f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode(), timeout=2)
+            data = raw(g.port, f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                       .encode(), timeout=2)
             self.assertIn(status_of(data), (400, 404, None), target)
             self.assertNotIn(b"root:", data)
         self.healthy("path traversal")
@@ -329,14 +331,14 @@ class AbuseTest(unittest.TestCase):
                 b"\r\n\r\n\r\n",
                 b"GET /api/hello HTTP/1.1\r\nHost: x\r\n \r\n\r\n",
                 b"GET /api/hello HTTP/1.1\r\nHo\x00st: x\r\n\r\n"]
-        for _ in range(150):
+        for _ in range(100):
             n = rnd.randint(1, 600)
             blob = bytes(rnd.getrandbits(8) for _ in range(n))
             if rnd.random() < 0.5:
                 blob = b"POST /api/settings HTTP/1.1\r\n" + blob
             reqs.append(blob + b"\r\n\r\n")
         for r in reqs:
-            data = raw(g.port, r, timeout=1.0, read_all=False)
+            data = raw(g.port, r, timeout=0.5, read_all=False)
             st = status_of(data)
             self.assertTrue(st is None or 400 <= st < 500 or st == 200 or st == 505,
                             f"{r[:60]!r}: {data[:120]!r}")
