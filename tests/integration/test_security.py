@@ -154,6 +154,15 @@ class SecurityTest(unittest.TestCase):
         for n in needles["mqtt.password"] + needles["private key"]:
             self.assertNotIn(n, out)
 
+    def test_secret_from_command_line_masked(self):
+        g = self.start(set={"mqtt.password": SECRET})
+        for path in ("/api/settings", "/api/state", "/metrics", "/status"):
+            st, _, body = T.http(g.port, "GET", path)
+            self.assertEqual(st, 200, path)
+            self.assertNotIn(SECRET.encode(), body, path)
+        self.assertEqual(g.get("/api/settings")["mqtt"]["password"], "***")
+        self.assertNotIn(SECRET, g.output())
+
     def test_file_modes(self):
         g = self.start()
         st, obj = T.http_json(g.port, "POST", "/api/settings",
