@@ -1552,6 +1552,16 @@ int device_state(const struct device *d)
 	return (int)d->fsm.state;
 }
 
+struct mb_client *device_client(struct device *d)
+{
+	return d->link->client;
+}
+
+uint8_t device_unit(const struct device *d)
+{
+	return d->conf.unit;
+}
+
 const char *device_serial(const struct device *d)
 {
 	return d->serial;

@@ -46,6 +46,7 @@
 struct loop;
 struct reading;  /* profiles/reading.h */
 struct mb_mem_server; /* modbus/client.h */
+struct mb_client;     /* modbus/client.h */
 struct device;
 struct devices;
 
@@ -148,6 +149,22 @@ const char *device_id(const struct device *d);      /* "id" or "dev<N>" */
 int device_state(const struct device *d);            /* enum dev_state */
 const char *device_serial(const struct device *d);   /* "" until identified */
 const char *device_profile_name(const struct device *d);
+/* The Modbus client the device polls through (modbus/client.h), so that
+ * other parts of the gateway (the web UI's raw register access) queue their
+ * requests behind the device's own instead of opening a second connection
+ * (most inverters accept one client; a serial line has only one master).
+ * The client is shared by every device on the same serial line or TCP
+ * host:port, and device_unit() is the unit id to address this device.
+ *
+ * Lifetime: the pointer is valid only until control returns to the loop: the
+ * device replaces its client after errors, and devices_apply/devices_free
+ * free it.  Do not keep it; look the device up again by id (devices_find)
+ * for each new request.  A request already queued always gets its callback
+ * exactly once: -ECANCELED when the client was replaced or freed meanwhile
+ * (the device removed or reopened), possibly from inside devices_apply or
+ * devices_free, so the callback must not touch the device set. */
+struct mb_client *device_client(struct device *d);
+uint8_t device_unit(const struct device *d);
 /* The last decoded reading, or NULL before the first poll. */
 const struct reading *device_reading(const struct device *d);
 void device_stats(const struct device *d, struct device_stats *ret);

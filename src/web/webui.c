@@ -65,11 +65,17 @@ struct live_conn {
 	size_t pre_len, pre_off;
 };
 
-/* A raw Modbus read or write in flight: the HTTP connection is suspended. */
+/* A raw Modbus read or write in flight: the HTTP connection is suspended.
+ * It is queued on the device's own client (device_client), behind the
+ * device's polling, so nothing runs concurrently on the wire; only a device
+ * in the settings that the running set does not have gets a short-lived
+ * client of its own (client).  The op lives until its callback has run
+ * (pending): a webui freed first leaves it to that callback (u NULL). */
 struct raw_op {
-	struct webui *u;
+	struct webui *u;             /* NULL: the webui is gone, the callback frees the op */
 	struct web_request rq;       /* copy; body not used after the handler */
-	struct mb_client *client;
+	struct mb_client *client;    /* own client (fallback), NULL on a device's client */
+	bool pending;                /* queued: its callback is still due */
 	bool done;                   /* answered; freed by the webui's raw_gc task */
 	bool write;
 	char device[64];
@@ -877,7 +883,10 @@ int webui_h_frequency(struct web_request *rq)
 
 /* ---- Modbus client for a configured device ------------------------------ */
 
-/* Finds the settings entry of a device id and builds a client config from
+/* Raw requests go through the running device's own client (raw_new); this
+ * is the fallback for a device id that is in the settings but not in the
+ * running set (settings not applied): a short-lived TCP client of its own.
+ * Finds the settings entry of a device id and builds a client config from
  * it.  Strings point into the settings (valid until they change; the client
  * copies what it keeps).  Returns 0, -ENOENT, -ENOTSUP (serial rtu). */
 static int device_client_config(struct egw *e, const char *id, struct mb_client_config *cfg,
@@ -938,7 +947,7 @@ static int raw_gc(struct task *t, usec_t now)
 
 	for (struct raw_op **pp = &u->raw; *pp;) {
 		struct raw_op *op = *pp;
-		if (!op->done) {
+		if (!op->done || op->pending) {
 			pp = &op->next;
 			continue;
 		}
@@ -965,6 +974,8 @@ static unsigned err_status(int err)
 {
 	if (err == -ETIMEDOUT)
 		return 504;
+	if (err == -ECANCELED)
+		return 503; /* the device's connection was reset or the device removed */
 	if (err <= -EGW_EMB_EXCEPTION_BASE && err > -(EGW_EMB_EXCEPTION_BASE + 256))
 		return 502;
 	return 502;
@@ -976,6 +987,11 @@ static void raw_read_done(void *ud, int err, const uint16_t *regs, unsigned coun
 	const struct type_name *tn = NULL;
 	json_t *raw, *vals, *reply;
 
+	op->pending = false;
+	if (!op->u) {
+		free(op);
+		return;
+	}
 	if (op->done)
 		return;
 	if (err < 0) {
@@ -1028,6 +1044,11 @@ static void raw_write_done(void *ud, int err)
 {
 	struct raw_op *op = ud;
 
+	op->pending = false;
+	if (!op->u) {
+		free(op);
+		return;
+	}
 	if (op->done)
 		return;
 	if (err < 0) {
@@ -1041,12 +1062,16 @@ static void raw_write_done(void *ud, int err)
 	                              "address", op->addr, "count", op->count, "written", 1));
 }
 
+/* A new op for device and the client to queue it on (*ret_client, valid
+ * only until the handler returns): the running device's own client, or, for
+ * a device only in the settings, a client of the op's own. */
 static struct raw_op *raw_new(struct web_request *rq, const char *device, char *err, size_t errlen,
-                              uint8_t *ret_unit, int *ret_status)
+                              struct mb_client **ret_client, uint8_t *ret_unit, int *ret_status)
 {
 	struct webui *u = U(rq);
 	struct mb_client_config cfg;
 	struct raw_op *op;
+	struct device *d;
 	int r;
 
 	*ret_status = 400;
@@ -1055,6 +1080,18 @@ static struct raw_op *raw_new(struct web_request *rq, const char *device, char *
 		snprintf(err, errlen, "too many raw Modbus requests in flight");
 		return NULL;
 	}
+	d = devices_find(rq->egw->devices, device);
+	if (d) {
+		op = calloc(1, sizeof(*op));
+		if (!op) {
+			*ret_status = 500;
+			snprintf(err, errlen, "out of memory");
+			return NULL;
+		}
+		*ret_client = device_client(d);
+		*ret_unit = device_unit(d);
+		goto fill;
+	}
 	r = device_client_config(rq->egw, device, &cfg, ret_unit);
 	if (r == -ENOENT) {
 		*ret_status = 404;
@@ -1062,7 +1099,8 @@ static struct raw_op *raw_new(struct web_request *rq, const char *device, char *
 		return NULL;
 	}
 	if (r < 0) {
-		snprintf(err, errlen, "device: raw access to serial (rtu) devices is not supported");
+		snprintf(err, errlen, "device: not running, and a serial (rtu) line is only reached "
+		         "through its running device");
 		return NULL;
 	}
 	op = calloc(1, sizeof(*op));
@@ -1078,6 +1116,8 @@ static struct raw_op *raw_new(struct web_request *rq, const char *device, char *
 		snprintf(err, errlen, "modbus client: %s", egw_strerror(r));
 		return NULL;
 	}
+	*ret_client = op->client;
+fill:
 	op->u = u;
 	op->rq = *rq;
 	op->rq.body = NULL;
@@ -1086,8 +1126,10 @@ static struct raw_op *raw_new(struct web_request *rq, const char *device, char *
 	return op;
 }
 
+/* The request is queued: its callback will run. */
 static void raw_start(struct webui *u, struct raw_op *op)
 {
+	op->pending = true;
 	op->next = u->raw;
 	u->raw = op;
 	u->nraw++;
@@ -1112,6 +1154,7 @@ int webui_h_modbus_get(struct web_request *rq)
 	unsigned long fc = 3, addr, count;
 	enum word_order order = WO_BIG;
 	double scale = 1;
+	struct mb_client *client;
 	struct raw_op *op;
 	char err[160];
 	uint8_t unit;
@@ -1152,7 +1195,7 @@ int webui_h_modbus_get(struct web_request *rq)
 		if (*end || !isfinite(scale) || scale == 0)
 			return web_reply_error(rq, 400, "scale: a non-zero number", "scale");
 	}
-	op = raw_new(rq, device, err, sizeof(err), &unit, &status);
+	op = raw_new(rq, device, err, sizeof(err), &client, &unit, &status);
 	if (!op)
 		return web_reply_error(rq, (unsigned)status, err, status == 400 || status == 404 ? "device" : NULL);
 	op->fc = (uint8_t)fc;
@@ -1161,11 +1204,11 @@ int webui_h_modbus_get(struct web_request *rq)
 	op->type = (uint8_t)tn->type;
 	op->order = (uint8_t)order;
 	op->scale = scale;
-	r = mb_client_read(op->client, unit, op->fc, op->addr, op->count, raw_read_done, op);
+	r = mb_client_read(client, unit, op->fc, op->addr, op->count, raw_read_done, op);
 	if (r < 0) {
 		mb_client_free(op->client);
 		free(op);
-		return web_reply_error(rq, 500, egw_strerror(r), NULL);
+		return web_reply_error(rq, r == -ENOBUFS ? 503 : 500, egw_strerror(r), NULL);
 	}
 	u->raw_reads++;
 	raw_start(u, op);
@@ -1218,6 +1261,7 @@ int webui_h_modbus_post(struct web_request *rq)
 	unsigned count = 0;
 	const char *device;
 	json_t *o, *v;
+	struct mb_client *client;
 	struct raw_op *op;
 	uint8_t unit;
 	int status, r;
@@ -1276,7 +1320,7 @@ int webui_h_modbus_post(struct web_request *rq)
 		return web_reply_error(rq, 403, "address: not on the modbus_write_allowlist setting",
 		                       "address");
 	}
-	op = raw_new(rq, device, err, sizeof(err), &unit, &status);
+	op = raw_new(rq, device, err, sizeof(err), &client, &unit, &status);
 	if (!op) {
 		json_decref(o);
 		return web_reply_error(rq, (unsigned)status, err, status == 400 || status == 404 ? "device" : NULL);
@@ -1286,12 +1330,12 @@ int webui_h_modbus_post(struct web_request *rq)
 	op->addr = (uint16_t)addr;
 	op->count = (uint16_t)count;
 	op->fc = count == 1 ? 6 : 16;
-	r = mb_client_write(op->client, unit, op->fc, op->addr, values, (uint16_t)count,
+	r = mb_client_write(client, unit, op->fc, op->addr, values, (uint16_t)count,
 	                    raw_write_done, op);
 	if (r < 0) {
 		mb_client_free(op->client);
 		free(op);
-		return web_reply_error(rq, 500, egw_strerror(r), NULL);
+		return web_reply_error(rq, r == -ENOBUFS ? 503 : 500, egw_strerror(r), NULL);
 	}
 	/* The audit line: who wrote what where, before it happens. */
 	log_info("webui", "modbus write by client %s (token): device %s unit %u fc %u address %lu "
@@ -1927,8 +1971,11 @@ void webui_free(struct webui *u)
 			web_reply_error(&op->rq, 503, "shutting down", NULL);
 			MHD_resume_connection(op->rq.conn);
 		}
-		mb_client_free(op->client);
-		free(op);
+		mb_client_free(op->client); /* an own client: its callback runs now */
+		if (op->pending)
+			op->u = NULL; /* on a device's client: its callback frees the op */
+		else
+			free(op);
 	}
 	/* Live streams end; MHD frees each one when it closes the connection. */
 	for (struct live_conn *lc = u->live; lc; lc = lc->next) {

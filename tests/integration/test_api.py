@@ -4,12 +4,14 @@ egwd talking to a real egw-sim on loopback (issue 5).
 Every route: success, 400 naming the field, 401 without the token, 404; a
 device added through the API survives a restart of egwd; /metrics parses
 with a strict Prometheus text-format parser written here."""
+import errno
 import json
 import os
 import math
 import re
 import signal
 import socket
+import threading
 import time
 import unittest
 
@@ -490,6 +492,101 @@ class ApiTest(unittest.TestCase):
         self.assertIn("modbus write by client 127.0.0.1", out)
         self.assertIn("address 40068 values [7]", out)
         self.assertIn("modbus write refused", out)
+
+    def test_raw_modbus_single_client(self):
+        """An inverter that accepts one client: the raw read/write must use the
+        connection egwd polls through, not a second one (which the device
+        resets), while polling goes on."""
+        sim = t.EgwSim(self, [("sunspec", 1)], args=["--single-client"], control=False)
+        port = sim.servers[0]["port"]
+        self.add_inverter(port=port)
+        before = self.wait_polling()["stats"]["polls"]
+        # the device really refuses a second client: a Modbus request on a
+        # connection of our own is not answered
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+            try:
+                s.sendall(bytes([0, 1, 0, 0, 0, 6, 1, 3, 0x9C, 0x40, 0, 1]))
+                self.assertEqual(s.recv(64), b"")
+            except (ConnectionResetError, BrokenPipeError):
+                pass
+        for _ in range(5):
+            st, o = self.req("GET", "/api/inverter/modbus?device=inv1&address=40000&count=2&type=str",
+                             token=False)
+            self.assertEqual((st, o.get("value")), (200, "SunS"), o)
+        st, o = self.req("POST", "/api/inverter/modbus", {"device": "inv1", "address": 40068,
+                                                         "value": 9})
+        self.assertEqual((st, o.get("written")), (200, True), o)
+        st, o = self.req("GET", "/api/inverter/modbus?device=inv1&address=40068", token=False)
+        self.assertEqual((st, o.get("raw")), (200, [9]), o)
+        # polling went on, on the same connection
+        d = self.wait_polling()
+        t.wait_until(lambda: self.wait_polling()["stats"]["polls"] > before + 1, timeout=5,
+                     what="polls continue")
+        self.assertEqual(d["state"], "polling")
+        self.assertEqual(d["stats"]["modbus"]["reconnects"], 0, d["stats"])
+
+    def test_raw_modbus_rtu(self):
+        """A serial RTU device is reached through its own line (was 400)."""
+        path = os.path.join(t.tempdir(self), "pty")
+        sim = t.Proc([t.binary("egw-sim"), "--profile", "sunspec", "--rtu-pty", path,
+                      "--unit-id", "3"], name="egw-sim")
+        self.addCleanup(sim.stop)
+        sim.wait_output("egw-sim: ready", timeout=10)
+        st, o = self.req("POST", "/api/device", {"connection": "rtu", "serial_port": path,
+                                                 "baudrate": 9600, "parity": "N", "unit_id": 3,
+                                                 "profile": "sunspec", "id": "inv1"})
+        self.assertEqual(st, 201, o)
+        self.wait_polling()
+        st, o = self.req("GET", "/api/inverter/modbus?device=inv1&address=40000&count=2&type=str",
+                         token=False)
+        self.assertEqual((st, o.get("value")), (200, "SunS"), o)
+        st, o = self.req("POST", "/api/inverter/modbus", {"device": "inv1", "address": 40068,
+                                                         "value": 11})
+        self.assertEqual((st, o.get("written")), (200, True), o)
+        st, o = self.req("GET", "/api/inverter/modbus?device=inv1&address=40068", token=False)
+        self.assertEqual((st, o.get("raw")), (200, [11]), o)
+        # an address the device does not have: its exception, and polling goes on
+        st, o = self.req("GET", "/api/inverter/modbus?device=inv1&address=9", token=False)
+        self.assertEqual(st, 502, o)
+        self.assertEqual(self.wait_polling()["state"], "polling")
+
+    def test_raw_modbus_device_removed_or_stopped(self):
+        """A raw read queued on a device's connection when the device is
+        removed gets 503 (cancelled); one pending while egwd stops (the
+        devices go first) neither crashes nor leaks (exit 0, also under
+        ASan)."""
+        sim = t.EgwSim(self, [("sunspec", 1)], args=["--fault-slow", "1500"], control=False)
+        egwd = t.Egwd(self, set={"modbus.timeout_ms": 5000})
+        auth = egwd.auth()
+        body = {"connection": "tcp", "host": "127.0.0.1", "port": sim.servers[0]["port"],
+                "unit_id": 1, "profile": "sunspec", "id": "slow"}
+        path = "/api/inverter/modbus?device=slow&address=40000&count=2"
+
+        def raw_read(out):
+            try:
+                out.append(t.http_json(egwd.port, "GET", path))
+            except OSError as e:
+                out.append(e)
+
+        for stop in (False, True):
+            st, o = t.http_json(egwd.port, "POST", "/api/device", body=body, headers=auth)
+            self.assertEqual(st, 201, o)
+            out = []
+            th = threading.Thread(target=raw_read, args=(out,))
+            th.start()
+            time.sleep(0.5)  # queued behind the device's first (slow) request
+            if not stop:
+                st, o = t.http_json(egwd.port, "DELETE", "/api/device?id=slow", headers=auth)
+                self.assertEqual(st, 200, o)
+                th.join(10)
+                st, o = out[0]
+                self.assertEqual((st, o.get("code")), (503, errno.ECANCELED), o)
+            else:
+                rc = egwd.stop()
+                th.join(10)
+                self.assertEqual(rc, 0, egwd.output()[-3000:])
+                if not isinstance(out[0], OSError):  # answered before the server closed
+                    self.assertEqual(out[0][0], 503, out[0])
 
     # -- live stream, notifications ------------------------------------------
 
