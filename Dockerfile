@@ -6,12 +6,12 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       meson ninja-build pkg-config gcc libc6-dev \
       libmicrohttpd-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev \
-      libmosquitto-dev \
+      libmosquitto-dev libcmocka-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN meson setup /build --prefix=/usr --buildtype=release -Db_ndebug=true \
- && ninja -C /build egwd egw-sim \
+ && ninja -C /build \
  && DESTDIR=/out meson install -C /build --no-rebuild --skip-subprojects
 
 FROM debian:12-slim
@@ -23,7 +23,6 @@ RUN apt-get update \
  && useradd --system --uid 990 --gid nogroup --groups i2c --home-dir /var/lib/egw egw \
  && install -d -o egw -m 0700 /var/lib/egw
 COPY --from=build /out/usr/sbin/egwd /usr/sbin/egwd
-COPY --from=build /out/usr/share/egw /usr/share/egw
 USER egw
 VOLUME /var/lib/egw
 EXPOSE 5000

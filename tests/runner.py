@@ -6,6 +6,7 @@ import argparse
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -87,6 +88,40 @@ def integration_tests(d, env, flt):
     return passed, failed, failures
 
 
+def release_rehearsal():
+    """Build the way the Dockerfiles do (release: -O3, NDEBUG, prefix /usr),
+    install into a DESTDIR, and check that every file the images copy from
+    their build stage exists and runs.  One test."""
+    d = os.path.join(TOP, "build-release")
+    dest = os.path.join(d, "destdir")
+    if not os.path.exists(os.path.join(d, "build.ninja")):
+        if sh(["meson", "setup", d, TOP, "--prefix=/usr", "--buildtype=release",
+               "-Db_ndebug=true"]).returncode:
+            return False, "meson setup"
+    if sh(["ninja", "-C", d]).returncode:
+        return False, "build"
+    shutil.rmtree(dest, ignore_errors=True)
+    if sh(["meson", "install", "-C", d, "--no-rebuild", "--skip-subprojects", "--quiet"],
+          env=dict(os.environ, DESTDIR=dest)).returncode:
+        return False, "install"
+    for df in sorted(glob.glob(os.path.join(TOP, "Dockerfile*"))):
+        with open(df) as f:
+            for line in f:
+                w = line.split()
+                if len(w) == 4 and w[0] == "COPY" and w[1] == "--from=build":
+                    src = w[2]
+                    path = (dest + src[len("/out"):] if src.startswith("/out/") else
+                            os.path.join(d, src[len("/build/"):]) if src.startswith("/build/")
+                            else None)
+                    if path is None or not os.path.exists(path):
+                        return False, f"{os.path.basename(df)}: {src} not produced"
+                    if os.access(path, os.X_OK) and not os.path.isdir(path):
+                        r = subprocess.run([path, "--help"], capture_output=True, timeout=10)
+                        if r.returncode:
+                            return False, f"{src} --help exited {r.returncode}"
+    return True, ""
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--plain", action="store_true", help="only the plain build")
@@ -114,6 +149,15 @@ def main():
         total_p += p
         total_f += f
         all_failures += [f"{label}: {x}" for x in fl]
+    if not a.plain and not a.filter:
+        ok, why = release_rehearsal()
+        print(f"== release build and Dockerfile rehearsal: {'ok' if ok else 'FAILED: ' + why}",
+              flush=True)
+        if ok:
+            total_p += 1
+        else:
+            total_f += 1
+            all_failures.append("release build: " + why)
     print(f"== total time {time.monotonic() - t0:.0f} s")
     for x in all_failures:
         print("FAILED: " + x)

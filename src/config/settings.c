@@ -650,10 +650,10 @@ static void unmask(json_t *patch, const json_t *eff)
 		if (!json_is_string(v) || strcmp(json_string_value(v), "***") != 0)
 			continue;
 		char buf[128];
-		const char *leaf;
+		const char *leaf = NULL;
 		json_t *parent = parent_for(patch, schema[i].key, buf, sizeof(buf), &leaf);
 		const json_t *cur = lookup(eff, schema[i].key);
-		if (parent && cur)
+		if (parent && leaf && cur)
 			json_object_set_new(parent, leaf, json_deep_copy(cur));
 	}
 }

@@ -217,7 +217,7 @@ static int store_db_open(struct store *s)
 {
 	sqlite3_stmt *st;
 	const char *txt;
-	int64_t v, page_size;
+	int64_t v = 0, page_size = 0;
 	int rc;
 
 	rc = sqlite3_open_v2(s->path, &s->db,
