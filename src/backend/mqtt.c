@@ -144,7 +144,10 @@ int mqtt_discovery(const char *topic_prefix, const char *discovery_prefix, const
 }
 
 #if EGW_HAVE_MQTT
+#include <arpa/inet.h>
 #include <mosquitto.h>
+#include <netdb.h>
+#include <netinet/in.h>
 
 /* ---- FIFO ---------------------------------------------------------------- */
 
@@ -176,6 +179,11 @@ struct mqtt {
 	usec_t retry_at;
 	usec_t backoff;
 	bool connected;     /* CONNACK accepted */
+	/* where to connect; a host name is looked up on the loop's worker pool */
+	char host[256];
+	int port, keepalive;
+	bool tls;
+	struct mqtt_resolve *res; /* lookup in flight */
 	struct mqtt_msg *q; /* ring of MQTT_QUEUE_MAX */
 	unsigned q_head, q_n;
 	size_t q_bytes;
@@ -360,6 +368,96 @@ static void sync_io(struct mqtt *m)
 	loop_io_mod(m->loop, &m->io, ev);
 }
 
+/* libmosquitto resolves the broker's name with a blocking getaddrinfo.  So
+ * that a slow or absent DNS never stalls the loop, a name is first looked up
+ * on the worker pool: without TLS egwd then connects to the address found;
+ * with TLS it passes the name (certificate check and SNI need it), which
+ * the resolver has just answered. */
+struct mqtt_resolve {
+	struct loop_work w;
+	struct mqtt *m;     /* NULL once the client is freed */
+	char host[256];
+	char addr[INET6_ADDRSTRLEN];
+	int err;
+};
+
+static void resolve_work(struct loop_work *w)
+{
+	struct mqtt_resolve *rs = container_of(w, struct mqtt_resolve, w);
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_ADDRCONFIG };
+	struct addrinfo *ai = NULL;
+	const void *a;
+
+	rs->err = getaddrinfo(rs->host, NULL, &hints, &ai) != 0 || !ai ? -EHOSTUNREACH : 0;
+	if (!rs->err) {
+		a = ai->ai_family == AF_INET ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
+					     : (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+		if (!inet_ntop(ai->ai_family, a, rs->addr, sizeof(rs->addr)))
+			rs->err = -EHOSTUNREACH;
+	}
+	if (ai)
+		freeaddrinfo(ai);
+}
+
+static void connect_to(struct mqtt *m, const char *host)
+{
+	loop_io_del(m->loop, &m->io);
+	if (mosquitto_connect_async(m->mosq, host, m->port, m->keepalive) != MOSQ_ERR_SUCCESS) {
+		lost(m);
+		return;
+	}
+	sync_io(m);
+}
+
+static void resolve_done(struct loop_work *w)
+{
+	struct mqtt_resolve *rs = container_of(w, struct mqtt_resolve, w);
+	struct mqtt *m = rs->m;
+
+	if (m) {
+		m->res = NULL;
+		if (rs->err) {
+			lost(m);
+		} else {
+			connect_to(m, m->tls ? m->host : rs->addr);
+		}
+	}
+	free(rs);
+}
+
+static bool is_address(const char *h)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+	return inet_pton(AF_INET, h, buf) == 1 || inet_pton(AF_INET6, h, buf) == 1;
+}
+
+static void start_connect(struct mqtt *m)
+{
+	struct mqtt_resolve *rs;
+
+	if (is_address(m->host)) {
+		connect_to(m, m->host);
+		return;
+	}
+	/* The tick retries after this if the lookup never completes. */
+	m->retry_at = loop_now(m->loop) + MQTT_BACKOFF_MAX;
+	if (m->res)
+		return;
+	rs = calloc(1, sizeof(*rs));
+	if (!rs)
+		return;
+	rs->m = m;
+	snprintf(rs->host, sizeof(rs->host), "%s", m->host);
+	rs->w.work = resolve_work;
+	rs->w.done = resolve_done;
+	if (loop_work_submit(m->loop, &rs->w) < 0) {
+		free(rs);
+		return;
+	}
+	m->res = rs;
+}
+
 static int on_tick(struct task *t, usec_t now)
 {
 	struct mqtt *m = container_of(t, struct mqtt, tick);
@@ -373,14 +471,9 @@ static int on_tick(struct task *t, usec_t now)
 		sync_io(m);
 		return 0;
 	}
-	if (now < m->retry_at)
+	if (now < m->retry_at || m->res)
 		return 0;
-	loop_io_del(m->loop, &m->io);
-	if (mosquitto_reconnect_async(m->mosq) != MOSQ_ERR_SUCCESS) {
-		lost(m);
-		return 0;
-	}
-	sync_io(m);
+	start_connect(m);
 	return 0;
 }
 
@@ -393,7 +486,7 @@ int mqtt_new(struct loop *l, const struct mqtt_config *cfg, const char *serial,
 	int port = cfg->port > 0 ? cfg->port : (cfg->tls ? 8883 : 1883);
 	char client_id[96];
 	struct mqtt *m;
-	int rc, r = -ENOMEM;
+	int r = -ENOMEM;
 
 	if (!cfg->host || !*cfg->host || port > 65535 || !prefix_ok(prefix) || !prefix_ok(disc) ||
 	    !topic_level_ok(serial))
@@ -437,11 +530,11 @@ int mqtt_new(struct loop *l, const struct mqtt_config *cfg, const char *serial,
 	r = loop_task_add(l, &m->tick, loop_now(l) + USEC_PER_SEC);
 	if (r < 0)
 		goto err_mosq;
-	rc = mosquitto_connect_async(m->mosq, cfg->host, port, cfg->keepalive_s > 0 ? cfg->keepalive_s : 30);
-	if (rc == MOSQ_ERR_SUCCESS)
-		sync_io(m);
-	else
-		lost(m); /* retried by the tick */
+	snprintf(m->host, sizeof(m->host), "%s", cfg->host);
+	m->port = port;
+	m->keepalive = cfg->keepalive_s > 0 ? cfg->keepalive_s : 30;
+	m->tls = cfg->tls;
+	start_connect(m); /* failures are retried by the tick */
 	*ret = m;
 	return 0;
 
@@ -460,6 +553,8 @@ void mqtt_free(struct mqtt *m)
 	if (!m)
 		return;
 	loop_task_cancel(m->loop, &m->tick);
+	if (m->res)
+		m->res->m = NULL; /* the lookup frees itself when it completes */
 	if (m->connected) {
 		mosquitto_publish(m->mosq, NULL, m->status_topic, 7, "offline", 1, true);
 		mosquitto_disconnect(m->mosq);

@@ -4,6 +4,7 @@ loses no reading (egwd queues them and publishes on reconnect)."""
 import json
 import os
 import shutil
+import socket
 import signal
 import subprocess
 import time
@@ -76,6 +77,26 @@ class Subscriber:
 @unittest.skipUnless(os.path.exists(MOSQUITTO) and shutil.which("mosquitto_sub"),
                      "needs mosquitto and mosquitto-clients")
 class MqttTest(unittest.TestCase):
+    def test_broker_by_host_name(self):
+        """A broker given by name is looked up off the loop, then reached."""
+        name = socket.gethostname()
+        try:
+            addr = socket.getaddrinfo(name, None, socket.AF_INET)[0][4][0]
+        except OSError:
+            self.skipTest("this machine's name does not resolve")
+        if not addr.startswith("127."):
+            self.skipTest("this machine's name is not a loopback address")
+        broker = Broker(self)
+        broker.start()
+        sub = Subscriber(self, broker.port)
+        time.sleep(0.3)
+        egwd = t.Egwd(self, set={"mqtt.enabled": True, "mqtt.host": name,
+                                 "mqtt.port": broker.port})
+        serial = egwd.state()["signer"]["serial"]
+        t.wait_until(lambda: [m for m in sub.messages()
+                              if m[0] == f"egw/{serial}/status" and m[1] == "online"],
+                     timeout=15, what="online status through a named broker")
+
     def test_readings_discovery_and_outage(self):
         broker = Broker(self)
         broker.start()
