@@ -28,9 +28,10 @@
  * Driven by the gateway's loop: the socket (mosquitto_socket) is watched for
  * reading, and for writing while libmosquitto wants to write; a 1 s task runs
  * mosquitto_loop_misc (keepalive) and reconnects with exponential backoff
- * (1 s .. 30 s).  No libmosquitto thread.  The host name is resolved by
- * libmosquitto with getaddrinfo (blocking): use an address or a name in
- * /etc/hosts.
+ * (1 s .. 30 s).  No libmosquitto thread.  A host name is looked up on the
+ * loop's worker pool before each connect (libmosquitto's own lookup blocks):
+ * without TLS the address found is used; with TLS the name is passed on for
+ * the certificate check.
  *
  * Built only with libmosquitto (EGW_HAVE_MQTT); without it mqtt_new returns
  * -ENOTSUP.  The discovery/state payload builders are always available. */
