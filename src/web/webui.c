@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -1571,6 +1572,37 @@ static void scan_stop(struct webui *u)
 /* Hosts: comma separated IPv4 addresses or a.b.c.d/n (n >= 24).  Ports:
  * comma separated.  Fills the target list; returns 0 or -EINVAL/-E2BIG with
  * the field at fault in *ret_field. */
+/* Scans are open to readers (a GET), so they may only reach the gateway's own
+ * neighbourhood: loopback, the private and link-local ranges, and the subnets
+ * of its interfaces.  egwd must not be a tool to probe other networks. */
+static bool scan_allowed(uint32_t a)
+{
+	static const struct { uint32_t net, mask; } ranges[] = {
+		{ 0x7F000000, 0xFF000000 }, /* 127.0.0.0/8 */
+		{ 0x0A000000, 0xFF000000 }, /* 10.0.0.0/8 */
+		{ 0xAC100000, 0xFFF00000 }, /* 172.16.0.0/12 */
+		{ 0xC0A80000, 0xFFFF0000 }, /* 192.168.0.0/16 */
+		{ 0xA9FE0000, 0xFFFF0000 }, /* 169.254.0.0/16 */
+	};
+	struct ifaddrs *ifs, *i;
+	bool ok = false;
+
+	for (size_t k = 0; k < ARRAY_SIZE(ranges); k++)
+		if ((a & ranges[k].mask) == ranges[k].net)
+			return true;
+	if (getifaddrs(&ifs) < 0)
+		return false;
+	for (i = ifs; i && !ok; i = i->ifa_next) {
+		if (!i->ifa_addr || !i->ifa_netmask || i->ifa_addr->sa_family != AF_INET)
+			continue;
+		uint32_t ia = ntohl(((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr);
+		uint32_t im = ntohl(((struct sockaddr_in *)i->ifa_netmask)->sin_addr.s_addr);
+		ok = im != 0 && (a & im) == (ia & im);
+	}
+	freeifaddrs(ifs);
+	return ok;
+}
+
 static int scan_targets(struct scan *sc, const char *hosts, const char *ports, const char **ret_field)
 {
 	uint16_t plist[16];
@@ -1611,6 +1643,10 @@ static int scan_targets(struct scan *sc, const char *hosts, const char *ports, c
 		}
 		nhosts = 1u << (32 - bits);
 		base = ntohl(a.s_addr) & ~(nhosts - 1);
+		if (!scan_allowed(base) || !scan_allowed(base + nhosts - 1)) {
+			*ret_field = "hosts";
+			return -EACCES;
+		}
 		for (uint32_t h = 0; h < nhosts; h++) {
 			struct in_addr x = { .s_addr = htonl(base + h) };
 			if (nhosts > 2 && (h == 0 || h == nhosts - 1))
@@ -1674,6 +1710,9 @@ int webui_h_scan(struct web_request *rq)
 	r = scan_targets(&tmp, hosts, ports, &field);
 	if (r < 0)
 		return web_reply_error(rq, 400, r == -E2BIG ? "too many targets (at most 256 host:port pairs)"
+		                                : r == -EACCES ? "hosts: only the gateway's own networks "
+		                                                 "may be scanned (loopback, private and "
+		                                                 "link-local ranges, its interfaces' subnets)"
 		                                            : strcmp(field, "ports") == 0
 		                                                ? "ports: comma separated 1..65535"
 		                                                : "hosts: comma separated IPv4 addresses or a.b.c.d/24..32",

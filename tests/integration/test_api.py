@@ -206,6 +206,20 @@ def parse_prometheus(text):
     return fams
 
 
+def foreign_address():
+    """A documentation address (RFC 5737) on none of this machine's IPv4
+    subnets, or None.  Used only for requests egwd must refuse."""
+    import ipaddress
+    import subprocess
+    out = subprocess.run(["ip", "-j", "-4", "addr"], capture_output=True, text=True).stdout
+    nets = [ipaddress.ip_network(f"{a['local']}/{a['prefixlen']}", strict=False)
+            for i in json.loads(out or "[]") for a in i.get("addr_info", [])]
+    for cand in ("198.51.100.7", "203.0.113.7", "192.0.2.7"):
+        if not any(ipaddress.ip_address(cand) in n for n in nets):
+            return cand
+    return None
+
+
 class PromParserTest(unittest.TestCase):
     """The parser itself must refuse what the format refuses."""
 
@@ -423,6 +437,13 @@ class ApiTest(unittest.TestCase):
         self.assertEqual((st, o.get("field")), (400, "hosts"))
         st, o = self.req("GET", "/api/device/scan?hosts=127.0.0.0/16&ports=502", token=False)
         self.assertEqual((st, o.get("field")), (400, "hosts"))
+        # Only the gateway's own networks: a documentation address that is on
+        # none of this machine's subnets is refused before any packet is sent.
+        foreign = foreign_address()
+        if foreign:
+            st, o = self.req("GET", f"/api/device/scan?hosts={foreign}&ports=502", token=False)
+            self.assertEqual((st, o.get("field")), (400, "hosts"), o)
+            self.assertIn("own networks", o["error"])
         t0 = time.monotonic()
         st, o = self.req("GET", f"/api/device/scan?hosts=127.0.0.1&ports={self.simport},{closed}",
                          token=False)
