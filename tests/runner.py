@@ -149,6 +149,15 @@ def main():
         total_p += p
         total_f += f
         all_failures += [f"{label}: {x}" for x in fl]
+    if not a.filter or a.filter in "valgrind":
+        d = os.path.join(TOP, BUILDS["plain"][0])
+        r = sh(["bash", os.path.join(TOP, "tests", "valgrind.sh"), d], timeout=600)
+        print(f"== valgrind over egwd: {'ok' if r.returncode == 0 else 'FAILED'}", flush=True)
+        if r.returncode == 0:
+            total_p += 1
+        else:
+            total_f += 1
+            all_failures.append("valgrind over egwd")
     if not a.plain and not a.filter:
         ok, why = release_rehearsal()
         print(f"== release build and Dockerfile rehearsal: {'ok' if ok else 'FAILED: ' + why}",
