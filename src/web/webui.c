@@ -1253,6 +1253,67 @@ static bool write_allowed(const json_t *list, const char *device, unsigned addr,
 	return true;
 }
 
+/* The body of POST /api/inverter/modbus: {"device"?: id, "address": 0..65535,
+ * "values": [1..123 registers] or "value": one}, each value 0..65535 (or
+ * -32768..-1, written as its 16-bit two's complement).  On success returns 0
+ * with *ret_device (borrowed from o, NULL when absent), the address and the
+ * values; otherwise -EINVAL with the field at fault and a message. */
+static int raw_write_parse(const json_t *o, const char **ret_device, unsigned long *ret_addr,
+                           uint16_t values[123], unsigned *ret_count, const char **ret_field,
+                           const char **ret_msg)
+{
+	static const char vmsg[] = "values: 1..123 register values (0..65535)";
+	const json_t *d = json_object_get(o, "device");
+	json_t *v;
+	unsigned long addr;
+	unsigned count = 0;
+
+	if (d && !json_is_string(d)) {
+		*ret_field = "device";
+		*ret_msg = "device: a device id (string)";
+		return -EINVAL;
+	}
+	v = json_object_get(o, "address");
+	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 65535) {
+		*ret_field = "address";
+		*ret_msg = "address: required, 0..65535";
+		return -EINVAL;
+	}
+	addr = (unsigned long)json_integer_value(v);
+	v = json_object_get(o, "values");
+	if (!v && json_object_get(o, "value"))
+		v = json_pack("[O]", json_object_get(o, "value"));
+	else
+		json_incref(v);
+	if (!json_is_array(v) || json_array_size(v) < 1 || json_array_size(v) > 123) {
+		json_decref(v);
+		*ret_field = "values";
+		*ret_msg = vmsg;
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < json_array_size(v); i++) {
+		json_t *x = json_array_get(v, i);
+		if (!json_is_integer(x) || json_integer_value(x) < -32768 ||
+		    json_integer_value(x) > 65535) {
+			json_decref(v);
+			*ret_field = "values";
+			*ret_msg = vmsg;
+			return -EINVAL;
+		}
+		values[count++] = (uint16_t)json_integer_value(x);
+	}
+	json_decref(v);
+	if (addr + count > 65536) {
+		*ret_field = "values";
+		*ret_msg = "values: past register 65535";
+		return -EINVAL;
+	}
+	*ret_device = d ? json_string_value(d) : NULL;
+	*ret_addr = addr;
+	*ret_count = count;
+	return 0;
+}
+
 int webui_h_modbus_post(struct web_request *rq)
 {
 	struct webui *u = U(rq);
@@ -1260,8 +1321,9 @@ int webui_h_modbus_post(struct web_request *rq)
 	char err[256], who[64], vals_text[200];
 	uint16_t values[123];
 	unsigned count = 0;
-	const char *device;
-	json_t *o, *v;
+	unsigned long addr = 0;
+	const char *device, *field = NULL, *msg = NULL;
+	json_t *o;
 	struct mb_client *client;
 	struct raw_op *op;
 	uint8_t unit;
@@ -1271,46 +1333,19 @@ int webui_h_modbus_post(struct web_request *rq)
 	o = body_json(rq, err, sizeof(err));
 	if (!o)
 		return web_reply_error(rq, 400, err, "body");
-	device = json_string_value(json_object_get(o, "device"));
+	if (raw_write_parse(o, &device, &addr, values, &count, &field, &msg) < 0) {
+		json_decref(o);
+		return web_reply_error(rq, 400, msg, field);
+	}
 	if (!device)
 		device = default_device(e);
 	if (!device) {
 		json_decref(o);
 		return web_reply_error(rq, 400, "device: required (a device id)", "device");
 	}
-	v = json_object_get(o, "address");
-	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 65535) {
-		json_decref(o);
-		return web_reply_error(rq, 400, "address: required, 0..65535", "address");
-	}
-	unsigned long addr = (unsigned long)json_integer_value(v);
-	v = json_object_get(o, "values");
-	if (!v && json_object_get(o, "value"))
-		v = json_pack("[O]", json_object_get(o, "value"));
-	else
-		json_incref(v);
-	if (!json_is_array(v) || json_array_size(v) < 1 || json_array_size(v) > 123) {
-		json_decref(v);
-		json_decref(o);
-		return web_reply_error(rq, 400, "values: 1..123 register values (0..65535)", "values");
-	}
-	for (size_t i = 0; i < json_array_size(v); i++) {
-		json_t *x = json_array_get(v, i);
-		if (!json_is_integer(x) || json_integer_value(x) < -32768 || json_integer_value(x) > 65535) {
-			json_decref(v);
-			json_decref(o);
-			return web_reply_error(rq, 400, "values: 1..123 register values (0..65535)", "values");
-		}
-		values[count++] = (uint16_t)json_integer_value(x);
-		if (off < sizeof(vals_text))
-			off += (size_t)snprintf(vals_text + off, sizeof(vals_text) - off, "%s%u",
-			                        i ? "," : "", values[i]);
-	}
-	json_decref(v);
-	if (addr + count > 65536) {
-		json_decref(o);
-		return web_reply_error(rq, 400, "values: past register 65535", "values");
-	}
+	for (unsigned i = 0; i < count && off < sizeof(vals_text); i++)
+		off += (size_t)snprintf(vals_text + off, sizeof(vals_text) - off, "%s%u",
+		                        i ? "," : "", values[i]);
 	client_addr(rq, who, sizeof(who));
 	if (!write_allowed(settings_get_json(e->settings, "modbus_write_allowlist"), device,
 	                   (unsigned)addr, count)) {
