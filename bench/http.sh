@@ -9,7 +9,8 @@
 #   - wrk keep-alive throughput: 1 thread, 16 connections, $DUR seconds;
 #   - sequential latency: wrk 1 thread, 1 connection, p50/p99;
 # and prints requests/s, percentiles and the egwd/nginx ratios.  Then egwd's
-# RSS after $IDLE seconds idle and the time from exec to the first HTTP 200.
+# RSS after $IDLE seconds idle, set against the RSS of bench/rss_floor.c (the
+# same libraries, each used once), and the time from exec to the first HTTP 200.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$top/build}" && pwd)
@@ -137,6 +138,15 @@ anon=$(awk '/^RssAnon/ { print $2 }' "/proc/$egwd_pid/status")
 file=$(awk '/^RssFile/ { print $2 }' "/proc/$egwd_pid/status")
 pss=$(awk '/^Pss:/ { print $2 }' "/proc/$egwd_pid/smaps_rollup")
 echo "VmRSS ${rss} kB (peak ${hwm} kB) = RssAnon ${anon} kB private + RssFile ${file} kB shared libraries; PSS ${pss} kB"
+# The floor: a program linked against the same libraries that uses each once
+# (bench/rss_floor.c).  What is above it is egwd's own code and data.
+if [ -x "$build/rss-floor" ]; then
+	mkdir -p "$tmp/floor"
+	floor_line=$("$build/rss-floor" "$tmp/floor" | tail -1)
+	floor=$(echo "$floor_line" | sed -n 's/.*VmRSS \([0-9]*\) kB.*/\1/p')
+	echo "rss-floor (same libraries, each used once): $floor_line"
+	echo "egwd above the floor: $((rss - floor)) kB"
+fi
 kill "$egwd_pid"
 wait "$egwd_pid" && echo "egwd exited 0 on SIGTERM"
 egwd_pid=""
