@@ -10,6 +10,7 @@
 #include "egw-config.h"
 #include "base/util.h"
 #include "loop/loop.h"
+#include "loop/resolve.h"
 
 /* ---- payloads (pure) ---------------------------------------------------- */
 
@@ -146,7 +147,6 @@ int mqtt_discovery(const char *topic_prefix, const char *discovery_prefix, const
 #if EGW_HAVE_MQTT
 #include <arpa/inet.h>
 #include <mosquitto.h>
-#include <netdb.h>
 #include <netinet/in.h>
 
 /* ---- FIFO ---------------------------------------------------------------- */
@@ -183,7 +183,8 @@ struct mqtt {
 	char host[256];
 	int port, keepalive;
 	bool tls;
-	struct mqtt_resolve *res; /* lookup in flight */
+	struct loop_resolve *res; /* lookup in flight */
+	unsigned tries;           /* connects since the last success: picks the address */
 	struct mqtt_msg *q; /* ring of MQTT_QUEUE_MAX */
 	unsigned q_head, q_n;
 	size_t q_bytes;
@@ -282,6 +283,7 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc)
 		return; /* refused: the broker closes, we back off */
 	m->connected = true;
 	m->st.connected = true;
+	m->tries = 0;
 	m->st.connects++;
 	m->backoff = 0;
 	for (unsigned i = 0; i < m->ndevs; i++) {
@@ -370,36 +372,9 @@ static void sync_io(struct mqtt *m)
 
 /* libmosquitto resolves the broker's name with a blocking getaddrinfo.  So
  * that a slow or absent DNS never stalls the loop, a name is first looked up
- * on the worker pool: without TLS egwd then connects to the address found;
- * with TLS it passes the name (certificate check and SNI need it), which
- * the resolver has just answered. */
-struct mqtt_resolve {
-	struct loop_work w;
-	struct mqtt *m;     /* NULL once the client is freed */
-	char host[256];
-	char addr[INET6_ADDRSTRLEN];
-	int err;
-};
-
-static void resolve_work(struct loop_work *w)
-{
-	struct mqtt_resolve *rs = container_of(w, struct mqtt_resolve, w);
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_ADDRCONFIG };
-	struct addrinfo *ai = NULL;
-	const void *a;
-
-	rs->err = getaddrinfo(rs->host, NULL, &hints, &ai) != 0 || !ai ? -EHOSTUNREACH : 0;
-	if (!rs->err) {
-		a = ai->ai_family == AF_INET ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
-					     : (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
-		if (!inet_ntop(ai->ai_family, a, rs->addr, sizeof(rs->addr)))
-			rs->err = -EHOSTUNREACH;
-	}
-	if (ai)
-		freeaddrinfo(ai);
-}
-
+ * on the worker pool (loop/resolve.h): without TLS egwd then connects to the
+ * address found; with TLS it passes the name (certificate check and SNI need
+ * it), which the resolver has just answered. */
 static void connect_to(struct mqtt *m, const char *host)
 {
 	loop_io_del(m->loop, &m->io);
@@ -410,20 +385,26 @@ static void connect_to(struct mqtt *m, const char *host)
 	sync_io(m);
 }
 
-static void resolve_done(struct loop_work *w)
+static void resolved(void *ud, int err, const struct loop_resolved *res)
 {
-	struct mqtt_resolve *rs = container_of(w, struct mqtt_resolve, w);
-	struct mqtt *m = rs->m;
+	struct mqtt *m = ud;
+	char text[INET6_ADDRSTRLEN];
+	const struct sockaddr_storage *addr;
+	const void *a;
 
-	if (m) {
-		m->res = NULL;
-		if (rs->err) {
-			lost(m);
-		} else {
-			connect_to(m, m->tls ? m->host : rs->addr);
-		}
+	m->res = NULL;
+	if (err) {
+		lost(m);
+		return;
 	}
-	free(rs);
+	/* After each failed attempt, the next address the name has. */
+	addr = &res->addr[m->tries++ % (unsigned)res->n];
+	a = addr->ss_family == AF_INET ? (const void *)&((const struct sockaddr_in *)addr)->sin_addr
+				       : (const void *)&((const struct sockaddr_in6 *)addr)->sin6_addr;
+	if (!inet_ntop(addr->ss_family, a, text, sizeof(text)))
+		lost(m);
+	else
+		connect_to(m, m->tls ? m->host : text);
 }
 
 static bool is_address(const char *h)
@@ -434,28 +415,14 @@ static bool is_address(const char *h)
 
 static void start_connect(struct mqtt *m)
 {
-	struct mqtt_resolve *rs;
-
 	if (is_address(m->host)) {
 		connect_to(m, m->host);
 		return;
 	}
 	/* The tick retries after this if the lookup never completes. */
 	m->retry_at = loop_now(m->loop) + MQTT_BACKOFF_MAX;
-	if (m->res)
-		return;
-	rs = calloc(1, sizeof(*rs));
-	if (!rs)
-		return;
-	rs->m = m;
-	snprintf(rs->host, sizeof(rs->host), "%s", m->host);
-	rs->w.work = resolve_work;
-	rs->w.done = resolve_done;
-	if (loop_work_submit(m->loop, &rs->w) < 0) {
-		free(rs);
-		return;
-	}
-	m->res = rs;
+	if (!m->res)
+		m->res = loop_resolve_start(m->loop, m->host, m->port, resolved, m);
 }
 
 static int on_tick(struct task *t, usec_t now)
@@ -553,8 +520,7 @@ void mqtt_free(struct mqtt *m)
 	if (!m)
 		return;
 	loop_task_cancel(m->loop, &m->tick);
-	if (m->res)
-		m->res->m = NULL; /* the lookup frees itself when it completes */
+	loop_resolve_cancel(m->res); /* the lookup frees itself when it completes */
 	if (m->connected) {
 		mosquitto_publish(m->mosq, NULL, m->status_topic, 7, "offline", 1, true);
 		mosquitto_disconnect(m->mosq);

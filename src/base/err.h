@@ -23,6 +23,7 @@ enum {
 	EGW_EAUTH,                       /* missing or wrong credentials */
 	EGW_EPROFILE,                    /* unknown profile or profile mismatch */
 	EGW_EBADSIG,                     /* signature does not verify */
+	EGW_ENOHOST,                     /* host name does not resolve */
 	EGW_ERR_END
 };
 

@@ -696,6 +696,7 @@ static void dev_go(struct device *d, int to, const char *fmt, ...)
 static void connect_failed(struct device *d, int err)
 {
 	d->connect_failures++;
+	d->st.last_error = err;
 	if (d->connect_failures >= d->set->cfg.sleep_after_failures)
 		dev_go(d, DEV_ASLEEP, "%u failed attempts: %s", d->connect_failures,
 		       egw_strerror(err));

@@ -10,7 +10,6 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,88 +163,38 @@ static void connected(struct mb_client *c)
 }
 
 /* Host names (a container's service name, a DNS name on the LAN) are looked
- * up with getaddrinfo on the loop's worker pool, afresh before every connect
- * attempt, so an address that changed is picked up.  The lookup owns its own
- * memory: a client freed meanwhile just detaches from it. */
-struct mb_resolve {
-	struct loop_work w;
-	struct mb_client *c;
-	char host[64];
-	uint16_t port;
-	struct sockaddr_storage addr;
-	socklen_t addr_len;
-	int err;
-};
-
-static void resolve_work(struct loop_work *w)
+ * up on the loop's worker pool (loop/resolve.h), afresh before every connect
+ * attempt, so an address that changed is picked up; a name with several
+ * addresses (IPv6 and IPv4) is tried at each in turn. */
+static void resolved(void *ud, int err, const struct loop_resolved *res)
 {
-	struct mb_resolve *rs = container_of(w, struct mb_resolve, w);
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_ADDRCONFIG };
-	struct addrinfo *ai = NULL;
-	int r = getaddrinfo(rs->host, NULL, &hints, &ai);
-
-	if (r != 0 || !ai || ai->ai_addrlen > sizeof(rs->addr)) {
-		rs->err = r == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
-		if (rs->err == 0)
-			rs->err = -EHOSTUNREACH;
-	} else {
-		memcpy(&rs->addr, ai->ai_addr, ai->ai_addrlen);
-		rs->addr_len = ai->ai_addrlen;
-		if (rs->addr.ss_family == AF_INET)
-			((struct sockaddr_in *)&rs->addr)->sin_port = htons(rs->port);
-		else
-			((struct sockaddr_in6 *)&rs->addr)->sin6_port = htons(rs->port);
-	}
-	if (ai)
-		freeaddrinfo(ai);
-}
-
-static void resolve_done(struct loop_work *w)
-{
-	struct mb_resolve *rs = container_of(w, struct mb_resolve, w);
-	struct mb_client *c = rs->c;
+	struct mb_client *c = ud;
 	usec_t now = now_usec();
+	int i;
 
-	if (c) {
-		c->resolve = NULL;
-		if (rs->err) {
-			c->conn_err = rs->err;
-			c->fail_streak++;
-			c->reconnect_at = now + backoff_delay(c);
-		} else {
-			c->addr = rs->addr;
-			c->addr_len = rs->addr_len;
-			c->resolved = true;
-			c->reconnect_at = now;
-		}
-		kick(c, now);
+	c->resolve = NULL;
+	if (err) {
+		c->conn_err = err;
+		c->fail_streak++;
+		c->reconnect_at = now + backoff_delay(c);
+	} else {
+		/* After each failed attempt, the next address the name has. */
+		i = (int)(c->fail_streak % (unsigned)res->n);
+		c->addr = res->addr[i];
+		c->addr_len = res->len[i];
+		c->resolved = true;
+		c->reconnect_at = now;
 	}
-	free(rs);
+	kick(c, now);
 }
 
 /* Start a lookup; the step task retries start_connect when it completes. */
 static void start_resolve(struct mb_client *c, usec_t now)
 {
-	struct mb_resolve *rs;
-
 	/* Guard against a lost completion: try again after the connect timeout. */
 	c->reconnect_at = now + c->cfg.connect_timeout;
-	if (c->resolve)
-		return;
-	rs = calloc(1, sizeof(*rs));
-	if (!rs)
-		return;
-	rs->c = c;
-	rs->port = c->cfg.port;
-	strcpy(rs->host, c->host);
-	rs->w.work = resolve_work;
-	rs->w.done = resolve_done;
-	if (loop_work_submit(c->loop, &rs->w) < 0) {
-		free(rs);
-		return;
-	}
-	c->resolve = rs;
+	if (!c->resolve)
+		c->resolve = loop_resolve_start(c->loop, c->host, c->cfg.port, resolved, c);
 }
 
 static bool start_connect(struct mb_client *c, usec_t now)
@@ -708,8 +657,7 @@ void mb_client_free(struct mb_client *c)
 	if (!c || c->freed)
 		return;
 	c->freed = true;
-	if (c->resolve)
-		c->resolve->c = NULL; /* the lookup frees itself when it completes */
+	loop_resolve_cancel(c->resolve); /* the lookup frees itself when it completes */
 	loop_task_cancel(c->loop, &c->step);
 	loop_task_cancel(c->loop, &c->mem_task);
 	if (c->state != MB_DOWN)

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "loop/loop.h"
+#include "loop/resolve.h"
 #include "modbus/client.h"
 
 struct mb_transport {
@@ -77,7 +78,7 @@ struct mb_client {
 	socklen_t addr_len;
 	bool need_resolve;            /* host is a DNS name, not an address */
 	bool resolved;                /* addr holds a resolution not yet tried */
-	struct mb_resolve *resolve;   /* lookup in flight on the worker pool */
+	struct loop_resolve *resolve; /* lookup in flight on the worker pool */
 	usec_t connect_deadline;
 	usec_t reconnect_at;    /* while down: earliest next attempt */
 	unsigned fail_streak;   /* connection failures since the last good response */

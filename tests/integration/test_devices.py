@@ -245,6 +245,33 @@ class TestSerialLines(unittest.TestCase):
         self.assertEqual(by["se"]["connection"]["connection"], "rtu-over-tcp")
 
 
+class TestHostNames(unittest.TestCase):
+    """A device given by host name is looked up off the loop thread and
+    polled; a name that does not resolve leaves that device retrying with its
+    error shown, and the others polling."""
+
+    def test_named_and_unresolvable_hosts(self):
+        sim = T.EgwSim(self, [("solaredge", 1)], control=False)
+        devs = [sim.device_settings(0, id="named", host="localhost"),
+                sim.device_settings(0, id="nowhere", host="no-such-host.invalid")]
+        egwd = T.Egwd(self, set={"devices": devs, "harvest.poll_interval_ms": 300,
+                                 "http.bind": LOCAL})
+
+        def named_polling():
+            by = devices_by_id(egwd.state())
+            return by["named"]["state"] == "polling" and by["named"]["serial"] and by
+
+        by = T.wait_until(named_polling, timeout=20, what="device 'localhost' polling")
+        time.sleep(1.0)
+        by = devices_by_id(egwd.state())
+        self.assertNotEqual(by["nowhere"]["state"], "polling", json.dumps(by["nowhere"]))
+        self.assertEqual(by["nowhere"]["stats"]["last_error"], "host name not found")
+        self.assertIn(by["nowhere"]["state"], ("connecting", "backing off", "disconnected"))
+        st, _, _ = T.http(egwd.port, "GET", "/api/hello")
+        self.assertEqual(st, 200)
+        stop_clean(self, egwd)
+
+
 class TestFaults(unittest.TestCase):
     """One simulated inverter, every fault class in turn."""
 

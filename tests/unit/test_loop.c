@@ -9,8 +9,14 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "base/err.h"
 #include "base/util.h"
 #include "loop/loop.h"
+#include "loop/resolve.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
 
 struct pipe_watch {
 	struct loop_io io;
@@ -134,6 +140,76 @@ static void test_worker_completion(void **state)
 	loop_free(l);
 }
 
+struct lookup {
+	struct loop *l;
+	int calls, err, n;
+	struct sockaddr_storage first;
+};
+
+static void on_resolved(void *ud, int err, const struct loop_resolved *res)
+{
+	struct lookup *k = ud;
+
+	k->calls++;
+	k->err = err;
+	k->n = err ? 0 : res->n;
+	if (!err)
+		k->first = res->addr[0];
+	loop_stop(k->l);
+}
+
+static void resolve_one(struct loop *l, const char *host, struct lookup *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->l = l;
+	assert_non_null(loop_resolve_start(l, host, 502, on_resolved, k));
+	assert_int_equal(loop_run(l), 0);
+	assert_int_equal(k->calls, 1);
+}
+
+static void test_resolve(void **state)
+{
+	struct loop *l;
+	struct lookup k;
+	struct sockaddr_in *in = (struct sockaddr_in *)&k.first;
+	char name[300];
+	int i;
+	(void)state;
+
+	assert_int_equal(loop_new(&l), 0);
+	/* An address literal comes back as itself, with the port set. */
+	resolve_one(l, "127.0.0.1", &k);
+	assert_int_equal(k.err, 0);
+	assert_int_equal(k.n, 1);
+	assert_int_equal(in->sin_family, AF_INET);
+	assert_int_equal(ntohs(in->sin_port), 502);
+	assert_int_equal(ntohl(in->sin_addr.s_addr), INADDR_LOOPBACK);
+	resolve_one(l, "::1", &k);
+	if (k.err == 0) /* no IPv6 on this machine: AI_ADDRCONFIG refuses it */
+		assert_int_equal(k.first.ss_family, AF_INET6);
+	/* A name from /etc/hosts. */
+	resolve_one(l, "localhost", &k);
+	assert_int_equal(k.err, 0);
+	assert_true(k.n >= 1 && k.n <= LOOP_RESOLVE_MAX);
+	/* A name that cannot exist (RFC 6761): an error, not a hang or a crash. */
+	resolve_one(l, "no-such-host.invalid", &k);
+	assert_int_equal(k.err, -EGW_ENOHOST);
+	/* Names that cannot be looked up are refused at once. */
+	assert_null(loop_resolve_start(l, "", 502, on_resolved, &k));
+	memset(name, 'a', sizeof(name) - 1);
+	name[sizeof(name) - 1] = 0;
+	assert_null(loop_resolve_start(l, name, 502, on_resolved, &k));
+	/* A cancelled lookup never calls back and frees itself (ASan: no leak). */
+	memset(&k, 0, sizeof(k));
+	k.l = l;
+	loop_resolve_cancel(loop_resolve_start(l, "localhost", 502, on_resolved, &k));
+	loop_resolve_cancel(NULL);
+	for (i = 0; i < 20; i++)
+		loop_run_once(l, 50000);
+	assert_int_equal(k.calls, 0);
+	loop_free(l);
+}
+
 static int got_signal;
 static void on_sig(struct loop *l, int signo, void *ud)
 {
@@ -165,6 +241,7 @@ int main(void)
 		cmocka_unit_test(test_periodic_task_timing),
 		cmocka_unit_test(test_worker_completion),
 		cmocka_unit_test(test_signals),
+		cmocka_unit_test(test_resolve),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
