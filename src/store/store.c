@@ -242,6 +242,12 @@ static int store_db_open(struct store *s)
 	rc = sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		return rc;
+	/* The store appends at one end and reads at the other, each batch once:
+	 * a big page cache would only hold pages nobody reads again (SQLite's
+	 * default is 2 MiB, which is most of egwd's private memory). */
+	rc = sqlite3_exec(s->db, "PRAGMA cache_size=-256", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
 
 	/* Reading every page once costs little at boot and finds damage now,
 	 * not in the middle of an upload. */
