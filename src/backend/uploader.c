@@ -23,6 +23,13 @@ struct uploader {
 	struct http_req req;
 	struct loop_work ack_work;
 	int ack_result;
+	/* Reading the next batch runs on a worker too: the store's reader may
+	 * wait for a commit's fsync or for the disk, and the loop thread must
+	 * not (the 10 Hz frequency task). */
+	struct loop_work peek_work;
+	int peek_result;
+	uint64_t peek_seq;
+	char *peek_jwt;
 	uint64_t cur_seq;  /* batch being delivered, 0: none */
 	uint32_t cur_done; /* bit i: urls[i] acknowledged cur_seq */
 	size_t cur_url;    /* endpoint of the request in flight */
@@ -130,26 +137,41 @@ static void ack_done(struct loop_work *w)
 	schedule(u, MAX(now_usec(), u->last_start + u->min_gap));
 }
 
-static int run(struct task *t, usec_t now)
+static bool busy(const struct uploader *u)
 {
-	struct uploader *u = container_of(t, struct uploader, task);
-	uint64_t seq;
-	char *jwt = NULL;
-	int r;
+	return u->req.busy || u->ack_work.busy || u->peek_work.busy;
+}
 
-	if (u->req.busy || u->ack_work.busy || u->n_urls == 0)
-		return 0;
-	u->backing_off = false;
-	r = u->src->peek(u->src_ud, &seq, &jwt);
+static void peek_work(struct loop_work *w)
+{
+	struct uploader *u = container_of(w, struct uploader, peek_work);
+
+	u->peek_jwt = NULL;
+	u->peek_result = u->src->peek(u->src_ud, &u->peek_seq, &u->peek_jwt);
+}
+
+static void peek_done(struct loop_work *w)
+{
+	struct uploader *u = container_of(w, struct uploader, peek_work);
+	usec_t now = now_usec();
+	uint64_t seq = u->peek_seq;
+	char *jwt = u->peek_jwt;
+	int r = u->peek_result;
+
+	u->peek_jwt = NULL;
+	if (u->closing) {
+		free(jwt);
+		return;
+	}
 	u->st.waiting_signer = r == -EAGAIN;
 	if (r == -ENOENT || r == -EAGAIN) {
 		/* Idle until a kick; a slow poll covers a missed one. */
 		schedule(u, now + u->poll_interval);
-		return 0;
+		return;
 	}
 	if (r < 0) {
 		fail_ex(u, r, 0, false);
-		return 0;
+		return;
 	}
 	if (seq != u->cur_seq) {
 		u->cur_seq = seq;
@@ -162,7 +184,7 @@ static int run(struct task *t, usec_t now)
 		r = loop_work_submit(u->loop, &u->ack_work);
 		if (r < 0)
 			fail_ex(u, r, 0, false);
-		return 0;
+		return;
 	}
 	u->cur_url = 0;
 	while (u->cur_done & (1u << u->cur_url))
@@ -174,7 +196,21 @@ static int run(struct task *t, usec_t now)
 	free(jwt);
 	if (r < 0)
 		fail_ex(u, r, 0, false);
-	return 0;
+}
+
+static int run(struct task *t, usec_t now)
+{
+	struct uploader *u = container_of(t, struct uploader, task);
+	int r;
+
+	(void)now;
+	if (busy(u) || u->n_urls == 0)
+		return 0;
+	u->backing_off = false;
+	r = loop_work_submit(u->loop, &u->peek_work);
+	if (r < 0)
+		fail_ex(u, r, 0, false);
+	return 0; /* continues in peek_done */
 }
 
 static void apply_defaults(const struct uploader_config *cfg, long *timeout_ms, usec_t *min_gap,
@@ -220,6 +256,7 @@ int uploader_new(struct loop *l, struct http *h, const struct uploader_config *c
 	u->health_ud = cfg->health_ud;
 	u->task = (struct task){.name = "upload", .run = run, .prio = 5};
 	u->ack_work = (struct loop_work){.work = ack_work, .done = ack_done};
+	u->peek_work = (struct loop_work){.work = peek_work, .done = peek_done};
 	u->rng = (unsigned)now_usec() ^ (unsigned)(uintptr_t)u;
 	*ret = u;
 	return 0;
@@ -229,12 +266,12 @@ void uploader_free(struct uploader *u)
 {
 	if (!u)
 		return;
-	/* The ack worker may be using u: let it finish (an fsync at most), with
-	 * nothing new started meanwhile. */
+	/* The ack or peek worker may be using u: let it finish (an fsync or a
+	 * read at most), with nothing new started meanwhile. */
 	u->closing = true;
 	loop_task_cancel(u->loop, &u->task);
 	http_cancel(&u->req);
-	while (u->ack_work.busy)
+	while (u->ack_work.busy || u->peek_work.busy)
 		loop_run_once(u->loop, 100 * USEC_PER_MSEC);
 	loop_task_cancel(u->loop, &u->task);
 	for (size_t i = 0; i < u->n_urls; i++)
@@ -244,7 +281,7 @@ void uploader_free(struct uploader *u)
 
 void uploader_kick(struct uploader *u)
 {
-	if (u->req.busy || u->ack_work.busy || u->backing_off || u->n_urls == 0)
+	if (busy(u) || u->backing_off || u->n_urls == 0)
 		return;
 	schedule(u, MAX(now_usec(), u->last_start + u->min_gap));
 }

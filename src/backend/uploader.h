@@ -34,7 +34,8 @@
 struct uploader_source {
 	/* Oldest unacknowledged batch: 0 with *ret_seq and *ret_jwt (malloc'd, the
 	 * caller frees it); -ENOENT when none; -EAGAIN when the oldest is not
-	 * signed yet; other negative errors on failure. */
+	 * signed yet; other negative errors on failure.  Runs on a loop worker
+	 * thread (it may wait for the disk), never concurrently with ack. */
 	int (*peek)(void *ud, uint64_t *ret_seq, char **ret_jwt);
 	/* Mark seq delivered.  Runs on a loop worker thread (it may fsync), never
 	 * concurrently with itself.  Returns 0 or a negative error. */
