@@ -27,7 +27,9 @@
 
 #define HEADER_LIMIT (16 * 1024)      /* per-connection memory for the request head */
 #define AUTH_WINDOW_MS 10000
-#define AUTH_MAX_FAILURES 10
+#define AUTH_MAX_FAILURES 10   /* per client address, within the window */
+#define AUTH_PEERS 32          /* client addresses tracked (least recent evicted) */
+#define AUTH_MAX_FAILURES_ALL 100 /* all addresses together, within the window */
 
 /* ---- routes ----------------------------------------------------------- */
 
@@ -117,8 +119,17 @@ struct web {
 	unsigned nmetrics;
 
 	uint64_t requests[NROUTES + 1][NCODES + 1];
-	int64_t auth_fail_ms[AUTH_MAX_FAILURES]; /* ring of the last failures */
-	unsigned auth_fail_next;
+	/* Failed token attempts: a ring per client address, so that one
+	 * client guessing does not lock the others out, and one ring for all
+	 * addresses together, which bounds a client that changes address. */
+	struct auth_peer {
+		uint8_t addr[16];  /* IPv4 as ::ffff:a.b.c.d */
+		int64_t last_ms;   /* 0: free slot */
+		int64_t fail_ms[AUTH_MAX_FAILURES];
+		unsigned next;
+	} auth_peers[AUTH_PEERS];
+	int64_t auth_all_ms[AUTH_MAX_FAILURES_ALL];
+	unsigned auth_all_next;
 	uint64_t auth_failures, auth_limited;
 	uint64_t connections_total;
 	unsigned open_connections, max_connections;
@@ -367,22 +378,70 @@ bool web_token_ok(const char *token, const char *authorization)
 	return same && n == WEB_TOKEN_HEX && strlen(token) == WEB_TOKEN_HEX;
 }
 
-/* 10 failures within 10 s lock token-protected routes until the oldest of
- * them leaves the window. */
-static bool auth_limited(const struct web *w, int64_t now_ms)
+/* The client's address as 16 bytes (IPv4 mapped into IPv6). */
+static void peer_key(struct MHD_Connection *c, uint8_t key[16])
 {
-	unsigned recent = 0;
-	for (unsigned i = 0; i < AUTH_MAX_FAILURES; i++)
-		if (w->auth_fail_ms[i] && now_ms - w->auth_fail_ms[i] < AUTH_WINDOW_MS)
-			recent++;
-	return recent >= AUTH_MAX_FAILURES;
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	memset(key, 0, 16);
+	if (sa && sa->sa_family == AF_INET6) {
+		memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+	} else if (sa && sa->sa_family == AF_INET) {
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	}
 }
 
-static void auth_failed(struct web *w, int64_t now_ms)
+static unsigned recent(const int64_t *ring, unsigned n, int64_t now_ms)
 {
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		if (ring[i] && now_ms - ring[i] < AUTH_WINDOW_MS)
+			k++;
+	return k;
+}
+
+static struct auth_peer *auth_peer_find(struct web *w, const uint8_t key[16])
+{
+	for (unsigned i = 0; i < AUTH_PEERS; i++)
+		if (w->auth_peers[i].last_ms && memcmp(w->auth_peers[i].addr, key, 16) == 0)
+			return &w->auth_peers[i];
+	return NULL;
+}
+
+/* 10 failures from one address within 10 s lock token-protected routes for
+ * that address, 100 from all addresses together lock them for everyone,
+ * until the oldest failure leaves the window. */
+static bool auth_limited(struct web *w, const uint8_t key[16], int64_t now_ms)
+{
+	struct auth_peer *p = auth_peer_find(w, key);
+
+	if (recent(w->auth_all_ms, AUTH_MAX_FAILURES_ALL, now_ms) >= AUTH_MAX_FAILURES_ALL)
+		return true;
+	return p && recent(p->fail_ms, AUTH_MAX_FAILURES, now_ms) >= AUTH_MAX_FAILURES;
+}
+
+static void auth_failed(struct web *w, const uint8_t key[16], int64_t now_ms)
+{
+	struct auth_peer *p = auth_peer_find(w, key);
+
 	w->auth_failures++;
-	w->auth_fail_ms[w->auth_fail_next] = now_ms;
-	w->auth_fail_next = (w->auth_fail_next + 1) % AUTH_MAX_FAILURES;
+	w->auth_all_ms[w->auth_all_next] = now_ms;
+	w->auth_all_next = (w->auth_all_next + 1) % AUTH_MAX_FAILURES_ALL;
+	if (!p) { /* a free slot, else the address heard from least recently */
+		p = &w->auth_peers[0];
+		for (unsigned i = 1; i < AUTH_PEERS && p->last_ms; i++)
+			if (w->auth_peers[i].last_ms < p->last_ms)
+				p = &w->auth_peers[i];
+		memset(p, 0, sizeof(*p));
+		memcpy(p->addr, key, 16);
+	}
+	p->last_ms = now_ms;
+	p->fail_ms[p->next] = now_ms;
+	p->next = (p->next + 1) % AUTH_MAX_FAILURES;
 }
 
 /* ---- sections and state ----------------------------------------------- */
@@ -916,8 +975,12 @@ static int dispatch(struct web *w, struct MHD_Connection *c, const char *url, co
 		}
 		rq.route = i;
 		if (r->needs_token) {
-			int64_t now = wall_ms();
-			if (auth_limited(w, now)) {
+			/* Monotonic: a clock step (NTP at boot) must not lock anyone out. */
+			int64_t now = (int64_t)(now_usec() / 1000);
+			uint8_t peer[16];
+
+			peer_key(c, peer);
+			if (auth_limited(w, peer, now)) {
 				w->auth_limited++;
 				return web_reply_error(&rq, 429, "too many failed token attempts, retry later",
 						       NULL);
@@ -925,7 +988,7 @@ static int dispatch(struct web *w, struct MHD_Connection *c, const char *url, co
 			const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 								       MHD_HTTP_HEADER_AUTHORIZATION);
 			if (!web_token_ok(w->egw->token, auth)) {
-				auth_failed(w, now);
+				auth_failed(w, peer, now);
 				return web_reply_error(&rq, 401, auth ? "wrong token"
 						       : "missing Authorization: Bearer <token>", NULL);
 			}

@@ -131,9 +131,12 @@ def wait_port(port, host="127.0.0.1", timeout=10.0, proc=None):
     raise TimeoutError(f"port {port} not open after {timeout}s")
 
 
-def http(port, method, path, body=None, headers=None, host="127.0.0.1", timeout=10.0):
-    """One request on a fresh connection.  Returns (status, headers dict, body bytes)."""
-    c = httpclient.HTTPConnection(host, port, timeout=timeout)
+def http(port, method, path, body=None, headers=None, host="127.0.0.1", timeout=10.0,
+         source=None):
+    """One request on a fresh connection (from address `source` if given, e.g.
+    "127.0.0.2").  Returns (status, headers dict, body bytes)."""
+    c = httpclient.HTTPConnection(host, port, timeout=timeout,
+                                  source_address=(source, 0) if source else None)
     try:
         h = dict(headers or {})
         if isinstance(body, (dict, list)):

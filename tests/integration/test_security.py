@@ -195,6 +195,23 @@ class SecurityTest(unittest.TestCase):
         self.assertEqual(g.get("/api/settings"), st0)
         # reading stays open while limited
         self.assertEqual(T.http(g.port, "GET", "/api/hello")[0], 200)
+        # the limit is per client address: another client (127.0.0.2 reaches
+        # egwd's 127.0.0.1 on Linux) still gets in with the right token, and
+        # is refused with a wrong one like anyone else
+        m, p = table[0]
+        st, _, body = T.http(g.port, "GET", "/api/settings", headers=g.auth(),
+                             source="127.0.0.2")
+        self.assertEqual(st, 200, body[:200])
+        st, _, _ = T.http(g.port, m, p, body={}, headers={"Authorization": "Bearer " + "1" * 64},
+                          source="127.0.0.2")
+        self.assertEqual(st, 401)
+        st, _, body = T.http(g.port, "POST", "/api/settings",
+                             body={"harvest": {"poll_interval_ms": 777}}, headers=g.auth(),
+                             source="127.0.0.2")
+        self.assertEqual(st, 200, body[:200])
+        # while 127.0.0.1 is still limited
+        st, _, _ = T.http(g.port, m, p, body={}, headers=g.auth())
+        self.assertEqual(st, 429)
         # the window ends: the right token works again
         def ok():
             st, _ = T.http_json(g.port, "POST", "/api/settings",
@@ -203,6 +220,21 @@ class SecurityTest(unittest.TestCase):
         T.wait_until(ok, timeout=15, interval=1.0, what="rate limit window over")
         m = T.http(g.port, "GET", "/metrics")[2].decode()
         self.assertRegex(m, r"egw_http_auth_failures_total\s+1\d")
+
+    def test_failures_from_many_addresses_capped_together(self):
+        """A client that changes address is bounded by the limit over all
+        addresses: 100 failures in the window lock token routes for all."""
+        g = self.start()
+        for i in range(100):
+            src = f"127.0.{1 + i // 9}.{2 + i % 9}"  # 9 per address: under the per-address limit
+            st, _, _ = T.http(g.port, "POST", "/api/settings", body={},
+                              headers={"Authorization": f"Bearer {i:064x}"}, source=src)
+            self.assertEqual(st, 401, f"attempt {i} from {src}")
+        st, _, _ = T.http(g.port, "POST", "/api/settings",
+                          body={"harvest": {"poll_interval_ms": 777}}, headers=g.auth(),
+                          source="127.0.0.200")
+        self.assertEqual(st, 429)
+        self.assertEqual(T.http(g.port, "GET", "/api/hello")[0], 200)
 
 
 if __name__ == "__main__":
