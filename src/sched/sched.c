@@ -2,7 +2,9 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 const usec_t sched_late_bounds[SCHED_LATE_BUCKETS - 1] = {
 	10, 25, 50, 100, 250, 500, 1000, 2000, 5000, 10000, 100000,
@@ -12,6 +14,8 @@ struct sched {
 	struct task **heap;
 	uint32_t n, cap;
 	uint64_t seq;
+	struct sched_totals totals[SCHED_MAX_NAMES];
+	unsigned ntotals;
 };
 
 int sched_new(struct sched **ret)
@@ -96,8 +100,13 @@ static void heap_remove(struct sched *s, struct task *t)
 		sift_up(s, i);
 }
 
+static struct task_stats *totals_of(struct sched *s, struct task *t);
+
 int sched_add(struct sched *s, struct task *t, usec_t due)
 {
+	/* A queued task shows in the totals (with 0 runs) before it first runs. */
+	if (!t->totals)
+		totals_of(s, t);
 	if (t->running)
 		t->touched = true;
 	if (sched_queued(t))
@@ -140,16 +149,38 @@ unsigned sched_count(const struct sched *s)
 	return s->n;
 }
 
-static void record_lateness(struct task *t, usec_t late)
+static void record_lateness(struct task_stats *st, usec_t late)
 {
 	unsigned b = 0;
 	while (b < SCHED_LATE_BUCKETS - 1 && late > sched_late_bounds[b])
 		b++;
-	t->stats.late_hist[b]++;
-	t->stats.late_last = late;
-	t->stats.late_sum += late;
-	if (late > t->stats.late_max)
-		t->stats.late_max = late;
+	st->late_hist[b]++;
+	st->late_last = late;
+	st->late_sum += late;
+	if (late > st->late_max)
+		st->late_max = late;
+}
+
+/* The totals entry of t's name, found once and remembered in the task.
+ * The last slot is kept for "other", the names past the others. */
+static struct task_stats *totals_of(struct sched *s, struct task *t)
+{
+	const char *name = t->name ? t->name : "unnamed";
+	unsigned i;
+
+	if (t->totals && t->totals <= s->ntotals &&
+	    strncmp(s->totals[t->totals - 1].name, name, SCHED_NAME_MAX - 1) == 0)
+		return &s->totals[t->totals - 1].stats;
+	for (i = 0; i < s->ntotals && i < SCHED_MAX_NAMES - 1; i++)
+		if (strncmp(s->totals[i].name, name, SCHED_NAME_MAX - 1) == 0)
+			break;
+	if (i == s->ntotals) {
+		snprintf(s->totals[i].name, SCHED_NAME_MAX, "%s",
+			 i == SCHED_MAX_NAMES - 1 ? "other" : name);
+		s->ntotals++;
+	}
+	t->totals = (uint16_t)(i + 1);
+	return &s->totals[i].stats;
 }
 
 static void rearm(struct sched *s, struct task *t, usec_t now, int r)
@@ -174,6 +205,7 @@ static void rearm(struct sched *s, struct task *t, usec_t now, int r)
 		/* Behind by more than a period: skip the missed slots, stay aligned. */
 		uint64_t missed = (uint64_t)((now - next) / t->period) + 1;
 		t->stats.skipped += missed;
+		totals_of(s, t)->skipped += missed;
 		next += (usec_t)missed * t->period;
 	}
 	sched_add(s, t, next);
@@ -187,11 +219,17 @@ int sched_run_due(struct sched *s, usec_t now)
 		struct task *t = s->heap[0];
 		int r;
 
+		struct task_stats *tot = totals_of(s, t);
+
 		heap_remove(s, t);
-		record_lateness(t, now - t->due);
+		record_lateness(&t->stats, now - t->due);
+		record_lateness(tot, now - t->due);
 		t->running = true;
 		t->touched = false;
 		r = t->run(t, now);
+		tot->runs++;
+		if (r < 0)
+			tot->failures++;
 		t->running = false;
 		t->stats.runs++;
 		if (r < 0)
@@ -227,4 +265,11 @@ void sched_foreach(const struct sched *s, void (*fn)(const struct task *t, void 
 {
 	for (uint32_t i = 0; i < s->n; i++)
 		fn(s->heap[i], ud);
+}
+
+void sched_foreach_totals(const struct sched *s,
+			  void (*fn)(const struct sched_totals *tt, void *ud), void *ud)
+{
+	for (unsigned i = 0; i < s->ntotals; i++)
+		fn(&s->totals[i], ud);
 }

@@ -56,6 +56,19 @@ struct task {
 	uint64_t seq;       /* FIFO tie-break */
 	bool running;
 	bool touched;       /* cancelled or rescheduled from inside run() */
+	uint16_t totals;    /* index + 1 into the scheduler's totals by name, 0: not yet */
+	struct task_stats stats;
+};
+
+#define SCHED_MAX_NAMES 64
+#define SCHED_NAME_MAX 32
+
+/* Run statistics summed per task name over the scheduler's life: unlike a
+ * task's own stats they survive the task (a device removed, a one-shot
+ * task that ran), so counters built on them only grow.  Names past
+ * SCHED_MAX_NAMES are summed under "other". */
+struct sched_totals {
+	char name[SCHED_NAME_MAX];
 	struct task_stats stats;
 };
 
@@ -83,3 +96,6 @@ unsigned sched_count(const struct sched *s);
 usec_t task_late_percentile(const struct task *t, double pct);
 /* Visit every queued task (in heap order, not due order). */
 void sched_foreach(const struct sched *s, void (*fn)(const struct task *t, void *ud), void *ud);
+/* Calls fn for every task name that has run, in order of first run. */
+void sched_foreach_totals(const struct sched *s,
+			  void (*fn)(const struct sched_totals *tt, void *ud), void *ud);

@@ -606,30 +606,27 @@ struct task_agg {
 };
 
 struct task_aggs {
-	struct task_agg a[64];
+	struct task_agg a[SCHED_MAX_NAMES];
 	unsigned n;
 };
 
-static void agg_task(const struct task *t, void *ud)
+/* The scheduler's totals by name: they outlive the tasks, so the counters
+ * built on them never go back (a removed device, a one-shot task). */
+static void agg_task(const struct sched_totals *tt, void *ud)
 {
 	struct task_aggs *ta = ud;
-	const char *name = t->name ? t->name : "unnamed";
-	struct task_agg *g = NULL;
-	for (unsigned i = 0; i < ta->n; i++)
-		if (strcmp(ta->a[i].name, name) == 0)
-			g = &ta->a[i];
-	if (!g) {
-		if (ta->n >= ARRAY_SIZE(ta->a))
-			return;
-		g = &ta->a[ta->n++];
-		g->name = name;
-	}
+	struct task_agg *g;
+
+	if (ta->n >= ARRAY_SIZE(ta->a))
+		return;
+	g = &ta->a[ta->n++];
+	g->name = tt->name;
 	for (unsigned i = 0; i < SCHED_LATE_BUCKETS; i++)
-		g->hist[i] += t->stats.late_hist[i];
-	g->sum += t->stats.late_sum;
-	g->runs += t->stats.runs;
-	g->failures += t->stats.failures;
-	g->skipped += t->stats.skipped;
+		g->hist[i] = tt->stats.late_hist[i];
+	g->sum = tt->stats.late_sum;
+	g->runs = tt->stats.runs;
+	g->failures = tt->stats.failures;
+	g->skipped = tt->stats.skipped;
 }
 
 /* Label values: escape backslash, quote and newline. */
@@ -738,7 +735,7 @@ static int h_metrics(struct web_request *rq)
 		       "# TYPE egw_http_auth_limited_total counter\negw_http_auth_limited_total %" PRIu64 "\n",
 		       w->auth_limited);
 
-	sched_foreach(loop_sched(w->loop), agg_task, ta);
+	sched_foreach_totals(loop_sched(w->loop), agg_task, ta);
 	web_buf_printf(&b, "# HELP egw_task_lateness_seconds How late each task run started.\n"
 		       "# TYPE egw_task_lateness_seconds histogram\n");
 	for (unsigned i = 0; i < ta->n; i++) {

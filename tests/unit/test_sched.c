@@ -3,7 +3,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "base/util.h"
@@ -227,6 +229,81 @@ static void test_heap_random(void **state)
 	free(t);
 }
 
+struct tot_seen {
+	const char *name;
+	struct task_stats st;
+	unsigned n;
+	int found;
+};
+
+static void find_totals(const struct sched_totals *tt, void *ud)
+{
+	struct tot_seen *f = ud;
+	f->n++;
+	if (strcmp(tt->name, f->name) == 0) {
+		f->found++;
+		f->st = tt->stats;
+	}
+}
+
+static struct tot_seen totals(struct sched *s, const char *name)
+{
+	struct tot_seen f = { .name = name };
+	sched_foreach_totals(s, find_totals, &f);
+	return f;
+}
+
+/* Totals by name outlive the tasks: two tasks of one name add up, a task
+ * that was cancelled and freed keeps its runs, names past the table go to
+ * "other". */
+static void test_totals_by_name(void **state)
+{
+	struct sched *s;
+	struct task *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+	struct task many[SCHED_MAX_NAMES + 5];
+	char names[SCHED_MAX_NAMES + 5][16];
+	struct tot_seen f;
+	(void)state;
+
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(sched_new(&s), 0);
+	*a = (struct task){ .name = "poll", .run = noop, .period = 100 };
+	*b = (struct task){ .name = "poll", .run = noop, .period = 100 };
+	sched_add(s, a, 0);
+	sched_add(s, b, 50);
+	f = totals(s, "poll"); /* queued, not run yet: there, with 0 runs */
+	assert_int_equal(f.found, 1);
+	assert_int_equal(f.st.runs, 0);
+	for (usec_t now = 0; now <= 1000; now += 10)
+		sched_run_due(s, now + 5); /* every run starts 5 us late */
+	f = totals(s, "poll");
+	assert_int_equal(f.found, 1);
+	assert_int_equal(f.st.runs, a->stats.runs + b->stats.runs);
+	assert_int_equal(f.st.runs, 21);
+	assert_int_equal(f.st.late_sum, 21 * 5);
+	sched_cancel(s, a);
+	sched_cancel(s, b);
+	free(a);
+	free(b);
+	f = totals(s, "poll");
+	assert_int_equal(f.st.runs, 21); /* still there, never going back */
+
+	memset(many, 0, sizeof(many));
+	for (unsigned i = 0; i < ARRAY_SIZE(many); i++) {
+		snprintf(names[i], sizeof(names[i]), "t%u", i);
+		many[i] = (struct task){ .name = names[i], .run = noop };
+		sched_add(s, &many[i], 2000);
+	}
+	sched_run_due(s, 2000);
+	f = totals(s, "other");
+	assert_int_equal(f.found, 1);
+	assert_int_equal(f.n, SCHED_MAX_NAMES);
+	/* "poll" and t0..t61 have their own slots; t62.. are summed. */
+	assert_int_equal(f.st.runs, ARRAY_SIZE(many) - (SCHED_MAX_NAMES - 2));
+	sched_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -237,6 +314,7 @@ int main(void)
 		cmocka_unit_test(test_skips_missed_periods_and_stays_aligned),
 		cmocka_unit_test(test_backoff_and_snap_back),
 		cmocka_unit_test(test_heap_random),
+		cmocka_unit_test(test_totals_by_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
