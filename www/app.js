@@ -470,7 +470,8 @@ function pageDevices() {
   };
   const form = deviceForm(() => load());
 
-  const hosts = h("input", { name: "hosts", value: "127.0.0.1" });
+  const hosts = h("input", { name: "hosts", value: "127.0.0.1",
+    title: "addresses or a.b.c.d/24, comma separated; local: this gateway's own networks" });
   const ports = h("input", { name: "ports", value: "502,5502" });
   const scanOut = h("div", { id: "scan-results" });
   let scanTimer = null;
@@ -495,7 +496,8 @@ function pageDevices() {
       const q = "?hosts=" + encodeURIComponent(hosts.value) + "&ports=" + encodeURIComponent(ports.value);
       showScan((await api("GET", "/api/device/scan" + q)).scan);
     } catch (err) { showMsg(scanOut, "error", err.message); }
-  } }, h("label", null, "hosts", hosts), h("label", null, "ports", ports), h("button", { type: "submit" }, "Scan"));
+  } }, h("label", null, "hosts", hosts), h("label", null, "ports", ports), h("button", { type: "submit" }, "Scan"),
+    h("button", { type: "button", onclick: () => { hosts.value = "local"; } }, "this gateway's networks"));
 
   main.replaceChildren(h("h2", null, "Devices"),
     h("div", { class: "grid" },

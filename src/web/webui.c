@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
+#include <net/if.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -1638,6 +1639,48 @@ static bool scan_allowed(uint32_t a)
 	return ok;
 }
 
+unsigned webui_local_networks(const struct ifaddrs *ifs, char *buf, size_t n)
+{
+	const struct ifaddrs *i;
+	unsigned count = 0;
+	size_t off = 0;
+
+	if (n)
+		buf[0] = 0;
+	for (i = ifs; i; i = i->ifa_next) {
+		char net[INET_ADDRSTRLEN], item[INET_ADDRSTRLEN + 8];
+		struct in_addr a;
+		uint32_t ia, im;
+		int bits;
+
+		if (!i->ifa_addr || !i->ifa_netmask || i->ifa_addr->sa_family != AF_INET ||
+		    !(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_LOOPBACK))
+			continue;
+		ia = ntohl(((const struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr);
+		im = ntohl(((const struct sockaddr_in *)i->ifa_netmask)->sin_addr.s_addr);
+		bits = __builtin_popcount(im);
+		if (bits >= 31)
+			continue; /* point to point: no neighbours */
+		if (bits < 24)
+			bits = 24;
+		a.s_addr = htonl(ia & (0xFFFFFFFFu << (32 - bits)));
+		inet_ntop(AF_INET, &a, net, sizeof(net));
+		snprintf(item, sizeof(item), "%s/%d", net, bits);
+		/* the same network on two interfaces (or twice on one) once */
+		if (off && strstr(buf, item)) {
+			const char *at = strstr(buf, item);
+			size_t len = strlen(item);
+			if ((at == buf || at[-1] == ',') && (at[len] == ',' || at[len] == 0))
+				continue;
+		}
+		if (off + strlen(item) + 2 > n)
+			break;
+		off += (size_t)snprintf(buf + off, n - off, "%s%s", off ? "," : "", item);
+		count++;
+	}
+	return count;
+}
+
 static int scan_targets(struct scan *sc, const char *hosts, const char *ports, const char **ret_field)
 {
 	uint16_t plist[16];
@@ -1730,6 +1773,7 @@ int webui_h_scan(struct web_request *rq)
 	const char *hosts = query(rq, "hosts"), *ports = query(rq, "ports"), *s;
 	const char *field = NULL;
 	unsigned long unit = 1;
+	char nets[256]; /* as long as scan_targets takes */
 	struct scan tmp;
 	int r;
 
@@ -1739,12 +1783,26 @@ int webui_h_scan(struct web_request *rq)
 		hosts = "127.0.0.1";
 	if (!ports)
 		ports = "502";
+	if (strcmp(hosts, "local") == 0) {
+		/* The subnets of the gateway's own interfaces (on a board: the LAN
+		 * with the inverters).  Only when asked: never by default. */
+		struct ifaddrs *ifs;
+
+		if (getifaddrs(&ifs) < 0)
+			return web_reply_error(rq, 500, "hosts: cannot list the network interfaces", "hosts");
+		r = (int)webui_local_networks(ifs, nets, sizeof(nets));
+		freeifaddrs(ifs);
+		if (r == 0)
+			return web_reply_error(rq, 400, "hosts: this gateway has no IPv4 network "
+			                                "besides loopback", "hosts");
+		hosts = nets;
+	}
 	if ((s = query(rq, "unit_id")) && parse_uint(s, 0, 255, &unit) < 0)
 		return web_reply_error(rq, 400, "unit_id: 0..255", "unit_id");
 	/* Parse into a scratch copy so a bad request leaves the last results. */
 	r = scan_targets(&tmp, hosts, ports, &field);
 	if (r < 0)
-		return web_reply_error(rq, 400, r == -E2BIG ? "too many targets (at most 256 host:port pairs)"
+		return web_reply_error(rq, 400, r == -E2BIG ? "too many targets (at most 1024 host:port pairs)"
 		                                : r == -EACCES ? "hosts: only the gateway's own networks "
 		                                                 "may be scanned (loopback, private and "
 		                                                 "link-local ranges, its interfaces' subnets)"

@@ -14,6 +14,7 @@
  * ring behind is dropped. */
 #pragma once
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct egw;
@@ -23,7 +24,7 @@ struct reading;
 struct web_request;
 
 #define WEBUI_NOTES_MAX 64
-#define WEBUI_SCAN_TARGETS_MAX 256
+#define WEBUI_SCAN_TARGETS_MAX 1024
 #define WEBUI_SCAN_PARALLEL 8
 #define WEBUI_SCAN_RESULTS_MAX 64
 #define WEBUI_RAW_PENDING_MAX 8
@@ -61,6 +62,13 @@ int webui_h_device_post(struct web_request *rq);     /* POST /api/device (token)
 int webui_h_device_delete(struct web_request *rq);   /* DELETE /api/device (token) */
 int webui_h_supported(struct web_request *rq);       /* GET /api/device/supported */
 int webui_h_scan(struct web_request *rq);            /* GET /api/device/scan */
+
+struct ifaddrs;
+/* The networks `hosts=local` scans: each IPv4 interface that is up and not
+ * loopback, as a.b.c.d/n with n >= 24 (a wider subnet is narrowed to the
+ * /24 around the interface's address), comma separated, without repeats.
+ * Returns how many were written to buf (size n). */
+unsigned webui_local_networks(const struct ifaddrs *ifs, char *buf, size_t n);
 int webui_h_modbus_get(struct web_request *rq);      /* GET /api/inverter/modbus */
 int webui_h_modbus_post(struct web_request *rq);     /* POST /api/inverter/modbus (token) */
 int webui_h_notes_get(struct web_request *rq);       /* GET /api/notification */

@@ -14,6 +14,12 @@
 #include "profiles/reading.h"
 #include "web/assets.h"
 #include "web/sse.h"
+#include "web/webui.h"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 
 static void test_assets_table_sorted_and_typed(void **state)
 {
@@ -284,6 +290,52 @@ static void test_mqtt_state_json(void **state)
 	json_decref(j);
 }
 
+static void set_if(struct ifaddrs *i, struct sockaddr_in *addr, struct sockaddr_in *mask,
+		   const char *a, const char *m, unsigned flags, struct ifaddrs *next)
+{
+	memset(i, 0, sizeof(*i));
+	memset(addr, 0, sizeof(*addr));
+	memset(mask, 0, sizeof(*mask));
+	addr->sin_family = mask->sin_family = AF_INET;
+	inet_pton(AF_INET, a, &addr->sin_addr);
+	inet_pton(AF_INET, m, &mask->sin_addr);
+	i->ifa_name = (char *)"test0";
+	i->ifa_flags = flags;
+	i->ifa_addr = (struct sockaddr *)addr;
+	i->ifa_netmask = (struct sockaddr *)mask;
+	i->ifa_next = next;
+}
+
+/* hosts=local: which networks a scan of "this gateway's networks" covers.
+ * Pure function over an interface list, so no test scans a real LAN. */
+static void test_scan_local_networks(void **state)
+{
+	struct ifaddrs ifs[7];
+	struct sockaddr_in addr[7], mask[7];
+	char buf[256];
+	(void)state;
+
+	set_if(&ifs[0], &addr[0], &mask[0], "127.0.0.1", "255.0.0.0", IFF_UP | IFF_LOOPBACK, &ifs[1]);
+	set_if(&ifs[1], &addr[1], &mask[1], "192.168.1.37", "255.255.255.0", IFF_UP, &ifs[2]);
+	/* a /16 is narrowed to the /24 around the address */
+	set_if(&ifs[2], &addr[2], &mask[2], "10.20.30.40", "255.255.0.0", IFF_UP, &ifs[3]);
+	set_if(&ifs[3], &addr[3], &mask[3], "172.16.5.66", "255.255.255.240", IFF_UP, &ifs[4]);
+	/* down, point to point, and a repeat of 192.168.1.0/24: left out */
+	set_if(&ifs[4], &addr[4], &mask[4], "192.168.9.1", "255.255.255.0", 0, &ifs[5]);
+	set_if(&ifs[5], &addr[5], &mask[5], "100.64.0.1", "255.255.255.255", IFF_UP, &ifs[6]);
+	set_if(&ifs[6], &addr[6], &mask[6], "192.168.1.200", "255.255.255.0", IFF_UP, NULL);
+	assert_int_equal(webui_local_networks(ifs, buf, sizeof(buf)), 3);
+	assert_string_equal(buf, "192.168.1.0/24,10.20.30.0/24,172.16.5.64/28");
+	/* only loopback: nothing to scan */
+	ifs[0].ifa_next = NULL;
+	assert_int_equal(webui_local_networks(ifs, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "");
+	/* a short buffer holds whole entries only */
+	ifs[0].ifa_next = &ifs[1];
+	assert_int_equal(webui_local_networks(ifs, buf, 20), 1);
+	assert_string_equal(buf, "192.168.1.0/24");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -296,6 +348,7 @@ int main(void)
 		cmocka_unit_test(test_sse_wraparound),
 		cmocka_unit_test(test_mqtt_discovery_payloads),
 		cmocka_unit_test(test_mqtt_state_json),
+		cmocka_unit_test(test_scan_local_networks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
