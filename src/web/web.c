@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "base/log.h"
 #include "base/util.h"
 #include "config/settings.h"
 #include "egw.h"
@@ -133,6 +134,10 @@ struct web {
 	uint64_t auth_failures, auth_limited;
 	uint64_t connections_total;
 	unsigned open_connections, max_connections;
+	/* What the daemon listens on; a settings change moves it (rebind task). */
+	struct sockaddr_in bound;
+	struct task rebind;
+	int rebind_err;  /* last failed move (-errno), 0: none */
 	bool at_limit;   /* MHD stopped accepting; it resumes on its next MHD_run */
 	bool kick;       /* run MHD again at once */
 
@@ -499,10 +504,16 @@ static json_t *state_doc(struct web *w, bool all_sections)
 		json_t *v = s->fn(s->ud);
 		json_object_set_new(o, s->name, v ? v : json_null());
 	}
-	json_object_set_new(o, "http", json_pack("{s:I,s:I,s:I}",
+	char listen[INET_ADDRSTRLEN + 8], addr[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &w->bound.sin_addr, addr, sizeof(addr));
+	snprintf(listen, sizeof(listen), "%s:%u", addr, ntohs(w->bound.sin_port));
+	json_object_set_new(o, "http", json_pack("{s:I,s:I,s:I,s:s,s:i,s:s?}",
 		"auth_failures", (json_int_t)w->auth_failures,
 		"auth_limited", (json_int_t)w->auth_limited,
-		"connections", (json_int_t)w->connections_total));
+		"connections", (json_int_t)w->connections_total,
+		"listening", listen,
+		"max_connections", (int)w->max_connections,
+		"rebind_error", w->rebind_err ? egw_strerror(w->rebind_err) : NULL));
 	return o;
 }
 
@@ -1203,24 +1214,125 @@ static int on_mhd_timer(struct task *t, usec_t now)
 	return 0;
 }
 
+static const char hello_body[] = "{\"message\":\"Hello from egw\"}";
+
+/* The address and connection cap the settings ask for. */
+static int wanted(const struct settings *s, struct sockaddr_in *sin, unsigned *maxc)
+{
+	*sin = (struct sockaddr_in){ .sin_family = AF_INET };
+	sin->sin_port = htons((uint16_t)settings_get_int(s, "http.port"));
+	if (inet_pton(AF_INET, settings_get_str(s, "http.bind"), &sin->sin_addr) != 1)
+		return -EINVAL;
+	*maxc = (unsigned)settings_get_int(s, "http.max_connections");
+	return 0;
+}
+
+static struct MHD_Daemon *start_daemon(struct web *w, const struct sockaddr_in *sin,
+				       unsigned maxc, int *err)
+{
+	struct MHD_Daemon *d;
+
+	errno = 0;
+	d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME,
+		0, NULL, NULL, on_request, w,
+		MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)sin,
+		/* Not LISTENING_ADDRESS_REUSE 1: that is SO_REUSEPORT, with which
+		 * a second egwd would silently share the port with the first. */
+		MHD_OPTION_CONNECTION_LIMIT, maxc,
+		MHD_OPTION_CONNECTION_TIMEOUT, w->timeout_s,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_LIMIT,
+		/* HTTP/1.1 requests need a Host header, and so on */
+		MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, w,
+		MHD_OPTION_END);
+	if (!d)
+		*err = errno ? -errno : -EADDRINUSE;
+	return d;
+}
+
+/* Puts daemon d in the loop (its epoll fd) and makes it the current one. */
+static int attach_daemon(struct web *w, struct MHD_Daemon *d)
+{
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD);
+
+	if (!info)
+		return -EINVAL;
+	w->d = d;
+	return loop_io_add(w->loop, &w->io, info->epoll_fd, EPOLLIN, on_mhd_io);
+}
+
+/* http.port, http.bind or http.max_connections changed: listen on the new
+ * address first, and only then close the old listener and its connections
+ * (a live stream reconnects, to the old address, and fails: the UI is
+ * elsewhere now).  If the new address cannot be had, egwd stays where it is
+ * and says why in /api/state (http.rebind_error) and the log. */
+static int on_rebind(struct task *t, usec_t now)
+{
+	struct web *w = container_of(t, struct web, rebind);
+	struct sockaddr_in sin;
+	struct MHD_Daemon *d, *old = w->d;
+	unsigned maxc;
+	char addr[INET_ADDRSTRLEN];
+	int err = 0;
+
+	UNUSED(now);
+	if (wanted(w->egw->settings, &sin, &maxc) < 0)
+		return 0;
+	inet_ntop(AF_INET, &sin.sin_addr, addr, sizeof(addr));
+	d = start_daemon(w, &sin, maxc, &err);
+	if (!d) {
+		w->rebind_err = err;
+		log_error("http", "cannot listen on %s:%u: %s; still on the old address", addr,
+			  ntohs(sin.sin_port), egw_strerror(err));
+		return 0;
+	}
+	loop_io_del(w->loop, &w->io);
+	loop_task_cancel(w->loop, &w->timer);
+	/* MHD refuses to stop with connections suspended: the UI lets go. */
+	webui_daemon_closing(w->egw->webui);
+	MHD_stop_daemon(old); /* its connections close; on_connection forgets them */
+	w->open_connections = 0;
+	w->at_limit = false;
+	w->bound = sin;
+	w->max_connections = maxc;
+	w->rebind_err = 0;
+	err = attach_daemon(w, d);
+	if (err < 0) {
+		log_error("http", "cannot watch the new listener: %s", egw_strerror(err));
+		return err;
+	}
+	rearm(w);
+	log_info("http", "listening on %s:%u (at most %u connections)", addr, ntohs(sin.sin_port),
+		 maxc);
+	return 0;
+}
+
 void web_apply_settings(struct web *w)
 {
 	const struct settings *s = w->egw->settings;
+	struct sockaddr_in sin;
+	unsigned maxc;
+
 	w->max_body = (size_t)settings_get_int(s, "http.max_body_bytes");
 	w->timeout_s = (unsigned)settings_get_int(s, "http.request_timeout_s");
+	if (w->d && wanted(s, &sin, &maxc) == 0 &&
+	    (sin.sin_port != w->bound.sin_port || sin.sin_addr.s_addr != w->bound.sin_addr.s_addr ||
+	     maxc != w->max_connections))
+		/* After the answer to the request that changed them has gone out. */
+		loop_task_add(w->loop, &w->rebind, now_usec() + 300 * USEC_PER_MSEC);
 }
-
-static const char hello_body[] = "{\"message\":\"Hello from egw\"}";
 
 int web_new(struct egw *e, struct web **ret)
 {
 	const struct settings *s = e->settings;
-	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct sockaddr_in sin;
+	struct MHD_Daemon *d;
 	struct web *w;
+	unsigned maxc;
 	int r;
 
-	sin.sin_port = htons((uint16_t)settings_get_int(s, "http.port"));
-	if (inet_pton(AF_INET, settings_get_str(s, "http.bind"), &sin.sin_addr) != 1)
+	if (wanted(s, &sin, &maxc) < 0)
 		return -EINVAL;
 	w = calloc(1, sizeof(*w));
 	if (!w)
@@ -1233,8 +1345,11 @@ int web_new(struct egw *e, struct web **ret)
 	w->deadline = (struct task){ .name = "http-deadline", .run = on_deadline,
 				     .period = 250 * USEC_PER_MSEC, .prio = 1 };
 	w->deadline.idx = SCHED_NOT_QUEUED;
+	w->rebind = (struct task){ .name = "http-rebind", .run = on_rebind, .prio = 1 };
+	w->rebind.idx = SCHED_NOT_QUEUED;
 	web_apply_settings(w);
-	w->max_connections = (unsigned)settings_get_int(s, "http.max_connections");
+	w->max_connections = maxc;
+	w->bound = sin;
 
 	w->hello = MHD_create_response_from_buffer(sizeof(hello_body) - 1, (void *)hello_body,
 						   MHD_RESPMEM_PERSISTENT);
@@ -1244,29 +1359,10 @@ int web_new(struct egw *e, struct web **ret)
 	}
 	MHD_add_response_header(w->hello, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 
-	errno = 0;
-	w->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME,
-		0, NULL, NULL, on_request, w,
-		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
-		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)settings_get_int(s, "http.max_connections"),
-		MHD_OPTION_CONNECTION_TIMEOUT, w->timeout_s,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_LIMIT,
-		/* HTTP/1.1 requests need a Host header, and so on */
-		MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
-		MHD_OPTION_NOTIFY_CONNECTION, on_connection, w,
-		MHD_OPTION_END);
-	if (!w->d) {
-		r = errno ? -errno : -EADDRINUSE;
+	d = start_daemon(w, &sin, maxc, &r);
+	if (!d)
 		goto err_free;
-	}
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(w->d, MHD_DAEMON_INFO_EPOLL_FD);
-	if (!info) {
-		r = -EINVAL;
-		goto err_free;
-	}
-	r = loop_io_add(w->loop, &w->io, info->epoll_fd, EPOLLIN, on_mhd_io);
+	r = attach_daemon(w, d);
 	if (r < 0)
 		goto err_free;
 	rearm(w);
@@ -1288,6 +1384,7 @@ void web_free(struct web *w)
 	loop_io_del(w->loop, &w->io);
 	loop_task_cancel(w->loop, &w->timer);
 	loop_task_cancel(w->loop, &w->deadline);
+	loop_task_cancel(w->loop, &w->rebind);
 	if (w->d)
 		MHD_stop_daemon(w->d);
 	while (w->conns) {  /* closed without a notice */

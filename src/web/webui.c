@@ -2088,6 +2088,32 @@ err:
 	return r;
 }
 
+void webui_daemon_closing(struct webui *u)
+{
+	if (!u)
+		return;
+	/* Raw requests still waiting for their device: answered now (the
+	 * device's answer, when it comes, finds them done and is dropped). */
+	for (struct raw_op *op = u->raw; op; op = op->next) {
+		if (op->done)
+			continue;
+		op->done = true;
+		web_reply_error(&op->rq, 503, "the web server moved to another address", NULL);
+		MHD_resume_connection(op->rq.conn);
+	}
+	if (u->raw)
+		loop_task_add(u->e->loop, &u->raw_gc, loop_now(u->e->loop));
+	/* Live streams end; MHD frees each one when it closes the connection. */
+	for (struct live_conn *lc = u->live; lc; lc = lc->next) {
+		sse_client_detach(lc->client);
+		lc->u = NULL;
+		MHD_resume_connection(lc->conn);
+	}
+	u->live = NULL;
+	loop_task_cancel(u->e->loop, &u->kick);
+	u->daemon = NULL; /* the next resume looks the new daemon up */
+}
+
 void webui_free(struct webui *u)
 {
 	if (!u)

@@ -32,6 +32,9 @@ struct web_request;
 /* Registers the metrics provider and starts the heartbeat and MQTT (when
  * mqtt.enabled).  Returns 0, -ENOMEM or -errno. */
 int webui_new(struct egw *e, struct webui **ret);
+/* The web server is about to stop a libmicrohttpd daemon (it moves to a new
+ * address): resume every connection the UI holds suspended on it. */
+void webui_daemon_closing(struct webui *u);
 /* Ends every live stream and pending raw request.  Accepts NULL.  Call
  * before web_free. */
 void webui_free(struct webui *u);

@@ -374,6 +374,77 @@ class WithDevice(unittest.TestCase):
         self.assertEqual(g.state()["devices"], [])
 
 
+class Rebind(unittest.TestCase):
+    """http.port, http.bind and http.max_connections apply without a restart:
+    egwd listens on the new address first, then closes the old one; an
+    address it cannot have leaves it where it was, with the reason shown."""
+
+    def test_port_moves_and_a_taken_port_is_refused(self):
+        g = Egwd(self, set=dict(LOOP))
+        old, new = g.port, egwtest.free_port()
+        # a live-stream client (a suspended connection) on the old listener
+        live = socket.create_connection(("127.0.0.1", old), timeout=5)
+        self.addCleanup(live.close)
+        live.sendall(b"GET /api/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertIn(b"200", live.recv(4096))
+        st, obj = http_json(old, "POST", "/api/settings",
+                            {"http": {"port": new, "max_connections": 9}}, headers=g.auth())
+        self.assertEqual(st, 200, obj)
+
+        def moved():
+            try:
+                return http(new, "GET", "/api/hello", timeout=1.0)[0] == 200
+            except OSError:
+                return False
+        egwtest.wait_until(moved, timeout=5, what="egwd on the new port")
+        with self.assertRaises(OSError):
+            http(old, "GET", "/api/hello", timeout=1.0)
+        # the stream on the old listener was closed, not left hanging
+        live.settimeout(5)
+        try:
+            while live.recv(4096):
+                pass
+        except ConnectionResetError:
+            pass
+        h = get_json(new, "/api/state")["http"]
+        self.assertEqual(h["listening"], f"127.0.0.1:{new}")
+        self.assertEqual(h["max_connections"], 9)
+        self.assertIsNone(h["rebind_error"])
+        # the change is saved: a restart comes back on the new port
+        with open(os.path.join(g.state_dir, "settings.json")) as f:
+            self.assertEqual(json.load(f)["http"]["port"], new)
+
+        # a port someone else holds: egwd stays on `new` and says why
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen(1)
+            busy = taken.getsockname()[1]
+            st, obj = http_json(new, "POST", "/api/settings", {"http": {"port": busy}},
+                                headers=g.auth())
+            self.assertEqual(st, 200, obj)
+            egwtest.wait_until(
+                lambda: get_json(new, "/api/state")["http"]["rebind_error"] is not None,
+                timeout=5, what="rebind error shown")
+            h = get_json(new, "/api/state")["http"]
+            self.assertEqual(h["listening"], f"127.0.0.1:{new}")
+            self.assertIn("in use", h["rebind_error"].lower())
+        self.assertIn("cannot listen on 127.0.0.1:%d" % busy, g.output())
+        self.assertTrue(g.alive())
+        out = g.output
+        self.assertEqual(g.stop(), 0, out()[-3000:])  # under ASan: no leak, no error
+
+    def test_second_egwd_on_a_taken_port_fails_to_start(self):
+        """No SO_REUSEPORT: a second egwd cannot quietly share the port."""
+        g = Egwd(self, set=dict(LOOP))
+        d = egwtest.tempdir(self)
+        p = subprocess.run([egwtest.binary("egwd"), "--port", str(g.port), "--state-dir", d,
+                            "--set", "http.bind=127.0.0.1"], capture_output=True, text=True,
+                           timeout=20)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("in use", (p.stdout + p.stderr).lower())
+        self.assertTrue(g.alive())
+
+
 class Lifecycle(unittest.TestCase):
     def test_sigterm_exits_zero_quickly(self):
         g = Egwd(self, set=dict(LOOP))
