@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "egw-config.h"
+#include "base/err.h"
 #include "base/util.h"
 #include "loop/loop.h"
 #include "loop/resolve.h"
@@ -185,6 +186,7 @@ struct mqtt {
 	bool tls;
 	struct loop_resolve *res; /* lookup in flight */
 	unsigned tries;           /* connects since the last success: picks the address */
+	bool refused;             /* the broker refused this attempt's CONNECT */
 	struct mqtt_msg *q; /* ring of MQTT_QUEUE_MAX */
 	unsigned q_head, q_n;
 	size_t q_bytes;
@@ -279,8 +281,13 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc)
 	struct mqtt *m = ud;
 	(void)mosq;
 
-	if (rc != 0)
-		return; /* refused: the broker closes, we back off */
+	if (rc != 0) {
+		/* refused (bad credentials, ...): the broker closes, we back off */
+		m->st.last_error = mosquitto_connack_string(rc);
+		m->refused = true;
+		return;
+	}
+	m->st.last_error = NULL;
 	m->connected = true;
 	m->st.connected = true;
 	m->tries = 0;
@@ -342,6 +349,8 @@ static void on_io(struct loop_io *io, uint32_t events)
 	if (rc == MOSQ_ERR_SUCCESS && (events & EPOLLOUT))
 		rc = mosquitto_loop_write(m->mosq, 16);
 	if (rc != MOSQ_ERR_SUCCESS) {
+		if (!m->refused) /* the CONNACK's reason says more than the close after it */
+			m->st.last_error = mosquitto_strerror(rc);
 		lost(m);
 		return;
 	}
@@ -377,8 +386,13 @@ static void sync_io(struct mqtt *m)
  * it), which the resolver has just answered. */
 static void connect_to(struct mqtt *m, const char *host)
 {
+	int rc;
+
 	loop_io_del(m->loop, &m->io);
-	if (mosquitto_connect_async(m->mosq, host, m->port, m->keepalive) != MOSQ_ERR_SUCCESS) {
+	m->refused = false;
+	rc = mosquitto_connect_async(m->mosq, host, m->port, m->keepalive);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		m->st.last_error = rc == MOSQ_ERR_ERRNO ? egw_strerror(-errno) : mosquitto_strerror(rc);
 		lost(m);
 		return;
 	}
@@ -394,6 +408,7 @@ static void resolved(void *ud, int err, const struct loop_resolved *res)
 
 	m->res = NULL;
 	if (err) {
+		m->st.last_error = egw_strerror(err);
 		lost(m);
 		return;
 	}
@@ -489,8 +504,12 @@ int mqtt_new(struct loop *l, const struct mqtt_config *cfg, const char *serial,
 	if (cfg->username && *cfg->username &&
 	    mosquitto_username_pw_set(m->mosq, cfg->username, cfg->password) != MOSQ_ERR_SUCCESS)
 		goto err_mosq;
+	/* A broker on the LAN often has a certificate of its own CA (ca_file);
+	 * either way the certificate and the broker's name are checked. */
 	if (cfg->tls &&
-	    mosquitto_tls_set(m->mosq, NULL, "/etc/ssl/certs", NULL, NULL, NULL) != MOSQ_ERR_SUCCESS)
+	    mosquitto_tls_set(m->mosq, cfg->ca_file && *cfg->ca_file ? cfg->ca_file : NULL,
+			      cfg->ca_file && *cfg->ca_file ? NULL : "/etc/ssl/certs", NULL, NULL,
+			      NULL) != MOSQ_ERR_SUCCESS)
 		goto err_mosq;
 
 	m->tick = (struct task){ .name = "mqtt", .run = on_tick, .period = USEC_PER_SEC, .prio = 5 };

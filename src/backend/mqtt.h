@@ -57,7 +57,8 @@ struct mqtt_config {
 	int port;                     /* 0: 1883 (8883 with tls) */
 	const char *username;         /* NULL or "": none */
 	const char *password;
-	bool tls;                     /* verify against the system CAs */
+	bool tls;                     /* verify the broker's certificate and name */
+	const char *ca_file;          /* NULL or "": against the system CAs */
 	const char *topic_prefix;     /* NULL or "": "egw" */
 	const char *discovery_prefix; /* NULL or "": "homeassistant" */
 	const char *client_id;        /* NULL: "egw-<serial>" */
@@ -75,6 +76,7 @@ struct mqtt_stats {
 	unsigned backlog;        /* messages waiting in the FIFO */
 	size_t backlog_bytes;
 	unsigned inflight;
+	const char *last_error;  /* why the last attempt failed (static text), NULL once connected */
 };
 
 /* Starts connecting at once.  serial names the gateway in topics.  Returns 0,

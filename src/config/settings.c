@@ -63,6 +63,7 @@ static const struct skey schema[] = {
 	{ "modbus.min_gap_ms", ST_INT, 0, .min = 0, .max = 10000 },
 	{ "modbus.timeout_ms", ST_INT, 1000, .min = 10, .max = 60000 },
 	{ "modbus_write_allowlist", ST_ARRAY },
+	{ "mqtt.ca_file", ST_STR, .def_str = "" },
 	{ "mqtt.discovery_prefix", ST_STR, .def_str = "homeassistant" },
 	{ "mqtt.enabled", ST_BOOL, 0 },
 	{ "mqtt.host", ST_STR, .def_str = "localhost" },

@@ -149,7 +149,7 @@ struct webui {
 	double freq_hz;
 	int64_t freq_ts_ms;
 	uint64_t freq_samples;
-	char mqtt_sig[768];          /* the MQTT settings mqtt was started with */
+	char mqtt_sig[1536];         /* the MQTT settings mqtt was started with */
 	uint64_t raw_writes, raw_reads, raw_refused;
 	struct scan scan;
 };
@@ -1951,11 +1951,11 @@ static void on_metrics(void *ud, struct web_buf *b)
 
 static void mqtt_signature(const struct settings *s, char *buf, size_t len)
 {
-	snprintf(buf, len, "%d|%s|%lld|%s|%s|%d|%s|%s", settings_get_bool(s, "mqtt.enabled"),
+	snprintf(buf, len, "%d|%s|%lld|%s|%s|%d|%s|%s|%s", settings_get_bool(s, "mqtt.enabled"),
 	         settings_get_str(s, "mqtt.host"), (long long)settings_get_int(s, "mqtt.port"),
 	         settings_get_str(s, "mqtt.username"), settings_get_str(s, "mqtt.password"),
 	         settings_get_bool(s, "mqtt.tls"), settings_get_str(s, "mqtt.topic_prefix"),
-	         settings_get_str(s, "mqtt.discovery_prefix"));
+	         settings_get_str(s, "mqtt.discovery_prefix"), settings_get_str(s, "mqtt.ca_file"));
 }
 
 static int mqtt_apply(struct webui *u)
@@ -1979,6 +1979,7 @@ static int mqtt_apply(struct webui *u)
 		.username = settings_get_str(s, "mqtt.username"),
 		.password = settings_get_str(s, "mqtt.password"),
 		.tls = settings_get_bool(s, "mqtt.tls"),
+		.ca_file = settings_get_str(s, "mqtt.ca_file"),
 		.topic_prefix = settings_get_str(s, "mqtt.topic_prefix"),
 		.discovery_prefix = settings_get_str(s, "mqtt.discovery_prefix"),
 	};
@@ -2151,11 +2152,36 @@ void webui_free(struct webui *u)
 	free(u);
 }
 
+/* /api/state "mqtt": whether MQTT is on, where to, and how it goes.  Takes
+ * the egw (not the webui, which stops first) and reads e->mqtt afresh. */
+static json_t *mqtt_section(void *ud)
+{
+	struct egw *e = ud;
+	const struct settings *s = e->settings;
+	struct mqtt_stats ms;
+
+	if (!settings_get_bool(s, "mqtt.enabled"))
+		return json_pack("{s:b}", "enabled", 0);
+	if (!e->mqtt)
+		return json_pack("{s:b,s:b,s:s}", "enabled", 1, "connected", 0, "last_error",
+				 "not started (see the log)");
+	mqtt_stats(e->mqtt, &ms);
+	return json_pack("{s:b,s:s,s:I,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:s?}", "enabled", 1,
+			 "host", settings_get_str(s, "mqtt.host"),
+			 "port", (json_int_t)settings_get_int(s, "mqtt.port"),
+			 "tls", settings_get_bool(s, "mqtt.tls"), "connected", ms.connected,
+			 "connects", (json_int_t)ms.connects, "disconnects", (json_int_t)ms.disconnects,
+			 "acked", (json_int_t)ms.acked, "backlog", (json_int_t)ms.backlog,
+			 "dropped", (json_int_t)ms.dropped, "last_error", ms.last_error);
+}
+
 int webui_egw_init(struct egw *e)
 {
 	int r = webui_new(e, &e->webui);
 	if (r < 0)
 		log_error("webui", "starting the web UI: %s", egw_strerror(r));
+	else if (e->web)
+		web_add_section(e->web, "mqtt", mqtt_section, e, true);
 	return r;
 }
 

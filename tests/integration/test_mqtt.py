@@ -19,14 +19,27 @@ class Broker:
     """mosquitto with a temporary config, persistent (so a restart keeps the
     test subscriber's session and its queued QoS 1 messages)."""
 
-    def __init__(self, tc, port=None):
+    def __init__(self, tc, port=None, tls=None, users=None):
+        """tls: (ca, cert, key) paths; users: {name: password} (then no
+        anonymous clients)."""
         self.dir = t.tempdir(tc, "egw-mqtt-")
         # Started as root, mosquitto runs as its own user: let it save its db.
         os.chmod(self.dir, 0o777)
         self.port = port or t.free_port()
         self.conf = os.path.join(self.dir, "mosquitto.conf")
+        extra = ""
+        if tls:
+            extra += "cafile {}\ncertfile {}\nkeyfile {}\n".format(*tls)
+        if users:
+            pw = os.path.join(self.dir, "passwords")
+            for i, (name, password) in enumerate(users.items()):
+                subprocess.run(["mosquitto_passwd", "-b"] + (["-c"] if i == 0 else [])
+                               + [pw, name, password], check=True, capture_output=True)
+            os.chmod(pw, 0o644)
+            extra += f"password_file {pw}\n"
         with open(self.conf, "w") as f:
-            f.write(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            f.write(f"listener {self.port} 127.0.0.1\n{extra}"
+                    f"allow_anonymous {'false' if users else 'true'}\n"
                     f"persistence true\npersistence_location {self.dir}/\n"
                     "max_queued_messages 100000\nlog_dest stderr\n")
         self.proc = None
@@ -49,11 +62,12 @@ class Broker:
 class Subscriber:
     """mosquitto_sub on '#', QoS 1, persistent session, one line per message."""
 
-    def __init__(self, tc, port):
+    def __init__(self, tc, port, extra=()):
         self.out = os.path.join(t.tempdir(tc, "egw-mqttsub-"), "sub.txt")
         self.f = open(self.out, "wb")
         self.p = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", "1",
-                                   "-c", "-i", "egw-test-sub", "-t", "#", "-v", "-F", "%r %t %p"],
+                                   "-c", "-i", "egw-test-sub", "-t", "#", "-v", "-F", "%r %t %p"]
+                                  + list(extra),
                                   stdout=self.f, stderr=subprocess.STDOUT,
                                   start_new_session=True)
         tc.addCleanup(self.stop)
@@ -175,6 +189,78 @@ class MqttTest(unittest.TestCase):
         self.assertLess(max(gaps), 1600, f"a reading went missing: gaps {gaps} {mq}")
         self.assertGreater(ts[-1] - ts[0], 8000)
         self.assertTrue(egwd.alive(), egwd.output())
+
+
+def make_certs(tc):
+    """A throw-away CA and a broker certificate for 127.0.0.1 (openssl CLI)."""
+    d = t.tempdir(tc, "egw-mqtt-tls-")
+    os.chmod(d, 0o755)
+    ca, ca_key = os.path.join(d, "ca.crt"), os.path.join(d, "ca.key")
+    crt, key, csr = (os.path.join(d, n) for n in ("broker.crt", "broker.key", "broker.csr"))
+    ext = os.path.join(d, "san.ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run = lambda *a: subprocess.run(["openssl"] + list(a), check=True, capture_output=True)
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=egw test CA")
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1")
+    run("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+        "-out", crt, "-days", "2", "-extfile", ext)
+    for p in (ca, crt, key):
+        os.chmod(p, 0o644)  # mosquitto reads them as its own user
+    return ca, crt, key
+
+
+@unittest.skipUnless(os.path.exists(MOSQUITTO) and shutil.which("mosquitto_sub")
+                     and shutil.which("mosquitto_passwd") and shutil.which("openssl"),
+                     "needs mosquitto, mosquitto-clients and openssl")
+class MqttTlsTest(unittest.TestCase):
+    def test_tls_and_password(self):
+        """A broker with its own CA and passwords: egwd checks the certificate
+        against mqtt.ca_file, logs in, and publishes; a wrong password or an
+        unknown CA keeps it out, says why in /api/state, and a corrected
+        setting applies without a restart."""
+        ca, crt, key = make_certs(self)
+        broker = Broker(self, tls=(ca, crt, key), users={"egw": "s3cret", "reader": "r"})
+        broker.start()
+        sub = Subscriber(self, broker.port, extra=["--cafile", ca, "-u", "reader", "-P", "r"])
+        time.sleep(0.3)
+        base = {"mqtt.enabled": True, "mqtt.host": "127.0.0.1", "mqtt.port": broker.port,
+                "mqtt.tls": True, "mqtt.username": "egw"}
+
+        # 1. the right CA, a wrong password: refused, the reason shown
+        egwd = t.Egwd(self, set={**base, "mqtt.ca_file": ca, "mqtt.password": "wrong"})
+        t.wait_until(lambda: (egwd.state()["mqtt"].get("last_error") or "") != "",
+                     timeout=15, what="a refused login shown")
+        m = egwd.state()["mqtt"]
+        self.assertFalse(m["connected"])
+        self.assertRegex(m["last_error"].lower(), "not authori[sz]ed|bad user name or password")
+        serial = egwd.state()["signer"]["serial"]
+
+        # 2. corrected through the API: connects without a restart
+        st, obj = t.http_json(egwd.port, "POST", "/api/settings",
+                              {"mqtt": {"password": "s3cret"}}, headers=egwd.auth())
+        self.assertEqual(st, 200, obj)
+        t.wait_until(lambda: egwd.state()["mqtt"]["connected"], timeout=20,
+                     what="connected over TLS")
+        self.assertIsNone(egwd.state()["mqtt"]["last_error"])
+        t.wait_until(lambda: [x for x in sub.messages()
+                              if x[0] == f"egw/{serial}/status" and x[1] == "online"],
+                     timeout=15, what="online status through TLS")
+        # the password is never shown back
+        self.assertEqual(egwd.get("/api/settings")["mqtt"]["password"], "***")
+
+        # 3. no ca_file: the system CAs do not know this broker's CA
+        st, obj = t.http_json(egwd.port, "POST", "/api/settings", {"mqtt": {"ca_file": ""}},
+                              headers=egwd.auth())
+        self.assertEqual(st, 200, obj)
+        t.wait_until(lambda: not egwd.state()["mqtt"]["connected"]
+                     and egwd.state()["mqtt"]["last_error"], timeout=20,
+                     what="TLS refused without the CA")
+        self.assertRegex(egwd.state()["mqtt"]["last_error"].lower(), "tls|ssl|certificate")
+        self.assertTrue(egwd.alive())
+        self.assertEqual(egwd.stop(), 0)
 
 
 if __name__ == "__main__":
