@@ -187,6 +187,7 @@ struct mqtt {
 	struct loop_resolve *res; /* lookup in flight */
 	unsigned tries;           /* connects since the last success: picks the address */
 	bool refused;             /* the broker refused this attempt's CONNECT */
+	char detail[160];         /* libmosquitto's last error line (OpenSSL's reason) */
 	struct mqtt_msg *q; /* ring of MQTT_QUEUE_MAX */
 	unsigned q_head, q_n;
 	size_t q_bytes;
@@ -276,6 +277,17 @@ static void flush(struct mqtt *m)
 	}
 }
 
+/* libmosquitto reports OpenSSL's reason for a TLS failure ("certificate
+ * verify failed") only through its log: keep the last error line. */
+static void on_log(struct mosquitto *mosq, void *ud, int level, const char *text)
+{
+	struct mqtt *m = ud;
+	(void)mosq;
+
+	if (level == MOSQ_LOG_ERR && text)
+		snprintf(m->detail, sizeof(m->detail), "%s", text);
+}
+
 static void on_connect(struct mosquitto *mosq, void *ud, int rc)
 {
 	struct mqtt *m = ud;
@@ -350,7 +362,8 @@ static void on_io(struct loop_io *io, uint32_t events)
 		rc = mosquitto_loop_write(m->mosq, 16);
 	if (rc != MOSQ_ERR_SUCCESS) {
 		if (!m->refused) /* the CONNACK's reason says more than the close after it */
-			m->st.last_error = mosquitto_strerror(rc);
+			m->st.last_error = rc == MOSQ_ERR_TLS && m->detail[0] ? m->detail
+									     : mosquitto_strerror(rc);
 		lost(m);
 		return;
 	}
@@ -390,6 +403,7 @@ static void connect_to(struct mqtt *m, const char *host)
 
 	loop_io_del(m->loop, &m->io);
 	m->refused = false;
+	m->detail[0] = 0;
 	rc = mosquitto_connect_async(m->mosq, host, m->port, m->keepalive);
 	if (rc != MOSQ_ERR_SUCCESS) {
 		m->st.last_error = rc == MOSQ_ERR_ERRNO ? egw_strerror(-errno) : mosquitto_strerror(rc);
@@ -499,6 +513,7 @@ int mqtt_new(struct loop *l, const struct mqtt_config *cfg, const char *serial,
 	mosquitto_connect_callback_set(m->mosq, on_connect);
 	mosquitto_disconnect_callback_set(m->mosq, on_disconnect);
 	mosquitto_publish_callback_set(m->mosq, on_publish);
+	mosquitto_log_callback_set(m->mosq, on_log);
 	if (mosquitto_will_set(m->mosq, m->status_topic, 7, "offline", 1, true) != MOSQ_ERR_SUCCESS)
 		goto err_mosq;
 	if (cfg->username && *cfg->username &&
