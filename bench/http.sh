@@ -142,11 +142,19 @@ echo "VmRSS ${rss} kB (peak ${hwm} kB) = RssAnon ${anon} kB private + RssFile ${
 # (bench/rss_floor.c).  What is above it is egwd's own code and data.
 if [ -x "$build/rss-floor" ]; then
 	mkdir -p "$tmp/floor"
-	floor_line=$("$build/rss-floor" "$tmp/floor" | tail -1)
-	floor=$(echo "$floor_line" | sed -n 's/.*VmRSS \([0-9]*\) kB.*/\1/p')
-	echo "rss-floor (same libraries, each used once): $floor_line"
-	echo "egwd above the floor: $((rss - floor)) kB"
+	"$build/rss-floor" "$tmp/floor" >"$tmp/floor.out"
+	kb() { sed -n "s/.*$1 \([0-9]*\) kB.*/\1/p"; }
+	floor=$(grep '^after one use' "$tmp/floor.out" | kb VmRSS)
+	floor_trim=$(grep '^after memtrim' "$tmp/floor.out" | kb VmRSS)
+	echo "rss-floor (same libraries, each used once): $(grep '^after one use' "$tmp/floor.out")"
+	echo "rss-floor, then memtrim_release as egwd does: $(grep '^after memtrim' "$tmp/floor.out")"
+	echo "egwd above the floor: $((rss - floor)) kB; above the trimmed floor: $((rss - floor_trim)) kB"
 fi
+# egwd's own account: its trims (30 s after start, then every
+# memory.trim_interval_s) and what it held just before and after the last one
+curl -s "http://127.0.0.1:$eport/api/state" | $PY -c 'import json, sys
+m = json.load(sys.stdin)["memory"]
+print("egwd memory trims: %d; last: %d kB -> %d kB" % (m["trims"], m["last_trim_before_kb"], m["last_trim_after_kb"]))'
 kill "$egwd_pid"
 wait "$egwd_pid" && echo "egwd exited 0 on SIGTERM"
 egwd_pid=""

@@ -8,7 +8,8 @@
  * libmicrohttpd daemon on a loopback port without threads, one jansson
  * round trip, one libmosquitto client object.  Then it prints its own
  * VmRSS, RssAnon and RssFile (kB), the same fields bench/http.sh reads for
- * egwd.  egwd's RSS minus this floor is what egwd's own code costs.
+ * egwd, and again after memtrim_release() (what egwd does once settled).
+ * egwd's RSS minus this floor is what egwd's own code costs.
  *
  *   rss-floor DIR        (DIR: a scratch directory for the SQLite file)
  */
@@ -27,6 +28,7 @@
 #include <openssl/evp.h>
 #include <sqlite3.h>
 
+#include "base/memtrim.h"
 #include "egw-config.h"
 #if EGW_HAVE_MQTT
 #include <mosquitto.h>
@@ -127,6 +129,7 @@ main(int argc, char **argv)
 {
 	struct MHD_Daemon *mhd;
 	struct sockaddr_in lo = { .sin_family = AF_INET };
+	struct memtrim_result trim;
 	json_t *j;
 	char *s;
 
@@ -159,6 +162,12 @@ main(int argc, char **argv)
 	mosquitto_destroy(mosquitto_new("floor", true, NULL));
 #endif
 	printf("after one use of each library: VmRSS %ld kB = RssAnon %ld kB + "
+	    "RssFile %ld kB\n", status_kb("VmRSS"), status_kb("RssAnon"),
+	    status_kb("RssFile"));
+	/* what egwd does half a minute after start (src/base/memtrim.h); the
+	 * floor for a process that runs nothing afterwards */
+	memtrim_release(&trim);
+	printf("after memtrim_release: VmRSS %ld kB = RssAnon %ld kB + "
 	    "RssFile %ld kB\n", status_kb("VmRSS"), status_kb("RssAnon"),
 	    status_kb("RssFile"));
 	MHD_stop_daemon(mhd);

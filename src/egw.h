@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/memtrim.h"
 #include "base/time.h"
 #include "fsm/fsm.h"
 #include "sched/sched.h"
@@ -47,6 +48,9 @@ struct egw {
 	struct mqtt *mqtt;
 	struct webui *webui;             /* web UI, live stream, device API (webui.h) */
 	struct task watchdog;            /* systemd watchdog keep-alive (sdnotify.h) */
+	struct task memtrim;             /* hands back start-up pages (base/memtrim.h) */
+	unsigned memtrims;
+	struct memtrim_result memtrim_last;
 
 	/* Called after the settings changed (POST /api/settings, SIGHUP); applies
 	 * them to every module without a restart.  Returns 0 or a negative error. */

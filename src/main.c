@@ -273,6 +273,10 @@ static void fini_web(struct egw *e)
 	e->web = NULL;
 }
 
+static int init_memtrim(struct egw *e);
+static void fini_memtrim(struct egw *e);
+static void memtrim_apply(struct egw *e);
+
 struct step {
 	const char *name;
 	int (*init)(struct egw *e);
@@ -296,6 +300,7 @@ static const struct step steps[] = {
 	{ "namequery", pipeline_name_init, pipeline_name_fini },
 	/* last: device hooks tolerate a missing UI, and MQTT topics need the serial */
 	{ "webui", webui_egw_init, webui_egw_fini },
+	{ "memory", init_memtrim, fini_memtrim },
 };
 
 /* ---- runtime ---------------------------------------------------------- */
@@ -317,6 +322,7 @@ static int on_settings_changed(struct egw *e)
 	store_egw_apply(e);
 	webui_settings_changed(e->webui);
 	pipeline_apply_settings(e);
+	memtrim_apply(e);
 	update_gateway_state(e, "settings changed");
 	return 0;
 }
@@ -350,6 +356,77 @@ static int watchdog_run(struct task *t, usec_t now)
 	UNUSED(now);
 	sdnotify("WATCHDOG=1");
 	return 0;
+}
+
+/* Start-up touches library code that never runs again (constructors,
+ * configuration, one-time initialisation); half a minute in, and then every
+ * memory.trim_interval_s (0: never), hand those pages back so the resident
+ * set is what egwd uses.  A run costs a few hundred microseconds and the
+ * minor faults that bring the working set back. */
+#define MEMTRIM_FIRST_S 30
+
+static int memtrim_run(struct task *t, usec_t now)
+{
+	struct egw *e = container_of(t, struct egw, memtrim);
+	struct memtrim_result *r = &e->memtrim_last;
+	UNUSED(now);
+	memtrim_release(r);
+	e->memtrims++;
+	log_msg(e->memtrims == 1 ? LOG_LVL_INFO : LOG_LVL_DEBUG, "main",
+		"memory: resident %llu kB -> %llu kB (%llu kB own, %llu kB of files) after "
+		"unmapping start-up pages of %u read-only segments%s",
+		(unsigned long long)r->before.rss_kb, (unsigned long long)r->after.rss_kb,
+		(unsigned long long)r->after.anon_kb, (unsigned long long)r->after.file_kb,
+		r->segments, r->traced ? " (none: under a debugger)" : "");
+	return 0;
+}
+
+static json_t *memory_section(void *ud)
+{
+	struct egw *e = ud;
+	struct mem_usage u;
+	mem_usage_read(&u);
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}",
+		"rss_kb", (json_int_t)u.rss_kb,
+		"anon_kb", (json_int_t)u.anon_kb,
+		"file_kb", (json_int_t)u.file_kb,
+		"trims", (json_int_t)e->memtrims,
+		"last_trim_before_kb", (json_int_t)e->memtrim_last.before.rss_kb,
+		"last_trim_after_kb", (json_int_t)e->memtrim_last.after.rss_kb);
+}
+
+/* (Re)schedule after a settings change: the first run MEMTRIM_FIRST_S after
+ * start (sooner if the interval is shorter), then one every interval. */
+static void memtrim_apply(struct egw *e)
+{
+	usec_t every = (usec_t)settings_get_int(e->settings, "memory.trim_interval_s") *
+		       USEC_PER_SEC;
+	usec_t first = MIN(every, (usec_t)MEMTRIM_FIRST_S * USEC_PER_SEC);
+	usec_t since = now_usec() - e->started_us;
+
+	if (every == e->memtrim.period && (every == 0 || e->memtrim.idx != SCHED_NOT_QUEUED))
+		return;
+	loop_task_cancel(e->loop, &e->memtrim);
+	e->memtrim.period = every;
+	if (every)
+		loop_task_add(e->loop, &e->memtrim,
+			      now_usec() + (e->memtrims == 0 && since < first ? first - since : every));
+}
+
+static int init_memtrim(struct egw *e)
+{
+	/* a period no setting gives, so that memtrim_apply schedules */
+	e->memtrim = (struct task){ .name = "memtrim", .run = memtrim_run, .prio = 10,
+				    .period = (usec_t)-1 };
+	memtrim_apply(e);
+	if (e->web)
+		web_add_section(e->web, "memory", memory_section, e, true);
+	return 0;
+}
+
+static void fini_memtrim(struct egw *e)
+{
+	loop_task_cancel(e->loop, &e->memtrim);
 }
 
 static void start_sdnotify(struct egw *e)

@@ -60,6 +60,7 @@ static const struct skey schema[] = {
 	{ "http.port", ST_INT, 5000, .min = 1, .max = 65535 },
 	{ "http.request_timeout_s", ST_INT, 10, .min = 1, .max = 3600 },
 	{ "log_level", ST_ENUM, .def_str = "info", .values = log_levels },
+	{ "memory.trim_interval_s", ST_INT, 600, .min = 0, .max = 86400 },
 	{ "modbus.min_gap_ms", ST_INT, 0, .min = 0, .max = 10000 },
 	{ "modbus.timeout_ms", ST_INT, 1000, .min = 10, .max = 60000 },
 	{ "modbus_write_allowlist", ST_ARRAY },

@@ -20,6 +20,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "base/memtrim.h"
 #include "base/util.h"
 #include "config/settings.h"
 #include "egw.h"
@@ -712,6 +713,16 @@ static int h_metrics(struct web_request *rq)
 		       (double)uptime_ms(e) / 1000.0);
 	web_buf_printf(&b, "# HELP egw_build_info egwd version.\n# TYPE egw_build_info gauge\n"
 		       "egw_build_info{version=\"%s\"} 1\n", EGW_VERSION);
+	struct mem_usage mu;
+	if (mem_usage_read(&mu) == 0)
+		web_buf_printf(&b, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+			       "# TYPE process_resident_memory_bytes gauge\n"
+			       "process_resident_memory_bytes %llu\n"
+			       "# HELP egw_memory_private_bytes Resident memory that is egwd's own "
+			       "(RssAnon), not pages of mapped files.\n"
+			       "# TYPE egw_memory_private_bytes gauge\negw_memory_private_bytes %llu\n",
+			       (unsigned long long)mu.rss_kb * 1024,
+			       (unsigned long long)mu.anon_kb * 1024);
 
 	web_buf_printf(&b, "# HELP egw_gateway_state 1 for the current gateway state.\n"
 		       "# TYPE egw_gateway_state gauge\n");

@@ -4,6 +4,7 @@ Run: EGW_BUILD=/path/to/build /usr/bin/python3 -m unittest tests/integration/tes
 """
 import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -96,6 +97,12 @@ class Routes(unittest.TestCase):
         # always is (the one-shot "http" timer only while libmicrohttpd has a
         # timeout pending, which made this check flaky).
         self.assertIn('egw_task_lateness_seconds_bucket{task="batch-seal",le="+Inf"}', text)
+        # memory, in bytes, the same figures as /api/state's "memory" (kB)
+        rss = int(re.search(r"^process_resident_memory_bytes (\d+)$", text, re.M).group(1))
+        own = int(re.search(r"^egw_memory_private_bytes (\d+)$", text, re.M).group(1))
+        self.assertTrue(0 < own < rss, (own, rss))
+        m = self.g.state()["memory"]
+        self.assertLess(abs(rss / 1024 - m["rss_kb"]), 2048, (rss, m))
         # every sample line is "name{labels} value" or "name value"
         for line in text.splitlines():
             if line and not line.startswith("#"):

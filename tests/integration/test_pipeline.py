@@ -234,6 +234,48 @@ class PipelineTest(unittest.TestCase):
         self.assertEqual(ts, sorted(ts))
         stop_clean(self, e)
 
+    def test_memory_trim_while_harvesting(self):
+        """memory.trim_interval_s=1 unmaps the libraries' read-only pages every
+        second while egwd polls, samples the frequency, signs, stores and
+        uploads: every batch still arrives, signed and in order, and the
+        resident set shrinks at each trim."""
+        sim = T.EgwSim(self, [("solaredge", 1)])
+        port = T.free_port()
+        be = DevBackend(self, port)
+        e = egwd_for(self, port, be.port, interval_ms=200, extra={
+            "devices": [sim.device_settings(0, id="inv1")],
+            "harvest.poll_interval_ms": 100, "frequency.interval_ms": 100,
+            "memory.trim_interval_s": 1})
+        key, info = public_key(e)
+        T.wait_until(lambda: e.state()["memory"]["trims"] >= 5, timeout=20, what="5 trims")
+        T.wait_until(lambda: be.summary()["unique"] >= 20, timeout=20, what="20 batches")
+        m = e.state()["memory"]
+        self.assertGreater(m["anon_kb"], 0)
+        self.assertGreater(m["file_kb"], 0)
+        self.assertLessEqual(m["anon_kb"] + m["file_kb"], m["rss_kb"] + 4)
+        self.assertLess(m["last_trim_after_kb"], m["last_trim_before_kb"], m)
+        self.assertIn("memory: resident", e.output())
+        # code paths not run since the last trim come back: a web page
+        st, _, page = T.http(e.port, "GET", "/")
+        self.assertEqual(st, 200)
+        self.assertIn(b"<html", page.lower())
+        self.assertEqual(e.get("/api/device")["devices"][0]["state"], "polling")
+        # 0 stops the trims
+        st, o = T.http_json(e.port, "POST", "/api/settings",
+                            body={"memory": {"trim_interval_s": 0}}, headers=e.auth())
+        self.assertEqual(st, 200, o)
+        n = e.state()["memory"]["trims"]
+        time.sleep(2.5)
+        self.assertEqual(e.state()["memory"]["trims"], n)
+        wait_idle(e)
+        got = verify_all(self, be.records(), key, info["serialNumber"])
+        seqs = [p["seq"] for _, p in got]
+        contiguous(self, seqs, seqs[0])
+        self.assertTrue(any(p["devices"] and p["devices"][0]["readings"] for _, p in got))
+        s = be.summary()
+        self.assertEqual((s["bad_signatures"], s["duplicates"]), (0, 0))
+        stop_clean(self, e)
+
     def test_tls_peer_is_verified(self):
         # An HTTPS backend whose certificate no CA vouches for: egwd must
         # refuse to upload to it (verification is never turned off).
