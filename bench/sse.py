@@ -69,6 +69,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--no-settle", action="store_true",
+                    help="measure at once, not after egwd's first memory trim (30 s after start)")
     a = ap.parse_args()
 
     tc = _TC()
@@ -77,6 +79,11 @@ def main():
         egwd = t.Egwd(tc, set={"devices": [sim.device_settings(0, id="inv1")]})
         t.wait_until(lambda: egwd.get("/api/frequency").get("latest"), timeout=15,
                      what="frequency samples")
+        if not a.no_settle:
+            # the steady state: egwd unmaps its libraries' start-up pages 30 s
+            # after start (memory.trim_interval_s)
+            t.wait_until(lambda: egwd.state()["memory"]["trims"] >= 1, timeout=45,
+                         interval=0.5, what="egwd's first memory trim")
         time.sleep(2)
         m0 = mem(egwd.pid)
 
