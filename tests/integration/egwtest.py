@@ -180,7 +180,10 @@ class Egwd(Proc):
         self.port = port or free_port()
         argv = [binary("egwd"), "--port", self.port, "--state-dir", self.state_dir]
         # Tests listen on loopback only (egwd's default is every interface).
-        set = dict({"http.bind": "127.0.0.1"}, **(set or {}))
+        # Every egwd under test unmaps its libraries' read-only pages every 2 s
+        # (default: 30 s after start, then every 10 min), so that each test,
+        # plain and under ASan, also runs with code pages coming back mid-work.
+        set = dict({"http.bind": "127.0.0.1", "memory.trim_interval_s": 2}, **(set or {}))
         for k, v in set.items():
             if not isinstance(v, str):
                 v = json.dumps(v)
