@@ -415,9 +415,7 @@ static void memtrim_apply(struct egw *e)
 
 static int init_memtrim(struct egw *e)
 {
-	/* a period no setting gives, so that memtrim_apply schedules */
-	e->memtrim = (struct task){ .name = "memtrim", .run = memtrim_run, .prio = 10,
-				    .period = (usec_t)-1 };
+	e->memtrim = (struct task){ .name = "memtrim", .run = memtrim_run, .prio = 10 };
 	memtrim_apply(e);
 	if (e->web)
 		web_add_section(e->web, "memory", memory_section, e, true);

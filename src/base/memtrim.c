@@ -12,12 +12,15 @@
 #include <malloc.h>
 #endif
 
-int mem_usage_read(struct mem_usage *u)
+/* VmRSS, RssAnon, RssFile and, for tracer (may be NULL), TracerPid. */
+static int read_status(struct mem_usage *u, int *tracer)
 {
 	char line[256];
 	FILE *f = fopen("/proc/self/status", "re");
 
 	*u = (struct mem_usage){ 0 };
+	if (tracer)
+		*tracer = 0;
 	if (!f)
 		return -errno;
 	while (fgets(line, sizeof(line), f)) {
@@ -28,9 +31,16 @@ int mem_usage_read(struct mem_usage *u)
 			u->anon_kb = v;
 		else if (sscanf(line, "RssFile: %" SCNu64, &v) == 1)
 			u->file_kb = v;
+		else if (tracer)
+			sscanf(line, "TracerPid: %d", tracer);
 	}
 	fclose(f);
 	return 0;
+}
+
+int mem_usage_read(struct mem_usage *u)
+{
+	return read_status(u, NULL);
 }
 
 static int release_object(struct dl_phdr_info *info, size_t size, void *ud)
@@ -69,28 +79,15 @@ static int release_object(struct dl_phdr_info *info, size_t size, void *ud)
 	return 0;
 }
 
-/* A debugger's breakpoints are private copies of code pages; unmapping
- * them would lose the breakpoints. */
-static int traced(void)
-{
-	char line[256];
-	int pid = 0;
-	FILE *f = fopen("/proc/self/status", "re");
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "TracerPid: %d", &pid) == 1)
-			break;
-	fclose(f);
-	return pid != 0;
-}
-
 void memtrim_release(struct memtrim_result *r)
 {
+	int tracer;
+
 	*r = (struct memtrim_result){ 0 };
-	mem_usage_read(&r->before);
-	r->traced = traced();
+	read_status(&r->before, &tracer);
+	/* a debugger's breakpoints are private copies of code pages: unmapping
+	 * them would lose the breakpoints */
+	r->traced = tracer != 0;
 	if (!r->traced)
 		dl_iterate_phdr(release_object, r);
 #ifdef __GLIBC__
