@@ -138,7 +138,10 @@ static void alt_names(char *buf, size_t len, char *host, size_t hostlen)
 	size_t off = 0;
 
 	buf[0] = 0;
-	if (gethostname(host, hostlen) != 0 || (host[hostlen - 1] = 0, !dns_name_ok(host)))
+	if (gethostname(host, hostlen - 1) != 0)
+		host[0] = 0;
+	host[hostlen - 1] = 0;  /* not terminated when cut */
+	if (!dns_name_ok(host))
 		host[0] = 0;
 	if (host[0] && strcmp(host, "localhost") != 0) {
 		size_t label = strcspn(host, ".");
