@@ -1,8 +1,9 @@
 /* The application: one struct egw holds the loop and every module of the
  * gateway.  main.c creates the modules in the order of its init list and
- * tears them down in reverse; each module owner adds its field here and its
- * init/teardown step in main.c.  Nothing here is global: a test can build
- * several gateways in one process. */
+ * tears them down in reverse; the wiring of each module (its settings, hooks,
+ * /api/state sections and metrics) is in src/daemon/.  Only src/daemon/,
+ * src/web/ and main.c include this header.  Nothing here is global: a test
+ * can build several gateways in one process. */
 #pragma once
 #include <jansson.h>
 #include <limits.h>
@@ -18,7 +19,7 @@ struct loop;
 struct settings;
 struct settings_error;
 struct web;
-/* Modules wired by their owners (see main.c). */
+/* The modules (each wired in src/daemon/). */
 struct signer;
 struct store;
 struct http;

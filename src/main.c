@@ -1,9 +1,10 @@
 /* egwd: the gateway daemon.
  *
- * Parses the command line, loads the settings, then brings the modules up in
- * the order of `steps` below and down in reverse.  Module owners add their
- * field to struct egw (egw.h) and one step here.  SIGTERM/SIGINT: state
- * "stopping", orderly teardown, exit 0.  SIGHUP: reload settings.json. */
+ * Parses the command line, loads the settings (a file it cannot use is set
+ * aside, never fatal), then brings the modules up in the order of `steps`
+ * below (their wiring lives in src/daemon/) and down in reverse.
+ * SIGTERM/SIGINT: state "stopping", orderly teardown, exit 0.  SIGHUP: reload
+ * settings.json. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -19,7 +20,7 @@
 #include <unistd.h>
 
 #include "backend/batch.h"
-#include "backend/pipeline.h"
+#include "daemon/pipeline.h"
 #include "backend/uploader.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -27,13 +28,13 @@
 #include "base/sdnotify.h"
 #include "base/util.h"
 #include "config/settings.h"
-#include "crypto/wire.h"
-#include "devices/wire.h"
+#include "daemon/signer.h"
+#include "daemon/devices.h"
 #include "egw.h"
 #include "fsm/fsm.h"
 #include "loop/loop.h"
 #include "store/store.h"
-#include "store/wire.h"
+#include "daemon/store.h"
 #include "web/web.h"
 #include "web/webui.h"
 
@@ -360,10 +361,9 @@ struct step {
 	void (*fini)(struct egw *e);
 };
 
-/* Brought up in this order, torn down in reverse.  Owners add their steps:
- * signer, store, http (curl multi), uploader, namequery, devices, harvest,
- * mqtt.  A module that wants to appear in /api/state registers a section
- * (web_add_section) in its init step, so "web" comes early. */
+/* Brought up in this order, torn down in reverse.  A module that appears in
+ * /api/state registers a section (web_add_section) in its init step, so
+ * "web" comes early. */
 static const struct step steps[] = {
 	{ "token", init_token, NULL },
 	{ "web", init_web, fini_web },

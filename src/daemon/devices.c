@@ -1,5 +1,5 @@
 /* Daemon wiring of the device set; see wire.h. */
-#include "devices/wire.h"
+#include "daemon/devices.h"
 
 #include <errno.h>
 #include <jansson.h>
