@@ -40,16 +40,6 @@ _Static_assert((int)DEV_DISCONNECTED == (int)FSM_DEV_DISCONNECTED &&
 #define LATE_STEP_US 10        /* fine lateness histogram: 10 us buckets ... */
 #define LATE_BUCKETS 1000      /* ... up to 10 ms, then one overflow bucket */
 
-static const char *const state_names[DEV_STATE_COUNT] = {
-	[DEV_DISCONNECTED] = "disconnected",
-	[DEV_CONNECTING] = "connecting",
-	[DEV_IDENTIFYING] = "identifying",
-	[DEV_POLLING] = "polling",
-	[DEV_BACKING_OFF] = "backing off",
-	[DEV_ASLEEP] = "asleep",
-};
-_Static_assert(ARRAY_SIZE(state_names) == DEV_STATE_COUNT, "one name per state");
-
 static const char *const conn_names[] = {
 	[MB_TRANSPORT_TCP] = "tcp",
 	[MB_TRANSPORT_RTU] = "rtu",
@@ -58,7 +48,9 @@ static const char *const conn_names[] = {
 
 const char *device_state_name(int state)
 {
-	return state >= 0 && state < DEV_STATE_COUNT ? state_names[state] : "unknown";
+	/* The names are the state machine's (fsm/fsm.c), one table for both. */
+	return state >= 0 && state < DEV_STATE_COUNT ? fsm_name(&fsm_device_def, (unsigned)state)
+						     : "unknown";
 }
 
 /* What a queued request is for. */
