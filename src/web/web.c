@@ -21,7 +21,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
-#include "base/memtrim.h"
+#include "base/mem.h"
 #include "base/util.h"
 #include "config/settings.h"
 #include "egw.h"
@@ -595,20 +595,15 @@ static int h_settings_post(struct web_request *rq)
 		snprintf(msg, sizeof(msg), "malformed JSON at %d:%d: %s", je.line, je.column, je.text);
 		return web_reply_error(rq, 400, msg, NULL);
 	}
-	r = settings_patch(e->settings, patch, &err);
+	/* Answered 200 only once applied and saved; refused with nothing saved. */
+	r = e->settings_commit(e, patch, &err);
 	json_decref(patch);
 	if (r == -ENOMEM)
 		return web_reply_error(rq, 500, "out of memory", NULL);
-	if (r < 0)
+	if (r == -EGW_ESCHEMA)
 		return web_reply_error(rq, 400, err.msg, err.key);
-	r = settings_save(e->settings);
-	if (r < 0) {
-		snprintf(msg, sizeof(msg), "saving %s: %s", settings_path(e->settings),
-			 egw_strerror(r));
-		return web_reply_error(rq, 500, msg, NULL);
-	}
-	if (e->settings_changed)
-		e->settings_changed(e);
+	if (r < 0)
+		return web_reply_error(rq, 500, err.msg, NULL);
 	return web_reply_json(rq, 200, settings_to_json(e->settings, true));
 }
 
@@ -721,11 +716,15 @@ static int h_metrics(struct web_request *rq)
 		web_buf_printf(&b, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
 			       "# TYPE process_resident_memory_bytes gauge\n"
 			       "process_resident_memory_bytes %llu\n"
-			       "# HELP egw_memory_private_bytes Resident memory that is egwd's own "
-			       "(RssAnon), not pages of mapped files.\n"
-			       "# TYPE egw_memory_private_bytes gauge\negw_memory_private_bytes %llu\n",
+			       "# HELP egw_memory_private_bytes Memory that is egwd's alone "
+			       "(Private_Clean + Private_Dirty).\n"
+			       "# TYPE egw_memory_private_bytes gauge\negw_memory_private_bytes %llu\n"
+			       "# HELP egw_memory_pss_bytes Proportional set size: shared pages "
+			       "divided among their sharers.\n"
+			       "# TYPE egw_memory_pss_bytes gauge\negw_memory_pss_bytes %llu\n",
 			       (unsigned long long)mu.rss_kb * 1024,
-			       (unsigned long long)mu.anon_kb * 1024);
+			       (unsigned long long)mu.private_kb * 1024,
+			       (unsigned long long)mu.pss_kb * 1024);
 
 	web_buf_printf(&b, "# HELP egw_gateway_state 1 for the current gateway state.\n"
 		       "# TYPE egw_gateway_state gauge\n");
@@ -1348,6 +1347,25 @@ void web_apply_settings(struct web *w)
 		loop_task_add(w->loop, &w->rebind, now_usec() + 300 * USEC_PER_MSEC);
 	if (w->tls)
 		web_tls_apply(w->tls);
+}
+
+int web_check_bind(const char *addr)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	int fd, r = 0;
+
+	if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1)
+		return -EINVAL;
+	if (sin.sin_addr.s_addr == htonl(INADDR_ANY))
+		return 0;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* Port 0: any free port; only the address is in question. */
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
+		r = -errno;
+	close(fd);
+	return r;
 }
 
 int web_new(struct egw *e, struct web **ret)
