@@ -1255,8 +1255,11 @@ struct MHD_Daemon *web_start_daemon(struct web *w, const struct sockaddr_in *sin
 	struct MHD_Daemon *d;
 
 	errno = 0;
-	d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME |
-			     (tls ? MHD_USE_TLS : 0),
+	/* TLS without TURBO: libmicrohttpd 0.9.75 only cleans up a connection
+	 * closed during its TLS handshake (timed out, shut down) after a TLS
+	 * shutdown, which TURBO skips; such connections would stay for ever. */
+	d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+			     (tls ? MHD_USE_TLS : MHD_USE_TURBO),
 		0, NULL, NULL, on_request, w,
 		MHD_OPTION_ARRAY, tls ? tls : none,
 		MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)sin,

@@ -53,6 +53,13 @@ def spki_pin(path):
     return "sha256//" + base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def https_state(g):
     return g.state()["https"]
 
@@ -267,6 +274,31 @@ class HttpsTest(unittest.TestCase):
         with open(key, "rb") as f:
             self.assertEqual(f.read(), other)
         self.assertEqual(T.get_json(g4.port, "/api/hello"), {"message": "Hello from egw"})
+
+    def test_silent_sockets_on_the_tls_port(self):
+        """Sockets that never finish a TLS handshake hold the HTTPS listener's
+        slots only until the request deadline, and never the plain one's."""
+        g = self.start(set={"http.max_connections": 8, "http.request_timeout_s": 1})
+        cert = self.cert_path(g)
+        cpu0 = cpu_seconds(g.pid)
+        socks = [socket.create_connection(("127.0.0.1", g.tls_port)) for _ in range(8)]
+        self.addCleanup(lambda: [s.close() for s in socks])
+        # the plain listener has its own slots
+        self.assertEqual(T.get_json(g.port, "/api/hello"), {"message": "Hello from egw"})
+        # egwd closes the silent ones (a TLS alert at most, then EOF or a reset),
+        # then serves HTTPS again
+        for s in socks:
+            s.settimeout(5)
+            try:
+                while s.recv(64):
+                    pass
+            except ConnectionResetError:
+                pass
+        # and does not spin meanwhile (libmicrohttpd 0.9.75 with TURBO did)
+        self.assertLess(cpu_seconds(g.pid) - cpu0, 0.5)
+        rc, code, _, err = curl(self.url(g), "--cacert", cert)
+        self.assertEqual((rc, code), (0, 200), err)
+        self.assertTrue(g.alive())
 
     def test_own_certificate_files(self):
         d = T.tempdir(self)
