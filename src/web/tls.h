@@ -17,7 +17,10 @@
  * address, port, fingerprint_sha256, not_after, cert, error).  Changes of
  * http.tls, http.tls_port, http.tls_cert, http.tls_key, http.bind and
  * http.max_connections apply at run time: a new listener starts before the
- * old one stops, so a failed move keeps the old one. */
+ * old one stops, so a failed move keeps the old one.  Certificate files
+ * replaced in place are read at the next start (or the next settings change
+ * while HTTPS is failing).  http.max_connections caps each listener on its
+ * own: the HTTPS one cannot use up the plain one's connections. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
