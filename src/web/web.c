@@ -31,7 +31,11 @@
 #define AUTH_WINDOW_MS 10000
 #define AUTH_MAX_FAILURES 10   /* per client address, within the window */
 #define AUTH_PEERS 32          /* client addresses tracked (least recent evicted) */
-#define AUTH_MAX_FAILURES_ALL 100 /* all addresses together, within the window */
+#define AUTH_RETRY_S 10        /* Retry-After of a 429 */
+/* Under pressure (three quarters of the connections taken) a request must
+ * be complete within this of its connection's start or its previous answer:
+ * idle keep-alive sockets and slow senders make room for others. */
+#define PRESSURE_TIMEOUT (1 * USEC_PER_SEC)
 
 /* ---- routes ----------------------------------------------------------- */
 
@@ -61,8 +65,10 @@ static const struct web_route routes[] = {
 	{ "DELETE", "/api/device", webui_h_device_delete, true },
 	{ "GET", "/api/device/supported", webui_h_supported, false },
 	{ "GET", "/api/device/scan", webui_h_scan, false },
+	{ "POST", "/api/device/scan", webui_h_scan_post, true },
 	{ "GET", "/api/inverter/modbus", webui_h_modbus_get, false },
 	{ "POST", "/api/inverter/modbus", webui_h_modbus_post, true },
+	{ "POST", "/api/inverter/modbus/read", webui_h_modbus_read, true },
 	{ "GET", "/api/notification", webui_h_notes_get, false },
 	{ "DELETE", "/api/notification/*", webui_h_notes_delete, true },
 	{ "GET", "/api/frequency", webui_h_frequency, false },
@@ -88,7 +94,7 @@ const struct web_route *web_routes(size_t *ret_n)
 
 /* Status codes counted per route; anything else is counted as "other". */
 static const unsigned counted_codes[] = {
-	200, 201, 204, 304, 400, 401, 403, 404, 405, 413, 429, 431, 500, 503,
+	200, 201, 202, 204, 304, 400, 401, 403, 404, 405, 413, 421, 429, 431, 500, 503,
 };
 #define NCODES ARRAY_SIZE(counted_codes)
 
@@ -111,6 +117,10 @@ struct web {
 	struct loop_io io;
 	struct task timer;
 	struct MHD_Response *hello;     /* shared, queued many times */
+	/* GET /api/settings: one serialized copy for every request until the
+	 * settings change (settings_gen), not one per request. */
+	struct MHD_Response *settings_resp;
+	uint64_t settings_gen;
 
 	size_t max_body;
 	unsigned timeout_s;
@@ -121,17 +131,17 @@ struct web {
 	unsigned nmetrics;
 
 	uint64_t requests[NROUTES + 1][NCODES + 1];
-	/* Failed token attempts: a ring per client address, so that one
-	 * client guessing does not lock the others out, and one ring for all
-	 * addresses together, which bounds a client that changes address. */
+	/* Failed token attempts: a ring per client address.  Only wrong
+	 * tokens are ever refused by it (429 instead of 401): the right token
+	 * is checked first and always passes, so no one can lock the owner out,
+	 * and there is no limit over all addresses that one client could fill.
+	 * What stops guessing is the token's 256 bits; this only slows it. */
 	struct auth_peer {
 		uint8_t addr[16];  /* IPv4 as ::ffff:a.b.c.d */
 		int64_t last_ms;   /* 0: free slot */
 		int64_t fail_ms[AUTH_MAX_FAILURES];
 		unsigned next;
 	} auth_peers[AUTH_PEERS];
-	int64_t auth_all_ms[AUTH_MAX_FAILURES_ALL];
-	unsigned auth_all_next;
 	uint64_t auth_failures, auth_limited;
 	uint64_t connections_total;
 	unsigned open_connections, max_connections;
@@ -251,14 +261,33 @@ static void count_request(struct web *w, unsigned route, unsigned status)
 	w->requests[route <= NROUTES ? route : ROUTE_UNMATCHED][c]++;
 }
 
+/* On every answer egwd gives, the UI, the status page, errors and streams
+ * alike: nothing of it runs in a frame or from another origin, and no type
+ * is guessed.  (libmicrohttpd's own answers to broken requests, e.g. a 400
+ * for a bad request line or a 431, are written inside it without a hook; they
+ * carry a fixed HTML text and no data.) */
+static const char *const security_headers[][2] = {
+	{ "Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+	  "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+	  "frame-ancestors 'none'" },
+	{ "X-Content-Type-Options", "nosniff" },
+	{ "X-Frame-Options", "DENY" },
+	{ "Referrer-Policy", "no-referrer" },
+};
+
 int web_reply_response(struct web_request *rq, unsigned status, struct MHD_Response *resp)
 {
+	/* A shared response (hello, settings) gets them once. */
+	if (!MHD_get_response_header(resp, security_headers[0][0]))
+		for (size_t i = 0; i < ARRAY_SIZE(security_headers); i++)
+			MHD_add_response_header(resp, security_headers[i][0], security_headers[i][1]);
 	count_request(rq->web, rq->route, status);
 	return MHD_queue_response(rq->conn, status, resp);
 }
 
-static int reply_owned(struct web_request *rq, unsigned status, const char *type, char *data,
-		       size_t len)
+/* Answers data (malloc'd, taken) with one extra header when hname is set. */
+static int reply_owned_hdr(struct web_request *rq, unsigned status, const char *type, char *data,
+			   size_t len, const char *hname, const char *hvalue)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
 	int ret;
@@ -268,12 +297,19 @@ static int reply_owned(struct web_request *rq, unsigned status, const char *type
 	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
 	if (status == MHD_HTTP_UNAUTHORIZED)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	if (hname)
+		MHD_add_response_header(r, hname, hvalue);
 	ret = web_reply_response(rq, status, r);
 	MHD_destroy_response(r);
 	return ret;
+}
+
+static int reply_owned(struct web_request *rq, unsigned status, const char *type, char *data,
+		       size_t len)
+{
+	return reply_owned_hdr(rq, status, type, data, len, NULL, NULL);
 }
 
 int web_reply_data(struct web_request *rq, unsigned status, const char *content_type,
@@ -307,6 +343,105 @@ int web_reply_error(struct web_request *rq, unsigned status, const char *msg, co
 	if (o && field && *field)
 		json_object_set_new(o, "field", json_string(field));
 	return web_reply_json(rq, status, o);
+}
+
+/* A JSON error with one extra header (Allow, Retry-After). */
+static int reply_error_hdr(struct web_request *rq, unsigned status, json_t *o, const char *hname,
+			   const char *hvalue)
+{
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!text)
+		return MHD_NO;
+	return reply_owned_hdr(rq, status, "application/json", text, strlen(text), hname, hvalue);
+}
+
+static int reply_retry_later(struct web_request *rq)
+{
+	char after[16];
+	snprintf(after, sizeof(after), "%d", AUTH_RETRY_S);
+	return reply_error_hdr(rq, 429, json_pack("{s:s}", "error",
+		"too many wrong tokens from this address: retry later (the right token is always "
+		"accepted)"), MHD_HTTP_HEADER_RETRY_AFTER, after);
+}
+
+/* ---- Host check --------------------------------------------------------- */
+
+static bool port_suffix_ok(const char *s)
+{
+	size_t n;
+
+	if (!*s)
+		return true;
+	if (*s++ != ':')
+		return false;
+	n = strspn(s, "0123456789");
+	return n >= 1 && n <= 5 && !s[n];
+}
+
+static bool name_is(const char *a, size_t n, const char *b)
+{
+	size_t m = strlen(b);
+
+	if (m && b[m - 1] == '.')
+		m--;
+	return m == n && strncasecmp(a, b, n) == 0;
+}
+
+/* Against DNS rebinding: a page from attacker.example whose name is then
+ * made to resolve to this gateway reads it as its own origin, but its
+ * requests still say Host: attacker.example.  So only names that are this
+ * gateway's are answered: an IP literal (a.b.c.d, [v6]), localhost, the
+ * machine's host name and <host name>.local, and http.allowed_hosts; each
+ * with an optional :port.  A request without Host (HTTP/1.0) is no
+ * browser's and passes. */
+static bool host_allowed(const struct web *w, const char *host)
+{
+	char buf[INET6_ADDRSTRLEN + 1], hn[256];
+	const char *colon;
+	const json_t *allowed, *e;
+	struct in6_addr a6;
+	size_t n, i;
+
+	if (!host)
+		return true;
+	if (host[0] == '[') {
+		const char *end = strchr(host, ']');
+		if (!end || (size_t)(end - host - 1) >= sizeof(buf))
+			return false;
+		memcpy(buf, host + 1, (size_t)(end - host - 1));
+		buf[end - host - 1] = 0;
+		return inet_pton(AF_INET6, buf, &a6) == 1 && port_suffix_ok(end + 1);
+	}
+	colon = strchr(host, ':');
+	n = colon ? (size_t)(colon - host) : strlen(host);
+	if (colon && !port_suffix_ok(colon))
+		return false;
+	if (n && host[n - 1] == '.') /* "localhost." is localhost */
+		n--;
+	if (n == 0)
+		return false;
+	if (n < sizeof(buf)) {
+		memcpy(buf, host, n);
+		buf[n] = 0;
+		if (inet_pton(AF_INET, buf, &a6) == 1)
+			return true;
+	}
+	if (name_is(host, n, "localhost"))
+		return true;
+	if (gethostname(hn, sizeof(hn) - 8) == 0) {
+		hn[sizeof(hn) - 8] = 0;
+		if (hn[0] && name_is(host, n, hn))
+			return true;
+		strcat(hn, ".local");
+		if (name_is(host, n, hn))
+			return true;
+	}
+	allowed = settings_get_json(w->egw->settings, "http.allowed_hosts");
+	json_array_foreach(allowed, i, e)
+		if (json_is_string(e) && name_is(host, n, json_string_value(e)))
+			return true;
+	return false;
 }
 
 /* ---- token ------------------------------------------------------------ */
@@ -384,8 +519,7 @@ bool web_token_ok(const char *token, const char *authorization)
 	return same && n == WEB_TOKEN_HEX && strlen(token) == WEB_TOKEN_HEX;
 }
 
-/* The client's address as 16 bytes (IPv4 mapped into IPv6). */
-static void peer_key(struct MHD_Connection *c, uint8_t key[16])
+void web_peer_key(struct MHD_Connection *c, uint8_t key[16])
 {
 	const union MHD_ConnectionInfo *ci =
 	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -418,15 +552,12 @@ static struct auth_peer *auth_peer_find(struct web *w, const uint8_t key[16])
 	return NULL;
 }
 
-/* 10 failures from one address within 10 s lock token-protected routes for
- * that address, 100 from all addresses together lock them for everyone,
- * until the oldest failure leaves the window. */
+/* 10 failures from one address within 10 s: that address's wrong tokens
+ * get 429 until the oldest failure leaves the window. */
 static bool auth_limited(struct web *w, const uint8_t key[16], int64_t now_ms)
 {
 	struct auth_peer *p = auth_peer_find(w, key);
 
-	if (recent(w->auth_all_ms, AUTH_MAX_FAILURES_ALL, now_ms) >= AUTH_MAX_FAILURES_ALL)
-		return true;
 	return p && recent(p->fail_ms, AUTH_MAX_FAILURES, now_ms) >= AUTH_MAX_FAILURES;
 }
 
@@ -435,8 +566,6 @@ static void auth_failed(struct web *w, const uint8_t key[16], int64_t now_ms)
 	struct auth_peer *p = auth_peer_find(w, key);
 
 	w->auth_failures++;
-	w->auth_all_ms[w->auth_all_next] = now_ms;
-	w->auth_all_next = (w->auth_all_next + 1) % AUTH_MAX_FAILURES_ALL;
 	if (!p) { /* a free slot, else the address heard from least recently */
 		p = &w->auth_peers[0];
 		for (unsigned i = 1; i < AUTH_PEERS && p->last_ms; i++)
@@ -573,7 +702,31 @@ static int h_name(struct web_request *rq) { return h_section(rq, "name"); }
 
 static int h_settings_get(struct web_request *rq)
 {
-	return web_reply_json(rq, 200, settings_to_json(rq->egw->settings, true));
+	struct web *w = rq->web;
+	uint64_t gen = settings_generation(rq->egw->settings);
+
+	if (!w->settings_resp || w->settings_gen != gen) {
+		json_t *doc = settings_to_json(rq->egw->settings, true);
+		char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+		struct MHD_Response *r;
+
+		json_decref(doc);
+		if (!text)
+			return web_reply_error(rq, 500, "out of memory", NULL);
+		r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+		if (!r) {
+			free(text);
+			return web_reply_error(rq, 500, "out of memory", NULL);
+		}
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+		/* Answers still being sent keep the old copy until they are done. */
+		if (w->settings_resp)
+			MHD_destroy_response(w->settings_resp);
+		w->settings_resp = r;
+		w->settings_gen = gen;
+	}
+	return web_reply_response(rq, 200, w->settings_resp);
 }
 
 static int h_settings_post(struct web_request *rq)
@@ -976,6 +1129,11 @@ static int dispatch(struct web *w, struct MHD_Connection *c, const char *url, co
 	char allow[64] = "";
 	bool path_found = false;
 
+	if (!host_allowed(w, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)))
+		return web_reply_error(&rq, 421, "this gateway does not answer to that Host name: use "
+				       "its IP address, localhost, its host name, or add the name "
+				       "to the http.allowed_hosts setting", "Host");
+
 	for (unsigned i = 0; i < NROUTES; i++) {
 		const struct web_route *r = &routes[i];
 		size_t n = strlen(r->path);
@@ -997,40 +1155,31 @@ static int dispatch(struct web *w, struct MHD_Connection *c, const char *url, co
 			/* Monotonic: a clock step (NTP at boot) must not lock anyone out. */
 			int64_t now = (int64_t)(now_usec() / 1000);
 			uint8_t peer[16];
-
-			peer_key(c, peer);
-			if (auth_limited(w, peer, now)) {
-				w->auth_limited++;
-				return web_reply_error(&rq, 429, "too many failed token attempts, retry later",
-						       NULL);
-			}
 			const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 								       MHD_HTTP_HEADER_AUTHORIZATION);
-			if (!web_token_ok(w->egw->token, auth)) {
+
+			/* The token first: the right one is never refused. */
+			if (web_token_ok(w->egw->token, auth))
+				return r->handler(&rq);
+			web_peer_key(c, peer);
+			if (auth_limited(w, peer, now)) {
+				w->auth_limited++;
 				auth_failed(w, peer, now);
-				return web_reply_error(&rq, 401, auth ? "wrong token"
-						       : "missing Authorization: Bearer <token>", NULL);
+				return reply_retry_later(&rq);
 			}
+			auth_failed(w, peer, now);
+			return web_reply_error(&rq, 401, auth ? "wrong token"
+					       : "missing Authorization: Bearer <token>", NULL);
 		}
 		return r->handler(&rq);
 	}
 	if (path_found) {
 		json_t *o = json_pack("{s:s,s:s}", "error", "method not allowed", "allow", allow);
-		char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-		json_decref(o);
-		if (!text)
-			return MHD_NO;
-		struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), text,
-									    MHD_RESPMEM_MUST_FREE);
-		if (!resp) {
-			free(text);
-			return MHD_NO;
-		}
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-		int ret = web_reply_response(&rq, 405, resp);
-		MHD_destroy_response(resp);
-		return ret;
+		/* A route that moved from GET to POST says so. */
+		if (o && strcmp(m, "GET") == 0 && strstr(allow, "POST"))
+			json_object_set_new(o, "error", json_string(
+				"method not allowed: this route takes POST (with the token)"));
+		return reply_error_hdr(&rq, 405, o, MHD_HTTP_HEADER_ALLOW, allow);
 	}
 	return web_reply_error(&rq, 404, "no such path", NULL);
 }
@@ -1204,6 +1353,9 @@ static int on_deadline(struct task *t, usec_t now)
 	struct web *w = container_of(t, struct web, deadline);
 	usec_t limit = (usec_t)w->timeout_s * USEC_PER_SEC;
 
+	if (w->open_connections * 4 >= w->max_connections * 3)
+		limit = MIN(limit, PRESSURE_TIMEOUT);
+
 	for (struct conn_ctx *cc = w->conns; cc; cc = cc->next) {
 		if (cc->answered || now - cc->since < limit)
 			continue;
@@ -1238,18 +1390,36 @@ static int wanted(const struct settings *s, struct sockaddr_in *sin, unsigned *m
 	return 0;
 }
 
-static struct MHD_Daemon *start_daemon(struct web *w, const struct sockaddr_in *sin,
-				       unsigned maxc, int *err)
+/* Connections one client address may hold: a quarter of the cap stays
+ * for the others, so one address holding all it may does not lock out the
+ * owner's browser. */
+static unsigned per_address(unsigned maxc)
 {
+	return maxc >= 4 ? maxc - maxc / 4 : maxc;
+}
+
+/* A daemon on sin, or on the listening socket listen_fd when it is >= 0
+ * (taken from a daemon being replaced: no moment without a listener, and
+ * no "Address already in use" for the same address). */
+static struct MHD_Daemon *start_daemon(struct web *w, const struct sockaddr_in *sin,
+				       unsigned maxc, int listen_fd, int *err)
+{
+	struct MHD_OptionItem where[] = {
+		listen_fd >= 0
+			? (struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET, listen_fd, NULL }
+			: (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, (void *)sin },
+		{ MHD_OPTION_END, 0, NULL },
+	};
 	struct MHD_Daemon *d;
 
 	errno = 0;
 	d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME,
 		0, NULL, NULL, on_request, w,
-		MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)sin,
+		MHD_OPTION_ARRAY, where,
 		/* Not LISTENING_ADDRESS_REUSE 1: that is SO_REUSEPORT, with which
 		 * a second egwd would silently share the port with the first. */
 		MHD_OPTION_CONNECTION_LIMIT, maxc,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_address(maxc),
 		MHD_OPTION_CONNECTION_TIMEOUT, w->timeout_s,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_LIMIT,
 		/* HTTP/1.1 requests need a Host header, and so on */
@@ -1291,7 +1461,18 @@ static int on_rebind(struct task *t, usec_t now)
 	if (wanted(w->egw->settings, &sin, &maxc) < 0)
 		return 0;
 	inet_ntop(AF_INET, &sin.sin_addr, addr, sizeof(addr));
-	d = start_daemon(w, &sin, maxc, &err);
+	if (sin.sin_port == w->bound.sin_port && sin.sin_addr.s_addr == w->bound.sin_addr.s_addr) {
+		/* Only the cap changes: the new daemon takes over the socket. */
+		MHD_socket fd = MHD_quiesce_daemon(old);
+		d = fd != MHD_INVALID_SOCKET ? start_daemon(w, &sin, maxc, fd, &err) : NULL;
+		if (!d && fd != MHD_INVALID_SOCKET) {
+			close(fd);
+			/* old listens no more: the address is free for a fresh one */
+			d = start_daemon(w, &sin, maxc, -1, &err);
+		}
+	} else {
+		d = start_daemon(w, &sin, maxc, -1, &err);
+	}
 	if (!d) {
 		w->rebind_err = err;
 		log_error("http", "cannot listen on %s:%u: %s; still on the old address", addr,
@@ -1370,7 +1551,7 @@ int web_new(struct egw *e, struct web **ret)
 	}
 	MHD_add_response_header(w->hello, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 
-	d = start_daemon(w, &sin, maxc, &r);
+	d = start_daemon(w, &sin, maxc, -1, &r);
 	if (!d)
 		goto err_free;
 	r = attach_daemon(w, d);
@@ -1405,5 +1586,7 @@ void web_free(struct web *w)
 	}
 	if (w->hello)
 		MHD_destroy_response(w->hello);
+	if (w->settings_resp)
+		MHD_destroy_response(w->settings_resp);
 	free(w);
 }
