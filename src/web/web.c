@@ -277,9 +277,10 @@ static const char *const security_headers[][2] = {
 
 int web_reply_response(struct web_request *rq, unsigned status, struct MHD_Response *resp)
 {
-	/* A shared response (hello, settings) gets them once. */
-	if (!MHD_get_response_header(resp, security_headers[0][0]))
-		for (size_t i = 0; i < ARRAY_SIZE(security_headers); i++)
+	/* A shared response (hello, settings) gets them once; one with a
+	 * stricter policy of its own (the UI assets) keeps it. */
+	for (size_t i = 0; i < ARRAY_SIZE(security_headers); i++)
+		if (!MHD_get_response_header(resp, security_headers[i][0]))
 			MHD_add_response_header(resp, security_headers[i][0], security_headers[i][1]);
 	count_request(rq->web, rq->route, status);
 	return MHD_queue_response(rq->conn, status, resp);
