@@ -389,13 +389,36 @@ static bool name_is(const char *a, size_t n, const char *b)
 	return m == n && strncasecmp(a, b, n) == 0;
 }
 
+/* A name public DNS cannot answer for, so no page on the internet can make
+ * it resolve here: one label ("raspberrypi", found through the LAN's own
+ * resolver), or under .local (mDNS), .home.arpa or .internal.  This is what
+ * the gateway is reached by when its own host name is not known to it (in a
+ * container the host name is the container's). */
+static bool name_is_local(const char *host, size_t n)
+{
+	static const char *const suffixes[] = { ".local", ".home.arpa", ".internal" };
+
+	for (size_t i = 0; i < n; i++)
+		if (!((host[i] >= 'a' && host[i] <= 'z') || (host[i] >= 'A' && host[i] <= 'Z') ||
+		      (host[i] >= '0' && host[i] <= '9') || host[i] == '-' || host[i] == '.'))
+			return false;
+	if (!memchr(host, '.', n))
+		return true;
+	for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
+		size_t k = strlen(suffixes[i]);
+		if (n > k && strncasecmp(host + n - k, suffixes[i], k) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* Against DNS rebinding: a page from attacker.example whose name is then
  * made to resolve to this gateway reads it as its own origin, but its
  * requests still say Host: attacker.example.  So only names that are this
  * gateway's are answered: an IP literal (a.b.c.d, [v6]), localhost, the
- * machine's host name and <host name>.local, and http.allowed_hosts; each
- * with an optional :port.  A request without Host (HTTP/1.0) is no
- * browser's and passes. */
+ * machine's host name, a local name (name_is_local: <host name>.local among
+ * them), and http.allowed_hosts; each with an optional :port.  A request
+ * without Host (HTTP/1.0) is no browser's and passes. */
 static bool host_allowed(const struct web *w, const char *host)
 {
 	char buf[INET6_ADDRSTRLEN + 1], hn[256];
@@ -428,14 +451,11 @@ static bool host_allowed(const struct web *w, const char *host)
 		if (inet_pton(AF_INET, buf, &a6) == 1)
 			return true;
 	}
-	if (name_is(host, n, "localhost"))
+	if (name_is(host, n, "localhost") || name_is_local(host, n))
 		return true;
-	if (gethostname(hn, sizeof(hn) - 8) == 0) {
-		hn[sizeof(hn) - 8] = 0;
+	if (gethostname(hn, sizeof(hn)) == 0) {
+		hn[sizeof(hn) - 1] = 0;
 		if (hn[0] && name_is(host, n, hn))
-			return true;
-		strcat(hn, ".local");
-		if (name_is(host, n, hn))
 			return true;
 	}
 	allowed = settings_get_json(w->egw->settings, "http.allowed_hosts");

@@ -17,8 +17,8 @@
  * from one address within 10 s that address's wrong tokens get 429.
  *
  * Every request's Host must be one of the gateway's own names (an IP
- * literal, localhost, the host name, <host name>.local, http.allowed_hosts),
- * else 421: a page on another name that resolves here (DNS rebinding) is
+ * literal, localhost, the host name, a name public DNS cannot serve: one
+ * label or under .local, .home.arpa, .internal; http.allowed_hosts), else 421: a page on another name that resolves here (DNS rebinding) is
  * not answered.  Every answer carries the security headers (CSP with
  * frame-ancestors 'none', nosniff, X-Frame-Options, Referrer-Policy).
  *

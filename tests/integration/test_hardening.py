@@ -179,12 +179,16 @@ class Hardening(unittest.TestCase):
             self.assertIn("error", json.loads(data))
             self.assertNotIn(b"mqtt", data)
         for h in ("rebind.attacker.example:%d" % g.port, "127.0.0.1.attacker.example",
-                  "localhost.attacker.example", "[::1", "127.0.0.1:x", "[::1]x", "a b"):
+                  "localhost.attacker.example", "[::1", "127.0.0.1:x", "[::1]x", "a b",
+                  "local.attacker.example", "raspberrypi.fritz.box", "x_y"):
             st, _, _ = T.http(g.port, "GET", "/api/hello", headers={"Host": h})
             self.assertEqual(st, 421, h)
         host = socket.gethostname()
+        # names public DNS cannot serve (one label, .local, .home.arpa,
+        # .internal): how a gateway in a container is reached by name
         for h in ("localhost", f"localhost:{g.port}", "LocalHost", "127.0.0.1",
-                  f"127.0.0.1:{g.port}", "[::1]", f"[::1]:{g.port}", host, f"{host}.local:80"):
+                  f"127.0.0.1:{g.port}", "[::1]", f"[::1]:{g.port}", host, f"{host}.local:80",
+                  "raspberrypi", "raspberrypi.local:5000", "egw.home.arpa", "egw.internal"):
             st, _, data = T.http(g.port, "GET", "/api/settings", headers={"Host": h})
             self.assertEqual(st, 200, f"{h}: {data[:200]!r}")
         # a name the user allows
