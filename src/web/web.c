@@ -32,6 +32,11 @@
 #define AUTH_MAX_FAILURES 10   /* per client address, within the window */
 #define AUTH_PEERS 32          /* client addresses tracked (least recent evicted) */
 #define AUTH_RETRY_S 10        /* Retry-After of a 429 */
+/* A limited address's wrong tokens are answered this late: with one client
+ * address holding at most three quarters of the connections, that bounds
+ * its guesses to about that many a second (thousands before). */
+#define AUTH_DELAY (1 * USEC_PER_SEC)
+#define AUTH_DELAYED_MAX 64    /* answers held at once; past that, at once */
 /* Under pressure (three quarters of the connections taken) a request must
  * be complete within this of its connection's start or its previous answer:
  * idle keep-alive sockets and slow senders make room for others. */
@@ -143,6 +148,14 @@ struct web {
 		unsigned next;
 	} auth_peers[AUTH_PEERS];
 	uint64_t auth_failures, auth_limited;
+	/* 429 answers held back (their connections suspended), oldest first */
+	struct delayed_reply {
+		struct MHD_Connection *c;
+		struct MHD_Response *r;
+		usec_t due;
+	} delayed[AUTH_DELAYED_MAX];
+	unsigned ndelayed;
+	struct task delay_task;
 	uint64_t connections_total;
 	unsigned open_connections, max_connections;
 	/* What the daemon listens on; a settings change moves it (rebind task). */
@@ -357,13 +370,73 @@ static int reply_error_hdr(struct web_request *rq, unsigned status, json_t *o, c
 	return reply_owned_hdr(rq, status, "application/json", text, strlen(text), hname, hvalue);
 }
 
+static void rearm(struct web *w);
+
+/* Queues the held answers that are due (all with `all`), resumes their
+ * connections and has libmicrohttpd run again to send them. */
+static void delayed_flush(struct web *w, usec_t now, bool all)
+{
+	unsigned k = 0;
+
+	while (k < w->ndelayed && (all || w->delayed[k].due <= now)) {
+		struct delayed_reply *d = &w->delayed[k++];
+		MHD_queue_response(d->c, 429, d->r);
+		MHD_destroy_response(d->r);
+		MHD_resume_connection(d->c);
+	}
+	if (!k)
+		return;
+	w->ndelayed -= k;
+	memmove(w->delayed, w->delayed + k, w->ndelayed * sizeof(w->delayed[0]));
+	if (w->ndelayed)
+		loop_task_add(w->loop, &w->delay_task, w->delayed[0].due);
+	w->kick = true;
+}
+
+static int on_delay(struct task *t, usec_t now)
+{
+	struct web *w = container_of(t, struct web, delay_task);
+
+	delayed_flush(w, now, false);
+	if (w->d)
+		rearm(w);
+	return 0;
+}
+
+/* 429 for a wrong token from a limited address, AUTH_DELAY late (at once
+ * when AUTH_DELAYED_MAX answers are already held). */
 static int reply_retry_later(struct web_request *rq)
 {
-	char after[16];
+	struct web *w = rq->web;
+	char after[16], *text;
+	json_t *o = json_pack("{s:s}", "error", "too many wrong tokens from this address: retry "
+			      "later (the right token is always accepted)");
+	struct MHD_Response *r;
+
 	snprintf(after, sizeof(after), "%d", AUTH_RETRY_S);
-	return reply_error_hdr(rq, 429, json_pack("{s:s}", "error",
-		"too many wrong tokens from this address: retry later (the right token is always "
-		"accepted)"), MHD_HTTP_HEADER_RETRY_AFTER, after);
+	if (w->ndelayed == AUTH_DELAYED_MAX)
+		return reply_error_hdr(rq, 429, o, MHD_HTTP_HEADER_RETRY_AFTER, after);
+	text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!text)
+		return MHD_NO;
+	r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, after);
+	for (size_t i = 0; i < ARRAY_SIZE(security_headers); i++)
+		MHD_add_response_header(r, security_headers[i][0], security_headers[i][1]);
+	count_request(w, rq->route, 429);
+	MHD_suspend_connection(rq->conn);
+	w->delayed[w->ndelayed++] = (struct delayed_reply){
+		.c = rq->conn, .r = r, .due = now_usec() + AUTH_DELAY };
+	if (w->ndelayed == 1)
+		loop_task_add(w->loop, &w->delay_task, w->delayed[0].due);
+	return MHD_YES;
 }
 
 /* ---- Host check --------------------------------------------------------- */
@@ -1502,8 +1575,11 @@ static int on_rebind(struct task *t, usec_t now)
 	}
 	loop_io_del(w->loop, &w->io);
 	loop_task_cancel(w->loop, &w->timer);
-	/* MHD refuses to stop with connections suspended: the UI lets go. */
+	/* MHD refuses to stop with connections suspended: the UI lets go, and
+	 * the held 429s go out now. */
 	webui_daemon_closing(w->egw->webui);
+	delayed_flush(w, 0, true);
+	loop_task_cancel(w->loop, &w->delay_task);
 	MHD_stop_daemon(old); /* its connections close; on_connection forgets them */
 	w->open_connections = 0;
 	w->at_limit = false;
@@ -1560,6 +1636,8 @@ int web_new(struct egw *e, struct web **ret)
 	w->deadline.idx = SCHED_NOT_QUEUED;
 	w->rebind = (struct task){ .name = "http-rebind", .run = on_rebind, .prio = 1 };
 	w->rebind.idx = SCHED_NOT_QUEUED;
+	w->delay_task = (struct task){ .name = "http-delay", .run = on_delay, .prio = 1 };
+	w->delay_task.idx = SCHED_NOT_QUEUED;
 	web_apply_settings(w);
 	w->max_connections = maxc;
 	w->bound = sin;
@@ -1598,6 +1676,8 @@ void web_free(struct web *w)
 	loop_task_cancel(w->loop, &w->timer);
 	loop_task_cancel(w->loop, &w->deadline);
 	loop_task_cancel(w->loop, &w->rebind);
+	loop_task_cancel(w->loop, &w->delay_task);
+	delayed_flush(w, 0, true);
 	if (w->d)
 		MHD_stop_daemon(w->d);
 	while (w->conns) {  /* closed without a notice */

@@ -14,7 +14,8 @@
  * anything needs "Authorization: Bearer <token>" (<state-dir>/api-token);
  * the token is checked first, in constant time, and the right one is always
  * accepted; a missing or wrong token -> 401 JSON, and after 10 failures
- * from one address within 10 s that address's wrong tokens get 429.
+ * from one address within 10 s that address's wrong tokens get 429, 1 s
+ * late (the connection suspended meanwhile).
  *
  * Every request's Host must be one of the gateway's own names (an IP
  * literal, localhost, the host name, a name public DNS cannot serve: one

@@ -164,6 +164,44 @@ class Hardening(unittest.TestCase):
         self.assertEqual(T.get_json(g.port, "/api/hello")["message"], "Hello from egw")
         self.assertNotIn("Address already in use", g.output())
 
+    def test_held_wrong_token_answers_at_rebind_and_stop(self):
+        """Wrong tokens from a limited address are answered a second late
+        (their connections suspended); a listener move and a stop meanwhile
+        end them at once, and egwd goes on or exits cleanly (also under
+        ASan)."""
+        g = self.start()
+        bad = {"Authorization": "Bearer " + "9" * 64}
+        for _ in range(10):
+            T.http(g.port, "POST", "/api/settings", body={}, headers=bad)
+        for action in ("rebind", "stop"):
+            out = []
+
+            def wrong():
+                try:
+                    out.append(T.http(g.port, "POST", "/api/settings", body={}, headers=bad,
+                                      timeout=5)[0])
+                except OSError as e:
+                    out.append(e)
+            ths = [threading.Thread(target=wrong) for _ in range(5)]
+            for th in ths:
+                th.start()
+            time.sleep(0.3)  # held
+            if action == "rebind":
+                st, o = T.http_json(g.port, "POST", "/api/settings",
+                                    body={"http": {"max_connections": 30}}, headers=g.auth())
+                self.assertEqual(st, 200, o)
+            else:
+                self.assertEqual(g.stop(), 0, g.output()[-3000:])
+            for th in ths:
+                th.join(10)
+            self.assertEqual(len(out), 5)
+            if action == "rebind":
+                # a move closes the old listener's connections, these too
+                self.assertTrue(all(o == 429 or isinstance(o, OSError) for o in out), out)
+                T.wait_until(lambda: T.get_json(g.port, "/api/state")["http"]
+                             ["max_connections"] == 30, timeout=5, what="rebind")
+                self.assertEqual(T.get_json(g.port, "/api/hello")["message"], "Hello from egw")
+
     # -- DNS rebinding ----------------------------------------------------------
 
     def test_host_check_against_dns_rebinding(self):

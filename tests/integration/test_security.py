@@ -191,17 +191,22 @@ class SecurityTest(unittest.TestCase):
             m, p = table[i % len(table)]
             st, _, _ = T.http(g.port, m, p, body={}, headers={"Authorization": f"Bearer {i:064x}"})
             self.assertEqual(st, 401, f"attempt {i} on {m} {p}")
-        # the 11th wrong attempt, on any route: 429 with Retry-After
+        # the 11th wrong attempt, on any route: 429 with Retry-After, a
+        # second late (guessing is slowed)
         for m, p in table[:3]:
+            t0 = time.monotonic()
             st, hdrs, _ = T.http(g.port, m, p, body={"harvest": {"poll_interval_ms": 777}},
                                  headers={"Authorization": "Bearer " + "e" * 64})
             self.assertEqual(st, 429, f"{m} {p} not rate limited")
             self.assertIn("retry-after", hdrs)
+            self.assertGreater(time.monotonic() - t0, 0.8)
         self.assertEqual(g.get("/api/settings"), st0)
-        # the right token from the same address, at once: accepted
+        # the right token from the same address, at once: accepted, not slowed
+        t0 = time.monotonic()
         st, _, body = T.http(g.port, "POST", "/api/settings",
                              body={"harvest": {"poll_interval_ms": 777}}, headers=g.auth())
         self.assertEqual(st, 200, body[:200])
+        self.assertLess(time.monotonic() - t0, 0.5)
         # reading stays open while limited
         self.assertEqual(T.http(g.port, "GET", "/api/hello")[0], 200)
         # the limit is per client address: another client (127.0.0.2 reaches
