@@ -501,8 +501,8 @@ class Hardening(unittest.TestCase):
         stall = time.monotonic() - t0
         self.assertEqual(st, 200)
         grown = rss_kb(g.pid) - before
-        # read them all together (a response larger than the socket buffers
-        # goes on in steps to a slow reader; see RELIABILITY.md)
+        # read them all together (with a receive buffer shrunk after the
+        # connect, TCP itself goes on by zero-window probes, 8 KiB per 0.2 s)
         bufs = {s: b"" for s in socks}
         bodies = []
         deadline = time.monotonic() + 30
