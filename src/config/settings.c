@@ -68,6 +68,10 @@ static const struct skey schema[] = {
 	{ "http.max_connections", ST_INT, 64, .min = 1, .max = 4096 },
 	{ "http.port", ST_INT, 5000, .min = 1, .max = 65535 },
 	{ "http.request_timeout_s", ST_INT, 10, .min = 1, .max = 3600 },
+	{ "http.tls", ST_BOOL, 1 },
+	{ "http.tls_cert", ST_STR, .def_str = "" },  /* "": <state-dir>/https-cert.pem */
+	{ "http.tls_key", ST_STR, .def_str = "" },   /* "": <state-dir>/https-key.pem */
+	{ "http.tls_port", ST_INT, 5443, .min = 1, .max = 65535 },
 	{ "log_level", ST_ENUM, .def_str = "info", .values = log_levels },
 	{ "memory.trim_interval_s", ST_INT, 600, .min = 0, .max = 86400 },
 	{ "modbus.min_gap_ms", ST_INT, 0, .min = 0, .max = 10000 },

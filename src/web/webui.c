@@ -163,7 +163,7 @@ struct webui {
 	struct task watch;           /* backend and store health -> notifications */
 	uint64_t up_failed, up_ok;
 	struct task kick;            /* runs MHD once more after resuming connections */
-	struct MHD_Daemon *daemon;
+	struct MHD_Daemon *daemons[2]; /* of resumed connections: the plain and the TLS listener */
 	unsigned kicks;              /* consecutive re-kicks */
 	struct live_conn *live;
 	struct raw_op *raw;
@@ -297,12 +297,13 @@ static void resume(struct webui *u, struct MHD_Connection *conn)
 	const union MHD_ConnectionInfo *ci;
 
 	MHD_resume_connection(conn);
-	if (!u->daemon) {
-		ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
-		if (ci)
-			u->daemon = ci->daemon;
-	}
-	if (u->daemon && !sched_queued(&u->kick))
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
+	for (unsigned i = 0; ci && i < ARRAY_SIZE(u->daemons); i++)
+		if (!u->daemons[i] || u->daemons[i] == ci->daemon) {
+			u->daemons[i] = ci->daemon;
+			break;
+		}
+	if (u->daemons[0] && !sched_queued(&u->kick))
 		loop_task_add(u->e->loop, &u->kick, loop_now(u->e->loop));
 }
 
@@ -312,17 +313,19 @@ static int on_kick(struct task *t, usec_t now)
 	MHD_UNSIGNED_LONG_LONG ms = 1;
 	bool pending = false;
 
-	if (!u->daemon)
+	if (!u->daemons[0])
 		return 0;
-	MHD_run(u->daemon);
+	for (unsigned i = 0; i < ARRAY_SIZE(u->daemons) && u->daemons[i]; i++)
+		MHD_run(u->daemons[i]);
 	/* A resumed connection may only be served on a later MHD_run, and data
 	 * taken from a stream may still wait in MHD's buffer (MHD then reports a
 	 * zero timeout): run MHD again, briefly, until both are done.  web.c's
 	 * own timer only looks at MHD's timeout after its own runs. */
 	for (struct live_conn *lc = u->live; lc; lc = lc->next)
 		pending |= lc->resumed;
-	if (MHD_get_timeout(u->daemon, &ms) == MHD_YES && ms == 0)
-		pending = true;
+	for (unsigned i = 0; i < ARRAY_SIZE(u->daemons) && u->daemons[i]; i++)
+		if (MHD_get_timeout(u->daemons[i], &ms) == MHD_YES && ms == 0)
+			pending = true;
 	if (pending && ++u->kicks < 1000)
 		loop_task_add(u->e->loop, &u->kick, now + 50);
 	else
@@ -2224,7 +2227,8 @@ void webui_daemon_closing(struct webui *u)
 	}
 	u->live = NULL;
 	loop_task_cancel(u->e->loop, &u->kick);
-	u->daemon = NULL; /* the next resume looks the new daemon up */
+	/* the next resume looks the daemons up */
+	memset(u->daemons, 0, sizeof(u->daemons));
 }
 
 void webui_free(struct webui *u)

@@ -185,18 +185,21 @@ def get_json(port, path, **kw):
 
 
 class Egwd(Proc):
-    """egwd with a temporary state dir on a free port.
+    """egwd with a temporary state dir on a free port (and a free HTTPS port).
 
     Extra settings: Egwd(tc, set={"harvest.batch_interval_ms": 200, "devices": [...]})
     """
 
     def __init__(self, testcase, state_dir=None, port=None, set=None, args=(), env=None,
-                 wait=True):
+                 wait=True, tls_port=None):
         self.state_dir = state_dir or tempdir(testcase)
         self.port = port or free_port()
+        self.tls_port = tls_port or free_port()
+        while self.tls_port == self.port:
+            self.tls_port = free_port()
         argv = [binary("egwd"), "--port", self.port, "--state-dir", self.state_dir]
         # Tests listen on loopback only (egwd's default is every interface).
-        set = dict({"http.bind": "127.0.0.1"}, **(set or {}))
+        set = dict({"http.bind": "127.0.0.1", "http.tls_port": self.tls_port}, **(set or {}))
         for k, v in set.items():
             if not isinstance(v, str):
                 v = json.dumps(v)
