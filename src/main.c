@@ -299,10 +299,11 @@ static int init_token(struct egw *e)
 		log_error("main", "API token %s/api-token: %s", e->state_dir, egw_strerror(r));
 		return r;
 	}
-	/* Printed once, at creation only. */
+	/* Where it is, never the token itself: stderr ends up in the journal
+	 * and in docker logs, which others may read. */
 	if (created)
-		fprintf(stderr, "egwd: created API token %s (stored in %s/api-token, mode 0600)\n",
-			e->token, e->state_dir);
+		fprintf(stderr, "egwd: created the API token in %s/api-token (mode 0600); "
+			"read it there to sign in to the web UI\n", e->state_dir);
 	return 0;
 }
 

@@ -528,8 +528,8 @@ function pageDevices() {
     ev.preventDefault();
     clearTimeout(scanTimer);
     try {
-      const q = "?hosts=" + encodeURIComponent(hosts.value) + "&ports=" + encodeURIComponent(ports.value);
-      showScan((await api("GET", "/api/device/scan" + q)).scan);
+      /* POST with the token: a scan reaches the network; GET only reads results */
+      showScan((await api("POST", "/api/device/scan", { hosts: hosts.value, ports: ports.value })).scan);
     } catch (err) { showMsg(scanOut, "error", err.message); }
   } }, h("label", null, "hosts", hosts), h("label", null, "ports", ports), h("button", { type: "submit" }, "Scan"),
     h("button", { type: "button", onclick: () => { hosts.value = "local"; } }, "this gateway's networks"));
@@ -575,10 +575,10 @@ function pageDevice(id) {
   rform.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const e = rform.elements;
-    const q = new URLSearchParams({ device: id, fc: e.fc.value, address: e.address.value, count: e.count.value,
-      type: e.type.value, order: e.order.value, scale: e.scale.value });
+    const q = { device: id, fc: Number(e.fc.value), address: Number(e.address.value), count: Number(e.count.value),
+      type: e.type.value, order: e.order.value, scale: Number(e.scale.value) };
     try {
-      const r = await api("GET", "/api/inverter/modbus?" + q);
+      const r = await api("POST", "/api/inverter/modbus/read", q);
       out.replaceChildren(h("dl", { class: "kv" },
         h("dt", null, "raw"), h("dd", { id: "raw-words" }, (r.raw || []).map((w) => w + " (0x" + w.toString(16).padStart(4, "0") + ")").join(", ")),
         h("dt", null, "value"), h("dd", { id: "raw-value" }, Array.isArray(r.values) ? r.values.map((v) => v === null ? "unavailable" : String(v)).join(", ") : String(r.value))));

@@ -32,7 +32,16 @@
 #define AUTH_WINDOW_MS 10000
 #define AUTH_MAX_FAILURES 10   /* per client address, within the window */
 #define AUTH_PEERS 32          /* client addresses tracked (least recent evicted) */
-#define AUTH_MAX_FAILURES_ALL 100 /* all addresses together, within the window */
+#define AUTH_RETRY_S 10        /* Retry-After of a 429 */
+/* A limited address's wrong tokens are answered this late: with one client
+ * address holding at most three quarters of the connections, that bounds
+ * its guesses to about that many a second (thousands before). */
+#define AUTH_DELAY (1 * USEC_PER_SEC)
+#define AUTH_DELAYED_MAX 64    /* answers held at once; past that, at once */
+/* Under pressure (three quarters of the connections taken) a request must
+ * be complete within this of its connection's start or its previous answer:
+ * idle keep-alive sockets and slow senders make room for others. */
+#define PRESSURE_TIMEOUT (1 * USEC_PER_SEC)
 
 /* ---- routes ----------------------------------------------------------- */
 
@@ -62,8 +71,10 @@ static const struct web_route routes[] = {
 	{ "DELETE", "/api/device", webui_h_device_delete, true },
 	{ "GET", "/api/device/supported", webui_h_supported, false },
 	{ "GET", "/api/device/scan", webui_h_scan, false },
+	{ "POST", "/api/device/scan", webui_h_scan_post, true },
 	{ "GET", "/api/inverter/modbus", webui_h_modbus_get, false },
 	{ "POST", "/api/inverter/modbus", webui_h_modbus_post, true },
+	{ "POST", "/api/inverter/modbus/read", webui_h_modbus_read, true },
 	{ "GET", "/api/notification", webui_h_notes_get, false },
 	{ "DELETE", "/api/notification/*", webui_h_notes_delete, true },
 	{ "GET", "/api/frequency", webui_h_frequency, false },
@@ -89,7 +100,7 @@ const struct web_route *web_routes(size_t *ret_n)
 
 /* Status codes counted per route; anything else is counted as "other". */
 static const unsigned counted_codes[] = {
-	200, 201, 204, 304, 400, 401, 403, 404, 405, 413, 429, 431, 500, 503,
+	200, 201, 202, 204, 304, 400, 401, 403, 404, 405, 413, 421, 429, 431, 500, 503,
 };
 #define NCODES ARRAY_SIZE(counted_codes)
 
@@ -112,6 +123,10 @@ struct web {
 	struct loop_io io;
 	struct task timer;
 	struct MHD_Response *hello;     /* shared, queued many times */
+	/* GET /api/settings: one serialized copy for every request until the
+	 * settings change (settings_gen), not one per request. */
+	struct MHD_Response *settings_resp;
+	uint64_t settings_gen;
 
 	size_t max_body;
 	unsigned timeout_s;
@@ -122,18 +137,26 @@ struct web {
 	unsigned nmetrics;
 
 	uint64_t requests[NROUTES + 1][NCODES + 1];
-	/* Failed token attempts: a ring per client address, so that one
-	 * client guessing does not lock the others out, and one ring for all
-	 * addresses together, which bounds a client that changes address. */
+	/* Failed token attempts: a ring per client address.  Only wrong
+	 * tokens are ever refused by it (429 instead of 401): the right token
+	 * is checked first and always passes, so no one can lock the owner out,
+	 * and there is no limit over all addresses that one client could fill.
+	 * What stops guessing is the token's 256 bits; this only slows it. */
 	struct auth_peer {
 		uint8_t addr[16];  /* IPv4 as ::ffff:a.b.c.d */
 		int64_t last_ms;   /* 0: free slot */
 		int64_t fail_ms[AUTH_MAX_FAILURES];
 		unsigned next;
 	} auth_peers[AUTH_PEERS];
-	int64_t auth_all_ms[AUTH_MAX_FAILURES_ALL];
-	unsigned auth_all_next;
 	uint64_t auth_failures, auth_limited;
+	/* 429 answers held back (their connections suspended), oldest first */
+	struct delayed_reply {
+		struct MHD_Connection *c;
+		struct MHD_Response *r;
+		usec_t due;
+	} delayed[AUTH_DELAYED_MAX];
+	unsigned ndelayed;
+	struct task delay_task;
 	uint64_t connections_total;
 	unsigned open_connections, max_connections;
 	/* What the daemon listens on; a settings change moves it (rebind task). */
@@ -254,14 +277,34 @@ static void count_request(struct web *w, unsigned route, unsigned status)
 	w->requests[route <= NROUTES ? route : ROUTE_UNMATCHED][c]++;
 }
 
+/* On every answer egwd gives, the UI, the status page, errors and streams
+ * alike: nothing of it runs in a frame or from another origin, and no type
+ * is guessed.  (libmicrohttpd's own answers to broken requests, e.g. a 400
+ * for a bad request line or a 431, are written inside it without a hook; they
+ * carry a fixed HTML text and no data.) */
+static const char *const security_headers[][2] = {
+	{ "Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+	  "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+	  "frame-ancestors 'none'" },
+	{ "X-Content-Type-Options", "nosniff" },
+	{ "X-Frame-Options", "DENY" },
+	{ "Referrer-Policy", "no-referrer" },
+};
+
 int web_reply_response(struct web_request *rq, unsigned status, struct MHD_Response *resp)
 {
+	/* A shared response (hello, settings) gets them once; one with a
+	 * stricter policy of its own (the UI assets) keeps it. */
+	for (size_t i = 0; i < ARRAY_SIZE(security_headers); i++)
+		if (!MHD_get_response_header(resp, security_headers[i][0]))
+			MHD_add_response_header(resp, security_headers[i][0], security_headers[i][1]);
 	count_request(rq->web, rq->route, status);
 	return MHD_queue_response(rq->conn, status, resp);
 }
 
-static int reply_owned(struct web_request *rq, unsigned status, const char *type, char *data,
-		       size_t len)
+/* Answers data (malloc'd, taken) with one extra header when hname is set. */
+static int reply_owned_hdr(struct web_request *rq, unsigned status, const char *type, char *data,
+			   size_t len, const char *hname, const char *hvalue)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
 	int ret;
@@ -271,12 +314,19 @@ static int reply_owned(struct web_request *rq, unsigned status, const char *type
 	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
 	if (status == MHD_HTTP_UNAUTHORIZED)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	if (hname)
+		MHD_add_response_header(r, hname, hvalue);
 	ret = web_reply_response(rq, status, r);
 	MHD_destroy_response(r);
 	return ret;
+}
+
+static int reply_owned(struct web_request *rq, unsigned status, const char *type, char *data,
+		       size_t len)
+{
+	return reply_owned_hdr(rq, status, type, data, len, NULL, NULL);
 }
 
 int web_reply_data(struct web_request *rq, unsigned status, const char *content_type,
@@ -310,6 +360,185 @@ int web_reply_error(struct web_request *rq, unsigned status, const char *msg, co
 	if (o && field && *field)
 		json_object_set_new(o, "field", json_string(field));
 	return web_reply_json(rq, status, o);
+}
+
+/* A JSON error with one extra header (Allow, Retry-After). */
+static int reply_error_hdr(struct web_request *rq, unsigned status, json_t *o, const char *hname,
+			   const char *hvalue)
+{
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!text)
+		return MHD_NO;
+	return reply_owned_hdr(rq, status, "application/json", text, strlen(text), hname, hvalue);
+}
+
+static void rearm(struct web *w);
+
+/* Queues the held answers that are due (all with `all`), resumes their
+ * connections and has libmicrohttpd run again to send them. */
+static void delayed_flush(struct web *w, usec_t now, bool all)
+{
+	unsigned k = 0;
+
+	while (k < w->ndelayed && (all || w->delayed[k].due <= now)) {
+		struct delayed_reply *d = &w->delayed[k++];
+		MHD_queue_response(d->c, 429, d->r);
+		MHD_destroy_response(d->r);
+		MHD_resume_connection(d->c);
+	}
+	if (!k)
+		return;
+	w->ndelayed -= k;
+	memmove(w->delayed, w->delayed + k, w->ndelayed * sizeof(w->delayed[0]));
+	if (w->ndelayed)
+		loop_task_add(w->loop, &w->delay_task, w->delayed[0].due);
+	w->kick = true;
+}
+
+static int on_delay(struct task *t, usec_t now)
+{
+	struct web *w = container_of(t, struct web, delay_task);
+
+	delayed_flush(w, now, false);
+	if (w->d)
+		rearm(w);
+	return 0;
+}
+
+/* 429 for a wrong token from a limited address, AUTH_DELAY late (at once
+ * when AUTH_DELAYED_MAX answers are already held). */
+static int reply_retry_later(struct web_request *rq)
+{
+	struct web *w = rq->web;
+	char after[16], *text;
+	json_t *o = json_pack("{s:s}", "error", "too many wrong tokens from this address: retry "
+			      "later (the right token is always accepted)");
+	struct MHD_Response *r;
+
+	snprintf(after, sizeof(after), "%d", AUTH_RETRY_S);
+	if (w->ndelayed == AUTH_DELAYED_MAX)
+		return reply_error_hdr(rq, 429, o, MHD_HTTP_HEADER_RETRY_AFTER, after);
+	text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!text)
+		return MHD_NO;
+	r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, after);
+	for (size_t i = 0; i < ARRAY_SIZE(security_headers); i++)
+		MHD_add_response_header(r, security_headers[i][0], security_headers[i][1]);
+	count_request(w, rq->route, 429);
+	MHD_suspend_connection(rq->conn);
+	w->delayed[w->ndelayed++] = (struct delayed_reply){
+		.c = rq->conn, .r = r, .due = now_usec() + AUTH_DELAY };
+	if (w->ndelayed == 1)
+		loop_task_add(w->loop, &w->delay_task, w->delayed[0].due);
+	return MHD_YES;
+}
+
+/* ---- Host check --------------------------------------------------------- */
+
+static bool port_suffix_ok(const char *s)
+{
+	size_t n;
+
+	if (!*s)
+		return true;
+	if (*s++ != ':')
+		return false;
+	n = strspn(s, "0123456789");
+	return n >= 1 && n <= 5 && !s[n];
+}
+
+static bool name_is(const char *a, size_t n, const char *b)
+{
+	size_t m = strlen(b);
+
+	if (m && b[m - 1] == '.')
+		m--;
+	return m == n && strncasecmp(a, b, n) == 0;
+}
+
+/* A name public DNS cannot answer for, so no page on the internet can make
+ * it resolve here: one label ("raspberrypi", found through the LAN's own
+ * resolver), or under .local (mDNS), .home.arpa or .internal.  This is what
+ * the gateway is reached by when its own host name is not known to it (in a
+ * container the host name is the container's). */
+static bool name_is_local(const char *host, size_t n)
+{
+	static const char *const suffixes[] = { ".local", ".home.arpa", ".internal" };
+
+	for (size_t i = 0; i < n; i++)
+		if (!((host[i] >= 'a' && host[i] <= 'z') || (host[i] >= 'A' && host[i] <= 'Z') ||
+		      (host[i] >= '0' && host[i] <= '9') || host[i] == '-' || host[i] == '.'))
+			return false;
+	if (!memchr(host, '.', n))
+		return true;
+	for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
+		size_t k = strlen(suffixes[i]);
+		if (n > k && strncasecmp(host + n - k, suffixes[i], k) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Against DNS rebinding: a page from attacker.example whose name is then
+ * made to resolve to this gateway reads it as its own origin, but its
+ * requests still say Host: attacker.example.  So only names that are this
+ * gateway's are answered: an IP literal (a.b.c.d, [v6]), localhost, the
+ * machine's host name, a local name (name_is_local: <host name>.local among
+ * them), and http.allowed_hosts; each with an optional :port.  A request
+ * without Host (HTTP/1.0) is no browser's and passes. */
+static bool host_allowed(const struct web *w, const char *host)
+{
+	char buf[INET6_ADDRSTRLEN + 1], hn[256];
+	const char *colon;
+	const json_t *allowed, *e;
+	struct in6_addr a6;
+	size_t n, i;
+
+	if (!host)
+		return true;
+	if (host[0] == '[') {
+		const char *end = strchr(host, ']');
+		if (!end || (size_t)(end - host - 1) >= sizeof(buf))
+			return false;
+		memcpy(buf, host + 1, (size_t)(end - host - 1));
+		buf[end - host - 1] = 0;
+		return inet_pton(AF_INET6, buf, &a6) == 1 && port_suffix_ok(end + 1);
+	}
+	colon = strchr(host, ':');
+	n = colon ? (size_t)(colon - host) : strlen(host);
+	if (colon && !port_suffix_ok(colon))
+		return false;
+	if (n && host[n - 1] == '.') /* "localhost." is localhost */
+		n--;
+	if (n == 0)
+		return false;
+	if (n < sizeof(buf)) {
+		memcpy(buf, host, n);
+		buf[n] = 0;
+		if (inet_pton(AF_INET, buf, &a6) == 1)
+			return true;
+	}
+	if (name_is(host, n, "localhost") || name_is_local(host, n))
+		return true;
+	if (gethostname(hn, sizeof(hn)) == 0) {
+		hn[sizeof(hn) - 1] = 0;
+		if (hn[0] && name_is(host, n, hn))
+			return true;
+	}
+	allowed = settings_get_json(w->egw->settings, "http.allowed_hosts");
+	json_array_foreach(allowed, i, e)
+		if (json_is_string(e) && name_is(host, n, json_string_value(e)))
+			return true;
+	return false;
 }
 
 /* ---- token ------------------------------------------------------------ */
@@ -387,8 +616,7 @@ bool web_token_ok(const char *token, const char *authorization)
 	return same && n == WEB_TOKEN_HEX && strlen(token) == WEB_TOKEN_HEX;
 }
 
-/* The client's address as 16 bytes (IPv4 mapped into IPv6). */
-static void peer_key(struct MHD_Connection *c, uint8_t key[16])
+void web_peer_key(struct MHD_Connection *c, uint8_t key[16])
 {
 	const union MHD_ConnectionInfo *ci =
 	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -421,15 +649,12 @@ static struct auth_peer *auth_peer_find(struct web *w, const uint8_t key[16])
 	return NULL;
 }
 
-/* 10 failures from one address within 10 s lock token-protected routes for
- * that address, 100 from all addresses together lock them for everyone,
- * until the oldest failure leaves the window. */
+/* 10 failures from one address within 10 s: that address's wrong tokens
+ * get 429 until the oldest failure leaves the window. */
 static bool auth_limited(struct web *w, const uint8_t key[16], int64_t now_ms)
 {
 	struct auth_peer *p = auth_peer_find(w, key);
 
-	if (recent(w->auth_all_ms, AUTH_MAX_FAILURES_ALL, now_ms) >= AUTH_MAX_FAILURES_ALL)
-		return true;
 	return p && recent(p->fail_ms, AUTH_MAX_FAILURES, now_ms) >= AUTH_MAX_FAILURES;
 }
 
@@ -438,8 +663,6 @@ static void auth_failed(struct web *w, const uint8_t key[16], int64_t now_ms)
 	struct auth_peer *p = auth_peer_find(w, key);
 
 	w->auth_failures++;
-	w->auth_all_ms[w->auth_all_next] = now_ms;
-	w->auth_all_next = (w->auth_all_next + 1) % AUTH_MAX_FAILURES_ALL;
 	if (!p) { /* a free slot, else the address heard from least recently */
 		p = &w->auth_peers[0];
 		for (unsigned i = 1; i < AUTH_PEERS && p->last_ms; i++)
@@ -576,7 +799,31 @@ static int h_name(struct web_request *rq) { return h_section(rq, "name"); }
 
 static int h_settings_get(struct web_request *rq)
 {
-	return web_reply_json(rq, 200, settings_to_json(rq->egw->settings, true));
+	struct web *w = rq->web;
+	uint64_t gen = settings_generation(rq->egw->settings);
+
+	if (!w->settings_resp || w->settings_gen != gen) {
+		json_t *doc = settings_to_json(rq->egw->settings, true);
+		char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+		struct MHD_Response *r;
+
+		json_decref(doc);
+		if (!text)
+			return web_reply_error(rq, 500, "out of memory", NULL);
+		r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+		if (!r) {
+			free(text);
+			return web_reply_error(rq, 500, "out of memory", NULL);
+		}
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+		/* Answers still being sent keep the old copy until they are done. */
+		if (w->settings_resp)
+			MHD_destroy_response(w->settings_resp);
+		w->settings_resp = r;
+		w->settings_gen = gen;
+	}
+	return web_reply_response(rq, 200, w->settings_resp);
 }
 
 static int h_settings_post(struct web_request *rq)
@@ -980,6 +1227,11 @@ static int dispatch(struct web *w, struct MHD_Connection *c, const char *url, co
 	char allow[64] = "";
 	bool path_found = false;
 
+	if (!host_allowed(w, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)))
+		return web_reply_error(&rq, 421, "this gateway does not answer to that Host name: use "
+				       "its IP address, localhost, its host name, or add the name "
+				       "to the http.allowed_hosts setting", "Host");
+
 	for (unsigned i = 0; i < NROUTES; i++) {
 		const struct web_route *r = &routes[i];
 		size_t n = strlen(r->path);
@@ -1001,40 +1253,31 @@ static int dispatch(struct web *w, struct MHD_Connection *c, const char *url, co
 			/* Monotonic: a clock step (NTP at boot) must not lock anyone out. */
 			int64_t now = (int64_t)(now_usec() / 1000);
 			uint8_t peer[16];
-
-			peer_key(c, peer);
-			if (auth_limited(w, peer, now)) {
-				w->auth_limited++;
-				return web_reply_error(&rq, 429, "too many failed token attempts, retry later",
-						       NULL);
-			}
 			const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 								       MHD_HTTP_HEADER_AUTHORIZATION);
-			if (!web_token_ok(w->egw->token, auth)) {
+
+			/* The token first: the right one is never refused. */
+			if (web_token_ok(w->egw->token, auth))
+				return r->handler(&rq);
+			web_peer_key(c, peer);
+			if (auth_limited(w, peer, now)) {
+				w->auth_limited++;
 				auth_failed(w, peer, now);
-				return web_reply_error(&rq, 401, auth ? "wrong token"
-						       : "missing Authorization: Bearer <token>", NULL);
+				return reply_retry_later(&rq);
 			}
+			auth_failed(w, peer, now);
+			return web_reply_error(&rq, 401, auth ? "wrong token"
+					       : "missing Authorization: Bearer <token>", NULL);
 		}
 		return r->handler(&rq);
 	}
 	if (path_found) {
 		json_t *o = json_pack("{s:s,s:s}", "error", "method not allowed", "allow", allow);
-		char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-		json_decref(o);
-		if (!text)
-			return MHD_NO;
-		struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), text,
-									    MHD_RESPMEM_MUST_FREE);
-		if (!resp) {
-			free(text);
-			return MHD_NO;
-		}
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-		int ret = web_reply_response(&rq, 405, resp);
-		MHD_destroy_response(resp);
-		return ret;
+		/* A route that moved from GET to POST says so. */
+		if (o && strcmp(m, "GET") == 0 && strstr(allow, "POST"))
+			json_object_set_new(o, "error", json_string(
+				"method not allowed: this route takes POST (with the token)"));
+		return reply_error_hdr(&rq, 405, o, MHD_HTTP_HEADER_ALLOW, allow);
 	}
 	return web_reply_error(&rq, 404, "no such path", NULL);
 }
@@ -1208,6 +1451,9 @@ static int on_deadline(struct task *t, usec_t now)
 	struct web *w = container_of(t, struct web, deadline);
 	usec_t limit = (usec_t)w->timeout_s * USEC_PER_SEC;
 
+	if (w->open_connections * 4 >= w->max_connections * 3)
+		limit = MIN(limit, PRESSURE_TIMEOUT);
+
 	for (struct conn_ctx *cc = w->conns; cc; cc = cc->next) {
 		if (cc->answered || now - cc->since < limit)
 			continue;
@@ -1242,16 +1488,28 @@ static int wanted(const struct settings *s, struct sockaddr_in *sin, unsigned *m
 	return 0;
 }
 
-static struct MHD_Daemon *start_daemon(struct web *w, const struct sockaddr_in *sin,
-				       unsigned maxc, int *err)
+/* Connections one client address may hold: a quarter of the cap stays
+ * for the others, so one address holding all it may does not lock out the
+ * owner's browser. */
+static unsigned per_address(unsigned maxc)
 {
-	return web_start_daemon(w, sin, maxc, NULL, err);
+	return maxc >= 4 ? maxc - maxc / 4 : maxc;
 }
 
-struct MHD_Daemon *web_start_daemon(struct web *w, const struct sockaddr_in *sin, unsigned maxc,
-				    const struct MHD_OptionItem *tls, int *err)
+/* A daemon on sin, or on the listening socket listen_fd when it is >= 0
+ * (taken from a daemon being replaced: no moment without a listener, and
+ * no "Address already in use" for the same address); with the extra
+ * options tls (NULL: plain HTTP). */
+static struct MHD_Daemon *start_any(struct web *w, const struct sockaddr_in *sin, unsigned maxc,
+				    int listen_fd, const struct MHD_OptionItem *tls, int *err)
 {
 	static const struct MHD_OptionItem none[] = { { MHD_OPTION_END, 0, NULL } };
+	struct MHD_OptionItem where[] = {
+		listen_fd >= 0
+			? (struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET, listen_fd, NULL }
+			: (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, (void *)sin },
+		{ MHD_OPTION_END, 0, NULL },
+	};
 	struct MHD_Daemon *d;
 
 	errno = 0;
@@ -1261,11 +1519,12 @@ struct MHD_Daemon *web_start_daemon(struct web *w, const struct sockaddr_in *sin
 	d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
 			     (tls ? MHD_USE_TLS : MHD_USE_TURBO),
 		0, NULL, NULL, on_request, w,
+		MHD_OPTION_ARRAY, where,
 		MHD_OPTION_ARRAY, tls ? tls : none,
-		MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)sin,
 		/* Not LISTENING_ADDRESS_REUSE 1: that is SO_REUSEPORT, with which
 		 * a second egwd would silently share the port with the first. */
 		MHD_OPTION_CONNECTION_LIMIT, maxc,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_address(maxc),
 		MHD_OPTION_CONNECTION_TIMEOUT, w->timeout_s,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_LIMIT,
 		/* HTTP/1.1 requests need a Host header, and so on */
@@ -1276,6 +1535,18 @@ struct MHD_Daemon *web_start_daemon(struct web *w, const struct sockaddr_in *sin
 	if (!d)
 		*err = errno ? -errno : -EADDRINUSE;
 	return d;
+}
+
+static struct MHD_Daemon *start_daemon(struct web *w, const struct sockaddr_in *sin,
+				       unsigned maxc, int listen_fd, int *err)
+{
+	return start_any(w, sin, maxc, listen_fd, NULL, err);
+}
+
+struct MHD_Daemon *web_start_daemon(struct web *w, const struct sockaddr_in *sin, unsigned maxc,
+				    const struct MHD_OptionItem *tls, int *err)
+{
+	return start_any(w, sin, maxc, -1, tls, err);
 }
 
 /* Puts daemon d in the loop (its epoll fd) and makes it the current one. */
@@ -1307,7 +1578,18 @@ static int on_rebind(struct task *t, usec_t now)
 	if (wanted(w->egw->settings, &sin, &maxc) < 0)
 		return 0;
 	inet_ntop(AF_INET, &sin.sin_addr, addr, sizeof(addr));
-	d = start_daemon(w, &sin, maxc, &err);
+	if (sin.sin_port == w->bound.sin_port && sin.sin_addr.s_addr == w->bound.sin_addr.s_addr) {
+		/* Only the cap changes: the new daemon takes over the socket. */
+		MHD_socket fd = MHD_quiesce_daemon(old);
+		d = fd != MHD_INVALID_SOCKET ? start_daemon(w, &sin, maxc, fd, &err) : NULL;
+		if (!d && fd != MHD_INVALID_SOCKET) {
+			close(fd);
+			/* old listens no more: the address is free for a fresh one */
+			d = start_daemon(w, &sin, maxc, -1, &err);
+		}
+	} else {
+		d = start_daemon(w, &sin, maxc, -1, &err);
+	}
 	if (!d) {
 		w->rebind_err = err;
 		log_error("http", "cannot listen on %s:%u: %s; still on the old address", addr,
@@ -1316,8 +1598,11 @@ static int on_rebind(struct task *t, usec_t now)
 	}
 	loop_io_del(w->loop, &w->io);
 	loop_task_cancel(w->loop, &w->timer);
-	/* MHD refuses to stop with connections suspended: the UI lets go. */
+	/* MHD refuses to stop with connections suspended: the UI lets go, and
+	 * the held 429s go out now. */
 	webui_daemon_closing(w->egw->webui);
+	delayed_flush(w, 0, true);
+	loop_task_cancel(w->loop, &w->delay_task);
 	MHD_stop_daemon(old); /* its connections close; on_connection forgets them */
 	w->open_connections = 0;
 	w->at_limit = false;
@@ -1395,6 +1680,8 @@ int web_new(struct egw *e, struct web **ret)
 	w->deadline.idx = SCHED_NOT_QUEUED;
 	w->rebind = (struct task){ .name = "http-rebind", .run = on_rebind, .prio = 1 };
 	w->rebind.idx = SCHED_NOT_QUEUED;
+	w->delay_task = (struct task){ .name = "http-delay", .run = on_delay, .prio = 1 };
+	w->delay_task.idx = SCHED_NOT_QUEUED;
 	web_apply_settings(w);
 	w->max_connections = maxc;
 	w->bound = sin;
@@ -1407,7 +1694,7 @@ int web_new(struct egw *e, struct web **ret)
 	}
 	MHD_add_response_header(w->hello, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 
-	d = start_daemon(w, &sin, maxc, &r);
+	d = start_daemon(w, &sin, maxc, -1, &r);
 	if (!d)
 		goto err_free;
 	r = attach_daemon(w, d);
@@ -1439,6 +1726,8 @@ void web_free(struct web *w)
 	loop_task_cancel(w->loop, &w->timer);
 	loop_task_cancel(w->loop, &w->deadline);
 	loop_task_cancel(w->loop, &w->rebind);
+	loop_task_cancel(w->loop, &w->delay_task);
+	delayed_flush(w, 0, true);
 	if (w->d)
 		MHD_stop_daemon(w->d);
 	while (w->conns) {  /* closed without a notice */
@@ -1448,5 +1737,7 @@ void web_free(struct web *w)
 	}
 	if (w->hello)
 		MHD_destroy_response(w->hello);
+	if (w->settings_resp)
+		MHD_destroy_response(w->settings_resp);
 	free(w);
 }

@@ -37,6 +37,32 @@
 #define WEBUI_MAX_DEVICES 64
 #define RAW_TIMEOUT (2 * USEC_PER_SEC)
 #define SCAN_TIMEOUT (400 * USEC_PER_MSEC)
+/* Live streams one client address may hold (of SSE_MAX_CLIENTS). */
+#define LIVE_PER_ADDRESS 8
+/* Scans and raw reads reach devices and networks: bounded per client
+ * address and overall, per window. */
+#define SCAN_WINDOW (60 * USEC_PER_SEC)
+#define SCAN_PER_ADDRESS 3
+#define SCAN_ALL 6
+#define READ_WINDOW USEC_PER_SEC
+#define READ_PER_ADDRESS 10
+#define READ_ALL 20
+#define LIMIT_PEERS 16
+
+/* Fixed-window counters: at most per_addr requests from one address and at
+ * most `all` together in each window.  The addresses tracked are bounded:
+ * the one whose window started first is forgotten for a new one. */
+struct limiter {
+	usec_t window;
+	unsigned per_addr, all;
+	usec_t all_start;
+	unsigned all_n;
+	struct limit_peer {
+		uint8_t addr[16];
+		usec_t start;       /* 0: free */
+		unsigned n;
+	} peers[LIMIT_PEERS];
+};
 
 /* Poll cycle latency buckets (seconds) for /metrics. */
 static const double lat_bounds[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5 };
@@ -63,6 +89,7 @@ struct live_conn {
 	struct MHD_Connection *conn;
 	struct sse_client *client;
 	struct live_conn *next;
+	uint8_t peer[16];            /* the client's address (web_peer_key) */
 	bool resumed;                /* woken, not yet served by MHD */
 	char pre[256];               /* sent before the stream */
 	size_t pre_len, pre_off;
@@ -153,9 +180,43 @@ struct webui {
 	char mqtt_sig[1536];         /* the MQTT settings mqtt was started with */
 	uint64_t raw_writes, raw_reads, raw_refused;
 	struct scan scan;
+	struct limiter scan_limit, read_limit;
 };
 
 /* ---- small helpers ------------------------------------------------------ */
+
+/* Counts one request from the client of rq; false when over a limit. */
+static bool limiter_take(struct limiter *l, struct web_request *rq, usec_t now)
+{
+	struct limit_peer *p = NULL;
+	uint8_t key[16];
+
+	web_peer_key(rq->conn, key);
+	if (now - l->all_start >= l->window) {
+		l->all_start = now;
+		l->all_n = 0;
+	}
+	for (unsigned i = 0; i < LIMIT_PEERS && !p; i++)
+		if (l->peers[i].start && memcmp(l->peers[i].addr, key, 16) == 0)
+			p = &l->peers[i];
+	if (!p) {
+		p = &l->peers[0];
+		for (unsigned i = 1; i < LIMIT_PEERS && p->start; i++)
+			if (l->peers[i].start < p->start)
+				p = &l->peers[i];
+		*p = (struct limit_peer){ .start = now };
+		memcpy(p->addr, key, 16);
+	}
+	if (now - p->start >= l->window) {
+		p->start = now;
+		p->n = 0;
+	}
+	if (p->n >= l->per_addr || l->all_n >= l->all)
+		return false;
+	p->n++;
+	l->all_n++;
+	return true;
+}
 
 static struct webui *U(struct web_request *rq)
 {
@@ -419,6 +480,15 @@ int webui_h_live(struct web_request *rq)
 	lc = calloc(1, sizeof(*lc));
 	if (!lc)
 		return web_reply_error(rq, 500, "out of memory", NULL);
+	web_peer_key(rq->conn, lc->peer);
+	unsigned mine = 0;
+	for (struct live_conn *o = u->live; o; o = o->next)
+		mine += memcmp(o->peer, lc->peer, 16) == 0;
+	if (mine >= LIVE_PER_ADDRESS) {
+		/* the rest of the streams stay for other addresses */
+		free(lc);
+		return web_reply_error(rq, 429, "too many live streams from this address", NULL);
+	}
 	if (sse_client_attach(u->hub, live_wake, lc, &lc->client) < 0) {
 		free(lc);
 		return web_reply_error(rq, 503, "too many live clients", NULL);
@@ -1069,54 +1139,108 @@ static const char *default_device(struct egw *e)
 
 int webui_h_modbus_get(struct web_request *rq)
 {
+	return web_reply_error(rq, 405, "raw reads are POST /api/inverter/modbus/read with the "
+	                       "token and a JSON body {device, fc, address, count, type, order, "
+	                       "scale}", NULL);
+}
+
+/* An optional integer member of o in [min, max] (*ret unchanged when absent).
+ * Returns 0 or -EINVAL. */
+static int opt_uint(const json_t *o, const char *key, unsigned long min, unsigned long max,
+                    unsigned long *ret)
+{
+	const json_t *v = json_object_get(o, key);
+
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < (json_int_t)min ||
+	    json_integer_value(v) > (json_int_t)max)
+		return -EINVAL;
+	*ret = (unsigned long)json_integer_value(v);
+	return 0;
+}
+
+int webui_h_modbus_read(struct web_request *rq)
+{
 	struct webui *u = U(rq);
-	const char *device = query(rq, "device"), *s;
 	const struct type_name *tn = &type_names[0];
-	unsigned long fc = 3, addr, count;
+	unsigned long fc = 3, addr = 65536, count;
 	enum word_order order = WO_BIG;
 	double scale = 1;
 	struct mb_client *client;
 	struct raw_op *op;
-	char err[160];
+	const json_t *v;
+	const char *device, *s;
+	char err[160], who[64];
 	uint8_t unit;
 	int status, r;
+	json_t *o;
 
-	if (!device)
-		device = default_device(rq->egw);
-	if (!device)
+	o = body_json(rq, err, sizeof(err));
+	if (!o)
+		return web_reply_error(rq, 400, err, "body");
+	v = json_object_get(o, "device");
+	if (v && !json_is_string(v)) {
+		json_decref(o);
+		return web_reply_error(rq, 400, "device: a device id (string)", "device");
+	}
+	device = v ? json_string_value(v) : default_device(rq->egw);
+	if (!device) {
+		json_decref(o);
 		return web_reply_error(rq, 400, "device: required (a device id)", "device");
-	if ((s = query(rq, "fc")) && parse_uint(s, 3, 4, &fc) < 0)
+	}
+	if (opt_uint(o, "fc", 3, 4, &fc) < 0) {
+		json_decref(o);
 		return web_reply_error(rq, 400, "fc: must be 3 (holding) or 4 (input)", "fc");
-	if (parse_uint(query(rq, "address"), 0, 65535, &addr) < 0)
+	}
+	if (opt_uint(o, "address", 0, 65535, &addr) < 0 || addr > 65535) {
+		json_decref(o);
 		return web_reply_error(rq, 400, "address: required, 0..65535", "address");
-	if ((s = query(rq, "type"))) {
+	}
+	if ((v = json_object_get(o, "type"))) {
+		s = json_string_value(v);
 		tn = NULL;
-		for (size_t i = 0; i < ARRAY_SIZE(type_names); i++)
+		for (size_t i = 0; s && i < ARRAY_SIZE(type_names); i++)
 			if (strcmp(type_names[i].name, s) == 0)
 				tn = &type_names[i];
-		if (!tn)
-			return web_reply_error(rq, 400, "type: one of u16, i16, u32, i32, u64, f32, str", "type");
+		if (!tn) {
+			json_decref(o);
+			return web_reply_error(rq, 400, "type: one of u16, i16, u32, i32, u64, f32, str",
+			                       "type");
+		}
 	}
 	count = tn->words;
-	if ((s = query(rq, "count")) && parse_uint(s, 1, 125, &count) < 0)
-		return web_reply_error(rq, 400, "count: 1..125", "count");
-	if (count < tn->words || addr + count > 65536)
-		return web_reply_error(rq, 400, "count: too small for the type or past 65535", "count");
-	if ((s = query(rq, "order"))) {
-		if (strcmp(s, "big") == 0 || strcmp(s, "abcd") == 0)
-			order = WO_BIG;
-		else if (strcmp(s, "little") == 0 || strcmp(s, "cdab") == 0)
-			order = WO_LITTLE;
-		else
-			return web_reply_error(rq, 400, "order: big (ABCD) or little (CDAB)", "order");
+	if (opt_uint(o, "count", 1, 125, &count) < 0 || count < tn->words || addr + count > 65536) {
+		json_decref(o);
+		return web_reply_error(rq, 400, "count: 1..125, enough for the type, not past 65535",
+		                       "count");
 	}
-	if ((s = query(rq, "scale"))) {
-		char *end;
-		scale = strtod(s, &end);
-		if (*end || !isfinite(scale) || scale == 0)
+	if ((v = json_object_get(o, "order"))) {
+		s = json_string_value(v);
+		if (s && (strcmp(s, "big") == 0 || strcmp(s, "abcd") == 0))
+			order = WO_BIG;
+		else if (s && (strcmp(s, "little") == 0 || strcmp(s, "cdab") == 0))
+			order = WO_LITTLE;
+		else {
+			json_decref(o);
+			return web_reply_error(rq, 400, "order: big (ABCD) or little (CDAB)", "order");
+		}
+	}
+	if ((v = json_object_get(o, "scale"))) {
+		scale = json_number_value(v);
+		if (!json_is_number(v) || !isfinite(scale) || scale == 0) {
+			json_decref(o);
 			return web_reply_error(rq, 400, "scale: a non-zero number", "scale");
+		}
+	}
+	if (!limiter_take(&u->read_limit, rq, loop_now(u->e->loop))) {
+		json_decref(o);
+		return web_reply_error(rq, 429, "too many raw reads: at most 10 a second from one "
+		                       "address, 20 in all", NULL);
 	}
 	op = raw_new(rq, device, err, sizeof(err), &client, &unit, &status);
+	json_decref(o);
+	device = NULL; /* it pointed into o */
 	if (!op)
 		return web_reply_error(rq, (unsigned)status, err, status == 400 || status == 404 ? "device" : NULL);
 	op->fc = (uint8_t)fc;
@@ -1131,6 +1255,9 @@ int webui_h_modbus_get(struct web_request *rq)
 		free(op);
 		return web_reply_error(rq, r == -ENOBUFS ? 503 : 500, egw_strerror(r), NULL);
 	}
+	client_addr(rq, who, sizeof(who));
+	log_info("webui", "modbus read by client %s (token): device %s unit %u fc %u address %lu "
+	         "count %lu", who, op->device, unit, op->fc, addr, count);
 	u->raw_reads++;
 	raw_start(u, op);
 	return MHD_YES;
@@ -1527,7 +1654,7 @@ static void scan_stop(struct webui *u)
 /* Hosts: comma separated IPv4 addresses or a.b.c.d/n (n >= 24).  Ports:
  * comma separated.  Fills the target list; returns 0 or -EINVAL/-E2BIG with
  * the field at fault in *ret_field. */
-/* Scans are open to readers (a GET), so they may only reach the gateway's own
+/* Scans (POST, with the token) may only reach the gateway's own
  * neighbourhood: loopback, the private and link-local ranges, and the subnets
  * of its interfaces.  egwd must not be a tool to probe other networks. */
 static bool scan_allowed(uint32_t a)
@@ -1685,23 +1812,84 @@ static json_t *scan_json(const struct scan *sc)
 	                 sc->ports_arg, "results", res ? res : json_array());
 }
 
+/* GET: the last scan's state and results; it starts nothing. */
 int webui_h_scan(struct web_request *rq)
 {
 	struct webui *u = U(rq);
+
+	if (query(rq, "hosts") || query(rq, "ports"))
+		return web_reply_error(rq, 405, "a scan is started with POST /api/device/scan, the "
+		                       "token and a JSON body {hosts, ports, unit_id}; GET only "
+		                       "reads the last scan's results", NULL);
+	return web_reply_json(rq, 200, json_pack("{s:o}", "scan", scan_json(&u->scan)));
+}
+
+/* "hosts"/"ports" of a scan body: a string (comma separated) or an array of
+ * strings and numbers, joined into buf.  Returns 0 or -EINVAL. */
+static int scan_list(const json_t *v, char *buf, size_t n)
+{
+	size_t off = 0, i;
+	const json_t *e;
+
+	buf[0] = 0;
+	if (json_is_string(v)) {
+		if (json_string_length(v) >= n)
+			return -EINVAL;
+		snprintf(buf, n, "%s", json_string_value(v));
+		return 0;
+	}
+	if (!json_is_array(v))
+		return -EINVAL;
+	json_array_foreach(v, i, e) {
+		int k;
+		if (json_is_string(e))
+			k = snprintf(buf + off, n - off, "%s%s", off ? "," : "", json_string_value(e));
+		else if (json_is_integer(e))
+			k = snprintf(buf + off, n - off, "%s%" JSON_INTEGER_FORMAT, off ? "," : "",
+			             json_integer_value(e));
+		else
+			return -EINVAL;
+		if (k < 0 || (size_t)k >= n - off)
+			return -EINVAL;
+		off += (size_t)k;
+	}
+	return 0;
+}
+
+/* POST {"hosts": "192.168.1.0/24,10.0.0.5" | [...] | "local", "ports": "502"
+ * (default), "unit_id": 1 (default)}: the hosts are required, the user's
+ * explicit choice; "local" (the gateway's own networks) only when asked. */
+int webui_h_scan_post(struct web_request *rq)
+{
+	struct webui *u = U(rq);
 	struct scan *sc = &u->scan;
-	const char *hosts = query(rq, "hosts"), *ports = query(rq, "ports"), *s;
 	const char *field = NULL;
 	unsigned long unit = 1;
 	char nets[256]; /* as long as scan_targets takes */
+	char hosts[256], ports[128] = "502", err[160], who[64];
 	struct scan tmp;
+	json_t *o;
 	int r;
 
-	if (!hosts && !ports)
-		return web_reply_json(rq, 200, json_pack("{s:o}", "scan", scan_json(sc)));
-	if (!hosts)
-		hosts = "127.0.0.1";
-	if (!ports)
-		ports = "502";
+	o = body_json(rq, err, sizeof(err));
+	if (!o)
+		return web_reply_error(rq, 400, err, "body");
+	r = json_object_get(o, "hosts") ? scan_list(json_object_get(o, "hosts"), hosts, sizeof(hosts))
+	                                : -EINVAL;
+	if (r < 0 || !hosts[0]) {
+		json_decref(o);
+		return web_reply_error(rq, 400, "hosts: required, IPv4 addresses or a.b.c.d/24..32 "
+		                       "(a string, comma separated, or an array), or \"local\"", "hosts");
+	}
+	if (json_object_get(o, "ports") &&
+	    scan_list(json_object_get(o, "ports"), ports, sizeof(ports)) < 0) {
+		json_decref(o);
+		return web_reply_error(rq, 400, "ports: comma separated 1..65535", "ports");
+	}
+	r = opt_uint(o, "unit_id", 0, 255, &unit);
+	json_decref(o);
+	if (r < 0)
+		return web_reply_error(rq, 400, "unit_id: 0..255", "unit_id");
 	if (strcmp(hosts, "local") == 0) {
 		/* The subnets of the gateway's own interfaces (on a board: the LAN
 		 * with the inverters).  Only when asked: never by default. */
@@ -1714,10 +1902,8 @@ int webui_h_scan(struct web_request *rq)
 		if (r == 0)
 			return web_reply_error(rq, 400, "hosts: this gateway has no IPv4 network "
 			                                "besides loopback", "hosts");
-		hosts = nets;
+		snprintf(hosts, sizeof(hosts), "%s", nets);
 	}
-	if ((s = query(rq, "unit_id")) && parse_uint(s, 0, 255, &unit) < 0)
-		return web_reply_error(rq, 400, "unit_id: 0..255", "unit_id");
 	/* Parse into a scratch copy so a bad request leaves the last results. */
 	r = scan_targets(&tmp, hosts, ports, &field);
 	if (r < 0)
@@ -1729,6 +1915,12 @@ int webui_h_scan(struct web_request *rq)
 		                                                ? "ports: comma separated 1..65535"
 		                                                : "hosts: comma separated IPv4 addresses or a.b.c.d/24..32",
 		                       field);
+	if (!limiter_take(&u->scan_limit, rq, loop_now(u->e->loop)))
+		return web_reply_error(rq, 429, "too many scans: at most 3 a minute from one address, "
+		                       "6 in all", NULL);
+	client_addr(rq, who, sizeof(who));
+	log_info("webui", "scan by client %s (token): hosts %s ports %s unit %lu, %u targets", who,
+	         hosts, ports, unit, tmp.ntargets);
 	scan_stop(u);
 	memcpy(sc->targets, tmp.targets, sizeof(tmp.targets[0]) * tmp.ntargets);
 	sc->ntargets = tmp.ntargets;
@@ -1974,6 +2166,10 @@ int webui_new(struct egw *e, struct webui **ret)
 	u->kick = (struct task){ .name = "webui-kick", .run = on_kick, .prio = 0 };
 	u->raw_gc = (struct task){ .name = "webui-raw", .run = raw_gc };
 	u->scan.gc = (struct task){ .name = "webui-scan", .run = scan_gc };
+	u->scan_limit = (struct limiter){ .window = SCAN_WINDOW, .per_addr = SCAN_PER_ADDRESS,
+	                                  .all = SCAN_ALL };
+	u->read_limit = (struct limiter){ .window = READ_WINDOW, .per_addr = READ_PER_ADDRESS,
+	                                  .all = READ_ALL };
 	u->heartbeat.idx = u->watch.idx = u->kick.idx = u->raw_gc.idx = u->scan.gc.idx =
 		SCHED_NOT_QUEUED;
 	/* A live stream holds its connection for ever: keep 8 of

@@ -64,7 +64,8 @@ int webui_h_device_get(struct web_request *rq);      /* GET /api/device */
 int webui_h_device_post(struct web_request *rq);     /* POST /api/device (token) */
 int webui_h_device_delete(struct web_request *rq);   /* DELETE /api/device (token) */
 int webui_h_supported(struct web_request *rq);       /* GET /api/device/supported */
-int webui_h_scan(struct web_request *rq);            /* GET /api/device/scan */
+int webui_h_scan(struct web_request *rq);            /* GET /api/device/scan: results only */
+int webui_h_scan_post(struct web_request *rq);       /* POST /api/device/scan (token) */
 
 struct ifaddrs;
 /* The networks `hosts=local` scans: each IPv4 interface that is up and not
@@ -72,7 +73,8 @@ struct ifaddrs;
  * /24 around the interface's address), comma separated, without repeats.
  * Returns how many were written to buf (size n). */
 unsigned webui_local_networks(const struct ifaddrs *ifs, char *buf, size_t n);
-int webui_h_modbus_get(struct web_request *rq);      /* GET /api/inverter/modbus */
+int webui_h_modbus_get(struct web_request *rq);      /* GET /api/inverter/modbus: 405 */
+int webui_h_modbus_read(struct web_request *rq);     /* POST /api/inverter/modbus/read (token) */
 int webui_h_modbus_post(struct web_request *rq);     /* POST /api/inverter/modbus (token) */
 int webui_h_notes_get(struct web_request *rq);       /* GET /api/notification */
 int webui_h_notes_delete(struct web_request *rq);    /* DELETE /api/notification/{id} (token) */
