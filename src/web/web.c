@@ -1629,6 +1629,8 @@ void web_release_suspended(struct web *w)
 	webui_daemon_closing(w->egw->webui);
 	delayed_flush(w, 0, true);
 	loop_task_cancel(w->loop, &w->delay_task);
+	/* the plain listener's resumed connections: served on its next run */
+	w->kick = true;
 	if (w->d)
 		rearm(w);
 }
