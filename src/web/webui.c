@@ -1321,7 +1321,6 @@ int webui_h_modbus_read(struct web_request *rq)
 	}
 	op = raw_new(rq, device, err, sizeof(err), &client, &unit, &status);
 	json_decref(o);
-	device = NULL; /* it pointed into o */
 	if (!op)
 		return web_reply_error(rq, (unsigned)status, err, status == 400 || status == 404 ? "device" : NULL);
 	op->fc = (uint8_t)fc;
