@@ -1,5 +1,7 @@
 #include "config/settings.h"
 
+#include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -12,8 +14,10 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "base/host.h"
 #include "base/mask.h"
 #include "base/util.h"
+#include "devices/devconf.h"
 
 enum stype {
 	ST_INT,
@@ -22,7 +26,9 @@ enum stype {
 	ST_ENUM,
 	ST_URL,       /* "" or http(s)://... */
 	ST_URL_LIST,  /* array of http(s) URLs */
-	ST_DEVICES,   /* array of device objects */
+	ST_DEVICES,   /* array of device objects (devices/devconf.h) */
+	ST_HOST,      /* an IP address literal or a host name (base/host.h) */
+	ST_BIND,      /* an IPv4 address literal to listen on */
 	ST_ARRAY,     /* array of anything (checked by its consumer) */
 	ST_NAME_LIST, /* array of host names */
 };
@@ -57,11 +63,15 @@ static const struct skey schema[] = {
 	{ "harvest.batch_interval_ms", ST_INT, 10000, .min = 10, .max = 3600000 },
 	{ "harvest.poll_interval_ms", ST_INT, 1000, .min = 10, .max = 3600000 },
 	{ "http.allowed_hosts", ST_NAME_LIST },
-	{ "http.bind", ST_STR, .def_str = "0.0.0.0" },
+	{ "http.bind", ST_BIND, .def_str = "0.0.0.0" },
 	{ "http.max_body_bytes", ST_INT, 65536, .min = 1024, .max = 16 * MIB },
 	{ "http.max_connections", ST_INT, 64, .min = 1, .max = 4096 },
 	{ "http.port", ST_INT, 5000, .min = 1, .max = 65535 },
 	{ "http.request_timeout_s", ST_INT, 10, .min = 1, .max = 3600 },
+	{ "http.tls", ST_BOOL, 1 },
+	{ "http.tls_cert", ST_STR, .def_str = "" },  /* "": <state-dir>/https-cert.pem */
+	{ "http.tls_key", ST_STR, .def_str = "" },   /* "": <state-dir>/https-key.pem */
+	{ "http.tls_port", ST_INT, 5443, .min = 1, .max = 65535 },
 	{ "log_level", ST_ENUM, .def_str = "info", .values = log_levels },
 	{ "memory.trim_interval_s", ST_INT, 600, .min = 0, .max = 86400 },
 	{ "modbus.min_gap_ms", ST_INT, 0, .min = 0, .max = 10000 },
@@ -70,7 +80,7 @@ static const struct skey schema[] = {
 	{ "mqtt.ca_file", ST_STR, .def_str = "" },
 	{ "mqtt.discovery_prefix", ST_STR, .def_str = "homeassistant" },
 	{ "mqtt.enabled", ST_BOOL, 0 },
-	{ "mqtt.host", ST_STR, .def_str = "localhost" },
+	{ "mqtt.host", ST_HOST, .def_str = "localhost" },
 	{ "mqtt.password", ST_STR, .def_str = "", .flags = SF_SECRET },
 	{ "mqtt.port", ST_INT, 1883, .min = 1, .max = 65535 },
 	{ "mqtt.tls", ST_BOOL, 0 },
@@ -85,32 +95,6 @@ static const struct skey schema[] = {
 	{ "store.max_bytes", ST_INT, 512 * MIB, .min = MIB, .max = INT64_C(1) << 40 },
 };
 
-/* Fields of one element of "devices". */
-enum dfield_type { DF_STR, DF_INT, DF_ENUM };
-struct dfield {
-	const char *name;
-	enum dfield_type type;
-	int64_t min, max;
-	const char *const *values;
-};
-static const char *const connections[] = { "tcp", "rtu", "rtu-over-tcp", NULL };
-static const char *const parities[] = { "N", "E", "O", NULL };
-static const struct dfield device_fields[] = {
-	{ "baudrate", DF_INT, 300, 4000000 },
-	{ "connection", DF_ENUM, .values = connections },
-	{ "host", DF_STR },
-	{ "id", DF_STR },
-	{ "name", DF_STR },
-	{ "parity", DF_ENUM, .values = parities },
-	{ "poll_interval_ms", DF_INT, 10, 3600000 },
-	{ "port", DF_INT, 1, 65535 },
-	{ "profile", DF_STR },
-	{ "serial_port", DF_STR },
-	{ "stopbits", DF_INT, 1, 2 },
-	{ "unit_id", DF_INT, 0, 255 },
-};
-
-#define MAX_DEVICES 32
 #define MAX_URLS 8      /* UPLOADER_MAX_URLS */
 #define MAX_ARRAY 256
 #define MAX_ARRAY_ENTRY 256  /* bytes of one ST_ARRAY entry, serialized */
@@ -164,21 +148,6 @@ static bool schema_is_group(const char *key)
 		if (strncmp(schema[i].key, key, n) == 0 && schema[i].key[n] == '.')
 			return true;
 	return false;
-}
-
-/* A DNS name as http.allowed_hosts takes it: labels of letters, digits and
- * '-', separated by '.', at most 253 bytes. */
-static bool is_host_name(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > 253 || s[0] == '.' || s[0] == '-')
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || *s == '-' || *s == '.'))
-			return false;
-	return true;
 }
 
 static const char *type_name(const json_t *v)
@@ -249,63 +218,6 @@ static bool is_url(const char *s)
 	return (strncmp(s, "http://", 7) == 0 && s[7]) || (strncmp(s, "https://", 8) == 0 && s[8]);
 }
 
-static int check_device(const char *key, const json_t *d, struct settings_error *err)
-{
-	const char *name;
-	const json_t *v;
-	char fkey[256];
-	int r;
-
-	if (!json_is_object(d)) {
-		set_err(err, key, "expected an object, got %s", type_name(d));
-		return -EGW_ESCHEMA;
-	}
-	json_object_foreach((json_t *)d, name, v) {
-		const struct dfield *f = NULL;
-		for (size_t i = 0; i < ARRAY_SIZE(device_fields); i++)
-			if (strcmp(device_fields[i].name, name) == 0)
-				f = &device_fields[i];
-		snprintf(fkey, sizeof(fkey), "%.100s.%.60s", key, name);
-		if (!f) {
-			set_err(err, fkey, "unknown key");
-			return -EGW_ESCHEMA;
-		}
-		switch (f->type) {
-		case DF_STR:
-			if (!json_is_string(v)) {
-				set_err(err, fkey, "expected a string, got %s", type_name(v));
-				return -EGW_ESCHEMA;
-			}
-			break;
-		case DF_INT:
-			r = check_int(fkey, v, f->min, f->max, err);
-			if (r < 0)
-				return r;
-			break;
-		case DF_ENUM:
-			r = check_enum(fkey, v, f->values, err);
-			if (r < 0)
-				return r;
-			break;
-		}
-	}
-	static const char *const required[] = { "connection", "profile" };
-	for (size_t i = 0; i < ARRAY_SIZE(required); i++)
-		if (!json_object_get(d, required[i])) {
-			snprintf(fkey, sizeof(fkey), "%.100s.%s", key, required[i]);
-			set_err(err, fkey, "missing (required)");
-			return -EGW_ESCHEMA;
-		}
-	const char *conn = json_string_value(json_object_get(d, "connection"));
-	const char *need = strcmp(conn, "rtu") == 0 ? "serial_port" : "host";
-	if (!json_object_get(d, need)) {
-		snprintf(fkey, sizeof(fkey), "%.100s.%s", key, need);
-		set_err(err, fkey, "missing (required for connection \"%s\")", conn);
-		return -EGW_ESCHEMA;
-	}
-	return 0;
-}
-
 static int check_value(const struct skey *k, const json_t *v, struct settings_error *err)
 {
 	char ikey[160];
@@ -334,6 +246,30 @@ static int check_value(const struct skey *k, const json_t *v, struct settings_er
 		return 0;
 	case ST_ENUM:
 		return check_enum(k->key, v, k->values, err);
+	case ST_HOST:
+		if (!json_is_string(v)) {
+			set_err(err, k->key, "expected a string, got %s", type_name(v));
+			return -EGW_ESCHEMA;
+		}
+		if (!host_ok(json_string_value(v))) {
+			set_err(err, k->key, "\"%.60s\" is not an IP address or a host name",
+				json_string_value(v));
+			return -EGW_ESCHEMA;
+		}
+		return 0;
+	case ST_BIND: {
+		struct in_addr a;
+		if (!json_is_string(v)) {
+			set_err(err, k->key, "expected a string, got %s", type_name(v));
+			return -EGW_ESCHEMA;
+		}
+		if (inet_pton(AF_INET, json_string_value(v), &a) != 1) {
+			set_err(err, k->key, "\"%.60s\" is not an IPv4 address (0.0.0.0: every "
+				"interface, 127.0.0.1: this machine only)", json_string_value(v));
+			return -EGW_ESCHEMA;
+		}
+		return 0;
+	}
 	case ST_URL:
 		if (!json_is_string(v)) {
 			set_err(err, k->key, "expected a string, got %s", type_name(v));
@@ -352,8 +288,16 @@ static int check_value(const struct skey *k, const json_t *v, struct settings_er
 			set_err(err, k->key, "expected an array, got %s", type_name(v));
 			return -EGW_ESCHEMA;
 		}
-		int max = k->type == ST_DEVICES ? MAX_DEVICES
-			: k->type == ST_URL_LIST ? MAX_URLS
+		if (k->type == ST_DEVICES) {
+			struct devconf_error de = { 0 };
+			r = devconf_validate_list(v, &de);
+			if (r == -EGW_EPROFILE)
+				r = -EGW_ESCHEMA;
+			if (r < 0)
+				set_err(err, de.key, "%s", r == -ENOMEM ? "out of memory" : de.msg);
+			return r;
+		}
+		int max = k->type == ST_URL_LIST ? MAX_URLS
 			: k->type == ST_NAME_LIST ? MAX_NAMES : MAX_ARRAY;
 		if (json_array_size(v) > (size_t)max) {
 			set_err(err, k->key, "more than %d entries", max);
@@ -370,15 +314,11 @@ static int check_value(const struct skey *k, const json_t *v, struct settings_er
 					return -EGW_ESCHEMA;
 				}
 			} else if (k->type == ST_NAME_LIST) {
-				if (!json_is_string(e) || !is_host_name(json_string_value(e))) {
+				if (!json_is_string(e) || !host_ok(json_string_value(e))) {
 					set_err(err, ikey, "expected a host name (letters, digits, "
 						"'-' and '.', at most 253)");
 					return -EGW_ESCHEMA;
 				}
-			} else if (k->type == ST_DEVICES) {
-				r = check_device(ikey, e, err);
-				if (r < 0)
-					return r;
 			} else if (!json_is_string(e) || !is_url(json_string_value(e))) {
 				set_err(err, ikey, "expected an http:// or https:// URL");
 				return -EGW_ESCHEMA;
@@ -516,6 +456,8 @@ static json_t *defaults_doc(void)
 		case ST_BOOL: v = json_boolean(k->def); break;
 		case ST_STR:
 		case ST_ENUM:
+		case ST_HOST:
+		case ST_BIND:
 		case ST_URL: v = json_string(k->def_str); break;
 		default: v = json_array(); break;
 		}
@@ -942,47 +884,148 @@ err_unlink:
 	return r;
 }
 
-int settings_save(const struct settings *s)
+/* The file layer as the text settings_save writes: sorted keys, two-space
+ * indent, a final newline as an editor would leave.  NULL on ENOMEM. */
+static char *file_text(const struct settings *s, size_t *ret_len)
 {
 	char *text = json_dumps(s->file, JSON_INDENT(2) | JSON_SORT_KEYS);
-	int r;
+	char *t2;
+	size_t n;
+
 	if (!text)
-		return -ENOMEM;
-	size_t n = strlen(text);
-	text[n] = 0;
-	/* End with a newline, as an editor would. */
-	char *t2 = realloc(text, n + 2);
+		return NULL;
+	n = strlen(text);
+	t2 = realloc(text, n + 2);
 	if (!t2) {
 		free(text);
-		return -ENOMEM;
+		return NULL;
 	}
 	t2[n] = '\n';
 	t2[n + 1] = 0;
-	r = settings_write_atomic(s->path, t2, n + 1, 0600);
-	free(t2);
+	*ret_len = n + 1;
+	return t2;
+}
+
+/* True when path holds exactly len bytes equal to data. */
+static bool file_equals(const char *path, const char *data, size_t len)
+{
+	char buf[4096];
+	size_t off = 0;
+	bool same = true;
+	FILE *f = fopen(path, "rbe");
+
+	if (!f)
+		return false;
+	for (;;) {
+		size_t n = fread(buf, 1, sizeof(buf), f);
+		if (n == 0)
+			break;
+		if (off + n > len || memcmp(buf, data + off, n) != 0) {
+			same = false;
+			break;
+		}
+		off += n;
+	}
+	fclose(f);
+	return same && off == len;
+}
+
+int settings_save_to(const struct settings *s, const char *path)
+{
+	size_t n;
+	char *text = file_text(s, &n);
+	int r;
+
+	if (!text)
+		return -ENOMEM;
+	/* Flash wears with every write: an unchanged file is left alone. */
+	r = file_equals(path ? path : s->path, text, n) ? 0
+		: settings_write_atomic(path ? path : s->path, text, n, 0600);
+	free(text);
 	return r;
+}
+
+int settings_save(const struct settings *s)
+{
+	return settings_save_to(s, NULL);
+}
+
+struct settings *settings_snapshot(const struct settings *s)
+{
+	struct settings *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	memcpy(c->path, s->path, sizeof(c->path));
+	c->generation = s->generation;
+	c->file = json_deep_copy(s->file);
+	c->over = json_deep_copy(s->over);
+	c->eff = json_deep_copy(s->eff);
+	if (!c->file || !c->over || !c->eff) {
+		settings_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void settings_rollback(struct settings *s, struct settings *snap)
+{
+	json_t *t;
+#define SWAP(f) (t = s->f, s->f = snap->f, snap->f = t)
+	SWAP(file);
+	SWAP(over);
+	SWAP(eff);
+#undef SWAP
+	s->generation++;
+	settings_free(snap);
+}
+
+int settings_load_from(struct settings *s, const char *path, struct settings_error *err)
+{
+	char keep[PATH_MAX];
+	int r;
+
+	memcpy(keep, s->path, sizeof(keep));
+	snprintf(s->path, sizeof(s->path), "%s", path);
+	r = settings_load(s, err);
+	memcpy(s->path, keep, sizeof(s->path));
+	return r;
+}
+
+/* Every getter names a schema key: a typo is a programmer error, caught by
+ * the assert in every test build rather than read silently as 0. */
+static const json_t *get(const struct settings *s, const char *key, bool scalar)
+{
+	const struct skey *k = schema_find(key);
+	assert(k && "settings: key not in the schema");
+	assert(!k || scalar == (k->type != ST_URL_LIST && k->type != ST_DEVICES &&
+				k->type != ST_ARRAY));
+	UNUSED(scalar);
+	return k ? lookup(s->eff, key) : NULL;
 }
 
 const json_t *settings_get_json(const struct settings *s, const char *key)
 {
+	const struct skey *k = schema_find(key);
+	assert((k || schema_is_group(key)) && "settings: key not in the schema");
+	UNUSED(k);
 	return lookup(s->eff, key);
 }
 
 int64_t settings_get_int(const struct settings *s, const char *key)
 {
-	const json_t *v = lookup(s->eff, key);
+	const json_t *v = get(s, key, true);
 	return json_is_integer(v) ? json_integer_value(v) : 0;
 }
 
 const char *settings_get_str(const struct settings *s, const char *key)
 {
-	const json_t *v = lookup(s->eff, key);
+	const json_t *v = get(s, key, true);
 	return json_is_string(v) ? json_string_value(v) : "";
 }
 
 bool settings_get_bool(const struct settings *s, const char *key)
 {
-	return json_is_true(lookup(s->eff, key));
+	return json_is_true(get(s, key, true));
 }
 
 /* URL values in doc (string or array of strings at key) masked in place. */

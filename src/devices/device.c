@@ -12,6 +12,7 @@
 #include "base/err.h"
 #include "base/time.h"
 #include "base/util.h"
+#include "devices/devconf.h"
 #include "fsm/fsm.h"
 #include "loop/loop.h"
 #include "modbus/client.h"
@@ -27,9 +28,7 @@ _Static_assert((int)DEV_DISCONNECTED == (int)FSM_DEV_DISCONNECTED &&
 		       (int)DEV_STATE_COUNT == (int)FSM_DEV_STATE_COUNT,
 	       "device states match fsm/fsm.h");
 
-#define DEV_ID_LEN 64
-#define DEV_NAME_LEN 96
-#define DEV_HOST_LEN 256
+#define DEV_HOST_LEN DEVCONF_HOST_LEN
 #define DEV_SERIAL_LEN 96
 #define DEV_KEY_BLOCKS 16
 #define DEV_MAX_MODELS 64
@@ -41,16 +40,6 @@ _Static_assert((int)DEV_DISCONNECTED == (int)FSM_DEV_DISCONNECTED &&
 #define LATE_STEP_US 10        /* fine lateness histogram: 10 us buckets ... */
 #define LATE_BUCKETS 1000      /* ... up to 10 ms, then one overflow bucket */
 
-static const char *const state_names[DEV_STATE_COUNT] = {
-	[DEV_DISCONNECTED] = "disconnected",
-	[DEV_CONNECTING] = "connecting",
-	[DEV_IDENTIFYING] = "identifying",
-	[DEV_POLLING] = "polling",
-	[DEV_BACKING_OFF] = "backing off",
-	[DEV_ASLEEP] = "asleep",
-};
-_Static_assert(ARRAY_SIZE(state_names) == DEV_STATE_COUNT, "one name per state");
-
 static const char *const conn_names[] = {
 	[MB_TRANSPORT_TCP] = "tcp",
 	[MB_TRANSPORT_RTU] = "rtu",
@@ -59,26 +48,10 @@ static const char *const conn_names[] = {
 
 const char *device_state_name(int state)
 {
-	return state >= 0 && state < DEV_STATE_COUNT ? state_names[state] : "unknown";
+	/* The names are the state machine's (fsm/fsm.c), one table for both. */
+	return state >= 0 && state < DEV_STATE_COUNT ? fsm_name(&fsm_device_def, (unsigned)state)
+						     : "unknown";
 }
-
-/* One device's settings, parsed and validated. */
-struct dev_conf {
-	char id[DEV_ID_LEN];
-	char name[DEV_NAME_LEN];
-	enum mb_transport_kind kind;
-	char host[DEV_HOST_LEN];
-	uint16_t port;
-	uint8_t unit;
-	char serial_port[DEV_HOST_LEN];
-	unsigned baudrate;
-	char parity;
-	unsigned stopbits;
-	const struct profile *profile; /* static table (for "sunspec": the template) */
-	bool sunspec;                  /* discover the map at connect time */
-	unsigned poll_interval_ms;     /* 0: the set's */
-	json_t *json;                  /* the settings object, to detect changes */
-};
 
 /* What a queued request is for. */
 enum req_kind { REQ_IDENT, REQ_SS_MARKER, REQ_SS_MODEL, REQ_FREQ_ID, REQ_BLOCK, REQ_FREQ };
@@ -222,207 +195,14 @@ static void config_defaults(struct devices_config *c)
 		c->sleep_retry_ms = 60000;
 }
 
-static int get_str(const json_t *o, const char *key, unsigned i, char *buf, size_t cap,
-		   bool required, char *err, size_t errlen)
-{
-	const json_t *v = json_object_get(o, key);
-	if (!v) {
-		if (required) {
-			set_errf(err, errlen, "devices[%u].%s: missing", i, key);
-			return -EGW_ESCHEMA;
-		}
-		return 0;
-	}
-	if (!json_is_string(v)) {
-		set_errf(err, errlen, "devices[%u].%s: must be a string", i, key);
-		return -EGW_ESCHEMA;
-	}
-	if (json_string_length(v) == 0 || json_string_length(v) >= cap) {
-		set_errf(err, errlen, "devices[%u].%s: must be 1..%zu characters", i, key, cap - 1);
-		return -EGW_ESCHEMA;
-	}
-	memcpy(buf, json_string_value(v), json_string_length(v) + 1);
-	return 1;
-}
-
-static int get_int(const json_t *o, const char *key, unsigned i, long long lo, long long hi,
-		   long long *ret, char *err, size_t errlen)
-{
-	const json_t *v = json_object_get(o, key);
-	if (!v)
-		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
-		set_errf(err, errlen, "devices[%u].%s: must be an integer %lld..%lld", i, key, lo, hi);
-		return -EGW_ESCHEMA;
-	}
-	*ret = json_integer_value(v);
-	return 1;
-}
-
-static const char *const known_keys[] = {
-	"baudrate", "connection", "host", "id", "name", "parity", "poll_interval_ms",
-	"port", "profile", "serial_port", "stopbits", "unit_id",
-};
-
-static int parse_device(const json_t *o, unsigned i, struct dev_conf *c, char *err, size_t errlen)
-{
-	char buf[DEV_HOST_LEN];
-	long long v;
-	const char *key;
-	const json_t *val;
-	int r;
-
-	memset(c, 0, sizeof(*c));
-	if (!json_is_object(o)) {
-		set_errf(err, errlen, "devices[%u]: must be an object", i);
-		return -EGW_ESCHEMA;
-	}
-	json_object_foreach((json_t *)o, key, val) {
-		bool known = false;
-		for (size_t k = 0; k < ARRAY_SIZE(known_keys); k++)
-			known = known || strcmp(key, known_keys[k]) == 0;
-		if (!known) {
-			set_errf(err, errlen, "devices[%u].%.40s: unknown key", i, key);
-			return -EGW_ESCHEMA;
-		}
-	}
-
-	c->kind = MB_TRANSPORT_TCP;
-	r = get_str(o, "connection", i, buf, sizeof(buf), false, err, errlen);
-	if (r < 0)
-		return r;
-	if (r > 0) {
-		if (strcmp(buf, "tcp") == 0)
-			c->kind = MB_TRANSPORT_TCP;
-		else if (strcmp(buf, "rtu") == 0)
-			c->kind = MB_TRANSPORT_RTU;
-		else if (strcmp(buf, "rtu-over-tcp") == 0)
-			c->kind = MB_TRANSPORT_RTU_OVER_TCP;
-		else {
-			set_errf(err, errlen,
-				 "devices[%u].connection: must be \"tcp\", \"rtu\" or \"rtu-over-tcp\"", i);
-			return -EGW_ESCHEMA;
-		}
-	}
-
-	r = get_str(o, "profile", i, buf, sizeof(buf), true, err, errlen);
-	if (r < 0)
-		return r;
-	c->profile = profile_find(buf);
-	if (!c->profile) {
-		set_errf(err, errlen, "devices[%u].profile: unknown profile \"%.60s\"", i, buf);
-		return -EGW_EPROFILE;
-	}
-	c->sunspec = strcasecmp(buf, "sunspec") == 0;
-
-	if (c->kind == MB_TRANSPORT_RTU) {
-		r = get_str(o, "serial_port", i, c->serial_port, sizeof(c->serial_port), true, err,
-			    errlen);
-		if (r < 0)
-			return r;
-	} else {
-		r = get_str(o, "host", i, c->host, sizeof(c->host), true, err, errlen);
-		if (r < 0)
-			return r;
-	}
-
-	c->port = 502;
-	if ((r = get_int(o, "port", i, 1, 65535, &v, err, errlen)) < 0)
-		return r;
-	if (r)
-		c->port = (uint16_t)v;
-	c->unit = 1;
-	if ((r = get_int(o, "unit_id", i, 0, 255, &v, err, errlen)) < 0)
-		return r;
-	if (r)
-		c->unit = (uint8_t)v;
-	c->baudrate = 9600;
-	if ((r = get_int(o, "baudrate", i, 300, 4000000, &v, err, errlen)) < 0)
-		return r;
-	if (r)
-		c->baudrate = (unsigned)v;
-	c->stopbits = 0;
-	if ((r = get_int(o, "stopbits", i, 1, 2, &v, err, errlen)) < 0)
-		return r;
-	if (r)
-		c->stopbits = (unsigned)v;
-	if ((r = get_int(o, "poll_interval_ms", i, 10, 3600000, &v, err, errlen)) < 0)
-		return r;
-	if (r)
-		c->poll_interval_ms = (unsigned)v;
-
-	c->parity = 'E';
-	r = get_str(o, "parity", i, buf, sizeof(buf), false, err, errlen);
-	if (r < 0)
-		return r;
-	if (r > 0) {
-		if (strlen(buf) != 1 || !strchr("NEO", buf[0])) {
-			set_errf(err, errlen, "devices[%u].parity: must be \"N\", \"E\" or \"O\"", i);
-			return -EGW_ESCHEMA;
-		}
-		c->parity = buf[0];
-	}
-
-	if ((r = get_str(o, "id", i, c->id, sizeof(c->id), false, err, errlen)) < 0)
-		return r;
-	if (!r)
-		snprintf(c->id, sizeof(c->id), "dev%u", i);
-	if ((r = get_str(o, "name", i, c->name, sizeof(c->name), false, err, errlen)) < 0)
-		return r;
-	if (!r)
-		snprintf(c->name, sizeof(c->name), "%s", c->id);
-	return 0;
-}
-
-/* Parses the whole array into confs[] (caller frees the json refs on success). */
+/* The one device-config parser (devconf.h), its error as one string. */
 static int parse_all(const json_t *arr, struct dev_conf **ret, unsigned *ret_n, char *err,
 		     size_t errlen)
 {
-	struct dev_conf *confs = NULL;
-	unsigned n = 0;
-	int r;
-
-	if (arr && !json_is_null(arr) && !json_is_array(arr)) {
-		set_errf(err, errlen, "devices: must be an array");
-		return -EGW_ESCHEMA;
-	}
-	n = arr && json_is_array(arr) ? (unsigned)json_array_size(arr) : 0;
-	if (n) {
-		confs = calloc(n, sizeof(*confs));
-		if (!confs)
-			return -ENOMEM;
-	}
-	for (unsigned i = 0; i < n; i++) {
-		r = parse_device(json_array_get(arr, i), i, &confs[i], err, errlen);
-		if (r < 0)
-			goto fail;
-		for (unsigned j = 0; j < i; j++)
-			if (strcmp(confs[j].id, confs[i].id) == 0) {
-				set_errf(err, errlen, "devices[%u].id: \"%s\" is already used by devices[%u]",
-					 i, confs[i].id, j);
-				r = -EGW_ESCHEMA;
-				goto fail;
-			}
-	}
-	/* Devices on one serial line share its client: one line, one setting. */
-	for (unsigned i = 0; i < n; i++)
-		for (unsigned j = 0; j < i; j++)
-			if (confs[i].kind == MB_TRANSPORT_RTU && confs[j].kind == MB_TRANSPORT_RTU &&
-			    strcmp(confs[i].serial_port, confs[j].serial_port) == 0 &&
-			    (confs[i].baudrate != confs[j].baudrate || confs[i].parity != confs[j].parity ||
-			     confs[i].stopbits != confs[j].stopbits)) {
-				set_errf(err, errlen, "devices[%u].baudrate: baudrate, parity and stopbits "
-					 "must match devices[%u] on the same serial port", i, j);
-				r = -EGW_ESCHEMA;
-				goto fail;
-			}
-	for (unsigned i = 0; i < n; i++)
-		confs[i].json = json_incref(json_array_get(arr, i));
-	*ret = confs;
-	*ret_n = n;
-	return 0;
-fail:
-	free(confs);
+	struct devconf_error e = { 0 };
+	int r = devconf_parse_list(arr, ret, ret_n, &e);
+	if (r < 0 && r != -ENOMEM && err && errlen)
+		devconf_error_str(&e, err, errlen);
 	return r;
 }
 

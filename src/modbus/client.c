@@ -8,12 +8,12 @@
 #include "modbus/client.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/host.h"
 #include "base/util.h"
 #include "modbus/transport.h"
 
@@ -547,18 +547,6 @@ static int parse_host(struct mb_client *c, const char *host, uint16_t port)
 	return -EINVAL;
 }
 
-/* A DNS name as RFC 1123 allows it: letters, digits, '-' and '.'. */
-static bool valid_hostname(const char *h)
-{
-	size_t n = strlen(h);
-	if (n == 0 || n > 253 || h[0] == '-' || h[0] == '.')
-		return false;
-	for (; *h; h++)
-		if (!isalnum((unsigned char)*h) && *h != '-' && *h != '.')
-			return false;
-	return true;
-}
-
 int mb_client_new(struct loop *l, const struct mb_client_config *cfg, struct mb_client **ret)
 {
 	struct mb_client *c;
@@ -607,7 +595,7 @@ int mb_client_new(struct loop *l, const struct mb_client_config *cfg, struct mb_
 		if (!c->cfg.port)
 			c->cfg.port = 502;
 		if (parse_host(c, c->host, c->cfg.port) < 0) {
-			if (!valid_hostname(c->host))
+			if (!host_ok(c->host))
 				goto err_free;
 			c->need_resolve = true;
 		}

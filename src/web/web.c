@@ -1,4 +1,5 @@
 #include "web/web.h"
+#include "web/tls.h"
 #include "web/webui.h"
 
 #include <arpa/inet.h>
@@ -20,7 +21,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
-#include "base/memtrim.h"
+#include "base/mem.h"
 #include "base/util.h"
 #include "config/settings.h"
 #include "egw.h"
@@ -167,6 +168,8 @@ struct web {
 
 	struct conn_ctx *conns;       /* open connections (request deadline) */
 	struct task deadline;
+
+	struct web_tls *tls;          /* the HTTPS listener (tls.c) */
 };
 
 /* Per-connection state, from accept to close.  libmicrohttpd's timeout is
@@ -839,20 +842,15 @@ static int h_settings_post(struct web_request *rq)
 		snprintf(msg, sizeof(msg), "malformed JSON at %d:%d: %s", je.line, je.column, je.text);
 		return web_reply_error(rq, 400, msg, NULL);
 	}
-	r = settings_patch(e->settings, patch, &err);
+	/* Answered 200 only once applied and saved; refused with nothing saved. */
+	r = e->settings_commit(e, patch, &err);
 	json_decref(patch);
 	if (r == -ENOMEM)
 		return web_reply_error(rq, 500, "out of memory", NULL);
-	if (r < 0)
+	if (r == -EGW_ESCHEMA)
 		return web_reply_error(rq, 400, err.msg, err.key);
-	r = settings_save(e->settings);
-	if (r < 0) {
-		snprintf(msg, sizeof(msg), "saving %s: %s", settings_path(e->settings),
-			 egw_strerror(r));
-		return web_reply_error(rq, 500, msg, NULL);
-	}
-	if (e->settings_changed)
-		e->settings_changed(e);
+	if (r < 0)
+		return web_reply_error(rq, 500, err.msg, NULL);
 	return web_reply_json(rq, 200, settings_to_json(e->settings, true));
 }
 
@@ -965,11 +963,15 @@ static int h_metrics(struct web_request *rq)
 		web_buf_printf(&b, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
 			       "# TYPE process_resident_memory_bytes gauge\n"
 			       "process_resident_memory_bytes %llu\n"
-			       "# HELP egw_memory_private_bytes Resident memory that is egwd's own "
-			       "(RssAnon), not pages of mapped files.\n"
-			       "# TYPE egw_memory_private_bytes gauge\negw_memory_private_bytes %llu\n",
+			       "# HELP egw_memory_private_bytes Memory that is egwd's alone "
+			       "(Private_Clean + Private_Dirty).\n"
+			       "# TYPE egw_memory_private_bytes gauge\negw_memory_private_bytes %llu\n"
+			       "# HELP egw_memory_pss_bytes Proportional set size: shared pages "
+			       "divided among their sharers.\n"
+			       "# TYPE egw_memory_pss_bytes gauge\negw_memory_pss_bytes %llu\n",
 			       (unsigned long long)mu.rss_kb * 1024,
-			       (unsigned long long)mu.anon_kb * 1024);
+			       (unsigned long long)mu.private_kb * 1024,
+			       (unsigned long long)mu.pss_kb * 1024);
 
 	web_buf_printf(&b, "# HELP egw_gateway_state 1 for the current gateway state.\n"
 		       "# TYPE egw_gateway_state gauge\n");
@@ -1183,6 +1185,8 @@ void web_status_page(struct web_buf *b, const json_t *st)
 	summary_row(b, "Store backlog", jpath(st, "store", "backlog"));
 	summary_row(b, "Delivered to the backend", jpath(st, "store", "delivered"));
 	summary_rate(b, "HTTP connections", jpath(st, "http", "connections"), ms);
+	summary_row(b, "HTTPS port", jpath(st, "https", "port"));
+	summary_row(b, "HTTPS certificate SHA-256", jpath(st, "https", "fingerprint_sha256"));
 	buf_puts(b, "</table>\n");
 
 	/* Devices as one table each; every other section as key/value rows. */
@@ -1494,10 +1498,12 @@ static unsigned per_address(unsigned maxc)
 
 /* A daemon on sin, or on the listening socket listen_fd when it is >= 0
  * (taken from a daemon being replaced: no moment without a listener, and
- * no "Address already in use" for the same address). */
-static struct MHD_Daemon *start_daemon(struct web *w, const struct sockaddr_in *sin,
-				       unsigned maxc, int listen_fd, int *err)
+ * no "Address already in use" for the same address); with the extra
+ * options tls (NULL: plain HTTP). */
+static struct MHD_Daemon *start_any(struct web *w, const struct sockaddr_in *sin, unsigned maxc,
+				    int listen_fd, const struct MHD_OptionItem *tls, int *err)
 {
+	static const struct MHD_OptionItem none[] = { { MHD_OPTION_END, 0, NULL } };
 	struct MHD_OptionItem where[] = {
 		listen_fd >= 0
 			? (struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET, listen_fd, NULL }
@@ -1507,9 +1513,14 @@ static struct MHD_Daemon *start_daemon(struct web *w, const struct sockaddr_in *
 	struct MHD_Daemon *d;
 
 	errno = 0;
-	d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME,
+	/* TLS without TURBO: libmicrohttpd 0.9.75 only cleans up a connection
+	 * closed during its TLS handshake (timed out, shut down) after a TLS
+	 * shutdown, which TURBO skips; such connections would stay for ever. */
+	d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+			     (tls ? MHD_USE_TLS : MHD_USE_TURBO),
 		0, NULL, NULL, on_request, w,
 		MHD_OPTION_ARRAY, where,
+		MHD_OPTION_ARRAY, tls ? tls : none,
 		/* Not LISTENING_ADDRESS_REUSE 1: that is SO_REUSEPORT, with which
 		 * a second egwd would silently share the port with the first. */
 		MHD_OPTION_CONNECTION_LIMIT, maxc,
@@ -1524,6 +1535,18 @@ static struct MHD_Daemon *start_daemon(struct web *w, const struct sockaddr_in *
 	if (!d)
 		*err = errno ? -errno : -EADDRINUSE;
 	return d;
+}
+
+static struct MHD_Daemon *start_daemon(struct web *w, const struct sockaddr_in *sin,
+				       unsigned maxc, int listen_fd, int *err)
+{
+	return start_any(w, sin, maxc, listen_fd, NULL, err);
+}
+
+struct MHD_Daemon *web_start_daemon(struct web *w, const struct sockaddr_in *sin, unsigned maxc,
+				    const struct MHD_OptionItem *tls, int *err)
+{
+	return start_any(w, sin, maxc, -1, tls, err);
 }
 
 /* Puts daemon d in the loop (its epoll fd) and makes it the current one. */
@@ -1610,6 +1633,27 @@ void web_apply_settings(struct web *w)
 	     maxc != w->max_connections))
 		/* After the answer to the request that changed them has gone out. */
 		loop_task_add(w->loop, &w->rebind, now_usec() + 300 * USEC_PER_MSEC);
+	if (w->tls)
+		web_tls_apply(w->tls);
+}
+
+int web_check_bind(const char *addr)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	int fd, r = 0;
+
+	if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1)
+		return -EINVAL;
+	if (sin.sin_addr.s_addr == htonl(INADDR_ANY))
+		return 0;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* Port 0: any free port; only the address is in question. */
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
+		r = -errno;
+	close(fd);
+	return r;
 }
 
 int web_new(struct egw *e, struct web **ret)
@@ -1660,6 +1704,11 @@ int web_new(struct egw *e, struct web **ret)
 	r = loop_task_add(w->loop, &w->deadline, now_usec() + w->deadline.period);
 	if (r < 0)
 		goto err_free;
+	/* HTTPS trouble (no certificate, port taken) never stops egwd: the
+	 * listener reports it in /api/state; only memory can fail here. */
+	r = web_tls_new(w, e, &w->tls);
+	if (r < 0)
+		goto err_free;
 	*ret = w;
 	return 0;
 
@@ -1672,6 +1721,7 @@ void web_free(struct web *w)
 {
 	if (!w)
 		return;
+	web_tls_free(w->tls);  /* its connections are on w->conns */
 	loop_io_del(w->loop, &w->io);
 	loop_task_cancel(w->loop, &w->timer);
 	loop_task_cancel(w->loop, &w->deadline);

@@ -107,6 +107,10 @@ const struct web_route *web_routes(size_t *ret_n);
 /* Starts listening on settings http.bind:http.port.  Returns 0, -EADDRINUSE,
  * -ENOMEM or -errno. */
 int web_new(struct egw *e, struct web **ret);
+/* 0 when this machine can listen on the IPv4 address addr (0.0.0.0, or an
+ * address of one of its interfaces), else -EADDRNOTAVAIL, -EINVAL (not an
+ * IPv4 literal) or -errno. */
+int web_check_bind(const char *addr);
 /* Stops the daemon, closes every connection.  Accepts NULL.  Suspended
  * connections (SSE) must have been resumed by their owner before: the web UI
  * is torn down first for that reason (see main.c). */

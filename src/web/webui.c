@@ -21,6 +21,7 @@
 #include "base/util.h"
 #include "config/settings.h"
 #include "crypto/signer.h"
+#include "devices/devconf.h"
 #include "devices/device.h"
 #include "egw.h"
 #include "loop/loop.h"
@@ -162,7 +163,7 @@ struct webui {
 	struct task watch;           /* backend and store health -> notifications */
 	uint64_t up_failed, up_ok;
 	struct task kick;            /* runs MHD once more after resuming connections */
-	struct MHD_Daemon *daemon;
+	struct MHD_Daemon *daemons[2]; /* of resumed connections: the plain and the TLS listener */
 	unsigned kicks;              /* consecutive re-kicks */
 	struct live_conn *live;
 	struct raw_op *raw;
@@ -296,12 +297,13 @@ static void resume(struct webui *u, struct MHD_Connection *conn)
 	const union MHD_ConnectionInfo *ci;
 
 	MHD_resume_connection(conn);
-	if (!u->daemon) {
-		ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
-		if (ci)
-			u->daemon = ci->daemon;
-	}
-	if (u->daemon && !sched_queued(&u->kick))
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
+	for (unsigned i = 0; ci && i < ARRAY_SIZE(u->daemons); i++)
+		if (!u->daemons[i] || u->daemons[i] == ci->daemon) {
+			u->daemons[i] = ci->daemon;
+			break;
+		}
+	if (u->daemons[0] && !sched_queued(&u->kick))
 		loop_task_add(u->e->loop, &u->kick, loop_now(u->e->loop));
 }
 
@@ -311,17 +313,19 @@ static int on_kick(struct task *t, usec_t now)
 	MHD_UNSIGNED_LONG_LONG ms = 1;
 	bool pending = false;
 
-	if (!u->daemon)
+	if (!u->daemons[0])
 		return 0;
-	MHD_run(u->daemon);
+	for (unsigned i = 0; i < ARRAY_SIZE(u->daemons) && u->daemons[i]; i++)
+		MHD_run(u->daemons[i]);
 	/* A resumed connection may only be served on a later MHD_run, and data
 	 * taken from a stream may still wait in MHD's buffer (MHD then reports a
 	 * zero timeout): run MHD again, briefly, until both are done.  web.c's
 	 * own timer only looks at MHD's timeout after its own runs. */
 	for (struct live_conn *lc = u->live; lc; lc = lc->next)
 		pending |= lc->resumed;
-	if (MHD_get_timeout(u->daemon, &ms) == MHD_YES && ms == 0)
-		pending = true;
+	for (unsigned i = 0; i < ARRAY_SIZE(u->daemons) && u->daemons[i]; i++)
+		if (MHD_get_timeout(u->daemons[i], &ms) == MHD_YES && ms == 0)
+			pending = true;
 	if (pending && ++u->kicks < 1000)
 		loop_task_add(u->e->loop, &u->kick, now + 50);
 	else
@@ -663,164 +667,78 @@ int webui_h_device_get(struct web_request *rq)
 	return web_reply_json(rq, 200, arr ? json_pack("{s:o}", "devices", arr) : NULL);
 }
 
-static const char *const dev_keys[] = {
-	"baudrate", "connection", "host", "id", "name", "parity", "poll_interval_ms",
-	"port", "profile", "serial_port", "stopbits", "unit_id",
-};
-
-/* Validates a new device object; on error names the field.  Fills defaults
- * (unit_id 1, port 502).  Returns 0 or -EGW_ESCHEMA. */
-static int device_validate(json_t *o, char *field, size_t flen, char *msg, size_t mlen)
+/* The device list through the one settings path: validated by the same
+ * parser the device layer runs (devices/devconf.h), applied, then saved.
+ * Answered ok_status only once applied; a refusal saves nothing and names
+ * the field: for the device being added (index `focus`) the bare field
+ * ("serial_port"), otherwise the settings key ("devices[2].host"). */
+static int devices_commit(struct web_request *rq, json_t *arr, unsigned ok_status, json_t *reply,
+			  long focus, const char *id, const char *done)
 {
-	const char *k, *conn, *prof;
-	json_t *v;
+	struct egw *e = rq->egw;
+	struct settings_error err = { 0 };
+	char prefix[32], field[sizeof(err.key)];
+	int r;
 
-#define FAIL(f, ...) do { snprintf(field, flen, "%s", f); snprintf(msg, mlen, __VA_ARGS__); \
-		return -EGW_ESCHEMA; } while (0)
-	json_object_foreach(o, k, v) {
-		bool known = false;
-		for (size_t i = 0; i < ARRAY_SIZE(dev_keys); i++)
-			known |= strcmp(dev_keys[i], k) == 0;
-		if (!known)
-			FAIL(k, "%s: unknown field", k);
+	/* A patch, not a set: the API's list is the newer one and replaces a
+	 * --set devices=... given on the command line (the demo starts that way). */
+	json_t *patch = json_pack("{sO}", "devices", arr);
+	r = patch ? e->settings_commit(e, patch, &err) : -ENOMEM;
+	json_decref(patch);
+	if (r == -ENOMEM) {
+		json_decref(reply);
+		return web_reply_error(rq, 500, "out of memory", NULL);
 	}
-	v = json_object_get(o, "connection");
-	if (!v)
-		FAIL("connection", "connection: required (tcp, rtu or rtu-over-tcp)");
-	conn = json_string_value(v);
-	if (!conn || (strcmp(conn, "tcp") && strcmp(conn, "rtu") && strcmp(conn, "rtu-over-tcp")))
-		FAIL("connection", "connection: must be one of tcp, rtu, rtu-over-tcp");
-	if (strcmp(conn, "rtu") == 0) {
-		v = json_object_get(o, "serial_port");
-		if (!json_is_string(v) || !*json_string_value(v))
-			FAIL("serial_port", "serial_port: required for rtu (e.g. /dev/ttyUSB0)");
-		v = json_object_get(o, "baudrate");
-		if (v && (!json_is_integer(v) || json_integer_value(v) < 300 || json_integer_value(v) > 4000000))
-			FAIL("baudrate", "baudrate: must be an integer 300..4000000");
-		v = json_object_get(o, "parity");
-		if (v && (!json_is_string(v) || !strchr("NEO", json_string_value(v)[0]) ||
-		          strlen(json_string_value(v)) != 1))
-			FAIL("parity", "parity: must be \"N\", \"E\" or \"O\"");
-		v = json_object_get(o, "stopbits");
-		if (v && (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 2))
-			FAIL("stopbits", "stopbits: must be 1 or 2");
-	} else {
-		struct in_addr a4;
-		struct in6_addr a6;
-		const char *host;
-
-		v = json_object_get(o, "host");
-		if (!json_is_string(v) || !*json_string_value(v))
-			FAIL("host", "host: required for %s", conn);
-		host = json_string_value(v);
-		if (inet_pton(AF_INET, host, &a4) != 1 && inet_pton(AF_INET6, host, &a6) != 1 &&
-		    strcmp(host, "localhost") != 0)
-			FAIL("host", "host: must be a numeric IPv4/IPv6 address or localhost");
-		v = json_object_get(o, "port");
-		if (!v)
-			json_object_set_new(o, "port", json_integer(502));
-		else if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 65535)
-			FAIL("port", "port: must be an integer 1..65535");
+	if (r == -EGW_ESCHEMA) {
+		json_decref(reply);
+		snprintf(field, sizeof(field), "%s", err.key);
+		int n = snprintf(prefix, sizeof(prefix), "devices[%ld].", focus);
+		if (focus >= 0 && strncmp(err.key, prefix, (size_t)n) == 0)
+			snprintf(field, sizeof(field), "%s", err.key + n);
+		else if (focus >= 0 && strcmp(err.key, prefix) == 0)
+			snprintf(field, sizeof(field), "body");
+		char msg[sizeof(err.key) + sizeof(err.msg) + 4];
+		snprintf(msg, sizeof(msg), "%s: %s", field, err.msg);
+		return web_reply_error(rq, 400, msg, field);
 	}
-	v = json_object_get(o, "unit_id");
-	if (!v)
-		json_object_set_new(o, "unit_id", json_integer(1));
-	else if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 255)
-		FAIL("unit_id", "unit_id: must be an integer 0..255");
-	v = json_object_get(o, "profile");
-	if (!v)
-		FAIL("profile", "profile: required (a name from /api/device/supported, or sunspec)");
-	prof = json_string_value(v);
-	if (!prof || !profile_find(prof))
-		FAIL("profile", "profile: unknown profile (see /api/device/supported)");
-	v = json_object_get(o, "id");
-	if (v && (!json_is_string(v) || !id_ok(json_string_value(v))))
-		FAIL("id", "id: 1..32 characters of A-Z a-z 0-9 _ - .");
-	v = json_object_get(o, "name");
-	if (v && (!json_is_string(v) || strlen(json_string_value(v)) > 64))
-		FAIL("name", "name: a string of at most 64 characters");
-	v = json_object_get(o, "poll_interval_ms");
-	if (v && (!json_is_integer(v) || json_integer_value(v) < 10 || json_integer_value(v) > 3600000))
-		FAIL("poll_interval_ms", "poll_interval_ms: must be an integer 10..3600000");
-#undef FAIL
-	return 0;
-}
-
-/* The id a settings entry gets (explicit "id", else "dev<index>" as the
- * devices module names it). */
-static void entry_id(const json_t *entry, size_t index, char *buf, size_t len)
-{
-	const char *id = json_string_value(json_object_get(entry, "id"));
-	if (id)
-		snprintf(buf, len, "%s", id);
-	else
-		snprintf(buf, len, "dev%zu", index);
+	if (r < 0) {
+		json_decref(reply);
+		return web_reply_error(rq, 500, err.msg[0] ? err.msg : "could not save the settings",
+				       NULL);
+	}
+	log_info("webui", "device %s %s", id, done);
+	return web_reply_json(rq, ok_status, reply);
 }
 
 static bool id_taken(const json_t *arr, const char *id)
 {
 	size_t i;
 	json_t *d;
-	char cur[64];
+	char cur[DEVCONF_ID_LEN];
 
 	json_array_foreach(arr, i, d) {
-		entry_id(d, i, cur, sizeof(cur));
+		devconf_entry_id(d, i, cur, sizeof(cur));
 		if (strcmp(cur, id) == 0)
 			return true;
 	}
 	return false;
 }
 
-/* Writes the new devices array to the settings file and applies it. */
-static int devices_commit(struct web_request *rq, json_t *arr, unsigned ok_status, json_t *reply)
-{
-	struct egw *e = rq->egw;
-	struct settings_error err = { 0 };
-	char msg[512];
-	int r;
-
-	/* A patch, not a set: the API's list is the newer one and replaces a
-	 * --set devices=... given on the command line (the demo starts that way). */
-	json_t *patch = json_pack("{sO}", "devices", arr);
-	r = patch ? settings_patch(e->settings, patch, &err) : -ENOMEM;
-	json_decref(patch);
-	if (r == -ENOMEM) {
-		json_decref(reply);
-		return web_reply_error(rq, 500, "out of memory", NULL);
-	}
-	if (r < 0) {
-		json_decref(reply);
-		return web_reply_error(rq, 400, settings_error_str(&err, msg, sizeof(msg)), err.key);
-	}
-	r = settings_save(e->settings);
-	if (r < 0) {
-		json_decref(reply);
-		log_error("webui", "saving settings: %s", egw_strerror(r));
-		return web_reply_error(rq, 500, "could not save the settings", NULL);
-	}
-	if (e->settings_changed) {
-		r = e->settings_changed(e);
-		if (r < 0)
-			log_warn("webui", "applying device change: %s", egw_strerror(r));
-	}
-	return web_reply_json(rq, ok_status, reply);
-}
-
 int webui_h_device_post(struct web_request *rq)
 {
 	struct egw *e = rq->egw;
-	char err[256], field[64] = "", id[64];
+	char err[256], id[DEVCONF_ID_LEN];
 	const json_t *cur;
 	json_t *o, *arr, *reply;
+	long index;
 	int r;
 
 	o = body_json(rq, err, sizeof(err));
 	if (!o)
 		return web_reply_error(rq, 400, err, "body");
-	r = device_validate(o, field, sizeof(field), err, sizeof(err));
-	if (r < 0) {
+	if (!json_is_object(o)) {
 		json_decref(o);
-		return web_reply_error(rq, 400, err, field);
+		return web_reply_error(rq, 400, "body: expected a JSON object (a device)", "body");
 	}
 	cur = settings_get_json(e->settings, "devices");
 	arr = json_is_array(cur) ? json_deep_copy(cur) : json_array();
@@ -828,14 +746,19 @@ int webui_h_device_post(struct web_request *rq)
 		json_decref(o);
 		return web_reply_error(rq, 500, "out of memory", NULL);
 	}
-	if (json_object_get(o, "id")) {
+	if (json_array_size(arr) >= DEVCONF_MAX) {
+		json_decref(o);
+		json_decref(arr);
+		return web_reply_error(rq, 400, "devices: at most 32 devices", "devices");
+	}
+	if (json_is_string(json_object_get(o, "id"))) {
 		snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(o, "id")));
 		if (id_taken(arr, id)) {
 			json_decref(o);
 			json_decref(arr);
 			return web_reply_error(rq, 400, "id: a device with this id exists", "id");
 		}
-	} else {
+	} else if (!json_object_get(o, "id")) {
 		/* A stable id, so removing another device never renames this one. */
 		for (unsigned n = 1;; n++) {
 			snprintf(id, sizeof(id), "dev%u", n);
@@ -844,16 +767,13 @@ int webui_h_device_post(struct web_request *rq)
 		}
 		json_object_set_new(o, "id", json_string(id));
 	}
-	if (json_array_size(arr) >= 32) {
-		json_decref(o);
-		json_decref(arr);
-		return web_reply_error(rq, 400, "devices: at most 32 devices", "devices");
-	}
+	index = (long)json_array_size(arr);
+	snprintf(id, sizeof(id), "%s", json_is_string(json_object_get(o, "id")) ?
+		 json_string_value(json_object_get(o, "id")) : "?");
 	reply = json_pack("{s:O}", "device", o);
 	json_array_append_new(arr, o);
-	r = devices_commit(rq, arr, 201, reply);
+	r = devices_commit(rq, arr, 201, reply, index, id, "added");
 	json_decref(arr);
-	log_info("webui", "device %s added", id);
 	return r;
 }
 
@@ -885,7 +805,7 @@ int webui_h_device_delete(struct web_request *rq)
 		return web_reply_error(rq, 500, "out of memory", NULL);
 	}
 	json_array_foreach(arr, i, d) {
-		entry_id(d, i, cid, sizeof(cid));
+		devconf_entry_id(d, i, cid, sizeof(cid));
 		if (strcmp(cid, id) == 0)
 			break;
 	}
@@ -899,16 +819,15 @@ int webui_h_device_delete(struct web_request *rq)
 	for (size_t k = i + 1; k < json_array_size(arr); k++) {
 		json_t *x = json_array_get(arr, k);
 		if (!json_object_get(x, "id")) {
-			entry_id(x, k, cid, sizeof(cid));
+			devconf_entry_id(x, k, cid, sizeof(cid));
 			json_object_set_new(x, "id", json_string(cid));
 		}
 	}
 	snprintf(cid, sizeof(cid), "%s", id);
 	json_array_remove(arr, i);
 	json_decref(body);
-	r = devices_commit(rq, arr, 200, json_pack("{s:s}", "deleted", cid));
+	r = devices_commit(rq, arr, 200, json_pack("{s:s}", "deleted", cid), -1, cid, "removed");
 	json_decref(arr);
-	log_info("webui", "device %s removed", cid);
 	return r;
 }
 
@@ -971,7 +890,7 @@ static int device_client_config(struct egw *e, const char *id, struct mb_client_
 
 	json_array_foreach(arr, i, d) {
 		const char *conn;
-		entry_id(d, i, cid, sizeof(cid));
+		devconf_entry_id(d, i, cid, sizeof(cid));
 		if (strcmp(cid, id) != 0)
 			continue;
 		conn = json_string_value(json_object_get(d, "connection"));
@@ -2307,7 +2226,8 @@ void webui_daemon_closing(struct webui *u)
 	}
 	u->live = NULL;
 	loop_task_cancel(u->e->loop, &u->kick);
-	u->daemon = NULL; /* the next resume looks the new daemon up */
+	/* the next resume looks the daemons up */
+	memset(u->daemons, 0, sizeof(u->daemons));
 }
 
 void webui_free(struct webui *u)

@@ -1,4 +1,4 @@
-/* The web UI side of the gateway (issue 5): embedded UI assets, the live
+/* The web UI side of the gateway: embedded UI assets, the live
  * stream (/api/live, server-sent events), the device API (/api/device...,
  * scan, raw Modbus read/write), notifications, MQTT publishing and the
  * device/stream metrics.

@@ -339,7 +339,6 @@ class ApiTest(unittest.TestCase):
         self.assertEqual(st, 401, o)
         # 400 naming the field
         cases = [
-            ({k: v for k, v in base.items() if k != "connection"}, "connection"),
             (dict(base, connection="usb"), "connection"),
             (dict(base, port=70000), "port"),
             (dict(base, port="502"), "port"),
@@ -415,7 +414,11 @@ class ApiTest(unittest.TestCase):
         first = {"connection": "tcp", "host": "127.0.0.1", "port": self.simport, "unit_id": 1,
                  "profile": "sunspec", "id": "cli"}
         self.egwd = t.Egwd(self, set={"devices": [first]})
-        st, o = self.req("POST", "/api/device", dict(first, id="added"))
+        # Another unit behind the same gateway: the same host, port and unit
+        # twice would be one device polled twice (refused).
+        st, o = self.req("POST", "/api/device", dict(first, id="same"))
+        self.assertEqual((st, o.get("field")), (400, "host"), o)
+        st, o = self.req("POST", "/api/device", dict(first, id="added", unit_id=2))
         self.assertEqual(st, 201, o)
         ids = [d["id"] for d in self.egwd.get("/api/device")["devices"]]
         self.assertEqual(ids, ["cli", "added"])

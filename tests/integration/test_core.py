@@ -489,27 +489,27 @@ class Lifecycle(unittest.TestCase):
         g.wait_output("harvest.batch_interval_ms: expected an integer")
         self.assertEqual(g.get("/api/settings")["harvest"]["batch_interval_ms"], 3000)
 
-    def test_invalid_settings_file_stops_startup(self):
+    def test_invalid_settings_file_is_set_aside(self):
+        """A file egwd cannot use never stops it: kept as .rejected, named in
+        the log with the key and the problem, the defaults running."""
         d = egwtest.tempdir(self)
         path = os.path.join(d, "settings.json")
         text = '{"http": {"max_connections": 0}}\n'
         with open(path, "w") as f:
             f.write(text)
-        p = subprocess.run([egwtest.binary("egwd"), "--port", str(egwtest.free_port()),
-                            "--state-dir", d, "--set", "http.bind=127.0.0.1"],
-                           capture_output=True, text=True, timeout=10)
-        self.assertNotEqual(p.returncode, 0)
-        self.assertIn("http.max_connections", p.stderr)
-        self.assertIn("out of range", p.stderr)
-        with open(path) as f:
+        e = egwtest.Egwd(self, state_dir=d)
+        self.assertIn("http.max_connections", e.output())
+        self.assertIn("out of range", e.output())
+        with open(path + ".rejected") as f:
             self.assertEqual(f.read(), text)
+        self.assertEqual(e.state()["settings"]["source"], "defaults")
+        e.stop()
         # malformed JSON too
         with open(path, "w") as f:
             f.write("{oops")
-        p = subprocess.run([egwtest.binary("egwd"), "--state-dir", d], capture_output=True,
-                           text=True, timeout=10)
-        self.assertNotEqual(p.returncode, 0)
-        self.assertIn("malformed JSON", p.stderr)
+        e = egwtest.Egwd(self, state_dir=d)
+        self.assertIn("malformed JSON", e.output())
+        self.assertIn("malformed JSON", e.state()["settings"]["rejected"])
 
     def test_cli_help_version_set_check(self):
         egwd = egwtest.binary("egwd")

@@ -1,5 +1,5 @@
 /* Signer wiring (see wire.h). */
-#include "crypto/wire.h"
+#include "daemon/signer.h"
 
 #include <errno.h>
 #include <jansson.h>

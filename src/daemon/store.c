@@ -1,5 +1,5 @@
 /* Store wiring (see wire.h). */
-#include "store/wire.h"
+#include "daemon/store.h"
 
 #include <jansson.h>
 #include <limits.h>

@@ -10,6 +10,7 @@
  * the asleep retry follow the poll interval (10x and 30x, clamped to 2..60 s
  * and 5..300 s). */
 #pragma once
+#include <stddef.h>
 
 struct egw;
 
@@ -19,6 +20,6 @@ int devices_egw_init(struct egw *e);
 void devices_egw_fini(struct egw *e);
 /* Settings changed: devices_apply with the new list (timing settings need a
  * restart).  Returns 0 or the validation error (logged; nothing changes). */
-int devices_egw_apply(struct egw *e);
+int devices_egw_apply(struct egw *e, char *err, size_t errlen);
 /* Gateway state the devices imply (enum gw_state); fsm_gateway_state_for. */
 int devices_egw_gateway_state(const struct egw *e);

@@ -1,5 +1,5 @@
 /* Daemon wiring of the device set; see wire.h. */
-#include "devices/wire.h"
+#include "daemon/devices.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -16,7 +16,6 @@
 #include "profiles/reading.h"
 #include "sched/sched.h"
 #include "web/web.h"
-#include "web/webui.h"
 #include "web/webui.h"
 
 static unsigned clampu(int64_t v, unsigned lo, unsigned hi)
@@ -200,15 +199,15 @@ void devices_egw_fini(struct egw *e)
 	devices_free(ds);
 }
 
-int devices_egw_apply(struct egw *e)
+int devices_egw_apply(struct egw *e, char *err, size_t errlen)
 {
-	char err[256] = "";
 	int r;
 
 	if (!e->devices)
 		return 0;
-	r = devices_apply(e->devices, settings_get_json(e->settings, "devices"), err, sizeof(err));
+	r = devices_apply(e->devices, settings_get_json(e->settings, "devices"), err, errlen);
 	if (r < 0)
-		log_error("devices", "keeping the current devices: %s", err[0] ? err : egw_strerror(r));
+		log_error("devices", "keeping the current devices: %s",
+			  err[0] ? err : egw_strerror(r));
 	return r;
 }

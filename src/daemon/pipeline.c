@@ -1,4 +1,4 @@
-#include "backend/pipeline.h"
+#include "daemon/pipeline.h"
 
 #include <errno.h>
 #include <jansson.h>
