@@ -1430,6 +1430,9 @@ static void rearm(struct web *w)
 	if (w->kick) {
 		w->kick = false;
 		loop_task_add(w->loop, &w->timer, now_usec());
+		/* Resumed connections (held answers) may be the HTTPS listener's:
+		 * libmicrohttpd serves them only on a later run of their daemon. */
+		web_tls_kick(w->tls);
 	} else if (MHD_get_timeout(w->d, &ms) == MHD_YES)
 		loop_task_add(w->loop, &w->timer, now_usec() + (usec_t)ms * USEC_PER_MSEC);
 	else
@@ -1603,6 +1606,7 @@ static int on_rebind(struct task *t, usec_t now)
 	webui_daemon_closing(w->egw->webui);
 	delayed_flush(w, 0, true);
 	loop_task_cancel(w->loop, &w->delay_task);
+	web_tls_kick(w->tls);  /* for the HTTPS connections just resumed */
 	MHD_stop_daemon(old); /* its connections close; on_connection forgets them */
 	w->open_connections = 0;
 	w->at_limit = false;
@@ -1618,6 +1622,15 @@ static int on_rebind(struct task *t, usec_t now)
 	log_info("http", "listening on %s:%u (at most %u connections)", addr, ntohs(sin.sin_port),
 		 maxc);
 	return 0;
+}
+
+void web_release_suspended(struct web *w)
+{
+	webui_daemon_closing(w->egw->webui);
+	delayed_flush(w, 0, true);
+	loop_task_cancel(w->loop, &w->delay_task);
+	if (w->d)
+		rearm(w);
 }
 
 void web_apply_settings(struct web *w)
