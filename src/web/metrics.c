@@ -105,22 +105,4 @@ void webui_metrics(void *ud, struct web_buf *b)
 	web_buf_printf(b, "egw_modbus_raw_requests_total{kind=\"write\"} %" PRIu64 "\n", u->raw_writes);
 	web_buf_printf(b, "egw_modbus_raw_requests_total{kind=\"refused\"} %" PRIu64 "\n",
 	               u->raw_refused);
-
-	if (e->mqtt) {
-		struct mqtt_stats ms;
-		mqtt_stats(e->mqtt, &ms);
-		metric_head(b, "egw_mqtt_connected", "gauge", "1 while connected to the MQTT broker.");
-		web_buf_printf(b, "egw_mqtt_connected %d\n", ms.connected);
-		metric_head(b, "egw_mqtt_messages_total", "counter",
-		            "MQTT messages by stage (queued, published, acked, dropped).");
-		web_buf_printf(b, "egw_mqtt_messages_total{stage=\"queued\"} %" PRIu64 "\n"
-		               "egw_mqtt_messages_total{stage=\"published\"} %" PRIu64 "\n"
-		               "egw_mqtt_messages_total{stage=\"acked\"} %" PRIu64 "\n"
-		               "egw_mqtt_messages_total{stage=\"dropped\"} %" PRIu64 "\n",
-		               ms.queued, ms.published, ms.acked, ms.dropped);
-		metric_head(b, "egw_mqtt_backlog_messages", "gauge", "MQTT messages waiting for the broker.");
-		web_buf_printf(b, "egw_mqtt_backlog_messages %u\n", ms.backlog);
-		metric_head(b, "egw_mqtt_connects_total", "counter", "Accepted MQTT connections.");
-		web_buf_printf(b, "egw_mqtt_connects_total %" PRIu64 "\n", ms.connects);
-	}
 }

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/mqtt.h"
 #include "backend/uploader.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -178,7 +177,6 @@ struct webui {
 	double freq_hz;
 	int64_t freq_ts_ms;
 	uint64_t freq_samples;
-	char mqtt_sig[1536];         /* the MQTT settings mqtt was started with */
 	uint64_t raw_writes, raw_reads, raw_refused;
 	struct scan scan;
 	struct limiter scan_limit, read_limit;
