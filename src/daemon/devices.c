@@ -215,21 +215,13 @@ static void metrics(void *ud, struct web_buf *b)
 	if (!t)
 		return;
 	/* The 10 Hz read's start lateness, as a Prometheus histogram in seconds. */
+	double bounds[SCHED_LATE_BUCKETS - 1];
+	for (unsigned k = 0; k < ARRAY_SIZE(bounds); k++)
+		bounds[k] = (double)sched_late_bounds[k] / 1e6;
 	web_buf_printf(b, "# HELP egw_frequency_read_lateness_seconds How late each frequency read started.\n"
 		       "# TYPE egw_frequency_read_lateness_seconds histogram\n");
-	uint64_t acc = 0;
-	for (unsigned k = 0; k < SCHED_LATE_BUCKETS; k++) {
-		acc += t->stats.late_hist[k];
-		if (k < SCHED_LATE_BUCKETS - 1)
-			web_buf_printf(b, "egw_frequency_read_lateness_seconds_bucket{le=\"%g\"} %llu\n",
-				       (double)sched_late_bounds[k] / 1e6, (unsigned long long)acc);
-		else
-			web_buf_printf(b, "egw_frequency_read_lateness_seconds_bucket{le=\"+Inf\"} %llu\n",
-				       (unsigned long long)acc);
-	}
-	web_buf_printf(b, "egw_frequency_read_lateness_seconds_sum %g\n"
-		       "egw_frequency_read_lateness_seconds_count %llu\n",
-		       (double)t->stats.late_sum / 1e6, (unsigned long long)acc);
+	web_buf_histogram(b, "egw_frequency_read_lateness_seconds", NULL, NULL, bounds,
+			  ARRAY_SIZE(bounds), t->stats.late_hist, (double)t->stats.late_sum / 1e6);
 }
 
 /* ---- lifecycle -------------------------------------------------------------- */
