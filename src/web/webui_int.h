@@ -34,7 +34,7 @@
 #include "web/webui.h"
 
 #define HEARTBEAT_PERIOD (15 * USEC_PER_SEC)
-#define WEBUI_MAX_DEVICES 64
+#define WEBUI_MAX_DEVICES DEVCONF_MAX
 #define RAW_TIMEOUT (2 * USEC_PER_SEC)
 #define SCAN_TIMEOUT (400 * USEC_PER_MSEC)
 /* Live streams one client address may hold (of SSE_MAX_CLIENTS). */
