@@ -443,8 +443,10 @@ static void stop(struct web_tls *t)
 		return;
 	loop_io_del(t->loop, &t->io);
 	loop_task_cancel(t->loop, &t->timer);
-	/* MHD refuses to stop with connections suspended: the UI lets go. */
+	/* MHD refuses to stop with connections suspended: the UI lets go, and
+	 * so do the held answers to wrong tokens. */
 	webui_daemon_closing(t->egw->webui);
+	web_release_held(t->web);
 	MHD_stop_daemon(t->d);
 	t->d = NULL;
 	tls_cert_clear(&t->cert);

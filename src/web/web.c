@@ -157,6 +157,11 @@ struct web {
 	} delayed[AUTH_DELAYED_MAX];
 	unsigned ndelayed;
 	struct task delay_task;
+	/* Other daemons (the HTTPS one) with held answers just resumed: run
+	 * until they are sent, as web.c's own timer only runs w->d. */
+	struct MHD_Daemon *held_daemons[2];
+	struct task held_run;
+	unsigned held_runs;
 	uint64_t connections_total;
 	unsigned open_connections, max_connections;
 	/* What the daemon listens on; a settings change moves it (rebind task). */
@@ -383,6 +388,14 @@ static void delayed_flush(struct web *w, usec_t now, bool all)
 
 	while (k < w->ndelayed && (all || w->delayed[k].due <= now)) {
 		struct delayed_reply *d = &w->delayed[k++];
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(d->c, MHD_CONNECTION_INFO_DAEMON);
+
+		for (unsigned i = 0; ci && ci->daemon != w->d && i < ARRAY_SIZE(w->held_daemons); i++)
+			if (!w->held_daemons[i] || w->held_daemons[i] == ci->daemon) {
+				w->held_daemons[i] = ci->daemon;
+				break;
+			}
 		MHD_queue_response(d->c, 429, d->r);
 		MHD_destroy_response(d->r);
 		MHD_resume_connection(d->c);
@@ -394,6 +407,40 @@ static void delayed_flush(struct web *w, usec_t now, bool all)
 	if (w->ndelayed)
 		loop_task_add(w->loop, &w->delay_task, w->delayed[0].due);
 	w->kick = true;
+	if (w->held_daemons[0]) {
+		w->held_runs = 0;
+		loop_task_add(w->loop, &w->held_run, now_usec());
+	}
+}
+
+/* libmicrohttpd serves a resumed connection only on a later run: run the
+ * other daemons briefly until they have nothing due at once. */
+static int on_held_run(struct task *t, usec_t now)
+{
+	struct web *w = container_of(t, struct web, held_run);
+	MHD_UNSIGNED_LONG_LONG ms;
+	bool again = false;
+
+	for (unsigned i = 0; i < ARRAY_SIZE(w->held_daemons) && w->held_daemons[i]; i++) {
+		MHD_run(w->held_daemons[i]);
+		if (MHD_get_timeout(w->held_daemons[i], &ms) == MHD_YES && ms == 0)
+			again = true;
+	}
+	if ((again || w->held_runs < 2) && ++w->held_runs < 200)
+		loop_task_add(w->loop, t, now + USEC_PER_MSEC);
+	else
+		memset(w->held_daemons, 0, sizeof(w->held_daemons));
+	return 0;
+}
+
+void web_release_held(struct web *w)
+{
+	delayed_flush(w, 0, true);
+	/* the daemon about to stop closes them; it must not be run after */
+	loop_task_cancel(w->loop, &w->held_run);
+	memset(w->held_daemons, 0, sizeof(w->held_daemons));
+	if (w->d)
+		rearm(w);
 }
 
 static int on_delay(struct task *t, usec_t now)
@@ -1601,8 +1648,7 @@ static int on_rebind(struct task *t, usec_t now)
 	/* MHD refuses to stop with connections suspended: the UI lets go, and
 	 * the held 429s go out now. */
 	webui_daemon_closing(w->egw->webui);
-	delayed_flush(w, 0, true);
-	loop_task_cancel(w->loop, &w->delay_task);
+	web_release_held(w);
 	MHD_stop_daemon(old); /* its connections close; on_connection forgets them */
 	w->open_connections = 0;
 	w->at_limit = false;
@@ -1682,6 +1728,8 @@ int web_new(struct egw *e, struct web **ret)
 	w->rebind.idx = SCHED_NOT_QUEUED;
 	w->delay_task = (struct task){ .name = "http-delay", .run = on_delay, .prio = 1 };
 	w->delay_task.idx = SCHED_NOT_QUEUED;
+	w->held_run = (struct task){ .name = "http-held", .run = on_held_run, .prio = 0 };
+	w->held_run.idx = SCHED_NOT_QUEUED;
 	web_apply_settings(w);
 	w->max_connections = maxc;
 	w->bound = sin;
@@ -1721,13 +1769,14 @@ void web_free(struct web *w)
 {
 	if (!w)
 		return;
+	/* held answers first: neither daemon stops with them suspended */
+	loop_task_cancel(w->loop, &w->delay_task);
+	web_release_held(w);
 	web_tls_free(w->tls);  /* its connections are on w->conns */
 	loop_io_del(w->loop, &w->io);
 	loop_task_cancel(w->loop, &w->timer);
 	loop_task_cancel(w->loop, &w->deadline);
 	loop_task_cancel(w->loop, &w->rebind);
-	loop_task_cancel(w->loop, &w->delay_task);
-	delayed_flush(w, 0, true);
 	if (w->d)
 		MHD_stop_daemon(w->d);
 	while (w->conns) {  /* closed without a notice */

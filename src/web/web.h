@@ -116,6 +116,12 @@ int web_check_bind(const char *addr);
  * is torn down first for that reason (see main.c). */
 void web_free(struct web *w);
 
+/* Answers web.c holds back (a limited address's wrong tokens, their
+ * connections suspended) are queued and their connections resumed now.
+ * Call before stopping any daemon of w's handlers: libmicrohttpd aborts the
+ * process when a daemon stops with connections suspended. */
+void web_release_held(struct web *w);
+
 /* Re-reads the caps that can change at run time (body size, timeout); a
  * changed http.port, http.bind or http.max_connections moves the listener
  * shortly after (its open connections close). */
