@@ -32,7 +32,6 @@
 #include "loop/loop.h"
 #include "sched/sched.h"
 #include "web/web.h"
-#include "web/webui.h"
 
 #define PEM_MAX (64 * 1024)
 #define VALID_DAYS 3650
@@ -409,6 +408,8 @@ static void run(struct web_tls *t)
 	MHD_UNSIGNED_LONG_LONG ms;
 	unsigned before, after;
 
+	if (!t->d)
+		return;
 	i = MHD_get_daemon_info(t->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
 	before = i ? i->num_connections : 0;
 	MHD_run(t->d);
@@ -439,16 +440,16 @@ static int on_timer(struct task *task, usec_t now)
 
 static void stop(struct web_tls *t)
 {
-	if (!t->d)
+	struct MHD_Daemon *d = t->d;
+
+	if (!d)
 		return;
+	t->d = NULL;  /* a kick from what follows finds no daemon to run */
+	/* MHD refuses to stop with connections suspended. */
+	web_release_suspended(t->web);
 	loop_io_del(t->loop, &t->io);
 	loop_task_cancel(t->loop, &t->timer);
-	/* MHD refuses to stop with connections suspended: the UI lets go, and
-	 * so do the held answers to wrong tokens. */
-	webui_daemon_closing(t->egw->webui);
-	web_release_held(t->web);
-	MHD_stop_daemon(t->d);
-	t->d = NULL;
+	MHD_stop_daemon(d);
 	tls_cert_clear(&t->cert);
 }
 
@@ -540,6 +541,12 @@ static void start(struct web_tls *t, const struct want *w)
 	run(t);
 	log_info("http", "listening on https://%s:%u/ (certificate SHA-256 %s)", addr,
 		 ntohs(w->sin.sin_port), t->cert.fingerprint);
+}
+
+void web_tls_kick(struct web_tls *t)
+{
+	if (t && t->d)
+		loop_task_add(t->loop, &t->timer, now_usec());
 }
 
 static int on_rebind(struct task *task, usec_t now)

@@ -58,8 +58,14 @@ void web_tls_free(struct web_tls *t);
 /* Settings changed: moves, restarts or stops the listener (shortly after, on
  * the loop, once the answer to the request that changed them is out). */
 void web_tls_apply(struct web_tls *t);
+/* Runs the listener soon: connections of its daemon were resumed, which
+ * libmicrohttpd only serves on a later run.  Accepts NULL. */
+void web_tls_kick(struct web_tls *t);
 
 /* web.c: a daemon with the plain listener's handlers and limits, with the
  * extra options tls (NULL: plain).  NULL on failure, *err = -errno. */
 struct MHD_Daemon *web_start_daemon(struct web *w, const struct sockaddr_in *sin, unsigned maxc,
                                     const struct MHD_OptionItem *tls, int *err);
+/* web.c: resumes every suspended connection (live streams end, held answers
+ * go out), as libmicrohttpd will not stop a daemon that has any. */
+void web_release_suspended(struct web *w);

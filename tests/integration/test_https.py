@@ -18,6 +18,8 @@ import socket
 import ssl
 import stat
 import subprocess
+import threading
+import time
 import unittest
 
 from cryptography import x509
@@ -181,6 +183,52 @@ class HttpsTest(unittest.TestCase):
             self.assertEqual(c.sock.version(), "TLSv1.3")
         finally:
             c.close()
+
+    def test_held_answers_over_https(self):
+        """Wrong tokens from a limited address are answered late (the
+        connection is suspended meanwhile): over HTTPS too, and the listener
+        can stop while one is held."""
+        g = self.start()
+        ctx = ssl.create_default_context(cafile=self.cert_path(g))
+
+        def wrong_token():
+            c = httpclient.HTTPSConnection("127.0.0.1", g.tls_port, context=ctx, timeout=5)
+            try:
+                c.request("POST", "/api/settings", body="{}",
+                          headers={"Authorization": "Bearer " + "0" * 64,
+                                   "Content-Type": "application/json"})
+                r = c.getresponse()
+                r.read()
+                return r.status
+            finally:
+                c.close()
+
+        codes = [wrong_token() for _ in range(10)]
+        self.assertEqual(set(codes), {401})
+        t0 = time.monotonic()
+        self.assertEqual(wrong_token(), 429)  # held, then delivered
+        self.assertGreater(time.monotonic() - t0, 0.5)
+        # one held while the listener stops: egwd lives on
+        held = {}
+
+        def hold():
+            try:
+                held["status"] = wrong_token()
+            except OSError as e:
+                held["error"] = e
+        th = threading.Thread(target=hold)
+        th.start()
+        T.wait_until(lambda: "egw_http" in T.http(g.port, "GET", "/metrics")[2].decode()
+                     and th.is_alive(), what="request held")
+        time.sleep(0.2)
+        st, obj = T.http_json(g.port, "POST", "/api/settings", {"http": {"tls": False}},
+                              headers=g.auth())
+        self.assertEqual(st, 200, obj)
+        th.join(10)
+        self.assertFalse(th.is_alive())
+        T.wait_until(lambda: not https_state(g)["listening"], what="https off")
+        self.assertTrue(g.alive(), g.output()[-2000:])
+        self.assertEqual(T.get_json(g.port, "/api/hello"), {"message": "Hello from egw"})
 
     def test_certificate_survives_restart(self):
         g = self.start()
