@@ -30,6 +30,7 @@
 #include "config/settings.h"
 #include "daemon/signer.h"
 #include "daemon/devices.h"
+#include "daemon/mqtt.h"
 #include "egw.h"
 #include "fsm/fsm.h"
 #include "loop/loop.h"
@@ -377,6 +378,7 @@ static const struct step steps[] = {
 	{ "uploader", pipeline_uploader_init, pipeline_uploader_fini },
 	{ "namequery", pipeline_name_init, pipeline_name_fini },
 	/* last: device hooks tolerate a missing UI, and MQTT topics need the serial */
+	{ "mqtt", mqtt_egw_init, mqtt_egw_fini },
 	{ "webui", webui_egw_init, webui_egw_fini },
 	{ "memory", init_memtrim, fini_memtrim },
 };
@@ -408,7 +410,7 @@ static int apply_settings(struct egw *e, struct settings_error *err)
 			 msg[0] ? msg : egw_strerror(r));
 	}
 	store_egw_apply(e);
-	webui_settings_changed(e->webui);
+	mqtt_egw_apply(e);
 	pipeline_apply_settings(e);
 	memtrim_apply(e);
 	update_gateway_state(e, "settings changed");

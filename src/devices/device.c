@@ -287,7 +287,7 @@ static void dev_enter(struct device *d, int from, int to)
 		usec_t lo = ms(d->set->cfg.backoff_min_ms), hi = ms(d->set->cfg.backoff_max_ms);
 		stop_activity(d);
 		client_recycle(d);
-		d->backoff = d->backoff ? MIN(d->backoff * 2, hi) : lo;
+		d->backoff = sched_backoff_next(d->backoff, lo, hi);
 		loop_task_add(l, &d->retry_task, now + d->backoff);
 		break;
 	}

@@ -139,19 +139,6 @@ static void agg_task(const struct sched_totals *tt, void *ud)
 	g->skipped = tt->stats.skipped;
 }
 
-/* Label values: escape backslash, quote and newline. */
-static void buf_label(struct web_buf *b, const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '\\' || *s == '"')
-			web_buf_puts(b, "\\");
-		if (*s == '\n')
-			web_buf_puts(b, "\\n");
-		else
-			web_buf_append(b, s, 1);
-	}
-}
-
 static void metrics_fsm(struct web_buf *b, const struct fsm *f)
 {
 	for (unsigned a = 0; a < f->def->nstates; a++)
@@ -184,13 +171,13 @@ static void metrics_devices(struct web_buf *b, struct web *w)
 			if (!arrow || !json_is_integer(n))
 				continue;
 			web_buf_puts(b, "egw_state_transitions_total{machine=\"device\",device=\"");
-			buf_label(b, id);
+			web_buf_label(b, id);
 			web_buf_puts(b, "\",from=\"");
 			char from[32];
 			snprintf(from, sizeof(from), "%.*s", (int)MIN((size_t)(arrow - pair), sizeof(from) - 1), pair);
-			buf_label(b, from);
+			web_buf_label(b, from);
 			web_buf_puts(b, "\",to=\"");
-			buf_label(b, arrow + 4);
+			web_buf_label(b, arrow + 4);
 			web_buf_printf(b, "\"} %" JSON_INTEGER_FORMAT "\n", json_integer_value(n));
 		}
 	}
@@ -203,9 +190,12 @@ int web_h_metrics(struct web_request *rq)
 	struct egw *e = rq->egw;
 	struct web_buf b = { 0 };
 	struct task_aggs *ta = calloc(1, sizeof(*ta));
+	double late_bounds_s[SCHED_LATE_BUCKETS - 1]; /* the scheduler's, in seconds */
 
 	if (!ta)
 		return web_reply_error(rq, 500, "out of memory", NULL);
+	for (unsigned k = 0; k < ARRAY_SIZE(late_bounds_s); k++)
+		late_bounds_s[k] = (double)sched_late_bounds[k] / 1e6;
 	web_buf_printf(&b, "# HELP egw_uptime_seconds Time since egwd started.\n"
 		       "# TYPE egw_uptime_seconds gauge\negw_uptime_seconds %.3f\n",
 		       (double)web_uptime_ms(e) / 1000.0);
@@ -262,36 +252,19 @@ int web_h_metrics(struct web_request *rq)
 	sched_foreach_totals(loop_sched(w->loop), agg_task, ta);
 	web_buf_printf(&b, "# HELP egw_task_lateness_seconds How late each task run started.\n"
 		       "# TYPE egw_task_lateness_seconds histogram\n");
-	for (unsigned i = 0; i < ta->n; i++) {
-		const struct task_agg *g = &ta->a[i];
-		uint64_t cum = 0;
-		for (unsigned k = 0; k < SCHED_LATE_BUCKETS; k++) {
-			cum += g->hist[k];
-			web_buf_puts(&b, "egw_task_lateness_seconds_bucket{task=\"");
-			buf_label(&b, g->name);
-			if (k < SCHED_LATE_BUCKETS - 1)
-				web_buf_printf(&b, "\",le=\"%g\"} %" PRIu64 "\n",
-					       (double)sched_late_bounds[k] / 1e6, cum);
-			else
-				web_buf_printf(&b, "\",le=\"+Inf\"} %" PRIu64 "\n", cum);
-		}
-		web_buf_puts(&b, "egw_task_lateness_seconds_sum{task=\"");
-		buf_label(&b, g->name);
-		web_buf_printf(&b, "\"} %.6f\n", (double)g->sum / 1e6);
-		web_buf_puts(&b, "egw_task_lateness_seconds_count{task=\"");
-		buf_label(&b, g->name);
-		web_buf_printf(&b, "\"} %" PRIu64 "\n", cum);
-	}
+	for (unsigned i = 0; i < ta->n; i++)
+		web_buf_histogram(&b, "egw_task_lateness_seconds", "task", ta->a[i].name, late_bounds_s,
+				  ARRAY_SIZE(late_bounds_s), ta->a[i].hist, (double)ta->a[i].sum / 1e6);
 	web_buf_printf(&b, "# HELP egw_task_runs_total Task runs.\n# TYPE egw_task_runs_total counter\n");
 	for (unsigned i = 0; i < ta->n; i++) {
 		web_buf_puts(&b, "egw_task_runs_total{task=\"");
-		buf_label(&b, ta->a[i].name);
+		web_buf_label(&b, ta->a[i].name);
 		web_buf_printf(&b, "\"} %" PRIu64 "\n", ta->a[i].runs);
 	}
 	web_buf_printf(&b, "# HELP egw_task_failures_total Task runs that failed.\n# TYPE egw_task_failures_total counter\n");
 	for (unsigned i = 0; i < ta->n; i++) {
 		web_buf_puts(&b, "egw_task_failures_total{task=\"");
-		buf_label(&b, ta->a[i].name);
+		web_buf_label(&b, ta->a[i].name);
 		web_buf_printf(&b, "\"} %" PRIu64 "\n", ta->a[i].failures);
 	}
 	free(ta);

@@ -158,8 +158,6 @@ void webui_on_reading(struct webui *u, struct device *d, int64_t ts_ms, const st
 		                                     "ts_ms", (json_int_t)ts_ms, "profile",
 		                                     device_profile_name(d), "state",
 		                                     device_state_name(device_state(d)), "reading", rj));
-	if (u->e->mqtt)
-		mqtt_publish_reading(u->e->mqtt, device_id(d), device_profile_name(d), ts_ms, r);
 }
 
 void webui_on_freq(struct webui *u, struct device *d, int64_t ts_ms, double hz)
@@ -199,6 +197,4 @@ void webui_on_state(struct webui *u, struct device *d, int old_state, int new_st
 		             device_state_name(new_state), reason ? reason : "");
 	else if (new_state == DEV_POLLING)
 		webui_note_clear(u, key);
-	if (u->e->mqtt && (old_state == DEV_POLLING) != (new_state == DEV_POLLING))
-		mqtt_publish_availability(u->e->mqtt, device_id(d), new_state == DEV_POLLING);
 }

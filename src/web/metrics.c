@@ -4,18 +4,6 @@
 
 /* ---- metrics ------------------------------------------------------------ */
 
-static void label(struct web_buf *b, const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '\\' || *s == '"')
-			web_buf_append(b, "\\", 1);
-		if (*s == '\n')
-			web_buf_append(b, "\\n", 2);
-		else
-			web_buf_append(b, s, 1);
-	}
-}
-
 static void metric_head(struct web_buf *b, const char *name, const char *type, const char *help)
 {
 	web_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -24,7 +12,7 @@ static void metric_head(struct web_buf *b, const char *name, const char *type, c
 static void dev_counter(struct web_buf *b, const char *name, const char *id, double v)
 {
 	web_buf_printf(b, "%s{device=\"", name);
-	label(b, id);
+	web_buf_label(b, id);
 	web_buf_printf(b, "\"} %.17g\n", v);
 }
 
@@ -37,23 +25,11 @@ void webui_metrics(void *ud, struct web_buf *b)
 
 	metric_head(b, "egw_device_poll_latency_seconds", "histogram",
 	            "Duration of a device's poll cycle (all its reads).");
-	for (unsigned i = 0; i < u->nhists; i++) {
-		const struct dev_hist *h = &u->hists[i];
-		uint64_t cum = 0;
-		for (unsigned k = 0; k < LAT_BUCKETS; k++) {
-			cum += h->hist[k];
-			web_buf_append(b, "egw_device_poll_latency_seconds_bucket{device=\"", 47);
-			label(b, h->id);
-			if (k < ARRAY_SIZE(lat_bounds))
-				web_buf_printf(b, "\",le=\"%g\"} %" PRIu64 "\n", lat_bounds[k], cum);
-			else
-				web_buf_printf(b, "\",le=\"+Inf\"} %" PRIu64 "\n", cum);
-		}
-		dev_counter(b, "egw_device_poll_latency_seconds_sum", h->id, h->sum);
-		dev_counter(b, "egw_device_poll_latency_seconds_count", h->id, (double)cum);
-	}
+	for (unsigned i = 0; i < u->nhists; i++)
+		web_buf_histogram(b, "egw_device_poll_latency_seconds", "device", u->hists[i].id,
+				  lat_bounds, ARRAY_SIZE(lat_bounds), u->hists[i].hist, u->hists[i].sum);
 
-	/* devices/wire.c publishes polls, poll errors, timeouts, reconnects,
+	/* daemon/devices.c publishes polls, poll errors, timeouts, reconnects,
 	 * transitions, the state and the frequency lateness; these add to it. */
 	static const struct {
 		const char *name, *type, *help;
@@ -105,22 +81,4 @@ void webui_metrics(void *ud, struct web_buf *b)
 	web_buf_printf(b, "egw_modbus_raw_requests_total{kind=\"write\"} %" PRIu64 "\n", u->raw_writes);
 	web_buf_printf(b, "egw_modbus_raw_requests_total{kind=\"refused\"} %" PRIu64 "\n",
 	               u->raw_refused);
-
-	if (e->mqtt) {
-		struct mqtt_stats ms;
-		mqtt_stats(e->mqtt, &ms);
-		metric_head(b, "egw_mqtt_connected", "gauge", "1 while connected to the MQTT broker.");
-		web_buf_printf(b, "egw_mqtt_connected %d\n", ms.connected);
-		metric_head(b, "egw_mqtt_messages_total", "counter",
-		            "MQTT messages by stage (queued, published, acked, dropped).");
-		web_buf_printf(b, "egw_mqtt_messages_total{stage=\"queued\"} %" PRIu64 "\n"
-		               "egw_mqtt_messages_total{stage=\"published\"} %" PRIu64 "\n"
-		               "egw_mqtt_messages_total{stage=\"acked\"} %" PRIu64 "\n"
-		               "egw_mqtt_messages_total{stage=\"dropped\"} %" PRIu64 "\n",
-		               ms.queued, ms.published, ms.acked, ms.dropped);
-		metric_head(b, "egw_mqtt_backlog_messages", "gauge", "MQTT messages waiting for the broker.");
-		web_buf_printf(b, "egw_mqtt_backlog_messages %u\n", ms.backlog);
-		metric_head(b, "egw_mqtt_connects_total", "counter", "Accepted MQTT connections.");
-		web_buf_printf(b, "egw_mqtt_connects_total %" PRIu64 "\n", ms.connects);
-	}
 }

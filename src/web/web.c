@@ -108,6 +108,49 @@ void web_buf_printf(struct web_buf *b, const char *fmt, ...)
 	free(big);
 }
 
+void web_buf_label(struct web_buf *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			web_buf_append(b, "\\", 1);
+		if (*s == '\n')
+			web_buf_append(b, "\\n", 2);
+		else
+			web_buf_append(b, s, 1);
+	}
+}
+
+/* name{label="value"  or  name{  (the caller closes the braces) */
+static void series(struct web_buf *b, const char *name, const char *suffix, const char *label,
+		   const char *value)
+{
+	web_buf_printf(b, "%s%s{", name, suffix);
+	if (label) {
+		web_buf_printf(b, "%s=\"", label);
+		web_buf_label(b, value);
+		web_buf_append(b, "\"", 1);
+	}
+}
+
+void web_buf_histogram(struct web_buf *b, const char *name, const char *label, const char *value,
+		       const double *bounds, size_t nbounds, const uint64_t *counts, double sum)
+{
+	uint64_t cum = 0;
+
+	for (size_t k = 0; k <= nbounds; k++) {
+		cum += counts[k];
+		series(b, name, "_bucket", label, value);
+		if (k < nbounds)
+			web_buf_printf(b, "%sle=\"%g\"} %" PRIu64 "\n", label ? "," : "", bounds[k], cum);
+		else
+			web_buf_printf(b, "%sle=\"+Inf\"} %" PRIu64 "\n", label ? "," : "", cum);
+	}
+	series(b, name, "_sum", label, value);
+	web_buf_printf(b, "} %.6f\n", sum);
+	series(b, name, "_count", label, value);
+	web_buf_printf(b, "} %" PRIu64 "\n", cum);
+}
+
 void web_buf_html(struct web_buf *b, const char *s)
 {
 	for (; s && *s; s++) {

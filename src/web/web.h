@@ -92,6 +92,14 @@ void web_buf_printf(struct web_buf *b, const char *fmt, ...) __attribute__((form
 void web_buf_append(struct web_buf *b, const char *s, size_t n);
 /* HTML-escaped s. */
 void web_buf_html(struct web_buf *b, const char *s);
+/* A Prometheus label value: backslash, quote and newline escaped. */
+void web_buf_label(struct web_buf *b, const char *s);
+/* One histogram series in the Prometheus text format: name_bucket for each
+ * upper bound (seconds) and +Inf, cumulative, then name_sum and name_count;
+ * with the label label="value" when label is non-NULL.  counts has
+ * nbounds + 1 entries, one per bucket (not cumulative); sum in seconds. */
+void web_buf_histogram(struct web_buf *b, const char *name, const char *label, const char *value,
+                       const double *bounds, size_t nbounds, const uint64_t *counts, double sum);
 void web_buf_free(struct web_buf *b);
 
 typedef json_t *(*web_section_fn)(void *ud);

@@ -177,59 +177,6 @@ int webui_h_asset(struct web_request *rq)
 	return ret;
 }
 
-/* ---- MQTT lifecycle ------------------------------------------------------- */
-
-static void mqtt_signature(const struct settings *s, char *buf, size_t len)
-{
-	snprintf(buf, len, "%d|%s|%lld|%s|%s|%d|%s|%s|%s", settings_get_bool(s, "mqtt.enabled"),
-	         settings_get_str(s, "mqtt.host"), (long long)settings_get_int(s, "mqtt.port"),
-	         settings_get_str(s, "mqtt.username"), settings_get_str(s, "mqtt.password"),
-	         settings_get_bool(s, "mqtt.tls"), settings_get_str(s, "mqtt.topic_prefix"),
-	         settings_get_str(s, "mqtt.discovery_prefix"), settings_get_str(s, "mqtt.ca_file"));
-}
-
-static int mqtt_apply(struct webui *u)
-{
-	struct egw *e = u->e;
-	const struct settings *s = e->settings;
-	char sig[sizeof(u->mqtt_sig)];
-	int r;
-
-	mqtt_signature(s, sig, sizeof(sig));
-	if (strcmp(sig, u->mqtt_sig) == 0)
-		return 0;
-	snprintf(u->mqtt_sig, sizeof(u->mqtt_sig), "%s", sig);
-	mqtt_free(e->mqtt);
-	e->mqtt = NULL;
-	if (!settings_get_bool(s, "mqtt.enabled"))
-		return 0;
-	struct mqtt_config cfg = {
-		.host = settings_get_str(s, "mqtt.host"),
-		.port = (int)settings_get_int(s, "mqtt.port"),
-		.username = settings_get_str(s, "mqtt.username"),
-		.password = settings_get_str(s, "mqtt.password"),
-		.tls = settings_get_bool(s, "mqtt.tls"),
-		.ca_file = settings_get_str(s, "mqtt.ca_file"),
-		.topic_prefix = settings_get_str(s, "mqtt.topic_prefix"),
-		.discovery_prefix = settings_get_str(s, "mqtt.discovery_prefix"),
-	};
-	r = mqtt_new(e->loop, &cfg, e->signer ? signer_serial_hex(e->signer) : "gateway", &e->mqtt);
-	if (r < 0) {
-		log_error("webui", "MQTT to %s:%d: %s", cfg.host, cfg.port, egw_strerror(r));
-		return r;
-	}
-	log_info("webui", "MQTT publishing to %s:%d (prefix %s)", cfg.host, cfg.port,
-	         cfg.topic_prefix);
-	return 0;
-}
-
-int webui_settings_changed(struct webui *u)
-{
-	if (!u)
-		return 0;
-	return mqtt_apply(u);
-}
-
 /* ---- health notifications --------------------------------------------- */
 
 #define WATCH_PERIOD (5 * USEC_PER_SEC)
@@ -312,7 +259,6 @@ int webui_new(struct egw *e, struct webui **ret)
 		if (r < 0)
 			goto err;
 	}
-	mqtt_apply(u); /* an MQTT failure is logged, not fatal */
 	*ret = u;
 	return 0;
 err:
@@ -381,33 +327,8 @@ void webui_free(struct webui *u)
 	loop_task_cancel(u->e->loop, &u->heartbeat);
 	loop_task_cancel(u->e->loop, &u->kick);
 	loop_task_cancel(u->e->loop, &u->watch);
-	mqtt_free(u->e->mqtt);
-	u->e->mqtt = NULL;
 	sse_hub_free(u->hub);
 	free(u);
-}
-
-/* /api/state "mqtt": whether MQTT is on, where to, and how it goes.  Takes
- * the egw (not the webui, which stops first) and reads e->mqtt afresh. */
-static json_t *mqtt_section(void *ud)
-{
-	struct egw *e = ud;
-	const struct settings *s = e->settings;
-	struct mqtt_stats ms;
-
-	if (!settings_get_bool(s, "mqtt.enabled"))
-		return json_pack("{s:b}", "enabled", 0);
-	if (!e->mqtt)
-		return json_pack("{s:b,s:b,s:s}", "enabled", 1, "connected", 0, "last_error",
-				 "not started (see the log)");
-	mqtt_stats(e->mqtt, &ms);
-	return json_pack("{s:b,s:s,s:I,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:s?}", "enabled", 1,
-			 "host", settings_get_str(s, "mqtt.host"),
-			 "port", (json_int_t)settings_get_int(s, "mqtt.port"),
-			 "tls", settings_get_bool(s, "mqtt.tls"), "connected", ms.connected,
-			 "connects", (json_int_t)ms.connects, "disconnects", (json_int_t)ms.disconnects,
-			 "acked", (json_int_t)ms.acked, "backlog", (json_int_t)ms.backlog,
-			 "dropped", (json_int_t)ms.dropped, "last_error", ms.last_error);
 }
 
 int webui_egw_init(struct egw *e)
@@ -415,8 +336,6 @@ int webui_egw_init(struct egw *e)
 	int r = webui_new(e, &e->webui);
 	if (r < 0)
 		log_error("webui", "starting the web UI: %s", egw_strerror(r));
-	else if (e->web)
-		web_add_section(e->web, "mqtt", mqtt_section, e, true);
 	return r;
 }
 

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/mqtt.h"
 #include "backend/uploader.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -35,7 +34,7 @@
 #include "web/webui.h"
 
 #define HEARTBEAT_PERIOD (15 * USEC_PER_SEC)
-#define WEBUI_MAX_DEVICES 64
+#define WEBUI_MAX_DEVICES DEVCONF_MAX
 #define RAW_TIMEOUT (2 * USEC_PER_SEC)
 #define SCAN_TIMEOUT (400 * USEC_PER_MSEC)
 /* Live streams one client address may hold (of SSE_MAX_CLIENTS). */
@@ -178,7 +177,6 @@ struct webui {
 	double freq_hz;
 	int64_t freq_ts_ms;
 	uint64_t freq_samples;
-	char mqtt_sig[1536];         /* the MQTT settings mqtt was started with */
 	uint64_t raw_writes, raw_reads, raw_refused;
 	struct scan scan;
 	struct limiter scan_limit, read_limit;

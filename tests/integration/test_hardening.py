@@ -9,10 +9,12 @@ document's size and one shared copy for GET /api/settings, and
 http.max_connections changed at run time.
 Run with /usr/bin/python3; EGW_BUILD names the build directory.
 """
+import http.client as httpclient
 import json
 import os
 import select
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -201,6 +203,56 @@ class Hardening(unittest.TestCase):
                 T.wait_until(lambda: T.get_json(g.port, "/api/state")["http"]
                              ["max_connections"] == 30, timeout=5, what="rebind")
                 self.assertEqual(T.get_json(g.port, "/api/hello")["message"], "Hello from egw")
+
+    def test_held_wrong_token_answers_over_https(self):
+        """The same over the HTTPS listener: wrong tokens held there while the
+        listener moves (http.tls_port) and while egwd stops."""
+        g = self.start()
+        ctx = ssl.create_default_context(cafile=os.path.join(g.state_dir, "https-cert.pem"))
+        bad = {"Authorization": "Bearer " + "9" * 64, "Content-Type": "application/json"}
+
+        def post(port, out):
+            c = httpclient.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=5)
+            try:
+                c.request("POST", "/api/settings", body="{}", headers=bad)
+                out.append(c.getresponse().status)
+            except OSError as e:
+                out.append(e)
+            finally:
+                c.close()
+        warm = []
+        for _ in range(10):
+            post(g.tls_port, warm)
+        self.assertEqual(warm, [401] * 10)
+        # held a second, then answered (the HTTPS daemon is run for it)
+        t0 = time.monotonic()
+        post(g.tls_port, warm)
+        self.assertEqual(warm[-1], 429)
+        self.assertLess(time.monotonic() - t0, 2.5)
+        self.assertGreater(time.monotonic() - t0, 0.8)
+        for action in ("move", "stop"):
+            out = []
+            ths = [threading.Thread(target=post, args=(g.tls_port, out)) for _ in range(4)]
+            for th in ths:
+                th.start()
+            time.sleep(0.4)  # held
+            if action == "move":
+                new_port = T.free_port()
+                st, o = T.http_json(g.port, "POST", "/api/settings",
+                                    body={"http": {"tls_port": new_port}}, headers=g.auth())
+                self.assertEqual(st, 200, o)
+            else:
+                self.assertEqual(g.stop(), 0, g.output()[-3000:])
+            for th in ths:
+                th.join(10)
+            self.assertEqual(len(out), 4)
+            self.assertTrue(all(o == 429 or isinstance(o, OSError) for o in out), out)
+            if action == "move":
+                g.tls_port = new_port
+                self.assertTrue(g.alive(), g.output()[-3000:])
+                T.wait_until(lambda: T.get_json(g.port, "/api/state")["https"]["port"]
+                             == new_port, timeout=5, what="the HTTPS listener moved")
+                self.assertTrue(g.alive(), g.output()[-3000:])
 
     # -- DNS rebinding ----------------------------------------------------------
 
