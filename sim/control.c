@@ -229,7 +229,7 @@ static int cmd_get(struct sim *s, int argc, char **argv, char **ret)
 		return -ENOMEM;
 	for (unsigned i = 0; i < s->ndevs; i++)
 		json_array_append_new(devs, sim_device_json(&s->devs[i]));
-	char *txt = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(12));
+	char *txt = json_dumps(o, JSON_COMPACT | READING_JSON_REALS);
 	json_decref(o);
 	if (!txt)
 		return -ENOMEM;

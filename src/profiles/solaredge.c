@@ -1,7 +1,26 @@
 /* SolarEdge SunSpec profiles (integer model 103 with scale-factor registers).
+ *
+ * SolarEdge "SunSpec Implementation Technical Note" (registers numbered from
+ * 1; zero-based here): SunS 40000, common model 40002 (L 65), inverter model
+ * 101/102/103 at 40069: I_AC_Power 40083 (W_SF 40084), I_AC_Frequency 40085
+ * (40086), I_AC_Energy_WH 40093-40094 acc32 (SF 40095), I_DC_Power 40100
+ * (40101), I_Temp_Sink 40103 (I_Temp_SF 40106).  The same meanings as the
+ * generic sunspec profile: pv.W is the DC power (I_DC_Power), inverter.W the
+ * AC power, pv.total_generation_Wh the lifetime AC energy.
  * Rows written from the reference register table (inverter-registers.tsv);
  * test_profiles_tsv holds them against it row by row. */
 #include "profiles/table.h"
+
+/* The model 103 points the technical note lists beyond the reference's rows. */
+#define SE_SF_ROW(a, sfa, t, w, fld, mu, u, nm)                                             \
+	{ .addr = (a), .fc = FH, .words = (w), .type = REG_##t, .order = WB, .tag = TAG_DOC, \
+	  .scale = 0, .sf_addr = (sfa), .field = (fld), .mul = (mu), .unit = (u), .name = (nm) }
+#define SE_DOC_ROWS                                                                              \
+	SE_SF_ROW(40083, 40084, I16, 1, RF_INVERTER_W, -1, "W", "I_AC_Power"),                   \
+	REG(40084, FH, 1, I16, WB, DOC, 1, "-", "I_AC_Power_SF"),                                \
+	SE_SF_ROW(40093, 40095, U32, 2, RF_PV_TOTAL_GENERATION_WH, 1, "Wh", "I_AC_Energy_WH"),   \
+	REG(40095, FH, 1, I16, WB, DOC, 1, "-", "I_AC_Energy_WH_SF"),                            \
+	SE_SF_ROW(40103, 40106, I16, 1, RF_PV_HEATSINK_C, 1, "C", "I_Temp_Sink")
 
 static const struct reg_def solaredge_regs[] = {
 	REG(40052, FH, 16, STR, WB, SN, 1, "-", "serial number used as device identity"),
@@ -9,6 +28,7 @@ static const struct reg_def solaredge_regs[] = {
 	REG(40086, FH, 1, I16, WB, SF, 1, "-", "SunSpec scale-factor exponent for register 40085"),
 	REG_SF_MAP(40100, FH, 1, I16, WB, KEY, 0.01, "W", "DC Power", 40101, RF_PV_W, -1),
 	REG(40101, FH, 1, I16, WB, SF, 1, "-", "SunSpec scale-factor exponent for register 40100"),
+	SE_DOC_ROWS,
 };
 
 static const struct mb_block solaredge_blocks[] = {
@@ -16,6 +36,7 @@ static const struct mb_block solaredge_blocks[] = {
 	{ .fc = FH, .addr = 40069, .count = 33 },
 	{ .fc = FH, .addr = 40106, .count = 3 },
 	{ .fc = FH, .addr = 40121, .count = 70 },
+	{ .fc = FH, .addr = 40102, .count = 5 }, /* [doc] I_Temp_Sink and I_Temp_SF */
 };
 
 const struct profile profile_solaredge = {
@@ -37,6 +58,7 @@ static const struct reg_def solaredge_us_regs[] = {
 	REG(40086, FH, 1, I16, WB, SF, 1, "-", "SunSpec scale-factor exponent for register 40085"),
 	REG_SF_MAP(40100, FH, 1, I16, WB, KEY, 0.001, "W", "DC Power", 40101, RF_PV_W, -1),
 	REG(40101, FH, 1, I16, WB, SF, 1, "-", "SunSpec scale-factor exponent for register 40100"),
+	SE_DOC_ROWS,
 };
 
 static const struct mb_block solaredge_us_blocks[] = {
@@ -44,6 +66,7 @@ static const struct mb_block solaredge_us_blocks[] = {
 	{ .fc = FH, .addr = 40069, .count = 33 },
 	{ .fc = FH, .addr = 40106, .count = 3 },
 	{ .fc = FH, .addr = 40121, .count = 70 },
+	{ .fc = FH, .addr = 40102, .count = 5 }, /* [doc] I_Temp_Sink and I_Temp_SF */
 };
 
 const struct profile profile_solaredge_us = {

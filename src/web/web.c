@@ -25,6 +25,7 @@
 #include "config/settings.h"
 #include "egw.h"
 #include "loop/loop.h"
+#include "profiles/reading.h"
 #include "sched/sched.h"
 
 #define HEADER_LIMIT (16 * 1024)      /* per-connection memory for the request head */
@@ -292,7 +293,7 @@ int web_reply_data(struct web_request *rq, unsigned status, const char *content_
 
 int web_reply_json(struct web_request *rq, unsigned status, json_t *json)
 {
-	char *text = json ? json_dumps(json, JSON_COMPACT) : NULL;
+	char *text = json ? json_dumps(json, JSON_COMPACT | READING_JSON_REALS) : NULL;
 	json_decref(json);
 	if (!text) {
 		static const char oom[] = "{\"error\":\"out of memory\"}";

@@ -282,7 +282,7 @@ static void realistic(struct reading *r)
 	r->v[RF_PV_HEATSINK_C] = 41.5;
 	r->v[RF_PV_TOTAL_GENERATION_WH] = 12345600;
 	r->v[RF_BATTERY_W] = -1500;
-	r->v[RF_BATTERY_A] = 12.5;
+	r->v[RF_BATTERY_A] = -12.5; /* discharging, as battery.W */
 	r->v[RF_BATTERY_V] = 52.1;
 	r->v[RF_BATTERY_SOC_NOM_FRACT] = 0.67;
 	r->v[RF_BATTERY_HEATSINK_C] = 25.5;
@@ -301,6 +301,7 @@ static void realistic(struct reading *r)
 	r->v[RF_METER_L3_W] = 420;
 	r->v[RF_METER_TOTAL_IMPORT_WH] = 7654300;
 	r->v[RF_METER_TOTAL_EXPORT_WH] = 3456700;
+	r->v[RF_INVERTER_W] = -4500; /* pv.W + battery.W */
 }
 
 static void read_blocks(const struct regimage *img, const struct mb_block *b, unsigned n,
