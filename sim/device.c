@@ -1,4 +1,5 @@
-/* A simulated device: physics -> reading -> profile_encode -> registers. */
+/* A simulated device: physics -> reading -> registers, from the vendor map
+ * (vendor.c) or, for brands without one, the profile's table. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -29,15 +30,18 @@ static uint64_t fnv1a(const char *a, const char *b)
 
 /* Default serial: text "SIM<profile><tag>" for text serial registers (cut
  * to the register's size), a decimal number for numeric ones. */
-static void default_serial(const struct profile *p, const char *tag, char *out, size_t cap)
+static void default_serial(const struct profile *p, const struct sim_model *m, const char *tag,
+			   char *out, size_t cap)
 {
 	const struct reg_def *sn = p->serial;
-	if (sn && sn->type != REG_STR) {
+	bool text = m ? m->serial.type == REG_STR : (!sn || sn->type == REG_STR);
+	unsigned words = m ? m->serial.words : sn ? sn->words : 0;
+	if (!text) {
 		snprintf(out, cap, "%llu",
 			 (unsigned long long)(10000000 + fnv1a(p->name, tag) % 89999999));
 		return;
 	}
-	size_t max = sn ? MIN((size_t)sn->words * 2, cap - 1) : cap - 1;
+	size_t max = words ? MIN((size_t)words * 2, cap - 1) : cap - 1;
 	char buf[128];
 	snprintf(buf, sizeof(buf), "SIM%s%s", p->name, tag);
 	/* keep the tag (it tells devices apart): drop profile letters instead */
@@ -53,16 +57,16 @@ static void default_serial(const struct profile *p, const char *tag, char *out, 
 	snprintf(out, cap, "%s", buf);
 }
 
-int sim_device_init(struct sim *s, struct sim_device *d, const struct profile *prof,
-		    uint8_t unit, const char *serial, const char *tag)
+static int device_init(struct sim *s, struct sim_device *d, const struct profile *prof,
+		       const struct sim_model *m, uint8_t unit, const char *serial, const char *tag)
 {
 	struct sim_phys_cfg cfg = s->base_cfg;
 	int r;
 
-	*d = (struct sim_device){ .idx = d->idx, .prof = prof, .unit = unit };
+	*d = (struct sim_device){ .idx = d->idx, .prof = prof, .model = m, .unit = unit };
 	/* each device its own weather and load, still determined by --seed */
-	cfg.seed = s->seed * 1000003ULL + fnv1a(prof->name, tag);
-	if (!maps_range(prof, RF_BATTERY_W, RF_BATTERY_TOTAL_DISCHARGE_WH))
+	cfg.seed = s->seed * 1000003ULL + fnv1a(m ? m->name : prof->name, tag);
+	if (m ? !m->battery : !maps_range(prof, RF_BATTERY_W, RF_BATTERY_TOTAL_DISCHARGE_WH))
 		cfg.batt_capacity_wh = 0.0;
 	r = sim_phys_init(&d->phys, &cfg);
 	if (r < 0)
@@ -72,11 +76,27 @@ int sim_device_init(struct sim *s, struct sim_device *d, const struct profile *p
 	if (serial)
 		snprintf(d->serial, sizeof(d->serial), "%s", serial);
 	else
-		default_serial(prof, tag, d->serial, sizeof(d->serial));
+		default_serial(prof, m, tag, d->serial, sizeof(d->serial));
 	r = regimage_new(&d->img);
 	if (r < 0)
 		return r;
 	return sim_device_update(d, 0.0);
+}
+
+int sim_device_init(struct sim *s, struct sim_device *d, const struct profile *prof,
+		    uint8_t unit, const char *serial, const char *tag)
+{
+	return device_init(s, d, prof, sim_model_find(prof->name), unit, serial, tag);
+}
+
+int sim_device_init_model(struct sim *s, struct sim_device *d, const struct sim_model *m,
+			  uint8_t unit, const char *serial, const char *tag)
+{
+	const struct profile *prof = profile_find(m->profile);
+
+	if (!prof)
+		return -EINVAL;
+	return device_init(s, d, prof, m, unit, serial, tag);
 }
 
 void sim_device_fini(struct sim_device *d)
@@ -90,7 +110,10 @@ void sim_device_fini(struct sim_device *d)
 static void values_to_reading(const struct sim_values *v, bool battery, struct reading *r)
 {
 	reading_clear(r);
-	r->v[RF_PV_W] = v->pv_w;
+	/* pv.W is the DC generation; inverter.W the AC side: PV output less what
+	 * the battery takes (the physics' battery is AC-coupled) */
+	r->v[RF_PV_W] = v->pv_dc_w > 0 ? -v->pv_dc_w : 0.0;
+	r->v[RF_INVERTER_W] = v->pv_w + (battery ? v->bat_w : 0.0);
 	r->v[RF_PV_RATED_POWER_W] = v->pv_rated_w;
 	r->v[RF_PV_MPPT1_V] = v->mppt1_v;
 	r->v[RF_PV_MPPT1_A] = v->mppt1_a;
@@ -130,6 +153,10 @@ int sim_device_update(struct sim_device *d, double t)
 	for (int f = 0; f < RF_COUNT; f++)
 		if (!isnan(d->ovr[f]))
 			d->rd.v[f] = d->ovr[f];
+	if (d->model) {
+		r = sim_model_encode(d->model, &d->rd, d->serial, d->img);
+		goto written;
+	}
 	r = profile_encode(d->prof, &d->rd, d->serial, d->img);
 	if (r < 0)
 		return r;
@@ -143,6 +170,9 @@ int sim_device_update(struct sim_device *d, double t)
 			for (unsigned i = 0; i < hz->words; i++)
 				regimage_set(d->img, hz->fc, (uint16_t)(hz->addr + i), w[i]);
 	}
+written:
+	if (r < 0)
+		return r;
 	/* what clients wrote stays written */
 	for (unsigned i = 0; i < d->nwrites; i++)
 		regimage_set(d->img, REG_FC_HOLDING, d->writes[i].addr, d->writes[i].value);
@@ -261,6 +291,8 @@ json_t *sim_device_json(const struct sim_device *d)
 							d->prof->blocks[i].count));
 	if (blocks)
 		json_object_set_new(o, "blocks", blocks);
+	if (d->model)
+		json_object_set_new(o, "model", json_string(d->model->name));
 	if (p)
 		json_object_set_new(o, "asleep", json_boolean(p->asleep));
 	if (p && p->kind == SIM_TCP)

@@ -13,6 +13,7 @@
 
 struct spec {
 	const struct profile *prof;
+	const struct sim_model *model; /* a vendor map that is not a profile name */
 	enum sim_kind kind;
 	bool have_endpoint;
 	unsigned port;
@@ -127,6 +128,11 @@ static void list_profiles(void)
 	}
 	if (!sunspec && profile_find("sunspec"))
 		printf("sunspec\n");
+	/* device variants served from a vendor map, read by another profile */
+	const struct sim_model *const *models = sim_model_all(&n);
+	for (unsigned i = 0; i < n; i++)
+		if (!profile_find(models[i]->name))
+			printf("%s\n", models[i]->name);
 }
 
 static int parse_num(const char *s, double lo, double hi, double *ret)
@@ -249,12 +255,15 @@ static int parse_args(int argc, char **argv, struct args *a, struct sim *s, doub
 			a->group = a->nspecs;
 			for (unsigned i = 0; i < n; i++) {
 				const struct profile *p = profile_find(items[i]);
+				const struct sim_model *m = p ? NULL : sim_model_find(items[i]);
+				if (m)
+					p = profile_find(m->profile);
 				if (!p) {
 					fprintf(stderr, "egw-sim: unknown profile '%s' "
 						"(--list-profiles)\n", items[i]);
 					return -EINVAL;
 				}
-				a->specs[a->nspecs++] = (struct spec){ .prof = p, .unit = 1 };
+				a->specs[a->nspecs++] = (struct spec){ .prof = p, .model = m, .unit = 1 };
 			}
 			break;
 		}
@@ -440,7 +449,8 @@ static int build(struct sim *s, const struct args *a)
 			snprintf(tag, sizeof(tag), "%c%u", sp->kind == SIM_TCP ? 'T' : 'R', i);
 		if (sp->unit != 1 && strlen(tag) < sizeof(tag) - 4)
 			snprintf(tag + strlen(tag), sizeof(tag) - strlen(tag), "u%u", sp->unit);
-		int r = sim_device_init(s, d, sp->prof, sp->unit, sp->serial, tag);
+		int r = sp->model ? sim_device_init_model(s, d, sp->model, sp->unit, sp->serial, tag)
+				  : sim_device_init(s, d, sp->prof, sp->unit, sp->serial, tag);
 		if (r < 0) {
 			sim_device_fini(d);
 			fprintf(stderr, "egw-sim: device %s: %s\n", sp->prof->name, egw_strerror(r));

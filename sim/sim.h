@@ -22,6 +22,7 @@
 #include "profiles/profile.h"
 #include "profiles/reading.h"
 #include "sim/physics.h"
+#include "sim/vendor.h"
 
 #define SIM_MAX_DEVICES 32
 #define SIM_MAX_PORTS 32
@@ -54,7 +55,8 @@ struct sim_port;
 
 struct sim_device {
 	unsigned idx;
-	const struct profile *prof;
+	const struct profile *prof;      /* the egw profile that reads it (names, MEI) */
+	const struct sim_model *model;   /* its vendor map; NULL: served from prof's table */
 	struct sim_port *port;
 	uint8_t unit;
 	char serial[SIM_SERIAL_MAX + 1];
@@ -140,9 +142,14 @@ struct sim {
 /* device.c: the simulated devices. */
 
 /* Set up device d of s for profile prof (serial NULL: derived from the
- * profile and `tag`).  Returns 0, -ENOMEM or -EINVAL. */
+ * profile and `tag`), served from the vendor map of the same name when
+ * there is one (vendor.h), else from the profile's table.  Returns 0,
+ * -ENOMEM or -EINVAL. */
 int sim_device_init(struct sim *s, struct sim_device *d, const struct profile *prof,
 		    uint8_t unit, const char *serial, const char *tag);
+/* The same for vendor map m (e.g. "sungrow_sg", read by profile m->profile). */
+int sim_device_init_model(struct sim *s, struct sim_device *d, const struct sim_model *m,
+			  uint8_t unit, const char *serial, const char *tag);
 void sim_device_fini(struct sim_device *d);
 /* Advance the physics to sim time t and re-encode the register image.
  * Returns 0 or -errno. */

@@ -20,8 +20,9 @@
  * data address) for them, so battery and meter fields stay absent.  Its
  * lifetime yield is 5003-5004 (doc 5004-5005 "total power yields", U32 low
  * word first, 1 kWh; on SH the same register counts 0.1 kWh of PV and battery
- * output), so sungrow_fixup takes pv.total_generation_Wh from there when, and
- * only when, the 13000 block answered exception 2.
+ * output), so sungrow_fixup takes pv.total_generation_Wh from there, and
+ * inverter.W from 5030-5031 (doc 5031-5032 "total active power", U32, W),
+ * when, and only when, the 13000 block answered exception 2.
  *
  * Where these tables leave the reference:
  *  - [key] 5016 is read low word first like the [def] row (README: [def] wins);
@@ -62,6 +63,11 @@ static int sungrow_fixup(const struct profile *p, const struct block_result *res
 					      .type = REG_U32, .order = WO_LITTLE, .scale = 1,
 					      .sf_addr = REG_NO_SF, .field = RF_PV_TOTAL_GENERATION_WH,
 					      .mul = 1000 };
+	/* SG document 5031-5032 "total active power", W */
+	static const struct reg_def active = { .addr = 5030, .fc = REG_FC_INPUT, .words = 2,
+					       .type = REG_U32, .order = WO_LITTLE, .scale = 1,
+					       .sf_addr = REG_NO_SF, .field = RF_INVERTER_W,
+					       .mul = -1 };
 	const uint16_t *w = profile_find_words(&state, res, nres);
 	double v;
 
@@ -72,8 +78,12 @@ static int sungrow_fixup(const struct profile *p, const struct block_result *res
 	} else if (w && (w[0] & RUN_DISCHARGING)) {
 		r->v[RF_BATTERY_A] = -fabs(r->v[RF_BATTERY_A]);
 	}
-	if (string_inverter(res, nres) && profile_decode_value(&yield, res, nres, &v) == 0)
-		r->v[RF_PV_TOTAL_GENERATION_WH] = v;
+	if (string_inverter(res, nres)) {
+		if (profile_decode_value(&yield, res, nres, &v) == 0)
+			r->v[RF_PV_TOTAL_GENERATION_WH] = v;
+		if (profile_decode_value(&active, res, nres, &v) == 0)
+			r->v[RF_INVERTER_W] = v;
+	}
 	return 0;
 }
 
@@ -393,6 +403,10 @@ static const struct reg_def sungrow_sf_regs[] = {
 	REG(5241, FH, 1, U16, WB, DEF, 0.01, "Hz", "Grid Frequency"),
 	/* SH document 5601-5602 "meter active power", import positive */
 	REG_MAP(5600, FI, 2, I32, WL, DOC, 1, "W", "Meter active power", RF_METER_W, 1),
+	/* SH document 5603-5608 meter phase A-C active power, import positive */
+	REG_MAP(5602, FI, 2, I32, WL, DOC, 1, "W", "Meter phase A active power", RF_METER_L1_W, 1),
+	REG_MAP(5604, FI, 2, I32, WL, DOC, 1, "W", "Meter phase B active power", RF_METER_L2_W, 1),
+	REG_MAP(5606, FI, 2, I32, WL, DOC, 1, "W", "Meter phase C active power", RF_METER_L3_W, 1),
 	/* SH document 5242 "grid frequency", 0.01 Hz, an input register; after
 	 * 5035 so the finer value wins when both are read */
 	REG_MAP(5241, FI, 1, U16, WB, DOC, 0.01, "Hz", "Grid frequency (0.01 Hz)", RF_METER_HZ, 1),
@@ -401,7 +415,7 @@ static const struct reg_def sungrow_sf_regs[] = {
 static const struct mb_block sungrow_sf_blocks[] = {
 	{ .fc = FI, .addr = 4949, .count = 87 },
 	{ .fc = FI, .addr = 5621, .count = 15 },
-	{ .fc = FI, .addr = 5600, .count = 2 }, /* [doc] meter active power */
+	{ .fc = FI, .addr = 5600, .count = 8 }, /* [doc] meter total and phase powers */
 	{ .fc = FI, .addr = 5241, .count = 1 }, /* [doc] grid frequency, 0.01 Hz */
 	{ .fc = FI, .addr = 6099, .count = 96 },
 	{ .fc = FI, .addr = 6195, .count = 94 },

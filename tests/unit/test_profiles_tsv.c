@@ -91,7 +91,7 @@ struct doc_block {
 
 static const struct doc_block doc_blocks[] = {
 	{ "sungrow", REG_FC_INPUT, 5600, 2, "meter active power 5600-5601 (SH hybrids)" },
-	{ "sungrow_sf", REG_FC_INPUT, 5600, 2, "as sungrow" },
+	{ "sungrow_sf", REG_FC_INPUT, 5600, 8, "meter total and phase powers 5600-5607" },
 	{ "sungrow_sf", REG_FC_INPUT, 5241, 1, "grid frequency at 0.01 Hz" },
 	{ "sma", REG_FC_INPUT, 30769, 6, "DC current, voltage and power of input A" },
 	{ "sma", REG_FC_INPUT, 30957, 6, "DC current, voltage and power of input B" },
