@@ -260,7 +260,7 @@ json_t *sim_device_json(const struct sim_device *d)
 	const struct sim_port *p = d->port;
 	json_t *o = json_pack("{s:i, s:s, s:s, s:i, s:s, s:o, s:f, s:b, s:I}",
 			      "index", (int)d->idx,
-			      "profile", d->prof->name,
+			      "profile", d->model ? d->model->name : d->prof->name,
 			      "transport", !p || p->kind == SIM_TCP ? "tcp" : "rtu",
 			      "unit", (int)d->unit,
 			      "serial", d->serial,
@@ -291,8 +291,8 @@ json_t *sim_device_json(const struct sim_device *d)
 							d->prof->blocks[i].count));
 	if (blocks)
 		json_object_set_new(o, "blocks", blocks);
-	if (d->model)
-		json_object_set_new(o, "model", json_string(d->model->name));
+	/* the egw profile that reads it (differs for a variant like sungrow_sg) */
+	json_object_set_new(o, "egw_profile", json_string(d->prof->name));
 	if (p)
 		json_object_set_new(o, "asleep", json_boolean(p->asleep));
 	if (p && p->kind == SIM_TCP)

@@ -110,6 +110,7 @@ static void usage(FILE *f)
 "When ready, egw-sim prints on stdout one line per device\n"
 "  egw-sim: listening <profile> tcp <host>:<port> unit <id>\n"
 "  egw-sim: listening <profile> rtu <path> unit <id>\n"
+"  (a device variant adds \"profile <name>\": the egw profile that reads it)\n"
 "then \"egw-sim: control tcp 127.0.0.1:<port>\" and \"egw-sim: ready\".\n"
 "SIGINT/SIGTERM stop it (pty symlinks are removed).\n"
 "\n"

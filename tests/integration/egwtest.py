@@ -266,15 +266,18 @@ class EgwSim(Proc):
                 # egw-sim: listening <profile> tcp 127.0.0.1:<port> unit <id>
                 parts = line.split()
                 if len(parts) >= 7 and parts[:2] == ["egw-sim:", "listening"] and parts[3] == "tcp":
+                    # a variant (e.g. sungrow_sg) ends "profile <egw profile>"
                     self.servers.append({"profile": parts[2],
                                          "port": int(parts[4].rsplit(":", 1)[1]),
-                                         "unit": int(parts[6])})
+                                         "unit": int(parts[6]),
+                                         "egw_profile": parts[8] if len(parts) >= 9
+                                         and parts[7] == "profile" else parts[2]})
             time.sleep(0.02)
 
     def device_settings(self, i=0, **extra):
         """The egwd `devices` entry for server i."""
         s = self.servers[i]
         d = {"connection": "tcp", "host": "127.0.0.1", "port": s["port"],
-             "unit_id": s["unit"], "profile": s["profile"]}
+             "unit_id": s["unit"], "profile": s["egw_profile"]}
         d.update(extra)
         return d

@@ -153,6 +153,21 @@ class TestEveryProfile(unittest.TestCase):
             compared += compare(d, truth[dev_id], problems)
         self.assertFalse(problems, "\n".join(problems))
         self.assertGreater(compared, 3 * len(profiles))
+        # Only what exists: a Sungrow string inverter (no battery, no meter
+        # registers) publishes no battery object and no meter power or totals,
+        # and its lifetime yield from 5003-5004, never 0.
+        sg = devices_by_id(st)["sungrow_sg"]["reading"]
+        self.assertNotIn("battery", sg)
+        for k in ("W", "total_import_Wh", "total_export_Wh"):
+            self.assertNotIn(k, sg.get("meter", {}))
+        self.assertGreater(sg["pv"]["total_generation_Wh"], 0)
+        self.assertLess(sg["inverter"]["W"], 0)
+        # and no counter anywhere is published as 0
+        for dev_id, d in devices_by_id(st).items():
+            for group, fields in (d["reading"] or {}).items():
+                for name, v in fields.items():
+                    if name.startswith("total_"):
+                        self.assertNotEqual(v, 0, f"{dev_id}: {group}.{name}")
 
         # Frequency: the primary device (the first) is read at 10 Hz.
         f0 = egwd.state()["frequency"]

@@ -28,6 +28,13 @@ NODE_DIR = os.path.join(T.REPO, "tests", "node")
 LOCAL = "127.0.0.1"
 
 
+def variant_lacks(dev, st, regs):
+    """A device variant read by another brand's profile (a Sungrow SG string
+    inverter under the `sungrow` profile) answers illegal data address for the
+    blocks its model does not have, as the real device does."""
+    return dev.get("egw_profile", dev["profile"]) != dev["profile"] and (st, regs) == ("exc", 2)
+
+
 class Sim:
     """egw-sim with a control connection; servers parsed from its ready lines."""
 
@@ -211,6 +218,8 @@ class SimInterop(unittest.TestCase):
                 self.assertTrue(dev["blocks"], dev["profile"])
             for fc, addr, count in dev["blocks"]:
                 st, regs = pm_read(c, fc, addr, count, srv["unit"])
+                if variant_lacks(dev, st, regs):
+                    continue
                 self.assertEqual(st, "ok", f"{dev['profile']} block {fc}/{addr}/{count}: {regs}")
                 self.assertEqual(len(regs), count)
             if "frequency_reg" not in dev:
@@ -255,6 +264,8 @@ class SimInterop(unittest.TestCase):
             unit = dev["unit"]
             for fc, addr, count in dev["blocks"]:
                 st, regs = pm_read(c, fc, addr, count, unit)
+                if variant_lacks(dev, st, regs):
+                    continue
                 self.assertEqual(st, "ok", f"{dev['profile']} block {fc}/{addr}/{count}: {regs}")
                 self.assertEqual(len(regs), count)
             if "frequency_reg" in dev:
@@ -294,16 +305,17 @@ class SimInterop(unittest.TestCase):
         st, r = pm_read(hw, 3, 32085, 1, 1)
         self.assertEqual(st, "ok")
         self.assertAlmostEqual(r[0] * 0.01, 50.12, delta=0.0051)
-        # SDM630: input 70, F32 word-swapped
+        # SDM630: input 70, F32 high word first (Eastron SDM630 protocol: IEEE-754
+        # big-endian; the reference's word-swapped order is a known mistake)
         st, r = pm_read(sdm, 4, 70, 2, 2)
         self.assertEqual(st, "ok")
-        hz = struct.unpack(">f", struct.pack(">HH", r[1], r[0]))[0]
+        hz = struct.unpack(">f", struct.pack(">HH", r[0], r[1]))[0]
         self.assertAlmostEqual(hz, 50.123, delta=1e-4)
-        # SDM630: total import, F32 word-swapped kWh; serial U32 at holding 64512
+        # SDM630: total import, F32 big-endian kWh; serial U32 at holding 64512
         st, r = pm_read(sdm, 4, 72, 4, 2)
         self.assertEqual(st, "ok")
-        imp = struct.unpack(">f", struct.pack(">HH", r[1], r[0]))[0] * 1000
-        exp = struct.unpack(">f", struct.pack(">HH", r[3], r[2]))[0] * 1000
+        imp = struct.unpack(">f", struct.pack(">HH", r[0], r[1]))[0] * 1000
+        exp = struct.unpack(">f", struct.pack(">HH", r[2], r[3]))[0] * 1000
         m = d[3]["reading"]["meter"]
         self.assertAlmostEqual(imp, m["total_import_Wh"], delta=1e-6 * imp + 1)
         self.assertAlmostEqual(exp, m["total_export_Wh"], delta=1e-6 * exp + 1)
@@ -604,7 +616,7 @@ class SimInterop(unittest.TestCase):
         self.addCleanup(c.close)
         st, r = pm_read(c, 4, 70, 2, 2)
         self.assertEqual(st, "ok", r)
-        self.assertAlmostEqual(struct.unpack(">f", struct.pack(">HH", r[1], r[0]))[0], 49.93,
+        self.assertAlmostEqual(struct.unpack(">f", struct.pack(">HH", r[0], r[1]))[0], 49.93,
                                delta=1e-4)
         st, r = pm_read(c, 4, 5035, 1, 5)
         self.assertEqual(st, "ok", r)
