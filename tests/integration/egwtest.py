@@ -8,6 +8,7 @@ register it with TestCase.addCleanup).
 import http.client as httpclient
 import json
 import os
+import re
 import select
 import shutil
 import signal as _signal
@@ -221,6 +222,29 @@ class Egwd(Proc):
 
     def state(self):
         return get_json(self.port, "/api/state")
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_NUMBER = re.compile(r'-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?')
+
+
+def float_noise(text):
+    """The reals in JSON text that carry float noise: more than 12 significant
+    digits (49.900000000000006, 612.3000000000001, 98765430.00000001).  egw
+    prints every value rounded to its register's resolution in its shortest
+    form, so none should.  Strings and integers (timestamps) are skipped."""
+    if isinstance(text, bytes):
+        text = text.decode()
+    bad = []
+    for m in _JSON_NUMBER.finditer(_JSON_STRING.sub('""', text)):
+        num = m.group(0)
+        if "." not in num and "e" not in num.lower():
+            continue
+        mant = num.lstrip("-").lower().split("e")[0]
+        digits = mant.replace(".", "").lstrip("0").rstrip("0")
+        if len(digits) > 12:
+            bad.append(num)
+    return bad
 
 
 def wait_until(fn, timeout=10.0, interval=0.05, what="condition"):

@@ -162,6 +162,11 @@ class TestEveryProfile(unittest.TestCase):
             self.assertNotIn(k, sg.get("meter", {}))
         self.assertGreater(sg["pv"]["total_generation_Wh"], 0)
         self.assertLess(sg["inverter"]["W"], 0)
+        # Numbers at their resolution: no float noise anywhere /api/state or
+        # /api/device prints (every profile's values, SDM630 floats included).
+        for path in ("/api/state", "/api/device"):
+            _, _, body = T.http(egwd.port, "GET", path, headers=egwd.auth())
+            self.assertEqual(T.float_noise(body), [], path)
         # and no counter anywhere is published as 0
         for dev_id, d in devices_by_id(st).items():
             for group, fields in (d["reading"] or {}).items():
