@@ -221,8 +221,113 @@ static const struct sim_vreg sma_regs[] = {
 	V(IN, 30961, I32, BIG, 1, SQ_MPPT2_W, 1, 0),
 };
 
+/* ---- SunSpec brands ---------------------------------------------------------
+ * SunSpec Alliance "SunSpec Information Model Specification" and the model
+ * definitions (models 1, 103, 113, 160, 203): "SunS" at 40000, then each
+ * model as ID, L, L registers of points, then the end marker 0xFFFF, 0.
+ * Integer models carry scale-factor registers; the simulator fixes them
+ * (A -2, V -1, W 0, Hz -2, WH 0, DCA -2, DCV -1, DCW 0, Tmp -1). */
+#define C16(fc_, a, val) V(fc_, a, U16, BIG, 1, SQ_CONST, 1, (val))
+#define SF16(a, val) V(HI, a, I16, BIG, 1, SQ_CONST, 1, (val))
+#define SUNS V(HI, 40000, U32, BIG, 1, SQ_CONST, 1, 0x53756E53)
+#define COMMON(vendor, model, version)                                        \
+	{ HI, 40004, 16, vendor }, { HI, 40020, 16, model }, { HI, 40044, 8, version }
+
+/* Integer inverter model 103 at 40069 (L 50), as the SolarEdge SunSpec
+ * technical note and Fronius "int+SF" maps place it. */
+#define MODEL_103(dcw_q)                                                                  \
+	C16(HI, 40069, 103), C16(HI, 40070, 50),                                              \
+	SF16(40075, -2), SF16(40082, -1),                                                     \
+	V(HI, 40083, I16, BIG, 1, F(INVERTER_W), -1, 0), SF16(40084, 0),    /* W */           \
+	V(HI, 40085, U16, BIG, 0.01, F(METER_HZ), 1, 0), SF16(40086, -2),   /* Hz */          \
+	V(HI, 40093, U32, BIG, 1, F(PV_TOTAL_GENERATION_WH), 1, 0), SF16(40095, 0), /* WH */  \
+	SF16(40097, -2), SF16(40099, -1),                                                     \
+	V(HI, 40100, I16, BIG, 1, (dcw_q), -1, 0), SF16(40101, 0),          /* DCW */         \
+	V(HI, 40103, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0), SF16(40106, -1) /* TmpSnk */
+
+/* MPPT model 160 at a (L 48), two modules of 20 registers from a + 10. */
+#define MODEL_160(a)                                                                      \
+	C16(HI, (a), 160), C16(HI, (a) + 1, 48), SF16((a) + 2, -2), SF16((a) + 3, -1),        \
+	SF16((a) + 4, 0), C16(HI, (a) + 8, 2),                                                \
+	C16(HI, (a) + 10, 1), V(HI, (a) + 19, U16, BIG, 0.01, F(PV_MPPT1_A), 1, 0),            \
+	V(HI, (a) + 20, U16, BIG, 0.1, F(PV_MPPT1_V), 1, 0),                                   \
+	V(HI, (a) + 21, U16, BIG, 1, SQ_MPPT1_W, 1, 0),                                        \
+	C16(HI, (a) + 30, 2), V(HI, (a) + 39, U16, BIG, 0.01, F(PV_MPPT2_A), 1, 0),            \
+	V(HI, (a) + 40, U16, BIG, 0.1, F(PV_MPPT2_V), 1, 0),                                   \
+	V(HI, (a) + 41, U16, BIG, 1, SQ_MPPT2_W, 1, 0)
+
+#define END_MARKER(a) C16(HI, (a), 0xFFFF), C16(HI, (a) + 1, 0)
+
+/* SolarEdge "SunSpec Implementation Technical Note": common model (L 65),
+ * inverter model 103, then meter 1 (its own common block at 40121 and model
+ * 203 at 40188, L 105); end marker.  I_DC_Power is reported. */
+static const struct sim_vrange solaredge_ranges[] = {
+	{ HI, 40000, 297 },
+};
+static const struct sim_vreg solaredge_regs[] = {
+	SUNS, C16(HI, 40002, 1), C16(HI, 40003, 65),
+	MODEL_103(F(PV_W)),
+	/* meter 1: common block, then model 203 (total real power at +16 of its
+	 * points, import positive; W_SF at +20) */
+	C16(HI, 40121, 1), C16(HI, 40122, 65),
+	C16(HI, 40188, 203), C16(HI, 40189, 105),
+	V(HI, 40190 + 14, U16, BIG, 0.01, F(METER_HZ), 1, 0), SF16(40190 + 15, -2),
+	V(HI, 40190 + 16, I16, BIG, 1, F(METER_W), 1, 0), SF16(40190 + 20, 0),
+	V(HI, 40226, U32, BIG, 1, F(METER_TOTAL_EXPORT_WH), 1, 0),      /* TotWhExp */
+	V(HI, 40234, U32, BIG, 1, F(METER_TOTAL_IMPORT_WH), 1, 0),      /* TotWhImp */
+	SF16(40242, 0),
+	END_MARKER(40295),
+};
+/* The same inverter without a meter: the end marker follows model 103. */
+static const struct sim_vrange solaredge_inv_ranges[] = {
+	{ HI, 40000, 123 },
+};
+static const struct sim_vreg solaredge_inv_regs[] = {
+	SUNS, C16(HI, 40002, 1), C16(HI, 40003, 65),
+	MODEL_103(F(PV_W)),
+	END_MARKER(40121),
+};
+static const struct sim_vstr solaredge_strs[] = {
+	COMMON("SolarEdge", "SE10K-RWS", "0004.0020.0036"),
+	{ HI, 40123, 16, "SolarEdge" }, { HI, 40139, 16, "WND-3Y-400-MB" },
+};
+
+/* Fronius "Datamanager Modbus TCP & RTU" (SunSpec, "int+SF" setting):
+ * common model, inverter 103.  Symo/Primo report DCW as not implemented
+ * (0x8000): the AC power W is the usable power.  The real map goes on with
+ * models 120-123 and 160; this one ends after 103 (the end marker). */
+static const struct sim_vrange fronius_sf_ranges[] = {
+	{ HI, 40000, 125 },
+};
+static const struct sim_vreg fronius_sf_regs[] = {
+	SUNS, C16(HI, 40002, 1), C16(HI, 40003, 65),
+	MODEL_103(SQ_NONE),
+	END_MARKER(40121),
+};
+
+/* The same with the "float" setting: inverter model 113 (L 60), F32 points
+ * (W 40091, Hz 40093, WH 40101, DCW 40107 not implemented = NaN, TmpSnk
+ * 40111), end. */
+static const struct sim_vrange fronius_ranges[] = {
+	{ HI, 40000, 133 },
+};
+static const struct sim_vreg fronius_regs[] = {
+	SUNS, C16(HI, 40002, 1), C16(HI, 40003, 65),
+	C16(HI, 40069, 113), C16(HI, 40070, 60),
+	V(HI, 40091, F32, BIG, 1, F(INVERTER_W), -1, 0),
+	V(HI, 40093, F32, BIG, 1, F(METER_HZ), 1, 0),
+	V(HI, 40101, F32, BIG, 1, F(PV_TOTAL_GENERATION_WH), 1, 0),
+	V(HI, 40107, F32, BIG, 1, SQ_NONE, 1, 0),
+	V(HI, 40111, F32, BIG, 1, F(PV_HEATSINK_C), 1, 0),
+	END_MARKER(40131),
+};
+static const struct sim_vstr fronius_strs[] = {
+	COMMON("Fronius", "Symo 10.0-3-M", "3.14.1-10"),
+};
+
 #define RANGES(r) .ranges = (r), .nranges = ARRAY_SIZE(r)
 #define REGS(r) .regs = (r), .nregs = ARRAY_SIZE(r)
+#define STRS(r) .strs = (r), .nstrs = ARRAY_SIZE(r)
 #define SERIAL_STR(f, a, w) .serial = { .fc = (f), .addr = (a), .words = (w), .type = REG_STR }
 
 static const struct sim_model model_sdm630 = {
@@ -268,9 +373,36 @@ static const struct sim_model model_sma = {
 	.serial = { .fc = IN, .addr = 40067, .words = 2, .type = REG_U32 },
 };
 
+static const struct sim_model model_solaredge = {
+	.name = "solaredge", .profile = "solaredge", .meter = true,
+	.doc = "SolarEdge SunSpec Implementation Technical Note",
+	RANGES(solaredge_ranges), REGS(solaredge_regs), STRS(solaredge_strs),
+	SERIAL_STR(HI, 40052, 16),
+};
+static const struct sim_model model_solaredge_inv = {
+	.name = "solaredge_inv", .profile = "solaredge",
+	.doc = "SolarEdge SunSpec Implementation Technical Note (no meter)",
+	RANGES(solaredge_inv_ranges), REGS(solaredge_inv_regs), STRS(solaredge_strs),
+	SERIAL_STR(HI, 40052, 16),
+};
+static const struct sim_model model_fronius_sf = {
+	.name = "fronius_sf", .profile = "fronius_sf",
+	.doc = "Fronius Datamanager Modbus TCP & RTU (SunSpec int+SF)",
+	RANGES(fronius_sf_ranges), REGS(fronius_sf_regs), STRS(fronius_strs),
+	SERIAL_STR(HI, 40052, 16),
+};
+static const struct sim_model model_fronius = {
+	.name = "fronius", .profile = "fronius",
+	.doc = "Fronius Datamanager Modbus TCP & RTU (SunSpec float)",
+	RANGES(fronius_ranges), REGS(fronius_regs), STRS(fronius_strs),
+	SERIAL_STR(HI, 40052, 16),
+};
+
 static const struct sim_model *const models[] = {
 	&model_sdm630, &model_sungrow, &model_sungrow_sf, &model_sungrow_sg, &model_deye,
-	&model_goodwe, &model_sofar, &model_sma,
+	&model_goodwe, &model_sofar, &model_sma, &model_solaredge, &model_solaredge_inv,
+	&model_fronius_sf,
+	&model_fronius,
 };
 
 const struct sim_model *sim_model_find(const char *name)
@@ -309,6 +441,8 @@ static double quantity(const struct sim_vreg *v, const struct reading *r)
 	case SQ_CONST:
 		x = 0;
 		break;
+	case SQ_NONE:
+		return NAN;
 	default:
 		x = v->q >= 0 && v->q < RF_COUNT ? r->v[v->q] : NAN;
 		break;
@@ -370,6 +504,15 @@ int sim_model_encode(const struct sim_model *m, const struct reading *r, const c
 		if (rc < 0)
 			return rc;
 		put(img, v->fc, v->addr, w, d.words);
+	}
+	for (unsigned i = 0; i < m->nstrs; i++) {
+		const struct sim_vstr *t = &m->strs[i];
+		size_t len = strlen(t->text);
+		for (unsigned k = 0; k < t->words; k++) {
+			uint8_t hi = 2 * k < len ? (uint8_t)t->text[2 * k] : 0;
+			uint8_t lo = 2 * k + 1 < len ? (uint8_t)t->text[2 * k + 1] : 0;
+			regimage_set(img, t->fc, (uint16_t)(t->addr + k), (uint16_t)(hi << 8 | lo));
+		}
 	}
 	return put_serial(m, serial, img);
 }

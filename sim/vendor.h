@@ -29,6 +29,7 @@ enum sim_q {
 	SQ_BATTERY_ABS_W,            /* |battery.W| */
 	SQ_SUNGROW_STATE,            /* Sungrow running state: bit 1 charging, bit 2 discharging */
 	SQ_CONST,                    /* off alone */
+	SQ_NONE,                     /* "not implemented": the type's sentinel */
 };
 
 struct sim_vreg {
@@ -39,6 +40,13 @@ struct sim_vreg {
 	double step;   /* one count in the quantity's unit */
 	int16_t q;     /* enum sim_q or a reading field */
 	double k, off;
+};
+
+/* Fixed text (SunSpec common model: manufacturer, model, version). */
+struct sim_vstr {
+	uint8_t fc;
+	uint16_t addr, words;
+	const char *text;
 };
 
 struct sim_vrange {
@@ -55,6 +63,8 @@ struct sim_model {
 	unsigned nranges;
 	const struct sim_vreg *regs;
 	unsigned nregs;
+	const struct sim_vstr *strs;
+	unsigned nstrs;
 	struct {
 		uint8_t fc, words, type; /* REG_STR: ASCII, NUL padded; or U32 */
 		uint16_t addr;

@@ -8,7 +8,8 @@
  * often report DCW as "not implemented" (NaN / 0x8000); the AC power W with
  * its scale factor is always there (reference README, "Trust, and known
  * mistakes") and is published as inverter.W.  pv.W (DC) is published only
- * when the inverter reports it.
+ * when the inverter reports it.  WH (lifetime AC energy) and TmpSnk are read
+ * from the same model ([doc] rows).
  * Rows written from the reference register table (inverter-registers.tsv);
  * test_profiles_tsv holds them against it row by row. */
 #include "profiles/table.h"
@@ -19,6 +20,10 @@ static const struct reg_def fronius_regs[] = {
 	REG_MAP(40107, FH, 2, F32, WB, KEY, 1, "W", "DC Power", RF_PV_W, -1),
 	REG_MAPF(40091, FH, 2, F32, WB, DOC, 1, "W", "W AC power (model 111-113)", RF_INVERTER_W, -1, 0,
 		 REG_F_KEY),
+	REG_MAP(40101, FH, 2, F32, WB, DOC, 1, "Wh", "WH lifetime AC energy (model 111-113)",
+		RF_PV_TOTAL_GENERATION_WH, 1),
+	REG_MAP(40111, FH, 2, F32, WB, DOC, 1, "C", "TmpSnk heat-sink temperature (model 111-113)",
+		RF_PV_HEATSINK_C, 1),
 };
 
 static const struct mb_block fronius_blocks[] = {
@@ -48,6 +53,14 @@ static const struct reg_def fronius_sf_regs[] = {
 	  .flags = REG_F_KEY, .scale = 0, .sf_addr = 40084, .field = RF_INVERTER_W, .mul = -1,
 	  .unit = "W", .name = "W AC power (model 101-103)" },
 	REG(40084, FH, 1, I16, WB, DOC, 1, "-", "W_SF scale factor of 40083"),
+	{ .addr = 40093, .fc = FH, .words = 2, .type = REG_U32, .order = WB, .tag = TAG_DOC,
+	  .scale = 0, .sf_addr = 40095, .field = RF_PV_TOTAL_GENERATION_WH, .mul = 1,
+	  .unit = "Wh", .name = "WH lifetime AC energy (model 101-103)" },
+	REG(40095, FH, 1, I16, WB, DOC, 1, "-", "WH_SF scale factor of 40093"),
+	{ .addr = 40103, .fc = FH, .words = 1, .type = REG_I16, .order = WB, .tag = TAG_DOC,
+	  .scale = 0, .sf_addr = 40106, .field = RF_PV_HEATSINK_C, .mul = 1,
+	  .unit = "C", .name = "TmpSnk heat-sink temperature (model 101-103)" },
+	REG(40106, FH, 1, I16, WB, DOC, 1, "-", "Tmp_SF scale factor of 40103"),
 };
 
 static const struct mb_block fronius_sf_blocks[] = {

@@ -7,6 +7,11 @@
  * (40101), I_Temp_Sink 40103 (I_Temp_SF 40106).  The same meanings as the
  * generic sunspec profile: pv.W is the DC power (I_DC_Power), inverter.W the
  * AC power, pv.total_generation_Wh the lifetime AC energy.
+ * Meter 1, when installed, follows the inverter model: its common block at
+ * 40121 and its meter model (201-204, same layout) at 40188: M_AC_Power 40206
+ * (SF 40210, import positive), M_Exported 40226-40227 and M_Imported
+ * 40234-40235 (acc32, SF 40242).  Without a meter those addresses are past
+ * the end marker: the block fails and no meter object is published.
  * Rows written from the reference register table (inverter-registers.tsv);
  * test_profiles_tsv holds them against it row by row. */
 #include "profiles/table.h"
@@ -20,7 +25,12 @@
 	REG(40084, FH, 1, I16, WB, DOC, 1, "-", "I_AC_Power_SF"),                                \
 	SE_SF_ROW(40093, 40095, U32, 2, RF_PV_TOTAL_GENERATION_WH, 1, "Wh", "I_AC_Energy_WH"),   \
 	REG(40095, FH, 1, I16, WB, DOC, 1, "-", "I_AC_Energy_WH_SF"),                            \
-	SE_SF_ROW(40103, 40106, I16, 1, RF_PV_HEATSINK_C, 1, "C", "I_Temp_Sink")
+	SE_SF_ROW(40103, 40106, I16, 1, RF_PV_HEATSINK_C, 1, "C", "I_Temp_Sink"),                \
+	SE_SF_ROW(40206, 40210, I16, 1, RF_METER_W, 1, "W", "M_AC_Power"),                        \
+	REG(40210, FH, 1, I16, WB, DOC, 1, "-", "M_AC_Power_SF"),                                  \
+	SE_SF_ROW(40226, 40242, U32, 2, RF_METER_TOTAL_EXPORT_WH, 1, "Wh", "M_Exported"),         \
+	SE_SF_ROW(40234, 40242, U32, 2, RF_METER_TOTAL_IMPORT_WH, 1, "Wh", "M_Imported"),         \
+	REG(40242, FH, 1, I16, WB, DOC, 1, "-", "M_Energy_W_SF")
 
 static const struct reg_def solaredge_regs[] = {
 	REG(40052, FH, 16, STR, WB, SN, 1, "-", "serial number used as device identity"),
@@ -37,6 +47,7 @@ static const struct mb_block solaredge_blocks[] = {
 	{ .fc = FH, .addr = 40106, .count = 3 },
 	{ .fc = FH, .addr = 40121, .count = 70 },
 	{ .fc = FH, .addr = 40102, .count = 5 }, /* [doc] I_Temp_Sink and I_Temp_SF */
+	{ .fc = FH, .addr = 40188, .count = 55 }, /* [doc] meter 1 model */
 };
 
 const struct profile profile_solaredge = {
@@ -67,6 +78,7 @@ static const struct mb_block solaredge_us_blocks[] = {
 	{ .fc = FH, .addr = 40106, .count = 3 },
 	{ .fc = FH, .addr = 40121, .count = 70 },
 	{ .fc = FH, .addr = 40102, .count = 5 }, /* [doc] I_Temp_Sink and I_Temp_SF */
+	{ .fc = FH, .addr = 40188, .count = 55 }, /* [doc] meter 1 model */
 };
 
 const struct profile profile_solaredge_us = {

@@ -356,6 +356,43 @@ class SimInterop(unittest.TestCase):
         for m in (1, 103, 160, 203, 802):
             self.assertIn(m, models)
 
+    def test_sunspec_brands_walk(self):
+        """egw-sim's SunSpec brands carry the map their real devices carry at
+        40000: marker, common model 1 with manufacturer, model, version and
+        serial, the models in the vendor's order, end marker."""
+        want = {"solaredge": ("SolarEdge", [1, 103, 1, 203]),
+                "solaredge_inv": ("SolarEdge", [1, 103]),
+                "fronius_sf": ("Fronius", [1, 103]),
+                "fronius": ("Fronius", [1, 113])}
+        args = []
+        for name in want:
+            args += ["--profile", name, "--port", "0"]
+        sim = Sim(self, args)
+        serials = {d["profile"]: d["serial"] for d in sim.get()["devices"]}
+        for srv in sim.servers:
+            c = tcp_client(srv["port"])
+            self.addCleanup(c.close)
+            st, r = pm_read(c, 3, 40000, 2, 1)
+            self.assertEqual((st, struct.pack(">HH", *r)), ("ok", b"SunS"), srv["profile"])
+
+            def text(addr, n):
+                st, r = pm_read(c, 3, addr, n, 1)
+                self.assertEqual(st, "ok")
+                return b"".join(struct.pack(">H", w) for w in r).rstrip(b"\0 ").decode()
+            self.assertEqual(text(40004, 16), want[srv["profile"]][0])
+            self.assertTrue(text(40020, 16))            # Md
+            self.assertTrue(text(40044, 8))             # Vr
+            self.assertEqual(text(40052, 16), serials[srv["profile"]])
+            addr, models = 40002, []
+            while len(models) < 20:
+                st, hdr = pm_read(c, 3, addr, 2, 1)
+                self.assertEqual(st, "ok", f"{srv['profile']} header at {addr}")
+                if hdr[0] == 0xFFFF:
+                    break
+                models.append(hdr[0])
+                addr += 2 + hdr[1]
+            self.assertEqual(models, want[srv["profile"]][1], srv["profile"])
+
     def test_noise_in(self):
         """Random bytes on TCP and on the serial line: egw-sim survives (clean
         exit checked at cleanup, also under the sanitizers) and still answers."""

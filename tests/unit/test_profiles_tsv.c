@@ -97,6 +97,8 @@ static const struct doc_block doc_blocks[] = {
 	{ "sma", REG_FC_INPUT, 30957, 6, "DC current, voltage and power of input B" },
 	{ "solaredge", REG_FC_HOLDING, 40102, 5, "I_Temp_Sink and its sf I_Temp_SF" },
 	{ "solaredge_us", REG_FC_HOLDING, 40102, 5, "as solaredge" },
+	{ "solaredge", REG_FC_HOLDING, 40188, 55, "meter 1 model (201-204) after its common block" },
+	{ "solaredge_us", REG_FC_HOLDING, 40188, 55, "as solaredge" },
 };
 
 static bool is_doc_block(const struct profile *p, const struct mb_block *b)
