@@ -63,7 +63,8 @@ static int device_init(struct sim *s, struct sim_device *d, const struct profile
 	struct sim_phys_cfg cfg = s->base_cfg;
 	int r;
 
-	*d = (struct sim_device){ .idx = d->idx, .prof = prof, .model = m, .unit = unit };
+	*d = (struct sim_device){ .idx = d->idx, .prof = prof, .model = m, .unit = unit,
+				  .home_load_w = NAN };
 	/* each device its own weather and load, still determined by --seed */
 	cfg.seed = s->seed * 1000003ULL + fnv1a(m ? m->name : prof->name, tag);
 	if (m ? !m->battery : !maps_range(prof, RF_BATTERY_W, RF_BATTERY_TOTAL_DISCHARGE_WH))
@@ -144,12 +145,19 @@ static void values_to_reading(const struct sim_values *v, bool battery, struct r
 	r->v[RF_METER_TOTAL_EXPORT_WH] = v->export_wh;
 }
 
-int sim_device_update(struct sim_device *d, double t)
+static int device_physics(struct sim_device *d, double t)
 {
 	int r = sim_phys_advance(&d->phys, t, &d->vals);
 	if (r < 0)
 		return r;
 	values_to_reading(&d->vals, d->phys.cfg.batt_capacity_wh > 0, &d->rd);
+	return 0;
+}
+
+static int device_encode(struct sim_device *d)
+{
+	int r;
+
 	for (int f = 0; f < RF_COUNT; f++)
 		if (!isnan(d->ovr[f]))
 			d->rd.v[f] = d->ovr[f];
@@ -176,6 +184,57 @@ written:
 	/* what clients wrote stays written */
 	for (unsigned i = 0; i < d->nwrites; i++)
 		regimage_set(d->img, REG_FC_HOLDING, d->writes[i].addr, d->writes[i].value);
+	return 0;
+}
+
+int sim_device_update(struct sim_device *d, double t)
+{
+	int r = device_physics(d, t);
+	return r < 0 ? r : device_encode(d);
+}
+
+static bool is_meter_only(const struct sim_device *d)
+{
+	return d->prof->dtype && strcmp(d->prof->dtype, "meter") == 0;
+}
+
+int sim_home_update(struct sim *s, double t)
+{
+	static const double share[3] = { 0.45, 0.30, 0.25 }; /* the house's phases */
+	double ac = 0, load;
+	int r;
+
+	for (unsigned i = 0; i < s->ndevs; i++) {
+		r = device_physics(&s->devs[i], MAX(t, s->devs[i].phys.t));
+		if (r < 0)
+			return r;
+	}
+	if (s->ndevs == 0)
+		return 0;
+	/* one house: the first device's load; every inverter feeds it, every
+	 * meter sees the rest (import positive) */
+	load = s->devs[0].vals.load_w;
+	for (unsigned i = 0; i < s->ndevs; i++)
+		if (!is_meter_only(&s->devs[i]) && !isnan(s->devs[i].rd.v[RF_INVERTER_W]))
+			ac += s->devs[i].rd.v[RF_INVERTER_W];
+	for (unsigned i = 0; i < s->ndevs; i++) {
+		struct sim_device *d = &s->devs[i];
+		static const int lv[3] = { RF_METER_L1_V, RF_METER_L2_V, RF_METER_L3_V };
+		static const int la[3] = { RF_METER_L1_A, RF_METER_L2_A, RF_METER_L3_A };
+		static const int lw[3] = { RF_METER_L1_W, RF_METER_L2_W, RF_METER_L3_W };
+
+		d->home_load_w = load;
+		d->rd.v[RF_METER_W] = load + ac;
+		for (int k = 0; k < 3; k++) {
+			d->rd.v[lw[k]] = load * share[k] + ac / 3.0;
+			d->rd.v[la[k]] = d->rd.v[lw[k]] / d->rd.v[lv[k]];
+		}
+	}
+	for (unsigned i = 0; i < s->ndevs; i++) {
+		r = device_encode(&s->devs[i]);
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 
@@ -270,6 +329,8 @@ json_t *sim_device_json(const struct sim_device *d)
 			      "requests", (json_int_t)d->requests);
 	if (!o)
 		return NULL;
+	if (!isnan(d->home_load_w))
+		json_object_set_new(o, "home_load_W", json_real(reading_round(d->home_load_w, 1)));
 	/* what a client needs to read this device generically (tests, tools) */
 	static const char *const type_names[REG_TYPE_COUNT] = {
 		[REG_U16] = "U16", [REG_I16] = "I16", [REG_U32] = "U32", [REG_I32] = "I32",

@@ -468,12 +468,9 @@ static int tick_run(struct task *t, usec_t now)
 {
 	struct sim *s = container_of(t, struct sim, tick);
 	double st = sim_clock_t(&s->clock, now);
-	for (unsigned i = 0; i < s->ndevs; i++) {
-		struct sim_device *d = &s->devs[i];
-		int r = sim_device_update(d, MAX(st, d->phys.t));
-		if (r < 0)
-			return r;
-	}
+	int r = sim_home_update(s, st);
+	if (r < 0)
+		return r;
 	sim_update_sleep(s);
 	return 0;
 }

@@ -63,6 +63,7 @@ struct sim_device {
 	struct sim_phys phys;
 	struct sim_values vals;
 	struct reading rd;          /* served values (physics + overrides) */
+	double home_load_w;         /* the shared house load of the last sim_home_update */
 	double ovr[RF_COUNT];       /* NAN: not overridden */
 	struct regimage *img;
 	struct sim_write writes[SIM_MAX_WRITES];
@@ -158,6 +159,13 @@ int sim_device_update(struct sim_device *d, double t);
  * PDU length (an exception PDU for illegal requests), or -errno. */
 int sim_device_handle(struct sim_device *d, const struct mb_request *q, uint8_t *pdu_out,
 		      size_t cap);
+/* One simulated home: advance every device of s to sim time t, then make
+ * every meter reading (each device's meter.W and phase powers) the house's
+ * grid exchange, import positive: the house load (the first device's) plus
+ * every inverter's inverter.W (generation negative), so PV, batteries, load
+ * and meters obey one energy balance.  Then re-encode every device.
+ * Returns 0 or -errno. */
+int sim_home_update(struct sim *s, double t);
 /* Pin field f (enum reading_field) to value (NAN: release).  */
 void sim_device_override(struct sim_device *d, int f, double value);
 /* {"index":..,"profile":..,"unit":..,"serial":..,"reading":{..},...}; NULL on ENOMEM. */

@@ -314,6 +314,46 @@ static void test_vendor_known_mistakes(void **state)
 	free(s);
 }
 
+/* One simulated home: a hybrid inverter and a meter in one egw-sim obey one
+ * energy balance (the meter sees the house load less the inverter's output),
+ * day and night, and the house load is never negative. */
+static void test_one_home(void **state)
+{
+	(void)state;
+	struct sim *s = new_sim();
+	assert_int_equal(sim_device_init_model(s, &s->devs[0], sim_model_find("sungrow_sf"), 1,
+					       NULL, "a"), 0);
+	assert_int_equal(sim_device_init_model(s, &s->devs[1], sim_model_find("sdm630"), 2, NULL,
+					       "b"), 0);
+	assert_int_equal(sim_device_init(s, &s->devs[2], profile_find("solaredge"), 3, NULL, "c"),
+			 0);
+	s->ndevs = 3;
+	static const double times[] = { 60.0, 1234.5, 4 * 3600.0, 12 * 3600.0, 20 * 3600.0 };
+	for (unsigned k = 0; k < sizeof(times) / sizeof(times[0]); k++) {
+		assert_int_equal(sim_home_update(s, times[k]), 0);
+		const struct reading *inv = &s->devs[0].rd, *meter = &s->devs[1].rd,
+				     *se = &s->devs[2].rd;
+		double load = s->devs[0].home_load_w;
+		double house = meter->v[RF_METER_W] - inv->v[RF_INVERTER_W] - se->v[RF_INVERTER_W];
+		assert_true(load >= 0);
+		assert_true(fabs(house - load) < 1e-6);
+		assert_true(fabs(inv->v[RF_METER_W] - meter->v[RF_METER_W]) < 1e-9);
+		double phases = meter->v[RF_METER_L1_W] + meter->v[RF_METER_L2_W] +
+				meter->v[RF_METER_L3_W];
+		assert_true(fabs(phases - meter->v[RF_METER_W]) < 1e-6);
+		/* what egw decodes from the meter's registers balances too */
+		struct block_result res = { .b = { .fc = REG_FC_INPUT, .addr = 0, .count = 100 } };
+		assert_int_equal(regimage_get(s->devs[1].img, REG_FC_INPUT, 0, 100, res.regs), 0);
+		struct reading got;
+		assert_true(profile_decode(profile_find("sdm630"), &res, 1, &got) > 0);
+		assert_true(fabs(got.v[RF_METER_W] - meter->v[RF_METER_W]) <
+			    1e-3 * fabs(meter->v[RF_METER_W]) + 0.01);
+	}
+	for (unsigned i = 0; i < 3; i++)
+		sim_device_fini(&s->devs[i]);
+	free(s);
+}
+
 static void test_writes_and_exceptions(void **state)
 {
 	(void)state;
@@ -405,6 +445,7 @@ int main(void)
 		cmocka_unit_test(test_every_profile_roundtrip),
 		cmocka_unit_test(test_every_vendor_model),
 		cmocka_unit_test(test_vendor_known_mistakes),
+		cmocka_unit_test(test_one_home),
 		cmocka_unit_test(test_writes_and_exceptions),
 		cmocka_unit_test(test_ctl_commands),
 	};
