@@ -168,6 +168,23 @@ static int device_encode(struct sim_device *d)
 	r = profile_encode(d->prof, &d->rd, d->serial, d->img);
 	if (r < 0)
 		return r;
+	/* the generic SunSpec device's common model names itself (Mn, Md, Vr
+	 * at points 2, 18 and 42 of model 1), as any SunSpec device does */
+	if (d->prof->sunspec_base) {
+		static const struct { uint16_t off, words; const char *text; } common[] = {
+			{ 4, 16, "egw" }, { 20, 16, "egw-sim SunSpec" }, { 44, 8, EGW_VERSION },
+		};
+		for (unsigned i = 0; i < ARRAY_SIZE(common); i++) {
+			size_t len = strlen(common[i].text);
+			for (unsigned k = 0; k < common[i].words; k++) {
+				uint8_t hi = 2 * k < len ? (uint8_t)common[i].text[2 * k] : 0;
+				uint8_t lo = 2 * k + 1 < len ? (uint8_t)common[i].text[2 * k + 1] : 0;
+				regimage_set(d->img, REG_FC_HOLDING,
+					     (uint16_t)(d->prof->sunspec_base + common[i].off + k),
+					     (uint16_t)(hi << 8 | lo));
+			}
+		}
+	}
 	/* Some tables read the grid frequency from a register they do not map
 	 * to meter.Hz (it feeds the 10 Hz frequency channel, not the reading);
 	 * a real device has the frequency there, so the simulator puts it in. */

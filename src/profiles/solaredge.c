@@ -21,7 +21,9 @@
 	{ .addr = (a), .fc = FH, .words = (w), .type = REG_##t, .order = WB, .tag = TAG_DOC, \
 	  .scale = 0, .sf_addr = (sfa), .field = (fld), .mul = (mu), .unit = (u), .name = (nm) }
 #define SE_DOC_ROWS                                                                              \
-	SE_SF_ROW(40083, 40084, I16, 1, RF_INVERTER_W, -1, "W", "I_AC_Power"),                   \
+	{ .addr = 40083, .fc = FH, .words = 1, .type = REG_I16, .order = WB, .tag = TAG_DOC,      \
+	  .flags = REG_F_KEY, .scale = 0, .sf_addr = 40084, .field = RF_INVERTER_W, .mul = -1,    \
+	  .unit = "W", .name = "I_AC_Power (short polls too)" },                                   \
 	REG(40084, FH, 1, I16, WB, DOC, 1, "-", "I_AC_Power_SF"),                                \
 	SE_SF_ROW(40093, 40095, U32, 2, RF_PV_TOTAL_GENERATION_WH, 1, "Wh", "I_AC_Energy_WH"),   \
 	REG(40095, FH, 1, I16, WB, DOC, 1, "-", "I_AC_Energy_WH_SF"),                            \

@@ -355,6 +355,11 @@ class SimInterop(unittest.TestCase):
         self.assertEqual(models[0], 1)
         for m in (1, 103, 160, 203, 802):
             self.assertIn(m, models)
+        # the common model names the device: manufacturer, model, version
+        for addr, n in ((40004, 16), (40020, 16), (40044, 8)):
+            st, r = pm_read(c, 3, addr, n, 1)
+            self.assertEqual(st, "ok")
+            self.assertTrue(b"".join(struct.pack(">H", w) for w in r).strip(b"\0 "), addr)
 
     def test_sunspec_brands_walk(self):
         """egw-sim's SunSpec brands carry the map their real devices carry at
