@@ -278,9 +278,11 @@ static const struct sim_vreg solaredge_regs[] = {
 	SF16(40242, 0),
 	END_MARKER(40295),
 };
-/* The same inverter without a meter: the end marker follows model 103. */
+/* The same inverter without a meter: the end marker follows model 103; the
+ * inverter still answers reads up to where a meter would be, with zeros
+ * (the reference's block 40121+70 is read from every SolarEdge). */
 static const struct sim_vrange solaredge_inv_ranges[] = {
-	{ HI, 40000, 123 },
+	{ HI, 40000, 243 },
 };
 static const struct sim_vreg solaredge_inv_regs[] = {
 	SUNS, C16(HI, 40002, 1), C16(HI, 40003, 65),
@@ -373,14 +375,16 @@ static const struct sim_model model_sma = {
 	.serial = { .fc = IN, .addr = 40067, .words = 2, .type = REG_U32 },
 };
 
-static const struct sim_model model_solaredge = {
-	.name = "solaredge", .profile = "solaredge", .meter = true,
+/* "solaredge" is the inverter alone (the demo pairs it with an SDM630: one
+ * grid meter per home); "solaredge_meter" has SolarEdge's own meter 1. */
+static const struct sim_model model_solaredge_meter = {
+	.name = "solaredge_meter", .profile = "solaredge", .meter = true,
 	.doc = "SolarEdge SunSpec Implementation Technical Note",
 	RANGES(solaredge_ranges), REGS(solaredge_regs), STRS(solaredge_strs),
 	SERIAL_STR(HI, 40052, 16),
 };
-static const struct sim_model model_solaredge_inv = {
-	.name = "solaredge_inv", .profile = "solaredge",
+static const struct sim_model model_solaredge = {
+	.name = "solaredge", .profile = "solaredge",
 	.doc = "SolarEdge SunSpec Implementation Technical Note (no meter)",
 	RANGES(solaredge_inv_ranges), REGS(solaredge_inv_regs), STRS(solaredge_strs),
 	SERIAL_STR(HI, 40052, 16),
@@ -400,7 +404,7 @@ static const struct sim_model model_fronius = {
 
 static const struct sim_model *const models[] = {
 	&model_sdm630, &model_sungrow, &model_sungrow_sf, &model_sungrow_sg, &model_deye,
-	&model_goodwe, &model_sofar, &model_sma, &model_solaredge, &model_solaredge_inv,
+	&model_goodwe, &model_sofar, &model_sma, &model_solaredge, &model_solaredge_meter,
 	&model_fronius_sf,
 	&model_fronius,
 };

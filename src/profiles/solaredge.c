@@ -11,10 +11,32 @@
  * 40121 and its meter model (201-204, same layout) at 40188: M_AC_Power 40206
  * (SF 40210, import positive), M_Exported 40226-40227 and M_Imported
  * 40234-40235 (acc32, SF 40242).  Without a meter those addresses are past
- * the end marker: the block fails and no meter object is published.
+ * the end marker (the inverter answers them with zeros, or exception 2):
+ * solaredge_fixup publishes the meter's values only when 40188 holds a
+ * meter model id (201-204).
  * Rows written from the reference register table (inverter-registers.tsv);
  * test_profiles_tsv holds them against it row by row. */
+#include <math.h>
+
 #include "profiles/table.h"
+
+#define METER1_MODEL 40188
+
+static int solaredge_fixup(const struct profile *p, const struct block_result *res,
+			   unsigned nres, struct reading *r)
+{
+	static const struct reg_def id = { .addr = METER1_MODEL, .fc = REG_FC_HOLDING, .words = 1,
+					   .type = REG_U16, .scale = 1 };
+	const uint16_t *w = profile_find_words(&id, res, nres);
+
+	(void)p;
+	if (!w || w[0] < 201 || w[0] > 204) {
+		r->v[RF_METER_W] = NAN;
+		r->v[RF_METER_TOTAL_IMPORT_WH] = NAN;
+		r->v[RF_METER_TOTAL_EXPORT_WH] = NAN;
+	}
+	return 0;
+}
 
 /* The model 103 points the technical note lists beyond the reference's rows. */
 #define SE_SF_ROW(a, sfa, t, w, fld, mu, u, nm)                                             \
@@ -32,7 +54,10 @@
 	REG(40210, FH, 1, I16, WB, DOC, 1, "-", "M_AC_Power_SF"),                                  \
 	SE_SF_ROW(40226, 40242, U32, 2, RF_METER_TOTAL_EXPORT_WH, 1, "Wh", "M_Exported"),         \
 	SE_SF_ROW(40234, 40242, U32, 2, RF_METER_TOTAL_IMPORT_WH, 1, "Wh", "M_Imported"),         \
-	REG(40242, FH, 1, I16, WB, DOC, 1, "-", "M_Energy_W_SF")
+	REG(40242, FH, 1, I16, WB, DOC, 1, "-", "M_Energy_W_SF"),                                  \
+	{ .addr = METER1_MODEL, .fc = FH, .words = 1, .type = REG_U16, .order = WB,               \
+	  .tag = TAG_DOC, .flags = REG_F_CONST, .add = 203, .scale = 1, .sf_addr = REG_NO_SF,     \
+	  .field = REG_NO_FIELD, .unit = "-", .name = "meter 1 model id (201-204)" }
 
 static const struct reg_def solaredge_regs[] = {
 	REG(40052, FH, 16, STR, WB, SN, 1, "-", "serial number used as device identity"),
@@ -62,6 +87,7 @@ const struct profile profile_solaredge = {
 	.blocks_every_poll = false,
 	.serial = &solaredge_regs[0],
 	.frequency = &solaredge_regs[1],
+	.fixup = solaredge_fixup,
 };
 
 
@@ -93,4 +119,5 @@ const struct profile profile_solaredge_us = {
 	.blocks_every_poll = false,
 	.serial = &solaredge_us_regs[0],
 	.frequency = &solaredge_us_regs[1],
+	.fixup = solaredge_fixup,
 };

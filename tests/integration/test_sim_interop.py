@@ -365,8 +365,8 @@ class SimInterop(unittest.TestCase):
         """egw-sim's SunSpec brands carry the map their real devices carry at
         40000: marker, common model 1 with manufacturer, model, version and
         serial, the models in the vendor's order, end marker."""
-        want = {"solaredge": ("SolarEdge", [1, 103, 1, 203]),
-                "solaredge_inv": ("SolarEdge", [1, 103]),
+        want = {"solaredge_meter": ("SolarEdge", [1, 103, 1, 203]),
+                "solaredge": ("SolarEdge", [1, 103]),
                 "fronius_sf": ("Fronius", [1, 103]),
                 "fronius": ("Fronius", [1, 113])}
         args = []
