@@ -327,6 +327,67 @@ static const struct sim_vstr fronius_strs[] = {
 	COMMON("Fronius", "Symo 10.0-3-M", "3.14.1-10"),
 };
 
+/* ---- Huawei SUN2000 (+ LUNA2000 battery, DTSU666-H meter) -----------------
+ * Huawei "SUN2000 MODBUS Interface Definitions" (holding registers, 32-bit
+ * values high word first; "gain" g means value = raw / g): 30015 SN (10
+ * registers), 30073 rated power (U32, kW, gain 1000), 32016/32017 PV1 voltage
+ * (I16, gain 10) / current (I16, gain 100), 32018/32019 PV2, 32064 input power
+ * (I32, kW, gain 1000), 32080 active power (I32, kW, gain 1000, output +),
+ * 32085 grid frequency (U16, gain 100), 32087 internal temperature (I16,
+ * gain 10), 32106 accumulated yield (U32, kWh, gain 100).  LUNA2000 (only
+ * with a battery): 37001 charge/discharge power (I32, W, charging +), 37003
+ * bus voltage (gain 10), 37004 SOC (%, gain 10), 37021 bus current (I16, gain
+ * 10), 37022 temperature (gain 10), 37066/37068 total charge/discharge (U32,
+ * kWh, gain 100).  Meter (only when connected): 37101-37105 phase voltages
+ * (I32, gain 10), 37107-37111 currents (I32, gain 100), 37113 active power
+ * (I32, W, positive = feed-in), 37118 frequency (gain 100), 37119 positive
+ * active energy (feed-in) and 37121 reverse active energy (supply), I32 kWh
+ * gain 100, 37132-37136 phase powers (W, feed-in +). */
+static const struct sim_vrange huawei_ranges[] = {
+	{ HI, 30000, 125 }, { HI, 32000, 125 },
+};
+#define HUAWEI_INVERTER                                                                       \
+	V(HI, 30073, U32, BIG, 1, F(PV_RATED_POWER_W), 1, 0),                                     \
+	V(HI, 32016, I16, BIG, 0.1, F(PV_MPPT1_V), 1, 0),                                          \
+	V(HI, 32017, I16, BIG, 0.01, F(PV_MPPT1_A), 1, 0),                                         \
+	V(HI, 32018, I16, BIG, 0.1, F(PV_MPPT2_V), 1, 0),                                          \
+	V(HI, 32019, I16, BIG, 0.01, F(PV_MPPT2_A), 1, 0),                                         \
+	V(HI, 32064, I32, BIG, 1, F(PV_W), -1, 0),                                                 \
+	V(HI, 32080, I32, BIG, 1, F(INVERTER_W), -1, 0),                                           \
+	V(HI, 32085, U16, BIG, 0.01, F(METER_HZ), 1, 0),                                           \
+	V(HI, 32087, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0),                                       \
+	V(HI, 32106, U32, BIG, 10, F(PV_TOTAL_GENERATION_WH), 1, 0)
+static const struct sim_vreg huawei_regs[] = {
+	HUAWEI_INVERTER,
+};
+static const struct sim_vrange huawei_hybrid_ranges[] = {
+	{ HI, 30000, 125 }, { HI, 32000, 125 }, { HI, 37000, 70 }, { HI, 37100, 39 },
+	{ HI, 37700, 100 }, { HI, 47000, 760 },
+};
+static const struct sim_vreg huawei_hybrid_regs[] = {
+	HUAWEI_INVERTER,
+	V(HI, 37001, I32, BIG, 1, F(BATTERY_W), 1, 0),
+	V(HI, 37003, U16, BIG, 0.1, F(BATTERY_V), 1, 0),
+	V(HI, 37004, U16, BIG, 0.001, F(BATTERY_SOC_NOM_FRACT), 1, 0),
+	V(HI, 37021, I16, BIG, 0.1, F(BATTERY_A), 1, 0),
+	V(HI, 37022, I16, BIG, 0.1, F(BATTERY_HEATSINK_C), 1, 0),
+	V(HI, 37066, U32, BIG, 10, F(BATTERY_TOTAL_CHARGE_WH), 1, 0),
+	V(HI, 37068, U32, BIG, 10, F(BATTERY_TOTAL_DISCHARGE_WH), 1, 0),
+	V(HI, 37101, I32, BIG, 0.1, F(METER_L1_V), 1, 0),
+	V(HI, 37103, I32, BIG, 0.1, F(METER_L2_V), 1, 0),
+	V(HI, 37105, I32, BIG, 0.1, F(METER_L3_V), 1, 0),
+	V(HI, 37107, I32, BIG, 0.01, F(METER_L1_A), -1, 0),
+	V(HI, 37109, I32, BIG, 0.01, F(METER_L2_A), -1, 0),
+	V(HI, 37111, I32, BIG, 0.01, F(METER_L3_A), -1, 0),
+	V(HI, 37113, I32, BIG, 1, F(METER_W), -1, 0),
+	V(HI, 37118, I16, BIG, 0.01, F(METER_HZ), 1, 0),
+	V(HI, 37119, I32, BIG, 10, F(METER_TOTAL_EXPORT_WH), 1, 0),
+	V(HI, 37121, I32, BIG, 10, F(METER_TOTAL_IMPORT_WH), 1, 0),
+	V(HI, 37132, I32, BIG, 1, F(METER_L1_W), -1, 0),
+	V(HI, 37134, I32, BIG, 1, F(METER_L2_W), -1, 0),
+	V(HI, 37136, I32, BIG, 1, F(METER_L3_W), -1, 0),
+};
+
 #define RANGES(r) .ranges = (r), .nranges = ARRAY_SIZE(r)
 #define REGS(r) .regs = (r), .nregs = ARRAY_SIZE(r)
 #define STRS(r) .strs = (r), .nstrs = ARRAY_SIZE(r)
@@ -402,7 +463,19 @@ static const struct sim_model model_fronius = {
 	SERIAL_STR(HI, 40052, 16),
 };
 
+static const struct sim_model model_huawei = {
+	.name = "huawei", .profile = "huawei",
+	.doc = "Huawei SUN2000 MODBUS Interface Definitions",
+	RANGES(huawei_ranges), REGS(huawei_regs), SERIAL_STR(HI, 30015, 10),
+};
+static const struct sim_model model_huawei_hybrid = {
+	.name = "huawei_hybrid", .profile = "huawei_hybrid", .battery = true, .meter = true,
+	.doc = "Huawei SUN2000 MODBUS Interface Definitions (LUNA2000, DTSU666-H meter)",
+	RANGES(huawei_hybrid_ranges), REGS(huawei_hybrid_regs), SERIAL_STR(HI, 30015, 10),
+};
+
 static const struct sim_model *const models[] = {
+	&model_huawei, &model_huawei_hybrid,
 	&model_sdm630, &model_sungrow, &model_sungrow_sf, &model_sungrow_sg, &model_deye,
 	&model_goodwe, &model_sofar, &model_sma, &model_solaredge, &model_solaredge_meter,
 	&model_fronius_sf,
