@@ -304,6 +304,20 @@ static void test_vendor_known_mistakes(void **state)
 	check_model(d, d->model, &n);
 	sim_device_fini(d);
 
+	/* A device read with the hybrid profile of its brand decodes without
+	 * zeros for what it lacks: a SUN2000 without LUNA2000 or meter under
+	 * huawei_hybrid, an SG string inverter under sungrow_sf. */
+	static const char *const cross[][2] = { { "huawei", "huawei_hybrid" },
+						{ "sungrow_sg", "sungrow_sf" } };
+	for (unsigned i = 0; i < 2; i++) {
+		assert_int_equal(sim_device_init_model(s, d, sim_model_find(cross[i][0]), 1, NULL,
+						       "x"), 0);
+		d->prof = profile_find(cross[i][1]);
+		assert_int_equal(sim_device_update(d, 100.0), 0);
+		check_model(d, d->model, &n);
+		sim_device_fini(d);
+	}
+
 	/* Sungrow string inverter: no battery, lifetime yield from 5003-5004 */
 	assert_int_equal(sim_device_init_model(s, d, sim_model_find("sungrow_sg"), 1, NULL, "c"),
 			 0);
