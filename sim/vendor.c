@@ -450,6 +450,14 @@ static const struct sim_model model_solaredge = {
 	RANGES(solaredge_inv_ranges), REGS(solaredge_inv_regs), STRS(solaredge_strs),
 	SERIAL_STR(HI, 40052, 16),
 };
+/* The US models carry the same SunSpec map (their scale factors differ; a
+ * SunSpec reader takes them from the sf registers). */
+static const struct sim_model model_solaredge_us = {
+	.name = "solaredge_us", .profile = "solaredge_us",
+	.doc = "SolarEdge SunSpec Implementation Technical Note",
+	RANGES(solaredge_inv_ranges), REGS(solaredge_inv_regs), STRS(solaredge_strs),
+	SERIAL_STR(HI, 40052, 16),
+};
 static const struct sim_model model_fronius_sf = {
 	.name = "fronius_sf", .profile = "fronius_sf",
 	.doc = "Fronius Datamanager Modbus TCP & RTU (SunSpec int+SF)",
@@ -478,6 +486,7 @@ static const struct sim_model *const models[] = {
 	&model_huawei, &model_huawei_hybrid,
 	&model_sdm630, &model_sungrow, &model_sungrow_sf, &model_sungrow_sg, &model_deye,
 	&model_goodwe, &model_sofar, &model_sma, &model_solaredge, &model_solaredge_meter,
+	&model_solaredge_us,
 	&model_fronius_sf,
 	&model_fronius,
 };
