@@ -65,7 +65,9 @@ double reading_round(double v, int decimals)
 	static const double p10[] = { 1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9 };
 	double r;
 
-	if (!isfinite(v))
+	/* beyond 15 significant digits there is nothing to round (and v * 10^d
+	 * must stay finite) */
+	if (!isfinite(v) || fabs(v) >= 1e15)
 		return v;
 	if (decimals < 0)
 		decimals = 0;
