@@ -63,6 +63,8 @@ enum reg_tag {
 	TAG_SN,       /* [sn] serial number / identity */
 	TAG_KEY,      /* [key] small typed register set (short polls) */
 	TAG_SF,       /* [sf] SunSpec scale-factor exponent register */
+	TAG_DOC,      /* not in the reference: written from the vendor document the
+	                 row's comment cites (test_profiles_tsv lists them) */
 	REG_TAG_COUNT
 };
 
@@ -70,6 +72,9 @@ enum reg_flags {
 	REG_F_SUM = 1 << 0,   /* add into the field (first contributor sets it) */
 	REG_F_CONST = 1 << 1, /* fixed content (SunSpec marker, model id/length): the
 	                         encoder writes the raw integer held in `add` */
+	REG_F_KEY = 1 << 2,   /* a TAG_DOC row read on short polls too, like [key] rows */
+	REG_F_ZERO_NA = 1 << 3, /* raw 0 means "nothing there" (an offset temperature
+	                           of a sensor that is not fitted) */
 };
 
 #define REG_NO_SF (-1)
