@@ -317,6 +317,26 @@ int profile_decode(const struct profile *p, const struct block_result *res, unsi
 	return n;
 }
 
+size_t reg_ascii(const uint16_t *w, unsigned n, char *out, size_t cap)
+{
+	size_t len = 0;
+
+	if (!cap)
+		return 0;
+	for (unsigned i = 0; i < n && len + 2 < cap; i++) {
+		char c[2] = { (char)(w[i] >> 8), (char)(w[i] & 0xFF) };
+		for (unsigned k = 0; k < 2; k++)
+			if (c[k] > ' ' && c[k] < 0x7F)
+				out[len++] = c[k];
+			else if (c[k] == ' ' && len > 0)
+				out[len++] = ' '; /* inner spaces kept, trailing trimmed below */
+	}
+	while (len > 0 && out[len - 1] == ' ')
+		len--;
+	out[len] = '\0';
+	return len;
+}
+
 int profile_decode_serial(const struct profile *p, const struct block_result *res, unsigned nres,
 			  char *buf, size_t cap)
 {
@@ -331,17 +351,7 @@ int profile_decode_serial(const struct profile *p, const struct block_result *re
 	if (!w)
 		return -ENOENT;
 	if (d->type == REG_STR) {
-		for (unsigned i = 0; i < d->words; i++) {
-			char c[2] = { (char)(w[i] >> 8), (char)(w[i] & 0xFF) };
-			for (unsigned k = 0; k < 2; k++)
-				if (c[k] > ' ' && c[k] < 0x7F)
-					tmp[len++] = c[k];
-				else if (c[k] == ' ' && len > 0)
-					tmp[len++] = ' '; /* inner spaces kept, trailing trimmed below */
-		}
-		while (len > 0 && tmp[len - 1] == ' ')
-			len--;
-		tmp[len] = '\0';
+		len = reg_ascii(w, d->words, tmp, sizeof(tmp));
 	} else {
 		double v;
 		int r = reg_decode_raw(d, w, &v);

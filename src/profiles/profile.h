@@ -182,6 +182,12 @@ int profile_decode_value(const struct reg_def *d, const struct block_result *res
 int profile_decode(const struct profile *p, const struct block_result *res, unsigned nres,
 		   struct reading *ret);
 
+/* The text of n registers holding ASCII, two characters each, high byte
+ * first: printable characters only, leading and trailing spaces dropped,
+ * NUL-terminated in out (cap bytes).  Returns its length.  The one decoder
+ * of register text (serials, the scan's SunSpec names, raw reads). */
+size_t reg_ascii(const uint16_t *w, unsigned n, char *out, size_t cap);
+
 /* The device identity: p->serial decoded from res as text (STR: ASCII with NULs
  * and padding spaces stripped; integers: decimal).  Returns the length, or
  * -ENOENT (no serial register / not read), -EGW_EUNAVAILABLE (sentinel or
