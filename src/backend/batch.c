@@ -8,6 +8,7 @@
 
 #include "backend/uploader.h"
 #include "base/err.h"
+#include "base/json.h"
 #include "base/util.h"
 #include "crypto/jwt.h"
 #include "crypto/signer.h"
@@ -344,7 +345,7 @@ int batch_seal_now(struct batch *b)
 		return -ENOMEM;
 	pd = &b->q[(b->qhead + b->qlen) % BATCH_MAX_PENDING];
 	memset(pd, 0, sizeof(*pd));
-	pd->payload = json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS);
+	pd->payload = egw_json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(p);
 	if (!pd->payload)
 		return -ENOMEM;

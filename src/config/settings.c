@@ -15,6 +15,7 @@
 
 #include "base/err.h"
 #include "base/host.h"
+#include "base/json.h"
 #include "base/util.h"
 #include "devices/devconf.h"
 
@@ -759,7 +760,7 @@ err_unlink:
  * indent, a final newline as an editor would leave.  NULL on ENOMEM. */
 static char *file_text(const struct settings *s, size_t *ret_len)
 {
-	char *text = json_dumps(s->file, JSON_INDENT(2) | JSON_SORT_KEYS);
+	char *text = egw_json_dumps(s->file, JSON_INDENT(2) | JSON_SORT_KEYS);
 	char *t2;
 	size_t n;
 

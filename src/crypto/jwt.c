@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/json.h"
 #include "crypto/b64url.h"
 #include "crypto/p256.h"
 #include "crypto/signer.h"
@@ -45,7 +46,7 @@ static int header_text(const json_t *header, char **ret)
 		json_decref(copy);
 		return -ENOMEM;
 	}
-	text = json_dumps(copy, JWT_JSON_FLAGS);
+	text = egw_json_dumps(copy, JWT_JSON_FLAGS);
 	json_decref(copy);
 	if (!text)
 		return -ENOMEM;
@@ -101,7 +102,7 @@ int jwt_sign(struct signer *s, const json_t *header, const json_t *payload, char
 
 	if (!json_is_object(payload))
 		return -EINVAL;
-	ptext = json_dumps(payload, JWT_JSON_FLAGS);
+	ptext = egw_json_dumps(payload, JWT_JSON_FLAGS);
 	if (!ptext)
 		return -ENOMEM;
 	r = jwt_sign_raw(s, header, ptext, ret_compact);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "base/time.h"
 #include "base/util.h"
@@ -904,7 +905,7 @@ static char *gap_payload(const struct gap *g, int64_t seq, int64_t now_ms, const
 		      "dropped", (json_int_t)g->dropped);
 	if (!o)
 		return NULL;
-	text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	text = egw_json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(o);
 	return text;
 }
