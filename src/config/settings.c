@@ -456,6 +456,12 @@ static int commit(struct settings *s, json_t *file, json_t *over, struct setting
 	json_t *eff;
 	int r;
 
+	if (!file || !over) {
+		/* a caller's copy failed: not a schema error */
+		r = -ENOMEM;
+		set_err(err, "", "out of memory");
+		goto err;
+	}
 	r = settings_validate(file, err);
 	if (r >= 0)
 		r = settings_validate(over, err);
