@@ -1,8 +1,10 @@
 /* Serializing a jansson value without silent loss (see json.h). */
 #include "base/json.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,4 +53,73 @@ char *egw_json_dumps(const json_t *j, size_t flags)
 	}
 	b.data[b.len] = '\0';
 	return b.data;
+}
+
+/* Failed jansson allocations on this thread.  jansson's own results do not
+ * always say (see json.h), so its allocator is wrapped to count them. */
+static _Thread_local unsigned long alloc_failures;
+static json_malloc_t next_malloc;
+static json_free_t next_free;
+static pthread_once_t hook_once = PTHREAD_ONCE_INIT;
+
+static void *hook_malloc(size_t n)
+{
+	void *p = next_malloc(n);
+
+	if (!p)
+		alloc_failures++;
+	return p;
+}
+
+static void hook_free(void *p)
+{
+	next_free(p);
+}
+
+static void hook_install(void)
+{
+	/* In front of whatever is installed (malloc/free, or a test's). */
+	json_get_alloc_funcs(&next_malloc, &next_free);
+	json_set_alloc_funcs(hook_malloc, hook_free);
+}
+
+unsigned long egw_json_alloc_failures(void)
+{
+	pthread_once(&hook_once, hook_install);
+	return alloc_failures;
+}
+
+/* Turns a result built while an allocation failed into a clean failure. */
+static json_t *checked(json_t *j, unsigned long before, json_error_t *err)
+{
+	if (alloc_failures == before)
+		return j;
+	json_decref(j);
+	if (err) {
+		snprintf(err->text, JSON_ERROR_TEXT_LENGTH - 1, "out of memory");
+		/* where json_error_code() reads the code (jansson.h) */
+		err->text[JSON_ERROR_TEXT_LENGTH - 1] = (char)json_error_out_of_memory;
+	}
+	return NULL;
+}
+
+json_t *egw_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *err)
+{
+	unsigned long before = egw_json_alloc_failures();
+
+	return checked(json_loadb(buf, len, flags, err), before, err);
+}
+
+json_t *egw_json_loads(const char *text, size_t flags, json_error_t *err)
+{
+	unsigned long before = egw_json_alloc_failures();
+
+	return checked(json_loads(text, flags, err), before, err);
+}
+
+json_t *egw_json_load_file(const char *path, size_t flags, json_error_t *err)
+{
+	unsigned long before = egw_json_alloc_failures();
+
+	return checked(json_load_file(path, flags, err), before, err);
 }

@@ -6,7 +6,19 @@
  * of the document is written after it, giving text such as
  * {"alg":"ES256",:"k1"} and reporting success.  egw signs and stores that
  * text, so egw_json_dumps() writes through json_dump_callback() into its own
- * buffer, whose first failed append fails the whole dump. */
+ * buffer, whose first failed append fails the whole dump.
+ *
+ * jansson's parser has the same weakness: a character the lexer cannot
+ * append to its token buffer is dropped ("https://a.example" loads as
+ * "https://a.examle", 50.01 as 50.009999999999977) and the load succeeds;
+ * and a load that fails for want of memory is often reported as a syntax
+ * error ("string or '}' expected near ...") or with no message at all.  A
+ * good settings file taken for malformed is set aside; a value silently
+ * changed is worse.  json_copy() likewise drops members it cannot add.
+ * So jansson's allocator is wrapped (on first use of the functions below,
+ * in front of whatever allocator is installed) to count the allocations
+ * that fail on each thread, and a load during which one failed is an
+ * out-of-memory failure, whatever jansson said. */
 #pragma once
 #include <jansson.h>
 #include <stddef.h>
@@ -14,3 +26,15 @@
 /* Like json_dumps(j, flags): a malloc'd NUL-terminated text (free()), or NULL
  * when out of memory or when j cannot be encoded with these flags. */
 char *egw_json_dumps(const json_t *j, size_t flags);
+
+/* Like json_loadb(), json_loads() and json_load_file(), except that if any
+ * allocation failed during the load the result is NULL with
+ * json_error_code(err) == json_error_out_of_memory (text "out of memory").
+ * err may be NULL. */
+json_t *egw_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *err);
+json_t *egw_json_loads(const char *text, size_t flags, json_error_t *err);
+json_t *egw_json_load_file(const char *path, size_t flags, json_error_t *err);
+
+/* How many of jansson's allocations have failed on the calling thread: equal
+ * before and after a jansson call means none failed during it. */
+unsigned long egw_json_alloc_failures(void);

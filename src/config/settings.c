@@ -531,7 +531,11 @@ int settings_load(struct settings *s, struct settings_error *err)
 		}
 		doc = json_object();
 	} else {
-		doc = json_load_file(s->path, JSON_REJECT_DUPLICATES, &je);
+		doc = egw_json_load_file(s->path, JSON_REJECT_DUPLICATES, &je);
+		if (!doc && json_error_code(&je) == json_error_out_of_memory) {
+			set_err(err, "", "%s: out of memory", s->path);
+			return -ENOMEM;
+		}
 		if (!doc) {
 			set_err(err, "", "%s:%d:%d: malformed JSON: %s", s->path, je.line, je.column,
 				je.text);
