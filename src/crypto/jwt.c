@@ -115,6 +115,7 @@ static int decode_json_part(const char *part, size_t len, json_t **ret)
 {
 	size_t max = b64url_decoded_max(len);
 	uint8_t *buf = malloc(max ? max : 1);
+	json_error_t je;
 	json_t *j;
 	int n;
 
@@ -125,8 +126,10 @@ static int decode_json_part(const char *part, size_t len, json_t **ret)
 		free(buf);
 		return n == -ENOBUFS ? -ENOMEM : -EBADMSG;
 	}
-	j = json_loadb((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
+	j = egw_json_loadb((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES, &je);
 	free(buf);
+	if (!j && json_error_code(&je) == json_error_out_of_memory)
+		return -ENOMEM; /* a good token must not be called malformed */
 	if (!json_is_object(j)) {
 		json_decref(j);
 		return -EBADMSG;
