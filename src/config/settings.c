@@ -606,8 +606,9 @@ int settings_override(struct settings *s, const char *key, const json_t *value,
 	return commit(s, json_deep_copy(s->file), over, err);
 }
 
-/* In patch (a copy), replace each secret given as "***" by its current value. */
-static void unmask(json_t *patch, const json_t *eff)
+/* In patch (a copy), replace each secret given as "***" by its current value.
+ * Returns 0 or -ENOMEM (then "***" would be saved as the secret). */
+static int unmask(json_t *patch, const json_t *eff)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(schema); i++) {
 		if (!(schema[i].flags & SF_SECRET))
@@ -619,9 +620,10 @@ static void unmask(json_t *patch, const json_t *eff)
 		const char *leaf = NULL;
 		json_t *parent = parent_for(patch, schema[i].key, buf, sizeof(buf), &leaf);
 		const json_t *cur = lookup(eff, schema[i].key);
-		if (parent && leaf && cur)
-			json_object_set_new(parent, leaf, json_deep_copy(cur));
+		if (!parent || (cur && json_object_set_new(parent, leaf, json_deep_copy(cur)) < 0))
+			return -ENOMEM;
 	}
+	return 0;
 }
 
 /* Removes from `over` every leaf that `patch` sets: a value written through
@@ -660,7 +662,9 @@ int settings_patch(struct settings *s, const json_t *patch, struct settings_erro
 		r = -ENOMEM;
 		goto out;
 	}
-	unmask(p, s->eff);
+	r = unmask(p, s->eff);
+	if (r < 0)
+		goto out;
 	r = merge(file, p);
 	if (r < 0)
 		goto out;
