@@ -928,8 +928,11 @@ json_t *settings_to_json(const struct settings *s, bool mask)
 		char buf[128];
 		const char *leaf;
 		json_t *parent = parent_for(doc, schema[i].key, buf, sizeof(buf), &leaf);
-		if (parent)
-			json_object_set_new(parent, leaf, json_string("***"));
+		/* never hand out a document with a secret left unmasked */
+		if (!parent || json_object_set_new(parent, leaf, json_string("***")) < 0) {
+			json_decref(doc);
+			return NULL;
+		}
 	}
 	return doc;
 }
