@@ -430,7 +430,11 @@ static json_t *defaults_doc(void)
 		default: v = json_array(); break;
 		}
 		json_t *parent = parent_for(doc, k->key, buf, sizeof(buf), &leaf);
-		if (!v || !parent || json_object_set_new(parent, leaf, v) < 0)
+		if (!v || !parent) {
+			json_decref(v);
+			goto err;
+		}
+		if (json_object_set_new(parent, leaf, v) < 0) /* takes v, even on failure */
 			goto err;
 	}
 	return doc;
