@@ -1,0 +1,750 @@
+/* Allocation-failure injection (failmalloc.h): every target operation runs
+ * once for each n = 1, 2, ... with the n-th allocation failing (then with the
+ * n-th and every later one failing), until it completes without reaching the
+ * n-th.  Each run must end in success or a clean error (-ENOMEM or the
+ * module's documented error), leave no state half-changed (the object is as
+ * before, or as after a successful call), and leak nothing (the sanitizer
+ * build runs this under LeakSanitizer).
+ *
+ * Targets: settings (new, load of a file with devices, patch, set, save,
+ * to_json), the device-config parser, base64url and JWT (sign, verify), the
+ * profile parsers that allocate (raw map, reading JSON, SunSpec profile), the
+ * store (open, append, peek, unsigned, set_jwt, ack, enforce_bounds) and the
+ * batch builder (add, seal, the worker's sign and commit). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#define _XOPEN_SOURCE_EXTENDED 1
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backend/batch.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/time.h"
+#include "base/util.h"
+#include "config/settings.h"
+#include "crypto/b64url.h"
+#include "crypto/jwt.h"
+#include "crypto/signer.h"
+#include "devices/devconf.h"
+#include "failmalloc.h"
+#include "loop/loop.h"
+#include "profiles/profile.h"
+#include "profiles/reading.h"
+#include "store/store.h"
+
+/* No operation here comes near it; a run that does is a runaway. */
+#define MAX_N 20000
+
+/* One target: before() prepares a fresh state (not counted), op() is the
+ * operation under injection, after() checks the outcome and frees. */
+struct target {
+	const char *name;
+	unsigned mask; /* allocation sources that fail (failmalloc.h) */
+	void (*before)(void *ctx);
+	int (*op)(void *ctx);
+	void (*after)(void *ctx, int r, unsigned long failed);
+};
+
+/* The run under way, for failure messages. */
+static unsigned long cur_n;
+static bool cur_persist;
+
+static void sweep(const struct target *t, void *ctx)
+{
+	for (int persist = 0; persist < 2; persist++) {
+		unsigned long n, failed = 1;
+
+		for (n = 1; n <= MAX_N && failed; n++) {
+			cur_n = n;
+			cur_persist = persist;
+			if (t->before)
+				t->before(ctx);
+			failmalloc_arm(n, persist, t->mask);
+			int r = t->op(ctx);
+			failed = failmalloc_disarm();
+			if (failed == 0 && r < 0)
+				fail_msg("%s: failed with %d (%s) without an injected failure", t->name,
+				         r, egw_strerror(r));
+			t->after(ctx, r, failed);
+		}
+		assert_true(failed == 0);
+		print_message("%-28s %-10s n = 1..%lu\n", t->name, persist ? "persistent" : "one-shot",
+		              n - 1);
+	}
+}
+
+/* Asserts r is 0 or one of the errors listed (0-terminated). */
+static void assert_clean(const char *what, int r, ...)
+{
+	va_list ap;
+	int e;
+
+	if (r >= 0)
+		return;
+	va_start(ap, r);
+	while ((e = va_arg(ap, int)) != 0)
+		if (r == e)
+			break;
+	va_end(ap);
+	if (e == 0)
+		fail_msg("%s (n = %lu%s): error %d (%s) is not a clean out-of-memory error", what,
+		         cur_n, cur_persist ? ", persistent" : "", r, egw_strerror(r));
+}
+
+static char *dump(const json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	assert_non_null(s);
+	return s;
+}
+
+static void assert_json_text(const json_t *j, const char *want)
+{
+	char *s = dump(j);
+	assert_string_equal(s, want);
+	free(s);
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+/* A temp directory; tmpfs when there is one, so fsync costs nothing. */
+static void make_dir(char *dir, size_t len, const char *name)
+{
+	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+	snprintf(dir, len, "%s/egw-test-%s-XXXXXX", base, name);
+	assert_non_null(mkdtemp(dir));
+}
+
+static void remove_dir(const char *dir)
+{
+	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* The whole file into a malloc'd string ("" if missing). */
+static char *read_text(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = calloc(1, 65536);
+	assert_non_null(buf);
+	if (f) {
+		size_t n = fread(buf, 1, 65535, f);
+		buf[n] = 0;
+		fclose(f);
+	}
+	return buf;
+}
+
+/* ---- settings ---------------------------------------------------------- */
+
+static const char settings_file[] =
+    "{\"http\": {\"port\": 8080},\n"
+    " \"mqtt\": {\"enabled\": true, \"host\": \"broker.lan\", \"password\": \"s3cret\"},\n"
+    " \"backend\": {\"data_urls\": [\"https://a.example/x\", \"http://b.example/y\"]},\n"
+    " \"devices\": [\n"
+    "  {\"connection\": \"tcp\", \"profile\": \"sungrow\", \"host\": \"192.168.1.20\","
+    " \"unit_id\": 1, \"id\": \"inv1\", \"name\": \"Roof\"},\n"
+    "  {\"connection\": \"rtu\", \"profile\": \"sdm630\", \"serial_port\": \"/dev/ttyUSB0\","
+    " \"baudrate\": 9600, \"parity\": \"N\", \"unit_id\": 2},\n"
+    "  {\"connection\": \"rtu-over-tcp\", \"profile\": \"huawei\", \"host\": \"gw.lan\","
+    " \"port\": 8899, \"unit_id\": 3, \"poll_interval_ms\": 5000}]}\n";
+
+struct sctx {
+	char dir[64];
+	char path[128];
+	struct settings *s;
+	char *before;     /* effective document before the operation */
+	uint64_t gen;     /* generation before the operation */
+	char *expect;     /* effective document after a successful operation */
+	json_t *patch;
+	json_t *out;      /* settings_to_json's result */
+	char *file_before, *file_expect; /* settings_save */
+};
+
+static char *settings_text(const struct settings *s)
+{
+	json_t *j = settings_to_json(s, false);
+	char *t;
+	assert_non_null(j);
+	t = dump(j);
+	json_decref(j);
+	return t;
+}
+
+static void sctx_open(struct sctx *c, bool load)
+{
+	struct settings_error err;
+
+	assert_int_equal(settings_new(c->path, &c->s), 0);
+	if (load)
+		assert_int_equal(settings_load(c->s, &err), 0);
+	c->before = settings_text(c->s);
+	c->gen = settings_generation(c->s);
+}
+
+/* After a failed call the settings are exactly as before; after a
+ * successful one they are what the same call gives without injection. */
+static void sctx_check(struct sctx *c, const char *what, int r)
+{
+	char *now = settings_text(c->s);
+
+	assert_clean(what, r, -ENOMEM, 0);
+	if (r < 0) {
+		assert_string_equal(now, c->before);
+		assert_int_equal(settings_generation(c->s), c->gen);
+	} else {
+		assert_string_equal(now, c->expect);
+	}
+	free(now);
+	free(c->before);
+	c->before = NULL;
+	settings_free(c->s);
+	c->s = NULL;
+}
+
+static int op_settings_new(void *ctx)
+{
+	struct sctx *c = ctx;
+	return settings_new(c->path, &c->s);
+}
+
+static void after_settings_new(void *ctx, int r, unsigned long failed)
+{
+	struct sctx *c = ctx;
+	(void)failed;
+	assert_clean("settings_new", r, -ENOMEM, 0);
+	if (r == 0) {
+		assert_int_equal(settings_get_int(c->s, "http.port"), 5000);
+		assert_int_equal(json_array_size(settings_get_json(c->s, "devices")), 0);
+		settings_free(c->s);
+	}
+	c->s = NULL;
+}
+
+static void before_unloaded(void *ctx)
+{
+	sctx_open(ctx, false);
+}
+
+static void before_loaded(void *ctx)
+{
+	sctx_open(ctx, true);
+}
+
+static int op_settings_load(void *ctx)
+{
+	struct sctx *c = ctx;
+	struct settings_error err;
+	return settings_load(c->s, &err);
+}
+
+static void after_settings_load(void *ctx, int r, unsigned long failed)
+{
+	(void)failed;
+	sctx_check(ctx, "settings_load", r);
+}
+
+static int op_settings_patch(void *ctx)
+{
+	struct sctx *c = ctx;
+	struct settings_error err;
+	return settings_patch(c->s, c->patch, &err);
+}
+
+static void after_settings_patch(void *ctx, int r, unsigned long failed)
+{
+	(void)failed;
+	sctx_check(ctx, "settings_patch", r);
+}
+
+static int op_settings_set(void *ctx)
+{
+	struct sctx *c = ctx;
+	struct settings_error err;
+	json_t *v = json_object_get(c->patch, "http");
+	return settings_set(c->s, "http", v, &err);
+}
+
+static void after_settings_set(void *ctx, int r, unsigned long failed)
+{
+	(void)failed;
+	sctx_check(ctx, "settings_set", r);
+}
+
+static int op_settings_to_json(void *ctx)
+{
+	struct sctx *c = ctx;
+	c->out = settings_to_json(c->s, true);
+	return c->out ? 0 : -ENOMEM;
+}
+
+static void after_settings_to_json(void *ctx, int r, unsigned long failed)
+{
+	struct sctx *c = ctx;
+	(void)failed;
+	/* Never a partly masked document: all of it, or nothing. */
+	if (r == 0)
+		assert_json_text(c->out, c->expect);
+	json_decref(c->out);
+	c->out = NULL;
+	free(c->before);
+	c->before = NULL;
+	settings_free(c->s);
+	c->s = NULL;
+}
+
+static void before_save(void *ctx)
+{
+	struct sctx *c = ctx;
+	struct settings_error err;
+	json_t *port = json_pack("{s:i}", "port", 8081);
+
+	sctx_open(c, true);
+	write_text(c->path, settings_file);
+	assert_int_equal(settings_set(c->s, "http", port, &err), 0);
+	json_decref(port);
+}
+
+static int op_settings_save(void *ctx)
+{
+	struct sctx *c = ctx;
+	return settings_save(c->s);
+}
+
+static void after_settings_save(void *ctx, int r, unsigned long failed)
+{
+	struct sctx *c = ctx;
+	char *now = read_text(c->path);
+	(void)failed;
+
+	assert_clean("settings_save", r, -ENOMEM, 0);
+	assert_string_equal(now, r == 0 ? c->file_expect : c->file_before);
+	free(now);
+	free(c->before);
+	c->before = NULL;
+	settings_free(c->s);
+	c->s = NULL;
+}
+
+static void test_settings(void **state)
+{
+	struct sctx c = {0};
+	struct settings_error err;
+	json_t *j;
+	(void)state;
+
+	make_dir(c.dir, sizeof(c.dir), "allocfail-settings");
+	snprintf(c.path, sizeof(c.path), "%s/settings.json", c.dir);
+
+	sweep(&(struct target){"settings_new", FM_ALL, NULL, op_settings_new, after_settings_new},
+	      &c);
+
+	write_text(c.path, settings_file);
+	assert_int_equal(settings_new(c.path, &c.s), 0);
+	assert_int_equal(settings_load(c.s, &err), 0);
+	c.expect = settings_text(c.s);
+	settings_free(c.s);
+	c.s = NULL;
+	sweep(&(struct target){"settings_load", FM_ALL, before_unloaded, op_settings_load,
+	                       after_settings_load},
+	      &c);
+	free(c.expect);
+
+	/* A GET-edit-POST round trip: the masked password must keep its value. */
+	c.patch = json_loads("{\"http\": {\"port\": 8081}, \"mqtt\": {\"password\": \"***\","
+	                     " \"port\": 1884}, \"devices\": [{\"profile\": \"goodwe\","
+	                     " \"host\": \"10.0.0.9\", \"id\": \"gw\"}]}",
+	                     0, NULL);
+	assert_non_null(c.patch);
+	sctx_open(&c, true);
+	assert_int_equal(settings_patch(c.s, c.patch, &err), 0);
+	c.expect = settings_text(c.s);
+	assert_non_null(strstr(c.expect, "\"password\":\"s3cret\""));
+	free(c.before);
+	settings_free(c.s);
+	sweep(&(struct target){"settings_patch", FM_ALL, before_loaded, op_settings_patch,
+	                       after_settings_patch},
+	      &c);
+	free(c.expect);
+
+	sctx_open(&c, true);
+	assert_int_equal(settings_set(c.s, "http", json_object_get(c.patch, "http"), &err), 0);
+	c.expect = settings_text(c.s);
+	free(c.before);
+	settings_free(c.s);
+	sweep(&(struct target){"settings_set", FM_ALL, before_loaded, op_settings_set,
+	                       after_settings_set},
+	      &c);
+	free(c.expect);
+
+	sctx_open(&c, true);
+	j = settings_to_json(c.s, true);
+	c.expect = dump(j);
+	json_decref(j);
+	assert_null(strstr(c.expect, "s3cret"));
+	free(c.before);
+	settings_free(c.s);
+	sweep(&(struct target){"settings_to_json", FM_ALL, before_loaded, op_settings_to_json,
+	                       after_settings_to_json},
+	      &c);
+	free(c.expect);
+
+	before_save(&c);
+	c.file_before = read_text(c.path);
+	assert_int_equal(settings_save(c.s), 0);
+	c.file_expect = read_text(c.path);
+	assert_string_not_equal(c.file_before, c.file_expect);
+	free(c.before);
+	settings_free(c.s);
+	sweep(&(struct target){"settings_save", FM_ALL, before_save, op_settings_save,
+	                       after_settings_save},
+	      &c);
+	free(c.file_before);
+	free(c.file_expect);
+
+	json_decref(c.patch);
+	remove_dir(c.dir);
+}
+
+/* ---- device-config parser ---------------------------------------------- */
+
+struct dctx {
+	json_t *arr;
+	struct dev_conf *confs;
+	unsigned n;
+};
+
+static int op_devconf_parse(void *ctx)
+{
+	struct dctx *c = ctx;
+	struct devconf_error err;
+	c->confs = NULL;
+	c->n = 0;
+	return devconf_parse_list(c->arr, &c->confs, &c->n, &err);
+}
+
+static void after_devconf_parse(void *ctx, int r, unsigned long failed)
+{
+	struct dctx *c = ctx;
+	(void)failed;
+	assert_clean("devconf_parse_list", r, -ENOMEM, 0);
+	if (r == 0) {
+		assert_int_equal(c->n, 3);
+		assert_string_equal(c->confs[0].id, "inv1");
+		assert_string_equal(c->confs[1].serial_port, "/dev/ttyUSB0");
+		assert_int_equal(c->confs[2].port, 8899);
+		devconf_free(c->confs, c->n);
+	}
+}
+
+static int op_devconf_validate(void *ctx)
+{
+	struct dctx *c = ctx;
+	struct devconf_error err;
+	return devconf_validate_list(c->arr, &err);
+}
+
+static void after_devconf_validate(void *ctx, int r, unsigned long failed)
+{
+	(void)ctx;
+	(void)failed;
+	assert_clean("devconf_validate_list", r, -ENOMEM, 0);
+}
+
+static void test_devconf(void **state)
+{
+	json_t *doc = json_loads(settings_file, 0, NULL);
+	struct dctx c = {.arr = json_object_get(doc, "devices")};
+	(void)state;
+
+	assert_non_null(c.arr);
+	sweep(&(struct target){"devconf_parse_list", FM_ALL, NULL, op_devconf_parse,
+	                       after_devconf_parse},
+	      &c);
+	sweep(&(struct target){"devconf_validate_list", FM_ALL, NULL, op_devconf_validate,
+	                       after_devconf_validate},
+	      &c);
+	json_decref(doc);
+}
+
+/* ---- base64url and JWT ------------------------------------------------- */
+
+struct jctx {
+	char dir[64];
+	struct signer *sg;
+	uint8_t pub[64];
+	json_t *header, *payload;
+	char *token;
+	json_t *got_header, *got_payload;
+	char *text;
+	char *expect;
+};
+
+static int op_b64url(void *ctx)
+{
+	struct jctx *c = ctx;
+	c->text = b64url_encode_alloc((const uint8_t *)"any carnal pleasure.", 20);
+	return c->text ? 0 : -ENOMEM;
+}
+
+static void after_b64url(void *ctx, int r, unsigned long failed)
+{
+	struct jctx *c = ctx;
+	(void)failed;
+	if (r == 0)
+		assert_string_equal(c->text, "YW55IGNhcm5hbCBwbGVhc3VyZS4");
+	free(c->text);
+	c->text = NULL;
+}
+
+static int op_jwt_header(void *ctx)
+{
+	struct jctx *c = ctx;
+	c->got_header = jwt_header_new(c->sg, "sungrow", "egw-batch");
+	return c->got_header ? 0 : -ENOMEM;
+}
+
+static void after_jwt_header(void *ctx, int r, unsigned long failed)
+{
+	struct jctx *c = ctx;
+	(void)failed;
+	if (r == 0)
+		assert_json_text(c->got_header, c->expect);
+	json_decref(c->got_header);
+	c->got_header = NULL;
+}
+
+static int op_jwt_sign(void *ctx)
+{
+	struct jctx *c = ctx;
+	c->token = NULL;
+	return jwt_sign(c->sg, c->header, c->payload, &c->token);
+}
+
+static void after_jwt_sign(void *ctx, int r, unsigned long failed)
+{
+	struct jctx *c = ctx;
+	json_t *p = NULL;
+	char *again = NULL;
+	(void)failed;
+
+	assert_clean("jwt_sign", r, -ENOMEM, -EGW_ESIGNER, 0);
+	if (r == 0) {
+		int v = jwt_verify_es256(c->token, c->pub, &p);
+		if (v != 0)
+			fail_msg("jwt_sign (n = %lu%s) gave a token that does not verify (%s): %s",
+			         cur_n, cur_persist ? ", persistent" : "", egw_strerror(v), c->token);
+		assert_json_text(p, c->expect);
+		json_decref(p);
+		free(c->token);
+	} else {
+		assert_null(c->token);
+	}
+	/* A failure does not break the signer. */
+	assert_int_equal(jwt_sign(c->sg, c->header, c->payload, &again), 0);
+	free(again);
+}
+
+static int op_jwt_verify(void *ctx)
+{
+	struct jctx *c = ctx;
+	c->got_header = c->got_payload = NULL;
+	return jwt_verify_es256_full(c->token, c->pub, &c->got_header, &c->got_payload);
+}
+
+static void after_jwt_verify(void *ctx, int r, unsigned long failed)
+{
+	struct jctx *c = ctx;
+	(void)failed;
+
+	/* The token is good: the only acceptable failure is running out of memory. */
+	assert_clean("jwt_verify_es256_full", r, -ENOMEM, 0);
+	if (r == 0) {
+		assert_json_text(c->got_payload, c->expect);
+		assert_string_equal(json_string_value(json_object_get(c->got_header, "alg")),
+		                    "ES256");
+		json_decref(c->got_header);
+		json_decref(c->got_payload);
+	} else {
+		assert_null(c->got_header);
+		assert_null(c->got_payload);
+	}
+}
+
+static void test_jwt(void **state)
+{
+	struct jctx c = {0};
+	struct signer_config cfg = {.backend = SIGNER_SOFTWARE};
+	json_t *h;
+	(void)state;
+
+	make_dir(c.dir, sizeof(c.dir), "allocfail-jwt");
+	cfg.state_dir = c.dir;
+	assert_int_equal(signer_open(&cfg, &c.sg), 0);
+	assert_int_equal(signer_public_key(c.sg, c.pub), 0);
+
+	sweep(&(struct target){"b64url_encode_alloc", FM_ALL, NULL, op_b64url, after_b64url}, &c);
+
+	h = jwt_header_new(c.sg, "sungrow", "egw-batch");
+	assert_non_null(h);
+	c.expect = dump(h);
+	json_decref(h);
+	sweep(&(struct target){"jwt_header_new", FM_ALL, NULL, op_jwt_header, after_jwt_header},
+	      &c);
+	free(c.expect);
+
+	c.header = json_pack("{s:s, s:s}", "typ", "JWT", "kid", "k1");
+	c.payload = json_pack("{s:i, s:s, s:[i, f]}", "seq", 7, "gateway", "abc", "samples", 1,
+	                      50.01);
+	assert_non_null(c.header);
+	assert_non_null(c.payload);
+	c.expect = dump(c.payload);
+	sweep(&(struct target){"jwt_sign", FM_EGW | FM_JSON, NULL, op_jwt_sign, after_jwt_sign},
+	      &c);
+
+	assert_int_equal(jwt_sign(c.sg, c.header, c.payload, &c.token), 0);
+	sweep(&(struct target){"jwt_verify_es256_full", FM_EGW | FM_JSON, NULL, op_jwt_verify,
+	                       after_jwt_verify},
+	      &c);
+	free(c.token);
+	free(c.expect);
+
+	json_decref(c.header);
+	json_decref(c.payload);
+	signer_close(c.sg);
+	remove_dir(c.dir);
+}
+
+/* ---- profile parsers that allocate ------------------------------------- */
+
+struct pctx {
+	struct block_result res[3];
+	struct reading rd;
+	struct sunspec_model_hdr models[4];
+	json_t *out;
+	struct profile *prof;
+	char *expect;
+};
+
+static int op_raw_json(void *ctx)
+{
+	struct pctx *c = ctx;
+	c->out = profile_raw_json(c->res, 3);
+	return c->out ? 0 : -ENOMEM;
+}
+
+static int op_reading_json(void *ctx)
+{
+	struct pctx *c = ctx;
+	c->out = reading_to_json(&c->rd);
+	return c->out ? 0 : -ENOMEM;
+}
+
+static void after_json_out(void *ctx, int r, unsigned long failed)
+{
+	struct pctx *c = ctx;
+	(void)failed;
+	if (r == 0)
+		assert_json_text(c->out, c->expect);
+	json_decref(c->out);
+	c->out = NULL;
+}
+
+static int op_sunspec(void *ctx)
+{
+	struct pctx *c = ctx;
+	c->prof = NULL;
+	return sunspec_build_profile(40000, c->models, 4, &c->prof);
+}
+
+static void after_sunspec(void *ctx, int r, unsigned long failed)
+{
+	struct pctx *c = ctx;
+	(void)failed;
+	assert_clean("sunspec_build_profile", r, -ENOMEM, 0);
+	if (r == 0) {
+		assert_true(c->prof->nregs > 0);
+		assert_string_equal(c->prof->dtype, "hybrid");
+		profile_free(c->prof);
+	} else {
+		assert_null(c->prof);
+	}
+}
+
+static void test_profiles(void **state)
+{
+	struct pctx c = {0};
+	(void)state;
+
+	c.res[0].b = (struct mb_block){.fc = REG_FC_HOLDING, .addr = 5000, .count = 4};
+	c.res[1].b = (struct mb_block){.fc = REG_FC_INPUT, .addr = 5002, .count = 6};
+	c.res[2].b = (struct mb_block){.fc = REG_FC_INPUT, .addr = 30000, .count = 2};
+	c.res[2].err = -ETIMEDOUT;
+	for (unsigned i = 0; i < 6; i++)
+		c.res[0].regs[i] = (uint16_t)(100 + i), c.res[1].regs[i] = (uint16_t)(200 + i);
+	c.out = profile_raw_json(c.res, 3);
+	c.expect = dump(c.out);
+	json_decref(c.out);
+	sweep(&(struct target){"profile_raw_json", FM_ALL, NULL, op_raw_json, after_json_out}, &c);
+	free(c.expect);
+
+	reading_clear(&c.rd);
+	c.rd.v[RF_PV_W] = -3000.0;
+	c.rd.v[RF_BATTERY_W] = 250.5;
+	c.rd.v[RF_METER_HZ] = 50.02;
+	c.rd.v[RF_METER_W] = -12.0;
+	c.out = reading_to_json(&c.rd);
+	c.expect = dump(c.out);
+	json_decref(c.out);
+	sweep(&(struct target){"reading_to_json", FM_ALL, NULL, op_reading_json, after_json_out},
+	      &c);
+	free(c.expect);
+
+	c.models[0] = (struct sunspec_model_hdr){.id = 1, .addr = 40002, .len = 66};
+	c.models[1] = (struct sunspec_model_hdr){.id = 103, .addr = 40070, .len = 50};
+	c.models[2] = (struct sunspec_model_hdr){.id = 203, .addr = 40122, .len = 105};
+	c.models[3] = (struct sunspec_model_hdr){.id = 802, .addr = 40229, .len = 62};
+	sweep(&(struct target){"sunspec_build_profile", FM_ALL, NULL, op_sunspec, after_sunspec},
+	      &c);
+}
+
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_settings), cmocka_unit_test(test_devconf),
+	    cmocka_unit_test(test_jwt),      cmocka_unit_test(test_profiles),
+	};
+
+	if (failmalloc_install() < 0) {
+		fprintf(stderr, "failmalloc: a library allocated before its hooks were set\n");
+		return 1;
+	}
+	log_set_level(LOG_LVL_ERROR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
