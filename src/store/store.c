@@ -897,9 +897,14 @@ static char *gap_payload(const struct gap *g, int64_t seq, int64_t now_ms, const
 
 	if (!ranges)
 		return NULL;
-	for (unsigned i = 0; i < g->n; i++)
-		json_array_append_new(ranges, json_pack("[I, I]", (json_int_t)g->ranges[i].first,
-							(json_int_t)g->ranges[i].last));
+	for (unsigned i = 0; i < g->n; i++) {
+		/* a gap row that lost a range would hide which seqs were dropped */
+		if (json_array_append_new(ranges, json_pack("[I, I]", (json_int_t)g->ranges[i].first,
+							    (json_int_t)g->ranges[i].last)) < 0) {
+			json_decref(ranges);
+			return NULL;
+		}
+	}
 	o = json_pack("{s:s, s:I, s:I, s:s, s:o, s:I}", "type", "gap", "seq", (json_int_t)seq,
 		      "created_ms", (json_int_t)now_ms, "reason", reason, "ranges", ranges,
 		      "dropped", (json_int_t)g->dropped);
