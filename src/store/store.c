@@ -760,10 +760,18 @@ static void gap_add(struct gap *g, int64_t first, int64_t last)
 /* Adds the ranges and count of a gap row being dropped. */
 static void gap_absorb(struct gap *g, const char *payload)
 {
-	json_t *j = payload ? json_loads(payload, 0, NULL) : NULL;
+	json_error_t je;
+	json_t *j = payload ? egw_json_loads(payload, 0, &je) : NULL;
 	json_t *ranges = json_object_get(j, "ranges"), *r;
 	json_int_t k = json_integer_value(json_object_get(j, "dropped"));
 	size_t i;
+
+	/* Out of memory, the row's ranges and count would be lost with it
+	 * (a corrupt row has nothing to give and is skipped). */
+	if (!payload || (!j && json_error_code(&je) == json_error_out_of_memory)) {
+		g->oom = true;
+		return;
+	}
 
 	/* A corrupt row must not overflow the count (undefined behaviour). */
 	if (k > 0)
