@@ -734,11 +734,393 @@ static void test_profiles(void **state)
 }
 
 
+/* ---- store ------------------------------------------------------------- */
+
+struct stctx {
+	char dir[80];
+	char path[128];
+	char golden[128]; /* the seeded store, copied over path before each run */
+	int64_t max_bytes;
+	struct store *s;
+	struct store_stats st; /* before the operation */
+	int64_t seq;
+	struct store_row rows[8];
+	unsigned n;
+};
+
+static void copy_file(const char *from, const char *to)
+{
+	char buf[65536];
+	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+	size_t n;
+
+	assert_non_null(in);
+	assert_non_null(out);
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	assert_int_equal(fclose(out), 0);
+}
+
+static struct store *store_reopen(struct stctx *c)
+{
+	struct store_config cfg = {.path = c->path, .max_bytes = c->max_bytes};
+	struct store *s = NULL;
+	assert_int_equal(store_open(NULL, &cfg, &s), 0);
+	return s;
+}
+
+/* Nothing was moved aside as corrupt. */
+static void assert_no_corrupt(const struct stctx *c)
+{
+	DIR *d = opendir(c->dir);
+	struct dirent *de;
+
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		if (strstr(de->d_name, ".corrupt-"))
+			fail_msg("n = %lu%s: a good store was moved aside: %s", cur_n,
+			         cur_persist ? " (persistent)" : "", de->d_name);
+	closedir(d);
+}
+
+/* The counters the store keeps in memory are what it finds on disk. */
+static void assert_same_counts(const struct store_stats *a, const struct store_stats *b)
+{
+	assert_int_equal(a->backlog, b->backlog);
+	assert_int_equal(a->unsigned_rows, b->unsigned_rows);
+	assert_int_equal(a->delivered, b->delivered);
+	assert_int_equal(a->dropped, b->dropped);
+	assert_int_equal(a->last_seq, b->last_seq);
+	assert_int_equal(a->bytes, b->bytes);
+}
+
+static void store_restore(struct stctx *c)
+{
+	char p[160];
+	snprintf(p, sizeof(p), "%s-wal", c->path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", c->path);
+	unlink(p);
+	copy_file(c->golden, c->path);
+}
+
+static void before_store(void *ctx)
+{
+	struct stctx *c = ctx;
+	store_restore(c);
+	c->s = store_reopen(c);
+	store_get_stats(c->s, &c->st);
+	memset(c->rows, 0, sizeof(c->rows));
+	c->n = 0;
+}
+
+/* Closes the store, reopens it without injection and compares: what a
+ * failed or successful call left in memory is what is on disk. */
+static void store_settle(struct stctx *c)
+{
+	struct store_stats mem, disk;
+	store_get_stats(c->s, &mem);
+	store_close(c->s);
+	assert_no_corrupt(c);
+	c->s = store_reopen(c);
+	store_get_stats(c->s, &disk);
+	assert_same_counts(&mem, &disk);
+	store_close(c->s);
+	c->s = NULL;
+}
+
+static void assert_store_clean(const char *what, int r)
+{
+	assert_clean(what, r, -ENOMEM, -EGW_ESTORE, 0);
+}
+
+static void before_store_closed(void *ctx)
+{
+	store_restore(ctx);
+}
+
+static int op_store_open(void *ctx)
+{
+	struct stctx *c = ctx;
+	struct store_config cfg = {.path = c->path};
+	c->s = NULL;
+	return store_open(NULL, &cfg, &c->s);
+}
+
+static void after_store_open(void *ctx, int r, unsigned long failed)
+{
+	struct stctx *c = ctx;
+	struct store_stats st;
+	(void)failed;
+
+	assert_store_clean("store_open", r);
+	assert_no_corrupt(c);
+	if (r < 0) {
+		assert_null(c->s);
+		c->s = store_reopen(c);
+	}
+	store_get_stats(c->s, &st);
+	assert_int_equal(st.backlog, 3);
+	assert_int_equal(st.last_seq, 3);
+	assert_false(st.recovered);
+	store_close(c->s);
+	c->s = NULL;
+}
+
+static int op_store_append(void *ctx)
+{
+	struct stctx *c = ctx;
+	c->seq = store_next_seq(c->s);
+	return store_append(c->s, c->seq, 5000, "{\"seq\":4,\"devices\":[]}", "h.p.s");
+}
+
+static void after_store_append(void *ctx, int r, unsigned long failed)
+{
+	struct stctx *c = ctx;
+	struct store_stats st;
+	(void)failed;
+
+	assert_store_clean("store_append", r);
+	store_get_stats(c->s, &st);
+	assert_int_equal(st.backlog, c->st.backlog + (r == 0));
+	/* The caller keeps the batch and tries again with the same seq. */
+	if (r < 0)
+		assert_int_equal(
+		    store_append(c->s, c->seq, 5000, "{\"seq\":4,\"devices\":[]}", "h.p.s"), 0);
+	store_settle(c);
+}
+
+static int op_store_peek(void *ctx)
+{
+	struct stctx *c = ctx;
+	return store_peek(c->s, 0, 8, c->rows, &c->n);
+}
+
+static void after_store_peek(void *ctx, int r, unsigned long failed)
+{
+	struct stctx *c = ctx;
+	(void)failed;
+
+	assert_store_clean("store_peek", r);
+	if (r == 0) {
+		assert_int_equal(c->n, 2);
+		assert_string_equal(c->rows[0].jwt, "jwt-1");
+		assert_string_equal(c->rows[1].jwt, "jwt-2");
+		store_rows_clear(c->rows, c->n);
+	}
+	for (unsigned i = 0; i < 8; i++)
+		assert_null(c->rows[i].jwt);
+	store_settle(c);
+}
+
+static int op_store_unsigned(void *ctx)
+{
+	struct stctx *c = ctx;
+	return store_unsigned(c->s, 8, c->rows, &c->n);
+}
+
+static void after_store_unsigned(void *ctx, int r, unsigned long failed)
+{
+	struct stctx *c = ctx;
+	(void)failed;
+
+	assert_store_clean("store_unsigned", r);
+	if (r == 0) {
+		assert_int_equal(c->n, 1);
+		assert_int_equal(c->rows[0].seq, 3);
+		assert_string_equal(c->rows[0].payload, "{\"seq\":3}");
+		store_rows_clear(c->rows, c->n);
+	}
+	for (unsigned i = 0; i < 8; i++)
+		assert_null(c->rows[i].payload);
+	store_settle(c);
+}
+
+static int op_store_set_jwt(void *ctx)
+{
+	struct stctx *c = ctx;
+	return store_set_jwt(c->s, 3, "jwt-3");
+}
+
+static void after_store_set_jwt(void *ctx, int r, unsigned long failed)
+{
+	struct stctx *c = ctx;
+	struct store_stats st;
+	(void)failed;
+
+	assert_store_clean("store_set_jwt", r);
+	store_get_stats(c->s, &st);
+	assert_int_equal(st.unsigned_rows, c->st.unsigned_rows - (r == 0));
+	if (r < 0)
+		assert_int_equal(store_set_jwt(c->s, 3, "jwt-3"), 0);
+	store_settle(c);
+}
+
+static int op_store_ack(void *ctx)
+{
+	struct stctx *c = ctx;
+	return store_ack(c->s, 1);
+}
+
+static void after_store_ack(void *ctx, int r, unsigned long failed)
+{
+	struct stctx *c = ctx;
+	struct store_stats st;
+	(void)failed;
+
+	assert_store_clean("store_ack", r);
+	store_get_stats(c->s, &st);
+	assert_int_equal(st.backlog, c->st.backlog - (r == 0));
+	assert_int_equal(st.delivered, c->st.delivered + (r == 0));
+	if (r < 0)
+		assert_int_equal(store_ack(c->s, 1), 0);
+	store_settle(c);
+}
+
+static int op_store_bounds(void *ctx)
+{
+	struct stctx *c = ctx;
+	return store_enforce_bounds(c->s, 10000);
+}
+
+/* The gap row, read back: {"ranges": ..., "dropped": ...} as text. */
+static char *gap_text(struct stctx *c)
+{
+	struct store_row rows[8];
+	unsigned n = 0;
+	char *t = NULL;
+
+	memset(rows, 0, sizeof(rows));
+	assert_int_equal(store_unsigned(c->s, 8, rows, &n), 0);
+	for (unsigned i = 0; i < n; i++) {
+		if (rows[i].kind != STORE_GAP)
+			continue;
+		json_t *g = json_loads(rows[i].payload, 0, NULL), *o;
+		assert_non_null(g);
+		o = json_pack("{s:O, s:O, s:O}", "ranges", json_object_get(g, "ranges"), "dropped",
+		              json_object_get(g, "dropped"), "reason", json_object_get(g, "reason"));
+		t = dump(o);
+		json_decref(o);
+		json_decref(g);
+	}
+	store_rows_clear(rows, n);
+	return t;
+}
+
+static char *bounds_expect;
+
+static void after_store_bounds(void *ctx, int r, unsigned long failed)
+{
+	struct stctx *c = ctx;
+	struct store_stats st;
+	(void)failed;
+
+	assert_store_clean("store_enforce_bounds", r);
+	store_get_stats(c->s, &st);
+	if (r < 0) {
+		assert_same_counts(&st, &c->st);
+		r = store_enforce_bounds(c->s, 10000);
+		assert_true(r > 0);
+	}
+	/* Whether at once or after a failure: the same rows gone, the same gap. */
+	char *t = gap_text(c);
+	assert_non_null(t);
+	assert_string_equal(t, bounds_expect);
+	free(t);
+	store_settle(c);
+}
+
+/* Seeds c->golden: rows 1 and 2 signed, 3 unsigned (max_bytes 0) or, for
+ * the bounds test, a gap row, then enough rows that max_bytes drops some. */
+static void seed_store(struct stctx *c, bool for_bounds)
+{
+	struct store_config cfg = {.path = c->golden};
+	struct store *s;
+	char p[160];
+
+	unlink(c->golden);
+	assert_int_equal(store_open(NULL, &cfg, &s), 0);
+	if (!for_bounds) {
+		assert_int_equal(store_next_seq(s), 1);
+		assert_int_equal(store_next_seq(s), 2);
+		assert_int_equal(store_next_seq(s), 3);
+		assert_int_equal(store_append(s, 1, 1000, "{\"seq\":1}", "jwt-1"), 0);
+		assert_int_equal(store_append(s, 2, 1001, "{\"seq\":2}", "jwt-2"), 0);
+		assert_int_equal(store_append(s, 3, 1002, "{\"seq\":3}", NULL), 0);
+	} else {
+		/* Seqs 1..3 dropped by age into gap row 5 (4: reserved, never
+		 * stored), then 20 rows of 200 bytes over a 2000-byte bound: the
+		 * gap row is the oldest and its ranges are absorbed. */
+		char payload[256];
+		memset(payload, 'x', 199);
+		payload[199] = 0;
+		for (int i = 1; i <= 4; i++)
+			assert_int_equal(store_next_seq(s), i);
+		for (int i = 1; i <= 3; i++)
+			assert_int_equal(store_append(s, i, 1000, payload, "t"), 0);
+		store_set_bounds(s, 0, 1); /* everything older than 1 s */
+		assert_int_equal(store_enforce_bounds(s, 5000), 3);
+		for (int i = 6; i <= 25; i++) {
+			assert_int_equal(store_next_seq(s), i);
+			assert_int_equal(store_append(s, i, 9000, payload, "t"), 0);
+		}
+	}
+	store_close(s);
+	snprintf(p, sizeof(p), "%s-wal", c->golden);
+	assert_int_equal(access(p, F_OK), -1); /* a clean close leaves one file */
+}
+
+static void test_store(void **state)
+{
+	struct stctx c = {0};
+	(void)state;
+
+	make_dir(c.dir, sizeof(c.dir), "allocfail-store");
+	snprintf(c.path, sizeof(c.path), "%s/store.db", c.dir);
+	snprintf(c.golden, sizeof(c.golden), "%s/golden.db", c.dir);
+	seed_store(&c, false);
+
+	sweep(&(struct target){"store_open", FM_ALL, before_store_closed, op_store_open,
+	                       after_store_open},
+	      &c);
+	sweep(&(struct target){"store_append", FM_ALL, before_store, op_store_append,
+	                       after_store_append},
+	      &c);
+	sweep(&(struct target){"store_peek", FM_ALL, before_store, op_store_peek,
+	                       after_store_peek},
+	      &c);
+	sweep(&(struct target){"store_unsigned", FM_ALL, before_store, op_store_unsigned,
+	                       after_store_unsigned},
+	      &c);
+	sweep(&(struct target){"store_set_jwt", FM_ALL, before_store, op_store_set_jwt,
+	                       after_store_set_jwt},
+	      &c);
+	sweep(&(struct target){"store_ack", FM_ALL, before_store, op_store_ack, after_store_ack},
+	      &c);
+
+	seed_store(&c, true);
+	c.max_bytes = 2000;
+	before_store(&c);
+	assert_true(store_enforce_bounds(c.s, 10000) > 0);
+	bounds_expect = gap_text(&c);
+	assert_non_null(bounds_expect);
+	/* 1..3 from the absorbed gap row, 4 never stored, 5 the gap row. */
+	assert_non_null(strstr(bounds_expect, "\"ranges\":[[1,"));
+	store_close(c.s);
+	sweep(&(struct target){"store_enforce_bounds", FM_ALL, before_store, op_store_bounds,
+	                       after_store_bounds},
+	      &c);
+	free(bounds_expect);
+	remove_dir(c.dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_settings), cmocka_unit_test(test_devconf),
 	    cmocka_unit_test(test_jwt),      cmocka_unit_test(test_profiles),
+	    cmocka_unit_test(test_store),
 	};
 
 	if (failmalloc_install() < 0) {
