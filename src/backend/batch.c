@@ -130,6 +130,8 @@ int batch_add_reading(struct batch *b, const char *dev_id, const char *profile, 
 		return -ENOSPC;
 	}
 	d = dev_get(b, dev_id);
+	if (!d && b->ndev < BATCH_MAX_DEVICES)
+		return -ENOMEM; /* below the cap: its maps could not be allocated */
 	if (!d) {
 		b->overflow_readings++;
 		b->st.overflow++;
