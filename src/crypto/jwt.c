@@ -32,6 +32,7 @@ json_t *jwt_header_new(const struct signer *s, const char *model, const char *dt
 static int header_text(const json_t *header, char **ret)
 {
 	json_t *copy, *alg;
+	unsigned long failures;
 	char *text;
 
 	if (!json_is_object(header))
@@ -39,9 +40,13 @@ static int header_text(const json_t *header, char **ret)
 	alg = json_object_get(header, "alg");
 	if (alg && (!json_is_string(alg) || strcmp(json_string_value(alg), "ES256") != 0))
 		return -EINVAL;
+	failures = egw_json_alloc_failures();
 	copy = json_copy((json_t *)header);
-	if (!copy)
+	/* json_copy() leaves out, silently, a member it could not add */
+	if (!copy || egw_json_alloc_failures() != failures) {
+		json_decref(copy);
 		return -ENOMEM;
+	}
 	if (!alg && json_object_set_new(copy, "alg", json_string("ES256")) < 0) {
 		json_decref(copy);
 		return -ENOMEM;
