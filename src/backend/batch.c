@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +122,9 @@ int batch_add_reading(struct batch *b, const char *dev_id, const char *profile, 
 {
 	char key[24];
 	struct dev_acc *d;
+	json_t *c = NULL, *j = NULL;
+	unsigned ndev = b->ndev;
+	bool raw_set = false;
 
 	if (!dev_id || !*dev_id || (!r && !raw))
 		return -EINVAL;
@@ -137,25 +141,47 @@ int batch_add_reading(struct batch *b, const char *dev_id, const char *profile, 
 		b->st.overflow++;
 		return -ENOSPC;
 	}
+	/* A reading is added whole or not at all: both values are built
+	 * first, and a raw map already set is taken out again if the reading
+	 * cannot follow (a new key is what can fail to be set). */
+	snprintf(key, sizeof(key), "%lld", (long long)ts_ms);
+	if (raw && json_is_object(raw) && !(c = json_deep_copy(raw)))
+		goto nomem;
+	if (r && !(j = reading_to_json(r)))
+		goto nomem;
+	if (c) {
+		raw_set = json_object_set_new(d->raw, key, c) == 0;
+		c = NULL; /* taken, even on failure */
+		if (!raw_set)
+			goto nomem;
+	}
+	if (j) {
+		int rs = json_object_set_new(d->readings, key, j);
+		j = NULL;
+		if (rs < 0)
+			goto nomem;
+	}
 	/* Identity may become known during the batch: keep the latest. */
 	if (profile && *profile)
 		copy_id(d->profile, profile);
 	if (serial && *serial)
 		copy_id(d->serial, serial);
-	snprintf(key, sizeof(key), "%lld", (long long)ts_ms);
-	if (raw && json_is_object(raw)) {
-		json_t *c = json_deep_copy(raw);
-		if (!c || json_object_set_new(d->raw, key, c) < 0)
-			return -ENOMEM;
-	}
-	if (r) {
-		json_t *j = reading_to_json(r);
-		if (!j || json_object_set_new(d->readings, key, j) < 0)
-			return -ENOMEM;
-	}
 	b->nreadings++;
 	b->st.readings++;
 	return 0;
+nomem:
+	json_decref(c);
+	json_decref(j);
+	if (raw_set)
+		json_object_del(d->raw, key);
+	if (b->ndev > ndev) {
+		/* the device entry was made for this reading alone */
+		json_decref(d->raw);
+		json_decref(d->readings);
+		memset(d, 0, sizeof(*d));
+		b->ndev--;
+	}
+	return -ENOMEM;
 }
 
 int batch_add_freq(struct batch *b, const char *dev_id, int64_t ts_ms, double hz)
