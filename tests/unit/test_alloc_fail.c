@@ -80,8 +80,9 @@ static void sweep(const struct target *t, void *ctx)
 			t->after(ctx, r, failed);
 		}
 		assert_true(failed == 0);
+		/* n - 1 was the run that completed: it made n - 2 allocations */
 		print_message("%-28s %-10s n = 1..%lu\n", t->name, persist ? "persistent" : "one-shot",
-		              n - 1);
+		              n - 2);
 	}
 }
 
@@ -502,7 +503,7 @@ struct jctx {
 	char *token;
 	json_t *got_header, *got_payload;
 	char *text;
-	char *expect;
+	char *expect, *expect_header;
 };
 
 static int op_b64url(void *ctx)
@@ -555,11 +556,15 @@ static void after_jwt_sign(void *ctx, int r, unsigned long failed)
 
 	assert_clean("jwt_sign", r, -ENOMEM, -EGW_ESIGNER, 0);
 	if (r == 0) {
-		int v = jwt_verify_es256(c->token, c->pub, &p);
+		json_t *h = NULL;
+		int v = jwt_verify_es256_full(c->token, c->pub, &h, &p);
 		if (v != 0)
 			fail_msg("jwt_sign (n = %lu%s) gave a token that does not verify (%s): %s",
 			         cur_n, cur_persist ? ", persistent" : "", egw_strerror(v), c->token);
 		assert_json_text(p, c->expect);
+		/* the caller's header, every member of it, with "alg" added */
+		assert_json_text(h, c->expect_header);
+		json_decref(h);
 		json_decref(p);
 		free(c->token);
 	} else {
@@ -624,6 +629,7 @@ static void test_jwt(void **state)
 	assert_non_null(c.header);
 	assert_non_null(c.payload);
 	c.expect = dump(c.payload);
+	c.expect_header = strdup("{\"alg\":\"ES256\",\"kid\":\"k1\",\"typ\":\"JWT\"}");
 	sweep(&(struct target){"jwt_sign", FM_EGW | FM_JSON, NULL, op_jwt_sign, after_jwt_sign},
 	      &c);
 
@@ -633,6 +639,7 @@ static void test_jwt(void **state)
 	      &c);
 	free(c.token);
 	free(c.expect);
+	free(c.expect_header);
 
 	json_decref(c.header);
 	json_decref(c.payload);
@@ -1115,12 +1122,209 @@ static void test_store(void **state)
 	remove_dir(c.dir);
 }
 
+/* ---- batch builder ----------------------------------------------------- */
+
+struct bctx {
+	char dir[80];
+	char db[128];
+	struct loop *l;
+	struct signer *sg;
+	uint8_t pub[64];
+	struct store *st;
+	struct batch *b;
+	struct reading rd;
+	json_t *raw;
+	int64_t t0;
+	int r[6]; /* add inv1 (raw + reading), inv1 (reading), m2 (raw), 2 x freq, seal */
+};
+
+static void bctx_store_open(struct bctx *c)
+{
+	struct store_config sc = {.path = c->db};
+	char p[160];
+
+	unlink(c->db);
+	snprintf(p, sizeof(p), "%s-wal", c->db);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", c->db);
+	unlink(p);
+	assert_int_equal(store_open(c->l, &sc, &c->st), 0);
+}
+
+static const struct batch_config bcfg = {.interval = 3600 * USEC_PER_SEC,
+                                         .freq_interval_ms = 100,
+                                         .resign_interval = 20 * USEC_PER_MSEC};
+
+static int op_batch_new(void *ctx)
+{
+	struct bctx *c = ctx;
+	c->b = NULL;
+	return batch_new(c->l, c->st, c->sg, &bcfg, &c->b);
+}
+
+static void after_batch_new(void *ctx, int r, unsigned long failed)
+{
+	struct bctx *c = ctx;
+	(void)failed;
+	assert_clean("batch_new", r, -ENOMEM, 0);
+	if (r == 0)
+		batch_free(c->b);
+	else
+		assert_null(c->b);
+	c->b = NULL;
+}
+
+/* Runs the loop until the batch is stored and every row is signed. */
+static void batch_settle(struct bctx *c)
+{
+	usec_t end = now_usec() + 5 * USEC_PER_SEC;
+	struct store_stats ss;
+
+	for (;;) {
+		store_get_stats(c->st, &ss);
+		if (!batch_busy(c->b) && ss.unsigned_rows == 0)
+			break;
+		if (now_usec() > end)
+			fail_msg("n = %lu%s: the batch did not settle (pending %d, unsigned %lld)",
+			         cur_n, cur_persist ? " (persistent)" : "", batch_busy(c->b),
+			         (long long)ss.unsigned_rows);
+		loop_run_once(c->l, 10 * USEC_PER_MSEC);
+	}
+}
+
+static void before_batch(void *ctx)
+{
+	struct bctx *c = ctx;
+	bctx_store_open(c);
+	assert_int_equal(batch_new(c->l, c->st, c->sg, &bcfg, &c->b), 0);
+	c->t0 = wall_ms() - 1000;
+	memset(c->r, 0, sizeof(c->r));
+}
+
+static int op_batch(void *ctx)
+{
+	struct bctx *c = ctx;
+	usec_t end = now_usec() + 5 * USEC_PER_SEC;
+
+	c->r[0] = batch_add_reading(c->b, "inv1", "sungrow", "A1", c->t0, &c->rd, c->raw);
+	c->r[1] = batch_add_reading(c->b, "inv1", "sungrow", "A1", c->t0 + 100, &c->rd, NULL);
+	c->r[2] = batch_add_reading(c->b, "m2", NULL, NULL, c->t0 + 50, NULL, c->raw);
+	c->r[3] = batch_add_freq(c->b, "inv1", c->t0, 50.01);
+	c->r[4] = batch_add_freq(c->b, "inv1", c->t0 + 100, 49.99);
+	c->r[5] = batch_seal_now(c->b);
+	/* the worker signs and commits under injection too */
+	while (batch_busy(c->b) && now_usec() < end)
+		loop_run_once(c->l, 10 * USEC_PER_MSEC);
+	for (unsigned i = 0; i < 6; i++)
+		if (c->r[i] < 0)
+			return c->r[i];
+	return 0;
+}
+
+static json_t *dev_in(json_t *payload, const char *id)
+{
+	size_t i;
+	json_t *d;
+
+	json_array_foreach(json_object_get(payload, "devices"), i, d)
+		if (strcmp(json_string_value(json_object_get(d, "id")), id) == 0)
+			return d;
+	return NULL;
+}
+
+static bool has_ts(json_t *dev, const char *map, int64_t ts)
+{
+	char k[24];
+	snprintf(k, sizeof(k), "%lld", (long long)ts);
+	return json_object_get(json_object_get(dev, map), k) != NULL;
+}
+
+static void after_batch(void *ctx, int r, unsigned long failed)
+{
+	struct bctx *c = ctx;
+	struct store_row rows[4];
+	unsigned n = 0, nfreq = 0;
+	json_t *pl = NULL, *inv, *m2;
+	(void)r;
+	(void)failed;
+
+	for (unsigned i = 0; i < 6; i++)
+		assert_clean("batch_add/seal", c->r[i], -ENOMEM, 0);
+	/* A seal that failed keeps what was collected: seal again. */
+	if (c->r[5] < 0)
+		assert_int_equal(batch_seal_now(c->b), 0);
+	batch_settle(c);
+
+	memset(rows, 0, sizeof(rows));
+	assert_int_equal(store_peek(c->st, 0, 4, rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(jwt_verify_es256(rows[0].jwt, c->pub, &pl), 0);
+	store_rows_clear(rows, n);
+
+	/* What was added is there, what failed is not there at all. */
+	inv = dev_in(pl, "inv1");
+	m2 = dev_in(pl, "m2");
+	assert_true(has_ts(inv, "raw", c->t0) == (c->r[0] == 0));
+	assert_true(has_ts(inv, "readings", c->t0) == (c->r[0] == 0));
+	assert_true(has_ts(inv, "readings", c->t0 + 100) == (c->r[1] == 0));
+	assert_true(has_ts(m2, "raw", c->t0 + 50) == (c->r[2] == 0));
+	if (c->r[0] < 0 && c->r[1] < 0)
+		assert_null(inv);
+	if (c->r[2] < 0)
+		assert_null(m2);
+	nfreq = (c->r[3] == 0) + (c->r[4] == 0);
+	assert_int_equal(json_array_size(json_object_get(json_object_get(pl, "frequency"),
+	                                                 "samples")),
+	                 nfreq);
+	json_decref(pl);
+
+	batch_free(c->b);
+	c->b = NULL;
+	store_close(c->st);
+	c->st = NULL;
+}
+
+static void test_batch(void **state)
+{
+	struct bctx c = {0};
+	struct signer_config scfg = {.backend = SIGNER_SOFTWARE};
+	(void)state;
+
+	make_dir(c.dir, sizeof(c.dir), "allocfail-batch");
+	snprintf(c.db, sizeof(c.db), "%s/store.db", c.dir);
+	scfg.state_dir = c.dir;
+	assert_int_equal(loop_new(&c.l), 0);
+	assert_int_equal(signer_open(&scfg, &c.sg), 0);
+	assert_int_equal(signer_public_key(c.sg, c.pub), 0);
+	reading_clear(&c.rd);
+	c.rd.v[RF_PV_W] = -3000.0;
+	c.rd.v[RF_METER_HZ] = 50.01;
+	c.raw = json_pack("{sIsI}", "5016", (json_int_t)3000, "5017", (json_int_t)65535);
+	assert_non_null(c.raw);
+
+	bctx_store_open(&c);
+	sweep(&(struct target){"batch_new", FM_ALL, NULL, op_batch_new, after_batch_new}, &c);
+	store_close(c.st);
+	c.st = NULL;
+
+	/* The builder's own allocations and jansson's, in the loop thread and
+	 * the worker (SQLite's are the store test's). */
+	sweep(&(struct target){"batch add+seal+commit", FM_EGW | FM_JSON, before_batch, op_batch,
+	                       after_batch},
+	      &c);
+
+	json_decref(c.raw);
+	signer_close(c.sg);
+	loop_free(c.l);
+	remove_dir(c.dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_settings), cmocka_unit_test(test_devconf),
 	    cmocka_unit_test(test_jwt),      cmocka_unit_test(test_profiles),
-	    cmocka_unit_test(test_store),
+	    cmocka_unit_test(test_store),    cmocka_unit_test(test_batch),
 	};
 
 	if (failmalloc_install() < 0) {
