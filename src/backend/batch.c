@@ -396,15 +396,19 @@ static int seal_run(struct task *t, usec_t now)
 
 /* ---- resign: sign rows stored unsigned (signer was down, gap rows) ---- */
 
+/* The header's model for a stored payload; NULL when out of memory (the
+ * row is then signed later, never under the wrong model). */
 static const char *model_of(const char *payload, char out[ID_MAX])
 {
-	json_t *p = json_loads(payload, 0, NULL);
+	unsigned long failures = egw_json_alloc_failures();
+	json_t *p = egw_json_loads(payload, 0, NULL);
 	const char *m = NULL;
 
+	/* json_unpack allocates too (its key set) and fails like a mismatch */
 	json_unpack(p, "{s:[{s:s}]}", "devices", "profile", &m);
 	copy_id(out, m && *m ? m : "egw");
 	json_decref(p);
-	return out;
+	return egw_json_alloc_failures() == failures ? out : NULL;
 }
 
 static void resign_work(struct loop_work *w)
@@ -419,9 +423,8 @@ static void resign_work(struct loop_work *w)
 	b->resign_r = store_unsigned(b->store, RESIGN_MAX, rows, &n);
 	for (unsigned i = 0; i < n && b->resign_r >= 0; i++) {
 		bool gap = rows[i].kind == STORE_GAP;
-		json_t *h =
-		    jwt_header_new(b->signer, gap ? "egw" : model_of(rows[i].payload, model),
-		                   gap ? "egw-gap" : "egw-batch");
+		const char *m = gap ? "egw" : model_of(rows[i].payload, model);
+		json_t *h = m ? jwt_header_new(b->signer, m, gap ? "egw-gap" : "egw-batch") : NULL;
 		char *jwt = NULL;
 		int r = h ? jwt_sign_raw(b->signer, h, rows[i].payload, &jwt) : -ENOMEM;
 		json_decref(h);
