@@ -65,6 +65,7 @@ static void sweep(const struct target *t, void *ctx)
 {
 	for (int persist = 0; persist < 2; persist++) {
 		unsigned long n, failed = 1;
+		usec_t start = now_usec();
 
 		for (n = 1; n <= MAX_N && failed; n++) {
 			cur_n = n;
@@ -81,8 +82,9 @@ static void sweep(const struct target *t, void *ctx)
 		}
 		assert_true(failed == 0);
 		/* n - 1 was the run that completed: it made n - 2 allocations */
-		print_message("%-28s %-10s n = 1..%lu\n", t->name, persist ? "persistent" : "one-shot",
-		              n - 2);
+		print_message("%-28s %-10s n = 1..%-5lu %5lld ms\n", t->name,
+		              persist ? "persistent" : "one-shot", n - 2,
+		              (long long)((now_usec() - start) / USEC_PER_MSEC));
 	}
 }
 
@@ -1165,6 +1167,9 @@ static void bctx_store_open(struct bctx *c)
 static const struct batch_config bcfg = {.interval = 3600 * USEC_PER_SEC,
                                          .freq_interval_ms = 100,
                                          .resign_interval = 20 * USEC_PER_MSEC};
+/* the resign task runs at once and again 1 ms after a failure */
+static const struct batch_config bcfg_resign = {.interval = 3600 * USEC_PER_SEC,
+                                                .resign_interval = USEC_PER_MSEC};
 
 static int op_batch_new(void *ctx)
 {
@@ -1206,7 +1211,6 @@ static void batch_settle(struct bctx *c)
 static void before_batch(void *ctx)
 {
 	struct bctx *c = ctx;
-	bctx_store_open(c);
 	assert_int_equal(batch_new(c->l, c->st, c->sg, &bcfg, &c->b), 0);
 	c->t0 = wall_ms() - 1000;
 	memset(c->r, 0, sizeof(c->r));
@@ -1270,6 +1274,8 @@ static void after_batch(void *ctx, int r, unsigned long failed)
 	assert_int_equal(store_peek(c->st, 0, 4, rows, &n), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(jwt_verify_es256(rows[0].jwt, c->pub, &pl), 0);
+	/* delivered: the next run finds the store empty again */
+	assert_int_equal(store_ack(c->st, rows[0].seq), 0);
 	store_rows_clear(rows, n);
 
 	/* What was added is there, what failed is not there at all. */
@@ -1289,6 +1295,60 @@ static void after_batch(void *ctx, int r, unsigned long failed)
 	                 nfreq);
 	json_decref(pl);
 
+	batch_free(c->b);
+	c->b = NULL;
+}
+
+/* A batch row stored unsigned (the signer was down), signed by the
+ * builder's resign task under injection. */
+static void before_resign(void *ctx)
+{
+	struct bctx *c = ctx;
+	int64_t seq;
+
+	bctx_store_open(c);
+	seq = store_next_seq(c->st);
+	assert_int_equal(store_append(c->st, seq, wall_ms(),
+	                              "{\"devices\":[{\"id\":\"inv1\",\"profile\":\"sungrow\"}],"
+	                              "\"seq\":1}",
+	                              NULL),
+	                 0);
+	assert_int_equal(batch_new(c->l, c->st, c->sg, &bcfg_resign, &c->b), 0);
+}
+
+static int op_resign(void *ctx)
+{
+	struct bctx *c = ctx;
+	usec_t end = now_usec() + 2 * USEC_PER_SEC;
+	struct batch_stats bs;
+
+	/* one round of the resign task: it signs the row or fails */
+	do {
+		loop_run_once(c->l, 5 * USEC_PER_MSEC);
+		batch_get_stats(c->b, &bs);
+	} while (bs.resigned == 0 && bs.sign_errors == 0 && now_usec() < end);
+	return bs.resigned ? 0 : bs.last_error;
+}
+
+static void after_resign(void *ctx, int r, unsigned long failed)
+{
+	struct bctx *c = ctx;
+	struct store_row rows[2];
+	unsigned n = 0;
+	json_t *h = NULL;
+	(void)failed;
+
+	assert_clean("batch resign", r, -ENOMEM, -EGW_ESTORE, 0);
+	batch_settle(c);
+	memset(rows, 0, sizeof(rows));
+	assert_int_equal(store_peek(c->st, 0, 2, rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(jwt_verify_es256_full(rows[0].jwt, c->pub, &h, NULL), 0);
+	store_rows_clear(rows, n);
+	/* signed as the batch it is, whatever failed on the way */
+	assert_string_equal(json_string_value(json_object_get(h, "model")), "sungrow");
+	assert_string_equal(json_string_value(json_object_get(h, "dtype")), "egw-batch");
+	json_decref(h);
 	batch_free(c->b);
 	c->b = NULL;
 	store_close(c->st);
@@ -1320,8 +1380,15 @@ static void test_batch(void **state)
 
 	/* The builder's own allocations and jansson's, in the loop thread and
 	 * the worker (SQLite's are the store test's). */
+	bctx_store_open(&c);
 	sweep(&(struct target){"batch add+seal+commit", FM_EGW | FM_JSON, before_batch, op_batch,
 	                       after_batch},
+	      &c);
+	store_close(c.st);
+	c.st = NULL;
+
+	sweep(&(struct target){"batch resign", FM_EGW | FM_JSON, before_resign, op_resign,
+	                       after_resign},
 	      &c);
 
 	json_decref(c.raw);
