@@ -45,7 +45,7 @@ fail:
 
 char *egw_json_dumps(const json_t *j, size_t flags)
 {
-	struct dump_buf b = { 0 };
+	struct dump_buf b = {0};
 
 	if (json_dump_callback(j, dump_append, &b, flags) < 0 || b.failed || !b.data) {
 		free(b.data);

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static atomic_ulong fm_count;    /* allocations counted since the arm */
-static atomic_ulong fm_failed;   /* allocations failed since the arm */
-static atomic_ulong fm_target;   /* 0: disarmed */
+static atomic_ulong fm_count;  /* allocations counted since the arm */
+static atomic_ulong fm_failed; /* allocations failed since the arm */
+static atomic_ulong fm_target; /* 0: disarmed */
 static atomic_bool fm_persist;
 static atomic_uint fm_mask;
 static sqlite3_mem_methods fm_sqlite_orig;

@@ -76,8 +76,8 @@ static void sweep(const struct target *t, void *ctx)
 			int r = t->op(ctx);
 			failed = failmalloc_disarm();
 			if (failed == 0 && r < 0)
-				fail_msg("%s: failed with %d (%s) without an injected failure", t->name,
-				         r, egw_strerror(r));
+				fail_msg("%s: failed with %d (%s) without an injected failure",
+				         t->name, r, egw_strerror(r));
 			t->after(ctx, r, failed);
 		}
 		assert_true(failed == 0);
@@ -197,11 +197,11 @@ struct sctx {
 	char dir[64];
 	char path[128];
 	struct settings *s;
-	char *before;     /* effective document before the operation */
-	uint64_t gen;     /* generation before the operation */
-	char *expect;     /* effective document after a successful operation */
+	char *before; /* effective document before the operation */
+	uint64_t gen; /* generation before the operation */
+	char *expect; /* effective document after a successful operation */
 	json_t *patch;
-	json_t *out;      /* settings_to_json's result */
+	json_t *out;                     /* settings_to_json's result */
 	char *file_before, *file_expect; /* settings_save */
 };
 
@@ -578,7 +578,8 @@ static void after_jwt_sign(void *ctx, int r, unsigned long failed)
 		int v = jwt_verify_es256_full(c->token, c->pub, &h, &p);
 		if (v != 0)
 			fail_msg("jwt_sign (n = %lu%s) gave a token that does not verify (%s): %s",
-			         cur_n, cur_persist ? ", persistent" : "", egw_strerror(v), c->token);
+			         cur_n, cur_persist ? ", persistent" : "", egw_strerror(v),
+			         c->token);
 		assert_json_text(p, c->expect);
 		/* the caller's header, every member of it, with "alg" added */
 		assert_json_text(h, c->expect_header);
@@ -648,23 +649,22 @@ static void test_jwt(void **state)
 	free(c.expect);
 
 	c.header = json_pack("{s:s, s:s}", "typ", "JWT", "kid", "k1");
-	c.payload = json_pack("{s:i, s:s, s:[i, f]}", "seq", 7, "gateway", "abc", "samples", 1,
-	                      50.01);
+	c.payload =
+	    json_pack("{s:i, s:s, s:[i, f]}", "seq", 7, "gateway", "abc", "samples", 1, 50.01);
 	assert_non_null(c.header);
 	assert_non_null(c.payload);
 	c.expect = dump(c.payload);
 	c.expect_header = strdup("{\"alg\":\"ES256\",\"kid\":\"k1\",\"typ\":\"JWT\"}");
-	sweep(&(struct target){"jwt_sign", FM_ALL, NULL, op_jwt_sign, after_jwt_sign},
-	      &c);
+	sweep(&(struct target){"jwt_sign", FM_ALL, NULL, op_jwt_sign, after_jwt_sign}, &c);
 
 	assert_int_equal(jwt_sign(c.sg, c.header, c.payload, &c.token), 0);
 	sweep(&(struct target){"jwt_verify_es256_full", FM_EGW | FM_JSON, NULL, op_jwt_verify,
 	                       after_jwt_verify},
 	      &c);
 	c.ssl = true;
-	sweep(&(struct target){"jwt_verify (OpenSSL)", FM_SSL, NULL, op_jwt_verify,
-	                       after_jwt_verify},
-	      &c);
+	sweep(
+	    &(struct target){"jwt_verify (OpenSSL)", FM_SSL, NULL, op_jwt_verify, after_jwt_verify},
+	    &c);
 	free(c.token);
 	free(c.expect);
 	free(c.expect_header);
@@ -767,7 +767,6 @@ static void test_profiles(void **state)
 	      &c);
 }
 
-
 /* ---- store ------------------------------------------------------------- */
 
 struct stctx {
@@ -807,8 +806,7 @@ static bool same_file(const char *a, const char *b)
 	snprintf(wal, sizeof(wal), "%s-wal", a);
 	if (stat(wal, &sa) == 0 && sa.st_size > 0)
 		return false;
-	if (stat(a, &sa) < 0 || stat(b, &sb) < 0 || sa.st_size != sb.st_size ||
-	    sa.st_size > 65535)
+	if (stat(a, &sa) < 0 || stat(b, &sb) < 0 || sa.st_size != sb.st_size || sa.st_size > 65535)
 		return false;
 	x = read_text(a);
 	y = read_text(b);
@@ -1058,7 +1056,8 @@ static char *gap_text(struct stctx *c)
 		json_t *g = json_loads(rows[i].payload, 0, NULL), *o;
 		assert_non_null(g);
 		o = json_pack("{s:O, s:O, s:O}", "ranges", json_object_get(g, "ranges"), "dropped",
-		              json_object_get(g, "dropped"), "reason", json_object_get(g, "reason"));
+		              json_object_get(g, "dropped"), "reason",
+		              json_object_get(g, "reason"));
 		t = dump(o);
 		json_decref(o);
 		json_decref(g);
@@ -1146,8 +1145,7 @@ static void test_store(void **state)
 	sweep(&(struct target){"store_append", FM_ALL, before_store, op_store_append,
 	                       after_store_append},
 	      &c);
-	sweep(&(struct target){"store_peek", FM_ALL, before_store, op_store_peek,
-	                       after_store_peek},
+	sweep(&(struct target){"store_peek", FM_ALL, before_store, op_store_peek, after_store_peek},
 	      &c);
 	sweep(&(struct target){"store_unsigned", FM_ALL, before_store, op_store_unsigned,
 	                       after_store_unsigned},
@@ -1279,9 +1277,9 @@ static json_t *dev_in(json_t *payload, const char *id)
 	size_t i;
 	json_t *d;
 
-	json_array_foreach(json_object_get(payload, "devices"), i, d)
-		if (strcmp(json_string_value(json_object_get(d, "id")), id) == 0)
-			return d;
+	json_array_foreach(json_object_get(payload, "devices"), i,
+	                   d) if (strcmp(json_string_value(json_object_get(d, "id")), id) ==
+	                          0) return d;
 	return NULL;
 }
 
@@ -1328,9 +1326,8 @@ static void after_batch(void *ctx, int r, unsigned long failed)
 	if (c->r[2] < 0)
 		assert_null(m2);
 	nfreq = (c->r[3] == 0) + (c->r[4] == 0);
-	assert_int_equal(json_array_size(json_object_get(json_object_get(pl, "frequency"),
-	                                                 "samples")),
-	                 nfreq);
+	assert_int_equal(
+	    json_array_size(json_object_get(json_object_get(pl, "frequency"), "samples")), nfreq);
 	json_decref(pl);
 
 	batch_free(c->b);
