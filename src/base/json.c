@@ -1,4 +1,5 @@
-/* Serializing a jansson value without silent loss (see json.h). */
+/* jansson without silent loss: serializing, parsing, failed allocations
+ * counted (see json.h). */
 #include "base/json.h"
 
 #include <pthread.h>

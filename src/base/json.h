@@ -1,4 +1,4 @@
-/* json: serializing a jansson value without silent loss.
+/* json: jansson without silent loss under allocation failure.
  *
  * jansson's json_dumps() ignores a failure to write an object's key (in
  * dump.c the result of dump_string() for keys is not checked): when the
@@ -15,10 +15,11 @@
  * error ("string or '}' expected near ...") or with no message at all.  A
  * good settings file taken for malformed is set aside; a value silently
  * changed is worse.  json_copy() likewise drops members it cannot add.
- * So jansson's allocator is wrapped (on first use of the functions below,
- * in front of whatever allocator is installed) to count the allocations
- * that fail on each thread, and a load during which one failed is an
- * out-of-memory failure, whatever jansson said. */
+ * So jansson's allocator is wrapped (at the first call of egw_json_load*()
+ * or egw_json_alloc_failures(), in front of whatever allocator is installed:
+ * egwd's first is the settings load, before any thread starts) to count the
+ * allocations that fail on each thread, and a load during which one failed
+ * is an out-of-memory failure, whatever jansson said. */
 #pragma once
 #include <jansson.h>
 #include <stddef.h>
