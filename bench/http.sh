@@ -50,10 +50,12 @@ startup_ms() { # state_dir
 	$PY - "$build/egwd" "$1" <<'PYEOF'
 import socket, subprocess, sys, time
 egwd, state = sys.argv[1], sys.argv[2]
-s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+t = socket.socket(); t.bind(("127.0.0.1", 0)); tls_port = t.getsockname()[1]; s.close(); t.close()
 req = b"GET /api/hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 t0 = time.monotonic()
-p = subprocess.Popen([egwd, "--port", str(port), "--state-dir", state, "--set", "http.bind=127.0.0.1"],
+p = subprocess.Popen([egwd, "--port", str(port), "--state-dir", state, "--set", "http.bind=127.0.0.1",
+                      "--set", "http.tls_port=%d" % tls_port],
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 try:
     while True:
@@ -78,8 +80,9 @@ echo "first start (creates key, token, store): ${first} ms"
 echo "later starts, 5 runs (min / median):     $(echo $agains | tr ' ' '\n' | sort -n | awk '{ v[NR] = $1 } END { printf "%s / %s", v[1], v[3] }') ms"
 
 eport=$(free_port)
+# its HTTPS listener (on by default) on a free port too, not the default 5443
 "$build/egwd" --port "$eport" --state-dir "$tmp/egwd" --set http.bind=127.0.0.1 \
-	--log-level warn 2>"$tmp/egwd.log" &
+	--set http.tls_port="$(free_port)" --log-level warn 2>"$tmp/egwd.log" &
 egwd_pid=$!
 wait_200 "http://127.0.0.1:$eport/api/hello"
 

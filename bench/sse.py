@@ -4,8 +4,8 @@
 Starts egw-sim (one SunSpec inverter), tools/devbackend.py and egwd polling
 the inverter every second, reading the frequency at 10 Hz and uploading a
 signed batch every 10 s (the seed workload), connects N clients
-to /api/live (default 50, one Python process reading all sockets with
-epoll), and for every frequency sample each client receives computes the
+to /api/live (default 50, each from its own loopback address 127.0.0.N, one
+Python process reading all sockets with epoll), and for every frequency sample each client receives computes the
 delay between egwd publishing it (the event's "t_us", wall clock in us) and
 the client reading it.  Also reports egwd's memory before, with and after
 the clients: RSS, PSS and private memory side by side (bench/memstat.py,
@@ -103,7 +103,10 @@ def main():
         ep = select.epoll()
         socks = {}
         for i in range(a.clients):
-            s = socket.create_connection(("127.0.0.1", egwd.port))
+            # each client from its own loopback address: egwd lets one address
+            # hold only a few live streams (the rest are for other clients)
+            s = socket.create_connection(("127.0.0.1", egwd.port),
+                                         source_address=(f"127.0.{1 + i // 250}.{2 + i % 250}", 0))
             s.sendall(b"GET /api/live HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n")
             s.setblocking(False)
             ep.register(s.fileno(), select.EPOLLIN)
