@@ -209,11 +209,15 @@ int web_h_metrics(struct web_request *rq)
 			       "# HELP egw_memory_private_bytes Memory that is egwd's alone "
 			       "(Private_Clean + Private_Dirty).\n"
 			       "# TYPE egw_memory_private_bytes gauge\negw_memory_private_bytes %llu\n"
+			       "# HELP egw_memory_private_dirty_bytes Memory egwd has written and "
+			       "alone holds (Private_Dirty): its budget.\n"
+			       "# TYPE egw_memory_private_dirty_bytes gauge\negw_memory_private_dirty_bytes %llu\n"
 			       "# HELP egw_memory_pss_bytes Proportional set size: shared pages "
 			       "divided among their sharers.\n"
 			       "# TYPE egw_memory_pss_bytes gauge\negw_memory_pss_bytes %llu\n",
 			       (unsigned long long)mu.rss_kb * 1024,
 			       (unsigned long long)mu.private_kb * 1024,
+			       (unsigned long long)mu.private_dirty_kb * 1024,
 			       (unsigned long long)mu.pss_kb * 1024);
 
 	web_buf_printf(&b, "# HELP egw_gateway_state 1 for the current gateway state.\n"
