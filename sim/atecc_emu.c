@@ -713,8 +713,9 @@ int atecc_emu_write(struct atecc_emu *e, unsigned addr, const uint8_t *buf, size
 	if (addr == 0x00) {
 		/* The wake pulse: SDA low through the whole address byte. */
 		if (!e->f_nowake && e->power != P_AWAKE) {
-			if (e->power == P_SLEEP)
-				(void)chip_load(e); /* another process may have changed the chip */
+			/* Another process (egwd --chip-provision) may have changed the
+			 * chip: its persistent zones are re-read at every wake. */
+			(void)chip_load(e);
 			e->power = P_AWAKE;
 			e->wake_us = now;
 			e->busy_until = 0;

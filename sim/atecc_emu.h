@@ -39,8 +39,8 @@
  *
  * State: <dir>/chip holds the persistent part (zones, keys); it is created
  * blank on first use (configuration unlocked, random serial 01 23 .. EE,
- * revision 00 00 60 03, address 0x60) and re-read on every wake, so several
- * processes share one chip.  <dir>/faults, re-read on every transaction,
+ * revision 00 00 60 03, address 0x60) and re-read at every wake (from sleep
+ * or idle), so several processes share one chip.  <dir>/faults, re-read on every transaction,
  * holds words that break the line:
  *   absent      the chip NACKs everything (unplugged)
  *   nowake      the wake pulse is ignored

@@ -32,6 +32,7 @@ struct ident {
 
 struct signer_ops {
 	const char *name;
+	int (*prepare)(struct signer *s);
 	int (*sign)(struct signer *s, const uint8_t digest[32], uint8_t ret_rs[64]);
 	void (*close)(struct signer *s);
 };
@@ -42,6 +43,7 @@ struct signer {
 	char state_dir[PATH_MAX];
 	pthread_mutex_t lock;          /* serializes signatures */
 	atomic_bool healthy;
+	bool reinit;                   /* a failure: start the chip afresh */
 	atomic_bool refused;           /* key is not the recorded identity */
 	_Atomic(const char *) last_error;
 	_Atomic(struct ident *) shown; /* NULL: no identity known */
@@ -85,6 +87,7 @@ static int unhex(const char *in, uint8_t *out, size_t n)
 
 static void signer_fail(struct signer *s, const char *why)
 {
+	s->reinit = true;
 	atomic_store(&s->last_error, why);
 	atomic_store(&s->healthy, false);
 }
@@ -206,6 +209,12 @@ static int soft_sign(struct signer *s, const uint8_t digest[32], uint8_t ret_rs[
 	return 0;
 }
 
+static int soft_prepare(struct signer *s)
+{
+	(void)s;
+	return 0;
+}
+
 static void soft_close(struct signer *s)
 {
 	EVP_PKEY_free(s->key);
@@ -214,6 +223,7 @@ static void soft_close(struct signer *s)
 
 static const struct signer_ops soft_ops = {
 	.name = "software",
+	.prepare = soft_prepare,
 	.sign = soft_sign,
 	.close = soft_close,
 };
@@ -319,6 +329,10 @@ static int atecc_connect(struct signer *s)
 	struct ident id = { 0 };
 	int r;
 
+	/* After a failure the bus or the chip may be wedged: start it afresh. */
+	if (s->reinit)
+		atecc_release(s);
+	s->reinit = false;
 	if (s->at_ready && s->have_own)
 		return 0;
 	atecc_release(s);
@@ -358,9 +372,6 @@ static int atecc_connect(struct signer *s)
 
 static int atecc_sign(struct signer *s, const uint8_t digest[32], uint8_t ret_rs[64])
 {
-	/* After a failure the bus or the chip may be wedged: start it afresh. */
-	if (!atomic_load(&s->healthy))
-		atecc_release(s);
 	if (atecc_connect(s) < 0)
 		return -EGW_ESIGNER;
 	if (!s->checked)
@@ -385,6 +396,7 @@ static void atecc_close(struct signer *s)
 
 static const struct signer_ops atecc_ops = {
 	.name = "atecc608",
+	.prepare = atecc_connect,
 	.sign = atecc_sign,
 	.close = atecc_close,
 };
@@ -689,6 +701,20 @@ int signer_public_key_json(const struct signer *s, json_t **ret)
 		return -ENOMEM; /* json_pack's "o" consumed jwk */
 	*ret = o;
 	return 0;
+}
+
+int signer_prepare(struct signer *s)
+{
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = s->ops->prepare(s);
+	if (r == 0 && s->have_own)
+		check_identity(s);
+	if (r == 0 && !s->checked)
+		r = -EGW_ESIGNER;
+	pthread_mutex_unlock(&s->lock);
+	return r;
 }
 
 int signer_sign_digest(struct signer *s, const uint8_t digest[32], uint8_t ret_rs[64])

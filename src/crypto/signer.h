@@ -86,6 +86,13 @@ const char *signer_public_key_pem(const struct signer *s);
  * Returns 0, -EAGAIN (no identity known) or -ENOMEM; *ret is a new reference. */
 int signer_public_key_json(const struct signer *s, json_t **ret);
 
+/* Makes sure the next signature can be made under the identity shown:
+ * reaches the chip (starting it afresh after a failure) and checks the
+ * identity record.  Call it before building what names the signer (a JWT
+ * header's device).  May block: call from a worker.  Returns 0 or
+ * -EGW_ESIGNER (then signer_last_error says why). */
+int signer_prepare(struct signer *s);
+
 /* Signs a SHA-256 digest; writes the raw signature r||s (32 bytes each,
  * big-endian, low-S not enforced).  May block: call from a worker.
  * Returns 0 or -EGW_ESIGNER (then signer_healthy() is false). */
