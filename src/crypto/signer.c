@@ -50,6 +50,7 @@ struct signer {
 	struct ident own;              /* the key in use (valid when have_own) */
 	struct ident rec;              /* <state_dir>/identity (valid when have_rec) */
 	bool have_own, have_rec;
+	bool bad_rec;                  /* the record exists but cannot be read */
 	bool checked;                  /* own matches rec, or rec replaced */
 	bool recorded;                 /* the record on disk is own */
 	EVP_PKEY *key;                 /* software: the private key */
@@ -187,7 +188,8 @@ static void check_identity(struct signer *s)
 {
 	if (s->checked)
 		return;
-	if (!s->cfg.record_identity || !s->have_rec || ident_same(&s->own, &s->rec) || s->cfg.accept_new_identity) {
+	if (!s->cfg.record_identity || s->cfg.accept_new_identity ||
+	    (!s->bad_rec && (!s->have_rec || ident_same(&s->own, &s->rec)))) {
 		s->checked = true;
 		s->recorded = s->have_rec && ident_same(&s->own, &s->rec);
 		atomic_store(&s->refused, false);
@@ -195,7 +197,8 @@ static void check_identity(struct signer *s)
 		return;
 	}
 	atomic_store(&s->refused, true);
-	signer_fail(s, "key differs from the recorded identity (start egwd with --accept-new-identity to accept it)");
+	signer_fail(s, s->bad_rec ? "the identity record is unreadable (start egwd with --accept-new-identity to replace it)"
+				  : "key differs from the recorded identity (start egwd with --accept-new-identity to accept it)");
 }
 
 /* ---- software backend ---- */
@@ -598,8 +601,12 @@ int signer_open(const struct signer_config *cfg, struct signer **ret)
 	atomic_init(&s->last_error, NULL);
 	atomic_init(&s->shown, NULL);
 	if (cfg->record_identity) {
+		/* An unreadable record is no reason to stop storing readings, but
+		 * nothing is signed until it is replaced explicitly. */
 		r = record_load(s);
-		if (r < 0)
+		if (r == -EINVAL)
+			s->bad_rec = true;
+		else if (r < 0)
 			goto fail;
 	}
 	r = open_backend(s);

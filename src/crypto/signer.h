@@ -54,7 +54,9 @@ struct signer_config {
  * slot-0 public key (without wait_for_chip, a chip that does not answer is
  * an error).  A recorded identity that differs is not an error here: the
  * signer opens and refuses to sign.
- * Returns 0, -EINVAL (bad config or unreadable identity record), -ENOTSUP
+ * An unreadable identity record is not an error either: nothing is signed
+ * until accept_new_identity replaces it.
+ * Returns 0, -EINVAL (bad config), -ENOTSUP
  * (backend not built in), -EGW_ESIGNER (chip unreachable or key file
  * unusable), -ENOMEM or -errno from file I/O. */
 int signer_open(const struct signer_config *cfg, struct signer **ret);

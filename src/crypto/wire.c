@@ -30,7 +30,7 @@ static json_t *crypto_section(void *ud)
 static const char *not_signing_reason(const struct signer *s)
 {
 	if (signer_identity_refused(s))
-		return "the key is not the recorded identity: start egwd with --accept-new-identity to accept it";
+		return signer_last_error(s);
 	return signer_healthy(s) ? NULL : signer_last_error(s);
 }
 
@@ -91,9 +91,9 @@ int crypto_egw_init(struct egw *e)
 		return r;
 	}
 	if (signer_identity_refused(e->signer))
-		log_error("crypto", "signer %s, serial %s: not the recorded identity in %s/identity; signing nothing "
-			  "(start with --accept-new-identity to accept it)", signer_backend_name(e->signer),
-			  signer_serial_hex(e->signer), e->state_dir);
+		log_error("crypto", "signer %s: %s (%s/identity, recorded serial %s); readings are stored, "
+			  "nothing is signed", signer_backend_name(e->signer), signer_last_error(e->signer),
+			  e->state_dir, signer_serial_hex(e->signer));
 	else if (!signer_healthy(e->signer))
 		log_warn("crypto", "signer %s: %s; readings are stored and signed when it answers",
 			 signer_backend_name(e->signer), signer_last_error(e->signer));

@@ -266,7 +266,7 @@ class ChipIdentity(unittest.TestCase):
         self.assertTrue(st["identity_refused"])
         self.assertFalse(st["signing"])
         self.assertIn("--accept-new-identity", st["not_signing_reason"])
-        self.assertIn("not the recorded identity", e.output())
+        self.assertIn("differs from the recorded identity", e.output())
         PL.stop_clean(self, e)
         with open(os.path.join(state, "identity")) as f:
             self.assertIn(serial_a, f.read())

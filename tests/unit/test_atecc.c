@@ -1,7 +1,7 @@
 /* ATECC608 tests: the signer and egwd's chip commands through the real
  * cryptoauthlib and its unchanged Linux I2C HAL, on the emulated chip
  * (sim/atecc_emu.c behind sim/atecc_shim.c, linked into this program):
- * no chip, a blank chip, provisioning (twice), serial and public key,
+ * no chip, a blank chip, an unlocked one, provisioning (twice), serial and public key,
  * signatures that verify, faults on the line and recovery, the identity
  * record and its refusal of another key. */
 #include <setjmp.h>
@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "crypto/atcab.h"
 #include "crypto/jwt.h"
 #include "crypto/p256.h"
 #include "crypto/signer.h"
@@ -176,6 +177,49 @@ static void test_atecc_provision_and_sign(void **state)
 	signer_close(s);
 }
 
+/* Configured and keyed but the data zone left unlocked: the chip refuses
+ * to sign (execution error) until it is locked. */
+static void test_atecc_unlocked_chip(void **state)
+{
+	struct fx *f = *state;
+	ATCAIfaceCfg c = cfg_ateccx08a_i2c_default;
+	uint8_t w[4], xy[64];
+	bool locked = true;
+	struct signer *s;
+
+	c.devtype = ATECC608;
+	c.atcai2c.bus = 1;
+	c.atcai2c.address = 0x60 << 1;
+	c.atcai2c.baud = 100000;
+	assert_int_equal(atcab_init(&c), ATCA_SUCCESS);
+	assert_int_equal(atcab_read_bytes_zone(ATCA_ZONE_CONFIG, 0, 20, w, 4), ATCA_SUCCESS);
+	w[0] = 0x83;
+	w[1] = 0x00;
+	assert_int_equal(atcab_write_bytes_zone(ATCA_ZONE_CONFIG, 0, 20, w, 4), ATCA_SUCCESS);
+	assert_int_equal(atcab_read_bytes_zone(ATCA_ZONE_CONFIG, 0, 96, w, 4), ATCA_SUCCESS);
+	w[0] = 0x13;
+	w[1] = 0x00;
+	assert_int_equal(atcab_write_bytes_zone(ATCA_ZONE_CONFIG, 0, 96, w, 4), ATCA_SUCCESS);
+	/* bytes 0-15 are the factory's */
+	assert_int_not_equal(atcab_write_bytes_zone(ATCA_ZONE_CONFIG, 0, 0, w, 4), ATCA_SUCCESS);
+	assert_int_equal(atcab_lock_config_zone(), ATCA_SUCCESS);
+	assert_int_not_equal(atcab_write_bytes_zone(ATCA_ZONE_CONFIG, 0, 20, w, 4), ATCA_SUCCESS);
+	assert_int_equal(atcab_genkey(0, xy), ATCA_SUCCESS);
+	assert_int_equal(atcab_is_data_locked(&locked), ATCA_SUCCESS);
+	assert_false(locked);
+	atcab_release();
+
+	assert_int_equal(signer_open(&f->cfg, &s), 0); /* the key is there */
+	sign_fails(s);
+	assert_int_equal(atcab_init(&c), ATCA_SUCCESS);
+	assert_int_equal(atcab_lock_data_zone(), ATCA_SUCCESS);
+	/* the key is permanent now: GenKey may not replace it */
+	assert_int_not_equal(atcab_genkey(0, xy), ATCA_SUCCESS);
+	atcab_release();
+	sign_verifies(s, "locked");
+	signer_close(s);
+}
+
 static void test_atecc_line_faults(void **state)
 {
 	static const char *const words[] = { "absent", "nowake", "crc-in", "crc-out", "busy", "slow",
@@ -245,6 +289,27 @@ static void test_atecc_identity(void **state)
 	assert_true(signer_identity_refused(s)); /* now the chip is the stranger */
 	sign_fails(s);
 	signer_close(s);
+
+	/* a record that cannot be read: the signer opens, signs nothing */
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs("backend atecc608\nserial zz\n", fp);
+	fclose(fp);
+	assert_int_equal(signer_open(&f->cfg, &s), 0);
+	assert_true(signer_identity_refused(s));
+	sign_fails(s);
+	assert_non_null(strstr(signer_last_error(s), "unreadable"));
+	signer_close(s);
+	f->cfg.accept_new_identity = true;
+	assert_int_equal(signer_open(&f->cfg, &s), 0);
+	sign_verifies(s, "replaced");
+	signer_close(s);
+	fp = fopen(path, "r");
+	assert_non_null(fp);
+	char line[64];
+	assert_non_null(fgets(line, sizeof(line), fp));
+	fclose(fp);
+	assert_string_equal(line, "backend atecc608\n");
 }
 
 int main(void)
@@ -252,6 +317,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_atecc_no_chip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_atecc_provision_and_sign, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_atecc_unlocked_chip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_atecc_line_faults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_atecc_identity, setup, teardown),
 	};
