@@ -72,18 +72,37 @@ static void hex(const uint8_t *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1; /* the record is written in lowercase */
+}
+
 static int unhex(const char *in, uint8_t *out, size_t n)
 {
 	if (strlen(in) != 2 * n)
 		return -EINVAL;
 	for (size_t i = 0; i < n; i++) {
-		unsigned v;
+		int hi = hexval(in[2 * i]), lo = hexval(in[2 * i + 1]);
 
-		if (sscanf(in + 2 * i, "%2x", &v) != 1)
+		if (hi < 0 || lo < 0)
 			return -EINVAL;
-		out[i] = (uint8_t)v;
+		out[i] = (uint8_t)(hi << 4 | lo);
 	}
 	return 0;
+}
+
+/* Copies src when it fits, else leaves dst empty (the record is then invalid). */
+static void copy_field(char *dst, size_t n, const char *src)
+{
+	size_t len = strlen(src);
+
+	dst[0] = '\0';
+	if (len < n)
+		memcpy(dst, src, len + 1);
 }
 
 static void signer_fail(struct signer *s, const char *why)
@@ -118,16 +137,6 @@ static bool ident_same(const struct ident *a, const struct ident *b)
 	return memcmp(a->serial, b->serial, sizeof(a->serial)) == 0 && memcmp(a->xy, b->xy, sizeof(a->xy)) == 0;
 }
 
-/* Copies src when it fits, else leaves dst empty (the record is then invalid). */
-static void copy_field(char *dst, size_t n, const char *src)
-{
-	size_t len = strlen(src);
-
-	dst[0] = '\0';
-	if (len < n)
-		memcpy(dst, src, len + 1);
-}
-
 /* ---- the identity record: "backend B\nserial HEX\npublic_key HEX\n" ---- */
 
 static int record_path(const struct signer *s, char *out, size_t n)
@@ -137,9 +146,39 @@ static int record_path(const struct signer *s, char *out, size_t n)
 	return 0;
 }
 
+int signer_identity_parse(const char *text, size_t n, struct signer_identity *ret)
+{
+	struct signer_identity id = { 0 };
+	char buf[1024], serial[64] = "", xy[160] = "", *line, *save;
+
+	if (n >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, text, n);
+	buf[n] = '\0';
+	if (strlen(buf) != n)
+		return -EINVAL; /* a NUL inside */
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, "backend ", 8) == 0)
+			copy_field(id.backend, sizeof(id.backend), line + 8);
+		else if (strncmp(line, "serial ", 7) == 0)
+			copy_field(serial, sizeof(serial), line + 7);
+		else if (strncmp(line, "public_key ", 11) == 0)
+			copy_field(xy, sizeof(xy), line + 11);
+		else
+			return -EINVAL;
+	}
+	if (unhex(serial, id.serial, sizeof(id.serial)) < 0 || unhex(xy, id.xy, sizeof(id.xy)) < 0 ||
+	    (strcmp(id.backend, "software") != 0 && strcmp(id.backend, "atecc608") != 0))
+		return -EINVAL;
+	*ret = id;
+	return 0;
+}
+
 static int record_load(struct signer *s)
 {
-	char path[PATH_MAX], line[256], serial[64] = "", xy[160] = "";
+	char path[PATH_MAX], text[1024];
+	struct signer_identity id;
+	size_t n;
 	FILE *f;
 	int r;
 
@@ -149,22 +188,21 @@ static int record_load(struct signer *s)
 	f = fopen(path, "re");
 	if (!f)
 		return errno == ENOENT ? 0 : -errno;
-	while (fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\n")] = '\0';
-		if (strncmp(line, "backend ", 8) == 0)
-			copy_field(s->rec.backend, sizeof(s->rec.backend), line + 8);
-		else if (strncmp(line, "serial ", 7) == 0)
-			copy_field(serial, sizeof(serial), line + 7);
-		else if (strncmp(line, "public_key ", 11) == 0)
-			copy_field(xy, sizeof(xy), line + 11);
-	}
+	n = fread(text, 1, sizeof(text), f);
+	r = ferror(f) ? -EIO : 0;
 	fclose(f);
-	if (unhex(serial, s->rec.serial, sizeof(s->rec.serial)) < 0 || unhex(xy, s->rec.xy, sizeof(s->rec.xy)) < 0 ||
-	    (strcmp(s->rec.backend, "software") != 0 && strcmp(s->rec.backend, "atecc608") != 0))
-		return -EINVAL;
-	r = ident_finish(&s->rec);
 	if (r < 0)
-		return -EINVAL;
+		return r;
+	r = signer_identity_parse(text, n, &id);
+	if (r < 0)
+		return r;
+	memcpy(s->rec.backend, id.backend, sizeof(s->rec.backend));
+	memcpy(s->rec.serial, id.serial, sizeof(s->rec.serial));
+	memcpy(s->rec.xy, id.xy, sizeof(s->rec.xy));
+	if (ident_finish(&s->rec) < 0) {
+		ident_clear(&s->rec);
+		return -EINVAL; /* a point off the curve */
+	}
 	s->have_rec = true;
 	return 0;
 }

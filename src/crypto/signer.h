@@ -30,6 +30,7 @@
 #pragma once
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct signer;
@@ -108,6 +109,16 @@ const char *signer_last_error(const struct signer *s);
 /* True while signatures are refused because the key is not the recorded
  * identity (see accept_new_identity).  Thread-safe. */
 bool signer_identity_refused(const struct signer *s);
+
+/* The identity record, "backend B\nserial HEX\npublic_key HEX\n" (B software
+ * or atecc608, 18 and 128 lowercase hex digits; any other line is an
+ * error).  Exposed for its fuzzer.  Returns 0 or -EINVAL. */
+struct signer_identity {
+	char backend[16];
+	uint8_t serial[SIGNER_SERIAL_LEN];
+	uint8_t xy[64];
+};
+int signer_identity_parse(const char *text, size_t n, struct signer_identity *ret);
 
 /* ---- the chip itself (egwd --chip-info, --chip-provision) ---- */
 
