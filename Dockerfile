@@ -15,7 +15,7 @@ COPY --from=vendor cryptoauthlib-3.7.8.tar.gz /tmp/
 RUN echo "4b4fbe540a301e44ec86b7f01493cb64dd20875e671adce168fa2c566f0ae011  /tmp/cryptoauthlib-3.7.8.tar.gz" \
       | sha256sum -c - \
  && mkdir /tmp/cal && tar -xzf /tmp/cryptoauthlib-3.7.8.tar.gz -C /tmp/cal --strip-components=1 \
- && cmake -S /tmp/cal -B /tmp/cal/b -DCMAKE_BUILD_TYPE=Release -DATCA_HAL_I2C=ON -DATCA_HAL_CUSTOM=ON \
+ && cmake -G Ninja -S /tmp/cal -B /tmp/cal/b -DCMAKE_BUILD_TYPE=Release -DATCA_HAL_I2C=ON -DATCA_HAL_CUSTOM=ON \
  && cmake --build /tmp/cal/b -j"$(nproc)" \
  && cmake --install /tmp/cal/b && DESTDIR=/out cmake --install /tmp/cal/b \
  && rm -rf /tmp/cal /tmp/cryptoauthlib-3.7.8.tar.gz

@@ -22,6 +22,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -176,7 +177,8 @@ int ioctl(int fd, unsigned long req, ...)
 		return real_ioctl(fd, req, arg);
 	}
 	if (req == I2C_SLAVE || req == I2C_SLAVE_FORCE) {
-		unsigned long a = (unsigned long)arg;
+		/* The address is passed as an int: only its low 32 bits are set. */
+		unsigned a = (unsigned)(uintptr_t)arg;
 
 		pthread_mutex_unlock(&lock);
 		if (a > 0x7f) {
