@@ -43,7 +43,7 @@ startup_ms() { # state_dir
 import socket, subprocess, sys, time
 egwd, state = sys.argv[1], sys.argv[2]
 s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
-req = b"GET /api/hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+req = b"GET /api/hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 t0 = time.monotonic()
 p = subprocess.Popen([egwd, "--port", str(port), "--state-dir", state, "--set", "http.bind=127.0.0.1"],
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

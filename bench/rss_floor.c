@@ -7,9 +7,9 @@
  * one libcurl multi transfer (to a closed loopback port), one
  * libmicrohttpd daemon on a loopback port without threads, one jansson
  * round trip, one libmosquitto client object.  Then it prints its own
- * VmRSS, RssAnon and RssFile (kB), the same fields bench/http.sh reads for
- * egwd, and again after memtrim_release() (what egwd does once settled).
- * egwd's RSS minus this floor is what egwd's own code costs.
+ * RSS, PSS and private memory (kB, /proc/self/smaps_rollup), the same
+ * figures bench/http.sh reads for egwd.  egwd's private memory minus this
+ * floor is what egwd's own code and data cost.
  *
  *   rss-floor DIR        (DIR: a scratch directory for the SQLite file)
  */
@@ -28,7 +28,7 @@
 #include <openssl/evp.h>
 #include <sqlite3.h>
 
-#include "base/memtrim.h"
+#include "base/mem.h"
 #include "egw-config.h"
 #if EGW_HAVE_MQTT
 #include <mosquitto.h>
@@ -129,7 +129,7 @@ main(int argc, char **argv)
 {
 	struct MHD_Daemon *mhd;
 	struct sockaddr_in lo = { .sin_family = AF_INET };
-	struct memtrim_result trim;
+	struct mem_usage u;
 	json_t *j;
 	char *s;
 
@@ -161,15 +161,11 @@ main(int argc, char **argv)
 	mosquitto_lib_init();
 	mosquitto_destroy(mosquitto_new("floor", true, NULL));
 #endif
-	printf("after one use of each library: VmRSS %ld kB = RssAnon %ld kB + "
-	    "RssFile %ld kB\n", status_kb("VmRSS"), status_kb("RssAnon"),
-	    status_kb("RssFile"));
-	/* what egwd does half a minute after start (src/base/memtrim.h); the
-	 * floor for a process that runs nothing afterwards */
-	memtrim_release(&trim);
-	printf("after memtrim_release: VmRSS %ld kB = RssAnon %ld kB + "
-	    "RssFile %ld kB\n", status_kb("VmRSS"), status_kb("RssAnon"),
-	    status_kb("RssFile"));
+	mem_trim();
+	mem_usage_read(&u);
+	printf("after one use of each library: rss %llu kB, pss %llu kB, private %llu kB "
+	    "(dirty %llu kB)\n", (unsigned long long)u.rss_kb, (unsigned long long)u.pss_kb,
+	    (unsigned long long)u.private_kb, (unsigned long long)u.private_dirty_kb);
 	MHD_stop_daemon(mhd);
 	return 0;
 }

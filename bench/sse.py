@@ -91,7 +91,7 @@ def main():
         socks = {}
         for i in range(a.clients):
             s = socket.create_connection(("127.0.0.1", egwd.port))
-            s.sendall(b"GET /api/live HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n")
+            s.sendall(b"GET /api/live HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n")
             s.setblocking(False)
             ep.register(s.fileno(), select.EPOLLIN)
             socks[s.fileno()] = [s, b"", {}]

@@ -1,14 +1,15 @@
 /* The application: one struct egw holds the loop and every module of the
  * gateway.  main.c creates the modules in the order of its init list and
- * tears them down in reverse; each module owner adds its field here and its
- * init/teardown step in main.c.  Nothing here is global: a test can build
- * several gateways in one process. */
+ * tears them down in reverse; the wiring of each module (its settings, hooks,
+ * /api/state sections and metrics) is in src/daemon/.  Only src/daemon/,
+ * src/web/ and main.c include this header.  Nothing here is global: a test
+ * can build several gateways in one process. */
 #pragma once
+#include <jansson.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "base/memtrim.h"
 #include "base/time.h"
 #include "fsm/fsm.h"
 #include "sched/sched.h"
@@ -16,8 +17,9 @@
 
 struct loop;
 struct settings;
+struct settings_error;
 struct web;
-/* Modules wired by their owners (see main.c). */
+/* The modules (each wired in src/daemon/). */
 struct signer;
 struct store;
 struct http;
@@ -46,15 +48,23 @@ struct egw {
 	struct namequery *namequery;
 	struct devices *devices;
 	struct batch *batch;             /* harvest: batch assembly (backend/batch.h) */
-	struct mqtt *mqtt;
+	struct mqtt *mqtt;               /* daemon/mqtt.c */
+	char mqtt_sig[1536];             /* the settings MQTT was started with */
 	struct webui *webui;             /* web UI, live stream, device API (webui.h) */
 	struct task watchdog;            /* systemd watchdog keep-alive (sdnotify.h) */
-	struct task memtrim;             /* hands back start-up pages (base/memtrim.h) */
+	struct task memtrim;             /* hands free heap back (base/mem.h) */
 	unsigned memtrims;
-	struct memtrim_result memtrim_last;
 
-	/* Called after the settings changed (POST /api/settings, SIGHUP); applies
-	 * them to every module without a restart.  Returns 0 or a negative error. */
-	int (*settings_changed)(struct egw *e);
+	/* Applies a settings patch (POST /api/settings, the device API): checked
+	 * by the schema (the same code that checks the file at start), applied
+	 * to every module without a restart, then saved, with the file kept as
+	 * the last known good one.  When a module refuses the change it is
+	 * rolled back and nothing is saved.  Returns 0, -EGW_ESCHEMA (err names
+	 * the key), -ENOMEM, or -errno when saving failed (rolled back too). */
+	int (*settings_commit)(struct egw *e, const json_t *patch, struct settings_error *err);
+	/* Where the running settings came from: "file", "last-known-good" or
+	 * "defaults", and why the file was set aside ("" when it was not). */
+	const char *settings_source;
+	char settings_rejected[512];
 	int exit_code;
 };

@@ -1,9 +1,10 @@
 /* egwd: the gateway daemon.
  *
- * Parses the command line, loads the settings, then brings the modules up in
- * the order of `steps` below and down in reverse.  Module owners add their
- * field to struct egw (egw.h) and one step here.  SIGTERM/SIGINT: state
- * "stopping", orderly teardown, exit 0.  SIGHUP: reload settings.json. */
+ * Parses the command line, loads the settings (a file it cannot use is set
+ * aside, never fatal), then brings the modules up in the order of `steps`
+ * below (their wiring lives in src/daemon/) and down in reverse.
+ * SIGTERM/SIGINT: state "stopping", orderly teardown, exit 0.  SIGHUP: reload
+ * settings.json. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -19,20 +20,22 @@
 #include <unistd.h>
 
 #include "backend/batch.h"
-#include "backend/pipeline.h"
+#include "daemon/pipeline.h"
 #include "backend/uploader.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/mem.h"
 #include "base/sdnotify.h"
 #include "base/util.h"
 #include "config/settings.h"
-#include "crypto/wire.h"
-#include "devices/wire.h"
+#include "daemon/signer.h"
+#include "daemon/devices.h"
+#include "daemon/mqtt.h"
 #include "egw.h"
 #include "fsm/fsm.h"
 #include "loop/loop.h"
 #include "store/store.h"
-#include "store/wire.h"
+#include "daemon/store.h"
 #include "web/web.h"
 #include "web/webui.h"
 
@@ -165,7 +168,53 @@ static int make_state_dir(const char *dir)
 	return 0;
 }
 
-/* Settings from file, then --set in order, then the dedicated flags. */
+/* The file egwd last ran with, beside the settings file. */
+static void lkg_path(const struct settings *s, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s.last-good", settings_path(s));
+}
+
+/* The settings file is not usable (malformed, or against the schema, e.g.
+ * edited by hand): egwd does not refuse to start over it.  The file is set
+ * aside as settings.json.rejected, and egwd runs with the last file it ran
+ * with, else the defaults, which become settings.json so the next start
+ * does the same; the UI and /api/state say what was refused and why. */
+static int settings_fallback(struct egw *e, const char *why)
+{
+	struct settings_error err = { 0 };
+	char path[PATH_MAX + 16], lkg[PATH_MAX + 16], msg[512];
+	const char *file = settings_path(e->settings);
+	int r;
+
+	snprintf(path, sizeof(path), "%s.rejected", file);
+	snprintf(e->settings_rejected, sizeof(e->settings_rejected),
+		 "%s was refused and kept as %s.rejected: %s", file, file, why);
+	if (rename(file, path) < 0) {
+		r = -errno;
+		fprintf(stderr, "egwd: cannot set %s aside as %s: %s\n", file, path, strerror(errno));
+		return r;
+	}
+	lkg_path(e->settings, lkg, sizeof(lkg));
+	e->settings_source = "defaults";
+	if (access(lkg, F_OK) == 0) {
+		r = settings_load_from(e->settings, lkg, &err);
+		if (r >= 0)
+			e->settings_source = "last-known-good";
+		else
+			fprintf(stderr, "egwd: the last known good settings %s are not usable either: %s\n",
+				lkg, settings_error_str(&err, msg, sizeof(msg)));
+	}
+	fprintf(stderr, "egwd: settings file %s refused (%s); kept as %s; running with the %s\n",
+		file, why, path, e->settings_source);
+	r = settings_save(e->settings);
+	if (r < 0)
+		fprintf(stderr, "egwd: writing %s: %s\n", file, strerror(-r));
+	return 0;
+}
+
+/* Settings from file, then --set in order, then the dedicated flags.  The
+ * command line is the user's own words for this run: a bad flag stops with
+ * a message (exit 2).  A bad file does not (settings_fallback). */
 static int load_settings(struct egw *e, const struct args *a)
 {
 	struct settings_error err = { 0 };
@@ -180,9 +229,14 @@ static int load_settings(struct egw *e, const struct args *a)
 	r = settings_new(path, &e->settings);
 	if (r < 0)
 		return r;
+	e->settings_source = "file";
 	r = settings_load(e->settings, &err);
-	if (r < 0) {
-		fprintf(stderr, "egwd: invalid settings file %s: %s\n", path,
+	if (r == -EGW_EJSON || r == -EGW_ESCHEMA) {
+		r = settings_fallback(e, settings_error_str(&err, msg, sizeof(msg)));
+		if (r < 0)
+			return r;
+	} else if (r < 0) {
+		fprintf(stderr, "egwd: settings file %s: %s\n", path,
 			settings_error_str(&err, msg, sizeof(msg)));
 		return r;
 	}
@@ -273,16 +327,42 @@ static int init_token(struct egw *e)
 		log_error("main", "API token %s/api-token: %s", e->state_dir, egw_strerror(r));
 		return r;
 	}
-	/* Printed once, at creation only. */
+	/* Where it is, never the token itself: stderr ends up in the journal
+	 * and in docker logs, which others may read. */
 	if (created)
-		fprintf(stderr, "egwd: created API token %s (stored in %s/api-token, mode 0600)\n",
-			e->token, e->state_dir);
+		fprintf(stderr, "egwd: created the API token in %s/api-token (mode 0600); "
+			"read it there to sign in to the web UI\n", e->state_dir);
 	return 0;
+}
+
+static json_t *settings_section(void *ud)
+{
+	struct egw *e = ud;
+	return json_pack("{s:s,s:s,s:s?}", "path", settings_path(e->settings), "source",
+			 e->settings_source, "rejected",
+			 e->settings_rejected[0] ? e->settings_rejected : NULL);
 }
 
 static int init_web(struct egw *e)
 {
 	int r = web_new(e, &e->web);
+	if (r == -EADDRNOTAVAIL) {
+		/* The address went away since it was saved (a new DHCP lease, a
+		 * removed interface): listen everywhere rather than not at all. */
+		struct settings_error err = { 0 };
+		json_t *any = json_string("0.0.0.0");
+		log_error("main", "cannot listen on %s (no such address here): listening on 0.0.0.0",
+			  settings_get_str(e->settings, "http.bind"));
+		snprintf(e->settings_rejected, sizeof(e->settings_rejected),
+			 "http.bind: %s is not an address of this machine; listening on 0.0.0.0",
+			 settings_get_str(e->settings, "http.bind"));
+		r = any ? settings_override(e->settings, "http.bind", any, &err) : -ENOMEM;
+		json_decref(any);
+		if (r >= 0)
+			r = web_new(e, &e->web);
+	}
+	if (r >= 0)
+		web_add_section(e->web, "settings", settings_section, e, true);
 	if (r < 0) {
 		log_error("main", "HTTP server on %s:%lld: %s",
 			  settings_get_str(e->settings, "http.bind"),
@@ -310,10 +390,9 @@ struct step {
 	void (*fini)(struct egw *e);
 };
 
-/* Brought up in this order, torn down in reverse.  Owners add their steps:
- * signer, store, http (curl multi), uploader, namequery, devices, harvest,
- * mqtt.  A module that wants to appear in /api/state registers a section
- * (web_add_section) in its init step, so "web" comes early. */
+/* Brought up in this order, torn down in reverse.  A module that appears in
+ * /api/state registers a section (web_add_section) in its init step, so
+ * "web" comes early. */
 static const struct step steps[] = {
 	{ "token", init_token, NULL },
 	{ "web", init_web, fini_web },
@@ -326,6 +405,7 @@ static const struct step steps[] = {
 	{ "uploader", pipeline_uploader_init, pipeline_uploader_fini },
 	{ "namequery", pipeline_name_init, pipeline_name_fini },
 	/* last: device hooks tolerate a missing UI, and MQTT topics need the serial */
+	{ "mqtt", mqtt_egw_init, mqtt_egw_fini },
 	{ "webui", webui_egw_init, webui_egw_fini },
 	{ "memory", init_memtrim, fini_memtrim },
 };
@@ -337,20 +417,90 @@ static void update_gateway_state(struct egw *e, const char *reason)
 	fsm_go(&e->gw, (unsigned)devices_egw_gateway_state(e), reason);
 }
 
-static int on_settings_changed(struct egw *e)
+/* Applies the current settings to every module.  Returns 0, or the first
+ * module's refusal with err saying why (the other modules have applied what
+ * they could; the caller rolls back and applies again). */
+static int apply_settings(struct egw *e, struct settings_error *err)
 {
+	char msg[256] = "";
 	int lvl = log_parse_level(settings_get_str(e->settings, "log_level"));
+	int r;
+
 	if (lvl >= 0)
 		log_set_level((enum log_level)lvl);
 	if (e->web)
 		web_apply_settings(e->web);
-	/* Module owners: apply the new settings to your module here. */
-	devices_egw_apply(e);
+	r = devices_egw_apply(e, msg, sizeof(msg));
+	if (r < 0) {
+		snprintf(err->key, sizeof(err->key), "devices");
+		snprintf(err->msg, sizeof(err->msg), "the device layer refused the list: %s",
+			 msg[0] ? msg : egw_strerror(r));
+	}
 	store_egw_apply(e);
-	webui_settings_changed(e->webui);
+	mqtt_egw_apply(e);
 	pipeline_apply_settings(e);
 	memtrim_apply(e);
 	update_gateway_state(e, "settings changed");
+	return r < 0 ? r : 0;
+}
+
+/* After a successful start or change: this file is one egwd runs with. */
+static void keep_last_good(struct egw *e)
+{
+	char lkg[PATH_MAX + 16];
+	int r;
+
+	lkg_path(e->settings, lkg, sizeof(lkg));
+	r = settings_save_to(e->settings, lkg);
+	if (r < 0)
+		log_warn("main", "saving the last known good settings %s: %s", lkg, egw_strerror(r));
+}
+
+/* A change that cannot be applied puts the settings back as they were and
+ * applies those again; nothing is saved. */
+static int settings_commit(struct egw *e, const json_t *patch, struct settings_error *err)
+{
+	struct settings_error ignored = { 0 };
+	struct settings *snap = settings_snapshot(e->settings);
+	int r;
+
+	if (!snap) {
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		return -ENOMEM;
+	}
+	r = settings_patch(e->settings, patch, err);
+	if (r < 0) {
+		settings_free(snap);
+		return r;
+	}
+	r = web_check_bind(settings_get_str(e->settings, "http.bind"));
+	if (r < 0) {
+		snprintf(err->key, sizeof(err->key), "http.bind");
+		snprintf(err->msg, sizeof(err->msg), "cannot listen on %.60s: %s",
+			 settings_get_str(e->settings, "http.bind"), egw_strerror(r));
+		settings_rollback(e->settings, snap);
+		return -EGW_ESCHEMA;
+	}
+	r = apply_settings(e, err);
+	if (r == 0) {
+		r = settings_save(e->settings);
+		if (r < 0) {
+			err->key[0] = 0;
+			snprintf(err->msg, sizeof(err->msg), "saving %s: %s",
+				 settings_path(e->settings), egw_strerror(r));
+		}
+	} else if (r != -ENOMEM) {
+		r = -EGW_ESCHEMA;
+	}
+	if (r < 0) {
+		log_error("main", "settings change not applied: %s%s%s", err->key,
+			  err->key[0] ? ": " : "", err->msg);
+		settings_rollback(e->settings, snap);
+		apply_settings(e, &ignored);
+		return r;
+	}
+	settings_free(snap);
+	keep_last_good(e);
 	return 0;
 }
 
@@ -385,26 +535,18 @@ static int watchdog_run(struct task *t, usec_t now)
 	return 0;
 }
 
-/* Start-up touches library code that never runs again (constructors,
- * configuration, one-time initialisation); half a minute in, and then every
- * memory.trim_interval_s (0: never), hand those pages back so the resident
- * set is what egwd uses.  A run costs a few hundred microseconds and the
- * minor faults that bring the working set back. */
+/* Half a minute after start, and then every memory.trim_interval_s (0:
+ * never), hand free heap back to the kernel (start-up, a drained backlog and
+ * a large settings document leave freed arenas behind), so private memory
+ * follows the working set.  It costs microseconds. */
 #define MEMTRIM_FIRST_S 30
 
 static int memtrim_run(struct task *t, usec_t now)
 {
 	struct egw *e = container_of(t, struct egw, memtrim);
-	struct memtrim_result *r = &e->memtrim_last;
 	UNUSED(now);
-	memtrim_release(r);
+	mem_trim();
 	e->memtrims++;
-	log_msg(e->memtrims == 1 ? LOG_LVL_INFO : LOG_LVL_DEBUG, "main",
-		"memory: resident %llu kB -> %llu kB (%llu kB own, %llu kB of files) after "
-		"unmapping start-up pages of %u read-only segments%s",
-		(unsigned long long)r->before.rss_kb, (unsigned long long)r->after.rss_kb,
-		(unsigned long long)r->after.anon_kb, (unsigned long long)r->after.file_kb,
-		r->segments, r->traced ? " (none: under a debugger)" : "");
 	return 0;
 }
 
@@ -415,11 +557,11 @@ static json_t *memory_section(void *ud)
 	mem_usage_read(&u);
 	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}",
 		"rss_kb", (json_int_t)u.rss_kb,
+		"pss_kb", (json_int_t)u.pss_kb,
+		"private_kb", (json_int_t)u.private_kb,
+		"private_dirty_kb", (json_int_t)u.private_dirty_kb,
 		"anon_kb", (json_int_t)u.anon_kb,
-		"file_kb", (json_int_t)u.file_kb,
-		"trims", (json_int_t)e->memtrims,
-		"last_trim_before_kb", (json_int_t)e->memtrim_last.before.rss_kb,
-		"last_trim_after_kb", (json_int_t)e->memtrim_last.after.rss_kb);
+		"trims", (json_int_t)e->memtrims);
 }
 
 /* (Re)schedule after a settings change: the first run MEMTRIM_FIRST_S after
@@ -497,15 +639,22 @@ static void on_signal(struct loop *l, int signo, void *ud)
 	if (signo == SIGHUP) {
 		struct settings_error err = { 0 };
 		char msg[512];
-		int r = settings_load(e->settings, &err);
+		struct settings *snap = settings_snapshot(e->settings);
+		int r = snap ? settings_load(e->settings, &err) : -ENOMEM;
+		if (r >= 0)
+			r = apply_settings(e, &err);
 		if (r < 0) {
 			log_error("main", "SIGHUP: keeping the current settings: %s",
-				  settings_error_str(&err, msg, sizeof(msg)));
+				  r == -ENOMEM ? "out of memory" : settings_error_str(&err, msg, sizeof(msg)));
+			if (snap) {
+				settings_rollback(e->settings, snap);
+				apply_settings(e, &err);
+			}
 			return;
 		}
+		settings_free(snap);
+		keep_last_good(e);
 		log_info("main", "SIGHUP: reloaded %s", settings_path(e->settings));
-		if (e->settings_changed)
-			e->settings_changed(e);
 		return;
 	}
 	log_info("main", "%s: stopping", strsignal(signo));
@@ -515,7 +664,7 @@ static void on_signal(struct loop *l, int signo, void *ud)
 
 int main(int argc, char **argv)
 {
-	struct egw e = { .exit_code = 0, .settings_changed = on_settings_changed };
+	struct egw e = { .exit_code = 0, .settings_commit = settings_commit };
 	struct args a = { 0 };
 	unsigned up = 0;
 	int r;
@@ -572,6 +721,10 @@ int main(int argc, char **argv)
 		}
 	}
 	update_gateway_state(&e, "started");
+	if (e.settings_rejected[0] && e.webui)
+		webui_notify(e.webui, "error", "settings", "settings: %s (running with the %s)",
+			     e.settings_rejected, e.settings_source);
+	keep_last_good(&e);
 	start_sdnotify(&e);
 	r = loop_run(e.loop);
 	if (r < 0) {

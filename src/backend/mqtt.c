@@ -11,6 +11,7 @@
 #include "base/err.h"
 #include "base/util.h"
 #include "loop/loop.h"
+#include "sched/sched.h"
 #include "loop/resolve.h"
 
 /* ---- payloads (pure) ---------------------------------------------------- */
@@ -347,7 +348,7 @@ static void lost(struct mqtt *m)
 		m->st.disconnects++;
 	m->connected = false;
 	m->st.connected = false;
-	m->backoff = m->backoff ? MIN(m->backoff * 2, MQTT_BACKOFF_MAX) : MQTT_BACKOFF_MIN;
+	m->backoff = sched_backoff_next(m->backoff, MQTT_BACKOFF_MIN, MQTT_BACKOFF_MAX);
 	m->retry_at = loop_now(m->loop) + m->backoff;
 }
 

@@ -1,5 +1,7 @@
 #include "config/settings.h"
 
+#include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -12,7 +14,10 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "base/host.h"
+#include "base/mask.h"
 #include "base/util.h"
+#include "devices/devconf.h"
 
 enum stype {
 	ST_INT,
@@ -21,8 +26,11 @@ enum stype {
 	ST_ENUM,
 	ST_URL,       /* "" or http(s)://... */
 	ST_URL_LIST,  /* array of http(s) URLs */
-	ST_DEVICES,   /* array of device objects */
+	ST_DEVICES,   /* array of device objects (devices/devconf.h) */
+	ST_HOST,      /* an IP address literal or a host name (base/host.h) */
+	ST_BIND,      /* an IPv4 address literal to listen on */
 	ST_ARRAY,     /* array of anything (checked by its consumer) */
+	ST_NAME_LIST, /* array of host names */
 };
 
 #define SF_SECRET 1u
@@ -54,11 +62,16 @@ static const struct skey schema[] = {
 	{ "frequency.interval_ms", ST_INT, 100, .min = 10, .max = 60000 },
 	{ "harvest.batch_interval_ms", ST_INT, 10000, .min = 10, .max = 3600000 },
 	{ "harvest.poll_interval_ms", ST_INT, 1000, .min = 10, .max = 3600000 },
-	{ "http.bind", ST_STR, .def_str = "0.0.0.0" },
+	{ "http.allowed_hosts", ST_NAME_LIST },
+	{ "http.bind", ST_BIND, .def_str = "0.0.0.0" },
 	{ "http.max_body_bytes", ST_INT, 65536, .min = 1024, .max = 16 * MIB },
 	{ "http.max_connections", ST_INT, 64, .min = 1, .max = 4096 },
 	{ "http.port", ST_INT, 5000, .min = 1, .max = 65535 },
 	{ "http.request_timeout_s", ST_INT, 10, .min = 1, .max = 3600 },
+	{ "http.tls", ST_BOOL, 1 },
+	{ "http.tls_cert", ST_STR, .def_str = "" },  /* "": <state-dir>/https-cert.pem */
+	{ "http.tls_key", ST_STR, .def_str = "" },   /* "": <state-dir>/https-key.pem */
+	{ "http.tls_port", ST_INT, 5443, .min = 1, .max = 65535 },
 	{ "log_level", ST_ENUM, .def_str = "info", .values = log_levels },
 	{ "memory.trim_interval_s", ST_INT, 600, .min = 0, .max = 86400 },
 	{ "modbus.min_gap_ms", ST_INT, 0, .min = 0, .max = 10000 },
@@ -67,7 +80,7 @@ static const struct skey schema[] = {
 	{ "mqtt.ca_file", ST_STR, .def_str = "" },
 	{ "mqtt.discovery_prefix", ST_STR, .def_str = "homeassistant" },
 	{ "mqtt.enabled", ST_BOOL, 0 },
-	{ "mqtt.host", ST_STR, .def_str = "localhost" },
+	{ "mqtt.host", ST_HOST, .def_str = "localhost" },
 	{ "mqtt.password", ST_STR, .def_str = "", .flags = SF_SECRET },
 	{ "mqtt.port", ST_INT, 1883, .min = 1, .max = 65535 },
 	{ "mqtt.tls", ST_BOOL, 0 },
@@ -82,34 +95,11 @@ static const struct skey schema[] = {
 	{ "store.max_bytes", ST_INT, 512 * MIB, .min = MIB, .max = INT64_C(1) << 40 },
 };
 
-/* Fields of one element of "devices". */
-enum dfield_type { DF_STR, DF_INT, DF_ENUM };
-struct dfield {
-	const char *name;
-	enum dfield_type type;
-	int64_t min, max;
-	const char *const *values;
-};
-static const char *const connections[] = { "tcp", "rtu", "rtu-over-tcp", NULL };
-static const char *const parities[] = { "N", "E", "O", NULL };
-static const struct dfield device_fields[] = {
-	{ "baudrate", DF_INT, 300, 4000000 },
-	{ "connection", DF_ENUM, .values = connections },
-	{ "host", DF_STR },
-	{ "id", DF_STR },
-	{ "name", DF_STR },
-	{ "parity", DF_ENUM, .values = parities },
-	{ "poll_interval_ms", DF_INT, 10, 3600000 },
-	{ "port", DF_INT, 1, 65535 },
-	{ "profile", DF_STR },
-	{ "serial_port", DF_STR },
-	{ "stopbits", DF_INT, 1, 2 },
-	{ "unit_id", DF_INT, 0, 255 },
-};
-
-#define MAX_DEVICES 32
 #define MAX_URLS 8      /* UPLOADER_MAX_URLS */
 #define MAX_ARRAY 256
+#define MAX_ARRAY_ENTRY 256  /* bytes of one ST_ARRAY entry, serialized */
+#define MAX_NAMES 16
+#define MAX_DOC_BYTES (256 * 1024) /* the whole document, serialized */
 
 struct settings {
 	json_t *file;      /* file layer */
@@ -228,63 +218,6 @@ static bool is_url(const char *s)
 	return (strncmp(s, "http://", 7) == 0 && s[7]) || (strncmp(s, "https://", 8) == 0 && s[8]);
 }
 
-static int check_device(const char *key, const json_t *d, struct settings_error *err)
-{
-	const char *name;
-	const json_t *v;
-	char fkey[256];
-	int r;
-
-	if (!json_is_object(d)) {
-		set_err(err, key, "expected an object, got %s", type_name(d));
-		return -EGW_ESCHEMA;
-	}
-	json_object_foreach((json_t *)d, name, v) {
-		const struct dfield *f = NULL;
-		for (size_t i = 0; i < ARRAY_SIZE(device_fields); i++)
-			if (strcmp(device_fields[i].name, name) == 0)
-				f = &device_fields[i];
-		snprintf(fkey, sizeof(fkey), "%.100s.%.60s", key, name);
-		if (!f) {
-			set_err(err, fkey, "unknown key");
-			return -EGW_ESCHEMA;
-		}
-		switch (f->type) {
-		case DF_STR:
-			if (!json_is_string(v)) {
-				set_err(err, fkey, "expected a string, got %s", type_name(v));
-				return -EGW_ESCHEMA;
-			}
-			break;
-		case DF_INT:
-			r = check_int(fkey, v, f->min, f->max, err);
-			if (r < 0)
-				return r;
-			break;
-		case DF_ENUM:
-			r = check_enum(fkey, v, f->values, err);
-			if (r < 0)
-				return r;
-			break;
-		}
-	}
-	static const char *const required[] = { "connection", "profile" };
-	for (size_t i = 0; i < ARRAY_SIZE(required); i++)
-		if (!json_object_get(d, required[i])) {
-			snprintf(fkey, sizeof(fkey), "%.100s.%s", key, required[i]);
-			set_err(err, fkey, "missing (required)");
-			return -EGW_ESCHEMA;
-		}
-	const char *conn = json_string_value(json_object_get(d, "connection"));
-	const char *need = strcmp(conn, "rtu") == 0 ? "serial_port" : "host";
-	if (!json_object_get(d, need)) {
-		snprintf(fkey, sizeof(fkey), "%.100s.%s", key, need);
-		set_err(err, fkey, "missing (required for connection \"%s\")", conn);
-		return -EGW_ESCHEMA;
-	}
-	return 0;
-}
-
 static int check_value(const struct skey *k, const json_t *v, struct settings_error *err)
 {
 	char ikey[160];
@@ -313,6 +246,30 @@ static int check_value(const struct skey *k, const json_t *v, struct settings_er
 		return 0;
 	case ST_ENUM:
 		return check_enum(k->key, v, k->values, err);
+	case ST_HOST:
+		if (!json_is_string(v)) {
+			set_err(err, k->key, "expected a string, got %s", type_name(v));
+			return -EGW_ESCHEMA;
+		}
+		if (!host_ok(json_string_value(v))) {
+			set_err(err, k->key, "\"%.60s\" is not an IP address or a host name",
+				json_string_value(v));
+			return -EGW_ESCHEMA;
+		}
+		return 0;
+	case ST_BIND: {
+		struct in_addr a;
+		if (!json_is_string(v)) {
+			set_err(err, k->key, "expected a string, got %s", type_name(v));
+			return -EGW_ESCHEMA;
+		}
+		if (inet_pton(AF_INET, json_string_value(v), &a) != 1) {
+			set_err(err, k->key, "\"%.60s\" is not an IPv4 address (0.0.0.0: every "
+				"interface, 127.0.0.1: this machine only)", json_string_value(v));
+			return -EGW_ESCHEMA;
+		}
+		return 0;
+	}
 	case ST_URL:
 		if (!json_is_string(v)) {
 			set_err(err, k->key, "expected a string, got %s", type_name(v));
@@ -326,24 +283,42 @@ static int check_value(const struct skey *k, const json_t *v, struct settings_er
 	case ST_URL_LIST:
 	case ST_DEVICES:
 	case ST_ARRAY:
+	case ST_NAME_LIST:
 		if (!json_is_array(v)) {
 			set_err(err, k->key, "expected an array, got %s", type_name(v));
 			return -EGW_ESCHEMA;
 		}
-		int max = k->type == ST_DEVICES ? MAX_DEVICES
-			: k->type == ST_URL_LIST ? MAX_URLS : MAX_ARRAY;
+		if (k->type == ST_DEVICES) {
+			struct devconf_error de = { 0 };
+			r = devconf_validate_list(v, &de);
+			if (r == -EGW_EPROFILE)
+				r = -EGW_ESCHEMA;
+			if (r < 0)
+				set_err(err, de.key, "%s", r == -ENOMEM ? "out of memory" : de.msg);
+			return r;
+		}
+		int max = k->type == ST_URL_LIST ? MAX_URLS
+			: k->type == ST_NAME_LIST ? MAX_NAMES : MAX_ARRAY;
 		if (json_array_size(v) > (size_t)max) {
 			set_err(err, k->key, "more than %d entries", max);
 			return -EGW_ESCHEMA;
 		}
-		if (k->type == ST_ARRAY)
-			return 0;
 		json_array_foreach(v, i, e) {
 			snprintf(ikey, sizeof(ikey), "%s[%zu]", k->key, i);
-			if (k->type == ST_DEVICES) {
-				r = check_device(ikey, e, err);
-				if (r < 0)
-					return r;
+			if (k->type == ST_ARRAY) {
+				/* Bounded, so that the document and every answer
+				 * that carries it stay small (see MAX_DOC_BYTES). */
+				size_t n = json_dumpb(e, NULL, 0, JSON_COMPACT);
+				if (n == 0 || n > MAX_ARRAY_ENTRY) {
+					set_err(err, ikey, "longer than %d bytes", MAX_ARRAY_ENTRY);
+					return -EGW_ESCHEMA;
+				}
+			} else if (k->type == ST_NAME_LIST) {
+				if (!json_is_string(e) || !host_ok(json_string_value(e))) {
+					set_err(err, ikey, "expected a host name (letters, digits, "
+						"'-' and '.', at most 253)");
+					return -EGW_ESCHEMA;
+				}
 			} else if (!json_is_string(e) || !is_url(json_string_value(e))) {
 				set_err(err, ikey, "expected an http:// or https:// URL");
 				return -EGW_ESCHEMA;
@@ -394,7 +369,16 @@ int settings_validate(const json_t *doc, struct settings_error *err)
 			doc ? type_name(doc) : "nothing");
 		return -EGW_ESCHEMA;
 	}
-	return validate_at("", doc, err);
+	int r = validate_at("", doc, err);
+	if (r < 0)
+		return r;
+	/* Every key is bounded on its own; this bounds them together, so a
+	 * GET /api/settings answer stays small whatever was posted. */
+	if (json_dumpb(doc, NULL, 0, JSON_COMPACT) > MAX_DOC_BYTES) {
+		set_err(err, "", "the settings document is larger than %d KiB", MAX_DOC_BYTES / 1024);
+		return -EGW_ESCHEMA;
+	}
+	return 0;
 }
 
 /* Finds or creates the object holding the last component of a dotted key
@@ -472,6 +456,8 @@ static json_t *defaults_doc(void)
 		case ST_BOOL: v = json_boolean(k->def); break;
 		case ST_STR:
 		case ST_ENUM:
+		case ST_HOST:
+		case ST_BIND:
 		case ST_URL: v = json_string(k->def_str); break;
 		default: v = json_array(); break;
 		}
@@ -642,22 +628,116 @@ int settings_override(struct settings *s, const char *key, const json_t *value,
 	return commit(s, json_deep_copy(s->file), over, err);
 }
 
-/* In patch (a copy), replace each secret given as "***" by its current value. */
-static void unmask(json_t *patch, const json_t *eff)
+/* The value a key will have once patch is applied: patch's, else the
+ * current one. */
+static const json_t *after_patch(const json_t *patch, const json_t *eff, const char *key)
+{
+	const json_t *v = lookup(patch, key);
+	return v ? v : lookup(eff, key);
+}
+
+/* A URL posted with masked parts ("***"): the stored URL (of cur, a string
+ * or an array of them) that masks to exactly that text, else NULL.  The
+ * masked text keeps scheme, host, port and path, so the stored secret only
+ * ever goes back to where it was given for. */
+static const json_t *unmask_url(const char *posted, const json_t *cur)
+{
+	size_t i, n = json_is_array(cur) ? json_array_size(cur) : 1;
+
+	for (i = 0; i < n; i++) {
+		const json_t *c = json_is_array(cur) ? json_array_get(cur, i) : cur;
+		char *m;
+		bool same;
+
+		if (!json_is_string(c))
+			continue;
+		m = mask_url(json_string_value(c));
+		same = m && strcmp(m, posted) == 0;
+		free(m);
+		if (same)
+			return c;
+	}
+	return NULL;
+}
+
+/* Replaces a URL given with "***" in it by the stored one it was masked
+ * from; *v is the posted string (patch owns it).  Returns 0 or
+ * -EGW_ESCHEMA (no stored URL masks to it). */
+static int unmask_url_at(json_t *holder, size_t index, const char *leaf, const json_t *cur,
+			 const char *key, struct settings_error *err)
+{
+	json_t *v = leaf ? json_object_get(holder, leaf) : json_array_get(holder, index);
+	const json_t *c;
+
+	if (!json_is_string(v) || !strstr(json_string_value(v), MASK))
+		return 0;
+	c = unmask_url(json_string_value(v), cur);
+	if (!c) {
+		set_err(err, key, "holds masked credentials (" MASK ") but is not a stored URL "
+			"with that scheme, host, port and path: a stored secret is only reused "
+			"where it was given for; enter the credentials again");
+		return -EGW_ESCHEMA;
+	}
+	return leaf ? json_object_set_new(holder, leaf, json_deep_copy(c))
+		    : json_array_set_new(holder, index, json_deep_copy(c));
+}
+
+/* In patch (a copy), puts back the secrets the API showed masked, where it
+ * is safe to: a password given as "***" only while the host and port it
+ * was given for stay (a changed mqtt.host with mqtt.password "***" would
+ * send the stored password to the new host: refused, naming the password,
+ * rather than cleared, so the user knows to type it for the new host); a
+ * URL with "***" in it only for the stored URL it was masked from.
+ * Returns 0 or -EGW_ESCHEMA. */
+static int unmask(json_t *patch, const json_t *eff, struct settings_error *err)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(schema); i++) {
-		if (!(schema[i].flags & SF_SECRET))
-			continue;
-		const json_t *v = lookup(patch, schema[i].key);
-		if (!json_is_string(v) || strcmp(json_string_value(v), "***") != 0)
-			continue;
-		char buf[128];
+		const struct skey *k = &schema[i];
+		char buf[128], ikey[160];
 		const char *leaf = NULL;
-		json_t *parent = parent_for(patch, schema[i].key, buf, sizeof(buf), &leaf);
-		const json_t *cur = lookup(eff, schema[i].key);
+		json_t *parent, *v = (json_t *)lookup(patch, k->key);
+		int r;
+
+		if (!v)
+			continue;
+		if (k->type == ST_URL) {
+			parent = parent_for(patch, k->key, buf, sizeof(buf), &leaf);
+			r = parent ? unmask_url_at(parent, 0, leaf, lookup(eff, k->key), k->key, err)
+				   : -ENOMEM;
+			if (r < 0)
+				return r;
+			continue;
+		}
+		if (k->type == ST_URL_LIST && json_is_array(v)) {
+			for (size_t j = 0; j < json_array_size(v); j++) {
+				snprintf(ikey, sizeof(ikey), "%s[%zu]", k->key, j);
+				r = unmask_url_at(v, j, NULL, lookup(eff, k->key), ikey, err);
+				if (r < 0)
+					return r;
+			}
+			continue;
+		}
+		if (!(k->flags & SF_SECRET) || !json_is_string(v) ||
+		    strcmp(json_string_value(v), MASK) != 0)
+			continue;
+		/* The secret's group ("mqtt") names where it goes: host and port. */
+		char group[64], hk[80], pk[80];
+		snprintf(group, sizeof(group), "%.*s", (int)strcspn(k->key, "."), k->key);
+		snprintf(hk, sizeof(hk), "%s.host", group);
+		snprintf(pk, sizeof(pk), "%s.port", group);
+		if (!json_equal((json_t *)after_patch(patch, eff, hk), (json_t *)lookup(eff, hk)) ||
+		    !json_equal((json_t *)after_patch(patch, eff, pk), (json_t *)lookup(eff, pk))) {
+			set_err(err, k->key, MASK " keeps the stored password only for the host and "
+				"port it was given for; %s or %s changes: enter the password for the "
+				"new one", hk, pk);
+			return -EGW_ESCHEMA;
+		}
+		parent = parent_for(patch, k->key, buf, sizeof(buf), &leaf);
+		const json_t *cur = lookup(eff, k->key);
 		if (parent && leaf && cur)
 			json_object_set_new(parent, leaf, json_deep_copy(cur));
 	}
+	return 0;
 }
 
 /* Removes from `over` every leaf that `patch` sets: a value written through
@@ -696,7 +776,9 @@ int settings_patch(struct settings *s, const json_t *patch, struct settings_erro
 		r = -ENOMEM;
 		goto out;
 	}
-	unmask(p, s->eff);
+	r = unmask(p, s->eff, err);
+	if (r < 0)
+		goto out;
 	r = merge(file, p);
 	if (r < 0)
 		goto out;
@@ -802,47 +884,166 @@ err_unlink:
 	return r;
 }
 
-int settings_save(const struct settings *s)
+/* The file layer as the text settings_save writes: sorted keys, two-space
+ * indent, a final newline as an editor would leave.  NULL on ENOMEM. */
+static char *file_text(const struct settings *s, size_t *ret_len)
 {
 	char *text = json_dumps(s->file, JSON_INDENT(2) | JSON_SORT_KEYS);
-	int r;
+	char *t2;
+	size_t n;
+
 	if (!text)
-		return -ENOMEM;
-	size_t n = strlen(text);
-	text[n] = 0;
-	/* End with a newline, as an editor would. */
-	char *t2 = realloc(text, n + 2);
+		return NULL;
+	n = strlen(text);
+	t2 = realloc(text, n + 2);
 	if (!t2) {
 		free(text);
-		return -ENOMEM;
+		return NULL;
 	}
 	t2[n] = '\n';
 	t2[n + 1] = 0;
-	r = settings_write_atomic(s->path, t2, n + 1, 0600);
-	free(t2);
+	*ret_len = n + 1;
+	return t2;
+}
+
+/* True when path holds exactly len bytes equal to data. */
+static bool file_equals(const char *path, const char *data, size_t len)
+{
+	char buf[4096];
+	size_t off = 0;
+	bool same = true;
+	FILE *f = fopen(path, "rbe");
+
+	if (!f)
+		return false;
+	for (;;) {
+		size_t n = fread(buf, 1, sizeof(buf), f);
+		if (n == 0)
+			break;
+		if (off + n > len || memcmp(buf, data + off, n) != 0) {
+			same = false;
+			break;
+		}
+		off += n;
+	}
+	fclose(f);
+	return same && off == len;
+}
+
+int settings_save_to(const struct settings *s, const char *path)
+{
+	size_t n;
+	char *text = file_text(s, &n);
+	int r;
+
+	if (!text)
+		return -ENOMEM;
+	/* Flash wears with every write: an unchanged file is left alone. */
+	r = file_equals(path ? path : s->path, text, n) ? 0
+		: settings_write_atomic(path ? path : s->path, text, n, 0600);
+	free(text);
 	return r;
+}
+
+int settings_save(const struct settings *s)
+{
+	return settings_save_to(s, NULL);
+}
+
+struct settings *settings_snapshot(const struct settings *s)
+{
+	struct settings *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	memcpy(c->path, s->path, sizeof(c->path));
+	c->generation = s->generation;
+	c->file = json_deep_copy(s->file);
+	c->over = json_deep_copy(s->over);
+	c->eff = json_deep_copy(s->eff);
+	if (!c->file || !c->over || !c->eff) {
+		settings_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void settings_rollback(struct settings *s, struct settings *snap)
+{
+	json_t *t;
+#define SWAP(f) (t = s->f, s->f = snap->f, snap->f = t)
+	SWAP(file);
+	SWAP(over);
+	SWAP(eff);
+#undef SWAP
+	s->generation++;
+	settings_free(snap);
+}
+
+int settings_load_from(struct settings *s, const char *path, struct settings_error *err)
+{
+	char keep[PATH_MAX];
+	int r;
+
+	memcpy(keep, s->path, sizeof(keep));
+	snprintf(s->path, sizeof(s->path), "%s", path);
+	r = settings_load(s, err);
+	memcpy(s->path, keep, sizeof(s->path));
+	return r;
+}
+
+/* Every getter names a schema key: a typo is a programmer error, caught by
+ * the assert in every test build rather than read silently as 0. */
+static const json_t *get(const struct settings *s, const char *key, bool scalar)
+{
+	const struct skey *k = schema_find(key);
+	assert(k && "settings: key not in the schema");
+	assert(!k || scalar == (k->type != ST_URL_LIST && k->type != ST_DEVICES &&
+				k->type != ST_ARRAY));
+	UNUSED(scalar);
+	return k ? lookup(s->eff, key) : NULL;
 }
 
 const json_t *settings_get_json(const struct settings *s, const char *key)
 {
+	const struct skey *k = schema_find(key);
+	assert((k || schema_is_group(key)) && "settings: key not in the schema");
+	UNUSED(k);
 	return lookup(s->eff, key);
 }
 
 int64_t settings_get_int(const struct settings *s, const char *key)
 {
-	const json_t *v = lookup(s->eff, key);
+	const json_t *v = get(s, key, true);
 	return json_is_integer(v) ? json_integer_value(v) : 0;
 }
 
 const char *settings_get_str(const struct settings *s, const char *key)
 {
-	const json_t *v = lookup(s->eff, key);
+	const json_t *v = get(s, key, true);
 	return json_is_string(v) ? json_string_value(v) : "";
 }
 
 bool settings_get_bool(const struct settings *s, const char *key)
 {
-	return json_is_true(lookup(s->eff, key));
+	return json_is_true(get(s, key, true));
+}
+
+/* URL values in doc (string or array of strings at key) masked in place. */
+static void mask_urls_at(json_t *doc, const char *key)
+{
+	json_t *v = (json_t *)lookup(doc, key);
+	size_t n = json_is_array(v) ? json_array_size(v) : 1;
+
+	for (size_t i = 0; v && i < n; i++) {
+		json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
+		char *m;
+
+		if (!json_is_string(e))
+			continue;
+		m = mask_url(json_string_value(e));
+		json_string_set(e, m ? m : MASK);
+		free(m);
+	}
 }
 
 json_t *settings_to_json(const struct settings *s, bool mask)
@@ -851,6 +1052,8 @@ json_t *settings_to_json(const struct settings *s, bool mask)
 	if (!doc || !mask)
 		return doc;
 	for (size_t i = 0; i < ARRAY_SIZE(schema); i++) {
+		if (schema[i].type == ST_URL || schema[i].type == ST_URL_LIST)
+			mask_urls_at(doc, schema[i].key);
 		if (!(schema[i].flags & SF_SECRET))
 			continue;
 		const json_t *v = lookup(doc, schema[i].key);
@@ -860,7 +1063,7 @@ json_t *settings_to_json(const struct settings *s, bool mask)
 		const char *leaf;
 		json_t *parent = parent_for(doc, schema[i].key, buf, sizeof(buf), &leaf);
 		if (parent)
-			json_object_set_new(parent, leaf, json_string("***"));
+			json_object_set_new(parent, leaf, json_string(MASK));
 	}
 	return doc;
 }

@@ -66,8 +66,22 @@ int settings_patch(struct settings *s, const json_t *patch, struct settings_erro
  * reference) or -EINVAL (no '=', empty or over-long key). */
 int settings_parse_assignment(const char *arg, char *ret_key, size_t keylen, json_t **ret_value);
 
-/* Atomically writes the file layer to the settings path.  Returns 0 or -errno. */
+/* Atomically writes the file layer to the settings path (settings_save) or
+ * to another path (settings_save_to, e.g. the last-known-good copy).  A file
+ * that already holds the same text is not rewritten.  Returns 0 or -errno. */
 int settings_save(const struct settings *s);
+int settings_save_to(const struct settings *s, const char *path);
+
+/* Reads the file layer from another file (the last-known-good copy), as
+ * settings_load does; the settings path stays where settings_save writes. */
+int settings_load_from(struct settings *s, const char *path, struct settings_error *err);
+
+/* A copy of every layer, taken before applying a change; settings_rollback
+ * puts it back (and frees it) when the change cannot be applied.
+ * settings_snapshot returns NULL on ENOMEM; free an unused one with
+ * settings_free. */
+struct settings *settings_snapshot(const struct settings *s);
+void settings_rollback(struct settings *s, struct settings *snap);
 
 /* Writes len bytes to path atomically: path.tmp.<pid> created with `mode`,
  * write, fsync, rename over path, fsync of the directory.  The temp file
@@ -75,7 +89,8 @@ int settings_save(const struct settings *s);
 int settings_write_atomic(const char *path, const void *data, size_t len, unsigned mode);
 
 /* Getters on the effective document.  Keys are dotted schema keys; a key not
- * in the schema (a programmer error) gives 0 / "" / false / NULL. */
+ * in the schema is a programmer error: it asserts (test builds) and reads as
+ * 0 / "" / false / NULL in a release build. */
 int64_t settings_get_int(const struct settings *s, const char *key);
 const char *settings_get_str(const struct settings *s, const char *key);
 bool settings_get_bool(const struct settings *s, const char *key);

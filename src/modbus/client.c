@@ -8,12 +8,12 @@
 #include "modbus/client.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/host.h"
 #include "base/util.h"
 #include "modbus/transport.h"
 
@@ -52,12 +52,11 @@ static uint64_t rng_next(struct mb_client *c)
 
 static usec_t backoff_delay(struct mb_client *c)
 {
-	unsigned shift = c->fail_streak ? MIN(c->fail_streak - 1, 30u) : 0;
-	usec_t d = c->cfg.backoff_min;
-	while (shift-- && d < c->cfg.backoff_max)
-		d *= 2;
-	if (d > c->cfg.backoff_max)
-		d = c->cfg.backoff_max;
+	unsigned n = c->fail_streak ? MIN(c->fail_streak, 31u) : 1;
+	usec_t d = 0;
+	/* the wait the scheduler's rule gives after fail_streak failures */
+	while (n--)
+		d = sched_backoff_next(d, c->cfg.backoff_min, c->cfg.backoff_max);
 	/* "equal jitter": half fixed, half random, so clients spread out */
 	return d / 2 + (usec_t)(rng_next(c) % (uint64_t)(d / 2 + 1));
 }
@@ -547,18 +546,6 @@ static int parse_host(struct mb_client *c, const char *host, uint16_t port)
 	return -EINVAL;
 }
 
-/* A DNS name as RFC 1123 allows it: letters, digits, '-' and '.'. */
-static bool valid_hostname(const char *h)
-{
-	size_t n = strlen(h);
-	if (n == 0 || n > 253 || h[0] == '-' || h[0] == '.')
-		return false;
-	for (; *h; h++)
-		if (!isalnum((unsigned char)*h) && *h != '-' && *h != '.')
-			return false;
-	return true;
-}
-
 int mb_client_new(struct loop *l, const struct mb_client_config *cfg, struct mb_client **ret)
 {
 	struct mb_client *c;
@@ -607,7 +594,7 @@ int mb_client_new(struct loop *l, const struct mb_client_config *cfg, struct mb_
 		if (!c->cfg.port)
 			c->cfg.port = 502;
 		if (parse_host(c, c->host, c->cfg.port) < 0) {
-			if (!valid_hostname(c->host))
+			if (!host_ok(c->host))
 				goto err_free;
 			c->need_resolve = true;
 		}

@@ -5,6 +5,7 @@ taken from $EGW_BUILD (default: <repo>/build).  Every process started through
 this module is killed when the test case ends (use Proc as a context manager or
 register it with TestCase.addCleanup).
 """
+import atexit
 import http.client as httpclient
 import json
 import os
@@ -43,6 +44,20 @@ def tempdir(testcase, prefix="egw-test-"):
     return d
 
 
+_logs = []
+
+
+@atexit.register
+def _remove_logs():
+    """Each process's output file goes when the test file's run ends (a
+    failing test has printed what it needed by then)."""
+    for p in _logs:
+        try:
+            os.unlink(p)
+        except OSError:
+            pass
+
+
 class Proc:
     """A child process whose combined output is captured to a file."""
 
@@ -50,6 +65,7 @@ class Proc:
         self.argv = [str(a) for a in argv]
         self.name = name or os.path.basename(self.argv[0])
         fd, self.log_path = tempfile.mkstemp(prefix=f"egw-{self.name}-", suffix=".log")
+        _logs.append(self.log_path)
         self.log = os.fdopen(fd, "w+b")
         e = dict(os.environ)
         # Sanitizer builds: fail loudly, no leak noise from short-lived kills.
@@ -169,21 +185,21 @@ def get_json(port, path, **kw):
 
 
 class Egwd(Proc):
-    """egwd with a temporary state dir on a free port.
+    """egwd with a temporary state dir on a free port (and a free HTTPS port).
 
     Extra settings: Egwd(tc, set={"harvest.batch_interval_ms": 200, "devices": [...]})
     """
 
     def __init__(self, testcase, state_dir=None, port=None, set=None, args=(), env=None,
-                 wait=True):
+                 wait=True, tls_port=None):
         self.state_dir = state_dir or tempdir(testcase)
         self.port = port or free_port()
+        self.tls_port = tls_port or free_port()
+        while self.tls_port == self.port:
+            self.tls_port = free_port()
         argv = [binary("egwd"), "--port", self.port, "--state-dir", self.state_dir]
         # Tests listen on loopback only (egwd's default is every interface).
-        # Every egwd under test unmaps its libraries' read-only pages every 2 s
-        # (default: 30 s after start, then every 10 min), so that each test,
-        # plain and under ASan, also runs with code pages coming back mid-work.
-        set = dict({"http.bind": "127.0.0.1", "memory.trim_interval_s": 2}, **(set or {}))
+        set = dict({"http.bind": "127.0.0.1", "http.tls_port": self.tls_port}, **(set or {}))
         for k, v in set.items():
             if not isinstance(v, str):
                 v = json.dumps(v)

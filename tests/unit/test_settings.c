@@ -7,6 +7,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -75,6 +77,22 @@ static char *read_file(const char *path)
 	return buf;
 }
 
+/* True when reading key in a child process ends it with SIGABRT. */
+static bool aborts(struct settings *s, const char *key)
+{
+	int status;
+	pid_t pid = fork();
+	if (pid == 0) {
+		/* no core dump, no cmocka handler: just the assert's verdict */
+		signal(SIGABRT, SIG_DFL);
+		(void)settings_get_int(s, key);
+		_exit(0);
+	}
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+}
+
 static void test_defaults(void **state)
 {
 	struct fixture *fx = *state;
@@ -106,10 +124,12 @@ static void test_defaults(void **state)
 	assert_int_equal(json_array_size(settings_get_json(s, "devices")), 0);
 	assert_true(json_is_array(settings_get_json(s, "backend.data_urls")));
 	assert_true(json_is_array(settings_get_json(s, "modbus_write_allowlist")));
-	/* not in the schema */
-	assert_int_equal(settings_get_int(s, "http.nope"), 0);
-	assert_string_equal(settings_get_str(s, "nope"), "");
-	assert_null(settings_get_json(s, "a.b.c"));
+	/* A key not in the schema is a programmer error: it asserts, it never
+	 * reads silently as 0. */
+	assert_true(aborts(s, "http.nope"));
+	assert_true(aborts(s, "nope"));
+	assert_true(aborts(s, "devices.x"));
+	assert_false(aborts(s, "http.port"));
 }
 
 /* Each invalid document with the key and a fragment of the message it must give. */
@@ -133,19 +153,19 @@ static const struct bad {
 	{ "{\"backend\":{\"graphql_url\":\"nope\"}}", "backend.graphql_url", "URL" },
 	{ "{\"devices\":{}}", "devices", "expected an array" },
 	{ "{\"devices\":[5]}", "devices[0]", "expected an object" },
-	{ "{\"devices\":[{\"connection\":\"usb\",\"profile\":\"x\",\"host\":\"h\"}]}",
+	{ "{\"devices\":[{\"connection\":\"usb\",\"profile\":\"huawei\",\"host\":\"h\"}]}",
 	  "devices[0].connection", "unknown value \"usb\"" },
-	{ "{\"devices\":[{\"connection\":\"tcp\",\"profile\":\"x\",\"host\":\"h\"},"
-	  "{\"connection\":\"tcp\",\"profile\":\"x\",\"host\":\"h\",\"port\":\"502\"}]}",
+	{ "{\"devices\":[{\"connection\":\"tcp\",\"profile\":\"huawei\",\"host\":\"h\"},"
+	  "{\"connection\":\"tcp\",\"profile\":\"huawei\",\"host\":\"h\",\"port\":\"502\"}]}",
 	  "devices[1].port", "expected an integer" },
-	{ "{\"devices\":[{\"connection\":\"tcp\",\"profile\":\"x\",\"host\":\"h\",\"unit_id\":300}]}",
+	{ "{\"devices\":[{\"connection\":\"tcp\",\"profile\":\"huawei\",\"host\":\"h\",\"unit_id\":300}]}",
 	  "devices[0].unit_id", "out of range 0..255" },
 	{ "{\"devices\":[{\"connection\":\"tcp\",\"host\":\"h\"}]}", "devices[0].profile", "missing" },
-	{ "{\"devices\":[{\"connection\":\"rtu\",\"profile\":\"x\"}]}", "devices[0].serial_port",
+	{ "{\"devices\":[{\"connection\":\"rtu\",\"profile\":\"huawei\"}]}", "devices[0].serial_port",
 	  "missing" },
-	{ "{\"devices\":[{\"connection\":\"tcp\",\"profile\":\"x\",\"host\":\"h\",\"colour\":1}]}",
+	{ "{\"devices\":[{\"connection\":\"tcp\",\"profile\":\"huawei\",\"host\":\"h\",\"colour\":1}]}",
 	  "devices[0].colour", "unknown key" },
-	{ "{\"devices\":[{\"connection\":\"rtu\",\"profile\":\"x\",\"serial_port\":\"/dev/ttyS0\","
+	{ "{\"devices\":[{\"connection\":\"rtu\",\"profile\":\"huawei\",\"serial_port\":\"/dev/ttyS0\","
 	  "\"parity\":\"X\"}]}", "devices[0].parity", "unknown value" },
 	{ "{\"devices\":[{\"connection\":\"tcp\",\"profile\":7,\"host\":\"h\"}]}",
 	  "devices[0].profile", "expected a string" },
@@ -254,12 +274,43 @@ static void test_layers_and_patch(void **state)
 	assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "mqtt"), "password")), "***");
 	assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "mqtt"), "username")), "u");
 	json_decref(doc);
+	/* ... only for the host and port it was given for */
 	json_t *patch = json_loads("{\"mqtt\": {\"password\": \"***\", \"host\": \"broker\"}}", 0, NULL);
+	assert_int_equal(settings_patch(fx->s, patch, &err), -EGW_ESCHEMA);
+	assert_string_equal(err.key, "mqtt.password");
+	json_decref(patch);
+	assert_string_equal(settings_get_str(fx->s, "mqtt.host"), "localhost");
+	patch = json_loads("{\"mqtt\": {\"password\": \"***\", \"username\": \"u2\"}}", 0, NULL);
+	assert_int_equal(settings_patch(fx->s, patch, &err), 0);
+	json_decref(patch);
+	patch = json_loads("{\"mqtt\": {\"host\": \"broker\"}}", 0, NULL);
 	assert_int_equal(settings_patch(fx->s, patch, &err), 0);
 	json_decref(patch);
 	assert_string_equal(settings_get_str(fx->s, "mqtt.password"), "s3cret");
 	assert_string_equal(settings_get_str(fx->s, "mqtt.host"), "broker");
-	assert_string_equal(settings_get_str(fx->s, "mqtt.username"), "u");
+	assert_string_equal(settings_get_str(fx->s, "mqtt.username"), "u2");
+
+	/* URLs: credentials and key-like parameters masked; a masked URL posted
+	 * back is the stored one only where it masks to exactly that */
+	patch = json_loads("{\"backend\": {\"data_urls\": [\"https://a:b@h:8/d?api_key=k&x=1\"]}}",
+	                   0, NULL);
+	assert_int_equal(settings_patch(fx->s, patch, &err), 0);
+	json_decref(patch);
+	doc = settings_to_json(fx->s, true);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(json_object_get(doc,
+	                    "backend"), "data_urls"), 0)), "https://***@h:8/d?api_key=***&x=1");
+	json_decref(doc);
+	patch = json_loads("{\"backend\": {\"data_urls\": [\"https://***@h:8/d?api_key=***&x=1\"]}}",
+	                   0, NULL);
+	assert_int_equal(settings_patch(fx->s, patch, &err), 0);
+	json_decref(patch);
+	assert_string_equal(json_string_value(json_array_get(settings_get_json(fx->s,
+	                    "backend.data_urls"), 0)), "https://a:b@h:8/d?api_key=k&x=1");
+	patch = json_loads("{\"backend\": {\"data_urls\": [\"https://***@h:9/d?api_key=***&x=1\"]}}",
+	                   0, NULL);
+	assert_int_equal(settings_patch(fx->s, patch, &err), -EGW_ESCHEMA);
+	assert_string_equal(err.key, "backend.data_urls[0]");
+	json_decref(patch);
 
 	patch = json_loads("{\"mqtt\": {\"port\": -1}}", 0, NULL);
 	assert_int_equal(settings_patch(fx->s, patch, &err), -EGW_ESCHEMA);

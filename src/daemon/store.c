@@ -1,0 +1,95 @@
+/* Store wiring (see wire.h). */
+#include "daemon/store.h"
+
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "config/settings.h"
+#include "egw.h"
+#include "store/store.h"
+#include "web/web.h"
+
+static json_t *store_section(void *ud)
+{
+	struct egw *e = ud;
+	struct store_stats st;
+
+	if (!e->store)
+		return NULL;
+	store_get_stats(e->store, &st);
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:o, s:I, s:I}",
+			 "backlog", (json_int_t)st.backlog, "delivered", (json_int_t)st.delivered,
+			 "dropped", (json_int_t)st.dropped, "last_seq", (json_int_t)st.last_seq,
+			 "unsigned", (json_int_t)st.unsigned_rows, "bytes", (json_int_t)st.bytes,
+			 "disk_full", st.disk_full, "recovered", st.recovered,
+			 "last_error", st.last_err ? json_string(egw_strerror(st.last_err)) : json_null(),
+			 "max_bytes", (json_int_t)settings_get_int(e->settings, "store.max_bytes"),
+			 "max_age_s", (json_int_t)settings_get_int(e->settings, "store.max_age_s"));
+}
+
+static void store_metrics(void *ud, struct web_buf *b)
+{
+	struct egw *e = ud;
+	struct store_stats st;
+
+	if (!e->store)
+		return;
+	store_get_stats(e->store, &st);
+	web_buf_printf(b,
+		       "# TYPE egw_store_backlog gauge\negw_store_backlog %lld\n"
+		       "# TYPE egw_store_unsigned gauge\negw_store_unsigned %lld\n"
+		       "# TYPE egw_store_bytes gauge\negw_store_bytes %lld\n"
+		       "# TYPE egw_store_delivered_total counter\negw_store_delivered_total %lld\n"
+		       "# TYPE egw_store_dropped_total counter\negw_store_dropped_total %lld\n"
+		       "# TYPE egw_store_last_seq gauge\negw_store_last_seq %lld\n"
+		       "# TYPE egw_store_disk_full gauge\negw_store_disk_full %d\n",
+		       (long long)st.backlog, (long long)st.unsigned_rows, (long long)st.bytes,
+		       (long long)st.delivered, (long long)st.dropped, (long long)st.last_seq,
+		       st.disk_full ? 1 : 0);
+}
+
+int store_egw_init(struct egw *e)
+{
+	char path[PATH_MAX + 16];
+	struct store_config cfg = {
+		.path = path,
+		.max_bytes = settings_get_int(e->settings, "store.max_bytes"),
+		.max_age_s = settings_get_int(e->settings, "store.max_age_s"),
+	};
+	struct store_stats st;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/store.db", e->state_dir);
+	r = store_open(e->loop, &cfg, &e->store);
+	if (r < 0) {
+		log_error("store", "cannot open %s: %s", path, egw_strerror(r));
+		return r;
+	}
+	store_get_stats(e->store, &st);
+	log_info("store", "%s: %lld rows waiting (%lld unsigned), last seq %lld", path,
+		 (long long)st.backlog, (long long)st.unsigned_rows, (long long)st.last_seq);
+	if (e->web) {
+		web_add_section(e->web, "store", store_section, e, true);
+		web_add_metrics(e->web, store_metrics, e);
+	}
+	return 0;
+}
+
+void store_egw_fini(struct egw *e)
+{
+	struct store *s = e->store;
+
+	e->store = NULL;
+	store_close(s);
+}
+
+int store_egw_apply(struct egw *e)
+{
+	if (e->store)
+		store_set_bounds(e->store, settings_get_int(e->settings, "store.max_bytes"),
+				 settings_get_int(e->settings, "store.max_age_s"));
+	return 0;
+}

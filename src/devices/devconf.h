@@ -1,0 +1,78 @@
+/* Device configuration: the one parser and validator of the "devices"
+ * setting.  The settings file, --set, the HTTP API and the device layer all
+ * go through it, so whatever the API accepts and saves is exactly what the
+ * device layer will run with at the next start.
+ *
+ * A device object:
+ *   {"connection": "tcp" (default) | "rtu" | "rtu-over-tcp", "profile": NAME,
+ *    tcp and rtu-over-tcp: "host" (IPv4/IPv6 literal or a host name), "port" (502),
+ *    rtu: "serial_port" (absolute path), "baudrate" (9600), "parity" ("E"),
+ *         "stopbits" (device default),
+ *    "unit_id" (1), optional "id" (1..63 of A-Z a-z 0-9 _ - .; default
+ *    "dev<index>"), "name" (1..95 printable bytes; default the id),
+ *    "poll_interval_ms" (10..3600000; default the harvest interval)}
+ *
+ * Rules over the list: at most DEVCONF_MAX devices, ids unique, one device
+ * address (host, port, unit_id; or serial_port, unit_id) used once, and the
+ * devices on one serial port agree on baudrate, parity and stopbits.
+ *
+ * Errors name the field as a dotted key ("devices[1].serial_port") and say
+ * what is wrong in words. */
+#pragma once
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "modbus/client.h"
+
+struct profile;
+
+#define DEVCONF_MAX 32
+#define DEVCONF_ID_LEN 64    /* id: at most 63 bytes */
+#define DEVCONF_NAME_LEN 96  /* name: at most 95 bytes */
+#define DEVCONF_HOST_LEN 256 /* host and serial_port: at most 255 bytes */
+
+/* One device's settings, parsed and validated (a value type). */
+struct dev_conf {
+	char id[DEVCONF_ID_LEN];
+	char name[DEVCONF_NAME_LEN];
+	enum mb_transport_kind kind;
+	char host[DEVCONF_HOST_LEN];
+	uint16_t port;
+	uint8_t unit;
+	char serial_port[DEVCONF_HOST_LEN];
+	unsigned baudrate;
+	char parity;
+	unsigned stopbits;             /* 0: the transport's default */
+	const struct profile *profile; /* static table (for "sunspec": the template) */
+	bool sunspec;                  /* discover the map at connect time */
+	unsigned poll_interval_ms;     /* 0: the set's */
+	json_t *json;                  /* the settings object (a reference), to detect changes */
+};
+
+struct devconf_error {
+	char key[64];   /* "devices[1].host", "devices[2]" or "devices" */
+	char msg[192];  /* the problem, without the key */
+};
+
+/* "key: msg" into buf; returns buf. */
+const char *devconf_error_str(const struct devconf_error *e, char *buf, size_t len);
+
+/* Parses the array (NULL or JSON null: no device).  On success *ret is a
+ * calloc'd array of *ret_n entries (NULL when 0), each holding a reference
+ * to its JSON object; free with devconf_free.  Returns 0, -EGW_ESCHEMA
+ * (err filled), -EGW_EPROFILE (unknown profile, err filled) or -ENOMEM. */
+int devconf_parse_list(const json_t *arr, struct dev_conf **ret, unsigned *ret_n,
+                       struct devconf_error *err);
+void devconf_free(struct dev_conf *confs, unsigned n);
+
+/* Validation only (devconf_parse_list without keeping the result). */
+int devconf_validate_list(const json_t *arr, struct devconf_error *err);
+
+/* True for a device id: 1..63 of A-Z a-z 0-9 _ - . (safe in MQTT topics,
+ * metric labels and URLs as it is). */
+bool devconf_id_ok(const char *s);
+
+/* The id a settings entry at `index` runs under: its "id", or "dev<index>". */
+void devconf_entry_id(const json_t *entry, size_t index, char *buf, size_t len);

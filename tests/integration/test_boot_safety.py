@@ -1,0 +1,184 @@
+"""Nothing the API accepts can stop the next start, and a settings file egwd
+cannot use does not stop it either.
+
+Each input a probe found to brick the gateway (saved with 200/201, then
+"egwd exits 1" at the next start) is replayed through POST /api/settings or
+POST /api/device: it must be refused with the field named and nothing saved,
+or accepted; either way egwd must start again from what is on disk and
+serve.  A hand-broken settings file boots into the UI with the problem shown
+(the file kept aside as settings.json.rejected, the last known good settings
+or the defaults running)."""
+import json
+import os
+import random
+import unittest
+
+import egwtest as t
+
+
+def settings_bytes(e):
+    p = os.path.join(e.state_dir, "settings.json")
+    if not os.path.exists(p):
+        return None
+    with open(p, "rb") as f:
+        return f.read()
+
+
+def rtu(port="/dev/ttyEGW0", baud=9600, **kw):
+    d = {"connection": "rtu", "serial_port": port, "baudrate": baud, "profile": "sdm630"}
+    d.update(kw)
+    return d
+
+
+def tcp(**kw):
+    d = {"connection": "tcp", "host": "127.0.0.1", "port": 1, "unit_id": 1, "profile": "huawei"}
+    d.update(kw)
+    return d
+
+
+class BootSafety(unittest.TestCase):
+    def start(self, state_dir=None, **kw):
+        # Only http.bind as an override (loopback for tests); everything
+        # else comes from the file under test.
+        return t.Egwd(self, state_dir=state_dir, **kw)
+
+    def restart_serves(self, e):
+        """Stop e, start a new egwd on its state dir, check it serves."""
+        e.stop()
+        e2 = self.start(state_dir=e.state_dir)
+        st = e2.state()
+        self.assertIn("devices", st)
+        return e2
+
+    # The probe's cases through POST /api/settings.
+    SETTINGS_CASES = [
+        ("devices[0].profile", {"devices": [tcp(profile="nosuch")]}),
+        ("devices[0].profile", {"devices": [tcp(profile="")]}),
+        ("devices[1].id", {"devices": [tcp(id="a"), tcp(id="a", unit_id=2)]}),
+        ("devices[0].id", {"devices": [tcp(id="")]}),
+        ("devices[0].id", {"devices": [tcp(id="x" * 64)]}),
+        ("devices[0].name", {"devices": [tcp(name="")]}),
+        ("devices[0].name", {"devices": [tcp(name="n" * 96)]}),
+        ("devices[0].host", {"devices": [tcp(host="")]}),
+        ("devices[0].host", {"devices": [tcp(host="h" * 256)]}),
+        ("devices[0].host", {"devices": [tcp(host="not a host!")]}),
+        ("devices[1].baudrate", {"devices": [rtu(unit_id=1), rtu(baud=19200, unit_id=2)]}),
+        ("devices[0].serial_port", {"devices": [rtu(port="")]}),
+        ("devices[1].host", {"devices": [tcp(), tcp(id="again")]}),
+        ("http.bind", {"http": {"bind": "not-an-ip"}}),
+        ("http.bind", {"http": {"bind": ""}}),
+        ("http.bind", {"http": {"bind": "::1"}}),
+        # TEST-NET-3: an address no machine here has.
+        ("http.bind", {"http": {"bind": "203.0.113.7"}}),
+    ]
+
+    def test_settings_api_refuses_what_cannot_start(self):
+        e = self.start()
+        for field, body in self.SETTINGS_CASES:
+            with self.subTest(field=field, body=json.dumps(body)[:80]):
+                before = settings_bytes(e)
+                st, obj = t.http_json(e.port, "POST", "/api/settings", body, headers=e.auth())
+                self.assertEqual(st, 400, obj)
+                self.assertEqual(obj.get("field"), field, obj)
+                self.assertEqual(settings_bytes(e), before, "a refused change was saved")
+        e = self.restart_serves(e)
+
+    # The probe's cases through POST /api/device, the UI's own endpoint.
+    def test_device_api_refuses_what_the_device_layer_refuses(self):
+        e = self.start()
+        st, obj = t.http_json(e.port, "POST", "/api/device", rtu(), headers=e.auth())
+        self.assertEqual(st, 201, obj)
+        cases = [
+            ("serial_port", rtu(port="/dev/" + "x" * 300, unit_id=3)),
+            ("name", tcp(name="")),
+            ("baudrate", rtu(baud=19200, unit_id=2)),
+            ("host", tcp(host="not a host!")),
+            ("serial_port", rtu()),                    # the same device again
+            ("profile", tcp(profile="nosuch")),
+            ("baudrate", rtu(port="/dev/ttyEGW1", baud=12345)),
+        ]
+        for field, body in cases:
+            with self.subTest(field=field, body=json.dumps(body)[:80]):
+                before = settings_bytes(e)
+                st, obj = t.http_json(e.port, "POST", "/api/device", body, headers=e.auth())
+                self.assertEqual(st, 400, obj)
+                self.assertEqual(obj.get("field"), field, obj)
+                self.assertEqual(settings_bytes(e), before, "a refused device was saved")
+        e = self.restart_serves(e)
+        devs = e.get("/api/device")["devices"]
+        self.assertEqual(len(devs), 1, devs)
+
+    def test_random_bodies_save_only_what_starts(self):
+        """Mutated device bodies through save -> restart: each is refused with
+        a field named, or accepted and egwd starts again with it."""
+        rnd = random.Random(20261203)
+        values = ["", "x" * 300, "not a host!", "/dev/ttyS9", "127.0.0.1", "sunspec", "rtu",
+                  "rtu-over-tcp", "tcp", "N", "Q", -1, 0, 1, 70000, 9600, 12345, 2.5, None,
+                  True, [], {}, "a\nb", "dev1", "h" * 64]
+        keys = ["connection", "host", "port", "unit_id", "profile", "serial_port", "baudrate",
+                "parity", "stopbits", "id", "name", "poll_interval_ms", "colour"]
+        e = self.start()
+        accepted = 0
+        for i in range(40):
+            body = tcp(port=1000 + i) if rnd.random() < 0.5 else rtu(port=f"/dev/ttyEGW{i}")
+            for _ in range(rnd.randint(1, 3)):
+                body[rnd.choice(keys)] = rnd.choice(values)
+            st, obj = t.http_json(e.port, "POST", "/api/device", body, headers=e.auth())
+            self.assertIn(st, (201, 400), (body, obj))
+            if st == 400:
+                self.assertTrue(obj.get("field"), (body, obj))
+            else:
+                accepted += 1
+            if i % 10 == 9:
+                e = self.restart_serves(e)
+        self.assertGreater(accepted, 0)
+        self.restart_serves(e)
+
+    def test_broken_file_boots_with_defaults_and_says_why(self):
+        d = t.tempdir(self)
+        with open(os.path.join(d, "settings.json"), "w") as f:
+            f.write('{"devices": [{"connection": "tcp", "profile": "huawei", "host": ""}]}\n')
+        e = self.start(state_dir=d)
+        st = e.state()
+        self.assertEqual(st["settings"]["source"], "defaults")
+        self.assertIn("devices[0].host", st["settings"]["rejected"])
+        self.assertTrue(os.path.exists(os.path.join(d, "settings.json.rejected")))
+        notes = e.get("/api/notification")
+        self.assertIn("devices[0].host", json.dumps(notes))
+        # The UI is served, and the next start is clean.
+        status, _, _ = t.http(e.port, "GET", "/")
+        self.assertEqual(status, 200)
+        e.stop()
+        e = self.start(state_dir=d)
+        self.assertEqual(e.state()["settings"]["source"], "file")
+
+    def test_malformed_file_boots_from_last_known_good(self):
+        d = t.tempdir(self)
+        e = self.start(state_dir=d)
+        st, obj = t.http_json(e.port, "POST", "/api/device", tcp(id="inv", port=1502),
+                              headers=e.auth())
+        self.assertEqual(st, 201, obj)
+        e.stop()
+        self.assertTrue(os.path.exists(os.path.join(d, "settings.json.last-good")))
+        with open(os.path.join(d, "settings.json"), "w") as f:
+            f.write('{"devices": [')  # an editor that crashed mid-save
+        e = self.start(state_dir=d)
+        st = e.state()
+        self.assertEqual(st["settings"]["source"], "last-known-good")
+        self.assertIn("malformed JSON", st["settings"]["rejected"])
+        self.assertEqual([x["id"] for x in e.get("/api/device")["devices"]], ["inv"])
+        with open(os.path.join(d, "settings.json.rejected")) as f:
+            self.assertEqual(f.read(), '{"devices": [')
+
+    def test_hup_with_a_broken_file_keeps_running(self):
+        d = t.tempdir(self)
+        e = self.start(state_dir=d)
+        with open(os.path.join(d, "settings.json"), "w") as f:
+            f.write('{"http": {"port": "many"}}')
+        e.signal(1)
+        e.wait_output("SIGHUP: keeping the current settings", timeout=5)
+        self.assertIn("devices", e.state())
+
+
+if __name__ == "__main__":
+    unittest.main()
