@@ -354,7 +354,7 @@ int batch_seal_now(struct batch *b)
 		return -ENOMEM;
 	pd = &b->q[(b->qhead + b->qlen) % BATCH_MAX_PENDING];
 	memset(pd, 0, sizeof(*pd));
-	pd->payload = json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS);
+	pd->payload = json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS | READING_JSON_REALS);
 	json_decref(p);
 	if (!pd->payload)
 		return -ENOMEM;

@@ -252,7 +252,7 @@ static int q_push_json(struct mqtt *m, const char *topic, json_t *j, bool retain
 
 	if (!j)
 		return -ENOMEM;
-	s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(10));
+	s = json_dumps(j, JSON_COMPACT | READING_JSON_REALS);
 	json_decref(j);
 	if (!s)
 		return -ENOMEM;

@@ -2,6 +2,8 @@
  * /api/state, and its place in the event loop (see web.h). */
 #include "web/web_int.h"
 
+#include "profiles/reading.h"
+
 /* ---- routes ----------------------------------------------------------- */
 
 
@@ -248,7 +250,7 @@ int web_reply_data(struct web_request *rq, unsigned status, const char *content_
 
 int web_reply_json(struct web_request *rq, unsigned status, json_t *json)
 {
-	char *text = json ? json_dumps(json, JSON_COMPACT) : NULL;
+	char *text = json ? json_dumps(json, JSON_COMPACT | READING_JSON_REALS) : NULL;
 	json_decref(json);
 	if (!text) {
 		static const char oom[] = "{\"error\":\"out of memory\"}";
