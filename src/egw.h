@@ -41,6 +41,7 @@ struct egw {
 
 	struct web *web;
 	struct signer *signer;
+	bool accept_new_identity;        /* --accept-new-identity */
 	struct store *store;
 	struct http *http;
 	struct uploader *uploader;

@@ -52,6 +52,9 @@ struct args {
 	const char *sets[MAX_SETS];
 	unsigned nsets;
 	bool check;
+	bool accept_new_identity;
+	int chip_cmd; /* -1, or an enum crypto_chip_cmd */
+	bool dry_run;
 };
 
 static void usage(FILE *f)
@@ -68,6 +71,15 @@ static void usage(FILE *f)
 		"      --check            exit 0 if egwd answers /api/state on the configured\n"
 		"                         port (container health check), 1 otherwise\n"
 		"      --list-routes      print the HTTP routes (method path needs_token)\n"
+		"      --accept-new-identity  sign under a key that is not the identity\n"
+		"                         recorded in <state-dir>/identity (a new chip or\n"
+		"                         key); without it egwd stores but signs nothing\n"
+		"      --chip-info        print the ATECC608's serial, revision, locks and\n"
+		"                         slot 0 (bus and address: signer.i2c_bus,\n"
+		"                         signer.i2c_address); exit 1 if none answers\n"
+		"      --chip-provision [--dry-run]  configure a blank ATECC608 for egw\n"
+		"                         (slot 0 P-256 key generated inside), lock it and\n"
+		"                         print the public key; refuses a locked chip\n"
 		"  -h, --help             show this help\n"
 		"  -V, --version          show the version\n");
 }
@@ -92,6 +104,10 @@ static int parse_args(int argc, char **argv, struct args *a)
 		{ "set", required_argument, NULL, 's' },
 		{ "check", no_argument, NULL, 'C' },
 		{ "list-routes", no_argument, NULL, 'R' },
+		{ "accept-new-identity", no_argument, NULL, 'A' },
+		{ "chip-info", no_argument, NULL, 'I' },
+		{ "chip-provision", no_argument, NULL, 'P' },
+		{ "dry-run", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -99,6 +115,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 	int c;
 
 	a->state_dir = "./var";
+	a->chip_cmd = -1;
 	while ((c = getopt_long(argc, argv, "p:d:c:l:s:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p': a->port = optarg; break;
@@ -113,6 +130,10 @@ static int parse_args(int argc, char **argv, struct args *a)
 			a->sets[a->nsets++] = optarg;
 			break;
 		case 'C': a->check = true; break;
+		case 'A': a->accept_new_identity = true; break;
+		case 'I': a->chip_cmd = CHIP_INFO; break;
+		case 'P': a->chip_cmd = CHIP_PROVISION; break;
+		case 'n': a->dry_run = true; break;
 		case 'R': list_routes(); exit(0);
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("egwd %s\n", EGW_VERSION); exit(0);
@@ -123,6 +144,12 @@ static int parse_args(int argc, char **argv, struct args *a)
 		fprintf(stderr, "egwd: unexpected argument '%s'\n", argv[optind]);
 		return -1;
 	}
+	if (a->dry_run && a->chip_cmd != CHIP_PROVISION) {
+		fprintf(stderr, "egwd: --dry-run goes with --chip-provision\n");
+		return -1;
+	}
+	if (a->dry_run)
+		a->chip_cmd = CHIP_PROVISION_DRY_RUN;
 	return 0;
 }
 
@@ -672,6 +699,12 @@ int main(int argc, char **argv)
 		settings_free(e.settings);
 		return r;
 	}
+	if (a.chip_cmd >= 0) {
+		r = crypto_chip_command(e.settings, e.state_dir, (enum crypto_chip_cmd)a.chip_cmd);
+		settings_free(e.settings);
+		return r;
+	}
+	e.accept_new_identity = a.accept_new_identity;
 
 	e.started_us = now_usec();
 	e.started_wall_ms = wall_ms();

@@ -104,6 +104,11 @@ def release_rehearsal():
     if sh(["meson", "install", "-C", d, "--no-rebuild", "--skip-subprojects", "--quiet"],
           env=dict(os.environ, DESTDIR=dest)).returncode:
         return False, "install"
+    # The images' build stage installs cryptoauthlib into /out too; here it is
+    # the same pinned release, installed by scripts/setup.
+    for lib in glob.glob("/usr/lib/libcryptoauth.so.*.*.*"):
+        os.makedirs(os.path.join(dest, "usr", "lib"), exist_ok=True)
+        shutil.copy2(lib, os.path.join(dest, "usr", "lib"))
     for df in sorted(glob.glob(os.path.join(TOP, "Dockerfile*"))):
         with open(df) as f:
             for line in f:

@@ -6,8 +6,8 @@
  *   egw-jwt --state-dir D --pubkey-pem | --pubkey-hex | --pubkey-json | --serial
  *   egw-jwt --state-dir D --verify TOKEN        print the payload; exit 1 if invalid
  *   egw-jwt --state-dir D --bench N             sign and verify N tokens, print rates
- * --atecc [--i2c-bus B --i2c-address A] uses the ATECC608 backend (or its fake
- * when built with it: set EGW_ATECC_FAKE_DIR). */
+ * --atecc [--i2c-bus B --i2c-address A] uses the ATECC608 backend (it fails
+ * when no chip answers; the daemon's identity record is not consulted). */
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>

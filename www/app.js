@@ -307,8 +307,8 @@ function pageOverview() {
       fillKv(gw, [
         ["state", st.state],
         ["name", st.name && st.name.name ? st.name.name : "(not named yet)"],
-        ["serial", st.signer && st.signer.serial],
-        ["signer", st.signer && (st.signer.backend + (st.signer.healthy === false ? " (failing)" : ""))],
+        ["serial", st.signer && (st.signer.serial || "unknown")],
+        ["signer", st.signer && (st.signer.backend + (st.signer.signing === false ? " (not signing: " + (st.signer.not_signing_reason || "failing") + ")" : ""))],
         ["backend", !up.enabled ? "not configured" : (up.last_error ? "unreachable: " + (up.last_error_detail || up.last_error) : "ok (" + (up.ok || 0) + " uploads)")],
         ["devices", Array.isArray(st.devices) ? st.devices.length + " (" + st.devices.filter((d) => d.state === "polling").length + " polling)" : undefined],
         ["uptime", st.uptime_ms !== undefined ? fmtNum(st.uptime_ms / 1000, 0) + " s" : undefined],

@@ -46,6 +46,7 @@ struct batch {
 	struct task seal_task;
 	struct task retry_task; /* one-shot: commit again after a store error */
 	struct task resign_task;
+	usec_t resign_backoff;          /* after failed rounds; 0 when the last worked */
 
 	/* the batch being collected */
 	int64_t from_ms;
@@ -264,7 +265,14 @@ static void commit_work(struct loop_work *w)
 
 	b->sign_r = 0;
 	b->bounds_r = 0;
-	if (!pd->jwt) {
+	/* A failing signer (a chip that is away may take seconds to fail) is
+	 * not waited for here: the batch is stored unsigned at once and the
+	 * resign task, with its backoff, brings the signer back. */
+	if (!pd->jwt && !signer_healthy(b->signer))
+		b->sign_r = -EGW_ESIGNER;
+	else if (!pd->jwt)
+		b->sign_r = signer_prepare(b->signer);
+	if (!pd->jwt && b->sign_r == 0) {
 		json_t *h = jwt_header_new(b->signer, pd->model, "egw-batch");
 		b->sign_r = h ? jwt_sign_raw(b->signer, h, pd->payload, &pd->jwt) : -ENOMEM;
 		json_decref(h);
@@ -319,7 +327,9 @@ static void commit_done(struct loop_work *w)
 			/* A gap row waits to be signed. */
 			loop_task_add(b->loop, &b->resign_task, now_usec());
 		}
-		if (b->sign_r < 0)
+		/* Not pushed back by every unsigned commit: the resign task is what
+		 * brings a failing signer back. */
+		if (b->sign_r < 0 && !sched_queued(&b->resign_task))
 			loop_task_add(b->loop, &b->resign_task, now_usec() + b->resign_task.period);
 		if (b->up)
 			uploader_kick(b->up);
@@ -421,6 +431,8 @@ static void resign_work(struct loop_work *w)
 	memset(rows, 0, sizeof(rows));
 	b->resigned_now = 0;
 	b->resign_r = store_unsigned(b->store, RESIGN_MAX, rows, &n);
+	if (b->resign_r >= 0 && n > 0)
+		b->resign_r = signer_prepare(b->signer);
 	for (unsigned i = 0; i < n && b->resign_r >= 0; i++) {
 		bool gap = rows[i].kind == STORE_GAP;
 		const char *m = gap ? "egw" : model_of(rows[i].payload, model);
@@ -450,6 +462,11 @@ static void resign_done(struct loop_work *w)
 	if (b->resign_r < 0) {
 		b->st.sign_errors++;
 		b->st.last_error = b->resign_r;
+		/* The signer keeps failing (a chip away): back off, up to 30 s. */
+		b->resign_backoff = MIN(MAX(2 * b->resign_backoff, b->resign_task.period), 30 * USEC_PER_SEC);
+		loop_task_add(b->loop, &b->resign_task, now_usec() + b->resign_backoff);
+	} else {
+		b->resign_backoff = 0;
 	}
 	if (b->resigned_now > 0 && b->up)
 		uploader_kick(b->up);

@@ -46,7 +46,7 @@ struct skey {
 	unsigned flags;
 };
 
-static const char *const signer_backends[] = { "software", "atecc608", NULL };
+static const char *const signer_backends[] = { "auto", "software", "atecc608", NULL };
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 
 #define MIB (INT64_C(1) << 20)
@@ -89,7 +89,7 @@ static const struct skey schema[] = {
 	{ "mqtt.username", ST_STR, .def_str = "" },
 	{ "name.interval_ms", ST_INT, 10000, .min = 100, .max = 86400000 },
 	{ "name.refresh_interval_ms", ST_INT, 3600000, .min = 1000, .max = 30 * DAY_S * 1000 },
-	{ "signer.backend", ST_ENUM, .def_str = "software", .values = signer_backends },
+	{ "signer.backend", ST_ENUM, .def_str = "auto", .values = signer_backends },
 	{ "signer.i2c_address", ST_INT, 0x60, .min = 0, .max = 127 },
 	{ "signer.i2c_bus", ST_STR, .def_str = "/dev/i2c-1" },
 	{ "store.max_age_s", ST_INT, 30 * DAY_S, .min = 60, .max = 3650 * DAY_S },

@@ -321,3 +321,57 @@ class EgwSim(Proc):
              "unit_id": s["unit"], "profile": s["egw_profile"]}
         d.update(extra)
         return d
+
+
+class Chip:
+    """An emulated ATECC608 (sim/atecc_emu.h) behind /dev/i2c-1 for the
+    processes started with chip.env: the preload library intercepts the
+    device under cryptoauthlib's unchanged Linux I2C HAL.  chip.faults()
+    breaks the line (words of sim/atecc_emu.h); faults(None) repairs it."""
+
+    def __init__(self, testcase, dev="/dev/i2c-1"):
+        self.dir = tempdir(testcase, "egw-chip-")
+        asan = os.environ.get("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
+        self.env = {
+            "EGW_ATECC_EMU_DIR": self.dir,
+            "EGW_ATECC_EMU_DEV": dev,
+            "LD_PRELOAD": os.path.join(BUILD, "sim", "libegw-atecc-shim.so"),
+            # Under ASan the preloaded library comes before the runtime.
+            "ASAN_OPTIONS": asan + ":verify_asan_link_order=0",
+        }
+
+    def faults(self, words):
+        path = os.path.join(self.dir, "faults")
+        if words is None:
+            if os.path.exists(path):
+                os.unlink(path)
+            return
+        with open(path + ".tmp", "w") as f:
+            f.write(words)
+        os.replace(path + ".tmp", path)
+
+    def egwd_cmd(self, *args, state_dir=None, check=True):
+        """egwd --chip-info / --chip-provision ... against this chip."""
+        d = state_dir or tempfile.mkdtemp(prefix="egw-chipcmd-")
+        env = dict(os.environ, **self.env)
+        p = subprocess.run([binary("egwd"), "--state-dir", d, *args], capture_output=True,
+                           text=True, timeout=60, env=env)
+        if not state_dir:
+            shutil.rmtree(d, True)
+        if check and p.returncode != 0:
+            raise AssertionError(f"egwd {' '.join(args)}: exit {p.returncode}\n{p.stdout}{p.stderr}")
+        return p
+
+    def provision(self):
+        """Provisions the blank chip; returns the public key (hex X||Y)."""
+        out = self.egwd_cmd("--chip-provision").stdout
+        for line in out.splitlines():
+            if line.startswith("public key: 04"):
+                return line[len("public key: 04"):]
+        raise AssertionError(out)
+
+    def serial(self):
+        for line in self.egwd_cmd("--chip-info").stdout.splitlines():
+            if line.startswith("serial: "):
+                return line[len("serial: "):]
+        raise AssertionError("no serial")

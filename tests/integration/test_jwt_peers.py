@@ -5,7 +5,8 @@ PyJWT + cryptography (Debian) and with npm `jose` (tests/node), under the
 PEM and the JWK form of the public key; one changed character in header,
 payload or signature must fail all of them.  The other way round, tokens
 PyJWT signs with the device key verify with our verifier, and alg=none or a
-foreign key is refused.  Also through the ATECC608 backend (fake chip).
+foreign key is refused.  Also through the ATECC608 backend: the real cryptoauthlib
+on the emulated chip.
 """
 import base64
 import json
@@ -199,21 +200,30 @@ class JwtPeers(unittest.TestCase):
             self.assertEqual(self.run_tool("--state-dir", self.state, "--verify", t, check=False).returncode,
                              1, t)
 
-    def test_atecc_fake_with_pyjwt_and_jose(self):
+    def test_atecc_chip_with_pyjwt_and_jose(self):
+        # The emulated ATECC608 behind /dev/i2c-1 (sim/atecc_emu.h), under the
+        # real cryptoauthlib: provisioned by egwd, then used by egw-jwt.
         chip = tempdir(self, "egw-atecc-")
-        env = {"EGW_ATECC_FAKE_DIR": chip}
+        env = {"EGW_ATECC_EMU_DIR": chip, "EGW_ATECC_EMU_DEV": "/dev/i2c-1",
+               "LD_PRELOAD": os.path.join(BUILD, "sim", "libegw-atecc-shim.so"),
+               "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
+               + ":verify_asan_link_order=0"}
         extra = ("--atecc", "--i2c-bus", "/dev/i2c-1", "--i2c-address", "0x60")
-        probe = self.run_tool("--state-dir", self.state, *extra, "--serial", env=env, check=False)
-        if probe.returncode != 0 and "not supported" in probe.stderr.lower():
-            self.skipTest("built without the ATECC backend or its fake")
+        p = subprocess.run([os.path.join(BUILD, "egwd"), "--state-dir", self.state, "--chip-provision"],
+                           capture_output=True, text=True, timeout=60, env=dict(os.environ, **env))
+        if p.returncode != 0 and "built without cryptoauthlib" in p.stderr:
+            self.skipTest("built without cryptoauthlib")
+        self.assertEqual(p.returncode, 0, p.stderr)
         pem, info, serial = self.key_material(extra, env)
-        self.assertTrue(info["backend"].startswith("atecc608"))
+        self.assertEqual(info["backend"], "atecc608")
+        self.assertIn("public key: 04" + info["publicKey"], p.stdout)
         tokens = [self.sign(p, extra, env, model="sim", dtype="pv") for p in PAYLOADS[:2]]
         bad = self.check_tokens(tokens, PAYLOADS[:2], pem, info, serial, "sim", "pv")
         res = self.node_verify(tokens + bad, pem, info["publicKey_jwk"])
         self.assertEqual([r[0]["ok"] and r[1]["ok"] for r in res], [True] * len(tokens) + [False] * len(bad))
-        # a broken chip: signing fails, nothing is printed
-        open(os.path.join(chip, "fail"), "w").close()
+        # the chip gone: signing fails, nothing is printed
+        with open(os.path.join(chip, "faults"), "w") as f:
+            f.write("absent")
         p = self.run_tool("--state-dir", self.state, *extra, "--payload", "{}", env=env, check=False)
         self.assertNotEqual(p.returncode, 0)
         self.assertEqual(p.stdout, "")

@@ -396,43 +396,6 @@ class PipelineTest(unittest.TestCase):
         self.assertLessEqual(s["duplicates"], 6)
         verify_all(self, be.records(), key, info["serialNumber"])
 
-    def test_chip_failure_nothing_unsigned_leaves(self):
-        port = T.free_port()
-        be = DevBackend(self, port)
-        chip = T.tempdir(self, "egw-atecc-")
-        env = {"EGW_ATECC_FAKE_DIR": chip}
-        e = egwd_for(self, port, be.port, interval_ms=100, env=env,
-                     extra={"signer.backend": "atecc608"})
-        key, info = public_key(e)
-        self.assertIn("atecc608", info.get("backend", "atecc608"))
-        T.wait_until(lambda: be.summary()["unique"] >= 3, timeout=15, what="first batches")
-        # Break the chip: batches are stored unsigned; none may leave.
-        open(os.path.join(chip, "fail"), "w").close()
-        T.wait_until(lambda: e.state()["harvest"]["stored_unsigned"] >= 10, timeout=15,
-                     what="unsigned batches stored")
-        seen = be.summary()["max_seq"]
-        time.sleep(1.0)
-        s = be.summary()
-        # At most the batch that was already signed when the chip broke.
-        self.assertLessEqual(s["max_seq"], seen + 1)
-        self.assertEqual(s["malformed"], 0)
-        self.assertTrue(e.state()["uploader"]["waiting_signer"])
-        unsigned_seq = e.state()["harvest"]["last_seq"]
-        # Repair: everything gets signed and delivered, in order.
-        os.unlink(os.path.join(chip, "fail"))
-        T.wait_until(lambda: be.summary()["max_seq"] >= unsigned_seq, timeout=30,
-                     what="delivered after recovery")
-        s = be.summary()
-        self.assertEqual(s["bad_signatures"], 0)
-        self.assertEqual(s["malformed"], 0)
-        self.assertEqual(s["missing"], [])
-        self.assertEqual(s["out_of_order"], 0)
-        self.assertEqual(s["duplicates"], 0)
-        contiguous(self, s["seqs"], s["seqs"][0])
-        verify_all(self, be.records(), key, info["serialNumber"])
-        self.assertGreater(e.state()["harvest"]["resigned"], 0)
-        stop_clean(self, e)
-
 
 if __name__ == "__main__":
     unittest.main()

@@ -25,9 +25,6 @@
 #include "loop/loop.h"
 #include "profiles/reading.h"
 #include "store/store.h"
-#if EGW_HAVE_ATECC_FAKE
-#include "crypto/atcab.h"
-#endif
 
 struct fx {
 	char dir[64];
@@ -60,10 +57,12 @@ static int setup_common(void **state, enum signer_backend be)
 	snprintf(f->db, sizeof(f->db), "%s/store.db", f->dir);
 	assert_int_equal(loop_new(&f->l), 0);
 	struct signer_config scfg = {.backend = be, .state_dir = f->dir, .i2c_bus = "1"};
-#if EGW_HAVE_ATECC_FAKE
-	if (be == SIGNER_ATECC608)
-		atcab_fake_setup(f->dir);
-#endif
+	if (be == SIGNER_ATECC608) {
+		/* The emulated chip on /dev/i2c-1 (sim/atecc_shim.c, linked in). */
+		uint8_t xy[64];
+		assert_int_equal(setenv("EGW_ATECC_EMU_DIR", f->dir, 1), 0);
+		assert_int_equal(signer_chip_provision(&scfg, xy), 0);
+	}
 	assert_int_equal(signer_open(&scfg, &f->sg), 0);
 	fx_open_store(f);
 	*state = f;
@@ -81,10 +80,7 @@ static int teardown(void **state)
 	batch_free(f->b);
 	store_close(f->st);
 	signer_close(f->sg);
-#if EGW_HAVE_ATECC_FAKE
-	atcab_fake_set_failing(false);
-	atcab_fake_setup(NULL);
-#endif
+	unsetenv("EGW_ATECC_EMU_DIR");
 	loop_free(f->l);
 	nftw(f->dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
 	free(f);
@@ -459,7 +455,22 @@ static void test_disk_full_kept_in_memory_then_committed(void **state)
 	assert_int_equal(ss.backlog, (int64_t)(bs.sealed - n));
 }
 
-#if EGW_HAVE_ATECC_FAKE
+#if EGW_HAVE_ATECC
+/* Writes the emulated chip's fault words (sim/atecc_emu.h); NULL clears. */
+static void chip_faults(struct fx *f, const char *words)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/faults", f->dir);
+	if (!words) {
+		unlink(path);
+		return;
+	}
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs(words, fp);
+	fclose(fp);
+}
+
 static int setup_atecc(void **state)
 {
 	return setup_common(state, SIGNER_ATECC608);
@@ -474,7 +485,7 @@ static void test_chip_failure_stored_unsigned_then_signed(void **state)
 
 	new_batch(f);
 	assert_int_equal(batch_add_freq(f->b, "inv", 1, 50.0), 0);
-	atcab_fake_set_failing(true);
+	chip_faults(f, "absent");
 	assert_int_equal(batch_seal_now(f->b), 0);
 	assert_int_equal(batch_seal_now(f->b), 0);
 	run_idle(f);
@@ -491,7 +502,7 @@ static void test_chip_failure_stored_unsigned_then_signed(void **state)
 		loop_run_once(f->l, 10 * USEC_PER_MSEC);
 	store_get_stats(f->st, &ss);
 	assert_int_equal(ss.unsigned_rows, 2);
-	atcab_fake_set_failing(false);
+	chip_faults(f, NULL);
 	end = now_usec() + 5 * USEC_PER_SEC;
 	do {
 		loop_run_once(f->l, 10 * USEC_PER_MSEC);
@@ -521,7 +532,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bounds_gap_signed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disk_full_kept_in_memory_then_committed, setup,
 						teardown),
-#if EGW_HAVE_ATECC_FAKE
+#if EGW_HAVE_ATECC
 		cmocka_unit_test_setup_teardown(test_chip_failure_stored_unsigned_then_signed,
 		                                setup_atecc, teardown),
 #endif

@@ -1,6 +1,6 @@
 /* crypto tests: base64url vectors and strict decoding, P-256 helpers, the
- * software signer (key file, reload), the ATECC608 backend through the
- * OpenSSL fake (failure and recovery), ES256 JWT sign/verify and tampering. */
+ * software signer (key file, reload), ES256 JWT sign/verify and tampering.
+ * The ATECC608 backend is tested in test_atecc.c, on the emulated chip. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include "base/err.h"
-#include "crypto/atcab.h"
 #include "crypto/b64url.h"
 #include "crypto/jwt.h"
 #include "crypto/p256.h"
@@ -354,113 +353,6 @@ static void test_jwt(void **state)
 	tmpdir_free(other_dir);
 }
 
-/* ---- ATECC608 through the fake ---- */
-
-#if EGW_HAVE_ATECC_FAKE && !EGW_HAVE_ATECC
-static void test_atecc_fake(void **state)
-{
-	char *dir = tmpdir_new(), path[512];
-	struct signer_config cfg = { .backend = SIGNER_ATECC608, .i2c_bus = "/dev/i2c-1", .i2c_address = 0x60 };
-	struct signer *s;
-	uint8_t xy[64], d[32], rs[64];
-	char serial[32];
-	json_t *h, *p, *got;
-	char *tok = NULL;
-	unsigned inits;
-	(void)state;
-
-	/* no chip configured: open fails */
-	atcab_fake_setup(NULL);
-	unsetenv("EGW_ATECC_FAKE_DIR");
-	assert_int_equal(signer_open(&cfg, &s), -EGW_ESIGNER);
-
-	/* ... unless asked to fall back to the software key */
-	{
-		struct signer_config fb = cfg;
-		fb.fallback_software = true;
-		fb.state_dir = dir;
-		assert_int_equal(signer_open(&fb, &s), 0);
-		assert_true(signer_is_fallback(s));
-		assert_int_equal(signer_fallback_reason(s), -EGW_ESIGNER);
-		assert_string_equal(signer_backend_name(s), "software");
-		assert_memory_equal(signer_serial_hex(s), "01", 2);
-		signer_close(s);
-	}
-
-	atcab_fake_setup(dir);
-	assert_int_equal(signer_open(&cfg, &s), 0);
-	assert_false(signer_is_fallback(s));
-	assert_string_equal(signer_backend_name(s), "atecc608-fake");
-	assert_true(is_hex(signer_serial_hex(s), 18));
-	assert_memory_equal(signer_serial_hex(s), "0123", 4);
-	strcpy(serial, signer_serial_hex(s));
-	signer_public_key(s, xy);
-
-	/* the same JWT path works */
-	h = jwt_header_new(s, "sim", "pv");
-	p = json_pack("{s:i}", "n", 1);
-	assert_int_equal(jwt_sign(s, h, p, &tok), 0);
-	assert_int_equal(jwt_verify_es256(tok, xy, &got), 0);
-	json_decref(got);
-	free(tok);
-
-	/* the chip fails at run time */
-	atcab_fake_set_failing(true);
-	assert_int_equal(p256_sha256("y", 1, d), 0);
-	assert_int_equal(signer_sign_digest(s, d, rs), -EGW_ESIGNER);
-	assert_false(signer_healthy(s));
-	assert_non_null(signer_last_error(s));
-	tok = NULL;
-	assert_int_equal(jwt_sign(s, h, p, &tok), -EGW_ESIGNER);
-	assert_null(tok);
-	assert_false(signer_healthy(s));
-
-	/* it comes back: the signer re-initializes it and is healthy again */
-	inits = atcab_fake_init_count();
-	atcab_fake_set_failing(false);
-	assert_int_equal(signer_sign_digest(s, d, rs), 0);
-	assert_true(signer_healthy(s));
-	assert_true(atcab_fake_init_count() > inits);
-	EVP_PKEY *pub;
-	assert_int_equal(p256_from_xy(xy, &pub), 0);
-	assert_int_equal(p256_verify_digest(pub, d, rs), 0);
-	EVP_PKEY_free(pub);
-
-	/* the "fail" file breaks it too (how an integration test breaks a daemon's chip) */
-	snprintf(path, sizeof(path), "%s/fail", dir);
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fclose(f);
-	assert_int_equal(signer_sign_digest(s, d, rs), -EGW_ESIGNER);
-	assert_false(signer_healthy(s));
-	unlink(path);
-	assert_int_equal(signer_sign_digest(s, d, rs), 0);
-	assert_true(signer_healthy(s));
-	signer_close(s);
-
-	/* same chip after reopen (key kept in the fake's directory); env var works */
-	atcab_fake_setup(NULL);
-	setenv("EGW_ATECC_FAKE_DIR", dir, 1);
-	assert_int_equal(signer_open(&cfg, &s), 0);
-	assert_string_equal(signer_serial_hex(s), serial);
-	signer_close(s);
-	unsetenv("EGW_ATECC_FAKE_DIR");
-
-	/* bad addresses / buses */
-	atcab_fake_setup(dir);
-	cfg.i2c_address = 0x80;
-	assert_int_equal(signer_open(&cfg, &s), -EINVAL);
-	cfg.i2c_address = 0x60;
-	cfg.i2c_bus = "/dev/i2c-x";
-	assert_int_equal(signer_open(&cfg, &s), -EINVAL);
-	atcab_fake_setup(NULL);
-
-	json_decref(h);
-	json_decref(p);
-	tmpdir_free(dir);
-}
-#endif
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -470,9 +362,6 @@ int main(void)
 		cmocka_unit_test(test_p256_sign_verify),
 		cmocka_unit_test(test_software_signer),
 		cmocka_unit_test(test_jwt),
-#if EGW_HAVE_ATECC_FAKE && !EGW_HAVE_ATECC
-		cmocka_unit_test(test_atecc_fake),
-#endif
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

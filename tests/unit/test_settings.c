@@ -112,7 +112,7 @@ static void test_defaults(void **state)
 		if (settings_get_int(s, ints[i].key) != ints[i].v)
 			fail_msg("%s: %lld", ints[i].key, (long long)settings_get_int(s, ints[i].key));
 	}
-	assert_string_equal(settings_get_str(s, "signer.backend"), "software");
+	assert_string_equal(settings_get_str(s, "signer.backend"), "auto");
 	assert_string_equal(settings_get_str(s, "signer.i2c_bus"), "/dev/i2c-1");
 	assert_string_equal(settings_get_str(s, "backend.graphql_url"), "");
 	assert_string_equal(settings_get_str(s, "log_level"), "info");
@@ -144,7 +144,7 @@ static const struct bad {
 	{ "{\"foo\":1}", "foo", "unknown key" },
 	{ "{\"http\":{\"prot\":1}}", "http.prot", "unknown key" },
 	{ "{\"signer\":{\"backend\":\"tpm\"}}", "signer.backend",
-	  "unknown value \"tpm\" (expected one of software, atecc608)" },
+	  "unknown value \"tpm\" (expected one of auto, software, atecc608)" },
 	{ "{\"log_level\":\"loud\"}", "log_level", "unknown value" },
 	{ "{\"mqtt\":{\"enabled\":\"yes\"}}", "mqtt.enabled", "expected a boolean" },
 	{ "{\"mqtt\":{\"password\":7}}", "mqtt.password", "expected a string" },
