@@ -59,6 +59,9 @@
 #define BATCH_MAX_SAMPLES 4096
 #define BATCH_MAX_DEVICES 32
 #define BATCH_MAX_PENDING 64
+#define BATCH_DEV_MAX_BLOCKS 64  /* distinct register blocks per device per batch */
+#define BATCH_DEV_MAX_WORDS 4096 /* their registers together */
+#define BATCH_FORMAT_VERSION 2   /* payload "v" (doc/batch-format.md) */
 
 struct batch;
 struct store;
@@ -66,6 +69,7 @@ struct signer;
 struct uploader;
 struct reading;
 struct device;
+struct block_result;
 
 struct batch_config {
 	usec_t interval;           /* harvest.batch_interval_ms; 0: 10 s */
@@ -97,17 +101,20 @@ int batch_new(struct loop *l, struct store *st, struct signer *sg, const struct 
 void batch_free(struct batch *b);
 void batch_set_uploader(struct batch *b, struct uploader *up);
 
-/* Add one decoded reading.  raw ({"<addr>": word}) is borrowed (copied).
- * profile and serial may be NULL.  Returns 0, -EINVAL, -ENOSPC (cap reached:
- * counted in overflow) or -ENOMEM. */
+/* Add one poll: its decoded reading r (NULL: none) and the register blocks
+ * it read, res[0..nres) (failed ones with err < 0; borrowed, only the
+ * changes are kept).  profile and serial may be NULL.  Blocks beyond
+ * BATCH_DEV_MAX_BLOCKS / _WORDS for the device are left out.  Returns 0,
+ * -EINVAL, -ENOSPC (cap reached: counted in overflow) or -ENOMEM. */
 int batch_add_reading(struct batch *b, const char *dev_id, const char *profile, const char *serial,
-                      int64_t ts_ms, const struct reading *r, const json_t *raw);
+                      int64_t ts_ms, const struct reading *r, const struct block_result *res,
+                      unsigned nres);
 /* Add one grid frequency sample.  Returns 0, -EINVAL, -ENOSPC or -ENOMEM. */
 int batch_add_freq(struct batch *b, const char *dev_id, int64_t ts_ms, double hz);
 
 /* Adapters with the signature of struct device_hooks (ud = the batch). */
 void batch_on_reading(void *ud, struct device *d, int64_t ts_ms, const struct reading *r,
-                      json_t *raw);
+                      const struct block_result *res, unsigned nres);
 void batch_on_freq(void *ud, struct device *d, int64_t ts_ms, double hz);
 
 /* Change the sealing interval (harvest.batch_interval_ms); the next seal is

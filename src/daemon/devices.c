@@ -51,11 +51,11 @@ int devices_egw_gateway_state(const struct egw *e)
 /* ---- hooks ---------------------------------------------------------------- */
 
 static void hook_reading(void *ud, struct device *d, int64_t ts_ms, const struct reading *r,
-			 json_t *raw)
+			 const struct block_result *res, unsigned nres)
 {
 	struct egw *e = ud;
 	if (e->batch)
-		batch_on_reading(e->batch, d, ts_ms, r, raw);
+		batch_on_reading(e->batch, d, ts_ms, r, res, nres);
 	webui_on_reading(e->webui, d, ts_ms, r);
 }
 
