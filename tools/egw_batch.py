@@ -138,7 +138,9 @@ def _device_v2(d, from_ms, i):
             _need(mask >> k & 1, f"{pw}.d[{j}]: register of a block not read in this poll")
             cur[k][off] = word
         failed = []
-        for j, e in enumerate(p.get("e", [])):
+        errs = p.get("e", [])
+        _need(isinstance(errs, list), f"{pw}.e: not an array")
+        for j, e in enumerate(errs):
             _need(isinstance(e, list) and len(e) == 2, f"{pw}.e[{j}]: not [block, error]")
             k = _int(e[0], f"{pw}.e[{j}][0]", 0, len(table) - 1)
             failed.append([*table[k], _int(e[1], f"{pw}.e[{j}][1]")])
@@ -177,20 +179,30 @@ def _frequency_v2(f):
 
 def _decode_v1(p):
     devs = []
-    for d in p.get("devices") or []:
-        raw = d.get("raw") or {}
-        rd = d.get("readings") or {}
+    dl = p.get("devices", [])
+    _need(isinstance(dl, list), "devices: not an array")
+    for i, d in enumerate(dl):
+        _need(isinstance(d, dict), f"devices[{i}]: not an object")
+        raw = d.get("raw", {})
+        rd = d.get("readings", {})
+        _need(isinstance(raw, dict) and isinstance(rd, dict),
+              f"devices[{i}]: raw/readings not objects")
+        keys = set(raw) | set(rd)
+        _need(all(k.isdigit() for k in keys), f"devices[{i}]: a timestamp key is not a number")
         polls = []
-        for ts in sorted(set(raw) | set(rd), key=int):
+        for ts in sorted(keys, key=int):
+            _need(isinstance(raw.get(ts, {}), dict), f"devices[{i}].raw.{ts}: not an object")
             polls.append({"ts_ms": int(ts), "raw": raw.get(ts, {}), "read": None,
                           "failed": None, "reading": rd.get(ts)})
         devs.append({"id": d.get("id"), "profile": d.get("profile"),
                      "serial": d.get("serial"), "polls": polls})
     f = p.get("frequency")
     freq = None
-    if isinstance(f, dict):
+    if f is not None:
+        _need(isinstance(f, dict) and isinstance(f.get("samples", []), list),
+              "frequency: not an object with a samples array")
         freq = {"device": f.get("device"), "interval_ms": f.get("interval_ms"),
-                "samples": f.get("samples") or [], "missing": []}
+                "samples": f.get("samples", []), "missing": []}
     return devs, freq
 
 

@@ -117,6 +117,15 @@ class BatchFormatTest(unittest.TestCase):
         self.assertIn("polls[0].d[0]", r.stderr)
         self.assertNotIn("Traceback", r.stderr)
 
+    def test_decoder_fuzz_corpus_and_short_run(self):
+        fz = os.path.join(T.REPO, "fuzz", "fuzz_batch_decode.py")
+        env = dict(os.environ, EGW_FUZZ_BUILD=T.tempdir(self))
+        for extra in (["--replay"], ["-t", "5", "-s", "11"]):
+            r = subprocess.run([T.PYTHON, fz, *extra], capture_output=True, text=True,
+                               timeout=120, env=env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("crashes=0", r.stdout)
+
 
 if __name__ == "__main__":
     unittest.main()
