@@ -57,7 +57,8 @@ static int rates_add(json_t *o, const struct store_stats *st, int64_t max_bytes)
 			ohl = json_integer((json_int_t)((double)MAX(max_bytes - st->bytes, 0) / per_h));
 		}
 	}
-	return json_object_set_new(o, "write_bytes_per_day", wpd) |
+	return json_object_set_new(o, "appended", json_integer(st->appended)) |
+	       json_object_set_new(o, "write_bytes_per_day", wpd) |
 	       json_object_set_new(o, "stored_bytes_per_day", spd) |
 	       json_object_set_new(o, "outage_hours", oh) |
 	       json_object_set_new(o, "outage_hours_left", ohl);

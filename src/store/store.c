@@ -21,6 +21,7 @@
 #define STORE_GAP_RESERVE 4096   /* bytes kept free for the gap row and its token */
 #define STORE_MAX_RANGES 64
 #define STORE_SCHEMA_VERSION 1
+#define STORE_ACKS_MAX 4 /* acknowledgements held before a commit of their own */
 
 enum stmt {
 	ST_BEGIN,
@@ -53,7 +54,7 @@ static const char *const stmt_sql[] = {
 	[ST_DELETE] = "DELETE FROM rows WHERE seq = ? RETURNING kind, size, payload, jwt IS NULL, "
 		      "CASE WHEN kind = 1 THEN jwt END",
 	[ST_OLDEST] = "SELECT seq FROM rows ORDER BY seq LIMIT 1",
-	[ST_OLDER_THAN] = "SELECT seq FROM rows WHERE created_ms < ? ORDER BY seq",
+	[ST_OLDER_THAN] = "SELECT seq, created_ms FROM rows ORDER BY seq",
 	[ST_BETWEEN] = "SELECT 1 FROM rows WHERE seq > ? AND seq < ? LIMIT 1",
 };
 _Static_assert(ARRAY_SIZE(stmt_sql) == ST_COUNT, "one SQL text per statement");
@@ -229,7 +230,9 @@ static const char store_schema[] =
 	" jwt TEXT,"
 	" size INTEGER NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS rows_unsigned ON rows(seq) WHERE jwt IS NULL;"
-	"CREATE INDEX IF NOT EXISTS rows_created ON rows(created_ms);";
+	/* No index on created_ms: it cost a page write per append and per
+	 * delete; rows age out oldest first in seq order (drop_by_age). */
+	"DROP INDEX IF EXISTS rows_created;";
 
 struct store {
 	pthread_mutex_t lock;       /* serializes SQLite use; held across commits (fsync) */
@@ -246,7 +249,19 @@ struct store {
 	int64_t next_seq;       /* next seq to reserve (memory) */
 	int64_t next_seq_db;    /* meta.next_seq as committed */
 	struct store_stats stats;
+	/* Acknowledged rows not deleted yet: their deletes ride on the next
+	 * commit (an append, the bounds check) instead of a commit of their
+	 * own, or are committed alone once STORE_ACKS_MAX wait.  Lost with a
+	 * crash, they are only sent again (at least once; the backend
+	 * deduplicates by seq).  Counted as gone in stats at once. */
+	int64_t acks[STORE_ACKS_MAX];
+	unsigned n_acks;
+	int64_t meta_delivered; /* meta.delivered as committed */
 };
+
+static bool ack_pending(const struct store *s, int64_t seq);
+static int acks_apply(struct store *s, bool count);
+static int acks_flush(struct store *s);
 
 /* Release the SQLite lock after publishing the counters for the loop thread. */
 static void store_unlock(struct store *s)
@@ -482,6 +497,7 @@ static int store_db_open(struct store *s)
 	s->next_seq = s->next_seq_db;
 	s->stats.last_seq = s->next_seq_db - 1;
 	rc = meta_get(s, "delivered", &s->stats.delivered);
+	s->meta_delivered = s->stats.delivered;
 	if (rc == SQLITE_OK)
 		rc = meta_get(s, "dropped", &s->stats.dropped);
 	if (rc == SQLITE_OK)
@@ -593,6 +609,10 @@ void store_close(struct store *s)
 {
 	if (!s)
 		return;
+	pthread_mutex_lock(&s->lock);
+	if (s->db && acks_flush(s) != SQLITE_OK)
+		log_warn("store", "acknowledgements not recorded: those batches go again");
+	pthread_mutex_unlock(&s->lock);
 	store_db_close(s);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->snap_lock);
@@ -646,8 +666,9 @@ static int insert_row(struct store *s, int64_t seq, enum store_kind kind, int64_
 	sqlite3_bind_int64(st, 6, size);
 	rc = step_done(s, ST_INSERT);
 	free(packed);
-	if (rc == SQLITE_OK && seq + 1 > s->next_seq_db)
-		rc = meta_set(s, "next_seq", seq + 1);
+	/* meta.next_seq is not written here: while the row exists MAX(seq)
+	 * says as much; next_seq_guard writes it before a delete could hide
+	 * it. */
 	*ret_size = size;
 	return rc;
 }
@@ -678,15 +699,21 @@ int store_append(struct store *s, int64_t seq, int64_t created_ms, const char *p
 		goto unlock;
 	}
 	rc = tx_begin(s);
+	/* insert first: then the new row keeps MAX(seq) and the deletes need
+	 * no meta write */
 	if (rc == SQLITE_OK)
 		rc = insert_row(s, seq, STORE_BATCH, created_ms, payload_json, jwt_or_null, &size);
+	if (rc == SQLITE_OK)
+		rc = acks_apply(s, false);
 	if (rc == SQLITE_OK)
 		rc = tx_commit(s);
 	if (rc != SQLITE_OK) {
 		tx_rollback(s);
+		s->meta_delivered = INT64_MIN / 2; /* unknown: written with the next commit */
 		r = store_err(s, rc);
 		goto unlock;
 	}
+	s->n_acks = 0;
 	account_insert(s, seq, !jwt_or_null, size);
 unlock:
 	store_unlock(s);
@@ -827,9 +854,11 @@ int store_peek(struct store *s, int64_t after_seq, unsigned max, struct store_ro
 	pthread_mutex_lock(&s->lock);
 	st = stmt(s, ST_PEEK);
 	sqlite3_bind_int64(st, 1, after_seq);
-	sqlite3_bind_int64(st, 2, max);
+	sqlite3_bind_int64(st, 2, (int64_t)max + s->n_acks);
 	while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_row *row = &rows[n];
+		if (ack_pending(s, sqlite3_column_int64(st, 0)))
+			continue; /* delivered, deleted with the next commit */
 		if (sqlite3_column_type(st, 3) == SQLITE_NULL) {
 			rc = SQLITE_DONE; /* unsigned: later rows wait, order is kept */
 			break;
@@ -904,28 +933,121 @@ static void account_delete(struct store *s, const struct deleted *d)
 	s->stats.bytes -= d->size;
 }
 
+static bool ack_pending(const struct store *s, int64_t seq)
+{
+	for (unsigned i = 0; i < s->n_acks; i++)
+		if (s->acks[i] == seq)
+			return true;
+	return false;
+}
+
+/* Inside a transaction that deleted rows: if the newest committed row is
+ * gone, MAX(seq) no longer tells the next seq, so meta.next_seq must. */
+static int next_seq_guard(struct store *s)
+{
+	int64_t max = 0, meta = 0;
+	int rc = exec_int(s->db, "SELECT COALESCE(MAX(seq), 0) FROM rows", &max);
+
+	if (rc == SQLITE_OK && max + 1 < s->next_seq_db)
+		rc = meta_get(s, "next_seq", &meta);
+	if (rc == SQLITE_OK && max + 1 < s->next_seq_db && meta < s->next_seq_db)
+		rc = meta_set(s, "next_seq", s->next_seq_db);
+	return rc;
+}
+
+/* Deletes the acknowledged rows inside the caller's transaction (their
+ * counters were taken at store_ack).  The caller clears n_acks once the
+ * transaction committed.  meta.delivered is written when count, or when
+ * 64 have gone uncounted (a crash may cost the counter that many). */
+static int acks_apply(struct store *s, bool count)
+{
+	int rc = SQLITE_OK;
+
+	if (s->n_acks == 0)
+		return SQLITE_OK;
+	for (unsigned i = 0; i < s->n_acks && rc == SQLITE_OK; i++) {
+		struct deleted d = { 0 };
+		rc = delete_row(s, s->acks[i], &d);
+		free(d.payload);
+		if (rc == SQLITE_NOTFOUND)
+			rc = SQLITE_OK;
+	}
+	if (rc == SQLITE_OK)
+		rc = next_seq_guard(s);
+	if (rc == SQLITE_OK && (count || s->stats.delivered - s->meta_delivered >= 64)) {
+		rc = meta_set(s, "delivered", s->stats.delivered);
+		if (rc == SQLITE_OK)
+			s->meta_delivered = s->stats.delivered; /* (rolled back: written again) */
+	}
+	return rc;
+}
+
+/* Commits the waiting acknowledgements on their own. */
+static int acks_flush(struct store *s)
+{
+	int rc;
+
+	if (s->n_acks == 0)
+		return SQLITE_OK;
+	rc = tx_begin(s);
+	if (rc == SQLITE_OK)
+		rc = acks_apply(s, true);
+	if (rc == SQLITE_OK)
+		rc = tx_commit(s);
+	if (rc != SQLITE_OK) {
+		tx_rollback(s);
+		s->meta_delivered = INT64_MIN / 2;
+		return rc;
+	}
+	s->n_acks = 0;
+	return SQLITE_OK;
+}
+
 int store_ack(struct store *s, int64_t seq)
 {
+	sqlite3_stmt *q = NULL;
 	struct deleted d = { 0 };
 	int rc, r = 0;
 
 	pthread_mutex_lock(&s->lock);
-	rc = tx_begin(s);
-	if (rc == SQLITE_OK)
-		rc = delete_row(s, seq, &d);
-	if (rc == SQLITE_OK)
-		rc = meta_set(s, "delivered", s->stats.delivered + 1);
-	if (rc == SQLITE_OK)
-		rc = tx_commit(s);
-	free(d.payload);
+	if (ack_pending(s, seq)) {
+		r = -ENOENT;
+		goto unlock;
+	}
+	rc = sqlite3_prepare_v2(s->db, "SELECT kind, size, jwt IS NULL FROM rows WHERE seq = ?", -1,
+				&q, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(q, 1, seq);
+		rc = sqlite3_step(q);
+		if (rc == SQLITE_ROW) {
+			d.kind = (enum store_kind)sqlite3_column_int(q, 0);
+			d.size = sqlite3_column_int64(q, 1);
+			d.was_unsigned = sqlite3_column_int(q, 2);
+			rc = SQLITE_OK;
+		} else if (rc == SQLITE_DONE) {
+			rc = SQLITE_NOTFOUND;
+		}
+	}
+	sqlite3_finalize(q);
 	if (rc != SQLITE_OK) {
-		tx_rollback(s);
 		r = rc == SQLITE_NOTFOUND ? -ENOENT : store_err(s, rc);
 		goto unlock;
 	}
+	s->acks[s->n_acks++] = seq;
 	account_delete(s, &d);
 	s->stats.delivered++;
-	s->stats.disk_full = false;
+	if (s->n_acks == STORE_ACKS_MAX) {
+		rc = acks_flush(s);
+		if (rc != SQLITE_OK) {
+			/* still counted as delivered: the deletes are retried
+			 * with the next commit; the list is full, so drop the
+			 * oldest wait (it is only sent again) */
+			r = 0;
+			store_err(s, rc);
+			memmove(s->acks, s->acks + 1, (STORE_ACKS_MAX - 1) * sizeof(s->acks[0]));
+			s->n_acks--;
+		}
+	}
 unlock:
 	store_unlock(s);
 	return r;
@@ -1051,8 +1173,14 @@ static int drop_by_age(struct store *s, struct gap *g, int64_t cutoff_ms)
 	size_t n = 0, cap = 0;
 	int rc;
 
-	sqlite3_bind_int64(st, 1, cutoff_ms);
+	/* oldest first, while older than the cutoff (rows are appended in
+	 * time order; one stamped earlier behind a newer one, after the clock
+	 * stepped back, waits for the rows before it) */
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_int64(st, 1) >= cutoff_ms) {
+			rc = SQLITE_DONE;
+			break;
+		}
 		if (n == cap) {
 			int64_t *p = realloc(seqs, (cap = cap ? 2 * cap : 64) * sizeof(*p));
 			if (!p) {
@@ -1125,6 +1253,8 @@ int store_enforce_bounds(struct store *s, int64_t now_ms)
 		goto unlock;
 	saved = s->stats;
 	rc = tx_begin(s);
+	if (rc == SQLITE_OK)
+		rc = acks_apply(s, false);
 	if (rc == SQLITE_OK && s->max_age_s > 0) {
 		unsigned before = g.rows;
 		rc = drop_by_age(s, &g, now_ms - s->max_age_s * 1000);
@@ -1137,8 +1267,11 @@ int store_enforce_bounds(struct store *s, int64_t now_ms)
 	}
 	if (rc == SQLITE_OK && g.rows == 0) {
 		tx_rollback(s);
+		s->meta_delivered = INT64_MIN / 2;
 		goto unlock;
 	}
+	/* (committed below with the gap row; before that, an error leaves
+	 * the acknowledgements waiting) */
 	if (rc == SQLITE_OK && g.oom)
 		rc = SQLITE_NOMEM;
 	if (rc == SQLITE_OK)
@@ -1159,6 +1292,7 @@ int store_enforce_bounds(struct store *s, int64_t now_ms)
 	if (rc != SQLITE_OK) {
 		tx_rollback(s);
 		s->stats = saved; /* nothing was deleted */
+		s->meta_delivered = INT64_MIN / 2;
 		if (reserved) {
 			/* Give the seq back unless a batch reserved one since. */
 			pthread_mutex_lock(&s->snap_lock);
@@ -1169,6 +1303,7 @@ int store_enforce_bounds(struct store *s, int64_t now_ms)
 		r = store_err(s, rc);
 		goto unlock;
 	}
+	s->n_acks = 0;
 	account_insert(s, seq, true, size);
 	s->stats.dropped = saved.dropped + g.batches;
 	r = (int)MIN(g.rows, (unsigned)INT_MAX);

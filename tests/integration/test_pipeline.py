@@ -25,6 +25,10 @@ from cryptography.x509.oid import NameOID
 
 import egwtest as T
 
+import sys
+sys.path.insert(0, os.path.join(T.REPO, "tools"))
+import egw_batch  # noqa: E402
+
 DEVBACKEND = os.path.join(T.REPO, "tools", "devbackend.py")
 
 
@@ -198,41 +202,72 @@ class PipelineTest(unittest.TestCase):
         def with_data():
             for r in be.records():
                 p = r["payload"]
-                if (p.get("devices") and p["devices"][0]["readings"]
-                        and p.get("frequency", {}).get("samples")):
+                if (p.get("devices") and len(p["devices"][0]["polls"]) > 1
+                        and p.get("frequency", {}).get("d")):
                     return r
             return None
         rec = T.wait_until(with_data, timeout=20, interval=0.2, what="a batch with data")
         (hdr, p), = verify_all(self, [rec], key, info["serialNumber"])
         self.assertEqual(hdr["model"], "sungrow")
-        dev = p["devices"][0]
+        self.assertEqual(p["v"], 2)
+        dec = egw_batch.decode(p)
+        dev = dec["devices"][0]
         self.assertEqual(dev["id"], "inv1")
         self.assertEqual(dev["profile"], "sungrow")
         self.assertTrue(dev["serial"])
-        # raw: {"<ts_ms>": {"<register address>": word}}, stamped inside the window
-        self.assertTrue(dev["raw"])
-        for ts, regs in dev["raw"].items():
-            self.assertTrue(p["from_ms"] - 2000 <= int(ts) <= p["to_ms"], (ts, p["from_ms"]))
-            self.assertTrue(regs)
-            for addr, word in regs.items():
+        # every poll: its complete register map {"<register address>": word},
+        # stamped inside the window, and its reading in the data model
+        self.assertGreater(len(dev["polls"]), 1)
+        for poll in dev["polls"]:
+            self.assertTrue(p["from_ms"] - 2000 <= poll["ts_ms"] <= p["to_ms"],
+                            (poll["ts_ms"], p["from_ms"]))
+            self.assertTrue(poll["raw"])
+            for addr, word in poll["raw"].items():
                 self.assertTrue(addr.isdigit())
                 self.assertTrue(0 <= word <= 0xFFFF)
-        # readings: the data model, keyed by the same timestamps
-        self.assertLessEqual(set(dev["readings"]), set(dev["raw"]))
-        rd = next(iter(dev["readings"].values()))
-        self.assertLessEqual(set(rd), {"pv", "battery", "meter"})
-        self.assertIn("pv", rd)
-        fr = p["frequency"]
+            self.assertLessEqual(set(poll["reading"]), {"pv", "battery", "meter"})
+            self.assertIn("pv", poll["reading"])
+        # the first poll of a batch carries its blocks whole, as a keyframe
+        self.assertTrue(all(k for k in p["devices"][0]["kf"]))
+        fr = dec["frequency"]
         self.assertEqual(fr["device"], "inv1")
         self.assertEqual(fr["interval_ms"], 100)
         hz = [x[1] for x in fr["samples"]]
         self.assertTrue(all(45.0 < h < 65.0 for h in hz), hz[:5])
-        self.assertEqual(fr["stats"]["count"], len(hz))
-        self.assertAlmostEqual(fr["stats"]["min"], min(hz))
-        self.assertAlmostEqual(fr["stats"]["max"], max(hz))
+        self.assertTrue(all(repr(h) == repr(round(h, 3)) for h in hz), hz[:5])
         ts = [x[0] for x in fr["samples"]]
         self.assertEqual(ts, sorted(ts))
         stop_clean(self, e)
+
+    def test_gzip_uploads_and_415_falls_back_to_plain(self):
+        """backend.compression=auto sends gzip bodies to a backend that takes
+        them; a backend answering 415 to gzip gets the same batches plain,
+        none lost, none out of order."""
+        for extra, gz in (((), True), (("--no-gzip",), False)):
+            port = T.free_port()
+            be = DevBackend(self, port, *extra)
+            e = egwd_for(self, port, be.port, interval_ms=200)
+            key, info = public_key(e)
+            T.wait_until(lambda: be.summary()["unique"] >= 5, timeout=20, what="5 batches")
+            wait_idle(e)
+            got = verify_all(self, be.records(), key, info["serialNumber"])
+            seqs = [p["seq"] for _, p in got]
+            contiguous(self, seqs, seqs[0])
+            s = be.summary()
+            up = e.state()["uploader"]
+            self.assertEqual(up["compression"], "auto")
+            if gz:
+                self.assertEqual(s["gzip_bodies"], s["count"])
+                self.assertEqual(up["refused_gzip"], 0)
+                self.assertLess(s["wire_bytes"], s["body_bytes"])
+            else:
+                self.assertEqual(s["gzip_bodies"], 0)
+                self.assertEqual(s["refused_encoding"], 1)   # once, then plain
+                self.assertEqual(up["refused_gzip"], 1)
+                self.assertEqual(s["wire_bytes"], s["body_bytes"])
+            self.assertEqual((s["bad_signatures"], s["duplicates"], s["missing"]), (0, 0, []))
+            self.assertEqual(up["failed"], 0)
+            stop_clean(self, e)
 
     def test_memory_trim_while_harvesting(self):
         """memory.trim_interval_s=1 hands free heap back every second while
@@ -271,7 +306,8 @@ class PipelineTest(unittest.TestCase):
         got = verify_all(self, be.records(), key, info["serialNumber"])
         seqs = [p["seq"] for _, p in got]
         contiguous(self, seqs, seqs[0])
-        self.assertTrue(any(p["devices"] and p["devices"][0]["readings"] for _, p in got))
+        self.assertTrue(any(p["devices"] and egw_batch.decode(p)["devices"][0]["polls"][0]["reading"]
+                            for _, p in got))
         s = be.summary()
         self.assertEqual((s["bad_signatures"], s["duplicates"]), (0, 0))
         stop_clean(self, e)

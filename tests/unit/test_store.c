@@ -608,6 +608,63 @@ static void test_signed_gap_row_merged(void **state)
 	store_close(s);
 }
 
+static int64_t rows_on_disk(struct fixture *f)
+{
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	int64_t n;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM rows", -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	n = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return n;
+}
+
+/* Acknowledgements cost no commit of their own: the deletes ride on the next
+ * append (or go alone once a few wait); meanwhile the rows are gone for
+ * peek and the counters. */
+static void test_acks_ride_on_next_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, 0, 0);
+	struct store_row rows[8];
+	struct store_stats st;
+	int64_t seqs[8];
+	unsigned n;
+
+	for (int i = 0; i < 3; i++)
+		seqs[i] = append_one(s, 1000 + i, true);
+	assert_int_equal(store_ack(s, seqs[0]), 0);
+	assert_int_equal(store_ack(s, seqs[1]), 0);
+	assert_int_equal(store_ack(s, seqs[1]), -ENOENT);
+	store_get_stats(s, &st);
+	assert_int_equal(st.backlog, 1);
+	assert_int_equal(st.delivered, 2);
+	assert_int_equal(store_peek(s, 0, 1, rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].seq, seqs[2]);
+	store_rows_clear(rows, n);
+	assert_int_equal(rows_on_disk(f), 3); /* not written yet */
+	seqs[3] = append_one(s, 1003, true);
+	assert_int_equal(rows_on_disk(f), 2); /* with the append's commit */
+	/* four waiting: committed on their own */
+	for (int i = 4; i < 8; i++)
+		seqs[i] = append_one(s, 1000 + i, true);
+	for (int i = 2; i < 6; i++)
+		assert_int_equal(store_ack(s, seqs[i]), 0);
+	assert_int_equal(rows_on_disk(f), 2);
+	assert_int_equal(store_ack(s, seqs[6]), 0);
+	store_close(s); /* and the rest at close */
+	assert_int_equal(rows_on_disk(f), 1);
+	s = open_store(f, 0, 0);
+	store_get_stats(s, &st);
+	assert_int_equal(st.delivered, 7);
+	assert_int_equal(st.backlog, 1);
+	store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -621,6 +678,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_async_append, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stored_once_compressed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_signed_gap_row_merged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_acks_ride_on_next_commit, setup, teardown),
 	};
 	log_set_level(LOG_LVL_ERROR);
 	return cmocka_run_group_tests(tests, NULL, NULL);
