@@ -85,6 +85,9 @@ struct batch {
 	int resign_r;
 
 	struct batch_stats st;
+	bool srcful;        /* backend.format, taken at each batch's start */
+	bool srcful_next;
+	json_t *srcful_maps; /* srcful: {"<ts_ms>": {"<addr>": word}} */
 };
 
 static void copy_id(char dst[ID_MAX], const char *src)
@@ -109,6 +112,9 @@ static void collect_reset(struct batch *b, int64_t from_ms)
 	b->f_t0 = b->f_slot = b->f_mhz0 = b->f_last = 0;
 	b->overflow_readings = b->overflow_samples = 0;
 	b->from_ms = from_ms;
+	json_decref(b->srcful_maps);
+	b->srcful_maps = NULL;
+	b->srcful = b->srcful_next;
 }
 
 static struct dev_acc *dev_get(struct batch *b, const char *id)
@@ -300,6 +306,27 @@ int batch_add_reading(struct batch *b, const char *dev_id, const char *profile, 
 		copy_id(d->profile, profile);
 	if (serial && *serial)
 		copy_id(d->serial, serial);
+	if (b->srcful) {
+		char key[24];
+		json_t *raw = profile_raw_json(res, res ? nres : 0), *old;
+		snprintf(key, sizeof(key), "%lld", (long long)ts_ms);
+		if (!b->srcful_maps)
+			b->srcful_maps = json_object();
+		if (!raw || !b->srcful_maps) {
+			json_decref(raw);
+			return -ENOMEM;
+		}
+		old = json_object_get(b->srcful_maps, key);
+		if (old ? json_object_update(old, raw) < 0
+		        : json_object_set(b->srcful_maps, key, raw) < 0) {
+			json_decref(raw);
+			return -ENOMEM;
+		}
+		json_decref(raw);
+		b->nreadings++;
+		b->st.readings++;
+		return 0;
+	}
 	poll = json_object();
 	if (!poll)
 		return -ENOMEM;
@@ -402,6 +429,16 @@ err:
 static json_t *build_payload(struct batch *b, int64_t seq, int64_t now_ms)
 {
 	json_t *p, *devs, *o;
+
+	if (b->srcful) {
+		p = b->srcful_maps ? json_deep_copy(b->srcful_maps) : json_object();
+		if (!p || json_object_set_new(p, "seq", json_integer(seq)) < 0 ||
+		    json_object_set_new(p, "iat", json_integer(now_ms / 1000)) < 0) {
+			json_decref(p);
+			return NULL;
+		}
+		return p;
+	}
 
 	p = json_pack("{sisIsIsssI}", "v", BATCH_FORMAT_VERSION, "seq", (json_int_t)seq, "iat",
 	              (json_int_t)(now_ms / 1000), "gateway", signer_serial_hex(b->signer),
@@ -667,6 +704,7 @@ int batch_new(struct loop *l, struct store *st, struct signer *sg, const struct 
 	b->signer = sg;
 	b->interval = cfg && cfg->interval > 0 ? cfg->interval : 10 * USEC_PER_SEC;
 	b->freq_interval_ms = cfg && cfg->freq_interval_ms ? cfg->freq_interval_ms : 100;
+	b->srcful_next = cfg && cfg->srcful;
 	resign = cfg && cfg->resign_interval > 0 ? cfg->resign_interval : 2 * USEC_PER_SEC;
 	b->seal_task =
 	    (struct task){.name = "batch-seal", .run = seal_run, .period = b->interval, .prio = 4};
@@ -715,6 +753,11 @@ void batch_free(struct batch *b)
 void batch_set_uploader(struct batch *b, struct uploader *up)
 {
 	b->up = up;
+}
+
+void batch_set_srcful(struct batch *b, bool srcful)
+{
+	b->srcful_next = srcful;
 }
 
 int batch_set_interval(struct batch *b, usec_t interval)

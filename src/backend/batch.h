@@ -75,6 +75,7 @@ struct batch_config {
 	usec_t interval;           /* harvest.batch_interval_ms; 0: 10 s */
 	unsigned freq_interval_ms; /* reported in "frequency"; 0: 100 */
 	usec_t resign_interval;    /* check for unsigned rows; 0: 2 s */
+	bool srcful;               /* backend.format "srcful" (see batch_set_srcful) */
 };
 
 struct batch_stats {
@@ -120,6 +121,15 @@ void batch_on_freq(void *ud, struct device *d, int64_t ts_ms, double hz);
 /* Change the sealing interval (harvest.batch_interval_ms); the next seal is
  * one new interval from now.  Returns 0 or -EINVAL (interval <= 0). */
 int batch_set_interval(struct batch *b, usec_t interval);
+/* backend.format: false "egw" (doc/batch-format.md), true "srcful": the
+ * original gateway's payload shape, {"seq": N, "iat": T, "<ts_ms>":
+ * {"<addr>": raw word, ...}, ...}: each poll's register map keyed by its
+ * time (key registers on most polls, every block on every tenth, as the
+ * devices read them), no readings, no frequency samples.  Meant for one
+ * device, as the original had; polls of several devices stamped in the
+ * same millisecond share one map.  Applies from the next batch. */
+void batch_set_srcful(struct batch *b, bool srcful);
+
 /* Seal what has arrived now (the periodic seal keeps its cadence).
  * Returns 0 or -ENOMEM. */
 int batch_seal_now(struct batch *b);

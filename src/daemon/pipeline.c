@@ -105,6 +105,7 @@ int pipeline_harvest_init(struct egw *e)
 	struct batch_config cfg = {
 	    .interval = MSEC(settings_get_int(e->settings, "harvest.batch_interval_ms")),
 	    .freq_interval_ms = (unsigned)settings_get_int(e->settings, "frequency.interval_ms"),
+	    .srcful = !strcmp(settings_get_str(e->settings, "backend.format"), "srcful"),
 	};
 	int r;
 
@@ -394,6 +395,8 @@ int pipeline_apply_settings(struct egw *e)
 	int r = 0, r2;
 
 	if (e->batch) {
+		batch_set_srcful(e->batch,
+		                 !strcmp(settings_get_str(e->settings, "backend.format"), "srcful"));
 		r2 = batch_set_interval(
 		    e->batch, MSEC(settings_get_int(e->settings, "harvest.batch_interval_ms")));
 		if (r2 < 0)

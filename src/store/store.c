@@ -21,7 +21,10 @@
 #define STORE_GAP_RESERVE 4096   /* bytes kept free for the gap row and its token */
 #define STORE_MAX_RANGES 64
 #define STORE_SCHEMA_VERSION 1
-#define STORE_ACKS_MAX 4 /* acknowledgements held before a commit of their own */
+/* Acknowledgements held: reaching this many commits them on their own, so at
+ * most one waits for the next commit (a crash then resends it, beside the
+ * upload in flight: at most two duplicates per crash). */
+#define STORE_ACKS_MAX 2
 
 enum stmt {
 	ST_BEGIN,
