@@ -125,7 +125,9 @@ int batch_set_interval(struct batch *b, usec_t interval);
  * original gateway's payload shape, {"seq": N, "iat": T, "<ts_ms>":
  * {"<addr>": raw word, ...}, ...}: each poll's register map keyed by its
  * time (key registers on most polls, every block on every tenth, as the
- * devices read them), no readings, no frequency samples.  Meant for one
+ * devices read them; profiles that read every block on every poll, such as
+ * huawei and sungrow, give whole maps each time), no readings, no frequency
+ * samples.  Meant for one
  * device, as the original had; polls of several devices stamped in the
  * same millisecond share one map.  Applies from the next batch. */
 void batch_set_srcful(struct batch *b, bool srcful);

@@ -243,7 +243,9 @@ class PipelineTest(unittest.TestCase):
         """backend.format=srcful: each batch is the original gateway's payload,
         register maps keyed by the poll's time in ms, key registers on most
         polls and every block on every tenth, checked against that shape."""
-        sim = T.EgwSim(self, [("sungrow", 1)])
+        # solaredge: a profile with key registers (sungrow and huawei read
+        # every block on every poll, so every map is whole)
+        sim = T.EgwSim(self, [("solaredge", 1)])
         port = T.free_port()
         be = DevBackend(self, port)
         e = egwd_for(self, port, be.port, interval_ms=1000, extra={
@@ -274,7 +276,7 @@ class PipelineTest(unittest.TestCase):
                     self.assertRegex(addr, r"^[0-9]+$")
                     self.assertTrue(isinstance(v, int) and 0 <= v <= 0xFFFF)
                 sizes.append(len(regs))
-        self.assertIn("sungrow", {h["model"] for h, _ in got})
+        self.assertIn("solaredge", {h["model"] for h, _ in got})
         full, key_only = max(sizes), min(sizes)
         self.assertLess(key_only, full)        # key registers on most polls
         n_full = sum(1 for x in sizes if x == full)
