@@ -57,13 +57,15 @@ DEVICE_FAULTS = {
     "night": "fault night-sleep on",
 }
 BACKEND_FAULTS = ("none", "refuse", "500", "stall", "drop", "slow", "outage")
-# "outage": the backend refuses while egwd seals a batch every 10 ms into a
+# "outage": the backend refuses while egwd seals a batch every 20 ms into a
 # store capped at 1 MiB (store.max_bytes' minimum) until the store has half
 # filled (then the process fault) and dropped rows (then the backend is back,
 # at most OUTAGE_S later), so gap records must account for the dropped seqs.
-OUTAGE_S = 60.0
-OUTAGE_SET = {"store.max_bytes": 1 << 20}
-OUTAGE_INTERVAL_MS = 10  # batches are ~300 B stored: 100/s fill 512 KiB in ~20 s
+OUTAGE_S = 120.0  # compact batches (~350 B stored) take ~30 s to half fill 1 MiB
+# A 1 MiB store holds ~3,500 compact batches: drained at 1,000/s rather than
+# the default 100/s so the check after the outage stays within its 30 s.
+OUTAGE_SET = {"store.max_bytes": 1 << 20, "backend.rate_per_s": 1000}
+OUTAGE_INTERVAL_MS = 20
 PROCESS_FAULTS = ("none", "kill9", "sigterm")
 FAULT_S = 2.0
 LOOP = {"http.bind": "127.0.0.1"}
