@@ -236,6 +236,27 @@ def jwt_payload(token):
         raise BatchError(f"JWS payload: {e}") from None
 
 
+def stored_token(value):
+    """The token text of a store.db rows.jwt value (src/store/store.c): text
+    as is, or the packed BLOB "EJ1" | u32 n | zlib(u16 hlen | header | u32
+    plen | payload | signature)."""
+    import struct
+    import zlib
+    if isinstance(value, str):
+        return value
+    _need(isinstance(value, (bytes, bytearray)) and value[:3] == b"EJ1", "not a stored token")
+    n = struct.unpack(">I", value[3:7])[0]
+    try:
+        raw = zlib.decompress(value[7:])
+    except zlib.error as e:
+        raise BatchError(f"stored token: {e}") from None
+    _need(len(raw) == n and n >= 6, "stored token: bad length")
+    hl = struct.unpack(">H", raw[:2])[0]
+    pl = struct.unpack(">I", raw[2 + hl:6 + hl])[0]
+    parts = (raw[2:2 + hl], raw[6 + hl:6 + hl + pl], raw[6 + hl + pl:])
+    return ".".join(base64.urlsafe_b64encode(x).rstrip(b"=").decode() for x in parts)
+
+
 def summary(dec):
     """A few numbers for people: polls, registers, readings, samples."""
     if "devices" not in dec:
