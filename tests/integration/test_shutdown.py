@@ -1,6 +1,5 @@
 """An orderly stop loses no reading: SIGTERM seals what was collected since the
 last batch and commits it to the store before egwd exits."""
-import json
 import os
 import signal
 import socket
