@@ -18,6 +18,7 @@
 #include "base/err.h"
 #include "crypto/signer.h"
 #include "loop/loop.h"
+#include "profiles/profile.h"
 #include "profiles/reading.h"
 #include "store/store.h"
 
@@ -49,21 +50,17 @@ int main(int argc, char **argv)
 	for (long i = 0; i < n; i++) {
 		for (int k = 0; k < 10; k++) {
 			struct reading rd;
-			json_t *raw = json_object();
-			char addr[16];
+			struct block_result res = {.b = {.fc = 4, .addr = 5000, .count = 24}};
 			reading_clear(&rd);
 			rd.v[RF_PV_W] = -3000 - (double)(i % 100);
 			rd.v[RF_PV_MPPT1_V] = 410.5;
 			rd.v[RF_PV_MPPT1_A] = 7.3;
 			rd.v[RF_PV_TOTAL_GENERATION_WH] = 1e7 + (double)i;
 			rd.v[RF_METER_HZ] = 50.0 + 0.01 * sin((double)i);
-			for (int a = 0; a < 24; a++) {
-				snprintf(addr, sizeof(addr), "%d", 5000 + a);
-				json_object_set_new(raw, addr, json_integer((i * 7 + a) & 0xffff));
-			}
+			for (int a = 0; a < 24; a++)
+				res.regs[a] = (uint16_t)((i * 7 + a) & 0xffff);
 			batch_add_reading(b, "inv1", "sungrow", "A2209181234", t + k * 1000, &rd,
-			                  raw);
-			json_decref(raw);
+			                  &res, 1);
 		}
 		for (int k = 0; k < 100; k++)
 			batch_add_freq(b, "inv1", t + k * 100, 50.0 + 0.02 * sin(k / 10.0));

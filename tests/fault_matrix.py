@@ -61,8 +61,10 @@ BACKEND_FAULTS = ("none", "refuse", "500", "stall", "drop", "slow", "outage")
 # store capped at 1 MiB (store.max_bytes' minimum) until the store has half
 # filled (then the process fault) and dropped rows (then the backend is back,
 # at most OUTAGE_S later), so gap records must account for the dropped seqs.
-OUTAGE_S = 60.0
-OUTAGE_SET = {"store.max_bytes": 1 << 20}
+OUTAGE_S = 120.0  # compact batches (~350 B stored) take ~30 s to half fill 1 MiB
+# A 1 MiB store holds ~3,500 compact batches: drained at 1,000/s rather than
+# the default 100/s so the check after the outage stays within its 30 s.
+OUTAGE_SET = {"store.max_bytes": 1 << 20, "backend.rate_per_s": 1000}
 OUTAGE_INTERVAL_MS = 20
 PROCESS_FAULTS = ("none", "kill9", "sigterm")
 FAULT_S = 2.0

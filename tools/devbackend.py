@@ -18,8 +18,13 @@ the data port refuses connections):
                      {"gatewayName":{"name": <name or null>}}}}
   GET  /received     summary: seqs, duplicates, bad signatures, missing seqs,
                      gap records, order violations.
-  GET  /received/all every accepted record (header, payload, jwt), in arrival
-                     order.
+  GET  /received/all every accepted record (header, payload, jwt, "batch": a
+                     summary of the decoded batch), in arrival order.
+  GET  /received/decoded  every accepted batch decoded (tools/egw_batch.py,
+                     doc/batch-format.md): each poll's full register map,
+                     reading, and the frequency samples.
+  Uploads may be gzip-compressed (Content-Encoding: gzip) unless --no-gzip,
+  which answers 415 to them; another Content-Encoding gets 415.
   POST /control      {"mode":"ok|refuse|500|stall|drop|slow","for_s":N,
                       "name":"..." or null,"slow_ms":N}; after for_s the mode
                      returns to ok.  GET /control shows the state.
@@ -36,6 +41,7 @@ plain HTTP).  Loopback only unless --host says otherwise.  On start it prints on
 """
 import argparse
 import base64
+import zlib
 import json
 import os
 import re
@@ -52,6 +58,9 @@ from http.server import BaseHTTPRequestHandler
 import jwt as pyjwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import egw_batch  # noqa: E402
 
 MODES = ("ok", "refuse", "500", "stall", "drop", "slow")
 MAX_BODY = 1 << 20
@@ -105,6 +114,11 @@ class State:
         self.duplicates = 0
         self.bad_signatures = 0
         self.malformed = 0
+        self.undecodable = 0       # verified, but not a batch egw_batch can read
+        self.gzip_bodies = 0
+        self.refused_encoding = 0
+        self.wire_bytes = 0        # request bodies as received
+        self.body_bytes = 0        # after Content-Encoding
         self.out_of_order = 0
         self.max_seq = None
         self.requests = 0
@@ -173,6 +187,11 @@ class State:
                 "duplicates": self.duplicates,
                 "bad_signatures": self.bad_signatures,
                 "malformed": self.malformed,
+                "undecodable": self.undecodable,
+                "gzip_bodies": self.gzip_bodies,
+                "refused_encoding": self.refused_encoding,
+                "wire_bytes": self.wire_bytes,
+                "body_bytes": self.body_bytes,
                 "out_of_order": self.out_of_order,
                 "missing": missing,
                 "gap_records": self.gap_records,
@@ -184,7 +203,7 @@ class State:
                 "key_source": self.key_source,
             }
 
-    def accept(self, path, token, header, payload):
+    def accept(self, path, token, header, payload, batch=None):
         """Record one verified upload.  Returns (seq, duplicate)."""
         seq = payload.get("seq")
         with self.lock:
@@ -205,7 +224,7 @@ class State:
                         if isinstance(r, list) and len(r) == 2:
                             self.gap_covered.update(range(int(r[0]), int(r[1]) + 1))
             rec = {"t": time.time(), "path": path, "seq": seq, "duplicate": dup,
-                   "header": header, "payload": payload, "jwt": token}
+                   "header": header, "payload": payload, "jwt": token, "batch": batch}
             self.records.append(rec)
             if self.log:
                 self.log.write(json.dumps(rec, sort_keys=True) + "\n")
@@ -235,6 +254,35 @@ class Handler(BaseHTTPRequestHandler):
         if n < 0 or n > MAX_BODY:
             raise ValueError("body too large")
         return self.rfile.read(n)
+
+    def decode_body(self, body):
+        """The body after its Content-Encoding, or None after a 4xx reply."""
+        enc = (self.headers.get("Content-Encoding") or "identity").strip().lower()
+        with self.st.lock:
+            self.st.wire_bytes += len(body)
+        if enc == "identity":
+            out = body
+        elif enc == "gzip" and not self.st.args.no_gzip:
+            try:
+                d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                out = d.decompress(body, MAX_BODY + 1)
+                if len(out) > MAX_BODY or not d.eof:
+                    raise ValueError("gzip body too large or truncated")
+            except (zlib.error, ValueError) as e:
+                with self.st.lock:
+                    self.st.malformed += 1
+                self.reply(400, {"error": f"bad gzip body: {e}"})
+                return None
+            with self.st.lock:
+                self.st.gzip_bodies += 1
+        else:
+            with self.st.lock:
+                self.st.refused_encoding += 1
+            self.reply(415, {"error": f"Content-Encoding {enc} not accepted"})
+            return None
+        with self.st.lock:
+            self.st.body_bytes += len(out)
+        return out
 
     def misbehave(self):
         """Apply the failure mode to a data/graphql request whose body was read.
@@ -280,6 +328,16 @@ class Handler(BaseHTTPRequestHandler):
             with self.st.lock:
                 recs = list(self.st.records)
             self.reply(200, recs)
+        elif path == "/received/decoded":
+            with self.st.lock:
+                recs = list(self.st.records)
+            out = []
+            for r in recs:
+                try:
+                    out.append(egw_batch.decode(r["payload"]))
+                except egw_batch.BatchError as e:
+                    out.append({"seq": r["seq"], "error": str(e)})
+            self.reply(200, out)
         elif path == "/control":
             with self.st.lock:
                 m = self.st.current_mode()
@@ -318,7 +376,9 @@ class Handler(BaseHTTPRequestHandler):
             with self.st.lock:
                 self.st.requests += 1
             if not self.misbehave():
-                self.upload(path, body)
+                body = self.decode_body(body)
+                if body is not None:
+                    self.upload(path, body)
             return
         self.reply(404, {"error": "not found"})
 
@@ -400,7 +460,15 @@ class Handler(BaseHTTPRequestHandler):
                 self.st.malformed += 1
             self.reply(400, {"error": "payload has no integer seq"})
             return
-        seq, dup = self.st.accept(path, token, header, payload)
+        # Signed by the gateway, so kept even if it does not decode (a
+        # rejection would only make the gateway send it again).
+        try:
+            batch = egw_batch.summary(egw_batch.decode(payload))
+        except egw_batch.BatchError as e:
+            with self.st.lock:
+                self.st.undecodable += 1
+            batch = {"error": str(e)}
+        seq, dup = self.st.accept(path, token, header, payload, batch)
         self.reply(200, {"ok": True, "seq": seq, "duplicate": dup})
 
 
@@ -485,6 +553,8 @@ def main(argv=None):
     ap.add_argument("--idle-timeout", type=float, default=30.0)
     ap.add_argument("--tls-cert", help="serve HTTPS on the data port with this PEM certificate")
     ap.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
+    ap.add_argument("--no-gzip", action="store_true",
+                    help="answer 415 to gzip-encoded uploads (a backend without it)")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
     args.data_path = args.data_path or ["/data"]

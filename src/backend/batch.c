@@ -11,20 +11,38 @@
 #include "base/err.h"
 #include "base/json.h"
 #include "base/util.h"
+#include "crypto/b64url.h"
 #include "crypto/jwt.h"
 #include "crypto/signer.h"
+#include "profiles/profile.h"
 #include "profiles/reading.h"
 #include "store/store.h"
 
 #define ID_MAX 64
 #define RESIGN_MAX 16
 
+/* One register block a device read during the batch (doc/batch-format.md):
+ * its keyframe is the words of its first successful read, later polls carry
+ * only the words that differ from the block's previous successful read. */
+struct dev_block {
+	uint8_t fc;
+	uint16_t addr, count;
+	uint16_t off; /* first word in dev_acc.key/cur */
+	bool have;    /* read successfully at least once in this batch */
+};
+
 struct dev_acc {
 	char id[ID_MAX];
 	char profile[ID_MAX];
 	char serial[ID_MAX];
-	json_t *raw;      /* {"<ts>": {...}} */
-	json_t *readings; /* {"<ts>": {...}} */
+	struct dev_block blocks[BATCH_DEV_MAX_BLOCKS];
+	unsigned nblocks, nwords;
+	uint16_t *key; /* BATCH_DEV_MAX_WORDS: keyframe words */
+	uint16_t *cur; /* BATCH_DEV_MAX_WORDS: the latest read of each block */
+	double last[RF_COUNT];
+	bool have_reading;
+	int64_t last_ts;
+	json_t *polls; /* [{"t","b","e","d","r"}, ...] */
 };
 
 /* A sealed batch waiting to be signed and committed. */
@@ -54,9 +72,9 @@ struct batch {
 	unsigned ndev;
 	unsigned nreadings;
 	char freq_dev[ID_MAX];
-	json_t *samples;
+	json_t *samples; /* "d": mHz deltas per slot, null for an empty slot */
 	unsigned nsamples;
-	double fsum, fmin, fmax;
+	int64_t f_t0, f_slot, f_mhz0, f_last;
 	unsigned overflow_readings, overflow_samples;
 
 	/* sealed batches, FIFO; the head is the one the worker handles */
@@ -70,6 +88,9 @@ struct batch {
 	int resign_r;
 
 	struct batch_stats st;
+	bool srcful;        /* backend.format, taken at each batch's start */
+	bool srcful_next;
+	json_t *srcful_maps; /* srcful: {"<ts_ms>": {"<addr>": word}} */
 };
 
 static void copy_id(char dst[ID_MAX], const char *src)
@@ -80,8 +101,9 @@ static void copy_id(char dst[ID_MAX], const char *src)
 static void collect_reset(struct batch *b, int64_t from_ms)
 {
 	for (unsigned i = 0; i < b->ndev; i++) {
-		json_decref(b->devs[i].raw);
-		json_decref(b->devs[i].readings);
+		free(b->devs[i].key);
+		free(b->devs[i].cur);
+		json_decref(b->devs[i].polls);
 	}
 	memset(b->devs, 0, sizeof(b->devs));
 	b->ndev = 0;
@@ -90,11 +112,12 @@ static void collect_reset(struct batch *b, int64_t from_ms)
 	b->samples = NULL;
 	b->nsamples = 0;
 	b->freq_dev[0] = '\0';
-	b->fsum = 0;
-	b->fmin = INFINITY;
-	b->fmax = -INFINITY;
+	b->f_t0 = b->f_slot = b->f_mhz0 = b->f_last = 0;
 	b->overflow_readings = b->overflow_samples = 0;
 	b->from_ms = from_ms;
+	json_decref(b->srcful_maps);
+	b->srcful_maps = NULL;
+	b->srcful = b->srcful_next;
 }
 
 static struct dev_acc *dev_get(struct batch *b, const char *id)
@@ -105,11 +128,13 @@ static struct dev_acc *dev_get(struct batch *b, const char *id)
 	if (b->ndev == BATCH_MAX_DEVICES)
 		return NULL;
 	struct dev_acc *d = &b->devs[b->ndev];
-	d->raw = json_object();
-	d->readings = json_object();
-	if (!d->raw || !d->readings) {
-		json_decref(d->raw);
-		json_decref(d->readings);
+	d->polls = json_array();
+	d->key = malloc(BATCH_DEV_MAX_WORDS * sizeof(uint16_t));
+	d->cur = malloc(BATCH_DEV_MAX_WORDS * sizeof(uint16_t));
+	if (!d->polls || !d->key || !d->cur) {
+		json_decref(d->polls);
+		free(d->key);
+		free(d->cur);
 		memset(d, 0, sizeof(*d));
 		return NULL;
 	}
@@ -118,16 +143,155 @@ static struct dev_acc *dev_get(struct batch *b, const char *id)
 	return d;
 }
 
-int batch_add_reading(struct batch *b, const char *dev_id, const char *profile, const char *serial,
-                      int64_t ts_ms, const struct reading *r, const json_t *raw)
+/* A number as the payload carries it: an integer when the value is one,
+ * otherwise a real printed with 15 significant digits (json_dumps flag), so
+ * 339.20000000000005 (3392 * 0.1) goes out as 339.2. */
+static json_t *num_json(double v)
 {
-	char key[24];
-	struct dev_acc *d;
-	json_t *c = NULL, *j = NULL;
-	unsigned ndev = b->ndev;
-	bool raw_set = false;
+	double r = nearbyint(v);
+	if (fabs(v) < 9e15 && fabs(v - r) <= 1e-9 * MAX(1.0, fabs(v)))
+		return json_integer((json_int_t)r);
+	return json_real(v);
+}
 
-	if (!dev_id || !*dev_id || (!r && !raw))
+static bool same_value(double a, double b)
+{
+	return (isnan(a) && isnan(b)) || a == b;
+}
+
+/* The reading of one poll as changes against the previous one. */
+static int poll_reading(struct dev_acc *d, const struct reading *r, json_t *poll)
+{
+	json_t *ch = NULL;
+
+	if (!r) {
+		if (!d->have_reading)
+			return 0;
+		d->have_reading = false;
+		return json_object_set_new(poll, "r", json_null()) < 0 ? -ENOMEM : 0;
+	}
+	for (unsigned f = 0; f < RF_COUNT; f++) {
+		double v = r->v[f];
+		double was = d->have_reading ? d->last[f] : NAN;
+		if (same_value(v, was))
+			continue;
+		if (!ch && !(ch = json_object()))
+			return -ENOMEM;
+		json_t *g = json_object_get(ch, reading_fields[f].group);
+		if (!g && (!(g = json_object()) ||
+		           json_object_set_new(ch, reading_fields[f].group, g) < 0))
+			goto nomem;
+		if (json_object_set_new(g, reading_fields[f].name,
+		                        isnan(v) ? json_null() : num_json(v)) < 0)
+			goto nomem;
+	}
+	if (!ch && !d->have_reading)
+		ch = json_object(); /* the first reading, with nothing available */
+	memcpy(d->last, r->v, sizeof(d->last));
+	d->have_reading = true;
+	if (ch && json_object_set_new(poll, "r", ch) < 0)
+		return -ENOMEM;
+	return 0;
+nomem:
+	json_decref(ch);
+	return -ENOMEM;
+}
+
+static int block_index(struct dev_acc *d, const struct mb_block *mb)
+{
+	for (unsigned i = 0; i < d->nblocks; i++)
+		if (d->blocks[i].fc == mb->fc && d->blocks[i].addr == mb->addr &&
+		    d->blocks[i].count == mb->count)
+			return (int)i;
+	if (d->nblocks == BATCH_DEV_MAX_BLOCKS || mb->count == 0 ||
+	    mb->count > PROFILE_MAX_BLOCK || d->nwords + mb->count > BATCH_DEV_MAX_WORDS)
+		return -ENOSPC;
+	d->blocks[d->nblocks] =
+	    (struct dev_block){.fc = mb->fc, .addr = mb->addr, .count = mb->count, .off = d->nwords};
+	d->nwords += mb->count;
+	return (int)d->nblocks++;
+}
+
+/* The blocks of one poll: which ones were read ("b", a hex bit set), which
+ * failed ("e": [[block, error], ...]) and the words that changed since the
+ * block's previous read ("d": [word index, value, ...]). */
+static int poll_blocks(struct dev_acc *d, const struct block_result *res, unsigned nres,
+                       json_t *poll)
+{
+	uint8_t read[(BATCH_DEV_MAX_BLOCKS + 7) / 8] = {0};
+	json_t *err = NULL, *delta = NULL;
+	int r = -ENOMEM;
+
+	for (unsigned i = 0; i < nres; i++) {
+		const struct block_result *br = &res[i];
+		int bi = block_index(d, &br->b);
+		if (bi < 0)
+			continue; /* beyond the per-device caps: left out (counted by the caller) */
+		struct dev_block *db = &d->blocks[bi];
+		if (br->err < 0) {
+			if (!err && !(err = json_array()))
+				goto out;
+			if (json_array_append_new(err, json_pack("[ii]", bi, br->err)) < 0)
+				goto out;
+			continue;
+		}
+		read[bi / 8] |= (uint8_t)(1u << (bi % 8));
+		if (!db->have) {
+			memcpy(&d->key[db->off], br->regs, db->count * sizeof(uint16_t));
+			memcpy(&d->cur[db->off], br->regs, db->count * sizeof(uint16_t));
+			db->have = true;
+			continue;
+		}
+		for (unsigned k = 0; k < db->count; k++) {
+			if (d->cur[db->off + k] == br->regs[k])
+				continue;
+			d->cur[db->off + k] = br->regs[k];
+			if (!delta && !(delta = json_array()))
+				goto out;
+			if (json_array_append_new(delta, json_integer(db->off + k)) < 0 ||
+			    json_array_append_new(delta, json_integer(br->regs[k])) < 0)
+				goto out;
+		}
+	}
+	/* the bit set as hex, most significant nibble first; "0" if none read */
+	char hex[BATCH_DEV_MAX_BLOCKS / 4 + 2];
+	int top = -1;
+	for (int i = BATCH_DEV_MAX_BLOCKS - 1; i >= 0; i--)
+		if (read[i / 8] & (1u << (i % 8))) {
+			top = i;
+			break;
+		}
+	unsigned nh = 0;
+	for (int n = top < 0 ? 0 : top / 4; n >= 0; n--) {
+		unsigned v = 0;
+		for (int k = 3; k >= 0; k--) {
+			int i = n * 4 + k;
+			v = v << 1 | (i < BATCH_DEV_MAX_BLOCKS && (read[i / 8] >> (i % 8) & 1));
+		}
+		hex[nh++] = "0123456789abcdef"[v];
+	}
+	hex[nh] = '\0';
+	if (json_object_set_new(poll, "b", json_string(hex)) < 0)
+		goto out;
+	if (err && json_object_set(poll, "e", err) < 0)
+		goto out;
+	if (delta && json_object_set(poll, "d", delta) < 0)
+		goto out;
+	r = 0;
+out:
+	json_decref(err);
+	json_decref(delta);
+	return r;
+}
+
+int batch_add_reading(struct batch *b, const char *dev_id, const char *profile, const char *serial,
+                      int64_t ts_ms, const struct reading *r, const struct block_result *res,
+                      unsigned nres)
+{
+	struct dev_acc *d;
+	json_t *poll;
+
+	if (!dev_id || !*dev_id || (!r && !res) || (nres && !res))
 		return -EINVAL;
 	if (b->nreadings >= BATCH_MAX_READINGS) {
 		b->overflow_readings++;
@@ -142,84 +306,148 @@ int batch_add_reading(struct batch *b, const char *dev_id, const char *profile, 
 		b->st.overflow++;
 		return -ENOSPC;
 	}
-	/* A reading is added whole or not at all: both values are built
-	 * first, and a raw map already set is taken out again if the reading
-	 * cannot follow (a new key is what can fail to be set). */
-	snprintf(key, sizeof(key), "%lld", (long long)ts_ms);
-	if (raw && json_is_object(raw) && !(c = json_deep_copy(raw)))
-		goto nomem;
-	if (r && !(j = reading_to_json(r)))
-		goto nomem;
-	if (c) {
-		raw_set = json_object_set_new(d->raw, key, c) == 0;
-		c = NULL; /* taken, even on failure */
-		if (!raw_set)
-			goto nomem;
-	}
-	if (j) {
-		int rs = json_object_set_new(d->readings, key, j);
-		j = NULL;
-		if (rs < 0)
-			goto nomem;
-	}
 	/* Identity may become known during the batch: keep the latest. */
 	if (profile && *profile)
 		copy_id(d->profile, profile);
 	if (serial && *serial)
 		copy_id(d->serial, serial);
+	if (b->srcful) {
+		char key[24];
+		json_t *raw = profile_raw_json(res, res ? nres : 0), *old;
+		snprintf(key, sizeof(key), "%lld", (long long)ts_ms);
+		if (!b->srcful_maps)
+			b->srcful_maps = json_object();
+		if (!raw || !b->srcful_maps) {
+			json_decref(raw);
+			return -ENOMEM;
+		}
+		old = json_object_get(b->srcful_maps, key);
+		if (old ? json_object_update(old, raw) < 0
+		        : json_object_set(b->srcful_maps, key, raw) < 0) {
+			json_decref(raw);
+			return -ENOMEM;
+		}
+		json_decref(raw);
+		b->nreadings++;
+		b->st.readings++;
+		return 0;
+	}
+	poll = json_object();
+	if (!poll)
+		return -ENOMEM;
+	int64_t prev = json_array_size(d->polls) ? d->last_ts : b->from_ms;
+	if (json_object_set_new(poll, "t", json_integer(ts_ms - prev)) < 0 ||
+	    poll_blocks(d, res, res ? nres : 0, poll) < 0 || poll_reading(d, r, poll) < 0 ||
+	    json_array_append_new(d->polls, poll) < 0) {
+		json_decref(poll);
+		return -ENOMEM;
+	}
+	d->last_ts = ts_ms;
 	b->nreadings++;
 	b->st.readings++;
 	return 0;
-nomem:
-	json_decref(c);
-	json_decref(j);
-	if (raw_set)
-		json_object_del(d->raw, key);
-	if (b->ndev > ndev) {
-		/* the device entry was made for this reading alone */
-		json_decref(d->raw);
-		json_decref(d->readings);
-		memset(d, 0, sizeof(*d));
-		b->ndev--;
-	}
-	return -ENOMEM;
 }
 
 int batch_add_freq(struct batch *b, const char *dev_id, int64_t ts_ms, double hz)
 {
-	json_t *s;
+	unsigned iv = b->freq_interval_ms;
+	int64_t slot, mhz;
 
-	if (!isfinite(hz))
+	if (!isfinite(hz) || fabs(hz) > 1e9)
 		return -EINVAL;
 	if (b->nsamples >= BATCH_MAX_SAMPLES) {
 		b->overflow_samples++;
 		b->st.overflow++;
 		return -ENOSPC;
 	}
+	mhz = llround(hz * 1000.0);
 	if (!b->samples) {
 		b->samples = json_array();
 		if (!b->samples)
 			return -ENOMEM;
+		b->f_t0 = ts_ms;
+		b->f_slot = -1;
+		b->f_mhz0 = b->f_last = mhz;
 	}
+	/* The sample's slot on the grid t0 + k * interval; a sample late
+	 * enough to round onto a taken slot takes the next one. */
+	slot = ts_ms >= b->f_t0 ? (ts_ms - b->f_t0 + iv / 2) / iv : 0;
+	if (slot <= b->f_slot)
+		slot = b->f_slot + 1;
+	if (slot - b->f_slot - 1 + json_array_size(b->samples) >= 2 * BATCH_MAX_SAMPLES) {
+		b->overflow_samples++; /* a clock jump far ahead: not representable */
+		b->st.overflow++;
+		return -ENOSPC;
+	}
+	for (int64_t k = b->f_slot + 1; k < slot; k++)
+		if (json_array_append_new(b->samples, json_null()) < 0)
+			return -ENOMEM;
+	if (json_array_append_new(b->samples, json_integer(mhz - b->f_last)) < 0)
+		return -ENOMEM;
 	if (dev_id)
 		copy_id(b->freq_dev, dev_id);
-	s = json_pack("[If]", (json_int_t)ts_ms, hz);
-	if (!s || json_array_append_new(b->samples, s) < 0)
-		return -ENOMEM;
+	b->f_slot = slot;
+	b->f_last = mhz;
 	b->nsamples++;
-	b->fsum += hz;
-	b->fmin = MIN(b->fmin, hz);
-	b->fmax = MAX(b->fmax, hz);
 	b->st.samples++;
 	return 0;
+}
+
+static json_t *device_json(const struct dev_acc *d)
+{
+	json_t *blocks = json_array(), *kf = json_array(), *o;
+
+	if (!blocks || !kf)
+		goto err;
+	for (unsigned i = 0; i < d->nblocks; i++) {
+		const struct dev_block *db = &d->blocks[i];
+		if (json_array_append_new(blocks, json_pack("[iii]", db->fc, db->addr, db->count)) <
+		    0)
+			goto err;
+		if (!db->have) {
+			if (json_array_append_new(kf, json_null()) < 0)
+				goto err;
+			continue;
+		}
+		uint8_t bytes[PROFILE_MAX_BLOCK * 2];
+		for (unsigned k = 0; k < db->count; k++) {
+			bytes[2 * k] = (uint8_t)(d->key[db->off + k] >> 8);
+			bytes[2 * k + 1] = (uint8_t)d->key[db->off + k];
+		}
+		char *s = b64url_encode_alloc(bytes, db->count * 2u);
+		if (!s || json_array_append_new(kf, json_string(s)) < 0) {
+			free(s);
+			goto err;
+		}
+		free(s);
+	}
+	/* "o" steals blocks and kf, also on failure */
+	o = json_pack("{sssssssososO}", "id", d->id, "profile", d->profile, "serial", d->serial,
+	              "blocks", blocks, "kf", kf, "polls", d->polls);
+	return o;
+err:
+	json_decref(blocks);
+	json_decref(kf);
+	return NULL;
 }
 
 static json_t *build_payload(struct batch *b, int64_t seq, int64_t now_ms)
 {
 	json_t *p, *devs, *o;
 
-	p = json_pack("{sIsIsssI}", "seq", (json_int_t)seq, "iat", (json_int_t)(now_ms / 1000),
-	              "gateway", signer_serial_hex(b->signer), "from_ms", (json_int_t)b->from_ms);
+	if (b->srcful) {
+		p = b->srcful_maps ? json_deep_copy(b->srcful_maps) : json_object();
+		if (!p || json_object_set_new(p, "seq", json_integer(seq)) < 0 ||
+		    json_object_set_new(p, "iat", json_integer(now_ms / 1000)) < 0) {
+			json_decref(p);
+			return NULL;
+		}
+		return p;
+	}
+
+	p = json_pack("{sisIsIsssI}", "v", BATCH_FORMAT_VERSION, "seq", (json_int_t)seq, "iat",
+	              (json_int_t)(now_ms / 1000), "gateway", signer_serial_hex(b->signer),
+	              "from_ms", (json_int_t)b->from_ms);
 	if (!p)
 		return NULL;
 	if (json_object_set_new(p, "to_ms", json_integer(now_ms)) < 0)
@@ -228,20 +456,15 @@ static json_t *build_payload(struct batch *b, int64_t seq, int64_t now_ms)
 	if (!devs || json_object_set_new(p, "devices", devs) < 0)
 		goto err;
 	for (unsigned i = 0; i < b->ndev; i++) {
-		struct dev_acc *d = &b->devs[i];
-		o = json_pack("{sssssssOsO}", "id", d->id, "profile", d->profile, "serial",
-		              d->serial, "raw", d->raw, "readings", d->readings);
+		o = device_json(&b->devs[i]);
 		if (!o || json_array_append_new(devs, o) < 0)
 			goto err;
 	}
 	if (b->nsamples > 0) {
-		o = json_pack("{sssIsO}", "device", b->freq_dev, "interval_ms",
-		              (json_int_t)b->freq_interval_ms, "samples", b->samples);
+		o = json_pack("{sssIsIsIsO}", "device", b->freq_dev, "t0", (json_int_t)b->f_t0,
+		              "iv", (json_int_t)b->freq_interval_ms, "mhz", (json_int_t)b->f_mhz0,
+		              "d", b->samples);
 		if (!o || json_object_set_new(p, "frequency", o) < 0)
-			goto err;
-		json_t *stats = json_pack("{sIsfsfsf}", "count", (json_int_t)b->nsamples, "mean",
-		                          b->fsum / b->nsamples, "min", b->fmin, "max", b->fmax);
-		if (!stats || json_object_set_new(o, "stats", stats) < 0)
 			goto err;
 	}
 	if (b->overflow_readings || b->overflow_samples) {
@@ -383,7 +606,7 @@ int batch_seal_now(struct batch *b)
 		return -ENOMEM;
 	pd = &b->q[(b->qhead + b->qlen) % BATCH_MAX_PENDING];
 	memset(pd, 0, sizeof(*pd));
-	pd->payload = egw_json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS | READING_JSON_REALS);
+	pd->payload = egw_json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
 	json_decref(p);
 	if (!pd->payload)
 		return -ENOMEM;
@@ -505,6 +728,7 @@ int batch_new(struct loop *l, struct store *st, struct signer *sg, const struct 
 	b->signer = sg;
 	b->interval = cfg && cfg->interval > 0 ? cfg->interval : 10 * USEC_PER_SEC;
 	b->freq_interval_ms = cfg && cfg->freq_interval_ms ? cfg->freq_interval_ms : 100;
+	b->srcful_next = cfg && cfg->srcful;
 	resign = cfg && cfg->resign_interval > 0 ? cfg->resign_interval : 2 * USEC_PER_SEC;
 	b->seal_task =
 	    (struct task){.name = "batch-seal", .run = seal_run, .period = b->interval, .prio = 4};
@@ -553,6 +777,11 @@ void batch_free(struct batch *b)
 void batch_set_uploader(struct batch *b, struct uploader *up)
 {
 	b->up = up;
+}
+
+void batch_set_srcful(struct batch *b, bool srcful)
+{
+	b->srcful_next = srcful;
 }
 
 int batch_set_interval(struct batch *b, usec_t interval)

@@ -59,6 +59,9 @@
 #define BATCH_MAX_SAMPLES 4096
 #define BATCH_MAX_DEVICES 32
 #define BATCH_MAX_PENDING 64
+#define BATCH_DEV_MAX_BLOCKS 64  /* distinct register blocks per device per batch */
+#define BATCH_DEV_MAX_WORDS 4096 /* their registers together */
+#define BATCH_FORMAT_VERSION 2   /* payload "v" (doc/batch-format.md) */
 
 struct batch;
 struct store;
@@ -66,11 +69,13 @@ struct signer;
 struct uploader;
 struct reading;
 struct device;
+struct block_result;
 
 struct batch_config {
 	usec_t interval;           /* harvest.batch_interval_ms; 0: 10 s */
 	unsigned freq_interval_ms; /* reported in "frequency"; 0: 100 */
 	usec_t resign_interval;    /* check for unsigned rows; 0: 2 s */
+	bool srcful;               /* backend.format "srcful" (see batch_set_srcful) */
 };
 
 struct batch_stats {
@@ -97,22 +102,36 @@ int batch_new(struct loop *l, struct store *st, struct signer *sg, const struct 
 void batch_free(struct batch *b);
 void batch_set_uploader(struct batch *b, struct uploader *up);
 
-/* Add one decoded reading.  raw ({"<addr>": word}) is borrowed (copied).
- * profile and serial may be NULL.  Returns 0, -EINVAL, -ENOSPC (cap reached:
- * counted in overflow) or -ENOMEM. */
+/* Add one poll: its decoded reading r (NULL: none) and the register blocks
+ * it read, res[0..nres) (failed ones with err < 0; borrowed, only the
+ * changes are kept).  profile and serial may be NULL.  Blocks beyond
+ * BATCH_DEV_MAX_BLOCKS / _WORDS for the device are left out.  Returns 0,
+ * -EINVAL, -ENOSPC (cap reached: counted in overflow) or -ENOMEM. */
 int batch_add_reading(struct batch *b, const char *dev_id, const char *profile, const char *serial,
-                      int64_t ts_ms, const struct reading *r, const json_t *raw);
+                      int64_t ts_ms, const struct reading *r, const struct block_result *res,
+                      unsigned nres);
 /* Add one grid frequency sample.  Returns 0, -EINVAL, -ENOSPC or -ENOMEM. */
 int batch_add_freq(struct batch *b, const char *dev_id, int64_t ts_ms, double hz);
 
 /* Adapters with the signature of struct device_hooks (ud = the batch). */
 void batch_on_reading(void *ud, struct device *d, int64_t ts_ms, const struct reading *r,
-                      json_t *raw);
+                      const struct block_result *res, unsigned nres);
 void batch_on_freq(void *ud, struct device *d, int64_t ts_ms, double hz);
 
 /* Change the sealing interval (harvest.batch_interval_ms); the next seal is
  * one new interval from now.  Returns 0 or -EINVAL (interval <= 0). */
 int batch_set_interval(struct batch *b, usec_t interval);
+/* backend.format: false "egw" (doc/batch-format.md), true "srcful": the
+ * original gateway's payload shape, {"seq": N, "iat": T, "<ts_ms>":
+ * {"<addr>": raw word, ...}, ...}: each poll's register map keyed by its
+ * time (key registers on most polls, every block on every tenth, as the
+ * devices read them; profiles that read every block on every poll, such as
+ * huawei and sungrow, give whole maps each time), no readings, no frequency
+ * samples.  Meant for one
+ * device, as the original had; polls of several devices stamped in the
+ * same millisecond share one map.  Applies from the next batch. */
+void batch_set_srcful(struct batch *b, bool srcful);
+
 /* Seal what has arrived now (the periodic seal keeps its cadence).
  * Returns 0 or -ENOMEM. */
 int batch_seal_now(struct batch *b);

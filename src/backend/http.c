@@ -240,7 +240,14 @@ unsigned http_active(const struct http *h)
 int http_post(struct http *h, struct http_req *req, const char *url, const char *content_type,
               const char *body, size_t len, long timeout_ms, http_done_fn done)
 {
-	char ctype[128];
+	return http_post_enc(h, req, url, content_type, NULL, body, len, timeout_ms, done);
+}
+
+int http_post_enc(struct http *h, struct http_req *req, const char *url, const char *content_type,
+                  const char *content_encoding, const char *body, size_t len, long timeout_ms,
+                  http_done_fn done)
+{
+	char ctype[128], cenc[64];
 	CURL *e;
 
 	if (!url || !*url || !done)
@@ -248,6 +255,9 @@ int http_post(struct http *h, struct http_req *req, const char *url, const char 
 	if (req->busy)
 		return -EBUSY;
 	if (snprintf(ctype, sizeof(ctype), "Content-Type: %s", content_type) >= (int)sizeof(ctype))
+		return -EINVAL;
+	if (content_encoding && snprintf(cenc, sizeof(cenc), "Content-Encoding: %s",
+	                                 content_encoding) >= (int)sizeof(cenc))
 		return -EINVAL;
 	req->http = h;
 	req->done = done;
@@ -263,6 +273,8 @@ int http_post(struct http *h, struct http_req *req, const char *url, const char 
 	/* No "Expect: 100-continue" round trip for our small bodies. */
 	if (req->headers)
 		req->headers = curl_slist_append(req->headers, "Expect:");
+	if (req->headers && content_encoding)
+		req->headers = curl_slist_append(req->headers, cenc);
 	e = curl_easy_init();
 	if (!e || !req->headers) {
 		curl_easy_cleanup(e);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <zlib.h>
 
 #include "base/err.h"
 #include "base/util.h"
@@ -30,6 +31,10 @@ struct uploader {
 	int peek_result;
 	uint64_t peek_seq;
 	char *peek_jwt;
+	uint8_t *peek_gz; /* peek_jwt gzip-compressed (worker), or NULL */
+	size_t peek_gz_len;
+	enum uploader_compression compression;
+	bool cur_gzip;     /* the request in flight has a gzip body */
 	uint64_t cur_seq;  /* batch being delivered, 0: none */
 	uint32_t cur_done; /* bit i: urls[i] acknowledged cur_seq */
 	size_t cur_url;    /* endpoint of the request in flight */
@@ -89,6 +94,15 @@ static void on_done(struct http_req *req, int err, long status)
 		fail(u, err, 0);
 		return;
 	}
+	if (status == 415 && u->cur_gzip) {
+		/* The endpoint does not take gzip: plain from now on, and this
+		 * batch again at once (it is still in the store). */
+		u->st.refused_gzip++;
+		u->st.plain_urls |= 1u << u->cur_url;
+		u->st.last_status = status;
+		schedule(u, MAX(now_usec(), u->last_start + u->min_gap));
+		return;
+	}
 	if (status < 200 || status > 299) {
 		fail(u, -EGW_EBACKEND, status);
 		return;
@@ -137,6 +151,36 @@ static void ack_done(struct loop_work *w)
 	schedule(u, MAX(now_usec(), u->last_start + u->min_gap));
 }
 
+/* body as a gzip member (RFC 1952), or NULL on failure (sent plain then). */
+static uint8_t *gzip_body(const char *body, size_t len, size_t *ret_len)
+{
+	z_stream z;
+	uint8_t *out;
+	size_t cap;
+
+	memset(&z, 0, sizeof(z));
+	if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return NULL;
+	cap = deflateBound(&z, len) + 32;
+	out = malloc(cap);
+	if (!out) {
+		deflateEnd(&z);
+		return NULL;
+	}
+	z.next_in = (Bytef *)(uintptr_t)body;
+	z.avail_in = (uInt)len;
+	z.next_out = out;
+	z.avail_out = (uInt)cap;
+	if (deflate(&z, Z_FINISH) != Z_STREAM_END) {
+		deflateEnd(&z);
+		free(out);
+		return NULL;
+	}
+	*ret_len = z.total_out;
+	deflateEnd(&z);
+	return out;
+}
+
 static bool busy(const struct uploader *u)
 {
 	return u->req.busy || u->ack_work.busy || u->peek_work.busy;
@@ -148,6 +192,9 @@ static void peek_work(struct loop_work *w)
 
 	u->peek_jwt = NULL;
 	u->peek_result = u->src->peek(u->src_ud, &u->peek_seq, &u->peek_jwt);
+	u->peek_gz = NULL;
+	if (u->peek_result == 0 && u->compression != UPLOADER_COMPRESS_NONE)
+		u->peek_gz = gzip_body(u->peek_jwt, strlen(u->peek_jwt), &u->peek_gz_len);
 }
 
 static void peek_done(struct loop_work *w)
@@ -156,9 +203,16 @@ static void peek_done(struct loop_work *w)
 	usec_t now = now_usec();
 	uint64_t seq = u->peek_seq;
 	char *jwt = u->peek_jwt;
+	uint8_t *gz = u->peek_gz;
+	size_t gz_len = u->peek_gz_len;
 	int r = u->peek_result;
 
 	u->peek_jwt = NULL;
+	u->peek_gz = NULL;
+	if (u->closing || r < 0) {
+		free(gz);
+		gz = NULL;
+	}
 	if (u->closing) {
 		free(jwt);
 		return;
@@ -181,6 +235,7 @@ static void peek_done(struct loop_work *w)
 	if (u->cur_done == (1u << u->n_urls) - 1) {
 		/* Delivered everywhere; only the acknowledgement failed. */
 		free(jwt);
+		free(gz);
 		r = loop_work_submit(u->loop, &u->ack_work);
 		if (r < 0)
 			fail_ex(u, r, 0, false);
@@ -191,9 +246,20 @@ static void peek_done(struct loop_work *w)
 		u->cur_url++;
 	u->last_start = now;
 	u->st.attempts++;
-	r = http_post(u->http, &u->req, u->urls[u->cur_url], "application/jwt", jwt, strlen(jwt),
-	              u->timeout_ms, on_done);
+	size_t len = strlen(jwt);
+	u->cur_gzip = gz && !(u->st.plain_urls & (1u << u->cur_url)) &&
+	              (u->compression == UPLOADER_COMPRESS_GZIP || gz_len < len);
+	u->st.body_bytes += len;
+	u->st.wire_bytes += u->cur_gzip ? gz_len : len;
+	u->st.gzip_bodies += u->cur_gzip;
+	if (u->cur_gzip)
+		r = http_post_enc(u->http, &u->req, u->urls[u->cur_url], "application/jwt", "gzip",
+		                  (const char *)gz, gz_len, u->timeout_ms, on_done);
+	else
+		r = http_post(u->http, &u->req, u->urls[u->cur_url], "application/jwt", jwt, len,
+		              u->timeout_ms, on_done);
 	free(jwt);
+	free(gz);
 	if (r < 0)
 		fail_ex(u, r, 0, false);
 }
@@ -254,6 +320,7 @@ int uploader_new(struct loop *l, struct http *h, const struct uploader_config *c
 	               &u->poll_interval);
 	u->on_health = cfg->on_health;
 	u->health_ud = cfg->health_ud;
+	u->compression = cfg->compression;
 	u->task = (struct task){.name = "upload", .run = run, .prio = 5};
 	u->ack_work = (struct loop_work){.work = ack_work, .done = ack_done};
 	u->peek_work = (struct loop_work){.work = peek_work, .done = peek_done};
@@ -308,5 +375,6 @@ bool uploader_config_equal(const struct uploader *u, const struct uploader_confi
 			return false;
 	apply_defaults(cfg, &tmo, &gap, &bmin, &bmax, &poll);
 	return tmo == u->timeout_ms && gap == u->min_gap && bmin == u->backoff_min &&
-	       bmax == u->backoff_max && poll == u->poll_interval;
+	       bmax == u->backoff_max && poll == u->poll_interval &&
+	       cfg->compression == u->compression;
 }

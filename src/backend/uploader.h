@@ -2,7 +2,10 @@
  * oldest first, one at a time, and acknowledges each in the store once every
  * endpoint has answered 2xx.
  *
- * - The body of each POST is the compact JWS, Content-Type application/jwt.
+ * - The body of each POST is the compact JWS, Content-Type application/jwt,
+ *   gzip-compressed (Content-Encoding: gzip) unless compression is "none"
+ *   ("auto": when that is smaller).  An endpoint answering 415 gets plain
+ *   bodies from then on, and the same batch goes again at once, plain.
  * - Order: the batch with the lowest unacknowledged sequence number is sent
  *   until acknowledged; nothing overtakes it.  If it is not signed yet (the
  *   signer is down), the uploader waits: unsigned data never leaves.
@@ -46,11 +49,18 @@ struct store;
 /* The source reading signed rows of src/store (ud: the struct store *). */
 extern const struct uploader_source uploader_store_source;
 
+enum uploader_compression {
+	UPLOADER_COMPRESS_AUTO, /* gzip when smaller (default) */
+	UPLOADER_COMPRESS_GZIP, /* always gzip */
+	UPLOADER_COMPRESS_NONE,
+};
+
 struct uploader_config {
 	const char *const *urls; /* copied; 0..UPLOADER_MAX_URLS (0: uploads off) */
 	size_t n_urls;
 	long timeout_ms;      /* per request; 0: 10000 */
 	unsigned rate_per_s;  /* max request starts per second; 0: UPLOADER_DEFAULT_RATE */
+	enum uploader_compression compression; /* backend.compression */
 	usec_t backoff_min;   /* 0: 1 s */
 	usec_t backoff_max;   /* 0: 60 s */
 	usec_t poll_interval; /* look for work even without a kick; 0: 5 s */
@@ -73,6 +83,11 @@ struct uploader_stats {
 	int last_error;          /* 0 or negative error of the last failure */
 	usec_t backoff;          /* current backoff, 0 when healthy */
 	bool waiting_signer;     /* oldest batch is not signed yet */
+	uint64_t body_bytes;     /* request bodies sent (tokens), before compression */
+	uint64_t wire_bytes;     /* request bodies as sent */
+	uint64_t gzip_bodies;    /* requests sent gzip-compressed */
+	uint64_t refused_gzip;   /* 415 answers to gzip bodies (then sent plain) */
+	uint32_t plain_urls;     /* bit i: urls[i] refused gzip, gets plain bodies */
 };
 
 struct uploader;

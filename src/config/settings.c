@@ -48,13 +48,17 @@ struct skey {
 
 static const char *const signer_backends[] = { "auto", "software", "atecc608", NULL };
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
+static const char *const compressions[] = { "auto", "gzip", "none", NULL };
+static const char *const batch_formats[] = { "egw", "srcful", NULL };
 
 #define MIB (INT64_C(1) << 20)
 #define DAY_S INT64_C(86400)
 
 /* The schema, sorted by key.  Keys pinned by other issues; see settings.h. */
 static const struct skey schema[] = {
+	{ "backend.compression", ST_ENUM, .def_str = "auto", .values = compressions },
 	{ "backend.data_urls", ST_URL_LIST },
+	{ "backend.format", ST_ENUM, .def_str = "egw", .values = batch_formats },
 	{ "backend.graphql_url", ST_URL, .def_str = "" },
 	{ "backend.rate_per_s", ST_INT, 100, .min = 1, .max = 10000 },
 	{ "backend.timeout_ms", ST_INT, 10000, .min = 100, .max = 600000 },

@@ -57,17 +57,17 @@ int devices_egw_gateway_state(const struct egw *e)
 struct sink {
 	const char *name;
 	void (*on_reading)(struct egw *e, struct device *d, int64_t ts_ms, const struct reading *r,
-			   json_t *raw);
+			   const struct block_result *res, unsigned nres);
 	void (*on_freq)(struct egw *e, struct device *d, int64_t ts_ms, double hz);
 	void (*on_state)(struct egw *e, struct device *d, int old_state, int new_state,
 			 const char *reason);
 };
 
 static void batch_reading(struct egw *e, struct device *d, int64_t ts_ms, const struct reading *r,
-			  json_t *raw)
+			  const struct block_result *res, unsigned nres)
 {
 	if (e->batch)
-		batch_on_reading(e->batch, d, ts_ms, r, raw);
+		batch_on_reading(e->batch, d, ts_ms, r, res, nres);
 }
 
 static void batch_freq(struct egw *e, struct device *d, int64_t ts_ms, double hz)
@@ -77,9 +77,10 @@ static void batch_freq(struct egw *e, struct device *d, int64_t ts_ms, double hz
 }
 
 static void live_reading(struct egw *e, struct device *d, int64_t ts_ms, const struct reading *r,
-			 json_t *raw)
+			 const struct block_result *res, unsigned nres)
 {
-	UNUSED(raw);
+	UNUSED(res);
+	UNUSED(nres);
 	webui_on_reading(e->webui, d, ts_ms, r);
 }
 
@@ -95,9 +96,10 @@ static void live_state(struct egw *e, struct device *d, int old_state, int new_s
 }
 
 static void mqtt_reading(struct egw *e, struct device *d, int64_t ts_ms, const struct reading *r,
-			 json_t *raw)
+			 const struct block_result *res, unsigned nres)
 {
-	UNUSED(raw);
+	UNUSED(res);
+	UNUSED(nres);
 	mqtt_egw_on_reading(e, d, ts_ms, r);
 }
 
@@ -115,11 +117,11 @@ static const struct sink sinks[] = {
 };
 
 static void hook_reading(void *ud, struct device *d, int64_t ts_ms, const struct reading *r,
-			 json_t *raw)
+			 const struct block_result *res, unsigned nres)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(sinks); i++)
 		if (sinks[i].on_reading)
-			sinks[i].on_reading(ud, d, ts_ms, r, raw);
+			sinks[i].on_reading(ud, d, ts_ms, r, res, nres);
 }
 
 static void hook_freq(void *ud, struct device *d, int64_t ts_ms, double hz)

@@ -105,6 +105,7 @@ int pipeline_harvest_init(struct egw *e)
 	struct batch_config cfg = {
 	    .interval = MSEC(settings_get_int(e->settings, "harvest.batch_interval_ms")),
 	    .freq_interval_ms = (unsigned)settings_get_int(e->settings, "frequency.interval_ms"),
+	    .srcful = !strcmp(settings_get_str(e->settings, "backend.format"), "srcful"),
 	};
 	int r;
 
@@ -174,6 +175,30 @@ static json_t *uploader_section(void *ud)
 	    "backlog", (json_int_t)ss.backlog, "unsigned", (json_int_t)ss.unsigned_rows);
 }
 
+/* Compression counters beside the uploader's section. */
+static json_t *uploader_section_full(void *ud)
+{
+	struct egw *e = ud;
+	struct uploader_stats st;
+	json_t *o = uploader_section(ud);
+
+	if (!o || !e->uploader)
+		return o;
+	uploader_get_stats(e->uploader, &st);
+	json_t *c = json_pack("{sssIsIsIsI}", "compression",
+	                      settings_get_str(e->settings, "backend.compression"), "body_bytes",
+	                      (json_int_t)st.body_bytes, "wire_bytes", (json_int_t)st.wire_bytes,
+	                      "gzip_bodies", (json_int_t)st.gzip_bodies, "refused_gzip",
+	                      (json_int_t)st.refused_gzip);
+	if (!c || json_object_update(o, c) < 0) {
+		json_decref(c);
+		json_decref(o);
+		return NULL;
+	}
+	json_decref(c);
+	return o;
+}
+
 static void uploader_metrics(void *ud, struct web_buf *b)
 {
 	struct egw *e = ud;
@@ -233,9 +258,13 @@ static int uploader_config_from(struct egw *e, const char *urls[UPLOADER_MAX_URL
 			return -EINVAL;
 		urls[n++] = json_string_value(v);
 	}
+	const char *comp = settings_get_str(e->settings, "backend.compression");
 	*cfg = (struct uploader_config){
 	    .urls = urls,
 	    .n_urls = n,
+	    .compression = comp && !strcmp(comp, "gzip")   ? UPLOADER_COMPRESS_GZIP
+	                   : comp && !strcmp(comp, "none") ? UPLOADER_COMPRESS_NONE
+	                                                   : UPLOADER_COMPRESS_AUTO,
 	    .rate_per_s = rate > 0 ? (unsigned)rate : 0,
 	    .timeout_ms = tmo > 0 ? (long)tmo : 0,
 	    .on_health = uploader_health,
@@ -275,7 +304,7 @@ int pipeline_uploader_init(struct egw *e)
 	int n;
 
 	if (e->web) {
-		web_add_section(e->web, "uploader", uploader_section, e, true);
+		web_add_section(e->web, "uploader", uploader_section_full, e, true);
 		web_add_metrics(e->web, uploader_metrics, e);
 	}
 	if (!e->store || !e->http)
@@ -366,6 +395,8 @@ int pipeline_apply_settings(struct egw *e)
 	int r = 0, r2;
 
 	if (e->batch) {
+		batch_set_srcful(e->batch,
+		                 !strcmp(settings_get_str(e->settings, "backend.format"), "srcful"));
 		r2 = batch_set_interval(
 		    e->batch, MSEC(settings_get_int(e->settings, "harvest.batch_interval_ms")));
 		if (r2 < 0)

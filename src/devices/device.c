@@ -376,11 +376,8 @@ static void publish(struct device *d)
 			d->last.v[f] = v;
 	}
 	d->have_reading = true;
-	if (h->on_reading) {
-		json_t *raw = profile_raw_json(d->res, nres);
-		h->on_reading(d->set->ud, d, d->cycle_ts_ms, &fresh, raw);
-		json_decref(raw);
-	}
+	if (h->on_reading)
+		h->on_reading(d->set->ud, d, d->cycle_ts_ms, &fresh, d->res, nres);
 }
 
 static void cycle_finish(struct device *d)

@@ -45,6 +45,7 @@
 
 struct loop;
 struct reading;  /* profiles/reading.h */
+struct block_result; /* profiles/profile.h */
 struct mb_mem_server; /* modbus/client.h */
 struct mb_client;     /* modbus/client.h */
 struct device;
@@ -89,7 +90,9 @@ struct devices_config {
  * be NULL.  Pointers passed are borrowed for the duration of the call. */
 struct device_hooks {
 	void (*on_reading)(void *ud, struct device *d, int64_t ts_ms,
-	                   const struct reading *r, json_t *raw /* borrowed: {"addr": word, ...} */);
+	                   const struct reading *r,
+	                   const struct block_result *res /* borrowed: the poll's blocks */,
+	                   unsigned nres);
 	void (*on_freq)(void *ud, struct device *d, int64_t ts_ms, double hz);
 	void (*on_state)(void *ud, struct device *d, int old_state, int new_state,
 	                 const char *reason);

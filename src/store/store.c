@@ -10,16 +10,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "base/err.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/time.h"
 #include "base/util.h"
+#include "crypto/b64url.h"
 
 #define STORE_GAP_RESERVE 4096   /* bytes kept free for the gap row and its token */
 #define STORE_MAX_RANGES 64
 #define STORE_SCHEMA_VERSION 1
+/* Acknowledgements held: reaching this many commits them on their own, so at
+ * most one waits for the next commit (a crash then resends it, beside the
+ * upload in flight: at most two duplicates per crash). */
+#define STORE_ACKS_MAX 2
 
 enum stmt {
 	ST_BEGIN,
@@ -46,15 +52,177 @@ static const char *const stmt_sql[] = {
 	[ST_META_GET] = "SELECT value FROM meta WHERE key = ?",
 	[ST_META_SET] = "INSERT INTO meta(key, value) VALUES (?, ?) "
 			"ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-	[ST_SET_JWT] = "UPDATE rows SET jwt = ?2, size = size + ?3 WHERE seq = ?1 AND jwt IS NULL",
+	[ST_SET_JWT] = "UPDATE rows SET jwt = ?2, payload = '', size = ?3 WHERE seq = ?1 AND jwt IS NULL",
 	[ST_UNSIGNED] = "SELECT seq, kind, created_ms, payload FROM rows WHERE jwt IS NULL ORDER BY seq LIMIT ?",
 	[ST_PEEK] = "SELECT seq, kind, created_ms, jwt FROM rows WHERE seq > ? ORDER BY seq LIMIT ?",
-	[ST_DELETE] = "DELETE FROM rows WHERE seq = ? RETURNING kind, size, payload, jwt IS NULL",
+	[ST_DELETE] = "DELETE FROM rows WHERE seq = ? RETURNING kind, size, payload, jwt IS NULL, "
+		      "CASE WHEN kind = 1 THEN jwt END",
 	[ST_OLDEST] = "SELECT seq FROM rows ORDER BY seq LIMIT 1",
-	[ST_OLDER_THAN] = "SELECT seq FROM rows WHERE created_ms < ? ORDER BY seq",
+	[ST_OLDER_THAN] = "SELECT seq, created_ms FROM rows ORDER BY seq",
 	[ST_BETWEEN] = "SELECT 1 FROM rows WHERE seq > ? AND seq < ? LIMIT 1",
 };
 _Static_assert(ARRAY_SIZE(stmt_sql) == ST_COUNT, "one SQL text per statement");
+
+/* ---- tokens at rest ----
+ * A row is stored once: unsigned, its payload JSON (jwt NULL); signed, its
+ * token only (payload ''), since the token carries the payload.  A token is
+ * kept as a BLOB when that is smaller than its text:
+ *   "EJ1" | u32 big-endian n | zlib(u16 hlen | header | u32 plen | payload | signature)
+ * with header, payload and signature the bytes its three base64url parts
+ * decode to (n: the inflated size).  base64url without padding is one-to-one
+ * for the strict decoder, so re-encoding gives the token back exactly.
+ * Rows written by older versions (payload and token both as text) read as
+ * before. */
+#define JWT_PACK_MAGIC "EJ1"
+#define JWT_PACK_MAX (16u << 20)
+
+static void put_be(uint8_t *p, uint32_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+}
+
+static uint32_t get_be(const uint8_t *p, unsigned n)
+{
+	uint32_t v = 0;
+	for (unsigned i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* The packed form of jwt, or NULL (malformed token, no memory, or not
+ * smaller than the text: then the text is stored). */
+static uint8_t *jwt_pack(const char *jwt, size_t *ret_n)
+{
+	const char *d1 = strchr(jwt, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+	size_t len = strlen(jwt), hl, pl, sl;
+	uint8_t *raw = NULL, *out = NULL;
+	uLongf zn;
+	int n;
+
+	if (!d1 || !d2 || strchr(d2 + 1, '.') || len > JWT_PACK_MAX)
+		return NULL;
+	raw = malloc(len + 16);
+	if (!raw)
+		return NULL;
+	n = b64url_decode(jwt, (size_t)(d1 - jwt), raw + 2, len);
+	if (n < 0 || n > 0xffff)
+		goto fail;
+	hl = (size_t)n;
+	put_be(raw, (uint32_t)hl, 2);
+	n = b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), raw + 2 + hl + 4, len);
+	if (n < 0)
+		goto fail;
+	pl = (size_t)n;
+	put_be(raw + 2 + hl, (uint32_t)pl, 4);
+	n = b64url_decode(d2 + 1, strlen(d2 + 1), raw + 2 + hl + 4 + pl, len);
+	if (n < 0)
+		goto fail;
+	sl = (size_t)n;
+	size_t rn = 2 + hl + 4 + pl + sl;
+	zn = compressBound(rn);
+	out = malloc(7 + zn);
+	if (!out || compress2(out + 7, &zn, raw, rn, 6) != Z_OK || 7 + zn >= len)
+		goto fail;
+	memcpy(out, JWT_PACK_MAGIC, 3);
+	put_be(out + 3, (uint32_t)rn, 4);
+	free(raw);
+	*ret_n = 7 + zn;
+	return out;
+fail:
+	free(raw);
+	free(out);
+	return NULL;
+}
+
+/* The token text of a stored jwt column (TEXT as is, BLOB unpacked), or
+ * NULL (no memory, or a damaged blob: logged). */
+static char *jwt_column(sqlite3_stmt *st, int col)
+{
+	const uint8_t *b;
+	uint8_t *raw = NULL;
+	char *out = NULL;
+	size_t n, rn, hl, pl, sl;
+	uLongf got;
+
+	if (sqlite3_column_type(st, col) != SQLITE_BLOB) {
+		const unsigned char *t = sqlite3_column_text(st, col);
+		return t ? strdup((const char *)t) : NULL;
+	}
+	b = sqlite3_column_blob(st, col);
+	n = (size_t)sqlite3_column_bytes(st, col);
+	if (!b || n < 7 || memcmp(b, JWT_PACK_MAGIC, 3) != 0)
+		goto bad;
+	rn = get_be(b + 3, 4);
+	if (rn < 6 || rn > JWT_PACK_MAX)
+		goto bad;
+	raw = malloc(rn);
+	if (!raw)
+		return NULL;
+	got = rn;
+	if (uncompress(raw, &got, b + 7, n - 7) != Z_OK || got != rn)
+		goto bad;
+	hl = get_be(raw, 2);
+	if (2 + hl + 4 > rn)
+		goto bad;
+	pl = get_be(raw + 2 + hl, 4);
+	if (pl > rn - 2 - hl - 4)
+		goto bad;
+	sl = rn - 2 - hl - 4 - pl;
+	size_t cap = b64url_encoded_len(hl) + b64url_encoded_len(pl) + b64url_encoded_len(sl) + 3;
+	out = malloc(cap);
+	if (!out)
+		goto out;
+	int a = b64url_encode(raw + 2, hl, out, cap);
+	out[a] = '.';
+	int c = b64url_encode(raw + 2 + hl + 4, pl, out + a + 1, cap - (size_t)a - 1);
+	out[a + 1 + c] = '.';
+	b64url_encode(raw + 2 + hl + 4 + pl, sl, out + a + c + 2, cap - (size_t)(a + c + 2));
+	goto out;
+bad:
+	log_error("store", "a stored token does not unpack (damaged row)");
+out:
+	free(raw);
+	return out;
+}
+
+/* The payload JSON of a stored token (gap rows, whose ranges a later gap
+ * row takes over), or NULL. */
+static char *jwt_payload_text(sqlite3_stmt *st, int col)
+{
+	char *jwt = jwt_column(st, col), *out = NULL;
+	const char *d1 = jwt ? strchr(jwt, '.') : NULL, *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+
+	if (d2) {
+		size_t n = (size_t)(d2 - d1 - 1);
+		out = malloc(n + 1);
+		int r = out ? b64url_decode(d1 + 1, n, (uint8_t *)out, n + 1) : -ENOMEM;
+		if (r < 0) {
+			free(out);
+			out = NULL;
+		} else {
+			out[r] = '\0';
+		}
+	}
+	free(jwt);
+	return out;
+}
+
+/* Binds jwt to parameter i: packed when that is smaller.  Returns the
+ * bytes stored; *ret_free gets what to free after the step. */
+static int64_t bind_jwt(sqlite3_stmt *st, int i, const char *jwt, void **ret_free)
+{
+	size_t n;
+	uint8_t *p = jwt_pack(jwt, &n);
+
+	*ret_free = p;
+	if (p) {
+		sqlite3_bind_blob(st, i, p, (int)n, SQLITE_STATIC);
+		return (int64_t)n;
+	}
+	sqlite3_bind_text(st, i, jwt, -1, SQLITE_STATIC);
+	return (int64_t)strlen(jwt);
+}
 
 static const char store_schema[] =
 	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
@@ -66,7 +234,9 @@ static const char store_schema[] =
 	" jwt TEXT,"
 	" size INTEGER NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS rows_unsigned ON rows(seq) WHERE jwt IS NULL;"
-	"CREATE INDEX IF NOT EXISTS rows_created ON rows(created_ms);";
+	/* No index on created_ms: it cost a page write per append and per
+	 * delete; rows age out oldest first in seq order (drop_by_age). */
+	"DROP INDEX IF EXISTS rows_created;";
 
 struct store {
 	pthread_mutex_t lock;       /* serializes SQLite use; held across commits (fsync) */
@@ -83,7 +253,19 @@ struct store {
 	int64_t next_seq;       /* next seq to reserve (memory) */
 	int64_t next_seq_db;    /* meta.next_seq as committed */
 	struct store_stats stats;
+	/* Acknowledged rows not deleted yet: their deletes ride on the next
+	 * commit (an append, the bounds check) instead of a commit of their
+	 * own, or are committed alone once STORE_ACKS_MAX wait.  Lost with a
+	 * crash, they are only sent again (at least once; the backend
+	 * deduplicates by seq).  Counted as gone in stats at once. */
+	int64_t acks[STORE_ACKS_MAX];
+	unsigned n_acks;
+	int64_t meta_delivered; /* meta.delivered as committed */
 };
+
+static bool ack_pending(const struct store *s, int64_t seq);
+static int acks_apply(struct store *s, bool count);
+static int acks_flush(struct store *s);
 
 /* Release the SQLite lock after publishing the counters for the loop thread. */
 static void store_unlock(struct store *s)
@@ -228,6 +410,13 @@ static int store_db_open(struct store *s)
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_timeout(s->db, 2000);
 
+	/* Flash wear is counted in pages: every commit appends its dirty pages
+	 * to the WAL and a checkpoint writes them again.  A batch row is about
+	 * 1 KB, so 1 KiB pages write a quarter of what 4 KiB pages do per
+	 * commit (effective only when the file is created). */
+	rc = sqlite3_exec(s->db, "PRAGMA page_size=1024", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
 	rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return rc;
@@ -241,6 +430,14 @@ static int store_db_open(struct store *s)
 	if (rc != SQLITE_OK)
 		return rc;
 	rc = sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	/* Checkpoint every 1000 pages (1 MiB of WAL): a page written by many
+	 * commits in between (the meta row, the index tails, the newest leaf)
+	 * goes to the database file once.  After a checkpoint the WAL file is
+	 * cut back to 1 MiB instead of staying at its largest size. */
+	rc = sqlite3_exec(s->db, "PRAGMA wal_autocheckpoint=1000; PRAGMA journal_size_limit=1048576",
+			  NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		return rc;
 	/* The store appends at one end and reads at the other, each batch once:
@@ -304,6 +501,7 @@ static int store_db_open(struct store *s)
 	s->next_seq = s->next_seq_db;
 	s->stats.last_seq = s->next_seq_db - 1;
 	rc = meta_get(s, "delivered", &s->stats.delivered);
+	s->meta_delivered = s->stats.delivered;
 	if (rc == SQLITE_OK)
 		rc = meta_get(s, "dropped", &s->stats.dropped);
 	if (rc == SQLITE_OK)
@@ -415,6 +613,10 @@ void store_close(struct store *s)
 {
 	if (!s)
 		return;
+	pthread_mutex_lock(&s->lock);
+	if (s->db && acks_flush(s) != SQLITE_OK)
+		log_warn("store", "acknowledgements not recorded: those batches go again");
+	pthread_mutex_unlock(&s->lock);
 	store_db_close(s);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->snap_lock);
@@ -449,21 +651,28 @@ static int insert_row(struct store *s, int64_t seq, enum store_kind kind, int64_
 		      const char *payload, const char *jwt, int64_t *ret_size)
 {
 	sqlite3_stmt *st = stmt(s, ST_INSERT);
-	int64_t size = (int64_t)strlen(payload) + (jwt ? (int64_t)strlen(jwt) : 0);
+	void *packed = NULL;
+	int64_t size;
 	int rc;
 
 	sqlite3_bind_int64(st, 1, seq);
 	sqlite3_bind_int(st, 2, (int)kind);
 	sqlite3_bind_int64(st, 3, created_ms);
-	sqlite3_bind_text(st, 4, payload, -1, SQLITE_STATIC);
-	if (jwt)
-		sqlite3_bind_text(st, 5, jwt, -1, SQLITE_STATIC);
-	else
+	if (jwt) {
+		/* stored once: the token carries the payload */
+		sqlite3_bind_text(st, 4, "", 0, SQLITE_STATIC);
+		size = bind_jwt(st, 5, jwt, &packed);
+	} else {
+		sqlite3_bind_text(st, 4, payload, -1, SQLITE_STATIC);
 		sqlite3_bind_null(st, 5);
+		size = (int64_t)strlen(payload);
+	}
 	sqlite3_bind_int64(st, 6, size);
 	rc = step_done(s, ST_INSERT);
-	if (rc == SQLITE_OK && seq + 1 > s->next_seq_db)
-		rc = meta_set(s, "next_seq", seq + 1);
+	free(packed);
+	/* meta.next_seq is not written here: while the row exists MAX(seq)
+	 * says as much; next_seq_guard writes it before a delete could hide
+	 * it. */
 	*ret_size = size;
 	return rc;
 }
@@ -476,6 +685,7 @@ static void account_insert(struct store *s, int64_t seq, bool is_unsigned, int64
 	s->stats.backlog++;
 	s->stats.unsigned_rows += is_unsigned;
 	s->stats.bytes += size;
+	s->stats.appended += size;
 	s->stats.disk_full = false;
 }
 
@@ -493,15 +703,21 @@ int store_append(struct store *s, int64_t seq, int64_t created_ms, const char *p
 		goto unlock;
 	}
 	rc = tx_begin(s);
+	/* insert first: then the new row keeps MAX(seq) and the deletes need
+	 * no meta write */
 	if (rc == SQLITE_OK)
 		rc = insert_row(s, seq, STORE_BATCH, created_ms, payload_json, jwt_or_null, &size);
+	if (rc == SQLITE_OK)
+		rc = acks_apply(s, false);
 	if (rc == SQLITE_OK)
 		rc = tx_commit(s);
 	if (rc != SQLITE_OK) {
 		tx_rollback(s);
+		s->meta_delivered = INT64_MIN / 2; /* unknown: written with the next commit */
 		r = store_err(s, rc);
 		goto unlock;
 	}
+	s->n_acks = 0;
 	account_insert(s, seq, !jwt_or_null, size);
 unlock:
 	store_unlock(s);
@@ -538,33 +754,41 @@ int store_append_async(struct store *s, struct store_append_req *req)
 int store_set_jwt(struct store *s, int64_t seq, const char *jwt)
 {
 	sqlite3_stmt *st;
-	int64_t jlen;
+	int64_t jlen, old = 0;
+	void *packed = NULL;
 	int rc, r = 0;
+	char sql[80];
 
 	if (!jwt)
 		return -EINVAL;
-	jlen = (int64_t)strlen(jwt);
 	pthread_mutex_lock(&s->lock);
+	snprintf(sql, sizeof(sql), "SELECT size FROM rows WHERE seq = %lld", (long long)seq);
+	rc = exec_int(s->db, sql, &old);
+	if (rc != SQLITE_OK) {
+		r = store_err(s, rc);
+		goto unlock;
+	}
 	st = stmt(s, ST_SET_JWT);
 	sqlite3_bind_int64(st, 1, seq);
-	sqlite3_bind_text(st, 2, jwt, -1, SQLITE_STATIC);
+	jlen = bind_jwt(st, 2, jwt, &packed);
 	sqlite3_bind_int64(st, 3, jlen);
 	/* A single statement is its own transaction. */
 	rc = step_done(s, ST_SET_JWT);
+	free(packed);
 	if (rc != SQLITE_OK) {
 		r = store_err(s, rc);
 		goto unlock;
 	}
 	if (sqlite3_changes(s->db) == 0) {
 		int64_t exists = 0;
-		char sql[80];
 		snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM rows WHERE seq = %lld", (long long)seq);
 		rc = exec_int(s->db, sql, &exists);
 		r = rc != SQLITE_OK ? store_err(s, rc) : exists ? -EEXIST : -ENOENT;
 		goto unlock;
 	}
 	s->stats.unsigned_rows--;
-	s->stats.bytes += jlen;
+	s->stats.bytes += jlen - old;
+	s->stats.appended += jlen - old;
 	s->stats.disk_full = false;
 unlock:
 	store_unlock(s);
@@ -634,9 +858,11 @@ int store_peek(struct store *s, int64_t after_seq, unsigned max, struct store_ro
 	pthread_mutex_lock(&s->lock);
 	st = stmt(s, ST_PEEK);
 	sqlite3_bind_int64(st, 1, after_seq);
-	sqlite3_bind_int64(st, 2, max);
+	sqlite3_bind_int64(st, 2, (int64_t)max + s->n_acks);
 	while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_row *row = &rows[n];
+		if (ack_pending(s, sqlite3_column_int64(st, 0)))
+			continue; /* delivered, deleted with the next commit */
 		if (sqlite3_column_type(st, 3) == SQLITE_NULL) {
 			rc = SQLITE_DONE; /* unsigned: later rows wait, order is kept */
 			break;
@@ -645,7 +871,7 @@ int store_peek(struct store *s, int64_t after_seq, unsigned max, struct store_ro
 			.seq = sqlite3_column_int64(st, 0),
 			.kind = (enum store_kind)sqlite3_column_int(st, 1),
 			.created_ms = sqlite3_column_int64(st, 2),
-			.jwt = column_strdup(st, 3),
+			.jwt = jwt_column(st, 3),
 		};
 		n++;
 		if (!row->jwt) {
@@ -687,7 +913,14 @@ static int delete_row(struct store *s, int64_t seq, struct deleted *ret)
 		ret->kind = (enum store_kind)sqlite3_column_int(st, 0);
 		ret->size = sqlite3_column_int64(st, 1);
 		ret->was_unsigned = sqlite3_column_int(st, 3);
-		ret->payload = ret->kind == STORE_GAP ? column_strdup(st, 2) : NULL;
+		ret->payload = NULL;
+		if (ret->kind == STORE_GAP) {
+			const unsigned char *t = sqlite3_column_text(st, 2);
+			if (t && *t)
+				ret->payload = strdup((const char *)t);
+			else if (sqlite3_column_type(st, 4) != SQLITE_NULL)
+				ret->payload = jwt_payload_text(st, 4);
+		}
 		rc = sqlite3_step(st);
 		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
 	} else if (rc == SQLITE_DONE) {
@@ -704,28 +937,121 @@ static void account_delete(struct store *s, const struct deleted *d)
 	s->stats.bytes -= d->size;
 }
 
+static bool ack_pending(const struct store *s, int64_t seq)
+{
+	for (unsigned i = 0; i < s->n_acks; i++)
+		if (s->acks[i] == seq)
+			return true;
+	return false;
+}
+
+/* Inside a transaction that deleted rows: if the newest committed row is
+ * gone, MAX(seq) no longer tells the next seq, so meta.next_seq must. */
+static int next_seq_guard(struct store *s)
+{
+	int64_t max = 0, meta = 0;
+	int rc = exec_int(s->db, "SELECT COALESCE(MAX(seq), 0) FROM rows", &max);
+
+	if (rc == SQLITE_OK && max + 1 < s->next_seq_db)
+		rc = meta_get(s, "next_seq", &meta);
+	if (rc == SQLITE_OK && max + 1 < s->next_seq_db && meta < s->next_seq_db)
+		rc = meta_set(s, "next_seq", s->next_seq_db);
+	return rc;
+}
+
+/* Deletes the acknowledged rows inside the caller's transaction (their
+ * counters were taken at store_ack).  The caller clears n_acks once the
+ * transaction committed.  meta.delivered is written when count, or when
+ * 64 have gone uncounted (a crash may cost the counter that many). */
+static int acks_apply(struct store *s, bool count)
+{
+	int rc = SQLITE_OK;
+
+	if (s->n_acks == 0)
+		return SQLITE_OK;
+	for (unsigned i = 0; i < s->n_acks && rc == SQLITE_OK; i++) {
+		struct deleted d = { 0 };
+		rc = delete_row(s, s->acks[i], &d);
+		free(d.payload);
+		if (rc == SQLITE_NOTFOUND)
+			rc = SQLITE_OK;
+	}
+	if (rc == SQLITE_OK)
+		rc = next_seq_guard(s);
+	if (rc == SQLITE_OK && (count || s->stats.delivered - s->meta_delivered >= 64)) {
+		rc = meta_set(s, "delivered", s->stats.delivered);
+		if (rc == SQLITE_OK)
+			s->meta_delivered = s->stats.delivered; /* (rolled back: written again) */
+	}
+	return rc;
+}
+
+/* Commits the waiting acknowledgements on their own. */
+static int acks_flush(struct store *s)
+{
+	int rc;
+
+	if (s->n_acks == 0)
+		return SQLITE_OK;
+	rc = tx_begin(s);
+	if (rc == SQLITE_OK)
+		rc = acks_apply(s, true);
+	if (rc == SQLITE_OK)
+		rc = tx_commit(s);
+	if (rc != SQLITE_OK) {
+		tx_rollback(s);
+		s->meta_delivered = INT64_MIN / 2;
+		return rc;
+	}
+	s->n_acks = 0;
+	return SQLITE_OK;
+}
+
 int store_ack(struct store *s, int64_t seq)
 {
+	sqlite3_stmt *q = NULL;
 	struct deleted d = { 0 };
 	int rc, r = 0;
 
 	pthread_mutex_lock(&s->lock);
-	rc = tx_begin(s);
-	if (rc == SQLITE_OK)
-		rc = delete_row(s, seq, &d);
-	if (rc == SQLITE_OK)
-		rc = meta_set(s, "delivered", s->stats.delivered + 1);
-	if (rc == SQLITE_OK)
-		rc = tx_commit(s);
-	free(d.payload);
+	if (ack_pending(s, seq)) {
+		r = -ENOENT;
+		goto unlock;
+	}
+	rc = sqlite3_prepare_v2(s->db, "SELECT kind, size, jwt IS NULL FROM rows WHERE seq = ?", -1,
+				&q, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(q, 1, seq);
+		rc = sqlite3_step(q);
+		if (rc == SQLITE_ROW) {
+			d.kind = (enum store_kind)sqlite3_column_int(q, 0);
+			d.size = sqlite3_column_int64(q, 1);
+			d.was_unsigned = sqlite3_column_int(q, 2);
+			rc = SQLITE_OK;
+		} else if (rc == SQLITE_DONE) {
+			rc = SQLITE_NOTFOUND;
+		}
+	}
+	sqlite3_finalize(q);
 	if (rc != SQLITE_OK) {
-		tx_rollback(s);
 		r = rc == SQLITE_NOTFOUND ? -ENOENT : store_err(s, rc);
 		goto unlock;
 	}
+	s->acks[s->n_acks++] = seq;
 	account_delete(s, &d);
 	s->stats.delivered++;
-	s->stats.disk_full = false;
+	if (s->n_acks == STORE_ACKS_MAX) {
+		rc = acks_flush(s);
+		if (rc != SQLITE_OK) {
+			/* still counted as delivered: the deletes are retried
+			 * with the next commit; the list is full, so drop the
+			 * oldest wait (it is only sent again) */
+			r = 0;
+			store_err(s, rc);
+			memmove(s->acks, s->acks + 1, (STORE_ACKS_MAX - 1) * sizeof(s->acks[0]));
+			s->n_acks--;
+		}
+	}
 unlock:
 	store_unlock(s);
 	return r;
@@ -859,8 +1185,14 @@ static int drop_by_age(struct store *s, struct gap *g, int64_t cutoff_ms)
 	size_t n = 0, cap = 0;
 	int rc;
 
-	sqlite3_bind_int64(st, 1, cutoff_ms);
+	/* oldest first, while older than the cutoff (rows are appended in
+	 * time order; one stamped earlier behind a newer one, after the clock
+	 * stepped back, waits for the rows before it) */
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_int64(st, 1) >= cutoff_ms) {
+			rc = SQLITE_DONE;
+			break;
+		}
 		if (n == cap) {
 			int64_t *p = realloc(seqs, (cap = cap ? 2 * cap : 64) * sizeof(*p));
 			if (!p) {
@@ -938,6 +1270,8 @@ int store_enforce_bounds(struct store *s, int64_t now_ms)
 		goto unlock;
 	saved = s->stats;
 	rc = tx_begin(s);
+	if (rc == SQLITE_OK)
+		rc = acks_apply(s, false);
 	if (rc == SQLITE_OK && s->max_age_s > 0) {
 		unsigned before = g.rows;
 		rc = drop_by_age(s, &g, now_ms - s->max_age_s * 1000);
@@ -950,8 +1284,11 @@ int store_enforce_bounds(struct store *s, int64_t now_ms)
 	}
 	if (rc == SQLITE_OK && g.rows == 0) {
 		tx_rollback(s);
+		s->meta_delivered = INT64_MIN / 2;
 		goto unlock;
 	}
+	/* (committed below with the gap row; before that, an error leaves
+	 * the acknowledgements waiting) */
 	if (rc == SQLITE_OK && g.oom)
 		rc = SQLITE_NOMEM;
 	if (rc == SQLITE_OK)
@@ -972,6 +1309,7 @@ int store_enforce_bounds(struct store *s, int64_t now_ms)
 	if (rc != SQLITE_OK) {
 		tx_rollback(s);
 		s->stats = saved; /* nothing was deleted */
+		s->meta_delivered = INT64_MIN / 2;
 		if (reserved) {
 			/* Give the seq back unless a batch reserved one since. */
 			pthread_mutex_lock(&s->snap_lock);
@@ -982,6 +1320,7 @@ int store_enforce_bounds(struct store *s, int64_t now_ms)
 		r = store_err(s, rc);
 		goto unlock;
 	}
+	s->n_acks = 0;
 	account_insert(s, seq, true, size);
 	s->stats.dropped = saved.dropped + g.batches;
 	r = (int)MIN(g.rows, (unsigned)INT_MAX);

@@ -8,7 +8,10 @@
  * signer was down (store_unsigned + store_set_jwt); the uploader only sees
  * signed rows (store_peek), in seq order.
  *
- * Bounds: store.max_bytes (sum of payload + jwt bytes of the rows kept) and
+ * Each row is stored once: an unsigned row's payload, or a signed row's
+ * token only (it carries the payload), zlib-packed when that is smaller.
+ *
+ * Bounds: store.max_bytes (sum of the stored bytes of the rows kept) and
  * store.max_age_s.  store_enforce_bounds drops the oldest rows and appends one
  * unsigned gap row whose payload says which seqs were lost and why:
  *   {"type":"gap","seq":N,"created_ms":T,"reason":"max_bytes"|"max_age"|...,
@@ -68,7 +71,8 @@ struct store_stats {
 	int64_t delivered;  /* rows acknowledged, ever (persisted) */
 	int64_t dropped;    /* batch rows dropped by bounds, ever (persisted) */
 	int64_t last_seq;   /* highest seq committed, 0 if none */
-	int64_t bytes;      /* payload + jwt bytes kept */
+	int64_t bytes;      /* bytes kept: payload of unsigned rows, token of signed ones */
+	int64_t appended;   /* bytes of rows committed since open (growth while offline) */
 	bool disk_full;     /* last write failed with SQLITE_FULL/ENOSPC */
 	bool recovered;     /* a corrupt file was moved aside at open */
 	int last_err;       /* last error returned (negative), 0 if none */

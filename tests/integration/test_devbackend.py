@@ -1,6 +1,7 @@
 """tools/devbackend.py on its own: signature checks, the name query, the
 failure modes and the /received summary, with tokens made here by PyJWT.
 Run with /usr/bin/python3."""
+import gzip
 import json
 import os
 import re
@@ -101,6 +102,46 @@ class DevBackendTest(unittest.TestCase):
                          "Barn")
         self.assertEqual(self.post("/graphql", "{}")[0], 400)
         self.assertEqual(self.summary()["graphql_ids"], ["01ab", "01ab"])
+
+    def test_compact_batch_decoded_gzip_accepted(self):
+        # the example of doc/batch-format.md
+        payload = {"v": 2, "seq": 1, "iat": 1700000010, "gateway": "01ab",
+                   "from_ms": 1700000000000, "to_ms": 1700000010000,
+                   "devices": [{"id": "inv1", "profile": "sungrow", "serial": "A123",
+                                "blocks": [[3, 5016, 2], [4, 100, 3]],
+                                "kf": ["C7j__w", "AAAAAAAA"],
+                                "polls": [{"t": 100, "b": "3",
+                                           "r": {"pv": {"W": -3000, "mppt1_V": 339.2}}},
+                                          {"t": 500, "b": "3", "d": [0, 3100],
+                                           "r": {"pv": {"W": -3100}}}]}],
+                   "frequency": {"device": "inv1", "t0": 1700000000700, "iv": 100,
+                                 "mhz": 49980, "d": [0, 40, None, 10]}}
+        tok = pyjwt.encode(payload, self.key, algorithm="ES256", headers={"device": "01ab"})
+        st, _, body = T.http(self.port, "POST", "/data", body=gzip.compress(tok.encode()),
+                             headers={"Content-Type": "application/jwt",
+                                      "Content-Encoding": "gzip"}, timeout=5)
+        self.assertEqual(st, 200, body)
+        st, _, body = T.http(self.port, "POST", "/data", body=tok.encode(),
+                             headers={"Content-Encoding": "br"}, timeout=5)
+        self.assertEqual(st, 415, body)
+        s = self.summary()
+        self.assertEqual((s["gzip_bodies"], s["refused_encoding"], s["undecodable"]), (1, 1, 0))
+        dec = T.get_json(self.cport, "/received/decoded")
+        self.assertEqual(len(dec), 1)
+        polls = dec[0]["devices"][0]["polls"]
+        self.assertEqual(polls[1]["raw"], {"100": 0, "101": 0, "102": 0, "5016": 3100,
+                                           "5017": 65535})
+        self.assertEqual(polls[1]["ts_ms"], 1700000000600)
+        self.assertEqual(polls[1]["reading"], {"pv": {"W": -3100, "mppt1_V": 339.2}})
+        self.assertEqual(dec[0]["frequency"]["samples"],
+                         [[1700000000700, 49.98], [1700000000800, 50.02],
+                          [1700000001000, 50.03]])
+        self.assertEqual(dec[0]["frequency"]["missing"], [1700000000900])
+        # a signed batch that does not decode is kept, and counted
+        bad = dict(payload, seq=2, devices=[{"blocks": [], "kf": [], "polls": [{"t": 1}]}])
+        tok = pyjwt.encode(bad, self.key, algorithm="ES256", headers={"device": "01ab"})
+        self.assertEqual(self.post("/data", tok)[0], 200)
+        self.assertEqual(self.summary()["undecodable"], 1)
 
     def test_modes(self):
         tok = self.token(1)

@@ -23,6 +23,7 @@
 #include "crypto/signer.h"
 #include "egw-config.h"
 #include "loop/loop.h"
+#include "profiles/profile.h"
 #include "profiles/reading.h"
 #include "store/store.h"
 
@@ -128,30 +129,33 @@ static void test_payload_contents(void **state)
 {
 	struct fx *f = *state;
 	struct reading r;
-	json_t *raw, *hdr[1], *pl[1];
+	json_t *hdr[1], *pl[1];
 	int64_t t0;
+	struct block_result res[2] = {
+	    {.b = {.fc = REG_FC_HOLDING, .addr = 5016, .count = 2}, .regs = {3000, 65535}},
+	    {.b = {.fc = REG_FC_INPUT, .addr = 100, .count = 3}, .err = -ETIMEDOUT}};
 
 	new_batch(f);
 	t0 = wall_ms();
 	reading_clear(&r);
 	r.v[RF_PV_W] = -3000.0;
 	r.v[RF_METER_HZ] = 50.01;
-	raw = json_pack("{sIsI}", "5016", (json_int_t)3000, "5017", (json_int_t)65535);
-	assert_int_equal(batch_add_reading(f->b, "inv1", "sungrow", "A123", t0 - 900, &r, raw), 0);
+	r.v[RF_PV_MPPT1_V] = 3392 * 0.1; /* 339.20000000000005 in binary */
+	assert_int_equal(batch_add_reading(f->b, "inv1", "sungrow", "A123", t0 - 900, &r, res, 2), 0);
 	r.v[RF_PV_W] = -3100.0;
-	json_object_set_new(raw, "5016", json_integer(3100));
-	assert_int_equal(batch_add_reading(f->b, "inv1", "sungrow", "A123", t0 - 400, &r, raw), 0);
-	json_decref(raw);
-	/* A second device with only a raw map (decode failed) and late identity. */
-	raw = json_pack("{sI}", "30775", (json_int_t)7);
-	assert_int_equal(batch_add_reading(f->b, "m2", NULL, NULL, t0 - 300, NULL, raw), 0);
-	assert_int_equal(batch_add_reading(f->b, "m2", "sdm630", "M9", t0 - 200, NULL, raw), 0);
-	json_decref(raw);
+	res[0].regs[0] = 3100; /* only this word changes */
+	res[1].err = 0;
+	assert_int_equal(batch_add_reading(f->b, "inv1", "sungrow", "A123", t0 - 400, &r, res, 2), 0);
+	/* A second device with only registers (decode failed) and late identity. */
+	struct block_result m = {.b = {.fc = REG_FC_INPUT, .addr = 30775, .count = 1}, .regs = {7}};
+	assert_int_equal(batch_add_reading(f->b, "m2", NULL, NULL, t0 - 300, NULL, &m, 1), 0);
+	assert_int_equal(batch_add_reading(f->b, "m2", "sdm630", "M9", t0 - 200, NULL, &m, 1), 0);
 	assert_int_equal(batch_add_freq(f->b, "inv1", t0 - 300, 49.98), 0);
-	assert_int_equal(batch_add_freq(f->b, "inv1", t0 - 200, 50.02), 0);
-	assert_int_equal(batch_add_freq(f->b, "inv1", t0 - 100, 50.03), 0);
+	assert_int_equal(batch_add_freq(f->b, "inv1", t0 - 197, 50.02), 0);
+	/* t0 - 100 missing */
+	assert_int_equal(batch_add_freq(f->b, "inv1", t0 + 2, 50.03), 0);
 	assert_int_equal(batch_add_freq(f->b, "inv1", t0, NAN), -EINVAL);
-	assert_int_equal(batch_add_reading(f->b, "", "x", "y", t0, &r, NULL), -EINVAL);
+	assert_int_equal(batch_add_reading(f->b, "", "x", "y", t0, &r, NULL, 0), -EINVAL);
 
 	assert_int_equal(batch_seal_now(f->b), 0);
 	run_idle(f);
@@ -169,11 +173,13 @@ static void test_payload_contents(void **state)
 	/* payload */
 	json_t *p = pl[0], *d0, *d1, *fr;
 	int64_t iat = json_integer_value(json_object_get(p, "iat"));
+	int64_t from = json_integer_value(json_object_get(p, "from_ms"));
+	assert_int_equal(json_integer_value(json_object_get(p, "v")), BATCH_FORMAT_VERSION);
 	assert_true(iat >= t0 / 1000 && iat <= wall_ms() / 1000);
 	assert_true(json_integer_value(json_object_get(p, "seq")) >= 1);
 	assert_string_equal(json_string_value(json_object_get(p, "gateway")),
 	                    signer_serial_hex(f->sg));
-	assert_true(json_integer_value(json_object_get(p, "from_ms")) <= t0);
+	assert_true(from <= t0);
 	assert_true(json_integer_value(json_object_get(p, "to_ms")) >= t0);
 	assert_int_equal(json_array_size(json_object_get(p, "devices")), 2);
 	d0 = json_array_get(json_object_get(p, "devices"), 0);
@@ -181,42 +187,44 @@ static void test_payload_contents(void **state)
 	assert_string_equal(json_string_value(json_object_get(d0, "id")), "inv1");
 	assert_string_equal(json_string_value(json_object_get(d0, "profile")), "sungrow");
 	assert_string_equal(json_string_value(json_object_get(d0, "serial")), "A123");
-	char k1[24], k2[24];
-	snprintf(k1, sizeof(k1), "%lld", (long long)(t0 - 900));
-	snprintf(k2, sizeof(k2), "%lld", (long long)(t0 - 400));
-	json_t *rawm = json_object_get(d0, "raw");
-	assert_int_equal(json_object_size(rawm), 2);
-	/* the first raw map was copied: a later change by the caller is not in it */
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(rawm, k1), "5016")),
-	                 3000);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(rawm, k2), "5016")),
-	                 3100);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(rawm, k1), "5017")),
-	                 65535);
-	json_t *rd = json_object_get(json_object_get(d0, "readings"), k2);
-	assert_non_null(rd);
-	assert_true(
-	    fabs(json_real_value(json_object_get(json_object_get(rd, "pv"), "W")) + 3100.0) < 1e-9);
-	assert_true(fabs(json_real_value(json_object_get(json_object_get(rd, "meter"), "Hz")) -
-	                 50.01) < 1e-9);
-	assert_null(json_object_get(rd, "battery")); /* unavailable groups omitted */
+	char *blocks = json_dumps(json_object_get(d0, "blocks"), JSON_COMPACT);
+	assert_string_equal(blocks, "[[3,5016,2],[4,100,3]]");
+	free(blocks);
+	/* keyframe: 3000 = 0x0bb8, 65535 = 0xffff, big-endian, base64url */
+	assert_string_equal(json_string_value(json_array_get(json_object_get(d0, "kf"), 0)),
+	                    "C7j__w");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(d0, "kf"), 1)),
+	                    "AAAAAAAA");
+	json_t *polls = json_object_get(d0, "polls");
+	assert_int_equal(json_array_size(polls), 2);
+	char *p0 = json_dumps(json_array_get(polls, 0), JSON_COMPACT | JSON_SORT_KEYS |
+	                                                     JSON_REAL_PRECISION(15));
+	char want0[256];
+	snprintf(want0, sizeof(want0),
+	         "{\"b\":\"1\",\"e\":[[1,%d]],\"r\":{\"meter\":{\"Hz\":50.01},"
+	         "\"pv\":{\"W\":-3000,\"mppt1_V\":339.2}},\"t\":%lld}",
+	         -ETIMEDOUT, (long long)(t0 - 900 - from));
+	assert_string_equal(p0, want0);
+	free(p0);
+	char *p1 = json_dumps(json_array_get(polls, 1), JSON_COMPACT | JSON_SORT_KEYS);
+	assert_string_equal(p1, "{\"b\":\"3\",\"d\":[0,3100],\"r\":{\"pv\":{\"W\":-3100}},"
+	                        "\"t\":500}");
+	free(p1);
 	assert_string_equal(json_string_value(json_object_get(d1, "profile")), "sdm630");
 	assert_string_equal(json_string_value(json_object_get(d1, "serial")), "M9");
-	assert_int_equal(json_object_size(json_object_get(d1, "readings")), 0);
-	assert_int_equal(json_object_size(json_object_get(d1, "raw")), 2);
+	polls = json_object_get(d1, "polls");
+	assert_int_equal(json_array_size(polls), 2);
+	assert_null(json_object_get(json_array_get(polls, 1), "r")); /* no reading */
+	assert_null(json_object_get(json_array_get(polls, 1), "d")); /* nothing changed */
 	fr = json_object_get(p, "frequency");
 	assert_non_null(fr);
 	assert_string_equal(json_string_value(json_object_get(fr, "device")), "inv1");
-	assert_int_equal(json_integer_value(json_object_get(fr, "interval_ms")), 100);
-	assert_int_equal(json_array_size(json_object_get(fr, "samples")), 3);
-	json_t *s0 = json_array_get(json_object_get(fr, "samples"), 0);
-	assert_int_equal(json_integer_value(json_array_get(s0, 0)), t0 - 300);
-	assert_true(fabs(json_real_value(json_array_get(s0, 1)) - 49.98) < 1e-9);
-	json_t *fs = json_object_get(fr, "stats");
-	assert_int_equal(json_integer_value(json_object_get(fs, "count")), 3);
-	assert_true(fabs(json_real_value(json_object_get(fs, "min")) - 49.98) < 1e-9);
-	assert_true(fabs(json_real_value(json_object_get(fs, "max")) - 50.03) < 1e-9);
-	assert_true(fabs(json_real_value(json_object_get(fs, "mean")) - 50.01) < 1e-9);
+	assert_int_equal(json_integer_value(json_object_get(fr, "iv")), 100);
+	assert_int_equal(json_integer_value(json_object_get(fr, "t0")), t0 - 300);
+	assert_int_equal(json_integer_value(json_object_get(fr, "mhz")), 49980);
+	char *fd = json_dumps(json_object_get(fr, "d"), JSON_COMPACT);
+	assert_string_equal(fd, "[0,40,null,10]");
+	free(fd);
 	assert_null(json_object_get(p, "overflow"));
 	json_decref(hdr[0]);
 	json_decref(pl[0]);
@@ -290,9 +298,9 @@ static void test_overflow_capped(void **state)
 	char id[16];
 	for (int i = 0; i < BATCH_MAX_DEVICES; i++) {
 		snprintf(id, sizeof(id), "d%d", i);
-		assert_int_equal(batch_add_reading(f->b, id, "p", "s", 5, &r, NULL), 0);
+		assert_int_equal(batch_add_reading(f->b, id, "p", "s", 5, &r, NULL, 0), 0);
 	}
-	assert_int_equal(batch_add_reading(f->b, "one-too-many", "p", "s", 5, &r, NULL), -ENOSPC);
+	assert_int_equal(batch_add_reading(f->b, "one-too-many", "p", "s", 5, &r, NULL, 0), -ENOSPC);
 	assert_int_equal(batch_seal_now(f->b), 0);
 	run_idle(f);
 	assert_int_equal(read_signed(f, 0, hdr, pl, 1), 1);
@@ -301,7 +309,7 @@ static void test_overflow_capped(void **state)
 	assert_int_equal(json_integer_value(json_object_get(o, "samples")), 1);
 	assert_int_equal(json_integer_value(json_object_get(o, "readings")), 1);
 	assert_int_equal(
-	    json_array_size(json_object_get(json_object_get(pl[0], "frequency"), "samples")),
+	    json_array_size(json_object_get(json_object_get(pl[0], "frequency"), "d")),
 	    BATCH_MAX_SAMPLES);
 	json_decref(hdr[0]);
 	json_decref(pl[0]);
@@ -345,7 +353,7 @@ static void test_bounds_gap_signed(void **state)
 	for (int i = 0; i < RF_COUNT; i++)
 		r.v[i] = i * 1.5;
 	for (int i = 0; i < 12; i++) {
-		assert_int_equal(batch_add_reading(f->b, "inv", "sma", "S", 1000 + i, &r, NULL), 0);
+		assert_int_equal(batch_add_reading(f->b, "inv", "sma", "S", 1000 + i, &r, NULL, 0), 0);
 		assert_int_equal(batch_seal_now(f->b), 0);
 		run_idle(f);
 	}
@@ -416,7 +424,7 @@ static void test_disk_full_kept_in_memory_then_committed(void **state)
 	usec_t end = now_usec() + 10 * USEC_PER_SEC;
 	do {
 		for (int k = 0; k < 20; k++)
-			batch_add_reading(f->b, "inv", "sma", "S", 1000 + k, &r, NULL);
+			batch_add_reading(f->b, "inv", "sma", "S", 1000 + k, &r, NULL, 0);
 		assert_int_equal(batch_seal_now(f->b), 0);
 		for (int k = 0; k < 5; k++)
 			loop_run_once(f->l, 5 * USEC_PER_MSEC);

@@ -136,14 +136,17 @@ struct rec {
 	char new_serial[64];
 };
 
-static void on_reading(void *ud, struct device *d, int64_t ts, const struct reading *r, json_t *raw)
+static void on_reading(void *ud, struct device *d, int64_t ts, const struct reading *r,
+		       const struct block_result *res, unsigned nres)
 {
 	struct rec *k = ud;
 	(void)d;
 	assert_true(ts > 0);
 	k->readings++;
 	k->last_fresh = *r;
+	json_t *raw = profile_raw_json(res, nres);
 	k->raw_keys = raw ? (unsigned)json_object_size(raw) : 0;
+	json_decref(raw);
 }
 
 static void on_freq(void *ud, struct device *d, int64_t ts, double hz)

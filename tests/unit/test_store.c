@@ -17,8 +17,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "base/err.h"
 #include "base/log.h"
+#include "crypto/b64url.h"
 #include "loop/loop.h"
 #include "store/store.h"
 
@@ -63,10 +66,13 @@ static struct store *open_store(struct fixture *f, int64_t max_bytes, int64_t ma
 
 static int64_t append_one(struct store *s, int64_t created_ms, bool signed_)
 {
-	char payload[128], jwt[128];
+	char payload[128], jwt[160];
 	int64_t seq = store_next_seq(s);
 	snprintf(payload, sizeof(payload), "{\"seq\":%lld,\"v\":\"%032d\"}", (long long)seq, 7);
-	snprintf(jwt, sizeof(jwt), "jwt-%lld-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", (long long)seq);
+	/* a signed row keeps only its token (~100 bytes here) */
+	snprintf(jwt, sizeof(jwt),
+	         "jwt-%lld-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	         (long long)seq);
 	assert_int_equal(store_append(s, seq, created_ms, payload, signed_ ? jwt : NULL), 0);
 	return seq;
 }
@@ -390,7 +396,7 @@ static void test_disk_full(void **state)
 	assert_int_equal(store_open(NULL, &cfg, &s), 0);
 	for (int i = 0; i < 200; i++) {
 		seq = store_next_seq(s);
-		r = store_append(s, seq, i, payload, "tok");
+		r = store_append(s, seq, i, payload, payload); /* kept once, as the token */
 		if (r < 0) {
 			failed_seq = seq;
 			break;
@@ -477,6 +483,188 @@ static void test_async_append(void **state)
 	loop_free(c.l);
 }
 
+
+/* A token shaped like the gateway's: base64url header, payload, 64-byte
+ * signature.  Malloc'd. */
+static char *make_token(int64_t seq)
+{
+	char payload[4096], hdr[] = "{\"alg\":\"ES256\",\"typ\":\"JWT\",\"device\":\"01ab\"}";
+	uint8_t sig[64];
+	int n = snprintf(payload, sizeof(payload), "{\"seq\":%lld,\"v\":2,\"devices\":[",
+	                 (long long)seq);
+	for (int i = 0; i < 40; i++)
+		n += snprintf(payload + n, sizeof(payload) - (size_t)n, "%s{\"t\":1000,\"b\":\"3f\"}",
+		              i ? "," : "");
+	snprintf(payload + n, sizeof(payload) - (size_t)n, "]}");
+	for (int i = 0; i < 64; i++)
+		sig[i] = (uint8_t)(i * 37 + seq);
+	char *h = b64url_encode_alloc((const uint8_t *)hdr, strlen(hdr));
+	char *p = b64url_encode_alloc((const uint8_t *)payload, strlen(payload));
+	char *g = b64url_encode_alloc(sig, sizeof(sig));
+	char *t = malloc(strlen(h) + strlen(p) + strlen(g) + 3);
+	sprintf(t, "%s.%s.%s", h, p, g);
+	free(h);
+	free(p);
+	free(g);
+	return t;
+}
+
+static void test_stored_once_compressed(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, 0, 0);
+	struct store_row rows[4];
+	struct store_stats st;
+	unsigned n;
+	char *tok[3];
+	int64_t seq[3];
+	size_t text = 0;
+
+	for (int i = 0; i < 3; i++) {
+		seq[i] = store_next_seq(s);
+		tok[i] = make_token(seq[i]);
+		text += strlen(tok[i]);
+	}
+	/* signed at once, signed later, and a token that is not a JWS */
+	assert_int_equal(store_append(s, seq[0], 1, "{\"seq\":1}", tok[0]), 0);
+	assert_int_equal(store_append(s, seq[1], 2, "{\"seq\":2}", NULL), 0);
+	assert_int_equal(store_set_jwt(s, seq[1], tok[1]), 0);
+	assert_int_equal(store_append(s, seq[2], 3, "{\"seq\":3}", "not.a-token"), 0);
+	store_get_stats(s, &st);
+	/* one copy each, the two tokens packed well under their text */
+	assert_true(st.bytes < (int64_t)(strlen(tok[0]) + strlen(tok[1])) / 2 + 11);
+	store_close(s);
+
+	/* on disk: no payload kept beside a token */
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT SUM(LENGTH(payload)), COUNT(*), "
+	                                        "SUM(typeof(jwt) = 'blob') FROM rows", -1, &q, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(q, 0), 0);
+	assert_int_equal(sqlite3_column_int(q, 1), 3);
+	assert_int_equal(sqlite3_column_int(q, 2), 2);
+	sqlite3_finalize(q);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(q, 0), 1024);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+
+	/* the tokens come back exactly, after a reopen */
+	s = open_store(f, 0, 0);
+	assert_int_equal(store_peek(s, 0, 4, rows, &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(rows[0].jwt, tok[0]);
+	assert_string_equal(rows[1].jwt, tok[1]);
+	assert_string_equal(rows[2].jwt, "not.a-token");
+	store_rows_clear(rows, n);
+	store_close(s);
+	(void)text;
+	for (int i = 0; i < 3; i++)
+		free(tok[i]);
+}
+
+/* A gap row signed (so only its token is kept) and later dropped itself:
+ * the next gap row still takes over its ranges, read from the token. */
+static void test_signed_gap_row_merged(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, 2000, 0);
+	int64_t first = 0, gseq = 0, g2seq = 0;
+
+	for (int i = 0; i < 40; i++) {
+		int64_t q = append_one(s, 1000 + i, true);
+		if (!first)
+			first = q;
+	}
+	assert_true(store_enforce_bounds(s, 5000) > 0);
+	json_t *g = gap_of(s, &gseq);
+	char *text = json_dumps(g, JSON_COMPACT);
+	json_decref(g);
+	const char hdr[] = "{\"alg\":\"ES256\",\"dtype\":\"egw-gap\"}";
+	uint8_t sig[64] = {1, 2, 3};
+	char *h = b64url_encode_alloc((const uint8_t *)hdr, strlen(hdr));
+	char *p = b64url_encode_alloc((const uint8_t *)text, strlen(text));
+	char *sg = b64url_encode_alloc(sig, sizeof(sig));
+	char tok[2048];
+	snprintf(tok, sizeof(tok), "%s.%s.%s", h, p, sg);
+	free(h);
+	free(p);
+	free(sg);
+	free(text);
+	assert_int_equal(store_set_jwt(s, gseq, tok), 0);
+	for (int i = 0; i < 60; i++)
+		append_one(s, 2000 + i, true);
+	assert_true(store_enforce_bounds(s, 6000) > 0);
+	g = gap_of(s, &g2seq);
+	assert_true(g2seq > gseq);
+	json_t *r = json_object_get(g, "ranges");
+	assert_int_equal(json_integer_value(json_array_get(json_array_get(r, 0), 0)), first);
+	assert_true(json_integer_value(json_array_get(json_array_get(r, 0), 1)) >= gseq);
+	json_decref(g);
+	store_close(s);
+}
+
+static int64_t rows_on_disk(struct fixture *f)
+{
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	int64_t n;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM rows", -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	n = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return n;
+}
+
+/* Acknowledgements cost no commit of their own: the deletes ride on the next
+ * append (or go alone once a few wait); meanwhile the rows are gone for
+ * peek and the counters. */
+static void test_acks_ride_on_next_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, 0, 0);
+	struct store_row rows[8];
+	struct store_stats st;
+	int64_t seqs[8];
+	unsigned n;
+
+	for (int i = 0; i < 3; i++)
+		seqs[i] = append_one(s, 1000 + i, true);
+	assert_int_equal(store_ack(s, seqs[0]), 0);
+	assert_int_equal(store_ack(s, seqs[0]), -ENOENT);
+	store_get_stats(s, &st);
+	assert_int_equal(st.backlog, 2);
+	assert_int_equal(st.delivered, 1);
+	assert_int_equal(store_peek(s, 0, 1, rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].seq, seqs[1]);
+	store_rows_clear(rows, n);
+	assert_int_equal(rows_on_disk(f), 3); /* not written yet */
+	seqs[3] = append_one(s, 1003, true);
+	assert_int_equal(rows_on_disk(f), 3); /* deleted with the append's commit */
+	/* two waiting: committed on their own */
+	assert_int_equal(store_ack(s, seqs[1]), 0);
+	assert_int_equal(rows_on_disk(f), 3);
+	assert_int_equal(store_ack(s, seqs[2]), 0);
+	assert_int_equal(rows_on_disk(f), 1);
+	assert_int_equal(store_ack(s, seqs[3]), 0);
+	assert_int_equal(rows_on_disk(f), 1);
+	store_close(s); /* and the rest at close */
+	assert_int_equal(rows_on_disk(f), 0);
+	s = open_store(f, 0, 0);
+	store_get_stats(s, &st);
+	assert_int_equal(st.delivered, 4);
+	assert_int_equal(st.backlog, 0);
+	assert_true(store_next_seq(s) > seqs[3]); /* the empty store still knows */
+	store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -488,6 +676,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_corrupt_moved_aside, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_append, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stored_once_compressed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_signed_gap_row_merged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_acks_ride_on_next_commit, setup, teardown),
 	};
 	log_set_level(LOG_LVL_ERROR);
 	return cmocka_run_group_tests(tests, NULL, NULL);
