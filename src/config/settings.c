@@ -313,7 +313,7 @@ static int check_value(const struct skey *k, const json_t *v, struct settings_er
 			if (k->type == ST_ARRAY) {
 				/* Bounded, so that the document and every answer
 				 * that carries it stay small (see MAX_DOC_BYTES). */
-				size_t n = json_dumpb(e, NULL, 0, JSON_COMPACT);
+				size_t n = json_dumpb(e, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
 				if (n == 0 || n > MAX_ARRAY_ENTRY) {
 					set_err(err, ikey, "longer than %d bytes", MAX_ARRAY_ENTRY);
 					return -EGW_ESCHEMA;
