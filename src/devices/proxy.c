@@ -364,35 +364,57 @@ static int client_request(struct pclient *c, const struct mb_request *q)
 	}
 }
 
+int proxy_split(const uint8_t *buf, size_t len, struct mb_request *ret_q, size_t *ret_used,
+		uint8_t *ret_code)
+{
+	size_t used = 0;
+	int r, code;
+
+	memset(ret_q, 0, sizeof(*ret_q));
+	*ret_used = 0;
+	*ret_code = 0;
+	r = mb_tcp_parse_request(buf, len, ret_q, &used);
+	if (r == -EAGAIN)
+		return PROXY_MORE;
+	if (r == 0 && used >= 1 && used <= len) {
+		*ret_used = used;
+		return PROXY_REQUEST;
+	}
+	/* A frame the MBAP header delimits but whose PDU is bad gets its
+	 * exception; anything else has lost the framing. */
+	code = r < 0 ? mb_exception_for(r) : 0;
+	if (!code || code > 255 || used == 0 || used > len)
+		return PROXY_DROP;
+	*ret_used = used;
+	*ret_code = (uint8_t)code;
+	return PROXY_EXCEPTION;
+}
+
 /* Parses and serves buffered requests while the client may have more
  * pending. */
 static void client_process(struct pclient *c)
 {
 	while (c->pending < PROXY_CLIENT_PENDING && c->nin) {
-		struct mb_request q = { 0 };
-		size_t used = 0;
-		int r = mb_tcp_parse_request(c->in, c->nin, &q, &used);
+		struct mb_request q;
+		size_t used;
+		uint8_t code;
+		int r = proxy_split(c->in, c->nin, &q, &used, &code);
 
-		if (r == -EAGAIN)
+		if (r == PROXY_MORE)
 			break;
-		if (r < 0) {
-			int code = mb_exception_for(r);
-			/* A frame the MBAP header delimits but whose PDU is bad
-			 * gets its exception; anything else has lost the framing. */
-			if (!code || used == 0 || used > c->nin) {
-				client_close(c, "not Modbus TCP");
-				return;
-			}
-			memmove(c->in, c->in + used, c->nin - used);
-			c->nin -= used;
-			if (code == MB_EX_ILLEGAL_FUNCTION)
-				c->p->st.refused++;
-			if (client_exception(c, &q, (uint8_t)code) < 0)
-				return;
-			continue;
+		if (r == PROXY_DROP) {
+			client_close(c, "not Modbus TCP");
+			return;
 		}
 		memmove(c->in, c->in + used, c->nin - used);
 		c->nin -= used;
+		if (r == PROXY_EXCEPTION) {
+			if (code == MB_EX_ILLEGAL_FUNCTION)
+				c->p->st.refused++;
+			if (client_exception(c, &q, code) < 0)
+				return;
+			continue;
+		}
 		if (client_request(c, &q) < 0)
 			return;
 	}

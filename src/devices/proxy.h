@@ -71,6 +71,22 @@ struct proxy_stats {
 	uint64_t writes_failed;
 };
 
+/* What proxy_split found at the start of a client's stream. */
+enum proxy_split_result {
+	PROXY_MORE,      /* an incomplete frame: wait for more bytes */
+	PROXY_REQUEST,   /* *ret_q is a request of *ret_used bytes */
+	PROXY_EXCEPTION, /* a delimited frame the proxy answers with exception
+			  * *ret_code (to ret_q's tid, unit and fc), then skips
+			  * *ret_used bytes */
+	PROXY_DROP,      /* not Modbus TCP: close the client */
+};
+struct mb_request;
+/* The proxy's request parser over a client's byte stream (pure; fuzzed).
+ * Returns an enum proxy_split_result; *ret_used is 1..len for REQUEST and
+ * EXCEPTION, else 0. */
+int proxy_split(const uint8_t *buf, size_t len, struct mb_request *ret_q, size_t *ret_used,
+		uint8_t *ret_code);
+
 /* Listens on cfg->bind:cfg->port and serves the devices of ds (which must
  * outlive the proxy; NULL: every unit is unknown).  Returns 0, -EINVAL (bind
  * is not a numeric address), -ENOMEM or -errno (socket, bind, listen). */
