@@ -255,6 +255,39 @@ class ProxyTest(unittest.TestCase):
         self.assertEqual(ps["unknown_unit"], 1, ps)
         self.assertEqual(ps["no_answer"], 1, ps)
 
+    def test_device_faults_and_coalescing(self):
+        self.start()
+        c = self.client()
+        # a slow device: identical uncached reads from several clients share one request
+        self.ctl.ok("fault slow 300")
+        got = []
+
+        def one():
+            cl = ModbusTcpClient(LOCAL, port=int(self.pport), timeout=3, retries=0)
+            cl.connect()
+            got.append(pm_read(cl, 40000, 2, 1))
+            cl.close()
+        threads = [threading.Thread(target=one) for _ in range(5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        self.assertEqual(got, [("ok", SUNS)] * 5)
+        self.assertGreater(self.proxy_state()["coalesced"], 0, self.proxy_state())
+        self.ctl.ok("fault slow off")
+        # the device's own exception is passed on
+        self.ctl.ok("fault exception 4")
+        self.assertEqual(pm_read(c, 40000, 2, 1), ("exc", 4))
+        self.ctl.ok("fault exception off")
+        # a device that stops answering: 0B, and egwd recovers the device afterwards
+        self.ctl.ok("fault timeout on")
+        self.assertEqual(pm_read(c, 40000, 2, 1), ("exc", 11))
+        self.ctl.ok("clear")
+        self.ctl.ok("freeze on")
+        self.wait_polling()
+        T.wait_until(lambda: pm_read(c, 40000, 2, 1) == ("ok", SUNS), timeout=15,
+                     what="reads through the proxy again")
+
     def test_duplicate_proxy_unit_refused(self):
         self.start()
         other = {"connection": "tcp", "host": LOCAL, "port": int(T.free_port()), "unit_id": 3,
