@@ -1,13 +1,14 @@
-/* Fuzz the check behind POST /api/inverter/modbus: the web UI's webui_write_allowed,
+/* Fuzz the check behind POST /api/inverter/modbus: the web UI's devconf_write_allowed,
  * which matches a raw register write against the modbus_write_allowlist
  * setting (any JSON array: the settings schema only says "array").  Input:
  * a JSON object {"list": [...], "device": "id", "address": N, "count": N}
  * (address clamped to 0..65535 and count to 1..123, as the route does).
- * webui_write_allowed
+ * devconf_write_allowed
  * Checks: no crash or undefined behaviour (UBSan) for any allowlist, and a
  * write allowed only when every register is covered by one entry (an
  * independent reading of the documented rule, in 128-bit arithmetic). */
 #include "web/webui_int.h"
+#include "devices/devconf.h"
 
 #include <assert.h>
 
@@ -62,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	count = count < 1 ? 1 : count > 123 ? 123 : count;
 	if (addr + count > 65536)
 		count = 65536 - addr;
-	ok = webui_write_allowed(list, device, (unsigned)addr, (unsigned)count);
+	ok = devconf_write_allowed(list, device, (unsigned)addr, (unsigned)count);
 	for (unsigned a = (unsigned)addr; a < (unsigned)(addr + count); a++)
 		want = want && covered(list, device, a);
 	assert(ok == want);

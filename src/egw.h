@@ -29,6 +29,7 @@ struct devices;
 struct batch;
 struct mqtt;
 struct webui;
+struct proxy;
 
 struct egw {
 	struct loop *loop;
@@ -50,6 +51,9 @@ struct egw {
 	struct batch *batch;             /* harvest: batch assembly (backend/batch.h) */
 	struct mqtt *mqtt;               /* daemon/mqtt.c */
 	char mqtt_sig[1536];             /* the settings MQTT was started with */
+	struct proxy *proxy;             /* Modbus TCP proxy (daemon/proxy.c) */
+	char proxy_sig[320];             /* the settings it listens with */
+	char proxy_error[160];
 	struct webui *webui;             /* web UI, live stream, device API (webui.h) */
 	struct task watchdog;            /* systemd watchdog keep-alive (sdnotify.h) */
 	struct task memtrim;             /* hands free heap back (base/mem.h) */

@@ -34,6 +34,7 @@
 #include "daemon/signer.h"
 #include "daemon/devices.h"
 #include "daemon/mqtt.h"
+#include "daemon/proxy.h"
 #include "egw.h"
 #include "fsm/fsm.h"
 #include "loop/loop.h"
@@ -409,6 +410,7 @@ static const struct step steps[] = {
 	{ "namequery", pipeline_name_init, pipeline_name_fini },
 	/* last: device hooks tolerate a missing UI, and MQTT topics need the serial */
 	{ "mqtt", mqtt_egw_init, mqtt_egw_fini },
+	{ "proxy", proxy_egw_init, proxy_egw_fini },
 	{ "webui", webui_egw_init, webui_egw_fini },
 	{ "memory", init_memtrim, fini_memtrim },
 };
@@ -441,6 +443,7 @@ static int apply_settings(struct egw *e, struct settings_error *err)
 	}
 	store_egw_apply(e);
 	mqtt_egw_apply(e);
+	proxy_egw_apply(e);
 	pipeline_apply_settings(e);
 	memtrim_apply(e);
 	update_gateway_state(e, "settings changed");

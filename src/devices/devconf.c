@@ -96,6 +96,7 @@ static const struct field fields[] = {
 	{ "poll_interval_ms", F_INT, 10, 3600000 },
 	{ "port", F_INT, 1, 65535 },
 	{ "profile", F_STR, 1, 63 },
+	{ "proxy_unit_id", F_INT, 0, 255 },
 	{ "serial_port", F_STR, 1, DEVCONF_HOST_LEN - 1 },
 	{ "stopbits", F_INT, 1, 2 },
 	{ "unit_id", F_INT, 0, 255 },
@@ -230,6 +231,8 @@ static int parse_one(const json_t *o, unsigned i, struct dev_conf *c, struct dev
 	}
 	c->port = (uint16_t)int_or(o, "port", 502);
 	c->unit = (uint8_t)int_or(o, "unit_id", 1);
+	c->proxy_unit = (uint8_t)int_or(o, "proxy_unit_id", c->unit);
+	c->proxy_unit_set = json_object_get(o, "proxy_unit_id") != NULL;
 	c->baudrate = (unsigned)int_or(o, "baudrate", 9600);
 	c->stopbits = (unsigned)int_or(o, "stopbits", 0);
 	c->poll_interval_ms = (unsigned)int_or(o, "poll_interval_ms", 0);
@@ -279,6 +282,11 @@ static int check_list(const struct dev_conf *c, unsigned n, struct devconf_error
 			     c[i].stopbits != c[j].stopbits))
 				return FAIL(i, "baudrate", "baudrate, parity and stopbits must match "
 					    "devices[%u] on the same serial port", j);
+			if (c[i].proxy_unit == c[j].proxy_unit &&
+			    (c[i].proxy_unit_set || c[j].proxy_unit_set))
+				return FAIL(i, c[i].proxy_unit_set ? "proxy_unit_id" : "unit_id", "the Modbus proxy already answers unit %u for "
+					    "devices[%u] (%s): set a different proxy_unit_id",
+					    c[i].proxy_unit, j, c[j].id);
 			if (same_address(&c[i], &c[j]))
 				return FAIL(i, c[i].kind == MB_TRANSPORT_RTU ? "serial_port" : "host",
 					    "devices[%u] (%s) is already this device (same %s and "
@@ -342,4 +350,41 @@ int devconf_validate_list(const json_t *arr, struct devconf_error *err)
 	if (r >= 0)
 		devconf_free(c, n);
 	return r;
+}
+
+/* Allow-list entries: an address (any device), or {"device": id (optional,
+ * "*" for any), "address": first, "count": n (default 1)}. */
+bool devconf_write_allowed(const json_t *list, const char *device, unsigned addr, unsigned count)
+{
+	for (unsigned a = addr; a < addr + count; a++) {
+		bool ok = false;
+		size_t i;
+		json_t *e;
+
+		json_array_foreach(list, i, e) {
+			json_int_t first, n = 1;
+			const char *dev = NULL;
+
+			if (json_is_integer(e)) {
+				first = json_integer_value(e);
+			} else if (json_is_object(e) && json_is_integer(json_object_get(e, "address"))) {
+				first = json_integer_value(json_object_get(e, "address"));
+				if (json_is_integer(json_object_get(e, "count")))
+					n = json_integer_value(json_object_get(e, "count"));
+				dev = json_string_value(json_object_get(e, "device"));
+			} else {
+				continue;
+			}
+			if (dev && strcmp(dev, "*") != 0 && strcmp(dev, device) != 0)
+				continue;
+			/* first + n may overflow (the list is any JSON array); a - first
+			 * in unsigned arithmetic is exact once a >= first. */
+			if ((json_int_t)a >= first && n > 0 &&
+			    (uint64_t)a - (uint64_t)first < (uint64_t)n)
+				ok = true;
+		}
+		if (!ok)
+			return false;
+	}
+	return true;
 }

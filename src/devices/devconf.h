@@ -10,10 +10,16 @@
  *         "stopbits" (device default),
  *    "unit_id" (1), optional "id" (1..63 of A-Z a-z 0-9 _ - .; default
  *    "dev<index>"), "name" (1..95 printable bytes; default the id),
- *    "poll_interval_ms" (10..3600000; default the harvest interval)}
+ *    "poll_interval_ms" (10..3600000; default the harvest interval),
+ *    "proxy_unit_id" (0..255; default unit_id: the unit the Modbus proxy
+ *    answers for this device)}
  *
  * Rules over the list: at most DEVCONF_MAX devices, ids unique, one device
- * address (host, port, unit_id; or serial_port, unit_id) used once, and the
+ * address (host, port, unit_id; or serial_port, unit_id) used once, each
+ * proxy_unit_id given explicitly used by no other device (explicit or by
+ * default; two devices at different addresses with the same unit_id and no
+ * proxy_unit_id keep validating, and the proxy answers that unit for the
+ * first of them), and the
  * devices on one serial port agree on baudrate, parity and stopbits.
  *
  * Errors name the field as a dotted key ("devices[1].serial_port") and say
@@ -41,6 +47,8 @@ struct dev_conf {
 	char host[DEVCONF_HOST_LEN];
 	uint16_t port;
 	uint8_t unit;
+	uint8_t proxy_unit;            /* "proxy_unit_id": the Modbus proxy's unit for it */
+	bool proxy_unit_set;           /* given explicitly (not the unit_id default) */
 	char serial_port[DEVCONF_HOST_LEN];
 	unsigned baudrate;
 	char parity;
@@ -69,6 +77,12 @@ void devconf_free(struct dev_conf *confs, unsigned n);
 
 /* Validation only (devconf_parse_list without keeping the result). */
 int devconf_validate_list(const json_t *arr, struct devconf_error *err);
+
+/* Whether every register addr..addr+count-1 of `device` is in the
+ * modbus_write_allowlist setting `list` (entries: an address, or
+ * {"address", "count" (1), "device" (absent or "*": any)}).  The raw-write
+ * API and the Modbus proxy both ask this. */
+bool devconf_write_allowed(const json_t *list, const char *device, unsigned addr, unsigned count);
 
 /* True for a device id: 1..63 of A-Z a-z 0-9 _ - . (safe in MQTT topics,
  * metric labels and URLs as it is). */

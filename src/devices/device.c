@@ -408,6 +408,49 @@ static void cycle_finish(struct device *d)
 	publish(d);
 }
 
+/* Keep a block's words for device_cached_words: the slot of the same block,
+ * else an empty one, else the oldest. */
+static void cache_store(struct device *d, const struct mb_block *b, const uint16_t *regs)
+{
+	struct dev_cache *slot = NULL, *victim = &d->cache[0];
+
+	for (unsigned i = 0; i < DEV_CACHE_SLOTS && !slot; i++) {
+		struct dev_cache *c = &d->cache[i];
+		if (c->b.count == b->count && c->b.fc == b->fc && c->b.addr == b->addr)
+			slot = c;
+		else if (victim->b.count != 0 && (c->b.count == 0 || c->at < victim->at))
+			victim = c;
+	}
+	if (!slot)
+		slot = victim;
+	slot->b = *b;
+	slot->at = loop_now_update(d->set->loop);
+	memcpy(slot->regs, regs, b->count * sizeof(uint16_t));
+}
+
+int device_cached_words(const struct device *d, uint8_t fc, uint16_t addr, uint16_t count,
+			usec_t max_age, usec_t now, uint16_t *ret_words)
+{
+	const struct dev_cache *best = NULL;
+
+	if (count == 0 || count > PROFILE_MAX_BLOCK)
+		return -EINVAL;
+	for (unsigned i = 0; i < DEV_CACHE_SLOTS; i++) {
+		const struct dev_cache *c = &d->cache[i];
+		if (c->b.count == 0 || c->b.fc != fc || addr < c->b.addr ||
+		    (unsigned)addr + count > (unsigned)c->b.addr + c->b.count)
+			continue;
+		if (now > c->at && now - c->at > max_age)
+			continue;
+		if (!best || c->at > best->at)
+			best = c;
+	}
+	if (!best)
+		return -ENOENT;
+	memcpy(ret_words, best->regs + (addr - best->b.addr), count * sizeof(uint16_t));
+	return 0;
+}
+
 static void on_block(struct device *d, const struct dev_req *q, int err, const uint16_t *regs,
 		     unsigned count)
 {
@@ -422,6 +465,7 @@ static void on_block(struct device *d, const struct dev_req *q, int err, const u
 		br->err = -EGW_ELENGTH;
 	if (br->err == 0) {
 		memcpy(br->regs, regs, count * sizeof(uint16_t));
+		cache_store(d, &q->b, regs);
 		d->cycle_ok++;
 	} else {
 		device_count_error(d, br->err);
@@ -837,6 +881,19 @@ struct device *devices_find(struct devices *ds, const char *id)
 		if (strcmp(ds->dev[i]->conf.id, id) == 0)
 			return ds->dev[i];
 	return NULL;
+}
+
+struct device *devices_find_proxy_unit(struct devices *ds, uint8_t unit)
+{
+	for (unsigned i = 0; ds && i < ds->n; i++)
+		if (ds->dev[i]->conf.proxy_unit == unit)
+			return ds->dev[i];
+	return NULL;
+}
+
+uint8_t device_proxy_unit(const struct device *d)
+{
+	return d->conf.proxy_unit;
 }
 
 const char *device_id(const struct device *d)

@@ -168,6 +168,16 @@ const char *device_profile_name(const struct device *d);
  * devices_free, so the callback must not touch the device set. */
 struct mb_client *device_client(struct device *d);
 uint8_t device_unit(const struct device *d);
+/* The unit id the Modbus proxy answers for this device (settings
+ * "proxy_unit_id", default its unit_id). */
+uint8_t device_proxy_unit(const struct device *d);
+/* The device whose proxy unit id is unit, or NULL. */
+struct device *devices_find_proxy_unit(struct devices *ds, uint8_t unit);
+/* count words at addr (function fc) from one block a poll read successfully
+ * at most max_age before now (monotonic), into ret_words.  Returns 0,
+ * -ENOENT (no such block that recent: nothing written) or -EINVAL. */
+int device_cached_words(const struct device *d, uint8_t fc, uint16_t addr, uint16_t count,
+			usec_t max_age, usec_t now, uint16_t *ret_words);
 /* The last decoded reading, or NULL before the first poll. */
 const struct reading *device_reading(const struct device *d);
 void device_stats(const struct device *d, struct device_stats *ret);

@@ -34,6 +34,7 @@ _Static_assert((int)DEV_DISCONNECTED == (int)FSM_DEV_DISCONNECTED &&
 #define DEV_SERIAL_LEN 96
 #define DEV_KEY_BLOCKS 16
 #define DEV_MAX_MODELS 64
+#define DEV_CACHE_SLOTS 24     /* last poll words kept per device (Modbus proxy) */
 #define DEV_FAIL_CYCLES 2      /* consecutive failed poll cycles before backing off */
 #define DEV_VERBOSE_EVERY 10   /* short-poll profiles read their blocks every 10th poll */
 #define FREQ_RING 128          /* samples kept (>= 1 s at 10 ms intervals would need 100) */
@@ -122,6 +123,14 @@ struct device {
 	usec_t cycle_start;
 	int64_t cycle_ts_ms;
 	uint64_t poll_seq;
+
+	/* The words of the latest successful block reads, with when they
+	 * arrived (monotonic), for device_cached_words(). */
+	struct dev_cache {
+		struct mb_block b;      /* count 0: empty slot */
+		usec_t at;
+		uint16_t regs[PROFILE_MAX_BLOCK];
+	} cache[DEV_CACHE_SLOTS];
 
 	struct reading last;        /* merged view for the API */
 	bool have_reading;

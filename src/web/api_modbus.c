@@ -1,6 +1,7 @@
 /* Raw Modbus reads and writes on a configured device
  * (/api/inverter/modbus...). */
 #include "web/webui_int.h"
+#include "devices/devconf.h"
 
 /* ---- Modbus client for a configured device ------------------------------ */
 
@@ -383,43 +384,6 @@ int webui_h_modbus_read(struct web_request *rq)
 	return MHD_YES;
 }
 
-/* Allow-list entries: an address (any device), or {"device": id (optional,
- * "*" for any), "address": first, "count": n (default 1)}. */
-bool webui_write_allowed(const json_t *list, const char *device, unsigned addr, unsigned count)
-{
-	for (unsigned a = addr; a < addr + count; a++) {
-		bool ok = false;
-		size_t i;
-		json_t *e;
-
-		json_array_foreach(list, i, e) {
-			json_int_t first, n = 1;
-			const char *dev = NULL;
-
-			if (json_is_integer(e)) {
-				first = json_integer_value(e);
-			} else if (json_is_object(e) && json_is_integer(json_object_get(e, "address"))) {
-				first = json_integer_value(json_object_get(e, "address"));
-				if (json_is_integer(json_object_get(e, "count")))
-					n = json_integer_value(json_object_get(e, "count"));
-				dev = json_string_value(json_object_get(e, "device"));
-			} else {
-				continue;
-			}
-			if (dev && strcmp(dev, "*") != 0 && strcmp(dev, device) != 0)
-				continue;
-			/* first + n may overflow (the list is any JSON array); a - first
-			 * in unsigned arithmetic is exact once a >= first. */
-			if ((json_int_t)a >= first && n > 0 &&
-			    (uint64_t)a - (uint64_t)first < (uint64_t)n)
-				ok = true;
-		}
-		if (!ok)
-			return false;
-	}
-	return true;
-}
-
 /* The body of POST /api/inverter/modbus: {"device"?: id, "address": 0..65535,
  * "values": [1..123 registers] or "value": one}, each value 0..65535 (or
  * -32768..-1, written as its 16-bit two's complement).  On success returns 0
@@ -514,7 +478,7 @@ int webui_h_modbus_post(struct web_request *rq)
 		off += (size_t)snprintf(vals_text + off, sizeof(vals_text) - off, "%s%u",
 		                        i ? "," : "", values[i]);
 	webui_client_addr(rq, who, sizeof(who));
-	if (!webui_write_allowed(settings_get_json(e->settings, "modbus_write_allowlist"), device,
+	if (!devconf_write_allowed(settings_get_json(e->settings, "modbus_write_allowlist"), device,
 	                   (unsigned)addr, count)) {
 		u->raw_refused++;
 		log_warn("webui", "modbus write refused (not on modbus_write_allowlist): client %s, "

@@ -199,10 +199,6 @@ void webui_metrics(void *ud, struct web_buf *b);  /* metrics.c */
 int webui_heartbeat(struct task *t, usec_t now);  /* live.c */
 
 /* Parsers of request input (the fuzzers in fuzz/ call them directly). */
-/* Allow-list entries: an address (any device), or {"device": id (optional,
- * "*" for any), "address": first, "count": n (default 1)}; true when every
- * register of the write is covered by one entry.  (api_modbus.c) */
-bool webui_write_allowed(const json_t *list, const char *device, unsigned addr, unsigned count);
 /* The body of POST /api/inverter/modbus: 0 with the device (borrowed, NULL
  * when absent), address and values, or -EINVAL with the field and a message.
  * (api_modbus.c) */

@@ -1,0 +1,159 @@
+"""Modbus proxy benchmark: 10 clients each reading 10 times a second through
+egwd's proxy (in front of `egw-sim --single-client`), for registers egwd's
+polls cover (served from cache) and for registers they do not (forwarded),
+against the same clients reading a second egw-sim directly (one that allows
+several clients).  Prints latency percentiles and the device's request rate
+(egw-sim's request counter), with egwd's own polls alone as the baseline.
+
+The clients are raw sockets (one request outstanding each, Python threads),
+so the latencies include Python's own overhead.
+
+Run: EGW_BUILD=build /usr/bin/python3 bench/proxy.py [--clients 10] [--rate 10] [--seconds 10]
+"""
+import argparse
+import json
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "integration"))
+import egwtest as T  # noqa: E402
+
+LOCAL = "127.0.0.1"
+
+
+class Ctl:
+    def __init__(self, port):
+        self.s = socket.create_connection((LOCAL, port), timeout=5)
+        self.f = self.s.makefile("rwb")
+
+    def cmd(self, line):
+        self.f.write(line.encode() + b"\n")
+        self.f.flush()
+        return self.f.readline().decode().strip()
+
+    def requests(self):
+        return json.loads(self.cmd("get"))["devices"][0]["requests"]
+
+
+def client(port, fc, addr, count, rate, seconds, lat, errors):
+    s = socket.create_connection((LOCAL, port), timeout=5)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    period = 1.0 / rate
+    tid = 0
+    end = time.monotonic() + seconds
+    nxt = time.monotonic()
+    want = 9 + 2 * count
+    while time.monotonic() < end:
+        tid = (tid + 1) & 0xFFFF
+        req = struct.pack(">HHHBBHH", tid, 0, 6, 1, fc, addr, count)
+        t0 = time.perf_counter()
+        s.sendall(req)
+        buf = b""
+        while len(buf) < 9 or len(buf) < 6 + struct.unpack(">H", buf[4:6])[0]:
+            chunk = s.recv(512)
+            if not chunk:
+                raise RuntimeError("connection closed")
+            buf += chunk
+        dt = time.perf_counter() - t0
+        if len(buf) != want or struct.unpack(">H", buf[:2])[0] != tid:
+            errors.append(buf[:9].hex())
+        else:
+            lat.append(dt)
+        nxt += period
+        time.sleep(max(0.0, nxt - time.monotonic()))
+    s.close()
+
+
+def run_clients(port, fc, addr, count, n, rate, seconds):
+    lat, errors = [], []
+    ts = [threading.Thread(target=client, args=(port, fc, addr, count, rate, seconds, lat, errors))
+          for _ in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return lat, errors
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))] if xs else float("nan")
+
+
+def row(name, lat, errors, dev_rate):
+    us = lambda v: f"{v * 1e6:8.0f}"  # noqa: E731
+    print(f"{name:34s} n={len(lat):5d} err={len(errors):3d}  p50 {us(pct(lat, 50))} us  "
+          f"p99 {us(pct(lat, 99))} us  max {us(max(lat) if lat else float('nan'))} us  "
+          f"device {dev_rate:6.1f} req/s")
+
+
+class TC:
+    """The bits of unittest.TestCase the egwtest helpers use."""
+
+    def __init__(self):
+        self.cleanups = []
+
+    def addCleanup(self, fn, *a):
+        self.cleanups.append((fn, a))
+
+    def done(self):
+        for fn, a in reversed(self.cleanups):
+            try:
+                fn(*a)
+            except Exception:
+                pass
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--clients", type=int, default=10)
+    ap.add_argument("--rate", type=float, default=10)
+    ap.add_argument("--seconds", type=float, default=10)
+    a = ap.parse_args()
+    tc = TC()
+    try:
+        sim = T.EgwSim(tc, [("sunspec", 1)], args=["--single-client"])
+        ctl = Ctl(sim.control_port)
+        ctl.cmd("freeze on")
+        pport = T.free_port()
+        egwd = T.Egwd(tc, set={"devices": [sim.device_settings(0, id="inv1")],
+                               "proxy.enabled": True, "proxy.bind": LOCAL,
+                               "proxy.port": pport})
+        T.wait_until(lambda: any(d["state"] == "polling" and d["reading"]
+                                 for d in egwd.get("/api/device")["devices"]), timeout=20)
+        spec = json.loads(ctl.cmd("get"))["devices"][0]["frequency_reg"]
+        cached = (spec["fc"], spec["addr"], 1)
+        forwarded = (3, 40000, 2)  # the SunSpec marker: read at discovery, not polled
+
+        r0, t0 = ctl.requests(), time.monotonic()
+        time.sleep(a.seconds)
+        base = (ctl.requests() - r0) / (time.monotonic() - t0)
+        print(f"{a.clients} clients x {a.rate:g} reads/s, {a.seconds:g} s per phase")
+        print(f"{'egwd polls alone':34s} device {base:6.1f} req/s")
+
+        for name, (fc, addr, count) in (("proxy, cached register", cached),
+                                        ("proxy, forwarded register", forwarded)):
+            r0, t0 = ctl.requests(), time.monotonic()
+            lat, err = run_clients(pport, fc, addr, count, a.clients, a.rate, a.seconds)
+            row(name, lat, err, (ctl.requests() - r0) / (time.monotonic() - t0))
+        print("proxy state:", json.dumps(egwd.state()["proxy"]))
+
+        peer = T.EgwSim(tc, [("sunspec", 1)])
+        pctl = Ctl(peer.control_port)
+        for name, (fc, addr, count) in (("direct to egw-sim, same register", cached),
+                                        ("direct to egw-sim, marker", forwarded)):
+            r0, t0 = pctl.requests(), time.monotonic()
+            lat, err = run_clients(peer.servers[0]["port"], fc, addr, count, a.clients, a.rate,
+                                   a.seconds)
+            row(name, lat, err, (pctl.requests() - r0) / (time.monotonic() - t0))
+    finally:
+        tc.done()
+
+
+if __name__ == "__main__":
+    main()
