@@ -1,28 +1,29 @@
-# egwd, the gateway daemon.  Multi-stage: build on Debian 12, run on Debian 12
-# slim with only the runtime libraries, as an unprivileged user.
-# Multi-arch: docker buildx build --platform linux/arm64,linux/amd64 -t egw .
-FROM debian:12-slim AS build
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      meson ninja-build pkg-config gcc libc6-dev \
-      libmicrohttpd-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev \
-      libmosquitto-dev libcmocka-dev \
- && rm -rf /var/lib/apt/lists/*
+# egwd, the gateway daemon.  Two stages: the build stage compiles on the build
+# machine (cross-compiling when the target is another architecture), the
+# runtime stage holds egwd, its shared libraries and the CA certificates, and
+# runs it as an unprivileged user.
+#   podman build --format docker -t egw/egwd -f Dockerfile .
+#   docker buildx build --platform linux/amd64,linux/arm64,linux/arm/v7 -t egw/egwd .
+# The build stage is the same in Dockerfile.sim, so building both shares it.
+FROM --platform=$BUILDPLATFORM debian:12-slim AS build
+ARG TARGETARCH
+COPY deploy/container-build.sh /usr/local/bin/container-build
+RUN container-build deps
 WORKDIR /src
 COPY . .
-RUN meson setup /build --prefix=/usr --buildtype=release -Db_ndebug=true \
- && ninja -C /build \
- && DESTDIR=/out meson install -C /build --no-rebuild --skip-subprojects
+RUN container-build build egwd sim/egw-sim
 
 FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libmicrohttpd12 libjansson4 libsqlite3-0 libcurl4 libssl3 libmosquitto1 ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
+      libmicrohttpd12 libjansson4 libsqlite3-0 libcurl4 libssl3 libmosquitto1 \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
  && groupadd --system --gid 998 i2c \
  && useradd --system --uid 990 --gid nogroup --groups i2c --home-dir /var/lib/egw egw \
  && install -d -o egw -m 0700 /var/lib/egw
-COPY --from=build /out/usr/sbin/egwd /usr/sbin/egwd
+# The CA bundle alone: ca-certificates would bring openssl and its scripts.
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY --from=build /build/egwd /usr/sbin/egwd
 USER egw
 VOLUME /var/lib/egw
 EXPOSE 5000
