@@ -5,7 +5,13 @@
 #   podman build --format docker -t egw/egwd -f Dockerfile .
 #   docker buildx build --platform linux/amd64,linux/arm64,linux/arm/v7 -t egw/egwd .
 # The build stage is the same in Dockerfile.sim, so building both shares it.
-FROM --platform=$BUILDPLATFORM debian:12-slim AS build
+# The base images: DEBIAN for the runtime stage (the target's architecture),
+# BUILD_DEBIAN for the build stage (the build machine's).  With a multi-arch
+# debian:12-slim both stay as they are; with local single-architecture images
+# (podman 4.3 runs the build stage on the target platform otherwise) name them.
+ARG DEBIAN=debian:12-slim
+ARG BUILD_DEBIAN=debian:12-slim
+FROM --platform=$BUILDPLATFORM $BUILD_DEBIAN AS build
 ARG TARGETARCH
 COPY deploy/container-build.sh /usr/local/bin/container-build
 RUN container-build deps
@@ -13,7 +19,7 @@ WORKDIR /src
 COPY . .
 RUN container-build build egwd sim/egw-sim
 
-FROM debian:12-slim
+FROM $DEBIAN
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libmicrohttpd12 libjansson4 libsqlite3-0 libcurl4 libssl3 libmosquitto1 \
