@@ -32,6 +32,7 @@ COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certifica
 COPY --from=build /build/egwd /usr/sbin/egwd
 USER egw
 VOLUME /var/lib/egw
-EXPOSE 5000
+# 5000: HTTP, 5443: HTTPS (http.tls_port, certificate generated in the volume)
+EXPOSE 5000 5443
 HEALTHCHECK --interval=30s --timeout=5s CMD ["/usr/sbin/egwd", "--check", "--port", "5000", "--state-dir", "/var/lib/egw"]
 ENTRYPOINT ["/usr/sbin/egwd", "--state-dir", "/var/lib/egw", "--port", "5000"]

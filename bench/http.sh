@@ -1,16 +1,21 @@
 #!/bin/sh
 # HTTP benchmark: egwd against Debian's nginx in the same run, same client.
 #
-#   bench/http.sh [BUILD_DIR]        (default: ./build; IDLE=60 seconds before the RSS read)
+#   bench/http.sh [BUILD_DIR]        (default: ./build; IDLE=60 seconds idle
+#                                     before the first memory read)
 #
-# Starts egwd (temp state dir, loopback, free port) and nginx (own config in a
-# temp dir, 1 worker like egwd's single loop thread, loopback, serving a static
-# file with the exact bytes of egwd's /api/hello body), then for each:
+# Times exec -> first HTTP 200, then starts egwd (temp state dir, loopback,
+# free port) and nginx (own config in a temp dir, 1 worker like egwd's single
+# loop thread, loopback, serving a static file with the exact bytes of egwd's
+# /api/hello body).  After $IDLE seconds idle it reads the memory of both:
+# RSS, PSS and private memory side by side (bench/memstat.py, from
+# /proc/PID/smaps_rollup; nginx is its master and worker summed), with
+# egwd's largest private mappings.  Then for each server:
 #   - wrk keep-alive throughput: 1 thread, 16 connections, $DUR seconds;
 #   - sequential latency: wrk 1 thread, 1 connection, p50/p99;
-# and prints requests/s, percentiles and the egwd/nginx ratios.  Then egwd's
-# RSS after $IDLE seconds idle, set against the RSS of bench/rss_floor.c (the
-# same libraries, each used once), and the time from exec to the first HTTP 200.
+# and prints requests/s, percentiles and the egwd/nginx ratios, both servers'
+# memory after that load, and the same figures for bench/rss_floor.c (the
+# same libraries, each used once).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$top/build}" && pwd)
@@ -26,6 +31,9 @@ cleanup() {
 	[ -n "${KEEP:-}" ] || rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
+mem() { $PY "$top/bench/memstat.py" "$@"; }
+# nginx's master and its worker
+nginx_pids() { echo "$nginx_pid $(cat "/proc/$nginx_pid/task/$nginx_pid/children")"; }
 
 free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_200() { # url
@@ -42,10 +50,12 @@ startup_ms() { # state_dir
 	$PY - "$build/egwd" "$1" <<'PYEOF'
 import socket, subprocess, sys, time
 egwd, state = sys.argv[1], sys.argv[2]
-s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
-req = b"GET /api/hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+t = socket.socket(); t.bind(("127.0.0.1", 0)); tls_port = t.getsockname()[1]; s.close(); t.close()
+req = b"GET /api/hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 t0 = time.monotonic()
-p = subprocess.Popen([egwd, "--port", str(port), "--state-dir", state, "--set", "http.bind=127.0.0.1"],
+p = subprocess.Popen([egwd, "--port", str(port), "--state-dir", state, "--set", "http.bind=127.0.0.1",
+                      "--set", "http.tls_port=%d" % tls_port],
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 try:
     while True:
@@ -70,8 +80,9 @@ echo "first start (creates key, token, store): ${first} ms"
 echo "later starts, 5 runs (min / median):     $(echo $agains | tr ' ' '\n' | sort -n | awk '{ v[NR] = $1 } END { printf "%s / %s", v[1], v[3] }') ms"
 
 eport=$(free_port)
+# its HTTPS listener (on by default) on a free port too, not the default 5443
 "$build/egwd" --port "$eport" --state-dir "$tmp/egwd" --set http.bind=127.0.0.1 \
-	--log-level warn 2>"$tmp/egwd.log" &
+	--set http.tls_port="$(free_port)" --log-level warn 2>"$tmp/egwd.log" &
 egwd_pid=$!
 wait_200 "http://127.0.0.1:$eport/api/hello"
 
@@ -105,6 +116,12 @@ if ! cmp -s "$tmp/nginx/www/api/hello" "$(curl -s -o "$tmp/n.body" "http://127.0
 	exit 1
 fi
 
+echo "== memory after ${IDLE}s idle"
+sleep "$IDLE"
+echo "egwd:  $(mem "$egwd_pid")"
+echo "nginx: $(mem $(nginx_pids)) (master + worker)"
+mem "$egwd_pid" --top 12 | tail -n +2
+
 rps() { sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p'; }
 # wrk prints latency percentiles as e.g. "50%   45.00us" / "99%    1.20ms"; convert to us.
 pct() { # percent
@@ -130,31 +147,21 @@ printf '%-8s %14s %16s %10s %10s\n' "ratio" "$(ratio "$egwd_rps" "$nginx_rps")" 
 	"$(ratio "$egwd_seq" "$nginx_seq")" "$(ratio "$egwd_p50" "$nginx_p50")" "$(ratio "$egwd_p99" "$nginx_p99")"
 grep -q "Non-2xx" "$tmp/egwd.tp" "$tmp/egwd.seq" && { echo "egwd answered non-2xx" >&2; exit 1; }
 
-echo "== egwd RSS after ${IDLE}s idle"
-sleep "$IDLE"
-rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$egwd_pid/status")
-hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$egwd_pid/status")
-anon=$(awk '/^RssAnon/ { print $2 }' "/proc/$egwd_pid/status")
-file=$(awk '/^RssFile/ { print $2 }' "/proc/$egwd_pid/status")
-pss=$(awk '/^Pss:/ { print $2 }' "/proc/$egwd_pid/smaps_rollup")
-echo "VmRSS ${rss} kB (peak ${hwm} kB) = RssAnon ${anon} kB private + RssFile ${file} kB shared libraries; PSS ${pss} kB"
+echo "== memory after the wrk runs"
+echo "egwd:  $(mem "$egwd_pid") (peak RSS $(awk '/^VmHWM/ { print $2 }' "/proc/$egwd_pid/status") kB)"
+echo "nginx: $(mem $(nginx_pids)) (master + worker)"
+# egwd's own account, from /proc/self/smaps_rollup (private = clean + dirty)
+curl -s "http://127.0.0.1:$eport/api/state" | $PY -c 'import json, sys
+m = json.load(sys.stdin)["memory"]
+print("egwd /api/state memory: rss %(rss_kb)d, pss %(pss_kb)d, private %(private_kb)d "
+      "(dirty %(private_dirty_kb)d, anonymous %(anon_kb)d); malloc_trim runs: %(trims)d" % m)'
 # The floor: a program linked against the same libraries that uses each once
-# (bench/rss_floor.c).  What is above it is egwd's own code and data.
+# (bench/rss_floor.c).  egwd's private memory above it is egwd's own.
 if [ -x "$build/rss-floor" ]; then
 	mkdir -p "$tmp/floor"
 	"$build/rss-floor" "$tmp/floor" >"$tmp/floor.out"
-	kb() { sed -n "s/.*$1 \([0-9]*\) kB.*/\1/p"; }
-	floor=$(grep '^after one use' "$tmp/floor.out" | kb VmRSS)
-	floor_trim=$(grep '^after memtrim' "$tmp/floor.out" | kb VmRSS)
-	echo "rss-floor (same libraries, each used once): $(grep '^after one use' "$tmp/floor.out")"
-	echo "rss-floor, then memtrim_release as egwd does: $(grep '^after memtrim' "$tmp/floor.out")"
-	echo "egwd above the floor: $((rss - floor)) kB; above the trimmed floor: $((rss - floor_trim)) kB"
+	echo "rss-floor (same libraries, each used once): $(grep '^after one use' "$tmp/floor.out" | sed 's/^[^:]*: //')"
 fi
-# egwd's own account: its trims (30 s after start, then every
-# memory.trim_interval_s) and what it held just before and after the last one
-curl -s "http://127.0.0.1:$eport/api/state" | $PY -c 'import json, sys
-m = json.load(sys.stdin)["memory"]
-print("egwd memory trims: %d; last: %d kB -> %d kB" % (m["trims"], m["last_trim_before_kb"], m["last_trim_after_kb"]))'
 kill "$egwd_pid"
 wait "$egwd_pid" && echo "egwd exited 0 on SIGTERM"
 egwd_pid=""

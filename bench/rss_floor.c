@@ -1,5 +1,5 @@
 /*
- * rss-floor: the resident memory that egwd's libraries cost by themselves.
+ * rss-floor: the memory that egwd's libraries cost by themselves.
  *
  * Linked against exactly the libraries egwd links (meson's egw_deps), it
  * uses each of them once, the least egwd could: one P-256 key and one

@@ -1,17 +1,13 @@
-/* Fuzz the check behind POST /api/inverter/modbus: webui.c's write_allowed,
+/* Fuzz the check behind POST /api/inverter/modbus: the web UI's webui_write_allowed,
  * which matches a raw register write against the modbus_write_allowlist
  * setting (any JSON array: the settings schema only says "array").  Input:
  * a JSON object {"list": [...], "device": "id", "address": N, "count": N}
  * (address clamped to 0..65535 and count to 1..123, as the route does).
- * write_allowed is static, so this file compiles webui.c into itself.
+ * webui_write_allowed
  * Checks: no crash or undefined behaviour (UBSan) for any allowlist, and a
  * write allowed only when every register is covered by one entry (an
  * independent reading of the documented rule, in 128-bit arithmetic). */
-/* clang warns about style in the included module that gcc accepts. */
-#ifdef __clang__
-#pragma clang diagnostic ignored "-Wstring-concatenation"
-#endif
-#include "web/webui.c"
+#include "web/webui_int.h"
 
 #include <assert.h>
 
@@ -66,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	count = count < 1 ? 1 : count > 123 ? 123 : count;
 	if (addr + count > 65536)
 		count = 65536 - addr;
-	ok = write_allowed(list, device, (unsigned)addr, (unsigned)count);
+	ok = webui_write_allowed(list, device, (unsigned)addr, (unsigned)count);
 	for (unsigned a = (unsigned)addr; a < (unsigned)(addr + count); a++)
 		want = want && covered(list, device, a);
 	assert(ok == want);

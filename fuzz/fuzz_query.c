@@ -1,16 +1,12 @@
 /* Fuzz the query strings of the routes: the bytes are split and unescaped as
  * libmicrohttpd does for MHD_GET_ARGUMENT_KIND (key=value pairs separated by
  * '&', percent and '+' decoding with MHD_http_unescape), and each value goes
- * to the parser the route uses for that key (webui.c's parse_uint with the
- * route's range, id_ok, scan_targets).  Those are static, so this file
- * compiles webui.c into itself.
+ * to the parser the route uses for that key (webui_parse_uint with the
+ * route's range, devconf_id_ok, webui_scan_targets; web/webui_int.h).
  * Checks: no crash, accepted numbers lie in range, scan targets stay within
  * their table and are well-formed dotted quads. */
-/* clang warns about style in the included module that gcc accepts. */
-#ifdef __clang__
-#pragma clang diagnostic ignored "-Wstring-concatenation"
-#endif
-#include "web/webui.c"
+#include "devices/devconf.h"
+#include "web/webui_int.h"
 
 #include <assert.h>
 
@@ -19,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void check_uint(const char *v, unsigned long min, unsigned long max)
 {
 	unsigned long x = 0;
-	if (parse_uint(v, min, max, &x) == 0)
+	if (webui_parse_uint(v, min, max, &x) == 0)
 		assert(x >= min && x <= max);
 }
 
@@ -35,7 +31,7 @@ static void one_arg(struct scan *sc, const char *k, const char *v, const char **
 	else if (strcmp(k, "unit_id") == 0)
 		check_uint(v, 0, 255);
 	else if (strcmp(k, "id") == 0 || strcmp(k, "device") == 0)
-		(void)id_ok(v);
+		(void)devconf_id_ok(v);
 	else if (strcmp(k, "hosts") == 0)
 		*hosts = v;
 	else if (strcmp(k, "ports") == 0)
@@ -69,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		one_arg(&sc, pair, v, &hosts, &ports);
 	}
 	if (hosts || ports) {
-		r = scan_targets(&sc, hosts ? hosts : "", ports ? ports : "502", &field);
+		r = webui_scan_targets(&sc, hosts ? hosts : "", ports ? ports : "502", &field);
 		if (r == 0) {
 			assert(sc.ntargets > 0 && sc.ntargets <= WEBUI_SCAN_TARGETS_MAX);
 			for (unsigned i = 0; i < sc.ntargets; i++) {

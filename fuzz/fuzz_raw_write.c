@@ -1,14 +1,10 @@
-/* Fuzz the body of POST /api/inverter/modbus: webui.c's raw_write_parse,
- * which takes the JSON the route has parsed (body_json, fuzzed through
- * device_body) and checks device, address and values.  raw_write_parse is
- * static, so this file compiles webui.c into itself.
+/* Fuzz the body of POST /api/inverter/modbus: webui_raw_write_parse, which
+ * takes the JSON the route has parsed and checks device, address and
+ * values.
  * Checks, besides no crash or undefined behaviour: an accepted body has 1..123
  * values, every one the given integer in 16 bits, and stays within register
  * 65535; a refused one names the field and says why. */
-#ifdef __clang__
-#pragma clang diagnostic ignored "-Wstring-concatenation"
-#endif
-#include "web/webui.c"
+#include "web/webui_int.h"
 
 #include <assert.h>
 
@@ -26,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		json_decref(o);
 		return 0;
 	}
-	if (raw_write_parse(o, &device, &addr, values, &count, &field, &msg) < 0) {
+	if (webui_raw_write_parse(o, &device, &addr, values, &count, &field, &msg) < 0) {
 		assert(field && msg && strncmp(msg, field, strlen(field)) == 0);
 		json_decref(o);
 		return 0;

@@ -47,7 +47,8 @@ struct egw {
 	struct namequery *namequery;
 	struct devices *devices;
 	struct batch *batch;             /* harvest: batch assembly (backend/batch.h) */
-	struct mqtt *mqtt;
+	struct mqtt *mqtt;               /* daemon/mqtt.c */
+	char mqtt_sig[1536];             /* the settings MQTT was started with */
 	struct webui *webui;             /* web UI, live stream, device API (webui.h) */
 	struct task watchdog;            /* systemd watchdog keep-alive (sdnotify.h) */
 	struct task memtrim;             /* hands free heap back (base/mem.h) */

@@ -99,7 +99,7 @@ class Clients:
         while not self.stop.is_set():
             try:
                 s = socket.create_connection(("127.0.0.1", self.port), timeout=2)
-                s.sendall(b"GET /api/live HTTP/1.1\r\nHost: x\r\n\r\n")
+                s.sendall(b"GET /api/live HTTP/1.1\r\nHost: localhost\r\n\r\n")
                 with self.lock:
                     self.sse_conns += 1
                 end = time.monotonic() + rnd.uniform(5, 30)

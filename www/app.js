@@ -167,6 +167,41 @@ async function loadNotes() {
     } }, "×"))));
 }
 
+/* ---- plain HTTP from another machine ---------------------------------- */
+
+/* Over plain HTTP the token and every answer cross the network in clear.
+ * On the gateway itself (a loopback address) that stays inside the machine;
+ * reached from anywhere else, the page says so and offers the same host over
+ * HTTPS (its port and certificate fingerprint from /api/state). */
+function isLoopbackHost(host) {
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return h === "localhost" || h.endsWith(".localhost") || h === "::1" ||
+    /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+async function tlsNotice() {
+  const box = $("#tls-notice");
+  if (location.protocol !== "http:" || isLoopbackHost(location.hostname)) return;
+  box.replaceChildren(h("strong", null, "Not encrypted: "),
+    "this page came over plain HTTP, so the API token and the settings you save cross the network in clear.");
+  box.hidden = false;
+  let st = null;
+  try { st = await api("GET", "/api/state"); } catch (e) { return; }
+  const https = st && st.https;
+  if (!https) return;
+  if (https.listening && https.port) {
+    const host = location.hostname.includes(":") && !location.hostname.startsWith("[")
+      ? "[" + location.hostname + "]" : location.hostname;
+    const url = "https://" + host + ":" + https.port + location.pathname + location.hash;
+    box.append(" Use ", h("a", { href: url, id: "tls-link" }, url), " instead.");
+    if (https.fingerprint_sha256)
+      box.append(" Its certificate is the gateway's own: accept it if its SHA-256 fingerprint is ",
+        h("code", { id: "tls-fingerprint" }, https.fingerprint_sha256), ".");
+  } else {
+    box.append(" HTTPS is off on this gateway" + (https.error ? ": " + https.error : " (setting http.tls)") + ".");
+  }
+}
+
 /* ---- overview ------------------------------------------------------- */
 
 function sumField(group, name) {
@@ -493,8 +528,8 @@ function pageDevices() {
     ev.preventDefault();
     clearTimeout(scanTimer);
     try {
-      const q = "?hosts=" + encodeURIComponent(hosts.value) + "&ports=" + encodeURIComponent(ports.value);
-      showScan((await api("GET", "/api/device/scan" + q)).scan);
+      /* POST with the token: a scan reaches the network; GET only reads results */
+      showScan((await api("POST", "/api/device/scan", { hosts: hosts.value, ports: ports.value })).scan);
     } catch (err) { showMsg(scanOut, "error", err.message); }
   } }, h("label", null, "hosts", hosts), h("label", null, "ports", ports), h("button", { type: "submit" }, "Scan"),
     h("button", { type: "button", onclick: () => { hosts.value = "local"; } }, "this gateway's networks"));
@@ -540,10 +575,10 @@ function pageDevice(id) {
   rform.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const e = rform.elements;
-    const q = new URLSearchParams({ device: id, fc: e.fc.value, address: e.address.value, count: e.count.value,
-      type: e.type.value, order: e.order.value, scale: e.scale.value });
+    const q = { device: id, fc: Number(e.fc.value), address: Number(e.address.value), count: Number(e.count.value),
+      type: e.type.value, order: e.order.value, scale: Number(e.scale.value) };
     try {
-      const r = await api("GET", "/api/inverter/modbus?" + q);
+      const r = await api("POST", "/api/inverter/modbus/read", q);
       out.replaceChildren(h("dl", { class: "kv" },
         h("dt", null, "raw"), h("dd", { id: "raw-words" }, (r.raw || []).map((w) => w + " (0x" + w.toString(16).padStart(4, "0") + ")").join(", ")),
         h("dt", null, "value"), h("dd", { id: "raw-value" }, Array.isArray(r.values) ? r.values.map((v) => v === null ? "unavailable" : String(v)).join(", ") : String(r.value))));
@@ -667,5 +702,6 @@ function route() {
 window.addEventListener("hashchange", route);
 liveStart();
 route();
+tlsNotice();
 loadNotes();
 setInterval(loadNotes, 10000);

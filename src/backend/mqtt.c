@@ -9,8 +9,10 @@
 
 #include "egw-config.h"
 #include "base/err.h"
+#include "base/json.h"
 #include "base/util.h"
 #include "loop/loop.h"
+#include "sched/sched.h"
 #include "loop/resolve.h"
 
 /* ---- payloads (pure) ---------------------------------------------------- */
@@ -251,7 +253,7 @@ static int q_push_json(struct mqtt *m, const char *topic, json_t *j, bool retain
 
 	if (!j)
 		return -ENOMEM;
-	s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(10));
+	s = egw_json_dumps(j, JSON_COMPACT | READING_JSON_REALS);
 	json_decref(j);
 	if (!s)
 		return -ENOMEM;
@@ -347,7 +349,7 @@ static void lost(struct mqtt *m)
 		m->st.disconnects++;
 	m->connected = false;
 	m->st.connected = false;
-	m->backoff = m->backoff ? MIN(m->backoff * 2, MQTT_BACKOFF_MAX) : MQTT_BACKOFF_MIN;
+	m->backoff = sched_backoff_next(m->backoff, MQTT_BACKOFF_MIN, MQTT_BACKOFF_MAX);
 	m->retry_at = loop_now(m->loop) + m->backoff;
 }
 

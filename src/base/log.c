@@ -19,9 +19,45 @@ int log_parse_level(const char *s)
 	return -EINVAL;
 }
 
+/* Copies src to dst (capacity n > 0) with control characters escaped: a
+ * value from a request (a device id, a URL) must not start a line of its own
+ * and pass for an entry egwd wrote.  Returns the length written. */
+size_t log_escape(char *dst, size_t n, const char *src)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	for (; *src; src++) {
+		unsigned char c = (unsigned char)*src;
+		char esc[4];
+		size_t k = 0;
+
+		if (c >= 0x20 && c != 0x7f) {
+			esc[k++] = (char)c;
+		} else {
+			esc[k++] = '\\';
+			switch (c) {
+			case '\n': esc[k++] = 'n'; break;
+			case '\r': esc[k++] = 'r'; break;
+			case '\t': esc[k++] = 't'; break;
+			default:
+				esc[k++] = 'x';
+				esc[k++] = hex[c >> 4];
+				esc[k++] = hex[c & 15];
+			}
+		}
+		if (o + k >= n)
+			break;
+		memcpy(dst + o, esc, k);
+		o += k;
+	}
+	dst[o] = 0;
+	return o;
+}
+
 void log_msg(enum log_level lvl, const char *module, const char *fmt, ...)
 {
-	char line[1024];
+	char line[1024], msg[1024];
 	struct timespec ts;
 	struct tm tm;
 	va_list ap;
@@ -35,9 +71,10 @@ void log_msg(enum log_level lvl, const char *module, const char *fmt, ...)
 		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
 		     tm.tm_sec, ts.tv_nsec / 1000000, level_names[lvl], module);
 	va_start(ap, fmt);
-	if (n > 0 && (size_t)n < sizeof(line))
-		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (n > 0 && (size_t)n < sizeof(line))
+		log_escape(line + n, sizeof(line) - (size_t)n, msg);
 	/* One write per line so concurrent writers do not interleave. */
 	fprintf(stderr, "%s\n", line);
 }

@@ -15,6 +15,8 @@
 
 #include "base/err.h"
 #include "base/host.h"
+#include "base/mask.h"
+#include "base/json.h"
 #include "base/util.h"
 #include "devices/devconf.h"
 
@@ -29,6 +31,7 @@ enum stype {
 	ST_HOST,      /* an IP address literal or a host name (base/host.h) */
 	ST_BIND,      /* an IPv4 address literal to listen on */
 	ST_ARRAY,     /* array of anything (checked by its consumer) */
+	ST_NAME_LIST, /* array of host names */
 };
 
 #define SF_SECRET 1u
@@ -60,11 +63,16 @@ static const struct skey schema[] = {
 	{ "frequency.interval_ms", ST_INT, 100, .min = 10, .max = 60000 },
 	{ "harvest.batch_interval_ms", ST_INT, 10000, .min = 10, .max = 3600000 },
 	{ "harvest.poll_interval_ms", ST_INT, 1000, .min = 10, .max = 3600000 },
+	{ "http.allowed_hosts", ST_NAME_LIST },
 	{ "http.bind", ST_BIND, .def_str = "0.0.0.0" },
 	{ "http.max_body_bytes", ST_INT, 65536, .min = 1024, .max = 16 * MIB },
 	{ "http.max_connections", ST_INT, 64, .min = 1, .max = 4096 },
 	{ "http.port", ST_INT, 5000, .min = 1, .max = 65535 },
 	{ "http.request_timeout_s", ST_INT, 10, .min = 1, .max = 3600 },
+	{ "http.tls", ST_BOOL, 1 },
+	{ "http.tls_cert", ST_STR, .def_str = "" },  /* "": <state-dir>/https-cert.pem */
+	{ "http.tls_key", ST_STR, .def_str = "" },   /* "": <state-dir>/https-key.pem */
+	{ "http.tls_port", ST_INT, 5443, .min = 1, .max = 65535 },
 	{ "log_level", ST_ENUM, .def_str = "info", .values = log_levels },
 	{ "memory.trim_interval_s", ST_INT, 600, .min = 0, .max = 86400 },
 	{ "modbus.min_gap_ms", ST_INT, 0, .min = 0, .max = 10000 },
@@ -90,6 +98,9 @@ static const struct skey schema[] = {
 
 #define MAX_URLS 8      /* UPLOADER_MAX_URLS */
 #define MAX_ARRAY 256
+#define MAX_ARRAY_ENTRY 256  /* bytes of one ST_ARRAY entry, serialized */
+#define MAX_NAMES 16
+#define MAX_DOC_BYTES (256 * 1024) /* the whole document, serialized */
 
 struct settings {
 	json_t *file;      /* file layer */
@@ -273,6 +284,7 @@ static int check_value(const struct skey *k, const json_t *v, struct settings_er
 	case ST_URL_LIST:
 	case ST_DEVICES:
 	case ST_ARRAY:
+	case ST_NAME_LIST:
 		if (!json_is_array(v)) {
 			set_err(err, k->key, "expected an array, got %s", type_name(v));
 			return -EGW_ESCHEMA;
@@ -286,16 +298,29 @@ static int check_value(const struct skey *k, const json_t *v, struct settings_er
 				set_err(err, de.key, "%s", r == -ENOMEM ? "out of memory" : de.msg);
 			return r;
 		}
-		int max = k->type == ST_URL_LIST ? MAX_URLS : MAX_ARRAY;
+		int max = k->type == ST_URL_LIST ? MAX_URLS
+			: k->type == ST_NAME_LIST ? MAX_NAMES : MAX_ARRAY;
 		if (json_array_size(v) > (size_t)max) {
 			set_err(err, k->key, "more than %d entries", max);
 			return -EGW_ESCHEMA;
 		}
-		if (k->type == ST_ARRAY)
-			return 0;
 		json_array_foreach(v, i, e) {
 			snprintf(ikey, sizeof(ikey), "%s[%zu]", k->key, i);
-			if (!json_is_string(e) || !is_url(json_string_value(e))) {
+			if (k->type == ST_ARRAY) {
+				/* Bounded, so that the document and every answer
+				 * that carries it stay small (see MAX_DOC_BYTES). */
+				size_t n = json_dumpb(e, NULL, 0, JSON_COMPACT);
+				if (n == 0 || n > MAX_ARRAY_ENTRY) {
+					set_err(err, ikey, "longer than %d bytes", MAX_ARRAY_ENTRY);
+					return -EGW_ESCHEMA;
+				}
+			} else if (k->type == ST_NAME_LIST) {
+				if (!json_is_string(e) || !host_ok(json_string_value(e))) {
+					set_err(err, ikey, "expected a host name (letters, digits, "
+						"'-' and '.', at most 253)");
+					return -EGW_ESCHEMA;
+				}
+			} else if (!json_is_string(e) || !is_url(json_string_value(e))) {
 				set_err(err, ikey, "expected an http:// or https:// URL");
 				return -EGW_ESCHEMA;
 			}
@@ -345,7 +370,16 @@ int settings_validate(const json_t *doc, struct settings_error *err)
 			doc ? type_name(doc) : "nothing");
 		return -EGW_ESCHEMA;
 	}
-	return validate_at("", doc, err);
+	int r = validate_at("", doc, err);
+	if (r < 0)
+		return r;
+	/* Every key is bounded on its own; this bounds them together, so a
+	 * GET /api/settings answer stays small whatever was posted. */
+	if (json_dumpb(doc, NULL, 0, JSON_COMPACT) > MAX_DOC_BYTES) {
+		set_err(err, "", "the settings document is larger than %d KiB", MAX_DOC_BYTES / 1024);
+		return -EGW_ESCHEMA;
+	}
+	return 0;
 }
 
 /* Finds or creates the object holding the last component of a dotted key
@@ -429,7 +463,11 @@ static json_t *defaults_doc(void)
 		default: v = json_array(); break;
 		}
 		json_t *parent = parent_for(doc, k->key, buf, sizeof(buf), &leaf);
-		if (!v || !parent || json_object_set_new(parent, leaf, v) < 0)
+		if (!v || !parent) {
+			json_decref(v);
+			goto err;
+		}
+		if (json_object_set_new(parent, leaf, v) < 0) /* takes v, even on failure */
 			goto err;
 	}
 	return doc;
@@ -455,6 +493,12 @@ static int commit(struct settings *s, json_t *file, json_t *over, struct setting
 	json_t *eff;
 	int r;
 
+	if (!file || !over) {
+		/* a caller's copy failed: not a schema error */
+		r = -ENOMEM;
+		set_err(err, "", "out of memory");
+		goto err;
+	}
 	r = settings_validate(file, err);
 	if (r >= 0)
 		r = settings_validate(over, err);
@@ -524,7 +568,11 @@ int settings_load(struct settings *s, struct settings_error *err)
 		}
 		doc = json_object();
 	} else {
-		doc = json_load_file(s->path, JSON_REJECT_DUPLICATES, &je);
+		doc = egw_json_load_file(s->path, JSON_REJECT_DUPLICATES, &je);
+		if (!doc && json_error_code(&je) == json_error_out_of_memory) {
+			set_err(err, "", "%s: out of memory", s->path);
+			return -ENOMEM;
+		}
 		if (!doc) {
 			set_err(err, "", "%s:%d:%d: malformed JSON: %s", s->path, je.line, je.column,
 				je.text);
@@ -595,22 +643,116 @@ int settings_override(struct settings *s, const char *key, const json_t *value,
 	return commit(s, json_deep_copy(s->file), over, err);
 }
 
-/* In patch (a copy), replace each secret given as "***" by its current value. */
-static void unmask(json_t *patch, const json_t *eff)
+/* The value a key will have once patch is applied: patch's, else the
+ * current one. */
+static const json_t *after_patch(const json_t *patch, const json_t *eff, const char *key)
+{
+	const json_t *v = lookup(patch, key);
+	return v ? v : lookup(eff, key);
+}
+
+/* A URL posted with masked parts ("***"): the stored URL (of cur, a string
+ * or an array of them) that masks to exactly that text, else NULL.  The
+ * masked text keeps scheme, host, port and path, so the stored secret only
+ * ever goes back to where it was given for. */
+static const json_t *unmask_url(const char *posted, const json_t *cur)
+{
+	size_t i, n = json_is_array(cur) ? json_array_size(cur) : 1;
+
+	for (i = 0; i < n; i++) {
+		const json_t *c = json_is_array(cur) ? json_array_get(cur, i) : cur;
+		char *m;
+		bool same;
+
+		if (!json_is_string(c))
+			continue;
+		m = mask_url(json_string_value(c));
+		same = m && strcmp(m, posted) == 0;
+		free(m);
+		if (same)
+			return c;
+	}
+	return NULL;
+}
+
+/* Replaces a URL given with "***" in it by the stored one it was masked
+ * from; *v is the posted string (patch owns it).  Returns 0 or
+ * -EGW_ESCHEMA (no stored URL masks to it). */
+static int unmask_url_at(json_t *holder, size_t index, const char *leaf, const json_t *cur,
+			 const char *key, struct settings_error *err)
+{
+	json_t *v = leaf ? json_object_get(holder, leaf) : json_array_get(holder, index);
+	const json_t *c;
+
+	if (!json_is_string(v) || !strstr(json_string_value(v), MASK))
+		return 0;
+	c = unmask_url(json_string_value(v), cur);
+	if (!c) {
+		set_err(err, key, "holds masked credentials (" MASK ") but is not a stored URL "
+			"with that scheme, host, port and path: a stored secret is only reused "
+			"where it was given for; enter the credentials again");
+		return -EGW_ESCHEMA;
+	}
+	return leaf ? json_object_set_new(holder, leaf, json_deep_copy(c))
+		    : json_array_set_new(holder, index, json_deep_copy(c));
+}
+
+/* In patch (a copy), puts back the secrets the API showed masked, where it
+ * is safe to: a password given as "***" only while the host and port it
+ * was given for stay (a changed mqtt.host with mqtt.password "***" would
+ * send the stored password to the new host: refused, naming the password,
+ * rather than cleared, so the user knows to type it for the new host); a
+ * URL with "***" in it only for the stored URL it was masked from.
+ * Returns 0 or -EGW_ESCHEMA. */
+static int unmask(json_t *patch, const json_t *eff, struct settings_error *err)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(schema); i++) {
-		if (!(schema[i].flags & SF_SECRET))
-			continue;
-		const json_t *v = lookup(patch, schema[i].key);
-		if (!json_is_string(v) || strcmp(json_string_value(v), "***") != 0)
-			continue;
-		char buf[128];
+		const struct skey *k = &schema[i];
+		char buf[128], ikey[160];
 		const char *leaf = NULL;
-		json_t *parent = parent_for(patch, schema[i].key, buf, sizeof(buf), &leaf);
-		const json_t *cur = lookup(eff, schema[i].key);
-		if (parent && leaf && cur)
-			json_object_set_new(parent, leaf, json_deep_copy(cur));
+		json_t *parent, *v = (json_t *)lookup(patch, k->key);
+		int r;
+
+		if (!v)
+			continue;
+		if (k->type == ST_URL) {
+			parent = parent_for(patch, k->key, buf, sizeof(buf), &leaf);
+			r = parent ? unmask_url_at(parent, 0, leaf, lookup(eff, k->key), k->key, err)
+				   : -ENOMEM;
+			if (r < 0)
+				return r;
+			continue;
+		}
+		if (k->type == ST_URL_LIST && json_is_array(v)) {
+			for (size_t j = 0; j < json_array_size(v); j++) {
+				snprintf(ikey, sizeof(ikey), "%s[%zu]", k->key, j);
+				r = unmask_url_at(v, j, NULL, lookup(eff, k->key), ikey, err);
+				if (r < 0)
+					return r;
+			}
+			continue;
+		}
+		if (!(k->flags & SF_SECRET) || !json_is_string(v) ||
+		    strcmp(json_string_value(v), MASK) != 0)
+			continue;
+		/* The secret's group ("mqtt") names where it goes: host and port. */
+		char group[64], hk[80], pk[80];
+		snprintf(group, sizeof(group), "%.*s", (int)strcspn(k->key, "."), k->key);
+		snprintf(hk, sizeof(hk), "%s.host", group);
+		snprintf(pk, sizeof(pk), "%s.port", group);
+		if (!json_equal((json_t *)after_patch(patch, eff, hk), (json_t *)lookup(eff, hk)) ||
+		    !json_equal((json_t *)after_patch(patch, eff, pk), (json_t *)lookup(eff, pk))) {
+			set_err(err, k->key, MASK " keeps the stored password only for the host and "
+				"port it was given for; %s or %s changes: enter the password for the "
+				"new one", hk, pk);
+			return -EGW_ESCHEMA;
+		}
+		parent = parent_for(patch, k->key, buf, sizeof(buf), &leaf);
+		const json_t *cur = lookup(eff, k->key);
+		if (!parent || (cur && json_object_set_new(parent, leaf, json_deep_copy(cur)) < 0))
+			return -ENOMEM;
 	}
+	return 0;
 }
 
 /* Removes from `over` every leaf that `patch` sets: a value written through
@@ -649,7 +791,9 @@ int settings_patch(struct settings *s, const json_t *patch, struct settings_erro
 		r = -ENOMEM;
 		goto out;
 	}
-	unmask(p, s->eff);
+	r = unmask(p, s->eff, err);
+	if (r < 0)
+		goto out;
 	r = merge(file, p);
 	if (r < 0)
 		goto out;
@@ -759,7 +903,7 @@ err_unlink:
  * indent, a final newline as an editor would leave.  NULL on ENOMEM. */
 static char *file_text(const struct settings *s, size_t *ret_len)
 {
-	char *text = json_dumps(s->file, JSON_INDENT(2) | JSON_SORT_KEYS);
+	char *text = egw_json_dumps(s->file, JSON_INDENT(2) | JSON_SORT_KEYS);
 	char *t2;
 	size_t n;
 
@@ -899,12 +1043,40 @@ bool settings_get_bool(const struct settings *s, const char *key)
 	return json_is_true(get(s, key, true));
 }
 
+/* URL values in doc (string or array of strings at key) masked in place.
+ * Returns 0 or -ENOMEM (a value may then be left unmasked: drop doc). */
+static int mask_urls_at(json_t *doc, const char *key)
+{
+	json_t *v = (json_t *)lookup(doc, key);
+	size_t n = json_is_array(v) ? json_array_size(v) : 1;
+
+	for (size_t i = 0; v && i < n; i++) {
+		json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
+		char *m;
+
+		if (!json_is_string(e))
+			continue;
+		m = mask_url(json_string_value(e));
+		if (!m || json_string_set(e, m) < 0) {
+			free(m);
+			return -ENOMEM;
+		}
+		free(m);
+	}
+	return 0;
+}
+
 json_t *settings_to_json(const struct settings *s, bool mask)
 {
 	json_t *doc = json_deep_copy(s->eff);
 	if (!doc || !mask)
 		return doc;
 	for (size_t i = 0; i < ARRAY_SIZE(schema); i++) {
+		if ((schema[i].type == ST_URL || schema[i].type == ST_URL_LIST) &&
+		    mask_urls_at(doc, schema[i].key) < 0) {
+			json_decref(doc);
+			return NULL;
+		}
 		if (!(schema[i].flags & SF_SECRET))
 			continue;
 		const json_t *v = lookup(doc, schema[i].key);
@@ -913,8 +1085,11 @@ json_t *settings_to_json(const struct settings *s, bool mask)
 		char buf[128];
 		const char *leaf;
 		json_t *parent = parent_for(doc, schema[i].key, buf, sizeof(buf), &leaf);
-		if (parent)
-			json_object_set_new(parent, leaf, json_string("***"));
+		/* never hand out a document with a secret left unmasked */
+		if (!parent || json_object_set_new(parent, leaf, json_string(MASK)) < 0) {
+			json_decref(doc);
+			return NULL;
+		}
 	}
 	return doc;
 }

@@ -1,5 +1,6 @@
 /* Daemon wiring of the device set; see wire.h. */
 #include "daemon/devices.h"
+#include "daemon/mqtt.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -50,28 +51,92 @@ int devices_egw_gateway_state(const struct egw *e)
 
 /* ---- hooks ---------------------------------------------------------------- */
 
+/* The reading fan-out: every reading, frequency sample and state change
+ * goes to each sink in turn (the signed batch, the live stream, MQTT).  A
+ * sink that is not running (NULL) is skipped by its own function. */
+struct sink {
+	const char *name;
+	void (*on_reading)(struct egw *e, struct device *d, int64_t ts_ms, const struct reading *r,
+			   json_t *raw);
+	void (*on_freq)(struct egw *e, struct device *d, int64_t ts_ms, double hz);
+	void (*on_state)(struct egw *e, struct device *d, int old_state, int new_state,
+			 const char *reason);
+};
+
+static void batch_reading(struct egw *e, struct device *d, int64_t ts_ms, const struct reading *r,
+			  json_t *raw)
+{
+	if (e->batch)
+		batch_on_reading(e->batch, d, ts_ms, r, raw);
+}
+
+static void batch_freq(struct egw *e, struct device *d, int64_t ts_ms, double hz)
+{
+	if (e->batch)
+		batch_on_freq(e->batch, d, ts_ms, hz);
+}
+
+static void live_reading(struct egw *e, struct device *d, int64_t ts_ms, const struct reading *r,
+			 json_t *raw)
+{
+	UNUSED(raw);
+	webui_on_reading(e->webui, d, ts_ms, r);
+}
+
+static void live_freq(struct egw *e, struct device *d, int64_t ts_ms, double hz)
+{
+	webui_on_freq(e->webui, d, ts_ms, hz);
+}
+
+static void live_state(struct egw *e, struct device *d, int old_state, int new_state,
+		       const char *reason)
+{
+	webui_on_state(e->webui, d, old_state, new_state, reason);
+}
+
+static void mqtt_reading(struct egw *e, struct device *d, int64_t ts_ms, const struct reading *r,
+			 json_t *raw)
+{
+	UNUSED(raw);
+	mqtt_egw_on_reading(e, d, ts_ms, r);
+}
+
+static void mqtt_state(struct egw *e, struct device *d, int old_state, int new_state,
+		       const char *reason)
+{
+	UNUSED(reason);
+	mqtt_egw_on_state(e, d, old_state, new_state);
+}
+
+static const struct sink sinks[] = {
+	{ "batch", batch_reading, batch_freq, NULL },
+	{ "live", live_reading, live_freq, live_state },
+	{ "mqtt", mqtt_reading, NULL, mqtt_state },
+};
+
 static void hook_reading(void *ud, struct device *d, int64_t ts_ms, const struct reading *r,
 			 json_t *raw)
 {
-	struct egw *e = ud;
-	if (e->batch)
-		batch_on_reading(e->batch, d, ts_ms, r, raw);
-	webui_on_reading(e->webui, d, ts_ms, r);
+	for (size_t i = 0; i < ARRAY_SIZE(sinks); i++)
+		if (sinks[i].on_reading)
+			sinks[i].on_reading(ud, d, ts_ms, r, raw);
 }
 
 static void hook_freq(void *ud, struct device *d, int64_t ts_ms, double hz)
 {
-	struct egw *e = ud;
-	if (e->batch)
-		batch_on_freq(e->batch, d, ts_ms, hz);
-	webui_on_freq(e->webui, d, ts_ms, hz);
+	for (size_t i = 0; i < ARRAY_SIZE(sinks); i++)
+		if (sinks[i].on_freq)
+			sinks[i].on_freq(ud, d, ts_ms, hz);
 }
 
 static void hook_state(void *ud, struct device *d, int old_state, int new_state, const char *reason)
 {
 	struct egw *e = ud;
 	char why[FSM_REASON_LEN];
-	webui_on_state(e->webui, d, old_state, new_state, reason);
+
+	for (size_t i = 0; i < ARRAY_SIZE(sinks); i++)
+		if (sinks[i].on_state)
+			sinks[i].on_state(e, d, old_state, new_state, reason);
 	if (!e->devices || e->gw.state == GW_STOPPING)
 		return; /* still being created (the state is set once it exists) or stopping */
 	snprintf(why, sizeof(why), "%s %s", device_id(d), device_state_name(new_state));
@@ -150,21 +215,13 @@ static void metrics(void *ud, struct web_buf *b)
 	if (!t)
 		return;
 	/* The 10 Hz read's start lateness, as a Prometheus histogram in seconds. */
+	double bounds[SCHED_LATE_BUCKETS - 1];
+	for (unsigned k = 0; k < ARRAY_SIZE(bounds); k++)
+		bounds[k] = (double)sched_late_bounds[k] / 1e6;
 	web_buf_printf(b, "# HELP egw_frequency_read_lateness_seconds How late each frequency read started.\n"
 		       "# TYPE egw_frequency_read_lateness_seconds histogram\n");
-	uint64_t acc = 0;
-	for (unsigned k = 0; k < SCHED_LATE_BUCKETS; k++) {
-		acc += t->stats.late_hist[k];
-		if (k < SCHED_LATE_BUCKETS - 1)
-			web_buf_printf(b, "egw_frequency_read_lateness_seconds_bucket{le=\"%g\"} %llu\n",
-				       (double)sched_late_bounds[k] / 1e6, (unsigned long long)acc);
-		else
-			web_buf_printf(b, "egw_frequency_read_lateness_seconds_bucket{le=\"+Inf\"} %llu\n",
-				       (unsigned long long)acc);
-	}
-	web_buf_printf(b, "egw_frequency_read_lateness_seconds_sum %g\n"
-		       "egw_frequency_read_lateness_seconds_count %llu\n",
-		       (double)t->stats.late_sum / 1e6, (unsigned long long)acc);
+	web_buf_histogram(b, "egw_frequency_read_lateness_seconds", NULL, NULL, bounds,
+			  ARRAY_SIZE(bounds), t->stats.late_hist, (double)t->stats.late_sum / 1e6);
 }
 
 /* ---- lifecycle -------------------------------------------------------------- */

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend/batch.h"
@@ -10,6 +11,7 @@
 #include "backend/uploader.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/mask.h"
 #include "base/util.h"
 #include "config/settings.h"
 #include "crypto/signer.h"
@@ -133,14 +135,27 @@ void pipeline_harvest_fini(struct egw *e)
 
 /* ---- uploader ---- */
 
+/* The URLs of a settings list as shown to others (credentials masked). */
+static json_t *masked_urls(const json_t *list)
+{
+	json_t *out = json_array();
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(list, i, v) {
+		char *m = mask_url(json_string_value(v) ? json_string_value(v) : "");
+		json_array_append_new(out, json_string(m ? m : MASK));
+		free(m);
+	}
+	return out ? out : json_array();
+}
+
 static json_t *uploader_section(void *ud)
 {
 	struct egw *e = ud;
 	struct uploader_stats st;
-	json_t *urls = json_deep_copy(settings_get_json(e->settings, "backend.data_urls"));
+	json_t *urls = masked_urls(settings_get_json(e->settings, "backend.data_urls"));
 
-	if (!urls)
-		urls = json_array();
 	struct store_stats ss = {0};
 	if (e->store)
 		store_get_stats(e->store, &ss);
@@ -237,8 +252,10 @@ static int uploader_create(struct egw *e, const struct uploader_config *cfg)
 	if (e->batch)
 		batch_set_uploader(e->batch, e->uploader);
 	uploader_kick(e->uploader);
+	char *first = mask_url(cfg->urls[0]);
 	log_info("uploader", "uploading to %zu endpoint%s, first %s", cfg->n_urls,
-	         cfg->n_urls == 1 ? "" : "s", cfg->urls[0]);
+	         cfg->n_urls == 1 ? "" : "s", first ? first : MASK);
+	free(first);
 	return 0;
 }
 
@@ -285,14 +302,18 @@ static json_t *name_section(void *ud)
 	struct egw *e = ud;
 	struct namequery_stats st = {0};
 	const char *name = e->namequery ? namequery_name(e->namequery) : NULL;
+	char *url = mask_url(settings_get_str(e->settings, "backend.graphql_url"));
+	json_t *o;
 
 	if (e->namequery)
 		namequery_get_stats(e->namequery, &st);
-	return json_pack("{sssbsssIsIsIss}", "name", name ? name : "", "known", name != NULL, "url",
-	                 settings_get_str(e->settings, "backend.graphql_url"), "attempts",
+	o = json_pack("{sssbsssIsIsIss}", "name", name ? name : "", "known", name != NULL, "url",
+	                 url ? url : MASK, "attempts",
 	                 (json_int_t)st.attempts, "ok", (json_int_t)st.ok, "failed",
 	                 (json_int_t)st.failed, "last_error",
 	                 st.last_error ? egw_strerror(st.last_error) : "");
+	free(url);
+	return o;
 }
 
 static void name_learned(void *ud, const char *name)

@@ -43,7 +43,7 @@ const char *devconf_error_str(const struct devconf_error *e, char *buf, size_t l
 	return buf;
 }
 
-static bool id_ok(const char *s)
+bool devconf_id_ok(const char *s)
 {
 	size_t n = strlen(s);
 	if (n == 0 || n >= DEVCONF_ID_LEN)
@@ -237,7 +237,7 @@ static int parse_one(const json_t *o, unsigned i, struct dev_conf *c, struct dev
 	c->parity = s ? s[0] : 'E';
 
 	s = str(o, "id");
-	if (s && !id_ok(s))
+	if (s && !devconf_id_ok(s))
 		return FAIL(i, "id", "1..%d characters of A-Z a-z 0-9 _ - .", DEVCONF_ID_LEN - 1);
 	devconf_entry_id(o, i, c->id, sizeof(c->id));
 	s = str(o, "name");

@@ -70,5 +70,9 @@ void devconf_free(struct dev_conf *confs, unsigned n);
 /* Validation only (devconf_parse_list without keeping the result). */
 int devconf_validate_list(const json_t *arr, struct devconf_error *err);
 
+/* True for a device id: 1..63 of A-Z a-z 0-9 _ - . (safe in MQTT topics,
+ * metric labels and URLs as it is). */
+bool devconf_id_ok(const char *s);
+
 /* The id a settings entry at `index` runs under: its "id", or "dev<index>". */
 void devconf_entry_id(const json_t *entry, size_t index, char *buf, size_t len);

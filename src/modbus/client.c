@@ -52,12 +52,11 @@ static uint64_t rng_next(struct mb_client *c)
 
 static usec_t backoff_delay(struct mb_client *c)
 {
-	unsigned shift = c->fail_streak ? MIN(c->fail_streak - 1, 30u) : 0;
-	usec_t d = c->cfg.backoff_min;
-	while (shift-- && d < c->cfg.backoff_max)
-		d *= 2;
-	if (d > c->cfg.backoff_max)
-		d = c->cfg.backoff_max;
+	unsigned n = c->fail_streak ? MIN(c->fail_streak, 31u) : 1;
+	usec_t d = 0;
+	/* the wait the scheduler's rule gives after fail_streak failures */
+	while (n--)
+		d = sched_backoff_next(d, c->cfg.backoff_min, c->cfg.backoff_max);
 	/* "equal jitter": half fixed, half random, so clients spread out */
 	return d / 2 + (usec_t)(rng_next(c) % (uint64_t)(d / 2 + 1));
 }

@@ -24,6 +24,15 @@
 #include "base/time.h"
 
 #define SCHED_NOT_QUEUED 0 /* a zero-initialized task is not queued */
+/* The one backoff rule (tasks, device retries, Modbus reconnects, uploads,
+ * MQTT): the first failure waits lo, each further one twice the last, never
+ * more than hi.  cur is the last wait, 0 after a success. */
+static inline usec_t sched_backoff_next(usec_t cur, usec_t lo, usec_t hi)
+{
+	usec_t next = cur ? cur * 2 : lo;
+	return next > hi ? hi : next;
+}
+
 /* Lateness histogram upper bounds in microseconds; the last bucket is +Inf. */
 #define SCHED_LATE_BUCKETS 12
 extern const usec_t sched_late_bounds[SCHED_LATE_BUCKETS - 1];

@@ -1,54 +1,15 @@
-#include "web/web.h"
-#include "web/webui.h"
+/* The HTTP server: the route table, request dispatch, replies, sections of
+ * /api/state, and its place in the event loop (see web.h). */
+#include "web/web_int.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
-#include <openssl/crypto.h>
-#include <openssl/opensslv.h>
-#include <sqlite3.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/random.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include "base/err.h"
-#include "base/log.h"
-#include "base/mem.h"
-#include "base/util.h"
-#include "config/settings.h"
-#include "egw.h"
-#include "loop/loop.h"
-#include "sched/sched.h"
-
-#define HEADER_LIMIT (16 * 1024)      /* per-connection memory for the request head */
-#define AUTH_WINDOW_MS 10000
-#define AUTH_MAX_FAILURES 10   /* per client address, within the window */
-#define AUTH_PEERS 32          /* client addresses tracked (least recent evicted) */
-#define AUTH_MAX_FAILURES_ALL 100 /* all addresses together, within the window */
+#include "profiles/reading.h"
 
 /* ---- routes ----------------------------------------------------------- */
 
-static int h_status(struct web_request *rq);
-static int h_hello(struct web_request *rq);
-static int h_version(struct web_request *rq);
-static int h_uptime(struct web_request *rq);
-static int h_state(struct web_request *rq);
-static int h_metrics(struct web_request *rq);
-static int h_crypto(struct web_request *rq);
-static int h_name(struct web_request *rq);
-static int h_settings_get(struct web_request *rq);
-static int h_settings_post(struct web_request *rq);
 
 /* The route table.  Others add their lines here (the web-ui moves the status
  * page to /status and serves its UI at /). */
-static const struct web_route routes[] = {
+const struct web_route web_route_table[] = {
 	/* web UI (webui.c): the embedded UI at /, the status page at /status */
 	{ "GET", "/", webui_h_asset, false },
 	{ "GET", "/index.html", webui_h_asset, false },
@@ -61,111 +22,38 @@ static const struct web_route routes[] = {
 	{ "DELETE", "/api/device", webui_h_device_delete, true },
 	{ "GET", "/api/device/supported", webui_h_supported, false },
 	{ "GET", "/api/device/scan", webui_h_scan, false },
+	{ "POST", "/api/device/scan", webui_h_scan_post, true },
 	{ "GET", "/api/inverter/modbus", webui_h_modbus_get, false },
 	{ "POST", "/api/inverter/modbus", webui_h_modbus_post, true },
+	{ "POST", "/api/inverter/modbus/read", webui_h_modbus_read, true },
 	{ "GET", "/api/notification", webui_h_notes_get, false },
 	{ "DELETE", "/api/notification/*", webui_h_notes_delete, true },
 	{ "GET", "/api/frequency", webui_h_frequency, false },
-	{ "GET", "/status", h_status, false },
-	{ "GET", "/api/hello", h_hello, false },
-	{ "GET", "/api/version", h_version, false },
-	{ "GET", "/api/uptime", h_uptime, false },
-	{ "GET", "/api/state", h_state, false },
-	{ "GET", "/metrics", h_metrics, false },
-	{ "GET", "/api/crypto", h_crypto, false },
-	{ "GET", "/api/name", h_name, false },
-	{ "GET", "/api/settings", h_settings_get, false },
-	{ "POST", "/api/settings", h_settings_post, true },
+	{ "GET", "/status", web_h_status, false },
+	{ "GET", "/api/hello", web_h_hello, false },
+	{ "GET", "/api/version", web_h_version, false },
+	{ "GET", "/api/uptime", web_h_uptime, false },
+	{ "GET", "/api/state", web_h_state, false },
+	{ "GET", "/metrics", web_h_metrics, false },
+	{ "GET", "/api/crypto", web_h_crypto, false },
+	{ "GET", "/api/name", web_h_name, false },
+	{ "GET", "/api/settings", web_h_settings_get, false },
+	{ "POST", "/api/settings", web_h_settings_post, true },
 };
-#define NROUTES ARRAY_SIZE(routes)
-#define ROUTE_UNMATCHED NROUTES
+_Static_assert(ARRAY_SIZE(web_route_table) == NROUTES, "NROUTES (web_int.h) counts the table");
 
 const struct web_route *web_routes(size_t *ret_n)
 {
 	*ret_n = NROUTES;
-	return routes;
+	return web_route_table;
 }
 
 /* Status codes counted per route; anything else is counted as "other". */
-static const unsigned counted_codes[] = {
-	200, 201, 204, 304, 400, 401, 403, 404, 405, 413, 429, 431, 500, 503,
+const unsigned web_counted_codes[] = {
+	200, 201, 202, 204, 304, 400, 401, 403, 404, 405, 413, 421, 429, 431, 500, 503,
 };
-#define NCODES ARRAY_SIZE(counted_codes)
+_Static_assert(ARRAY_SIZE(web_counted_codes) == NCODES, "NCODES (web_int.h) counts the codes");
 
-struct section {
-	char name[32];
-	web_section_fn fn;
-	void *ud;
-	bool in_state;
-};
-
-struct metrics_prov {
-	web_metrics_fn fn;
-	void *ud;
-};
-
-struct web {
-	struct egw *egw;
-	struct loop *loop;
-	struct MHD_Daemon *d;
-	struct loop_io io;
-	struct task timer;
-	struct MHD_Response *hello;     /* shared, queued many times */
-
-	size_t max_body;
-	unsigned timeout_s;
-
-	struct section sections[WEB_MAX_SECTIONS];
-	unsigned nsections;
-	struct metrics_prov metrics[WEB_MAX_METRICS];
-	unsigned nmetrics;
-
-	uint64_t requests[NROUTES + 1][NCODES + 1];
-	/* Failed token attempts: a ring per client address, so that one
-	 * client guessing does not lock the others out, and one ring for all
-	 * addresses together, which bounds a client that changes address. */
-	struct auth_peer {
-		uint8_t addr[16];  /* IPv4 as ::ffff:a.b.c.d */
-		int64_t last_ms;   /* 0: free slot */
-		int64_t fail_ms[AUTH_MAX_FAILURES];
-		unsigned next;
-	} auth_peers[AUTH_PEERS];
-	int64_t auth_all_ms[AUTH_MAX_FAILURES_ALL];
-	unsigned auth_all_next;
-	uint64_t auth_failures, auth_limited;
-	uint64_t connections_total;
-	unsigned open_connections, max_connections;
-	/* What the daemon listens on; a settings change moves it (rebind task). */
-	struct sockaddr_in bound;
-	struct task rebind;
-	int rebind_err;  /* last failed move (-errno), 0: none */
-	bool at_limit;   /* MHD stopped accepting; it resumes on its next MHD_run */
-	bool kick;       /* run MHD again at once */
-
-	struct conn_ctx *conns;       /* open connections (request deadline) */
-	struct task deadline;
-};
-
-/* Per-connection state, from accept to close.  libmicrohttpd's timeout is
- * an idle timeout: a client that drips a header line every second never
- * finishes its request and holds its slot for ever (slowloris).  So each
- * request must be complete (headers and body) within http.request_timeout_s
- * of the connection's start or of the previous request's end; past that the
- * socket is shut down and libmicrohttpd closes the connection. */
-struct conn_ctx {
-	struct conn_ctx *prev, *next;
-	struct MHD_Connection *c;
-	usec_t since;
-	bool answered;   /* the current request got its answer (or a stream) */
-};
-
-/* Per-request state, from the first handler call to the completion notice. */
-struct req_ctx {
-	char *body;
-	size_t len, cap;
-	bool too_big;
-	bool answered;
-};
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -190,7 +78,7 @@ void web_buf_append(struct web_buf *b, const char *s, size_t n)
 	b->data[b->len] = 0;
 }
 
-static void buf_puts(struct web_buf *b, const char *s)
+void web_buf_puts(struct web_buf *b, const char *s)
 {
 	web_buf_append(b, s, strlen(s));
 }
@@ -222,15 +110,58 @@ void web_buf_printf(struct web_buf *b, const char *fmt, ...)
 	free(big);
 }
 
+void web_buf_label(struct web_buf *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			web_buf_append(b, "\\", 1);
+		if (*s == '\n')
+			web_buf_append(b, "\\n", 2);
+		else
+			web_buf_append(b, s, 1);
+	}
+}
+
+/* name{label="value"  or  name{  (the caller closes the braces) */
+static void series(struct web_buf *b, const char *name, const char *suffix, const char *label,
+		   const char *value)
+{
+	web_buf_printf(b, "%s%s{", name, suffix);
+	if (label) {
+		web_buf_printf(b, "%s=\"", label);
+		web_buf_label(b, value);
+		web_buf_append(b, "\"", 1);
+	}
+}
+
+void web_buf_histogram(struct web_buf *b, const char *name, const char *label, const char *value,
+		       const double *bounds, size_t nbounds, const uint64_t *counts, double sum)
+{
+	uint64_t cum = 0;
+
+	for (size_t k = 0; k <= nbounds; k++) {
+		cum += counts[k];
+		series(b, name, "_bucket", label, value);
+		if (k < nbounds)
+			web_buf_printf(b, "%sle=\"%g\"} %" PRIu64 "\n", label ? "," : "", bounds[k], cum);
+		else
+			web_buf_printf(b, "%sle=\"+Inf\"} %" PRIu64 "\n", label ? "," : "", cum);
+	}
+	series(b, name, "_sum", label, value);
+	web_buf_printf(b, "} %.6f\n", sum);
+	series(b, name, "_count", label, value);
+	web_buf_printf(b, "} %" PRIu64 "\n", cum);
+}
+
 void web_buf_html(struct web_buf *b, const char *s)
 {
 	for (; s && *s; s++) {
 		switch (*s) {
-		case '<': buf_puts(b, "&lt;"); break;
-		case '>': buf_puts(b, "&gt;"); break;
-		case '&': buf_puts(b, "&amp;"); break;
-		case '"': buf_puts(b, "&quot;"); break;
-		case '\'': buf_puts(b, "&#39;"); break;
+		case '<': web_buf_puts(b, "&lt;"); break;
+		case '>': web_buf_puts(b, "&gt;"); break;
+		case '&': web_buf_puts(b, "&amp;"); break;
+		case '"': web_buf_puts(b, "&quot;"); break;
+		case '\'': web_buf_puts(b, "&#39;"); break;
 		default: web_buf_append(b, s, 1);
 		}
 	}
@@ -246,19 +177,39 @@ static void count_request(struct web *w, unsigned route, unsigned status)
 {
 	unsigned c = NCODES;
 	for (unsigned i = 0; i < NCODES; i++)
-		if (counted_codes[i] == status)
+		if (web_counted_codes[i] == status)
 			c = i;
 	w->requests[route <= NROUTES ? route : ROUTE_UNMATCHED][c]++;
 }
 
+/* On every answer egwd gives, the UI, the status page, errors and streams
+ * alike: nothing of it runs in a frame or from another origin, and no type
+ * is guessed.  (libmicrohttpd's own answers to broken requests, e.g. a 400
+ * for a bad request line or a 431, are written inside it without a hook; they
+ * carry a fixed HTML text and no data.) */
+static const char *const security_headers[][2] = {
+	{ "Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+	  "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+	  "frame-ancestors 'none'" },
+	{ "X-Content-Type-Options", "nosniff" },
+	{ "X-Frame-Options", "DENY" },
+	{ "Referrer-Policy", "no-referrer" },
+};
+
 int web_reply_response(struct web_request *rq, unsigned status, struct MHD_Response *resp)
 {
+	/* A shared response (hello, settings) gets them once; one with a
+	 * stricter policy of its own (the UI assets) keeps it. */
+	for (size_t i = 0; i < ARRAY_SIZE(security_headers); i++)
+		if (!MHD_get_response_header(resp, security_headers[i][0]))
+			MHD_add_response_header(resp, security_headers[i][0], security_headers[i][1]);
 	count_request(rq->web, rq->route, status);
 	return MHD_queue_response(rq->conn, status, resp);
 }
 
-static int reply_owned(struct web_request *rq, unsigned status, const char *type, char *data,
-		       size_t len)
+/* Answers data (malloc'd, taken) with one extra header when hname is set. */
+static int reply_owned_hdr(struct web_request *rq, unsigned status, const char *type, char *data,
+			   size_t len, const char *hname, const char *hvalue)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
 	int ret;
@@ -268,12 +219,19 @@ static int reply_owned(struct web_request *rq, unsigned status, const char *type
 	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
 	if (status == MHD_HTTP_UNAUTHORIZED)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	if (hname)
+		MHD_add_response_header(r, hname, hvalue);
 	ret = web_reply_response(rq, status, r);
 	MHD_destroy_response(r);
 	return ret;
+}
+
+int web_reply_owned(struct web_request *rq, unsigned status, const char *type, char *data,
+		       size_t len)
+{
+	return reply_owned_hdr(rq, status, type, data, len, NULL, NULL);
 }
 
 int web_reply_data(struct web_request *rq, unsigned status, const char *content_type,
@@ -292,13 +250,13 @@ int web_reply_data(struct web_request *rq, unsigned status, const char *content_
 
 int web_reply_json(struct web_request *rq, unsigned status, json_t *json)
 {
-	char *text = json ? json_dumps(json, JSON_COMPACT) : NULL;
+	char *text = json ? json_dumps(json, JSON_COMPACT | READING_JSON_REALS) : NULL;
 	json_decref(json);
 	if (!text) {
 		static const char oom[] = "{\"error\":\"out of memory\"}";
 		return web_reply_data(rq, 500, "application/json", oom, sizeof(oom) - 1, false);
 	}
-	return reply_owned(rq, status, "application/json", text, strlen(text));
+	return web_reply_owned(rq, status, "application/json", text, strlen(text));
 }
 
 int web_reply_error(struct web_request *rq, unsigned status, const char *msg, const char *field)
@@ -309,145 +267,84 @@ int web_reply_error(struct web_request *rq, unsigned status, const char *msg, co
 	return web_reply_json(rq, status, o);
 }
 
-/* ---- token ------------------------------------------------------------ */
-
-static bool is_hex_token(const char *s, size_t n)
+/* A JSON error with one extra header (Allow, Retry-After). */
+static int reply_error_hdr(struct web_request *rq, unsigned status, json_t *o, const char *hname,
+			   const char *hvalue)
 {
-	if (n != WEB_TOKEN_HEX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!text)
+		return MHD_NO;
+	return reply_owned_hdr(rq, status, "application/json", text, strlen(text), hname, hvalue);
 }
 
-int web_token_load_or_create(const char *state_dir, char ret_token[WEB_TOKEN_HEX + 1],
-			     bool *ret_created)
-{
-	char path[PATH_MAX], buf[WEB_TOKEN_HEX + 2];
-	unsigned char raw[WEB_TOKEN_HEX / 2];
-	int fd, r;
+static void rearm(struct web *w);
 
-	if (snprintf(path, sizeof(path), "%s/api-token", state_dir) >= (int)sizeof(path))
-		return -ENAMETOOLONG;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-		close(fd);
-		if (n < 0)
-			return -errno;
-		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-			n--;
-		if (!is_hex_token(buf, (size_t)n))
-			return -EINVAL;
-		memcpy(ret_token, buf, WEB_TOKEN_HEX);
-		ret_token[WEB_TOKEN_HEX] = 0;
-		*ret_created = false;
-		return 0;
-	}
-	if (errno != ENOENT)
-		return -errno;
-	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
-		return -EIO;
-	for (size_t i = 0; i < sizeof(raw); i++)
-		snprintf(buf + 2 * i, 3, "%02x", raw[i]);
-	buf[WEB_TOKEN_HEX] = '\n';
-	r = settings_write_atomic(path, buf, WEB_TOKEN_HEX + 1, 0600);
-	OPENSSL_cleanse(raw, sizeof(raw));
-	if (r < 0)
-		return r;
-	memcpy(ret_token, buf, WEB_TOKEN_HEX);
-	ret_token[WEB_TOKEN_HEX] = 0;
-	*ret_created = true;
-	return 0;
-}
-
-bool web_token_ok(const char *token, const char *authorization)
-{
-	static const char prefix[] = "Bearer ";
-	char given[WEB_TOKEN_HEX];
-	size_t n;
-
-	if (!authorization || strncasecmp(authorization, prefix, sizeof(prefix) - 1) != 0)
-		return false;
-	authorization += sizeof(prefix) - 1;
-	while (*authorization == ' ')
-		authorization++;
-	n = strlen(authorization);
-	while (n > 0 && authorization[n - 1] == ' ')
-		n--;
-	/* Always compare WEB_TOKEN_HEX bytes so the time does not depend on
-	 * where the first difference is; the length is checked separately. */
-	memset(given, 0, sizeof(given));
-	memcpy(given, authorization, MIN(n, sizeof(given)));
-	bool same = CRYPTO_memcmp(given, token, WEB_TOKEN_HEX) == 0;
-	return same && n == WEB_TOKEN_HEX && strlen(token) == WEB_TOKEN_HEX;
-}
-
-/* The client's address as 16 bytes (IPv4 mapped into IPv6). */
-static void peer_key(struct MHD_Connection *c, uint8_t key[16])
-{
-	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-
-	memset(key, 0, 16);
-	if (sa && sa->sa_family == AF_INET6) {
-		memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-	} else if (sa && sa->sa_family == AF_INET) {
-		key[10] = key[11] = 0xff;
-		memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-	}
-}
-
-static unsigned recent(const int64_t *ring, unsigned n, int64_t now_ms)
+/* Queues the held answers that are due (all with `all`), resumes their
+ * connections and has libmicrohttpd run again to send them. */
+static void delayed_flush(struct web *w, usec_t now, bool all)
 {
 	unsigned k = 0;
 
-	for (unsigned i = 0; i < n; i++)
-		if (ring[i] && now_ms - ring[i] < AUTH_WINDOW_MS)
-			k++;
-	return k;
-}
-
-static struct auth_peer *auth_peer_find(struct web *w, const uint8_t key[16])
-{
-	for (unsigned i = 0; i < AUTH_PEERS; i++)
-		if (w->auth_peers[i].last_ms && memcmp(w->auth_peers[i].addr, key, 16) == 0)
-			return &w->auth_peers[i];
-	return NULL;
-}
-
-/* 10 failures from one address within 10 s lock token-protected routes for
- * that address, 100 from all addresses together lock them for everyone,
- * until the oldest failure leaves the window. */
-static bool auth_limited(struct web *w, const uint8_t key[16], int64_t now_ms)
-{
-	struct auth_peer *p = auth_peer_find(w, key);
-
-	if (recent(w->auth_all_ms, AUTH_MAX_FAILURES_ALL, now_ms) >= AUTH_MAX_FAILURES_ALL)
-		return true;
-	return p && recent(p->fail_ms, AUTH_MAX_FAILURES, now_ms) >= AUTH_MAX_FAILURES;
-}
-
-static void auth_failed(struct web *w, const uint8_t key[16], int64_t now_ms)
-{
-	struct auth_peer *p = auth_peer_find(w, key);
-
-	w->auth_failures++;
-	w->auth_all_ms[w->auth_all_next] = now_ms;
-	w->auth_all_next = (w->auth_all_next + 1) % AUTH_MAX_FAILURES_ALL;
-	if (!p) { /* a free slot, else the address heard from least recently */
-		p = &w->auth_peers[0];
-		for (unsigned i = 1; i < AUTH_PEERS && p->last_ms; i++)
-			if (w->auth_peers[i].last_ms < p->last_ms)
-				p = &w->auth_peers[i];
-		memset(p, 0, sizeof(*p));
-		memcpy(p->addr, key, 16);
+	while (k < w->ndelayed && (all || w->delayed[k].due <= now)) {
+		struct delayed_reply *d = &w->delayed[k++];
+		MHD_queue_response(d->c, 429, d->r);
+		MHD_destroy_response(d->r);
+		MHD_resume_connection(d->c);
 	}
-	p->last_ms = now_ms;
-	p->fail_ms[p->next] = now_ms;
-	p->next = (p->next + 1) % AUTH_MAX_FAILURES;
+	if (!k)
+		return;
+	w->ndelayed -= k;
+	memmove(w->delayed, w->delayed + k, w->ndelayed * sizeof(w->delayed[0]));
+	if (w->ndelayed)
+		loop_task_add(w->loop, &w->delay_task, w->delayed[0].due);
+	w->kick = true;
+}
+
+static int on_delay(struct task *t, usec_t now)
+{
+	struct web *w = container_of(t, struct web, delay_task);
+
+	delayed_flush(w, now, false);
+	if (w->d)
+		rearm(w);
+	return 0;
+}
+
+/* 429 for a wrong token from a limited address, AUTH_DELAY late (at once
+ * when AUTH_DELAYED_MAX answers are already held). */
+static int reply_retry_later(struct web_request *rq)
+{
+	struct web *w = rq->web;
+	char after[16], *text;
+	json_t *o = json_pack("{s:s}", "error", "too many wrong tokens from this address: retry "
+			      "later (the right token is always accepted)");
+	struct MHD_Response *r;
+
+	snprintf(after, sizeof(after), "%d", AUTH_RETRY_S);
+	if (w->ndelayed == AUTH_DELAYED_MAX)
+		return reply_error_hdr(rq, 429, o, MHD_HTTP_HEADER_RETRY_AFTER, after);
+	text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!text)
+		return MHD_NO;
+	r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, after);
+	for (size_t i = 0; i < ARRAY_SIZE(security_headers); i++)
+		MHD_add_response_header(r, security_headers[i][0], security_headers[i][1]);
+	count_request(w, rq->route, 429);
+	MHD_suspend_connection(rq->conn);
+	w->delayed[w->ndelayed++] = (struct delayed_reply){
+		.c = rq->conn, .r = r, .due = now_usec() + AUTH_DELAY };
+	if (w->ndelayed == 1)
+		loop_task_add(w->loop, &w->delay_task, w->delayed[0].due);
+	return MHD_YES;
 }
 
 /* ---- sections and state ----------------------------------------------- */
@@ -475,7 +372,7 @@ int web_add_metrics(struct web *w, web_metrics_fn fn, void *ud)
 	return 0;
 }
 
-static const struct section *find_section(const struct web *w, const char *name)
+const struct section *web_find_section(const struct web *w, const char *name)
 {
 	for (unsigned i = 0; i < w->nsections; i++)
 		if (strcmp(w->sections[i].name, name) == 0)
@@ -483,19 +380,19 @@ static const struct section *find_section(const struct web *w, const char *name)
 	return NULL;
 }
 
-static int64_t uptime_ms(const struct egw *e)
+int64_t web_uptime_ms(const struct egw *e)
 {
 	return (now_usec() - e->started_us) / 1000;
 }
 
-static json_t *state_doc(struct web *w, bool all_sections)
+json_t *web_state_doc(struct web *w, bool all_sections)
 {
 	struct egw *e = w->egw;
 	json_t *o = json_object();
 	if (!o)
 		return NULL;
 	json_object_set_new(o, "state", json_string(fsm_state_name(&e->gw)));
-	json_object_set_new(o, "uptime_ms", json_integer(uptime_ms(e)));
+	json_object_set_new(o, "uptime_ms", json_integer(web_uptime_ms(e)));
 	json_object_set_new(o, "version", json_string(EGW_VERSION));
 	json_object_set_new(o, "gateway", fsm_to_json(&e->gw));
 	for (unsigned i = 0; i < w->nsections; i++) {
@@ -520,446 +417,7 @@ static json_t *state_doc(struct web *w, bool all_sections)
 
 json_t *web_state_json(struct web *w)
 {
-	return state_doc(w, false);
-}
-
-/* ---- handlers --------------------------------------------------------- */
-
-static int h_hello(struct web_request *rq)
-{
-	return web_reply_response(rq, 200, rq->web->hello);
-}
-
-static int h_version(struct web_request *rq)
-{
-	json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}",
-		"version", EGW_VERSION,
-		"name", "egw",
-		"microhttpd", MHD_get_version(),
-		"jansson", JANSSON_VERSION,
-		"sqlite", sqlite3_libversion(),
-		"openssl", OpenSSL_version(OPENSSL_VERSION));
-	return web_reply_json(rq, 200, o);
-}
-
-static int h_uptime(struct web_request *rq)
-{
-	return web_reply_json(rq, 200, json_pack("{s:I}", "msek", (json_int_t)uptime_ms(rq->egw)));
-}
-
-static int h_state(struct web_request *rq)
-{
-	return web_reply_json(rq, 200, state_doc(rq->web, false));
-}
-
-static int h_section(struct web_request *rq, const char *name)
-{
-	const struct section *s = find_section(rq->web, name);
-	char msg[96];
-	if (!s) {
-		snprintf(msg, sizeof(msg), "%s is not available", name);
-		return web_reply_error(rq, 503, msg, NULL);
-	}
-	json_t *v = s->fn(s->ud);
-	if (!v) {
-		snprintf(msg, sizeof(msg), "%s is not available yet", name);
-		return web_reply_error(rq, 503, msg, NULL);
-	}
-	return web_reply_json(rq, 200, v);
-}
-
-static int h_crypto(struct web_request *rq) { return h_section(rq, "crypto"); }
-static int h_name(struct web_request *rq) { return h_section(rq, "name"); }
-
-static int h_settings_get(struct web_request *rq)
-{
-	return web_reply_json(rq, 200, settings_to_json(rq->egw->settings, true));
-}
-
-static int h_settings_post(struct web_request *rq)
-{
-	struct egw *e = rq->egw;
-	struct settings_error err = { 0 };
-	json_error_t je;
-	json_t *patch;
-	char msg[320];
-	int r;
-
-	if (!rq->body || !rq->body_len)
-		return web_reply_error(rq, 400, "empty body: expected a JSON object", NULL);
-	patch = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &je);
-	if (!patch) {
-		snprintf(msg, sizeof(msg), "malformed JSON at %d:%d: %s", je.line, je.column, je.text);
-		return web_reply_error(rq, 400, msg, NULL);
-	}
-	/* Answered 200 only once applied and saved; refused with nothing saved. */
-	r = e->settings_commit(e, patch, &err);
-	json_decref(patch);
-	if (r == -ENOMEM)
-		return web_reply_error(rq, 500, "out of memory", NULL);
-	if (r == -EGW_ESCHEMA)
-		return web_reply_error(rq, 400, err.msg, err.key);
-	if (r < 0)
-		return web_reply_error(rq, 500, err.msg, NULL);
-	return web_reply_json(rq, 200, settings_to_json(e->settings, true));
-}
-
-/* Prometheus text format 0.0.4. */
-struct task_agg {
-	const char *name;
-	uint64_t hist[SCHED_LATE_BUCKETS];
-	usec_t sum;
-	uint64_t runs, failures, skipped;
-};
-
-struct task_aggs {
-	struct task_agg a[SCHED_MAX_NAMES];
-	unsigned n;
-};
-
-/* The scheduler's totals by name: they outlive the tasks, so the counters
- * built on them never go back (a removed device, a one-shot task). */
-static void agg_task(const struct sched_totals *tt, void *ud)
-{
-	struct task_aggs *ta = ud;
-	struct task_agg *g;
-
-	if (ta->n >= ARRAY_SIZE(ta->a))
-		return;
-	g = &ta->a[ta->n++];
-	g->name = tt->name;
-	for (unsigned i = 0; i < SCHED_LATE_BUCKETS; i++)
-		g->hist[i] = tt->stats.late_hist[i];
-	g->sum = tt->stats.late_sum;
-	g->runs = tt->stats.runs;
-	g->failures = tt->stats.failures;
-	g->skipped = tt->stats.skipped;
-}
-
-/* Label values: escape backslash, quote and newline. */
-static void buf_label(struct web_buf *b, const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '\\' || *s == '"')
-			buf_puts(b, "\\");
-		if (*s == '\n')
-			buf_puts(b, "\\n");
-		else
-			web_buf_append(b, s, 1);
-	}
-}
-
-static void metrics_fsm(struct web_buf *b, const struct fsm *f)
-{
-	for (unsigned a = 0; a < f->def->nstates; a++)
-		for (unsigned c = 0; c < f->def->nstates; c++) {
-			if (!f->counts[a][c])
-				continue;
-			web_buf_printf(b, "egw_state_transitions_total{machine=\"%s\",from=\"%s\",to=\"%s\"} %" PRIu64 "\n",
-				       f->label, fsm_name(f->def, a), fsm_name(f->def, c), f->counts[a][c]);
-		}
-}
-
-/* Device state machines, from the "devices" section (an array of objects
- * with "id", "state" and "fsm": fsm_to_json). */
-static void metrics_devices(struct web_buf *b, struct web *w)
-{
-	const struct section *s = find_section(w, "devices");
-	json_t *devs = s ? s->fn(s->ud) : NULL;
-	size_t i;
-	json_t *d;
-
-	json_array_foreach(devs, i, d) {
-		const char *id = json_string_value(json_object_get(d, "id"));
-		json_t *counts = json_object_get(json_object_get(d, "fsm"), "counts");
-		const char *pair;
-		json_t *n;
-		if (!id)
-			continue;
-		json_object_foreach(counts, pair, n) {
-			const char *arrow = strstr(pair, " -> ");
-			if (!arrow || !json_is_integer(n))
-				continue;
-			buf_puts(b, "egw_state_transitions_total{machine=\"device\",device=\"");
-			buf_label(b, id);
-			buf_puts(b, "\",from=\"");
-			char from[32];
-			snprintf(from, sizeof(from), "%.*s", (int)MIN((size_t)(arrow - pair), sizeof(from) - 1), pair);
-			buf_label(b, from);
-			buf_puts(b, "\",to=\"");
-			buf_label(b, arrow + 4);
-			web_buf_printf(b, "\"} %" JSON_INTEGER_FORMAT "\n", json_integer_value(n));
-		}
-	}
-	json_decref(devs);
-}
-
-static int h_metrics(struct web_request *rq)
-{
-	struct web *w = rq->web;
-	struct egw *e = rq->egw;
-	struct web_buf b = { 0 };
-	struct task_aggs *ta = calloc(1, sizeof(*ta));
-
-	if (!ta)
-		return web_reply_error(rq, 500, "out of memory", NULL);
-	web_buf_printf(&b, "# HELP egw_uptime_seconds Time since egwd started.\n"
-		       "# TYPE egw_uptime_seconds gauge\negw_uptime_seconds %.3f\n",
-		       (double)uptime_ms(e) / 1000.0);
-	web_buf_printf(&b, "# HELP egw_build_info egwd version.\n# TYPE egw_build_info gauge\n"
-		       "egw_build_info{version=\"%s\"} 1\n", EGW_VERSION);
-	struct mem_usage mu;
-	if (mem_usage_read(&mu) == 0)
-		web_buf_printf(&b, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
-			       "# TYPE process_resident_memory_bytes gauge\n"
-			       "process_resident_memory_bytes %llu\n"
-			       "# HELP egw_memory_private_bytes Memory that is egwd's alone "
-			       "(Private_Clean + Private_Dirty).\n"
-			       "# TYPE egw_memory_private_bytes gauge\negw_memory_private_bytes %llu\n"
-			       "# HELP egw_memory_pss_bytes Proportional set size: shared pages "
-			       "divided among their sharers.\n"
-			       "# TYPE egw_memory_pss_bytes gauge\negw_memory_pss_bytes %llu\n",
-			       (unsigned long long)mu.rss_kb * 1024,
-			       (unsigned long long)mu.private_kb * 1024,
-			       (unsigned long long)mu.pss_kb * 1024);
-
-	web_buf_printf(&b, "# HELP egw_gateway_state 1 for the current gateway state.\n"
-		       "# TYPE egw_gateway_state gauge\n");
-	for (unsigned s = 0; s < e->gw.def->nstates; s++)
-		web_buf_printf(&b, "egw_gateway_state{state=\"%s\"} %d\n", fsm_name(e->gw.def, s),
-			       e->gw.state == s);
-	web_buf_printf(&b, "# HELP egw_state_transitions_total State machine transitions.\n"
-		       "# TYPE egw_state_transitions_total counter\n");
-	metrics_fsm(&b, &e->gw);
-	metrics_devices(&b, w);
-
-	web_buf_printf(&b, "# HELP egw_http_requests_total HTTP requests answered by route and status.\n"
-		       "# TYPE egw_http_requests_total counter\n");
-	for (unsigned r = 0; r <= NROUTES; r++)
-		for (unsigned c = 0; c <= NCODES; c++) {
-			if (!w->requests[r][c])
-				continue;
-			char code[8];
-			if (c < NCODES)
-				snprintf(code, sizeof(code), "%u", counted_codes[c]);
-			else
-				snprintf(code, sizeof(code), "other");
-			web_buf_printf(&b, "egw_http_requests_total{route=\"%s %s\",code=\"%s\"} %" PRIu64 "\n",
-				       r < NROUTES ? routes[r].method : "",
-				       r < NROUTES ? routes[r].path : "unmatched", code,
-				       w->requests[r][c]);
-		}
-	web_buf_printf(&b, "# HELP egw_http_auth_failures_total Requests with a missing or wrong token.\n"
-		       "# TYPE egw_http_auth_failures_total counter\negw_http_auth_failures_total %" PRIu64 "\n",
-		       w->auth_failures);
-	web_buf_printf(&b, "# HELP egw_http_auth_limited_total Requests refused by the token rate limit.\n"
-		       "# TYPE egw_http_auth_limited_total counter\negw_http_auth_limited_total %" PRIu64 "\n",
-		       w->auth_limited);
-
-	sched_foreach_totals(loop_sched(w->loop), agg_task, ta);
-	web_buf_printf(&b, "# HELP egw_task_lateness_seconds How late each task run started.\n"
-		       "# TYPE egw_task_lateness_seconds histogram\n");
-	for (unsigned i = 0; i < ta->n; i++) {
-		const struct task_agg *g = &ta->a[i];
-		uint64_t cum = 0;
-		for (unsigned k = 0; k < SCHED_LATE_BUCKETS; k++) {
-			cum += g->hist[k];
-			buf_puts(&b, "egw_task_lateness_seconds_bucket{task=\"");
-			buf_label(&b, g->name);
-			if (k < SCHED_LATE_BUCKETS - 1)
-				web_buf_printf(&b, "\",le=\"%g\"} %" PRIu64 "\n",
-					       (double)sched_late_bounds[k] / 1e6, cum);
-			else
-				web_buf_printf(&b, "\",le=\"+Inf\"} %" PRIu64 "\n", cum);
-		}
-		buf_puts(&b, "egw_task_lateness_seconds_sum{task=\"");
-		buf_label(&b, g->name);
-		web_buf_printf(&b, "\"} %.6f\n", (double)g->sum / 1e6);
-		buf_puts(&b, "egw_task_lateness_seconds_count{task=\"");
-		buf_label(&b, g->name);
-		web_buf_printf(&b, "\"} %" PRIu64 "\n", cum);
-	}
-	web_buf_printf(&b, "# HELP egw_task_runs_total Task runs.\n# TYPE egw_task_runs_total counter\n");
-	for (unsigned i = 0; i < ta->n; i++) {
-		buf_puts(&b, "egw_task_runs_total{task=\"");
-		buf_label(&b, ta->a[i].name);
-		web_buf_printf(&b, "\"} %" PRIu64 "\n", ta->a[i].runs);
-	}
-	web_buf_printf(&b, "# HELP egw_task_failures_total Task runs that failed.\n# TYPE egw_task_failures_total counter\n");
-	for (unsigned i = 0; i < ta->n; i++) {
-		buf_puts(&b, "egw_task_failures_total{task=\"");
-		buf_label(&b, ta->a[i].name);
-		web_buf_printf(&b, "\"} %" PRIu64 "\n", ta->a[i].failures);
-	}
-	free(ta);
-	for (unsigned i = 0; i < w->nmetrics; i++)
-		w->metrics[i].fn(w->metrics[i].ud, &b);
-	if (b.failed || !b.data) {
-		web_buf_free(&b);
-		return web_reply_error(rq, 500, "out of memory", NULL);
-	}
-	return reply_owned(rq, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
-}
-
-static int h_status(struct web_request *rq)
-{
-	struct web_buf b = { 0 };
-	json_t *st = state_doc(rq->web, true);
-	if (!st)
-		return web_reply_error(rq, 500, "out of memory", NULL);
-	web_status_page(&b, st);
-	json_decref(st);
-	if (b.failed || !b.data) {
-		web_buf_free(&b);
-		return web_reply_error(rq, 500, "out of memory", NULL);
-	}
-	return reply_owned(rq, 200, "text/html; charset=utf-8", b.data, b.len);
-}
-
-/* ---- status page ------------------------------------------------------ */
-
-static void html_scalar(struct web_buf *b, const json_t *v)
-{
-	char tmp[64];
-	if (!v) {
-		buf_puts(b, "&mdash;");
-		return;
-	}
-	switch (json_typeof(v)) {
-	case JSON_STRING: web_buf_html(b, json_string_value(v)); break;
-	case JSON_INTEGER:
-		web_buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-		break;
-	case JSON_REAL:
-		snprintf(tmp, sizeof(tmp), "%.6g", json_real_value(v));
-		web_buf_html(b, tmp);
-		break;
-	case JSON_TRUE: buf_puts(b, "yes"); break;
-	case JSON_FALSE: buf_puts(b, "no"); break;
-	case JSON_NULL: buf_puts(b, "&mdash;"); break;
-	default: {
-		char *s = json_dumps(v, JSON_COMPACT);
-		if (s && strlen(s) > 200)
-			strcpy(s + 196, "...");
-		web_buf_html(b, s ? s : "");
-		free(s);
-	}
-	}
-}
-
-/* Rows "key | value" for the scalars of o; nested objects (a device's
- * reading: pv, battery, meter) flattened as "key.sub.subsub", three levels
- * deep at most. */
-static void html_rows(struct web_buf *b, const json_t *o, const char *prefix)
-{
-	const char *k;
-	const json_t *v;
-	char sub[128];
-	unsigned depth = 0;
-
-	for (const char *p = prefix; *p; p++)
-		depth += *p == '.';
-	json_object_foreach((json_t *)o, k, v) {
-		if (json_is_object(v) && (!*prefix || depth < 2) && json_object_size(v)) {
-			snprintf(sub, sizeof(sub), "%s%s%s", prefix, *prefix ? "." : "", k);
-			html_rows(b, v, sub);
-			continue;
-		}
-		buf_puts(b, "<tr><th>");
-		if (*prefix) {
-			web_buf_html(b, prefix);
-			buf_puts(b, ".");
-		}
-		web_buf_html(b, k);
-		buf_puts(b, "</th><td>");
-		html_scalar(b, v);
-		buf_puts(b, "</td></tr>\n");
-	}
-}
-
-static const json_t *jpath(const json_t *o, const char *a, const char *b)
-{
-	o = json_object_get(o, a);
-	return b ? json_object_get(o, b) : o;
-}
-
-static void summary_row(struct web_buf *b, const char *label, const json_t *v)
-{
-	web_buf_printf(b, "<tr><th>%s</th><td>", label);
-	html_scalar(b, v);
-	buf_puts(b, "</td></tr>\n");
-}
-
-/* "N (r/s)" for a counter over the uptime. */
-static void summary_rate(struct web_buf *b, const char *label, const json_t *count, int64_t up_ms)
-{
-	if (!json_is_integer(count)) {
-		summary_row(b, label, NULL);
-		return;
-	}
-	json_int_t n = json_integer_value(count);
-	web_buf_printf(b, "<tr><th>%s</th><td>%" JSON_INTEGER_FORMAT " (%.2f/s)</td></tr>\n", label, n,
-		       up_ms > 0 ? (double)n * 1000.0 / (double)up_ms : 0.0);
-}
-
-void web_status_page(struct web_buf *b, const json_t *st)
-{
-	const char *k;
-	const json_t *v;
-	char up[64];
-	int64_t ms = json_integer_value(json_object_get(st, "uptime_ms"));
-
-	web_buf_printf(b, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-		"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-		"<meta http-equiv=\"refresh\" content=\"5\">"
-		"<title>egw status</title><style>"
-		"body{font-family:system-ui,sans-serif;margin:0;padding:1em;max-width:48em;"
-		"background:#fafafa;color:#222}h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.5em}"
-		"table{border-collapse:collapse;width:100%%;background:#fff}"
-		"th,td{text-align:left;padding:.3em .5em;border-bottom:1px solid #ddd;"
-		"vertical-align:top;word-break:break-word}th{width:40%%;font-weight:600}"
-		".st{display:inline-block;padding:.1em .5em;border-radius:.3em;background:#ddd}"
-		"</style></head><body>\n<h1>egw gateway</h1>\n<table>\n");
-	summary_row(b, "Name", jpath(st, "name", "name"));
-	summary_row(b, "Secure element serial", jpath(st, "crypto", "serialNumber"));
-	snprintf(up, sizeof(up), "%" PRId64 " d %02" PRId64 ":%02" PRId64 ":%02" PRId64,
-		 ms / 86400000, ms / 3600000 % 24, ms / 60000 % 60, ms / 1000 % 60);
-	web_buf_printf(b, "<tr><th>Uptime</th><td>%s</td></tr>\n", up);
-	buf_puts(b, "<tr><th>State</th><td><span class=\"st\">");
-	html_scalar(b, json_object_get(st, "state"));
-	buf_puts(b, "</span></td></tr>\n");
-	summary_row(b, "Version", json_object_get(st, "version"));
-	summary_row(b, "Last frequency (Hz)", json_object_get(jpath(st, "frequency", "latest"), "hz"));
-	summary_rate(b, "Frequency reads", jpath(st, "frequency", "reads"), ms);
-	summary_rate(b, "Harvests (signed batches)", jpath(st, "harvest", "sealed"), ms);
-	summary_row(b, "Store backlog", jpath(st, "store", "backlog"));
-	summary_row(b, "Delivered to the backend", jpath(st, "store", "delivered"));
-	summary_rate(b, "HTTP connections", jpath(st, "http", "connections"), ms);
-	buf_puts(b, "</table>\n");
-
-	/* Devices as one table each; every other section as key/value rows. */
-	const json_t *devs = json_object_get(st, "devices");
-	if (json_is_array(devs)) {
-		size_t i;
-		const json_t *d;
-		web_buf_printf(b, "<h2>Devices (%zu)</h2>\n", json_array_size(devs));
-		json_array_foreach(devs, i, d) {
-			buf_puts(b, "<table>\n");
-			html_rows(b, d, "");
-			buf_puts(b, "</table><br>\n");
-		}
-	}
-	json_object_foreach((json_t *)st, k, v) {
-		if (!json_is_object(v) || strcmp(k, "crypto") == 0)
-			continue;
-		buf_puts(b, "<h2>");
-		web_buf_html(b, k);
-		buf_puts(b, "</h2>\n<table>\n");
-		html_rows(b, v, "");
-		buf_puts(b, "</table>\n");
-	}
-	web_buf_append(b, "<p><a href=\"/api/state\">/api/state</a> &middot; "
-		       "<a href=\"/metrics\">/metrics</a></p>\n</body></html>\n", 99);
+	return web_state_doc(w, false);
 }
 
 /* ---- request dispatch ------------------------------------------------- */
@@ -975,8 +433,13 @@ static int dispatch(struct web *w, struct MHD_Connection *c, const char *url, co
 	char allow[64] = "";
 	bool path_found = false;
 
+	if (!web_host_allowed(w, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)))
+		return web_reply_error(&rq, 421, "this gateway does not answer to that Host name: use "
+				       "its IP address, localhost, its host name, or add the name "
+				       "to the http.allowed_hosts setting", "Host");
+
 	for (unsigned i = 0; i < NROUTES; i++) {
-		const struct web_route *r = &routes[i];
+		const struct web_route *r = &web_route_table[i];
 		size_t n = strlen(r->path);
 		bool match = n >= 1 && r->path[n - 1] == '*'
 			? strncmp(url, r->path, n - 1) == 0
@@ -996,40 +459,31 @@ static int dispatch(struct web *w, struct MHD_Connection *c, const char *url, co
 			/* Monotonic: a clock step (NTP at boot) must not lock anyone out. */
 			int64_t now = (int64_t)(now_usec() / 1000);
 			uint8_t peer[16];
-
-			peer_key(c, peer);
-			if (auth_limited(w, peer, now)) {
-				w->auth_limited++;
-				return web_reply_error(&rq, 429, "too many failed token attempts, retry later",
-						       NULL);
-			}
 			const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 								       MHD_HTTP_HEADER_AUTHORIZATION);
-			if (!web_token_ok(w->egw->token, auth)) {
-				auth_failed(w, peer, now);
-				return web_reply_error(&rq, 401, auth ? "wrong token"
-						       : "missing Authorization: Bearer <token>", NULL);
+
+			/* The token first: the right one is never refused. */
+			if (web_token_ok(w->egw->token, auth))
+				return r->handler(&rq);
+			web_peer_key(c, peer);
+			if (web_auth_limited(w, peer, now)) {
+				w->auth_limited++;
+				web_auth_failed(w, peer, now);
+				return reply_retry_later(&rq);
 			}
+			web_auth_failed(w, peer, now);
+			return web_reply_error(&rq, 401, auth ? "wrong token"
+					       : "missing Authorization: Bearer <token>", NULL);
 		}
 		return r->handler(&rq);
 	}
 	if (path_found) {
 		json_t *o = json_pack("{s:s,s:s}", "error", "method not allowed", "allow", allow);
-		char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-		json_decref(o);
-		if (!text)
-			return MHD_NO;
-		struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), text,
-									    MHD_RESPMEM_MUST_FREE);
-		if (!resp) {
-			free(text);
-			return MHD_NO;
-		}
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-		int ret = web_reply_response(&rq, 405, resp);
-		MHD_destroy_response(resp);
-		return ret;
+		/* A route that moved from GET to POST says so. */
+		if (o && strcmp(m, "GET") == 0 && strstr(allow, "POST"))
+			json_object_set_new(o, "error", json_string(
+				"method not allowed: this route takes POST (with the token)"));
+		return reply_error_hdr(&rq, 405, o, MHD_HTTP_HEADER_ALLOW, allow);
 	}
 	return web_reply_error(&rq, 404, "no such path", NULL);
 }
@@ -1182,6 +636,9 @@ static void rearm(struct web *w)
 	if (w->kick) {
 		w->kick = false;
 		loop_task_add(w->loop, &w->timer, now_usec());
+		/* Resumed connections (held answers) may be the HTTPS listener's:
+		 * libmicrohttpd serves them only on a later run of their daemon. */
+		web_tls_kick(w->tls);
 	} else if (MHD_get_timeout(w->d, &ms) == MHD_YES)
 		loop_task_add(w->loop, &w->timer, now_usec() + (usec_t)ms * USEC_PER_MSEC);
 	else
@@ -1202,6 +659,9 @@ static int on_deadline(struct task *t, usec_t now)
 {
 	struct web *w = container_of(t, struct web, deadline);
 	usec_t limit = (usec_t)w->timeout_s * USEC_PER_SEC;
+
+	if (w->open_connections * 4 >= w->max_connections * 3)
+		limit = MIN(limit, PRESSURE_TIMEOUT);
 
 	for (struct conn_ctx *cc = w->conns; cc; cc = cc->next) {
 		if (cc->answered || now - cc->since < limit)
@@ -1237,18 +697,43 @@ static int wanted(const struct settings *s, struct sockaddr_in *sin, unsigned *m
 	return 0;
 }
 
-static struct MHD_Daemon *start_daemon(struct web *w, const struct sockaddr_in *sin,
-				       unsigned maxc, int *err)
+/* Connections one client address may hold: a quarter of the cap stays
+ * for the others, so one address holding all it may does not lock out the
+ * owner's browser. */
+static unsigned per_address(unsigned maxc)
 {
+	return maxc >= 4 ? maxc - maxc / 4 : maxc;
+}
+
+/* A daemon on sin, or on the listening socket listen_fd when it is >= 0
+ * (taken from a daemon being replaced: no moment without a listener, and
+ * no "Address already in use" for the same address); with the extra
+ * options tls (NULL: plain HTTP). */
+static struct MHD_Daemon *start_any(struct web *w, const struct sockaddr_in *sin, unsigned maxc,
+				    int listen_fd, const struct MHD_OptionItem *tls, int *err)
+{
+	static const struct MHD_OptionItem none[] = { { MHD_OPTION_END, 0, NULL } };
+	struct MHD_OptionItem where[] = {
+		listen_fd >= 0
+			? (struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET, listen_fd, NULL }
+			: (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, (void *)sin },
+		{ MHD_OPTION_END, 0, NULL },
+	};
 	struct MHD_Daemon *d;
 
 	errno = 0;
-	d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME,
+	/* TLS without TURBO: libmicrohttpd 0.9.75 only cleans up a connection
+	 * closed during its TLS handshake (timed out, shut down) after a TLS
+	 * shutdown, which TURBO skips; such connections would stay for ever. */
+	d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+			     (tls ? MHD_USE_TLS : MHD_USE_TURBO),
 		0, NULL, NULL, on_request, w,
-		MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)sin,
+		MHD_OPTION_ARRAY, where,
+		MHD_OPTION_ARRAY, tls ? tls : none,
 		/* Not LISTENING_ADDRESS_REUSE 1: that is SO_REUSEPORT, with which
 		 * a second egwd would silently share the port with the first. */
 		MHD_OPTION_CONNECTION_LIMIT, maxc,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_address(maxc),
 		MHD_OPTION_CONNECTION_TIMEOUT, w->timeout_s,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_LIMIT,
 		/* HTTP/1.1 requests need a Host header, and so on */
@@ -1259,6 +744,18 @@ static struct MHD_Daemon *start_daemon(struct web *w, const struct sockaddr_in *
 	if (!d)
 		*err = errno ? -errno : -EADDRINUSE;
 	return d;
+}
+
+static struct MHD_Daemon *start_daemon(struct web *w, const struct sockaddr_in *sin,
+				       unsigned maxc, int listen_fd, int *err)
+{
+	return start_any(w, sin, maxc, listen_fd, NULL, err);
+}
+
+struct MHD_Daemon *web_start_daemon(struct web *w, const struct sockaddr_in *sin, unsigned maxc,
+				    const struct MHD_OptionItem *tls, int *err)
+{
+	return start_any(w, sin, maxc, -1, tls, err);
 }
 
 /* Puts daemon d in the loop (its epoll fd) and makes it the current one. */
@@ -1290,7 +787,18 @@ static int on_rebind(struct task *t, usec_t now)
 	if (wanted(w->egw->settings, &sin, &maxc) < 0)
 		return 0;
 	inet_ntop(AF_INET, &sin.sin_addr, addr, sizeof(addr));
-	d = start_daemon(w, &sin, maxc, &err);
+	if (sin.sin_port == w->bound.sin_port && sin.sin_addr.s_addr == w->bound.sin_addr.s_addr) {
+		/* Only the cap changes: the new daemon takes over the socket. */
+		MHD_socket fd = MHD_quiesce_daemon(old);
+		d = fd != MHD_INVALID_SOCKET ? start_daemon(w, &sin, maxc, fd, &err) : NULL;
+		if (!d && fd != MHD_INVALID_SOCKET) {
+			close(fd);
+			/* old listens no more: the address is free for a fresh one */
+			d = start_daemon(w, &sin, maxc, -1, &err);
+		}
+	} else {
+		d = start_daemon(w, &sin, maxc, -1, &err);
+	}
 	if (!d) {
 		w->rebind_err = err;
 		log_error("http", "cannot listen on %s:%u: %s; still on the old address", addr,
@@ -1299,8 +807,12 @@ static int on_rebind(struct task *t, usec_t now)
 	}
 	loop_io_del(w->loop, &w->io);
 	loop_task_cancel(w->loop, &w->timer);
-	/* MHD refuses to stop with connections suspended: the UI lets go. */
+	/* MHD refuses to stop with connections suspended: the UI lets go, and
+	 * the held 429s go out now. */
 	webui_daemon_closing(w->egw->webui);
+	delayed_flush(w, 0, true);
+	loop_task_cancel(w->loop, &w->delay_task);
+	web_tls_kick(w->tls);  /* for the HTTPS connections just resumed */
 	MHD_stop_daemon(old); /* its connections close; on_connection forgets them */
 	w->open_connections = 0;
 	w->at_limit = false;
@@ -1318,6 +830,17 @@ static int on_rebind(struct task *t, usec_t now)
 	return 0;
 }
 
+void web_release_suspended(struct web *w)
+{
+	webui_daemon_closing(w->egw->webui);
+	delayed_flush(w, 0, true);
+	loop_task_cancel(w->loop, &w->delay_task);
+	/* the plain listener's resumed connections: served on its next run */
+	w->kick = true;
+	if (w->d)
+		rearm(w);
+}
+
 void web_apply_settings(struct web *w)
 {
 	const struct settings *s = w->egw->settings;
@@ -1331,6 +854,8 @@ void web_apply_settings(struct web *w)
 	     maxc != w->max_connections))
 		/* After the answer to the request that changed them has gone out. */
 		loop_task_add(w->loop, &w->rebind, now_usec() + 300 * USEC_PER_MSEC);
+	if (w->tls)
+		web_tls_apply(w->tls);
 }
 
 int web_check_bind(const char *addr)
@@ -1376,6 +901,8 @@ int web_new(struct egw *e, struct web **ret)
 	w->deadline.idx = SCHED_NOT_QUEUED;
 	w->rebind = (struct task){ .name = "http-rebind", .run = on_rebind, .prio = 1 };
 	w->rebind.idx = SCHED_NOT_QUEUED;
+	w->delay_task = (struct task){ .name = "http-delay", .run = on_delay, .prio = 1 };
+	w->delay_task.idx = SCHED_NOT_QUEUED;
 	web_apply_settings(w);
 	w->max_connections = maxc;
 	w->bound = sin;
@@ -1388,7 +915,7 @@ int web_new(struct egw *e, struct web **ret)
 	}
 	MHD_add_response_header(w->hello, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 
-	d = start_daemon(w, &sin, maxc, &r);
+	d = start_daemon(w, &sin, maxc, -1, &r);
 	if (!d)
 		goto err_free;
 	r = attach_daemon(w, d);
@@ -1396,6 +923,11 @@ int web_new(struct egw *e, struct web **ret)
 		goto err_free;
 	rearm(w);
 	r = loop_task_add(w->loop, &w->deadline, now_usec() + w->deadline.period);
+	if (r < 0)
+		goto err_free;
+	/* HTTPS trouble (no certificate, port taken) never stops egwd: the
+	 * listener reports it in /api/state; only memory can fail here. */
+	r = web_tls_new(w, e, &w->tls);
 	if (r < 0)
 		goto err_free;
 	*ret = w;
@@ -1410,10 +942,13 @@ void web_free(struct web *w)
 {
 	if (!w)
 		return;
+	web_tls_free(w->tls);  /* its connections are on w->conns */
 	loop_io_del(w->loop, &w->io);
 	loop_task_cancel(w->loop, &w->timer);
 	loop_task_cancel(w->loop, &w->deadline);
 	loop_task_cancel(w->loop, &w->rebind);
+	loop_task_cancel(w->loop, &w->delay_task);
+	delayed_flush(w, 0, true);
 	if (w->d)
 		MHD_stop_daemon(w->d);
 	while (w->conns) {  /* closed without a notice */
@@ -1423,5 +958,7 @@ void web_free(struct web *w)
 	}
 	if (w->hello)
 		MHD_destroy_response(w->hello);
+	if (w->settings_resp)
+		MHD_destroy_response(w->settings_resp);
 	free(w);
 }

@@ -12,10 +12,21 @@
  * before the star.  Unknown path ->
  * 404 JSON, wrong method -> 405 JSON with Allow.  Every request that changes
  * anything needs "Authorization: Bearer <token>" (<state-dir>/api-token);
- * a missing or wrong token -> 401 JSON; 10 failures within 10 s -> 429 for
- * the rest of that window.  Tokens are compared in constant time.
+ * the token is checked first, in constant time, and the right one is always
+ * accepted; a missing or wrong token -> 401 JSON, and after 10 failures
+ * from one address within 10 s that address's wrong tokens get 429, 1 s
+ * late (the connection suspended meanwhile).
  *
- * Caps: connections (http.max_connections), request header block (16 KiB,
+ * Every request's Host must be one of the gateway's own names (an IP
+ * literal, localhost, the host name, a name public DNS cannot serve: one
+ * label or under .local, .home.arpa, .internal; http.allowed_hosts), else 421: a page on another name that resolves here (DNS rebinding) is
+ * not answered.  Every answer carries the security headers (CSP with
+ * frame-ancestors 'none', nosniff, X-Frame-Options, Referrer-Policy).
+ *
+ * Caps: connections (http.max_connections, applied at run time), of which
+ * one client address may hold three quarters (the rest stay for others);
+ * under pressure (three quarters taken) a request must be complete within
+ * 1 s, so idle and slow clients make room; request header block (16 KiB,
  * larger -> 431), body (http.max_body_bytes, larger -> 413), per-connection
  * idle timeout (http.request_timeout_s).
  *
@@ -81,6 +92,14 @@ void web_buf_printf(struct web_buf *b, const char *fmt, ...) __attribute__((form
 void web_buf_append(struct web_buf *b, const char *s, size_t n);
 /* HTML-escaped s. */
 void web_buf_html(struct web_buf *b, const char *s);
+/* A Prometheus label value: backslash, quote and newline escaped. */
+void web_buf_label(struct web_buf *b, const char *s);
+/* One histogram series in the Prometheus text format: name_bucket for each
+ * upper bound (seconds) and +Inf, cumulative, then name_sum and name_count;
+ * with the label label="value" when label is non-NULL.  counts has
+ * nbounds + 1 entries, one per bucket (not cumulative); sum in seconds. */
+void web_buf_histogram(struct web_buf *b, const char *name, const char *label, const char *value,
+                       const double *bounds, size_t nbounds, const uint64_t *counts, double sum);
 void web_buf_free(struct web_buf *b);
 
 typedef json_t *(*web_section_fn)(void *ud);
@@ -105,8 +124,9 @@ int web_check_bind(const char *addr);
  * is torn down first for that reason (see main.c). */
 void web_free(struct web *w);
 
-/* Re-reads the caps that can change at run time (body size, timeout).  A
- * changed http.port, http.bind or http.max_connections needs a restart. */
+/* Re-reads the caps that can change at run time (body size, timeout); a
+ * changed http.port, http.bind or http.max_connections moves the listener
+ * shortly after (its open connections close). */
 void web_apply_settings(struct web *w);
 
 /* Returns 0, -ENOSPC (table full) or -EEXIST. */
@@ -120,6 +140,10 @@ int web_token_load_or_create(const char *state_dir, char ret_token[WEB_TOKEN_HEX
                              bool *ret_created);
 /* Constant-time check of an Authorization header value ("Bearer <token>"). */
 bool web_token_ok(const char *token, const char *authorization);
+
+/* The client's address of connection c as 16 bytes (IPv4 mapped into
+ * IPv6, ::ffff:a.b.c.d), the key of every per-address limit. */
+void web_peer_key(struct MHD_Connection *c, uint8_t key[16]);
 
 /* The status page (HTML) from a state document (as /api/state). */
 void web_status_page(struct web_buf *b, const json_t *state);

@@ -1,7 +1,7 @@
 /* The web UI side of the gateway: embedded UI assets, the live
  * stream (/api/live, server-sent events), the device API (/api/device...,
- * scan, raw Modbus read/write), notifications, MQTT publishing and the
- * device/stream metrics.
+ * scan, raw Modbus read/write), notifications and the device/stream
+ * metrics.
  *
  * One struct webui per gateway (e->webui), created after the web server and
  * before the devices start.  The route handlers below sit in web.c's route
@@ -29,8 +29,8 @@ struct web_request;
 #define WEBUI_SCAN_RESULTS_MAX 64
 #define WEBUI_RAW_PENDING_MAX 8
 
-/* Registers the metrics provider and starts the heartbeat and MQTT (when
- * mqtt.enabled).  Returns 0, -ENOMEM or -errno. */
+/* Registers the metrics provider and starts the heartbeat.  Returns 0,
+ * -ENOMEM or -errno. */
 int webui_new(struct egw *e, struct webui **ret);
 /* The web server is about to stop a libmicrohttpd daemon (it moves to a new
  * address): resume every connection the UI holds suspended on it. */
@@ -42,9 +42,6 @@ void webui_free(struct webui *u);
  * known for MQTT topics).  Returns 0 or the error of webui_new (logged). */
 int webui_egw_init(struct egw *e);
 void webui_egw_fini(struct egw *e);
-
-/* Settings changed: restarts MQTT when its settings changed. */
-int webui_settings_changed(struct webui *u);
 
 /* Device hooks (main.c forwards them; u may be NULL). */
 void webui_on_reading(struct webui *u, struct device *d, int64_t ts_ms, const struct reading *r);
@@ -64,7 +61,8 @@ int webui_h_device_get(struct web_request *rq);      /* GET /api/device */
 int webui_h_device_post(struct web_request *rq);     /* POST /api/device (token) */
 int webui_h_device_delete(struct web_request *rq);   /* DELETE /api/device (token) */
 int webui_h_supported(struct web_request *rq);       /* GET /api/device/supported */
-int webui_h_scan(struct web_request *rq);            /* GET /api/device/scan */
+int webui_h_scan(struct web_request *rq);            /* GET /api/device/scan: results only */
+int webui_h_scan_post(struct web_request *rq);       /* POST /api/device/scan (token) */
 
 struct ifaddrs;
 /* The networks `hosts=local` scans: each IPv4 interface that is up and not
@@ -72,7 +70,8 @@ struct ifaddrs;
  * /24 around the interface's address), comma separated, without repeats.
  * Returns how many were written to buf (size n). */
 unsigned webui_local_networks(const struct ifaddrs *ifs, char *buf, size_t n);
-int webui_h_modbus_get(struct web_request *rq);      /* GET /api/inverter/modbus */
+int webui_h_modbus_get(struct web_request *rq);      /* GET /api/inverter/modbus: 405 */
+int webui_h_modbus_read(struct web_request *rq);     /* POST /api/inverter/modbus/read (token) */
 int webui_h_modbus_post(struct web_request *rq);     /* POST /api/inverter/modbus (token) */
 int webui_h_notes_get(struct web_request *rq);       /* GET /api/notification */
 int webui_h_notes_delete(struct web_request *rq);    /* DELETE /api/notification/{id} (token) */

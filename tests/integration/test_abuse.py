@@ -112,7 +112,7 @@ class AbuseTest(unittest.TestCase):
             for _ in range(50):
                 try:
                     s = socket.create_connection(("127.0.0.1", g.port), timeout=3)
-                    s.sendall(b"GET /api/hello HTTP/1.1\r\nHost: x\r\n\r\n")
+                    s.sendall(b"GET /api/hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
                     socks.append(s)
                 except OSError:
                     refused += 1
@@ -147,7 +147,7 @@ class AbuseTest(unittest.TestCase):
                     break
                 s.settimeout(3)
                 try:
-                    s.sendall(b"GET /api/hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    s.sendall(b"GET /api/hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
                     if status_of(s.recv(4096)) == 200:
                         served2 += 1
                 except OSError:
@@ -173,7 +173,7 @@ class AbuseTest(unittest.TestCase):
             for _ in range(80):
                 try:
                     s = socket.create_connection(("127.0.0.1", g.port), timeout=2)
-                    s.sendall(b"GET /api/hello HTTP/1.1\r\nHost: x\r\n")
+                    s.sendall(b"GET /api/hello HTTP/1.1\r\nHost: localhost\r\n")
                     drips.append(s)
                 except OSError:
                     break
@@ -209,7 +209,7 @@ class AbuseTest(unittest.TestCase):
             for _ in range(70):
                 try:
                     s = socket.create_connection(("127.0.0.1", g.port), timeout=2)
-                    s.sendall(b"GET /api/live HTTP/1.1\r\nHost: x\r\n\r\n")
+                    s.sendall(b"GET /api/live HTTP/1.1\r\nHost: localhost\r\n\r\n")
                     streams.append(s)
                 except OSError:
                     break
@@ -236,21 +236,21 @@ class AbuseTest(unittest.TestCase):
         g = self.g
         posts = [p for m, p in routes() if m == "POST"]
         many = b"".join(b"X-H%d: v\r\n" % i for i in range(3000))
-        st = status_of(raw(g.port, b"GET /api/hello HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n",
+        st = status_of(raw(g.port, b"GET /api/hello HTTP/1.1\r\nHost: localhost\r\n" + many + b"\r\n",
                            read_all=False))
         self.assertIn(st, (431, 400, None))
-        st = status_of(raw(g.port, b"GET /" + b"a" * 100000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        st = status_of(raw(g.port, b"GET /" + b"a" * 100000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n",
                            read_all=False))
         self.assertIn(st, (414, 431, 400, None))
         for p in posts:
             # declared huge: refused before the body is read
-            req = (f"POST {p} HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n"
+            req = (f"POST {p} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10000000000\r\n"
                    f"Authorization: Bearer {g.token}\r\n\r\n").encode()
             self.assertEqual(status_of(raw(g.port, req, read_all=False)), 413, p)
             # actually sent, 1 MiB over the 64 KiB default cap: 413, or the
             # server closes while we are still sending (after answering)
             body = b"{" + b" " * (1 << 20) + b"}"
-            req = (f"POST {p} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+            req = (f"POST {p} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {len(body)}\r\n"
                    f"Authorization: Bearer {g.token}\r\n\r\n").encode() + body
             self.assertIn(status_of(raw(g.port, req, read_all=False)), (413, None), p)
         self.healthy("floods")
@@ -300,7 +300,7 @@ class AbuseTest(unittest.TestCase):
                  "/device-key.pem", "/api-token", "/settings.json", "/store.db",
                  "/" + "../" * 50 + "etc/passwd", "/%c0%ae%c0%ae/etc/passwd"]
         for p in paths:
-            data = raw(g.port, f"GET {p} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            data = raw(g.port, f"GET {p} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
                        .encode(), timeout=2)
             st = status_of(data)
             # "/app.js%00.html" decodes to "/app.js" as a C string: that asset
@@ -311,7 +311,7 @@ class AbuseTest(unittest.TestCase):
             for mk in secret_markers:
                 self.assertNotIn(mk, data, p)
         for target in ("/etc/passwd", "http://127.0.0.1/etc/passwd", "file:///etc/passwd", "*"):
-            data = raw(g.port, f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            data = raw(g.port, f"GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
                        .encode(), timeout=2)
             self.assertIn(status_of(data), (400, 404, None), target)
             self.assertNotIn(b"root:", data)
@@ -320,16 +320,16 @@ class AbuseTest(unittest.TestCase):
     def test_malformed_http_and_random_bytes(self):
         g = self.g
         rnd = random.Random(7)
-        reqs = [b"GET /api/hello HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+        reqs = [b"GET /api/hello HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n"
                 b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-                b"POST /api/settings HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"POST /api/settings HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
                 b"zz\r\nabc\r\n0\r\n\r\n",
-                b"GET /api/hello HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
-                b"GET /api/hello HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
-                b"GET /api/hello HTTP/9.9\r\nHost: x\r\n\r\n",
-                b"GET /api/hello HTTP/1.1\nHost: x\n\n",
+                b"GET /api/hello HTTP/1.1\r\nHost: localhost\r\nContent-Length: -1\r\n\r\n",
+                b"GET /api/hello HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+                b"GET /api/hello HTTP/9.9\r\nHost: localhost\r\n\r\n",
+                b"GET /api/hello HTTP/1.1\nHost: localhost\n\n",
                 b"\r\n\r\n\r\n",
-                b"GET /api/hello HTTP/1.1\r\nHost: x\r\n \r\n\r\n",
+                b"GET /api/hello HTTP/1.1\r\nHost: localhost\r\n \r\n\r\n",
                 b"GET /api/hello HTTP/1.1\r\nHo\x00st: x\r\n\r\n"]
         for _ in range(100):
             n = rnd.randint(1, 600)

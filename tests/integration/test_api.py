@@ -21,7 +21,7 @@ import egwtest as t
 def sse_events(port, seconds, path="/api/live"):
     """Read the live stream for `seconds`; return [(event, data dict, t_recv)]."""
     s = socket.create_connection(("127.0.0.1", port), timeout=2)
-    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".encode())
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n".encode())
     buf = b""
     head = None
     out = []
@@ -206,6 +206,22 @@ def parse_prometheus(text):
     return fams
 
 
+def read_body(qs):
+    """A raw read's JSON body from the query string the GET form took."""
+    body = {}
+    for kv in filter(None, qs.split("&")):
+        k, v = kv.split("=", 1)
+        try:
+            v = int(v)
+        except ValueError:
+            try:
+                v = float(v) if k == "scale" else v
+            except ValueError:
+                pass
+        body[k] = v
+    return body
+
+
 def foreign_address():
     """A documentation address (RFC 5737) on none of this machine's IPv4
     subnets, or None.  Used only for requests egwd must refuse."""
@@ -298,7 +314,7 @@ class ApiTest(unittest.TestCase):
                     "//etc/passwd", "/embed.py", "/meson.build", "/www/app.js", "/index.html/",
                     "/app.js%2f..%2f..%2fetc%2fpasswd"):
             s = socket.create_connection(("127.0.0.1", p))
-            s.sendall(f"GET {bad} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            s.sendall(f"GET {bad} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
             data = b""
             while True:
                 d = s.recv(65536)
@@ -434,22 +450,24 @@ class ApiTest(unittest.TestCase):
 
     def test_scan(self):
         closed = t.free_port()
-        st, o = self.req("GET", "/api/device/scan?hosts=127.0.0.1&ports=notaport", token=False)
+        scan = "/api/device/scan"
+        st, o = self.req("POST", scan, {"hosts": "127.0.0.1", "ports": "notaport"})
         self.assertEqual((st, o.get("field")), (400, "ports"))
-        st, o = self.req("GET", "/api/device/scan?hosts=10.0.0.300&ports=502", token=False)
+        st, o = self.req("POST", scan, {"hosts": "10.0.0.300", "ports": "502"})
         self.assertEqual((st, o.get("field")), (400, "hosts"))
-        st, o = self.req("GET", "/api/device/scan?hosts=127.0.0.0/16&ports=502", token=False)
+        st, o = self.req("POST", scan, {"hosts": "127.0.0.0/16", "ports": "502"})
+        self.assertEqual((st, o.get("field")), (400, "hosts"))
+        st, o = self.req("POST", scan, {"ports": "502"})  # the hosts are the user's choice
         self.assertEqual((st, o.get("field")), (400, "hosts"))
         # Only the gateway's own networks: a documentation address that is on
         # none of this machine's subnets is refused before any packet is sent.
         foreign = foreign_address()
         if foreign:
-            st, o = self.req("GET", f"/api/device/scan?hosts={foreign}&ports=502", token=False)
+            st, o = self.req("POST", scan, {"hosts": foreign, "ports": "502"})
             self.assertEqual((st, o.get("field")), (400, "hosts"), o)
             self.assertIn("own networks", o["error"])
         t0 = time.monotonic()
-        st, o = self.req("GET", f"/api/device/scan?hosts=127.0.0.1&ports={self.simport},{closed}",
-                         token=False)
+        st, o = self.req("POST", scan, {"hosts": ["127.0.0.1"], "ports": [self.simport, closed]})
         self.assertEqual(st, 202, o)
         self.assertLess(time.monotonic() - t0, 0.5)  # answered at once, scan runs in the loop
         self.assertTrue(o["scan"]["running"])
@@ -470,30 +488,26 @@ class ApiTest(unittest.TestCase):
         self.assertEqual(self.egwd.get("/api/device/scan")["scan"]["results"], s["results"])
 
     def test_raw_modbus(self):
-        st, o = self.req("GET", "/api/inverter/modbus?device=inv1&address=40000", token=False)
+        st, o = self.req("POST", "/api/inverter/modbus/read", read_body(f"device=inv1&address=40000"))
         self.assertEqual((st, o.get("field")), (404, "device"))
         self.add_inverter()
         self.wait_polling()
         for q, field in [("address=x", "address"), ("", "address"), ("address=1&fc=5", "fc"),
                          ("address=1&type=f64", "type"), ("address=1&count=200", "count"),
                          ("address=1&order=middle", "order"), ("address=1&scale=abc", "scale")]:
-            st, o = self.req("GET", f"/api/inverter/modbus?device=inv1&{q}", token=False)
+            st, o = self.req("POST", "/api/inverter/modbus/read", read_body(f"device=inv1&{q}"))
             self.assertEqual((st, o.get("field")), (400, field), q)
-        st, o = self.req("GET", "/api/inverter/modbus?device=inv1&address=40000&count=2&type=str",
-                         token=False)
+        st, o = self.req("POST", "/api/inverter/modbus/read", read_body(f"device=inv1&address=40000&count=2&type=str"))
         self.assertEqual(st, 200, o)
         self.assertEqual((o["raw"], o["value"]), ([0x5375, 0x6E53], "SunS"))
-        st, o = self.req("GET", "/api/inverter/modbus?device=inv1&address=40000&type=u32",
-                         token=False)
+        st, o = self.req("POST", "/api/inverter/modbus/read", read_body(f"device=inv1&address=40000&type=u32"))
         self.assertEqual(o["value"], 0x53756E53)
-        st, o = self.req("GET", "/api/inverter/modbus?device=inv1&address=40000&type=u32&order=little",
-                         token=False)
+        st, o = self.req("POST", "/api/inverter/modbus/read", read_body(f"device=inv1&address=40000&type=u32&order=little"))
         self.assertEqual(o["value"], 0x6E535375)
-        st, o = self.req("GET", "/api/inverter/modbus?device=inv1&address=40000&count=1&scale=0.5",
-                         token=False)
+        st, o = self.req("POST", "/api/inverter/modbus/read", read_body(f"device=inv1&address=40000&count=1&scale=0.5"))
         self.assertEqual(o["value"], 0x5375 * 0.5)
         # an address the device does not have: Modbus exception -> 502 with the error
-        st, o = self.req("GET", "/api/inverter/modbus?device=inv1&address=9&count=1", token=False)
+        st, o = self.req("POST", "/api/inverter/modbus/read", read_body(f"device=inv1&address=9&count=1"))
         self.assertEqual(st, 502, o)
 
         # writes: token, allow-list, logged
@@ -510,7 +524,7 @@ class ApiTest(unittest.TestCase):
         self.assertEqual((st, o.get("field")), (400, "values"))
         st, o = self.req("POST", "/api/inverter/modbus", body)
         self.assertEqual((st, o.get("written")), (200, True), o)
-        st, o = self.req("GET", "/api/inverter/modbus?device=inv1&address=40068", token=False)
+        st, o = self.req("POST", "/api/inverter/modbus/read", read_body(f"device=inv1&address=40068"))
         self.assertEqual(o["raw"], [7])
         out = self.egwd.output()
         self.assertIn("modbus write by client 127.0.0.1", out)
@@ -537,13 +551,12 @@ class ApiTest(unittest.TestCase):
         except (ConnectionResetError, BrokenPipeError):
             pass
         for _ in range(5):
-            st, o = self.req("GET", "/api/inverter/modbus?device=inv1&address=40000&count=2&type=str",
-                             token=False)
+            st, o = self.req("POST", "/api/inverter/modbus/read", read_body(f"device=inv1&address=40000&count=2&type=str"))
             self.assertEqual((st, o.get("value")), (200, "SunS"), o)
         st, o = self.req("POST", "/api/inverter/modbus", {"device": "inv1", "address": 40068,
                                                          "value": 9})
         self.assertEqual((st, o.get("written")), (200, True), o)
-        st, o = self.req("GET", "/api/inverter/modbus?device=inv1&address=40068", token=False)
+        st, o = self.req("POST", "/api/inverter/modbus/read", read_body(f"device=inv1&address=40068"))
         self.assertEqual((st, o.get("raw")), (200, [9]), o)
         # polling went on, on the same connection
         d = self.wait_polling()
@@ -564,16 +577,15 @@ class ApiTest(unittest.TestCase):
                                                  "profile": "sunspec", "id": "inv1"})
         self.assertEqual(st, 201, o)
         self.wait_polling()
-        st, o = self.req("GET", "/api/inverter/modbus?device=inv1&address=40000&count=2&type=str",
-                         token=False)
+        st, o = self.req("POST", "/api/inverter/modbus/read", read_body(f"device=inv1&address=40000&count=2&type=str"))
         self.assertEqual((st, o.get("value")), (200, "SunS"), o)
         st, o = self.req("POST", "/api/inverter/modbus", {"device": "inv1", "address": 40068,
                                                          "value": 11})
         self.assertEqual((st, o.get("written")), (200, True), o)
-        st, o = self.req("GET", "/api/inverter/modbus?device=inv1&address=40068", token=False)
+        st, o = self.req("POST", "/api/inverter/modbus/read", read_body(f"device=inv1&address=40068"))
         self.assertEqual((st, o.get("raw")), (200, [11]), o)
         # an address the device does not have: its exception, and polling goes on
-        st, o = self.req("GET", "/api/inverter/modbus?device=inv1&address=9", token=False)
+        st, o = self.req("POST", "/api/inverter/modbus/read", read_body(f"device=inv1&address=9"))
         self.assertEqual(st, 502, o)
         self.assertEqual(self.wait_polling()["state"], "polling")
 
@@ -587,11 +599,11 @@ class ApiTest(unittest.TestCase):
         auth = egwd.auth()
         body = {"connection": "tcp", "host": "127.0.0.1", "port": sim.servers[0]["port"],
                 "unit_id": 1, "profile": "sunspec", "id": "slow"}
-        path = "/api/inverter/modbus?device=slow&address=40000&count=2"
-
         def raw_read(out):
             try:
-                out.append(t.http_json(egwd.port, "GET", path))
+                out.append(t.http_json(egwd.port, "POST", "/api/inverter/modbus/read",
+                                       body={"device": "slow", "address": 40000, "count": 2},
+                                       headers=auth))
             except OSError as e:
                 out.append(e)
 

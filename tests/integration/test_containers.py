@@ -10,10 +10,12 @@ the file runs once per suite (the plain pass).  The images are built once per
 run and shared by the tests; podman's layer cache keeps the package layers
 between runs.  Every container, network and volume a test makes carries the
 run's project name and is removed even when the test fails."""
+import http.client
 import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import tempfile
 import time
@@ -157,6 +159,17 @@ def logs(name):
     return (r.stdout + r.stderr)[-4000:]
 
 
+def https_status(port, path):
+    """Status of a GET over TLS (egwd's self-made certificate is not checked)."""
+    c = http.client.HTTPSConnection("127.0.0.1", port, timeout=5,
+                                    context=ssl._create_unverified_context())
+    try:
+        c.request("GET", path)
+        return c.getresponse().status
+    finally:
+        c.close()
+
+
 def state(port):
     return T.get_json(port, "/api/state", timeout=5)
 
@@ -182,8 +195,8 @@ class ContainerImages(unittest.TestCase):
 class ContainerNoCrypt(unittest.TestCase):
     def test_container_compose_no_crypt_delivers_and_down_leaves_nothing(self):
         project = RUN + "dev"
-        web = T.free_port()
-        env = {"EGW_WEB_PUBLISH": f"127.0.0.1:{web}"}
+        web, tls = T.free_port(), T.free_port()
+        env = {"EGW_WEB_PUBLISH": f"127.0.0.1:{web}", "EGW_TLS_PUBLISH": f"127.0.0.1:{tls}"}
         files = ["docker-compose-no_crypt.yml"]
         self.addCleanup(lambda: subprocess.run(
             [COMPOSE, "-p", project, "-f", os.path.join(T.REPO, files[0]), "down", "-v",
@@ -198,6 +211,9 @@ class ContainerNoCrypt(unittest.TestCase):
             st, _, page = T.http(web, "GET", "/")
             self.assertEqual(st, 200)
             self.assertIn(b"<html", page.lower())
+            # and over HTTPS on its published port (egwd's own certificate).
+            self.assertEqual(T.wait_until(lambda: https_status(tls, "/api/hello"), timeout=30,
+                                          interval=0.3, what="HTTPS on the published port"), 200)
 
             def received():
                 r = podman("exec", be, "python3", "-c",
@@ -252,7 +268,8 @@ class ContainerSecureElement(unittest.TestCase):
         else:  # without root no device node can be made: a character device that is not a bus
             bus = "/dev/null"
         rdev = os.stat(bus).st_rdev
-        env = {"EGW_WEB_PUBLISH": f"127.0.0.1:{web}", "EGW_I2C_DEVICE": bus}
+        env = {"EGW_WEB_PUBLISH": f"127.0.0.1:{web}", "EGW_I2C_DEVICE": bus,
+               "EGW_TLS_PUBLISH": f"127.0.0.1:{T.free_port()}"}
         files = ["docker-compose.yml"]
         self.addCleanup(lambda: subprocess.run(
             [COMPOSE, "-p", project, "-f", os.path.join(T.REPO, files[0]), "down", "-v",

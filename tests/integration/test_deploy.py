@@ -49,8 +49,10 @@ class ComposeFiles(unittest.TestCase):
         prod = compose_config("docker-compose.yml")
         self.assertEqual(set(prod["services"]), {"egwd"})
         egwd = prod["services"]["egwd"]
-        self.assertIn("80:5000", [f"{p['published']}:{p['target']}" if isinstance(p, dict) else p
-                                  for p in egwd["ports"]])
+        ports = [f"{p['published']}:{p['target']}" if isinstance(p, dict) else p
+                 for p in egwd["ports"]]
+        self.assertIn("80:5000", ports)
+        self.assertIn("443:5443", ports)  # HTTPS (http.tls_port)
         self.assertEqual(egwd["restart"], "always")
         self.assertTrue(any("/dev/i2c-1" in d for d in egwd["devices"]))
         self.assertTrue(any("/var/lib/egw" in str(v) for v in egwd["volumes"]))
@@ -97,6 +99,7 @@ class ComposeFiles(unittest.TestCase):
         argv = local_argv(dockerfile_entrypoint("Dockerfile") + e["command"], subst)
         argv = [a if a != "5000" else str(web_port) for a in argv]
         argv += ["--set", "http.bind=127.0.0.1"]  # the container listens on all interfaces
+        argv += ["--set", f"http.tls_port={T.free_port()}"]  # the container's 5443 may be taken
         egwd = T.Proc(argv, name="egwd")
         self.addCleanup(egwd.stop)
         T.wait_port(web_port, proc=egwd)
@@ -141,7 +144,8 @@ class Install(unittest.TestCase):
         self.assertIn(f"ExecStart={prefix}/sbin/egwd ", unit)
         port = T.free_port()
         p = T.Proc([egwd, "--port", port, "--state-dir", T.tempdir(self),
-                    "--set", "http.bind=127.0.0.1"], name="egwd-installed")
+                    "--set", "http.bind=127.0.0.1", "--set", f"http.tls_port={T.free_port()}"],
+                   name="egwd-installed")
         self.addCleanup(p.stop)
         T.wait_port(port, proc=p)
         st, hdr, body = T.http(port, "GET", "/")

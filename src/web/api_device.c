@@ -1,0 +1,218 @@
+/* The device API: GET/POST/DELETE /api/device, /api/device/supported,
+ * /api/frequency. */
+#include "web/webui_int.h"
+
+/* ---- device API --------------------------------------------------------- */
+
+int webui_h_device_get(struct web_request *rq)
+{
+	struct egw *e = rq->egw;
+	json_t *arr = e->devices ? devices_to_json(e->devices) : json_array();
+
+	return web_reply_json(rq, 200, arr ? json_pack("{s:o}", "devices", arr) : NULL);
+}
+
+/* The device list through the one settings path: validated by the same
+ * parser the device layer runs (devices/devconf.h), applied, then saved.
+ * Answered ok_status only once applied; a refusal saves nothing and names
+ * the field: for the device being added (index `focus`) the bare field
+ * ("serial_port"), otherwise the settings key ("devices[2].host"). */
+static int devices_commit(struct web_request *rq, json_t *arr, unsigned ok_status, json_t *reply,
+			  long focus, const char *id, const char *done)
+{
+	struct egw *e = rq->egw;
+	struct settings_error err = { 0 };
+	char prefix[32], field[sizeof(err.key)];
+	int r;
+
+	/* A patch, not a set: the API's list is the newer one and replaces a
+	 * --set devices=... given on the command line (the demo starts that way). */
+	json_t *patch = json_pack("{sO}", "devices", arr);
+	r = patch ? e->settings_commit(e, patch, &err) : -ENOMEM;
+	json_decref(patch);
+	if (r == -ENOMEM) {
+		json_decref(reply);
+		return web_reply_error(rq, 500, "out of memory", NULL);
+	}
+	if (r == -EGW_ESCHEMA) {
+		json_decref(reply);
+		snprintf(field, sizeof(field), "%s", err.key);
+		int n = snprintf(prefix, sizeof(prefix), "devices[%ld].", focus);
+		if (focus >= 0 && strncmp(err.key, prefix, (size_t)n) == 0)
+			snprintf(field, sizeof(field), "%s", err.key + n);
+		else if (focus >= 0 && strcmp(err.key, prefix) == 0)
+			snprintf(field, sizeof(field), "body");
+		char msg[sizeof(err.key) + sizeof(err.msg) + 4];
+		snprintf(msg, sizeof(msg), "%s: %s", field, err.msg);
+		return web_reply_error(rq, 400, msg, field);
+	}
+	if (r < 0) {
+		json_decref(reply);
+		return web_reply_error(rq, 500, err.msg[0] ? err.msg : "could not save the settings",
+				       NULL);
+	}
+	log_info("webui", "device %s %s", id, done);
+	return web_reply_json(rq, ok_status, reply);
+}
+
+static bool id_taken(const json_t *arr, const char *id)
+{
+	size_t i;
+	json_t *d;
+	char cur[DEVCONF_ID_LEN];
+
+	json_array_foreach(arr, i, d) {
+		devconf_entry_id(d, i, cur, sizeof(cur));
+		if (strcmp(cur, id) == 0)
+			return true;
+	}
+	return false;
+}
+
+int webui_h_device_post(struct web_request *rq)
+{
+	struct egw *e = rq->egw;
+	char err[256], id[DEVCONF_ID_LEN];
+	const json_t *cur;
+	json_t *o, *arr, *reply;
+	long index;
+	int r;
+
+	o = webui_body_json(rq, err, sizeof(err));
+	if (!o)
+		return web_reply_error(rq, 400, err, "body");
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return web_reply_error(rq, 400, "body: expected a JSON object (a device)", "body");
+	}
+	cur = settings_get_json(e->settings, "devices");
+	arr = json_is_array(cur) ? json_deep_copy(cur) : json_array();
+	if (!arr) {
+		json_decref(o);
+		return web_reply_error(rq, 500, "out of memory", NULL);
+	}
+	if (json_array_size(arr) >= DEVCONF_MAX) {
+		json_decref(o);
+		json_decref(arr);
+		return web_reply_error(rq, 400, "devices: at most 32 devices", "devices");
+	}
+	if (json_is_string(json_object_get(o, "id"))) {
+		snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(o, "id")));
+		if (id_taken(arr, id)) {
+			json_decref(o);
+			json_decref(arr);
+			return web_reply_error(rq, 400, "id: a device with this id exists", "id");
+		}
+	} else if (!json_object_get(o, "id")) {
+		/* A stable id, so removing another device never renames this one. */
+		for (unsigned n = 1;; n++) {
+			snprintf(id, sizeof(id), "dev%u", n);
+			if (!id_taken(arr, id))
+				break;
+		}
+		json_object_set_new(o, "id", json_string(id));
+	}
+	index = (long)json_array_size(arr);
+	snprintf(id, sizeof(id), "%s", json_is_string(json_object_get(o, "id")) ?
+		 json_string_value(json_object_get(o, "id")) : "?");
+	reply = json_pack("{s:O}", "device", o);
+	json_array_append_new(arr, o);
+	r = devices_commit(rq, arr, 201, reply, index, id, "added");
+	json_decref(arr);
+	return r;
+}
+
+int webui_h_device_delete(struct web_request *rq)
+{
+	struct egw *e = rq->egw;
+	const char *id = webui_query(rq, "id");
+	json_t *body = NULL, *arr;
+	const json_t *cur;
+	char err[256], cid[64];
+	size_t i;
+	json_t *d;
+	int r;
+
+	if (!id && rq->body_len > 0) {
+		body = webui_body_json(rq, err, sizeof(err));
+		if (!body)
+			return web_reply_error(rq, 400, err, "body");
+		id = json_string_value(json_object_get(body, "id"));
+	}
+	if (!id || !*id) {
+		json_decref(body);
+		return web_reply_error(rq, 400, "id: required (?id= or {\"id\": ...})", "id");
+	}
+	cur = settings_get_json(e->settings, "devices");
+	arr = json_is_array(cur) ? json_deep_copy(cur) : json_array();
+	if (!arr) {
+		json_decref(body);
+		return web_reply_error(rq, 500, "out of memory", NULL);
+	}
+	json_array_foreach(arr, i, d) {
+		devconf_entry_id(d, i, cid, sizeof(cid));
+		if (strcmp(cid, id) == 0)
+			break;
+	}
+	if (i == json_array_size(arr)) {
+		r = web_reply_error(rq, 404, "no device with this id", "id");
+		json_decref(arr);
+		json_decref(body);
+		return r;
+	}
+	/* Entries after it without an explicit id would shift: pin their ids. */
+	for (size_t k = i + 1; k < json_array_size(arr); k++) {
+		json_t *x = json_array_get(arr, k);
+		if (!json_object_get(x, "id")) {
+			devconf_entry_id(x, k, cid, sizeof(cid));
+			json_object_set_new(x, "id", json_string(cid));
+		}
+	}
+	snprintf(cid, sizeof(cid), "%s", id);
+	json_array_remove(arr, i);
+	json_decref(body);
+	r = devices_commit(rq, arr, 200, json_pack("{s:s}", "deleted", cid), -1, cid, "removed");
+	json_decref(arr);
+	return r;
+}
+
+int webui_h_supported(struct web_request *rq)
+{
+	unsigned n;
+	const struct profile *const *all = profile_all(&n);
+	json_t *arr = json_array();
+
+	for (unsigned i = 0; arr && i < n; i++) {
+		const struct profile *p = all[i];
+		json_t *reads = json_array();
+		uint32_t seen = 0;
+
+		for (unsigned k = 0; reads && k < p->nregs; k++) {
+			int f = p->regs[k].field;
+			char name[64];
+			if (f < 0 || f >= RF_COUNT || (seen & (1u << f)))
+				continue;
+			seen |= 1u << f;
+			snprintf(name, sizeof(name), "%s.%s", reading_fields[f].group, reading_fields[f].name);
+			json_array_append_new(reads, json_string(name));
+		}
+		json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:o,s:b,s:b}", "name", p->name,
+		                                     "brand", p->brand ? p->brand : "",
+		                                     "family", p->family ? p->family : "",
+		                                     "dtype", p->dtype ? p->dtype : "",
+		                                     "reads", reads ? reads : json_array(),
+		                                     "identity", p->serial != NULL,
+		                                     "sunspec", p->sunspec_base != 0 ||
+		                                                strcmp(p->name, "sunspec") == 0));
+	}
+	return web_reply_json(rq, 200, arr ? json_pack("{s:o}", "profiles", arr) : NULL);
+}
+
+int webui_h_frequency(struct web_request *rq)
+{
+	struct egw *e = rq->egw;
+
+	if (!e->devices)
+		return web_reply_json(rq, 200, json_pack("{s:n,s:n}", "device", "latest"));
+	return web_reply_json(rq, 200, devices_frequency_json(e->devices));
+}
