@@ -54,7 +54,7 @@ def sweep():
     r = podman("ps", "-a", "--format", "{{.Names}}", check=False)
     names = [n for n in r.stdout.split() if n.startswith(RUN)]
     if names:
-        podman("rm", "-f", "-t", "0", *names, check=False)
+        podman("rm", "-f", "-v", "-t", "0", *names, check=False)
     for kind in ("network", "volume"):
         r = podman(kind, "ls", "--format", "{{.Name}}", check=False)
         names = [n for n in r.stdout.split() if n.startswith(RUN)]
@@ -117,6 +117,8 @@ def tearDownModule():
         # an older source tree, replaced images); the package layers stay.
         if STATE["sockdir"]:
             podman("image", "prune", "-f", check=False, timeout=300)
+            # Anonymous volumes (the image's VOLUME) no container uses any more.
+            podman("volume", "prune", "-f", check=False, timeout=120)
     finally:
         svc = STATE["service"]
         if svc is not None:
@@ -319,7 +321,7 @@ class ContainerSim(unittest.TestCase):
     @unittest.skipUnless(shutil.which("mbpoll"), "mbpoll not installed")
     def test_container_sim_on_port_502_answers_mbpoll(self):
         name, port = RUN + "sim", T.free_port()
-        self.addCleanup(podman, "rm", "-f", "-t", "0", name, check=False)
+        self.addCleanup(podman, "rm", "-f", "-v", "-t", "0", name, check=False)
         podman("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:502", IMAGES["egw-sim"][1])
         self.assertEqual(podman("exec", name, "id", "-un").stdout.strip(), "egwsim")
         # As its unprivileged user, bound to 502 through the file capability;
@@ -336,7 +338,7 @@ class ContainerEgwd(unittest.TestCase):
     def test_container_egwd_healthy_unprivileged_read_only_restart_keeps_batches(self):
         name, vol, web = RUN + "egwd", RUN + "state", T.free_port()
         self.addCleanup(podman, "volume", "rm", "-f", vol, check=False)
-        self.addCleanup(podman, "rm", "-f", "-t", "0", name, check=False)
+        self.addCleanup(podman, "rm", "-f", "-v", "-t", "0", name, check=False)
         podman("run", "-d", "--name", name, "--read-only", "-v", f"{vol}:/var/lib/egw",
                "-p", f"127.0.0.1:{web}:5000", IMAGES["egwd"][1],
                "--set", "signer.backend=software",
@@ -407,7 +409,7 @@ class ContainerArm64(unittest.TestCase):
             self.fail(f"{BASE_ARM64} missing: scripts/test-podman prepare makes it")
         # Kept, like the other images: removing it would remove its cached layers.
         tag, name, web = "egw/egwd:arm64", RUN + "arm64", T.free_port()
-        self.addCleanup(podman, "rm", "-f", "-t", "0", name, check=False)
+        self.addCleanup(podman, "rm", "-f", "-v", "-t", "0", name, check=False)
         t0 = time.monotonic()
         # podman 4.3 runs every stage on --platform's architecture, so the
         # target is named through the build arguments and the runtime base.
