@@ -1,40 +1,37 @@
-# egwd, the gateway daemon.  Multi-stage: build on Debian 12, run on Debian 12
-# slim with only the runtime libraries, as an unprivileged user.
-# Multi-arch: docker buildx build --platform linux/arm64,linux/amd64 -t egw .
-FROM debian:12-slim AS build
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      meson ninja-build pkg-config gcc libc6-dev \
-      libmicrohttpd-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev \
-      libmosquitto-dev libcmocka-dev cmake \
- && rm -rf /var/lib/apt/lists/*
-# Microchip cryptoauthlib 3.7.8 for the ATECC608 (Debian does not package it), the
-# pinned release from the named build context "vendor" (shared/vendor beside the
-# checkout): docker buildx build --build-context vendor=../shared/vendor .
-COPY --from=vendor cryptoauthlib-3.7.8.tar.gz /tmp/
-RUN echo "4b4fbe540a301e44ec86b7f01493cb64dd20875e671adce168fa2c566f0ae011  /tmp/cryptoauthlib-3.7.8.tar.gz" \
-      | sha256sum -c - \
- && mkdir /tmp/cal && tar -xzf /tmp/cryptoauthlib-3.7.8.tar.gz -C /tmp/cal --strip-components=1 \
- && cmake -G Ninja -S /tmp/cal -B /tmp/cal/b -DCMAKE_BUILD_TYPE=Release -DATCA_HAL_I2C=ON -DATCA_HAL_CUSTOM=ON \
- && cmake --build /tmp/cal/b -j"$(nproc)" \
- && cmake --install /tmp/cal/b && DESTDIR=/out cmake --install /tmp/cal/b \
- && rm -rf /tmp/cal /tmp/cryptoauthlib-3.7.8.tar.gz
+# egwd, the gateway daemon.  Two stages: the build stage compiles on the build
+# machine (cross-compiling when the target is another architecture), the
+# runtime stage holds egwd, its shared libraries and the CA certificates, and
+# runs it as an unprivileged user.
+#   podman build --format docker -t egw/egwd -f Dockerfile .
+#   docker buildx build --platform linux/amd64,linux/arm64,linux/arm/v7 -t egw/egwd .
+# The build stage is the same in Dockerfile.sim, so building both shares it.
+# The base images: DEBIAN for the runtime stage (the target's architecture),
+# BUILD_DEBIAN for the build stage (the build machine's).  With a multi-arch
+# debian:12-slim both stay as they are; with local single-architecture images
+# (podman 4.3 runs the build stage on the target platform otherwise) name them.
+ARG DEBIAN=debian:12-slim
+ARG BUILD_DEBIAN=debian:12-slim
+FROM --platform=$BUILDPLATFORM $BUILD_DEBIAN AS build
+ARG TARGETARCH
+COPY deploy/container-build.sh /usr/local/bin/container-build
+RUN container-build deps
 WORKDIR /src
 COPY . .
-RUN meson setup /build --prefix=/usr --buildtype=release -Db_ndebug=true -Datecc=enabled \
- && ninja -C /build \
- && DESTDIR=/out meson install -C /build --no-rebuild --skip-subprojects
+RUN container-build build egwd sim/egw-sim
 
-FROM debian:12-slim
+FROM $DEBIAN
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libmicrohttpd12 libjansson4 libsqlite3-0 libcurl4 libssl3 libmosquitto1 ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
+      libmicrohttpd12 libjansson4 libsqlite3-0 libcurl4 libssl3 libmosquitto1 \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
  && groupadd --system --gid 998 i2c \
  && useradd --system --uid 990 --gid nogroup --groups i2c --home-dir /var/lib/egw egw \
  && install -d -o egw -m 0700 /var/lib/egw
-COPY --from=build /out/usr/sbin/egwd /usr/sbin/egwd
-COPY --from=build /out/usr/lib/libcryptoauth.so.3.7.8 /usr/lib/libcryptoauth.so.3
+# The CA bundle alone: ca-certificates would bring openssl and its scripts.
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY --from=build /build/egwd /usr/sbin/egwd
+# cryptoauthlib, when the build stage had it (empty otherwise)
+COPY --from=build /out-lib/ /usr/lib/
 USER egw
 VOLUME /var/lib/egw
 # 5000: HTTP, 5443: HTTPS (http.tls_port, certificate generated in the volume)

@@ -10,6 +10,8 @@ path, out = sys.argv[1], sys.argv[2]
 sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
 spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
 mod = importlib.util.module_from_spec(spec)
+# unittest finds setUpModule/tearDownModule through sys.modules.
+sys.modules[spec.name] = mod
 res = {"passed": 0, "failed": 0, "failures": []}
 try:
     spec.loader.exec_module(mod)

@@ -1,6 +1,7 @@
 """Deployment: compose files, the container command lines run locally,
-systemd unit verification, meson install layout.  No Docker engine runs here,
-so the containers' command lines are run as plain processes on loopback."""
+systemd unit verification, meson install layout.  The containers' command
+lines run here as plain processes on loopback (quick, and under the
+sanitizers); test_containers.py runs the images and compose files for real."""
 import json
 import os
 import re

@@ -1,0 +1,74 @@
+#!/bin/sh
+# The build stage of the egwd and egw-sim images.  Runs on the build machine's
+# architecture and compiles for the target's: natively when they are the same,
+# otherwise with Debian's cross compiler, the target's -dev packages and the
+# meson cross file deploy/cross/<arch>.ini.
+#   container-build.sh deps               install compiler and -dev packages
+#   container-build.sh build TARGET...    configure /build and build the targets
+# Chip support: when deploy/vendor/ holds Microchip's cryptoauthlib release
+# (cryptoauthlib-3.7.8.tar.gz, sha256 checked; scripts/setup and the tests
+# copy it there from shared/vendor, it is never committed), a native build
+# builds it and egwd with the ATECC608 signer; /out-lib then holds the
+# library for the runtime stage.  Without it, or when cross-compiling, egwd
+# is built without chip support and says so when signer.backend asks for it.
+# TARGETARCH (amd64, arm64, arm) is set by `docker buildx` / `podman build
+# --platform`; without it the build machine's architecture is the target.
+set -eu
+
+build_arch=$(dpkg --print-architecture)
+case "${TARGETARCH:-$build_arch}" in
+	amd64) arch=amd64 triplet=x86_64-linux-gnu ;;
+	arm64) arch=arm64 triplet=aarch64-linux-gnu ;;
+	arm|armhf) arch=armhf triplet=arm-linux-gnueabihf ;;
+	*) echo "container-build: unsupported TARGETARCH ${TARGETARCH:-}" >&2; exit 1 ;;
+esac
+
+DEV="libmicrohttpd-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev
+  libmosquitto-dev libcmocka-dev"
+
+case "${1:-}" in
+deps)
+	if [ "$arch" = "$build_arch" ]; then
+		pkgs="gcc libc6-dev $DEV"
+	else
+		dpkg --add-architecture "$arch"
+		pkgs="gcc-$triplet libc6-dev:$arch"
+		for p in $DEV; do pkgs="$pkgs $p:$arch"; done
+	fi
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+		meson ninja-build pkg-config python3 ca-certificates binutils cmake $pkgs
+	rm -rf /var/lib/apt/lists/*
+	;;
+build)
+	shift
+	mkdir -p /out-lib
+	cal=deploy/vendor/cryptoauthlib-3.7.8.tar.gz
+	cal_sha=4b4fbe540a301e44ec86b7f01493cb64dd20875e671adce168fa2c566f0ae011
+	if [ -f "$cal" ] && [ "$arch" = "$build_arch" ]; then
+		echo "$cal_sha  $cal" | sha256sum -c -
+		mkdir -p /tmp/cal
+		tar -xzf "$cal" -C /tmp/cal --strip-components=1
+		cmake -G Ninja -S /tmp/cal -B /tmp/cal/b -DCMAKE_BUILD_TYPE=Release \
+			-DATCA_HAL_I2C=ON -DATCA_HAL_CUSTOM=ON
+		cmake --build /tmp/cal/b
+		cmake --install /tmp/cal/b
+		cp -a /usr/lib/libcryptoauth.so.* /out-lib/
+	else
+		echo "container-build: no $cal (or cross-compiling): egwd without ATECC608 support"
+	fi
+	cross=""
+	[ "$arch" = "$build_arch" ] || cross="--cross-file=deploy/cross/$arch.ini"
+	# shellcheck disable=SC2086
+	meson setup /build $cross --prefix=/usr --buildtype=release -Db_ndebug=true
+	ninja -C /build "$@"
+	# Symbols are not needed at run time; the image is smaller without them.
+	strip=strip
+	[ "$arch" = "$build_arch" ] || strip=$triplet-strip
+	for t in "$@"; do $strip "/build/$t"; done
+	;;
+*)
+	echo "usage: container-build.sh deps | build TARGET..." >&2
+	exit 2
+	;;
+esac
