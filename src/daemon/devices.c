@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "config/settings.h"
+#include "devices/devconf.h"
 #include "devices/device.h"
 #include "egw.h"
 #include "fsm/fsm.h"
@@ -225,6 +226,42 @@ static void metrics(void *ud, struct web_buf *b)
 }
 
 /* ---- lifecycle -------------------------------------------------------------- */
+
+int devices_egw_pin_ids(struct settings *s)
+{
+	const json_t *cur = settings_get_json(s, "devices");
+	struct settings_error err = { 0 };
+	char id[DEVCONF_ID_LEN];
+	json_t *arr, *d;
+	size_t i;
+	int n = 0, r;
+
+	if (!json_is_array(cur))
+		return 0;
+	arr = json_deep_copy(cur);
+	if (!arr)
+		return -ENOMEM;
+	json_array_foreach(arr, i, d) {
+		if (!json_is_object(d) || json_object_get(d, "id"))
+			continue;
+		devconf_entry_id(d, i, id, sizeof(id));
+		if (json_object_set_new(d, "id", json_string(id)) < 0) {
+			json_decref(arr);
+			return -ENOMEM;
+		}
+		n++;
+	}
+	r = n ? settings_set(s, "devices", arr, &err) : 0;
+	json_decref(arr);
+	if (r < 0)
+		return r;
+	if (n) {
+		r = settings_save(s);
+		if (r < 0)
+			return r;
+	}
+	return n;
+}
 
 int devices_egw_init(struct egw *e)
 {
