@@ -85,6 +85,27 @@ int webui_h_device_post(struct web_request *rq)
 		json_decref(o);
 		return web_reply_error(rq, 400, "body: expected a JSON object (a device)", "body");
 	}
+	/* "serial": what a scan found there (not saved).  A device already
+	 * identified with that serial is this one: refused, so that one unit is
+	 * never polled, published and counted twice. */
+	if (json_object_get(o, "serial")) {
+		const char *serial = json_string_value(json_object_get(o, "serial"));
+		unsigned n = devices_count(e->devices);
+		if (!serial) {
+			json_decref(o);
+			return web_reply_error(rq, 400, "serial: expected a string", "serial");
+		}
+		for (unsigned i = 0; *serial && i < n; i++) {
+			struct device *d = devices_get(e->devices, i);
+			if (strcmp(device_serial(d), serial) == 0) {
+				snprintf(err, sizeof(err), "serial: device %s is this device (serial %.60s)",
+					 device_id(d), serial);
+				json_decref(o);
+				return web_reply_error(rq, 409, err, "serial");
+			}
+		}
+		json_object_del(o, "serial");
+	}
 	cur = settings_get_json(e->settings, "devices");
 	arr = json_is_array(cur) ? json_deep_copy(cur) : json_array();
 	if (!arr) {
