@@ -313,6 +313,7 @@ struct mqtt_dev {
 	char id[64];
 	uint32_t announced; /* bit per reading_field: discovery queued since connect */
 	bool online_sent;
+	char shown[192];    /* name and serial announced: a change announces again */
 };
 
 _Static_assert(RF_COUNT <= 32, "announced mask is 32 bits");
@@ -576,9 +577,7 @@ static void on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_
 	q_push_str(m, msg->topic, "", 1, true);
 	stale_offline(m, node, msg->payload, msg->payloadlen);
 	m->st.removed++;
-	flush(m);
-	if (m->io.added)
-		sync_io(m);
+	flush(m); /* on_io follows the socket after this callback */
 }
 
 static void on_disconnect(struct mosquitto *mosq, void *ud, int rc)
@@ -872,6 +871,14 @@ int mqtt_publish_reading(struct mqtt *m, const struct mqtt_device *dev, int64_t 
 	d = dev_get(m, device_id);
 	if (!d)
 		return -EINVAL;
+	/* A new name (settings) or serial (a replaced unit) reaches HA's device. */
+	char shown[sizeof(d->shown)];
+	snprintf(shown, sizeof(shown), "%.95s|%.63s", dev->name ? dev->name : "",
+		 dev->serial ? dev->serial : "");
+	if (strcmp(shown, d->shown) != 0) {
+		memcpy(d->shown, shown, sizeof(shown));
+		d->announced = 0;
+	}
 	for (int f = 0; f < RF_COUNT; f++) {
 		json_t *cfg;
 

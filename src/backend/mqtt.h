@@ -115,7 +115,7 @@ struct mqtt_stats {
 	uint64_t published;      /* handed to libmosquitto */
 	uint64_t acked;          /* PUBACKs received */
 	uint64_t dropped;        /* FIFO overflow (oldest dropped) */
-	uint64_t removed;        /* devices (or stale configs of one) deleted from HA */
+	uint64_t removed;        /* devices removed, plus stale configs deleted, from HA */
 	unsigned backlog;        /* messages waiting in the FIFO */
 	size_t backlog_bytes;
 	unsigned inflight;

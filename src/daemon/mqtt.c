@@ -122,13 +122,14 @@ static json_t *section(void *ud)
 		return json_pack("{s:b,s:b,s:s}", "enabled", 1, "connected", 0, "last_error",
 				 "not started (see the log)");
 	mqtt_stats(e->mqtt, &ms);
-	return json_pack("{s:b,s:s,s:I,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:s?}", "enabled", 1,
+	return json_pack("{s:b,s:s,s:I,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:s?}", "enabled", 1,
 			 "host", settings_get_str(s, "mqtt.host"),
 			 "port", (json_int_t)settings_get_int(s, "mqtt.port"),
 			 "tls", settings_get_bool(s, "mqtt.tls"), "connected", ms.connected,
 			 "connects", (json_int_t)ms.connects, "disconnects", (json_int_t)ms.disconnects,
 			 "acked", (json_int_t)ms.acked, "backlog", (json_int_t)ms.backlog,
-			 "dropped", (json_int_t)ms.dropped, "last_error", ms.last_error);
+			 "dropped", (json_int_t)ms.dropped, "removed", (json_int_t)ms.removed,
+			 "last_error", ms.last_error);
 }
 
 static void metrics(void *ud, struct web_buf *b)

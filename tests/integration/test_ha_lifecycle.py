@@ -205,6 +205,7 @@ class HaLifecycleTest(unittest.TestCase):
         self.assertEqual([x["id"] for x in egwd.get("/api/device")["devices"]], ["dev2", "dev1"])
         self.wait_states(serial, ["dev2", "dev1"], count)
         self.wait_gone(serial, "dev0")
+        self.assertGreaterEqual(egwd.state()["mqtt"]["removed"], len(uids["dev0"]))
         self.assertEqual(self.uids(serial, "dev1"), uids["dev1"])
         self.assertEqual(self.uids(serial, "dev2"), uids["dev2"])
 
