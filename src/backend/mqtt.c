@@ -293,6 +293,74 @@ int mqtt_gateway_discovery(const char *topic_prefix, const char *discovery_prefi
 	return 0;
 }
 
+static bool in_ids(const char *const *ids, unsigned n, const char *serial, const char *node,
+		   const char *id)
+{
+	char want[128];
+
+	for (unsigned i = 0; i < n; i++) {
+		if (id && strcmp(ids[i], id) == 0)
+			return true;
+		ha_id(want, sizeof(want), serial, ids[i]);
+		if (node && strcmp(want, node) == 0)
+			return true;
+	}
+	return false;
+}
+
+int mqtt_stale_config(const char *topic_prefix, const char *discovery_prefix, const char *serial,
+                      const char *const *ids, unsigned n, const char *topic, const void *payload,
+                      size_t len, char *ret_avail, size_t avail_len)
+{
+	char mine[128], node[128], own[MQTT_TOPIC_MAX], id[64];
+	const char *rest, *slash;
+	size_t dl = strlen(discovery_prefix), ol;
+	json_t *cfg, *a;
+	size_t i;
+
+	if (len == 0 || !topic || strncmp(topic, discovery_prefix, dl) != 0 ||
+	    strncmp(topic + dl, "/sensor/", 8) != 0)
+		return 0;
+	rest = topic + dl + 8;
+	slash = strchr(rest, '/');
+	if (!slash || (size_t)(slash - rest) >= sizeof(node) || strcmp(strchr(slash + 1, '/') ?
+								       strchr(slash + 1, '/') : "", "/config") != 0)
+		return 0;
+	memcpy(node, rest, (size_t)(slash - rest));
+	node[slash - rest] = 0;
+	ha_id(mine, sizeof(mine), serial, "");
+	if (strncmp(node, mine, strlen(mine)) != 0 || in_ids(ids, n, serial, node, NULL))
+		return 0;
+
+	/* The device's availability topic, from the config itself (the node id
+	 * may not give the device id back: '.' became '_').  Only a topic of
+	 * this gateway, for a device that is not current. */
+	if (avail_len)
+		ret_avail[0] = 0;
+	snprintf(own, sizeof(own), "%s/%s/", topic_prefix, serial);
+	ol = strlen(own);
+	cfg = json_loadb(payload, len, 0, NULL);
+	json_array_foreach(json_object_get(cfg, "availability"), i, a) {
+		const char *t = json_string_value(json_object_get(a, "topic"));
+		size_t tl = t ? strlen(t) : 0, il;
+		if (tl <= ol + 13 || strncmp(t, own, ol) != 0 ||
+		    strcmp(t + tl - 13, "/availability") != 0)
+			continue;
+		il = tl - ol - 13;
+		if (il >= sizeof(id))
+			continue;
+		memcpy(id, t + ol, il);
+		id[il] = 0;
+		if (!topic_level_ok(id) || in_ids(ids, n, serial, NULL, id))
+			continue;
+		if (avail_len)
+			snprintf(ret_avail, avail_len, "%s", t);
+		break;
+	}
+	json_decref(cfg);
+	return 1;
+}
+
 #if EGW_HAVE_MQTT
 #include <arpa/inet.h>
 #include <mosquitto.h>
@@ -350,7 +418,7 @@ struct mqtt {
 	char version[32];
 	int ui_port;
 	char url[96];                   /* configuration_url, "" until connected */
-	char gone[128];                 /* the last stale node marked offline */
+	char gone[MQTT_TOPIC_MAX];      /* the last stale availability marked offline */
 	struct mqtt_stats st;
 };
 
@@ -517,65 +585,28 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc)
 	flush(m);
 }
 
-static bool is_current(const struct mqtt *m, const char *node)
-{
-	char want[128];
-
-	for (unsigned i = 0; i < m->ncur; i++) {
-		ha_id(want, sizeof(want), m->serial, m->cur[i]);
-		if (strcmp(want, node) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* A stale config's device goes offline: its availability topic is in the
- * config itself (the node id alone may not give the device id back). */
-static void stale_offline(struct mqtt *m, const char *node, const void *payload, int len)
-{
-	char own[MQTT_TOPIC_MAX];
-	json_t *cfg, *a;
-	size_t i;
-
-	if (strcmp(m->gone, node) == 0)
-		return;
-	snprintf(m->gone, sizeof(m->gone), "%s", node);
-	cfg = json_loadb(payload, (size_t)len, 0, NULL);
-	snprintf(own, sizeof(own), "%s/%s/", m->prefix, m->serial);
-	json_array_foreach(json_object_get(cfg, "availability"), i, a) {
-		const char *t = json_string_value(json_object_get(a, "topic"));
-		size_t n = t ? strlen(t) : 0;
-		if (n > strlen(own) + 13 && strncmp(t, own, strlen(own)) == 0 &&
-		    strcmp(t + n - 13, "/availability") == 0)
-			q_push_str(m, t, "offline", 1, true);
-	}
-	json_decref(cfg);
-}
-
-/* A retained config under <disc>/sensor/: one of ours (node egw_<serial>_..)
- * for a device that does not exist any more is deleted. */
+/* A retained discovery config under <disc>/sensor/: one of ours (node
+ * egw_<serial>_..) for a device that does not exist any more is deleted,
+ * and that device marked offline (once per node in a row). */
 static void on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_message *msg)
 {
 	struct mqtt *m = ud;
-	char mine[128], node[128];
-	const char *rest, *slash;
-	size_t dl = strlen(m->disc);
+	const char *ids[MQTT_MAX_DEVICES];
+	char avail[MQTT_TOPIC_MAX];
 	(void)mosq;
 
-	if (!m->cur_known || msg->payloadlen <= 0 || !msg->topic ||
-	    strncmp(msg->topic, m->disc, dl) != 0 || strncmp(msg->topic + dl, "/sensor/", 8) != 0)
+	if (!m->cur_known || msg->payloadlen <= 0 || !msg->topic)
 		return;
-	rest = msg->topic + dl + 8;
-	slash = strchr(rest, '/');
-	if (!slash || (size_t)(slash - rest) >= sizeof(node))
-		return;
-	memcpy(node, rest, (size_t)(slash - rest));
-	node[slash - rest] = 0;
-	ha_id(mine, sizeof(mine), m->serial, "");
-	if (strncmp(node, mine, strlen(mine)) != 0 || is_current(m, node))
+	for (unsigned i = 0; i < m->ncur; i++)
+		ids[i] = m->cur[i];
+	if (mqtt_stale_config(m->prefix, m->disc, m->serial, ids, m->ncur, msg->topic, msg->payload,
+			      (size_t)msg->payloadlen, avail, sizeof(avail)) != 1)
 		return;
 	q_push_str(m, msg->topic, "", 1, true);
-	stale_offline(m, node, msg->payload, msg->payloadlen);
+	if (avail[0] && strcmp(avail, m->gone) != 0) {
+		snprintf(m->gone, sizeof(m->gone), "%s", avail);
+		q_push_str(m, avail, "offline", 1, true);
+	}
 	m->st.removed++;
 	flush(m); /* on_io follows the socket after this callback */
 }

@@ -159,5 +159,14 @@ int mqtt_discovery(const char *topic_prefix, const char *discovery_prefix,
 int mqtt_gateway_discovery(const char *topic_prefix, const char *discovery_prefix,
                            const struct mqtt_gateway *gw, char *ret_topic, size_t topic_len,
                            json_t **ret_config);
+/* A retained config seen under <disc>/sensor/ (the cleanup at connect):
+ * returns 1 when topic is <disc>/sensor/<node>/<object>/config with a node
+ * of this gateway (egw_<serial>_...) that belongs to none of ids[0..n): it
+ * is to be deleted, and ret_avail gets that device's availability topic as
+ * the config names it ("" when it names none of this gateway's, or a
+ * current device's).  0 for anything else, an empty payload included. */
+int mqtt_stale_config(const char *topic_prefix, const char *discovery_prefix, const char *serial,
+                      const char *const *ids, unsigned n, const char *topic, const void *payload,
+                      size_t len, char *ret_avail, size_t avail_len);
 /* The HA entity name of field f ("PV power", "Battery state of charge"). */
 const char *mqtt_field_name(enum reading_field f);

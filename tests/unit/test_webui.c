@@ -319,6 +319,45 @@ static void test_mqtt_discovery_payloads(void **state)
 	assert_int_equal(disc("egw", "homeassistant", "s", "d", RF_PV_W, topic, 10, &cfg), -EINVAL);
 }
 
+static void test_mqtt_stale_config(void **state)
+{
+	static const char *const ids[] = { "inv1", "meter.1" };
+	const char *cfg = "{\"availability\":[{\"topic\":\"egw/s1/status\"},"
+			  "{\"topic\":\"egw/s1/old.1/availability\"}]}";
+	char avail[MQTT_TOPIC_MAX];
+	(void)state;
+
+	/* a device of this gateway that no longer exists: delete, and mark offline */
+	assert_int_equal(mqtt_stale_config("egw", "homeassistant", "s1", ids, 2,
+					   "homeassistant/sensor/egw_s1_old_1/pv_W/config", cfg,
+					   strlen(cfg), avail, sizeof(avail)), 1);
+	assert_string_equal(avail, "egw/s1/old.1/availability");
+	/* current devices (also through the '.' -> '_' node), other gateways, other
+	 * integrations and empty payloads are left alone */
+	assert_int_equal(mqtt_stale_config("egw", "homeassistant", "s1", ids, 2,
+					   "homeassistant/sensor/egw_s1_inv1/pv_W/config", cfg,
+					   strlen(cfg), avail, sizeof(avail)), 0);
+	assert_int_equal(mqtt_stale_config("egw", "homeassistant", "s1", ids, 2,
+					   "homeassistant/sensor/egw_s1_meter_1/meter_W/config", cfg,
+					   strlen(cfg), avail, sizeof(avail)), 0);
+	assert_int_equal(mqtt_stale_config("egw", "homeassistant", "s1", ids, 2,
+					   "homeassistant/sensor/egw_s2_old/pv_W/config", cfg,
+					   strlen(cfg), avail, sizeof(avail)), 0);
+	assert_int_equal(mqtt_stale_config("egw", "homeassistant", "s1", ids, 2,
+					   "homeassistant/sensor/lamp/x/config", cfg, strlen(cfg),
+					   avail, sizeof(avail)), 0);
+	assert_int_equal(mqtt_stale_config("egw", "homeassistant", "s1", ids, 2,
+					   "homeassistant/sensor/egw_s1_old_1/pv_W/config", "", 0,
+					   avail, sizeof(avail)), 0);
+	/* a stale config naming a current device's availability: deleted, but
+	 * that device is not marked offline */
+	cfg = "{\"availability\":[{\"topic\":\"egw/s1/inv1/availability\"}]}";
+	assert_int_equal(mqtt_stale_config("egw", "homeassistant", "s1", ids, 2,
+					   "homeassistant/sensor/egw_s1_x/pv_W/config", cfg,
+					   strlen(cfg), avail, sizeof(avail)), 1);
+	assert_string_equal(avail, "");
+}
+
 static void test_mqtt_state_json(void **state)
 {
 	struct reading r;
@@ -394,6 +433,7 @@ int main(void)
 		cmocka_unit_test(test_sse_slow_client_dropped_others_not),
 		cmocka_unit_test(test_sse_wraparound),
 		cmocka_unit_test(test_mqtt_discovery_payloads),
+		cmocka_unit_test(test_mqtt_stale_config),
 		cmocka_unit_test(test_mqtt_state_json),
 		cmocka_unit_test(test_scan_local_networks),
 	};
