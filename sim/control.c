@@ -69,12 +69,9 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
 static void refresh(struct sim *s)
 {
 	double t = sim_clock_t(&s->clock, now_usec());
-	for (unsigned i = 0; i < s->ndevs; i++) {
-		struct sim_device *d = &s->devs[i];
-		int r = sim_device_update(d, MAX(t, d->phys.t));
-		if (r < 0)
-			log_warn("sim", "device %u: encode failed: %s", i, egw_strerror(r));
-	}
+	int r = sim_home_update(s, t);
+	if (r < 0)
+		log_warn("sim", "encode failed: %s", egw_strerror(r));
 }
 
 static int cmd_fault(struct sim *s, int argc, char **argv, char **ret)
@@ -229,7 +226,7 @@ static int cmd_get(struct sim *s, int argc, char **argv, char **ret)
 		return -ENOMEM;
 	for (unsigned i = 0; i < s->ndevs; i++)
 		json_array_append_new(devs, sim_device_json(&s->devs[i]));
-	char *txt = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(12));
+	char *txt = json_dumps(o, JSON_COMPACT | READING_JSON_REALS);
 	json_decref(o);
 	if (!txt)
 		return -ENOMEM;

@@ -1,4 +1,5 @@
-/* A simulated device: physics -> reading -> profile_encode -> registers. */
+/* A simulated device: physics -> reading -> registers, from the vendor map
+ * (vendor.c) or, for brands without one, the profile's table. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -29,15 +30,18 @@ static uint64_t fnv1a(const char *a, const char *b)
 
 /* Default serial: text "SIM<profile><tag>" for text serial registers (cut
  * to the register's size), a decimal number for numeric ones. */
-static void default_serial(const struct profile *p, const char *tag, char *out, size_t cap)
+static void default_serial(const struct profile *p, const struct sim_model *m, const char *tag,
+			   char *out, size_t cap)
 {
 	const struct reg_def *sn = p->serial;
-	if (sn && sn->type != REG_STR) {
+	bool text = m ? m->serial.type == REG_STR : (!sn || sn->type == REG_STR);
+	unsigned words = m ? m->serial.words : sn ? sn->words : 0;
+	if (!text) {
 		snprintf(out, cap, "%llu",
 			 (unsigned long long)(10000000 + fnv1a(p->name, tag) % 89999999));
 		return;
 	}
-	size_t max = sn ? MIN((size_t)sn->words * 2, cap - 1) : cap - 1;
+	size_t max = words ? MIN((size_t)words * 2, cap - 1) : cap - 1;
 	char buf[128];
 	snprintf(buf, sizeof(buf), "SIM%s%s", p->name, tag);
 	/* keep the tag (it tells devices apart): drop profile letters instead */
@@ -53,16 +57,17 @@ static void default_serial(const struct profile *p, const char *tag, char *out, 
 	snprintf(out, cap, "%s", buf);
 }
 
-int sim_device_init(struct sim *s, struct sim_device *d, const struct profile *prof,
-		    uint8_t unit, const char *serial, const char *tag)
+static int device_init(struct sim *s, struct sim_device *d, const struct profile *prof,
+		       const struct sim_model *m, uint8_t unit, const char *serial, const char *tag)
 {
 	struct sim_phys_cfg cfg = s->base_cfg;
 	int r;
 
-	*d = (struct sim_device){ .idx = d->idx, .prof = prof, .unit = unit };
+	*d = (struct sim_device){ .idx = d->idx, .prof = prof, .model = m, .unit = unit,
+				  .home_load_w = NAN };
 	/* each device its own weather and load, still determined by --seed */
-	cfg.seed = s->seed * 1000003ULL + fnv1a(prof->name, tag);
-	if (!maps_range(prof, RF_BATTERY_W, RF_BATTERY_TOTAL_DISCHARGE_WH))
+	cfg.seed = s->seed * 1000003ULL + fnv1a(m ? m->name : prof->name, tag);
+	if (m ? !m->battery : !maps_range(prof, RF_BATTERY_W, RF_BATTERY_TOTAL_DISCHARGE_WH))
 		cfg.batt_capacity_wh = 0.0;
 	r = sim_phys_init(&d->phys, &cfg);
 	if (r < 0)
@@ -72,11 +77,27 @@ int sim_device_init(struct sim *s, struct sim_device *d, const struct profile *p
 	if (serial)
 		snprintf(d->serial, sizeof(d->serial), "%s", serial);
 	else
-		default_serial(prof, tag, d->serial, sizeof(d->serial));
+		default_serial(prof, m, tag, d->serial, sizeof(d->serial));
 	r = regimage_new(&d->img);
 	if (r < 0)
 		return r;
 	return sim_device_update(d, 0.0);
+}
+
+int sim_device_init(struct sim *s, struct sim_device *d, const struct profile *prof,
+		    uint8_t unit, const char *serial, const char *tag)
+{
+	return device_init(s, d, prof, sim_model_find(prof->name), unit, serial, tag);
+}
+
+int sim_device_init_model(struct sim *s, struct sim_device *d, const struct sim_model *m,
+			  uint8_t unit, const char *serial, const char *tag)
+{
+	const struct profile *prof = profile_find(m->profile);
+
+	if (!prof)
+		return -EINVAL;
+	return device_init(s, d, prof, m, unit, serial, tag);
 }
 
 void sim_device_fini(struct sim_device *d)
@@ -90,7 +111,10 @@ void sim_device_fini(struct sim_device *d)
 static void values_to_reading(const struct sim_values *v, bool battery, struct reading *r)
 {
 	reading_clear(r);
-	r->v[RF_PV_W] = v->pv_w;
+	/* pv.W is the DC generation; inverter.W the AC side: PV output less what
+	 * the battery takes (the physics' battery is AC-coupled) */
+	r->v[RF_PV_W] = v->pv_dc_w > 0 ? -v->pv_dc_w : 0.0;
+	r->v[RF_INVERTER_W] = v->pv_w + (battery ? v->bat_w : 0.0);
 	r->v[RF_PV_RATED_POWER_W] = v->pv_rated_w;
 	r->v[RF_PV_MPPT1_V] = v->mppt1_v;
 	r->v[RF_PV_MPPT1_A] = v->mppt1_a;
@@ -121,18 +145,46 @@ static void values_to_reading(const struct sim_values *v, bool battery, struct r
 	r->v[RF_METER_TOTAL_EXPORT_WH] = v->export_wh;
 }
 
-int sim_device_update(struct sim_device *d, double t)
+static int device_physics(struct sim_device *d, double t)
 {
 	int r = sim_phys_advance(&d->phys, t, &d->vals);
 	if (r < 0)
 		return r;
 	values_to_reading(&d->vals, d->phys.cfg.batt_capacity_wh > 0, &d->rd);
+	return 0;
+}
+
+static int device_encode(struct sim_device *d)
+{
+	int r;
+
 	for (int f = 0; f < RF_COUNT; f++)
 		if (!isnan(d->ovr[f]))
 			d->rd.v[f] = d->ovr[f];
+	if (d->model) {
+		r = sim_model_encode(d->model, &d->rd, d->serial, d->img);
+		goto written;
+	}
 	r = profile_encode(d->prof, &d->rd, d->serial, d->img);
 	if (r < 0)
 		return r;
+	/* the generic SunSpec device's common model names itself (Mn, Md, Vr
+	 * at points 2, 18 and 42 of model 1), as any SunSpec device does */
+	if (d->prof->sunspec_base) {
+		static const struct { uint16_t off, words; const char *text; } common[] = {
+			{ 4, 16, "egw" }, { 20, 16, "egw-sim SunSpec" }, { 44, 8, EGW_VERSION },
+		};
+		for (unsigned i = 0; i < ARRAY_SIZE(common); i++) {
+			size_t len = strlen(common[i].text);
+			for (unsigned k = 0; k < common[i].words; k++) {
+				uint8_t hi = 2 * k < len ? (uint8_t)common[i].text[2 * k] : 0;
+				uint8_t lo = 2 * k + 1 < len ? (uint8_t)common[i].text[2 * k + 1] : 0;
+				regimage_set(d->img, REG_FC_HOLDING,
+					     (uint16_t)(d->prof->sunspec_base + common[i].off + k),
+					     (uint16_t)(hi << 8 | lo));
+			}
+		}
+	}
 	/* Some tables read the grid frequency from a register they do not map
 	 * to meter.Hz (it feeds the 10 Hz frequency channel, not the reading);
 	 * a real device has the frequency there, so the simulator puts it in. */
@@ -143,9 +195,63 @@ int sim_device_update(struct sim_device *d, double t)
 			for (unsigned i = 0; i < hz->words; i++)
 				regimage_set(d->img, hz->fc, (uint16_t)(hz->addr + i), w[i]);
 	}
+written:
+	if (r < 0)
+		return r;
 	/* what clients wrote stays written */
 	for (unsigned i = 0; i < d->nwrites; i++)
 		regimage_set(d->img, REG_FC_HOLDING, d->writes[i].addr, d->writes[i].value);
+	return 0;
+}
+
+int sim_device_update(struct sim_device *d, double t)
+{
+	int r = device_physics(d, t);
+	return r < 0 ? r : device_encode(d);
+}
+
+static bool is_meter_only(const struct sim_device *d)
+{
+	return d->prof->dtype && strcmp(d->prof->dtype, "meter") == 0;
+}
+
+int sim_home_update(struct sim *s, double t)
+{
+	static const double share[3] = { 0.45, 0.30, 0.25 }; /* the house's phases */
+	double ac = 0, load;
+	int r;
+
+	for (unsigned i = 0; i < s->ndevs; i++) {
+		r = device_physics(&s->devs[i], MAX(t, s->devs[i].phys.t));
+		if (r < 0)
+			return r;
+	}
+	if (s->ndevs == 0)
+		return 0;
+	/* one house: the first device's load; every inverter feeds it, every
+	 * meter sees the rest (import positive) */
+	load = s->devs[0].vals.load_w;
+	for (unsigned i = 0; i < s->ndevs; i++)
+		if (!is_meter_only(&s->devs[i]) && !isnan(s->devs[i].rd.v[RF_INVERTER_W]))
+			ac += s->devs[i].rd.v[RF_INVERTER_W];
+	for (unsigned i = 0; i < s->ndevs; i++) {
+		struct sim_device *d = &s->devs[i];
+		static const int lv[3] = { RF_METER_L1_V, RF_METER_L2_V, RF_METER_L3_V };
+		static const int la[3] = { RF_METER_L1_A, RF_METER_L2_A, RF_METER_L3_A };
+		static const int lw[3] = { RF_METER_L1_W, RF_METER_L2_W, RF_METER_L3_W };
+
+		d->home_load_w = load;
+		d->rd.v[RF_METER_W] = load + ac;
+		for (int k = 0; k < 3; k++) {
+			d->rd.v[lw[k]] = load * share[k] + ac / 3.0;
+			d->rd.v[la[k]] = d->rd.v[lw[k]] / d->rd.v[lv[k]];
+		}
+	}
+	for (unsigned i = 0; i < s->ndevs; i++) {
+		r = device_encode(&s->devs[i]);
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 
@@ -230,7 +336,7 @@ json_t *sim_device_json(const struct sim_device *d)
 	const struct sim_port *p = d->port;
 	json_t *o = json_pack("{s:i, s:s, s:s, s:i, s:s, s:o, s:f, s:b, s:I}",
 			      "index", (int)d->idx,
-			      "profile", d->prof->name,
+			      "profile", d->model ? d->model->name : d->prof->name,
 			      "transport", !p || p->kind == SIM_TCP ? "tcp" : "rtu",
 			      "unit", (int)d->unit,
 			      "serial", d->serial,
@@ -240,6 +346,8 @@ json_t *sim_device_json(const struct sim_device *d)
 			      "requests", (json_int_t)d->requests);
 	if (!o)
 		return NULL;
+	if (!isnan(d->home_load_w))
+		json_object_set_new(o, "home_load_W", json_real(reading_round(d->home_load_w, 1)));
 	/* what a client needs to read this device generically (tests, tools) */
 	static const char *const type_names[REG_TYPE_COUNT] = {
 		[REG_U16] = "U16", [REG_I16] = "I16", [REG_U32] = "U32", [REG_I32] = "I32",
@@ -261,6 +369,8 @@ json_t *sim_device_json(const struct sim_device *d)
 							d->prof->blocks[i].count));
 	if (blocks)
 		json_object_set_new(o, "blocks", blocks);
+	/* the egw profile that reads it (differs for a variant like sungrow_sg) */
+	json_object_set_new(o, "egw_profile", json_string(d->prof->name));
 	if (p)
 		json_object_set_new(o, "asleep", json_boolean(p->asleep));
 	if (p && p->kind == SIM_TCP)

@@ -13,6 +13,7 @@
 
 struct spec {
 	const struct profile *prof;
+	const struct sim_model *model; /* a vendor map that is not a profile name */
 	enum sim_kind kind;
 	bool have_endpoint;
 	unsigned port;
@@ -41,6 +42,13 @@ static void usage(FILE *f)
 "comma list (--profile solaredge,sdm630 --port 5502,5503); a single --port or\n"
 "--unit-id value then applies to every device of the list.  Devices on the\n"
 "same TCP port or serial line are told apart by unit id.\n"
+"\n"
+"Most brands are served from register maps written from the vendor's Modbus\n"
+"document (sim/vendor.c), not from egw's profile tables; variants a profile\n"
+"must tell apart have their own names: sungrow_sg (SG string inverter, read\n"
+"by the sungrow profile), solaredge_meter (SolarEdge with its meter 1).  All\n"
+"devices of one egw-sim are one home: every meter sees the house load plus\n"
+"every inverter's AC power.\n"
 "\n"
 "Devices:\n"
 "  --profile NAME[,NAME]  profile to serve (--list-profiles; \"sunspec\" is a\n"
@@ -109,6 +117,7 @@ static void usage(FILE *f)
 "When ready, egw-sim prints on stdout one line per device\n"
 "  egw-sim: listening <profile> tcp <host>:<port> unit <id>\n"
 "  egw-sim: listening <profile> rtu <path> unit <id>\n"
+"  (a device variant adds \"profile <name>\": the egw profile that reads it)\n"
 "then \"egw-sim: control tcp 127.0.0.1:<port>\" and \"egw-sim: ready\".\n"
 "SIGINT/SIGTERM stop it (pty symlinks are removed).\n"
 "\n"
@@ -127,6 +136,11 @@ static void list_profiles(void)
 	}
 	if (!sunspec && profile_find("sunspec"))
 		printf("sunspec\n");
+	/* device variants served from a vendor map, read by another profile */
+	const struct sim_model *const *models = sim_model_all(&n);
+	for (unsigned i = 0; i < n; i++)
+		if (!profile_find(models[i]->name))
+			printf("%s\n", models[i]->name);
 }
 
 static int parse_num(const char *s, double lo, double hi, double *ret)
@@ -249,12 +263,15 @@ static int parse_args(int argc, char **argv, struct args *a, struct sim *s, doub
 			a->group = a->nspecs;
 			for (unsigned i = 0; i < n; i++) {
 				const struct profile *p = profile_find(items[i]);
+				const struct sim_model *m = p ? NULL : sim_model_find(items[i]);
+				if (m)
+					p = profile_find(m->profile);
 				if (!p) {
 					fprintf(stderr, "egw-sim: unknown profile '%s' "
 						"(--list-profiles)\n", items[i]);
 					return -EINVAL;
 				}
-				a->specs[a->nspecs++] = (struct spec){ .prof = p, .unit = 1 };
+				a->specs[a->nspecs++] = (struct spec){ .prof = p, .model = m, .unit = 1 };
 			}
 			break;
 		}
@@ -440,7 +457,8 @@ static int build(struct sim *s, const struct args *a)
 			snprintf(tag, sizeof(tag), "%c%u", sp->kind == SIM_TCP ? 'T' : 'R', i);
 		if (sp->unit != 1 && strlen(tag) < sizeof(tag) - 4)
 			snprintf(tag + strlen(tag), sizeof(tag) - strlen(tag), "u%u", sp->unit);
-		int r = sim_device_init(s, d, sp->prof, sp->unit, sp->serial, tag);
+		int r = sp->model ? sim_device_init_model(s, d, sp->model, sp->unit, sp->serial, tag)
+				  : sim_device_init(s, d, sp->prof, sp->unit, sp->serial, tag);
 		if (r < 0) {
 			sim_device_fini(d);
 			fprintf(stderr, "egw-sim: device %s: %s\n", sp->prof->name, egw_strerror(r));
@@ -457,12 +475,9 @@ static int tick_run(struct task *t, usec_t now)
 {
 	struct sim *s = container_of(t, struct sim, tick);
 	double st = sim_clock_t(&s->clock, now);
-	for (unsigned i = 0; i < s->ndevs; i++) {
-		struct sim_device *d = &s->devs[i];
-		int r = sim_device_update(d, MAX(st, d->phys.t));
-		if (r < 0)
-			return r;
-	}
+	int r = sim_home_update(s, st);
+	if (r < 0)
+		return r;
 	sim_update_sleep(s);
 	return 0;
 }

@@ -541,12 +541,17 @@ int sim_port_open(struct sim_port *p)
 	if (r < 0)
 		return r;
 	for (unsigned i = 0; i < p->ndevs; i++) {
+		const struct sim_device *d = p->devs[i];
+		/* a variant served from its own map names the profile that reads it */
+		bool variant = d->model && strcmp(d->model->name, d->prof->name) != 0;
 		if (p->kind == SIM_TCP)
-			fprintf(s->out, "egw-sim: listening %s tcp %s:%u unit %u\n",
-				p->devs[i]->prof->name, p->host, p->port, p->devs[i]->unit);
+			fprintf(s->out, "egw-sim: listening %s tcp %s:%u unit %u%s%s\n",
+				variant ? d->model->name : d->prof->name, p->host, p->port, d->unit,
+				variant ? " profile " : "", variant ? d->prof->name : "");
 		else
-			fprintf(s->out, "egw-sim: listening %s rtu %s unit %u\n",
-				p->devs[i]->prof->name, p->path, p->devs[i]->unit);
+			fprintf(s->out, "egw-sim: listening %s rtu %s unit %u%s%s\n",
+				variant ? d->model->name : d->prof->name, p->path, d->unit,
+				variant ? " profile " : "", variant ? d->prof->name : "");
 	}
 	fflush(s->out);
 	return 0;

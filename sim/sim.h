@@ -22,6 +22,7 @@
 #include "profiles/profile.h"
 #include "profiles/reading.h"
 #include "sim/physics.h"
+#include "sim/vendor.h"
 
 #define SIM_MAX_DEVICES 32
 #define SIM_MAX_PORTS 32
@@ -54,13 +55,15 @@ struct sim_port;
 
 struct sim_device {
 	unsigned idx;
-	const struct profile *prof;
+	const struct profile *prof;      /* the egw profile that reads it (names, MEI) */
+	const struct sim_model *model;   /* its vendor map; NULL: served from prof's table */
 	struct sim_port *port;
 	uint8_t unit;
 	char serial[SIM_SERIAL_MAX + 1];
 	struct sim_phys phys;
 	struct sim_values vals;
 	struct reading rd;          /* served values (physics + overrides) */
+	double home_load_w;         /* the shared house load of the last sim_home_update */
 	double ovr[RF_COUNT];       /* NAN: not overridden */
 	struct regimage *img;
 	struct sim_write writes[SIM_MAX_WRITES];
@@ -140,9 +143,14 @@ struct sim {
 /* device.c: the simulated devices. */
 
 /* Set up device d of s for profile prof (serial NULL: derived from the
- * profile and `tag`).  Returns 0, -ENOMEM or -EINVAL. */
+ * profile and `tag`), served from the vendor map of the same name when
+ * there is one (vendor.h), else from the profile's table.  Returns 0,
+ * -ENOMEM or -EINVAL. */
 int sim_device_init(struct sim *s, struct sim_device *d, const struct profile *prof,
 		    uint8_t unit, const char *serial, const char *tag);
+/* The same for vendor map m (e.g. "sungrow_sg", read by profile m->profile). */
+int sim_device_init_model(struct sim *s, struct sim_device *d, const struct sim_model *m,
+			  uint8_t unit, const char *serial, const char *tag);
 void sim_device_fini(struct sim_device *d);
 /* Advance the physics to sim time t and re-encode the register image.
  * Returns 0 or -errno. */
@@ -151,6 +159,13 @@ int sim_device_update(struct sim_device *d, double t);
  * PDU length (an exception PDU for illegal requests), or -errno. */
 int sim_device_handle(struct sim_device *d, const struct mb_request *q, uint8_t *pdu_out,
 		      size_t cap);
+/* One simulated home: advance every device of s to sim time t, then make
+ * every meter reading (each device's meter.W and phase powers) the house's
+ * grid exchange, import positive: the house load (the first device's) plus
+ * every inverter's inverter.W (generation negative), so PV, batteries, load
+ * and meters obey one energy balance.  Then re-encode every device.
+ * Returns 0 or -errno. */
+int sim_home_update(struct sim *s, double t);
 /* Pin field f (enum reading_field) to value (NAN: release).  */
 void sim_device_override(struct sim_device *d, int f, double value);
 /* {"index":..,"profile":..,"unit":..,"serial":..,"reading":{..},...}; NULL on ENOMEM. */

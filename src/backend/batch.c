@@ -2,12 +2,14 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/uploader.h"
 #include "base/err.h"
+#include "base/json.h"
 #include "base/util.h"
 #include "crypto/jwt.h"
 #include "crypto/signer.h"
@@ -120,6 +122,9 @@ int batch_add_reading(struct batch *b, const char *dev_id, const char *profile, 
 {
 	char key[24];
 	struct dev_acc *d;
+	json_t *c = NULL, *j = NULL;
+	unsigned ndev = b->ndev;
+	bool raw_set = false;
 
 	if (!dev_id || !*dev_id || (!r && !raw))
 		return -EINVAL;
@@ -129,30 +134,54 @@ int batch_add_reading(struct batch *b, const char *dev_id, const char *profile, 
 		return -ENOSPC;
 	}
 	d = dev_get(b, dev_id);
+	if (!d && b->ndev < BATCH_MAX_DEVICES)
+		return -ENOMEM; /* below the cap: its maps could not be allocated */
 	if (!d) {
 		b->overflow_readings++;
 		b->st.overflow++;
 		return -ENOSPC;
+	}
+	/* A reading is added whole or not at all: both values are built
+	 * first, and a raw map already set is taken out again if the reading
+	 * cannot follow (a new key is what can fail to be set). */
+	snprintf(key, sizeof(key), "%lld", (long long)ts_ms);
+	if (raw && json_is_object(raw) && !(c = json_deep_copy(raw)))
+		goto nomem;
+	if (r && !(j = reading_to_json(r)))
+		goto nomem;
+	if (c) {
+		raw_set = json_object_set_new(d->raw, key, c) == 0;
+		c = NULL; /* taken, even on failure */
+		if (!raw_set)
+			goto nomem;
+	}
+	if (j) {
+		int rs = json_object_set_new(d->readings, key, j);
+		j = NULL;
+		if (rs < 0)
+			goto nomem;
 	}
 	/* Identity may become known during the batch: keep the latest. */
 	if (profile && *profile)
 		copy_id(d->profile, profile);
 	if (serial && *serial)
 		copy_id(d->serial, serial);
-	snprintf(key, sizeof(key), "%lld", (long long)ts_ms);
-	if (raw && json_is_object(raw)) {
-		json_t *c = json_deep_copy(raw);
-		if (!c || json_object_set_new(d->raw, key, c) < 0)
-			return -ENOMEM;
-	}
-	if (r) {
-		json_t *j = reading_to_json(r);
-		if (!j || json_object_set_new(d->readings, key, j) < 0)
-			return -ENOMEM;
-	}
 	b->nreadings++;
 	b->st.readings++;
 	return 0;
+nomem:
+	json_decref(c);
+	json_decref(j);
+	if (raw_set)
+		json_object_del(d->raw, key);
+	if (b->ndev > ndev) {
+		/* the device entry was made for this reading alone */
+		json_decref(d->raw);
+		json_decref(d->readings);
+		memset(d, 0, sizeof(*d));
+		b->ndev--;
+	}
+	return -ENOMEM;
 }
 
 int batch_add_freq(struct batch *b, const char *dev_id, int64_t ts_ms, double hz)
@@ -344,7 +373,7 @@ int batch_seal_now(struct batch *b)
 		return -ENOMEM;
 	pd = &b->q[(b->qhead + b->qlen) % BATCH_MAX_PENDING];
 	memset(pd, 0, sizeof(*pd));
-	pd->payload = json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS);
+	pd->payload = egw_json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS | READING_JSON_REALS);
 	json_decref(p);
 	if (!pd->payload)
 		return -ENOMEM;
@@ -367,15 +396,19 @@ static int seal_run(struct task *t, usec_t now)
 
 /* ---- resign: sign rows stored unsigned (signer was down, gap rows) ---- */
 
+/* The header's model for a stored payload; NULL when out of memory (the
+ * row is then signed later, never under the wrong model). */
 static const char *model_of(const char *payload, char out[ID_MAX])
 {
-	json_t *p = json_loads(payload, 0, NULL);
+	unsigned long failures = egw_json_alloc_failures();
+	json_t *p = egw_json_loads(payload, 0, NULL);
 	const char *m = NULL;
 
+	/* json_unpack allocates too (its key set) and fails like a mismatch */
 	json_unpack(p, "{s:[{s:s}]}", "devices", "profile", &m);
 	copy_id(out, m && *m ? m : "egw");
 	json_decref(p);
-	return out;
+	return egw_json_alloc_failures() == failures ? out : NULL;
 }
 
 static void resign_work(struct loop_work *w)
@@ -390,9 +423,8 @@ static void resign_work(struct loop_work *w)
 	b->resign_r = store_unsigned(b->store, RESIGN_MAX, rows, &n);
 	for (unsigned i = 0; i < n && b->resign_r >= 0; i++) {
 		bool gap = rows[i].kind == STORE_GAP;
-		json_t *h =
-		    jwt_header_new(b->signer, gap ? "egw" : model_of(rows[i].payload, model),
-		                   gap ? "egw-gap" : "egw-batch");
+		const char *m = gap ? "egw" : model_of(rows[i].payload, model);
+		json_t *h = m ? jwt_header_new(b->signer, m, gap ? "egw-gap" : "egw-batch") : NULL;
 		char *jwt = NULL;
 		int r = h ? jwt_sign_raw(b->signer, h, rows[i].payload, &jwt) : -ENOMEM;
 		json_decref(h);

@@ -9,6 +9,7 @@
 
 #include "egw-config.h"
 #include "base/err.h"
+#include "base/json.h"
 #include "base/util.h"
 #include "loop/loop.h"
 #include "sched/sched.h"
@@ -477,7 +478,7 @@ static int q_push_json(struct mqtt *m, const char *topic, json_t *j, bool retain
 
 	if (!j)
 		return -ENOMEM;
-	s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(10));
+	s = egw_json_dumps(j, JSON_COMPACT | READING_JSON_REALS);
 	json_decref(j);
 	if (!s)
 		return -ENOMEM;

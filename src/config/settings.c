@@ -16,6 +16,7 @@
 #include "base/err.h"
 #include "base/host.h"
 #include "base/mask.h"
+#include "base/json.h"
 #include "base/util.h"
 #include "devices/devconf.h"
 
@@ -462,7 +463,11 @@ static json_t *defaults_doc(void)
 		default: v = json_array(); break;
 		}
 		json_t *parent = parent_for(doc, k->key, buf, sizeof(buf), &leaf);
-		if (!v || !parent || json_object_set_new(parent, leaf, v) < 0)
+		if (!v || !parent) {
+			json_decref(v);
+			goto err;
+		}
+		if (json_object_set_new(parent, leaf, v) < 0) /* takes v, even on failure */
 			goto err;
 	}
 	return doc;
@@ -488,6 +493,12 @@ static int commit(struct settings *s, json_t *file, json_t *over, struct setting
 	json_t *eff;
 	int r;
 
+	if (!file || !over) {
+		/* a caller's copy failed: not a schema error */
+		r = -ENOMEM;
+		set_err(err, "", "out of memory");
+		goto err;
+	}
 	r = settings_validate(file, err);
 	if (r >= 0)
 		r = settings_validate(over, err);
@@ -557,7 +568,11 @@ int settings_load(struct settings *s, struct settings_error *err)
 		}
 		doc = json_object();
 	} else {
-		doc = json_load_file(s->path, JSON_REJECT_DUPLICATES, &je);
+		doc = egw_json_load_file(s->path, JSON_REJECT_DUPLICATES, &je);
+		if (!doc && json_error_code(&je) == json_error_out_of_memory) {
+			set_err(err, "", "%s: out of memory", s->path);
+			return -ENOMEM;
+		}
 		if (!doc) {
 			set_err(err, "", "%s:%d:%d: malformed JSON: %s", s->path, je.line, je.column,
 				je.text);
@@ -734,8 +749,8 @@ static int unmask(json_t *patch, const json_t *eff, struct settings_error *err)
 		}
 		parent = parent_for(patch, k->key, buf, sizeof(buf), &leaf);
 		const json_t *cur = lookup(eff, k->key);
-		if (parent && leaf && cur)
-			json_object_set_new(parent, leaf, json_deep_copy(cur));
+		if (!parent || (cur && json_object_set_new(parent, leaf, json_deep_copy(cur)) < 0))
+			return -ENOMEM;
 	}
 	return 0;
 }
@@ -888,7 +903,7 @@ err_unlink:
  * indent, a final newline as an editor would leave.  NULL on ENOMEM. */
 static char *file_text(const struct settings *s, size_t *ret_len)
 {
-	char *text = json_dumps(s->file, JSON_INDENT(2) | JSON_SORT_KEYS);
+	char *text = egw_json_dumps(s->file, JSON_INDENT(2) | JSON_SORT_KEYS);
 	char *t2;
 	size_t n;
 
@@ -1028,8 +1043,9 @@ bool settings_get_bool(const struct settings *s, const char *key)
 	return json_is_true(get(s, key, true));
 }
 
-/* URL values in doc (string or array of strings at key) masked in place. */
-static void mask_urls_at(json_t *doc, const char *key)
+/* URL values in doc (string or array of strings at key) masked in place.
+ * Returns 0 or -ENOMEM (a value may then be left unmasked: drop doc). */
+static int mask_urls_at(json_t *doc, const char *key)
 {
 	json_t *v = (json_t *)lookup(doc, key);
 	size_t n = json_is_array(v) ? json_array_size(v) : 1;
@@ -1041,9 +1057,13 @@ static void mask_urls_at(json_t *doc, const char *key)
 		if (!json_is_string(e))
 			continue;
 		m = mask_url(json_string_value(e));
-		json_string_set(e, m ? m : MASK);
+		if (!m || json_string_set(e, m) < 0) {
+			free(m);
+			return -ENOMEM;
+		}
 		free(m);
 	}
+	return 0;
 }
 
 json_t *settings_to_json(const struct settings *s, bool mask)
@@ -1052,8 +1072,11 @@ json_t *settings_to_json(const struct settings *s, bool mask)
 	if (!doc || !mask)
 		return doc;
 	for (size_t i = 0; i < ARRAY_SIZE(schema); i++) {
-		if (schema[i].type == ST_URL || schema[i].type == ST_URL_LIST)
-			mask_urls_at(doc, schema[i].key);
+		if ((schema[i].type == ST_URL || schema[i].type == ST_URL_LIST) &&
+		    mask_urls_at(doc, schema[i].key) < 0) {
+			json_decref(doc);
+			return NULL;
+		}
 		if (!(schema[i].flags & SF_SECRET))
 			continue;
 		const json_t *v = lookup(doc, schema[i].key);
@@ -1062,8 +1085,11 @@ json_t *settings_to_json(const struct settings *s, bool mask)
 		char buf[128];
 		const char *leaf;
 		json_t *parent = parent_for(doc, schema[i].key, buf, sizeof(buf), &leaf);
-		if (parent)
-			json_object_set_new(parent, leaf, json_string(MASK));
+		/* never hand out a document with a secret left unmasked */
+		if (!parent || json_object_set_new(parent, leaf, json_string(MASK)) < 0) {
+			json_decref(doc);
+			return NULL;
+		}
 	}
 	return doc;
 }

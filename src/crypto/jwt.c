@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/json.h"
 #include "crypto/b64url.h"
 #include "crypto/p256.h"
 #include "crypto/signer.h"
@@ -31,6 +32,7 @@ json_t *jwt_header_new(const struct signer *s, const char *model, const char *dt
 static int header_text(const json_t *header, char **ret)
 {
 	json_t *copy, *alg;
+	unsigned long failures;
 	char *text;
 
 	if (!json_is_object(header))
@@ -38,14 +40,18 @@ static int header_text(const json_t *header, char **ret)
 	alg = json_object_get(header, "alg");
 	if (alg && (!json_is_string(alg) || strcmp(json_string_value(alg), "ES256") != 0))
 		return -EINVAL;
+	failures = egw_json_alloc_failures();
 	copy = json_copy((json_t *)header);
-	if (!copy)
+	/* json_copy() leaves out, silently, a member it could not add */
+	if (!copy || egw_json_alloc_failures() != failures) {
+		json_decref(copy);
 		return -ENOMEM;
+	}
 	if (!alg && json_object_set_new(copy, "alg", json_string("ES256")) < 0) {
 		json_decref(copy);
 		return -ENOMEM;
 	}
-	text = json_dumps(copy, JWT_JSON_FLAGS);
+	text = egw_json_dumps(copy, JWT_JSON_FLAGS);
 	json_decref(copy);
 	if (!text)
 		return -ENOMEM;
@@ -101,7 +107,7 @@ int jwt_sign(struct signer *s, const json_t *header, const json_t *payload, char
 
 	if (!json_is_object(payload))
 		return -EINVAL;
-	ptext = json_dumps(payload, JWT_JSON_FLAGS);
+	ptext = egw_json_dumps(payload, JWT_JSON_FLAGS);
 	if (!ptext)
 		return -ENOMEM;
 	r = jwt_sign_raw(s, header, ptext, ret_compact);
@@ -114,6 +120,7 @@ static int decode_json_part(const char *part, size_t len, json_t **ret)
 {
 	size_t max = b64url_decoded_max(len);
 	uint8_t *buf = malloc(max ? max : 1);
+	json_error_t je;
 	json_t *j;
 	int n;
 
@@ -124,8 +131,10 @@ static int decode_json_part(const char *part, size_t len, json_t **ret)
 		free(buf);
 		return n == -ENOBUFS ? -ENOMEM : -EBADMSG;
 	}
-	j = json_loadb((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
+	j = egw_json_loadb((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES, &je);
 	free(buf);
+	if (!j && json_error_code(&je) == json_error_out_of_memory)
+		return -ENOMEM; /* a good token must not be called malformed */
 	if (!json_is_object(j)) {
 		json_decref(j);
 		return -EBADMSG;

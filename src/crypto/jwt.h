@@ -2,7 +2,7 @@
  * part base64url without padding; the signature is the raw 64-byte r||s.
  *
  * Both header and payload are serialized canonically with
- * json_dumps(JSON_COMPACT | JSON_SORT_KEYS), so the same objects always give
+ * egw_json_dumps(JSON_COMPACT | JSON_SORT_KEYS), so the same objects always give
  * the same signing input.  Signing costs one SHA-256 and one
  * signer_sign_digest(), which may block (ATECC over I2C): call jwt_sign from
  * a loop worker when the signer is a chip.

@@ -9,6 +9,7 @@
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <stdio.h>
@@ -18,6 +19,19 @@
 #include <unistd.h>
 
 #include "base/err.h"
+
+/* True when OpenSSL's error queue says an allocation failed (it raises
+ * ERR_R_MALLOC_FAILURE): a good key or signature must not be refused as
+ * bad for want of memory.  Empties the queue. */
+static bool p256_failed_alloc(void)
+{
+	unsigned long e;
+	bool oom = false;
+
+	while ((e = ERR_get_error()) != 0)
+		oom |= ERR_GET_REASON(e) == ERR_R_MALLOC_FAILURE;
+	return oom;
+}
 
 static bool p256_is_p256(const EVP_PKEY *k)
 {
@@ -204,13 +218,16 @@ int p256_from_xy(const uint8_t xy[64], EVP_PKEY **ret)
 	ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
 	if (!ctx)
 		goto free_params;
-	r = -EINVAL;
+	ERR_clear_error();
 	if (EVP_PKEY_fromdata_init(ctx) <= 0 ||
-	    EVP_PKEY_fromdata(ctx, &k, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+	    EVP_PKEY_fromdata(ctx, &k, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
+		r = p256_failed_alloc() ? -ENOMEM : -EINVAL;
 		goto free_ctx;
+	}
 	/* fromdata decodes the point; make sure it is really on the curve. */
 	check = EVP_PKEY_CTX_new_from_pkey(NULL, k, NULL);
 	if (!check || EVP_PKEY_public_check(check) <= 0) {
+		r = !check || p256_failed_alloc() ? -ENOMEM : -EINVAL;
 		EVP_PKEY_free(k);
 		goto free_check;
 	}
@@ -304,12 +321,15 @@ int p256_verify_digest(EVP_PKEY *k, const uint8_t digest[32], const uint8_t rs[6
 	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k, NULL);
 	if (!ctx)
 		goto free_der;
-	r = -EGW_EBADSIG;
-	if (EVP_PKEY_verify_init(ctx) <= 0)
+	ERR_clear_error();
+	/* 0: the signature does not verify; below 0: OpenSSL failed, which
+	 * for a signature built here from r||s means memory */
+	if (EVP_PKEY_verify_init(ctx) <= 0) {
+		r = p256_failed_alloc() ? -ENOMEM : -EGW_EBADSIG;
 		goto free_ctx;
+	}
 	ok = EVP_PKEY_verify(ctx, der, (size_t)der_len, digest, 32);
-	if (ok == 1)
-		r = 0;
+	r = ok == 1 ? 0 : ok == 0 || !p256_failed_alloc() ? -EGW_EBADSIG : -ENOMEM;
 free_ctx:
 	EVP_PKEY_CTX_free(ctx);
 free_der:

@@ -183,11 +183,36 @@ const uint16_t *profile_find_words(const struct reg_def *d, const struct block_r
 #define SF_MIN (-10)
 #define SF_MAX 10
 
-int profile_decode_value(const struct reg_def *d, const struct block_result *res, unsigned nres,
-			 double *ret_value)
+/* The decimals a float register really carries: the fewest significant
+ * digits (6..9) that give the same float back, as a count of decimals
+ * (negative for a value like 1.2e5).  A float 229.8 is the double
+ * 229.8000030517578; its register value is 229.8. */
+static int f32_decimals(double v, double *ret_short)
+{
+	char buf[40];
+
+	if (v == 0) {
+		*ret_short = 0;
+		return 0;
+	}
+	for (int p = 6; p <= 9; p++) {
+		snprintf(buf, sizeof(buf), "%.*e", p - 1, v);
+		double back = strtod(buf, NULL);
+		if ((float)back == (float)v) {
+			*ret_short = back;
+			return p - 1 - (int)floor(log10(fabs(back)));
+		}
+	}
+	*ret_short = v;
+	return 9;
+}
+
+/* Decodes d into the field's unit and the resolution of one count there. */
+static int decode_value(const struct reg_def *d, const struct block_result *res, unsigned nres,
+			double *ret_value, double *ret_res)
 {
 	const uint16_t *w = profile_find_words(d, res, nres);
-	double v;
+	double v, factor = d->scale, step = 1;
 	int r;
 
 	if (!w)
@@ -195,6 +220,10 @@ int profile_decode_value(const struct reg_def *d, const struct block_result *res
 	r = reg_decode_raw(d, w, &v);
 	if (r < 0)
 		return r;
+	if ((d->flags & REG_F_ZERO_NA) && v == 0)
+		return -EGW_EUNAVAILABLE;
+	if (d->type == REG_F32)
+		step = pow(10.0, -f32_decimals(v, &v));
 	if (d->sf_addr >= 0) {
 		const uint16_t *sfw = find_range(d->fc, (uint32_t)d->sf_addr, 1, res, nres);
 
@@ -203,18 +232,31 @@ int profile_decode_value(const struct reg_def *d, const struct block_result *res
 
 			if (sf < SF_MIN || sf > SF_MAX)
 				return -EGW_EUNAVAILABLE; /* 0x8000 "not implemented" included */
-			v *= pow(10.0, sf);
-		} else if (d->scale != 0) {
-			v *= d->scale; /* the listed factor is the fallback */
-		} else {
+			factor = pow(10.0, sf);
+		} else if (d->scale == 0) {
 			return -ENOENT; /* no fallback: the sf must be read */
-		}
-	} else {
-		v *= d->scale;
+		} /* else the listed factor is the fallback */
 	}
-	if (d->field >= 0)
+	v *= factor;
+	step *= factor;
+	if (d->field >= 0) {
 		v = v * d->mul + d->add;
-	*ret_value = v == 0 ? 0.0 : v; /* no "-0.0" from a sign flip */
+		step *= fabs(d->mul);
+	}
+	*ret_value = v;
+	*ret_res = step;
+	return 0;
+}
+
+int profile_decode_value(const struct reg_def *d, const struct block_result *res, unsigned nres,
+			 double *ret_value)
+{
+	double v, step;
+	int r = decode_value(d, res, nres, &v, &step);
+
+	if (r < 0)
+		return r;
+	*ret_value = reading_round(v, reading_decimals(step)); /* also no "-0.0" */
 	return 0;
 }
 
@@ -223,25 +265,34 @@ int profile_decode(const struct profile *p, const struct block_result *res, unsi
 {
 	struct reading r;
 	bool sum_bad[RF_COUNT] = { false };
+	int dec[RF_COUNT];
 	int n = 0;
 
 	reading_clear(&r);
+	for (unsigned f = 0; f < RF_COUNT; f++)
+		dec[f] = -1; /* no register decoded into it (yet) */
 	for (unsigned i = 0; i < p->nregs; i++) {
 		const struct reg_def *d = &p->regs[i];
-		double v;
+		double v, step;
+		int dv;
 
 		if (d->field < 0 || d->field >= RF_COUNT)
 			continue;
-		if (profile_decode_value(d, res, nres, &v) < 0) {
+		if (decode_value(d, res, nres, &v, &step) < 0) {
 			/* a sum with a missing part is not the sum */
 			if (d->flags & REG_F_SUM)
 				sum_bad[d->field] = true;
 			continue;
 		}
-		if ((d->flags & REG_F_SUM) && !isnan(r.v[d->field]))
+		dv = reading_decimals(step);
+		v = reading_round(v, dv);
+		if ((d->flags & REG_F_SUM) && !isnan(r.v[d->field])) {
 			r.v[d->field] += v;
-		else
+			dec[d->field] = dv > dec[d->field] ? dv : dec[d->field];
+		} else {
 			r.v[d->field] = v;
+			dec[d->field] = dv;
+		}
 	}
 	for (unsigned f = 0; f < RF_COUNT; f++)
 		if (sum_bad[f])
@@ -251,11 +302,39 @@ int profile_decode(const struct profile *p, const struct block_result *res, unsi
 		if (e < 0)
 			return e;
 	}
-	for (unsigned f = 0; f < RF_COUNT; f++)
+	for (unsigned f = 0; f < RF_COUNT; f++) {
+		/* sums and fixups add and scale: back to the registers' resolution */
+		if (dec[f] >= 0)
+			r.v[f] = reading_round(r.v[f], dec[f]);
+		/* a lifetime counter reading 0 is a device that does not keep it
+		 * (or has not started it): never a value */
+		if (reading_fields[f].total && r.v[f] == 0)
+			r.v[f] = NAN;
 		if (!isnan(r.v[f]))
 			n++;
+	}
 	*ret = r;
 	return n;
+}
+
+size_t reg_ascii(const uint16_t *w, unsigned n, char *out, size_t cap)
+{
+	size_t len = 0;
+
+	if (!cap)
+		return 0;
+	for (unsigned i = 0; i < n && len + 2 < cap; i++) {
+		char c[2] = { (char)(w[i] >> 8), (char)(w[i] & 0xFF) };
+		for (unsigned k = 0; k < 2; k++)
+			if (c[k] > ' ' && c[k] < 0x7F)
+				out[len++] = c[k];
+			else if (c[k] == ' ' && len > 0)
+				out[len++] = ' '; /* inner spaces kept, trailing trimmed below */
+	}
+	while (len > 0 && out[len - 1] == ' ')
+		len--;
+	out[len] = '\0';
+	return len;
 }
 
 int profile_decode_serial(const struct profile *p, const struct block_result *res, unsigned nres,
@@ -272,17 +351,7 @@ int profile_decode_serial(const struct profile *p, const struct block_result *re
 	if (!w)
 		return -ENOENT;
 	if (d->type == REG_STR) {
-		for (unsigned i = 0; i < d->words; i++) {
-			char c[2] = { (char)(w[i] >> 8), (char)(w[i] & 0xFF) };
-			for (unsigned k = 0; k < 2; k++)
-				if (c[k] > ' ' && c[k] < 0x7F)
-					tmp[len++] = c[k];
-				else if (c[k] == ' ' && len > 0)
-					tmp[len++] = ' '; /* inner spaces kept, trailing trimmed below */
-		}
-		while (len > 0 && tmp[len - 1] == ' ')
-			len--;
-		tmp[len] = '\0';
+		len = reg_ascii(w, d->words, tmp, sizeof(tmp));
 	} else {
 		double v;
 		int r = reg_decode_raw(d, w, &v);
@@ -410,7 +479,7 @@ int profile_plan_key(const struct profile *p, struct mb_block *ret, unsigned cap
 	unsigned n = 0;
 
 	for (unsigned i = 0; i < p->nregs; i++) {
-		if (p->regs[i].tag != TAG_KEY)
+		if (p->regs[i].tag != TAG_KEY && !(p->regs[i].flags & REG_F_KEY))
 			continue;
 		if (n >= KEY_PLAN_MAX)
 			return -E2BIG;

@@ -1,5 +1,14 @@
 /* Deye profiles: deye (hybrid, full decoder table plus the slim table) and deye_micro.
  *
+ * Deye "SUN-xK-SG04LP3 / SG01HP3 Modbus protocol" (three-phase hybrids,
+ * holding registers): 3-7 serial number (10 ASCII characters); 541 DC
+ * (heat-sink) temperature and 586 battery temperature, both (raw - 1000) x
+ * 0.1 degC, raw 0 when no sensor reports; 619 the external CT's total power;
+ * 625 total grid power (S16, W, positive = import).  The reference reads 541
+ * without the offset, grid power from 619, the serial over 8 registers and
+ * the battery temperature from 217 (empty on these models, -100 degC): the
+ * reference README lists those as mistakes.  Single-phase models differ.
+ *
  * Where these tables leave the reference's mapping text:
  *  - lifetime totals 516/518/522/524 are decoded from the [slim-def] 32-bit rows
  *    (low word first, the vendor layout), not from the [def] 16-bit low words;
@@ -31,7 +40,7 @@ static int deye_fixup(const struct profile *p, const struct block_result *res, u
 }
 
 static const struct reg_def deye_regs[] = {
-	REG(3, FH, 8, STR, WB, SN, 1, "-", "serial number used as device identity"),
+	REG(3, FH, 5, STR, WB, SN, 1, "-", "serial number used as device identity"),
 	REG(609, FH, 1, U16, WB, KEY, 0.01, "Hz", "Grid frequency"),
 	REG(672, FH, 4, U16, WB, KEY, 1, "W", "DC Power"),
 	REG(0, FH, 1, U16, WB, DEF, 1, "-", "Equipment Type"),
@@ -201,7 +210,7 @@ static const struct reg_def deye_regs[] = {
 	REG(214, FH, 1, U16, WB, DEF, 1, "%", "Li-bat SOC Level"),
 	REG(215, FH, 1, U16, WB, DEF, 0.01, "V", "Li-bat Voltage"),
 	REG(216, FH, 1, U16, WB, DEF, 1, "A", "Li-bat Current"),
-	REG_MAPA(217, FH, 1, U16, WB, DEF, 1, "°C", "Li-bat Temperature", RF_BATTERY_HEATSINK_C, 0.1, -100),
+	REG(217, FH, 1, U16, WB, DEF, 1, "°C", "Li-bat Temperature"),
 	REG(218, FH, 1, U16, WB, DEF, 1, "A", "Off-grid Charge Current Limit"),
 	REG(219, FH, 1, U16, WB, DEF, 1, "A", "Off-grid Discharge Current Limit"),
 	REG(220, FH, 1, U16, WB, DEF, 1, "-", "Lithium Battery Alarm Bit"),
@@ -413,7 +422,8 @@ static const struct reg_def deye_regs[] = {
 	REG(538, FH, 1, U16, WB, DEF, 0.1, "kWh", "Total Generator Capacity High"),
 	REG(539, FH, 1, U16, WB, DEF, 0.1, "h", "Generator Daily Operating Hours"),
 	REG(540, FH, 1, U16, WB, DEF, 0.1, "°C", "DC Transformer Temperature"),
-	REG_MAP(541, FH, 1, U16, WB, DEF, 0.1, "°C", "Heat Sink Temperature", RF_PV_HEATSINK_C, 1),
+	REG_MAPF(541, FH, 1, U16, WB, DEF, 0.1, "°C", "Heat Sink Temperature", RF_PV_HEATSINK_C, 1, -100,
+		 REG_F_ZERO_NA),
 	REG(542, FH, 1, U16, WB, DEF, 0.1, "°C", "Reserve Temperature 1"),
 	REG(543, FH, 1, U16, WB, DEF, 0.1, "°C", "Reserve Temperature 2"),
 	REG(544, FH, 1, U16, WB, DEF, 1, "-", "DRMs Data"),
@@ -433,7 +443,8 @@ static const struct reg_def deye_regs[] = {
 	REG(558, FH, 1, U16, WB, DEF, 1, "-", "Fault Information Word 4"),
 	REG(559, FH, 1, U16, WB, DEF, 1, "-", "WorkFlag ON OFF Trip Data"),
 	REG(560, FH, 1, U16, WB, DEF, 1, "-", "Debug Data"),
-	REG(586, FH, 1, U16, WB, DEF, 0.1, "°C", "Battery1 Temperature"),
+	REG_MAPF(586, FH, 1, U16, WB, DEF, 0.1, "°C", "Battery1 Temperature", RF_BATTERY_HEATSINK_C, 1,
+		 -100, REG_F_ZERO_NA),
 	REG_MAP(587, FH, 1, U16, WB, DEF, 1, "V", "Battery1 Voltage", RF_BATTERY_V, 0.01),
 	REG_MAP(588, FH, 1, U16, WB, DEF, 1, "%", "Battery1 SOC", RF_BATTERY_SOC_NOM_FRACT, 0.01),
 	REG(589, FH, 1, U16, WB, DEF, 1, "%", "Battery2 SOC"),
@@ -466,13 +477,13 @@ static const struct reg_def deye_regs[] = {
 	REG(616, FH, 1, I16, WB, DEF, 1, "W", "Off Grid Power A"),
 	REG(617, FH, 1, I16, WB, DEF, 1, "W", "Off Grid Power B"),
 	REG(618, FH, 1, I16, WB, DEF, 1, "W", "Off Grid Power C"),
-	REG_MAP(619, FH, 1, I16, WB, DEF, 1, "W", "Off Grid Total Active Power", RF_METER_W, 1),
+	REG(619, FH, 1, I16, WB, DEF, 1, "W", "Off Grid Total Active Power"),
 	REG(620, FH, 1, I16, WB, DEF, 1, "VA", "Off Grid Total Apparent Power"),
 	REG(621, FH, 1, U16, WB, DEF, 0.001, "-", "Grid Connected Power Factor"),
 	REG_MAP(622, FH, 1, I16, WB, DEF, 1, "W", "Grid Side Phase A Power", RF_METER_L1_W, 1),
 	REG_MAP(623, FH, 1, I16, WB, DEF, 1, "W", "Grid Side Phase B Power", RF_METER_L2_W, 1),
 	REG_MAP(624, FH, 1, I16, WB, DEF, 1, "W", "Grid Side Phase C Power", RF_METER_L3_W, 1),
-	REG(625, FH, 1, I16, WB, DEF, 1, "W", "Grid Side Total Active Power Low Word"),
+	REG_MAP(625, FH, 1, I16, WB, DEF, 1, "W", "Grid Side Total Active Power Low Word", RF_METER_W, 1),
 	REG(626, FH, 1, U16, WB, DEF, 1, "-", "Reserved Register 626"),
 	REG(627, FH, 1, U16, WB, DEF, 0.1, "V", "Inverter Output Phase Voltage A"),
 	REG(628, FH, 1, U16, WB, DEF, 0.1, "V", "Inverter Output Phase Voltage B"),

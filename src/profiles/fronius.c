@@ -1,4 +1,15 @@
 /* Fronius SunSpec profiles: float model (fronius) and integer+sf model (fronius_sf).
+ *
+ * Fronius "Datamanager Modbus TCP & RTU" / SunSpec inverter models: with the
+ * "float" setting the map is SunS at 40000, common model 1 (40002, L 65),
+ * inverter model 111/112/113 at 40069 (W at 40091-40092, Hz 40093-40094,
+ * DCW 40107-40108); with "int+SF" model 101/102/103 at 40069 (W 40083, W_SF
+ * 40084, Hz 40085, Hz_SF 40086, DCW 40100, DCW_SF 40101).  Symo and Primo
+ * often report DCW as "not implemented" (NaN / 0x8000); the AC power W with
+ * its scale factor is always there (reference README, "Trust, and known
+ * mistakes") and is published as inverter.W.  pv.W (DC) is published only
+ * when the inverter reports it.  WH (lifetime AC energy) and TmpSnk are read
+ * from the same model ([doc] rows).
  * Rows written from the reference register table (inverter-registers.tsv);
  * test_profiles_tsv holds them against it row by row. */
 #include "profiles/table.h"
@@ -7,6 +18,12 @@ static const struct reg_def fronius_regs[] = {
 	REG(40052, FH, 16, STR, WB, SN, 1, "-", "serial number used as device identity"),
 	REG_MAP(40093, FH, 2, F32, WB, KEY, 1, "Hz", "Grid frequency", RF_METER_HZ, 1),
 	REG_MAP(40107, FH, 2, F32, WB, KEY, 1, "W", "DC Power", RF_PV_W, -1),
+	REG_MAPF(40091, FH, 2, F32, WB, DOC, 1, "W", "W AC power (model 111-113)", RF_INVERTER_W, -1, 0,
+		 REG_F_KEY),
+	REG_MAP(40101, FH, 2, F32, WB, DOC, 1, "Wh", "WH lifetime AC energy (model 111-113)",
+		RF_PV_TOTAL_GENERATION_WH, 1),
+	REG_MAP(40111, FH, 2, F32, WB, DOC, 1, "C", "TmpSnk heat-sink temperature (model 111-113)",
+		RF_PV_HEATSINK_C, 1),
 };
 
 static const struct mb_block fronius_blocks[] = {
@@ -32,6 +49,18 @@ static const struct reg_def fronius_sf_regs[] = {
 	REG(40086, FH, 1, I16, WB, SF, 1, "-", "SunSpec scale-factor exponent for register 40085"),
 	REG_SF_MAP(40100, FH, 1, I16, WB, KEY, 0.01, "W", "DC Power", 40101, RF_PV_W, -1),
 	REG(40101, FH, 1, I16, WB, SF, 1, "-", "SunSpec scale-factor exponent for register 40100"),
+	{ .addr = 40083, .fc = FH, .words = 1, .type = REG_I16, .order = WB, .tag = TAG_DOC,
+	  .flags = REG_F_KEY, .scale = 0, .sf_addr = 40084, .field = RF_INVERTER_W, .mul = -1,
+	  .unit = "W", .name = "W AC power (model 101-103)" },
+	REG(40084, FH, 1, I16, WB, DOC, 1, "-", "W_SF scale factor of 40083"),
+	{ .addr = 40093, .fc = FH, .words = 2, .type = REG_U32, .order = WB, .tag = TAG_DOC,
+	  .scale = 0, .sf_addr = 40095, .field = RF_PV_TOTAL_GENERATION_WH, .mul = 1,
+	  .unit = "Wh", .name = "WH lifetime AC energy (model 101-103)" },
+	REG(40095, FH, 1, I16, WB, DOC, 1, "-", "WH_SF scale factor of 40093"),
+	{ .addr = 40103, .fc = FH, .words = 1, .type = REG_I16, .order = WB, .tag = TAG_DOC,
+	  .scale = 0, .sf_addr = 40106, .field = RF_PV_HEATSINK_C, .mul = 1,
+	  .unit = "C", .name = "TmpSnk heat-sink temperature (model 101-103)" },
+	REG(40106, FH, 1, I16, WB, DOC, 1, "-", "Tmp_SF scale factor of 40103"),
 };
 
 static const struct mb_block fronius_sf_blocks[] = {

@@ -7,6 +7,8 @@
  *    not from a status word;
  *  - block 37000 is 70 registers long so ESU1 total discharge (37068-37069) is read
  *    and feeds battery.total_discharge_Wh;
+ *  - 32080 Active Power (the AC output, I32, gain 1000 kW, positive = output) is
+ *    inverter.W (Huawei "SUN2000 MODBUS Interface Definitions");
  *  - huawei_hybrid maps the inverter's 32085 to meter.Hz as well; the meter's 37118
  *    comes later in the table and wins whenever the meter block was read.
  * Rows written from the reference register table (inverter-registers.tsv);
@@ -50,7 +52,7 @@ static const struct reg_def huawei_regs[] = {
 	REG(32074, FH, 2, I32, WB, DEF, 0.001, "A", "Phase B Current"),
 	REG(32076, FH, 2, I32, WB, DEF, 0.001, "A", "Phase C Current"),
 	REG(32078, FH, 2, I32, WB, DEF, 0.001, "kW", "Peak Active Power"),
-	REG(32080, FH, 2, I32, WB, DEF, 0.001, "kW", "Active Power"),
+	REG_MAP(32080, FH, 2, I32, WB, DEF, 0.001, "kW", "Active Power", RF_INVERTER_W, -1000),
 	REG(32082, FH, 2, I32, WB, DEF, 0.001, "kVar", "Reactive Power"),
 	REG(32084, FH, 1, I16, WB, DEF, 0.001, "N/A", "Power Factor"),
 	REG_MAP(32085, FH, 1, U16, WB, DEF, 0.01, "Hz", "Grid Frequency", RF_METER_HZ, 1),
@@ -120,7 +122,7 @@ static const struct reg_def huawei_hybrid_regs[] = {
 	REG(32074, FH, 2, I32, WB, DEF, 0.001, "A", "Phase B Current"),
 	REG(32076, FH, 2, I32, WB, DEF, 0.001, "A", "Phase C Current"),
 	REG(32078, FH, 2, I32, WB, DEF, 0.001, "kW", "Peak Active Power"),
-	REG(32080, FH, 2, I32, WB, DEF, 0.001, "kW", "Active Power"),
+	REG_MAP(32080, FH, 2, I32, WB, DEF, 0.001, "kW", "Active Power", RF_INVERTER_W, -1000),
 	REG(32082, FH, 2, I32, WB, DEF, 0.001, "kVar", "Reactive Power"),
 	REG(32084, FH, 1, I16, WB, DEF, 0.001, "N/A", "Power Factor"),
 	REG_MAP(32085, FH, 1, U16, WB, DEF, 0.01, "Hz", "Grid Frequency", RF_METER_HZ, 1),

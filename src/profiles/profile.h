@@ -63,6 +63,8 @@ enum reg_tag {
 	TAG_SN,       /* [sn] serial number / identity */
 	TAG_KEY,      /* [key] small typed register set (short polls) */
 	TAG_SF,       /* [sf] SunSpec scale-factor exponent register */
+	TAG_DOC,      /* not in the reference: written from the vendor document the
+	                 row's comment cites (test_profiles_tsv lists them) */
 	REG_TAG_COUNT
 };
 
@@ -70,6 +72,9 @@ enum reg_flags {
 	REG_F_SUM = 1 << 0,   /* add into the field (first contributor sets it) */
 	REG_F_CONST = 1 << 1, /* fixed content (SunSpec marker, model id/length): the
 	                         encoder writes the raw integer held in `add` */
+	REG_F_KEY = 1 << 2,   /* a TAG_DOC row read on short polls too, like [key] rows */
+	REG_F_ZERO_NA = 1 << 3, /* raw 0 means "nothing there" (an offset temperature
+	                           of a sensor that is not fitted) */
 };
 
 #define REG_NO_SF (-1)
@@ -176,6 +181,12 @@ int profile_decode_value(const struct reg_def *d, const struct block_result *res
  * of fields available (>= 0), or -errno from the fixup. */
 int profile_decode(const struct profile *p, const struct block_result *res, unsigned nres,
 		   struct reading *ret);
+
+/* The text of n registers holding ASCII, two characters each, high byte
+ * first: printable characters only, leading and trailing spaces dropped,
+ * NUL-terminated in out (cap bytes).  Returns its length.  The one decoder
+ * of register text (serials, the scan's SunSpec names, raw reads). */
+size_t reg_ascii(const uint16_t *w, unsigned n, char *out, size_t cap);
 
 /* The device identity: p->serial decoded from res as text (STR: ASCII with NULs
  * and padding spaces stripped; integers: decimal).  Returns the length, or

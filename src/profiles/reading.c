@@ -10,6 +10,7 @@
 #define PV(n, u, t) { .group = "pv", .name = (n), .unit = (u), .total = (t) }
 #define BAT(n, u, t) { .group = "battery", .name = (n), .unit = (u), .total = (t) }
 #define MET(n, u, t) { .group = "meter", .name = (n), .unit = (u), .total = (t) }
+#define INV(n, u, t) { .group = "inverter", .name = (n), .unit = (u), .total = (t) }
 
 const struct reading_field_info reading_fields[RF_COUNT] = {
 	[RF_PV_W] = PV("W", "W", false),
@@ -42,9 +43,41 @@ const struct reading_field_info reading_fields[RF_COUNT] = {
 	[RF_METER_L3_W] = MET("L3_W", "W", false),
 	[RF_METER_TOTAL_IMPORT_WH] = MET("total_import_Wh", "Wh", true),
 	[RF_METER_TOTAL_EXPORT_WH] = MET("total_export_Wh", "Wh", true),
+
+	[RF_INVERTER_W] = INV("W", "W", false),
 };
 
-static const char *const groups[] = { "pv", "battery", "meter" };
+static const char *const groups[] = { "pv", "battery", "meter", "inverter" };
+
+int reading_decimals(double resolution)
+{
+	int d;
+
+	if (!(resolution > 0) || resolution >= 1)
+		return 0;
+	/* 1e-9 absorbs 0.1 being a hair above or below one tenth */
+	d = (int)ceil(-log10(resolution) - 1e-9);
+	return d < 0 ? 0 : d > 9 ? 9 : d;
+}
+
+double reading_round(double v, int decimals)
+{
+	static const double p10[] = { 1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9 };
+	double r;
+
+	/* beyond 15 significant digits there is nothing to round (and v * 10^d
+	 * must stay finite) */
+	if (!isfinite(v) || fabs(v) >= 1e15)
+		return v;
+	if (decimals < 0)
+		decimals = 0;
+	if (decimals > 9)
+		decimals = 9;
+	/* an integer divided by an exact power of ten: the nearest double to
+	 * the decimal, which %.15g prints back in its short form */
+	r = round(v * p10[decimals]) / p10[decimals];
+	return r == 0 ? 0.0 : r;
+}
 
 void reading_clear(struct reading *r)
 {

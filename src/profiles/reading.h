@@ -1,6 +1,10 @@
 /* The normalised data model: one decoded reading of a device.
  *
- * Three groups, as the original gateway publishes them: pv, battery and meter.
+ * Four groups: pv, battery and meter as the original gateway publishes them,
+ * and inverter (the inverter's AC side).  doc/data-model.md lists every field
+ * with its unit, sign and source.  pv.W is the PV (DC) generation power;
+ * inverter.W is the AC active power the inverter delivers; both negative
+ * while generating, so on a hybrid inverter.W = pv.W + battery.W (less losses).
  * Every value is in SI units (W, V, A, Hz, °C, Wh, fraction 0..1).  Sign
  * conventions: PV generation is negative, battery charging is positive, grid
  * import is positive, energy totals are positive.
@@ -49,6 +53,8 @@ enum reading_field {
 	RF_METER_TOTAL_IMPORT_WH,
 	RF_METER_TOTAL_EXPORT_WH,
 
+	RF_INVERTER_W,
+
 	RF_COUNT
 };
 
@@ -58,7 +64,7 @@ struct reading {
 };
 
 struct reading_field_info {
-	const char *group; /* "pv", "battery", "meter" */
+	const char *group; /* "pv", "battery", "meter", "inverter" */
 	const char *name;  /* JSON key inside the group: "W", "rated_power_W", "mppt1_V",
 	                      "SoC_nom_fract", "L1_V", "total_import_Wh", ... */
 	const char *unit;  /* "W", "V", "A", "Hz", "C", "Wh", "fraction" */
@@ -77,9 +83,25 @@ bool reading_any(const struct reading *r);
 /* Field by "group" and "name" (e.g. "meter", "L1_V"); -1 if unknown. */
 int reading_field_lookup(const char *group, const char *name);
 
-/* {"pv":{"W":-3000.0,...},"battery":{...},"meter":{...}}.  Unavailable fields
- * are omitted, empty groups are omitted (an empty reading gives {}).  Values
- * are JSON reals.  Returns a new reference, or NULL on allocation failure. */
+/* Number printing: every JSON text that carries readings is dumped with
+ * these flags.  Values are rounded to their register's resolution when
+ * decoded (reading_round), so 15 significant digits print each one in its
+ * shortest form that reads back to the same double: 49.9, not
+ * 49.900000000000006 (jansson's default is %.17g). */
+#define READING_JSON_REALS JSON_REAL_PRECISION(15)
+
+/* The number of decimals that shows a value of this resolution (a count's
+ * size in the field's unit): 0.1 -> 1, 0.01 -> 2, 1 or 1000 -> 0; capped at 9. */
+int reading_decimals(double resolution);
+
+/* v rounded to `decimals` decimals: the double nearest to that decimal
+ * number (NAN stays NAN, -0 becomes 0). */
+double reading_round(double v, int decimals);
+
+/* {"pv":{"W":-3000.0,...},"battery":{...},"meter":{...},"inverter":{...}}.
+ * Unavailable fields are omitted, empty groups are omitted (an empty reading
+ * gives {}).  Values are JSON reals; dump with READING_JSON_REALS.  Returns a
+ * new reference, or NULL on allocation failure. */
 json_t *reading_to_json(const struct reading *r);
 
 /* Parses the JSON form above (unknown keys rejected).  Returns 0, or

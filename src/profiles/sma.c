@@ -1,4 +1,12 @@
-/* SMA profile.
+/* SMA profile (Sunny Boy / Tripower, SMA Modbus input registers).
+ *
+ * SMA "Modbus parameters and measured values" (SB/STP): 30769/30771/30773
+ * DC current (S32 FIX3, A), voltage (S32 FIX2, V) and power (S32 FIX0, W) of
+ * input A; 30957/30959/30961 the same for input B; 30775 AC power (S32, W)
+ * total; 30803 grid frequency (U32 FIX2).  The reference calls 30775 "DC
+ * Power": it is the AC power (reference README), published as inverter.W;
+ * pv.W is the sum of the DC inputs' powers.  Unavailable values read
+ * 0x80000000 (S32) / 0xFFFFFFFF (U32).
  * Rows written from the reference register table (inverter-registers.tsv);
  * test_profiles_tsv holds them against it row by row. */
 #include "profiles/table.h"
@@ -6,7 +14,13 @@
 static const struct reg_def sma_regs[] = {
 	REG(40067, FI, 2, U32, WB, SN, 1, "-", "serial number used as device identity"),
 	REG_MAP(30803, FI, 2, U32, WB, KEY, 0.01, "Hz", "Grid frequency", RF_METER_HZ, 1),
-	REG_MAP(30775, FI, 2, I32, WB, KEY, 1, "W", "DC Power", RF_PV_W, -1),
+	REG_MAP(30775, FI, 2, I32, WB, KEY, 1, "W", "DC Power", RF_INVERTER_W, -1),
+	REG_MAP(30769, FI, 2, I32, WB, DOC, 0.001, "A", "DC current input A", RF_PV_MPPT1_A, 1),
+	REG_MAP(30771, FI, 2, I32, WB, DOC, 0.01, "V", "DC voltage input A", RF_PV_MPPT1_V, 1),
+	REG_SUMK(30773, FI, 2, I32, WB, DOC, 1, "W", "DC power input A", RF_PV_W, -1),
+	REG_MAP(30957, FI, 2, I32, WB, DOC, 0.001, "A", "DC current input B", RF_PV_MPPT2_A, 1),
+	REG_MAP(30959, FI, 2, I32, WB, DOC, 0.01, "V", "DC voltage input B", RF_PV_MPPT2_V, 1),
+	REG_SUMK(30961, FI, 2, I32, WB, DOC, 1, "W", "DC power input B", RF_PV_W, -1),
 };
 
 static const struct mb_block sma_blocks[] = {
@@ -14,6 +28,8 @@ static const struct mb_block sma_blocks[] = {
 	{ .fc = FI, .addr = 30051, .count = 10 },
 	{ .fc = FI, .addr = 30775, .count = 50 },
 	{ .fc = FI, .addr = 31085, .count = 2 },
+	{ .fc = FI, .addr = 30769, .count = 6 },  /* [doc] DC input A */
+	{ .fc = FI, .addr = 30957, .count = 6 },  /* [doc] DC input B */
 };
 
 const struct profile profile_sma = {

@@ -1,4 +1,28 @@
-/* Sungrow hybrid profiles: sungrow, and sungrow_sf (a variant whose frequency counts 0.01 Hz).
+/* Sungrow profiles: sungrow, and sungrow_sf (the same SH hybrid map read with
+ * fewer blocks, frequency at 0.01 Hz from input 5241).
+ *
+ * Sungrow "Communication Protocol of Residential Hybrid Inverter" (SH*RS/RT,
+ * TI_20190723 and later) and "Communication Protocol of PV Grid-Connected
+ * String Inverters" (SG*, TI_20171026 and later), input registers numbered
+ * from 1 there, zero-based here (document 5036 = 5035):
+ *  - 5035 grid frequency, 0.1 Hz (document 5036).  A 0.01-Hz value there is a
+ *    quirk of some WiNet-S firmware; the 0.01-Hz register is 5241 (doc 5242);
+ *  - 5600-5601 meter active power, S32, W, positive = import (doc 5601-5602,
+ *    SH only); 5602/5604/5606 the meter's phase powers;
+ *  - 13009 export power (S32, positive = export), 13033 the inverter's own
+ *    total active power (S32, positive = output; published as inverter.W, not
+ *    as the meter's power);
+ *  - 13020 battery current is documented U16 but real SH inverters send it
+ *    signed: read as S16, its direction set like the battery power's.
+ *
+ * Variants: the 13000 block (battery, energy totals) and 5600-5607 exist
+ * only on SH hybrids; an SG string inverter answers exception 2 (illegal
+ * data address) for them, so battery and meter fields stay absent.  Its
+ * lifetime yield is 5003-5004 (doc 5004-5005 "total power yields", U32 low
+ * word first, 1 kWh; on SH the same register counts 0.1 kWh of PV and battery
+ * output), so sungrow_fixup takes pv.total_generation_Wh from there, and
+ * inverter.W from 5030-5031 (doc 5031-5032 "total active power", U32, W),
+ * when, and only when, the 13000 block answered exception 2.
  *
  * Where these tables leave the reference:
  *  - [key] 5016 is read low word first like the [def] row (README: [def] wins);
@@ -11,23 +35,55 @@
  * test_profiles_tsv holds them against it row by row. */
 #include <math.h>
 
+#include "base/err.h"
 #include "profiles/table.h"
 
 #define RUN_STATE 13000
 #define RUN_CHARGING (1u << 1)
 #define RUN_DISCHARGING (1u << 2)
 #define BATTERY_POWER 13021
+#define HYBRID_BLOCK 12999
+
+/* Did the device answer "illegal data address" for the hybrid-only block? */
+static bool string_inverter(const struct block_result *res, unsigned nres)
+{
+	for (unsigned i = 0; i < nres; i++)
+		if (res[i].b.fc == REG_FC_INPUT && res[i].b.addr == HYBRID_BLOCK)
+			return res[i].err == -(EGW_EMB_EXCEPTION_BASE + 2);
+	return false;
+}
 
 static int sungrow_fixup(const struct profile *p, const struct block_result *res, unsigned nres,
 			 struct reading *r)
 {
 	static const struct reg_def state = { .addr = RUN_STATE, .fc = REG_FC_INPUT, .words = 1,
 					      .type = REG_U16, .scale = 1 };
+	/* SG document 5004-5005 "total power yields", 1 kWh */
+	static const struct reg_def yield = { .addr = 5003, .fc = REG_FC_INPUT, .words = 2,
+					      .type = REG_U32, .order = WO_LITTLE, .scale = 1,
+					      .sf_addr = REG_NO_SF, .field = RF_PV_TOTAL_GENERATION_WH,
+					      .mul = 1000 };
+	/* SG document 5031-5032 "total active power", W */
+	static const struct reg_def active = { .addr = 5030, .fc = REG_FC_INPUT, .words = 2,
+					       .type = REG_U32, .order = WO_LITTLE, .scale = 1,
+					       .sf_addr = REG_NO_SF, .field = RF_INVERTER_W,
+					       .mul = -1 };
 	const uint16_t *w = profile_find_words(&state, res, nres);
+	double v;
 
 	(void)p;
-	if (w && (w[0] & RUN_CHARGING) && !(w[0] & RUN_DISCHARGING))
+	if (w && (w[0] & RUN_CHARGING) && !(w[0] & RUN_DISCHARGING)) {
 		r->v[RF_BATTERY_W] = fabs(r->v[RF_BATTERY_W]);
+		r->v[RF_BATTERY_A] = fabs(r->v[RF_BATTERY_A]);
+	} else if (w && (w[0] & RUN_DISCHARGING)) {
+		r->v[RF_BATTERY_A] = -fabs(r->v[RF_BATTERY_A]);
+	}
+	if (string_inverter(res, nres)) {
+		if (profile_decode_value(&yield, res, nres, &v) == 0)
+			r->v[RF_PV_TOTAL_GENERATION_WH] = v;
+		if (profile_decode_value(&active, res, nres, &v) == 0)
+			r->v[RF_INVERTER_W] = v;
+	}
 	return 0;
 }
 
@@ -83,6 +139,8 @@ static const struct reg_def sungrow_regs[] = {
 	REG(5034, FI, 1, I16, WB, DEF, 0.001, "-", "Power Factor"),
 	REG_MAP(5035, FI, 1, U16, WB, DEF, 0.1, "Hz", "Grid Frequency", RF_METER_HZ, 1),
 	REG(5213, FI, 2, I32, WB, DEF, 1, "W", "Battery power"),
+	/* SH document 5601-5602 "meter active power", import positive */
+	REG_MAP(5600, FI, 2, I32, WL, DOC, 1, "W", "Meter active power", RF_METER_W, 1),
 	REG_MAP(5602, FI, 2, I32, WL, DEF, 1, "W", "Meter Phase A Active Power", RF_METER_L1_W, 1),
 	REG_MAP(5604, FI, 2, I32, WL, DEF, 1, "W", "Meter Phase B Active Power", RF_METER_L2_W, 1),
 	REG_MAP(5606, FI, 2, I32, WL, DEF, 1, "W", "Meter Phase C Active Power", RF_METER_L3_W, 1),
@@ -121,7 +179,7 @@ static const struct reg_def sungrow_regs[] = {
 	REG(13016, FI, 1, U16, WB, DEF, 0.1, "kWh", "Daily Direct Energy Consumption"),
 	REG(13017, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total Direct Energy Consumption"),
 	REG_MAP(13019, FI, 1, U16, WB, DEF, 0.1, "V", "Battery Voltage", RF_BATTERY_V, 1),
-	REG_MAP(13020, FI, 1, U16, WB, DEF, 0.1, "A", "Battery Current", RF_BATTERY_A, 1),
+	REG_MAP(13020, FI, 1, I16, WB, DEF, 0.1, "A", "Battery Current", RF_BATTERY_A, 1),
 	REG_MAP(13021, FI, 1, U16, WB, DEF, 1, "W", "Battery Power", RF_BATTERY_W, -1),
 	REG_MAP(13022, FI, 1, U16, WB, DEF, 0.1, "%", "Battery Level", RF_BATTERY_SOC_NOM_FRACT, 0.01),
 	REG(13023, FI, 1, U16, WB, DEF, 0.1, "%", "Battery State of Health"),
@@ -133,7 +191,7 @@ static const struct reg_def sungrow_regs[] = {
 	REG_MAP(13030, FI, 1, I16, WB, DEF, 0.1, "A", "Phase A Current", RF_METER_L1_A, -1),
 	REG_MAP(13031, FI, 1, I16, WB, DEF, 0.1, "A", "Phase B Current", RF_METER_L2_A, -1),
 	REG_MAP(13032, FI, 1, I16, WB, DEF, 0.1, "A", "Phase C Current", RF_METER_L3_A, -1),
-	REG_MAP(13033, FI, 2, I32, WL, DEF, 1, "W", "Total Active Power", RF_METER_W, -1),
+	REG_MAP(13033, FI, 2, I32, WL, DEF, 1, "W", "Total Active Power", RF_INVERTER_W, -1),
 	REG(13035, FI, 1, U16, WB, DEF, 0.1, "kWh", "Daily Import Energy"),
 	REG_MAP(13036, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total Import Energy", RF_METER_TOTAL_IMPORT_WH, 1000),
 	REG(13038, FI, 1, U16, WB, DEF, 0.1, "kWh/Ah", "Battery Capacity"),
@@ -190,6 +248,7 @@ static const struct mb_block sungrow_blocks[] = {
 	{ .fc = FI, .addr = 4949, .count = 87 },
 	{ .fc = FI, .addr = 5213, .count = 28 },
 	{ .fc = FI, .addr = 5602, .count = 36 },
+	{ .fc = FI, .addr = 5600, .count = 2 }, /* [doc] meter active power */
 	{ .fc = FI, .addr = 6099, .count = 96 },
 	{ .fc = FI, .addr = 6195, .count = 94 },
 	{ .fc = FI, .addr = 6289, .count = 96 },
@@ -223,7 +282,7 @@ const struct profile profile_sungrow = {
 
 static const struct reg_def sungrow_sf_regs[] = {
 	REG(4989, FI, 10, STR, WB, SN, 1, "-", "serial number used as device identity"),
-	REG(5035, FI, 1, U16, WB, KEY, 0.01, "Hz", "Grid frequency"),
+	REG(5035, FI, 1, U16, WB, KEY, 0.1, "Hz", "Grid frequency"),
 	REG(5016, FI, 2, U32, WL, KEY, 1, "W", "DC Power"),
 	REG(4949, FI, 2, U32, WB, DEF, 1, "-", "Protocol Number"),
 	REG(4951, FI, 2, U32, WB, DEF, 1, "-", "Protocol Version"),
@@ -248,7 +307,7 @@ static const struct reg_def sungrow_sf_regs[] = {
 	REG_MAP(5020, FI, 1, U16, WB, DEF, 0.1, "V", "C-A Line/Phase C Voltage", RF_METER_L3_V, 1),
 	REG(5032, FI, 2, I32, WL, DEF, 1, "var", "Reactive Power"),
 	REG(5034, FI, 1, I16, WB, DEF, 0.001, "-", "Power Factor"),
-	REG_MAP(5035, FI, 1, U16, WB, DEF, 0.1, "Hz", "Grid Frequency", RF_METER_HZ, 0.1),
+	REG_MAP(5035, FI, 1, U16, WB, DEF, 0.1, "Hz", "Grid Frequency", RF_METER_HZ, 1),
 	REG(5621, FI, 1, U16, WB, DEF, 10, "W", "Export Limit Minimum"),
 	REG(5622, FI, 1, U16, WB, DEF, 10, "W", "Export Limit Maximum"),
 	REG(5627, FI, 1, U16, WB, DEF, 100, "W", "BDC Rated Power"),
@@ -284,7 +343,7 @@ static const struct reg_def sungrow_sf_regs[] = {
 	REG(13016, FI, 1, U16, WB, DEF, 0.1, "kWh", "Daily Direct Energy Consumption"),
 	REG(13017, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total Direct Energy Consumption"),
 	REG_MAP(13019, FI, 1, U16, WB, DEF, 0.1, "V", "Battery Voltage", RF_BATTERY_V, 1),
-	REG_MAP(13020, FI, 1, U16, WB, DEF, 0.1, "A", "Battery Current", RF_BATTERY_A, 1),
+	REG_MAP(13020, FI, 1, I16, WB, DEF, 0.1, "A", "Battery Current", RF_BATTERY_A, 1),
 	REG_MAP(13021, FI, 1, U16, WB, DEF, 1, "W", "Battery Power", RF_BATTERY_W, -1),
 	REG_MAP(13022, FI, 1, U16, WB, DEF, 0.1, "%", "Battery Level", RF_BATTERY_SOC_NOM_FRACT, 0.01),
 	REG(13023, FI, 1, U16, WB, DEF, 0.1, "%", "Battery State of Health"),
@@ -296,7 +355,7 @@ static const struct reg_def sungrow_sf_regs[] = {
 	REG_MAP(13030, FI, 1, I16, WB, DEF, 0.1, "A", "Phase A Current", RF_METER_L1_A, -1),
 	REG_MAP(13031, FI, 1, I16, WB, DEF, 0.1, "A", "Phase B Current", RF_METER_L2_A, -1),
 	REG_MAP(13032, FI, 1, I16, WB, DEF, 0.1, "A", "Phase C Current", RF_METER_L3_A, -1),
-	REG_MAP(13033, FI, 2, I32, WL, DEF, 1, "W", "Total Active Power", RF_METER_W, -1),
+	REG_MAP(13033, FI, 2, I32, WL, DEF, 1, "W", "Total Active Power", RF_INVERTER_W, -1),
 	REG(13035, FI, 1, U16, WB, DEF, 0.1, "kWh", "Daily Import Energy"),
 	REG_MAP(13036, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total Import Energy", RF_METER_TOTAL_IMPORT_WH, 1000),
 	REG(13038, FI, 1, U16, WB, DEF, 0.1, "kWh/Ah", "Battery Capacity"),
@@ -342,11 +401,22 @@ static const struct reg_def sungrow_sf_regs[] = {
 	REG(13116, FI, 1, I16, WB, DEF, 1, "°C", "Maximum Cell Temperature"),
 	REG(13117, FI, 1, I16, WB, DEF, 1, "°C", "Minimum Cell Temperature"),
 	REG(5241, FH, 1, U16, WB, DEF, 0.01, "Hz", "Grid Frequency"),
+	/* SH document 5601-5602 "meter active power", import positive */
+	REG_MAP(5600, FI, 2, I32, WL, DOC, 1, "W", "Meter active power", RF_METER_W, 1),
+	/* SH document 5603-5608 meter phase A-C active power, import positive */
+	REG_MAP(5602, FI, 2, I32, WL, DOC, 1, "W", "Meter phase A active power", RF_METER_L1_W, 1),
+	REG_MAP(5604, FI, 2, I32, WL, DOC, 1, "W", "Meter phase B active power", RF_METER_L2_W, 1),
+	REG_MAP(5606, FI, 2, I32, WL, DOC, 1, "W", "Meter phase C active power", RF_METER_L3_W, 1),
+	/* SH document 5242 "grid frequency", 0.01 Hz, an input register; after
+	 * 5035 so the finer value wins when both are read */
+	REG_MAP(5241, FI, 1, U16, WB, DOC, 0.01, "Hz", "Grid frequency (0.01 Hz)", RF_METER_HZ, 1),
 };
 
 static const struct mb_block sungrow_sf_blocks[] = {
 	{ .fc = FI, .addr = 4949, .count = 87 },
 	{ .fc = FI, .addr = 5621, .count = 15 },
+	{ .fc = FI, .addr = 5600, .count = 8 }, /* [doc] meter total and phase powers */
+	{ .fc = FI, .addr = 5241, .count = 1 }, /* [doc] grid frequency, 0.01 Hz */
 	{ .fc = FI, .addr = 6099, .count = 96 },
 	{ .fc = FI, .addr = 6195, .count = 94 },
 	{ .fc = FI, .addr = 6289, .count = 96 },

@@ -5,7 +5,8 @@
  * every offset, type and scale-factor link below against those files.
  *
  * Sign conventions: inverter and DER models report power positive when
- * generating, so pv.W = -W; model 802 reports battery power and current
+ * generating, so inverter.W = -W (AC power) and pv.W = -DCW (DC power, models
+ * 101-103); model 802 reports battery power and current
  * positive when discharging, so battery.W = -W and battery.A = -A; meter
  * models 201-204 report import positive, taken as is. */
 #include <errno.h>
@@ -66,12 +67,14 @@ static const struct ss_point common_pts[] = {
 
 /* 101, 102, 103 share the layout. */
 static const struct ss_point inverter_pts[] = {
-	PT(14, 1, I16, KEY, 15, RF_PV_W, -1, "W", "W"),
+	PT(14, 1, I16, KEY, 15, RF_INVERTER_W, -1, "W", "W"),
 	SFP(15, "W_SF"),
 	PT(16, 1, U16, KEY, 17, RF_METER_HZ, 1, "Hz", "Hz"),
 	SFP(17, "Hz_SF"),
 	PT(24, 2, U32, DEF, 26, RF_PV_TOTAL_GENERATION_WH, 1, "WH", "Wh"),
 	SFP(26, "WH_SF"),
+	PT(31, 1, I16, DEF, 32, RF_PV_W, -1, "DCW", "W"),
+	SFP(32, "DCW_SF"),
 	PT(34, 1, I16, DEF, 37, RF_PV_HEATSINK_C, 1, "TmpSnk", "C"),
 	SFP(37, "Tmp_SF"),
 };
@@ -110,7 +113,7 @@ static const struct ss_point meter_pts[] = {
 };
 
 static const struct ss_point der_ac_pts[] = {
-	PT(10, 1, I16, KEY, 116, RF_PV_W, -1, "W", "W"),
+	PT(10, 1, I16, KEY, 116, RF_INVERTER_W, -1, "W", "W"),
 	PT(17, 2, U32, KEY, 115, RF_METER_HZ, 1, "Hz", "Hz"),
 	PT(19, 4, U64, DEF, 120, RF_PV_TOTAL_GENERATION_WH, 1, "TotWhInj", "Wh"),
 	PT(37, 1, I16, DEF, 122, RF_PV_HEATSINK_C, 1, "TmpSnk", "C"),
@@ -352,12 +355,14 @@ static const struct reg_def sunspec_regs[] = {
 	REG(40052, FH, 16, STR, WB, SN, 1, "-", "SN"),
 	REG_CONST(40070, FH, 1, U16, "ID", 103),
 	REG_CONST(40071, FH, 1, U16, "L", 50),
-	REG_SF_MAP(40084, FH, 1, I16, WB, KEY, 0, "W", "W", 40085, RF_PV_W, -1),
+	REG_SF_MAP(40084, FH, 1, I16, WB, KEY, 0, "W", "W", 40085, RF_INVERTER_W, -1),
 	REG(40085, FH, 1, I16, WB, SF, 1, "-", "W_SF"),
 	REG_SF_MAP(40086, FH, 1, U16, WB, KEY, 0, "Hz", "Hz", 40087, RF_METER_HZ, 1),
 	REG(40087, FH, 1, I16, WB, SF, 1, "-", "Hz_SF"),
 	REG_SF_MAP(40094, FH, 2, U32, WB, DEF, 0, "Wh", "WH", 40096, RF_PV_TOTAL_GENERATION_WH, 1),
 	REG(40096, FH, 1, I16, WB, SF, 1, "-", "WH_SF"),
+	REG_SF_MAP(40101, FH, 1, I16, WB, DEF, 0, "W", "DCW", 40102, RF_PV_W, -1),
+	REG(40102, FH, 1, I16, WB, SF, 1, "-", "DCW_SF"),
 	REG_SF_MAP(40104, FH, 1, I16, WB, DEF, 0, "C", "TmpSnk", 40107, RF_PV_HEATSINK_C, 1),
 	REG(40107, FH, 1, I16, WB, SF, 1, "-", "Tmp_SF"),
 	REG_CONST(40122, FH, 1, U16, "ID", 160),

@@ -36,6 +36,16 @@
 #define REG_SF_MAP(a, f, w, t, o, tg, sc, u, nm, sfa, fld, mu) \
 	{ REG_ROW_(a, f, w, t, o, tg, sc, u, nm), .sf_addr = (sfa), .field = (fld), .mul = (mu) }
 
+/* field = raw * scale * mul + add, with flags */
+#define REG_MAPF(a, f, w, t, o, tg, sc, u, nm, fld, mu, ad, fl)                   \
+	{ REG_ROW_(a, f, w, t, o, tg, sc, u, nm), .sf_addr = REG_NO_SF, .field = (fld), \
+	  .mul = (mu), .add = (ad), .flags = (fl) }
+
+/* field += raw * scale * mul, read on short polls too */
+#define REG_SUMK(a, f, w, t, o, tg, sc, u, nm, fld, mu)                             \
+	{ REG_ROW_(a, f, w, t, o, tg, sc, u, nm), .sf_addr = REG_NO_SF, .field = (fld), \
+	  .mul = (mu), .flags = REG_F_SUM | REG_F_KEY }
+
 /* Fixed content written by the encoder, never decoded. */
 #define REG_CONST(a, f, w, t, nm, val)                                                \
 	{ REG_ROW_(a, f, w, t, WB, DEF, 1, "-", nm), .sf_addr = REG_NO_SF, .field = REG_NO_FIELD, \

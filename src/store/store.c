@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "base/time.h"
 #include "base/util.h"
@@ -759,10 +760,18 @@ static void gap_add(struct gap *g, int64_t first, int64_t last)
 /* Adds the ranges and count of a gap row being dropped. */
 static void gap_absorb(struct gap *g, const char *payload)
 {
-	json_t *j = payload ? json_loads(payload, 0, NULL) : NULL;
+	json_error_t je;
+	json_t *j = payload ? egw_json_loads(payload, 0, &je) : NULL;
 	json_t *ranges = json_object_get(j, "ranges"), *r;
 	json_int_t k = json_integer_value(json_object_get(j, "dropped"));
 	size_t i;
+
+	/* Out of memory, the row's ranges and count would be lost with it
+	 * (a corrupt row has nothing to give and is skipped). */
+	if (!payload || (!j && json_error_code(&je) == json_error_out_of_memory)) {
+		g->oom = true;
+		return;
+	}
 
 	/* A corrupt row must not overflow the count (undefined behaviour). */
 	if (k > 0)
@@ -896,15 +905,20 @@ static char *gap_payload(const struct gap *g, int64_t seq, int64_t now_ms, const
 
 	if (!ranges)
 		return NULL;
-	for (unsigned i = 0; i < g->n; i++)
-		json_array_append_new(ranges, json_pack("[I, I]", (json_int_t)g->ranges[i].first,
-							(json_int_t)g->ranges[i].last));
+	for (unsigned i = 0; i < g->n; i++) {
+		/* a gap row that lost a range would hide which seqs were dropped */
+		if (json_array_append_new(ranges, json_pack("[I, I]", (json_int_t)g->ranges[i].first,
+							    (json_int_t)g->ranges[i].last)) < 0) {
+			json_decref(ranges);
+			return NULL;
+		}
+	}
 	o = json_pack("{s:s, s:I, s:I, s:s, s:o, s:I}", "type", "gap", "seq", (json_int_t)seq,
 		      "created_ms", (json_int_t)now_ms, "reason", reason, "ranges", ranges,
 		      "dropped", (json_int_t)g->dropped);
 	if (!o)
 		return NULL;
-	text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	text = egw_json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(o);
 	return text;
 }

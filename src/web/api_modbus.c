@@ -129,16 +129,7 @@ static void raw_read_done(void *ud, int err, const uint16_t *regs, unsigned coun
 		json_array_append_new(raw, json_integer(regs[i]));
 	if (op->type == REG_STR) {
 		char s[2 * 125 + 1];
-		size_t n = 0;
-		for (unsigned i = 0; i < count; i++) {
-			char c[2] = { (char)(regs[i] >> 8), (char)(regs[i] & 0xff) };
-			for (int k = 0; k < 2; k++)
-				if (c[k] >= 0x20 && c[k] < 0x7f)
-					s[n++] = c[k];
-		}
-		while (n > 0 && s[n - 1] == ' ')
-			n--;
-		s[n] = 0;
+		reg_ascii(regs, count, s, sizeof(s));
 		json_array_append_new(vals, json_string(s));
 	} else {
 		struct reg_def d = { .addr = op->addr, .fc = op->fc, .words = (uint8_t)tn->words,

@@ -111,7 +111,7 @@ static void publish_json(struct webui *u, const char *event, json_t *j)
 
 	if (!j)
 		return;
-	s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(10));
+	s = json_dumps(j, JSON_COMPACT | READING_JSON_REALS);
 	json_decref(j);
 	if (s) {
 		sse_hub_publish(u->hub, event, s, strlen(s));

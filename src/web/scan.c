@@ -54,20 +54,6 @@ static void probe_found(struct scan_probe *p, const char *profile, const char *s
 	snprintf(res->manufacturer, sizeof(res->manufacturer), "%s", manufacturer ? manufacturer : "");
 }
 
-static void regs_ascii(const uint16_t *regs, unsigned n, char *out, size_t len)
-{
-	size_t k = 0;
-	for (unsigned i = 0; i < n && k + 2 < len; i++) {
-		char c[2] = { (char)(regs[i] >> 8), (char)(regs[i] & 0xff) };
-		for (int j = 0; j < 2; j++)
-			if (c[j] >= 0x20 && c[j] < 0x7f)
-				out[k++] = c[j];
-	}
-	while (k > 0 && out[k - 1] == ' ')
-		k--;
-	out[k] = 0;
-}
-
 static bool conn_error(int err)
 {
 	return err == -ETIMEDOUT || err == -ECONNREFUSED || err == -ECONNRESET ||
@@ -103,8 +89,8 @@ static void probe_cb(void *ud, int err, const uint16_t *regs, unsigned count)
 	} else if (p->step == 1) {
 		char mn[40] = "", sn[40] = "";
 		if (err == 0 && count == 64) {
-			regs_ascii(regs, 16, mn, sizeof(mn));
-			regs_ascii(regs + 48, 16, sn, sizeof(sn));
+			reg_ascii(regs, 16, mn, sizeof(mn));
+			reg_ascii(regs + 48, 16, sn, sizeof(sn));
 		}
 		probe_found(p, "sunspec", sn, mn, true);
 		probe_end(p);

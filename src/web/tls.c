@@ -39,6 +39,9 @@
  * answers; a certificate made then would have expired before it is used.
  * Its validity never starts before 2025-01-01. */
 #define NOT_BEFORE_FLOOR ((time_t)1735689600)
+/* A port that could not be had is tried again this often while HTTPS is
+ * off because of it (another program held it at boot). */
+#define RETRY_USEC (5 * USEC_PER_SEC)
 /* TLS 1.2 and 1.3 only (GnuTLS priority string). */
 #define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
@@ -455,14 +458,18 @@ static void stop(struct web_tls *t)
 
 static void set_error(struct web_tls *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Logged when it changes: a retry that fails the same way says nothing. */
 static void set_error(struct web_tls *t, const char *fmt, ...)
 {
+	char msg[sizeof(t->error)];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(t->error, sizeof(t->error), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	log_error("http", "HTTPS: %s", t->error);
+	if (strcmp(msg, t->error) != 0)
+		log_error("http", "HTTPS: %s", msg);
+	memcpy(t->error, msg, sizeof(msg));
 }
 
 /* Brings the listener to what w asks for.  On failure the old listener, if
@@ -523,6 +530,8 @@ static void start(struct web_tls *t, const struct want *w)
 		set_error(t, "cannot listen on %s:%u: %s%s", addr, ntohs(w->sin.sin_port),
 			  egw_strerror(err), t->d ? "; still on the old port" : "");
 		tls_cert_clear(&c);
+		if (!t->d)
+			loop_task_add(t->loop, &t->rebind, now_usec() + RETRY_USEC);
 		return;
 	}
 	stop(t);

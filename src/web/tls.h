@@ -14,7 +14,8 @@
  * Nothing here stops egwd: a missing TLS build of libmicrohttpd, a bad
  * certificate or a taken port leave the plain listener serving, with the
  * reason in the log and in /api/state under "https" (enabled, listening,
- * address, port, fingerprint_sha256, not_after, cert, error).  Changes of
+ * address, port, fingerprint_sha256, not_after, cert, error); a port that
+ * cannot be had is tried again every 5 s.  Changes of
  * http.tls, http.tls_port, http.tls_cert, http.tls_key, http.bind and
  * http.max_connections apply at run time: a new listener starts before the
  * old one stops, so a failed move keeps the old one.  Certificate files

@@ -2,6 +2,8 @@
  * /api/state, and its place in the event loop (see web.h). */
 #include "web/web_int.h"
 
+#include "profiles/reading.h"
+
 /* ---- routes ----------------------------------------------------------- */
 
 
@@ -248,7 +250,7 @@ int web_reply_data(struct web_request *rq, unsigned status, const char *content_
 
 int web_reply_json(struct web_request *rq, unsigned status, json_t *json)
 {
-	char *text = json ? json_dumps(json, JSON_COMPACT) : NULL;
+	char *text = json ? json_dumps(json, JSON_COMPACT | READING_JSON_REALS) : NULL;
 	json_decref(json);
 	if (!text) {
 		static const char oom[] = "{\"error\":\"out of memory\"}";
@@ -833,6 +835,8 @@ void web_release_suspended(struct web *w)
 	webui_daemon_closing(w->egw->webui);
 	delayed_flush(w, 0, true);
 	loop_task_cancel(w->loop, &w->delay_task);
+	/* the plain listener's resumed connections: served on its next run */
+	w->kick = true;
 	if (w->d)
 		rearm(w);
 }

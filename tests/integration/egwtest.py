@@ -9,6 +9,7 @@ import atexit
 import http.client as httpclient
 import json
 import os
+import re
 import select
 import shutil
 import signal as _signal
@@ -239,6 +240,29 @@ class Egwd(Proc):
         return get_json(self.port, "/api/state")
 
 
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_NUMBER = re.compile(r'-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?')
+
+
+def float_noise(text):
+    """The reals in JSON text that carry float noise: more than 12 significant
+    digits (49.900000000000006, 612.3000000000001, 98765430.00000001).  egw
+    prints every value rounded to its register's resolution in its shortest
+    form, so none should.  Strings and integers (timestamps) are skipped."""
+    if isinstance(text, bytes):
+        text = text.decode()
+    bad = []
+    for m in _JSON_NUMBER.finditer(_JSON_STRING.sub('""', text)):
+        num = m.group(0)
+        if "." not in num and "e" not in num.lower():
+            continue
+        mant = num.lstrip("-").lower().split("e")[0]
+        digits = mant.replace(".", "").lstrip("0").rstrip("0")
+        if len(digits) > 12:
+            bad.append(num)
+    return bad
+
+
 def wait_until(fn, timeout=10.0, interval=0.05, what="condition"):
     """Poll fn() until it returns a truthy value; return that value."""
     end = time.monotonic() + timeout
@@ -282,15 +306,18 @@ class EgwSim(Proc):
                 # egw-sim: listening <profile> tcp 127.0.0.1:<port> unit <id>
                 parts = line.split()
                 if len(parts) >= 7 and parts[:2] == ["egw-sim:", "listening"] and parts[3] == "tcp":
+                    # a variant (e.g. sungrow_sg) ends "profile <egw profile>"
                     self.servers.append({"profile": parts[2],
                                          "port": int(parts[4].rsplit(":", 1)[1]),
-                                         "unit": int(parts[6])})
+                                         "unit": int(parts[6]),
+                                         "egw_profile": parts[8] if len(parts) >= 9
+                                         and parts[7] == "profile" else parts[2]})
             time.sleep(0.02)
 
     def device_settings(self, i=0, **extra):
         """The egwd `devices` entry for server i."""
         s = self.servers[i]
         d = {"connection": "tcp", "host": "127.0.0.1", "port": s["port"],
-             "unit_id": s["unit"], "profile": s["profile"]}
+             "unit_id": s["unit"], "profile": s["egw_profile"]}
         d.update(extra)
         return d

@@ -116,6 +116,41 @@ def compare(d, want, problems):
     return n
 
 
+class TestOneHome(unittest.TestCase):
+    """The demo's devices (a SolarEdge inverter and an SDM630 meter) in one
+    egw-sim are one home: what egwd decodes balances, meter = house load +
+    inverter AC power, and the house load is never negative."""
+
+    def test_demo_home_balances(self):
+        sim, ctl = start_sim(self, ["solaredge", "sdm630"])
+        ctl.ok("freeze on")
+        devs = [sim.device_settings(i, id=s["profile"]) for i, s in enumerate(sim.servers)]
+        egwd = T.Egwd(self, set={"devices": devs, "harvest.poll_interval_ms": 200,
+                                 "modbus.timeout_ms": 1000, "http.bind": LOCAL})
+        truth = {d["profile"]: d for d in ctl.get()["devices"]}
+
+        def both():
+            by = devices_by_id(egwd.state())
+            ok = all(by.get(k, {}).get("reading") and "W" in by[k]["reading"].get(g, {})
+                     for k, g in (("solaredge", "inverter"), ("sdm630", "meter")))
+            return by if ok else None
+        time.sleep(2.5)  # a verbose poll after the freeze
+        by = T.wait_until(both, timeout=20, what="inverter and meter readings")
+        inv = by["solaredge"]["reading"]
+        grid = by["sdm630"]["reading"]["meter"]["W"]
+        house = grid - inv["inverter"]["W"]
+        load = truth["solaredge"]["home_load_W"]
+        self.assertGreaterEqual(load, 0)
+        self.assertGreaterEqual(house, -1)
+        self.assertAlmostEqual(house, load, delta=2 + 0.002 * load)
+        # the inverter has no meter of its own: no meter power, no battery
+        self.assertNotIn("W", inv.get("meter", {}))
+        self.assertNotIn("battery", inv)
+        # PV DC power and AC power are told apart: DC is at least the AC output
+        self.assertLessEqual(inv["pv"]["W"], inv["inverter"]["W"] + 1)
+        stop_clean(self, egwd)
+
+
 class TestEveryProfile(unittest.TestCase):
     def test_every_profile_polls_and_decodes_like_the_simulator(self):
         profiles = list_profiles()
@@ -153,6 +188,26 @@ class TestEveryProfile(unittest.TestCase):
             compared += compare(d, truth[dev_id], problems)
         self.assertFalse(problems, "\n".join(problems))
         self.assertGreater(compared, 3 * len(profiles))
+        # Only what exists: a Sungrow string inverter (no battery, no meter
+        # registers) publishes no battery object and no meter power or totals,
+        # and its lifetime yield from 5003-5004, never 0.
+        sg = devices_by_id(st)["sungrow_sg"]["reading"]
+        self.assertNotIn("battery", sg)
+        for k in ("W", "total_import_Wh", "total_export_Wh"):
+            self.assertNotIn(k, sg.get("meter", {}))
+        self.assertGreater(sg["pv"]["total_generation_Wh"], 0)
+        self.assertLess(sg["inverter"]["W"], 0)
+        # Numbers at their resolution: no float noise anywhere /api/state or
+        # /api/device prints (every profile's values, SDM630 floats included).
+        for path in ("/api/state", "/api/device"):
+            _, _, body = T.http(egwd.port, "GET", path, headers=egwd.auth())
+            self.assertEqual(T.float_noise(body), [], path)
+        # and no counter anywhere is published as 0
+        for dev_id, d in devices_by_id(st).items():
+            for group, fields in (d["reading"] or {}).items():
+                for name, v in fields.items():
+                    if name.startswith("total_"):
+                        self.assertNotEqual(v, 0, f"{dev_id}: {group}.{name}")
 
         # Frequency: the primary device (the first) is read at 10 Hz.
         f0 = egwd.state()["frequency"]

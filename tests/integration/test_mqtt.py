@@ -153,6 +153,9 @@ class MqttTest(unittest.TestCase):
         self.assertEqual(json.loads(r.stdout)["unique_id"], f"{node}_pv_W")
         self.assertTrue(have(lambda m: m[0] == f"egw/{serial}/status" and m[1] == "online"))
         self.assertTrue(have(lambda m: m[0] == f"egw/{serial}/inv1/availability" and m[1] == "online"))
+        # every number printed in every state message: no float noise
+        for m in have(lambda m: m[0] == state_topic):
+            self.assertEqual(t.float_noise(m[1]), [], m[1])
         st = json.loads(have(lambda m: m[0] == state_topic)[-1][1])
         self.assertEqual((st["device"], st["profile"]), ("inv1", "sunspec"))
         self.assertLess(st["pv"]["W"], 0)

@@ -5,6 +5,7 @@ Every token the backend accepted is verified again here with PyJWT against
 the key egwd publishes at /api/crypto.  Run with /usr/bin/python3;
 EGW_BUILD names the build directory.
 """
+import json
 import os
 import random
 import re
@@ -220,7 +221,10 @@ class PipelineTest(unittest.TestCase):
         # readings: the data model, keyed by the same timestamps
         self.assertLessEqual(set(dev["readings"]), set(dev["raw"]))
         rd = next(iter(dev["readings"].values()))
-        self.assertLessEqual(set(rd), {"pv", "battery", "meter"})
+        self.assertLessEqual(set(rd), {"pv", "battery", "meter", "inverter"})
+        # every number of the decoded batch (readings, frequency samples and
+        # stats): no float noise (json.dumps prints Python's shortest repr)
+        self.assertEqual(T.float_noise(json.dumps(p)), [])
         self.assertIn("pv", rd)
         fr = p["frequency"]
         self.assertEqual(fr["device"], "inv1")

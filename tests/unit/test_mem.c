@@ -29,6 +29,12 @@ static void test_trim_returns_freed_heap(void **state)
 	char *keep = malloc(SZ);
 	(void)state;
 
+#if defined(__SANITIZE_ADDRESS__)
+	/* ASan's allocator keeps freed memory in quarantine; malloc_trim is
+	 * glibc's and has nothing to hand back there. */
+	free(keep);
+	skip();
+#endif
 	memset(keep, 0x5a, SZ);
 	for (unsigned i = 0; i < N; i++) {
 		blocks[i] = malloc(SZ);

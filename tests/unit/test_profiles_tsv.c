@@ -10,7 +10,10 @@
  *    table does not actually make is an error too;
  *  - every data-model mapping the reference states ("{DER pv.W = -value}") is
  *    what the table decodes, and every mapping egw makes on a [def] row that the
- *    reference does not state is listed below with its reason. */
+ *    reference does not state is listed below with its reason;
+ *  - rows a table adds from a vendor document (tag TAG_DOC, "[doc]") and the
+ *    blocks that read them are not in the reference: the blocks are listed
+ *    below, and no [doc] row repeats a reference row. */
 #include <errno.h>
 #include <libgen.h>
 #include <math.h>
@@ -51,7 +54,61 @@ static const struct deviation deviations[] = {
 	  "README: where [key] and [def] disagree the [def] row wins (Sungrow 5016)" },
 	{ "sungrow_sf", 5016, "key", "endianness", "big", "little",
 	  "same register as sungrow: the [def] row's word order wins" },
+	/* the reference README's "Trust, and known mistakes", each fixed from the
+	 * vendor document the profile cites */
+	{ "sdm630", 12, "key", "endianness", "little", "big",
+	  "Eastron SDM630 protocol: IEEE-754 floats high word first (ABCD)" },
+	{ "sdm630", 14, "key", "endianness", "little", "big", "as sdm630 12" },
+	{ "sdm630", 16, "key", "endianness", "little", "big", "as sdm630 12" },
+	{ "sdm630", 52, "key", "endianness", "little", "big", "as sdm630 12" },
+	{ "sdm630", 62, "key", "endianness", "little", "big", "as sdm630 12" },
+	{ "sdm630", 70, "key", "endianness", "little", "big", "as sdm630 12" },
+	{ "sdm630", 72, "key", "endianness", "little", "big", "as sdm630 12" },
+	{ "sdm630", 74, "key", "endianness", "little", "big", "as sdm630 12" },
+	{ "sungrow", 13020, "def", "data_type", "U16", "I16",
+	  "README: battery current is signed on real devices although documented U16" },
+	{ "sungrow_sf", 13020, "def", "data_type", "U16", "I16", "as sungrow" },
+	{ "sungrow_sf", 5035, "key", "scale_factor", "0.01", "0.1",
+	  "Sungrow hybrid protocol: 5036 (doc) counts 0.1 Hz; 0.01 Hz at 5035 is a WiNet-S "
+	  "firmware quirk; the 0.01-Hz register is input 5241 ([doc] row)" },
+	{ "deye", 3, "sn", "word_count", "8", "5",
+	  "Deye SG04LP3 protocol: the serial is 10 characters in registers 3-7" },
+	{ "goodwe", 35138, "key", "scale_factor", "0.1", "1",
+	  "GoodWe ET protocol: 35138 total inverter power counts 1 W (not PV1 power at 0.1 W)" },
+	{ "sofar", 1414, "key", "scale_factor", "0.1", "10",
+	  "Sofar G3 protocol: PV power counts 0.01 kW" },
+	{ "sofar", 1417, "key", "scale_factor", "0.1", "10", "as sofar 1414" },
+	{ "sofar", 1420, "key", "scale_factor", "0.1", "10", "as sofar 1414" },
 };
+
+/* Blocks a table reads for its [doc] rows. */
+struct doc_block {
+	const char *profile;
+	uint8_t fc;
+	unsigned addr, count;
+	const char *reason;
+};
+
+static const struct doc_block doc_blocks[] = {
+	{ "sungrow", REG_FC_INPUT, 5600, 2, "meter active power 5600-5601 (SH hybrids)" },
+	{ "sungrow_sf", REG_FC_INPUT, 5600, 8, "meter total and phase powers 5600-5607" },
+	{ "sungrow_sf", REG_FC_INPUT, 5241, 1, "grid frequency at 0.01 Hz" },
+	{ "sma", REG_FC_INPUT, 30769, 6, "DC current, voltage and power of input A" },
+	{ "sma", REG_FC_INPUT, 30957, 6, "DC current, voltage and power of input B" },
+	{ "solaredge", REG_FC_HOLDING, 40102, 5, "I_Temp_Sink and its sf I_Temp_SF" },
+	{ "solaredge_us", REG_FC_HOLDING, 40102, 5, "as solaredge" },
+	{ "solaredge", REG_FC_HOLDING, 40188, 55, "meter 1 model (201-204) after its common block" },
+	{ "solaredge_us", REG_FC_HOLDING, 40188, 55, "as solaredge" },
+};
+
+static bool is_doc_block(const struct profile *p, const struct mb_block *b)
+{
+	for (size_t i = 0; i < sizeof(doc_blocks) / sizeof(doc_blocks[0]); i++)
+		if (strcmp(doc_blocks[i].profile, p->name) == 0 && doc_blocks[i].fc == b->fc &&
+		    doc_blocks[i].addr == b->addr && doc_blocks[i].count == b->count)
+			return true;
+	return false;
+}
 
 #define MAXF 12
 
@@ -175,7 +232,7 @@ static const char *const type_names[REG_TYPE_COUNT] = {
 };
 static const char *const tag_names[REG_TAG_COUNT] = {
 	[TAG_DEF] = "def", [TAG_SLIM_DEF] = "slim-def", [TAG_SN] = "sn",
-	[TAG_KEY] = "key", [TAG_SF] = "sf",
+	[TAG_KEY] = "key", [TAG_SF] = "sf", [TAG_DOC] = "doc",
 };
 
 /* The value the table must have for a column: the TSV's, or the listed deviation's. */
@@ -243,11 +300,13 @@ static void test_every_tsv_row_in_tables(void **state)
 
 		/* a register row: find the table row with the same identity */
 		const struct reg_def *hit = NULL;
+		const char *type = expected(r, tag, "data_type", r->f[C_TYPE], &dev);
+		unsigned words = (unsigned)strtoul(expected(r, tag, "word_count", r->f[C_WORDS], &dev),
+						   NULL, 10);
 		for (unsigned k = 0; k < p->nregs && !hit; k++) {
 			const struct reg_def *d = &p->regs[k];
 			if (d->addr == addr && d->fc == fc && strcmp(tag_names[d->tag], tag) == 0 &&
-			    strcmp(type_names[d->type], r->f[C_TYPE]) == 0 &&
-			    d->words == strtoul(r->f[C_WORDS], NULL, 10))
+			    strcmp(type_names[d->type], type) == 0 && d->words == words)
 				hit = d;
 		}
 		if (!hit)
@@ -284,10 +343,28 @@ static void test_no_extra_rows(void **state)
 
 	for (unsigned i = 0; i < n; i++) {
 		const struct profile *p = all[i];
-		unsigned tsv_regs = 0, tsv_blocks = 0;
+		unsigned tsv_regs = 0, tsv_blocks = 0, doc_regs = 0, doc_blks = 0;
 
 		if (strcmp(p->name, "sunspec") == 0)
 			continue; /* built from the SunSpec model files; test_profiles checks it */
+		for (unsigned k = 0; k < p->nregs; k++) {
+			const struct reg_def *d = &p->regs[k];
+			if (d->tag != TAG_DOC)
+				continue;
+			doc_regs++;
+			/* a [doc] row adds a register the reference does not have */
+			for (unsigned j = 0; j < nrows; j++) {
+				uint8_t jfc = strcmp(rows[j].f[C_FUNC], "holding") == 0 ? REG_FC_HOLDING
+											  : REG_FC_INPUT;
+				if (strcasecmp(rows[j].f[C_PROFILE], p->name) == 0 &&
+				    strcmp(rows[j].f[C_TYPE], "BLOCK") != 0 &&
+				    strtoul(rows[j].f[C_ADDR], NULL, 10) == d->addr && jfc == d->fc)
+					fail_msg("%s: [doc] row %u repeats TSV line %u", p->name, d->addr,
+						 rows[j].line);
+			}
+		}
+		for (unsigned k = 0; k < p->nblocks; k++)
+			doc_blks += is_doc_block(p, &p->blocks[k]);
 		for (unsigned k = 0; k < nrows; k++) {
 			if (strcasecmp(rows[k].f[C_PROFILE], p->name) != 0)
 				continue;
@@ -296,21 +373,30 @@ static void test_no_extra_rows(void **state)
 			else
 				tsv_regs++;
 		}
-		if (tsv_regs != p->nregs)
-			fail_msg("%s: table has %u rows, the TSV %u", p->name, p->nregs, tsv_regs);
-		if (tsv_blocks != p->nblocks)
-			fail_msg("%s: table has %u blocks, the TSV %u", p->name, p->nblocks, tsv_blocks);
+		if (tsv_regs + doc_regs != p->nregs)
+			fail_msg("%s: table has %u rows (%u [doc]), the TSV %u", p->name, p->nregs,
+				 doc_regs, tsv_regs);
+		if (tsv_blocks + doc_blks != p->nblocks)
+			fail_msg("%s: table has %u blocks (%u [doc]), the TSV %u", p->name, p->nblocks,
+				 doc_blks, tsv_blocks);
 		/* and each table row is matched by a distinct TSV row */
 		for (unsigned k = 0; k < p->nregs; k++) {
 			const struct reg_def *d = &p->regs[k];
 			unsigned same = 0, dup = 0;
+			if (d->tag == TAG_DOC)
+				continue;
 			for (unsigned j = 0; j < nrows; j++) {
 				char tagbuf[16];
-				if (strcasecmp(rows[j].f[C_PROFILE], p->name) == 0 &&
-				    strtoul(rows[j].f[C_ADDR], NULL, 10) == d->addr &&
-				    strcmp(tag_of(&rows[j], tagbuf, sizeof(tagbuf)), tag_names[d->tag]) == 0 &&
-				    strcmp(rows[j].f[C_TYPE], type_names[d->type]) == 0 &&
-				    strtoul(rows[j].f[C_WORDS], NULL, 10) == d->words)
+				const char *jtag = tag_of(&rows[j], tagbuf, sizeof(tagbuf));
+				bool dv = false;
+				if (strcasecmp(rows[j].f[C_PROFILE], p->name) != 0 ||
+				    strtoul(rows[j].f[C_ADDR], NULL, 10) != d->addr ||
+				    strcmp(jtag, tag_names[d->tag]) != 0)
+					continue;
+				if (strcmp(expected(&rows[j], jtag, "data_type", rows[j].f[C_TYPE], &dv),
+					   type_names[d->type]) == 0 &&
+				    strtoul(expected(&rows[j], jtag, "word_count", rows[j].f[C_WORDS], &dv),
+					    NULL, 10) == d->words)
 					same++;
 			}
 			for (unsigned j = 0; j < p->nregs; j++) {
@@ -376,8 +462,20 @@ static const struct mapping_note mapping_differs[] = {
 	  "the register is the total discharge; the reference stores it as the charge total "
 	  "and overwrites it with 13040" },
 	{ "sungrow_sf", 13026, "def", "battery.total_discharge_Wh", 1000, "as sungrow" },
-	{ "deye", 217, "def", "battery.heatsink_C", 0.1,
-	  "(raw-1000)/10 is mul 0.1, add -100 (test_profiles checks 1255 -> 25.5 C)" },
+	{ "deye", 217, "def", "", 0,
+	  "README: empty on SG04LP3/SG01HP3 (raw 0 read as -100 C); the battery temperature is "
+	  "586 (mapping_extra)" },
+	{ "deye", 541, "def", "pv.heatsink_C", 1,
+	  "README: (raw - 1000) x 0.1 C, i.e. scale 0.1, add -100; raw 0 is no sensor" },
+	{ "deye", 619, "def", "", 0,
+	  "README: 619 is the external CT's total; grid power is 625 (mapping_extra)" },
+	{ "sungrow", 13033, "def", "inverter.W", -1,
+	  "README: the inverter's own total active power, not the meter's; meter.W is 5600" },
+	{ "sungrow", 13033, "key", "", 0, "as the [def] row: not the meter's power" },
+	{ "sungrow_sf", 13033, "def", "inverter.W", -1, "as sungrow" },
+	{ "sungrow_sf", 5035, "def", "meter.Hz", 1,
+	  "README: 0.1 Hz per the document; 0.01 Hz there is a dongle quirk" },
+	{ "sungrow_sf", 5035, "key", "", 0, "as the [def] row (the [key] row maps no field)" },
 	{ "deye", 587, "def", "battery.V", 0.01,
 	  "x0.01 on top of the 1 V scale; x0.1 for high-voltage models is deye_fixup's" },
 	{ "deye", 516, "def", "", 0, "README: 16-bit low word; the [slim-def] U32 row is decoded" },
@@ -395,11 +493,17 @@ static const struct mapping_note mapping_extra[] = {
 	{ "huawei", 32064, "def", "pv.W", -1000, "README: input power, I32 kW gain 1000 = 1 W/count" },
 	{ "huawei", 32085, "def", "meter.Hz", 1, "the grid frequency in the data model" },
 	{ "huawei_hybrid", 30073, "def", "pv.rated_power_W", 1000, "as huawei" },
+	{ "huawei", 32080, "def", "inverter.W", -1000,
+	  "Huawei SUN2000 Modbus definitions: active power, the AC output (gain 1000 kW)" },
+	{ "huawei_hybrid", 32080, "def", "inverter.W", -1000, "as huawei" },
 	{ "huawei_hybrid", 32064, "def", "pv.W", -1000, "as huawei" },
 	{ "huawei_hybrid", 32085, "def", "meter.Hz", 1,
 	  "inverter frequency; the meter's 37118 overrides it when read" },
 	{ "huawei_hybrid", 37068, "def", "battery.total_discharge_Wh", 1000,
 	  "README: the block now reaches it (37000 x 70)" },
+	{ "deye", 586, "def", "battery.heatsink_C", 1,
+	  "SG04LP3 protocol: battery temperature, (raw - 1000) x 0.1 C" },
+	{ "deye", 625, "def", "meter.W", 1, "README: total grid power, import positive" },
 	{ "deye", 516, "slim-def", "battery.total_charge_Wh", 1000, "32-bit vendor layout" },
 	{ "deye", 518, "slim-def", "battery.total_discharge_Wh", 1000, "32-bit vendor layout" },
 	{ "deye", 522, "slim-def", "meter.total_import_Wh", 1000, "32-bit vendor layout" },
@@ -480,10 +584,12 @@ static const struct reg_def *row_in_table(const struct profile *p, const struct 
 					  const char *tag)
 {
 	unsigned addr = (unsigned)strtoul(r->f[C_ADDR], NULL, 10);
+	bool dev = false;
+	const char *type = expected(r, tag, "data_type", r->f[C_TYPE], &dev);
 	for (unsigned k = 0; k < p->nregs; k++) {
 		const struct reg_def *d = &p->regs[k];
 		if (d->addr == addr && strcmp(tag_names[d->tag], tag) == 0 &&
-		    strcmp(type_names[d->type], r->f[C_TYPE]) == 0)
+		    strcmp(type_names[d->type], type) == 0)
 			return d;
 	}
 	return NULL;

@@ -142,6 +142,232 @@ static void test_every_profile_roundtrip(void **state)
 	assert_true(with_fields >= n - 2);
 }
 
+/* ---- vendor maps: each brand's document against egw's profile ---------- */
+
+/* Is field f carried by a register of model m?  *ret_step gets the sum of
+ * the contributors' resolution in the field's unit (0 for floats). */
+static bool model_serves(const struct sim_model *m, int f, double *ret_step)
+{
+	bool hit = false;
+	double step = 0;
+
+	for (unsigned i = 0; i < m->nregs; i++) {
+		const struct sim_vreg *v = &m->regs[i];
+		int q = v->q;
+		if (q == SQ_MPPT1_W || q == SQ_MPPT2_W)
+			q = RF_PV_W;
+		else if (q == SQ_BATTERY_ABS_W)
+			q = RF_BATTERY_W;
+		if (q != f)
+			continue;
+		hit = true;
+		if (v->type != REG_F32)
+			step += v->step * fabs(v->k);
+	}
+	*ret_step = step;
+	return hit;
+}
+
+static bool is_battery_field(int f)
+{
+	return f >= RF_BATTERY_W && f <= RF_BATTERY_TOTAL_DISCHARGE_WH;
+}
+
+/* Reads every block egw's profile reads from a device served by model m and
+ * checks the decoded reading: every field the device carries is published
+ * with the value served (within one register step), nothing else is, no
+ * battery or grid meter where the device has none, no counter of 0. */
+static void check_model(struct sim_device *d, const struct sim_model *m, unsigned *ret_n)
+{
+	const struct profile *p = d->prof;
+	struct mb_block blocks[MAX_BLOCKS];
+	unsigned nb = 0, published = 0;
+	for (unsigned i = 0; i < p->nblocks && nb < MAX_BLOCKS; i++)
+		blocks[nb++] = p->blocks[i];
+	if (p->serial)
+		nb += (unsigned)profile_plan_one(p->serial, blocks + nb, MAX_BLOCKS - nb);
+
+	struct block_result *res = calloc(nb, sizeof(*res));
+	struct mb_response *resp = malloc(sizeof(*resp));
+	assert_non_null(res);
+	assert_non_null(resp);
+	for (unsigned i = 0; i < nb; i++) {
+		struct mb_request q = { .fc = blocks[i].fc, .addr = blocks[i].addr,
+					.count = blocks[i].count };
+		res[i].b = blocks[i];
+		res[i].err = transact(d, &q, resp);
+		/* a device answers what it has; a string inverter has no battery block */
+		if (res[i].err != 0 && res[i].err != MB_EXCEPTION_ERR(MB_EX_ILLEGAL_ADDRESS))
+			fail_msg("%s: block %u+%u: %s", m->name, q.addr, q.count,
+				 egw_strerror(res[i].err));
+		if (res[i].err != 0 && (m->battery || m->meter))
+			fail_msg("%s: block %u+%u not served", m->name, q.addr, q.count);
+		if (res[i].err == 0)
+			memcpy(res[i].regs, resp->regs, sizeof(uint16_t) * blocks[i].count);
+	}
+
+	struct reading got;
+	assert_true(profile_decode(p, res, nb, &got) >= 0);
+	for (int f = 0; f < RF_COUNT; f++) {
+		const struct reading_field_info *fi = &reading_fields[f];
+		double step, want = d->rd.v[f];
+		bool served = model_serves(m, f, &step);
+
+		if (!isnan(got.v[f]))
+			published++;
+		if (fi->total && got.v[f] == 0)
+			fail_msg("%s: %s.%s published as 0", m->name, fi->group, fi->name);
+		if (!m->battery && is_battery_field(f) && !isnan(got.v[f]))
+			fail_msg("%s: no battery, but %s.%s = %g", m->name, fi->group, fi->name,
+				 got.v[f]);
+		if (!m->meter && (f == RF_METER_W || f == RF_METER_TOTAL_IMPORT_WH ||
+				  f == RF_METER_TOTAL_EXPORT_WH) && !isnan(got.v[f]))
+			fail_msg("%s: no meter, but %s.%s = %g", m->name, fi->group, fi->name,
+				 got.v[f]);
+		if (!served) {
+			if (!isnan(got.v[f]))
+				fail_msg("%s: %s.%s = %g published but the device has no such value",
+					 m->name, fi->group, fi->name, got.v[f]);
+			continue;
+		}
+		if (isnan(got.v[f]))
+			fail_msg("%s: %s.%s served (%g) but not published", m->name, fi->group,
+				 fi->name, want);
+		double tol = step + 2e-6 * fabs(want) + 1e-9;
+		if (fabs(got.v[f] - want) > tol)
+			fail_msg("%s: %s.%s decoded %.6f, the device served %.6f (step %g)", m->name,
+				 fi->group, fi->name, got.v[f], want, step);
+	}
+	char serial[64];
+	assert_true(profile_decode_serial(p, res, nb, serial, sizeof(serial)) > 0);
+	assert_string_equal(serial, d->serial);
+	*ret_n = published;
+	free(resp);
+	free(res);
+}
+
+static void test_every_vendor_model(void **state)
+{
+	(void)state;
+	unsigned n = 0;
+	const struct sim_model *const *all = sim_model_all(&n);
+	assert_true(n >= 8);
+	for (unsigned i = 0; i < n; i++) {
+		const struct sim_model *m = all[i];
+		struct sim *s = new_sim();
+		struct sim_device *d = &s->devs[0];
+		unsigned published = 0;
+
+		assert_int_equal(sim_device_init_model(s, d, m, 1, NULL, "5502"), 0);
+		assert_int_equal(sim_device_update(d, 1234.5), 0); /* noon: PV producing */
+		check_model(d, m, &published);
+		assert_true(published >= 3);
+		if (m->battery) {
+			/* both directions: charging positive, discharging negative */
+			sim_device_override(d, RF_BATTERY_W, 1800);
+			sim_device_override(d, RF_BATTERY_A, 33.2);
+			assert_int_equal(sim_device_update(d, 1300.0), 0);
+			check_model(d, m, &published);
+			sim_device_override(d, RF_BATTERY_W, -950);
+			sim_device_override(d, RF_BATTERY_A, -18.4);
+			assert_int_equal(sim_device_update(d, 1400.0), 0);
+			check_model(d, m, &published);
+		}
+		sim_device_fini(d);
+		free(s);
+	}
+}
+
+/* The cases the reference got wrong, as numbers a user would see. */
+static void test_vendor_known_mistakes(void **state)
+{
+	(void)state;
+	struct sim *s = new_sim();
+	struct sim_device *d = &s->devs[0];
+	unsigned n;
+
+	/* SDM630: big-endian floats; a word-swapped read gives ~1e-26 Hz */
+	assert_int_equal(sim_device_init_model(s, d, sim_model_find("sdm630"), 1, NULL, "a"), 0);
+	sim_device_override(d, RF_METER_HZ, 49.9);
+	sim_device_override(d, RF_METER_W, 612.3);
+	assert_int_equal(sim_device_update(d, 100.0), 0);
+	check_model(d, d->model, &n);
+	sim_device_fini(d);
+
+	/* Deye: 541 = 1385 is 38.5 C (not 138.5) */
+	assert_int_equal(sim_device_init_model(s, d, sim_model_find("deye"), 1, NULL, "b"), 0);
+	sim_device_override(d, RF_PV_HEATSINK_C, 38.5);
+	assert_int_equal(sim_device_update(d, 100.0), 0);
+	uint16_t w;
+	assert_int_equal(regimage_get(d->img, REG_FC_HOLDING, 541, 1, &w), 0);
+	assert_int_equal(w, 1385);
+	check_model(d, d->model, &n);
+	sim_device_fini(d);
+
+	/* A device read with the hybrid profile of its brand decodes without
+	 * zeros for what it lacks: a SUN2000 without LUNA2000 or meter under
+	 * huawei_hybrid, an SG string inverter under sungrow_sf. */
+	static const char *const cross[][2] = { { "huawei", "huawei_hybrid" },
+						{ "sungrow_sg", "sungrow_sf" } };
+	for (unsigned i = 0; i < 2; i++) {
+		assert_int_equal(sim_device_init_model(s, d, sim_model_find(cross[i][0]), 1, NULL,
+						       "x"), 0);
+		d->prof = profile_find(cross[i][1]);
+		assert_int_equal(sim_device_update(d, 100.0), 0);
+		check_model(d, d->model, &n);
+		sim_device_fini(d);
+	}
+
+	/* Sungrow string inverter: no battery, lifetime yield from 5003-5004 */
+	assert_int_equal(sim_device_init_model(s, d, sim_model_find("sungrow_sg"), 1, NULL, "c"),
+			 0);
+	assert_int_equal(sim_device_update(d, 100.0), 0);
+	assert_true(d->rd.v[RF_PV_TOTAL_GENERATION_WH] > 1e6);
+	check_model(d, d->model, &n);
+	sim_device_fini(d);
+	free(s);
+}
+
+/* One simulated home: a hybrid inverter and a meter in one egw-sim obey one
+ * energy balance (the meter sees the house load less the inverter's output),
+ * day and night, and the house load is never negative. */
+static void test_one_home(void **state)
+{
+	(void)state;
+	struct sim *s = new_sim();
+	assert_int_equal(sim_device_init_model(s, &s->devs[0], sim_model_find("sungrow_sf"), 1,
+					       NULL, "a"), 0);
+	assert_int_equal(sim_device_init_model(s, &s->devs[1], sim_model_find("sdm630"), 2, NULL,
+					       "b"), 0);
+	assert_int_equal(sim_device_init(s, &s->devs[2], profile_find("solaredge"), 3, NULL, "c"),
+			 0);
+	s->ndevs = 3;
+	static const double times[] = { 60.0, 1234.5, 4 * 3600.0, 12 * 3600.0, 20 * 3600.0 };
+	for (unsigned k = 0; k < sizeof(times) / sizeof(times[0]); k++) {
+		assert_int_equal(sim_home_update(s, times[k]), 0);
+		const struct reading *inv = &s->devs[0].rd, *meter = &s->devs[1].rd,
+				     *se = &s->devs[2].rd;
+		double load = s->devs[0].home_load_w;
+		double house = meter->v[RF_METER_W] - inv->v[RF_INVERTER_W] - se->v[RF_INVERTER_W];
+		assert_true(load >= 0);
+		assert_true(fabs(house - load) < 1e-6);
+		assert_true(fabs(inv->v[RF_METER_W] - meter->v[RF_METER_W]) < 1e-9);
+		double phases = meter->v[RF_METER_L1_W] + meter->v[RF_METER_L2_W] +
+				meter->v[RF_METER_L3_W];
+		assert_true(fabs(phases - meter->v[RF_METER_W]) < 1e-6);
+		/* what egw decodes from the meter's registers balances too */
+		struct block_result res = { .b = { .fc = REG_FC_INPUT, .addr = 0, .count = 100 } };
+		assert_int_equal(regimage_get(s->devs[1].img, REG_FC_INPUT, 0, 100, res.regs), 0);
+		struct reading got;
+		assert_true(profile_decode(profile_find("sdm630"), &res, 1, &got) > 0);
+		assert_true(fabs(got.v[RF_METER_W] - meter->v[RF_METER_W]) <
+			    1e-3 * fabs(meter->v[RF_METER_W]) + 0.01);
+	}
+	for (unsigned i = 0; i < 3; i++)
+		sim_device_fini(&s->devs[i]);
+	free(s);
+}
+
 static void test_writes_and_exceptions(void **state)
 {
 	(void)state;
@@ -231,6 +457,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_profile_roundtrip),
+		cmocka_unit_test(test_every_vendor_model),
+		cmocka_unit_test(test_vendor_known_mistakes),
+		cmocka_unit_test(test_one_home),
 		cmocka_unit_test(test_writes_and_exceptions),
 		cmocka_unit_test(test_ctl_commands),
 	};
