@@ -72,6 +72,7 @@ static const struct {
 	[RF_METER_L3_W] = { "Grid L3 power" },
 	[RF_METER_TOTAL_IMPORT_WH] = { "Grid energy imported" },
 	[RF_METER_TOTAL_EXPORT_WH] = { "Grid energy exported" },
+	[RF_INVERTER_W] = { "Inverter AC power" },
 };
 
 const char *mqtt_field_name(enum reading_field f)
@@ -186,7 +187,7 @@ int mqtt_discovery(const char *topic_prefix, const char *discovery_prefix,
 		return -EINVAL;
 	fi = &reading_fields[f];
 	u = ha_unit_of(fi->unit);
-	if (!u)
+	if (!u || !ha_fields[f].name) /* a field this table does not know yet */
 		return -EINVAL;
 	ha_id(node, sizeof(node), gw->serial, dev->id);
 	gw_node(via, sizeof(via), gw->serial);
@@ -917,6 +918,11 @@ int mqtt_publish_reading(struct mqtt *m, const struct mqtt_device *dev, int64_t 
 		if (isnan(r->v[f]) || (d->announced & (1u << f)))
 			continue;
 		ret = mqtt_discovery(m->prefix, m->disc, &gw, dev, f, topic, sizeof(topic), &cfg);
+		if (ret == -EINVAL) {
+			/* no HA entity for it; the state still carries it */
+			d->announced |= 1u << f;
+			continue;
+		}
 		if (ret < 0)
 			return ret;
 		ret = q_push_json(m, topic, cfg, true);

@@ -295,6 +295,13 @@ static void test_mqtt_discovery_payloads(void **state)
 	assert_string_equal(jstr(cfg, "name"), "Grid frequency");
 	json_decref(cfg);
 
+	/* Every field of the data model has an HA entity with a name in words. */
+	for (int f = 0; f < RF_COUNT; f++) {
+		assert_non_null(mqtt_field_name(f));
+		assert_int_equal(disc("egw", "homeassistant", "s", "d", f, topic, sizeof(topic), &cfg), 0);
+		json_decref(cfg);
+	}
+
 	/* The gateway's own device, which every device names as via_device. */
 	struct mqtt_gateway gw = { .serial = "0123abcd", .sw_version = "1.2.3" };
 	assert_int_equal(mqtt_gateway_discovery("egw", "homeassistant", &gw, topic, sizeof(topic),
