@@ -315,6 +315,15 @@ class IdentityTest(unittest.TestCase):
         self.assertEqual(st, 409, obj)
         self.assertIn("inv", json.dumps(obj))
         self.assertEqual(len(egwd.get("/api/device")["devices"]), 1)
+        # Removed, then added back from a scan result (with its serial, without
+        # an id): it gets its old id back, so its history carries on.
+        st, obj = t.http_json(egwd.port, "DELETE", "/api/device?id=inv", headers=egwd.auth())
+        self.assertEqual(st, 200, obj)
+        st, obj = t.http_json(egwd.port, "POST", "/api/device",
+                              sim.device_settings(0, serial=serial), headers=egwd.auth())
+        self.assertEqual(st, 201, obj)
+        self.assertEqual(obj["device"]["id"], "inv")
+        self.assertNotIn("serial", read_devices(d)[0])
         self.assertEqual(egwd.stop(), 0)
 
         # Another unit was at this address before: egwd finds out at identification.
