@@ -48,6 +48,8 @@ struct egw {
 	struct uploader *uploader;
 	struct namequery *namequery;
 	struct devices *devices;
+	json_t *dev_serials;             /* {id: serial last identified}, kept in the state dir */
+	json_t *dev_identity;            /* {"replaced": [..], "duplicates": [..]} for /api/state */
 	struct batch *batch;             /* harvest: batch assembly (backend/batch.h) */
 	struct mqtt *mqtt;               /* daemon/mqtt.c */
 	char mqtt_sig[1536];             /* the settings MQTT was started with */

@@ -244,6 +244,12 @@ static int load_settings(struct egw *e, const struct args *a)
 			settings_error_str(&err, msg, sizeof(msg)));
 		return r;
 	}
+	r = devices_egw_pin_ids(e->settings);
+	if (r < 0)
+		fprintf(stderr, "egwd: saving the device ids to %s: %s\n", path, strerror(-r));
+	else if (r > 0)
+		fprintf(stderr, "egwd: %d device id(s) written to %s (ids are kept from now on)\n", r,
+			path);
 	for (unsigned i = 0; i < a->nsets; i++) {
 		if (settings_parse_assignment(a->sets[i], key, sizeof(key), &v) < 0) {
 			fprintf(stderr, "egwd: --set %s: expected KEY=VALUE\n", a->sets[i]);

@@ -14,6 +14,7 @@
 #include "loop/loop.h"
 #include "sched/sched.h"
 #include "loop/resolve.h"
+#include "profiles/profile.h"
 
 /* ---- payloads (pure) ---------------------------------------------------- */
 
@@ -23,17 +24,61 @@ struct ha_unit {
 	const char *ha_unit;      /* unit_of_measurement */
 	const char *state_class;
 	double mul;               /* shown value = value * mul */
+	int precision;            /* suggested_display_precision when the profile says nothing */
 };
 
 static const struct ha_unit ha_units[] = {
-	{ "W", "power", "W", "measurement", 1 },
-	{ "V", "voltage", "V", "measurement", 1 },
-	{ "A", "current", "A", "measurement", 1 },
-	{ "Hz", "frequency", "Hz", "measurement", 1 },
-	{ "C", "temperature", "\xc2\xb0" "C", "measurement", 1 },
-	{ "Wh", "energy", "Wh", "total_increasing", 1 },
-	{ "fraction", "battery", "%", "measurement", 100 },
+	{ "W", "power", "W", "measurement", 1, 0 },
+	{ "V", "voltage", "V", "measurement", 1, 1 },
+	{ "A", "current", "A", "measurement", 1, 2 },
+	{ "Hz", "frequency", "Hz", "measurement", 1, 2 },
+	{ "C", "temperature", "\xc2\xb0" "C", "measurement", 1, 1 },
+	{ "Wh", "energy", "Wh", "total_increasing", 1, 0 },
+	{ "fraction", "battery", "%", "measurement", 100, 0 },
 };
+
+/* What Home Assistant shows for each field: the entity's own name (HA puts
+ * the device name in front), and whether it is a constant of the device
+ * (a diagnostic entity without statistics). */
+static const struct {
+	const char *name;
+	bool constant;
+} ha_fields[RF_COUNT] = {
+	[RF_PV_W] = { "PV power" },
+	[RF_PV_RATED_POWER_W] = { "Rated power", true },
+	[RF_PV_MPPT1_V] = { "PV string 1 voltage" },
+	[RF_PV_MPPT1_A] = { "PV string 1 current" },
+	[RF_PV_MPPT2_V] = { "PV string 2 voltage" },
+	[RF_PV_MPPT2_A] = { "PV string 2 current" },
+	[RF_PV_HEATSINK_C] = { "Inverter temperature" },
+	[RF_PV_TOTAL_GENERATION_WH] = { "PV energy generated" },
+	[RF_BATTERY_W] = { "Battery power" },
+	[RF_BATTERY_A] = { "Battery current" },
+	[RF_BATTERY_V] = { "Battery voltage" },
+	[RF_BATTERY_SOC_NOM_FRACT] = { "Battery state of charge" },
+	[RF_BATTERY_HEATSINK_C] = { "Battery temperature" },
+	[RF_BATTERY_TOTAL_CHARGE_WH] = { "Battery energy charged" },
+	[RF_BATTERY_TOTAL_DISCHARGE_WH] = { "Battery energy discharged" },
+	[RF_METER_W] = { "Grid power" },
+	[RF_METER_HZ] = { "Grid frequency" },
+	[RF_METER_L1_V] = { "Grid L1 voltage" },
+	[RF_METER_L1_A] = { "Grid L1 current" },
+	[RF_METER_L1_W] = { "Grid L1 power" },
+	[RF_METER_L2_V] = { "Grid L2 voltage" },
+	[RF_METER_L2_A] = { "Grid L2 current" },
+	[RF_METER_L2_W] = { "Grid L2 power" },
+	[RF_METER_L3_V] = { "Grid L3 voltage" },
+	[RF_METER_L3_A] = { "Grid L3 current" },
+	[RF_METER_L3_W] = { "Grid L3 power" },
+	[RF_METER_TOTAL_IMPORT_WH] = { "Grid energy imported" },
+	[RF_METER_TOTAL_EXPORT_WH] = { "Grid energy exported" },
+	[RF_INVERTER_W] = { "Inverter AC power" },
+};
+
+const char *mqtt_field_name(enum reading_field f)
+{
+	return (unsigned)f < RF_COUNT ? ha_fields[f].name : NULL;
+}
 
 static const struct ha_unit *ha_unit_of(const char *unit)
 {
@@ -41,6 +86,30 @@ static const struct ha_unit *ha_unit_of(const char *unit)
 		if (strcmp(ha_units[i].unit, unit) == 0)
 			return &ha_units[i];
 	return NULL;
+}
+
+/* Digits worth showing: from the finest integer register the profile maps
+ * to f (raw step * scale * mul, in the unit HA shows).  A float register
+ * carries no resolution, so the unit's default stands. */
+static int precision_of(const struct profile *p, enum reading_field f, const struct ha_unit *u)
+{
+	double step = 0;
+
+	for (unsigned k = 0; p && k < p->nregs; k++) {
+		const struct reg_def *rd = &p->regs[k];
+		double s;
+		if (rd->field != (int)f || rd->type == REG_F32 || !(rd->scale > 0))
+			continue;
+		s = rd->scale * fabs(rd->mul) * u->mul;
+		if (s > 0 && (step == 0 || s < step))
+			step = s;
+	}
+	if (step == 0)
+		return u->precision;
+	if (step >= 1)
+		return 0;
+	int d = (int)ceil(-log10(step) - 1e-9);
+	return d > 3 ? 3 : d;
 }
 
 /* A topic level: no wildcards, no separators, not empty. */
@@ -72,6 +141,14 @@ static void ha_id(char *out, size_t len, const char *a, const char *b)
 	out[n] = 0;
 }
 
+/* The gateway's node id, "egw_<serial>" (also its HA device identifier). */
+static void gw_node(char *out, size_t len, const char *serial)
+{
+	ha_id(out, len, serial, "");
+	if (*out)
+		out[strlen(out) - 1] = 0; /* the separator ha_id put before "" */
+}
+
 json_t *mqtt_state_json(const char *device_id, const char *profile, int64_t ts_ms,
                         const struct reading *r)
 {
@@ -88,69 +165,209 @@ json_t *mqtt_state_json(const char *device_id, const char *profile, int64_t ts_m
 	return j;
 }
 
-int mqtt_discovery(const char *topic_prefix, const char *discovery_prefix, const char *serial,
-                   const char *device_id, const char *profile, enum reading_field f,
-                   char *ret_topic, size_t topic_len, json_t **ret_config)
+/* Sets key to a string when there is one. */
+static int set_opt(json_t *o, const char *key, const char *v)
+{
+	return v && *v ? json_object_set_new(o, key, json_string(v)) : 0;
+}
+
+int mqtt_discovery(const char *topic_prefix, const char *discovery_prefix,
+                   const struct mqtt_gateway *gw, const struct mqtt_device *dev,
+                   enum reading_field f, char *ret_topic, size_t topic_len, json_t **ret_config)
 {
 	const struct reading_field_info *fi;
 	const struct ha_unit *u;
-	char node[128], uid[192], object[64], name[96], tmpl[160];
+	char node[128], uid[192], object[64], tmpl[160], entity_id[200], via[96];
 	char state_topic[MQTT_TOPIC_MAX], avail_topic[MQTT_TOPIC_MAX], status_topic[MQTT_TOPIC_MAX];
-	json_t *cfg;
-	int n;
+	json_t *cfg, *device;
+	int n, r = 0;
 
 	if ((unsigned)f >= RF_COUNT || !prefix_ok(topic_prefix) || !prefix_ok(discovery_prefix) ||
-	    !topic_level_ok(serial) || !topic_level_ok(device_id))
+	    !gw || !dev || !topic_level_ok(gw->serial) || !topic_level_ok(dev->id))
 		return -EINVAL;
 	fi = &reading_fields[f];
 	u = ha_unit_of(fi->unit);
-	if (!u)
+	if (!u || !ha_fields[f].name) /* a field this table does not know yet */
 		return -EINVAL;
-	ha_id(node, sizeof(node), serial, device_id);
+	ha_id(node, sizeof(node), gw->serial, dev->id);
+	gw_node(via, sizeof(via), gw->serial);
 	snprintf(object, sizeof(object), "%s_%s", fi->group, fi->name);
 	snprintf(uid, sizeof(uid), "%s_%s", node, object);
-	snprintf(name, sizeof(name), "%s %s", fi->group, fi->name);
+	n = snprintf(entity_id, sizeof(entity_id), "sensor.%s", uid);
+	for (int i = 0; i < n && entity_id[i]; i++)
+		entity_id[i] = (char)(entity_id[i] >= 'A' && entity_id[i] <= 'Z' ? entity_id[i] + 32
+										   : entity_id[i]);
 	if (u->mul != 1)
-		snprintf(tmpl, sizeof(tmpl), "{{ (value_json.%s.%s * %g) | round(1) }}", fi->group,
-		         fi->name, u->mul);
+		snprintf(tmpl, sizeof(tmpl), "{{ (value_json.%s.%s * %g) | round(%d) }}", fi->group,
+		         fi->name, u->mul, precision_of(dev->profile, f, u) + 1);
 	else
 		snprintf(tmpl, sizeof(tmpl), "{{ value_json.%s.%s }}", fi->group, fi->name);
-	snprintf(state_topic, sizeof(state_topic), "%s/%s/%s/state", topic_prefix, serial, device_id);
-	snprintf(avail_topic, sizeof(avail_topic), "%s/%s/%s/availability", topic_prefix, serial,
-	         device_id);
-	snprintf(status_topic, sizeof(status_topic), "%s/%s/status", topic_prefix, serial);
+	snprintf(state_topic, sizeof(state_topic), "%s/%s/%s/state", topic_prefix, gw->serial,
+		 dev->id);
+	snprintf(avail_topic, sizeof(avail_topic), "%s/%s/%s/availability", topic_prefix,
+		 gw->serial, dev->id);
+	snprintf(status_topic, sizeof(status_topic), "%s/%s/status", topic_prefix, gw->serial);
 	n = snprintf(ret_topic, topic_len, "%s/sensor/%s/%s/config", discovery_prefix, node, object);
 	if (n < 0 || (size_t)n >= topic_len)
 		return -EINVAL;
 
-	cfg = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s,"
-	                " s:[{s:s},{s:s}], s:s,"
-	                " s:{s:[s], s:s, s:s, s:s}}",
-	                "name", name,
+	device = json_pack("{s:[s], s:s, s:s}", "identifiers", node,
+	                   "name", dev->name && *dev->name ? dev->name : dev->id,
+	                   "via_device", via);
+	if (!device)
+		return -ENOMEM;
+	r |= set_opt(device, "manufacturer", dev->manufacturer);
+	r |= set_opt(device, "model", dev->model);
+	r |= set_opt(device, "serial_number", dev->serial);
+	r |= set_opt(device, "configuration_url", gw->url);
+	cfg = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s,"
+	                " s:[{s:s},{s:s}], s:s, s:i, s:o}",
+	                "name", ha_fields[f].name,
 	                "unique_id", uid,
-	                "object_id", uid,
+	                "default_entity_id", entity_id,
 	                "state_topic", state_topic,
 	                "value_template", tmpl,
 	                "unit_of_measurement", u->ha_unit,
 	                "device_class", u->device_class,
-	                "state_class", u->state_class,
-	                "json_attributes_topic", state_topic,
 	                "availability", "topic", status_topic, "topic", avail_topic,
 	                "availability_mode", "all",
-	                "device", "identifiers", node, "name", device_id,
-	                "model", profile ? profile : "", "manufacturer", "egw");
+	                "suggested_display_precision", precision_of(dev->profile, f, u),
+	                "device", device);
 	if (!cfg)
 		return -ENOMEM;
-	/* json_attributes_topic would copy the whole reading into every entity. */
-	json_object_del(cfg, "json_attributes_topic");
+	if (ha_fields[f].constant)
+		r |= set_opt(cfg, "entity_category", "diagnostic");
+	else
+		r |= set_opt(cfg, "state_class", u->state_class);
+	if (r) {
+		json_decref(cfg);
+		return -ENOMEM;
+	}
 	*ret_config = cfg;
 	return 0;
+}
+
+int mqtt_gateway_discovery(const char *topic_prefix, const char *discovery_prefix,
+                           const struct mqtt_gateway *gw, char *ret_topic, size_t topic_len,
+                           json_t **ret_config)
+{
+	char node[96], uid[128], entity_id[140], name[96], status_topic[MQTT_TOPIC_MAX];
+	json_t *cfg, *device;
+	int n, r = 0;
+
+	if (!gw || !prefix_ok(topic_prefix) || !prefix_ok(discovery_prefix) ||
+	    !topic_level_ok(gw->serial))
+		return -EINVAL;
+	gw_node(node, sizeof(node), gw->serial);
+	snprintf(uid, sizeof(uid), "%s_status", node);
+	n = snprintf(entity_id, sizeof(entity_id), "binary_sensor.%s", uid);
+	for (int i = 0; i < n && entity_id[i]; i++)
+		entity_id[i] = (char)(entity_id[i] >= 'A' && entity_id[i] <= 'Z' ? entity_id[i] + 32
+										   : entity_id[i]);
+	snprintf(name, sizeof(name), "egw gateway %.60s", gw->serial);
+	snprintf(status_topic, sizeof(status_topic), "%s/%s/status", topic_prefix, gw->serial);
+	n = snprintf(ret_topic, topic_len, "%s/binary_sensor/%s/status/config", discovery_prefix,
+		     node);
+	if (n < 0 || (size_t)n >= topic_len)
+		return -EINVAL;
+	device = json_pack("{s:[s], s:s, s:s, s:s, s:s}", "identifiers", node, "name", name,
+	                   "manufacturer", "egw", "model", "egw energy gateway",
+	                   "serial_number", gw->serial);
+	if (!device)
+		return -ENOMEM;
+	r |= set_opt(device, "sw_version", gw->sw_version);
+	r |= set_opt(device, "configuration_url", gw->url);
+	cfg = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o}",
+	                "name", "Status",
+	                "unique_id", uid,
+	                "default_entity_id", entity_id,
+	                "state_topic", status_topic,
+	                "payload_on", "online",
+	                "payload_off", "offline",
+	                "device_class", "connectivity",
+	                "entity_category", "diagnostic",
+	                "device", device);
+	if (!cfg || r) {
+		json_decref(cfg);
+		return -ENOMEM;
+	}
+	*ret_config = cfg;
+	return 0;
+}
+
+static bool in_ids(const char *const *ids, unsigned n, const char *serial, const char *node,
+		   const char *id)
+{
+	char want[128];
+
+	for (unsigned i = 0; i < n; i++) {
+		if (id && strcmp(ids[i], id) == 0)
+			return true;
+		ha_id(want, sizeof(want), serial, ids[i]);
+		if (node && strcmp(want, node) == 0)
+			return true;
+	}
+	return false;
+}
+
+int mqtt_stale_config(const char *topic_prefix, const char *discovery_prefix, const char *serial,
+                      const char *const *ids, unsigned n, const char *topic, const void *payload,
+                      size_t len, char *ret_avail, size_t avail_len)
+{
+	char mine[128], node[128], own[MQTT_TOPIC_MAX], id[64];
+	const char *rest, *slash;
+	size_t dl = strlen(discovery_prefix), ol;
+	json_t *cfg, *a;
+	size_t i;
+
+	if (len == 0 || !topic || strncmp(topic, discovery_prefix, dl) != 0 ||
+	    strncmp(topic + dl, "/sensor/", 8) != 0)
+		return 0;
+	rest = topic + dl + 8;
+	slash = strchr(rest, '/');
+	if (!slash || (size_t)(slash - rest) >= sizeof(node) || strcmp(strchr(slash + 1, '/') ?
+								       strchr(slash + 1, '/') : "", "/config") != 0)
+		return 0;
+	memcpy(node, rest, (size_t)(slash - rest));
+	node[slash - rest] = 0;
+	ha_id(mine, sizeof(mine), serial, "");
+	if (strncmp(node, mine, strlen(mine)) != 0 || in_ids(ids, n, serial, node, NULL))
+		return 0;
+
+	/* The device's availability topic, from the config itself (the node id
+	 * may not give the device id back: '.' became '_').  Only a topic of
+	 * this gateway, for a device that is not current. */
+	if (avail_len)
+		ret_avail[0] = 0;
+	snprintf(own, sizeof(own), "%s/%s/", topic_prefix, serial);
+	ol = strlen(own);
+	cfg = json_loadb(payload, len, 0, NULL);
+	json_array_foreach(json_object_get(cfg, "availability"), i, a) {
+		const char *t = json_string_value(json_object_get(a, "topic"));
+		size_t tl = t ? strlen(t) : 0, il;
+		if (tl <= ol + 13 || strncmp(t, own, ol) != 0 ||
+		    strcmp(t + tl - 13, "/availability") != 0)
+			continue;
+		il = tl - ol - 13;
+		if (il >= sizeof(id))
+			continue;
+		memcpy(id, t + ol, il);
+		id[il] = 0;
+		if (!topic_level_ok(id) || in_ids(ids, n, serial, NULL, id))
+			continue;
+		if (avail_len)
+			snprintf(ret_avail, avail_len, "%s", t);
+		break;
+	}
+	json_decref(cfg);
+	return 1;
 }
 
 #if EGW_HAVE_MQTT
 #include <arpa/inet.h>
 #include <mosquitto.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 
 /* ---- FIFO ---------------------------------------------------------------- */
 
@@ -166,6 +383,7 @@ struct mqtt_dev {
 	char id[64];
 	uint32_t announced; /* bit per reading_field: discovery queued since connect */
 	bool online_sent;
+	char shown[192];    /* name and serial announced: a change announces again */
 };
 
 _Static_assert(RF_COUNT <= 32, "announced mask is 32 bits");
@@ -195,6 +413,14 @@ struct mqtt {
 	size_t q_bytes;
 	struct mqtt_dev devs[MQTT_MAX_DEVICES];
 	unsigned ndevs;
+	char cur[MQTT_MAX_DEVICES][64]; /* the devices that exist (mqtt_set_devices) */
+	unsigned ncur;
+	bool cur_known;                 /* set once: until then nothing is deleted */
+	char sub[MQTT_TOPIC_MAX];       /* <disc>/sensor/+/+/config */
+	char version[32];
+	int ui_port;
+	char url[96];                   /* configuration_url, "" until connected */
+	char gone[MQTT_TOPIC_MAX];      /* the last stale availability marked offline */
 	struct mqtt_stats st;
 };
 
@@ -290,6 +516,36 @@ static void on_log(struct mosquitto *mosq, void *ud, int level, const char *text
 		snprintf(m->detail, sizeof(m->detail), "%s", text);
 }
 
+static void gateway(const struct mqtt *m, struct mqtt_gateway *ret)
+{
+	*ret = (struct mqtt_gateway){
+		.serial = m->serial,
+		.sw_version = m->version[0] ? m->version : NULL,
+		.url = m->url[0] ? m->url : NULL,
+	};
+}
+
+/* The web UI as the broker's side of the link sees us: the address our end
+ * of the connection has (the LAN address, where Home Assistant can reach us
+ * too when it runs on or next to the broker). */
+static void find_url(struct mqtt *m)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char text[INET6_ADDRSTRLEN];
+	int fd = mosquitto_socket(m->mosq);
+
+	m->url[0] = 0;
+	if (m->ui_port <= 0 || fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return;
+	if (ss.ss_family == AF_INET &&
+	    inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, text, sizeof(text)))
+		snprintf(m->url, sizeof(m->url), "http://%s:%d/", text, m->ui_port);
+	else if (ss.ss_family == AF_INET6 &&
+		 inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, text, sizeof(text)))
+		snprintf(m->url, sizeof(m->url), "http://[%s]:%d/", text, m->ui_port);
+}
+
 static void on_connect(struct mosquitto *mosq, void *ud, int rc)
 {
 	struct mqtt *m = ud;
@@ -311,11 +567,50 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc)
 		m->devs[i].announced = 0;
 		m->devs[i].online_sent = false;
 	}
+	find_url(m);
 	/* The status goes straight out, ahead of the backlog. */
 	if (mosquitto_publish(m->mosq, NULL, m->status_topic, 6, "online", 1, true) ==
 	    MOSQ_ERR_SUCCESS)
 		m->st.inflight++;
+	/* The retained configs on the broker say which devices are announced
+	 * (on_message deletes those of devices that no longer exist). */
+	m->gone[0] = 0;
+	mosquitto_subscribe(m->mosq, NULL, m->sub, 0);
+	{
+		struct mqtt_gateway gw;
+		char topic[MQTT_TOPIC_MAX];
+		json_t *cfg;
+		gateway(m, &gw);
+		if (mqtt_gateway_discovery(m->prefix, m->disc, &gw, topic, sizeof(topic), &cfg) == 0)
+			q_push_json(m, topic, cfg, true);
+	}
 	flush(m);
+}
+
+/* A retained discovery config under <disc>/sensor/: one of ours (node
+ * egw_<serial>_..) for a device that does not exist any more is deleted,
+ * and that device marked offline (once per node in a row). */
+static void on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_message *msg)
+{
+	struct mqtt *m = ud;
+	const char *ids[MQTT_MAX_DEVICES];
+	char avail[MQTT_TOPIC_MAX];
+	(void)mosq;
+
+	if (!m->cur_known || msg->payloadlen <= 0 || !msg->topic)
+		return;
+	for (unsigned i = 0; i < m->ncur; i++)
+		ids[i] = m->cur[i];
+	if (mqtt_stale_config(m->prefix, m->disc, m->serial, ids, m->ncur, msg->topic, msg->payload,
+			      (size_t)msg->payloadlen, avail, sizeof(avail)) != 1)
+		return;
+	q_push_str(m, msg->topic, "", 1, true);
+	if (avail[0] && strcmp(avail, m->gone) != 0) {
+		snprintf(m->gone, sizeof(m->gone), "%s", avail);
+		q_push_str(m, avail, "offline", 1, true);
+	}
+	m->st.removed++;
+	flush(m); /* on_io follows the socket after this callback */
 }
 
 static void on_disconnect(struct mosquitto *mosq, void *ud, int rc)
@@ -501,6 +796,9 @@ int mqtt_new(struct loop *l, const struct mqtt_config *cfg, const char *serial,
 	snprintf(m->prefix, sizeof(m->prefix), "%s", prefix);
 	snprintf(m->disc, sizeof(m->disc), "%s", disc);
 	snprintf(m->status_topic, sizeof(m->status_topic), "%s/%s/status", prefix, serial);
+	snprintf(m->sub, sizeof(m->sub), "%s/sensor/+/+/config", disc);
+	snprintf(m->version, sizeof(m->version), "%s", cfg->sw_version ? cfg->sw_version : "");
+	m->ui_port = cfg->ui_port;
 	snprintf(client_id, sizeof(client_id), "%s",
 	         cfg->client_id && *cfg->client_id ? cfg->client_id : "");
 	if (!*client_id)
@@ -516,6 +814,7 @@ int mqtt_new(struct loop *l, const struct mqtt_config *cfg, const char *serial,
 	mosquitto_disconnect_callback_set(m->mosq, on_disconnect);
 	mosquitto_publish_callback_set(m->mosq, on_publish);
 	mosquitto_log_callback_set(m->mosq, on_log);
+	mosquitto_message_callback_set(m->mosq, on_message);
 	if (mosquitto_will_set(m->mosq, m->status_topic, 7, "offline", 1, true) != MOSQ_ERR_SUCCESS)
 		goto err_mosq;
 	if (cfg->username && *cfg->username &&
@@ -585,29 +884,45 @@ static int avail_push(struct mqtt *m, const char *device_id, bool online)
 {
 	char topic[MQTT_TOPIC_MAX];
 
-	snprintf(topic, sizeof(topic), "%s/%s/%s/availability", m->prefix, m->serial, device_id);
+	snprintf(topic, sizeof(topic), "%s/%s/%.63s/availability", m->prefix, m->serial, device_id);
 	return q_push_str(m, topic, online ? "online" : "offline", 1, true);
 }
 
-int mqtt_publish_reading(struct mqtt *m, const char *device_id, const char *profile,
-                         int64_t ts_ms, const struct reading *r)
+int mqtt_publish_reading(struct mqtt *m, const struct mqtt_device *dev, int64_t ts_ms,
+                         const struct reading *r)
 {
+	const char *device_id = dev->id;
+	const char *profile = dev->profile ? dev->profile->name : NULL;
 	char topic[MQTT_TOPIC_MAX];
+	struct mqtt_gateway gw;
 	struct mqtt_dev *d;
 	int ret;
 
 	if (!topic_level_ok(device_id))
 		return -EINVAL;
+	gateway(m, &gw);
 	d = dev_get(m, device_id);
 	if (!d)
 		return -EINVAL;
+	/* A new name (settings) or serial (a replaced unit) reaches HA's device. */
+	char shown[sizeof(d->shown)];
+	snprintf(shown, sizeof(shown), "%.95s|%.63s", dev->name ? dev->name : "",
+		 dev->serial ? dev->serial : "");
+	if (strcmp(shown, d->shown) != 0) {
+		memcpy(d->shown, shown, sizeof(shown));
+		d->announced = 0;
+	}
 	for (int f = 0; f < RF_COUNT; f++) {
 		json_t *cfg;
 
 		if (isnan(r->v[f]) || (d->announced & (1u << f)))
 			continue;
-		ret = mqtt_discovery(m->prefix, m->disc, m->serial, device_id, profile, f, topic,
-		                     sizeof(topic), &cfg);
+		ret = mqtt_discovery(m->prefix, m->disc, &gw, dev, f, topic, sizeof(topic), &cfg);
+		if (ret == -EINVAL) {
+			/* no HA entity for it; the state still carries it */
+			d->announced |= 1u << f;
+			continue;
+		}
 		if (ret < 0)
 			return ret;
 		ret = q_push_json(m, topic, cfg, true);
@@ -651,6 +966,61 @@ int mqtt_publish_availability(struct mqtt *m, const char *device_id, bool online
 	return 0;
 }
 
+/* Deletes every config topic device `id` could have and marks it offline. */
+static int retire(struct mqtt *m, const char *id)
+{
+	char node[128], topic[MQTT_TOPIC_MAX];
+	int r = 0;
+
+	ha_id(node, sizeof(node), m->serial, id);
+	for (int f = 0; f < RF_COUNT && r == 0; f++) {
+		snprintf(topic, sizeof(topic), "%s/sensor/%s/%s_%s/config", m->disc, node,
+			 reading_fields[f].group, reading_fields[f].name);
+		r = q_push_str(m, topic, "", 1, true);
+	}
+	if (r == 0)
+		r = avail_push(m, id, false);
+	m->st.removed++;
+	return r;
+}
+
+int mqtt_set_devices(struct mqtt *m, const char *const *ids, unsigned n)
+{
+	char old[MQTT_MAX_DEVICES][64];
+	unsigned nold = m->ncur, k;
+	int r = 0;
+
+	if (n > MQTT_MAX_DEVICES)
+		return -EINVAL;
+	for (unsigned i = 0; i < n; i++)
+		if (!topic_level_ok(ids[i]))
+			return -EINVAL;
+	memcpy(old, m->cur, sizeof(old));
+	for (unsigned i = 0; i < n; i++)
+		snprintf(m->cur[i], sizeof(m->cur[i]), "%s", ids[i]);
+	m->ncur = n;
+	m->cur_known = true;
+	for (unsigned i = 0; i < nold; i++) {
+		for (k = 0; k < n && strcmp(old[i], ids[k]) != 0; k++)
+			;
+		if (k == n && retire(m, old[i]) < 0)
+			r = -ENOMEM;
+	}
+	/* Forget removed devices, so one added back is announced afresh. */
+	for (unsigned i = 0; i < m->ndevs;) {
+		for (k = 0; k < n && strcmp(m->devs[i].id, ids[k]) != 0; k++)
+			;
+		if (k == n)
+			m->devs[i] = m->devs[--m->ndevs];
+		else
+			i++;
+	}
+	flush(m);
+	if (m->io.added)
+		sync_io(m);
+	return r;
+}
+
 void mqtt_stats(const struct mqtt *m, struct mqtt_stats *ret)
 {
 	*ret = m->st;
@@ -672,10 +1042,16 @@ void mqtt_free(struct mqtt *m)
 	(void)m;
 }
 
-int mqtt_publish_reading(struct mqtt *m, const char *device_id, const char *profile,
-                         int64_t ts_ms, const struct reading *r)
+int mqtt_publish_reading(struct mqtt *m, const struct mqtt_device *dev, int64_t ts_ms,
+                         const struct reading *r)
 {
-	(void)m, (void)device_id, (void)profile, (void)ts_ms, (void)r;
+	(void)m, (void)dev, (void)ts_ms, (void)r;
+	return -ENOTSUP;
+}
+
+int mqtt_set_devices(struct mqtt *m, const char *const *ids, unsigned n)
+{
+	(void)m, (void)ids, (void)n;
 	return -ENOTSUP;
 }
 

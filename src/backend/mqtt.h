@@ -12,10 +12,32 @@
  *                                        disc = mqtt.discovery_prefix
  *                                        ("homeassistant"), node =
  *                                        egw_<serial>_<dev>, object =
- *                                        <group>_<name> ("pv_W", "meter_L1_V").
- * Discovery is sent for each field the first time a device reports it, and
- * again after every reconnect (a restarted broker may have lost retained
- * messages).
+ *                                        <group>_<name> ("pv_W", "meter_L1_V");
+ *                                        unique_id <node>_<object>
+ *   <disc>/binary_sensor/egw_<serial>/status/config  the gateway itself
+ *                                        (connectivity; the device that every
+ *                                        device's via_device names)
+ * Discovery is sent for each field the first time a device reports it (a
+ * field the device does not have is never announced), and again after every
+ * reconnect (a restarted broker may have lost retained messages).  It follows
+ * Home Assistant's current schema: "default_entity_id" (not the deprecated
+ * "object_id"), an entity name without the device name ("PV power"), a device
+ * block with manufacturer, model, serial_number (once identified, from the
+ * device's serial register), configuration_url (the gateway's web UI at the
+ * address the broker sees us from) and via_device; constants (rated power)
+ * are diagnostic entities without a state class; suggested_display_precision
+ * comes from the register's resolution in the profile.
+ *
+ * Removal: the module is told the current device ids (mqtt_set_devices).  A
+ * device that leaves the set gets an empty retained payload on every config
+ * topic it could have (Home Assistant deletes those entities) and
+ * "offline" on its availability.  A device removed while egwd was down is
+ * found through the broker itself: on every connect egwd subscribes to
+ * <disc>/sensor/+/+/config; a retained config under one of our nodes
+ * (egw_<serial>_...) that belongs to no current device is deleted the same
+ * way.  The broker is the record of what is announced, so nothing is kept
+ * on disk and a wiped state directory or another egwd version's leftovers
+ * are cleaned up too.  Nothing is deleted before the first mqtt_set_devices.
  *
  * Delivery: messages go through our own bounded FIFO (MQTT_QUEUE_MAX messages
  * and MQTT_QUEUE_BYTES of payload; when full the oldest message is dropped and
@@ -45,6 +67,7 @@
 
 struct loop;
 struct mqtt;
+struct profile;
 
 #define MQTT_QUEUE_MAX 8192u
 #define MQTT_QUEUE_BYTES (4u * 1024u * 1024u)
@@ -63,6 +86,25 @@ struct mqtt_config {
 	const char *discovery_prefix; /* NULL or "": "homeassistant" */
 	const char *client_id;        /* NULL: "egw-<serial>" */
 	int keepalive_s;              /* 0: 30 */
+	const char *sw_version;       /* the gateway's version, for its HA device */
+	int ui_port;                  /* the web UI's HTTP port (configuration_url); 0: none */
+};
+
+/* One device as Home Assistant shows it. */
+struct mqtt_device {
+	const char *id;                /* the device id: a topic level */
+	const char *name;              /* the device's name in HA; NULL: the id */
+	const char *manufacturer;      /* NULL: not sent */
+	const char *model;             /* NULL: not sent */
+	const char *serial;            /* serial number; NULL or "": not sent */
+	const struct profile *profile; /* resolution of each field; NULL: by unit */
+};
+
+/* The gateway, for the device block and its own HA device. */
+struct mqtt_gateway {
+	const char *serial;            /* a topic level */
+	const char *sw_version;        /* NULL: not sent */
+	const char *url;               /* configuration_url; NULL: not sent */
 };
 
 struct mqtt_stats {
@@ -73,6 +115,7 @@ struct mqtt_stats {
 	uint64_t published;      /* handed to libmosquitto */
 	uint64_t acked;          /* PUBACKs received */
 	uint64_t dropped;        /* FIFO overflow (oldest dropped) */
+	uint64_t removed;        /* devices removed, plus stale configs deleted, from HA */
 	unsigned backlog;        /* messages waiting in the FIFO */
 	size_t backlog_bytes;
 	unsigned inflight;
@@ -89,10 +132,16 @@ void mqtt_free(struct mqtt *m);
 
 /* Queue one reading of a device (and the discovery configs of fields seen
  * for the first time).  Returns 0, -EINVAL, -ENOMEM.  Never blocks. */
-int mqtt_publish_reading(struct mqtt *m, const char *device_id, const char *profile,
-                         int64_t ts_ms, const struct reading *r);
+int mqtt_publish_reading(struct mqtt *m, const struct mqtt_device *dev, int64_t ts_ms,
+                         const struct reading *r);
 /* Queue a device's availability ("online"/"offline", retained). */
 int mqtt_publish_availability(struct mqtt *m, const char *device_id, bool online);
+
+/* The devices that exist now (ids); any other device of this gateway that
+ * is announced on the broker is removed from Home Assistant (see above).
+ * Returns 0, -EINVAL (too many, or an id that is not a topic level),
+ * -ENOMEM. */
+int mqtt_set_devices(struct mqtt *m, const char *const *ids, unsigned n);
 
 void mqtt_stats(const struct mqtt *m, struct mqtt_stats *ret);
 
@@ -102,6 +151,22 @@ json_t *mqtt_state_json(const char *device_id, const char *profile, int64_t ts_m
                         const struct reading *r);
 /* The discovery topic and config for field f of a device.  Returns 0, -EINVAL
  * (a name that does not fit in a topic), -ENOMEM; *ret_config a new reference. */
-int mqtt_discovery(const char *topic_prefix, const char *discovery_prefix, const char *serial,
-                   const char *device_id, const char *profile, enum reading_field f,
-                   char *ret_topic, size_t topic_len, json_t **ret_config);
+int mqtt_discovery(const char *topic_prefix, const char *discovery_prefix,
+                   const struct mqtt_gateway *gw, const struct mqtt_device *dev,
+                   enum reading_field f, char *ret_topic, size_t topic_len, json_t **ret_config);
+/* The discovery topic and config of the gateway's own entity (its status).
+ * Returns as mqtt_discovery. */
+int mqtt_gateway_discovery(const char *topic_prefix, const char *discovery_prefix,
+                           const struct mqtt_gateway *gw, char *ret_topic, size_t topic_len,
+                           json_t **ret_config);
+/* A retained config seen under <disc>/sensor/ (the cleanup at connect):
+ * returns 1 when topic is <disc>/sensor/<node>/<object>/config with a node
+ * of this gateway (egw_<serial>_...) that belongs to none of ids[0..n): it
+ * is to be deleted, and ret_avail gets that device's availability topic as
+ * the config names it ("" when it names none of this gateway's, or a
+ * current device's).  0 for anything else, an empty payload included. */
+int mqtt_stale_config(const char *topic_prefix, const char *discovery_prefix, const char *serial,
+                      const char *const *ids, unsigned n, const char *topic, const void *payload,
+                      size_t len, char *ret_avail, size_t avail_len);
+/* The HA entity name of field f ("PV power", "Battery state of charge"). */
+const char *mqtt_field_name(enum reading_field f);

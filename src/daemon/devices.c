@@ -4,6 +4,9 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend/batch.h"
@@ -11,6 +14,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "config/settings.h"
+#include "devices/devconf.h"
 #include "devices/device.h"
 #include "egw.h"
 #include "fsm/fsm.h"
@@ -18,6 +22,7 @@
 #include "sched/sched.h"
 #include "web/web.h"
 #include "web/webui.h"
+#include "base/time.h"
 
 static unsigned clampu(int64_t v, unsigned lo, unsigned hi)
 {
@@ -131,6 +136,108 @@ static void hook_freq(void *ud, struct device *d, int64_t ts_ms, double hz)
 			sinks[i].on_freq(ud, d, ts_ms, hz);
 }
 
+/* ---- identity ------------------------------------------------------------------ */
+
+/* The serial each device id last answered with is kept in the state dir
+ * (device-serials.json), so a unit replaced while egwd was down is noticed
+ * at its first identification, as one replaced while running is
+ * (hook_identity).  Either way the device keeps its id (the user's
+ * setting), the change is logged, notified in the UI and listed in
+ * /api/state "identity".replaced; its energy totals start afresh. */
+static void serials_path(const struct egw *e, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/device-serials.json", e->state_dir);
+}
+
+static void serials_save(struct egw *e)
+{
+	char path[PATH_MAX + 32], *text;
+	int r;
+
+	serials_path(e, path, sizeof(path));
+	text = json_dumps(e->dev_serials, JSON_COMPACT | JSON_SORT_KEYS);
+	r = text ? settings_write_atomic(path, text, strlen(text), 0644) : -ENOMEM;
+	if (r < 0)
+		log_warn("devices", "saving %s: %s", path, egw_strerror(r));
+	free(text);
+}
+
+static json_t *identity_list(struct egw *e, const char *key)
+{
+	json_t *a;
+
+	if (!e->dev_identity)
+		e->dev_identity = json_object();
+	a = json_object_get(e->dev_identity, key);
+	if (!a && e->dev_identity) {
+		a = json_array();
+		json_object_set_new(e->dev_identity, key, a);
+	}
+	return a;
+}
+
+static void report_replaced(struct egw *e, struct device *d, const char *was, const char *now,
+			    const char *when)
+{
+	json_t *a = identity_list(e, "replaced");
+	if (a)
+		json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:I}", "id", device_id(d), "serial",
+						   now, "was", was, "ts_ms",
+						   (json_int_t)wall_ms()));
+	if (e->webui)
+		webui_notify(e->webui, "warning", device_id(d),
+			     "%s: a different device answers (serial %s, was %s%s); it keeps the "
+			     "id %s and its totals start afresh", device_id(d), now, was, when,
+			     device_id(d));
+	log_warn("devices", "%s: a different device answers: serial %s, was %s%s", device_id(d),
+		 now, was, when);
+}
+
+/* Two entries that identify as one unit (e.g. the same inverter reached
+ * through two addresses) would count it twice: reported, not merged. */
+static void check_duplicate(struct egw *e, struct device *d)
+{
+	const char *serial = device_serial(d);
+	unsigned n = devices_count(e->devices);
+
+	for (unsigned i = 0; i < n; i++) {
+		struct device *o = devices_get(e->devices, i);
+		json_t *a;
+		if (o == d || strcmp(device_serial(o), serial) != 0 ||
+		    strcmp(device_profile_name(o), device_profile_name(d)) != 0)
+			continue;
+		a = identity_list(e, "duplicates");
+		if (a)
+			json_array_append_new(a, json_pack("{s:s,s:s,s:s}", "id", device_id(d),
+							   "same_as", device_id(o), "serial", serial));
+		if (e->webui)
+			webui_notify(e->webui, "warning", device_id(d),
+				     "%s is the same device as %s (serial %s): remove one of them",
+				     device_id(d), device_id(o), serial);
+		log_warn("devices", "%s is the same device as %s (serial %s)", device_id(d),
+			 device_id(o), serial);
+		return;
+	}
+}
+
+/* A device identified: compare with the serial kept for its id. */
+static void identified(struct egw *e, struct device *d)
+{
+	const char *serial = device_serial(d);
+	const char *was;
+
+	if (!*serial || !e->dev_serials)
+		return;
+	check_duplicate(e, d);
+	was = json_string_value(json_object_get(e->dev_serials, device_id(d)));
+	if (was && strcmp(was, serial) == 0)
+		return;
+	if (was)
+		report_replaced(e, d, was, serial, " when last seen");
+	json_object_set_new(e->dev_serials, device_id(d), json_string(serial));
+	serials_save(e);
+}
+
 static void hook_state(void *ud, struct device *d, int old_state, int new_state, const char *reason)
 {
 	struct egw *e = ud;
@@ -141,6 +248,8 @@ static void hook_state(void *ud, struct device *d, int old_state, int new_state,
 			sinks[i].on_state(e, d, old_state, new_state, reason);
 	if (!e->devices || e->gw.state == GW_STOPPING)
 		return; /* still being created (the state is set once it exists) or stopping */
+	if (new_state == DEV_POLLING && old_state == DEV_IDENTIFYING)
+		identified(e, d);
 	snprintf(why, sizeof(why), "%s %s", device_id(d), device_state_name(new_state));
 	fsm_go(&e->gw, (unsigned)devices_egw_gateway_state(e), why);
 }
@@ -148,12 +257,12 @@ static void hook_state(void *ud, struct device *d, int old_state, int new_state,
 static void hook_identity(void *ud, struct device *d, const char *old_serial, const char *new_serial)
 {
 	struct egw *e = ud;
-	if (e->webui)
-		webui_notify(e->webui, "warning", device_id(d),
-			     "%s: a different device answers (serial %s, was %s)", device_id(d),
-			     new_serial, old_serial);
-	log_warn("devices", "%s: a different device answers: serial %s, was %s", device_id(d),
-		 new_serial, old_serial);
+	report_replaced(e, d, old_serial, new_serial, "");
+	if (e->dev_serials) {
+		/* recorded here so that the identification that follows finds it known */
+		json_object_set_new(e->dev_serials, device_id(d), json_string(new_serial));
+		serials_save(e);
+	}
 }
 
 static const struct device_hooks egw_hooks = {
@@ -169,6 +278,19 @@ static json_t *section_devices(void *ud)
 {
 	struct egw *e = ud;
 	return devices_to_json(e->devices);
+}
+
+static json_t *section_identity(void *ud)
+{
+	struct egw *e = ud;
+	if (!e->dev_identity)
+		return json_pack("{s:[],s:[]}", "replaced", "duplicates");
+	json_t *o = json_deep_copy(e->dev_identity);
+	if (o && !json_object_get(o, "replaced"))
+		json_object_set_new(o, "replaced", json_array());
+	if (o && !json_object_get(o, "duplicates"))
+		json_object_set_new(o, "duplicates", json_array());
+	return o;
 }
 
 static json_t *section_frequency(void *ud)
@@ -228,6 +350,42 @@ static void metrics(void *ud, struct web_buf *b)
 
 /* ---- lifecycle -------------------------------------------------------------- */
 
+int devices_egw_pin_ids(struct settings *s)
+{
+	const json_t *cur = settings_get_json(s, "devices");
+	struct settings_error err = { 0 };
+	char id[DEVCONF_ID_LEN];
+	json_t *arr, *d;
+	size_t i;
+	int n = 0, r;
+
+	if (!json_is_array(cur))
+		return 0;
+	arr = json_deep_copy(cur);
+	if (!arr)
+		return -ENOMEM;
+	json_array_foreach(arr, i, d) {
+		if (!json_is_object(d) || json_object_get(d, "id"))
+			continue;
+		devconf_entry_id(d, i, id, sizeof(id));
+		if (json_object_set_new(d, "id", json_string(id)) < 0) {
+			json_decref(arr);
+			return -ENOMEM;
+		}
+		n++;
+	}
+	r = n ? settings_set(s, "devices", arr, &err) : 0;
+	json_decref(arr);
+	if (r < 0)
+		return r;
+	if (n) {
+		r = settings_save(s);
+		if (r < 0)
+			return r;
+	}
+	return n;
+}
+
 int devices_egw_init(struct egw *e)
 {
 	struct devices_config cfg;
@@ -235,6 +393,15 @@ int devices_egw_init(struct egw *e)
 	int r;
 
 	egw_config(e, &cfg);
+	{
+		char path[PATH_MAX + 32];
+		serials_path(e, path, sizeof(path));
+		e->dev_serials = json_load_file(path, 0, NULL);
+		if (!json_is_object(e->dev_serials)) {
+			json_decref(e->dev_serials);
+			e->dev_serials = json_object(); /* none yet, or unreadable: start afresh */
+		}
+	}
 	r = devices_new(e->loop, settings_get_json(e->settings, "devices"), &cfg, &egw_hooks, e,
 			&e->devices, err, sizeof(err));
 	if (r < 0) {
@@ -244,6 +411,7 @@ int devices_egw_init(struct egw *e)
 	if (e->web) {
 		web_add_section(e->web, "devices", section_devices, e, true);
 		web_add_section(e->web, "frequency", section_frequency, e, true);
+		web_add_section(e->web, "identity", section_identity, e, true);
 		web_add_metrics(e->web, metrics, e);
 	}
 	log_info("devices", "%u device(s), polling every %u ms, frequency every %u ms",
@@ -256,6 +424,10 @@ void devices_egw_fini(struct egw *e)
 	struct devices *ds = e->devices;
 	e->devices = NULL; /* hooks fired while freeing see no set */
 	devices_free(ds);
+	json_decref(e->dev_serials);
+	e->dev_serials = NULL;
+	json_decref(e->dev_identity);
+	e->dev_identity = NULL;
 }
 
 int devices_egw_apply(struct egw *e, char *err, size_t errlen)

@@ -13,6 +13,16 @@
 #include <stddef.h>
 
 struct egw;
+struct settings;
+
+/* A device's id is chosen once: an entry of the settings file without "id"
+ * gets the id it runs under now ("dev<index>") written into the file
+ * (settings_set, then the atomic settings_save), so a later removal or
+ * reorder never renames it.  Call after loading the file and before the
+ * command-line overrides (an override is never saved).  Returns the number
+ * of ids written (0: none missing), or -errno when saving failed (the ids
+ * then hold for this run only). */
+int devices_egw_pin_ids(struct settings *s);
 
 /* Returns 0, or the error of devices_new (logged once here, with the field at
  * fault). */

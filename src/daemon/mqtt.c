@@ -13,16 +13,36 @@
 #include "crypto/signer.h"
 #include "devices/device.h"
 #include "egw.h"
+#include "egw-config.h"
+#include "profiles/profile.h"
 #include "web/web.h"
 
 /* The settings MQTT depends on, as one string: a change of any restarts it. */
 static void signature(const struct settings *s, char *buf, size_t len)
 {
-	snprintf(buf, len, "%d|%s|%lld|%s|%s|%d|%s|%s|%s", settings_get_bool(s, "mqtt.enabled"),
+	snprintf(buf, len, "%d|%s|%lld|%s|%s|%d|%s|%s|%s|%lld", settings_get_bool(s, "mqtt.enabled"),
 		 settings_get_str(s, "mqtt.host"), (long long)settings_get_int(s, "mqtt.port"),
 		 settings_get_str(s, "mqtt.username"), settings_get_str(s, "mqtt.password"),
 		 settings_get_bool(s, "mqtt.tls"), settings_get_str(s, "mqtt.topic_prefix"),
-		 settings_get_str(s, "mqtt.discovery_prefix"), settings_get_str(s, "mqtt.ca_file"));
+		 settings_get_str(s, "mqtt.discovery_prefix"), settings_get_str(s, "mqtt.ca_file"),
+		 (long long)settings_get_int(s, "http.port"));
+}
+
+/* Tells MQTT which devices exist: a device gone from the list (removed
+ * through the API, or absent at start) is deleted from Home Assistant. */
+static void set_devices(struct egw *e)
+{
+	const char *ids[MQTT_MAX_DEVICES];
+	unsigned n = 0;
+	int r;
+
+	if (!e->mqtt || !e->devices)
+		return;
+	for (unsigned i = 0; i < devices_count(e->devices) && n < MQTT_MAX_DEVICES; i++)
+		ids[n++] = device_id(devices_get(e->devices, i));
+	r = mqtt_set_devices(e->mqtt, ids, n);
+	if (r < 0)
+		log_error("mqtt", "device list: %s", egw_strerror(r));
 }
 
 void mqtt_egw_apply(struct egw *e)
@@ -32,8 +52,10 @@ void mqtt_egw_apply(struct egw *e)
 	int r;
 
 	signature(s, sig, sizeof(sig));
-	if (strcmp(sig, e->mqtt_sig) == 0)
+	if (strcmp(sig, e->mqtt_sig) == 0) {
+		set_devices(e);
 		return;
+	}
 	snprintf(e->mqtt_sig, sizeof(e->mqtt_sig), "%s", sig);
 	mqtt_free(e->mqtt);
 	e->mqtt = NULL;
@@ -48,6 +70,8 @@ void mqtt_egw_apply(struct egw *e)
 		.ca_file = settings_get_str(s, "mqtt.ca_file"),
 		.topic_prefix = settings_get_str(s, "mqtt.topic_prefix"),
 		.discovery_prefix = settings_get_str(s, "mqtt.discovery_prefix"),
+		.sw_version = EGW_VERSION,
+		.ui_port = (int)settings_get_int(s, "http.port"),
 	};
 	r = mqtt_new(e->loop, &cfg, e->signer ? signer_serial_hex(e->signer) : "gateway", &e->mqtt);
 	if (r < 0) {
@@ -56,12 +80,27 @@ void mqtt_egw_apply(struct egw *e)
 	}
 	log_info("mqtt", "MQTT publishing to %s:%d (prefix %s)", cfg.host, cfg.port,
 		 cfg.topic_prefix);
+	set_devices(e);
 }
 
 void mqtt_egw_on_reading(struct egw *e, struct device *d, int64_t ts_ms, const struct reading *r)
 {
-	if (e->mqtt)
-		mqtt_publish_reading(e->mqtt, device_id(d), device_profile_name(d), ts_ms, r);
+	const struct profile *p;
+
+	if (!e->mqtt)
+		return;
+	p = device_profile(d);
+	/* A profile without a serial register identifies by address or MAC:
+	 * that is no serial number to show. */
+	struct mqtt_device md = {
+		.id = device_id(d),
+		.name = device_name(d),
+		.manufacturer = p->brand && *p->brand ? p->brand : NULL,
+		.model = p->name,
+		.serial = p->serial ? device_serial(d) : NULL,
+		.profile = p,
+	};
+	mqtt_publish_reading(e->mqtt, &md, ts_ms, r);
 }
 
 void mqtt_egw_on_state(struct egw *e, struct device *d, int old_state, int new_state)
@@ -83,13 +122,14 @@ static json_t *section(void *ud)
 		return json_pack("{s:b,s:b,s:s}", "enabled", 1, "connected", 0, "last_error",
 				 "not started (see the log)");
 	mqtt_stats(e->mqtt, &ms);
-	return json_pack("{s:b,s:s,s:I,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:s?}", "enabled", 1,
+	return json_pack("{s:b,s:s,s:I,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:s?}", "enabled", 1,
 			 "host", settings_get_str(s, "mqtt.host"),
 			 "port", (json_int_t)settings_get_int(s, "mqtt.port"),
 			 "tls", settings_get_bool(s, "mqtt.tls"), "connected", ms.connected,
 			 "connects", (json_int_t)ms.connects, "disconnects", (json_int_t)ms.disconnects,
 			 "acked", (json_int_t)ms.acked, "backlog", (json_int_t)ms.backlog,
-			 "dropped", (json_int_t)ms.dropped, "last_error", ms.last_error);
+			 "dropped", (json_int_t)ms.dropped, "removed", (json_int_t)ms.removed,
+			 "last_error", ms.last_error);
 }
 
 static void metrics(void *ud, struct web_buf *b)

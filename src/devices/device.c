@@ -926,6 +926,16 @@ const char *device_profile_name(const struct device *d)
 	return d->conf.profile->name;
 }
 
+const struct profile *device_profile(const struct device *d)
+{
+	return d->prof ? d->prof : d->conf.profile;
+}
+
+const char *device_name(const struct device *d)
+{
+	return d->conf.name;
+}
+
 const struct reading *device_reading(const struct device *d)
 {
 	return d->have_reading ? &d->last : NULL;

@@ -50,6 +50,7 @@ struct mb_mem_server; /* modbus/client.h */
 struct mb_client;     /* modbus/client.h */
 struct device;
 struct devices;
+struct profile;       /* profiles/profile.h */
 
 /* Pinned device states; names (device_state_name) are the API strings. */
 enum dev_state {
@@ -152,6 +153,10 @@ const char *device_id(const struct device *d);      /* "id" or "dev<N>" */
 int device_state(const struct device *d);            /* enum dev_state */
 const char *device_serial(const struct device *d);   /* "" until identified */
 const char *device_profile_name(const struct device *d);
+/* The profile polled with (for SunSpec, the one built from the models found
+ * once identified, else the template).  Valid until devices_apply/free. */
+const struct profile *device_profile(const struct device *d);
+const char *device_name(const struct device *d);     /* "name", or the id */
 /* The Modbus client the device polls through (modbus/client.h), so that
  * other parts of the gateway (the web UI's raw register access) queue their
  * requests behind the device's own instead of opening a second connection

@@ -69,6 +69,24 @@ static bool id_taken(const json_t *arr, const char *id)
 	return false;
 }
 
+/* The id a unit with this serial last had (<state-dir>/device-serials.json),
+ * when no device in arr has it now. */
+static bool reuse_id(const json_t *serials, const json_t *arr, const char *serial, char *buf,
+		     size_t len)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)serials, key, v) {
+		if (json_is_string(v) && strcmp(json_string_value(v), serial) == 0 &&
+		    devconf_id_ok(key) && !id_taken(arr, key)) {
+			snprintf(buf, len, "%s", key);
+			return true;
+		}
+	}
+	return false;
+}
+
 int webui_h_device_post(struct web_request *rq)
 {
 	struct egw *e = rq->egw;
@@ -84,6 +102,29 @@ int webui_h_device_post(struct web_request *rq)
 	if (!json_is_object(o)) {
 		json_decref(o);
 		return web_reply_error(rq, 400, "body: expected a JSON object (a device)", "body");
+	}
+	/* "serial": what a scan found there (not saved).  A device already
+	 * identified with that serial is this one: refused, so that one unit is
+	 * never polled, published and counted twice. */
+	char serial[DEVCONF_NAME_LEN] = "";
+	if (json_object_get(o, "serial")) {
+		const char *s = json_string_value(json_object_get(o, "serial"));
+		unsigned n = devices_count(e->devices);
+		if (!s) {
+			json_decref(o);
+			return web_reply_error(rq, 400, "serial: expected a string", "serial");
+		}
+		for (unsigned i = 0; *s && i < n; i++) {
+			struct device *d = devices_get(e->devices, i);
+			if (strcmp(device_serial(d), s) == 0) {
+				snprintf(err, sizeof(err), "serial: device %s is this device (serial %.60s)",
+					 device_id(d), s);
+				json_decref(o);
+				return web_reply_error(rq, 409, err, "serial");
+			}
+		}
+		snprintf(serial, sizeof(serial), "%s", s);
+		json_object_del(o, "serial");
 	}
 	cur = settings_get_json(e->settings, "devices");
 	arr = json_is_array(cur) ? json_deep_copy(cur) : json_array();
@@ -103,6 +144,11 @@ int webui_h_device_post(struct web_request *rq)
 			json_decref(arr);
 			return web_reply_error(rq, 400, "id: a device with this id exists", "id");
 		}
+	} else if (!json_object_get(o, "id") && *serial &&
+		   reuse_id(e->dev_serials, arr, serial, id, sizeof(id))) {
+		/* The unit was here before: back under its id, so its history
+		 * (HA entities, totals) carries on. */
+		json_object_set_new(o, "id", json_string(id));
 	} else if (!json_object_get(o, "id")) {
 		/* A stable id, so removing another device never renames this one. */
 		for (unsigned n = 1;; n++) {

@@ -218,58 +218,151 @@ static void test_sse_wraparound(void **state)
 	sse_hub_free(h);
 }
 
+/* mqtt_discovery for gateway serial gs and device id, with a made-up device. */
+static int disc(const char *pre, const char *dpre, const char *gs, const char *id,
+		enum reading_field f, char *topic, size_t len, json_t **cfg)
+{
+	struct mqtt_gateway gw = { .serial = gs, .sw_version = "1.2.3",
+				   .url = "http://192.0.2.1:5000/" };
+	struct mqtt_device d = { .id = id, .name = "Roof inverter", .manufacturer = "Sungrow",
+				 .model = "sungrow_hybrid", .serial = "A2231" };
+	return mqtt_discovery(pre, dpre, &gw, &d, f, topic, len, cfg);
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
 static void test_mqtt_discovery_payloads(void **state)
 {
 	char topic[MQTT_TOPIC_MAX];
-	json_t *cfg;
+	json_t *cfg, *dev;
 	(void)state;
 
-	assert_int_equal(mqtt_discovery("egw", "homeassistant", "0123abcd", "inv1", "sunspec",
-	                                RF_PV_W, topic, sizeof(topic), &cfg), 0);
+	assert_int_equal(disc("egw", "homeassistant", "0123abcd", "inv1", RF_PV_W, topic,
+			      sizeof(topic), &cfg), 0);
 	assert_string_equal(topic, "homeassistant/sensor/egw_0123abcd_inv1/pv_W/config");
-	assert_string_equal(json_string_value(json_object_get(cfg, "device_class")), "power");
-	assert_string_equal(json_string_value(json_object_get(cfg, "unit_of_measurement")), "W");
-	assert_string_equal(json_string_value(json_object_get(cfg, "state_class")), "measurement");
-	assert_string_equal(json_string_value(json_object_get(cfg, "state_topic")),
-	                    "egw/0123abcd/inv1/state");
-	assert_string_equal(json_string_value(json_object_get(cfg, "value_template")),
-	                    "{{ value_json.pv.W }}");
-	assert_string_equal(json_string_value(json_object_get(cfg, "unique_id")),
-	                    "egw_0123abcd_inv1_pv_W");
+	assert_string_equal(jstr(cfg, "device_class"), "power");
+	assert_string_equal(jstr(cfg, "unit_of_measurement"), "W");
+	assert_string_equal(jstr(cfg, "state_class"), "measurement");
+	assert_string_equal(jstr(cfg, "state_topic"), "egw/0123abcd/inv1/state");
+	assert_string_equal(jstr(cfg, "value_template"), "{{ value_json.pv.W }}");
+	assert_string_equal(jstr(cfg, "unique_id"), "egw_0123abcd_inv1_pv_W");
+	assert_string_equal(jstr(cfg, "name"), "PV power");
+	assert_string_equal(jstr(cfg, "default_entity_id"), "sensor.egw_0123abcd_inv1_pv_w");
+	assert_null(json_object_get(cfg, "object_id"));
+	assert_int_equal(json_integer_value(json_object_get(cfg, "suggested_display_precision")), 0);
 	assert_int_equal(json_array_size(json_object_get(cfg, "availability")), 2);
+	dev = json_object_get(cfg, "device");
+	assert_string_equal(jstr(dev, "name"), "Roof inverter");
+	assert_string_equal(jstr(dev, "manufacturer"), "Sungrow");
+	assert_string_equal(jstr(dev, "model"), "sungrow_hybrid");
+	assert_string_equal(jstr(dev, "serial_number"), "A2231");
+	assert_string_equal(jstr(dev, "via_device"), "egw_0123abcd");
+	assert_string_equal(jstr(dev, "configuration_url"), "http://192.0.2.1:5000/");
 	json_decref(cfg);
 
-	assert_int_equal(mqtt_discovery("site/egw", "ha", "s1", "meter.1", NULL,
-	                                RF_METER_TOTAL_IMPORT_WH, topic, sizeof(topic), &cfg), 0);
+	assert_int_equal(disc("site/egw", "ha", "s1", "meter.1", RF_METER_TOTAL_IMPORT_WH, topic,
+			      sizeof(topic), &cfg), 0);
 	/* '.' is not allowed in Home Assistant ids: replaced in the node id. */
 	assert_string_equal(topic, "ha/sensor/egw_s1_meter_1/meter_total_import_Wh/config");
-	assert_string_equal(json_string_value(json_object_get(cfg, "state_class")), "total_increasing");
-	assert_string_equal(json_string_value(json_object_get(cfg, "device_class")), "energy");
-	assert_string_equal(json_string_value(json_object_get(cfg, "state_topic")),
-	                    "site/egw/s1/meter.1/state");
+	assert_string_equal(jstr(cfg, "state_class"), "total_increasing");
+	assert_string_equal(jstr(cfg, "device_class"), "energy");
+	assert_string_equal(jstr(cfg, "state_topic"), "site/egw/s1/meter.1/state");
 	json_decref(cfg);
 
-	assert_int_equal(mqtt_discovery("egw", "homeassistant", "s", "d", "p", RF_BATTERY_SOC_NOM_FRACT,
-	                                topic, sizeof(topic), &cfg), 0);
-	assert_string_equal(json_string_value(json_object_get(cfg, "unit_of_measurement")), "%");
-	assert_non_null(strstr(json_string_value(json_object_get(cfg, "value_template")), "* 100"));
+	assert_int_equal(disc("egw", "homeassistant", "s", "d", RF_BATTERY_SOC_NOM_FRACT, topic,
+			      sizeof(topic), &cfg), 0);
+	assert_string_equal(jstr(cfg, "unit_of_measurement"), "%");
+	assert_string_equal(jstr(cfg, "name"), "Battery state of charge");
+	assert_non_null(strstr(jstr(cfg, "value_template"), "* 100"));
 	json_decref(cfg);
-	assert_int_equal(mqtt_discovery("egw", "homeassistant", "s", "d", "p", RF_PV_HEATSINK_C,
-	                                topic, sizeof(topic), &cfg), 0);
-	assert_string_equal(json_string_value(json_object_get(cfg, "unit_of_measurement")), "\xc2\xb0" "C");
+	assert_int_equal(disc("egw", "homeassistant", "s", "d", RF_PV_HEATSINK_C, topic,
+			      sizeof(topic), &cfg), 0);
+	assert_string_equal(jstr(cfg, "unit_of_measurement"), "\xc2\xb0" "C");
+	json_decref(cfg);
+	/* A constant is a diagnostic entity, not a measurement. */
+	assert_int_equal(disc("egw", "homeassistant", "s", "d", RF_PV_RATED_POWER_W, topic,
+			      sizeof(topic), &cfg), 0);
+	assert_string_equal(jstr(cfg, "entity_category"), "diagnostic");
+	assert_null(json_object_get(cfg, "state_class"));
+	json_decref(cfg);
+	/* Grid frequency with no profile: two digits, not float32 noise. */
+	assert_int_equal(disc("egw", "homeassistant", "s", "d", RF_METER_HZ, topic,
+			      sizeof(topic), &cfg), 0);
+	assert_int_equal(json_integer_value(json_object_get(cfg, "suggested_display_precision")), 2);
+	assert_string_equal(jstr(cfg, "name"), "Grid frequency");
+	json_decref(cfg);
+
+	/* Every field of the data model has an HA entity with a name in words. */
+	for (int f = 0; f < RF_COUNT; f++) {
+		assert_non_null(mqtt_field_name(f));
+		assert_int_equal(disc("egw", "homeassistant", "s", "d", f, topic, sizeof(topic), &cfg), 0);
+		json_decref(cfg);
+	}
+
+	/* The gateway's own device, which every device names as via_device. */
+	struct mqtt_gateway gw = { .serial = "0123abcd", .sw_version = "1.2.3" };
+	assert_int_equal(mqtt_gateway_discovery("egw", "homeassistant", &gw, topic, sizeof(topic),
+						&cfg), 0);
+	assert_string_equal(topic, "homeassistant/binary_sensor/egw_0123abcd/status/config");
+	dev = json_object_get(cfg, "device");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(dev, "identifiers"), 0)),
+			    "egw_0123abcd");
+	assert_string_equal(jstr(dev, "sw_version"), "1.2.3");
+	assert_string_equal(jstr(cfg, "state_topic"), "egw/0123abcd/status");
 	json_decref(cfg);
 
 	/* Wildcards or separators in a topic level are refused. */
-	assert_int_equal(mqtt_discovery("egw", "homeassistant", "s", "a/b", "p", RF_PV_W, topic,
-	                                sizeof(topic), &cfg), -EINVAL);
-	assert_int_equal(mqtt_discovery("egw", "homeassistant", "s#", "d", "p", RF_PV_W, topic,
-	                                sizeof(topic), &cfg), -EINVAL);
-	assert_int_equal(mqtt_discovery("egw/+", "homeassistant", "s", "d", "p", RF_PV_W, topic,
-	                                sizeof(topic), &cfg), -EINVAL);
-	assert_int_equal(mqtt_discovery("egw", "homeassistant", "s", "d", "p", RF_COUNT, topic,
-	                                sizeof(topic), &cfg), -EINVAL);
-	assert_int_equal(mqtt_discovery("egw", "homeassistant", "s", "d", "p", RF_PV_W, topic, 10,
-	                                &cfg), -EINVAL);
+	assert_int_equal(disc("egw", "homeassistant", "s", "a/b", RF_PV_W, topic, sizeof(topic),
+			      &cfg), -EINVAL);
+	assert_int_equal(disc("egw", "homeassistant", "s#", "d", RF_PV_W, topic, sizeof(topic),
+			      &cfg), -EINVAL);
+	assert_int_equal(disc("egw/+", "homeassistant", "s", "d", RF_PV_W, topic, sizeof(topic),
+			      &cfg), -EINVAL);
+	assert_int_equal(disc("egw", "homeassistant", "s", "d", RF_COUNT, topic, sizeof(topic),
+			      &cfg), -EINVAL);
+	assert_int_equal(disc("egw", "homeassistant", "s", "d", RF_PV_W, topic, 10, &cfg), -EINVAL);
+}
+
+static void test_mqtt_stale_config(void **state)
+{
+	static const char *const ids[] = { "inv1", "meter.1" };
+	const char *cfg = "{\"availability\":[{\"topic\":\"egw/s1/status\"},"
+			  "{\"topic\":\"egw/s1/old.1/availability\"}]}";
+	char avail[MQTT_TOPIC_MAX];
+	(void)state;
+
+	/* a device of this gateway that no longer exists: delete, and mark offline */
+	assert_int_equal(mqtt_stale_config("egw", "homeassistant", "s1", ids, 2,
+					   "homeassistant/sensor/egw_s1_old_1/pv_W/config", cfg,
+					   strlen(cfg), avail, sizeof(avail)), 1);
+	assert_string_equal(avail, "egw/s1/old.1/availability");
+	/* current devices (also through the '.' -> '_' node), other gateways, other
+	 * integrations and empty payloads are left alone */
+	assert_int_equal(mqtt_stale_config("egw", "homeassistant", "s1", ids, 2,
+					   "homeassistant/sensor/egw_s1_inv1/pv_W/config", cfg,
+					   strlen(cfg), avail, sizeof(avail)), 0);
+	assert_int_equal(mqtt_stale_config("egw", "homeassistant", "s1", ids, 2,
+					   "homeassistant/sensor/egw_s1_meter_1/meter_W/config", cfg,
+					   strlen(cfg), avail, sizeof(avail)), 0);
+	assert_int_equal(mqtt_stale_config("egw", "homeassistant", "s1", ids, 2,
+					   "homeassistant/sensor/egw_s2_old/pv_W/config", cfg,
+					   strlen(cfg), avail, sizeof(avail)), 0);
+	assert_int_equal(mqtt_stale_config("egw", "homeassistant", "s1", ids, 2,
+					   "homeassistant/sensor/lamp/x/config", cfg, strlen(cfg),
+					   avail, sizeof(avail)), 0);
+	assert_int_equal(mqtt_stale_config("egw", "homeassistant", "s1", ids, 2,
+					   "homeassistant/sensor/egw_s1_old_1/pv_W/config", "", 0,
+					   avail, sizeof(avail)), 0);
+	/* a stale config naming a current device's availability: deleted, but
+	 * that device is not marked offline */
+	cfg = "{\"availability\":[{\"topic\":\"egw/s1/inv1/availability\"}]}";
+	assert_int_equal(mqtt_stale_config("egw", "homeassistant", "s1", ids, 2,
+					   "homeassistant/sensor/egw_s1_x/pv_W/config", cfg,
+					   strlen(cfg), avail, sizeof(avail)), 1);
+	assert_string_equal(avail, "");
 }
 
 static void test_mqtt_state_json(void **state)
@@ -347,6 +440,7 @@ int main(void)
 		cmocka_unit_test(test_sse_slow_client_dropped_others_not),
 		cmocka_unit_test(test_sse_wraparound),
 		cmocka_unit_test(test_mqtt_discovery_payloads),
+		cmocka_unit_test(test_mqtt_stale_config),
 		cmocka_unit_test(test_mqtt_state_json),
 		cmocka_unit_test(test_scan_local_networks),
 	};
