@@ -34,7 +34,7 @@
 #include "profiles/reading.h"
 
 #define P1_TELEGRAM_MAX 8192 /* DSMR 5 with a full 1024-byte text message fits */
-#define P1_SERIAL_LEN 97     /* 96.1.1: at most 96 hex digits */
+#define P1_SERIAL_LEN 96     /* 96.1.1 as text: at most 95 characters (as the device layer keeps) */
 #define P1_MBUS_MAX 4        /* M-Bus channels 0-1 ... 0-4 */
 
 struct p1_mbus {
