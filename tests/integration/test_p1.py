@@ -165,5 +165,32 @@ class P1Test(unittest.TestCase):
         self.assertIn(b"devices[0].connection", resp)
 
 
+class P1SerialTest(unittest.TestCase):
+    """A DSMR 2.2 meter (no CRC) on a serial line at 9600 7E1: a pty here."""
+
+    def test_dsmr22_on_a_serial_line(self):
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        path = os.ttyname(slave)
+        with open(os.path.join(T.REPO, "tests", "data", "p1", "dsmr22.txt"), "rb") as f:
+            telegram = f.read()
+        egwd = T.Egwd(self, set={"devices": [{
+            "id": "m", "connection": "serial", "serial_port": path, "baudrate": 9600,
+            "parity": "E", "databits": 7, "profile": "p1", "poll_interval_ms": 1000}]})
+
+        def polled():
+            os.write(master, telegram)
+            d = devices_by_id(egwd.state())["m"]
+            return d["state"] == "polling" and d["reading"] and d
+        d = T.wait_until(polled, timeout=15, interval=0.3, what="serial meter polling")
+        self.assertEqual(d["reading"], {"meter": {"W": 1010.0, "total_import_Wh": 2003.0,
+                                                  "total_export_Wh": 507.0}})
+        self.assertEqual(d["serial"], "00000000000000")
+        self.assertEqual(d["connection"], {"connection": "serial", "serial_port": path,
+                                           "baudrate": 9600, "parity": "E", "databits": 7,
+                                           "stopbits": 1})
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "base/err.h"
+#include "devices/devconf.h"
 #include "devices/p1.h"
 #include "profiles/reading.h"
 
@@ -289,6 +290,66 @@ static void test_units(void **state)
 	assert_int_equal(p1_decode("1-0:1.7.0(1*kW)!", 16, &t), -EGW_EFRAME);
 }
 
+/* The device settings of a P1 meter: one validator for settings, API and devices. */
+static void test_devconf(void **state)
+{
+	static const struct {
+		const char *json, *key; /* key NULL: valid */
+	} confs[] = {
+		{ "[{\"profile\":\"p1\",\"host\":\"10.0.0.2\",\"port\":2001}]", NULL },
+		{ "[{\"profile\":\"p1\",\"connection\":\"serial\",\"serial_port\":\"/dev/ttyUSB0\","
+		  "\"baudrate\":9600,\"parity\":\"E\",\"databits\":7}]", NULL },
+		{ "[{\"profile\":\"p1\",\"host\":\"10.0.0.2\"}]", "devices[0].port" },
+		{ "[{\"profile\":\"p1\",\"connection\":\"rtu\",\"serial_port\":\"/dev/ttyUSB0\"}]",
+		  "devices[0].connection" },
+		{ "[{\"profile\":\"p1\",\"connection\":\"rtu-over-tcp\",\"host\":\"h\",\"port\":1}]",
+		  "devices[0].connection" },
+		{ "[{\"profile\":\"sdm630\",\"connection\":\"serial\",\"serial_port\":\"/dev/ttyUSB0\"}]",
+		  "devices[0].connection" },
+		{ "[{\"profile\":\"sdm630\",\"host\":\"h\",\"databits\":7}]", "devices[0].databits" },
+		{ "[{\"profile\":\"p1\",\"host\":\"h\",\"port\":1,\"unit_id\":1}]", "devices[0].unit_id" },
+		{ "[{\"profile\":\"p1\",\"connection\":\"serial\",\"serial_port\":\"/dev/ttyUSB0\","
+		  "\"databits\":6}]", "devices[0].databits" },
+		{ "[{\"profile\":\"p1\",\"connection\":\"serial\",\"serial_port\":\"/dev/ttyUSB0\"},"
+		  "{\"profile\":\"sdm630\",\"connection\":\"rtu\",\"serial_port\":\"/dev/ttyUSB0\"}]",
+		  "devices[1].serial_port" },
+		{ "[{\"profile\":\"p1\",\"host\":\"h\",\"port\":502},"
+		  "{\"profile\":\"sdm630\",\"host\":\"h\",\"port\":502}]", "devices[1].host" },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(confs) / sizeof(confs[0]); i++) {
+		struct devconf_error e = { "", "" };
+		json_t *j = json_loads(confs[i].json, 0, NULL);
+		int r;
+		assert_non_null(j);
+		r = devconf_validate_list(j, &e);
+		if (confs[i].key) {
+			assert_int_equal(r, -EGW_ESCHEMA);
+			assert_string_equal(e.key, confs[i].key);
+		} else {
+			assert_int_equal(r, 0);
+		}
+		json_decref(j);
+	}
+
+	/* the serial line's defaults: 115200 8N1 */
+	{
+		json_t *j = json_loads("[{\"profile\":\"p1\",\"connection\":\"serial\","
+				       "\"serial_port\":\"/dev/ttyUSB0\"}]", 0, NULL);
+		struct dev_conf *c = NULL;
+		unsigned n = 0;
+		assert_int_equal(devconf_parse_list(j, &c, &n, NULL), 0);
+		assert_int_equal(n, 1);
+		assert_true(c[0].p1);
+		assert_null(c[0].profile);
+		assert_int_equal(c[0].baudrate, 115200);
+		assert_int_equal(c[0].parity, 'N');
+		assert_int_equal(c[0].databits, 8);
+		devconf_free(c, n);
+		json_decref(j);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -298,6 +359,7 @@ int main(void)
 		cmocka_unit_test(test_bad_crc),
 		cmocka_unit_test(test_oversize_and_cut),
 		cmocka_unit_test(test_units),
+		cmocka_unit_test(test_devconf),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
