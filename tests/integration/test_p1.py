@@ -22,7 +22,7 @@ from decimal import Decimal
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import egwtest as T  # noqa: E402
-from test_devices import Ctl, devices_by_id  # noqa: E402
+from test_devices import Ctl, devices_by_id, stop_clean  # noqa: E402
 
 LOCAL = "127.0.0.1"
 LINE = re.compile(r"^(\d+)-(\d+):(\d+)\.(\d+)\.(\d+)(\(.*\))$")
@@ -140,6 +140,7 @@ class P1Test(unittest.TestCase):
         self.assertEqual(self.devs()["p1_se"]["serial"], "")  # this HAN meter sends none
         _, _, body = T.http(self.egwd.port, "GET", "/api/state")
         self.assertEqual(T.float_noise(body), [])
+        stop_clean(self, self.egwd)
 
     def test_meter_stops_and_comes_back(self):
         self.wait_state("p1", "polling", 15)
@@ -155,6 +156,7 @@ class P1Test(unittest.TestCase):
         T.wait_until(lambda: self.devs()["p1"]["stats"]["last_good_ms"] > good, timeout=5,
                      what="a fresh telegram")
         self.wait_state("p1_se", "polling", 15)
+        stop_clean(self, self.egwd)
 
     def test_p1_on_a_modbus_connection_is_refused(self):
         body = json.dumps({"devices": [{"connection": "rtu", "serial_port": "/dev/ttyUSB0",
@@ -190,6 +192,7 @@ class P1SerialTest(unittest.TestCase):
         self.assertEqual(d["connection"], {"connection": "serial", "serial_port": path,
                                            "baudrate": 9600, "parity": "E", "databits": 7,
                                            "stopbits": 1})
+        stop_clean(self, egwd)
 
 
 if __name__ == "__main__":
