@@ -85,7 +85,7 @@ struct num {
 static const char *parse_num(const char *s, const char *end, struct num *ret)
 {
 	bool neg = false, dot = false;
-	unsigned digits = 0;
+	unsigned digits = 0, sig = 0;
 	struct num n = { 0, 0 };
 
 	if (s < end && *s == '-') {
@@ -96,7 +96,10 @@ static const char *parse_num(const char *s, const char *end, struct num *ret)
 		if (*s == '.' && !dot) {
 			dot = true;
 		} else if (*s >= '0' && *s <= '9') {
-			if (++digits > 15) /* beyond a double's exact integers */
+			/* leading zeros are padding; beyond 15 significant digits a
+			 * double no longer holds the number exactly */
+			digits++;
+			if ((n.m || *s != '0') && ++sig > 15)
 				return NULL;
 			n.m = n.m * 10 + (*s - '0');
 			n.dec += dot;

@@ -274,6 +274,8 @@ static void test_units(void **state)
 				 "1-0:32.7.0(230*kV)\r\n"
 				 "1-0:31.7.0(x*A)\r\n"
 				 "1-0:52.7.0(229.99)\r\n"
+				 "1-0:72.7.0(0000000000000000231.5*V)\r\n"
+				 "1-0:31.7.0(1234567890123456*A)\r\n"
 				 "0-0:96.1.1(ABC)\r\n"
 				 "!";
 	struct p1_telegram t;
@@ -285,6 +287,7 @@ static void test_units(void **state)
 	assert_true(isnan(t.r.v[RF_METER_L1_V]));
 	assert_true(isnan(t.r.v[RF_METER_L1_A]));
 	assert_true(isnan(t.r.v[RF_METER_L2_V]));
+	assert_true(t.r.v[RF_METER_L3_V] == 231.5); /* padding is not precision */
 	assert_string_equal(t.serial, "ABC");
 	assert_string_equal(t.header, "XYZ5 test");
 	assert_int_equal(p1_decode("1-0:1.7.0(1*kW)!", 16, &t), -EGW_EFRAME);
