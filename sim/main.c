@@ -20,6 +20,7 @@ struct spec {
 	char path[256];
 	uint8_t unit;
 	const char *serial;
+	enum sim_p1 p1;                /* a P1 meter: the home's grid meter as telegrams */
 };
 
 struct args {
@@ -53,7 +54,12 @@ static void usage(FILE *f)
 "Devices:\n"
 "  --profile NAME[,NAME]  profile to serve (--list-profiles; \"sunspec\" is a\n"
 "                         complete SunSpec map: models 1, 103, 160, 203, 802)\n"
-"  --port N[,N]           Modbus TCP port; 0: the OS picks (see the ready line)\n"
+"                         \"p1\": the home's grid meter as a P1 smart meter,\n"
+"                         a DSMR 5 telegram every second to each client of\n"
+"                         its --port (TCP, like a ser2net bridge); \"p1_se\":\n"
+"                         the Swedish HAN variant (totals 1.8.0/2.8.0, no\n"
+"                         tariffs, no identifier).  Fault timeout: the meter\n"
+"                         stops sending\n""  --port N[,N]           Modbus TCP port; 0: the OS picks (see the ready line)\n"
 "  --unit-id N[,N]        unit (slave) id, default 1.  On TCP, unit 0 and 255\n"
 "                         reach a port's only device; an unknown unit gets\n"
 "                         exception 11.  On RTU, unit 0 is a broadcast\n"
@@ -262,8 +268,11 @@ static int parse_args(int argc, char **argv, struct args *a, struct sim *s, doub
 			}
 			a->group = a->nspecs;
 			for (unsigned i = 0; i < n; i++) {
-				const struct profile *p = profile_find(items[i]);
-				const struct sim_model *m = p ? NULL : sim_model_find(items[i]);
+				enum sim_p1 p1 = !strcmp(items[i], "p1") ? SIM_P1_DSMR5
+					: !strcmp(items[i], "p1_se") ? SIM_P1_SE : SIM_P1_NONE;
+				/* a P1 meter measures like the SDM630 (the home's grid meter) */
+				const struct profile *p = profile_find(p1 ? "sdm630" : items[i]);
+				const struct sim_model *m = p || p1 ? NULL : sim_model_find(items[i]);
 				if (m)
 					p = profile_find(m->profile);
 				if (!p) {
@@ -271,7 +280,8 @@ static int parse_args(int argc, char **argv, struct args *a, struct sim *s, doub
 						"(--list-profiles)\n", items[i]);
 					return -EINVAL;
 				}
-				a->specs[a->nspecs++] = (struct spec){ .prof = p, .model = m, .unit = 1 };
+				a->specs[a->nspecs++] = (struct spec){ .prof = p, .model = m, .unit = 1,
+								       .p1 = p1 };
 			}
 			break;
 		}
@@ -400,6 +410,10 @@ static int parse_args(int argc, char **argv, struct args *a, struct sim *s, doub
 		return -EINVAL;
 	}
 	for (unsigned i = 0; i < a->nspecs; i++) {
+		if (a->specs[i].p1 && a->specs[i].kind != SIM_TCP) {
+			fprintf(stderr, "egw-sim: a p1 meter is served on --port only\n");
+			return -EINVAL;
+		}
 		if (!a->specs[i].have_endpoint) {
 			fprintf(stderr, "egw-sim: profile %s needs --port, --rtu-pty or --rtu-dev\n",
 				a->specs[i].prof->name);
@@ -423,8 +437,8 @@ static int build(struct sim *s, const struct args *a)
 		struct sim_port *p = NULL;
 		for (unsigned j = 0; j < s->nports; j++) {
 			struct sim_port *q = &s->ports[j];
-			if (q->kind != sp->kind)
-				continue;
+			if (q->kind != sp->kind || q->p1 || sp->p1)
+				continue; /* a P1 meter has its line alone */
 			if ((sp->kind == SIM_TCP && sp->port != 0 && q->port == sp->port) ||
 			    (sp->kind != SIM_TCP && !strcmp(q->path, sp->path))) {
 				p = q;
@@ -440,6 +454,7 @@ static int build(struct sim *s, const struct args *a)
 						.keep_fd = -1 };
 			snprintf(p->host, sizeof(p->host), "%s", a->host);
 			snprintf(p->path, sizeof(p->path), "%s", sp->path);
+			p->p1 = sp->p1;
 		}
 		for (unsigned j = 0; j < p->ndevs; j++) {
 			if (p->devs[j]->unit == sp->unit) {

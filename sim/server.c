@@ -528,6 +528,37 @@ out_fd:
 
 /* ---- endpoints ---------------------------------------------------------- */
 
+/* Every second: the meter's telegram to every client, unless the timeout
+ * fault holds the meter silent.  A client that cannot take it is dropped. */
+static int p1_run(struct task *t, usec_t now)
+{
+	struct sim_port *p = container_of(t, struct sim_port, p1_task);
+	char buf[2048];
+	int n;
+	UNUSED(now);
+
+	if (p->asleep || p->sim->faults.timeout || !p->ndevs)
+		return 0;
+	n = sim_p1_telegram(p->devs[0], p->p1, time(NULL), buf, sizeof(buf));
+	if (n < 0)
+		return 0;
+	p->p1_sent++;
+	for (unsigned i = 0; i < SIM_MAX_CONNS; i++) {
+		struct sim_conn *c = &p->conns[i];
+		if (!c->used)
+			continue;
+		if (c->txlen + (size_t)n > sizeof(c->tx) || conn_flush(c) < 0) {
+			conn_close(c);
+			continue;
+		}
+		memcpy(c->tx + c->txlen, buf, (size_t)n);
+		c->txlen += (size_t)n;
+		if (conn_flush(c) < 0)
+			conn_close(c);
+	}
+	return 0;
+}
+
 int sim_port_open(struct sim_port *p)
 {
 	struct sim *s = p->sim;
@@ -540,6 +571,15 @@ int sim_port_open(struct sim_port *p)
 	r = p->kind == SIM_TCP ? tcp_listen(p) : rtu_open(p);
 	if (r < 0)
 		return r;
+	if (p->p1) {
+		p->p1_task = (struct task){ .name = "sim-p1", .run = p1_run,
+					    .period = SIM_P1_INTERVAL_USEC, .idx = SCHED_NOT_QUEUED };
+		loop_task_add(s->loop, &p->p1_task, loop_now(s->loop));
+		fprintf(s->out, "egw-sim: listening %s tcp %s:%u unit 1 profile p1\n",
+			p->p1 == SIM_P1_SE ? "p1_se" : "p1", p->host, p->port);
+		fflush(s->out);
+		return 0;
+	}
 	for (unsigned i = 0; i < p->ndevs; i++) {
 		const struct sim_device *d = p->devs[i];
 		/* a variant served from its own map names the profile that reads it */
@@ -560,6 +600,8 @@ int sim_port_open(struct sim_port *p)
 void sim_port_close(struct sim_port *p)
 {
 	struct loop *l = p->sim->loop;
+	if (p->p1_task.run)
+		loop_task_cancel(l, &p->p1_task);
 	if (p->rtu_flush.run) { /* set up by sim_port_open */
 		loop_task_cancel(l, &p->rtu_flush);
 		loop_task_cancel(l, &p->slow);

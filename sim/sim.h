@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "loop/loop.h"
 #include "modbus/codec.h"
@@ -33,6 +34,10 @@
 #define SIM_TICK_USEC (50 * USEC_PER_MSEC)   /* physics at 20 Hz */
 
 enum sim_kind { SIM_TCP, SIM_RTU_PTY, SIM_RTU_DEV };
+
+/* A P1 smart meter: the port streams telegrams instead of serving Modbus. */
+enum sim_p1 { SIM_P1_NONE, SIM_P1_DSMR5, SIM_P1_SE };
+#define SIM_P1_INTERVAL_USEC USEC_PER_SEC
 
 struct sim_faults {
 	bool timeout;        /* read requests, never answer */
@@ -106,6 +111,9 @@ struct sim_port {
 	struct sim_device *devs[SIM_MAX_DEVICES];
 	unsigned ndevs;
 	bool asleep;                /* TCP: listener closed; RTU: silent */
+	enum sim_p1 p1;             /* telegrams of devs[0] every second to each client */
+	struct task p1_task;
+	uint64_t p1_sent;           /* telegrams written */
 };
 
 struct sim_ctl_conn {
@@ -181,6 +189,11 @@ void sim_port_close(struct sim_port *p);
 void sim_update_sleep(struct sim *s);
 /* Close every TCP client connection (fault drop, sleep). */
 void sim_port_drop_all(struct sim_port *p);
+
+/* p1.c: the telegram of meter d (its served meter values) at wall time now,
+ * in buf.  Returns its length or -ENOSPC. */
+int sim_p1_telegram(const struct sim_device *d, unsigned variant, time_t now, char *buf,
+		    size_t cap);
 
 /* control.c: the line-based control interface on loopback. */
 

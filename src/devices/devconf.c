@@ -82,13 +82,14 @@ struct field {
 	const char *const *values;     /* F_ENUM */
 };
 
-static const char *const connections[] = { "tcp", "rtu", "rtu-over-tcp", NULL };
+static const char *const connections[] = { "tcp", "rtu", "rtu-over-tcp", "serial", NULL };
 static const char *const parities[] = { "N", "E", "O", NULL };
 
 /* Sorted by name; every key a device object may have. */
 static const struct field fields[] = {
 	{ "baudrate", F_INT, 300, 4000000 },
 	{ "connection", F_ENUM, .values = connections },
+	{ "databits", F_INT, 7, 8 },
 	{ "host", F_STR, 1, DEVCONF_HOST_LEN - 1 },
 	{ "id", F_STR, 1, DEVCONF_ID_LEN - 1 },
 	{ "name", F_STR, 1, DEVCONF_NAME_LEN - 1 },
@@ -202,23 +203,37 @@ static int parse_one(const json_t *o, unsigned i, struct dev_conf *c, struct dev
 	conn = str(o, "connection");
 	if (!conn)
 		conn = "tcp";
-	c->kind = strcmp(conn, "rtu") == 0 ? MB_TRANSPORT_RTU
+	prof = str(o, "profile");
+	c->p1 = prof && strcmp(prof, "p1") == 0;
+	if (c->p1 && strcmp(conn, "tcp") != 0 && strcmp(conn, "serial") != 0)
+		return FAIL(i, "connection", "profile p1 reads the meter's telegrams from \"tcp\" "
+			    "(a serial-to-TCP bridge) or \"serial\", not \"%s\"", conn);
+	if (!c->p1 && strcmp(conn, "serial") == 0)
+		return FAIL(i, "connection", "\"serial\" is for profile p1 (a Modbus device on a "
+			    "serial line is \"rtu\")");
+	if (!c->p1 && json_object_get(o, "databits"))
+		return FAIL(i, "databits", "only for profile p1 (Modbus RTU has 8 data bits)");
+	if (c->p1 && json_object_get(o, "unit_id"))
+		return FAIL(i, "unit_id", "not used by profile p1 (the meter sends by itself)");
+	if (c->p1 && strcmp(conn, "tcp") == 0 && !json_object_get(o, "port"))
+		return FAIL(i, "port", "missing (required for profile p1 over tcp: the bridge's port)");
+	c->kind = strcmp(conn, "rtu") == 0 || strcmp(conn, "serial") == 0 ? MB_TRANSPORT_RTU
 		: strcmp(conn, "rtu-over-tcp") == 0 ? MB_TRANSPORT_RTU_OVER_TCP
 		: MB_TRANSPORT_TCP;
 
 	if (c->kind == MB_TRANSPORT_RTU) {
 		s = str(o, "serial_port");
 		if (!s)
-			return FAIL(i, "serial_port", "missing (required for connection \"rtu\", "
-				    "e.g. /dev/ttyUSB0)");
+			return FAIL(i, "serial_port", "missing (required for connection \"%s\", "
+				    "e.g. /dev/ttyUSB0)", conn);
 		if (s[0] != '/')
 			return FAIL(i, "serial_port", "must be an absolute path such as /dev/ttyUSB0");
 		snprintf(c->serial_port, sizeof(c->serial_port), "%s", s);
-		if (!mb_serial_baud_ok((unsigned)int_or(o, "baudrate", 9600)))
+		if (!mb_serial_baud_ok((unsigned)int_or(o, "baudrate", c->p1 ? 115200 : 9600)))
 			return FAIL(i, "baudrate", "%lld is not a baud rate this system supports "
 				    "(1200 ... 230400)", int_or(o, "baudrate", 9600));
 		if (json_object_get(o, "host"))
-			return FAIL(i, "host", "not used by connection \"rtu\" (use serial_port)");
+			return FAIL(i, "host", "not used by connection \"%s\" (use serial_port)", conn);
 	} else {
 		s = str(o, "host");
 		if (!s)
@@ -230,14 +245,15 @@ static int parse_one(const json_t *o, unsigned i, struct dev_conf *c, struct dev
 			return FAIL(i, "serial_port", "not used by connection \"%s\" (use host)", conn);
 	}
 	c->port = (uint16_t)int_or(o, "port", 502);
-	c->unit = (uint8_t)int_or(o, "unit_id", 1);
+	c->unit = (uint8_t)int_or(o, "unit_id", c->p1 ? 0 : 1);
 	c->proxy_unit = (uint8_t)int_or(o, "proxy_unit_id", c->unit);
 	c->proxy_unit_set = json_object_get(o, "proxy_unit_id") != NULL;
-	c->baudrate = (unsigned)int_or(o, "baudrate", 9600);
+	c->baudrate = (unsigned)int_or(o, "baudrate", c->p1 ? 115200 : 9600);
 	c->stopbits = (unsigned)int_or(o, "stopbits", 0);
+	c->databits = (unsigned)int_or(o, "databits", 8);
 	c->poll_interval_ms = (unsigned)int_or(o, "poll_interval_ms", 0);
 	s = str(o, "parity");
-	c->parity = s ? s[0] : 'E';
+	c->parity = s ? s[0] : c->p1 ? 'N' : 'E';
 
 	s = str(o, "id");
 	if (s && !devconf_id_ok(s))
@@ -246,9 +262,10 @@ static int parse_one(const json_t *o, unsigned i, struct dev_conf *c, struct dev
 	s = str(o, "name");
 	snprintf(c->name, sizeof(c->name), "%s", s ? s : c->id);
 
-	prof = str(o, "profile");
 	if (!prof)
 		return FAIL(i, "profile", "missing (a name from /api/device/supported, or sunspec)");
+	if (c->p1)
+		return 0;
 	c->profile = profile_find(prof);
 	if (!c->profile) {
 		set_err(err, "", i, "profile", "unknown profile \"%.60s\" (see /api/device/supported)",
@@ -259,9 +276,12 @@ static int parse_one(const json_t *o, unsigned i, struct dev_conf *c, struct dev
 	return 0;
 }
 
-/* Two entries that would talk to one device. */
+/* Two entries that would talk to one device (a P1 meter has its line alone). */
 static bool same_address(const struct dev_conf *a, const struct dev_conf *b)
 {
+	if ((a->p1 || b->p1) && a->kind == b->kind)
+		return a->kind == MB_TRANSPORT_RTU ? strcmp(a->serial_port, b->serial_port) == 0
+			: a->port == b->port && strcasecmp(a->host, b->host) == 0;
 	if (a->unit != b->unit || (a->kind == MB_TRANSPORT_RTU) != (b->kind == MB_TRANSPORT_RTU))
 		return false;
 	if (a->kind == MB_TRANSPORT_RTU)
@@ -276,7 +296,8 @@ static int check_list(const struct dev_conf *c, unsigned n, struct devconf_error
 			if (strcmp(c[j].id, c[i].id) == 0)
 				return FAIL(i, "id", "\"%s\" is already used by devices[%u]", c[i].id, j);
 			/* Devices on one serial line share its client: one line, one setting. */
-			if (c[i].kind == MB_TRANSPORT_RTU && c[j].kind == MB_TRANSPORT_RTU &&
+			if (!c[i].p1 && !c[j].p1 && c[i].kind == MB_TRANSPORT_RTU &&
+			    c[j].kind == MB_TRANSPORT_RTU &&
 			    strcmp(c[i].serial_port, c[j].serial_port) == 0 &&
 			    (c[i].baudrate != c[j].baudrate || c[i].parity != c[j].parity ||
 			     c[i].stopbits != c[j].stopbits))
@@ -287,6 +308,11 @@ static int check_list(const struct dev_conf *c, unsigned n, struct devconf_error
 				return FAIL(i, c[i].proxy_unit_set ? "proxy_unit_id" : "unit_id", "the Modbus proxy already answers unit %u for "
 					    "devices[%u] (%s): set a different proxy_unit_id",
 					    c[i].proxy_unit, j, c[j].id);
+			if (same_address(&c[i], &c[j]) && (c[i].p1 || c[j].p1))
+				return FAIL(i, c[i].kind == MB_TRANSPORT_RTU ? "serial_port" : "host",
+					    "devices[%u] (%s) uses this %s; a P1 meter's line is its own",
+					    j, c[j].id,
+					    c[i].kind == MB_TRANSPORT_RTU ? "serial port" : "host and port");
 			if (same_address(&c[i], &c[j]))
 				return FAIL(i, c[i].kind == MB_TRANSPORT_RTU ? "serial_port" : "host",
 					    "devices[%u] (%s) is already this device (same %s and "

@@ -14,6 +14,17 @@
  *    "proxy_unit_id" (0..255; default unit_id: the unit the Modbus proxy
  *    answers for this device)}
  *
+ * A P1/HAN smart meter ("profile": "p1") sends telegrams by itself; nothing
+ * is polled and there is no unit id:
+ *   {"profile": "p1", "connection": "tcp" (a serial-to-TCP bridge such as
+ *    ser2net: "host", "port" required) | "serial" ("serial_port",
+ *    "baudrate" (115200), "parity" ("N"), "databits" (8), "stopbits" (1);
+ *    DSMR 2.2 is 9600 7E1), optional "id", "name", "poll_interval_ms" (the
+ *    meter's telegram interval, default 10000: DSMR 2.2 to 4 send every 10 s,
+ *    DSMR 5 every second; a meter silent for three intervals is marked)}
+ * Connection "serial" is only for p1, and p1 only on "tcp" or "serial".
+ * "databits" is only for p1 (Modbus RTU has eight).
+ *
  * Rules over the list: at most DEVCONF_MAX devices, ids unique, one device
  * address (host, port, unit_id; or serial_port, unit_id) used once, each
  * proxy_unit_id given explicitly used by no other device (explicit or by
@@ -38,12 +49,15 @@ struct profile;
 #define DEVCONF_ID_LEN 64    /* id: at most 63 bytes */
 #define DEVCONF_NAME_LEN 96  /* name: at most 95 bytes */
 #define DEVCONF_HOST_LEN 256 /* host and serial_port: at most 255 bytes */
+#define DEVCONF_P1_INTERVAL_MS 10000 /* p1: telegram interval by default */
 
 /* One device's settings, parsed and validated (a value type). */
 struct dev_conf {
 	char id[DEVCONF_ID_LEN];
 	char name[DEVCONF_NAME_LEN];
-	enum mb_transport_kind kind;
+	enum mb_transport_kind kind;   /* p1: TCP (a bridge) or RTU (a serial line, no Modbus) */
+	bool p1;                       /* "profile": "p1"; profile is NULL */
+	unsigned databits;             /* p1 on a serial line: 7 or 8 */
 	char host[DEVCONF_HOST_LEN];
 	uint16_t port;
 	uint8_t unit;
@@ -53,7 +67,7 @@ struct dev_conf {
 	unsigned baudrate;
 	char parity;
 	unsigned stopbits;             /* 0: the transport's default */
-	const struct profile *profile; /* static table (for "sunspec": the template) */
+	const struct profile *profile; /* static table (for "sunspec": the template); NULL for p1 */
 	bool sunspec;                  /* discover the map at connect time */
 	unsigned poll_interval_ms;     /* 0: the set's */
 	json_t *json;                  /* the settings object (a reference), to detect changes */

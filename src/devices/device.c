@@ -67,6 +67,8 @@ static usec_t ms(unsigned v)
 
 unsigned device_poll_ms(const struct device *d)
 {
+	if (d->conf.p1)
+		return d->conf.poll_interval_ms ? d->conf.poll_interval_ms : DEVCONF_P1_INTERVAL_MS;
 	return d->conf.poll_interval_ms ? d->conf.poll_interval_ms : d->set->cfg.poll_interval_ms;
 }
 
@@ -162,6 +164,10 @@ static void client_recycle(struct device *d)
 	struct mb_client *c;
 	unsigned i;
 
+	if (d->p1) {
+		p1dev_stop(d->p1);
+		return;
+	}
 	if (l->refs > 1 || mb_client_new(d->set->loop, &l->mc, &c) < 0)
 		return;
 	add_stats(&l->base, mb_client_stats(l->client));
@@ -183,6 +189,10 @@ static void client_recycle(struct device *d)
 /* Client counters over the link's whole life. */
 void device_client_stats(const struct device *d, struct mb_client_stats *ret)
 {
+	if (!d->link) {
+		*ret = (struct mb_client_stats){ 0 };
+		return;
+	}
 	*ret = d->link->base;
 	add_stats(ret, mb_client_stats(d->link->client));
 }
@@ -272,7 +282,10 @@ static void dev_enter(struct device *d, int from, int to)
 	switch (to) {
 	case DEV_CONNECTING:
 		stop_activity(d);
-		device_start_identify(d);
+		if (d->p1)
+			p1dev_start(d->p1);
+		else
+			device_start_identify(d);
 		break;
 	case DEV_IDENTIFYING:
 		break;
@@ -280,6 +293,8 @@ static void dev_enter(struct device *d, int from, int to)
 		d->connect_failures = 0;
 		d->fail_cycles = 0;
 		d->backoff = 0;
+		if (d->p1)
+			break; /* the meter sends by itself */
 		d->poll_task.period = ms(device_poll_ms(d));
 		loop_task_add(l, &d->poll_task, now);
 		break;
@@ -616,6 +631,7 @@ static void device_free(struct device *d)
 		q->d = NULL;
 	d->reqs = NULL;
 	link_put(d->link);
+	p1dev_free(d->p1);
 	profile_free(d->heap_prof);
 	free(d->full);
 	free(d->res);
@@ -637,6 +653,23 @@ static int device_new(struct devices *ds, unsigned index, struct dev_conf *c,
 	d->index = index;
 	d->conf = *c;
 	c->json = NULL;
+	d->poll_task = (struct task){ .name = "device-poll", .run = poll_run, .prio = 10,
+				      .idx = SCHED_NOT_QUEUED };
+	d->retry_task = (struct task){ .name = "device-retry", .run = retry_run, .prio = 10,
+				       .idx = SCHED_NOT_QUEUED };
+	reading_clear(&d->last);
+	reading_mono_init(&d->mono);
+	fsm_init(&d->fsm, &fsm_device_def, FSM_DEV_DISCONNECTED, NULL, d, d->conf.id);
+	if (d->conf.p1) {
+		r = p1dev_new(d, &d->p1);
+		if (r < 0) {
+			conf_release(&d->conf);
+			free(d);
+			return r;
+		}
+		*ret = d;
+		return 0;
+	}
 	struct mb_client_config mc = {
 		.kind = d->conf.kind,
 		.host = d->conf.host,
@@ -663,13 +696,6 @@ static int device_new(struct devices *ds, unsigned index, struct dev_conf *c,
 		free(d);
 		return r;
 	}
-	d->poll_task = (struct task){ .name = "device-poll", .run = poll_run, .prio = 10,
-				      .idx = SCHED_NOT_QUEUED };
-	d->retry_task = (struct task){ .name = "device-retry", .run = retry_run, .prio = 10,
-				       .idx = SCHED_NOT_QUEUED };
-	reading_clear(&d->last);
-	reading_mono_init(&d->mono);
-	fsm_init(&d->fsm, &fsm_device_def, FSM_DEV_DISCONNECTED, NULL, d, d->conf.id);
 	device_set_profile(d, d->conf.profile);
 	if (!d->res) {
 		device_free(d);
@@ -698,6 +724,9 @@ static void devices_pick_primary(struct devices *ds)
 		unsigned i = ds->cfg.freq_device >= 0 ? (unsigned)ds->cfg.freq_device : 0;
 		p = i < ds->n ? ds->dev[i] : ds->dev[0];
 	}
+	/* A P1 meter has no frequency register: the first Modbus device reads it. */
+	for (unsigned i = 0; p && p->p1 && i <= ds->n; i++)
+		p = i < ds->n ? ds->dev[i] : NULL;
 	if (p != ds->primary) {
 		ds->primary = p;
 		ds->ring_len = 0;
@@ -885,8 +914,9 @@ struct device *devices_find(struct devices *ds, const char *id)
 
 struct device *devices_find_proxy_unit(struct devices *ds, uint8_t unit)
 {
+	/* A P1 meter speaks no Modbus: the proxy never answers for it. */
 	for (unsigned i = 0; ds && i < ds->n; i++)
-		if (ds->dev[i]->conf.proxy_unit == unit)
+		if (!ds->dev[i]->conf.p1 && ds->dev[i]->conf.proxy_unit == unit)
 			return ds->dev[i];
 	return NULL;
 }
@@ -908,7 +938,7 @@ int device_state(const struct device *d)
 
 struct mb_client *device_client(struct device *d)
 {
-	return d->link->client;
+	return d->link ? d->link->client : NULL;
 }
 
 uint8_t device_unit(const struct device *d)
@@ -923,7 +953,7 @@ const char *device_serial(const struct device *d)
 
 const char *device_profile_name(const struct device *d)
 {
-	return d->conf.profile->name;
+	return d->conf.p1 ? "p1" : d->conf.profile->name;
 }
 
 const struct profile *device_profile(const struct device *d)

@@ -127,7 +127,9 @@ struct device_stats {
  *   {"connection": "tcp"|"rtu"|"rtu-over-tcp", "host", "port", "unit_id",
  *    "profile", optional "id", "name", "poll_interval_ms",
  *    rtu: "serial_port", "baudrate", "parity" ("N"|"E"|"O"), "stopbits"}
- * (a NULL or empty array is valid: no device).  Devices start connecting at
+ * or a P1 smart meter (devconf.h: "profile": "p1" on "tcp" or "serial"; a
+ * driver of its own, p1dev.c, with the same states and hooks: each telegram
+ * is a reading, with an empty raw map) (a NULL or empty array is valid: no device).  Devices start connecting at
  * once.  On a validation error returns -EGW_ESCHEMA (or -EGW_EPROFILE for an
  * unknown profile) and writes a message naming the field, e.g.
  * "devices[1].port: must be 1..65535", to err.  Other errors: -ENOMEM,
@@ -171,7 +173,7 @@ const char *device_name(const struct device *d);     /* "name", or the id */
  * exactly once: -ECANCELED when the client was replaced or freed meanwhile
  * (the device removed or reopened), possibly from inside devices_apply or
  * devices_free, so the callback must not touch the device set. */
-struct mb_client *device_client(struct device *d);
+struct mb_client *device_client(struct device *d); /* NULL for a P1 meter */
 uint8_t device_unit(const struct device *d);
 /* The unit id the Modbus proxy answers for this device (settings
  * "proxy_unit_id", default its unit_id). */

@@ -83,11 +83,14 @@ struct link {
 	struct mb_client_stats base;      /* totals of the clients replaced */
 };
 
+struct p1dev;
+
 struct device {
 	struct devices *set;
 	unsigned index;
 	struct dev_conf conf;
-	struct link *link;
+	struct link *link;                /* NULL for a P1 meter */
+	struct p1dev *p1;                 /* the P1 driver (p1dev.c), or NULL */
 	struct dev_req *reqs;             /* in flight */
 	struct fsm fsm;
 	const struct profile *prof; /* active: conf.profile or heap_prof */
@@ -179,3 +182,12 @@ void device_on_ss_marker(struct device *d, int err, const uint16_t *regs, unsign
 void device_on_ss_model(struct device *d, const struct dev_req *q, int err, const uint16_t *regs, unsigned count);  /* identify.c */
 void device_on_freq(struct device *d, const struct dev_req *q, int err, const uint16_t *regs, unsigned count);  /* freq_task.c */
 int device_freq_run(struct task *t, usec_t now);  /* freq_task.c */
+
+/* The P1 driver (p1dev.c): a device whose conf.p1 is set has no link and
+ * no profile; the state machine calls start on entering connecting and stop
+ * on leaving the line (backing off, asleep, disconnected). */
+int p1dev_new(struct device *d, struct p1dev **ret);
+void p1dev_free(struct p1dev *p);   /* accepts NULL */
+void p1dev_start(struct p1dev *p);
+void p1dev_stop(struct p1dev *p);   /* accepts NULL */
+json_t *p1dev_json(const struct p1dev *p);

@@ -47,6 +47,12 @@ static json_t *stats_json(const struct device *d)
 	set_ms(o, "latency_mean_ms", cycles ? s.latency_sum_us / (usec_t)cycles : 0);
 	json_object_set_new(o, "last_error",
 			    s.last_error ? json_string(egw_strerror(s.last_error)) : json_null());
+	if (d->p1) {
+		/* No Modbus behind a P1 meter: its telegram counters instead. */
+		json_decref(m);
+		json_object_set_new(o, "p1", p1dev_json(d->p1));
+		return o;
+	}
 	set_u64(m, "requests", cs->requests);
 	set_u64(m, "responses", cs->responses);
 	set_u64(m, "errors", cs->errors);
@@ -66,6 +72,14 @@ static json_t *stats_json(const struct device *d)
 
 static json_t *conn_json(const struct dev_conf *c)
 {
+	if (c->p1 && c->kind == MB_TRANSPORT_RTU)
+		return json_pack("{ss ss si ss# si si}", "connection", "serial",
+				 "serial_port", c->serial_port, "baudrate", (int)c->baudrate,
+				 "parity", &c->parity, (int)1, "databits", (int)c->databits,
+				 "stopbits", (int)(c->stopbits ? c->stopbits : 1));
+	if (c->p1)
+		return json_pack("{ss ss si}", "connection", "tcp", "host", c->host,
+				 "port", (int)c->port);
 	if (c->kind == MB_TRANSPORT_RTU)
 		return json_pack("{ss ss si si ss# si}", "connection", conn_names[c->kind],
 				 "serial_port", c->serial_port, "baudrate", (int)c->baudrate,
@@ -82,7 +96,7 @@ json_t *device_to_json(const struct device *d)
 
 	return json_pack("{ss ss ss ss ss s:o s:o s:o s:o sI si}",
 			 "id", d->conf.id, "name", d->conf.name, "state", device_state_name(device_state(d)),
-			 "profile", d->conf.profile->name,
+			 "profile", device_profile_name(d),
 			 "serial", d->serial,
 			 "reading", reading ? reading : json_null(),
 			 "stats", stats_json(d),

@@ -25,7 +25,8 @@ static int device_client_config(struct egw *e, const char *id, struct mb_client_
 		if (strcmp(cid, id) != 0)
 			continue;
 		conn = json_string_value(json_object_get(d, "connection"));
-		if (!conn || strcmp(conn, "rtu") == 0)
+		if (!conn || strcmp(conn, "rtu") == 0 || strcmp(conn, "serial") == 0 ||
+		    strcmp(json_string_value(json_object_get(d, "profile")) ?: "", "p1") == 0)
 			return -ENOTSUP;
 		*cfg = (struct mb_client_config){
 			.kind = strcmp(conn, "rtu-over-tcp") == 0 ? MB_TRANSPORT_RTU_OVER_TCP
@@ -194,6 +195,11 @@ static struct raw_op *raw_new(struct web_request *rq, const char *device, char *
 		return NULL;
 	}
 	d = devices_find(rq->egw->devices, device);
+	if (d && !device_client(d)) {
+		*ret_status = 400;
+		snprintf(err, errlen, "device: a P1 meter has no Modbus registers");
+		return NULL;
+	}
 	if (d) {
 		op = calloc(1, sizeof(*op));
 		if (!op) {

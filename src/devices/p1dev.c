@@ -1,0 +1,311 @@
+/* The P1 smart-meter driver: a device of the set (same states, hooks and
+ * API as the Modbus devices) that reads a stream of telegrams from a TCP
+ * bridge or a serial line and publishes each one as a reading.
+ *
+ * connecting: the line is being opened, and stays "connecting" until the
+ *   first intact telegram (a bridge that accepts but sends nothing, or a
+ *   serial line without a meter, is a failed attempt: it backs off and goes
+ *   asleep like a device that does not answer);
+ * identifying -> polling: at the first telegram (the serial comes from it);
+ * backing off: the connection closed, or no telegram for three intervals;
+ *   retried with the set's backoff, which resets at the next telegram. */
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "devices/device_int.h"
+#include "devices/p1.h"
+#include "loop/resolve.h"
+
+#define P1_SILENT_INTERVALS 3
+
+struct p1dev {
+	struct device *d;
+	struct p1_parser *parser;
+	int fd;
+	struct loop_io io;
+	struct loop_resolve *resolve;
+	struct task watch;        /* connect deadline, then the silence limit */
+	bool connected;
+	uint64_t bytes;
+};
+
+static usec_t silence_limit(const struct device *d)
+{
+	return (usec_t)device_poll_ms(d) * P1_SILENT_INTERVALS * USEC_PER_MSEC;
+}
+
+static void arm_watch(struct p1dev *p, usec_t after)
+{
+	struct loop *l = p->d->set->loop;
+	loop_task_cancel(l, &p->watch);
+	loop_task_add(l, &p->watch, loop_now(l) + after);
+}
+
+void p1dev_stop(struct p1dev *p)
+{
+	struct loop *l;
+
+	if (!p)
+		return;
+	l = p->d->set->loop;
+	loop_task_cancel(l, &p->watch);
+	loop_resolve_cancel(p->resolve);
+	p->resolve = NULL;
+	if (p->fd >= 0) {
+		loop_io_del(l, &p->io);
+		close(p->fd);
+		p->fd = -1;
+	}
+	p->connected = false;
+	p1_parser_reset(p->parser);
+}
+
+/* The line failed: a connection attempt, or a connection that delivered. */
+static void line_failed(struct p1dev *p, int err, const char *what)
+{
+	struct device *d = p->d;
+
+	if (d->fsm.state == DEV_CONNECTING) {
+		device_connect_failed(d, err);
+		return;
+	}
+	d->st.last_error = err;
+	d->st.errors++;
+	device_go(d, DEV_BACKING_OFF, "%s", what);
+}
+
+static void on_telegram(void *ud, const struct p1_telegram *t)
+{
+	struct p1dev *p = ud;
+	struct device *d = p->d;
+	const struct device_hooks *h = &d->set->hooks;
+	struct reading fresh = t->r, before = t->r;
+	int64_t ts = wall_ms();
+	int refused;
+
+	d->st.polls++;
+	if (d->fsm.state == DEV_CONNECTING) {
+		char old[DEV_SERIAL_LEN];
+		device_go(d, DEV_IDENTIFYING, "first telegram");
+		snprintf(old, sizeof(old), "%s", d->serial);
+		if (d->identified && strcmp(old, t->serial) != 0) {
+			d->st.identity_changes++;
+			if (h->on_identity_change)
+				h->on_identity_change(d->set->ud, d, old, t->serial);
+		}
+		snprintf(d->serial, sizeof(d->serial), "%s", t->serial);
+		d->identified = true;
+		device_go(d, DEV_POLLING, "identified %.40s", d->serial[0] ? d->serial : "(no id)");
+	}
+	if (d->fsm.state != DEV_POLLING)
+		return;
+	arm_watch(p, silence_limit(d));
+	d->st.polls_ok++;
+	d->st.last_good_ms = ts;
+	refused = reading_mono_apply(&d->mono, &fresh);
+	if (refused > 0)
+		d->st.totals_suppressed += (uint64_t)refused;
+	for (unsigned f = 0; f < RF_COUNT; f++) {
+		double v = fresh.v[f];
+		if (isnan(v) && !isnan(before.v[f]) && reading_fields[f].total)
+			v = d->mono.last[f];
+		d->last.v[f] = v;
+	}
+	d->have_reading = true;
+	if (h->on_reading)
+		h->on_reading(d->set->ud, d, ts, &fresh, NULL, 0); /* no registers behind a telegram */
+}
+
+static void on_io(struct loop_io *io, uint32_t events)
+{
+	struct p1dev *p = container_of(io, struct p1dev, io);
+	char buf[2048];
+
+	if (!p->connected) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+		if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		if (err) {
+			line_failed(p, -err, "connect");
+			return;
+		}
+		p->connected = true;
+		loop_io_mod(p->d->set->loop, &p->io, EPOLLIN);
+		arm_watch(p, silence_limit(p->d));
+		return;
+	}
+	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		return;
+	/* One read per wake-up: the telegram callbacks may close the line. */
+	ssize_t n = read(p->fd, buf, sizeof(buf));
+	if (n > 0) {
+		p->bytes += (uint64_t)n;
+		p1_parser_feed(p->parser, buf, (size_t)n);
+		return;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n == 0 && p->d->conf.kind == MB_TRANSPORT_RTU)
+		return; /* a tty with VMIN 0: nothing yet */
+	line_failed(p, n == 0 ? -ECONNRESET : -errno, n == 0 ? "connection closed" : "read");
+}
+
+static int watch_run(struct task *t, usec_t now)
+{
+	struct p1dev *p = container_of(t, struct p1dev, watch);
+	UNUSED(now);
+	if (p->d->fsm.state == DEV_CONNECTING)
+		device_connect_failed(p->d, -ETIMEDOUT);
+	else
+		line_failed(p, -ETIMEDOUT, "no telegram");
+	return 0;
+}
+
+static const struct { unsigned baud; speed_t speed; } bauds[] = {
+	{ 1200, B1200 },   { 2400, B2400 },   { 4800, B4800 },     { 9600, B9600 },
+	{ 19200, B19200 }, { 38400, B38400 }, { 57600, B57600 },   { 115200, B115200 },
+	{ 230400, B230400 },
+};
+
+static int open_serial(struct p1dev *p)
+{
+	const struct dev_conf *c = &p->d->conf;
+	struct termios tio;
+	speed_t speed = 0;
+	int fd, r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bauds); i++)
+		if (bauds[i].baud == c->baudrate)
+			speed = bauds[i].speed;
+	if (!speed)
+		return -EINVAL;
+	fd = open(c->serial_port, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (tcgetattr(fd, &tio) < 0)
+		goto err_close;
+	cfmakeraw(&tio);
+	cfsetispeed(&tio, speed);
+	cfsetospeed(&tio, speed);
+	tio.c_cflag &= ~(tcflag_t)(CSIZE | PARENB | PARODD | CSTOPB | CRTSCTS);
+	tio.c_cflag |= (c->databits == 7 ? CS7 : CS8) | CLOCAL | CREAD;
+	if (c->parity == 'E')
+		tio.c_cflag |= PARENB;
+	else if (c->parity == 'O')
+		tio.c_cflag |= PARENB | PARODD;
+	if (c->stopbits == 2)
+		tio.c_cflag |= CSTOPB;
+	tio.c_cc[VMIN] = 0;
+	tio.c_cc[VTIME] = 0;
+	if (tcsetattr(fd, TCSANOW, &tio) < 0)
+		goto err_close;
+	tcflush(fd, TCIFLUSH);
+	return fd;
+err_close:
+	r = -errno;
+	close(fd);
+	return r;
+}
+
+static void resolved(void *ud, int err, const struct loop_resolved *res)
+{
+	struct p1dev *p = ud;
+	struct loop *l = p->d->set->loop;
+	int fd;
+
+	p->resolve = NULL;
+	if (err < 0) {
+		device_connect_failed(p->d, err);
+		return;
+	}
+	fd = socket(res->addr[0].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		device_connect_failed(p->d, -errno);
+		return;
+	}
+	if (connect(fd, (const struct sockaddr *)&res->addr[0], res->len[0]) < 0 &&
+	    errno != EINPROGRESS) {
+		int r = -errno;
+		close(fd);
+		device_connect_failed(p->d, r);
+		return;
+	}
+	p->fd = fd;
+	if (loop_io_add(l, &p->io, fd, EPOLLOUT, on_io) < 0) {
+		close(fd);
+		p->fd = -1;
+		device_connect_failed(p->d, -ENOMEM);
+		return;
+	}
+	arm_watch(p, (usec_t)p->d->set->cfg.connect_timeout_ms * USEC_PER_MSEC);
+}
+
+void p1dev_start(struct p1dev *p)
+{
+	struct device *d = p->d;
+
+	p1dev_stop(p);
+	if (d->conf.kind == MB_TRANSPORT_RTU) {
+		int fd = open_serial(p);
+		if (fd < 0) {
+			device_connect_failed(d, fd);
+			return;
+		}
+		p->fd = fd;
+		p->connected = true;
+		if (loop_io_add(d->set->loop, &p->io, fd, EPOLLIN, on_io) < 0) {
+			close(fd);
+			p->fd = -1;
+			device_connect_failed(d, -ENOMEM);
+			return;
+		}
+		arm_watch(p, silence_limit(d));
+		return;
+	}
+	p->resolve = loop_resolve_start(d->set->loop, d->conf.host, d->conf.port, resolved, p);
+	if (!p->resolve)
+		device_connect_failed(d, -ENOMEM);
+}
+
+int p1dev_new(struct device *d, struct p1dev **ret)
+{
+	struct p1dev *p = calloc(1, sizeof(*p));
+	int r;
+
+	if (!p)
+		return -ENOMEM;
+	p->d = d;
+	p->fd = -1;
+	p->watch = (struct task){ .name = "p1-watch", .run = watch_run, .prio = 10,
+				  .idx = SCHED_NOT_QUEUED };
+	r = p1_parser_new(on_telegram, p, &p->parser);
+	if (r < 0) {
+		free(p);
+		return r;
+	}
+	*ret = p;
+	return 0;
+}
+
+void p1dev_free(struct p1dev *p)
+{
+	if (!p)
+		return;
+	p1dev_stop(p);
+	p1_parser_free(p->parser);
+	free(p);
+}
+
+json_t *p1dev_json(const struct p1dev *p)
+{
+	struct p1_stats st;
+	p1_parser_stats(p->parser, &st);
+	return json_pack("{sI sI sI sI sI sb}", "telegrams", (json_int_t)st.telegrams,
+			 "crc_errors", (json_int_t)st.crc_errors, "oversize", (json_int_t)st.oversize,
+			 "cut", (json_int_t)st.cut, "bytes", (json_int_t)p->bytes,
+			 "connected", p->connected);
+}

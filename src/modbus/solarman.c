@@ -1,0 +1,104 @@
+/* Solarman V5 framing; see solarman.h. */
+#include "modbus/solarman.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "base/err.h"
+
+static void put_u16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+	put_u16(p, (uint16_t)v);
+	put_u16(p + 2, (uint16_t)(v >> 16));
+}
+
+static uint16_t get_u16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+	return get_u16(p) | (uint32_t)get_u16(p + 2) << 16;
+}
+
+uint8_t solarman_checksum(const uint8_t *buf, size_t len)
+{
+	uint8_t sum = 0;
+	for (size_t i = 1; i < len; i++)
+		sum = (uint8_t)(sum + buf[i]);
+	return sum;
+}
+
+int solarman_encode_request(const uint8_t seq[2], uint32_t serial, const uint8_t *rtu,
+			    size_t rtu_len, uint8_t *out, size_t cap)
+{
+	size_t plen = SOLARMAN_REQ_PREFIX + rtu_len;
+	size_t n = SOLARMAN_HDR + plen + SOLARMAN_TRAILER;
+	uint8_t *p;
+
+	if (rtu_len == 0 || rtu_len > MB_RTU_ADU_MAX)
+		return -EINVAL;
+	if (cap < n)
+		return -ENOSPC;
+	out[0] = SOLARMAN_START;
+	put_u16(out + 1, (uint16_t)plen);
+	put_u16(out + 3, SOLARMAN_CTL_REQUEST);
+	out[5] = seq[0];
+	out[6] = seq[1];
+	put_u32(out + 7, serial);
+	p = out + SOLARMAN_HDR;
+	memset(p, 0, SOLARMAN_REQ_PREFIX); /* sensor type and times: 0 from a client */
+	p[0] = 0x02;                       /* frame type: inverter data */
+	memcpy(p + SOLARMAN_REQ_PREFIX, rtu, rtu_len);
+	out[n - 2] = solarman_checksum(out, n - 2);
+	out[n - 1] = SOLARMAN_END;
+	return (int)n;
+}
+
+int solarman_parse(const uint8_t *buf, size_t len, struct solarman_frame *ret)
+{
+	size_t plen, n;
+
+	if (len == 0)
+		return 0;
+	if (buf[0] != SOLARMAN_START)
+		return -EGW_EFRAME;
+	if (len < 3)
+		return 0;
+	plen = get_u16(buf + 1);
+	if (plen > SOLARMAN_PAYLOAD_MAX)
+		return -EGW_EFRAME;
+	n = SOLARMAN_HDR + plen + SOLARMAN_TRAILER;
+	if (len < n)
+		return 0;
+	if (buf[n - 1] != SOLARMAN_END)
+		return -EGW_EFRAME;
+	if (buf[n - 2] != solarman_checksum(buf, n - 2))
+		return -EGW_ECRC;
+	*ret = (struct solarman_frame){
+		.control = get_u16(buf + 3),
+		.seq = { buf[5], buf[6] },
+		.serial = get_u32(buf + 7),
+		.payload = buf + SOLARMAN_HDR,
+		.payload_len = plen,
+	};
+	return (int)n;
+}
+
+int solarman_response_rtu(const struct solarman_frame *f, const uint8_t **ret_rtu,
+			  size_t *ret_len)
+{
+	/* unit, function, CRC: the shortest RTU frame */
+	if (f->control != SOLARMAN_CTL_RESPONSE || f->payload_len < SOLARMAN_RSP_PREFIX + 4)
+		return -EGW_EFRAME;
+	*ret_rtu = f->payload + SOLARMAN_RSP_PREFIX;
+	*ret_len = f->payload_len - SOLARMAN_RSP_PREFIX;
+	return 0;
+}
