@@ -309,7 +309,10 @@ void web_status_page(struct web_buf *b, const json_t *st)
 
 	section(b, "Web server");
 	row_val(b, "HTTP listening on", jpath(st, "http", "listening"));
+	row_val(b, "HTTPS listening", jpath(st, "https", "listening"));
 	row_val(b, "HTTPS port", jpath(st, "https", "port"));
+	row_err(b, "HTTPS error", jpath(st, "https", "error"));
+	row_val(b, "HTTPS certificate valid until", jpath(st, "https", "not_after"));
 	row_val(b, "HTTPS certificate SHA-256", jpath(st, "https", "fingerprint_sha256"));
 	row_val(b, "Refused tokens", jpath(st, "http", "auth_failures"));
 	web_buf_puts(b, "</table>\n");
