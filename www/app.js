@@ -276,28 +276,34 @@ function flowSvg() {
     pv: [200, 62, "Solar", "#e0a100"], grid: [58, 165, "Grid", "#8a4fbf"],
     house: [342, 165, "House", "#d0573b"], battery: [200, 268, "Battery", "#2f7fd1"],
   };
-  const mk = (tag, attrs, text) => {
+  const mk = (tag, attrs, text, parent) => {
     const e = document.createElementNS(ns, tag);
     for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
     if (text !== undefined) e.textContent = text;
-    svg.append(e);
+    (parent || svg).append(e);
     return e;
   };
-  const dots = {};
+  /* One group per node (its line, dot, circle and labels): a node with no
+   * device behind it (no battery) is hidden, not shown as a dash. */
+  const dots = {}, groups = {};
   for (const [k, [x, y]] of Object.entries(nodes)) {
-    mk("line", { x1: x, y1: y, x2: 200, y2: 150 });
-    dots[k] = mk("circle", { class: "dot", cx: x, cy: y, r: 5, fill: nodes[k][3], visibility: "hidden" });
+    groups[k] = mk("g", { id: "flow-node-" + k });
+    mk("line", { x1: x, y1: y, x2: 200, y2: 165 }, undefined, groups[k]);
+    dots[k] = mk("circle", { class: "dot", cx: x, cy: y, r: 5, fill: nodes[k][3], visibility: "hidden" }, undefined, groups[k]);
   }
   mk("circle", { cx: 200, cy: 165, r: 8, fill: "#5d6a62" });
   const vals = {}, dirs = {};
   for (const [k, [x, y, label, color]] of Object.entries(nodes)) {
-    mk("circle", { cx: x, cy: y, r: 48, class: "node", stroke: color, "stroke-width": 4, "data-node": k });
-    mk("text", { x, y: y - 14, class: "lbl" }, label);
-    vals[k] = mk("text", { x, y: y + 6, class: "val", id: "flow-" + k }, "–");
-    dirs[k] = mk("text", { x, y: y + 24, class: "dir", id: "flow-" + k + "-dir" }, "");
+    const g = mk("g", { id: "flow-box-" + k });
+    mk("circle", { cx: x, cy: y, r: 48, class: "node", stroke: color, "stroke-width": 4, "data-node": k }, undefined, g);
+    mk("text", { x, y: y - 14, class: "lbl" }, label, g);
+    vals[k] = mk("text", { x, y: y + 6, class: "val", id: "flow-" + k }, "–", g);
+    dirs[k] = mk("text", { x, y: y + 24, class: "dir", id: "flow-" + k + "-dir" }, "", g);
   }
-  return { svg, nodes, dots, vals, dirs };
+  return { svg, nodes, dots, vals, dirs, groups };
 }
+
+function svgGet(svg, id) { return svg.querySelector("#" + id); }
 
 function pageOverview() {
   const flow = flowSvg();
@@ -339,6 +345,12 @@ function pageOverview() {
       const v = power[k];
       flow.vals[k].textContent = v === null ? "–" : fmtPower(k === "pv" || k === "house" ? v : Math.abs(v));
       flow.dirs[k].textContent = words[k];
+      /* Solar, grid and house always; the battery only when a device has one. */
+      const hide = k === "battery" && v === null;
+      for (const id of ["flow-node-", "flow-box-"]) {
+        const g = svgGet(flow.svg, id + k);
+        if (g) g.setAttribute("visibility", hide ? "hidden" : "visible");
+      }
     }
   };
   /* A dot travels along each line in the direction energy flows. */

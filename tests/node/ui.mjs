@@ -362,6 +362,11 @@ try {
   await page.click('#device-table tr[data-id="inv1"] button.danger');
   await page.waitForFunction(() => !document.querySelector('#device-table tr[data-id="inv1"]'));
   check(true, "device removed from the list");
+  // The overview forgets it: no battery left, no power counted from it.
+  await page.click('nav a[data-page="overview"]');
+  await page.waitForFunction(() => document.querySelector("#flow-box-battery")?.getAttribute("visibility") === "hidden" &&
+    document.querySelector("#flow-pv")?.textContent === "–", null, { timeout: 10000 });
+  check(true, "after the removal the overview shows no battery and no solar power");
 
   check(errors.length === 0, "no page errors" + (errors.length ? ": " + errors.join("; ") : ""));
 } catch (e) {
