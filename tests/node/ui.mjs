@@ -359,7 +359,9 @@ try {
   // Remove the device from the list (the token is still in this tab).
   page.on("dialog", (d) => d.accept());
   await page.goto(url + "/#/devices");
-  await page.click('#device-table tr[data-id="inv1"] button.danger');
+  // The list is redrawn every 2 s: click in the page, as a tap would.
+  await page.waitForSelector('#device-table tr[data-id="inv1"] button.danger');
+  await page.evaluate(() => document.querySelector('#device-table tr[data-id="inv1"] button.danger').click());
   await page.waitForFunction(() => !document.querySelector('#device-table tr[data-id="inv1"]'));
   check(true, "device removed from the list");
   // The overview forgets it: no battery left, no power counted from it.
