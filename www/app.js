@@ -629,14 +629,15 @@ function pageDevices() {
   let scanTimer = null;
   const showScan = (s) => {
     const res = (s && s.results) || [];
-    scanOut.replaceChildren(
+    /* replaceChildren would print a null as the text "null": filter it. */
+    scanOut.replaceChildren(...[
       h("p", { class: "muted" }, s && s.running ? "scanning… " + txt(s.done || 0) + "/" + (s.total ? txt(s.total) : "?") : (res.length ? res.length + " found" : "nothing found yet")),
       res.length ? h("div", { class: "scroll" }, h("table", null,
         h("thead", null, h("tr", null, ["address", "profile", "serial", ""].map((t) => h("th", null, t)))),
         h("tbody", null, res.map((r) => h("tr", null,
           h("td", { class: "addr" }, txt(r.host) + ":" + txt(r.port), h("div", { class: "muted" }, "unit " + txt(r.unit_id))),
           h("td", null, r.profile || "unknown"), h("td", { class: "serial" }, r.serial || "–"),
-          h("td", null, h("button", { onclick: () => form.prefill(r) }, "use"))))))) : null);
+          h("td", null, h("button", { onclick: () => form.prefill(r) }, "use"))))))) : null].filter(Boolean));
     if (s && s.running) scanTimer = setTimeout(poll, 500);
   };
   const poll = async () => {

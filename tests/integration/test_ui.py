@@ -41,6 +41,8 @@ class UiTest(unittest.TestCase):
         self.assertIn('shows "Connection refused" right after adding', r.stdout)
         self.assertIn("ok - MQTT turned on through the form", r.stdout)
         self.assertIn("ok - /favicon.ico answers 200", r.stdout)
+        self.assertIn("ok - desktop devices-empty: nothing overflows", r.stdout)
+        self.assertIn("ok - desktop overview-empty: nothing overflows", r.stdout)
         self.assertIn("ok - after the removal the overview shows no battery", r.stdout)
         self.assertIn("ok - a wrong token shows as an error (401)", r.stdout)
         self.assertIn("ok - the API's error for mqtt.port is shown at the port field", r.stdout)

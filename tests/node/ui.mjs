@@ -135,6 +135,7 @@ try {
   await page.waitForFunction(() => document.querySelector("#live").textContent === "live");
   check(true, "overview loads and the live stream connects");
   await page.screenshot({ path: path.join(out, "01-overview-empty.png"), fullPage: true });
+  await audit(page, "desktop", "overview-empty");
 
   // Devices: add the simulator through the form.
   await page.click('nav a[data-page="devices"]');
@@ -144,6 +145,8 @@ try {
         await page.inputValue('#add-device input[name=port]') === "", "the add form starts empty (no 127.0.0.1:502)");
   check(/api-token/.test(await page.textContent("#devices-page-token-note, #token-note")),
     "the add form says a token is needed and where it is");
+  await page.waitForFunction(() => /nothing found yet/.test(document.querySelector("#scan-results")?.textContent || ""));
+  await audit(page, "desktop", "devices-empty");
   await page.fill('#add-device input[name=host]', "127.0.0.1");
   await page.fill('#add-device input[name=port]', String(simPort));
   await page.fill('#add-device input[name=unit_id]', "1");
