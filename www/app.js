@@ -32,14 +32,47 @@ function fmtNum(v, digits) {
   return v.toLocaleString(undefined, { maximumFractionDigits: digits === undefined ? 1 : digits });
 }
 
+/* Power with one precision per unit: whole watts below 1 kW, else kW with
+ * two decimals. */
 function fmtPower(w) {
   if (typeof w !== "number" || !isFinite(w)) return "–";
   const a = Math.abs(w);
-  return a >= 1000 ? fmtNum(w / 1000, 2) + " kW" : fmtNum(w, 0) + " W";
+  return a >= 1000 ? fmtFixed(w / 1000, 2) + " kW" : fmtFixed(w, 0) + " W";
+}
+
+function fmtFixed(v, digits) {
+  if (typeof v !== "number" || !isFinite(v)) return "–";
+  return v.toLocaleString(undefined, { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+/* Text for a value that may be missing: never "null", "undefined" or "NaN". */
+function txt(v) {
+  if (v === undefined || v === null || v === "") return "–";
+  if (typeof v === "number") return isFinite(v) ? String(v) : "–";
+  if (typeof v === "boolean") return v ? "yes" : "no";
+  if (typeof v === "object") return JSON.stringify(v);
+  return String(v);
+}
+
+/* "2026-12-03 11:02:00" in the browser's local time. */
+function fmtTime(ms) {
+  if (typeof ms !== "number" || !ms) return "never";
+  const d = new Date(ms), p = (n) => String(n).padStart(2, "0");
+  return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " +
+    p(d.getHours()) + ":" + p(d.getMinutes()) + ":" + p(d.getSeconds());
+}
+
+function fmtDuration(ms) {
+  if (typeof ms !== "number" || !isFinite(ms)) return "–";
+  let s = Math.floor(ms / 1000);
+  const d = Math.floor(s / 86400); s -= d * 86400;
+  const hh = Math.floor(s / 3600); s -= hh * 3600;
+  const mm = Math.floor(s / 60); s -= mm * 60;
+  return (d ? d + " d " : "") + (d || hh ? hh + " h " : "") + (d || hh || mm ? mm + " min " : "") + s + " s";
 }
 
 function fmtAgo(ms) {
-  if (!ms) return "never";
+  if (typeof ms !== "number" || !ms) return "never";
   const s = Math.max(0, (Date.now() - ms) / 1000);
   if (s < 60) return s.toFixed(s < 10 ? 1 : 0) + " s ago";
   if (s < 3600) return Math.floor(s / 60) + " min ago";
@@ -82,8 +115,10 @@ class ApiError extends Error {
 }
 
 /* fetch JSON; changes carry the token, asked once per tab (again on 401). */
+const TOKEN_WHERE = "the file <state-dir>/api-token on the gateway (the directory egwd runs with: -d, ./var by default)";
+
 async function api(method, path, body) {
-  for (let attempt = 0; attempt < 3; attempt++) {
+  {
     const headers = {};
     if (method !== "GET") {
       if (!token.get() && !(await askToken())) throw new ApiError(401, { error: "no token given" });
@@ -94,11 +129,14 @@ async function api(method, path, body) {
     let data = null;
     const text = await r.text();
     try { data = text ? JSON.parse(text) : null; } catch (e) { data = { error: text }; }
-    if (r.status === 401 && method !== "GET") { token.clear(); continue; }
+    if (r.status === 401 && method !== "GET") {
+      /* Forget it, so the next change asks again, and say so now. */
+      token.clear();
+      throw new ApiError(401, { error: "the gateway refused this token (401): copy it from " + TOKEN_WHERE });
+    }
     if (!r.ok) throw new ApiError(r.status, data);
     return data;
   }
-  throw new ApiError(401, { error: "token refused" });
 }
 
 function showMsg(el, kind, text) {
@@ -204,9 +242,25 @@ async function tlsNotice() {
 
 /* ---- overview ------------------------------------------------------- */
 
+/* Which devices count in the power flow: those the gateway lists as polling,
+ * one per serial (the same inverter added twice counts once).  Until the
+ * first /api/state answer every reading counts. */
+function countedDevices(devs) {
+  const seen = new Set(), ids = new Set();
+  for (const d of devs || []) {
+    if (d.state !== "polling") continue;
+    const key = d.serial ? (d.profile || "") + "/" + d.serial : "id/" + d.id;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    ids.add(d.id);
+  }
+  return ids;
+}
+
 function sumField(group, name) {
   let sum = null;
   for (const d of live.readings.values()) {
+    if (live.counted && !live.counted.has(d.device)) continue;
     const g = d.reading && d.reading[group];
     if (g && typeof g[name] === "number") sum = (sum || 0) + g[name];
   }
@@ -217,32 +271,39 @@ function flowSvg() {
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
   svg.id = "flow";
-  svg.setAttribute("viewBox", "0 0 400 300");
+  svg.setAttribute("viewBox", "0 0 400 330");
   const nodes = {
-    pv: [200, 40, "Solar", "#e0a100"], grid: [60, 150, "Grid", "#8a4fbf"],
-    house: [340, 150, "House", "#d0573b"], battery: [200, 260, "Battery", "#2f7fd1"],
+    pv: [200, 62, "Solar", "#e0a100"], grid: [58, 165, "Grid", "#8a4fbf"],
+    house: [342, 165, "House", "#d0573b"], battery: [200, 268, "Battery", "#2f7fd1"],
   };
-  const mk = (tag, attrs, text) => {
+  const mk = (tag, attrs, text, parent) => {
     const e = document.createElementNS(ns, tag);
     for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
     if (text !== undefined) e.textContent = text;
-    svg.append(e);
+    (parent || svg).append(e);
     return e;
   };
-  const dots = {};
+  /* One group per node (its line, dot, circle and labels): a node with no
+   * device behind it (no battery) is hidden, not shown as a dash. */
+  const dots = {}, groups = {};
   for (const [k, [x, y]] of Object.entries(nodes)) {
-    mk("line", { x1: x, y1: y, x2: 200, y2: 150 });
-    dots[k] = mk("circle", { class: "dot", cx: x, cy: y, r: 5, fill: nodes[k][3], visibility: "hidden" });
+    groups[k] = mk("g", { id: "flow-node-" + k });
+    mk("line", { x1: x, y1: y, x2: 200, y2: 165 }, undefined, groups[k]);
+    dots[k] = mk("circle", { class: "dot", cx: x, cy: y, r: 5, fill: nodes[k][3], visibility: "hidden" }, undefined, groups[k]);
   }
-  mk("circle", { cx: 200, cy: 150, r: 8, fill: "#5d6a62" });
-  const vals = {};
+  mk("circle", { cx: 200, cy: 165, r: 8, fill: "#5d6a62" });
+  const vals = {}, dirs = {};
   for (const [k, [x, y, label, color]] of Object.entries(nodes)) {
-    mk("circle", { cx: x, cy: y, r: 30, class: "node", stroke: color, "stroke-width": 4 });
-    mk("text", { x, y: y - 36 < 12 ? y + 50 : y - 36 }, label);
-    vals[k] = mk("text", { x, y: y + 5, class: "val", id: "flow-" + k }, "–");
+    const g = mk("g", { id: "flow-box-" + k });
+    mk("circle", { cx: x, cy: y, r: 48, class: "node", stroke: color, "stroke-width": 4, "data-node": k }, undefined, g);
+    mk("text", { x, y: y - 14, class: "lbl" }, label, g);
+    vals[k] = mk("text", { x, y: y + 6, class: "val", id: "flow-" + k }, "–", g);
+    dirs[k] = mk("text", { x, y: y + 24, class: "dir", id: "flow-" + k + "-dir" }, "", g);
   }
-  return { svg, nodes, dots, vals };
+  return { svg, nodes, dots, vals, dirs, groups };
 }
+
+function svgGet(svg, id) { return svg.querySelector("#" + id); }
 
 function pageOverview() {
   const flow = flowSvg();
@@ -262,15 +323,35 @@ function pageOverview() {
   let phase = 0;
   const power = { pv: null, battery: null, grid: null, house: null };
   const updateFlow = () => {
+    /* Sign conventions of the readings: generation negative, battery
+     * charging positive, meter import positive, inverter AC output negative. */
     const pv = sumField("pv", "W"), bat = sumField("battery", "W"), grid = sumField("meter", "W");
-    power.pv = pv === null ? null : -pv;          /* generation, positive */
-    power.battery = bat;                           /* charging positive */
-    power.grid = grid;                             /* import positive */
-    power.house = (grid === null && pv === null) ? null : (grid || 0) + (power.pv || 0) - (bat || 0);
-    flow.vals.pv.textContent = fmtPower(power.pv);
-    flow.vals.battery.textContent = fmtPower(power.battery);
-    flow.vals.grid.textContent = fmtPower(power.grid);
-    flow.vals.house.textContent = fmtPower(power.house);
+    const inv = sumField("inverter", "W");
+    power.pv = pv === null ? null : Math.abs(pv);
+    power.battery = bat;
+    power.grid = grid;
+    /* The house takes what the inverter delivers (or, without that, solar
+     * minus charging) plus the import; never below zero: a small negative
+     * sum is meter and conversion losses, not a house producing power. */
+    const ac = inv !== null ? -inv : (pv === null && bat === null ? null : (power.pv || 0) - (bat || 0));
+    power.house = (grid === null && ac === null) ? null : Math.max(0, (grid || 0) + (ac || 0));
+    const words = {
+      pv: power.pv === null ? "" : power.pv >= 5 ? "producing" : "idle",
+      battery: bat === null ? "" : bat >= 5 ? "charging" : bat <= -5 ? "discharging" : "idle",
+      grid: grid === null ? "" : grid >= 5 ? "importing" : grid <= -5 ? "exporting" : "balanced",
+      house: power.house === null ? "" : "using",
+    };
+    for (const k of ["pv", "battery", "grid", "house"]) {
+      const v = power[k];
+      flow.vals[k].textContent = v === null ? "–" : fmtPower(k === "pv" || k === "house" ? v : Math.abs(v));
+      flow.dirs[k].textContent = words[k];
+      /* Solar, grid and house always; the battery only when a device has one. */
+      const hide = k === "battery" && v === null;
+      for (const id of ["flow-node-", "flow-box-"]) {
+        const g = svgGet(flow.svg, id + k);
+        if (g) g.setAttribute("visibility", hide ? "hidden" : "visible");
+      }
+    }
   };
   /* A dot travels along each line in the direction energy flows. */
   const animate = () => {
@@ -284,7 +365,7 @@ function pageOverview() {
       const t = inward ? phase : 1 - phase;
       dot.setAttribute("visibility", "visible");
       dot.setAttribute("cx", x + (200 - x) * t);
-      dot.setAttribute("cy", y + (150 - y) * t);
+      dot.setAttribute("cy", y + (165 - y) * t);
     }
   };
 
@@ -304,6 +385,11 @@ function pageOverview() {
     try {
       const st = await api("GET", "/api/state");
       const up = st.uploader || {};
+      /* Drop readings of devices that were removed; count polling ones only. */
+      const ids = new Set((st.devices || []).map((d) => d.id));
+      for (const id of [...live.readings.keys()]) if (!ids.has(id)) live.readings.delete(id);
+      live.counted = countedDevices(st.devices);
+      updateFlow();
       fillKv(gw, [
         ["state", st.state],
         ["name", st.name && st.name.name ? st.name.name : "(not named yet)"],
@@ -311,7 +397,7 @@ function pageOverview() {
         ["signer", st.signer && (st.signer.backend + (st.signer.signing === false ? " (not signing: " + (st.signer.not_signing_reason || "failing") + ")" : ""))],
         ["backend", !up.enabled ? "not configured" : (up.last_error ? "unreachable: " + (up.last_error_detail || up.last_error) : "ok (" + (up.ok || 0) + " uploads)")],
         ["devices", Array.isArray(st.devices) ? st.devices.length + " (" + st.devices.filter((d) => d.state === "polling").length + " polling)" : undefined],
-        ["uptime", st.uptime_ms !== undefined ? fmtNum(st.uptime_ms / 1000, 0) + " s" : undefined],
+        ["uptime", st.uptime_ms !== undefined ? fmtDuration(st.uptime_ms) : undefined],
       ]);
       fillKv(batches, batchRows(st));
     } catch (e) { fillKv(gw, [["error", e.message]]); }
@@ -340,8 +426,9 @@ function batchRows(st) {
 }
 
 function fillKv(dl, rows) {
-  dl.replaceChildren(...rows.filter((r) => r[1] !== undefined && r[1] !== null)
-    .flatMap(([k, v]) => [h("dt", null, k), h("dd", { "data-key": k }, typeof v === "object" ? JSON.stringify(v) : String(v))]));
+  dl.replaceChildren(...rows.filter((r) => r[1] !== undefined && r[1] !== null && r[1] !== "" &&
+      !(typeof r[1] === "number" && !isFinite(r[1])))
+    .flatMap(([k, v]) => [h("dt", null, k), h("dd", { "data-key": k }, v instanceof Node ? v : txt(v))]));
 }
 
 /* The frequency chart: our own canvas drawing, 30 s window, redrawn on every
@@ -407,8 +494,18 @@ async function supported() {
   return supportedCache;
 }
 
+/* One line for a device's condition: its state and, when not polling, the
+ * last error the gateway recorded ("Connection refused"). */
+function deviceCondition(d) {
+  const s = d.stats || {};
+  const err = s.last_error || (d.fsm && d.fsm.recent && d.fsm.recent.length &&
+    d.state !== "polling" ? d.fsm.recent[d.fsm.recent.length - 1].reason : "");
+  return h("span", { class: "cond" }, h("span", { class: stateClass(d.state) }, txt(d.state)),
+    d.state !== "polling" && err ? h("span", { class: "err" }, " " + err) : null);
+}
+
 function deviceForm(onAdded) {
-  const msg = h("div");
+  const msg = h("div", { id: "add-msg" });
   const rtuOnly = [];
   const field = (label, input, rtu) => {
     const l = h("label", null, label, input);
@@ -421,9 +518,9 @@ function deviceForm(onAdded) {
   const profile = h("select", { name: "profile" }, h("option", { value: "sunspec" }, "sunspec (auto)"));
   const form = h("form", { class: "f", id: "add-device" },
     field("connection", conn),
-    field("host", h("input", { name: "host", value: "127.0.0.1" })),
-    field("port", h("input", { name: "port", type: "number", value: "502", min: 1, max: 65535 })),
-    field("unit id", h("input", { name: "unit_id", type: "number", value: "1", min: 0, max: 255 })),
+    field("host", h("input", { name: "host", placeholder: "192.168.1.50", required: true })),
+    field("port", h("input", { name: "port", type: "number", placeholder: "502", min: 1, max: 65535, required: true })),
+    field("unit id", h("input", { name: "unit_id", type: "number", placeholder: "1", min: 0, max: 255, required: true })),
     field("profile", profile),
     field("id (optional)", h("input", { name: "id", pattern: "[A-Za-z0-9_.\\-]*" })),
     field("name (optional)", h("input", { name: "name" })),
@@ -435,7 +532,10 @@ function deviceForm(onAdded) {
   const sync = () => {
     const rtu = conn.value === "rtu";
     for (const l of rtuOnly) l.hidden = !rtu;
-    for (const n of ["host", "port"]) form.elements[n].parentElement.hidden = rtu;
+    for (const n of ["host", "port"]) {
+      form.elements[n].parentElement.hidden = rtu;
+      form.elements[n].required = !rtu;
+    }
   };
   conn.addEventListener("change", sync);
   sync();
@@ -454,46 +554,63 @@ function deviceForm(onAdded) {
     }
     if (e.id.value) body.id = e.id.value;
     if (e.name.value) body.name = e.name.value;
+    for (const el of form.querySelectorAll(".invalid")) el.classList.remove("invalid");
     try {
       const r = await api("POST", "/api/device", body);
-      showMsg(msg, "ok", "added " + ((r && r.device && r.device.id) || ""));
+      const id = r && r.device && r.device.id;
+      /* Not "added" in green: what the device does is shown by the list's
+       * poll (added: connecting, then polling or the error). */
+      msg.replaceChildren(h("div", { class: "msg", id: "added-status", "data-id": id || "" },
+        "Added " + txt(id) + ": ", h("span", { class: "cond" }, "connecting…")));
       onAdded && onAdded(r);
-    } catch (err) { showMsg(msg, "error", err.message); }
+    } catch (err) {
+      const f = err.body && err.body.field && form.elements[err.body.field];
+      if (f) f.classList.add("invalid");
+      showMsg(msg, "error", (f ? err.body.field + ": " : "") + err.message);
+    }
   });
   const prefill = (res) => {
     form.elements.connection.value = "tcp";
     form.elements.host.value = res.host;
     form.elements.port.value = res.port;
-    form.elements.unit_id.value = res.unit_id;
+    form.elements.unit_id.value = res.unit_id === undefined || res.unit_id === null ? "" : res.unit_id;
     if (res.profile) form.elements.profile.value = res.profile;
     sync();
     form.scrollIntoView({ behavior: "smooth" });
   };
-  return { el: h("div", null, form, msg), prefill };
+  const note = h("p", { class: "muted", id: "token-note" }, "Adding or removing a device needs the gateway's API token: " +
+    TOKEN_WHERE + ". You are asked for it once; it stays in this browser tab only.");
+  return { el: h("div", null, note, form, msg), prefill, msg };
 }
 
 function pageDevices() {
   const tbody = h("tbody");
   const table = h("div", { class: "scroll" }, h("table", { id: "device-table" },
-    h("thead", null, h("tr", null, ["device", "state", "profile", "serial", "last good read", "latency",
-      "errors", "reconnects", ""].map((t) => h("th", null, t)))), tbody));
+    h("thead", null, h("tr", null, [["device"], ["state"], ["profile", "wide-only"], ["serial"], ["last good read", "wide-only"],
+      ["latency", "wide-only"], ["errors", "wide-only"], ["reconnects", "wide-only"], [""]].map(([t, c]) => h("th", { class: c }, t)))), tbody));
   const listMsg = h("div");
   const load = async () => {
     try {
       const data = await api("GET", "/api/device");
       const devs = (data && data.devices) || [];
+      const added = $("#added-status");
+      const ad = added && devs.find((d) => d.id === added.dataset.id);
+      if (ad) {
+        added.className = "msg " + (ad.state === "polling" ? "ok" : "error");
+        added.replaceChildren("Added " + ad.id + ": ", deviceCondition(ad));
+      }
       tbody.replaceChildren(...devs.map((d) => {
         const s = d.stats || {};
         const lat = typeof s.latency_last_ms === "number" ? fmtNum(s.latency_last_ms, 1) + " ms" : "–";
         return h("tr", { "data-id": d.id },
-          h("td", null, h("a", { href: "#/device/" + encodeURIComponent(d.id) }, d.id), d.name ? h("div", { class: "muted" }, d.name) : null),
-          h("td", null, h("span", { class: stateClass(d.state) }, d.state)),
-          h("td", null, d.profile),
-          h("td", null, d.serial || "–"),
-          h("td", null, fmtAgo(s.last_good_ms)),
-          h("td", { class: "num" }, lat),
-          h("td", { class: "num" }, s.errors !== undefined ? s.errors : "–"),
-          h("td", { class: "num" }, s.reconnects !== undefined ? s.reconnects : "–"),
+          h("td", null, h("a", { href: "#/device/" + encodeURIComponent(d.id) }, d.id), d.name && d.name !== d.id ? h("div", { class: "muted" }, d.name) : null),
+          h("td", null, deviceCondition(d)),
+          h("td", { class: "wide-only" }, txt(d.profile)),
+          h("td", { class: "serial" }, d.serial || "–"),
+          h("td", { class: "wide-only" }, fmtAgo(s.last_good_ms)),
+          h("td", { class: "num wide-only" }, lat),
+          h("td", { class: "num wide-only" }, txt(s.errors)),
+          h("td", { class: "num wide-only" }, txt(s.reconnects)),
           h("td", null, h("button", { class: "danger", onclick: async () => {
             if (!confirm("Remove " + d.id + "?")) return;
             try { await api("DELETE", "/api/device?id=" + encodeURIComponent(d.id)); load(); }
@@ -512,13 +629,15 @@ function pageDevices() {
   let scanTimer = null;
   const showScan = (s) => {
     const res = (s && s.results) || [];
-    scanOut.replaceChildren(
-      h("p", { class: "muted" }, s && s.running ? "scanning… " + (s.done || 0) + "/" + (s.total || "?") : (res.length ? res.length + " found" : "nothing found yet")),
+    /* replaceChildren would print a null as the text "null": filter it. */
+    scanOut.replaceChildren(...[
+      h("p", { class: "muted" }, s && s.running ? "scanning… " + txt(s.done || 0) + "/" + (s.total ? txt(s.total) : "?") : (res.length ? res.length + " found" : "nothing found yet")),
       res.length ? h("div", { class: "scroll" }, h("table", null,
-        h("thead", null, h("tr", null, ["host", "port", "unit", "profile", "serial", ""].map((t) => h("th", null, t)))),
-        h("tbody", null, res.map((r) => h("tr", null, h("td", null, r.host), h("td", null, r.port), h("td", null, r.unit_id),
-          h("td", null, r.profile || "unknown"), h("td", null, r.serial || "–"),
-          h("td", null, h("button", { onclick: () => form.prefill(r) }, "use"))))))) : null);
+        h("thead", null, h("tr", null, ["address", "profile", "serial", ""].map((t) => h("th", null, t)))),
+        h("tbody", null, res.map((r) => h("tr", null,
+          h("td", { class: "addr" }, txt(r.host) + ":" + txt(r.port), h("div", { class: "muted" }, "unit " + txt(r.unit_id))),
+          h("td", null, r.profile || "unknown"), h("td", { class: "serial" }, r.serial || "–"),
+          h("td", null, h("button", { onclick: () => form.prefill(r) }, "use"))))))) : null].filter(Boolean));
     if (s && s.running) scanTimer = setTimeout(poll, 500);
   };
   const poll = async () => {
@@ -532,7 +651,7 @@ function pageDevices() {
       showScan((await api("POST", "/api/device/scan", { hosts: hosts.value, ports: ports.value })).scan);
     } catch (err) { showMsg(scanOut, "error", err.message); }
   } }, h("label", null, "hosts", hosts), h("label", null, "ports", ports), h("button", { type: "submit" }, "Scan"),
-    h("button", { type: "button", onclick: () => { hosts.value = "local"; } }, "this gateway's networks"));
+    h("button", { type: "button", title: "scan this gateway's own networks", onclick: () => { hosts.value = "local"; } }, "local networks"));
 
   main.replaceChildren(h("h2", null, "Devices"),
     h("div", { class: "grid" },
@@ -547,12 +666,45 @@ function pageDevices() {
 
 /* ---- one device ----------------------------------------------------- */
 
+/* A reading field's name and value for people: the unit is the suffix of the
+ * field's name (W, V, A, Hz, C, Wh, fract), each unit with one precision. */
+const UNITS = {
+  W: ["power", (v) => fmtPower(v)],
+  V: ["voltage", (v) => fmtFixed(v, 1) + " V"],
+  A: ["current", (v) => fmtFixed(v, 2) + " A"],
+  Hz: ["frequency", (v) => fmtFixed(v, 2) + " Hz"],
+  C: ["temperature", (v) => fmtFixed(v, 1) + " °C"],
+  Wh: ["energy", (v) => fmtFixed(v / 1000, 1) + " kWh"],
+  VA: ["apparent power", (v) => fmtFixed(v, 0) + " VA"],
+  var: ["reactive power", (v) => fmtFixed(v, 0) + " var"],
+  fract: ["", (v) => fmtFixed(v * 100, 1) + " %"],
+  pct: ["", (v) => fmtFixed(v, 1) + " %"],
+};
+const NAMES = { SoC_nom_fract: "state of charge", SoH_fract: "state of health", PF: "power factor",
+  total_generation_Wh: "total generation", total_import_Wh: "total import", total_export_Wh: "total export",
+  total_charge_Wh: "total charged", total_discharge_Wh: "total discharged" };
+
+function fieldText(key, v) {
+  const m = /^(?:(.*)_)?([A-Za-z]+)$/.exec(key);
+  const unit = m && UNITS[m[2]] ? m[2] : null;
+  let name = NAMES[key];
+  if (!name) {
+    const base = m && unit ? (m[1] || "") : key;
+    name = (base.replace(/_/g, " ") + (unit && UNITS[unit][0] ? " " + UNITS[unit][0] : "")).trim();
+  }
+  if (typeof v !== "number" || !isFinite(v)) return [name, "–"];
+  return [name, unit ? UNITS[unit][1](v) : fmtNum(v, 3)];
+}
+
 function readingRows(reading) {
   const rows = [];
   for (const [group, vals] of Object.entries(reading || {})) {
     if (!vals || typeof vals !== "object") continue;
-    for (const [k, v] of Object.entries(vals)) rows.push(h("tr", { "data-field": group + "." + k },
-      h("td", null, group), h("td", null, k), h("td", { class: "num" }, fmtNum(v, 3))));
+    for (const [k, v] of Object.entries(vals)) {
+      const [name, val] = fieldText(k, v);
+      rows.push(h("tr", { "data-field": group + "." + k },
+        h("td", null, group), h("td", { title: k }, name), h("td", { class: "num" }, val)));
+    }
   }
   return rows.length ? rows : [h("tr", null, h("td", { colspan: 3, class: "muted" }, "no reading yet"))];
 }
@@ -617,9 +769,9 @@ function pageDevice(id) {
       const d = ((data && data.devices) || []).find((x) => x.id === id);
       if (!d) { fillKv(info, [["error", "no such device"]]); return; }
       const s = d.stats || {}, c = d.connection || {};
-      fillKv(info, [["state", d.state], ["name", d.name], ["profile", d.profile], ["serial", d.serial || "–"],
+      fillKv(info, [["state", deviceCondition(d)], ["name", d.name], ["profile", d.profile], ["serial", d.serial || "–"],
         ["connection", [c.connection || c.type, c.host, c.port, c.serial_port, c.unit_id !== undefined ? "unit " + c.unit_id : ""].filter((x) => x !== undefined && x !== "").join(" ")],
-        ["last good read", fmtAgo(s.last_good_ms)], ["polls", s.polls], ["errors", s.errors], ["timeouts", s.timeouts], ["reconnects", s.reconnects]]);
+        ["last good read", typeof s.last_good_ms === "number" ? fmtTime(s.last_good_ms) + " (" + fmtAgo(s.last_good_ms) + ")" : "never"], ["polls", s.polls], ["errors", s.errors], ["timeouts", s.timeouts], ["reconnects", s.reconnects]]);
       if (!live.readings.has(id) && d.reading) showReading({ ts_ms: s.last_good_ms, reading: d.reading });
     } catch (err) { fillKv(info, [["error", err.message]]); }
   };
@@ -634,30 +786,134 @@ function pageDevice(id) {
 
 /* ---- settings ------------------------------------------------------- */
 
+/* The settings people change, as forms; each input is named by its path
+ * in the settings document ("mqtt.port"), the name the API uses in a 400's
+ * "field", so an error lands at its input.  Everything else stays in the
+ * JSON editor one click away. */
+const SETTINGS_FORM = [
+  ["Backend", [
+    ["backend.data_urls", "data upload URLs (one a line)", "list"],
+    ["backend.graphql_url", "GraphQL URL", "text"],
+  ]],
+  ["MQTT / Home Assistant", [
+    ["mqtt.enabled", "MQTT on", "bool"],
+    ["mqtt.host", "broker host", "text"],
+    ["mqtt.port", "broker port", "int"],
+    ["mqtt.username", "user", "text"],
+    ["mqtt.password", "password", "password"],
+    ["mqtt.tls", "TLS", "bool"],
+    ["mqtt.topic_prefix", "topic prefix", "text"],
+    ["mqtt.discovery_prefix", "discovery prefix", "text"],
+  ]],
+  ["Intervals", [
+    ["harvest.poll_interval_ms", "device poll interval (ms)", "int"],
+    ["harvest.batch_interval_ms", "signed batch interval (ms)", "int"],
+  ]],
+  ["Web server", [
+    ["http.port", "HTTP port", "int"],
+    ["http.bind", "bind address", "text"],
+    ["http.allowed_hosts", "allowed Host names (one a line)", "list"],
+  ]],
+];
+
+function getPath(o, path) {
+  for (const k of path.split(".")) o = o && typeof o === "object" ? o[k] : undefined;
+  return o;
+}
+
+function setPath(o, path, v) {
+  const ks = path.split(".");
+  for (const k of ks.slice(0, -1)) o = (o[k] && typeof o[k] === "object") ? o[k] : (o[k] = {});
+  o[ks[ks.length - 1]] = v;
+}
+
 function pageSettings() {
   const ta = h("textarea", { id: "settings-json", spellcheck: "false" });
   const msg = h("div", { id: "settings-msg" });
+  const jmsg = h("div", { id: "settings-json-msg" });
   const tok = h("p", { class: "muted" });
-  const showTok = () => { tok.textContent = token.get() ? "A token is set for this tab." : "No token yet: you will be asked when saving."; };
+  const inputs = new Map();
+  let doc = null;
+  const showTok = () => { tok.textContent = token.get() ? "A token is set for this tab." : "No token yet: saving asks for it (" + TOKEN_WHERE + ")."; };
+
+  const sections = SETTINGS_FORM.map(([title, fields]) => h("fieldset", { class: "card" }, h("legend", null, title),
+    h("div", { class: "f" }, fields.map(([path, label, kind]) => {
+      let input;
+      if (kind === "bool") input = h("input", { type: "checkbox", name: path });
+      else if (kind === "list") input = h("textarea", { name: path, rows: 2, class: "short", spellcheck: "false" });
+      else input = h("input", { name: path, type: kind === "int" ? "number" : kind === "password" ? "password" : "text",
+        autocomplete: kind === "password" ? "new-password" : "off" });
+      const err = h("span", { class: "field-error", "data-for": path });
+      inputs.set(path, { input, kind, err });
+      return h("label", { class: kind === "bool" ? "check" : null }, kind === "bool" ? [input, label] : [label, input], err);
+    }))));
+  const form = h("form", { id: "settings-form" }, sections, msg,
+    h("menu", null, h("button", { class: "primary", type: "submit", id: "settings-form-save" }, "Save")));
+
+  const fill = () => {
+    for (const [path, { input, kind }] of inputs) {
+      const v = getPath(doc, path);
+      if (kind === "bool") input.checked = v === true;
+      else if (kind === "list") input.value = Array.isArray(v) ? v.join("\n") : "";
+      else input.value = v === undefined || v === null ? "" : String(v);
+    }
+    ta.value = JSON.stringify(doc, null, 2);
+  };
+  const clearErrors = () => {
+    for (const { input, err } of inputs.values()) { input.classList.remove("invalid"); err.textContent = ""; }
+  };
   const load = async () => {
-    try { ta.value = JSON.stringify(await api("GET", "/api/settings"), null, 2); }
+    try { doc = await api("GET", "/api/settings"); fill(); }
     catch (err) { showMsg(msg, "error", err.message); }
   };
+  /* The API's 400 names the field: show the message at its input. */
+  const save = async (body, out) => {
+    clearErrors();
+    try {
+      await api("POST", "/api/settings", body);
+      showMsg(out, "ok", "Saved and applied.");
+      await load();
+    } catch (err) {
+      const f = err.body && err.body.field;
+      const at = f && (inputs.get(f) || inputs.get(f.replace(/\[\d+\]$/, "")));
+      if (at) {
+        at.input.classList.add("invalid");
+        at.err.textContent = err.message;
+        showMsg(out, "error", "Not saved: " + f + ": " + err.message);
+        at.input.focus();
+      } else showMsg(out, "error", "Not saved" + (f ? ": " + f : "") + ": " + err.message);
+    }
+    showTok();
+  };
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    if (!doc) return;
+    const body = JSON.parse(JSON.stringify(doc));
+    for (const [path, { input, kind }] of inputs) {
+      let v;
+      if (kind === "bool") v = input.checked;
+      else if (kind === "list") v = input.value.split(/[\n,]/).map((x) => x.trim()).filter(Boolean);
+      else if (kind === "int") v = input.value.trim() === "" ? input.value : Number(input.value);
+      else v = input.value;
+      setPath(body, path, v);
+    }
+    save(body, msg);
+  });
+
   main.replaceChildren(h("h2", null, "Settings"),
-    h("section", { class: "card" },
-      h("p", { class: "muted" }, "Edit and save: the gateway validates, saves atomically and applies without restart. Secrets show as *** and are kept unless changed."),
-      ta, msg,
+    h("p", { class: "muted" }, "The gateway checks, saves and applies changes without a restart. Secrets show as *** and are kept unless changed."),
+    form,
+    h("details", { class: "card", id: "settings-raw" }, h("summary", null, "All settings as JSON"),
+      ta, jmsg,
       h("menu", null,
-        h("button", { onclick: () => { token.clear(); showTok(); } }, "Forget token"),
         h("button", { onclick: load }, "Reload"),
-        h("button", { class: "primary", id: "settings-save", onclick: async () => {
-          let doc;
-          try { doc = JSON.parse(ta.value); } catch (err) { showMsg(msg, "error", "not JSON: " + err.message); return; }
-          try { await api("POST", "/api/settings", doc); showMsg(msg, "ok", "saved and applied"); load(); }
-          catch (err) { showMsg(msg, "error", err.message); }
-          showTok();
-        } }, "Save")),
-      tok));
+        h("button", { class: "primary", id: "settings-save", onclick: () => {
+          let d;
+          try { d = JSON.parse(ta.value); } catch (err) { showMsg(jmsg, "error", "not JSON: " + err.message); return; }
+          save(d, jmsg);
+        } }, "Save JSON"))),
+    h("menu", null, h("button", { onclick: () => { token.clear(); showTok(); } }, "Forget token")),
+    tok);
   showTok();
   load();
   return null;

@@ -16,6 +16,7 @@ const struct web_route web_route_table[] = {
 	{ "GET", "/app.js", webui_h_asset, false },
 	{ "GET", "/app.css", webui_h_asset, false },
 	{ "GET", "/favicon.svg", webui_h_asset, false },
+	{ "GET", "/favicon.ico", webui_h_asset, false },
 	{ "GET", "/api/live", webui_h_live, false },
 	{ "GET", "/api/device", webui_h_device_get, false },
 	{ "POST", "/api/device", webui_h_device_post, true },

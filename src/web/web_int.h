@@ -46,7 +46,7 @@
  * idle keep-alive sockets and slow senders make room for others. */
 #define PRESSURE_TIMEOUT (1 * USEC_PER_SEC)
 
-#define NROUTES 28 /* entries of web_route_table (web.c) */
+#define NROUTES 29 /* entries of web_route_table (web.c) */
 #define NCODES 16 /* entries of web_counted_codes (web.c) */
 #define ROUTE_UNMATCHED NROUTES
 

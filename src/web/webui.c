@@ -144,7 +144,9 @@ static int on_kick(struct task *t, usec_t now)
 
 int webui_h_asset(struct web_request *rq)
 {
-	const struct asset *a = assets_find(rq->path);
+	/* Browsers ask for /favicon.ico on their own: answer with the SVG icon
+	 * (its Content-Type says what it is). */
+	const struct asset *a = assets_find(strcmp(rq->path, "/favicon.ico") == 0 ? "/favicon.svg" : rq->path);
 	const char *inm;
 	struct MHD_Response *resp;
 	unsigned status = 200;

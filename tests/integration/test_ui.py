@@ -1,12 +1,17 @@
-"""Web UI in a real browser: egwd (no device) + egw-sim (a SunSpec inverter),
-driven by tests/node/ui.mjs in headless Chromium.  Screenshots of every page
-go to tests/out/screenshots/ (gitignored)."""
+"""Web UI in a real browser: egwd (no device) + egw-sim (a SunSpec inverter)
++ mosquitto, driven by tests/node/ui.mjs in headless Chromium.  Every page is
+audited at desktop (1280x800) and phone (390x844) size (overflowing text, a
+literal null/undefined/NaN, a sideways scroll) and screenshotted into
+tests/out/screenshots/ (gitignored; the reviewed set is in doc/screenshots/).
+A user turns MQTT on and adds a device that is not there through the forms,
+and sees "Connection refused", without typing JSON."""
 import os
 import shutil
 import subprocess
 import unittest
 
 import egwtest as t
+from test_mqtt import MOSQUITTO, Broker
 
 NODE_DIR = os.path.join(t.REPO, "tests", "node")
 SHOTS = os.path.join(t.REPO, "tests", "out", "screenshots")
@@ -20,15 +25,34 @@ class UiTest(unittest.TestCase):
         sim = t.EgwSim(self, [("sunspec", 1)], control=False)
         egwd = t.Egwd(self)
         os.makedirs(SHOTS, exist_ok=True)
-        r = subprocess.run(["node", os.path.join(NODE_DIR, "ui.mjs"),
-                            "--url", f"http://127.0.0.1:{egwd.port}", "--token", egwd.token,
-                            "--sim-port", str(sim.servers[0]["port"]), "--out", SHOTS],
-                           cwd=NODE_DIR, capture_output=True, text=True, timeout=150)
+        argv = ["node", os.path.join(NODE_DIR, "ui.mjs"),
+                "--url", f"http://127.0.0.1:{egwd.port}", "--token", egwd.token,
+                "--sim-port", str(sim.servers[0]["port"]), "--out", SHOTS,
+                # a loopback port nothing listens on: the device there is refused
+                "--dead-port", str(t.free_port())]
+        if os.path.exists(MOSQUITTO):
+            broker = Broker(self)
+            broker.start()
+            argv += ["--mqtt-port", str(broker.port)]
+        r = subprocess.run(argv, cwd=NODE_DIR, capture_output=True, text=True, timeout=240)
         msg = f"ui.mjs failed:\n{r.stdout}\n{r.stderr}\negwd:\n{egwd.output()[-3000:]}"
         self.assertEqual(r.returncode, 0, msg)
         self.assertIn("ok - raw read of 40000 (str) gives SunS", r.stdout)
+        self.assertIn('shows "Connection refused" right after adding', r.stdout)
+        self.assertIn("ok - MQTT turned on through the form", r.stdout)
+        self.assertIn("ok - /favicon.ico answers 200", r.stdout)
+        self.assertIn("ok - desktop devices-empty: nothing overflows", r.stdout)
+        self.assertIn("ok - desktop overview-empty: nothing overflows", r.stdout)
+        self.assertIn("ok - after the removal the overview shows no battery", r.stdout)
+        self.assertIn("ok - a wrong token shows as an error (401)", r.stdout)
+        self.assertIn("ok - the API's error for mqtt.port is shown at the port field", r.stdout)
+        pages = ("overview", "devices", "device", "device-error", "settings", "identity", "status")
+        for size in ("desktop", "phone"):
+            for page in pages:
+                self.assertIn(f"ok - {size} {page}: nothing overflows", r.stdout)
         for name in ("01-overview-empty", "03-devices", "04-overview-live", "05-device",
-                     "06-settings", "07-identity", "08-phone-overview"):
+                     "06-settings", "07-identity", "08-phone-overview") + \
+                tuple(f"{s}-{p}" for s in ("desktop", "phone") for p in pages):
             p = os.path.join(SHOTS, name + ".png")
             self.assertTrue(os.path.getsize(p) > 5000, p)
         self.assertTrue(egwd.alive(), egwd.output())
