@@ -22,7 +22,7 @@ RUN container-build build egwd sim/egw-sim
 FROM $DEBIAN
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libmicrohttpd12 libjansson4 libsqlite3-0 libcurl4 libssl3 libmosquitto1 \
+      libmicrohttpd12 libjansson4 libsqlite3-0 libcurl4 libssl3 libmosquitto1 zlib1g \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
  && groupadd --system --gid 998 i2c \
  && useradd --system --uid 990 --gid nogroup --groups i2c --home-dir /var/lib/egw egw \

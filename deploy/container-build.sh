@@ -24,7 +24,7 @@ case "${TARGETARCH:-$build_arch}" in
 esac
 
 DEV="libmicrohttpd-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev
-  libmosquitto-dev libcmocka-dev"
+  libmosquitto-dev libcmocka-dev zlib1g-dev"
 
 case "${1:-}" in
 deps)
