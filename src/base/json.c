@@ -124,3 +124,18 @@ json_t *egw_json_load_file(const char *path, size_t flags, json_error_t *err)
 
 	return checked(json_load_file(path, flags, err), before, err);
 }
+
+const char *egw_json_kind(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: return "an object";
+	case JSON_ARRAY: return "an array";
+	case JSON_STRING: return "a string";
+	case JSON_INTEGER: return "an integer";
+	case JSON_REAL: return "a number with a fraction";
+	case JSON_TRUE:
+	case JSON_FALSE: return "a boolean";
+	case JSON_NULL: return "null";
+	}
+	return "?";
+}

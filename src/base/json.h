@@ -39,3 +39,7 @@ json_t *egw_json_load_file(const char *path, size_t flags, json_error_t *err);
 /* How many of jansson's allocations have failed on the calling thread: equal
  * before and after a jansson call means none failed during it. */
 unsigned long egw_json_alloc_failures(void);
+
+/* The JSON type of v in words for error messages ("an integer", "a string",
+ * "null", ...). */
+const char *egw_json_kind(const json_t *v);

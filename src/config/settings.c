@@ -160,21 +160,6 @@ static bool schema_is_group(const char *key)
 	return false;
 }
 
-static const char *type_name(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT: return "an object";
-	case JSON_ARRAY: return "an array";
-	case JSON_STRING: return "a string";
-	case JSON_INTEGER: return "an integer";
-	case JSON_REAL: return "a number with a fraction";
-	case JSON_TRUE:
-	case JSON_FALSE: return "a boolean";
-	case JSON_NULL: return "null";
-	}
-	return "?";
-}
-
 static bool in_list(const char *const *values, const char *v)
 {
 	for (; *values; values++)
@@ -196,7 +181,7 @@ static int check_enum(const char *key, const json_t *v, const char *const *value
 {
 	char list[128];
 	if (!json_is_string(v)) {
-		set_err(err, key, "expected a string, got %s", type_name(v));
+		set_err(err, key, "expected a string, got %s", egw_json_kind(v));
 		return -EGW_ESCHEMA;
 	}
 	if (!in_list(values, json_string_value(v))) {
@@ -212,7 +197,7 @@ static int check_int(const char *key, const json_t *v, int64_t min, int64_t max,
 		     struct settings_error *err)
 {
 	if (!json_is_integer(v)) {
-		set_err(err, key, "expected an integer, got %s", type_name(v));
+		set_err(err, key, "expected an integer, got %s", egw_json_kind(v));
 		return -EGW_ESCHEMA;
 	}
 	int64_t x = json_integer_value(v);
@@ -240,13 +225,13 @@ static int check_value(const struct skey *k, const json_t *v, struct settings_er
 		return check_int(k->key, v, k->min, k->max, err);
 	case ST_BOOL:
 		if (!json_is_boolean(v)) {
-			set_err(err, k->key, "expected a boolean, got %s", type_name(v));
+			set_err(err, k->key, "expected a boolean, got %s", egw_json_kind(v));
 			return -EGW_ESCHEMA;
 		}
 		return 0;
 	case ST_STR:
 		if (!json_is_string(v)) {
-			set_err(err, k->key, "expected a string, got %s", type_name(v));
+			set_err(err, k->key, "expected a string, got %s", egw_json_kind(v));
 			return -EGW_ESCHEMA;
 		}
 		if (json_string_length(v) > 1024) {
@@ -258,7 +243,7 @@ static int check_value(const struct skey *k, const json_t *v, struct settings_er
 		return check_enum(k->key, v, k->values, err);
 	case ST_HOST:
 		if (!json_is_string(v)) {
-			set_err(err, k->key, "expected a string, got %s", type_name(v));
+			set_err(err, k->key, "expected a string, got %s", egw_json_kind(v));
 			return -EGW_ESCHEMA;
 		}
 		if (!host_ok(json_string_value(v))) {
@@ -270,7 +255,7 @@ static int check_value(const struct skey *k, const json_t *v, struct settings_er
 	case ST_BIND: {
 		struct in_addr a;
 		if (!json_is_string(v)) {
-			set_err(err, k->key, "expected a string, got %s", type_name(v));
+			set_err(err, k->key, "expected a string, got %s", egw_json_kind(v));
 			return -EGW_ESCHEMA;
 		}
 		if (inet_pton(AF_INET, json_string_value(v), &a) != 1) {
@@ -282,7 +267,7 @@ static int check_value(const struct skey *k, const json_t *v, struct settings_er
 	}
 	case ST_URL:
 		if (!json_is_string(v)) {
-			set_err(err, k->key, "expected a string, got %s", type_name(v));
+			set_err(err, k->key, "expected a string, got %s", egw_json_kind(v));
 			return -EGW_ESCHEMA;
 		}
 		if (json_string_length(v) && !is_url(json_string_value(v))) {
@@ -295,7 +280,7 @@ static int check_value(const struct skey *k, const json_t *v, struct settings_er
 	case ST_ARRAY:
 	case ST_NAME_LIST:
 		if (!json_is_array(v)) {
-			set_err(err, k->key, "expected an array, got %s", type_name(v));
+			set_err(err, k->key, "expected an array, got %s", egw_json_kind(v));
 			return -EGW_ESCHEMA;
 		}
 		if (k->type == ST_DEVICES) {
@@ -358,7 +343,7 @@ static int validate_at(const char *prefix, const json_t *o, struct settings_erro
 			r = check_value(k, v, err);
 		} else if (schema_is_group(key)) {
 			if (!json_is_object(v)) {
-				set_err(err, key, "expected an object, got %s", type_name(v));
+				set_err(err, key, "expected an object, got %s", egw_json_kind(v));
 				return -EGW_ESCHEMA;
 			}
 			r = validate_at(key, v, err);
@@ -376,7 +361,7 @@ int settings_validate(const json_t *doc, struct settings_error *err)
 {
 	if (!json_is_object(doc)) {
 		set_err(err, "", "the settings document must be a JSON object, got %s",
-			doc ? type_name(doc) : "nothing");
+			doc ? egw_json_kind(doc) : "nothing");
 		return -EGW_ESCHEMA;
 	}
 	int r = validate_at("", doc, err);

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "base/err.h"
+#include "base/json.h"
 #include "base/host.h"
 #include "base/util.h"
 #include "modbus/transport.h"
@@ -111,21 +112,6 @@ static const struct field *field_find(const char *name)
 	return NULL;
 }
 
-static const char *json_kind(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT: return "an object";
-	case JSON_ARRAY: return "an array";
-	case JSON_STRING: return "a string";
-	case JSON_INTEGER: return "an integer";
-	case JSON_REAL: return "a number with a fraction";
-	case JSON_TRUE:
-	case JSON_FALSE: return "a boolean";
-	case JSON_NULL: return "null";
-	}
-	return "?";
-}
-
 /* Type and range of every member; unknown keys refused. */
 static int check_fields(const json_t *o, unsigned i, struct devconf_error *err)
 {
@@ -139,7 +125,7 @@ static int check_fields(const json_t *o, unsigned i, struct devconf_error *err)
 		switch (f->type) {
 		case F_STR:
 			if (!json_is_string(v))
-				return FAIL(i, name, "expected a string, got %s", json_kind(v));
+				return FAIL(i, name, "expected a string, got %s", egw_json_kind(v));
 			if (json_string_length(v) < (size_t)f->min ||
 			    json_string_length(v) > (size_t)f->max)
 				return FAIL(i, name, "must be 1..%lld characters", f->max);
@@ -149,7 +135,7 @@ static int check_fields(const json_t *o, unsigned i, struct devconf_error *err)
 			break;
 		case F_INT:
 			if (!json_is_integer(v))
-				return FAIL(i, name, "expected an integer, got %s", json_kind(v));
+				return FAIL(i, name, "expected an integer, got %s", egw_json_kind(v));
 			if (json_integer_value(v) < f->min || json_integer_value(v) > f->max)
 				return FAIL(i, name, "%lld is out of range %lld..%lld",
 					    (long long)json_integer_value(v), f->min, f->max);
@@ -166,7 +152,7 @@ static int check_fields(const json_t *o, unsigned i, struct devconf_error *err)
 					off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s",
 								 p == f->values ? "" : ", ", *p);
 				if (!s)
-					return FAIL(i, name, "expected a string, got %s", json_kind(v));
+					return FAIL(i, name, "expected a string, got %s", egw_json_kind(v));
 				return FAIL(i, name, "unknown value \"%.40s\" (expected one of %s)", s,
 					    list);
 			}
@@ -195,7 +181,7 @@ static int parse_one(const json_t *o, unsigned i, struct dev_conf *c, struct dev
 
 	memset(c, 0, sizeof(*c));
 	if (!json_is_object(o))
-		return FAIL(i, NULL, "expected an object, got %s", json_kind(o));
+		return FAIL(i, NULL, "expected an object, got %s", egw_json_kind(o));
 	r = check_fields(o, i, err);
 	if (r < 0)
 		return r;
@@ -337,7 +323,7 @@ int devconf_parse_list(const json_t *arr, struct dev_conf **ret, unsigned *ret_n
 	int r;
 
 	if (arr && !json_is_null(arr) && !json_is_array(arr)) {
-		set_err(err, NULL, 0, NULL, "expected an array, got %s", json_kind(arr));
+		set_err(err, NULL, 0, NULL, "expected an array, got %s", egw_json_kind(arr));
 		return -EGW_ESCHEMA;
 	}
 	n = json_is_array(arr) ? (unsigned)MIN(json_array_size(arr), (size_t)UINT32_MAX) : 0;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "devices/device_int.h"
+#include "modbus/transport.h"
 #include "devices/p1.h"
 #include "loop/resolve.h"
 
@@ -165,50 +166,14 @@ static int watch_run(struct task *t, usec_t now)
 	return 0;
 }
 
-static const struct { unsigned baud; speed_t speed; } bauds[] = {
-	{ 1200, B1200 },   { 2400, B2400 },   { 4800, B4800 },     { 9600, B9600 },
-	{ 19200, B19200 }, { 38400, B38400 }, { 57600, B57600 },   { 115200, B115200 },
-	{ 230400, B230400 },
-};
-
 static int open_serial(struct p1dev *p)
 {
 	const struct dev_conf *c = &p->d->conf;
-	struct termios tio;
-	speed_t speed = 0;
 	int fd, r;
 
-	for (size_t i = 0; i < ARRAY_SIZE(bauds); i++)
-		if (bauds[i].baud == c->baudrate)
-			speed = bauds[i].speed;
-	if (!speed)
-		return -EINVAL;
-	fd = open(c->serial_port, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (tcgetattr(fd, &tio) < 0)
-		goto err_close;
-	cfmakeraw(&tio);
-	cfsetispeed(&tio, speed);
-	cfsetospeed(&tio, speed);
-	tio.c_cflag &= ~(tcflag_t)(CSIZE | PARENB | PARODD | CSTOPB | CRTSCTS);
-	tio.c_cflag |= (c->databits == 7 ? CS7 : CS8) | CLOCAL | CREAD;
-	if (c->parity == 'E')
-		tio.c_cflag |= PARENB;
-	else if (c->parity == 'O')
-		tio.c_cflag |= PARENB | PARODD;
-	if (c->stopbits == 2)
-		tio.c_cflag |= CSTOPB;
-	tio.c_cc[VMIN] = 0;
-	tio.c_cc[VTIME] = 0;
-	if (tcsetattr(fd, TCSANOW, &tio) < 0)
-		goto err_close;
-	tcflush(fd, TCIFLUSH);
-	return fd;
-err_close:
-	r = -errno;
-	close(fd);
-	return r;
+	r = mb_serial_line_open(c->serial_port, c->baudrate, c->parity, c->databits, c->stopbits,
+				O_RDONLY, &fd);
+	return r < 0 ? r : fd;
 }
 
 static void resolved(void *ud, int err, const struct loop_resolved *res)

@@ -115,15 +115,16 @@ bool mb_serial_baud_ok(unsigned baud)
 	return speed_of(baud) != 0;
 }
 
-static int serial_open(struct mb_client *c)
+int mb_serial_line_open(const char *path, unsigned baud, char parity, unsigned databits,
+			unsigned stopbits, int access, int *ret_fd)
 {
 	struct termios tio;
-	speed_t speed = speed_of(c->cfg.baudrate);
+	speed_t speed = speed_of(baud);
 	int fd, r;
 
 	if (!speed)
 		return -EINVAL;
-	fd = open(c->cfg.serial_port, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	fd = open(path, access | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	if (tcgetattr(fd, &tio) < 0)
@@ -132,25 +133,31 @@ static int serial_open(struct mb_client *c)
 	cfsetispeed(&tio, speed);
 	cfsetospeed(&tio, speed);
 	tio.c_cflag &= ~(tcflag_t)(CSIZE | PARENB | PARODD | CSTOPB | CRTSCTS);
-	tio.c_cflag |= CS8 | CLOCAL | CREAD;
-	if (c->cfg.parity == 'E')
+	tio.c_cflag |= (databits == 7 ? CS7 : CS8) | CLOCAL | CREAD;
+	if (parity == 'E')
 		tio.c_cflag |= PARENB;
-	else if (c->cfg.parity == 'O')
+	else if (parity == 'O')
 		tio.c_cflag |= PARENB | PARODD;
-	if (c->cfg.stopbits == 2)
+	if (stopbits == 2)
 		tio.c_cflag |= CSTOPB;
 	tio.c_cc[VMIN] = 0;
 	tio.c_cc[VTIME] = 0;
 	if (tcsetattr(fd, TCSANOW, &tio) < 0)
 		goto err_close;
 	tcflush(fd, TCIOFLUSH);
-	c->fd = fd;
+	*ret_fd = fd;
 	return 0;
 
 err_close:
 	r = -errno;
 	close(fd);
 	return r;
+}
+
+static int serial_open(struct mb_client *c)
+{
+	return mb_serial_line_open(c->cfg.serial_port, c->cfg.baudrate, c->cfg.parity, 8,
+				   c->cfg.stopbits, O_RDWR, &c->fd);
 }
 
 static int serial_check_connect(struct mb_client *c)

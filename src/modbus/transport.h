@@ -125,5 +125,11 @@ struct mb_client {
 
 /* Whether the serial transport supports this line speed. */
 bool mb_serial_baud_ok(unsigned baud);
+/* Opens a serial line raw and non-blocking at baud (one mb_serial_baud_ok
+ * accepts), parity 'N', 'E' or 'O', 7 or 8 data bits, 1 or 2 stop bits;
+ * access O_RDONLY or O_RDWR.  Both Modbus RTU and P1 meters use it.
+ * Returns 0 with *ret_fd, -EINVAL (baud rate) or -errno. */
+int mb_serial_line_open(const char *path, unsigned baud, char parity, unsigned databits,
+                        unsigned stopbits, int access, int *ret_fd);
 /* In-memory transport: queue its delivery task for the earliest reply. */
 void mb_mem_schedule(struct mb_client *c);
