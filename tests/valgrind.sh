@@ -26,7 +26,8 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() {
-	$py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+	# below the ephemeral range, as the Python tests pick theirs (egwtest.free_port)
+	PYTHONPATH="$repo/tests/integration" $py -c 'import egwtest; print(egwtest.free_port())'
 }
 wait_for() { # FILE PATTERN SECONDS
 	for _ in $(seq 1 $(($3 * 10))); do

@@ -8,6 +8,7 @@ register it with TestCase.addCleanup).
 import atexit
 import http.client as httpclient
 import json
+import random
 import os
 import re
 import select
@@ -32,8 +33,40 @@ def binary(name):
     raise FileNotFoundError(f"{name} not built in {BUILD}")
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_given = set()
+
+
 def free_port(kind=socket.SOCK_STREAM):
-    """A loopback port that is free right now (bind to 0, read, close)."""
+    """A loopback port that is free right now and stays free until the test
+    binds it.  Binding to port 0 would hand out a port from the kernel's
+    ephemeral range, which every outgoing connection also draws from: a
+    client socket could take it between this call and egwd's bind (seen in
+    CI as "Address already in use").  So the port is drawn at random from
+    below that range, checked by binding it, and never handed out twice by
+    one test process."""
+    lo, _ = _ephemeral_range()
+    low = 10000 if lo > 12000 else 1024
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(low, lo)
+        if port in _given:
+            continue
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _given.add(port)
+        return port
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
