@@ -354,7 +354,10 @@ json_t *sim_device_json(const struct sim_device *d)
 		[REG_U64] = "U64", [REG_F32] = "F32", [REG_STR] = "STR", [REG_MLD] = "MLD",
 		[REG_BYTES] = "BYTES",
 	};
-	const struct reg_def *hz = d->prof->frequency;
+	/* a map read by the generic SunSpec profile is walked: no fixed frequency
+	 * register, and its blocks are what it serves */
+	bool walked = d->model && d->prof->sunspec_base;
+	const struct reg_def *hz = walked ? NULL : d->prof->frequency;
 	if (hz && hz->type < REG_TYPE_COUNT)
 		json_object_set_new(o, "frequency_reg",
 				    json_pack("{s:i, s:i, s:i, s:s, s:s, s:f, s:i}", "fc", hz->fc,
@@ -363,7 +366,13 @@ json_t *sim_device_json(const struct sim_device *d)
 					      "order", hz->order == WO_LITTLE ? "little" : "big",
 					      "scale", hz->scale, "sf_addr", (int)hz->sf_addr));
 	json_t *blocks = json_array();
-	for (unsigned i = 0; blocks && i < d->prof->nblocks; i++)
+	for (unsigned i = 0; blocks && walked && i < d->model->nranges; i++) {
+		const struct sim_vrange *rg = &d->model->ranges[i];
+		for (unsigned a = 0; a < rg->count; a += PROFILE_MAX_BLOCK)
+			json_array_append_new(blocks, json_pack("[i, i, i]", rg->fc, rg->addr + a,
+								MIN(rg->count - a, PROFILE_MAX_BLOCK)));
+	}
+	for (unsigned i = 0; blocks && !walked && i < d->prof->nblocks; i++)
 		json_array_append_new(blocks, json_pack("[i, i, i]", d->prof->blocks[i].fc,
 							d->prof->blocks[i].addr,
 							d->prof->blocks[i].count));

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "base/util.h"
+#include "sim/sunspec_offsets.h"
 
 #define HI REG_FC_HOLDING
 #define IN REG_FC_INPUT
@@ -327,6 +328,130 @@ static const struct sim_vstr fronius_strs[] = {
 	COMMON("Fronius", "Symo 10.0-3-M", "3.14.1-10"),
 };
 
+/* ---- SunSpec float, nameplate, status, storage and DER models ---------------
+ * SunSpec Alliance model definitions (sunspec/models, model_N.json; the
+ * offsets SSn_* are generated from those files by sunspec_offsets.py, not
+ * taken from egw's decoder table): each model at the address where the one
+ * before it ends, as a walker finds them.  Scale factors chosen here: WRtg
+ * and WMaxRtg 1 (10 W), ChaState, SoC and InBatV -1, Hz (701) -3, W 0,
+ * TotWh 0, Tmp -1, DCA -2, DCV -1. */
+#define SS_AT(a, id) C16(HI, (a), id), C16(HI, (a) + 1, SS##id##_LEN)
+#define SS_NEXT(a, id) ((a) + 2 + SS##id##_LEN)
+
+/* Float inverter model 111/112/113 at a: AC power, frequency, lifetime
+ * energy, DC power, heat-sink temperature as float32, high word first. */
+#define SS_FLOAT_INV(a, id)                                                                   \
+	SS_AT(a, id),                                                                             \
+	V(HI, (a) + SS##id##_W, F32, BIG, 1, F(INVERTER_W), -1, 0),                               \
+	V(HI, (a) + SS##id##_Hz, F32, BIG, 1, F(METER_HZ), 1, 0),                                 \
+	V(HI, (a) + SS##id##_WH, F32, BIG, 1, F(PV_TOTAL_GENERATION_WH), 1, 0),                   \
+	V(HI, (a) + SS##id##_DCW, F32, BIG, 1, F(PV_W), -1, 0),                                   \
+	V(HI, (a) + SS##id##_TmpSnk, F32, BIG, 1, F(PV_HEATSINK_C), 1, 0),                        \
+	V(HI, (a) + SS##id##_TmpCab, F32, BIG, 1, SQ_NONE, 1, 0) /* not implemented: NaN */
+
+#define SS_NAMEPLATE(a)                                                                      \
+	SS_AT(a, 120), C16(HI, (a) + SS120_DERTyp, 4), /* 4: PV */                                \
+	V(HI, (a) + SS120_WRtg, U16, BIG, 10, F(PV_RATED_POWER_W), 1, 0), SF16((a) + SS120_WRtg_SF, 1), \
+	C16(HI, (a) + SS120_VARtg, 0xFFFF), SF16((a) + SS120_VARtg_SF, -32768)
+
+#define SS_STATUS(a)                                                                         \
+	SS_AT(a, 122), V(HI, (a) + SS122_ActWh, U64, BIG, 1, F(PV_TOTAL_GENERATION_WH), 1, 0)
+
+#define SS_FL_1 40002
+#define SS_FL_113 SS_NEXT(SS_FL_1, 1)
+#define SS_FL_120 SS_NEXT(SS_FL_113, 113)
+#define SS_FL_121 SS_NEXT(SS_FL_120, 120)
+#define SS_FL_122 SS_NEXT(SS_FL_121, 121)
+#define SS_FL_123 SS_NEXT(SS_FL_122, 122)
+#define SS_FL_124 SS_NEXT(SS_FL_123, 123)
+#define SS_FL_END SS_NEXT(SS_FL_124, 124)
+
+/* A three-phase float inverter with storage, the order of a Fronius GEN24
+ * "float" map: common, 113, 120, 121, 122, 123, 124, end. */
+static const struct sim_vrange sunspec_float_ranges[] = {
+	{ HI, 40000, SS_FL_END + 2 - 40000 },
+};
+static const struct sim_vreg sunspec_float_regs[] = {
+	SUNS, SS_AT(SS_FL_1, 1),
+	SS_FLOAT_INV(SS_FL_113, 113),
+	SS_NAMEPLATE(SS_FL_120),
+	SS_AT(SS_FL_121, 121), SF16(SS_FL_121 + SS121_WMax_SF, 1),
+	V(HI, SS_FL_121 + SS121_WMax, U16, BIG, 10, SQ_CONST, 1, 10000),
+	SS_STATUS(SS_FL_122),
+	SS_AT(SS_FL_123, 123), C16(HI, SS_FL_123 + SS123_Conn, 1),
+	SS_AT(SS_FL_124, 124),
+	V(HI, SS_FL_124 + SS124_ChaState, U16, BIG, 0.001, F(BATTERY_SOC_NOM_FRACT), 1, 0),
+	SF16(SS_FL_124 + SS124_ChaState_SF, -1),
+	V(HI, SS_FL_124 + SS124_InBatV, U16, BIG, 0.1, F(BATTERY_V), 1, 0),
+	SF16(SS_FL_124 + SS124_InBatV_SF, -1),
+	END_MARKER(SS_FL_END),
+};
+
+#define SS_F1_111 SS_NEXT(40002, 1)
+#define SS_F1_120 SS_NEXT(SS_F1_111, 111)
+#define SS_F1_122 SS_NEXT(SS_F1_120, 120)
+#define SS_F1_END SS_NEXT(SS_F1_122, 122)
+
+/* A single-phase float inverter: common, 111, 120, 122, end. */
+static const struct sim_vrange sunspec_float1_ranges[] = {
+	{ HI, 40000, SS_F1_END + 2 - 40000 },
+};
+static const struct sim_vreg sunspec_float1_regs[] = {
+	SUNS, SS_AT(40002, 1),
+	SS_FLOAT_INV(SS_F1_111, 111),
+	SS_NAMEPLATE(SS_F1_120),
+	SS_STATUS(SS_F1_122),
+	END_MARKER(SS_F1_END),
+};
+
+#define SS_DER_701 SS_NEXT(40002, 1)
+#define SS_DER_702 SS_NEXT(SS_DER_701, 701)
+#define SS_DER_713 SS_NEXT(SS_DER_702, 702)
+#define SS_DER_714 SS_NEXT(SS_DER_713, 713)
+#define SS_DER_END (SS_DER_714 + 2 + SS714_LEN + 2 * SS714_Prt_SIZE) /* two ports */
+#define SS_DER_PORT(n, mppt_a, mppt_v)                                                       \
+	C16(HI, SS_DER_714 + SS714_Prt_ID(n), n),                                                 \
+	V(HI, SS_DER_714 + SS714_Prt_DCA(n), I16, BIG, 0.01, F(mppt_a), 1, 0),                    \
+	V(HI, SS_DER_714 + SS714_Prt_DCV(n), U16, BIG, 0.1, F(mppt_v), 1, 0),                     \
+	V(HI, SS_DER_714 + SS714_Prt_Tmp(n), I16, BIG, 1, SQ_NONE, 1, 0)
+
+/* A DER with storage under the information models of IEEE 1547: common, 701
+ * AC measurement, 702 capacity, 713 storage capacity, 714 DC measurement
+ * with two PV ports, end. */
+static const struct sim_vrange sunspec_der_ranges[] = {
+	{ HI, 40000, SS_DER_END + 2 - 40000 },
+};
+static const struct sim_vreg sunspec_der_regs[] = {
+	SUNS, SS_AT(40002, 1),
+	SS_AT(SS_DER_701, 701), C16(HI, SS_DER_701 + SS701_ACType, 2), /* 2: three-phase */
+	V(HI, SS_DER_701 + SS701_W, I16, BIG, 1, F(INVERTER_W), -1, 0),
+	SF16(SS_DER_701 + SS701_W_SF, 0),
+	V(HI, SS_DER_701 + SS701_Hz, U32, BIG, 0.001, F(METER_HZ), 1, 0),
+	SF16(SS_DER_701 + SS701_Hz_SF, -3),
+	V(HI, SS_DER_701 + SS701_TotWhInj, U64, BIG, 1, F(PV_TOTAL_GENERATION_WH), 1, 0),
+	SF16(SS_DER_701 + SS701_TotWh_SF, 0),
+	V(HI, SS_DER_701 + SS701_TmpSnk, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0),
+	SF16(SS_DER_701 + SS701_Tmp_SF, -1),
+	V(HI, SS_DER_701 + SS701_TmpAmb, I16, BIG, 0.1, SQ_NONE, 1, 0),
+	SS_AT(SS_DER_702, 702),
+	V(HI, SS_DER_702 + SS702_WMaxRtg, U16, BIG, 10, F(PV_RATED_POWER_W), 1, 0),
+	SF16(SS_DER_702 + SS702_W_SF, 1),
+	C16(HI, SS_DER_713, 713), C16(HI, SS_DER_713 + 1, SS713_LEN),
+	V(HI, SS_DER_713 + SS713_SoC, U16, BIG, 0.001, F(BATTERY_SOC_NOM_FRACT), 1, 0),
+	V(HI, SS_DER_713 + SS713_SoH, U16, BIG, 1, SQ_NONE, 1, 0),
+	SF16(SS_DER_713 + SS713_Pct_SF, -1),
+	C16(HI, SS_DER_714, 714), C16(HI, SS_DER_714 + 1, SS714_LEN + 2 * SS714_Prt_SIZE),
+	C16(HI, SS_DER_714 + SS714_NPrt, 2),
+	SF16(SS_DER_714 + SS714_DCA_SF, -2), SF16(SS_DER_714 + SS714_DCV_SF, -1),
+	V(HI, SS_DER_714 + SS714_DCW, I16, BIG, 1, SQ_NONE, 1, 0),
+	SS_DER_PORT(1, PV_MPPT1_A, PV_MPPT1_V),
+	SS_DER_PORT(2, PV_MPPT2_A, PV_MPPT2_V),
+	END_MARKER(SS_DER_END),
+};
+static const struct sim_vstr sunspec_strs[] = {
+	COMMON("SunSpec", "egw-sim SunSpec", "1.0"),
+};
+
 /* ---- Huawei SUN2000 (+ LUNA2000 battery, DTSU666-H meter) -----------------
  * Huawei "SUN2000 MODBUS Interface Definitions" (holding registers, 32-bit
  * values high word first; "gain" g means value = raw / g): 30015 SN (10
@@ -471,6 +596,25 @@ static const struct sim_model model_fronius = {
 	SERIAL_STR(HI, 40052, 16),
 };
 
+static const struct sim_model model_sunspec_float = {
+	.name = "sunspec_float", .profile = "sunspec", .battery = true,
+	.doc = "SunSpec model definitions 1, 113, 120, 121, 122, 123, 124",
+	RANGES(sunspec_float_ranges), REGS(sunspec_float_regs), STRS(sunspec_strs),
+	SERIAL_STR(HI, 40052, 16),
+};
+static const struct sim_model model_sunspec_float1 = {
+	.name = "sunspec_float1", .profile = "sunspec",
+	.doc = "SunSpec model definitions 1, 111, 120, 122",
+	RANGES(sunspec_float1_ranges), REGS(sunspec_float1_regs), STRS(sunspec_strs),
+	SERIAL_STR(HI, 40052, 16),
+};
+static const struct sim_model model_sunspec_der = {
+	.name = "sunspec_der", .profile = "sunspec", .battery = true,
+	.doc = "SunSpec model definitions 1, 701, 702, 713, 714",
+	RANGES(sunspec_der_ranges), REGS(sunspec_der_regs), STRS(sunspec_strs),
+	SERIAL_STR(HI, 40052, 16),
+};
+
 static const struct sim_model model_huawei = {
 	.name = "huawei", .profile = "huawei",
 	.doc = "Huawei SUN2000 MODBUS Interface Definitions",
@@ -489,6 +633,7 @@ static const struct sim_model *const models[] = {
 	&model_solaredge_us,
 	&model_fronius_sf,
 	&model_fronius,
+	&model_sunspec_float, &model_sunspec_float1, &model_sunspec_der,
 };
 
 const struct sim_model *sim_model_find(const char *name)

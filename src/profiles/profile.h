@@ -279,7 +279,8 @@ int sunspec_next(const uint16_t hdr[2], uint16_t addr, struct sunspec_model_hdr 
 #define SUNSPEC_TEMPLATE_NMODELS 5
 extern const struct sunspec_model_hdr sunspec_template_models[SUNSPEC_TEMPLATE_NMODELS];
 
-/* True if egw decodes model id (1, 101-103, 160, 201-204, 701, 714, 802). */
+/* True if egw knows model id (1, 101-103, 111-113, 120-124, 160, 201-204,
+ * 701, 702, 713, 714, 802); 121 and 123 are walked past, not read. */
 bool sunspec_model_known(uint16_t id);
 
 /* Builds a heap profile for a device whose "SunS" marker is at base_addr, from

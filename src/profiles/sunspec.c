@@ -6,9 +6,18 @@
  *
  * Sign conventions: inverter and DER models report power positive when
  * generating, so inverter.W = -W (AC power) and pv.W = -DCW (DC power, models
- * 101-103); model 802 reports battery power and current
+ * 101-103 and 111-113); model 802 reports battery power and current
  * positive when discharging, so battery.W = -W and battery.A = -A; meter
- * models 201-204 report import positive, taken as is. */
+ * models 201-204 report import positive, taken as is.
+ *
+ * Several models can carry one quantity: the lifetime AC energy (103 WH, 701
+ * TotWhInj, 122 ActWh), the rated power (120 WRtg, 702 WMaxRtg), the state of
+ * charge (802 SoC, 713 SoC, 124 ChaState).  Rows are emitted by rank, the
+ * fallback models' first, so a measurement model's value wins over a
+ * nameplate, status or storage-settings model's whenever both are present
+ * (a later row overwrites an earlier one; an unavailable one leaves it).
+ * Not-implemented points (0x8000, 0xFFFF, 0xFFFFFFFF, NaN, a scale factor
+ * of 0x8000) are unavailable, never 0. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +121,48 @@ static const struct ss_point meter_pts[] = {
 	SFP(54, "TotWh_SF"),
 };
 
+/* 111, 112, 113 share the layout: the 101-103 points as float32, no scale
+ * factors (a NaN is "not implemented"). */
+static const struct ss_point float_inverter_pts[] = {
+	PT(22, 2, F32, KEY, -1, RF_INVERTER_W, -1, "W", "W"),
+	PT(24, 2, F32, KEY, -1, RF_METER_HZ, 1, "Hz", "Hz"),
+	PT(32, 2, F32, DEF, -1, RF_PV_TOTAL_GENERATION_WH, 1, "WH", "Wh"),
+	PT(38, 2, F32, DEF, -1, RF_PV_W, -1, "DCW", "W"),
+	PT(42, 2, F32, DEF, -1, RF_PV_HEATSINK_C, 1, "TmpSnk", "C"),
+};
+
+/* 120 nameplate: the continuous power rating. */
+static const struct ss_point nameplate_pts[] = {
+	PT(3, 1, U16, DEF, 4, RF_PV_RATED_POWER_W, 1, "WRtg", "W"),
+	SFP(4, "WRtg_SF"),
+};
+
+/* 122 status: the lifetime AC energy (acc64, no scale factor). */
+static const struct ss_point status_pts[] = {
+	PT(5, 4, U64, DEF, -1, RF_PV_TOTAL_GENERATION_WH, 1, "ActWh", "Wh"),
+};
+
+/* 124 storage: the state of charge (percent of AhrRtg) and the battery
+ * voltage; its other points are charge/discharge settings. */
+static const struct ss_point storage_pts[] = {
+	PT(8, 1, U16, DEF, 22, RF_BATTERY_SOC_NOM_FRACT, 0.01, "ChaState", "%"),
+	PT(10, 1, U16, DEF, 24, RF_BATTERY_V, 1, "InBatV", "V"),
+	SFP(22, "ChaState_SF"),
+	SFP(24, "InBatV_SF"),
+};
+
+/* 702 DER capacity: the active power rating. */
+static const struct ss_point der_capacity_pts[] = {
+	PT(2, 1, U16, DEF, 45, RF_PV_RATED_POWER_W, 1, "WMaxRtg", "W"),
+	SFP(45, "W_SF"),
+};
+
+/* 713 DER storage capacity: the state of charge. */
+static const struct ss_point der_storage_pts[] = {
+	PT(4, 1, U16, DEF, 8, RF_BATTERY_SOC_NOM_FRACT, 0.01, "SoC", "%"),
+	SFP(8, "Pct_SF"),
+};
+
 static const struct ss_point der_ac_pts[] = {
 	PT(10, 1, I16, KEY, 116, RF_INVERTER_W, -1, "W", "W"),
 	PT(17, 2, U32, KEY, 115, RF_METER_HZ, 1, "Hz", "Hz"),
@@ -144,20 +195,45 @@ static const struct ss_point battery_pts[] = {
 	SFP(63, "W_SF"),
 };
 
+/* Row order: rank 0 first, so rank 2 (measurement models) wins a field. */
+enum { RANK_FALLBACK, RANK_RATING, RANK_MEASURED, RANK_COUNT };
+
 struct ss_model {
 	uint16_t id;
+	uint8_t rank;
 	const struct ss_point *pts;
 	unsigned npts;
 };
 
-#define MODEL(i, p) { .id = (i), .pts = (p), .npts = sizeof(p) / sizeof((p)[0]) }
+#define MODELR(i, r, p) { .id = (i), .rank = (r), .pts = (p), .npts = sizeof(p) / sizeof((p)[0]) }
+#define MODEL(i, p) MODELR(i, RANK_MEASURED, p)
+/* Known, walked past, never read: 121 (basic settings) and 123 (immediate
+ * controls) hold settings, none of them a data-model field. */
+#define MODEL_NOREAD(i) { .id = (i), .rank = RANK_MEASURED, .pts = NULL, .npts = 0 }
 
 static const struct ss_model models[] = {
 	MODEL(1, common_pts),     MODEL(101, inverter_pts), MODEL(102, inverter_pts),
-	MODEL(103, inverter_pts), MODEL(160, mppt_pts),     MODEL(201, meter_pts),
+	MODEL(103, inverter_pts), MODEL(111, float_inverter_pts),
+	MODEL(112, float_inverter_pts), MODEL(113, float_inverter_pts),
+	MODELR(120, RANK_FALLBACK, nameplate_pts), MODEL_NOREAD(121),
+	MODELR(122, RANK_FALLBACK, status_pts), MODEL_NOREAD(123),
+	MODELR(124, RANK_FALLBACK, storage_pts),
+	MODEL(160, mppt_pts),     MODEL(201, meter_pts),
 	MODEL(202, meter_pts),    MODEL(203, meter_pts),    MODEL(204, meter_pts),
-	MODEL(701, der_ac_pts),   MODEL(714, der_dc_pts),   MODEL(802, battery_pts),
+	MODEL(701, der_ac_pts),   MODELR(702, RANK_RATING, der_capacity_pts),
+	MODELR(713, RANK_RATING, der_storage_pts), MODEL(714, der_dc_pts),
+	MODEL(802, battery_pts),
 };
+
+/* A model egw reads: one with a point that feeds a field (the common model's
+ * serial counts). */
+static bool model_read(const struct ss_model *m)
+{
+	for (unsigned k = 0; k < m->npts; k++)
+		if (m->pts[k].field >= 0 || m->pts[k].tag == TAG_SN)
+			return true;
+	return false;
+}
 
 static const struct ss_model *model_find(uint16_t id)
 {
@@ -200,14 +276,17 @@ int sunspec_fill(uint16_t base_addr, const struct sunspec_model_hdr *hdrs, unsig
 	if (r < 0)
 		return r;
 	for (unsigned i = 0; i < n; i++) {
-		const struct sunspec_model_hdr *h = &hdrs[i];
-		const struct ss_model *m = model_find(h->id);
-		uint32_t mend = (uint32_t)h->addr + 2 + h->len;
+		uint32_t mend = (uint32_t)hdrs[i].addr + 2 + hdrs[i].len;
 
 		if (mend > 0x10000)
 			return -EGW_EPROTO;
 		end = MAX_U32(end, mend);
-		if (!m)
+	}
+	for (unsigned i = 0; i < n * RANK_COUNT; i++) {
+		const struct sunspec_model_hdr *h = &hdrs[i % n];
+		const struct ss_model *m = model_find(h->id);
+
+		if (!m || m->rank != i / n)
 			continue;
 		r = push(regs, cap, &nr, const_row(h->addr, 1, REG_U16, "ID", h->id));
 		if (r >= 0)
@@ -256,7 +335,9 @@ static int plan_models(const struct sunspec_model_hdr *hdrs, unsigned n, struct 
 	for (unsigned i = 0; i < n; i++) {
 		uint32_t a = hdrs[i].addr, end = a + 2 + hdrs[i].len;
 
-		if (!model_find(hdrs[i].id))
+		const struct ss_model *m = model_find(hdrs[i].id);
+
+		if (!m || !model_read(m))
 			continue;
 		while (a < end) {
 			uint32_t c = MIN(end - a, (uint32_t)PROFILE_MAX_BLOCK);
@@ -288,8 +369,9 @@ int sunspec_build_profile(uint16_t base_addr, const struct sunspec_model_hdr *hd
 		known++;
 		cap_blocks += (2u + hdrs[i].len + PROFILE_MAX_BLOCK - 1) / PROFILE_MAX_BLOCK;
 		meter |= hdrs[i].id >= 201 && hdrs[i].id <= 204;
-		inverter |= (hdrs[i].id >= 101 && hdrs[i].id <= 103) || hdrs[i].id == 701;
-		battery |= hdrs[i].id == 802;
+		inverter |= (hdrs[i].id >= 101 && hdrs[i].id <= 103) ||
+			    (hdrs[i].id >= 111 && hdrs[i].id <= 113) || hdrs[i].id == 701;
+		battery |= hdrs[i].id == 802 || hdrs[i].id == 124 || hdrs[i].id == 713;
 	}
 	if (known == 0 || (!meter && !inverter && !battery))
 		return -EGW_EPROFILE;

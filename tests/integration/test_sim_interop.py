@@ -368,7 +368,10 @@ class SimInterop(unittest.TestCase):
         want = {"solaredge_meter": ("SolarEdge", [1, 103, 1, 203]),
                 "solaredge": ("SolarEdge", [1, 103]),
                 "fronius_sf": ("Fronius", [1, 103]),
-                "fronius": ("Fronius", [1, 113])}
+                "fronius": ("Fronius", [1, 113]),
+                "sunspec_float": ("SunSpec", [1, 113, 120, 121, 122, 123, 124]),
+                "sunspec_float1": ("SunSpec", [1, 111, 120, 122]),
+                "sunspec_der": ("SunSpec", [1, 701, 702, 713, 714])}
         args = []
         for name in want:
             args += ["--profile", name, "--port", "0"]

@@ -997,7 +997,8 @@ static int point_offset(json_t *group, const char *name, json_t **ret_pt)
 
 static void test_sunspec_against_definitions(void **state)
 {
-	static const unsigned ids[] = { 1, 101, 102, 103, 160, 201, 202, 203, 204, 701, 714, 802 };
+	static const unsigned ids[] = { 1,   101, 102, 103, 111, 112, 113, 120, 122, 124, 160,
+					201, 202, 203, 204, 701, 702, 713, 714, 802 };
 	(void)state;
 
 	for (unsigned m = 0; m < sizeof(ids) / sizeof(ids[0]); m++) {
@@ -1027,6 +1028,7 @@ static void test_sunspec_against_definitions(void **state)
 				   !strcmp(t, "int16") || !strcmp(t, "sunssf") ? REG_I16 :
 				   !strcmp(t, "uint32") || !strcmp(t, "acc32") ? REG_U32 :
 				   !strcmp(t, "uint64") || !strcmp(t, "acc64") ? REG_U64 :
+				   !strcmp(t, "float32") ? REG_F32 :
 				   !strcmp(t, "string") ? REG_STR : -1;
 			if (d->type != want)
 				fail_msg("model %u point %s: type %d, definition %s", ids[m], d->name,
@@ -1111,8 +1113,9 @@ static void test_random_registers(void **state)
 
 	for (unsigned it = 0; it < 2000; it++) {
 		struct sunspec_model_hdr m[6];
-		static const uint16_t ids[] = { 1, 101, 102, 103, 160, 201, 202, 203, 204,
-						701, 714, 802, 64001, 0 };
+		static const uint16_t ids[] = { 1,   101, 102, 103, 111, 113, 120, 121, 122,
+						123, 124, 160, 201, 202, 203, 204, 701, 702,
+						713, 714, 802, 64001, 0 };
 		unsigned n = 1 + rnd() % 6;
 		struct profile *p;
 		uint32_t addr = rnd() % 3 == 0 ? 65000 + rnd() % 500 : 40002;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "base/util.h"
 #include "sim/sim.h"
 
 #define MAX_BLOCKS 64
@@ -173,13 +174,42 @@ static bool is_battery_field(int f)
 	return f >= RF_BATTERY_W && f <= RF_BATTERY_TOTAL_DISCHARGE_WH;
 }
 
+/* The profile a gateway builds for d when it reads the generic SunSpec
+ * profile: the "SunS" marker found, the models walked, the profile built
+ * from them (egwd's identify step).  NULL for any other profile. */
+static struct profile *walked_profile(struct sim_device *d)
+{
+	struct sunspec_model_hdr hdrs[32];
+	unsigned n = 0;
+	uint16_t w[2], addr, next;
+	struct profile *p;
+
+	if (!d->prof->sunspec_base)
+		return NULL;
+	assert_int_equal(regimage_get(d->img, REG_FC_HOLDING, d->prof->sunspec_base, 2, w), 0);
+	assert_true(sunspec_is_marker(w));
+	addr = (uint16_t)(d->prof->sunspec_base + 2);
+	for (;;) {
+		assert_int_equal(regimage_get(d->img, REG_FC_HOLDING, addr, 2, w), 0);
+		int r = sunspec_next(w, addr, &hdrs[n], &next);
+		assert_true(r >= 0);
+		if (r == 0)
+			break;
+		assert_true(++n < 32);
+		addr = next;
+	}
+	assert_int_equal(sunspec_build_profile(d->prof->sunspec_base, hdrs, n, &p), 0);
+	return p;
+}
+
 /* Reads every block egw's profile reads from a device served by model m and
  * checks the decoded reading: every field the device carries is published
  * with the value served (within one register step), nothing else is, no
  * battery or grid meter where the device has none, no counter of 0. */
 static void check_model(struct sim_device *d, const struct sim_model *m, unsigned *ret_n)
 {
-	const struct profile *p = d->prof;
+	struct profile *walked = walked_profile(d);
+	const struct profile *p = walked ? walked : d->prof;
 	struct mb_block blocks[MAX_BLOCKS];
 	unsigned nb = 0, published = 0;
 	for (unsigned i = 0; i < p->nblocks && nb < MAX_BLOCKS; i++)
@@ -244,6 +274,7 @@ static void check_model(struct sim_device *d, const struct sim_model *m, unsigne
 	*ret_n = published;
 	free(resp);
 	free(res);
+	profile_free(walked);
 }
 
 static void test_every_vendor_model(void **state)
@@ -324,6 +355,127 @@ static void test_vendor_known_mistakes(void **state)
 	assert_int_equal(sim_device_update(d, 100.0), 0);
 	assert_true(d->rd.v[RF_PV_TOTAL_GENERATION_WH] > 1e6);
 	check_model(d, d->model, &n);
+	sim_device_fini(d);
+	free(s);
+}
+
+/* Decodes everything the walked SunSpec profile of d reads. */
+static void decode_walked(struct sim_device *d, struct reading *ret)
+{
+	struct profile *p = walked_profile(d);
+	struct block_result *res = calloc(p->nblocks, sizeof(*res));
+	struct mb_response *resp = malloc(sizeof(*resp));
+	assert_non_null(res);
+	assert_non_null(resp);
+	for (unsigned i = 0; i < p->nblocks; i++) {
+		struct mb_request q = { .fc = p->blocks[i].fc, .addr = p->blocks[i].addr,
+					.count = p->blocks[i].count };
+		res[i].b = p->blocks[i];
+		assert_int_equal(transact(d, &q, resp), 0);
+		memcpy(res[i].regs, resp->regs, sizeof(uint16_t) * q.count);
+	}
+	assert_true(profile_decode(p, res, p->nblocks, ret) >= 0);
+	free(resp);
+	free(res);
+	profile_free(p);
+}
+
+/* The SunSpec float inverter (111/113), nameplate (120), status (122),
+ * storage (124) and DER (701, 702, 713, 714) models: each point decoded to
+ * its SI value exactly at the resolution its scale factor gives (float32:
+ * the digits of its 32-bit value), printed in its shortest form; a point
+ * served as "not implemented" is absent, and a fallback model fills in. */
+static void test_sunspec_models(void **state)
+{
+	(void)state;
+	static const struct {
+		int f;
+		double v;
+	} set[] = {
+		{ RF_INVERTER_W, -3456 },       { RF_METER_HZ, 49.987 },
+		{ RF_PV_TOTAL_GENERATION_WH, 12345678 }, { RF_PV_W, -3612.5 },
+		{ RF_PV_HEATSINK_C, 41.3 },     { RF_PV_RATED_POWER_W, 9990 },
+		{ RF_BATTERY_SOC_NOM_FRACT, 0.673 }, { RF_BATTERY_V, 51.2 },
+		{ RF_PV_MPPT1_A, 8.45 },        { RF_PV_MPPT1_V, 612.3 },
+		{ RF_PV_MPPT2_A, 7.01 },        { RF_PV_MPPT2_V, 598.7 },
+	};
+	static const struct {
+		const char *model;
+		const char *want; /* the reading as egwd prints it */
+	} cases[] = {
+		{ "sunspec_float",
+		  "{\"pv\": {\"W\": -3612.5, \"rated_power_W\": 9990.0, \"heatsink_C\": 41.3, "
+		  "\"total_generation_Wh\": 12345678.0}, \"battery\": {\"V\": 51.2, "
+		  "\"SoC_nom_fract\": 0.673}, \"meter\": {\"Hz\": 49.987}, "
+		  "\"inverter\": {\"W\": -3456.0}}" },
+		{ "sunspec_float1",
+		  "{\"pv\": {\"W\": -3612.5, \"rated_power_W\": 9990.0, \"heatsink_C\": 41.3, "
+		  "\"total_generation_Wh\": 12345678.0}, \"meter\": {\"Hz\": 49.987}, "
+		  "\"inverter\": {\"W\": -3456.0}}" },
+		/* 701 Hz at sf -3, TmpSnk at -1, 714 DCA -2 and DCV -1, 713 SoC -1 */
+		{ "sunspec_der",
+		  "{\"pv\": {\"rated_power_W\": 9990.0, \"mppt1_V\": 612.3, \"mppt1_A\": 8.45, "
+		  "\"mppt2_V\": 598.7, \"mppt2_A\": 7.01, \"heatsink_C\": 41.3, "
+		  "\"total_generation_Wh\": 12345678.0}, \"battery\": {\"SoC_nom_fract\": 0.673}, "
+		  "\"meter\": {\"Hz\": 49.987}, \"inverter\": {\"W\": -3456.0}}" },
+	};
+	struct sim *s = new_sim();
+	struct sim_device *d = &s->devs[0];
+	struct reading got;
+
+	for (unsigned c = 0; c < ARRAY_SIZE(cases); c++) {
+		assert_int_equal(sim_device_init_model(s, d, sim_model_find(cases[c].model), 1, NULL,
+						       "ss"), 0);
+		for (unsigned i = 0; i < ARRAY_SIZE(set); i++)
+			sim_device_override(d, set[i].f, set[i].v);
+		assert_int_equal(sim_device_update(d, 500.0), 0);
+		decode_walked(d, &got);
+		json_t *j = reading_to_json(&got);
+		char *txt = json_dumps(j, READING_JSON_REALS | JSON_PRESERVE_ORDER);
+		if (strcmp(txt, cases[c].want) != 0)
+			fail_msg("%s: decoded %s, want %s", cases[c].model, txt, cases[c].want);
+		free(txt);
+		json_decref(j);
+		sim_device_fini(d);
+	}
+
+	/* Not implemented is absent: a NaN float (113 W), an sf of 0x8000 (701
+	 * W_SF), 0xFFFF in a U16 (713 SoC).  113's WH as NaN leaves 122's ActWh. */
+	assert_int_equal(sim_device_init_model(s, d, sim_model_find("sunspec_float"), 1, NULL, "n"),
+			 0);
+	sim_device_override(d, RF_PV_TOTAL_GENERATION_WH, 7654321);
+	assert_int_equal(sim_device_update(d, 500.0), 0);
+	struct profile *p = walked_profile(d);
+	for (unsigned i = 0; i < p->nregs; i++) {
+		const struct reg_def *r = &p->regs[i];
+		if (r->field == RF_INVERTER_W || (r->field == RF_PV_TOTAL_GENERATION_WH &&
+						  r->type == REG_F32)) {
+			regimage_set(d->img, r->fc, r->addr, 0x7FC0); /* NaN */
+			regimage_set(d->img, r->fc, (uint16_t)(r->addr + 1), 0);
+		}
+	}
+	profile_free(p);
+	decode_walked(d, &got);
+	assert_true(isnan(got.v[RF_INVERTER_W]));
+	assert_true(got.v[RF_PV_TOTAL_GENERATION_WH] == 7654321);
+	sim_device_fini(d);
+
+	assert_int_equal(sim_device_init_model(s, d, sim_model_find("sunspec_der"), 1, NULL, "n"),
+			 0);
+	assert_int_equal(sim_device_update(d, 500.0), 0);
+	p = walked_profile(d);
+	for (unsigned i = 0; i < p->nregs; i++) {
+		const struct reg_def *r = &p->regs[i];
+		if (r->field == RF_INVERTER_W)
+			regimage_set(d->img, r->fc, (uint16_t)r->sf_addr, 0x8000);
+		if (r->field == RF_BATTERY_SOC_NOM_FRACT)
+			regimage_set(d->img, r->fc, r->addr, 0xFFFF);
+	}
+	profile_free(p);
+	decode_walked(d, &got);
+	assert_true(isnan(got.v[RF_INVERTER_W]));
+	assert_true(isnan(got.v[RF_BATTERY_SOC_NOM_FRACT]));
+	assert_false(isnan(got.v[RF_METER_HZ]));
 	sim_device_fini(d);
 	free(s);
 }
@@ -459,6 +611,7 @@ int main(void)
 		cmocka_unit_test(test_every_profile_roundtrip),
 		cmocka_unit_test(test_every_vendor_model),
 		cmocka_unit_test(test_vendor_known_mistakes),
+		cmocka_unit_test(test_sunspec_models),
 		cmocka_unit_test(test_one_home),
 		cmocka_unit_test(test_writes_and_exceptions),
 		cmocka_unit_test(test_ctl_commands),
