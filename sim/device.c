@@ -64,7 +64,7 @@ static int device_init(struct sim *s, struct sim_device *d, const struct profile
 	int r;
 
 	*d = (struct sim_device){ .idx = d->idx, .prof = prof, .model = m, .unit = unit,
-				  .home_load_w = NAN };
+				  .home_load_w = NAN, .home_t = NAN };
 	/* each device its own weather and load, still determined by --seed */
 	cfg.seed = s->seed * 1000003ULL + fnv1a(m ? m->name : prof->name, tag);
 	if (m ? !m->battery : !maps_range(prof, RF_BATTERY_W, RF_BATTERY_TOTAL_DISCHARGE_WH))
@@ -242,6 +242,22 @@ int sim_home_update(struct sim *s, double t)
 
 		d->home_load_w = load;
 		d->rd.v[RF_METER_W] = load + ac;
+		/* the totals follow the power the meter shows: import rises while
+		 * importing, export while exporting (the device's own physics is
+		 * not this home's grid point) */
+		if (isnan(d->home_t)) {
+			d->home_import_wh = d->vals.import_wh;
+			d->home_export_wh = d->vals.export_wh;
+		} else if (t > d->home_t) {
+			double wh = (load + ac) * (t - d->home_t) / 3600.0;
+			if (wh > 0)
+				d->home_import_wh += wh;
+			else
+				d->home_export_wh -= wh;
+		}
+		d->home_t = MAX(t, isnan(d->home_t) ? t : d->home_t);
+		d->rd.v[RF_METER_TOTAL_IMPORT_WH] = d->home_import_wh;
+		d->rd.v[RF_METER_TOTAL_EXPORT_WH] = d->home_export_wh;
 		for (int k = 0; k < 3; k++) {
 			d->rd.v[lw[k]] = load * share[k] + ac / 3.0;
 			d->rd.v[la[k]] = d->rd.v[lw[k]] / d->rd.v[lv[k]];

@@ -69,6 +69,9 @@ struct sim_device {
 	struct sim_values vals;
 	struct reading rd;          /* served values (physics + overrides) */
 	double home_load_w;         /* the shared house load of the last sim_home_update */
+	double home_t;              /* its time (NAN before the first) */
+	double home_import_wh;      /* grid energy through this device's meter point, */
+	double home_export_wh;      /* integrated from the home's meter.W */
 	double ovr[RF_COUNT];       /* NAN: not overridden */
 	struct regimage *img;
 	struct sim_write writes[SIM_MAX_WRITES];

@@ -517,6 +517,40 @@ static void test_one_home(void **state)
 	}
 	for (unsigned i = 0; i < 3; i++)
 		sim_device_fini(&s->devs[i]);
+
+	/* A meter's totals follow the power it shows: beside a string inverter
+	 * the SDM630 exports at noon (its export total rises, its import total
+	 * stays) and imports at night (the other way round). */
+	assert_int_equal(sim_device_init_model(s, &s->devs[0], sim_model_find("sungrow_sg"), 1,
+					       NULL, "i"), 0);
+	assert_int_equal(sim_device_init_model(s, &s->devs[1], sim_model_find("sdm630"), 2, NULL,
+					       "m"), 0);
+	s->ndevs = 2;
+	/* the simulated day starts at noon: t 0 is noon, 12 h midnight */
+	static const double windows[2][2] = { { 600.0, -1 }, { 12 * 3600.0, 1 } };
+	for (unsigned w = 0; w < 2; w++) {
+		double last_imp = NAN, last_exp = NAN;
+		for (double t = windows[w][0]; t <= windows[w][0] + 3600; t += 600) {
+			assert_int_equal(sim_home_update(s, t), 0);
+			const struct reading *m = &s->devs[1].rd;
+			double imp = m->v[RF_METER_TOTAL_IMPORT_WH], exp_ = m->v[RF_METER_TOTAL_EXPORT_WH];
+			assert_true(m->v[RF_METER_W] * windows[w][1] > 0);
+			if (!isnan(last_imp)) {
+				double rose = windows[w][1] > 0 ? imp - last_imp : exp_ - last_exp;
+				double stayed = windows[w][1] > 0 ? exp_ - last_exp : imp - last_imp;
+				assert_true(stayed == 0);
+				/* the energy the power gives over the step */
+				double want = fabs(m->v[RF_METER_W]) * 600 / 3600.0;
+				if (!(rose > 0.999 * want && rose < 1.001 * want))
+					fail_msg("t %g: meter %g W, total rose %g Wh over 600 s", t,
+						 m->v[RF_METER_W], rose);
+			}
+			last_imp = imp;
+			last_exp = exp_;
+		}
+	}
+	for (unsigned i = 0; i < 2; i++)
+		sim_device_fini(&s->devs[i]);
 	free(s);
 }
 
