@@ -45,6 +45,8 @@ static void config_defaults(struct devices_config *c)
 		c->sleep_after_failures = 5;
 	if (!c->sleep_retry_ms)
 		c->sleep_retry_ms = 60000;
+	if (!c->unsupported_retry_ms)
+		c->unsupported_retry_ms = 600000;
 }
 
 /* The one device-config parser (devconf.h), its error as one string. */
@@ -282,6 +284,7 @@ static void dev_enter(struct device *d, int from, int to)
 	switch (to) {
 	case DEV_CONNECTING:
 		stop_activity(d);
+		d->nunsup = 0; /* a new connection asks for every block again */
 		if (d->p1)
 			p1dev_start(d->p1);
 		else
@@ -414,7 +417,9 @@ static void cycle_finish(struct device *d)
 		return;
 	}
 	d->fail_cycles = 0;
-	if (d->cycle_ok == d->cycle_n) {
+	/* blocks skipped as unsupported are what the device has not: a
+	 * cycle that read all the rest is complete */
+	if (d->cycle_ok + d->cycle_unsup == d->cycle_n) {
 		d->st.polls_ok++;
 		d->st.last_good_ms = d->cycle_ts_ms;
 	} else {
@@ -466,6 +471,35 @@ int device_cached_words(const struct device *d, uint8_t fc, uint16_t addr, uint1
 	return 0;
 }
 
+/* The entry for block b in d's unsupported list, or NULL. */
+static struct dev_unsupported *unsup_find(struct device *d, const struct mb_block *b)
+{
+	for (unsigned i = 0; i < d->nunsup; i++) {
+		const struct mb_block *u = &d->unsup[i].b;
+		if (u->fc == b->fc && u->addr == b->addr && u->count == b->count)
+			return &d->unsup[i];
+	}
+	return NULL;
+}
+
+/* Remembers (err is exception 2) or forgets (the block answered) that d
+ * refuses block b.  A full list keeps asking for the blocks it cannot hold. */
+static void unsup_note(struct device *d, const struct mb_block *b, int err)
+{
+	struct dev_unsupported *u = unsup_find(d, b);
+
+	if (err == MB_EXCEPTION_ERR(MB_EX_ILLEGAL_ADDRESS)) {
+		if (!u && d->nunsup < DEV_UNSUPPORTED_MAX) {
+			u = &d->unsup[d->nunsup++];
+			*u = (struct dev_unsupported){ .b = *b };
+		}
+		if (u)
+			u->at = loop_now_update(d->set->loop);
+	} else if (err == 0 && u) {
+		*u = d->unsup[--d->nunsup];
+	}
+}
+
 static void on_block(struct device *d, const struct dev_req *q, int err, const uint16_t *regs,
 		     unsigned count)
 {
@@ -478,6 +512,7 @@ static void on_block(struct device *d, const struct dev_req *q, int err, const u
 	br->err = err;
 	if (err == 0 && count != q->b.count)
 		br->err = -EGW_ELENGTH;
+	unsup_note(d, &q->b, br->err);
 	if (br->err == 0) {
 		memcpy(br->regs, regs, count * sizeof(uint16_t));
 		cache_store(d, &q->b, regs);
@@ -502,8 +537,19 @@ static void on_block(struct device *d, const struct dev_req *q, int err, const u
  * at most one block, not for the whole cycle (the client has no priorities). */
 static void cycle_issue_next(struct device *d)
 {
+	usec_t now = loop_now(d->set->loop);
+
 	while (d->cycle_next < d->cycle_n) {
 		unsigned i = d->cycle_next++;
+		struct dev_unsupported *u = unsup_find(d, &d->cycle_plan[i]);
+		if (u && now - u->at < ms(d->set->cfg.unsupported_retry_ms)) {
+			/* the answer it gave: the decoder tells variants apart by it */
+			d->res[i].b = d->cycle_plan[i];
+			d->res[i].err = MB_EXCEPTION_ERR(MB_EX_ILLEGAL_ADDRESS);
+			u->skipped++;
+			d->cycle_unsup++;
+			continue;
+		}
 		int r = device_send(d, REQ_BLOCK, i, &d->cycle_plan[i]);
 		if (r == 0)
 			return;
@@ -535,6 +581,7 @@ static int poll_run(struct task *t, usec_t now)
 	d->cycle_n = verbose ? d->nfull : d->nkey;
 	d->cycle_next = 0;
 	d->cycle_ok = 0;
+	d->cycle_unsup = 0;
 	d->cycle_link_err = false;
 	d->cycle_err = 0;
 	d->cycle_start = now;

@@ -10,6 +10,11 @@
  * as "old -> new (reason)", counted, and reported through hooks->on_state.
  *
  * - a failed block leaves only its own values unavailable;
+ * - a block the device refuses with exception 2 (illegal data address: a
+ *   variant without that register family, like a Sungrow SG string inverter
+ *   asked for the SH hybrid's 13000 block) is marked unsupported: polls skip
+ *   it (its values stay absent, the decoder sees the same exception) until
+ *   the next connection or `unsupported_retry_ms`, and /api/state lists it;
  * - energy totals are never published decreasing (the last published value is
  *   kept instead);
  * - errors and timeouts move a device to "backing off" (exponential, capped);
@@ -80,6 +85,9 @@ struct devices_config {
 	unsigned backoff_max_ms;        /* cap of the exponential backoff; 0: 60000 */
 	unsigned sleep_after_failures;  /* consecutive failed (re)connects before asleep; 0: 5 */
 	unsigned sleep_retry_ms;        /* retry period while asleep; 0: 60000 */
+	unsigned unsupported_retry_ms;  /* a block refused with exception 2 (illegal data
+	                                   address) is not asked again for this long, nor
+	                                   before the next connection; 0: 600000 */
 	/* Tests and embedding (egw-sim in one process): device i talks to the
 	 * in-memory server mem[i] (modbus/client.h MB_TRANSPORT_MEM) instead of
 	 * its configured connection, for i < nmem. */

@@ -37,6 +37,7 @@ _Static_assert((int)DEV_DISCONNECTED == (int)FSM_DEV_DISCONNECTED &&
 #define DEV_CACHE_SLOTS 24     /* last poll words kept per device (Modbus proxy) */
 #define DEV_FAIL_CYCLES 2      /* consecutive failed poll cycles before backing off */
 #define DEV_VERBOSE_EVERY 10   /* short-poll profiles read their blocks every 10th poll */
+#define DEV_UNSUPPORTED_MAX 32 /* blocks remembered as refused with exception 2 */
 #define FREQ_RING 128          /* samples kept (>= 1 s at 10 ms intervals would need 100) */
 #define FREQ_HZ_MIN 48.0       /* plausible grid frequency for the identity fallback */
 #define FREQ_HZ_MAX 62.0
@@ -121,11 +122,21 @@ struct device {
 	struct block_result *res;   /* max(nfull, nkey) entries */
 	const struct mb_block *cycle_plan;
 	unsigned cycle_n, cycle_next, cycle_ok;
+	unsigned cycle_unsup;       /* blocks skipped as unsupported this cycle */
 	bool cycle_active, cycle_verbose, cycle_link_err;
 	int cycle_err;
 	usec_t cycle_start;
 	int64_t cycle_ts_ms;
 	uint64_t poll_seq;
+
+	/* Blocks the device refused with exception 2, not asked again until
+	 * cfg.unsupported_retry_ms after `at` or the next connection. */
+	struct dev_unsupported {
+		struct mb_block b;
+		usec_t at;          /* its last refusal (monotonic) */
+		uint64_t skipped;   /* polls that did not ask for it */
+	} unsup[DEV_UNSUPPORTED_MAX];
+	unsigned nunsup;
 
 	/* The words of the latest successful block reads, with when they
 	 * arrived (monotonic), for device_cached_words(). */

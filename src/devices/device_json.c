@@ -89,12 +89,29 @@ static json_t *conn_json(const struct dev_conf *c)
 			 "port", (int)c->port, "unit_id", (int)c->unit);
 }
 
+/* [{"fc":4,"addr":12999,"count":119,"skipped":57,"retry_in_s":540}, ...] */
+static json_t *unsupported_json(const struct device *d)
+{
+	json_t *a = json_array();
+	usec_t now = loop_now(d->set->loop), every = (usec_t)d->set->cfg.unsupported_retry_ms * 1000;
+
+	for (unsigned i = 0; a && i < d->nunsup; i++) {
+		const struct dev_unsupported *u = &d->unsup[i];
+		usec_t left = now - u->at < every ? every - (now - u->at) : 0;
+		json_array_append_new(a, json_pack("{si si si sI sI}", "fc", (int)u->b.fc,
+						   "addr", (int)u->b.addr, "count", (int)u->b.count,
+						   "skipped", (json_int_t)u->skipped,
+						   "retry_in_s", (json_int_t)((left + 999999) / 1000000)));
+	}
+	return a;
+}
+
 json_t *device_to_json(const struct device *d)
 {
 	json_t *reading = d->have_reading ? reading_to_json(&d->last) : json_null();
 	json_t *fsm = fsm_to_json(&d->fsm);
 
-	return json_pack("{ss ss ss ss ss s:o s:o s:o s:o sI si}",
+	return json_pack("{ss ss ss ss ss s:o s:o s:o s:o sI si s:o}",
 			 "id", d->conf.id, "name", d->conf.name, "state", device_state_name(device_state(d)),
 			 "profile", device_profile_name(d),
 			 "serial", d->serial,
@@ -103,7 +120,9 @@ json_t *device_to_json(const struct device *d)
 			 "connection", conn_json(&d->conf),
 			 "fsm", fsm ? fsm : json_null(),
 			 "transitions", (json_int_t)d->st.transitions,
-			 "poll_interval_ms", (int)device_poll_ms(d));
+			 "poll_interval_ms", (int)device_poll_ms(d),
+			 /* blocks refused with exception 2: skipped, values absent */
+			 "unsupported_blocks", unsupported_json(d));
 }
 
 json_t *devices_to_json(const struct devices *ds)

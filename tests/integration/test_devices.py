@@ -230,6 +230,46 @@ class TestEveryProfile(unittest.TestCase):
         stop_clean(self, egwd)
 
 
+class TestUnsupportedBlocks(unittest.TestCase):
+    """A Sungrow SG string inverter read with the SH hybrid's `sungrow`
+    profile answers exception 2 (illegal data address) for the hybrid-only
+    blocks.  egwd asks for each such block once, then skips it (not on every
+    poll), keeps its values absent (never 0), and lists it in /api/state."""
+
+    def test_sungrow_sg_exception_2(self):
+        sim, ctl = start_sim(self, ["sungrow_sg"])
+        dev = sim.device_settings(0, id="sg")
+        self.assertEqual(dev["profile"], "sungrow")
+        egwd = T.Egwd(self, set={"devices": [dev], "harvest.poll_interval_ms": 100,
+                                 "modbus.timeout_ms": 1000, "http.bind": LOCAL})
+
+        def listed():
+            d = devices_by_id(egwd.state()).get("sg", {})
+            return d if d.get("state") == "polling" and d.get("unsupported_blocks") else None
+        d = T.wait_until(listed, timeout=20, what="the SG polling with refused blocks")
+        refused = {(b["fc"], b["addr"]) for b in d["unsupported_blocks"]}
+        self.assertIn((4, 12999), refused)  # the 13000 battery and energy block
+        exc0, polls0 = d["stats"]["exceptions"], d["stats"]["polls"]
+
+        def later():
+            d = devices_by_id(egwd.state())["sg"]
+            return d if d["stats"]["polls"] >= polls0 + 20 else None
+        d = T.wait_until(later, timeout=30, what="20 more polls")
+        # nothing refused again: the blocks were not asked for
+        self.assertEqual(d["stats"]["exceptions"], exc0, d["stats"])
+        self.assertEqual({(b["fc"], b["addr"]) for b in d["unsupported_blocks"]}, refused)
+        for b in d["unsupported_blocks"]:
+            self.assertGreater(b["retry_in_s"], 0)
+        self.assertGreaterEqual(max(b["skipped"] for b in d["unsupported_blocks"]), 1)
+        # its values absent, never 0; the string inverter's own values there
+        rd = d["reading"]
+        self.assertNotIn("battery", rd)
+        for k in ("W", "total_import_Wh", "total_export_Wh"):
+            self.assertNotIn(k, rd.get("meter", {}))
+        self.assertGreater(rd["pv"]["total_generation_Wh"], 0)
+        stop_clean(self, egwd)
+
+
 class TestSerialLines(unittest.TestCase):
     """RTU: two units sharing one serial line (the simulator's pty), and the
     same frames tunnelled over TCP (rtu-over-tcp, through socat)."""
