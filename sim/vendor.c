@@ -165,6 +165,26 @@ static const struct sim_vreg deye_regs[] = {
 	V(HI, 679, U16, BIG, 0.1, F(PV_MPPT2_A), 1, 0),
 };
 
+/* ---- Deye microinverter ---------------------------------------------------
+ * Deye SUN-M / SUN600G3 microinverter register list (holding; as transcribed
+ * in kbialek/deye-inverter-mqtt docs/metric_group_micro.md): 3-7 serial (10
+ * ASCII), 63-64 total production (U32 low word first, 0.1 kWh), 79 AC
+ * frequency (0.01 Hz), 86-87 AC active power (U32 low word first, 0.1 W),
+ * 109/110 PV1 voltage (0.1 V) / current (0.1 A), 111/112 PV2.  The PV power
+ * is in no register. */
+static const struct sim_vrange deye_micro_ranges[] = {
+	{ HI, 0, 120 },
+};
+static const struct sim_vreg deye_micro_regs[] = {
+	V(HI, 63, U32, LITTLE, 100, F(PV_TOTAL_GENERATION_WH), 1, 0),
+	V(HI, 79, U16, BIG, 0.01, F(METER_HZ), 1, 0),
+	V(HI, 86, U32, LITTLE, 0.1, F(INVERTER_W), -1, 0),
+	V(HI, 109, U16, BIG, 0.1, F(PV_MPPT1_V), 1, 0),
+	V(HI, 110, U16, BIG, 0.1, F(PV_MPPT1_A), 1, 0),
+	V(HI, 111, U16, BIG, 0.1, F(PV_MPPT2_V), 1, 0),
+	V(HI, 112, U16, BIG, 0.1, F(PV_MPPT2_A), 1, 0),
+};
+
 /* ---- GoodWe ET -------------------------------------------------------------
  * GoodWe "ET/EH/BT/BH Series Modbus Protocol" (holding): 35003 serial (8
  * registers), 35103-35110 PV1/PV2 voltage (0.1 V), current (0.1 A) and power
@@ -544,6 +564,11 @@ static const struct sim_model model_deye = {
 	.doc = "Deye SUN-xK-SG04LP3-EU Modbus protocol",
 	RANGES(deye_ranges), REGS(deye_regs), SERIAL_STR(HI, 3, 5),
 };
+static const struct sim_model model_deye_micro = {
+	.name = "deye_micro", .profile = "deye_micro",
+	.doc = "Deye microinverter registers (kbialek/deye-inverter-mqtt metric_group_micro)",
+	RANGES(deye_micro_ranges), REGS(deye_micro_regs), SERIAL_STR(HI, 3, 5),
+};
 static const struct sim_model model_goodwe = {
 	.name = "goodwe", .profile = "goodwe",
 	.doc = "GoodWe ET/EH/BT/BH Series Modbus Protocol",
@@ -629,6 +654,7 @@ static const struct sim_model model_huawei_hybrid = {
 static const struct sim_model *const models[] = {
 	&model_huawei, &model_huawei_hybrid,
 	&model_sdm630, &model_sungrow, &model_sungrow_sf, &model_sungrow_sg, &model_deye,
+	&model_deye_micro,
 	&model_goodwe, &model_sofar, &model_sma, &model_solaredge, &model_solaredge_meter,
 	&model_solaredge_us,
 	&model_fronius_sf,

@@ -639,12 +639,28 @@ const struct profile profile_deye = {
 };
 
 
+/* Deye SUN-M / SUN600G3 microinverters (holding registers; the register list
+ * of Deye's microinverter protocol as transcribed in kbialek/deye-inverter-mqtt
+ * docs/metric_group_micro.md): 3-7 serial (10 ASCII), 63-64 total production
+ * (U32 low word first, 0.1 kWh), 79 grid frequency (0.01 Hz), 86-87 AC active
+ * power (U32 low word first, 0.1 W), 109/111/113/115 PV1-4 voltage (0.1 V),
+ * 110/112/114/116 PV1-4 current (0.1 A).  No register holds the PV power.
+ * The reference read the serial over 8 registers and summed 109, 111 and 113
+ * as "PV n Power" (0.1 W): those are the PV voltages, so pv.W was the sum of
+ * three voltages.  They are decoded as the MPPT voltages, the currents beside
+ * them and the AC power and lifetime production added ([doc] rows). */
 static const struct reg_def deye_micro_regs[] = {
-	REG(3, FH, 8, STR, WB, SN, 1, "-", "serial number used as device identity"),
+	REG(3, FH, 5, STR, WB, SN, 1, "-", "serial number used as device identity"),
 	REG_MAP(79, FH, 1, U16, WB, KEY, 0.01, "Hz", "Grid frequency", RF_METER_HZ, 1),
-	REG_SUM(109, FH, 2, U16, WB, KEY, 0.1, "W", "PV 1 Power", RF_PV_W, -1),
-	REG_SUM(111, FH, 2, U16, WB, KEY, 0.1, "W", "PV 2 Power", RF_PV_W, -1),
-	REG_SUM(113, FH, 2, U16, WB, KEY, 0.1, "W", "PV 3 Power", RF_PV_W, -1),
+	REG_MAP(109, FH, 2, U16, WB, KEY, 0.1, "W", "PV 1 Power", RF_PV_MPPT1_V, 1),
+	REG_MAP(111, FH, 2, U16, WB, KEY, 0.1, "W", "PV 2 Power", RF_PV_MPPT2_V, 1),
+	REG(113, FH, 2, U16, WB, KEY, 0.1, "W", "PV 3 Power"),
+	REG_MAP(110, FH, 1, U16, WB, DOC, 0.1, "A", "PV1 current", RF_PV_MPPT1_A, 1),
+	REG_MAP(112, FH, 1, U16, WB, DOC, 0.1, "A", "PV2 current", RF_PV_MPPT2_A, 1),
+	REG_MAPF(86, FH, 2, U32, WL, DOC, 0.1, "W", "AC active power", RF_INVERTER_W, -1, 0,
+		 REG_F_KEY),
+	REG_MAP(63, FH, 2, U32, WL, DOC, 0.1, "kWh", "total production",
+		RF_PV_TOTAL_GENERATION_WH, 1000),
 };
 
 static const struct mb_block deye_micro_blocks[] = {
