@@ -396,6 +396,10 @@ json_t *sim_device_json(const struct sim_device *d)
 		json_object_set_new(o, "blocks", blocks);
 	/* the egw profile that reads it (differs for a variant like sungrow_sg) */
 	json_object_set_new(o, "egw_profile", json_string(d->prof->name));
+	/* served from a vendor map: it answers only the registers the document
+	 * lists (exception 2 elsewhere, as the real device) */
+	if (d->model)
+		json_object_set_new(o, "vendor_doc", json_string(d->model->doc));
 	if (p)
 		json_object_set_new(o, "asleep", json_boolean(p->asleep));
 	if (p && p->kind == SIM_TCP)

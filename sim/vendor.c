@@ -185,6 +185,28 @@ static const struct sim_vreg deye_micro_regs[] = {
 	V(HI, 112, U16, BIG, 0.1, F(PV_MPPT2_A), 1, 0),
 };
 
+/* ---- Solis string inverter --------------------------------------------------
+ * Solis "RS485 MODBUS Communication Protocol" (grid-tied string inverters,
+ * input registers numbered from 1: document 3043 is 3042 here; 32-bit values
+ * high word first): 3005-3006 active power, 3007-3008 total DC output power
+ * (W), 3009-3010 total energy (kWh), 3022-3025 DC voltage/current of inputs 1
+ * and 2 (0.1 V, 0.1 A), 3042 inverter temperature (0.1 degC), 3043 grid
+ * frequency (0.01 Hz), 3061-3064 serial; the document's range 3000-3100. */
+static const struct sim_vrange solis_ranges[] = {
+	{ IN, 2999, 101 },
+};
+static const struct sim_vreg solis_regs[] = {
+	V(IN, 3004, I32, BIG, 1, F(INVERTER_W), -1, 0),
+	V(IN, 3006, U32, BIG, 1, F(PV_W), -1, 0),
+	V(IN, 3008, U32, BIG, 1000, F(PV_TOTAL_GENERATION_WH), 1, 0),
+	V(IN, 3021, U16, BIG, 0.1, F(PV_MPPT1_V), 1, 0),
+	V(IN, 3022, U16, BIG, 0.1, F(PV_MPPT1_A), 1, 0),
+	V(IN, 3023, U16, BIG, 0.1, F(PV_MPPT2_V), 1, 0),
+	V(IN, 3024, U16, BIG, 0.1, F(PV_MPPT2_A), 1, 0),
+	V(IN, 3041, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0),
+	V(IN, 3042, U16, BIG, 0.01, F(METER_HZ), 1, 0),
+};
+
 /* ---- GoodWe ET -------------------------------------------------------------
  * GoodWe "ET/EH/BT/BH Series Modbus Protocol" (holding): 35003 serial (8
  * registers), 35103-35110 PV1/PV2 voltage (0.1 V), current (0.1 A) and power
@@ -569,6 +591,12 @@ static const struct sim_model model_deye_micro = {
 	.doc = "Deye microinverter registers (kbialek/deye-inverter-mqtt metric_group_micro)",
 	RANGES(deye_micro_ranges), REGS(deye_micro_regs), SERIAL_STR(HI, 3, 5),
 };
+static const struct sim_model model_solis = {
+	.name = "solis", .profile = "solis",
+	.doc = "Solis RS485 MODBUS Communication Protocol (grid-tied string inverters)",
+	RANGES(solis_ranges), REGS(solis_regs),
+	.serial = { .fc = IN, .addr = 3060, .words = 4, .type = REG_U64 },
+};
 static const struct sim_model model_goodwe = {
 	.name = "goodwe", .profile = "goodwe",
 	.doc = "GoodWe ET/EH/BT/BH Series Modbus Protocol",
@@ -654,7 +682,7 @@ static const struct sim_model model_huawei_hybrid = {
 static const struct sim_model *const models[] = {
 	&model_huawei, &model_huawei_hybrid,
 	&model_sdm630, &model_sungrow, &model_sungrow_sf, &model_sungrow_sg, &model_deye,
-	&model_deye_micro,
+	&model_deye_micro, &model_solis,
 	&model_goodwe, &model_sofar, &model_sma, &model_solaredge, &model_solaredge_meter,
 	&model_solaredge_us,
 	&model_fronius_sf,

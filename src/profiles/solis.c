@@ -1,12 +1,30 @@
 /* Solis profiles: solis (string inverter) and solis_hybrid.
  * Rows written from the reference register table (inverter-registers.tsv);
- * test_profiles_tsv holds them against it row by row. */
+ * test_profiles_tsv holds them against it row by row.
+ *
+ * solis: Solis "RS485 MODBUS Communication Protocol" for grid-tied string
+ * inverters (input registers, numbered from 1 there: document 3043 is 3042
+ * here; 32-bit values high word first): 3004-3005 active power (W, output
+ * positive), 3006-3007 total DC output power (W), 3008-3009 total energy
+ * (kWh), 3021/3022 DC voltage / current 1 (0.1 V, 0.1 A), 3023/3024 input 2,
+ * 3041 inverter temperature (0.1 degC), 3042 grid frequency (0.01 Hz),
+ * 3060-3063 serial.  The reference maps only the frequency and the DC power;
+ * the rest are [doc] rows, inside the blocks the reference already reads. */
 #include "profiles/table.h"
 
 static const struct reg_def solis_regs[] = {
 	REG(3060, FI, 4, U64, WB, SN, 1, "-", "serial number used as device identity"),
 	REG_MAP(3042, FI, 1, U16, WB, KEY, 0.01, "Hz", "Grid frequency", RF_METER_HZ, 1),
 	REG_MAP(3006, FI, 2, U32, WB, KEY, 1, "W", "DC Power", RF_PV_W, -1),
+	REG_MAPF(3004, FI, 2, I32, WB, DOC, 1, "W", "active power", RF_INVERTER_W, -1, 0,
+		 REG_F_KEY),
+	REG_MAP(3008, FI, 2, U32, WB, DOC, 1, "kWh", "total energy", RF_PV_TOTAL_GENERATION_WH,
+		1000),
+	REG_MAP(3021, FI, 1, U16, WB, DOC, 0.1, "V", "DC voltage 1", RF_PV_MPPT1_V, 1),
+	REG_MAP(3022, FI, 1, U16, WB, DOC, 0.1, "A", "DC current 1", RF_PV_MPPT1_A, 1),
+	REG_MAP(3023, FI, 1, U16, WB, DOC, 0.1, "V", "DC voltage 2", RF_PV_MPPT2_V, 1),
+	REG_MAP(3024, FI, 1, U16, WB, DOC, 0.1, "A", "DC current 2", RF_PV_MPPT2_A, 1),
+	REG_MAP(3041, FI, 1, I16, WB, DOC, 0.1, "C", "inverter temperature", RF_PV_HEATSINK_C, 1),
 };
 
 static const struct mb_block solis_blocks[] = {

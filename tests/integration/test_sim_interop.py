@@ -29,10 +29,11 @@ LOCAL = "127.0.0.1"
 
 
 def variant_lacks(dev, st, regs):
-    """A device variant read by another brand's profile (a Sungrow SG string
-    inverter under the `sungrow` profile) answers illegal data address for the
-    blocks its model does not have, as the real device does."""
-    return dev.get("egw_profile", dev["profile"]) != dev["profile"] and (st, regs) == ("exc", 2)
+    """A device served from a vendor map (a Sungrow SG string inverter under
+    the `sungrow` profile, a Solis string inverter) answers illegal data
+    address for the blocks its model does not have, as the real device does."""
+    vendor = dev.get("egw_profile", dev["profile"]) != dev["profile"] or "vendor_doc" in dev
+    return vendor and (st, regs) == ("exc", 2)
 
 
 class Sim:

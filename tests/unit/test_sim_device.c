@@ -89,6 +89,10 @@ static void roundtrip(const struct profile *p, unsigned *ret_compared)
 					.count = blocks[i].count };
 		res[i].b = blocks[i];
 		res[i].err = transact(d, &q, resp);
+		/* a vendor map answers what the real device has (test_every_vendor_model
+		 * checks those); a profile's own table answers every block */
+		if (res[i].err == MB_EXCEPTION_ERR(MB_EX_ILLEGAL_ADDRESS) && d->model)
+			continue;
 		if (res[i].err != 0)
 			fail_msg("%s: block fc %u %u+%u: %s", p->name, q.fc, q.addr, q.count,
 				 egw_strerror(res[i].err));
