@@ -207,6 +207,37 @@ static const struct sim_vreg solis_regs[] = {
 	V(IN, 3042, U16, BIG, 0.01, F(METER_HZ), 1, 0),
 };
 
+/* ---- Growatt MIN (TL-X) -----------------------------------------------------
+ * Growatt "Inverter Modbus RTU Protocol" V1.24, TL-X/TL-XH (MIN type): input
+ * ranges 0-124 and 3000-3249, holding 0-124 and 3000-3124 (32-bit values
+ * high word first).  Input 1-2 / 3001-3002 PV input power (0.1 W), 3/4 and
+ * 3003/3004 PV1 voltage (0.1 V) / current (0.1 A), 5-6 / 3005-3006 PV1 power,
+ * 7-10 / 3007-3010 PV2, 35-36 / 3023-3024 AC output power (0.1 W), 37 / 3025
+ * grid frequency (0.01 Hz), 55-56 / 3051-3052 lifetime AC energy (0.1 kWh).
+ * The serial is served at holding 209-223, where the reference reads it
+ * (V1.24 lists the 10-character serial at 23-27). */
+#define GROWATT_PV(b)                                                                     \
+	V(IN, (b) + 1, U32, BIG, 0.1, F(PV_W), -1, 0),                                         \
+	V(IN, (b) + 3, U16, BIG, 0.1, F(PV_MPPT1_V), 1, 0),                                    \
+	V(IN, (b) + 4, U16, BIG, 0.1, F(PV_MPPT1_A), 1, 0),                                    \
+	V(IN, (b) + 5, U32, BIG, 0.1, SQ_MPPT1_W, 1, 0),                                       \
+	V(IN, (b) + 7, U16, BIG, 0.1, F(PV_MPPT2_V), 1, 0),                                    \
+	V(IN, (b) + 8, U16, BIG, 0.1, F(PV_MPPT2_A), 1, 0),                                    \
+	V(IN, (b) + 9, U32, BIG, 0.1, SQ_MPPT2_W, 1, 0)
+static const struct sim_vrange growatt_ranges[] = {
+	{ IN, 0, 125 }, { IN, 3000, 250 }, { HI, 0, 125 }, { HI, 209, 15 }, { HI, 3000, 125 },
+};
+static const struct sim_vreg growatt_regs[] = {
+	GROWATT_PV(0),
+	V(IN, 35, U32, BIG, 0.1, F(INVERTER_W), -1, 0),
+	V(IN, 37, U16, BIG, 0.01, F(METER_HZ), 1, 0),
+	V(IN, 55, U32, BIG, 100, F(PV_TOTAL_GENERATION_WH), 1, 0),
+	GROWATT_PV(3000),
+	V(IN, 3023, U32, BIG, 0.1, F(INVERTER_W), -1, 0),
+	V(IN, 3025, U16, BIG, 0.01, F(METER_HZ), 1, 0),
+	V(IN, 3051, U32, BIG, 100, F(PV_TOTAL_GENERATION_WH), 1, 0),
+};
+
 /* ---- GoodWe ET -------------------------------------------------------------
  * GoodWe "ET/EH/BT/BH Series Modbus Protocol" (holding): 35003 serial (8
  * registers), 35103-35110 PV1/PV2 voltage (0.1 V), current (0.1 A) and power
@@ -597,6 +628,11 @@ static const struct sim_model model_solis = {
 	RANGES(solis_ranges), REGS(solis_regs),
 	.serial = { .fc = IN, .addr = 3060, .words = 4, .type = REG_U64 },
 };
+static const struct sim_model model_growatt = {
+	.name = "growatt", .profile = "growatt",
+	.doc = "Growatt Inverter Modbus RTU Protocol V1.24 (TL-X/TL-XH, MIN type)",
+	RANGES(growatt_ranges), REGS(growatt_regs), SERIAL_STR(HI, 209, 15),
+};
 static const struct sim_model model_goodwe = {
 	.name = "goodwe", .profile = "goodwe",
 	.doc = "GoodWe ET/EH/BT/BH Series Modbus Protocol",
@@ -682,7 +718,7 @@ static const struct sim_model model_huawei_hybrid = {
 static const struct sim_model *const models[] = {
 	&model_huawei, &model_huawei_hybrid,
 	&model_sdm630, &model_sungrow, &model_sungrow_sf, &model_sungrow_sg, &model_deye,
-	&model_deye_micro, &model_solis,
+	&model_deye_micro, &model_solis, &model_growatt,
 	&model_goodwe, &model_sofar, &model_sma, &model_solaredge, &model_solaredge_meter,
 	&model_solaredge_us,
 	&model_fronius_sf,
