@@ -238,6 +238,27 @@ static const struct sim_vreg growatt_regs[] = {
 	V(IN, 3051, U32, BIG, 100, F(PV_TOTAL_GENERATION_WH), 1, 0),
 };
 
+/* ---- SolaX X1/X3 ------------------------------------------------------------
+ * SolaX "Hybrid X1/X3-G4 ModbusTCP&RTU" protocol: input 0x0002 inverter power
+ * (S16, W, output positive), 0x0003/0x0004 PV1/PV2 voltage (0.1 V),
+ * 0x0005/0x0006 PV1/PV2 current (0.1 A), 0x0007 grid frequency (0.01 Hz),
+ * 0x0008 inverter temperature (S16, degC), 0x000A/0x000B PV1/PV2 power (W);
+ * holding 0x0000-0x0006 serial number (14 ASCII).  Served without battery. */
+static const struct sim_vrange solax_ranges[] = {
+	{ IN, 0, 330 }, { HI, 0, 256 },
+};
+static const struct sim_vreg solax_regs[] = {
+	V(IN, 2, I16, BIG, 1, F(INVERTER_W), -1, 0),
+	V(IN, 3, U16, BIG, 0.1, F(PV_MPPT1_V), 1, 0),
+	V(IN, 4, U16, BIG, 0.1, F(PV_MPPT2_V), 1, 0),
+	V(IN, 5, U16, BIG, 0.1, F(PV_MPPT1_A), 1, 0),
+	V(IN, 6, U16, BIG, 0.1, F(PV_MPPT2_A), 1, 0),
+	V(IN, 7, U16, BIG, 0.01, F(METER_HZ), 1, 0),
+	V(IN, 8, I16, BIG, 1, F(PV_HEATSINK_C), 1, 0),
+	V(IN, 10, U16, BIG, 1, SQ_MPPT1_W, 1, 0),
+	V(IN, 11, U16, BIG, 1, SQ_MPPT2_W, 1, 0),
+};
+
 /* ---- GoodWe ET -------------------------------------------------------------
  * GoodWe "ET/EH/BT/BH Series Modbus Protocol" (holding): 35003 serial (8
  * registers), 35103-35110 PV1/PV2 voltage (0.1 V), current (0.1 A) and power
@@ -633,6 +654,11 @@ static const struct sim_model model_growatt = {
 	.doc = "Growatt Inverter Modbus RTU Protocol V1.24 (TL-X/TL-XH, MIN type)",
 	RANGES(growatt_ranges), REGS(growatt_regs), SERIAL_STR(HI, 209, 15),
 };
+static const struct sim_model model_solax = {
+	.name = "solax", .profile = "solax",
+	.doc = "SolaX Hybrid X1/X3-G4 ModbusTCP&RTU protocol",
+	RANGES(solax_ranges), REGS(solax_regs), SERIAL_STR(HI, 0, 7),
+};
 static const struct sim_model model_goodwe = {
 	.name = "goodwe", .profile = "goodwe",
 	.doc = "GoodWe ET/EH/BT/BH Series Modbus Protocol",
@@ -718,7 +744,7 @@ static const struct sim_model model_huawei_hybrid = {
 static const struct sim_model *const models[] = {
 	&model_huawei, &model_huawei_hybrid,
 	&model_sdm630, &model_sungrow, &model_sungrow_sf, &model_sungrow_sg, &model_deye,
-	&model_deye_micro, &model_solis, &model_growatt,
+	&model_deye_micro, &model_solis, &model_growatt, &model_solax,
 	&model_goodwe, &model_sofar, &model_sma, &model_solaredge, &model_solaredge_meter,
 	&model_solaredge_us,
 	&model_fronius_sf,
