@@ -385,8 +385,9 @@ json_t *sim_device_json(const struct sim_device *d)
 	for (unsigned i = 0; blocks && walked && i < d->model->nranges; i++) {
 		const struct sim_vrange *rg = &d->model->ranges[i];
 		for (unsigned a = 0; a < rg->count; a += PROFILE_MAX_BLOCK)
-			json_array_append_new(blocks, json_pack("[i, i, i]", rg->fc, rg->addr + a,
-								MIN(rg->count - a, PROFILE_MAX_BLOCK)));
+			json_array_append_new(blocks,
+					      json_pack("[i, i, i]", rg->fc, rg->addr + a,
+							MIN(rg->count - a, PROFILE_MAX_BLOCK)));
 	}
 	for (unsigned i = 0; blocks && !walked && i < d->prof->nblocks; i++)
 		json_array_append_new(blocks, json_pack("[i, i, i]", d->prof->blocks[i].fc,

@@ -445,7 +445,8 @@ static const struct sim_vstr fronius_strs[] = {
 
 #define SS_NAMEPLATE(a)                                                                      \
 	SS_AT(a, 120), C16(HI, (a) + SS120_DERTyp, 4), /* 4: PV */                                \
-	V(HI, (a) + SS120_WRtg, U16, BIG, 10, F(PV_RATED_POWER_W), 1, 0), SF16((a) + SS120_WRtg_SF, 1), \
+	V(HI, (a) + SS120_WRtg, U16, BIG, 10, F(PV_RATED_POWER_W), 1, 0),                         \
+	SF16((a) + SS120_WRtg_SF, 1),                                                             \
 	C16(HI, (a) + SS120_VARtg, 0xFFFF), SF16((a) + SS120_VARtg_SF, -32768)
 
 #define SS_STATUS(a)                                                                         \
@@ -503,15 +504,17 @@ static const struct sim_vreg sunspec_float1_regs[] = {
 #define SS_DER_713 SS_NEXT(SS_DER_702, 702)
 #define SS_DER_714 SS_NEXT(SS_DER_713, 713)
 #define SS_DER_END (SS_DER_714 + 2 + SS714_LEN + 2 * SS714_Prt_SIZE) /* two ports */
-#define SS_DER_PORT(n, mppt_a, mppt_v)                                                       \
+#define SS_DER_PORT(n, mppt_a, mppt_v, mppt_w)                                               \
+	C16(HI, SS_DER_714 + SS714_Prt_PrtTyp(n), 0), /* 0: PV */                                 \
 	C16(HI, SS_DER_714 + SS714_Prt_ID(n), n),                                                 \
+	V(HI, SS_DER_714 + SS714_Prt_DCW(n), I16, BIG, 1, mppt_w, 1, 0),                          \
 	V(HI, SS_DER_714 + SS714_Prt_DCA(n), I16, BIG, 0.01, F(mppt_a), 1, 0),                    \
 	V(HI, SS_DER_714 + SS714_Prt_DCV(n), U16, BIG, 0.1, F(mppt_v), 1, 0),                     \
 	V(HI, SS_DER_714 + SS714_Prt_Tmp(n), I16, BIG, 1, SQ_NONE, 1, 0)
 
 /* A DER with storage under the information models of IEEE 1547: common, 701
  * AC measurement, 702 capacity, 713 storage capacity, 714 DC measurement
- * with two PV ports, end. */
+ * with two PV ports (PrtTyp 0, each port's DCW and the model's total), end. */
 static const struct sim_vrange sunspec_der_ranges[] = {
 	{ HI, 40000, SS_DER_END + 2 - 40000 },
 };
@@ -537,9 +540,10 @@ static const struct sim_vreg sunspec_der_regs[] = {
 	C16(HI, SS_DER_714, 714), C16(HI, SS_DER_714 + 1, SS714_LEN + 2 * SS714_Prt_SIZE),
 	C16(HI, SS_DER_714 + SS714_NPrt, 2),
 	SF16(SS_DER_714 + SS714_DCA_SF, -2), SF16(SS_DER_714 + SS714_DCV_SF, -1),
-	V(HI, SS_DER_714 + SS714_DCW, I16, BIG, 1, SQ_NONE, 1, 0),
-	SS_DER_PORT(1, PV_MPPT1_A, PV_MPPT1_V),
-	SS_DER_PORT(2, PV_MPPT2_A, PV_MPPT2_V),
+	V(HI, SS_DER_714 + SS714_DCW, I16, BIG, 1, F(PV_W), -1, 0),
+	SF16(SS_DER_714 + SS714_DCW_SF, 0),
+	SS_DER_PORT(1, PV_MPPT1_A, PV_MPPT1_V, SQ_MPPT1_W),
+	SS_DER_PORT(2, PV_MPPT2_A, PV_MPPT2_V, SQ_MPPT2_W),
 	END_MARKER(SS_DER_END),
 };
 static const struct sim_vstr sunspec_strs[] = {

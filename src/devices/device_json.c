@@ -93,15 +93,16 @@ static json_t *conn_json(const struct dev_conf *c)
 static json_t *unsupported_json(const struct device *d)
 {
 	json_t *a = json_array();
-	usec_t now = loop_now(d->set->loop), every = (usec_t)d->set->cfg.unsupported_retry_ms * 1000;
+	usec_t now = loop_now(d->set->loop);
+	usec_t every = (usec_t)d->set->cfg.unsupported_retry_ms * 1000;
 
 	for (unsigned i = 0; a && i < d->nunsup; i++) {
 		const struct dev_unsupported *u = &d->unsup[i];
 		usec_t left = now - u->at < every ? every - (now - u->at) : 0;
-		json_array_append_new(a, json_pack("{si si si sI sI}", "fc", (int)u->b.fc,
-						   "addr", (int)u->b.addr, "count", (int)u->b.count,
-						   "skipped", (json_int_t)u->skipped,
-						   "retry_in_s", (json_int_t)((left + 999999) / 1000000)));
+		json_array_append_new(a, json_pack("{si si si sI sI}", "fc", (int)u->b.fc, "addr",
+						   (int)u->b.addr, "count", (int)u->b.count,
+						   "skipped", (json_int_t)u->skipped, "retry_in_s",
+						   (json_int_t)((left + 999999) / 1000000)));
 	}
 	return a;
 }

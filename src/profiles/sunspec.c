@@ -19,6 +19,7 @@
  * Not-implemented points (0x8000, 0xFFFF, 0xFFFFFFFF, NaN, a scale factor
  * of 0x8000) are unavailable, never 0. */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -174,15 +175,62 @@ static const struct ss_point der_ac_pts[] = {
 	SFP(122, "Tmp_SF"),
 };
 
-/* Fixed part, then port 1 at 20 and port 2 at 45 (25 registers each). */
+/* Fixed part, then port 1 at 20 and port 2 at 45 (25 registers each).  The
+ * model's total DCW counts every DC port, a storage port too: pv.W is the
+ * sum of the ports whose PrtTyp is 0 (PV), taken by sunspec_fixup. */
 static const struct ss_point der_dc_pts[] = {
 	SFP(15, "DCA_SF"),
 	SFP(16, "DCV_SF"),
+	SFP(17, "DCW_SF"),
+	RAW(20, 1, U16, "Prt[1].PrtTyp"),
 	PT(30, 1, I16, DEF, 15, RF_PV_MPPT1_A, 1, "Prt[1].DCA", "A"),
 	PT(31, 1, U16, DEF, 16, RF_PV_MPPT1_V, 1, "Prt[1].DCV", "V"),
+	PT(32, 1, I16, DEF, 17, REG_NO_FIELD, 1, "Prt[1].DCW", "W"),
+	RAW(45, 1, U16, "Prt[2].PrtTyp"),
 	PT(55, 1, I16, DEF, 15, RF_PV_MPPT2_A, 1, "Prt[2].DCA", "A"),
 	PT(56, 1, U16, DEF, 16, RF_PV_MPPT2_V, 1, "Prt[2].DCV", "V"),
+	PT(57, 1, I16, DEF, 17, REG_NO_FIELD, 1, "Prt[2].DCW", "W"),
 };
+
+#define SS_PRT_PV 0 /* 714 PrtTyp: PV */
+
+/* pv.W of a DER DC model (714): minus the sum of its PV ports' DCW, when the
+ * inverter models gave none; a PV port whose power is unavailable leaves
+ * pv.W unavailable (a part is not the sum). */
+static int sunspec_fixup(const struct profile *p, const struct block_result *res, unsigned nres,
+			 struct reading *r)
+{
+	double sum = 0;
+	int dec = 0;
+	bool any = false;
+
+	if (!isnan(r->v[RF_PV_W]))
+		return 0;
+	for (unsigned i = 0; i < p->nregs; i++) {
+		const struct reg_def *typ = &p->regs[i], *dcw = typ + 1;
+		double t, w;
+
+		if (strcmp(typ->name, "Prt[1].PrtTyp") != 0 &&
+		    strcmp(typ->name, "Prt[2].PrtTyp") != 0)
+			continue;
+		/* the port's DCW row follows its DCA and DCV rows */
+		while (dcw < p->regs + p->nregs && dcw->addr < typ->addr + 12)
+			dcw++;
+		if (dcw >= p->regs + p->nregs || dcw->addr != typ->addr + 12)
+			continue;
+		if (profile_decode_value(typ, res, nres, &t) < 0 || t != SS_PRT_PV)
+			continue;
+		if (profile_decode_value(dcw, res, nres, &w) < 0)
+			return 0;
+		for (int d = 0; d < 9 && reading_round(w, d) != w; d++)
+			dec = d + 1 > dec ? d + 1 : dec;
+		sum += w;
+		any = true;
+	}
+	if (any)
+		r->v[RF_PV_W] = reading_round(-sum, dec);
+	return 0;
+}
 
 static const struct ss_point battery_pts[] = {
 	PT(11, 1, U16, DEF, 56, RF_BATTERY_SOC_NOM_FRACT, 0.01, "SoC", "%"),
@@ -390,7 +438,8 @@ int sunspec_build_profile(uint16_t base_addr, const struct sunspec_model_hdr *hd
 	*p = (struct profile){ .name = "sunspec", .brand = "SunSpec", .family = "sunspec",
 			       .dtype = battery ? "hybrid" : inverter ? "inverter" : "meter",
 			       .regs = regs, .nregs = nregs, .blocks = blocks, .nblocks = (unsigned)r,
-			       .blocks_every_poll = true, .sunspec_base = base_addr, .heap = true };
+			       .blocks_every_poll = true, .sunspec_base = base_addr, .heap = true,
+			       .fixup = sunspec_fixup };
 	for (unsigned i = 0; i < nregs; i++) {
 		if (regs[i].tag == TAG_SN && !p->serial)
 			p->serial = &regs[i];

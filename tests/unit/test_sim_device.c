@@ -416,9 +416,11 @@ static void test_sunspec_models(void **state)
 		  "{\"pv\": {\"W\": -3612.5, \"rated_power_W\": 9990.0, \"heatsink_C\": 41.3, "
 		  "\"total_generation_Wh\": 12345678.0}, \"meter\": {\"Hz\": 49.987}, "
 		  "\"inverter\": {\"W\": -3456.0}}" },
-		/* 701 Hz at sf -3, TmpSnk at -1, 714 DCA -2 and DCV -1, 713 SoC -1 */
+		/* 701 Hz at sf -3, TmpSnk at -1, 714 DCA -2 and DCV -1, 713 SoC -1; pv.W
+		 * the sum of the PV ports' DCW (612.3 x 8.45 + 598.7 x 7.01, 1 W each) */
 		{ "sunspec_der",
-		  "{\"pv\": {\"rated_power_W\": 9990.0, \"mppt1_V\": 612.3, \"mppt1_A\": 8.45, "
+		  "{\"pv\": {\"W\": -9371.0, \"rated_power_W\": 9990.0, \"mppt1_V\": 612.3, "
+		  "\"mppt1_A\": 8.45, "
 		  "\"mppt2_V\": 598.7, \"mppt2_A\": 7.01, \"heatsink_C\": 41.3, "
 		  "\"total_generation_Wh\": 12345678.0}, \"battery\": {\"SoC_nom_fract\": 0.673}, "
 		  "\"meter\": {\"Hz\": 49.987}, \"inverter\": {\"W\": -3456.0}}" },
@@ -428,8 +430,8 @@ static void test_sunspec_models(void **state)
 	struct reading got;
 
 	for (unsigned c = 0; c < ARRAY_SIZE(cases); c++) {
-		assert_int_equal(sim_device_init_model(s, d, sim_model_find(cases[c].model), 1, NULL,
-						       "ss"), 0);
+		const struct sim_model *m = sim_model_find(cases[c].model);
+		assert_int_equal(sim_device_init_model(s, d, m, 1, NULL, "ss"), 0);
 		for (unsigned i = 0; i < ARRAY_SIZE(set); i++)
 			sim_device_override(d, set[i].f, set[i].v);
 		assert_int_equal(sim_device_update(d, 500.0), 0);
@@ -537,11 +539,13 @@ static void test_one_home(void **state)
 		for (double t = windows[w][0]; t <= windows[w][0] + 3600; t += 600) {
 			assert_int_equal(sim_home_update(s, t), 0);
 			const struct reading *m = &s->devs[1].rd;
-			double imp = m->v[RF_METER_TOTAL_IMPORT_WH], exp_ = m->v[RF_METER_TOTAL_EXPORT_WH];
+			double imp = m->v[RF_METER_TOTAL_IMPORT_WH];
+			double exp_ = m->v[RF_METER_TOTAL_EXPORT_WH];
 			assert_true(m->v[RF_METER_W] * windows[w][1] > 0);
 			if (!isnan(last_imp)) {
 				double rose = windows[w][1] > 0 ? imp - last_imp : exp_ - last_exp;
-				double stayed = windows[w][1] > 0 ? exp_ - last_exp : imp - last_imp;
+				double stayed =
+					windows[w][1] > 0 ? exp_ - last_exp : imp - last_imp;
 				assert_true(stayed == 0);
 				/* the energy the power gives over the step */
 				double want = fabs(m->v[RF_METER_W]) * 600 / 3600.0;
