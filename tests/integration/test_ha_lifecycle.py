@@ -405,3 +405,45 @@ class NoMeterTest(unittest.TestCase):
             self.assertEqual([k for k in gone if k in x["reading"].get("meter", {})], [],
                              x["reading"])
         self.assertEqual(egwd.stop(), 0)
+
+
+@unittest.skipUnless(os.path.exists(MOSQUITTO) and shutil.which("mosquitto_sub"),
+                     "needs mosquitto and mosquitto-clients")
+class NodeIdTest(unittest.TestCase):
+    def test_ids_that_read_alike_get_their_own_entities(self):
+        """Device ids "grid.meter" and "grid_meter" used to share one HA node
+        and unique_ids (HA merged them into one device).  Now "grid_meter"
+        keeps its node, "grid.meter" is escaped while both exist, and goes
+        back to the node it always had once the other is removed."""
+        broker = Broker(self)
+        broker.start()
+        sim = t.EgwSim(self, [("sdm630", 1), ("sdm630", 2)], control=False)
+        devs = [sim.device_settings(0, id="grid.meter"), sim.device_settings(1, id="grid_meter")]
+        egwd = t.Egwd(self, set={"devices": devs, "mqtt.enabled": True,
+                                 "mqtt.host": "127.0.0.1", "mqtt.port": broker.port})
+        serial = egwd.state()["signer"]["serial"]
+        plain, escaped = f"egw_{serial}_grid_meter", f"egw_{serial}_grid_2emeter"
+
+        def configs(node):
+            return {k: json.loads(v) for k, v in
+                    retained(broker.port, f"{PREFIX}/sensor/{node}/+/config").items()}
+        t.wait_until(lambda: f"{PREFIX}/sensor/{plain}/meter_W/config" in configs(plain)
+                     and f"{PREFIX}/sensor/{escaped}/meter_W/config" in configs(escaped),
+                     timeout=20, what="both meters announced")
+        time.sleep(1)
+        a, b = configs(escaped), configs(plain)
+        self.assertEqual({c["state_topic"] for c in a.values()},
+                         {f"egw/{serial}/grid.meter/state"})
+        self.assertEqual({c["state_topic"] for c in b.values()},
+                         {f"egw/{serial}/grid_meter/state"})
+        uids = [c["unique_id"] for c in list(a.values()) + list(b.values())]
+        self.assertEqual(len(uids), len(set(uids)), uids)
+
+        st, obj = t.http_json(egwd.port, "DELETE", "/api/device?id=grid_meter",
+                              headers=egwd.auth())
+        self.assertEqual(st, 200, obj)
+        t.wait_until(lambda: not configs(escaped) and configs(plain) and
+                     {c["state_topic"] for c in configs(plain).values()}
+                     == {f"egw/{serial}/grid.meter/state"},
+                     timeout=20, what="grid.meter back under its own node")
+        self.assertEqual(egwd.stop(), 0)
