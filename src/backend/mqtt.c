@@ -169,6 +169,33 @@ static bool ha_same(const char *a, const char *b)
 	return *a == *b;
 }
 
+/* The nodes of all of ids[0..n) (n <= MQTT_MAX_DEVICES): see mqtt_ha_node. */
+static void ha_nodes(const char *serial, const char *const *ids, unsigned n, char (*name)[128])
+{
+	for (unsigned k = 0; k < n; k++) {
+		bool clash = false;
+
+		for (unsigned j = 0; j < n && strchr(ids[k], '.'); j++)
+			if (j != k && strcmp(ids[j], ids[k]) != 0 && ha_same(ids[j], ids[k]))
+				clash = true;
+		if (clash)
+			ha_escaped(name[k], 128, serial, ids[k]);
+		else
+			ha_id(name[k], 128, serial, ids[k]);
+		/* Only an id chosen to look like another's escape gets here. */
+		char base[128];
+		memcpy(base, name[k], sizeof(base));
+		for (unsigned j = 0, sfx = 2; j < k;) {
+			if (strcmp(name[j], name[k]) != 0) {
+				j++;
+				continue;
+			}
+			snprintf(name[k], 128, "%.116s_%u", base, sfx++);
+			j = 0;
+		}
+	}
+}
+
 int mqtt_ha_node(const char *serial, const char *const *ids, unsigned n, unsigned i, char *out,
 		 size_t len)
 {
@@ -176,28 +203,7 @@ int mqtt_ha_node(const char *serial, const char *const *ids, unsigned n, unsigne
 
 	if (i >= n || n > MQTT_MAX_DEVICES || len < sizeof(name[0]))
 		return -EINVAL;
-	for (unsigned k = 0; k <= i; k++) {
-		bool clash = false;
-
-		for (unsigned j = 0; j < n && strchr(ids[k], '.'); j++)
-			if (j != k && strcmp(ids[j], ids[k]) != 0 && ha_same(ids[j], ids[k]))
-				clash = true;
-		if (clash)
-			ha_escaped(name[k], sizeof(name[k]), serial, ids[k]);
-		else
-			ha_id(name[k], sizeof(name[k]), serial, ids[k]);
-		/* Only an id chosen to look like another's escape gets here. */
-		char base[sizeof(name[k])];
-		memcpy(base, name[k], sizeof(base));
-		for (unsigned j = 0, sfx = 2; j < k;) {
-			if (strcmp(name[j], name[k]) != 0) {
-				j++;
-				continue;
-			}
-			snprintf(name[k], sizeof(name[k]), "%.116s_%u", base, sfx++);
-			j = 0;
-		}
-	}
+	ha_nodes(serial, ids, n, name);
 	snprintf(out, len, "%s", name[i]);
 	return 0;
 }
@@ -206,9 +212,15 @@ int mqtt_ha_node(const char *serial, const char *const *ids, unsigned n, unsigne
 static void ha_node_in(const char *serial, const char *const *ids, unsigned n, const char *id,
 		       char *out, size_t len)
 {
-	for (unsigned i = 0; i < n; i++)
-		if (strcmp(ids[i], id) == 0 && mqtt_ha_node(serial, ids, n, i, out, len) == 0)
-			return;
+	char name[MQTT_MAX_DEVICES][128];
+
+	if (n <= MQTT_MAX_DEVICES)
+		for (unsigned i = 0; i < n; i++)
+			if (strcmp(ids[i], id) == 0) {
+				ha_nodes(serial, ids, n, name);
+				snprintf(out, len, "%s", name[i]);
+				return;
+			}
 	ha_id(out, len, serial, id);
 }
 
@@ -372,13 +384,14 @@ int mqtt_gateway_discovery(const char *topic_prefix, const char *discovery_prefi
 static bool in_ids(const char *const *ids, unsigned n, const char *serial, const char *node,
 		   const char *id)
 {
-	char want[128];
+	char name[MQTT_MAX_DEVICES][128];
 
+	if (node && n <= MQTT_MAX_DEVICES)
+		ha_nodes(serial, ids, n, name);
 	for (unsigned i = 0; i < n; i++) {
 		if (id && strcmp(ids[i], id) == 0)
 			return true;
-		if (node && mqtt_ha_node(serial, ids, n, i, want, sizeof(want)) == 0 &&
-		    strcmp(want, node) == 0)
+		if (node && n <= MQTT_MAX_DEVICES && strcmp(name[i], node) == 0)
 			return true;
 	}
 	return false;
