@@ -411,6 +411,7 @@ static const struct sim_vreg huawei_hybrid_regs[] = {
 	V(HI, 37022, I16, BIG, 0.1, F(BATTERY_HEATSINK_C), 1, 0),
 	V(HI, 37066, U32, BIG, 10, F(BATTERY_TOTAL_CHARGE_WH), 1, 0),
 	V(HI, 37068, U32, BIG, 10, F(BATTERY_TOTAL_DISCHARGE_WH), 1, 0),
+	V(HI, 37100, U16, BIG, 1, SQ_CONST, 1, 1),                 /* meter status: normal */
 	V(HI, 37101, I32, BIG, 0.1, F(METER_L1_V), 1, 0),
 	V(HI, 37103, I32, BIG, 0.1, F(METER_L2_V), 1, 0),
 	V(HI, 37105, I32, BIG, 0.1, F(METER_L3_V), 1, 0),
@@ -424,6 +425,19 @@ static const struct sim_vreg huawei_hybrid_regs[] = {
 	V(HI, 37132, I32, BIG, 1, F(METER_L1_W), -1, 0),
 	V(HI, 37134, I32, BIG, 1, F(METER_L2_W), -1, 0),
 	V(HI, 37136, I32, BIG, 1, F(METER_L3_W), -1, 0),
+};
+/* The same with no meter connected: 37100 meter status 0 (offline), the
+ * meter registers 0. */
+static const struct sim_vreg huawei_hybrid_nometer_regs[] = {
+	HUAWEI_INVERTER,
+	V(HI, 37001, I32, BIG, 1, F(BATTERY_W), 1, 0),
+	V(HI, 37003, U16, BIG, 0.1, F(BATTERY_V), 1, 0),
+	V(HI, 37004, U16, BIG, 0.001, F(BATTERY_SOC_NOM_FRACT), 1, 0),
+	V(HI, 37021, I16, BIG, 0.1, F(BATTERY_A), 1, 0),
+	V(HI, 37022, I16, BIG, 0.1, F(BATTERY_HEATSINK_C), 1, 0),
+	V(HI, 37066, U32, BIG, 10, F(BATTERY_TOTAL_CHARGE_WH), 1, 0),
+	V(HI, 37068, U32, BIG, 10, F(BATTERY_TOTAL_DISCHARGE_WH), 1, 0),
+	V(HI, 37100, U16, BIG, 1, SQ_CONST, 1, 0),
 };
 
 #define RANGES(r) .ranges = (r), .nranges = ARRAY_SIZE(r)
@@ -524,9 +538,14 @@ static const struct sim_model model_huawei_hybrid = {
 	.doc = "Huawei SUN2000 MODBUS Interface Definitions (LUNA2000, DTSU666-H meter)",
 	RANGES(huawei_hybrid_ranges), REGS(huawei_hybrid_regs), SERIAL_STR(HI, 30015, 10),
 };
+static const struct sim_model model_huawei_hybrid_nometer = {
+	.name = "huawei_hybrid_nometer", .profile = "huawei_hybrid", .battery = true,
+	.doc = "Huawei SUN2000 MODBUS Interface Definitions (LUNA2000, no meter)",
+	RANGES(huawei_hybrid_ranges), REGS(huawei_hybrid_nometer_regs), SERIAL_STR(HI, 30015, 10),
+};
 
 static const struct sim_model *const models[] = {
-	&model_huawei, &model_huawei_hybrid,
+	&model_huawei, &model_huawei_hybrid, &model_huawei_hybrid_nometer,
 	&model_sdm630, &model_sungrow, &model_sungrow_sf, &model_sungrow_sg, &model_sungrow_nometer,
 	&model_deye,
 	&model_goodwe, &model_sofar, &model_sma, &model_solaredge, &model_solaredge_meter,
