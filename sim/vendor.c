@@ -101,6 +101,44 @@ static const struct sim_vreg sungrow_sh_regs[] = {
 	V(IN, 13045, U32, LITTLE, 100, F(METER_TOTAL_EXPORT_WH), 1, 0), /* 13046 total export */
 };
 
+/* The same SH with no meter connected: 5601-5608 read 0x7FFFFFFF ("not
+ * available", the value Home Assistant users' register maps test for).
+ * What it serves in the meter-derived registers of the 13000 block (export
+ * power, phase currents, import/export totals) is not documented: 0 here,
+ * nothing measured and nothing counted. */
+static const struct sim_vreg sungrow_sh_nometer_regs[] = {
+	V(IN, 5000, U16, BIG, 100, F(PV_RATED_POWER_W), 1, 0),
+	V(IN, 5003, U32, LITTLE, 100, F(PV_TOTAL_GENERATION_WH), 1, 0),
+	V(IN, 5007, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0),
+	V(IN, 5010, U16, BIG, 0.1, F(PV_MPPT1_V), 1, 0),
+	V(IN, 5011, U16, BIG, 0.1, F(PV_MPPT1_A), 1, 0),
+	V(IN, 5012, U16, BIG, 0.1, F(PV_MPPT2_V), 1, 0),
+	V(IN, 5013, U16, BIG, 0.1, F(PV_MPPT2_A), 1, 0),
+	V(IN, 5016, U32, LITTLE, 1, F(PV_W), -1, 0),
+	V(IN, 5018, U16, BIG, 0.1, F(METER_L1_V), 1, 0),
+	V(IN, 5019, U16, BIG, 0.1, F(METER_L2_V), 1, 0),
+	V(IN, 5020, U16, BIG, 0.1, F(METER_L3_V), 1, 0),
+	V(IN, 5035, U16, BIG, 0.1, F(METER_HZ), 1, 0),
+	V(IN, 5241, U16, BIG, 0.01, F(METER_HZ), 1, 0),
+	/* 5601-5608 meter powers: S32 0x7FFFFFFF, written as U32 because the S32
+	 * encoder turns its own sentinel into 0x80000000 */
+	V(IN, 5600, U32, LITTLE, 1, SQ_CONST, 1, 2147483647),
+	V(IN, 5602, U32, LITTLE, 1, SQ_CONST, 1, 2147483647),
+	V(IN, 5604, U32, LITTLE, 1, SQ_CONST, 1, 2147483647),
+	V(IN, 5606, U32, LITTLE, 1, SQ_CONST, 1, 2147483647),
+	V(IN, 13000, U16, BIG, 1, SQ_SUNGROW_STATE, 1, 0),
+	V(IN, 13002, U32, LITTLE, 100, F(PV_TOTAL_GENERATION_WH), 1, 0),
+	V(IN, 13009, I32, LITTLE, 1, SQ_CONST, 1, 0),           /* 13010 export power */
+	V(IN, 13019, U16, BIG, 0.1, F(BATTERY_V), 1, 0),
+	V(IN, 13020, I16, BIG, 0.1, F(BATTERY_A), 1, 0),
+	V(IN, 13021, U16, BIG, 1, SQ_BATTERY_ABS_W, 1, 0),
+	V(IN, 13022, U16, BIG, 0.001, F(BATTERY_SOC_NOM_FRACT), 1, 0),
+	V(IN, 13024, I16, BIG, 0.1, F(BATTERY_HEATSINK_C), 1, 0),
+	V(IN, 13026, U32, LITTLE, 100, F(BATTERY_TOTAL_DISCHARGE_WH), 1, 0),
+	V(IN, 13033, I32, LITTLE, 1, F(INVERTER_W), -1, 0),
+	V(IN, 13040, U32, LITTLE, 100, F(BATTERY_TOTAL_CHARGE_WH), 1, 0),
+};
+
 /* ---- Sungrow SG string inverter -------------------------------------------
  * Sungrow "Communication Protocol of PV Grid-Connected String Inverters"
  * (TI_20171026 V1.1.x): input registers from 1; no battery, no 13000 block,
@@ -596,6 +634,7 @@ static const struct sim_vreg huawei_hybrid_regs[] = {
 	V(HI, 37022, I16, BIG, 0.1, F(BATTERY_HEATSINK_C), 1, 0),
 	V(HI, 37066, U32, BIG, 10, F(BATTERY_TOTAL_CHARGE_WH), 1, 0),
 	V(HI, 37068, U32, BIG, 10, F(BATTERY_TOTAL_DISCHARGE_WH), 1, 0),
+	V(HI, 37100, U16, BIG, 1, SQ_CONST, 1, 1),                 /* meter status: normal */
 	V(HI, 37101, I32, BIG, 0.1, F(METER_L1_V), 1, 0),
 	V(HI, 37103, I32, BIG, 0.1, F(METER_L2_V), 1, 0),
 	V(HI, 37105, I32, BIG, 0.1, F(METER_L3_V), 1, 0),
@@ -609,6 +648,19 @@ static const struct sim_vreg huawei_hybrid_regs[] = {
 	V(HI, 37132, I32, BIG, 1, F(METER_L1_W), -1, 0),
 	V(HI, 37134, I32, BIG, 1, F(METER_L2_W), -1, 0),
 	V(HI, 37136, I32, BIG, 1, F(METER_L3_W), -1, 0),
+};
+/* The same with no meter connected: 37100 meter status 0 (offline), the
+ * meter registers 0. */
+static const struct sim_vreg huawei_hybrid_nometer_regs[] = {
+	HUAWEI_INVERTER,
+	V(HI, 37001, I32, BIG, 1, F(BATTERY_W), 1, 0),
+	V(HI, 37003, U16, BIG, 0.1, F(BATTERY_V), 1, 0),
+	V(HI, 37004, U16, BIG, 0.001, F(BATTERY_SOC_NOM_FRACT), 1, 0),
+	V(HI, 37021, I16, BIG, 0.1, F(BATTERY_A), 1, 0),
+	V(HI, 37022, I16, BIG, 0.1, F(BATTERY_HEATSINK_C), 1, 0),
+	V(HI, 37066, U32, BIG, 10, F(BATTERY_TOTAL_CHARGE_WH), 1, 0),
+	V(HI, 37068, U32, BIG, 10, F(BATTERY_TOTAL_DISCHARGE_WH), 1, 0),
+	V(HI, 37100, U16, BIG, 1, SQ_CONST, 1, 0),
 };
 
 #define RANGES(r) .ranges = (r), .nranges = ARRAY_SIZE(r)
@@ -631,6 +683,11 @@ static const struct sim_model model_sungrow_sf = {
 	.name = "sungrow_sf", .profile = "sungrow_sf", .battery = true, .meter = true,
 	.doc = "Sungrow Communication Protocol of Residential Hybrid Inverter V1.0.23",
 	RANGES(sungrow_sh_ranges), REGS(sungrow_sh_regs), SERIAL_STR(IN, 4989, 10),
+};
+static const struct sim_model model_sungrow_nometer = {
+	.name = "sungrow_nometer", .profile = "sungrow", .battery = true,
+	.doc = "Sungrow Communication Protocol of Residential Hybrid Inverter V1.0.23 (no meter)",
+	RANGES(sungrow_sh_ranges), REGS(sungrow_sh_nometer_regs), SERIAL_STR(IN, 4989, 10),
 };
 static const struct sim_model model_sungrow_sg = {
 	.name = "sungrow_sg", .profile = "sungrow",
@@ -744,11 +801,16 @@ static const struct sim_model model_huawei_hybrid = {
 	.doc = "Huawei SUN2000 MODBUS Interface Definitions (LUNA2000, DTSU666-H meter)",
 	RANGES(huawei_hybrid_ranges), REGS(huawei_hybrid_regs), SERIAL_STR(HI, 30015, 10),
 };
+static const struct sim_model model_huawei_hybrid_nometer = {
+	.name = "huawei_hybrid_nometer", .profile = "huawei_hybrid", .battery = true,
+	.doc = "Huawei SUN2000 MODBUS Interface Definitions (LUNA2000, no meter)",
+	RANGES(huawei_hybrid_ranges), REGS(huawei_hybrid_nometer_regs), SERIAL_STR(HI, 30015, 10),
+};
 
 static const struct sim_model *const models[] = {
-	&model_huawei, &model_huawei_hybrid,
-	&model_sdm630, &model_sungrow, &model_sungrow_sf, &model_sungrow_sg, &model_deye,
-	&model_deye_micro, &model_solis, &model_growatt, &model_solax,
+	&model_huawei, &model_huawei_hybrid, &model_huawei_hybrid_nometer,
+	&model_sdm630, &model_sungrow, &model_sungrow_sf, &model_sungrow_sg, &model_sungrow_nometer,
+	&model_deye, &model_deye_micro, &model_solis, &model_growatt, &model_solax,
 	&model_goodwe, &model_sofar, &model_sma, &model_solaredge, &model_solaredge_meter,
 	&model_solaredge_us,
 	&model_fronius_sf,

@@ -141,6 +141,89 @@ static void ha_id(char *out, size_t len, const char *a, const char *b)
 	out[n] = 0;
 }
 
+/* An id with '.' escaped so no other id can give the same text: '_' and '.'
+ * become "_5f" and "_2e" (every other id character is kept). */
+static void ha_escaped(char *out, size_t len, const char *serial, const char *id)
+{
+	char esc[3 * 64 + 1];
+	size_t n = 0;
+
+	for (const char *p = id; *p && n + 4 < sizeof(esc); p++) {
+		if (*p == '.' || *p == '_') {
+			memcpy(esc + n, *p == '.' ? "_2e" : "_5f", 3);
+			n += 3;
+		} else {
+			esc[n++] = *p;
+		}
+	}
+	esc[n] = 0;
+	ha_id(out, len, serial, esc);
+}
+
+/* Would ids a and b give the same node id by ha_id ('.' read as '_')? */
+static bool ha_same(const char *a, const char *b)
+{
+	for (; *a && *b; a++, b++)
+		if (*a != *b && !((*a == '.' || *a == '_') && (*b == '.' || *b == '_')))
+			return false;
+	return *a == *b;
+}
+
+/* The nodes of all of ids[0..n) (n <= MQTT_MAX_DEVICES): see mqtt_ha_node. */
+static void ha_nodes(const char *serial, const char *const *ids, unsigned n, char (*name)[128])
+{
+	for (unsigned k = 0; k < n; k++) {
+		bool clash = false;
+
+		for (unsigned j = 0; j < n && strchr(ids[k], '.'); j++)
+			if (j != k && strcmp(ids[j], ids[k]) != 0 && ha_same(ids[j], ids[k]))
+				clash = true;
+		if (clash)
+			ha_escaped(name[k], 128, serial, ids[k]);
+		else
+			ha_id(name[k], 128, serial, ids[k]);
+		/* Only an id chosen to look like another's escape gets here. */
+		char base[128];
+		memcpy(base, name[k], sizeof(base));
+		for (unsigned j = 0, sfx = 2; j < k;) {
+			if (strcmp(name[j], name[k]) != 0) {
+				j++;
+				continue;
+			}
+			snprintf(name[k], 128, "%.116s_%u", base, sfx++);
+			j = 0;
+		}
+	}
+}
+
+int mqtt_ha_node(const char *serial, const char *const *ids, unsigned n, unsigned i, char *out,
+		 size_t len)
+{
+	char name[MQTT_MAX_DEVICES][128];
+
+	if (i >= n || n > MQTT_MAX_DEVICES || len < sizeof(name[0]))
+		return -EINVAL;
+	ha_nodes(serial, ids, n, name);
+	snprintf(out, len, "%s", name[i]);
+	return 0;
+}
+
+/* The node of device `id` among ids (plain ha_id when it is not one of them). */
+static void ha_node_in(const char *serial, const char *const *ids, unsigned n, const char *id,
+		       char *out, size_t len)
+{
+	char name[MQTT_MAX_DEVICES][128];
+
+	if (n <= MQTT_MAX_DEVICES)
+		for (unsigned i = 0; i < n; i++)
+			if (strcmp(ids[i], id) == 0) {
+				ha_nodes(serial, ids, n, name);
+				snprintf(out, len, "%s", name[i]);
+				return;
+			}
+	ha_id(out, len, serial, id);
+}
+
 /* The gateway's node id, "egw_<serial>" (also its HA device identifier). */
 static void gw_node(char *out, size_t len, const char *serial)
 {
@@ -189,7 +272,10 @@ int mqtt_discovery(const char *topic_prefix, const char *discovery_prefix,
 	u = ha_unit_of(fi->unit);
 	if (!u || !ha_fields[f].name) /* a field this table does not know yet */
 		return -EINVAL;
-	ha_id(node, sizeof(node), gw->serial, dev->id);
+	if (dev->node)
+		snprintf(node, sizeof(node), "%s", dev->node);
+	else
+		ha_id(node, sizeof(node), gw->serial, dev->id);
 	gw_node(via, sizeof(via), gw->serial);
 	snprintf(object, sizeof(object), "%s_%s", fi->group, fi->name);
 	snprintf(uid, sizeof(uid), "%s_%s", node, object);
@@ -298,13 +384,14 @@ int mqtt_gateway_discovery(const char *topic_prefix, const char *discovery_prefi
 static bool in_ids(const char *const *ids, unsigned n, const char *serial, const char *node,
 		   const char *id)
 {
-	char want[128];
+	char name[MQTT_MAX_DEVICES][128];
 
+	if (node && n <= MQTT_MAX_DEVICES)
+		ha_nodes(serial, ids, n, name);
 	for (unsigned i = 0; i < n; i++) {
 		if (id && strcmp(ids[i], id) == 0)
 			return true;
-		ha_id(want, sizeof(want), serial, ids[i]);
-		if (node && strcmp(want, node) == 0)
+		if (node && n <= MQTT_MAX_DEVICES && strcmp(name[i], node) == 0)
 			return true;
 	}
 	return false;
@@ -912,12 +999,20 @@ int mqtt_publish_reading(struct mqtt *m, const struct mqtt_device *dev, int64_t 
 		memcpy(d->shown, shown, sizeof(shown));
 		d->announced = 0;
 	}
+	/* Its HA node among the current devices, so two ids never share one. */
+	const char *cur[MQTT_MAX_DEVICES];
+	char node[128];
+	struct mqtt_device named = *dev;
+	for (unsigned i = 0; i < m->ncur; i++)
+		cur[i] = m->cur[i];
+	ha_node_in(m->serial, cur, m->ncur, device_id, node, sizeof(node));
+	named.node = node;
 	for (int f = 0; f < RF_COUNT; f++) {
 		json_t *cfg;
 
 		if (isnan(r->v[f]) || (d->announced & (1u << f)))
 			continue;
-		ret = mqtt_discovery(m->prefix, m->disc, &gw, dev, f, topic, sizeof(topic), &cfg);
+		ret = mqtt_discovery(m->prefix, m->disc, &gw, &named, f, topic, sizeof(topic), &cfg);
 		if (ret == -EINVAL) {
 			/* no HA entity for it; the state still carries it */
 			d->announced |= 1u << f;
@@ -966,18 +1061,29 @@ int mqtt_publish_availability(struct mqtt *m, const char *device_id, bool online
 	return 0;
 }
 
-/* Deletes every config topic device `id` could have and marks it offline. */
-static int retire(struct mqtt *m, const char *id)
+/* Deletes every config topic under HA node `node`. */
+static int unannounce(struct mqtt *m, const char *node)
 {
-	char node[128], topic[MQTT_TOPIC_MAX];
+	char topic[MQTT_TOPIC_MAX];
 	int r = 0;
 
-	ha_id(node, sizeof(node), m->serial, id);
 	for (int f = 0; f < RF_COUNT && r == 0; f++) {
 		snprintf(topic, sizeof(topic), "%s/sensor/%s/%s_%s/config", m->disc, node,
 			 reading_fields[f].group, reading_fields[f].name);
 		r = q_push_str(m, topic, "", 1, true);
 	}
+	return r;
+}
+
+/* Deletes every config topic device `id` could have (its node among the
+ * devices it was one of) and marks it offline. */
+static int retire(struct mqtt *m, const char *id, const char *const *was, unsigned nwas)
+{
+	char node[128];
+	int r;
+
+	ha_node_in(m->serial, was, nwas, id, node, sizeof(node));
+	r = unannounce(m, node);
 	if (r == 0)
 		r = avail_push(m, id, false);
 	m->st.removed++;
@@ -987,6 +1093,7 @@ static int retire(struct mqtt *m, const char *id)
 int mqtt_set_devices(struct mqtt *m, const char *const *ids, unsigned n)
 {
 	char old[MQTT_MAX_DEVICES][64];
+	const char *was[MQTT_MAX_DEVICES];
 	unsigned nold = m->ncur, k;
 	int r = 0;
 
@@ -996,16 +1103,33 @@ int mqtt_set_devices(struct mqtt *m, const char *const *ids, unsigned n)
 		if (!topic_level_ok(ids[i]))
 			return -EINVAL;
 	memcpy(old, m->cur, sizeof(old));
+	for (unsigned i = 0; i < nold; i++)
+		was[i] = old[i];
 	for (unsigned i = 0; i < n; i++)
 		snprintf(m->cur[i], sizeof(m->cur[i]), "%s", ids[i]);
 	m->ncur = n;
-	m->cur_known = true;
 	for (unsigned i = 0; i < nold; i++) {
 		for (k = 0; k < n && strcmp(old[i], ids[k]) != 0; k++)
 			;
-		if (k == n && retire(m, old[i]) < 0)
+		if (k == n && retire(m, old[i], was, nold) < 0)
 			r = -ENOMEM;
 	}
+	/* A device whose node changed (an id it collides with came or went):
+	 * its configs move to the new node at its next reading. */
+	for (unsigned i = 0; m->cur_known && i < n; i++) {
+		char a[128], b[128];
+
+		ha_node_in(m->serial, was, nold, ids[i], a, sizeof(a));
+		ha_node_in(m->serial, ids, n, ids[i], b, sizeof(b));
+		if (strcmp(a, b) == 0)
+			continue;
+		if (unannounce(m, a) < 0)
+			r = -ENOMEM;
+		for (unsigned j = 0; j < m->ndevs; j++)
+			if (strcmp(m->devs[j].id, ids[i]) == 0)
+				m->devs[j].announced = 0;
+	}
+	m->cur_known = true;
 	/* Forget removed devices, so one added back is announced afresh. */
 	for (unsigned i = 0; i < m->ndevs;) {
 		for (k = 0; k < n && strcmp(m->devs[i].id, ids[k]) != 0; k++)

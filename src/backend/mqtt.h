@@ -98,6 +98,7 @@ struct mqtt_device {
 	const char *model;             /* NULL: not sent */
 	const char *serial;            /* serial number; NULL or "": not sent */
 	const struct profile *profile; /* resolution of each field; NULL: by unit */
+	const char *node;              /* its HA node id (mqtt_ha_node); NULL: from the id alone */
 };
 
 /* The gateway, for the device block and its own HA device. */
@@ -168,5 +169,13 @@ int mqtt_gateway_discovery(const char *topic_prefix, const char *discovery_prefi
 int mqtt_stale_config(const char *topic_prefix, const char *discovery_prefix, const char *serial,
                       const char *const *ids, unsigned n, const char *topic, const void *payload,
                       size_t len, char *ret_avail, size_t avail_len);
+/* The Home Assistant node id of device ids[i] among the gateway's devices
+ * ids[0..n): "egw_<serial>_<id>" with '.' read as '_', as always, unless
+ * another of ids reads the same that way ("a.b" and "a_b"): then each id
+ * with a '.' has '_' and '.' escaped ("a_2eb").  Different ids always get
+ * different nodes; an id that collides with none keeps its node.  Returns 0
+ * or -EINVAL (i >= n, n > MQTT_MAX_DEVICES, len < 128). */
+int mqtt_ha_node(const char *serial, const char *const *ids, unsigned n, unsigned i, char *out,
+		 size_t len);
 /* The HA entity name of field f ("PV power", "Battery state of charge"). */
 const char *mqtt_field_name(enum reading_field f);

@@ -308,6 +308,35 @@ static int check_list(const struct dev_conf *c, unsigned n, struct devconf_error
 	return 0;
 }
 
+/* Devices without a proxy_unit_id whose unit_id an earlier such device
+ * already answers for (two inverters at different hosts, both unit 1) get
+ * the lowest unit 1..247 that no device holds, explicitly or by default, so
+ * the proxy reaches every device.  It depends only on the list: the same
+ * settings give the same units at every start. */
+static void resolve_proxy_units(struct dev_conf *c, unsigned n)
+{
+	bool held[256] = { false };
+
+	for (unsigned i = 0; i < n; i++)
+		if (!c[i].p1)
+			held[c[i].proxy_unit] = true;
+	for (unsigned i = 0; i < n; i++) {
+		if (c[i].p1 || c[i].proxy_unit_set)
+			continue;
+		for (unsigned j = 0; j < i; j++) {
+			if (c[j].p1 || c[j].proxy_unit != c[i].proxy_unit)
+				continue;
+			for (unsigned u = 1; u <= 247; u++)
+				if (!held[u]) {
+					held[u] = true;
+					c[i].proxy_unit = (uint8_t)u;
+					break;
+				}
+			break;
+		}
+	}
+}
+
 void devconf_free(struct dev_conf *confs, unsigned n)
 {
 	for (unsigned i = 0; confs && i < n; i++)
@@ -344,6 +373,7 @@ int devconf_parse_list(const json_t *arr, struct dev_conf **ret, unsigned *ret_n
 	r = check_list(confs, n, err);
 	if (r < 0)
 		goto fail;
+	resolve_proxy_units(confs, n);
 	for (unsigned i = 0; i < n; i++)
 		confs[i].json = json_incref(json_array_get(arr, i));
 	*ret = confs;

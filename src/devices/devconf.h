@@ -28,10 +28,14 @@
  * Rules over the list: at most DEVCONF_MAX devices, ids unique, one device
  * address (host, port, unit_id; or serial_port, unit_id) used once, each
  * proxy_unit_id given explicitly used by no other device (explicit or by
- * default; two devices at different addresses with the same unit_id and no
- * proxy_unit_id keep validating, and the proxy answers that unit for the
- * first of them), and the
+ * default), and the
  * devices on one serial port agree on baudrate, parity and stopbits.
+ *
+ * Two devices at different addresses with the same unit_id and no
+ * proxy_unit_id both validate: the first in the list keeps its unit_id as
+ * its proxy unit, each later one gets the lowest unit 1..247 no device holds
+ * explicitly or by default (dev_conf.proxy_unit; shown as "proxy_unit_id" in
+ * /api/device).  The same list always gives the same units.
  *
  * Errors name the field as a dotted key ("devices[1].serial_port") and say
  * what is wrong in words. */

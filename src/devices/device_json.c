@@ -81,12 +81,14 @@ static json_t *conn_json(const struct dev_conf *c)
 		return json_pack("{ss ss si}", "connection", "tcp", "host", c->host,
 				 "port", (int)c->port);
 	if (c->kind == MB_TRANSPORT_RTU)
-		return json_pack("{ss ss si si ss# si}", "connection", conn_names[c->kind],
+		return json_pack("{ss ss si si ss# si si}", "connection", conn_names[c->kind],
 				 "serial_port", c->serial_port, "baudrate", (int)c->baudrate,
 				 "unit_id", (int)c->unit, "parity", &c->parity, (int)1,
-				 "stopbits", (int)(c->stopbits ? c->stopbits : (c->parity == 'N' ? 2 : 1)));
-	return json_pack("{ss ss si si}", "connection", conn_names[c->kind], "host", c->host,
-			 "port", (int)c->port, "unit_id", (int)c->unit);
+				 "stopbits", (int)(c->stopbits ? c->stopbits : (c->parity == 'N' ? 2 : 1)),
+				 "proxy_unit_id", (int)c->proxy_unit);
+	return json_pack("{ss ss si si si}", "connection", conn_names[c->kind], "host", c->host,
+			 "port", (int)c->port, "unit_id", (int)c->unit,
+			 "proxy_unit_id", (int)c->proxy_unit);
 }
 
 /* [{"fc":4,"addr":12999,"count":119,"skipped":57,"retry_in_s":540}, ...] */

@@ -10,10 +10,62 @@
  *  - 32080 Active Power (the AC output, I32, gain 1000 kW, positive = output) is
  *    inverter.W (Huawei "SUN2000 MODBUS Interface Definitions");
  *  - huawei_hybrid maps the inverter's 32085 to meter.Hz as well; the meter's 37118
- *    comes later in the table and wins whenever the meter block was read.
+ *    comes later in the table and wins whenever the meter block was read;
+ *  - 37100 Meter status (0: offline, 1: normal): with no meter connected (or
+ *    one offline) huawei_fixup drops every field of the 37100 block, so no
+ *    0 W grid meter is published, and meter.Hz is the inverter's 32085.
  * Rows written from the reference register table (inverter-registers.tsv);
  * test_profiles_tsv holds them against it row by row. */
+#include <math.h>
+
 #include "profiles/table.h"
+
+#define METER_STATUS 37100
+#define METER_NORMAL 1
+
+/* Fields the meter block (37100-37138) feeds. */
+static const enum reading_field meter_fields[] = {
+	RF_METER_W,	RF_METER_HZ,   RF_METER_L1_V, RF_METER_L2_V,
+	RF_METER_L3_V,	RF_METER_L1_A, RF_METER_L2_A, RF_METER_L3_A,
+	RF_METER_L1_W,	RF_METER_L2_W, RF_METER_L3_W, RF_METER_TOTAL_IMPORT_WH,
+	RF_METER_TOTAL_EXPORT_WH,
+};
+
+static int huawei_fixup(const struct profile *p, const struct block_result *res, unsigned nres,
+			struct reading *r)
+{
+	static const struct reg_def status = { .addr = METER_STATUS, .fc = REG_FC_HOLDING,
+					       .words = 1, .type = REG_U16, .scale = 1 };
+	static const struct reg_def hz = { .addr = 32085, .fc = REG_FC_HOLDING, .words = 1,
+					   .type = REG_U16, .order = WO_BIG, .scale = 0.01,
+					   .sf_addr = REG_NO_SF, .field = RF_METER_HZ, .mul = 1 };
+	const uint16_t *w = profile_find_words(&status, res, nres);
+	double v;
+
+	(void)p;
+	if (!w || w[0] == METER_NORMAL)
+		return 0;
+	for (unsigned i = 0; i < sizeof(meter_fields) / sizeof(meter_fields[0]); i++)
+		r->v[meter_fields[i]] = NAN;
+	if (profile_decode_value(&hz, res, nres, &v) == 0)
+		r->v[RF_METER_HZ] = v;
+	return 0;
+}
+
+/* The inverse: a meter reads "normal" when the reading has any of its fields
+ * besides the frequency (which the inverter measures too). */
+static int huawei_encode_fixup(const struct profile *p, const struct reading *r,
+			       struct regimage *img)
+{
+	bool meter = false;
+
+	(void)p;
+	for (unsigned i = 0; i < sizeof(meter_fields) / sizeof(meter_fields[0]); i++)
+		if (meter_fields[i] != RF_METER_HZ && !isnan(r->v[meter_fields[i]]))
+			meter = true;
+	regimage_set(img, REG_FC_HOLDING, METER_STATUS, meter ? METER_NORMAL : 0);
+	return 0;
+}
 
 static const struct reg_def huawei_regs[] = {
 	REG(30015, FH, 10, STR, WB, SN, 1, "-", "serial number used as device identity"),
@@ -316,4 +368,6 @@ const struct profile profile_huawei_hybrid = {
 	.blocks_every_poll = true,
 	.serial = &huawei_hybrid_regs[0],
 	.frequency = &huawei_hybrid_regs[1],
+	.fixup = huawei_fixup,
+	.encode_fixup = huawei_encode_fixup,
 };

@@ -15,6 +15,13 @@
  *  - 13020 battery current is documented U16 but real SH inverters send it
  *    signed: read as S16, its direction set like the battery power's.
  *
+ *  - 5600-5607 read 0x7FFFFFFF (S32 "not available") on an SH with no meter
+ *    connected (the widely used Home Assistant register maps test for that
+ *    value).  The inverter then has no grid reading at all: sungrow_fixup
+ *    drops every field that comes from the meter (power, phase powers and
+ *    currents, import/export totals, which such an inverter leaves at 0),
+ *    and keeps the voltages and frequency the inverter measures itself.
+ *
  * Variants: the 13000 block (battery, energy totals) and 5600-5607 exist
  * only on SH hybrids; an SG string inverter answers exception 2 (illegal
  * data address) for them, so battery and meter fields stay absent.  Its
@@ -43,6 +50,19 @@
 #define RUN_DISCHARGING (1u << 2)
 #define BATTERY_POWER 13021
 #define HYBRID_BLOCK 12999
+
+#define METER_POWER 5600
+#define METER_ABSENT 0x7FFFFFFFu
+
+/* Did an SH say it has no meter (its meter power not available)? */
+static bool no_meter(const struct block_result *res, unsigned nres)
+{
+	static const struct reg_def power = { .addr = METER_POWER, .fc = REG_FC_INPUT,
+					      .words = 2, .type = REG_I32, .order = WO_LITTLE };
+	const uint16_t *w = profile_find_words(&power, res, nres);
+
+	return w && ((uint32_t)w[1] << 16 | w[0]) == METER_ABSENT;
+}
 
 /* Did the device answer "illegal data address" for the hybrid-only block? */
 static bool string_inverter(const struct block_result *res, unsigned nres)
@@ -77,6 +97,15 @@ static int sungrow_fixup(const struct profile *p, const struct block_result *res
 		r->v[RF_BATTERY_A] = fabs(r->v[RF_BATTERY_A]);
 	} else if (w && (w[0] & RUN_DISCHARGING)) {
 		r->v[RF_BATTERY_A] = -fabs(r->v[RF_BATTERY_A]);
+	}
+	if (no_meter(res, nres)) {
+		static const enum reading_field meter[] = {
+			RF_METER_W,	RF_METER_L1_W, RF_METER_L2_W, RF_METER_L3_W,
+			RF_METER_L1_A,	RF_METER_L2_A, RF_METER_L3_A, RF_METER_TOTAL_IMPORT_WH,
+			RF_METER_TOTAL_EXPORT_WH,
+		};
+		for (unsigned i = 0; i < sizeof(meter) / sizeof(meter[0]); i++)
+			r->v[meter[i]] = NAN;
 	}
 	if (string_inverter(res, nres)) {
 		if (profile_decode_value(&yield, res, nres, &v) == 0)

@@ -406,12 +406,13 @@ json_t *web_state_doc(struct web *w, bool all_sections)
 	char listen[INET_ADDRSTRLEN + 8], addr[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &w->bound.sin_addr, addr, sizeof(addr));
 	snprintf(listen, sizeof(listen), "%s:%u", addr, ntohs(w->bound.sin_port));
-	json_object_set_new(o, "http", json_pack("{s:I,s:I,s:I,s:s,s:i,s:s?}",
+	json_object_set_new(o, "http", json_pack("{s:I,s:I,s:I,s:s,s:i,s:i,s:s?}",
 		"auth_failures", (json_int_t)w->auth_failures,
 		"auth_limited", (json_int_t)w->auth_limited,
 		"connections", (json_int_t)w->connections_total,
 		"listening", listen,
 		"max_connections", (int)w->max_connections,
+		"open_connections", (int)w->open_connections,
 		"rebind_error", w->rebind_err ? egw_strerror(w->rebind_err) : NULL));
 	return o;
 }
@@ -814,8 +815,9 @@ static int on_rebind(struct task *t, usec_t now)
 	delayed_flush(w, 0, true);
 	loop_task_cancel(w->loop, &w->delay_task);
 	web_tls_kick(w->tls);  /* for the HTTPS connections just resumed */
-	MHD_stop_daemon(old); /* its connections close; on_connection forgets them */
-	w->open_connections = 0;
+	/* Its connections close, and on_connection counts each one out; the
+	 * HTTPS listener's connections stay open and counted. */
+	MHD_stop_daemon(old);
 	w->at_limit = false;
 	w->bound = sin;
 	w->max_connections = maxc;

@@ -197,6 +197,16 @@ class TestEveryProfile(unittest.TestCase):
             self.assertNotIn(k, sg.get("meter", {}))
         self.assertGreater(sg["pv"]["total_generation_Wh"], 0)
         self.assertLess(sg["inverter"]["W"], 0)
+        # A Sungrow hybrid with no meter (meter power 0x7FFFFFFF): no grid
+        # reading, no 0 W grid meter; its battery and its own AC measurements stay.
+        # The same for a Huawei hybrid whose meter status (37100) is offline.
+        for dev_id in ("sungrow_nometer", "huawei_hybrid_nometer"):
+            nm = devices_by_id(st)[dev_id]["reading"]
+            self.assertIn("SoC_nom_fract", nm["battery"], dev_id)
+            self.assertIn("Hz", nm["meter"], dev_id)
+            self.assertGreater(nm["meter"]["Hz"], 45, dev_id)
+            for k in ("W", "L1_W", "L1_A", "total_import_Wh", "total_export_Wh"):
+                self.assertNotIn(k, nm["meter"], (dev_id, nm))
         # Numbers at their resolution: no float noise anywhere /api/state or
         # /api/device prints (every profile's values, SDM630 floats included).
         for path in ("/api/state", "/api/device"):

@@ -345,3 +345,105 @@ class IdentityTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@unittest.skipUnless(os.path.exists(MOSQUITTO) and shutil.which("mosquitto_sub"),
+                     "needs mosquitto and mosquitto-clients")
+class NoMeterTest(unittest.TestCase):
+    def test_hybrid_without_meter_has_no_grid_reading(self):
+        """A Sungrow hybrid with no meter connected (egw-sim sungrow_nometer:
+        meter power reads 0x7FFFFFFF): no grid power, phase values or totals
+        in the API, in MQTT states, as Home Assistant entities or in signed
+        batches; its battery and the frequency it measures itself are there."""
+        from test_pipeline import DevBackend, egwd_for, egw_batch
+        broker = Broker(self)
+        broker.start()
+        sub = Subscriber(self, broker.port)
+        time.sleep(0.3)
+        sim = t.EgwSim(self, [("sungrow_nometer", 1)], control=False)
+        port = t.free_port()
+        be = DevBackend(self, port)
+        egwd = egwd_for(self, port, be.port, interval_ms=1000, extra={
+            "devices": [sim.device_settings(0, id="hybrid")], "harvest.poll_interval_ms": 200,
+            "mqtt.enabled": True, "mqtt.host": "127.0.0.1", "mqtt.port": broker.port})
+        serial = egwd.state()["signer"]["serial"]
+        gone = ("W", "L1_W", "L2_W", "L3_W", "L1_A", "L2_A", "L3_A", "total_import_Wh",
+                "total_export_Wh")
+
+        def reading():
+            d = egwd.get("/api/device")["devices"][0]
+            return d["reading"] if d["state"] == "polling" and d["reading"] else None
+        r = t.wait_until(reading, timeout=20, what="a reading")
+        self.assertIn("SoC_nom_fract", r["battery"])
+        self.assertIn("Hz", r["meter"])
+        self.assertEqual([k for k in gone if k in r["meter"]], [], r)
+
+        def states():
+            return [json.loads(p) for tp, p, _ in sub.messages()
+                    if tp == f"egw/{serial}/hybrid/state"]
+        t.wait_until(lambda: len(states()) >= 2, timeout=20, what="MQTT states")
+        for s in states():
+            self.assertEqual([k for k in gone if k in s.get("meter", {})], [], s)
+        node = f"{PREFIX}/sensor/egw_{serial}_hybrid"
+        t.wait_until(lambda: f"{node}/battery_SoC_nom_fract/config"
+                     in retained(broker.port, f"{node}/+/config"), timeout=15,
+                     what="discovery")
+        cfgs = retained(broker.port, f"{node}/+/config", wait=2)
+        self.assertIn(f"{node}/meter_Hz/config", cfgs)
+        self.assertEqual([k for k in cfgs if k.split("/")[-2] in
+                          {"meter_" + g for g in gone}], [], sorted(cfgs))
+
+        def batch():
+            for rec in be.records():
+                p = rec["payload"]
+                if p.get("devices") and len(p["devices"][0]["polls"]) > 1:
+                    return p
+        p = t.wait_until(batch, timeout=30, interval=0.2, what="a batch with polls")
+        polls = egw_batch.decode(p)["devices"][0]["polls"]
+        self.assertTrue(all("battery" in x["reading"] for x in polls), polls[0])
+        for x in polls:
+            self.assertEqual([k for k in gone if k in x["reading"].get("meter", {})], [],
+                             x["reading"])
+        self.assertEqual(egwd.stop(), 0)
+
+
+@unittest.skipUnless(os.path.exists(MOSQUITTO) and shutil.which("mosquitto_sub"),
+                     "needs mosquitto and mosquitto-clients")
+class NodeIdTest(unittest.TestCase):
+    def test_ids_that_read_alike_get_their_own_entities(self):
+        """Device ids "grid.meter" and "grid_meter" used to share one HA node
+        and unique_ids (HA merged them into one device).  Now "grid_meter"
+        keeps its node, "grid.meter" is escaped while both exist, and goes
+        back to the node it always had once the other is removed."""
+        broker = Broker(self)
+        broker.start()
+        sim = t.EgwSim(self, [("sdm630", 1), ("sdm630", 2)], control=False)
+        devs = [sim.device_settings(0, id="grid.meter"), sim.device_settings(1, id="grid_meter")]
+        egwd = t.Egwd(self, set={"devices": devs, "mqtt.enabled": True,
+                                 "mqtt.host": "127.0.0.1", "mqtt.port": broker.port})
+        serial = egwd.state()["signer"]["serial"]
+        plain, escaped = f"egw_{serial}_grid_meter", f"egw_{serial}_grid_2emeter"
+
+        def configs(node):
+            return {k: json.loads(v) for k, v in
+                    retained(broker.port, f"{PREFIX}/sensor/{node}/+/config").items()}
+        t.wait_until(lambda: f"{PREFIX}/sensor/{plain}/meter_W/config" in configs(plain)
+                     and f"{PREFIX}/sensor/{escaped}/meter_W/config" in configs(escaped),
+                     timeout=20, what="both meters announced")
+        time.sleep(1)
+        a, b = configs(escaped), configs(plain)
+        self.assertEqual({c["state_topic"] for c in a.values()},
+                         {f"egw/{serial}/grid.meter/state"})
+        self.assertEqual({c["state_topic"] for c in b.values()},
+                         {f"egw/{serial}/grid_meter/state"})
+        uids = [c["unique_id"] for c in list(a.values()) + list(b.values())]
+        self.assertEqual(len(uids), len(set(uids)), uids)
+
+        st, obj = t.http_json(egwd.port, "DELETE", "/api/device?id=grid_meter",
+                              headers=egwd.auth())
+        self.assertEqual(st, 200, obj)
+        t.wait_until(lambda: not configs(escaped) and configs(plain) and
+                     {c["state_topic"] for c in configs(plain).values()}
+                     == {f"egw/{serial}/grid.meter/state"},
+                     timeout=20, what="grid.meter back under its own node")
+        self.assertEqual(egwd.stop(), 0)

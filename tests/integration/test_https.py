@@ -284,6 +284,47 @@ class HttpsTest(unittest.TestCase):
         g2 = self.start(state_dir=g.state_dir, tls_port=taken)
         self.assertTrue(https_state(g2)["listening"])
 
+    def test_open_connections_counted_across_a_plain_rebind(self):
+        """HTTPS connections stay open while the plain listener moves: the
+        count of open connections (plain and HTTPS, which the slow-client
+        deadline uses) keeps them, and drops to what is left when they close."""
+        g = self.start()
+        ctx = ssl.create_default_context(cafile=self.cert_path(g))
+        conns = []
+        for _ in range(3):
+            c = httpclient.HTTPSConnection("127.0.0.1", g.tls_port, context=ctx, timeout=10)
+            c.request("GET", "/api/hello")
+            r = c.getresponse()
+            r.read()
+            self.assertEqual(r.status, 200)
+            conns.append(c)
+            self.addCleanup(c.close)
+
+        def open_on(port):
+            # counted while this very request is open: one plain connection
+            _, _, body = T.http(port, "GET", "/api/state", headers=g.auth())
+            return json.loads(body)["http"]["open_connections"]
+        T.wait_until(lambda: open_on(g.port) == 4, what="3 HTTPS + 1 plain open")
+        new = T.free_port()
+        st, obj = T.http_json(g.port, "POST", "/api/settings", {"http": {"port": new}},
+                              headers=g.auth())
+        self.assertEqual(st, 200, obj)
+
+        def moved():
+            try:
+                return T.http(new, "GET", "/api/hello", timeout=1.0)[0] == 200
+            except OSError:
+                return False
+        T.wait_until(moved, timeout=10, what="egwd on the new port")
+        T.wait_until(lambda: open_on(new) == 4, what="the HTTPS connections still counted")
+        for c in conns:
+            c.request("GET", "/api/hello")  # still served after the move
+            r = c.getresponse()
+            r.read()
+            self.assertEqual(r.status, 200)
+            c.close()
+        T.wait_until(lambda: open_on(new) == 1, what="only the plain request left")
+
     def test_a_taken_port_or_bad_files_never_stop_egwd(self):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))

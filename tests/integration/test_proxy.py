@@ -288,6 +288,89 @@ class ProxyTest(unittest.TestCase):
         T.wait_until(lambda: pm_read(c, 40000, 2, 1) == ("ok", SUNS), timeout=15,
                      what="reads through the proxy again")
 
+    def test_device_drops_the_connection(self):
+        """The device closes its connection when a request arrives: every
+        proxy client gets its own answer or exception 0B within its timeout,
+        never a hang, another request's registers or a closed socket; egwd
+        reconnects and the proxy serves the device again."""
+        self.start()
+        spec = self.freq()
+        hz = pm_read(self.client(), spec["addr"], 1, 1, spec["fc"])
+        self.assertEqual(hz[0], "ok", hz)
+        self.ctl.ok("fault drop on")
+        bad = []
+        seen = {"ok": 0, "exc": 0}
+
+        def raw_client(k):
+            # raw frames, so a wrong transaction id or a swapped answer is seen
+            s = socket.create_connection((LOCAL, int(self.pport)), timeout=10)
+            try:
+                for i in range(12):
+                    tid = (k << 8) | i
+                    addr, n, fc = (40000, 2, 3) if i % 2 else (spec["addr"], 1, spec["fc"])
+                    s.sendall(struct.pack(">HHHBBHH", tid, 0, 6, 1, fc, addr, n))
+                    hdr = s.recv(7, socket.MSG_WAITALL)
+                    if len(hdr) < 7:
+                        bad.append((k, i, "closed"))
+                        return
+                    rtid, _, ln, unit = struct.unpack(">HHHB", hdr)
+                    pdu = s.recv(ln - 1, socket.MSG_WAITALL)
+                    if rtid != tid or unit != 1:
+                        bad.append((k, i, "tid/unit", rtid, unit))
+                    elif pdu[0] == fc | 0x80:
+                        if pdu[1] != 0x0B:
+                            bad.append((k, i, "exception", pdu[1]))
+                        seen["exc"] += 1
+                    elif pdu[0] != fc or pdu[1] != 2 * n:
+                        bad.append((k, i, "answer", pdu.hex()))
+                    else:
+                        regs = list(struct.unpack(f">{n}H", pdu[2:]))
+                        if addr == 40000 and regs != SUNS:
+                            bad.append((k, i, "registers", regs))
+                        if addr != 40000 and regs != hz[1]:
+                            bad.append((k, i, "frequency", regs, hz[1]))
+                        seen["ok"] += 1
+            except socket.timeout:
+                bad.append((k, "hang"))
+            finally:
+                s.close()
+
+        threads = [threading.Thread(target=raw_client, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        # several requests of one client queued on the device when it drops:
+        # each answer matches its own request
+        s = socket.create_connection((LOCAL, int(self.pport)), timeout=10)
+        self.addCleanup(s.close)
+        reqs = {0x7000 + i: (3, 40000 + (i % 3), 2 - (i % 3 == 2)) for i in range(3)}
+        for _ in range(4):
+            s.sendall(b"".join(struct.pack(">HHHBBHH", tid, 0, 6, 1, fc, a, n)
+                               for tid, (fc, a, n) in reqs.items()))
+            for _ in reqs:
+                rtid, _, ln, _ = struct.unpack(">HHHB", s.recv(7, socket.MSG_WAITALL))
+                pdu = s.recv(ln - 1, socket.MSG_WAITALL)
+                fc, a, n = reqs[rtid]
+                if pdu[0] == fc | 0x80:
+                    self.assertEqual(pdu[1], 0x0B, (rtid, pdu.hex()))
+                    seen["exc"] += 1
+                else:
+                    self.assertEqual((pdu[0], pdu[1]), (fc, 2 * n), (rtid, pdu.hex()))
+                    seen["ok"] += 1
+        self.assertEqual(bad, [])
+        self.assertEqual(seen["ok"] + seen["exc"], 60, seen)
+        self.assertGreater(seen["exc"], 0, seen)
+        self.assertGreater(self.proxy_state()["no_answer"], 0, self.proxy_state())
+        self.assertTrue(self.egwd.alive(), "egwd exited")
+        # the device comes back: egwd reconnects, and so does the proxy's path
+        self.ctl.ok("fault drop off")
+        self.wait_polling()
+        c = self.client()
+        T.wait_until(lambda: pm_read(c, 40000, 2, 1) == ("ok", SUNS), timeout=15,
+                     what="reads through the proxy again")
+        self.assertGreater(self.device()["stats"]["modbus"]["reconnects"], 0)
+
     def test_duplicate_proxy_unit_refused(self):
         self.start()
         other = {"connection": "tcp", "host": LOCAL, "port": int(T.free_port()), "unit_id": 3,

@@ -16,6 +16,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/time.h"
+#include "devices/devconf.h"
 #include "devices/device.h"
 #include "loop/loop.h"
 #include "modbus/client.h"
@@ -846,6 +847,47 @@ static void test_shared_link(void **state)
 	h_stop(&h);
 }
 
+/* Proxy units: explicit duplicates are refused with the field named; two
+ * devices whose default (unit_id) collides get distinct units, the same at
+ * every parse. */
+static void test_proxy_units(void **state)
+{
+	static const char *dup_explicit =
+		"[{\"host\":\"10.0.0.1\",\"profile\":\"sunspec\",\"proxy_unit_id\":5},"
+		"{\"host\":\"10.0.0.2\",\"profile\":\"sunspec\",\"proxy_unit_id\":5}]";
+	static const char *dup_default =
+		"[{\"host\":\"10.0.0.1\",\"profile\":\"sunspec\"},"
+		"{\"host\":\"10.0.0.2\",\"profile\":\"sunspec\"},"
+		"{\"host\":\"10.0.0.3\",\"profile\":\"sunspec\",\"unit_id\":2},"
+		"{\"host\":\"10.0.0.4\",\"profile\":\"sunspec\",\"proxy_unit_id\":3},"
+		"{\"host\":\"10.0.0.5\",\"profile\":\"sunspec\"},"
+		"{\"profile\":\"p1\",\"host\":\"10.0.0.6\",\"port\":2001}]";
+	struct devconf_error e = { "", "" };
+	struct dev_conf *c = NULL;
+	unsigned n = 0;
+	json_t *j = json_loads(dup_explicit, 0, NULL);
+
+	(void)state;
+	assert_non_null(j);
+	assert_int_equal(devconf_validate_list(j, &e), -EGW_ESCHEMA);
+	assert_string_equal(e.key, "devices[1].proxy_unit_id");
+	json_decref(j);
+
+	j = json_loads(dup_default, 0, NULL);
+	assert_non_null(j);
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(devconf_parse_list(j, &c, &n, NULL), 0);
+		assert_int_equal(n, 6);
+		assert_int_equal(c[0].proxy_unit, 1);
+		assert_int_equal(c[1].proxy_unit, 4); /* 1 is taken, 2 and 3 are held */
+		assert_int_equal(c[2].proxy_unit, 2);
+		assert_int_equal(c[3].proxy_unit, 3);
+		assert_int_equal(c[4].proxy_unit, 5);
+		devconf_free(c, n);
+	}
+	json_decref(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -864,6 +906,7 @@ int main(void)
 		cmocka_unit_test(test_dead_device_does_not_delay_other),
 		cmocka_unit_test(test_apply),
 		cmocka_unit_test(test_shared_link),
+		cmocka_unit_test(test_proxy_units),
 	};
 	log_set_level(LOG_LVL_WARN);
 	return cmocka_run_group_tests(tests, NULL, NULL);

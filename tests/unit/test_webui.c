@@ -11,6 +11,7 @@
 #include <math.h>
 
 #include "backend/mqtt.h"
+#include "base/util.h"
 #include "profiles/reading.h"
 #include "web/assets.h"
 #include "web/sse.h"
@@ -365,6 +366,42 @@ static void test_mqtt_stale_config(void **state)
 	assert_string_equal(avail, "");
 }
 
+/* Device ids to HA node ids: different ids never share a node; ids that
+ * collide with no other keep the node they always had. */
+static void test_mqtt_ha_node(void **state)
+{
+	static const char *const ids[] = { "a.b", "a_b", "grid.meter", "x.y_z", "x_y.z",
+					   "a_2eb", "A.b" };
+	static const char *const want[] = { "egw_s1_a_2eb", "egw_s1_a_b", "egw_s1_grid_meter",
+					     "egw_s1_x_2ey_5fz", "egw_s1_x_5fy_2ez",
+					     "egw_s1_a_2eb_2", "egw_s1_A_b" };
+	char node[128], cfg_topic[192];
+	const char *cfg = "{}";
+	(void)state;
+
+	for (unsigned i = 0; i < ARRAY_SIZE(ids); i++) {
+		assert_int_equal(mqtt_ha_node("s1", ids, ARRAY_SIZE(ids), i, node, sizeof(node)), 0);
+		assert_string_equal(node, want[i]);
+		for (unsigned j = 0; j < i; j++) {
+			char other[128];
+			assert_int_equal(mqtt_ha_node("s1", ids, ARRAY_SIZE(ids), j, other,
+						      sizeof(other)), 0);
+			assert_string_not_equal(node, other);
+		}
+		/* each current device's configs are its own, not stale */
+		snprintf(cfg_topic, sizeof(cfg_topic), "homeassistant/sensor/%s/pv_W/config", node);
+		assert_int_equal(mqtt_stale_config("egw", "homeassistant", "s1", ids, ARRAY_SIZE(ids),
+						   cfg_topic, cfg, strlen(cfg), NULL, 0), 0);
+	}
+	/* alone, "a.b" keeps its node; the escaped one left from a collision is stale */
+	assert_int_equal(mqtt_ha_node("s1", ids, 1, 0, node, sizeof(node)), 0);
+	assert_string_equal(node, "egw_s1_a_b");
+	assert_int_equal(mqtt_stale_config("egw", "homeassistant", "s1", ids, 1,
+					   "homeassistant/sensor/egw_s1_a_2eb/pv_W/config", cfg,
+					   strlen(cfg), NULL, 0), 1);
+	assert_int_equal(mqtt_ha_node("s1", ids, 2, 2, node, sizeof(node)), -EINVAL);
+}
+
 static void test_mqtt_state_json(void **state)
 {
 	struct reading r;
@@ -441,6 +478,7 @@ int main(void)
 		cmocka_unit_test(test_sse_wraparound),
 		cmocka_unit_test(test_mqtt_discovery_payloads),
 		cmocka_unit_test(test_mqtt_stale_config),
+		cmocka_unit_test(test_mqtt_ha_node),
 		cmocka_unit_test(test_mqtt_state_json),
 		cmocka_unit_test(test_scan_local_networks),
 	};
