@@ -328,30 +328,6 @@ static void consume(struct mb_client *c, size_t n)
 	c->rx_len -= n;
 }
 
-/* The answer to request q inside V5 frame f (already matched by sequence
- * and serial).  A response without an RTU frame is the logger saying the
- * inverter behind it did not answer: gateway target failed to respond.
- * Some Deye loggers append two zero bytes after the RTU CRC; they are
- * tolerated.  Returns 0, an exception error or a codec error. */
-static int solarman_answer(const struct solarman_frame *f, const struct mb_request *q,
-			   struct mb_response *resp)
-{
-	const uint8_t *rtu;
-	size_t len, used = 0;
-	int r;
-
-	if (solarman_response_rtu(f, &rtu, &len) < 0)
-		return MB_EXCEPTION_ERR(MB_EX_GATEWAY_TARGET);
-	r = mb_rtu_parse_response(rtu, len, q, resp, &used);
-	if (r == -EAGAIN)
-		return -EGW_ELENGTH;
-	if (r < 0 && !mb_is_exception_err(r))
-		return r;
-	if (used != len && !(used + 2 == len && rtu[used] == 0 && rtu[used + 1] == 0))
-		return -EGW_ELENGTH;
-	return r;
-}
-
 /* Solarman V5: take frames out of c->rx; bytes that start no frame are
  * skipped one at a time (a V5 stream resynchronises on its start byte).
  * Returns false if the client was freed. */
@@ -391,7 +367,7 @@ static bool parse_rx_solarman(struct mb_client *c)
 		if (f.serial != c->cfg.logger_serial)
 			r = -EGW_ELOGGER;
 		else
-			r = solarman_answer(&f, &head(c)->q, &resp);
+			r = solarman_parse_response(&f, &head(c)->q, &resp);
 		consume(c, (size_t)n);
 		if (r == 0 || mb_is_exception_err(r)) {
 			complete_ok(c);

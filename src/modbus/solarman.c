@@ -116,3 +116,23 @@ int solarman_response_rtu(const struct solarman_frame *f, const uint8_t **ret_rt
 	*ret_len = f->payload_len - SOLARMAN_RSP_PREFIX;
 	return 0;
 }
+
+int solarman_parse_response(const struct solarman_frame *f, const struct mb_request *q,
+			    struct mb_response *ret)
+{
+	const uint8_t *rtu;
+	size_t len, used = 0;
+	int r;
+
+	if (solarman_response_rtu(f, &rtu, &len) < 0)
+		return MB_EXCEPTION_ERR(MB_EX_GATEWAY_TARGET);
+	r = mb_rtu_parse_response(rtu, len, q, ret, &used);
+	if (r == -EAGAIN)
+		return -EGW_ELENGTH;
+	if (r < 0 && !mb_is_exception_err(r))
+		return r;
+	/* Deye loggers append two zero bytes after the RTU CRC */
+	if (used != len && !(used + 2 == len && rtu[used] == 0 && rtu[used + 1] == 0))
+		return -EGW_ELENGTH;
+	return r;
+}

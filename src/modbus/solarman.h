@@ -76,3 +76,14 @@ int solarman_parse(const uint8_t *buf, size_t len, struct solarman_frame *ret);
  * minimal RTU frame (unit, function, CRC). */
 int solarman_response_rtu(const struct solarman_frame *f, const uint8_t **ret_rtu,
 			  size_t *ret_len);
+
+/* The answer to request q inside response frame f (already matched by
+ * sequence and serial).  A response without an RTU frame is the logger
+ * saying the device behind it did not answer: the gateway exception "target
+ * failed to respond".  Two zero bytes after the RTU CRC (some Deye loggers
+ * send them) are tolerated.  Returns 0 (*ret filled), an exception error
+ * (mb_is_exception_err), -EGW_ELENGTH (the RTU frame is cut short or
+ * followed by other bytes) or an error of mb_rtu_parse_response (-EGW_ECRC,
+ * -EGW_EPROTO, ...). */
+int solarman_parse_response(const struct solarman_frame *f, const struct mb_request *q,
+			    struct mb_response *ret);
