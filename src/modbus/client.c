@@ -352,6 +352,7 @@ static bool parse_rx_solarman(struct mb_client *c)
 			}
 			continue;
 		}
+		c->stats.logger_serial_seen = f.serial;
 		if (f.control != SOLARMAN_CTL_RESPONSE) {
 			/* the logger's own frames: heartbeats and the like */
 			c->stats.unsolicited++;

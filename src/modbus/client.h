@@ -162,6 +162,7 @@ struct mb_client_stats {
 	uint64_t tid_mismatches;  /* stale responses drained */
 	uint64_t bytes_garbage;   /* bytes dropped while resynchronising */
 	uint64_t unsolicited;     /* frames the peer sent unasked (V5 heartbeats) */
+	uint32_t logger_serial_seen; /* solarman: the serial of the last frame read, 0 */
 	usec_t last_latency;      /* send to response */
 	usec_t latency_sum;
 	uint64_t latency_hist[MB_LAT_BUCKETS]; /* per bucket, not cumulative */

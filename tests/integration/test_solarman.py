@@ -264,6 +264,29 @@ class TestSolarman(unittest.TestCase):
         stop_clean(self, self.egwd)
 
 
+class TestScan(unittest.TestCase):
+    def test_scan_finds_the_logger_and_the_inverter_behind_it(self):
+        sim, port, ctl = start_logger(self)
+        egwd = T.Egwd(self, set={"http.bind": LOCAL})
+        # Not port 8899 (ports here are chosen at run time): the probe turns
+        # to V5 because the port takes the connection and no Modbus TCP.
+        st, o = T.http_json(egwd.port, "POST", "/api/device/scan",
+                            body={"hosts": LOCAL, "ports": str(port)}, headers=egwd.auth())
+        self.assertEqual(st, 202, o)
+
+        def done():
+            s = T.get_json(egwd.port, "/api/device/scan")["scan"]
+            return not s["running"] and s
+
+        s = T.wait_until(done, timeout=60, what="scan done")
+        self.assertEqual(len(s["results"]), 1, s)
+        r = s["results"][0]
+        self.assertEqual((r["connection"], r["logger_serial"], r["port"], r["profile"]),
+                         ("solarman", LOGGER, port, "deye"), r)
+        self.assertEqual(r["serial"], ctl.get()["devices"][0]["serial"])
+        stop_clean(self, egwd)
+
+
 class TestSettings(unittest.TestCase):
     def test_solarman_settings(self):
         egwd = T.Egwd(self, set={"http.bind": LOCAL})
