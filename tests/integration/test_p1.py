@@ -4,13 +4,18 @@ a ser2net bridge.
 
 - egwd's reading of each meter equals, field for field and exactly, the
   telegram the simulator sent, decoded here independently (Decimal
-  arithmetic, CRC-16/ARC checked) from a second connection to the same port;
+  arithmetic, CRC-16/ARC checked) from a second connection to the same port,
+  the DSMR meter's gas and water meters (M-Bus channels 1 and 2) included,
+  each with the time it took its reading (Central European time in the
+  telegram, UTC milliseconds in the API), and Home Assistant discovery
+  announces them as gas and water sensors in m³;
 - a meter that stops sending (egw-sim's timeout fault) is marked "backing
   off" after three telegram intervals, and polls again when it sends again;
 - the device settings refuse P1 on a Modbus connection.
 
 Run with /usr/bin/python3; EGW_BUILD names the build directory.
 """
+import datetime
 import json
 import os
 import re
@@ -60,15 +65,31 @@ class TelegramReader:
             self.buf += data
 
 
+def mbus_time(s):
+    """YYMMDDhhmmss + S (CEST, UTC+2) or W (CET, UTC+1): UTC milliseconds."""
+    t = datetime.datetime.strptime(s[:12], "%y%m%d%H%M%S")
+    off = datetime.timedelta(hours=2 if s[12] == "S" else 1)
+    return int((t - off).replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)
+
+
 def decode(text):
-    """The meter group a telegram stands for, and the identifier."""
-    val, serial = {}, ""
+    """The meter group a telegram stands for, the identifier, and the M-Bus
+    meters {channel: (kind, m3, ts_ms)}."""
+    val, serial, mbus, types = {}, "", {}, {}
     for line in text.split("\r\n"):
         m = LINE.match(line)
         if not m:
             continue
         obis = ".".join(m.groups()[2:5]) if m.group(1) == "1" else None
         groups = re.findall(r"\(([^)]*)\)", m.group(6))
+        if m.group(1) == "0" and m.group(3, 4) == ("24", "1"):
+            types[int(m.group(2))] = {3: "gas", 7: "water"}[int(groups[0])]
+            continue
+        if m.group(1) == "0" and m.group(3, 4) == ("24", "2"):
+            num, unit = groups[1].split("*")
+            assert unit == "m3", line
+            mbus[int(m.group(2))] = (Decimal(num), mbus_time(groups[0]))
+            continue
         if m.group(1, 2, 3, 4, 5) == ("0", "0", "96", "1", "1"):
             serial = bytes.fromhex(groups[0]).decode()
             continue
@@ -88,7 +109,8 @@ def decode(text):
             meter[name] = val[code + ".8.0"]
         else:
             meter[name] = val[code + ".8.1"] + val[code + ".8.2"]
-    return {k: float(v) for k, v in meter.items()}, serial
+    meters = {types[ch]: (float(v), ts) for ch, (v, ts) in mbus.items()}
+    return {k: float(v) for k, v in meter.items()}, serial, meters
 
 
 class P1Test(unittest.TestCase):
@@ -121,15 +143,24 @@ class P1Test(unittest.TestCase):
             reader = TelegramReader(self, self.ports[name])
             matched = None
             for _ in range(8):
-                want, serial = decode(reader.next())
+                want, serial, meters = decode(reader.next())
                 time.sleep(0.3)  # egwd got the same bytes at the same time
                 got = self.devs()[name]
                 if (got["reading"] or {}).get("meter") == want:
-                    matched = (got, want, serial)
+                    matched = (got, want, serial, meters)
                     break
             self.assertIsNotNone(matched, f"{name}: egwd {got['reading']} != telegram {want}")
-            got, want, serial = matched
-            self.assertEqual(set(got["reading"]), {"meter"})
+            got, want, serial, meters = matched
+            self.assertEqual(set(got["reading"]), {"meter"} | set(meters))
+            for kind, (m3, ts) in meters.items():
+                self.assertEqual(got["reading"][kind], {"total_m3": m3})
+                mb = [x for x in got["stats"]["p1"]["mbus"] if x.get("kind") == kind]
+                self.assertEqual(len(mb), 1, got["stats"]["p1"])
+                self.assertEqual((mb[0]["value"], mb[0]["unit"], mb[0]["ts_ms"]), (m3, "m3", ts))
+                # a reading of the last 5 minutes (the meters' period), not of the telegram
+                self.assertLessEqual(ts, time.time() * 1000)
+                self.assertGreater(ts, time.time() * 1000 - 310000)
+            self.assertEqual(set(meters), {"gas", "water"} if name == "p1" else set())
             self.assertEqual(got["serial"], serial)
             self.assertEqual(got["profile"], "p1")
             self.assertEqual(got["connection"], {"connection": "tcp", "host": LOCAL,
