@@ -539,6 +539,7 @@ function deviceForm(onAdded) {
     for (const l of v5Only) l.hidden = !v5;
     form.elements.logger_serial.required = v5;
     form.elements.port.placeholder = v5 ? "8899" : "502";
+    if (v5 && !form.elements.port.value) form.elements.port.value = "8899";
     for (const n of ["host", "port"]) {
       form.elements[n].parentElement.hidden = rtu;
       form.elements[n].required = !rtu;
