@@ -19,6 +19,7 @@ import datetime
 import json
 import os
 import re
+import shutil
 import socket
 import sys
 import time
@@ -196,6 +197,54 @@ class P1Test(unittest.TestCase):
                              headers=dict(self.egwd.auth(), **{"Content-Type": "application/json"}))
         self.assertEqual(st, 400, resp)
         self.assertIn(b"devices[0].connection", resp)
+
+
+@unittest.skipUnless(os.path.exists("/usr/sbin/mosquitto") and shutil.which("mosquitto_sub"),
+                     "needs mosquitto and mosquitto-clients")
+class P1MqttTest(unittest.TestCase):
+    """The gas and water meters reach MQTT: Home Assistant discovery names
+    them gas and water sensors in m³, and the state carries the telegram's
+    values."""
+
+    def test_gas_and_water_over_mqtt(self):
+        from test_mqtt import Broker, Subscriber
+        broker = Broker(self)
+        broker.start()
+        sub = Subscriber(self, broker.port)
+        time.sleep(0.3)
+        sim = T.EgwSim(self, [], args=["--profile", "p1", "--port", "0"])
+        sim.wait_output("egw-sim: ready", timeout=10)
+        port = int(re.search(r"listening p1 tcp 127\.0\.0\.1:(\d+)", sim.output()).group(1))
+        egwd = T.Egwd(self, set={"devices": [{"id": "p1", "connection": "tcp", "host": LOCAL,
+                                              "port": port, "profile": "p1",
+                                              "poll_interval_ms": 1000}],
+                                 "mqtt.enabled": True, "mqtt.host": LOCAL,
+                                 "mqtt.port": broker.port})
+        serial = egwd.state()["signer"]["serial"]
+        node = f"egw_{serial}_p1"
+
+        def configs():
+            cfgs = {m[0]: json.loads(m[1]) for m in sub.messages()
+                    if m[0].startswith(f"homeassistant/sensor/{node}/")}
+            return (f"homeassistant/sensor/{node}/gas_total_m3/config" in cfgs and
+                    f"homeassistant/sensor/{node}/water_total_m3/config" in cfgs and cfgs)
+
+        try:
+            cfgs = T.wait_until(configs, timeout=20, what="gas and water discovery")
+        except TimeoutError:
+            self.fail(sorted({m[0] for m in sub.messages()}))
+        for kind in ("gas", "water"):
+            c = cfgs[f"homeassistant/sensor/{node}/{kind}_total_m3/config"]
+            self.assertEqual((c["device_class"], c["unit_of_measurement"], c["state_class"]),
+                             (kind, "m\u00b3", "total_increasing"))
+            self.assertEqual(c["value_template"], "{{ value_json.%s.total_m3 }}" % kind)
+        states = [json.loads(m[1]) for m in sub.messages() if m[0] == f"egw/{serial}/p1/state"]
+        self.assertTrue(states)
+        api = devices_by_id(egwd.state())["p1"]["reading"]
+        for kind in ("gas", "water"):
+            self.assertGreater(states[-1][kind]["total_m3"], 0)
+            self.assertLessEqual(states[-1][kind]["total_m3"], api[kind]["total_m3"])
+        stop_clean(self, egwd)
 
 
 class P1SerialTest(unittest.TestCase):
