@@ -117,17 +117,19 @@ int sim_p1_telegram(const struct sim_device *d, unsigned variant, time_t now, ch
 	double exp = floor(val(d, RF_METER_TOTAL_EXPORT_WH));
 	struct tm tm;
 	char ts[64];
+	bool summer = eu_summer(now);
+	time_t local = now + (summer ? 7200 : 3600);
 
-	gmtime_r(&now, &tm);
-	/* YYMMDDhhmmss, as the standard has it */
-	snprintf(ts, sizeof(ts), "%02d%02d%02d%02d%02d%02d", tm.tm_year % 100, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	gmtime_r(&local, &tm);
+	/* YYMMDDhhmmss in Central European time and S/W, as the standard has it */
+	snprintf(ts, sizeof(ts), "%02d%02d%02d%02d%02d%02d%c", tm.tm_year % 100, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, summer ? 'S' : 'W');
 	if (variant == SIM_P1_SE) {
-		put(&o, "/EGW5\\2SIM-HAN\r\n\r\n0-0:1.0.0(%sW)\r\n", ts);
+		put(&o, "/EGW5\\2SIM-HAN\r\n\r\n0-0:1.0.0(%s)\r\n", ts);
 		put(&o, "1-0:1.8.0(%012.3f*kWh)\r\n", imp / 1000.0);
 		put(&o, "1-0:2.8.0(%012.3f*kWh)\r\n", exp / 1000.0);
 	} else {
-		put(&o, "/EGW5\\2SIM-P1\r\n\r\n1-3:0.2.8(50)\r\n0-0:1.0.0(%sW)\r\n0-0:96.1.1(", ts);
+		put(&o, "/EGW5\\2SIM-P1\r\n\r\n1-3:0.2.8(50)\r\n0-0:1.0.0(%s)\r\n0-0:96.1.1(", ts);
 		for (const char *s = d->serial; *s; s++)
 			put(&o, "%02X", (unsigned char)*s);
 		put(&o, ")\r\n");

@@ -264,6 +264,25 @@ class TestSolarman(unittest.TestCase):
         stop_clean(self, self.egwd)
 
 
+class TestWrongSerial(unittest.TestCase):
+    def test_a_logger_serial_that_is_not_the_loggers(self):
+        """The logger answers a request for another serial under its own:
+        egwd refuses it and says why, and keeps running."""
+        sim, port, ctl = start_logger(self)
+        egwd = T.Egwd(self, set={"devices": [settings(port, logger_serial=LOGGER + 1)],
+                                 "harvest.poll_interval_ms": 300, "http.bind": LOCAL})
+
+        def refused():
+            d = devices_by_id(egwd.state())["deye"]
+            return d["stats"]["last_error"] == "data logger serial number mismatch" and d
+
+        d = T.wait_until(refused, timeout=20, what="serial mismatch shown")
+        self.assertNotEqual(d["state"], "polling")
+        self.assertFalse(d["reading"])
+        self.assertIn("data logger serial number mismatch", egwd.output())
+        stop_clean(self, egwd)
+
+
 class TestScan(unittest.TestCase):
     def test_scan_finds_the_logger_and_the_inverter_behind_it(self):
         sim, port, ctl = start_logger(self)
