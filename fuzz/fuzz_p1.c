@@ -21,6 +21,10 @@ static void on_telegram(void *ud, const struct p1_telegram *t)
 	c->n++;
 	assert(memchr(t->serial, '\0', sizeof(t->serial)));
 	assert(memchr(t->header, '\0', sizeof(t->header)));
+	/* an M-Bus reading time is 0 or a time of the years 2000..2099 */
+	for (unsigned k = 0; k < P1_MBUS_MAX; k++)
+		assert(t->mbus[k].ts_ms == 0 ||
+		       (t->mbus[k].ts_ms > 946000000000LL && t->mbus[k].ts_ms < 4103000000000LL));
 	for (unsigned f = 0; f < RF_COUNT; f++) {
 		assert(!isinf(t->r.v[f]));
 		if (!isnan(t->r.v[f]))

@@ -81,7 +81,7 @@ static int cmd_fault(struct sim *s, int argc, char **argv, char **ret)
 	unsigned long v;
 
 	if (argc < 2)
-		return answer(ret, "error usage: fault timeout|exception|tid|garbage|slow|drop|single-client|night-sleep ...");
+		return answer(ret, "error usage: fault timeout|exception|tid|garbage|slow|drop|single-client|night-sleep|heartbeat|logger-serial|checksum ...");
 	const char *what = argv[1];
 	if (!strcmp(what, "exception") || !strcmp(what, "slow")) {
 		if (argc < 3)
@@ -111,6 +111,12 @@ static int cmd_fault(struct sim *s, int argc, char **argv, char **ret)
 				sim_port_drop_all(&s->ports[i]);
 	} else if (!strcmp(what, "single-client"))
 		f->single_client = on;
+	else if (!strcmp(what, "heartbeat"))
+		f->heartbeat = on;
+	else if (!strcmp(what, "logger-serial"))
+		f->logger_serial = on;
+	else if (!strcmp(what, "checksum"))
+		f->checksum = on;
 	else if (!strcmp(what, "night-sleep")) {
 		f->night_sleep = on;
 		sim_update_sleep(s);
@@ -205,11 +211,12 @@ static int cmd_set(struct sim *s, int argc, char **argv, char **ret)
 static json_t *faults_json(const struct sim *s)
 {
 	const struct sim_faults *f = &s->faults;
-	return json_pack("{s:b, s:i, s:b, s:b, s:i, s:b, s:b, s:b, s:b}",
+	return json_pack("{s:b, s:i, s:b, s:b, s:i, s:b, s:b, s:b, s:b, s:b, s:b, s:b}",
 			 "timeout", f->timeout, "exception", (int)f->exception, "tid", f->tid,
 			 "garbage", f->garbage, "slow", (int)f->slow_ms, "drop", f->drop,
 			 "single_client", f->single_client, "sleep", f->sleep,
-			 "night_sleep", f->night_sleep);
+			 "night_sleep", f->night_sleep, "heartbeat", f->heartbeat,
+			 "logger_serial", f->logger_serial, "checksum", f->checksum);
 }
 
 static int cmd_get(struct sim *s, int argc, char **argv, char **ret)
@@ -250,7 +257,8 @@ static int cmd_clear(struct sim *s, int argc, char **argv, char **ret)
 static int cmd_help(struct sim *s, int argc, char **argv, char **ret);
 
 static const struct ctl_cmd ctl_cmds[] = {
-	{ "fault", "fault timeout|tid|garbage|drop|single-client|night-sleep on|off; "
+	{ "fault", "fault timeout|tid|garbage|drop|single-client|night-sleep|heartbeat|"
+		   "logger-serial|checksum on|off; "
 		   "fault exception N|off; fault slow MS|off", cmd_fault },
 	{ "sleep", "sleep on|off", cmd_sleep },
 	{ "set", "set <group.field>|hz|soc <value>|off [device]; set serial S [device]; "

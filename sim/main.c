@@ -21,6 +21,8 @@ struct spec {
 	uint8_t unit;
 	const char *serial;
 	enum sim_p1 p1;                /* a P1 meter: the home's grid meter as telegrams */
+	bool solarman;                 /* served behind a simulated V5 data logger */
+	uint32_t logger_serial;        /* 0: derived from the device index */
 };
 
 struct args {
@@ -60,10 +62,20 @@ static void usage(FILE *f)
 "                         complete SunSpec map: models 1, 103, 160, 203, 802)\n"
 "                         \"p1\": the home's grid meter as a P1 smart meter,\n"
 "                         a DSMR 5 telegram every second to each client of\n"
-"                         its --port (TCP, like a ser2net bridge); \"p1_se\":\n"
+"                         its --port (TCP, like a ser2net bridge), with a gas\n"
+"                         and a water meter on M-Bus channels 1 and 2 (read\n"
+"                         every 5 minutes); \"p1_se\":\n"
 "                         the Swedish HAN variant (totals 1.8.0/2.8.0, no\n"
 "                         tariffs, no identifier).  Fault timeout: the meter\n"
 "                         stops sending\n""  --port N[,N]           Modbus TCP port; 0: the OS picks (see the ready line)\n"
+"  --solarman-port N[,N]  instead of --port: a simulated Solarman V5 data\n"
+"                         logger (the Wi-Fi stick of Deye, Sofar, Solis\n"
+"                         inverters) in front of the device(s): Modbus RTU\n"
+"                         frames inside V5 frames on TCP.  A request for\n"
+"                         another logger serial gets an empty answer under\n"
+"                         the logger's own serial, as a real stick's\n"
+"  --logger-serial S[,S]  the logger's serial number (1..4294967295; default\n"
+"                         2700000000 + endpoint index)\n"
 "  --unit-id N[,N]        unit (slave) id, default 1.  On TCP, unit 0 and 255\n"
 "                         reach a port's only device; an unknown unit gets\n"
 "                         exception 11.  On RTU, unit 0 is a broadcast\n"
@@ -102,6 +114,11 @@ static void usage(FILE *f)
 "  --fault-drop           close the connection when a request arrives\n"
 "  --single-client        reset a second concurrent TCP client\n"
 "  --sleep                asleep: TCP connections refused, RTU silent\n"
+"  --fault-heartbeat      logger: a heartbeat frame before every answer\n"
+"  --fault-logger-serial  logger: answer under another serial number\n"
+"  --fault-checksum       logger: a wrong V5 checksum in every answer\n"
+"  (--fault-tid on a logger: the answer's sequence byte is off by one;\n"
+"  --fault-exception: a Modbus exception inside a valid V5 frame)\n"
 "  --night-sleep          inverters asleep while the sun is down, as real ones\n"
 "                         are (an endpoint with only meters stays awake)\n"
 "\n"
@@ -109,7 +126,8 @@ static void usage(FILE *f)
 "  --control-port N       listen on 127.0.0.1:N (0: the OS picks)\n"
 "  Commands: fault timeout on|off | fault exception N|off | fault tid on|off |\n"
 "    fault garbage on|off | fault slow MS|off | fault drop on|off |\n"
-"    fault single-client on|off | fault night-sleep on|off | sleep on|off |\n"
+"    fault single-client on|off | fault night-sleep on|off | fault\n"
+"    heartbeat|logger-serial|checksum on|off | sleep on|off |\n"
 "    set <group.field> <value>|off [device] (e.g. set pv.W -3000, set hz\n"
 "    49.9, set meter.L1_V 231 1: pins a value until off or clear) |\n"
 "    set serial S [device] | set speed X | freeze on|off (stop the clock) |\n"
@@ -127,6 +145,7 @@ static void usage(FILE *f)
 "When ready, egw-sim prints on stdout one line per device\n"
 "  egw-sim: listening <profile> tcp <host>:<port> unit <id>\n"
 "  egw-sim: listening <profile> rtu <path> unit <id>\n"
+"  (behind a simulated logger the line ends \"solarman <logger serial>\")\n"
 "  (a device variant adds \"profile <name>\": the egw profile that reads it)\n"
 "then \"egw-sim: control tcp 127.0.0.1:<port>\" and \"egw-sim: ready\".\n"
 "SIGINT/SIGTERM stop it (pty symlinks are removed).\n"
@@ -208,6 +227,17 @@ static void set_port(struct spec *sp, double v)
 	sp->have_endpoint = true;
 }
 
+static void set_solarman_port(struct spec *sp, double v)
+{
+	set_port(sp, v);
+	sp->solarman = true;
+}
+
+static void set_logger_serial(struct spec *sp, double v)
+{
+	sp->logger_serial = (uint32_t)v;
+}
+
 static void set_unit(struct spec *sp, double v)
 {
 	sp->unit = (uint8_t)v;
@@ -218,7 +248,8 @@ enum {
 	OPT_HOST, OPT_SPEED, OPT_SEED, OPT_START, OPT_RATED, OPT_BATT, OPT_LOAD,
 	OPT_F_TIMEOUT, OPT_F_EXC, OPT_F_TID, OPT_F_GARBAGE, OPT_F_SLOW, OPT_F_DROP,
 	OPT_SINGLE, OPT_SLEEP, OPT_NIGHT, OPT_CTL, OPT_PRINT, OPT_LIST, OPT_LOG, OPT_HELP,
-	OPT_VERSION,
+	OPT_VERSION, OPT_SOLARMAN_PORT, OPT_LOGGER_SERIAL, OPT_F_HEARTBEAT, OPT_F_LSERIAL,
+	OPT_F_CHECKSUM,
 };
 
 static const struct option long_opts[] = {
@@ -251,6 +282,11 @@ static const struct option long_opts[] = {
 	{ "log-level", required_argument, NULL, OPT_LOG },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "solarman-port", required_argument, NULL, OPT_SOLARMAN_PORT },
+	{ "logger-serial", required_argument, NULL, OPT_LOGGER_SERIAL },
+	{ "fault-heartbeat", no_argument, NULL, OPT_F_HEARTBEAT },
+	{ "fault-logger-serial", no_argument, NULL, OPT_F_LSERIAL },
+	{ "fault-checksum", no_argument, NULL, OPT_F_CHECKSUM },
 	{ 0 },
 };
 
@@ -293,6 +329,18 @@ static int parse_args(int argc, char **argv, struct args *a, struct sim *s, doub
 			if (apply_list(a, "--port", optarg, 0, 65535, set_port) < 0)
 				return -EINVAL;
 			break;
+		case OPT_SOLARMAN_PORT:
+			if (apply_list(a, "--solarman-port", optarg, 0, 65535, set_solarman_port) < 0)
+				return -EINVAL;
+			break;
+		case OPT_LOGGER_SERIAL:
+			if (apply_list(a, "--logger-serial", optarg, 1, 4294967295.0,
+				       set_logger_serial) < 0)
+				return -EINVAL;
+			break;
+		case OPT_F_HEARTBEAT: s->faults.heartbeat = true; break;
+		case OPT_F_LSERIAL: s->faults.logger_serial = true; break;
+		case OPT_F_CHECKSUM: s->faults.checksum = true; break;
 		case OPT_UNIT:
 			if (apply_list(a, "--unit-id", optarg, 0, 247, set_unit) < 0)
 				return -EINVAL;
@@ -414,6 +462,10 @@ static int parse_args(int argc, char **argv, struct args *a, struct sim *s, doub
 		return -EINVAL;
 	}
 	for (unsigned i = 0; i < a->nspecs; i++) {
+		if (a->specs[i].p1 && a->specs[i].solarman) {
+			fprintf(stderr, "egw-sim: a p1 meter sends telegrams, not through a logger\n");
+			return -EINVAL;
+		}
 		if (a->specs[i].p1 && a->specs[i].kind != SIM_TCP) {
 			fprintf(stderr, "egw-sim: a p1 meter is served on --port only\n");
 			return -EINVAL;
@@ -443,6 +495,8 @@ static int build(struct sim *s, const struct args *a)
 			struct sim_port *q = &s->ports[j];
 			if (q->kind != sp->kind || q->p1 || sp->p1)
 				continue; /* a P1 meter has its line alone */
+			if (q->solarman != (sp->kind == SIM_TCP && sp->solarman))
+				continue; /* a port speaks Modbus TCP or V5, not both */
 			if ((sp->kind == SIM_TCP && sp->port != 0 && q->port == sp->port) ||
 			    (sp->kind != SIM_TCP && !strcmp(q->path, sp->path))) {
 				p = q;
@@ -459,6 +513,12 @@ static int build(struct sim *s, const struct args *a)
 			snprintf(p->host, sizeof(p->host), "%s", a->host);
 			snprintf(p->path, sizeof(p->path), "%s", sp->path);
 			p->p1 = sp->p1;
+			if (sp->kind == SIM_TCP && sp->solarman) {
+				p->solarman = true;
+				/* a plausible 10-digit serial, one per logger */
+				p->logger_serial = sp->logger_serial ? sp->logger_serial
+					: 2700000000u + (uint32_t)s->nports;
+			}
 		}
 		for (unsigned j = 0; j < p->ndevs; j++) {
 			if (p->devs[j]->unit == sp->unit) {

@@ -1,6 +1,9 @@
 /* egw-sim's P1 smart meter: the home's grid meter told as DSMR 5 telegrams
  * (or a Swedish HAN variant), in the text format of the P1 companion
- * standard, CRC-16/ARC over '/' .. '!'. */
+ * standard, CRC-16/ARC over '/' .. '!'.  The DSMR 5 meter relays a gas
+ * meter (M-Bus channel 1, device type 3) and a water meter (channel 2, type
+ * 7) that take a reading every 5 minutes, stamped in Central European time
+ * as the standard has it (S: summer time, W: winter time). */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -58,6 +61,49 @@ static void power(struct out *o, const char *imp, const char *exp, double w)
 	put(o, "1-0:%s(%06.3f*kW)\r\n", exp, (r < 0 ? -r : 0) / 1000.0);
 }
 
+#define MBUS_PERIOD 300            /* s between two M-Bus readings */
+#define MBUS_EPOCH 1700000000      /* the simulated meters' counting starts */
+#define GAS_L_PER_PERIOD 21        /* litres: a home heating with gas */
+#define WATER_L_PER_PERIOD 4
+
+/* Whether t falls in European summer time: from the last Sunday of March
+ * to the last Sunday of October, 01:00 UTC. */
+static bool eu_summer(time_t t)
+{
+	struct tm tm;
+	time_t edge[2];
+
+	gmtime_r(&t, &tm);
+	for (int k = 0; k < 2; k++) {
+		struct tm e = { .tm_year = tm.tm_year, .tm_mon = k ? 9 : 2, .tm_mday = 31,
+				.tm_hour = 1 };
+		time_t last = timegm(&e);
+		struct tm lt;
+		gmtime_r(&last, &lt);
+		edge[k] = last - (time_t)lt.tm_wday * 86400;
+	}
+	return t >= edge[0] && t < edge[1];
+}
+
+/* One M-Bus meter's lines: device type, identifier, the reading in m3 with
+ * the time it was taken. */
+static void mbus(struct out *o, int ch, int type, const char *id, time_t now, unsigned l_per)
+{
+	time_t cap = now - now % MBUS_PERIOD;
+	bool summer = eu_summer(cap);
+	time_t local = cap + (summer ? 7200 : 3600);
+	long long litres = (long long)(cap - MBUS_EPOCH) / MBUS_PERIOD * l_per;
+	struct tm tm;
+
+	gmtime_r(&local, &tm);
+	put(o, "0-%d:24.1.0(%03d)\r\n0-%d:96.1.0(", ch, type, ch);
+	for (const char *s = id; *s; s++)
+		put(o, "%02X", (unsigned char)*s);
+	put(o, ")\r\n0-%d:24.2.1(%02d%02d%02d%02d%02d%02d%c)(%05lld.%03lld*m3)\r\n", ch,
+	    tm.tm_year % 100, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	    summer ? 'S' : 'W', litres / 1000, litres % 1000);
+}
+
 int sim_p1_telegram(const struct sim_device *d, unsigned variant, time_t now, char *buf,
 		    size_t cap)
 {
@@ -71,17 +117,19 @@ int sim_p1_telegram(const struct sim_device *d, unsigned variant, time_t now, ch
 	double exp = floor(val(d, RF_METER_TOTAL_EXPORT_WH));
 	struct tm tm;
 	char ts[64];
+	bool summer = eu_summer(now);
+	time_t local = now + (summer ? 7200 : 3600);
 
-	gmtime_r(&now, &tm);
-	/* YYMMDDhhmmss, as the standard has it */
-	snprintf(ts, sizeof(ts), "%02d%02d%02d%02d%02d%02d", tm.tm_year % 100, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	gmtime_r(&local, &tm);
+	/* YYMMDDhhmmss in Central European time and S/W, as the standard has it */
+	snprintf(ts, sizeof(ts), "%02d%02d%02d%02d%02d%02d%c", tm.tm_year % 100, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, summer ? 'S' : 'W');
 	if (variant == SIM_P1_SE) {
-		put(&o, "/EGW5\\2SIM-HAN\r\n\r\n0-0:1.0.0(%sW)\r\n", ts);
+		put(&o, "/EGW5\\2SIM-HAN\r\n\r\n0-0:1.0.0(%s)\r\n", ts);
 		put(&o, "1-0:1.8.0(%012.3f*kWh)\r\n", imp / 1000.0);
 		put(&o, "1-0:2.8.0(%012.3f*kWh)\r\n", exp / 1000.0);
 	} else {
-		put(&o, "/EGW5\\2SIM-P1\r\n\r\n1-3:0.2.8(50)\r\n0-0:1.0.0(%sW)\r\n0-0:96.1.1(", ts);
+		put(&o, "/EGW5\\2SIM-P1\r\n\r\n1-3:0.2.8(50)\r\n0-0:1.0.0(%s)\r\n0-0:96.1.1(", ts);
 		for (const char *s = d->serial; *s; s++)
 			put(&o, "%02X", (unsigned char)*s);
 		put(&o, ")\r\n");
@@ -100,6 +148,10 @@ int sim_p1_telegram(const struct sim_device *d, unsigned variant, time_t now, ch
 		    3 + 2 * k, fabs(val(d, la[k])));
 	for (int k = 0; k < 3; k++)
 		power(&o, pimp[k], pexp[k], val(d, lw[k]));
+	if (variant != SIM_P1_SE) {
+		mbus(&o, 1, 3, "SIMGAS0000000001", now, GAS_L_PER_PERIOD);
+		mbus(&o, 2, 7, "SIMH2O0000000002", now, WATER_L_PER_PERIOD);
+	}
 	put(&o, "!");
 	if (o.full)
 		return -ENOSPC;

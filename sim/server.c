@@ -16,6 +16,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "modbus/solarman.h"
 #include "sim/sim.h"
 
 #define RTU_SILENCE_USEC (100 * USEC_PER_MSEC)
@@ -190,6 +191,139 @@ static int conn_process(struct sim_conn *c)
 	return ret;
 }
 
+/* ---- a Solarman V5 data logger in front of the port's devices ----------
+ *
+ * Written from the "Solarman V5 Protocol" document of the pysolarmanv5
+ * project: the client's request (control 0x4510) carries frame type 2,
+ * sensor type, three time fields and the RTU frame; the logger answers with
+ * control 0x1510, the first sequence byte echoed and the second its own
+ * counter, its serial number, frame type 2, status 1, its total working
+ * time, power-on time and offset time (seconds), the RTU answer, the
+ * checksum and 0x15.  Between answers it sends frames of its own, such as
+ * heartbeats (0x4710, one payload byte). */
+
+#define V5_FACTORY_EPOCH 1577836800 /* 2020-01-01: "out of factory" */
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Append a V5 frame to c->tx.  Returns its length or -ENOSPC. */
+static int v5_append(struct sim_conn *c, uint16_t control, uint8_t seq0, uint32_t serial,
+		     const uint8_t *payload, size_t plen)
+{
+	struct sim_port *p = c->port;
+	uint8_t seq[2] = { seq0, p->v5_seq++ };
+	int n = solarman_encode(control, seq, serial, payload, plen, c->tx + c->txlen,
+				sizeof(c->tx) - c->txlen);
+	if (n > 0)
+		c->txlen += (size_t)n;
+	return n;
+}
+
+/* The response payload's prefix: frame type, status, the three times. */
+static void v5_rsp_prefix(struct sim_port *p, uint8_t *out)
+{
+	uint32_t now = (uint32_t)time(NULL), up = (uint32_t)((now_usec() - p->v5_started) /
+							      USEC_PER_SEC);
+	out[0] = 0x02;                                  /* the inverter's data */
+	out[1] = 0x01;                                  /* real time */
+	put_le32(out + 2, now - V5_FACTORY_EPOCH);      /* total working time */
+	put_le32(out + 6, up);                          /* power-on time */
+	put_le32(out + 10, V5_FACTORY_EPOCH);           /* offset: now - working time */
+}
+
+/* One request frame f: answer it (or not) into c->tx, faults applied.
+ * Returns 0, or -ECONNRESET (fault drop). */
+static int v5_request(struct sim_conn *c, const struct solarman_frame *f)
+{
+	struct sim_port *p = c->port;
+	struct sim *s = p->sim;
+	const struct sim_faults *fl = &s->faults;
+	uint8_t payload[SOLARMAN_RSP_PREFIX + MB_RTU_ADU_MAX], pdu[MB_PDU_MAX];
+	/* the logger-serial fault: another stick answers (one serial lower) */
+	uint32_t serial = !fl->logger_serial ? p->logger_serial
+		: p->logger_serial > 1 ? p->logger_serial - 1 : 2;
+	struct mb_request q = { 0 };
+	size_t used = 0, plen = SOLARMAN_RSP_PREFIX;
+	size_t start = c->txlen;
+	int n;
+
+	if (fl->drop)
+		return -ECONNRESET;
+	if (fl->heartbeat) {
+		uint8_t zero = 0;
+		(void)v5_append(c, SOLARMAN_CTL_HEARTBEAT, 0, serial, &zero, 1);
+		start = c->txlen;
+	}
+	v5_rsp_prefix(p, payload);
+	if (f->serial != p->logger_serial) {
+		/* addressed to another logger: an answer without a Modbus frame,
+		 * under this logger's serial */
+		log_info("sim", "logger %u: request for serial %u", p->logger_serial, f->serial);
+	} else if (f->payload_len < SOLARMAN_REQ_PREFIX + 4 ||
+		   mb_rtu_parse_request(f->payload + SOLARMAN_REQ_PREFIX,
+					f->payload_len - SOLARMAN_REQ_PREFIX, &q, &used) < 0) {
+		return 0; /* nothing the inverter would answer */
+	} else {
+		n = answer_pdu(p, &q, pdu, sizeof(pdu));
+		if (n <= 0)
+			return 0;
+		n = mb_rtu_wrap(q.unit, pdu, (size_t)n, payload + plen, sizeof(payload) - plen);
+		if (n < 0)
+			return 0;
+		plen += (size_t)n;
+	}
+	n = v5_append(c, SOLARMAN_CTL_RESPONSE,
+		      fl->tid ? (uint8_t)(f->seq[0] + 1) : f->seq[0], serial, payload, plen);
+	if (n < 0)
+		return 0;
+	if (fl->checksum)
+		c->tx[start + (size_t)n - 2] ^= 0x5A;
+	if (fl->garbage)
+		(void)garbage(s, c->tx + start, (size_t)n);
+	if (fl->slow_ms) {
+		c->held = c->txlen;
+		loop_task_add(s->loop, &c->slow,
+			      loop_now(s->loop) + (usec_t)fl->slow_ms * USEC_PER_MSEC);
+	}
+	return 0;
+}
+
+/* The V5 frames in c->rx.  Bytes that start no frame are skipped, as a
+ * logger does.  Returns 0 or -ECONNRESET. */
+static int conn_process_v5(struct sim_conn *c)
+{
+	size_t off = 0;
+	int ret = 0;
+
+	while (off < c->rxlen && !c->held) {
+		struct solarman_frame f;
+		/* room for a heartbeat and the largest answer */
+		if (c->txlen + 2 * SOLARMAN_FRAME_MAX > sizeof(c->tx))
+			break;
+		int n = solarman_parse(c->rx + off, c->rxlen - off, &f);
+		if (n == 0)
+			break;
+		if (n < 0) {
+			off++;
+			continue;
+		}
+		off += (size_t)n;
+		/* the client's answers to the logger's own frames need nothing */
+		if (f.control != SOLARMAN_CTL_REQUEST)
+			continue;
+		ret = v5_request(c, &f);
+		if (ret < 0)
+			break;
+	}
+	memmove(c->rx, c->rx + off, c->rxlen - off);
+	c->rxlen -= off;
+	return ret;
+}
+
 static void conn_update_events(struct sim_conn *c)
 {
 	uint32_t ev = 0;
@@ -201,14 +335,19 @@ static void conn_update_events(struct sim_conn *c)
 		loop_io_mod(c->port->sim->loop, &c->io, ev);
 }
 
+static int conn_input(struct sim_conn *c)
+{
+	return c->port->solarman ? conn_process_v5(c) : conn_process(c);
+}
+
 static void conn_service(struct sim_conn *c)
 {
-	if (conn_process(c) < 0 || conn_flush(c) < 0) {
+	if (conn_input(c) < 0 || conn_flush(c) < 0) {
 		conn_close(c);
 		return;
 	}
 	/* flushing may have made room for answers still waiting in rx */
-	if (!c->held && c->rxlen > 0 && c->txlen == 0 && conn_process(c) == 0)
+	if (!c->held && c->rxlen > 0 && c->txlen == 0 && conn_input(c) == 0)
 		(void)conn_flush(c);
 	conn_update_events(c);
 }
@@ -568,6 +707,7 @@ int sim_port_open(struct sim_port *p)
 				      .idx = SCHED_NOT_QUEUED };
 	p->slow = (struct task){ .name = "sim-rtu-slow", .run = rtu_slow_run,
 				 .idx = SCHED_NOT_QUEUED };
+	p->v5_started = now_usec();
 	r = p->kind == SIM_TCP ? tcp_listen(p) : rtu_open(p);
 	if (r < 0)
 		return r;
@@ -584,7 +724,12 @@ int sim_port_open(struct sim_port *p)
 		const struct sim_device *d = p->devs[i];
 		/* a variant served from its own map names the profile that reads it */
 		bool variant = d->model && strcmp(d->model->name, d->prof->name) != 0;
-		if (p->kind == SIM_TCP)
+		if (p->kind == SIM_TCP && p->solarman)
+			fprintf(s->out, "egw-sim: listening %s tcp %s:%u unit %u%s%s solarman %u\n",
+				variant ? d->model->name : d->prof->name, p->host, p->port, d->unit,
+				variant ? " profile " : "", variant ? d->prof->name : "",
+				p->logger_serial);
+		else if (p->kind == SIM_TCP)
 			fprintf(s->out, "egw-sim: listening %s tcp %s:%u unit %u%s%s\n",
 				variant ? d->model->name : d->prof->name, p->host, p->port, d->unit,
 				variant ? " profile " : "", variant ? d->prof->name : "");

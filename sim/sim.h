@@ -8,6 +8,12 @@
  * control interface.  Devices sharing a TCP port or a serial line are told
  * apart by unit id.  Faults are simulator-wide.
  *
+ * A TCP endpoint may instead be a simulated Solarman V5 data logger (the
+ * Wi-Fi stick of Deye, Sofar, Solis inverters): the Modbus RTU frames of
+ * its devices travel inside V5 frames (src/modbus/solarman.h), with the
+ * logger's faults (heartbeats, another serial, a bad checksum) on top of
+ * the simulator's own.
+ *
  * Limits (fixed, counted): SIM_MAX_DEVICES devices, SIM_MAX_PORTS
  * endpoints, SIM_MAX_CONNS TCP connections per endpoint,
  * SIM_MAX_CTL control connections, SIM_MAX_WRITES remembered writes per
@@ -49,6 +55,10 @@ struct sim_faults {
 	bool single_client;  /* TCP: refuse a second concurrent client */
 	bool sleep;          /* asleep: TCP refused (listener closed), RTU silent */
 	bool night_sleep;    /* sleep automatically while the sun is down */
+	/* a Solarman V5 logger's endpoints (sim_port.solarman) */
+	bool heartbeat;      /* a heartbeat frame before every answer */
+	bool logger_serial;  /* answer under another logger serial number */
+	bool checksum;       /* a wrong V5 checksum in every answer */
 };
 
 struct sim_write {
@@ -115,6 +125,10 @@ struct sim_port {
 	unsigned ndevs;
 	bool asleep;                /* TCP: listener closed; RTU: silent */
 	enum sim_p1 p1;             /* telegrams of devs[0] every second to each client */
+	bool solarman;              /* TCP: a Solarman V5 data logger in front of devs */
+	uint32_t logger_serial;     /* its serial number */
+	uint8_t v5_seq;             /* its own frame counter (second sequence byte) */
+	usec_t v5_started;          /* when it "powered on" (the time fields) */
 	struct task p1_task;
 	uint64_t p1_sent;           /* telegrams written */
 };

@@ -506,32 +506,40 @@ function deviceCondition(d) {
 
 function deviceForm(onAdded) {
   const msg = h("div", { id: "add-msg" });
-  const rtuOnly = [];
-  const field = (label, input, rtu) => {
+  const rtuOnly = [], v5Only = [];
+  const field = (label, input, only) => {
     const l = h("label", null, label, input);
-    if (rtu) rtuOnly.push(l);
+    if (only === "rtu") rtuOnly.push(l);
+    if (only === "solarman") v5Only.push(l);
     return l;
   };
   const conn = h("select", { name: "connection" },
     h("option", { value: "tcp" }, "Modbus TCP"), h("option", { value: "rtu-over-tcp" }, "RTU over TCP"),
-    h("option", { value: "rtu" }, "RTU (serial)"));
+    h("option", { value: "rtu" }, "RTU (serial)"),
+    h("option", { value: "solarman" }, "Solarman data logger (V5)"));
   const profile = h("select", { name: "profile" }, h("option", { value: "sunspec" }, "sunspec (auto)"));
   const form = h("form", { class: "f", id: "add-device" },
     field("connection", conn),
     field("host", h("input", { name: "host", placeholder: "192.168.1.50", required: true })),
     field("port", h("input", { name: "port", type: "number", placeholder: "502", min: 1, max: 65535, required: true })),
+    field("logger serial", h("input", { name: "logger_serial", type: "number", min: 1, max: 4294967295,
+      placeholder: "2712345678", title: "the serial number printed on the Wi-Fi stick" }), "solarman"),
     field("unit id", h("input", { name: "unit_id", type: "number", placeholder: "1", min: 0, max: 255, required: true })),
     field("profile", profile),
     field("id (optional)", h("input", { name: "id", pattern: "[A-Za-z0-9_.\\-]*" })),
     field("name (optional)", h("input", { name: "name" })),
-    field("serial port", h("input", { name: "serial_port", value: "/dev/ttyUSB0" }), true),
-    field("baud rate", h("input", { name: "baudrate", type: "number", value: "9600" }), true),
-    field("parity", h("select", { name: "parity" }, ["N", "E", "O"].map((p) => h("option", null, p))), true),
-    field("stop bits", h("input", { name: "stopbits", type: "number", value: "1", min: 1, max: 2 }), true),
+    field("serial port", h("input", { name: "serial_port", value: "/dev/ttyUSB0" }), "rtu"),
+    field("baud rate", h("input", { name: "baudrate", type: "number", value: "9600" }), "rtu"),
+    field("parity", h("select", { name: "parity" }, ["N", "E", "O"].map((p) => h("option", null, p))), "rtu"),
+    field("stop bits", h("input", { name: "stopbits", type: "number", value: "1", min: 1, max: 2 }), "rtu"),
     h("button", { class: "primary", type: "submit" }, "Add device"));
   const sync = () => {
-    const rtu = conn.value === "rtu";
+    const rtu = conn.value === "rtu", v5 = conn.value === "solarman";
     for (const l of rtuOnly) l.hidden = !rtu;
+    for (const l of v5Only) l.hidden = !v5;
+    form.elements.logger_serial.required = v5;
+    form.elements.port.placeholder = v5 ? "8899" : "502";
+    if (v5 && !form.elements.port.value) form.elements.port.value = "8899";
     for (const n of ["host", "port"]) {
       form.elements[n].parentElement.hidden = rtu;
       form.elements[n].required = !rtu;
@@ -552,6 +560,7 @@ function deviceForm(onAdded) {
     } else {
       Object.assign(body, { host: e.host.value, port: Number(e.port.value) });
     }
+    if (body.connection === "solarman") body.logger_serial = Number(e.logger_serial.value);
     if (e.id.value) body.id = e.id.value;
     if (e.name.value) body.name = e.name.value;
     for (const el of form.querySelectorAll(".invalid")) el.classList.remove("invalid");
@@ -570,7 +579,8 @@ function deviceForm(onAdded) {
     }
   });
   const prefill = (res) => {
-    form.elements.connection.value = "tcp";
+    form.elements.connection.value = res.connection || "tcp";
+    if (res.logger_serial) form.elements.logger_serial.value = res.logger_serial;
     form.elements.host.value = res.host;
     form.elements.port.value = res.port;
     form.elements.unit_id.value = res.unit_id === undefined || res.unit_id === null ? "" : res.unit_id;
@@ -635,7 +645,8 @@ function pageDevices() {
       res.length ? h("div", { class: "scroll" }, h("table", null,
         h("thead", null, h("tr", null, ["address", "profile", "serial", ""].map((t) => h("th", null, t)))),
         h("tbody", null, res.map((r) => h("tr", null,
-          h("td", { class: "addr" }, txt(r.host) + ":" + txt(r.port), h("div", { class: "muted" }, "unit " + txt(r.unit_id))),
+          h("td", { class: "addr" }, txt(r.host) + ":" + txt(r.port), h("div", { class: "muted" }, "unit " + txt(r.unit_id) +
+            (r.logger_serial ? ", Solarman logger " + txt(r.logger_serial) : ""))),
           h("td", null, r.profile || "unknown"), h("td", { class: "serial" }, r.serial || "–"),
           h("td", null, h("button", { onclick: () => form.prefill(r) }, "use"))))))) : null].filter(Boolean));
     if (s && s.running) scanTimer = setTimeout(poll, 500);

@@ -35,6 +35,7 @@ static const struct ha_unit ha_units[] = {
 	{ "C", "temperature", "\xc2\xb0" "C", "measurement", 1, 1 },
 	{ "Wh", "energy", "Wh", "total_increasing", 1, 0 },
 	{ "fraction", "battery", "%", "measurement", 100, 0 },
+	{ "m3", "gas", "m\xc2\xb3", "total_increasing", 1, 3 },
 };
 
 /* What Home Assistant shows for each field: the entity's own name (HA puts
@@ -43,6 +44,7 @@ static const struct ha_unit ha_units[] = {
 static const struct {
 	const char *name;
 	bool constant;
+	const char *device_class; /* instead of the unit's (m3: gas or water) */
 } ha_fields[RF_COUNT] = {
 	[RF_PV_W] = { "PV power" },
 	[RF_PV_RATED_POWER_W] = { "Rated power", true },
@@ -73,6 +75,8 @@ static const struct {
 	[RF_METER_TOTAL_IMPORT_WH] = { "Grid energy imported" },
 	[RF_METER_TOTAL_EXPORT_WH] = { "Grid energy exported" },
 	[RF_INVERTER_W] = { "Inverter AC power" },
+	[RF_GAS_TOTAL_M3] = { "Gas consumed" },
+	[RF_WATER_TOTAL_M3] = { "Water consumed", false, "water" },
 };
 
 const char *mqtt_field_name(enum reading_field f)
@@ -314,7 +318,8 @@ int mqtt_discovery(const char *topic_prefix, const char *discovery_prefix,
 	                "state_topic", state_topic,
 	                "value_template", tmpl,
 	                "unit_of_measurement", u->ha_unit,
-	                "device_class", u->device_class,
+	                "device_class", ha_fields[f].device_class ? ha_fields[f].device_class
+	                                                          : u->device_class,
 	                "availability", "topic", status_topic, "topic", avail_topic,
 	                "availability_mode", "all",
 	                "suggested_display_precision", precision_of(dev->profile, f, u),

@@ -23,6 +23,7 @@ static const char *const egw_errors[] = {
 	[EGW_EPROFILE - EGW_EFRAME] = "unknown or mismatched profile",
 	[EGW_EBADSIG - EGW_EFRAME] = "signature does not verify",
 	[EGW_ENOHOST - EGW_EFRAME] = "host name not found",
+	[EGW_ELOGGER - EGW_EFRAME] = "data logger serial number mismatch",
 };
 _Static_assert(ARRAY_SIZE(egw_errors) == EGW_ERR_END - EGW_EFRAME, "one string per error code");
 

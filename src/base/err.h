@@ -24,6 +24,7 @@ enum {
 	EGW_EPROFILE,                    /* unknown profile or profile mismatch */
 	EGW_EBADSIG,                     /* signature does not verify */
 	EGW_ENOHOST,                     /* host name does not resolve */
+	EGW_ELOGGER,                     /* a Solarman logger of another serial answered */
 	EGW_ERR_END
 };
 

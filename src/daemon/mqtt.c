@@ -91,13 +91,15 @@ void mqtt_egw_on_reading(struct egw *e, struct device *d, int64_t ts_ms, const s
 		return;
 	p = device_profile(d);
 	/* A profile without a serial register identifies by address or MAC:
-	 * that is no serial number to show. */
+	 * that is no serial number to show.  A P1 meter has no profile table:
+	 * its serial is the meter's own identifier (empty when it sends none). */
 	struct mqtt_device md = {
 		.id = device_id(d),
 		.name = device_name(d),
-		.manufacturer = p->brand && *p->brand ? p->brand : NULL,
-		.model = p->name,
-		.serial = p->serial ? device_serial(d) : NULL,
+		.manufacturer = p && p->brand && *p->brand ? p->brand : NULL,
+		.model = p ? p->name : device_profile_name(d),
+		.serial = !p ? (*device_serial(d) ? device_serial(d) : NULL)
+			: p->serial ? device_serial(d) : NULL,
 		.profile = p,
 	};
 	mqtt_publish_reading(e->mqtt, &md, ts_ms, r);

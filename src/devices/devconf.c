@@ -83,7 +83,8 @@ struct field {
 	const char *const *values;     /* F_ENUM */
 };
 
-static const char *const connections[] = { "tcp", "rtu", "rtu-over-tcp", "serial", NULL };
+static const char *const connections[] = { "tcp", "rtu", "rtu-over-tcp", "serial", "solarman",
+					    NULL };
 static const char *const parities[] = { "N", "E", "O", NULL };
 
 /* Sorted by name; every key a device object may have. */
@@ -93,6 +94,7 @@ static const struct field fields[] = {
 	{ "databits", F_INT, 7, 8 },
 	{ "host", F_STR, 1, DEVCONF_HOST_LEN - 1 },
 	{ "id", F_STR, 1, DEVCONF_ID_LEN - 1 },
+	{ "logger_serial", F_INT, 1, 4294967295LL },
 	{ "name", F_STR, 1, DEVCONF_NAME_LEN - 1 },
 	{ "parity", F_ENUM, .values = parities },
 	{ "poll_interval_ms", F_INT, 10, 3600000 },
@@ -197,6 +199,11 @@ static int parse_one(const json_t *o, unsigned i, struct dev_conf *c, struct dev
 	if (!c->p1 && strcmp(conn, "serial") == 0)
 		return FAIL(i, "connection", "\"serial\" is for profile p1 (a Modbus device on a "
 			    "serial line is \"rtu\")");
+	if (strcmp(conn, "solarman") == 0 && !json_object_get(o, "logger_serial"))
+		return FAIL(i, "logger_serial", "missing (required for connection \"solarman\": the "
+			    "serial number printed on the data logger)");
+	if (strcmp(conn, "solarman") != 0 && json_object_get(o, "logger_serial"))
+		return FAIL(i, "logger_serial", "only for connection \"solarman\"");
 	if (!c->p1 && json_object_get(o, "databits"))
 		return FAIL(i, "databits", "only for profile p1 (Modbus RTU has 8 data bits)");
 	if (c->p1 && json_object_get(o, "unit_id"))
@@ -205,6 +212,7 @@ static int parse_one(const json_t *o, unsigned i, struct dev_conf *c, struct dev
 		return FAIL(i, "port", "missing (required for profile p1 over tcp: the bridge's port)");
 	c->kind = strcmp(conn, "rtu") == 0 || strcmp(conn, "serial") == 0 ? MB_TRANSPORT_RTU
 		: strcmp(conn, "rtu-over-tcp") == 0 ? MB_TRANSPORT_RTU_OVER_TCP
+		: strcmp(conn, "solarman") == 0 ? MB_TRANSPORT_SOLARMAN
 		: MB_TRANSPORT_TCP;
 
 	if (c->kind == MB_TRANSPORT_RTU) {
@@ -230,7 +238,8 @@ static int parse_one(const json_t *o, unsigned i, struct dev_conf *c, struct dev
 		if (json_object_get(o, "serial_port"))
 			return FAIL(i, "serial_port", "not used by connection \"%s\" (use host)", conn);
 	}
-	c->port = (uint16_t)int_or(o, "port", 502);
+	c->port = (uint16_t)int_or(o, "port", c->kind == MB_TRANSPORT_SOLARMAN ? 8899 : 502);
+	c->logger_serial = (uint32_t)int_or(o, "logger_serial", 0);
 	c->unit = (uint8_t)int_or(o, "unit_id", c->p1 ? 0 : 1);
 	c->proxy_unit = (uint8_t)int_or(o, "proxy_unit_id", c->unit);
 	c->proxy_unit_set = json_object_get(o, "proxy_unit_id") != NULL;
@@ -294,6 +303,13 @@ static int check_list(const struct dev_conf *c, unsigned n, struct devconf_error
 				return FAIL(i, c[i].proxy_unit_set ? "proxy_unit_id" : "unit_id", "the Modbus proxy already answers unit %u for "
 					    "devices[%u] (%s): set a different proxy_unit_id",
 					    c[i].proxy_unit, j, c[j].id);
+			/* One logger, one serial number: its devices share a connection. */
+			if (c[i].kind == MB_TRANSPORT_SOLARMAN && c[j].kind == MB_TRANSPORT_SOLARMAN &&
+			    c[i].port == c[j].port && strcasecmp(c[i].host, c[j].host) == 0 &&
+			    c[i].logger_serial != c[j].logger_serial)
+				return FAIL(i, "logger_serial", "devices[%u] (%s) reaches the logger at "
+					    "this host and port as serial %u", j, c[j].id,
+					    (unsigned)c[j].logger_serial);
 			if (same_address(&c[i], &c[j]) && (c[i].p1 || c[j].p1))
 				return FAIL(i, c[i].kind == MB_TRANSPORT_RTU ? "serial_port" : "host",
 					    "devices[%u] (%s) uses this %s; a P1 meter's line is its own",

@@ -4,8 +4,12 @@
  * device layer will run with at the next start.
  *
  * A device object:
- *   {"connection": "tcp" (default) | "rtu" | "rtu-over-tcp", "profile": NAME,
+ *   {"connection": "tcp" (default) | "rtu" | "rtu-over-tcp" | "solarman",
+ *    "profile": NAME,
  *    tcp and rtu-over-tcp: "host" (IPv4/IPv6 literal or a host name), "port" (502),
+ *    solarman (a Solarman V5 data logger: Deye, Sofar, Solis, Afore Wi-Fi
+ *         sticks): "host", "port" (8899), "logger_serial" (1..4294967295,
+ *         required: the logger's serial number),
  *    rtu: "serial_port" (absolute path), "baudrate" (9600), "parity" ("E"),
  *         "stopbits" (device default),
  *    "unit_id" (1), optional "id" (1..63 of A-Z a-z 0-9 _ - .; default
@@ -23,6 +27,8 @@
  *    meter's telegram interval, default 10000: DSMR 2.2 to 4 send every 10 s,
  *    DSMR 5 every second; a meter silent for three intervals is marked)}
  * Connection "serial" is only for p1, and p1 only on "tcp" or "serial".
+ * "logger_serial" is only for (and required by) "solarman"; devices behind
+ * one logger (host and port) agree on it.
  * "databits" is only for p1 (Modbus RTU has eight).
  *
  * Rules over the list: at most DEVCONF_MAX devices, ids unique, one device
@@ -64,6 +70,7 @@ struct dev_conf {
 	unsigned databits;             /* p1 on a serial line: 7 or 8 */
 	char host[DEVCONF_HOST_LEN];
 	uint16_t port;
+	uint32_t logger_serial;        /* solarman: the data logger's serial number */
 	uint8_t unit;
 	uint8_t proxy_unit;            /* "proxy_unit_id": the Modbus proxy's unit for it */
 	bool proxy_unit_set;           /* given explicitly (not the unit_id default) */

@@ -127,6 +127,7 @@ static void add_stats(struct mb_client_stats *a, const struct mb_client_stats *b
 	a->reconnects += b->reconnects;
 	a->tid_mismatches += b->tid_mismatches;
 	a->bytes_garbage += b->bytes_garbage;
+	a->unsolicited += b->unsolicited;
 	a->latency_sum += b->latency_sum;
 	for (unsigned i = 0; i < MB_LAT_BUCKETS; i++)
 		a->latency_hist[i] += b->latency_hist[i];
@@ -733,6 +734,13 @@ static int device_new(struct devices *ds, unsigned index, struct dev_conf *c,
 		.backoff_min = 50 * USEC_PER_MSEC,
 		.backoff_max = MIN(ms(cfg->backoff_min_ms), USEC_PER_SEC),
 	};
+	if (mc.kind == MB_TRANSPORT_SOLARMAN) {
+		/* Data loggers answer in hundreds of milliseconds and choke on
+		 * back-to-back requests. */
+		mc.logger_serial = d->conf.logger_serial;
+		mc.timeout = MAX(mc.timeout, DEV_SOLARMAN_TIMEOUT);
+		mc.min_gap = MAX(mc.min_gap, DEV_SOLARMAN_GAP);
+	}
 	if (index < cfg->nmem && cfg->mem[index]) {
 		mc.kind = MB_TRANSPORT_MEM;
 		mc.mem = cfg->mem[index];

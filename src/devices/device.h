@@ -132,9 +132,10 @@ struct device_stats {
 };
 
 /* Creates the set from settings["devices"] (a JSON array of objects):
- *   {"connection": "tcp"|"rtu"|"rtu-over-tcp", "host", "port", "unit_id",
+ *   {"connection": "tcp"|"rtu"|"rtu-over-tcp"|"solarman", "host", "port", "unit_id",
  *    "profile", optional "id", "name", "poll_interval_ms",
- *    rtu: "serial_port", "baudrate", "parity" ("N"|"E"|"O"), "stopbits"}
+ *    rtu: "serial_port", "baudrate", "parity" ("N"|"E"|"O"), "stopbits",
+ *    solarman: "logger_serial"}
  * or a P1 smart meter (devconf.h: "profile": "p1" on "tcp" or "serial"; a
  * driver of its own, p1dev.c, with the same states and hooks: each telegram
  * is a reading, with an empty raw map) (a NULL or empty array is valid: no device).  Devices start connecting at

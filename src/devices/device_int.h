@@ -35,6 +35,8 @@ _Static_assert((int)DEV_DISCONNECTED == (int)FSM_DEV_DISCONNECTED &&
 #define DEV_KEY_BLOCKS 16
 #define DEV_MAX_MODELS 64
 #define DEV_CACHE_SLOTS 24     /* last poll words kept per device (Modbus proxy) */
+#define DEV_SOLARMAN_TIMEOUT (2 * USEC_PER_SEC) /* per request through a V5 logger, at least */
+#define DEV_SOLARMAN_GAP (50 * USEC_PER_MSEC)    /* between two requests to a logger, at least */
 #define DEV_FAIL_CYCLES 2      /* consecutive failed poll cycles before backing off */
 #define DEV_VERBOSE_EVERY 10   /* short-poll profiles read their blocks every 10th poll */
 #define DEV_UNSUPPORTED_MAX 32 /* blocks remembered as refused with exception 2 */
@@ -48,6 +50,8 @@ static const char *const conn_names[] = {
 	[MB_TRANSPORT_TCP] = "tcp",
 	[MB_TRANSPORT_RTU] = "rtu",
 	[MB_TRANSPORT_RTU_OVER_TCP] = "rtu-over-tcp",
+	[MB_TRANSPORT_MEM] = "mem",
+	[MB_TRANSPORT_SOLARMAN] = "solarman",
 };
 
 /* What a queued request is for. */

@@ -62,6 +62,8 @@ static json_t *stats_json(const struct device *d)
 	set_u64(m, "reconnects", cs->reconnects);
 	set_u64(m, "tid_mismatches", cs->tid_mismatches);
 	set_u64(m, "bytes_garbage", cs->bytes_garbage);
+	if (d->conf.kind == MB_TRANSPORT_SOLARMAN)
+		set_u64(m, "unsolicited", cs->unsolicited);
 	set_ms(m, "latency_p50_ms", mb_client_latency_percentile(d->link->client, 50));
 	set_ms(m, "latency_p99_ms", mb_client_latency_percentile(d->link->client, 99));
 	json_object_set_new(m, "connected", json_boolean(mb_client_connected(d->link->client)));
@@ -85,6 +87,11 @@ static json_t *conn_json(const struct dev_conf *c)
 				 "serial_port", c->serial_port, "baudrate", (int)c->baudrate,
 				 "unit_id", (int)c->unit, "parity", &c->parity, (int)1,
 				 "stopbits", (int)(c->stopbits ? c->stopbits : (c->parity == 'N' ? 2 : 1)),
+				 "proxy_unit_id", (int)c->proxy_unit);
+	if (c->kind == MB_TRANSPORT_SOLARMAN)
+		return json_pack("{ss ss si sI si si}", "connection", conn_names[c->kind], "host",
+				 c->host, "port", (int)c->port, "logger_serial",
+				 (json_int_t)c->logger_serial, "unit_id", (int)c->unit,
 				 "proxy_unit_id", (int)c->proxy_unit);
 	return json_pack("{ss ss si si si}", "connection", conn_names[c->kind], "host", c->host,
 			 "port", (int)c->port, "unit_id", (int)c->unit,

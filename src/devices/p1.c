@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/err.h"
 #include "base/util.h"
@@ -190,6 +191,36 @@ static void set_serial(struct p1_telegram *t, const char *s, size_t n)
 	memcpy(t->serial, out, sizeof(out));
 }
 
+/* "YYMMDDhhmmssX" in [s, end) (X: S summer time, W winter time; DSMR
+ * meters keep Central European time): milliseconds since the epoch, or 0
+ * when it is not such a time. */
+static int64_t mbus_time(const char *s, const char *end)
+{
+	int v[6];
+	struct tm tm = { 0 };
+	time_t t;
+
+	if (end - s < 14 || s[13] != ')' || (s[12] != 'S' && s[12] != 'W'))
+		return 0;
+	for (int i = 0; i < 6; i++) {
+		if (s[2 * i] < '0' || s[2 * i] > '9' || s[2 * i + 1] < '0' || s[2 * i + 1] > '9')
+			return 0;
+		v[i] = (s[2 * i] - '0') * 10 + (s[2 * i + 1] - '0');
+	}
+	if (v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31 || v[3] > 23 || v[4] > 59 || v[5] > 59)
+		return 0;
+	tm.tm_year = 100 + v[0];
+	tm.tm_mon = v[1] - 1;
+	tm.tm_mday = v[2];
+	tm.tm_hour = v[3];
+	tm.tm_min = v[4];
+	tm.tm_sec = v[5];
+	t = timegm(&tm);
+	if (t == (time_t)-1)
+		return 0;
+	return ((int64_t)t - (s[12] == 'S' ? 7200 : 3600)) * 1000;
+}
+
 /* One line (no CR/LF). */
 static void decode_line(struct p1_telegram *t, const char *s, const char *end, double *slot,
 			bool *have)
@@ -220,6 +251,7 @@ static void decode_line(struct p1_telegram *t, const char *s, const char *end, d
 	}
 	if (f[0] == 0 && f[1] >= 1 && f[1] <= P1_MBUS_MAX && f[2] == 24) {
 		struct p1_mbus *mb = &t->mbus[f[1] - 1];
+		const char *first = p; /* the line's first '(' */
 		if (f[3] == 1 && f[4] == 0) {
 			if (parse_num(open, close, &n) == close && n.dec == 0 && n.m >= 0 && n.m < 256) {
 				mb->type = (unsigned)n.m;
@@ -236,6 +268,8 @@ static void decode_line(struct p1_telegram *t, const char *s, const char *end, d
 		mb->value = num_value(n, 0);
 		memcpy(mb->unit, p + 1, (size_t)(close - p - 1));
 		mb->unit[close - p - 1] = '\0';
+		/* the first of two groups: when the meter took the reading */
+		mb->ts_ms = open - 1 > first ? mbus_time(first + 1, open - 1) : 0;
 		t->lines_used++;
 		return;
 	}
@@ -322,6 +356,15 @@ int p1_decode(const char *text, size_t len, struct p1_telegram *ret)
 	if (have[S_L3_A]) t.r.v[RF_METER_L3_A] = slot[S_L3_A];
 	set_total(&t.r, RF_METER_TOTAL_IMPORT_WH, slot, have, S_IMP_WH, S_IMP_T1_WH, S_IMP_T2_WH);
 	set_total(&t.r, RF_METER_TOTAL_EXPORT_WH, slot, have, S_EXP_WH, S_EXP_T1_WH, S_EXP_T2_WH);
+	/* The first gas and the first water meter in m3 (another unit, such as
+	 * GJ of heat, is no volume). */
+	for (unsigned k = P1_MBUS_MAX; k-- > 0;) {
+		const struct p1_mbus *mb = &t.mbus[k];
+		enum reading_field f = mb->type == P1_MBUS_GAS ? RF_GAS_TOTAL_M3
+			: mb->type == P1_MBUS_WATER ? RF_WATER_TOTAL_M3 : RF_COUNT;
+		if (mb->present && f != RF_COUNT && strcmp(mb->unit, "m3") == 0 && mb->value >= 0)
+			t.r.v[f] = mb->value;
+	}
 	/* Sums and differences of values at different resolutions (V with one
 	 * decimal, kW with two) land on the finer one. */
 	for (unsigned f = 0; f < RF_COUNT; f++)

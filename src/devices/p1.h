@@ -25,7 +25,10 @@
  * and Wh).  The identifier 0-0:96.1.1 (hex-encoded ASCII in DSMR; printed
  * as it is when it is not) becomes the serial.  M-Bus channels 0-n:24.2.x
  * (DSMR 4/5 gas, water) are decoded into mbus[] with their device type
- * (0-n:24.1.0: 3 gas, 7 water).  Unknown lines are ignored. */
+ * (0-n:24.1.0: 3 gas, 7 water) and the time the meter took the reading
+ * (the line's first group, YYMMDDhhmmss in Central European time, S/W for
+ * summer/winter); the first gas and the first water meter reading in m3
+ * also become gas.total_m3 and water.total_m3.  Unknown lines are ignored. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -36,12 +39,15 @@
 #define P1_TELEGRAM_MAX 8192 /* DSMR 5 with a full 1024-byte text message fits */
 #define P1_SERIAL_LEN 96     /* 96.1.1 as text: at most 95 characters (as the device layer keeps) */
 #define P1_MBUS_MAX 4        /* M-Bus channels 0-1 ... 0-4 */
+#define P1_MBUS_GAS 3        /* 24.1.0 device types */
+#define P1_MBUS_WATER 7
 
 struct p1_mbus {
 	bool present;     /* a 24.2.x reading was seen on this channel */
 	unsigned type;    /* 24.1.0 device type (3 gas, 7 water); 0: not sent */
 	double value;     /* the meter reading in its unit */
 	char unit[8];     /* "m3", "GJ", ... as the telegram has it */
+	int64_t ts_ms;    /* when the meter took the reading (UTC); 0: not sent */
 };
 
 /* One decoded telegram (value type). */

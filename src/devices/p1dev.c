@@ -31,6 +31,7 @@ struct p1dev {
 	struct task watch;        /* connect deadline, then the silence limit */
 	bool connected;
 	uint64_t bytes;
+	struct p1_mbus mbus[P1_MBUS_MAX]; /* the M-Bus channels of the last telegram */
 };
 
 static usec_t silence_limit(const struct device *d)
@@ -104,6 +105,7 @@ static void on_telegram(void *ud, const struct p1_telegram *t)
 	if (d->fsm.state != DEV_POLLING)
 		return;
 	arm_watch(p, silence_limit(d));
+	memcpy(p->mbus, t->mbus, sizeof(p->mbus));
 	d->st.polls_ok++;
 	d->st.last_good_ms = ts;
 	refused = reading_mono_apply(&d->mono, &fresh);
@@ -268,9 +270,29 @@ void p1dev_free(struct p1dev *p)
 json_t *p1dev_json(const struct p1dev *p)
 {
 	struct p1_stats st;
+	json_t *mbus = json_array();
+
+	/* The M-Bus meters as the last telegram told them, each with the time
+	 * it took its reading (gas meters report every 5 minutes or every
+	 * hour, not with every telegram). */
+	for (unsigned k = 0; mbus && k < P1_MBUS_MAX; k++) {
+		const struct p1_mbus *mb = &p->mbus[k];
+		json_t *o;
+		if (!mb->present)
+			continue;
+		o = json_pack("{si si sf ss}", "channel", (int)k + 1, "type", (int)mb->type,
+			      "value", mb->value, "unit", mb->unit);
+		if (o && mb->type == P1_MBUS_GAS)
+			json_object_set_new(o, "kind", json_string("gas"));
+		else if (o && mb->type == P1_MBUS_WATER)
+			json_object_set_new(o, "kind", json_string("water"));
+		if (o && mb->ts_ms)
+			json_object_set_new(o, "ts_ms", json_integer(mb->ts_ms));
+		json_array_append_new(mbus, o);
+	}
 	p1_parser_stats(p->parser, &st);
-	return json_pack("{sI sI sI sI sI sb}", "telegrams", (json_int_t)st.telegrams,
+	return json_pack("{sI sI sI sI sI sb so}", "telegrams", (json_int_t)st.telegrams,
 			 "crc_errors", (json_int_t)st.crc_errors, "oversize", (json_int_t)st.oversize,
 			 "cut", (json_int_t)st.cut, "bytes", (json_int_t)p->bytes,
-			 "connected", p->connected);
+			 "connected", p->connected, "mbus", mbus ? mbus : json_array());
 }

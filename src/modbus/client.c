@@ -278,7 +278,18 @@ static bool send_head(struct mb_client *c, usec_t now)
 	struct mb_pending *p = head(c);
 	int n;
 
-	if (c->tr->rtu) {
+	if (c->tr->solarman) {
+		/* The logger echoes the first sequence byte: the low byte of the
+		 * tid.  The second is the logger's own counter; 0 from a client. */
+		uint8_t rtu[MB_RTU_ADU_MAX], seq[2];
+		p->q.tid = c->next_tid++;
+		seq[0] = (uint8_t)p->q.tid;
+		seq[1] = 0;
+		n = mb_rtu_build_request(&p->q, rtu, sizeof(rtu));
+		if (n > 0)
+			n = solarman_encode_request(seq, c->cfg.logger_serial, rtu, (size_t)n, c->tx,
+						    sizeof(c->tx));
+	} else if (c->tr->rtu) {
 		if (!flush_input(c))
 			return false;
 		if (c->state != MB_UP)
@@ -317,9 +328,66 @@ static void consume(struct mb_client *c, size_t n)
 	c->rx_len -= n;
 }
 
+/* Solarman V5: take frames out of c->rx; bytes that start no frame are
+ * skipped one at a time (a V5 stream resynchronises on its start byte).
+ * Returns false if the client was freed. */
+static bool parse_rx_solarman(struct mb_client *c)
+{
+	while (c->rx_len > 0 && c->state == MB_UP) {
+		struct solarman_frame f;
+		struct mb_response resp;
+		int n = solarman_parse(c->rx, c->rx_len, &f), r;
+
+		if (n == 0)
+			return true;
+		if (n < 0) {
+			c->stats.bytes_garbage++;
+			consume(c, 1);
+			/* A frame whose checksum fails may have been our answer. */
+			if (n == -EGW_ECRC && c->inflight) {
+				c->next_send_at = now_usec() + c->cfg.min_gap;
+				kick(c, c->next_send_at);
+				if (!finish_head(c, n, NULL))
+					return false;
+			}
+			continue;
+		}
+		c->stats.logger_serial_seen = f.serial;
+		if (f.control != SOLARMAN_CTL_RESPONSE) {
+			/* the logger's own frames: heartbeats and the like */
+			c->stats.unsolicited++;
+			consume(c, (size_t)n);
+			continue;
+		}
+		if (!c->inflight || f.seq[0] != (uint8_t)head(c)->q.tid) {
+			/* an answer to a request that timed out */
+			c->stats.tid_mismatches++;
+			consume(c, (size_t)n);
+			continue;
+		}
+		if (f.serial != c->cfg.logger_serial)
+			r = -EGW_ELOGGER;
+		else
+			r = solarman_parse_response(&f, &head(c)->q, &resp);
+		consume(c, (size_t)n);
+		if (r == 0 || mb_is_exception_err(r)) {
+			complete_ok(c);
+		} else {
+			c->stats.bytes_garbage += (uint64_t)n;
+			c->next_send_at = now_usec() + c->cfg.min_gap;
+		}
+		kick(c, c->next_send_at);
+		if (!finish_head(c, r, &resp))
+			return false;
+	}
+	return true;
+}
+
 /* Take complete frames out of c->rx.  Returns false if the client was freed. */
 static bool parse_rx(struct mb_client *c)
 {
+	if (c->tr->solarman)
+		return parse_rx_solarman(c);
 	while (c->rx_len > 0 && c->state == MB_UP) {
 		struct mb_response resp;
 		size_t used = 0;
@@ -461,6 +529,11 @@ static void process(struct mb_client *c)
 		c->stats.timeouts++;
 		c->timeout_streak++;
 		c->next_send_at = now + MAX(c->cfg.min_gap, c->t35);
+		if (c->tr->solarman) {
+			/* a frame begun and not finished in a whole timeout is noise */
+			c->stats.bytes_garbage += c->rx_len;
+			c->rx_len = 0;
+		}
 		if (!finish_head(c, -ETIMEDOUT, NULL))
 			return;
 		/* Too many timeouts in a row: the peer is probably gone without
@@ -586,13 +659,16 @@ int mb_client_new(struct loop *l, const struct mb_client_config *cfg, struct mb_
 	switch (cfg->kind) {
 	case MB_TRANSPORT_TCP:
 	case MB_TRANSPORT_RTU_OVER_TCP:
-		c->tr = cfg->kind == MB_TRANSPORT_TCP ? &mb_transport_tcp : &mb_transport_rtu_over_tcp;
+	case MB_TRANSPORT_SOLARMAN:
+		c->tr = cfg->kind == MB_TRANSPORT_TCP ? &mb_transport_tcp
+			: cfg->kind == MB_TRANSPORT_SOLARMAN ? &mb_transport_solarman
+			: &mb_transport_rtu_over_tcp;
 		if (!cfg->host || strlen(cfg->host) >= sizeof(c->host))
 			goto err_free;
 		strcpy(c->host, cfg->host);
 		c->cfg.host = c->host;
 		if (!c->cfg.port)
-			c->cfg.port = 502;
+			c->cfg.port = cfg->kind == MB_TRANSPORT_SOLARMAN ? 8899 : 502;
 		if (parse_host(c, c->host, c->cfg.port) < 0) {
 			if (!host_ok(c->host))
 				goto err_free;

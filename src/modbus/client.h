@@ -30,6 +30,16 @@
  *                               bits); 3.5-character inter-frame silence
  *                               enforced by timer before every request
  *   MB_TRANSPORT_RTU_OVER_TCP   RTU frames over a TCP socket
+ *   MB_TRANSPORT_SOLARMAN       RTU frames inside Solarman V5 frames (solarman.h)
+ *                               to a data logger on TCP (default port 8899):
+ *                               answers matched by the sequence byte the
+ *                               logger echoes, frames from another logger
+ *                               serial refused (EGW_ELOGGER), the logger's
+ *                               own frames (heartbeats, ...) skipped and
+ *                               counted (unsolicited), bytes that frame
+ *                               nothing skipped one at a time (a garbled
+ *                               frame fails the request in flight with
+ *                               -EGW_ECRC)
  *   MB_TRANSPORT_MEM            in-process server callback (tests, sim):
  *                               client and server run back to back in one
  *                               loop, responses are delivered by a task.
@@ -57,6 +67,7 @@ enum mb_transport_kind {
 	MB_TRANSPORT_RTU,
 	MB_TRANSPORT_RTU_OVER_TCP,
 	MB_TRANSPORT_MEM,
+	MB_TRANSPORT_SOLARMAN,
 };
 
 /* In-memory server for MB_TRANSPORT_MEM.  The owner fills it and keeps it
@@ -82,10 +93,11 @@ struct mb_mem_server {
 
 struct mb_client_config {
 	enum mb_transport_kind kind;
-	const char *host;          /* tcp, rtu-over-tcp: numeric IPv4/IPv6, "localhost",
+	const char *host;          /* tcp, rtu-over-tcp, solarman: numeric IPv4/IPv6, "localhost",
 				    * or a DNS name, looked up on the loop's worker pool
 				    * before every connect attempt */
-	uint16_t port;             /* default 502 */
+	uint16_t port;             /* default 502 (solarman: 8899) */
+	uint32_t logger_serial;    /* solarman: the data logger's serial number */
 	const char *serial_port;   /* rtu: e.g. /dev/ttyUSB0 */
 	unsigned baudrate;         /* rtu: 1200, 2400, ... 115200, 230400; default 9600 */
 	char parity;               /* rtu: 'N', 'E' (default) or 'O' */
@@ -149,6 +161,8 @@ struct mb_client_stats {
 	uint64_t reconnects;      /* connection attempts after the first one */
 	uint64_t tid_mismatches;  /* stale responses drained */
 	uint64_t bytes_garbage;   /* bytes dropped while resynchronising */
+	uint64_t unsolicited;     /* frames the peer sent unasked (V5 heartbeats) */
+	uint32_t logger_serial_seen; /* solarman: the serial of the last frame read, 0 */
 	usec_t last_latency;      /* send to response */
 	usec_t latency_sum;
 	uint64_t latency_hist[MB_LAT_BUCKETS]; /* per bucket, not cumulative */

@@ -14,7 +14,9 @@
  * type, a status byte, the three time fields and the RTU frame (which may be
  * a Modbus exception).
  *
- * Not wired into the Modbus client yet: this is the frame layer only. */
+ * The Modbus client's solarman transport (client.h) uses it; so does
+ * egw-sim's simulated logger.  Protocol facts: the pysolarmanv5 project's
+ * "Solarman V5 Protocol" document (docs/solarmanv5_protocol.rst). */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -48,6 +50,12 @@ struct solarman_frame {
 /* The checksum of a frame's bytes buf[1 .. len-1]. */
 uint8_t solarman_checksum(const uint8_t *buf, size_t len);
 
+/* A frame of any control code with payload (plen bytes, may be 0) into
+ * out.  Returns its length, or -ENOSPC / -EINVAL (plen over
+ * SOLARMAN_PAYLOAD_MAX). */
+int solarman_encode(uint16_t control, const uint8_t seq[2], uint32_t serial,
+		    const uint8_t *payload, size_t plen, uint8_t *out, size_t cap);
+
 /* A request frame carrying RTU frame rtu (unit, PDU, CRC) into out.
  * Returns its length, or -ENOSPC (cap too small) / -EINVAL (rtu empty or
  * longer than MB_RTU_ADU_MAX). */
@@ -56,8 +64,9 @@ int solarman_encode_request(const uint8_t seq[2], uint32_t serial, const uint8_t
 
 /* Parses the frame at the start of buf.  Returns its length (> 0; *ret
  * filled), 0 when more bytes are needed, -EGW_EFRAME when buf does not
- * start a frame (no start byte, a length over SOLARMAN_PAYLOAD_MAX, or no
- * end byte where it belongs: skip a byte and retry), or -EGW_ECRC (the
+ * start a frame (no start byte, a length over SOLARMAN_PAYLOAD_MAX, a
+ * control code whose low byte is not 0x10, or no end byte where it
+ * belongs: skip a byte and retry), or -EGW_ECRC (the
  * checksum does not match: a garbled frame; skip a byte and retry, as its
  * length field cannot be trusted either). */
 int solarman_parse(const uint8_t *buf, size_t len, struct solarman_frame *ret);
@@ -67,3 +76,14 @@ int solarman_parse(const uint8_t *buf, size_t len, struct solarman_frame *ret);
  * minimal RTU frame (unit, function, CRC). */
 int solarman_response_rtu(const struct solarman_frame *f, const uint8_t **ret_rtu,
 			  size_t *ret_len);
+
+/* The answer to request q inside response frame f (already matched by
+ * sequence and serial).  A response without an RTU frame is the logger
+ * saying the device behind it did not answer: the gateway exception "target
+ * failed to respond".  Two zero bytes after the RTU CRC (some Deye loggers
+ * send them) are tolerated.  Returns 0 (*ret filled), an exception error
+ * (mb_is_exception_err), -EGW_ELENGTH (the RTU frame is cut short or
+ * followed by other bytes) or an error of mb_rtu_parse_response (-EGW_ECRC,
+ * -EGW_EPROTO, ...). */
+int solarman_parse_response(const struct solarman_frame *f, const struct mb_request *q,
+			    struct mb_response *ret);

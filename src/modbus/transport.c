@@ -91,6 +91,19 @@ const struct mb_transport mb_transport_rtu_over_tcp = {
 	.close = fd_close,
 };
 
+/* Solarman V5: a TCP socket; the core wraps and unwraps the V5 frames. */
+const struct mb_transport mb_transport_solarman = {
+	.name = "solarman",
+	.rtu = true,
+	.has_fd = true,
+	.solarman = true,
+	.open = tcp_open,
+	.check_connect = tcp_check_connect,
+	.send = fd_send,
+	.recv = fd_recv,
+	.close = fd_close,
+};
+
 /* ---- RTU on a serial port ---- */
 
 static const struct {

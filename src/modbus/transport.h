@@ -15,11 +15,13 @@
 #include "loop/loop.h"
 #include "loop/resolve.h"
 #include "modbus/client.h"
+#include "modbus/solarman.h"
 
 struct mb_transport {
 	const char *name;
 	bool rtu;          /* RTU framing (unit + PDU + CRC), else MBAP */
 	bool has_fd;       /* c->fd is watched by the core */
+	bool solarman;     /* RTU frames inside Solarman V5 frames */
 	/* Start connecting.  Returns 0 when connected, -EINPROGRESS when the
 	 * core must wait for EPOLLOUT on c->fd (then check_connect), or -errno. */
 	int (*open)(struct mb_client *c);
@@ -37,6 +39,7 @@ extern const struct mb_transport mb_transport_tcp;
 extern const struct mb_transport mb_transport_rtu;
 extern const struct mb_transport mb_transport_rtu_over_tcp;
 extern const struct mb_transport mb_transport_mem;
+extern const struct mb_transport mb_transport_solarman;
 
 enum mb_req_kind { MB_REQ_READ, MB_REQ_WRITE, MB_REQ_DEVID };
 
@@ -54,7 +57,10 @@ struct mb_pending {
 
 enum mb_conn_state { MB_DOWN, MB_CONNECTING, MB_UP };
 
-#define MB_RX_CAP (2 * MB_TCP_ADU_MAX)
+/* a whole V5 frame of the largest length a logger may announce, plus more */
+#define MB_RX_CAP (SOLARMAN_FRAME_MAX + MB_TCP_ADU_MAX)
+/* the largest request: an RTU frame inside a V5 frame */
+#define MB_TX_CAP (SOLARMAN_HDR + SOLARMAN_REQ_PREFIX + MB_RTU_ADU_MAX + SOLARMAN_TRAILER)
 #define MB_MEM_SLOTS 4
 
 struct mb_mem_reply {
@@ -100,7 +106,7 @@ struct mb_client {
 	usec_t deadline;
 	usec_t next_send_at;
 
-	uint8_t tx[MB_TCP_ADU_MAX];
+	uint8_t tx[MB_TX_CAP];
 	size_t tx_len, tx_off;
 	uint8_t rx[MB_RX_CAP];
 	size_t rx_len;

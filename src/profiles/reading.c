@@ -11,6 +11,8 @@
 #define BAT(n, u, t) { .group = "battery", .name = (n), .unit = (u), .total = (t) }
 #define MET(n, u, t) { .group = "meter", .name = (n), .unit = (u), .total = (t) }
 #define INV(n, u, t) { .group = "inverter", .name = (n), .unit = (u), .total = (t) }
+#define GAS(n, u, t) { .group = "gas", .name = (n), .unit = (u), .total = (t) }
+#define WAT(n, u, t) { .group = "water", .name = (n), .unit = (u), .total = (t) }
 
 const struct reading_field_info reading_fields[RF_COUNT] = {
 	[RF_PV_W] = PV("W", "W", false),
@@ -45,9 +47,12 @@ const struct reading_field_info reading_fields[RF_COUNT] = {
 	[RF_METER_TOTAL_EXPORT_WH] = MET("total_export_Wh", "Wh", true),
 
 	[RF_INVERTER_W] = INV("W", "W", false),
+
+	[RF_GAS_TOTAL_M3] = GAS("total_m3", "m3", true),
+	[RF_WATER_TOTAL_M3] = WAT("total_m3", "m3", true),
 };
 
-static const char *const groups[] = { "pv", "battery", "meter", "inverter" };
+static const char *const groups[] = { "pv", "battery", "meter", "inverter", "gas", "water" };
 
 int reading_decimals(double resolution)
 {

@@ -1,11 +1,12 @@
 /* The normalised data model: one decoded reading of a device.
  *
  * Four groups: pv, battery and meter as the original gateway publishes them,
- * and inverter (the inverter's AC side).  doc/data-model.md lists every field
+ * and inverter (the inverter's AC side); and gas and water, the utility's
+ * gas and water meters a P1 smart meter relays on its M-Bus channels.  doc/data-model.md lists every field
  * with its unit, sign and source.  pv.W is the PV (DC) generation power;
  * inverter.W is the AC active power the inverter delivers; both negative
  * while generating, so on a hybrid inverter.W = pv.W + battery.W (less losses).
- * Every value is in SI units (W, V, A, Hz, °C, Wh, fraction 0..1).  Sign
+ * Every value is in SI units (W, V, A, Hz, °C, Wh, fraction 0..1, m3).  Sign
  * conventions: PV generation is negative, battery charging is positive, grid
  * import is positive, energy totals are positive.
  *
@@ -55,6 +56,9 @@ enum reading_field {
 
 	RF_INVERTER_W,
 
+	RF_GAS_TOTAL_M3,
+	RF_WATER_TOTAL_M3,
+
 	RF_COUNT
 };
 
@@ -64,10 +68,10 @@ struct reading {
 };
 
 struct reading_field_info {
-	const char *group; /* "pv", "battery", "meter", "inverter" */
+	const char *group; /* "pv", "battery", "meter", "inverter", "gas", "water" */
 	const char *name;  /* JSON key inside the group: "W", "rated_power_W", "mppt1_V",
 	                      "SoC_nom_fract", "L1_V", "total_import_Wh", ... */
-	const char *unit;  /* "W", "V", "A", "Hz", "C", "Wh", "fraction" */
+	const char *unit;  /* "W", "V", "A", "Hz", "C", "Wh", "fraction", "m3" */
 	bool total;        /* an energy counter: never decreases in published data */
 };
 

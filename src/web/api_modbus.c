@@ -30,7 +30,9 @@ static int device_client_config(struct egw *e, const char *id, struct mb_client_
 			return -ENOTSUP;
 		*cfg = (struct mb_client_config){
 			.kind = strcmp(conn, "rtu-over-tcp") == 0 ? MB_TRANSPORT_RTU_OVER_TCP
-			                                          : MB_TRANSPORT_TCP,
+				: strcmp(conn, "solarman") == 0 ? MB_TRANSPORT_SOLARMAN
+				: MB_TRANSPORT_TCP,
+			.logger_serial = (uint32_t)json_integer_value(json_object_get(d, "logger_serial")),
 			.host = json_string_value(json_object_get(d, "host")),
 			.port = (uint16_t)json_integer_value(json_object_get(d, "port")),
 			.timeout = RAW_TIMEOUT,
@@ -38,7 +40,7 @@ static int device_client_config(struct egw *e, const char *id, struct mb_client_
 			.max_timeouts = 1,
 		};
 		if (!cfg->port)
-			cfg->port = 502;
+			cfg->port = cfg->kind == MB_TRANSPORT_SOLARMAN ? 8899 : 502;
 		*ret_unit = json_object_get(d, "unit_id")
 			? (uint8_t)json_integer_value(json_object_get(d, "unit_id")) : 1;
 		return 0;

@@ -1,10 +1,16 @@
 /* The device scan (/api/device/scan): Modbus endpoints on the networks the
- * user names, identified by SunSpec or a profile's serial register. */
+ * user names, identified by SunSpec or a profile's serial register.  On
+ * port 8899, and on a port that accepts the connection but leaves a Modbus
+ * TCP request unanswered, the probe speaks Solarman V5 (a data logger): it
+ * asks under logger serial 0, and a logger answers a request for another
+ * serial under its own, which tells the serial; the device behind the
+ * logger is then identified through it like any other. */
 #include "web/webui_int.h"
 
 /* ---- scan ----------------------------------------------------------------- */
 
 static void probe_next(struct scan_probe *p);
+static void probe_cb(void *ud, int err, const uint16_t *regs, unsigned count);
 static void scan_fill(struct webui *u);
 
 /* Frees the clients of finished probes and starts the next targets.  One
@@ -46,7 +52,7 @@ static void probe_found(struct scan_probe *p, const char *profile, const char *s
 		return;
 	res = &sc->results[sc->nresults++];
 	*res = (struct scan_result){ .port = sc->targets[p->target].port, .unit = sc->unit,
-	                             .sunspec = sunspec };
+	                             .sunspec = sunspec, .logger_serial = p->logger_serial };
 	memcpy(res->host, sc->targets[p->target].host, sizeof(res->host));
 	res->host[sizeof(res->host) - 1] = 0;
 	snprintf(res->profile, sizeof(res->profile), "%s", profile ? profile : "");
@@ -60,6 +66,52 @@ static bool conn_error(int err)
 	       err == -EHOSTUNREACH || err == -ENETUNREACH || err == -ECANCELED || err == -EPIPE;
 }
 
+static struct mb_client_config probe_config(const struct scan_target *t, bool v5,
+					    uint32_t logger)
+{
+	return (struct mb_client_config){
+		.kind = v5 ? MB_TRANSPORT_SOLARMAN : MB_TRANSPORT_TCP, .host = t->host,
+		.port = t->port, .logger_serial = logger,
+		.timeout = v5 ? SCAN_SOLARMAN_TIMEOUT : SCAN_TIMEOUT,
+		.connect_timeout = SCAN_TIMEOUT, .max_timeouts = 100,
+		.backoff_min = 10 * USEC_PER_SEC,
+	};
+}
+
+/* Replace the probe's client (from inside its callback: it is released
+ * later) with one for V5 under logger serial `logger` (0: unknown yet), and
+ * ask for the SunSpec marker.  Returns false when that failed. */
+static bool probe_restart(struct scan_probe *p, uint32_t logger)
+{
+	struct mb_client_config cfg = probe_config(&p->u->scan.targets[p->target], true, logger);
+
+	mb_client_free(p->client);
+	p->client = NULL;
+	p->v5 = true;
+	p->logger_serial = logger;
+	if (mb_client_new(p->u->e->loop, &cfg, &p->client) < 0 ||
+	    mb_client_read(p->client, p->u->scan.unit, 3, 40000, 2, probe_cb, p) < 0)
+		return false;
+	p->busy = true;
+	return true;
+}
+
+/* The answer to the V5 probe under serial 0: a logger answers under its
+ * own serial (-EGW_ELOGGER); go on through it. */
+static void probe_logger(struct scan_probe *p, int err)
+{
+	uint32_t seen = mb_client_stats(p->client)->logger_serial_seen;
+
+	if (err != -EGW_ELOGGER || seen == 0) {
+		probe_end(p); /* no logger: nothing answered in V5 */
+		return;
+	}
+	if (!probe_restart(p, seen)) {
+		probe_found(p, NULL, NULL, NULL, false); /* a logger, at least */
+		probe_end(p);
+	}
+}
+
 static void probe_cb(void *ud, int err, const uint16_t *regs, unsigned count)
 {
 	struct scan_probe *p = ud;
@@ -69,6 +121,17 @@ static void probe_cb(void *ud, int err, const uint16_t *regs, unsigned count)
 	p->busy = false;
 	if (!p->u->scan.running)
 		return;
+	if (p->v5 && !p->logger_serial) {
+		probe_logger(p, err);
+		return;
+	}
+	/* Connected, but no Modbus TCP answer: perhaps a V5 logger on a port of
+	 * its own. */
+	if (!p->v5 && p->step == 0 && err == -ETIMEDOUT && mb_client_connected(p->client)) {
+		if (!probe_restart(p, 0))
+			probe_end(p);
+		return;
+	}
 	if (err < 0 && conn_error(err) && p->step <= 1) {
 		probe_end(p); /* nothing listening, or not Modbus */
 		return;
@@ -163,14 +226,10 @@ static void probe_next(struct scan_probe *p)
 
 static void probe_start(struct webui *u, struct scan_probe *p, unsigned target)
 {
-	struct scan_target *t = &u->scan.targets[target];
-	struct mb_client_config cfg = {
-		.kind = MB_TRANSPORT_TCP, .host = t->host, .port = t->port,
-		.timeout = SCAN_TIMEOUT, .connect_timeout = SCAN_TIMEOUT, .max_timeouts = 100,
-		.backoff_min = 10 * USEC_PER_SEC,
-	};
+	bool v5 = u->scan.targets[target].port == SCAN_SOLARMAN_PORT;
+	struct mb_client_config cfg = probe_config(&u->scan.targets[target], v5, 0);
 
-	*p = (struct scan_probe){ .u = u, .target = target, .active = true };
+	*p = (struct scan_probe){ .u = u, .target = target, .active = true, .v5 = v5 };
 	if (mb_client_new(u->e->loop, &cfg, &p->client) < 0 ||
 	    mb_client_read(p->client, u->scan.unit, 3, 40000, 2, probe_cb, p) < 0) {
 		probe_end(p);
@@ -359,12 +418,17 @@ static json_t *scan_json(const struct scan *sc)
 
 	for (unsigned i = 0; res && i < sc->nresults; i++) {
 		const struct scan_result *r = &sc->results[i];
-		json_array_append_new(res, json_pack("{s:s,s:i,s:i,s:s?,s:s?,s:s?,s:b}", "host", r->host,
-		                                     "port", r->port, "unit_id", r->unit, "profile",
-		                                     r->profile[0] ? r->profile : NULL, "serial",
-		                                     r->serial[0] ? r->serial : NULL, "manufacturer",
-		                                     r->manufacturer[0] ? r->manufacturer : NULL,
-		                                     "sunspec", r->sunspec));
+		json_t *o = json_pack("{s:s,s:i,s:i,s:s?,s:s?,s:s?,s:b}", "host", r->host,
+		                      "port", r->port, "unit_id", r->unit, "profile",
+		                      r->profile[0] ? r->profile : NULL, "serial",
+		                      r->serial[0] ? r->serial : NULL, "manufacturer",
+		                      r->manufacturer[0] ? r->manufacturer : NULL,
+		                      "sunspec", r->sunspec);
+		if (o && r->logger_serial) {
+			json_object_set_new(o, "connection", json_string("solarman"));
+			json_object_set_new(o, "logger_serial", json_integer(r->logger_serial));
+		}
+		json_array_append_new(res, o);
 	}
 	return json_pack("{s:b,s:I,s:I,s:i,s:i,s:s,s:s,s:o}", "running", sc->running, "started_ms",
 	                 (json_int_t)sc->started_ms, "finished_ms", (json_int_t)sc->finished_ms,

@@ -37,6 +37,8 @@
 #define WEBUI_MAX_DEVICES DEVCONF_MAX
 #define RAW_TIMEOUT (2 * USEC_PER_SEC)
 #define SCAN_TIMEOUT (400 * USEC_PER_MSEC)
+#define SCAN_SOLARMAN_PORT 8899                  /* a Solarman V5 logger's port */
+#define SCAN_SOLARMAN_TIMEOUT (2 * USEC_PER_SEC) /* loggers answer slowly */
 /* Live streams one client address may hold (of SSE_MAX_CLIENTS). */
 #define LIVE_PER_ADDRESS 8
 /* Scans and raw reads reach devices and networks: bounded per client
@@ -124,6 +126,7 @@ struct scan_result {
 	char serial[40];
 	char manufacturer[40];
 	bool sunspec;
+	uint32_t logger_serial;      /* behind a Solarman V5 logger: its serial; else 0 */
 };
 
 struct scan_probe {
@@ -136,6 +139,8 @@ struct scan_probe {
 	unsigned step;               /* 0: SunSpec marker, 1: model 1, 2+: profile index * 2 */
 	unsigned prof;
 	char serial[40];
+	bool v5;                     /* speaking Solarman V5 (port 8899, or no Modbus TCP answer) */
+	uint32_t logger_serial;      /* a Solarman logger's, once learnt */
 };
 
 struct scan_target {

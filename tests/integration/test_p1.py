@@ -4,16 +4,22 @@ a ser2net bridge.
 
 - egwd's reading of each meter equals, field for field and exactly, the
   telegram the simulator sent, decoded here independently (Decimal
-  arithmetic, CRC-16/ARC checked) from a second connection to the same port;
+  arithmetic, CRC-16/ARC checked) from a second connection to the same port,
+  the DSMR meter's gas and water meters (M-Bus channels 1 and 2) included,
+  each with the time it took its reading (Central European time in the
+  telegram, UTC milliseconds in the API), and Home Assistant discovery
+  announces them as gas and water sensors in m³;
 - a meter that stops sending (egw-sim's timeout fault) is marked "backing
   off" after three telegram intervals, and polls again when it sends again;
 - the device settings refuse P1 on a Modbus connection.
 
 Run with /usr/bin/python3; EGW_BUILD names the build directory.
 """
+import datetime
 import json
 import os
 import re
+import shutil
 import socket
 import sys
 import time
@@ -60,15 +66,31 @@ class TelegramReader:
             self.buf += data
 
 
+def mbus_time(s):
+    """YYMMDDhhmmss + S (CEST, UTC+2) or W (CET, UTC+1): UTC milliseconds."""
+    t = datetime.datetime.strptime(s[:12], "%y%m%d%H%M%S")
+    off = datetime.timedelta(hours=2 if s[12] == "S" else 1)
+    return int((t - off).replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)
+
+
 def decode(text):
-    """The meter group a telegram stands for, and the identifier."""
-    val, serial = {}, ""
+    """The meter group a telegram stands for, the identifier, and the M-Bus
+    meters {channel: (kind, m3, ts_ms)}."""
+    val, serial, mbus, types = {}, "", {}, {}
     for line in text.split("\r\n"):
         m = LINE.match(line)
         if not m:
             continue
         obis = ".".join(m.groups()[2:5]) if m.group(1) == "1" else None
         groups = re.findall(r"\(([^)]*)\)", m.group(6))
+        if m.group(1) == "0" and m.group(3, 4) == ("24", "1"):
+            types[int(m.group(2))] = {3: "gas", 7: "water"}[int(groups[0])]
+            continue
+        if m.group(1) == "0" and m.group(3, 4) == ("24", "2"):
+            num, unit = groups[1].split("*")
+            assert unit == "m3", line
+            mbus[int(m.group(2))] = (Decimal(num), mbus_time(groups[0]))
+            continue
         if m.group(1, 2, 3, 4, 5) == ("0", "0", "96", "1", "1"):
             serial = bytes.fromhex(groups[0]).decode()
             continue
@@ -88,7 +110,8 @@ def decode(text):
             meter[name] = val[code + ".8.0"]
         else:
             meter[name] = val[code + ".8.1"] + val[code + ".8.2"]
-    return {k: float(v) for k, v in meter.items()}, serial
+    meters = {types[ch]: (float(v), ts) for ch, (v, ts) in mbus.items()}
+    return {k: float(v) for k, v in meter.items()}, serial, meters
 
 
 class P1Test(unittest.TestCase):
@@ -121,15 +144,24 @@ class P1Test(unittest.TestCase):
             reader = TelegramReader(self, self.ports[name])
             matched = None
             for _ in range(8):
-                want, serial = decode(reader.next())
+                want, serial, meters = decode(reader.next())
                 time.sleep(0.3)  # egwd got the same bytes at the same time
                 got = self.devs()[name]
                 if (got["reading"] or {}).get("meter") == want:
-                    matched = (got, want, serial)
+                    matched = (got, want, serial, meters)
                     break
             self.assertIsNotNone(matched, f"{name}: egwd {got['reading']} != telegram {want}")
-            got, want, serial = matched
-            self.assertEqual(set(got["reading"]), {"meter"})
+            got, want, serial, meters = matched
+            self.assertEqual(set(got["reading"]), {"meter"} | set(meters))
+            for kind, (m3, ts) in meters.items():
+                self.assertEqual(got["reading"][kind], {"total_m3": m3})
+                mb = [x for x in got["stats"]["p1"]["mbus"] if x.get("kind") == kind]
+                self.assertEqual(len(mb), 1, got["stats"]["p1"])
+                self.assertEqual((mb[0]["value"], mb[0]["unit"], mb[0]["ts_ms"]), (m3, "m3", ts))
+                # a reading of the last 5 minutes (the meters' period), not of the telegram
+                self.assertLessEqual(ts, time.time() * 1000)
+                self.assertGreater(ts, time.time() * 1000 - 310000)
+            self.assertEqual(set(meters), {"gas", "water"} if name == "p1" else set())
             self.assertEqual(got["serial"], serial)
             self.assertEqual(got["profile"], "p1")
             self.assertEqual(got["connection"], {"connection": "tcp", "host": LOCAL,
@@ -165,6 +197,54 @@ class P1Test(unittest.TestCase):
                              headers=dict(self.egwd.auth(), **{"Content-Type": "application/json"}))
         self.assertEqual(st, 400, resp)
         self.assertIn(b"devices[0].connection", resp)
+
+
+@unittest.skipUnless(os.path.exists("/usr/sbin/mosquitto") and shutil.which("mosquitto_sub"),
+                     "needs mosquitto and mosquitto-clients")
+class P1MqttTest(unittest.TestCase):
+    """The gas and water meters reach MQTT: Home Assistant discovery names
+    them gas and water sensors in m³, and the state carries the telegram's
+    values."""
+
+    def test_gas_and_water_over_mqtt(self):
+        from test_mqtt import Broker, Subscriber
+        broker = Broker(self)
+        broker.start()
+        sub = Subscriber(self, broker.port)
+        time.sleep(0.3)
+        sim = T.EgwSim(self, [], args=["--profile", "p1", "--port", "0"])
+        sim.wait_output("egw-sim: ready", timeout=10)
+        port = int(re.search(r"listening p1 tcp 127\.0\.0\.1:(\d+)", sim.output()).group(1))
+        egwd = T.Egwd(self, set={"devices": [{"id": "p1", "connection": "tcp", "host": LOCAL,
+                                              "port": port, "profile": "p1",
+                                              "poll_interval_ms": 1000}],
+                                 "mqtt.enabled": True, "mqtt.host": LOCAL,
+                                 "mqtt.port": broker.port})
+        serial = egwd.state()["signer"]["serial"]
+        node = f"egw_{serial}_p1"
+
+        def configs():
+            cfgs = {m[0]: json.loads(m[1]) for m in sub.messages()
+                    if m[0].startswith(f"homeassistant/sensor/{node}/")}
+            return (f"homeassistant/sensor/{node}/gas_total_m3/config" in cfgs and
+                    f"homeassistant/sensor/{node}/water_total_m3/config" in cfgs and cfgs)
+
+        try:
+            cfgs = T.wait_until(configs, timeout=20, what="gas and water discovery")
+        except TimeoutError:
+            self.fail(sorted({m[0] for m in sub.messages()}))
+        for kind in ("gas", "water"):
+            c = cfgs[f"homeassistant/sensor/{node}/{kind}_total_m3/config"]
+            self.assertEqual((c["device_class"], c["unit_of_measurement"], c["state_class"]),
+                             (kind, "m\u00b3", "total_increasing"))
+            self.assertEqual(c["value_template"], "{{ value_json.%s.total_m3 }}" % kind)
+        states = [json.loads(m[1]) for m in sub.messages() if m[0] == f"egw/{serial}/p1/state"]
+        self.assertTrue(states)
+        api = devices_by_id(egwd.state())["p1"]["reading"]
+        for kind in ("gas", "water"):
+            self.assertGreater(states[-1][kind]["total_m3"], 0)
+            self.assertLessEqual(states[-1][kind]["total_m3"], api[kind]["total_m3"])
+        stop_clean(self, egwd)
 
 
 class P1SerialTest(unittest.TestCase):

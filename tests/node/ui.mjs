@@ -147,6 +147,15 @@ try {
     "the add form says a token is needed and where it is");
   await page.waitForFunction(() => /nothing found yet/.test(document.querySelector("#scan-results")?.textContent || ""));
   await audit(page, "desktop", "devices-empty");
+  // The Solarman transport asks for the logger's serial and fills its port.
+  await page.selectOption('#add-device select[name=connection]', "solarman");
+  check(await page.isVisible('#add-device input[name=logger_serial]') &&
+        await page.inputValue('#add-device input[name=port]') === "8899",
+    "the Solarman transport shows the logger serial field and port 8899");
+  await page.selectOption('#add-device select[name=connection]', "tcp");
+  check(!(await page.isVisible('#add-device input[name=logger_serial]')),
+    "Modbus TCP hides the logger serial field");
+  await page.fill('#add-device input[name=port]', "");
   await page.fill('#add-device input[name=host]', "127.0.0.1");
   await page.fill('#add-device input[name=port]', String(simPort));
   await page.fill('#add-device input[name=unit_id]', "1");

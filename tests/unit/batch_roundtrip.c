@@ -62,6 +62,16 @@ struct gdev {
 	struct reading r;
 };
 
+/* Whether block i overlaps an earlier one of the same function code. */
+static bool overlaps_earlier(const struct block_result *b, unsigned i)
+{
+	for (unsigned j = 0; j < i; j++)
+		if (b[j].b.fc == b[i].b.fc && b[j].b.addr < b[i].b.addr + b[i].b.count &&
+		    b[i].b.addr < b[j].b.addr + b[j].b.count)
+			return true;
+	return false;
+}
+
 static void plan(struct block_result *b, unsigned *n, bool key, const struct gdev *ref)
 {
 	unsigned addr[2] = {below(3000), below(3000)};
@@ -80,6 +90,14 @@ static void plan(struct block_result *b, unsigned *n, bool key, const struct gde
 		b[i].b.fc = (uint8_t)fc;
 		b[i].b.addr = (uint16_t)addr[fc - 3];
 		b[i].b.count = (uint16_t)count;
+		/* One poll's blocks never overlap (the planner merges them); two
+		 * that did, with words of their own, would leave the register map
+		 * of that poll undefined.  Drop such a key block. */
+		if (key && overlaps_earlier(b, i)) {
+			(*n)--;
+			i--;
+			continue;
+		}
 		if (!key)
 			addr[fc - 3] += count + below(10);
 		for (unsigned k = 0; k < count; k++)

@@ -96,6 +96,10 @@ static void check_dsmr5(const struct p1_telegram *t)
 	assert_int_equal(t->mbus[0].type, 3);
 	assert_true(t->mbus[0].value == 12785.123);
 	assert_string_equal(t->mbus[0].unit, "m3");
+	/* 101209112500W: 2010-12-09 11:25:00 CET, 10:25:00 UTC */
+	assert_true(t->mbus[0].ts_ms == 1291890300000LL);
+	assert_true(t->r.v[RF_GAS_TOTAL_M3] == 12785.123);
+	assert_true(isnan(t->r.v[RF_WATER_TOTAL_M3]));
 	assert_false(t->mbus[1].present);
 }
 
@@ -294,6 +298,39 @@ static void test_units(void **state)
 }
 
 /* The device settings of a P1 meter: one validator for settings, API and devices. */
+/* M-Bus channels: gas and water by their device type, each with the time
+ * its reading was taken; heat in GJ, a channel without a type and a
+ * malformed time are not gas or water and not a time. */
+static void test_mbus(void **state)
+{
+	static const char tg[] =
+		"/XMX5LGBBFG1012463400\r\n\r\n"
+		"0-1:24.1.0(007)\r\n"
+		"0-1:24.2.1(230715093000S)(00123.456*m3)\r\n"
+		"0-2:24.1.0(003)\r\n"
+		"0-2:24.2.1(230715093000S)(04567.890*m3)\r\n"
+		"0-3:24.1.0(004)\r\n"
+		"0-3:24.2.1(231315093000S)(00012.345*GJ)\r\n"
+		"0-4:24.2.1(230715093000W)(00001.000*m3)\r\n"
+		"!";
+	struct p1_telegram t;
+	(void)state;
+
+	assert_int_equal(p1_decode(tg, sizeof(tg) - 1, &t), 0);
+	assert_true(t.r.v[RF_WATER_TOTAL_M3] == 123.456);
+	assert_true(t.r.v[RF_GAS_TOTAL_M3] == 4567.89);
+	/* 2023-07-15 09:30:00 CEST = 07:30:00 UTC */
+	assert_true(t.mbus[0].ts_ms == 1689406200000LL);
+	assert_true(t.mbus[1].ts_ms == 1689406200000LL);
+	assert_true(t.mbus[2].present && t.mbus[2].type == 4);
+	assert_string_equal(t.mbus[2].unit, "GJ");
+	assert_true(t.mbus[2].ts_ms == 0); /* month 13 */
+	assert_true(t.mbus[3].present && t.mbus[3].type == 0);
+	/* winter time: one hour from UTC */
+	assert_true(t.mbus[3].ts_ms == 1689409800000LL);
+	assert_true(isnan(t.r.v[RF_METER_W]));
+}
+
 static void test_devconf(void **state)
 {
 	static const struct {
@@ -362,6 +399,7 @@ int main(void)
 		cmocka_unit_test(test_bad_crc),
 		cmocka_unit_test(test_oversize_and_cut),
 		cmocka_unit_test(test_units),
+		cmocka_unit_test(test_mbus),
 		cmocka_unit_test(test_devconf),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -114,11 +114,81 @@ static void test_response_after_heartbeat(void **state)
 	assert_int_equal(solarman_parse(b + hb, n - hb, &f), -EGW_EFRAME);
 }
 
+/* A response frame with payload prefix + rtu (len bytes) into out. */
+static size_t response(uint8_t *out, const uint8_t *rtu, size_t len)
+{
+	const uint8_t seq[2] = { 0x42, 0x07 };
+	uint8_t payload[SOLARMAN_RSP_PREFIX + 64] = { 0x02, 0x01 };
+	int n;
+
+	memcpy(payload + SOLARMAN_RSP_PREFIX, rtu, len);
+	n = solarman_encode(SOLARMAN_CTL_RESPONSE, seq, 2712345678u, payload,
+			    SOLARMAN_RSP_PREFIX + len, out, 128);
+	assert_true(n > 0);
+	return (size_t)n;
+}
+
+/* The answer inside a response, as the client takes it: exact, with the two
+ * zero bytes some Deye loggers append, an exception, an empty answer (the
+ * inverter behind the logger did not answer), and broken ones. */
+static void test_parse_response(void **state)
+{
+	const struct mb_request q = { .unit = 1, .fc = 3, .addr = 0, .count = 1 };
+	uint8_t rtu[16] = { 0x01, 0x03, 0x02, 0x00, 0x2a, 0x39, 0x9b };
+	uint8_t b[128];
+	struct solarman_frame f;
+	struct mb_response resp;
+	size_t n;
+	(void)state;
+
+	n = response(b, rtu, 7);
+	assert_int_equal(solarman_parse(b, n, &f), (int)n);
+	assert_int_equal(solarman_parse_response(&f, &q, &resp), 0);
+	assert_int_equal(resp.count, 1);
+	assert_int_equal(resp.regs[0], 42);
+
+	n = response(b, rtu, 9); /* rtu[7], rtu[8]: 0 0 */
+	assert_int_equal(solarman_parse(b, n, &f), (int)n);
+	assert_int_equal(solarman_parse_response(&f, &q, &resp), 0);
+	assert_int_equal(resp.regs[0], 42);
+
+	rtu[7] = 1; /* two bytes more that are not zeros */
+	n = response(b, rtu, 9);
+	assert_int_equal(solarman_parse(b, n, &f), (int)n);
+	assert_int_equal(solarman_parse_response(&f, &q, &resp), -EGW_ELENGTH);
+
+	n = response(b, rtu, 6); /* cut short */
+	assert_int_equal(solarman_parse(b, n, &f), (int)n);
+	assert_true(solarman_parse_response(&f, &q, &resp) < 0);
+
+	n = response(b, rtu, 0);
+	assert_int_equal(solarman_parse(b, n, &f), (int)n);
+	assert_int_equal(solarman_parse_response(&f, &q, &resp),
+			 MB_EXCEPTION_ERR(MB_EX_GATEWAY_TARGET));
+
+	static const uint8_t ex[] = { 0x01, 0x83, 0x02, 0xc0, 0xf1 };
+	assert_int_equal(mb_crc16(ex, 3), (uint16_t)(0xf1 << 8 | 0xc0));
+	n = response(b, ex, sizeof(ex));
+	assert_int_equal(solarman_parse(b, n, &f), (int)n);
+	assert_int_equal(solarman_parse_response(&f, &q, &resp), MB_EXCEPTION_ERR(2));
+
+	rtu[6] ^= 1; /* RTU CRC */
+	n = response(b, rtu, 7);
+	assert_int_equal(solarman_parse(b, n, &f), (int)n);
+	assert_int_equal(solarman_parse_response(&f, &q, &resp), -EGW_ECRC);
+
+	/* 0xA5 inside other bytes: a control code whose first byte is not 0x10 */
+	b[3] = 0x11;
+	assert_int_equal(solarman_parse(b, n, &f), -EGW_EFRAME);
+	assert_int_equal(solarman_parse(b, 3, &f), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_request_layout),
 		cmocka_unit_test(test_response_after_heartbeat),
+		cmocka_unit_test(test_parse_response),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -296,6 +296,23 @@ static void test_mqtt_discovery_payloads(void **state)
 	assert_string_equal(jstr(cfg, "name"), "Grid frequency");
 	json_decref(cfg);
 
+	/* The gas and water meters a P1 meter relays: m3 counters of their own class. */
+	assert_int_equal(disc("egw", "homeassistant", "s", "p1", RF_GAS_TOTAL_M3, topic,
+			      sizeof(topic), &cfg), 0);
+	assert_string_equal(topic, "homeassistant/sensor/egw_s_p1/gas_total_m3/config");
+	assert_string_equal(jstr(cfg, "device_class"), "gas");
+	assert_string_equal(jstr(cfg, "unit_of_measurement"), "m\xc2\xb3");
+	assert_string_equal(jstr(cfg, "state_class"), "total_increasing");
+	assert_string_equal(jstr(cfg, "value_template"), "{{ value_json.gas.total_m3 }}");
+	assert_int_equal(json_integer_value(json_object_get(cfg, "suggested_display_precision")), 3);
+	json_decref(cfg);
+	assert_int_equal(disc("egw", "homeassistant", "s", "p1", RF_WATER_TOTAL_M3, topic,
+			      sizeof(topic), &cfg), 0);
+	assert_string_equal(jstr(cfg, "device_class"), "water");
+	assert_string_equal(jstr(cfg, "unit_of_measurement"), "m\xc2\xb3");
+	assert_string_equal(jstr(cfg, "state_class"), "total_increasing");
+	json_decref(cfg);
+
 	/* Every field of the data model has an HA entity with a name in words. */
 	for (int f = 0; f < RF_COUNT; f++) {
 		assert_non_null(mqtt_field_name(f));
