@@ -334,7 +334,7 @@ static void test_periodic_seal(void **state)
 	usec_t took = now_usec() - t0;
 	assert_true(bs.sealed >= 5);
 	assert_true(took >= 4 * cfg.interval);
-	assert_true(bs.sealed <= took / cfg.interval + 1);
+	assert_true(bs.sealed <= (uint64_t)(took / cfg.interval) + 1);
 	run_idle(f);
 	batch_get_stats(f->b, &bs);
 	assert_int_equal(bs.stored_signed, bs.sealed);
