@@ -14,7 +14,7 @@
 static int device_client_config(struct egw *e, const char *id, struct mb_client_config *cfg,
                                 uint8_t *ret_unit)
 {
-	const json_t *arr = settings_get_json(e->settings, "devices");
+	const json_t *arr = settings_values(e->settings)->devices;
 	size_t i;
 	json_t *d;
 	char cid[64];
@@ -258,7 +258,7 @@ static void raw_start(struct webui *u, struct raw_op *op)
 /* The only device when exactly one is configured. */
 static const char *default_device(struct egw *e)
 {
-	const json_t *arr = settings_get_json(e->settings, "devices");
+	const json_t *arr = settings_values(e->settings)->devices;
 	if (json_array_size(arr) != 1)
 		return NULL;
 	return json_string_value(json_object_get(json_array_get(arr, 0), "id"))
@@ -484,7 +484,7 @@ int webui_h_modbus_post(struct web_request *rq)
 		off += (size_t)snprintf(vals_text + off, sizeof(vals_text) - off, "%s%u",
 		                        i ? "," : "", values[i]);
 	webui_client_addr(rq, who, sizeof(who));
-	if (!devconf_write_allowed(settings_get_json(e->settings, "modbus_write_allowlist"), device,
+	if (!devconf_write_allowed(settings_values(e->settings)->modbus_write_allowlist, device,
 	                   (unsigned)addr, count)) {
 		u->raw_refused++;
 		log_warn("webui", "modbus write refused (not on modbus_write_allowlist): client %s, "

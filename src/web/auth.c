@@ -94,7 +94,7 @@ bool web_host_allowed(const struct web *w, const char *host)
 		if (hn[0] && name_is(host, n, hn))
 			return true;
 	}
-	allowed = settings_get_json(w->egw->settings, "http.allowed_hosts");
+	allowed = settings_values(w->egw->settings)->http_allowed_hosts;
 	json_array_foreach(allowed, i, e)
 		if (json_is_string(e) && name_is(host, n, json_string_value(e)))
 			return true;

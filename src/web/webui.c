@@ -203,7 +203,7 @@ static int on_watch(struct task *t, usec_t now)
 	}
 	if (e->store) {
 		struct store_stats ss;
-		int64_t max = settings_get_int(e->settings, "store.max_bytes");
+		int64_t max = settings_values(e->settings)->store_max_bytes;
 		store_get_stats(e->store, &ss);
 		if (ss.disk_full)
 			webui_notify(u, "error", "store", "store: the disk is full");
@@ -244,7 +244,7 @@ int webui_new(struct egw *e, struct webui **ret)
 	 * http.max_connections (half when it is that small) for everything else,
 	 * or a few idle stream clients lock everyone out. */
 	{
-		unsigned maxc = (unsigned)settings_get_int(e->settings, "http.max_connections");
+		unsigned maxc = (unsigned)settings_values(e->settings)->http_max_connections;
 		unsigned live = maxc > 16 ? maxc - 8 : MAX(1u, maxc / 2);
 		r = sse_hub_new(0, MIN(live, SSE_MAX_CLIENTS), &u->hub);
 	}
