@@ -1,7 +1,6 @@
 /* Settings: one JSON document, <state-dir>/settings.json, validated against
- * a const schema table (settings.c) and written atomically (temp file,
- * fsync, rename, fsync of the directory; mode 0600 because it may hold
- * passwords).
+ * the schema (schema.h) and written with file_write_atomic (base/file.h;
+ * mode 0600 because it may hold passwords).
  *
  * The document is nested by dotted key: "http.port" is {"http": {"port": N}}.
  * Three layers, later wins: the schema defaults, the file, and the command
@@ -109,10 +108,6 @@ int settings_load_from(struct settings *s, const char *path, struct settings_err
 struct settings *settings_snapshot(const struct settings *s);
 void settings_rollback(struct settings *s, struct settings *snap);
 
-/* Writes len bytes to path atomically: path.tmp.<pid> created with `mode`,
- * write, fsync, rename over path, fsync of the directory.  The temp file
- * never survives.  Returns 0 or -errno. */
-int settings_write_atomic(const char *path, const void *data, size_t len, unsigned mode);
 
 /* Getters by dotted key, for code that genuinely needs a key chosen at run
  * time (and for code written before settings_values; new code reads the

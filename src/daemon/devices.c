@@ -11,6 +11,7 @@
 
 #include "backend/batch.h"
 #include "base/err.h"
+#include "base/file.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "config/settings.h"
@@ -157,7 +158,7 @@ static void serials_save(struct egw *e)
 
 	serials_path(e, path, sizeof(path));
 	text = json_dumps(e->dev_serials, JSON_COMPACT | JSON_SORT_KEYS);
-	r = text ? settings_write_atomic(path, text, strlen(text), 0644) : -ENOMEM;
+	r = text ? file_write_atomic(path, text, strlen(text), 0644) : -ENOMEM;
 	if (r < 0)
 		log_warn("devices", "saving %s: %s", path, egw_strerror(r));
 	free(text);

@@ -2,6 +2,8 @@
  * slowing of wrong tokens per client address. */
 #include "web/web_int.h"
 
+#include "base/file.h"
+
 /* ---- Host check --------------------------------------------------------- */
 
 static bool port_suffix_ok(const char *s)
@@ -144,7 +146,7 @@ int web_token_load_or_create(const char *state_dir, char ret_token[WEB_TOKEN_HEX
 	for (size_t i = 0; i < sizeof(raw); i++)
 		snprintf(buf + 2 * i, 3, "%02x", raw[i]);
 	buf[WEB_TOKEN_HEX] = '\n';
-	r = settings_write_atomic(path, buf, WEB_TOKEN_HEX + 1, 0600);
+	r = file_write_atomic(path, buf, WEB_TOKEN_HEX + 1, 0600);
 	OPENSSL_cleanse(raw, sizeof(raw));
 	if (r < 0)
 		return r;

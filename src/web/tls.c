@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "base/file.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "config/settings.h"
@@ -188,7 +189,7 @@ static int bio_save(BIO *b, const char *path, unsigned mode)
 
 	if (n <= 0)
 		return -EIO;
-	return settings_write_atomic(path, data, (size_t)n, mode);
+	return file_write_atomic(path, data, (size_t)n, mode);
 }
 
 /* A new key and self-signed certificate, written key first: a crash between

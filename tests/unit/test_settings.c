@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "base/err.h"
+#include "base/file.h"
 #include "config/settings.h"
 
 struct fixture {
@@ -376,7 +377,7 @@ static void test_atomic_save(void **state)
 	/* a failing write leaves nothing behind */
 	char bad[200];
 	snprintf(bad, sizeof(bad), "%s/no-such-dir/x.json", fx->dir);
-	assert_int_equal(settings_write_atomic(bad, "x", 1, 0600), -ENOENT);
+	assert_int_equal(file_write_atomic(bad, "x", 1, 0600), -ENOENT);
 }
 
 static void test_parse_assignment(void **state)
