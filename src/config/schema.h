@@ -55,7 +55,7 @@
 	X(http_tls_key, "http.tls_key", STR, .def_str = "") \
 	X(http_tls_port, "http.tls_port", INT, 5443, .min = 1, .max = 65535) \
 	X(log_level, "log_level", ENUM, .def_str = "info", .values = log_levels) \
-	X(memory_trim_interval_s, "memory.trim_interval_s", INT, 600, .min = 0, .max = 86400) \
+	X(memory_trim_interval_s, "memory.trim_interval_s", INT, 60, .min = 0, .max = 86400) \
 	X(modbus_min_gap_ms, "modbus.min_gap_ms", INT, 0, .min = 0, .max = 10000) \
 	X(modbus_timeout_ms, "modbus.timeout_ms", INT, 1000, .min = 10, .max = 60000) \
 	X(modbus_write_allowlist, "modbus_write_allowlist", ARRAY) \
