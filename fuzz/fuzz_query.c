@@ -19,7 +19,7 @@ static void check_uint(const char *v, unsigned long min, unsigned long max)
 		assert(x >= min && x <= max);
 }
 
-static void one_arg(struct scan *sc, const char *k, const char *v, const char **hosts,
+static void one_arg(const char *k, const char *v, const char **hosts,
 		    const char **ports)
 {
 	if (strcmp(k, "fc") == 0)
@@ -36,12 +36,12 @@ static void one_arg(struct scan *sc, const char *k, const char *v, const char **
 		*hosts = v;
 	else if (strcmp(k, "ports") == 0)
 		*ports = v;
-	(void)sc;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct scan sc;
+	static struct scan_target targets[SCAN_TARGETS_MAX];
+	unsigned n = 0;
 	const char *hosts = NULL, *ports = NULL, *field = NULL;
 	char *q, *save = NULL, *pair;
 	int r;
@@ -62,16 +62,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			MHD_http_unescape(eq + 1);
 		}
 		MHD_http_unescape(pair);
-		one_arg(&sc, pair, v, &hosts, &ports);
+		one_arg(pair, v, &hosts, &ports);
 	}
 	if (hosts || ports) {
-		r = webui_scan_targets(&sc, hosts ? hosts : "", ports ? ports : "502", &field);
+		r = webui_scan_targets(targets, &n, hosts ? hosts : "", ports ? ports : "502",
+				       &field);
 		if (r == 0) {
-			assert(sc.ntargets > 0 && sc.ntargets <= WEBUI_SCAN_TARGETS_MAX);
-			for (unsigned i = 0; i < sc.ntargets; i++) {
+			assert(n > 0 && n <= SCAN_TARGETS_MAX);
+			for (unsigned i = 0; i < n; i++) {
 				struct in_addr a;
-				assert(inet_pton(AF_INET, sc.targets[i].host, &a) == 1);
-				assert(sc.targets[i].port > 0);
+				assert(inet_pton(AF_INET, targets[i].host, &a) == 1);
+				assert(targets[i].port > 0);
 			}
 		} else {
 			assert(field && (strcmp(field, "hosts") == 0 || strcmp(field, "ports") == 0));

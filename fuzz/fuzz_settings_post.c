@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void check_masked(const struct settings *s)
 {
 	json_t *m = settings_to_json(s, true);
-	const char *pw = settings_get_str(s, "mqtt.password");
+	const char *pw = settings_values(s)->mqtt_password;
 	const char *shown = json_string_value(json_object_get(json_object_get(m, "mqtt"), "password"));
 
 	assert(m);

@@ -290,10 +290,10 @@ static int check_running(const struct settings *s)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET };
 	char req[128], resp[64];
-	const char *bind = settings_get_str(s, "http.bind");
+	const char *bind = settings_values(s)->http_bind;
 	int fd, n = 0;
 
-	sin.sin_port = htons((uint16_t)settings_get_int(s, "http.port"));
+	sin.sin_port = htons((uint16_t)settings_values(s)->http_port);
 	if (strcmp(bind, "0.0.0.0") == 0 || inet_pton(AF_INET, bind, &sin.sin_addr) != 1)
 		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -362,10 +362,10 @@ static int init_web(struct egw *e)
 		struct settings_error err = { 0 };
 		json_t *any = json_string("0.0.0.0");
 		log_error("main", "cannot listen on %s (no such address here): listening on 0.0.0.0",
-			  settings_get_str(e->settings, "http.bind"));
+			  settings_values(e->settings)->http_bind);
 		snprintf(e->settings_rejected, sizeof(e->settings_rejected),
 			 "http.bind: %s is not an address of this machine; listening on 0.0.0.0",
-			 settings_get_str(e->settings, "http.bind"));
+			 settings_values(e->settings)->http_bind);
 		r = any ? settings_override(e->settings, "http.bind", any, &err) : -ENOMEM;
 		json_decref(any);
 		if (r >= 0)
@@ -375,12 +375,12 @@ static int init_web(struct egw *e)
 		web_add_section(e->web, "settings", settings_section, e, true);
 	if (r < 0) {
 		log_error("main", "HTTP server on %s:%lld: %s",
-			  settings_get_str(e->settings, "http.bind"),
-			  (long long)settings_get_int(e->settings, "http.port"), egw_strerror(r));
+			  settings_values(e->settings)->http_bind,
+			  (long long)settings_values(e->settings)->http_port, egw_strerror(r));
 		return r;
 	}
-	log_info("main", "listening on http://%s:%lld/", settings_get_str(e->settings, "http.bind"),
-		 (long long)settings_get_int(e->settings, "http.port"));
+	log_info("main", "listening on http://%s:%lld/", settings_values(e->settings)->http_bind,
+		 (long long)settings_values(e->settings)->http_port);
 	return 0;
 }
 
@@ -434,7 +434,7 @@ static void update_gateway_state(struct egw *e, const char *reason)
 static int apply_settings(struct egw *e, struct settings_error *err)
 {
 	char msg[256] = "";
-	int lvl = log_parse_level(settings_get_str(e->settings, "log_level"));
+	int lvl = log_parse_level(settings_values(e->settings)->log_level);
 	int r;
 
 	if (lvl >= 0)
@@ -485,11 +485,11 @@ static int settings_commit(struct egw *e, const json_t *patch, struct settings_e
 		settings_free(snap);
 		return r;
 	}
-	r = web_check_bind(settings_get_str(e->settings, "http.bind"));
+	r = web_check_bind(settings_values(e->settings)->http_bind);
 	if (r < 0) {
 		snprintf(err->key, sizeof(err->key), "http.bind");
 		snprintf(err->msg, sizeof(err->msg), "cannot listen on %.60s: %s",
-			 settings_get_str(e->settings, "http.bind"), egw_strerror(r));
+			 settings_values(e->settings)->http_bind, egw_strerror(r));
 		settings_rollback(e->settings, snap);
 		return -EGW_ESCHEMA;
 	}
@@ -580,7 +580,7 @@ static json_t *memory_section(void *ud)
  * start (sooner if the interval is shorter), then one every interval. */
 static void memtrim_apply(struct egw *e)
 {
-	usec_t every = (usec_t)settings_get_int(e->settings, "memory.trim_interval_s") *
+	usec_t every = (usec_t)settings_values(e->settings)->memory_trim_interval_s *
 		       USEC_PER_SEC;
 	usec_t first = MIN(every, (usec_t)MEMTRIM_FIRST_S * USEC_PER_SEC);
 	usec_t since = now_usec() - e->started_us;
@@ -700,7 +700,7 @@ int main(int argc, char **argv)
 		settings_free(e.settings);
 		return 2;
 	}
-	int lvl = log_parse_level(settings_get_str(e.settings, "log_level"));
+	int lvl = log_parse_level(settings_values(e.settings)->log_level);
 	if (lvl >= 0)
 		log_set_level((enum log_level)lvl);
 	if (a.check) {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "base/file.h"
 #include "base/host.h"
 #include "base/mask.h"
 #include "base/json.h"
@@ -54,56 +55,12 @@ static const char *const batch_formats[] = { "egw", "srcful", NULL };
 #define MIB (INT64_C(1) << 20)
 #define DAY_S INT64_C(86400)
 
-/* The schema, sorted by key.  Keys pinned by other issues; see settings.h. */
+/* The schema (schema.h) as the validation table, in key order. */
+#define SKEY_ROW(field, key, type, ...) { key, ST_##type, __VA_ARGS__ },
 static const struct skey schema[] = {
-	{ "backend.compression", ST_ENUM, .def_str = "auto", .values = compressions },
-	{ "backend.data_urls", ST_URL_LIST },
-	{ "backend.format", ST_ENUM, .def_str = "egw", .values = batch_formats },
-	{ "backend.graphql_url", ST_URL, .def_str = "" },
-	{ "backend.rate_per_s", ST_INT, 100, .min = 1, .max = 10000 },
-	{ "backend.timeout_ms", ST_INT, 10000, .min = 100, .max = 600000 },
-	{ "devices", ST_DEVICES },
-	{ "frequency.device", ST_INT, 0, .min = 0, .max = 255 },
-	{ "frequency.interval_ms", ST_INT, 100, .min = 10, .max = 60000 },
-	{ "harvest.batch_interval_ms", ST_INT, 10000, .min = 10, .max = 3600000 },
-	{ "harvest.poll_interval_ms", ST_INT, 1000, .min = 10, .max = 3600000 },
-	{ "http.allowed_hosts", ST_NAME_LIST },
-	{ "http.bind", ST_BIND, .def_str = "0.0.0.0" },
-	{ "http.max_body_bytes", ST_INT, 65536, .min = 1024, .max = 16 * MIB },
-	{ "http.max_connections", ST_INT, 64, .min = 1, .max = 4096 },
-	{ "http.port", ST_INT, 5000, .min = 1, .max = 65535 },
-	{ "http.request_timeout_s", ST_INT, 10, .min = 1, .max = 3600 },
-	{ "http.tls", ST_BOOL, 1 },
-	{ "http.tls_cert", ST_STR, .def_str = "" },  /* "": <state-dir>/https-cert.pem */
-	{ "http.tls_key", ST_STR, .def_str = "" },   /* "": <state-dir>/https-key.pem */
-	{ "http.tls_port", ST_INT, 5443, .min = 1, .max = 65535 },
-	{ "log_level", ST_ENUM, .def_str = "info", .values = log_levels },
-	{ "memory.trim_interval_s", ST_INT, 600, .min = 0, .max = 86400 },
-	{ "modbus.min_gap_ms", ST_INT, 0, .min = 0, .max = 10000 },
-	{ "modbus.timeout_ms", ST_INT, 1000, .min = 10, .max = 60000 },
-	{ "modbus_write_allowlist", ST_ARRAY },
-	{ "mqtt.ca_file", ST_STR, .def_str = "" },
-	{ "mqtt.discovery_prefix", ST_STR, .def_str = "homeassistant" },
-	{ "mqtt.enabled", ST_BOOL, 0 },
-	{ "mqtt.host", ST_HOST, .def_str = "localhost" },
-	{ "mqtt.password", ST_STR, .def_str = "", .flags = SF_SECRET },
-	{ "mqtt.port", ST_INT, 1883, .min = 1, .max = 65535 },
-	{ "mqtt.tls", ST_BOOL, 0 },
-	{ "mqtt.topic_prefix", ST_STR, .def_str = "egw" },
-	{ "mqtt.username", ST_STR, .def_str = "" },
-	{ "name.interval_ms", ST_INT, 10000, .min = 100, .max = 86400000 },
-	{ "name.refresh_interval_ms", ST_INT, 3600000, .min = 1000, .max = 30 * DAY_S * 1000 },
-	{ "proxy.allow_writes", ST_BOOL, 0 },
-	{ "proxy.bind", ST_BIND, .def_str = "0.0.0.0" },
-	{ "proxy.enabled", ST_BOOL, 0 },
-	{ "proxy.max_age_ms", ST_INT, 1000, .min = 0, .max = 3600000 },
-	{ "proxy.port", ST_INT, 5020, .min = 1, .max = 65535 },
-	{ "signer.backend", ST_ENUM, .def_str = "auto", .values = signer_backends },
-	{ "signer.i2c_address", ST_INT, 0x60, .min = 0, .max = 127 },
-	{ "signer.i2c_bus", ST_STR, .def_str = "/dev/i2c-1" },
-	{ "store.max_age_s", ST_INT, 30 * DAY_S, .min = 60, .max = 3650 * DAY_S },
-	{ "store.max_bytes", ST_INT, 512 * MIB, .min = MIB, .max = INT64_C(1) << 40 },
+	SETTINGS_SCHEMA(SKEY_ROW)
 };
+#undef SKEY_ROW
 
 #define MAX_URLS 8      /* UPLOADER_MAX_URLS */
 #define MAX_ARRAY 256
@@ -115,6 +72,7 @@ struct settings {
 	json_t *file;      /* file layer */
 	json_t *over;      /* command line layer */
 	json_t *eff;       /* defaults + file + over */
+	struct settings_values v; /* eff, typed; borrows from eff */
 	uint64_t generation;
 	char path[PATH_MAX];
 };
@@ -418,6 +376,56 @@ static const json_t *lookup(const json_t *doc, const char *key)
 	return json_object_get(o, p);
 }
 
+/* Readers for fill_values, one per schema type.  eff is valid, so every
+ * key is present with its type; the fallbacks only keep a broken invariant
+ * from turning into a NULL dereference. */
+static int64_t get_INT(const json_t *eff, const char *key)
+{
+	const json_t *v = lookup(eff, key);
+	assert(json_is_integer(v));
+	return json_is_integer(v) ? json_integer_value(v) : 0;
+}
+
+static bool get_BOOL(const json_t *eff, const char *key)
+{
+	assert(json_is_boolean(lookup(eff, key)));
+	return json_is_true(lookup(eff, key));
+}
+
+static const char *get_STR(const json_t *eff, const char *key)
+{
+	const json_t *v = lookup(eff, key);
+	assert(json_is_string(v));
+	return json_is_string(v) ? json_string_value(v) : "";
+}
+
+static const json_t *get_ARRAY(const json_t *eff, const char *key)
+{
+	assert(json_is_array(lookup(eff, key)));
+	return lookup(eff, key);
+}
+
+#define get_ENUM get_STR
+#define get_URL get_STR
+#define get_HOST get_STR
+#define get_BIND get_STR
+#define get_URL_LIST get_ARRAY
+#define get_DEVICES get_ARRAY
+#define get_NAME_LIST get_ARRAY
+
+/* Fills the typed view from the effective document; run on every change. */
+static void fill_values(struct settings_values *v, const json_t *eff)
+{
+#define FILL(field, key, type, ...) v->field = get_##type(eff, key);
+	SETTINGS_SCHEMA(FILL)
+#undef FILL
+}
+
+const struct settings_values *settings_values(const struct settings *s)
+{
+	return &s->v;
+}
+
 /* Deep merge: objects merge recursively, anything else replaces. */
 static int merge(json_t *dst, const json_t *src)
 {
@@ -510,6 +518,7 @@ static int commit(struct settings *s, json_t *file, json_t *over, struct setting
 	s->file = file;
 	s->over = over;
 	s->eff = eff;
+	fill_values(&s->v, eff);
 	s->generation++;
 	return 0;
 err:
@@ -531,6 +540,7 @@ int settings_new(const char *path, struct settings **ret)
 		settings_free(s);
 		return -ENOMEM;
 	}
+	fill_values(&s->v, s->eff);
 	*ret = s;
 	return 0;
 }
@@ -827,72 +837,6 @@ int settings_parse_assignment(const char *arg, char *ret_key, size_t keylen, jso
 	return 0;
 }
 
-static int fsync_dir_of(const char *path)
-{
-	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	int fd, r = 0;
-
-	if (!slash)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == path)
-		snprintf(dir, sizeof(dir), "/");
-	else
-		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		r = -errno;
-	close(fd);
-	return r;
-}
-
-int settings_write_atomic(const char *path, const void *data, size_t len, unsigned mode)
-{
-	char tmp[PATH_MAX];
-	const char *p = data;
-	int fd, r = 0;
-
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	unlink(tmp); /* a leftover from a crashed run with the same pid */
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
-	if (fd < 0)
-		return -errno;
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			r = -errno;
-			goto err_unlink;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	if (fchmod(fd, (mode_t)mode) < 0 || fsync(fd) < 0) {
-		r = -errno;
-		goto err_unlink;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		r = -errno;
-		goto err_unlink;
-	}
-	fd = -1;
-	if (rename(tmp, path) < 0) {
-		r = -errno;
-		goto err_unlink;
-	}
-	return fsync_dir_of(path);
-err_unlink:
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-	return r;
-}
-
 /* The file layer as the text settings_save writes: sorted keys, two-space
  * indent, a final newline as an editor would leave.  NULL on ENOMEM. */
 static char *file_text(const struct settings *s, size_t *ret_len)
@@ -949,7 +893,7 @@ int settings_save_to(const struct settings *s, const char *path)
 		return -ENOMEM;
 	/* Flash wears with every write: an unchanged file is left alone. */
 	r = file_equals(path ? path : s->path, text, n) ? 0
-		: settings_write_atomic(path ? path : s->path, text, n, 0600);
+		: file_write_atomic(path ? path : s->path, text, n, 0600);
 	free(text);
 	return r;
 }
@@ -973,6 +917,7 @@ struct settings *settings_snapshot(const struct settings *s)
 		settings_free(c);
 		return NULL;
 	}
+	fill_values(&c->v, c->eff);
 	return c;
 }
 
@@ -984,6 +929,7 @@ void settings_rollback(struct settings *s, struct settings *snap)
 	SWAP(over);
 	SWAP(eff);
 #undef SWAP
+	fill_values(&s->v, s->eff);
 	s->generation++;
 	settings_free(snap);
 }

@@ -1,7 +1,6 @@
 /* Settings: one JSON document, <state-dir>/settings.json, validated against
- * a const schema table (settings.c) and written atomically (temp file,
- * fsync, rename, fsync of the directory; mode 0600 because it may hold
- * passwords).
+ * the schema (schema.h) and written with file_write_atomic (base/file.h;
+ * mode 0600 because it may hold passwords).
  *
  * The document is nested by dotted key: "http.port" is {"http": {"port": N}}.
  * Three layers, later wins: the schema defaults, the file, and the command
@@ -21,7 +20,33 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config/schema.h"
+
 struct settings;
+
+/* The effective settings, typed: one member per schema row (schema.h),
+ * filled once from the validated document on every change.  Strings and
+ * arrays are borrowed from the settings object and stay valid until its next
+ * change (load, set, override, patch, rollback); copy what must outlive it. */
+#define SETTINGS_CTYPE_INT int64_t
+#define SETTINGS_CTYPE_BOOL bool
+#define SETTINGS_CTYPE_STR const char *
+#define SETTINGS_CTYPE_ENUM const char *
+#define SETTINGS_CTYPE_URL const char *
+#define SETTINGS_CTYPE_HOST const char *
+#define SETTINGS_CTYPE_BIND const char *
+#define SETTINGS_CTYPE_URL_LIST const json_t *
+#define SETTINGS_CTYPE_DEVICES const json_t *
+#define SETTINGS_CTYPE_ARRAY const json_t *
+#define SETTINGS_CTYPE_NAME_LIST const json_t *
+#define SETTINGS_MEMBER(field, key, type, ...) SETTINGS_CTYPE_##type field;
+struct settings_values {
+	SETTINGS_SCHEMA(SETTINGS_MEMBER)
+};
+#undef SETTINGS_MEMBER
+
+/* The typed view of s; never NULL.  Valid until s changes or is freed. */
+const struct settings_values *settings_values(const struct settings *s);
 
 struct settings_error {
 	char key[128];   /* dotted key at fault, "" when not about one key */
@@ -83,14 +108,13 @@ int settings_load_from(struct settings *s, const char *path, struct settings_err
 struct settings *settings_snapshot(const struct settings *s);
 void settings_rollback(struct settings *s, struct settings *snap);
 
-/* Writes len bytes to path atomically: path.tmp.<pid> created with `mode`,
- * write, fsync, rename over path, fsync of the directory.  The temp file
- * never survives.  Returns 0 or -errno. */
-int settings_write_atomic(const char *path, const void *data, size_t len, unsigned mode);
 
-/* Getters on the effective document.  Keys are dotted schema keys; a key not
- * in the schema is a programmer error: it asserts (test builds) and reads as
- * 0 / "" / false / NULL in a release build. */
+/* Getters by dotted key, for code that genuinely needs a key chosen at run
+ * time (and for code written before settings_values; new code reads the
+ * typed struct, where a misspelt key does not compile).  A key not in the
+ * schema is a programmer error: it asserts (test builds) and reads as
+ * 0 / "" / false / NULL in a release build.  settings_get_json also takes a
+ * group ("mqtt"). */
 int64_t settings_get_int(const struct settings *s, const char *key);
 const char *settings_get_str(const struct settings *s, const char *key);
 bool settings_get_bool(const struct settings *s, const char *key);

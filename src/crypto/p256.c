@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -19,6 +18,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "base/file.h"
 
 /* True when OpenSSL's error queue says an allocation failed (it raises
  * ERR_R_MALLOC_FAILURE): a good key or signature must not be refused as
@@ -74,48 +74,13 @@ int p256_load_private(const char *path, EVP_PKEY **ret)
 	return 0;
 }
 
-static int write_all(int fd, const char *buf, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, buf, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		buf += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static int fsync_dir_of(const char *path)
-{
-	char copy[PATH_MAX];
-	int fd, r = 0;
-
-	if (strlen(path) >= sizeof(copy))
-		return -ENAMETOOLONG;
-	strcpy(copy, path);
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		r = -errno;
-	close(fd);
-	return r;
-}
-
 int p256_save_private(EVP_PKEY *k, const char *path)
 {
-	char tmp[PATH_MAX];
 	BIO *mem;
 	char *data;
 	long len;
-	int fd, r;
+	int r;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
 	mem = BIO_new(BIO_s_secmem());
 	if (!mem)
 		return -ENOMEM;
@@ -124,23 +89,7 @@ int p256_save_private(EVP_PKEY *k, const char *path)
 		goto free_mem;
 	}
 	len = BIO_get_mem_data(mem, &data);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		r = -errno;
-		goto free_mem;
-	}
-	r = write_all(fd, data, (size_t)len);
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0) {
-		unlink(tmp);
-		goto free_mem;
-	}
-	r = fsync_dir_of(path);
+	r = file_write_atomic(path, data, (size_t)len, 0600);
 free_mem:
 	BIO_free(mem); /* secure memory BIO: cleansed on free */
 	return r;

@@ -12,8 +12,8 @@ int p256_generate(EVP_PKEY **ret);
 /* Loads a private key PEM; it must be an EC P-256 key.  Returns 0, -errno
  * from open (-ENOENT if missing) or -EGW_ESIGNER (not a P-256 private key). */
 int p256_load_private(const char *path, EVP_PKEY **ret);
-/* Writes the private key as PKCS#8 PEM, mode 0600, atomically (temporary
- * file, fsync, rename, fsync of the directory).  Returns 0 or -errno. */
+/* Writes the private key as PKCS#8 PEM, mode 0600, with file_write_atomic
+ * (base/file.h).  Returns 0, -ENOMEM, -EGW_ESIGNER or -errno. */
 int p256_save_private(EVP_PKEY *k, const char *path);
 /* Loads path, or creates a key there if it does not exist.  Also resets the
  * file's mode to 0600 if it was looser.  Returns as the calls above. */

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "base/err.h"
-#include "config/settings.h"
+#include "base/file.h"
 #include "crypto/b64url.h"
 #include "crypto/p256.h"
 #include "egw-config.h"
@@ -217,7 +217,7 @@ static int record_save(struct signer *s)
 		return r;
 	n = snprintf(buf, sizeof(buf), "backend %s\nserial %s\npublic_key %s\n", s->ops->name, s->own.serial_hex,
 		     s->own.xy_hex);
-	return settings_write_atomic(path, buf, (size_t)n, 0644);
+	return file_write_atomic(path, buf, (size_t)n, 0644);
 }
 
 /* The key in use is known: compare it with the record.  Called with the

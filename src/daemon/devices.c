@@ -11,6 +11,7 @@
 
 #include "backend/batch.h"
 #include "base/err.h"
+#include "base/file.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "config/settings.h"
@@ -31,13 +32,14 @@ static unsigned clampu(int64_t v, unsigned lo, unsigned hi)
 
 static void egw_config(const struct egw *e, struct devices_config *c)
 {
-	unsigned poll = clampu(settings_get_int(e->settings, "harvest.poll_interval_ms"), 10, 3600000);
+	const struct settings_values *v = settings_values(e->settings);
+	unsigned poll = clampu(v->harvest_poll_interval_ms, 10, 3600000);
 	*c = (struct devices_config){
 		.poll_interval_ms = poll,
-		.freq_interval_ms = clampu(settings_get_int(e->settings, "frequency.interval_ms"), 10, 60000),
-		.freq_device = (int)settings_get_int(e->settings, "frequency.device"),
-		.timeout_ms = clampu(settings_get_int(e->settings, "modbus.timeout_ms"), 10, 60000),
-		.min_gap_ms = clampu(settings_get_int(e->settings, "modbus.min_gap_ms"), 0, 10000),
+		.freq_interval_ms = clampu(v->frequency_interval_ms, 10, 60000),
+		.freq_device = (int)v->frequency_device,
+		.timeout_ms = clampu(v->modbus_timeout_ms, 10, 60000),
+		.min_gap_ms = clampu(v->modbus_min_gap_ms, 0, 10000),
 		.backoff_min_ms = clampu(poll, 200, 5000),
 		.backoff_max_ms = clampu((int64_t)poll * 10, 2000, 60000),
 		.sleep_after_failures = 5,
@@ -156,7 +158,7 @@ static void serials_save(struct egw *e)
 
 	serials_path(e, path, sizeof(path));
 	text = json_dumps(e->dev_serials, JSON_COMPACT | JSON_SORT_KEYS);
-	r = text ? settings_write_atomic(path, text, strlen(text), 0644) : -ENOMEM;
+	r = text ? file_write_atomic(path, text, strlen(text), 0644) : -ENOMEM;
 	if (r < 0)
 		log_warn("devices", "saving %s: %s", path, egw_strerror(r));
 	free(text);
@@ -352,7 +354,7 @@ static void metrics(void *ud, struct web_buf *b)
 
 int devices_egw_pin_ids(struct settings *s)
 {
-	const json_t *cur = settings_get_json(s, "devices");
+	const json_t *cur = settings_values(s)->devices;
 	struct settings_error err = { 0 };
 	char id[DEVCONF_ID_LEN];
 	json_t *arr, *d;
@@ -402,7 +404,7 @@ int devices_egw_init(struct egw *e)
 			e->dev_serials = json_object(); /* none yet, or unreadable: start afresh */
 		}
 	}
-	r = devices_new(e->loop, settings_get_json(e->settings, "devices"), &cfg, &egw_hooks, e,
+	r = devices_new(e->loop, settings_values(e->settings)->devices, &cfg, &egw_hooks, e,
 			&e->devices, err, sizeof(err));
 	if (r < 0) {
 		log_error("devices", "%s", err[0] ? err : egw_strerror(r));
@@ -436,7 +438,7 @@ int devices_egw_apply(struct egw *e, char *err, size_t errlen)
 
 	if (!e->devices)
 		return 0;
-	r = devices_apply(e->devices, settings_get_json(e->settings, "devices"), err, errlen);
+	r = devices_apply(e->devices, settings_values(e->settings)->devices, err, errlen);
 	if (r < 0)
 		log_error("devices", "keeping the current devices: %s",
 			  err[0] ? err : egw_strerror(r));

@@ -18,14 +18,14 @@
 #include "web/web.h"
 
 /* The settings MQTT depends on, as one string: a change of any restarts it. */
-static void signature(const struct settings *s, char *buf, size_t len)
+static void signature(const struct settings_values *v, char *buf, size_t len)
 {
-	snprintf(buf, len, "%d|%s|%lld|%s|%s|%d|%s|%s|%s|%lld", settings_get_bool(s, "mqtt.enabled"),
-		 settings_get_str(s, "mqtt.host"), (long long)settings_get_int(s, "mqtt.port"),
-		 settings_get_str(s, "mqtt.username"), settings_get_str(s, "mqtt.password"),
-		 settings_get_bool(s, "mqtt.tls"), settings_get_str(s, "mqtt.topic_prefix"),
-		 settings_get_str(s, "mqtt.discovery_prefix"), settings_get_str(s, "mqtt.ca_file"),
-		 (long long)settings_get_int(s, "http.port"));
+	snprintf(buf, len, "%d|%s|%lld|%s|%s|%d|%s|%s|%s|%lld", v->mqtt_enabled,
+		 v->mqtt_host, (long long)v->mqtt_port,
+		 v->mqtt_username, v->mqtt_password,
+		 v->mqtt_tls, v->mqtt_topic_prefix,
+		 v->mqtt_discovery_prefix, v->mqtt_ca_file,
+		 (long long)v->http_port);
 }
 
 /* Tells MQTT which devices exist: a device gone from the list (removed
@@ -47,11 +47,11 @@ static void set_devices(struct egw *e)
 
 void mqtt_egw_apply(struct egw *e)
 {
-	const struct settings *s = e->settings;
+	const struct settings_values *v = settings_values(e->settings);
 	char sig[sizeof(e->mqtt_sig)];
 	int r;
 
-	signature(s, sig, sizeof(sig));
+	signature(v, sig, sizeof(sig));
 	if (strcmp(sig, e->mqtt_sig) == 0) {
 		set_devices(e);
 		return;
@@ -59,19 +59,19 @@ void mqtt_egw_apply(struct egw *e)
 	snprintf(e->mqtt_sig, sizeof(e->mqtt_sig), "%s", sig);
 	mqtt_free(e->mqtt);
 	e->mqtt = NULL;
-	if (!settings_get_bool(s, "mqtt.enabled"))
+	if (!v->mqtt_enabled)
 		return;
 	struct mqtt_config cfg = {
-		.host = settings_get_str(s, "mqtt.host"),
-		.port = (int)settings_get_int(s, "mqtt.port"),
-		.username = settings_get_str(s, "mqtt.username"),
-		.password = settings_get_str(s, "mqtt.password"),
-		.tls = settings_get_bool(s, "mqtt.tls"),
-		.ca_file = settings_get_str(s, "mqtt.ca_file"),
-		.topic_prefix = settings_get_str(s, "mqtt.topic_prefix"),
-		.discovery_prefix = settings_get_str(s, "mqtt.discovery_prefix"),
+		.host = v->mqtt_host,
+		.port = (int)v->mqtt_port,
+		.username = v->mqtt_username,
+		.password = v->mqtt_password,
+		.tls = v->mqtt_tls,
+		.ca_file = v->mqtt_ca_file,
+		.topic_prefix = v->mqtt_topic_prefix,
+		.discovery_prefix = v->mqtt_discovery_prefix,
 		.sw_version = EGW_VERSION,
-		.ui_port = (int)settings_get_int(s, "http.port"),
+		.ui_port = (int)v->http_port,
 	};
 	r = mqtt_new(e->loop, &cfg, e->signer ? signer_serial_hex(e->signer) : "gateway", &e->mqtt);
 	if (r < 0) {
@@ -115,19 +115,19 @@ void mqtt_egw_on_state(struct egw *e, struct device *d, int old_state, int new_s
 static json_t *section(void *ud)
 {
 	struct egw *e = ud;
-	const struct settings *s = e->settings;
+	const struct settings_values *v = settings_values(e->settings);
 	struct mqtt_stats ms;
 
-	if (!settings_get_bool(s, "mqtt.enabled"))
+	if (!v->mqtt_enabled)
 		return json_pack("{s:b}", "enabled", 0);
 	if (!e->mqtt)
 		return json_pack("{s:b,s:b,s:s}", "enabled", 1, "connected", 0, "last_error",
 				 "not started (see the log)");
 	mqtt_stats(e->mqtt, &ms);
 	return json_pack("{s:b,s:s,s:I,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:s?}", "enabled", 1,
-			 "host", settings_get_str(s, "mqtt.host"),
-			 "port", (json_int_t)settings_get_int(s, "mqtt.port"),
-			 "tls", settings_get_bool(s, "mqtt.tls"), "connected", ms.connected,
+			 "host", v->mqtt_host,
+			 "port", (json_int_t)v->mqtt_port,
+			 "tls", v->mqtt_tls, "connected", ms.connected,
 			 "connects", (json_int_t)ms.connects, "disconnects", (json_int_t)ms.disconnects,
 			 "acked", (json_int_t)ms.acked, "backlog", (json_int_t)ms.backlog,
 			 "dropped", (json_int_t)ms.dropped, "removed", (json_int_t)ms.removed,

@@ -48,7 +48,7 @@ static json_t *harvest_section(void *ud)
 		const char *k;
 		int64_t v;
 	} ints[] = {
-	    {"interval_ms", settings_get_int(e->settings, "harvest.batch_interval_ms")},
+	    {"interval_ms", settings_values(e->settings)->harvest_batch_interval_ms},
 	    {"sealed", (int64_t)st.sealed},
 	    {"stored_signed", (int64_t)st.stored_signed},
 	    {"stored_unsigned", (int64_t)st.stored_unsigned},
@@ -103,9 +103,9 @@ static void harvest_metrics(void *ud, struct web_buf *b)
 int pipeline_harvest_init(struct egw *e)
 {
 	struct batch_config cfg = {
-	    .interval = MSEC(settings_get_int(e->settings, "harvest.batch_interval_ms")),
-	    .freq_interval_ms = (unsigned)settings_get_int(e->settings, "frequency.interval_ms"),
-	    .srcful = !strcmp(settings_get_str(e->settings, "backend.format"), "srcful"),
+	    .interval = MSEC(settings_values(e->settings)->harvest_batch_interval_ms),
+	    .freq_interval_ms = (unsigned)settings_values(e->settings)->frequency_interval_ms,
+	    .srcful = !strcmp(settings_values(e->settings)->backend_format, "srcful"),
 	};
 	int r;
 
@@ -122,7 +122,7 @@ int pipeline_harvest_init(struct egw *e)
 	if (r < 0)
 		return r;
 	log_info("harvest", "sealing a signed batch every %lld ms",
-	         (long long)settings_get_int(e->settings, "harvest.batch_interval_ms"));
+	         (long long)settings_values(e->settings)->harvest_batch_interval_ms);
 	return 0;
 }
 
@@ -155,7 +155,7 @@ static json_t *uploader_section(void *ud)
 {
 	struct egw *e = ud;
 	struct uploader_stats st;
-	json_t *urls = masked_urls(settings_get_json(e->settings, "backend.data_urls"));
+	json_t *urls = masked_urls(settings_values(e->settings)->backend_data_urls);
 
 	struct store_stats ss = {0};
 	if (e->store)
@@ -186,7 +186,7 @@ static json_t *uploader_section_full(void *ud)
 		return o;
 	uploader_get_stats(e->uploader, &st);
 	json_t *c = json_pack("{sssIsIsIsI}", "compression",
-	                      settings_get_str(e->settings, "backend.compression"), "body_bytes",
+	                      settings_values(e->settings)->backend_compression, "body_bytes",
 	                      (json_int_t)st.body_bytes, "wire_bytes", (json_int_t)st.wire_bytes,
 	                      "gzip_bodies", (json_int_t)st.gzip_bodies, "refused_gzip",
 	                      (json_int_t)st.refused_gzip);
@@ -244,9 +244,9 @@ static void uploader_health(void *ud, bool ok, int err, long status, const char 
 static int uploader_config_from(struct egw *e, const char *urls[UPLOADER_MAX_URLS],
                                 struct uploader_config *cfg)
 {
-	const json_t *arr = settings_get_json(e->settings, "backend.data_urls");
-	int64_t rate = settings_get_int(e->settings, "backend.rate_per_s");
-	int64_t tmo = settings_get_int(e->settings, "backend.timeout_ms");
+	const json_t *arr = settings_values(e->settings)->backend_data_urls;
+	int64_t rate = settings_values(e->settings)->backend_rate_per_s;
+	int64_t tmo = settings_values(e->settings)->backend_timeout_ms;
 	size_t n = 0, i;
 	json_t *v;
 
@@ -258,7 +258,7 @@ static int uploader_config_from(struct egw *e, const char *urls[UPLOADER_MAX_URL
 			return -EINVAL;
 		urls[n++] = json_string_value(v);
 	}
-	const char *comp = settings_get_str(e->settings, "backend.compression");
+	const char *comp = settings_values(e->settings)->backend_compression;
 	*cfg = (struct uploader_config){
 	    .urls = urls,
 	    .n_urls = n,
@@ -331,7 +331,7 @@ static json_t *name_section(void *ud)
 	struct egw *e = ud;
 	struct namequery_stats st = {0};
 	const char *name = e->namequery ? namequery_name(e->namequery) : NULL;
-	char *url = mask_url(settings_get_str(e->settings, "backend.graphql_url"));
+	char *url = mask_url(settings_values(e->settings)->backend_graphql_url);
 	json_t *o;
 
 	if (e->namequery)
@@ -354,10 +354,10 @@ static void name_learned(void *ud, const char *name)
 static void name_config_from(struct egw *e, struct namequery_config *cfg)
 {
 	*cfg = (struct namequery_config){
-	    .url = settings_get_str(e->settings, "backend.graphql_url"),
+	    .url = settings_values(e->settings)->backend_graphql_url,
 	    .serial = signer_serial_hex(e->signer),
-	    .interval = MSEC(settings_get_int(e->settings, "name.interval_ms")),
-	    .refresh_interval = MSEC(settings_get_int(e->settings, "name.refresh_interval_ms")),
+	    .interval = MSEC(settings_values(e->settings)->name_interval_ms),
+	    .refresh_interval = MSEC(settings_values(e->settings)->name_refresh_interval_ms),
 	    .on_name = name_learned,
 	    .name_ud = e,
 	};
@@ -396,9 +396,9 @@ int pipeline_apply_settings(struct egw *e)
 
 	if (e->batch) {
 		batch_set_srcful(e->batch,
-		                 !strcmp(settings_get_str(e->settings, "backend.format"), "srcful"));
+		                 !strcmp(settings_values(e->settings)->backend_format, "srcful"));
 		r2 = batch_set_interval(
-		    e->batch, MSEC(settings_get_int(e->settings, "harvest.batch_interval_ms")));
+		    e->batch, MSEC(settings_values(e->settings)->harvest_batch_interval_ms));
 		if (r2 < 0)
 			r = r2;
 	}

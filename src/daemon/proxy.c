@@ -15,22 +15,22 @@
 #include "web/web.h"
 
 /* The settings that need a new listener, as one string. */
-static void signature(const struct settings *s, char *buf, size_t len)
+static void signature(const struct settings_values *v, char *buf, size_t len)
 {
-	snprintf(buf, len, "%d|%s|%lld", settings_get_bool(s, "proxy.enabled"),
-		 settings_get_str(s, "proxy.bind"), (long long)settings_get_int(s, "proxy.port"));
+	snprintf(buf, len, "%d|%s|%lld", v->proxy_enabled,
+		 v->proxy_bind, (long long)v->proxy_port);
 }
 
 void proxy_egw_apply(struct egw *e)
 {
-	const struct settings *s = e->settings;
-	usec_t max_age = (usec_t)settings_get_int(s, "proxy.max_age_ms") * USEC_PER_MSEC;
-	bool writes = settings_get_bool(s, "proxy.allow_writes");
-	const json_t *allow = settings_get_json(s, "modbus_write_allowlist");
+	const struct settings_values *v = settings_values(e->settings);
+	usec_t max_age = (usec_t)v->proxy_max_age_ms * USEC_PER_MSEC;
+	bool writes = v->proxy_allow_writes;
+	const json_t *allow = v->modbus_write_allowlist;
 	char sig[sizeof(e->proxy_sig)];
 	int r;
 
-	signature(s, sig, sizeof(sig));
+	signature(v, sig, sizeof(sig));
 	if (strcmp(sig, e->proxy_sig) == 0) {
 		if (e->proxy && proxy_set_policy(e->proxy, max_age, writes, allow) < 0)
 			log_error("proxy", "Modbus proxy settings: %s", egw_strerror(-ENOMEM));
@@ -40,11 +40,11 @@ void proxy_egw_apply(struct egw *e)
 	proxy_free(e->proxy);
 	e->proxy = NULL;
 	e->proxy_error[0] = 0;
-	if (!settings_get_bool(s, "proxy.enabled"))
+	if (!v->proxy_enabled)
 		return;
 	struct proxy_config cfg = {
-		.bind = settings_get_str(s, "proxy.bind"),
-		.port = (uint16_t)settings_get_int(s, "proxy.port"),
+		.bind = v->proxy_bind,
+		.port = (uint16_t)v->proxy_port,
 		.max_age = max_age,
 		.allow_writes = writes,
 		.allowlist = allow,
@@ -65,9 +65,10 @@ void proxy_egw_apply(struct egw *e)
 static json_t *section(void *ud)
 {
 	struct egw *e = ud;
+	const struct settings_values *v = settings_values(e->settings);
 	struct proxy_stats ps;
 
-	if (!settings_get_bool(e->settings, "proxy.enabled"))
+	if (!v->proxy_enabled)
 		return json_pack("{s:b}", "enabled", 0);
 	if (!e->proxy)
 		return json_pack("{s:b,s:b,s:s}", "enabled", 1, "listening", 0, "last_error",
@@ -75,10 +76,9 @@ static json_t *section(void *ud)
 	proxy_stats(e->proxy, &ps);
 	return json_pack("{s:b,s:b,s:s,s:i,s:b,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
 			 "s:I,s:I}",
-			 "enabled", 1, "listening", 1, "bind", settings_get_str(e->settings,
-										"proxy.bind"),
+			 "enabled", 1, "listening", 1, "bind", v->proxy_bind,
 			 "port", (int)proxy_port(e->proxy),
-			 "allow_writes", settings_get_bool(e->settings, "proxy.allow_writes"),
+			 "allow_writes", v->proxy_allow_writes,
 			 "clients", (int)ps.clients, "clients_total", (json_int_t)ps.clients_total,
 			 "clients_rejected", (json_int_t)ps.clients_rejected,
 			 "clients_dropped", (json_int_t)ps.clients_dropped,

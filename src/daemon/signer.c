@@ -49,7 +49,7 @@ static json_t *signer_section(void *ud)
 			 "last_error", err ? json_string(err) : json_null(), "signing", why == NULL,
 			 "not_signing_reason", why ? json_string(why) : json_null(),
 			 "identity_refused", signer_identity_refused(e->signer),
-			 "configured", settings_get_str(e->settings, "signer.backend"));
+			 "configured", settings_values(e->settings)->signer_backend);
 }
 
 static void signer_metrics(void *ud, struct web_buf *b)
@@ -64,15 +64,15 @@ static void signer_metrics(void *ud, struct web_buf *b)
 
 static void signer_config_from(const struct settings *st, const char *state_dir, struct signer_config *ret)
 {
-	const char *backend = settings_get_str(st, "signer.backend");
+	const char *backend = settings_values(st)->signer_backend;
 
 	*ret = (struct signer_config){
 		.backend = !backend || strcmp(backend, "auto") == 0 ? SIGNER_AUTO
 			 : strcmp(backend, "atecc608") == 0 ? SIGNER_ATECC608
 							       : SIGNER_SOFTWARE,
 		.state_dir = state_dir,
-		.i2c_bus = settings_get_str(st, "signer.i2c_bus"),
-		.i2c_address = (unsigned)settings_get_int(st, "signer.i2c_address"),
+		.i2c_bus = settings_values(st)->signer_i2c_bus,
+		.i2c_address = (unsigned)settings_values(st)->signer_i2c_address,
 		.wait_for_chip = true,
 		.record_identity = true,
 	};

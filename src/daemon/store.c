@@ -79,9 +79,9 @@ static json_t *store_section(void *ud)
 			 "unsigned", (json_int_t)st.unsigned_rows, "bytes", (json_int_t)st.bytes,
 			 "disk_full", st.disk_full, "recovered", st.recovered,
 			 "last_error", st.last_err ? json_string(egw_strerror(st.last_err)) : json_null(),
-			 "max_bytes", (json_int_t)settings_get_int(e->settings, "store.max_bytes"),
-			 "max_age_s", (json_int_t)settings_get_int(e->settings, "store.max_age_s"));
-	if (o && rates_add(o, &st, settings_get_int(e->settings, "store.max_bytes")) < 0) {
+			 "max_bytes", (json_int_t)settings_values(e->settings)->store_max_bytes,
+			 "max_age_s", (json_int_t)settings_values(e->settings)->store_max_age_s);
+	if (o && rates_add(o, &st, settings_values(e->settings)->store_max_bytes) < 0) {
 		json_decref(o);
 		return NULL;
 	}
@@ -114,8 +114,8 @@ int store_egw_init(struct egw *e)
 	char path[PATH_MAX + 16];
 	struct store_config cfg = {
 		.path = path,
-		.max_bytes = settings_get_int(e->settings, "store.max_bytes"),
-		.max_age_s = settings_get_int(e->settings, "store.max_age_s"),
+		.max_bytes = settings_values(e->settings)->store_max_bytes,
+		.max_age_s = settings_values(e->settings)->store_max_age_s,
 	};
 	struct store_stats st;
 	int r;
@@ -149,7 +149,7 @@ void store_egw_fini(struct egw *e)
 int store_egw_apply(struct egw *e)
 {
 	if (e->store)
-		store_set_bounds(e->store, settings_get_int(e->settings, "store.max_bytes"),
-				 settings_get_int(e->settings, "store.max_age_s"));
+		store_set_bounds(e->store, settings_values(e->settings)->store_max_bytes,
+				 settings_values(e->settings)->store_max_age_s);
 	return 0;
 }

@@ -41,8 +41,6 @@ _Static_assert((int)DEV_DISCONNECTED == (int)FSM_DEV_DISCONNECTED &&
 #define DEV_VERBOSE_EVERY 10   /* short-poll profiles read their blocks every 10th poll */
 #define DEV_UNSUPPORTED_MAX 32 /* blocks remembered as refused with exception 2 */
 #define FREQ_RING 128          /* samples kept (>= 1 s at 10 ms intervals would need 100) */
-#define FREQ_HZ_MIN 48.0       /* plausible grid frequency for the identity fallback */
-#define FREQ_HZ_MAX 62.0
 #define LATE_STEP_US 10        /* fine lateness histogram: 10 us buckets ... */
 #define LATE_BUCKETS 1000      /* ... up to 10 ms, then one overflow bucket */
 

@@ -1,6 +1,67 @@
 /* Identification: the serial register of the profile, the frequency
  * fallback, and the SunSpec model walk. */
 #include "devices/device_int.h"
+#include "devices/identify.h"
+
+/* ---- the rules (identify.h) ----------------------------------------------- */
+
+int ident_block(const struct reg_def *r, struct mb_block *ret)
+{
+	return device_plan_single(r, ret);
+}
+
+/* An answer as the decoders take it (heap: it is 254 bytes). */
+static struct block_result *answer(const struct mb_block *b, const uint16_t *regs, unsigned count)
+{
+	struct block_result *br = malloc(sizeof(*br));
+
+	if (!br)
+		return NULL;
+	br->b = *b;
+	br->b.count = (uint16_t)MIN(count, (unsigned)PROFILE_MAX_BLOCK);
+	br->err = 0;
+	memcpy(br->regs, regs, br->b.count * sizeof(uint16_t));
+	return br;
+}
+
+int ident_serial(const struct profile *p, const struct mb_block *b, const uint16_t *regs,
+		 unsigned count, char *buf, size_t cap)
+{
+	struct block_result *br = answer(b, regs, count);
+	int r;
+
+	if (!br)
+		return -ENOMEM;
+	r = profile_decode_serial(p, br, 1, buf, cap);
+	free(br);
+	return r == 0 ? -EGW_EUNAVAILABLE : r;
+}
+
+int ident_frequency(const struct profile *p, const struct mb_block *b, const uint16_t *regs,
+		    unsigned count)
+{
+	struct block_result *br = answer(b, regs, count);
+	double hz;
+	int r;
+
+	if (!br)
+		return -ENOMEM;
+	r = profile_decode_value(p->frequency, br, 1, &hz);
+	free(br);
+	if (r < 0)
+		return r;
+	return hz >= IDENT_HZ_MIN && hz <= IDENT_HZ_MAX ? 0 : -EGW_EPROFILE;
+}
+
+void ident_sunspec_common(const uint16_t *regs, unsigned count, char *mn, size_t mn_cap,
+			  char *sn, size_t sn_cap)
+{
+	mn[0] = sn[0] = 0;
+	if (count < IDENT_SS_COMMON_WORDS)
+		return;
+	reg_ascii(regs, 16, mn, mn_cap);
+	reg_ascii(regs + 48, 16, sn, sn_cap);
+}
 
 /* ---- identification ------------------------------------------------------- */
 
@@ -90,9 +151,9 @@ void device_start_identify(struct device *d)
 		d->ss_n = 0;
 		b = (struct mb_block){ .fc = REG_FC_HOLDING, .addr = sunspec_bases[0], .count = 2 };
 		r = device_send(d, REQ_SS_MARKER, 0, &b);
-	} else if (d->prof->serial && device_plan_single(d->prof->serial, &b) == 0) {
+	} else if (d->prof->serial && ident_block(d->prof->serial, &b) == 0) {
 		r = device_send(d, REQ_IDENT, 0, &b);
-	} else if (d->prof->frequency && device_plan_single(d->prof->frequency, &b) == 0) {
+	} else if (d->prof->frequency && ident_block(d->prof->frequency, &b) == 0) {
 		r = device_send(d, REQ_FREQ_ID, 0, &b);
 	} else {
 		/* Nothing to identify with: the address is the identity. */
@@ -109,7 +170,6 @@ void device_start_identify(struct device *d)
 void device_on_ident(struct device *d, const struct dev_req *q, int err, const uint16_t *regs,
 		     unsigned count)
 {
-	struct block_result *br;
 	char serial[DEV_SERIAL_LEN];
 	int r;
 
@@ -122,32 +182,17 @@ void device_on_ident(struct device *d, const struct dev_req *q, int err, const u
 		device_identify_failed(d, "serial", err);
 		return;
 	}
-	br = malloc(sizeof(*br));
-	if (!br) {
-		device_identify_failed(d, "serial", -ENOMEM);
-		return;
-	}
-	br->b = q->b;
-	br->err = 0;
-	memcpy(br->regs, regs, MIN(count, (unsigned)PROFILE_MAX_BLOCK) * sizeof(uint16_t));
 	if (q->kind == REQ_FREQ_ID) {
-		double hz;
-		r = profile_decode_value(d->prof->frequency, br, 1, &hz);
-		free(br);
+		r = ident_frequency(d->prof, &q->b, regs, count);
 		if (r < 0) {
 			device_identify_failed(d, "frequency identity", r);
-			return;
-		}
-		if (!(hz >= FREQ_HZ_MIN && hz <= FREQ_HZ_MAX)) {
-			device_identify_failed(d, "frequency identity", -EGW_EPROFILE);
 			return;
 		}
 		fallback_identity(d, serial, sizeof(serial));
 		identity_found(d, serial);
 		return;
 	}
-	r = profile_decode_serial(d->prof, br, 1, serial, sizeof(serial));
-	free(br);
+	r = ident_serial(d->prof, &q->b, regs, count, serial, sizeof(serial));
 	if (r < 0) {
 		device_identify_failed(d, "serial", r);
 		return;
@@ -210,7 +255,7 @@ static void ss_finish(struct device *d)
 		device_identify_failed(d, "SunSpec profile", -ENOMEM);
 		return;
 	}
-	if (p->serial && device_plan_single(p->serial, &b) == 0) {
+	if (p->serial && ident_block(p->serial, &b) == 0) {
 		r = device_send(d, REQ_IDENT, 0, &b);
 		if (r < 0)
 			device_identify_failed(d, "serial", r);

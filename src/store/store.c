@@ -10,17 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "base/err.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/time.h"
 #include "base/util.h"
-#include "crypto/b64url.h"
+#include "store/gap.h"
+#include "store/token.h"
 
 #define STORE_GAP_RESERVE 4096   /* bytes kept free for the gap row and its token */
-#define STORE_MAX_RANGES 64
 #define STORE_SCHEMA_VERSION 1
 /* Acknowledgements held: reaching this many commits them on their own, so at
  * most one waits for the next commit (a crash then resends it, beside the
@@ -62,167 +61,6 @@ static const char *const stmt_sql[] = {
 	[ST_BETWEEN] = "SELECT 1 FROM rows WHERE seq > ? AND seq < ? LIMIT 1",
 };
 _Static_assert(ARRAY_SIZE(stmt_sql) == ST_COUNT, "one SQL text per statement");
-
-/* ---- tokens at rest ----
- * A row is stored once: unsigned, its payload JSON (jwt NULL); signed, its
- * token only (payload ''), since the token carries the payload.  A token is
- * kept as a BLOB when that is smaller than its text:
- *   "EJ1" | u32 big-endian n | zlib(u16 hlen | header | u32 plen | payload | signature)
- * with header, payload and signature the bytes its three base64url parts
- * decode to (n: the inflated size).  base64url without padding is one-to-one
- * for the strict decoder, so re-encoding gives the token back exactly.
- * Rows written by older versions (payload and token both as text) read as
- * before. */
-#define JWT_PACK_MAGIC "EJ1"
-#define JWT_PACK_MAX (16u << 20)
-
-static void put_be(uint8_t *p, uint32_t v, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-}
-
-static uint32_t get_be(const uint8_t *p, unsigned n)
-{
-	uint32_t v = 0;
-	for (unsigned i = 0; i < n; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-/* The packed form of jwt, or NULL (malformed token, no memory, or not
- * smaller than the text: then the text is stored). */
-static uint8_t *jwt_pack(const char *jwt, size_t *ret_n)
-{
-	const char *d1 = strchr(jwt, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
-	size_t len = strlen(jwt), hl, pl, sl;
-	uint8_t *raw = NULL, *out = NULL;
-	uLongf zn;
-	int n;
-
-	if (!d1 || !d2 || strchr(d2 + 1, '.') || len > JWT_PACK_MAX)
-		return NULL;
-	raw = malloc(len + 16);
-	if (!raw)
-		return NULL;
-	n = b64url_decode(jwt, (size_t)(d1 - jwt), raw + 2, len);
-	if (n < 0 || n > 0xffff)
-		goto fail;
-	hl = (size_t)n;
-	put_be(raw, (uint32_t)hl, 2);
-	n = b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), raw + 2 + hl + 4, len);
-	if (n < 0)
-		goto fail;
-	pl = (size_t)n;
-	put_be(raw + 2 + hl, (uint32_t)pl, 4);
-	n = b64url_decode(d2 + 1, strlen(d2 + 1), raw + 2 + hl + 4 + pl, len);
-	if (n < 0)
-		goto fail;
-	sl = (size_t)n;
-	size_t rn = 2 + hl + 4 + pl + sl;
-	zn = compressBound(rn);
-	out = malloc(7 + zn);
-	if (!out || compress2(out + 7, &zn, raw, rn, 6) != Z_OK || 7 + zn >= len)
-		goto fail;
-	memcpy(out, JWT_PACK_MAGIC, 3);
-	put_be(out + 3, (uint32_t)rn, 4);
-	free(raw);
-	*ret_n = 7 + zn;
-	return out;
-fail:
-	free(raw);
-	free(out);
-	return NULL;
-}
-
-/* The token text of a stored jwt column (TEXT as is, BLOB unpacked), or
- * NULL (no memory, or a damaged blob: logged). */
-static char *jwt_column(sqlite3_stmt *st, int col)
-{
-	const uint8_t *b;
-	uint8_t *raw = NULL;
-	char *out = NULL;
-	size_t n, rn, hl, pl, sl;
-	uLongf got;
-
-	if (sqlite3_column_type(st, col) != SQLITE_BLOB) {
-		const unsigned char *t = sqlite3_column_text(st, col);
-		return t ? strdup((const char *)t) : NULL;
-	}
-	b = sqlite3_column_blob(st, col);
-	n = (size_t)sqlite3_column_bytes(st, col);
-	if (!b || n < 7 || memcmp(b, JWT_PACK_MAGIC, 3) != 0)
-		goto bad;
-	rn = get_be(b + 3, 4);
-	if (rn < 6 || rn > JWT_PACK_MAX)
-		goto bad;
-	raw = malloc(rn);
-	if (!raw)
-		return NULL;
-	got = rn;
-	if (uncompress(raw, &got, b + 7, n - 7) != Z_OK || got != rn)
-		goto bad;
-	hl = get_be(raw, 2);
-	if (2 + hl + 4 > rn)
-		goto bad;
-	pl = get_be(raw + 2 + hl, 4);
-	if (pl > rn - 2 - hl - 4)
-		goto bad;
-	sl = rn - 2 - hl - 4 - pl;
-	size_t cap = b64url_encoded_len(hl) + b64url_encoded_len(pl) + b64url_encoded_len(sl) + 3;
-	out = malloc(cap);
-	if (!out)
-		goto out;
-	int a = b64url_encode(raw + 2, hl, out, cap);
-	out[a] = '.';
-	int c = b64url_encode(raw + 2 + hl + 4, pl, out + a + 1, cap - (size_t)a - 1);
-	out[a + 1 + c] = '.';
-	b64url_encode(raw + 2 + hl + 4 + pl, sl, out + a + c + 2, cap - (size_t)(a + c + 2));
-	goto out;
-bad:
-	log_error("store", "a stored token does not unpack (damaged row)");
-out:
-	free(raw);
-	return out;
-}
-
-/* The payload JSON of a stored token (gap rows, whose ranges a later gap
- * row takes over), or NULL. */
-static char *jwt_payload_text(sqlite3_stmt *st, int col)
-{
-	char *jwt = jwt_column(st, col), *out = NULL;
-	const char *d1 = jwt ? strchr(jwt, '.') : NULL, *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
-
-	if (d2) {
-		size_t n = (size_t)(d2 - d1 - 1);
-		out = malloc(n + 1);
-		int r = out ? b64url_decode(d1 + 1, n, (uint8_t *)out, n + 1) : -ENOMEM;
-		if (r < 0) {
-			free(out);
-			out = NULL;
-		} else {
-			out[r] = '\0';
-		}
-	}
-	free(jwt);
-	return out;
-}
-
-/* Binds jwt to parameter i: packed when that is smaller.  Returns the
- * bytes stored; *ret_free gets what to free after the step. */
-static int64_t bind_jwt(sqlite3_stmt *st, int i, const char *jwt, void **ret_free)
-{
-	size_t n;
-	uint8_t *p = jwt_pack(jwt, &n);
-
-	*ret_free = p;
-	if (p) {
-		sqlite3_bind_blob(st, i, p, (int)n, SQLITE_STATIC);
-		return (int64_t)n;
-	}
-	sqlite3_bind_text(st, i, jwt, -1, SQLITE_STATIC);
-	return (int64_t)strlen(jwt);
-}
 
 static const char store_schema[] =
 	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
@@ -275,10 +113,6 @@ static void store_unlock(struct store *s)
 	pthread_mutex_unlock(&s->snap_lock);
 	pthread_mutex_unlock(&s->lock);
 }
-
-struct seq_range {
-	int64_t first, last;
-};
 
 /* ---- errors ---- */
 
@@ -661,7 +495,7 @@ static int insert_row(struct store *s, int64_t seq, enum store_kind kind, int64_
 	if (jwt) {
 		/* stored once: the token carries the payload */
 		sqlite3_bind_text(st, 4, "", 0, SQLITE_STATIC);
-		size = bind_jwt(st, 5, jwt, &packed);
+		size = store_token_bind(st, 5, jwt, &packed);
 	} else {
 		sqlite3_bind_text(st, 4, payload, -1, SQLITE_STATIC);
 		sqlite3_bind_null(st, 5);
@@ -770,7 +604,7 @@ int store_set_jwt(struct store *s, int64_t seq, const char *jwt)
 	}
 	st = stmt(s, ST_SET_JWT);
 	sqlite3_bind_int64(st, 1, seq);
-	jlen = bind_jwt(st, 2, jwt, &packed);
+	jlen = store_token_bind(st, 2, jwt, &packed);
 	sqlite3_bind_int64(st, 3, jlen);
 	/* A single statement is its own transaction. */
 	rc = step_done(s, ST_SET_JWT);
@@ -871,7 +705,7 @@ int store_peek(struct store *s, int64_t after_seq, unsigned max, struct store_ro
 			.seq = sqlite3_column_int64(st, 0),
 			.kind = (enum store_kind)sqlite3_column_int(st, 1),
 			.created_ms = sqlite3_column_int64(st, 2),
-			.jwt = jwt_column(st, 3),
+			.jwt = store_token_column(st, 3),
 		};
 		n++;
 		if (!row->jwt) {
@@ -919,7 +753,7 @@ static int delete_row(struct store *s, int64_t seq, struct deleted *ret)
 			if (t && *t)
 				ret->payload = strdup((const char *)t);
 			else if (sqlite3_column_type(st, 4) != SQLITE_NULL)
-				ret->payload = jwt_payload_text(st, 4);
+				ret->payload = store_token_payload(st, 4);
 		}
 		rc = sqlite3_step(st);
 		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
@@ -1059,104 +893,21 @@ unlock:
 
 /* ---- bounds ---- */
 
-struct gap {
-	struct seq_range *ranges;
-	unsigned n, cap;
-	int64_t dropped;  /* batch rows lost, including those of absorbed gap rows */
-	int64_t batches;  /* batch rows deleted by this call */
-	unsigned rows;    /* rows deleted by this call (any kind) */
-	bool oom;
-};
-
-static void gap_add(struct gap *g, int64_t first, int64_t last)
+/* store_gap_merge's question to the database: does a row lie between? */
+static int row_between(void *ud, int64_t after, int64_t before)
 {
-	if (g->n == g->cap) {
-		unsigned cap = g->cap ? 2 * g->cap : 16;
-		struct seq_range *r = realloc(g->ranges, cap * sizeof(*r));
-		if (!r) {
-			g->oom = true;
-			return;
-		}
-		g->ranges = r;
-		g->cap = cap;
-	}
-	g->ranges[g->n++] = (struct seq_range){ first, last };
+	struct store *s = ud;
+	sqlite3_stmt *st = stmt(s, ST_BETWEEN);
+	int rc;
+
+	sqlite3_bind_int64(st, 1, after);
+	sqlite3_bind_int64(st, 2, before);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc;
 }
 
-/* Adds the ranges and count of a gap row being dropped. */
-static void gap_absorb(struct gap *g, const char *payload)
-{
-	json_error_t je;
-	json_t *j = payload ? egw_json_loads(payload, 0, &je) : NULL;
-	json_t *ranges = json_object_get(j, "ranges"), *r;
-	json_int_t k = json_integer_value(json_object_get(j, "dropped"));
-	size_t i;
-
-	/* Out of memory, the row's ranges and count would be lost with it
-	 * (a corrupt row has nothing to give and is skipped). */
-	if (!payload || (!j && json_error_code(&je) == json_error_out_of_memory)) {
-		g->oom = true;
-		return;
-	}
-
-	/* A corrupt row must not overflow the count (undefined behaviour). */
-	if (k > 0)
-		g->dropped = k > INT64_MAX - g->dropped ? INT64_MAX : g->dropped + k;
-	json_array_foreach(ranges, i, r) {
-		json_t *a = json_array_get(r, 0), *b = json_array_get(r, 1);
-		if (json_is_integer(a) && json_is_integer(b))
-			gap_add(g, json_integer_value(a), json_integer_value(b));
-	}
-	json_decref(j);
-}
-
-static int range_cmp(const void *a, const void *b)
-{
-	const struct seq_range *x = a, *y = b;
-
-	return x->first < y->first ? -1 : x->first > y->first;
-}
-
-/* Sorts and merges ranges that no surviving row separates. */
-static int gap_merge(struct store *s, struct gap *g)
-{
-	unsigned out = 0;
-
-	if (g->n == 0)
-		return SQLITE_OK;
-	qsort(g->ranges, g->n, sizeof(*g->ranges), range_cmp);
-	for (unsigned i = 1; i < g->n; i++) {
-		struct seq_range *cur = &g->ranges[out], *next = &g->ranges[i];
-		/* cur->last + 1 overflows for a corrupt row ending at INT64_MAX */
-		bool join = cur->last == INT64_MAX || next->first <= cur->last + 1;
-		if (!join) {
-			sqlite3_stmt *st = stmt(s, ST_BETWEEN);
-			int rc;
-			sqlite3_bind_int64(st, 1, cur->last);
-			sqlite3_bind_int64(st, 2, next->first);
-			rc = sqlite3_step(st);
-			sqlite3_reset(st);
-			if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-				return rc;
-			join = rc == SQLITE_DONE;
-		}
-		if (join)
-			cur->last = MAX(cur->last, next->last);
-		else
-			g->ranges[++out] = *next;
-	}
-	g->n = out + 1;
-	/* Keep the newest ranges exact; fold the oldest together. */
-	if (g->n > STORE_MAX_RANGES) {
-		unsigned fold = g->n - STORE_MAX_RANGES;
-		g->ranges[fold].first = g->ranges[0].first;
-		memmove(g->ranges, g->ranges + fold, STORE_MAX_RANGES * sizeof(*g->ranges));
-		g->n = STORE_MAX_RANGES;
-	}
-	return SQLITE_OK;
-}
-
-static int drop_row(struct store *s, struct gap *g, int64_t seq)
+static int drop_row(struct store *s, struct store_gap *g, int64_t seq)
 {
 	struct deleted d = { 0 };
 	int rc = delete_row(s, seq, &d);
@@ -1167,18 +918,18 @@ static int drop_row(struct store *s, struct gap *g, int64_t seq)
 		return rc;
 	account_delete(s, &d);
 	if (d.kind == STORE_GAP)
-		gap_absorb(g, d.payload);
+		store_gap_absorb(g, d.payload);
 	else {
 		g->dropped += g->dropped < INT64_MAX;
 		g->batches++;
 	}
 	free(d.payload);
-	gap_add(g, seq, seq);
+	store_gap_add(g, seq, seq);
 	g->rows++;
 	return SQLITE_OK;
 }
 
-static int drop_by_age(struct store *s, struct gap *g, int64_t cutoff_ms)
+static int drop_by_age(struct store *s, struct store_gap *g, int64_t cutoff_ms)
 {
 	sqlite3_stmt *st = stmt(s, ST_OLDER_THAN);
 	int64_t *seqs = NULL;
@@ -1212,7 +963,7 @@ static int drop_by_age(struct store *s, struct gap *g, int64_t cutoff_ms)
 	return rc;
 }
 
-static int drop_by_bytes(struct store *s, struct gap *g)
+static int drop_by_bytes(struct store *s, struct store_gap *g)
 {
 	int64_t target = s->max_bytes - MIN((int64_t)STORE_GAP_RESERVE, s->max_bytes / 4);
 	int rc = SQLITE_OK;
@@ -1230,35 +981,10 @@ static int drop_by_bytes(struct store *s, struct gap *g)
 	return rc;
 }
 
-static char *gap_payload(const struct gap *g, int64_t seq, int64_t now_ms, const char *reason)
-{
-	json_t *ranges = json_array(), *o;
-	char *text;
-
-	if (!ranges)
-		return NULL;
-	for (unsigned i = 0; i < g->n; i++) {
-		/* a gap row that lost a range would hide which seqs were dropped */
-		if (json_array_append_new(ranges, json_pack("[I, I]", (json_int_t)g->ranges[i].first,
-							    (json_int_t)g->ranges[i].last)) < 0) {
-			json_decref(ranges);
-			return NULL;
-		}
-	}
-	o = json_pack("{s:s, s:I, s:I, s:s, s:o, s:I}", "type", "gap", "seq", (json_int_t)seq,
-		      "created_ms", (json_int_t)now_ms, "reason", reason, "ranges", ranges,
-		      "dropped", (json_int_t)g->dropped);
-	if (!o)
-		return NULL;
-	text = egw_json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(o);
-	return text;
-}
-
 int store_enforce_bounds(struct store *s, int64_t now_ms)
 {
 	struct store_stats saved;
-	struct gap g = { 0 };
+	struct store_gap g = { 0 };
 	bool by_age = false, by_bytes = false;
 	int64_t seq = 0, size = 0;
 	char *payload = NULL;
@@ -1292,11 +1018,11 @@ int store_enforce_bounds(struct store *s, int64_t now_ms)
 	if (rc == SQLITE_OK && g.oom)
 		rc = SQLITE_NOMEM;
 	if (rc == SQLITE_OK)
-		rc = gap_merge(s, &g);
+		rc = store_gap_merge(&g, row_between, s);
 	if (rc == SQLITE_OK) {
 		seq = store_next_seq(s);
 		reserved = true;
-		payload = gap_payload(&g, seq, now_ms,
+		payload = store_gap_payload(&g, seq, now_ms,
 				      by_age && by_bytes ? "max_age,max_bytes" : by_age ? "max_age" : "max_bytes");
 		rc = payload ? SQLITE_OK : SQLITE_NOMEM;
 	}
@@ -1327,7 +1053,7 @@ int store_enforce_bounds(struct store *s, int64_t now_ms)
 unlock:
 	store_unlock(s);
 	free(payload);
-	free(g.ranges);
+	store_gap_clear(&g);
 	return r;
 }
 

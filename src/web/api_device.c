@@ -126,7 +126,7 @@ int webui_h_device_post(struct web_request *rq)
 		snprintf(serial, sizeof(serial), "%s", s);
 		json_object_del(o, "serial");
 	}
-	cur = settings_get_json(e->settings, "devices");
+	cur = settings_values(e->settings)->devices;
 	arr = json_is_array(cur) ? json_deep_copy(cur) : json_array();
 	if (!arr) {
 		json_decref(o);
@@ -189,7 +189,7 @@ int webui_h_device_delete(struct web_request *rq)
 		json_decref(body);
 		return web_reply_error(rq, 400, "id: required (?id= or {\"id\": ...})", "id");
 	}
-	cur = settings_get_json(e->settings, "devices");
+	cur = settings_values(e->settings)->devices;
 	arr = json_is_array(cur) ? json_deep_copy(cur) : json_array();
 	if (!arr) {
 		json_decref(body);

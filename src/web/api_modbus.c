@@ -1,65 +1,10 @@
-/* Raw Modbus reads and writes on a configured device
- * (/api/inverter/modbus...). */
+/* Raw Modbus reads and writes on a running device (/api/inverter/modbus...):
+ * the requests' bodies and the answers.  The Modbus side is the device
+ * layer's (devices/raw.h). */
 #include "web/webui_int.h"
 #include "devices/devconf.h"
 
-/* ---- Modbus client for a configured device ------------------------------ */
-
-/* Raw requests go through the running device's own client (raw_new); this
- * is the fallback for a device id that is in the settings but not in the
- * running set (settings not applied): a short-lived TCP client of its own.
- * Finds the settings entry of a device id and builds a client config from
- * it.  Strings point into the settings (valid until they change; the client
- * copies what it keeps).  Returns 0, -ENOENT, -ENOTSUP (serial rtu). */
-static int device_client_config(struct egw *e, const char *id, struct mb_client_config *cfg,
-                                uint8_t *ret_unit)
-{
-	const json_t *arr = settings_get_json(e->settings, "devices");
-	size_t i;
-	json_t *d;
-	char cid[64];
-
-	json_array_foreach(arr, i, d) {
-		const char *conn;
-		devconf_entry_id(d, i, cid, sizeof(cid));
-		if (strcmp(cid, id) != 0)
-			continue;
-		conn = json_string_value(json_object_get(d, "connection"));
-		if (!conn || strcmp(conn, "rtu") == 0 || strcmp(conn, "serial") == 0 ||
-		    strcmp(json_string_value(json_object_get(d, "profile")) ?: "", "p1") == 0)
-			return -ENOTSUP;
-		*cfg = (struct mb_client_config){
-			.kind = strcmp(conn, "rtu-over-tcp") == 0 ? MB_TRANSPORT_RTU_OVER_TCP
-				: strcmp(conn, "solarman") == 0 ? MB_TRANSPORT_SOLARMAN
-				: MB_TRANSPORT_TCP,
-			.logger_serial = (uint32_t)json_integer_value(json_object_get(d, "logger_serial")),
-			.host = json_string_value(json_object_get(d, "host")),
-			.port = (uint16_t)json_integer_value(json_object_get(d, "port")),
-			.timeout = RAW_TIMEOUT,
-			.connect_timeout = RAW_TIMEOUT,
-			.max_timeouts = 1,
-		};
-		if (!cfg->port)
-			cfg->port = cfg->kind == MB_TRANSPORT_SOLARMAN ? 8899 : 502;
-		*ret_unit = json_object_get(d, "unit_id")
-			? (uint8_t)json_integer_value(json_object_get(d, "unit_id")) : 1;
-		return 0;
-	}
-	return -ENOENT;
-}
-
 /* ---- raw read / write ----------------------------------------------------- */
-
-struct type_name {
-	const char *name;
-	enum reg_type type;
-	unsigned words;
-};
-
-static const struct type_name type_names[] = {
-	{ "u16", REG_U16, 1 }, { "i16", REG_I16, 1 }, { "u32", REG_U32, 2 }, { "i32", REG_I32, 2 },
-	{ "u64", REG_U64, 4 }, { "f32", REG_F32, 2 }, { "str", REG_STR, 1 },
-};
 
 /* Frees the answered raw ops.  The task belongs to the webui, not to an op:
  * the scheduler touches a task after its run() returns, so a task must never
@@ -78,7 +23,6 @@ int webui_raw_gc(struct task *t, usec_t now)
 		}
 		*pp = op->next;
 		u->nraw--;
-		mb_client_free(op->client);
 		free(op);
 	}
 	return 0;
@@ -109,7 +53,7 @@ static unsigned err_status(int err)
 static void raw_read_done(void *ud, int err, const uint16_t *regs, unsigned count)
 {
 	struct raw_op *op = ud;
-	const struct type_name *tn = NULL;
+	const struct raw_read *rr = &op->rr;
 	json_t *raw, *vals, *reply;
 
 	op->pending = false;
@@ -124,35 +68,24 @@ static void raw_read_done(void *ud, int err, const uint16_t *regs, unsigned coun
 		                                           "device", op->device, "code", -err));
 		return;
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(type_names); i++)
-		if (type_names[i].type == op->type)
-			tn = &type_names[i];
 	raw = json_array();
-	vals = json_array();
-	for (unsigned i = 0; i < count; i++)
+	for (unsigned i = 0; raw && i < count; i++)
 		json_array_append_new(raw, json_integer(regs[i]));
-	if (op->type == REG_STR) {
-		char s[2 * 125 + 1];
-		reg_ascii(regs, count, s, sizeof(s));
-		json_array_append_new(vals, json_string(s));
-	} else {
-		struct reg_def d = { .addr = op->addr, .fc = op->fc, .words = (uint8_t)tn->words,
-		                     .type = op->type, .order = op->order, .scale = op->scale,
-		                     .sf_addr = REG_NO_SF, .field = REG_NO_FIELD };
-		for (unsigned i = 0; i + tn->words <= count; i += tn->words) {
-			double v;
-			if (reg_decode(&d, regs + i, &v) == 0 && isfinite(v))
-				json_array_append_new(vals, json_real(v));
-			else
-				json_array_append_new(vals, json_null()); /* sentinel: unavailable */
-		}
-	}
-	reply = json_pack("{s:s,s:i,s:i,s:i,s:s,s:s,s:f,s:o,s:O,s:O}", "device", op->device,
-	                  "fc", op->fc, "address", op->addr, "count", count, "type", tn->name,
-	                  "order", op->order == WO_LITTLE ? "little" : "big", "scale", op->scale,
-	                  "raw", raw, "values", vals, "value",
-	                  json_array_size(vals) ? json_array_get(vals, 0) : json_null());
+	vals = raw_decode(rr, regs, count);
+	reply = raw && vals ? json_pack("{s:s,s:i,s:i,s:i,s:s,s:s,s:f,s:O,s:O,s:O}", "device",
+	                                op->device, "fc", rr->fc, "address", rr->addr, "count",
+	                                count, "type", raw_type_name(rr->type), "order",
+	                                rr->order == WO_LITTLE ? "little" : "big", "scale",
+	                                rr->scale, "raw", raw, "values", vals, "value",
+	                                json_array_size(vals) ? json_array_get(vals, 0)
+	                                                      : json_null())
+	                    : NULL;
+	json_decref(raw);
 	json_decref(vals);
+	if (!reply) {
+		raw_finish(op, 500, json_pack("{s:s}", "error", "out of memory"));
+		return;
+	}
 	raw_finish(op, 200, reply);
 }
 
@@ -168,60 +101,27 @@ static void raw_write_done(void *ud, int err)
 	if (op->done)
 		return;
 	if (err < 0) {
-		log_warn("webui", "modbus write to %s at %u failed: %s", op->device, op->addr,
+		log_warn("webui", "modbus write to %s at %u failed: %s", op->device, op->rr.addr,
 		         egw_strerror(err));
 		raw_finish(op, err_status(err), json_pack("{s:s,s:s,s:i}", "error", egw_strerror(err),
 		                                           "device", op->device, "code", -err));
 		return;
 	}
-	raw_finish(op, 200, json_pack("{s:s,s:i,s:i,s:i,s:b}", "device", op->device, "fc", op->fc,
-	                              "address", op->addr, "count", op->count, "written", 1));
+	raw_finish(op, 200, json_pack("{s:s,s:i,s:i,s:i,s:b}", "device", op->device, "fc",
+	                              op->rr.fc, "address", op->rr.addr, "count", op->rr.count,
+	                              "written", 1));
 }
 
-/* A new op for device and the client to queue it on (*ret_client, valid
- * only until the handler returns): the running device's own client, or, for
- * a device only in the settings, a client of the op's own. */
-static struct raw_op *raw_new(struct web_request *rq, const char *device, char *err, size_t errlen,
-                              struct mb_client **ret_client, uint8_t *ret_unit, int *ret_status)
+/* A new op for device, or NULL with the status and message to answer. */
+static struct raw_op *raw_new(struct web_request *rq, const char *device, char *err,
+                              size_t errlen, int *ret_status)
 {
 	struct webui *u = webui_of(rq);
-	struct mb_client_config cfg;
 	struct raw_op *op;
-	struct device *d;
-	int r;
 
-	*ret_status = 400;
 	if (u->nraw >= WEBUI_RAW_PENDING_MAX) {
 		*ret_status = 503;
 		snprintf(err, errlen, "too many raw Modbus requests in flight");
-		return NULL;
-	}
-	d = devices_find(rq->egw->devices, device);
-	if (d && !device_client(d)) {
-		*ret_status = 400;
-		snprintf(err, errlen, "device: a P1 meter has no Modbus registers");
-		return NULL;
-	}
-	if (d) {
-		op = calloc(1, sizeof(*op));
-		if (!op) {
-			*ret_status = 500;
-			snprintf(err, errlen, "out of memory");
-			return NULL;
-		}
-		*ret_client = device_client(d);
-		*ret_unit = device_unit(d);
-		goto fill;
-	}
-	r = device_client_config(rq->egw, device, &cfg, ret_unit);
-	if (r == -ENOENT) {
-		*ret_status = 404;
-		snprintf(err, errlen, "device: no device with this id");
-		return NULL;
-	}
-	if (r < 0) {
-		snprintf(err, errlen, "device: not running, and a serial (rtu) line is only reached "
-		         "through its running device");
 		return NULL;
 	}
 	op = calloc(1, sizeof(*op));
@@ -230,21 +130,22 @@ static struct raw_op *raw_new(struct web_request *rq, const char *device, char *
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	r = mb_client_new(u->e->loop, &cfg, &op->client);
-	if (r < 0) {
-		free(op);
-		*ret_status = 500;
-		snprintf(err, errlen, "modbus client: %s", egw_strerror(r));
-		return NULL;
-	}
-	*ret_client = op->client;
-fill:
 	op->u = u;
 	op->rq = *rq;
 	op->rq.body = NULL;
 	op->rq.body_len = 0;
 	snprintf(op->device, sizeof(op->device), "%s", device);
 	return op;
+}
+
+/* Answers a request devices_raw_read/write did not queue. */
+static int raw_refused(struct web_request *rq, int r)
+{
+	if (r == -ENOENT)
+		return web_reply_error(rq, 404, "device: no running device with this id", "device");
+	if (r == -ENOTSUP)
+		return web_reply_error(rq, 400, "device: a P1 meter has no Modbus registers", "device");
+	return web_reply_error(rq, r == -ENOBUFS ? 503 : 500, egw_strerror(r), NULL);
 }
 
 /* The request is queued: its callback will run. */
@@ -257,14 +158,15 @@ static void raw_start(struct webui *u, struct raw_op *op)
 	MHD_suspend_connection(op->rq.conn);
 }
 
-/* The only device when exactly one is configured. */
-static const char *default_device(struct egw *e)
+/* The only device when exactly one is configured (its id into buf), else
+ * NULL. */
+static const char *default_device(struct egw *e, char *buf, size_t len)
 {
-	const json_t *arr = settings_get_json(e->settings, "devices");
+	const json_t *arr = settings_values(e->settings)->devices;
 	if (json_array_size(arr) != 1)
 		return NULL;
-	return json_string_value(json_object_get(json_array_get(arr, 0), "id"))
-		? json_string_value(json_object_get(json_array_get(arr, 0), "id")) : "dev0";
+	devconf_entry_id(json_array_get(arr, 0), 0, buf, len);
+	return buf;
 }
 
 int webui_h_modbus_get(struct web_request *rq)
@@ -293,15 +195,15 @@ int webui_opt_uint(const json_t *o, const char *key, unsigned long min, unsigned
 int webui_h_modbus_read(struct web_request *rq)
 {
 	struct webui *u = webui_of(rq);
-	const struct type_name *tn = &type_names[0];
 	unsigned long fc = 3, addr = 65536, count;
+	uint8_t type = REG_U16;
+	unsigned words = 1;
 	enum word_order order = WO_BIG;
 	double scale = 1;
-	struct mb_client *client;
 	struct raw_op *op;
 	const json_t *v;
 	const char *device, *s;
-	char err[160], who[64];
+	char err[160], who[64], dflt[64];
 	uint8_t unit;
 	int status, r;
 	json_t *o;
@@ -314,7 +216,7 @@ int webui_h_modbus_read(struct web_request *rq)
 		json_decref(o);
 		return web_reply_error(rq, 400, "device: a device id (string)", "device");
 	}
-	device = v ? json_string_value(v) : default_device(rq->egw);
+	device = v ? json_string_value(v) : default_device(rq->egw, dflt, sizeof(dflt));
 	if (!device) {
 		json_decref(o);
 		return web_reply_error(rq, 400, "device: required (a device id)", "device");
@@ -328,19 +230,13 @@ int webui_h_modbus_read(struct web_request *rq)
 		return web_reply_error(rq, 400, "address: required, 0..65535", "address");
 	}
 	if ((v = json_object_get(o, "type"))) {
-		s = json_string_value(v);
-		tn = NULL;
-		for (size_t i = 0; s && i < ARRAY_SIZE(type_names); i++)
-			if (strcmp(type_names[i].name, s) == 0)
-				tn = &type_names[i];
-		if (!tn) {
+		if (raw_type_parse(json_string_value(v), &type, &words) < 0) {
 			json_decref(o);
-			return web_reply_error(rq, 400, "type: one of u16, i16, u32, i32, u64, f32, str",
-			                       "type");
+			return web_reply_error(rq, 400, "type: one of " RAW_TYPE_NAMES, "type");
 		}
 	}
-	count = tn->words;
-	if (webui_opt_uint(o, "count", 1, 125, &count) < 0 || count < tn->words || addr + count > 65536) {
+	count = words;
+	if (webui_opt_uint(o, "count", 1, 125, &count) < 0 || count < words || addr + count > 65536) {
 		json_decref(o);
 		return web_reply_error(rq, 400, "count: 1..125, enough for the type, not past 65535",
 		                       "count");
@@ -368,25 +264,22 @@ int webui_h_modbus_read(struct web_request *rq)
 		return web_reply_error(rq, 429, "too many raw reads: at most 10 a second from one "
 		                       "address, 20 in all", NULL);
 	}
-	op = raw_new(rq, device, err, sizeof(err), &client, &unit, &status);
+	op = raw_new(rq, device, err, sizeof(err), &status);
 	json_decref(o);
 	if (!op)
-		return web_reply_error(rq, (unsigned)status, err, status == 400 || status == 404 ? "device" : NULL);
-	op->fc = (uint8_t)fc;
-	op->addr = (uint16_t)addr;
-	op->count = (uint16_t)count;
-	op->type = (uint8_t)tn->type;
-	op->order = (uint8_t)order;
-	op->scale = scale;
-	r = mb_client_read(client, unit, op->fc, op->addr, op->count, raw_read_done, op);
+		return web_reply_error(rq, (unsigned)status, err, NULL);
+	op->rr = (struct raw_read){ .fc = (uint8_t)fc, .addr = (uint16_t)addr,
+	                            .count = (uint16_t)count, .type = type, .order = (uint8_t)order,
+	                            .scale = scale };
+	r = devices_raw_read(rq->egw->devices, op->device, op->rr.fc, op->rr.addr, op->rr.count,
+	                     raw_read_done, op, &unit);
 	if (r < 0) {
-		mb_client_free(op->client);
 		free(op);
-		return web_reply_error(rq, r == -ENOBUFS ? 503 : 500, egw_strerror(r), NULL);
+		return raw_refused(rq, r);
 	}
 	webui_client_addr(rq, who, sizeof(who));
 	log_info("webui", "modbus read by client %s (token): device %s unit %u fc %u address %lu "
-	         "count %lu", who, op->device, unit, op->fc, addr, count);
+	         "count %lu", who, op->device, unit, op->rr.fc, addr, count);
 	u->raw_reads++;
 	raw_start(u, op);
 	return MHD_YES;
@@ -457,13 +350,12 @@ int webui_h_modbus_post(struct web_request *rq)
 {
 	struct webui *u = webui_of(rq);
 	struct egw *e = rq->egw;
-	char err[256], who[64], vals_text[200];
+	char err[256], who[64], vals_text[200], dflt[64];
 	uint16_t values[123];
 	unsigned count = 0;
 	unsigned long addr = 0;
 	const char *device, *field = NULL, *msg = NULL;
 	json_t *o;
-	struct mb_client *client;
 	struct raw_op *op;
 	uint8_t unit;
 	int status, r;
@@ -477,7 +369,7 @@ int webui_h_modbus_post(struct web_request *rq)
 		return web_reply_error(rq, 400, msg, field);
 	}
 	if (!device)
-		device = default_device(e);
+		device = default_device(e, dflt, sizeof(dflt));
 	if (!device) {
 		json_decref(o);
 		return web_reply_error(rq, 400, "device: required (a device id)", "device");
@@ -486,7 +378,7 @@ int webui_h_modbus_post(struct web_request *rq)
 		off += (size_t)snprintf(vals_text + off, sizeof(vals_text) - off, "%s%u",
 		                        i ? "," : "", values[i]);
 	webui_client_addr(rq, who, sizeof(who));
-	if (!devconf_write_allowed(settings_get_json(e->settings, "modbus_write_allowlist"), device,
+	if (!devconf_write_allowed(settings_values(e->settings)->modbus_write_allowlist, device,
 	                   (unsigned)addr, count)) {
 		u->raw_refused++;
 		log_warn("webui", "modbus write refused (not on modbus_write_allowlist): client %s, "
@@ -495,26 +387,21 @@ int webui_h_modbus_post(struct web_request *rq)
 		return web_reply_error(rq, 403, "address: not on the modbus_write_allowlist setting",
 		                       "address");
 	}
-	op = raw_new(rq, device, err, sizeof(err), &client, &unit, &status);
-	if (!op) {
-		json_decref(o);
-		return web_reply_error(rq, (unsigned)status, err, status == 400 || status == 404 ? "device" : NULL);
-	}
+	op = raw_new(rq, device, err, sizeof(err), &status);
 	json_decref(o);
-	op->write = true;
-	op->addr = (uint16_t)addr;
-	op->count = (uint16_t)count;
-	op->fc = count == 1 ? 6 : 16;
-	r = mb_client_write(client, unit, op->fc, op->addr, values, (uint16_t)count,
-	                    raw_write_done, op);
+	if (!op)
+		return web_reply_error(rq, (unsigned)status, err, NULL);
+	op->rr = (struct raw_read){ .fc = count == 1 ? 6 : 16, .addr = (uint16_t)addr,
+	                            .count = (uint16_t)count };
+	r = devices_raw_write(e->devices, op->device, op->rr.addr, values, op->rr.count,
+	                      raw_write_done, op, &unit);
 	if (r < 0) {
-		mb_client_free(op->client);
 		free(op);
-		return web_reply_error(rq, r == -ENOBUFS ? 503 : 500, egw_strerror(r), NULL);
+		return raw_refused(rq, r);
 	}
 	/* The audit line: who wrote what where, before it happens. */
 	log_info("webui", "modbus write by client %s (token): device %s unit %u fc %u address %lu "
-	         "values [%s]", who, op->device, unit, op->fc, addr, vals_text);
+	         "values [%s]", who, op->device, unit, op->rr.fc, addr, vals_text);
 	u->raw_writes++;
 	raw_start(u, op);
 	return MHD_YES;

@@ -2,6 +2,8 @@
  * slowing of wrong tokens per client address. */
 #include "web/web_int.h"
 
+#include "base/file.h"
+
 /* ---- Host check --------------------------------------------------------- */
 
 static bool port_suffix_ok(const char *s)
@@ -94,7 +96,7 @@ bool web_host_allowed(const struct web *w, const char *host)
 		if (hn[0] && name_is(host, n, hn))
 			return true;
 	}
-	allowed = settings_get_json(w->egw->settings, "http.allowed_hosts");
+	allowed = settings_values(w->egw->settings)->http_allowed_hosts;
 	json_array_foreach(allowed, i, e)
 		if (json_is_string(e) && name_is(host, n, json_string_value(e)))
 			return true;
@@ -144,7 +146,7 @@ int web_token_load_or_create(const char *state_dir, char ret_token[WEB_TOKEN_HEX
 	for (size_t i = 0; i < sizeof(raw); i++)
 		snprintf(buf + 2 * i, 3, "%02x", raw[i]);
 	buf[WEB_TOKEN_HEX] = '\n';
-	r = settings_write_atomic(path, buf, WEB_TOKEN_HEX + 1, 0600);
+	r = file_write_atomic(path, buf, WEB_TOKEN_HEX + 1, 0600);
 	OPENSSL_cleanse(raw, sizeof(raw));
 	if (r < 0)
 		return r;

@@ -80,7 +80,10 @@ int webui_h_live(struct web_request *rq)
 	lc->conn = rq->conn;
 	lc->pre_len = (size_t)snprintf(lc->pre, sizeof(lc->pre),
 	                               "retry: 2000\n: egw live stream\n\n");
-	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, live_read, lc, live_free);
+	/* The block libmicrohttpd buffers per stream: events are a few hundred
+	 * bytes and live_read hands out any part of one, so 1 KiB does (4 KiB
+	 * cost 3 KiB more per client for nothing). */
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 1024, live_read, lc, live_free);
 	if (!resp) {
 		sse_client_detach(lc->client);
 		free(lc);

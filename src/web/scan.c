@@ -1,278 +1,8 @@
-/* The device scan (/api/device/scan): Modbus endpoints on the networks the
- * user names, identified by SunSpec or a profile's serial register.  On
- * port 8899, and on a port that accepts the connection but leaves a Modbus
- * TCP request unanswered, the probe speaks Solarman V5 (a data logger): it
- * asks under logger serial 0, and a logger answers a request for another
- * serial under its own, which tells the serial; the device behind the
- * logger is then identified through it like any other. */
+/* The device scan's HTTP side (/api/device/scan): the request's hosts and
+ * ports, the networks a scan may reach, and the answers.  The probing and
+ * identification are the device layer's (devices/scan.h). */
 #include "web/webui_int.h"
 
-/* ---- scan ----------------------------------------------------------------- */
-
-static void probe_next(struct scan_probe *p);
-static void probe_cb(void *ud, int err, const uint16_t *regs, unsigned count);
-static void scan_fill(struct webui *u);
-
-/* Frees the clients of finished probes and starts the next targets.  One
- * task for the whole scan: a task must not re-initialise or free the struct
- * it is embedded in from its own run() (the scheduler touches it after). */
-int webui_scan_gc(struct task *t, usec_t now)
-{
-	struct scan *sc = container_of(t, struct scan, gc);
-	struct webui *u = container_of(sc, struct webui, scan);
-	(void)now;
-
-	for (unsigned i = 0; i < WEBUI_SCAN_PARALLEL; i++) {
-		struct scan_probe *p = &sc->probes[i];
-		if (!p->active || !p->finished)
-			continue;
-		mb_client_free(p->client);
-		p->client = NULL;
-		p->active = false;
-		sc->done++;
-	}
-	scan_fill(u);
-	return 0;
-}
-
-static void probe_end(struct scan_probe *p)
-{
-	p->busy = false;
-	p->finished = true;
-	loop_task_add(p->u->e->loop, &p->u->scan.gc, loop_now(p->u->e->loop));
-}
-
-static void probe_found(struct scan_probe *p, const char *profile, const char *serial,
-                        const char *manufacturer, bool sunspec)
-{
-	struct scan *sc = &p->u->scan;
-	struct scan_result *res;
-
-	if (sc->nresults == WEBUI_SCAN_RESULTS_MAX)
-		return;
-	res = &sc->results[sc->nresults++];
-	*res = (struct scan_result){ .port = sc->targets[p->target].port, .unit = sc->unit,
-	                             .sunspec = sunspec, .logger_serial = p->logger_serial };
-	memcpy(res->host, sc->targets[p->target].host, sizeof(res->host));
-	res->host[sizeof(res->host) - 1] = 0;
-	snprintf(res->profile, sizeof(res->profile), "%s", profile ? profile : "");
-	snprintf(res->serial, sizeof(res->serial), "%s", serial ? serial : "");
-	snprintf(res->manufacturer, sizeof(res->manufacturer), "%s", manufacturer ? manufacturer : "");
-}
-
-static bool conn_error(int err)
-{
-	return err == -ETIMEDOUT || err == -ECONNREFUSED || err == -ECONNRESET ||
-	       err == -EHOSTUNREACH || err == -ENETUNREACH || err == -ECANCELED || err == -EPIPE;
-}
-
-static struct mb_client_config probe_config(const struct scan_target *t, bool v5,
-					    uint32_t logger)
-{
-	return (struct mb_client_config){
-		.kind = v5 ? MB_TRANSPORT_SOLARMAN : MB_TRANSPORT_TCP, .host = t->host,
-		.port = t->port, .logger_serial = logger,
-		.timeout = v5 ? SCAN_SOLARMAN_TIMEOUT : SCAN_TIMEOUT,
-		.connect_timeout = SCAN_TIMEOUT, .max_timeouts = 100,
-		.backoff_min = 10 * USEC_PER_SEC,
-	};
-}
-
-/* Replace the probe's client (from inside its callback: it is released
- * later) with one for V5 under logger serial `logger` (0: unknown yet), and
- * ask for the SunSpec marker.  Returns false when that failed. */
-static bool probe_restart(struct scan_probe *p, uint32_t logger)
-{
-	struct mb_client_config cfg = probe_config(&p->u->scan.targets[p->target], true, logger);
-
-	mb_client_free(p->client);
-	p->client = NULL;
-	p->v5 = true;
-	p->logger_serial = logger;
-	if (mb_client_new(p->u->e->loop, &cfg, &p->client) < 0 ||
-	    mb_client_read(p->client, p->u->scan.unit, 3, 40000, 2, probe_cb, p) < 0)
-		return false;
-	p->busy = true;
-	return true;
-}
-
-/* The answer to the V5 probe under serial 0: a logger answers under its
- * own serial (-EGW_ELOGGER); go on through it. */
-static void probe_logger(struct scan_probe *p, int err)
-{
-	uint32_t seen = mb_client_stats(p->client)->logger_serial_seen;
-
-	if (err != -EGW_ELOGGER || seen == 0) {
-		probe_end(p); /* no logger: nothing answered in V5 */
-		return;
-	}
-	if (!probe_restart(p, seen)) {
-		probe_found(p, NULL, NULL, NULL, false); /* a logger, at least */
-		probe_end(p);
-	}
-}
-
-static void probe_cb(void *ud, int err, const uint16_t *regs, unsigned count)
-{
-	struct scan_probe *p = ud;
-	unsigned n;
-	const struct profile *const *all = profile_all(&n);
-
-	p->busy = false;
-	if (!p->u->scan.running)
-		return;
-	if (p->v5 && !p->logger_serial) {
-		probe_logger(p, err);
-		return;
-	}
-	/* Connected, but no Modbus TCP answer: perhaps a V5 logger on a port of
-	 * its own. */
-	if (!p->v5 && p->step == 0 && err == -ETIMEDOUT && mb_client_connected(p->client)) {
-		if (!probe_restart(p, 0))
-			probe_end(p);
-		return;
-	}
-	if (err < 0 && conn_error(err) && p->step <= 1) {
-		probe_end(p); /* nothing listening, or not Modbus */
-		return;
-	}
-	if (p->step == 0) {
-		if (err == 0 && count == 2 && sunspec_is_marker(regs)) {
-			p->step = 1; /* read the common model: manufacturer and serial */
-			if (mb_client_read(p->client, p->u->scan.unit, 3, 40004, 64, probe_cb, p) == 0) {
-				p->busy = true;
-				return;
-			}
-			probe_found(p, "sunspec", NULL, NULL, true);
-			probe_end(p);
-			return;
-		}
-		p->step = 2;
-		p->prof = 0;
-	} else if (p->step == 1) {
-		char mn[40] = "", sn[40] = "";
-		if (err == 0 && count == 64) {
-			reg_ascii(regs, 16, mn, sizeof(mn));
-			reg_ascii(regs + 48, 16, sn, sizeof(sn));
-		}
-		probe_found(p, "sunspec", sn, mn, true);
-		probe_end(p);
-		return;
-	} else if (p->step == 2) {
-		/* The serial register of profile p->prof answered? */
-		const struct profile *pr = all[p->prof];
-		if (err == 0) {
-			struct block_result br = { .b = { .fc = pr->serial->fc, .addr = pr->serial->addr,
-			                                  .count = (uint16_t)count } };
-			memcpy(br.regs, regs, count * sizeof(regs[0]));
-			if (profile_decode_serial(pr, &br, 1, p->serial, sizeof(p->serial)) > 0) {
-				if (!pr->frequency) {
-					probe_found(p, pr->name, p->serial, pr->brand, false);
-					probe_end(p);
-					return;
-				}
-				p->step = 3; /* confirm by a plausible grid frequency */
-				if (mb_client_read(p->client, p->u->scan.unit, pr->frequency->fc,
-				                   pr->frequency->addr, pr->frequency->words, probe_cb, p) == 0) {
-					p->busy = true;
-					return;
-				}
-			}
-		} else if (conn_error(err) && err != -ETIMEDOUT) {
-			probe_end(p);
-			return;
-		}
-		p->prof++;
-	} else if (p->step == 3) {
-		const struct profile *pr = all[p->prof];
-		double hz;
-		if (err == 0 && reg_decode(pr->frequency, regs, &hz) == 0) {
-			hz = hz * (pr->frequency->field >= 0 ? pr->frequency->mul : 1) +
-			     (pr->frequency->field >= 0 ? pr->frequency->add : 0);
-			if (hz >= 45 && hz <= 65) {
-				probe_found(p, pr->name, p->serial, pr->brand, false);
-				probe_end(p);
-				return;
-			}
-		}
-		p->step = 2;
-		p->prof++;
-	}
-	probe_next(p);
-}
-
-/* Tries the next profile with an identity register. */
-static void probe_next(struct scan_probe *p)
-{
-	unsigned n;
-	const struct profile *const *all = profile_all(&n);
-
-	while (p->prof < n) {
-		const struct profile *pr = all[p->prof];
-		if (pr->serial && pr->sunspec_base == 0 && pr->serial->words <= PROFILE_MAX_BLOCK &&
-		    (pr->serial->fc == 3 || pr->serial->fc == 4)) {
-			if (mb_client_read(p->client, p->u->scan.unit, pr->serial->fc, pr->serial->addr,
-			                   pr->serial->words, probe_cb, p) == 0) {
-				p->busy = true;
-				return;
-			}
-		}
-		p->prof++;
-	}
-	/* Answers Modbus but matches no profile: list it, unidentified. */
-	probe_found(p, NULL, NULL, NULL, false);
-	probe_end(p);
-}
-
-static void probe_start(struct webui *u, struct scan_probe *p, unsigned target)
-{
-	bool v5 = u->scan.targets[target].port == SCAN_SOLARMAN_PORT;
-	struct mb_client_config cfg = probe_config(&u->scan.targets[target], v5, 0);
-
-	*p = (struct scan_probe){ .u = u, .target = target, .active = true, .v5 = v5 };
-	if (mb_client_new(u->e->loop, &cfg, &p->client) < 0 ||
-	    mb_client_read(p->client, u->scan.unit, 3, 40000, 2, probe_cb, p) < 0) {
-		probe_end(p);
-		return;
-	}
-	p->busy = true;
-}
-
-static void scan_fill(struct webui *u)
-{
-	struct scan *sc = &u->scan;
-	bool any = false;
-
-	for (unsigned i = 0; i < WEBUI_SCAN_PARALLEL; i++) {
-		if (!sc->probes[i].active && sc->next < sc->ntargets)
-			probe_start(u, &sc->probes[i], sc->next++);
-		any |= sc->probes[i].active;
-	}
-	if (!any && sc->running) {
-		sc->running = false;
-		sc->finished_ms = wall_ms();
-	}
-}
-
-void webui_scan_stop(struct webui *u)
-{
-	struct scan *sc = &u->scan;
-
-	sc->running = false;
-	loop_task_cancel(u->e->loop, &sc->gc);
-	for (unsigned i = 0; i < WEBUI_SCAN_PARALLEL; i++) {
-		struct scan_probe *p = &sc->probes[i];
-		if (!p->active)
-			continue;
-		mb_client_free(p->client); /* callbacks see running == false */
-		p->client = NULL;
-		p->active = false;
-	}
-}
-
-/* Hosts: comma separated IPv4 addresses or a.b.c.d/n (n >= 24).  Ports:
- * comma separated.  Fills the target list; returns 0 or -EINVAL/-E2BIG with
- * the field at fault in *ret_field. */
 /* Scans (POST, with the token) may only reach the gateway's own
  * neighbourhood: loopback, the private and link-local ranges, and the subnets
  * of its interfaces.  egwd must not be a tool to probe other networks. */
@@ -346,8 +76,12 @@ unsigned webui_local_networks(const struct ifaddrs *ifs, char *buf, size_t n)
 	return count;
 }
 
-int webui_scan_targets(struct scan *sc, const char *hosts, const char *ports, const char **ret_field)
+/* Hosts: comma separated IPv4 addresses or a.b.c.d/n (n >= 24).  Ports:
+ * comma separated. */
+int webui_scan_targets(struct scan_target *targets, unsigned *ret_n, const char *hosts,
+		       const char *ports, const char **ret_field)
 {
+	unsigned n = 0;
 	uint16_t plist[16];
 	unsigned np = 0;
 	char buf[256], *save = NULL, *tok;
@@ -365,7 +99,6 @@ int webui_scan_targets(struct scan *sc, const char *hosts, const char *ports, co
 		*ret_field = "ports";
 		return -EINVAL;
 	}
-	sc->ntargets = 0;
 	snprintf(buf, sizeof(buf), "%s", hosts);
 	for (tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
 		char *slash = strchr(tok, '/');
@@ -395,45 +128,21 @@ int webui_scan_targets(struct scan *sc, const char *hosts, const char *ports, co
 			if (nhosts > 2 && (h == 0 || h == nhosts - 1))
 				continue; /* network and broadcast addresses */
 			for (unsigned k = 0; k < np; k++) {
-				if (sc->ntargets == WEBUI_SCAN_TARGETS_MAX) {
+				if (n == SCAN_TARGETS_MAX) {
 					*ret_field = "hosts";
 					return -E2BIG;
 				}
-				inet_ntop(AF_INET, &x, sc->targets[sc->ntargets].host,
-				          sizeof(sc->targets[0].host));
-				sc->targets[sc->ntargets++].port = plist[k];
+				inet_ntop(AF_INET, &x, targets[n].host, sizeof(targets[0].host));
+				targets[n++].port = plist[k];
 			}
 		}
 	}
-	if (sc->ntargets == 0) {
+	if (n == 0) {
 		*ret_field = "hosts";
 		return -EINVAL;
 	}
+	*ret_n = n;
 	return 0;
-}
-
-static json_t *scan_json(const struct scan *sc)
-{
-	json_t *res = json_array();
-
-	for (unsigned i = 0; res && i < sc->nresults; i++) {
-		const struct scan_result *r = &sc->results[i];
-		json_t *o = json_pack("{s:s,s:i,s:i,s:s?,s:s?,s:s?,s:b}", "host", r->host,
-		                      "port", r->port, "unit_id", r->unit, "profile",
-		                      r->profile[0] ? r->profile : NULL, "serial",
-		                      r->serial[0] ? r->serial : NULL, "manufacturer",
-		                      r->manufacturer[0] ? r->manufacturer : NULL,
-		                      "sunspec", r->sunspec);
-		if (o && r->logger_serial) {
-			json_object_set_new(o, "connection", json_string("solarman"));
-			json_object_set_new(o, "logger_serial", json_integer(r->logger_serial));
-		}
-		json_array_append_new(res, o);
-	}
-	return json_pack("{s:b,s:I,s:I,s:i,s:i,s:s,s:s,s:o}", "running", sc->running, "started_ms",
-	                 (json_int_t)sc->started_ms, "finished_ms", (json_int_t)sc->finished_ms,
-	                 "total", sc->ntargets, "done", sc->done, "hosts", sc->hosts_arg, "ports",
-	                 sc->ports_arg, "results", res ? res : json_array());
 }
 
 /* GET: the last scan's state and results; it starts nothing. */
@@ -445,7 +154,7 @@ int webui_h_scan(struct web_request *rq)
 		return web_reply_error(rq, 405, "a scan is started with POST /api/device/scan, the "
 		                       "token and a JSON body {hosts, ports, unit_id}; GET only "
 		                       "reads the last scan's results", NULL);
-	return web_reply_json(rq, 200, json_pack("{s:o}", "scan", scan_json(&u->scan)));
+	return web_reply_json(rq, 200, json_pack("{s:o}", "scan", scan_json(u->scan)));
 }
 
 /* "hosts"/"ports" of a scan body: a string (comma separated) or an array of
@@ -486,12 +195,12 @@ static int scan_list(const json_t *v, char *buf, size_t n)
 int webui_h_scan_post(struct web_request *rq)
 {
 	struct webui *u = webui_of(rq);
-	struct scan *sc = &u->scan;
+	struct scan_target *targets;
+	unsigned ntargets = 0;
 	const char *field = NULL;
 	unsigned long unit = 1;
 	char nets[256]; /* as long as scan_targets takes */
 	char hosts[256], ports[128] = "502", err[160], who[64];
-	struct scan tmp;
 	json_t *o;
 	int r;
 
@@ -528,9 +237,13 @@ int webui_h_scan_post(struct web_request *rq)
 			                                "besides loopback", "hosts");
 		snprintf(hosts, sizeof(hosts), "%s", nets);
 	}
-	/* Parse into a scratch copy so a bad request leaves the last results. */
-	r = webui_scan_targets(&tmp, hosts, ports, &field);
-	if (r < 0)
+	/* Parse into a scratch list so a bad request leaves the last results. */
+	targets = malloc(SCAN_TARGETS_MAX * sizeof(*targets));
+	if (!targets)
+		return web_reply_error(rq, 500, "out of memory", NULL);
+	r = webui_scan_targets(targets, &ntargets, hosts, ports, &field);
+	if (r < 0) {
+		free(targets);
 		return web_reply_error(rq, 400, r == -E2BIG ? "too many targets (at most 1024 host:port pairs)"
 		                                : r == -EACCES ? "hosts: only the gateway's own networks "
 		                                                 "may be scanned (loopback, private and "
@@ -539,22 +252,16 @@ int webui_h_scan_post(struct web_request *rq)
 		                                                ? "ports: comma separated 1..65535"
 		                                                : "hosts: comma separated IPv4 addresses or a.b.c.d/24..32",
 		                       field);
-	if (!webui_limit(&u->scan_limit, rq, loop_now(u->e->loop)))
+	}
+	if (!webui_limit(&u->scan_limit, rq, loop_now(u->e->loop))) {
+		free(targets);
 		return web_reply_error(rq, 429, "too many scans: at most 3 a minute from one address, "
 		                       "6 in all", NULL);
+	}
 	webui_client_addr(rq, who, sizeof(who));
 	log_info("webui", "scan by client %s (token): hosts %s ports %s unit %lu, %u targets", who,
-	         hosts, ports, unit, tmp.ntargets);
-	webui_scan_stop(u);
-	memcpy(sc->targets, tmp.targets, sizeof(tmp.targets[0]) * tmp.ntargets);
-	sc->ntargets = tmp.ntargets;
-	sc->next = sc->done = sc->nresults = 0;
-	sc->unit = (uint8_t)unit;
-	sc->running = true;
-	sc->started_ms = wall_ms();
-	sc->finished_ms = 0;
-	snprintf(sc->hosts_arg, sizeof(sc->hosts_arg), "%s", hosts);
-	snprintf(sc->ports_arg, sizeof(sc->ports_arg), "%s", ports);
-	scan_fill(u);
-	return web_reply_json(rq, 202, json_pack("{s:o}", "scan", scan_json(sc)));
+	         hosts, ports, unit, ntargets);
+	scan_start(u->scan, targets, ntargets, (uint8_t)unit, hosts, ports);
+	free(targets);
+	return web_reply_json(rq, 202, json_pack("{s:o}", "scan", scan_json(u->scan)));
 }

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "base/file.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "config/settings.h"
@@ -188,7 +189,7 @@ static int bio_save(BIO *b, const char *path, unsigned mode)
 
 	if (n <= 0)
 		return -EIO;
-	return settings_write_atomic(path, data, (size_t)n, mode);
+	return file_write_atomic(path, data, (size_t)n, mode);
 }
 
 /* A new key and self-signed certificate, written key first: a crash between
@@ -378,16 +379,16 @@ struct web_tls {
 static void want_read(const struct web_tls *t, struct want *w)
 {
 	const struct settings *s = t->egw->settings;
-	const char *cert = settings_get_str(s, "http.tls_cert");
-	const char *key = settings_get_str(s, "http.tls_key");
+	const char *cert = settings_values(s)->http_tls_cert;
+	const char *key = settings_values(s)->http_tls_key;
 
 	memset(w, 0, sizeof(*w));
-	w->enabled = settings_get_bool(s, "http.tls");
+	w->enabled = settings_values(s)->http_tls;
 	w->sin.sin_family = AF_INET;
-	w->sin.sin_port = htons((uint16_t)settings_get_int(s, "http.tls_port"));
-	if (inet_pton(AF_INET, settings_get_str(s, "http.bind"), &w->sin.sin_addr) != 1)
+	w->sin.sin_port = htons((uint16_t)settings_values(s)->http_tls_port);
+	if (inet_pton(AF_INET, settings_values(s)->http_bind, &w->sin.sin_addr) != 1)
 		w->sin.sin_port = 0;  /* no address: refused when started */
-	w->maxc = (unsigned)settings_get_int(s, "http.max_connections");
+	w->maxc = (unsigned)settings_values(s)->http_max_connections;
 	w->generate = !*cert && !*key;
 	/* A path too long is cut and then not found: HTTPS says so. */
 	if (snprintf(w->cert_path, sizeof(w->cert_path), "%s%s", *cert ? cert : t->egw->state_dir,
@@ -499,7 +500,7 @@ static void start(struct web_tls *t, const struct want *w)
 	inet_ntop(AF_INET, &w->sin.sin_addr, addr, sizeof(addr));
 	if (!w->sin.sin_port) {
 		set_error(t, "http.bind \"%s\" is not an IPv4 address",
-			  settings_get_str(t->egw->settings, "http.bind"));
+			  settings_values(t->egw->settings)->http_bind);
 		return;
 	}
 	if (tls_cert_load_or_create(w->cert_path, w->key_path, w->generate, &c, &created, msg,
@@ -588,14 +589,14 @@ static json_t *section(void *ud)
 	struct web_tls *t = ud;
 	const struct settings *s = t->egw->settings;
 	char addr[INET_ADDRSTRLEN] = "";
-	int port = (int)settings_get_int(s, "http.tls_port");
+	int port = (int)settings_values(s)->http_tls_port;
 
 	if (t->d) {
 		inet_ntop(AF_INET, &t->cur.sin.sin_addr, addr, sizeof(addr));
 		port = ntohs(t->cur.sin.sin_port);
 	}
 	return json_pack("{s:b,s:b,s:b,s:s*,s:i,s:s*,s:s*,s:s*,s:s?}",
-		"enabled", settings_get_bool(s, "http.tls"),
+		"enabled", settings_values(s)->http_tls,
 		"available", MHD_is_feature_supported(MHD_FEATURE_TLS) == MHD_YES,
 		"listening", t->d != NULL,
 		"address", t->d ? addr : NULL,

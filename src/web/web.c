@@ -692,10 +692,10 @@ static const char hello_body[] = "{\"message\":\"Hello from egw\"}";
 static int wanted(const struct settings *s, struct sockaddr_in *sin, unsigned *maxc)
 {
 	*sin = (struct sockaddr_in){ .sin_family = AF_INET };
-	sin->sin_port = htons((uint16_t)settings_get_int(s, "http.port"));
-	if (inet_pton(AF_INET, settings_get_str(s, "http.bind"), &sin->sin_addr) != 1)
+	sin->sin_port = htons((uint16_t)settings_values(s)->http_port);
+	if (inet_pton(AF_INET, settings_values(s)->http_bind, &sin->sin_addr) != 1)
 		return -EINVAL;
-	*maxc = (unsigned)settings_get_int(s, "http.max_connections");
+	*maxc = (unsigned)settings_values(s)->http_max_connections;
 	return 0;
 }
 
@@ -850,8 +850,8 @@ void web_apply_settings(struct web *w)
 	struct sockaddr_in sin;
 	unsigned maxc;
 
-	w->max_body = (size_t)settings_get_int(s, "http.max_body_bytes");
-	w->timeout_s = (unsigned)settings_get_int(s, "http.request_timeout_s");
+	w->max_body = (size_t)settings_values(s)->http_max_body_bytes;
+	w->timeout_s = (unsigned)settings_values(s)->http_request_timeout_s;
 	if (w->d && wanted(s, &sin, &maxc) == 0 &&
 	    (sin.sin_port != w->bound.sin_port || sin.sin_addr.s_addr != w->bound.sin_addr.s_addr ||
 	     maxc != w->max_connections))

@@ -203,7 +203,7 @@ static int on_watch(struct task *t, usec_t now)
 	}
 	if (e->store) {
 		struct store_stats ss;
-		int64_t max = settings_get_int(e->settings, "store.max_bytes");
+		int64_t max = settings_values(e->settings)->store_max_bytes;
 		store_get_stats(e->store, &ss);
 		if (ss.disk_full)
 			webui_notify(u, "error", "store", "store: the disk is full");
@@ -233,21 +233,22 @@ int webui_new(struct egw *e, struct webui **ret)
 	                          .period = WATCH_PERIOD, .prio = 20 };
 	u->kick = (struct task){ .name = "webui-kick", .run = on_kick, .prio = 0 };
 	u->raw_gc = (struct task){ .name = "webui-raw", .run = webui_raw_gc };
-	u->scan.gc = (struct task){ .name = "webui-scan", .run = webui_scan_gc };
 	u->scan_limit = (struct limiter){ .window = SCAN_WINDOW, .per_addr = SCAN_PER_ADDRESS,
 	                                  .all = SCAN_ALL };
 	u->read_limit = (struct limiter){ .window = READ_WINDOW, .per_addr = READ_PER_ADDRESS,
 	                                  .all = READ_ALL };
-	u->heartbeat.idx = u->watch.idx = u->kick.idx = u->raw_gc.idx = u->scan.gc.idx =
-		SCHED_NOT_QUEUED;
+	u->heartbeat.idx = u->watch.idx = u->kick.idx = u->raw_gc.idx = SCHED_NOT_QUEUED;
 	/* A live stream holds its connection for ever: keep 8 of
 	 * http.max_connections (half when it is that small) for everything else,
 	 * or a few idle stream clients lock everyone out. */
 	{
-		unsigned maxc = (unsigned)settings_get_int(e->settings, "http.max_connections");
+		unsigned maxc = (unsigned)settings_values(e->settings)->http_max_connections;
 		unsigned live = maxc > 16 ? maxc - 8 : MAX(1u, maxc / 2);
 		r = sse_hub_new(0, MIN(live, SSE_MAX_CLIENTS), &u->hub);
 	}
+	if (r < 0)
+		goto err;
+	r = scan_new(e->loop, &u->scan);
 	if (r < 0)
 		goto err;
 	r = loop_task_add(e->loop, &u->watch, loop_now(e->loop) + WATCH_PERIOD);
@@ -266,6 +267,7 @@ int webui_new(struct egw *e, struct webui **ret)
 err:
 	loop_task_cancel(e->loop, &u->heartbeat);
 	loop_task_cancel(e->loop, &u->watch);
+	scan_free(u->scan);
 	sse_hub_free(u->hub);
 	free(u);
 	return r;
@@ -302,7 +304,7 @@ void webui_free(struct webui *u)
 {
 	if (!u)
 		return;
-	webui_scan_stop(u);
+	scan_free(u->scan);
 	loop_task_cancel(u->e->loop, &u->raw_gc);
 	/* Pending raw requests: answer them and let MHD finish them. */
 	while (u->raw) {
@@ -313,7 +315,6 @@ void webui_free(struct webui *u)
 			web_reply_error(&op->rq, 503, "shutting down", NULL);
 			MHD_resume_connection(op->rq.conn);
 		}
-		mb_client_free(op->client); /* an own client: its callback runs now */
 		if (op->pending)
 			op->u = NULL; /* on a device's client: its callback frees the op */
 		else

@@ -9,7 +9,7 @@
  *
  * Everything runs on the loop thread and nothing blocks: a raw Modbus read
  * or write suspends its HTTP connection and answers from the client's
- * callback; a scan probes at most WEBUI_SCAN_PARALLEL endpoints at a time;
+ * callback; a scan (devices/scan.h) probes a few endpoints at a time;
  * SSE clients read from a shared ring (web/sse.h) and a client that falls a
  * ring behind is dropped. */
 #pragma once
@@ -24,9 +24,6 @@ struct reading;
 struct web_request;
 
 #define WEBUI_NOTES_MAX 64
-#define WEBUI_SCAN_TARGETS_MAX 1024
-#define WEBUI_SCAN_PARALLEL 8
-#define WEBUI_SCAN_RESULTS_MAX 64
 #define WEBUI_RAW_PENDING_MAX 8
 
 /* Registers the metrics provider and starts the heartbeat.  Returns 0,

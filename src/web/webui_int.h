@@ -22,6 +22,8 @@
 #include "crypto/signer.h"
 #include "devices/devconf.h"
 #include "devices/device.h"
+#include "devices/raw.h"
+#include "devices/scan.h"
 #include "egw.h"
 #include "loop/loop.h"
 #include "modbus/client.h"
@@ -35,10 +37,6 @@
 
 #define HEARTBEAT_PERIOD (15 * USEC_PER_SEC)
 #define WEBUI_MAX_DEVICES DEVCONF_MAX
-#define RAW_TIMEOUT (2 * USEC_PER_SEC)
-#define SCAN_TIMEOUT (400 * USEC_PER_MSEC)
-#define SCAN_SOLARMAN_PORT 8899                  /* a Solarman V5 logger's port */
-#define SCAN_SOLARMAN_TIMEOUT (2 * USEC_PER_SEC) /* loggers answer slowly */
 /* Live streams one client address may hold (of SSE_MAX_CLIENTS). */
 #define LIVE_PER_ADDRESS 8
 /* Scans and raw reads reach devices and networks: bounded per client
@@ -97,68 +95,18 @@ struct live_conn {
 	size_t pre_len, pre_off;
 };
 
-/* A raw Modbus read or write in flight: the HTTP connection is suspended.
- * It is queued on the device's own client (device_client), behind the
- * device's polling, so nothing runs concurrently on the wire; only a device
- * in the settings that the running set does not have gets a short-lived
- * client of its own (client).  The op lives until its callback has run
- * (pending): a webui freed first leaves it to that callback (u NULL). */
+/* A raw Modbus read or write in flight on a device's own client
+ * (devices/raw.h): the HTTP connection is suspended.  The op lives until its
+ * callback has run (pending): a webui freed first leaves it to that callback
+ * (u NULL). */
 struct raw_op {
 	struct webui *u;             /* NULL: the webui is gone, the callback frees the op */
 	struct web_request rq;       /* copy; body not used after the handler */
-	struct mb_client *client;    /* own client (fallback), NULL on a device's client */
 	bool pending;                /* queued: its callback is still due */
 	bool done;                   /* answered; freed by the webui's raw_gc task */
-	bool write;
 	char device[64];
-	uint8_t fc;
-	uint16_t addr, count;
-	uint8_t type, order;
-	double scale;
+	struct raw_read rr;          /* what was asked (fc, address, count, decoding) */
 	struct raw_op *next;
-};
-
-struct scan_result {
-	char host[48];
-	uint16_t port;
-	uint8_t unit;
-	char profile[32];
-	char serial[40];
-	char manufacturer[40];
-	bool sunspec;
-	uint32_t logger_serial;      /* behind a Solarman V5 logger: its serial; else 0 */
-};
-
-struct scan_probe {
-	struct webui *u;
-	struct mb_client *client;
-	bool active;
-	bool finished;               /* result recorded; client freed by scan_gc */
-	bool busy;                   /* a request in flight */
-	unsigned target;
-	unsigned step;               /* 0: SunSpec marker, 1: model 1, 2+: profile index * 2 */
-	unsigned prof;
-	char serial[40];
-	bool v5;                     /* speaking Solarman V5 (port 8899, or no Modbus TCP answer) */
-	uint32_t logger_serial;      /* a Solarman logger's, once learnt */
-};
-
-struct scan_target {
-	char host[48];
-	uint16_t port;
-};
-
-struct scan {
-	struct task gc;              /* scan_gc */
-	bool running;
-	int64_t started_ms, finished_ms;
-	unsigned ntargets, next, done;
-	uint8_t unit;
-	struct scan_target targets[WEBUI_SCAN_TARGETS_MAX];
-	struct scan_probe probes[WEBUI_SCAN_PARALLEL];
-	struct scan_result results[WEBUI_SCAN_RESULTS_MAX];
-	unsigned nresults;
-	char hosts_arg[256], ports_arg[128];
 };
 
 struct webui {
@@ -183,7 +131,7 @@ struct webui {
 	int64_t freq_ts_ms;
 	uint64_t freq_samples;
 	uint64_t raw_writes, raw_reads, raw_refused;
-	struct scan scan;
+	struct scan *scan;
 	struct limiter scan_limit, read_limit;
 };
 
@@ -191,8 +139,6 @@ struct webui {
 int webui_raw_gc(struct task *t, usec_t now);  /* api_modbus.c */
 int webui_opt_uint(const json_t *o, const char *key, unsigned long min, unsigned long max, unsigned long *ret);  /* api_modbus.c */
 void webui_note_clear(struct webui *u, const char *key);  /* notes.c */
-int webui_scan_gc(struct task *t, usec_t now);  /* scan.c */
-void webui_scan_stop(struct webui *u);  /* scan.c */
 bool webui_limit(struct limiter *l, struct web_request *rq, usec_t now);
 struct webui *webui_of(struct web_request *rq);
 const char *webui_query(struct web_request *rq, const char *key);
@@ -210,6 +156,8 @@ int webui_heartbeat(struct task *t, usec_t now);  /* live.c */
 int webui_raw_write_parse(const json_t *o, const char **ret_device, unsigned long *ret_addr,
                           uint16_t values[123], unsigned *ret_count, const char **ret_field,
                           const char **ret_msg);
-/* Fills sc's targets from a scan's hosts and ports; -EINVAL with the field
- * at fault otherwise.  (scan.c) */
-int webui_scan_targets(struct scan *sc, const char *hosts, const char *ports, const char **ret_field);
+/* Fills targets (SCAN_TARGETS_MAX of them) from a scan's hosts and ports:
+ * 0 with their number in *ret_n, or -EINVAL / -E2BIG / -EACCES with the
+ * field at fault.  (scan.c) */
+int webui_scan_targets(struct scan_target *targets, unsigned *ret_n, const char *hosts,
+		       const char *ports, const char **ret_field);

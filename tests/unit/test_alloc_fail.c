@@ -261,8 +261,8 @@ static void after_settings_new(void *ctx, int r, unsigned long failed)
 	(void)failed;
 	assert_clean("settings_new", r, -ENOMEM, 0);
 	if (r == 0) {
-		assert_int_equal(settings_get_int(c->s, "http.port"), 5000);
-		assert_int_equal(json_array_size(settings_get_json(c->s, "devices")), 0);
+		assert_int_equal(settings_values(c->s)->http_port, 5000);
+		assert_int_equal(json_array_size(settings_values(c->s)->devices), 0);
 		settings_free(c->s);
 	}
 	c->s = NULL;

@@ -18,6 +18,7 @@
 #include "base/time.h"
 #include "devices/devconf.h"
 #include "devices/device.h"
+#include "devices/identify.h"
 #include "loop/loop.h"
 #include "modbus/client.h"
 #include "profiles/profile.h"
@@ -888,10 +889,58 @@ static void test_proxy_units(void **state)
 	json_decref(j);
 }
 
+/* The identification rules the device and the scan share: a grid frequency
+ * is plausible in 48..62 Hz only (the scan once took 45..65), after the
+ * profile's own scaling, for every profile that identifies by frequency. */
+static void test_ident_rules(void **state)
+{
+	static const struct { double hz; int want; } cases[] = {
+		{ 50.0, 0 }, { 48.0, 0 }, { 62.0, 0 }, { 47.5, -EGW_EPROFILE },
+		{ 63.0, -EGW_EPROFILE }, { 45.5, -EGW_EPROFILE }, { 64.5, -EGW_EPROFILE },
+	};
+	unsigned n, tried = 0;
+	const struct profile *const *all = profile_all(&n);
+	uint16_t words[125] = { 0 }, regs[64] = { 0 };
+	char mn[40], sn[40];
+	(void)state;
+
+	for (unsigned i = 0; i < n; i++) {
+		const struct profile *p = all[i];
+		const struct reg_def *f = p->frequency; /* (a SunSpec sf register is left out) */
+		struct mb_block b;
+		if (!f || f->sf_addr != REG_NO_SF || ident_block(f, &b) < 0)
+			continue;
+		for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+			double raw = f->field >= 0 ? (cases[k].hz - f->add) / f->mul : cases[k].hz;
+			memset(words, 0, sizeof(words));
+			if (reg_encode(f, raw, words + (f->addr - b.addr)) < 0)
+				continue;
+			int r = ident_frequency(p, &b, words, b.count);
+			if (r != cases[k].want)
+				fail_msg("%s: %.1f Hz gives %d, expected %d", p->name, cases[k].hz, r,
+					 cases[k].want);
+			tried++;
+		}
+	}
+	assert_true(tried > 0);
+
+	/* SunSpec common model: Mn at 0..15, SN at 48..63; short: nothing. */
+	regs[0] = 0x4163; /* "Ac" */
+	regs[1] = 0x6d65; /* "me" */
+	regs[48] = 0x5331; /* "S1" */
+	ident_sunspec_common(regs, 64, mn, sizeof(mn), sn, sizeof(sn));
+	assert_string_equal(mn, "Acme");
+	assert_string_equal(sn, "S1");
+	ident_sunspec_common(regs, 10, mn, sizeof(mn), sn, sizeof(sn));
+	assert_string_equal(mn, "");
+	assert_string_equal(sn, "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_freq_stats_math),
+		cmocka_unit_test(test_ident_rules),
 		cmocka_unit_test(test_validation_errors),
 		cmocka_unit_test(test_identify_and_poll),
 		cmocka_unit_test(test_failed_middle_block),

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "base/err.h"
+#include "base/file.h"
 #include "config/settings.h"
 
 struct fixture {
@@ -112,18 +113,18 @@ static void test_defaults(void **state)
 		if (settings_get_int(s, ints[i].key) != ints[i].v)
 			fail_msg("%s: %lld", ints[i].key, (long long)settings_get_int(s, ints[i].key));
 	}
-	assert_string_equal(settings_get_str(s, "signer.backend"), "auto");
-	assert_string_equal(settings_get_str(s, "signer.i2c_bus"), "/dev/i2c-1");
-	assert_string_equal(settings_get_str(s, "backend.graphql_url"), "");
-	assert_string_equal(settings_get_str(s, "log_level"), "info");
-	assert_string_equal(settings_get_str(s, "mqtt.topic_prefix"), "egw");
-	assert_string_equal(settings_get_str(s, "mqtt.discovery_prefix"), "homeassistant");
-	assert_false(settings_get_bool(s, "mqtt.enabled"));
-	assert_false(settings_get_bool(s, "mqtt.tls"));
-	assert_true(json_is_array(settings_get_json(s, "devices")));
-	assert_int_equal(json_array_size(settings_get_json(s, "devices")), 0);
-	assert_true(json_is_array(settings_get_json(s, "backend.data_urls")));
-	assert_true(json_is_array(settings_get_json(s, "modbus_write_allowlist")));
+	assert_string_equal(settings_values(s)->signer_backend, "auto");
+	assert_string_equal(settings_values(s)->signer_i2c_bus, "/dev/i2c-1");
+	assert_string_equal(settings_values(s)->backend_graphql_url, "");
+	assert_string_equal(settings_values(s)->log_level, "info");
+	assert_string_equal(settings_values(s)->mqtt_topic_prefix, "egw");
+	assert_string_equal(settings_values(s)->mqtt_discovery_prefix, "homeassistant");
+	assert_false(settings_values(s)->mqtt_enabled);
+	assert_false(settings_values(s)->mqtt_tls);
+	assert_true(json_is_array(settings_values(s)->devices));
+	assert_int_equal(json_array_size(settings_values(s)->devices), 0);
+	assert_true(json_is_array(settings_values(s)->backend_data_urls));
+	assert_true(json_is_array(settings_values(s)->modbus_write_allowlist));
 	/* A key not in the schema is a programmer error: it asserts, it never
 	 * reads silently as 0. */
 	assert_true(aborts(s, "http.nope"));
@@ -219,9 +220,9 @@ static void test_load_file(void **state)
 
 	write_file(fx->path, "{\"http\": {\"port\": 8081}, \"harvest\": {\"batch_interval_ms\": 100}}");
 	assert_int_equal(settings_load(fx->s, &err), 0);
-	assert_int_equal(settings_get_int(fx->s, "http.port"), 8081);
-	assert_int_equal(settings_get_int(fx->s, "harvest.batch_interval_ms"), 100);
-	assert_int_equal(settings_get_int(fx->s, "harvest.poll_interval_ms"), 1000);
+	assert_int_equal(settings_values(fx->s)->http_port, 8081);
+	assert_int_equal(settings_values(fx->s)->harvest_batch_interval_ms, 100);
+	assert_int_equal(settings_values(fx->s)->harvest_poll_interval_ms, 1000);
 
 	/* malformed JSON: error with line and column, previous settings kept */
 	write_file(fx->path, "{\n  \"http\": {\"port\": 80,,}\n}");
@@ -229,13 +230,13 @@ static void test_load_file(void **state)
 	assert_string_equal(err.key, "");
 	assert_non_null(strstr(err.msg, "settings.json:2:"));
 	assert_non_null(strstr(err.msg, "malformed JSON"));
-	assert_int_equal(settings_get_int(fx->s, "http.port"), 8081);
+	assert_int_equal(settings_values(fx->s)->http_port, 8081);
 
 	/* invalid value: names the key, file left as it was */
 	write_file(fx->path, "{\"http\": {\"port\": 99999}}");
 	assert_int_equal(settings_load(fx->s, &err), -EGW_ESCHEMA);
 	assert_string_equal(err.key, "http.port");
-	assert_int_equal(settings_get_int(fx->s, "http.port"), 8081);
+	assert_int_equal(settings_values(fx->s)->http_port, 8081);
 	assert_string_equal(read_file(fx->path), "{\"http\": {\"port\": 99999}}");
 
 	/* duplicate keys are rejected, not silently merged */
@@ -257,7 +258,7 @@ static void test_layers_and_patch(void **state)
 	assert_int_equal(settings_override(fx->s, "http.port", v, &err), 0);
 	json_decref(v);
 	assert_int_equal(settings_load(fx->s, &err), 0);
-	assert_int_equal(settings_get_int(fx->s, "http.port"), 6000);
+	assert_int_equal(settings_values(fx->s)->http_port, 6000);
 
 	/* a bad set names the key and changes nothing */
 	uint64_t gen = settings_generation(fx->s);
@@ -279,16 +280,16 @@ static void test_layers_and_patch(void **state)
 	assert_int_equal(settings_patch(fx->s, patch, &err), -EGW_ESCHEMA);
 	assert_string_equal(err.key, "mqtt.password");
 	json_decref(patch);
-	assert_string_equal(settings_get_str(fx->s, "mqtt.host"), "localhost");
+	assert_string_equal(settings_values(fx->s)->mqtt_host, "localhost");
 	patch = json_loads("{\"mqtt\": {\"password\": \"***\", \"username\": \"u2\"}}", 0, NULL);
 	assert_int_equal(settings_patch(fx->s, patch, &err), 0);
 	json_decref(patch);
 	patch = json_loads("{\"mqtt\": {\"host\": \"broker\"}}", 0, NULL);
 	assert_int_equal(settings_patch(fx->s, patch, &err), 0);
 	json_decref(patch);
-	assert_string_equal(settings_get_str(fx->s, "mqtt.password"), "s3cret");
-	assert_string_equal(settings_get_str(fx->s, "mqtt.host"), "broker");
-	assert_string_equal(settings_get_str(fx->s, "mqtt.username"), "u2");
+	assert_string_equal(settings_values(fx->s)->mqtt_password, "s3cret");
+	assert_string_equal(settings_values(fx->s)->mqtt_host, "broker");
+	assert_string_equal(settings_values(fx->s)->mqtt_username, "u2");
 
 	/* URLs: credentials and key-like parameters masked; a masked URL posted
 	 * back is the stored one only where it masks to exactly that */
@@ -304,8 +305,9 @@ static void test_layers_and_patch(void **state)
 	                   0, NULL);
 	assert_int_equal(settings_patch(fx->s, patch, &err), 0);
 	json_decref(patch);
-	assert_string_equal(json_string_value(json_array_get(settings_get_json(fx->s,
-	                    "backend.data_urls"), 0)), "https://a:b@h:8/d?api_key=k&x=1");
+	assert_string_equal(json_string_value(json_array_get(settings_values(fx->s)->backend_data_urls,
+							     0)),
+			    "https://a:b@h:8/d?api_key=k&x=1");
 	patch = json_loads("{\"backend\": {\"data_urls\": [\"https://***@h:9/d?api_key=***&x=1\"]}}",
 	                   0, NULL);
 	assert_int_equal(settings_patch(fx->s, patch, &err), -EGW_ESCHEMA);
@@ -324,8 +326,8 @@ static void test_layers_and_patch(void **state)
 	patch = json_loads("{\"modbus\": {\"timeout_ms\": 900}}", 0, NULL);
 	assert_int_equal(settings_patch(fx->s, patch, &err), 0);
 	json_decref(patch);
-	assert_int_equal(settings_get_int(fx->s, "modbus.timeout_ms"), 900);
-	assert_int_equal(settings_get_int(fx->s, "http.port"), 6000);
+	assert_int_equal(settings_values(fx->s)->modbus_timeout_ms, 900);
+	assert_int_equal(settings_values(fx->s)->http_port, 6000);
 
 	/* saved file holds the file layer only: no override, real password */
 	assert_int_equal(settings_save(fx->s), 0);
@@ -369,13 +371,13 @@ static void test_atomic_save(void **state)
 	struct settings *s2;
 	assert_int_equal(settings_new(fx->path, &s2), 0);
 	assert_int_equal(settings_load(s2, &err), 0);
-	assert_int_equal(settings_get_int(s2, "http.port"), 1234);
+	assert_int_equal(settings_values(s2)->http_port, 1234);
 	settings_free(s2);
 
 	/* a failing write leaves nothing behind */
 	char bad[200];
 	snprintf(bad, sizeof(bad), "%s/no-such-dir/x.json", fx->dir);
-	assert_int_equal(settings_write_atomic(bad, "x", 1, 0600), -ENOENT);
+	assert_int_equal(file_write_atomic(bad, "x", 1, 0600), -ENOENT);
 }
 
 static void test_parse_assignment(void **state)
@@ -441,9 +443,9 @@ static void test_set_groups(void **state)
 						   sizeof(key), &v), 0);
 	assert_int_equal(settings_override(fx->s, key, v, &err), 0);
 	json_decref(v);
-	assert_true(settings_get_bool(fx->s, "mqtt.enabled"));
-	assert_int_equal(settings_get_int(fx->s, "mqtt.port"), 8883);
-	assert_string_equal(settings_get_str(fx->s, "mqtt.topic_prefix"), "egw");
+	assert_true(settings_values(fx->s)->mqtt_enabled);
+	assert_int_equal(settings_values(fx->s)->mqtt_port, 8883);
+	assert_string_equal(settings_values(fx->s)->mqtt_topic_prefix, "egw");
 
 	assert_int_equal(settings_parse_assignment("mqtt={\"tls\":1}", key, sizeof(key), &v), 0);
 	assert_int_equal(settings_override(fx->s, key, v, &err), -EGW_ESCHEMA);
@@ -453,6 +455,91 @@ static void test_set_groups(void **state)
 	char buf[400];
 	assert_string_equal(settings_error_str(&err, buf, sizeof(buf)),
 			    "mqtt.tls: expected a boolean, got an integer");
+}
+
+/* The typed view: each member is named after its key, holds what the
+ * document holds after every kind of change, and follows a rollback. */
+#define NAME_ROW(field, key, type, ...) { #field, key },
+static const struct { const char *field, *key; } names[] = { SETTINGS_SCHEMA(NAME_ROW) };
+#undef NAME_ROW
+
+static void check_typed(const struct settings *s)
+{
+	const struct settings_values *v = settings_values(s);
+	const json_t *j;
+#define CHECK_INT(field, key) assert_int_equal(v->field, json_integer_value(j))
+#define CHECK_BOOL(field, key) assert_int_equal(v->field, json_is_true(j))
+#define CHECK_STR(field, key) assert_string_equal(v->field, json_string_value(j))
+#define CHECK_ENUM CHECK_STR
+#define CHECK_URL CHECK_STR
+#define CHECK_HOST CHECK_STR
+#define CHECK_BIND CHECK_STR
+#define CHECK_ARRAY(field, key) assert_ptr_equal(v->field, j)
+#define CHECK_URL_LIST CHECK_ARRAY
+#define CHECK_DEVICES CHECK_ARRAY
+#define CHECK_NAME_LIST CHECK_ARRAY
+#define CHECK(field, key, type, ...) \
+	j = settings_get_json(s, key); \
+	assert_non_null(j); \
+	CHECK_##type(field, key);
+	SETTINGS_SCHEMA(CHECK)
+#undef CHECK
+}
+
+static void test_typed_values(void **state)
+{
+	struct fixture *fx = *state;
+	struct settings_error err = { 0 };
+	struct settings *snap;
+	char want[128];
+	json_t *patch;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(want, sizeof(want), "%s", names[i].key);
+		for (char *p = want; *p; p++)
+			if (*p == '.')
+				*p = '_';
+		if (strcmp(want, names[i].field) != 0)
+			fail_msg("schema row \"%s\" names its member %s, expected %s", names[i].key,
+				 names[i].field, want);
+		if (i > 0 && strcmp(names[i - 1].key, names[i].key) >= 0)
+			fail_msg("schema rows out of key order at \"%s\"", names[i].key);
+	}
+	check_typed(fx->s);
+	assert_int_equal(settings_values(fx->s)->http_port, 5000);
+	assert_false(settings_values(fx->s)->mqtt_enabled);
+
+	snap = settings_snapshot(fx->s);
+	assert_non_null(snap);
+	patch = json_loads("{\"http\": {\"port\": 8081}, \"mqtt\": {\"enabled\": true, "
+			   "\"host\": \"broker\"}, \"devices\": [{\"host\": \"10.0.0.5\", "
+			   "\"profile\": \"sungrow\"}]}", 0, NULL);
+	assert_non_null(patch);
+	assert_int_equal(settings_patch(fx->s, patch, &err), 0);
+	json_decref(patch);
+	check_typed(fx->s);
+	assert_int_equal(settings_values(fx->s)->http_port, 8081);
+	assert_true(settings_values(fx->s)->mqtt_enabled);
+	assert_string_equal(settings_values(fx->s)->mqtt_host, "broker");
+	assert_int_equal(json_array_size(settings_values(fx->s)->devices), 1);
+
+	json_t *port = json_integer(7000);
+	assert_int_equal(settings_override(fx->s, "http.port", port, &err), 0);
+	json_decref(port);
+	check_typed(fx->s);
+	assert_int_equal(settings_values(fx->s)->http_port, 7000);
+
+	/* A refused change leaves the typed view as it was. */
+	patch = json_loads("{\"http\": {\"port\": 70000}}", 0, NULL);
+	assert_int_equal(settings_patch(fx->s, patch, &err), -EGW_ESCHEMA);
+	json_decref(patch);
+	assert_int_equal(settings_values(fx->s)->http_port, 7000);
+
+	settings_rollback(fx->s, snap);
+	check_typed(fx->s);
+	assert_int_equal(settings_values(fx->s)->http_port, 5000);
+	assert_false(settings_values(fx->s)->mqtt_enabled);
+	assert_int_equal(json_array_size(settings_values(fx->s)->devices), 0);
 }
 
 int main(void)
@@ -466,6 +553,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_atomic_save, setup, teardown),
 		cmocka_unit_test(test_parse_assignment),
 		cmocka_unit_test_setup_teardown(test_set_groups, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_typed_values, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
