@@ -179,7 +179,7 @@ class TestSolarman(unittest.TestCase):
         self.assertEqual(d["serial"], truth["serial"])
         self.assertEqual(d["connection"], {"connection": "solarman", "host": LOCAL,
                                            "port": self.port, "logger_serial": LOGGER,
-                                           "unit_id": 1})
+                                           "unit_id": 1, "proxy_unit_id": 1})
         m = d["stats"]["modbus"]
         self.assertEqual(m["bytes_garbage"], 0)
         self.assertEqual(m["unsolicited"], 0)
