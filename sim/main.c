@@ -493,6 +493,7 @@ static int tick_run(struct task *t, usec_t now)
 	int r = sim_home_update(s, st);
 	if (r < 0)
 		return r;
+	sim_trace_sample(s, st);
 	sim_update_sleep(s);
 	return 0;
 }
