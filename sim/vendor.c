@@ -241,15 +241,16 @@ static const struct sim_vreg sma_regs[] = {
 
 /* Integer inverter model 103 at 40069 (L 50), as the SolarEdge SunSpec
  * technical note and Fronius "int+SF" maps place it. */
-#define MODEL_103(dcw_q)                                                                  \
-	C16(HI, 40069, 103), C16(HI, 40070, 50),                                              \
-	SF16(40075, -2), SF16(40082, -1),                                                     \
-	V(HI, 40083, I16, BIG, 1, F(INVERTER_W), -1, 0), SF16(40084, 0),    /* W */           \
-	V(HI, 40085, U16, BIG, 0.01, F(METER_HZ), 1, 0), SF16(40086, -2),   /* Hz */          \
-	V(HI, 40093, U32, BIG, 1, F(PV_TOTAL_GENERATION_WH), 1, 0), SF16(40095, 0), /* WH */  \
-	SF16(40097, -2), SF16(40099, -1),                                                     \
-	V(HI, 40100, I16, BIG, 1, (dcw_q), -1, 0), SF16(40101, 0),          /* DCW */         \
-	V(HI, 40103, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0), SF16(40106, -1) /* TmpSnk */
+#define MODEL_103_AT(a, dcw_q)                                                            \
+	C16(HI, (a), 103), C16(HI, (a) + 1, 50),                                              \
+	SF16((a) + 6, -2), SF16((a) + 13, -1),                                                \
+	V(HI, (a) + 14, I16, BIG, 1, F(INVERTER_W), -1, 0), SF16((a) + 15, 0),    /* W */     \
+	V(HI, (a) + 16, U16, BIG, 0.01, F(METER_HZ), 1, 0), SF16((a) + 17, -2),   /* Hz */    \
+	V(HI, (a) + 24, U32, BIG, 1, F(PV_TOTAL_GENERATION_WH), 1, 0), SF16((a) + 26, 0),     \
+	SF16((a) + 28, -2), SF16((a) + 30, -1),                                               \
+	V(HI, (a) + 31, I16, BIG, 1, (dcw_q), -1, 0), SF16((a) + 32, 0),          /* DCW */   \
+	V(HI, (a) + 34, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0), SF16((a) + 37, -1) /* TmpSnk */
+#define MODEL_103(dcw_q) MODEL_103_AT(40069, dcw_q)
 
 /* MPPT model 160 at a (L 48), two modules of 20 registers from a + 10. */
 #define MODEL_160(a)                                                                      \
@@ -418,9 +419,9 @@ static const struct sim_vreg huawei_hybrid_regs[] = {
 
 
 /* ---- SunSpec storage ---------------------------------------------------------
- * A SunSpec hybrid with a battery: common model 1 (L 65), integer inverter
- * model 103 at 40069 (L 50), Basic Storage Controls model 124 at 40121 (L
- * 24), Battery Base model 802 at 40147 (L 62), end marker at 40211.  Point
+ * A SunSpec hybrid with a battery: common model 1 (L 66), integer inverter
+ * model 103 at 40070 (L 50), Basic Storage Controls model 124 at 40122 (L
+ * 24), Battery Base model 802 at 40148 (L 62), end marker at 40212.  Point
  * offsets from each model's ID register, after the SunSpec model definitions
  * (model_124.json, model_802.json of the SunSpec models repository).
  *
@@ -434,14 +435,14 @@ static const struct sim_vreg huawei_hybrid_regs[] = {
  * SoCMax +7, SoCMin +8, SoC +11 (SoC_SF +56 = -1), ChaSt +16, V +34 (V_SF
  * +59 = -1), A +44 (A_SF +61 = -1), W +47 (W_SF +63 = 0); as SunSpec
  * batteries report them, A and W are positive when discharging. */
-#define SS124 40121
-#define SS802 40147
+#define SS124 40122
+#define SS802 40148
 static const struct sim_vrange sunspec_storage_ranges[] = {
-	{ HI, 40000, 213 },
+	{ HI, 40000, 214 },
 };
 static const struct sim_vreg sunspec_storage_regs[] = {
-	SUNS, C16(HI, 40002, 1), C16(HI, 40003, 65),
-	MODEL_103(F(PV_W)),
+	SUNS, C16(HI, 40002, 1), C16(HI, 40003, 66),
+	MODEL_103_AT(40070, F(PV_W)),
 	C16(HI, SS124, 124), C16(HI, SS124 + 1, 24),
 	C16(HI, SS124 + 2, SIM_BATT_MAX_W),                          /* WChaMax */
 	C16(HI, SS124 + 3, 100), C16(HI, SS124 + 4, 100),              /* WChaGra, WDisChaGra */
@@ -465,7 +466,7 @@ static const struct sim_vreg sunspec_storage_regs[] = {
 	V(HI, SS802 + 47, I16, BIG, 1, F(BATTERY_W), -1, 0),           /* W, discharge + */
 	SF16(SS802 + 53, 0), SF16(SS802 + 54, 0), SF16(SS802 + 56, -1), SF16(SS802 + 59, -1),
 	SF16(SS802 + 61, -1), SF16(SS802 + 63, 0),
-	END_MARKER(40211),
+	END_MARKER(40212),
 };
 static const struct sim_vstr sunspec_storage_strs[] = {
 	COMMON("egw-sim", "SunSpec storage", "1.0"),

@@ -254,7 +254,7 @@ class TestSimBattery(unittest.TestCase):
         -2000, discharge positive); with no further write the rates revert
         after 3 s."""
         sim = Sim(self)
-        base = 40121
+        base = 40122
         hdr = sim.hold("sunspec_storage", base, 2)
         self.assertEqual(hdr, [124, 24])
         sim.ok("trace on 2")
@@ -266,7 +266,7 @@ class TestSimBattery(unittest.TestCase):
         t_cmd = col.commands[-1][0]
         self.assertEqual(col.commands[-1][1:], [True, 2000.0, 2000.0])
         check_follow(self, col, 2000.0, t_cmd)
-        r = sim.hold("sunspec_storage", 40147, 64)
+        r = sim.hold("sunspec_storage", 40148, 64)
         self.assertEqual(r[0], 802)
         self.assertEqual(s16(r[47]), -2000)        # W, discharge positive, W_SF 0
         self.assertEqual(s16(r[63]), 0)
