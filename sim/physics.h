@@ -93,6 +93,8 @@ struct sim_batt_cmd {
 	bool remote;       /* false: back to the own mode */
 	double lo_w, hi_w; /* the window while remote */
 	double timeout_s;  /* INFINITY: no timeout */
+	double since;      /* when the vendor's period began (t, or an earlier
+			    * command's for a write that only changes it) */
 };
 
 #define SIM_BATT_QUEUE 32       /* commands in flight (arrived, not yet in effect) */

@@ -509,7 +509,7 @@ static int sungrow_control(const struct regimage *img, uint16_t addr, unsigned c
 	double w = reg16(img, 13051);
 	double set = cmd == 0xAA ? w : cmd == 0xBB ? -w : 0.0;
 	*ret_cmd = (struct sim_batt_cmd){ .t = t, .remote = mode == 2 || mode == 3,
-					  .lo_w = set, .hi_w = set, .timeout_s = INFINITY };
+					  .lo_w = set, .hi_w = set, .timeout_s = INFINITY, .since = t };
 	return 1;
 }
 
@@ -531,9 +531,10 @@ static int huawei_control(const struct regimage *img, uint16_t addr, unsigned co
 	double w = cmd == 1 ? (double)reg32(img, 47247) : cmd == 2 ? -(double)reg32(img, 47249) : 0;
 	double period = reg16(img, 47246) == 0 ? reg16(img, 47083) * 60.0 : INFINITY;
 	/* the command arrives now; its period runs from the 47100 write */
-	double started = start ? t : prev->t;
+	double started = start ? t : prev->since;
 	*ret_cmd = (struct sim_batt_cmd){ .t = t, .remote = cmd == 1 || cmd == 2, .lo_w = w,
-					  .hi_w = w, .timeout_s = period - (t - started) };
+					  .hi_w = w, .timeout_s = period - (t - started),
+					  .since = started };
 	return 1;
 }
 
@@ -558,7 +559,7 @@ static int sunspec_control(const struct regimage *img, uint16_t addr, unsigned c
 	*ret_cmd = (struct sim_batt_cmd){ .t = t, .remote = (mod & 3) != 0,
 					  .lo_w = (mod & 2) ? -out : -INFINITY,
 					  .hi_w = (mod & 1) ? in : INFINITY,
-					  .timeout_s = rvrt ? rvrt : INFINITY };
+					  .timeout_s = rvrt ? rvrt : INFINITY, .since = t };
 	return 1;
 }
 

@@ -224,28 +224,40 @@ class TestSimBattery(unittest.TestCase):
 
     def test_huawei_forcible_with_period(self):
         """47246 = 0 (duration), 47083 = 1 min, 47249 = 2500, 47100 = 2: a
-        forced discharge of 2.5 kW that ends by itself after one minute of sim
-        time (the clock runs 40x here), back to the working mode."""
+        forced discharge of 2.5 kW that ends by itself one minute of sim time
+        after the 47100 write (the clock runs 20x for the wait), back to the
+        working mode; a later write of the power alone changes the power but
+        does not restart the period, however often it is written."""
         sim = Sim(self)
         sim.ok("trace on 1")
         col = Collector(sim)
         sim.write("huawei_hybrid", 47246, 0)
         sim.write("huawei_hybrid", 47083, 1)
         sim.write("huawei_hybrid", 47249, [0, 2500])
+        self.assertEqual(col.poll().commands, [], "no command before 47100")
         sim.write("huawei_hybrid", 47100, 2)
-        col.until(lambda c: c.commands and c.samples and c.samples[-1][0] > c.commands[-1][0] + 2.5)
-        t_cmd = col.commands[-1][0]
-        check_follow(self, col, -2500.0, t_cmd)
+        col.until(lambda c: c.commands and c.samples and c.samples[-1][0] > c.commands[-1][0] + 3)
+        t_start = col.commands[-1][0]
+        check_follow(self, col, -2500.0, t_start)
         r = sim.hold("huawei_hybrid", 37760, 7)
         self.assertEqual(s32(r[5], r[6]), -2500)   # 37765 charge/discharge power
         r = sim.hold("huawei_hybrid", 37001, 2)
         self.assertEqual(s32(r[0], r[1]), -2500)   # 37001 ESU1 power
-        self.assertAlmostEqual(sim.bc(1)["reverts_in_s"], 60 - (col.samples[-1][0] - t_cmd), delta=3)
-        sim.ok("set speed 40")
+        sim.write("huawei_hybrid", 47249, [0, 2000])
+        col.until(lambda c: len(c.commands) >= 2 and c.samples[-1][0] > c.commands[-1][0] + 1)
+        t_power = col.commands[-1][0]
+        self.assertGreater(t_power - t_start, 2.0)
+        check_follow(self, col, -2000.0, t_power)
+        sim.write("huawei_hybrid", 47249, [0, 1800])   # counts from 47100, not from t_power
+        col.until(lambda c: len(c.commands) >= 3 and c.samples[-1][0] > c.commands[-1][0] + 1)
+        check_follow(self, col, -1800.0, col.commands[-1][0])
+        self.assertAlmostEqual(sim.bc(1)["reverts_in_s"], 60 - (col.samples[-1][0] - t_start), delta=3)
+        sim.ok("set speed 20")
         col.until(lambda c: not c.samples[-1][2], timeout=30, what="the forced period ends")
-        t_end = lapse_time(col, t_cmd)
-        self.assertGreaterEqual(t_end, t_cmd + 60.0 - 1e-6)
-        self.assertLess(t_end, t_cmd + 60.0 + 40 * 1.0)  # a tick at 40x is 2 s of sim time
+        t_end = lapse_time(col, t_start)
+        self.assertGreaterEqual(t_end, t_start + 60.0 - 1e-6)
+        # a tick at 20x is 1 s of sim time; the period did not restart at t_power
+        self.assertLess(t_end, min(t_start + 60.0 + 1.5, t_power + 60.0))
         self.assertEqual(sim.bc(1)["lapses"], 1)
 
     def test_sunspec_124_window_and_revert(self):
