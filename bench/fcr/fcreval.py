@@ -247,8 +247,10 @@ def eval_sine(trace, ev, products):
     amp = math.hypot(si, co)
     # the static response to the sine: activation(c - a sin) ~ slope * a * sin
     ref = (activation(c - a, products) - activation(c + a, products)) / 2
-    # frequency down -> upward activation up: the ideal response is -sin in f
-    phase = math.degrees(math.atan2(co, si)) - (0 if ref >= 0 else 180)
+    # the fit is r = amp sin(w t + theta); for f = c + a sin(w t) the ideal
+    # upward response is -ref sin(w t) (frequency down, activation up), so
+    # the response's phase against the ideal is theta - 180 degrees
+    phase = math.degrees(math.atan2(co, si)) - (180 if ref >= 0 else 0)
     phase = (phase + 180) % 360 - 180
     return {"kind": "sine", "period_s": period, "gain_pu": amp / abs(ref) if ref else None,
             "phase_deg": phase, "ok": None, "criteria": []}

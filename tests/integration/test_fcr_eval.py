@@ -1,7 +1,8 @@
 """The FCR step-test harness's evaluation (bench/fcr/fcreval.py) on
 synthetic traces: a battery that follows the static activation with a small
 delay and a fast ramp passes every criterion; one trace per criterion breaks
-only that one and fails it.  Also the write-delay percentiles and a gnuplot
+only that one and fails it.  Also the sine tests' gain and phase, the write-delay
+percentiles and a gnuplot
 PNG (gnuplot-nox, installed by scripts/setup --test).
 
 Run: /usr/bin/python3 -m unittest tests/integration/test_fcr_eval.py
@@ -135,6 +136,23 @@ class TestSteps(unittest.TestCase):
         self.assertTrue(all(r["ok"] for r in res), res)
         half = [r for r in res if r["f_after"] == 50.3][0]
         self.assertAlmostEqual(half["expected_W"], -1500)
+
+
+class TestSines(unittest.TestCase):
+    def test_gain_and_phase(self):
+        """An ideal battery: gain 1; a pure delay d lags by 360 d / T degrees."""
+        for prods in (N, UP, DOWN):
+            name = next(iter(prods)) + "-sine-10s"
+            seq = E.sequences(next(iter(prods)), sines=True)[name]
+            for delay, lag in ((0.0, 0.0), (0.3, -10.8), (1.0, -36.0)):
+                r = [x for x in E.evaluate(seq, battery(seq, prods, delay=delay, ramp=1e6), prods)
+                     if x["kind"] == "sine"][0]
+                self.assertAlmostEqual(r["gain_pu"], 1.0, delta=0.01, msg=name)
+                self.assertAlmostEqual(r["phase_deg"], lag, delta=1.0, msg=f"{name} {delay}")
+            # half the response: half the gain
+            r = [x for x in E.evaluate(seq, battery(seq, prods, gain=0.5), prods)
+                 if x["kind"] == "sine"][0]
+            self.assertAlmostEqual(r["gain_pu"], 0.5, delta=0.01)
 
 
 class TestDelaysAndPlots(unittest.TestCase):
