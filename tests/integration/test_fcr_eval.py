@@ -1,9 +1,9 @@
 """The FCR step-test harness's evaluation (bench/fcr/fcreval.py) on
 synthetic traces: a battery that follows the static activation with a small
 delay and a fast ramp passes every criterion; one trace per criterion breaks
-only that one and fails it.  Also the sine tests' gain and phase, the write-delay
-percentiles and a gnuplot
-PNG (gnuplot-nox, installed by scripts/setup --test).
+only that one and fails it.  Also the sine tests' gain and phase, the
+write-delay percentiles and a gnuplot PNG (gnuplot-nox, installed by
+scripts/setup --test).
 
 Run: /usr/bin/python3 -m unittest tests/integration/test_fcr_eval.py
 """
