@@ -343,10 +343,10 @@ def gnuplot_script(title, data_file, png_file, theo=True):
         "set datafile separator ','",
         "set datafile missing 'NaN'",
         f"plot '{data_file}' every ::1 using 1:2 axes x1y2 with lines lw 2 lc rgb '#1f77b4' title 'frequency', \\",
-        f"     '' every ::1 using 1:3 with steps lw 1.5 lc rgb '#ff7f0e' title 'setpoint written', \\",
-        f"     '' every ::1 using 1:4 with lines lw 2 lc rgb '#2ca02c' title 'battery power (measured)'"
+        "     '' every ::1 using 1:3 with steps lw 1.5 lc rgb '#ff7f0e' title 'setpoint written', \\",
+        "     '' every ::1 using 1:4 with lines lw 2 lc rgb '#2ca02c' title 'battery power (measured)'"
         + (", \\" if theo else ""),
     ]
     if theo:
-        lines.append(f"     '' every ::1 using 1:5 with lines dt 2 lc rgb '#7f7f7f' title 'theoretical'")
+        lines.append("     '' every ::1 using 1:5 with lines dt 2 lc rgb '#7f7f7f' title 'theoretical'")
     return "\n".join(lines) + "\n"

