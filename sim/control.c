@@ -16,7 +16,7 @@
 #include "base/util.h"
 #include "sim/sim.h"
 
-#define CTL_MAX_ARGS 6
+#define CTL_MAX_ARGS 8
 
 struct ctl_cmd {
 	const char *name;
@@ -246,12 +246,239 @@ static int cmd_clear(struct sim *s, int argc, char **argv, char **ret)
 	(void)argc;
 	(void)argv;
 	s->faults = (struct sim_faults){ 0 };
+	s->fseq = (struct sim_fseq){ 0 };
 	for (unsigned i = 0; i < s->ndevs; i++)
 		for (int f = 0; f < RF_COUNT; f++)
 			sim_device_override(&s->devs[i], f, NAN);
 	refresh(s);
 	sim_update_sleep(s);
 	return answer(ret, "ok clear");
+}
+
+/* ---- frequency sequences --------------------------------------------------- */
+
+double sim_fseq_hz(const struct sim_fseq *q, double t)
+{
+	double e = t - q->t0;
+
+	if (q->n == 0)
+		return 50.0;
+	for (unsigned i = 0; i < q->n; i++) {
+		const struct sim_fseg *g = &q->seg[i];
+		if (e < g->dur) {
+			switch (g->kind) {
+			case SIM_FSEG_RAMP:
+				return g->f0 + (g->f1 - g->f0) * (e < 0 ? 0 : e / g->dur);
+			case SIM_FSEG_SINE:
+				return g->f0 + g->amp * sin(2.0 * M_PI * e / g->period);
+			case SIM_FSEG_HOLD:
+				return g->f0;
+			}
+		}
+		e -= g->dur;
+	}
+	return q->seg[q->n - 1].f1;
+}
+
+static int parse_num(const char *txt, double lo, double hi, double *ret)
+{
+	char *end;
+	double v = strtod(txt, &end);
+	if (end == txt || *end || !isfinite(v) || v < lo || v > hi)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+/* freq hold F S | ramp F RATE | sine CENTER AMP PERIOD CYCLES | play | stop | status */
+static int cmd_freq(struct sim *s, int argc, char **argv, char **ret)
+{
+	struct sim_fseq *q = &s->fseq;
+	double now = sim_clock_t(&s->clock, now_usec());
+	const char *op = argc > 1 ? argv[1] : "status";
+	double a = 0, b = 0, c = 0, d = 0;
+
+	if (!strcmp(op, "status"))
+		return answer(ret, "ok freq %s segments %u hz %.4f", q->playing ? "playing" : "stopped",
+			      q->n, q->playing ? sim_fseq_hz(q, now) : NAN);
+	if (!strcmp(op, "stop")) {
+		*q = (struct sim_fseq){ 0 };
+		refresh(s);
+		return answer(ret, "ok freq stop");
+	}
+	if (!strcmp(op, "play")) {
+		if (q->n == 0)
+			return answer(ret, "error freq: no segments (freq hold|ramp|sine first)");
+		q->t0 = now;
+		q->playing = true;
+		refresh(s);
+		return answer(ret, "ok freq play %u segments at %.3f", q->n, now);
+	}
+	if (q->playing)
+		return answer(ret, "error freq: playing; freq stop first");
+	if (q->n == SIM_FSEQ_MAX)
+		return answer(ret, "error freq: at most %d segments", SIM_FSEQ_MAX);
+	double from = q->n ? q->seg[q->n - 1].f1 : 50.0;
+	struct sim_fseg g = { 0 };
+	if (!strcmp(op, "hold") && argc == 4 && parse_num(argv[2], 40, 60, &a) == 0 &&
+	    parse_num(argv[3], 0, 86400, &b) == 0) {
+		g = (struct sim_fseg){ .kind = SIM_FSEG_HOLD, .f0 = a, .f1 = a, .dur = b };
+	} else if (!strcmp(op, "ramp") && argc == 4 && parse_num(argv[2], 40, 60, &a) == 0 &&
+		   parse_num(argv[3], 1e-6, 100, &b) == 0) {
+		g = (struct sim_fseg){ .kind = SIM_FSEG_RAMP, .f0 = from, .f1 = a,
+				       .dur = fabs(a - from) / b };
+	} else if (!strcmp(op, "sine") && argc == 6 && parse_num(argv[2], 40, 60, &a) == 0 &&
+		   parse_num(argv[3], 0, 5, &b) == 0 && parse_num(argv[4], 0.1, 3600, &c) == 0 &&
+		   parse_num(argv[5], 0.01, 1000, &d) == 0) {
+		g = (struct sim_fseg){ .kind = SIM_FSEG_SINE, .f0 = a, .f1 = a, .amp = b,
+				       .period = c, .dur = c * d };
+	} else {
+		return answer(ret, "error usage: freq hold HZ SECONDS | freq ramp HZ HZ_PER_S | "
+			      "freq sine CENTER AMP PERIOD CYCLES | freq play | freq stop | freq status");
+	}
+	q->seg[q->n++] = g;
+	return answer(ret, "ok freq %s segment %u %.4f -> %.4f Hz over %.3f s", op, q->n, g.f0,
+		      g.f1, g.dur);
+}
+
+/* ---- battery control parameters -------------------------------------------- */
+
+static int cmd_battery(struct sim *s, int argc, char **argv, char **ret)
+{
+	unsigned long dev = 0;
+	bool all = argc < 4;
+	double v = NAN;
+
+	if (argc < 3)
+		return answer(ret, "error usage: battery delay_ms|ramp_w_s|timeout_s|soc_min|soc_max "
+			      "VALUE [device] (timeout_s vendor: the vendor's own)");
+	if (!all && parse_uint(argv[3], s->ndevs ? s->ndevs - 1 : 0, &dev) < 0)
+		return answer(ret, "error no device '%s'", argv[3]);
+	const char *k = argv[1];
+	bool vendor = !strcmp(k, "timeout_s") && !strcmp(argv[2], "vendor");
+	if (!vendor && parse_num(argv[2], 0, 1e9, &v) < 0)
+		return answer(ret, "error bad value '%s'", argv[2]);
+	if ((!strcmp(k, "soc_min") || !strcmp(k, "soc_max")) && v > 1)
+		return answer(ret, "error %s is a fraction 0..1", k);
+	for (unsigned i = 0; i < s->ndevs; i++) {
+		if (!all && i != dev)
+			continue;
+		struct sim_device *d = &s->devs[i];
+		struct sim_batt_dyn *b = &d->phys.bd;
+		if (!strcmp(k, "delay_ms"))
+			b->delay_s = v / 1000.0;
+		else if (!strcmp(k, "ramp_w_s"))
+			b->ramp_w_s = v;
+		else if (!strcmp(k, "timeout_s"))
+			d->batt_timeout_s = vendor ? NAN : v;
+		else if (!strcmp(k, "soc_min"))
+			b->soc_min = v;
+		else if (!strcmp(k, "soc_max"))
+			b->soc_max = v;
+		else
+			return answer(ret, "error unknown battery parameter '%s'", k);
+	}
+	return answer(ret, "ok battery %s %s", k, argv[2]);
+}
+
+/* ---- trace ------------------------------------------------------------------ */
+
+void sim_trace_sample(struct sim *s, double t)
+{
+	struct sim_trace *tr = &s->trace;
+	if (!tr->on || tr->dev >= s->ndevs)
+		return;
+	const struct sim_device *d = &s->devs[tr->dev];
+	const struct sim_batt_dyn *b = &d->phys.bd;
+	if (tr->nsamples == SIM_TRACE_SAMPLES) {
+		tr->dropped++;
+		return;
+	}
+	double *row = tr->samples[tr->nsamples++];
+	row[0] = t;
+	row[1] = d->rd.v[RF_METER_HZ];
+	row[2] = sim_phys_batt_remote(&d->phys);
+	row[3] = b->on ? b->target_w : d->vals.bat_w;
+	row[4] = d->rd.v[RF_BATTERY_W];
+	row[5] = d->rd.v[RF_BATTERY_SOC_NOM_FRACT];
+}
+
+void sim_trace_command(struct sim *s, const struct sim_device *d, const struct sim_batt_cmd *c)
+{
+	struct sim_trace *tr = &s->trace;
+	if (!tr->on || d->idx != tr->dev)
+		return;
+	if (tr->ncmds == SIM_TRACE_CMDS) {
+		tr->dropped++;
+		return;
+	}
+	double *row = tr->cmds[tr->ncmds++];
+	row[0] = c->t;
+	row[1] = c->remote;
+	row[2] = c->lo_w;
+	row[3] = c->hi_w;
+}
+
+static json_t *num_or_null(double v, int decimals)
+{
+	return isfinite(v) ? json_real(reading_round(v, decimals)) : json_null();
+}
+
+/* trace on DEV | trace off | trace read (the rows since the last read) */
+static int cmd_trace(struct sim *s, int argc, char **argv, char **ret)
+{
+	struct sim_trace *tr = &s->trace;
+	unsigned long dev = 0;
+
+	if (argc >= 2 && !strcmp(argv[1], "on")) {
+		if (argc < 3 || parse_uint(argv[2], s->ndevs ? s->ndevs - 1 : 0, &dev) < 0)
+			return answer(ret, "error usage: trace on DEVICE");
+		if (!tr->samples)
+			tr->samples = calloc(SIM_TRACE_SAMPLES, sizeof(tr->samples[0]));
+		if (!tr->cmds)
+			tr->cmds = calloc(SIM_TRACE_CMDS, sizeof(tr->cmds[0]));
+		if (!tr->samples || !tr->cmds)
+			return -ENOMEM;
+		tr->on = true;
+		tr->dev = (unsigned)dev;
+		tr->nsamples = tr->ncmds = 0;
+		tr->dropped = 0;
+		return answer(ret, "ok trace on %lu", dev);
+	}
+	if (argc >= 2 && !strcmp(argv[1], "off")) {
+		tr->on = false;
+		return answer(ret, "ok trace off");
+	}
+	if (argc < 2 || strcmp(argv[1], "read") != 0)
+		return answer(ret, "error usage: trace on DEVICE | trace read | trace off");
+	json_t *samples = json_array(), *cmds = json_array();
+	for (unsigned i = 0; samples && i < tr->nsamples; i++) {
+		const double *r = tr->samples[i];
+		json_array_append_new(samples, json_pack("[o, o, b, o, o, o]", num_or_null(r[0], 3),
+							 num_or_null(r[1], 4), r[2] != 0,
+							 num_or_null(r[3], 1), num_or_null(r[4], 1),
+							 num_or_null(r[5], 5)));
+	}
+	for (unsigned i = 0; cmds && i < tr->ncmds; i++) {
+		const double *r = tr->cmds[i];
+		json_array_append_new(cmds, json_pack("[o, b, o, o]", num_or_null(r[0], 3), r[1] != 0,
+						      num_or_null(r[2], 1), num_or_null(r[3], 1)));
+	}
+	json_t *o = json_pack("{s:[s,s,s,s,s,s], s:o, s:[s,s,s,s], s:o, s:I}",
+			      "sample_cols", "t", "Hz", "remote", "target_W", "W", "SoC",
+			      "samples", samples ? samples : json_array(),
+			      "command_cols", "t", "remote", "lo_W", "hi_W",
+			      "commands", cmds ? cmds : json_array(), "dropped", (json_int_t)tr->dropped);
+	tr->nsamples = tr->ncmds = 0;
+	tr->dropped = 0;
+	if (!o)
+		return -ENOMEM;
+	char *txt = json_dumps(o, JSON_COMPACT | READING_JSON_REALS);
+	json_decref(o);
+	if (!txt)
+		return -ENOMEM;
+	*ret = txt;
+	return 0;
 }
 
 static int cmd_help(struct sim *s, int argc, char **argv, char **ret);
@@ -264,8 +491,12 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "set", "set <group.field>|hz|soc <value>|off [device]; set serial S [device]; "
 		 "set speed X", cmd_set },
 	{ "get", "get", cmd_get },
-	{ "clear", "clear (faults, sleep and overrides)", cmd_clear },
+	{ "clear", "clear (faults, sleep, overrides and the frequency sequence)", cmd_clear },
 	{ "freeze", "freeze on|off (stop the sim clock)", cmd_freeze },
+	{ "freq", "freq hold HZ S | ramp HZ HZ_PER_S | sine CENTER AMP PERIOD CYCLES | play | "
+		  "stop | status", cmd_freq },
+	{ "battery", "battery delay_ms|ramp_w_s|timeout_s|soc_min|soc_max V [device]", cmd_battery },
+	{ "trace", "trace on DEVICE | read | off", cmd_trace },
 	{ "help", "help", cmd_help },
 };
 
@@ -274,7 +505,7 @@ static int cmd_help(struct sim *s, int argc, char **argv, char **ret)
 	(void)s;
 	(void)argc;
 	(void)argv;
-	char buf[1024];
+	char buf[2048];
 	size_t n = (size_t)snprintf(buf, sizeof(buf), "ok commands:");
 	for (size_t i = 0; i < ARRAY_SIZE(ctl_cmds) && n < sizeof(buf); i++)
 		n += (size_t)snprintf(buf + n, sizeof(buf) - n, " [%s]", ctl_cmds[i].usage);
@@ -443,6 +674,9 @@ out_fd:
 
 void sim_ctl_close(struct sim *s)
 {
+	free(s->trace.samples);
+	free(s->trace.cmds);
+	s->trace = (struct sim_trace){ 0 };
 	for (unsigned i = 0; i < SIM_MAX_CTL; i++)
 		ctl_close(&s->ctl[i]);
 	if (s->ctl_fd >= 0) {

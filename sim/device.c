@@ -64,7 +64,7 @@ static int device_init(struct sim *s, struct sim_device *d, const struct profile
 	int r;
 
 	*d = (struct sim_device){ .idx = d->idx, .prof = prof, .model = m, .unit = unit,
-				  .home_load_w = NAN, .home_t = NAN };
+				  .home_load_w = NAN, .home_t = NAN, .batt_timeout_s = NAN };
 	/* each device its own weather and load, still determined by --seed */
 	cfg.seed = s->seed * 1000003ULL + fnv1a(m ? m->name : prof->name, tag);
 	if (m ? !m->battery : !maps_range(prof, RF_BATTERY_W, RF_BATTERY_TOTAL_DISCHARGE_WH))
@@ -258,6 +258,8 @@ int sim_home_update(struct sim *s, double t)
 		d->home_t = MAX(t, isnan(d->home_t) ? t : d->home_t);
 		d->rd.v[RF_METER_TOTAL_IMPORT_WH] = d->home_import_wh;
 		d->rd.v[RF_METER_TOTAL_EXPORT_WH] = d->home_export_wh;
+		if (s->fseq.playing)
+			d->rd.v[RF_METER_HZ] = sim_fseq_hz(&s->fseq, t);
 		for (int k = 0; k < 3; k++) {
 			d->rd.v[lw[k]] = load * share[k] + ac / 3.0;
 			d->rd.v[la[k]] = d->rd.v[lw[k]] / d->rd.v[lv[k]];
@@ -293,6 +295,27 @@ static void remember_write(struct sim_device *d, uint16_t addr, uint16_t value)
 	d->writes[d->nwrites++] = (struct sim_write){ .addr = addr, .value = value };
 }
 
+/* A control write: hand the vendor map's command to the battery. */
+static void device_control(struct sim_device *d, uint16_t addr, unsigned count)
+{
+	const struct sim_batt_dyn *b = &d->phys.bd;
+	struct sim_batt_cmd c;
+	struct sim *s = d->port ? d->port->sim : NULL;
+
+	if (!d->model || !d->model->control || d->phys.cfg.batt_capacity_wh <= 0)
+		return;
+	double t = s ? sim_clock_t(&s->clock, now_usec()) : d->phys.t;
+	t = MAX(t, d->phys.t);
+	const struct sim_batt_cmd *prev = b->nq ? &b->queue[b->nq - 1] : &b->active;
+	if (d->model->control(d->img, addr, count, t, prev, &c) <= 0)
+		return;
+	if (!isnan(d->batt_timeout_s))
+		c.timeout_s = d->batt_timeout_s > 0 ? d->batt_timeout_s : INFINITY;
+	sim_phys_batt_command(&d->phys, &c);
+	if (s)
+		sim_trace_command(s, d, &c);
+}
+
 int sim_device_handle(struct sim_device *d, const struct mb_request *q, uint8_t *pdu_out,
 		      size_t cap)
 {
@@ -320,6 +343,7 @@ int sim_device_handle(struct sim_device *d, const struct mb_request *q, uint8_t 
 			regimage_set(d->img, REG_FC_HOLDING, (uint16_t)(q->addr + i), q->values[i]);
 			remember_write(d, (uint16_t)(q->addr + i), q->values[i]);
 		}
+		device_control(d, q->addr, q->count);
 		return mb_build_write_response(q, pdu_out, cap);
 	case MB_FC_MEI: {
 		const char *objects[3] = {
@@ -395,6 +419,28 @@ json_t *sim_device_json(const struct sim_device *d)
 							d->prof->blocks[i].count));
 	if (blocks)
 		json_object_set_new(o, "blocks", blocks);
+	const struct sim_batt_dyn *b = &d->phys.bd;
+	if (d->model && d->model->control && d->phys.cfg.batt_capacity_wh > 0) {
+		const struct sim_batt_cmd *c = &b->active;
+		json_t *bc = json_pack("{s:b, s:f, s:f, s:I, s:I, s:f, s:f}",
+				       "remote", sim_phys_batt_remote(&d->phys),
+				       "W", reading_round(b->on ? b->w : d->vals.bat_w, 1),
+				       "target_W", reading_round(b->on ? b->target_w : d->vals.bat_w, 1),
+				       "commands", (json_int_t)b->commands,
+				       "lapses", (json_int_t)b->lapses,
+				       "delay_s", b->delay_s, "ramp_W_s", b->ramp_w_s);
+		if (bc && c->remote && !b->lapsed) {
+			if (isfinite(c->lo_w))
+				json_object_set_new(bc, "lo_W", json_real(c->lo_w));
+			if (isfinite(c->hi_w))
+				json_object_set_new(bc, "hi_W", json_real(c->hi_w));
+			if (isfinite(c->timeout_s))
+				json_object_set_new(bc, "reverts_in_s",
+						    json_real(reading_round(c->t + c->timeout_s - d->vals.t, 3)));
+		}
+		if (bc)
+			json_object_set_new(o, "battery_control", bc);
+	}
 	/* the egw profile that reads it (differs for a variant like sungrow_sg) */
 	json_object_set_new(o, "egw_profile", json_string(d->prof->name));
 	/* served from a vendor map: it answers only the registers the document

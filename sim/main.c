@@ -133,7 +133,14 @@ static void usage(FILE *f)
 "    set serial S [device] | set speed X | freeze on|off (stop the clock) |\n"
 "    get (JSON: sim time, faults, and per device its profile, endpoint, unit,\n"
 "    serial and the served reading in SI units) | clear (faults, sleep,\n"
-"    pinned values) | help.  Answers: \"ok ...\", JSON, or \"error ...\".\n"
+"    pinned values, frequency sequence) | help.  Answers: \"ok ...\", JSON,\n"
+"    or \"error ...\".\n"
+"  Grid frequency: freq hold HZ S | freq ramp HZ HZ_PER_S | freq sine CENTRE\n"
+"    AMP PERIOD CYCLES (segments), freq play, freq stop, freq status.\n"
+"  Batteries that obey control registers (sungrow, sungrow_sf, huawei_hybrid,\n"
+"    sunspec_storage; doc/sim-battery.md): battery delay_ms|ramp_w_s|\n"
+"    timeout_s|soc_min|soc_max VALUE [device]; trace on DEVICE | trace read |\n"
+"    trace off (20 Hz samples and the commands the battery took).\n"
 "\n"
 "Other:\n"
 "  --print-port           accepted for compatibility: the ready lines below\n"
@@ -557,6 +564,7 @@ static int tick_run(struct task *t, usec_t now)
 	int r = sim_home_update(s, st);
 	if (r < 0)
 		return r;
+	sim_trace_sample(s, st);
 	sim_update_sleep(s);
 	return 0;
 }

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <string.h>
 
 #include "base/util.h"
 
@@ -158,6 +159,41 @@ static void flows_at(const struct sim_phys *p, double t, double dt, struct flows
 	}
 }
 
+/* The controlled battery over the step [p->t, p->t + dt]: commands whose
+ * delay has run out take effect, a lapsed one hands back to the own mode
+ * (f->bat on entry), the power ramps towards the target within the power
+ * and SoC limits.  f->bat becomes the mean power over the step. */
+static void batt_step(struct sim_phys *p, double dt, struct flows *f)
+{
+	struct sim_batt_dyn *b = &p->bd;
+	double t_end = p->t + dt;
+
+	while (b->nq > 0 && b->queue[0].t + b->delay_s <= t_end + 1e-9) {
+		b->active = b->queue[0];
+		b->lapsed = false;
+		memmove(b->queue, b->queue + 1, sizeof(b->queue[0]) * (b->nq - 1));
+		b->nq--;
+	}
+	if (b->active.remote && !b->lapsed && t_end >= b->active.t + b->active.timeout_s) {
+		b->lapsed = true;
+		b->lapses++;
+	}
+	double target = f->bat;
+	if (b->active.remote && !b->lapsed)
+		target = clamp(target, b->active.lo_w, b->active.hi_w);
+	double cap_ws = p->cfg.batt_capacity_wh * 3600.0;
+	double room = MAX((b->soc_max - p->bat_soc) * cap_ws / MAX(dt, 1e-3), 0.0);
+	double avail = MAX((p->bat_soc - b->soc_min) * cap_ws / MAX(dt, 1e-3), 0.0);
+	target = clamp(target, -p->cfg.batt_max_w, p->cfg.batt_max_w);
+	target = clamp(target, -avail, room);
+	b->target_w = target;
+	double w0 = b->w;
+	double lim = b->ramp_w_s * dt;
+	double w1 = w0 + clamp(target - w0, -lim, lim);
+	b->w = w1;
+	f->bat = clamp((w0 + w1) / 2.0, -avail, room);
+}
+
 static void integrate(struct sim_phys *p, double dt, const struct flows *f)
 {
 	double h = dt / 3600.0;
@@ -183,6 +219,9 @@ int sim_phys_init(struct sim_phys *p, const struct sim_phys_cfg *cfg)
 	double years = 1.0 + 3.0 * unit(cfg->seed, CH_INIT, 0);
 	*p = (struct sim_phys){
 		.cfg = *cfg,
+		.bd = { .delay_s = SIM_BATT_DELAY_S, .ramp_w_s = SIM_BATT_RAMP_W_S,
+			.soc_min = SIM_BATT_SOC_MIN, .soc_max = SIM_BATT_SOC_MAX,
+			.active = { .remote = false } },
 		.t = 0.0,
 		.pv_total_wh = round(cfg->rated_w * 1000.0 * years),
 		.bat_soc = cfg->batt_soc0,
@@ -205,6 +244,8 @@ int sim_phys_advance(struct sim_phys *p, double t, struct sim_values *ret_v)
 		double dt = MIN(t - p->t, step);
 		struct flows f;
 		flows_at(p, p->t, dt, &f);
+		if (p->bd.on)
+			batt_step(p, dt, &f);
 		integrate(p, dt, &f);
 		p->t = (t - p->t <= step) ? t : p->t + dt;
 	}
@@ -212,6 +253,8 @@ int sim_phys_advance(struct sim_phys *p, double t, struct sim_values *ret_v)
 	const struct sim_phys_cfg *cfg = &p->cfg;
 	struct flows f;
 	flows_at(p, t, SIM_PHYS_MAX_STEP, &f);
+	if (p->bd.on)
+		f.bat = p->bd.w;
 	struct sim_values v = {
 		.t = t,
 		.tod_s = tod_of(cfg, t),
@@ -268,6 +311,31 @@ int sim_phys_advance(struct sim_phys *p, double t, struct sim_values *ret_v)
 	}
 	*ret_v = v;
 	return 0;
+}
+
+void sim_phys_batt_command(struct sim_phys *p, const struct sim_batt_cmd *c)
+{
+	struct sim_batt_dyn *b = &p->bd;
+
+	if (!b->on) {
+		/* from now on the power is state; it starts where the own mode is */
+		struct flows f;
+		flows_at(p, p->t, SIM_PHYS_MAX_STEP, &f);
+		b->on = true;
+		b->w = f.bat;
+		b->target_w = f.bat;
+	}
+	if (b->nq == SIM_BATT_QUEUE) {
+		memmove(b->queue, b->queue + 1, sizeof(b->queue[0]) * (SIM_BATT_QUEUE - 1));
+		b->nq--;
+	}
+	b->queue[b->nq++] = *c;
+	b->commands++;
+}
+
+bool sim_phys_batt_remote(const struct sim_phys *p)
+{
+	return p->bd.on && p->bd.active.remote && !p->bd.lapsed;
 }
 
 void sim_clock_init(struct sim_clock *c, usec_t now, double speed)

@@ -75,8 +75,50 @@ struct sim_values {
 	double import_wh, export_wh;
 };
 
+/* Remote control of the battery, as a hybrid inverter's EMS interface gives
+ * it (the vendor maps in vendor.c turn register writes into commands).
+ *
+ * A command either releases the battery to its own mode (self-consumption:
+ * charge from surplus, discharge to cover the load) or holds its power in
+ * the window [lo_w, hi_w] (charging positive): a fixed setpoint is
+ * lo_w == hi_w, a one-sided limit has the other bound at +-INFINITY, and the
+ * own-mode power is clamped into the window.  A command takes effect
+ * delay_s after it arrived (the inverter's reaction time) and lapses back to
+ * the own mode timeout_s after it arrived unless a newer command replaces
+ * it.  The power moves towards its target at most ramp_w_s per second,
+ * stays within +-cfg.batt_max_w and never charges above soc_max or
+ * discharges below soc_min. */
+struct sim_batt_cmd {
+	double t;          /* sim time of arrival */
+	bool remote;       /* false: back to the own mode */
+	double lo_w, hi_w; /* the window while remote */
+	double timeout_s;  /* INFINITY: no timeout */
+	double since;      /* when the vendor's period began (t, or an earlier
+			    * command's for a write that only changes it) */
+};
+
+#define SIM_BATT_QUEUE 32       /* commands in flight (arrived, not yet in effect) */
+#define SIM_BATT_DELAY_S 0.2
+#define SIM_BATT_RAMP_W_S 10000.0
+#define SIM_BATT_SOC_MIN 0.05   /* the BMS limits under remote control */
+#define SIM_BATT_SOC_MAX 1.0
+
+struct sim_batt_dyn {
+	double delay_s, ramp_w_s;
+	double soc_min, soc_max;
+	bool on;                 /* a command ever arrived: power is state from now */
+	double w;                /* the battery's power now, charging positive */
+	double target_w;         /* what it moves towards */
+	struct sim_batt_cmd active;  /* in effect (remote false: own mode) */
+	struct sim_batt_cmd queue[SIM_BATT_QUEUE];
+	unsigned nq;
+	bool lapsed;             /* the active command timed out */
+	uint64_t commands, lapses;
+};
+
 struct sim_phys {
 	struct sim_phys_cfg cfg;
+	struct sim_batt_dyn bd;
 	double t;              /* sim time integrated so far */
 	double pv_total_wh;
 	double bat_soc;
@@ -91,6 +133,12 @@ int sim_phys_init(struct sim_phys *p, const struct sim_phys_cfg *cfg);
 /* Integrate up to sim time t (>= the time reached so far) and write the
  * values at t.  Returns 0 or -EINVAL when t goes backwards. */
 int sim_phys_advance(struct sim_phys *p, double t, struct sim_values *ret_v);
+
+/* Hand command c (c->t: its arrival, >= the time integrated so far less
+ * one tick) to the battery.  A full queue drops the oldest command in flight. */
+void sim_phys_batt_command(struct sim_phys *p, const struct sim_batt_cmd *c);
+/* Is the battery under remote control at the time integrated so far? */
+bool sim_phys_batt_remote(const struct sim_phys *p);
 
 /* The pure inputs, exposed for tests and for the frequency channel. */
 double sim_phys_hz(uint64_t seed, double t);

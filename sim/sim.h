@@ -86,6 +86,7 @@ struct sim_device {
 	struct regimage *img;
 	struct sim_write writes[SIM_MAX_WRITES];
 	unsigned nwrites;
+	double batt_timeout_s;      /* remote-control timeout; NAN: the vendor's */
 	uint64_t requests;          /* answered or faulted */
 };
 
@@ -143,8 +144,42 @@ struct sim_ctl_conn {
 	bool used;
 };
 
+/* A played frequency sequence (grid-wide: every device's meter.Hz):
+ * segments one after the other from sim time t0; after the last one the
+ * frequency holds at its end value until the sequence is stopped. */
+enum sim_fseg_kind { SIM_FSEG_HOLD, SIM_FSEG_RAMP, SIM_FSEG_SINE };
+#define SIM_FSEQ_MAX 256
+struct sim_fseg {
+	enum sim_fseg_kind kind;
+	double f0, f1;     /* start and end frequency, Hz */
+	double dur;        /* s */
+	double amp, period; /* sine: f = f0 + amp sin(2 pi t / period) */
+};
+struct sim_fseq {
+	struct sim_fseg seg[SIM_FSEQ_MAX];
+	unsigned n;
+	bool playing;
+	double t0;
+};
+
+/* The 10 Hz-or-better record of one battery device for the step tests:
+ * a sample per physics tick and every command the device took. */
+#define SIM_TRACE_SAMPLES 8192
+#define SIM_TRACE_CMDS 2048
+struct sim_trace {
+	bool on;
+	unsigned dev;
+	double (*samples)[6];   /* t, Hz, remote, target W, W, SoC */
+	unsigned nsamples;
+	double (*cmds)[4];      /* t, remote, lo W, hi W */
+	unsigned ncmds;
+	uint64_t dropped;
+};
+
 struct sim {
 	struct loop *loop;
+	struct sim_fseq fseq;
+	struct sim_trace trace;
 	struct sim_clock clock;
 	struct sim_faults faults;
 	bool asleep;                /* some endpoint is asleep (manual or night) */
@@ -212,7 +247,15 @@ void sim_port_drop_all(struct sim_port *p);
 int sim_p1_telegram(const struct sim_device *d, unsigned variant, time_t now, char *buf,
 		    size_t cap);
 
+/* The frequency of sequence q at sim time t (q->playing). */
+double sim_fseq_hz(const struct sim_fseq *q, double t);
+
 /* control.c: the line-based control interface on loopback. */
+
+/* Record one trace sample at sim time t (a no-op unless tracing). */
+void sim_trace_sample(struct sim *s, double t);
+/* Record a command device d took (a no-op unless d is traced). */
+void sim_trace_command(struct sim *s, const struct sim_device *d, const struct sim_batt_cmd *c);
 
 /* Listen on s->ctl_host:s->ctl_port.  Returns 0 or -errno. */
 int sim_ctl_open(struct sim *s);

@@ -99,6 +99,12 @@ static const struct sim_vreg sungrow_sh_regs[] = {
 	V(IN, 13036, U32, LITTLE, 100, F(METER_TOTAL_IMPORT_WH), 1, 0), /* 13037 total import */
 	V(IN, 13040, U32, LITTLE, 100, F(BATTERY_TOTAL_CHARGE_WH), 1, 0), /* 13041 total charge */
 	V(IN, 13045, U32, LITTLE, 100, F(METER_TOTAL_EXPORT_WH), 1, 0), /* 13046 total export */
+	/* Holding "EMS" registers of section 3.2 (battery settings), with their
+	 * power-on values: 13050 EMS mode selection 0 = self-consumption; 13051
+	 * charge/discharge command 0xCC = stop; 13052 charge/discharge power, W */
+	V(HI, 13049, U16, BIG, 1, SQ_CONST, 1, 0),
+	V(HI, 13050, U16, BIG, 1, SQ_CONST, 1, 0xCC),
+	V(HI, 13051, U16, BIG, 1, SQ_CONST, 1, 0),
 };
 
 /* The same SH with no meter connected: 5601-5608 read 0x7FFFFFFF ("not
@@ -368,15 +374,16 @@ static const struct sim_vreg sma_regs[] = {
 
 /* Integer inverter model 103 at 40069 (L 50), as the SolarEdge SunSpec
  * technical note and Fronius "int+SF" maps place it. */
-#define MODEL_103(dcw_q)                                                                  \
-	C16(HI, 40069, 103), C16(HI, 40070, 50),                                              \
-	SF16(40075, -2), SF16(40082, -1),                                                     \
-	V(HI, 40083, I16, BIG, 1, F(INVERTER_W), -1, 0), SF16(40084, 0),    /* W */           \
-	V(HI, 40085, U16, BIG, 0.01, F(METER_HZ), 1, 0), SF16(40086, -2),   /* Hz */          \
-	V(HI, 40093, U32, BIG, 1, F(PV_TOTAL_GENERATION_WH), 1, 0), SF16(40095, 0), /* WH */  \
-	SF16(40097, -2), SF16(40099, -1),                                                     \
-	V(HI, 40100, I16, BIG, 1, (dcw_q), -1, 0), SF16(40101, 0),          /* DCW */         \
-	V(HI, 40103, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0), SF16(40106, -1) /* TmpSnk */
+#define MODEL_103_AT(a, dcw_q)                                                            \
+	C16(HI, (a), 103), C16(HI, (a) + 1, 50),                                              \
+	SF16((a) + 6, -2), SF16((a) + 13, -1),                                                \
+	V(HI, (a) + 14, I16, BIG, 1, F(INVERTER_W), -1, 0), SF16((a) + 15, 0),    /* W */     \
+	V(HI, (a) + 16, U16, BIG, 0.01, F(METER_HZ), 1, 0), SF16((a) + 17, -2),   /* Hz */    \
+	V(HI, (a) + 24, U32, BIG, 1, F(PV_TOTAL_GENERATION_WH), 1, 0), SF16((a) + 26, 0),     \
+	SF16((a) + 28, -2), SF16((a) + 30, -1),                                               \
+	V(HI, (a) + 31, I16, BIG, 1, (dcw_q), -1, 0), SF16((a) + 32, 0),          /* DCW */   \
+	V(HI, (a) + 34, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0), SF16((a) + 37, -1) /* TmpSnk */
+#define MODEL_103(dcw_q) MODEL_103_AT(40069, dcw_q)
 
 /* MPPT model 160 at a (L 48), two modules of 20 registers from a + 10. */
 #define MODEL_160(a)                                                                      \
@@ -587,6 +594,7 @@ static const struct sim_vreg sunspec_der_regs[] = {
 static const struct sim_vstr sunspec_strs[] = {
 	COMMON("SunSpec", "egw-sim SunSpec", "1.0"),
 };
+#define SIM_BATT_MAX_W 5000 /* the physics' default batt_max_w (SIM_PHYS_CFG_DEFAULT) */
 
 /* ---- Huawei SUN2000 (+ LUNA2000 battery, DTSU666-H meter) -----------------
  * Huawei "SUN2000 MODBUS Interface Definitions" (holding registers, 32-bit
@@ -648,6 +656,26 @@ static const struct sim_vreg huawei_hybrid_regs[] = {
 	V(HI, 37132, I32, BIG, 1, F(METER_L1_W), -1, 0),
 	V(HI, 37134, I32, BIG, 1, F(METER_L2_W), -1, 0),
 	V(HI, 37136, I32, BIG, 1, F(METER_L3_W), -1, 0),
+	/* Energy storage system (all ESUs): 37760 SOC (U16, %, gain 10), 37765
+	 * charge/discharge power (I32, W, > 0 charging) */
+	V(HI, 37760, U16, BIG, 0.001, F(BATTERY_SOC_NOM_FRACT), 1, 0),
+	V(HI, 37765, I32, BIG, 1, F(BATTERY_W), 1, 0),
+	/* ESS settings with their defaults: 47075 / 47077 maximum charging /
+	 * discharging power (U32, W), 47083 forced charging and discharging
+	 * period (U16, min), 47086 working mode settings (2 = maximise self
+	 * consumption), 47100 forcible charge/discharge (0 stop, 1 charge, 2
+	 * discharge), 47101 target SOC (gain 10), 47246 forcible
+	 * charge/discharge setting mode (0 duration, 1 target SOC), 47247 /
+	 * 47249 forcible charge / discharge power (U32, W) */
+	V(HI, 47075, U32, BIG, 1, SQ_CONST, 1, SIM_BATT_MAX_W),
+	V(HI, 47077, U32, BIG, 1, SQ_CONST, 1, SIM_BATT_MAX_W),
+	V(HI, 47083, U16, BIG, 1, SQ_CONST, 1, 0),
+	V(HI, 47086, U16, BIG, 1, SQ_CONST, 1, 2),
+	V(HI, 47100, U16, BIG, 1, SQ_CONST, 1, 0),
+	V(HI, 47101, U16, BIG, 1, SQ_CONST, 1, 1000),
+	V(HI, 47246, U16, BIG, 1, SQ_CONST, 1, 0),
+	V(HI, 47247, U32, BIG, 1, SQ_CONST, 1, 0),
+	V(HI, 47249, U32, BIG, 1, SQ_CONST, 1, 0),
 };
 /* The same with no meter connected: 37100 meter status 0 (offline), the
  * meter registers 0. */
@@ -662,6 +690,152 @@ static const struct sim_vreg huawei_hybrid_nometer_regs[] = {
 	V(HI, 37068, U32, BIG, 10, F(BATTERY_TOTAL_DISCHARGE_WH), 1, 0),
 	V(HI, 37100, U16, BIG, 1, SQ_CONST, 1, 0),
 };
+
+
+/* ---- SunSpec storage ---------------------------------------------------------
+ * A SunSpec hybrid with a battery: common model 1 (L 66), integer inverter
+ * model 103 at 40070 (L 50), Basic Storage Controls model 124 at 40122 (L
+ * 24), Battery Base model 802 at 40148 (L 62), end marker at 40212.  Point
+ * offsets from each model's ID register, after the SunSpec model definitions
+ * (model_124.json, model_802.json of the SunSpec models repository).
+ *
+ * 124: WChaMax +2 (W, WChaMax_SF +18 = 0), StorCtl_Mod +5 (bit 0 CHARGE,
+ * bit 1 DiSCHARGE limit active), ChaState +8 (% of capacity, ChaState_SF
+ * +22 = -1), InBatV +10 (InBatV_SF +24 = -1), ChaSt +11, OutWRte +12 and
+ * InWRte +13 ("percent of max discharge / charging rate", InOutWRte_SF +25 =
+ * -2), InOutWRte_WinTms +14, InOutWRte_RvrtTms +15 ("timeout period for
+ * charge/discharge rate", s), InOutWRte_RmpTms +16, ChaGriSet +17 (1 GRID).
+ * 802: WHRtg +3, WChaRteMax +4, WDisChaRteMax +5 (WChaDisChaMax_SF +54),
+ * SoCMax +7, SoCMin +8, SoC +11 (SoC_SF +56 = -1), ChaSt +16, V +34 (V_SF
+ * +59 = -1), A +44 (A_SF +61 = -1), W +47 (W_SF +63 = 0); as SunSpec
+ * batteries report them, A and W are positive when discharging. */
+#define SS124 40122
+#define SS802 40148
+static const struct sim_vrange sunspec_storage_ranges[] = {
+	{ HI, 40000, 214 },
+};
+static const struct sim_vreg sunspec_storage_regs[] = {
+	SUNS, C16(HI, 40002, 1), C16(HI, 40003, 66),
+	MODEL_103_AT(40070, F(PV_W)),
+	C16(HI, SS124, 124), C16(HI, SS124 + 1, 24),
+	C16(HI, SS124 + 2, SIM_BATT_MAX_W),                          /* WChaMax */
+	C16(HI, SS124 + 3, 100), C16(HI, SS124 + 4, 100),              /* WChaGra, WDisChaGra */
+	C16(HI, SS124 + 5, 0),                                         /* StorCtl_Mod */
+	V(HI, SS124 + 8, U16, BIG, 0.001, F(BATTERY_SOC_NOM_FRACT), 1, 0), /* ChaState */
+	V(HI, SS124 + 10, U16, BIG, 0.1, F(BATTERY_V), 1, 0),         /* InBatV */
+	V(HI, SS124 + 11, U16, BIG, 1, SQ_SUNSPEC_CHAST, 1, 0),        /* ChaSt */
+	V(HI, SS124 + 12, I16, BIG, 1, SQ_CONST, 1, 10000),            /* OutWRte 100.00 % */
+	V(HI, SS124 + 13, I16, BIG, 1, SQ_CONST, 1, 10000),            /* InWRte */
+	C16(HI, SS124 + 17, 1),                                        /* ChaGriSet GRID */
+	SF16(SS124 + 18, 0), SF16(SS124 + 19, 0), SF16(SS124 + 20, 0), SF16(SS124 + 21, 0),
+	SF16(SS124 + 22, -1), SF16(SS124 + 23, 0), SF16(SS124 + 24, -1), SF16(SS124 + 25, -2),
+	C16(HI, SS802, 802), C16(HI, SS802 + 1, 62),
+	C16(HI, SS802 + 3, 10000),                                     /* WHRtg */
+	C16(HI, SS802 + 4, SIM_BATT_MAX_W), C16(HI, SS802 + 5, SIM_BATT_MAX_W),
+	C16(HI, SS802 + 7, 1000), C16(HI, SS802 + 8, 50),              /* SoCMax, SoCMin */
+	V(HI, SS802 + 11, U16, BIG, 0.001, F(BATTERY_SOC_NOM_FRACT), 1, 0), /* SoC */
+	V(HI, SS802 + 16, U16, BIG, 1, SQ_SUNSPEC_CHAST, 1, 0),        /* ChaSt */
+	V(HI, SS802 + 34, U16, BIG, 0.1, F(BATTERY_V), 1, 0),          /* V */
+	V(HI, SS802 + 44, I16, BIG, 0.1, F(BATTERY_A), -1, 0),         /* A, discharge + */
+	V(HI, SS802 + 47, I16, BIG, 1, F(BATTERY_W), -1, 0),           /* W, discharge + */
+	SF16(SS802 + 53, 0), SF16(SS802 + 54, 0), SF16(SS802 + 56, -1), SF16(SS802 + 59, -1),
+	SF16(SS802 + 61, -1), SF16(SS802 + 63, 0),
+	END_MARKER(40212),
+};
+static const struct sim_vstr sunspec_storage_strs[] = {
+	COMMON("egw-sim", "SunSpec storage", "1.0"),
+};
+
+/* ---- battery control ---------------------------------------------------------
+ * Each turns the control registers of its document, as written, into a
+ * command for the simulated battery (physics.h). */
+
+static uint16_t reg16(const struct regimage *img, uint16_t addr)
+{
+	uint16_t w = 0;
+	(void)regimage_get(img, REG_FC_HOLDING, addr, 1, &w);
+	return w;
+}
+
+static uint32_t reg32(const struct regimage *img, uint16_t addr)
+{
+	return (uint32_t)reg16(img, addr) << 16 | reg16(img, (uint16_t)(addr + 1));
+}
+
+static bool touches(uint16_t addr, unsigned count, uint16_t lo, uint16_t hi)
+{
+	return (unsigned)addr <= hi && (unsigned)addr + count > lo;
+}
+
+/* Sungrow residential hybrid protocol, holding registers (document numbers):
+ * 13050 EMS mode selection: 0 self-consumption, 2 forced mode, 3 external
+ * EMS (driven by the same command registers); 13051 charge/discharge
+ * command: 0xAA charge, 0xBB discharge, 0xCC stop; 13052 charge/discharge
+ * power, W.  The document gives forced mode no timeout: it lasts until
+ * 13050 is written back to 0. */
+static int sungrow_control(const struct regimage *img, uint16_t addr, unsigned count, double t,
+			   const struct sim_batt_cmd *prev, struct sim_batt_cmd *ret_cmd)
+{
+	(void)prev;
+	if (!touches(addr, count, 13049, 13051))
+		return 0;
+	uint16_t mode = reg16(img, 13049), cmd = reg16(img, 13050);
+	double w = reg16(img, 13051);
+	double set = cmd == 0xAA ? w : cmd == 0xBB ? -w : 0.0;
+	*ret_cmd = (struct sim_batt_cmd){ .t = t, .remote = mode == 2 || mode == 3,
+					  .lo_w = set, .hi_w = set, .timeout_s = INFINITY, .since = t };
+	return 1;
+}
+
+/* Huawei SUN2000 interface definitions, ESS settings: 47100 forcible
+ * charge/discharge (0 stop, 1 charge, 2 discharge) starts or ends a forced
+ * charge or discharge at 47247 / 47249 W; in duration mode (47246 = 0) it
+ * ends by itself after 47083 minutes, counted from the 47100 write that
+ * started it; in target-SOC mode (47246 = 1) it ends when 47101 is reached
+ * (not modelled: no timeout).  A write of the power or the period alone
+ * changes the running command without restarting its period. */
+static int huawei_control(const struct regimage *img, uint16_t addr, unsigned count, double t,
+			  const struct sim_batt_cmd *prev, struct sim_batt_cmd *ret_cmd)
+{
+	bool start = touches(addr, count, 47100, 47100);
+	if (!start && !(prev->remote && (touches(addr, count, 47083, 47083) ||
+					 touches(addr, count, 47246, 47250))))
+		return 0;
+	uint16_t cmd = reg16(img, 47100);
+	double w = cmd == 1 ? (double)reg32(img, 47247) : cmd == 2 ? -(double)reg32(img, 47249) : 0;
+	double period = reg16(img, 47246) == 0 ? reg16(img, 47083) * 60.0 : INFINITY;
+	/* the command arrives now; its period runs from the 47100 write */
+	double started = start ? t : prev->since;
+	*ret_cmd = (struct sim_batt_cmd){ .t = t, .remote = cmd == 1 || cmd == 2, .lo_w = w,
+					  .hi_w = w, .timeout_s = period - (t - started),
+					  .since = started };
+	return 1;
+}
+
+/* SunSpec model 124: StorCtl_Mod bit 0 puts a ceiling of InWRte % x WChaMax
+ * on charging, bit 1 a ceiling of OutWRte % x WChaMax on discharging; a
+ * negative rate crosses zero, so [OutWRte, InWRte] = [-r, r] pins the power
+ * at r % (the window a SunSpec storage controller is driven with).  With no
+ * write of a control point for InOutWRte_RvrtTms seconds (0: never) the
+ * rates revert and the battery is back in its own mode. */
+static int sunspec_control(const struct regimage *img, uint16_t addr, unsigned count, double t,
+			   const struct sim_batt_cmd *prev, struct sim_batt_cmd *ret_cmd)
+{
+	(void)prev;
+	if (!touches(addr, count, SS124 + 2, SS124 + 17))
+		return 0;
+	double wmax = reg16(img, SS124 + 2) * pow(10, (int16_t)reg16(img, SS124 + 18));
+	double rsf = pow(10, (int16_t)reg16(img, SS124 + 25)) / 100.0;
+	uint16_t mod = reg16(img, SS124 + 5);
+	double out = (int16_t)reg16(img, SS124 + 12) * rsf * wmax;
+	double in = (int16_t)reg16(img, SS124 + 13) * rsf * wmax;
+	uint16_t rvrt = reg16(img, SS124 + 15);
+	*ret_cmd = (struct sim_batt_cmd){ .t = t, .remote = (mod & 3) != 0,
+					  .lo_w = (mod & 2) ? -out : -INFINITY,
+					  .hi_w = (mod & 1) ? in : INFINITY,
+					  .timeout_s = rvrt ? rvrt : INFINITY, .since = t };
+	return 1;
+}
 
 #define RANGES(r) .ranges = (r), .nranges = ARRAY_SIZE(r)
 #define REGS(r) .regs = (r), .nregs = ARRAY_SIZE(r)
@@ -678,11 +852,13 @@ static const struct sim_model model_sungrow = {
 	.name = "sungrow", .profile = "sungrow", .battery = true, .meter = true,
 	.doc = "Sungrow Communication Protocol of Residential Hybrid Inverter V1.0.23",
 	RANGES(sungrow_sh_ranges), REGS(sungrow_sh_regs), SERIAL_STR(IN, 4989, 10),
+	.control = sungrow_control,
 };
 static const struct sim_model model_sungrow_sf = {
 	.name = "sungrow_sf", .profile = "sungrow_sf", .battery = true, .meter = true,
 	.doc = "Sungrow Communication Protocol of Residential Hybrid Inverter V1.0.23",
 	RANGES(sungrow_sh_ranges), REGS(sungrow_sh_regs), SERIAL_STR(IN, 4989, 10),
+	.control = sungrow_control,
 };
 static const struct sim_model model_sungrow_nometer = {
 	.name = "sungrow_nometer", .profile = "sungrow", .battery = true,
@@ -800,6 +976,14 @@ static const struct sim_model model_huawei_hybrid = {
 	.name = "huawei_hybrid", .profile = "huawei_hybrid", .battery = true, .meter = true,
 	.doc = "Huawei SUN2000 MODBUS Interface Definitions (LUNA2000, DTSU666-H meter)",
 	RANGES(huawei_hybrid_ranges), REGS(huawei_hybrid_regs), SERIAL_STR(HI, 30015, 10),
+	.control = huawei_control,
+};
+static const struct sim_model model_sunspec_storage = {
+	.name = "sunspec_storage", .profile = "sunspec", .battery = true,
+	.doc = "SunSpec models 1, 103, 124 (Basic Storage Controls), 802 (Battery Base)",
+	RANGES(sunspec_storage_ranges), REGS(sunspec_storage_regs), STRS(sunspec_storage_strs),
+	SERIAL_STR(HI, 40052, 16),
+	.control = sunspec_control,
 };
 static const struct sim_model model_huawei_hybrid_nometer = {
 	.name = "huawei_hybrid_nometer", .profile = "huawei_hybrid", .battery = true,
@@ -815,7 +999,7 @@ static const struct sim_model *const models[] = {
 	&model_solaredge_us,
 	&model_fronius_sf,
 	&model_fronius,
-	&model_sunspec_float, &model_sunspec_float1, &model_sunspec_der,
+	&model_sunspec_float, &model_sunspec_float1, &model_sunspec_der, &model_sunspec_storage,
 };
 
 const struct sim_model *sim_model_find(const char *name)
@@ -849,6 +1033,11 @@ static double quantity(const struct sim_vreg *v, const struct reading *r)
 	case SQ_SUNGROW_STATE: {
 		double w = r->v[RF_BATTERY_W];
 		x = w > 0 ? 2 : w < 0 ? 4 : 0;
+		break;
+	}
+	case SQ_SUNSPEC_CHAST: {
+		double w = r->v[RF_BATTERY_W];
+		x = w > 0 ? 4 : w < 0 ? 3 : 6;
 		break;
 	}
 	case SQ_CONST:

@@ -21,6 +21,7 @@
 
 #include "profiles/profile.h"
 #include "profiles/reading.h"
+#include "sim/physics.h"
 
 enum sim_q {
 	SQ_FIELD_MAX = RF_COUNT - 1, /* 0..RF_COUNT-1: a reading field */
@@ -28,6 +29,7 @@ enum sim_q {
 	SQ_MPPT2_W,
 	SQ_BATTERY_ABS_W,            /* |battery.W| */
 	SQ_SUNGROW_STATE,            /* Sungrow running state: bit 1 charging, bit 2 discharging */
+	SQ_SUNSPEC_CHAST,            /* SunSpec ChaSt: 3 discharging, 4 charging, 6 holding */
 	SQ_CONST,                    /* off alone */
 	SQ_NONE,                     /* "not implemented": the type's sentinel */
 };
@@ -69,6 +71,14 @@ struct sim_model {
 		uint8_t fc, words, type; /* REG_STR: ASCII, NUL padded; or U32 */
 		uint16_t addr;
 	} serial;
+	/* Battery control (NULL: the device ignores control writes).  Called
+	 * after a client wrote `count` holding registers at `addr` (already in
+	 * img) at sim time t; prev is the latest command the battery got.
+	 * Returns 1 with *ret_cmd set when the write commands the battery, 0
+	 * when it does not (another register, or a change that only takes
+	 * effect with a later write). */
+	int (*control)(const struct regimage *img, uint16_t addr, unsigned count, double t,
+		       const struct sim_batt_cmd *prev, struct sim_batt_cmd *ret_cmd);
 };
 
 /* The map named `name` (case-insensitive), or NULL. */
