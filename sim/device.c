@@ -245,19 +245,23 @@ int sim_home_update(struct sim *s, double t)
 		/* the totals follow the power the meter shows: import rises while
 		 * importing, export while exporting (the device's own physics is
 		 * not this home's grid point) */
+		double imp = d->home_import_wh, exp_ = d->home_export_wh;
 		if (isnan(d->home_t)) {
-			d->home_import_wh = d->vals.import_wh;
-			d->home_export_wh = d->vals.export_wh;
+			imp = d->vals.import_wh;
+			exp_ = d->vals.export_wh;
+			d->home_t = t;
 		} else if (t > d->home_t) {
 			double wh = (load + ac) * (t - d->home_t) / 3600.0;
 			if (wh > 0)
-				d->home_import_wh += wh;
+				imp += wh;
 			else
-				d->home_export_wh -= wh;
+				exp_ -= wh;
+			d->home_t = t;
 		}
-		d->home_t = MAX(t, isnan(d->home_t) ? t : d->home_t);
-		d->rd.v[RF_METER_TOTAL_IMPORT_WH] = d->home_import_wh;
-		d->rd.v[RF_METER_TOTAL_EXPORT_WH] = d->home_export_wh;
+		d->home_import_wh = imp;
+		d->home_export_wh = exp_;
+		d->rd.v[RF_METER_TOTAL_IMPORT_WH] = imp;
+		d->rd.v[RF_METER_TOTAL_EXPORT_WH] = exp_;
 		if (s->fseq.playing)
 			d->rd.v[RF_METER_HZ] = sim_fseq_hz(&s->fseq, t);
 		for (int k = 0; k < 3; k++) {
