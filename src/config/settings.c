@@ -19,6 +19,7 @@
 #include "base/json.h"
 #include "base/util.h"
 #include "devices/devconf.h"
+#include "grid/fcr.h"
 
 enum stype {
 	ST_INT,
@@ -63,6 +64,13 @@ static const struct skey schema[] = {
 	{ "backend.rate_per_s", ST_INT, 100, .min = 1, .max = 10000 },
 	{ "backend.timeout_ms", ST_INT, 10000, .min = 100, .max = 600000 },
 	{ "devices", ST_DEVICES },
+	/* grid services (grid/fcr.h; checked as a whole by fcr_conf_parse) */
+	{ "fcr.battery_device", ST_STR, .def_str = "" },
+	{ "fcr.enabled", ST_BOOL, 0 },
+	{ "fcr.frequency_device", ST_STR, .def_str = "" },
+	{ "fcr.products", ST_ARRAY },
+	{ "fcr.soc_max", ST_INT, 90, .min = 0, .max = 100 },
+	{ "fcr.soc_min", ST_INT, 10, .min = 0, .max = 100 },
 	{ "frequency.device", ST_INT, 0, .min = 0, .max = 255 },
 	{ "frequency.interval_ms", ST_INT, 100, .min = 10, .max = 60000 },
 	{ "harvest.batch_interval_ms", ST_INT, 10000, .min = 10, .max = 3600000 },
@@ -502,6 +510,19 @@ static int commit(struct settings *s, json_t *file, json_t *over, struct setting
 	if (!eff) {
 		r = -ENOMEM;
 		set_err(err, "", "out of memory");
+		goto err;
+	}
+	/* Rules across keys (FCR names devices and the frequency source) hold
+	 * on the document egwd runs with, whichever layer changed. */
+	struct fcr_conf fc;
+	struct fcr_conf_error fe = { 0 };
+	r = fcr_conf_parse(eff, &fc, &fe);
+	if (r < 0) {
+		json_decref(eff);
+		if (r == -ENOMEM)
+			set_err(err, "", "out of memory");
+		else
+			set_err(err, fe.key, "%s", fe.msg);
 		goto err;
 	}
 	json_decref(s->file);

@@ -109,6 +109,52 @@ struct mb_block {
 struct profile;
 struct block_result;
 
+/* Battery control (grid services): how egw commands a hybrid inverter's
+ * battery power, from the vendor's document (doc/battery-control.md).  Data,
+ * beside the read tables; battctl_setpoint() turns a setpoint into writes.
+ * Setpoints are W in the data model's sign: > 0 charges, < 0 discharges. */
+#define BCTL_MAX_VALUES 4
+struct bctl_write {
+	uint16_t addr;     /* holding register, zero-based */
+	uint8_t count;     /* 1: function 6; more: function 16 */
+	uint16_t values[BCTL_MAX_VALUES];
+};
+
+enum bctl_layout {
+	/* [command, power U16 magnitude] in one write at cmd_addr (Sungrow SH) */
+	BCTL_CMD_THEN_POWER_U16,
+	/* [charge power U32, discharge power U32] at power_addr, then the
+	 * command at cmd_addr (Huawei LUNA2000 forcible charge/discharge) */
+	BCTL_POWER_PAIR_U32_THEN_CMD,
+};
+
+struct battery_control {
+	const char *doc;                    /* the vendor document and section */
+	const struct bctl_write *take;      /* taking control, in order */
+	unsigned ntake;
+	const struct bctl_write *release;   /* back to the inverter's own mode, in order */
+	unsigned nrelease;
+	const struct bctl_write *keepalive; /* rewritten every keepalive_ms while in control */
+	unsigned nkeepalive;
+	unsigned keepalive_ms;
+	unsigned timeout_s;                 /* the inverter's own remote-control timeout
+	                                       (it leaves forced mode by itself); 0: none documented */
+	uint8_t layout;                     /* enum bctl_layout */
+	uint16_t cmd_addr;
+	uint16_t cmd_charge, cmd_discharge, cmd_stop;
+	uint16_t power_addr;                /* BCTL_POWER_PAIR_U32_THEN_CMD */
+	uint32_t power_max_w;               /* the power register's documented range */
+	int32_t limit_charge_addr;          /* holding U32 W, the battery's charge limit; -1: none */
+	int32_t limit_discharge_addr;       /* likewise for discharging; -1: none */
+};
+
+/* The writes that set the battery power to setpoint_w (rounded to 1 W,
+ * magnitude clamped to c->power_max_w), in order, into ret (cap entries).
+ * Returns the number of writes (1 or 2), -ENOSPC or -EINVAL (NaN). */
+int battctl_setpoint(const struct battery_control *c, double setpoint_w, struct bctl_write *ret,
+		     unsigned cap);
+
+
 /* Optional per-profile quirk applied after the table decode (e.g. Deye
  * high-voltage models).  Returns 0 or -errno. */
 typedef int (*profile_fixup_fn)(const struct profile *p, const struct block_result *res,
@@ -141,6 +187,7 @@ struct profile {
 	profile_encode_fixup_fn encode_fixup; /* NULL for most */
 	uint16_t sunspec_base;           /* SunSpec profiles: address of "SunS"; else 0 */
 	bool heap;                       /* built by sunspec_build_profile: free with profile_free */
+	const struct battery_control *control; /* battery control registers, or NULL */
 };
 
 /* Static profile by name (case-insensitive); NULL if unknown.  "sunspec" is
