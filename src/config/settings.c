@@ -517,6 +517,20 @@ static int commit(struct settings *s, json_t *file, json_t *over, struct setting
 	struct fcr_conf fc;
 	struct fcr_conf_error fe = { 0 };
 	r = fcr_conf_parse(eff, &fc, &fe);
+	if (r >= 0 && json_object_size(over)) {
+		/* and on what is saved alone: the command line is not saved, so a
+		 * file that leans on it would be refused at the next start */
+		json_t *empty = json_object();
+		json_t *saved = empty ? effective(file, empty) : NULL;
+		r = saved ? fcr_conf_parse(saved, &fc, &fe) : -ENOMEM;
+		if (r == -EGW_ESCHEMA) {
+			size_t n = strlen(fe.msg);
+			snprintf(fe.msg + n, sizeof(fe.msg) - n, " (in the saved settings, without "
+				 "the command line's --set)");
+		}
+		json_decref(saved);
+		json_decref(empty);
+	}
 	if (r < 0) {
 		json_decref(eff);
 		if (r == -ENOMEM)

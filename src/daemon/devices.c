@@ -459,5 +459,8 @@ int devices_egw_apply(struct egw *e, char *err, size_t errlen)
 	if (r < 0)
 		log_error("devices", "keeping the current devices: %s",
 			  err[0] ? err : egw_strerror(r));
+	else
+		devices_set_freq_device(e->devices,
+					(int)settings_get_int(e->settings, "frequency.device"));
 	return r;
 }

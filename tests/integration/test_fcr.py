@@ -1,0 +1,333 @@
+"""FCR (frequency containment with the home battery) end to end.
+
+egwd polls egw-sim's Huawei SUN2000+LUNA2000 (huawei_hybrid: holding
+registers 47000-47759 writable there) as the battery and an SDM630 (frequency
+as a float) as the frequency source; the test drives the simulated frequency
+through egw-sim's control port and reads the battery's control registers
+back over Modbus TCP itself (a raw client here, not egwd's), so what it checks
+is what reached the device:
+
+- activation follows the frequency (FCR-N, FCR-D up, FCR-D down), and the
+  setpoint egwd reports is written to 47247/47249 and 47100;
+- each safety case hands the battery back (47100 = 0): stale frequency, a
+  failed battery device, SoC out of the window, FCR turned off, egwd stopped;
+- settings refusals: a 10-mHz frequency source, a battery whose profile has
+  no control table, an unknown device; FCR off writes nothing;
+- the 1 Hz log is exported as CSV by GET /api/fcr/log.
+
+Run with /usr/bin/python3; EGW_BUILD names the build directory.
+"""
+import csv
+import io
+import json
+import os
+import socket
+import struct
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import egwtest as T  # noqa: E402
+
+LOCAL = "127.0.0.1"
+CMD, CHG, DIS, PERIOD, MODE = 47100, 47247, 47249, 47083, 47246
+
+
+class Ctl:
+    def __init__(self, tc, port):
+        self.sock = socket.create_connection((LOCAL, port), timeout=5)
+        tc.addCleanup(self.sock.close)
+        self.f = self.sock.makefile("rwb")
+
+    def cmd(self, line):
+        self.f.write(line.encode() + b"\n")
+        self.f.flush()
+        ans = self.f.readline().decode().strip()
+        if ans.startswith("error"):
+            raise AssertionError(f"egw-sim: {line!r} -> {ans}")
+        return ans
+
+
+class Mb:
+    """A minimal Modbus TCP client (function 3) to read what egwd wrote."""
+
+    def __init__(self, tc, port, unit):
+        self.port, self.unit, self.tid = port, unit, 0
+        self.sock = None
+        tc.addCleanup(self.close)
+
+    def close(self):
+        if self.sock:
+            self.sock.close()
+            self.sock = None
+
+    def _recv(self, n):
+        b = b""
+        while len(b) < n:
+            c = self.sock.recv(n - len(b))
+            if not c:
+                raise OSError("closed")
+            b += c
+        return b
+
+    def read(self, addr, count):
+        if not self.sock:
+            self.sock = socket.create_connection((LOCAL, self.port), timeout=5)
+        self.tid = (self.tid + 1) & 0xFFFF
+        self.sock.sendall(struct.pack(">HHHBBHH", self.tid, 0, 6, self.unit, 3, addr, count))
+        hdr = self._recv(7)
+        _, _, ln, _ = struct.unpack(">HHHB", hdr)
+        body = self._recv(ln - 1)
+        if body[0] & 0x80:
+            raise OSError(f"exception {body[1]}")
+        return list(struct.unpack(">%dH" % (body[1] // 2), body[2:2 + body[1]]))
+
+    def write(self, addr, values):
+        if not self.sock:
+            self.sock = socket.create_connection((LOCAL, self.port), timeout=5)
+        self.tid = (self.tid + 1) & 0xFFFF
+        n = len(values)
+        pdu = struct.pack(">BHHB", 16, addr, n, 2 * n) + struct.pack(">%dH" % n, *values)
+        self.sock.sendall(struct.pack(">HHHB", self.tid, 0, len(pdu) + 1, self.unit) + pdu)
+        hdr = self._recv(7)
+        body = self._recv(struct.unpack(">HHHB", hdr)[2] - 1)
+        if body[0] & 0x80:
+            raise OSError(f"exception {body[1]}")
+
+    def u32(self, addr):
+        w = self.read(addr, 2)
+        return w[0] << 16 | w[1]
+
+
+def settings(bsim, msim, **fcr):
+    f = {
+        "battery_device": "bat",
+        "frequency_device": "meter",
+        "products": [{"product": "fcr-n", "capacity_w": 2000},
+                     {"product": "fcr-d-up", "capacity_w": 3000},
+                     {"product": "fcr-d-down", "capacity_w": 3000}],
+        "soc_min": 10, "soc_max": 90,
+        "enabled": True,
+    }
+    f.update(fcr)
+    return {
+        "devices": [bsim.device_settings(0, id="bat"), msim.device_settings(0, id="meter")],
+        "frequency": {"device": 1},
+        "fcr": f,
+    }
+
+
+def expected_setpoint(hz):
+    n = max(-1, min(1, (50.0 - hz) / 0.1)) * 2000
+    up = max(0, min(1, (49.9 - hz) / 0.4)) * 3000
+    down = max(0, min(1, (hz - 50.1) / 0.4)) * 3000
+    return round(-(n + up) + down)
+
+
+class FcrTest(unittest.TestCase):
+    def start(self, **fcr):
+        # two simulators, so that a fault on one leaves the other answering
+        self.bsim = T.EgwSim(self, [("huawei_hybrid", 1)])
+        self.msim = T.EgwSim(self, [("sdm630", 2)])
+        self.bctl = Ctl(self, self.bsim.control_port)
+        self.mctl = Ctl(self, self.msim.control_port)
+        self.bctl.cmd("set soc 0.5")
+        self.mctl.cmd("set hz 50.0")
+        self.mb = Mb(self, self.bsim.servers[0]["port"], self.bsim.servers[0]["unit"])
+        # the battery's own limits (47075/47077 maximum charging/discharging
+        # power, U32 W): egw-sim's generic map holds 0 there until written
+        self.mb.write(47075, [0, 5000, 0, 5000])
+        self.egwd = T.Egwd(self, set={"harvest.poll_interval_ms": 200})
+        # through the API, as a user turns it on: saved, and so checked alone
+        st, body = T.http_json(self.egwd.port, "POST", "/api/settings",
+                               settings(self.bsim, self.msim, **fcr), headers=self.egwd.auth())
+        self.assertEqual(st, 200, body)
+        return self.egwd
+
+    def fcr(self):
+        return self.egwd.state()["fcr"]
+
+    def wait_battery(self, setpoint, timeout=15):
+        """Waits until the battery's registers hold the setpoint (W, charging +)."""
+        def ok():
+            cmd = self.mb.read(CMD, 1)[0]
+            chg, dis = self.mb.u32(CHG), self.mb.u32(DIS)
+            if setpoint > 0:
+                return cmd == 1 and abs(chg - setpoint) <= 1 and dis == 0
+            if setpoint < 0:
+                return cmd == 2 and abs(dis + setpoint) <= 1 and chg == 0
+            return cmd == 0
+        return T.wait_until(ok, timeout=timeout, what=f"battery setpoint {setpoint} W")
+
+    def wait_released(self, timeout=15):
+        T.wait_until(lambda: self.mb.read(CMD, 1)[0] == 0 and not self.fcr()["in_control"],
+                     timeout=timeout, what="battery back in its own mode")
+
+    def set_hz(self, hz):
+        self.mctl.cmd(f"set hz {hz}")
+
+    def test_activation_follows_frequency(self):
+        self.start()
+        T.wait_until(lambda: self.fcr()["state"] == "active", timeout=15, what="fcr active")
+        self.assertEqual(self.mb.read(MODE, 1)[0], 0, "duration mode")
+        self.assertEqual(self.mb.read(PERIOD, 1)[0], 2, "2-minute forced period")
+        for hz in (49.95, 50.05, 49.7, 49.4, 50.3, 50.6, 50.0):
+            self.set_hz(hz)
+            sp = expected_setpoint(hz)
+            if sp == 0:
+                continue  # NEM may be at work in the normal band
+            self.wait_battery(sp)
+            st = T.wait_until(lambda: (lambda s: s if s["setpoint_W"] == sp else None)(self.fcr()),
+                              what=f"state setpoint {sp}")
+            self.assertAlmostEqual(st["f_Hz"], hz, places=3)
+            prods = st["products"]
+            self.assertEqual(set(prods), {"fcr-n", "fcr-d-up", "fcr-d-down"})
+        st = self.fcr()
+        self.assertGreater(st["setpoints"], 3)
+        self.assertEqual(st["write_errors"], 0)
+        self.assertIsNotNone(st["delay_ms"]["p99"])
+        m = T.http(self.egwd.port, "GET", "/metrics")[2].decode()
+        self.assertIn("egw_fcr_writes_total", m)
+        self.assertIn("egw_fcr_delay_seconds_bucket", m)
+        self.assertIn('egw_fcr_delay_quantile_seconds{quantile="0.99"}', m)
+
+    def test_stale_frequency_releases(self):
+        self.start()
+        self.set_hz(49.7)
+        self.wait_battery(expected_setpoint(49.7))
+        # the frequency meter stops answering: no sample for 1 s
+        self.mctl.cmd("fault timeout on")
+        self.wait_released()
+        st = self.fcr()
+        self.assertEqual(st["state"], "released")
+        self.assertIn("frequency", st["reason"])
+        # it answers again: FCR takes the battery back
+        self.mctl.cmd("fault timeout off")
+        self.wait_battery(expected_setpoint(49.7))
+
+    def test_soc_exhausted_releases(self):
+        self.start()
+        self.set_hz(49.7)
+        self.wait_battery(expected_setpoint(49.7))
+        self.bctl.cmd("set soc 0.05")
+        self.wait_released()
+        self.assertEqual(self.fcr()["state"], "released")
+        self.assertIn("state of charge", self.fcr()["reason"])
+        self.bctl.cmd("set soc 0.5")
+        self.wait_battery(expected_setpoint(49.7))
+
+    def test_battery_device_failure_releases(self):
+        self.start()
+        self.set_hz(50.3)
+        self.wait_battery(expected_setpoint(50.3))
+        # the battery answers every request with exception 4 (device failure):
+        # egwd stops controlling it; the release cannot reach it, so the
+        # inverter's own forced period (47083, 2 min) is what ends the force
+        self.assertEqual(self.mb.read(PERIOD, 1)[0], 2)
+        self.bctl.cmd("fault exception 4")
+        st = T.wait_until(lambda: (lambda s: s if s["state"] == "released" else None)(self.fcr()),
+                          timeout=20, what="fcr released on a failed battery")
+        self.assertIn("battery", st["reason"])
+        self.bctl.cmd("fault exception off")
+        # healthy again: the start-over writes the release, then takes it back
+        self.wait_battery(expected_setpoint(50.3), timeout=30)
+
+    def test_turn_off_and_stop_release(self):
+        egwd = self.start()
+        self.set_hz(49.7)
+        self.wait_battery(expected_setpoint(49.7))
+        st, body = T.http_json(egwd.port, "POST", "/api/settings", {"fcr": {"enabled": False}},
+                                  headers=egwd.auth())
+        self.assertEqual(st, 200, body)
+        self.wait_released()
+        self.assertEqual(self.fcr()["state"], "off")
+        st, body = T.http_json(egwd.port, "POST", "/api/settings", {"fcr": {"enabled": True}},
+                                  headers=egwd.auth())
+        self.assertEqual(st, 200, body)
+        self.wait_battery(expected_setpoint(49.7))
+        egwd.stop()
+        self.assertEqual(self.mb.read(CMD, 1)[0], 0, "egwd stopped: released")
+        self.assertIn("back in its own mode", egwd.output())
+
+    def test_csv_log(self):
+        egwd = self.start()
+        self.set_hz(49.7)
+        self.wait_battery(expected_setpoint(49.7))
+        time.sleep(2.5)  # two 1-Hz lines at least
+        now = int(time.time() * 1000)
+        st, hdr, body = T.http(egwd.port, "GET", f"/api/fcr/log?from={now - 60000}&to={now}")
+        self.assertEqual(st, 200, body)
+        rows = list(csv.DictReader(io.StringIO(body.decode())))
+        self.assertGreaterEqual(len(rows), 2, body)
+        self.assertEqual(list(rows[0].keys()),
+                         ["time_utc", "ts_ms", "f_Hz", "setpoint_W", "measured_W", "state",
+                          "fcr_n_W", "fcr_d_up_W", "fcr_d_down_W"])
+        active = [r for r in rows if r["state"] == "active" and r["f_Hz"] == "49.700"]
+        self.assertTrue(active, body)
+        self.assertEqual(int(active[-1]["setpoint_W"]), expected_setpoint(49.7))
+        st, _, _ = T.http(egwd.port, "GET", "/api/fcr/log?from=0&to=999999999999")
+        self.assertEqual(st, 400)
+        st, _, _ = T.http(egwd.port, "GET", "/api/fcr/log?from=yesterday")
+        self.assertEqual(st, 400)
+
+
+class FcrSettingsTest(unittest.TestCase):
+    def test_refusals_and_off(self):
+        sim = T.EgwSim(self, [("huawei_hybrid", 1), ("sdm630", 2), ("sungrow", 3)])
+        mb = Mb(self, sim.servers[0]["port"], sim.servers[0]["unit"])
+        before = mb.read(47000, 120) + mb.read(47240, 20)
+        devices = [sim.device_settings(0, id="bat"), sim.device_settings(1, id="meter"),
+                   sim.device_settings(2, id="sg")]
+        # FCR off (the default) with every device: nothing is written.  The
+        # devices are saved (API), not given with --set: what FCR names must
+        # be in the saved settings, which a restart reads alone.
+        egwd = T.Egwd(self, set={"harvest.poll_interval_ms": 200})
+        st, body = T.http_json(egwd.port, "POST", "/api/settings",
+                               {"devices": devices, "frequency": {"device": 1}},
+                               headers=egwd.auth())
+        self.assertEqual(st, 200, body)
+        T.wait_until(lambda: all(d["state"] == "polling" for d in egwd.state()["devices"]),
+                     timeout=15, what="devices polling")
+        self.assertEqual(egwd.state()["fcr"]["state"], "off")
+        time.sleep(1)
+        self.assertEqual(mb.read(47000, 120) + mb.read(47240, 20), before)
+
+        def refused(patch, key, words):
+            st, body = T.http_json(egwd.port, "POST", "/api/settings", patch,
+                                      headers=egwd.auth())
+            self.assertEqual(st, 400, body)
+            self.assertEqual(body.get("field"), key, body)
+            for w in words:
+                self.assertIn(w, body["error"])
+
+        prods = [{"product": "fcr-d-up", "capacity_w": 3000}]
+        # the inverter's 10-mHz frequency register
+        refused({"frequency.device": 0, "fcr": {"enabled": True, "battery_device": "bat",
+                                               "frequency_device": "bat", "products": prods}},
+                "fcr.frequency_device", ["bat", "10 mHz", "5 mHz"])
+        # a profile without battery control registers
+        refused({"fcr": {"enabled": True, "battery_device": "sg", "frequency_device": "meter",
+                         "products": prods}},
+                "fcr.battery_device", ["sg", "cannot be controlled"])
+        refused({"fcr": {"battery_device": "nope"}}, "fcr.battery_device", ["nope"])
+        refused({"fcr": {"products": [{"product": "fcr-x", "capacity_w": 1}]}},
+                "fcr.products[0]", ["fcr-n"])
+        refused({"fcr": {"enabled": True}}, "fcr.products", ["no product"])
+        refused({"fcr": {"soc_min": 80, "soc_max": 20}}, "fcr.soc_min", ["below"])
+        # a device list that would orphan a saved FCR battery is refused too
+        st, body = T.http_json(egwd.port, "POST", "/api/settings",
+                                  {"fcr": {"enabled": True, "battery_device": "bat",
+                                           "frequency_device": "meter", "products": prods}},
+                                  headers=egwd.auth())
+        self.assertEqual(st, 200, body)
+        refused({"devices": devices[1:], "frequency.device": 0}, "fcr.battery_device", ["bat"])
+        # what was saved starts again
+        egwd.stop()
+        egwd2 = T.Egwd(self, state_dir=egwd.state_dir)
+        T.wait_until(lambda: egwd2.state()["fcr"]["state"] in ("active", "waiting"),
+                     timeout=15, what="fcr running after restart (%s)" % egwd2.output()[-1500:])
+
+
+if __name__ == "__main__":
+    unittest.main()
