@@ -1,0 +1,208 @@
+/* The FCR controller (grid/fcr.h): product activation, clamps, NEM, the
+ * release cases; the settings check; the control tables' writes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "base/err.h"
+#include "grid/fcr.h"
+#include "profiles/profile.h"
+
+static void test_activation(void **state)
+{
+	(void)state;
+	assert_true(fabs(fcr_activation(FCR_N, 50.0)) < 1e-12);
+	assert_true(fabs(fcr_activation(FCR_N, 49.95) - 0.5) < 1e-9);
+	assert_true(fabs(fcr_activation(FCR_N, 49.9) - 1) < 1e-9);
+	assert_true(fabs(fcr_activation(FCR_N, 49.0) - 1) < 1e-9);
+	assert_true(fabs(fcr_activation(FCR_N, 50.08) + 0.8) < 1e-9);
+	assert_true(fcr_activation(FCR_D_UP, 49.95) == 0);
+	assert_true(fabs(fcr_activation(FCR_D_UP, 49.7) - 0.5) < 1e-9);
+	assert_true(fabs(fcr_activation(FCR_D_UP, 49.5) - 1) < 1e-9);
+	assert_true(fabs(fcr_activation(FCR_D_UP, 48.0) - 1) < 1e-9);
+	assert_true(fcr_activation(FCR_D_DOWN, 50.1) == 0);
+	assert_true(fabs(fcr_activation(FCR_D_DOWN, 50.3) + 0.5) < 1e-9);
+	assert_true(fabs(fcr_activation(FCR_D_DOWN, 51.0) + 1) < 1e-9);
+	assert_true(fcr_activation(FCR_N, NAN) == 0);
+}
+
+static struct fcr_conf conf3(void)
+{
+	struct fcr_conf c = { .enabled = true, .soc_min = 0.1, .soc_max = 0.9 };
+	c.capacity_w[FCR_N] = 2000;
+	c.capacity_w[FCR_D_UP] = 3000;
+	c.capacity_w[FCR_D_DOWN] = 3000;
+	return c;
+}
+
+static struct fcr_input input(double hz, double soc, usec_t now)
+{
+	return (struct fcr_input){ .hz = hz, .hz_at = now, .battery_ok = true, .soc = soc,
+				   .limit_charge_w = NAN, .limit_discharge_w = NAN };
+}
+
+static void test_setpoint_and_clamps(void **state)
+{
+	struct fcr_conf c = conf3();
+	struct fcr_ctl ctl;
+	struct fcr_out o;
+	struct fcr_input in;
+	(void)state;
+
+	fcr_ctl_init(&ctl, &c);
+	in = input(49.7, 0.5, 1000000);
+	fcr_ctl_step(&ctl, &in, 1000000, &o);
+	assert_int_equal(o.state, FCR_ACTIVE);
+	assert_true(o.setpoint_w == -3500); /* FCR-N 2000 + FCR-D up 1500, discharging */
+	in = input(50.3, 0.5, 1000000);
+	fcr_ctl_step(&ctl, &in, 1000000, &o);
+	assert_true(o.setpoint_w == 3500);
+	/* the battery's limits bound it */
+	in.limit_charge_w = 1200.6;
+	fcr_ctl_step(&ctl, &in, 1000000, &o);
+	assert_true(o.setpoint_w == 1200);
+	in = input(48.0, 0.5, 1000000);
+	in.limit_discharge_w = 999.5;
+	fcr_ctl_step(&ctl, &in, 1000000, &o);
+	assert_true(o.setpoint_w == -999);
+}
+
+static void test_release_cases(void **state)
+{
+	struct fcr_conf c = conf3();
+	struct fcr_ctl ctl;
+	struct fcr_out o;
+	struct fcr_input in;
+	(void)state;
+
+	fcr_ctl_init(&ctl, &c);
+	in = input(49.7, 0.5, 1000000);
+	fcr_ctl_step(&ctl, &in, 1000000 + FCR_STALE_USEC + 1, &o);
+	assert_int_equal(o.state, FCR_RELEASED);
+	assert_true(o.setpoint_w == 0);
+	assert_non_null(strstr(o.reason, "stale"));
+	in.battery_ok = false;
+	fcr_ctl_step(&ctl, &in, 1000000, &o);
+	assert_int_equal(o.state, FCR_RELEASED);
+	in = input(49.7, 0.05, 1000000);
+	fcr_ctl_step(&ctl, &in, 1000000, &o);
+	assert_int_equal(o.state, FCR_RELEASED);
+	/* back inside, but not a point inside yet: still released */
+	in.soc = 0.105;
+	fcr_ctl_step(&ctl, &in, 1000000, &o);
+	assert_int_equal(o.state, FCR_RELEASED);
+	in.soc = 0.2;
+	fcr_ctl_step(&ctl, &in, 1000000, &o);
+	assert_int_equal(o.state, FCR_ACTIVE);
+	in.soc = NAN;
+	fcr_ctl_step(&ctl, &in, 1000000, &o);
+	assert_int_equal(o.state, FCR_WAITING);
+	c.enabled = false;
+	fcr_ctl_init(&ctl, &c);
+	in = input(49.7, 0.5, 1000000);
+	fcr_ctl_step(&ctl, &in, 1000000, &o);
+	assert_int_equal(o.state, FCR_OFF);
+	assert_true(o.setpoint_w == 0);
+}
+
+static void test_nem(void **state)
+{
+	struct fcr_conf c = { .enabled = true, .soc_min = 0.1, .soc_max = 0.9 };
+	struct fcr_ctl ctl;
+	struct fcr_out o;
+	struct fcr_input in;
+	(void)state;
+
+	c.capacity_w[FCR_N] = 1000;
+	fcr_ctl_init(&ctl, &c);
+	/* soc 0.25: upward endurance (0.15 / 0.4) * 60 = 22.5 min < 30: charge */
+	in = input(50.0, 0.25, 1000000);
+	fcr_ctl_step(&ctl, &in, 1000000, &o);
+	assert_true(o.setpoint_w == 340);
+	/* 50 min: still on (off at 57.5) */
+	in.soc = 0.1 + 0.4 * 50.0 / 60;
+	fcr_ctl_step(&ctl, &in, 1000000, &o);
+	assert_true(o.nem_w == 340);
+	in.soc = 0.5;
+	fcr_ctl_step(&ctl, &in, 1000000, &o);
+	assert_true(o.nem_w == 0);
+	/* outside the normal band there is no NEM */
+	in = input(49.8, 0.2, 1000000);
+	fcr_ctl_step(&ctl, &in, 1000000, &o);
+	assert_true(o.nem_w == 0);
+	assert_true(o.setpoint_w == -1000);
+	/* near soc_max: discharge */
+	in = input(50.0, 0.8, 1000000);
+	fcr_ctl_step(&ctl, &in, 1000000, &o);
+	assert_true(o.setpoint_w == -340);
+}
+
+static void test_conf_parse(void **state)
+{
+	struct fcr_conf c;
+	struct fcr_conf_error err;
+	json_t *doc;
+	(void)state;
+
+	doc = json_loads("{\"devices\": [{\"host\": \"127.0.0.1\", \"profile\": \"huawei_hybrid\", "
+			 "\"id\": \"bat\"}, {\"host\": \"127.0.0.1\", \"port\": 503, \"profile\": "
+			 "\"sdm630\", \"id\": \"m\"}], \"frequency\": {\"device\": 1}, \"fcr\": "
+			 "{\"enabled\": true, \"battery_device\": \"bat\", \"frequency_device\": \"m\", "
+			 "\"products\": [{\"product\": \"fcr-n\", \"capacity_w\": 1000}], "
+			 "\"soc_min\": 20, \"soc_max\": 80}}", 0, NULL);
+	assert_non_null(doc);
+	assert_int_equal(fcr_conf_parse(doc, &c, &err), 0);
+	assert_true(c.enabled && c.capacity_w[FCR_N] == 1000 && c.soc_min == 0.2);
+	/* the inverter's 10-mHz register */
+	json_object_set_new(json_object_get(doc, "frequency"), "device", json_integer(0));
+	json_object_set_new(json_object_get(doc, "fcr"), "frequency_device", json_string("bat"));
+	assert_int_equal(fcr_conf_parse(doc, &c, &err), -EGW_ESCHEMA);
+	assert_string_equal(err.key, "fcr.frequency_device");
+	assert_non_null(strstr(err.msg, "10 mHz"));
+	/* the meter, but not the frequency source */
+	json_object_set_new(json_object_get(doc, "fcr"), "frequency_device", json_string("m"));
+	assert_int_equal(fcr_conf_parse(doc, &c, &err), -EGW_ESCHEMA);
+	assert_non_null(strstr(err.msg, "frequency.device"));
+	json_decref(doc);
+}
+
+static void test_control_writes(void **state)
+{
+	struct bctl_write w[4];
+	const struct profile *sg = profile_find("sungrow_sf"), *hw = profile_find("huawei_hybrid");
+	(void)state;
+
+	assert_non_null(sg->control);
+	assert_int_equal(battctl_setpoint(sg->control, -1234.4, w, 4), 1);
+	assert_int_equal(w[0].addr, 13050);
+	assert_int_equal(w[0].values[0], 0xBB);
+	assert_int_equal(w[0].values[1], 1234);
+	assert_int_equal(battctl_setpoint(sg->control, 0, w, 4), 1);
+	assert_int_equal(w[0].values[0], 0xCC);
+	assert_int_equal(battctl_setpoint(hw->control, 70000, w, 4), 2);
+	assert_int_equal(w[0].addr, 47247);
+	assert_int_equal((uint32_t)w[0].values[0] << 16 | w[0].values[1], 70000);
+	assert_int_equal(w[0].values[2] | w[0].values[3], 0);
+	assert_int_equal(w[1].addr, 47100);
+	assert_int_equal(w[1].values[0], 1);
+	assert_int_equal(battctl_setpoint(hw->control, NAN, w, 4), -EINVAL);
+	assert_null(profile_find("sungrow")->control); /* SG string inverters have no battery */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_activation),
+		cmocka_unit_test(test_setpoint_and_clamps),
+		cmocka_unit_test(test_release_cases),
+		cmocka_unit_test(test_nem),
+		cmocka_unit_test(test_conf_parse),
+		cmocka_unit_test(test_control_writes),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
