@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/batch.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "base/time.h"
@@ -355,16 +356,17 @@ void fcr_egw_on_freq(struct egw *e, struct device *d, int64_t ts_ms, double hz)
 	f->in.hz = hz;
 	f->in.hz_at = now;
 	step(f, now, true);
-	if (f->log) {
-		struct fcr_rec rec = {
-			.ts_ms = ts_ms, .hz = hz, .measured_w = f->measured_w,
-			.setpoint_w = f->out.state == FCR_ACTIVE ? f->out.setpoint_w : NAN,
-			.state = (uint8_t)f->out.state,
-		};
-		memcpy(rec.act_w, f->out.act_w, sizeof(rec.act_w));
-		if (fcrlog_add(f->log, &rec) < 0 && fcrlog_errors(f->log) == 1)
-			log_warn("fcr", "writing the FCR log failed");
-	}
+	struct fcr_rec rec = {
+		.ts_ms = ts_ms, .hz = hz, .measured_w = f->measured_w,
+		.setpoint_w = f->out.state == FCR_ACTIVE ? f->out.setpoint_w : NAN,
+		.state = (uint8_t)f->out.state,
+	};
+	memcpy(rec.act_w, f->out.act_w, sizeof(rec.act_w));
+	/* the proof: every sample while FCR is on, signed with the next batch */
+	if (e->batch)
+		batch_add_fcr(e->batch, f->conf.battery, ts_ms, hz, rec.setpoint_w, rec.measured_w);
+	if (f->log && fcrlog_add(f->log, &rec) < 0 && fcrlog_errors(f->log) == 1)
+		log_warn("fcr", "writing the FCR log failed");
 }
 
 void fcr_egw_on_reading(struct egw *e, struct device *d, const struct reading *r)

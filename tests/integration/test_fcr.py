@@ -22,6 +22,7 @@ import io
 import json
 import os
 import socket
+import sqlite3
 import struct
 import sys
 import time
@@ -29,6 +30,11 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import egwtest as T  # noqa: E402
+
+sys.path.insert(0, os.path.join(T.REPO, "tools"))
+import egw_batch  # noqa: E402
+import jwt as pyjwt  # noqa: E402
+from cryptography.hazmat.primitives import serialization  # noqa: E402
 
 LOCAL = "127.0.0.1"
 CMD, CHG, DIS, PERIOD, MODE = 47100, 47247, 47249, 47083, 47246
@@ -138,7 +144,8 @@ class FcrTest(unittest.TestCase):
         # the battery's own limits (47075/47077 maximum charging/discharging
         # power, U32 W): egw-sim's generic map holds 0 there until written
         self.mb.write(47075, [0, 5000, 0, 5000])
-        self.egwd = T.Egwd(self, set={"harvest.poll_interval_ms": 200})
+        self.egwd = T.Egwd(self, set={"harvest.poll_interval_ms": 200,
+                                      "harvest.batch_interval_ms": 1000})
         # through the API, as a user turns it on: saved, and so checked alone
         st, body = T.http_json(self.egwd.port, "POST", "/api/settings",
                                settings(self.bsim, self.msim, **fcr), headers=self.egwd.auth())
@@ -249,6 +256,43 @@ class FcrTest(unittest.TestCase):
         egwd.stop()
         self.assertEqual(self.mb.read(CMD, 1)[0], 0, "egwd stopped: released")
         self.assertIn("back in its own mode", egwd.output())
+
+    def test_batches_carry_activation_records(self):
+        egwd = self.start()
+        self.set_hz(49.7)
+        self.wait_battery(expected_setpoint(49.7))
+        self.set_hz(50.3)
+        self.wait_battery(expected_setpoint(50.3))
+        time.sleep(2.5)  # more batches with records in them
+        info = egwd.get("/api/crypto")
+        key = serialization.load_pem_public_key(info["publicKey_pem"].encode())
+        egwd.stop()
+        db = sqlite3.connect(f"file:{os.path.join(egwd.state_dir, 'store.db')}?mode=ro", uri=True)
+        try:
+            rows = [egw_batch.stored_token(r[0])
+                    for r in db.execute("SELECT jwt FROM rows ORDER BY seq")]
+        finally:
+            db.close()
+        recs = []
+        for tok in rows:
+            p = pyjwt.decode(tok, key, algorithms=["ES256"], options={"verify_iat": False})
+            dec = egw_batch.decode(p)
+            if dec.get("fcr"):
+                self.assertEqual(dec["fcr"]["battery"], "bat")
+                self.assertEqual(dec["fcr"]["interval_ms"], 100)
+                recs += dec["fcr"]["records"]
+        self.assertGreater(len(recs), 15)
+        ts = [r[0] for r in recs]
+        self.assertEqual(ts, sorted(ts))
+        by_hz = {}
+        for t, hz, sp, pw in recs:
+            if sp is not None:
+                by_hz.setdefault(round(hz, 3), set()).add(sp)
+        self.assertIn(expected_setpoint(49.7), by_hz.get(49.7, set()), by_hz)
+        self.assertIn(expected_setpoint(50.3), by_hz.get(50.3, set()), by_hz)
+        # 10 Hz: consecutive records mostly one interval apart
+        steps = [b - a for a, b in zip(ts, ts[1:])]
+        self.assertGreater(sum(1 for s in steps if 50 <= s <= 150), len(steps) * 0.8, steps)
 
     def test_csv_log(self):
         egwd = self.start()
