@@ -247,6 +247,8 @@ static void control(struct fcr_egw *f, usec_t now)
 		return;
 	if (f->write_failed && now < f->retry_at)
 		return;
+	if (!f->conf.enabled && !f->in_control)
+		return; /* FCR off: egw never writes to the battery */
 	if (!f->released_once) {
 		/* a battery left forced (a crash, a stop that could not write) goes
 		 * back to its own mode before anything else */

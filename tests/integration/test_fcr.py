@@ -359,11 +359,19 @@ class FcrSettingsTest(unittest.TestCase):
                 "fcr.products[0]", ["fcr-n"])
         refused({"fcr": {"enabled": True}}, "fcr.products", ["no product"])
         refused({"fcr": {"soc_min": 80, "soc_max": 20}}, "fcr.soc_min", ["below"])
-        # a device list that would orphan a saved FCR battery is refused too
+        # configured but not enabled: still nothing is written
         st, body = T.http_json(egwd.port, "POST", "/api/settings",
-                                  {"fcr": {"enabled": True, "battery_device": "bat",
-                                           "frequency_device": "meter", "products": prods}},
-                                  headers=egwd.auth())
+                               {"fcr": {"enabled": False, "battery_device": "bat",
+                                        "frequency_device": "meter", "products": prods}},
+                               headers=egwd.auth())
+        self.assertEqual(st, 200, body)
+        time.sleep(1)
+        self.assertEqual(egwd.state()["fcr"]["state"], "off")
+        self.assertEqual(egwd.state()["fcr"]["writes"], 0)
+        self.assertEqual(mb.read(47000, 120) + mb.read(47240, 20), before)
+        # a device list that would orphan a saved FCR battery is refused too
+        st, body = T.http_json(egwd.port, "POST", "/api/settings", {"fcr": {"enabled": True}},
+                               headers=egwd.auth())
         self.assertEqual(st, 200, body)
         refused({"devices": devices[1:], "frequency.device": 0}, "fcr.battery_device", ["bat"])
         # what was saved starts again
