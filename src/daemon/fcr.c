@@ -283,8 +283,18 @@ static void control(struct fcr_egw *f, usec_t now)
 		return;
 	}
 	if (f->bc->nkeepalive && now >= f->keepalive_at) {
+		/* the keep-alive registers, then the setpoint again: an inverter
+		 * whose forced period counts from the last command restarts it */
+		struct bctl_write w[MAX_SEQ];
+		unsigned n = MIN(f->bc->nkeepalive, (unsigned)MAX_SEQ);
+		memcpy(w, f->bc->keepalive, n * sizeof(w[0]));
+		if (!isnan(f->written_sp)) {
+			int k = battctl_setpoint(f->bc, f->written_sp, w + n, MAX_SEQ - n);
+			if (k > 0)
+				n += (unsigned)k;
+		}
 		f->keepalive_at = now + (usec_t)f->bc->keepalive_ms * USEC_PER_MSEC;
-		seq_start(f, SEQ_KEEPALIVE, f->bc->keepalive, f->bc->nkeepalive);
+		seq_start(f, SEQ_KEEPALIVE, w, n);
 	}
 }
 

@@ -312,7 +312,8 @@ static const struct mb_block huawei_hybrid_blocks[] = {
  *  - 47075 / 47077 maximum charging / discharging power, U32, W;
  *  - 47083 forced charging and discharging period, U16, minutes: a forcible
  *    charge or discharge ends by itself when it runs out, which is the
- *    remote-control timeout (2 min here, rewritten every 30 s);
+ *    remote-control timeout (2 min here; every 30 s egwd rewrites it and
+ *    the current command, as the period counts from the command);
  *  - 47100 forcible charge/discharge: 0 stop, 1 charge, 2 discharge;
  *  - 47246 forcible charge/discharge setting mode: 0 duration (47083);
  *  - 47247 / 47249 forcible charge / discharge power, U32, W. */

@@ -316,6 +316,31 @@ class FcrTest(unittest.TestCase):
         self.assertEqual(st, 400)
 
 
+class FcrSungrowTest(unittest.TestCase):
+    """The Sungrow SH table: EMS mode 13049, command and power 13050-13051."""
+
+    def test_sungrow_writes_and_release(self):
+        bsim = T.EgwSim(self, [("sungrow_sf", 1)])
+        msim = T.EgwSim(self, [("sdm630", 2)])
+        bctl, mctl = Ctl(self, bsim.control_port), Ctl(self, msim.control_port)
+        bctl.cmd("set soc 0.5")
+        bctl.cmd("set pv.rated_power_W 8000")  # the inverter's nominal power bounds both ways
+        mctl.cmd("set hz 49.7")
+        mb = Mb(self, bsim.servers[0]["port"], bsim.servers[0]["unit"])
+        egwd = T.Egwd(self, set={"harvest.poll_interval_ms": 200})
+        st, body = T.http_json(egwd.port, "POST", "/api/settings", settings(bsim, msim),
+                               headers=egwd.auth())
+        self.assertEqual(st, 200, body)
+        want = expected_setpoint(49.7)
+        T.wait_until(lambda: mb.read(13049, 3) == [2, 0xBB, -want], timeout=15,
+                     what="forced mode, discharge %d W" % -want)
+        mctl.cmd("set hz 50.3")
+        T.wait_until(lambda: mb.read(13049, 3) == [2, 0xAA, expected_setpoint(50.3)],
+                     timeout=15, what="forced mode, charge")
+        egwd.stop()
+        self.assertEqual(mb.read(13049, 3), [0, 0xCC, 0], "released on stop")
+
+
 class FcrSettingsTest(unittest.TestCase):
     def test_refusals_and_off(self):
         sim = T.EgwSim(self, [("huawei_hybrid", 1), ("sdm630", 2), ("sungrow", 3)])
