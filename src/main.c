@@ -650,6 +650,8 @@ static void drain_batches(struct egw *e)
 
 static void stop_now(struct egw *e)
 {
+	if (e->gw.state == GW_STOPPING)
+		return;
 	fsm_go(&e->gw, GW_STOPPING, e->stop_reason ? e->stop_reason : "shutdown");
 	loop_stop(e->loop);
 }
@@ -681,13 +683,13 @@ static void on_signal(struct loop *l, int signo, void *ud)
 	}
 	log_info("main", "%s: stopping", strsignal(signo));
 	e->stop_reason = signo == SIGINT ? "SIGINT" : "SIGTERM";
-	/* a battery under FCR control goes back to its own mode first */
+	/* a battery under FCR control goes back to its own mode first (a
+	 * second signal does not wait for it) */
 	if (!e->stop_deferred && fcr_egw_stop(e, stop_now)) {
 		e->stop_deferred = true;
 		return;
 	}
-	if (!e->stop_deferred)
-		stop_now(e);
+	stop_now(e);
 }
 
 int main(int argc, char **argv)

@@ -253,9 +253,25 @@ class FcrTest(unittest.TestCase):
                                   headers=egwd.auth())
         self.assertEqual(st, 200, body)
         self.wait_battery(expected_setpoint(49.7))
-        egwd.stop()
+        self.assertEqual(egwd.stop(), 0, egwd.output()[-3000:])
         self.assertEqual(self.mb.read(CMD, 1)[0], 0, "egwd stopped: released")
         self.assertIn("back in its own mode", egwd.output())
+
+    def test_crash_then_start_releases(self):
+        """A crash leaves the battery forced (until the inverter's own period
+        runs out, 47083 = 2 min); the next start hands it back first."""
+        egwd = self.start()
+        self.set_hz(49.7)
+        self.wait_battery(expected_setpoint(49.7))
+        self.assertEqual(self.mb.read(PERIOD, 1)[0], 2)
+        egwd.kill9()
+        self.assertEqual(self.mb.read(CMD, 1)[0], 2, "still forced after the crash")
+        self.mctl.cmd("fault timeout on")  # no frequency: FCR cannot take it again
+        egwd2 = T.Egwd(self, state_dir=egwd.state_dir)
+        T.wait_until(lambda: self.mb.read(CMD, 1)[0] == 0, timeout=15,
+                     what="released at start-up")
+        egwd2.wait_output("back in its own mode")
+        self.assertEqual(egwd2.state()["fcr"]["in_control"], False)
 
     def test_batches_carry_activation_records(self):
         egwd = self.start()
@@ -266,7 +282,7 @@ class FcrTest(unittest.TestCase):
         time.sleep(2.5)  # more batches with records in them
         info = egwd.get("/api/crypto")
         key = serialization.load_pem_public_key(info["publicKey_pem"].encode())
-        egwd.stop()
+        self.assertEqual(egwd.stop(), 0, egwd.output()[-3000:])
         db = sqlite3.connect(f"file:{os.path.join(egwd.state_dir, 'store.db')}?mode=ro", uri=True)
         try:
             rows = [egw_batch.stored_token(r[0])
@@ -337,7 +353,7 @@ class FcrSungrowTest(unittest.TestCase):
         mctl.cmd("set hz 50.3")
         T.wait_until(lambda: mb.read(13049, 3) == [2, 0xAA, expected_setpoint(50.3)],
                      timeout=15, what="forced mode, charge")
-        egwd.stop()
+        self.assertEqual(egwd.stop(), 0, egwd.output()[-3000:])
         self.assertEqual(mb.read(13049, 3), [0, 0xCC, 0], "released on stop")
 
 
@@ -400,7 +416,7 @@ class FcrSettingsTest(unittest.TestCase):
         self.assertEqual(st, 200, body)
         refused({"devices": devices[1:], "frequency.device": 0}, "fcr.battery_device", ["bat"])
         # what was saved starts again
-        egwd.stop()
+        self.assertEqual(egwd.stop(), 0, egwd.output()[-3000:])
         egwd2 = T.Egwd(self, state_dir=egwd.state_dir)
         T.wait_until(lambda: egwd2.state()["fcr"]["state"] in ("active", "waiting"),
                      timeout=15, what="fcr running after restart (%s)" % egwd2.output()[-1500:])
