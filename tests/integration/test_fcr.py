@@ -191,6 +191,7 @@ class FcrTest(unittest.TestCase):
             prods = st["products"]
             self.assertEqual(set(prods), {"fcr-n", "fcr-d-up", "fcr-d-down"})
         st = self.fcr()
+        self.assertEqual(T.float_noise(T.http(self.egwd.port, "GET", "/api/state")[2]), [])
         self.assertGreater(st["setpoints"], 3)
         self.assertEqual(st["write_errors"], 0)
         self.assertIsNotNone(st["delay_ms"]["p99"])
