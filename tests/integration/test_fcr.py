@@ -280,7 +280,9 @@ class FcrTest(unittest.TestCase):
         self.wait_battery(expected_setpoint(49.7))
         self.set_hz(50.3)
         self.wait_battery(expected_setpoint(50.3))
-        time.sleep(2.5)  # more batches with records in them
+        sealed = egwd.state()["harvest"]["sealed"]
+        T.wait_until(lambda: egwd.state()["harvest"]["sealed"] >= sealed + 2, timeout=20,
+                     what="two more batches")
         info = egwd.get("/api/crypto")
         key = serialization.load_pem_public_key(info["publicKey_pem"].encode())
         self.assertEqual(egwd.stop(), 0, egwd.output()[-3000:])
@@ -298,7 +300,7 @@ class FcrTest(unittest.TestCase):
                 self.assertEqual(dec["fcr"]["battery"], "bat")
                 self.assertEqual(dec["fcr"]["interval_ms"], 100)
                 recs += dec["fcr"]["records"]
-        self.assertGreater(len(recs), 15)
+        self.assertGreater(len(recs), 5)
         ts = [r[0] for r in recs]
         self.assertEqual(ts, sorted(ts))
         by_hz = {}
@@ -309,17 +311,20 @@ class FcrTest(unittest.TestCase):
         self.assertIn(expected_setpoint(50.3), by_hz.get(50.3, set()), by_hz)
         # 10 Hz: consecutive records mostly one interval apart
         steps = [b - a for a, b in zip(ts, ts[1:])]
-        self.assertGreater(sum(1 for s in steps if 50 <= s <= 150), len(steps) * 0.8, steps)
+        self.assertGreater(sum(1 for s in steps if s == 100), len(steps) * 0.6, steps)
 
     def test_csv_log(self):
         egwd = self.start()
         self.set_hz(49.7)
         self.wait_battery(expected_setpoint(49.7))
-        time.sleep(2.5)  # two 1-Hz lines at least
-        now = int(time.time() * 1000)
-        st, hdr, body = T.http(egwd.port, "GET", f"/api/fcr/log?from={now - 60000}&to={now}")
-        self.assertEqual(st, 200, body)
-        rows = list(csv.DictReader(io.StringIO(body.decode())))
+        def log_rows():
+            now = int(time.time() * 1000)
+            st, hdr, body = T.http(egwd.port, "GET", f"/api/fcr/log?from={now - 60000}&to={now}")
+            self.assertEqual(st, 200, body)
+            self.assertTrue(hdr["content-type"].startswith("text/csv"))
+            rows = list(csv.DictReader(io.StringIO(body.decode())))
+            return (rows, body) if sum(r["f_Hz"] == "49.700" for r in rows) >= 2 else None
+        rows, body = T.wait_until(log_rows, timeout=20, what="two 1 Hz lines at 49.7 Hz")
         self.assertGreaterEqual(len(rows), 2, body)
         self.assertEqual(list(rows[0].keys()),
                          ["time_utc", "ts_ms", "f_Hz", "setpoint_W", "measured_W", "state",
