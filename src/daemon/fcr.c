@@ -71,6 +71,8 @@ struct fcr_egw {
 	bool dead;                    /* freed by fini while a write was in flight */
 	bool stopping;                /* egwd is stopping: never take control again */
 	char seq_dev[FCR_ID_LEN];     /* the device the sequence in flight writes to */
+	char ctl_dev[FCR_ID_LEN];     /* the battery egw controls (in_control), and its table: */
+	const struct battery_control *ctl_bc; /* a release goes there even after a settings change */
 
 	struct task tick;
 
@@ -137,7 +139,7 @@ static void seq_done(struct fcr_egw *f, int err)
 		f->retry_at = now + RETRY_USEC;
 		if (k == SEQ_RELEASE)
 			f->in_control = false; /* nothing more we can do: the inverter's timeout */
-		log_warn("fcr", "%s write to %s failed: %s", seq_name(k), f->conf.battery,
+		log_warn("fcr", "%s write to %s failed: %s", seq_name(k), f->seq_dev,
 			 egw_strerror(err));
 	} else {
 		f->write_failed = false;
@@ -158,7 +160,7 @@ static void seq_done(struct fcr_egw *f, int err)
 			f->in_control = false;
 			f->written_sp = NAN;
 			f->releases++;
-			log_info("fcr", "battery %s back in its own mode (%s)", f->conf.battery,
+			log_info("fcr", "battery %s back in its own mode (%s)", f->seq_dev,
 				 f->out.reason && f->out.reason[0] ? f->out.reason : "FCR off");
 			break;
 		case SEQ_KEEPALIVE:
@@ -225,17 +227,22 @@ static void seq_start(struct fcr_egw *f, enum seq_kind k, const struct bctl_writ
 	if (n == 0 || n > MAX_SEQ)
 		return;
 	memcpy(f->w, w, n * sizeof(*w));
-	snprintf(f->seq_dev, sizeof(f->seq_dev), "%s", f->conf.battery);
+	if (k == SEQ_TAKE) {
+		snprintf(f->ctl_dev, sizeof(f->ctl_dev), "%s", f->conf.battery);
+		f->ctl_bc = f->bc;
+	}
+	snprintf(f->seq_dev, sizeof(f->seq_dev), "%s", k == SEQ_TAKE ? f->conf.battery : f->ctl_dev);
 	f->nw = n;
 	f->iw = 0;
 	f->seq = k;
 	write_next(f);
 }
 
+/* The release of the battery egw controls (in_control), with its own table. */
 static void start_release(struct fcr_egw *f)
 {
-	if (f->bc)
-		seq_start(f, SEQ_RELEASE, f->bc->release, f->bc->nrelease);
+	if (f->ctl_bc)
+		seq_start(f, SEQ_RELEASE, f->ctl_bc->release, f->ctl_bc->nrelease);
 }
 
 /* Decides the next sequence when the writer is idle. */
@@ -243,7 +250,9 @@ static void control(struct fcr_egw *f, usec_t now)
 {
 	bool want = f->out.state == FCR_ACTIVE;
 
-	if (f->seq != SEQ_NONE || !f->bc || f->dead || f->stopping)
+	if (f->seq != SEQ_NONE || f->dead || f->stopping)
+		return;
+	if (!f->bc && !f->in_control)
 		return;
 	if (f->write_failed && now < f->retry_at)
 		return;
@@ -257,15 +266,21 @@ static void control(struct fcr_egw *f, usec_t now)
 			return;
 		f->released_once = true;
 		f->in_control = true; /* so that the release below is counted and logged */
+		snprintf(f->ctl_dev, sizeof(f->ctl_dev), "%s", f->conf.battery);
+		f->ctl_bc = f->bc;
 		start_release(f);
 		return;
 	}
-	if (!want) {
-		f->pending = false;
+	if (!want || (f->in_control && strcmp(f->ctl_dev, f->conf.battery))) {
+		/* not wanted, or another battery named meanwhile: hand back the one
+		 * egw controls first */
+		f->pending = want && f->pending;
 		if (f->in_control)
 			start_release(f);
 		return;
 	}
+	if (!f->bc)
+		return;
 	if (!f->in_control) {
 		seq_start(f, SEQ_TAKE, f->bc->take, f->bc->ntake);
 		f->written_sp = NAN;
@@ -551,29 +566,20 @@ static void load_conf(struct fcr_egw *f)
 void fcr_egw_apply(struct egw *e)
 {
 	struct fcr_egw *f = e->fcr;
-	char old_bat[FCR_ID_LEN];
 	bool was_enabled;
 
 	if (!f)
 		return;
 	was_enabled = f->conf.enabled;
-	snprintf(old_bat, sizeof(old_bat), "%s", f->conf.battery);
-	const struct battery_control *old_bc = f->bc;
+	/* a battery egw controls is released by control() through ctl_dev and
+	 * ctl_bc, whatever the new settings name */
 	load_conf(f);
-	if ((strcmp(old_bat, f->conf.battery) || !f->conf.enabled) && f->in_control && old_bc &&
-	    f->seq == SEQ_NONE) {
-		/* released below by control(): the old battery with its old table */
-		f->bc = old_bc;
-		snprintf(f->conf.battery, sizeof(f->conf.battery), "%s", old_bat);
-		start_release(f);
-		load_conf(f);
-	}
 	if (f->conf.enabled && !was_enabled) {
 		f->released_once = false;
 		log_info("fcr", "FCR enabled: battery %s, frequency from %s", f->conf.battery,
 			 f->conf.freq);
 	}
-	if (f->conf.enabled && !sched_queued(&f->tick))
+	if ((f->conf.enabled || f->in_control) && !sched_queued(&f->tick))
 		loop_task_add(e->loop, &f->tick, loop_now(e->loop) + TICK_USEC);
 	step(f, now_usec(), false);
 }
@@ -633,7 +639,7 @@ void fcr_egw_fini(struct egw *e)
 bool fcr_egw_stop(struct egw *e, void (*done)(struct egw *e))
 {
 	struct fcr_egw *f = e->fcr;
-	if (!f || !f->bc || (!f->in_control && f->seq == SEQ_NONE))
+	if (!f || !f->ctl_bc || (!f->in_control && f->seq == SEQ_NONE))
 		return false;
 	f->stopping = true;
 	f->stop_done = done;

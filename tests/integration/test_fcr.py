@@ -274,6 +274,24 @@ class FcrTest(unittest.TestCase):
         egwd2.wait_output("back in its own mode")
         self.assertEqual(egwd2.state()["fcr"]["in_control"], False)
 
+    def test_other_battery_named_releases_the_first(self):
+        egwd = self.start()
+        self.set_hz(49.7)
+        self.wait_battery(expected_setpoint(49.7))
+        ssim = T.EgwSim(self, [("sungrow_sf", 1)])
+        sctl = Ctl(self, ssim.control_port)
+        sctl.cmd("set soc 0.5")
+        sctl.cmd("set pv.rated_power_W 8000")
+        smb = Mb(self, ssim.servers[0]["port"], ssim.servers[0]["unit"])
+        devs = settings(self.bsim, self.msim)["devices"] + [ssim.device_settings(0, id="sg")]
+        st, body = T.http_json(egwd.port, "POST", "/api/settings",
+                               {"devices": devs, "fcr": {"battery_device": "sg"}},
+                               headers=egwd.auth())
+        self.assertEqual(st, 200, body)
+        T.wait_until(lambda: smb.read(13049, 3) == [2, 0xBB, -expected_setpoint(49.7)],
+                     timeout=15, what="the Sungrow under control")
+        self.assertEqual(self.mb.read(CMD, 1)[0], 0, "the Huawei handed back")
+
     def test_batches_carry_activation_records(self):
         egwd = self.start()
         self.set_hz(49.7)
