@@ -6,11 +6,16 @@
 #include <stdint.h>
 #include <errno.h>
 #include <math.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "base/err.h"
 #include "grid/fcr.h"
+#include "grid/fcrlog.h"
 #include "profiles/profile.h"
 
 static void test_activation(void **state)
@@ -194,6 +199,64 @@ static void test_control_writes(void **state)
 	assert_null(profile_find("sungrow")->control); /* SG string inverters have no battery */
 }
 
+static unsigned count_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	unsigned n = 0;
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		n += strncmp(de->d_name, "fcr-", 4) == 0;
+	closedir(d);
+	return n;
+}
+
+/* Day files at 1 Hz, kept keep_days + 1 days; the CSV of a range; the ring. */
+static void test_log(void **state)
+{
+	char dir[] = "/tmp/egw-fcrlog-XXXXXX";
+	struct fcrlog *l;
+	const int64_t day = 86400000, t0 = 20000 * day; /* a midnight, UTC */
+	char *csv;
+	size_t len;
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(fcrlog_new(dir, 14, &l), 0);
+	/* 20 days, a few records each: 10 Hz for a second, so one line a day */
+	for (int d = 0; d < 20; d++)
+		for (int i = 0; i < 10; i++) {
+			struct fcr_rec r = { .ts_ms = t0 + d * day + 3600000 + i * 100, .hz = 49.9 + i * 0.001,
+					     .setpoint_w = i == 5 ? NAN : -100.0 * i, .measured_w = NAN,
+					     .state = FCR_ACTIVE };
+			assert_int_equal(fcrlog_add(l, &r), 0);
+		}
+	assert_int_equal(fcrlog_flush(l), 0);
+	assert_int_equal(fcrlog_lines(l), 20);
+	assert_int_equal(count_files(dir), 16); /* the day written and 15 before it */
+	assert_int_equal(fcrlog_csv(l, t0 + 19 * day, t0 + 20 * day - 1, &csv, &len), 0);
+	assert_non_null(strstr(csv, "time_utc,ts_ms,f_Hz,setpoint_W,measured_W,state,"));
+	assert_non_null(strstr(csv, ",49.900,0,,active,"));
+	assert_null(strstr(csv, "49.901")); /* 1 Hz: the first record of each second only */
+	free(csv);
+	assert_int_equal(fcrlog_csv(l, 0, 2 * day, &csv, &len), -EINVAL);
+	struct fcr_rec ring[32];
+	assert_int_equal(fcrlog_ring(l, t0 + 19 * day, t0 + 20 * day, ring, 32), 10);
+	assert_true(isnan(ring[5].setpoint_w));
+	fcrlog_free(l);
+	DIR *dd = opendir(dir);
+	struct dirent *de;
+	char path[512];
+	while ((de = readdir(dd))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		assert_int_equal(unlink(path), 0);
+	}
+	closedir(dd);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -203,6 +266,7 @@ int main(void)
 		cmocka_unit_test(test_nem),
 		cmocka_unit_test(test_conf_parse),
 		cmocka_unit_test(test_control_writes),
+		cmocka_unit_test(test_log),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
