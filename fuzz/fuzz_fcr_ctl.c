@@ -64,7 +64,7 @@ static void check_writes(const struct profile *p, double sp)
 		assert(w[0].addr == c->cmd_addr && w[0].count == 2);
 		assert(w[0].values[1] <= c->power_max_w);
 		assert(w[0].values[0] == c->cmd_charge || w[0].values[0] == c->cmd_discharge ||
-		       w[0].values[0] == c->cmd_stop);
+		       w[0].values[0] == c->cmd_stop || w[0].values[0] == c->cmd_zero);
 	} else {
 		uint32_t chg = (uint32_t)w[0].values[0] << 16 | w[0].values[1];
 		uint32_t dis = (uint32_t)w[0].values[2] << 16 | w[0].values[3];

@@ -12,7 +12,7 @@ int battctl_setpoint(const struct battery_control *c, double setpoint_w, struct 
 		return -EINVAL;
 	double mag = fabs(setpoint_w);
 	uint32_t w = mag > (double)c->power_max_w ? c->power_max_w : (uint32_t)lround(mag);
-	uint16_t cmd = w == 0 ? c->cmd_stop : setpoint_w > 0 ? c->cmd_charge : c->cmd_discharge;
+	uint16_t cmd = w == 0 ? c->cmd_zero : setpoint_w > 0 ? c->cmd_charge : c->cmd_discharge;
 
 	switch (c->layout) {
 	case BCTL_CMD_THEN_POWER_U16:

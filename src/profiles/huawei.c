@@ -341,6 +341,7 @@ static const struct battery_control huawei_luna_control = {
 	.cmd_charge = 1,
 	.cmd_discharge = 2,
 	.cmd_stop = 0,
+	.cmd_zero = 1, /* forcible charge at 0 W: 47100 = 0 would end the forcible mode */
 	.power_addr = 47247,
 	.power_max_w = 1000000,
 	.limit_charge_addr = 47075,

@@ -142,6 +142,9 @@ struct battery_control {
 	uint8_t layout;                     /* enum bctl_layout */
 	uint16_t cmd_addr;
 	uint16_t cmd_charge, cmd_discharge, cmd_stop;
+	uint16_t cmd_zero;                  /* the command that holds 0 W while in control (the
+	                                       battery follows egw at 0 W too; cmd_stop may hand
+	                                       it back to its own mode instead) */
 	uint16_t power_addr;                /* BCTL_POWER_PAIR_U32_THEN_CMD */
 	uint32_t power_max_w;               /* the power register's documented range */
 	int32_t limit_charge_addr;          /* holding U32 W, the battery's charge limit; -1: none */

@@ -460,6 +460,7 @@ static const struct battery_control sungrow_sh_control = {
 	.cmd_charge = 0xAA,
 	.cmd_discharge = 0xBB,
 	.cmd_stop = 0xCC,
+	.cmd_zero = 0xCC, /* stop in forced mode: the battery idles at 0 W */
 	.power_max_w = 65535,
 	.limit_charge_addr = -1,
 	.limit_discharge_addr = -1,

@@ -195,6 +195,9 @@ static void test_control_writes(void **state)
 	assert_int_equal(w[0].values[2] | w[0].values[3], 0);
 	assert_int_equal(w[1].addr, 47100);
 	assert_int_equal(w[1].values[0], 1);
+	assert_int_equal(battctl_setpoint(hw->control, 0, w, 4), 2);
+	assert_int_equal(w[0].values[0] | w[0].values[1] | w[0].values[2] | w[0].values[3], 0);
+	assert_int_equal(w[1].values[0], 1); /* held at 0 W, not handed back */
 	assert_int_equal(battctl_setpoint(hw->control, NAN, w, 4), -EINVAL);
 	assert_null(profile_find("sungrow")->control); /* SG string inverters have no battery */
 }
