@@ -46,6 +46,31 @@ static double take_double(struct cursor *c)
 	return (double)v;
 }
 
+/* SunSpec 124 ([OutWRte, InWRte] = [-r, r], r at most 100 % of WChaMax). */
+static void check_sunspec(double sp, double wchamax, int sf)
+{
+	static const struct sunspec_model_hdr hdrs[] = {
+		{ .id = 1, .addr = 40002, .len = 66 }, { .id = 124, .addr = 40122, .len = 24 },
+	};
+	struct profile *p;
+	struct bctl_write w[4];
+	struct bctl_ref ref = { .wchamax_w = wchamax, .rate_sf = sf };
+	int n;
+
+	if (sunspec_build_profile(40000, hdrs, 2, &p) < 0)
+		return;
+	n = battctl_setpoint(p->control, sp, &ref, w, 4);
+	if (n >= 0) {
+		assert(n == 2 && isfinite(sp) && wchamax >= 1);
+		int16_t out = (int16_t)w[0].values[0], in = (int16_t)w[0].values[1];
+		assert(out == -in);
+		assert(fabs((double)in) * pow(10, sf) <= 100.0 + 1e-9 || in == 32767 || in == -32767);
+		assert((sp > 0) == (in > 0) || in == 0);
+		assert(w[1].values[0] == 3);
+	}
+	profile_free(p);
+}
+
 static void check_writes(const struct profile *p, double sp)
 {
 	struct bctl_write w[4];
@@ -53,7 +78,7 @@ static void check_writes(const struct profile *p, double sp)
 
 	if (!p || !p->control)
 		return;
-	n = battctl_setpoint(p->control, sp, w, 4);
+	n = battctl_setpoint(p->control, sp, NULL, w, 4);
 	if (isnan(sp)) {
 		assert(n < 0);
 		return;
@@ -124,6 +149,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		assert(in.soc >= conf.soc_min && in.soc <= conf.soc_max);
 		check_writes(profile_find("sungrow_sf"), o.setpoint_w);
 		check_writes(profile_find("huawei_hybrid"), o.setpoint_w);
+		check_sunspec(o.setpoint_w, (double)(flags >> 4) * 1000.0 + 1, (int)(flags & 7) - 4);
 	}
 	check_writes(profile_find("huawei_hybrid"), NAN);
 	return 0;

@@ -71,8 +71,11 @@ struct fcr_egw {
 	bool dead;                    /* freed by fini while a write was in flight */
 	bool stopping;                /* egwd is stopping: never take control again */
 	char seq_dev[FCR_ID_LEN];     /* the device the sequence in flight writes to */
-	char ctl_dev[FCR_ID_LEN];     /* the battery egw controls (in_control), and its table: */
-	const struct battery_control *ctl_bc; /* a release goes there even after a settings change */
+	char ctl_dev[FCR_ID_LEN];     /* the battery egw controls (in_control), and its release */
+	struct bctl_write ctl_release[MAX_SEQ]; /* writes, copied: a SunSpec table lives in */
+	unsigned ctl_nrelease;        /* its device's profile, which a reconnect may rebuild */
+	struct bctl_ref ref;          /* SunSpec 124: WChaMax and the rate sf */
+	bool ref_ok;
 
 	struct task tick;
 
@@ -87,6 +90,24 @@ struct fcr_egw {
 static struct device *find_dev(struct fcr_egw *f, const char *id)
 {
 	return id[0] && f->e->devices ? devices_find(f->e->devices, id) : NULL;
+}
+
+/* The named battery's control table, looked up again at each use (f->bc is
+ * only valid until control returns to the loop). */
+static void refresh_bc(struct fcr_egw *f)
+{
+	struct device *d = find_dev(f, f->conf.battery);
+	const struct profile *p = d ? device_profile(d) : NULL;
+	f->bc = p ? p->control : NULL;
+}
+
+static void keep_release(struct fcr_egw *f)
+{
+	unsigned n = f->bc ? MIN(f->bc->nrelease, (unsigned)MAX_SEQ) : 0;
+	snprintf(f->ctl_dev, sizeof(f->ctl_dev), "%s", f->conf.battery);
+	if (n)
+		memcpy(f->ctl_release, f->bc->release, n * sizeof(f->ctl_release[0]));
+	f->ctl_nrelease = n;
 }
 
 /* ---- writer --------------------------------------------------------------- */
@@ -133,6 +154,7 @@ static void seq_done(struct fcr_egw *f, int err)
 	enum seq_kind k = f->seq;
 	usec_t now = now_usec();
 
+	refresh_bc(f);
 	f->seq = SEQ_NONE;
 	if (err < 0) {
 		f->write_failed = true;
@@ -227,10 +249,8 @@ static void seq_start(struct fcr_egw *f, enum seq_kind k, const struct bctl_writ
 	if (n == 0 || n > MAX_SEQ)
 		return;
 	memcpy(f->w, w, n * sizeof(*w));
-	if (k == SEQ_TAKE) {
-		snprintf(f->ctl_dev, sizeof(f->ctl_dev), "%s", f->conf.battery);
-		f->ctl_bc = f->bc;
-	}
+	if (k == SEQ_TAKE)
+		keep_release(f);
 	snprintf(f->seq_dev, sizeof(f->seq_dev), "%s", k == SEQ_TAKE ? f->conf.battery : f->ctl_dev);
 	f->nw = n;
 	f->iw = 0;
@@ -241,8 +261,9 @@ static void seq_start(struct fcr_egw *f, enum seq_kind k, const struct bctl_writ
 /* The release of the battery egw controls (in_control), with its own table. */
 static void start_release(struct fcr_egw *f)
 {
-	if (f->ctl_bc)
-		seq_start(f, SEQ_RELEASE, f->ctl_bc->release, f->ctl_bc->nrelease);
+	struct bctl_write w[MAX_SEQ];
+	memcpy(w, f->ctl_release, sizeof(w));
+	seq_start(f, SEQ_RELEASE, w, f->ctl_nrelease);
 }
 
 /* Decides the next sequence when the writer is idle. */
@@ -252,6 +273,7 @@ static void control(struct fcr_egw *f, usec_t now)
 
 	if (f->seq != SEQ_NONE || f->dead || f->stopping)
 		return;
+	refresh_bc(f);
 	if (!f->bc && !f->in_control)
 		return;
 	if (f->write_failed && now < f->retry_at)
@@ -266,8 +288,7 @@ static void control(struct fcr_egw *f, usec_t now)
 			return;
 		f->released_once = true;
 		f->in_control = true; /* so that the release below is counted and logged */
-		snprintf(f->ctl_dev, sizeof(f->ctl_dev), "%s", f->conf.battery);
-		f->ctl_bc = f->bc;
+		keep_release(f);
 		start_release(f);
 		return;
 	}
@@ -288,12 +309,17 @@ static void control(struct fcr_egw *f, usec_t now)
 	}
 	if (f->pending) {
 		struct bctl_write w[MAX_SEQ];
-		int n = battctl_setpoint(f->bc, f->pending_sp, w, MAX_SEQ);
+		int n = battctl_setpoint(f->bc, f->pending_sp, f->ref_ok ? &f->ref : NULL, w, MAX_SEQ);
 		f->pending = false;
 		if (n > 0) {
 			f->seq_sp = f->pending_sp;
 			f->seq_sample_at = f->pending_sample_at;
 			seq_start(f, SEQ_SETPOINT, w, (unsigned)n);
+		} else {
+			/* no WChaMax read yet (SunSpec): as a failed write, hand back */
+			f->write_failed = true;
+			f->retry_at = now + RETRY_USEC;
+			log_warn("fcr", "no setpoint for %s: %s", f->conf.battery, egw_strerror(n));
 		}
 		return;
 	}
@@ -304,7 +330,8 @@ static void control(struct fcr_egw *f, usec_t now)
 		unsigned n = MIN(f->bc->nkeepalive, (unsigned)MAX_SEQ);
 		memcpy(w, f->bc->keepalive, n * sizeof(w[0]));
 		if (!isnan(f->written_sp)) {
-			int k = battctl_setpoint(f->bc, f->written_sp, w + n, MAX_SEQ - n);
+			int k = battctl_setpoint(f->bc, f->written_sp, f->ref_ok ? &f->ref : NULL, w + n,
+						 MAX_SEQ - n);
 			if (k > 0)
 				n += (unsigned)k;
 		}
@@ -321,11 +348,36 @@ static void update_battery(struct fcr_egw *f, usec_t now)
 	const struct reading *r = d ? device_reading(d) : NULL;
 
 	f->in.battery_ok = d && device_state(d) == DEV_POLLING && !f->write_failed;
+	refresh_bc(f);
+	if (d && device_state(d) == DEV_POLLING && !f->bc) {
+		/* a SunSpec device without model 124 */
+		if (f->in.battery_ok && f->conf.enabled && f->out.state != FCR_RELEASED)
+			log_warn("fcr", "battery %s has no control registers (SunSpec model 124 "
+				 "not found)", f->conf.battery);
+		f->in.battery_ok = false;
+	}
 	f->in.soc = r ? r->v[RF_BATTERY_SOC_NOM_FRACT] : NAN;
 	f->in.limit_charge_w = NAN;
 	f->in.limit_discharge_w = NAN;
+	f->ref_ok = false;
+	refresh_bc(f);
 	if (!d || !f->bc)
 		return;
+	if (f->bc->layout == BCTL_SUNSPEC_124) {
+		/* the rates are percent of WChaMax, which also bounds both ways */
+		uint16_t w, sf, rsf;
+		if (device_cached_words(d, REG_FC_HOLDING, f->bc->ref_addr, 1, LIMIT_MAX_AGE, now, &w) == 0 &&
+		    device_cached_words(d, REG_FC_HOLDING, f->bc->ref_sf_addr, 1, LIMIT_MAX_AGE, now, &sf) == 0 &&
+		    device_cached_words(d, REG_FC_HOLDING, f->bc->rate_sf_addr, 1, LIMIT_MAX_AGE, now, &rsf) == 0 &&
+		    w != 0xFFFF && sf != 0x8000 && rsf != 0x8000 && (int16_t)sf >= -10 && (int16_t)sf <= 10) {
+			f->ref = (struct bctl_ref){ .wchamax_w = w * pow(10, (int16_t)sf),
+						    .rate_sf = (int16_t)rsf };
+			f->ref_ok = true;
+			f->in.limit_charge_w = f->ref.wchamax_w;
+			f->in.limit_discharge_w = f->ref.wchamax_w;
+		}
+		return;
+	}
 	if (f->bc->limit_charge_addr >= 0 || f->bc->limit_discharge_addr >= 0) {
 		uint16_t w[2];
 		if (f->bc->limit_charge_addr >= 0 &&
@@ -558,9 +610,7 @@ static void load_conf(struct fcr_egw *f)
 	}
 	f->conf = c;
 	fcr_ctl_init(&f->ctl, &c);
-	struct device *d = find_dev(f, c.battery);
-	const struct profile *p = d ? device_profile(d) : NULL;
-	f->bc = p ? p->control : NULL;
+	refresh_bc(f);
 }
 
 void fcr_egw_apply(struct egw *e)
@@ -639,7 +689,7 @@ void fcr_egw_fini(struct egw *e)
 bool fcr_egw_stop(struct egw *e, void (*done)(struct egw *e))
 {
 	struct fcr_egw *f = e->fcr;
-	if (!f || !f->ctl_bc || (!f->in_control && f->seq == SEQ_NONE))
+	if (!f || !f->ctl_nrelease || (!f->in_control && f->seq == SEQ_NONE))
 		return false;
 	f->stopping = true;
 	f->stop_done = done;

@@ -157,10 +157,13 @@ static int check_devices(const json_t *doc, struct fcr_conf *c, struct fcr_conf_
 			goto out;
 		}
 		p = confs[c->battery_index].profile;
-		if (!p || !p->control) {
+		/* a SunSpec device's map is found when it is identified: its model
+		 * 124 is checked then (FCR stays released without it) */
+		if (!confs[c->battery_index].sunspec && (!p || !p->control)) {
 			r = fail(err, "fcr.battery_device",
 				 "device \"%s\" (profile %s) cannot be controlled: egw has battery "
-				 "control registers for sungrow_sf and huawei_hybrid only",
+				 "control registers for sungrow_sf, huawei_hybrid and SunSpec "
+				 "storage (model 124, profile sunspec) only",
 				 c->battery, p ? p->name : "p1");
 			goto out;
 		}

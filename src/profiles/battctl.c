@@ -3,10 +3,11 @@
 #include <errno.h>
 #include <math.h>
 
+#include "base/util.h"
 #include "profiles/profile.h"
 
-int battctl_setpoint(const struct battery_control *c, double setpoint_w, struct bctl_write *ret,
-		     unsigned cap)
+int battctl_setpoint(const struct battery_control *c, double setpoint_w, const struct bctl_ref *ref,
+		     struct bctl_write *ret, unsigned cap)
 {
 	if (!c || isnan(setpoint_w))
 		return -EINVAL;
@@ -30,6 +31,24 @@ int battctl_setpoint(const struct battery_control *c, double setpoint_w, struct 
 		ret[0] = (struct bctl_write){ .addr = c->power_addr, .count = 4,
 					      .values = { (uint16_t)(chg >> 16), (uint16_t)chg,
 							  (uint16_t)(dis >> 16), (uint16_t)dis } };
+		ret[1] = (struct bctl_write){ .addr = c->cmd_addr, .count = 1, .values = { cmd } };
+		return 2;
+	}
+	case BCTL_SUNSPEC_124: {
+		if (cap < 2)
+			return -ENOSPC;
+		if (!ref || !(ref->wchamax_w >= 1) || !isfinite(ref->wchamax_w) || ref->rate_sf < -10 ||
+		    ref->rate_sf > 10)
+			return -EINVAL;
+		/* percent of WChaMax, in units of 10^sf, at most 100 %: never more
+		 * than the device's own maximum */
+		double pct = MIN(mag, ref->wchamax_w) / ref->wchamax_w * 100.0;
+		double units = round(pct / pow(10, ref->rate_sf));
+		if (units > 32767)
+			units = 32767;
+		int16_t r = (int16_t)(setpoint_w >= 0 ? units : -units);
+		ret[0] = (struct bctl_write){ .addr = c->power_addr, .count = 2,
+					      .values = { (uint16_t)-r, (uint16_t)r } };
 		ret[1] = (struct bctl_write){ .addr = c->cmd_addr, .count = 1, .values = { cmd } };
 		return 2;
 	}

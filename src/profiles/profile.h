@@ -126,6 +126,17 @@ enum bctl_layout {
 	/* [charge power U32, discharge power U32] at power_addr, then the
 	 * command at cmd_addr (Huawei LUNA2000 forcible charge/discharge) */
 	BCTL_POWER_PAIR_U32_THEN_CMD,
+	/* SunSpec 124: [OutWRte, InWRte] = [-r, r] at power_addr (r: percent of
+	 * WChaMax in units of 10^InOutWRte_SF, a window that pins the power), then
+	 * StorCtl_Mod = cmd (3: both limits) at cmd_addr; needs struct bctl_ref */
+	BCTL_SUNSPEC_124,
+};
+
+/* What a BCTL_SUNSPEC_124 setpoint is relative to, read from the device:
+ * WChaMax in W (its sf applied) and the exponent of InOutWRte_SF. */
+struct bctl_ref {
+	double wchamax_w;
+	int rate_sf;
 };
 
 struct battery_control {
@@ -149,13 +160,17 @@ struct battery_control {
 	uint32_t power_max_w;               /* the power register's documented range */
 	int32_t limit_charge_addr;          /* holding U32 W, the battery's charge limit; -1: none */
 	int32_t limit_discharge_addr;       /* likewise for discharging; -1: none */
+	uint16_t ref_addr, ref_sf_addr, rate_sf_addr; /* BCTL_SUNSPEC_124: WChaMax, its sf,
+	                                                 InOutWRte_SF */
 };
 
 /* The writes that set the battery power to setpoint_w (rounded to 1 W,
- * magnitude clamped to c->power_max_w), in order, into ret (cap entries).
- * Returns the number of writes (1 or 2), -ENOSPC or -EINVAL (NaN). */
-int battctl_setpoint(const struct battery_control *c, double setpoint_w, struct bctl_write *ret,
-		     unsigned cap);
+ * magnitude clamped to c->power_max_w; BCTL_SUNSPEC_124: to WChaMax), in
+ * order, into ret (cap entries).  ref is needed by BCTL_SUNSPEC_124 only
+ * (NULL otherwise).  Returns the number of writes (1 or 2), -ENOSPC or
+ * -EINVAL (NaN, or a SunSpec setpoint without a usable ref). */
+int battctl_setpoint(const struct battery_control *c, double setpoint_w, const struct bctl_ref *ref,
+		     struct bctl_write *ret, unsigned cap);
 
 
 /* Optional per-profile quirk applied after the table decode (e.g. Deye

@@ -381,6 +381,52 @@ class FcrSungrowTest(unittest.TestCase):
         self.assertEqual(mb.read(13049, 3), [0, 0xCC, 0], "released on stop")
 
 
+def sim_serves(name):
+    import subprocess
+    out = subprocess.run([T.binary("egw-sim"), "--list-profiles"], capture_output=True,
+                         text=True, timeout=30).stdout
+    return name in out.split()
+
+
+class FcrSunSpecTest(unittest.TestCase):
+    """SunSpec model 124 (found by the model walk): [OutWRte, InWRte] = [-r, r]
+    then StorCtl_Mod = 3; released with StorCtl_Mod = 0."""
+
+    @unittest.skipUnless(sim_serves("sunspec_storage"), "egw-sim has no SunSpec storage device")
+    def test_sunspec_124(self):
+        bsim = T.EgwSim(self, [("sunspec_storage", 1)])
+        msim = T.EgwSim(self, [("sdm630", 2)])
+        bctl, mctl = Ctl(self, bsim.control_port), Ctl(self, msim.control_port)
+        bctl.cmd("set soc 0.5")
+        mctl.cmd("set hz 49.7")
+        mb = Mb(self, bsim.servers[0]["port"], bsim.servers[0]["unit"])
+        egwd = T.Egwd(self, set={"harvest.poll_interval_ms": 200})
+        st, body = T.http_json(egwd.port, "POST", "/api/settings", settings(bsim, msim),
+                               headers=egwd.auth())
+        self.assertEqual(st, 200, body)
+        # find model 124 the way egwd does: walk from SunS at 40000
+        addr = 40002
+        while True:
+            mid, ln = mb.read(addr, 2)
+            self.assertNotEqual(mid, 0xFFFF, "no model 124")
+            if mid == 124:
+                break
+            addr += 2 + ln
+        wmax = mb.read(addr + 2, 1)[0] * 10 ** struct.unpack(">h", struct.pack(">H", mb.read(addr + 18, 1)[0]))[0]
+        rsf = struct.unpack(">h", struct.pack(">H", mb.read(addr + 25, 1)[0]))[0]
+        want = expected_setpoint(49.7)  # -3500 W
+        r = round(abs(want) / wmax * 100 / 10 ** rsf)
+        def window():
+            w = mb.read(addr + 12, 2)
+            out, inn = [struct.unpack(">h", struct.pack(">H", x))[0] for x in w]
+            return mb.read(addr + 5, 1)[0] == 3 and out == r and inn == -r
+        T.wait_until(window, timeout=15, what="model 124 window at %d W" % want)
+        self.assertEqual(mb.read(addr + 15, 1)[0], 10, "revert timeout")
+        self.assertEqual(egwd.state()["fcr"]["state"], "active")
+        self.assertEqual(egwd.stop(), 0, egwd.output()[-3000:])
+        self.assertEqual(mb.read(addr + 5, 1)[0], 0, "released on stop")
+
+
 class FcrSettingsTest(unittest.TestCase):
     def test_refusals_and_off(self):
         sim = T.EgwSim(self, [("huawei_hybrid", 1), ("sdm630", 2), ("sungrow", 3)])

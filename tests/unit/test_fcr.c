@@ -183,23 +183,45 @@ static void test_control_writes(void **state)
 	(void)state;
 
 	assert_non_null(sg->control);
-	assert_int_equal(battctl_setpoint(sg->control, -1234.4, w, 4), 1);
+	assert_int_equal(battctl_setpoint(sg->control, -1234.4, NULL, w, 4), 1);
 	assert_int_equal(w[0].addr, 13050);
 	assert_int_equal(w[0].values[0], 0xBB);
 	assert_int_equal(w[0].values[1], 1234);
-	assert_int_equal(battctl_setpoint(sg->control, 0, w, 4), 1);
+	assert_int_equal(battctl_setpoint(sg->control, 0, NULL, w, 4), 1);
 	assert_int_equal(w[0].values[0], 0xCC);
-	assert_int_equal(battctl_setpoint(hw->control, 70000, w, 4), 2);
+	assert_int_equal(battctl_setpoint(hw->control, 70000, NULL, w, 4), 2);
 	assert_int_equal(w[0].addr, 47247);
 	assert_int_equal((uint32_t)w[0].values[0] << 16 | w[0].values[1], 70000);
 	assert_int_equal(w[0].values[2] | w[0].values[3], 0);
 	assert_int_equal(w[1].addr, 47100);
 	assert_int_equal(w[1].values[0], 1);
-	assert_int_equal(battctl_setpoint(hw->control, 0, w, 4), 2);
+	assert_int_equal(battctl_setpoint(hw->control, 0, NULL, w, 4), 2);
 	assert_int_equal(w[0].values[0] | w[0].values[1] | w[0].values[2] | w[0].values[3], 0);
 	assert_int_equal(w[1].values[0], 1); /* held at 0 W, not handed back */
-	assert_int_equal(battctl_setpoint(hw->control, NAN, w, 4), -EINVAL);
+	assert_int_equal(battctl_setpoint(hw->control, NAN, NULL, w, 4), -EINVAL);
 	assert_null(profile_find("sungrow")->control); /* SG string inverters have no battery */
+
+	/* SunSpec 124 at 40122: a map built by the model walk has the table */
+	const struct sunspec_model_hdr hdrs[] = {
+		{ .id = 1, .addr = 40002, .len = 66 }, { .id = 124, .addr = 40122, .len = 24 },
+		{ .id = 802, .addr = 40148, .len = 62 },
+	};
+	struct profile *ss;
+	assert_int_equal(sunspec_build_profile(40000, hdrs, 3, &ss), 0);
+	assert_non_null(ss->control);
+	struct bctl_ref ref = { .wchamax_w = 5000, .rate_sf = -2 };
+	assert_int_equal(battctl_setpoint(ss->control, -1250, NULL, w, 4), -EINVAL);
+	assert_int_equal(battctl_setpoint(ss->control, -1250, &ref, w, 4), 2);
+	assert_int_equal(w[0].addr, 40134); /* OutWRte, InWRte */
+	assert_int_equal((int16_t)w[0].values[0], 2500); /* 25.00 % */
+	assert_int_equal((int16_t)w[0].values[1], -2500);
+	assert_int_equal(w[1].addr, 40127); /* StorCtl_Mod */
+	assert_int_equal(w[1].values[0], 3);
+	assert_int_equal(battctl_setpoint(ss->control, 9000, &ref, w, 4), 2);
+	assert_int_equal((int16_t)w[0].values[1], 10000); /* never over WChaMax */
+	assert_int_equal(ss->control->release[0].addr, 40127);
+	assert_int_equal(ss->control->take[0].addr, 40137); /* InOutWRte_RvrtTms */
+	profile_free(ss);
 }
 
 static unsigned count_files(const char *dir)
