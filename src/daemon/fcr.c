@@ -460,12 +460,13 @@ void fcr_egw_on_state(struct egw *e, struct device *d, int old_state, int new_st
 {
 	struct fcr_egw *f = e->fcr;
 	UNUSED(old_state);
+	UNUSED(new_state);
 	if (!f || !f->conf.enabled)
 		return;
 	if (strcmp(device_id(d), f->conf.battery) && strcmp(device_id(d), f->conf.freq))
 		return;
-	if (new_state != DEV_POLLING && !strcmp(device_id(d), f->conf.freq))
-		f->in.hz_at = 0, f->in.hz = NAN;
+	/* a frequency device that fails has sent no sample for a while: the
+	 * stale check releases the battery (and says why) */
 	step(f, now_usec(), false);
 }
 
