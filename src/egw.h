@@ -30,6 +30,8 @@ struct batch;
 struct mqtt;
 struct webui;
 struct proxy;
+struct fcr_egw;
+struct fcrlog;
 
 struct egw {
 	struct loop *loop;
@@ -56,6 +58,8 @@ struct egw {
 	struct proxy *proxy;             /* Modbus TCP proxy (daemon/proxy.c) */
 	char proxy_sig[320];             /* the settings it listens with */
 	char proxy_error[160];
+	struct fcr_egw *fcr;             /* grid services (daemon/fcr.c) */
+	struct fcrlog *fcrlog;           /* its operational log (grid/fcrlog.h), for GET /api/fcr/log */
 	struct webui *webui;             /* web UI, live stream, device API (webui.h) */
 	struct task watchdog;            /* systemd watchdog keep-alive (sdnotify.h) */
 	struct task memtrim;             /* hands free heap back (base/mem.h) */
@@ -73,4 +77,6 @@ struct egw {
 	const char *settings_source;
 	char settings_rejected[512];
 	int exit_code;
+	const char *stop_reason;         /* the signal that stops egwd */
+	bool stop_deferred;              /* waiting for FCR to hand the battery back */
 };

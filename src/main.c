@@ -33,6 +33,7 @@
 #include "config/settings.h"
 #include "daemon/signer.h"
 #include "daemon/devices.h"
+#include "daemon/fcr.h"
 #include "daemon/mqtt.h"
 #include "daemon/proxy.h"
 #include "egw.h"
@@ -409,6 +410,7 @@ static const struct step steps[] = {
 	{ "signer", crypto_egw_init, crypto_egw_fini },
 	{ "store", store_egw_init, store_egw_fini },
 	{ "devices", devices_egw_init, devices_egw_fini },
+	{ "fcr", fcr_egw_init, fcr_egw_fini },
 	/* the upload pipeline: after "signer" and "store" (it uses both) */
 	{ "http", pipeline_http_init, pipeline_http_fini },
 	{ "harvest", pipeline_harvest_init, pipeline_harvest_fini },
@@ -450,6 +452,7 @@ static int apply_settings(struct egw *e, struct settings_error *err)
 	store_egw_apply(e);
 	mqtt_egw_apply(e);
 	proxy_egw_apply(e);
+	fcr_egw_apply(e);
 	pipeline_apply_settings(e);
 	memtrim_apply(e);
 	update_gateway_state(e, "settings changed");
@@ -645,9 +648,18 @@ static void drain_batches(struct egw *e)
 	}
 }
 
+static void stop_now(struct egw *e)
+{
+	if (e->gw.state == GW_STOPPING)
+		return;
+	fsm_go(&e->gw, GW_STOPPING, e->stop_reason ? e->stop_reason : "shutdown");
+	loop_stop(e->loop);
+}
+
 static void on_signal(struct loop *l, int signo, void *ud)
 {
 	struct egw *e = ud;
+	UNUSED(l);
 	if (signo == SIGHUP) {
 		struct settings_error err = { 0 };
 		char msg[512];
@@ -670,8 +682,14 @@ static void on_signal(struct loop *l, int signo, void *ud)
 		return;
 	}
 	log_info("main", "%s: stopping", strsignal(signo));
-	fsm_go(&e->gw, GW_STOPPING, signo == SIGINT ? "SIGINT" : "SIGTERM");
-	loop_stop(l);
+	e->stop_reason = signo == SIGINT ? "SIGINT" : "SIGTERM";
+	/* a battery under FCR control goes back to its own mode first (a
+	 * second signal does not wait for it) */
+	if (!e->stop_deferred && fcr_egw_stop(e, stop_now)) {
+		e->stop_deferred = true;
+		return;
+	}
+	stop_now(e);
 }
 
 int main(int argc, char **argv)

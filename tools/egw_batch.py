@@ -12,6 +12,9 @@ returns every poll of every device in full:
                            "reading": {"pv": {...}, ...} | None}, ...]}],
    "frequency": {"device", "interval_ms", "samples": [[ts_ms, hz], ...],
                  "missing": [ts_ms, ...]} | None,
+   "fcr": {"battery", "interval_ms",
+           "records": [[ts_ms, hz, setpoint_W | None, measured_W | None], ...],
+           "overflow"} | None,
    "overflow": {...} | None}
 
 "raw" is the poll's register map exactly as the gateway's profile layer
@@ -177,6 +180,41 @@ def _frequency_v2(f):
             "missing": missing}
 
 
+def _delta_column(col, what, n):
+    _need(isinstance(col, list) and len(col) == n, f"{what}: not an array of {n}")
+    out, last = [], 0
+    for i, x in enumerate(col):
+        if x is None:
+            out.append(None)
+            continue
+        last += _int(x, f"{what}[{i}]")
+        out.append(last)
+    return out
+
+
+def _fcr_v2(f):
+    """The FCR activation records: ts_ms, Hz, setpoint W (None: the battery
+    was in its own mode), measured battery W (None: unknown)."""
+    if f is None:
+        return None
+    _need(isinstance(f, dict), "fcr: not an object")
+    t0 = _int(f.get("t0"), "fcr.t0")
+    iv = _int(f.get("iv"), "fcr.iv", 1)
+    k = f.get("k")
+    _need(isinstance(k, list), "fcr.k: not an array")
+    n = len(k)
+    mhz = _delta_column(f.get("mhz"), "fcr.mhz", n)
+    sp = _delta_column(f.get("sp"), "fcr.sp", n)
+    pw = _delta_column(f.get("pw"), "fcr.pw", n)
+    recs, slot = [], 0
+    for i in range(n):
+        slot += _int(k[i], f"fcr.k[{i}]", 0 if i == 0 else 1)
+        _need(mhz[i] is not None, f"fcr.mhz[{i}]: null")
+        recs.append([t0 + slot * iv, mhz[i] / 1000, sp[i], pw[i]])
+    return {"battery": f.get("battery"), "interval_ms": iv, "records": recs,
+            "overflow": f.get("overflow", 0)}
+
+
 def _decode_v1(p):
     devs = []
     dl = p.get("devices", [])
@@ -223,6 +261,7 @@ def decode(p):
     _need(isinstance(devs, list), "devices: not an array")
     out["devices"] = [_device_v2(d, from_ms, i) for i, d in enumerate(devs)]
     out["frequency"] = _frequency_v2(p.get("frequency"))
+    out["fcr"] = _fcr_v2(p.get("fcr"))
     return out
 
 

@@ -1,5 +1,6 @@
 /* egw web UI: plain JavaScript, no framework.  Hash routes:
- *   #/             overview (power flow, 10 Hz frequency chart, batches, state)
+ *   #/             overview (power flow, 10 Hz frequency chart, batches, state;
+ *                  with FCR on, a live chart of frequency, setpoint and battery power)
  *   #/devices      device list, add form, scan
  *   #/device/<id>  one device: readings and a raw register reader
  *   #/settings     settings editor (token kept in sessionStorage)
@@ -312,13 +313,15 @@ function pageOverview() {
   const hzStats = h("div", { class: "muted", id: "hz-stats" }, "waiting for samples");
   const gw = h("dl", { class: "kv", id: "gw-state" });
   const batches = h("dl", { class: "kv", id: "batches" });
+  const fcr = fcrCard();
   main.replaceChildren(
     h("h2", null, "Overview"),
     h("div", { class: "grid" },
       h("section", { class: "card" }, h("h3", null, "Power flow"), flow.svg),
       h("section", { class: "card" }, h("h3", null, "Grid frequency"), hzNow, hzStats, canvas),
       h("section", { class: "card" }, h("h3", null, "Gateway"), gw),
-      h("section", { class: "card" }, h("h3", null, "Signed batches"), batches)));
+      h("section", { class: "card" }, h("h3", null, "Signed batches"), batches),
+      fcr.card));
 
   let phase = 0;
   const power = { pv: null, battery: null, grid: null, house: null };
@@ -411,7 +414,77 @@ function pageOverview() {
   refresh();
   const timer = setInterval(refresh, 2000);
   const anim = setInterval(animate, 40);
-  return () => { clearInterval(timer); clearInterval(anim); chart.stop(); live.listeners.delete(onLive); };
+  return () => { clearInterval(timer); clearInterval(anim); chart.stop(); fcr.stop(); live.listeners.delete(onLive); };
+}
+
+/* Grid services (FCR): shown while fcr.enabled is on.  The frequency comes
+ * from the 10 Hz stream; setpoint and measured battery power from
+ * /api/state's "fcr", polled twice a second.  Powers: charging positive. */
+function fcrCard() {
+  const canvas = h("canvas", { id: "fcr-chart", width: 800, height: 240 });
+  const kv = h("dl", { class: "kv", id: "fcr-state" });
+  const card = h("section", { class: "card", id: "fcr-card", hidden: true },
+    h("h3", null, "Grid services (FCR)"), kv, canvas,
+    h("div", { class: "muted" }, "frequency (Hz, left), setpoint and battery power (W, right; charging +)"));
+  const pts = []; /* [t_ms, setpoint, measured] */
+  const span = 60000;
+  const poll = async () => {
+    let st;
+    try { st = await api("GET", "/api/state"); } catch (e) { return; }
+    const f = st.fcr;
+    if (!f || f.state === "off") { card.hidden = true; return; }
+    card.hidden = false;
+    const t = live.freq.length ? live.freq[live.freq.length - 1][0] : Date.now();
+    pts.push([t, f.setpoint_W, f.measured_W]);
+    while (pts.length && pts[0][0] < t - span) pts.shift();
+    const prods = Object.entries(f.products || {}).map(([k, v]) => k + " " + fmtPower(v.activation_W) + " / " + fmtPower(v.capacity_w));
+    fillKv(kv, [
+      ["state", f.state + (f.reason ? " (" + f.reason + ")" : "")],
+      ["frequency", typeof f.f_Hz === "number" ? fmtFixed(f.f_Hz, 3) + " Hz" : undefined],
+      ["setpoint", f.setpoint_W === null ? "battery in its own mode" : fmtPower(f.setpoint_W)],
+      ["battery", fmtPower(f.measured_W)],
+      ["activation", prods.join(", ")],
+      ["delay p99", f.delay_ms && typeof f.delay_ms.p99 === "number" ? f.delay_ms.p99 + " ms" : undefined],
+    ]);
+    paint();
+  };
+  const paint = () => {
+    const dpr = window.devicePixelRatio || 1;
+    const w = canvas.clientWidth || 600, hgt = canvas.clientHeight || 240;
+    if (canvas.width !== Math.round(w * dpr)) { canvas.width = Math.round(w * dpr); canvas.height = Math.round(hgt * dpr); }
+    const c = canvas.getContext("2d");
+    c.setTransform(dpr, 0, 0, dpr, 0, 0);
+    c.clearRect(0, 0, w, hgt);
+    const css = getComputedStyle(document.documentElement);
+    const fg = css.getPropertyValue("--muted").trim() || "#888";
+    const accent = css.getPropertyValue("--accent").trim() || "#1f6f4a";
+    const now = live.freq.length ? live.freq[live.freq.length - 1][0] : Date.now(), t0 = now - span;
+    let pmax = 100;
+    for (const [, a, b] of pts) for (const v of [a, b]) if (typeof v === "number") pmax = Math.max(pmax, Math.abs(v));
+    const L = 52, R = w - 56, T = 8, B = hgt - 22;
+    const x = (t) => L + (t - t0) / span * (R - L);
+    const yf = (v) => B - (v - 49.4) / (50.6 - 49.4) * (B - T);
+    const yp = (v) => B - (v + pmax) / (2 * pmax) * (B - T);
+    c.font = "11px system-ui, sans-serif"; c.fillStyle = fg;
+    for (const v of [49.5, 49.9, 50.0, 50.1, 50.5]) c.fillText(v.toFixed(1), 4, yf(v) + 4);
+    for (const v of [-pmax, 0, pmax]) c.fillText(fmtPower(v), R + 4, yp(v) + 4);
+    const line = (data, yv, color) => {
+      c.strokeStyle = color; c.lineWidth = 2; c.beginPath();
+      let first = true;
+      for (const [t, v] of data) {
+        if (t < t0 || typeof v !== "number") { first = true; continue; }
+        if (first) { c.moveTo(x(t), yv(v)); first = false; } else c.lineTo(x(t), yv(v));
+      }
+      c.stroke();
+    };
+    line(live.freq, yf, accent);
+    line(pts.map((p) => [p[0], p[1]]), yp, "#c0392b");
+    line(pts.map((p) => [p[0], p[2]]), yp, "#2471a3");
+    canvas.dataset.points = pts.length;
+  };
+  poll();
+  const timer = setInterval(poll, 500);
+  return { card, stop() { clearInterval(timer); } };
 }
 
 function batchRows(st) {

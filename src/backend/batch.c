@@ -54,6 +54,35 @@ struct pending {
 	char *jwt; /* set by the worker once signed */
 };
 
+/* FCR activation records of one batch ("fcr" in doc/batch-format.md):
+ * columns, each delta-coded from the previous known value (from 0). */
+struct fcr_acc {
+	char battery[ID_MAX];
+	int64_t t0, slot, mhz, sp, pw;
+	json_t *k, *f, *s, *p; /* slot steps, mHz, setpoint W, measured W (null: none) */
+	unsigned n, overflow;
+};
+
+static void fcr_acc_reset(struct fcr_acc *a)
+{
+	json_decref(a->k);
+	json_decref(a->f);
+	json_decref(a->s);
+	json_decref(a->p);
+	*a = (struct fcr_acc){ 0 };
+}
+
+/* Appends v - *last (and sets *last) or null when v is not a number. */
+static int fcr_delta(json_t *arr, double v, int64_t *last)
+{
+	if (!isfinite(v) || fabs(v) > 1e12)
+		return json_array_append_new(arr, json_null());
+	int64_t x = llround(v);
+	int r = json_array_append_new(arr, json_integer(x - *last));
+	*last = x;
+	return r;
+}
+
 struct batch {
 	struct loop *loop;
 	struct store *store;
@@ -76,6 +105,7 @@ struct batch {
 	unsigned nsamples;
 	int64_t f_t0, f_slot, f_mhz0, f_last;
 	unsigned overflow_readings, overflow_samples;
+	struct fcr_acc fcr;     /* FCR activation records (batch_add_fcr) */
 
 	/* sealed batches, FIFO; the head is the one the worker handles */
 	struct pending q[BATCH_MAX_PENDING];
@@ -114,6 +144,7 @@ static void collect_reset(struct batch *b, int64_t from_ms)
 	b->freq_dev[0] = '\0';
 	b->f_t0 = b->f_slot = b->f_mhz0 = b->f_last = 0;
 	b->overflow_readings = b->overflow_samples = 0;
+	fcr_acc_reset(&b->fcr);
 	b->from_ms = from_ms;
 	json_decref(b->srcful_maps);
 	b->srcful_maps = NULL;
@@ -393,6 +424,54 @@ int batch_add_freq(struct batch *b, const char *dev_id, int64_t ts_ms, double hz
 	return 0;
 }
 
+int batch_add_fcr(struct batch *b, const char *battery, int64_t ts_ms, double hz,
+		  double setpoint_w, double measured_w)
+{
+	struct fcr_acc *a = &b->fcr;
+	unsigned iv = b->freq_interval_ms;
+	int64_t slot;
+
+	if (!isfinite(hz) || fabs(hz) > 1e6)
+		return -EINVAL;
+	if (a->n >= BATCH_MAX_SAMPLES) {
+		a->overflow++;
+		return -ENOSPC;
+	}
+	if (!a->k) {
+		a->k = json_array();
+		a->f = json_array();
+		a->s = json_array();
+		a->p = json_array();
+		if (!a->k || !a->f || !a->s || !a->p)
+			return -ENOMEM;
+		a->t0 = ts_ms;
+		a->slot = 0;
+		copy_id(a->battery, battery);
+	}
+	slot = ts_ms >= a->t0 ? (ts_ms - a->t0 + iv / 2) / iv : 0;
+	if (a->n && slot <= a->slot)
+		slot = a->slot + 1;
+	if (json_array_append_new(a->k, json_integer(slot - a->slot)) < 0 ||
+	    fcr_delta(a->f, hz * 1000.0, &a->mhz) < 0 || fcr_delta(a->s, setpoint_w, &a->sp) < 0 ||
+	    fcr_delta(a->p, measured_w, &a->pw) < 0)
+		return -ENOMEM;
+	a->slot = slot;
+	a->n++;
+	return 0;
+}
+
+static int fcr_json(const struct fcr_acc *a, unsigned iv, json_t *p)
+{
+	json_t *o;
+	if (!a->n)
+		return 0;
+	o = json_pack("{sssIsIsOsOsOsO}", "battery", a->battery, "t0", (json_int_t)a->t0, "iv",
+		      (json_int_t)iv, "k", a->k, "mhz", a->f, "sp", a->s, "pw", a->p);
+	if (o && a->overflow)
+		json_object_set_new(o, "overflow", json_integer(a->overflow));
+	return o ? json_object_set_new(p, "fcr", o) : -ENOMEM;
+}
+
 static json_t *device_json(const struct dev_acc *d)
 {
 	json_t *blocks = json_array(), *kf = json_array(), *o;
@@ -467,6 +546,8 @@ static json_t *build_payload(struct batch *b, int64_t seq, int64_t now_ms)
 		if (!o || json_object_set_new(p, "frequency", o) < 0)
 			goto err;
 	}
+	if (fcr_json(&b->fcr, b->freq_interval_ms, p) < 0)
+		goto err;
 	if (b->overflow_readings || b->overflow_samples) {
 		o = json_pack("{sIsI}", "readings", (json_int_t)b->overflow_readings, "samples",
 		              (json_int_t)b->overflow_samples);

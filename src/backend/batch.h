@@ -113,6 +113,13 @@ int batch_add_reading(struct batch *b, const char *dev_id, const char *profile, 
 /* Add one grid frequency sample.  Returns 0, -EINVAL, -ENOSPC or -ENOMEM. */
 int batch_add_freq(struct batch *b, const char *dev_id, int64_t ts_ms, double hz);
 
+/* Add one FCR activation record (grid services): the frequency sample hz at
+ * ts_ms, the battery setpoint egw held then (W, charging positive; NaN: the
+ * battery was in its own mode) and its measured power (NaN: unknown).  Sent
+ * as "fcr" (doc/batch-format.md).  Returns 0, -EINVAL, -ENOSPC or -ENOMEM. */
+int batch_add_fcr(struct batch *b, const char *battery, int64_t ts_ms, double hz,
+		  double setpoint_w, double measured_w);
+
 /* Adapters with the signature of struct device_hooks (ud = the batch). */
 void batch_on_reading(void *ud, struct device *d, int64_t ts_ms, const struct reading *r,
                       const struct block_result *res, unsigned nres);

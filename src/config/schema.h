@@ -37,6 +37,13 @@
 	X(backend_rate_per_s, "backend.rate_per_s", INT, 100, .min = 1, .max = 10000) \
 	X(backend_timeout_ms, "backend.timeout_ms", INT, 10000, .min = 100, .max = 600000) \
 	X(devices, "devices", DEVICES) \
+	/* grid services (grid/fcr.h; checked as a whole by fcr_conf_parse) */ \
+	X(fcr_battery_device, "fcr.battery_device", STR, .def_str = "") \
+	X(fcr_enabled, "fcr.enabled", BOOL, 0) \
+	X(fcr_frequency_device, "fcr.frequency_device", STR, .def_str = "") \
+	X(fcr_products, "fcr.products", ARRAY) \
+	X(fcr_soc_max, "fcr.soc_max", INT, 90, .min = 0, .max = 100) \
+	X(fcr_soc_min, "fcr.soc_min", INT, 10, .min = 0, .max = 100) \
 	X(frequency_device, "frequency.device", INT, 0, .min = 0, .max = 255) \
 	X(frequency_interval_ms, "frequency.interval_ms", INT, 100, .min = 10, .max = 60000) \
 	X(harvest_batch_interval_ms, "harvest.batch_interval_ms", INT, 10000, .min = 10, \

@@ -20,6 +20,7 @@
 #include "base/json.h"
 #include "base/util.h"
 #include "devices/devconf.h"
+#include "grid/fcr.h"
 
 enum stype {
 	ST_INT,
@@ -510,6 +511,33 @@ static int commit(struct settings *s, json_t *file, json_t *over, struct setting
 	if (!eff) {
 		r = -ENOMEM;
 		set_err(err, "", "out of memory");
+		goto err;
+	}
+	/* Rules across keys (FCR names devices and the frequency source) hold
+	 * on the document egwd runs with, whichever layer changed. */
+	struct fcr_conf fc;
+	struct fcr_conf_error fe = { 0 };
+	r = fcr_conf_parse(eff, &fc, &fe);
+	if (r >= 0 && json_object_size(over)) {
+		/* and on what is saved alone: the command line is not saved, so a
+		 * file that leans on it would be refused at the next start */
+		json_t *empty = json_object();
+		json_t *saved = empty ? effective(file, empty) : NULL;
+		r = saved ? fcr_conf_parse(saved, &fc, &fe) : -ENOMEM;
+		if (r == -EGW_ESCHEMA) {
+			size_t n = strlen(fe.msg);
+			snprintf(fe.msg + n, sizeof(fe.msg) - n, " (in the saved settings, without "
+				 "the command line's --set)");
+		}
+		json_decref(saved);
+		json_decref(empty);
+	}
+	if (r < 0) {
+		json_decref(eff);
+		if (r == -ENOMEM)
+			set_err(err, "", "out of memory");
+		else
+			set_err(err, fe.key, "%s", fe.msg);
 		goto err;
 	}
 	json_decref(s->file);

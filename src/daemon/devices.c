@@ -18,6 +18,7 @@
 #include "devices/devconf.h"
 #include "devices/device.h"
 #include "egw.h"
+#include "daemon/fcr.h"
 #include "fsm/fsm.h"
 #include "profiles/reading.h"
 #include "sched/sched.h"
@@ -117,7 +118,25 @@ static void mqtt_state(struct egw *e, struct device *d, int old_state, int new_s
 	mqtt_egw_on_state(e, d, old_state, new_state);
 }
 
+static void fcr_reading(struct egw *e, struct device *d, int64_t ts_ms, const struct reading *r,
+			const struct block_result *res, unsigned nres)
+{
+	UNUSED(ts_ms);
+	UNUSED(res);
+	UNUSED(nres);
+	fcr_egw_on_reading(e, d, r);
+}
+
+static void fcr_state(struct egw *e, struct device *d, int old_state, int new_state,
+		      const char *reason)
+{
+	UNUSED(reason);
+	fcr_egw_on_state(e, d, old_state, new_state);
+}
+
 static const struct sink sinks[] = {
+	/* first: the battery's setpoint follows the frequency sample at once */
+	{ "fcr", fcr_reading, fcr_egw_on_freq, fcr_state },
 	{ "batch", batch_reading, batch_freq, NULL },
 	{ "live", live_reading, live_freq, live_state },
 	{ "mqtt", mqtt_reading, NULL, mqtt_state },
@@ -442,5 +461,8 @@ int devices_egw_apply(struct egw *e, char *err, size_t errlen)
 	if (r < 0)
 		log_error("devices", "keeping the current devices: %s",
 			  err[0] ? err : egw_strerror(r));
+	else
+		devices_set_freq_device(e->devices,
+					(int)settings_values(e->settings)->frequency_device);
 	return r;
 }

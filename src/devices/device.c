@@ -793,6 +793,14 @@ static void devices_pick_primary(struct devices *ds)
 		loop_task_cancel(ds->loop, &ds->freq_task);
 }
 
+void devices_set_freq_device(struct devices *ds, int index)
+{
+	if (!ds || ds->cfg.freq_device == index)
+		return;
+	ds->cfg.freq_device = index;
+	devices_pick_primary(ds);
+}
+
 static void start_all(struct devices *ds)
 {
 	for (unsigned i = 0; i < ds->n; i++)

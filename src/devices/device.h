@@ -154,6 +154,10 @@ void devices_free(struct devices *ds);
  * error nothing changes.  Returns 0, -EGW_ESCHEMA, -EGW_EPROFILE, -ENOMEM. */
 int devices_apply(struct devices *ds, const json_t *devices_array, char *err, size_t errlen);
 
+/* frequency.device changed: the frequency task reads device `index` from now
+ * on (the first when out of range).  Accepts NULL. */
+void devices_set_freq_device(struct devices *ds, int index);
+
 unsigned devices_count(const struct devices *ds);
 /* NULL when i is out of range.  Pointers stay valid until devices_apply or
  * devices_free. */

@@ -18,6 +18,7 @@
  * test_profiles_tsv holds them against it row by row. */
 #include <math.h>
 
+#include "base/util.h"
 #include "profiles/table.h"
 
 #define METER_STATUS 37100
@@ -358,6 +359,47 @@ static const struct mb_block huawei_hybrid_blocks[] = {
 	{ .fc = FH, .addr = 37100, .count = 39 },
 };
 
+/* Battery control, Huawei "SUN2000 Modbus Interface Definitions" (V3.0
+ * and later), energy storage holding registers:
+ *  - 47075 / 47077 maximum charging / discharging power, U32, W;
+ *  - 47083 forced charging and discharging period, U16, minutes: a forcible
+ *    charge or discharge ends by itself when it runs out, which is the
+ *    remote-control timeout (2 min here; every 30 s egwd rewrites it and
+ *    the current command, as the period counts from the command);
+ *  - 47100 forcible charge/discharge: 0 stop, 1 charge, 2 discharge;
+ *  - 47246 forcible charge/discharge setting mode: 0 duration (47083);
+ *  - 47247 / 47249 forcible charge / discharge power, U32, W. */
+static const struct bctl_write huawei_luna_take[] = {
+	{ .addr = 47246, .count = 1, .values = { 0 } },
+	{ .addr = 47083, .count = 1, .values = { 2 } },
+};
+
+static const struct bctl_write huawei_luna_release[] = {
+	{ .addr = 47100, .count = 1, .values = { 0 } },
+};
+
+static const struct battery_control huawei_luna_control = {
+	.doc = "Huawei SUN2000 Modbus Interface Definitions, forcible charge/discharge 47083-47249",
+	.take = huawei_luna_take,
+	.ntake = ARRAY_SIZE(huawei_luna_take),
+	.release = huawei_luna_release,
+	.nrelease = ARRAY_SIZE(huawei_luna_release),
+	.keepalive = &huawei_luna_take[1],
+	.nkeepalive = 1,
+	.keepalive_ms = 30000,
+	.timeout_s = 120,
+	.layout = BCTL_POWER_PAIR_U32_THEN_CMD,
+	.cmd_addr = 47100,
+	.cmd_charge = 1,
+	.cmd_discharge = 2,
+	.cmd_stop = 0,
+	.cmd_zero = 1, /* forcible charge at 0 W: 47100 = 0 would end the forcible mode */
+	.power_addr = 47247,
+	.power_max_w = 1000000,
+	.limit_charge_addr = 47075,
+	.limit_discharge_addr = 47077,
+};
+
 const struct profile profile_huawei_hybrid = {
 	.name = "huawei_hybrid",
 	.brand = "Huawei",
@@ -370,4 +412,5 @@ const struct profile profile_huawei_hybrid = {
 	.frequency = &huawei_hybrid_regs[1],
 	.fixup = huawei_fixup,
 	.encode_fixup = huawei_encode_fixup,
+	.control = &huawei_luna_control,
 };

@@ -109,6 +109,70 @@ struct mb_block {
 struct profile;
 struct block_result;
 
+/* Battery control (grid services): how egw commands a hybrid inverter's
+ * battery power, from the vendor's document (doc/battery-control.md).  Data,
+ * beside the read tables; battctl_setpoint() turns a setpoint into writes.
+ * Setpoints are W in the data model's sign: > 0 charges, < 0 discharges. */
+#define BCTL_MAX_VALUES 4
+struct bctl_write {
+	uint16_t addr;     /* holding register, zero-based */
+	uint8_t count;     /* 1: function 6; more: function 16 */
+	uint16_t values[BCTL_MAX_VALUES];
+};
+
+enum bctl_layout {
+	/* [command, power U16 magnitude] in one write at cmd_addr (Sungrow SH) */
+	BCTL_CMD_THEN_POWER_U16,
+	/* [charge power U32, discharge power U32] at power_addr, then the
+	 * command at cmd_addr (Huawei LUNA2000 forcible charge/discharge) */
+	BCTL_POWER_PAIR_U32_THEN_CMD,
+	/* SunSpec 124: [OutWRte, InWRte] = [-r, r] at power_addr (r: percent of
+	 * WChaMax in units of 10^InOutWRte_SF, a window that pins the power), then
+	 * StorCtl_Mod = cmd (3: both limits) at cmd_addr; needs struct bctl_ref */
+	BCTL_SUNSPEC_124,
+};
+
+/* What a BCTL_SUNSPEC_124 setpoint is relative to, read from the device:
+ * WChaMax in W (its sf applied) and the exponent of InOutWRte_SF. */
+struct bctl_ref {
+	double wchamax_w;
+	int rate_sf;
+};
+
+struct battery_control {
+	const char *doc;                    /* the vendor document and section */
+	const struct bctl_write *take;      /* taking control, in order */
+	unsigned ntake;
+	const struct bctl_write *release;   /* back to the inverter's own mode, in order */
+	unsigned nrelease;
+	const struct bctl_write *keepalive; /* rewritten every keepalive_ms while in control */
+	unsigned nkeepalive;
+	unsigned keepalive_ms;
+	unsigned timeout_s;                 /* the inverter's own remote-control timeout
+	                                       (it leaves forced mode by itself); 0: none documented */
+	uint8_t layout;                     /* enum bctl_layout */
+	uint16_t cmd_addr;
+	uint16_t cmd_charge, cmd_discharge, cmd_stop;
+	uint16_t cmd_zero;                  /* the command that holds 0 W while in control (the
+	                                       battery follows egw at 0 W too; cmd_stop may hand
+	                                       it back to its own mode instead) */
+	uint16_t power_addr;                /* BCTL_POWER_PAIR_U32_THEN_CMD */
+	uint32_t power_max_w;               /* the power register's documented range */
+	int32_t limit_charge_addr;          /* holding U32 W, the battery's charge limit; -1: none */
+	int32_t limit_discharge_addr;       /* likewise for discharging; -1: none */
+	uint16_t ref_addr, ref_sf_addr, rate_sf_addr; /* BCTL_SUNSPEC_124: WChaMax, its sf,
+	                                                 InOutWRte_SF */
+};
+
+/* The writes that set the battery power to setpoint_w (rounded to 1 W,
+ * magnitude clamped to c->power_max_w; BCTL_SUNSPEC_124: to WChaMax), in
+ * order, into ret (cap entries).  ref is needed by BCTL_SUNSPEC_124 only
+ * (NULL otherwise).  Returns the number of writes (1 or 2), -ENOSPC or
+ * -EINVAL (NaN, or a SunSpec setpoint without a usable ref). */
+int battctl_setpoint(const struct battery_control *c, double setpoint_w, const struct bctl_ref *ref,
+		     struct bctl_write *ret, unsigned cap);
+
+
 /* Optional per-profile quirk applied after the table decode (e.g. Deye
  * high-voltage models).  Returns 0 or -errno. */
 typedef int (*profile_fixup_fn)(const struct profile *p, const struct block_result *res,
@@ -141,6 +205,7 @@ struct profile {
 	profile_encode_fixup_fn encode_fixup; /* NULL for most */
 	uint16_t sunspec_base;           /* SunSpec profiles: address of "SunS"; else 0 */
 	bool heap;                       /* built by sunspec_build_profile: free with profile_free */
+	const struct battery_control *control; /* battery control registers, or NULL */
 };
 
 /* Static profile by name (case-insensitive); NULL if unknown.  "sunspec" is

@@ -43,6 +43,7 @@
 #include <math.h>
 
 #include "base/err.h"
+#include "base/util.h"
 #include "profiles/table.h"
 
 #define RUN_STATE 13000
@@ -457,6 +458,43 @@ static const struct mb_block sungrow_sf_blocks[] = {
 	{ .fc = FI, .addr = 12999, .count = 119 },
 };
 
+/* Battery control, Sungrow "Communication Protocol of Residential Hybrid
+ * Inverter" (V1.0.20 and later), holding registers (0x03 read, 0x06/0x10
+ * write), document numbers from 1, zero-based here:
+ *  - 13049 (doc 13050) EMS mode selection: 0 self-consumption (the
+ *    inverter's own mode, default), 2 forced mode, 3 external EMS;
+ *  - 13050 (doc 13051) charge/discharge command: 0xAA charge, 0xBB
+ *    discharge, 0xCC stop (default);
+ *  - 13051 (doc 13052) charge/discharge power, U16, W.
+ * The document has no remote-control timeout: egwd releases on stop and
+ * again before it takes control at start-up (doc/battery-control.md). */
+static const struct bctl_write sungrow_sh_take[] = {
+	{ .addr = 13049, .count = 1, .values = { 2 } },
+};
+
+static const struct bctl_write sungrow_sh_release[] = {
+	{ .addr = 13050, .count = 2, .values = { 0xCC, 0 } },
+	{ .addr = 13049, .count = 1, .values = { 0 } },
+};
+
+static const struct battery_control sungrow_sh_control = {
+	.doc = "Sungrow Communication Protocol of Residential Hybrid Inverter, holding 13050-13052",
+	.take = sungrow_sh_take,
+	.ntake = ARRAY_SIZE(sungrow_sh_take),
+	.release = sungrow_sh_release,
+	.nrelease = ARRAY_SIZE(sungrow_sh_release),
+	.timeout_s = 0,
+	.layout = BCTL_CMD_THEN_POWER_U16,
+	.cmd_addr = 13050,
+	.cmd_charge = 0xAA,
+	.cmd_discharge = 0xBB,
+	.cmd_stop = 0xCC,
+	.cmd_zero = 0xCC, /* stop in forced mode: the battery idles at 0 W */
+	.power_max_w = 65535,
+	.limit_charge_addr = -1,
+	.limit_discharge_addr = -1,
+};
+
 const struct profile profile_sungrow_sf = {
 	.name = "sungrow_sf",
 	.brand = "Sungrow",
@@ -469,4 +507,5 @@ const struct profile profile_sungrow_sf = {
 	.frequency = &sungrow_sf_regs[1],
 	.fixup = sungrow_fixup,
 	.encode_fixup = sungrow_encode_fixup,
+	.control = &sungrow_sh_control,
 };

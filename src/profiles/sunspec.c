@@ -143,13 +143,21 @@ static const struct ss_point status_pts[] = {
 	PT(5, 4, U64, DEF, -1, RF_PV_TOTAL_GENERATION_WH, 1, "ActWh", "Wh"),
 };
 
-/* 124 storage: the state of charge (percent of AhrRtg) and the battery
- * voltage; its other points are charge/discharge settings. */
+/* 124 Basic Storage Controls: the state of charge (percent of AhrRtg) and
+ * the battery voltage, and the points battery control uses (read raw,
+ * decoded by battctl); offsets from the ID register, model_124.json. */
 static const struct ss_point storage_pts[] = {
+	RAW(2, 1, U16, "WChaMax"),
+	RAW(5, 1, U16, "StorCtl_Mod"),
 	PT(8, 1, U16, DEF, 22, RF_BATTERY_SOC_NOM_FRACT, 0.01, "ChaState", "%"),
 	PT(10, 1, U16, DEF, 24, RF_BATTERY_V, 1, "InBatV", "V"),
+	RAW(12, 1, I16, "OutWRte"),
+	RAW(13, 1, I16, "InWRte"),
+	RAW(15, 1, U16, "InOutWRte_RvrtTms"),
+	SFP(18, "WChaMax_SF"),
 	SFP(22, "ChaState_SF"),
 	SFP(24, "InBatV_SF"),
+	SFP(25, "InOutWRte_SF"),
 };
 
 /* 702 DER capacity: the active power rating. */
@@ -401,11 +409,40 @@ static int plan_models(const struct sunspec_model_hdr *hdrs, unsigned n, struct 
 
 #define MAX_MODELS_REGS 64 /* rows per model, with room */
 
+/* Battery control through model 124 (doc/battery-control.md): take sets the
+ * revert timeout (10 s), release clears StorCtl_Mod, the keep-alive rewrites
+ * the timeout every 5 s (and the daemon the setpoint after it). */
+#define SS124_RVRT_S 10
+struct ss_control {
+	struct battery_control c;
+	struct bctl_write take[1], release[1];
+};
+
+static void storage_control(struct ss_control *sc, uint16_t a)
+{
+	sc->take[0] = (struct bctl_write){ .addr = (uint16_t)(a + 15), .count = 1,
+					   .values = { SS124_RVRT_S } };
+	sc->release[0] = (struct bctl_write){ .addr = (uint16_t)(a + 5), .count = 1, .values = { 0 } };
+	sc->c = (struct battery_control){
+		.doc = "SunSpec model 124 Basic Storage Controls (StorCtl_Mod, OutWRte/InWRte, "
+		       "InOutWRte_RvrtTms)",
+		.take = sc->take, .ntake = 1, .release = sc->release, .nrelease = 1,
+		.keepalive = sc->take, .nkeepalive = 1, .keepalive_ms = 5000,
+		.timeout_s = SS124_RVRT_S, .layout = BCTL_SUNSPEC_124,
+		.cmd_addr = (uint16_t)(a + 5), .cmd_charge = 3, .cmd_discharge = 3, .cmd_stop = 0,
+		.cmd_zero = 3, .power_addr = (uint16_t)(a + 12), .power_max_w = 1000000,
+		.limit_charge_addr = -1, .limit_discharge_addr = -1,
+		.ref_addr = (uint16_t)(a + 2), .ref_sf_addr = (uint16_t)(a + 18),
+		.rate_sf_addr = (uint16_t)(a + 25),
+	};
+}
+
 int sunspec_build_profile(uint16_t base_addr, const struct sunspec_model_hdr *hdrs, unsigned n,
 			  struct profile **ret)
 {
 	unsigned known = 0, cap_regs, cap_blocks = 0, nregs;
 	bool meter = false, inverter = false, battery = false;
+	int storage = -1; /* index of model 124 with every control point, or -1 */
 	struct profile *p;
 	struct reg_def *regs;
 	struct mb_block *blocks;
@@ -420,14 +457,18 @@ int sunspec_build_profile(uint16_t base_addr, const struct sunspec_model_hdr *hd
 		inverter |= (hdrs[i].id >= 101 && hdrs[i].id <= 103) ||
 			    (hdrs[i].id >= 111 && hdrs[i].id <= 113) || hdrs[i].id == 701;
 		battery |= hdrs[i].id == 802 || hdrs[i].id == 124 || hdrs[i].id == 713;
+		if (hdrs[i].id == 124 && hdrs[i].len >= 24 && storage < 0)
+			storage = (int)i;
 	}
 	if (known == 0 || (!meter && !inverter && !battery))
 		return -EGW_EPROFILE;
 	cap_regs = 4 + known * MAX_MODELS_REGS;
-	p = calloc(1, sizeof(*p) + cap_regs * sizeof(*regs) + cap_blocks * sizeof(*blocks));
+	p = calloc(1, sizeof(*p) + sizeof(struct ss_control) + cap_regs * sizeof(*regs) +
+			  cap_blocks * sizeof(*blocks));
 	if (!p)
 		return -ENOMEM;
-	regs = (struct reg_def *)(p + 1);
+	struct ss_control *sc = (struct ss_control *)(p + 1);
+	regs = (struct reg_def *)(sc + 1);
 	blocks = (struct mb_block *)(regs + cap_regs);
 	r = sunspec_fill(base_addr, hdrs, n, regs, cap_regs, &nregs);
 	if (r < 0)
@@ -440,6 +481,10 @@ int sunspec_build_profile(uint16_t base_addr, const struct sunspec_model_hdr *hd
 			       .regs = regs, .nregs = nregs, .blocks = blocks, .nblocks = (unsigned)r,
 			       .blocks_every_poll = true, .sunspec_base = base_addr, .heap = true,
 			       .fixup = sunspec_fixup };
+	if (storage >= 0) {
+		storage_control(sc, hdrs[storage].addr);
+		p->control = &sc->c;
+	}
 	for (unsigned i = 0; i < nregs; i++) {
 		if (regs[i].tag == TAG_SN && !p->serial)
 			p->serial = &regs[i];

@@ -40,6 +40,7 @@ const struct web_route web_route_table[] = {
 	{ "GET", "/api/name", web_h_name, false },
 	{ "GET", "/api/settings", web_h_settings_get, false },
 	{ "POST", "/api/settings", web_h_settings_post, true },
+	{ "GET", "/api/fcr/log", web_h_fcr_log, false },
 };
 _Static_assert(ARRAY_SIZE(web_route_table) == NROUTES, "NROUTES (web_int.h) counts the table");
 

@@ -46,7 +46,7 @@
  * idle keep-alive sockets and slow senders make room for others. */
 #define PRESSURE_TIMEOUT (1 * USEC_PER_SEC)
 
-#define NROUTES 29 /* entries of web_route_table (web.c) */
+#define NROUTES 30 /* entries of web_route_table (web.c) */
 #define NCODES 16 /* entries of web_counted_codes (web.c) */
 #define ROUTE_UNMATCHED NROUTES
 
@@ -157,6 +157,7 @@ int web_h_uptime(struct web_request *rq);  /* api.c */
 int web_h_state(struct web_request *rq);  /* api.c */
 int web_h_settings_get(struct web_request *rq);  /* api.c */
 int web_h_settings_post(struct web_request *rq);  /* api.c */
+int web_h_fcr_log(struct web_request *rq);  /* api_fcr.c */
 int web_h_metrics(struct web_request *rq);  /* api.c */
 int web_h_status(struct web_request *rq);  /* api.c */
 int web_h_crypto(struct web_request *rq);  /* api.c */
