@@ -1024,7 +1024,7 @@ static void test_sunspec_against_definitions(void **state)
 			assert_int_equal(d->addr - 2000, off);
 			assert_int_equal(d->words, json_integer_value(json_object_get(pt, "size")));
 			const char *t = json_string_value(json_object_get(pt, "type"));
-			int want = !strcmp(t, "uint16") || !strcmp(t, "count") ||
+			int want = !strcmp(t, "uint16") || !strcmp(t, "count") || !strcmp(t, "bitfield16") ||
 						   !strcmp(t, "enum16") ? REG_U16 :
 				   !strcmp(t, "int16") || !strcmp(t, "sunssf") ? REG_I16 :
 				   !strcmp(t, "uint32") || !strcmp(t, "acc32") ? REG_U32 :
