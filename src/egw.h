@@ -24,6 +24,7 @@ struct signer;
 struct store;
 struct http;
 struct uploader;
+struct acks;
 struct namequery;
 struct devices;
 struct batch;
@@ -46,6 +47,7 @@ struct egw {
 	struct store *store;
 	struct http *http;
 	struct uploader *uploader;
+	struct acks *acks;               /* deliveries of every uplink (backend/acks.h) */
 	struct namequery *namequery;
 	struct devices *devices;
 	json_t *dev_serials;             /* {id: serial last identified}, kept in the state dir */

@@ -26,14 +26,24 @@ the data port refuses connections):
   Uploads may be gzip-compressed (Content-Encoding: gzip) unless --no-gzip,
   which answers 415 to them; another Content-Encoding gets 415.
   POST /control      {"mode":"ok|refuse|500|stall|drop|slow","for_s":N,
-                      "name":"..." or null,"slow_ms":N}; after for_s the mode
-                     returns to ok.  GET /control shows the state.
+                      "name":"..." or null,"slow_ms":N,
+                      "fail_seqs":[seq,...],"fail_times":K}; after for_s the
+                     mode returns to ok; a verified batch whose seq is in
+                     fail_seqs is answered 500 (not recorded), K times each
+                     (default 1; [] clears).  GET /control shows the state.
   POST /reset        forget everything received.
 
 Modes: refuse = the data port stops listening (connection refused); 500 =
 answer 500; stall = read the request, never answer (until the mode ends or the
 client gives up); drop = read the request, then reset the connection; slow =
-answer normally after slow_ms.
+answer normally after slow_ms (--mode slow --slow-ms 100: a backend that answers
+each upload after 100 ms).
+
+The summary counts uploads being answered at once (max_concurrent: several
+in flight from one gateway), arrivals with a lower seq than one already
+received (out_of_order) and how far back the latest such arrival reached
+(reorder_max: how many received seqs above it had arrived first; a gateway
+with N uploads in flight stays below N).
 
 HTTPS with --tls-cert/--tls-key (data port only; the control port stays
 plain HTTP).  Loopback only unless --host says otherwise.  On start it prints one line
@@ -120,6 +130,11 @@ class State:
         self.wire_bytes = 0        # request bodies as received
         self.body_bytes = 0        # after Content-Encoding
         self.out_of_order = 0
+        self.reorder_max = 0
+        self.recent = []           # the last 256 new seqs, for reorder_max
+        self.active = 0            # uploads being handled now
+        self.max_concurrent = 0
+        self.fail_seqs = {}        # seq -> 500 answers still to give
         self.max_seq = None
         self.requests = 0
         self.graphql_queries = 0
@@ -193,6 +208,9 @@ class State:
                 "wire_bytes": self.wire_bytes,
                 "body_bytes": self.body_bytes,
                 "out_of_order": self.out_of_order,
+                "reorder_max": self.reorder_max,
+                "max_concurrent": self.max_concurrent,
+                "fail_seqs": sorted(k for k, v in self.fail_seqs.items() if v),
                 "missing": missing,
                 "gap_records": self.gap_records,
                 "requests": self.requests,
@@ -213,6 +231,11 @@ class State:
             else:
                 if self.max_seq is not None and isinstance(seq, int) and seq < self.max_seq:
                     self.out_of_order += 1
+                    ahead = sum(1 for x in self.recent if x > seq)
+                    self.reorder_max = max(self.reorder_max, ahead)
+                if isinstance(seq, int):
+                    self.recent.append(seq)
+                    del self.recent[:-256]
                 self.seqs.add(seq)
                 if isinstance(seq, int):
                     self.max_seq = seq if self.max_seq is None else max(self.max_seq, seq)
@@ -375,10 +398,16 @@ class Handler(BaseHTTPRequestHandler):
         if path in self.st.args.data_path:
             with self.st.lock:
                 self.st.requests += 1
-            if not self.misbehave():
-                body = self.decode_body(body)
-                if body is not None:
-                    self.upload(path, body)
+                self.st.active += 1
+                self.st.max_concurrent = max(self.st.max_concurrent, self.st.active)
+            try:
+                if not self.misbehave():
+                    body = self.decode_body(body)
+                    if body is not None:
+                        self.upload(path, body)
+            finally:
+                with self.st.lock:
+                    self.st.active -= 1
             return
         self.reply(404, {"error": "not found"})
 
@@ -398,6 +427,13 @@ class Handler(BaseHTTPRequestHandler):
                 raise ValueError("slow_ms must be an integer >= 0")
             if "name" in req and req["name"] is not None and not isinstance(req["name"], str):
                 raise ValueError("name must be a string or null")
+            fail_seqs = req.get("fail_seqs")
+            if fail_seqs is not None and (not isinstance(fail_seqs, list) or
+                                          not all(isinstance(x, int) for x in fail_seqs)):
+                raise ValueError("fail_seqs must be a list of integers")
+            fail_times = req.get("fail_times", 1)
+            if not isinstance(fail_times, int) or fail_times < 1:
+                raise ValueError("fail_times must be an integer >= 1")
         except ValueError as e:
             self.reply(400, {"error": str(e)})
             return
@@ -407,6 +443,9 @@ class Handler(BaseHTTPRequestHandler):
         if slow is not None:
             with self.st.lock:
                 self.st.slow_ms = slow
+        if fail_seqs is not None:
+            with self.st.lock:
+                self.st.fail_seqs = {x: fail_times for x in fail_seqs}
         if mode is not None:
             self.st.set_mode(mode, for_s)
         self.reply(200, {"ok": True, "mode": mode, "name": self.st.name})
@@ -459,6 +498,13 @@ class Handler(BaseHTTPRequestHandler):
             with self.st.lock:
                 self.st.malformed += 1
             self.reply(400, {"error": "payload has no integer seq"})
+            return
+        with self.st.lock:
+            left = self.st.fail_seqs.get(payload["seq"], 0)
+            if left:
+                self.st.fail_seqs[payload["seq"]] = left - 1
+        if left:
+            self.reply(500, {"error": f"told to fail seq {payload['seq']}"})
             return
         # Signed by the gateway, so kept even if it does not decode (a
         # rejection would only make the gateway send it again).

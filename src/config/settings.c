@@ -60,6 +60,7 @@ static const struct skey schema[] = {
 	{ "backend.data_urls", ST_URL_LIST },
 	{ "backend.format", ST_ENUM, .def_str = "egw", .values = batch_formats },
 	{ "backend.graphql_url", ST_URL, .def_str = "" },
+	{ "backend.max_in_flight", ST_INT, 8, .min = 1, .max = 64 }, /* UPLOADER_MAX_IN_FLIGHT */
 	{ "backend.rate_per_s", ST_INT, 100, .min = 1, .max = 10000 },
 	{ "backend.timeout_ms", ST_INT, 10000, .min = 100, .max = 600000 },
 	{ "devices", ST_DEVICES },
