@@ -39,7 +39,8 @@ now() { date +%s.%N; }
 
 cc -std=c17 -D_GNU_SOURCE -O2 -I"$REPO/src" -I"$REPO" -I"$BUILD" \
 	"$REPO/bench/fill_store.c" "$REPO/src/profiles/reading.c" "$BUILD/libegw.a" \
-	-o "$TMP/fill_store" $(pkg-config --libs jansson sqlite3 libcurl libcrypto libmicrohttpd zlib) -lm -lpthread
+	-o "$TMP/fill_store" $(pkg-config --libs jansson sqlite3 libcurl libcrypto libmicrohttpd zlib) \
+	$(pkg-config --libs libcryptoauth libmosquitto 2>/dev/null || true) -lm -lpthread
 
 mkdir -p "$TMP/state"
 t0=$(now)

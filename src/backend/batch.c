@@ -59,6 +59,7 @@ struct batch {
 	struct store *store;
 	struct signer *signer;
 	struct uploader *up;
+	struct uploader *up2; /* the second uplink's (MQTT) */
 	usec_t interval;
 	unsigned freq_interval_ms;
 	struct task seal_task;
@@ -556,6 +557,8 @@ static void commit_done(struct loop_work *w)
 			loop_task_add(b->loop, &b->resign_task, now_usec() + b->resign_task.period);
 		if (b->up)
 			uploader_kick(b->up);
+		if (b->up2)
+			uploader_kick(b->up2);
 		commit_next(b);
 		return;
 	}
@@ -693,6 +696,8 @@ static void resign_done(struct loop_work *w)
 	}
 	if (b->resigned_now > 0 && b->up)
 		uploader_kick(b->up);
+	if (b->resigned_now > 0 && b->up2)
+		uploader_kick(b->up2);
 	/* More rows than one round takes: go on at once. */
 	if (b->resign_r >= 0 && b->resigned_now == RESIGN_MAX)
 		loop_task_add(b->loop, &b->resign_task, now_usec());
@@ -777,6 +782,11 @@ void batch_free(struct batch *b)
 void batch_set_uploader(struct batch *b, struct uploader *up)
 {
 	b->up = up;
+}
+
+void batch_set_uplink(struct batch *b, struct uploader *up)
+{
+	b->up2 = up;
 }
 
 void batch_set_srcful(struct batch *b, bool srcful)

@@ -50,6 +50,7 @@ static const char *const signer_backends[] = { "auto", "software", "atecc608", N
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 static const char *const compressions[] = { "auto", "gzip", "none", NULL };
 static const char *const batch_formats[] = { "egw", "srcful", NULL };
+static const char *const uplink_auths[] = { "jwt", "password", NULL };
 
 #define MIB (INT64_C(1) << 20)
 #define DAY_S INT64_C(86400)
@@ -104,6 +105,17 @@ static const struct skey schema[] = {
 	{ "signer.i2c_bus", ST_STR, .def_str = "/dev/i2c-1" },
 	{ "store.max_age_s", ST_INT, 30 * DAY_S, .min = 60, .max = 3650 * DAY_S },
 	{ "store.max_bytes", ST_INT, 512 * MIB, .min = MIB, .max = INT64_C(1) << 40 },
+	{ "uplink.mqtt.auth", ST_ENUM, .def_str = "jwt", .values = uplink_auths },
+	{ "uplink.mqtt.ca_file", ST_STR, .def_str = "" },   /* "": the system's CAs */
+	{ "uplink.mqtt.enabled", ST_BOOL, 0 },
+	{ "uplink.mqtt.host", ST_HOST, .def_str = "localhost" },
+	{ "uplink.mqtt.jwt_lifetime_s", ST_INT, 3600, .min = 10, .max = 30 * DAY_S },
+	{ "uplink.mqtt.max_in_flight", ST_INT, 8, .min = 1, .max = 64 }, /* UPLOADER_MAX_IN_FLIGHT */
+	{ "uplink.mqtt.password", ST_STR, .def_str = "", .flags = SF_SECRET }, /* auth "password" */
+	{ "uplink.mqtt.port", ST_INT, 8883, .min = 1, .max = 65535 },
+	{ "uplink.mqtt.tls", ST_BOOL, 1 },
+	{ "uplink.mqtt.topic", ST_STR, .def_str = "egw/<serial>/batches" },
+	{ "uplink.mqtt.username", ST_STR, .def_str = "" },  /* "": the gateway's serial */
 };
 
 #define MAX_URLS 8      /* UPLOADER_MAX_URLS */
