@@ -120,12 +120,14 @@ static bool any_waiting(struct uploader *u, usec_t *ret_at)
 	return any;
 }
 
-/* The next backoff wait: failures while one runs join it. */
+/* The next backoff wait: failures while one is still ahead join it (a
+ * retry that failed at once, as a transport that is not connected does,
+ * must not join a wait that is already over: that would spin). */
 static usec_t backoff_until(struct uploader *u, usec_t now)
 {
 	usec_t at;
 
-	if (any_waiting(u, &at))
+	if (any_waiting(u, &at) && at > now)
 		return at;
 	u->st.backoff = sched_backoff_next(u->st.backoff, u->backoff_min, u->backoff_max);
 	return now + jitter(u, u->st.backoff);

@@ -639,6 +639,116 @@ static void test_window_acks_in_order(void **state)
 	srv_free(s);
 }
 
+/* A transport that answers on the loop a little later, and fails at once
+ * while "not connected". */
+struct fake_tp {
+	struct loop *l;
+	struct uploader *u;
+	bool connected;
+	int sends;
+	usec_t delay; /* answers after this long */
+	unsigned pending[UPLOADER_MAX_IN_FLIGHT];
+	unsigned n_pending;
+	struct task done_task;
+};
+
+static int ft_send(void *ud, unsigned id, uint64_t seq, const char *body, size_t len)
+{
+	struct fake_tp *t = ud;
+	(void)seq;
+	(void)body;
+	(void)len;
+	t->sends++;
+	if (!t->connected)
+		return -ENOTCONN;
+	t->pending[t->n_pending++] = id;
+	if (!sched_queued(&t->done_task))
+		loop_task_add(t->l, &t->done_task, now_usec() + t->delay);
+	return 0;
+}
+
+static void ft_cancel(void *ud, unsigned id)
+{
+	struct fake_tp *t = ud;
+	for (unsigned i = 0; i < t->n_pending; i++)
+		if (t->pending[i] == id)
+			t->pending[i] = UINT32_MAX;
+}
+
+static int ft_done(struct task *task, usec_t now)
+{
+	struct fake_tp *t = container_of(task, struct fake_tp, done_task);
+	unsigned ids[UPLOADER_MAX_IN_FLIGHT], n = t->n_pending;
+	(void)now;
+	memcpy(ids, t->pending, n * sizeof(ids[0]));
+	t->n_pending = 0;
+	for (unsigned i = 0; i < n; i++)
+		if (ids[i] != UINT32_MAX)
+			uploader_sent(t->u, ids[i], 0);
+	return 0;
+}
+
+static const struct uploader_transport fake_transport = {.send = ft_send, .cancel = ft_cancel};
+
+static void test_transport_not_connected_backs_off(void **state)
+{
+	struct fixture *f = *state;
+	struct queue q = {.first = 1, .last = 20};
+	struct fake_tp t = {.l = f->l, .connected = true, .delay = 300 * USEC_PER_MSEC};
+	struct uploader *up;
+	struct uploader_stats st;
+
+	t.done_task = (struct task){.name = "fake-tp", .run = ft_done};
+	struct uploader_config cfg = {
+	    .rate_per_s = 1000,
+	    .backoff_min = 50 * USEC_PER_MSEC,
+	    .backoff_max = 200 * USEC_PER_MSEC,
+	    .poll_interval = 100 * USEC_PER_MSEC,
+	    .max_in_flight = 4,
+	    .transport = &fake_transport,
+	    .transport_ud = &t,
+	};
+	assert_int_equal(uploader_new(f->l, NULL, &cfg, &q_source, &q, &up), 0);
+	t.u = up;
+	q.up = up;
+	uploader_kick(up);
+	/* The window fills (answers take 300 ms), then the connection drops:
+	 * the four in flight fail together. */
+	usec_t end = now_usec() + 3 * USEC_PER_SEC;
+	while (t.n_pending < 4 && now_usec() < end)
+		loop_run_once(f->l, 5 * USEC_PER_MSEC);
+	assert_int_equal(t.n_pending, 4);
+	loop_task_cancel(f->l, &t.done_task);
+	t.connected = false;
+	for (unsigned i = 0; i < 4; i++)
+		uploader_sent(up, t.pending[i], -ECONNRESET);
+	t.n_pending = 0;
+	t.sends = 0;
+	t.delay = 5 * USEC_PER_MSEC;
+	/* Not connected: sends fail at once; the retries follow the backoff
+	 * (50, 100, 200, 200 ms ...) four at a time, they do not spin. */
+	end = now_usec() + 600 * USEC_PER_MSEC;
+	while (now_usec() < end)
+		loop_run_once(f->l, 10 * USEC_PER_MSEC);
+	assert_true(t.sends >= 4);
+	assert_true(t.sends <= 4 * 6);
+	assert_int_equal(q.nacked, 0);
+	uploader_get_stats(up, &st);
+	assert_true(st.backoff > 0);
+	/* Connected: the waiting batch goes at once, then the rest, in order. */
+	t.connected = true;
+	uploader_resume(up);
+	assert_true(run_until(f->l, q_empty, &q, 5 * USEC_PER_SEC));
+	assert_int_equal(q.nacked, 20);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(q.acked[i], (uint64_t)i + 1);
+	uploader_get_stats(up, &st);
+	assert_int_equal(st.backoff, 0);
+	assert_int_equal(st.acked, 20);
+	uploader_free(up);
+	loop_task_cancel(f->l, &t.done_task);
+}
+
 static void test_bad_config(void **state)
 {
 	struct fixture *f = *state;
@@ -777,6 +887,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_two_endpoints_and_failed_ack, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_free_while_ack_in_flight, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_window_acks_in_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_transport_not_connected_backs_off, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
 	    cmocka_unit_test(test_name_parse),
 	    cmocka_unit_test_setup_teardown(test_name_query, setup, teardown),
