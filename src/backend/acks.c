@@ -172,8 +172,3 @@ void acks_get_stats(const struct acks *a, struct acks_stats *ret)
 {
 	*ret = a->st;
 }
-
-bool acks_busy(const struct acks *a)
-{
-	return a->work.busy || target(a) > a->acked_upto;
-}

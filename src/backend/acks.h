@@ -44,5 +44,3 @@ void acks_leave(struct acks *a, int id);
 /* Uplink id delivered seq, and every stored row before it. */
 void acks_delivered(struct acks *a, int id, uint64_t seq);
 void acks_get_stats(const struct acks *a, struct acks_stats *ret);
-/* True while rows delivered by every uplink wait for their ack. */
-bool acks_busy(const struct acks *a);

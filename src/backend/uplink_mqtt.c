@@ -493,12 +493,6 @@ void uplink_mqtt_free(struct uplink_mqtt *m)
 	free(m);
 }
 
-void uplink_mqtt_kick(struct uplink_mqtt *m)
-{
-	if (m)
-		uploader_kick(m->up);
-}
-
 struct uploader *uplink_mqtt_uploader(struct uplink_mqtt *m)
 {
 	return m ? m->up : NULL;
@@ -524,11 +518,6 @@ int uplink_mqtt_new(struct loop *l, const struct uplink_mqtt_config *cfg,
 }
 
 void uplink_mqtt_free(struct uplink_mqtt *m)
-{
-	(void)m;
-}
-
-void uplink_mqtt_kick(struct uplink_mqtt *m)
 {
 	(void)m;
 }

@@ -86,8 +86,6 @@ int uplink_mqtt_new(struct loop *l, const struct uplink_mqtt_config *cfg,
                     const struct uploader_source *src, void *src_ud, struct uplink_mqtt **ret);
 /* Disconnects; batches in flight stay in the store.  Accepts NULL. */
 void uplink_mqtt_free(struct uplink_mqtt *m);
-/* New batches may be stored. */
-void uplink_mqtt_kick(struct uplink_mqtt *m);
 /* The uploader inside (for batch_set_uplink). */
 struct uploader *uplink_mqtt_uploader(struct uplink_mqtt *m);
 void uplink_mqtt_get_stats(const struct uplink_mqtt *m, struct uplink_mqtt_stats *ret);

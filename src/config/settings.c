@@ -742,9 +742,11 @@ static int unmask(json_t *patch, const json_t *eff, struct settings_error *err)
 		if (!(k->flags & SF_SECRET) || !json_is_string(v) ||
 		    strcmp(json_string_value(v), MASK) != 0)
 			continue;
-		/* The secret's group ("mqtt") names where it goes: host and port. */
+		/* The secret's group ("mqtt", "uplink.mqtt") names where it goes:
+		 * host and port. */
 		char group[64], hk[80], pk[80];
-		snprintf(group, sizeof(group), "%.*s", (int)strcspn(k->key, "."), k->key);
+		const char *dot = strrchr(k->key, '.');
+		snprintf(group, sizeof(group), "%.*s", dot ? (int)(dot - k->key) : 0, k->key);
 		snprintf(hk, sizeof(hk), "%s.host", group);
 		snprintf(pk, sizeof(pk), "%s.port", group);
 		if (!json_equal((json_t *)after_patch(patch, eff, hk), (json_t *)lookup(eff, hk)) ||
