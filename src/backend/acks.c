@@ -17,7 +17,7 @@ struct acks {
 	uint64_t acked_upto; /* every row <= this was acked (or is gone) */
 	struct loop_work work;
 	uint64_t w_from, w_upto; /* worker input: ack rows in (w_from, w_upto] */
-	uint64_t w_last;          /* worker output: last row acked (or w_from) */
+	uint64_t w_last;         /* worker output: last row acked (or w_from) */
 	uint64_t w_count;
 	int w_err;
 	struct task retry;
@@ -113,8 +113,7 @@ static int retry_run(struct task *t, usec_t now)
 	return 0;
 }
 
-int acks_new(struct loop *l, const struct uploader_source *src, void *src_ud,
-             struct acks **ret)
+int acks_new(struct loop *l, const struct uploader_source *src, void *src_ud, struct acks **ret)
 {
 	struct acks *a = calloc(1, sizeof(*a));
 

@@ -33,8 +33,7 @@ struct acks_stats {
 };
 
 /* src->peek and src->ack run on loop workers.  Returns 0 or -ENOMEM. */
-int acks_new(struct loop *l, const struct uploader_source *src, void *src_ud,
-             struct acks **ret);
+int acks_new(struct loop *l, const struct uploader_source *src, void *src_ud, struct acks **ret);
 /* Waits (running the loop) for an ack being written.  Uplinks must have left. */
 void acks_free(struct acks *a);
 /* A new uplink, cursor 0.  Returns its id (>= 0) or -ENOSPC. */

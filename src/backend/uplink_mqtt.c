@@ -49,14 +49,14 @@ struct uplink_mqtt {
 	char *token;
 	usec_t token_at; /* monotonic time it was signed */
 
-	bool closing;    /* uplink_mqtt_free waits for the sign worker */
-	bool connected;  /* CONNACK accepted */
-	bool refused;    /* the broker refused this attempt's CONNECT */
+	bool closing;   /* uplink_mqtt_free waits for the sign worker */
+	bool connected; /* CONNACK accepted */
+	bool refused;   /* the broker refused this attempt's CONNECT */
 	usec_t retry_at, backoff;
-	unsigned tries;  /* attempts since the last success: picks the address */
+	unsigned tries; /* attempts since the last success: picks the address */
 	struct loop_resolve *res;
 	int mids[UPLOADER_MAX_IN_FLIGHT]; /* message id per uploader request, 0: none */
-	char detail[160]; /* libmosquitto's last error line (OpenSSL's reason) */
+	char detail[160];                 /* libmosquitto's last error line (OpenSSL's reason) */
 	struct uplink_mqtt_stats st;
 };
 
@@ -213,8 +213,8 @@ static void on_io(struct loop_io *io, uint32_t events)
 		rc = mosquitto_loop_write(m->mosq, 16);
 	if (rc != MOSQ_ERR_SUCCESS) {
 		if (!m->refused) /* the CONNACK's reason says more than the close after it */
-			m->st.last_error = rc == MOSQ_ERR_TLS && m->detail[0] ? m->detail
-			                                                     : mosquitto_strerror(rc);
+			m->st.last_error =
+			    rc == MOSQ_ERR_TLS && m->detail[0] ? m->detail : mosquitto_strerror(rc);
 		lost(m);
 		return;
 	}
@@ -274,7 +274,8 @@ static void connect_to(struct uplink_mqtt *m, const char *host)
 	}
 	rc = mosquitto_connect_async(m->mosq, host, m->port, m->keepalive);
 	if (rc != MOSQ_ERR_SUCCESS) {
-		m->st.last_error = rc == MOSQ_ERR_ERRNO ? egw_strerror(-errno) : mosquitto_strerror(rc);
+		m->st.last_error =
+		    rc == MOSQ_ERR_ERRNO ? egw_strerror(-errno) : mosquitto_strerror(rc);
 		lost(m);
 		return;
 	}
@@ -296,8 +297,9 @@ static void resolved(void *ud, int err, const struct loop_resolved *res)
 	}
 	/* After each failed attempt, the next address the name has. */
 	addr = &res->addr[m->tries++ % (unsigned)res->n];
-	a = addr->ss_family == AF_INET ? (const void *)&((const struct sockaddr_in *)addr)->sin_addr
-	                               : (const void *)&((const struct sockaddr_in6 *)addr)->sin6_addr;
+	a = addr->ss_family == AF_INET
+	        ? (const void *)&((const struct sockaddr_in *)addr)->sin_addr
+	        : (const void *)&((const struct sockaddr_in6 *)addr)->sin6_addr;
 	if (!inet_ntop(addr->ss_family, a, text, sizeof(text)))
 		lost(m);
 	else /* with TLS the name goes on: the certificate check needs it */
@@ -454,7 +456,8 @@ int uplink_mqtt_new(struct loop *l, const struct uplink_mqtt_config *cfg,
 		return r;
 	}
 	m->sign_work = (struct loop_work){.work = sign_work, .done = sign_done};
-	m->tick = (struct task){.name = "uplink-mqtt", .run = on_tick, .period = USEC_PER_SEC, .prio = 5};
+	m->tick =
+	    (struct task){.name = "uplink-mqtt", .run = on_tick, .period = USEC_PER_SEC, .prio = 5};
 	mosquitto_lib_init();
 	r = loop_task_add(l, &m->tick, now_usec() + USEC_PER_SEC);
 	if (r < 0) {

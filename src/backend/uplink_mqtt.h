@@ -46,8 +46,8 @@ struct uplink_mqtt;
 #define UPLINK_MQTT_TOPIC_MAX 256
 
 struct uplink_mqtt_config {
-	const char *host;      /* required */
-	int port;              /* 0: 8883 with tls, 1883 without */
+	const char *host; /* required */
+	int port;         /* 0: 8883 with tls, 1883 without */
 	bool tls;
 	const char *ca_file;   /* NULL or "": the system's CAs */
 	const char *topic;     /* required, no wildcards */
@@ -57,12 +57,12 @@ struct uplink_mqtt_config {
 	 * (NULL or "": none). */
 	const char *password;
 	struct signer *signer;
-	usec_t jwt_lifetime;    /* 0: 1 h */
-	int keepalive_s;        /* 0: 30 */
-	unsigned max_in_flight; /* 0: UPLOADER_DEFAULT_IN_FLIGHT */
-	unsigned rate_per_s;    /* 0: UPLOADER_DEFAULT_RATE */
+	usec_t jwt_lifetime;             /* 0: 1 h */
+	int keepalive_s;                 /* 0: 30 */
+	unsigned max_in_flight;          /* 0: UPLOADER_DEFAULT_IN_FLIGHT */
+	unsigned rate_per_s;             /* 0: UPLOADER_DEFAULT_RATE */
 	usec_t backoff_min, backoff_max; /* batch retries; 0: 1 s, 60 s */
-	struct acks *acks;      /* shared with the other uplinks (required) */
+	struct acks *acks;               /* shared with the other uplinks (required) */
 	/* As uploader_config.on_health: the broker stopped taking batches
 	 * (err, detail) or takes them again. */
 	void (*on_health)(void *ud, bool ok, int err, long status, const char *detail);
@@ -71,12 +71,12 @@ struct uplink_mqtt_config {
 
 struct uplink_mqtt_stats {
 	bool connected;
-	uint64_t connects;       /* CONNACKs accepted */
+	uint64_t connects; /* CONNACKs accepted */
 	uint64_t disconnects;
-	uint64_t refused;        /* CONNECTs the broker refused */
-	uint64_t tokens;         /* JWT passwords signed */
-	int64_t token_exp;       /* exp of the current JWT (unix s), 0: none */
-	const char *last_error;  /* static text, NULL when none */
+	uint64_t refused;         /* CONNECTs the broker refused */
+	uint64_t tokens;          /* JWT passwords signed */
+	int64_t token_exp;        /* exp of the current JWT (unix s), 0: none */
+	const char *last_error;   /* static text, NULL when none */
 	struct uploader_stats up; /* the window: attempts, acked (delivered), in_flight, ... */
 };
 

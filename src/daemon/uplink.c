@@ -22,15 +22,16 @@
  * restarts it. */
 static void signature(const struct settings *s, char *buf, size_t len)
 {
-	snprintf(buf, len, "%d|%s|%lld|%d|%s|%s|%s|%s|%s|%lld|%lld|%lld",
-	         settings_get_bool(s, "uplink.mqtt.enabled"), settings_get_str(s, "uplink.mqtt.host"),
-	         (long long)settings_get_int(s, "uplink.mqtt.port"),
-	         settings_get_bool(s, "uplink.mqtt.tls"), settings_get_str(s, "uplink.mqtt.ca_file"),
-	         settings_get_str(s, "uplink.mqtt.topic"), settings_get_str(s, "uplink.mqtt.username"),
-	         settings_get_str(s, "uplink.mqtt.auth"), settings_get_str(s, "uplink.mqtt.password"),
-	         (long long)settings_get_int(s, "uplink.mqtt.jwt_lifetime_s"),
-	         (long long)settings_get_int(s, "uplink.mqtt.max_in_flight"),
-	         (long long)settings_get_int(s, "backend.rate_per_s"));
+	snprintf(
+	    buf, len, "%d|%s|%lld|%d|%s|%s|%s|%s|%s|%lld|%lld|%lld",
+	    settings_get_bool(s, "uplink.mqtt.enabled"), settings_get_str(s, "uplink.mqtt.host"),
+	    (long long)settings_get_int(s, "uplink.mqtt.port"),
+	    settings_get_bool(s, "uplink.mqtt.tls"), settings_get_str(s, "uplink.mqtt.ca_file"),
+	    settings_get_str(s, "uplink.mqtt.topic"), settings_get_str(s, "uplink.mqtt.username"),
+	    settings_get_str(s, "uplink.mqtt.auth"), settings_get_str(s, "uplink.mqtt.password"),
+	    (long long)settings_get_int(s, "uplink.mqtt.jwt_lifetime_s"),
+	    (long long)settings_get_int(s, "uplink.mqtt.max_in_flight"),
+	    (long long)settings_get_int(s, "backend.rate_per_s"));
 }
 
 /* topic with every "<serial>" replaced.  Returns 0 or -EINVAL (too long). */
@@ -101,7 +102,8 @@ void uplink_egw_apply(struct egw *e)
 	if (!settings_get_bool(s, "uplink.mqtt.enabled"))
 		return;
 	if (!e->store || !e->signer || !signer_identity_known(e->signer)) {
-		snprintf(e->uplink_error, sizeof(e->uplink_error), "no store or no signer identity");
+		snprintf(e->uplink_error, sizeof(e->uplink_error),
+		         "no store or no signer identity");
 		log_error("uplink-mqtt", "not started: %s", e->uplink_error);
 		return;
 	}
@@ -110,7 +112,8 @@ void uplink_egw_apply(struct egw *e)
 	jwt = !strcmp(settings_get_str(s, "uplink.mqtt.auth"), "jwt");
 	r = pipeline_acks(e);
 	if (r >= 0)
-		r = expand_topic(settings_get_str(s, "uplink.mqtt.topic"), serial, topic, sizeof(topic));
+		r = expand_topic(settings_get_str(s, "uplink.mqtt.topic"), serial, topic,
+		                 sizeof(topic));
 	if (r >= 0) {
 		int64_t rate = settings_get_int(s, "backend.rate_per_s");
 		struct uplink_mqtt_config cfg = {
@@ -131,7 +134,8 @@ void uplink_egw_apply(struct egw *e)
 		    .on_health = on_health,
 		    .health_ud = e,
 		};
-		r = uplink_mqtt_new(e->loop, &cfg, &uploader_store_source, e->store, &e->uplink_mqtt);
+		r = uplink_mqtt_new(e->loop, &cfg, &uploader_store_source, e->store,
+		                    &e->uplink_mqtt);
 	}
 	if (r < 0) {
 		snprintf(e->uplink_error, sizeof(e->uplink_error), "%s", egw_strerror(r));
@@ -158,7 +162,8 @@ static json_t *section(void *ud)
 		return json_pack("{sb}", "enabled", 0);
 	if (!e->uplink_mqtt)
 		return json_pack("{sbsbss}", "enabled", 1, "connected", 0, "last_error",
-		                 e->uplink_error[0] ? e->uplink_error : "not started (see the log)");
+		                 e->uplink_error[0] ? e->uplink_error
+		                                    : "not started (see the log)");
 	uplink_mqtt_get_stats(e->uplink_mqtt, &st);
 	const struct {
 		const char *k;
