@@ -12,6 +12,11 @@
  * - The rows acknowledged are those with seq <= the lowest cursor, found
  *   through the source's peek (nothing is kept in memory per row), on a loop
  *   worker, oldest first.  A failing ack is retried after a backoff.
+ * - This relies on signed rows becoming visible in seq order: a row never
+ *   appears (or gets signed) below a seq an uplink has passed.  Batches are
+ *   committed in seq order, unsigned rows stop the uplinks, and a gap row
+ *   (whose seq is reserved after batches still queued) stays unsigned until
+ *   those are stored (backend/batch.c).
  * - Cursors live in memory: after a restart every uplink starts at the oldest
  *   stored row, so a batch one uplink delivered before the restart and
  *   another did not goes again to both (at least once; seq identifies it). */
