@@ -24,6 +24,8 @@ struct signer;
 struct store;
 struct http;
 struct uploader;
+struct acks;
+struct uplink_mqtt;
 struct namequery;
 struct devices;
 struct batch;
@@ -48,6 +50,10 @@ struct egw {
 	struct store *store;
 	struct http *http;
 	struct uploader *uploader;
+	struct acks *acks;               /* deliveries of every uplink (backend/acks.h) */
+	struct uplink_mqtt *uplink_mqtt; /* daemon/uplink.c */
+	char uplink_sig[1536];           /* the settings it was started with */
+	char uplink_error[128];          /* why it is not running */
 	struct namequery *namequery;
 	struct devices *devices;
 	json_t *dev_serials;             /* {id: serial last identified}, kept in the state dir */

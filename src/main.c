@@ -36,6 +36,7 @@
 #include "daemon/fcr.h"
 #include "daemon/mqtt.h"
 #include "daemon/proxy.h"
+#include "daemon/uplink.h"
 #include "egw.h"
 #include "fsm/fsm.h"
 #include "loop/loop.h"
@@ -415,6 +416,7 @@ static const struct step steps[] = {
 	{ "http", pipeline_http_init, pipeline_http_fini },
 	{ "harvest", pipeline_harvest_init, pipeline_harvest_fini },
 	{ "uploader", pipeline_uploader_init, pipeline_uploader_fini },
+	{ "uplink", uplink_egw_init, uplink_egw_fini },
 	{ "namequery", pipeline_name_init, pipeline_name_fini },
 	/* last: device hooks tolerate a missing UI, and MQTT topics need the serial */
 	{ "mqtt", mqtt_egw_init, mqtt_egw_fini },
@@ -454,6 +456,7 @@ static int apply_settings(struct egw *e, struct settings_error *err)
 	proxy_egw_apply(e);
 	fcr_egw_apply(e);
 	pipeline_apply_settings(e);
+	uplink_egw_apply(e);
 	memtrim_apply(e);
 	update_gateway_state(e, "settings changed");
 	return r < 0 ? r : 0;

@@ -26,14 +26,31 @@ the data port refuses connections):
   Uploads may be gzip-compressed (Content-Encoding: gzip) unless --no-gzip,
   which answers 415 to them; another Content-Encoding gets 415.
   POST /control      {"mode":"ok|refuse|500|stall|drop|slow","for_s":N,
-                      "name":"..." or null,"slow_ms":N}; after for_s the mode
-                     returns to ok.  GET /control shows the state.
+                      "name":"..." or null,"slow_ms":N,
+                      "fail_seqs":[seq,...],"fail_times":K}; after for_s the
+                     mode returns to ok; a verified batch whose seq is in
+                     fail_seqs is answered 500 (not recorded), K times each
+                     (default 1; [] clears).  GET /control shows the state.
   POST /reset        forget everything received.
 
 Modes: refuse = the data port stops listening (connection refused); 500 =
 answer 500; stall = read the request, never answer (until the mode ends or the
 client gives up); drop = read the request, then reset the connection; slow =
-answer normally after slow_ms.
+answer normally after slow_ms (--mode slow --slow-ms 100: a backend that answers
+each upload after 100 ms).
+
+The summary counts uploads being answered at once (max_concurrent: several
+in flight from one gateway), arrivals with a lower seq than one already
+received (out_of_order) and how far back the latest such arrival reached
+(reorder_max: how many received seqs above it had arrived first; a gateway
+with N uploads in flight stays below N).
+
+MQTT: with --mqtt-host the backend also subscribes (mosquitto_sub, QoS 1,
+persistent session) to the gateway's MQTT uplink topic and verifies, decodes
+and records each message's payload exactly as an upload (its path is
+"mqtt:<topic>"), so the demo and the tests can run either way:
+  devbackend.py --port 0 --egwd http://127.0.0.1:5000 --mqtt-host 127.0.0.1 \
+      --mqtt-port 8883 --mqtt-cafile ca.crt
 
 HTTPS with --tls-cert/--tls-key (data port only; the control port stays
 plain HTTP).  Loopback only unless --host says otherwise.  On start it prints one line
@@ -41,6 +58,8 @@ plain HTTP).  Loopback only unless --host says otherwise.  On start it prints on
 """
 import argparse
 import base64
+import ctypes
+import signal
 import zlib
 import json
 import os
@@ -49,6 +68,7 @@ import select
 import socket
 import ssl
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -120,6 +140,12 @@ class State:
         self.wire_bytes = 0        # request bodies as received
         self.body_bytes = 0        # after Content-Encoding
         self.out_of_order = 0
+        self.reorder_max = 0
+        self.recent = []           # the last 256 new seqs, for reorder_max
+        self.active = 0            # uploads being handled now
+        self.max_concurrent = 0
+        self.mqtt_messages = 0     # messages from the MQTT subscription
+        self.fail_seqs = {}        # seq -> 500 answers still to give
         self.max_seq = None
         self.requests = 0
         self.graphql_queries = 0
@@ -193,6 +219,10 @@ class State:
                 "wire_bytes": self.wire_bytes,
                 "body_bytes": self.body_bytes,
                 "out_of_order": self.out_of_order,
+                "reorder_max": self.reorder_max,
+                "max_concurrent": self.max_concurrent,
+                "mqtt_messages": self.mqtt_messages,
+                "fail_seqs": sorted(k for k, v in self.fail_seqs.items() if v),
                 "missing": missing,
                 "gap_records": self.gap_records,
                 "requests": self.requests,
@@ -202,6 +232,56 @@ class State:
                 "name": self.name,
                 "key_source": self.key_source,
             }
+
+    def ingest(self, path, token, honour_fail_seqs=True):
+        """Verify, decode and record one signed batch (an HTTP upload's body
+        or an MQTT message's payload).  Returns (HTTP status, answer)."""
+        try:
+            parts = token.split(".")
+            if len(parts) != 3:
+                raise ValueError("not a compact JWS")
+            header = json.loads(b64url_decode(parts[0]))
+            if header.get("alg") != "ES256":
+                raise ValueError("alg must be ES256")
+            if len(b64url_decode(parts[2])) != 64:
+                raise ValueError("signature must be 64 bytes r||s")
+        except (ValueError, UnicodeDecodeError, TypeError, AttributeError) as e:
+            with self.lock:
+                self.malformed += 1
+            return 400, {"error": f"malformed token: {e}"}
+        key = self.get_key()
+        if key is None:
+            return 503, {"error": "gateway public key unknown"}
+        try:
+            payload = pyjwt.decode(token, key, algorithms=["ES256"],
+                                   options={"verify_exp": False, "verify_iat": False,
+                                            "verify_nbf": False, "verify_aud": False})
+        except pyjwt.InvalidTokenError as e:
+            with self.lock:
+                self.bad_signatures += 1
+            return 400, {"error": f"bad signature: {e}"}
+        if not isinstance(payload.get("seq"), int):
+            with self.lock:
+                self.malformed += 1
+            return 400, {"error": "payload has no integer seq"}
+        left = 0
+        if honour_fail_seqs:
+            with self.lock:
+                left = self.fail_seqs.get(payload["seq"], 0)
+                if left:
+                    self.fail_seqs[payload["seq"]] = left - 1
+        if left:
+            return 500, {"error": f"told to fail seq {payload['seq']}"}
+        # Signed by the gateway, so kept even if it does not decode (a
+        # rejection would only make the gateway send it again).
+        try:
+            batch = egw_batch.summary(egw_batch.decode(payload))
+        except egw_batch.BatchError as e:
+            with self.lock:
+                self.undecodable += 1
+            batch = {"error": str(e)}
+        seq, dup = self.accept(path, token, header, payload, batch)
+        return 200, {"ok": True, "seq": seq, "duplicate": dup}
 
     def accept(self, path, token, header, payload, batch=None):
         """Record one verified upload.  Returns (seq, duplicate)."""
@@ -213,6 +293,11 @@ class State:
             else:
                 if self.max_seq is not None and isinstance(seq, int) and seq < self.max_seq:
                     self.out_of_order += 1
+                    ahead = sum(1 for x in self.recent if x > seq)
+                    self.reorder_max = max(self.reorder_max, ahead)
+                if isinstance(seq, int):
+                    self.recent.append(seq)
+                    del self.recent[:-256]
                 self.seqs.add(seq)
                 if isinstance(seq, int):
                     self.max_seq = seq if self.max_seq is None else max(self.max_seq, seq)
@@ -375,10 +460,16 @@ class Handler(BaseHTTPRequestHandler):
         if path in self.st.args.data_path:
             with self.st.lock:
                 self.st.requests += 1
-            if not self.misbehave():
-                body = self.decode_body(body)
-                if body is not None:
-                    self.upload(path, body)
+                self.st.active += 1
+                self.st.max_concurrent = max(self.st.max_concurrent, self.st.active)
+            try:
+                if not self.misbehave():
+                    body = self.decode_body(body)
+                    if body is not None:
+                        self.upload(path, body)
+            finally:
+                with self.st.lock:
+                    self.st.active -= 1
             return
         self.reply(404, {"error": "not found"})
 
@@ -398,6 +489,13 @@ class Handler(BaseHTTPRequestHandler):
                 raise ValueError("slow_ms must be an integer >= 0")
             if "name" in req and req["name"] is not None and not isinstance(req["name"], str):
                 raise ValueError("name must be a string or null")
+            fail_seqs = req.get("fail_seqs")
+            if fail_seqs is not None and (not isinstance(fail_seqs, list) or
+                                          not all(isinstance(x, int) for x in fail_seqs)):
+                raise ValueError("fail_seqs must be a list of integers")
+            fail_times = req.get("fail_times", 1)
+            if not isinstance(fail_times, int) or fail_times < 1:
+                raise ValueError("fail_times must be an integer >= 1")
         except ValueError as e:
             self.reply(400, {"error": str(e)})
             return
@@ -407,6 +505,9 @@ class Handler(BaseHTTPRequestHandler):
         if slow is not None:
             with self.st.lock:
                 self.st.slow_ms = slow
+        if fail_seqs is not None:
+            with self.st.lock:
+                self.st.fail_seqs = {x: fail_times for x in fail_seqs}
         if mode is not None:
             self.st.set_mode(mode, for_s)
         self.reply(200, {"ok": True, "mode": mode, "name": self.st.name})
@@ -427,49 +528,8 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(200, {"data": {"gatewayConfiguration": {"gatewayName": {"name": name}}}})
 
     def upload(self, path, body):
-        token = body.decode("ascii", "replace").strip()
-        try:
-            parts = token.split(".")
-            if len(parts) != 3:
-                raise ValueError("not a compact JWS")
-            header = json.loads(b64url_decode(parts[0]))
-            if header.get("alg") != "ES256":
-                raise ValueError("alg must be ES256")
-            if len(b64url_decode(parts[2])) != 64:
-                raise ValueError("signature must be 64 bytes r||s")
-        except (ValueError, UnicodeDecodeError, TypeError, AttributeError) as e:
-            with self.st.lock:
-                self.st.malformed += 1
-            self.reply(400, {"error": f"malformed token: {e}"})
-            return
-        key = self.st.get_key()
-        if key is None:
-            self.reply(503, {"error": "gateway public key unknown"})
-            return
-        try:
-            payload = pyjwt.decode(token, key, algorithms=["ES256"],
-                                   options={"verify_exp": False, "verify_iat": False,
-                                            "verify_nbf": False, "verify_aud": False})
-        except pyjwt.InvalidTokenError as e:
-            with self.st.lock:
-                self.st.bad_signatures += 1
-            self.reply(400, {"error": f"bad signature: {e}"})
-            return
-        if not isinstance(payload.get("seq"), int):
-            with self.st.lock:
-                self.st.malformed += 1
-            self.reply(400, {"error": "payload has no integer seq"})
-            return
-        # Signed by the gateway, so kept even if it does not decode (a
-        # rejection would only make the gateway send it again).
-        try:
-            batch = egw_batch.summary(egw_batch.decode(payload))
-        except egw_batch.BatchError as e:
-            with self.st.lock:
-                self.st.undecodable += 1
-            batch = {"error": str(e)}
-        seq, dup = self.st.accept(path, token, header, payload, batch)
-        self.reply(200, {"ok": True, "seq": seq, "duplicate": dup})
+        code, obj = self.st.ingest(path, body.decode("ascii", "replace").strip())
+        self.reply(code, obj)
 
 
 class Listener:
@@ -535,6 +595,53 @@ class Listener:
                 pass
 
 
+def _die_with_parent():
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class MqttSubscriber:
+    """The MQTT side: mosquitto_sub (mosquitto-clients) on the uplink's topic
+    with a persistent session and QoS 1, each message's payload verified and
+    recorded like an HTTP upload (path "mqtt:<topic>").  mosquitto_sub
+    reconnects by itself when the broker restarts; the broker keeps the
+    messages of the session meanwhile."""
+
+    def __init__(self, st, args):
+        self.st = st
+        cmd = ["mosquitto_sub", "-h", args.mqtt_host, "-p", str(args.mqtt_port),
+               "-t", args.mqtt_topic, "-q", "1", "-c", "-i", args.mqtt_client_id,
+               "-k", "10", "-F", "%t %p"]
+        if args.mqtt_cafile:
+            cmd += ["--cafile", args.mqtt_cafile]
+        if args.mqtt_user:
+            cmd += ["-u", args.mqtt_user]
+        if args.mqtt_password:
+            cmd += ["-P", args.mqtt_password]
+        # Goes with us even when we are killed (PR_SET_PDEATHSIG).
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=sys.stderr,
+                                     preexec_fn=_die_with_parent)
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        for line in self.proc.stdout:
+            text = line.decode("ascii", "replace").strip()
+            if not text:
+                continue
+            topic, _, token = text.partition(" ")
+            with self.st.lock:
+                self.st.mqtt_messages += 1
+            # The broker took the message already: nothing to refuse.
+            self.st.ingest("mqtt:" + topic, token, honour_fail_seqs=False)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=5)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--host", default="127.0.0.1", help="listen address (default loopback)")
@@ -555,6 +662,14 @@ def main(argv=None):
     ap.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
     ap.add_argument("--no-gzip", action="store_true",
                     help="answer 415 to gzip-encoded uploads (a backend without it)")
+    ap.add_argument("--mqtt-host", help="also take batches from this MQTT broker")
+    ap.add_argument("--mqtt-port", type=int, default=1883)
+    ap.add_argument("--mqtt-topic", default="egw/+/batches",
+                    help="topic filter (default egw/+/batches: every gateway)")
+    ap.add_argument("--mqtt-cafile", help="TLS to the broker, its certificate checked with this CA")
+    ap.add_argument("--mqtt-user")
+    ap.add_argument("--mqtt-password")
+    ap.add_argument("--mqtt-client-id", default="egw-devbackend")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
     args.data_path = args.data_path or ["/data"]
@@ -564,6 +679,9 @@ def main(argv=None):
         ap.error("--tls-cert and --tls-key go together")
 
     st = State(args)
+    # SIGTERM ends us through the finally below (the subscriber goes too).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    sub = MqttSubscriber(st, args) if args.mqtt_host else None
     data = Listener(st, args.host, args.port, control_only=False)
     ctl = None
     if args.control_port is not None:
@@ -574,6 +692,9 @@ def main(argv=None):
         data.serve()
     except KeyboardInterrupt:
         pass
+    finally:
+        if sub:
+            sub.stop()
     return 0
 
 

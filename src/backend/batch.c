@@ -88,6 +88,7 @@ struct batch {
 	struct store *store;
 	struct signer *signer;
 	struct uploader *up;
+	struct uploader *up2; /* the second uplink's (MQTT) */
 	usec_t interval;
 	unsigned freq_interval_ms;
 	struct task seal_task;
@@ -116,6 +117,11 @@ struct batch {
 	struct loop_work resign_work;
 	unsigned resigned_now;
 	int resign_r;
+	/* Gap rows above this seq wait unsigned: a batch with a lower seq is
+	 * still being committed (set on the loop thread before each round). */
+	int64_t resign_below;
+	bool deferred_now; /* this round left such a gap row unsigned (worker) */
+	bool gap_deferred; /* the last round did (loop thread) */
 
 	struct batch_stats st;
 	bool srcful;        /* backend.format, taken at each batch's start */
@@ -626,8 +632,8 @@ static void commit_done(struct loop_work *w)
 		pending_free(pd);
 		b->qhead = (b->qhead + 1) % BATCH_MAX_PENDING;
 		b->qlen--;
-		if (b->bounds_r > 0) {
-			b->st.dropped_rows += (uint64_t)b->bounds_r;
+		if (b->bounds_r > 0 || b->gap_deferred) {
+			b->st.dropped_rows += (uint64_t)MAX(b->bounds_r, 0);
 			/* A gap row waits to be signed. */
 			loop_task_add(b->loop, &b->resign_task, now_usec());
 		}
@@ -637,6 +643,8 @@ static void commit_done(struct loop_work *w)
 			loop_task_add(b->loop, &b->resign_task, now_usec() + b->resign_task.period);
 		if (b->up)
 			uploader_kick(b->up);
+		if (b->up2)
+			uploader_kick(b->up2);
 		commit_next(b);
 		return;
 	}
@@ -739,6 +747,16 @@ static void resign_work(struct loop_work *w)
 		b->resign_r = signer_prepare(b->signer);
 	for (unsigned i = 0; i < n && b->resign_r >= 0; i++) {
 		bool gap = rows[i].kind == STORE_GAP;
+		/* A gap row's seq is reserved while it is committed, so batches
+		 * sealed before it (lower seqs) may still wait in the queue.
+		 * Signed now, it would become deliverable ahead of them, and an
+		 * uploader that has passed a seq does not look below it again:
+		 * it stays unsigned (a barrier to the uploaders) until they are
+		 * stored. */
+		if (gap && rows[i].seq > b->resign_below) {
+			b->deferred_now = true;
+			continue;
+		}
 		const char *m = gap ? "egw" : model_of(rows[i].payload, model);
 		json_t *h = m ? jwt_header_new(b->signer, m, gap ? "egw-gap" : "egw-batch") : NULL;
 		char *jwt = NULL;
@@ -763,6 +781,11 @@ static void resign_done(struct loop_work *w)
 	struct batch *b = container_of(w, struct batch, resign_work);
 
 	b->st.resigned += b->resigned_now;
+	b->gap_deferred = b->deferred_now;
+	/* The batches it waited for were stored meanwhile: go again now (else
+	 * the next commit_done does). */
+	if (b->gap_deferred && (b->qlen == 0 || b->q[b->qhead].seq != b->resign_below))
+		loop_task_add(b->loop, &b->resign_task, now_usec());
 	if (b->resign_r < 0) {
 		b->st.sign_errors++;
 		b->st.last_error = b->resign_r;
@@ -774,6 +797,8 @@ static void resign_done(struct loop_work *w)
 	}
 	if (b->resigned_now > 0 && b->up)
 		uploader_kick(b->up);
+	if (b->resigned_now > 0 && b->up2)
+		uploader_kick(b->up2);
 	/* More rows than one round takes: go on at once. */
 	if (b->resign_r >= 0 && b->resigned_now == RESIGN_MAX)
 		loop_task_add(b->loop, &b->resign_task, now_usec());
@@ -790,6 +815,8 @@ static int resign_run(struct task *t, usec_t now)
 	store_get_stats(b->store, &ss);
 	if (ss.unsigned_rows == 0)
 		return 0;
+	b->resign_below = b->qlen ? b->q[b->qhead].seq : INT64_MAX;
+	b->deferred_now = false;
 	return loop_work_submit(b->loop, &b->resign_work);
 }
 
@@ -858,6 +885,11 @@ void batch_free(struct batch *b)
 void batch_set_uploader(struct batch *b, struct uploader *up)
 {
 	b->up = up;
+}
+
+void batch_set_uplink(struct batch *b, struct uploader *up)
+{
+	b->up2 = up;
 }
 
 void batch_set_srcful(struct batch *b, bool srcful)

@@ -101,6 +101,9 @@ int batch_new(struct loop *l, struct store *st, struct signer *sg, const struct 
  * or stored, then frees.  Batches not yet stored are lost.  Accepts NULL. */
 void batch_free(struct batch *b);
 void batch_set_uploader(struct batch *b, struct uploader *up);
+/* A second uploader to wake when rows are stored or signed (the MQTT
+ * uplink's); NULL: none. */
+void batch_set_uplink(struct batch *b, struct uploader *up);
 
 /* Add one poll: its decoded reading r (NULL: none) and the register blocks
  * it read, res[0..nres) (failed ones with err < 0; borrowed, only the

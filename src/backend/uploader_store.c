@@ -4,13 +4,13 @@
 #include "backend/uploader.h"
 #include "store/store.h"
 
-static int store_src_peek(void *ud, uint64_t *ret_seq, char **ret_jwt)
+static int store_src_peek(void *ud, uint64_t after_seq, uint64_t *ret_seq, char **ret_jwt)
 {
 	struct store *s = ud;
 	struct store_row row = {0};
 	struct store_stats st;
 	unsigned n = 0;
-	int r = store_peek(s, 0, 1, &row, &n);
+	int r = store_peek(s, (int64_t)after_seq, 1, &row, &n);
 
 	if (r < 0)
 		return r;

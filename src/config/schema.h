@@ -34,6 +34,8 @@
 	X(backend_data_urls, "backend.data_urls", URL_LIST) \
 	X(backend_format, "backend.format", ENUM, .def_str = "egw", .values = batch_formats) \
 	X(backend_graphql_url, "backend.graphql_url", URL, .def_str = "") \
+	X(backend_max_in_flight, "backend.max_in_flight", INT, 8, .min = 1, \
+	  .max = 64) /* UPLOADER_MAX_IN_FLIGHT */ \
 	X(backend_rate_per_s, "backend.rate_per_s", INT, 100, .min = 1, .max = 10000) \
 	X(backend_timeout_ms, "backend.timeout_ms", INT, 10000, .min = 100, .max = 600000) \
 	X(devices, "devices", DEVICES) \
@@ -88,5 +90,18 @@
 	X(signer_i2c_bus, "signer.i2c_bus", STR, .def_str = "/dev/i2c-1") \
 	X(store_max_age_s, "store.max_age_s", INT, 30 * DAY_S, .min = 60, .max = 3650 * DAY_S) \
 	X(store_max_bytes, "store.max_bytes", INT, 512 * MIB, .min = MIB, \
-	  .max = INT64_C(1) << 40)
+	  .max = INT64_C(1) << 40) \
+	X(uplink_mqtt_auth, "uplink.mqtt.auth", ENUM, .def_str = "jwt", .values = uplink_auths) \
+	X(uplink_mqtt_ca_file, "uplink.mqtt.ca_file", STR, .def_str = "") /* "": system CAs */ \
+	X(uplink_mqtt_enabled, "uplink.mqtt.enabled", BOOL, 0) \
+	X(uplink_mqtt_host, "uplink.mqtt.host", HOST, .def_str = "localhost") \
+	X(uplink_mqtt_jwt_lifetime_s, "uplink.mqtt.jwt_lifetime_s", INT, 3600, .min = 10, \
+	  .max = 30 * DAY_S) \
+	X(uplink_mqtt_max_in_flight, "uplink.mqtt.max_in_flight", INT, 8, .min = 1, .max = 64) \
+	X(uplink_mqtt_password, "uplink.mqtt.password", STR, .def_str = "", \
+	  .flags = SF_SECRET) /* auth "password" */ \
+	X(uplink_mqtt_port, "uplink.mqtt.port", INT, 8883, .min = 1, .max = 65535) \
+	X(uplink_mqtt_tls, "uplink.mqtt.tls", BOOL, 1) \
+	X(uplink_mqtt_topic, "uplink.mqtt.topic", STR, .def_str = "egw/<serial>/batches") \
+	X(uplink_mqtt_username, "uplink.mqtt.username", STR, .def_str = "") /* "": the serial */
 /* clang-format on */

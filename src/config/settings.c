@@ -52,6 +52,7 @@ static const char *const signer_backends[] = { "auto", "software", "atecc608", N
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 static const char *const compressions[] = { "auto", "gzip", "none", NULL };
 static const char *const batch_formats[] = { "egw", "srcful", NULL };
+static const char *const uplink_auths[] = { "jwt", "password", NULL };
 
 #define MIB (INT64_C(1) << 20)
 #define DAY_S INT64_C(86400)
@@ -767,9 +768,11 @@ static int unmask(json_t *patch, const json_t *eff, struct settings_error *err)
 		if (!(k->flags & SF_SECRET) || !json_is_string(v) ||
 		    strcmp(json_string_value(v), MASK) != 0)
 			continue;
-		/* The secret's group ("mqtt") names where it goes: host and port. */
+		/* The secret's group ("mqtt", "uplink.mqtt") names where it goes:
+		 * host and port. */
 		char group[64], hk[80], pk[80];
-		snprintf(group, sizeof(group), "%.*s", (int)strcspn(k->key, "."), k->key);
+		const char *dot = strrchr(k->key, '.');
+		snprintf(group, sizeof(group), "%.*s", dot ? (int)(dot - k->key) : 0, k->key);
 		snprintf(hk, sizeof(hk), "%s.host", group);
 		snprintf(pk, sizeof(pk), "%s.port", group);
 		if (!json_equal((json_t *)after_patch(patch, eff, hk), (json_t *)lookup(eff, hk)) ||

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/acks.h"
 #include "backend/batch.h"
 #include "backend/http.h"
 #include "backend/name.h"
@@ -175,6 +176,18 @@ static json_t *uploader_section(void *ud)
 	    "backlog", (json_int_t)ss.backlog, "unsigned", (json_int_t)ss.unsigned_rows);
 }
 
+/* The window beside the uploader's section. */
+static int window_fields(json_t *o, const struct uploader_stats *st)
+{
+	json_t *w = json_pack("{sIsIsI}", "in_flight", (json_int_t)st->in_flight, "max_in_flight",
+	                      (json_int_t)st->max_in_flight, "store_acked",
+	                      (json_int_t)st->store_acked);
+	int r = w ? json_object_update(o, w) : -1;
+
+	json_decref(w);
+	return r;
+}
+
 /* Compression counters beside the uploader's section. */
 static json_t *uploader_section_full(void *ud)
 {
@@ -190,7 +203,7 @@ static json_t *uploader_section_full(void *ud)
 	                      (json_int_t)st.body_bytes, "wire_bytes", (json_int_t)st.wire_bytes,
 	                      "gzip_bodies", (json_int_t)st.gzip_bodies, "refused_gzip",
 	                      (json_int_t)st.refused_gzip);
-	if (!c || json_object_update(o, c) < 0) {
+	if (!c || json_object_update(o, c) < 0 || window_fields(o, &st) < 0) {
 		json_decref(c);
 		json_decref(o);
 		return NULL;
@@ -220,6 +233,10 @@ static void uploader_metrics(void *ud, struct web_buf *b)
 	web_buf_printf(b,
 	               "# TYPE egw_upload_last_acked_seq gauge\negw_upload_last_acked_seq %llu\n",
 	               (unsigned long long)st.last_acked_seq);
+	web_buf_printf(b,
+	               "# TYPE egw_upload_in_flight gauge\negw_upload_in_flight %u\n"
+	               "# TYPE egw_upload_max_in_flight gauge\negw_upload_max_in_flight %u\n",
+	               st.in_flight, st.max_in_flight);
 }
 
 static void uploader_health(void *ud, bool ok, int err, long status, const char *detail)
@@ -247,6 +264,7 @@ static int uploader_config_from(struct egw *e, const char *urls[UPLOADER_MAX_URL
 	const json_t *arr = settings_values(e->settings)->backend_data_urls;
 	int64_t rate = settings_values(e->settings)->backend_rate_per_s;
 	int64_t tmo = settings_values(e->settings)->backend_timeout_ms;
+	int64_t window = settings_values(e->settings)->backend_max_in_flight;
 	size_t n = 0, i;
 	json_t *v;
 
@@ -267,6 +285,8 @@ static int uploader_config_from(struct egw *e, const char *urls[UPLOADER_MAX_URL
 	                                                   : UPLOADER_COMPRESS_AUTO,
 	    .rate_per_s = rate > 0 ? (unsigned)rate : 0,
 	    .timeout_ms = tmo > 0 ? (long)tmo : 0,
+	    .max_in_flight = window > 0 ? (unsigned)window : 0,
+	    .acks = e->acks,
 	    .on_health = uploader_health,
 	    .health_ud = e,
 	};
@@ -297,6 +317,15 @@ static void uploader_destroy(struct egw *e)
 	uploader_free(u);
 }
 
+int pipeline_acks(struct egw *e)
+{
+	if (!e->store)
+		return -ENOENT;
+	if (e->acks)
+		return 0;
+	return acks_new(e->loop, &uploader_store_source, e->store, &e->acks);
+}
+
 int pipeline_uploader_init(struct egw *e)
 {
 	const char *urls[UPLOADER_MAX_URLS];
@@ -309,6 +338,8 @@ int pipeline_uploader_init(struct egw *e)
 	}
 	if (!e->store || !e->http)
 		return 0;
+	if ((n = pipeline_acks(e)) < 0)
+		return n;
 	n = uploader_config_from(e, urls, &cfg);
 	if (n <= 0) {
 		if (n == 0)
@@ -322,6 +353,8 @@ int pipeline_uploader_init(struct egw *e)
 void pipeline_uploader_fini(struct egw *e)
 {
 	uploader_destroy(e);
+	acks_free(e->acks);
+	e->acks = NULL;
 }
 
 /* ---- name query ---- */

@@ -21,5 +21,9 @@ int pipeline_uploader_init(struct egw *e);
 void pipeline_uploader_fini(struct egw *e);
 int pipeline_name_init(struct egw *e);
 void pipeline_name_fini(struct egw *e);
+/* Creates e->acks (the uplinks' shared delivery bookkeeping) if there is a
+ * store and it does not exist yet; pipeline_uploader_fini frees it.
+ * Returns 0, -ENOENT (no store) or -ENOMEM. */
+int pipeline_acks(struct egw *e);
 /* Returns 0 or a negative error (the old module keeps running on error). */
 int pipeline_apply_settings(struct egw *e);

@@ -81,7 +81,7 @@ def check_received(tc, be, key, serial):
     tc.assertEqual(s["bad_signatures"], 0)
     tc.assertEqual(s["malformed"], 0)
     tc.assertEqual(s["missing"], [])
-    tc.assertEqual(s["out_of_order"], 0)
+    tc.assertLess(s["reorder_max"], PL.WINDOW)  # swaps within the uploads in flight only
     PL.contiguous(tc, s["seqs"], s["seqs"][0])
     return PL.verify_all(tc, be.records(), key, serial)
 

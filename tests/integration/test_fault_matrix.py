@@ -29,7 +29,9 @@ class FaultMatrixTest(unittest.TestCase):
                 self.assertEqual(r["error"], "", FM.row(r))
                 self.assertEqual(r["lost"], 0)
                 self.assertEqual(r["bad_sig"], 0)
-                self.assertEqual(r["order"], 0)
+                # order: how far back an arrival reached; uploads in flight
+                # at once (backend.max_in_flight, 8) may swap, no more.
+                self.assertLess(r["order"], 8)
                 self.assertGreater(r["delivered"], 5)
 
 

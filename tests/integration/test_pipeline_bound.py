@@ -5,7 +5,7 @@ test_pipeline.py.  Run with /usr/bin/python3; EGW_BUILD names the build dir."""
 import unittest
 
 import egwtest as T
-from test_pipeline import DevBackend, egwd_for, public_key, stop_clean, verify_all, wait_idle
+from test_pipeline import WINDOW, DevBackend, egwd_for, public_key, stop_clean, verify_all, wait_idle
 
 
 class PipelineBoundTest(unittest.TestCase):
@@ -31,7 +31,7 @@ class PipelineBoundTest(unittest.TestCase):
         # Nothing vanished silently: every seq is delivered or inside a gap.
         self.assertEqual(s["missing"], [])
         self.assertEqual(s["duplicates"], 0)
-        self.assertEqual(s["out_of_order"], 0)
+        self.assertLess(s["reorder_max"], WINDOW)  # swaps within the uploads in flight only
         gaps = [(h, p) for h, p in verify_all(self, be.records(), key, info["serialNumber"])
                 if h["dtype"] == "egw-gap"]
         self.assertTrue(gaps)

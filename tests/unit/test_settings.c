@@ -290,6 +290,20 @@ static void test_layers_and_patch(void **state)
 	assert_string_equal(settings_values(fx->s)->mqtt_password, "s3cret");
 	assert_string_equal(settings_values(fx->s)->mqtt_host, "broker");
 	assert_string_equal(settings_values(fx->s)->mqtt_username, "u2");
+	/* the same for the MQTT uplink's password (its group is uplink.mqtt) */
+	patch = json_loads("{\"uplink\": {\"mqtt\": {\"password\": \"p1\"}}}", 0, NULL);
+	assert_int_equal(settings_patch(fx->s, patch, &err), 0);
+	json_decref(patch);
+	patch = json_loads("{\"uplink\": {\"mqtt\": {\"password\": \"***\", \"topic\": \"t/<serial>\"}}}",
+	                   0, NULL);
+	assert_int_equal(settings_patch(fx->s, patch, &err), 0);
+	json_decref(patch);
+	assert_string_equal(settings_values(fx->s)->uplink_mqtt_password, "p1");
+	patch = json_loads("{\"uplink\": {\"mqtt\": {\"password\": \"***\", \"port\": 8884}}}", 0,
+	                   NULL);
+	assert_int_equal(settings_patch(fx->s, patch, &err), -EGW_ESCHEMA);
+	assert_string_equal(err.key, "uplink.mqtt.password");
+	json_decref(patch);
 
 	/* URLs: credentials and key-like parameters masked; a masked URL posted
 	 * back is the stored one only where it masks to exactly that */

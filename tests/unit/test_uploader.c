@@ -41,6 +41,10 @@ struct srv {
 	int fail_next;  /* answer 500 to the next N requests */
 	int stall_next; /* sleep stall_ms before answering the next N */
 	int stall_ms;
+	int delay_ms;         /* every answer waits this long */
+	char fail_body[32];   /* answer 500 to this body ... */
+	int fail_body_n;      /* ... this many times */
+	int active, max_active; /* requests being answered at once */
 	char graphql_answer[512];
 	/* record */
 	int n;
@@ -81,8 +85,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	if (strcmp(method, "POST") != 0)
 		code = 405;
 	pthread_mutex_lock(&s->mu);
+	if (++s->active > s->max_active)
+		s->max_active = s->active;
 	if (s->fail_next > 0) {
 		s->fail_next--;
+		code = 500;
+	} else if (s->fail_body_n > 0 && cn->len == strlen(s->fail_body) &&
+	           !memcmp(cn->buf, s->fail_body, cn->len)) {
+		s->fail_body_n--;
 		code = 500;
 	} else if (s->stall_next > 0) {
 		s->stall_next--;
@@ -100,9 +110,15 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		s->status[s->n] = stall ? -1 : code;
 		s->n++;
 	}
+	int delay = s->delay_ms;
 	pthread_mutex_unlock(&s->mu);
 	if (stall)
 		usleep((useconds_t)stall * 1000);
+	if (delay)
+		usleep((useconds_t)delay * 1000);
+	pthread_mutex_lock(&s->mu);
+	s->active--;
+	pthread_mutex_unlock(&s->mu);
 	struct MHD_Response *r =
 	    MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
 	enum MHD_Result ret = MHD_queue_response(c, (unsigned)code, r);
@@ -194,16 +210,17 @@ struct queue {
 	volatile int acking;   /* set while an ack runs */
 };
 
-static int q_peek(void *ud, uint64_t *ret_seq, char **ret_jwt)
+static int q_peek(void *ud, uint64_t after_seq, uint64_t *ret_seq, char **ret_jwt)
 {
 	struct queue *q = ud;
 	char buf[32];
-	if (q->first > q->last)
+	uint64_t seq = MAX(__atomic_load_n(&q->first, __ATOMIC_SEQ_CST), after_seq + 1);
+	if (seq > q->last)
 		return -ENOENT;
-	if (q->unsigned_from && q->first >= q->unsigned_from)
+	if (q->unsigned_from && seq >= q->unsigned_from)
 		return -EAGAIN;
-	snprintf(buf, sizeof(buf), "tok-%llu", (unsigned long long)q->first);
-	*ret_seq = q->first;
+	snprintf(buf, sizeof(buf), "tok-%llu", (unsigned long long)seq);
+	*ret_seq = seq;
 	*ret_jwt = strdup(buf);
 	return 0;
 }
@@ -276,7 +293,7 @@ static bool q_empty(void *ud)
 	if (q->up) {
 		uploader_get_stats(q->up, &st);
 		if (st.pending_seq != 0 ||
-		    st.acked != (uint64_t)__atomic_load_n(&q->nacked, __ATOMIC_SEQ_CST))
+		    st.store_acked != (uint64_t)__atomic_load_n(&q->nacked, __ATOMIC_SEQ_CST))
 			return false;
 	}
 	return __atomic_load_n(&q->first, __ATOMIC_SEQ_CST) > q->last;
@@ -294,8 +311,8 @@ static void on_health(void *ud, bool ok, int err, long status, const char *detai
 	q->health_status = status;
 }
 
-static struct uploader *up_new(struct fixture *f, struct queue *q, struct srv **srvs, int nsrv,
-                               unsigned rate, long timeout_ms)
+static struct uploader *up_new_window(struct fixture *f, struct queue *q, struct srv **srvs,
+                                      int nsrv, unsigned rate, long timeout_ms, unsigned window)
 {
 	static char urls[UPLOADER_MAX_URLS][128];
 	const char *u[UPLOADER_MAX_URLS];
@@ -314,10 +331,18 @@ static struct uploader *up_new(struct fixture *f, struct queue *q, struct srv **
 	    .poll_interval = 100 * USEC_PER_MSEC,
 	    .on_health = on_health,
 	    .health_ud = q,
+	    .max_in_flight = window,
 	};
 	assert_int_equal(uploader_new(f->l, f->h, &cfg, &q_source, q, &up), 0);
 	q->up = up;
 	return up;
+}
+
+/* One batch in flight at a time: the arrival order is the seq order. */
+static struct uploader *up_new(struct fixture *f, struct queue *q, struct srv **srvs, int nsrv,
+                               unsigned rate, long timeout_ms)
+{
+	return up_new_window(f, q, srvs, nsrv, rate, timeout_ms, 1);
 }
 
 static void assert_bodies_in_order(struct srv *s, uint64_t first, uint64_t last)
@@ -549,14 +574,179 @@ static void test_free_while_ack_in_flight(void **state)
 	while (!__atomic_load_n(&q.acking, __ATOMIC_SEQ_CST) && now_usec() < end)
 		loop_run_once(f->l, 5 * USEC_PER_MSEC);
 	assert_true(q.acking);
-	/* Freeing waits for the worker; nothing new may start meanwhile (the
-	 * ack's completion used to schedule the next upload, which then ran
-	 * inside uploader_free and outlived it). */
+	/* Freeing waits for the worker; nothing started meanwhile outlives it
+	 * (the next batch may be on its way already: uploads do not wait for
+	 * the store's ack). */
 	uploader_free(up);
 	assert_int_equal(http_active(f->h), 0);
-	assert_int_equal(srv_count(s), 1);
+	assert_true(srv_count(s) >= 1);
 	assert_int_equal(q.nacked, 1); /* the ack itself completed */
 	srv_free(s);
+}
+
+/* Answer status of body tok-<seq> so far: 0 none, else the last one. */
+static int srv_status_of(struct srv *s, uint64_t seq)
+{
+	char want[32];
+	int st = 0;
+	snprintf(want, sizeof(want), "tok-%llu", (unsigned long long)seq);
+	pthread_mutex_lock(&s->mu);
+	for (int i = 0; i < s->n; i++)
+		if (!strcmp(s->bodies[i], want))
+			st = s->status[i];
+	pthread_mutex_unlock(&s->mu);
+	return st;
+}
+
+static void test_window_acks_in_order(void **state)
+{
+	struct fixture *f = *state;
+	struct srv *s = srv_new(true);
+	struct queue q = {.first = 1, .last = 12};
+	struct uploader *up;
+	struct uploader_stats st;
+	bool later_ok_while_2_failing = false;
+
+	s->delay_ms = 100;
+	snprintf(s->fail_body, sizeof(s->fail_body), "tok-2");
+	s->fail_body_n = 2;
+	up = up_new_window(f, &q, &s, 1, 1000, 5000, 4);
+	uploader_kick(up);
+	usec_t end = now_usec() + 10 * USEC_PER_SEC;
+	while (!q_empty(&q) && now_usec() < end) {
+		loop_run_once(f->l, 5 * USEC_PER_MSEC);
+		/* Until seq 2 got its 200, nothing after seq 1 is acknowledged,
+		 * although later batches were answered 200. */
+		if (srv_status_of(s, 2) != 200) {
+			assert_true(__atomic_load_n(&q.nacked, __ATOMIC_SEQ_CST) <= 1);
+			if (srv_status_of(s, 3) == 200)
+				later_ok_while_2_failing = true;
+		}
+	}
+	assert_true(q_empty(&q));
+	assert_true(later_ok_while_2_failing);
+	assert_int_equal(q.nacked, 12);
+	for (int i = 0; i < 12; i++)
+		assert_int_equal(q.acked[i], (uint64_t)i + 1);
+	assert_true(s->max_active >= 2); /* several requests in flight */
+	assert_true(s->max_active <= 4); /* and never more than the window */
+	uploader_get_stats(up, &st);
+	assert_int_equal(st.failed, 2);
+	assert_int_equal(st.ok, 12);
+	assert_int_equal(st.max_in_flight, 4);
+	assert_int_equal(st.in_flight, 0);
+	uploader_free(up);
+	srv_free(s);
+}
+
+/* A transport that answers on the loop a little later, and fails at once
+ * while "not connected". */
+struct fake_tp {
+	struct loop *l;
+	struct uploader *u;
+	bool connected;
+	int sends;
+	usec_t delay; /* answers after this long */
+	unsigned pending[UPLOADER_MAX_IN_FLIGHT];
+	unsigned n_pending;
+	struct task done_task;
+};
+
+static int ft_send(void *ud, unsigned id, uint64_t seq, const char *body, size_t len)
+{
+	struct fake_tp *t = ud;
+	(void)seq;
+	(void)body;
+	(void)len;
+	t->sends++;
+	if (!t->connected)
+		return -ENOTCONN;
+	t->pending[t->n_pending++] = id;
+	if (!sched_queued(&t->done_task))
+		loop_task_add(t->l, &t->done_task, now_usec() + t->delay);
+	return 0;
+}
+
+static void ft_cancel(void *ud, unsigned id)
+{
+	struct fake_tp *t = ud;
+	for (unsigned i = 0; i < t->n_pending; i++)
+		if (t->pending[i] == id)
+			t->pending[i] = UINT32_MAX;
+}
+
+static int ft_done(struct task *task, usec_t now)
+{
+	struct fake_tp *t = container_of(task, struct fake_tp, done_task);
+	unsigned ids[UPLOADER_MAX_IN_FLIGHT], n = t->n_pending;
+	(void)now;
+	memcpy(ids, t->pending, n * sizeof(ids[0]));
+	t->n_pending = 0;
+	for (unsigned i = 0; i < n; i++)
+		if (ids[i] != UINT32_MAX)
+			uploader_sent(t->u, ids[i], 0);
+	return 0;
+}
+
+static const struct uploader_transport fake_transport = {.send = ft_send, .cancel = ft_cancel};
+
+static void test_transport_not_connected_backs_off(void **state)
+{
+	struct fixture *f = *state;
+	struct queue q = {.first = 1, .last = 20};
+	struct fake_tp t = {.l = f->l, .connected = true, .delay = 300 * USEC_PER_MSEC};
+	struct uploader *up;
+	struct uploader_stats st;
+
+	t.done_task = (struct task){.name = "fake-tp", .run = ft_done};
+	struct uploader_config cfg = {
+	    .rate_per_s = 1000,
+	    .backoff_min = 50 * USEC_PER_MSEC,
+	    .backoff_max = 200 * USEC_PER_MSEC,
+	    .poll_interval = 100 * USEC_PER_MSEC,
+	    .max_in_flight = 4,
+	    .transport = &fake_transport,
+	    .transport_ud = &t,
+	};
+	assert_int_equal(uploader_new(f->l, NULL, &cfg, &q_source, &q, &up), 0);
+	t.u = up;
+	q.up = up;
+	uploader_kick(up);
+	/* The window fills (answers take 300 ms), then the connection drops:
+	 * the four in flight fail together. */
+	usec_t end = now_usec() + 3 * USEC_PER_SEC;
+	while (t.n_pending < 4 && now_usec() < end)
+		loop_run_once(f->l, 5 * USEC_PER_MSEC);
+	assert_int_equal(t.n_pending, 4);
+	loop_task_cancel(f->l, &t.done_task);
+	t.connected = false;
+	for (unsigned i = 0; i < 4; i++)
+		uploader_sent(up, t.pending[i], -ECONNRESET);
+	t.n_pending = 0;
+	t.sends = 0;
+	t.delay = 5 * USEC_PER_MSEC;
+	/* Not connected: sends fail at once; the retries follow the backoff
+	 * (50, 100, 200, 200 ms ...) four at a time, they do not spin. */
+	end = now_usec() + 600 * USEC_PER_MSEC;
+	while (now_usec() < end)
+		loop_run_once(f->l, 10 * USEC_PER_MSEC);
+	assert_true(t.sends >= 4);
+	assert_true(t.sends <= 4 * 6);
+	assert_int_equal(q.nacked, 0);
+	uploader_get_stats(up, &st);
+	assert_true(st.backoff > 0);
+	/* Connected: the waiting batch goes at once, then the rest, in order. */
+	t.connected = true;
+	uploader_resume(up);
+	assert_true(run_until(f->l, q_empty, &q, 5 * USEC_PER_SEC));
+	assert_int_equal(q.nacked, 20);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(q.acked[i], (uint64_t)i + 1);
+	uploader_get_stats(up, &st);
+	assert_int_equal(st.backoff, 0);
+	assert_int_equal(st.acked, 20);
+	uploader_free(up);
+	loop_task_cancel(f->l, &t.done_task);
 }
 
 static void test_bad_config(void **state)
@@ -696,6 +886,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_unsigned_never_sent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_two_endpoints_and_failed_ack, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_free_while_ack_in_flight, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_window_acks_in_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_transport_not_connected_backs_off, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
 	    cmocka_unit_test(test_name_parse),
 	    cmocka_unit_test_setup_teardown(test_name_query, setup, teardown),
