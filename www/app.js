@@ -595,8 +595,8 @@ function deviceForm(onAdded) {
     h("option", { value: "rtu" }, "RTU (serial)"),
     h("option", { value: "solarman" }, "Solarman data logger (V5)"),
     h("optgroup", { label: "P1 smart meter (DSMR / HAN)" },
-      h("option", { value: "p1-tcp" }, "P1 smart meter (DSMR / HAN) through a TCP bridge"),
-      h("option", { value: "p1-serial" }, "P1 smart meter (DSMR / HAN) on a serial port")));
+      h("option", { value: "p1-tcp" }, "P1 meter via TCP bridge"),
+      h("option", { value: "p1-serial" }, "P1 meter on serial port")));
   /* The P1 line settings come from /api/device/supported (115200 8N1; DSMR
    * 2.2 and 3: 9600 7E1). */
   let p1Line = null;
@@ -623,8 +623,8 @@ function deviceForm(onAdded) {
     field("parity", h("select", { name: "parity" }, ["N", "E", "O"].map((p) => h("option", null, p))), "rtu"),
     field("data bits", h("select", { name: "databits" }, ["8", "7"].map((p) => h("option", null, p))), "p1-serial"),
     field("stop bits", h("input", { name: "stopbits", type: "number", value: "1", min: 1, max: 2 }), "rtu"),
-    h("button", { type: "button", id: "p1-dsmr22", title: "older Dutch meters (DSMR 2.2 and 3) send at 9600 baud, 7 data bits, even parity",
-      onclick: () => setLine(p1Line && p1Line.dsmr22) }, "DSMR 2.2: 9600 7E1"),
+    field("DSMR 2.2 / 3", h("button", { type: "button", id: "p1-dsmr22", title: "older Dutch meters (DSMR 2.2 and 3) send at 9600 baud, 7 data bits, even parity",
+      onclick: () => setLine(p1Line && p1Line.dsmr22) }, "9600 7E1"), "p1-serial"),
     h("button", { class: "primary", type: "submit" }, "Add device"));
   let lastKind = conn.value, rtuLine = null;
   const sync = () => {
@@ -634,7 +634,6 @@ function deviceForm(onAdded) {
     for (const l of v5Only) l.hidden = !v5;
     for (const l of modbusOnly) l.hidden = p1;
     for (const l of p1SerialOnly) l.hidden = c !== "p1-serial";
-    form.querySelector("#p1-dsmr22").hidden = c !== "p1-serial";
     form.elements.unit_id.required = !p1;
     form.elements.logger_serial.required = v5;
     form.elements.port.placeholder = v5 ? "8899" : c === "p1-tcp" ? "8088" : "502";

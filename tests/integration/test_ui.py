@@ -48,6 +48,7 @@ class UiTest(unittest.TestCase):
         self.assertIn("ok - /favicon.ico answers 200", r.stdout)
         self.assertIn("ok - the scan result fills the form as a P1 meter", r.stdout)
         self.assertIn("ok - the P1 meter added through the form reaches polling", r.stdout)
+        self.assertIn("ok - desktop devices-p1-serial: nothing overflows", r.stdout)
         self.assertIn("ok - desktop devices-empty: nothing overflows", r.stdout)
         self.assertIn("ok - desktop overview-empty: nothing overflows", r.stdout)
         self.assertIn("ok - after the removal the overview shows no battery", r.stdout)

@@ -231,7 +231,8 @@ try {
     check(await page.inputValue('#add-device input[name=baudrate]') === "9600" &&
           await page.inputValue('#add-device select[name=parity]') === "E" &&
           await page.inputValue('#add-device select[name=databits]') === "7",
-      "the DSMR 2.2 button sets 9600 7E1");
+      "the DSMR 2.2 / 3 button sets 9600 7E1");
+    await audit(page, "desktop", "devices-p1-serial");
     await page.selectOption(sel, "rtu");
     check(await page.inputValue('#add-device input[name=baudrate]') === "9600" &&
           await page.inputValue('#add-device select[name=parity]') === "N" && !(await shown("databits")) &&
