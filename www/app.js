@@ -764,16 +764,25 @@ function pageDevices() {
           h("td", null, h("button", { onclick: () => form.prefill(r) }, "use"))))))) : null].filter(Boolean));
     if (s && s.running) scanTimer = setTimeout(poll, 500);
   };
+  /* A poll still in flight when a new scan starts answers for the old one:
+   * it must not draw over the new scan (nor end its polling). */
+  let scanGen = 0;
   const poll = async () => {
-    try { showScan((await api("GET", "/api/device/scan")).scan); } catch (err) { showMsg(scanOut, "error", err.message); }
+    const g = scanGen;
+    try {
+      const s = (await api("GET", "/api/device/scan")).scan;
+      if (g === scanGen) showScan(s);
+    } catch (err) { if (g === scanGen) showMsg(scanOut, "error", err.message); }
   };
   const scanForm = h("form", { class: "f", id: "scan-form", onsubmit: async (ev) => {
     ev.preventDefault();
     clearTimeout(scanTimer);
+    const g = ++scanGen;
     try {
       /* POST with the token: a scan reaches the network; GET only reads results */
-      showScan((await api("POST", "/api/device/scan", { hosts: hosts.value, ports: ports.value })).scan);
-    } catch (err) { showMsg(scanOut, "error", err.message); }
+      const s = (await api("POST", "/api/device/scan", { hosts: hosts.value, ports: ports.value })).scan;
+      if (g === scanGen) showScan(s);
+    } catch (err) { if (g === scanGen) showMsg(scanOut, "error", err.message); }
   } }, h("label", null, "hosts", hosts), h("label", null, "ports", ports), h("button", { type: "submit" }, "Scan"),
     h("button", { type: "button", title: "scan this gateway's own networks", onclick: () => { hosts.value = "local"; } }, "local networks"));
 
