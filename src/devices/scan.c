@@ -134,6 +134,21 @@ static void probe_found(struct scan_probe *p, const char *profile, const char *s
 
 static void probe_cb(void *ud, int err, const uint16_t *regs, unsigned count);
 
+/* The peer sent bytes that are no answer of the protocol asked. */
+static bool garbled(int err)
+{
+	switch (-err) {
+	case EGW_EFRAME:
+	case EGW_ECRC:
+	case EGW_EPROTO:
+	case EGW_ELENGTH:
+	case EGW_EFUNCTION:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* Queues the read of block b; false when it cannot be queued. */
 static bool probe_read(struct scan_probe *p, const struct mb_block *b)
 {
@@ -201,10 +216,11 @@ static void probe_cb(void *ud, int err, const uint16_t *regs, unsigned count)
 		probe_logger(p, err);
 		return;
 	}
-	/* Connected, but no Modbus TCP answer: perhaps a V5 logger on a port of
-	 * its own. */
-	if (!p->v5 && p->step == STEP_SS_MARKER && err == -ETIMEDOUT &&
-	    mb_client_connected(p->client)) {
+	/* Connected, but no Modbus TCP answer (silence, or bytes that are no
+	 * MBAP frame: a logger's heartbeat, a P1 bridge's telegram): perhaps a
+	 * V5 logger on a port of its own; after that, perhaps a P1 bridge. */
+	if (!p->v5 && p->step == STEP_SS_MARKER &&
+	    ((err == -ETIMEDOUT && mb_client_connected(p->client)) || garbled(err))) {
 		if (!probe_restart(p, 0))
 			probe_end(p);
 		return;

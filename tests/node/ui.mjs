@@ -241,7 +241,9 @@ try {
     await page.fill('#scan-form input[name=ports]', String(p1Port));
     await page.click('#scan-form button[type=submit]');
     await page.waitForFunction(() => (document.querySelector("#scan-results")?.textContent || "").includes("P1 telegrams"),
-      null, { timeout: 40000 });
+      null, { timeout: 40000 }).catch(async (e) => {
+      throw new Error("no P1 bridge in the scan results: " + await page.textContent("#scan-results") + "\n" + e.message);
+    });
     check(true, "scan finds the P1 bridge");
     await page.click('#scan-results tbody tr button');
     check(await page.inputValue(sel) === "p1-tcp" &&
