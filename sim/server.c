@@ -337,6 +337,12 @@ static void conn_update_events(struct sim_conn *c)
 
 static int conn_input(struct sim_conn *c)
 {
+	if (c->port->p1) {
+		/* A P1 port only sends: what a client writes to a bridge goes to
+		 * the meter's request line and is never answered. */
+		c->rxlen = 0;
+		return 0;
+	}
 	return c->port->solarman ? conn_process_v5(c) : conn_process(c);
 }
 

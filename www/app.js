@@ -579,17 +579,34 @@ function deviceCondition(d) {
 
 function deviceForm(onAdded) {
   const msg = h("div", { id: "add-msg" });
-  const rtuOnly = [], v5Only = [];
+  const rtuOnly = [], v5Only = [], modbusOnly = [], p1SerialOnly = [];
   const field = (label, input, only) => {
     const l = h("label", null, label, input);
     if (only === "rtu") rtuOnly.push(l);
     if (only === "solarman") v5Only.push(l);
+    if (only === "modbus") modbusOnly.push(l);
+    if (only === "p1-serial") p1SerialOnly.push(l);
     return l;
   };
+  /* A P1 meter is its own kind (profile p1, no unit id): its two lines are
+   * entries of this list, sent as connection tcp or serial. */
   const conn = h("select", { name: "connection" },
     h("option", { value: "tcp" }, "Modbus TCP"), h("option", { value: "rtu-over-tcp" }, "RTU over TCP"),
     h("option", { value: "rtu" }, "RTU (serial)"),
-    h("option", { value: "solarman" }, "Solarman data logger (V5)"));
+    h("option", { value: "solarman" }, "Solarman data logger (V5)"),
+    h("optgroup", { label: "P1 smart meter (DSMR / HAN)" },
+      h("option", { value: "p1-tcp" }, "P1 meter via TCP bridge"),
+      h("option", { value: "p1-serial" }, "P1 meter on serial port")));
+  /* The P1 line settings come from /api/device/supported (115200 8N1; DSMR
+   * 2.2 and 3: 9600 7E1). */
+  let p1Line = null;
+  const setLine = (l) => {
+    if (!l) return;
+    form.elements.baudrate.value = l.baudrate;
+    form.elements.parity.value = l.parity;
+    form.elements.databits.value = l.databits;
+    form.elements.stopbits.value = l.stopbits;
+  };
   const profile = h("select", { name: "profile" }, h("option", { value: "sunspec" }, "sunspec (auto)"));
   const form = h("form", { class: "f", id: "add-device" },
     field("connection", conn),
@@ -597,39 +614,61 @@ function deviceForm(onAdded) {
     field("port", h("input", { name: "port", type: "number", placeholder: "502", min: 1, max: 65535, required: true })),
     field("logger serial", h("input", { name: "logger_serial", type: "number", min: 1, max: 4294967295,
       placeholder: "2712345678", title: "the serial number printed on the Wi-Fi stick" }), "solarman"),
-    field("unit id", h("input", { name: "unit_id", type: "number", placeholder: "1", min: 0, max: 255, required: true })),
-    field("profile", profile),
+    field("unit id", h("input", { name: "unit_id", type: "number", placeholder: "1", min: 0, max: 255, required: true }), "modbus"),
+    field("profile", profile, "modbus"),
     field("id (optional)", h("input", { name: "id", pattern: "[A-Za-z0-9_.\\-]*" })),
     field("name (optional)", h("input", { name: "name" })),
     field("serial port", h("input", { name: "serial_port", value: "/dev/ttyUSB0" }), "rtu"),
     field("baud rate", h("input", { name: "baudrate", type: "number", value: "9600" }), "rtu"),
     field("parity", h("select", { name: "parity" }, ["N", "E", "O"].map((p) => h("option", null, p))), "rtu"),
+    field("data bits", h("select", { name: "databits" }, ["8", "7"].map((p) => h("option", null, p))), "p1-serial"),
     field("stop bits", h("input", { name: "stopbits", type: "number", value: "1", min: 1, max: 2 }), "rtu"),
+    field("DSMR 2.2 / 3", h("button", { type: "button", id: "p1-dsmr22", title: "older Dutch meters (DSMR 2.2 and 3) send at 9600 baud, 7 data bits, even parity",
+      onclick: () => setLine(p1Line && p1Line.dsmr22) }, "9600 7E1"), "p1-serial"),
     h("button", { class: "primary", type: "submit" }, "Add device"));
+  let lastKind = conn.value, rtuLine = null;
   const sync = () => {
-    const rtu = conn.value === "rtu", v5 = conn.value === "solarman";
-    for (const l of rtuOnly) l.hidden = !rtu;
+    const c = conn.value, p1 = c.startsWith("p1-");
+    const serial = c === "rtu" || c === "p1-serial", v5 = c === "solarman";
+    for (const l of rtuOnly) l.hidden = !serial;
     for (const l of v5Only) l.hidden = !v5;
+    for (const l of modbusOnly) l.hidden = p1;
+    for (const l of p1SerialOnly) l.hidden = c !== "p1-serial";
+    form.elements.unit_id.required = !p1;
     form.elements.logger_serial.required = v5;
-    form.elements.port.placeholder = v5 ? "8899" : "502";
+    form.elements.port.placeholder = v5 ? "8899" : c === "p1-tcp" ? "8088" : "502";
     if (v5 && !form.elements.port.value) form.elements.port.value = "8899";
     for (const n of ["host", "port"]) {
-      form.elements[n].parentElement.hidden = rtu;
-      form.elements[n].required = !rtu;
+      form.elements[n].parentElement.hidden = serial;
+      form.elements[n].required = !serial;
     }
+    /* A P1 meter's line has its own defaults: the RTU line's settings are
+     * kept aside while a P1 serial meter is chosen. */
+    if (c === "p1-serial" && lastKind !== "p1-serial") {
+      const e = form.elements;
+      rtuLine = { baudrate: e.baudrate.value, parity: e.parity.value, databits: "8", stopbits: e.stopbits.value };
+      setLine(p1Line || { baudrate: 115200, parity: "N", databits: 8, stopbits: 1 });
+    } else if (c !== "p1-serial" && lastKind === "p1-serial") setLine(rtuLine);
+    lastKind = c;
   };
   conn.addEventListener("change", sync);
   sync();
   supported().then((list) => {
-    for (const p of list) if (p.name !== "sunspec") profile.append(h("option", { value: p.name }, p.name + " – " + (p.brand || "")));
+    for (const p of list) {
+      if (p.name === "p1") p1Line = p.serial;
+      else if (p.name !== "sunspec") profile.append(h("option", { value: p.name }, p.name + " – " + (p.brand || "")));
+    }
   }).catch(() => {});
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const e = form.elements;
-    const body = { connection: e.connection.value, unit_id: Number(e.unit_id.value), profile: e.profile.value };
-    if (body.connection === "rtu") {
+    const p1 = e.connection.value.startsWith("p1-");
+    const body = p1 ? { connection: e.connection.value.slice(3), profile: "p1" }
+      : { connection: e.connection.value, unit_id: Number(e.unit_id.value), profile: e.profile.value };
+    if (body.connection === "rtu" || body.connection === "serial") {
       Object.assign(body, { serial_port: e.serial_port.value, baudrate: Number(e.baudrate.value),
         parity: e.parity.value, stopbits: Number(e.stopbits.value) });
+      if (p1) body.databits = Number(e.databits.value);
     } else {
       Object.assign(body, { host: e.host.value, port: Number(e.port.value) });
     }
@@ -652,7 +691,7 @@ function deviceForm(onAdded) {
     }
   });
   const prefill = (res) => {
-    form.elements.connection.value = res.connection || "tcp";
+    form.elements.connection.value = res.profile === "p1" ? "p1-" + (res.connection || "tcp") : res.connection || "tcp";
     if (res.logger_serial) form.elements.logger_serial.value = res.logger_serial;
     form.elements.host.value = res.host;
     form.elements.port.value = res.port;
@@ -707,7 +746,8 @@ function pageDevices() {
 
   const hosts = h("input", { name: "hosts", value: "127.0.0.1",
     title: "addresses or a.b.c.d/24, comma separated; local: this gateway's own networks" });
-  const ports = h("input", { name: "ports", value: "502,5502" });
+  const ports = h("input", { name: "ports", value: "502,5502",
+    title: "Modbus TCP 502; Solarman loggers 8899; P1 bridges often 23, 2001 or 8088 (a port that takes the connection but answers no Modbus is listened to up to 11 s for a P1 telegram)" });
   const scanOut = h("div", { id: "scan-results" });
   let scanTimer = null;
   const showScan = (s) => {
@@ -718,22 +758,31 @@ function pageDevices() {
       res.length ? h("div", { class: "scroll" }, h("table", null,
         h("thead", null, h("tr", null, ["address", "profile", "serial", ""].map((t) => h("th", null, t)))),
         h("tbody", null, res.map((r) => h("tr", null,
-          h("td", { class: "addr" }, txt(r.host) + ":" + txt(r.port), h("div", { class: "muted" }, "unit " + txt(r.unit_id) +
+          h("td", { class: "addr" }, txt(r.host) + ":" + txt(r.port), h("div", { class: "muted" }, r.profile === "p1" ? "P1 telegrams" : "unit " + txt(r.unit_id) +
             (r.logger_serial ? ", Solarman logger " + txt(r.logger_serial) : ""))),
           h("td", null, r.profile || "unknown"), h("td", { class: "serial" }, r.serial || "–"),
           h("td", null, h("button", { onclick: () => form.prefill(r) }, "use"))))))) : null].filter(Boolean));
     if (s && s.running) scanTimer = setTimeout(poll, 500);
   };
+  /* A poll still in flight when a new scan starts answers for the old one:
+   * it must not draw over the new scan (nor end its polling). */
+  let scanGen = 0;
   const poll = async () => {
-    try { showScan((await api("GET", "/api/device/scan")).scan); } catch (err) { showMsg(scanOut, "error", err.message); }
+    const g = scanGen;
+    try {
+      const s = (await api("GET", "/api/device/scan")).scan;
+      if (g === scanGen) showScan(s);
+    } catch (err) { if (g === scanGen) showMsg(scanOut, "error", err.message); }
   };
   const scanForm = h("form", { class: "f", id: "scan-form", onsubmit: async (ev) => {
     ev.preventDefault();
     clearTimeout(scanTimer);
+    const g = ++scanGen;
     try {
       /* POST with the token: a scan reaches the network; GET only reads results */
-      showScan((await api("POST", "/api/device/scan", { hosts: hosts.value, ports: ports.value })).scan);
-    } catch (err) { showMsg(scanOut, "error", err.message); }
+      const s = (await api("POST", "/api/device/scan", { hosts: hosts.value, ports: ports.value })).scan;
+      if (g === scanGen) showScan(s);
+    } catch (err) { if (g === scanGen) showMsg(scanOut, "error", err.message); }
   } }, h("label", null, "hosts", hosts), h("label", null, "ports", ports), h("button", { type: "submit" }, "Scan"),
     h("button", { type: "button", title: "scan this gateway's own networks", onclick: () => { hosts.value = "local"; } }, "local networks"));
 
@@ -741,7 +790,7 @@ function pageDevices() {
     h("div", { class: "grid" },
       h("section", { class: "card wide" }, table, listMsg),
       h("section", { class: "card wide" }, h("h3", null, "Add a device"), form.el),
-      h("section", { class: "card wide" }, h("h3", null, "Scan for Modbus devices"), scanForm, scanOut)));
+      h("section", { class: "card wide" }, h("h3", null, "Scan for devices"), scanForm, scanOut)));
   load();
   poll();
   const timer = setInterval(load, 2000);

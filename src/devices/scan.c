@@ -1,21 +1,31 @@
 /* The LAN scan; see scan.h. */
 #include "devices/scan.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "devices/device_int.h"
 #include "devices/identify.h"
+#include "devices/p1.h"
 
 #define SCAN_TIMEOUT (400 * USEC_PER_MSEC)
 #define SCAN_SOLARMAN_PORT 8899                  /* a Solarman V5 logger's port */
 #define SCAN_SOLARMAN_TIMEOUT (2 * USEC_PER_SEC) /* loggers answer slowly */
+/* A P1 meter sends a telegram every 1 s (DSMR 5) to 10 s (DSMR 2.2 to 4):
+ * a bridge is given one interval and a telegram's transmission. */
+#define SCAN_P1_LISTEN (11 * USEC_PER_SEC)
 
 struct scan_result {
 	char host[48];
 	uint16_t port;
 	uint8_t unit;
 	char profile[32];
-	char serial[40];
+	char serial[DEV_SERIAL_LEN];
 	char manufacturer[40];
 	bool sunspec;
+	bool p1;                /* a P1 meter's telegrams (unit and sunspec mean nothing) */
 	uint32_t logger_serial; /* behind a Solarman V5 logger: its serial; else 0 */
 };
 
@@ -38,6 +48,14 @@ struct scan_probe {
 	char serial[40];
 	bool v5;                /* speaking Solarman V5 (port 8899, or no Modbus TCP answer) */
 	uint32_t logger_serial; /* a Solarman logger's, once learnt */
+	bool found;             /* a result was recorded */
+	bool reached;           /* the port took a connection */
+	/* Then, when nothing answered: listening for P1 telegrams. */
+	bool listening;
+	int fd;
+	struct loop_io io;
+	struct task deadline;
+	struct p1_parser *parser;
 };
 
 struct scan {
@@ -56,6 +74,8 @@ struct scan {
 
 static void probe_next(struct scan_probe *p);
 static void scan_fill(struct scan *sc);
+static int listen_start(struct scan_probe *p);
+static void listen_close(struct scan_probe *p);
 
 /* One task for the whole scan: a task must not re-initialise or free the
  * struct it is embedded in from its own run() (the scheduler touches it
@@ -69,8 +89,15 @@ static int scan_gc(struct task *t, usec_t now)
 		struct scan_probe *p = &sc->probes[i];
 		if (!p->active || !p->finished)
 			continue;
+		if (p->client && mb_client_stats(p->client)->connects)
+			p->reached = true;
 		mb_client_free(p->client);
 		p->client = NULL;
+		/* A port that took the connection but answered neither Modbus nor
+		 * V5: perhaps a P1 bridge, which only talks when the meter does. */
+		if (!p->found && p->reached && !p->listening && listen_start(p) == 0)
+			continue;
+		listen_close(p);
 		p->active = false;
 		sc->done++;
 	}
@@ -90,11 +117,13 @@ static void probe_found(struct scan_probe *p, const char *profile, const char *s
 	struct scan *sc = p->sc;
 	struct scan_result *res;
 
+	p->found = true;
 	if (sc->nresults == SCAN_RESULTS_MAX)
 		return;
 	res = &sc->results[sc->nresults++];
 	*res = (struct scan_result){ .port = sc->targets[p->target].port, .unit = sc->unit,
-				     .sunspec = sunspec, .logger_serial = p->logger_serial };
+				     .sunspec = sunspec, .logger_serial = p->logger_serial,
+				     .p1 = p->listening };
 	_Static_assert(sizeof(res->host) == sizeof(sc->targets[0].host), "host sizes match");
 	memcpy(res->host, sc->targets[p->target].host, sizeof(res->host));
 	res->host[sizeof(res->host) - 1] = 0;
@@ -104,6 +133,21 @@ static void probe_found(struct scan_probe *p, const char *profile, const char *s
 }
 
 static void probe_cb(void *ud, int err, const uint16_t *regs, unsigned count);
+
+/* The peer sent bytes that are no answer of the protocol asked. */
+static bool garbled(int err)
+{
+	switch (-err) {
+	case EGW_EFRAME:
+	case EGW_ECRC:
+	case EGW_EPROTO:
+	case EGW_ELENGTH:
+	case EGW_EFUNCTION:
+		return true;
+	default:
+		return false;
+	}
+}
 
 /* Queues the read of block b; false when it cannot be queued. */
 static bool probe_read(struct scan_probe *p, const struct mb_block *b)
@@ -132,6 +176,8 @@ static bool probe_restart(struct scan_probe *p, uint32_t logger)
 	struct mb_client_config cfg = probe_config(&p->sc->targets[p->target], true, logger);
 	struct mb_block b = { .fc = REG_FC_HOLDING, .addr = 40000, .count = 2 };
 
+	if (mb_client_stats(p->client)->connects)
+		p->reached = true;
 	mb_client_free(p->client);
 	p->client = NULL;
 	p->v5 = true;
@@ -170,10 +216,11 @@ static void probe_cb(void *ud, int err, const uint16_t *regs, unsigned count)
 		probe_logger(p, err);
 		return;
 	}
-	/* Connected, but no Modbus TCP answer: perhaps a V5 logger on a port of
-	 * its own. */
-	if (!p->v5 && p->step == STEP_SS_MARKER && err == -ETIMEDOUT &&
-	    mb_client_connected(p->client)) {
+	/* Connected, but no Modbus TCP answer (silence, or bytes that are no
+	 * MBAP frame: a logger's heartbeat, a P1 bridge's telegram): perhaps a
+	 * V5 logger on a port of its own; after that, perhaps a P1 bridge. */
+	if (!p->v5 && p->step == STEP_SS_MARKER &&
+	    ((err == -ETIMEDOUT && mb_client_connected(p->client)) || garbled(err))) {
 		if (!probe_restart(p, 0))
 			probe_end(p);
 		return;
@@ -256,6 +303,122 @@ static void probe_next(struct scan_probe *p)
 	probe_end(p);
 }
 
+/* ---- listening for a P1 bridge ------------------------------------------ */
+
+static void listen_close(struct scan_probe *p)
+{
+	if (!p->listening)
+		return;
+	loop_task_cancel(p->sc->loop, &p->deadline);
+	if (p->fd >= 0) {
+		loop_io_del(p->sc->loop, &p->io);
+		close(p->fd);
+		p->fd = -1;
+	}
+	p1_parser_free(p->parser); /* never from its own callback: from gc or stop */
+	p->parser = NULL;
+	p->listening = false;
+}
+
+/* Stops listening: the socket now, the parser later (this may run inside its
+ * callback). */
+static void listen_end(struct scan_probe *p)
+{
+	if (p->finished)
+		return;
+	loop_task_cancel(p->sc->loop, &p->deadline);
+	loop_io_del(p->sc->loop, &p->io);
+	close(p->fd);
+	p->fd = -1;
+	probe_end(p);
+}
+
+static void listen_telegram(void *ud, const struct p1_telegram *t)
+{
+	struct scan_probe *p = ud;
+
+	if (p->finished)
+		return; /* a second telegram in the same read */
+	probe_found(p, "p1", t->serial, NULL, false);
+	listen_end(p);
+}
+
+static void listen_io(struct loop_io *io, uint32_t events)
+{
+	struct scan_probe *p = container_of(io, struct scan_probe, io);
+	struct p1_stats st;
+	char buf[2048];
+	ssize_t n;
+	UNUSED(events);
+
+	n = read(p->fd, buf, sizeof(buf));
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		listen_end(p); /* refused, reset or closed: no bridge */
+		return;
+	}
+	p1_parser_feed(p->parser, buf, (size_t)n);
+	if (p->finished)
+		return;
+	/* A bridge may be joined mid-telegram, but a whole telegram's worth of
+	 * bytes without one is some other talkative service. */
+	p1_parser_stats(p->parser, &st);
+	if (st.skipped + st.crc_errors + st.oversize + st.cut > P1_TELEGRAM_MAX)
+		listen_end(p);
+}
+
+static int listen_deadline(struct task *t, usec_t now)
+{
+	struct scan_probe *p = container_of(t, struct scan_probe, deadline);
+	UNUSED(now);
+	listen_end(p);
+	return 0;
+}
+
+/* Connects again and listens up to SCAN_P1_LISTEN for a telegram.  Returns
+ * 0, or -errno when it cannot start (the probe then ends as it is). */
+static int listen_start(struct scan_probe *p)
+{
+	const struct scan_target *tg = &p->sc->targets[p->target];
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(tg->port) };
+	int r;
+
+	if (inet_pton(AF_INET, tg->host, &a.sin_addr) != 1)
+		return -EINVAL;
+	r = p1_parser_new(listen_telegram, p, &p->parser);
+	if (r < 0)
+		return r;
+	p->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (p->fd < 0) {
+		r = -errno;
+		goto out_parser;
+	}
+	/* Only reading: a refused or failed connect shows as EPOLLERR, and the
+	 * read then tells why. */
+	if (connect(p->fd, (const struct sockaddr *)&a, sizeof(a)) < 0 && errno != EINPROGRESS) {
+		r = -errno;
+		goto out_fd;
+	}
+	r = loop_io_add(p->sc->loop, &p->io, p->fd, EPOLLIN, listen_io);
+	if (r < 0)
+		goto out_fd;
+	p->deadline = (struct task){ .name = "scan-p1", .run = listen_deadline,
+				     .idx = SCHED_NOT_QUEUED };
+	loop_task_add(p->sc->loop, &p->deadline, loop_now(p->sc->loop) + SCAN_P1_LISTEN);
+	p->listening = true;
+	p->finished = false;
+	return 0;
+
+out_fd:
+	close(p->fd);
+	p->fd = -1;
+out_parser:
+	p1_parser_free(p->parser);
+	p->parser = NULL;
+	return r;
+}
+
 static void probe_start(struct scan *sc, struct scan_probe *p, unsigned target)
 {
 	bool v5 = sc->targets[target].port == SCAN_SOLARMAN_PORT;
@@ -263,7 +426,7 @@ static void probe_start(struct scan *sc, struct scan_probe *p, unsigned target)
 	struct mb_block b = { .fc = REG_FC_HOLDING, .addr = 40000, .count = 2 };
 
 	*p = (struct scan_probe){ .sc = sc, .target = target, .active = true,
-				  .step = STEP_SS_MARKER, .v5 = v5 };
+				  .step = STEP_SS_MARKER, .v5 = v5, .fd = -1 };
 	if (mb_client_new(sc->loop, &cfg, &p->client) < 0 || !probe_read(p, &b))
 		probe_end(p);
 }
@@ -305,6 +468,7 @@ void scan_stop(struct scan *sc)
 			continue;
 		mb_client_free(p->client); /* its callback sees running == false */
 		p->client = NULL;
+		listen_close(p);
 		p->active = false;
 	}
 }
@@ -342,7 +506,19 @@ json_t *scan_json(const struct scan *sc)
 		return NULL;
 	for (unsigned i = 0; i < sc->nresults; i++) {
 		const struct scan_result *r = &sc->results[i];
-		json_t *o = json_pack("{s:s,s:i,s:i,s:s?,s:s?,s:s?,s:b}", "host", r->host, "port",
+		json_t *o;
+
+		if (r->p1) {
+			o = json_pack("{s:s,s:i,s:s,s:s,s:s?}", "host", r->host, "port", r->port,
+				      "profile", "p1", "connection", "tcp", "serial",
+				      r->serial[0] ? r->serial : NULL);
+			if (json_array_append_new(res, o) < 0) {
+				json_decref(res);
+				return NULL;
+			}
+			continue;
+		}
+		o = json_pack("{s:s,s:i,s:i,s:s?,s:s?,s:s?,s:b}", "host", r->host, "port",
 				      r->port, "unit_id", r->unit, "profile",
 				      r->profile[0] ? r->profile : NULL, "serial",
 				      r->serial[0] ? r->serial : NULL, "manufacturer",

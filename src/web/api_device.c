@@ -222,6 +222,34 @@ int webui_h_device_delete(struct web_request *rq)
 	return r;
 }
 
+/* Profile p1 has no register table: the meter's telegram fields it maps
+ * (devices/p1.h), and the lines it comes on. */
+static const enum reading_field p1_reads[] = {
+	RF_METER_W, RF_METER_L1_V, RF_METER_L1_A, RF_METER_L1_W, RF_METER_L2_V,
+	RF_METER_L2_A, RF_METER_L2_W, RF_METER_L3_V, RF_METER_L3_A, RF_METER_L3_W,
+	RF_METER_TOTAL_IMPORT_WH, RF_METER_TOTAL_EXPORT_WH, RF_GAS_TOTAL_M3, RF_WATER_TOTAL_M3,
+};
+
+static json_t *p1_supported(void)
+{
+	json_t *reads = json_array();
+
+	for (size_t k = 0; reads && k < ARRAY_SIZE(p1_reads); k++) {
+		char name[64];
+		snprintf(name, sizeof(name), "%s.%s", reading_fields[p1_reads[k]].group,
+			 reading_fields[p1_reads[k]].name);
+		json_array_append_new(reads, json_string(name));
+	}
+	/* The line settings: DSMR 4/5 and the Swedish HAN port at 115200 8N1,
+	 * DSMR 2.2 and 3 at 9600 7E1. */
+	return json_pack("{s:s,s:s,s:s,s:s,s:o,s:b,s:b,s:[s,s],s:{s:i,s:s,s:i,s:i,s:{s:i,s:s,s:i,s:i}}}",
+			 "name", "p1", "brand", "P1 smart meter (DSMR / HAN)", "family", "p1", "dtype",
+			 "meter", "reads", reads ? reads : json_array(), "identity", true, "sunspec",
+			 false, "connections", "tcp", "serial", "serial", "baudrate", 115200, "parity",
+			 "N", "databits", 8, "stopbits", 1, "dsmr22", "baudrate", 9600, "parity", "E",
+			 "databits", 7, "stopbits", 1);
+}
+
 int webui_h_supported(struct web_request *rq)
 {
 	unsigned n;
@@ -251,6 +279,8 @@ int webui_h_supported(struct web_request *rq)
 		                                     "sunspec", p->sunspec_base != 0 ||
 		                                                strcmp(p->name, "sunspec") == 0));
 	}
+	if (arr)
+		json_array_append_new(arr, p1_supported());
 	return web_reply_json(rq, 200, arr ? json_pack("{s:o}", "profiles", arr) : NULL);
 }
 

@@ -343,24 +343,31 @@ class IdentityTest(unittest.TestCase):
         self.assertEqual(egwd.stop(), 0)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 @unittest.skipUnless(os.path.exists(MOSQUITTO) and shutil.which("mosquitto_sub"),
                      "needs mosquitto and mosquitto-clients")
 class NoMeterTest(unittest.TestCase):
+    """A hybrid inverter with no meter connected: no grid power, phase values
+    or totals in the API, in MQTT states, as Home Assistant entities or in
+    signed batches; its battery and the frequency it measures itself are
+    there."""
+
     def test_hybrid_without_meter_has_no_grid_reading(self):
-        """A Sungrow hybrid with no meter connected (egw-sim sungrow_nometer:
-        meter power reads 0x7FFFFFFF): no grid power, phase values or totals
-        in the API, in MQTT states, as Home Assistant entities or in signed
-        batches; its battery and the frequency it measures itself are there."""
+        """Sungrow (egw-sim sungrow_nometer): meter power reads 0x7FFFFFFF."""
+        self.check_no_meter("sungrow_nometer")
+
+    def test_huawei_hybrid_without_meter_has_no_grid_reading(self):
+        """Huawei (egw-sim huawei_hybrid_nometer): the meter status (37100)
+        says offline."""
+        self.check_no_meter("huawei_hybrid_nometer")
+
+    def check_no_meter(self, model):
         from test_pipeline import DevBackend, egwd_for, egw_batch
         broker = Broker(self)
         broker.start()
         sub = Subscriber(self, broker.port)
         time.sleep(0.3)
-        sim = t.EgwSim(self, [("sungrow_nometer", 1)], control=False)
+        sim = t.EgwSim(self, [(model, 1)], control=False)
         port = t.free_port()
         be = DevBackend(self, port)
         egwd = egwd_for(self, port, be.port, interval_ms=1000, extra={
@@ -447,3 +454,7 @@ class NodeIdTest(unittest.TestCase):
                      == {f"egw/{serial}/grid.meter/state"},
                      timeout=20, what="grid.meter back under its own node")
         self.assertEqual(egwd.stop(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -11,7 +11,8 @@ a ser2net bridge.
   announces them as gas and water sensors in m³;
 - a meter that stops sending (egw-sim's timeout fault) is marked "backing
   off" after three telegram intervals, and polls again when it sends again;
-- the device settings refuse P1 on a Modbus connection.
+- the device settings refuse P1 on a Modbus connection;
+- the device scan lists a P1 bridge (a port that sends telegrams unasked).
 
 Run with /usr/bin/python3; EGW_BUILD names the build directory.
 """
@@ -197,6 +198,96 @@ class P1Test(unittest.TestCase):
                              headers=dict(self.egwd.auth(), **{"Content-Type": "application/json"}))
         self.assertEqual(st, 400, resp)
         self.assertIn(b"devices[0].connection", resp)
+
+
+class P1ScanTest(unittest.TestCase):
+    """The device scan finds a P1 bridge by its telegrams: egw-sim's meter
+    (which, like a bridge, answers no Modbus) is listed as a P1 meter with
+    its identifier; a port that takes connections and says nothing is
+    listened to for a bounded time and not listed; a closed port costs
+    nothing."""
+
+    def test_scan_finds_the_bridge(self):
+        sim = T.EgwSim(self, [], args=["--profile", "p1", "--port", "0"])
+        sim.wait_output("egw-sim: ready", timeout=10)
+        port = int(re.search(r"listening p1 tcp 127\.0\.0\.1:(\d+)", sim.output()).group(1))
+        silent = socket.socket()
+        self.addCleanup(silent.close)
+        silent.bind((LOCAL, T.free_port()))
+        silent.listen(8)  # the kernel completes connections; nothing is ever sent
+        closed = T.free_port()
+        egwd = T.Egwd(self, set={"http.bind": LOCAL})
+        ports = [port, silent.getsockname()[1], closed]
+        st, o = T.http_json(egwd.port, "POST", "/api/device/scan",
+                            body={"hosts": LOCAL, "ports": ports}, headers=egwd.auth())
+        self.assertEqual(st, 202, o)
+
+        def done():
+            s = T.get_json(egwd.port, "/api/device/scan")["scan"]
+            return not s["running"] and s
+
+        s = T.wait_until(done, timeout=60, what="scan done")
+        _, serial, _ = decode(TelegramReader(self, port).next())
+        self.assertTrue(serial)
+        self.assertEqual(s["results"], [{"host": LOCAL, "port": port, "profile": "p1",
+                                         "connection": "tcp", "serial": serial}], s)
+        self.assertEqual(s["done"], 3)
+        # the silent port was given its listen window, not more (the header's
+        # bound: 0.4 s Modbus + 2 s V5 + 11 s P1)
+        self.assertGreaterEqual(s["finished_ms"] - s["started_ms"], 11000)
+        self.assertLess(s["finished_ms"] - s["started_ms"], 30000)
+
+        # The add form posts a scan result as it is, with an id: egwd polls
+        # the meter it found.
+        r = s["results"][0]
+        body = {"connection": r["connection"], "host": r["host"], "port": r["port"],
+                "profile": r["profile"], "id": "grid"}
+        st, o = T.http_json(egwd.port, "POST", "/api/device", body=body, headers=egwd.auth())
+        self.assertEqual(st, 201, o)
+        d = T.wait_until(lambda: (lambda d: d["state"] == "polling" and d["reading"] and d)(
+            devices_by_id(egwd.state())["grid"]), timeout=20, what="the scanned meter polls")
+        self.assertEqual(d["serial"], serial)
+        self.assertIn("W", d["reading"]["meter"])
+        stop_clean(self, egwd)
+
+
+class P1SupportedTest(unittest.TestCase):
+    """/api/device/supported lists the P1 meter with its two lines and the
+    serial line's settings, and a serial meter posted the way the add form
+    posts it (connection serial, the DSMR 2.2 line, no unit id) is read."""
+
+    def test_supported_and_added_as_the_form_posts(self):
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        path = os.ttyname(slave)
+        egwd = T.Egwd(self)
+        p1 = [p for p in T.get_json(egwd.port, "/api/device/supported")["profiles"]
+              if p["name"] == "p1"]
+        self.assertEqual(len(p1), 1)
+        p1 = p1[0]
+        self.assertEqual(p1["connections"], ["tcp", "serial"])
+        self.assertEqual(p1["serial"], {"baudrate": 115200, "parity": "N", "databits": 8,
+                                        "stopbits": 1, "dsmr22": {"baudrate": 9600, "parity": "E",
+                                                                  "databits": 7, "stopbits": 1}})
+        self.assertEqual((p1["dtype"], p1["identity"], p1["sunspec"]), ("meter", True, False))
+        for f in ("meter.W", "meter.L1_V", "meter.total_import_Wh", "gas.total_m3"):
+            self.assertIn(f, p1["reads"])
+        line = dict(p1["serial"]["dsmr22"])
+        body = dict(line, connection="serial", serial_port=path, profile="p1", id="m")
+        st, o = T.http_json(egwd.port, "POST", "/api/device", body=body, headers=egwd.auth())
+        self.assertEqual(st, 201, o)
+        with open(os.path.join(T.REPO, "tests", "data", "p1", "dsmr22.txt"), "rb") as f:
+            telegram = f.read()
+
+        def polled():
+            os.write(master, telegram)
+            d = devices_by_id(egwd.state())["m"]
+            return d["state"] == "polling" and d["reading"] and d
+        d = T.wait_until(polled, timeout=15, interval=0.3, what="serial meter polling")
+        self.assertEqual(d["reading"]["meter"]["W"], 1010.0)
+        self.assertEqual(d["connection"], dict(line, connection="serial", serial_port=path))
+        stop_clean(self, egwd)
 
 
 @unittest.skipUnless(os.path.exists("/usr/sbin/mosquitto") and shutil.which("mosquitto_sub"),

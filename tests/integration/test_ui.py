@@ -4,8 +4,10 @@ audited at desktop (1280x800) and phone (390x844) size (overflowing text, a
 literal null/undefined/NaN, a sideways scroll) and screenshotted into
 tests/out/screenshots/ (gitignored; the reviewed set is in doc/screenshots/).
 A user turns MQTT on and adds a device that is not there through the forms,
-and sees "Connection refused", without typing JSON."""
+and sees "Connection refused", without typing JSON; picks a P1 smart meter (the
+fields of each line), scans egw-sim's P1 meter and adds it from the result."""
 import os
+import re
 import shutil
 import subprocess
 import unittest
@@ -30,6 +32,9 @@ class UiTest(unittest.TestCase):
                 "--sim-port", str(sim.servers[0]["port"]), "--out", SHOTS,
                 # a loopback port nothing listens on: the device there is refused
                 "--dead-port", str(t.free_port())]
+        p1 = t.EgwSim(self, [], args=["--profile", "p1", "--port", "0"], control=False)
+        p1.wait_output("egw-sim: ready", timeout=10)
+        argv += ["--p1-port", re.search(r"listening p1 tcp 127\.0\.0\.1:(\d+)", p1.output()).group(1)]
         if os.path.exists(MOSQUITTO):
             broker = Broker(self)
             broker.start()
@@ -41,6 +46,9 @@ class UiTest(unittest.TestCase):
         self.assertIn('shows "Connection refused" right after adding', r.stdout)
         self.assertIn("ok - MQTT turned on through the form", r.stdout)
         self.assertIn("ok - /favicon.ico answers 200", r.stdout)
+        self.assertIn("ok - the scan result fills the form as a P1 meter", r.stdout)
+        self.assertIn("ok - the P1 meter added through the form reaches polling", r.stdout)
+        self.assertIn("ok - desktop devices-p1-serial: nothing overflows", r.stdout)
         self.assertIn("ok - desktop devices-empty: nothing overflows", r.stdout)
         self.assertIn("ok - desktop overview-empty: nothing overflows", r.stdout)
         self.assertIn("ok - after the removal the overview shows no battery", r.stdout)

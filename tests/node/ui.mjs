@@ -3,7 +3,7 @@
 // runs egwd (no device) and egw-sim (a SunSpec inverter) on loopback ports.
 //
 //   node ui.mjs --url http://127.0.0.1:PORT --token TOKEN --sim-port N --out DIR
-//               [--dead-port N] [--mqtt-port N]
+//               [--dead-port N] [--mqtt-port N] [--p1-port N]
 //
 // Besides the flows below, every page is audited at desktop (1280x800) and
 // phone (390x844) size: no horizontal scroll of the document, no element
@@ -33,6 +33,7 @@ const simPort = arg("sim-port");
 const out = arg("out", "tests/out/screenshots");
 const deadPort = arg("dead-port");
 const mqttPort = arg("mqtt-port");
+const p1Port = arg("p1-port");
 if (!url || !token || !simPort) {
   console.error("usage: node ui.mjs --url URL --token TOKEN --sim-port N [--out DIR]");
   process.exit(2);
@@ -212,6 +213,53 @@ try {
   check(true, "scan finds the simulator as sunspec");
   await page.screenshot({ path: path.join(out, "03-devices.png"), fullPage: true });
   await audit(page, "desktop", "devices");
+
+  // A P1 smart meter: its own entries in the connection list, with the
+  // fields each line needs; a bridge found by the scan fills the form.
+  if (p1Port) {
+    const sel = '#add-device select[name=connection]';
+    const shown = (n) => page.isVisible(`#add-device [name=${n}]`);
+    await page.selectOption(sel, "p1-serial");
+    check(await shown("serial_port") && await shown("databits") && await shown("baudrate") &&
+          !(await shown("unit_id")) && !(await shown("profile")) && !(await shown("host")),
+      "a P1 meter on a serial port asks for the port and line settings, no unit id or profile");
+    check(await page.inputValue('#add-device input[name=baudrate]') === "115200" &&
+          await page.inputValue('#add-device select[name=parity]') === "N" &&
+          await page.inputValue('#add-device select[name=databits]') === "8",
+      "a P1 serial line starts at 115200 8N1");
+    await page.click("#p1-dsmr22");
+    check(await page.inputValue('#add-device input[name=baudrate]') === "9600" &&
+          await page.inputValue('#add-device select[name=parity]') === "E" &&
+          await page.inputValue('#add-device select[name=databits]') === "7",
+      "the DSMR 2.2 / 3 button sets 9600 7E1");
+    await audit(page, "desktop", "devices-p1-serial");
+    await page.selectOption(sel, "rtu");
+    check(await page.inputValue('#add-device input[name=baudrate]') === "9600" &&
+          await page.inputValue('#add-device select[name=parity]') === "N" && !(await shown("databits")) &&
+          await shown("unit_id"), "back to Modbus RTU: its own line settings and the unit id again");
+    await page.selectOption(sel, "tcp");
+    await page.fill('#scan-form input[name=ports]', String(p1Port));
+    await page.click('#scan-form button[type=submit]');
+    await page.waitForFunction(() => (document.querySelector("#scan-results")?.textContent || "").includes("P1 telegrams"),
+      null, { timeout: 40000 }).catch(async (e) => {
+      throw new Error("no P1 bridge in the scan results: " + await page.textContent("#scan-results") + "\n" + e.message);
+    });
+    check(true, "scan finds the P1 bridge");
+    await page.click('#scan-results tbody tr button');
+    check(await page.inputValue(sel) === "p1-tcp" &&
+          await page.inputValue('#add-device input[name=port]') === String(p1Port) &&
+          await page.inputValue('#add-device input[name=host]') === "127.0.0.1" && !(await shown("unit_id")),
+      "the scan result fills the form as a P1 meter through a TCP bridge");
+    await page.fill('#add-device input[name=id]', "grid1");
+    await page.click('#add-device button[type=submit]');
+    await page.waitForFunction(() => /polling/.test(document.querySelector('#device-table tr[data-id="grid1"]')?.textContent || ""),
+      null, { timeout: 20000 });
+    check(true, "the P1 meter added through the form reaches polling");
+    page.once("dialog", (d) => d.accept());
+    await page.evaluate(() => document.querySelector('#device-table tr[data-id="grid1"] button.danger').click());
+    await page.waitForFunction(() => !document.querySelector('#device-table tr[data-id="grid1"]'));
+    await page.fill('#add-device input[name=id]', "");
+  }
 
   // Overview: live values and a moving frequency chart.
   await page.click('nav a[data-page="overview"]');
