@@ -16,6 +16,7 @@
 #include "crypto/signer.h"
 #include "profiles/profile.h"
 #include "profiles/reading.h"
+#include "sched/sched.h"
 #include "store/store.h"
 
 #define ID_MAX 64
@@ -686,7 +687,8 @@ static void resign_done(struct loop_work *w)
 		b->st.sign_errors++;
 		b->st.last_error = b->resign_r;
 		/* The signer keeps failing (a chip away): back off, up to 30 s. */
-		b->resign_backoff = MIN(MAX(2 * b->resign_backoff, b->resign_task.period), 30 * USEC_PER_SEC);
+		b->resign_backoff = sched_backoff_next(b->resign_backoff, b->resign_task.period,
+						       30 * USEC_PER_SEC);
 		loop_task_add(b->loop, &b->resign_task, now_usec() + b->resign_backoff);
 	} else {
 		b->resign_backoff = 0;
