@@ -419,6 +419,16 @@ static int store_db_open(struct store *s)
 	rc = sqlite3_exec(s->db, "PRAGMA page_size=1024", NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		return rc;
+	/* egwd is the store's only user.  In exclusive locking mode, set
+	 * before the first WAL access, the WAL index lives in egwd's heap
+	 * instead of a shared-memory file (-shm): that file's pages were
+	 * dirtied by every commit and written back by the kernel every 30 s,
+	 * about a third of the store's flash writes.  Another process cannot
+	 * read the store while egwd runs (SQLITE_BUSY); after egwd stopped,
+	 * or was killed, it can. */
+	rc = sqlite3_exec(s->db, "PRAGMA locking_mode=EXCLUSIVE", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
 	rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return rc;
@@ -700,7 +710,7 @@ static void account_insert(struct store *s, int64_t seq, bool is_unsigned, int64
 int store_append(struct store *s, int64_t seq, int64_t created_ms, const char *payload_json,
 		 const char *jwt_or_null)
 {
-	int64_t size = 0;
+	int64_t size = 0, md;
 	int rc, r = 0;
 
 	if (!payload_json)
@@ -710,6 +720,7 @@ int store_append(struct store *s, int64_t seq, int64_t created_ms, const char *p
 		r = -EINVAL;
 		goto unlock;
 	}
+	md = s->meta_delivered;
 	rc = tx_begin(s);
 	/* The acknowledged rows go first: at the usual pace (each batch
 	 * delivered before the next one is sealed) the one row left is
@@ -727,7 +738,7 @@ int store_append(struct store *s, int64_t seq, int64_t created_ms, const char *p
 		rc = tx_commit(s);
 	if (rc != SQLITE_OK) {
 		tx_rollback(s);
-		s->meta_delivered = INT64_MIN / 2; /* unknown: written with the next commit */
+		s->meta_delivered = md; /* what is committed */
 		r = store_err(s, rc);
 		goto unlock;
 	}
@@ -1003,7 +1014,7 @@ static int acks_finish(struct store *s, bool count)
 	if (rc == SQLITE_OK && (count || s->stats.delivered - s->meta_delivered >= 64)) {
 		rc = meta_set(s, "delivered", s->stats.delivered);
 		if (rc == SQLITE_OK)
-			s->meta_delivered = s->stats.delivered; /* (rolled back: written again) */
+			s->meta_delivered = s->stats.delivered; /* a rollback restores the old value */
 	}
 	return rc;
 }
@@ -1018,6 +1029,7 @@ static int acks_apply(struct store *s, bool count)
 /* Commits the waiting acknowledgements on their own. */
 static int acks_flush(struct store *s)
 {
+	int64_t md = s->meta_delivered;
 	int rc;
 
 	if (s->n_acks == 0)
@@ -1029,7 +1041,7 @@ static int acks_flush(struct store *s)
 		rc = tx_commit(s);
 	if (rc != SQLITE_OK) {
 		tx_rollback(s);
-		s->meta_delivered = INT64_MIN / 2;
+		s->meta_delivered = md;
 		return rc;
 	}
 	s->n_acks = 0;
@@ -1289,7 +1301,7 @@ int store_enforce_bounds(struct store *s, int64_t now_ms)
 	struct store_stats saved;
 	struct gap g = { 0 };
 	bool by_age = false, by_bytes = false;
-	int64_t seq = 0, size = 0;
+	int64_t seq = 0, size = 0, md;
 	char *payload = NULL;
 	bool reserved = false;
 	int rc, r = 0;
@@ -1298,6 +1310,7 @@ int store_enforce_bounds(struct store *s, int64_t now_ms)
 	if (s->max_age_s <= 0 && (s->max_bytes <= 0 || s->stats.bytes <= s->max_bytes))
 		goto unlock;
 	saved = s->stats;
+	md = s->meta_delivered;
 	rc = tx_begin(s);
 	if (rc == SQLITE_OK)
 		rc = acks_apply(s, false);
@@ -1313,7 +1326,7 @@ int store_enforce_bounds(struct store *s, int64_t now_ms)
 	}
 	if (rc == SQLITE_OK && g.rows == 0) {
 		tx_rollback(s);
-		s->meta_delivered = INT64_MIN / 2;
+		s->meta_delivered = md;
 		goto unlock;
 	}
 	/* (committed below with the gap row; before that, an error leaves
@@ -1338,7 +1351,7 @@ int store_enforce_bounds(struct store *s, int64_t now_ms)
 	if (rc != SQLITE_OK) {
 		tx_rollback(s);
 		s->stats = saved; /* nothing was deleted */
-		s->meta_delivered = INT64_MIN / 2;
+		s->meta_delivered = md;
 		if (reserved) {
 			/* Give the seq back unless a batch reserved one since. */
 			pthread_mutex_lock(&s->snap_lock);
