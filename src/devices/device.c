@@ -526,7 +526,7 @@ static int poll_run(struct task *t, usec_t now)
 		d->st.overruns++;
 		return 0;
 	}
-	bool verbose = d->prof->blocks_every_poll || d->nkey == 0 ||
+	bool verbose = d->nkey == 0 ||
 		       d->poll_seq % DEV_VERBOSE_EVERY == 0;
 	d->poll_seq++;
 	d->st.polls++;
