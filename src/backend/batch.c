@@ -349,6 +349,45 @@ int batch_add_reading(struct batch *b, const char *dev_id, const char *profile, 
 	return 0;
 }
 
+int batch_add_missed(struct batch *b, const char *dev_id, const char *profile, const char *serial,
+                     int64_t ts_ms, int err)
+{
+	struct dev_acc *d;
+	json_t *poll;
+
+	if (!dev_id || !*dev_id || err >= 0)
+		return -EINVAL;
+	if (b->srcful)
+		return 0; /* the original's shape has no such entry */
+	if (b->nreadings >= BATCH_MAX_READINGS) {
+		b->overflow_readings++;
+		b->st.overflow++;
+		return -ENOSPC;
+	}
+	d = dev_get(b, dev_id);
+	if (!d && b->ndev < BATCH_MAX_DEVICES)
+		return -ENOMEM;
+	if (!d) {
+		b->overflow_readings++;
+		b->st.overflow++;
+		return -ENOSPC;
+	}
+	if (profile && *profile)
+		copy_id(d->profile, profile);
+	if (serial && *serial)
+		copy_id(d->serial, serial);
+	/* No registers and no reading: the reading changes of the next poll
+	 * stay relative to the last poll that had one. */
+	int64_t prev = json_array_size(d->polls) ? d->last_ts : b->from_ms;
+	poll = json_pack("{sIsssi}", "t", (json_int_t)(ts_ms - prev), "b", "0", "m", err);
+	if (!poll || json_array_append_new(d->polls, poll) < 0)
+		return -ENOMEM;
+	d->last_ts = ts_ms;
+	b->nreadings++;
+	b->st.readings++;
+	return 0;
+}
+
 int batch_add_freq(struct batch *b, const char *dev_id, int64_t ts_ms, double hz)
 {
 	unsigned iv = b->freq_interval_ms;

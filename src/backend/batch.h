@@ -61,7 +61,7 @@
 #define BATCH_MAX_PENDING 64
 #define BATCH_DEV_MAX_BLOCKS 64  /* distinct register blocks per device per batch */
 #define BATCH_DEV_MAX_WORDS 4096 /* their registers together */
-#define BATCH_FORMAT_VERSION 2   /* payload "v" (doc/batch-format.md) */
+#define BATCH_FORMAT_VERSION 3   /* payload "v" (doc/batch-format.md) */
 
 struct batch;
 struct store;
@@ -110,6 +110,12 @@ void batch_set_uploader(struct batch *b, struct uploader *up);
 int batch_add_reading(struct batch *b, const char *dev_id, const char *profile, const char *serial,
                       int64_t ts_ms, const struct reading *r, const struct block_result *res,
                       unsigned nres);
+/* Add one scheduled poll that read nothing (err < 0: its error, -ENOTCONN
+ * while the device is offline): a poll with "m" (doc/batch-format.md).
+ * Not represented in the srcful format.  Returns 0, -EINVAL, -ENOSPC or
+ * -ENOMEM. */
+int batch_add_missed(struct batch *b, const char *dev_id, const char *profile, const char *serial,
+                     int64_t ts_ms, int err);
 /* Add one grid frequency sample.  Returns 0, -EINVAL, -ENOSPC or -ENOMEM. */
 int batch_add_freq(struct batch *b, const char *dev_id, int64_t ts_ms, double hz);
 
@@ -117,6 +123,7 @@ int batch_add_freq(struct batch *b, const char *dev_id, int64_t ts_ms, double hz
 void batch_on_reading(void *ud, struct device *d, int64_t ts_ms, const struct reading *r,
                       const struct block_result *res, unsigned nres);
 void batch_on_freq(void *ud, struct device *d, int64_t ts_ms, double hz);
+void batch_on_missed(void *ud, struct device *d, int64_t ts_ms, int err);
 
 /* Change the sealing interval (harvest.batch_interval_ms); the next seal is
  * one new interval from now.  Returns 0 or -EINVAL (interval <= 0). */

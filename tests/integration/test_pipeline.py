@@ -294,6 +294,56 @@ class PipelineTest(unittest.TestCase):
         self.assertTrue(len(sizes) / 12 <= n_full <= len(sizes) / 8 + 2, sizes)
         stop_clean(self, e)
 
+    def test_missed_polls_are_in_the_batch(self):
+        """A scheduled poll that read nothing is a poll with "m" in the batch:
+        -110 while the device times out, -107 for the polls due while it
+        backs off (offline); the decoder shows them and polls resume."""
+        import socket
+        sim = T.EgwSim(self, [("huawei", 1)])
+        sim.wait_output("egw-sim: ready", timeout=10)
+        ctl = socket.create_connection(("127.0.0.1", sim.control_port), timeout=5)
+        self.addCleanup(ctl.close)
+        cf = ctl.makefile("rwb")
+
+        def control(line):
+            cf.write(line.encode() + b"\n")
+            cf.flush()
+            self.assertTrue(cf.readline().decode().startswith("ok"), line)
+        port = T.free_port()
+        be = DevBackend(self, port)
+        e = egwd_for(self, port, be.port, interval_ms=1000, extra={
+            "devices": [sim.device_settings(0, id="inv1")],
+            "harvest.poll_interval_ms": 200, "modbus.timeout_ms": 300})
+
+        def polls():
+            out = []
+            for r in be.records():
+                if r["header"].get("dtype") != "egw-batch":
+                    continue
+                for d in egw_batch.decode(r["payload"])["devices"]:
+                    out += d["polls"]
+            return out
+        T.wait_until(lambda: any(p["reading"] for p in polls()), timeout=20,
+                     what="a reading")
+        control("fault timeout on")
+
+        def missed():
+            m = {p["missed"] for p in polls() if p["missed"] is not None}
+            return m if {-110, -107} <= m else None
+        got = T.wait_until(missed, timeout=30, interval=0.3, what="missed polls")
+        self.assertLessEqual(got, {-110, -107})
+        for p in polls():
+            if p["missed"] is not None:
+                self.assertEqual((p["raw"], p["reading"]), ({}, None))
+        for r in be.records():
+            if r["payload"].get("devices"):
+                self.assertEqual(r["payload"]["v"], 3)
+        n = len(polls())
+        control("clear")
+        T.wait_until(lambda: any(p["reading"] for p in polls()[n:]), timeout=30,
+                     what="readings again")
+        stop_clean(self, e)
+
     def test_gzip_uploads_and_415_falls_back_to_plain(self):
         """backend.compression=auto sends gzip bodies to a backend that takes
         them; a backend answering 415 to gzip gets the same batches plain,
