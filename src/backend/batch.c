@@ -46,10 +46,15 @@ struct dev_acc {
 	json_t *polls; /* [{"t","b","e","d","r"}, ...] */
 };
 
-/* A sealed batch waiting to be signed and committed. */
+/* A sealed batch waiting to be signed and committed.  Its seq is reserved
+ * by the worker when its turn comes, not at the seal: a gap row the store
+ * appends after a commit then never takes a seq beyond batches still
+ * waiting here, so a crash that loses them leaves no seq that is neither
+ * stored nor in a gap. */
 struct pending {
-	int64_t seq;
+	int64_t seq;  /* 0 until the worker reserved it */
 	int64_t created_ms;
+	json_t *doc;  /* the payload without "seq", until serialized */
 	char *payload;
 	char model[ID_MAX];
 	char *jwt; /* set by the worker once signed */
@@ -471,23 +476,23 @@ err:
 	return NULL;
 }
 
-static json_t *build_payload(struct batch *b, int64_t seq, int64_t now_ms)
+/* The payload without "seq" (the worker adds it when the batch's turn to
+ * be committed comes). */
+static json_t *build_payload(struct batch *b, int64_t now_ms)
 {
 	json_t *p, *devs, *o;
 
 	if (b->srcful) {
 		p = b->srcful_maps ? json_deep_copy(b->srcful_maps) : json_object();
-		if (!p || json_object_set_new(p, "seq", json_integer(seq)) < 0 ||
-		    json_object_set_new(p, "iat", json_integer(now_ms / 1000)) < 0) {
+		if (!p || json_object_set_new(p, "iat", json_integer(now_ms / 1000)) < 0) {
 			json_decref(p);
 			return NULL;
 		}
 		return p;
 	}
 
-	p = json_pack("{sisIsIsssI}", "v", BATCH_FORMAT_VERSION, "seq", (json_int_t)seq, "iat",
-	              (json_int_t)(now_ms / 1000), "gateway", signer_serial_hex(b->signer),
-	              "from_ms", (json_int_t)b->from_ms);
+	p = json_pack("{sisIsssI}", "v", BATCH_FORMAT_VERSION, "iat", (json_int_t)(now_ms / 1000),
+	              "gateway", signer_serial_hex(b->signer), "from_ms", (json_int_t)b->from_ms);
 	if (!p)
 		return NULL;
 	if (json_object_set_new(p, "to_ms", json_integer(now_ms)) < 0)
@@ -528,6 +533,22 @@ static void commit_work(struct loop_work *w)
 
 	b->sign_r = 0;
 	b->bounds_r = 0;
+	b->append_r = 0;
+	if (!pd->payload) {
+		/* (kept with its seq from here on: a failed append is retried
+		 * with the same bytes) */
+		int64_t seq = store_next_seq(b->store);
+		if (json_object_set_new(pd->doc, "seq", json_integer(seq)) == 0)
+			pd->payload = egw_json_dumps(pd->doc, JSON_COMPACT | JSON_SORT_KEYS |
+			                                          JSON_REAL_PRECISION(15));
+		if (!pd->payload) {
+			b->append_r = -ENOMEM; /* retried, like a store error */
+			return;
+		}
+		pd->seq = seq;
+		json_decref(pd->doc);
+		pd->doc = NULL;
+	}
 	/* A failing signer (a chip that is away may take seconds to fail) is
 	 * not waited for here: the batch is stored unsigned at once and the
 	 * resign task, with its backoff, brings the signer back. */
@@ -547,6 +568,7 @@ static void commit_work(struct loop_work *w)
 
 static void pending_free(struct pending *pd)
 {
+	json_decref(pd->doc);
 	free(pd->payload);
 	free(pd->jwt);
 	memset(pd, 0, sizeof(*pd));
@@ -617,7 +639,6 @@ int batch_seal_now(struct batch *b)
 	int64_t now_ms = wall_ms();
 	struct pending *pd;
 	json_t *p;
-	int64_t seq;
 
 	if (b->qlen == BATCH_MAX_PENDING) {
 		/* The store has been failing for a long time: drop the oldest not
@@ -640,17 +661,12 @@ int batch_seal_now(struct batch *b)
 		b->qlen--;
 		b->st.lost++;
 	}
-	seq = store_next_seq(b->store);
-	p = build_payload(b, seq, now_ms);
+	p = build_payload(b, now_ms);
 	if (!p)
 		return -ENOMEM;
 	pd = &b->q[(b->qhead + b->qlen) % BATCH_MAX_PENDING];
 	memset(pd, 0, sizeof(*pd));
-	pd->payload = egw_json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
-	json_decref(p);
-	if (!pd->payload)
-		return -ENOMEM;
-	pd->seq = seq;
+	pd->doc = p;
 	pd->created_ms = now_ms;
 	copy_id(pd->model, b->ndev > 0 && b->devs[0].profile[0] ? b->devs[0].profile : "egw");
 	b->qlen++;

@@ -4,10 +4,14 @@
  *
  * Pipeline of one batch (everything that may block runs on a loop worker,
  * one batch at a time so sequence numbers are committed in order):
- *   seal (loop thread): reserve seq (store_next_seq), build the payload,
- *     serialize it canonically (JSON_COMPACT | JSON_SORT_KEYS);
- *   worker: jwt_sign_raw, then store_append (with the token, or unsigned if
- *     the signer failed), then store_enforce_bounds;
+ *   seal (loop thread): build the payload;
+ *   worker: reserve seq (store_next_seq) and serialize the payload
+ *     canonically (JSON_COMPACT | JSON_SORT_KEYS), jwt_sign_raw, then
+ *     store_append (with the token, or unsigned if the signer failed), then
+ *     store_enforce_bounds.  The seq is taken only when the batch's turn
+ *     comes, so a gap row (which takes the next seq after a commit) never
+ *     jumps over batches still waiting in memory: after a crash every seq
+ *     is stored or inside a gap row's ranges;
  *   loop thread: kick the uploader.
  * A batch is therefore committed before any upload is attempted, and an
  * unsigned row is never uploaded (the store's peek stops at it).  A resign
