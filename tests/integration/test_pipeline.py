@@ -210,7 +210,7 @@ class PipelineTest(unittest.TestCase):
         rec = T.wait_until(with_data, timeout=20, interval=0.2, what="a batch with data")
         (hdr, p), = verify_all(self, [rec], key, info["serialNumber"])
         self.assertEqual(hdr["model"], "sungrow")
-        self.assertEqual(p["v"], 2)
+        self.assertEqual(p["v"], 3)
         dec = egw_batch.decode(p)
         dev = dec["devices"][0]
         self.assertEqual(dev["id"], "inv1")
