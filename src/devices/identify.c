@@ -17,7 +17,7 @@ void device_set_profile(struct device *d, const struct profile *p)
 			return;
 		memcpy(full, p->blocks, p->nblocks * sizeof(*full));
 	}
-	/* (no short plan: every poll reads the blocks) */
+	/* without a short plan (nkey 0) every poll reads the blocks */
 	nkey = profile_plan_key(p, d->key, DEV_KEY_BLOCKS);
 	if (nkey < 0)
 		nkey = 0;

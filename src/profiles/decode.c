@@ -499,12 +499,14 @@ static int plan_fields(const struct profile *p, struct mb_block *ret, unsigned c
 			const struct reg_def *d = extra ? &p->short_extra[i - p->nregs] : &p->regs[i];
 			struct span sp;
 			bool key = d->tag == TAG_KEY || (d->flags & REG_F_KEY);
-			if ((d->field < 0 && !key && !extra) || span_of(d, &sp) < 0 ||
-			    !block_holds(blk, sp.fc, sp.addr, sp.end))
+			if ((d->field < 0 && !key && !extra) || span_of(d, &sp) < 0)
 				continue;
 			if (ns + 2 > 2 * KEY_PLAN_MAX)
 				return -E2BIG;
-			s[ns++] = sp;
+			if (block_holds(blk, sp.fc, sp.addr, sp.end))
+				s[ns++] = sp;
+			/* the sf goes with the block that holds it (a SunSpec
+			 * model may span two blocks) */
 			if (d->sf_addr >= 0 && block_holds(blk, d->fc, (uint32_t)d->sf_addr,
 							   (uint32_t)d->sf_addr + 1))
 				s[ns++] = (struct span){ .fc = d->fc, .addr = (uint32_t)d->sf_addr,
