@@ -9,7 +9,8 @@ returns every poll of every device in full:
                 "polls": [{"ts_ms", "raw": {"<addr>": word, ...},
                            "read": [[fc, addr, count], ...],
                            "failed": [[fc, addr, count, error], ...],
-                           "reading": {"pv": {...}, ...} | None}, ...]}],
+                           "reading": {"pv": {...}, ...} | None,
+                           "missed": error | None}, ...]}],
    "frequency": {"device", "interval_ms", "samples": [[ts_ms, hz], ...],
                  "missing": [ts_ms, ...]} | None,
    "fcr": {"battery", "interval_ms",
@@ -21,12 +22,15 @@ returns every poll of every device in full:
 builds it: every register of every block read in that poll, keyed by decimal
 address, input registers first and holding registers over them.  Version 1
 payloads (the verbose format: "raw"/"readings" maps keyed by timestamp) are
-decoded into the same shape.  Malformed input raises BatchError, nothing
-else."""
+decoded into the same shape.  "missed" is the error (negative) of a
+scheduled poll that read nothing (version 3: -110 timeout, -107 device
+offline, Modbus exceptions...); such a poll has an empty "raw" and no
+reading.  Malformed input raises BatchError, nothing else."""
 import base64
 import binascii
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+VERSIONS = (2, 3)  # the compact format; 3 adds the missed polls ("m")
 FC_HOLDING, FC_INPUT = 3, 4
 
 
@@ -85,7 +89,7 @@ def _apply_reading(cur, ch, what):
     return out
 
 
-def _device_v2(d, from_ms, i):
+def _device_v2(d, from_ms, i, v):
     what = f"devices[{i}]"
     _need(isinstance(d, dict), f"{what}: not an object")
     blocks = d.get("blocks")
@@ -120,6 +124,14 @@ def _device_v2(d, from_ms, i):
         pw = f"{what}.polls[{p_i}]"
         _need(isinstance(p, dict), f"{pw}: not an object")
         ts += _int(p.get("t"), f"{pw}.t")
+        if "m" in p:
+            _need(v >= 3, f"{pw}.m: not in version {v}")
+            err = _int(p["m"], f"{pw}.m", None, -1)
+            _need(p.get("b") == "0" and not {"d", "e", "r"} & set(p),
+                  f"{pw}: a missed poll with registers or a reading")
+            out.append({"ts_ms": ts, "raw": {}, "read": [], "failed": [], "reading": None,
+                        "missed": err})
+            continue
         bits = p.get("b")
         _need(isinstance(bits, str) and bits != "", f"{pw}.b: not a hex string")
         try:
@@ -155,7 +167,8 @@ def _device_v2(d, from_ms, i):
                     "read": [list(table[k]) for k in read],
                     "failed": failed,
                     "reading": None if reading is None else
-                    {g: dict(v) for g, v in reading.items()}})
+                    {g: dict(x) for g, x in reading.items()},
+                    "missed": None})
     return {"id": d.get("id"), "profile": d.get("profile"), "serial": d.get("serial"),
             "polls": out}
 
@@ -231,7 +244,7 @@ def _decode_v1(p):
         for ts in sorted(keys, key=int):
             _need(isinstance(raw.get(ts, {}), dict), f"devices[{i}].raw.{ts}: not an object")
             polls.append({"ts_ms": int(ts), "raw": raw.get(ts, {}), "read": None,
-                          "failed": None, "reading": rd.get(ts)})
+                          "failed": None, "reading": rd.get(ts), "missed": None})
         devs.append({"id": d.get("id"), "profile": d.get("profile"),
                      "serial": d.get("serial"), "polls": polls})
     f = p.get("frequency")
@@ -255,11 +268,11 @@ def decode(p):
     if v == 1:
         out["devices"], out["frequency"] = _decode_v1(p)
         return out
-    _need(v == FORMAT_VERSION, f"v: unknown format version {v!r}")
+    _need(v in VERSIONS, f"v: unknown format version {v!r}")
     from_ms = _int(p.get("from_ms"), "from_ms")
     devs = p.get("devices", [])
     _need(isinstance(devs, list), "devices: not an array")
-    out["devices"] = [_device_v2(d, from_ms, i) for i, d in enumerate(devs)]
+    out["devices"] = [_device_v2(d, from_ms, i, v) for i, d in enumerate(devs)]
     out["frequency"] = _frequency_v2(p.get("frequency"))
     out["fcr"] = _fcr_v2(p.get("fcr"))
     return out
@@ -303,7 +316,9 @@ def summary(dec):
     return {"v": dec.get("v"),
             "devices": [{"id": d["id"], "polls": len(d["polls"]),
                          "registers_last": len(d["polls"][-1]["raw"]) if d["polls"] else 0,
-                         "failed_blocks": sum(len(p["failed"] or []) for p in d["polls"])}
+                         "failed_blocks": sum(len(p["failed"] or []) for p in d["polls"]),
+                         "missed_polls": [[p["ts_ms"], p["missed"]] for p in d["polls"]
+                                          if p.get("missed") is not None]}
                         for d in dec["devices"]],
             "frequency_samples": len(dec["frequency"]["samples"]) if dec["frequency"] else 0,
             "frequency_missing": len(dec["frequency"]["missing"]) if dec["frequency"] else 0}

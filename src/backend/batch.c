@@ -16,6 +16,7 @@
 #include "crypto/signer.h"
 #include "profiles/profile.h"
 #include "profiles/reading.h"
+#include "sched/sched.h"
 #include "store/store.h"
 
 #define ID_MAX 64
@@ -45,10 +46,15 @@ struct dev_acc {
 	json_t *polls; /* [{"t","b","e","d","r"}, ...] */
 };
 
-/* A sealed batch waiting to be signed and committed. */
+/* A sealed batch waiting to be signed and committed.  Its seq is reserved
+ * by the worker when its turn comes, not at the seal: a gap row the store
+ * appends after a commit then never takes a seq beyond batches still
+ * waiting here, so a crash that loses them leaves no seq that is neither
+ * stored nor in a gap. */
 struct pending {
-	int64_t seq;
+	int64_t seq;  /* 0 until the worker reserved it */
 	int64_t created_ms;
+	json_t *doc;  /* the payload without "seq", until serialized */
 	char *payload;
 	char model[ID_MAX];
 	char *jwt; /* set by the worker once signed */
@@ -385,6 +391,45 @@ int batch_add_reading(struct batch *b, const char *dev_id, const char *profile, 
 	return 0;
 }
 
+int batch_add_missed(struct batch *b, const char *dev_id, const char *profile, const char *serial,
+                     int64_t ts_ms, int err)
+{
+	struct dev_acc *d;
+	json_t *poll;
+
+	if (!dev_id || !*dev_id || err >= 0)
+		return -EINVAL;
+	if (b->srcful)
+		return 0; /* the original's shape has no such entry */
+	if (b->nreadings >= BATCH_MAX_READINGS) {
+		b->overflow_readings++;
+		b->st.overflow++;
+		return -ENOSPC;
+	}
+	d = dev_get(b, dev_id);
+	if (!d && b->ndev < BATCH_MAX_DEVICES)
+		return -ENOMEM;
+	if (!d) {
+		b->overflow_readings++;
+		b->st.overflow++;
+		return -ENOSPC;
+	}
+	if (profile && *profile)
+		copy_id(d->profile, profile);
+	if (serial && *serial)
+		copy_id(d->serial, serial);
+	/* No registers and no reading: the reading changes of the next poll
+	 * stay relative to the last poll that had one. */
+	int64_t prev = json_array_size(d->polls) ? d->last_ts : b->from_ms;
+	poll = json_pack("{sIsssi}", "t", (json_int_t)(ts_ms - prev), "b", "0", "m", err);
+	if (!poll || json_array_append_new(d->polls, poll) < 0)
+		return -ENOMEM;
+	d->last_ts = ts_ms;
+	b->nreadings++;
+	b->st.readings++;
+	return 0;
+}
+
 int batch_add_freq(struct batch *b, const char *dev_id, int64_t ts_ms, double hz)
 {
 	unsigned iv = b->freq_interval_ms;
@@ -516,23 +561,23 @@ err:
 	return NULL;
 }
 
-static json_t *build_payload(struct batch *b, int64_t seq, int64_t now_ms)
+/* The payload without "seq" (the worker adds it when the batch's turn to
+ * be committed comes). */
+static json_t *build_payload(struct batch *b, int64_t now_ms)
 {
 	json_t *p, *devs, *o;
 
 	if (b->srcful) {
 		p = b->srcful_maps ? json_deep_copy(b->srcful_maps) : json_object();
-		if (!p || json_object_set_new(p, "seq", json_integer(seq)) < 0 ||
-		    json_object_set_new(p, "iat", json_integer(now_ms / 1000)) < 0) {
+		if (!p || json_object_set_new(p, "iat", json_integer(now_ms / 1000)) < 0) {
 			json_decref(p);
 			return NULL;
 		}
 		return p;
 	}
 
-	p = json_pack("{sisIsIsssI}", "v", BATCH_FORMAT_VERSION, "seq", (json_int_t)seq, "iat",
-	              (json_int_t)(now_ms / 1000), "gateway", signer_serial_hex(b->signer),
-	              "from_ms", (json_int_t)b->from_ms);
+	p = json_pack("{sisIsssI}", "v", BATCH_FORMAT_VERSION, "iat", (json_int_t)(now_ms / 1000),
+	              "gateway", signer_serial_hex(b->signer), "from_ms", (json_int_t)b->from_ms);
 	if (!p)
 		return NULL;
 	if (json_object_set_new(p, "to_ms", json_integer(now_ms)) < 0)
@@ -575,6 +620,22 @@ static void commit_work(struct loop_work *w)
 
 	b->sign_r = 0;
 	b->bounds_r = 0;
+	b->append_r = 0;
+	if (!pd->payload) {
+		/* (kept with its seq from here on: a failed append is retried
+		 * with the same bytes) */
+		int64_t seq = store_next_seq(b->store);
+		if (json_object_set_new(pd->doc, "seq", json_integer(seq)) == 0)
+			pd->payload = egw_json_dumps(pd->doc, JSON_COMPACT | JSON_SORT_KEYS |
+			                                          JSON_REAL_PRECISION(15));
+		if (!pd->payload) {
+			b->append_r = -ENOMEM; /* retried, like a store error */
+			return;
+		}
+		pd->seq = seq;
+		json_decref(pd->doc);
+		pd->doc = NULL;
+	}
 	/* A failing signer (a chip that is away may take seconds to fail) is
 	 * not waited for here: the batch is stored unsigned at once and the
 	 * resign task, with its backoff, brings the signer back. */
@@ -594,6 +655,7 @@ static void commit_work(struct loop_work *w)
 
 static void pending_free(struct pending *pd)
 {
+	json_decref(pd->doc);
 	free(pd->payload);
 	free(pd->jwt);
 	memset(pd, 0, sizeof(*pd));
@@ -666,7 +728,6 @@ int batch_seal_now(struct batch *b)
 	int64_t now_ms = wall_ms();
 	struct pending *pd;
 	json_t *p;
-	int64_t seq;
 
 	if (b->qlen == BATCH_MAX_PENDING) {
 		/* The store has been failing for a long time: drop the oldest not
@@ -689,17 +750,12 @@ int batch_seal_now(struct batch *b)
 		b->qlen--;
 		b->st.lost++;
 	}
-	seq = store_next_seq(b->store);
-	p = build_payload(b, seq, now_ms);
+	p = build_payload(b, now_ms);
 	if (!p)
 		return -ENOMEM;
 	pd = &b->q[(b->qhead + b->qlen) % BATCH_MAX_PENDING];
 	memset(pd, 0, sizeof(*pd));
-	pd->payload = egw_json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
-	json_decref(p);
-	if (!pd->payload)
-		return -ENOMEM;
-	pd->seq = seq;
+	pd->doc = p;
 	pd->created_ms = now_ms;
 	copy_id(pd->model, b->ndev > 0 && b->devs[0].profile[0] ? b->devs[0].profile : "egw");
 	b->qlen++;
@@ -790,7 +846,8 @@ static void resign_done(struct loop_work *w)
 		b->st.sign_errors++;
 		b->st.last_error = b->resign_r;
 		/* The signer keeps failing (a chip away): back off, up to 30 s. */
-		b->resign_backoff = MIN(MAX(2 * b->resign_backoff, b->resign_task.period), 30 * USEC_PER_SEC);
+		b->resign_backoff = sched_backoff_next(b->resign_backoff, b->resign_task.period,
+						       30 * USEC_PER_SEC);
 		loop_task_add(b->loop, &b->resign_task, now_usec() + b->resign_backoff);
 	} else {
 		b->resign_backoff = 0;

@@ -4,10 +4,14 @@
  *
  * Pipeline of one batch (everything that may block runs on a loop worker,
  * one batch at a time so sequence numbers are committed in order):
- *   seal (loop thread): reserve seq (store_next_seq), build the payload,
- *     serialize it canonically (JSON_COMPACT | JSON_SORT_KEYS);
- *   worker: jwt_sign_raw, then store_append (with the token, or unsigned if
- *     the signer failed), then store_enforce_bounds;
+ *   seal (loop thread): build the payload;
+ *   worker: reserve seq (store_next_seq) and serialize the payload
+ *     canonically (JSON_COMPACT | JSON_SORT_KEYS), jwt_sign_raw, then
+ *     store_append (with the token, or unsigned if the signer failed), then
+ *     store_enforce_bounds.  The seq is taken only when the batch's turn
+ *     comes, so a gap row (which takes the next seq after a commit) never
+ *     jumps over batches still waiting in memory: after a crash every seq
+ *     is stored or inside a gap row's ranges;
  *   loop thread: kick the uploader.
  * A batch is therefore committed before any upload is attempted, and an
  * unsigned row is never uploaded (the store's peek stops at it).  A resign
@@ -61,7 +65,7 @@
 #define BATCH_MAX_PENDING 64
 #define BATCH_DEV_MAX_BLOCKS 64  /* distinct register blocks per device per batch */
 #define BATCH_DEV_MAX_WORDS 4096 /* their registers together */
-#define BATCH_FORMAT_VERSION 2   /* payload "v" (doc/batch-format.md) */
+#define BATCH_FORMAT_VERSION 3   /* payload "v" (doc/batch-format.md) */
 
 struct batch;
 struct store;
@@ -113,6 +117,12 @@ void batch_set_uplink(struct batch *b, struct uploader *up);
 int batch_add_reading(struct batch *b, const char *dev_id, const char *profile, const char *serial,
                       int64_t ts_ms, const struct reading *r, const struct block_result *res,
                       unsigned nres);
+/* Add one scheduled poll that read nothing (err < 0: its error, -ENOTCONN
+ * while the device is offline): a poll with "m" (doc/batch-format.md).
+ * Not represented in the srcful format.  Returns 0, -EINVAL, -ENOSPC or
+ * -ENOMEM. */
+int batch_add_missed(struct batch *b, const char *dev_id, const char *profile, const char *serial,
+                     int64_t ts_ms, int err);
 /* Add one grid frequency sample.  Returns 0, -EINVAL, -ENOSPC or -ENOMEM. */
 int batch_add_freq(struct batch *b, const char *dev_id, int64_t ts_ms, double hz);
 
@@ -127,6 +137,7 @@ int batch_add_fcr(struct batch *b, const char *battery, int64_t ts_ms, double hz
 void batch_on_reading(void *ud, struct device *d, int64_t ts_ms, const struct reading *r,
                       const struct block_result *res, unsigned nres);
 void batch_on_freq(void *ud, struct device *d, int64_t ts_ms, double hz);
+void batch_on_missed(void *ud, struct device *d, int64_t ts_ms, int err);
 
 /* Change the sealing interval (harvest.batch_interval_ms); the next seal is
  * one new interval from now.  Returns 0 or -EINVAL (interval <= 0). */

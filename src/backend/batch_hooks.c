@@ -10,6 +10,11 @@ void batch_on_reading(void *ud, struct device *d, int64_t ts_ms, const struct re
 	                  res, nres);
 }
 
+void batch_on_missed(void *ud, struct device *d, int64_t ts_ms, int err)
+{
+	batch_add_missed(ud, device_id(d), device_profile_name(d), device_serial(d), ts_ms, err);
+}
+
 void batch_on_freq(void *ud, struct device *d, int64_t ts_ms, double hz)
 {
 	batch_add_freq(ud, device_id(d), ts_ms, hz);

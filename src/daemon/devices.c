@@ -78,6 +78,14 @@ static void batch_reading(struct egw *e, struct device *d, int64_t ts_ms, const 
 		batch_on_reading(e->batch, d, ts_ms, r, res, nres);
 }
 
+static void hook_missed(void *ud, struct device *d, int64_t ts_ms, int err)
+{
+	struct egw *e = ud;
+
+	if (e->batch)
+		batch_on_missed(e->batch, d, ts_ms, err);
+}
+
 static void batch_freq(struct egw *e, struct device *d, int64_t ts_ms, double hz)
 {
 	if (e->batch)
@@ -289,6 +297,7 @@ static void hook_identity(void *ud, struct device *d, const char *old_serial, co
 static const struct device_hooks egw_hooks = {
 	.on_reading = hook_reading,
 	.on_freq = hook_freq,
+	.on_missed = hook_missed,
 	.on_state = hook_state,
 	.on_identity_change = hook_identity,
 };

@@ -308,6 +308,9 @@ static void dev_enter(struct device *d, int from, int to)
 		client_recycle(d);
 		d->backoff = sched_backoff_next(d->backoff, lo, hi);
 		loop_task_add(l, &d->retry_task, now + d->backoff);
+		/* Polls stay due while offline: each is reported missed. */
+		if (!d->p1 && d->poll_task.period)
+			loop_task_add(l, &d->poll_task, now + d->poll_task.period);
 		break;
 	}
 	case DEV_ASLEEP:
@@ -413,6 +416,9 @@ static void cycle_finish(struct device *d)
 		/* Nothing read: a dead link, or a device refusing every block
 		 * (exceptions).  Either way, back off rather than hammer it. */
 		d->st.polls_partial++;
+		if (d->cycle_n && d->set->hooks.on_missed)
+			d->set->hooks.on_missed(d->set->ud, d, d->cycle_ts_ms,
+						d->cycle_err < 0 ? d->cycle_err : -EIO);
 		if (d->cycle_n && ++d->fail_cycles >= DEV_FAIL_CYCLES)
 			device_go(d, DEV_BACKING_OFF, "poll: %s", egw_strerror(d->cycle_err));
 		return;
@@ -566,14 +572,18 @@ static int poll_run(struct task *t, usec_t now)
 {
 	struct device *d = container_of(t, struct device, poll_task);
 
-	if (d->fsm.state != DEV_POLLING)
+	if (d->fsm.state != DEV_POLLING) {
+		/* (the task stays queued while backing off, for this report) */
+		if (d->fsm.state == DEV_BACKING_OFF && d->set->hooks.on_missed)
+			d->set->hooks.on_missed(d->set->ud, d, wall_ms(), -ENOTCONN);
 		return 0;
+	}
 	if (d->cycle_active) {
 		/* Still waiting on the previous cycle (slow device). */
 		d->st.overruns++;
 		return 0;
 	}
-	bool verbose = d->prof->blocks_every_poll || d->nkey == 0 ||
+	bool verbose = d->nkey == 0 ||
 		       d->poll_seq % DEV_VERBOSE_EVERY == 0;
 	d->poll_seq++;
 	d->st.polls++;

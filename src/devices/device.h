@@ -103,6 +103,11 @@ struct device_hooks {
 	                   const struct block_result *res /* borrowed: the poll's blocks */,
 	                   unsigned nres);
 	void (*on_freq)(void *ud, struct device *d, int64_t ts_ms, double hz);
+	/* A scheduled poll read nothing: err is the cycle's error (a timeout,
+	 * a Modbus exception), or -ENOTCONN for a poll due while the device
+	 * backs off after failures (offline).  Polls due while it reconnects
+	 * (connecting, identifying) or sleeps are not reported. */
+	void (*on_missed)(void *ud, struct device *d, int64_t ts_ms, int err);
 	void (*on_state)(void *ud, struct device *d, int old_state, int new_state,
 	                 const char *reason);
 	/* The serial a device reports changed from a previously identified one. */

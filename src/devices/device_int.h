@@ -32,7 +32,7 @@ _Static_assert((int)DEV_DISCONNECTED == (int)FSM_DEV_DISCONNECTED &&
 
 #define DEV_HOST_LEN DEVCONF_HOST_LEN
 #define DEV_SERIAL_LEN 96
-#define DEV_KEY_BLOCKS 16
+#define DEV_KEY_BLOCKS 32
 #define DEV_MAX_MODELS 64
 #define DEV_CACHE_SLOTS 24     /* last poll words kept per device (Modbus proxy) */
 #define DEV_SOLARMAN_TIMEOUT (2 * USEC_PER_SEC) /* per request through a V5 logger, at least */

@@ -78,11 +78,10 @@ void device_set_profile(struct device *d, const struct profile *p)
 			return;
 		memcpy(full, p->blocks, p->nblocks * sizeof(*full));
 	}
-	if (!p->blocks_every_poll) {
-		nkey = profile_plan_key(p, d->key, DEV_KEY_BLOCKS);
-		if (nkey < 0)
-			nkey = 0;
-	}
+	/* without a short plan (nkey 0) every poll reads the blocks */
+	nkey = profile_plan_key(p, d->key, DEV_KEY_BLOCKS);
+	if (nkey < 0)
+		nkey = 0;
 	cap = MAX(p->nblocks, (unsigned)nkey);
 	res = calloc(cap ? cap : 1, sizeof(*res));
 	if (!res) {

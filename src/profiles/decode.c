@@ -473,11 +473,80 @@ static int plan_with_sf(const struct reg_def *const *sel, unsigned n, struct mb_
 	return plan_spans(s, ns, ret, cap);
 }
 
+static bool block_holds(const struct mb_block *b, uint8_t fc, uint32_t addr, uint32_t end)
+{
+	return b->fc == fc && addr >= b->addr && end <= (uint32_t)b->addr + b->count;
+}
+
+/* Short reads of a profile whose [key] rows are only identity and frequency
+ * (short_reads_fields): the registers behind every reading field, with
+ * their sf registers, each block of the plan cut out of one of p->blocks
+ * (so a short read never asks for a register the verbose reads do not
+ * already read), the registers its fixup reads (short_extra), and the
+ * [key] rows outside the blocks on their own. */
+static int plan_fields(const struct profile *p, struct mb_block *ret, unsigned cap)
+{
+	const struct reg_def *out[KEY_PLAN_MAX];
+	struct span s[2 * KEY_PLAN_MAX];
+	unsigned nout = 0, nb = 0;
+	int r;
+
+	for (unsigned b = 0; b < p->nblocks; b++) {
+		const struct mb_block *blk = &p->blocks[b];
+		unsigned ns = 0;
+		for (unsigned i = 0; i < p->nregs + p->nshort_extra; i++) {
+			bool extra = i >= p->nregs;
+			const struct reg_def *d = extra ? &p->short_extra[i - p->nregs] : &p->regs[i];
+			struct span sp;
+			bool key = d->tag == TAG_KEY || (d->flags & REG_F_KEY);
+			if ((d->field < 0 && !key && !extra) || span_of(d, &sp) < 0)
+				continue;
+			if (ns + 2 > 2 * KEY_PLAN_MAX)
+				return -E2BIG;
+			if (block_holds(blk, sp.fc, sp.addr, sp.end))
+				s[ns++] = sp;
+			/* the sf goes with the block that holds it (a SunSpec
+			 * model may span two blocks) */
+			if (d->sf_addr >= 0 && block_holds(blk, d->fc, (uint32_t)d->sf_addr,
+							   (uint32_t)d->sf_addr + 1))
+				s[ns++] = (struct span){ .fc = d->fc, .addr = (uint32_t)d->sf_addr,
+							 .end = (uint32_t)d->sf_addr + 1 };
+		}
+		if (ns == 0)
+			continue;
+		r = plan_spans(s, ns, ret + nb, cap - nb);
+		if (r < 0)
+			return r;
+		nb += (unsigned)r;
+	}
+	/* [key] rows no block covers (some serial registers) */
+	for (unsigned i = 0; i < p->nregs; i++) {
+		const struct reg_def *d = &p->regs[i];
+		bool covered = false;
+		if (d->tag != TAG_KEY && !(d->flags & REG_F_KEY))
+			continue;
+		for (unsigned b = 0; b < p->nblocks && !covered; b++)
+			covered = block_holds(&p->blocks[b], d->fc, d->addr,
+					      (uint32_t)d->addr + d->words);
+		if (covered)
+			continue;
+		if (nout >= KEY_PLAN_MAX)
+			return -E2BIG;
+		out[nout++] = d;
+	}
+	if (nout == 0)
+		return (int)nb;
+	r = plan_with_sf(out, nout, ret + nb, cap - nb);
+	return r < 0 ? r : (int)nb + r;
+}
+
 int profile_plan_key(const struct profile *p, struct mb_block *ret, unsigned cap)
 {
 	const struct reg_def *sel[KEY_PLAN_MAX];
 	unsigned n = 0;
 
+	if (p->short_reads_fields && p->nblocks > 0)
+		return plan_fields(p, ret, cap);
 	for (unsigned i = 0; i < p->nregs; i++) {
 		if (p->regs[i].tag != TAG_KEY && !(p->regs[i].flags & REG_F_KEY))
 			continue;

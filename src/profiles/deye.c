@@ -39,6 +39,12 @@ static int deye_fixup(const struct profile *p, const struct block_result *res, u
 	return 0;
 }
 
+/* deye_fixup's model type register, read on short polls too */
+static const struct reg_def deye_short_extra[] = {
+	{ .addr = 0, .fc = REG_FC_HOLDING, .words = 1, .type = REG_U16, .sf_addr = REG_NO_SF,
+	  .field = REG_NO_FIELD },
+};
+
 static const struct reg_def deye_regs[] = {
 	REG(3, FH, 5, STR, WB, SN, 1, "-", "serial number used as device identity"),
 	REG(609, FH, 1, U16, WB, KEY, 0.01, "Hz", "Grid frequency"),
@@ -632,7 +638,9 @@ const struct profile profile_deye = {
 	.dtype = "hybrid",
 	PROFILE_TABLE(deye_regs),
 	PROFILE_BLOCKS(deye_blocks),
-	.blocks_every_poll = true,
+	.short_reads_fields = true,
+	.short_extra = deye_short_extra,
+	.nshort_extra = sizeof(deye_short_extra) / sizeof((deye_short_extra)[0]),
 	.serial = &deye_regs[0],
 	.frequency = &deye_regs[1],
 	.fixup = deye_fixup,
@@ -674,7 +682,6 @@ const struct profile profile_deye_micro = {
 	.dtype = "inverter",
 	PROFILE_TABLE(deye_micro_regs),
 	PROFILE_BLOCKS(deye_micro_blocks),
-	.blocks_every_poll = false,
 	.serial = &deye_micro_regs[0],
 	.frequency = &deye_micro_regs[1],
 };

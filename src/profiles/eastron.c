@@ -48,7 +48,6 @@ const struct profile profile_sdm630 = {
 	.dtype = "meter",
 	PROFILE_TABLE(sdm630_regs),
 	PROFILE_BLOCKS(sdm630_blocks),
-	.blocks_every_poll = false,
 	.serial = &sdm630_regs[0],
 	.frequency = &sdm630_regs[6],
 };

@@ -45,6 +45,5 @@ const struct profile profile_ferroamp = {
 	.dtype = "hybrid",
 	PROFILE_TABLE(ferroamp_regs),
 	PROFILE_BLOCKS(ferroamp_blocks),
-	.blocks_every_poll = false,
 	.frequency = &ferroamp_regs[0],
 };

@@ -37,7 +37,6 @@ const struct profile profile_fronius = {
 	.dtype = "inverter",
 	PROFILE_TABLE(fronius_regs),
 	PROFILE_BLOCKS(fronius_blocks),
-	.blocks_every_poll = false,
 	.serial = &fronius_regs[0],
 	.frequency = &fronius_regs[1],
 };
@@ -74,7 +73,6 @@ const struct profile profile_fronius_sf = {
 	.dtype = "inverter",
 	PROFILE_TABLE(fronius_sf_regs),
 	PROFILE_BLOCKS(fronius_sf_blocks),
-	.blocks_every_poll = false,
 	.serial = &fronius_sf_regs[0],
 	.frequency = &fronius_sf_regs[1],
 };

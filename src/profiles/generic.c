@@ -13,6 +13,5 @@ const struct profile profile_unknown = {
 	.family = "unknown",
 	.dtype = "inverter",
 	PROFILE_TABLE(unknown_regs),
-	.blocks_every_poll = false,
 	.frequency = &unknown_regs[0],
 };

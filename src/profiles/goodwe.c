@@ -43,7 +43,6 @@ const struct profile profile_goodwe = {
 	.dtype = "inverter",
 	PROFILE_TABLE(goodwe_regs),
 	PROFILE_BLOCKS(goodwe_blocks),
-	.blocks_every_poll = false,
 	.serial = &goodwe_regs[0],
 	.frequency = &goodwe_regs[1],
 };

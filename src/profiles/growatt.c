@@ -42,7 +42,6 @@ const struct profile profile_growatt = {
 	.dtype = "inverter",
 	PROFILE_TABLE(growatt_regs),
 	PROFILE_BLOCKS(growatt_blocks),
-	.blocks_every_poll = false,
 	.serial = &growatt_regs[0],
 	.frequency = &growatt_regs[1],
 };

@@ -132,7 +132,7 @@ const struct profile profile_huawei = {
 	.dtype = "inverter",
 	PROFILE_TABLE(huawei_regs),
 	PROFILE_BLOCKS(huawei_blocks),
-	.blocks_every_poll = true,
+	.short_reads_fields = true,
 	.serial = &huawei_regs[0],
 	.frequency = &huawei_regs[1],
 };
@@ -407,7 +407,7 @@ const struct profile profile_huawei_hybrid = {
 	.dtype = "hybrid",
 	PROFILE_TABLE(huawei_hybrid_regs),
 	PROFILE_BLOCKS(huawei_hybrid_blocks),
-	.blocks_every_poll = true,
+	.short_reads_fields = true,
 	.serial = &huawei_hybrid_regs[0],
 	.frequency = &huawei_hybrid_regs[1],
 	.fixup = huawei_fixup,

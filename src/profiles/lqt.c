@@ -19,6 +19,5 @@ const struct profile profile_lqt40s = {
 	.dtype = "meter",
 	PROFILE_TABLE(lqt40s_regs),
 	PROFILE_BLOCKS(lqt40s_blocks),
-	.blocks_every_poll = false,
 	.frequency = &lqt40s_regs[0],
 };

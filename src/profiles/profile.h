@@ -196,8 +196,13 @@ struct profile {
 	                                  the reference has none ("unknown": read the
 	                                  key registers, profile_plan_key) */
 	unsigned nblocks;
-	bool blocks_every_poll;        /* true: read blocks on every poll; false: key registers
-	                                  on short polls and the blocks on every 10th */
+	bool short_reads_fields;       /* true: the [key] rows are only identity and frequency,
+	                                  so short polls read the registers behind every
+	                                  reading field instead (profile_plan_key).  Either
+	                                  way, every 10th poll reads the blocks */
+	const struct reg_def *short_extra; /* short_reads_fields: registers the fixup reads
+	                                      besides the fields', read on short polls too */
+	unsigned nshort_extra;
 	const struct reg_def *serial;    /* identity register, or NULL (then identity by the
 	                                    frequency check + MAC, see TSV README [key]) */
 	const struct reg_def *frequency; /* grid frequency register (field RF_METER_HZ), or NULL */
@@ -267,8 +272,10 @@ int profile_decode_serial(const struct profile *p, const struct block_result *re
  * cap is too small, -EINVAL if a register is wider than a block. */
 int profile_plan(const struct reg_def *regs, unsigned n, struct mb_block *ret, unsigned cap);
 
-/* Plans the short-poll reads of p: its [key] rows plus their sf registers.
- * Returns the number of blocks or -ENOSPC. */
+/* Plans the short-poll reads of p: its [key] rows plus their sf registers;
+ * for a profile with short_reads_fields, the registers of every reading
+ * field (and sf), each block inside one of p->blocks, plus the [key] rows
+ * outside them.  Returns the number of blocks, -ENOSPC or -E2BIG. */
 int profile_plan_key(const struct profile *p, struct mb_block *ret, unsigned cap);
 
 /* Plans the reads for one register d plus its sf register (e.g. the 10 Hz

@@ -39,7 +39,6 @@ const struct profile profile_sma = {
 	.dtype = "inverter",
 	PROFILE_TABLE(sma_regs),
 	PROFILE_BLOCKS(sma_blocks),
-	.blocks_every_poll = false,
 	.serial = &sma_regs[0],
 	.frequency = &sma_regs[1],
 };

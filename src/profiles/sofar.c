@@ -37,7 +37,6 @@ const struct profile profile_sofar = {
 	.dtype = "hybrid",
 	PROFILE_TABLE(sofar_regs),
 	PROFILE_BLOCKS(sofar_blocks),
-	.blocks_every_poll = false,
 	.serial = &sofar_regs[0],
 	.frequency = &sofar_regs[1],
 };

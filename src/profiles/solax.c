@@ -37,7 +37,6 @@ const struct profile profile_solax = {
 	.dtype = "inverter",
 	PROFILE_TABLE(solax_regs),
 	PROFILE_BLOCKS(solax_blocks),
-	.blocks_every_poll = false,
 	.serial = &solax_regs[0],
 	.frequency = &solax_regs[1],
 };

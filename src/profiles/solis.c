@@ -62,7 +62,6 @@ const struct profile profile_solis = {
 	.dtype = "inverter",
 	PROFILE_TABLE(solis_regs),
 	PROFILE_BLOCKS(solis_blocks),
-	.blocks_every_poll = false,
 	.serial = &solis_regs[0],
 	.frequency = &solis_regs[1],
 };
@@ -93,7 +92,6 @@ const struct profile profile_solis_hybrid = {
 	.dtype = "hybrid",
 	PROFILE_TABLE(solis_hybrid_regs),
 	PROFILE_BLOCKS(solis_hybrid_blocks),
-	.blocks_every_poll = false,
 	.serial = &solis_hybrid_regs[0],
 	.frequency = &solis_hybrid_regs[1],
 };

@@ -66,6 +66,18 @@ static bool no_meter(const struct block_result *res, unsigned nres)
 }
 
 /* Did the device answer "illegal data address" for the hybrid-only block? */
+/* What sungrow_fixup reads besides the fields: the running state (with the
+ * first register of its block, whose failure marks a string inverter) and
+ * the string inverter's yield and power. */
+static const struct reg_def sungrow_short_extra[] = {
+	{ .addr = HYBRID_BLOCK, .fc = REG_FC_INPUT, .words = 2, .type = REG_U32, .sf_addr = REG_NO_SF,
+	  .field = REG_NO_FIELD },
+	{ .addr = 5003, .fc = REG_FC_INPUT, .words = 2, .type = REG_U32, .sf_addr = REG_NO_SF,
+	  .field = REG_NO_FIELD },
+	{ .addr = 5030, .fc = REG_FC_INPUT, .words = 2, .type = REG_U32, .sf_addr = REG_NO_SF,
+	  .field = REG_NO_FIELD },
+};
+
 static bool string_inverter(const struct block_result *res, unsigned nres)
 {
 	for (unsigned i = 0; i < nres; i++)
@@ -302,7 +314,9 @@ const struct profile profile_sungrow = {
 	.dtype = "hybrid",
 	PROFILE_TABLE(sungrow_regs),
 	PROFILE_BLOCKS(sungrow_blocks),
-	.blocks_every_poll = true,
+	.short_reads_fields = true,
+	.short_extra = sungrow_short_extra,
+	.nshort_extra = sizeof(sungrow_short_extra) / sizeof((sungrow_short_extra)[0]),
 	.serial = &sungrow_regs[0],
 	.frequency = &sungrow_regs[1],
 	.fixup = sungrow_fixup,
@@ -502,7 +516,9 @@ const struct profile profile_sungrow_sf = {
 	.dtype = "hybrid",
 	PROFILE_TABLE(sungrow_sf_regs),
 	PROFILE_BLOCKS(sungrow_sf_blocks),
-	.blocks_every_poll = true,
+	.short_reads_fields = true,
+	.short_extra = sungrow_short_extra,
+	.nshort_extra = sizeof(sungrow_short_extra) / sizeof((sungrow_short_extra)[0]),
 	.serial = &sungrow_sf_regs[0],
 	.frequency = &sungrow_sf_regs[1],
 	.fixup = sungrow_fixup,

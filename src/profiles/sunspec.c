@@ -479,7 +479,7 @@ int sunspec_build_profile(uint16_t base_addr, const struct sunspec_model_hdr *hd
 	*p = (struct profile){ .name = "sunspec", .brand = "SunSpec", .family = "sunspec",
 			       .dtype = battery ? "hybrid" : inverter ? "inverter" : "meter",
 			       .regs = regs, .nregs = nregs, .blocks = blocks, .nblocks = (unsigned)r,
-			       .blocks_every_poll = true, .sunspec_base = base_addr, .heap = true,
+			       .short_reads_fields = true, .sunspec_base = base_addr, .heap = true,
 			       .fixup = sunspec_fixup };
 	if (storage >= 0) {
 		storage_control(sc, hdrs[storage].addr);
@@ -599,7 +599,7 @@ const struct profile profile_sunspec = {
 	.dtype = "hybrid",
 	PROFILE_TABLE(sunspec_regs),
 	PROFILE_BLOCKS(sunspec_blocks),
-	.blocks_every_poll = true,
+	.short_reads_fields = true,
 	.serial = &sunspec_regs[6],
 	.frequency = &sunspec_regs[11],
 	.sunspec_base = 40000,

@@ -102,6 +102,8 @@ struct store {
 };
 
 static bool ack_pending(const struct store *s, int64_t seq);
+static int acks_delete(struct store *s);
+static int acks_finish(struct store *s, bool count);
 static int acks_apply(struct store *s, bool count);
 static int acks_flush(struct store *s);
 
@@ -251,6 +253,16 @@ static int store_db_open(struct store *s)
 	rc = sqlite3_exec(s->db, "PRAGMA page_size=1024", NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		return rc;
+	/* egwd is the store's only user.  In exclusive locking mode, set
+	 * before the first WAL access, the WAL index lives in egwd's heap
+	 * instead of a shared-memory file (-shm): that file's pages were
+	 * dirtied by every commit and written back by the kernel every 30 s,
+	 * about a third of the store's flash writes.  Another process cannot
+	 * read the store while egwd runs (SQLITE_BUSY); after egwd stopped,
+	 * or was killed, it can. */
+	rc = sqlite3_exec(s->db, "PRAGMA locking_mode=EXCLUSIVE", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
 	rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return rc;
@@ -264,6 +276,12 @@ static int store_db_open(struct store *s)
 	if (rc != SQLITE_OK)
 		return rc;
 	rc = sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	/* Debian builds SQLite with secure_delete on, which overwrites every
+	 * freed page with zeros: one more page per delivered batch, to hide
+	 * signed data that was sent to the backend anyway. */
+	rc = sqlite3_exec(s->db, "PRAGMA secure_delete=OFF", NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		return rc;
 	/* Checkpoint every 1000 pages (1 MiB of WAL): a page written by many
@@ -526,7 +544,7 @@ static void account_insert(struct store *s, int64_t seq, bool is_unsigned, int64
 int store_append(struct store *s, int64_t seq, int64_t created_ms, const char *payload_json,
 		 const char *jwt_or_null)
 {
-	int64_t size = 0;
+	int64_t size = 0, md;
 	int rc, r = 0;
 
 	if (!payload_json)
@@ -536,18 +554,25 @@ int store_append(struct store *s, int64_t seq, int64_t created_ms, const char *p
 		r = -EINVAL;
 		goto unlock;
 	}
+	md = s->meta_delivered;
 	rc = tx_begin(s);
-	/* insert first: then the new row keeps MAX(seq) and the deletes need
-	 * no meta write */
+	/* The acknowledged rows go first: at the usual pace (each batch
+	 * delivered before the next one is sealed) the one row left is
+	 * deleted and the new one takes its page, so the commit writes that
+	 * one page and nothing else (inserting first would split the page,
+	 * allocate, then free: four or five pages).  The next_seq guard runs
+	 * after the insert, which keeps MAX(seq), so meta is not written. */
+	if (rc == SQLITE_OK)
+		rc = acks_delete(s);
 	if (rc == SQLITE_OK)
 		rc = insert_row(s, seq, STORE_BATCH, created_ms, payload_json, jwt_or_null, &size);
 	if (rc == SQLITE_OK)
-		rc = acks_apply(s, false);
+		rc = acks_finish(s, false);
 	if (rc == SQLITE_OK)
 		rc = tx_commit(s);
 	if (rc != SQLITE_OK) {
 		tx_rollback(s);
-		s->meta_delivered = INT64_MIN / 2; /* unknown: written with the next commit */
+		s->meta_delivered = md; /* what is committed */
 		r = store_err(s, rc);
 		goto unlock;
 	}
@@ -797,12 +822,10 @@ static int next_seq_guard(struct store *s)
  * counters were taken at store_ack).  The caller clears n_acks once the
  * transaction committed.  meta.delivered is written when count, or when
  * 64 have gone uncounted (a crash may cost the counter that many). */
-static int acks_apply(struct store *s, bool count)
+static int acks_delete(struct store *s)
 {
 	int rc = SQLITE_OK;
 
-	if (s->n_acks == 0)
-		return SQLITE_OK;
 	for (unsigned i = 0; i < s->n_acks && rc == SQLITE_OK; i++) {
 		struct deleted d = { 0 };
 		rc = delete_row(s, s->acks[i], &d);
@@ -810,19 +833,37 @@ static int acks_apply(struct store *s, bool count)
 		if (rc == SQLITE_NOTFOUND)
 			rc = SQLITE_OK;
 	}
-	if (rc == SQLITE_OK)
-		rc = next_seq_guard(s);
+	return rc;
+}
+
+/* After acks_delete (and whatever the transaction inserts): keeps
+ * meta.next_seq and meta.delivered true. */
+static int acks_finish(struct store *s, bool count)
+{
+	int rc;
+
+	if (s->n_acks == 0)
+		return SQLITE_OK;
+	rc = next_seq_guard(s);
 	if (rc == SQLITE_OK && (count || s->stats.delivered - s->meta_delivered >= 64)) {
 		rc = meta_set(s, "delivered", s->stats.delivered);
 		if (rc == SQLITE_OK)
-			s->meta_delivered = s->stats.delivered; /* (rolled back: written again) */
+			s->meta_delivered = s->stats.delivered; /* a rollback restores the old value */
 	}
 	return rc;
+}
+
+static int acks_apply(struct store *s, bool count)
+{
+	int rc = acks_delete(s);
+
+	return rc == SQLITE_OK ? acks_finish(s, count) : rc;
 }
 
 /* Commits the waiting acknowledgements on their own. */
 static int acks_flush(struct store *s)
 {
+	int64_t md = s->meta_delivered;
 	int rc;
 
 	if (s->n_acks == 0)
@@ -834,7 +875,7 @@ static int acks_flush(struct store *s)
 		rc = tx_commit(s);
 	if (rc != SQLITE_OK) {
 		tx_rollback(s);
-		s->meta_delivered = INT64_MIN / 2;
+		s->meta_delivered = md;
 		return rc;
 	}
 	s->n_acks = 0;
@@ -986,7 +1027,7 @@ int store_enforce_bounds(struct store *s, int64_t now_ms)
 	struct store_stats saved;
 	struct store_gap g = { 0 };
 	bool by_age = false, by_bytes = false;
-	int64_t seq = 0, size = 0;
+	int64_t seq = 0, size = 0, md;
 	char *payload = NULL;
 	bool reserved = false;
 	int rc, r = 0;
@@ -995,6 +1036,7 @@ int store_enforce_bounds(struct store *s, int64_t now_ms)
 	if (s->max_age_s <= 0 && (s->max_bytes <= 0 || s->stats.bytes <= s->max_bytes))
 		goto unlock;
 	saved = s->stats;
+	md = s->meta_delivered;
 	rc = tx_begin(s);
 	if (rc == SQLITE_OK)
 		rc = acks_apply(s, false);
@@ -1010,7 +1052,7 @@ int store_enforce_bounds(struct store *s, int64_t now_ms)
 	}
 	if (rc == SQLITE_OK && g.rows == 0) {
 		tx_rollback(s);
-		s->meta_delivered = INT64_MIN / 2;
+		s->meta_delivered = md;
 		goto unlock;
 	}
 	/* (committed below with the gap row; before that, an error leaves
@@ -1035,7 +1077,7 @@ int store_enforce_bounds(struct store *s, int64_t now_ms)
 	if (rc != SQLITE_OK) {
 		tx_rollback(s);
 		s->stats = saved; /* nothing was deleted */
-		s->meta_delivered = INT64_MIN / 2;
+		s->meta_delivered = md;
 		if (reserved) {
 			/* Give the seq back unless a batch reserved one since. */
 			pthread_mutex_lock(&s->snap_lock);

@@ -22,6 +22,15 @@
  * the backend can always tell "no data" from "zero".  The gap row must be
  * signed (store_unsigned) and is uploaded like a batch.
  *
+ * Flash: at the usual pace (each batch delivered before the next one is
+ * stored) a commit writes one 1 KiB page to the WAL and fsyncs it: the
+ * delivered row is deleted in the same transaction, before the insert, so
+ * the new row reuses its page and neither page 1 nor a free-list page
+ * changes; freed pages are not zeroed (secure_delete off); the WAL index
+ * lives in memory (exclusive locking: no -shm file, and no other process
+ * may open the store while egwd runs); a checkpoint every 1000 WAL pages
+ * writes the few pages that changed once.  Figures in BENCHMARKS.md.
+ *
  * Errors: a corrupt or unreadable store.db is moved aside to
  * store.db.corrupt-<unix time> at open (logged once, warn) and a fresh store
  * is started.  A full disk (SQLITE_FULL, ENOSPC) makes the failing call return

@@ -49,7 +49,7 @@ class BatchFormatTest(unittest.TestCase):
     def check(self, rec):
         token = rec["jwt"]
         payload = pyjwt.decode(token, options={"verify_signature": False})
-        self.assertEqual(payload["v"], 2)
+        self.assertEqual(payload["v"], 3)
         self.assertIsInstance(payload["seq"], int)
         self.assertIsInstance(payload["iat"], int)
         dec = egw_batch.decode(payload)
@@ -66,6 +66,7 @@ class BatchFormatTest(unittest.TestCase):
                 self.assertEqual(pd["ts_ms"], pe["ts_ms"], where)
                 self.assertEqual(pd["raw"], pe["raw"], where)
                 self.assertEqual(pd["failed"], pe["failed"], where)
+                self.assertEqual(pd["missed"], pe["missed"], where)
                 self.assertTrue(same_reading(pd["reading"], pe["reading"]),
                                 f"{where}: {pd['reading']} != {pe['reading']}")
         fe, fd = exp["frequency"], dec["frequency"]
@@ -83,6 +84,9 @@ class BatchFormatTest(unittest.TestCase):
         self.assertEqual(len(recs), 120)
         polls = sum(len(d["polls"]) for r in recs for d in r["expected"]["devices"])
         self.assertGreater(polls, 300)
+        missed = sum(1 for r in recs for d in r["expected"]["devices"] for p in d["polls"]
+                     if p["missed"] is not None)
+        self.assertGreater(missed, 10)
         for rec in recs:
             self.check(rec)
 

@@ -105,7 +105,7 @@ class DevBackendTest(unittest.TestCase):
 
     def test_compact_batch_decoded_gzip_accepted(self):
         # the example of doc/batch-format.md
-        payload = {"v": 2, "seq": 1, "iat": 1700000010, "gateway": "01ab",
+        payload = {"v": 3, "seq": 1, "iat": 1700000010, "gateway": "01ab",
                    "from_ms": 1700000000000, "to_ms": 1700000010000,
                    "devices": [{"id": "inv1", "profile": "sungrow", "serial": "A123",
                                 "blocks": [[3, 5016, 2], [4, 100, 3]],
@@ -113,7 +113,8 @@ class DevBackendTest(unittest.TestCase):
                                 "polls": [{"t": 100, "b": "3",
                                            "r": {"pv": {"W": -3000, "mppt1_V": 339.2}}},
                                           {"t": 500, "b": "3", "d": [0, 3100],
-                                           "r": {"pv": {"W": -3100}}}]}],
+                                           "r": {"pv": {"W": -3100}}},
+                                          {"t": 1000, "b": "0", "m": -110}]}],
                    "frequency": {"device": "inv1", "t0": 1700000000700, "iv": 100,
                                  "mhz": 49980, "d": [0, 40, None, 10]}}
         tok = pyjwt.encode(payload, self.key, algorithm="ES256", headers={"device": "01ab"})
@@ -133,6 +134,10 @@ class DevBackendTest(unittest.TestCase):
                                            "5017": 65535})
         self.assertEqual(polls[1]["ts_ms"], 1700000000600)
         self.assertEqual(polls[1]["reading"], {"pv": {"W": -3100, "mppt1_V": 339.2}})
+        self.assertEqual((polls[2]["raw"], polls[2]["reading"], polls[2]["missed"]),
+                         ({}, None, -110))
+        rec = T.get_json(self.cport, "/received/all")[0]
+        self.assertEqual(rec["batch"]["devices"][0]["missed_polls"], [[1700000001600, -110]])
         self.assertEqual(dec[0]["frequency"]["samples"],
                          [[1700000000700, 49.98], [1700000000800, 50.02],
                           [1700000001000, 50.03]])

@@ -211,7 +211,7 @@ class PipelineTest(unittest.TestCase):
         rec = T.wait_until(with_data, timeout=20, interval=0.2, what="a batch with data")
         (hdr, p), = verify_all(self, [rec], key, info["serialNumber"])
         self.assertEqual(hdr["model"], "sungrow")
-        self.assertEqual(p["v"], 2)
+        self.assertEqual(p["v"], 3)
         dec = egw_batch.decode(p)
         dev = dec["devices"][0]
         self.assertEqual(dev["id"], "inv1")
@@ -249,10 +249,15 @@ class PipelineTest(unittest.TestCase):
     def test_srcful_format_has_the_original_shape(self):
         """backend.format=srcful: each batch is the original gateway's payload,
         register maps keyed by the poll's time in ms, key registers on most
-        polls and every block on every tenth, checked against that shape."""
-        # solaredge: a profile with key registers (sungrow and huawei read
-        # every block on every poll, so every map is whole)
-        sim = T.EgwSim(self, [("solaredge", 1)])
+        polls and every block on every tenth, checked against that shape, for
+        a profile with [key] rows (solaredge) and for profiles whose short
+        polls read the registers behind the readings (huawei, sungrow)."""
+        for profile in ("solaredge", "huawei", "sungrow"):
+            with self.subTest(profile=profile):
+                self._srcful_shape(profile)
+
+    def _srcful_shape(self, profile):
+        sim = T.EgwSim(self, [(profile, 1)])
         port = T.free_port()
         be = DevBackend(self, port)
         e = egwd_for(self, port, be.port, interval_ms=1000, extra={
@@ -283,11 +288,61 @@ class PipelineTest(unittest.TestCase):
                     self.assertRegex(addr, r"^[0-9]+$")
                     self.assertTrue(isinstance(v, int) and 0 <= v <= 0xFFFF)
                 sizes.append(len(regs))
-        self.assertIn("solaredge", {h["model"] for h, _ in got})
+        self.assertIn(profile, {h["model"] for h, _ in got})
         full, key_only = max(sizes), min(sizes)
-        self.assertLess(key_only, full)        # key registers on most polls
+        self.assertLess(key_only * 3, full, sizes)  # key registers on most polls
         n_full = sum(1 for x in sizes if x == full)
         self.assertTrue(len(sizes) / 12 <= n_full <= len(sizes) / 8 + 2, sizes)
+        stop_clean(self, e)
+
+    def test_missed_polls_are_in_the_batch(self):
+        """A scheduled poll that read nothing is a poll with "m" in the batch:
+        -110 while the device times out, -107 for the polls due while it
+        backs off (offline); the decoder shows them and polls resume."""
+        import socket
+        sim = T.EgwSim(self, [("huawei", 1)])
+        sim.wait_output("egw-sim: ready", timeout=10)
+        ctl = socket.create_connection(("127.0.0.1", sim.control_port), timeout=5)
+        self.addCleanup(ctl.close)
+        cf = ctl.makefile("rwb")
+
+        def control(line):
+            cf.write(line.encode() + b"\n")
+            cf.flush()
+            self.assertTrue(cf.readline().decode().startswith("ok"), line)
+        port = T.free_port()
+        be = DevBackend(self, port)
+        e = egwd_for(self, port, be.port, interval_ms=1000, extra={
+            "devices": [sim.device_settings(0, id="inv1")],
+            "harvest.poll_interval_ms": 200, "modbus.timeout_ms": 300})
+
+        def polls():
+            out = []
+            for r in be.records():
+                if r["header"].get("dtype") != "egw-batch":
+                    continue
+                for d in egw_batch.decode(r["payload"])["devices"]:
+                    out += d["polls"]
+            return out
+        T.wait_until(lambda: any(p["reading"] for p in polls()), timeout=20,
+                     what="a reading")
+        control("fault timeout on")
+
+        def missed():
+            m = {p["missed"] for p in polls() if p["missed"] is not None}
+            return m if {-110, -107} <= m else None
+        got = T.wait_until(missed, timeout=30, interval=0.3, what="missed polls")
+        self.assertLessEqual(got, {-110, -107})
+        for p in polls():
+            if p["missed"] is not None:
+                self.assertEqual((p["raw"], p["reading"]), ({}, None))
+        for r in be.records():
+            if r["payload"].get("devices"):
+                self.assertEqual(r["payload"]["v"], 3)
+        n = len(polls())
+        control("clear")
+        T.wait_until(lambda: any(p["reading"] for p in polls()[n:]), timeout=30,
+                     what="readings again")
         stop_clean(self, e)
 
     def test_gzip_uploads_and_415_falls_back_to_plain(self):

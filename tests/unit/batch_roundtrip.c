@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "backend/batch.h"
+#include "base/err.h"
 #include "base/time.h"
 #include "base/util.h"
 #include "crypto/signer.h"
@@ -194,6 +195,26 @@ int main(int argc, char **argv)
 		for (unsigned p = 0; p < npolls; p++) {
 			unsigned i = below(ndev);
 			struct gdev *d = &devs[i];
+			json_t *ed = NULL;
+			for (size_t k = 0; k < json_array_size(exp_devs); k++)
+				if (!strcmp(json_string_value(json_object_get(json_array_get(exp_devs, k),
+				                                              "id")),
+				            d->id))
+					ed = json_array_get(exp_devs, k);
+			if (chance(0.12)) {
+				/* a poll that read nothing: timeout, offline, exception 2 */
+				static const int errs[] = {-110, -107, -(EGW_EMB_EXCEPTION_BASE + 2)};
+				int err = errs[below(3)];
+				ts += below(3000);
+				if (batch_add_missed(b, d->id, "prof", "SER", ts, err) < 0) {
+					fprintf(stderr, "batch_roundtrip: add missed failed\n");
+					return 1;
+				}
+				json_array_append_new(json_object_get(ed, "polls"),
+				                      json_pack("{sIs{}s[]snsi}", "ts_ms", (json_int_t)ts,
+				                                "raw", "failed", "reading", "missed", err));
+				continue;
+			}
 			bool verbose = p % 4 == 0 || chance(0.3);
 			struct block_result *res = verbose ? d->full : d->key;
 			unsigned nres = verbose ? d->nfull : d->nkey;
@@ -207,17 +228,12 @@ int main(int argc, char **argv)
 				fprintf(stderr, "batch_roundtrip: add failed\n");
 				return 1;
 			}
-			json_t *ed = NULL;
-			for (size_t k = 0; k < json_array_size(exp_devs); k++)
-				if (!strcmp(json_string_value(json_object_get(json_array_get(exp_devs, k),
-				                                              "id")),
-				            d->id))
-					ed = json_array_get(exp_devs, k);
 			json_array_append_new(
 			    json_object_get(ed, "polls"),
-			    json_pack("{sIsososo}", "ts_ms", (json_int_t)ts, "raw",
+			    json_pack("{sIsosososn}", "ts_ms", (json_int_t)ts, "raw",
 			              profile_raw_json(res, nres), "failed", failed_json(res, nres),
-			              "reading", noreading ? json_null() : reading_to_json(&d->r)));
+			              "reading", noreading ? json_null() : reading_to_json(&d->r),
+			              "missed"));
 		}
 		/* drop devices that got no poll: the batch does not list them */
 		for (size_t k = json_array_size(exp_devs); k-- > 0;)

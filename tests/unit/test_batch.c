@@ -16,9 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
 
 #include "backend/batch.h"
 #include "base/util.h"
+#include "crypto/b64url.h"
 #include "crypto/jwt.h"
 #include "crypto/signer.h"
 #include "egw-config.h"
@@ -413,6 +416,119 @@ static void test_bounds_gap_signed(void **state)
 	assert_true(bs.resigned >= 1);
 }
 
+/* The payload of a stored gap row (signed or not), or NULL. */
+static json_t *gap_payload_of(struct store *st, int64_t seq)
+{
+	struct store_row rows[64];
+	unsigned n = 0;
+	json_t *out = NULL;
+
+	assert_int_equal(store_unsigned(st, 64, rows, &n), 0);
+	for (unsigned i = 0; i < n && !out; i++)
+		if (rows[i].seq == seq)
+			out = json_loads(rows[i].payload, 0, NULL);
+	store_rows_clear(rows, n);
+	if (out)
+		return out;
+	assert_int_equal(store_peek(st, seq - 1, 1, rows, &n), 0);
+	if (n == 1 && rows[0].seq == seq) {
+		const char *d1 = strchr(rows[0].jwt, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+		uint8_t buf[4096];
+		int k = d2 ? b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), buf, sizeof(buf) - 1) : -1;
+		if (k >= 0) {
+			buf[k] = '\0';
+			out = json_loads((const char *)buf, 0, NULL);
+		}
+	}
+	store_rows_clear(rows, n);
+	return out;
+}
+
+/* A crash (the process ends with no cleanup) while sealed batches wait in
+ * memory and the store is over its bounds: every seq up to the highest
+ * stored is a row or inside a gap row's ranges.  The batches that waited
+ * are lost with the process, but they never took a seq, so the gap row
+ * written after the first commit did not jump over them. */
+static void test_crash_with_batches_queued_leaves_no_hole(void **state)
+{
+	struct fx *f = *state;
+	pid_t pid;
+	int status;
+
+	store_close(f->st);
+	f->st = NULL;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct loop *l;
+		struct store *st;
+		struct batch *b;
+		struct store_config sc = {.path = f->db, .max_bytes = 100};
+		struct batch_config cfg = {.interval = 3600 * USEC_PER_SEC, .freq_interval_ms = 100,
+		                           .resign_interval = 3600 * USEC_PER_SEC};
+		struct batch_stats bs;
+		if (loop_new(&l) < 0 || store_open(l, &sc, &st) < 0 ||
+		    batch_new(l, st, f->sg, &cfg, &b) < 0)
+			_exit(2);
+		for (int i = 0; i < 6; i++)
+			if (batch_seal_now(b) < 0)
+				_exit(3);
+		usec_t end = now_usec() + 10 * USEC_PER_SEC;
+		do {
+			loop_run_once(l, 5 * USEC_PER_MSEC);
+			batch_get_stats(b, &bs);
+		} while (bs.stored_signed + bs.stored_unsigned < 1 && now_usec() < end);
+		_exit(bs.stored_signed + bs.stored_unsigned >= 1 && bs.pending >= 2 ? 0 : 4);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	int64_t seqs[64], kinds[64], maxseq = 0;
+	unsigned n = 0;
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT seq, kind FROM rows ORDER BY seq", -1, &q,
+	                                    NULL),
+	                 SQLITE_OK);
+	while (sqlite3_step(q) == SQLITE_ROW && n < 64) {
+		seqs[n] = sqlite3_column_int64(q, 0);
+		kinds[n++] = sqlite3_column_int64(q, 1);
+	}
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	assert_true(n >= 1);
+
+	fx_open_store(f);
+	bool seen[64] = {false};
+	unsigned gaps = 0;
+	for (unsigned i = 0; i < n; i++) {
+		assert_true(seqs[i] > 0 && seqs[i] < 64);
+		seen[seqs[i]] = true;
+		maxseq = MAX(maxseq, seqs[i]);
+		if (kinds[i] != STORE_GAP)
+			continue;
+		gaps++;
+		json_t *g = gap_payload_of(f->st, seqs[i]), *one;
+		size_t k;
+		assert_non_null(g);
+		json_array_foreach(json_object_get(g, "ranges"), k, one)
+		{
+			int64_t a = json_integer_value(json_array_get(one, 0));
+			int64_t z = json_integer_value(json_array_get(one, 1));
+			assert_true(a >= 1 && z >= a && z < 64);
+			for (int64_t s = a; s <= z; s++)
+				seen[s] = true;
+		}
+		json_decref(g);
+	}
+	assert_true(gaps >= 1); /* the bounds did drop rows */
+	for (int64_t s = 1; s <= maxseq; s++)
+		if (!seen[s])
+			fail_msg("seq %lld is neither stored nor in a gap", (long long)s);
+}
+
 static void test_disk_full_kept_in_memory_then_committed(void **state)
 {
 	struct fx *f = *state;
@@ -549,6 +665,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_overflow_capped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_periodic_seal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bounds_gap_signed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_with_batches_queued_leaves_no_hole, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_disk_full_kept_in_memory_then_committed, setup,
 						teardown),
 #if EGW_HAVE_ATECC

@@ -608,12 +608,40 @@ static void test_signed_gap_row_merged(void **state)
 	store_close(s);
 }
 
+static void copy_file(const char *from, const char *to)
+{
+	char buf[8192];
+	size_t n;
+	FILE *in = fopen(from, "rb"), *out;
+
+	unlink(to);
+	if (!in)
+		return; /* no WAL: nothing to copy */
+	out = fopen(to, "wb");
+	assert_non_null(out);
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	assert_int_equal(fclose(out), 0);
+}
+
+/* Rows committed, as a crash would leave them: the store holds its file
+ * locked while open, so a copy of the file and its WAL is read. */
 static int64_t rows_on_disk(struct fixture *f)
 {
+	char from[160], to[160];
 	sqlite3 *db;
 	sqlite3_stmt *q;
 	int64_t n;
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	snprintf(to, sizeof(to), "%s.copy", f->path);
+	copy_file(f->path, to);
+	snprintf(from, sizeof(from), "%s-wal", f->path);
+	snprintf(to, sizeof(to), "%s.copy-wal", f->path);
+	copy_file(from, to);
+	snprintf(to, sizeof(to), "%s.copy-shm", f->path);
+	unlink(to);
+	snprintf(to, sizeof(to), "%s.copy", f->path);
+	assert_int_equal(sqlite3_open(to, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM rows", -1, &q, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
 	n = sqlite3_column_int64(q, 0);
@@ -665,6 +693,49 @@ static void test_acks_ride_on_next_commit(void **state)
 	store_close(s);
 }
 
+static int64_t wal_size(struct fixture *f)
+{
+	char wal[160];
+	struct stat sb;
+
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	return stat(wal, &sb) == 0 ? (int64_t)sb.st_size : 0;
+}
+
+/* Flash writes: at the usual pace (each batch acknowledged before the next
+ * one is stored, the bounds checked after each append, as egwd does) a
+ * commit puts one page into the WAL: the delivered row's page, reused for
+ * the new one.  Rows the size of a seed batch (~850 bytes, one per page). */
+static void test_one_page_per_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, 64 << 20, 7 * 24 * 3600);
+	char jwt[900];
+	int64_t before = 0;
+	const int rounds = 20;
+
+	for (int i = 0; i < 5 + rounds; i++) {
+		int64_t seq = store_next_seq(s);
+		if (i == 5)
+			before = wal_size(f);
+		/* incompressible text, so the row keeps its size */
+		unsigned x = (unsigned)seq * 2654435761u;
+		for (size_t k = 0; k + 1 < sizeof(jwt) - 50; k++) {
+			x = x * 1103515245u + 12345u;
+			jwt[k] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"[(x >> 16) % 52];
+		}
+		jwt[sizeof(jwt) - 51] = '\0';
+		assert_int_equal(store_append(s, seq, 1000 + i, "{}", jwt), 0);
+		assert_true(store_enforce_bounds(s, 2000 + i) >= 0);
+		assert_int_equal(store_ack(s, seq), 0);
+	}
+	/* a WAL frame is a 24-byte header and a 1 KiB page */
+	int64_t grew = wal_size(f) - before;
+	assert_true(grew > 0);
+	assert_true(grew <= rounds * (1024 + 24));
+	store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -679,6 +750,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stored_once_compressed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_signed_gap_row_merged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_acks_ride_on_next_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_one_page_per_commit, setup, teardown),
 	};
 	log_set_level(LOG_LVL_ERROR);
 	return cmocka_run_group_tests(tests, NULL, NULL);
