@@ -479,7 +479,7 @@ int device_cached_words(const struct device *d, uint8_t fc, uint16_t addr, uint1
 }
 
 /* The entry for block b in d's unsupported list, or NULL. */
-static struct dev_unsupported *unsup_find(struct device *d, const struct mb_block *b)
+struct dev_unsupported *unsup_find(struct device *d, const struct mb_block *b)
 {
 	for (unsigned i = 0; i < d->nunsup; i++) {
 		const struct mb_block *u = &d->unsup[i].b;
@@ -491,7 +491,7 @@ static struct dev_unsupported *unsup_find(struct device *d, const struct mb_bloc
 
 /* Remembers (err is exception 2) or forgets (the block answered) that d
  * refuses block b.  A full list keeps asking for the blocks it cannot hold. */
-static void unsup_note(struct device *d, const struct mb_block *b, int err)
+void unsup_note(struct device *d, const struct mb_block *b, int err)
 {
 	struct dev_unsupported *u = unsup_find(d, b);
 

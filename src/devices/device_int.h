@@ -204,3 +204,10 @@ void p1dev_free(struct p1dev *p);   /* accepts NULL */
 void p1dev_start(struct p1dev *p);
 void p1dev_stop(struct p1dev *p);   /* accepts NULL */
 json_t *p1dev_json(const struct p1dev *p);
+
+/* d's list of blocks refused with exception 2 (device.c): the entry for
+ * block b or NULL; unsup_note remembers (err is exception 2) or forgets (0)
+ * a refusal.  The cycle and the frequency task both skip a listed block
+ * until unsupported_retry_ms has passed. */
+struct dev_unsupported *unsup_find(struct device *d, const struct mb_block *b);
+void unsup_note(struct device *d, const struct mb_block *b, int err);

@@ -22,6 +22,7 @@ void device_on_freq(struct device *d, const struct dev_req *q, int err, const ui
 
 	if (ds->primary != d)
 		return;
+	unsup_note(d, &q->b, err);
 	if (r == 0 && count == q->b.count) {
 		br = malloc(sizeof(*br));
 		if (!br) {
@@ -57,6 +58,13 @@ int device_freq_run(struct task *t, usec_t now)
 
 	if (!d || d->fsm.state != DEV_POLLING || !d->prof->frequency ||
 	    device_plan_single(d->prof->frequency, &b) < 0) {
+		ds->freq_skipped++;
+		return 0;
+	}
+	struct dev_unsupported *u = unsup_find(d, &b);
+	if (u && now - u->at < (usec_t)d->set->cfg.unsupported_retry_ms * USEC_PER_MSEC) {
+		/* refused with exception 2: the device has no such register */
+		u->skipped++;
 		ds->freq_skipped++;
 		return 0;
 	}
