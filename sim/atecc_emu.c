@@ -18,14 +18,37 @@
 #define WATCHDOG_US 1300000u /* tWATCHDOG, typical */
 #define SLOW_US 2000000u
 
-enum { ST_OK = 0x00, ST_PARSE = 0x03, ST_EXEC = 0x0F, ST_WAKE = 0x11, ST_WDT = 0xEE, ST_CRC = 0xFF };
-enum { OP_READ = 0x02, OP_WRITE = 0x12, OP_NONCE = 0x16, OP_LOCK = 0x17, OP_RANDOM = 0x1B,
-       OP_INFO = 0x30, OP_GENKEY = 0x40, OP_SIGN = 0x41, OP_SHA = 0x47 };
+enum {
+	ST_OK = 0x00,
+	ST_PARSE = 0x03,
+	ST_EXEC = 0x0F,
+	ST_WAKE = 0x11,
+	ST_WDT = 0xEE,
+	ST_CRC = 0xFF
+};
+enum {
+	OP_READ = 0x02,
+	OP_WRITE = 0x12,
+	OP_NONCE = 0x16,
+	OP_LOCK = 0x17,
+	OP_RANDOM = 0x1B,
+	OP_INFO = 0x30,
+	OP_GENKEY = 0x40,
+	OP_SIGN = 0x41,
+	OP_SHA = 0x47
+};
 enum power { P_SLEEP, P_IDLE, P_AWAKE };
 
 /* Configuration zone offsets. */
-enum { CF_REV = 4, CF_I2C_ADDR = 16, CF_SLOTCFG = 20, CF_LOCK_VALUE = 86, CF_LOCK_CONFIG = 87,
-       CF_SLOT_LOCKED = 88, CF_KEYCFG = 96 };
+enum {
+	CF_REV = 4,
+	CF_I2C_ADDR = 16,
+	CF_SLOTCFG = 20,
+	CF_LOCK_VALUE = 86,
+	CF_LOCK_CONFIG = 87,
+	CF_SLOT_LOCKED = 88,
+	CF_KEYCFG = 96
+};
 
 /* Data zone: slots 0-7 hold 36 bytes, slot 8 416, slots 9-15 72. */
 #define DATA_SIZE (8 * 36 + 416 + 7 * 72)
@@ -36,7 +59,7 @@ struct chip {
 	uint8_t config[128];
 	uint8_t otp[64];
 	uint8_t data[DATA_SIZE];
-	uint8_t pub[16][64];    /* public key of each private-key slot */
+	uint8_t pub[16][64]; /* public key of each private-key slot */
 	uint16_t key_valid;
 };
 
@@ -45,7 +68,7 @@ static const struct {
 	uint8_t op;
 	uint16_t ms;
 } exec_ms[] = {
-	{ OP_READ, 5 }, { OP_WRITE, 45 }, { OP_NONCE, 20 }, { OP_LOCK, 35 }, { OP_RANDOM, 23 },
+	{ OP_READ, 5 }, { OP_WRITE, 45 },   { OP_NONCE, 20 }, { OP_LOCK, 35 }, { OP_RANDOM, 23 },
 	{ OP_INFO, 5 }, { OP_GENKEY, 115 }, { OP_SIGN, 115 }, { OP_SHA, 36 },
 };
 
@@ -54,9 +77,9 @@ struct atecc_emu {
 	char faults_path[PATH_MAX];
 	struct chip c;
 	enum power power;
-	uint64_t wake_us;          /* watchdog start */
+	uint64_t wake_us; /* watchdog start */
 	uint64_t busy_until;
-	uint64_t sleep_at;         /* slow fault: the watchdog fires mid-command */
+	uint64_t sleep_at; /* slow fault: the watchdog fires mid-command */
 	uint8_t out[80];
 	size_t out_len, out_pos;
 	uint8_t tempkey[64];
@@ -190,7 +213,8 @@ int atecc_emu_open(const char *dir, struct atecc_emu **ret)
 	if (!e)
 		return -ENOMEM;
 	if (snprintf(e->path, sizeof(e->path), "%s/chip", dir) >= (int)sizeof(e->path) ||
-	    snprintf(e->faults_path, sizeof(e->faults_path), "%s/faults", dir) >= (int)sizeof(e->faults_path)) {
+	    snprintf(e->faults_path, sizeof(e->faults_path), "%s/faults", dir) >=
+		    (int)sizeof(e->faults_path)) {
 		free(e);
 		return -ENAMETOOLONG;
 	}
@@ -232,17 +256,20 @@ static bool data_locked(const struct atecc_emu *e)
 
 static uint16_t slot_config(const struct atecc_emu *e, unsigned slot)
 {
-	return (uint16_t)(e->c.config[CF_SLOTCFG + 2 * slot] | e->c.config[CF_SLOTCFG + 2 * slot + 1] << 8);
+	return (uint16_t)(e->c.config[CF_SLOTCFG + 2 * slot] |
+			  e->c.config[CF_SLOTCFG + 2 * slot + 1] << 8);
 }
 
 static uint16_t key_config(const struct atecc_emu *e, unsigned slot)
 {
-	return (uint16_t)(e->c.config[CF_KEYCFG + 2 * slot] | e->c.config[CF_KEYCFG + 2 * slot + 1] << 8);
+	return (uint16_t)(e->c.config[CF_KEYCFG + 2 * slot] |
+			  e->c.config[CF_KEYCFG + 2 * slot + 1] << 8);
 }
 
 static bool slot_locked(const struct atecc_emu *e, unsigned slot)
 {
-	uint16_t bits = (uint16_t)(e->c.config[CF_SLOT_LOCKED] | e->c.config[CF_SLOT_LOCKED + 1] << 8);
+	uint16_t bits =
+		(uint16_t)(e->c.config[CF_SLOT_LOCKED] | e->c.config[CF_SLOT_LOCKED + 1] << 8);
 
 	return !(bits & (1u << slot));
 }
@@ -316,7 +343,8 @@ static int cmd_info(struct atecc_emu *e, uint8_t mode, uint16_t p2, size_t n)
 }
 
 /* Locates a 4- or 32-byte block of a zone; NULL if out of range. */
-static uint8_t *zone_at(struct atecc_emu *e, unsigned zone, uint16_t p2, size_t len, unsigned *ret_slot)
+static uint8_t *zone_at(struct atecc_emu *e, unsigned zone, uint16_t p2, size_t len,
+			unsigned *ret_slot)
 {
 	unsigned block, offset, slot;
 	size_t at;
@@ -396,7 +424,8 @@ static int cmd_write(struct atecc_emu *e, uint8_t mode, uint16_t p2, const uint8
 		if (zone == 2) {
 			if (key_config(e, slot) & 1u)
 				return ST_EXEC; /* private keys: GenKey or PrivWrite only */
-			if (data_locked(e) && (slot_locked(e, slot) || (slot_config(e, slot) >> 12) != 0))
+			if (data_locked(e) &&
+			    (slot_locked(e, slot) || (slot_config(e, slot) >> 12) != 0))
 				return ST_EXEC;
 		}
 	}
@@ -416,7 +445,8 @@ static int cmd_lock(struct atecc_emu *e, uint8_t mode, uint16_t p2, size_t n)
 		return ST_PARSE;
 	switch (mode & 3u) {
 	case 0:
-		if (config_locked(e) || (check && crc_value(e->c.config, sizeof(e->c.config)) != p2))
+		if (config_locked(e) ||
+		    (check && crc_value(e->c.config, sizeof(e->c.config)) != p2))
 			return ST_EXEC;
 		e->c.config[CF_LOCK_CONFIG] = 0x00;
 		break;
@@ -437,7 +467,7 @@ static int cmd_lock(struct atecc_emu *e, uint8_t mode, uint16_t p2, size_t n)
 		slot = (mode >> 2) & 15u;
 		if (!data_locked(e) || slot_locked(e, slot) || !(key_config(e, slot) & 0x20))
 			return ST_EXEC;
-		e->c.config[CF_SLOT_LOCKED + slot / 8] &= (uint8_t)~(1u << (slot % 8));
+		e->c.config[CF_SLOT_LOCKED + slot / 8] &= (uint8_t) ~(1u << (slot % 8));
 		break;
 	default:
 		return ST_PARSE;
@@ -460,7 +490,8 @@ static EVP_PKEY *slot_key(struct atecc_emu *e, unsigned slot)
 
 	pt[0] = 0x04;
 	memcpy(pt + 1, e->c.pub[slot], 64);
-	if (!b || !d || !OSSL_PARAM_BLD_push_utf8_string(b, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) ||
+	if (!b || !d ||
+	    !OSSL_PARAM_BLD_push_utf8_string(b, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) ||
 	    !OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_PRIV_KEY, d) ||
 	    !OSSL_PARAM_BLD_push_octet_string(b, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt)))
 		goto out;
@@ -543,7 +574,8 @@ static int cmd_nonce(struct atecc_emu *e, uint8_t mode, uint16_t p2, const uint8
 
 	if ((mode & 3u) == 3) {
 		len = mode & 0x20 ? 64 : 32;
-		if (n != len || p2 != 0 || (mode & 0x1C) || target == 0xC0 || (len == 64 && target != 0))
+		if (n != len || p2 != 0 || (mode & 0x1C) || target == 0xC0 ||
+		    (len == 64 && target != 0))
 			return ST_PARSE;
 		if (target == 0x00) {
 			memcpy(e->tempkey, data, len);
@@ -624,7 +656,8 @@ static int cmd_sha(struct atecc_emu *e, uint8_t mode, uint16_t p2, const uint8_t
 	case 2:
 		if (n > 63 || p2 != n)
 			return ST_PARSE;
-		if (!e->sha || !EVP_DigestUpdate(e->sha, data, n) || !EVP_DigestFinal_ex(e->sha, md, &mdlen))
+		if (!e->sha || !EVP_DigestUpdate(e->sha, data, n) ||
+		    !EVP_DigestFinal_ex(e->sha, md, &mdlen))
 			return ST_EXEC;
 		EVP_MD_CTX_free(e->sha);
 		e->sha = NULL;
@@ -672,16 +705,35 @@ static void command(struct atecc_emu *e, const uint8_t *pkt, size_t n, uint64_t 
 		return;
 	}
 	switch (op) {
-	case OP_INFO: st = cmd_info(e, p1, p2, n - 7); break;
-	case OP_READ: st = cmd_read(e, p1, p2, n - 7); break;
-	case OP_WRITE: st = cmd_write(e, p1, p2, in + 5, n - 7); break;
-	case OP_LOCK: st = cmd_lock(e, p1, p2, n - 7); break;
-	case OP_GENKEY: st = cmd_genkey(e, p1, p2, n - 7); break;
-	case OP_NONCE: st = cmd_nonce(e, p1, p2, in + 5, n - 7); break;
-	case OP_SIGN: st = cmd_sign(e, p1, p2, n - 7); break;
-	case OP_RANDOM: st = cmd_random(e, p1, p2, n - 7); break;
-	case OP_SHA: st = cmd_sha(e, p1, p2, in + 5, n - 7); break;
-	default: st = ST_PARSE;
+	case OP_INFO:
+		st = cmd_info(e, p1, p2, n - 7);
+		break;
+	case OP_READ:
+		st = cmd_read(e, p1, p2, n - 7);
+		break;
+	case OP_WRITE:
+		st = cmd_write(e, p1, p2, in + 5, n - 7);
+		break;
+	case OP_LOCK:
+		st = cmd_lock(e, p1, p2, n - 7);
+		break;
+	case OP_GENKEY:
+		st = cmd_genkey(e, p1, p2, n - 7);
+		break;
+	case OP_NONCE:
+		st = cmd_nonce(e, p1, p2, in + 5, n - 7);
+		break;
+	case OP_SIGN:
+		st = cmd_sign(e, p1, p2, n - 7);
+		break;
+	case OP_RANDOM:
+		st = cmd_random(e, p1, p2, n - 7);
+		break;
+	case OP_SHA:
+		st = cmd_sha(e, p1, p2, in + 5, n - 7);
+		break;
+	default:
+		st = ST_PARSE;
 	}
 	if (st > 0)
 		respond_status(e, (uint8_t)st);

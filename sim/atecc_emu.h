@@ -66,7 +66,8 @@ int atecc_emu_open(const char *dir, struct atecc_emu **ret);
 void atecc_emu_close(struct atecc_emu *e);
 /* One write transaction to 7-bit address addr at monotonic time now_us.
  * Returns 0 (ACKed) or -ENXIO (NACK). */
-int atecc_emu_write(struct atecc_emu *e, unsigned addr, const uint8_t *buf, size_t n, uint64_t now_us);
+int atecc_emu_write(struct atecc_emu *e, unsigned addr, const uint8_t *buf, size_t n,
+		    uint64_t now_us);
 /* One read transaction.  Returns 0 with n bytes in ret_buf, or -ENXIO. */
 int atecc_emu_read(struct atecc_emu *e, unsigned addr, uint8_t *ret_buf, size_t n, uint64_t now_us);
 /* The CRC-16 of the packets. */

@@ -44,7 +44,7 @@ int close(int fd);
 /* Recursive: the emulator reads files, and OpenSSL may read /dev/urandom. */
 static pthread_mutex_t lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 static struct atecc_emu *emu;
-static char emu_dir[4096];          /* the chip emu was opened from */
+static char emu_dir[4096]; /* the chip emu was opened from */
 static struct {
 	int fd;
 	unsigned addr;

@@ -81,7 +81,9 @@ static int cmd_fault(struct sim *s, int argc, char **argv, char **ret)
 	unsigned long v;
 
 	if (argc < 2)
-		return answer(ret, "error usage: fault timeout|exception|tid|garbage|slow|drop|single-client|night-sleep|heartbeat|logger-serial|checksum ...");
+		return answer(
+			ret,
+			"error usage: fault timeout|exception|tid|garbage|slow|drop|single-client|night-sleep|heartbeat|logger-serial|checksum ...");
 	const char *what = argv[1];
 	if (!strcmp(what, "exception") || !strcmp(what, "slow")) {
 		if (argc < 3)
@@ -187,7 +189,8 @@ static int cmd_set(struct sim *s, int argc, char **argv, char **ret)
 			return answer(ret, "error serial longer than %d", SIM_SERIAL_MAX);
 		for (unsigned i = 0; i < s->ndevs; i++)
 			if (all || i == dev)
-				snprintf(s->devs[i].serial, sizeof(s->devs[i].serial), "%s", argv[2]);
+				snprintf(s->devs[i].serial, sizeof(s->devs[i].serial), "%s",
+					 argv[2]);
 		refresh(s);
 		return answer(ret, "ok serial %s", argv[2]);
 	}
@@ -211,12 +214,12 @@ static int cmd_set(struct sim *s, int argc, char **argv, char **ret)
 static json_t *faults_json(const struct sim *s)
 {
 	const struct sim_faults *f = &s->faults;
-	return json_pack("{s:b, s:i, s:b, s:b, s:i, s:b, s:b, s:b, s:b, s:b, s:b, s:b}",
-			 "timeout", f->timeout, "exception", (int)f->exception, "tid", f->tid,
-			 "garbage", f->garbage, "slow", (int)f->slow_ms, "drop", f->drop,
-			 "single_client", f->single_client, "sleep", f->sleep,
-			 "night_sleep", f->night_sleep, "heartbeat", f->heartbeat,
-			 "logger_serial", f->logger_serial, "checksum", f->checksum);
+	return json_pack("{s:b, s:i, s:b, s:b, s:i, s:b, s:b, s:b, s:b, s:b, s:b, s:b}", "timeout",
+			 f->timeout, "exception", (int)f->exception, "tid", f->tid, "garbage",
+			 f->garbage, "slow", (int)f->slow_ms, "drop", f->drop, "single_client",
+			 f->single_client, "sleep", f->sleep, "night_sleep", f->night_sleep,
+			 "heartbeat", f->heartbeat, "logger_serial", f->logger_serial, "checksum",
+			 f->checksum);
 }
 
 static int cmd_get(struct sim *s, int argc, char **argv, char **ret)
@@ -225,10 +228,10 @@ static int cmd_get(struct sim *s, int argc, char **argv, char **ret)
 	(void)argv;
 	refresh(s);
 	json_t *devs = json_array();
-	json_t *o = json_pack("{s:f, s:f, s:b, s:b, s:o, s:o}",
-			      "sim_time", sim_clock_t(&s->clock, now_usec()),
-			      "speed", s->clock.speed, "frozen", s->clock.frozen,
-			      "asleep", s->asleep, "faults", faults_json(s), "devices", devs);
+	json_t *o = json_pack("{s:f, s:f, s:b, s:b, s:o, s:o}", "sim_time",
+			      sim_clock_t(&s->clock, now_usec()), "speed", s->clock.speed, "frozen",
+			      s->clock.frozen, "asleep", s->asleep, "faults", faults_json(s),
+			      "devices", devs);
 	if (!o)
 		return -ENOMEM;
 	for (unsigned i = 0; i < s->ndevs; i++)
@@ -299,8 +302,9 @@ static int cmd_freq(struct sim *s, int argc, char **argv, char **ret)
 	double a = 0, b = 0, c = 0, d = 0;
 
 	if (!strcmp(op, "status"))
-		return answer(ret, "ok freq %s segments %u hz %.4f", q->playing ? "playing" : "stopped",
-			      q->n, q->playing ? sim_fseq_hz(q, now) : NAN);
+		return answer(ret, "ok freq %s segments %u hz %.4f",
+			      q->playing ? "playing" : "stopped", q->n,
+			      q->playing ? sim_fseq_hz(q, now) : NAN);
 	if (!strcmp(op, "stop")) {
 		*q = (struct sim_fseq){ 0 };
 		refresh(s);
@@ -325,16 +329,24 @@ static int cmd_freq(struct sim *s, int argc, char **argv, char **ret)
 		g = (struct sim_fseg){ .kind = SIM_FSEG_HOLD, .f0 = a, .f1 = a, .dur = b };
 	} else if (!strcmp(op, "ramp") && argc == 4 && parse_num(argv[2], 40, 60, &a) == 0 &&
 		   parse_num(argv[3], 1e-6, 100, &b) == 0) {
-		g = (struct sim_fseg){ .kind = SIM_FSEG_RAMP, .f0 = from, .f1 = a,
+		g = (struct sim_fseg){ .kind = SIM_FSEG_RAMP,
+				       .f0 = from,
+				       .f1 = a,
 				       .dur = fabs(a - from) / b };
 	} else if (!strcmp(op, "sine") && argc == 6 && parse_num(argv[2], 40, 60, &a) == 0 &&
 		   parse_num(argv[3], 0, 5, &b) == 0 && parse_num(argv[4], 0.1, 3600, &c) == 0 &&
 		   parse_num(argv[5], 0.01, 1000, &d) == 0) {
-		g = (struct sim_fseg){ .kind = SIM_FSEG_SINE, .f0 = a, .f1 = a, .amp = b,
-				       .period = c, .dur = c * d };
+		g = (struct sim_fseg){ .kind = SIM_FSEG_SINE,
+				       .f0 = a,
+				       .f1 = a,
+				       .amp = b,
+				       .period = c,
+				       .dur = c * d };
 	} else {
-		return answer(ret, "error usage: freq hold HZ SECONDS | freq ramp HZ HZ_PER_S | "
-			      "freq sine CENTER AMP PERIOD CYCLES | freq play | freq stop | freq status");
+		return answer(
+			ret,
+			"error usage: freq hold HZ SECONDS | freq ramp HZ HZ_PER_S | "
+			"freq sine CENTER AMP PERIOD CYCLES | freq play | freq stop | freq status");
 	}
 	q->seg[q->n++] = g;
 	return answer(ret, "ok freq %s segment %u %.4f -> %.4f Hz over %.3f s", op, q->n, g.f0,
@@ -350,7 +362,8 @@ static int cmd_battery(struct sim *s, int argc, char **argv, char **ret)
 	double v = NAN;
 
 	if (argc < 3)
-		return answer(ret, "error usage: battery delay_ms|ramp_w_s|timeout_s|soc_min|soc_max "
+		return answer(ret,
+			      "error usage: battery delay_ms|ramp_w_s|timeout_s|soc_min|soc_max "
 			      "VALUE [device] (timeout_s vendor: the vendor's own)");
 	if (!all && parse_uint(argv[3], s->ndevs ? s->ndevs - 1 : 0, &dev) < 0)
 		return answer(ret, "error no device '%s'", argv[3]);
@@ -454,21 +467,23 @@ static int cmd_trace(struct sim *s, int argc, char **argv, char **ret)
 	json_t *samples = json_array(), *cmds = json_array();
 	for (unsigned i = 0; samples && i < tr->nsamples; i++) {
 		const double *r = tr->samples[i];
-		json_array_append_new(samples, json_pack("[o, o, b, o, o, o]", num_or_null(r[0], 3),
-							 num_or_null(r[1], 4), r[2] != 0,
-							 num_or_null(r[3], 1), num_or_null(r[4], 1),
-							 num_or_null(r[5], 5)));
+		json_array_append_new(samples,
+				      json_pack("[o, o, b, o, o, o]", num_or_null(r[0], 3),
+						num_or_null(r[1], 4), r[2] != 0,
+						num_or_null(r[3], 1), num_or_null(r[4], 1),
+						num_or_null(r[5], 5)));
 	}
 	for (unsigned i = 0; cmds && i < tr->ncmds; i++) {
 		const double *r = tr->cmds[i];
-		json_array_append_new(cmds, json_pack("[o, b, o, o]", num_or_null(r[0], 3), r[1] != 0,
-						      num_or_null(r[2], 1), num_or_null(r[3], 1)));
+		json_array_append_new(cmds,
+				      json_pack("[o, b, o, o]", num_or_null(r[0], 3), r[1] != 0,
+						num_or_null(r[2], 1), num_or_null(r[3], 1)));
 	}
-	json_t *o = json_pack("{s:[s,s,s,s,s,s], s:o, s:[s,s,s,s], s:o, s:I}",
-			      "sample_cols", "t", "Hz", "remote", "target_W", "W", "SoC",
-			      "samples", samples ? samples : json_array(),
-			      "command_cols", "t", "remote", "lo_W", "hi_W",
-			      "commands", cmds ? cmds : json_array(), "dropped", (json_int_t)tr->dropped);
+	json_t *o = json_pack("{s:[s,s,s,s,s,s], s:o, s:[s,s,s,s], s:o, s:I}", "sample_cols", "t",
+			      "Hz", "remote", "target_W", "W", "SoC", "samples",
+			      samples ? samples : json_array(), "command_cols", "t", "remote",
+			      "lo_W", "hi_W", "commands", cmds ? cmds : json_array(), "dropped",
+			      (json_int_t)tr->dropped);
 	tr->nsamples = tr->ncmds = 0;
 	tr->dropped = 0;
 	if (!o)
@@ -484,18 +499,25 @@ static int cmd_trace(struct sim *s, int argc, char **argv, char **ret)
 static int cmd_help(struct sim *s, int argc, char **argv, char **ret);
 
 static const struct ctl_cmd ctl_cmds[] = {
-	{ "fault", "fault timeout|tid|garbage|drop|single-client|night-sleep|heartbeat|"
-		   "logger-serial|checksum on|off; "
-		   "fault exception N|off; fault slow MS|off", cmd_fault },
+	{ "fault",
+	  "fault timeout|tid|garbage|drop|single-client|night-sleep|heartbeat|"
+	  "logger-serial|checksum on|off; "
+	  "fault exception N|off; fault slow MS|off",
+	  cmd_fault },
 	{ "sleep", "sleep on|off", cmd_sleep },
-	{ "set", "set <group.field>|hz|soc <value>|off [device]; set serial S [device]; "
-		 "set speed X", cmd_set },
+	{ "set",
+	  "set <group.field>|hz|soc <value>|off [device]; set serial S [device]; "
+	  "set speed X",
+	  cmd_set },
 	{ "get", "get", cmd_get },
 	{ "clear", "clear (faults, sleep, overrides and the frequency sequence)", cmd_clear },
 	{ "freeze", "freeze on|off (stop the sim clock)", cmd_freeze },
-	{ "freq", "freq hold HZ S | ramp HZ HZ_PER_S | sine CENTER AMP PERIOD CYCLES | play | "
-		  "stop | status", cmd_freq },
-	{ "battery", "battery delay_ms|ramp_w_s|timeout_s|soc_min|soc_max V [device]", cmd_battery },
+	{ "freq",
+	  "freq hold HZ S | ramp HZ HZ_PER_S | sine CENTER AMP PERIOD CYCLES | play | "
+	  "stop | status",
+	  cmd_freq },
+	{ "battery", "battery delay_ms|ramp_w_s|timeout_s|soc_min|soc_max V [device]",
+	  cmd_battery },
 	{ "trace", "trace on DEVICE | read | off", cmd_trace },
 	{ "help", "help", cmd_help },
 };

@@ -63,8 +63,13 @@ static int device_init(struct sim *s, struct sim_device *d, const struct profile
 	struct sim_phys_cfg cfg = s->base_cfg;
 	int r;
 
-	*d = (struct sim_device){ .idx = d->idx, .prof = prof, .model = m, .unit = unit,
-				  .home_load_w = NAN, .home_t = NAN, .batt_timeout_s = NAN };
+	*d = (struct sim_device){ .idx = d->idx,
+				  .prof = prof,
+				  .model = m,
+				  .unit = unit,
+				  .home_load_w = NAN,
+				  .home_t = NAN,
+				  .batt_timeout_s = NAN };
 	/* each device its own weather and load, still determined by --seed */
 	cfg.seed = s->seed * 1000003ULL + fnv1a(m ? m->name : prof->name, tag);
 	if (m ? !m->battery : !maps_range(prof, RF_BATTERY_W, RF_BATTERY_TOTAL_DISCHARGE_WH))
@@ -84,8 +89,8 @@ static int device_init(struct sim *s, struct sim_device *d, const struct profile
 	return sim_device_update(d, 0.0);
 }
 
-int sim_device_init(struct sim *s, struct sim_device *d, const struct profile *prof,
-		    uint8_t unit, const char *serial, const char *tag)
+int sim_device_init(struct sim *s, struct sim_device *d, const struct profile *prof, uint8_t unit,
+		    const char *serial, const char *tag)
 {
 	return device_init(s, d, prof, sim_model_find(prof->name), unit, serial, tag);
 }
@@ -171,14 +176,20 @@ static int device_encode(struct sim_device *d)
 	/* the generic SunSpec device's common model names itself (Mn, Md, Vr
 	 * at points 2, 18 and 42 of model 1), as any SunSpec device does */
 	if (d->prof->sunspec_base) {
-		static const struct { uint16_t off, words; const char *text; } common[] = {
-			{ 4, 16, "egw" }, { 20, 16, "egw-sim SunSpec" }, { 44, 8, EGW_VERSION },
+		static const struct {
+			uint16_t off, words;
+			const char *text;
+		} common[] = {
+			{ 4, 16, "egw" },
+			{ 20, 16, "egw-sim SunSpec" },
+			{ 44, 8, EGW_VERSION },
 		};
 		for (unsigned i = 0; i < ARRAY_SIZE(common); i++) {
 			size_t len = strlen(common[i].text);
 			for (unsigned k = 0; k < common[i].words; k++) {
 				uint8_t hi = 2 * k < len ? (uint8_t)common[i].text[2 * k] : 0;
-				uint8_t lo = 2 * k + 1 < len ? (uint8_t)common[i].text[2 * k + 1] : 0;
+				uint8_t lo =
+					2 * k + 1 < len ? (uint8_t)common[i].text[2 * k + 1] : 0;
 				regimage_set(d->img, REG_FC_HOLDING,
 					     (uint16_t)(d->prof->sunspec_base + common[i].off + k),
 					     (uint16_t)(hi << 8 | lo));
@@ -378,25 +389,20 @@ json_t *sim_device_json(const struct sim_device *d)
 	if (!rd)
 		return NULL;
 	const struct sim_port *p = d->port;
-	json_t *o = json_pack("{s:i, s:s, s:s, s:i, s:s, s:o, s:f, s:b, s:I}",
-			      "index", (int)d->idx,
-			      "profile", d->model ? d->model->name : d->prof->name,
-			      "transport", !p || p->kind == SIM_TCP ? "tcp" : "rtu",
-			      "unit", (int)d->unit,
-			      "serial", d->serial,
-			      "reading", rd,
-			      "sim_time", d->vals.t,
-			      "night", d->vals.night,
-			      "requests", (json_int_t)d->requests);
+	json_t *o = json_pack("{s:i, s:s, s:s, s:i, s:s, s:o, s:f, s:b, s:I}", "index", (int)d->idx,
+			      "profile", d->model ? d->model->name : d->prof->name, "transport",
+			      !p || p->kind == SIM_TCP ? "tcp" : "rtu", "unit", (int)d->unit,
+			      "serial", d->serial, "reading", rd, "sim_time", d->vals.t, "night",
+			      d->vals.night, "requests", (json_int_t)d->requests);
 	if (!o)
 		return NULL;
 	if (!isnan(d->home_load_w))
 		json_object_set_new(o, "home_load_W", json_real(reading_round(d->home_load_w, 1)));
 	/* what a client needs to read this device generically (tests, tools) */
 	static const char *const type_names[REG_TYPE_COUNT] = {
-		[REG_U16] = "U16", [REG_I16] = "I16", [REG_U32] = "U32", [REG_I32] = "I32",
-		[REG_U64] = "U64", [REG_F32] = "F32", [REG_STR] = "STR", [REG_MLD] = "MLD",
-		[REG_BYTES] = "BYTES",
+		[REG_U16] = "U16", [REG_I16] = "I16", [REG_U32] = "U32",
+		[REG_I32] = "I32", [REG_U64] = "U64", [REG_F32] = "F32",
+		[REG_STR] = "STR", [REG_MLD] = "MLD", [REG_BYTES] = "BYTES",
 	};
 	/* a map read by the generic SunSpec profile is walked: no fixed frequency
 	 * register, and its blocks are what it serves */
@@ -405,10 +411,10 @@ json_t *sim_device_json(const struct sim_device *d)
 	if (hz && hz->type < REG_TYPE_COUNT)
 		json_object_set_new(o, "frequency_reg",
 				    json_pack("{s:i, s:i, s:i, s:s, s:s, s:f, s:i}", "fc", hz->fc,
-					      "addr", hz->addr, "words", hz->words,
-					      "type", type_names[hz->type],
-					      "order", hz->order == WO_LITTLE ? "little" : "big",
-					      "scale", hz->scale, "sf_addr", (int)hz->sf_addr));
+					      "addr", hz->addr, "words", hz->words, "type",
+					      type_names[hz->type], "order",
+					      hz->order == WO_LITTLE ? "little" : "big", "scale",
+					      hz->scale, "sf_addr", (int)hz->sf_addr));
 	json_t *blocks = json_array();
 	for (unsigned i = 0; blocks && walked && i < d->model->nranges; i++) {
 		const struct sim_vrange *rg = &d->model->ranges[i];
@@ -418,21 +424,21 @@ json_t *sim_device_json(const struct sim_device *d)
 							MIN(rg->count - a, PROFILE_MAX_BLOCK)));
 	}
 	for (unsigned i = 0; blocks && !walked && i < d->prof->nblocks; i++)
-		json_array_append_new(blocks, json_pack("[i, i, i]", d->prof->blocks[i].fc,
-							d->prof->blocks[i].addr,
-							d->prof->blocks[i].count));
+		json_array_append_new(blocks,
+				      json_pack("[i, i, i]", d->prof->blocks[i].fc,
+						d->prof->blocks[i].addr, d->prof->blocks[i].count));
 	if (blocks)
 		json_object_set_new(o, "blocks", blocks);
 	const struct sim_batt_dyn *b = &d->phys.bd;
 	if (d->model && d->model->control && d->phys.cfg.batt_capacity_wh > 0) {
 		const struct sim_batt_cmd *c = &b->active;
-		json_t *bc = json_pack("{s:b, s:f, s:f, s:I, s:I, s:f, s:f}",
-				       "remote", sim_phys_batt_remote(&d->phys),
-				       "W", reading_round(b->on ? b->w : d->vals.bat_w, 1),
-				       "target_W", reading_round(b->on ? b->target_w : d->vals.bat_w, 1),
-				       "commands", (json_int_t)b->commands,
-				       "lapses", (json_int_t)b->lapses,
-				       "delay_s", b->delay_s, "ramp_W_s", b->ramp_w_s);
+		json_t *bc =
+			json_pack("{s:b, s:f, s:f, s:I, s:I, s:f, s:f}", "remote",
+				  sim_phys_batt_remote(&d->phys), "W",
+				  reading_round(b->on ? b->w : d->vals.bat_w, 1), "target_W",
+				  reading_round(b->on ? b->target_w : d->vals.bat_w, 1), "commands",
+				  (json_int_t)b->commands, "lapses", (json_int_t)b->lapses,
+				  "delay_s", b->delay_s, "ramp_W_s", b->ramp_w_s);
 		if (bc && c->remote && !b->lapsed) {
 			if (isfinite(c->lo_w))
 				json_object_set_new(bc, "lo_W", json_real(c->lo_w));
@@ -440,7 +446,8 @@ json_t *sim_device_json(const struct sim_device *d)
 				json_object_set_new(bc, "hi_W", json_real(c->hi_w));
 			if (isfinite(c->timeout_s))
 				json_object_set_new(bc, "reverts_in_s",
-						    json_real(reading_round(c->t + c->timeout_s - d->vals.t, 3)));
+						    json_real(reading_round(
+							    c->t + c->timeout_s - d->vals.t, 3)));
 		}
 		if (bc)
 			json_object_set_new(o, "battery_control", bc);

@@ -20,15 +20,15 @@ struct spec {
 	char path[256];
 	uint8_t unit;
 	const char *serial;
-	enum sim_p1 p1;                /* a P1 meter: the home's grid meter as telegrams */
-	bool solarman;                 /* served behind a simulated V5 data logger */
-	uint32_t logger_serial;        /* 0: derived from the device index */
+	enum sim_p1 p1;         /* a P1 meter: the home's grid meter as telegrams */
+	bool solarman;          /* served behind a simulated V5 data logger */
+	uint32_t logger_serial; /* 0: derived from the device index */
 };
 
 struct args {
 	struct spec specs[SIM_MAX_DEVICES];
 	unsigned nspecs;
-	unsigned group;         /* first spec of the latest --profile */
+	unsigned group; /* first spec of the latest --profile */
 	char host[64];
 	unsigned baud;
 };
@@ -36,129 +36,130 @@ struct args {
 static void usage(FILE *f)
 {
 	fprintf(f,
-"Usage: egw-sim --profile NAME (--port N | --rtu-pty PATH | --rtu-dev PATH)\n"
-"               [--unit-id N] [--serial S] ... [options]\n"
-"\n"
-"Modbus simulator of every egw device profile, with plausible physics and\n"
-"fault injection.  Each --profile starts a device; the --port / --rtu-pty /\n"
-"--rtu-dev / --unit-id / --serial that follow apply to it.  --profile takes a\n"
-"comma list (--profile solaredge,sdm630 --port 5502,5503); a single --port or\n"
-"--unit-id value then applies to every device of the list.  Devices on the\n"
-"same TCP port or serial line are told apart by unit id.\n"
-"\n"
-"Most brands are served from register maps written from the vendor's Modbus\n"
-"document (sim/vendor.c), not from egw's profile tables; variants a profile\n"
-"must tell apart have their own names: sungrow_sg (SG string inverter, read\n"
-"by the sungrow profile), sungrow_nometer (SH hybrid with no meter\n"
-"connected), huawei_hybrid_nometer (the same for a SUN2000 + LUNA2000),\n"
-"solaredge_meter (SolarEdge with its meter 1), and the SunSpec devices read\n"
-"by the generic sunspec profile: sunspec_float (models 113, 120-124),\n"
-"sunspec_float1 (111, 120, 122), sunspec_der (701, 702, 713, 714).  All\n"
-"devices of one egw-sim are one home: every meter sees the house load plus\n"
-"every inverter's AC power.\n"
-"\n"
-"Devices:\n"
-"  --profile NAME[,NAME]  profile to serve (--list-profiles; \"sunspec\" is a\n"
-"                         complete SunSpec map: models 1, 103, 160, 203, 802)\n"
-"                         \"p1\": the home's grid meter as a P1 smart meter,\n"
-"                         a DSMR 5 telegram every second to each client of\n"
-"                         its --port (TCP, like a ser2net bridge), with a gas\n"
-"                         and a water meter on M-Bus channels 1 and 2 (read\n"
-"                         every 5 minutes); \"p1_se\":\n"
-"                         the Swedish HAN variant (totals 1.8.0/2.8.0, no\n"
-"                         tariffs, no identifier).  Fault timeout: the meter\n"
-"                         stops sending\n""  --port N[,N]           Modbus TCP port; 0: the OS picks (see the ready line)\n"
-"  --solarman-port N[,N]  instead of --port: a simulated Solarman V5 data\n"
-"                         logger (the Wi-Fi stick of Deye, Sofar, Solis\n"
-"                         inverters) in front of the device(s): Modbus RTU\n"
-"                         frames inside V5 frames on TCP.  A request for\n"
-"                         another logger serial gets an empty answer under\n"
-"                         the logger's own serial, as a real stick's\n"
-"  --logger-serial S[,S]  the logger's serial number (1..4294967295; default\n"
-"                         2700000000 + endpoint index)\n"
-"  --unit-id N[,N]        unit (slave) id, default 1.  On TCP, unit 0 and 255\n"
-"                         reach a port's only device; an unknown unit gets\n"
-"                         exception 11.  On RTU, unit 0 is a broadcast\n"
-"  --rtu-pty PATH         create a pseudo-terminal, symlink it at PATH, serve\n"
-"                         Modbus RTU on it (a client opens PATH)\n"
-"  --rtu-dev PATH         serve Modbus RTU on an existing tty (a serial\n"
-"                         adapter, or one end of a socat pty pair)\n"
-"  --baud N               line speed for RTU (default 9600)\n"
-"  --serial S             serial number.  Default: \"SIM\" + profile + port\n"
-"                         (+ \"u\" + unit when not 1; \"T\"/\"R\" + device index\n"
-"                         for port 0 and serial lines), cut to the register's\n"
-"                         size; a number for profiles with a numeric serial\n"
-"  --host ADDR            address to listen on (default 127.0.0.1; 0.0.0.0 in\n"
-"                         a container)\n"
-"\n"
-"Physics (deterministic for a given --seed):\n"
-"  --speed X              sim clock speed-up (default 1; 1440 = a day a minute)\n"
-"  --seed N               noise seed (default 1)\n"
-"  --start HH:MM          sim time of day at start (default 12:00)\n"
-"  --rated-w W            PV nameplate power (default 5000)\n"
-"  --battery-wh WH        battery capacity for hybrid profiles (default 10000)\n"
-"  --load-w W             average house load (default 600)\n"
-"  The PV follows a clear-sky day (06:00-20:00) with clouds; MPPT strings\n"
-"  satisfy P = V x I; AC phases ~230 V with A = W/V; the battery charges from\n"
-"  PV surplus and discharges at night (SoC follows its power); the meter sees\n"
-"  load - PV - battery (import positive); energy counters integrate power and\n"
-"  only grow; the grid frequency is 50 Hz with ~10 mHz noise and step/ramp\n"
-"  events of 60-100 mHz, within 49.8-50.2 Hz, updated at 20 Hz.\n"
-"\n"
-"Faults (also at run time through the control interface):\n"
-"  --fault-timeout        read requests, never answer\n"
-"  --fault-exception N    answer every request with exception N\n"
-"  --fault-tid            answer with a wrong transaction id (TCP)\n"
-"  --fault-garbage        answer random bytes\n"
-"  --fault-slow MS        answer after MS milliseconds\n"
-"  --fault-drop           close the connection when a request arrives\n"
-"  --single-client        reset a second concurrent TCP client\n"
-"  --sleep                asleep: TCP connections refused, RTU silent\n"
-"  --fault-heartbeat      logger: a heartbeat frame before every answer\n"
-"  --fault-logger-serial  logger: answer under another serial number\n"
-"  --fault-checksum       logger: a wrong V5 checksum in every answer\n"
-"  (--fault-tid on a logger: the answer's sequence byte is off by one;\n"
-"  --fault-exception: a Modbus exception inside a valid V5 frame)\n"
-"  --night-sleep          inverters asleep while the sun is down, as real ones\n"
-"                         are (an endpoint with only meters stays awake)\n"
-"\n"
-"Control interface (one command per line, one answer line):\n"
-"  --control-port N       listen on 127.0.0.1:N (0: the OS picks)\n"
-"  Commands: fault timeout on|off | fault exception N|off | fault tid on|off |\n"
-"    fault garbage on|off | fault slow MS|off | fault drop on|off |\n"
-"    fault single-client on|off | fault night-sleep on|off | fault\n"
-"    heartbeat|logger-serial|checksum on|off | sleep on|off |\n"
-"    set <group.field> <value>|off [device] (e.g. set pv.W -3000, set hz\n"
-"    49.9, set meter.L1_V 231 1: pins a value until off or clear) |\n"
-"    set serial S [device] | set speed X | freeze on|off (stop the clock) |\n"
-"    get (JSON: sim time, faults, and per device its profile, endpoint, unit,\n"
-"    serial and the served reading in SI units) | clear (faults, sleep,\n"
-"    pinned values, frequency sequence) | help.  Answers: \"ok ...\", JSON,\n"
-"    or \"error ...\".\n"
-"  Grid frequency: freq hold HZ S | freq ramp HZ HZ_PER_S | freq sine CENTRE\n"
-"    AMP PERIOD CYCLES (segments), freq play, freq stop, freq status.\n"
-"  Batteries that obey control registers (sungrow, sungrow_sf, huawei_hybrid,\n"
-"    sunspec_storage; doc/sim-battery.md): battery delay_ms|ramp_w_s|\n"
-"    timeout_s|soc_min|soc_max VALUE [device]; trace on DEVICE | trace read |\n"
-"    trace off (20 Hz samples and the commands the battery took).\n"
-"\n"
-"Other:\n"
-"  --print-port           accepted for compatibility: the ready lines below\n"
-"                         are always printed\n"
-"  --list-profiles        print the profile names and exit\n"
-"  --log-level LEVEL      error, warn, info (default), debug\n"
-"  --help, --version\n"
-"\n"
-"When ready, egw-sim prints on stdout one line per device\n"
-"  egw-sim: listening <profile> tcp <host>:<port> unit <id>\n"
-"  egw-sim: listening <profile> rtu <path> unit <id>\n"
-"  (behind a simulated logger the line ends \"solarman <logger serial>\")\n"
-"  (a device variant adds \"profile <name>\": the egw profile that reads it)\n"
-"then \"egw-sim: control tcp 127.0.0.1:<port>\" and \"egw-sim: ready\".\n"
-"SIGINT/SIGTERM stop it (pty symlinks are removed).\n"
-"\n"
-"Example: egw-sim --profile solaredge --port 5502 --profile sdm630 --port 5503 \\\n"
-"           --unit-id 2 --control-port 5510 --speed 60\n");
+		"Usage: egw-sim --profile NAME (--port N | --rtu-pty PATH | --rtu-dev PATH)\n"
+		"               [--unit-id N] [--serial S] ... [options]\n"
+		"\n"
+		"Modbus simulator of every egw device profile, with plausible physics and\n"
+		"fault injection.  Each --profile starts a device; the --port / --rtu-pty /\n"
+		"--rtu-dev / --unit-id / --serial that follow apply to it.  --profile takes a\n"
+		"comma list (--profile solaredge,sdm630 --port 5502,5503); a single --port or\n"
+		"--unit-id value then applies to every device of the list.  Devices on the\n"
+		"same TCP port or serial line are told apart by unit id.\n"
+		"\n"
+		"Most brands are served from register maps written from the vendor's Modbus\n"
+		"document (sim/vendor.c), not from egw's profile tables; variants a profile\n"
+		"must tell apart have their own names: sungrow_sg (SG string inverter, read\n"
+		"by the sungrow profile), sungrow_nometer (SH hybrid with no meter\n"
+		"connected), huawei_hybrid_nometer (the same for a SUN2000 + LUNA2000),\n"
+		"solaredge_meter (SolarEdge with its meter 1), and the SunSpec devices read\n"
+		"by the generic sunspec profile: sunspec_float (models 113, 120-124),\n"
+		"sunspec_float1 (111, 120, 122), sunspec_der (701, 702, 713, 714).  All\n"
+		"devices of one egw-sim are one home: every meter sees the house load plus\n"
+		"every inverter's AC power.\n"
+		"\n"
+		"Devices:\n"
+		"  --profile NAME[,NAME]  profile to serve (--list-profiles; \"sunspec\" is a\n"
+		"                         complete SunSpec map: models 1, 103, 160, 203, 802)\n"
+		"                         \"p1\": the home's grid meter as a P1 smart meter,\n"
+		"                         a DSMR 5 telegram every second to each client of\n"
+		"                         its --port (TCP, like a ser2net bridge), with a gas\n"
+		"                         and a water meter on M-Bus channels 1 and 2 (read\n"
+		"                         every 5 minutes); \"p1_se\":\n"
+		"                         the Swedish HAN variant (totals 1.8.0/2.8.0, no\n"
+		"                         tariffs, no identifier).  Fault timeout: the meter\n"
+		"                         stops sending\n"
+		"  --port N[,N]           Modbus TCP port; 0: the OS picks (see the ready line)\n"
+		"  --solarman-port N[,N]  instead of --port: a simulated Solarman V5 data\n"
+		"                         logger (the Wi-Fi stick of Deye, Sofar, Solis\n"
+		"                         inverters) in front of the device(s): Modbus RTU\n"
+		"                         frames inside V5 frames on TCP.  A request for\n"
+		"                         another logger serial gets an empty answer under\n"
+		"                         the logger's own serial, as a real stick's\n"
+		"  --logger-serial S[,S]  the logger's serial number (1..4294967295; default\n"
+		"                         2700000000 + endpoint index)\n"
+		"  --unit-id N[,N]        unit (slave) id, default 1.  On TCP, unit 0 and 255\n"
+		"                         reach a port's only device; an unknown unit gets\n"
+		"                         exception 11.  On RTU, unit 0 is a broadcast\n"
+		"  --rtu-pty PATH         create a pseudo-terminal, symlink it at PATH, serve\n"
+		"                         Modbus RTU on it (a client opens PATH)\n"
+		"  --rtu-dev PATH         serve Modbus RTU on an existing tty (a serial\n"
+		"                         adapter, or one end of a socat pty pair)\n"
+		"  --baud N               line speed for RTU (default 9600)\n"
+		"  --serial S             serial number.  Default: \"SIM\" + profile + port\n"
+		"                         (+ \"u\" + unit when not 1; \"T\"/\"R\" + device index\n"
+		"                         for port 0 and serial lines), cut to the register's\n"
+		"                         size; a number for profiles with a numeric serial\n"
+		"  --host ADDR            address to listen on (default 127.0.0.1; 0.0.0.0 in\n"
+		"                         a container)\n"
+		"\n"
+		"Physics (deterministic for a given --seed):\n"
+		"  --speed X              sim clock speed-up (default 1; 1440 = a day a minute)\n"
+		"  --seed N               noise seed (default 1)\n"
+		"  --start HH:MM          sim time of day at start (default 12:00)\n"
+		"  --rated-w W            PV nameplate power (default 5000)\n"
+		"  --battery-wh WH        battery capacity for hybrid profiles (default 10000)\n"
+		"  --load-w W             average house load (default 600)\n"
+		"  The PV follows a clear-sky day (06:00-20:00) with clouds; MPPT strings\n"
+		"  satisfy P = V x I; AC phases ~230 V with A = W/V; the battery charges from\n"
+		"  PV surplus and discharges at night (SoC follows its power); the meter sees\n"
+		"  load - PV - battery (import positive); energy counters integrate power and\n"
+		"  only grow; the grid frequency is 50 Hz with ~10 mHz noise and step/ramp\n"
+		"  events of 60-100 mHz, within 49.8-50.2 Hz, updated at 20 Hz.\n"
+		"\n"
+		"Faults (also at run time through the control interface):\n"
+		"  --fault-timeout        read requests, never answer\n"
+		"  --fault-exception N    answer every request with exception N\n"
+		"  --fault-tid            answer with a wrong transaction id (TCP)\n"
+		"  --fault-garbage        answer random bytes\n"
+		"  --fault-slow MS        answer after MS milliseconds\n"
+		"  --fault-drop           close the connection when a request arrives\n"
+		"  --single-client        reset a second concurrent TCP client\n"
+		"  --sleep                asleep: TCP connections refused, RTU silent\n"
+		"  --fault-heartbeat      logger: a heartbeat frame before every answer\n"
+		"  --fault-logger-serial  logger: answer under another serial number\n"
+		"  --fault-checksum       logger: a wrong V5 checksum in every answer\n"
+		"  (--fault-tid on a logger: the answer's sequence byte is off by one;\n"
+		"  --fault-exception: a Modbus exception inside a valid V5 frame)\n"
+		"  --night-sleep          inverters asleep while the sun is down, as real ones\n"
+		"                         are (an endpoint with only meters stays awake)\n"
+		"\n"
+		"Control interface (one command per line, one answer line):\n"
+		"  --control-port N       listen on 127.0.0.1:N (0: the OS picks)\n"
+		"  Commands: fault timeout on|off | fault exception N|off | fault tid on|off |\n"
+		"    fault garbage on|off | fault slow MS|off | fault drop on|off |\n"
+		"    fault single-client on|off | fault night-sleep on|off | fault\n"
+		"    heartbeat|logger-serial|checksum on|off | sleep on|off |\n"
+		"    set <group.field> <value>|off [device] (e.g. set pv.W -3000, set hz\n"
+		"    49.9, set meter.L1_V 231 1: pins a value until off or clear) |\n"
+		"    set serial S [device] | set speed X | freeze on|off (stop the clock) |\n"
+		"    get (JSON: sim time, faults, and per device its profile, endpoint, unit,\n"
+		"    serial and the served reading in SI units) | clear (faults, sleep,\n"
+		"    pinned values, frequency sequence) | help.  Answers: \"ok ...\", JSON,\n"
+		"    or \"error ...\".\n"
+		"  Grid frequency: freq hold HZ S | freq ramp HZ HZ_PER_S | freq sine CENTRE\n"
+		"    AMP PERIOD CYCLES (segments), freq play, freq stop, freq status.\n"
+		"  Batteries that obey control registers (sungrow, sungrow_sf, huawei_hybrid,\n"
+		"    sunspec_storage; doc/sim-battery.md): battery delay_ms|ramp_w_s|\n"
+		"    timeout_s|soc_min|soc_max VALUE [device]; trace on DEVICE | trace read |\n"
+		"    trace off (20 Hz samples and the commands the battery took).\n"
+		"\n"
+		"Other:\n"
+		"  --print-port           accepted for compatibility: the ready lines below\n"
+		"                         are always printed\n"
+		"  --list-profiles        print the profile names and exit\n"
+		"  --log-level LEVEL      error, warn, info (default), debug\n"
+		"  --help, --version\n"
+		"\n"
+		"When ready, egw-sim prints on stdout one line per device\n"
+		"  egw-sim: listening <profile> tcp <host>:<port> unit <id>\n"
+		"  egw-sim: listening <profile> rtu <path> unit <id>\n"
+		"  (behind a simulated logger the line ends \"solarman <logger serial>\")\n"
+		"  (a device variant adds \"profile <name>\": the egw profile that reads it)\n"
+		"then \"egw-sim: control tcp 127.0.0.1:<port>\" and \"egw-sim: ready\".\n"
+		"SIGINT/SIGTERM stop it (pty symlinks are removed).\n"
+		"\n"
+		"Example: egw-sim --profile solaredge --port 5502 --profile sdm630 --port 5503 \\\n"
+		"           --unit-id 2 --control-port 5510 --speed 60\n");
 }
 
 static void list_profiles(void)
@@ -251,11 +252,39 @@ static void set_unit(struct spec *sp, double v)
 }
 
 enum {
-	OPT_PROFILE = 256, OPT_PORT, OPT_UNIT, OPT_RTU_PTY, OPT_RTU_DEV, OPT_BAUD, OPT_SERIAL,
-	OPT_HOST, OPT_SPEED, OPT_SEED, OPT_START, OPT_RATED, OPT_BATT, OPT_LOAD,
-	OPT_F_TIMEOUT, OPT_F_EXC, OPT_F_TID, OPT_F_GARBAGE, OPT_F_SLOW, OPT_F_DROP,
-	OPT_SINGLE, OPT_SLEEP, OPT_NIGHT, OPT_CTL, OPT_PRINT, OPT_LIST, OPT_LOG, OPT_HELP,
-	OPT_VERSION, OPT_SOLARMAN_PORT, OPT_LOGGER_SERIAL, OPT_F_HEARTBEAT, OPT_F_LSERIAL,
+	OPT_PROFILE = 256,
+	OPT_PORT,
+	OPT_UNIT,
+	OPT_RTU_PTY,
+	OPT_RTU_DEV,
+	OPT_BAUD,
+	OPT_SERIAL,
+	OPT_HOST,
+	OPT_SPEED,
+	OPT_SEED,
+	OPT_START,
+	OPT_RATED,
+	OPT_BATT,
+	OPT_LOAD,
+	OPT_F_TIMEOUT,
+	OPT_F_EXC,
+	OPT_F_TID,
+	OPT_F_GARBAGE,
+	OPT_F_SLOW,
+	OPT_F_DROP,
+	OPT_SINGLE,
+	OPT_SLEEP,
+	OPT_NIGHT,
+	OPT_CTL,
+	OPT_PRINT,
+	OPT_LIST,
+	OPT_LOG,
+	OPT_HELP,
+	OPT_VERSION,
+	OPT_SOLARMAN_PORT,
+	OPT_LOGGER_SERIAL,
+	OPT_F_HEARTBEAT,
+	OPT_F_LSERIAL,
 	OPT_F_CHECKSUM,
 };
 
@@ -316,19 +345,23 @@ static int parse_args(int argc, char **argv, struct args *a, struct sim *s, doub
 			a->group = a->nspecs;
 			for (unsigned i = 0; i < n; i++) {
 				enum sim_p1 p1 = !strcmp(items[i], "p1") ? SIM_P1_DSMR5
-					: !strcmp(items[i], "p1_se") ? SIM_P1_SE : SIM_P1_NONE;
+					: !strcmp(items[i], "p1_se")     ? SIM_P1_SE
+									 : SIM_P1_NONE;
 				/* a P1 meter measures like the SDM630 (the home's grid meter) */
 				const struct profile *p = profile_find(p1 ? "sdm630" : items[i]);
-				const struct sim_model *m = p || p1 ? NULL : sim_model_find(items[i]);
+				const struct sim_model *m =
+					p || p1 ? NULL : sim_model_find(items[i]);
 				if (m)
 					p = profile_find(m->profile);
 				if (!p) {
-					fprintf(stderr, "egw-sim: unknown profile '%s' "
-						"(--list-profiles)\n", items[i]);
+					fprintf(stderr,
+						"egw-sim: unknown profile '%s' "
+						"(--list-profiles)\n",
+						items[i]);
 					return -EINVAL;
 				}
-				a->specs[a->nspecs++] = (struct spec){ .prof = p, .model = m, .unit = 1,
-								       .p1 = p1 };
+				a->specs[a->nspecs++] =
+					(struct spec){ .prof = p, .model = m, .unit = 1, .p1 = p1 };
 			}
 			break;
 		}
@@ -337,7 +370,8 @@ static int parse_args(int argc, char **argv, struct args *a, struct sim *s, doub
 				return -EINVAL;
 			break;
 		case OPT_SOLARMAN_PORT:
-			if (apply_list(a, "--solarman-port", optarg, 0, 65535, set_solarman_port) < 0)
+			if (apply_list(a, "--solarman-port", optarg, 0, 65535, set_solarman_port) <
+			    0)
 				return -EINVAL;
 			break;
 		case OPT_LOGGER_SERIAL:
@@ -345,9 +379,15 @@ static int parse_args(int argc, char **argv, struct args *a, struct sim *s, doub
 				       set_logger_serial) < 0)
 				return -EINVAL;
 			break;
-		case OPT_F_HEARTBEAT: s->faults.heartbeat = true; break;
-		case OPT_F_LSERIAL: s->faults.logger_serial = true; break;
-		case OPT_F_CHECKSUM: s->faults.checksum = true; break;
+		case OPT_F_HEARTBEAT:
+			s->faults.heartbeat = true;
+			break;
+		case OPT_F_LSERIAL:
+			s->faults.logger_serial = true;
+			break;
+		case OPT_F_CHECKSUM:
+			s->faults.checksum = true;
+			break;
 		case OPT_UNIT:
 			if (apply_list(a, "--unit-id", optarg, 0, 247, set_unit) < 0)
 				return -EINVAL;
@@ -414,13 +454,27 @@ static int parse_args(int argc, char **argv, struct args *a, struct sim *s, doub
 			if (parse_num(optarg, 0, 1e7, &s->base_cfg.load_base_w) < 0)
 				goto bad;
 			break;
-		case OPT_F_TIMEOUT: s->faults.timeout = true; break;
-		case OPT_F_TID: s->faults.tid = true; break;
-		case OPT_F_GARBAGE: s->faults.garbage = true; break;
-		case OPT_F_DROP: s->faults.drop = true; break;
-		case OPT_SINGLE: s->faults.single_client = true; break;
-		case OPT_SLEEP: s->faults.sleep = true; break;
-		case OPT_NIGHT: s->faults.night_sleep = true; break;
+		case OPT_F_TIMEOUT:
+			s->faults.timeout = true;
+			break;
+		case OPT_F_TID:
+			s->faults.tid = true;
+			break;
+		case OPT_F_GARBAGE:
+			s->faults.garbage = true;
+			break;
+		case OPT_F_DROP:
+			s->faults.drop = true;
+			break;
+		case OPT_SINGLE:
+			s->faults.single_client = true;
+			break;
+		case OPT_SLEEP:
+			s->faults.sleep = true;
+			break;
+		case OPT_NIGHT:
+			s->faults.night_sleep = true;
+			break;
 		case OPT_F_EXC:
 			if (parse_num(optarg, 0, 255, &v) < 0)
 				goto bad;
@@ -464,13 +518,15 @@ static int parse_args(int argc, char **argv, struct args *a, struct sim *s, doub
 		return -EINVAL;
 	}
 	if (a->nspecs == 0) {
-		fprintf(stderr, "egw-sim: nothing to serve: give --profile NAME --port N "
+		fprintf(stderr,
+			"egw-sim: nothing to serve: give --profile NAME --port N "
 			"(egw-sim --help)\n");
 		return -EINVAL;
 	}
 	for (unsigned i = 0; i < a->nspecs; i++) {
 		if (a->specs[i].p1 && a->specs[i].solarman) {
-			fprintf(stderr, "egw-sim: a p1 meter sends telegrams, not through a logger\n");
+			fprintf(stderr,
+				"egw-sim: a p1 meter sends telegrams, not through a logger\n");
 			return -EINVAL;
 		}
 		if (a->specs[i].p1 && a->specs[i].kind != SIM_TCP) {
@@ -478,7 +534,8 @@ static int parse_args(int argc, char **argv, struct args *a, struct sim *s, doub
 			return -EINVAL;
 		}
 		if (!a->specs[i].have_endpoint) {
-			fprintf(stderr, "egw-sim: profile %s needs --port, --rtu-pty or --rtu-dev\n",
+			fprintf(stderr,
+				"egw-sim: profile %s needs --port, --rtu-pty or --rtu-dev\n",
 				a->specs[i].prof->name);
 			return -EINVAL;
 		}
@@ -514,8 +571,11 @@ static int build(struct sim *s, const struct args *a)
 			if (s->nports == SIM_MAX_PORTS)
 				return -EINVAL;
 			p = &s->ports[s->nports++];
-			*p = (struct sim_port){ .sim = s, .kind = sp->kind, .port = (uint16_t)sp->port,
-						.baud = a->baud ? a->baud : 9600, .fd = -1,
+			*p = (struct sim_port){ .sim = s,
+						.kind = sp->kind,
+						.port = (uint16_t)sp->port,
+						.baud = a->baud ? a->baud : 9600,
+						.fd = -1,
 						.keep_fd = -1 };
 			snprintf(p->host, sizeof(p->host), "%s", a->host);
 			snprintf(p->path, sizeof(p->path), "%s", sp->path);
@@ -523,7 +583,8 @@ static int build(struct sim *s, const struct args *a)
 			if (sp->kind == SIM_TCP && sp->solarman) {
 				p->solarman = true;
 				/* a plausible 10-digit serial, one per logger */
-				p->logger_serial = sp->logger_serial ? sp->logger_serial
+				p->logger_serial = sp->logger_serial
+					? sp->logger_serial
 					: 2700000000u + (uint32_t)s->nports;
 			}
 		}
@@ -543,11 +604,13 @@ static int build(struct sim *s, const struct args *a)
 			snprintf(tag, sizeof(tag), "%c%u", sp->kind == SIM_TCP ? 'T' : 'R', i);
 		if (sp->unit != 1 && strlen(tag) < sizeof(tag) - 4)
 			snprintf(tag + strlen(tag), sizeof(tag) - strlen(tag), "u%u", sp->unit);
-		int r = sp->model ? sim_device_init_model(s, d, sp->model, sp->unit, sp->serial, tag)
-				  : sim_device_init(s, d, sp->prof, sp->unit, sp->serial, tag);
+		int r = sp->model
+			? sim_device_init_model(s, d, sp->model, sp->unit, sp->serial, tag)
+			: sim_device_init(s, d, sp->prof, sp->unit, sp->serial, tag);
 		if (r < 0) {
 			sim_device_fini(d);
-			fprintf(stderr, "egw-sim: device %s: %s\n", sp->prof->name, egw_strerror(r));
+			fprintf(stderr, "egw-sim: device %s: %s\n", sp->prof->name,
+				egw_strerror(r));
 			return r;
 		}
 		s->ndevs++;
@@ -617,7 +680,8 @@ int main(int argc, char **argv)
 		r = sim_port_open(p);
 		if (r < 0) {
 			fprintf(stderr, "egw-sim: cannot open %s %s%s%u: %s\n",
-				p->kind == SIM_TCP ? "tcp" : "rtu", p->kind == SIM_TCP ? p->host : p->path,
+				p->kind == SIM_TCP ? "tcp" : "rtu",
+				p->kind == SIM_TCP ? p->host : p->path,
 				p->kind == SIM_TCP ? ":" : "", p->kind == SIM_TCP ? p->port : 0,
 				egw_strerror(r));
 			goto out_ports;
@@ -631,7 +695,9 @@ int main(int argc, char **argv)
 			goto out_ports;
 		}
 	}
-	s->tick = (struct task){ .name = "sim-physics", .run = tick_run, .period = SIM_TICK_USEC,
+	s->tick = (struct task){ .name = "sim-physics",
+				 .run = tick_run,
+				 .period = SIM_TICK_USEC,
 				 .idx = SCHED_NOT_QUEUED };
 	r = loop_task_add(s->loop, &s->tick, loop_now(s->loop) + SIM_TICK_USEC);
 	if (r < 0)

@@ -61,9 +61,9 @@ static void power(struct out *o, const char *imp, const char *exp, double w)
 	put(o, "1-0:%s(%06.3f*kW)\r\n", exp, (r < 0 ? -r : 0) / 1000.0);
 }
 
-#define MBUS_PERIOD 300            /* s between two M-Bus readings */
-#define MBUS_EPOCH 1700000000      /* the simulated meters' counting starts */
-#define GAS_L_PER_PERIOD 21        /* litres: a home heating with gas */
+#define MBUS_PERIOD 300       /* s between two M-Bus readings */
+#define MBUS_EPOCH 1700000000 /* the simulated meters' counting starts */
+#define GAS_L_PER_PERIOD 21   /* litres: a home heating with gas */
 #define WATER_L_PER_PERIOD 4
 
 /* Whether t falls in European summer time: from the last Sunday of March
@@ -75,7 +75,9 @@ static bool eu_summer(time_t t)
 
 	gmtime_r(&t, &tm);
 	for (int k = 0; k < 2; k++) {
-		struct tm e = { .tm_year = tm.tm_year, .tm_mon = k ? 9 : 2, .tm_mday = 31,
+		struct tm e = { .tm_year = tm.tm_year,
+				.tm_mon = k ? 9 : 2,
+				.tm_mday = 31,
 				.tm_hour = 1 };
 		time_t last = timegm(&e);
 		struct tm lt;
@@ -104,8 +106,7 @@ static void mbus(struct out *o, int ch, int type, const char *id, time_t now, un
 	    summer ? 'S' : 'W', litres / 1000, litres % 1000);
 }
 
-int sim_p1_telegram(const struct sim_device *d, unsigned variant, time_t now, char *buf,
-		    size_t cap)
+int sim_p1_telegram(const struct sim_device *d, unsigned variant, time_t now, char *buf, size_t cap)
 {
 	static const int lv[3] = { RF_METER_L1_V, RF_METER_L2_V, RF_METER_L3_V };
 	static const int la[3] = { RF_METER_L1_A, RF_METER_L2_A, RF_METER_L3_A };
@@ -144,7 +145,9 @@ int sim_p1_telegram(const struct sim_device *d, unsigned variant, time_t now, ch
 	for (int k = 0; k < 3; k++)
 		put(&o, "1-0:%d2.7.0(%05.1f*V)\r\n", 3 + 2 * k, val(d, lv[k]));
 	for (int k = 0; k < 3; k++)
-		put(&o, variant == SIM_P1_SE ? "1-0:%d1.7.0(%05.1f*A)\r\n" : "1-0:%d1.7.0(%03.0f*A)\r\n",
+		put(&o,
+		    variant == SIM_P1_SE ? "1-0:%d1.7.0(%05.1f*A)\r\n"
+					 : "1-0:%d1.7.0(%03.0f*A)\r\n",
 		    3 + 2 * k, fabs(val(d, la[k])));
 	for (int k = 0; k < 3; k++)
 		power(&o, pimp[k], pexp[k], val(d, lw[k]));

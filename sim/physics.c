@@ -8,16 +8,25 @@
 
 /* Noise channels: each input draws from its own stream of the seed. */
 enum {
-	CH_CLOUD = 1, CH_CLOUD_FAST, CH_LOAD, CH_LOAD_SPIKE, CH_VOLT, CH_VOLT_FAST,
-	CH_HZ_SLOW, CH_HZ_FAST, CH_HZ_EVENT, CH_MPPT, CH_INIT,
+	CH_CLOUD = 1,
+	CH_CLOUD_FAST,
+	CH_LOAD,
+	CH_LOAD_SPIKE,
+	CH_VOLT,
+	CH_VOLT_FAST,
+	CH_HZ_SLOW,
+	CH_HZ_FAST,
+	CH_HZ_EVENT,
+	CH_MPPT,
+	CH_INIT,
 };
 
-#define PV_DC_OVERSIZE 1.05   /* DC array a little larger than the inverter */
-#define PV_EFFICIENCY 0.97    /* AC out / DC in */
+#define PV_DC_OVERSIZE 1.05 /* DC array a little larger than the inverter */
+#define PV_EFFICIENCY 0.97  /* AC out / DC in */
 #define SUNRISE_S (6.0 * 3600.0)
 #define SUNSET_S (20.0 * 3600.0)
 #define HZ_NOMINAL 50.0
-#define HZ_EVENT_SLOT 90.0    /* one possible event per slot of sim time */
+#define HZ_EVENT_SLOT 90.0 /* one possible event per slot of sim time */
 #define BATT_SOC_MAX 0.95
 #define BATT_SOC_MIN 0.10
 
@@ -81,7 +90,7 @@ double sim_phys_irradiance(const struct sim_phys_cfg *cfg, double t)
 double sim_phys_hz(uint64_t seed, double t)
 {
 	double hz = HZ_NOMINAL + 0.015 * vnoise(seed, CH_HZ_SLOW, t / 20.0) +
-		    0.004 * vnoise(seed, CH_HZ_FAST, t / 0.25);
+		0.004 * vnoise(seed, CH_HZ_FAST, t / 0.25);
 	/* Events: within a slot, maybe one step or ramp of 60..100 mHz.  Slots
 	 * are long enough that an event never runs into the next slot. */
 	int64_t slot = (int64_t)floor(t / HZ_EVENT_SLOT);
@@ -112,7 +121,7 @@ static double load_at(const struct sim_phys_cfg *cfg, double t)
 {
 	double h = tod_of(cfg, t) / 3600.0;
 	double shape = 0.6 + 0.6 * exp(-(h - 7.5) * (h - 7.5) / 2.0) +
-		       1.0 * exp(-(h - 19.0) * (h - 19.0) / 4.0);
+		1.0 * exp(-(h - 19.0) * (h - 19.0) / 4.0);
 	double w = cfg->load_base_w * shape * (1.0 + 0.3 * vnoise(cfg->seed, CH_LOAD, t / 90.0));
 	int64_t slot = (int64_t)floor(t / 600.0);
 	double in = t - (double)slot * 600.0;
@@ -213,14 +222,16 @@ static void integrate(struct sim_phys *p, double dt, const struct flows *f)
 
 int sim_phys_init(struct sim_phys *p, const struct sim_phys_cfg *cfg)
 {
-	if (!cfg || !(cfg->rated_w > 0) || cfg->batt_capacity_wh < 0 ||
-	    cfg->batt_soc0 < 0 || cfg->batt_soc0 > 1 || !(cfg->batt_nominal_v > 0))
+	if (!cfg || !(cfg->rated_w > 0) || cfg->batt_capacity_wh < 0 || cfg->batt_soc0 < 0 ||
+	    cfg->batt_soc0 > 1 || !(cfg->batt_nominal_v > 0))
 		return -EINVAL;
 	double years = 1.0 + 3.0 * unit(cfg->seed, CH_INIT, 0);
 	*p = (struct sim_phys){
 		.cfg = *cfg,
-		.bd = { .delay_s = SIM_BATT_DELAY_S, .ramp_w_s = SIM_BATT_RAMP_W_S,
-			.soc_min = SIM_BATT_SOC_MIN, .soc_max = SIM_BATT_SOC_MAX,
+		.bd = { .delay_s = SIM_BATT_DELAY_S,
+			.ramp_w_s = SIM_BATT_RAMP_W_S,
+			.soc_min = SIM_BATT_SOC_MIN,
+			.soc_max = SIM_BATT_SOC_MAX,
 			.active = { .remote = false } },
 		.t = 0.0,
 		.pv_total_wh = round(cfg->rated_w * 1000.0 * years),
@@ -302,7 +313,7 @@ int sim_phys_advance(struct sim_phys *p, double t, struct sim_values *ret_v)
 	static const double share[3] = { 0.45, 0.30, 0.25 };
 	for (int i = 0; i < 3; i++) {
 		double lv = 230.0 + 2.5 * vnoise(cfg->seed, CH_VOLT + 32 * (uint64_t)i, t / 30.0) +
-			    0.6 * vnoise(cfg->seed, CH_VOLT_FAST + 32 * (uint64_t)i, t / 0.5);
+			0.6 * vnoise(cfg->seed, CH_VOLT_FAST + 32 * (uint64_t)i, t / 0.5);
 		v.l_v[i] = lv;
 		v.l_w[i] = f.load * share[i] + (f.bat - f.ac) / 3.0;
 		v.l_a[i] = v.l_w[i] / lv;

@@ -37,41 +37,45 @@ struct sim_phys_cfg {
 
 /* Defaults: 5 kW PV, 10 kWh / 5 kW battery at 51.2 V, 50 % SoC, 600 W load,
  * starting at noon. */
-#define SIM_PHYS_CFG_DEFAULT                                                 \
-	((struct sim_phys_cfg){ .seed = 1, .rated_w = 5000.0,                \
-				.batt_capacity_wh = 10000.0, .batt_max_w = 5000.0, \
-				.batt_nominal_v = 51.2, .batt_soc0 = 0.5,      \
-				.load_base_w = 600.0, .start_tod_s = 43200.0 })
+#define SIM_PHYS_CFG_DEFAULT \
+	((struct sim_phys_cfg){ .seed = 1, \
+				.rated_w = 5000.0, \
+				.batt_capacity_wh = 10000.0, \
+				.batt_max_w = 5000.0, \
+				.batt_nominal_v = 51.2, \
+				.batt_soc0 = 0.5, \
+				.load_base_w = 600.0, \
+				.start_tod_s = 43200.0 })
 
 /* The physical values at one instant.  Values a device does not have are
  * still computed (a meter sees the house's PV through the grid power). */
 struct sim_values {
-	double t;              /* sim time, s since start */
-	double tod_s;          /* time of day, s after midnight */
-	double irradiance;     /* 0..1 of clear-sky noon, clouds included */
-	bool night;            /* the sun is down */
-	double load_w;         /* house consumption, W (>= 0) */
+	double t;          /* sim time, s since start */
+	double tod_s;      /* time of day, s after midnight */
+	double irradiance; /* 0..1 of clear-sky noon, clouds included */
+	bool night;        /* the sun is down */
+	double load_w;     /* house consumption, W (>= 0) */
 	/* pv (inverter) */
-	double pv_w;           /* AC output, W, generation negative */
-	double pv_dc_w;        /* DC input, W (>= 0) = mppt1 + mppt2 */
+	double pv_w;    /* AC output, W, generation negative */
+	double pv_dc_w; /* DC input, W (>= 0) = mppt1 + mppt2 */
 	double pv_rated_w;
 	double mppt1_v, mppt1_a, mppt2_v, mppt2_a;
 	double pv_heatsink_c;
-	double pv_total_wh;    /* lifetime AC generation, Wh */
-	double pv_l_w[3];      /* AC power per phase, W (generation negative) */
-	double pv_l_a[3];      /* AC current per phase, A = pv_l_w / l_v (signed) */
+	double pv_total_wh; /* lifetime AC generation, Wh */
+	double pv_l_w[3];   /* AC power per phase, W (generation negative) */
+	double pv_l_a[3];   /* AC current per phase, A = pv_l_w / l_v (signed) */
 	/* battery */
-	double bat_w;          /* charging positive */
-	double bat_v, bat_a;   /* bat_a = bat_w / bat_v (charging positive) */
-	double bat_soc;        /* state of charge, 0..1 */
+	double bat_w;        /* charging positive */
+	double bat_v, bat_a; /* bat_a = bat_w / bat_v (charging positive) */
+	double bat_soc;      /* state of charge, 0..1 */
 	double bat_heatsink_c;
 	double bat_charge_wh, bat_discharge_wh;
 	/* meter (grid connection point) */
-	double meter_w;        /* import positive = load + pv_w + bat_w */
-	double hz;             /* grid frequency */
-	double l_v[3];         /* phase-to-neutral voltage, V */
-	double l_w[3];         /* per phase, import positive, sums to meter_w */
-	double l_a[3];         /* l_w / l_v (signed) */
+	double meter_w; /* import positive = load + pv_w + bat_w */
+	double hz;      /* grid frequency */
+	double l_v[3];  /* phase-to-neutral voltage, V */
+	double l_w[3];  /* per phase, import positive, sums to meter_w */
+	double l_a[3];  /* l_w / l_v (signed) */
 	double import_wh, export_wh;
 };
 
@@ -97,29 +101,29 @@ struct sim_batt_cmd {
 			    * command's for a write that only changes it) */
 };
 
-#define SIM_BATT_QUEUE 32       /* commands in flight (arrived, not yet in effect) */
+#define SIM_BATT_QUEUE 32 /* commands in flight (arrived, not yet in effect) */
 #define SIM_BATT_DELAY_S 0.2
 #define SIM_BATT_RAMP_W_S 10000.0
-#define SIM_BATT_SOC_MIN 0.05   /* the BMS limits under remote control */
+#define SIM_BATT_SOC_MIN 0.05 /* the BMS limits under remote control */
 #define SIM_BATT_SOC_MAX 1.0
 
 struct sim_batt_dyn {
 	double delay_s, ramp_w_s;
 	double soc_min, soc_max;
-	bool on;                 /* a command ever arrived: power is state from now */
-	double w;                /* the battery's power now, charging positive */
-	double target_w;         /* what it moves towards */
-	struct sim_batt_cmd active;  /* in effect (remote false: own mode) */
+	bool on;                    /* a command ever arrived: power is state from now */
+	double w;                   /* the battery's power now, charging positive */
+	double target_w;            /* what it moves towards */
+	struct sim_batt_cmd active; /* in effect (remote false: own mode) */
 	struct sim_batt_cmd queue[SIM_BATT_QUEUE];
 	unsigned nq;
-	bool lapsed;             /* the active command timed out */
+	bool lapsed; /* the active command timed out */
 	uint64_t commands, lapses;
 };
 
 struct sim_phys {
 	struct sim_phys_cfg cfg;
 	struct sim_batt_dyn bd;
-	double t;              /* sim time integrated so far */
+	double t; /* sim time integrated so far */
 	double pv_total_wh;
 	double bat_soc;
 	double bat_charge_wh, bat_discharge_wh;
@@ -146,9 +150,9 @@ double sim_phys_irradiance(const struct sim_phys_cfg *cfg, double t);
 
 /* Sim clock: sim time = (now - start) * speed, frozen while paused. */
 struct sim_clock {
-	usec_t start;      /* monotonic reference */
-	double base;       /* sim time at `start` */
-	double speed;      /* > 0 */
+	usec_t start; /* monotonic reference */
+	double base;  /* sim time at `start` */
+	double speed; /* > 0 */
 	bool frozen;
 };
 

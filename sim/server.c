@@ -44,7 +44,7 @@ static size_t garbage(struct sim *s, uint8_t *out, size_t len)
 	}
 	if (len >= 2) {
 		uint16_t crc = mb_crc16(out, len - 2);
-		out[len - 2] = (uint8_t)~(crc & 0xFF);
+		out[len - 2] = (uint8_t) ~(crc & 0xFF);
 	}
 	return len;
 }
@@ -183,7 +183,8 @@ static int conn_process(struct sim_conn *c)
 		if (s->faults.slow_ms) {
 			c->held = c->txlen;
 			loop_task_add(s->loop, &c->slow,
-				      loop_now(s->loop) + (usec_t)s->faults.slow_ms * USEC_PER_MSEC);
+				      loop_now(s->loop) +
+					      (usec_t)s->faults.slow_ms * USEC_PER_MSEC);
 		}
 	}
 	memmove(c->rx, c->rx + off, c->rxlen - off);
@@ -226,13 +227,13 @@ static int v5_append(struct sim_conn *c, uint16_t control, uint8_t seq0, uint32_
 /* The response payload's prefix: frame type, status, the three times. */
 static void v5_rsp_prefix(struct sim_port *p, uint8_t *out)
 {
-	uint32_t now = (uint32_t)time(NULL), up = (uint32_t)((now_usec() - p->v5_started) /
-							      USEC_PER_SEC);
-	out[0] = 0x02;                                  /* the inverter's data */
-	out[1] = 0x01;                                  /* real time */
-	put_le32(out + 2, now - V5_FACTORY_EPOCH);      /* total working time */
-	put_le32(out + 6, up);                          /* power-on time */
-	put_le32(out + 10, V5_FACTORY_EPOCH);           /* offset: now - working time */
+	uint32_t now = (uint32_t)time(NULL),
+		 up = (uint32_t)((now_usec() - p->v5_started) / USEC_PER_SEC);
+	out[0] = 0x02;                             /* the inverter's data */
+	out[1] = 0x01;                             /* real time */
+	put_le32(out + 2, now - V5_FACTORY_EPOCH); /* total working time */
+	put_le32(out + 6, up);                     /* power-on time */
+	put_le32(out + 10, V5_FACTORY_EPOCH);      /* offset: now - working time */
 }
 
 /* One request frame f: answer it (or not) into c->tx, faults applied.
@@ -245,7 +246,8 @@ static int v5_request(struct sim_conn *c, const struct solarman_frame *f)
 	uint8_t payload[SOLARMAN_RSP_PREFIX + MB_RTU_ADU_MAX], pdu[MB_PDU_MAX];
 	/* the logger-serial fault: another stick answers (one serial lower) */
 	uint32_t serial = !fl->logger_serial ? p->logger_serial
-		: p->logger_serial > 1 ? p->logger_serial - 1 : 2;
+		: p->logger_serial > 1       ? p->logger_serial - 1
+					     : 2;
 	struct mb_request q = { 0 };
 	size_t used = 0, plen = SOLARMAN_RSP_PREFIX;
 	size_t start = c->txlen;
@@ -276,8 +278,8 @@ static int v5_request(struct sim_conn *c, const struct solarman_frame *f)
 			return 0;
 		plen += (size_t)n;
 	}
-	n = v5_append(c, SOLARMAN_CTL_RESPONSE,
-		      fl->tid ? (uint8_t)(f->seq[0] + 1) : f->seq[0], serial, payload, plen);
+	n = v5_append(c, SOLARMAN_CTL_RESPONSE, fl->tid ? (uint8_t)(f->seq[0] + 1) : f->seq[0],
+		      serial, payload, plen);
 	if (n < 0)
 		return 0;
 	if (fl->checksum)
@@ -427,7 +429,8 @@ static void accept_cb(struct loop_io *io, uint32_t events)
 
 static int tcp_listen(struct sim_port *p)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+				  .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_NUMERICHOST | AI_PASSIVE };
 	struct addrinfo *ai = NULL;
 	char portstr[8];
@@ -536,7 +539,8 @@ static void rtu_process(struct sim_port *p)
 			memcpy(p->pending, adu, (size_t)len);
 			p->npending = (size_t)len;
 			loop_task_add(s->loop, &p->slow,
-				      loop_now(s->loop) + (usec_t)s->faults.slow_ms * USEC_PER_MSEC);
+				      loop_now(s->loop) +
+					      (usec_t)s->faults.slow_ms * USEC_PER_MSEC);
 			continue;
 		}
 		rtu_send(p, adu, (size_t)len);
@@ -585,14 +589,22 @@ static void rtu_cb(struct loop_io *io, uint32_t events)
 static speed_t baud_const(unsigned baud)
 {
 	switch (baud) {
-	case 1200: return B1200;
-	case 2400: return B2400;
-	case 4800: return B4800;
-	case 19200: return B19200;
-	case 38400: return B38400;
-	case 57600: return B57600;
-	case 115200: return B115200;
-	default: return B9600;
+	case 1200:
+		return B1200;
+	case 2400:
+		return B2400;
+	case 4800:
+		return B4800;
+	case 19200:
+		return B19200;
+	case 38400:
+		return B38400;
+	case 57600:
+		return B57600;
+	case 115200:
+		return B115200;
+	default:
+		return B9600;
 	}
 }
 
@@ -709,17 +721,21 @@ int sim_port_open(struct sim_port *p)
 	struct sim *s = p->sim;
 	int r;
 
-	p->rtu_flush = (struct task){ .name = "sim-rtu-silence", .run = rtu_flush_run,
+	p->rtu_flush = (struct task){ .name = "sim-rtu-silence",
+				      .run = rtu_flush_run,
 				      .idx = SCHED_NOT_QUEUED };
-	p->slow = (struct task){ .name = "sim-rtu-slow", .run = rtu_slow_run,
+	p->slow = (struct task){ .name = "sim-rtu-slow",
+				 .run = rtu_slow_run,
 				 .idx = SCHED_NOT_QUEUED };
 	p->v5_started = now_usec();
 	r = p->kind == SIM_TCP ? tcp_listen(p) : rtu_open(p);
 	if (r < 0)
 		return r;
 	if (p->p1) {
-		p->p1_task = (struct task){ .name = "sim-p1", .run = p1_run,
-					    .period = SIM_P1_INTERVAL_USEC, .idx = SCHED_NOT_QUEUED };
+		p->p1_task = (struct task){ .name = "sim-p1",
+					    .run = p1_run,
+					    .period = SIM_P1_INTERVAL_USEC,
+					    .idx = SCHED_NOT_QUEUED };
 		loop_task_add(s->loop, &p->p1_task, loop_now(s->loop));
 		fprintf(s->out, "egw-sim: listening %s tcp %s:%u unit 1 profile p1\n",
 			p->p1 == SIM_P1_SE ? "p1_se" : "p1", p->host, p->port);

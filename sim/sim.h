@@ -37,7 +37,7 @@
 #define SIM_MAX_CTL 8
 #define SIM_MAX_WRITES 256
 #define SIM_SERIAL_MAX 40
-#define SIM_TICK_USEC (50 * USEC_PER_MSEC)   /* physics at 20 Hz */
+#define SIM_TICK_USEC (50 * USEC_PER_MSEC) /* physics at 20 Hz */
 
 enum sim_kind { SIM_TCP, SIM_RTU_PTY, SIM_RTU_DEV };
 
@@ -46,19 +46,19 @@ enum sim_p1 { SIM_P1_NONE, SIM_P1_DSMR5, SIM_P1_SE };
 #define SIM_P1_INTERVAL_USEC USEC_PER_SEC
 
 struct sim_faults {
-	bool timeout;        /* read requests, never answer */
-	uint8_t exception;   /* 0: off; else answer every request with it */
-	bool tid;            /* TCP: answer with a wrong transaction id */
-	bool garbage;        /* answer random bytes instead of the response */
-	unsigned slow_ms;    /* delay every answer */
-	bool drop;           /* close the connection when a request arrives */
-	bool single_client;  /* TCP: refuse a second concurrent client */
-	bool sleep;          /* asleep: TCP refused (listener closed), RTU silent */
-	bool night_sleep;    /* sleep automatically while the sun is down */
+	bool timeout;       /* read requests, never answer */
+	uint8_t exception;  /* 0: off; else answer every request with it */
+	bool tid;           /* TCP: answer with a wrong transaction id */
+	bool garbage;       /* answer random bytes instead of the response */
+	unsigned slow_ms;   /* delay every answer */
+	bool drop;          /* close the connection when a request arrives */
+	bool single_client; /* TCP: refuse a second concurrent client */
+	bool sleep;         /* asleep: TCP refused (listener closed), RTU silent */
+	bool night_sleep;   /* sleep automatically while the sun is down */
 	/* a Solarman V5 logger's endpoints (sim_port.solarman) */
-	bool heartbeat;      /* a heartbeat frame before every answer */
-	bool logger_serial;  /* answer under another logger serial number */
-	bool checksum;       /* a wrong V5 checksum in every answer */
+	bool heartbeat;     /* a heartbeat frame before every answer */
+	bool logger_serial; /* answer under another logger serial number */
+	bool checksum;      /* a wrong V5 checksum in every answer */
 };
 
 struct sim_write {
@@ -70,35 +70,35 @@ struct sim_port;
 
 struct sim_device {
 	unsigned idx;
-	const struct profile *prof;      /* the egw profile that reads it (names, MEI) */
-	const struct sim_model *model;   /* its vendor map; NULL: served from prof's table */
+	const struct profile *prof;    /* the egw profile that reads it (names, MEI) */
+	const struct sim_model *model; /* its vendor map; NULL: served from prof's table */
 	struct sim_port *port;
 	uint8_t unit;
 	char serial[SIM_SERIAL_MAX + 1];
 	struct sim_phys phys;
 	struct sim_values vals;
-	struct reading rd;          /* served values (physics + overrides) */
-	double home_load_w;         /* the shared house load of the last sim_home_update */
-	double home_t;              /* its time (NAN before the first) */
-	double home_import_wh;      /* grid energy through this device's meter point, */
-	double home_export_wh;      /* integrated from the home's meter.W */
-	double ovr[RF_COUNT];       /* NAN: not overridden */
+	struct reading rd;     /* served values (physics + overrides) */
+	double home_load_w;    /* the shared house load of the last sim_home_update */
+	double home_t;         /* its time (NAN before the first) */
+	double home_import_wh; /* grid energy through this device's meter point, */
+	double home_export_wh; /* integrated from the home's meter.W */
+	double ovr[RF_COUNT];  /* NAN: not overridden */
 	struct regimage *img;
 	struct sim_write writes[SIM_MAX_WRITES];
 	unsigned nwrites;
-	double batt_timeout_s;      /* remote-control timeout; NAN: the vendor's */
-	uint64_t requests;          /* answered or faulted */
+	double batt_timeout_s; /* remote-control timeout; NAN: the vendor's */
+	uint64_t requests;     /* answered or faulted */
 };
 
 struct sim_conn {
 	struct sim_port *port;
 	struct loop_io io;
-	struct task slow;           /* delayed answer */
+	struct task slow; /* delayed answer */
 	uint8_t rx[4 * MB_TCP_ADU_MAX];
 	size_t rxlen;
 	uint8_t tx[16 * MB_TCP_ADU_MAX];
 	size_t txlen;
-	size_t held;                /* bytes of tx held back by the slow fault */
+	size_t held; /* bytes of tx held back by the slow fault */
 	bool used;
 };
 
@@ -106,15 +106,15 @@ struct sim_port {
 	struct sim *sim;
 	enum sim_kind kind;
 	char host[64];
-	uint16_t port;              /* TCP: requested, then bound */
-	char path[256];             /* RTU: symlink (pty) or device path */
-	char pts[64];               /* RTU pty: the slave's real name */
+	uint16_t port;  /* TCP: requested, then bound */
+	char path[256]; /* RTU: symlink (pty) or device path */
+	char pts[64];   /* RTU pty: the slave's real name */
 	unsigned baud;
-	int fd;                     /* listener, pty master or tty; -1 when closed */
-	int keep_fd;                /* pty slave held open so the master never hangs up */
+	int fd;      /* listener, pty master or tty; -1 when closed */
+	int keep_fd; /* pty slave held open so the master never hangs up */
 	struct loop_io io;
-	struct task rtu_flush;      /* RTU: drop a partial frame after silence */
-	struct task slow;           /* RTU: the delayed answer of the slow fault */
+	struct task rtu_flush; /* RTU: drop a partial frame after silence */
+	struct task slow;      /* RTU: the delayed answer of the slow fault */
 	uint8_t pending[MB_RTU_ADU_MAX + 8];
 	size_t npending;
 	struct sim_conn conns[SIM_MAX_CONNS];
@@ -124,14 +124,14 @@ struct sim_port {
 	size_t rxlen;
 	struct sim_device *devs[SIM_MAX_DEVICES];
 	unsigned ndevs;
-	bool asleep;                /* TCP: listener closed; RTU: silent */
-	enum sim_p1 p1;             /* telegrams of devs[0] every second to each client */
-	bool solarman;              /* TCP: a Solarman V5 data logger in front of devs */
-	uint32_t logger_serial;     /* its serial number */
-	uint8_t v5_seq;             /* its own frame counter (second sequence byte) */
-	usec_t v5_started;          /* when it "powered on" (the time fields) */
+	bool asleep;            /* TCP: listener closed; RTU: silent */
+	enum sim_p1 p1;         /* telegrams of devs[0] every second to each client */
+	bool solarman;          /* TCP: a Solarman V5 data logger in front of devs */
+	uint32_t logger_serial; /* its serial number */
+	uint8_t v5_seq;         /* its own frame counter (second sequence byte) */
+	usec_t v5_started;      /* when it "powered on" (the time fields) */
 	struct task p1_task;
-	uint64_t p1_sent;           /* telegrams written */
+	uint64_t p1_sent; /* telegrams written */
 };
 
 struct sim_ctl_conn {
@@ -139,7 +139,7 @@ struct sim_ctl_conn {
 	struct loop_io io;
 	char in[512];
 	size_t inlen;
-	char *out;                  /* pending answer (malloc), NULL when idle */
+	char *out; /* pending answer (malloc), NULL when idle */
 	size_t outlen, outoff;
 	bool used;
 };
@@ -151,8 +151,8 @@ enum sim_fseg_kind { SIM_FSEG_HOLD, SIM_FSEG_RAMP, SIM_FSEG_SINE };
 #define SIM_FSEQ_MAX 256
 struct sim_fseg {
 	enum sim_fseg_kind kind;
-	double f0, f1;     /* start and end frequency, Hz */
-	double dur;        /* s */
+	double f0, f1;      /* start and end frequency, Hz */
+	double dur;         /* s */
 	double amp, period; /* sine: f = f0 + amp sin(2 pi t / period) */
 };
 struct sim_fseq {
@@ -169,9 +169,9 @@ struct sim_fseq {
 struct sim_trace {
 	bool on;
 	unsigned dev;
-	double (*samples)[6];   /* t, Hz, remote, target W, W, SoC */
+	double (*samples)[6]; /* t, Hz, remote, target W, W, SoC */
 	unsigned nsamples;
-	double (*cmds)[4];      /* t, remote, lo W, hi W */
+	double (*cmds)[4]; /* t, remote, lo W, hi W */
 	unsigned ncmds;
 	uint64_t dropped;
 };
@@ -182,22 +182,22 @@ struct sim {
 	struct sim_trace trace;
 	struct sim_clock clock;
 	struct sim_faults faults;
-	bool asleep;                /* some endpoint is asleep (manual or night) */
+	bool asleep; /* some endpoint is asleep (manual or night) */
 	uint64_t seed;
 	struct sim_phys_cfg base_cfg;
 	struct task tick;
-	uint64_t rng;               /* garbage bytes */
+	uint64_t rng; /* garbage bytes */
 	struct sim_device devs[SIM_MAX_DEVICES];
 	unsigned ndevs;
 	struct sim_port ports[SIM_MAX_PORTS];
 	unsigned nports;
 	/* control interface */
 	char ctl_host[64];
-	int ctl_port;               /* -1: none */
+	int ctl_port; /* -1: none */
 	int ctl_fd;
 	struct loop_io ctl_io;
 	struct sim_ctl_conn ctl[SIM_MAX_CTL];
-	FILE *out;                  /* readiness lines */
+	FILE *out; /* readiness lines */
 };
 
 /* device.c: the simulated devices. */
@@ -206,8 +206,8 @@ struct sim {
  * profile and `tag`), served from the vendor map of the same name when
  * there is one (vendor.h), else from the profile's table.  Returns 0,
  * -ENOMEM or -EINVAL. */
-int sim_device_init(struct sim *s, struct sim_device *d, const struct profile *prof,
-		    uint8_t unit, const char *serial, const char *tag);
+int sim_device_init(struct sim *s, struct sim_device *d, const struct profile *prof, uint8_t unit,
+		    const char *serial, const char *tag);
 /* The same for vendor map m (e.g. "sungrow_sg", read by profile m->profile). */
 int sim_device_init_model(struct sim *s, struct sim_device *d, const struct sim_model *m,
 			  uint8_t unit, const char *serial, const char *tag);

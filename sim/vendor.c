@@ -17,9 +17,11 @@
 #define F(fld) RF_##fld
 
 /* quantity q * k + off, one count = step */
-#define V(fc_, a, t, o, st, q_, k_, off_)                                                 \
-	{ .fc = (fc_), .addr = (a), .type = REG_##t, .order = WO_##o, .step = (st), .q = (q_), \
-	  .k = (k_), .off = (off_) }
+#define V(fc_, a, t, o, st, q_, k_, off_) \
+	{ \
+		.fc = (fc_), .addr = (a), .type = REG_##t, .order = WO_##o, .step = (st), \
+		.q = (q_), .k = (k_), .off = (off_) \
+	}
 
 /* ---- Eastron SDM630 ------------------------------------------------------
  * Eastron "SDM630 Modbus Smart Meter Modbus Protocol Implementation" V1.5:
@@ -31,17 +33,17 @@ static const struct sim_vrange sdm630_ranges[] = {
 	{ HI, 64512, 2 },
 };
 static const struct sim_vreg sdm630_regs[] = {
-	V(IN, 0, F32, BIG, 1, F(METER_L1_V), 1, 0),  /* 30001 phase 1 line to neutral volts */
+	V(IN, 0, F32, BIG, 1, F(METER_L1_V), 1, 0), /* 30001 phase 1 line to neutral volts */
 	V(IN, 2, F32, BIG, 1, F(METER_L2_V), 1, 0),
 	V(IN, 4, F32, BIG, 1, F(METER_L3_V), 1, 0),
-	V(IN, 6, F32, BIG, 1, F(METER_L1_A), 1, 0),  /* 30007 phase 1 current */
+	V(IN, 6, F32, BIG, 1, F(METER_L1_A), 1, 0), /* 30007 phase 1 current */
 	V(IN, 8, F32, BIG, 1, F(METER_L2_A), 1, 0),
 	V(IN, 10, F32, BIG, 1, F(METER_L3_A), 1, 0),
 	V(IN, 12, F32, BIG, 1, F(METER_L1_W), 1, 0), /* 30013 phase 1 power, W */
 	V(IN, 14, F32, BIG, 1, F(METER_L2_W), 1, 0),
 	V(IN, 16, F32, BIG, 1, F(METER_L3_W), 1, 0),
-	V(IN, 52, F32, BIG, 1, F(METER_W), 1, 0),    /* 30053 total system power */
-	V(IN, 70, F32, BIG, 1, F(METER_HZ), 1, 0),   /* 30071 frequency */
+	V(IN, 52, F32, BIG, 1, F(METER_W), 1, 0),                  /* 30053 total system power */
+	V(IN, 70, F32, BIG, 1, F(METER_HZ), 1, 0),                 /* 30071 frequency */
 	V(IN, 72, F32, BIG, 1000, F(METER_TOTAL_IMPORT_WH), 1, 0), /* 30073 import kWh */
 	V(IN, 74, F32, BIG, 1000, F(METER_TOTAL_EXPORT_WH), 1, 0), /* 30075 export kWh */
 };
@@ -57,36 +59,34 @@ static const struct sim_vrange sungrow_sh_ranges[] = {
 	{ IN, 6099, 727 },  /* 6100-6825 daily/monthly/yearly statistics */
 	{ IN, 12999, 119 }, /* 13000-13118 system, battery and energy data */
 	{ HI, 13049, 51 },  /* 13050-13100 battery settings */
-	{ HI, 31221, 1 },
-	{ HI, 33041, 7 },
-	{ HI, 33147, 1 },
-	{ HI, 33207, 2 },
+	{ HI, 31221, 1 },   { HI, 33041, 7 }, { HI, 33147, 1 }, { HI, 33207, 2 },
 };
 static const struct sim_vreg sungrow_sh_regs[] = {
-	V(IN, 5000, U16, BIG, 100, F(PV_RATED_POWER_W), 1, 0),  /* 5001 nominal power, 0.1 kW */
-	V(IN, 5003, U32, LITTLE, 100, F(PV_TOTAL_GENERATION_WH), 1, 0), /* 5004 total output, 0.1 kWh */
-	V(IN, 5007, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0),     /* 5008 inside temperature */
-	V(IN, 5010, U16, BIG, 0.1, F(PV_MPPT1_V), 1, 0),        /* 5011 MPPT1 voltage */
+	V(IN, 5000, U16, BIG, 100, F(PV_RATED_POWER_W), 1, 0), /* 5001 nominal power, 0.1 kW */
+	V(IN, 5003, U32, LITTLE, 100, F(PV_TOTAL_GENERATION_WH), 1,
+	  0),                                               /* 5004 total output, 0.1 kWh */
+	V(IN, 5007, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0), /* 5008 inside temperature */
+	V(IN, 5010, U16, BIG, 0.1, F(PV_MPPT1_V), 1, 0),    /* 5011 MPPT1 voltage */
 	V(IN, 5011, U16, BIG, 0.1, F(PV_MPPT1_A), 1, 0),
 	V(IN, 5012, U16, BIG, 0.1, F(PV_MPPT2_V), 1, 0),
 	V(IN, 5013, U16, BIG, 0.1, F(PV_MPPT2_A), 1, 0),
-	V(IN, 5016, U32, LITTLE, 1, F(PV_W), -1, 0),            /* 5017 total DC power, W */
-	V(IN, 5018, U16, BIG, 0.1, F(METER_L1_V), 1, 0),        /* 5019 phase A voltage */
+	V(IN, 5016, U32, LITTLE, 1, F(PV_W), -1, 0),     /* 5017 total DC power, W */
+	V(IN, 5018, U16, BIG, 0.1, F(METER_L1_V), 1, 0), /* 5019 phase A voltage */
 	V(IN, 5019, U16, BIG, 0.1, F(METER_L2_V), 1, 0),
 	V(IN, 5020, U16, BIG, 0.1, F(METER_L3_V), 1, 0),
-	V(IN, 5035, U16, BIG, 0.1, F(METER_HZ), 1, 0),          /* 5036 grid frequency, 0.1 Hz */
-	V(IN, 5241, U16, BIG, 0.01, F(METER_HZ), 1, 0),         /* 5242 grid frequency, 0.01 Hz */
-	V(IN, 5600, I32, LITTLE, 1, F(METER_W), 1, 0),          /* 5601 meter power, import + */
-	V(IN, 5602, I32, LITTLE, 1, F(METER_L1_W), 1, 0),       /* 5603 meter phase A power */
+	V(IN, 5035, U16, BIG, 0.1, F(METER_HZ), 1, 0),    /* 5036 grid frequency, 0.1 Hz */
+	V(IN, 5241, U16, BIG, 0.01, F(METER_HZ), 1, 0),   /* 5242 grid frequency, 0.01 Hz */
+	V(IN, 5600, I32, LITTLE, 1, F(METER_W), 1, 0),    /* 5601 meter power, import + */
+	V(IN, 5602, I32, LITTLE, 1, F(METER_L1_W), 1, 0), /* 5603 meter phase A power */
 	V(IN, 5604, I32, LITTLE, 1, F(METER_L2_W), 1, 0),
 	V(IN, 5606, I32, LITTLE, 1, F(METER_L3_W), 1, 0),
-	V(IN, 13000, U16, BIG, 1, SQ_SUNGROW_STATE, 1, 0),      /* 13001 running state */
+	V(IN, 13000, U16, BIG, 1, SQ_SUNGROW_STATE, 1, 0),               /* 13001 running state */
 	V(IN, 13002, U32, LITTLE, 100, F(PV_TOTAL_GENERATION_WH), 1, 0), /* 13003 total PV gen. */
-	V(IN, 13009, I32, LITTLE, 1, F(METER_W), -1, 0),        /* 13010 export power, export + */
-	V(IN, 13019, U16, BIG, 0.1, F(BATTERY_V), 1, 0),        /* 13020 battery voltage */
+	V(IN, 13009, I32, LITTLE, 1, F(METER_W), -1, 0), /* 13010 export power, export + */
+	V(IN, 13019, U16, BIG, 0.1, F(BATTERY_V), 1, 0), /* 13020 battery voltage */
 	/* 13021 battery current: documented U16, signed on real devices */
 	V(IN, 13020, I16, BIG, 0.1, F(BATTERY_A), 1, 0),
-	V(IN, 13021, U16, BIG, 1, SQ_BATTERY_ABS_W, 1, 0),      /* 13022 battery power, W */
+	V(IN, 13021, U16, BIG, 1, SQ_BATTERY_ABS_W, 1, 0),             /* 13022 battery power, W */
 	V(IN, 13022, U16, BIG, 0.001, F(BATTERY_SOC_NOM_FRACT), 1, 0), /* 13023 level, 0.1 % */
 	V(IN, 13024, I16, BIG, 0.1, F(BATTERY_HEATSINK_C), 1, 0), /* 13025 battery temperature */
 	V(IN, 13026, U32, LITTLE, 100, F(BATTERY_TOTAL_DISCHARGE_WH), 1, 0), /* 13027 */
@@ -95,10 +95,10 @@ static const struct sim_vreg sungrow_sh_regs[] = {
 	V(IN, 13030, I16, BIG, 0.1, F(METER_L1_A), -1, 0),
 	V(IN, 13031, I16, BIG, 0.1, F(METER_L2_A), -1, 0),
 	V(IN, 13032, I16, BIG, 0.1, F(METER_L3_A), -1, 0),
-	V(IN, 13033, I32, LITTLE, 1, F(INVERTER_W), -1, 0),     /* 13034 total active power, output + */
-	V(IN, 13036, U32, LITTLE, 100, F(METER_TOTAL_IMPORT_WH), 1, 0), /* 13037 total import */
+	V(IN, 13033, I32, LITTLE, 1, F(INVERTER_W), -1, 0), /* 13034 total active power, output + */
+	V(IN, 13036, U32, LITTLE, 100, F(METER_TOTAL_IMPORT_WH), 1, 0),   /* 13037 total import */
 	V(IN, 13040, U32, LITTLE, 100, F(BATTERY_TOTAL_CHARGE_WH), 1, 0), /* 13041 total charge */
-	V(IN, 13045, U32, LITTLE, 100, F(METER_TOTAL_EXPORT_WH), 1, 0), /* 13046 total export */
+	V(IN, 13045, U32, LITTLE, 100, F(METER_TOTAL_EXPORT_WH), 1, 0),   /* 13046 total export */
 	/* Holding "EMS" registers of section 3.2 (battery settings), with their
 	 * power-on values: 13050 EMS mode selection 0 = self-consumption; 13051
 	 * charge/discharge command 0xCC = stop; 13052 charge/discharge power, W */
@@ -134,7 +134,7 @@ static const struct sim_vreg sungrow_sh_nometer_regs[] = {
 	V(IN, 5606, U32, LITTLE, 1, SQ_CONST, 1, 2147483647),
 	V(IN, 13000, U16, BIG, 1, SQ_SUNGROW_STATE, 1, 0),
 	V(IN, 13002, U32, LITTLE, 100, F(PV_TOTAL_GENERATION_WH), 1, 0),
-	V(IN, 13009, I32, LITTLE, 1, SQ_CONST, 1, 0),           /* 13010 export power */
+	V(IN, 13009, I32, LITTLE, 1, SQ_CONST, 1, 0), /* 13010 export power */
 	V(IN, 13019, U16, BIG, 0.1, F(BATTERY_V), 1, 0),
 	V(IN, 13020, I16, BIG, 0.1, F(BATTERY_A), 1, 0),
 	V(IN, 13021, U16, BIG, 1, SQ_BATTERY_ABS_W, 1, 0),
@@ -165,7 +165,7 @@ static const struct sim_vreg sungrow_sg_regs[] = {
 	V(IN, 5018, U16, BIG, 0.1, F(METER_L1_V), 1, 0),
 	V(IN, 5019, U16, BIG, 0.1, F(METER_L2_V), 1, 0),
 	V(IN, 5020, U16, BIG, 0.1, F(METER_L3_V), 1, 0),
-	V(IN, 5030, U32, LITTLE, 1, F(INVERTER_W), -1, 0),      /* 5031 total active power */
+	V(IN, 5030, U32, LITTLE, 1, F(INVERTER_W), -1, 0), /* 5031 total active power */
 	V(IN, 5035, U16, BIG, 0.1, F(METER_HZ), 1, 0),
 };
 
@@ -178,7 +178,7 @@ static const struct sim_vrange deye_ranges[] = {
 	{ HI, 0, 750 },
 };
 static const struct sim_vreg deye_regs[] = {
-	V(HI, 20, U32, LITTLE, 0.1, F(PV_RATED_POWER_W), 1, 0),        /* rated power, 0.1 W */
+	V(HI, 20, U32, LITTLE, 0.1, F(PV_RATED_POWER_W), 1, 0),         /* rated power, 0.1 W */
 	V(HI, 516, U32, LITTLE, 100, F(BATTERY_TOTAL_CHARGE_WH), 1, 0), /* battery total charge */
 	V(HI, 518, U32, LITTLE, 100, F(BATTERY_TOTAL_DISCHARGE_WH), 1, 0),
 	V(HI, 522, U32, LITTLE, 100, F(METER_TOTAL_IMPORT_WH), 1, 0),  /* grid total buy */
@@ -187,21 +187,21 @@ static const struct sim_vreg deye_regs[] = {
 	V(HI, 541, U16, BIG, 0.1, F(PV_HEATSINK_C), 1, 100),           /* DC temp, +1000 raw */
 	V(HI, 586, U16, BIG, 0.1, F(BATTERY_HEATSINK_C), 1, 100),      /* battery temp, +1000 */
 	V(HI, 587, U16, BIG, 0.01, F(BATTERY_V), 1, 0),
-	V(HI, 588, U16, BIG, 0.01, F(BATTERY_SOC_NOM_FRACT), 1, 0),   /* SoC, 1 % */
-	V(HI, 590, I16, BIG, 1, F(BATTERY_W), -1, 0),                  /* discharge + */
+	V(HI, 588, U16, BIG, 0.01, F(BATTERY_SOC_NOM_FRACT), 1, 0), /* SoC, 1 % */
+	V(HI, 590, I16, BIG, 1, F(BATTERY_W), -1, 0),               /* discharge + */
 	V(HI, 591, I16, BIG, 0.01, F(BATTERY_A), -1, 0),
 	V(HI, 598, U16, BIG, 0.1, F(METER_L1_V), 1, 0),
 	V(HI, 599, U16, BIG, 0.1, F(METER_L2_V), 1, 0),
 	V(HI, 600, U16, BIG, 0.1, F(METER_L3_V), 1, 0),
 	V(HI, 609, U16, BIG, 0.01, F(METER_HZ), 1, 0),
-	V(HI, 610, I16, BIG, 0.01, F(METER_L1_A), 1, 0),                /* grid side currents */
+	V(HI, 610, I16, BIG, 0.01, F(METER_L1_A), 1, 0), /* grid side currents */
 	V(HI, 611, I16, BIG, 0.01, F(METER_L2_A), 1, 0),
 	V(HI, 612, I16, BIG, 0.01, F(METER_L3_A), 1, 0),
-	V(HI, 622, I16, BIG, 1, F(METER_L1_W), 1, 0),                   /* grid side phase power */
+	V(HI, 622, I16, BIG, 1, F(METER_L1_W), 1, 0), /* grid side phase power */
 	V(HI, 623, I16, BIG, 1, F(METER_L2_W), 1, 0),
 	V(HI, 624, I16, BIG, 1, F(METER_L3_W), 1, 0),
-	V(HI, 625, I16, BIG, 1, F(METER_W), 1, 0),                      /* total grid power */
-	V(HI, 672, U16, BIG, 1, SQ_MPPT1_W, 1, 0),                      /* PV1 power */
+	V(HI, 625, I16, BIG, 1, F(METER_W), 1, 0), /* total grid power */
+	V(HI, 672, U16, BIG, 1, SQ_MPPT1_W, 1, 0), /* PV1 power */
 	V(HI, 673, U16, BIG, 1, SQ_MPPT2_W, 1, 0),
 	V(HI, 676, U16, BIG, 0.1, F(PV_MPPT1_V), 1, 0),
 	V(HI, 677, U16, BIG, 0.1, F(PV_MPPT1_A), 1, 0),
@@ -260,14 +260,14 @@ static const struct sim_vreg solis_regs[] = {
  * grid frequency (0.01 Hz), 55-56 / 3051-3052 lifetime AC energy (0.1 kWh).
  * The serial is served at holding 209-223, where the reference reads it
  * (V1.24 lists the 10-character serial at 23-27). */
-#define GROWATT_PV(b)                                                                     \
-	V(IN, (b) + 1, U32, BIG, 0.1, F(PV_W), -1, 0),                                         \
-	V(IN, (b) + 3, U16, BIG, 0.1, F(PV_MPPT1_V), 1, 0),                                    \
-	V(IN, (b) + 4, U16, BIG, 0.1, F(PV_MPPT1_A), 1, 0),                                    \
-	V(IN, (b) + 5, U32, BIG, 0.1, SQ_MPPT1_W, 1, 0),                                       \
-	V(IN, (b) + 7, U16, BIG, 0.1, F(PV_MPPT2_V), 1, 0),                                    \
-	V(IN, (b) + 8, U16, BIG, 0.1, F(PV_MPPT2_A), 1, 0),                                    \
-	V(IN, (b) + 9, U32, BIG, 0.1, SQ_MPPT2_W, 1, 0)
+#define GROWATT_PV(b) \
+	V(IN, (b) + 1, U32, BIG, 0.1, F(PV_W), -1, 0), \
+		V(IN, (b) + 3, U16, BIG, 0.1, F(PV_MPPT1_V), 1, 0), \
+		V(IN, (b) + 4, U16, BIG, 0.1, F(PV_MPPT1_A), 1, 0), \
+		V(IN, (b) + 5, U32, BIG, 0.1, SQ_MPPT1_W, 1, 0), \
+		V(IN, (b) + 7, U16, BIG, 0.1, F(PV_MPPT2_V), 1, 0), \
+		V(IN, (b) + 8, U16, BIG, 0.1, F(PV_MPPT2_A), 1, 0), \
+		V(IN, (b) + 9, U32, BIG, 0.1, SQ_MPPT2_W, 1, 0)
 static const struct sim_vrange growatt_ranges[] = {
 	{ IN, 0, 125 }, { IN, 3000, 250 }, { HI, 0, 125 }, { HI, 209, 15 }, { HI, 3000, 125 },
 };
@@ -289,17 +289,14 @@ static const struct sim_vreg growatt_regs[] = {
  * 0x0008 inverter temperature (S16, degC), 0x000A/0x000B PV1/PV2 power (W);
  * holding 0x0000-0x0006 serial number (14 ASCII).  Served without battery. */
 static const struct sim_vrange solax_ranges[] = {
-	{ IN, 0, 330 }, { HI, 0, 256 },
+	{ IN, 0, 330 },
+	{ HI, 0, 256 },
 };
 static const struct sim_vreg solax_regs[] = {
-	V(IN, 2, I16, BIG, 1, F(INVERTER_W), -1, 0),
-	V(IN, 3, U16, BIG, 0.1, F(PV_MPPT1_V), 1, 0),
-	V(IN, 4, U16, BIG, 0.1, F(PV_MPPT2_V), 1, 0),
-	V(IN, 5, U16, BIG, 0.1, F(PV_MPPT1_A), 1, 0),
-	V(IN, 6, U16, BIG, 0.1, F(PV_MPPT2_A), 1, 0),
-	V(IN, 7, U16, BIG, 0.01, F(METER_HZ), 1, 0),
-	V(IN, 8, I16, BIG, 1, F(PV_HEATSINK_C), 1, 0),
-	V(IN, 10, U16, BIG, 1, SQ_MPPT1_W, 1, 0),
+	V(IN, 2, I16, BIG, 1, F(INVERTER_W), -1, 0),   V(IN, 3, U16, BIG, 0.1, F(PV_MPPT1_V), 1, 0),
+	V(IN, 4, U16, BIG, 0.1, F(PV_MPPT2_V), 1, 0),  V(IN, 5, U16, BIG, 0.1, F(PV_MPPT1_A), 1, 0),
+	V(IN, 6, U16, BIG, 0.1, F(PV_MPPT2_A), 1, 0),  V(IN, 7, U16, BIG, 0.01, F(METER_HZ), 1, 0),
+	V(IN, 8, I16, BIG, 1, F(PV_HEATSINK_C), 1, 0), V(IN, 10, U16, BIG, 1, SQ_MPPT1_W, 1, 0),
 	V(IN, 11, U16, BIG, 1, SQ_MPPT2_W, 1, 0),
 };
 
@@ -329,9 +326,8 @@ static const struct sim_vreg goodwe_regs[] = {
  * 0x0445 serial, 0x0484 grid frequency (0.01 Hz), 0x0586/0x0589/0x058C PV1-3
  * power (0.01 kW), 0x0608 battery 1 SoC (1 %). */
 static const struct sim_vrange sofar_ranges[] = {
-	{ HI, 1024, 50 }, { HI, 1088, 32 }, { HI, 1152, 48 }, { HI, 1280, 34 },
-	{ HI, 1408, 52 }, { HI, 1472, 4 },  { HI, 1536, 60 }, { HI, 1600, 32 },
-	{ HI, 1664, 28 },
+	{ HI, 1024, 50 }, { HI, 1088, 32 }, { HI, 1152, 48 }, { HI, 1280, 34 }, { HI, 1408, 52 },
+	{ HI, 1472, 4 },  { HI, 1536, 60 }, { HI, 1600, 32 }, { HI, 1664, 28 },
 };
 static const struct sim_vreg sofar_regs[] = {
 	V(HI, 1156, U16, BIG, 0.01, F(METER_HZ), 1, 0),
@@ -346,8 +342,7 @@ static const struct sim_vreg sofar_regs[] = {
  * (W) of input A, 30957/30959/30961 of input B, 30775 AC power (W, feed-in
  * positive), 30803 grid frequency (FIX2). */
 static const struct sim_vrange sma_ranges[] = {
-	{ IN, 30000, 61 }, { IN, 30769, 56 }, { IN, 30957, 6 }, { IN, 31085, 2 },
-	{ IN, 40067, 2 },
+	{ IN, 30000, 61 }, { IN, 30769, 56 }, { IN, 30957, 6 }, { IN, 31085, 2 }, { IN, 40067, 2 },
 };
 static const struct sim_vreg sma_regs[] = {
 	V(IN, 30769, I32, BIG, 0.001, F(PV_MPPT1_A), 1, 0),
@@ -369,32 +364,35 @@ static const struct sim_vreg sma_regs[] = {
 #define C16(fc_, a, val) V(fc_, a, U16, BIG, 1, SQ_CONST, 1, (val))
 #define SF16(a, val) V(HI, a, I16, BIG, 1, SQ_CONST, 1, (val))
 #define SUNS V(HI, 40000, U32, BIG, 1, SQ_CONST, 1, 0x53756E53)
-#define COMMON(vendor, model, version)                                        \
-	{ HI, 40004, 16, vendor }, { HI, 40020, 16, model }, { HI, 40044, 8, version }
+#define COMMON(vendor, model, version) \
+	{ HI, 40004, 16, vendor }, { HI, 40020, 16, model }, \
+	{ \
+		HI, 40044, 8, version \
+	}
 
 /* Integer inverter model 103 at 40069 (L 50), as the SolarEdge SunSpec
  * technical note and Fronius "int+SF" maps place it. */
-#define MODEL_103_AT(a, dcw_q)                                                            \
-	C16(HI, (a), 103), C16(HI, (a) + 1, 50),                                              \
-	SF16((a) + 6, -2), SF16((a) + 13, -1),                                                \
-	V(HI, (a) + 14, I16, BIG, 1, F(INVERTER_W), -1, 0), SF16((a) + 15, 0),    /* W */     \
-	V(HI, (a) + 16, U16, BIG, 0.01, F(METER_HZ), 1, 0), SF16((a) + 17, -2),   /* Hz */    \
-	V(HI, (a) + 24, U32, BIG, 1, F(PV_TOTAL_GENERATION_WH), 1, 0), SF16((a) + 26, 0),     \
-	SF16((a) + 28, -2), SF16((a) + 30, -1),                                               \
-	V(HI, (a) + 31, I16, BIG, 1, (dcw_q), -1, 0), SF16((a) + 32, 0),          /* DCW */   \
-	V(HI, (a) + 34, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0), SF16((a) + 37, -1) /* TmpSnk */
+#define MODEL_103_AT(a, dcw_q) \
+	C16(HI, (a), 103), C16(HI, (a) + 1, 50), SF16((a) + 6, -2), SF16((a) + 13, -1), \
+		V(HI, (a) + 14, I16, BIG, 1, F(INVERTER_W), -1, 0), SF16((a) + 15, 0),  /* W */ \
+		V(HI, (a) + 16, U16, BIG, 0.01, F(METER_HZ), 1, 0), SF16((a) + 17, -2), /* Hz */ \
+		V(HI, (a) + 24, U32, BIG, 1, F(PV_TOTAL_GENERATION_WH), 1, 0), SF16((a) + 26, 0), \
+		SF16((a) + 28, -2), SF16((a) + 30, -1), \
+		V(HI, (a) + 31, I16, BIG, 1, (dcw_q), -1, 0), SF16((a) + 32, 0), /* DCW */ \
+		V(HI, (a) + 34, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0), \
+		SF16((a) + 37, -1) /* TmpSnk */
 #define MODEL_103(dcw_q) MODEL_103_AT(40069, dcw_q)
 
 /* MPPT model 160 at a (L 48), two modules of 20 registers from a + 10. */
-#define MODEL_160(a)                                                                      \
-	C16(HI, (a), 160), C16(HI, (a) + 1, 48), SF16((a) + 2, -2), SF16((a) + 3, -1),        \
-	SF16((a) + 4, 0), C16(HI, (a) + 8, 2),                                                \
-	C16(HI, (a) + 10, 1), V(HI, (a) + 19, U16, BIG, 0.01, F(PV_MPPT1_A), 1, 0),            \
-	V(HI, (a) + 20, U16, BIG, 0.1, F(PV_MPPT1_V), 1, 0),                                   \
-	V(HI, (a) + 21, U16, BIG, 1, SQ_MPPT1_W, 1, 0),                                        \
-	C16(HI, (a) + 30, 2), V(HI, (a) + 39, U16, BIG, 0.01, F(PV_MPPT2_A), 1, 0),            \
-	V(HI, (a) + 40, U16, BIG, 0.1, F(PV_MPPT2_V), 1, 0),                                   \
-	V(HI, (a) + 41, U16, BIG, 1, SQ_MPPT2_W, 1, 0)
+#define MODEL_160(a) \
+	C16(HI, (a), 160), C16(HI, (a) + 1, 48), SF16((a) + 2, -2), SF16((a) + 3, -1), \
+		SF16((a) + 4, 0), C16(HI, (a) + 8, 2), C16(HI, (a) + 10, 1), \
+		V(HI, (a) + 19, U16, BIG, 0.01, F(PV_MPPT1_A), 1, 0), \
+		V(HI, (a) + 20, U16, BIG, 0.1, F(PV_MPPT1_V), 1, 0), \
+		V(HI, (a) + 21, U16, BIG, 1, SQ_MPPT1_W, 1, 0), C16(HI, (a) + 30, 2), \
+		V(HI, (a) + 39, U16, BIG, 0.01, F(PV_MPPT2_A), 1, 0), \
+		V(HI, (a) + 40, U16, BIG, 0.1, F(PV_MPPT2_V), 1, 0), \
+		V(HI, (a) + 41, U16, BIG, 1, SQ_MPPT2_W, 1, 0)
 
 #define END_MARKER(a) C16(HI, (a), 0xFFFF), C16(HI, (a) + 1, 0)
 
@@ -405,16 +403,22 @@ static const struct sim_vrange solaredge_ranges[] = {
 	{ HI, 40000, 297 },
 };
 static const struct sim_vreg solaredge_regs[] = {
-	SUNS, C16(HI, 40002, 1), C16(HI, 40003, 65),
+	SUNS,
+	C16(HI, 40002, 1),
+	C16(HI, 40003, 65),
 	MODEL_103(F(PV_W)),
 	/* meter 1: common block, then model 203 (total real power at +16 of its
 	 * points, import positive; W_SF at +20) */
-	C16(HI, 40121, 1), C16(HI, 40122, 65),
-	C16(HI, 40188, 203), C16(HI, 40189, 105),
-	V(HI, 40190 + 14, U16, BIG, 0.01, F(METER_HZ), 1, 0), SF16(40190 + 15, -2),
-	V(HI, 40190 + 16, I16, BIG, 1, F(METER_W), 1, 0), SF16(40190 + 20, 0),
-	V(HI, 40226, U32, BIG, 1, F(METER_TOTAL_EXPORT_WH), 1, 0),      /* TotWhExp */
-	V(HI, 40234, U32, BIG, 1, F(METER_TOTAL_IMPORT_WH), 1, 0),      /* TotWhImp */
+	C16(HI, 40121, 1),
+	C16(HI, 40122, 65),
+	C16(HI, 40188, 203),
+	C16(HI, 40189, 105),
+	V(HI, 40190 + 14, U16, BIG, 0.01, F(METER_HZ), 1, 0),
+	SF16(40190 + 15, -2),
+	V(HI, 40190 + 16, I16, BIG, 1, F(METER_W), 1, 0),
+	SF16(40190 + 20, 0),
+	V(HI, 40226, U32, BIG, 1, F(METER_TOTAL_EXPORT_WH), 1, 0), /* TotWhExp */
+	V(HI, 40234, U32, BIG, 1, F(METER_TOTAL_IMPORT_WH), 1, 0), /* TotWhImp */
 	SF16(40242, 0),
 	END_MARKER(40295),
 };
@@ -425,13 +429,12 @@ static const struct sim_vrange solaredge_inv_ranges[] = {
 	{ HI, 40000, 243 },
 };
 static const struct sim_vreg solaredge_inv_regs[] = {
-	SUNS, C16(HI, 40002, 1), C16(HI, 40003, 65),
-	MODEL_103(F(PV_W)),
-	END_MARKER(40121),
+	SUNS, C16(HI, 40002, 1), C16(HI, 40003, 65), MODEL_103(F(PV_W)), END_MARKER(40121),
 };
 static const struct sim_vstr solaredge_strs[] = {
 	COMMON("SolarEdge", "SE10K-RWS", "0004.0020.0036"),
-	{ HI, 40123, 16, "SolarEdge" }, { HI, 40139, 16, "WND-3Y-400-MB" },
+	{ HI, 40123, 16, "SolarEdge" },
+	{ HI, 40139, 16, "WND-3Y-400-MB" },
 };
 
 /* Fronius "Datamanager Modbus TCP & RTU" (SunSpec, "int+SF" setting):
@@ -442,9 +445,7 @@ static const struct sim_vrange fronius_sf_ranges[] = {
 	{ HI, 40000, 125 },
 };
 static const struct sim_vreg fronius_sf_regs[] = {
-	SUNS, C16(HI, 40002, 1), C16(HI, 40003, 65),
-	MODEL_103(SQ_NONE),
-	END_MARKER(40121),
+	SUNS, C16(HI, 40002, 1), C16(HI, 40003, 65), MODEL_103(SQ_NONE), END_MARKER(40121),
 };
 
 /* The same with the "float" setting: inverter model 113 (L 60), F32 points
@@ -454,8 +455,11 @@ static const struct sim_vrange fronius_ranges[] = {
 	{ HI, 40000, 133 },
 };
 static const struct sim_vreg fronius_regs[] = {
-	SUNS, C16(HI, 40002, 1), C16(HI, 40003, 65),
-	C16(HI, 40069, 113), C16(HI, 40070, 60),
+	SUNS,
+	C16(HI, 40002, 1),
+	C16(HI, 40003, 65),
+	C16(HI, 40069, 113),
+	C16(HI, 40070, 60),
 	V(HI, 40091, F32, BIG, 1, F(INVERTER_W), -1, 0),
 	V(HI, 40093, F32, BIG, 1, F(METER_HZ), 1, 0),
 	V(HI, 40101, F32, BIG, 1, F(PV_TOTAL_GENERATION_WH), 1, 0),
@@ -479,22 +483,22 @@ static const struct sim_vstr fronius_strs[] = {
 
 /* Float inverter model 111/112/113 at a: AC power, frequency, lifetime
  * energy, DC power, heat-sink temperature as float32, high word first. */
-#define SS_FLOAT_INV(a, id)                                                                   \
-	SS_AT(a, id),                                                                             \
-	V(HI, (a) + SS##id##_W, F32, BIG, 1, F(INVERTER_W), -1, 0),                               \
-	V(HI, (a) + SS##id##_Hz, F32, BIG, 1, F(METER_HZ), 1, 0),                                 \
-	V(HI, (a) + SS##id##_WH, F32, BIG, 1, F(PV_TOTAL_GENERATION_WH), 1, 0),                   \
-	V(HI, (a) + SS##id##_DCW, F32, BIG, 1, F(PV_W), -1, 0),                                   \
-	V(HI, (a) + SS##id##_TmpSnk, F32, BIG, 1, F(PV_HEATSINK_C), 1, 0),                        \
-	V(HI, (a) + SS##id##_TmpCab, F32, BIG, 1, SQ_NONE, 1, 0) /* not implemented: NaN */
+#define SS_FLOAT_INV(a, id) \
+	SS_AT(a, id), V(HI, (a) + SS##id##_W, F32, BIG, 1, F(INVERTER_W), -1, 0), \
+		V(HI, (a) + SS##id##_Hz, F32, BIG, 1, F(METER_HZ), 1, 0), \
+		V(HI, (a) + SS##id##_WH, F32, BIG, 1, F(PV_TOTAL_GENERATION_WH), 1, 0), \
+		V(HI, (a) + SS##id##_DCW, F32, BIG, 1, F(PV_W), -1, 0), \
+		V(HI, (a) + SS##id##_TmpSnk, F32, BIG, 1, F(PV_HEATSINK_C), 1, 0), \
+		V(HI, (a) + SS##id##_TmpCab, F32, BIG, 1, SQ_NONE, 1, \
+		  0) /* not implemented: NaN */
 
-#define SS_NAMEPLATE(a)                                                                      \
-	SS_AT(a, 120), C16(HI, (a) + SS120_DERTyp, 4), /* 4: PV */                                \
-	V(HI, (a) + SS120_WRtg, U16, BIG, 10, F(PV_RATED_POWER_W), 1, 0),                         \
-	SF16((a) + SS120_WRtg_SF, 1),                                                             \
-	C16(HI, (a) + SS120_VARtg, 0xFFFF), SF16((a) + SS120_VARtg_SF, -32768)
+#define SS_NAMEPLATE(a) \
+	SS_AT(a, 120), C16(HI, (a) + SS120_DERTyp, 4), /* 4: PV */ \
+		V(HI, (a) + SS120_WRtg, U16, BIG, 10, F(PV_RATED_POWER_W), 1, 0), \
+		SF16((a) + SS120_WRtg_SF, 1), C16(HI, (a) + SS120_VARtg, 0xFFFF), \
+		SF16((a) + SS120_VARtg_SF, -32768)
 
-#define SS_STATUS(a)                                                                         \
+#define SS_STATUS(a) \
 	SS_AT(a, 122), V(HI, (a) + SS122_ActWh, U64, BIG, 1, F(PV_TOTAL_GENERATION_WH), 1, 0)
 
 #define SS_FL_1 40002
@@ -512,13 +516,16 @@ static const struct sim_vrange sunspec_float_ranges[] = {
 	{ HI, 40000, SS_FL_END + 2 - 40000 },
 };
 static const struct sim_vreg sunspec_float_regs[] = {
-	SUNS, SS_AT(SS_FL_1, 1),
+	SUNS,
+	SS_AT(SS_FL_1, 1),
 	SS_FLOAT_INV(SS_FL_113, 113),
 	SS_NAMEPLATE(SS_FL_120),
-	SS_AT(SS_FL_121, 121), SF16(SS_FL_121 + SS121_WMax_SF, 1),
+	SS_AT(SS_FL_121, 121),
+	SF16(SS_FL_121 + SS121_WMax_SF, 1),
 	V(HI, SS_FL_121 + SS121_WMax, U16, BIG, 10, SQ_CONST, 1, 10000),
 	SS_STATUS(SS_FL_122),
-	SS_AT(SS_FL_123, 123), C16(HI, SS_FL_123 + SS123_Conn, 1),
+	SS_AT(SS_FL_123, 123),
+	C16(HI, SS_FL_123 + SS123_Conn, 1),
 	SS_AT(SS_FL_124, 124),
 	V(HI, SS_FL_124 + SS124_ChaState, U16, BIG, 0.001, F(BATTERY_SOC_NOM_FRACT), 1, 0),
 	SF16(SS_FL_124 + SS124_ChaState_SF, -1),
@@ -537,7 +544,8 @@ static const struct sim_vrange sunspec_float1_ranges[] = {
 	{ HI, 40000, SS_F1_END + 2 - 40000 },
 };
 static const struct sim_vreg sunspec_float1_regs[] = {
-	SUNS, SS_AT(40002, 1),
+	SUNS,
+	SS_AT(40002, 1),
 	SS_FLOAT_INV(SS_F1_111, 111),
 	SS_NAMEPLATE(SS_F1_120),
 	SS_STATUS(SS_F1_122),
@@ -549,13 +557,13 @@ static const struct sim_vreg sunspec_float1_regs[] = {
 #define SS_DER_713 SS_NEXT(SS_DER_702, 702)
 #define SS_DER_714 SS_NEXT(SS_DER_713, 713)
 #define SS_DER_END (SS_DER_714 + 2 + SS714_LEN + 2 * SS714_Prt_SIZE) /* two ports */
-#define SS_DER_PORT(n, mppt_a, mppt_v, mppt_w)                                               \
-	C16(HI, SS_DER_714 + SS714_Prt_PrtTyp(n), 0), /* 0: PV */                                 \
-	C16(HI, SS_DER_714 + SS714_Prt_ID(n), n),                                                 \
-	V(HI, SS_DER_714 + SS714_Prt_DCW(n), I16, BIG, 1, mppt_w, 1, 0),                          \
-	V(HI, SS_DER_714 + SS714_Prt_DCA(n), I16, BIG, 0.01, F(mppt_a), 1, 0),                    \
-	V(HI, SS_DER_714 + SS714_Prt_DCV(n), U16, BIG, 0.1, F(mppt_v), 1, 0),                     \
-	V(HI, SS_DER_714 + SS714_Prt_Tmp(n), I16, BIG, 1, SQ_NONE, 1, 0)
+#define SS_DER_PORT(n, mppt_a, mppt_v, mppt_w) \
+	C16(HI, SS_DER_714 + SS714_Prt_PrtTyp(n), 0), /* 0: PV */ \
+		C16(HI, SS_DER_714 + SS714_Prt_ID(n), n), \
+		V(HI, SS_DER_714 + SS714_Prt_DCW(n), I16, BIG, 1, mppt_w, 1, 0), \
+		V(HI, SS_DER_714 + SS714_Prt_DCA(n), I16, BIG, 0.01, F(mppt_a), 1, 0), \
+		V(HI, SS_DER_714 + SS714_Prt_DCV(n), U16, BIG, 0.1, F(mppt_v), 1, 0), \
+		V(HI, SS_DER_714 + SS714_Prt_Tmp(n), I16, BIG, 1, SQ_NONE, 1, 0)
 
 /* A DER with storage under the information models of IEEE 1547: common, 701
  * AC measurement, 702 capacity, 713 storage capacity, 714 DC measurement
@@ -564,8 +572,10 @@ static const struct sim_vrange sunspec_der_ranges[] = {
 	{ HI, 40000, SS_DER_END + 2 - 40000 },
 };
 static const struct sim_vreg sunspec_der_regs[] = {
-	SUNS, SS_AT(40002, 1),
-	SS_AT(SS_DER_701, 701), C16(HI, SS_DER_701 + SS701_ACType, 2), /* 2: three-phase */
+	SUNS,
+	SS_AT(40002, 1),
+	SS_AT(SS_DER_701, 701),
+	C16(HI, SS_DER_701 + SS701_ACType, 2), /* 2: three-phase */
 	V(HI, SS_DER_701 + SS701_W, I16, BIG, 1, F(INVERTER_W), -1, 0),
 	SF16(SS_DER_701 + SS701_W_SF, 0),
 	V(HI, SS_DER_701 + SS701_Hz, U32, BIG, 0.001, F(METER_HZ), 1, 0),
@@ -578,13 +588,16 @@ static const struct sim_vreg sunspec_der_regs[] = {
 	SS_AT(SS_DER_702, 702),
 	V(HI, SS_DER_702 + SS702_WMaxRtg, U16, BIG, 10, F(PV_RATED_POWER_W), 1, 0),
 	SF16(SS_DER_702 + SS702_W_SF, 1),
-	C16(HI, SS_DER_713, 713), C16(HI, SS_DER_713 + 1, SS713_LEN),
+	C16(HI, SS_DER_713, 713),
+	C16(HI, SS_DER_713 + 1, SS713_LEN),
 	V(HI, SS_DER_713 + SS713_SoC, U16, BIG, 0.001, F(BATTERY_SOC_NOM_FRACT), 1, 0),
 	V(HI, SS_DER_713 + SS713_SoH, U16, BIG, 1, SQ_NONE, 1, 0),
 	SF16(SS_DER_713 + SS713_Pct_SF, -1),
-	C16(HI, SS_DER_714, 714), C16(HI, SS_DER_714 + 1, SS714_LEN + 2 * SS714_Prt_SIZE),
+	C16(HI, SS_DER_714, 714),
+	C16(HI, SS_DER_714 + 1, SS714_LEN + 2 * SS714_Prt_SIZE),
 	C16(HI, SS_DER_714 + SS714_NPrt, 2),
-	SF16(SS_DER_714 + SS714_DCA_SF, -2), SF16(SS_DER_714 + SS714_DCV_SF, -1),
+	SF16(SS_DER_714 + SS714_DCA_SF, -2),
+	SF16(SS_DER_714 + SS714_DCV_SF, -1),
 	V(HI, SS_DER_714 + SS714_DCW, I16, BIG, 1, F(PV_W), -1, 0),
 	SF16(SS_DER_714 + SS714_DCW_SF, 0),
 	SS_DER_PORT(1, PV_MPPT1_A, PV_MPPT1_V, SQ_MPPT1_W),
@@ -613,25 +626,26 @@ static const struct sim_vstr sunspec_strs[] = {
  * active energy (feed-in) and 37121 reverse active energy (supply), I32 kWh
  * gain 100, 37132-37136 phase powers (W, feed-in +). */
 static const struct sim_vrange huawei_ranges[] = {
-	{ HI, 30000, 125 }, { HI, 32000, 125 },
+	{ HI, 30000, 125 },
+	{ HI, 32000, 125 },
 };
-#define HUAWEI_INVERTER                                                                       \
-	V(HI, 30073, U32, BIG, 1, F(PV_RATED_POWER_W), 1, 0),                                     \
-	V(HI, 32016, I16, BIG, 0.1, F(PV_MPPT1_V), 1, 0),                                          \
-	V(HI, 32017, I16, BIG, 0.01, F(PV_MPPT1_A), 1, 0),                                         \
-	V(HI, 32018, I16, BIG, 0.1, F(PV_MPPT2_V), 1, 0),                                          \
-	V(HI, 32019, I16, BIG, 0.01, F(PV_MPPT2_A), 1, 0),                                         \
-	V(HI, 32064, I32, BIG, 1, F(PV_W), -1, 0),                                                 \
-	V(HI, 32080, I32, BIG, 1, F(INVERTER_W), -1, 0),                                           \
-	V(HI, 32085, U16, BIG, 0.01, F(METER_HZ), 1, 0),                                           \
-	V(HI, 32087, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0),                                       \
-	V(HI, 32106, U32, BIG, 10, F(PV_TOTAL_GENERATION_WH), 1, 0)
+#define HUAWEI_INVERTER \
+	V(HI, 30073, U32, BIG, 1, F(PV_RATED_POWER_W), 1, 0), \
+		V(HI, 32016, I16, BIG, 0.1, F(PV_MPPT1_V), 1, 0), \
+		V(HI, 32017, I16, BIG, 0.01, F(PV_MPPT1_A), 1, 0), \
+		V(HI, 32018, I16, BIG, 0.1, F(PV_MPPT2_V), 1, 0), \
+		V(HI, 32019, I16, BIG, 0.01, F(PV_MPPT2_A), 1, 0), \
+		V(HI, 32064, I32, BIG, 1, F(PV_W), -1, 0), \
+		V(HI, 32080, I32, BIG, 1, F(INVERTER_W), -1, 0), \
+		V(HI, 32085, U16, BIG, 0.01, F(METER_HZ), 1, 0), \
+		V(HI, 32087, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0), \
+		V(HI, 32106, U32, BIG, 10, F(PV_TOTAL_GENERATION_WH), 1, 0)
 static const struct sim_vreg huawei_regs[] = {
 	HUAWEI_INVERTER,
 };
 static const struct sim_vrange huawei_hybrid_ranges[] = {
-	{ HI, 30000, 125 }, { HI, 32000, 125 }, { HI, 37000, 70 }, { HI, 37100, 39 },
-	{ HI, 37700, 100 }, { HI, 47000, 760 },
+	{ HI, 30000, 125 }, { HI, 32000, 125 }, { HI, 37000, 70 },
+	{ HI, 37100, 39 },  { HI, 37700, 100 }, { HI, 47000, 760 },
 };
 static const struct sim_vreg huawei_hybrid_regs[] = {
 	HUAWEI_INVERTER,
@@ -642,7 +656,7 @@ static const struct sim_vreg huawei_hybrid_regs[] = {
 	V(HI, 37022, I16, BIG, 0.1, F(BATTERY_HEATSINK_C), 1, 0),
 	V(HI, 37066, U32, BIG, 10, F(BATTERY_TOTAL_CHARGE_WH), 1, 0),
 	V(HI, 37068, U32, BIG, 10, F(BATTERY_TOTAL_DISCHARGE_WH), 1, 0),
-	V(HI, 37100, U16, BIG, 1, SQ_CONST, 1, 1),                 /* meter status: normal */
+	V(HI, 37100, U16, BIG, 1, SQ_CONST, 1, 1), /* meter status: normal */
 	V(HI, 37101, I32, BIG, 0.1, F(METER_L1_V), 1, 0),
 	V(HI, 37103, I32, BIG, 0.1, F(METER_L2_V), 1, 0),
 	V(HI, 37105, I32, BIG, 0.1, F(METER_L3_V), 1, 0),
@@ -715,31 +729,48 @@ static const struct sim_vrange sunspec_storage_ranges[] = {
 	{ HI, 40000, 214 },
 };
 static const struct sim_vreg sunspec_storage_regs[] = {
-	SUNS, C16(HI, 40002, 1), C16(HI, 40003, 66),
+	SUNS,
+	C16(HI, 40002, 1),
+	C16(HI, 40003, 66),
 	MODEL_103_AT(40070, F(PV_W)),
-	C16(HI, SS124, 124), C16(HI, SS124 + 1, 24),
-	C16(HI, SS124 + 2, SIM_BATT_MAX_W),                          /* WChaMax */
-	C16(HI, SS124 + 3, 100), C16(HI, SS124 + 4, 100),              /* WChaGra, WDisChaGra */
-	C16(HI, SS124 + 5, 0),                                         /* StorCtl_Mod */
+	C16(HI, SS124, 124),
+	C16(HI, SS124 + 1, 24),
+	C16(HI, SS124 + 2, SIM_BATT_MAX_W), /* WChaMax */
+	C16(HI, SS124 + 3, 100),
+	C16(HI, SS124 + 4, 100),                                           /* WChaGra, WDisChaGra */
+	C16(HI, SS124 + 5, 0),                                             /* StorCtl_Mod */
 	V(HI, SS124 + 8, U16, BIG, 0.001, F(BATTERY_SOC_NOM_FRACT), 1, 0), /* ChaState */
-	V(HI, SS124 + 10, U16, BIG, 0.1, F(BATTERY_V), 1, 0),         /* InBatV */
-	V(HI, SS124 + 11, U16, BIG, 1, SQ_SUNSPEC_CHAST, 1, 0),        /* ChaSt */
-	V(HI, SS124 + 12, I16, BIG, 1, SQ_CONST, 1, 10000),            /* OutWRte 100.00 % */
-	V(HI, SS124 + 13, I16, BIG, 1, SQ_CONST, 1, 10000),            /* InWRte */
-	C16(HI, SS124 + 17, 1),                                        /* ChaGriSet GRID */
-	SF16(SS124 + 18, 0), SF16(SS124 + 19, 0), SF16(SS124 + 20, 0), SF16(SS124 + 21, 0),
-	SF16(SS124 + 22, -1), SF16(SS124 + 23, 0), SF16(SS124 + 24, -1), SF16(SS124 + 25, -2),
-	C16(HI, SS802, 802), C16(HI, SS802 + 1, 62),
-	C16(HI, SS802 + 3, 10000),                                     /* WHRtg */
-	C16(HI, SS802 + 4, SIM_BATT_MAX_W), C16(HI, SS802 + 5, SIM_BATT_MAX_W),
-	C16(HI, SS802 + 7, 1000), C16(HI, SS802 + 8, 50),              /* SoCMax, SoCMin */
+	V(HI, SS124 + 10, U16, BIG, 0.1, F(BATTERY_V), 1, 0),              /* InBatV */
+	V(HI, SS124 + 11, U16, BIG, 1, SQ_SUNSPEC_CHAST, 1, 0),            /* ChaSt */
+	V(HI, SS124 + 12, I16, BIG, 1, SQ_CONST, 1, 10000),                /* OutWRte 100.00 % */
+	V(HI, SS124 + 13, I16, BIG, 1, SQ_CONST, 1, 10000),                /* InWRte */
+	C16(HI, SS124 + 17, 1),                                            /* ChaGriSet GRID */
+	SF16(SS124 + 18, 0),
+	SF16(SS124 + 19, 0),
+	SF16(SS124 + 20, 0),
+	SF16(SS124 + 21, 0),
+	SF16(SS124 + 22, -1),
+	SF16(SS124 + 23, 0),
+	SF16(SS124 + 24, -1),
+	SF16(SS124 + 25, -2),
+	C16(HI, SS802, 802),
+	C16(HI, SS802 + 1, 62),
+	C16(HI, SS802 + 3, 10000), /* WHRtg */
+	C16(HI, SS802 + 4, SIM_BATT_MAX_W),
+	C16(HI, SS802 + 5, SIM_BATT_MAX_W),
+	C16(HI, SS802 + 7, 1000),
+	C16(HI, SS802 + 8, 50),                                             /* SoCMax, SoCMin */
 	V(HI, SS802 + 11, U16, BIG, 0.001, F(BATTERY_SOC_NOM_FRACT), 1, 0), /* SoC */
-	V(HI, SS802 + 16, U16, BIG, 1, SQ_SUNSPEC_CHAST, 1, 0),        /* ChaSt */
-	V(HI, SS802 + 34, U16, BIG, 0.1, F(BATTERY_V), 1, 0),          /* V */
-	V(HI, SS802 + 44, I16, BIG, 0.1, F(BATTERY_A), -1, 0),         /* A, discharge + */
-	V(HI, SS802 + 47, I16, BIG, 1, F(BATTERY_W), -1, 0),           /* W, discharge + */
-	SF16(SS802 + 53, 0), SF16(SS802 + 54, 0), SF16(SS802 + 56, -1), SF16(SS802 + 59, -1),
-	SF16(SS802 + 61, -1), SF16(SS802 + 63, 0),
+	V(HI, SS802 + 16, U16, BIG, 1, SQ_SUNSPEC_CHAST, 1, 0),             /* ChaSt */
+	V(HI, SS802 + 34, U16, BIG, 0.1, F(BATTERY_V), 1, 0),               /* V */
+	V(HI, SS802 + 44, I16, BIG, 0.1, F(BATTERY_A), -1, 0),              /* A, discharge + */
+	V(HI, SS802 + 47, I16, BIG, 1, F(BATTERY_W), -1, 0),                /* W, discharge + */
+	SF16(SS802 + 53, 0),
+	SF16(SS802 + 54, 0),
+	SF16(SS802 + 56, -1),
+	SF16(SS802 + 59, -1),
+	SF16(SS802 + 61, -1),
+	SF16(SS802 + 63, 0),
 	END_MARKER(40212),
 };
 static const struct sim_vstr sunspec_storage_strs[] = {
@@ -782,8 +813,12 @@ static int sungrow_control(const struct regimage *img, uint16_t addr, unsigned c
 	uint16_t mode = reg16(img, 13049), cmd = reg16(img, 13050);
 	double w = reg16(img, 13051);
 	double set = cmd == 0xAA ? w : cmd == 0xBB ? -w : 0.0;
-	*ret_cmd = (struct sim_batt_cmd){ .t = t, .remote = mode == 2 || mode == 3,
-					  .lo_w = set, .hi_w = set, .timeout_s = INFINITY, .since = t };
+	*ret_cmd = (struct sim_batt_cmd){ .t = t,
+					  .remote = mode == 2 || mode == 3,
+					  .lo_w = set,
+					  .hi_w = set,
+					  .timeout_s = INFINITY,
+					  .since = t };
 	return 1;
 }
 
@@ -798,16 +833,20 @@ static int huawei_control(const struct regimage *img, uint16_t addr, unsigned co
 			  const struct sim_batt_cmd *prev, struct sim_batt_cmd *ret_cmd)
 {
 	bool start = touches(addr, count, 47100, 47100);
-	if (!start && !(prev->remote && (touches(addr, count, 47083, 47083) ||
-					 touches(addr, count, 47246, 47250))))
+	if (!start &&
+	    !(prev->remote &&
+	      (touches(addr, count, 47083, 47083) || touches(addr, count, 47246, 47250))))
 		return 0;
 	uint16_t cmd = reg16(img, 47100);
 	double w = cmd == 1 ? (double)reg32(img, 47247) : cmd == 2 ? -(double)reg32(img, 47249) : 0;
 	double period = reg16(img, 47246) == 0 ? reg16(img, 47083) * 60.0 : INFINITY;
 	/* the command arrives now; its period runs from the 47100 write */
 	double started = start ? t : prev->since;
-	*ret_cmd = (struct sim_batt_cmd){ .t = t, .remote = cmd == 1 || cmd == 2, .lo_w = w,
-					  .hi_w = w, .timeout_s = period - (t - started),
+	*ret_cmd = (struct sim_batt_cmd){ .t = t,
+					  .remote = cmd == 1 || cmd == 2,
+					  .lo_w = w,
+					  .hi_w = w,
+					  .timeout_s = period - (t - started),
 					  .since = started };
 	return 1;
 }
@@ -830,10 +869,12 @@ static int sunspec_control(const struct regimage *img, uint16_t addr, unsigned c
 	double out = (int16_t)reg16(img, SS124 + 12) * rsf * wmax;
 	double in = (int16_t)reg16(img, SS124 + 13) * rsf * wmax;
 	uint16_t rvrt = reg16(img, SS124 + 15);
-	*ret_cmd = (struct sim_batt_cmd){ .t = t, .remote = (mod & 3) != 0,
+	*ret_cmd = (struct sim_batt_cmd){ .t = t,
+					  .remote = (mod & 3) != 0,
 					  .lo_w = (mod & 2) ? -out : -INFINITY,
 					  .hi_w = (mod & 1) ? in : INFINITY,
-					  .timeout_s = rvrt ? rvrt : INFINITY, .since = t };
+					  .timeout_s = rvrt ? rvrt : INFINITY,
+					  .since = t };
 	return 1;
 }
 
@@ -843,163 +884,268 @@ static int sunspec_control(const struct regimage *img, uint16_t addr, unsigned c
 #define SERIAL_STR(f, a, w) .serial = { .fc = (f), .addr = (a), .words = (w), .type = REG_STR }
 
 static const struct sim_model model_sdm630 = {
-	.name = "sdm630", .profile = "sdm630", .meter = true,
+	.name = "sdm630",
+	.profile = "sdm630",
+	.meter = true,
 	.doc = "Eastron SDM630 Modbus protocol V1.5",
-	RANGES(sdm630_ranges), REGS(sdm630_regs),
+	RANGES(sdm630_ranges),
+	REGS(sdm630_regs),
 	.serial = { .fc = HI, .addr = 64512, .words = 2, .type = REG_U32 },
 };
 static const struct sim_model model_sungrow = {
-	.name = "sungrow", .profile = "sungrow", .battery = true, .meter = true,
+	.name = "sungrow",
+	.profile = "sungrow",
+	.battery = true,
+	.meter = true,
 	.doc = "Sungrow Communication Protocol of Residential Hybrid Inverter V1.0.23",
-	RANGES(sungrow_sh_ranges), REGS(sungrow_sh_regs), SERIAL_STR(IN, 4989, 10),
+	RANGES(sungrow_sh_ranges),
+	REGS(sungrow_sh_regs),
+	SERIAL_STR(IN, 4989, 10),
 	.control = sungrow_control,
 };
 static const struct sim_model model_sungrow_sf = {
-	.name = "sungrow_sf", .profile = "sungrow_sf", .battery = true, .meter = true,
+	.name = "sungrow_sf",
+	.profile = "sungrow_sf",
+	.battery = true,
+	.meter = true,
 	.doc = "Sungrow Communication Protocol of Residential Hybrid Inverter V1.0.23",
-	RANGES(sungrow_sh_ranges), REGS(sungrow_sh_regs), SERIAL_STR(IN, 4989, 10),
+	RANGES(sungrow_sh_ranges),
+	REGS(sungrow_sh_regs),
+	SERIAL_STR(IN, 4989, 10),
 	.control = sungrow_control,
 };
 static const struct sim_model model_sungrow_nometer = {
-	.name = "sungrow_nometer", .profile = "sungrow", .battery = true,
+	.name = "sungrow_nometer",
+	.profile = "sungrow",
+	.battery = true,
 	.doc = "Sungrow Communication Protocol of Residential Hybrid Inverter V1.0.23 (no meter)",
-	RANGES(sungrow_sh_ranges), REGS(sungrow_sh_nometer_regs), SERIAL_STR(IN, 4989, 10),
+	RANGES(sungrow_sh_ranges),
+	REGS(sungrow_sh_nometer_regs),
+	SERIAL_STR(IN, 4989, 10),
 };
 static const struct sim_model model_sungrow_sg = {
-	.name = "sungrow_sg", .profile = "sungrow",
+	.name = "sungrow_sg",
+	.profile = "sungrow",
 	.doc = "Sungrow Communication Protocol of PV Grid-Connected String Inverters V1.1",
-	RANGES(sungrow_sg_ranges), REGS(sungrow_sg_regs), SERIAL_STR(IN, 4989, 10),
+	RANGES(sungrow_sg_ranges),
+	REGS(sungrow_sg_regs),
+	SERIAL_STR(IN, 4989, 10),
 };
 static const struct sim_model model_deye = {
-	.name = "deye", .profile = "deye", .battery = true, .meter = true,
+	.name = "deye",
+	.profile = "deye",
+	.battery = true,
+	.meter = true,
 	.doc = "Deye SUN-xK-SG04LP3-EU Modbus protocol",
-	RANGES(deye_ranges), REGS(deye_regs), SERIAL_STR(HI, 3, 5),
+	RANGES(deye_ranges),
+	REGS(deye_regs),
+	SERIAL_STR(HI, 3, 5),
 };
 static const struct sim_model model_deye_micro = {
-	.name = "deye_micro", .profile = "deye_micro",
+	.name = "deye_micro",
+	.profile = "deye_micro",
 	.doc = "Deye microinverter registers (kbialek/deye-inverter-mqtt metric_group_micro)",
-	RANGES(deye_micro_ranges), REGS(deye_micro_regs), SERIAL_STR(HI, 3, 5),
+	RANGES(deye_micro_ranges),
+	REGS(deye_micro_regs),
+	SERIAL_STR(HI, 3, 5),
 };
 static const struct sim_model model_solis = {
-	.name = "solis", .profile = "solis",
+	.name = "solis",
+	.profile = "solis",
 	.doc = "Solis RS485 MODBUS Communication Protocol (grid-tied string inverters)",
-	RANGES(solis_ranges), REGS(solis_regs),
+	RANGES(solis_ranges),
+	REGS(solis_regs),
 	.serial = { .fc = IN, .addr = 3060, .words = 4, .type = REG_U64 },
 };
 static const struct sim_model model_growatt = {
-	.name = "growatt", .profile = "growatt",
+	.name = "growatt",
+	.profile = "growatt",
 	.doc = "Growatt Inverter Modbus RTU Protocol V1.24 (TL-X/TL-XH, MIN type)",
-	RANGES(growatt_ranges), REGS(growatt_regs), SERIAL_STR(HI, 209, 15),
+	RANGES(growatt_ranges),
+	REGS(growatt_regs),
+	SERIAL_STR(HI, 209, 15),
 };
 static const struct sim_model model_solax = {
-	.name = "solax", .profile = "solax",
+	.name = "solax",
+	.profile = "solax",
 	.doc = "SolaX Hybrid X1/X3-G4 ModbusTCP&RTU protocol",
-	RANGES(solax_ranges), REGS(solax_regs), SERIAL_STR(HI, 0, 7),
+	RANGES(solax_ranges),
+	REGS(solax_regs),
+	SERIAL_STR(HI, 0, 7),
 };
 static const struct sim_model model_goodwe = {
-	.name = "goodwe", .profile = "goodwe",
+	.name = "goodwe",
+	.profile = "goodwe",
 	.doc = "GoodWe ET/EH/BT/BH Series Modbus Protocol",
-	RANGES(goodwe_ranges), REGS(goodwe_regs), SERIAL_STR(HI, 35003, 8),
+	RANGES(goodwe_ranges),
+	REGS(goodwe_regs),
+	SERIAL_STR(HI, 35003, 8),
 };
 static const struct sim_model model_sofar = {
-	.name = "sofar", .profile = "sofar", .battery = true,
+	.name = "sofar",
+	.profile = "sofar",
+	.battery = true,
 	.doc = "Sofar G3 Modbus-RTU communication protocol",
-	RANGES(sofar_ranges), REGS(sofar_regs), SERIAL_STR(HI, 1093, 8),
+	RANGES(sofar_ranges),
+	REGS(sofar_regs),
+	SERIAL_STR(HI, 1093, 8),
 };
 static const struct sim_model model_sma = {
-	.name = "sma", .profile = "sma",
+	.name = "sma",
+	.profile = "sma",
 	.doc = "SMA Modbus parameters and measured values (SB/STP)",
-	RANGES(sma_ranges), REGS(sma_regs),
+	RANGES(sma_ranges),
+	REGS(sma_regs),
 	.serial = { .fc = IN, .addr = 40067, .words = 2, .type = REG_U32 },
 };
 
 /* "solaredge" is the inverter alone (the demo pairs it with an SDM630: one
  * grid meter per home); "solaredge_meter" has SolarEdge's own meter 1. */
 static const struct sim_model model_solaredge_meter = {
-	.name = "solaredge_meter", .profile = "solaredge", .meter = true,
+	.name = "solaredge_meter",
+	.profile = "solaredge",
+	.meter = true,
 	.doc = "SolarEdge SunSpec Implementation Technical Note",
-	RANGES(solaredge_ranges), REGS(solaredge_regs), STRS(solaredge_strs),
+	RANGES(solaredge_ranges),
+	REGS(solaredge_regs),
+	STRS(solaredge_strs),
 	SERIAL_STR(HI, 40052, 16),
 };
 static const struct sim_model model_solaredge = {
-	.name = "solaredge", .profile = "solaredge",
+	.name = "solaredge",
+	.profile = "solaredge",
 	.doc = "SolarEdge SunSpec Implementation Technical Note (no meter)",
-	RANGES(solaredge_inv_ranges), REGS(solaredge_inv_regs), STRS(solaredge_strs),
+	RANGES(solaredge_inv_ranges),
+	REGS(solaredge_inv_regs),
+	STRS(solaredge_strs),
 	SERIAL_STR(HI, 40052, 16),
 };
 /* The US models carry the same SunSpec map (their scale factors differ; a
  * SunSpec reader takes them from the sf registers). */
 static const struct sim_model model_solaredge_us = {
-	.name = "solaredge_us", .profile = "solaredge_us",
+	.name = "solaredge_us",
+	.profile = "solaredge_us",
 	.doc = "SolarEdge SunSpec Implementation Technical Note",
-	RANGES(solaredge_inv_ranges), REGS(solaredge_inv_regs), STRS(solaredge_strs),
+	RANGES(solaredge_inv_ranges),
+	REGS(solaredge_inv_regs),
+	STRS(solaredge_strs),
 	SERIAL_STR(HI, 40052, 16),
 };
 static const struct sim_model model_fronius_sf = {
-	.name = "fronius_sf", .profile = "fronius_sf",
+	.name = "fronius_sf",
+	.profile = "fronius_sf",
 	.doc = "Fronius Datamanager Modbus TCP & RTU (SunSpec int+SF)",
-	RANGES(fronius_sf_ranges), REGS(fronius_sf_regs), STRS(fronius_strs),
+	RANGES(fronius_sf_ranges),
+	REGS(fronius_sf_regs),
+	STRS(fronius_strs),
 	SERIAL_STR(HI, 40052, 16),
 };
 static const struct sim_model model_fronius = {
-	.name = "fronius", .profile = "fronius",
+	.name = "fronius",
+	.profile = "fronius",
 	.doc = "Fronius Datamanager Modbus TCP & RTU (SunSpec float)",
-	RANGES(fronius_ranges), REGS(fronius_regs), STRS(fronius_strs),
+	RANGES(fronius_ranges),
+	REGS(fronius_regs),
+	STRS(fronius_strs),
 	SERIAL_STR(HI, 40052, 16),
 };
 
 static const struct sim_model model_sunspec_float = {
-	.name = "sunspec_float", .profile = "sunspec", .battery = true,
+	.name = "sunspec_float",
+	.profile = "sunspec",
+	.battery = true,
 	.doc = "SunSpec model definitions 1, 113, 120, 121, 122, 123, 124",
-	RANGES(sunspec_float_ranges), REGS(sunspec_float_regs), STRS(sunspec_strs),
+	RANGES(sunspec_float_ranges),
+	REGS(sunspec_float_regs),
+	STRS(sunspec_strs),
 	SERIAL_STR(HI, 40052, 16),
 };
 static const struct sim_model model_sunspec_float1 = {
-	.name = "sunspec_float1", .profile = "sunspec",
+	.name = "sunspec_float1",
+	.profile = "sunspec",
 	.doc = "SunSpec model definitions 1, 111, 120, 122",
-	RANGES(sunspec_float1_ranges), REGS(sunspec_float1_regs), STRS(sunspec_strs),
+	RANGES(sunspec_float1_ranges),
+	REGS(sunspec_float1_regs),
+	STRS(sunspec_strs),
 	SERIAL_STR(HI, 40052, 16),
 };
 static const struct sim_model model_sunspec_der = {
-	.name = "sunspec_der", .profile = "sunspec", .battery = true,
+	.name = "sunspec_der",
+	.profile = "sunspec",
+	.battery = true,
 	.doc = "SunSpec model definitions 1, 701, 702, 713, 714",
-	RANGES(sunspec_der_ranges), REGS(sunspec_der_regs), STRS(sunspec_strs),
+	RANGES(sunspec_der_ranges),
+	REGS(sunspec_der_regs),
+	STRS(sunspec_strs),
 	SERIAL_STR(HI, 40052, 16),
 };
 
 static const struct sim_model model_huawei = {
-	.name = "huawei", .profile = "huawei",
+	.name = "huawei",
+	.profile = "huawei",
 	.doc = "Huawei SUN2000 MODBUS Interface Definitions",
-	RANGES(huawei_ranges), REGS(huawei_regs), SERIAL_STR(HI, 30015, 10),
+	RANGES(huawei_ranges),
+	REGS(huawei_regs),
+	SERIAL_STR(HI, 30015, 10),
 };
 static const struct sim_model model_huawei_hybrid = {
-	.name = "huawei_hybrid", .profile = "huawei_hybrid", .battery = true, .meter = true,
+	.name = "huawei_hybrid",
+	.profile = "huawei_hybrid",
+	.battery = true,
+	.meter = true,
 	.doc = "Huawei SUN2000 MODBUS Interface Definitions (LUNA2000, DTSU666-H meter)",
-	RANGES(huawei_hybrid_ranges), REGS(huawei_hybrid_regs), SERIAL_STR(HI, 30015, 10),
+	RANGES(huawei_hybrid_ranges),
+	REGS(huawei_hybrid_regs),
+	SERIAL_STR(HI, 30015, 10),
 	.control = huawei_control,
 };
 static const struct sim_model model_sunspec_storage = {
-	.name = "sunspec_storage", .profile = "sunspec", .battery = true,
+	.name = "sunspec_storage",
+	.profile = "sunspec",
+	.battery = true,
 	.doc = "SunSpec models 1, 103, 124 (Basic Storage Controls), 802 (Battery Base)",
-	RANGES(sunspec_storage_ranges), REGS(sunspec_storage_regs), STRS(sunspec_storage_strs),
+	RANGES(sunspec_storage_ranges),
+	REGS(sunspec_storage_regs),
+	STRS(sunspec_storage_strs),
 	SERIAL_STR(HI, 40052, 16),
 	.control = sunspec_control,
 };
 static const struct sim_model model_huawei_hybrid_nometer = {
-	.name = "huawei_hybrid_nometer", .profile = "huawei_hybrid", .battery = true,
+	.name = "huawei_hybrid_nometer",
+	.profile = "huawei_hybrid",
+	.battery = true,
 	.doc = "Huawei SUN2000 MODBUS Interface Definitions (LUNA2000, no meter)",
-	RANGES(huawei_hybrid_ranges), REGS(huawei_hybrid_nometer_regs), SERIAL_STR(HI, 30015, 10),
+	RANGES(huawei_hybrid_ranges),
+	REGS(huawei_hybrid_nometer_regs),
+	SERIAL_STR(HI, 30015, 10),
 };
 
 static const struct sim_model *const models[] = {
-	&model_huawei, &model_huawei_hybrid, &model_huawei_hybrid_nometer,
-	&model_sdm630, &model_sungrow, &model_sungrow_sf, &model_sungrow_sg, &model_sungrow_nometer,
-	&model_deye, &model_deye_micro, &model_solis, &model_growatt, &model_solax,
-	&model_goodwe, &model_sofar, &model_sma, &model_solaredge, &model_solaredge_meter,
+	&model_huawei,
+	&model_huawei_hybrid,
+	&model_huawei_hybrid_nometer,
+	&model_sdm630,
+	&model_sungrow,
+	&model_sungrow_sf,
+	&model_sungrow_sg,
+	&model_sungrow_nometer,
+	&model_deye,
+	&model_deye_micro,
+	&model_solis,
+	&model_growatt,
+	&model_solax,
+	&model_goodwe,
+	&model_sofar,
+	&model_sma,
+	&model_solaredge,
+	&model_solaredge_meter,
 	&model_solaredge_us,
 	&model_fronius_sf,
 	&model_fronius,
-	&model_sunspec_float, &model_sunspec_float1, &model_sunspec_der, &model_sunspec_storage,
+	&model_sunspec_float,
+	&model_sunspec_float1,
+	&model_sunspec_der,
+	&model_sunspec_storage,
 };
 
 const struct sim_model *sim_model_find(const char *name)
@@ -1072,8 +1218,10 @@ static int put_serial(const struct sim_model *m, const char *serial, struct regi
 			w[i] = (uint16_t)(hi << 8 | lo);
 		}
 	} else {
-		struct reg_def d = { .type = m->serial.type, .words = m->serial.words,
-				     .order = WO_BIG, .scale = 1 };
+		struct reg_def d = { .type = m->serial.type,
+				     .words = m->serial.words,
+				     .order = WO_BIG,
+				     .scale = 1 };
 		int r = reg_encode(&d, strtod(serial, NULL), w);
 		if (r < 0)
 			return r;
@@ -1086,17 +1234,24 @@ int sim_model_encode(const struct sim_model *m, const struct reading *r, const c
 		     struct regimage *img)
 {
 	static const unsigned type_words[REG_TYPE_COUNT] = {
-		[REG_U16] = 1, [REG_I16] = 1, [REG_U32] = 2, [REG_I32] = 2, [REG_U64] = 4, [REG_F32] = 2,
+		[REG_U16] = 1, [REG_I16] = 1, [REG_U32] = 2,
+		[REG_I32] = 2, [REG_U64] = 4, [REG_F32] = 2,
 	};
 
 	for (unsigned i = 0; i < m->nranges; i++)
 		for (unsigned a = 0; a < m->ranges[i].count; a++)
-			if (!regimage_defined(img, m->ranges[i].fc, (uint16_t)(m->ranges[i].addr + a)))
-				regimage_set(img, m->ranges[i].fc, (uint16_t)(m->ranges[i].addr + a), 0);
+			if (!regimage_defined(img, m->ranges[i].fc,
+					      (uint16_t)(m->ranges[i].addr + a)))
+				regimage_set(img, m->ranges[i].fc,
+					     (uint16_t)(m->ranges[i].addr + a), 0);
 	for (unsigned i = 0; i < m->nregs; i++) {
 		const struct sim_vreg *v = &m->regs[i];
-		struct reg_def d = { .type = v->type, .order = v->order, .scale = v->step,
-				     .words = (uint8_t)(v->type < REG_TYPE_COUNT ? type_words[v->type] : 0) };
+		struct reg_def d = {
+			.type = v->type,
+			.order = v->order,
+			.scale = v->step,
+			.words = (uint8_t)(v->type < REG_TYPE_COUNT ? type_words[v->type] : 0)
+		};
 		uint16_t w[4];
 		int rc;
 

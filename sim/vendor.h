@@ -27,11 +27,11 @@ enum sim_q {
 	SQ_FIELD_MAX = RF_COUNT - 1, /* 0..RF_COUNT-1: a reading field */
 	SQ_MPPT1_W,                  /* PV string 1 power, W (>= 0) */
 	SQ_MPPT2_W,
-	SQ_BATTERY_ABS_W,            /* |battery.W| */
-	SQ_SUNGROW_STATE,            /* Sungrow running state: bit 1 charging, bit 2 discharging */
-	SQ_SUNSPEC_CHAST,            /* SunSpec ChaSt: 3 discharging, 4 charging, 6 holding */
-	SQ_CONST,                    /* off alone */
-	SQ_NONE,                     /* "not implemented": the type's sentinel */
+	SQ_BATTERY_ABS_W, /* |battery.W| */
+	SQ_SUNGROW_STATE, /* Sungrow running state: bit 1 charging, bit 2 discharging */
+	SQ_SUNSPEC_CHAST, /* SunSpec ChaSt: 3 discharging, 4 charging, 6 holding */
+	SQ_CONST,         /* off alone */
+	SQ_NONE,          /* "not implemented": the type's sentinel */
 };
 
 struct sim_vreg {
@@ -57,10 +57,10 @@ struct sim_vrange {
 };
 
 struct sim_model {
-	const char *name;     /* --profile name */
-	const char *profile;  /* the egw profile that reads this device */
-	const char *doc;      /* the vendor document the map is written from */
-	bool battery, meter;  /* the device has a battery / is (or has) a grid meter */
+	const char *name;    /* --profile name */
+	const char *profile; /* the egw profile that reads this device */
+	const char *doc;     /* the vendor document the map is written from */
+	bool battery, meter; /* the device has a battery / is (or has) a grid meter */
 	const struct sim_vrange *ranges;
 	unsigned nranges;
 	const struct sim_vreg *regs;

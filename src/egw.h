@@ -39,14 +39,14 @@ struct egw {
 	struct loop *loop;
 	struct settings *settings;
 	char state_dir[PATH_MAX];
-	char token[WEB_TOKEN_HEX + 1];   /* API bearer token */
-	struct fsm gw;                   /* gateway state machine */
-	usec_t started_us;               /* monotonic, for uptime */
+	char token[WEB_TOKEN_HEX + 1]; /* API bearer token */
+	struct fsm gw;                 /* gateway state machine */
+	usec_t started_us;             /* monotonic, for uptime */
 	int64_t started_wall_ms;
 
 	struct web *web;
 	struct signer *signer;
-	bool accept_new_identity;        /* --accept-new-identity */
+	bool accept_new_identity; /* --accept-new-identity */
 	struct store *store;
 	struct http *http;
 	struct uploader *uploader;
@@ -56,19 +56,19 @@ struct egw {
 	char uplink_error[128];          /* why it is not running */
 	struct namequery *namequery;
 	struct devices *devices;
-	json_t *dev_serials;             /* {id: serial last identified}, kept in the state dir */
-	json_t *dev_identity;            /* {"replaced": [..], "duplicates": [..]} for /api/state */
-	struct batch *batch;             /* harvest: batch assembly (backend/batch.h) */
-	struct mqtt *mqtt;               /* daemon/mqtt.c */
-	char mqtt_sig[1536];             /* the settings MQTT was started with */
-	struct proxy *proxy;             /* Modbus TCP proxy (daemon/proxy.c) */
-	char proxy_sig[320];             /* the settings it listens with */
+	json_t *dev_serials;  /* {id: serial last identified}, kept in the state dir */
+	json_t *dev_identity; /* {"replaced": [..], "duplicates": [..]} for /api/state */
+	struct batch *batch;  /* harvest: batch assembly (backend/batch.h) */
+	struct mqtt *mqtt;    /* daemon/mqtt.c */
+	char mqtt_sig[1536];  /* the settings MQTT was started with */
+	struct proxy *proxy;  /* Modbus TCP proxy (daemon/proxy.c) */
+	char proxy_sig[320];  /* the settings it listens with */
 	char proxy_error[160];
-	struct fcr_egw *fcr;             /* grid services (daemon/fcr.c) */
-	struct fcrlog *fcrlog;           /* its operational log (grid/fcrlog.h), for GET /api/fcr/log */
-	struct webui *webui;             /* web UI, live stream, device API (webui.h) */
-	struct task watchdog;            /* systemd watchdog keep-alive (sdnotify.h) */
-	struct task memtrim;             /* hands free heap back (base/mem.h) */
+	struct fcr_egw *fcr;   /* grid services (daemon/fcr.c) */
+	struct fcrlog *fcrlog; /* its operational log (grid/fcrlog.h), for GET /api/fcr/log */
+	struct webui *webui;   /* web UI, live stream, device API (webui.h) */
+	struct task watchdog;  /* systemd watchdog keep-alive (sdnotify.h) */
+	struct task memtrim;   /* hands free heap back (base/mem.h) */
 	unsigned memtrims;
 
 	/* Applies a settings patch (POST /api/settings, the device API): checked
@@ -83,6 +83,6 @@ struct egw {
 	const char *settings_source;
 	char settings_rejected[512];
 	int exit_code;
-	const char *stop_reason;         /* the signal that stops egwd */
-	bool stop_deferred;              /* waiting for FCR to hand the battery back */
+	const char *stop_reason; /* the signal that stops egwd */
+	bool stop_deferred;      /* waiting for FCR to hand the battery back */
 };

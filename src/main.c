@@ -121,10 +121,18 @@ static int parse_args(int argc, char **argv, struct args *a)
 	a->chip_cmd = -1;
 	while ((c = getopt_long(argc, argv, "p:d:c:l:s:hV", opts, NULL)) != -1) {
 		switch (c) {
-		case 'p': a->port = optarg; break;
-		case 'd': a->state_dir = optarg; break;
-		case 'c': a->config = optarg; break;
-		case 'l': a->log_level = optarg; break;
+		case 'p':
+			a->port = optarg;
+			break;
+		case 'd':
+			a->state_dir = optarg;
+			break;
+		case 'c':
+			a->config = optarg;
+			break;
+		case 'l':
+			a->log_level = optarg;
+			break;
 		case 's':
 			if (a->nsets >= MAX_SETS) {
 				fprintf(stderr, "egwd: too many --set (max %d)\n", MAX_SETS);
@@ -132,15 +140,33 @@ static int parse_args(int argc, char **argv, struct args *a)
 			}
 			a->sets[a->nsets++] = optarg;
 			break;
-		case 'C': a->check = true; break;
-		case 'A': a->accept_new_identity = true; break;
-		case 'I': a->chip_cmd = CHIP_INFO; break;
-		case 'P': a->chip_cmd = CHIP_PROVISION; break;
-		case 'n': a->dry_run = true; break;
-		case 'R': list_routes(); exit(0);
-		case 'h': usage(stdout); exit(0);
-		case 'V': printf("egwd %s\n", EGW_VERSION); exit(0);
-		default: usage(stderr); return -1;
+		case 'C':
+			a->check = true;
+			break;
+		case 'A':
+			a->accept_new_identity = true;
+			break;
+		case 'I':
+			a->chip_cmd = CHIP_INFO;
+			break;
+		case 'P':
+			a->chip_cmd = CHIP_PROVISION;
+			break;
+		case 'n':
+			a->dry_run = true;
+			break;
+		case 'R':
+			list_routes();
+			exit(0);
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("egwd %s\n", EGW_VERSION);
+			exit(0);
+		default:
+			usage(stderr);
+			return -1;
 		}
 	}
 	if (optind < argc) {
@@ -197,7 +223,8 @@ static int settings_fallback(struct egw *e, const char *why)
 		 "%s was refused and kept as %s.rejected: %s", file, file, why);
 	if (rename(file, path) < 0) {
 		r = -errno;
-		fprintf(stderr, "egwd: cannot set %s aside as %s: %s\n", file, path, strerror(errno));
+		fprintf(stderr, "egwd: cannot set %s aside as %s: %s\n", file, path,
+			strerror(errno));
 		return r;
 	}
 	lkg_path(e->settings, lkg, sizeof(lkg));
@@ -207,7 +234,8 @@ static int settings_fallback(struct egw *e, const char *why)
 		if (r >= 0)
 			e->settings_source = "last-known-good";
 		else
-			fprintf(stderr, "egwd: the last known good settings %s are not usable either: %s\n",
+			fprintf(stderr,
+				"egwd: the last known good settings %s are not usable either: %s\n",
 				lkg, settings_error_str(&err, msg, sizeof(msg)));
 	}
 	fprintf(stderr, "egwd: settings file %s refused (%s); kept as %s; running with the %s\n",
@@ -230,7 +258,8 @@ static int load_settings(struct egw *e, const struct args *a)
 
 	if (a->config)
 		snprintf(path, sizeof(path), "%s", a->config);
-	else if (snprintf(path, sizeof(path), "%s/settings.json", a->state_dir) >= (int)sizeof(path))
+	else if (snprintf(path, sizeof(path), "%s/settings.json", a->state_dir) >=
+		 (int)sizeof(path))
 		return -ENAMETOOLONG;
 	r = settings_new(path, &e->settings);
 	if (r < 0)
@@ -250,8 +279,8 @@ static int load_settings(struct egw *e, const struct args *a)
 	if (r < 0)
 		fprintf(stderr, "egwd: saving the device ids to %s: %s\n", path, strerror(-r));
 	else if (r > 0)
-		fprintf(stderr, "egwd: %d device id(s) written to %s (ids are kept from now on)\n", r,
-			path);
+		fprintf(stderr, "egwd: %d device id(s) written to %s (ids are kept from now on)\n",
+			r, path);
 	for (unsigned i = 0; i < a->nsets; i++) {
 		if (settings_parse_assignment(a->sets[i], key, sizeof(key), &v) < 0) {
 			fprintf(stderr, "egwd: --set %s: expected KEY=VALUE\n", a->sets[i]);
@@ -306,7 +335,8 @@ static int check_running(const struct settings *s)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
 		goto fail;
-	int len = snprintf(req, sizeof(req), "GET /api/state HTTP/1.1\r\nHost: localhost\r\n"
+	int len = snprintf(req, sizeof(req),
+			   "GET /api/state HTTP/1.1\r\nHost: localhost\r\n"
 			   "Connection: close\r\n\r\n");
 	if (write(fd, req, (size_t)len) != len)
 		goto fail;
@@ -342,8 +372,10 @@ static int init_token(struct egw *e)
 	/* Where it is, never the token itself: stderr ends up in the journal
 	 * and in docker logs, which others may read. */
 	if (created)
-		fprintf(stderr, "egwd: created the API token in %s/api-token (mode 0600); "
-			"read it there to sign in to the web UI\n", e->state_dir);
+		fprintf(stderr,
+			"egwd: created the API token in %s/api-token (mode 0600); "
+			"read it there to sign in to the web UI\n",
+			e->state_dir);
 	return 0;
 }
 
@@ -363,7 +395,8 @@ static int init_web(struct egw *e)
 		 * removed interface): listen everywhere rather than not at all. */
 		struct settings_error err = { 0 };
 		json_t *any = json_string("0.0.0.0");
-		log_error("main", "cannot listen on %s (no such address here): listening on 0.0.0.0",
+		log_error("main",
+			  "cannot listen on %s (no such address here): listening on 0.0.0.0",
 			  settings_values(e->settings)->http_bind);
 		snprintf(e->settings_rejected, sizeof(e->settings_rejected),
 			 "http.bind: %s is not an address of this machine; listening on 0.0.0.0",
@@ -471,7 +504,8 @@ static void keep_last_good(struct egw *e)
 	lkg_path(e->settings, lkg, sizeof(lkg));
 	r = settings_save_to(e->settings, lkg);
 	if (r < 0)
-		log_warn("main", "saving the last known good settings %s: %s", lkg, egw_strerror(r));
+		log_warn("main", "saving the last known good settings %s: %s", lkg,
+			 egw_strerror(r));
 }
 
 /* A change that cannot be applied puts the settings back as they were and
@@ -573,21 +607,17 @@ static json_t *memory_section(void *ud)
 	struct egw *e = ud;
 	struct mem_usage u;
 	mem_usage_read(&u);
-	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}",
-		"rss_kb", (json_int_t)u.rss_kb,
-		"pss_kb", (json_int_t)u.pss_kb,
-		"private_kb", (json_int_t)u.private_kb,
-		"private_dirty_kb", (json_int_t)u.private_dirty_kb,
-		"anon_kb", (json_int_t)u.anon_kb,
-		"trims", (json_int_t)e->memtrims);
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "rss_kb", (json_int_t)u.rss_kb, "pss_kb",
+			 (json_int_t)u.pss_kb, "private_kb", (json_int_t)u.private_kb,
+			 "private_dirty_kb", (json_int_t)u.private_dirty_kb, "anon_kb",
+			 (json_int_t)u.anon_kb, "trims", (json_int_t)e->memtrims);
 }
 
 /* (Re)schedule after a settings change: the first run MEMTRIM_FIRST_S after
  * start (sooner if the interval is shorter), then one every interval. */
 static void memtrim_apply(struct egw *e)
 {
-	usec_t every = (usec_t)settings_values(e->settings)->memory_trim_interval_s *
-		       USEC_PER_SEC;
+	usec_t every = (usec_t)settings_values(e->settings)->memory_trim_interval_s * USEC_PER_SEC;
 	usec_t first = MIN(every, (usec_t)MEMTRIM_FIRST_S * USEC_PER_SEC);
 	usec_t since = now_usec() - e->started_us;
 
@@ -597,7 +627,8 @@ static void memtrim_apply(struct egw *e)
 	e->memtrim.period = every;
 	if (every)
 		loop_task_add(e->loop, &e->memtrim,
-			      now_usec() + (e->memtrims == 0 && since < first ? first - since : every));
+			      now_usec() +
+				      (e->memtrims == 0 && since < first ? first - since : every));
 }
 
 static int init_memtrim(struct egw *e)
@@ -619,7 +650,8 @@ static void start_sdnotify(struct egw *e)
 	uint64_t wd = sdnotify_watchdog_usec();
 	sdnotify("READY=1\nSTATUS=running");
 	if (wd) {
-		e->watchdog = (struct task){ .name = "watchdog", .run = watchdog_run,
+		e->watchdog = (struct task){ .name = "watchdog",
+					     .run = watchdog_run,
 					     .period = (usec_t)(wd / 2) };
 		loop_task_add(e->loop, &e->watchdog, now_usec() + (usec_t)(wd / 2));
 	}
@@ -672,7 +704,8 @@ static void on_signal(struct loop *l, int signo, void *ud)
 			r = apply_settings(e, &err);
 		if (r < 0) {
 			log_error("main", "SIGHUP: keeping the current settings: %s",
-				  r == -ENOMEM ? "out of memory" : settings_error_str(&err, msg, sizeof(msg)));
+				  r == -ENOMEM ? "out of memory"
+					       : settings_error_str(&err, msg, sizeof(msg)));
 			if (snap) {
 				settings_rollback(e->settings, snap);
 				apply_settings(e, &err);
@@ -754,7 +787,8 @@ int main(int argc, char **argv)
 	for (up = 0; up < ARRAY_SIZE(steps); up++) {
 		r = steps[up].init(&e);
 		if (r < 0) {
-			log_error("main", "starting %s failed: %s", steps[up].name, egw_strerror(r));
+			log_error("main", "starting %s failed: %s", steps[up].name,
+				  egw_strerror(r));
 			e.exit_code = 1;
 			goto out;
 		}

@@ -97,21 +97,53 @@ int main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'd': cfg.state_dir = optarg; break;
-		case 'p': payload = optarg; break;
-		case 'm': model = optarg; break;
-		case 't': dtype = optarg; break;
-		case 'P': act = ACT_PEM; break;
-		case 'H': act = ACT_HEX; break;
-		case 'J': act = ACT_JSON; break;
-		case 'S': act = ACT_SERIAL; break;
-		case 'v': act = ACT_VERIFY; token = optarg; break;
-		case 'b': act = ACT_BENCH; bench_n = strtol(optarg, NULL, 10); break;
-		case 'a': cfg.backend = SIGNER_ATECC608; break;
-		case 'B': cfg.i2c_bus = optarg; break;
-		case 'A': cfg.i2c_address = (unsigned)strtoul(optarg, NULL, 0); break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'd':
+			cfg.state_dir = optarg;
+			break;
+		case 'p':
+			payload = optarg;
+			break;
+		case 'm':
+			model = optarg;
+			break;
+		case 't':
+			dtype = optarg;
+			break;
+		case 'P':
+			act = ACT_PEM;
+			break;
+		case 'H':
+			act = ACT_HEX;
+			break;
+		case 'J':
+			act = ACT_JSON;
+			break;
+		case 'S':
+			act = ACT_SERIAL;
+			break;
+		case 'v':
+			act = ACT_VERIFY;
+			token = optarg;
+			break;
+		case 'b':
+			act = ACT_BENCH;
+			bench_n = strtol(optarg, NULL, 10);
+			break;
+		case 'a':
+			cfg.backend = SIGNER_ATECC608;
+			break;
+		case 'B':
+			cfg.i2c_bus = optarg;
+			break;
+		case 'A':
+			cfg.i2c_address = (unsigned)strtoul(optarg, NULL, 0);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if ((cfg.backend == SIGNER_SOFTWARE && !cfg.state_dir) || optind != argc ||
@@ -153,7 +185,8 @@ int main(int argc, char **argv)
 		rc = 0;
 		break;
 	case ACT_JSON:
-		if (signer_public_key_json(s, &j) == 0 && json_dumpf(j, stdout, JSON_INDENT(2)) == 0) {
+		if (signer_public_key_json(s, &j) == 0 &&
+		    json_dumpf(j, stdout, JSON_INDENT(2)) == 0) {
 			putchar('\n');
 			rc = 0;
 		}

@@ -85,7 +85,8 @@ static int issue(struct run *r)
 	if (r->devid)
 		e = mb_client_read_devid(r->c, r->unit, MB_DEVID_BASIC, 0, on_devid, r);
 	else if (r->fc == MB_FC_WRITE_SINGLE || r->fc == MB_FC_WRITE_MULTIPLE)
-		e = mb_client_write(r->c, r->unit, r->fc, r->addr, r->values, r->count, on_write, r);
+		e = mb_client_write(r->c, r->unit, r->fc, r->addr, r->values, r->count, on_write,
+				    r);
 	else
 		e = mb_client_read(r->c, r->unit, r->fc, r->addr, r->count, on_read, r);
 	if (e < 0) {
@@ -274,9 +275,12 @@ int main(int argc, char **argv)
 		printf(hex ? "%u 0x%04x\n" : "%u %u\n", (unsigned)(r.addr + i), r.regs[i]);
 	if (r.repeat > 1 && r.done) {
 		qsort(r.lat, r.done, sizeof(*r.lat), cmp_usec);
-		printf("# n=%u ok=%u err=%u time=%.3fs rate=%.1f/s p50=%lldus p99=%lldus\n", r.done, r.ok,
-		       r.done - r.ok, (double)took / 1e6, (double)r.done * 1e6 / (double)(took ? took : 1),
-		       (long long)r.lat[r.done / 2], (long long)r.lat[(r.done * 99) / 100 < r.done ? (r.done * 99) / 100 : r.done - 1]);
+		printf("# n=%u ok=%u err=%u time=%.3fs rate=%.1f/s p50=%lldus p99=%lldus\n", r.done,
+		       r.ok, r.done - r.ok, (double)took / 1e6,
+		       (double)r.done * 1e6 / (double)(took ? took : 1),
+		       (long long)r.lat[r.done / 2],
+		       (long long)r.lat[(r.done * 99) / 100 < r.done ? (r.done * 99) / 100
+								     : r.done - 1]);
 	}
 	if (r.last_err)
 		fprintf(stderr, "egw-mbread: %s\n", egw_strerror(r.last_err));

@@ -122,8 +122,8 @@ int acks_new(struct loop *l, const struct uploader_source *src, void *src_ud, st
 	a->loop = l;
 	a->src = src;
 	a->src_ud = src_ud;
-	a->work = (struct loop_work){.work = work, .done = done};
-	a->retry = (struct task){.name = "upload-ack", .run = retry_run, .prio = 5};
+	a->work = (struct loop_work){ .work = work, .done = done };
+	a->retry = (struct task){ .name = "upload-ack", .run = retry_run, .prio = 5 };
 	*ret = a;
 	return 0;
 }

@@ -52,9 +52,9 @@ struct dev_acc {
  * waiting here, so a crash that loses them leaves no seq that is neither
  * stored nor in a gap. */
 struct pending {
-	int64_t seq;  /* 0 until the worker reserved it */
+	int64_t seq; /* 0 until the worker reserved it */
 	int64_t created_ms;
-	json_t *doc;  /* the payload without "seq", until serialized */
+	json_t *doc; /* the payload without "seq", until serialized */
 	char *payload;
 	char model[ID_MAX];
 	char *jwt; /* set by the worker once signed */
@@ -100,7 +100,7 @@ struct batch {
 	struct task seal_task;
 	struct task retry_task; /* one-shot: commit again after a store error */
 	struct task resign_task;
-	usec_t resign_backoff;          /* after failed rounds; 0 when the last worked */
+	usec_t resign_backoff; /* after failed rounds; 0 when the last worked */
 
 	/* the batch being collected */
 	int64_t from_ms;
@@ -112,7 +112,7 @@ struct batch {
 	unsigned nsamples;
 	int64_t f_t0, f_slot, f_mhz0, f_last;
 	unsigned overflow_readings, overflow_samples;
-	struct fcr_acc fcr;     /* FCR activation records (batch_add_fcr) */
+	struct fcr_acc fcr; /* FCR activation records (batch_add_fcr) */
 
 	/* sealed batches, FIFO; the head is the one the worker handles */
 	struct pending q[BATCH_MAX_PENDING];
@@ -130,7 +130,7 @@ struct batch {
 	bool gap_deferred; /* the last round did (loop thread) */
 
 	struct batch_stats st;
-	bool srcful;        /* backend.format, taken at each batch's start */
+	bool srcful; /* backend.format, taken at each batch's start */
 	bool srcful_next;
 	json_t *srcful_maps; /* srcful: {"<ts_ms>": {"<addr>": word}} */
 };
@@ -221,11 +221,12 @@ static int poll_reading(struct dev_acc *d, const struct reading *r, json_t *poll
 		if (!ch && !(ch = json_object()))
 			return -ENOMEM;
 		json_t *g = json_object_get(ch, reading_fields[f].group);
-		if (!g && (!(g = json_object()) ||
-		           json_object_set_new(ch, reading_fields[f].group, g) < 0))
+		if (!g &&
+		    (!(g = json_object()) ||
+		     json_object_set_new(ch, reading_fields[f].group, g) < 0))
 			goto nomem;
 		if (json_object_set_new(g, reading_fields[f].name,
-		                        isnan(v) ? json_null() : num_json(v)) < 0)
+					isnan(v) ? json_null() : num_json(v)) < 0)
 			goto nomem;
 	}
 	if (!ch && !d->have_reading)
@@ -246,11 +247,13 @@ static int block_index(struct dev_acc *d, const struct mb_block *mb)
 		if (d->blocks[i].fc == mb->fc && d->blocks[i].addr == mb->addr &&
 		    d->blocks[i].count == mb->count)
 			return (int)i;
-	if (d->nblocks == BATCH_DEV_MAX_BLOCKS || mb->count == 0 ||
-	    mb->count > PROFILE_MAX_BLOCK || d->nwords + mb->count > BATCH_DEV_MAX_WORDS)
+	if (d->nblocks == BATCH_DEV_MAX_BLOCKS || mb->count == 0 || mb->count > PROFILE_MAX_BLOCK ||
+	    d->nwords + mb->count > BATCH_DEV_MAX_WORDS)
 		return -ENOSPC;
-	d->blocks[d->nblocks] =
-	    (struct dev_block){.fc = mb->fc, .addr = mb->addr, .count = mb->count, .off = d->nwords};
+	d->blocks[d->nblocks] = (struct dev_block){ .fc = mb->fc,
+						    .addr = mb->addr,
+						    .count = mb->count,
+						    .off = d->nwords };
 	d->nwords += mb->count;
 	return (int)d->nblocks++;
 }
@@ -259,9 +262,9 @@ static int block_index(struct dev_acc *d, const struct mb_block *mb)
  * failed ("e": [[block, error], ...]) and the words that changed since the
  * block's previous read ("d": [word index, value, ...]). */
 static int poll_blocks(struct dev_acc *d, const struct block_result *res, unsigned nres,
-                       json_t *poll)
+		       json_t *poll)
 {
-	uint8_t read[(BATCH_DEV_MAX_BLOCKS + 7) / 8] = {0};
+	uint8_t read[(BATCH_DEV_MAX_BLOCKS + 7) / 8] = { 0 };
 	json_t *err = NULL, *delta = NULL;
 	int r = -ENOMEM;
 
@@ -328,8 +331,8 @@ out:
 }
 
 int batch_add_reading(struct batch *b, const char *dev_id, const char *profile, const char *serial,
-                      int64_t ts_ms, const struct reading *r, const struct block_result *res,
-                      unsigned nres)
+		      int64_t ts_ms, const struct reading *r, const struct block_result *res,
+		      unsigned nres)
 {
 	struct dev_acc *d;
 	json_t *poll;
@@ -366,7 +369,7 @@ int batch_add_reading(struct batch *b, const char *dev_id, const char *profile, 
 		}
 		old = json_object_get(b->srcful_maps, key);
 		if (old ? json_object_update(old, raw) < 0
-		        : json_object_set(b->srcful_maps, key, raw) < 0) {
+			: json_object_set(b->srcful_maps, key, raw) < 0) {
 			json_decref(raw);
 			return -ENOMEM;
 		}
@@ -392,7 +395,7 @@ int batch_add_reading(struct batch *b, const char *dev_id, const char *profile, 
 }
 
 int batch_add_missed(struct batch *b, const char *dev_id, const char *profile, const char *serial,
-                     int64_t ts_ms, int err)
+		     int64_t ts_ms, int err)
 {
 	struct dev_acc *d;
 	json_t *poll;
@@ -475,8 +478,8 @@ int batch_add_freq(struct batch *b, const char *dev_id, int64_t ts_ms, double hz
 	return 0;
 }
 
-int batch_add_fcr(struct batch *b, const char *battery, int64_t ts_ms, double hz,
-		  double setpoint_w, double measured_w)
+int batch_add_fcr(struct batch *b, const char *battery, int64_t ts_ms, double hz, double setpoint_w,
+		  double measured_w)
 {
 	struct fcr_acc *a = &b->fcr;
 	unsigned iv = b->freq_interval_ms;
@@ -553,7 +556,7 @@ static json_t *device_json(const struct dev_acc *d)
 	}
 	/* "o" steals blocks and kf, also on failure */
 	o = json_pack("{sssssssososO}", "id", d->id, "profile", d->profile, "serial", d->serial,
-	              "blocks", blocks, "kf", kf, "polls", d->polls);
+		      "blocks", blocks, "kf", kf, "polls", d->polls);
 	return o;
 err:
 	json_decref(blocks);
@@ -577,7 +580,7 @@ static json_t *build_payload(struct batch *b, int64_t now_ms)
 	}
 
 	p = json_pack("{sisIsssI}", "v", BATCH_FORMAT_VERSION, "iat", (json_int_t)(now_ms / 1000),
-	              "gateway", signer_serial_hex(b->signer), "from_ms", (json_int_t)b->from_ms);
+		      "gateway", signer_serial_hex(b->signer), "from_ms", (json_int_t)b->from_ms);
 	if (!p)
 		return NULL;
 	if (json_object_set_new(p, "to_ms", json_integer(now_ms)) < 0)
@@ -592,8 +595,8 @@ static json_t *build_payload(struct batch *b, int64_t now_ms)
 	}
 	if (b->nsamples > 0) {
 		o = json_pack("{sssIsIsIsO}", "device", b->freq_dev, "t0", (json_int_t)b->f_t0,
-		              "iv", (json_int_t)b->freq_interval_ms, "mhz", (json_int_t)b->f_mhz0,
-		              "d", b->samples);
+			      "iv", (json_int_t)b->freq_interval_ms, "mhz", (json_int_t)b->f_mhz0,
+			      "d", b->samples);
 		if (!o || json_object_set_new(p, "frequency", o) < 0)
 			goto err;
 	}
@@ -601,7 +604,7 @@ static json_t *build_payload(struct batch *b, int64_t now_ms)
 		goto err;
 	if (b->overflow_readings || b->overflow_samples) {
 		o = json_pack("{sIsI}", "readings", (json_int_t)b->overflow_readings, "samples",
-		              (json_int_t)b->overflow_samples);
+			      (json_int_t)b->overflow_samples);
 		if (!o || json_object_set_new(p, "overflow", o) < 0)
 			goto err;
 	}
@@ -626,8 +629,8 @@ static void commit_work(struct loop_work *w)
 		 * with the same bytes) */
 		int64_t seq = store_next_seq(b->store);
 		if (json_object_set_new(pd->doc, "seq", json_integer(seq)) == 0)
-			pd->payload = egw_json_dumps(pd->doc, JSON_COMPACT | JSON_SORT_KEYS |
-			                                          JSON_REAL_PRECISION(15));
+			pd->payload = egw_json_dumps(
+				pd->doc, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
 		if (!pd->payload) {
 			b->append_r = -ENOMEM; /* retried, like a store error */
 			return;
@@ -733,7 +736,7 @@ int batch_seal_now(struct batch *b)
 		/* The store has been failing for a long time: drop the oldest not
 		 * being worked on, keep the newest. */
 		unsigned victim =
-		    b->commit_work.busy ? (b->qhead + 1) % BATCH_MAX_PENDING : b->qhead;
+			b->commit_work.busy ? (b->qhead + 1) % BATCH_MAX_PENDING : b->qhead;
 		pending_free(&b->q[victim]);
 		if (victim == b->qhead) {
 			b->qhead = (b->qhead + 1) % BATCH_MAX_PENDING;
@@ -878,7 +881,7 @@ static int resign_run(struct task *t, usec_t now)
 }
 
 int batch_new(struct loop *l, struct store *st, struct signer *sg, const struct batch_config *cfg,
-              struct batch **ret)
+	      struct batch **ret)
 {
 	struct batch *b;
 	usec_t resign;
@@ -895,16 +898,18 @@ int batch_new(struct loop *l, struct store *st, struct signer *sg, const struct 
 	b->freq_interval_ms = cfg && cfg->freq_interval_ms ? cfg->freq_interval_ms : 100;
 	b->srcful_next = cfg && cfg->srcful;
 	resign = cfg && cfg->resign_interval > 0 ? cfg->resign_interval : 2 * USEC_PER_SEC;
-	b->seal_task =
-	    (struct task){.name = "batch-seal", .run = seal_run, .period = b->interval, .prio = 4};
-	b->retry_task = (struct task){.name = "batch-retry", .run = retry_run, .prio = 6};
-	b->resign_task = (struct task){.name = "batch-resign",
-	                               .run = resign_run,
-	                               .period = resign,
-	                               .prio = 7,
-	                               .backoff_max = 30 * USEC_PER_SEC};
-	b->commit_work = (struct loop_work){.work = commit_work, .done = commit_done};
-	b->resign_work = (struct loop_work){.work = resign_work, .done = resign_done};
+	b->seal_task = (struct task){ .name = "batch-seal",
+				      .run = seal_run,
+				      .period = b->interval,
+				      .prio = 4 };
+	b->retry_task = (struct task){ .name = "batch-retry", .run = retry_run, .prio = 6 };
+	b->resign_task = (struct task){ .name = "batch-resign",
+					.run = resign_run,
+					.period = resign,
+					.prio = 7,
+					.backoff_max = 30 * USEC_PER_SEC };
+	b->commit_work = (struct loop_work){ .work = commit_work, .done = commit_done };
+	b->resign_work = (struct loop_work){ .work = resign_work, .done = resign_done };
 	collect_reset(b, wall_ms());
 	usec_t now = now_usec();
 	if (loop_task_add(l, &b->seal_task, now + b->interval) < 0 ||

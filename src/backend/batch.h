@@ -100,7 +100,7 @@ struct batch_stats {
 /* The first seal happens one interval after creation.  up may be NULL (set
  * later with batch_set_uploader).  Returns 0, -EINVAL or -ENOMEM. */
 int batch_new(struct loop *l, struct store *st, struct signer *sg, const struct batch_config *cfg,
-              struct batch **ret);
+	      struct batch **ret);
 /* Waits (running the loop, at most a few seconds) for the batch being signed
  * or stored, then frees.  Batches not yet stored are lost.  Accepts NULL. */
 void batch_free(struct batch *b);
@@ -115,14 +115,14 @@ void batch_set_uplink(struct batch *b, struct uploader *up);
  * BATCH_DEV_MAX_BLOCKS / _WORDS for the device are left out.  Returns 0,
  * -EINVAL, -ENOSPC (cap reached: counted in overflow) or -ENOMEM. */
 int batch_add_reading(struct batch *b, const char *dev_id, const char *profile, const char *serial,
-                      int64_t ts_ms, const struct reading *r, const struct block_result *res,
-                      unsigned nres);
+		      int64_t ts_ms, const struct reading *r, const struct block_result *res,
+		      unsigned nres);
 /* Add one scheduled poll that read nothing (err < 0: its error, -ENOTCONN
  * while the device is offline): a poll with "m" (doc/batch-format.md).
  * Not represented in the srcful format.  Returns 0, -EINVAL, -ENOSPC or
  * -ENOMEM. */
 int batch_add_missed(struct batch *b, const char *dev_id, const char *profile, const char *serial,
-                     int64_t ts_ms, int err);
+		     int64_t ts_ms, int err);
 /* Add one grid frequency sample.  Returns 0, -EINVAL, -ENOSPC or -ENOMEM. */
 int batch_add_freq(struct batch *b, const char *dev_id, int64_t ts_ms, double hz);
 
@@ -130,12 +130,12 @@ int batch_add_freq(struct batch *b, const char *dev_id, int64_t ts_ms, double hz
  * ts_ms, the battery setpoint egw held then (W, charging positive; NaN: the
  * battery was in its own mode) and its measured power (NaN: unknown).  Sent
  * as "fcr" (doc/batch-format.md).  Returns 0, -EINVAL, -ENOSPC or -ENOMEM. */
-int batch_add_fcr(struct batch *b, const char *battery, int64_t ts_ms, double hz,
-		  double setpoint_w, double measured_w);
+int batch_add_fcr(struct batch *b, const char *battery, int64_t ts_ms, double hz, double setpoint_w,
+		  double measured_w);
 
 /* Adapters with the signature of struct device_hooks (ud = the batch). */
 void batch_on_reading(void *ud, struct device *d, int64_t ts_ms, const struct reading *r,
-                      const struct block_result *res, unsigned nres);
+		      const struct block_result *res, unsigned nres);
 void batch_on_freq(void *ud, struct device *d, int64_t ts_ms, double hz);
 void batch_on_missed(void *ud, struct device *d, int64_t ts_ms, int err);
 

@@ -4,10 +4,10 @@
 #include "devices/device.h"
 
 void batch_on_reading(void *ud, struct device *d, int64_t ts_ms, const struct reading *r,
-                      const struct block_result *res, unsigned nres)
+		      const struct block_result *res, unsigned nres)
 {
-	batch_add_reading(ud, device_id(d), device_profile_name(d), device_serial(d), ts_ms, r,
-	                  res, nres);
+	batch_add_reading(ud, device_id(d), device_profile_name(d), device_serial(d), ts_ms, r, res,
+			  nres);
 }
 
 void batch_on_missed(void *ud, struct device *d, int64_t ts_ms, int err)

@@ -155,7 +155,7 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 	if (timeout_ms < 0)
 		loop_task_cancel(h->loop, &h->timer);
 	else if (loop_task_add(h->loop, &h->timer,
-	                       now_usec() + (usec_t)timeout_ms * USEC_PER_MSEC) < 0)
+			       now_usec() + (usec_t)timeout_ms * USEC_PER_MSEC) < 0)
 		return -1;
 	return 0;
 }
@@ -198,7 +198,7 @@ int http_new(struct loop *l, struct http **ret)
 	if (!h)
 		return -ENOMEM;
 	h->loop = l;
-	h->timer = (struct task){.name = "http-timeout", .run = on_timer, .prio = 0};
+	h->timer = (struct task){ .name = "http-timeout", .run = on_timer, .prio = 0 };
 	h->multi = curl_multi_init();
 	if (!h->multi) {
 		free(h);
@@ -240,14 +240,14 @@ unsigned http_active(const struct http *h)
 }
 
 int http_post(struct http *h, struct http_req *req, const char *url, const char *content_type,
-              const char *body, size_t len, long timeout_ms, http_done_fn done)
+	      const char *body, size_t len, long timeout_ms, http_done_fn done)
 {
 	return http_post_enc(h, req, url, content_type, NULL, body, len, timeout_ms, done);
 }
 
 int http_post_enc(struct http *h, struct http_req *req, const char *url, const char *content_type,
-                  const char *content_encoding, const char *body, size_t len, long timeout_ms,
-                  http_done_fn done)
+		  const char *content_encoding, const char *body, size_t len, long timeout_ms,
+		  http_done_fn done)
 {
 	char ctype[128], cenc[64];
 	CURL *e;
@@ -258,8 +258,9 @@ int http_post_enc(struct http *h, struct http_req *req, const char *url, const c
 		return -EBUSY;
 	if (snprintf(ctype, sizeof(ctype), "Content-Type: %s", content_type) >= (int)sizeof(ctype))
 		return -EINVAL;
-	if (content_encoding && snprintf(cenc, sizeof(cenc), "Content-Encoding: %s",
-	                                 content_encoding) >= (int)sizeof(cenc))
+	if (content_encoding &&
+	    snprintf(cenc, sizeof(cenc), "Content-Encoding: %s", content_encoding) >=
+		    (int)sizeof(cenc))
 		return -EINVAL;
 	req->http = h;
 	req->done = done;

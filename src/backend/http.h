@@ -49,12 +49,12 @@ void http_free(struct http *h);
  * call.  timeout_ms bounds the whole transfer (connect included).
  * Returns 0, -EBUSY if req is in flight, -ENOMEM or -EINVAL. */
 int http_post(struct http *h, struct http_req *req, const char *url, const char *content_type,
-              const char *body, size_t len, long timeout_ms, http_done_fn done);
+	      const char *body, size_t len, long timeout_ms, http_done_fn done);
 /* http_post with a Content-Encoding header (body already encoded); NULL
  * content_encoding: none. */
 int http_post_enc(struct http *h, struct http_req *req, const char *url, const char *content_type,
-                  const char *content_encoding, const char *body, size_t len, long timeout_ms,
-                  http_done_fn done);
+		  const char *content_encoding, const char *body, size_t len, long timeout_ms,
+		  http_done_fn done);
 /* Abort req's transfer if in flight; its done callback does not run. */
 void http_cancel(struct http_req *req);
 /* Transfers in flight. */

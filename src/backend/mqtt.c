@@ -23,8 +23,8 @@ struct ha_unit {
 	const char *device_class; /* Home Assistant sensor device class */
 	const char *ha_unit;      /* unit_of_measurement */
 	const char *state_class;
-	double mul;               /* shown value = value * mul */
-	int precision;            /* suggested_display_precision when the profile says nothing */
+	double mul;    /* shown value = value * mul */
+	int precision; /* suggested_display_precision when the profile says nothing */
 };
 
 static const struct ha_unit ha_units[] = {
@@ -32,7 +32,10 @@ static const struct ha_unit ha_units[] = {
 	{ "V", "voltage", "V", "measurement", 1, 1 },
 	{ "A", "current", "A", "measurement", 1, 2 },
 	{ "Hz", "frequency", "Hz", "measurement", 1, 2 },
-	{ "C", "temperature", "\xc2\xb0" "C", "measurement", 1, 1 },
+	{ "C", "temperature",
+	  "\xc2\xb0"
+	  "C",
+	  "measurement", 1, 1 },
 	{ "Wh", "energy", "Wh", "total_increasing", 1, 0 },
 	{ "fraction", "battery", "%", "measurement", 100, 0 },
 	{ "m3", "gas", "m\xc2\xb3", "total_increasing", 1, 3 },
@@ -126,7 +129,7 @@ static bool topic_level_ok(const char *s)
 static bool prefix_ok(const char *s)
 {
 	return s && *s && !strpbrk(s, "+#") && strlen(s) < 64 && s[0] != '/' &&
-	       s[strlen(s) - 1] != '/';
+		s[strlen(s) - 1] != '/';
 }
 
 /* Home Assistant ids: [a-zA-Z0-9_-] only. */
@@ -139,7 +142,7 @@ static void ha_id(char *out, size_t len, const char *a, const char *b)
 		for (const char *p = parts[i]; *p && n + 1 < len; p++) {
 			char c = *p;
 			bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			          (c >= '0' && c <= '9') || c == '_' || c == '-';
+				(c >= '0' && c <= '9') || c == '_' || c == '-';
 			out[n++] = ok ? c : '_';
 		}
 	out[n] = 0;
@@ -237,7 +240,7 @@ static void gw_node(char *out, size_t len, const char *serial)
 }
 
 json_t *mqtt_state_json(const char *device_id, const char *profile, int64_t ts_ms,
-                        const struct reading *r)
+			const struct reading *r)
 {
 	json_t *j = reading_to_json(r);
 
@@ -259,8 +262,8 @@ static int set_opt(json_t *o, const char *key, const char *v)
 }
 
 int mqtt_discovery(const char *topic_prefix, const char *discovery_prefix,
-                   const struct mqtt_gateway *gw, const struct mqtt_device *dev,
-                   enum reading_field f, char *ret_topic, size_t topic_len, json_t **ret_config)
+		   const struct mqtt_gateway *gw, const struct mqtt_device *dev,
+		   enum reading_field f, char *ret_topic, size_t topic_len, json_t **ret_config)
 {
 	const struct reading_field_info *fi;
 	const struct ha_unit *u;
@@ -286,10 +289,10 @@ int mqtt_discovery(const char *topic_prefix, const char *discovery_prefix,
 	n = snprintf(entity_id, sizeof(entity_id), "sensor.%s", uid);
 	for (int i = 0; i < n && entity_id[i]; i++)
 		entity_id[i] = (char)(entity_id[i] >= 'A' && entity_id[i] <= 'Z' ? entity_id[i] + 32
-										   : entity_id[i]);
+										 : entity_id[i]);
 	if (u->mul != 1)
 		snprintf(tmpl, sizeof(tmpl), "{{ (value_json.%s.%s * %g) | round(%d) }}", fi->group,
-		         fi->name, u->mul, precision_of(dev->profile, f, u) + 1);
+			 fi->name, u->mul, precision_of(dev->profile, f, u) + 1);
 	else
 		snprintf(tmpl, sizeof(tmpl), "{{ value_json.%s.%s }}", fi->group, fi->name);
 	snprintf(state_topic, sizeof(state_topic), "%s/%s/%s/state", topic_prefix, gw->serial,
@@ -297,13 +300,13 @@ int mqtt_discovery(const char *topic_prefix, const char *discovery_prefix,
 	snprintf(avail_topic, sizeof(avail_topic), "%s/%s/%s/availability", topic_prefix,
 		 gw->serial, dev->id);
 	snprintf(status_topic, sizeof(status_topic), "%s/%s/status", topic_prefix, gw->serial);
-	n = snprintf(ret_topic, topic_len, "%s/sensor/%s/%s/config", discovery_prefix, node, object);
+	n = snprintf(ret_topic, topic_len, "%s/sensor/%s/%s/config", discovery_prefix, node,
+		     object);
 	if (n < 0 || (size_t)n >= topic_len)
 		return -EINVAL;
 
-	device = json_pack("{s:[s], s:s, s:s}", "identifiers", node,
-	                   "name", dev->name && *dev->name ? dev->name : dev->id,
-	                   "via_device", via);
+	device = json_pack("{s:[s], s:s, s:s}", "identifiers", node, "name",
+			   dev->name && *dev->name ? dev->name : dev->id, "via_device", via);
 	if (!device)
 		return -ENOMEM;
 	r |= set_opt(device, "manufacturer", dev->manufacturer);
@@ -311,19 +314,14 @@ int mqtt_discovery(const char *topic_prefix, const char *discovery_prefix,
 	r |= set_opt(device, "serial_number", dev->serial);
 	r |= set_opt(device, "configuration_url", gw->url);
 	cfg = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s,"
-	                " s:[{s:s},{s:s}], s:s, s:i, s:o}",
-	                "name", ha_fields[f].name,
-	                "unique_id", uid,
-	                "default_entity_id", entity_id,
-	                "state_topic", state_topic,
-	                "value_template", tmpl,
-	                "unit_of_measurement", u->ha_unit,
-	                "device_class", ha_fields[f].device_class ? ha_fields[f].device_class
-	                                                          : u->device_class,
-	                "availability", "topic", status_topic, "topic", avail_topic,
-	                "availability_mode", "all",
-	                "suggested_display_precision", precision_of(dev->profile, f, u),
-	                "device", device);
+			" s:[{s:s},{s:s}], s:s, s:i, s:o}",
+			"name", ha_fields[f].name, "unique_id", uid, "default_entity_id", entity_id,
+			"state_topic", state_topic, "value_template", tmpl, "unit_of_measurement",
+			u->ha_unit, "device_class",
+			ha_fields[f].device_class ? ha_fields[f].device_class : u->device_class,
+			"availability", "topic", status_topic, "topic", avail_topic,
+			"availability_mode", "all", "suggested_display_precision",
+			precision_of(dev->profile, f, u), "device", device);
 	if (!cfg)
 		return -ENOMEM;
 	if (ha_fields[f].constant)
@@ -339,8 +337,8 @@ int mqtt_discovery(const char *topic_prefix, const char *discovery_prefix,
 }
 
 int mqtt_gateway_discovery(const char *topic_prefix, const char *discovery_prefix,
-                           const struct mqtt_gateway *gw, char *ret_topic, size_t topic_len,
-                           json_t **ret_config)
+			   const struct mqtt_gateway *gw, char *ret_topic, size_t topic_len,
+			   json_t **ret_config)
 {
 	char node[96], uid[128], entity_id[140], name[96], status_topic[MQTT_TOPIC_MAX];
 	json_t *cfg, *device;
@@ -354,7 +352,7 @@ int mqtt_gateway_discovery(const char *topic_prefix, const char *discovery_prefi
 	n = snprintf(entity_id, sizeof(entity_id), "binary_sensor.%s", uid);
 	for (int i = 0; i < n && entity_id[i]; i++)
 		entity_id[i] = (char)(entity_id[i] >= 'A' && entity_id[i] <= 'Z' ? entity_id[i] + 32
-										   : entity_id[i]);
+										 : entity_id[i]);
 	snprintf(name, sizeof(name), "egw gateway %.60s", gw->serial);
 	snprintf(status_topic, sizeof(status_topic), "%s/%s/status", topic_prefix, gw->serial);
 	n = snprintf(ret_topic, topic_len, "%s/binary_sensor/%s/status/config", discovery_prefix,
@@ -362,22 +360,17 @@ int mqtt_gateway_discovery(const char *topic_prefix, const char *discovery_prefi
 	if (n < 0 || (size_t)n >= topic_len)
 		return -EINVAL;
 	device = json_pack("{s:[s], s:s, s:s, s:s, s:s}", "identifiers", node, "name", name,
-	                   "manufacturer", "egw", "model", "egw energy gateway",
-	                   "serial_number", gw->serial);
+			   "manufacturer", "egw", "model", "egw energy gateway", "serial_number",
+			   gw->serial);
 	if (!device)
 		return -ENOMEM;
 	r |= set_opt(device, "sw_version", gw->sw_version);
 	r |= set_opt(device, "configuration_url", gw->url);
-	cfg = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o}",
-	                "name", "Status",
-	                "unique_id", uid,
-	                "default_entity_id", entity_id,
-	                "state_topic", status_topic,
-	                "payload_on", "online",
-	                "payload_off", "offline",
-	                "device_class", "connectivity",
-	                "entity_category", "diagnostic",
-	                "device", device);
+	cfg = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "name", "Status",
+			"unique_id", uid, "default_entity_id", entity_id, "state_topic",
+			status_topic, "payload_on", "online", "payload_off", "offline",
+			"device_class", "connectivity", "entity_category", "diagnostic", "device",
+			device);
 	if (!cfg || r) {
 		json_decref(cfg);
 		return -ENOMEM;
@@ -403,8 +396,8 @@ static bool in_ids(const char *const *ids, unsigned n, const char *serial, const
 }
 
 int mqtt_stale_config(const char *topic_prefix, const char *discovery_prefix, const char *serial,
-                      const char *const *ids, unsigned n, const char *topic, const void *payload,
-                      size_t len, char *ret_avail, size_t avail_len)
+		      const char *const *ids, unsigned n, const char *topic, const void *payload,
+		      size_t len, char *ret_avail, size_t avail_len)
 {
 	char mine[128], node[128], own[MQTT_TOPIC_MAX], id[64];
 	const char *rest, *slash;
@@ -417,8 +410,8 @@ int mqtt_stale_config(const char *topic_prefix, const char *discovery_prefix, co
 		return 0;
 	rest = topic + dl + 8;
 	slash = strchr(rest, '/');
-	if (!slash || (size_t)(slash - rest) >= sizeof(node) || strcmp(strchr(slash + 1, '/') ?
-								       strchr(slash + 1, '/') : "", "/config") != 0)
+	if (!slash || (size_t)(slash - rest) >= sizeof(node) ||
+	    strcmp(strchr(slash + 1, '/') ? strchr(slash + 1, '/') : "", "/config") != 0)
 		return 0;
 	memcpy(node, rest, (size_t)(slash - rest));
 	node[slash - rest] = 0;
@@ -434,7 +427,7 @@ int mqtt_stale_config(const char *topic_prefix, const char *discovery_prefix, co
 	snprintf(own, sizeof(own), "%s/%s/", topic_prefix, serial);
 	ol = strlen(own);
 	cfg = json_loadb(payload, len, 0, NULL);
-	json_array_foreach(json_object_get(cfg, "availability"), i, a) {
+	json_array_foreach (json_object_get(cfg, "availability"), i, a) {
 		const char *t = json_string_value(json_object_get(a, "topic"));
 		size_t tl = t ? strlen(t) : 0, il;
 		if (tl <= ol + 13 || strncmp(t, own, ol) != 0 ||
@@ -475,7 +468,7 @@ struct mqtt_dev {
 	char id[64];
 	uint32_t announced; /* bit per reading_field: discovery queued since connect */
 	bool online_sent;
-	char shown[192];    /* name and serial announced: a change announces again */
+	char shown[192]; /* name and serial announced: a change announces again */
 };
 
 _Static_assert(RF_COUNT <= 32, "announced mask is 32 bits");
@@ -491,7 +484,7 @@ struct mqtt {
 	char status_topic[MQTT_TOPIC_MAX];
 	usec_t retry_at;
 	usec_t backoff;
-	bool connected;     /* CONNACK accepted */
+	bool connected; /* CONNACK accepted */
 	/* where to connect; a host name is looked up on the loop's worker pool */
 	char host[256];
 	int port, keepalive;
@@ -500,19 +493,19 @@ struct mqtt {
 	unsigned tries;           /* connects since the last success: picks the address */
 	bool refused;             /* the broker refused this attempt's CONNECT */
 	char detail[160];         /* libmosquitto's last error line (OpenSSL's reason) */
-	struct mqtt_msg *q; /* ring of MQTT_QUEUE_MAX */
+	struct mqtt_msg *q;       /* ring of MQTT_QUEUE_MAX */
 	unsigned q_head, q_n;
 	size_t q_bytes;
 	struct mqtt_dev devs[MQTT_MAX_DEVICES];
 	unsigned ndevs;
 	char cur[MQTT_MAX_DEVICES][64]; /* the devices that exist (mqtt_set_devices) */
 	unsigned ncur;
-	bool cur_known;                 /* set once: until then nothing is deleted */
-	char sub[MQTT_TOPIC_MAX];       /* <disc>/sensor/+/+/config */
+	bool cur_known;           /* set once: until then nothing is deleted */
+	char sub[MQTT_TOPIC_MAX]; /* <disc>/sensor/+/+/config */
 	char version[32];
 	int ui_port;
-	char url[96];                   /* configuration_url, "" until connected */
-	char gone[MQTT_TOPIC_MAX];      /* the last stale availability marked offline */
+	char url[96];              /* configuration_url, "" until connected */
+	char gone[MQTT_TOPIC_MAX]; /* the last stale availability marked offline */
 	struct mqtt_stats st;
 };
 
@@ -552,7 +545,11 @@ static int q_push(struct mqtt *m, char *topic, char *payload, size_t len, int qo
 		m->st.dropped++;
 	}
 	m->q[(m->q_head + m->q_n) % MQTT_QUEUE_MAX] = (struct mqtt_msg){
-		.topic = topic, .payload = payload, .len = len, .qos = qos, .retain = retain,
+		.topic = topic,
+		.payload = payload,
+		.len = len,
+		.qos = qos,
+		.retain = retain,
 	};
 	m->q_n++;
 	m->q_bytes += len;
@@ -587,7 +584,7 @@ static void flush(struct mqtt *m)
 		int mid, rc;
 
 		rc = mosquitto_publish(m->mosq, &mid, msg->topic, (int)msg->len, msg->payload,
-		                       msg->qos, msg->retain);
+				       msg->qos, msg->retain);
 		if (rc != MOSQ_ERR_SUCCESS)
 			break;
 		m->st.published++;
@@ -673,7 +670,8 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc)
 		char topic[MQTT_TOPIC_MAX];
 		json_t *cfg;
 		gateway(m, &gw);
-		if (mqtt_gateway_discovery(m->prefix, m->disc, &gw, topic, sizeof(topic), &cfg) == 0)
+		if (mqtt_gateway_discovery(m->prefix, m->disc, &gw, topic, sizeof(topic), &cfg) ==
+		    0)
 			q_push_json(m, topic, cfg, true);
 	}
 	flush(m);
@@ -751,8 +749,9 @@ static void on_io(struct loop_io *io, uint32_t events)
 		rc = mosquitto_loop_write(m->mosq, 16);
 	if (rc != MOSQ_ERR_SUCCESS) {
 		if (!m->refused) /* the CONNACK's reason says more than the close after it */
-			m->st.last_error = rc == MOSQ_ERR_TLS && m->detail[0] ? m->detail
-									     : mosquitto_strerror(rc);
+			m->st.last_error = rc == MOSQ_ERR_TLS && m->detail[0]
+				? m->detail
+				: mosquitto_strerror(rc);
 		lost(m);
 		return;
 	}
@@ -795,7 +794,8 @@ static void connect_to(struct mqtt *m, const char *host)
 	m->detail[0] = 0;
 	rc = mosquitto_connect_async(m->mosq, host, m->port, m->keepalive);
 	if (rc != MOSQ_ERR_SUCCESS) {
-		m->st.last_error = rc == MOSQ_ERR_ERRNO ? egw_strerror(-errno) : mosquitto_strerror(rc);
+		m->st.last_error =
+			rc == MOSQ_ERR_ERRNO ? egw_strerror(-errno) : mosquitto_strerror(rc);
 		lost(m);
 		return;
 	}
@@ -817,8 +817,9 @@ static void resolved(void *ud, int err, const struct loop_resolved *res)
 	}
 	/* After each failed attempt, the next address the name has. */
 	addr = &res->addr[m->tries++ % (unsigned)res->n];
-	a = addr->ss_family == AF_INET ? (const void *)&((const struct sockaddr_in *)addr)->sin_addr
-				       : (const void *)&((const struct sockaddr_in6 *)addr)->sin6_addr;
+	a = addr->ss_family == AF_INET
+		? (const void *)&((const struct sockaddr_in *)addr)->sin_addr
+		: (const void *)&((const struct sockaddr_in6 *)addr)->sin6_addr;
 	if (!inet_ntop(addr->ss_family, a, text, sizeof(text)))
 		lost(m);
 	else
@@ -862,12 +863,11 @@ static int on_tick(struct task *t, usec_t now)
 	return 0;
 }
 
-int mqtt_new(struct loop *l, const struct mqtt_config *cfg, const char *serial,
-             struct mqtt **ret)
+int mqtt_new(struct loop *l, const struct mqtt_config *cfg, const char *serial, struct mqtt **ret)
 {
 	const char *prefix = cfg->topic_prefix && *cfg->topic_prefix ? cfg->topic_prefix : "egw";
 	const char *disc = cfg->discovery_prefix && *cfg->discovery_prefix ? cfg->discovery_prefix
-	                                                                   : "homeassistant";
+									   : "homeassistant";
 	int port = cfg->port > 0 ? cfg->port : (cfg->tls ? 8883 : 1883);
 	char client_id[96];
 	struct mqtt *m;
@@ -892,7 +892,7 @@ int mqtt_new(struct loop *l, const struct mqtt_config *cfg, const char *serial,
 	snprintf(m->version, sizeof(m->version), "%s", cfg->sw_version ? cfg->sw_version : "");
 	m->ui_port = cfg->ui_port;
 	snprintf(client_id, sizeof(client_id), "%s",
-	         cfg->client_id && *cfg->client_id ? cfg->client_id : "");
+		 cfg->client_id && *cfg->client_id ? cfg->client_id : "");
 	if (!*client_id)
 		snprintf(client_id, sizeof(client_id), "egw-%s", serial);
 
@@ -920,7 +920,8 @@ int mqtt_new(struct loop *l, const struct mqtt_config *cfg, const char *serial,
 			      NULL) != MOSQ_ERR_SUCCESS)
 		goto err_mosq;
 
-	m->tick = (struct task){ .name = "mqtt", .run = on_tick, .period = USEC_PER_SEC, .prio = 5 };
+	m->tick =
+		(struct task){ .name = "mqtt", .run = on_tick, .period = USEC_PER_SEC, .prio = 5 };
 	r = loop_task_add(l, &m->tick, loop_now(l) + USEC_PER_SEC);
 	if (r < 0)
 		goto err_mosq;
@@ -981,7 +982,7 @@ static int avail_push(struct mqtt *m, const char *device_id, bool online)
 }
 
 int mqtt_publish_reading(struct mqtt *m, const struct mqtt_device *dev, int64_t ts_ms,
-                         const struct reading *r)
+			 const struct reading *r)
 {
 	const char *device_id = dev->id;
 	const char *profile = dev->profile ? dev->profile->name : NULL;
@@ -1017,7 +1018,8 @@ int mqtt_publish_reading(struct mqtt *m, const struct mqtt_device *dev, int64_t 
 
 		if (isnan(r->v[f]) || (d->announced & (1u << f)))
 			continue;
-		ret = mqtt_discovery(m->prefix, m->disc, &gw, &named, f, topic, sizeof(topic), &cfg);
+		ret = mqtt_discovery(m->prefix, m->disc, &gw, &named, f, topic, sizeof(topic),
+				     &cfg);
 		if (ret == -EINVAL) {
 			/* no HA entity for it; the state still carries it */
 			d->announced |= 1u << f;
@@ -1159,8 +1161,7 @@ void mqtt_stats(const struct mqtt *m, struct mqtt_stats *ret)
 
 #else /* !EGW_HAVE_MQTT */
 
-int mqtt_new(struct loop *l, const struct mqtt_config *cfg, const char *serial,
-             struct mqtt **ret)
+int mqtt_new(struct loop *l, const struct mqtt_config *cfg, const char *serial, struct mqtt **ret)
 {
 	(void)l, (void)cfg, (void)serial, (void)ret;
 	return -ENOTSUP;
@@ -1172,7 +1173,7 @@ void mqtt_free(struct mqtt *m)
 }
 
 int mqtt_publish_reading(struct mqtt *m, const struct mqtt_device *dev, int64_t ts_ms,
-                         const struct reading *r)
+			 const struct reading *r)
 {
 	(void)m, (void)dev, (void)ts_ms, (void)r;
 	return -ENOTSUP;

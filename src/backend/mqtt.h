@@ -76,9 +76,9 @@ struct profile;
 #define MQTT_TOPIC_MAX 256u
 
 struct mqtt_config {
-	const char *host;             /* required */
-	int port;                     /* 0: 1883 (8883 with tls) */
-	const char *username;         /* NULL or "": none */
+	const char *host;     /* required */
+	int port;             /* 0: 1883 (8883 with tls) */
+	const char *username; /* NULL or "": none */
 	const char *password;
 	bool tls;                     /* verify the broker's certificate and name */
 	const char *ca_file;          /* NULL or "": against the system CAs */
@@ -103,38 +103,37 @@ struct mqtt_device {
 
 /* The gateway, for the device block and its own HA device. */
 struct mqtt_gateway {
-	const char *serial;            /* a topic level */
-	const char *sw_version;        /* NULL: not sent */
-	const char *url;               /* configuration_url; NULL: not sent */
+	const char *serial;     /* a topic level */
+	const char *sw_version; /* NULL: not sent */
+	const char *url;        /* configuration_url; NULL: not sent */
 };
 
 struct mqtt_stats {
 	bool connected;
-	uint64_t connects;       /* CONNACKs accepted */
+	uint64_t connects; /* CONNACKs accepted */
 	uint64_t disconnects;
-	uint64_t queued;         /* messages accepted into the FIFO */
-	uint64_t published;      /* handed to libmosquitto */
-	uint64_t acked;          /* PUBACKs received */
-	uint64_t dropped;        /* FIFO overflow (oldest dropped) */
-	uint64_t removed;        /* devices removed, plus stale configs deleted, from HA */
-	unsigned backlog;        /* messages waiting in the FIFO */
+	uint64_t queued;    /* messages accepted into the FIFO */
+	uint64_t published; /* handed to libmosquitto */
+	uint64_t acked;     /* PUBACKs received */
+	uint64_t dropped;   /* FIFO overflow (oldest dropped) */
+	uint64_t removed;   /* devices removed, plus stale configs deleted, from HA */
+	unsigned backlog;   /* messages waiting in the FIFO */
 	size_t backlog_bytes;
 	unsigned inflight;
-	const char *last_error;  /* why the last attempt failed (static text), NULL once connected */
+	const char *last_error; /* why the last attempt failed (static text), NULL once connected */
 };
 
 /* Starts connecting at once.  serial names the gateway in topics.  Returns 0,
  * -EINVAL (no host, bad prefix), -ENOTSUP (built without libmosquitto),
  * -ENOMEM.  Connection failures are not errors: it keeps retrying. */
-int mqtt_new(struct loop *l, const struct mqtt_config *cfg, const char *serial,
-             struct mqtt **ret);
+int mqtt_new(struct loop *l, const struct mqtt_config *cfg, const char *serial, struct mqtt **ret);
 /* Publishes "offline" when connected, then disconnects.  Accepts NULL. */
 void mqtt_free(struct mqtt *m);
 
 /* Queue one reading of a device (and the discovery configs of fields seen
  * for the first time).  Returns 0, -EINVAL, -ENOMEM.  Never blocks. */
 int mqtt_publish_reading(struct mqtt *m, const struct mqtt_device *dev, int64_t ts_ms,
-                         const struct reading *r);
+			 const struct reading *r);
 /* Queue a device's availability ("online"/"offline", retained). */
 int mqtt_publish_availability(struct mqtt *m, const char *device_id, bool online);
 
@@ -149,17 +148,17 @@ void mqtt_stats(const struct mqtt *m, struct mqtt_stats *ret);
 /* Payload builders (pure, for tests and for the module itself). */
 /* The state JSON of a reading (see the topic tree).  New reference or NULL. */
 json_t *mqtt_state_json(const char *device_id, const char *profile, int64_t ts_ms,
-                        const struct reading *r);
+			const struct reading *r);
 /* The discovery topic and config for field f of a device.  Returns 0, -EINVAL
  * (a name that does not fit in a topic), -ENOMEM; *ret_config a new reference. */
 int mqtt_discovery(const char *topic_prefix, const char *discovery_prefix,
-                   const struct mqtt_gateway *gw, const struct mqtt_device *dev,
-                   enum reading_field f, char *ret_topic, size_t topic_len, json_t **ret_config);
+		   const struct mqtt_gateway *gw, const struct mqtt_device *dev,
+		   enum reading_field f, char *ret_topic, size_t topic_len, json_t **ret_config);
 /* The discovery topic and config of the gateway's own entity (its status).
  * Returns as mqtt_discovery. */
 int mqtt_gateway_discovery(const char *topic_prefix, const char *discovery_prefix,
-                           const struct mqtt_gateway *gw, char *ret_topic, size_t topic_len,
-                           json_t **ret_config);
+			   const struct mqtt_gateway *gw, char *ret_topic, size_t topic_len,
+			   json_t **ret_config);
 /* A retained config seen under <disc>/sensor/ (the cleanup at connect):
  * returns 1 when topic is <disc>/sensor/<node>/<object>/config with a node
  * of this gateway (egw_<serial>_...) that belongs to none of ids[0..n): it
@@ -167,8 +166,8 @@ int mqtt_gateway_discovery(const char *topic_prefix, const char *discovery_prefi
  * the config names it ("" when it names none of this gateway's, or a
  * current device's).  0 for anything else, an empty payload included. */
 int mqtt_stale_config(const char *topic_prefix, const char *discovery_prefix, const char *serial,
-                      const char *const *ids, unsigned n, const char *topic, const void *payload,
-                      size_t len, char *ret_avail, size_t avail_len);
+		      const char *const *ids, unsigned n, const char *topic, const void *payload,
+		      size_t len, char *ret_avail, size_t avail_len);
 /* The Home Assistant node id of device ids[i] among the gateway's devices
  * ids[0..n): "egw_<serial>_<id>" with '.' read as '_', as always, unless
  * another of ids reads the same that way ("a.b" and "a_b"): then each id

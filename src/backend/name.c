@@ -44,7 +44,7 @@ int namequery_parse(const char *body, char ret_name[NAMEQUERY_MAX])
 		goto out;
 	}
 	n = json_object_get(root, "data");
-	const char *path[] = {"gatewayConfiguration", "gatewayName"};
+	const char *path[] = { "gatewayConfiguration", "gatewayName" };
 	for (size_t i = 0; i < ARRAY_SIZE(path) && n; i++) {
 		if (json_is_null(n))
 			break;
@@ -129,7 +129,7 @@ static int run(struct task *t, usec_t now)
 		return 0;
 	q->st.attempts++;
 	r = http_post(q->http, &q->req, q->url, "application/json", q->body, strlen(q->body),
-	              q->timeout_ms, on_done);
+		      q->timeout_ms, on_done);
 	if (r < 0) {
 		q->st.failed++;
 		q->st.last_error = r;
@@ -150,7 +150,7 @@ static bool serial_ok(const char *s)
 }
 
 int namequery_new(struct loop *l, struct http *h, const struct namequery_config *cfg,
-                  struct namequery **ret)
+		  struct namequery **ret)
 {
 	struct namequery *q;
 	int n;
@@ -162,9 +162,9 @@ int namequery_new(struct loop *l, struct http *h, const struct namequery_config 
 		return -ENOMEM;
 	/* The serial is restricted to characters needing no JSON/GraphQL escaping. */
 	n = snprintf(
-	    q->body, sizeof(q->body),
-	    "{\"query\":\"{ gatewayConfiguration { gatewayName(id:\\\"%s\\\") { name } } }\"}",
-	    cfg->serial);
+		q->body, sizeof(q->body),
+		"{\"query\":\"{ gatewayConfiguration { gatewayName(id:\\\"%s\\\") { name } } }\"}",
+		cfg->serial);
 	if (n < 0 || (size_t)n >= sizeof(q->body)) {
 		free(q);
 		return -EINVAL;
@@ -181,9 +181,9 @@ int namequery_new(struct loop *l, struct http *h, const struct namequery_config 
 	q->name_ud = cfg->name_ud;
 	q->interval = cfg->interval > 0 ? cfg->interval : 10 * USEC_PER_SEC;
 	q->refresh_interval =
-	    cfg->refresh_interval > 0 ? cfg->refresh_interval : 3600 * USEC_PER_SEC;
+		cfg->refresh_interval > 0 ? cfg->refresh_interval : 3600 * USEC_PER_SEC;
 	q->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 10000;
-	q->task = (struct task){.name = "name-query", .run = run, .prio = 8};
+	q->task = (struct task){ .name = "name-query", .run = run, .prio = 8 };
 	if (loop_task_add(l, &q->task, now_usec()) < 0) {
 		namequery_free(q);
 		return -ENOMEM;
@@ -215,9 +215,9 @@ void namequery_get_stats(const struct namequery *q, struct namequery_stats *ret)
 bool namequery_config_equal(const struct namequery *q, const struct namequery_config *cfg)
 {
 	return cfg->url && strcmp(cfg->url, q->url) == 0 && cfg->serial &&
-	       strcmp(cfg->serial, q->serial) == 0 &&
-	       (cfg->interval > 0 ? cfg->interval : 10 * USEC_PER_SEC) == q->interval &&
-	       (cfg->refresh_interval > 0 ? cfg->refresh_interval : 3600 * USEC_PER_SEC) ==
-	           q->refresh_interval &&
-	       (cfg->timeout_ms > 0 ? cfg->timeout_ms : 10000) == q->timeout_ms;
+		strcmp(cfg->serial, q->serial) == 0 &&
+		(cfg->interval > 0 ? cfg->interval : 10 * USEC_PER_SEC) == q->interval &&
+		(cfg->refresh_interval > 0 ? cfg->refresh_interval : 3600 * USEC_PER_SEC) ==
+		q->refresh_interval &&
+		(cfg->timeout_ms > 0 ? cfg->timeout_ms : 10000) == q->timeout_ms;
 }

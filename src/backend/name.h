@@ -39,7 +39,7 @@ struct namequery;
 /* Returns 0, -EINVAL (no URL or serial, or a serial with characters other
  * than [0-9A-Za-z_-]) or -ENOMEM.  The first query runs at once. */
 int namequery_new(struct loop *l, struct http *h, const struct namequery_config *cfg,
-                  struct namequery **ret);
+		  struct namequery **ret);
 void namequery_free(struct namequery *q);
 /* The name, or NULL while unknown. */
 const char *namequery_name(const struct namequery *q);

@@ -86,7 +86,7 @@ static void sign_work(struct loop_work *w)
 	m->sign_exp = iat + (int64_t)(m->lifetime / USEC_PER_SEC);
 	h = jwt_header_new(m->signer, NULL, "egw-mqtt-auth");
 	p = json_pack("{sssIsIssss}", "sub", signer_serial_hex(m->signer), "iat", (json_int_t)iat,
-	              "exp", (json_int_t)m->sign_exp, "jti", jti, "aud", m->host);
+		      "exp", (json_int_t)m->sign_exp, "jti", jti, "aud", m->host);
 	m->sign_r = h && p ? jwt_sign(m->signer, h, p, &m->sign_out) : -ENOMEM;
 	json_decref(h);
 	json_decref(p);
@@ -213,8 +213,9 @@ static void on_io(struct loop_io *io, uint32_t events)
 		rc = mosquitto_loop_write(m->mosq, 16);
 	if (rc != MOSQ_ERR_SUCCESS) {
 		if (!m->refused) /* the CONNACK's reason says more than the close after it */
-			m->st.last_error =
-			    rc == MOSQ_ERR_TLS && m->detail[0] ? m->detail : mosquitto_strerror(rc);
+			m->st.last_error = rc == MOSQ_ERR_TLS && m->detail[0]
+				? m->detail
+				: mosquitto_strerror(rc);
 		lost(m);
 		return;
 	}
@@ -264,10 +265,12 @@ static void connect_to(struct uplink_mqtt *m, const char *host)
 	/* Every batch the uploader hands over goes out at once: libmosquitto
 	 * queues none behind its own limit. */
 	mosquitto_int_option(m->mosq, MOSQ_OPT_SEND_MAXIMUM, UPLOADER_MAX_IN_FLIGHT);
-	if ((m->username && mosquitto_username_pw_set(m->mosq, m->username,
-	                                              pw && *pw ? pw : NULL) != MOSQ_ERR_SUCCESS) ||
-	    (m->tls && mosquitto_tls_set(m->mosq, m->ca_file, m->ca_file ? NULL : "/etc/ssl/certs",
-	                                 NULL, NULL, NULL) != MOSQ_ERR_SUCCESS)) {
+	if ((m->username &&
+	     mosquitto_username_pw_set(m->mosq, m->username, pw && *pw ? pw : NULL) !=
+		     MOSQ_ERR_SUCCESS) ||
+	    (m->tls &&
+	     mosquitto_tls_set(m->mosq, m->ca_file, m->ca_file ? NULL : "/etc/ssl/certs", NULL,
+			       NULL, NULL) != MOSQ_ERR_SUCCESS)) {
 		m->st.last_error = "bad TLS or credential settings";
 		lost(m);
 		return;
@@ -275,7 +278,7 @@ static void connect_to(struct uplink_mqtt *m, const char *host)
 	rc = mosquitto_connect_async(m->mosq, host, m->port, m->keepalive);
 	if (rc != MOSQ_ERR_SUCCESS) {
 		m->st.last_error =
-		    rc == MOSQ_ERR_ERRNO ? egw_strerror(-errno) : mosquitto_strerror(rc);
+			rc == MOSQ_ERR_ERRNO ? egw_strerror(-errno) : mosquitto_strerror(rc);
 		lost(m);
 		return;
 	}
@@ -298,8 +301,8 @@ static void resolved(void *ud, int err, const struct loop_resolved *res)
 	/* After each failed attempt, the next address the name has. */
 	addr = &res->addr[m->tries++ % (unsigned)res->n];
 	a = addr->ss_family == AF_INET
-	        ? (const void *)&((const struct sockaddr_in *)addr)->sin_addr
-	        : (const void *)&((const struct sockaddr_in6 *)addr)->sin6_addr;
+		? (const void *)&((const struct sockaddr_in *)addr)->sin_addr
+		: (const void *)&((const struct sockaddr_in6 *)addr)->sin6_addr;
 	if (!inet_ntop(addr->ss_family, a, text, sizeof(text)))
 		lost(m);
 	else /* with TLS the name goes on: the certificate check needs it */
@@ -391,8 +394,8 @@ static void tp_cancel(void *ud, unsigned id)
 }
 
 static const struct uploader_transport transport = {
-    .send = tp_send,
-    .cancel = tp_cancel,
+	.send = tp_send,
+	.cancel = tp_cancel,
 };
 
 /* ---- life ---- */
@@ -408,7 +411,7 @@ static char *dup_or_null(const char *s)
 }
 
 int uplink_mqtt_new(struct loop *l, const struct uplink_mqtt_config *cfg,
-                    const struct uploader_source *src, void *src_ud, struct uplink_mqtt **ret)
+		    const struct uploader_source *src, void *src_ud, struct uplink_mqtt **ret)
 {
 	struct uplink_mqtt *m;
 	int port = cfg->port > 0 ? cfg->port : (cfg->tls ? 8883 : 1883);
@@ -440,24 +443,26 @@ int uplink_mqtt_new(struct loop *l, const struct uplink_mqtt_config *cfg,
 		return -ENOMEM;
 	}
 	struct uploader_config ucfg = {
-	    .rate_per_s = cfg->rate_per_s,
-	    .backoff_min = cfg->backoff_min,
-	    .backoff_max = cfg->backoff_max,
-	    .max_in_flight = cfg->max_in_flight,
-	    .transport = &transport,
-	    .transport_ud = m,
-	    .acks = cfg->acks,
-	    .on_health = cfg->on_health,
-	    .health_ud = cfg->health_ud,
+		.rate_per_s = cfg->rate_per_s,
+		.backoff_min = cfg->backoff_min,
+		.backoff_max = cfg->backoff_max,
+		.max_in_flight = cfg->max_in_flight,
+		.transport = &transport,
+		.transport_ud = m,
+		.acks = cfg->acks,
+		.on_health = cfg->on_health,
+		.health_ud = cfg->health_ud,
 	};
 	r = uploader_new(l, NULL, &ucfg, src, src_ud, &m->up);
 	if (r < 0) {
 		uplink_mqtt_free(m);
 		return r;
 	}
-	m->sign_work = (struct loop_work){.work = sign_work, .done = sign_done};
-	m->tick =
-	    (struct task){.name = "uplink-mqtt", .run = on_tick, .period = USEC_PER_SEC, .prio = 5};
+	m->sign_work = (struct loop_work){ .work = sign_work, .done = sign_done };
+	m->tick = (struct task){ .name = "uplink-mqtt",
+				 .run = on_tick,
+				 .period = USEC_PER_SEC,
+				 .prio = 5 };
 	mosquitto_lib_init();
 	r = loop_task_add(l, &m->tick, now_usec() + USEC_PER_SEC);
 	if (r < 0) {
@@ -510,7 +515,7 @@ void uplink_mqtt_get_stats(const struct uplink_mqtt *m, struct uplink_mqtt_stats
 #else /* !EGW_HAVE_MQTT */
 
 int uplink_mqtt_new(struct loop *l, const struct uplink_mqtt_config *cfg,
-                    const struct uploader_source *src, void *src_ud, struct uplink_mqtt **ret)
+		    const struct uploader_source *src, void *src_ud, struct uplink_mqtt **ret)
 {
 	(void)l;
 	(void)cfg;
@@ -534,6 +539,6 @@ struct uploader *uplink_mqtt_uploader(struct uplink_mqtt *m)
 void uplink_mqtt_get_stats(const struct uplink_mqtt *m, struct uplink_mqtt_stats *ret)
 {
 	(void)m;
-	*ret = (struct uplink_mqtt_stats){0};
+	*ret = (struct uplink_mqtt_stats){ 0 };
 }
 #endif

@@ -83,7 +83,7 @@ struct uplink_mqtt_stats {
 /* Starts connecting at once.  Returns 0, -EINVAL (no host, topic or client
  * id; a wildcard in the topic), -ENOTSUP (no libmosquitto) or -ENOMEM. */
 int uplink_mqtt_new(struct loop *l, const struct uplink_mqtt_config *cfg,
-                    const struct uploader_source *src, void *src_ud, struct uplink_mqtt **ret);
+		    const struct uploader_source *src, void *src_ud, struct uplink_mqtt **ret);
 /* Disconnects; batches in flight stay in the store.  Accepts NULL. */
 void uplink_mqtt_free(struct uplink_mqtt *m);
 /* The uploader inside (for batch_set_uplink). */

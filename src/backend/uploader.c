@@ -204,16 +204,16 @@ static void slot_send(struct uploader *u, struct slot *s)
 	while (s->done & (1u << s->url))
 		s->url++;
 	s->gzip = s->gz && !(u->st.plain_urls & (1u << s->url)) &&
-	          (u->compression == UPLOADER_COMPRESS_GZIP || s->gz_len < s->len);
+		(u->compression == UPLOADER_COMPRESS_GZIP || s->gz_len < s->len);
 	u->st.body_bytes += s->len;
 	u->st.wire_bytes += s->gzip ? s->gz_len : s->len;
 	u->st.gzip_bodies += s->gzip;
 	if (s->gzip)
 		r = http_post_enc(u->http, &s->req, u->urls[s->url], "application/jwt", "gzip",
-		                  (const char *)s->gz, s->gz_len, u->timeout_ms, on_http_done);
+				  (const char *)s->gz, s->gz_len, u->timeout_ms, on_http_done);
 	else
 		r = http_post(u->http, &s->req, u->urls[s->url], "application/jwt", s->jwt, s->len,
-		              u->timeout_ms, on_http_done);
+			      u->timeout_ms, on_http_done);
 	if (r < 0)
 		slot_fail(u, s, r, 0, false);
 }
@@ -360,12 +360,12 @@ static void peek_done(struct loop_work *w)
 	s = slot_at(u, u->count);
 	u->count++;
 	*s = (struct slot){
-	    .u = u,
-	    .seq = u->peek_seq,
-	    .jwt = jwt,
-	    .len = strlen(jwt),
-	    .gz = gz,
-	    .gz_len = u->peek_gz_len,
+		.u = u,
+		.seq = u->peek_seq,
+		.jwt = jwt,
+		.len = strlen(jwt),
+		.gz = gz,
+		.gz_len = u->peek_gz_len,
 	};
 	u->fetched = s->seq;
 	u->st.pending_seq = slot_at(u, 0)->seq;
@@ -410,7 +410,7 @@ static int run(struct task *t, usec_t now)
 }
 
 static void apply_defaults(const struct uploader_config *cfg, long *timeout_ms, usec_t *min_gap,
-                           usec_t *bmin, usec_t *bmax, usec_t *poll, unsigned *window)
+			   usec_t *bmin, usec_t *bmax, usec_t *poll, unsigned *window)
 {
 	*timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 10000;
 	*min_gap = USEC_PER_SEC / (cfg->rate_per_s ? cfg->rate_per_s : UPLOADER_DEFAULT_RATE);
@@ -420,11 +420,11 @@ static void apply_defaults(const struct uploader_config *cfg, long *timeout_ms, 
 		*bmax = *bmin;
 	*poll = cfg->poll_interval > 0 ? cfg->poll_interval : 5 * USEC_PER_SEC;
 	*window = cfg->max_in_flight ? MIN(cfg->max_in_flight, UPLOADER_MAX_IN_FLIGHT)
-	                             : UPLOADER_DEFAULT_IN_FLIGHT;
+				     : UPLOADER_DEFAULT_IN_FLIGHT;
 }
 
 int uploader_new(struct loop *l, struct http *h, const struct uploader_config *cfg,
-                 const struct uploader_source *src, void *src_ud, struct uploader **ret)
+		 const struct uploader_source *src, void *src_ud, struct uploader **ret)
 {
 	struct uploader *u;
 	int r;
@@ -454,7 +454,7 @@ int uploader_new(struct loop *l, struct http *h, const struct uploader_config *c
 	}
 	u->n_dest = u->tp ? 1 : u->n_urls;
 	apply_defaults(cfg, &u->timeout_ms, &u->min_gap, &u->backoff_min, &u->backoff_max,
-	               &u->poll_interval, &u->cap);
+		       &u->poll_interval, &u->cap);
 	u->st.max_in_flight = u->cap;
 	u->slots = calloc(u->cap, sizeof(*u->slots));
 	if (!u->slots) {
@@ -479,8 +479,8 @@ int uploader_new(struct loop *l, struct http *h, const struct uploader_config *c
 	u->on_health = cfg->on_health;
 	u->health_ud = cfg->health_ud;
 	u->compression = cfg->compression;
-	u->task = (struct task){.name = "upload", .run = run, .prio = 5};
-	u->peek_work = (struct loop_work){.work = peek_work, .done = peek_done};
+	u->task = (struct task){ .name = "upload", .run = run, .prio = 5 };
+	u->peek_work = (struct loop_work){ .work = peek_work, .done = peek_done };
 	u->rng = (unsigned)now_usec() ^ (unsigned)(uintptr_t)u;
 	*ret = u;
 	return 0;
@@ -577,7 +577,7 @@ bool uploader_config_equal(const struct uploader *u, const struct uploader_confi
 	}
 	apply_defaults(cfg, &tmo, &gap, &bmin, &bmax, &poll, &window);
 	return tmo == u->timeout_ms && gap == u->min_gap && bmin == u->backoff_min &&
-	       bmax == u->backoff_max && poll == u->poll_interval &&
-	       cfg->compression == u->compression && window == u->cap &&
-	       (!cfg->acks || cfg->acks == u->acks);
+		bmax == u->backoff_max && poll == u->poll_interval &&
+		cfg->compression == u->compression && window == u->cap &&
+		(!cfg->acks || cfg->acks == u->acks);
 }

@@ -84,12 +84,12 @@ struct acks;
 struct uploader_config {
 	const char *const *urls; /* copied; 0..UPLOADER_MAX_URLS (0: uploads off) */
 	size_t n_urls;
-	long timeout_ms;      /* per request; 0: 10000 */
-	unsigned rate_per_s;  /* max request starts per second; 0: UPLOADER_DEFAULT_RATE */
+	long timeout_ms;     /* per request; 0: 10000 */
+	unsigned rate_per_s; /* max request starts per second; 0: UPLOADER_DEFAULT_RATE */
 	enum uploader_compression compression; /* backend.compression */
-	usec_t backoff_min;   /* 0: 1 s */
-	usec_t backoff_max;   /* 0: 60 s */
-	usec_t poll_interval; /* look for work even without a kick; 0: 5 s */
+	usec_t backoff_min;                    /* 0: 1 s */
+	usec_t backoff_max;                    /* 0: 60 s */
+	usec_t poll_interval;                  /* look for work even without a kick; 0: 5 s */
 	/* Optional: called when the backend (or the way to it) starts failing
 	 * (ok false: err, HTTP status or 0, curl's text or "") and when it works
 	 * again (ok true), once per change, so the daemon can log outages
@@ -132,7 +132,7 @@ struct uploader;
 /* Returns 0, -EINVAL (too many or empty URLs) or -ENOMEM.  Starts idle: call
  * uploader_kick() (or wait poll_interval) to look for work. */
 int uploader_new(struct loop *l, struct http *h, const struct uploader_config *cfg,
-                 const struct uploader_source *src, void *src_ud, struct uploader **ret);
+		 const struct uploader_source *src, void *src_ud, struct uploader **ret);
 /* Waits (running the loop) for work it started, if any. */
 void uploader_free(struct uploader *u);
 /* From a transport: request id finished (err 0: delivered, else a negative

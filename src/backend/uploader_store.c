@@ -7,7 +7,7 @@
 static int store_src_peek(void *ud, uint64_t after_seq, uint64_t *ret_seq, char **ret_jwt)
 {
 	struct store *s = ud;
-	struct store_row row = {0};
+	struct store_row row = { 0 };
 	struct store_stats st;
 	unsigned n = 0;
 	int r = store_peek(s, (int64_t)after_seq, 1, &row, &n);
@@ -31,6 +31,6 @@ static int store_src_ack(void *ud, uint64_t seq)
 }
 
 const struct uploader_source uploader_store_source = {
-    .peek = store_src_peek,
-    .ack = store_src_ack,
+	.peek = store_src_peek,
+	.ack = store_src_ack,
 };

@@ -46,7 +46,7 @@ fail:
 
 char *egw_json_dumps(const json_t *j, size_t flags)
 {
-	struct dump_buf b = {0};
+	struct dump_buf b = { 0 };
 
 	if (json_dump_callback(j, dump_append, &b, flags) < 0 || b.failed || !b.data) {
 		free(b.data);
@@ -128,14 +128,21 @@ json_t *egw_json_load_file(const char *path, size_t flags, json_error_t *err)
 const char *egw_json_kind(const json_t *v)
 {
 	switch (json_typeof(v)) {
-	case JSON_OBJECT: return "an object";
-	case JSON_ARRAY: return "an array";
-	case JSON_STRING: return "a string";
-	case JSON_INTEGER: return "an integer";
-	case JSON_REAL: return "a number with a fraction";
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_STRING:
+		return "a string";
+	case JSON_INTEGER:
+		return "an integer";
+	case JSON_REAL:
+		return "a number with a fraction";
 	case JSON_TRUE:
-	case JSON_FALSE: return "a boolean";
-	case JSON_NULL: return "null";
+	case JSON_FALSE:
+		return "a boolean";
+	case JSON_NULL:
+		return "null";
 	}
 	return "?";
 }

@@ -8,8 +8,14 @@
 static enum log_level log_level = LOG_LVL_INFO;
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
-void log_set_level(enum log_level lvl) { log_level = lvl; }
-enum log_level log_get_level(void) { return log_level; }
+void log_set_level(enum log_level lvl)
+{
+	log_level = lvl;
+}
+enum log_level log_get_level(void)
+{
+	return log_level;
+}
 
 int log_parse_level(const char *s)
 {
@@ -37,9 +43,15 @@ size_t log_escape(char *dst, size_t n, const char *src)
 		} else {
 			esc[k++] = '\\';
 			switch (c) {
-			case '\n': esc[k++] = 'n'; break;
-			case '\r': esc[k++] = 'r'; break;
-			case '\t': esc[k++] = 't'; break;
+			case '\n':
+				esc[k++] = 'n';
+				break;
+			case '\r':
+				esc[k++] = 'r';
+				break;
+			case '\t':
+				esc[k++] = 't';
+				break;
 			default:
 				esc[k++] = 'x';
 				esc[k++] = hex[c >> 4];
@@ -67,9 +79,10 @@ void log_msg(enum log_level lvl, const char *module, const char *fmt, ...)
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ",
-		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-		     tm.tm_sec, ts.tv_nsec / 1000000, level_names[lvl], module);
+	n = snprintf(line, sizeof(line),
+		     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ", tm.tm_year + 1900,
+		     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		     ts.tv_nsec / 1000000, level_names[lvl], module);
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);

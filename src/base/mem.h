@@ -15,11 +15,11 @@
 #include <stdint.h>
 
 struct mem_usage {
-	uint64_t rss_kb;          /* Rss: every resident page, shared ones whole */
-	uint64_t pss_kb;          /* Pss: shared pages divided by their sharers */
-	uint64_t private_kb;      /* Private_Clean + Private_Dirty */
+	uint64_t rss_kb;     /* Rss: every resident page, shared ones whole */
+	uint64_t pss_kb;     /* Pss: shared pages divided by their sharers */
+	uint64_t private_kb; /* Private_Clean + Private_Dirty */
 	uint64_t private_dirty_kb;
-	uint64_t anon_kb;         /* Anonymous: heap, stacks, written data */
+	uint64_t anon_kb; /* Anonymous: heap, stacks, written data */
 };
 
 /* Fills *u from /proc/self/smaps_rollup.  Returns 0 or -errno. */

@@ -41,9 +41,9 @@ enum stype {
 struct skey {
 	const char *key;
 	enum stype type;
-	int64_t def;              /* ST_INT, ST_BOOL */
-	const char *def_str;      /* ST_STR, ST_ENUM, ST_URL */
-	int64_t min, max;         /* ST_INT */
+	int64_t def;               /* ST_INT, ST_BOOL */
+	const char *def_str;       /* ST_STR, ST_ENUM, ST_URL */
+	int64_t min, max;          /* ST_INT */
 	const char *const *values; /* ST_ENUM, NULL-terminated */
 	unsigned flags;
 };
@@ -59,21 +59,19 @@ static const char *const uplink_auths[] = { "jwt", "password", NULL };
 
 /* The schema (schema.h) as the validation table, in key order. */
 #define SKEY_ROW(field, key, type, ...) { key, ST_##type, __VA_ARGS__ },
-static const struct skey schema[] = {
-	SETTINGS_SCHEMA(SKEY_ROW)
-};
+static const struct skey schema[] = { SETTINGS_SCHEMA(SKEY_ROW) };
 #undef SKEY_ROW
 
-#define MAX_URLS 8      /* UPLOADER_MAX_URLS */
+#define MAX_URLS 8 /* UPLOADER_MAX_URLS */
 #define MAX_ARRAY 256
-#define MAX_ARRAY_ENTRY 256  /* bytes of one ST_ARRAY entry, serialized */
+#define MAX_ARRAY_ENTRY 256 /* bytes of one ST_ARRAY entry, serialized */
 #define MAX_NAMES 16
 #define MAX_DOC_BYTES (256 * 1024) /* the whole document, serialized */
 
 struct settings {
-	json_t *file;      /* file layer */
-	json_t *over;      /* command line layer */
-	json_t *eff;       /* defaults + file + over */
+	json_t *file;             /* file layer */
+	json_t *over;             /* command line layer */
+	json_t *eff;              /* defaults + file + over */
 	struct settings_values v; /* eff, typed; borrows from eff */
 	uint64_t generation;
 	char path[PATH_MAX];
@@ -219,8 +217,10 @@ static int check_value(const struct skey *k, const json_t *v, struct settings_er
 			return -EGW_ESCHEMA;
 		}
 		if (inet_pton(AF_INET, json_string_value(v), &a) != 1) {
-			set_err(err, k->key, "\"%.60s\" is not an IPv4 address (0.0.0.0: every "
-				"interface, 127.0.0.1: this machine only)", json_string_value(v));
+			set_err(err, k->key,
+				"\"%.60s\" is not an IPv4 address (0.0.0.0: every "
+				"interface, 127.0.0.1: this machine only)",
+				json_string_value(v));
 			return -EGW_ESCHEMA;
 		}
 		return 0;
@@ -252,13 +252,14 @@ static int check_value(const struct skey *k, const json_t *v, struct settings_er
 				set_err(err, de.key, "%s", r == -ENOMEM ? "out of memory" : de.msg);
 			return r;
 		}
-		int max = k->type == ST_URL_LIST ? MAX_URLS
-			: k->type == ST_NAME_LIST ? MAX_NAMES : MAX_ARRAY;
+		int max = k->type == ST_URL_LIST  ? MAX_URLS
+			: k->type == ST_NAME_LIST ? MAX_NAMES
+						  : MAX_ARRAY;
 		if (json_array_size(v) > (size_t)max) {
 			set_err(err, k->key, "more than %d entries", max);
 			return -EGW_ESCHEMA;
 		}
-		json_array_foreach(v, i, e) {
+		json_array_foreach (v, i, e) {
 			snprintf(ikey, sizeof(ikey), "%s[%zu]", k->key, i);
 			if (k->type == ST_ARRAY) {
 				/* Bounded, so that the document and every answer
@@ -270,7 +271,8 @@ static int check_value(const struct skey *k, const json_t *v, struct settings_er
 				}
 			} else if (k->type == ST_NAME_LIST) {
 				if (!json_is_string(e) || !host_ok(json_string_value(e))) {
-					set_err(err, ikey, "expected a host name (letters, digits, "
+					set_err(err, ikey,
+						"expected a host name (letters, digits, "
 						"'-' and '.', at most 253)");
 					return -EGW_ESCHEMA;
 				}
@@ -292,7 +294,7 @@ static int validate_at(const char *prefix, const json_t *o, struct settings_erro
 	char key[128];
 	int r;
 
-	json_object_foreach((json_t *)o, name, v) {
+	json_object_foreach ((json_t *)o, name, v) {
 		int n = snprintf(key, sizeof(key), "%s%s%s", prefix, *prefix ? "." : "", name);
 		if (n < 0 || (size_t)n >= sizeof(key)) {
 			set_err(err, "", "key too long");
@@ -330,7 +332,8 @@ int settings_validate(const json_t *doc, struct settings_error *err)
 	/* Every key is bounded on its own; this bounds them together, so a
 	 * GET /api/settings answer stays small whatever was posted. */
 	if (json_dumpb(doc, NULL, 0, JSON_COMPACT) > MAX_DOC_BYTES) {
-		set_err(err, "", "the settings document is larger than %d KiB", MAX_DOC_BYTES / 1024);
+		set_err(err, "", "the settings document is larger than %d KiB",
+			MAX_DOC_BYTES / 1024);
 		return -EGW_ESCHEMA;
 	}
 	return 0;
@@ -434,7 +437,7 @@ static int merge(json_t *dst, const json_t *src)
 	const char *name;
 	json_t *v;
 
-	json_object_foreach((json_t *)src, name, v) {
+	json_object_foreach ((json_t *)src, name, v) {
 		json_t *d = json_object_get(dst, name);
 		if (json_is_object(d) && json_is_object(v)) {
 			if (merge(d, v) < 0)
@@ -457,14 +460,22 @@ static json_t *defaults_doc(void)
 	for (size_t i = 0; i < ARRAY_SIZE(schema); i++) {
 		const struct skey *k = &schema[i];
 		switch (k->type) {
-		case ST_INT: v = json_integer(k->def); break;
-		case ST_BOOL: v = json_boolean(k->def); break;
+		case ST_INT:
+			v = json_integer(k->def);
+			break;
+		case ST_BOOL:
+			v = json_boolean(k->def);
+			break;
 		case ST_STR:
 		case ST_ENUM:
 		case ST_HOST:
 		case ST_BIND:
-		case ST_URL: v = json_string(k->def_str); break;
-		default: v = json_array(); break;
+		case ST_URL:
+			v = json_string(k->def_str);
+			break;
+		default:
+			v = json_array();
+			break;
 		}
 		json_t *parent = parent_for(doc, k->key, buf, sizeof(buf), &leaf);
 		if (!v || !parent) {
@@ -527,7 +538,8 @@ static int commit(struct settings *s, json_t *file, json_t *over, struct setting
 		r = saved ? fcr_conf_parse(saved, &fc, &fe) : -ENOMEM;
 		if (r == -EGW_ESCHEMA) {
 			size_t n = strlen(fe.msg);
-			snprintf(fe.msg + n, sizeof(fe.msg) - n, " (in the saved settings, without "
+			snprintf(fe.msg + n, sizeof(fe.msg) - n,
+				 " (in the saved settings, without "
 				 "the command line's --set)");
 		}
 		json_decref(saved);
@@ -584,8 +596,14 @@ void settings_free(struct settings *s)
 	free(s);
 }
 
-const char *settings_path(const struct settings *s) { return s->path; }
-uint64_t settings_generation(const struct settings *s) { return s->generation; }
+const char *settings_path(const struct settings *s)
+{
+	return s->path;
+}
+uint64_t settings_generation(const struct settings *s)
+{
+	return s->generation;
+}
 
 int settings_load(struct settings *s, struct settings_error *err)
 {
@@ -607,8 +625,8 @@ int settings_load(struct settings *s, struct settings_error *err)
 			return -ENOMEM;
 		}
 		if (!doc) {
-			set_err(err, "", "%s:%d:%d: malformed JSON: %s", s->path, je.line, je.column,
-				je.text);
+			set_err(err, "", "%s:%d:%d: malformed JSON: %s", s->path, je.line,
+				je.column, je.text);
 			return -EGW_EJSON;
 		}
 	}
@@ -721,7 +739,8 @@ static int unmask_url_at(json_t *holder, size_t index, const char *leaf, const j
 		return 0;
 	c = unmask_url(json_string_value(v), cur);
 	if (!c) {
-		set_err(err, key, "holds masked credentials (" MASK ") but is not a stored URL "
+		set_err(err, key,
+			"holds masked credentials (" MASK ") but is not a stored URL "
 			"with that scheme, host, port and path: a stored secret is only reused "
 			"where it was given for; enter the credentials again");
 		return -EGW_ESCHEMA;
@@ -750,8 +769,9 @@ static int unmask(json_t *patch, const json_t *eff, struct settings_error *err)
 			continue;
 		if (k->type == ST_URL) {
 			parent = parent_for(patch, k->key, buf, sizeof(buf), &leaf);
-			r = parent ? unmask_url_at(parent, 0, leaf, lookup(eff, k->key), k->key, err)
-				   : -ENOMEM;
+			r = parent
+				? unmask_url_at(parent, 0, leaf, lookup(eff, k->key), k->key, err)
+				: -ENOMEM;
 			if (r < 0)
 				return r;
 			continue;
@@ -777,9 +797,12 @@ static int unmask(json_t *patch, const json_t *eff, struct settings_error *err)
 		snprintf(pk, sizeof(pk), "%s.port", group);
 		if (!json_equal((json_t *)after_patch(patch, eff, hk), (json_t *)lookup(eff, hk)) ||
 		    !json_equal((json_t *)after_patch(patch, eff, pk), (json_t *)lookup(eff, pk))) {
-			set_err(err, k->key, MASK " keeps the stored password only for the host and "
+			set_err(err, k->key,
+				MASK
+				" keeps the stored password only for the host and "
 				"port it was given for; %s or %s changes: enter the password for the "
-				"new one", hk, pk);
+				"new one",
+				hk, pk);
 			return -EGW_ESCHEMA;
 		}
 		parent = parent_for(patch, k->key, buf, sizeof(buf), &leaf);
@@ -798,7 +821,7 @@ static void drop_overridden(json_t *over, const json_t *patch)
 	json_t *v;
 	void *tmp;
 
-	json_object_foreach_safe((json_t *)patch, tmp, k, v) {
+	json_object_foreach_safe ((json_t *)patch, tmp, k, v) {
 		json_t *o = json_object_get(over, k);
 		if (!o)
 			continue;
@@ -923,7 +946,8 @@ int settings_save_to(const struct settings *s, const char *path)
 	if (!text)
 		return -ENOMEM;
 	/* Flash wears with every write: an unchanged file is left alone. */
-	r = file_equals(path ? path : s->path, text, n) ? 0
+	r = file_equals(path ? path : s->path, text, n)
+		? 0
 		: file_write_atomic(path ? path : s->path, text, n, 0600);
 	free(text);
 	return r;
@@ -983,8 +1007,8 @@ static const json_t *get(const struct settings *s, const char *key, bool scalar)
 {
 	const struct skey *k = schema_find(key);
 	assert(k && "settings: key not in the schema");
-	assert(!k || scalar == (k->type != ST_URL_LIST && k->type != ST_DEVICES &&
-				k->type != ST_ARRAY));
+	assert(!k ||
+	       scalar == (k->type != ST_URL_LIST && k->type != ST_DEVICES && k->type != ST_ARRAY));
 	UNUSED(scalar);
 	return k ? lookup(s->eff, key) : NULL;
 }

@@ -49,8 +49,8 @@ struct settings_values {
 const struct settings_values *settings_values(const struct settings *s);
 
 struct settings_error {
-	char key[128];   /* dotted key at fault, "" when not about one key */
-	char msg[256];   /* the problem, without the key */
+	char key[128]; /* dotted key at fault, "" when not about one key */
+	char msg[256]; /* the problem, without the key */
 };
 
 /* "key: msg" (or just msg) into buf; returns buf. */
@@ -74,9 +74,9 @@ int settings_validate(const json_t *doc, struct settings_error *err);
  * (settings_set) or the override layer (settings_override).  value is
  * borrowed.  Returns 0 or -EGW_ESCHEMA. */
 int settings_set(struct settings *s, const char *key, const json_t *value,
-                 struct settings_error *err);
+		 struct settings_error *err);
 int settings_override(struct settings *s, const char *key, const json_t *value,
-                      struct settings_error *err);
+		      struct settings_error *err);
 
 /* Merges a partial document into the file layer (objects merge, everything
  * else replaces).  A secret given as "***" keeps its current value, so a

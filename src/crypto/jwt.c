@@ -15,8 +15,8 @@
 
 json_t *jwt_header_new(const struct signer *s, const char *model, const char *dtype)
 {
-	json_t *h = json_pack("{s:s, s:s, s:s, s:s}", "alg", "ES256", "typ", "JWT",
-			      "device", signer_serial_hex(s), "opr", "production");
+	json_t *h = json_pack("{s:s, s:s, s:s, s:s}", "alg", "ES256", "typ", "JWT", "device",
+			      signer_serial_hex(s), "opr", "production");
 
 	if (!h)
 		return NULL;
@@ -59,7 +59,8 @@ static int header_text(const json_t *header, char **ret)
 	return 0;
 }
 
-int jwt_sign_raw(struct signer *s, const json_t *header, const char *payload_json, char **ret_compact)
+int jwt_sign_raw(struct signer *s, const json_t *header, const char *payload_json,
+		 char **ret_compact)
 {
 	char *htext = NULL, *out = NULL;
 	size_t hlen, plen, n, elen;

@@ -33,7 +33,8 @@ int jwt_sign(struct signer *s, const json_t *header, const json_t *payload, char
 
 /* Same, from payload text already serialized by the caller (used for rows
  * kept in the store: the payload bytes are signed exactly as given). */
-int jwt_sign_raw(struct signer *s, const json_t *header, const char *payload_json, char **ret_compact);
+int jwt_sign_raw(struct signer *s, const json_t *header, const char *payload_json,
+		 char **ret_compact);
 
 /* Verifies a compact ES256 token against the public key X||Y.
  * Checks: three parts, strict base64url, header is a JSON object with
@@ -44,5 +45,5 @@ int jwt_sign_raw(struct signer *s, const json_t *header, const char *payload_jso
  * Returns 0, -EBADMSG (malformed token), -EGW_EBADSIG (signature does not
  * verify), -EINVAL (bad public key) or -ENOMEM. */
 int jwt_verify_es256(const char *compact, const uint8_t pub_xy[64], json_t **ret_payload);
-int jwt_verify_es256_full(const char *compact, const uint8_t pub_xy[64],
-			  json_t **ret_header, json_t **ret_payload);
+int jwt_verify_es256_full(const char *compact, const uint8_t pub_xy[64], json_t **ret_header,
+			  json_t **ret_payload);

@@ -40,7 +40,8 @@ static bool p256_is_p256(const EVP_PKEY *k)
 
 	if (!EVP_PKEY_is_a(k, "EC"))
 		return false;
-	if (!EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), &len))
+	if (!EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+					    &len))
 		return false;
 	return strcmp(group, "prime256v1") == 0 || strcmp(group, "P-256") == 0;
 }

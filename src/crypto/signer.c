@@ -41,23 +41,23 @@ struct signer {
 	const struct signer_ops *ops;
 	struct signer_config cfg;
 	char state_dir[PATH_MAX];
-	pthread_mutex_t lock;          /* serializes signatures */
+	pthread_mutex_t lock; /* serializes signatures */
 	atomic_bool healthy;
-	bool reinit;                   /* a failure: start the chip afresh */
-	atomic_bool refused;           /* key is not the recorded identity */
+	bool reinit;         /* a failure: start the chip afresh */
+	atomic_bool refused; /* key is not the recorded identity */
 	_Atomic(const char *) last_error;
 	_Atomic(struct ident *) shown; /* NULL: no identity known */
 	struct ident own;              /* the key in use (valid when have_own) */
 	struct ident rec;              /* <state_dir>/identity (valid when have_rec) */
 	bool have_own, have_rec;
-	bool bad_rec;                  /* the record exists but cannot be read */
-	bool checked;                  /* own matches rec, or rec replaced */
-	bool recorded;                 /* the record on disk is own */
-	EVP_PKEY *key;                 /* software: the private key */
+	bool bad_rec;  /* the record exists but cannot be read */
+	bool checked;  /* own matches rec, or rec replaced */
+	bool recorded; /* the record on disk is own */
+	EVP_PKEY *key; /* software: the private key */
 #if EGW_HAVE_ATECC
 	ATCAIfaceCfg atcfg;
-	bool at_ready;                 /* atcab_init succeeded, not released since */
-	char at_error[96];             /* "no ATECC608 answers on ... at 0x.." */
+	bool at_ready;     /* atcab_init succeeded, not released since */
+	char at_error[96]; /* "no ATECC608 answers on ... at 0x.." */
 #endif
 };
 
@@ -134,7 +134,8 @@ static void ident_clear(struct ident *id)
 
 static bool ident_same(const struct ident *a, const struct ident *b)
 {
-	return memcmp(a->serial, b->serial, sizeof(a->serial)) == 0 && memcmp(a->xy, b->xy, sizeof(a->xy)) == 0;
+	return memcmp(a->serial, b->serial, sizeof(a->serial)) == 0 &&
+		memcmp(a->xy, b->xy, sizeof(a->xy)) == 0;
 }
 
 /* ---- the identity record: "backend B\nserial HEX\npublic_key HEX\n" ---- */
@@ -167,7 +168,8 @@ int signer_identity_parse(const char *text, size_t n, struct signer_identity *re
 		else
 			return -EINVAL;
 	}
-	if (unhex(serial, id.serial, sizeof(id.serial)) < 0 || unhex(xy, id.xy, sizeof(id.xy)) < 0 ||
+	if (unhex(serial, id.serial, sizeof(id.serial)) < 0 ||
+	    unhex(xy, id.xy, sizeof(id.xy)) < 0 ||
 	    (strcmp(id.backend, "software") != 0 && strcmp(id.backend, "atecc608") != 0))
 		return -EINVAL;
 	*ret = id;
@@ -215,8 +217,8 @@ static int record_save(struct signer *s)
 	r = record_path(s, path, sizeof(path));
 	if (r < 0)
 		return r;
-	n = snprintf(buf, sizeof(buf), "backend %s\nserial %s\npublic_key %s\n", s->ops->name, s->own.serial_hex,
-		     s->own.xy_hex);
+	n = snprintf(buf, sizeof(buf), "backend %s\nserial %s\npublic_key %s\n", s->ops->name,
+		     s->own.serial_hex, s->own.xy_hex);
 	return file_write_atomic(path, buf, (size_t)n, 0644);
 }
 
@@ -235,8 +237,11 @@ static void check_identity(struct signer *s)
 		return;
 	}
 	atomic_store(&s->refused, true);
-	signer_fail(s, s->bad_rec ? "the identity record is unreadable (start egwd with --accept-new-identity to replace it)"
-				  : "key differs from the recorded identity (start egwd with --accept-new-identity to accept it)");
+	signer_fail(
+		s,
+		s->bad_rec
+			? "the identity record is unreadable (start egwd with --accept-new-identity to replace it)"
+			: "key differs from the recorded identity (start egwd with --accept-new-identity to accept it)");
 }
 
 /* ---- software backend ---- */
@@ -387,7 +392,9 @@ static int atecc_connect(struct signer *s)
 		return -EGW_ESIGNER;
 	}
 	if (atcab_get_pubkey(0, id.xy) != ATCA_SUCCESS) {
-		signer_fail(s, "ATECC608 slot 0 holds no key (provision the chip: egwd --chip-provision)");
+		signer_fail(
+			s,
+			"ATECC608 slot 0 holds no key (provision the chip: egwd --chip-provision)");
 		return -EGW_ESIGNER;
 	}
 	if (s->have_own) {
@@ -490,7 +497,8 @@ int signer_chip_info(const struct signer_config *cfg, struct signer_chip_info *r
 	if (r < 0)
 		return r;
 	r = -EGW_ESIGNER;
-	if (atcab_read_serial_number(ci.serial) != ATCA_SUCCESS || atcab_info(ci.revision) != ATCA_SUCCESS ||
+	if (atcab_read_serial_number(ci.serial) != ATCA_SUCCESS ||
+	    atcab_info(ci.revision) != ATCA_SUCCESS ||
 	    atcab_read_config_zone(config) != ATCA_SUCCESS ||
 	    atcab_info_base(INFO_MODE_KEY_VALID, 0, kv) != ATCA_SUCCESS)
 		goto out;
@@ -500,7 +508,8 @@ int signer_chip_info(const struct signer_config *cfg, struct signer_chip_info *r
 	ci.slot0_key_config = (uint16_t)(config[96] | config[97] << 8);
 	ci.slot0_locked = !(config[88] & 1u);
 	ci.slot0_key_valid = kv[0] == 1;
-	ci.slot0_egw = ci.slot0_config == PROV_SLOT0_CONFIG && ci.slot0_key_config == PROV_SLOT0_KEY_CONFIG;
+	ci.slot0_egw = ci.slot0_config == PROV_SLOT0_CONFIG &&
+		ci.slot0_key_config == PROV_SLOT0_KEY_CONFIG;
 	if (ci.slot0_key_valid && ci.slot0_egw && atcab_get_pubkey(0, ci.slot0_xy) != ATCA_SUCCESS)
 		goto out;
 	*ret = ci;
@@ -537,7 +546,8 @@ int signer_chip_provision(const struct signer_config *cfg, uint8_t ret_xy[64])
 	if (r < 0)
 		return r;
 	r = -EGW_ESIGNER;
-	if (atcab_is_config_locked(&cl) != ATCA_SUCCESS || atcab_is_data_locked(&dl) != ATCA_SUCCESS)
+	if (atcab_is_config_locked(&cl) != ATCA_SUCCESS ||
+	    atcab_is_data_locked(&dl) != ATCA_SUCCESS)
 		goto out;
 	if (cl || dl) {
 		r = -EEXIST;
@@ -585,7 +595,8 @@ static int open_backend(struct signer *s)
 
 	if (be == SIGNER_AUTO) {
 		if (s->have_rec && s->cfg.record_identity && !s->cfg.accept_new_identity)
-			be = strcmp(s->rec.backend, "atecc608") == 0 ? SIGNER_ATECC608 : SIGNER_SOFTWARE;
+			be = strcmp(s->rec.backend, "atecc608") == 0 ? SIGNER_ATECC608
+								     : SIGNER_SOFTWARE;
 		else {
 #if EGW_HAVE_ATECC
 			ATCAIfaceCfg c;
@@ -739,9 +750,9 @@ int signer_public_key_json(const struct signer *s, json_t **ret)
 	jwk = json_pack("{s:s, s:s, s:s, s:s}", "kty", "EC", "crv", "P-256", "x", x, "y", y);
 	if (!jwk)
 		return -ENOMEM;
-	o = json_pack("{s:s, s:s, s:s, s:o, s:s}", "serialNumber", id->serial_hex,
-		      "publicKey", id->xy_hex, "publicKey_pem", id->pem, "publicKey_jwk", jwk,
-		      "backend", s->ops->name);
+	o = json_pack("{s:s, s:s, s:s, s:o, s:s}", "serialNumber", id->serial_hex, "publicKey",
+		      id->xy_hex, "publicKey_pem", id->pem, "publicKey_jwk", jwk, "backend",
+		      s->ops->name);
 	if (!o)
 		return -ENOMEM; /* json_pack's "o" consumed jwk */
 	*ret = o;

@@ -39,12 +39,12 @@ enum signer_backend { SIGNER_AUTO, SIGNER_SOFTWARE, SIGNER_ATECC608 };
 
 struct signer_config {
 	enum signer_backend backend;
-	const char *state_dir;   /* device-key.pem and identity */
-	const char *i2c_bus;     /* atecc: "/dev/i2c-1" or "1" */
-	unsigned i2c_address;    /* atecc: 7-bit address, e.g. 0x60 (0 means 0x60) */
-	bool wait_for_chip;      /* atecc: open even when the chip does not answer */
-	bool record_identity;    /* keep and enforce <state_dir>/identity */
-	bool accept_new_identity;/* replace a recorded identity that differs */
+	const char *state_dir;    /* device-key.pem and identity */
+	const char *i2c_bus;      /* atecc: "/dev/i2c-1" or "1" */
+	unsigned i2c_address;     /* atecc: 7-bit address, e.g. 0x60 (0 means 0x60) */
+	bool wait_for_chip;       /* atecc: open even when the chip does not answer */
+	bool record_identity;     /* keep and enforce <state_dir>/identity */
+	bool accept_new_identity; /* replace a recorded identity that differs */
 };
 
 #define SIGNER_SERIAL_LEN 9
@@ -127,10 +127,10 @@ struct signer_chip_info {
 	uint8_t revision[4];
 	bool config_locked, data_locked;
 	uint16_t slot0_config, slot0_key_config; /* SlotConfig[0], KeyConfig[0] */
-	bool slot0_locked;       /* SlotLocked bit */
-	bool slot0_key_valid;    /* Info KeyValid */
-	bool slot0_egw;          /* configured as --chip-provision does */
-	uint8_t slot0_xy[64];    /* valid when slot0_key_valid and slot0_egw */
+	bool slot0_locked;                       /* SlotLocked bit */
+	bool slot0_key_valid;                    /* Info KeyValid */
+	bool slot0_egw;                          /* configured as --chip-provision does */
+	uint8_t slot0_xy[64];                    /* valid when slot0_key_valid and slot0_egw */
 };
 
 /* What --chip-provision writes, one line each, for --dry-run and docs. */

@@ -210,14 +210,14 @@ static void report_replaced(struct egw *e, struct device *d, const char *was, co
 {
 	json_t *a = identity_list(e, "replaced");
 	if (a)
-		json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:I}", "id", device_id(d), "serial",
-						   now, "was", was, "ts_ms",
-						   (json_int_t)wall_ms()));
+		json_array_append_new(a,
+				      json_pack("{s:s,s:s,s:s,s:I}", "id", device_id(d), "serial",
+						now, "was", was, "ts_ms", (json_int_t)wall_ms()));
 	if (e->webui)
 		webui_notify(e->webui, "warning", device_id(d),
 			     "%s: a different device answers (serial %s, was %s%s); it keeps the "
-			     "id %s and its totals start afresh", device_id(d), now, was, when,
-			     device_id(d));
+			     "id %s and its totals start afresh",
+			     device_id(d), now, was, when, device_id(d));
 	log_warn("devices", "%s: a different device answers: serial %s, was %s%s", device_id(d),
 		 now, was, when);
 }
@@ -237,8 +237,9 @@ static void check_duplicate(struct egw *e, struct device *d)
 			continue;
 		a = identity_list(e, "duplicates");
 		if (a)
-			json_array_append_new(a, json_pack("{s:s,s:s,s:s}", "id", device_id(d),
-							   "same_as", device_id(o), "serial", serial));
+			json_array_append_new(a,
+					      json_pack("{s:s,s:s,s:s}", "id", device_id(d),
+							"same_as", device_id(o), "serial", serial));
 		if (e->webui)
 			webui_notify(e->webui, "warning", device_id(d),
 				     "%s is the same device as %s (serial %s): remove one of them",
@@ -283,7 +284,8 @@ static void hook_state(void *ud, struct device *d, int old_state, int new_state,
 	fsm_go(&e->gw, (unsigned)devices_egw_gateway_state(e), why);
 }
 
-static void hook_identity(void *ud, struct device *d, const char *old_serial, const char *new_serial)
+static void hook_identity(void *ud, struct device *d, const char *old_serial,
+			  const char *new_serial)
 {
 	struct egw *e = ud;
 	report_replaced(e, d, old_serial, new_serial, "");
@@ -335,35 +337,41 @@ static void metrics(void *ud, struct web_buf *b)
 	unsigned n = devices_count(e->devices);
 	const struct task *t = devices_frequency_task(e->devices);
 
-	web_buf_printf(b, "# HELP egw_device_state 1 for the state each device is in.\n"
+	web_buf_printf(b,
+		       "# HELP egw_device_state 1 for the state each device is in.\n"
 		       "# TYPE egw_device_state gauge\n");
 	for (unsigned i = 0; i < n; i++) {
 		struct device *d = devices_get(e->devices, i);
 		for (int s = 0; s < DEV_STATE_COUNT; s++)
-			web_buf_printf(b, "egw_device_state{device=\"%s\",state=\"%s\"} %d\n", device_id(d),
-				       device_state_name(s), device_state(d) == s);
+			web_buf_printf(b, "egw_device_state{device=\"%s\",state=\"%s\"} %d\n",
+				       device_id(d), device_state_name(s), device_state(d) == s);
 	}
 	static const struct {
 		const char *name, *help;
 		size_t off;
 	} counters[] = {
-		{ "egw_device_polls_total", "Poll cycles started.", offsetof(struct device_stats, polls) },
-		{ "egw_device_poll_errors_total", "Failed Modbus requests.", offsetof(struct device_stats, errors) },
-		{ "egw_device_timeouts_total", "Modbus requests that timed out.", offsetof(struct device_stats, timeouts) },
-		{ "egw_device_reconnects_total", "Connections dropped and re-opened.", offsetof(struct device_stats, reconnects) },
-		{ "egw_device_transitions_total", "Device state transitions.", offsetof(struct device_stats, transitions) },
+		{ "egw_device_polls_total", "Poll cycles started.",
+		  offsetof(struct device_stats, polls) },
+		{ "egw_device_poll_errors_total", "Failed Modbus requests.",
+		  offsetof(struct device_stats, errors) },
+		{ "egw_device_timeouts_total", "Modbus requests that timed out.",
+		  offsetof(struct device_stats, timeouts) },
+		{ "egw_device_reconnects_total", "Connections dropped and re-opened.",
+		  offsetof(struct device_stats, reconnects) },
+		{ "egw_device_transitions_total", "Device state transitions.",
+		  offsetof(struct device_stats, transitions) },
 	};
 	for (size_t c = 0; c < ARRAY_SIZE(counters); c++) {
-		web_buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n", counters[c].name, counters[c].help,
-			       counters[c].name);
+		web_buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n", counters[c].name,
+			       counters[c].help, counters[c].name);
 		for (unsigned i = 0; i < n; i++) {
 			struct device *d = devices_get(e->devices, i);
 			struct device_stats st;
 			uint64_t v;
 			device_stats(d, &st);
 			memcpy(&v, (const char *)&st + counters[c].off, sizeof(v));
-			web_buf_printf(b, "%s{device=\"%s\"} %llu\n", counters[c].name, device_id(d),
-				       (unsigned long long)v);
+			web_buf_printf(b, "%s{device=\"%s\"} %llu\n", counters[c].name,
+				       device_id(d), (unsigned long long)v);
 		}
 	}
 	if (!t)
@@ -372,8 +380,10 @@ static void metrics(void *ud, struct web_buf *b)
 	double bounds[SCHED_LATE_BUCKETS - 1];
 	for (unsigned k = 0; k < ARRAY_SIZE(bounds); k++)
 		bounds[k] = (double)sched_late_bounds[k] / 1e6;
-	web_buf_printf(b, "# HELP egw_frequency_read_lateness_seconds How late each frequency read started.\n"
-		       "# TYPE egw_frequency_read_lateness_seconds histogram\n");
+	web_buf_printf(
+		b,
+		"# HELP egw_frequency_read_lateness_seconds How late each frequency read started.\n"
+		"# TYPE egw_frequency_read_lateness_seconds histogram\n");
 	web_buf_histogram(b, "egw_frequency_read_lateness_seconds", NULL, NULL, bounds,
 			  ARRAY_SIZE(bounds), t->stats.late_hist, (double)t->stats.late_sum / 1e6);
 }
@@ -394,7 +404,7 @@ int devices_egw_pin_ids(struct settings *s)
 	arr = json_deep_copy(cur);
 	if (!arr)
 		return -ENOMEM;
-	json_array_foreach(arr, i, d) {
+	json_array_foreach (arr, i, d) {
 		if (!json_is_object(d) || json_object_get(d, "id"))
 			continue;
 		devconf_entry_id(d, i, id, sizeof(id));

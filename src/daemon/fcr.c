@@ -27,10 +27,10 @@
 
 #define TICK_USEC (100 * USEC_PER_MSEC)
 #define FLUSH_USEC (10 * USEC_PER_SEC)
-#define RETRY_USEC (5 * USEC_PER_SEC)       /* after a failed write, before taking again */
+#define RETRY_USEC (5 * USEC_PER_SEC) /* after a failed write, before taking again */
 #define STOP_WAIT_USEC (2 * USEC_PER_SEC)
 #define LIMIT_MAX_AGE (30 * USEC_PER_SEC)
-#define DELAY_BUCKETS 1001                  /* 0..999 ms in 1-ms steps, then >= 1 s */
+#define DELAY_BUCKETS 1001 /* 0..999 ms in 1-ms steps, then >= 1 s */
 #define MAX_SEQ 6
 
 enum seq_kind { SEQ_NONE, SEQ_TAKE, SEQ_SETPOINT, SEQ_KEEPALIVE, SEQ_RELEASE };
@@ -41,40 +41,40 @@ struct fcr_egw {
 	struct fcr_ctl ctl;
 	struct fcr_input in;
 	struct fcr_out out;
-	char error[400];              /* why the settings cannot run (state "error") */
+	char error[400]; /* why the settings cannot run (state "error") */
 	struct fcrlog *log;
 
 	/* the battery */
 	const struct battery_control *bc;
-	double measured_w;            /* battery.W, NaN unknown */
-	bool write_failed;            /* the last write failed: released, retried later */
+	double measured_w; /* battery.W, NaN unknown */
+	bool write_failed; /* the last write failed: released, retried later */
 	usec_t retry_at;
 
 	/* the writer */
-	bool in_control;              /* take written and not released since */
-	bool released_once;           /* the start-up release was written */
-	enum seq_kind seq;            /* the sequence in flight, SEQ_NONE when idle */
+	bool in_control;    /* take written and not released since */
+	bool released_once; /* the start-up release was written */
+	enum seq_kind seq;  /* the sequence in flight, SEQ_NONE when idle */
 	struct bctl_write w[MAX_SEQ];
 	unsigned nw, iw;
-	double seq_sp;                /* the setpoint of a SEQ_SETPOINT in flight */
-	usec_t seq_sample_at;         /* the sample it answers (monotonic) */
-	bool pending;                 /* a newer setpoint waits */
+	double seq_sp;        /* the setpoint of a SEQ_SETPOINT in flight */
+	usec_t seq_sample_at; /* the sample it answers (monotonic) */
+	bool pending;         /* a newer setpoint waits */
 	double pending_sp;
 	usec_t pending_sample_at;
-	double written_sp;            /* last acknowledged setpoint, NaN none */
+	double written_sp; /* last acknowledged setpoint, NaN none */
 	usec_t keepalive_at;
 	usec_t last_flush;
 
 	/* stopping */
 	void (*stop_done)(struct egw *e);
 	usec_t stop_deadline;
-	bool dead;                    /* freed by fini while a write was in flight */
-	bool stopping;                /* egwd is stopping: never take control again */
-	char seq_dev[FCR_ID_LEN];     /* the device the sequence in flight writes to */
-	char ctl_dev[FCR_ID_LEN];     /* the battery egw controls (in_control), and its release */
+	bool dead;                /* freed by fini while a write was in flight */
+	bool stopping;            /* egwd is stopping: never take control again */
+	char seq_dev[FCR_ID_LEN]; /* the device the sequence in flight writes to */
+	char ctl_dev[FCR_ID_LEN]; /* the battery egw controls (in_control), and its release */
 	struct bctl_write ctl_release[MAX_SEQ]; /* writes, copied: a SunSpec table lives in */
-	unsigned ctl_nrelease;        /* its device's profile, which a reconnect may rebuild */
-	struct bctl_ref ref;          /* SunSpec 124: WChaMax and the rate sf */
+	unsigned ctl_nrelease; /* its device's profile, which a reconnect may rebuild */
+	struct bctl_ref ref;   /* SunSpec 124: WChaMax and the rate sf */
 	bool ref_ok;
 
 	struct task tick;
@@ -169,7 +169,8 @@ static void seq_done(struct fcr_egw *f, int err)
 		case SEQ_TAKE:
 			f->in_control = true;
 			f->takes++;
-			f->keepalive_at = now + (usec_t)(f->bc ? f->bc->keepalive_ms : 0) * USEC_PER_MSEC;
+			f->keepalive_at =
+				now + (usec_t)(f->bc ? f->bc->keepalive_ms : 0) * USEC_PER_MSEC;
 			log_info("fcr", "battery %s under FCR control (%s)", f->conf.battery,
 				 f->bc ? f->bc->doc : "");
 			break;
@@ -195,7 +196,7 @@ static void seq_done(struct fcr_egw *f, int err)
 			start_release(f);
 			return;
 		}
-		void (*done)(struct egw *e) = f->stop_done;
+		void (*done)(struct egw * e) = f->stop_done;
 		f->stop_done = NULL;
 		done(f->e);
 		return;
@@ -236,8 +237,9 @@ static void write_next(struct fcr_egw *f)
 	}
 	log_debug("fcr", "%s write %s %u=%u%s%s", seq_name(f->seq), f->seq_dev, w->addr,
 		  w->values[0], w->count > 1 ? ",..." : "", "");
-	r = mb_client_write(c, device_unit(d), w->count == 1 ? MB_FC_WRITE_SINGLE : MB_FC_WRITE_MULTIPLE,
-			    w->addr, w->values, w->count, on_write, f);
+	r = mb_client_write(c, device_unit(d),
+			    w->count == 1 ? MB_FC_WRITE_SINGLE : MB_FC_WRITE_MULTIPLE, w->addr,
+			    w->values, w->count, on_write, f);
 	if (r < 0) {
 		f->write_errors++;
 		seq_done(f, r);
@@ -251,7 +253,8 @@ static void seq_start(struct fcr_egw *f, enum seq_kind k, const struct bctl_writ
 	memcpy(f->w, w, n * sizeof(*w));
 	if (k == SEQ_TAKE)
 		keep_release(f);
-	snprintf(f->seq_dev, sizeof(f->seq_dev), "%s", k == SEQ_TAKE ? f->conf.battery : f->ctl_dev);
+	snprintf(f->seq_dev, sizeof(f->seq_dev), "%s",
+		 k == SEQ_TAKE ? f->conf.battery : f->ctl_dev);
 	f->nw = n;
 	f->iw = 0;
 	f->seq = k;
@@ -309,7 +312,8 @@ static void control(struct fcr_egw *f, usec_t now)
 	}
 	if (f->pending) {
 		struct bctl_write w[MAX_SEQ];
-		int n = battctl_setpoint(f->bc, f->pending_sp, f->ref_ok ? &f->ref : NULL, w, MAX_SEQ);
+		int n = battctl_setpoint(f->bc, f->pending_sp, f->ref_ok ? &f->ref : NULL, w,
+					 MAX_SEQ);
 		f->pending = false;
 		if (n > 0) {
 			f->seq_sp = f->pending_sp;
@@ -330,8 +334,8 @@ static void control(struct fcr_egw *f, usec_t now)
 		unsigned n = MIN(f->bc->nkeepalive, (unsigned)MAX_SEQ);
 		memcpy(w, f->bc->keepalive, n * sizeof(w[0]));
 		if (!isnan(f->written_sp)) {
-			int k = battctl_setpoint(f->bc, f->written_sp, f->ref_ok ? &f->ref : NULL, w + n,
-						 MAX_SEQ - n);
+			int k = battctl_setpoint(f->bc, f->written_sp, f->ref_ok ? &f->ref : NULL,
+						 w + n, MAX_SEQ - n);
 			if (k > 0)
 				n += (unsigned)k;
 		}
@@ -352,8 +356,10 @@ static void update_battery(struct fcr_egw *f, usec_t now)
 	if (d && device_state(d) == DEV_POLLING && !f->bc) {
 		/* a SunSpec device without model 124 */
 		if (f->in.battery_ok && f->conf.enabled && f->out.state != FCR_RELEASED)
-			log_warn("fcr", "battery %s has no control registers (SunSpec model 124 "
-				 "not found)", f->conf.battery);
+			log_warn("fcr",
+				 "battery %s has no control registers (SunSpec model 124 "
+				 "not found)",
+				 f->conf.battery);
 		f->in.battery_ok = false;
 	}
 	f->in.soc = r ? r->v[RF_BATTERY_SOC_NOM_FRACT] : NAN;
@@ -366,10 +372,14 @@ static void update_battery(struct fcr_egw *f, usec_t now)
 	if (f->bc->layout == BCTL_SUNSPEC_124) {
 		/* the rates are percent of WChaMax, which also bounds both ways */
 		uint16_t w, sf, rsf;
-		if (device_cached_words(d, REG_FC_HOLDING, f->bc->ref_addr, 1, LIMIT_MAX_AGE, now, &w) == 0 &&
-		    device_cached_words(d, REG_FC_HOLDING, f->bc->ref_sf_addr, 1, LIMIT_MAX_AGE, now, &sf) == 0 &&
-		    device_cached_words(d, REG_FC_HOLDING, f->bc->rate_sf_addr, 1, LIMIT_MAX_AGE, now, &rsf) == 0 &&
-		    w != 0xFFFF && sf != 0x8000 && rsf != 0x8000 && (int16_t)sf >= -10 && (int16_t)sf <= 10) {
+		if (device_cached_words(d, REG_FC_HOLDING, f->bc->ref_addr, 1, LIMIT_MAX_AGE, now,
+					&w) == 0 &&
+		    device_cached_words(d, REG_FC_HOLDING, f->bc->ref_sf_addr, 1, LIMIT_MAX_AGE,
+					now, &sf) == 0 &&
+		    device_cached_words(d, REG_FC_HOLDING, f->bc->rate_sf_addr, 1, LIMIT_MAX_AGE,
+					now, &rsf) == 0 &&
+		    w != 0xFFFF && sf != 0x8000 && rsf != 0x8000 && (int16_t)sf >= -10 &&
+		    (int16_t)sf <= 10) {
 			f->ref = (struct bctl_ref){ .wchamax_w = w * pow(10, (int16_t)sf),
 						    .rate_sf = (int16_t)rsf };
 			f->ref_ok = true;
@@ -407,11 +417,12 @@ static void step(struct fcr_egw *f, usec_t now, bool sample)
 	update_battery(f, now);
 	fcr_ctl_step(&f->ctl, &f->in, now, &f->out);
 	if (f->out.state != before && f->conf.enabled)
-		log_info("fcr", "%s -> %s%s%s", fcr_state_name(before), fcr_state_name(f->out.state),
-			 f->out.reason[0] ? ": " : "", f->out.reason);
+		log_info("fcr", "%s -> %s%s%s", fcr_state_name(before),
+			 fcr_state_name(f->out.state), f->out.reason[0] ? ": " : "", f->out.reason);
 	if (f->out.state == FCR_ACTIVE) {
-		double last = f->pending ? f->pending_sp
-			    : f->seq == SEQ_SETPOINT ? f->seq_sp : f->written_sp;
+		double last = f->pending         ? f->pending_sp
+			: f->seq == SEQ_SETPOINT ? f->seq_sp
+						 : f->written_sp;
 		if (isnan(last) || fabs(f->out.setpoint_w - last) >= 1 || !f->in_control) {
 			if (f->pending)
 				f->coalesced++;
@@ -436,7 +447,9 @@ void fcr_egw_on_freq(struct egw *e, struct device *d, int64_t ts_ms, double hz)
 	f->in.hz_at = now;
 	step(f, now, true);
 	struct fcr_rec rec = {
-		.ts_ms = ts_ms, .hz = hz, .measured_w = f->measured_w,
+		.ts_ms = ts_ms,
+		.hz = hz,
+		.measured_w = f->measured_w,
 		.setpoint_w = f->out.state == FCR_ACTIVE ? f->out.setpoint_w : NAN,
 		.state = (uint8_t)f->out.state,
 	};
@@ -476,7 +489,7 @@ static int tick_run(struct task *t, usec_t now)
 	UNUSED(now);
 	usec_t n = now_usec();
 	if (f->stop_done && n >= f->stop_deadline) {
-		void (*done)(struct egw *e) = f->stop_done;
+		void (*done)(struct egw * e) = f->stop_done;
 		f->stop_done = NULL;
 		log_warn("fcr", "stopping: the release of %s was not acknowledged in time",
 			 f->conf.battery);
@@ -522,20 +535,18 @@ static json_t *section_fcr(void *ud)
 		if (f->conf.capacity_w[p] <= 0)
 			continue;
 		json_object_set_new(prod, fcr_product_names[p],
-				    json_pack("{s:I, s:o}", "capacity_w", (json_int_t)f->conf.capacity_w[p],
-					      "activation_W", round_or_null(f->out.act_w[p], 1)));
+				    json_pack("{s:I, s:o}", "capacity_w",
+					      (json_int_t)f->conf.capacity_w[p], "activation_W",
+					      round_or_null(f->out.act_w[p], 1)));
 	}
-	o = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:b}",
-		      "state", fcr_state_name(f->out.state),
-		      "reason", f->out.reason ? f->out.reason : "",
-		      "f_Hz", round_or_null(f->in.hz, 0.001),
-		      "setpoint_W", f->out.state == FCR_ACTIVE ? round_or_null(f->out.setpoint_w, 1) : json_null(),
-		      "measured_W", round_or_null(f->measured_w, 1),
-		      "nem_W", round_or_null(f->out.nem_w, 1),
-		      "products", prod,
-		      "battery_device", f->conf.battery,
-		      "frequency_device", f->conf.freq,
-		      "in_control", f->in_control);
+	o = json_pack(
+		"{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:b}", "state",
+		fcr_state_name(f->out.state), "reason", f->out.reason ? f->out.reason : "", "f_Hz",
+		round_or_null(f->in.hz, 0.001), "setpoint_W",
+		f->out.state == FCR_ACTIVE ? round_or_null(f->out.setpoint_w, 1) : json_null(),
+		"measured_W", round_or_null(f->measured_w, 1), "nem_W",
+		round_or_null(f->out.nem_w, 1), "products", prod, "battery_device", f->conf.battery,
+		"frequency_device", f->conf.freq, "in_control", f->in_control);
 	if (!o)
 		return NULL;
 	json_object_set_new(o, "soc", num_or_null(f->in.soc));
@@ -544,11 +555,14 @@ static json_t *section_fcr(void *ud)
 	json_object_set_new(o, "setpoints", json_integer((json_int_t)f->setpoints));
 	json_object_set_new(o, "coalesced", json_integer((json_int_t)f->coalesced));
 	json_object_set_new(o, "releases", json_integer((json_int_t)f->releases));
-	json_object_set_new(o, "delay_ms", json_pack("{s:o, s:o, s:o, s:o, s:I}",
-		"p50", num_or_null(delay_pct(f, 50)), "p99", num_or_null(delay_pct(f, 99)),
-		"p999", num_or_null(delay_pct(f, 99.9)),
-		"max", f->delay_n ? json_real((double)f->delay_max / USEC_PER_MSEC) : json_null(),
-		"n", (json_int_t)f->delay_n));
+	json_object_set_new(o, "delay_ms",
+			    json_pack("{s:o, s:o, s:o, s:o, s:I}", "p50",
+				      num_or_null(delay_pct(f, 50)), "p99",
+				      num_or_null(delay_pct(f, 99)), "p999",
+				      num_or_null(delay_pct(f, 99.9)), "max",
+				      f->delay_n ? json_real((double)f->delay_max / USEC_PER_MSEC)
+						 : json_null(),
+				      "n", (json_int_t)f->delay_n));
 	return o;
 }
 
@@ -563,12 +577,17 @@ static void metrics(void *ud, struct web_buf *b)
 		return;
 	web_buf_printf(b, "# TYPE egw_fcr_writes_total counter\negw_fcr_writes_total %" PRIu64 "\n",
 		       f->writes);
-	web_buf_printf(b, "# TYPE egw_fcr_write_errors_total counter\negw_fcr_write_errors_total %"
-		       PRIu64 "\n", f->write_errors);
-	web_buf_printf(b, "# TYPE egw_fcr_setpoints_total counter\negw_fcr_setpoints_total %" PRIu64
-		       "\n", f->setpoints);
-	web_buf_printf(b, "# TYPE egw_fcr_releases_total counter\negw_fcr_releases_total %" PRIu64
-		       "\n", f->releases);
+	web_buf_printf(
+		b,
+		"# TYPE egw_fcr_write_errors_total counter\negw_fcr_write_errors_total %" PRIu64
+		"\n",
+		f->write_errors);
+	web_buf_printf(
+		b, "# TYPE egw_fcr_setpoints_total counter\negw_fcr_setpoints_total %" PRIu64 "\n",
+		f->setpoints);
+	web_buf_printf(
+		b, "# TYPE egw_fcr_releases_total counter\negw_fcr_releases_total %" PRIu64 "\n",
+		f->releases);
 	web_buf_printf(b, "# TYPE egw_fcr_active gauge\negw_fcr_active %d\n",
 		       f->out.state == FCR_ACTIVE);
 	for (unsigned i = 0; i < DELAY_BUCKETS; i++) {
@@ -580,8 +599,8 @@ static void metrics(void *ud, struct web_buf *b)
 			k = ARRAY_SIZE(bounds);
 		counts[k] += f->delay_hist[i];
 	}
-	web_buf_histogram(b, "egw_fcr_delay_seconds", NULL, NULL, bounds, ARRAY_SIZE(bounds), counts,
-			  f->delay_sum_s);
+	web_buf_histogram(b, "egw_fcr_delay_seconds", NULL, NULL, bounds, ARRAY_SIZE(bounds),
+			  counts, f->delay_sum_s);
 	if (f->delay_n) {
 		web_buf_printf(b, "# TYPE egw_fcr_delay_quantile_seconds gauge\n");
 		static const double q[] = { 50, 99, 99.9 };
@@ -652,7 +671,8 @@ int fcr_egw_init(struct egw *e)
 	snprintf(dir, sizeof(dir), "%s/fcr", e->state_dir);
 	r = fcrlog_new(dir, 14, &f->log);
 	if (r < 0)
-		log_warn("fcr", "FCR log %s: %s (the operational log is not kept)", dir, egw_strerror(r));
+		log_warn("fcr", "FCR log %s: %s (the operational log is not kept)", dir,
+			 egw_strerror(r));
 	e->fcr = f;
 	e->fcrlog = f->log;
 	load_conf(f);

@@ -20,11 +20,9 @@
 /* The settings MQTT depends on, as one string: a change of any restarts it. */
 static void signature(const struct settings_values *v, char *buf, size_t len)
 {
-	snprintf(buf, len, "%d|%s|%lld|%s|%s|%d|%s|%s|%s|%lld", v->mqtt_enabled,
-		 v->mqtt_host, (long long)v->mqtt_port,
-		 v->mqtt_username, v->mqtt_password,
-		 v->mqtt_tls, v->mqtt_topic_prefix,
-		 v->mqtt_discovery_prefix, v->mqtt_ca_file,
+	snprintf(buf, len, "%d|%s|%lld|%s|%s|%d|%s|%s|%s|%lld", v->mqtt_enabled, v->mqtt_host,
+		 (long long)v->mqtt_port, v->mqtt_username, v->mqtt_password, v->mqtt_tls,
+		 v->mqtt_topic_prefix, v->mqtt_discovery_prefix, v->mqtt_ca_file,
 		 (long long)v->http_port);
 }
 
@@ -98,8 +96,9 @@ void mqtt_egw_on_reading(struct egw *e, struct device *d, int64_t ts_ms, const s
 		.name = device_name(d),
 		.manufacturer = p && p->brand && *p->brand ? p->brand : NULL,
 		.model = p ? p->name : device_profile_name(d),
-		.serial = !p ? (*device_serial(d) ? device_serial(d) : NULL)
-			: p->serial ? device_serial(d) : NULL,
+		.serial = !p        ? (*device_serial(d) ? device_serial(d) : NULL)
+			: p->serial ? device_serial(d)
+				    : NULL,
 		.profile = p,
 	};
 	mqtt_publish_reading(e->mqtt, &md, ts_ms, r);
@@ -124,14 +123,12 @@ static json_t *section(void *ud)
 		return json_pack("{s:b,s:b,s:s}", "enabled", 1, "connected", 0, "last_error",
 				 "not started (see the log)");
 	mqtt_stats(e->mqtt, &ms);
-	return json_pack("{s:b,s:s,s:I,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:s?}", "enabled", 1,
-			 "host", v->mqtt_host,
-			 "port", (json_int_t)v->mqtt_port,
-			 "tls", v->mqtt_tls, "connected", ms.connected,
-			 "connects", (json_int_t)ms.connects, "disconnects", (json_int_t)ms.disconnects,
-			 "acked", (json_int_t)ms.acked, "backlog", (json_int_t)ms.backlog,
-			 "dropped", (json_int_t)ms.dropped, "removed", (json_int_t)ms.removed,
-			 "last_error", ms.last_error);
+	return json_pack("{s:b,s:s,s:I,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:s?}", "enabled", 1, "host",
+			 v->mqtt_host, "port", (json_int_t)v->mqtt_port, "tls", v->mqtt_tls,
+			 "connected", ms.connected, "connects", (json_int_t)ms.connects,
+			 "disconnects", (json_int_t)ms.disconnects, "acked", (json_int_t)ms.acked,
+			 "backlog", (json_int_t)ms.backlog, "dropped", (json_int_t)ms.dropped,
+			 "removed", (json_int_t)ms.removed, "last_error", ms.last_error);
 }
 
 static void metrics(void *ud, struct web_buf *b)
@@ -142,20 +139,26 @@ static void metrics(void *ud, struct web_buf *b)
 	if (!e->mqtt)
 		return;
 	mqtt_stats(e->mqtt, &ms);
-	web_buf_printf(b, "# HELP egw_mqtt_connected 1 while connected to the MQTT broker.\n"
-		       "# TYPE egw_mqtt_connected gauge\negw_mqtt_connected %d\n", ms.connected);
-	web_buf_printf(b, "# HELP egw_mqtt_messages_total MQTT messages by stage (queued, "
+	web_buf_printf(b,
+		       "# HELP egw_mqtt_connected 1 while connected to the MQTT broker.\n"
+		       "# TYPE egw_mqtt_connected gauge\negw_mqtt_connected %d\n",
+		       ms.connected);
+	web_buf_printf(b,
+		       "# HELP egw_mqtt_messages_total MQTT messages by stage (queued, "
 		       "published, acked, dropped).\n# TYPE egw_mqtt_messages_total counter\n"
 		       "egw_mqtt_messages_total{stage=\"queued\"} %" PRIu64 "\n"
 		       "egw_mqtt_messages_total{stage=\"published\"} %" PRIu64 "\n"
 		       "egw_mqtt_messages_total{stage=\"acked\"} %" PRIu64 "\n"
 		       "egw_mqtt_messages_total{stage=\"dropped\"} %" PRIu64 "\n",
 		       ms.queued, ms.published, ms.acked, ms.dropped);
-	web_buf_printf(b, "# HELP egw_mqtt_backlog_messages MQTT messages waiting for the broker.\n"
+	web_buf_printf(b,
+		       "# HELP egw_mqtt_backlog_messages MQTT messages waiting for the broker.\n"
 		       "# TYPE egw_mqtt_backlog_messages gauge\negw_mqtt_backlog_messages %u\n",
 		       ms.backlog);
-	web_buf_printf(b, "# HELP egw_mqtt_connects_total Accepted MQTT connections.\n"
-		       "# TYPE egw_mqtt_connects_total counter\negw_mqtt_connects_total %" PRIu64 "\n",
+	web_buf_printf(b,
+		       "# HELP egw_mqtt_connects_total Accepted MQTT connections.\n"
+		       "# TYPE egw_mqtt_connects_total counter\negw_mqtt_connects_total %" PRIu64
+		       "\n",
 		       ms.connects);
 }
 

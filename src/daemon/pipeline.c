@@ -49,23 +49,23 @@ static json_t *harvest_section(void *ud)
 		const char *k;
 		int64_t v;
 	} ints[] = {
-	    {"interval_ms", settings_values(e->settings)->harvest_batch_interval_ms},
-	    {"sealed", (int64_t)st.sealed},
-	    {"stored_signed", (int64_t)st.stored_signed},
-	    {"stored_unsigned", (int64_t)st.stored_unsigned},
-	    {"resigned", (int64_t)st.resigned},
-	    {"store_errors", (int64_t)st.store_errors},
-	    {"sign_errors", (int64_t)st.sign_errors},
-	    {"lost", (int64_t)st.lost},
-	    {"dropped_rows", (int64_t)st.dropped_rows},
-	    {"readings", (int64_t)st.readings},
-	    {"samples", (int64_t)st.samples},
-	    {"overflow", (int64_t)st.overflow},
-	    {"last_seq", st.last_seq},
-	    {"pending", st.pending},
+		{ "interval_ms", settings_values(e->settings)->harvest_batch_interval_ms },
+		{ "sealed", (int64_t)st.sealed },
+		{ "stored_signed", (int64_t)st.stored_signed },
+		{ "stored_unsigned", (int64_t)st.stored_unsigned },
+		{ "resigned", (int64_t)st.resigned },
+		{ "store_errors", (int64_t)st.store_errors },
+		{ "sign_errors", (int64_t)st.sign_errors },
+		{ "lost", (int64_t)st.lost },
+		{ "dropped_rows", (int64_t)st.dropped_rows },
+		{ "readings", (int64_t)st.readings },
+		{ "samples", (int64_t)st.samples },
+		{ "overflow", (int64_t)st.overflow },
+		{ "last_seq", st.last_seq },
+		{ "pending", st.pending },
 	};
 	json_t *o = json_pack("{sbss}", "enabled", 1, "last_error",
-	                      st.last_error ? egw_strerror(st.last_error) : "");
+			      st.last_error ? egw_strerror(st.last_error) : "");
 	for (size_t i = 0; o && i < ARRAY_SIZE(ints); i++)
 		if (json_object_set_new(o, ints[i].k, json_integer(ints[i].v)) < 0) {
 			json_decref(o);
@@ -83,30 +83,30 @@ static void harvest_metrics(void *ud, struct web_buf *b)
 		return;
 	batch_get_stats(e->batch, &st);
 	web_buf_printf(b,
-	               "# TYPE egw_batches_sealed_total counter\negw_batches_sealed_total %llu\n",
-	               (unsigned long long)st.sealed);
+		       "# TYPE egw_batches_sealed_total counter\negw_batches_sealed_total %llu\n",
+		       (unsigned long long)st.sealed);
 	web_buf_printf(b,
-	               "# TYPE egw_batches_stored_total counter\n"
-	               "egw_batches_stored_total{signed=\"yes\"} %llu\n"
-	               "egw_batches_stored_total{signed=\"no\"} %llu\n",
-	               (unsigned long long)st.stored_signed,
-	               (unsigned long long)st.stored_unsigned);
+		       "# TYPE egw_batches_stored_total counter\n"
+		       "egw_batches_stored_total{signed=\"yes\"} %llu\n"
+		       "egw_batches_stored_total{signed=\"no\"} %llu\n",
+		       (unsigned long long)st.stored_signed,
+		       (unsigned long long)st.stored_unsigned);
 	web_buf_printf(
-	    b, "# TYPE egw_batches_resigned_total counter\negw_batches_resigned_total %llu\n",
-	    (unsigned long long)st.resigned);
+		b, "# TYPE egw_batches_resigned_total counter\negw_batches_resigned_total %llu\n",
+		(unsigned long long)st.resigned);
 	web_buf_printf(
-	    b, "# TYPE egw_batch_sign_errors_total counter\negw_batch_sign_errors_total %llu\n",
-	    (unsigned long long)st.sign_errors);
+		b, "# TYPE egw_batch_sign_errors_total counter\negw_batch_sign_errors_total %llu\n",
+		(unsigned long long)st.sign_errors);
 	web_buf_printf(b, "# TYPE egw_batch_last_seq gauge\negw_batch_last_seq %lld\n",
-	               (long long)st.last_seq);
+		       (long long)st.last_seq);
 }
 
 int pipeline_harvest_init(struct egw *e)
 {
 	struct batch_config cfg = {
-	    .interval = MSEC(settings_values(e->settings)->harvest_batch_interval_ms),
-	    .freq_interval_ms = (unsigned)settings_values(e->settings)->frequency_interval_ms,
-	    .srcful = !strcmp(settings_values(e->settings)->backend_format, "srcful"),
+		.interval = MSEC(settings_values(e->settings)->harvest_batch_interval_ms),
+		.freq_interval_ms = (unsigned)settings_values(e->settings)->frequency_interval_ms,
+		.srcful = !strcmp(settings_values(e->settings)->backend_format, "srcful"),
 	};
 	int r;
 
@@ -116,14 +116,14 @@ int pipeline_harvest_init(struct egw *e)
 	}
 	if (!e->signer || !e->store) {
 		log_warn("harvest", "no %s: batches are not assembled",
-		         e->signer ? "store" : "signer");
+			 e->signer ? "store" : "signer");
 		return 0;
 	}
 	r = batch_new(e->loop, e->store, e->signer, &cfg, &e->batch);
 	if (r < 0)
 		return r;
 	log_info("harvest", "sealing a signed batch every %lld ms",
-	         (long long)settings_values(e->settings)->harvest_batch_interval_ms);
+		 (long long)settings_values(e->settings)->harvest_batch_interval_ms);
 	return 0;
 }
 
@@ -144,7 +144,7 @@ static json_t *masked_urls(const json_t *list)
 	size_t i;
 	json_t *v;
 
-	json_array_foreach(list, i, v) {
+	json_array_foreach (list, i, v) {
 		char *m = mask_url(json_string_value(v) ? json_string_value(v) : "");
 		json_array_append_new(out, json_string(m ? m : MASK));
 		free(m);
@@ -158,30 +158,31 @@ static json_t *uploader_section(void *ud)
 	struct uploader_stats st;
 	json_t *urls = masked_urls(settings_values(e->settings)->backend_data_urls);
 
-	struct store_stats ss = {0};
+	struct store_stats ss = { 0 };
 	if (e->store)
 		store_get_stats(e->store, &ss);
 	if (!e->uploader)
 		return json_pack("{sbsosIsI}", "enabled", 0, "urls", urls, "backlog",
-		                 (json_int_t)ss.backlog, "unsigned", (json_int_t)ss.unsigned_rows);
+				 (json_int_t)ss.backlog, "unsigned", (json_int_t)ss.unsigned_rows);
 	uploader_get_stats(e->uploader, &st);
-	return json_pack(
-	    "{sbsosIsIsIsIsIsIsIsssssIsbsIsI}", "enabled", 1, "urls", urls, "attempts",
-	    (json_int_t)st.attempts, "ok", (json_int_t)st.ok, "failed", (json_int_t)st.failed,
-	    "acked", (json_int_t)st.acked, "last_acked_seq", (json_int_t)st.last_acked_seq,
-	    "pending_seq", (json_int_t)st.pending_seq, "last_status", (json_int_t)st.last_status,
-	    "last_error", st.last_error ? egw_strerror(st.last_error) : "", "last_error_detail",
-	    uploader_last_error_text(e->uploader), "backoff_ms",
-	    (json_int_t)(st.backoff / USEC_PER_MSEC), "waiting_signer", st.waiting_signer,
-	    "backlog", (json_int_t)ss.backlog, "unsigned", (json_int_t)ss.unsigned_rows);
+	return json_pack("{sbsosIsIsIsIsIsIsIsssssIsbsIsI}", "enabled", 1, "urls", urls, "attempts",
+			 (json_int_t)st.attempts, "ok", (json_int_t)st.ok, "failed",
+			 (json_int_t)st.failed, "acked", (json_int_t)st.acked, "last_acked_seq",
+			 (json_int_t)st.last_acked_seq, "pending_seq", (json_int_t)st.pending_seq,
+			 "last_status", (json_int_t)st.last_status, "last_error",
+			 st.last_error ? egw_strerror(st.last_error) : "", "last_error_detail",
+			 uploader_last_error_text(e->uploader), "backoff_ms",
+			 (json_int_t)(st.backoff / USEC_PER_MSEC), "waiting_signer",
+			 st.waiting_signer, "backlog", (json_int_t)ss.backlog, "unsigned",
+			 (json_int_t)ss.unsigned_rows);
 }
 
 /* The window beside the uploader's section. */
 static int window_fields(json_t *o, const struct uploader_stats *st)
 {
 	json_t *w = json_pack("{sIsIsI}", "in_flight", (json_int_t)st->in_flight, "max_in_flight",
-	                      (json_int_t)st->max_in_flight, "store_acked",
-	                      (json_int_t)st->store_acked);
+			      (json_int_t)st->max_in_flight, "store_acked",
+			      (json_int_t)st->store_acked);
 	int r = w ? json_object_update(o, w) : -1;
 
 	json_decref(w);
@@ -199,10 +200,10 @@ static json_t *uploader_section_full(void *ud)
 		return o;
 	uploader_get_stats(e->uploader, &st);
 	json_t *c = json_pack("{sssIsIsIsI}", "compression",
-	                      settings_values(e->settings)->backend_compression, "body_bytes",
-	                      (json_int_t)st.body_bytes, "wire_bytes", (json_int_t)st.wire_bytes,
-	                      "gzip_bodies", (json_int_t)st.gzip_bodies, "refused_gzip",
-	                      (json_int_t)st.refused_gzip);
+			      settings_values(e->settings)->backend_compression, "body_bytes",
+			      (json_int_t)st.body_bytes, "wire_bytes", (json_int_t)st.wire_bytes,
+			      "gzip_bodies", (json_int_t)st.gzip_bodies, "refused_gzip",
+			      (json_int_t)st.refused_gzip);
 	if (!c || json_object_update(o, c) < 0 || window_fields(o, &st) < 0) {
 		json_decref(c);
 		json_decref(o);
@@ -221,45 +222,45 @@ static void uploader_metrics(void *ud, struct web_buf *b)
 		return;
 	uploader_get_stats(e->uploader, &st);
 	web_buf_printf(b,
-	               "# TYPE egw_upload_requests_total counter\n"
-	               "egw_upload_requests_total{result=\"ok\"} %llu\n"
-	               "egw_upload_requests_total{result=\"failed\"} %llu\n",
-	               (unsigned long long)st.ok, (unsigned long long)st.failed);
+		       "# TYPE egw_upload_requests_total counter\n"
+		       "egw_upload_requests_total{result=\"ok\"} %llu\n"
+		       "egw_upload_requests_total{result=\"failed\"} %llu\n",
+		       (unsigned long long)st.ok, (unsigned long long)st.failed);
 	web_buf_printf(b, "# TYPE egw_upload_acked_total counter\negw_upload_acked_total %llu\n",
-	               (unsigned long long)st.acked);
+		       (unsigned long long)st.acked);
 	web_buf_printf(b,
-	               "# TYPE egw_upload_backoff_seconds gauge\negw_upload_backoff_seconds %.3f\n",
-	               (double)st.backoff / USEC_PER_SEC);
+		       "# TYPE egw_upload_backoff_seconds gauge\negw_upload_backoff_seconds %.3f\n",
+		       (double)st.backoff / USEC_PER_SEC);
 	web_buf_printf(b,
-	               "# TYPE egw_upload_last_acked_seq gauge\negw_upload_last_acked_seq %llu\n",
-	               (unsigned long long)st.last_acked_seq);
+		       "# TYPE egw_upload_last_acked_seq gauge\negw_upload_last_acked_seq %llu\n",
+		       (unsigned long long)st.last_acked_seq);
 	web_buf_printf(b,
-	               "# TYPE egw_upload_in_flight gauge\negw_upload_in_flight %u\n"
-	               "# TYPE egw_upload_max_in_flight gauge\negw_upload_max_in_flight %u\n",
-	               st.in_flight, st.max_in_flight);
+		       "# TYPE egw_upload_in_flight gauge\negw_upload_in_flight %u\n"
+		       "# TYPE egw_upload_max_in_flight gauge\negw_upload_max_in_flight %u\n",
+		       st.in_flight, st.max_in_flight);
 }
 
 static void uploader_health(void *ud, bool ok, int err, long status, const char *detail)
 {
 	struct egw *e = ud;
-	struct uploader_stats st = {0};
+	struct uploader_stats st = { 0 };
 
 	if (e->uploader)
 		uploader_get_stats(e->uploader, &st);
 	if (ok)
 		log_info("uploader", "backend answers again (HTTP %ld); delivering from seq %llu",
-		         status, (unsigned long long)st.pending_seq);
+			 status, (unsigned long long)st.pending_seq);
 	else if (status)
 		log_warn("uploader", "backend answered HTTP %ld; retrying with backoff", status);
 	else
 		log_warn("uploader", "backend unreachable: %s%s%s; retrying with backoff",
-		         egw_strerror(err), detail[0] ? ": " : "", detail);
+			 egw_strerror(err), detail[0] ? ": " : "", detail);
 }
 
 /* The uploader's settings.  urls points into the settings document (valid
  * until it changes).  Returns the number of URLs or -EINVAL (too many). */
 static int uploader_config_from(struct egw *e, const char *urls[UPLOADER_MAX_URLS],
-                                struct uploader_config *cfg)
+				struct uploader_config *cfg)
 {
 	const json_t *arr = settings_values(e->settings)->backend_data_urls;
 	int64_t rate = settings_values(e->settings)->backend_rate_per_s;
@@ -268,8 +269,7 @@ static int uploader_config_from(struct egw *e, const char *urls[UPLOADER_MAX_URL
 	size_t n = 0, i;
 	json_t *v;
 
-	json_array_foreach(arr, i, v)
-	{
+	json_array_foreach (arr, i, v) {
 		if (!json_is_string(v) || json_string_length(v) == 0)
 			continue;
 		if (n == UPLOADER_MAX_URLS)
@@ -278,17 +278,17 @@ static int uploader_config_from(struct egw *e, const char *urls[UPLOADER_MAX_URL
 	}
 	const char *comp = settings_values(e->settings)->backend_compression;
 	*cfg = (struct uploader_config){
-	    .urls = urls,
-	    .n_urls = n,
-	    .compression = comp && !strcmp(comp, "gzip")   ? UPLOADER_COMPRESS_GZIP
-	                   : comp && !strcmp(comp, "none") ? UPLOADER_COMPRESS_NONE
-	                                                   : UPLOADER_COMPRESS_AUTO,
-	    .rate_per_s = rate > 0 ? (unsigned)rate : 0,
-	    .timeout_ms = tmo > 0 ? (long)tmo : 0,
-	    .max_in_flight = window > 0 ? (unsigned)window : 0,
-	    .acks = e->acks,
-	    .on_health = uploader_health,
-	    .health_ud = e,
+		.urls = urls,
+		.n_urls = n,
+		.compression = comp && !strcmp(comp, "gzip") ? UPLOADER_COMPRESS_GZIP
+			: comp && !strcmp(comp, "none")      ? UPLOADER_COMPRESS_NONE
+							     : UPLOADER_COMPRESS_AUTO,
+		.rate_per_s = rate > 0 ? (unsigned)rate : 0,
+		.timeout_ms = tmo > 0 ? (long)tmo : 0,
+		.max_in_flight = window > 0 ? (unsigned)window : 0,
+		.acks = e->acks,
+		.on_health = uploader_health,
+		.health_ud = e,
 	};
 	return (int)n;
 }
@@ -303,7 +303,7 @@ static int uploader_create(struct egw *e, const struct uploader_config *cfg)
 	uploader_kick(e->uploader);
 	char *first = mask_url(cfg->urls[0]);
 	log_info("uploader", "uploading to %zu endpoint%s, first %s", cfg->n_urls,
-	         cfg->n_urls == 1 ? "" : "s", first ? first : MASK);
+		 cfg->n_urls == 1 ? "" : "s", first ? first : MASK);
 	free(first);
 	return 0;
 }
@@ -344,7 +344,7 @@ int pipeline_uploader_init(struct egw *e)
 	if (n <= 0) {
 		if (n == 0)
 			log_info("uploader",
-			         "backend.data_urls is empty: batches stay in the store");
+				 "backend.data_urls is empty: batches stay in the store");
 		return n;
 	}
 	return uploader_create(e, &cfg);
@@ -362,7 +362,7 @@ void pipeline_uploader_fini(struct egw *e)
 static json_t *name_section(void *ud)
 {
 	struct egw *e = ud;
-	struct namequery_stats st = {0};
+	struct namequery_stats st = { 0 };
 	const char *name = e->namequery ? namequery_name(e->namequery) : NULL;
 	char *url = mask_url(settings_values(e->settings)->backend_graphql_url);
 	json_t *o;
@@ -370,10 +370,9 @@ static json_t *name_section(void *ud)
 	if (e->namequery)
 		namequery_get_stats(e->namequery, &st);
 	o = json_pack("{sssbsssIsIsIss}", "name", name ? name : "", "known", name != NULL, "url",
-	                 url ? url : MASK, "attempts",
-	                 (json_int_t)st.attempts, "ok", (json_int_t)st.ok, "failed",
-	                 (json_int_t)st.failed, "last_error",
-	                 st.last_error ? egw_strerror(st.last_error) : "");
+		      url ? url : MASK, "attempts", (json_int_t)st.attempts, "ok",
+		      (json_int_t)st.ok, "failed", (json_int_t)st.failed, "last_error",
+		      st.last_error ? egw_strerror(st.last_error) : "");
 	free(url);
 	return o;
 }
@@ -387,12 +386,12 @@ static void name_learned(void *ud, const char *name)
 static void name_config_from(struct egw *e, struct namequery_config *cfg)
 {
 	*cfg = (struct namequery_config){
-	    .url = settings_values(e->settings)->backend_graphql_url,
-	    .serial = signer_serial_hex(e->signer),
-	    .interval = MSEC(settings_values(e->settings)->name_interval_ms),
-	    .refresh_interval = MSEC(settings_values(e->settings)->name_refresh_interval_ms),
-	    .on_name = name_learned,
-	    .name_ud = e,
+		.url = settings_values(e->settings)->backend_graphql_url,
+		.serial = signer_serial_hex(e->signer),
+		.interval = MSEC(settings_values(e->settings)->name_interval_ms),
+		.refresh_interval = MSEC(settings_values(e->settings)->name_refresh_interval_ms),
+		.on_name = name_learned,
+		.name_ud = e,
 	};
 }
 
@@ -429,9 +428,9 @@ int pipeline_apply_settings(struct egw *e)
 
 	if (e->batch) {
 		batch_set_srcful(e->batch,
-		                 !strcmp(settings_values(e->settings)->backend_format, "srcful"));
+				 !strcmp(settings_values(e->settings)->backend_format, "srcful"));
 		r2 = batch_set_interval(
-		    e->batch, MSEC(settings_values(e->settings)->harvest_batch_interval_ms));
+			e->batch, MSEC(settings_values(e->settings)->harvest_batch_interval_ms));
 		if (r2 < 0)
 			r = r2;
 	}

@@ -17,8 +17,7 @@
 /* The settings that need a new listener, as one string. */
 static void signature(const struct settings_values *v, char *buf, size_t len)
 {
-	snprintf(buf, len, "%d|%s|%lld", v->proxy_enabled,
-		 v->proxy_bind, (long long)v->proxy_port);
+	snprintf(buf, len, "%d|%s|%lld", v->proxy_enabled, v->proxy_bind, (long long)v->proxy_port);
 }
 
 void proxy_egw_apply(struct egw *e)
@@ -76,18 +75,16 @@ static json_t *section(void *ud)
 	proxy_stats(e->proxy, &ps);
 	return json_pack("{s:b,s:b,s:s,s:i,s:b,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
 			 "s:I,s:I}",
-			 "enabled", 1, "listening", 1, "bind", v->proxy_bind,
-			 "port", (int)proxy_port(e->proxy),
-			 "allow_writes", v->proxy_allow_writes,
+			 "enabled", 1, "listening", 1, "bind", v->proxy_bind, "port",
+			 (int)proxy_port(e->proxy), "allow_writes", v->proxy_allow_writes,
 			 "clients", (int)ps.clients, "clients_total", (json_int_t)ps.clients_total,
-			 "clients_rejected", (json_int_t)ps.clients_rejected,
-			 "clients_dropped", (json_int_t)ps.clients_dropped,
-			 "requests", (json_int_t)ps.requests, "cached", (json_int_t)ps.cached,
-			 "forwarded", (json_int_t)ps.forwarded, "coalesced", (json_int_t)ps.coalesced,
-			 "refused", (json_int_t)ps.refused, "unknown_unit", (json_int_t)ps.unknown_unit,
-			 "no_answer", (json_int_t)ps.no_answer, "busy", (json_int_t)ps.busy,
-			 "writes_ok", (json_int_t)ps.writes_ok,
-			 "writes_failed", (json_int_t)ps.writes_failed);
+			 "clients_rejected", (json_int_t)ps.clients_rejected, "clients_dropped",
+			 (json_int_t)ps.clients_dropped, "requests", (json_int_t)ps.requests,
+			 "cached", (json_int_t)ps.cached, "forwarded", (json_int_t)ps.forwarded,
+			 "coalesced", (json_int_t)ps.coalesced, "refused", (json_int_t)ps.refused,
+			 "unknown_unit", (json_int_t)ps.unknown_unit, "no_answer",
+			 (json_int_t)ps.no_answer, "busy", (json_int_t)ps.busy, "writes_ok",
+			 (json_int_t)ps.writes_ok, "writes_failed", (json_int_t)ps.writes_failed);
 }
 
 static void metrics(void *ud, struct web_buf *b)
@@ -98,9 +95,12 @@ static void metrics(void *ud, struct web_buf *b)
 	if (!e->proxy)
 		return;
 	proxy_stats(e->proxy, &ps);
-	web_buf_printf(b, "# HELP egw_proxy_clients Modbus proxy clients connected.\n"
-		       "# TYPE egw_proxy_clients gauge\negw_proxy_clients %u\n", ps.clients);
-	web_buf_printf(b, "# HELP egw_proxy_requests_total Modbus proxy requests by outcome.\n"
+	web_buf_printf(b,
+		       "# HELP egw_proxy_clients Modbus proxy clients connected.\n"
+		       "# TYPE egw_proxy_clients gauge\negw_proxy_clients %u\n",
+		       ps.clients);
+	web_buf_printf(b,
+		       "# HELP egw_proxy_requests_total Modbus proxy requests by outcome.\n"
 		       "# TYPE egw_proxy_requests_total counter\n"
 		       "egw_proxy_requests_total{outcome=\"cached\"} %" PRIu64 "\n"
 		       "egw_proxy_requests_total{outcome=\"forwarded\"} %" PRIu64 "\n"
@@ -111,7 +111,8 @@ static void metrics(void *ud, struct web_buf *b)
 		       "egw_proxy_requests_total{outcome=\"busy\"} %" PRIu64 "\n",
 		       ps.cached, ps.forwarded, ps.coalesced, ps.refused, ps.unknown_unit,
 		       ps.no_answer, ps.busy);
-	web_buf_printf(b, "# HELP egw_proxy_writes_total Writes through the Modbus proxy by result.\n"
+	web_buf_printf(b,
+		       "# HELP egw_proxy_writes_total Writes through the Modbus proxy by result.\n"
 		       "# TYPE egw_proxy_writes_total counter\n"
 		       "egw_proxy_writes_total{result=\"ok\"} %" PRIu64 "\n"
 		       "egw_proxy_writes_total{result=\"failed\"} %" PRIu64 "\n",

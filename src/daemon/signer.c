@@ -43,13 +43,16 @@ static json_t *signer_section(void *ud)
 		return NULL;
 	err = signer_last_error(e->signer);
 	why = not_signing_reason(e->signer);
-	return json_pack("{s:s, s:o, s:b, s:o, s:b, s:o, s:b, s:s}", "backend", signer_backend_name(e->signer),
-			 "serial", signer_identity_known(e->signer) ? json_string(signer_serial_hex(e->signer)) : json_null(),
-			 "healthy", signer_healthy(e->signer),
-			 "last_error", err ? json_string(err) : json_null(), "signing", why == NULL,
+	return json_pack("{s:s, s:o, s:b, s:o, s:b, s:o, s:b, s:s}", "backend",
+			 signer_backend_name(e->signer), "serial",
+			 signer_identity_known(e->signer)
+				 ? json_string(signer_serial_hex(e->signer))
+				 : json_null(),
+			 "healthy", signer_healthy(e->signer), "last_error",
+			 err ? json_string(err) : json_null(), "signing", why == NULL,
 			 "not_signing_reason", why ? json_string(why) : json_null(),
-			 "identity_refused", signer_identity_refused(e->signer),
-			 "configured", settings_values(e->settings)->signer_backend);
+			 "identity_refused", signer_identity_refused(e->signer), "configured",
+			 settings_values(e->settings)->signer_backend);
 }
 
 static void signer_metrics(void *ud, struct web_buf *b)
@@ -58,18 +61,20 @@ static void signer_metrics(void *ud, struct web_buf *b)
 
 	if (!e->signer)
 		return;
-	web_buf_printf(b, "# TYPE egw_signer_healthy gauge\negw_signer_healthy{backend=\"%s\"} %d\n",
+	web_buf_printf(b,
+		       "# TYPE egw_signer_healthy gauge\negw_signer_healthy{backend=\"%s\"} %d\n",
 		       signer_backend_name(e->signer), signer_healthy(e->signer) ? 1 : 0);
 }
 
-static void signer_config_from(const struct settings *st, const char *state_dir, struct signer_config *ret)
+static void signer_config_from(const struct settings *st, const char *state_dir,
+			       struct signer_config *ret)
 {
 	const char *backend = settings_values(st)->signer_backend;
 
 	*ret = (struct signer_config){
 		.backend = !backend || strcmp(backend, "auto") == 0 ? SIGNER_AUTO
-			 : strcmp(backend, "atecc608") == 0 ? SIGNER_ATECC608
-							       : SIGNER_SOFTWARE,
+			: strcmp(backend, "atecc608") == 0          ? SIGNER_ATECC608
+								    : SIGNER_SOFTWARE,
 		.state_dir = state_dir,
 		.i2c_bus = settings_values(st)->signer_i2c_bus,
 		.i2c_address = (unsigned)settings_values(st)->signer_i2c_address,
@@ -87,12 +92,15 @@ int crypto_egw_init(struct egw *e)
 	cfg.accept_new_identity = e->accept_new_identity;
 	r = signer_open(&cfg, &e->signer);
 	if (r < 0) {
-		log_error("crypto", "cannot open the signer (state dir %s): %s", e->state_dir, egw_strerror(r));
+		log_error("crypto", "cannot open the signer (state dir %s): %s", e->state_dir,
+			  egw_strerror(r));
 		return r;
 	}
 	if (signer_identity_refused(e->signer))
-		log_error("crypto", "signer %s: %s (%s/identity, recorded serial %s); readings are stored, "
-			  "nothing is signed", signer_backend_name(e->signer), signer_last_error(e->signer),
+		log_error("crypto",
+			  "signer %s: %s (%s/identity, recorded serial %s); readings are stored, "
+			  "nothing is signed",
+			  signer_backend_name(e->signer), signer_last_error(e->signer),
 			  e->state_dir, signer_serial_hex(e->signer));
 	else if (!signer_healthy(e->signer))
 		log_warn("crypto", "signer %s: %s; readings are stored and signed when it answers",
@@ -126,9 +134,12 @@ int crypto_chip_command(const struct settings *st, const char *state_dir, enum c
 	signer_config_from(st, state_dir, &cfg);
 	r = signer_chip_info(&cfg, &ci);
 	if (r < 0) {
-		fprintf(stderr, "egwd: no ATECC608 answers on %s at 0x%02x (settings signer.i2c_bus, "
-			"signer.i2c_address): %s\n", cfg.i2c_bus ? cfg.i2c_bus : "/dev/i2c-1",
-			cfg.i2c_address ? cfg.i2c_address : 0x60, r == -ENOTSUP ? "built without cryptoauthlib" : egw_strerror(r));
+		fprintf(stderr,
+			"egwd: no ATECC608 answers on %s at 0x%02x (settings signer.i2c_bus, "
+			"signer.i2c_address): %s\n",
+			cfg.i2c_bus ? cfg.i2c_bus : "/dev/i2c-1",
+			cfg.i2c_address ? cfg.i2c_address : 0x60,
+			r == -ENOTSUP ? "built without cryptoauthlib" : egw_strerror(r));
 		return 1;
 	}
 	if (cmd == CHIP_INFO) {
@@ -136,21 +147,27 @@ int crypto_chip_command(const struct settings *st, const char *state_dir, enum c
 		print_hex("revision: ", ci.revision, sizeof(ci.revision));
 		printf("config zone: %s\ndata zone: %s\n", ci.config_locked ? "locked" : "unlocked",
 		       ci.data_locked ? "locked" : "unlocked");
-		printf("slot 0: SlotConfig %04x, KeyConfig %04x, %s, %s, %s\n", ci.slot0_config, ci.slot0_key_config,
+		printf("slot 0: SlotConfig %04x, KeyConfig %04x, %s, %s, %s\n", ci.slot0_config,
+		       ci.slot0_key_config,
 		       ci.slot0_egw ? "configured for egw" : "not configured for egw",
-		       ci.slot0_key_valid ? "key present" : "no key", ci.slot0_locked ? "slot locked" : "slot not locked");
+		       ci.slot0_key_valid ? "key present" : "no key",
+		       ci.slot0_locked ? "slot locked" : "slot not locked");
 		if (ci.slot0_key_valid && ci.slot0_egw)
 			print_hex("public key: 04", ci.slot0_xy, sizeof(ci.slot0_xy));
 		return 0;
 	}
 	if (ci.config_locked || ci.data_locked) {
-		fprintf(stderr, "egwd: the ATECC608 on %s at 0x%02x is already locked (config %s, data %s): "
-			"refusing to provision it\n", cfg.i2c_bus ? cfg.i2c_bus : "/dev/i2c-1",
-			cfg.i2c_address ? cfg.i2c_address : 0x60, ci.config_locked ? "locked" : "unlocked",
+		fprintf(stderr,
+			"egwd: the ATECC608 on %s at 0x%02x is already locked (config %s, data %s): "
+			"refusing to provision it\n",
+			cfg.i2c_bus ? cfg.i2c_bus : "/dev/i2c-1",
+			cfg.i2c_address ? cfg.i2c_address : 0x60,
+			ci.config_locked ? "locked" : "unlocked",
 			ci.data_locked ? "locked" : "unlocked");
 		return 1;
 	}
-	printf("%s the blank ATECC608 (serial ", cmd == CHIP_PROVISION_DRY_RUN ? "would provision" : "provisioning");
+	printf("%s the blank ATECC608 (serial ",
+	       cmd == CHIP_PROVISION_DRY_RUN ? "would provision" : "provisioning");
 	for (size_t i = 0; i < sizeof(ci.serial); i++)
 		printf("%02x", ci.serial[i]);
 	printf("):\n");
@@ -163,7 +180,8 @@ int crypto_chip_command(const struct settings *st, const char *state_dir, enum c
 	fflush(stdout);
 	r = signer_chip_provision(&cfg, xy);
 	if (r < 0) {
-		fprintf(stderr, "egwd: provisioning failed: %s\n", r == -EEXIST ? "the chip is already locked" : egw_strerror(r));
+		fprintf(stderr, "egwd: provisioning failed: %s\n",
+			r == -EEXIST ? "the chip is already locked" : egw_strerror(r));
 		return 1;
 	}
 	printf("done: configuration and data zones locked\n");

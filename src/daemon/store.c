@@ -48,20 +48,22 @@ static int rates_add(json_t *o, const struct store_stats *st, int64_t max_bytes)
 
 	if (secs >= 60) {
 		if (wb >= 0 && io_start_bytes >= 0)
-			wpd = json_integer((json_int_t)((double)(wb - io_start_bytes) * 86400 / secs));
+			wpd = json_integer(
+				(json_int_t)((double)(wb - io_start_bytes) * 86400 / secs));
 		double per_h = (double)st->appended * 3600 / secs;
 		spd = json_integer((json_int_t)(per_h * 24));
 		if (per_h > 0 && max_bytes > 0) {
 			/* whole hours: the rate is an estimate */
 			oh = json_integer((json_int_t)((double)max_bytes / per_h));
-			ohl = json_integer((json_int_t)((double)MAX(max_bytes - st->bytes, 0) / per_h));
+			ohl = json_integer(
+				(json_int_t)((double)MAX(max_bytes - st->bytes, 0) / per_h));
 		}
 	}
 	return json_object_set_new(o, "appended", json_integer(st->appended)) |
-	       json_object_set_new(o, "write_bytes_per_day", wpd) |
-	       json_object_set_new(o, "stored_bytes_per_day", spd) |
-	       json_object_set_new(o, "outage_hours", oh) |
-	       json_object_set_new(o, "outage_hours_left", ohl);
+		json_object_set_new(o, "write_bytes_per_day", wpd) |
+		json_object_set_new(o, "stored_bytes_per_day", spd) |
+		json_object_set_new(o, "outage_hours", oh) |
+		json_object_set_new(o, "outage_hours_left", ohl);
 }
 
 static json_t *store_section(void *ud)
@@ -73,14 +75,14 @@ static json_t *store_section(void *ud)
 	if (!e->store)
 		return NULL;
 	store_get_stats(e->store, &st);
-	o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:o, s:I, s:I}",
-			 "backlog", (json_int_t)st.backlog, "delivered", (json_int_t)st.delivered,
-			 "dropped", (json_int_t)st.dropped, "last_seq", (json_int_t)st.last_seq,
-			 "unsigned", (json_int_t)st.unsigned_rows, "bytes", (json_int_t)st.bytes,
-			 "disk_full", st.disk_full, "recovered", st.recovered,
-			 "last_error", st.last_err ? json_string(egw_strerror(st.last_err)) : json_null(),
-			 "max_bytes", (json_int_t)settings_values(e->settings)->store_max_bytes,
-			 "max_age_s", (json_int_t)settings_values(e->settings)->store_max_age_s);
+	o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:o, s:I, s:I}", "backlog",
+		      (json_int_t)st.backlog, "delivered", (json_int_t)st.delivered, "dropped",
+		      (json_int_t)st.dropped, "last_seq", (json_int_t)st.last_seq, "unsigned",
+		      (json_int_t)st.unsigned_rows, "bytes", (json_int_t)st.bytes, "disk_full",
+		      st.disk_full, "recovered", st.recovered, "last_error",
+		      st.last_err ? json_string(egw_strerror(st.last_err)) : json_null(),
+		      "max_bytes", (json_int_t)settings_values(e->settings)->store_max_bytes,
+		      "max_age_s", (json_int_t)settings_values(e->settings)->store_max_age_s);
 	if (o && rates_add(o, &st, settings_values(e->settings)->store_max_bytes) < 0) {
 		json_decref(o);
 		return NULL;

@@ -50,8 +50,8 @@ bool devconf_id_ok(const char *s)
 	if (n == 0 || n >= DEVCONF_ID_LEN)
 		return false;
 	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-		      *s == '_' || *s == '-' || *s == '.'))
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '-' || *s == '.'))
 			return false;
 	return true;
 }
@@ -79,12 +79,13 @@ enum ftype { F_STR, F_INT, F_ENUM };
 struct field {
 	const char *name;
 	enum ftype type;
-	long long min, max;            /* F_INT; F_STR: length 1..max */
-	const char *const *values;     /* F_ENUM */
+	long long min, max;        /* F_INT; F_STR: length 1..max */
+	const char *const *values; /* F_ENUM */
 };
 
-static const char *const connections[] = { "tcp", "rtu", "rtu-over-tcp", "serial", "solarman",
-					    NULL };
+static const char *const connections[] = {
+	"tcp", "rtu", "rtu-over-tcp", "serial", "solarman", NULL
+};
 static const char *const parities[] = { "N", "E", "O", NULL };
 
 /* Sorted by name; every key a device object may have. */
@@ -120,7 +121,7 @@ static int check_fields(const json_t *o, unsigned i, struct devconf_error *err)
 	const char *name;
 	const json_t *v;
 
-	json_object_foreach((json_t *)o, name, v) {
+	json_object_foreach ((json_t *)o, name, v) {
 		const struct field *f = field_find(name);
 		if (!f)
 			return FAIL(i, name, "unknown key");
@@ -137,7 +138,8 @@ static int check_fields(const json_t *o, unsigned i, struct devconf_error *err)
 			break;
 		case F_INT:
 			if (!json_is_integer(v))
-				return FAIL(i, name, "expected an integer, got %s", egw_json_kind(v));
+				return FAIL(i, name, "expected an integer, got %s",
+					    egw_json_kind(v));
 			if (json_integer_value(v) < f->min || json_integer_value(v) > f->max)
 				return FAIL(i, name, "%lld is out of range %lld..%lld",
 					    (long long)json_integer_value(v), f->min, f->max);
@@ -151,12 +153,14 @@ static int check_fields(const json_t *o, unsigned i, struct devconf_error *err)
 				char list[64] = "";
 				size_t off = 0;
 				for (const char *const *p = f->values; *p; p++)
-					off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s",
-								 p == f->values ? "" : ", ", *p);
+					off += (size_t)snprintf(list + off, sizeof(list) - off,
+								"%s%s", p == f->values ? "" : ", ",
+								*p);
 				if (!s)
-					return FAIL(i, name, "expected a string, got %s", egw_json_kind(v));
-				return FAIL(i, name, "unknown value \"%.40s\" (expected one of %s)", s,
-					    list);
+					return FAIL(i, name, "expected a string, got %s",
+						    egw_json_kind(v));
+				return FAIL(i, name, "unknown value \"%.40s\" (expected one of %s)",
+					    s, list);
 			}
 			break;
 		}
@@ -194,13 +198,17 @@ static int parse_one(const json_t *o, unsigned i, struct dev_conf *c, struct dev
 	prof = str(o, "profile");
 	c->p1 = prof && strcmp(prof, "p1") == 0;
 	if (c->p1 && strcmp(conn, "tcp") != 0 && strcmp(conn, "serial") != 0)
-		return FAIL(i, "connection", "profile p1 reads the meter's telegrams from \"tcp\" "
-			    "(a serial-to-TCP bridge) or \"serial\", not \"%s\"", conn);
+		return FAIL(i, "connection",
+			    "profile p1 reads the meter's telegrams from \"tcp\" "
+			    "(a serial-to-TCP bridge) or \"serial\", not \"%s\"",
+			    conn);
 	if (!c->p1 && strcmp(conn, "serial") == 0)
-		return FAIL(i, "connection", "\"serial\" is for profile p1 (a Modbus device on a "
+		return FAIL(i, "connection",
+			    "\"serial\" is for profile p1 (a Modbus device on a "
 			    "serial line is \"rtu\")");
 	if (strcmp(conn, "solarman") == 0 && !json_object_get(o, "logger_serial"))
-		return FAIL(i, "logger_serial", "missing (required for connection \"solarman\": the "
+		return FAIL(i, "logger_serial",
+			    "missing (required for connection \"solarman\": the "
 			    "serial number printed on the data logger)");
 	if (strcmp(conn, "solarman") != 0 && json_object_get(o, "logger_serial"))
 		return FAIL(i, "logger_serial", "only for connection \"solarman\"");
@@ -209,25 +217,32 @@ static int parse_one(const json_t *o, unsigned i, struct dev_conf *c, struct dev
 	if (c->p1 && json_object_get(o, "unit_id"))
 		return FAIL(i, "unit_id", "not used by profile p1 (the meter sends by itself)");
 	if (c->p1 && strcmp(conn, "tcp") == 0 && !json_object_get(o, "port"))
-		return FAIL(i, "port", "missing (required for profile p1 over tcp: the bridge's port)");
+		return FAIL(i, "port",
+			    "missing (required for profile p1 over tcp: the bridge's port)");
 	c->kind = strcmp(conn, "rtu") == 0 || strcmp(conn, "serial") == 0 ? MB_TRANSPORT_RTU
 		: strcmp(conn, "rtu-over-tcp") == 0 ? MB_TRANSPORT_RTU_OVER_TCP
-		: strcmp(conn, "solarman") == 0 ? MB_TRANSPORT_SOLARMAN
-		: MB_TRANSPORT_TCP;
+		: strcmp(conn, "solarman") == 0     ? MB_TRANSPORT_SOLARMAN
+						    : MB_TRANSPORT_TCP;
 
 	if (c->kind == MB_TRANSPORT_RTU) {
 		s = str(o, "serial_port");
 		if (!s)
-			return FAIL(i, "serial_port", "missing (required for connection \"%s\", "
-				    "e.g. /dev/ttyUSB0)", conn);
+			return FAIL(i, "serial_port",
+				    "missing (required for connection \"%s\", "
+				    "e.g. /dev/ttyUSB0)",
+				    conn);
 		if (s[0] != '/')
-			return FAIL(i, "serial_port", "must be an absolute path such as /dev/ttyUSB0");
+			return FAIL(i, "serial_port",
+				    "must be an absolute path such as /dev/ttyUSB0");
 		snprintf(c->serial_port, sizeof(c->serial_port), "%s", s);
 		if (!mb_serial_baud_ok((unsigned)int_or(o, "baudrate", c->p1 ? 115200 : 9600)))
-			return FAIL(i, "baudrate", "%lld is not a baud rate this system supports "
-				    "(1200 ... 230400)", int_or(o, "baudrate", 9600));
+			return FAIL(i, "baudrate",
+				    "%lld is not a baud rate this system supports "
+				    "(1200 ... 230400)",
+				    int_or(o, "baudrate", 9600));
 		if (json_object_get(o, "host"))
-			return FAIL(i, "host", "not used by connection \"%s\" (use serial_port)", conn);
+			return FAIL(i, "host", "not used by connection \"%s\" (use serial_port)",
+				    conn);
 	} else {
 		s = str(o, "host");
 		if (!s)
@@ -236,7 +251,8 @@ static int parse_one(const json_t *o, unsigned i, struct dev_conf *c, struct dev
 			return FAIL(i, "host", "\"%.60s\" is not an IP address or a host name", s);
 		snprintf(c->host, sizeof(c->host), "%s", s);
 		if (json_object_get(o, "serial_port"))
-			return FAIL(i, "serial_port", "not used by connection \"%s\" (use host)", conn);
+			return FAIL(i, "serial_port", "not used by connection \"%s\" (use host)",
+				    conn);
 	}
 	c->port = (uint16_t)int_or(o, "port", c->kind == MB_TRANSPORT_SOLARMAN ? 8899 : 502);
 	c->logger_serial = (uint32_t)int_or(o, "logger_serial", 0);
@@ -258,13 +274,14 @@ static int parse_one(const json_t *o, unsigned i, struct dev_conf *c, struct dev
 	snprintf(c->name, sizeof(c->name), "%s", s ? s : c->id);
 
 	if (!prof)
-		return FAIL(i, "profile", "missing (a name from /api/device/supported, or sunspec)");
+		return FAIL(i, "profile",
+			    "missing (a name from /api/device/supported, or sunspec)");
 	if (c->p1)
 		return 0;
 	c->profile = profile_find(prof);
 	if (!c->profile) {
-		set_err(err, "", i, "profile", "unknown profile \"%.60s\" (see /api/device/supported)",
-			prof);
+		set_err(err, "", i, "profile",
+			"unknown profile \"%.60s\" (see /api/device/supported)", prof);
 		return -EGW_EPROFILE;
 	}
 	c->sunspec = strcasecmp(prof, "sunspec") == 0;
@@ -275,7 +292,8 @@ static int parse_one(const json_t *o, unsigned i, struct dev_conf *c, struct dev
 static bool same_address(const struct dev_conf *a, const struct dev_conf *b)
 {
 	if ((a->p1 || b->p1) && a->kind == b->kind)
-		return a->kind == MB_TRANSPORT_RTU ? strcmp(a->serial_port, b->serial_port) == 0
+		return a->kind == MB_TRANSPORT_RTU
+			? strcmp(a->serial_port, b->serial_port) == 0
 			: a->port == b->port && strcasecmp(a->host, b->host) == 0;
 	if (a->unit != b->unit || (a->kind == MB_TRANSPORT_RTU) != (b->kind == MB_TRANSPORT_RTU))
 		return false;
@@ -289,37 +307,48 @@ static int check_list(const struct dev_conf *c, unsigned n, struct devconf_error
 	for (unsigned i = 0; i < n; i++)
 		for (unsigned j = 0; j < i; j++) {
 			if (strcmp(c[j].id, c[i].id) == 0)
-				return FAIL(i, "id", "\"%s\" is already used by devices[%u]", c[i].id, j);
+				return FAIL(i, "id", "\"%s\" is already used by devices[%u]",
+					    c[i].id, j);
 			/* Devices on one serial line share its client: one line, one setting. */
 			if (!c[i].p1 && !c[j].p1 && c[i].kind == MB_TRANSPORT_RTU &&
 			    c[j].kind == MB_TRANSPORT_RTU &&
 			    strcmp(c[i].serial_port, c[j].serial_port) == 0 &&
 			    (c[i].baudrate != c[j].baudrate || c[i].parity != c[j].parity ||
 			     c[i].stopbits != c[j].stopbits))
-				return FAIL(i, "baudrate", "baudrate, parity and stopbits must match "
-					    "devices[%u] on the same serial port", j);
+				return FAIL(i, "baudrate",
+					    "baudrate, parity and stopbits must match "
+					    "devices[%u] on the same serial port",
+					    j);
 			if (c[i].proxy_unit == c[j].proxy_unit &&
 			    (c[i].proxy_unit_set || c[j].proxy_unit_set))
-				return FAIL(i, c[i].proxy_unit_set ? "proxy_unit_id" : "unit_id", "the Modbus proxy already answers unit %u for "
+				return FAIL(i, c[i].proxy_unit_set ? "proxy_unit_id" : "unit_id",
+					    "the Modbus proxy already answers unit %u for "
 					    "devices[%u] (%s): set a different proxy_unit_id",
 					    c[i].proxy_unit, j, c[j].id);
 			/* One logger, one serial number: its devices share a connection. */
-			if (c[i].kind == MB_TRANSPORT_SOLARMAN && c[j].kind == MB_TRANSPORT_SOLARMAN &&
-			    c[i].port == c[j].port && strcasecmp(c[i].host, c[j].host) == 0 &&
+			if (c[i].kind == MB_TRANSPORT_SOLARMAN &&
+			    c[j].kind == MB_TRANSPORT_SOLARMAN && c[i].port == c[j].port &&
+			    strcasecmp(c[i].host, c[j].host) == 0 &&
 			    c[i].logger_serial != c[j].logger_serial)
-				return FAIL(i, "logger_serial", "devices[%u] (%s) reaches the logger at "
-					    "this host and port as serial %u", j, c[j].id,
-					    (unsigned)c[j].logger_serial);
+				return FAIL(i, "logger_serial",
+					    "devices[%u] (%s) reaches the logger at "
+					    "this host and port as serial %u",
+					    j, c[j].id, (unsigned)c[j].logger_serial);
 			if (same_address(&c[i], &c[j]) && (c[i].p1 || c[j].p1))
-				return FAIL(i, c[i].kind == MB_TRANSPORT_RTU ? "serial_port" : "host",
-					    "devices[%u] (%s) uses this %s; a P1 meter's line is its own",
-					    j, c[j].id,
-					    c[i].kind == MB_TRANSPORT_RTU ? "serial port" : "host and port");
+				return FAIL(
+					i, c[i].kind == MB_TRANSPORT_RTU ? "serial_port" : "host",
+					"devices[%u] (%s) uses this %s; a P1 meter's line is its own",
+					j, c[j].id,
+					c[i].kind == MB_TRANSPORT_RTU ? "serial port"
+								      : "host and port");
 			if (same_address(&c[i], &c[j]))
-				return FAIL(i, c[i].kind == MB_TRANSPORT_RTU ? "serial_port" : "host",
+				return FAIL(i,
+					    c[i].kind == MB_TRANSPORT_RTU ? "serial_port" : "host",
 					    "devices[%u] (%s) is already this device (same %s and "
-					    "unit_id)", j, c[j].id,
-					    c[i].kind == MB_TRANSPORT_RTU ? "serial port" : "host, port");
+					    "unit_id)",
+					    j, c[j].id,
+					    c[i].kind == MB_TRANSPORT_RTU ? "serial port"
+									  : "host, port");
 		}
 	return 0;
 }
@@ -419,13 +448,14 @@ bool devconf_write_allowed(const json_t *list, const char *device, unsigned addr
 		size_t i;
 		json_t *e;
 
-		json_array_foreach(list, i, e) {
+		json_array_foreach (list, i, e) {
 			json_int_t first, n = 1;
 			const char *dev = NULL;
 
 			if (json_is_integer(e)) {
 				first = json_integer_value(e);
-			} else if (json_is_object(e) && json_is_integer(json_object_get(e, "address"))) {
+			} else if (json_is_object(e) &&
+				   json_is_integer(json_object_get(e, "address"))) {
 				first = json_integer_value(json_object_get(e, "address"));
 				if (json_is_integer(json_object_get(e, "count")))
 					n = json_integer_value(json_object_get(e, "count"));

@@ -56,24 +56,24 @@
 struct profile;
 
 #define DEVCONF_MAX 32
-#define DEVCONF_ID_LEN 64    /* id: at most 63 bytes */
-#define DEVCONF_NAME_LEN 96  /* name: at most 95 bytes */
-#define DEVCONF_HOST_LEN 256 /* host and serial_port: at most 255 bytes */
+#define DEVCONF_ID_LEN 64            /* id: at most 63 bytes */
+#define DEVCONF_NAME_LEN 96          /* name: at most 95 bytes */
+#define DEVCONF_HOST_LEN 256         /* host and serial_port: at most 255 bytes */
 #define DEVCONF_P1_INTERVAL_MS 10000 /* p1: telegram interval by default */
 
 /* One device's settings, parsed and validated (a value type). */
 struct dev_conf {
 	char id[DEVCONF_ID_LEN];
 	char name[DEVCONF_NAME_LEN];
-	enum mb_transport_kind kind;   /* p1: TCP (a bridge) or RTU (a serial line, no Modbus) */
-	bool p1;                       /* "profile": "p1"; profile is NULL */
-	unsigned databits;             /* p1 on a serial line: 7 or 8 */
+	enum mb_transport_kind kind; /* p1: TCP (a bridge) or RTU (a serial line, no Modbus) */
+	bool p1;                     /* "profile": "p1"; profile is NULL */
+	unsigned databits;           /* p1 on a serial line: 7 or 8 */
 	char host[DEVCONF_HOST_LEN];
 	uint16_t port;
-	uint32_t logger_serial;        /* solarman: the data logger's serial number */
+	uint32_t logger_serial; /* solarman: the data logger's serial number */
 	uint8_t unit;
-	uint8_t proxy_unit;            /* "proxy_unit_id": the Modbus proxy's unit for it */
-	bool proxy_unit_set;           /* given explicitly (not the unit_id default) */
+	uint8_t proxy_unit;  /* "proxy_unit_id": the Modbus proxy's unit for it */
+	bool proxy_unit_set; /* given explicitly (not the unit_id default) */
 	char serial_port[DEVCONF_HOST_LEN];
 	unsigned baudrate;
 	char parity;
@@ -85,8 +85,8 @@ struct dev_conf {
 };
 
 struct devconf_error {
-	char key[64];   /* "devices[1].host", "devices[2]" or "devices" */
-	char msg[192];  /* the problem, without the key */
+	char key[64];  /* "devices[1].host", "devices[2]" or "devices" */
+	char msg[192]; /* the problem, without the key */
 };
 
 /* "key: msg" into buf; returns buf. */
@@ -97,7 +97,7 @@ const char *devconf_error_str(const struct devconf_error *e, char *buf, size_t l
  * to its JSON object; free with devconf_free.  Returns 0, -EGW_ESCHEMA
  * (err filled), -EGW_EPROFILE (unknown profile, err filled) or -ENOMEM. */
 int devconf_parse_list(const json_t *arr, struct dev_conf **ret, unsigned *ret_n,
-                       struct devconf_error *err);
+		       struct devconf_error *err);
 void devconf_free(struct dev_conf *confs, unsigned n);
 
 /* Validation only (devconf_parse_list without keeping the result). */

@@ -94,9 +94,11 @@ int device_plan_single(const struct reg_def *r, struct mb_block *ret)
 	*ret = b[0];
 	if (n == 2 && b[1].fc == b[0].fc) {
 		unsigned lo = MIN(b[0].addr, b[1].addr);
-		unsigned hi = MAX((unsigned)b[0].addr + b[0].count, (unsigned)b[1].addr + b[1].count);
+		unsigned hi =
+			MAX((unsigned)b[0].addr + b[0].count, (unsigned)b[1].addr + b[1].count);
 		if (hi - lo <= PROFILE_MAX_BLOCK)
-			*ret = (struct mb_block){ .fc = b[0].fc, .addr = (uint16_t)lo,
+			*ret = (struct mb_block){ .fc = b[0].fc,
+						  .addr = (uint16_t)lo,
 						  .count = (uint16_t)(hi - lo) };
 	}
 	return 0;
@@ -111,7 +113,6 @@ void device_count_error(struct device *d, int err)
 	else if (mb_is_exception_err(err))
 		d->st.exceptions++;
 }
-
 
 
 /* ---- state machine -------------------------------------------------------- */
@@ -233,10 +234,13 @@ static int link_get(struct devices *ds, const struct mb_client_config *mc, struc
 	l->set = ds;
 	l->mc = *mc;
 	snprintf(l->host, sizeof(l->host), "%s", mc->host ? mc->host : "");
-	snprintf(l->serial_port, sizeof(l->serial_port), "%s", mc->serial_port ? mc->serial_port : "");
+	snprintf(l->serial_port, sizeof(l->serial_port), "%s",
+		 mc->serial_port ? mc->serial_port : "");
 	l->mc.host = l->host;
 	l->mc.serial_port = l->serial_port;
-	l->reap_task = (struct task){ .name = "device-reap", .run = reap_run, .prio = 20,
+	l->reap_task = (struct task){ .name = "device-reap",
+				      .run = reap_run,
+				      .prio = 20,
 				      .idx = SCHED_NOT_QUEUED };
 	r = mb_client_new(ds->loop, &l->mc, &l->client);
 	if (r < 0) {
@@ -350,7 +354,7 @@ void device_connect_failed(struct device *d, int err)
 	d->st.last_error = err;
 	if (d->connect_failures >= d->set->cfg.sleep_after_failures)
 		device_go(d, DEV_ASLEEP, "%u failed attempts: %s", d->connect_failures,
-		       egw_strerror(err));
+			  egw_strerror(err));
 	else
 		device_go(d, DEV_BACKING_OFF, "connect: %s", egw_strerror(err));
 }
@@ -583,8 +587,7 @@ static int poll_run(struct task *t, usec_t now)
 		d->st.overruns++;
 		return 0;
 	}
-	bool verbose = d->nkey == 0 ||
-		       d->poll_seq % DEV_VERBOSE_EVERY == 0;
+	bool verbose = d->nkey == 0 || d->poll_seq % DEV_VERBOSE_EVERY == 0;
 	d->poll_seq++;
 	d->st.polls++;
 	d->cycle_verbose = verbose;
@@ -653,7 +656,11 @@ int device_send(struct device *d, enum req_kind kind, unsigned idx, const struct
 
 	if (!q)
 		return -ENOMEM;
-	*q = (struct dev_req){ .d = d, .gen = d->gen, .kind = kind, .idx = idx, .b = *b,
+	*q = (struct dev_req){ .d = d,
+			       .gen = d->gen,
+			       .kind = kind,
+			       .idx = idx,
+			       .b = *b,
 			       .ts_ms = wall_ms() };
 	r = mb_client_read(d->link->client, d->conf.unit, b->fc, b->addr, b->count, req_done, q);
 	if (r < 0) {
@@ -698,8 +705,7 @@ static void device_free(struct device *d)
 }
 
 /* Takes ownership of c->json. */
-static int device_new(struct devices *ds, unsigned index, struct dev_conf *c,
-		      struct device **ret)
+static int device_new(struct devices *ds, unsigned index, struct dev_conf *c, struct device **ret)
 {
 	struct device *d = calloc(1, sizeof(*d));
 	const struct devices_config *cfg = &ds->cfg;
@@ -711,9 +717,13 @@ static int device_new(struct devices *ds, unsigned index, struct dev_conf *c,
 	d->index = index;
 	d->conf = *c;
 	c->json = NULL;
-	d->poll_task = (struct task){ .name = "device-poll", .run = poll_run, .prio = 10,
+	d->poll_task = (struct task){ .name = "device-poll",
+				      .run = poll_run,
+				      .prio = 10,
 				      .idx = SCHED_NOT_QUEUED };
-	d->retry_task = (struct task){ .name = "device-retry", .run = retry_run, .prio = 10,
+	d->retry_task = (struct task){ .name = "device-retry",
+				       .run = retry_run,
+				       .prio = 10,
 				       .idx = SCHED_NOT_QUEUED };
 	reading_clear(&d->last);
 	reading_mono_init(&d->mono);
@@ -773,8 +783,10 @@ static int device_new(struct devices *ds, unsigned index, struct dev_conf *c,
 static void conn_err(int r, unsigned i, char *err, size_t errlen)
 {
 	if (r == -EINVAL)
-		set_errf(err, errlen, "devices[%u].host: connection settings rejected (host must be "
-			 "an IP address or a host name; baudrate and parity must be supported)", i);
+		set_errf(err, errlen,
+			 "devices[%u].host: connection settings rejected (host must be "
+			 "an IP address or a host name; baudrate and parity must be supported)",
+			 i);
 	else
 		set_errf(err, errlen, "devices[%u]: %s", i, egw_strerror(r));
 }
@@ -842,8 +854,10 @@ int devices_new(struct loop *l, const json_t *devices_array, const struct device
 	if (hooks)
 		ds->hooks = *hooks;
 	ds->ud = ud;
-	ds->freq_task = (struct task){ .name = "frequency", .run = device_freq_run,
-				       .period = ms(ds->cfg.freq_interval_ms), .prio = 0,
+	ds->freq_task = (struct task){ .name = "frequency",
+				       .run = device_freq_run,
+				       .period = ms(ds->cfg.freq_interval_ms),
+				       .prio = 0,
 				       .idx = SCHED_NOT_QUEUED };
 	if (n) {
 		ds->dev = calloc(n, sizeof(*ds->dev));

@@ -49,13 +49,13 @@
 #include "sched/sched.h"
 
 struct loop;
-struct reading;  /* profiles/reading.h */
-struct block_result; /* profiles/profile.h */
+struct reading;       /* profiles/reading.h */
+struct block_result;  /* profiles/profile.h */
 struct mb_mem_server; /* modbus/client.h */
 struct mb_client;     /* modbus/client.h */
 struct device;
 struct devices;
-struct profile;       /* profiles/profile.h */
+struct profile; /* profiles/profile.h */
 
 /* Pinned device states; names (device_state_name) are the API strings. */
 enum dev_state {
@@ -74,18 +74,18 @@ const char *device_state_name(int state);
 
 /* Set-wide settings (a value type; zero fields take the defaults noted). */
 struct devices_config {
-	unsigned poll_interval_ms;      /* harvest.poll_interval_ms; 0: 1000 */
-	unsigned freq_interval_ms;      /* frequency.interval_ms; 0: 100 */
-	int freq_device;                /* frequency.device: index into the array; <0: 0 (first) */
-	const char *freq_device_id;     /* or by device id (wins when non-NULL and found) */
-	unsigned timeout_ms;            /* per-request response timeout; 0: 1000 */
-	unsigned connect_timeout_ms;    /* 0: 3000 */
-	unsigned min_gap_ms;            /* minimum gap between requests on one link; 0: none */
-	unsigned backoff_min_ms;        /* first backoff after a failure; 0: 1000 */
-	unsigned backoff_max_ms;        /* cap of the exponential backoff; 0: 60000 */
-	unsigned sleep_after_failures;  /* consecutive failed (re)connects before asleep; 0: 5 */
-	unsigned sleep_retry_ms;        /* retry period while asleep; 0: 60000 */
-	unsigned unsupported_retry_ms;  /* a block refused with exception 2 (illegal data
+	unsigned poll_interval_ms;     /* harvest.poll_interval_ms; 0: 1000 */
+	unsigned freq_interval_ms;     /* frequency.interval_ms; 0: 100 */
+	int freq_device;               /* frequency.device: index into the array; <0: 0 (first) */
+	const char *freq_device_id;    /* or by device id (wins when non-NULL and found) */
+	unsigned timeout_ms;           /* per-request response timeout; 0: 1000 */
+	unsigned connect_timeout_ms;   /* 0: 3000 */
+	unsigned min_gap_ms;           /* minimum gap between requests on one link; 0: none */
+	unsigned backoff_min_ms;       /* first backoff after a failure; 0: 1000 */
+	unsigned backoff_max_ms;       /* cap of the exponential backoff; 0: 60000 */
+	unsigned sleep_after_failures; /* consecutive failed (re)connects before asleep; 0: 5 */
+	unsigned sleep_retry_ms;       /* retry period while asleep; 0: 60000 */
+	unsigned unsupported_retry_ms; /* a block refused with exception 2 (illegal data
 	                                   address) is not asked again for this long, nor
 	                                   before the next connection; 0: 600000 */
 	/* Tests and embedding (egw-sim in one process): device i talks to the
@@ -98,10 +98,9 @@ struct devices_config {
 /* Callbacks into the rest of the gateway (batch pipeline, web/SSE).  Any may
  * be NULL.  Pointers passed are borrowed for the duration of the call. */
 struct device_hooks {
-	void (*on_reading)(void *ud, struct device *d, int64_t ts_ms,
-	                   const struct reading *r,
-	                   const struct block_result *res /* borrowed: the poll's blocks */,
-	                   unsigned nres);
+	void (*on_reading)(void *ud, struct device *d, int64_t ts_ms, const struct reading *r,
+			   const struct block_result *res /* borrowed: the poll's blocks */,
+			   unsigned nres);
 	void (*on_freq)(void *ud, struct device *d, int64_t ts_ms, double hz);
 	/* A scheduled poll read nothing: err is the cycle's error (a timeout,
 	 * a Modbus exception), or -ENOTCONN for a poll due while the device
@@ -109,31 +108,31 @@ struct device_hooks {
 	 * (connecting, identifying) or sleeps are not reported. */
 	void (*on_missed)(void *ud, struct device *d, int64_t ts_ms, int err);
 	void (*on_state)(void *ud, struct device *d, int old_state, int new_state,
-	                 const char *reason);
+			 const char *reason);
 	/* The serial a device reports changed from a previously identified one. */
 	void (*on_identity_change)(void *ud, struct device *d, const char *old_serial,
-	                           const char *new_serial);
+				   const char *new_serial);
 };
 
 /* Per-device poll statistics (value type, snapshot via device_stats). */
 struct device_stats {
-	uint64_t polls;            /* poll cycles started */
-	uint64_t polls_ok;         /* cycles where every block read */
-	uint64_t polls_partial;    /* cycles where some block failed */
-	uint64_t reads;            /* Modbus requests issued */
-	uint64_t errors;           /* failed requests (all causes) */
-	uint64_t timeouts;         /* of which timeouts */
-	uint64_t exceptions;       /* of which Modbus exception replies */
-	uint64_t overruns;         /* poll ticks skipped: the previous cycle was still running */
-	uint64_t reconnects;       /* connections dropped and re-opened (Modbus client) */
-	uint64_t transitions;      /* state transitions */
+	uint64_t polls;         /* poll cycles started */
+	uint64_t polls_ok;      /* cycles where every block read */
+	uint64_t polls_partial; /* cycles where some block failed */
+	uint64_t reads;         /* Modbus requests issued */
+	uint64_t errors;        /* failed requests (all causes) */
+	uint64_t timeouts;      /* of which timeouts */
+	uint64_t exceptions;    /* of which Modbus exception replies */
+	uint64_t overruns;      /* poll ticks skipped: the previous cycle was still running */
+	uint64_t reconnects;    /* connections dropped and re-opened (Modbus client) */
+	uint64_t transitions;   /* state transitions */
 	uint64_t identity_changes;
 	uint64_t totals_suppressed; /* energy totals held because they decreased */
-	int64_t last_good_ms;      /* wall ms of the last complete poll; 0: never */
-	usec_t latency_last_us;    /* duration of the last poll cycle */
+	int64_t last_good_ms;       /* wall ms of the last complete poll; 0: never */
+	usec_t latency_last_us;     /* duration of the last poll cycle */
 	usec_t latency_max_us;
-	usec_t latency_sum_us;     /* over polls_ok + polls_partial */
-	int last_error;            /* last negative error (egw_strerror), 0: none */
+	usec_t latency_sum_us; /* over polls_ok + polls_partial */
+	int last_error;        /* last negative error (egw_strerror), 0: none */
 };
 
 /* Creates the set from settings["devices"] (a JSON array of objects):
@@ -149,8 +148,8 @@ struct device_stats {
  * "devices[1].port: must be 1..65535", to err.  Other errors: -ENOMEM,
  * -errno.  *ret is written only on success. */
 int devices_new(struct loop *l, const json_t *devices_array, const struct devices_config *cfg,
-                const struct device_hooks *hooks, void *ud, struct devices **ret,
-                char *err, size_t errlen);
+		const struct device_hooks *hooks, void *ud, struct devices **ret, char *err,
+		size_t errlen);
 /* Closes every connection and cancels every task.  Accepts NULL. */
 void devices_free(struct devices *ds);
 
@@ -169,14 +168,14 @@ unsigned devices_count(const struct devices *ds);
 struct device *devices_get(struct devices *ds, unsigned i);
 struct device *devices_find(struct devices *ds, const char *id);
 
-const char *device_id(const struct device *d);      /* "id" or "dev<N>" */
-int device_state(const struct device *d);            /* enum dev_state */
-const char *device_serial(const struct device *d);   /* "" until identified */
+const char *device_id(const struct device *d);     /* "id" or "dev<N>" */
+int device_state(const struct device *d);          /* enum dev_state */
+const char *device_serial(const struct device *d); /* "" until identified */
 const char *device_profile_name(const struct device *d);
 /* The profile polled with (for SunSpec, the one built from the models found
  * once identified, else the template).  Valid until devices_apply/free. */
 const struct profile *device_profile(const struct device *d);
-const char *device_name(const struct device *d);     /* "name", or the id */
+const char *device_name(const struct device *d); /* "name", or the id */
 /* The Modbus client the device polls through (modbus/client.h), so that
  * other parts of the gateway (the web UI's raw register access) queue their
  * requests behind the device's own instead of opening a second connection
@@ -233,5 +232,4 @@ struct freq_stats {
 	double mean, min, max, rocof;
 	unsigned n;
 };
-int freq_stats_compute(const int64_t *ts_ms, const double *hz, unsigned n,
-                       struct freq_stats *ret);
+int freq_stats_compute(const int64_t *ts_ms, const double *hz, unsigned n, struct freq_stats *ret);

@@ -41,7 +41,8 @@ static json_t *stats_json(const struct device *d)
 	set_u64(o, "transitions", s.transitions);
 	set_u64(o, "identity_changes", s.identity_changes);
 	set_u64(o, "totals_suppressed", s.totals_suppressed);
-	json_object_set_new(o, "last_good_ms", s.last_good_ms ? json_integer(s.last_good_ms) : json_null());
+	json_object_set_new(o, "last_good_ms",
+			    s.last_good_ms ? json_integer(s.last_good_ms) : json_null());
 	set_ms(o, "latency_last_ms", s.latency_last_us);
 	set_ms(o, "latency_max_ms", s.latency_max_us);
 	set_ms(o, "latency_mean_ms", cycles ? s.latency_sum_us / (usec_t)cycles : 0);
@@ -75,18 +76,18 @@ static json_t *stats_json(const struct device *d)
 static json_t *conn_json(const struct dev_conf *c)
 {
 	if (c->p1 && c->kind == MB_TRANSPORT_RTU)
-		return json_pack("{ss ss si ss# si si}", "connection", "serial",
-				 "serial_port", c->serial_port, "baudrate", (int)c->baudrate,
-				 "parity", &c->parity, (int)1, "databits", (int)c->databits,
-				 "stopbits", (int)(c->stopbits ? c->stopbits : 1));
+		return json_pack("{ss ss si ss# si si}", "connection", "serial", "serial_port",
+				 c->serial_port, "baudrate", (int)c->baudrate, "parity", &c->parity,
+				 (int)1, "databits", (int)c->databits, "stopbits",
+				 (int)(c->stopbits ? c->stopbits : 1));
 	if (c->p1)
-		return json_pack("{ss ss si}", "connection", "tcp", "host", c->host,
-				 "port", (int)c->port);
+		return json_pack("{ss ss si}", "connection", "tcp", "host", c->host, "port",
+				 (int)c->port);
 	if (c->kind == MB_TRANSPORT_RTU)
 		return json_pack("{ss ss si si ss# si si}", "connection", conn_names[c->kind],
 				 "serial_port", c->serial_port, "baudrate", (int)c->baudrate,
-				 "unit_id", (int)c->unit, "parity", &c->parity, (int)1,
-				 "stopbits", (int)(c->stopbits ? c->stopbits : (c->parity == 'N' ? 2 : 1)),
+				 "unit_id", (int)c->unit, "parity", &c->parity, (int)1, "stopbits",
+				 (int)(c->stopbits ? c->stopbits : (c->parity == 'N' ? 2 : 1)),
 				 "proxy_unit_id", (int)c->proxy_unit);
 	if (c->kind == MB_TRANSPORT_SOLARMAN)
 		return json_pack("{ss ss si sI si si}", "connection", conn_names[c->kind], "host",
@@ -94,8 +95,8 @@ static json_t *conn_json(const struct dev_conf *c)
 				 (json_int_t)c->logger_serial, "unit_id", (int)c->unit,
 				 "proxy_unit_id", (int)c->proxy_unit);
 	return json_pack("{ss ss si si si}", "connection", conn_names[c->kind], "host", c->host,
-			 "port", (int)c->port, "unit_id", (int)c->unit,
-			 "proxy_unit_id", (int)c->proxy_unit);
+			 "port", (int)c->port, "unit_id", (int)c->unit, "proxy_unit_id",
+			 (int)c->proxy_unit);
 }
 
 /* [{"fc":4,"addr":12999,"count":119,"skipped":57,"retry_in_s":540}, ...] */
@@ -108,10 +109,11 @@ static json_t *unsupported_json(const struct device *d)
 	for (unsigned i = 0; a && i < d->nunsup; i++) {
 		const struct dev_unsupported *u = &d->unsup[i];
 		usec_t left = now - u->at < every ? every - (now - u->at) : 0;
-		json_array_append_new(a, json_pack("{si si si sI sI}", "fc", (int)u->b.fc, "addr",
-						   (int)u->b.addr, "count", (int)u->b.count,
-						   "skipped", (json_int_t)u->skipped, "retry_in_s",
-						   (json_int_t)((left + 999999) / 1000000)));
+		json_array_append_new(a,
+				      json_pack("{si si si sI sI}", "fc", (int)u->b.fc, "addr",
+						(int)u->b.addr, "count", (int)u->b.count, "skipped",
+						(json_int_t)u->skipped, "retry_in_s",
+						(json_int_t)((left + 999999) / 1000000)));
 	}
 	return a;
 }
@@ -121,16 +123,12 @@ json_t *device_to_json(const struct device *d)
 	json_t *reading = d->have_reading ? reading_to_json(&d->last) : json_null();
 	json_t *fsm = fsm_to_json(&d->fsm);
 
-	return json_pack("{ss ss ss ss ss s:o s:o s:o s:o sI si s:o}",
-			 "id", d->conf.id, "name", d->conf.name, "state", device_state_name(device_state(d)),
-			 "profile", device_profile_name(d),
-			 "serial", d->serial,
-			 "reading", reading ? reading : json_null(),
-			 "stats", stats_json(d),
-			 "connection", conn_json(&d->conf),
-			 "fsm", fsm ? fsm : json_null(),
-			 "transitions", (json_int_t)d->st.transitions,
-			 "poll_interval_ms", (int)device_poll_ms(d),
+	return json_pack("{ss ss ss ss ss s:o s:o s:o s:o sI si s:o}", "id", d->conf.id, "name",
+			 d->conf.name, "state", device_state_name(device_state(d)), "profile",
+			 device_profile_name(d), "serial", d->serial, "reading",
+			 reading ? reading : json_null(), "stats", stats_json(d), "connection",
+			 conn_json(&d->conf), "fsm", fsm ? fsm : json_null(), "transitions",
+			 (json_int_t)d->st.transitions, "poll_interval_ms", (int)device_poll_ms(d),
 			 /* blocks refused with exception 2: skipped, values absent */
 			 "unsupported_blocks", unsupported_json(d));
 }
@@ -183,8 +181,10 @@ json_t *devices_frequency_json(const struct devices *ds)
 			hz[n] = ds->ring[i].hz;
 			n++;
 			if (samples)
-				json_array_append_new(samples, json_pack("[I f]", (json_int_t)ds->ring[i].ts_ms,
-									 ds->ring[i].hz));
+				json_array_append_new(samples,
+						      json_pack("[I f]",
+								(json_int_t)ds->ring[i].ts_ms,
+								ds->ring[i].hz));
 		}
 		json_decref(latest);
 		latest = json_pack("{sI sf}", "ts_ms", (json_int_t)ds->ring[newest].ts_ms, "hz",
@@ -192,26 +192,22 @@ json_t *devices_frequency_json(const struct devices *ds)
 		struct freq_stats s;
 		if (freq_stats_compute(ts, hz, n, &s) == 0) {
 			json_decref(stats);
-			stats = json_pack("{sf sf sf sf si}", "mean", s.mean, "min", s.min, "max", s.max,
-					  "rocof_hz_s", round(s.rocof * 1e6) / 1e6, "n", (int)s.n);
+			stats = json_pack("{sf sf sf sf si}", "mean", s.mean, "min", s.min, "max",
+					  s.max, "rocof_hz_s", round(s.rocof * 1e6) / 1e6, "n",
+					  (int)s.n);
 		}
 	}
-	return json_pack("{s:o si s:o s:o s:o sI sI sI s:o s{sf sf sf sf sf sI}}",
-			 "device", ds->primary ? json_string(ds->primary->conf.id) : json_null(),
-			 "interval_ms", (int)ds->cfg.freq_interval_ms,
-			 "latest", latest ? latest : json_null(),
-			 "samples", samples ? samples : json_array(),
-			 "stats_1s", stats ? stats : json_null(),
-			 "reads", (json_int_t)ds->freq_reads, "errors", (json_int_t)ds->freq_errors,
-			 "skipped", (json_int_t)ds->freq_skipped,
-			 "last_error", ds->freq_last_err ? json_string(egw_strerror(ds->freq_last_err)) : json_null(),
-			 "lateness_us",
-			 "p50", (double)late_pct(ds, 50),
-			 "p99", (double)late_pct(ds, 99),
-			 "p999", (double)late_pct(ds, 99.9),
-			 "max", (double)ds->late_max,
-			 "last", (double)t->stats.late_last,
-			 "runs", (json_int_t)ds->late_n);
+	return json_pack(
+		"{s:o si s:o s:o s:o sI sI sI s:o s{sf sf sf sf sf sI}}", "device",
+		ds->primary ? json_string(ds->primary->conf.id) : json_null(), "interval_ms",
+		(int)ds->cfg.freq_interval_ms, "latest", latest ? latest : json_null(), "samples",
+		samples ? samples : json_array(), "stats_1s", stats ? stats : json_null(), "reads",
+		(json_int_t)ds->freq_reads, "errors", (json_int_t)ds->freq_errors, "skipped",
+		(json_int_t)ds->freq_skipped, "last_error",
+		ds->freq_last_err ? json_string(egw_strerror(ds->freq_last_err)) : json_null(),
+		"lateness_us", "p50", (double)late_pct(ds, 50), "p99", (double)late_pct(ds, 99),
+		"p999", (double)late_pct(ds, 99.9), "max", (double)ds->late_max, "last",
+		(double)t->stats.late_last, "runs", (json_int_t)ds->late_n);
 }
 
 const struct task *devices_frequency_task(const struct devices *ds)

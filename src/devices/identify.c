@@ -53,8 +53,8 @@ int ident_frequency(const struct profile *p, const struct mb_block *b, const uin
 	return hz >= IDENT_HZ_MIN && hz <= IDENT_HZ_MAX ? 0 : -EGW_EPROFILE;
 }
 
-void ident_sunspec_common(const uint16_t *regs, unsigned count, char *mn, size_t mn_cap,
-			  char *sn, size_t sn_cap)
+void ident_sunspec_common(const uint16_t *regs, unsigned count, char *mn, size_t mn_cap, char *sn,
+			  size_t sn_cap)
 {
 	mn[0] = sn[0] = 0;
 	if (count < IDENT_SS_COMMON_WORDS)
@@ -229,7 +229,9 @@ void device_on_ss_marker(struct device *d, int err, const uint16_t *regs, unsign
 		device_identify_failed(d, "SunSpec", -EGW_EPROFILE);
 		return;
 	}
-	struct mb_block b = { .fc = REG_FC_HOLDING, .addr = sunspec_bases[d->ss_base_i], .count = 2 };
+	struct mb_block b = { .fc = REG_FC_HOLDING,
+			      .addr = sunspec_bases[d->ss_base_i],
+			      .count = 2 };
 	int r = device_send(d, REQ_SS_MARKER, 0, &b);
 	if (r < 0)
 		device_identify_failed(d, "SunSpec probe", r);

@@ -39,5 +39,5 @@ int ident_frequency(const struct profile *p, const struct mb_block *b, const uin
 
 /* Manufacturer and serial from IDENT_SS_COMMON_WORDS registers of the
  * SunSpec common model (each "" when blank; count short: both ""). */
-void ident_sunspec_common(const uint16_t *regs, unsigned count, char *mn, size_t mn_cap,
-			  char *sn, size_t sn_cap);
+void ident_sunspec_common(const uint16_t *regs, unsigned count, char *mn, size_t mn_cap, char *sn,
+			  size_t sn_cap);

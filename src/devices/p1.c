@@ -43,10 +43,26 @@ enum dim { DIM_W, DIM_WH, DIM_V, DIM_A };
 
 /* The electricity quantities read (channel 1-0), before they are combined. */
 enum slot {
-	S_IMP_W, S_EXP_W,
-	S_L1_IMP_W, S_L1_EXP_W, S_L2_IMP_W, S_L2_EXP_W, S_L3_IMP_W, S_L3_EXP_W,
-	S_L1_V, S_L2_V, S_L3_V, S_L1_A, S_L2_A, S_L3_A,
-	S_IMP_WH, S_IMP_T1_WH, S_IMP_T2_WH, S_EXP_WH, S_EXP_T1_WH, S_EXP_T2_WH,
+	S_IMP_W,
+	S_EXP_W,
+	S_L1_IMP_W,
+	S_L1_EXP_W,
+	S_L2_IMP_W,
+	S_L2_EXP_W,
+	S_L3_IMP_W,
+	S_L3_EXP_W,
+	S_L1_V,
+	S_L2_V,
+	S_L3_V,
+	S_L1_A,
+	S_L2_A,
+	S_L3_A,
+	S_IMP_WH,
+	S_IMP_T1_WH,
+	S_IMP_T2_WH,
+	S_EXP_WH,
+	S_EXP_T1_WH,
+	S_EXP_T2_WH,
 	S_COUNT
 };
 
@@ -72,7 +88,7 @@ static const struct unit_def {
 	enum dim dim;
 	int exp10;
 } units[] = {
-	{ "W", DIM_W, 0 },   { "kW", DIM_W, 3 }, { "Wh", DIM_WH, 0 },
+	{ "W", DIM_W, 0 },    { "kW", DIM_W, 3 }, { "Wh", DIM_WH, 0 },
 	{ "kWh", DIM_WH, 3 }, { "V", DIM_V, 0 },  { "A", DIM_A, 0 },
 };
 
@@ -253,7 +269,8 @@ static void decode_line(struct p1_telegram *t, const char *s, const char *end, d
 		struct p1_mbus *mb = &t->mbus[f[1] - 1];
 		const char *first = p; /* the line's first '(' */
 		if (f[3] == 1 && f[4] == 0) {
-			if (parse_num(open, close, &n) == close && n.dec == 0 && n.m >= 0 && n.m < 256) {
+			if (parse_num(open, close, &n) == close && n.dec == 0 && n.m >= 0 &&
+			    n.m < 256) {
 				mb->type = (unsigned)n.m;
 				t->lines_used++;
 			}
@@ -284,7 +301,8 @@ static void decode_line(struct p1_telegram *t, const char *s, const char *end, d
 			return;
 		star = p + 1;
 		for (size_t u = 0; u < ARRAY_SIZE(units); u++)
-			if (units[u].dim == m->dim && strlen(units[u].name) == (size_t)(close - star) &&
+			if (units[u].dim == m->dim &&
+			    strlen(units[u].name) == (size_t)(close - star) &&
 			    memcmp(units[u].name, star, (size_t)(close - star)) == 0) {
 				slot[k] = num_value(n, units[u].exp10);
 				have[k] = true;
@@ -294,15 +312,15 @@ static void decode_line(struct p1_telegram *t, const char *s, const char *end, d
 	}
 }
 
-static void set_diff(struct reading *r, enum reading_field f, const double *slot,
-		     const bool *have, enum slot a, enum slot b)
+static void set_diff(struct reading *r, enum reading_field f, const double *slot, const bool *have,
+		     enum slot a, enum slot b)
 {
 	if (have[a] && have[b])
 		r->v[f] = slot[a] - slot[b];
 }
 
-static void set_total(struct reading *r, enum reading_field f, const double *slot,
-		      const bool *have, enum slot all, enum slot t1, enum slot t2)
+static void set_total(struct reading *r, enum reading_field f, const double *slot, const bool *have,
+		      enum slot all, enum slot t1, enum slot t2)
 {
 	if (have[all])
 		r->v[f] = slot[all];
@@ -348,12 +366,18 @@ int p1_decode(const char *text, size_t len, struct p1_telegram *ret)
 	set_diff(&t.r, RF_METER_L1_W, slot, have, S_L1_IMP_W, S_L1_EXP_W);
 	set_diff(&t.r, RF_METER_L2_W, slot, have, S_L2_IMP_W, S_L2_EXP_W);
 	set_diff(&t.r, RF_METER_L3_W, slot, have, S_L3_IMP_W, S_L3_EXP_W);
-	if (have[S_L1_V]) t.r.v[RF_METER_L1_V] = slot[S_L1_V];
-	if (have[S_L2_V]) t.r.v[RF_METER_L2_V] = slot[S_L2_V];
-	if (have[S_L3_V]) t.r.v[RF_METER_L3_V] = slot[S_L3_V];
-	if (have[S_L1_A]) t.r.v[RF_METER_L1_A] = slot[S_L1_A];
-	if (have[S_L2_A]) t.r.v[RF_METER_L2_A] = slot[S_L2_A];
-	if (have[S_L3_A]) t.r.v[RF_METER_L3_A] = slot[S_L3_A];
+	if (have[S_L1_V])
+		t.r.v[RF_METER_L1_V] = slot[S_L1_V];
+	if (have[S_L2_V])
+		t.r.v[RF_METER_L2_V] = slot[S_L2_V];
+	if (have[S_L3_V])
+		t.r.v[RF_METER_L3_V] = slot[S_L3_V];
+	if (have[S_L1_A])
+		t.r.v[RF_METER_L1_A] = slot[S_L1_A];
+	if (have[S_L2_A])
+		t.r.v[RF_METER_L2_A] = slot[S_L2_A];
+	if (have[S_L3_A])
+		t.r.v[RF_METER_L3_A] = slot[S_L3_A];
 	set_total(&t.r, RF_METER_TOTAL_IMPORT_WH, slot, have, S_IMP_WH, S_IMP_T1_WH, S_IMP_T2_WH);
 	set_total(&t.r, RF_METER_TOTAL_EXPORT_WH, slot, have, S_EXP_WH, S_EXP_T1_WH, S_EXP_T2_WH);
 	/* The first gas and the first water meter in m3 (another unit, such as
@@ -361,7 +385,8 @@ int p1_decode(const char *text, size_t len, struct p1_telegram *ret)
 	for (unsigned k = P1_MBUS_MAX; k-- > 0;) {
 		const struct p1_mbus *mb = &t.mbus[k];
 		enum reading_field f = mb->type == P1_MBUS_GAS ? RF_GAS_TOTAL_M3
-			: mb->type == P1_MBUS_WATER ? RF_WATER_TOTAL_M3 : RF_COUNT;
+			: mb->type == P1_MBUS_WATER            ? RF_WATER_TOTAL_M3
+							       : RF_COUNT;
 		if (mb->present && f != RF_COUNT && strcmp(mb->unit, "m3") == 0 && mb->value >= 0)
 			t.r.v[f] = mb->value;
 	}

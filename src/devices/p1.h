@@ -43,29 +43,29 @@
 #define P1_MBUS_WATER 7
 
 struct p1_mbus {
-	bool present;     /* a 24.2.x reading was seen on this channel */
-	unsigned type;    /* 24.1.0 device type (3 gas, 7 water); 0: not sent */
-	double value;     /* the meter reading in its unit */
-	char unit[8];     /* "m3", "GJ", ... as the telegram has it */
-	int64_t ts_ms;    /* when the meter took the reading (UTC); 0: not sent */
+	bool present;  /* a 24.2.x reading was seen on this channel */
+	unsigned type; /* 24.1.0 device type (3 gas, 7 water); 0: not sent */
+	double value;  /* the meter reading in its unit */
+	char unit[8];  /* "m3", "GJ", ... as the telegram has it */
+	int64_t ts_ms; /* when the meter took the reading (UTC); 0: not sent */
 };
 
 /* One decoded telegram (value type). */
 struct p1_telegram {
-	struct reading r;                /* meter fields; the rest NAN */
-	char serial[P1_SERIAL_LEN];      /* "" when the meter sends no identifier */
-	char header[64];                 /* the identification line after '/' (truncated) */
-	bool crc;                        /* the telegram carried a CRC (and it matched) */
-	struct p1_mbus mbus[P1_MBUS_MAX];/* index 0 is channel 0-1 */
-	unsigned lines, lines_used;      /* data lines seen, and mapped */
+	struct reading r;                 /* meter fields; the rest NAN */
+	char serial[P1_SERIAL_LEN];       /* "" when the meter sends no identifier */
+	char header[64];                  /* the identification line after '/' (truncated) */
+	bool crc;                         /* the telegram carried a CRC (and it matched) */
+	struct p1_mbus mbus[P1_MBUS_MAX]; /* index 0 is channel 0-1 */
+	unsigned lines, lines_used;       /* data lines seen, and mapped */
 };
 
 struct p1_stats {
-	uint64_t telegrams;    /* delivered */
-	uint64_t crc_errors;   /* dropped: CRC mismatch or malformed CRC */
-	uint64_t oversize;     /* dropped: longer than P1_TELEGRAM_MAX */
-	uint64_t cut;          /* dropped: a new '/' before the '!' */
-	uint64_t skipped;      /* bytes outside any telegram */
+	uint64_t telegrams;  /* delivered */
+	uint64_t crc_errors; /* dropped: CRC mismatch or malformed CRC */
+	uint64_t oversize;   /* dropped: longer than P1_TELEGRAM_MAX */
+	uint64_t cut;        /* dropped: a new '/' before the '!' */
+	uint64_t skipped;    /* bytes outside any telegram */
 };
 
 typedef void (*p1_telegram_cb)(void *ud, const struct p1_telegram *t);

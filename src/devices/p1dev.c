@@ -28,7 +28,7 @@ struct p1dev {
 	int fd;
 	struct loop_io io;
 	struct loop_resolve *resolve;
-	struct task watch;        /* connect deadline, then the silence limit */
+	struct task watch; /* connect deadline, then the silence limit */
 	bool connected;
 	uint64_t bytes;
 	struct p1_mbus mbus[P1_MBUS_MAX]; /* the M-Bus channels of the last telegram */
@@ -119,7 +119,8 @@ static void on_telegram(void *ud, const struct p1_telegram *t)
 	}
 	d->have_reading = true;
 	if (h->on_reading)
-		h->on_reading(d->set->ud, d, ts, &fresh, NULL, 0); /* no registers behind a telegram */
+		h->on_reading(d->set->ud, d, ts, &fresh, NULL,
+			      0); /* no registers behind a telegram */
 }
 
 static void on_io(struct loop_io *io, uint32_t events)
@@ -247,7 +248,9 @@ int p1dev_new(struct device *d, struct p1dev **ret)
 		return -ENOMEM;
 	p->d = d;
 	p->fd = -1;
-	p->watch = (struct task){ .name = "p1-watch", .run = watch_run, .prio = 10,
+	p->watch = (struct task){ .name = "p1-watch",
+				  .run = watch_run,
+				  .prio = 10,
 				  .idx = SCHED_NOT_QUEUED };
 	r = p1_parser_new(on_telegram, p, &p->parser);
 	if (r < 0) {
@@ -292,7 +295,8 @@ json_t *p1dev_json(const struct p1dev *p)
 	}
 	p1_parser_stats(p->parser, &st);
 	return json_pack("{sI sI sI sI sI sb so}", "telegrams", (json_int_t)st.telegrams,
-			 "crc_errors", (json_int_t)st.crc_errors, "oversize", (json_int_t)st.oversize,
-			 "cut", (json_int_t)st.cut, "bytes", (json_int_t)p->bytes,
-			 "connected", p->connected, "mbus", mbus ? mbus : json_array());
+			 "crc_errors", (json_int_t)st.crc_errors, "oversize",
+			 (json_int_t)st.oversize, "cut", (json_int_t)st.cut, "bytes",
+			 (json_int_t)p->bytes, "connected", p->connected, "mbus",
+			 mbus ? mbus : json_array());
 }

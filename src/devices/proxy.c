@@ -36,14 +36,14 @@ struct pclient {
 	size_t nin;
 	uint8_t out[PROXY_OUT_MAX];
 	size_t nout;
-	unsigned pending;   /* requests waiting for a device */
+	unsigned pending; /* requests waiting for a device */
 	usec_t last_active;
 };
 
 /* One client's request waiting for a device's answer. */
 struct waiter {
 	struct waiter *next;
-	struct pclient *c;  /* NULL once that client is gone */
+	struct pclient *c; /* NULL once that client is gone */
 	struct mb_request q;
 };
 
@@ -480,11 +480,12 @@ static void listener_io(struct loop_io *io, uint32_t events)
 		struct sockaddr_storage sa;
 		socklen_t slen = sizeof(sa);
 		int one = 1;
-		int fd = accept4(p->lfd, (struct sockaddr *)&sa, &slen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(p->lfd, (struct sockaddr *)&sa, &slen,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct pclient *c;
 
 		if (fd < 0)
-			return;  /* EAGAIN, or an error the next accept sees again */
+			return; /* EAGAIN, or an error the next accept sees again */
 		if (p->st.clients >= p->max_clients || !(c = calloc(1, sizeof(*c)))) {
 			p->st.clients_rejected++;
 			close(fd);
@@ -584,8 +585,11 @@ int proxy_new(struct loop *l, struct devices *ds, const struct proxy_config *cfg
 	r = loop_io_add(l, &p->lio, p->lfd, EPOLLIN, listener_io);
 	if (r < 0)
 		goto close_fd;
-	p->sweep = (struct task){ .name = "proxy-sweep", .run = sweep_run,
-				  .period = PROXY_SWEEP_US, .prio = 20, .idx = SCHED_NOT_QUEUED };
+	p->sweep = (struct task){ .name = "proxy-sweep",
+				  .run = sweep_run,
+				  .period = PROXY_SWEEP_US,
+				  .prio = 20,
+				  .idx = SCHED_NOT_QUEUED };
 	r = loop_task_add(l, &p->sweep, loop_now(l) + PROXY_SWEEP_US);
 	if (r < 0)
 		goto del_io;
@@ -608,7 +612,7 @@ void proxy_free(struct proxy *p)
 	while (p->clients)
 		client_close(p->clients, NULL);
 	for (struct fwd *f = p->fwds; f; f = f->next)
-		f->p = NULL;  /* their callbacks free them */
+		f->p = NULL; /* their callbacks free them */
 	loop_task_cancel(p->loop, &p->sweep);
 	loop_io_del(p->loop, &p->lio);
 	close(p->lfd);

@@ -44,9 +44,9 @@ struct proxy;
 #define PROXY_FWD_MAX 16
 
 struct proxy_config {
-	const char *bind;        /* numeric IPv4 or IPv6 address; NULL: 0.0.0.0 */
-	uint16_t port;           /* 0: any free port (see proxy_port) */
-	usec_t max_age;          /* of cached poll words */
+	const char *bind; /* numeric IPv4 or IPv6 address; NULL: 0.0.0.0 */
+	uint16_t port;    /* 0: any free port (see proxy_port) */
+	usec_t max_age;   /* of cached poll words */
 	bool allow_writes;
 	const json_t *allowlist; /* modbus_write_allowlist (copied) */
 	unsigned max_clients;    /* 0: PROXY_MAX_CLIENTS */
@@ -54,18 +54,18 @@ struct proxy_config {
 };
 
 struct proxy_stats {
-	unsigned clients;          /* connected now */
-	uint64_t clients_total;    /* accepted */
-	uint64_t clients_rejected; /* closed at once: at the cap */
-	uint64_t clients_dropped;  /* closed for garbage, a full output buffer or idleness */
-	uint64_t requests;         /* well-formed requests */
-	uint64_t cached;           /* reads answered from egw's poll */
-	uint64_t forwarded;        /* requests sent to a device */
-	uint64_t coalesced;        /* reads that joined an identical one in flight */
-	uint64_t refused;          /* exception 01: writes not allowed, other functions */
-	uint64_t unknown_unit;     /* exception 0A */
-	uint64_t no_answer;        /* exception 0B */
-	uint64_t busy;             /* exception 06 */
+	unsigned clients;           /* connected now */
+	uint64_t clients_total;     /* accepted */
+	uint64_t clients_rejected;  /* closed at once: at the cap */
+	uint64_t clients_dropped;   /* closed for garbage, a full output buffer or idleness */
+	uint64_t requests;          /* well-formed requests */
+	uint64_t cached;            /* reads answered from egw's poll */
+	uint64_t forwarded;         /* requests sent to a device */
+	uint64_t coalesced;         /* reads that joined an identical one in flight */
+	uint64_t refused;           /* exception 01: writes not allowed, other functions */
+	uint64_t unknown_unit;      /* exception 0A */
+	uint64_t no_answer;         /* exception 0B */
+	uint64_t busy;              /* exception 06 */
 	uint64_t device_exceptions; /* a device's exception passed on */
 	uint64_t writes_ok;
 	uint64_t writes_failed;

@@ -48,13 +48,18 @@ json_t *raw_decode(const struct raw_read *rr, const uint16_t *regs, unsigned cou
 		return vals;
 	}
 	raw_type_parse(raw_type_name(rr->type), &t, &words);
-	struct reg_def d = { .addr = rr->addr, .fc = rr->fc, .words = (uint8_t)words,
-			     .type = rr->type, .order = rr->order, .scale = rr->scale,
-			     .sf_addr = REG_NO_SF, .field = REG_NO_FIELD };
+	struct reg_def d = { .addr = rr->addr,
+			     .fc = rr->fc,
+			     .words = (uint8_t)words,
+			     .type = rr->type,
+			     .order = rr->order,
+			     .scale = rr->scale,
+			     .sf_addr = REG_NO_SF,
+			     .field = REG_NO_FIELD };
 	for (unsigned i = 0; i + words <= count; i += words) {
 		double v;
 		json_t *x = reg_decode(&d, regs + i, &v) == 0 && isfinite(v) ? json_real(v)
-									 : json_null();
+									     : json_null();
 		if (json_array_append_new(vals, x) < 0)
 			goto oom;
 	}
@@ -74,8 +79,8 @@ static struct device *raw_device(struct devices *ds, const char *id, int *ret_er
 	return *ret_err ? NULL : d;
 }
 
-int devices_raw_read(struct devices *ds, const char *id, uint8_t fc, uint16_t addr,
-		     uint16_t count, mb_read_cb cb, void *ud, uint8_t *ret_unit)
+int devices_raw_read(struct devices *ds, const char *id, uint8_t fc, uint16_t addr, uint16_t count,
+		     mb_read_cb cb, void *ud, uint8_t *ret_unit)
 {
 	int r;
 	struct device *d = raw_device(ds, id, &r);

@@ -16,10 +16,10 @@ struct devices;
 
 /* How to decode a raw read. */
 struct raw_read {
-	uint8_t fc;        /* 3 (holding) or 4 (input) */
+	uint8_t fc; /* 3 (holding) or 4 (input) */
 	uint16_t addr, count;
-	uint8_t type;      /* enum reg_type */
-	uint8_t order;     /* enum word_order */
+	uint8_t type;  /* enum reg_type */
+	uint8_t order; /* enum word_order */
 	double scale;
 };
 
@@ -40,7 +40,7 @@ json_t *raw_decode(const struct raw_read *rr, const uint16_t *regs, unsigned cou
  * there means the device was removed or its connection reset.  Returns 0,
  * -ENOENT (no running device with this id), -ENOTSUP (a P1 meter), or
  * mb_client_read/write's errors (-ENOBUFS: its queue is full). */
-int devices_raw_read(struct devices *ds, const char *id, uint8_t fc, uint16_t addr,
-		     uint16_t count, mb_read_cb cb, void *ud, uint8_t *ret_unit);
+int devices_raw_read(struct devices *ds, const char *id, uint8_t fc, uint16_t addr, uint16_t count,
+		     mb_read_cb cb, void *ud, uint8_t *ret_unit);
 int devices_raw_write(struct devices *ds, const char *id, uint16_t addr, const uint16_t *values,
 		      uint16_t count, mb_write_cb cb, void *ud, uint8_t *ret_unit);

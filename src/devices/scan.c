@@ -40,7 +40,7 @@ struct scan_probe {
 	struct scan *sc;
 	struct mb_client *client;
 	bool active;
-	bool finished;     /* result recorded; client freed by the gc task */
+	bool finished; /* result recorded; client freed by the gc task */
 	unsigned target;
 	enum probe_step step;
 	unsigned prof;
@@ -60,7 +60,7 @@ struct scan_probe {
 
 struct scan {
 	struct loop *loop;
-	struct task gc;    /* frees finished probes' clients, starts the next */
+	struct task gc; /* frees finished probes' clients, starts the next */
 	bool running;
 	int64_t started_ms, finished_ms;
 	unsigned ntargets, next, done;
@@ -121,15 +121,18 @@ static void probe_found(struct scan_probe *p, const char *profile, const char *s
 	if (sc->nresults == SCAN_RESULTS_MAX)
 		return;
 	res = &sc->results[sc->nresults++];
-	*res = (struct scan_result){ .port = sc->targets[p->target].port, .unit = sc->unit,
-				     .sunspec = sunspec, .logger_serial = p->logger_serial,
+	*res = (struct scan_result){ .port = sc->targets[p->target].port,
+				     .unit = sc->unit,
+				     .sunspec = sunspec,
+				     .logger_serial = p->logger_serial,
 				     .p1 = p->listening };
 	_Static_assert(sizeof(res->host) == sizeof(sc->targets[0].host), "host sizes match");
 	memcpy(res->host, sc->targets[p->target].host, sizeof(res->host));
 	res->host[sizeof(res->host) - 1] = 0;
 	snprintf(res->profile, sizeof(res->profile), "%s", profile ? profile : "");
 	snprintf(res->serial, sizeof(res->serial), "%s", serial ? serial : "");
-	snprintf(res->manufacturer, sizeof(res->manufacturer), "%s", manufacturer ? manufacturer : "");
+	snprintf(res->manufacturer, sizeof(res->manufacturer), "%s",
+		 manufacturer ? manufacturer : "");
 }
 
 static void probe_cb(void *ud, int err, const uint16_t *regs, unsigned count);
@@ -156,14 +159,16 @@ static bool probe_read(struct scan_probe *p, const struct mb_block *b)
 	return mb_client_read(p->client, p->sc->unit, b->fc, b->addr, b->count, probe_cb, p) == 0;
 }
 
-static struct mb_client_config probe_config(const struct scan_target *t, bool v5,
-					    uint32_t logger)
+static struct mb_client_config probe_config(const struct scan_target *t, bool v5, uint32_t logger)
 {
 	return (struct mb_client_config){
-		.kind = v5 ? MB_TRANSPORT_SOLARMAN : MB_TRANSPORT_TCP, .host = t->host,
-		.port = t->port, .logger_serial = logger,
+		.kind = v5 ? MB_TRANSPORT_SOLARMAN : MB_TRANSPORT_TCP,
+		.host = t->host,
+		.port = t->port,
+		.logger_serial = logger,
 		.timeout = v5 ? SCAN_SOLARMAN_TIMEOUT : SCAN_TIMEOUT,
-		.connect_timeout = SCAN_TIMEOUT, .max_timeouts = 100,
+		.connect_timeout = SCAN_TIMEOUT,
+		.max_timeouts = 100,
 		.backoff_min = 10 * USEC_PER_SEC,
 	};
 }
@@ -247,14 +252,15 @@ static void probe_cb(void *ud, int err, const uint16_t *regs, unsigned count)
 		break;
 	case STEP_SS_COMMON: {
 		char mn[40], sn[40];
-		ident_sunspec_common(err == 0 ? regs : NULL, err == 0 ? count : 0, mn, sizeof(mn), sn,
-				     sizeof(sn));
+		ident_sunspec_common(err == 0 ? regs : NULL, err == 0 ? count : 0, mn, sizeof(mn),
+				     sn, sizeof(sn));
 		probe_found(p, "sunspec", sn, mn, true);
 		probe_end(p);
 		return;
 	}
 	case STEP_SERIAL:
-		if (err == 0 && ident_serial(pr, &p->b, regs, count, p->serial, sizeof(p->serial)) > 0) {
+		if (err == 0 &&
+		    ident_serial(pr, &p->b, regs, count, p->serial, sizeof(p->serial)) > 0) {
 			if (!pr->frequency) {
 				probe_found(p, pr->name, p->serial, pr->brand, false);
 				probe_end(p);
@@ -403,8 +409,8 @@ static int listen_start(struct scan_probe *p)
 	r = loop_io_add(p->sc->loop, &p->io, p->fd, EPOLLIN, listen_io);
 	if (r < 0)
 		goto out_fd;
-	p->deadline = (struct task){ .name = "scan-p1", .run = listen_deadline,
-				     .idx = SCHED_NOT_QUEUED };
+	p->deadline =
+		(struct task){ .name = "scan-p1", .run = listen_deadline, .idx = SCHED_NOT_QUEUED };
 	loop_task_add(p->sc->loop, &p->deadline, loop_now(p->sc->loop) + SCAN_P1_LISTEN);
 	p->listening = true;
 	p->finished = false;
@@ -425,8 +431,12 @@ static void probe_start(struct scan *sc, struct scan_probe *p, unsigned target)
 	struct mb_client_config cfg = probe_config(&sc->targets[target], v5, 0);
 	struct mb_block b = { .fc = REG_FC_HOLDING, .addr = 40000, .count = 2 };
 
-	*p = (struct scan_probe){ .sc = sc, .target = target, .active = true,
-				  .step = STEP_SS_MARKER, .v5 = v5, .fd = -1 };
+	*p = (struct scan_probe){ .sc = sc,
+				  .target = target,
+				  .active = true,
+				  .step = STEP_SS_MARKER,
+				  .v5 = v5,
+				  .fd = -1 };
 	if (mb_client_new(sc->loop, &cfg, &p->client) < 0 || !probe_read(p, &b))
 		probe_end(p);
 }
@@ -518,11 +528,10 @@ json_t *scan_json(const struct scan *sc)
 			}
 			continue;
 		}
-		o = json_pack("{s:s,s:i,s:i,s:s?,s:s?,s:s?,s:b}", "host", r->host, "port",
-				      r->port, "unit_id", r->unit, "profile",
-				      r->profile[0] ? r->profile : NULL, "serial",
-				      r->serial[0] ? r->serial : NULL, "manufacturer",
-				      r->manufacturer[0] ? r->manufacturer : NULL, "sunspec", r->sunspec);
+		o = json_pack("{s:s,s:i,s:i,s:s?,s:s?,s:s?,s:b}", "host", r->host, "port", r->port,
+			      "unit_id", r->unit, "profile", r->profile[0] ? r->profile : NULL,
+			      "serial", r->serial[0] ? r->serial : NULL, "manufacturer",
+			      r->manufacturer[0] ? r->manufacturer : NULL, "sunspec", r->sunspec);
 		if (o && r->logger_serial &&
 		    (json_object_set_new(o, "connection", json_string("solarman")) < 0 ||
 		     json_object_set_new(o, "logger_serial", json_integer(r->logger_serial)) < 0)) {

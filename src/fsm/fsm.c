@@ -11,11 +11,8 @@
 #define B(s) (uint8_t)(1u << (s))
 
 static const char *const gw_names[] = {
-	[GW_STARTING] = "starting",
-	[GW_NO_DEVICE] = "no device",
-	[GW_RUNNING] = "running",
-	[GW_DEGRADED] = "degraded",
-	[GW_STOPPING] = "stopping",
+	[GW_STARTING] = "starting", [GW_NO_DEVICE] = "no device", [GW_RUNNING] = "running",
+	[GW_DEGRADED] = "degraded", [GW_STOPPING] = "stopping",
 };
 _Static_assert(ARRAY_SIZE(gw_names) == GW_STATE_COUNT, "one name per gateway state");
 
@@ -36,26 +33,22 @@ const struct fsm_def fsm_gateway_def = {
 };
 
 static const char *const dev_names[] = {
-	[FSM_DEV_DISCONNECTED] = "disconnected",
-	[FSM_DEV_CONNECTING] = "connecting",
-	[FSM_DEV_IDENTIFYING] = "identifying",
-	[FSM_DEV_POLLING] = "polling",
-	[FSM_DEV_BACKING_OFF] = "backing off",
-	[FSM_DEV_ASLEEP] = "asleep",
+	[FSM_DEV_DISCONNECTED] = "disconnected", [FSM_DEV_CONNECTING] = "connecting",
+	[FSM_DEV_IDENTIFYING] = "identifying",   [FSM_DEV_POLLING] = "polling",
+	[FSM_DEV_BACKING_OFF] = "backing off",   [FSM_DEV_ASLEEP] = "asleep",
 };
 _Static_assert(ARRAY_SIZE(dev_names) == FSM_DEV_STATE_COUNT, "one name per device state");
 
 static const uint8_t dev_allowed[] = {
 	[FSM_DEV_DISCONNECTED] = B(FSM_DEV_CONNECTING) | B(FSM_DEV_ASLEEP),
-	[FSM_DEV_CONNECTING] = B(FSM_DEV_IDENTIFYING) | B(FSM_DEV_BACKING_OFF) |
-		B(FSM_DEV_ASLEEP) | B(FSM_DEV_DISCONNECTED),
-	[FSM_DEV_IDENTIFYING] = B(FSM_DEV_POLLING) | B(FSM_DEV_BACKING_OFF) |
+	[FSM_DEV_CONNECTING] = B(FSM_DEV_IDENTIFYING) | B(FSM_DEV_BACKING_OFF) | B(FSM_DEV_ASLEEP) |
 		B(FSM_DEV_DISCONNECTED),
+	[FSM_DEV_IDENTIFYING] =
+		B(FSM_DEV_POLLING) | B(FSM_DEV_BACKING_OFF) | B(FSM_DEV_DISCONNECTED),
 	/* polling -> identifying: re-check the serial after a reconnect */
-	[FSM_DEV_POLLING] = B(FSM_DEV_IDENTIFYING) | B(FSM_DEV_BACKING_OFF) |
-		B(FSM_DEV_ASLEEP) | B(FSM_DEV_DISCONNECTED),
-	[FSM_DEV_BACKING_OFF] = B(FSM_DEV_CONNECTING) | B(FSM_DEV_ASLEEP) |
+	[FSM_DEV_POLLING] = B(FSM_DEV_IDENTIFYING) | B(FSM_DEV_BACKING_OFF) | B(FSM_DEV_ASLEEP) |
 		B(FSM_DEV_DISCONNECTED),
+	[FSM_DEV_BACKING_OFF] = B(FSM_DEV_CONNECTING) | B(FSM_DEV_ASLEEP) | B(FSM_DEV_DISCONNECTED),
 	[FSM_DEV_ASLEEP] = B(FSM_DEV_CONNECTING) | B(FSM_DEV_DISCONNECTED),
 };
 _Static_assert(ARRAY_SIZE(dev_allowed) == FSM_DEV_STATE_COUNT, "one row per device state");
@@ -130,8 +123,8 @@ int fsm_go(struct fsm *f, unsigned to, const char *reason)
 	if (f->hist_len < FSM_HISTORY)
 		f->hist_len++;
 	/* The state machine is the edge for transitions: one line each. */
-	log_info("fsm", "%s: %s -> %s (%s)", f->label, fsm_name(f->def, from),
-		 fsm_name(f->def, to), reason);
+	log_info("fsm", "%s: %s -> %s (%s)", f->label, fsm_name(f->def, from), fsm_name(f->def, to),
+		 reason);
 	if (f->handlers && f->handlers[from].exit)
 		f->handlers[from].exit(f, to, f->ud);
 	if (f->handlers && f->handlers[to].enter)
@@ -150,17 +143,18 @@ json_t *fsm_to_json(const struct fsm *f)
 		for (unsigned b = 0; b < f->def->nstates; b++) {
 			if (!f->counts[a][b])
 				continue;
-			snprintf(key, sizeof(key), "%s -> %s", fsm_name(f->def, a), fsm_name(f->def, b));
+			snprintf(key, sizeof(key), "%s -> %s", fsm_name(f->def, a),
+				 fsm_name(f->def, b));
 			json_object_set_new(counts, key, json_integer((json_int_t)f->counts[a][b]));
 		}
 	for (unsigned i = 0; i < f->hist_len; i++) {
 		unsigned idx = (f->hist_next + FSM_HISTORY - f->hist_len + i) % FSM_HISTORY;
 		const struct fsm_transition *h = &f->history[idx];
-		json_array_append_new(recent, json_pack("{s:I,s:s,s:s,s:s}",
-			"ts_ms", (json_int_t)h->wall_ms,
-			"from", fsm_name(f->def, h->from),
-			"to", fsm_name(f->def, h->to),
-			"reason", h->reason));
+		json_array_append_new(recent,
+				      json_pack("{s:I,s:s,s:s,s:s}", "ts_ms",
+						(json_int_t)h->wall_ms, "from",
+						fsm_name(f->def, h->from), "to",
+						fsm_name(f->def, h->to), "reason", h->reason));
 	}
 	json_object_set_new(o, "state", json_string(fsm_state_name(f)));
 	json_object_set_new(o, "since_ms", json_integer(f->since_wall_ms));

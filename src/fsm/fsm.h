@@ -25,10 +25,10 @@
 struct fsm;
 
 struct fsm_def {
-	const char *name;                 /* "gateway", "device" */
-	unsigned nstates;                 /* <= FSM_MAX_STATES */
-	const char *const *state_names;   /* nstates entries, API strings */
-	const uint8_t *allowed;           /* allowed[from]: bit `to` set if legal */
+	const char *name;               /* "gateway", "device" */
+	unsigned nstates;               /* <= FSM_MAX_STATES */
+	const char *const *state_names; /* nstates entries, API strings */
+	const uint8_t *allowed;         /* allowed[from]: bit `to` set if legal */
 };
 
 /* One entry per state; any member may be NULL.  Run on the loop thread:
@@ -48,24 +48,17 @@ struct fsm {
 	const struct fsm_def *def;
 	const struct fsm_handler *handlers; /* def->nstates entries, or NULL */
 	void *ud;
-	char label[32];                     /* log prefix, e.g. "gateway", "dev0" */
+	char label[32]; /* log prefix, e.g. "gateway", "dev0" */
 	unsigned state;
-	int64_t since_wall_ms;              /* when the current state was entered */
+	int64_t since_wall_ms; /* when the current state was entered */
 	uint64_t transitions;
-	uint64_t rejected;                  /* illegal transitions refused */
+	uint64_t rejected;                               /* illegal transitions refused */
 	uint64_t counts[FSM_MAX_STATES][FSM_MAX_STATES]; /* [from][to] */
 	struct fsm_transition history[FSM_HISTORY];
 	unsigned hist_len, hist_next;
 };
 
-enum gw_state {
-	GW_STARTING,
-	GW_NO_DEVICE,
-	GW_RUNNING,
-	GW_DEGRADED,
-	GW_STOPPING,
-	GW_STATE_COUNT
-};
+enum gw_state { GW_STARTING, GW_NO_DEVICE, GW_RUNNING, GW_DEGRADED, GW_STOPPING, GW_STATE_COUNT };
 
 enum fsm_dev_state {
 	FSM_DEV_DISCONNECTED,
@@ -83,7 +76,7 @@ extern const struct fsm_def fsm_device_def;
 /* Start in `initial` (not a transition: nothing logged or counted).
  * handlers may be NULL; label is copied (truncated to 31 chars). */
 void fsm_init(struct fsm *f, const struct fsm_def *def, unsigned initial,
-              const struct fsm_handler *handlers, void *ud, const char *label);
+	      const struct fsm_handler *handlers, void *ud, const char *label);
 
 /* Move to `to` for `reason` (may be NULL).  Returns 1 when the state changed,
  * 0 when already in `to` (nothing happens), -EINVAL when `to` is out of range
@@ -94,7 +87,10 @@ int fsm_go(struct fsm *f, unsigned to, const char *reason);
 bool fsm_allowed(const struct fsm_def *def, unsigned from, unsigned to);
 /* Name of state s in def, "unknown" when out of range. */
 const char *fsm_name(const struct fsm_def *def, unsigned s);
-static inline const char *fsm_state_name(const struct fsm *f) { return fsm_name(f->def, f->state); }
+static inline const char *fsm_state_name(const struct fsm *f)
+{
+	return fsm_name(f->def, f->state);
+}
 /* Number of transitions into state `to` (from any state). */
 uint64_t fsm_count_into(const struct fsm *f, unsigned to);
 

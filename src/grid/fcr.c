@@ -20,11 +20,8 @@ const char *const fcr_product_names[FCR_NPRODUCTS] = {
 };
 
 static const char *const state_names[FCR_STATE_COUNT] = {
-	[FCR_OFF] = "off",
-	[FCR_WAITING] = "waiting",
-	[FCR_ACTIVE] = "active",
-	[FCR_RELEASED] = "released",
-	[FCR_ERROR] = "error",
+	[FCR_OFF] = "off",           [FCR_WAITING] = "waiting", [FCR_ACTIVE] = "active",
+	[FCR_RELEASED] = "released", [FCR_ERROR] = "error",
 };
 _Static_assert(ARRAY_SIZE(state_names) == FCR_STATE_COUNT, "a name per state");
 
@@ -86,8 +83,9 @@ static int parse_products(const json_t *arr, struct fcr_conf *c, struct fcr_conf
 	if (!arr || json_is_null(arr))
 		return 0;
 	if (!json_is_array(arr))
-		return fail(err, "fcr.products", "expected an array of {\"product\", \"capacity_w\"}");
-	json_array_foreach(arr, i, e) {
+		return fail(err, "fcr.products",
+			    "expected an array of {\"product\", \"capacity_w\"}");
+	json_array_foreach (arr, i, e) {
 		const char *name;
 		const json_t *v;
 		int p;
@@ -95,14 +93,17 @@ static int parse_products(const json_t *arr, struct fcr_conf *c, struct fcr_conf
 		snprintf(key, sizeof(key), "fcr.products[%zu]", i);
 		if (!json_is_object(e))
 			return fail(err, key, "expected an object {\"product\", \"capacity_w\"}");
-		json_object_foreach((json_t *)e, name, v) {
+		json_object_foreach ((json_t *)e, name, v) {
 			if (strcmp(name, "product") && strcmp(name, "capacity_w"))
-				return fail(err, key, "unknown member \"%.40s\" (expected product, "
-					    "capacity_w)", name);
+				return fail(err, key,
+					    "unknown member \"%.40s\" (expected product, "
+					    "capacity_w)",
+					    name);
 		}
 		v = json_object_get(e, "product");
 		for (p = 0; p < FCR_NPRODUCTS; p++)
-			if (json_is_string(v) && !strcmp(json_string_value(v), fcr_product_names[p]))
+			if (json_is_string(v) &&
+			    !strcmp(json_string_value(v), fcr_product_names[p]))
 				break;
 		if (p == FCR_NPRODUCTS)
 			return fail(err, key, "product must be one of fcr-n, fcr-d-up, fcr-d-down");
@@ -183,25 +184,27 @@ static int check_devices(const json_t *doc, struct fcr_conf *c, struct fcr_conf_
 		res = freq_resolution(p);
 		if (isnan(res)) {
 			r = fail(err, "fcr.frequency_device",
-				 "device \"%s\" (profile %s) has no grid frequency register", c->freq,
-				 p ? p->name : "p1");
+				 "device \"%s\" (profile %s) has no grid frequency register",
+				 c->freq, p ? p->name : "p1");
 			goto out;
 		}
 		if (res > FCR_RESOLUTION_HZ + 1e-9) {
-			r = fail(err, "fcr.frequency_device",
-				 "device \"%s\" (profile %s) reports the grid frequency in steps of "
-				 "%g mHz (register %u); FCR needs 5 mHz or finer (a meter such as the "
-				 "SDM630 reports a float)",
-				 c->freq, p->name, res * 1000, p->frequency->addr);
+			r = fail(
+				err, "fcr.frequency_device",
+				"device \"%s\" (profile %s) reports the grid frequency in steps of "
+				"%g mHz (register %u); FCR needs 5 mHz or finer (a meter such as the "
+				"SDM630 reports a float)",
+				c->freq, p->name, res * 1000, p->frequency->addr);
 			goto out;
 		}
 		if (src >= n)
 			src = 0;
 		if (src != (unsigned)c->freq_index) {
-			r = fail(err, "fcr.frequency_device",
-				 "device \"%s\" is devices[%d] but the 10 Hz frequency is read from "
-				 "devices[%u] (frequency.device): set frequency.device to %d",
-				 c->freq, c->freq_index, src, c->freq_index);
+			r = fail(
+				err, "fcr.frequency_device",
+				"device \"%s\" is devices[%d] but the 10 Hz frequency is read from "
+				"devices[%u] (frequency.device): set frequency.device to %d",
+				c->freq, c->freq_index, src, c->freq_index);
 			goto out;
 		}
 	}
@@ -240,12 +243,15 @@ int fcr_conf_parse(const json_t *doc, struct fcr_conf *ret, struct fcr_conf_erro
 		for (int p = 0; p < FCR_NPRODUCTS; p++)
 			sum += c.capacity_w[p];
 		if (sum <= 0)
-			return fail(err, "fcr.products", "FCR is enabled but no product is offered");
+			return fail(err, "fcr.products",
+				    "FCR is enabled but no product is offered");
 		if (!c.battery[0])
-			return fail(err, "fcr.battery_device", "FCR is enabled but no battery "
+			return fail(err, "fcr.battery_device",
+				    "FCR is enabled but no battery "
 				    "device is named");
 		if (!c.freq[0])
-			return fail(err, "fcr.frequency_device", "FCR is enabled but no frequency "
+			return fail(err, "fcr.frequency_device",
+				    "FCR is enabled but no frequency "
 				    "device is named");
 	}
 	*ret = c;
@@ -282,7 +288,9 @@ static void nem_update(struct fcr_ctl *c, double fu, double fd)
 		c->nem_n_on = false;
 	}
 	if (cap[FCR_D_UP] > 0 || cap[FCR_D_DOWN] > 0) {
-		double m = MIN(cap[FCR_D_UP] > 0 ? fu : INFINITY, cap[FCR_D_DOWN] > 0 ? fd : INFINITY) * 20;
+		double m = MIN(cap[FCR_D_UP] > 0 ? fu : INFINITY,
+			       cap[FCR_D_DOWN] > 0 ? fd : INFINITY) *
+			20;
 		if (m < 19)
 			c->nem_d_on = true;
 		else if (m >= 20)
@@ -301,7 +309,8 @@ void fcr_ctl_step(struct fcr_ctl *c, const struct fcr_input *in, usec_t now, str
 	for (int p = 0; p < FCR_NPRODUCTS; p++) {
 		cap += k->capacity_w[p];
 		if (k->capacity_w[p] > 0 && !isnan(in->hz)) {
-			o->act_w[p] = fcr_activation((enum fcr_product)p, in->hz) * k->capacity_w[p];
+			o->act_w[p] =
+				fcr_activation((enum fcr_product)p, in->hz) * k->capacity_w[p];
 			up += o->act_w[p];
 		}
 	}
@@ -321,7 +330,8 @@ void fcr_ctl_step(struct fcr_ctl *c, const struct fcr_input *in, usec_t now, str
 	else if (soc >= k->soc_min + 0.01 && soc <= k->soc_max - 0.01)
 		c->soc_latched = false;
 	if (c->soc_latched)
-		return out_idle(o, FCR_RELEASED, "state of charge outside fcr.soc_min..fcr.soc_max");
+		return out_idle(o, FCR_RELEASED,
+				"state of charge outside fcr.soc_min..fcr.soc_max");
 
 	/* normal-state energy management, inside the normal band only */
 	double half = (k->soc_max - k->soc_min) / 2;

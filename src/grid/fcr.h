@@ -44,17 +44,17 @@ enum fcr_product { FCR_N, FCR_D_UP, FCR_D_DOWN, FCR_NPRODUCTS };
 extern const char *const fcr_product_names[FCR_NPRODUCTS];
 
 #define FCR_ID_LEN 64
-#define FCR_STALE_USEC (1 * USEC_PER_SEC)   /* no frequency sample for this long: release */
+#define FCR_STALE_USEC (1 * USEC_PER_SEC) /* no frequency sample for this long: release */
 #define FCR_MAX_CAPACITY_W 1000000
-#define FCR_RESOLUTION_HZ 0.005              /* the frequency resolution FCR needs */
+#define FCR_RESOLUTION_HZ 0.005 /* the frequency resolution FCR needs */
 
 struct fcr_conf {
 	bool enabled;
-	double capacity_w[FCR_NPRODUCTS];  /* 0: not offered */
-	char battery[FCR_ID_LEN];          /* device ids ("" when unset) */
+	double capacity_w[FCR_NPRODUCTS]; /* 0: not offered */
+	char battery[FCR_ID_LEN];         /* device ids ("" when unset) */
 	char freq[FCR_ID_LEN];
-	int battery_index, freq_index;     /* their index in "devices", -1 when absent */
-	double soc_min, soc_max;           /* fractions 0..1 (the settings hold percent) */
+	int battery_index, freq_index; /* their index in "devices", -1 when absent */
+	double soc_min, soc_max;       /* fractions 0..1 (the settings hold percent) */
 };
 
 struct fcr_conf_error {
@@ -80,11 +80,11 @@ int fcr_conf_parse(const json_t *settings_doc, struct fcr_conf *ret, struct fcr_
 double fcr_activation(enum fcr_product p, double hz);
 
 enum fcr_state {
-	FCR_OFF,       /* not enabled */
-	FCR_WAITING,   /* enabled, waiting for frequency, battery or SoC */
-	FCR_ACTIVE,    /* the battery follows egw's setpoint */
-	FCR_RELEASED,  /* handed back to its own mode (reason says why) */
-	FCR_ERROR,     /* the settings cannot be run (reason says why) */
+	FCR_OFF,      /* not enabled */
+	FCR_WAITING,  /* enabled, waiting for frequency, battery or SoC */
+	FCR_ACTIVE,   /* the battery follows egw's setpoint */
+	FCR_RELEASED, /* handed back to its own mode (reason says why) */
+	FCR_ERROR,    /* the settings cannot be run (reason says why) */
 	FCR_STATE_COUNT
 };
 /* "off", "waiting", "active", "released", "error" */
@@ -92,11 +92,11 @@ const char *fcr_state_name(int s);
 
 /* What the controller knows at one instant. */
 struct fcr_input {
-	double hz;              /* last sample, NaN when none */
-	usec_t hz_at;           /* monotonic time of that sample (0: none) */
-	bool battery_ok;        /* the battery device is polling and writes succeed */
-	double soc;             /* fraction 0..1, NaN unknown */
-	double limit_charge_w;  /* the battery's limits, NaN unknown (then the capacity) */
+	double hz;             /* last sample, NaN when none */
+	usec_t hz_at;          /* monotonic time of that sample (0: none) */
+	bool battery_ok;       /* the battery device is polling and writes succeed */
+	double soc;            /* fraction 0..1, NaN unknown */
+	double limit_charge_w; /* the battery's limits, NaN unknown (then the capacity) */
 	double limit_discharge_w;
 };
 
@@ -104,16 +104,16 @@ struct fcr_input {
 struct fcr_ctl {
 	struct fcr_conf conf;
 	bool nem_n_on, nem_d_on;
-	bool soc_latched;       /* released for SoC until it is back inside */
+	bool soc_latched; /* released for SoC until it is back inside */
 };
 
 struct fcr_out {
-	int state;                        /* enum fcr_state */
-	const char *reason;               /* static text, "" when none */
-	double act_w[FCR_NPRODUCTS];      /* per product, upward positive, W */
-	double nem_w;                     /* NEM power, charging positive */
-	double setpoint_w;                /* charging positive, rounded to 1 W, 0 unless active */
-	double min_w, max_w;              /* the bounds the setpoint was clamped to */
+	int state;                   /* enum fcr_state */
+	const char *reason;          /* static text, "" when none */
+	double act_w[FCR_NPRODUCTS]; /* per product, upward positive, W */
+	double nem_w;                /* NEM power, charging positive */
+	double setpoint_w;           /* charging positive, rounded to 1 W, 0 unless active */
+	double min_w, max_w;         /* the bounds the setpoint was clamped to */
 };
 
 void fcr_ctl_init(struct fcr_ctl *c, const struct fcr_conf *conf);

@@ -21,8 +21,8 @@ struct fcrlog {
 	char dir[PATH_MAX];
 	unsigned keep_days;
 	FILE *f;
-	int64_t day;           /* the UTC day f is open for (ms / DAY_MS) */
-	int64_t last_sec;      /* the second of the last line written */
+	int64_t day;      /* the UTC day f is open for (ms / DAY_MS) */
+	int64_t last_sec; /* the second of the last line written */
 	char buf[4096];
 	uint64_t lines, errors;
 	struct fcr_rec ring[FCRLOG_RING];
@@ -127,7 +127,8 @@ size_t fcrlog_format(const struct fcr_rec *r, char *buf, size_t cap)
 
 	gmtime_r(&t, &tm);
 	snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(r->ts_ms % 1000));
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		 (int)(r->ts_ms % 1000));
 	fmt_num(hz, sizeof(hz), r->hz, 3);
 	fmt_num(sp, sizeof(sp), r->setpoint_w, 0);
 	fmt_num(me, sizeof(me), r->measured_w, 0);
@@ -177,8 +178,8 @@ int fcrlog_flush(struct fcrlog *l)
 	return 0;
 }
 
-size_t fcrlog_ring(const struct fcrlog *l, int64_t since_ms, int64_t until_ms,
-		   struct fcr_rec *out, size_t cap)
+size_t fcrlog_ring(const struct fcrlog *l, int64_t since_ms, int64_t until_ms, struct fcr_rec *out,
+		   size_t cap)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < l->len && n < cap; i++) {

@@ -17,16 +17,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FCRLOG_RING 1200   /* 2 minutes at 10 Hz */
-#define FCRLOG_MAX_SPAN_MS (24LL * 3600 * 1000)  /* one CSV request covers at most a day */
+#define FCRLOG_RING 1200                        /* 2 minutes at 10 Hz */
+#define FCRLOG_MAX_SPAN_MS (24LL * 3600 * 1000) /* one CSV request covers at most a day */
 
 struct fcr_rec {
-	int64_t ts_ms;         /* wall clock of the frequency sample */
+	int64_t ts_ms; /* wall clock of the frequency sample */
 	double hz;
-	double setpoint_w;     /* NaN when the battery was in its own mode */
-	double measured_w;     /* NaN when not known */
-	double act_w[3];       /* per product (fcr.h order), upward positive */
-	uint8_t state;         /* enum fcr_state */
+	double setpoint_w; /* NaN when the battery was in its own mode */
+	double measured_w; /* NaN when not known */
+	double act_w[3];   /* per product (fcr.h order), upward positive */
+	uint8_t state;     /* enum fcr_state */
 };
 
 struct fcrlog;
@@ -44,8 +44,8 @@ int fcrlog_flush(struct fcrlog *l);
 
 /* Records of the ring with since_ms <= ts_ms < until_ms, oldest first, at
  * most cap.  Returns how many. */
-size_t fcrlog_ring(const struct fcrlog *l, int64_t since_ms, int64_t until_ms,
-		   struct fcr_rec *out, size_t cap);
+size_t fcrlog_ring(const struct fcrlog *l, int64_t since_ms, int64_t until_ms, struct fcr_rec *out,
+		   size_t cap);
 
 /* The 1 Hz log between from_ms and to_ms (inclusive) as CSV with its header
  * line, into a malloc'd *ret_buf.  Returns 0, -EINVAL (to < from or a span

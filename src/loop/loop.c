@@ -178,11 +178,26 @@ void loop_free(struct loop *l)
 	free(l);
 }
 
-struct sched *loop_sched(struct loop *l) { return l->sched; }
-usec_t loop_now(const struct loop *l) { return l->now; }
-usec_t loop_now_update(struct loop *l) { return l->now = now_usec(); }
-void loop_stop(struct loop *l) { l->stop = true; }
-bool loop_stopping(const struct loop *l) { return l->stop; }
+struct sched *loop_sched(struct loop *l)
+{
+	return l->sched;
+}
+usec_t loop_now(const struct loop *l)
+{
+	return l->now;
+}
+usec_t loop_now_update(struct loop *l)
+{
+	return l->now = now_usec();
+}
+void loop_stop(struct loop *l)
+{
+	l->stop = true;
+}
+bool loop_stopping(const struct loop *l)
+{
+	return l->stop;
+}
 
 int loop_io_add(struct loop *l, struct loop_io *io, int fd, uint32_t events, loop_io_fn cb)
 {

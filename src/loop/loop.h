@@ -23,7 +23,7 @@ typedef void (*loop_io_fn)(struct loop_io *io, uint32_t events);
 
 struct loop_io {
 	int fd;
-	uint32_t events;  /* EPOLLIN, EPOLLOUT, ... */
+	uint32_t events; /* EPOLLIN, EPOLLOUT, ... */
 	loop_io_fn cb;
 	bool added;
 };
@@ -31,8 +31,8 @@ struct loop_io {
 struct loop_work;
 typedef void (*loop_work_fn)(struct loop_work *w);
 struct loop_work {
-	loop_work_fn work;  /* runs on a worker thread: may block, must not touch the loop */
-	loop_work_fn done;  /* runs on the loop thread afterwards */
+	loop_work_fn work; /* runs on a worker thread: may block, must not touch the loop */
+	loop_work_fn done; /* runs on the loop thread afterwards */
 	struct loop_work *next;
 	bool busy;
 };

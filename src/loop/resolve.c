@@ -24,7 +24,8 @@ struct loop_resolve {
 static void resolve_work(struct loop_work *w)
 {
 	struct loop_resolve *r = container_of(w, struct loop_resolve, w);
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+				  .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_ADDRCONFIG };
 	struct addrinfo *ai = NULL, *p;
 	struct sockaddr_storage *a;

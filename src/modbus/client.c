@@ -287,8 +287,8 @@ static bool send_head(struct mb_client *c, usec_t now)
 		seq[1] = 0;
 		n = mb_rtu_build_request(&p->q, rtu, sizeof(rtu));
 		if (n > 0)
-			n = solarman_encode_request(seq, c->cfg.logger_serial, rtu, (size_t)n, c->tx,
-						    sizeof(c->tx));
+			n = solarman_encode_request(seq, c->cfg.logger_serial, rtu, (size_t)n,
+						    c->tx, sizeof(c->tx));
 	} else if (c->tr->rtu) {
 		if (!flush_input(c))
 			return false;
@@ -499,7 +499,8 @@ static void client_io(struct loop_io *io, uint32_t events)
 	} else if (c->state == MB_UP) {
 		if ((events & EPOLLOUT) && c->tx_off < c->tx_len)
 			write_tx(c);
-		if (!c->freed && c->state == MB_UP && (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)))
+		if (!c->freed && c->state == MB_UP &&
+		    (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)))
 			read_input(c);
 	}
 	c->depth--;
@@ -543,8 +544,7 @@ static void process(struct mb_client *c)
 			return;
 	}
 	/* While there is no connection, requests wait at most their timeout. */
-	while (c->state != MB_UP && c->q_len &&
-	       now >= head(c)->queued_at + c->cfg.timeout) {
+	while (c->state != MB_UP && c->q_len && now >= head(c)->queued_at + c->cfg.timeout) {
 		if (!finish_head(c, c->conn_err ? c->conn_err : -ETIMEDOUT, NULL))
 			return;
 	}
@@ -660,9 +660,9 @@ int mb_client_new(struct loop *l, const struct mb_client_config *cfg, struct mb_
 	case MB_TRANSPORT_TCP:
 	case MB_TRANSPORT_RTU_OVER_TCP:
 	case MB_TRANSPORT_SOLARMAN:
-		c->tr = cfg->kind == MB_TRANSPORT_TCP ? &mb_transport_tcp
+		c->tr = cfg->kind == MB_TRANSPORT_TCP        ? &mb_transport_tcp
 			: cfg->kind == MB_TRANSPORT_SOLARMAN ? &mb_transport_solarman
-			: &mb_transport_rtu_over_tcp;
+							     : &mb_transport_rtu_over_tcp;
 		if (!cfg->host || strlen(cfg->host) >= sizeof(c->host))
 			goto err_free;
 		strcpy(c->host, cfg->host);
@@ -792,8 +792,11 @@ int mb_client_read_devid(struct mb_client *c, uint8_t unit, uint8_t code, uint8_
 		return -EINVAL;
 	struct mb_pending p = {
 		.kind = MB_REQ_DEVID,
-		.q = { .unit = unit, .fc = MB_FC_MEI, .mei_type = MB_MEI_DEVID,
-		       .devid_code = code, .object_id = object_id },
+		.q = { .unit = unit,
+		       .fc = MB_FC_MEI,
+		       .mei_type = MB_MEI_DEVID,
+		       .devid_code = code,
+		       .object_id = object_id },
 		.cb.devid = cb,
 		.ud = ud,
 	};

@@ -85,7 +85,7 @@ struct mb_mem_server {
 	int (*handle_raw)(void *ud, const struct mb_request *q, uint8_t *adu_out, size_t cap);
 	void *ud;
 	usec_t delay;
-	bool refuse;         /* connects fail with -ECONNREFUSED while set */
+	bool refuse; /* connects fail with -ECONNREFUSED while set */
 	/* counters, written by the transport */
 	uint64_t connects;
 	uint64_t requests;
@@ -152,23 +152,23 @@ bool mb_client_connected(const struct mb_client *c);
 unsigned mb_client_pending(const struct mb_client *c);
 
 struct mb_client_stats {
-	uint64_t requests;        /* sent */
-	uint64_t responses;       /* good responses (exceptions included) */
-	uint64_t errors;          /* callbacks with err != 0 */
+	uint64_t requests;  /* sent */
+	uint64_t responses; /* good responses (exceptions included) */
+	uint64_t errors;    /* callbacks with err != 0 */
 	uint64_t timeouts;
 	uint64_t exceptions;
-	uint64_t connects;        /* successful connections */
-	uint64_t reconnects;      /* connection attempts after the first one */
-	uint64_t tid_mismatches;  /* stale responses drained */
-	uint64_t bytes_garbage;   /* bytes dropped while resynchronising */
-	uint64_t unsolicited;     /* frames the peer sent unasked (V5 heartbeats) */
+	uint64_t connects;           /* successful connections */
+	uint64_t reconnects;         /* connection attempts after the first one */
+	uint64_t tid_mismatches;     /* stale responses drained */
+	uint64_t bytes_garbage;      /* bytes dropped while resynchronising */
+	uint64_t unsolicited;        /* frames the peer sent unasked (V5 heartbeats) */
 	uint32_t logger_serial_seen; /* solarman: the serial of the last frame read, 0 */
-	usec_t last_latency;      /* send to response */
+	usec_t last_latency;         /* send to response */
 	usec_t latency_sum;
 	uint64_t latency_hist[MB_LAT_BUCKETS]; /* per bucket, not cumulative */
-	int64_t last_ok_ms;       /* wall clock of the last response (exceptions
+	int64_t last_ok_ms;                    /* wall clock of the last response (exceptions
 				   * too: the device answered), 0: never */
-	int last_err;             /* last err given to a callback, 0 */
+	int last_err;                          /* last err given to a callback, 0 */
 };
 const struct mb_client_stats *mb_client_stats(const struct mb_client *c);
 /* Estimate a latency percentile (0..100) from the histogram, in usec. */

@@ -19,14 +19,17 @@ static inline void put16(uint8_t *p, uint16_t v)
 
 /* Table-driven CRC-16/MODBUS: one table lookup per byte. */
 static const uint16_t crc_table[256] = {
-#define C1(n) (((n) >> 1) ^ (((n) & 1u) * 0xA001u))
+#define C1(n) (((n) >> 1) ^ (((n)&1u) * 0xA001u))
 #define C2(n) C1(C1(n))
 #define C4(n) C2(C2(n))
 #define C8(n) C4(C4(n))
 #define R4(n) C8(n), C8((n) + 1), C8((n) + 2), C8((n) + 3)
 #define R16(n) R4(n), R4((n) + 4), R4((n) + 8), R4((n) + 12)
 #define R64(n) R16(n), R16((n) + 16), R16((n) + 32), R16((n) + 48)
-	R64(0u), R64(64u), R64(128u), R64(192u),
+	R64(0u),
+	R64(64u),
+	R64(128u),
+	R64(192u),
 #undef R64
 #undef R16
 #undef R4
@@ -226,7 +229,8 @@ int mb_parse_response_pdu(const struct mb_request *q, const uint8_t *pdu, size_t
 	case MB_FC_READ_INPUT:
 		if (pdu_len < 2)
 			return -EGW_EFRAME;
-		if (pdu_len != 2 + (size_t)pdu[1] || pdu[1] != 2 * q->count || q->count > MB_MAX_READ)
+		if (pdu_len != 2 + (size_t)pdu[1] || pdu[1] != 2 * q->count ||
+		    q->count > MB_MAX_READ)
 			return -EGW_ELENGTH;
 		ret->addr = q->addr;
 		ret->count = q->count;
@@ -260,8 +264,8 @@ int mb_parse_response_pdu(const struct mb_request *q, const uint8_t *pdu, size_t
 
 /* ---- server side: responses ---- */
 
-int mb_build_read_response(const struct mb_request *q, const uint16_t *regs,
-			   uint8_t *pdu_out, size_t cap)
+int mb_build_read_response(const struct mb_request *q, const uint16_t *regs, uint8_t *pdu_out,
+			   size_t cap)
 {
 	if ((q->fc != MB_FC_READ_HOLDING && q->fc != MB_FC_READ_INPUT) || q->count < 1 ||
 	    q->count > MB_MAX_READ)
@@ -379,8 +383,8 @@ int mb_exception_for(int err)
 
 /* ---- framing ---- */
 
-int mb_tcp_wrap(uint16_t tid, uint8_t unit, const uint8_t *pdu, size_t pdu_len,
-		uint8_t *adu_out, size_t cap)
+int mb_tcp_wrap(uint16_t tid, uint8_t unit, const uint8_t *pdu, size_t pdu_len, uint8_t *adu_out,
+		size_t cap)
 {
 	if (pdu_len < 1 || pdu_len > MB_PDU_MAX)
 		return -EINVAL;
@@ -445,7 +449,8 @@ static int tcp_delimit(const uint8_t *buf, size_t len, struct mb_tcp_header *h, 
 	} else if (r == -EGW_EPROTO) {
 		/* The length field may still delimit the frame: skip just it. */
 		size_t total = 6 + (size_t)h->length;
-		*ret_used = h->length >= 2 && h->length <= MB_PDU_MAX + 1 && total <= len ? total : 0;
+		*ret_used =
+			h->length >= 2 && h->length <= MB_PDU_MAX + 1 && total <= len ? total : 0;
 	} else if (r < 0) {
 		*ret_used = 0;
 	}

@@ -47,10 +47,10 @@
 
 #define MB_PDU_MAX 253
 #define MB_MBAP_LEN 7
-#define MB_TCP_ADU_MAX 260  /* MBAP 7 + PDU 253 */
-#define MB_RTU_ADU_MAX 256  /* unit 1 + PDU 253 + CRC 2 */
-#define MB_MAX_READ 125     /* registers per fc 3/4 */
-#define MB_MAX_WRITE 123    /* registers per fc 16 */
+#define MB_TCP_ADU_MAX 260       /* MBAP 7 + PDU 253 */
+#define MB_RTU_ADU_MAX 256       /* unit 1 + PDU 253 + CRC 2 */
+#define MB_MAX_READ 125          /* registers per fc 3/4 */
+#define MB_MAX_WRITE 123         /* registers per fc 16 */
 #define MB_DEVID_MAX_OBJECTS 123 /* (253 - 7) / 2: empty objects fill a PDU */
 
 enum mb_fc {
@@ -60,7 +60,7 @@ enum mb_fc {
 	MB_FC_WRITE_MULTIPLE = 16,
 	MB_FC_MEI = 43,
 };
-#define MB_MEI_DEVID 14  /* MEI type for "read device identification" */
+#define MB_MEI_DEVID 14 /* MEI type for "read device identification" */
 #define MB_FC_EXCEPTION 0x80
 
 enum mb_exception {
@@ -100,22 +100,22 @@ static inline int mb_exception_code(int err)
 
 /* A request, as built by a client or parsed by a server. */
 struct mb_request {
-	uint16_t tid;     /* TCP transaction id (ignored by RTU) */
+	uint16_t tid; /* TCP transaction id (ignored by RTU) */
 	uint8_t unit;
-	uint8_t fc;       /* enum mb_fc */
-	uint16_t addr;    /* fc 3, 4, 6, 16 */
-	uint16_t count;   /* fc 3/4: 1..125; fc 16: 1..123; fc 6: 1 */
+	uint8_t fc;                    /* enum mb_fc */
+	uint16_t addr;                 /* fc 3, 4, 6, 16 */
+	uint16_t count;                /* fc 3/4: 1..125; fc 16: 1..123; fc 6: 1 */
 	uint16_t values[MB_MAX_WRITE]; /* fc 6 (values[0]) and 16 */
-	uint8_t mei_type;   /* fc 43: MB_MEI_DEVID */
-	uint8_t devid_code; /* fc 43/14: enum mb_devid_code */
-	uint8_t object_id;  /* fc 43/14: first (or only) object */
+	uint8_t mei_type;              /* fc 43: MB_MEI_DEVID */
+	uint8_t devid_code;            /* fc 43/14: enum mb_devid_code */
+	uint8_t object_id;             /* fc 43/14: first (or only) object */
 };
 
 /* Device identification objects from one fc 43/14 response. */
 struct mb_devid {
-	uint8_t code;            /* read device id code echoed */
+	uint8_t code; /* read device id code echoed */
 	uint8_t conformity;
-	uint8_t more_follows;    /* 0xFF: ask again from next_object_id */
+	uint8_t more_follows; /* 0xFF: ask again from next_object_id */
 	uint8_t next_object_id;
 	uint8_t n_objects;
 	uint8_t ids[MB_DEVID_MAX_OBJECTS];
@@ -129,12 +129,12 @@ const char *mb_devid_get(const struct mb_devid *d, uint8_t id);
 
 /* A parsed response. */
 struct mb_response {
-	uint16_t tid;        /* TCP only */
+	uint16_t tid; /* TCP only */
 	uint8_t unit;
-	uint8_t fc;          /* without the exception bit */
-	uint8_t exception;   /* 0, or the exception code */
-	uint16_t addr;       /* fc 6/16 echo */
-	uint16_t count;      /* fc 3/4: registers; fc 16: echo; fc 6: 1 */
+	uint8_t fc;                 /* without the exception bit */
+	uint8_t exception;          /* 0, or the exception code */
+	uint16_t addr;              /* fc 6/16 echo */
+	uint16_t count;             /* fc 3/4: registers; fc 16: echo; fc 6: 1 */
 	uint16_t regs[MB_MAX_READ]; /* fc 3/4 registers; fc 6: regs[0] echoed value */
 	struct mb_devid devid;      /* fc 43/14 */
 };
@@ -166,8 +166,8 @@ int mb_parse_response_pdu(const struct mb_request *q, const uint8_t *pdu, size_t
 
 /* Response to a fc 3/4 request: q->count registers from regs.  Returns the
  * PDU length, -EINVAL (q is not a valid read) or -ENOBUFS. */
-int mb_build_read_response(const struct mb_request *q, const uint16_t *regs,
-			   uint8_t *pdu_out, size_t cap);
+int mb_build_read_response(const struct mb_request *q, const uint16_t *regs, uint8_t *pdu_out,
+			   size_t cap);
 /* Response to a fc 6/16 request (the echo).  Returns the PDU length,
  * -EINVAL or -ENOBUFS. */
 int mb_build_write_response(const struct mb_request *q, uint8_t *pdu_out, size_t cap);
@@ -195,15 +195,15 @@ int mb_exception_for(int err);
 
 /* Prefix pdu with an MBAP header.  Returns the ADU length (7 + pdu_len),
  * -EINVAL (pdu_len 0 or > 253) or -ENOBUFS. */
-int mb_tcp_wrap(uint16_t tid, uint8_t unit, const uint8_t *pdu, size_t pdu_len,
-		uint8_t *adu_out, size_t cap);
+int mb_tcp_wrap(uint16_t tid, uint8_t unit, const uint8_t *pdu, size_t pdu_len, uint8_t *adu_out,
+		size_t cap);
 /* unit + pdu + CRC.  Returns the ADU length (pdu_len + 3), -EINVAL or -ENOBUFS. */
 int mb_rtu_wrap(uint8_t unit, const uint8_t *pdu, size_t pdu_len, uint8_t *adu_out, size_t cap);
 
 struct mb_tcp_header {
 	uint16_t tid;
 	uint16_t proto;
-	uint16_t length;  /* unit + PDU */
+	uint16_t length; /* unit + PDU */
 	uint8_t unit;
 };
 /* Delimit one MBAP frame at the start of buf.  Returns the ADU length

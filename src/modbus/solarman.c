@@ -36,8 +36,8 @@ uint8_t solarman_checksum(const uint8_t *buf, size_t len)
 	return sum;
 }
 
-int solarman_encode(uint16_t control, const uint8_t seq[2], uint32_t serial,
-		    const uint8_t *payload, size_t plen, uint8_t *out, size_t cap)
+int solarman_encode(uint16_t control, const uint8_t seq[2], uint32_t serial, const uint8_t *payload,
+		    size_t plen, uint8_t *out, size_t cap)
 {
 	size_t n = SOLARMAN_HDR + plen + SOLARMAN_TRAILER;
 
@@ -106,8 +106,7 @@ int solarman_parse(const uint8_t *buf, size_t len, struct solarman_frame *ret)
 	return (int)n;
 }
 
-int solarman_response_rtu(const struct solarman_frame *f, const uint8_t **ret_rtu,
-			  size_t *ret_len)
+int solarman_response_rtu(const struct solarman_frame *f, const uint8_t **ret_rtu, size_t *ret_len)
 {
 	/* unit, function, CRC: the shortest RTU frame */
 	if (f->control != SOLARMAN_CTL_RESPONSE || f->payload_len < SOLARMAN_RSP_PREFIX + 4)

@@ -41,8 +41,8 @@ enum solarman_control {
 /* One frame as parsed; payload points into the parsed buffer. */
 struct solarman_frame {
 	uint16_t control;
-	uint8_t seq[2];           /* the sequence bytes as sent */
-	uint32_t serial;          /* the logger's serial number */
+	uint8_t seq[2];  /* the sequence bytes as sent */
+	uint32_t serial; /* the logger's serial number */
 	const uint8_t *payload;
 	size_t payload_len;
 };
@@ -53,8 +53,8 @@ uint8_t solarman_checksum(const uint8_t *buf, size_t len);
 /* A frame of any control code with payload (plen bytes, may be 0) into
  * out.  Returns its length, or -ENOSPC / -EINVAL (plen over
  * SOLARMAN_PAYLOAD_MAX). */
-int solarman_encode(uint16_t control, const uint8_t seq[2], uint32_t serial,
-		    const uint8_t *payload, size_t plen, uint8_t *out, size_t cap);
+int solarman_encode(uint16_t control, const uint8_t seq[2], uint32_t serial, const uint8_t *payload,
+		    size_t plen, uint8_t *out, size_t cap);
 
 /* A request frame carrying RTU frame rtu (unit, PDU, CRC) into out.
  * Returns its length, or -ENOSPC (cap too small) / -EINVAL (rtu empty or
@@ -74,8 +74,7 @@ int solarman_parse(const uint8_t *buf, size_t len, struct solarman_frame *ret);
 /* The RTU frame inside a response frame.  Returns 0, or -EGW_EFRAME when
  * f is not a response or its payload is shorter than the prefix plus a
  * minimal RTU frame (unit, function, CRC). */
-int solarman_response_rtu(const struct solarman_frame *f, const uint8_t **ret_rtu,
-			  size_t *ret_len);
+int solarman_response_rtu(const struct solarman_frame *f, const uint8_t **ret_rtu, size_t *ret_len);
 
 /* The answer to request q inside response frame f (already matched by
  * sequence and serial).  A response without an RTU frame is the logger

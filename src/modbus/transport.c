@@ -110,9 +110,9 @@ static const struct {
 	unsigned baud;
 	speed_t speed;
 } bauds[] = {
-	{ 1200, B1200 },     { 2400, B2400 },     { 4800, B4800 },     { 9600, B9600 },
-	{ 19200, B19200 },   { 38400, B38400 },   { 57600, B57600 },   { 115200, B115200 },
-	{ 230400, B230400 },
+	{ 1200, B1200 },   { 2400, B2400 },     { 4800, B4800 },
+	{ 9600, B9600 },   { 19200, B19200 },   { 38400, B38400 },
+	{ 57600, B57600 }, { 115200, B115200 }, { 230400, B230400 },
 };
 
 static speed_t speed_of(unsigned baud)
@@ -237,7 +237,8 @@ static void mem_serve(struct mb_client *c, const struct mb_request *q, int perr)
 
 	m->requests++;
 	if (m->handle_raw) {
-		struct mb_mem_reply *raw = &c->mem_replies[(c->mem_first + c->mem_n) % MB_MEM_SLOTS];
+		struct mb_mem_reply *raw =
+			&c->mem_replies[(c->mem_first + c->mem_n) % MB_MEM_SLOTS];
 		if (c->mem_n == MB_MEM_SLOTS)
 			return;
 		n = m->handle_raw(m->ud, q, raw->buf, sizeof(raw->buf));

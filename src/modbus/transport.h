@@ -19,9 +19,9 @@
 
 struct mb_transport {
 	const char *name;
-	bool rtu;          /* RTU framing (unit + PDU + CRC), else MBAP */
-	bool has_fd;       /* c->fd is watched by the core */
-	bool solarman;     /* RTU frames inside Solarman V5 frames */
+	bool rtu;      /* RTU framing (unit + PDU + CRC), else MBAP */
+	bool has_fd;   /* c->fd is watched by the core */
+	bool solarman; /* RTU frames inside Solarman V5 frames */
 	/* Start connecting.  Returns 0 when connected, -EINPROGRESS when the
 	 * core must wait for EPOLLOUT on c->fd (then check_connect), or -errno. */
 	int (*open)(struct mb_client *c);
@@ -86,16 +86,16 @@ struct mb_client {
 	bool resolved;                /* addr holds a resolution not yet tried */
 	struct loop_resolve *resolve; /* lookup in flight on the worker pool */
 	usec_t connect_deadline;
-	usec_t reconnect_at;    /* while down: earliest next attempt */
-	unsigned fail_streak;   /* connection failures since the last good response */
-	int conn_err;           /* why the last attempt/connection failed */
+	usec_t reconnect_at;  /* while down: earliest next attempt */
+	unsigned fail_streak; /* connection failures since the last good response */
+	int conn_err;         /* why the last attempt/connection failed */
 	unsigned timeout_streak;
 	uint64_t rng;
 
 	/* serial timing (rtu) */
-	usec_t char_time;       /* one character on the wire */
-	usec_t t35;             /* inter-frame silence */
-	usec_t last_rx;         /* last byte received */
+	usec_t char_time; /* one character on the wire */
+	usec_t t35;       /* inter-frame silence */
+	usec_t last_rx;   /* last byte received */
 
 	/* queue: ring of pending requests; the head is in flight when `inflight` */
 	struct mb_pending q[MB_CLIENT_QUEUE_MAX];
@@ -136,6 +136,6 @@ bool mb_serial_baud_ok(unsigned baud);
  * access O_RDONLY or O_RDWR.  Both Modbus RTU and P1 meters use it.
  * Returns 0 with *ret_fd, -EINVAL (baud rate) or -errno. */
 int mb_serial_line_open(const char *path, unsigned baud, char parity, unsigned databits,
-                        unsigned stopbits, int access, int *ret_fd);
+			unsigned stopbits, int access, int *ret_fd);
 /* In-memory transport: queue its delivery task for the earliest reply. */
 void mb_mem_schedule(struct mb_client *c);

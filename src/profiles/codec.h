@@ -7,10 +7,10 @@
 #include "profiles/profile.h"
 
 struct reg_codec {
-	unsigned words;                            /* natural size; 0: raw-only type */
-	int (*decode)(uint64_t raw, double *ret);  /* -EGW_EUNAVAILABLE for sentinels */
-	uint64_t (*encode)(double v);              /* NAN / out of range -> sentinel */
-	double min, max;                           /* encodable raw range */
+	unsigned words;                           /* natural size; 0: raw-only type */
+	int (*decode)(uint64_t raw, double *ret); /* -EGW_EUNAVAILABLE for sentinels */
+	uint64_t (*encode)(double v);             /* NAN / out of range -> sentinel */
+	double min, max;                          /* encodable raw range */
 };
 
 extern const struct reg_codec reg_codecs[REG_TYPE_COUNT];

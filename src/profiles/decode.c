@@ -108,10 +108,21 @@ static uint64_t enc_f32(double v)
 
 const struct reg_codec reg_codecs[REG_TYPE_COUNT] = {
 	[REG_U16] = { .words = 1, .decode = dec_u16, .encode = enc_u16, .min = 0, .max = 0xFFFE },
-	[REG_I16] = { .words = 1, .decode = dec_i16, .encode = enc_i16, .min = -0x7FFF, .max = 0x7FFE },
-	[REG_U32] = { .words = 2, .decode = dec_u32, .encode = enc_u32, .min = 0, .max = 4294967294.0 },
-	[REG_I32] = { .words = 2, .decode = dec_i32, .encode = enc_i32,
-		      .min = -2147483647.0, .max = 2147483646.0 },
+	[REG_I16] = { .words = 1,
+		      .decode = dec_i16,
+		      .encode = enc_i16,
+		      .min = -0x7FFF,
+		      .max = 0x7FFE },
+	[REG_U32] = { .words = 2,
+		      .decode = dec_u32,
+		      .encode = enc_u32,
+		      .min = 0,
+		      .max = 4294967294.0 },
+	[REG_I32] = { .words = 2,
+		      .decode = dec_i32,
+		      .encode = enc_i32,
+		      .min = -2147483647.0,
+		      .max = 2147483646.0 },
 	[REG_U64] = { .words = 4, .decode = dec_u64, .encode = enc_u64, .min = 0, .max = 1e19 },
 	[REG_F32] = { .words = 2, .decode = dec_f32, .encode = enc_f32, .min = -3e38, .max = 3e38 },
 	/* STR, MLD, BYTES: words 0, no decoder (raw only) */
@@ -235,7 +246,7 @@ static int decode_value(const struct reg_def *d, const struct block_result *res,
 			factor = pow(10.0, sf);
 		} else if (d->scale == 0) {
 			return -ENOENT; /* no fallback: the sf must be read */
-		} /* else the listed factor is the fallback */
+		}                       /* else the listed factor is the fallback */
 	}
 	v *= factor;
 	step *= factor;
@@ -413,7 +424,8 @@ static int plan_spans(struct span *s, unsigned n, struct mb_block *ret, unsigned
 		}
 		if (nb >= cap)
 			return -ENOSPC;
-		ret[nb++] = (struct mb_block){ .fc = fc, .addr = (uint16_t)start,
+		ret[nb++] = (struct mb_block){ .fc = fc,
+					       .addr = (uint16_t)start,
 					       .count = (uint16_t)(end - start) };
 		i = j;
 	}
@@ -422,8 +434,7 @@ static int plan_spans(struct span *s, unsigned n, struct mb_block *ret, unsigned
 
 static int span_of(const struct reg_def *d, struct span *ret)
 {
-	if (d->words == 0 || d->words > PROFILE_MAX_BLOCK ||
-	    (uint32_t)d->addr + d->words > 0x10000)
+	if (d->words == 0 || d->words > PROFILE_MAX_BLOCK || (uint32_t)d->addr + d->words > 0x10000)
 		return -EINVAL;
 	*ret = (struct span){ .fc = d->fc, .addr = d->addr, .end = (uint32_t)d->addr + d->words };
 	return 0;
@@ -467,7 +478,8 @@ static int plan_with_sf(const struct reg_def *const *sel, unsigned n, struct mb_
 			return r;
 		ns++;
 		if (sel[i]->sf_addr >= 0)
-			s[ns++] = (struct span){ .fc = sel[i]->fc, .addr = (uint32_t)sel[i]->sf_addr,
+			s[ns++] = (struct span){ .fc = sel[i]->fc,
+						 .addr = (uint32_t)sel[i]->sf_addr,
 						 .end = (uint32_t)sel[i]->sf_addr + 1 };
 	}
 	return plan_spans(s, ns, ret, cap);
@@ -496,7 +508,8 @@ static int plan_fields(const struct profile *p, struct mb_block *ret, unsigned c
 		unsigned ns = 0;
 		for (unsigned i = 0; i < p->nregs + p->nshort_extra; i++) {
 			bool extra = i >= p->nregs;
-			const struct reg_def *d = extra ? &p->short_extra[i - p->nregs] : &p->regs[i];
+			const struct reg_def *d =
+				extra ? &p->short_extra[i - p->nregs] : &p->regs[i];
 			struct span sp;
 			bool key = d->tag == TAG_KEY || (d->flags & REG_F_KEY);
 			if ((d->field < 0 && !key && !extra) || span_of(d, &sp) < 0)
@@ -507,9 +520,10 @@ static int plan_fields(const struct profile *p, struct mb_block *ret, unsigned c
 				s[ns++] = sp;
 			/* the sf goes with the block that holds it (a SunSpec
 			 * model may span two blocks) */
-			if (d->sf_addr >= 0 && block_holds(blk, d->fc, (uint32_t)d->sf_addr,
-							   (uint32_t)d->sf_addr + 1))
-				s[ns++] = (struct span){ .fc = d->fc, .addr = (uint32_t)d->sf_addr,
+			if (d->sf_addr >= 0 &&
+			    block_holds(blk, d->fc, (uint32_t)d->sf_addr, (uint32_t)d->sf_addr + 1))
+				s[ns++] = (struct span){ .fc = d->fc,
+							 .addr = (uint32_t)d->sf_addr,
 							 .end = (uint32_t)d->sf_addr + 1 };
 		}
 		if (ns == 0)

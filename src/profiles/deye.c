@@ -26,8 +26,11 @@
 static int deye_fixup(const struct profile *p, const struct block_result *res, unsigned nres,
 		      struct reading *r)
 {
-	static const struct reg_def type_reg = { .addr = 0, .fc = REG_FC_HOLDING, .words = 1,
-						 .type = REG_U16, .scale = 1 };
+	static const struct reg_def type_reg = { .addr = 0,
+						 .fc = REG_FC_HOLDING,
+						 .words = 1,
+						 .type = REG_U16,
+						 .scale = 1 };
 	const uint16_t *w = profile_find_words(&type_reg, res, nres);
 
 	(void)p;
@@ -41,7 +44,11 @@ static int deye_fixup(const struct profile *p, const struct block_result *res, u
 
 /* deye_fixup's model type register, read on short polls too */
 static const struct reg_def deye_short_extra[] = {
-	{ .addr = 0, .fc = REG_FC_HOLDING, .words = 1, .type = REG_U16, .sf_addr = REG_NO_SF,
+	{ .addr = 0,
+	  .fc = REG_FC_HOLDING,
+	  .words = 1,
+	  .type = REG_U16,
+	  .sf_addr = REG_NO_SF,
 	  .field = REG_NO_FIELD },
 };
 
@@ -332,16 +339,26 @@ static const struct reg_def deye_regs[] = {
 	REG(381, FH, 1, U16, WB, DEF, 0.01, "%", "Voltage-Reactive Mode Voltage Point 4"),
 	REG(382, FH, 1, I16, WB, DEF, 0.01, "%", "Voltage-Reactive Mode Reactive Point 4"),
 	REG(383, FH, 1, U16, WB, DEF, 1, "-", "Frequency-Active Parameter Mode Enable"),
-	REG(384, FH, 1, U16, WB, DEF, 0.1, "%", "Frequency-Active Parameter Underfrequency Exit Frequency"),
-	REG(385, FH, 1, U16, WB, DEF, 0.1, "%", "Frequency-Active Parameter Underfrequency Frequency Point 1"),
-	REG(386, FH, 1, U16, WB, DEF, 0.001, "Hz", "Frequency-Active Parameter Underfrequency Sag Rate 1"),
-	REG(387, FH, 1, U16, WB, DEF, 0.1, "s", "Frequency-Active Parameter Underfrequency Frequency Point 1 "),
-	REG(388, FH, 1, U16, WB, DEF, 0.1, "s", "Frequency-Active Parameter Underclocked Exit Frequency Stop "),
-	REG(389, FH, 1, U16, WB, DEF, 0.01, "Hz", "Frequency-Active Parameter Overfrequency Stop Frequency Poin"),
-	REG(390, FH, 1, U16, WB, DEF, 1, "%Prated/min", "Frequency-Active Parameter Overfrequency Rate Point 1"),
-	REG(391, FH, 1, U16, WB, DEF, 1, "-", "Frequency-Active Parameter Overfrequency Sag Rate 1"),
-	REG(392, FH, 1, U16, WB, DEF, 0.1, "s", "Frequency-Active Parameter Overfrequency Frequency Point 1 S"),
-	REG(393, FH, 1, U16, WB, DEF, 0.1, "s", "Frequency-Active Parameter Overfrequency Exit Frequency Stop"),
+	REG(384, FH, 1, U16, WB, DEF, 0.1, "%",
+	    "Frequency-Active Parameter Underfrequency Exit Frequency"),
+	REG(385, FH, 1, U16, WB, DEF, 0.1, "%",
+	    "Frequency-Active Parameter Underfrequency Frequency Point 1"),
+	REG(386, FH, 1, U16, WB, DEF, 0.001, "Hz",
+	    "Frequency-Active Parameter Underfrequency Sag Rate 1"),
+	REG(387, FH, 1, U16, WB, DEF, 0.1, "s",
+	    "Frequency-Active Parameter Underfrequency Frequency Point 1 "),
+	REG(388, FH, 1, U16, WB, DEF, 0.1, "s",
+	    "Frequency-Active Parameter Underclocked Exit Frequency Stop "),
+	REG(389, FH, 1, U16, WB, DEF, 0.01, "Hz",
+	    "Frequency-Active Parameter Overfrequency Stop Frequency Poin"),
+	REG(390, FH, 1, U16, WB, DEF, 1, "%Prated/min",
+	    "Frequency-Active Parameter Overfrequency Rate Point 1"),
+	REG(391, FH, 1, U16, WB, DEF, 1, "-",
+	    "Frequency-Active Parameter Overfrequency Sag Rate 1"),
+	REG(392, FH, 1, U16, WB, DEF, 0.1, "s",
+	    "Frequency-Active Parameter Overfrequency Frequency Point 1 S"),
+	REG(393, FH, 1, U16, WB, DEF, 0.1, "s",
+	    "Frequency-Active Parameter Overfrequency Exit Frequency Stop"),
 	REG(394, FH, 1, U16, WB, DEF, 1, "-", "Reserved 394"),
 	REG(395, FH, 1, U16, WB, DEF, 1, "-", "Active-Reactive Mode Enable"),
 	REG(396, FH, 1, I16, WB, DEF, 0.01, "%", "Active-Reactive Mode Active Point 1"),
@@ -422,14 +439,15 @@ static const struct reg_def deye_regs[] = {
 	REG(531, FH, 1, U16, WB, DEF, 0.1, "kWh", "Daily PV2 Generation"),
 	REG(532, FH, 1, U16, WB, DEF, 0.1, "kWh", "Daily PV3 Generation"),
 	REG(533, FH, 1, U16, WB, DEF, 0.1, "kWh", "Daily PV4 Generation"),
-	REG_MAP(534, FH, 2, U32, WL, DEF, 0.1, "kWh", "Total PV Generation Low", RF_PV_TOTAL_GENERATION_WH, 1000),
+	REG_MAP(534, FH, 2, U32, WL, DEF, 0.1, "kWh", "Total PV Generation Low",
+		RF_PV_TOTAL_GENERATION_WH, 1000),
 	REG(536, FH, 1, U16, WB, DEF, 0.1, "kWh", "Daily Generator Capacity"),
 	REG(537, FH, 1, U16, WB, DEF, 0.1, "kWh", "Total Generator Capacity Low"),
 	REG(538, FH, 1, U16, WB, DEF, 0.1, "kWh", "Total Generator Capacity High"),
 	REG(539, FH, 1, U16, WB, DEF, 0.1, "h", "Generator Daily Operating Hours"),
 	REG(540, FH, 1, U16, WB, DEF, 0.1, "°C", "DC Transformer Temperature"),
-	REG_MAPF(541, FH, 1, U16, WB, DEF, 0.1, "°C", "Heat Sink Temperature", RF_PV_HEATSINK_C, 1, -100,
-		 REG_F_ZERO_NA),
+	REG_MAPF(541, FH, 1, U16, WB, DEF, 0.1, "°C", "Heat Sink Temperature", RF_PV_HEATSINK_C, 1,
+		 -100, REG_F_ZERO_NA),
 	REG(542, FH, 1, U16, WB, DEF, 0.1, "°C", "Reserve Temperature 1"),
 	REG(543, FH, 1, U16, WB, DEF, 0.1, "°C", "Reserve Temperature 2"),
 	REG(544, FH, 1, U16, WB, DEF, 1, "-", "DRMs Data"),
@@ -449,8 +467,8 @@ static const struct reg_def deye_regs[] = {
 	REG(558, FH, 1, U16, WB, DEF, 1, "-", "Fault Information Word 4"),
 	REG(559, FH, 1, U16, WB, DEF, 1, "-", "WorkFlag ON OFF Trip Data"),
 	REG(560, FH, 1, U16, WB, DEF, 1, "-", "Debug Data"),
-	REG_MAPF(586, FH, 1, U16, WB, DEF, 0.1, "°C", "Battery1 Temperature", RF_BATTERY_HEATSINK_C, 1,
-		 -100, REG_F_ZERO_NA),
+	REG_MAPF(586, FH, 1, U16, WB, DEF, 0.1, "°C", "Battery1 Temperature", RF_BATTERY_HEATSINK_C,
+		 1, -100, REG_F_ZERO_NA),
 	REG_MAP(587, FH, 1, U16, WB, DEF, 1, "V", "Battery1 Voltage", RF_BATTERY_V, 0.01),
 	REG_MAP(588, FH, 1, U16, WB, DEF, 1, "%", "Battery1 SOC", RF_BATTERY_SOC_NOM_FRACT, 0.01),
 	REG(589, FH, 1, U16, WB, DEF, 1, "%", "Battery2 SOC"),
@@ -489,7 +507,8 @@ static const struct reg_def deye_regs[] = {
 	REG_MAP(622, FH, 1, I16, WB, DEF, 1, "W", "Grid Side Phase A Power", RF_METER_L1_W, 1),
 	REG_MAP(623, FH, 1, I16, WB, DEF, 1, "W", "Grid Side Phase B Power", RF_METER_L2_W, 1),
 	REG_MAP(624, FH, 1, I16, WB, DEF, 1, "W", "Grid Side Phase C Power", RF_METER_L3_W, 1),
-	REG_MAP(625, FH, 1, I16, WB, DEF, 1, "W", "Grid Side Total Active Power Low Word", RF_METER_W, 1),
+	REG_MAP(625, FH, 1, I16, WB, DEF, 1, "W", "Grid Side Total Active Power Low Word",
+		RF_METER_W, 1),
 	REG(626, FH, 1, U16, WB, DEF, 1, "-", "Reserved Register 626"),
 	REG(627, FH, 1, U16, WB, DEF, 0.1, "V", "Inverter Output Phase Voltage A"),
 	REG(628, FH, 1, U16, WB, DEF, 0.1, "V", "Inverter Output Phase Voltage B"),
@@ -541,7 +560,8 @@ static const struct reg_def deye_regs[] = {
 	REG_SUM(674, FH, 1, I16, WB, DEF, 1, "W", "PV3 Input Power", RF_PV_W, -1),
 	REG_SUM(675, FH, 1, I16, WB, DEF, 1, "W", "PV4 Input Power", RF_PV_W, -1),
 	REG_MAP(676, FH, 1, U16, WB, DEF, 0.1, "V", "DC Voltage 1", RF_PV_MPPT1_V, 1),
-	REG_MAP(677, FH, 1, U16, WB, DEF, 0.1, "A", "DC Current 1", RF_PV_MPPT1_A, 1), /* positive, as every other profile */
+	REG_MAP(677, FH, 1, U16, WB, DEF, 0.1, "A", "DC Current 1", RF_PV_MPPT1_A,
+		1), /* positive, as every other profile */
 	REG_MAP(678, FH, 1, U16, WB, DEF, 0.1, "V", "DC Voltage 2", RF_PV_MPPT2_V, 1),
 	REG_MAP(679, FH, 1, U16, WB, DEF, 0.1, "A", "DC Current 2", RF_PV_MPPT2_A, 1),
 	REG(680, FH, 1, U16, WB, DEF, 0.1, "V", "DC Voltage 3"),
@@ -603,8 +623,10 @@ static const struct reg_def deye_regs[] = {
 	REG(587, FH, 1, U16, WB, SLIM_DEF, 0.1, "V", "Battery1 Voltage"),
 	REG(217, FH, 1, U16, WB, SLIM_DEF, 1, "°C", "Li-bat Temperature"),
 	REG(588, FH, 1, U16, WB, SLIM_DEF, 1, "%", "Battery1 SOC"),
-	REG_MAP(516, FH, 2, U32, WL, SLIM_DEF, 0.1, "kWh", "Battery Total Charge", RF_BATTERY_TOTAL_CHARGE_WH, 1000),
-	REG_MAP(518, FH, 2, U32, WL, SLIM_DEF, 0.1, "kWh", "Battery Total Discharge", RF_BATTERY_TOTAL_DISCHARGE_WH, 1000),
+	REG_MAP(516, FH, 2, U32, WL, SLIM_DEF, 0.1, "kWh", "Battery Total Charge",
+		RF_BATTERY_TOTAL_CHARGE_WH, 1000),
+	REG_MAP(518, FH, 2, U32, WL, SLIM_DEF, 0.1, "kWh", "Battery Total Discharge",
+		RF_BATTERY_TOTAL_DISCHARGE_WH, 1000),
 	REG(610, FH, 1, I16, WB, SLIM_DEF, 0.01, "A", "Grid Inner Current A"),
 	REG(611, FH, 1, I16, WB, SLIM_DEF, 0.01, "A", "Grid Inner Current B"),
 	REG(612, FH, 1, I16, WB, SLIM_DEF, 0.01, "A", "Grid Inner Current C"),
@@ -617,17 +639,16 @@ static const struct reg_def deye_regs[] = {
 	REG(619, FH, 1, I16, WB, SLIM_DEF, 1, "W", "Off Grid Total Active Power"),
 	REG(609, FH, 1, U16, WB, SLIM_DEF, 0.01, "Hz", "Grid Side Frequency"),
 	REG(653, FH, 1, I16, WB, SLIM_DEF, 1, "W", "Load Total Active Power Low Word"),
-	REG_MAP(522, FH, 2, U32, WL, SLIM_DEF, 0.1, "kWh", "Grid Total Power Purchase", RF_METER_TOTAL_IMPORT_WH, 1000),
-	REG_MAP(524, FH, 2, U32, WL, SLIM_DEF, 0.1, "kWh", "Grid Total Power Sales", RF_METER_TOTAL_EXPORT_WH, 1000),
+	REG_MAP(522, FH, 2, U32, WL, SLIM_DEF, 0.1, "kWh", "Grid Total Power Purchase",
+		RF_METER_TOTAL_IMPORT_WH, 1000),
+	REG_MAP(524, FH, 2, U32, WL, SLIM_DEF, 0.1, "kWh", "Grid Total Power Sales",
+		RF_METER_TOTAL_EXPORT_WH, 1000),
 };
 
 static const struct mb_block deye_blocks[] = {
-	{ .fc = FH, .addr = 0, .count = 59 },
-	{ .fc = FH, .addr = 60, .count = 125 },
-	{ .fc = FH, .addr = 185, .count = 125 },
-	{ .fc = FH, .addr = 310, .count = 125 },
-	{ .fc = FH, .addr = 435, .count = 64 },
-	{ .fc = FH, .addr = 500, .count = 125 },
+	{ .fc = FH, .addr = 0, .count = 59 },    { .fc = FH, .addr = 60, .count = 125 },
+	{ .fc = FH, .addr = 185, .count = 125 }, { .fc = FH, .addr = 310, .count = 125 },
+	{ .fc = FH, .addr = 435, .count = 64 },  { .fc = FH, .addr = 500, .count = 125 },
 	{ .fc = FH, .addr = 625, .count = 125 },
 };
 
@@ -667,8 +688,8 @@ static const struct reg_def deye_micro_regs[] = {
 	REG_MAP(112, FH, 1, U16, WB, DOC, 0.1, "A", "PV2 current", RF_PV_MPPT2_A, 1),
 	REG_MAPF(86, FH, 2, U32, WL, DOC, 0.1, "W", "AC active power", RF_INVERTER_W, -1, 0,
 		 REG_F_KEY),
-	REG_MAP(63, FH, 2, U32, WL, DOC, 0.1, "kWh", "total production",
-		RF_PV_TOTAL_GENERATION_WH, 1000),
+	REG_MAP(63, FH, 2, U32, WL, DOC, 0.1, "kWh", "total production", RF_PV_TOTAL_GENERATION_WH,
+		1000),
 };
 
 static const struct mb_block deye_micro_blocks[] = {

@@ -22,8 +22,10 @@ static const struct reg_def sdm630_regs[] = {
 	REG_MAP(52, FI, 2, F32, WB, KEY, 1, "kW", "Total system power", RF_METER_W, 1),
 	REG(62, FI, 2, F32, WB, KEY, 1, "-", "Power direction"),
 	REG_MAP(70, FI, 2, F32, WB, KEY, 1, "Hz", "Grid frequency", RF_METER_HZ, 1),
-	REG_MAP(72, FI, 2, F32, WB, KEY, 1, "kWh", "Total import energy", RF_METER_TOTAL_IMPORT_WH, 1000),
-	REG_MAP(74, FI, 2, F32, WB, KEY, 1, "kWh", "Total export energy", RF_METER_TOTAL_EXPORT_WH, 1000),
+	REG_MAP(72, FI, 2, F32, WB, KEY, 1, "kWh", "Total import energy", RF_METER_TOTAL_IMPORT_WH,
+		1000),
+	REG_MAP(74, FI, 2, F32, WB, KEY, 1, "kWh", "Total export energy", RF_METER_TOTAL_EXPORT_WH,
+		1000),
 	/* Eastron document, 30001-30012: phase voltages and currents (read with
 	 * the 0-99 block) */
 	REG_MAP(0, FI, 2, F32, WB, DOC, 1, "V", "Phase 1 line to neutral volts", RF_METER_L1_V, 1),

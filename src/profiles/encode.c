@@ -12,7 +12,7 @@
 #define NREGS 65536u
 
 struct regimage {
-	uint16_t regs[2][NREGS];          /* [0] holding, [1] input */
+	uint16_t regs[2][NREGS]; /* [0] holding, [1] input */
 	uint64_t defined[2][NREGS / 64];
 };
 
@@ -162,7 +162,8 @@ static int encode_serial(const struct reg_def *d, const char *serial, struct reg
 	} else {
 		char *end;
 		unsigned long long v;
-		const struct reg_codec *c = &reg_codecs[d->type < REG_TYPE_COUNT ? d->type : REG_STR];
+		const struct reg_codec *c =
+			&reg_codecs[d->type < REG_TYPE_COUNT ? d->type : REG_STR];
 
 		errno = 0;
 		v = strtoull(serial, &end, 10);

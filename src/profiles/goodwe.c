@@ -28,12 +28,9 @@ static const struct reg_def goodwe_regs[] = {
 };
 
 static const struct mb_block goodwe_blocks[] = {
-	{ .fc = FH, .addr = 35000, .count = 40 },
-	{ .fc = FH, .addr = 35100, .count = 40 },
-	{ .fc = FH, .addr = 35141, .count = 40 },
-	{ .fc = FH, .addr = 35182, .count = 40 },
-	{ .fc = FH, .addr = 36000, .count = 44 },
-	{ .fc = FH, .addr = 37000, .count = 23 },
+	{ .fc = FH, .addr = 35000, .count = 40 }, { .fc = FH, .addr = 35100, .count = 40 },
+	{ .fc = FH, .addr = 35141, .count = 40 }, { .fc = FH, .addr = 35182, .count = 40 },
+	{ .fc = FH, .addr = 36000, .count = 44 }, { .fc = FH, .addr = 37000, .count = 23 },
 };
 
 const struct profile profile_goodwe = {

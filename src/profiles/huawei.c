@@ -26,20 +26,38 @@
 
 /* Fields the meter block (37100-37138) feeds. */
 static const enum reading_field meter_fields[] = {
-	RF_METER_W,	RF_METER_HZ,   RF_METER_L1_V, RF_METER_L2_V,
-	RF_METER_L3_V,	RF_METER_L1_A, RF_METER_L2_A, RF_METER_L3_A,
-	RF_METER_L1_W,	RF_METER_L2_W, RF_METER_L3_W, RF_METER_TOTAL_IMPORT_WH,
+	RF_METER_W,
+	RF_METER_HZ,
+	RF_METER_L1_V,
+	RF_METER_L2_V,
+	RF_METER_L3_V,
+	RF_METER_L1_A,
+	RF_METER_L2_A,
+	RF_METER_L3_A,
+	RF_METER_L1_W,
+	RF_METER_L2_W,
+	RF_METER_L3_W,
+	RF_METER_TOTAL_IMPORT_WH,
 	RF_METER_TOTAL_EXPORT_WH,
 };
 
 static int huawei_fixup(const struct profile *p, const struct block_result *res, unsigned nres,
 			struct reading *r)
 {
-	static const struct reg_def status = { .addr = METER_STATUS, .fc = REG_FC_HOLDING,
-					       .words = 1, .type = REG_U16, .scale = 1 };
-	static const struct reg_def hz = { .addr = 32085, .fc = REG_FC_HOLDING, .words = 1,
-					   .type = REG_U16, .order = WO_BIG, .scale = 0.01,
-					   .sf_addr = REG_NO_SF, .field = RF_METER_HZ, .mul = 1 };
+	static const struct reg_def status = { .addr = METER_STATUS,
+					       .fc = REG_FC_HOLDING,
+					       .words = 1,
+					       .type = REG_U16,
+					       .scale = 1 };
+	static const struct reg_def hz = { .addr = 32085,
+					   .fc = REG_FC_HOLDING,
+					   .words = 1,
+					   .type = REG_U16,
+					   .order = WO_BIG,
+					   .scale = 0.01,
+					   .sf_addr = REG_NO_SF,
+					   .field = RF_METER_HZ,
+					   .mul = 1 };
 	const uint16_t *w = profile_find_words(&status, res, nres);
 	double v;
 
@@ -116,7 +134,8 @@ static const struct reg_def huawei_regs[] = {
 	REG(32090, FH, 1, U16, WB, DEF, 1, "N/A", "Fault Code"),
 	REG(32091, FH, 2, U32, WB, DEF, 1, "N/A", "Startup Time"),
 	REG(32093, FH, 2, U32, WB, DEF, 1, "N/A", "Shutdown Time"),
-	REG_MAP(32106, FH, 2, U32, WB, DEF, 0.01, "kWh", "Accumulated Energy Yield", RF_PV_TOTAL_GENERATION_WH, 1000),
+	REG_MAP(32106, FH, 2, U32, WB, DEF, 0.01, "kWh", "Accumulated Energy Yield",
+		RF_PV_TOTAL_GENERATION_WH, 1000),
 	REG(32114, FH, 2, U32, WB, DEF, 0.01, "kWh", "Daily Energy Yield"),
 };
 
@@ -186,7 +205,8 @@ static const struct reg_def huawei_hybrid_regs[] = {
 	REG(32090, FH, 1, U16, WB, DEF, 1, "N/A", "Fault Code"),
 	REG(32091, FH, 2, U32, WB, DEF, 1, "N/A", "Startup Time"),
 	REG(32093, FH, 2, U32, WB, DEF, 1, "N/A", "Shutdown Time"),
-	REG_MAP(32106, FH, 2, U32, WB, DEF, 0.01, "kWh", "Accumulated Energy Yield", RF_PV_TOTAL_GENERATION_WH, 1000),
+	REG_MAP(32106, FH, 2, U32, WB, DEF, 0.01, "kWh", "Accumulated Energy Yield",
+		RF_PV_TOTAL_GENERATION_WH, 1000),
 	REG(32114, FH, 2, U32, WB, DEF, 0.01, "kWh", "Daily Energy Yield"),
 	REG(37100, FH, 1, U16, WB, DEF, 1, "N/A", "Meter status"),
 	REG_MAP(37101, FH, 2, I32, WB, DEF, 0.1, "V", "Grid voltage", RF_METER_L1_V, 1),
@@ -199,8 +219,10 @@ static const struct reg_def huawei_hybrid_regs[] = {
 	REG(37115, FH, 2, I32, WB, DEF, 1, "Var", "Reactive power"),
 	REG(37117, FH, 1, I16, WB, DEF, 0.001, "NA", "Power factor"),
 	REG_MAP(37118, FH, 1, I16, WB, DEF, 0.01, "Hz", "Grid frequency", RF_METER_HZ, 1),
-	REG_MAP(37119, FH, 2, I32, WB, DEF, 0.01, "kWh", "Positive active electricity", RF_METER_TOTAL_EXPORT_WH, 1000),
-	REG_MAP(37121, FH, 2, I32, WB, DEF, 0.01, "kWh", "Reverse active power", RF_METER_TOTAL_IMPORT_WH, 1000),
+	REG_MAP(37119, FH, 2, I32, WB, DEF, 0.01, "kWh", "Positive active electricity",
+		RF_METER_TOTAL_EXPORT_WH, 1000),
+	REG_MAP(37121, FH, 2, I32, WB, DEF, 0.01, "kWh", "Reverse active power",
+		RF_METER_TOTAL_IMPORT_WH, 1000),
 	REG(37123, FH, 2, I32, WB, DEF, 0.01, "kVarh", "Accumulated reactive power"),
 	REG(37125, FH, 1, U16, WB, DEF, 1, "N/A", "Meter type"),
 	REG(37126, FH, 2, I32, WB, DEF, 0.1, "V", "A-B line voltage"),
@@ -213,7 +235,8 @@ static const struct reg_def huawei_hybrid_regs[] = {
 	REG(37000, FH, 1, U16, WB, DEF, 1, "N/A", "ESU1 Running Status"),
 	REG_MAP(37001, FH, 2, I32, WB, DEF, 1, "W", "ESU1 Charge Discharge Power", RF_BATTERY_W, 1),
 	REG_MAP(37003, FH, 1, U16, WB, DEF, 0.1, "V", "ESU1 Bus Voltage", RF_BATTERY_V, 1),
-	REG_MAP(37004, FH, 1, U16, WB, DEF, 0.1, "%", "ESU1 Battery SOC", RF_BATTERY_SOC_NOM_FRACT, 0.01),
+	REG_MAP(37004, FH, 1, U16, WB, DEF, 0.1, "%", "ESU1 Battery SOC", RF_BATTERY_SOC_NOM_FRACT,
+		0.01),
 	REG(37006, FH, 1, U16, WB, DEF, 1, "N/A", "ESU1 Working Mode"),
 	REG(37007, FH, 2, U32, WB, DEF, 1, "W", "ESU1 Rated Charge Power"),
 	REG(37009, FH, 2, U32, WB, DEF, 1, "W", "ESU1 Rated Discharge Power"),
@@ -221,14 +244,16 @@ static const struct reg_def huawei_hybrid_regs[] = {
 	REG(37015, FH, 2, U32, WB, DEF, 0.01, "kWh", "ESU1 Current Day Charge Capacity"),
 	REG(37017, FH, 2, U32, WB, DEF, 0.01, "kWh", "ESU1 Current Day Discharge Capacity"),
 	REG_MAP(37021, FH, 1, I16, WB, DEF, 0.1, "A", "ESU1 Bus Current", RF_BATTERY_A, 1),
-	REG_MAP(37022, FH, 1, I16, WB, DEF, 0.1, "°C", "ESU1 Battery Temperature", RF_BATTERY_HEATSINK_C, 1),
+	REG_MAP(37022, FH, 1, I16, WB, DEF, 0.1, "°C", "ESU1 Battery Temperature",
+		RF_BATTERY_HEATSINK_C, 1),
 	REG(37025, FH, 1, U16, WB, DEF, 1, "mins", "ESU1 Remaining Time"),
 	REG(37026, FH, 10, STR, WB, DEF, 1, "N/A", "ESU1 DCDC Version"),
 	REG(37036, FH, 10, STR, WB, DEF, 1, "N/A", "ESU1 BMS Version"),
 	REG(37046, FH, 2, U32, WB, DEF, 1, "W", "Maximum Storage Charge Power"),
 	REG(37048, FH, 2, U32, WB, DEF, 1, "W", "Maximum Storage Discharge Power"),
 	REG(37052, FH, 10, STR, WB, DEF, 1, "N/A", "ESU1 Serial Number"),
-	REG_MAP(37066, FH, 2, U32, WB, DEF, 0.01, "kWh", "ESU1 Total Charge", RF_BATTERY_TOTAL_CHARGE_WH, 1000),
+	REG_MAP(37066, FH, 2, U32, WB, DEF, 0.01, "kWh", "ESU1 Total Charge",
+		RF_BATTERY_TOTAL_CHARGE_WH, 1000),
 	REG(37758, FH, 2, U32, WB, DEF, 1, "Wh", "Storage Rated Capacity"),
 	REG(37760, FH, 1, U16, WB, DEF, 0.1, "%", "Storage SOC"),
 	REG(37762, FH, 1, U16, WB, DEF, 1, "N/A", "Storage Running Status"),
@@ -302,7 +327,8 @@ static const struct reg_def huawei_hybrid_regs[] = {
 	REG(42017, FH, 2, U32, WB, DEF, 0.001, "%/s", "Active Power Change Gradient"),
 	REG(42019, FH, 2, U32, WB, DEF, 1, "s", "Schedule Instruction Valid Duration"),
 	REG(43006, FH, 1, I16, WB, DEF, 1, "min", "Time Zone"),
-	REG_MAP(37068, FH, 2, U32, WB, DEF, 0.01, "kWh", "ESU1 Total Discharge", RF_BATTERY_TOTAL_DISCHARGE_WH, 1000),
+	REG_MAP(37068, FH, 2, U32, WB, DEF, 0.01, "kWh", "ESU1 Total Discharge",
+		RF_BATTERY_TOTAL_DISCHARGE_WH, 1000),
 	REG(37799, FH, 15, STR, WB, DEF, 1, "N/A", "ESU2 Software Version"),
 	REG(37814, FH, 15, STR, WB, DEF, 1, "N/A", "ESU1 Software Version"),
 	REG(38200, FH, 10, STR, WB, DEF, 1, "N/A", "ESU1 Battery Pack1 SN"),
@@ -343,20 +369,13 @@ static const struct reg_def huawei_hybrid_regs[] = {
 };
 
 static const struct mb_block huawei_hybrid_blocks[] = {
-	{ .fc = FH, .addr = 30000, .count = 125 },
-	{ .fc = FH, .addr = 32000, .count = 125 },
-	{ .fc = FH, .addr = 37000, .count = 70 },
-	{ .fc = FH, .addr = 37700, .count = 100 },
-	{ .fc = FH, .addr = 47000, .count = 1 },
-	{ .fc = FH, .addr = 47028, .count = 62 },
-	{ .fc = FH, .addr = 47100, .count = 10 },
-	{ .fc = FH, .addr = 47242, .count = 9 },
-	{ .fc = FH, .addr = 47299, .count = 1 },
-	{ .fc = FH, .addr = 47415, .count = 20 },
-	{ .fc = FH, .addr = 47590, .count = 2 },
-	{ .fc = FH, .addr = 47604, .count = 2 },
-	{ .fc = FH, .addr = 47750, .count = 6 },
-	{ .fc = FH, .addr = 37100, .count = 39 },
+	{ .fc = FH, .addr = 30000, .count = 125 }, { .fc = FH, .addr = 32000, .count = 125 },
+	{ .fc = FH, .addr = 37000, .count = 70 },  { .fc = FH, .addr = 37700, .count = 100 },
+	{ .fc = FH, .addr = 47000, .count = 1 },   { .fc = FH, .addr = 47028, .count = 62 },
+	{ .fc = FH, .addr = 47100, .count = 10 },  { .fc = FH, .addr = 47242, .count = 9 },
+	{ .fc = FH, .addr = 47299, .count = 1 },   { .fc = FH, .addr = 47415, .count = 20 },
+	{ .fc = FH, .addr = 47590, .count = 2 },   { .fc = FH, .addr = 47604, .count = 2 },
+	{ .fc = FH, .addr = 47750, .count = 6 },   { .fc = FH, .addr = 37100, .count = 39 },
 };
 
 /* Battery control, Huawei "SUN2000 Modbus Interface Definitions" (V3.0

@@ -30,7 +30,7 @@
 
 #include "profiles/reading.h"
 
-#define PROFILE_MAX_BLOCK 125 /* registers per read request (Modbus limit) */
+#define PROFILE_MAX_BLOCK 125  /* registers per read request (Modbus limit) */
 #define PROFILE_PLAN_MAX_GAP 4 /* profile_plan bridges holes up to this many registers */
 
 enum reg_fc {
@@ -69,10 +69,10 @@ enum reg_tag {
 };
 
 enum reg_flags {
-	REG_F_SUM = 1 << 0,   /* add into the field (first contributor sets it) */
-	REG_F_CONST = 1 << 1, /* fixed content (SunSpec marker, model id/length): the
+	REG_F_SUM = 1 << 0,     /* add into the field (first contributor sets it) */
+	REG_F_CONST = 1 << 1,   /* fixed content (SunSpec marker, model id/length): the
 	                         encoder writes the raw integer held in `add` */
-	REG_F_KEY = 1 << 2,   /* a TAG_DOC row read on short polls too, like [key] rows */
+	REG_F_KEY = 1 << 2,     /* a TAG_DOC row read on short polls too, like [key] rows */
 	REG_F_ZERO_NA = 1 << 3, /* raw 0 means "nothing there" (an offset temperature
 	                           of a sensor that is not fitted) */
 };
@@ -115,8 +115,8 @@ struct block_result;
  * Setpoints are W in the data model's sign: > 0 charges, < 0 discharges. */
 #define BCTL_MAX_VALUES 4
 struct bctl_write {
-	uint16_t addr;     /* holding register, zero-based */
-	uint8_t count;     /* 1: function 6; more: function 16 */
+	uint16_t addr; /* holding register, zero-based */
+	uint8_t count; /* 1: function 6; more: function 16 */
 	uint16_t values[BCTL_MAX_VALUES];
 };
 
@@ -140,26 +140,26 @@ struct bctl_ref {
 };
 
 struct battery_control {
-	const char *doc;                    /* the vendor document and section */
-	const struct bctl_write *take;      /* taking control, in order */
+	const char *doc;               /* the vendor document and section */
+	const struct bctl_write *take; /* taking control, in order */
 	unsigned ntake;
-	const struct bctl_write *release;   /* back to the inverter's own mode, in order */
+	const struct bctl_write *release; /* back to the inverter's own mode, in order */
 	unsigned nrelease;
 	const struct bctl_write *keepalive; /* rewritten every keepalive_ms while in control */
 	unsigned nkeepalive;
 	unsigned keepalive_ms;
-	unsigned timeout_s;                 /* the inverter's own remote-control timeout
+	unsigned timeout_s; /* the inverter's own remote-control timeout
 	                                       (it leaves forced mode by itself); 0: none documented */
-	uint8_t layout;                     /* enum bctl_layout */
+	uint8_t layout;     /* enum bctl_layout */
 	uint16_t cmd_addr;
 	uint16_t cmd_charge, cmd_discharge, cmd_stop;
-	uint16_t cmd_zero;                  /* the command that holds 0 W while in control (the
+	uint16_t cmd_zero;            /* the command that holds 0 W while in control (the
 	                                       battery follows egw at 0 W too; cmd_stop may hand
 	                                       it back to its own mode instead) */
-	uint16_t power_addr;                /* BCTL_POWER_PAIR_U32_THEN_CMD */
-	uint32_t power_max_w;               /* the power register's documented range */
-	int32_t limit_charge_addr;          /* holding U32 W, the battery's charge limit; -1: none */
-	int32_t limit_discharge_addr;       /* likewise for discharging; -1: none */
+	uint16_t power_addr;          /* BCTL_POWER_PAIR_U32_THEN_CMD */
+	uint32_t power_max_w;         /* the power register's documented range */
+	int32_t limit_charge_addr;    /* holding U32 W, the battery's charge limit; -1: none */
+	int32_t limit_discharge_addr; /* likewise for discharging; -1: none */
 	uint16_t ref_addr, ref_sf_addr, rate_sf_addr; /* BCTL_SUNSPEC_124: WChaMax, its sf,
 	                                                 InOutWRte_SF */
 };
@@ -185,10 +185,11 @@ typedef int (*profile_encode_fixup_fn)(const struct profile *p, const struct rea
 				       struct regimage *img);
 
 struct profile {
-	const char *name;   /* "huawei_hybrid", "sungrow", "sdm630", "sunspec", ... */
-	const char *brand;  /* "Huawei", "Sungrow", ... */
-	const char *family; /* profiles sharing one register layout: "huawei", "sunspec", "deye", ... */
-	const char *dtype;  /* "inverter", "hybrid", "meter" */
+	const char *name;  /* "huawei_hybrid", "sungrow", "sdm630", "sunspec", ... */
+	const char *brand; /* "Huawei", "Sungrow", ... */
+	const char *
+		family; /* profiles sharing one register layout: "huawei", "sunspec", "deye", ... */
+	const char *dtype; /* "inverter", "hybrid", "meter" */
 	const struct reg_def *regs;
 	unsigned nregs;
 	const struct mb_block *blocks; /* the verbose reads: the [block] rows (SunSpec: each
@@ -196,7 +197,7 @@ struct profile {
 	                                  the reference has none ("unknown": read the
 	                                  key registers, profile_plan_key) */
 	unsigned nblocks;
-	bool short_reads_fields;       /* true: the [key] rows are only identity and frequency,
+	bool short_reads_fields;           /* true: the [key] rows are only identity and frequency,
 	                                  so short polls read the registers behind every
 	                                  reading field instead (profile_plan_key).  Either
 	                                  way, every 10th poll reads the blocks */
@@ -208,8 +209,8 @@ struct profile {
 	const struct reg_def *frequency; /* grid frequency register (field RF_METER_HZ), or NULL */
 	profile_fixup_fn fixup;          /* NULL for most */
 	profile_encode_fixup_fn encode_fixup; /* NULL for most */
-	uint16_t sunspec_base;           /* SunSpec profiles: address of "SunS"; else 0 */
-	bool heap;                       /* built by sunspec_build_profile: free with profile_free */
+	uint16_t sunspec_base;                /* SunSpec profiles: address of "SunS"; else 0 */
+	bool heap; /* built by sunspec_build_profile: free with profile_free */
 	const struct battery_control *control; /* battery control registers, or NULL */
 };
 

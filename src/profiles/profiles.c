@@ -4,12 +4,12 @@
 #include "profiles/table.h"
 
 static const struct profile *const all[] = {
-	&profile_huawei,     &profile_huawei_hybrid, &profile_sungrow,   &profile_sungrow_sf,
-	&profile_solaredge,  &profile_solaredge_us,  &profile_fronius,   &profile_fronius_sf,
-	&profile_sma,        &profile_growatt,       &profile_goodwe,    &profile_sofar,
-	&profile_solis,      &profile_solis_hybrid,  &profile_deye,      &profile_deye_micro,
-	&profile_solax,      &profile_ferroamp,      &profile_sdm630,    &profile_lqt40s,
-	&profile_unknown,    &profile_sunspec,
+	&profile_huawei,    &profile_huawei_hybrid, &profile_sungrow, &profile_sungrow_sf,
+	&profile_solaredge, &profile_solaredge_us,  &profile_fronius, &profile_fronius_sf,
+	&profile_sma,       &profile_growatt,       &profile_goodwe,  &profile_sofar,
+	&profile_solis,     &profile_solis_hybrid,  &profile_deye,    &profile_deye_micro,
+	&profile_solax,     &profile_ferroamp,      &profile_sdm630,  &profile_lqt40s,
+	&profile_unknown,   &profile_sunspec,
 };
 
 const struct profile *profile_find(const char *name)

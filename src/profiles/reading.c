@@ -7,12 +7,30 @@
 
 #include "base/err.h"
 
-#define PV(n, u, t) { .group = "pv", .name = (n), .unit = (u), .total = (t) }
-#define BAT(n, u, t) { .group = "battery", .name = (n), .unit = (u), .total = (t) }
-#define MET(n, u, t) { .group = "meter", .name = (n), .unit = (u), .total = (t) }
-#define INV(n, u, t) { .group = "inverter", .name = (n), .unit = (u), .total = (t) }
-#define GAS(n, u, t) { .group = "gas", .name = (n), .unit = (u), .total = (t) }
-#define WAT(n, u, t) { .group = "water", .name = (n), .unit = (u), .total = (t) }
+#define PV(n, u, t) \
+	{ \
+		.group = "pv", .name = (n), .unit = (u), .total = (t) \
+	}
+#define BAT(n, u, t) \
+	{ \
+		.group = "battery", .name = (n), .unit = (u), .total = (t) \
+	}
+#define MET(n, u, t) \
+	{ \
+		.group = "meter", .name = (n), .unit = (u), .total = (t) \
+	}
+#define INV(n, u, t) \
+	{ \
+		.group = "inverter", .name = (n), .unit = (u), .total = (t) \
+	}
+#define GAS(n, u, t) \
+	{ \
+		.group = "gas", .name = (n), .unit = (u), .total = (t) \
+	}
+#define WAT(n, u, t) \
+	{ \
+		.group = "water", .name = (n), .unit = (u), .total = (t) \
+	}
 
 const struct reading_field_info reading_fields[RF_COUNT] = {
 	[RF_PV_W] = PV("W", "W", false),
@@ -122,7 +140,8 @@ json_t *reading_to_json(const struct reading *r)
 				if (!obj || json_object_set_new(root, groups[g], obj) < 0)
 					goto fail_root;
 			}
-			if (json_object_set_new(obj, reading_fields[i].name, json_real(r->v[i])) < 0)
+			if (json_object_set_new(obj, reading_fields[i].name, json_real(r->v[i])) <
+			    0)
 				goto fail_root;
 		}
 	}
@@ -142,10 +161,10 @@ int reading_from_json(const json_t *j, struct reading *ret)
 	if (!json_is_object(j))
 		return -EGW_ESCHEMA;
 	reading_clear(&r);
-	json_object_foreach((json_t *)j, gname, gobj) {
+	json_object_foreach ((json_t *)j, gname, gobj) {
 		if (!json_is_object(gobj))
 			return -EGW_ESCHEMA;
-		json_object_foreach(gobj, fname, val) {
+		json_object_foreach (gobj, fname, val) {
 			int f = reading_field_lookup(gname, fname);
 			if (f < 0 || !json_is_number(val))
 				return -EGW_ESCHEMA;

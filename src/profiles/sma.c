@@ -24,12 +24,10 @@ static const struct reg_def sma_regs[] = {
 };
 
 static const struct mb_block sma_blocks[] = {
-	{ .fc = FI, .addr = 30000, .count = 10 },
-	{ .fc = FI, .addr = 30051, .count = 10 },
-	{ .fc = FI, .addr = 30775, .count = 50 },
-	{ .fc = FI, .addr = 31085, .count = 2 },
-	{ .fc = FI, .addr = 30769, .count = 6 },  /* [doc] DC input A */
-	{ .fc = FI, .addr = 30957, .count = 6 },  /* [doc] DC input B */
+	{ .fc = FI, .addr = 30000, .count = 10 }, { .fc = FI, .addr = 30051, .count = 10 },
+	{ .fc = FI, .addr = 30775, .count = 50 }, { .fc = FI, .addr = 31085, .count = 2 },
+	{ .fc = FI, .addr = 30769, .count = 6 }, /* [doc] DC input A */
+	{ .fc = FI, .addr = 30957, .count = 6 }, /* [doc] DC input B */
 };
 
 const struct profile profile_sma = {

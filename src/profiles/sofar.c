@@ -19,14 +19,10 @@ static const struct reg_def sofar_regs[] = {
 };
 
 static const struct mb_block sofar_blocks[] = {
-	{ .fc = FH, .addr = 1024, .count = 50 },
-	{ .fc = FH, .addr = 1088, .count = 32 },
-	{ .fc = FH, .addr = 1152, .count = 48 },
-	{ .fc = FH, .addr = 1280, .count = 34 },
-	{ .fc = FH, .addr = 1408, .count = 52 },
-	{ .fc = FH, .addr = 1472, .count = 4 },
-	{ .fc = FH, .addr = 1536, .count = 60 },
-	{ .fc = FH, .addr = 1600, .count = 32 },
+	{ .fc = FH, .addr = 1024, .count = 50 }, { .fc = FH, .addr = 1088, .count = 32 },
+	{ .fc = FH, .addr = 1152, .count = 48 }, { .fc = FH, .addr = 1280, .count = 34 },
+	{ .fc = FH, .addr = 1408, .count = 52 }, { .fc = FH, .addr = 1472, .count = 4 },
+	{ .fc = FH, .addr = 1536, .count = 60 }, { .fc = FH, .addr = 1600, .count = 32 },
 	{ .fc = FH, .addr = 1664, .count = 28 },
 };
 

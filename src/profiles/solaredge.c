@@ -22,11 +22,14 @@
 
 #define METER1_MODEL 40188
 
-static int solaredge_fixup(const struct profile *p, const struct block_result *res,
-			   unsigned nres, struct reading *r)
+static int solaredge_fixup(const struct profile *p, const struct block_result *res, unsigned nres,
+			   struct reading *r)
 {
-	static const struct reg_def id = { .addr = METER1_MODEL, .fc = REG_FC_HOLDING, .words = 1,
-					   .type = REG_U16, .scale = 1 };
+	static const struct reg_def id = { .addr = METER1_MODEL,
+					   .fc = REG_FC_HOLDING,
+					   .words = 1,
+					   .type = REG_U16,
+					   .scale = 1 };
 	const uint16_t *w = profile_find_words(&id, res, nres);
 
 	(void)p;
@@ -39,25 +42,42 @@ static int solaredge_fixup(const struct profile *p, const struct block_result *r
 }
 
 /* The model 103 points the technical note lists beyond the reference's rows. */
-#define SE_SF_ROW(a, sfa, t, w, fld, mu, u, nm)                                             \
-	{ .addr = (a), .fc = FH, .words = (w), .type = REG_##t, .order = WB, .tag = TAG_DOC, \
-	  .scale = 0, .sf_addr = (sfa), .field = (fld), .mul = (mu), .unit = (u), .name = (nm) }
-#define SE_DOC_ROWS                                                                              \
-	{ .addr = 40083, .fc = FH, .words = 1, .type = REG_I16, .order = WB, .tag = TAG_DOC,      \
-	  .flags = REG_F_KEY, .scale = 0, .sf_addr = 40084, .field = RF_INVERTER_W, .mul = -1,    \
-	  .unit = "W", .name = "I_AC_Power (short polls too)" },                                   \
-	REG(40084, FH, 1, I16, WB, DOC, 1, "-", "I_AC_Power_SF"),                                \
-	SE_SF_ROW(40093, 40095, U32, 2, RF_PV_TOTAL_GENERATION_WH, 1, "Wh", "I_AC_Energy_WH"),   \
-	REG(40095, FH, 1, I16, WB, DOC, 1, "-", "I_AC_Energy_WH_SF"),                            \
-	SE_SF_ROW(40103, 40106, I16, 1, RF_PV_HEATSINK_C, 1, "C", "I_Temp_Sink"),                \
-	SE_SF_ROW(40206, 40210, I16, 1, RF_METER_W, 1, "W", "M_AC_Power"),                        \
-	REG(40210, FH, 1, I16, WB, DOC, 1, "-", "M_AC_Power_SF"),                                  \
-	SE_SF_ROW(40226, 40242, U32, 2, RF_METER_TOTAL_EXPORT_WH, 1, "Wh", "M_Exported"),         \
-	SE_SF_ROW(40234, 40242, U32, 2, RF_METER_TOTAL_IMPORT_WH, 1, "Wh", "M_Imported"),         \
-	REG(40242, FH, 1, I16, WB, DOC, 1, "-", "M_Energy_W_SF"),                                  \
-	{ .addr = METER1_MODEL, .fc = FH, .words = 1, .type = REG_U16, .order = WB,               \
-	  .tag = TAG_DOC, .flags = REG_F_CONST, .add = 203, .scale = 1, .sf_addr = REG_NO_SF,     \
-	  .field = REG_NO_FIELD, .unit = "-", .name = "meter 1 model id (201-204)" }
+#define SE_SF_ROW(a, sfa, t, w, fld, mu, u, nm) \
+	{ \
+		.addr = (a), .fc = FH, .words = (w), .type = REG_##t, .order = WB, .tag = TAG_DOC, \
+		.scale = 0, .sf_addr = (sfa), .field = (fld), .mul = (mu), .unit = (u), \
+		.name = (nm) \
+	}
+#define SE_DOC_ROWS \
+	{ .addr = 40083, \
+	  .fc = FH, \
+	  .words = 1, \
+	  .type = REG_I16, \
+	  .order = WB, \
+	  .tag = TAG_DOC, \
+	  .flags = REG_F_KEY, \
+	  .scale = 0, \
+	  .sf_addr = 40084, \
+	  .field = RF_INVERTER_W, \
+	  .mul = -1, \
+	  .unit = "W", \
+	  .name = "I_AC_Power (short polls too)" }, \
+		REG(40084, FH, 1, I16, WB, DOC, 1, "-", "I_AC_Power_SF"), \
+		SE_SF_ROW(40093, 40095, U32, 2, RF_PV_TOTAL_GENERATION_WH, 1, "Wh", \
+			  "I_AC_Energy_WH"), \
+		REG(40095, FH, 1, I16, WB, DOC, 1, "-", "I_AC_Energy_WH_SF"), \
+		SE_SF_ROW(40103, 40106, I16, 1, RF_PV_HEATSINK_C, 1, "C", "I_Temp_Sink"), \
+		SE_SF_ROW(40206, 40210, I16, 1, RF_METER_W, 1, "W", "M_AC_Power"), \
+		REG(40210, FH, 1, I16, WB, DOC, 1, "-", "M_AC_Power_SF"), \
+		SE_SF_ROW(40226, 40242, U32, 2, RF_METER_TOTAL_EXPORT_WH, 1, "Wh", "M_Exported"), \
+		SE_SF_ROW(40234, 40242, U32, 2, RF_METER_TOTAL_IMPORT_WH, 1, "Wh", "M_Imported"), \
+		REG(40242, FH, 1, I16, WB, DOC, 1, "-", "M_Energy_W_SF"), \
+	{ \
+		.addr = METER1_MODEL, .fc = FH, .words = 1, .type = REG_U16, .order = WB, \
+		.tag = TAG_DOC, .flags = REG_F_CONST, .add = 203, .scale = 1, \
+		.sf_addr = REG_NO_SF, .field = REG_NO_FIELD, .unit = "-", \
+		.name = "meter 1 model id (201-204)" \
+	}
 
 static const struct reg_def solaredge_regs[] = {
 	REG(40052, FH, 16, STR, WB, SN, 1, "-", "serial number used as device identity"),
@@ -69,11 +89,9 @@ static const struct reg_def solaredge_regs[] = {
 };
 
 static const struct mb_block solaredge_blocks[] = {
-	{ .fc = FH, .addr = 40000, .count = 69 },
-	{ .fc = FH, .addr = 40069, .count = 33 },
-	{ .fc = FH, .addr = 40106, .count = 3 },
-	{ .fc = FH, .addr = 40121, .count = 70 },
-	{ .fc = FH, .addr = 40102, .count = 5 }, /* [doc] I_Temp_Sink and I_Temp_SF */
+	{ .fc = FH, .addr = 40000, .count = 69 }, { .fc = FH, .addr = 40069, .count = 33 },
+	{ .fc = FH, .addr = 40106, .count = 3 },  { .fc = FH, .addr = 40121, .count = 70 },
+	{ .fc = FH, .addr = 40102, .count = 5 },  /* [doc] I_Temp_Sink and I_Temp_SF */
 	{ .fc = FH, .addr = 40188, .count = 55 }, /* [doc] meter 1 model */
 };
 
@@ -92,7 +110,8 @@ const struct profile profile_solaredge = {
 
 static const struct reg_def solaredge_us_regs[] = {
 	REG(40052, FH, 16, STR, WB, SN, 1, "-", "serial number used as device identity"),
-	REG_SF_MAP(40085, FH, 1, U16, WB, KEY, 0.001, "Hz", "Grid frequency", 40086, RF_METER_HZ, 1),
+	REG_SF_MAP(40085, FH, 1, U16, WB, KEY, 0.001, "Hz", "Grid frequency", 40086, RF_METER_HZ,
+		   1),
 	REG(40086, FH, 1, I16, WB, SF, 1, "-", "SunSpec scale-factor exponent for register 40085"),
 	REG_SF_MAP(40100, FH, 1, I16, WB, KEY, 0.001, "W", "DC Power", 40101, RF_PV_W, -1),
 	REG(40101, FH, 1, I16, WB, SF, 1, "-", "SunSpec scale-factor exponent for register 40100"),
@@ -100,11 +119,9 @@ static const struct reg_def solaredge_us_regs[] = {
 };
 
 static const struct mb_block solaredge_us_blocks[] = {
-	{ .fc = FH, .addr = 40000, .count = 69 },
-	{ .fc = FH, .addr = 40069, .count = 33 },
-	{ .fc = FH, .addr = 40106, .count = 3 },
-	{ .fc = FH, .addr = 40121, .count = 70 },
-	{ .fc = FH, .addr = 40102, .count = 5 }, /* [doc] I_Temp_Sink and I_Temp_SF */
+	{ .fc = FH, .addr = 40000, .count = 69 }, { .fc = FH, .addr = 40069, .count = 33 },
+	{ .fc = FH, .addr = 40106, .count = 3 },  { .fc = FH, .addr = 40121, .count = 70 },
+	{ .fc = FH, .addr = 40102, .count = 5 },  /* [doc] I_Temp_Sink and I_Temp_SF */
 	{ .fc = FH, .addr = 40188, .count = 55 }, /* [doc] meter 1 model */
 };
 

@@ -28,30 +28,18 @@ static const struct reg_def solis_regs[] = {
 };
 
 static const struct mb_block solis_blocks[] = {
-	{ .fc = FI, .addr = 35000, .count = 1 },
-	{ .fc = FI, .addr = 3000, .count = 50 },
-	{ .fc = FI, .addr = 3050, .count = 50 },
-	{ .fc = FI, .addr = 3100, .count = 50 },
-	{ .fc = FI, .addr = 3150, .count = 12 },
-	{ .fc = FI, .addr = 3162, .count = 50 },
-	{ .fc = FI, .addr = 3212, .count = 49 },
-	{ .fc = FI, .addr = 3261, .count = 27 },
-	{ .fc = FI, .addr = 3289, .count = 28 },
-	{ .fc = FI, .addr = 3321, .count = 18 },
-	{ .fc = FI, .addr = 3339, .count = 50 },
-	{ .fc = FI, .addr = 3389, .count = 50 },
-	{ .fc = FI, .addr = 3439, .count = 50 },
-	{ .fc = FI, .addr = 3489, .count = 11 },
-	{ .fc = FI, .addr = 3500, .count = 20 },
-	{ .fc = FI, .addr = 3530, .count = 37 },
-	{ .fc = FI, .addr = 3570, .count = 50 },
-	{ .fc = FI, .addr = 3620, .count = 18 },
-	{ .fc = FI, .addr = 3650, .count = 40 },
-	{ .fc = FI, .addr = 3700, .count = 23 },
-	{ .fc = FI, .addr = 3733, .count = 50 },
-	{ .fc = FI, .addr = 3783, .count = 17 },
-	{ .fc = FI, .addr = 33601, .count = 50 },
-	{ .fc = FI, .addr = 33651, .count = 50 },
+	{ .fc = FI, .addr = 35000, .count = 1 },  { .fc = FI, .addr = 3000, .count = 50 },
+	{ .fc = FI, .addr = 3050, .count = 50 },  { .fc = FI, .addr = 3100, .count = 50 },
+	{ .fc = FI, .addr = 3150, .count = 12 },  { .fc = FI, .addr = 3162, .count = 50 },
+	{ .fc = FI, .addr = 3212, .count = 49 },  { .fc = FI, .addr = 3261, .count = 27 },
+	{ .fc = FI, .addr = 3289, .count = 28 },  { .fc = FI, .addr = 3321, .count = 18 },
+	{ .fc = FI, .addr = 3339, .count = 50 },  { .fc = FI, .addr = 3389, .count = 50 },
+	{ .fc = FI, .addr = 3439, .count = 50 },  { .fc = FI, .addr = 3489, .count = 11 },
+	{ .fc = FI, .addr = 3500, .count = 20 },  { .fc = FI, .addr = 3530, .count = 37 },
+	{ .fc = FI, .addr = 3570, .count = 50 },  { .fc = FI, .addr = 3620, .count = 18 },
+	{ .fc = FI, .addr = 3650, .count = 40 },  { .fc = FI, .addr = 3700, .count = 23 },
+	{ .fc = FI, .addr = 3733, .count = 50 },  { .fc = FI, .addr = 3783, .count = 17 },
+	{ .fc = FI, .addr = 33601, .count = 50 }, { .fc = FI, .addr = 33651, .count = 50 },
 	{ .fc = FI, .addr = 33701, .count = 5 },
 };
 
@@ -74,14 +62,10 @@ static const struct reg_def solis_hybrid_regs[] = {
 };
 
 static const struct mb_block solis_hybrid_blocks[] = {
-	{ .fc = FI, .addr = 33000, .count = 50 },
-	{ .fc = FI, .addr = 33050, .count = 9 },
-	{ .fc = FI, .addr = 33071, .count = 50 },
-	{ .fc = FI, .addr = 33121, .count = 50 },
-	{ .fc = FI, .addr = 33171, .count = 11 },
-	{ .fc = FI, .addr = 33200, .count = 50 },
-	{ .fc = FI, .addr = 33250, .count = 50 },
-	{ .fc = FI, .addr = 33300, .count = 38 },
+	{ .fc = FI, .addr = 33000, .count = 50 }, { .fc = FI, .addr = 33050, .count = 9 },
+	{ .fc = FI, .addr = 33071, .count = 50 }, { .fc = FI, .addr = 33121, .count = 50 },
+	{ .fc = FI, .addr = 33171, .count = 11 }, { .fc = FI, .addr = 33200, .count = 50 },
+	{ .fc = FI, .addr = 33250, .count = 50 }, { .fc = FI, .addr = 33300, .count = 38 },
 	{ .fc = FI, .addr = 35000, .count = 1 },
 };
 

@@ -58,8 +58,11 @@
 /* Did an SH say it has no meter (its meter power not available)? */
 static bool no_meter(const struct block_result *res, unsigned nres)
 {
-	static const struct reg_def power = { .addr = METER_POWER, .fc = REG_FC_INPUT,
-					      .words = 2, .type = REG_I32, .order = WO_LITTLE };
+	static const struct reg_def power = { .addr = METER_POWER,
+					      .fc = REG_FC_INPUT,
+					      .words = 2,
+					      .type = REG_I32,
+					      .order = WO_LITTLE };
 	const uint16_t *w = profile_find_words(&power, res, nres);
 
 	return w && ((uint32_t)w[1] << 16 | w[0]) == METER_ABSENT;
@@ -70,11 +73,23 @@ static bool no_meter(const struct block_result *res, unsigned nres)
  * first register of its block, whose failure marks a string inverter) and
  * the string inverter's yield and power. */
 static const struct reg_def sungrow_short_extra[] = {
-	{ .addr = HYBRID_BLOCK, .fc = REG_FC_INPUT, .words = 2, .type = REG_U32, .sf_addr = REG_NO_SF,
+	{ .addr = HYBRID_BLOCK,
+	  .fc = REG_FC_INPUT,
+	  .words = 2,
+	  .type = REG_U32,
+	  .sf_addr = REG_NO_SF,
 	  .field = REG_NO_FIELD },
-	{ .addr = 5003, .fc = REG_FC_INPUT, .words = 2, .type = REG_U32, .sf_addr = REG_NO_SF,
+	{ .addr = 5003,
+	  .fc = REG_FC_INPUT,
+	  .words = 2,
+	  .type = REG_U32,
+	  .sf_addr = REG_NO_SF,
 	  .field = REG_NO_FIELD },
-	{ .addr = 5030, .fc = REG_FC_INPUT, .words = 2, .type = REG_U32, .sf_addr = REG_NO_SF,
+	{ .addr = 5030,
+	  .fc = REG_FC_INPUT,
+	  .words = 2,
+	  .type = REG_U32,
+	  .sf_addr = REG_NO_SF,
 	  .field = REG_NO_FIELD },
 };
 
@@ -89,17 +104,30 @@ static bool string_inverter(const struct block_result *res, unsigned nres)
 static int sungrow_fixup(const struct profile *p, const struct block_result *res, unsigned nres,
 			 struct reading *r)
 {
-	static const struct reg_def state = { .addr = RUN_STATE, .fc = REG_FC_INPUT, .words = 1,
-					      .type = REG_U16, .scale = 1 };
+	static const struct reg_def state = { .addr = RUN_STATE,
+					      .fc = REG_FC_INPUT,
+					      .words = 1,
+					      .type = REG_U16,
+					      .scale = 1 };
 	/* SG document 5004-5005 "total power yields", 1 kWh */
-	static const struct reg_def yield = { .addr = 5003, .fc = REG_FC_INPUT, .words = 2,
-					      .type = REG_U32, .order = WO_LITTLE, .scale = 1,
-					      .sf_addr = REG_NO_SF, .field = RF_PV_TOTAL_GENERATION_WH,
+	static const struct reg_def yield = { .addr = 5003,
+					      .fc = REG_FC_INPUT,
+					      .words = 2,
+					      .type = REG_U32,
+					      .order = WO_LITTLE,
+					      .scale = 1,
+					      .sf_addr = REG_NO_SF,
+					      .field = RF_PV_TOTAL_GENERATION_WH,
 					      .mul = 1000 };
 	/* SG document 5031-5032 "total active power", W */
-	static const struct reg_def active = { .addr = 5030, .fc = REG_FC_INPUT, .words = 2,
-					       .type = REG_U32, .order = WO_LITTLE, .scale = 1,
-					       .sf_addr = REG_NO_SF, .field = RF_INVERTER_W,
+	static const struct reg_def active = { .addr = 5030,
+					       .fc = REG_FC_INPUT,
+					       .words = 2,
+					       .type = REG_U32,
+					       .order = WO_LITTLE,
+					       .scale = 1,
+					       .sf_addr = REG_NO_SF,
+					       .field = RF_INVERTER_W,
 					       .mul = -1 };
 	const uint16_t *w = profile_find_words(&state, res, nres);
 	double v;
@@ -113,8 +141,14 @@ static int sungrow_fixup(const struct profile *p, const struct block_result *res
 	}
 	if (no_meter(res, nres)) {
 		static const enum reading_field meter[] = {
-			RF_METER_W,	RF_METER_L1_W, RF_METER_L2_W, RF_METER_L3_W,
-			RF_METER_L1_A,	RF_METER_L2_A, RF_METER_L3_A, RF_METER_TOTAL_IMPORT_WH,
+			RF_METER_W,
+			RF_METER_L1_W,
+			RF_METER_L2_W,
+			RF_METER_L3_W,
+			RF_METER_L1_A,
+			RF_METER_L2_A,
+			RF_METER_L3_A,
+			RF_METER_TOTAL_IMPORT_WH,
 			RF_METER_TOTAL_EXPORT_WH,
 		};
 		for (unsigned i = 0; i < sizeof(meter) / sizeof(meter[0]); i++)
@@ -138,7 +172,7 @@ static int sungrow_encode_fixup(const struct profile *p, const struct reading *r
 
 	(void)p;
 	regimage_get(img, REG_FC_INPUT, RUN_STATE, 1, st);
-	st[0] &= (uint16_t)~(RUN_CHARGING | RUN_DISCHARGING);
+	st[0] &= (uint16_t) ~(RUN_CHARGING | RUN_DISCHARGING);
 	if (w > 0) {
 		st[0] |= RUN_CHARGING;
 		regimage_set(img, REG_FC_INPUT, BATTERY_POWER,
@@ -162,7 +196,8 @@ static const struct reg_def sungrow_regs[] = {
 	REG(4968, FI, 15, U16, WB, DEF, 1, "-", "DSP Software Version"),
 	REG(4989, FI, 10, U16, WB, DEF, 1, "-", "Serial Number"),
 	REG(4999, FI, 1, U16, WB, DEF, 1, "-", "Device Type Code"),
-	REG_MAP(5000, FI, 1, U16, WB, DEF, 0.1, "kW", "Nominal Output Power", RF_PV_RATED_POWER_W, 1000),
+	REG_MAP(5000, FI, 1, U16, WB, DEF, 0.1, "kW", "Nominal Output Power", RF_PV_RATED_POWER_W,
+		1000),
 	REG(5001, FI, 1, U16, WB, DEF, 1, "-", "Output Type"),
 	REG(5002, FI, 1, U16, WB, DEF, 0.1, "kWh", "Daily Output Energy"),
 	REG(5003, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total Output Energy"),
@@ -210,7 +245,8 @@ static const struct reg_def sungrow_regs[] = {
 	REG(12999, FI, 1, U16, WB, DEF, 1, "-", "System State"),
 	REG(13000, FI, 1, U16, WB, DEF, 1, "-", "Running State"),
 	REG(13001, FI, 1, U16, WB, DEF, 0.1, "kWh", "Daily PV Generation"),
-	REG_MAP(13002, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total PV Generation", RF_PV_TOTAL_GENERATION_WH, 1000),
+	REG_MAP(13002, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total PV Generation",
+		RF_PV_TOTAL_GENERATION_WH, 1000),
 	REG(13004, FI, 1, U16, WB, DEF, 0.1, "kW", "Daily Export Power from PV"),
 	REG(13005, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total Export Energy from PV"),
 	REG(13007, FI, 2, I32, WL, DEF, 1, "W", "Load Power"),
@@ -223,11 +259,14 @@ static const struct reg_def sungrow_regs[] = {
 	REG_MAP(13019, FI, 1, U16, WB, DEF, 0.1, "V", "Battery Voltage", RF_BATTERY_V, 1),
 	REG_MAP(13020, FI, 1, I16, WB, DEF, 0.1, "A", "Battery Current", RF_BATTERY_A, 1),
 	REG_MAP(13021, FI, 1, U16, WB, DEF, 1, "W", "Battery Power", RF_BATTERY_W, -1),
-	REG_MAP(13022, FI, 1, U16, WB, DEF, 0.1, "%", "Battery Level", RF_BATTERY_SOC_NOM_FRACT, 0.01),
+	REG_MAP(13022, FI, 1, U16, WB, DEF, 0.1, "%", "Battery Level", RF_BATTERY_SOC_NOM_FRACT,
+		0.01),
 	REG(13023, FI, 1, U16, WB, DEF, 0.1, "%", "Battery State of Health"),
-	REG_MAP(13024, FI, 1, I16, WB, DEF, 0.1, "°C", "Battery Temperature", RF_BATTERY_HEATSINK_C, 1),
+	REG_MAP(13024, FI, 1, I16, WB, DEF, 0.1, "°C", "Battery Temperature", RF_BATTERY_HEATSINK_C,
+		1),
 	REG(13025, FI, 1, U16, WB, DEF, 0.1, "kWh", "Daily Battery Discharge Energy"),
-	REG_MAP(13026, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total Battery Discharge Energy", RF_BATTERY_TOTAL_DISCHARGE_WH, 1000),
+	REG_MAP(13026, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total Battery Discharge Energy",
+		RF_BATTERY_TOTAL_DISCHARGE_WH, 1000),
 	REG(13028, FI, 1, U16, WB, DEF, 0.1, "%", "Self-consumption Today"),
 	REG(13029, FI, 1, U16, WB, DEF, 1, "-", "Grid State"),
 	REG_MAP(13030, FI, 1, I16, WB, DEF, 0.1, "A", "Phase A Current", RF_METER_L1_A, -1),
@@ -235,13 +274,16 @@ static const struct reg_def sungrow_regs[] = {
 	REG_MAP(13032, FI, 1, I16, WB, DEF, 0.1, "A", "Phase C Current", RF_METER_L3_A, -1),
 	REG_MAP(13033, FI, 2, I32, WL, DEF, 1, "W", "Total Active Power", RF_INVERTER_W, -1),
 	REG(13035, FI, 1, U16, WB, DEF, 0.1, "kWh", "Daily Import Energy"),
-	REG_MAP(13036, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total Import Energy", RF_METER_TOTAL_IMPORT_WH, 1000),
+	REG_MAP(13036, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total Import Energy",
+		RF_METER_TOTAL_IMPORT_WH, 1000),
 	REG(13038, FI, 1, U16, WB, DEF, 0.1, "kWh/Ah", "Battery Capacity"),
 	REG(13039, FI, 1, U16, WB, DEF, 0.1, "kWh", "Daily Charge Energy"),
-	REG_MAP(13040, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total Charge Energy", RF_BATTERY_TOTAL_CHARGE_WH, 1000),
+	REG_MAP(13040, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total Charge Energy",
+		RF_BATTERY_TOTAL_CHARGE_WH, 1000),
 	REG(13042, FI, 1, U16, WB, DEF, 1, "-", "DRM State"),
 	REG(13044, FI, 1, U16, WB, DEF, 0.1, "kWh", "Daily Export Energy"),
-	REG_MAP(13045, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total Export Energy", RF_METER_TOTAL_EXPORT_WH, 1000),
+	REG_MAP(13045, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total Export Energy",
+		RF_METER_TOTAL_EXPORT_WH, 1000),
 	REG(13049, FH, 1, U16, WB, DEF, 1, "-", "Grid Mode"),
 	REG(13050, FH, 1, U16, WB, DEF, 1, "-", "Charge/discharge command"),
 	REG(13051, FH, 1, U16, WB, DEF, 1, "W", "Charge/discharge power"),
@@ -334,7 +376,8 @@ static const struct reg_def sungrow_sf_regs[] = {
 	REG(4968, FI, 15, U16, WB, DEF, 1, "-", "DSP Software Version"),
 	REG(4989, FI, 10, U16, WB, DEF, 1, "-", "Serial Number"),
 	REG(4999, FI, 1, U16, WB, DEF, 1, "-", "Device Type Code"),
-	REG_MAP(5000, FI, 1, U16, WB, DEF, 0.1, "kW", "Nominal Output Power", RF_PV_RATED_POWER_W, 1000),
+	REG_MAP(5000, FI, 1, U16, WB, DEF, 0.1, "kW", "Nominal Output Power", RF_PV_RATED_POWER_W,
+		1000),
 	REG(5001, FI, 1, U16, WB, DEF, 1, "-", "Output Type"),
 	REG(5002, FI, 1, U16, WB, DEF, 0.1, "kWh", "Daily Output Energy"),
 	REG(5003, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total Output Energy"),
@@ -376,7 +419,8 @@ static const struct reg_def sungrow_sf_regs[] = {
 	REG(12999, FI, 1, U16, WB, DEF, 1, "-", "System State"),
 	REG(13000, FI, 1, U16, WB, DEF, 1, "-", "Running State"),
 	REG(13001, FI, 1, U16, WB, DEF, 0.1, "kWh", "Daily PV Generation"),
-	REG_MAP(13002, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total PV Generation", RF_PV_TOTAL_GENERATION_WH, 1000),
+	REG_MAP(13002, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total PV Generation",
+		RF_PV_TOTAL_GENERATION_WH, 1000),
 	REG(13004, FI, 1, U16, WB, DEF, 0.1, "kW", "Daily Export Power from PV"),
 	REG(13005, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total Export Energy from PV"),
 	REG(13007, FI, 2, I32, WL, DEF, 1, "W", "Load Power"),
@@ -389,11 +433,14 @@ static const struct reg_def sungrow_sf_regs[] = {
 	REG_MAP(13019, FI, 1, U16, WB, DEF, 0.1, "V", "Battery Voltage", RF_BATTERY_V, 1),
 	REG_MAP(13020, FI, 1, I16, WB, DEF, 0.1, "A", "Battery Current", RF_BATTERY_A, 1),
 	REG_MAP(13021, FI, 1, U16, WB, DEF, 1, "W", "Battery Power", RF_BATTERY_W, -1),
-	REG_MAP(13022, FI, 1, U16, WB, DEF, 0.1, "%", "Battery Level", RF_BATTERY_SOC_NOM_FRACT, 0.01),
+	REG_MAP(13022, FI, 1, U16, WB, DEF, 0.1, "%", "Battery Level", RF_BATTERY_SOC_NOM_FRACT,
+		0.01),
 	REG(13023, FI, 1, U16, WB, DEF, 0.1, "%", "Battery State of Health"),
-	REG_MAP(13024, FI, 1, I16, WB, DEF, 0.1, "°C", "Battery Temperature", RF_BATTERY_HEATSINK_C, 1),
+	REG_MAP(13024, FI, 1, I16, WB, DEF, 0.1, "°C", "Battery Temperature", RF_BATTERY_HEATSINK_C,
+		1),
 	REG(13025, FI, 1, U16, WB, DEF, 0.1, "kWh", "Daily Battery Discharge Energy"),
-	REG_MAP(13026, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total Battery Discharge Energy", RF_BATTERY_TOTAL_DISCHARGE_WH, 1000),
+	REG_MAP(13026, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total Battery Discharge Energy",
+		RF_BATTERY_TOTAL_DISCHARGE_WH, 1000),
 	REG(13028, FI, 1, U16, WB, DEF, 0.1, "%", "Self-consumption Today"),
 	REG(13029, FI, 1, U16, WB, DEF, 1, "-", "Grid State"),
 	REG_MAP(13030, FI, 1, I16, WB, DEF, 0.1, "A", "Phase A Current", RF_METER_L1_A, -1),
@@ -401,13 +448,16 @@ static const struct reg_def sungrow_sf_regs[] = {
 	REG_MAP(13032, FI, 1, I16, WB, DEF, 0.1, "A", "Phase C Current", RF_METER_L3_A, -1),
 	REG_MAP(13033, FI, 2, I32, WL, DEF, 1, "W", "Total Active Power", RF_INVERTER_W, -1),
 	REG(13035, FI, 1, U16, WB, DEF, 0.1, "kWh", "Daily Import Energy"),
-	REG_MAP(13036, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total Import Energy", RF_METER_TOTAL_IMPORT_WH, 1000),
+	REG_MAP(13036, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total Import Energy",
+		RF_METER_TOTAL_IMPORT_WH, 1000),
 	REG(13038, FI, 1, U16, WB, DEF, 0.1, "kWh/Ah", "Battery Capacity"),
 	REG(13039, FI, 1, U16, WB, DEF, 0.1, "kWh", "Daily Charge Energy"),
-	REG_MAP(13040, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total Charge Energy", RF_BATTERY_TOTAL_CHARGE_WH, 1000),
+	REG_MAP(13040, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total Charge Energy",
+		RF_BATTERY_TOTAL_CHARGE_WH, 1000),
 	REG(13042, FI, 1, U16, WB, DEF, 1, "-", "DRM State"),
 	REG(13044, FI, 1, U16, WB, DEF, 0.1, "kWh", "Daily Export Energy"),
-	REG_MAP(13045, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total Export Energy", RF_METER_TOTAL_EXPORT_WH, 1000),
+	REG_MAP(13045, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total Export Energy",
+		RF_METER_TOTAL_EXPORT_WH, 1000),
 	REG(13049, FI, 1, U16, WB, DEF, 1, "-", "Grid Mode"),
 	REG(13050, FI, 1, U16, WB, DEF, 1, "-", "Charge/discharge command"),
 	REG(13051, FI, 1, U16, WB, DEF, 1, "W", "Charge/discharge power"),
@@ -457,18 +507,13 @@ static const struct reg_def sungrow_sf_regs[] = {
 };
 
 static const struct mb_block sungrow_sf_blocks[] = {
-	{ .fc = FI, .addr = 4949, .count = 87 },
-	{ .fc = FI, .addr = 5621, .count = 15 },
+	{ .fc = FI, .addr = 4949, .count = 87 },   { .fc = FI, .addr = 5621, .count = 15 },
 	{ .fc = FI, .addr = 5600, .count = 8 }, /* [doc] meter total and phase powers */
 	{ .fc = FI, .addr = 5241, .count = 1 }, /* [doc] grid frequency, 0.01 Hz */
-	{ .fc = FI, .addr = 6099, .count = 96 },
-	{ .fc = FI, .addr = 6195, .count = 94 },
-	{ .fc = FI, .addr = 6289, .count = 96 },
-	{ .fc = FI, .addr = 6385, .count = 83 },
-	{ .fc = FI, .addr = 6468, .count = 96 },
-	{ .fc = FI, .addr = 6564, .count = 83 },
-	{ .fc = FI, .addr = 6647, .count = 96 },
-	{ .fc = FI, .addr = 6743, .count = 83 },
+	{ .fc = FI, .addr = 6099, .count = 96 },   { .fc = FI, .addr = 6195, .count = 94 },
+	{ .fc = FI, .addr = 6289, .count = 96 },   { .fc = FI, .addr = 6385, .count = 83 },
+	{ .fc = FI, .addr = 6468, .count = 96 },   { .fc = FI, .addr = 6564, .count = 83 },
+	{ .fc = FI, .addr = 6647, .count = 96 },   { .fc = FI, .addr = 6743, .count = 83 },
 	{ .fc = FI, .addr = 12999, .count = 119 },
 };
 

@@ -51,7 +51,7 @@ int sunspec_next(const uint16_t hdr[2], uint16_t addr, struct sunspec_model_hdr 
 }
 
 struct ss_point {
-	uint16_t off;   /* from the model's ID register */
+	uint16_t off; /* from the model's ID register */
 	uint8_t words;
 	uint8_t type;   /* enum reg_type */
 	uint8_t tag;    /* enum reg_tag */
@@ -62,9 +62,11 @@ struct ss_point {
 	const char *unit;
 };
 
-#define PT(o, w, t, tg, sf, fld, m, nm, u)                                                    \
-	{ .off = (o), .words = (w), .type = REG_##t, .tag = TAG_##tg, .sf_off = (sf),             \
-	  .field = (fld), .mul = (m), .name = (nm), .unit = (u) }
+#define PT(o, w, t, tg, sf, fld, m, nm, u) \
+	{ \
+		.off = (o), .words = (w), .type = REG_##t, .tag = TAG_##tg, .sf_off = (sf), \
+		.field = (fld), .mul = (m), .name = (nm), .unit = (u) \
+	}
 #define SFP(o, nm) PT(o, 1, I16, SF, -1, REG_NO_FIELD, 0, nm, "-")
 #define RAW(o, w, t, nm) PT(o, w, t, DEF, -1, REG_NO_FIELD, 0, nm, "-")
 
@@ -261,23 +263,40 @@ struct ss_model {
 	unsigned npts;
 };
 
-#define MODELR(i, r, p) { .id = (i), .rank = (r), .pts = (p), .npts = sizeof(p) / sizeof((p)[0]) }
+#define MODELR(i, r, p) \
+	{ \
+		.id = (i), .rank = (r), .pts = (p), .npts = sizeof(p) / sizeof((p)[0]) \
+	}
 #define MODEL(i, p) MODELR(i, RANK_MEASURED, p)
 /* Known, walked past, never read: 121 (basic settings) and 123 (immediate
  * controls) hold settings, none of them a data-model field. */
-#define MODEL_NOREAD(i) { .id = (i), .rank = RANK_MEASURED, .pts = NULL, .npts = 0 }
+#define MODEL_NOREAD(i) \
+	{ \
+		.id = (i), .rank = RANK_MEASURED, .pts = NULL, .npts = 0 \
+	}
 
 static const struct ss_model models[] = {
-	MODEL(1, common_pts),     MODEL(101, inverter_pts), MODEL(102, inverter_pts),
-	MODEL(103, inverter_pts), MODEL(111, float_inverter_pts),
-	MODEL(112, float_inverter_pts), MODEL(113, float_inverter_pts),
-	MODELR(120, RANK_FALLBACK, nameplate_pts), MODEL_NOREAD(121),
-	MODELR(122, RANK_FALLBACK, status_pts), MODEL_NOREAD(123),
+	MODEL(1, common_pts),
+	MODEL(101, inverter_pts),
+	MODEL(102, inverter_pts),
+	MODEL(103, inverter_pts),
+	MODEL(111, float_inverter_pts),
+	MODEL(112, float_inverter_pts),
+	MODEL(113, float_inverter_pts),
+	MODELR(120, RANK_FALLBACK, nameplate_pts),
+	MODEL_NOREAD(121),
+	MODELR(122, RANK_FALLBACK, status_pts),
+	MODEL_NOREAD(123),
 	MODELR(124, RANK_FALLBACK, storage_pts),
-	MODEL(160, mppt_pts),     MODEL(201, meter_pts),
-	MODEL(202, meter_pts),    MODEL(203, meter_pts),    MODEL(204, meter_pts),
-	MODEL(701, der_ac_pts),   MODELR(702, RANK_RATING, der_capacity_pts),
-	MODELR(713, RANK_RATING, der_storage_pts), MODEL(714, der_dc_pts),
+	MODEL(160, mppt_pts),
+	MODEL(201, meter_pts),
+	MODEL(202, meter_pts),
+	MODEL(203, meter_pts),
+	MODEL(204, meter_pts),
+	MODEL(701, der_ac_pts),
+	MODELR(702, RANK_RATING, der_capacity_pts),
+	MODELR(713, RANK_RATING, der_storage_pts),
+	MODEL(714, der_dc_pts),
 	MODEL(802, battery_pts),
 };
 
@@ -315,10 +334,19 @@ static int push(struct reg_def *regs, unsigned cap, unsigned *n, struct reg_def 
 static struct reg_def const_row(uint32_t addr, uint8_t words, uint8_t type, const char *name,
 				double val)
 {
-	return (struct reg_def){ .addr = (uint16_t)addr, .fc = REG_FC_HOLDING, .words = words,
-				 .type = type, .order = WO_BIG, .tag = TAG_DEF, .scale = 1,
-				 .sf_addr = REG_NO_SF, .field = REG_NO_FIELD,
-				 .flags = REG_F_CONST, .add = val, .unit = "-", .name = name };
+	return (struct reg_def){ .addr = (uint16_t)addr,
+				 .fc = REG_FC_HOLDING,
+				 .words = words,
+				 .type = type,
+				 .order = WO_BIG,
+				 .tag = TAG_DEF,
+				 .scale = 1,
+				 .sf_addr = REG_NO_SF,
+				 .field = REG_NO_FIELD,
+				 .flags = REG_F_CONST,
+				 .add = val,
+				 .unit = "-",
+				 .name = name };
 }
 
 int sunspec_fill(uint16_t base_addr, const struct sunspec_model_hdr *hdrs, unsigned n,
@@ -346,7 +374,8 @@ int sunspec_fill(uint16_t base_addr, const struct sunspec_model_hdr *hdrs, unsig
 			continue;
 		r = push(regs, cap, &nr, const_row(h->addr, 1, REG_U16, "ID", h->id));
 		if (r >= 0)
-			r = push(regs, cap, &nr, const_row((uint32_t)h->addr + 1, 1, REG_U16, "L", h->len));
+			r = push(regs, cap, &nr,
+				 const_row((uint32_t)h->addr + 1, 1, REG_U16, "L", h->len));
 		if (r < 0)
 			return r;
 		for (unsigned k = 0; k < m->npts; k++) {
@@ -354,17 +383,27 @@ int sunspec_fill(uint16_t base_addr, const struct sunspec_model_hdr *hdrs, unsig
 			struct reg_def d;
 
 			/* points past L (short model, fewer modules) do not exist */
-			if (pt->off + pt->words > 2u + h->len || (pt->sf_off >= 0 && pt->sf_off >= 2 + h->len))
+			if (pt->off + pt->words > 2u + h->len ||
+			    (pt->sf_off >= 0 && pt->sf_off >= 2 + h->len))
 				continue;
-			d = (struct reg_def){ .addr = (uint16_t)(h->addr + pt->off), .fc = REG_FC_HOLDING,
-					      .words = pt->words, .type = pt->type, .order = WO_BIG,
-					      /* no static fallback: without its sf a value is unavailable */
-					      .tag = pt->tag, .scale = pt->sf_off >= 0 ? 0 : 1,
-					      .sf_addr = pt->sf_off >= 0 ? h->addr + pt->sf_off : REG_NO_SF,
-					      .field = pt->field, .mul = pt->mul, .unit = pt->unit,
-					      .name = pt->name };
+			d = (struct reg_def){
+				.addr = (uint16_t)(h->addr + pt->off),
+				.fc = REG_FC_HOLDING,
+				.words = pt->words,
+				.type = pt->type,
+				.order = WO_BIG,
+				/* no static fallback: without its sf a value is unavailable */
+				.tag = pt->tag,
+				.scale = pt->sf_off >= 0 ? 0 : 1,
+				.sf_addr = pt->sf_off >= 0 ? h->addr + pt->sf_off : REG_NO_SF,
+				.field = pt->field,
+				.mul = pt->mul,
+				.unit = pt->unit,
+				.name = pt->name
+			};
 			if (h->id == 160 && pt->off == 8) /* N: modules that fit in L */
-				d = const_row(d.addr, 1, REG_U16, "N", h->len >= 8 ? (h->len - 8) / 20 : 0);
+				d = const_row(d.addr, 1, REG_U16, "N",
+					      h->len >= 8 ? (h->len - 8) / 20 : 0);
 			r = push(regs, cap, &nr, d);
 			if (r < 0)
 				return r;
@@ -399,7 +438,8 @@ static int plan_models(const struct sunspec_model_hdr *hdrs, unsigned n, struct 
 			uint32_t c = MIN(end - a, (uint32_t)PROFILE_MAX_BLOCK);
 			if (nb >= cap)
 				return -ENOSPC;
-			ret[nb++] = (struct mb_block){ .fc = REG_FC_HOLDING, .addr = (uint16_t)a,
+			ret[nb++] = (struct mb_block){ .fc = REG_FC_HOLDING,
+						       .addr = (uint16_t)a,
 						       .count = (uint16_t)c };
 			a += c;
 		}
@@ -420,19 +460,34 @@ struct ss_control {
 
 static void storage_control(struct ss_control *sc, uint16_t a)
 {
-	sc->take[0] = (struct bctl_write){ .addr = (uint16_t)(a + 15), .count = 1,
+	sc->take[0] = (struct bctl_write){ .addr = (uint16_t)(a + 15),
+					   .count = 1,
 					   .values = { SS124_RVRT_S } };
-	sc->release[0] = (struct bctl_write){ .addr = (uint16_t)(a + 5), .count = 1, .values = { 0 } };
+	sc->release[0] =
+		(struct bctl_write){ .addr = (uint16_t)(a + 5), .count = 1, .values = { 0 } };
 	sc->c = (struct battery_control){
 		.doc = "SunSpec model 124 Basic Storage Controls (StorCtl_Mod, OutWRte/InWRte, "
 		       "InOutWRte_RvrtTms)",
-		.take = sc->take, .ntake = 1, .release = sc->release, .nrelease = 1,
-		.keepalive = sc->take, .nkeepalive = 1, .keepalive_ms = 5000,
-		.timeout_s = SS124_RVRT_S, .layout = BCTL_SUNSPEC_124,
-		.cmd_addr = (uint16_t)(a + 5), .cmd_charge = 3, .cmd_discharge = 3, .cmd_stop = 0,
-		.cmd_zero = 3, .power_addr = (uint16_t)(a + 12), .power_max_w = 1000000,
-		.limit_charge_addr = -1, .limit_discharge_addr = -1,
-		.ref_addr = (uint16_t)(a + 2), .ref_sf_addr = (uint16_t)(a + 18),
+		.take = sc->take,
+		.ntake = 1,
+		.release = sc->release,
+		.nrelease = 1,
+		.keepalive = sc->take,
+		.nkeepalive = 1,
+		.keepalive_ms = 5000,
+		.timeout_s = SS124_RVRT_S,
+		.layout = BCTL_SUNSPEC_124,
+		.cmd_addr = (uint16_t)(a + 5),
+		.cmd_charge = 3,
+		.cmd_discharge = 3,
+		.cmd_stop = 0,
+		.cmd_zero = 3,
+		.power_addr = (uint16_t)(a + 12),
+		.power_max_w = 1000000,
+		.limit_charge_addr = -1,
+		.limit_discharge_addr = -1,
+		.ref_addr = (uint16_t)(a + 2),
+		.ref_sf_addr = (uint16_t)(a + 18),
 		.rate_sf_addr = (uint16_t)(a + 25),
 	};
 }
@@ -455,7 +510,7 @@ int sunspec_build_profile(uint16_t base_addr, const struct sunspec_model_hdr *hd
 		cap_blocks += (2u + hdrs[i].len + PROFILE_MAX_BLOCK - 1) / PROFILE_MAX_BLOCK;
 		meter |= hdrs[i].id >= 201 && hdrs[i].id <= 204;
 		inverter |= (hdrs[i].id >= 101 && hdrs[i].id <= 103) ||
-			    (hdrs[i].id >= 111 && hdrs[i].id <= 113) || hdrs[i].id == 701;
+			(hdrs[i].id >= 111 && hdrs[i].id <= 113) || hdrs[i].id == 701;
 		battery |= hdrs[i].id == 802 || hdrs[i].id == 124 || hdrs[i].id == 713;
 		if (hdrs[i].id == 124 && hdrs[i].len >= 24 && storage < 0)
 			storage = (int)i;
@@ -463,8 +518,9 @@ int sunspec_build_profile(uint16_t base_addr, const struct sunspec_model_hdr *hd
 	if (known == 0 || (!meter && !inverter && !battery))
 		return -EGW_EPROFILE;
 	cap_regs = 4 + known * MAX_MODELS_REGS;
-	p = calloc(1, sizeof(*p) + sizeof(struct ss_control) + cap_regs * sizeof(*regs) +
-			  cap_blocks * sizeof(*blocks));
+	p = calloc(1,
+		   sizeof(*p) + sizeof(struct ss_control) + cap_regs * sizeof(*regs) +
+			   cap_blocks * sizeof(*blocks));
 	if (!p)
 		return -ENOMEM;
 	struct ss_control *sc = (struct ss_control *)(p + 1);
@@ -476,10 +532,19 @@ int sunspec_build_profile(uint16_t base_addr, const struct sunspec_model_hdr *hd
 	r = plan_models(hdrs, n, blocks, cap_blocks);
 	if (r < 0)
 		goto fail_p;
-	*p = (struct profile){ .name = "sunspec", .brand = "SunSpec", .family = "sunspec",
-			       .dtype = battery ? "hybrid" : inverter ? "inverter" : "meter",
-			       .regs = regs, .nregs = nregs, .blocks = blocks, .nblocks = (unsigned)r,
-			       .short_reads_fields = true, .sunspec_base = base_addr, .heap = true,
+	*p = (struct profile){ .name = "sunspec",
+			       .brand = "SunSpec",
+			       .family = "sunspec",
+			       .dtype = battery   ? "hybrid"
+				       : inverter ? "inverter"
+						  : "meter",
+			       .regs = regs,
+			       .nregs = nregs,
+			       .blocks = blocks,
+			       .nblocks = (unsigned)r,
+			       .short_reads_fields = true,
+			       .sunspec_base = base_addr,
+			       .heap = true,
 			       .fixup = sunspec_fixup };
 	if (storage >= 0) {
 		storage_control(sc, hdrs[storage].addr);
@@ -512,10 +577,8 @@ void profile_free(const struct profile *p)
 /* SunS at 40000, then common 1, inverter 103, MPPT 160 (2 modules), meter 203,
  * battery 802, end marker. */
 const struct sunspec_model_hdr sunspec_template_models[SUNSPEC_TEMPLATE_NMODELS] = {
-	{ .id = 1, .addr = 40002, .len = 66 },
-	{ .id = 103, .addr = 40070, .len = 50 },
-	{ .id = 160, .addr = 40122, .len = 48 },
-	{ .id = 203, .addr = 40172, .len = 105 },
+	{ .id = 1, .addr = 40002, .len = 66 },   { .id = 103, .addr = 40070, .len = 50 },
+	{ .id = 160, .addr = 40122, .len = 48 }, { .id = 203, .addr = 40172, .len = 105 },
 	{ .id = 802, .addr = 40279, .len = 62 },
 };
 
@@ -567,12 +630,15 @@ static const struct reg_def sunspec_regs[] = {
 	REG_SF_MAP(40192, FH, 1, I16, WB, DEF, 0, "W", "WphB", 40194, RF_METER_L2_W, 1),
 	REG_SF_MAP(40193, FH, 1, I16, WB, DEF, 0, "W", "WphC", 40194, RF_METER_L3_W, 1),
 	REG(40194, FH, 1, I16, WB, SF, 1, "-", "W_SF"),
-	REG_SF_MAP(40210, FH, 2, U32, WB, DEF, 0, "Wh", "TotWhExp", 40226, RF_METER_TOTAL_EXPORT_WH, 1),
-	REG_SF_MAP(40218, FH, 2, U32, WB, DEF, 0, "Wh", "TotWhImp", 40226, RF_METER_TOTAL_IMPORT_WH, 1),
+	REG_SF_MAP(40210, FH, 2, U32, WB, DEF, 0, "Wh", "TotWhExp", 40226, RF_METER_TOTAL_EXPORT_WH,
+		   1),
+	REG_SF_MAP(40218, FH, 2, U32, WB, DEF, 0, "Wh", "TotWhImp", 40226, RF_METER_TOTAL_IMPORT_WH,
+		   1),
 	REG(40226, FH, 1, I16, WB, SF, 1, "-", "TotWh_SF"),
 	REG_CONST(40279, FH, 1, U16, "ID", 802),
 	REG_CONST(40280, FH, 1, U16, "L", 62),
-	REG_SF_MAP(40290, FH, 1, U16, WB, DEF, 0, "%", "SoC", 40335, RF_BATTERY_SOC_NOM_FRACT, 0.01),
+	REG_SF_MAP(40290, FH, 1, U16, WB, DEF, 0, "%", "SoC", 40335, RF_BATTERY_SOC_NOM_FRACT,
+		   0.01),
 	REG_SF_MAP(40313, FH, 1, U16, WB, DEF, 0, "V", "V", 40338, RF_BATTERY_V, 1),
 	REG_SF_MAP(40323, FH, 1, I16, WB, DEF, 0, "A", "A", 40340, RF_BATTERY_A, -1),
 	REG_SF_MAP(40326, FH, 1, I16, WB, DEF, 0, "W", "W", 40342, RF_BATTERY_W, -1),
@@ -585,10 +651,8 @@ static const struct reg_def sunspec_regs[] = {
 };
 
 static const struct mb_block sunspec_blocks[] = {
-	{ .fc = FH, .addr = 40002, .count = 68 },
-	{ .fc = FH, .addr = 40070, .count = 52 },
-	{ .fc = FH, .addr = 40122, .count = 50 },
-	{ .fc = FH, .addr = 40172, .count = 107 },
+	{ .fc = FH, .addr = 40002, .count = 68 }, { .fc = FH, .addr = 40070, .count = 52 },
+	{ .fc = FH, .addr = 40122, .count = 50 }, { .fc = FH, .addr = 40172, .count = 107 },
 	{ .fc = FH, .addr = 40279, .count = 64 },
 };
 

@@ -186,7 +186,8 @@ static struct task_stats *totals_of(struct sched *s, struct task *t)
 static void rearm(struct sched *s, struct task *t, usec_t now, int r)
 {
 	if (r < 0) {
-		usec_t lo = t->backoff_min ? t->backoff_min : (t->period > USEC_PER_SEC ? t->period : USEC_PER_SEC);
+		usec_t lo = t->backoff_min ? t->backoff_min
+					   : (t->period > USEC_PER_SEC ? t->period : USEC_PER_SEC);
 		usec_t hi = t->backoff_max ? t->backoff_max : 60 * USEC_PER_SEC;
 		t->backoff = sched_backoff_next(t->backoff, lo, hi);
 		sched_add(s, t, now + t->backoff);

@@ -42,8 +42,8 @@ typedef int (*task_fn)(struct task *t, usec_t now);
 
 struct task_stats {
 	uint64_t runs;
-	uint64_t failures;       /* runs that returned < 0 */
-	uint64_t skipped;        /* periods skipped because the loop fell behind */
+	uint64_t failures; /* runs that returned < 0 */
+	uint64_t skipped;  /* periods skipped because the loop fell behind */
 	usec_t late_last;
 	usec_t late_max;
 	usec_t late_sum;
@@ -60,12 +60,12 @@ struct task {
 	usec_t backoff_max; /* cap; 0 means 60 s */
 	/* owned by the scheduler */
 	usec_t due;
-	usec_t backoff;     /* current backoff, 0 when healthy */
-	uint32_t idx;       /* heap index + 1, or SCHED_NOT_QUEUED (0) */
-	uint64_t seq;       /* FIFO tie-break */
+	usec_t backoff; /* current backoff, 0 when healthy */
+	uint32_t idx;   /* heap index + 1, or SCHED_NOT_QUEUED (0) */
+	uint64_t seq;   /* FIFO tie-break */
 	bool running;
-	bool touched;       /* cancelled or rescheduled from inside run() */
-	uint16_t totals;    /* index + 1 into the scheduler's totals by name, 0: not yet */
+	bool touched;    /* cancelled or rescheduled from inside run() */
+	uint16_t totals; /* index + 1 into the scheduler's totals by name, 0: not yet */
 	struct task_stats stats;
 };
 
@@ -93,7 +93,10 @@ int sched_add(struct sched *s, struct task *t, usec_t due);
 int sched_reschedule(struct sched *s, struct task *t, usec_t due);
 /* Remove t if queued; safe on an unqueued task and from inside run(). */
 void sched_cancel(struct sched *s, struct task *t);
-static inline bool sched_queued(const struct task *t) { return t->idx != SCHED_NOT_QUEUED; }
+static inline bool sched_queued(const struct task *t)
+{
+	return t->idx != SCHED_NOT_QUEUED;
+}
 
 /* Due time of the earliest task, or USEC_INFINITY when none. */
 usec_t sched_next_due(const struct sched *s);

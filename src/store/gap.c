@@ -42,7 +42,7 @@ void store_gap_absorb(struct store_gap *g, const char *payload)
 	/* A corrupt row must not overflow the count (undefined behaviour). */
 	if (k > 0)
 		g->dropped = k > INT64_MAX - g->dropped ? INT64_MAX : g->dropped + k;
-	json_array_foreach(ranges, i, r) {
+	json_array_foreach (ranges, i, r) {
 		json_t *a = json_array_get(r, 0), *b = json_array_get(r, 1);
 		if (json_is_integer(a) && json_is_integer(b))
 			store_gap_add(g, json_integer_value(a), json_integer_value(b));
@@ -90,8 +90,7 @@ int store_gap_merge(struct store_gap *g, store_gap_between_fn *between, void *ud
 	return SQLITE_OK;
 }
 
-char *store_gap_payload(const struct store_gap *g, int64_t seq, int64_t now_ms,
-			const char *reason)
+char *store_gap_payload(const struct store_gap *g, int64_t seq, int64_t now_ms, const char *reason)
 {
 	json_t *ranges = json_array(), *o;
 	char *text;
@@ -100,8 +99,9 @@ char *store_gap_payload(const struct store_gap *g, int64_t seq, int64_t now_ms,
 		return NULL;
 	for (unsigned i = 0; i < g->n; i++) {
 		/* a gap row that lost a range would hide which seqs were dropped */
-		if (json_array_append_new(ranges, json_pack("[I, I]", (json_int_t)g->ranges[i].first,
-							    (json_int_t)g->ranges[i].last)) < 0) {
+		if (json_array_append_new(ranges,
+					  json_pack("[I, I]", (json_int_t)g->ranges[i].first,
+						    (json_int_t)g->ranges[i].last)) < 0) {
 			json_decref(ranges);
 			return NULL;
 		}

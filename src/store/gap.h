@@ -44,8 +44,7 @@ int store_gap_merge(struct store_gap *g, store_gap_between_fn *between, void *ud
 
 /* The payload of the new gap row (compact JSON, sorted keys; see store.h),
  * or NULL on ENOMEM.  Free with free(). */
-char *store_gap_payload(const struct store_gap *g, int64_t seq, int64_t now_ms,
-			const char *reason);
+char *store_gap_payload(const struct store_gap *g, int64_t seq, int64_t now_ms, const char *reason);
 
 /* Frees the ranges; g may be reused after. */
 void store_gap_clear(struct store_gap *g);

@@ -19,7 +19,7 @@
 #include "store/gap.h"
 #include "store/token.h"
 
-#define STORE_GAP_RESERVE 4096   /* bytes kept free for the gap row and its token */
+#define STORE_GAP_RESERVE 4096 /* bytes kept free for the gap row and its token */
 #define STORE_SCHEMA_VERSION 1
 /* Acknowledgements held: reaching this many commits them on their own, so at
  * most one waits for the next commit (a crash then resends it, beside the
@@ -47,13 +47,17 @@ static const char *const stmt_sql[] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
-	[ST_INSERT] = "INSERT INTO rows(seq, kind, created_ms, payload, jwt, size) VALUES (?, ?, ?, ?, ?, ?)",
+	[ST_INSERT] =
+		"INSERT INTO rows(seq, kind, created_ms, payload, jwt, size) VALUES (?, ?, ?, ?, ?, ?)",
 	[ST_META_GET] = "SELECT value FROM meta WHERE key = ?",
 	[ST_META_SET] = "INSERT INTO meta(key, value) VALUES (?, ?) "
 			"ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-	[ST_SET_JWT] = "UPDATE rows SET jwt = ?2, payload = '', size = ?3 WHERE seq = ?1 AND jwt IS NULL",
-	[ST_UNSIGNED] = "SELECT seq, kind, created_ms, payload FROM rows WHERE jwt IS NULL ORDER BY seq LIMIT ?",
-	[ST_PEEK] = "SELECT seq, kind, created_ms, jwt FROM rows WHERE seq > ? ORDER BY seq LIMIT ?",
+	[ST_SET_JWT] =
+		"UPDATE rows SET jwt = ?2, payload = '', size = ?3 WHERE seq = ?1 AND jwt IS NULL",
+	[ST_UNSIGNED] =
+		"SELECT seq, kind, created_ms, payload FROM rows WHERE jwt IS NULL ORDER BY seq LIMIT ?",
+	[ST_PEEK] =
+		"SELECT seq, kind, created_ms, jwt FROM rows WHERE seq > ? ORDER BY seq LIMIT ?",
 	[ST_DELETE] = "DELETE FROM rows WHERE seq = ? RETURNING kind, size, payload, jwt IS NULL, "
 		      "CASE WHEN kind = 1 THEN jwt END",
 	[ST_OLDEST] = "SELECT seq FROM rows ORDER BY seq LIMIT 1",
@@ -77,7 +81,7 @@ static const char store_schema[] =
 	"DROP INDEX IF EXISTS rows_created;";
 
 struct store {
-	pthread_mutex_t lock;       /* serializes SQLite use; held across commits (fsync) */
+	pthread_mutex_t lock; /* serializes SQLite use; held across commits (fsync) */
 	/* The loop thread must never wait for a commit: it reads a snapshot of
 	 * the counters and reserves sequence numbers under this short lock,
 	 * which is never held across a SQLite call. */
@@ -88,8 +92,8 @@ struct store {
 	sqlite3_stmt *st[ST_COUNT];
 	char *path;
 	int64_t max_bytes, max_age_s, max_file_bytes;
-	int64_t next_seq;       /* next seq to reserve (memory) */
-	int64_t next_seq_db;    /* meta.next_seq as committed */
+	int64_t next_seq;    /* next seq to reserve (memory) */
+	int64_t next_seq_db; /* meta.next_seq as committed */
 	struct store_stats stats;
 	/* Acknowledged rows not deleted yet: their deletes ride on the next
 	 * commit (an append, the bounds check) instead of a commit of their
@@ -240,7 +244,8 @@ static int store_db_open(struct store *s)
 	int rc;
 
 	rc = sqlite3_open_v2(s->path, &s->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			     NULL);
 	if (rc != SQLITE_OK)
 		return rc;
 	sqlite3_extended_result_codes(s->db, 1);
@@ -288,8 +293,9 @@ static int store_db_open(struct store *s)
 	 * commits in between (the meta row, the index tails, the newest leaf)
 	 * goes to the database file once.  After a checkpoint the WAL file is
 	 * cut back to 1 MiB instead of staying at its largest size. */
-	rc = sqlite3_exec(s->db, "PRAGMA wal_autocheckpoint=1000; PRAGMA journal_size_limit=1048576",
-			  NULL, NULL, NULL);
+	rc = sqlite3_exec(s->db,
+			  "PRAGMA wal_autocheckpoint=1000; PRAGMA journal_size_limit=1048576", NULL,
+			  NULL, NULL);
 	if (rc != SQLITE_OK)
 		return rc;
 	/* The store appends at one end and reads at the other, each batch once:
@@ -326,8 +332,8 @@ static int store_db_open(struct store *s)
 		return rc;
 
 	for (unsigned i = 0; i < ST_COUNT; i++) {
-		rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
-					NULL);
+		rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+					&s->st[i], NULL);
 		if (rc != SQLITE_OK)
 			return (rc & 0xff) == SQLITE_ERROR ? SQLITE_CORRUPT : rc;
 	}
@@ -359,7 +365,8 @@ static int store_db_open(struct store *s)
 	if (rc == SQLITE_OK)
 		rc = exec_int(s->db, "SELECT COUNT(*) FROM rows", &s->stats.backlog);
 	if (rc == SQLITE_OK)
-		rc = exec_int(s->db, "SELECT COUNT(*) FROM rows WHERE jwt IS NULL", &s->stats.unsigned_rows);
+		rc = exec_int(s->db, "SELECT COUNT(*) FROM rows WHERE jwt IS NULL",
+			      &s->stats.unsigned_rows);
 	if (rc == SQLITE_OK)
 		rc = exec_int(s->db, "SELECT COALESCE(SUM(size), 0) FROM rows", &s->stats.bytes);
 	return rc;
@@ -440,8 +447,10 @@ int store_open(struct loop *l, const struct store_config *cfg, struct store **re
 				  s->path, sqlite3_errstr(rc), egw_strerror(r));
 			goto fail;
 		}
-		log_warn("store", "%s is corrupt or unreadable (%s); moved it aside to %s and started a fresh store",
-			 s->path, sqlite3_errstr(rc), aside);
+		log_warn(
+			"store",
+			"%s is corrupt or unreadable (%s); moved it aside to %s and started a fresh store",
+			s->path, sqlite3_errstr(rc), aside);
 		s->stats.recovered = true;
 		rc = store_db_open(s);
 	}
@@ -587,7 +596,8 @@ static void append_work(struct loop_work *w)
 {
 	struct store_append_req *req = container_of(w, struct store_append_req, work);
 
-	req->result = store_append(req->store, req->seq, req->created_ms, req->payload_json, req->jwt);
+	req->result =
+		store_append(req->store, req->seq, req->created_ms, req->payload_json, req->jwt);
 }
 
 static void append_done(struct loop_work *w)
@@ -640,7 +650,8 @@ int store_set_jwt(struct store *s, int64_t seq, const char *jwt)
 	}
 	if (sqlite3_changes(s->db) == 0) {
 		int64_t exists = 0;
-		snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM rows WHERE seq = %lld", (long long)seq);
+		snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM rows WHERE seq = %lld",
+			 (long long)seq);
 		rc = exec_int(s->db, sql, &exists);
 		r = rc != SQLITE_OK ? store_err(s, rc) : exists ? -EEXIST : -ENOENT;
 		goto unlock;
@@ -848,7 +859,8 @@ static int acks_finish(struct store *s, bool count)
 	if (rc == SQLITE_OK && (count || s->stats.delivered - s->meta_delivered >= 64)) {
 		rc = meta_set(s, "delivered", s->stats.delivered);
 		if (rc == SQLITE_OK)
-			s->meta_delivered = s->stats.delivered; /* a rollback restores the old value */
+			s->meta_delivered =
+				s->stats.delivered; /* a rollback restores the old value */
 	}
 	return rc;
 }
@@ -1065,7 +1077,9 @@ int store_enforce_bounds(struct store *s, int64_t now_ms)
 		seq = store_next_seq(s);
 		reserved = true;
 		payload = store_gap_payload(&g, seq, now_ms,
-				      by_age && by_bytes ? "max_age,max_bytes" : by_age ? "max_age" : "max_bytes");
+					    by_age && by_bytes ? "max_age,max_bytes"
+						    : by_age   ? "max_age"
+							       : "max_bytes");
 		rc = payload ? SQLITE_OK : SQLITE_NOMEM;
 	}
 	if (rc == SQLITE_OK)

@@ -55,9 +55,9 @@
 struct store;
 
 struct store_config {
-	const char *path;     /* e.g. "<state-dir>/store.db" */
-	int64_t max_bytes;    /* <= 0: unbounded */
-	int64_t max_age_s;    /* <= 0: unbounded */
+	const char *path;       /* e.g. "<state-dir>/store.db" */
+	int64_t max_bytes;      /* <= 0: unbounded */
+	int64_t max_age_s;      /* <= 0: unbounded */
 	int64_t max_file_bytes; /* hard cap on the database file (PRAGMA max_page_count);
 	                         * a write beyond it fails like a full disk.  <= 0: none */
 };
@@ -68,23 +68,23 @@ struct store_row {
 	int64_t seq;
 	int64_t created_ms;
 	enum store_kind kind;
-	char *payload;  /* malloc'd; filled by store_unsigned, NULL from store_peek */
-	char *jwt;      /* malloc'd; filled by store_peek, NULL from store_unsigned */
+	char *payload; /* malloc'd; filled by store_unsigned, NULL from store_peek */
+	char *jwt;     /* malloc'd; filled by store_peek, NULL from store_unsigned */
 };
 /* Frees payload and jwt of n rows (accepts NULL members). */
 void store_rows_clear(struct store_row *rows, unsigned n);
 
 struct store_stats {
-	int64_t backlog;    /* undelivered rows (signed or not) */
+	int64_t backlog; /* undelivered rows (signed or not) */
 	int64_t unsigned_rows;
-	int64_t delivered;  /* rows acknowledged, ever (persisted) */
-	int64_t dropped;    /* batch rows dropped by bounds, ever (persisted) */
-	int64_t last_seq;   /* highest seq committed, 0 if none */
-	int64_t bytes;      /* bytes kept: payload of unsigned rows, token of signed ones */
-	int64_t appended;   /* bytes of rows committed since open (growth while offline) */
-	bool disk_full;     /* last write failed with SQLITE_FULL/ENOSPC */
-	bool recovered;     /* a corrupt file was moved aside at open */
-	int last_err;       /* last error returned (negative), 0 if none */
+	int64_t delivered; /* rows acknowledged, ever (persisted) */
+	int64_t dropped;   /* batch rows dropped by bounds, ever (persisted) */
+	int64_t last_seq;  /* highest seq committed, 0 if none */
+	int64_t bytes;     /* bytes kept: payload of unsigned rows, token of signed ones */
+	int64_t appended;  /* bytes of rows committed since open (growth while offline) */
+	bool disk_full;    /* last write failed with SQLITE_FULL/ENOSPC */
+	bool recovered;    /* a corrupt file was moved aside at open */
+	int last_err;      /* last error returned (negative), 0 if none */
 };
 
 /* Opens (creating if needed) the store at cfg->path.  l is used by
@@ -102,8 +102,8 @@ int64_t store_next_seq(struct store *s);
  * (signed later).  Returns 0, -EINVAL (seq <= 0 or never reserved, NULL
  * payload), -EEXIST (seq already stored), -ENOSPC (disk full, nothing
  * written) or -EGW_ESTORE. */
-int store_append(struct store *s, int64_t seq, int64_t created_ms,
-		 const char *payload_json, const char *jwt_or_null);
+int store_append(struct store *s, int64_t seq, int64_t created_ms, const char *payload_json,
+		 const char *jwt_or_null);
 
 /* Asynchronous store_append on the loop's worker pool.  The caller owns req
  * and the strings until done(req) runs on the loop thread with req->result
@@ -113,7 +113,7 @@ struct store_append_req {
 	int64_t seq;
 	int64_t created_ms;
 	const char *payload_json;
-	const char *jwt;  /* or NULL */
+	const char *jwt; /* or NULL */
 	void (*done)(struct store_append_req *req);
 	int result;
 	/* private */

@@ -11,19 +11,16 @@ int web_h_hello(struct web_request *rq)
 
 int web_h_version(struct web_request *rq)
 {
-	json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}",
-		"version", EGW_VERSION,
-		"name", "egw",
-		"microhttpd", MHD_get_version(),
-		"jansson", JANSSON_VERSION,
-		"sqlite", sqlite3_libversion(),
-		"openssl", OpenSSL_version(OPENSSL_VERSION));
+	json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "version", EGW_VERSION, "name", "egw",
+			      "microhttpd", MHD_get_version(), "jansson", JANSSON_VERSION, "sqlite",
+			      sqlite3_libversion(), "openssl", OpenSSL_version(OPENSSL_VERSION));
 	return web_reply_json(rq, 200, o);
 }
 
 int web_h_uptime(struct web_request *rq)
 {
-	return web_reply_json(rq, 200, json_pack("{s:I}", "msek", (json_int_t)web_uptime_ms(rq->egw)));
+	return web_reply_json(rq, 200,
+			      json_pack("{s:I}", "msek", (json_int_t)web_uptime_ms(rq->egw)));
 }
 
 int web_h_state(struct web_request *rq)
@@ -47,8 +44,14 @@ static int h_section(struct web_request *rq, const char *name)
 	return web_reply_json(rq, 200, v);
 }
 
-int web_h_crypto(struct web_request *rq) { return h_section(rq, "crypto"); }
-int web_h_name(struct web_request *rq) { return h_section(rq, "name"); }
+int web_h_crypto(struct web_request *rq)
+{
+	return h_section(rq, "crypto");
+}
+int web_h_name(struct web_request *rq)
+{
+	return h_section(rq, "name");
+}
 
 int web_h_settings_get(struct web_request *rq)
 {
@@ -92,7 +95,8 @@ int web_h_settings_post(struct web_request *rq)
 		return web_reply_error(rq, 400, "empty body: expected a JSON object", NULL);
 	patch = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &je);
 	if (!patch) {
-		snprintf(msg, sizeof(msg), "malformed JSON at %d:%d: %s", je.line, je.column, je.text);
+		snprintf(msg, sizeof(msg), "malformed JSON at %d:%d: %s", je.line, je.column,
+			 je.text);
 		return web_reply_error(rq, 400, msg, NULL);
 	}
 	/* Answered 200 only once applied and saved; refused with nothing saved. */
@@ -145,8 +149,12 @@ static void metrics_fsm(struct web_buf *b, const struct fsm *f)
 		for (unsigned c = 0; c < f->def->nstates; c++) {
 			if (!f->counts[a][c])
 				continue;
-			web_buf_printf(b, "egw_state_transitions_total{machine=\"%s\",from=\"%s\",to=\"%s\"} %" PRIu64 "\n",
-				       f->label, fsm_name(f->def, a), fsm_name(f->def, c), f->counts[a][c]);
+			web_buf_printf(
+				b,
+				"egw_state_transitions_total{machine=\"%s\",from=\"%s\",to=\"%s\"} %" PRIu64
+				"\n",
+				f->label, fsm_name(f->def, a), fsm_name(f->def, c),
+				f->counts[a][c]);
 		}
 }
 
@@ -159,14 +167,14 @@ static void metrics_devices(struct web_buf *b, struct web *w)
 	size_t i;
 	json_t *d;
 
-	json_array_foreach(devs, i, d) {
+	json_array_foreach (devs, i, d) {
 		const char *id = json_string_value(json_object_get(d, "id"));
 		json_t *counts = json_object_get(json_object_get(d, "fsm"), "counts");
 		const char *pair;
 		json_t *n;
 		if (!id)
 			continue;
-		json_object_foreach(counts, pair, n) {
+		json_object_foreach (counts, pair, n) {
 			const char *arrow = strstr(pair, " -> ");
 			if (!arrow || !json_is_integer(n))
 				continue;
@@ -174,7 +182,8 @@ static void metrics_devices(struct web_buf *b, struct web *w)
 			web_buf_label(b, id);
 			web_buf_puts(b, "\",from=\"");
 			char from[32];
-			snprintf(from, sizeof(from), "%.*s", (int)MIN((size_t)(arrow - pair), sizeof(from) - 1), pair);
+			snprintf(from, sizeof(from), "%.*s",
+				 (int)MIN((size_t)(arrow - pair), sizeof(from) - 1), pair);
 			web_buf_label(b, from);
 			web_buf_puts(b, "\",to=\"");
 			web_buf_label(b, arrow + 4);
@@ -196,42 +205,51 @@ int web_h_metrics(struct web_request *rq)
 		return web_reply_error(rq, 500, "out of memory", NULL);
 	for (unsigned k = 0; k < ARRAY_SIZE(late_bounds_s); k++)
 		late_bounds_s[k] = (double)sched_late_bounds[k] / 1e6;
-	web_buf_printf(&b, "# HELP egw_uptime_seconds Time since egwd started.\n"
+	web_buf_printf(&b,
+		       "# HELP egw_uptime_seconds Time since egwd started.\n"
 		       "# TYPE egw_uptime_seconds gauge\negw_uptime_seconds %.3f\n",
 		       (double)web_uptime_ms(e) / 1000.0);
-	web_buf_printf(&b, "# HELP egw_build_info egwd version.\n# TYPE egw_build_info gauge\n"
-		       "egw_build_info{version=\"%s\"} 1\n", EGW_VERSION);
+	web_buf_printf(&b,
+		       "# HELP egw_build_info egwd version.\n# TYPE egw_build_info gauge\n"
+		       "egw_build_info{version=\"%s\"} 1\n",
+		       EGW_VERSION);
 	struct mem_usage mu;
 	if (mem_usage_read(&mu) == 0)
-		web_buf_printf(&b, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
-			       "# TYPE process_resident_memory_bytes gauge\n"
-			       "process_resident_memory_bytes %llu\n"
-			       "# HELP egw_memory_private_bytes Memory that is egwd's alone "
-			       "(Private_Clean + Private_Dirty).\n"
-			       "# TYPE egw_memory_private_bytes gauge\negw_memory_private_bytes %llu\n"
-			       "# HELP egw_memory_private_dirty_bytes Memory egwd has written and "
-			       "alone holds (Private_Dirty): its budget.\n"
-			       "# TYPE egw_memory_private_dirty_bytes gauge\negw_memory_private_dirty_bytes %llu\n"
-			       "# HELP egw_memory_pss_bytes Proportional set size: shared pages "
-			       "divided among their sharers.\n"
-			       "# TYPE egw_memory_pss_bytes gauge\negw_memory_pss_bytes %llu\n",
-			       (unsigned long long)mu.rss_kb * 1024,
-			       (unsigned long long)mu.private_kb * 1024,
-			       (unsigned long long)mu.private_dirty_kb * 1024,
-			       (unsigned long long)mu.pss_kb * 1024);
+		web_buf_printf(
+			&b,
+			"# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+			"# TYPE process_resident_memory_bytes gauge\n"
+			"process_resident_memory_bytes %llu\n"
+			"# HELP egw_memory_private_bytes Memory that is egwd's alone "
+			"(Private_Clean + Private_Dirty).\n"
+			"# TYPE egw_memory_private_bytes gauge\negw_memory_private_bytes %llu\n"
+			"# HELP egw_memory_private_dirty_bytes Memory egwd has written and "
+			"alone holds (Private_Dirty): its budget.\n"
+			"# TYPE egw_memory_private_dirty_bytes gauge\negw_memory_private_dirty_bytes %llu\n"
+			"# HELP egw_memory_pss_bytes Proportional set size: shared pages "
+			"divided among their sharers.\n"
+			"# TYPE egw_memory_pss_bytes gauge\negw_memory_pss_bytes %llu\n",
+			(unsigned long long)mu.rss_kb * 1024,
+			(unsigned long long)mu.private_kb * 1024,
+			(unsigned long long)mu.private_dirty_kb * 1024,
+			(unsigned long long)mu.pss_kb * 1024);
 
-	web_buf_printf(&b, "# HELP egw_gateway_state 1 for the current gateway state.\n"
+	web_buf_printf(&b,
+		       "# HELP egw_gateway_state 1 for the current gateway state.\n"
 		       "# TYPE egw_gateway_state gauge\n");
 	for (unsigned s = 0; s < e->gw.def->nstates; s++)
 		web_buf_printf(&b, "egw_gateway_state{state=\"%s\"} %d\n", fsm_name(e->gw.def, s),
 			       e->gw.state == s);
-	web_buf_printf(&b, "# HELP egw_state_transitions_total State machine transitions.\n"
+	web_buf_printf(&b,
+		       "# HELP egw_state_transitions_total State machine transitions.\n"
 		       "# TYPE egw_state_transitions_total counter\n");
 	metrics_fsm(&b, &e->gw);
 	metrics_devices(&b, w);
 
-	web_buf_printf(&b, "# HELP egw_http_requests_total HTTP requests answered by route and status.\n"
-		       "# TYPE egw_http_requests_total counter\n");
+	web_buf_printf(
+		&b,
+		"# HELP egw_http_requests_total HTTP requests answered by route and status.\n"
+		"# TYPE egw_http_requests_total counter\n");
 	for (unsigned r = 0; r <= NROUTES; r++)
 		for (unsigned c = 0; c <= NCODES; c++) {
 			if (!w->requests[r][c])
@@ -241,31 +259,45 @@ int web_h_metrics(struct web_request *rq)
 				snprintf(code, sizeof(code), "%u", web_counted_codes[c]);
 			else
 				snprintf(code, sizeof(code), "other");
-			web_buf_printf(&b, "egw_http_requests_total{route=\"%s %s\",code=\"%s\"} %" PRIu64 "\n",
-				       r < NROUTES ? web_route_table[r].method : "",
-				       r < NROUTES ? web_route_table[r].path : "unmatched", code,
-				       w->requests[r][c]);
+			web_buf_printf(
+				&b,
+				"egw_http_requests_total{route=\"%s %s\",code=\"%s\"} %" PRIu64
+				"\n",
+				r < NROUTES ? web_route_table[r].method : "",
+				r < NROUTES ? web_route_table[r].path : "unmatched", code,
+				w->requests[r][c]);
 		}
-	web_buf_printf(&b, "# HELP egw_http_auth_failures_total Requests with a missing or wrong token.\n"
-		       "# TYPE egw_http_auth_failures_total counter\negw_http_auth_failures_total %" PRIu64 "\n",
-		       w->auth_failures);
-	web_buf_printf(&b, "# HELP egw_http_auth_limited_total Requests refused by the token rate limit.\n"
-		       "# TYPE egw_http_auth_limited_total counter\negw_http_auth_limited_total %" PRIu64 "\n",
-		       w->auth_limited);
+	web_buf_printf(
+		&b,
+		"# HELP egw_http_auth_failures_total Requests with a missing or wrong token.\n"
+		"# TYPE egw_http_auth_failures_total counter\negw_http_auth_failures_total %" PRIu64
+		"\n",
+		w->auth_failures);
+	web_buf_printf(
+		&b,
+		"# HELP egw_http_auth_limited_total Requests refused by the token rate limit.\n"
+		"# TYPE egw_http_auth_limited_total counter\negw_http_auth_limited_total %" PRIu64
+		"\n",
+		w->auth_limited);
 
 	sched_foreach_totals(loop_sched(w->loop), agg_task, ta);
-	web_buf_printf(&b, "# HELP egw_task_lateness_seconds How late each task run started.\n"
+	web_buf_printf(&b,
+		       "# HELP egw_task_lateness_seconds How late each task run started.\n"
 		       "# TYPE egw_task_lateness_seconds histogram\n");
 	for (unsigned i = 0; i < ta->n; i++)
-		web_buf_histogram(&b, "egw_task_lateness_seconds", "task", ta->a[i].name, late_bounds_s,
-				  ARRAY_SIZE(late_bounds_s), ta->a[i].hist, (double)ta->a[i].sum / 1e6);
-	web_buf_printf(&b, "# HELP egw_task_runs_total Task runs.\n# TYPE egw_task_runs_total counter\n");
+		web_buf_histogram(&b, "egw_task_lateness_seconds", "task", ta->a[i].name,
+				  late_bounds_s, ARRAY_SIZE(late_bounds_s), ta->a[i].hist,
+				  (double)ta->a[i].sum / 1e6);
+	web_buf_printf(
+		&b, "# HELP egw_task_runs_total Task runs.\n# TYPE egw_task_runs_total counter\n");
 	for (unsigned i = 0; i < ta->n; i++) {
 		web_buf_puts(&b, "egw_task_runs_total{task=\"");
 		web_buf_label(&b, ta->a[i].name);
 		web_buf_printf(&b, "\"} %" PRIu64 "\n", ta->a[i].runs);
 	}
-	web_buf_printf(&b, "# HELP egw_task_failures_total Task runs that failed.\n# TYPE egw_task_failures_total counter\n");
+	web_buf_printf(
+		&b,
+		"# HELP egw_task_failures_total Task runs that failed.\n# TYPE egw_task_failures_total counter\n");
 	for (unsigned i = 0; i < ta->n; i++) {
 		web_buf_puts(&b, "egw_task_failures_total{task=\"");
 		web_buf_label(&b, ta->a[i].name);

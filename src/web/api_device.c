@@ -48,8 +48,8 @@ static int devices_commit(struct web_request *rq, json_t *arr, unsigned ok_statu
 	}
 	if (r < 0) {
 		json_decref(reply);
-		return web_reply_error(rq, 500, err.msg[0] ? err.msg : "could not save the settings",
-				       NULL);
+		return web_reply_error(rq, 500,
+				       err.msg[0] ? err.msg : "could not save the settings", NULL);
 	}
 	log_info("webui", "device %s %s", id, done);
 	return web_reply_json(rq, ok_status, reply);
@@ -61,7 +61,7 @@ static bool id_taken(const json_t *arr, const char *id)
 	json_t *d;
 	char cur[DEVCONF_ID_LEN];
 
-	json_array_foreach(arr, i, d) {
+	json_array_foreach (arr, i, d) {
 		devconf_entry_id(d, i, cur, sizeof(cur));
 		if (strcmp(cur, id) == 0)
 			return true;
@@ -77,7 +77,7 @@ static bool reuse_id(const json_t *serials, const json_t *arr, const char *seria
 	const char *key;
 	json_t *v;
 
-	json_object_foreach((json_t *)serials, key, v) {
+	json_object_foreach ((json_t *)serials, key, v) {
 		if (json_is_string(v) && strcmp(json_string_value(v), serial) == 0 &&
 		    devconf_id_ok(key) && !id_taken(arr, key)) {
 			snprintf(buf, len, "%s", key);
@@ -117,7 +117,8 @@ int webui_h_device_post(struct web_request *rq)
 		for (unsigned i = 0; *s && i < n; i++) {
 			struct device *d = devices_get(e->devices, i);
 			if (strcmp(device_serial(d), s) == 0) {
-				snprintf(err, sizeof(err), "serial: device %s is this device (serial %.60s)",
+				snprintf(err, sizeof(err),
+					 "serial: device %s is this device (serial %.60s)",
 					 device_id(d), s);
 				json_decref(o);
 				return web_reply_error(rq, 409, err, "serial");
@@ -159,8 +160,10 @@ int webui_h_device_post(struct web_request *rq)
 		json_object_set_new(o, "id", json_string(id));
 	}
 	index = (long)json_array_size(arr);
-	snprintf(id, sizeof(id), "%s", json_is_string(json_object_get(o, "id")) ?
-		 json_string_value(json_object_get(o, "id")) : "?");
+	snprintf(id, sizeof(id), "%s",
+		 json_is_string(json_object_get(o, "id"))
+			 ? json_string_value(json_object_get(o, "id"))
+			 : "?");
 	reply = json_pack("{s:O}", "device", o);
 	json_array_append_new(arr, o);
 	r = devices_commit(rq, arr, 201, reply, index, id, "added");
@@ -195,7 +198,7 @@ int webui_h_device_delete(struct web_request *rq)
 		json_decref(body);
 		return web_reply_error(rq, 500, "out of memory", NULL);
 	}
-	json_array_foreach(arr, i, d) {
+	json_array_foreach (arr, i, d) {
 		devconf_entry_id(d, i, cid, sizeof(cid));
 		if (strcmp(cid, id) == 0)
 			break;
@@ -225,9 +228,20 @@ int webui_h_device_delete(struct web_request *rq)
 /* Profile p1 has no register table: the meter's telegram fields it maps
  * (devices/p1.h), and the lines it comes on. */
 static const enum reading_field p1_reads[] = {
-	RF_METER_W, RF_METER_L1_V, RF_METER_L1_A, RF_METER_L1_W, RF_METER_L2_V,
-	RF_METER_L2_A, RF_METER_L2_W, RF_METER_L3_V, RF_METER_L3_A, RF_METER_L3_W,
-	RF_METER_TOTAL_IMPORT_WH, RF_METER_TOTAL_EXPORT_WH, RF_GAS_TOTAL_M3, RF_WATER_TOTAL_M3,
+	RF_METER_W,
+	RF_METER_L1_V,
+	RF_METER_L1_A,
+	RF_METER_L1_W,
+	RF_METER_L2_V,
+	RF_METER_L2_A,
+	RF_METER_L2_W,
+	RF_METER_L3_V,
+	RF_METER_L3_A,
+	RF_METER_L3_W,
+	RF_METER_TOTAL_IMPORT_WH,
+	RF_METER_TOTAL_EXPORT_WH,
+	RF_GAS_TOTAL_M3,
+	RF_WATER_TOTAL_M3,
 };
 
 static json_t *p1_supported(void)
@@ -242,12 +256,13 @@ static json_t *p1_supported(void)
 	}
 	/* The line settings: DSMR 4/5 and the Swedish HAN port at 115200 8N1,
 	 * DSMR 2.2 and 3 at 9600 7E1. */
-	return json_pack("{s:s,s:s,s:s,s:s,s:o,s:b,s:b,s:[s,s],s:{s:i,s:s,s:i,s:i,s:{s:i,s:s,s:i,s:i}}}",
-			 "name", "p1", "brand", "P1 smart meter (DSMR / HAN)", "family", "p1", "dtype",
-			 "meter", "reads", reads ? reads : json_array(), "identity", true, "sunspec",
-			 false, "connections", "tcp", "serial", "serial", "baudrate", 115200, "parity",
-			 "N", "databits", 8, "stopbits", 1, "dsmr22", "baudrate", 9600, "parity", "E",
-			 "databits", 7, "stopbits", 1);
+	return json_pack(
+		"{s:s,s:s,s:s,s:s,s:o,s:b,s:b,s:[s,s],s:{s:i,s:s,s:i,s:i,s:{s:i,s:s,s:i,s:i}}}",
+		"name", "p1", "brand", "P1 smart meter (DSMR / HAN)", "family", "p1", "dtype",
+		"meter", "reads", reads ? reads : json_array(), "identity", true, "sunspec", false,
+		"connections", "tcp", "serial", "serial", "baudrate", 115200, "parity", "N",
+		"databits", 8, "stopbits", 1, "dsmr22", "baudrate", 9600, "parity", "E", "databits",
+		7, "stopbits", 1);
 }
 
 int webui_h_supported(struct web_request *rq)
@@ -267,17 +282,18 @@ int webui_h_supported(struct web_request *rq)
 			if (f < 0 || f >= RF_COUNT || (seen & (1u << f)))
 				continue;
 			seen |= 1u << f;
-			snprintf(name, sizeof(name), "%s.%s", reading_fields[f].group, reading_fields[f].name);
+			snprintf(name, sizeof(name), "%s.%s", reading_fields[f].group,
+				 reading_fields[f].name);
 			json_array_append_new(reads, json_string(name));
 		}
-		json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:o,s:b,s:b}", "name", p->name,
-		                                     "brand", p->brand ? p->brand : "",
-		                                     "family", p->family ? p->family : "",
-		                                     "dtype", p->dtype ? p->dtype : "",
-		                                     "reads", reads ? reads : json_array(),
-		                                     "identity", p->serial != NULL,
-		                                     "sunspec", p->sunspec_base != 0 ||
-		                                                strcmp(p->name, "sunspec") == 0));
+		json_array_append_new(
+			arr,
+			json_pack("{s:s,s:s,s:s,s:s,s:o,s:b,s:b}", "name", p->name, "brand",
+				  p->brand ? p->brand : "", "family", p->family ? p->family : "",
+				  "dtype", p->dtype ? p->dtype : "", "reads",
+				  reads ? reads : json_array(), "identity", p->serial != NULL,
+				  "sunspec",
+				  p->sunspec_base != 0 || strcmp(p->name, "sunspec") == 0));
 	}
 	if (arr)
 		json_array_append_new(arr, p1_supported());

@@ -51,21 +51,27 @@ int web_h_fcr_log(struct web_request *rq)
 	int r;
 
 	if (ts && parse_time(ts, &to) < 0)
-		return web_reply_error(rq, 400, "to: expected milliseconds since the epoch or "
-				       "YYYY-MM-DDTHH:MM:SSZ", "to");
+		return web_reply_error(rq, 400,
+				       "to: expected milliseconds since the epoch or "
+				       "YYYY-MM-DDTHH:MM:SSZ",
+				       "to");
 	from = to - 3600 * 1000;
 	if (fs && parse_time(fs, &from) < 0)
-		return web_reply_error(rq, 400, "from: expected milliseconds since the epoch or "
-				       "YYYY-MM-DDTHH:MM:SSZ", "from");
+		return web_reply_error(rq, 400,
+				       "from: expected milliseconds since the epoch or "
+				       "YYYY-MM-DDTHH:MM:SSZ",
+				       "from");
 	if (to < from)
 		return web_reply_error(rq, 400, "to is before from", "to");
 	if (to - from > FCRLOG_MAX_SPAN_MS)
-		return web_reply_error(rq, 400, "at most one day (86400000 ms) per request", "from");
+		return web_reply_error(rq, 400, "at most one day (86400000 ms) per request",
+				       "from");
 	if (!rq->egw->fcrlog)
 		return web_reply_error(rq, 503, "the FCR log is not available", NULL);
 	r = fcrlog_csv(rq->egw->fcrlog, from, to, &buf, &len);
 	if (r < 0)
-		return web_reply_error(rq, r == -ENOMEM ? 503 : 400, "cannot read the FCR log", NULL);
+		return web_reply_error(rq, r == -ENOMEM ? 503 : 400, "cannot read the FCR log",
+				       NULL);
 	r = web_reply_data(rq, 200, "text/csv; charset=utf-8", buf, len, true);
 	free(buf);
 	return r;

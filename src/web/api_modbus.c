@@ -64,22 +64,23 @@ static void raw_read_done(void *ud, int err, const uint16_t *regs, unsigned coun
 	if (op->done)
 		return;
 	if (err < 0) {
-		raw_finish(op, err_status(err), json_pack("{s:s,s:s,s:i}", "error", egw_strerror(err),
-		                                           "device", op->device, "code", -err));
+		raw_finish(op, err_status(err),
+			   json_pack("{s:s,s:s,s:i}", "error", egw_strerror(err), "device",
+				     op->device, "code", -err));
 		return;
 	}
 	raw = json_array();
 	for (unsigned i = 0; raw && i < count; i++)
 		json_array_append_new(raw, json_integer(regs[i]));
 	vals = raw_decode(rr, regs, count);
-	reply = raw && vals ? json_pack("{s:s,s:i,s:i,s:i,s:s,s:s,s:f,s:O,s:O,s:O}", "device",
-	                                op->device, "fc", rr->fc, "address", rr->addr, "count",
-	                                count, "type", raw_type_name(rr->type), "order",
-	                                rr->order == WO_LITTLE ? "little" : "big", "scale",
-	                                rr->scale, "raw", raw, "values", vals, "value",
-	                                json_array_size(vals) ? json_array_get(vals, 0)
-	                                                      : json_null())
-	                    : NULL;
+	reply = raw && vals
+		? json_pack("{s:s,s:i,s:i,s:i,s:s,s:s,s:f,s:O,s:O,s:O}", "device", op->device, "fc",
+			    rr->fc, "address", rr->addr, "count", count, "type",
+			    raw_type_name(rr->type), "order",
+			    rr->order == WO_LITTLE ? "little" : "big", "scale", rr->scale, "raw",
+			    raw, "values", vals, "value",
+			    json_array_size(vals) ? json_array_get(vals, 0) : json_null())
+		: NULL;
 	json_decref(raw);
 	json_decref(vals);
 	if (!reply) {
@@ -102,19 +103,20 @@ static void raw_write_done(void *ud, int err)
 		return;
 	if (err < 0) {
 		log_warn("webui", "modbus write to %s at %u failed: %s", op->device, op->rr.addr,
-		         egw_strerror(err));
-		raw_finish(op, err_status(err), json_pack("{s:s,s:s,s:i}", "error", egw_strerror(err),
-		                                           "device", op->device, "code", -err));
+			 egw_strerror(err));
+		raw_finish(op, err_status(err),
+			   json_pack("{s:s,s:s,s:i}", "error", egw_strerror(err), "device",
+				     op->device, "code", -err));
 		return;
 	}
-	raw_finish(op, 200, json_pack("{s:s,s:i,s:i,s:i,s:b}", "device", op->device, "fc",
-	                              op->rr.fc, "address", op->rr.addr, "count", op->rr.count,
-	                              "written", 1));
+	raw_finish(op, 200,
+		   json_pack("{s:s,s:i,s:i,s:i,s:b}", "device", op->device, "fc", op->rr.fc,
+			     "address", op->rr.addr, "count", op->rr.count, "written", 1));
 }
 
 /* A new op for device, or NULL with the status and message to answer. */
-static struct raw_op *raw_new(struct web_request *rq, const char *device, char *err,
-                              size_t errlen, int *ret_status)
+static struct raw_op *raw_new(struct web_request *rq, const char *device, char *err, size_t errlen,
+			      int *ret_status)
 {
 	struct webui *u = webui_of(rq);
 	struct raw_op *op;
@@ -144,7 +146,8 @@ static int raw_refused(struct web_request *rq, int r)
 	if (r == -ENOENT)
 		return web_reply_error(rq, 404, "device: no running device with this id", "device");
 	if (r == -ENOTSUP)
-		return web_reply_error(rq, 400, "device: a P1 meter has no Modbus registers", "device");
+		return web_reply_error(rq, 400, "device: a P1 meter has no Modbus registers",
+				       "device");
 	return web_reply_error(rq, r == -ENOBUFS ? 503 : 500, egw_strerror(r), NULL);
 }
 
@@ -171,15 +174,17 @@ static const char *default_device(struct egw *e, char *buf, size_t len)
 
 int webui_h_modbus_get(struct web_request *rq)
 {
-	return web_reply_error(rq, 405, "raw reads are POST /api/inverter/modbus/read with the "
-	                       "token and a JSON body {device, fc, address, count, type, order, "
-	                       "scale}", NULL);
+	return web_reply_error(rq, 405,
+			       "raw reads are POST /api/inverter/modbus/read with the "
+			       "token and a JSON body {device, fc, address, count, type, order, "
+			       "scale}",
+			       NULL);
 }
 
 /* An optional integer member of o in [min, max] (*ret unchanged when absent).
  * Returns 0 or -EINVAL. */
 int webui_opt_uint(const json_t *o, const char *key, unsigned long min, unsigned long max,
-                    unsigned long *ret)
+		   unsigned long *ret)
 {
 	const json_t *v = json_object_get(o, key);
 
@@ -236,10 +241,11 @@ int webui_h_modbus_read(struct web_request *rq)
 		}
 	}
 	count = words;
-	if (webui_opt_uint(o, "count", 1, 125, &count) < 0 || count < words || addr + count > 65536) {
+	if (webui_opt_uint(o, "count", 1, 125, &count) < 0 || count < words ||
+	    addr + count > 65536) {
 		json_decref(o);
-		return web_reply_error(rq, 400, "count: 1..125, enough for the type, not past 65535",
-		                       "count");
+		return web_reply_error(
+			rq, 400, "count: 1..125, enough for the type, not past 65535", "count");
 	}
 	if ((v = json_object_get(o, "order"))) {
 		s = json_string_value(v);
@@ -249,7 +255,8 @@ int webui_h_modbus_read(struct web_request *rq)
 			order = WO_LITTLE;
 		else {
 			json_decref(o);
-			return web_reply_error(rq, 400, "order: big (ABCD) or little (CDAB)", "order");
+			return web_reply_error(rq, 400, "order: big (ABCD) or little (CDAB)",
+					       "order");
 		}
 	}
 	if ((v = json_object_get(o, "scale"))) {
@@ -261,25 +268,32 @@ int webui_h_modbus_read(struct web_request *rq)
 	}
 	if (!webui_limit(&u->read_limit, rq, loop_now(u->e->loop))) {
 		json_decref(o);
-		return web_reply_error(rq, 429, "too many raw reads: at most 10 a second from one "
-		                       "address, 20 in all", NULL);
+		return web_reply_error(rq, 429,
+				       "too many raw reads: at most 10 a second from one "
+				       "address, 20 in all",
+				       NULL);
 	}
 	op = raw_new(rq, device, err, sizeof(err), &status);
 	json_decref(o);
 	if (!op)
 		return web_reply_error(rq, (unsigned)status, err, NULL);
-	op->rr = (struct raw_read){ .fc = (uint8_t)fc, .addr = (uint16_t)addr,
-	                            .count = (uint16_t)count, .type = type, .order = (uint8_t)order,
-	                            .scale = scale };
+	op->rr = (struct raw_read){ .fc = (uint8_t)fc,
+				    .addr = (uint16_t)addr,
+				    .count = (uint16_t)count,
+				    .type = type,
+				    .order = (uint8_t)order,
+				    .scale = scale };
 	r = devices_raw_read(rq->egw->devices, op->device, op->rr.fc, op->rr.addr, op->rr.count,
-	                     raw_read_done, op, &unit);
+			     raw_read_done, op, &unit);
 	if (r < 0) {
 		free(op);
 		return raw_refused(rq, r);
 	}
 	webui_client_addr(rq, who, sizeof(who));
-	log_info("webui", "modbus read by client %s (token): device %s unit %u fc %u address %lu "
-	         "count %lu", who, op->device, unit, op->rr.fc, addr, count);
+	log_info("webui",
+		 "modbus read by client %s (token): device %s unit %u fc %u address %lu "
+		 "count %lu",
+		 who, op->device, unit, op->rr.fc, addr, count);
 	u->raw_reads++;
 	raw_start(u, op);
 	return MHD_YES;
@@ -291,8 +305,8 @@ int webui_h_modbus_read(struct web_request *rq)
  * with *ret_device (borrowed from o, NULL when absent), the address and the
  * values; otherwise -EINVAL with the field at fault and a message. */
 int webui_raw_write_parse(const json_t *o, const char **ret_device, unsigned long *ret_addr,
-                           uint16_t values[123], unsigned *ret_count, const char **ret_field,
-                           const char **ret_msg)
+			  uint16_t values[123], unsigned *ret_count, const char **ret_field,
+			  const char **ret_msg)
 {
 	static const char vmsg[] = "values: 1..123 register values (0..65535)";
 	const json_t *d = json_object_get(o, "device");
@@ -376,32 +390,37 @@ int webui_h_modbus_post(struct web_request *rq)
 	}
 	for (unsigned i = 0; i < count && off < sizeof(vals_text); i++)
 		off += (size_t)snprintf(vals_text + off, sizeof(vals_text) - off, "%s%u",
-		                        i ? "," : "", values[i]);
+					i ? "," : "", values[i]);
 	webui_client_addr(rq, who, sizeof(who));
 	if (!devconf_write_allowed(settings_values(e->settings)->modbus_write_allowlist, device,
-	                   (unsigned)addr, count)) {
+				   (unsigned)addr, count)) {
 		u->raw_refused++;
-		log_warn("webui", "modbus write refused (not on modbus_write_allowlist): client %s, "
-		         "device %s, address %lu, %u register(s)", who, device, addr, count);
+		log_warn("webui",
+			 "modbus write refused (not on modbus_write_allowlist): client %s, "
+			 "device %s, address %lu, %u register(s)",
+			 who, device, addr, count);
 		json_decref(o);
-		return web_reply_error(rq, 403, "address: not on the modbus_write_allowlist setting",
-		                       "address");
+		return web_reply_error(
+			rq, 403, "address: not on the modbus_write_allowlist setting", "address");
 	}
 	op = raw_new(rq, device, err, sizeof(err), &status);
 	json_decref(o);
 	if (!op)
 		return web_reply_error(rq, (unsigned)status, err, NULL);
-	op->rr = (struct raw_read){ .fc = count == 1 ? 6 : 16, .addr = (uint16_t)addr,
-	                            .count = (uint16_t)count };
+	op->rr = (struct raw_read){ .fc = count == 1 ? 6 : 16,
+				    .addr = (uint16_t)addr,
+				    .count = (uint16_t)count };
 	r = devices_raw_write(e->devices, op->device, op->rr.addr, values, op->rr.count,
-	                      raw_write_done, op, &unit);
+			      raw_write_done, op, &unit);
 	if (r < 0) {
 		free(op);
 		return raw_refused(rq, r);
 	}
 	/* The audit line: who wrote what where, before it happens. */
-	log_info("webui", "modbus write by client %s (token): device %s unit %u fc %u address %lu "
-	         "values [%s]", who, op->device, unit, op->rr.fc, addr, vals_text);
+	log_info("webui",
+		 "modbus write by client %s (token): device %s unit %u fc %u address %lu "
+		 "values [%s]",
+		 who, op->device, unit, op->rr.fc, addr, vals_text);
 	u->raw_writes++;
 	raw_start(u, op);
 	return MHD_YES;

@@ -11,11 +11,11 @@
 #include <stddef.h>
 
 struct asset {
-	const char *path;            /* "/app.js" */
-	const char *type;            /* Content-Type */
-	const unsigned char *data;   /* size bytes, followed by one NUL */
+	const char *path;          /* "/app.js" */
+	const char *type;          /* Content-Type */
+	const unsigned char *data; /* size bytes, followed by one NUL */
 	size_t size;
-	const char *etag;            /* "\"0123456789abcdef\"" (quoted) */
+	const char *etag; /* "\"0123456789abcdef\"" (quoted) */
 };
 
 /* Defined in the generated www-assets.c. */

@@ -97,7 +97,7 @@ bool web_host_allowed(const struct web *w, const char *host)
 			return true;
 	}
 	allowed = settings_values(w->egw->settings)->http_allowed_hosts;
-	json_array_foreach(allowed, i, e)
+	json_array_foreach (allowed, i, e)
 		if (json_is_string(e) && name_is(host, n, json_string_value(e)))
 			return true;
 	return false;
@@ -181,7 +181,7 @@ bool web_token_ok(const char *token, const char *authorization)
 void web_peer_key(struct MHD_Connection *c, uint8_t key[16])
 {
 	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
 
 	memset(key, 0, 16);

@@ -78,8 +78,8 @@ int webui_h_live(struct web_request *rq)
 	}
 	lc->u = u;
 	lc->conn = rq->conn;
-	lc->pre_len = (size_t)snprintf(lc->pre, sizeof(lc->pre),
-	                               "retry: 2000\n: egw live stream\n\n");
+	lc->pre_len =
+		(size_t)snprintf(lc->pre, sizeof(lc->pre), "retry: 2000\n: egw live stream\n\n");
 	/* The block libmicrohttpd buffers per stream: events are a few hundred
 	 * bytes and live_read hands out any part of one, so 1 KiB does (4 KiB
 	 * cost 3 KiB more per client for nothing). */
@@ -157,10 +157,10 @@ void webui_on_reading(struct webui *u, struct device *d, int64_t ts_ms, const st
 	}
 	rj = reading_to_json(r);
 	if (rj)
-		publish_json(u, "reading", json_pack("{s:s,s:I,s:s,s:s,s:o}", "device", device_id(d),
-		                                     "ts_ms", (json_int_t)ts_ms, "profile",
-		                                     device_profile_name(d), "state",
-		                                     device_state_name(device_state(d)), "reading", rj));
+		publish_json(u, "reading",
+			     json_pack("{s:s,s:I,s:s,s:s,s:o}", "device", device_id(d), "ts_ms",
+				       (json_int_t)ts_ms, "profile", device_profile_name(d),
+				       "state", device_state_name(device_state(d)), "reading", rj));
 }
 
 void webui_on_freq(struct webui *u, struct device *d, int64_t ts_ms, double hz)
@@ -178,26 +178,28 @@ void webui_on_freq(struct webui *u, struct device *d, int64_t ts_ms, double hz)
 		return; /* ids outside [A-Za-z0-9_.-] are not sent unescaped */
 	clock_gettime(CLOCK_REALTIME, &ts);
 	/* Formatted by hand: this runs at 10 Hz and the ids are plain. */
-	n = snprintf(buf, sizeof(buf), "{\"device\":\"%s\",\"ts_ms\":%" PRId64 ",\"hz\":%.4f,\"t_us\":%" PRId64 "}",
-	             device_id(d), ts_ms, hz, (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+	n = snprintf(buf, sizeof(buf),
+		     "{\"device\":\"%s\",\"ts_ms\":%" PRId64 ",\"hz\":%.4f,\"t_us\":%" PRId64 "}",
+		     device_id(d), ts_ms, hz, (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
 	if (n > 0 && (size_t)n < sizeof(buf) && isfinite(hz))
 		sse_hub_publish(u->hub, "freq", buf, (size_t)n);
 }
 
 void webui_on_state(struct webui *u, struct device *d, int old_state, int new_state,
-                    const char *reason)
+		    const char *reason)
 {
 	char key[96];
 
 	if (!u)
 		return;
 	snprintf(key, sizeof(key), "device:%s", device_id(d));
-	publish_json(u, "state", json_pack("{s:s,s:s,s:s,s:s}", "device", device_id(d), "old",
-	                                   device_state_name(old_state), "new",
-	                                   device_state_name(new_state), "reason", reason ? reason : ""));
+	publish_json(u, "state",
+		     json_pack("{s:s,s:s,s:s,s:s}", "device", device_id(d), "old",
+			       device_state_name(old_state), "new", device_state_name(new_state),
+			       "reason", reason ? reason : ""));
 	if (old_state == DEV_POLLING && new_state != DEV_POLLING)
 		webui_notify(u, "warning", key, "device %s lost: %s (%s)", device_id(d),
-		             device_state_name(new_state), reason ? reason : "");
+			     device_state_name(new_state), reason ? reason : "");
 	else if (new_state == DEV_POLLING)
 		webui_note_clear(u, key);
 }

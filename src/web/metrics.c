@@ -24,10 +24,11 @@ void webui_metrics(void *ud, struct web_buf *b)
 	struct sse_stats ss;
 
 	metric_head(b, "egw_device_poll_latency_seconds", "histogram",
-	            "Duration of a device's poll cycle (all its reads).");
+		    "Duration of a device's poll cycle (all its reads).");
 	for (unsigned i = 0; i < u->nhists; i++)
 		web_buf_histogram(b, "egw_device_poll_latency_seconds", "device", u->hists[i].id,
-				  lat_bounds, ARRAY_SIZE(lat_bounds), u->hists[i].hist, u->hists[i].sum);
+				  lat_bounds, ARRAY_SIZE(lat_bounds), u->hists[i].hist,
+				  u->hists[i].sum);
 
 	/* daemon/devices.c publishes polls, poll errors, timeouts, reconnects,
 	 * transitions, the state and the frequency lateness; these add to it. */
@@ -48,10 +49,18 @@ void webui_metrics(void *ud, struct web_buf *b)
 			double v = 0;
 			device_stats(d, &st);
 			switch (m) {
-			case 0: v = (double)st.reads; break;
-			case 1: v = (double)st.exceptions; break;
-			case 2: v = (double)st.last_good_ms / 1000.0; break;
-			case 3: v = device_state(d) == DEV_POLLING; break;
+			case 0:
+				v = (double)st.reads;
+				break;
+			case 1:
+				v = (double)st.exceptions;
+				break;
+			case 2:
+				v = (double)st.last_good_ms / 1000.0;
+				break;
+			case 3:
+				v = device_state(d) == DEV_POLLING;
+				break;
 			}
 			dev_counter(b, dm[m].name, device_id(d), v);
 		}
@@ -69,16 +78,18 @@ void webui_metrics(void *ud, struct web_buf *b)
 	metric_head(b, "egw_sse_events_total", "counter", "Events published on the live stream.");
 	web_buf_printf(b, "egw_sse_events_total %" PRIu64 "\n", ss.events);
 	metric_head(b, "egw_sse_dropped_clients_total", "counter",
-	            "Live stream clients dropped for falling behind.");
+		    "Live stream clients dropped for falling behind.");
 	web_buf_printf(b, "egw_sse_dropped_clients_total %" PRIu64 "\n", ss.dropped);
 	metric_head(b, "egw_sse_rejected_clients_total", "counter",
-	            "Live stream clients refused (too many).");
+		    "Live stream clients refused (too many).");
 	web_buf_printf(b, "egw_sse_rejected_clients_total %" PRIu64 "\n", ss.rejected);
 
 	metric_head(b, "egw_modbus_raw_requests_total", "counter",
-	            "Raw Modbus requests through the API by kind (read, write, refused write).");
-	web_buf_printf(b, "egw_modbus_raw_requests_total{kind=\"read\"} %" PRIu64 "\n", u->raw_reads);
-	web_buf_printf(b, "egw_modbus_raw_requests_total{kind=\"write\"} %" PRIu64 "\n", u->raw_writes);
+		    "Raw Modbus requests through the API by kind (read, write, refused write).");
+	web_buf_printf(b, "egw_modbus_raw_requests_total{kind=\"read\"} %" PRIu64 "\n",
+		       u->raw_reads);
+	web_buf_printf(b, "egw_modbus_raw_requests_total{kind=\"write\"} %" PRIu64 "\n",
+		       u->raw_writes);
 	web_buf_printf(b, "egw_modbus_raw_requests_total{kind=\"refused\"} %" PRIu64 "\n",
-	               u->raw_refused);
+		       u->raw_refused);
 }

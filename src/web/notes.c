@@ -14,7 +14,8 @@ void webui_notify(struct webui *u, const char *level, const char *key, const cha
 	for (unsigned i = 0; i < u->nnotes; i++)
 		if (strcmp(u->notes[i].key, key) == 0) {
 			/* Replace: drop the old one, keep the order by time. */
-			memmove(&u->notes[i], &u->notes[i + 1], (u->nnotes - i - 1) * sizeof(u->notes[0]));
+			memmove(&u->notes[i], &u->notes[i + 1],
+				(u->nnotes - i - 1) * sizeof(u->notes[0]));
 			u->nnotes--;
 			break;
 		}
@@ -32,8 +33,8 @@ void webui_notify(struct webui *u, const char *level, const char *key, const cha
 	s = NULL;
 	{
 		json_t *j = json_pack("{s:I,s:I,s:s,s:s,s:s}", "id", (json_int_t)n->id, "ts_ms",
-		                      (json_int_t)n->ts_ms, "level", n->level, "key", n->key, "text",
-		                      n->text);
+				      (json_int_t)n->ts_ms, "level", n->level, "key", n->key,
+				      "text", n->text);
 		if (j)
 			s = json_dumps(j, JSON_COMPACT);
 		json_decref(j);
@@ -48,7 +49,8 @@ void webui_note_clear(struct webui *u, const char *key)
 {
 	for (unsigned i = 0; i < u->nnotes; i++)
 		if (strcmp(u->notes[i].key, key) == 0) {
-			memmove(&u->notes[i], &u->notes[i + 1], (u->nnotes - i - 1) * sizeof(u->notes[0]));
+			memmove(&u->notes[i], &u->notes[i + 1],
+				(u->nnotes - i - 1) * sizeof(u->notes[0]));
 			u->nnotes--;
 			return;
 		}
@@ -61,9 +63,10 @@ int webui_h_notes_get(struct web_request *rq)
 
 	for (unsigned i = 0; arr && i < u->nnotes; i++) {
 		const struct note *n = &u->notes[i];
-		json_array_append_new(arr, json_pack("{s:I,s:I,s:s,s:s,s:s}", "id", (json_int_t)n->id,
-		                                     "ts_ms", (json_int_t)n->ts_ms, "level", n->level,
-		                                     "key", n->key, "text", n->text));
+		json_array_append_new(arr,
+				      json_pack("{s:I,s:I,s:s,s:s,s:s}", "id", (json_int_t)n->id,
+						"ts_ms", (json_int_t)n->ts_ms, "level", n->level,
+						"key", n->key, "text", n->text));
 	}
 	return web_reply_json(rq, 200, arr ? json_pack("{s:o}", "notifications", arr) : NULL);
 }
@@ -80,9 +83,11 @@ int webui_h_notes_delete(struct web_request *rq)
 		return web_reply_error(rq, 400, "expected /api/notification/<numeric id>", "id");
 	for (unsigned i = 0; i < u->nnotes; i++)
 		if (u->notes[i].id == id) {
-			memmove(&u->notes[i], &u->notes[i + 1], (u->nnotes - i - 1) * sizeof(u->notes[0]));
+			memmove(&u->notes[i], &u->notes[i + 1],
+				(u->nnotes - i - 1) * sizeof(u->notes[0]));
 			u->nnotes--;
-			return web_reply_json(rq, 200, json_pack("{s:I}", "deleted", (json_int_t)id));
+			return web_reply_json(rq, 200,
+					      json_pack("{s:I}", "deleted", (json_int_t)id));
 		}
 	return web_reply_error(rq, 404, "no such notification", "id");
 }

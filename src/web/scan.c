@@ -8,7 +8,9 @@
  * of its interfaces.  egwd must not be a tool to probe other networks. */
 static bool scan_allowed(uint32_t a)
 {
-	static const struct { uint32_t net, mask; } ranges[] = {
+	static const struct {
+		uint32_t net, mask;
+	} ranges[] = {
 		{ 0x7F000000, 0xFF000000 }, /* 127.0.0.0/8 */
 		{ 0x0A000000, 0xFF000000 }, /* 10.0.0.0/8 */
 		{ 0xAC100000, 0xFFF00000 }, /* 172.16.0.0/12 */
@@ -151,9 +153,11 @@ int webui_h_scan(struct web_request *rq)
 	struct webui *u = webui_of(rq);
 
 	if (webui_query(rq, "hosts") || webui_query(rq, "ports"))
-		return web_reply_error(rq, 405, "a scan is started with POST /api/device/scan, the "
-		                       "token and a JSON body {hosts, ports, unit_id}; GET only "
-		                       "reads the last scan's results", NULL);
+		return web_reply_error(rq, 405,
+				       "a scan is started with POST /api/device/scan, the "
+				       "token and a JSON body {hosts, ports, unit_id}; GET only "
+				       "reads the last scan's results",
+				       NULL);
 	return web_reply_json(rq, 200, json_pack("{s:o}", "scan", scan_json(u->scan)));
 }
 
@@ -173,13 +177,14 @@ static int scan_list(const json_t *v, char *buf, size_t n)
 	}
 	if (!json_is_array(v))
 		return -EINVAL;
-	json_array_foreach(v, i, e) {
+	json_array_foreach (v, i, e) {
 		int k;
 		if (json_is_string(e))
-			k = snprintf(buf + off, n - off, "%s%s", off ? "," : "", json_string_value(e));
+			k = snprintf(buf + off, n - off, "%s%s", off ? "," : "",
+				     json_string_value(e));
 		else if (json_is_integer(e))
 			k = snprintf(buf + off, n - off, "%s%" JSON_INTEGER_FORMAT, off ? "," : "",
-			             json_integer_value(e));
+				     json_integer_value(e));
 		else
 			return -EINVAL;
 		if (k < 0 || (size_t)k >= n - off)
@@ -207,12 +212,15 @@ int webui_h_scan_post(struct web_request *rq)
 	o = webui_body_json(rq, err, sizeof(err));
 	if (!o)
 		return web_reply_error(rq, 400, err, "body");
-	r = json_object_get(o, "hosts") ? scan_list(json_object_get(o, "hosts"), hosts, sizeof(hosts))
-	                                : -EINVAL;
+	r = json_object_get(o, "hosts")
+		? scan_list(json_object_get(o, "hosts"), hosts, sizeof(hosts))
+		: -EINVAL;
 	if (r < 0 || !hosts[0]) {
 		json_decref(o);
-		return web_reply_error(rq, 400, "hosts: required, IPv4 addresses or a.b.c.d/24..32 "
-		                       "(a string, comma separated, or an array), or \"local\"", "hosts");
+		return web_reply_error(rq, 400,
+				       "hosts: required, IPv4 addresses or a.b.c.d/24..32 "
+				       "(a string, comma separated, or an array), or \"local\"",
+				       "hosts");
 	}
 	if (json_object_get(o, "ports") &&
 	    scan_list(json_object_get(o, "ports"), ports, sizeof(ports)) < 0) {
@@ -229,12 +237,15 @@ int webui_h_scan_post(struct web_request *rq)
 		struct ifaddrs *ifs;
 
 		if (getifaddrs(&ifs) < 0)
-			return web_reply_error(rq, 500, "hosts: cannot list the network interfaces", "hosts");
+			return web_reply_error(rq, 500, "hosts: cannot list the network interfaces",
+					       "hosts");
 		r = (int)webui_local_networks(ifs, nets, sizeof(nets));
 		freeifaddrs(ifs);
 		if (r == 0)
-			return web_reply_error(rq, 400, "hosts: this gateway has no IPv4 network "
-			                                "besides loopback", "hosts");
+			return web_reply_error(rq, 400,
+					       "hosts: this gateway has no IPv4 network "
+					       "besides loopback",
+					       "hosts");
 		snprintf(hosts, sizeof(hosts), "%s", nets);
 	}
 	/* Parse into a scratch list so a bad request leaves the last results. */
@@ -244,23 +255,27 @@ int webui_h_scan_post(struct web_request *rq)
 	r = webui_scan_targets(targets, &ntargets, hosts, ports, &field);
 	if (r < 0) {
 		free(targets);
-		return web_reply_error(rq, 400, r == -E2BIG ? "too many targets (at most 1024 host:port pairs)"
-		                                : r == -EACCES ? "hosts: only the gateway's own networks "
-		                                                 "may be scanned (loopback, private and "
-		                                                 "link-local ranges, its interfaces' subnets)"
-		                                            : strcmp(field, "ports") == 0
-		                                                ? "ports: comma separated 1..65535"
-		                                                : "hosts: comma separated IPv4 addresses or a.b.c.d/24..32",
-		                       field);
+		return web_reply_error(
+			rq, 400,
+			r == -E2BIG            ? "too many targets (at most 1024 host:port pairs)"
+				: r == -EACCES ? "hosts: only the gateway's own networks "
+						 "may be scanned (loopback, private and "
+						 "link-local ranges, its interfaces' subnets)"
+				: strcmp(field, "ports") == 0
+				? "ports: comma separated 1..65535"
+				: "hosts: comma separated IPv4 addresses or a.b.c.d/24..32",
+			field);
 	}
 	if (!webui_limit(&u->scan_limit, rq, loop_now(u->e->loop))) {
 		free(targets);
-		return web_reply_error(rq, 429, "too many scans: at most 3 a minute from one address, "
-		                       "6 in all", NULL);
+		return web_reply_error(rq, 429,
+				       "too many scans: at most 3 a minute from one address, "
+				       "6 in all",
+				       NULL);
 	}
 	webui_client_addr(rq, who, sizeof(who));
 	log_info("webui", "scan by client %s (token): hosts %s ports %s unit %lu, %u targets", who,
-	         hosts, ports, unit, ntargets);
+		 hosts, ports, unit, ntargets);
 	scan_start(u->scan, targets, ntargets, (uint8_t)unit, hosts, ports);
 	free(targets);
 	return web_reply_json(rq, 202, json_pack("{s:o}", "scan", scan_json(u->scan)));

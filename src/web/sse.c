@@ -11,7 +11,7 @@
 
 struct sse_client {
 	struct sse_hub *hub;
-	uint64_t pos;          /* absolute offset of the next byte to read */
+	uint64_t pos; /* absolute offset of the next byte to read */
 	sse_wake_fn wake;
 	void *ud;
 	bool in_use;
@@ -22,7 +22,7 @@ struct sse_client {
 struct sse_hub {
 	char *ring;
 	size_t cap;
-	uint64_t head;         /* absolute offset of the next byte written */
+	uint64_t head; /* absolute offset of the next byte written */
 	unsigned max_clients;
 	struct sse_stats stats;
 	struct sse_client clients[];
@@ -141,7 +141,11 @@ int sse_client_attach(struct sse_hub *h, sse_wake_fn wake, void *ud, struct sse_
 		if (c->in_use)
 			continue;
 		*c = (struct sse_client){
-			.hub = h, .pos = h->head, .wake = wake, .ud = ud, .in_use = true,
+			.hub = h,
+			.pos = h->head,
+			.wake = wake,
+			.ud = ud,
+			.in_use = true,
 		};
 		h->stats.clients++;
 		h->stats.attached++;

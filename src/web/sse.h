@@ -28,13 +28,13 @@ struct sse_client;
 typedef void (*sse_wake_fn)(void *ud);
 
 struct sse_stats {
-	unsigned clients;        /* attached now */
-	uint64_t attached;       /* ever attached */
-	uint64_t dropped;        /* clients that fell behind (read returned -EPIPE) */
-	uint64_t rejected;       /* attach refused: max_clients reached */
-	uint64_t events;         /* frames published */
-	uint64_t bytes;          /* bytes published */
-	uint64_t too_big;        /* frames refused for size */
+	unsigned clients;  /* attached now */
+	uint64_t attached; /* ever attached */
+	uint64_t dropped;  /* clients that fell behind (read returned -EPIPE) */
+	uint64_t rejected; /* attach refused: max_clients reached */
+	uint64_t events;   /* frames published */
+	uint64_t bytes;    /* bytes published */
+	uint64_t too_big;  /* frames refused for size */
 };
 
 /* ring_bytes: 0 for SSE_RING_BYTES (at least 4 * SSE_MAX_FRAME);

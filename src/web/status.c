@@ -116,8 +116,8 @@ static void fmt_duration(char *out, size_t n, int64_t ms)
 	int64_t s = ms / 1000;
 
 	if (s >= 86400)
-		snprintf(out, n, "%" PRId64 " d %" PRId64 " h %" PRId64 " min", s / 86400, s / 3600 % 24,
-			 s / 60 % 60);
+		snprintf(out, n, "%" PRId64 " d %" PRId64 " h %" PRId64 " min", s / 86400,
+			 s / 3600 % 24, s / 60 % 60);
 	else if (s >= 3600)
 		snprintf(out, n, "%" PRId64 " h %" PRId64 " min", s / 3600, s / 60 % 60);
 	else if (s >= 60)
@@ -153,7 +153,8 @@ static void device_block(struct web_buf *b, const json_t *d)
 	web_buf_puts(b, "</h3>\n<table>\n");
 	if (state) {
 		row_open(b, "State");
-		web_buf_printf(b, "<span class=\"st %s\">", strcmp(state, "polling") == 0 ? "ok" : "warn");
+		web_buf_printf(b, "<span class=\"st %s\">",
+			       strcmp(state, "polling") == 0 ? "ok" : "warn");
 		web_buf_html(b, state);
 		web_buf_puts(b, "</span>");
 		row_close(b);
@@ -163,7 +164,8 @@ static void device_block(struct web_buf *b, const json_t *d)
 	row_val(b, "Serial", json_object_get(d, "serial"));
 	if (json_is_object(c)) {
 		const json_t *host = json_object_get(c, "host"), *port = json_object_get(c, "port");
-		const json_t *sp = json_object_get(c, "serial_port"), *unit = json_object_get(c, "unit_id");
+		const json_t *sp = json_object_get(c, "serial_port"),
+			     *unit = json_object_get(c, "unit_id");
 		row_open(b, "Connection");
 		const char *kind = json_string_value(json_object_get(c, "connection"));
 		web_buf_html(b, kind ? kind : "");
@@ -171,7 +173,8 @@ static void device_block(struct web_buf *b, const json_t *d)
 			web_buf_puts(b, " ");
 			web_buf_html(b, json_string_value(host));
 			if (json_is_integer(port))
-				web_buf_printf(b, ":%" JSON_INTEGER_FORMAT, json_integer_value(port));
+				web_buf_printf(b, ":%" JSON_INTEGER_FORMAT,
+					       json_integer_value(port));
 		}
 		if (json_is_string(sp)) {
 			web_buf_puts(b, " ");
@@ -188,13 +191,17 @@ static void device_block(struct web_buf *b, const json_t *d)
 	if (json_is_object(r)) {
 		row_unit(b, "PV power", jpath(r, "pv", "W"), -1, 0, "W");
 		row_unit(b, "Battery power (+ charging)", jpath(r, "battery", "W"), 1, 0, "W");
-		row_unit(b, "Battery state of charge", jpath(r, "battery", "SoC_nom_fract"), 100, 1, "%");
+		row_unit(b, "Battery state of charge", jpath(r, "battery", "SoC_nom_fract"), 100, 1,
+			 "%");
 		row_unit(b, "Grid power (+ import)", jpath(r, "meter", "W"), 1, 0, "W");
-		row_unit(b, "Total generation", jpath(r, "pv", "total_generation_Wh"), 0.001, 1, "kWh");
+		row_unit(b, "Total generation", jpath(r, "pv", "total_generation_Wh"), 0.001, 1,
+			 "kWh");
 		row_unit(b, "Total import", jpath(r, "meter", "total_import_Wh"), 0.001, 1, "kWh");
 		row_unit(b, "Total export", jpath(r, "meter", "total_export_Wh"), 0.001, 1, "kWh");
-		row_unit(b, "Total charged", jpath(r, "battery", "total_charge_Wh"), 0.001, 1, "kWh");
-		row_unit(b, "Total discharged", jpath(r, "battery", "total_discharge_Wh"), 0.001, 1, "kWh");
+		row_unit(b, "Total charged", jpath(r, "battery", "total_charge_Wh"), 0.001, 1,
+			 "kWh");
+		row_unit(b, "Total discharged", jpath(r, "battery", "total_discharge_Wh"), 0.001, 1,
+			 "kWh");
 	}
 	web_buf_puts(b, "</table>\n");
 }
@@ -207,7 +214,9 @@ void web_status_page(struct web_buf *b, const json_t *st)
 	const json_t *up_ms = json_object_get(st, "uptime_ms");
 	const json_t *v;
 
-	web_buf_puts(b, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+	web_buf_puts(
+		b,
+		"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
 		"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
 		"<meta http-equiv=\"refresh\" content=\"10\">"
 		"<link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\">"
@@ -232,7 +241,8 @@ void web_status_page(struct web_buf *b, const json_t *st)
 	if (json_is_string(json_object_get(st, "state"))) {
 		const char *s = json_string_value(json_object_get(st, "state"));
 		row_open(b, "State");
-		web_buf_printf(b, "<span class=\"st %s\">", strcmp(s, "running") == 0 ? "ok" : "warn");
+		web_buf_printf(b, "<span class=\"st %s\">",
+			       strcmp(s, "running") == 0 ? "ok" : "warn");
 		web_buf_html(b, s);
 		web_buf_puts(b, "</span>");
 		row_close(b);
@@ -288,7 +298,10 @@ void web_status_page(struct web_buf *b, const json_t *st)
 		row_val(b, "Uploads failed", json_object_get(v, "failed"));
 		row_val(b, "Last HTTP status", json_object_get(v, "last_status"));
 		const json_t *e = json_object_get(v, "last_error_detail");
-		row_err(b, "Last error", json_is_string(e) && *json_string_value(e) ? e : json_object_get(v, "last_error"));
+		row_err(b, "Last error",
+			json_is_string(e) && *json_string_value(e)
+				? e
+				: json_object_get(v, "last_error"));
 	}
 
 	section(b, "MQTT / Home Assistant");
@@ -303,7 +316,8 @@ void web_status_page(struct web_buf *b, const json_t *st)
 
 	section(b, "Grid frequency");
 	row_val(b, "From device", jpath(st, "frequency", "device"));
-	row_unit(b, "Last value", json_object_get(jpath(st, "frequency", "latest"), "hz"), 1, 3, "Hz");
+	row_unit(b, "Last value", json_object_get(jpath(st, "frequency", "latest"), "hz"), 1, 3,
+		 "Hz");
 	row_time(b, "At", json_object_get(jpath(st, "frequency", "latest"), "ts_ms"));
 	row_err(b, "Last error", jpath(st, "frequency", "last_error"));
 
@@ -323,10 +337,14 @@ void web_status_page(struct web_buf *b, const json_t *st)
 		const json_t *d;
 		web_buf_printf(b, "<h2>Devices (%zu)</h2>\n", json_array_size(devs));
 		if (!json_array_size(devs))
-			web_buf_puts(b, "<p>No device configured: add one in the <a href=\"/#/devices\">web UI</a>.</p>\n");
-		json_array_foreach(devs, i, d)
+			web_buf_puts(
+				b,
+				"<p>No device configured: add one in the <a href=\"/#/devices\">web UI</a>.</p>\n");
+		json_array_foreach (devs, i, d)
 			device_block(b, d);
 	}
-	web_buf_puts(b, "<p><a href=\"/\">&larr; Web UI</a> &middot; <a href=\"/api/state\">Raw JSON</a></p>\n"
+	web_buf_puts(
+		b,
+		"<p><a href=\"/\">&larr; Web UI</a> &middot; <a href=\"/api/state\">Raw JSON</a></p>\n"
 		"</body></html>\n");
 }

@@ -143,7 +143,7 @@ static void alt_names(char *buf, size_t len, char *host, size_t hostlen)
 	buf[0] = 0;
 	if (gethostname(host, hostlen - 1) != 0)
 		host[0] = 0;
-	host[hostlen - 1] = 0;  /* not terminated when cut */
+	host[hostlen - 1] = 0; /* not terminated when cut */
 	if (!dns_name_ok(host))
 		host[0] = 0;
 	if (host[0] && strcmp(host, "localhost") != 0) {
@@ -161,7 +161,8 @@ static void alt_names(char *buf, size_t len, char *host, size_t hostlen)
 		char a[INET_ADDRSTRLEN];
 		const struct sockaddr_in *sin = (const struct sockaddr_in *)i->ifa_addr;
 
-		if (!sin || sin->sin_family != AF_INET || (ntohl(sin->sin_addr.s_addr) >> 24) == 127)
+		if (!sin || sin->sin_family != AF_INET ||
+		    (ntohl(sin->sin_addr.s_addr) >> 24) == 127)
 			continue;
 		if (inet_ntop(AF_INET, &sin->sin_addr, a, sizeof(a)))
 			put(buf, len, &off, ",IP:%s", a);
@@ -213,7 +214,7 @@ static int generate(const char *cert_path, const char *key_path, char *err, size
 		goto out;
 	if (RAND_bytes(serial, sizeof(serial)) != 1)
 		goto out;
-	serial[0] = (serial[0] & 0x7f) | 0x40;  /* positive, 16 bytes long */
+	serial[0] = (serial[0] & 0x7f) | 0x40; /* positive, 16 bytes long */
 	bn = BN_bin2bn(serial, sizeof(serial), NULL);
 	if (!bn || !BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)))
 		goto out;
@@ -222,10 +223,10 @@ static int generate(const char *cert_path, const char *key_path, char *err, size
 	if (!X509_set_version(x, 2) ||
 	    !X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)"egw", -1,
 					-1, 0) ||
-	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-					(const unsigned char *)(host[0] && strlen(host) <= 64
-								? host : "egw gateway"),
-					-1, -1, 0) ||
+	    !X509_NAME_add_entry_by_txt(
+		    name, "CN", MBSTRING_UTF8,
+		    (const unsigned char *)(host[0] && strlen(host) <= 64 ? host : "egw gateway"),
+		    -1, -1, 0) ||
 	    !X509_set_issuer_name(x, name))
 		goto out;
 	nb = now - 86400 > NOT_BEFORE_FLOOR ? now - 86400 : NOT_BEFORE_FLOOR;
@@ -357,7 +358,7 @@ out:
 /* What the settings ask for. */
 struct want {
 	bool enabled;
-	bool generate;   /* the default paths in the state directory */
+	bool generate; /* the default paths in the state directory */
 	struct sockaddr_in sin;
 	unsigned maxc;
 	char cert_path[PATH_MAX], key_path[PATH_MAX];
@@ -369,11 +370,11 @@ struct web_tls {
 	struct loop *loop;
 	struct MHD_Daemon *d;
 	struct loop_io io;
-	struct task timer;      /* MHD's timeout */
-	struct task rebind;     /* settings changed */
-	struct want cur;        /* what d was started with */
-	struct tls_cert cert;   /* d's certificate */
-	char error[320];        /* why HTTPS is not served as asked, "" when it is */
+	struct task timer;    /* MHD's timeout */
+	struct task rebind;   /* settings changed */
+	struct want cur;      /* what d was started with */
+	struct tls_cert cert; /* d's certificate */
+	char error[320];      /* why HTTPS is not served as asked, "" when it is */
 };
 
 static void want_read(const struct web_tls *t, struct want *w)
@@ -387,7 +388,7 @@ static void want_read(const struct web_tls *t, struct want *w)
 	w->sin.sin_family = AF_INET;
 	w->sin.sin_port = htons((uint16_t)settings_values(s)->http_tls_port);
 	if (inet_pton(AF_INET, settings_values(s)->http_bind, &w->sin.sin_addr) != 1)
-		w->sin.sin_port = 0;  /* no address: refused when started */
+		w->sin.sin_port = 0; /* no address: refused when started */
 	w->maxc = (unsigned)settings_values(s)->http_max_connections;
 	w->generate = !*cert && !*key;
 	/* A path too long is cut and then not found: HTTPS says so. */
@@ -402,8 +403,8 @@ static void want_read(const struct web_tls *t, struct want *w)
 static bool want_same(const struct want *a, const struct want *b)
 {
 	return a->enabled == b->enabled && a->sin.sin_port == b->sin.sin_port &&
-	       a->sin.sin_addr.s_addr == b->sin.sin_addr.s_addr && a->maxc == b->maxc &&
-	       strcmp(a->cert_path, b->cert_path) == 0 && strcmp(a->key_path, b->key_path) == 0;
+		a->sin.sin_addr.s_addr == b->sin.sin_addr.s_addr && a->maxc == b->maxc &&
+		strcmp(a->cert_path, b->cert_path) == 0 && strcmp(a->key_path, b->key_path) == 0;
 }
 
 static void run(struct web_tls *t)
@@ -448,7 +449,7 @@ static void stop(struct web_tls *t)
 
 	if (!d)
 		return;
-	t->d = NULL;  /* a kick from what follows finds no daemon to run */
+	t->d = NULL; /* a kick from what follows finds no daemon to run */
 	/* MHD refuses to stop with connections suspended. */
 	web_release_suspended(t->web);
 	loop_io_del(t->loop, &t->io);
@@ -457,7 +458,8 @@ static void stop(struct web_tls *t)
 	tls_cert_clear(&t->cert);
 }
 
-static void set_error(struct web_tls *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_error(struct web_tls *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /* Logged when it changes: a retry that fails the same way says nothing. */
 static void set_error(struct web_tls *t, const char *fmt, ...)
@@ -595,16 +597,13 @@ static json_t *section(void *ud)
 		inet_ntop(AF_INET, &t->cur.sin.sin_addr, addr, sizeof(addr));
 		port = ntohs(t->cur.sin.sin_port);
 	}
-	return json_pack("{s:b,s:b,s:b,s:s*,s:i,s:s*,s:s*,s:s*,s:s?}",
-		"enabled", settings_values(s)->http_tls,
-		"available", MHD_is_feature_supported(MHD_FEATURE_TLS) == MHD_YES,
-		"listening", t->d != NULL,
-		"address", t->d ? addr : NULL,
-		"port", port,
-		"fingerprint_sha256", t->d ? t->cert.fingerprint : NULL,
-		"not_after", t->d && t->cert.not_after[0] ? t->cert.not_after : NULL,
-		"cert", t->d ? t->cur.cert_path : NULL,
-		"error", t->error[0] ? t->error : NULL);
+	return json_pack("{s:b,s:b,s:b,s:s*,s:i,s:s*,s:s*,s:s*,s:s?}", "enabled",
+			 settings_values(s)->http_tls, "available",
+			 MHD_is_feature_supported(MHD_FEATURE_TLS) == MHD_YES, "listening",
+			 t->d != NULL, "address", t->d ? addr : NULL, "port", port,
+			 "fingerprint_sha256", t->d ? t->cert.fingerprint : NULL, "not_after",
+			 t->d && t->cert.not_after[0] ? t->cert.not_after : NULL, "cert",
+			 t->d ? t->cur.cert_path : NULL, "error", t->error[0] ? t->error : NULL);
 }
 
 int web_tls_new(struct web *web, struct egw *e, struct web_tls **ret)

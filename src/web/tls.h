@@ -37,9 +37,9 @@ struct MHD_OptionItem;
 /* A certificate and its key, as PEM text (what libmicrohttpd takes). */
 struct tls_cert {
 	char *cert_pem;
-	char *key_pem;                 /* cleansed when freed */
-	char fingerprint[96];          /* SHA-256 of the DER certificate, "AB:CD:..." */
-	char not_after[32];            /* "2036-12-03T08:00:00Z" */
+	char *key_pem;        /* cleansed when freed */
+	char fingerprint[96]; /* SHA-256 of the DER certificate, "AB:CD:..." */
+	char not_after[32];   /* "2036-12-03T08:00:00Z" */
 };
 
 /* Loads the pair at cert_path/key_path.  With generate, when either file is
@@ -49,7 +49,7 @@ struct tls_cert {
  * certificate), -EFBIG (a file over 64 KiB), -ENOMEM, -EIO (OpenSSL failed)
  * or -errno; err gets a sentence naming the file on failure. */
 int tls_cert_load_or_create(const char *cert_path, const char *key_path, bool generate,
-                            struct tls_cert *ret, bool *ret_created, char *err, size_t errlen);
+			    struct tls_cert *ret, bool *ret_created, char *err, size_t errlen);
 void tls_cert_clear(struct tls_cert *c);
 
 /* The listener.  Returns 0 (whatever became of HTTPS) or -ENOMEM. */
@@ -66,7 +66,7 @@ void web_tls_kick(struct web_tls *t);
 /* web.c: a daemon with the plain listener's handlers and limits, with the
  * extra options tls (NULL: plain).  NULL on failure, *err = -errno. */
 struct MHD_Daemon *web_start_daemon(struct web *w, const struct sockaddr_in *sin, unsigned maxc,
-                                    const struct MHD_OptionItem *tls, int *err);
+				    const struct MHD_OptionItem *tls, int *err);
 /* web.c: resumes every suspended connection (live streams end, held answers
  * go out), as libmicrohttpd will not stop a daemon that has any. */
 void web_release_suspended(struct web *w);

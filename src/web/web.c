@@ -145,7 +145,8 @@ void web_buf_histogram(struct web_buf *b, const char *name, const char *label, c
 		cum += counts[k];
 		series(b, name, "_bucket", label, value);
 		if (k < nbounds)
-			web_buf_printf(b, "%sle=\"%g\"} %" PRIu64 "\n", label ? "," : "", bounds[k], cum);
+			web_buf_printf(b, "%sle=\"%g\"} %" PRIu64 "\n", label ? "," : "", bounds[k],
+				       cum);
 		else
 			web_buf_printf(b, "%sle=\"+Inf\"} %" PRIu64 "\n", label ? "," : "", cum);
 	}
@@ -159,12 +160,23 @@ void web_buf_html(struct web_buf *b, const char *s)
 {
 	for (; s && *s; s++) {
 		switch (*s) {
-		case '<': web_buf_puts(b, "&lt;"); break;
-		case '>': web_buf_puts(b, "&gt;"); break;
-		case '&': web_buf_puts(b, "&amp;"); break;
-		case '"': web_buf_puts(b, "&quot;"); break;
-		case '\'': web_buf_puts(b, "&#39;"); break;
-		default: web_buf_append(b, s, 1);
+		case '<':
+			web_buf_puts(b, "&lt;");
+			break;
+		case '>':
+			web_buf_puts(b, "&gt;");
+			break;
+		case '&':
+			web_buf_puts(b, "&amp;");
+			break;
+		case '"':
+			web_buf_puts(b, "&quot;");
+			break;
+		case '\'':
+			web_buf_puts(b, "&#39;");
+			break;
+		default:
+			web_buf_append(b, s, 1);
 		}
 	}
 }
@@ -190,7 +202,8 @@ static void count_request(struct web *w, unsigned route, unsigned status)
  * for a bad request line or a 431, are written inside it without a hook; they
  * carry a fixed HTML text and no data.) */
 static const char *const security_headers[][2] = {
-	{ "Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+	{ "Content-Security-Policy",
+	  "default-src 'self'; style-src 'self' 'unsafe-inline'; "
 	  "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
 	  "frame-ancestors 'none'" },
 	{ "X-Content-Type-Options", "nosniff" },
@@ -204,7 +217,8 @@ int web_reply_response(struct web_request *rq, unsigned status, struct MHD_Respo
 	 * stricter policy of its own (the UI assets) keeps it. */
 	for (size_t i = 0; i < ARRAY_SIZE(security_headers); i++)
 		if (!MHD_get_response_header(resp, security_headers[i][0]))
-			MHD_add_response_header(resp, security_headers[i][0], security_headers[i][1]);
+			MHD_add_response_header(resp, security_headers[i][0],
+						security_headers[i][1]);
 	count_request(rq->web, rq->route, status);
 	return MHD_queue_response(rq->conn, status, resp);
 }
@@ -231,7 +245,7 @@ static int reply_owned_hdr(struct web_request *rq, unsigned status, const char *
 }
 
 int web_reply_owned(struct web_request *rq, unsigned status, const char *type, char *data,
-		       size_t len)
+		    size_t len)
 {
 	return reply_owned_hdr(rq, status, type, data, len, NULL, NULL);
 }
@@ -239,8 +253,8 @@ int web_reply_owned(struct web_request *rq, unsigned status, const char *type, c
 int web_reply_data(struct web_request *rq, unsigned status, const char *content_type,
 		   const void *data, size_t len, bool copy)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)data,
-		copy ? MHD_RESPMEM_MUST_COPY : MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+		len, (void *)data, copy ? MHD_RESPMEM_MUST_COPY : MHD_RESPMEM_PERSISTENT);
 	int ret;
 	if (!r)
 		return MHD_NO;
@@ -319,7 +333,8 @@ static int reply_retry_later(struct web_request *rq)
 {
 	struct web *w = rq->web;
 	char after[16], *text;
-	json_t *o = json_pack("{s:s}", "error", "too many wrong tokens from this address: retry "
+	json_t *o = json_pack("{s:s}", "error",
+			      "too many wrong tokens from this address: retry "
 			      "later (the right token is always accepted)");
 	struct MHD_Response *r;
 
@@ -342,8 +357,8 @@ static int reply_retry_later(struct web_request *rq)
 		MHD_add_response_header(r, security_headers[i][0], security_headers[i][1]);
 	count_request(w, rq->route, 429);
 	MHD_suspend_connection(rq->conn);
-	w->delayed[w->ndelayed++] = (struct delayed_reply){
-		.c = rq->conn, .r = r, .due = now_usec() + AUTH_DELAY };
+	w->delayed[w->ndelayed++] =
+		(struct delayed_reply){ .c = rq->conn, .r = r, .due = now_usec() + AUTH_DELAY };
 	if (w->ndelayed == 1)
 		loop_task_add(w->loop, &w->delay_task, w->delayed[0].due);
 	return MHD_YES;
@@ -407,14 +422,14 @@ json_t *web_state_doc(struct web *w, bool all_sections)
 	char listen[INET_ADDRSTRLEN + 8], addr[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &w->bound.sin_addr, addr, sizeof(addr));
 	snprintf(listen, sizeof(listen), "%s:%u", addr, ntohs(w->bound.sin_port));
-	json_object_set_new(o, "http", json_pack("{s:I,s:I,s:I,s:s,s:i,s:i,s:s?}",
-		"auth_failures", (json_int_t)w->auth_failures,
-		"auth_limited", (json_int_t)w->auth_limited,
-		"connections", (json_int_t)w->connections_total,
-		"listening", listen,
-		"max_connections", (int)w->max_connections,
-		"open_connections", (int)w->open_connections,
-		"rebind_error", w->rebind_err ? egw_strerror(w->rebind_err) : NULL));
+	json_object_set_new(o, "http",
+			    json_pack("{s:I,s:I,s:I,s:s,s:i,s:i,s:s?}", "auth_failures",
+				      (json_int_t)w->auth_failures, "auth_limited",
+				      (json_int_t)w->auth_limited, "connections",
+				      (json_int_t)w->connections_total, "listening", listen,
+				      "max_connections", (int)w->max_connections,
+				      "open_connections", (int)w->open_connections, "rebind_error",
+				      w->rebind_err ? egw_strerror(w->rebind_err) : NULL));
 	return o;
 }
 
@@ -429,24 +444,32 @@ static int dispatch(struct web *w, struct MHD_Connection *c, const char *url, co
 		    struct req_ctx *cx)
 {
 	struct web_request rq = {
-		.web = w, .egw = w->egw, .conn = c, .method = method, .path = url,
-		.body = cx->body, .body_len = cx->len, .route = ROUTE_UNMATCHED,
+		.web = w,
+		.egw = w->egw,
+		.conn = c,
+		.method = method,
+		.path = url,
+		.body = cx->body,
+		.body_len = cx->len,
+		.route = ROUTE_UNMATCHED,
 	};
 	const char *m = strcmp(method, "HEAD") == 0 ? "GET" : method;
 	char allow[64] = "";
 	bool path_found = false;
 
-	if (!web_host_allowed(w, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)))
-		return web_reply_error(&rq, 421, "this gateway does not answer to that Host name: use "
+	if (!web_host_allowed(
+		    w, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)))
+		return web_reply_error(&rq, 421,
+				       "this gateway does not answer to that Host name: use "
 				       "its IP address, localhost, its host name, or add the name "
-				       "to the http.allowed_hosts setting", "Host");
+				       "to the http.allowed_hosts setting",
+				       "Host");
 
 	for (unsigned i = 0; i < NROUTES; i++) {
 		const struct web_route *r = &web_route_table[i];
 		size_t n = strlen(r->path);
-		bool match = n >= 1 && r->path[n - 1] == '*'
-			? strncmp(url, r->path, n - 1) == 0
-			: strcmp(url, r->path) == 0;
+		bool match = n >= 1 && r->path[n - 1] == '*' ? strncmp(url, r->path, n - 1) == 0
+							     : strcmp(url, r->path) == 0;
 		if (!match)
 			continue;
 		path_found = true;
@@ -462,8 +485,8 @@ static int dispatch(struct web *w, struct MHD_Connection *c, const char *url, co
 			/* Monotonic: a clock step (NTP at boot) must not lock anyone out. */
 			int64_t now = (int64_t)(now_usec() / 1000);
 			uint8_t peer[16];
-			const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-								       MHD_HTTP_HEADER_AUTHORIZATION);
+			const char *auth = MHD_lookup_connection_value(
+				c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 
 			/* The token first: the right one is never refused. */
 			if (web_token_ok(w->egw->token, auth))
@@ -475,8 +498,10 @@ static int dispatch(struct web *w, struct MHD_Connection *c, const char *url, co
 				return reply_retry_later(&rq);
 			}
 			web_auth_failed(w, peer, now);
-			return web_reply_error(&rq, 401, auth ? "wrong token"
-					       : "missing Authorization: Bearer <token>", NULL);
+			return web_reply_error(&rq, 401,
+					       auth ? "wrong token"
+						    : "missing Authorization: Bearer <token>",
+					       NULL);
 		}
 		return r->handler(&rq);
 	}
@@ -484,8 +509,10 @@ static int dispatch(struct web *w, struct MHD_Connection *c, const char *url, co
 		json_t *o = json_pack("{s:s,s:s}", "error", "method not allowed", "allow", allow);
 		/* A route that moved from GET to POST says so. */
 		if (o && strcmp(m, "GET") == 0 && strstr(allow, "POST"))
-			json_object_set_new(o, "error", json_string(
-				"method not allowed: this route takes POST (with the token)"));
+			json_object_set_new(
+				o, "error",
+				json_string(
+					"method not allowed: this route takes POST (with the token)"));
 		return reply_error_hdr(&rq, 405, o, MHD_HTTP_HEADER_ALLOW, allow);
 	}
 	return web_reply_error(&rq, 404, "no such path", NULL);
@@ -523,11 +550,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 							     MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && strtoull(cl, NULL, 10) > w->max_body) {
 			/* Refuse before reading the body: the connection closes after. */
-			struct web_request rq = { .web = w, .egw = w->egw, .conn = c,
+			struct web_request rq = { .web = w,
+						  .egw = w->egw,
+						  .conn = c,
 						  .route = ROUTE_UNMATCHED };
 			cx->answered = true;
 			conn_answered(c);
-			return (enum MHD_Result)web_reply_error(&rq, 413, "request body too large", NULL);
+			return (enum MHD_Result)web_reply_error(&rq, 413, "request body too large",
+								NULL);
 		}
 		/* Answer on a later call so libmicrohttpd keeps the connection alive. */
 		return MHD_YES;
@@ -562,7 +592,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	cx->answered = true;
 	conn_answered(c);
 	if (cx->too_big) {
-		struct web_request rq = { .web = w, .egw = w->egw, .conn = c, .route = ROUTE_UNMATCHED };
+		struct web_request rq = { .web = w,
+					  .egw = w->egw,
+					  .conn = c,
+					  .route = ROUTE_UNMATCHED };
 		return (enum MHD_Result)web_reply_error(&rq, 413, "request body too large", NULL);
 	}
 	return (enum MHD_Result)dispatch(w, c, url, method, cx);
@@ -728,29 +761,25 @@ static struct MHD_Daemon *start_any(struct web *w, const struct sockaddr_in *sin
 	/* TLS without TURBO: libmicrohttpd 0.9.75 only cleans up a connection
 	 * closed during its TLS handshake (timed out, shut down) after a TLS
 	 * shutdown, which TURBO skips; such connections would stay for ever. */
-	d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-			     (tls ? MHD_USE_TLS : MHD_USE_TURBO),
-		0, NULL, NULL, on_request, w,
-		MHD_OPTION_ARRAY, where,
-		MHD_OPTION_ARRAY, tls ? tls : none,
+	d = MHD_start_daemon(
+		MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | (tls ? MHD_USE_TLS : MHD_USE_TURBO), 0,
+		NULL, NULL, on_request, w, MHD_OPTION_ARRAY, where, MHD_OPTION_ARRAY,
+		tls ? tls : none,
 		/* Not LISTENING_ADDRESS_REUSE 1: that is SO_REUSEPORT, with which
 		 * a second egwd would silently share the port with the first. */
-		MHD_OPTION_CONNECTION_LIMIT, maxc,
-		MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_address(maxc),
-		MHD_OPTION_CONNECTION_TIMEOUT, w->timeout_s,
+		MHD_OPTION_CONNECTION_LIMIT, maxc, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		per_address(maxc), MHD_OPTION_CONNECTION_TIMEOUT, w->timeout_s,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_LIMIT,
 		/* HTTP/1.1 requests need a Host header, and so on */
-		MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
-		MHD_OPTION_NOTIFY_CONNECTION, on_connection, w,
-		MHD_OPTION_END);
+		MHD_OPTION_STRICT_FOR_CLIENT, (int)1, MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, w, MHD_OPTION_END);
 	if (!d)
 		*err = errno ? -errno : -EADDRINUSE;
 	return d;
 }
 
-static struct MHD_Daemon *start_daemon(struct web *w, const struct sockaddr_in *sin,
-				       unsigned maxc, int listen_fd, int *err)
+static struct MHD_Daemon *start_daemon(struct web *w, const struct sockaddr_in *sin, unsigned maxc,
+				       int listen_fd, int *err)
 {
 	return start_any(w, sin, maxc, listen_fd, NULL, err);
 }
@@ -815,7 +844,7 @@ static int on_rebind(struct task *t, usec_t now)
 	webui_daemon_closing(w->egw->webui);
 	delayed_flush(w, 0, true);
 	loop_task_cancel(w->loop, &w->delay_task);
-	web_tls_kick(w->tls);  /* for the HTTPS connections just resumed */
+	web_tls_kick(w->tls); /* for the HTTPS connections just resumed */
 	/* Its connections close, and on_connection counts each one out; the
 	 * HTTPS listener's connections stay open and counted. */
 	MHD_stop_daemon(old);
@@ -900,8 +929,10 @@ int web_new(struct egw *e, struct web **ret)
 	w->io.fd = -1;
 	w->timer = (struct task){ .name = "http", .run = on_mhd_timer, .prio = 0 };
 	w->timer.idx = SCHED_NOT_QUEUED;
-	w->deadline = (struct task){ .name = "http-deadline", .run = on_deadline,
-				     .period = 250 * USEC_PER_MSEC, .prio = 1 };
+	w->deadline = (struct task){ .name = "http-deadline",
+				     .run = on_deadline,
+				     .period = 250 * USEC_PER_MSEC,
+				     .prio = 1 };
 	w->deadline.idx = SCHED_NOT_QUEUED;
 	w->rebind = (struct task){ .name = "http-rebind", .run = on_rebind, .prio = 1 };
 	w->rebind.idx = SCHED_NOT_QUEUED;
@@ -946,7 +977,7 @@ void web_free(struct web *w)
 {
 	if (!w)
 		return;
-	web_tls_free(w->tls);  /* its connections are on w->conns */
+	web_tls_free(w->tls); /* its connections are on w->conns */
 	loop_io_del(w->loop, &w->io);
 	loop_task_cancel(w->loop, &w->timer);
 	loop_task_cancel(w->loop, &w->deadline);
@@ -955,7 +986,7 @@ void web_free(struct web *w)
 	delayed_flush(w, 0, true);
 	if (w->d)
 		MHD_stop_daemon(w->d);
-	while (w->conns) {  /* closed without a notice */
+	while (w->conns) { /* closed without a notice */
 		struct conn_ctx *cc = w->conns;
 		w->conns = cc->next;
 		free(cc);

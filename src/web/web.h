@@ -54,11 +54,11 @@ struct web_request {
 	struct web *web;
 	struct egw *egw;
 	struct MHD_Connection *conn;
-	const char *method;       /* "GET", ... (HEAD is routed as GET) */
-	const char *path;         /* URL path, without the query string */
-	const char *body;         /* NUL-terminated, may be NULL when empty */
+	const char *method; /* "GET", ... (HEAD is routed as GET) */
+	const char *path;   /* URL path, without the query string */
+	const char *body;   /* NUL-terminated, may be NULL when empty */
 	size_t body_len;
-	unsigned route;           /* index in the route table (for metrics) */
+	unsigned route; /* index in the route table (for metrics) */
 };
 
 /* A handler answers exactly once with one of the reply helpers and returns
@@ -78,7 +78,7 @@ int web_reply_json(struct web_request *rq, unsigned status, json_t *json);
 int web_reply_error(struct web_request *rq, unsigned status, const char *msg, const char *field);
 /* Bytes copied by MHD when copy, else must stay valid (static). */
 int web_reply_data(struct web_request *rq, unsigned status, const char *content_type,
-                   const void *data, size_t len, bool copy);
+		   const void *data, size_t len, bool copy);
 /* A prepared response (e.g. a callback response for SSE); not destroyed. */
 int web_reply_response(struct web_request *rq, unsigned status, struct MHD_Response *resp);
 
@@ -86,7 +86,7 @@ int web_reply_response(struct web_request *rq, unsigned status, struct MHD_Respo
 struct web_buf {
 	char *data;
 	size_t len, cap;
-	bool failed;   /* out of memory: contents truncated */
+	bool failed; /* out of memory: contents truncated */
 };
 void web_buf_printf(struct web_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void web_buf_append(struct web_buf *b, const char *s, size_t n);
@@ -99,7 +99,7 @@ void web_buf_label(struct web_buf *b, const char *s);
  * with the label label="value" when label is non-NULL.  counts has
  * nbounds + 1 entries, one per bucket (not cumulative); sum in seconds. */
 void web_buf_histogram(struct web_buf *b, const char *name, const char *label, const char *value,
-                       const double *bounds, size_t nbounds, const uint64_t *counts, double sum);
+		       const double *bounds, size_t nbounds, const uint64_t *counts, double sum);
 void web_buf_free(struct web_buf *b);
 
 typedef json_t *(*web_section_fn)(void *ud);
@@ -137,7 +137,7 @@ int web_add_metrics(struct web *w, web_metrics_fn fn, void *ud);
  * hex) and sets *ret_created.  ret_token gets WEB_TOKEN_HEX chars + NUL.
  * Returns 0, -EINVAL (file not 64 hex chars) or -errno. */
 int web_token_load_or_create(const char *state_dir, char ret_token[WEB_TOKEN_HEX + 1],
-                             bool *ret_created);
+			     bool *ret_created);
 /* Constant-time check of an Authorization header value ("Bearer <token>"). */
 bool web_token_ok(const char *token, const char *authorization);
 

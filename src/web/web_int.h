@@ -31,23 +31,23 @@
 #include "loop/loop.h"
 #include "sched/sched.h"
 
-#define HEADER_LIMIT (16 * 1024)      /* per-connection memory for the request head */
+#define HEADER_LIMIT (16 * 1024) /* per-connection memory for the request head */
 #define AUTH_WINDOW_MS 10000
-#define AUTH_MAX_FAILURES 10   /* per client address, within the window */
-#define AUTH_PEERS 32          /* client addresses tracked (least recent evicted) */
-#define AUTH_RETRY_S 10        /* Retry-After of a 429 */
+#define AUTH_MAX_FAILURES 10 /* per client address, within the window */
+#define AUTH_PEERS 32        /* client addresses tracked (least recent evicted) */
+#define AUTH_RETRY_S 10      /* Retry-After of a 429 */
 /* A limited address's wrong tokens are answered this late: with one client
  * address holding at most three quarters of the connections, that bounds
  * its guesses to about that many a second (thousands before). */
 #define AUTH_DELAY (1 * USEC_PER_SEC)
-#define AUTH_DELAYED_MAX 64    /* answers held at once; past that, at once */
+#define AUTH_DELAYED_MAX 64 /* answers held at once; past that, at once */
 /* Under pressure (three quarters of the connections taken) a request must
  * be complete within this of its connection's start or its previous answer:
  * idle keep-alive sockets and slow senders make room for others. */
 #define PRESSURE_TIMEOUT (1 * USEC_PER_SEC)
 
 #define NROUTES 30 /* entries of web_route_table (web.c) */
-#define NCODES 16 /* entries of web_counted_codes (web.c) */
+#define NCODES 16  /* entries of web_counted_codes (web.c) */
 #define ROUTE_UNMATCHED NROUTES
 
 extern const struct web_route web_route_table[NROUTES];
@@ -71,7 +71,7 @@ struct web {
 	struct MHD_Daemon *d;
 	struct loop_io io;
 	struct task timer;
-	struct MHD_Response *hello;     /* shared, queued many times */
+	struct MHD_Response *hello; /* shared, queued many times */
 	/* GET /api/settings: one serialized copy for every request until the
 	 * settings change (settings_gen), not one per request. */
 	struct MHD_Response *settings_resp;
@@ -92,8 +92,8 @@ struct web {
 	 * and there is no limit over all addresses that one client could fill.
 	 * What stops guessing is the token's 256 bits; this only slows it. */
 	struct auth_peer {
-		uint8_t addr[16];  /* IPv4 as ::ffff:a.b.c.d */
-		int64_t last_ms;   /* 0: free slot */
+		uint8_t addr[16]; /* IPv4 as ::ffff:a.b.c.d */
+		int64_t last_ms;  /* 0: free slot */
 		int64_t fail_ms[AUTH_MAX_FAILURES];
 		unsigned next;
 	} auth_peers[AUTH_PEERS];
@@ -111,14 +111,14 @@ struct web {
 	/* What the daemon listens on; a settings change moves it (rebind task). */
 	struct sockaddr_in bound;
 	struct task rebind;
-	int rebind_err;  /* last failed move (-errno), 0: none */
-	bool at_limit;   /* MHD stopped accepting; it resumes on its next MHD_run */
-	bool kick;       /* run MHD again at once */
+	int rebind_err; /* last failed move (-errno), 0: none */
+	bool at_limit;  /* MHD stopped accepting; it resumes on its next MHD_run */
+	bool kick;      /* run MHD again at once */
 
-	struct conn_ctx *conns;       /* open connections (request deadline) */
+	struct conn_ctx *conns; /* open connections (request deadline) */
 	struct task deadline;
 
-	struct web_tls *tls;          /* the HTTPS listener (tls.c) */
+	struct web_tls *tls; /* the HTTPS listener (tls.c) */
 };
 
 /* Per-connection state, from accept to close.  libmicrohttpd's timeout is
@@ -131,7 +131,7 @@ struct conn_ctx {
 	struct conn_ctx *prev, *next;
 	struct MHD_Connection *c;
 	usec_t since;
-	bool answered;   /* the current request got its answer (or a stream) */
+	bool answered; /* the current request got its answer (or a stream) */
 };
 
 /* Per-request state, from the first handler call to the completion notice. */
@@ -143,22 +143,23 @@ struct req_ctx {
 };
 
 /* Shared helpers. */
-void web_buf_puts(struct web_buf *b, const char *s);  /* web.c */
-int web_reply_owned(struct web_request *rq, unsigned status, const char *type, char *data, size_t len);  /* web.c */
-const struct section *web_find_section(const struct web *w, const char *name);  /* web.c */
-int64_t web_uptime_ms(const struct egw *e);  /* web.c */
-json_t *web_state_doc(struct web *w, bool all_sections);  /* web.c */
-bool web_host_allowed(const struct web *w, const char *host);  /* auth.c */
-bool web_auth_limited(struct web *w, const uint8_t key[16], int64_t now_ms);  /* auth.c */
-void web_auth_failed(struct web *w, const uint8_t key[16], int64_t now_ms);  /* auth.c */
-int web_h_hello(struct web_request *rq);  /* api.c */
-int web_h_version(struct web_request *rq);  /* api.c */
-int web_h_uptime(struct web_request *rq);  /* api.c */
-int web_h_state(struct web_request *rq);  /* api.c */
-int web_h_settings_get(struct web_request *rq);  /* api.c */
-int web_h_settings_post(struct web_request *rq);  /* api.c */
-int web_h_fcr_log(struct web_request *rq);  /* api_fcr.c */
-int web_h_metrics(struct web_request *rq);  /* api.c */
-int web_h_status(struct web_request *rq);  /* api.c */
-int web_h_crypto(struct web_request *rq);  /* api.c */
-int web_h_name(struct web_request *rq);  /* api.c */
+void web_buf_puts(struct web_buf *b, const char *s); /* web.c */
+int web_reply_owned(struct web_request *rq, unsigned status, const char *type, char *data,
+		    size_t len);                                               /* web.c */
+const struct section *web_find_section(const struct web *w, const char *name); /* web.c */
+int64_t web_uptime_ms(const struct egw *e);                                    /* web.c */
+json_t *web_state_doc(struct web *w, bool all_sections);                       /* web.c */
+bool web_host_allowed(const struct web *w, const char *host);                  /* auth.c */
+bool web_auth_limited(struct web *w, const uint8_t key[16], int64_t now_ms);   /* auth.c */
+void web_auth_failed(struct web *w, const uint8_t key[16], int64_t now_ms);    /* auth.c */
+int web_h_hello(struct web_request *rq);                                       /* api.c */
+int web_h_version(struct web_request *rq);                                     /* api.c */
+int web_h_uptime(struct web_request *rq);                                      /* api.c */
+int web_h_state(struct web_request *rq);                                       /* api.c */
+int web_h_settings_get(struct web_request *rq);                                /* api.c */
+int web_h_settings_post(struct web_request *rq);                               /* api.c */
+int web_h_fcr_log(struct web_request *rq);                                     /* api_fcr.c */
+int web_h_metrics(struct web_request *rq);                                     /* api.c */
+int web_h_status(struct web_request *rq);                                      /* api.c */
+int web_h_crypto(struct web_request *rq);                                      /* api.c */
+int web_h_name(struct web_request *rq);                                        /* api.c */

@@ -70,10 +70,10 @@ void webui_client_addr(struct web_request *rq, char *buf, size_t len)
 	snprintf(buf, len, "?");
 	if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, buf,
-		          (socklen_t)len);
+			  (socklen_t)len);
 	else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, buf,
-		          (socklen_t)len);
+			  (socklen_t)len);
 }
 
 json_t *webui_body_json(struct web_request *rq, char *err, size_t errlen)
@@ -146,7 +146,8 @@ int webui_h_asset(struct web_request *rq)
 {
 	/* Browsers ask for /favicon.ico on their own: answer with the SVG icon
 	 * (its Content-Type says what it is). */
-	const struct asset *a = assets_find(strcmp(rq->path, "/favicon.ico") == 0 ? "/favicon.svg" : rq->path);
+	const struct asset *a =
+		assets_find(strcmp(rq->path, "/favicon.ico") == 0 ? "/favicon.svg" : rq->path);
 	const char *inm;
 	struct MHD_Response *resp;
 	unsigned status = 200;
@@ -159,7 +160,8 @@ int webui_h_asset(struct web_request *rq)
 		status = 304;
 		resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
 	} else {
-		resp = MHD_create_response_from_buffer(a->size, (void *)a->data, MHD_RESPMEM_PERSISTENT);
+		resp = MHD_create_response_from_buffer(a->size, (void *)a->data,
+						       MHD_RESPMEM_PERSISTENT);
 	}
 	if (!resp)
 		return MHD_NO;
@@ -169,9 +171,10 @@ int webui_h_asset(struct web_request *rq)
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	if (strncmp(a->type, "text/html", 9) == 0) {
-		MHD_add_response_header(resp, "Content-Security-Policy",
-		                        "default-src 'self'; img-src 'self' data:; object-src 'none'; "
-		                        "frame-ancestors 'none'; base-uri 'none'");
+		MHD_add_response_header(
+			resp, "Content-Security-Policy",
+			"default-src 'self'; img-src 'self' data:; object-src 'none'; "
+			"frame-ancestors 'none'; base-uri 'none'");
 		MHD_add_response_header(resp, "X-Frame-Options", "DENY");
 	}
 	ret = web_reply_response(rq, status, resp);
@@ -193,9 +196,10 @@ static int on_watch(struct task *t, usec_t now)
 		struct uploader_stats st;
 		uploader_get_stats(e->uploader, &st);
 		if (st.failed > u->up_failed && st.ok == u->up_ok && st.last_error)
-			webui_notify(u, "error", "backend", "backend unreachable: %s (%" PRIu64 " failed "
-			             "attempts; batches wait in the store)", egw_strerror(st.last_error),
-			             st.failed);
+			webui_notify(u, "error", "backend",
+				     "backend unreachable: %s (%" PRIu64 " failed "
+				     "attempts; batches wait in the store)",
+				     egw_strerror(st.last_error), st.failed);
 		else if (st.ok > u->up_ok)
 			webui_note_clear(u, "backend");
 		u->up_failed = st.failed;
@@ -208,9 +212,10 @@ static int on_watch(struct task *t, usec_t now)
 		if (ss.disk_full)
 			webui_notify(u, "error", "store", "store: the disk is full");
 		else if (max > 0 && ss.bytes >= max / 10 * 9)
-			webui_notify(u, "warning", "store", "store near full: %" PRId64 " of %" PRId64
-			             " bytes, %" PRId64 " batches waiting; the oldest will be dropped",
-			             ss.bytes, max, ss.backlog);
+			webui_notify(u, "warning", "store",
+				     "store near full: %" PRId64 " of %" PRId64 " bytes, %" PRId64
+				     " batches waiting; the oldest will be dropped",
+				     ss.bytes, max, ss.backlog);
 		else
 			webui_note_clear(u, "store");
 	}
@@ -227,16 +232,22 @@ int webui_new(struct egw *e, struct webui **ret)
 	if (!u)
 		return -ENOMEM;
 	u->e = e;
-	u->heartbeat = (struct task){ .name = "sse-heartbeat", .run = webui_heartbeat,
-	                              .period = HEARTBEAT_PERIOD, .prio = 10 };
-	u->watch = (struct task){ .name = "webui-watch", .run = on_watch,
-	                          .period = WATCH_PERIOD, .prio = 20 };
+	u->heartbeat = (struct task){ .name = "sse-heartbeat",
+				      .run = webui_heartbeat,
+				      .period = HEARTBEAT_PERIOD,
+				      .prio = 10 };
+	u->watch = (struct task){ .name = "webui-watch",
+				  .run = on_watch,
+				  .period = WATCH_PERIOD,
+				  .prio = 20 };
 	u->kick = (struct task){ .name = "webui-kick", .run = on_kick, .prio = 0 };
 	u->raw_gc = (struct task){ .name = "webui-raw", .run = webui_raw_gc };
-	u->scan_limit = (struct limiter){ .window = SCAN_WINDOW, .per_addr = SCAN_PER_ADDRESS,
-	                                  .all = SCAN_ALL };
-	u->read_limit = (struct limiter){ .window = READ_WINDOW, .per_addr = READ_PER_ADDRESS,
-	                                  .all = READ_ALL };
+	u->scan_limit = (struct limiter){ .window = SCAN_WINDOW,
+					  .per_addr = SCAN_PER_ADDRESS,
+					  .all = SCAN_ALL };
+	u->read_limit = (struct limiter){ .window = READ_WINDOW,
+					  .per_addr = READ_PER_ADDRESS,
+					  .all = READ_ALL };
 	u->heartbeat.idx = u->watch.idx = u->kick.idx = u->raw_gc.idx = SCHED_NOT_QUEUED;
 	/* A live stream holds its connection for ever: keep 8 of
 	 * http.max_connections (half when it is that small) for everything else,

@@ -44,7 +44,7 @@ void webui_egw_fini(struct egw *e);
 void webui_on_reading(struct webui *u, struct device *d, int64_t ts_ms, const struct reading *r);
 void webui_on_freq(struct webui *u, struct device *d, int64_t ts_ms, double hz);
 void webui_on_state(struct webui *u, struct device *d, int old_state, int new_state,
-                    const char *reason);
+		    const char *reason);
 
 /* Adds a notification (level "info", "warning" or "error"); a notification
  * with the same key replaces the older one.  Kept: the last WEBUI_NOTES_MAX. */
@@ -52,14 +52,14 @@ void webui_notify(struct webui *u, const char *level, const char *key, const cha
 	__attribute__((format(printf, 4, 5)));
 
 /* Route handlers (web.c route table). */
-int webui_h_asset(struct web_request *rq);           /* GET / and the assets */
-int webui_h_live(struct web_request *rq);            /* GET /api/live */
-int webui_h_device_get(struct web_request *rq);      /* GET /api/device */
-int webui_h_device_post(struct web_request *rq);     /* POST /api/device (token) */
-int webui_h_device_delete(struct web_request *rq);   /* DELETE /api/device (token) */
-int webui_h_supported(struct web_request *rq);       /* GET /api/device/supported */
-int webui_h_scan(struct web_request *rq);            /* GET /api/device/scan: results only */
-int webui_h_scan_post(struct web_request *rq);       /* POST /api/device/scan (token) */
+int webui_h_asset(struct web_request *rq);         /* GET / and the assets */
+int webui_h_live(struct web_request *rq);          /* GET /api/live */
+int webui_h_device_get(struct web_request *rq);    /* GET /api/device */
+int webui_h_device_post(struct web_request *rq);   /* POST /api/device (token) */
+int webui_h_device_delete(struct web_request *rq); /* DELETE /api/device (token) */
+int webui_h_supported(struct web_request *rq);     /* GET /api/device/supported */
+int webui_h_scan(struct web_request *rq);          /* GET /api/device/scan: results only */
+int webui_h_scan_post(struct web_request *rq);     /* POST /api/device/scan (token) */
 
 struct ifaddrs;
 /* The networks `hosts=local` scans: each IPv4 interface that is up and not
@@ -67,9 +67,9 @@ struct ifaddrs;
  * /24 around the interface's address), comma separated, without repeats.
  * Returns how many were written to buf (size n). */
 unsigned webui_local_networks(const struct ifaddrs *ifs, char *buf, size_t n);
-int webui_h_modbus_get(struct web_request *rq);      /* GET /api/inverter/modbus: 405 */
-int webui_h_modbus_read(struct web_request *rq);     /* POST /api/inverter/modbus/read (token) */
-int webui_h_modbus_post(struct web_request *rq);     /* POST /api/inverter/modbus (token) */
-int webui_h_notes_get(struct web_request *rq);       /* GET /api/notification */
-int webui_h_notes_delete(struct web_request *rq);    /* DELETE /api/notification/{id} (token) */
-int webui_h_frequency(struct web_request *rq);       /* GET /api/frequency */
+int webui_h_modbus_get(struct web_request *rq);   /* GET /api/inverter/modbus: 405 */
+int webui_h_modbus_read(struct web_request *rq);  /* POST /api/inverter/modbus/read (token) */
+int webui_h_modbus_post(struct web_request *rq);  /* POST /api/inverter/modbus (token) */
+int webui_h_notes_get(struct web_request *rq);    /* GET /api/notification */
+int webui_h_notes_delete(struct web_request *rq); /* DELETE /api/notification/{id} (token) */
+int webui_h_frequency(struct web_request *rq);    /* GET /api/frequency */

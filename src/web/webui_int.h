@@ -59,13 +59,15 @@ struct limiter {
 	unsigned all_n;
 	struct limit_peer {
 		uint8_t addr[16];
-		usec_t start;       /* 0: free */
+		usec_t start; /* 0: free */
 		unsigned n;
 	} peers[LIMIT_PEERS];
 };
 
 /* Poll cycle latency buckets (seconds) for /metrics. */
-static const double lat_bounds[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5 };
+static const double lat_bounds[] = {
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
+};
 #define LAT_BUCKETS (ARRAY_SIZE(lat_bounds) + 1)
 
 struct dev_hist {
@@ -85,13 +87,13 @@ struct note {
 };
 
 struct live_conn {
-	struct webui *u;             /* NULL once the webui is gone */
+	struct webui *u; /* NULL once the webui is gone */
 	struct MHD_Connection *conn;
 	struct sse_client *client;
 	struct live_conn *next;
-	uint8_t peer[16];            /* the client's address (web_peer_key) */
-	bool resumed;                /* woken, not yet served by MHD */
-	char pre[256];               /* sent before the stream */
+	uint8_t peer[16]; /* the client's address (web_peer_key) */
+	bool resumed;     /* woken, not yet served by MHD */
+	char pre[256];    /* sent before the stream */
 	size_t pre_len, pre_off;
 };
 
@@ -100,12 +102,12 @@ struct live_conn {
  * callback has run (pending): a webui freed first leaves it to that callback
  * (u NULL). */
 struct raw_op {
-	struct webui *u;             /* NULL: the webui is gone, the callback frees the op */
-	struct web_request rq;       /* copy; body not used after the handler */
-	bool pending;                /* queued: its callback is still due */
-	bool done;                   /* answered; freed by the webui's raw_gc task */
+	struct webui *u;       /* NULL: the webui is gone, the callback frees the op */
+	struct web_request rq; /* copy; body not used after the handler */
+	bool pending;          /* queued: its callback is still due */
+	bool done;             /* answered; freed by the webui's raw_gc task */
 	char device[64];
-	struct raw_read rr;          /* what was asked (fc, address, count, decoding) */
+	struct raw_read rr; /* what was asked (fc, address, count, decoding) */
 	struct raw_op *next;
 };
 
@@ -113,15 +115,15 @@ struct webui {
 	struct egw *e;
 	struct sse_hub *hub;
 	struct task heartbeat;
-	struct task watch;           /* backend and store health -> notifications */
+	struct task watch; /* backend and store health -> notifications */
 	uint64_t up_failed, up_ok;
-	struct task kick;            /* runs MHD once more after resuming connections */
+	struct task kick;              /* runs MHD once more after resuming connections */
 	struct MHD_Daemon *daemons[2]; /* of resumed connections: the plain and the TLS listener */
-	unsigned kicks;              /* consecutive re-kicks */
+	unsigned kicks;                /* consecutive re-kicks */
 	struct live_conn *live;
 	struct raw_op *raw;
 	unsigned nraw;
-	struct task raw_gc;          /* frees answered raw ops outside their callbacks */
+	struct task raw_gc; /* frees answered raw ops outside their callbacks */
 	struct note notes[WEBUI_NOTES_MAX];
 	unsigned nnotes;
 	uint64_t next_note_id;
@@ -136,9 +138,10 @@ struct webui {
 };
 
 /* Shared helpers (webui.c unless noted). */
-int webui_raw_gc(struct task *t, usec_t now);  /* api_modbus.c */
-int webui_opt_uint(const json_t *o, const char *key, unsigned long min, unsigned long max, unsigned long *ret);  /* api_modbus.c */
-void webui_note_clear(struct webui *u, const char *key);  /* notes.c */
+int webui_raw_gc(struct task *t, usec_t now); /* api_modbus.c */
+int webui_opt_uint(const json_t *o, const char *key, unsigned long min, unsigned long max,
+		   unsigned long *ret);                  /* api_modbus.c */
+void webui_note_clear(struct webui *u, const char *key); /* notes.c */
 bool webui_limit(struct limiter *l, struct web_request *rq, usec_t now);
 struct webui *webui_of(struct web_request *rq);
 const char *webui_query(struct web_request *rq, const char *key);
@@ -146,16 +149,16 @@ int webui_parse_uint(const char *s, unsigned long min, unsigned long max, unsign
 void webui_client_addr(struct web_request *rq, char *buf, size_t len);
 json_t *webui_body_json(struct web_request *rq, char *err, size_t errlen);
 void webui_resume(struct webui *u, struct MHD_Connection *conn);
-void webui_metrics(void *ud, struct web_buf *b);  /* metrics.c */
-int webui_heartbeat(struct task *t, usec_t now);  /* live.c */
+void webui_metrics(void *ud, struct web_buf *b); /* metrics.c */
+int webui_heartbeat(struct task *t, usec_t now); /* live.c */
 
 /* Parsers of request input (the fuzzers in fuzz/ call them directly). */
 /* The body of POST /api/inverter/modbus: 0 with the device (borrowed, NULL
  * when absent), address and values, or -EINVAL with the field and a message.
  * (api_modbus.c) */
 int webui_raw_write_parse(const json_t *o, const char **ret_device, unsigned long *ret_addr,
-                          uint16_t values[123], unsigned *ret_count, const char **ret_field,
-                          const char **ret_msg);
+			  uint16_t values[123], unsigned *ret_count, const char **ret_field,
+			  const char **ret_msg);
 /* Fills targets (SCAN_TARGETS_MAX of them) from a scan's hosts and ports:
  * 0 with their number in *ret_n, or -EINVAL / -E2BIG / -EACCES with the
  * field at fault.  (scan.c) */
