@@ -493,6 +493,19 @@ struct dev_unsupported *unsup_find(struct device *d, const struct mb_block *b)
 	return NULL;
 }
 
+struct dev_unsupported *unsup_covering(struct device *d, const struct mb_block *b)
+{
+	struct dev_unsupported *best = unsup_find(d, b);
+
+	for (unsigned i = 0; !best && i < d->nunsup; i++) {
+		const struct mb_block *u = &d->unsup[i].b;
+		if (u->fc == b->fc && b->addr >= u->addr &&
+		    (unsigned)b->addr + b->count <= (unsigned)u->addr + u->count)
+			best = &d->unsup[i];
+	}
+	return best;
+}
+
 /* Remembers (err is exception 2) or forgets (the block answered) that d
  * refuses block b.  A full list keeps asking for the blocks it cannot hold. */
 void unsup_note(struct device *d, const struct mb_block *b, int err)
@@ -552,7 +565,7 @@ static void cycle_issue_next(struct device *d)
 
 	while (d->cycle_next < d->cycle_n) {
 		unsigned i = d->cycle_next++;
-		struct dev_unsupported *u = unsup_find(d, &d->cycle_plan[i]);
+		struct dev_unsupported *u = unsup_covering(d, &d->cycle_plan[i]);
 		if (u && now - u->at < ms(d->set->cfg.unsupported_retry_ms)) {
 			/* the answer it gave: the decoder tells variants apart by it */
 			d->res[i].b = d->cycle_plan[i];

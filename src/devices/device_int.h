@@ -215,4 +215,8 @@ json_t *p1dev_json(const struct p1dev *p);
  * a refusal.  The cycle and the frequency task both skip a listed block
  * until unsupported_retry_ms has passed. */
 struct dev_unsupported *unsup_find(struct device *d, const struct mb_block *b);
+/* The entry for b, or else for a listed block that contains b (a short
+ * poll's block cut from a refused one is not asked for either: before short
+ * polls, the refused block held its values too). */
+struct dev_unsupported *unsup_covering(struct device *d, const struct mb_block *b);
 void unsup_note(struct device *d, const struct mb_block *b, int err);

@@ -61,7 +61,7 @@ int device_freq_run(struct task *t, usec_t now)
 		ds->freq_skipped++;
 		return 0;
 	}
-	struct dev_unsupported *u = unsup_find(d, &b);
+	struct dev_unsupported *u = unsup_covering(d, &b);
 	if (u && now - u->at < (usec_t)d->set->cfg.unsupported_retry_ms * USEC_PER_MSEC) {
 		/* refused with exception 2: the device has no such register */
 		u->skipped++;

@@ -41,6 +41,19 @@ static const enum reading_field meter_fields[] = {
 	RF_METER_TOTAL_EXPORT_WH,
 };
 
+/* What huawei_fixup reads besides the fields: the meter status, on every
+ * short poll too (without it a missing meter's zeros would pass as 0 W). */
+static const struct reg_def huawei_short_extra[] = {
+	{ .addr = METER_STATUS,
+	  .fc = REG_FC_HOLDING,
+	  .words = 1,
+	  .type = REG_U16,
+	  .order = WO_BIG,
+	  .scale = 1,
+	  .sf_addr = REG_NO_SF,
+	  .field = REG_NO_FIELD },
+};
+
 static int huawei_fixup(const struct profile *p, const struct block_result *res, unsigned nres,
 			struct reading *r)
 {
@@ -429,6 +442,8 @@ const struct profile profile_huawei_hybrid = {
 	.short_reads_fields = true,
 	.serial = &huawei_hybrid_regs[0],
 	.frequency = &huawei_hybrid_regs[1],
+	.short_extra = huawei_short_extra,
+	.nshort_extra = sizeof(huawei_short_extra) / sizeof((huawei_short_extra)[0]),
 	.fixup = huawei_fixup,
 	.encode_fixup = huawei_encode_fixup,
 	.control = &huawei_luna_control,
