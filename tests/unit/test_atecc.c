@@ -209,8 +209,14 @@ static void test_atecc_unlocked_chip(void **state)
 	assert_false(locked);
 	atcab_release();
 
-	assert_int_equal(signer_open(&f->cfg, &s), 0); /* the key is there */
+	/* The key is there but the data zone is open: no identity, no signature. */
+	assert_int_equal(signer_open(&f->cfg, &s), -EGW_ESIGNER);
+	f->cfg.wait_for_chip = true;
+	assert_int_equal(signer_open(&f->cfg, &s), 0);
+	assert_false(signer_identity_known(s));
 	sign_fails(s);
+	assert_non_null(strstr(signer_last_error(s), "data zone is not locked"));
+	assert_false(signer_identity_known(s));
 	assert_int_equal(atcab_init(&c), ATCA_SUCCESS);
 	assert_int_equal(atcab_lock_data_zone(), ATCA_SUCCESS);
 	/* the key is permanent now: GenKey may not replace it */
