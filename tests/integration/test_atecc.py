@@ -232,12 +232,23 @@ class EmulatedChipSigning(unittest.TestCase):
         self.assertEqual(be.summary()["unique"], 0)
         self.assertTrue(e.state()["uploader"]["waiting_signer"])
         self.assertFalse(os.path.exists(os.path.join(e.state_dir, "device-key.pem")))
-        # the UI is served meanwhile
-        status, _, _ = T.http(e.port, "GET", "/status")
+        # the UI is served meanwhile, and the status page says why nothing is signed
+        status, _, body = T.http(e.port, "GET", "/status")
         self.assertEqual(status, 200)
+        page = body.decode() if isinstance(body, bytes) else body
+        self.assertIn("Not signing because", page)
+        self.assertIn("no ATECC608 answers on /dev/i2c-1 at 0x60", page)
+        # the chip is tried again with a growing pause (2, 4, 8 s ... up to 30 s), not
+        # at every batch
+        T.wait_until(lambda: e.state()["harvest"]["resign_backoff_ms"] >= 8000, timeout=60,
+                     what="resign backoff grown to 8 s")
+        self.assertLessEqual(e.state()["harvest"]["resign_backoff_ms"], 30000)
+        self.assertFalse(signer(e)["signing"])
+        self.assertEqual(be.summary()["unique"], 0)
         chip.faults(None)
-        T.wait_until(lambda: signer(e)["signing"], timeout=30, what="signing again")
+        T.wait_until(lambda: signer(e)["signing"], timeout=60, what="signing again")
         wait_delivered(self, e, be)
+        self.assertEqual(e.state()["harvest"]["resign_backoff_ms"], 0)
         key, info = PL.public_key(e)
         self.assertEqual(info["serialNumber"], serial)
         check_received(self, be, key, serial)
