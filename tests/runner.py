@@ -12,6 +12,9 @@ import sys
 import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Both builds have the ATECC608 signer on: setup fails without cryptoauthlib
+# rather than the chip tests quietly testing a build without it.
+BUILD_OPTS = {"atecc": "enabled"}
 BUILDS = {
     "plain": ("build", []),
     "asan+ubsan": ("build-san", ["-Db_sanitize=address,undefined", "-Db_lundef=false"]),
@@ -29,10 +32,21 @@ def sh(argv, **kw):
 
 def build(name, opts):
     d = os.path.join(TOP, name)
+    forced = [f"-D{k}={v}" for k, v in BUILD_OPTS.items()]
     if not os.path.exists(os.path.join(d, "build.ninja")):
-        r = sh(["meson", "setup", d, TOP] + opts)
+        r = sh(["meson", "setup", d, TOP] + opts + forced)
         if r.returncode:
             return None
+    else:
+        # A tree configured before these options were forced gets them now.
+        try:
+            with open(os.path.join(d, "meson-info", "intro-buildoptions.json")) as f:
+                have = {o["name"]: o["value"] for o in json.load(f)}
+        except (OSError, ValueError):
+            have = {}
+        if any(have.get(k) != v for k, v in BUILD_OPTS.items()):
+            if sh(["meson", "configure", d] + forced).returncode:
+                return None
     r = sh(["ninja", "-C", d])
     return d if r.returncode == 0 else None
 
@@ -98,7 +112,7 @@ def release_rehearsal():
     dest = os.path.join(d, "destdir")
     if not os.path.exists(os.path.join(d, "build.ninja")):
         if sh(["meson", "setup", d, TOP, "--prefix=/usr", "--buildtype=release",
-               "-Db_ndebug=true"]).returncode:
+               "-Db_ndebug=true"] + [f"-D{k}={v}" for k, v in BUILD_OPTS.items()]).returncode:
             return False, "meson setup"
     if sh(["ninja", "-C", d]).returncode:
         return False, "build"

@@ -979,4 +979,5 @@ void batch_get_stats(const struct batch *b, struct batch_stats *ret)
 {
 	*ret = b->st;
 	ret->pending = b->qlen;
+	ret->resign_backoff_ms = b->resign_backoff / 1000;
 }

@@ -92,8 +92,10 @@ struct batch_stats {
 	uint64_t lost;         /* batches dropped from memory (store down too long) */
 	uint64_t dropped_rows; /* rows dropped by store bounds */
 	uint64_t readings, samples, overflow;
-	int64_t last_seq; /* last committed, 0 if none */
-	unsigned pending; /* sealed batches waiting for the store */
+	int64_t last_seq;           /* last committed, 0 if none */
+	unsigned pending;           /* sealed batches waiting for the store */
+	uint64_t resign_backoff_ms; /* wait before the next resign round after
+				     * failed ones (signer down); 0 when the last worked */
 	int last_error;
 };
 

@@ -373,6 +373,7 @@ static void atecc_release(struct signer *s)
 static int atecc_connect(struct signer *s)
 {
 	struct ident id = { 0 };
+	bool data_locked = false;
 	int r;
 
 	/* After a failure the bus or the chip may be wedged: start it afresh. */
@@ -395,6 +396,18 @@ static int atecc_connect(struct signer *s)
 		signer_fail(
 			s,
 			"ATECC608 slot 0 holds no key (provision the chip: egwd --chip-provision)");
+		return -EGW_ESIGNER;
+	}
+	/* A key in a chip whose data zone is open is no identity yet: the chip
+	 * refuses Sign, and until the lock the slot can still be rewritten. */
+	if (atcab_is_data_locked(&data_locked) != ATCA_SUCCESS) {
+		signer_fail(s, s->at_error);
+		return -EGW_ESIGNER;
+	}
+	if (!data_locked) {
+		signer_fail(s,
+			    "ATECC608 data zone is not locked: provisioning was not finished "
+			    "(egwd --chip-provision finishes it)");
 		return -EGW_ESIGNER;
 	}
 	if (s->have_own) {
@@ -549,21 +562,36 @@ int signer_chip_provision(const struct signer_config *cfg, uint8_t ret_xy[64])
 	if (atcab_is_config_locked(&cl) != ATCA_SUCCESS ||
 	    atcab_is_data_locked(&dl) != ATCA_SUCCESS)
 		goto out;
-	if (cl || dl) {
+	if (dl) {
 		r = -EEXIST;
 		goto out;
 	}
-	r = write_config_word(20, PROV_SLOT0_CONFIG);
-	if (r == 0)
-		r = write_config_word(96, PROV_SLOT0_KEY_CONFIG);
-	if (r < 0)
-		goto out;
-	r = -EGW_ESIGNER;
-	if (atcab_read_config_zone(config) != ATCA_SUCCESS)
-		goto out;
-	atCRC(sizeof(config), config, crc);
-	if (atcab_lock_config_zone_crc((uint16_t)(crc[0] | crc[1] << 8)) != ATCA_SUCCESS ||
-	    atcab_genkey(0, xy) != ATCA_SUCCESS || atcab_lock_data_zone() != ATCA_SUCCESS)
+	if (cl) {
+		/* Stopped after the configuration lock: finish only a chip whose
+		 * slot 0 is configured as ours. */
+		if (atcab_read_config_zone(config) != ATCA_SUCCESS)
+			goto out;
+		if ((config[20] | config[21] << 8) != PROV_SLOT0_CONFIG ||
+		    (config[96] | config[97] << 8) != PROV_SLOT0_KEY_CONFIG) {
+			r = -EEXIST;
+			goto out;
+		}
+	} else {
+		r = write_config_word(20, PROV_SLOT0_CONFIG);
+		if (r == 0)
+			r = write_config_word(96, PROV_SLOT0_KEY_CONFIG);
+		if (r < 0)
+			goto out;
+		r = -EGW_ESIGNER;
+		if (atcab_read_config_zone(config) != ATCA_SUCCESS)
+			goto out;
+		atCRC(sizeof(config), config, crc);
+		if (atcab_lock_config_zone_crc((uint16_t)(crc[0] | crc[1] << 8)) != ATCA_SUCCESS)
+			goto out;
+	}
+	/* Always a fresh key: one made before an interrupted run could have been
+	 * written from outside while the data zone was open. */
+	if (atcab_genkey(0, xy) != ATCA_SUCCESS || atcab_lock_data_zone() != ATCA_SUCCESS)
 		goto out;
 	memcpy(ret_xy, xy, sizeof(xy));
 	r = 0;

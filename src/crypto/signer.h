@@ -135,13 +135,21 @@ struct signer_chip_info {
 
 /* What --chip-provision writes, one line each, for --dry-run and docs. */
 extern const char *const signer_provision_plan[];
+/* The first step of the plan after the configuration lock: where a run on a
+ * chip left with its configuration locked (as ours) and its data zone open
+ * goes on from. */
+#define SIGNER_PROVISION_AFTER_CONFIG_LOCK 3
 
 /* Reads the chip on cfg->i2c_bus at cfg->i2c_address.  Returns 0,
  * -ENOTSUP (built without cryptoauthlib) or -EGW_ESIGNER (no chip answers). */
 int signer_chip_info(const struct signer_config *cfg, struct signer_chip_info *ret);
 /* Provisions a blank chip as signer_provision_plan says: slot 0 and its key
  * configured, the configuration zone locked, a P-256 key generated inside
- * slot 0, the data zone locked.  Writes the public key.  Returns 0,
- * -EEXIST (a zone is already locked: nothing is written), -ENOTSUP or
- * -EGW_ESIGNER (the chip failed; it may be half provisioned). */
+ * slot 0, the data zone locked.  A chip whose configuration zone is already
+ * locked with slot 0 configured as the plan says, and whose data zone is
+ * open (an interrupted run), gets the steps from
+ * SIGNER_PROVISION_AFTER_CONFIG_LOCK on, with a new key.  Writes the public
+ * key.  Returns 0, -EEXIST (the data zone is locked, or the configuration
+ * zone is locked with another slot 0 configuration: nothing is written),
+ * -ENOTSUP or -EGW_ESIGNER (the chip failed; it may be half provisioned). */
 int signer_chip_provision(const struct signer_config *cfg, uint8_t ret_xy[64]);

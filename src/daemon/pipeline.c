@@ -63,6 +63,7 @@ static json_t *harvest_section(void *ud)
 		{ "overflow", (int64_t)st.overflow },
 		{ "last_seq", st.last_seq },
 		{ "pending", st.pending },
+		{ "resign_backoff_ms", (int64_t)st.resign_backoff_ms },
 	};
 	json_t *o = json_pack("{sbss}", "enabled", 1, "last_error",
 			      st.last_error ? egw_strerror(st.last_error) : "");

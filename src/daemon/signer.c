@@ -156,7 +156,10 @@ int crypto_chip_command(const struct settings *st, const char *state_dir, enum c
 			print_hex("public key: 04", ci.slot0_xy, sizeof(ci.slot0_xy));
 		return 0;
 	}
-	if (ci.config_locked || ci.data_locked) {
+	/* Configuration locked as ours, data open: an interrupted run, finished. */
+	bool resume = ci.config_locked && !ci.data_locked && ci.slot0_egw;
+
+	if ((ci.config_locked && !resume) || ci.data_locked) {
 		fprintf(stderr,
 			"egwd: the ATECC608 on %s at 0x%02x is already locked (config %s, data %s): "
 			"refusing to provision it\n",
@@ -166,12 +169,15 @@ int crypto_chip_command(const struct settings *st, const char *state_dir, enum c
 			ci.data_locked ? "locked" : "unlocked");
 		return 1;
 	}
-	printf("%s the blank ATECC608 (serial ",
-	       cmd == CHIP_PROVISION_DRY_RUN ? "would provision" : "provisioning");
+	printf("%s the %s ATECC608 (serial ",
+	       cmd == CHIP_PROVISION_DRY_RUN ? "would provision" : "provisioning",
+	       resume ? "half-provisioned (configuration locked for egw, data zone open)"
+		      : "blank");
 	for (size_t i = 0; i < sizeof(ci.serial); i++)
 		printf("%02x", ci.serial[i]);
 	printf("):\n");
-	for (size_t i = 0; signer_provision_plan[i]; i++)
+	for (size_t i = resume ? SIGNER_PROVISION_AFTER_CONFIG_LOCK : 0; signer_provision_plan[i];
+	     i++)
 		printf("  %zu. %s\n", i + 1, signer_provision_plan[i]);
 	if (cmd == CHIP_PROVISION_DRY_RUN) {
 		printf("dry run: nothing written\n");

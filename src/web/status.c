@@ -269,8 +269,10 @@ void web_status_page(struct web_buf *b, const json_t *st)
 	section(b, "Signer");
 	row_val(b, "Serial", jpath(st, "signer", "serial"));
 	row_val(b, "Backend", jpath(st, "signer", "backend"));
+	row_val(b, "Configured", jpath(st, "signer", "configured"));
 	row_val(b, "Healthy", jpath(st, "signer", "healthy"));
-	row_val(b, "Fallback to software", jpath(st, "signer", "fallback"));
+	row_val(b, "Signing", jpath(st, "signer", "signing"));
+	row_err(b, "Not signing because", jpath(st, "signer", "not_signing_reason"));
 	row_err(b, "Last error", jpath(st, "signer", "last_error"));
 
 	section(b, "Store and signed batches");

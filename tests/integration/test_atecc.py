@@ -1,12 +1,15 @@
 """The ATECC608 for real: egwd and Microchip's cryptoauthlib (its unchanged
 Linux I2C HAL) against the emulated chip behind /dev/i2c-1 (sim/atecc_emu.c,
-preloaded by egwtest.Chip).
+preloaded by egwtest.Chip); every test that talks to a chip says "emulated".
+The build under test must have the chip backend on and link the real
+library, and nothing installed may contain the emulator.
 
 --chip-info and --chip-provision (twice, and a dry run); batches signed by the
 chip verify with PyJWT and npm jose; signer.backend=atecc608 without a chip
 stores but never signs with a software key; faults on the line (chip gone,
 no wake, CRC errors both ways, a chip that stays busy, the watchdog expiring
-mid-command or refusing a command, an unprovisioned chip) hold uploads back,
+mid-command or refusing a command, an unprovisioned chip, a chip whose data
+zone was left unlocked) hold uploads back,
 nothing unsigned leaves, nothing is lost, and everything is signed when the
 chip answers again; a change of identity is refused until accepted.
 """
@@ -86,9 +89,60 @@ def check_received(tc, be, key, serial):
     return PL.verify_all(tc, be.records(), key, serial)
 
 
-class ChipCommands(unittest.TestCase):
+def open_data_zone(chip):
+    """Leaves the provisioned emulated chip as a provisioning run stopped just
+    before the data lock: configuration locked for egw, key in slot 0, data
+    zone open (LockValue, config byte 86, back to 0x55 in <dir>/chip: an
+    8-byte magic, then the configuration zone; see sim/atecc_emu.c)."""
+    path = os.path.join(chip.dir, "chip")
+    with open(path, "rb") as f:
+        b = bytearray(f.read())
+    assert b[:7] == b"ATECC1\n" and b[8 + 87] == 0x00 and b[8 + 86] == 0x00, b[:8]
+    b[8 + 86] = 0x55
+    with open(path + ".tmp", "wb") as f:
+        f.write(b)
+    os.replace(path + ".tmp", path)
 
-    def test_chip_info_without_chip_names_bus_and_address(self):
+
+class BuildAgainstCryptoauthlib(unittest.TestCase):
+
+    def test_egwd_links_real_cryptoauthlib_and_installs_no_emulator(self):
+        egwd = T.binary("egwd")
+        p = subprocess.run(["readelf", "-d", egwd], capture_output=True, text=True, check=True)
+        self.assertRegex(p.stdout, r"NEEDED.*\[libcryptoauth\.so", "egwd is not linked to cryptoauthlib")
+        with open(os.path.join(T.BUILD, "egw-config.h")) as f:
+            self.assertIn("#define EGW_HAVE_ATECC 1", f.read())
+        # Every file meson would install: no emulator, no shim, no fake of atcab_*.
+        p = subprocess.run(["meson", "introspect", "--installed", T.BUILD], capture_output=True,
+                           text=True, check=True)
+        installed = json.loads(p.stdout)
+        self.assertTrue(any(os.path.basename(v) == "egwd" for v in installed.values()))
+        checked = 0
+        for src in installed:
+            self.assertNotIn("atecc", os.path.basename(src), src)
+            if not os.path.isfile(src):
+                continue
+            with open(src, "rb") as f:
+                if f.read(4) != b"\x7fELF":
+                    continue
+            syms = subprocess.run(["nm", "-a", src], capture_output=True, text=True).stdout
+            syms += subprocess.run(["nm", "-D", src], capture_output=True, text=True).stdout
+            checked += 1
+            for line in syms.splitlines():
+                w = line.split()
+                if len(w) < 2:
+                    continue
+                name = w[-1]
+                self.assertFalse(name.startswith("atecc_emu") or "fake" in name.lower(), f"{src}: {line}")
+                # the library's API comes from libcryptoauth.so, never defined inside
+                if name.startswith("atcab_"):
+                    self.assertEqual(w[-2], "U", f"{src} defines {name}")
+        self.assertGreater(checked, 0)
+
+
+class EmulatedChipCommands(unittest.TestCase):
+
+    def test_emulated_chip_info_without_chip_names_bus_and_address(self):
         d = T.tempdir(self, "egw-nochip-")
         p = subprocess.run([T.binary("egwd"), "--state-dir", d, "--set", "signer.i2c_bus=/dev/i2c-7",
                             "--set", "signer.i2c_address=97", "--chip-info"],
@@ -104,7 +158,7 @@ class ChipCommands(unittest.TestCase):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("no ATECC608 answers on /dev/i2c-1 at 0x60", p.stderr)
 
-    def test_chip_provision_dry_run_then_locked_chip_refused(self):
+    def test_emulated_chip_provision_dry_run_then_locked_chip_refused(self):
         chip = T.Chip(self)
         info = chip.egwd_cmd("--chip-info").stdout
         self.assertRegex(info, r"serial: 0123[0-9a-f]{12}ee\n")
@@ -128,9 +182,9 @@ class ChipCommands(unittest.TestCase):
         self.assertIn("public key: 04" + xy, chip.egwd_cmd("--chip-info").stdout)
 
 
-class ChipSigning(unittest.TestCase):
+class EmulatedChipSigning(unittest.TestCase):
 
-    def test_atecc_batches_verify_with_pyjwt_and_jose(self):
+    def test_emulated_atecc_batches_verify_with_pyjwt_and_jose(self):
         chip = T.Chip(self)
         xy = chip.provision()
         serial = chip.serial()
@@ -161,7 +215,7 @@ class ChipSigning(unittest.TestCase):
         self.assertIn(f"serial {serial}\n", rec)
         PL.stop_clean(self, e)
 
-    def test_atecc608_without_chip_stores_never_signs_in_software(self):
+    def test_emulated_atecc608_without_chip_stores_never_signs_in_software(self):
         chip = T.Chip(self)
         chip.provision()
         serial = chip.serial()
@@ -178,19 +232,30 @@ class ChipSigning(unittest.TestCase):
         self.assertEqual(be.summary()["unique"], 0)
         self.assertTrue(e.state()["uploader"]["waiting_signer"])
         self.assertFalse(os.path.exists(os.path.join(e.state_dir, "device-key.pem")))
-        # the UI is served meanwhile
-        status, _, _ = T.http(e.port, "GET", "/status")
+        # the UI is served meanwhile, and the status page says why nothing is signed
+        status, _, body = T.http(e.port, "GET", "/status")
         self.assertEqual(status, 200)
+        page = body.decode() if isinstance(body, bytes) else body
+        self.assertIn("Not signing because", page)
+        self.assertIn("no ATECC608 answers on /dev/i2c-1 at 0x60", page)
+        # the chip is tried again with a growing pause (2, 4, 8 s ... up to 30 s), not
+        # at every batch
+        T.wait_until(lambda: e.state()["harvest"]["resign_backoff_ms"] >= 8000, timeout=60,
+                     what="resign backoff grown to 8 s")
+        self.assertLessEqual(e.state()["harvest"]["resign_backoff_ms"], 30000)
+        self.assertFalse(signer(e)["signing"])
+        self.assertEqual(be.summary()["unique"], 0)
         chip.faults(None)
-        T.wait_until(lambda: signer(e)["signing"], timeout=30, what="signing again")
+        T.wait_until(lambda: signer(e)["signing"], timeout=60, what="signing again")
         wait_delivered(self, e, be)
+        self.assertEqual(e.state()["harvest"]["resign_backoff_ms"], 0)
         key, info = PL.public_key(e)
         self.assertEqual(info["serialNumber"], serial)
         check_received(self, be, key, serial)
         self.assertEqual(be.summary()["seqs"][0], 1)
         PL.stop_clean(self, e)
 
-    def test_atecc_unprovisioned_chip_then_provisioned(self):
+    def test_emulated_atecc_unprovisioned_chip_then_provisioned(self):
         chip = T.Chip(self)
         be = backend(self)
         e = chip_egwd(self, chip, be)
@@ -205,7 +270,7 @@ class ChipSigning(unittest.TestCase):
         check_received(self, be, key, info["serialNumber"])
         PL.stop_clean(self, e)
 
-    def test_atecc_line_faults_nothing_unsigned_nothing_lost(self):
+    def test_emulated_atecc_line_faults_nothing_unsigned_nothing_lost(self):
         chip = T.Chip(self)
         chip.provision()
         serial = chip.serial()
@@ -234,9 +299,56 @@ class ChipSigning(unittest.TestCase):
         PL.stop_clean(self, e)
 
 
-class ChipIdentity(unittest.TestCase):
+    def test_emulated_atecc_unlocked_data_zone_then_provisioning_finished(self):
+        chip = T.Chip(self)
+        old_xy = chip.provision()
+        serial = chip.serial()
+        open_data_zone(chip)
+        info = chip.egwd_cmd("--chip-info").stdout
+        self.assertIn("config zone: locked", info)
+        self.assertIn("data zone: unlocked", info)
+        be = backend(self)
+        e = chip_egwd(self, chip, be)
+        T.wait_until(lambda: e.state()["harvest"]["stored_unsigned"] >= 3, timeout=30,
+                     what="readings stored unsigned")
+        st = signer(e)
+        self.assertFalse(st["signing"])
+        self.assertIn("data zone is not locked", st["not_signing_reason"])
+        self.assertIn("--chip-provision", st["not_signing_reason"])
+        self.assertIsNone(st["serial"])  # a key in an open chip is no identity
+        self.assertEqual(be.summary()["unique"], 0)
+        self.assertTrue(e.state()["uploader"]["waiting_signer"])
+        self.assertFalse(os.path.exists(os.path.join(e.state_dir, "identity")))
+        self.assertFalse(os.path.exists(os.path.join(e.state_dir, "device-key.pem")))
+        # the status page's data says the same
+        status, _, body = T.http(e.port, "GET", "/api/state")
+        self.assertEqual(status, 200)
+        self.assertIn("data zone is not locked", json.loads(body)["signer"]["not_signing_reason"])
+        # --chip-provision finishes the interrupted run, with a new key
+        dry = chip.egwd_cmd("--chip-provision", "--dry-run").stdout
+        self.assertIn("half-provisioned", dry)
+        self.assertNotIn("SlotConfig", dry)
+        self.assertIn("GenKey slot 0", dry)
+        self.assertIn("dry run: nothing written", dry)
+        self.assertIn("data zone: unlocked", chip.egwd_cmd("--chip-info").stdout)
+        xy = chip.provision()
+        self.assertNotEqual(xy, old_xy)
+        self.assertIn("data zone: locked", chip.egwd_cmd("--chip-info").stdout)
+        T.wait_until(lambda: signer(e)["signing"], timeout=60, what="signing after the lock")
+        wait_delivered(self, e, be)
+        key, info = PL.public_key(e)
+        self.assertEqual(info["publicKey"], xy)
+        check_received(self, be, key, serial)
+        self.assertEqual(be.summary()["seqs"][0], 1)
+        again = chip.egwd_cmd("--chip-provision", check=False)
+        self.assertNotEqual(again.returncode, 0)
+        self.assertIn("already locked", again.stderr)
+        PL.stop_clean(self, e)
 
-    def test_identity_change_refused_until_accepted(self):
+
+class EmulatedChipIdentity(unittest.TestCase):
+
+    def test_emulated_chip_identity_change_refused_until_accepted(self):
         a, b = T.Chip(self), T.Chip(self)
         a.provision()
         xy_b = b.provision()

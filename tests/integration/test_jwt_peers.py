@@ -200,7 +200,7 @@ class JwtPeers(unittest.TestCase):
             self.assertEqual(self.run_tool("--state-dir", self.state, "--verify", t, check=False).returncode,
                              1, t)
 
-    def test_atecc_chip_with_pyjwt_and_jose(self):
+    def test_emulated_atecc_chip_with_pyjwt_and_jose(self):
         # The emulated ATECC608 behind /dev/i2c-1 (sim/atecc_emu.h), under the
         # real cryptoauthlib: provisioned by egwd, then used by egw-jwt.
         chip = tempdir(self, "egw-atecc-")

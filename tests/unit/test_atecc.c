@@ -209,8 +209,14 @@ static void test_atecc_unlocked_chip(void **state)
 	assert_false(locked);
 	atcab_release();
 
-	assert_int_equal(signer_open(&f->cfg, &s), 0); /* the key is there */
+	/* The key is there but the data zone is open: no identity, no signature. */
+	assert_int_equal(signer_open(&f->cfg, &s), -EGW_ESIGNER);
+	f->cfg.wait_for_chip = true;
+	assert_int_equal(signer_open(&f->cfg, &s), 0);
+	assert_false(signer_identity_known(s));
 	sign_fails(s);
+	assert_non_null(strstr(signer_last_error(s), "data zone is not locked"));
+	assert_false(signer_identity_known(s));
 	assert_int_equal(atcab_init(&c), ATCA_SUCCESS);
 	assert_int_equal(atcab_lock_data_zone(), ATCA_SUCCESS);
 	/* the key is permanent now: GenKey may not replace it */
@@ -218,6 +224,59 @@ static void test_atecc_unlocked_chip(void **state)
 	atcab_release();
 	sign_verifies(s, "locked");
 	signer_close(s);
+}
+
+/* A configuration zone locked by someone else is never provisioned over;
+ * one locked as egw's with the data zone open is finished with a new key. */
+static void test_atecc_provision_resume_or_refuse(void **state)
+{
+	struct fx *f = *state;
+	ATCAIfaceCfg c = cfg_ateccx08a_i2c_default;
+	uint8_t w[4], xy_before[64], xy[64];
+	struct signer_chip_info ci;
+	bool locked = true;
+	char path[128];
+
+	c.devtype = ATECC608;
+	c.atcai2c.bus = 1;
+	c.atcai2c.address = 0x60 << 1;
+	c.atcai2c.baud = 100000;
+	/* slot 0 as egw's, configuration locked, a key, data zone open */
+	assert_int_equal(atcab_init(&c), ATCA_SUCCESS);
+	assert_int_equal(atcab_read_bytes_zone(ATCA_ZONE_CONFIG, 0, 20, w, 4), ATCA_SUCCESS);
+	w[0] = 0x83;
+	w[1] = 0x00;
+	assert_int_equal(atcab_write_bytes_zone(ATCA_ZONE_CONFIG, 0, 20, w, 4), ATCA_SUCCESS);
+	assert_int_equal(atcab_read_bytes_zone(ATCA_ZONE_CONFIG, 0, 96, w, 4), ATCA_SUCCESS);
+	w[0] = 0x13;
+	w[1] = 0x00;
+	assert_int_equal(atcab_write_bytes_zone(ATCA_ZONE_CONFIG, 0, 96, w, 4), ATCA_SUCCESS);
+	assert_int_equal(atcab_lock_config_zone(), ATCA_SUCCESS);
+	assert_int_equal(atcab_genkey(0, xy_before), ATCA_SUCCESS);
+	atcab_release();
+	assert_int_equal(signer_chip_provision(&f->cfg, xy), 0);
+	assert_memory_not_equal(xy, xy_before, sizeof(xy));
+	assert_int_equal(signer_chip_info(&f->cfg, &ci), 0);
+	assert_true(ci.config_locked && ci.data_locked && ci.slot0_egw && ci.slot0_key_valid);
+	assert_memory_equal(ci.slot0_xy, xy, sizeof(xy));
+	assert_int_equal(signer_chip_provision(&f->cfg, xy_before), -EEXIST);
+
+	/* another chip, slot 0 configured otherwise and locked: refused, untouched */
+	snprintf(path, sizeof(path), "%s/other", f->dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(setenv("EGW_ATECC_EMU_DIR", path, 1), 0); /* a blank chip */
+	assert_int_equal(atcab_init(&c), ATCA_SUCCESS);
+	assert_int_equal(atcab_read_bytes_zone(ATCA_ZONE_CONFIG, 0, 20, w, 4), ATCA_SUCCESS);
+	w[0] = 0x8F;
+	w[1] = 0x20;
+	assert_int_equal(atcab_write_bytes_zone(ATCA_ZONE_CONFIG, 0, 20, w, 4), ATCA_SUCCESS);
+	assert_int_equal(atcab_lock_config_zone(), ATCA_SUCCESS);
+	atcab_release();
+	assert_int_equal(signer_chip_provision(&f->cfg, xy), -EEXIST);
+	assert_int_equal(atcab_init(&c), ATCA_SUCCESS);
+	assert_int_equal(atcab_is_data_locked(&locked), ATCA_SUCCESS);
+	assert_false(locked);
+	atcab_release();
 }
 
 static void test_atecc_line_faults(void **state)
@@ -318,6 +377,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_atecc_no_chip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_atecc_provision_and_sign, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_atecc_unlocked_chip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_atecc_provision_resume_or_refuse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_atecc_line_faults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_atecc_identity, setup, teardown),
 	};
