@@ -478,6 +478,49 @@ static int atecc_open(struct signer *s)
 }
 #endif
 
+#if !EGW_HAVE_ATECC
+/* signer.backend=atecc608 in a build without the chip backend: like a chip
+ * that never answers (with wait_for_chip), egwd runs, stores and signs
+ * nothing, and says why.  Without wait_for_chip (--chip-info and the other
+ * one-shot commands) it is an error. */
+static const char nochip_error[] = "this egwd was built without ATECC608 support "
+				   "(signer.backend=atecc608): nothing is signed";
+
+static int nochip_prepare(struct signer *s)
+{
+	signer_fail(s, nochip_error);
+	return -EGW_ESIGNER;
+}
+
+static int nochip_sign(struct signer *s, const uint8_t digest[32], uint8_t ret_rs[64])
+{
+	(void)digest;
+	(void)ret_rs;
+	return nochip_prepare(s);
+}
+
+static void nochip_close(struct signer *s)
+{
+	(void)s;
+}
+
+static const struct signer_ops nochip_ops = {
+	.name = "atecc608",
+	.prepare = nochip_prepare,
+	.sign = nochip_sign,
+	.close = nochip_close,
+};
+
+static int nochip_open(struct signer *s)
+{
+	if (!s->cfg.wait_for_chip)
+		return -ENOTSUP;
+	s->ops = &nochip_ops;
+	signer_fail(s, nochip_error);
+	return 0;
+}
+#endif
+
 /* ---- the chip itself ---- */
 
 /* Slot 0 as --chip-provision configures it.  SlotConfig 0x0083: IsSecret,
@@ -646,7 +689,7 @@ static int open_backend(struct signer *s)
 #if EGW_HAVE_ATECC
 		return atecc_open(s);
 #else
-		return -ENOTSUP;
+		return nochip_open(s);
 #endif
 	default:
 		return -EINVAL;
