@@ -281,6 +281,11 @@ static void control(struct fcr_egw *f, usec_t now)
 		return;
 	if (f->write_failed && now < f->retry_at)
 		return;
+	if (f->write_failed && !f->in_control)
+		/* the failed write was a release (or none is owed): nothing would
+		 * ever write again and clear write_failed, so start over as at
+		 * start-up, with the release, once the battery polls again */
+		f->released_once = false;
 	if (!f->conf.enabled && !f->in_control)
 		return; /* FCR off: egw never writes to the battery */
 	if (!f->released_once) {

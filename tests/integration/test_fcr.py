@@ -427,6 +427,47 @@ class FcrSunSpecTest(unittest.TestCase):
         self.assertEqual(mb.read(addr + 5, 1)[0], 0, "released on stop")
 
 
+class FcrInverterTimeoutTest(unittest.TestCase):
+    """When egwd cannot write the release (the battery fails every request)
+    or is killed, the inverter's own remote-control timeout hands the
+    battery back: SunSpec model 124's InOutWRte_RvrtTms, which egwd sets to
+    10 s, in egw-sim (which reverts the rates that long after the last
+    control write)."""
+
+    @unittest.skipUnless(sim_serves("sunspec_storage"), "egw-sim has no SunSpec storage device")
+    def test_failed_device_and_kill9_end_in_own_mode(self):
+        bsim = T.EgwSim(self, [("sunspec_storage", 1)])
+        msim = T.EgwSim(self, [("sdm630", 2)])
+        bctl, mctl = Ctl(self, bsim.control_port), Ctl(self, msim.control_port)
+        bctl.cmd("set soc 0.5")
+        mctl.cmd("set hz 49.7")
+        egwd = T.Egwd(self, set={"harvest.poll_interval_ms": 200})
+        st, body = T.http_json(egwd.port, "POST", "/api/settings", settings(bsim, msim),
+                               headers=egwd.auth())
+        self.assertEqual(st, 200, body)
+
+        def battery():
+            return json.loads(bctl.cmd("get"))["devices"][0]["battery_control"]
+
+        def remote():
+            return battery()["remote"]
+        T.wait_until(lambda: remote() and egwd.state()["fcr"]["state"] == "active",
+                     timeout=20, what="battery under FCR control")
+        # a failed device: every request answered with exception 4
+        bctl.cmd("fault exception 4")
+        T.wait_until(lambda: egwd.state()["fcr"]["state"] == "released", timeout=20,
+                     what="FCR released on a failed battery")
+        T.wait_until(lambda: not remote(), timeout=30,
+                     what="the battery back in its own mode by its 10 s timeout")
+        bctl.cmd("fault exception off")
+        T.wait_until(remote, timeout=30, what="taken again once the battery answers")
+        # kill -9: nobody releases; the inverter's timeout does
+        egwd.kill9()
+        T.wait_until(lambda: not remote(), timeout=30,
+                     what="the battery back in its own mode after egwd was killed")
+        self.assertGreaterEqual(battery()["lapses"], 2)
+
+
 class FcrSettingsTest(unittest.TestCase):
     def test_refusals_and_off(self):
         sim = T.EgwSim(self, [("huawei_hybrid", 1), ("sdm630", 2), ("sungrow", 3)])
