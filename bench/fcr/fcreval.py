@@ -24,9 +24,11 @@ Test Program / Supporting Document; section numbers as in those documents):
   stationary activation of each step is judged as above, and the response
   times to 63 % and 95 % of the step are reported.
 - sine tests (Test Program, FCR-N and FCR-D sine tests): a sine of the given
-  period around a centre frequency; gain and phase are reported (the
-  stability criterion, a Nyquist evaluation of the whole control loop, is
-  not evaluated here).
+  period around a centre frequency; the gain and phase of the response are
+  one value of the transfer function F(jw) (Supporting Document, sec. 4.1.2).
+  They are not judged: the stability and performance criteria (Supporting
+  Document, sec. 4.2.2, 4.2.3, 4.3) combine F(jw) with the TSOs' grid and
+  disturbance models, which are not reproduced here.
 
 Sign conventions: battery W charging positive (egw's data model); an
 activation is in "upward" watts (positive = the battery discharges). """
