@@ -269,7 +269,20 @@ def evaluate(seq, trace, products):
             out.append(eval_step(trace, ev, products, cap))
         elif ev[0] == "sine":
             out.append(eval_sine(trace, ev, products))
-    return out
+    return unjudge_after_sine(out)
+
+
+def unjudge_after_sine(results):
+    """A step right after a sine is no step test: its "before" is the end of a
+    cycle, not a stationary activation, so the change it measures is not the
+    step's.  It stays in the results, not judged."""
+    for prev, r in zip(results, results[1:]):
+        if prev.get("kind") == "sine" and r.get("kind") == "step":
+            r["ok"] = None
+            r["note"] = "follows a sine (no stationary start): not judged"
+            for c in r.get("criteria", []):
+                c["ok"] = None
+    return results
 
 
 def percentiles(xs, ps=(50, 90, 99, 100)):
