@@ -20,8 +20,9 @@
  * The TSO export (GET /api/fcr/log, format=tso): the signals the Nordic TSOs'
  * "Technical Requirements for Frequency Containment Reserve Provision in the
  * Nordic Synchronous Area" (v1.1, March 2025), section 6 "Requirements on
- * real-time telemetry and data logging", lists for an FCR providing entity,
- * in its units (MW, Hz, MW/Hz), one row per logged second:
+ * real-time telemetry and data logging", lists for an FCR providing entity
+ * (read from an earlier edition's text of that section, the one at hand), in
+ * its units (MW, Hz, MW/Hz), one row per logged second:
  *   Timestamp UTC, Frequency [Hz], Instantaneous active power [MW],
  *   Power baseline [MW], Activated FCR-N [MW], Activated FCR-D upwards [MW],
  *   Activated FCR-D downwards [MW], Maintained FCR-N / FCR-D upwards /
