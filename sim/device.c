@@ -359,6 +359,7 @@ int sim_device_handle(struct sim_device *d, const struct mb_request *q, uint8_t 
 			remember_write(d, (uint16_t)(q->addr + i), q->values[i]);
 		}
 		device_control(d, q->addr, q->count);
+		d->write_requests++;
 		return mb_build_write_response(q, pdu_out, cap);
 	case MB_FC_MEI: {
 		const char *objects[3] = {
@@ -396,6 +397,7 @@ json_t *sim_device_json(const struct sim_device *d)
 			      d->vals.night, "requests", (json_int_t)d->requests);
 	if (!o)
 		return NULL;
+	json_object_set_new(o, "writes", json_integer((json_int_t)d->write_requests));
 	if (!isnan(d->home_load_w))
 		json_object_set_new(o, "home_load_W", json_real(reading_round(d->home_load_w, 1)));
 	/* what a client needs to read this device generically (tests, tools) */

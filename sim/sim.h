@@ -86,8 +86,9 @@ struct sim_device {
 	struct regimage *img;
 	struct sim_write writes[SIM_MAX_WRITES];
 	unsigned nwrites;
-	double batt_timeout_s; /* remote-control timeout; NAN: the vendor's */
-	uint64_t requests;     /* answered or faulted */
+	double batt_timeout_s;   /* remote-control timeout; NAN: the vendor's */
+	uint64_t requests;       /* answered or faulted */
+	uint64_t write_requests; /* write requests (06, 16) acknowledged */
 };
 
 struct sim_conn {

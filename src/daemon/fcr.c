@@ -32,6 +32,7 @@
 #define LIMIT_MAX_AGE (30 * USEC_PER_SEC)
 #define DELAY_BUCKETS 1001 /* 0..999 ms in 1-ms steps, then >= 1 s */
 #define MAX_SEQ 6
+#define SUMMARY_USEC (300 * USEC_PER_SEC) /* the info-level summary of the writes */
 
 enum seq_kind { SEQ_NONE, SEQ_TAKE, SEQ_SETPOINT, SEQ_KEEPALIVE, SEQ_RELEASE };
 
@@ -64,6 +65,8 @@ struct fcr_egw {
 	double written_sp; /* last acknowledged setpoint, NaN none */
 	usec_t keepalive_at;
 	usec_t last_flush;
+	usec_t summary_at;                       /* next summary line */
+	uint64_t summary_writes, summary_errors; /* the counters at the last one */
 
 	/* stopping */
 	void (*stop_done)(struct egw *e);
@@ -115,6 +118,18 @@ static void keep_release(struct fcr_egw *f)
 static void write_next(struct fcr_egw *f);
 static void control(struct fcr_egw *f, usec_t now);
 static void start_release(struct fcr_egw *f);
+
+/* Every control write is counted here: /api/state, /metrics and the
+ * operational log's per-second columns. */
+static void count_write(struct fcr_egw *f, bool ok)
+{
+	if (ok)
+		f->writes++;
+	else
+		f->write_errors++;
+	if (f->log)
+		fcrlog_count_write(f->log, ok);
+}
 
 static void delay_record(struct fcr_egw *f, usec_t d)
 {
@@ -212,11 +227,11 @@ static void on_write(void *ud, int err)
 		return;
 	}
 	if (err < 0) {
-		f->write_errors++;
+		count_write(f, false);
 		seq_done(f, err);
 		return;
 	}
-	f->writes++;
+	count_write(f, true);
 	f->iw++;
 	if (f->iw < f->nw)
 		write_next(f);
@@ -241,7 +256,7 @@ static void write_next(struct fcr_egw *f)
 			    w->count == 1 ? MB_FC_WRITE_SINGLE : MB_FC_WRITE_MULTIPLE, w->addr,
 			    w->values, w->count, on_write, f);
 	if (r < 0) {
-		f->write_errors++;
+		count_write(f, false);
 		seq_done(f, r);
 	}
 }
@@ -281,6 +296,11 @@ static void control(struct fcr_egw *f, usec_t now)
 		return;
 	if (f->write_failed && now < f->retry_at)
 		return;
+	if (f->write_failed && !f->in_control)
+		/* the failed write was a release (or none is owed): nothing would
+		 * ever write again and clear write_failed, so start over as at
+		 * start-up, with the release, once the battery polls again */
+		f->released_once = false;
 	if (!f->conf.enabled && !f->in_control)
 		return; /* FCR off: egw never writes to the battery */
 	if (!f->released_once) {
@@ -454,6 +474,8 @@ void fcr_egw_on_freq(struct egw *e, struct device *d, int64_t ts_ms, double hz)
 		.state = (uint8_t)f->out.state,
 	};
 	memcpy(rec.act_w, f->out.act_w, sizeof(rec.act_w));
+	for (int p = 0; p < FCR_NPRODUCTS; p++)
+		rec.cap_w[p] = f->out.state == FCR_ACTIVE ? f->conf.capacity_w[p] : 0;
 	/* the proof: every sample while FCR is on, signed with the next batch */
 	if (e->batch)
 		batch_add_fcr(e->batch, f->conf.battery, ts_ms, hz, rec.setpoint_w, rec.measured_w);
@@ -498,6 +520,25 @@ static int tick_run(struct task *t, usec_t now)
 	}
 	if (!f->stop_done)
 		step(f, n, false);
+	if (n >= f->summary_at) {
+		/* one info line every few minutes instead of one per write */
+		char sp[32] = "none";
+		if (!isnan(f->written_sp))
+			snprintf(sp, sizeof(sp), "%.0f W", f->written_sp);
+		if (f->writes != f->summary_writes || f->write_errors != f->summary_errors)
+			log_info("fcr",
+				 "%" PRIu64 " control writes to %s (%" PRIu64
+				 " failed) in the last "
+				 "%d s, %" PRIu64 " (%" PRIu64 " failed) since start; state %s, "
+				 "last setpoint %s",
+				 f->writes - f->summary_writes, f->conf.battery,
+				 f->write_errors - f->summary_errors,
+				 (int)(SUMMARY_USEC / USEC_PER_SEC), f->writes, f->write_errors,
+				 fcr_state_name(f->out.state), sp);
+		f->summary_writes = f->writes;
+		f->summary_errors = f->write_errors;
+		f->summary_at = n + SUMMARY_USEC;
+	}
 	if (f->log && n - f->last_flush >= FLUSH_USEC) {
 		f->last_flush = n;
 		fcrlog_flush(f->log);
@@ -668,6 +709,7 @@ int fcr_egw_init(struct egw *e)
 	f->measured_w = NAN;
 	f->written_sp = NAN;
 	f->tick = (struct task){ .name = "fcr", .run = tick_run, .period = TICK_USEC, .prio = 0 };
+	f->summary_at = now_usec() + SUMMARY_USEC;
 	snprintf(dir, sizeof(dir), "%s/fcr", e->state_dir);
 	r = fcrlog_new(dir, 14, &f->log);
 	if (r < 0)

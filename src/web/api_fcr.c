@@ -1,7 +1,9 @@
-/* GET /api/fcr/log?from=&to=: the FCR operational log (grid/fcrlog.h) as
- * CSV.  from and to are milliseconds since the epoch or ISO 8601 UTC
- * ("2026-12-03T10:00:00Z"); to defaults to now, from to an hour before to;
- * one request covers at most a day. */
+/* GET /api/fcr/log?from=&to=&format=: the FCR operational log
+ * (grid/fcrlog.h) as CSV.  from and to are milliseconds since the epoch or
+ * ISO 8601 UTC ("2026-12-03T10:00:00Z"); to defaults to now, from to an hour
+ * before to; one request covers at most a day.  format=tso (the default) has
+ * the columns of the Nordic TSOs' FCR requirements (v1.1, March 2025,
+ * section 6), format=egw egw's own day-file columns. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,8 @@ int web_h_fcr_log(struct web_request *rq)
 {
 	const char *fs = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "from");
 	const char *ts = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "to");
+	const char *fmt = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "format");
+	enum fcrlog_format format = FCRLOG_TSO;
 	int64_t from, to = wall_ms();
 	char *buf = NULL;
 	size_t len = 0;
@@ -61,6 +65,10 @@ int web_h_fcr_log(struct web_request *rq)
 				       "from: expected milliseconds since the epoch or "
 				       "YYYY-MM-DDTHH:MM:SSZ",
 				       "from");
+	if (fmt && !strcmp(fmt, "egw"))
+		format = FCRLOG_EGW;
+	else if (fmt && strcmp(fmt, "tso"))
+		return web_reply_error(rq, 400, "format: expected tso or egw", "format");
 	if (to < from)
 		return web_reply_error(rq, 400, "to is before from", "to");
 	if (to - from > FCRLOG_MAX_SPAN_MS)
@@ -68,7 +76,7 @@ int web_h_fcr_log(struct web_request *rq)
 				       "from");
 	if (!rq->egw->fcrlog)
 		return web_reply_error(rq, 503, "the FCR log is not available", NULL);
-	r = fcrlog_csv(rq->egw->fcrlog, from, to, &buf, &len);
+	r = fcrlog_csv(rq->egw->fcrlog, from, to, format, &buf, &len);
 	if (r < 0)
 		return web_reply_error(rq, r == -ENOMEM ? 503 : 400, "cannot read the FCR log",
 				       NULL);

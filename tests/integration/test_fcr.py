@@ -144,6 +144,7 @@ class FcrTest(unittest.TestCase):
         # the battery's own limits (47075/47077 maximum charging/discharging
         # power, U32 W): egw-sim's generic map holds 0 there until written
         self.mb.write(47075, [0, 5000, 0, 5000])
+        self.sim_writes0 = self.sim_writes()  # that write, not egwd's
         self.egwd = T.Egwd(self, set={"harvest.poll_interval_ms": 200,
                                       "harvest.batch_interval_ms": 1000})
         # through the API, as a user turns it on: saved, and so checked alone
@@ -154,6 +155,10 @@ class FcrTest(unittest.TestCase):
 
     def fcr(self):
         return self.egwd.state()["fcr"]
+
+    def sim_writes(self):
+        """Write requests the simulated battery acknowledged."""
+        return json.loads(self.bctl.cmd("get"))["devices"][0]["writes"]
 
     def wait_battery(self, setpoint, timeout=15):
         """Waits until the battery's registers hold the setpoint (W, charging +)."""
@@ -331,29 +336,102 @@ class FcrTest(unittest.TestCase):
         steps = [b - a for a, b in zip(ts, ts[1:])]
         self.assertGreater(sum(1 for s in steps if s == 100), len(steps) * 0.6, steps)
 
+    def log_csv(self, fmt=None, span_ms=60000):
+        now = int(time.time() * 1000)
+        q = f"/api/fcr/log?from={now - span_ms}&to={now}" + (f"&format={fmt}" if fmt else "")
+        st, hdr, body = T.http(self.egwd.port, "GET", q)
+        self.assertEqual(st, 200, body)
+        self.assertTrue(hdr["content-type"].startswith("text/csv"))
+        return list(csv.DictReader(io.StringIO(body.decode()))), body
+
     def test_csv_log(self):
         egwd = self.start()
         self.set_hz(49.7)
         self.wait_battery(expected_setpoint(49.7))
-        def log_rows():
-            now = int(time.time() * 1000)
-            st, hdr, body = T.http(egwd.port, "GET", f"/api/fcr/log?from={now - 60000}&to={now}")
-            self.assertEqual(st, 200, body)
-            self.assertTrue(hdr["content-type"].startswith("text/csv"))
-            rows = list(csv.DictReader(io.StringIO(body.decode())))
+        # egw's own columns (format=egw)
+        def egw_rows():
+            rows, body = self.log_csv("egw")
             return (rows, body) if sum(r["f_Hz"] == "49.700" for r in rows) >= 2 else None
-        rows, body = T.wait_until(log_rows, timeout=20, what="two 1 Hz lines at 49.7 Hz")
-        self.assertGreaterEqual(len(rows), 2, body)
+        rows, body = T.wait_until(egw_rows, timeout=20, what="two 1 Hz lines at 49.7 Hz")
         self.assertEqual(list(rows[0].keys()),
                          ["time_utc", "ts_ms", "f_Hz", "setpoint_W", "measured_W", "state",
-                          "fcr_n_W", "fcr_d_up_W", "fcr_d_down_W"])
+                          "fcr_n_W", "fcr_d_up_W", "fcr_d_down_W", "writes", "write_errors",
+                          "cap_fcr_n_W", "cap_fcr_d_up_W", "cap_fcr_d_down_W"])
         active = [r for r in rows if r["state"] == "active" and r["f_Hz"] == "49.700"]
         self.assertTrue(active, body)
         self.assertEqual(int(active[-1]["setpoint_W"]), expected_setpoint(49.7))
+        self.assertEqual(active[-1]["cap_fcr_d_up_W"], "3000")
+        # the TSO export (the default): the columns of the requirements'
+        # section 6, in MW and Hz, the battery discharging positive
+        def tso_rows():
+            rows, body = self.log_csv()
+            pw = [float(x["Instantaneous active power [MW]"]) for x in rows
+                  if x["Frequency [Hz]"] == "49.700" and x["Instantaneous active power [MW]"]]
+            return (rows, body) if any(abs(p - 0.0035) < 0.0001 for p in pw) else None
+        rows, body = T.wait_until(tso_rows, timeout=20, what="a TSO row at 3500 W discharging")
+        self.assertEqual(list(rows[0].keys()), [
+            "Timestamp UTC", "Frequency [Hz]", "Instantaneous active power [MW]",
+            "Power baseline [MW]", "Activated FCR-N [MW]", "Activated FCR-D upwards [MW]",
+            "Activated FCR-D downwards [MW]", "Maintained FCR-N capacity [MW]",
+            "Maintained FCR-D upwards capacity [MW]", "Maintained FCR-D downwards capacity [MW]",
+            "Regulating strength FCR-N [MW/Hz]", "Regulating strength FCR-D upwards [MW/Hz]",
+            "Regulating strength FCR-D downwards [MW/Hz]", "Status FCR-N",
+            "Status FCR-D upwards", "Status FCR-D downwards"])
+        on = [r for r in rows if r["Frequency [Hz]"] == "49.700" and r["Status FCR-N"] == "on"]
+        self.assertTrue(on, body)
+        r = on[-1]
+        self.assertRegex(r["Timestamp UTC"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        self.assertEqual(r["Activated FCR-N [MW]"], "0.002000")
+        self.assertEqual(r["Activated FCR-D upwards [MW]"], "0.001500")
+        self.assertEqual(r["Activated FCR-D downwards [MW]"], "0.000000")
+        self.assertEqual(r["Maintained FCR-N capacity [MW]"], "0.002000")
+        self.assertEqual(r["Maintained FCR-D upwards capacity [MW]"], "0.003000")
+        self.assertEqual(r["Regulating strength FCR-N [MW/Hz]"], "0.020000")
+        self.assertEqual(r["Regulating strength FCR-D downwards [MW/Hz]"], "0.007500")
+        self.assertEqual((r["Status FCR-D upwards"], r["Status FCR-D downwards"]), ("on", "on"))
+        # the baseline is the battery's power less the activation
+        for x in on:
+            if x["Instantaneous active power [MW]"]:
+                self.assertAlmostEqual(float(x["Power baseline [MW]"]),
+                                       float(x["Instantaneous active power [MW]"]) - 0.0035,
+                                       places=6)
+        st, _, _ = T.http(egwd.port, "GET", "/api/fcr/log?format=xml")
+        self.assertEqual(st, 400)
         st, _, _ = T.http(egwd.port, "GET", "/api/fcr/log?from=0&to=999999999999")
         self.assertEqual(st, 400)
         st, _, _ = T.http(egwd.port, "GET", "/api/fcr/log?from=yesterday")
         self.assertEqual(st, 400)
+
+    def test_every_write_counted(self):
+        """The count egwd shows is the number of writes egw-sim acknowledged;
+        the operational log carries them per second; the journal has the
+        take and release at info level and no line per write."""
+        egwd = self.start()
+        for hz in (49.7, 50.3, 49.95, 49.4):
+            self.set_hz(hz)
+            self.wait_battery(expected_setpoint(hz))
+        def log_sum():
+            rows, _ = self.log_csv("egw", span_ms=300000)
+            return sum(int(r["writes"] or 0) for r in rows)
+        # the log's lines count the writes up to their second: at a quiet
+        # moment (between keep-alives) their sum is the total
+        T.wait_until(lambda: log_sum() == self.fcr()["writes"], timeout=30,
+                     what="the log's per-second writes add up to the count")
+        st, body = T.http_json(egwd.port, "POST", "/api/settings", {"fcr": {"enabled": False}},
+                               headers=egwd.auth())
+        self.assertEqual(st, 200, body)
+        self.wait_released()
+        st = self.fcr()
+        self.assertEqual(st["write_errors"], 0)
+        self.assertGreater(st["writes"], 10)
+        self.assertEqual(st["writes"], self.sim_writes() - self.sim_writes0)
+        m = T.http(egwd.port, "GET", "/metrics")[2].decode()
+        self.assertIn(f"egw_fcr_writes_total {st['writes']}\n", m)
+        self.assertIn("egw_fcr_write_errors_total 0\n", m)
+        out = egwd.output()
+        self.assertIn("under FCR control", out)
+        self.assertIn("back in its own mode", out)
+        self.assertNotIn(" write bat ", out)  # per-write lines are debug only
 
 
 class FcrSungrowTest(unittest.TestCase):
@@ -425,6 +503,47 @@ class FcrSunSpecTest(unittest.TestCase):
         self.assertEqual(egwd.state()["fcr"]["state"], "active")
         self.assertEqual(egwd.stop(), 0, egwd.output()[-3000:])
         self.assertEqual(mb.read(addr + 5, 1)[0], 0, "released on stop")
+
+
+class FcrInverterTimeoutTest(unittest.TestCase):
+    """When egwd cannot write the release (the battery fails every request)
+    or is killed, the inverter's own remote-control timeout hands the
+    battery back: SunSpec model 124's InOutWRte_RvrtTms, which egwd sets to
+    10 s, in egw-sim (which reverts the rates that long after the last
+    control write)."""
+
+    @unittest.skipUnless(sim_serves("sunspec_storage"), "egw-sim has no SunSpec storage device")
+    def test_failed_device_and_kill9_end_in_own_mode(self):
+        bsim = T.EgwSim(self, [("sunspec_storage", 1)])
+        msim = T.EgwSim(self, [("sdm630", 2)])
+        bctl, mctl = Ctl(self, bsim.control_port), Ctl(self, msim.control_port)
+        bctl.cmd("set soc 0.5")
+        mctl.cmd("set hz 49.7")
+        egwd = T.Egwd(self, set={"harvest.poll_interval_ms": 200})
+        st, body = T.http_json(egwd.port, "POST", "/api/settings", settings(bsim, msim),
+                               headers=egwd.auth())
+        self.assertEqual(st, 200, body)
+
+        def battery():
+            return json.loads(bctl.cmd("get"))["devices"][0]["battery_control"]
+
+        def remote():
+            return battery()["remote"]
+        T.wait_until(lambda: remote() and egwd.state()["fcr"]["state"] == "active",
+                     timeout=20, what="battery under FCR control")
+        # a failed device: every request answered with exception 4
+        bctl.cmd("fault exception 4")
+        T.wait_until(lambda: egwd.state()["fcr"]["state"] == "released", timeout=20,
+                     what="FCR released on a failed battery")
+        T.wait_until(lambda: not remote(), timeout=30,
+                     what="the battery back in its own mode by its 10 s timeout")
+        bctl.cmd("fault exception off")
+        T.wait_until(remote, timeout=30, what="taken again once the battery answers")
+        # kill -9: nobody releases; the inverter's timeout does
+        egwd.kill9()
+        T.wait_until(lambda: not remote(), timeout=30,
+                     what="the battery back in its own mode after egwd was killed")
+        self.assertGreaterEqual(battery()["lapses"], 2)
 
 
 class FcrSettingsTest(unittest.TestCase):

@@ -155,6 +155,22 @@ class TestSines(unittest.TestCase):
             self.assertAlmostEqual(r["gain_pu"], 0.5, delta=0.01)
 
 
+    def test_step_after_a_sine_is_not_judged(self):
+        seq = E.sequences("fcr-d-up", sines=True)["fcr-d-up-sine-10s"]
+        # a battery that follows the static activation exactly
+        trace = [(k * 0.05, -E.activation(E.freq_at(seq, k * 0.05), {"fcr-d-up": 3000}))
+                 for k in range(int(seq["duration"] / 0.05))]
+        res = E.evaluate(seq, trace, {"fcr-d-up": 3000})
+        kinds = [r["kind"] for r in res]
+        self.assertIn("sine", kinds)
+        after = res[kinds.index("sine") + 1]
+        self.assertEqual(after["kind"], "step")
+        self.assertIsNone(after["ok"])
+        self.assertIn("follows a sine", after["note"])
+        before = res[kinds.index("sine") - 1]
+        self.assertTrue(before["ok"])
+
+
 class TestDelaysAndPlots(unittest.TestCase):
     def test_write_delays(self):
         seq = E.sequences("fcr-d-up")["fcr-d-up-ramp"]

@@ -259,12 +259,18 @@ static void test_log(void **state)
 	assert_int_equal(fcrlog_flush(l), 0);
 	assert_int_equal(fcrlog_lines(l), 20);
 	assert_int_equal(count_files(dir), 16); /* the day written and 15 before it */
-	assert_int_equal(fcrlog_csv(l, t0 + 19 * day, t0 + 20 * day - 1, &csv, &len), 0);
+	assert_int_equal(fcrlog_csv(l, t0 + 19 * day, t0 + 20 * day - 1, FCRLOG_EGW, &csv, &len), 0);
 	assert_non_null(strstr(csv, "time_utc,ts_ms,f_Hz,setpoint_W,measured_W,state,"));
 	assert_non_null(strstr(csv, ",49.900,0,,active,"));
 	assert_null(strstr(csv, "49.901")); /* 1 Hz: the first record of each second only */
 	free(csv);
-	assert_int_equal(fcrlog_csv(l, 0, 2 * day, &csv, &len), -EINVAL);
+	/* the TSO columns: MW, the battery's power unknown, nothing offered */
+	assert_int_equal(fcrlog_csv(l, t0 + 19 * day, t0 + 20 * day - 1, FCRLOG_TSO, &csv, &len), 0);
+	assert_non_null(strstr(csv, "Timestamp UTC,Frequency [Hz],Instantaneous active power [MW],"));
+	assert_non_null(strstr(csv, ".000Z,49.900,,,0.000000,0.000000,0.000000,0.000000,"));
+	assert_non_null(strstr(csv, ",off,off,off\n"));
+	free(csv);
+	assert_int_equal(fcrlog_csv(l, 0, 2 * day, FCRLOG_EGW, &csv, &len), -EINVAL);
 	struct fcr_rec ring[32];
 	assert_int_equal(fcrlog_ring(l, t0 + 19 * day, t0 + 20 * day, ring, 32), 10);
 	assert_true(isnan(ring[5].setpoint_w));
