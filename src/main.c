@@ -533,6 +533,18 @@ static int settings_commit(struct egw *e, const json_t *patch, struct settings_e
 		settings_rollback(e->settings, snap);
 		return -EGW_ESCHEMA;
 	}
+	/* The listener moves after the answer; a port it cannot have would be
+	 * saved, not applied, and stop the next start. */
+	r = web_check_listen(e->web, settings_values(e->settings)->http_bind,
+			     (unsigned)settings_values(e->settings)->http_port);
+	if (r < 0) {
+		snprintf(err->key, sizeof(err->key), "http.port");
+		snprintf(err->msg, sizeof(err->msg), "cannot listen on %.60s:%u: %s",
+			 settings_values(e->settings)->http_bind,
+			 (unsigned)settings_values(e->settings)->http_port, egw_strerror(r));
+		settings_rollback(e->settings, snap);
+		return -EGW_ESCHEMA;
+	}
 	r = apply_settings(e, err);
 	if (r == 0) {
 		r = settings_save(e->settings);
