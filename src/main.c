@@ -472,7 +472,7 @@ static int apply_settings(struct egw *e, struct settings_error *err)
 {
 	char msg[256] = "";
 	int lvl = log_parse_level(settings_values(e->settings)->log_level);
-	int r;
+	int r, pr;
 
 	if (lvl >= 0)
 		log_set_level((enum log_level)lvl);
@@ -486,7 +486,13 @@ static int apply_settings(struct egw *e, struct settings_error *err)
 	}
 	store_egw_apply(e);
 	mqtt_egw_apply(e);
-	proxy_egw_apply(e);
+	pr = proxy_egw_apply(e);
+	if (pr < 0 && r >= 0) {
+		r = pr;
+		snprintf(err->key, sizeof(err->key), "%s",
+			 pr == -EADDRNOTAVAIL ? "proxy.bind" : "proxy.port");
+		snprintf(err->msg, sizeof(err->msg), "the Modbus proxy %s", e->proxy_error);
+	}
 	fcr_egw_apply(e);
 	pipeline_apply_settings(e);
 	uplink_egw_apply(e);
@@ -530,6 +536,7 @@ static int settings_commit(struct egw *e, const json_t *patch, struct settings_e
 		snprintf(err->key, sizeof(err->key), "http.bind");
 		snprintf(err->msg, sizeof(err->msg), "cannot listen on %.60s: %s",
 			 settings_values(e->settings)->http_bind, egw_strerror(r));
+		log_error("main", "settings change not applied: %s: %s", err->key, err->msg);
 		settings_rollback(e->settings, snap);
 		return -EGW_ESCHEMA;
 	}
@@ -542,6 +549,7 @@ static int settings_commit(struct egw *e, const json_t *patch, struct settings_e
 		snprintf(err->msg, sizeof(err->msg), "cannot listen on %.60s:%u: %s",
 			 settings_values(e->settings)->http_bind,
 			 (unsigned)settings_values(e->settings)->http_port, egw_strerror(r));
+		log_error("main", "settings change not applied: %s: %s", err->key, err->msg);
 		settings_rollback(e->settings, snap);
 		return -EGW_ESCHEMA;
 	}

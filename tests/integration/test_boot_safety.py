@@ -85,6 +85,9 @@ class BootSafety(unittest.TestCase):
         ("http.bind", {"http": {"bind": "::1"}}),
         # TEST-NET-3: an address no machine here has.
         ("http.bind", {"http": {"bind": "203.0.113.7"}}),
+        # Found by the random patches below: the signer could not open at
+        # the next start.
+        ("signer.i2c_bus", {"signer": {"backend": "atecc608", "i2c_bus": "software"}}),
     ]
 
     def test_settings_api_refuses_what_cannot_start(self):
@@ -98,6 +101,11 @@ class BootSafety(unittest.TestCase):
         cases = self.SETTINGS_CASES + [
             ("http.port", {"http": {"port": taken.getsockname()[1]}}),
             ("http.port", {"http": {"port": e.tls_port}}),
+            # The Modbus proxy the same: 2xx only once it listens.
+            ("proxy.port", {"proxy": {"enabled": True, "bind": "127.0.0.1",
+                                      "port": taken.getsockname()[1]}}),
+            ("proxy.bind", {"proxy": {"enabled": True, "bind": "203.0.113.7",
+                                      "port": t.free_port()}}),
         ]
         for field, body in cases:
             with self.subTest(field=field, body=json.dumps(body)[:80]):
@@ -106,6 +114,7 @@ class BootSafety(unittest.TestCase):
                 self.assertEqual(st, 400, obj)
                 self.assertEqual(obj.get("field"), field, obj)
                 self.assertEqual(settings_bytes(e), before, "a refused change was saved")
+        self.assertFalse(e.state()["proxy"]["enabled"])
         e = self.restart_serves(e)
 
     # The probe's cases through POST /api/device, the UI's own endpoint.
