@@ -520,6 +520,7 @@ static int settings_commit(struct egw *e, const json_t *patch, struct settings_e
 {
 	struct settings_error ignored = { 0 };
 	struct settings *snap = settings_snapshot(e->settings);
+	const struct settings_values *nv, *ov;
 	int r;
 
 	if (!snap) {
@@ -543,7 +544,7 @@ static int settings_commit(struct egw *e, const json_t *patch, struct settings_e
 	/* The listener moves after the answer; a port it cannot have would be
 	 * saved, not applied, and stop the next start. */
 	r = web_check_listen(e->web, settings_values(e->settings)->http_bind,
-			     (unsigned)settings_values(e->settings)->http_port);
+			     (unsigned)settings_values(e->settings)->http_port, false);
 	if (r < 0) {
 		snprintf(err->key, sizeof(err->key), "http.port");
 		snprintf(err->msg, sizeof(err->msg), "cannot listen on %.60s:%u: %s",
@@ -552,6 +553,24 @@ static int settings_commit(struct egw *e, const json_t *patch, struct settings_e
 		log_error("main", "settings change not applied: %s: %s", err->key, err->msg);
 		settings_rollback(e->settings, snap);
 		return -EGW_ESCHEMA;
+	}
+	/* HTTPS the same, when this change moves it (a port it cannot have
+	 * since the start is tried again by the listener itself). */
+	nv = settings_values(e->settings);
+	ov = settings_values(snap);
+	if (nv->http_tls &&
+	    (!ov->http_tls || ov->http_tls_port != nv->http_tls_port ||
+	     strcmp(ov->http_bind, nv->http_bind) != 0)) {
+		r = web_check_listen(e->web, nv->http_bind, (unsigned)nv->http_tls_port, true);
+		if (r < 0) {
+			snprintf(err->key, sizeof(err->key), "http.tls_port");
+			snprintf(err->msg, sizeof(err->msg), "cannot listen on %.60s:%u: %s",
+				 nv->http_bind, (unsigned)nv->http_tls_port, egw_strerror(r));
+			log_error("main", "settings change not applied: %s: %s", err->key,
+				  err->msg);
+			settings_rollback(e->settings, snap);
+			return -EGW_ESCHEMA;
+		}
 	}
 	r = apply_settings(e, err);
 	if (r == 0) {

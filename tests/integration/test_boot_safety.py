@@ -101,6 +101,8 @@ class BootSafety(unittest.TestCase):
         cases = self.SETTINGS_CASES + [
             ("http.port", {"http": {"port": taken.getsockname()[1]}}),
             ("http.port", {"http": {"port": e.tls_port}}),
+            ("http.tls_port", {"http": {"tls_port": taken.getsockname()[1]}}),
+            ("http.tls_port", {"http": {"tls_port": e.port}}),
             # The Modbus proxy the same: 2xx only once it listens.
             ("proxy.port", {"proxy": {"enabled": True, "bind": "127.0.0.1",
                                       "port": taken.getsockname()[1]}}),
