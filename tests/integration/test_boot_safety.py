@@ -176,7 +176,7 @@ class BootSafety(unittest.TestCase):
         nothing saved, or accepted, and the next egwd starts from exactly
         that file and serves it."""
         # EGW_BOOT_FUZZ=SEED:ROUNDS runs another seed, or longer.
-        seed, rounds = os.environ.get("EGW_BOOT_FUZZ", "20261204:60").split(":")
+        seed, rounds = os.environ.get("EGW_BOOT_FUZZ", "20261204:120").split(":")
         rnd = random.Random(int(seed))
         e = self.start()
         # Ports nothing listens on (MQTT, backends, the proxy, devices): a
