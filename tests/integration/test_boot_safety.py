@@ -11,10 +11,15 @@ or the defaults running)."""
 import json
 import os
 import random
+import shutil
 import socket
+import subprocess
 import unittest
 
 import egwtest as t
+
+NODE_DIR = os.path.join(t.REPO, "tests", "node")
+SHOTS = os.path.join(t.REPO, "tests", "out", "screenshots")
 
 
 def settings_bytes(e):
@@ -272,6 +277,22 @@ class BootSafety(unittest.TestCase):
         e.stop()
         e = self.start(state_dir=d)
         self.assertEqual(e.state()["settings"]["source"], "file")
+
+    @unittest.skipUnless(shutil.which("node") and os.path.exists("/usr/bin/chromium") and
+                         os.path.isdir(os.path.join(NODE_DIR, "node_modules", "playwright-core")),
+                         "needs node, /usr/bin/chromium and npm playwright-core (scripts/setup --test)")
+    def test_broken_file_shown_in_the_ui(self):
+        """The refusal as a user sees it: the web UI in headless Chromium."""
+        d = t.tempdir(self)
+        with open(os.path.join(d, "settings.json"), "w") as f:
+            f.write('{"devices": [{"connection": "rtu", "profile": "sdm630", "serial_port": ""}]}\n')
+        e = self.start(state_dir=d)
+        os.makedirs(SHOTS, exist_ok=True)
+        r = subprocess.run(["node", os.path.join(NODE_DIR, "rejected.mjs"), "--port", str(e.port),
+                            "--expect", "devices[0].serial_port", "--out", SHOTS],
+                           cwd=NODE_DIR, capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, f"{r.stdout}\n{r.stderr}\negwd:\n{e.output()[-2000:]}")
+        self.assertIn("ok - the refusal is shown", r.stdout)
 
     def test_malformed_file_boots_from_last_known_good(self):
         d = t.tempdir(self)
