@@ -542,22 +542,23 @@ static int settings_commit(struct egw *e, const json_t *patch, struct settings_e
 		return -EGW_ESCHEMA;
 	}
 	/* The listener moves after the answer; a port it cannot have would be
-	 * saved, not applied, and stop the next start. */
-	r = web_check_listen(e->web, settings_values(e->settings)->http_bind,
-			     (unsigned)settings_values(e->settings)->http_port, false);
+	 * saved, not applied, and stop the next start.  Checked when this
+	 * change moves it: an unrelated change is not refused over it. */
+	nv = settings_values(e->settings);
+	ov = settings_values(snap);
+	r = 0;
+	if (ov->http_port != nv->http_port || strcmp(ov->http_bind, nv->http_bind) != 0)
+		r = web_check_listen(e->web, nv->http_bind, (unsigned)nv->http_port, false);
 	if (r < 0) {
 		snprintf(err->key, sizeof(err->key), "http.port");
-		snprintf(err->msg, sizeof(err->msg), "cannot listen on %.60s:%u: %s",
-			 settings_values(e->settings)->http_bind,
-			 (unsigned)settings_values(e->settings)->http_port, egw_strerror(r));
+		snprintf(err->msg, sizeof(err->msg), "cannot listen on %.60s:%u: %s", nv->http_bind,
+			 (unsigned)nv->http_port, egw_strerror(r));
 		log_error("main", "settings change not applied: %s: %s", err->key, err->msg);
 		settings_rollback(e->settings, snap);
 		return -EGW_ESCHEMA;
 	}
-	/* HTTPS the same, when this change moves it (a port it cannot have
-	 * since the start is tried again by the listener itself). */
-	nv = settings_values(e->settings);
-	ov = settings_values(snap);
+	/* HTTPS the same (a port it could not have at the start is tried
+	 * again by the listener itself). */
 	if (nv->http_tls &&
 	    (!ov->http_tls || ov->http_tls_port != nv->http_tls_port ||
 	     strcmp(ov->http_bind, nv->http_bind) != 0)) {
