@@ -472,7 +472,7 @@ static int apply_settings(struct egw *e, struct settings_error *err)
 {
 	char msg[256] = "";
 	int lvl = log_parse_level(settings_values(e->settings)->log_level);
-	int r;
+	int r, pr;
 
 	if (lvl >= 0)
 		log_set_level((enum log_level)lvl);
@@ -486,7 +486,13 @@ static int apply_settings(struct egw *e, struct settings_error *err)
 	}
 	store_egw_apply(e);
 	mqtt_egw_apply(e);
-	proxy_egw_apply(e);
+	pr = proxy_egw_apply(e);
+	if (pr < 0 && r >= 0) {
+		r = pr;
+		snprintf(err->key, sizeof(err->key), "%s",
+			 pr == -EADDRNOTAVAIL ? "proxy.bind" : "proxy.port");
+		snprintf(err->msg, sizeof(err->msg), "the Modbus proxy %s", e->proxy_error);
+	}
 	fcr_egw_apply(e);
 	pipeline_apply_settings(e);
 	uplink_egw_apply(e);
@@ -514,6 +520,7 @@ static int settings_commit(struct egw *e, const json_t *patch, struct settings_e
 {
 	struct settings_error ignored = { 0 };
 	struct settings *snap = settings_snapshot(e->settings);
+	const struct settings_values *nv, *ov;
 	int r;
 
 	if (!snap) {
@@ -530,8 +537,41 @@ static int settings_commit(struct egw *e, const json_t *patch, struct settings_e
 		snprintf(err->key, sizeof(err->key), "http.bind");
 		snprintf(err->msg, sizeof(err->msg), "cannot listen on %.60s: %s",
 			 settings_values(e->settings)->http_bind, egw_strerror(r));
+		log_error("main", "settings change not applied: %s: %s", err->key, err->msg);
 		settings_rollback(e->settings, snap);
 		return -EGW_ESCHEMA;
+	}
+	/* The listener moves after the answer; a port it cannot have would be
+	 * saved, not applied, and stop the next start.  Checked when this
+	 * change moves it: an unrelated change is not refused over it. */
+	nv = settings_values(e->settings);
+	ov = settings_values(snap);
+	r = 0;
+	if (ov->http_port != nv->http_port || strcmp(ov->http_bind, nv->http_bind) != 0)
+		r = web_check_listen(e->web, nv->http_bind, (unsigned)nv->http_port, false);
+	if (r < 0) {
+		snprintf(err->key, sizeof(err->key), "http.port");
+		snprintf(err->msg, sizeof(err->msg), "cannot listen on %.60s:%u: %s", nv->http_bind,
+			 (unsigned)nv->http_port, egw_strerror(r));
+		log_error("main", "settings change not applied: %s: %s", err->key, err->msg);
+		settings_rollback(e->settings, snap);
+		return -EGW_ESCHEMA;
+	}
+	/* HTTPS the same (a port it could not have at the start is tried
+	 * again by the listener itself). */
+	if (nv->http_tls &&
+	    (!ov->http_tls || ov->http_tls_port != nv->http_tls_port ||
+	     strcmp(ov->http_bind, nv->http_bind) != 0)) {
+		r = web_check_listen(e->web, nv->http_bind, (unsigned)nv->http_tls_port, true);
+		if (r < 0) {
+			snprintf(err->key, sizeof(err->key), "http.tls_port");
+			snprintf(err->msg, sizeof(err->msg), "cannot listen on %.60s:%u: %s",
+				 nv->http_bind, (unsigned)nv->http_tls_port, egw_strerror(r));
+			log_error("main", "settings change not applied: %s: %s", err->key,
+				  err->msg);
+			settings_rollback(e->settings, snap);
+			return -EGW_ESCHEMA;
+		}
 	}
 	r = apply_settings(e, err);
 	if (r == 0) {

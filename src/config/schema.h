@@ -10,10 +10,11 @@
  *           INT                       int64_t; default first, then .min, .max
  *           BOOL                      bool; default 0 or 1
  *           STR, ENUM, URL, HOST,     const char *, default .def_str; ENUM
- *           BIND                      names its .values list (settings.c),
+ *           BIND, I2C_BUS             names its .values list (settings.c),
  *                                     URL is "" or http(s)://, HOST an IP
  *                                     literal or host name, BIND an IPv4
- *                                     literal
+ *                                     literal, I2C_BUS "" or /dev/i2c-N,
+ *                                     i2c-N, N
  *           URL_LIST, DEVICES,        const json_t *, an array (DEVICES goes
  *           ARRAY, NAME_LIST          through devices/devconf.h)
  *         .flags = SF_SECRET masks the value in every answer ("***").
@@ -87,7 +88,7 @@
 	X(proxy_port, "proxy.port", INT, 5020, .min = 1, .max = 65535) \
 	X(signer_backend, "signer.backend", ENUM, .def_str = "auto", .values = signer_backends) \
 	X(signer_i2c_address, "signer.i2c_address", INT, 0x60, .min = 0, .max = 127) \
-	X(signer_i2c_bus, "signer.i2c_bus", STR, .def_str = "/dev/i2c-1") \
+	X(signer_i2c_bus, "signer.i2c_bus", I2C_BUS, .def_str = "/dev/i2c-1") \
 	X(store_max_age_s, "store.max_age_s", INT, 30 * DAY_S, .min = 60, .max = 3650 * DAY_S) \
 	X(store_max_bytes, "store.max_bytes", INT, 512 * MIB, .min = MIB, \
 	  .max = INT64_C(1) << 40) \

@@ -19,6 +19,7 @@
 #include "base/mask.h"
 #include "base/json.h"
 #include "base/util.h"
+#include "crypto/signer.h"
 #include "devices/devconf.h"
 #include "grid/fcr.h"
 
@@ -34,6 +35,7 @@ enum stype {
 	ST_BIND,      /* an IPv4 address literal to listen on */
 	ST_ARRAY,     /* array of anything (checked by its consumer) */
 	ST_NAME_LIST, /* array of host names */
+	ST_I2C_BUS,   /* "" or an I2C bus: /dev/i2c-N, i2c-N or N (crypto/signer.h) */
 };
 
 #define SF_SECRET 1u
@@ -220,6 +222,20 @@ static int check_value(const struct skey *k, const json_t *v, struct settings_er
 			set_err(err, k->key,
 				"\"%.60s\" is not an IPv4 address (0.0.0.0: every "
 				"interface, 127.0.0.1: this machine only)",
+				json_string_value(v));
+			return -EGW_ESCHEMA;
+		}
+		return 0;
+	}
+	case ST_I2C_BUS: {
+		unsigned bus;
+		if (!json_is_string(v)) {
+			set_err(err, k->key, "expected a string, got %s", egw_json_kind(v));
+			return -EGW_ESCHEMA;
+		}
+		if (signer_i2c_bus_number(json_string_value(v), &bus) < 0) {
+			set_err(err, k->key,
+				"\"%.60s\" is not an I2C bus (/dev/i2c-N, i2c-N or N, N up to 255)",
 				json_string_value(v));
 			return -EGW_ESCHEMA;
 		}
@@ -414,6 +430,7 @@ static const json_t *get_ARRAY(const json_t *eff, const char *key)
 #define get_URL get_STR
 #define get_HOST get_STR
 #define get_BIND get_STR
+#define get_I2C_BUS get_STR
 #define get_URL_LIST get_ARRAY
 #define get_DEVICES get_ARRAY
 #define get_NAME_LIST get_ARRAY
@@ -470,6 +487,7 @@ static json_t *defaults_doc(void)
 		case ST_ENUM:
 		case ST_HOST:
 		case ST_BIND:
+		case ST_I2C_BUS:
 		case ST_URL:
 			v = json_string(k->def_str);
 			break;

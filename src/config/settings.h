@@ -35,6 +35,7 @@ struct settings;
 #define SETTINGS_CTYPE_URL const char *
 #define SETTINGS_CTYPE_HOST const char *
 #define SETTINGS_CTYPE_BIND const char *
+#define SETTINGS_CTYPE_I2C_BUS const char *
 #define SETTINGS_CTYPE_URL_LIST const json_t *
 #define SETTINGS_CTYPE_DEVICES const json_t *
 #define SETTINGS_CTYPE_ARRAY const json_t *

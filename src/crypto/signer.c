@@ -304,11 +304,7 @@ static int soft_open(struct signer *s)
 	return 0;
 }
 
-/* ---- ATECC608 backend ---- */
-
-#if EGW_HAVE_ATECC
-/* "/dev/i2c-1", "i2c-1" or "1" -> 1. */
-static int parse_i2c_bus(const char *bus, uint8_t *ret)
+int signer_i2c_bus_number(const char *bus, unsigned *ret)
 {
 	const char *p;
 	char *end;
@@ -327,13 +323,16 @@ static int parse_i2c_bus(const char *bus, uint8_t *ret)
 	v = strtoul(p, &end, 10);
 	if (errno || *end || v > 255)
 		return -EINVAL;
-	*ret = (uint8_t)v;
+	*ret = (unsigned)v;
 	return 0;
 }
 
+/* ---- ATECC608 backend ---- */
+
+#if EGW_HAVE_ATECC
 static int atcfg_from(const struct signer_config *cfg, ATCAIfaceCfg *ret)
 {
-	unsigned addr = cfg->i2c_address ? cfg->i2c_address : 0x60;
+	unsigned addr = cfg->i2c_address ? cfg->i2c_address : 0x60, bus;
 	ATCAIfaceCfg c = {
 		.iface_type = ATCA_I2C_IFACE,
 		.devtype = ATECC608,
@@ -346,9 +345,10 @@ static int atcfg_from(const struct signer_config *cfg, ATCAIfaceCfg *ret)
 		return -EINVAL;
 	c.atcai2c.address = (uint8_t)(addr << 1);
 	c.atcai2c.baud = 100000;
-	r = parse_i2c_bus(cfg->i2c_bus, &c.atcai2c.bus);
+	r = signer_i2c_bus_number(cfg->i2c_bus, &bus);
 	if (r < 0)
 		return r;
+	c.atcai2c.bus = (uint8_t)bus;
 	*ret = c;
 	return 0;
 }

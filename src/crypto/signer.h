@@ -61,6 +61,10 @@ struct signer_config {
  * (backend not built in), -EGW_ESIGNER (chip unreachable or key file
  * unusable), -ENOMEM or -errno from file I/O. */
 int signer_open(const struct signer_config *cfg, struct signer **ret);
+/* The bus number of an I2C bus named "/dev/i2c-1", "i2c-1" or "1" ("" or
+ * NULL: 1, the Raspberry Pi's header bus).  Returns 0, or -EINVAL when the
+ * name does not end in a number up to 255. */
+int signer_i2c_bus_number(const char *bus, unsigned *ret);
 /* Accepts NULL. */
 void signer_close(struct signer *s);
 

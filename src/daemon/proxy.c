@@ -20,7 +20,7 @@ static void signature(const struct settings_values *v, char *buf, size_t len)
 	snprintf(buf, len, "%d|%s|%lld", v->proxy_enabled, v->proxy_bind, (long long)v->proxy_port);
 }
 
-void proxy_egw_apply(struct egw *e)
+int proxy_egw_apply(struct egw *e)
 {
 	const struct settings_values *v = settings_values(e->settings);
 	usec_t max_age = (usec_t)v->proxy_max_age_ms * USEC_PER_MSEC;
@@ -33,14 +33,14 @@ void proxy_egw_apply(struct egw *e)
 	if (strcmp(sig, e->proxy_sig) == 0) {
 		if (e->proxy && proxy_set_policy(e->proxy, max_age, writes, allow) < 0)
 			log_error("proxy", "Modbus proxy settings: %s", egw_strerror(-ENOMEM));
-		return;
+		return 0;
 	}
 	snprintf(e->proxy_sig, sizeof(e->proxy_sig), "%s", sig);
 	proxy_free(e->proxy);
 	e->proxy = NULL;
 	e->proxy_error[0] = 0;
 	if (!v->proxy_enabled)
-		return;
+		return 0;
 	struct proxy_config cfg = {
 		.bind = v->proxy_bind,
 		.port = (uint16_t)v->proxy_port,
@@ -53,11 +53,12 @@ void proxy_egw_apply(struct egw *e)
 		snprintf(e->proxy_error, sizeof(e->proxy_error), "cannot listen on %s:%u: %s",
 			 cfg.bind, cfg.port, egw_strerror(r));
 		log_error("proxy", "Modbus proxy %s", e->proxy_error);
-		return;
+		return r;
 	}
 	log_info("proxy", "Modbus TCP proxy listening on %s:%u (cache %lld ms, writes %s)",
 		 cfg.bind, proxy_port(e->proxy), (long long)(max_age / USEC_PER_MSEC),
 		 writes ? "allowed by the allow-list" : "refused");
+	return 0;
 }
 
 /* /api/state "proxy". */

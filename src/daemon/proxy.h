@@ -11,4 +11,7 @@ struct egw;
  * /api/state, not fatal. */
 int proxy_egw_init(struct egw *e);
 void proxy_egw_fini(struct egw *e);
-void proxy_egw_apply(struct egw *e);
+/* Applies the proxy settings.  Returns 0, or -errno when the proxy is to
+ * listen on a new address and cannot (e->proxy_error says why; it stays
+ * off until the next change or start). */
+int proxy_egw_apply(struct egw *e);

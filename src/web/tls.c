@@ -586,6 +586,12 @@ void web_tls_apply(struct web_tls *t)
 		loop_task_add(t->loop, &t->rebind, now_usec() + 300 * USEC_PER_MSEC);
 }
 
+bool web_tls_listens_on(const struct web_tls *t, const struct sockaddr_in *sin)
+{
+	return t && t->d && t->cur.sin.sin_port == sin->sin_port &&
+		t->cur.sin.sin_addr.s_addr == sin->sin_addr.s_addr;
+}
+
 static json_t *section(void *ud)
 {
 	struct web_tls *t = ud;

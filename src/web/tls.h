@@ -59,6 +59,8 @@ void web_tls_free(struct web_tls *t);
 /* Settings changed: moves, restarts or stops the listener (shortly after, on
  * the loop, once the answer to the request that changed them is out). */
 void web_tls_apply(struct web_tls *t);
+/* Whether t (which may be NULL) is listening on exactly sin. */
+bool web_tls_listens_on(const struct web_tls *t, const struct sockaddr_in *sin);
 /* Runs the listener soon: connections of its daemon were resumed, which
  * libmicrohttpd only serves on a later run.  Accepts NULL. */
 void web_tls_kick(struct web_tls *t);

@@ -910,6 +910,30 @@ int web_check_bind(const char *addr)
 	return r;
 }
 
+int web_check_listen(const struct web *w, const char *addr, unsigned port, bool tls)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int fd, one = 1, r = 0;
+
+	if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1)
+		return -EINVAL;
+	if (!tls && w && w->d && sin.sin_port == w->bound.sin_port &&
+	    sin.sin_addr.s_addr == w->bound.sin_addr.s_addr)
+		return 0;
+	if (tls && w && web_tls_listens_on(w->tls, &sin))
+		return 0;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* As libmicrohttpd binds (SO_REUSEADDR): a socket in TIME_WAIT does
+	 * not count, a listener on the port does. */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
 int web_new(struct egw *e, struct web **ret)
 {
 	const struct settings *s = e->settings;

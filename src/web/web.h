@@ -119,6 +119,12 @@ int web_new(struct egw *e, struct web **ret);
  * address of one of its interfaces), else -EADDRNOTAVAIL, -EINVAL (not an
  * IPv4 literal) or -errno. */
 int web_check_bind(const char *addr);
+/* 0 when the plain listener (tls false) or the HTTPS one (tls true) can
+ * move to addr:port now: it listens there already, or a socket can be bound
+ * there (nothing else listens on it, the port is not privileged for this
+ * user).  Else -EADDRINUSE, -EACCES, -EADDRNOTAVAIL, -EINVAL (not an IPv4
+ * literal) or -errno.  w may be NULL. */
+int web_check_listen(const struct web *w, const char *addr, unsigned port, bool tls);
 /* Stops the daemon, closes every connection.  Accepts NULL.  Suspended
  * connections (SSE) must have been resumed by their owner before: the web UI
  * is torn down first for that reason (see main.c). */

@@ -266,20 +266,26 @@ class HttpsTest(unittest.TestCase):
                                   headers=auth)
             self.assertEqual(st, 400, (bad, obj))
             self.assertIn("http.tls_port", json.dumps(obj))
-        # a port someone else holds: egwd stays on its old one and says why
+        # a port someone else holds (or the plain port): refused, nothing
+        # saved, egwd stays on its old one
         with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
+            s.bind(("127.0.0.1", T.free_port()))
             s.listen()
             taken = s.getsockname()[1]
-            st, obj = T.http_json(g.port, "POST", "/api/settings",
-                                  {"http": {"tls_port": taken}}, headers=auth)
-            self.assertEqual(st, 200, obj)
-            err = T.wait_until(lambda: https_state(g)["error"], what="https error")
-            self.assertIn(f"cannot listen on 127.0.0.1:{taken}", err)
+            for port in (taken, g.port):
+                st, obj = T.http_json(g.port, "POST", "/api/settings",
+                                      {"http": {"tls_port": port}}, headers=auth)
+                self.assertEqual(st, 400, obj)
+                self.assertEqual(obj["field"], "http.tls_port", obj)
+                self.assertIn(f"cannot listen on 127.0.0.1:{port}", obj["error"])
             self.assertEqual(https_state(g)["port"], new_port)
+            self.assertIsNone(https_state(g)["error"])
+            with open(os.path.join(g.state_dir, "settings.json")) as f:
+                self.assertEqual(json.load(f)["http"]["tls_port"], new_port)
             rc, code, _, _ = curl(f"https://127.0.0.1:{new_port}/api/hello", "--cacert", cert)
             self.assertEqual((rc, code), (0, 200))
-        # ...and a restart with that port saved still starts and serves
+        # ...and a restart with a taken port on the command line still
+        # starts and serves (test_a_taken_port_or_bad_files_never_stop_egwd)
         self.assertEqual(g.stop(), 0)
         g2 = self.start(state_dir=g.state_dir, tls_port=taken)
         self.assertTrue(https_state(g2)["listening"])

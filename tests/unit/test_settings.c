@@ -147,6 +147,9 @@ static const struct bad {
 	{ "{\"signer\":{\"backend\":\"tpm\"}}", "signer.backend",
 	  "unknown value \"tpm\" (expected one of auto, software, atecc608)" },
 	{ "{\"log_level\":\"loud\"}", "log_level", "unknown value" },
+	{ "{\"signer\":{\"i2c_bus\":\"software\"}}", "signer.i2c_bus", "is not an I2C bus" },
+	{ "{\"signer\":{\"i2c_bus\":\"/dev/i2c-256\"}}", "signer.i2c_bus", "is not an I2C bus" },
+	{ "{\"signer\":{\"i2c_bus\":7}}", "signer.i2c_bus", "expected a string" },
 	{ "{\"mqtt\":{\"enabled\":\"yes\"}}", "mqtt.enabled", "expected a boolean" },
 	{ "{\"mqtt\":{\"password\":7}}", "mqtt.password", "expected a string" },
 	{ "{\"backend\":{\"data_urls\":\"http://x\"}}", "backend.data_urls", "expected an array" },
@@ -488,6 +491,7 @@ static void check_typed(const struct settings *s)
 #define CHECK_URL CHECK_STR
 #define CHECK_HOST CHECK_STR
 #define CHECK_BIND CHECK_STR
+#define CHECK_I2C_BUS CHECK_STR
 #define CHECK_ARRAY(field, key) assert_ptr_equal(v->field, j)
 #define CHECK_URL_LIST CHECK_ARRAY
 #define CHECK_DEVICES CHECK_ARRAY
