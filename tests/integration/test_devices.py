@@ -207,6 +207,18 @@ class TestEveryProfile(unittest.TestCase):
             self.assertGreater(nm["meter"]["Hz"], 45, dev_id)
             for k in ("W", "L1_W", "L1_A", "total_import_Wh", "total_export_Wh"):
                 self.assertNotIn(k, nm["meter"], (dev_id, nm))
+        # A Ferroamp EnergyHub with no battery (its ESO counts 0, its battery
+        # registers 0): no battery object; with one, its battery and the hub's
+        # grid CTs; both publish PV in W (the hub counts kW).
+        fa = devices_by_id(st)["ferroamp"]["reading"]
+        fn = devices_by_id(st)["ferroamp_nobattery"]["reading"]
+        self.assertNotIn("battery", fn, fn)
+        self.assertIn("SoC_nom_fract", fa["battery"], fa)
+        for r in (fa, fn):
+            self.assertLess(r["pv"]["W"], -100, r)
+            self.assertGreater(r["pv"]["total_generation_Wh"], 0, r)
+            for k in ("W", "Hz", "L1_V", "total_import_Wh", "total_export_Wh"):
+                self.assertIn(k, r["meter"], r)
         # Numbers at their resolution: no float noise anywhere /api/state or
         # /api/device prints (every profile's values, SDM630 floats included).
         for path in ("/api/state", "/api/device"):
