@@ -251,6 +251,29 @@ static const struct sim_vreg solis_regs[] = {
 	V(IN, 3042, U16, BIG, 0.01, F(METER_HZ), 1, 0),
 };
 
+/* ---- Solis hybrid -------------------------------------------------------------
+ * Solis "RS485_MODBUS RTU Hybrid Inverter Protocol" Ver 3.2 (input registers
+ * at the document's addresses, 32-bit values high word first): 33004-33019
+ * serial, 33029-33030 PV total energy (kWh), 33049-33052 PV1/PV2 voltage and
+ * current (0.1 V, 0.1 A), 33057-33058 total PV power (W), 33079-33080 active
+ * power (S32, W, output positive), 33093 inverter temperature (0.1 degC),
+ * 33094 grid frequency (0.01 Hz).  Served without battery or meter. */
+static const struct sim_vrange solis_hybrid_ranges[] = {
+	{ IN, 33000, 338 },
+	{ IN, 35000, 1 },
+};
+static const struct sim_vreg solis_hybrid_regs[] = {
+	V(IN, 33029, U32, BIG, 1000, F(PV_TOTAL_GENERATION_WH), 1, 0),
+	V(IN, 33049, U16, BIG, 0.1, F(PV_MPPT1_V), 1, 0),
+	V(IN, 33050, U16, BIG, 0.1, F(PV_MPPT1_A), 1, 0),
+	V(IN, 33051, U16, BIG, 0.1, F(PV_MPPT2_V), 1, 0),
+	V(IN, 33052, U16, BIG, 0.1, F(PV_MPPT2_A), 1, 0),
+	V(IN, 33057, U32, BIG, 1, F(PV_W), -1, 0),
+	V(IN, 33079, I32, BIG, 1, F(INVERTER_W), -1, 0),
+	V(IN, 33093, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0),
+	V(IN, 33094, U16, BIG, 0.01, F(METER_HZ), 1, 0),
+};
+
 /* ---- Growatt MIN (TL-X) -----------------------------------------------------
  * Growatt "Inverter Modbus RTU Protocol" V1.24, TL-X/TL-XH (MIN type): input
  * ranges 0-124 and 3000-3249, holding 0-124 and 3000-3124 (32-bit values
@@ -1007,6 +1030,14 @@ static const struct sim_model model_solis = {
 	REGS(solis_regs),
 	.serial = { .fc = IN, .addr = 3060, .words = 4, .type = REG_U64 },
 };
+static const struct sim_model model_solis_hybrid = {
+	.name = "solis_hybrid",
+	.profile = "solis_hybrid",
+	.doc = "Solis RS485_MODBUS RTU Hybrid Inverter Protocol Ver 3.2 (no battery or meter mapped)",
+	RANGES(solis_hybrid_ranges),
+	REGS(solis_hybrid_regs),
+	SERIAL_STR(IN, 33004, 16),
+};
 static const struct sim_model model_growatt = {
 	.name = "growatt",
 	.profile = "growatt",
@@ -1200,6 +1231,7 @@ static const struct sim_model *const models[] = {
 	&model_deye,
 	&model_deye_micro,
 	&model_solis,
+	&model_solis_hybrid,
 	&model_growatt,
 	&model_solax,
 	&model_goodwe,
