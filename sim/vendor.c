@@ -251,6 +251,29 @@ static const struct sim_vreg solis_regs[] = {
 	V(IN, 3042, U16, BIG, 0.01, F(METER_HZ), 1, 0),
 };
 
+/* ---- Solis hybrid -------------------------------------------------------------
+ * Solis "RS485_MODBUS RTU Hybrid Inverter Protocol" Ver 3.2 (input registers
+ * at the document's addresses, 32-bit values high word first): 33004-33019
+ * serial, 33029-33030 PV total energy (kWh), 33049-33052 PV1/PV2 voltage and
+ * current (0.1 V, 0.1 A), 33057-33058 total PV power (W), 33079-33080 active
+ * power (S32, W, output positive), 33093 inverter temperature (0.1 degC),
+ * 33094 grid frequency (0.01 Hz).  Served without battery or meter. */
+static const struct sim_vrange solis_hybrid_ranges[] = {
+	{ IN, 33000, 338 },
+	{ IN, 35000, 1 },
+};
+static const struct sim_vreg solis_hybrid_regs[] = {
+	V(IN, 33029, U32, BIG, 1000, F(PV_TOTAL_GENERATION_WH), 1, 0),
+	V(IN, 33049, U16, BIG, 0.1, F(PV_MPPT1_V), 1, 0),
+	V(IN, 33050, U16, BIG, 0.1, F(PV_MPPT1_A), 1, 0),
+	V(IN, 33051, U16, BIG, 0.1, F(PV_MPPT2_V), 1, 0),
+	V(IN, 33052, U16, BIG, 0.1, F(PV_MPPT2_A), 1, 0),
+	V(IN, 33057, U32, BIG, 1, F(PV_W), -1, 0),
+	V(IN, 33079, I32, BIG, 1, F(INVERTER_W), -1, 0),
+	V(IN, 33093, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0),
+	V(IN, 33094, U16, BIG, 0.01, F(METER_HZ), 1, 0),
+};
+
 /* ---- Growatt MIN (TL-X) -----------------------------------------------------
  * Growatt "Inverter Modbus RTU Protocol" V1.24, TL-X/TL-XH (MIN type): input
  * ranges 0-124 and 3000-3249, holding 0-124 and 3000-3124 (32-bit values
@@ -319,6 +342,56 @@ static const struct sim_vreg goodwe_regs[] = {
 	V(HI, 35109, U32, BIG, 1, SQ_MPPT2_W, 1, 0),
 	V(HI, 35123, U16, BIG, 0.01, F(METER_HZ), 1, 0),
 	V(HI, 35138, I16, BIG, 1, F(INVERTER_W), -1, 0),
+};
+
+/* ---- Ferroamp EnergyHub ----------------------------------------------------
+ * Ferroamp "Modbus TCP" specification (Revision B, 2018-12-07, section 6
+ * "Modbus Variables"; revision PC1 for Modbus v3.0 mirrored on
+ * manualspro.net): input registers only, every float an IEEE-754 single in
+ * two registers, low word first; power in kW, energy in kWh.  The tables
+ * themselves could not be read in full here: addresses, units and signs are
+ * the ones two public implementations citing the document agree on (evcc's
+ * ferroamp-energyhub template, the ferroamp_modbus Home Assistant
+ * integration), not egw's profile table.
+ *   2016 grid frequency; 2032/2036/2040 grid voltage L1-L3 (V);
+ *   3064/3068 energy exported to / imported from the grid (kWh);
+ *   3100 grid active power (kW, import positive, the hub's grid CTs);
+ *   5000/5002/5004 idle/running/faulty SSOs; 5064 energy produced (kWh);
+ *   5100 solar power (kW);
+ *   6000/6002/6004 idle/running/faulty batteries (ESOs); 6012 state of
+ *   health, 6016 state of charge (%); 6064/6068 energy from / to the battery
+ *   (kWh); 6100 battery power (kW, negative = charging).
+ * Served with two SSOs and, in `ferroamp`, one ESO; `ferroamp_nobattery` is
+ * a hub without batteries: its battery counts are 0 and its battery
+ * registers read 0. */
+static const struct sim_vrange ferroamp_ranges[] = {
+	{ IN, 1000, 16 },  { IN, 2000, 148 }, { IN, 3000, 148 },
+	{ IN, 5000, 104 }, { IN, 6000, 110 },
+};
+#define FERROAMP_COMMON \
+	V(IN, 2016, F32, LITTLE, 1, F(METER_HZ), 1, 0), \
+		V(IN, 2032, F32, LITTLE, 1, F(METER_L1_V), 1, 0), \
+		V(IN, 2036, F32, LITTLE, 1, F(METER_L2_V), 1, 0), \
+		V(IN, 2040, F32, LITTLE, 1, F(METER_L3_V), 1, 0), \
+		V(IN, 3064, F32, LITTLE, 1, F(METER_TOTAL_EXPORT_WH), 0.001, 0), \
+		V(IN, 3068, F32, LITTLE, 1, F(METER_TOTAL_IMPORT_WH), 0.001, 0), \
+		V(IN, 3100, F32, LITTLE, 1, F(METER_W), 0.001, 0), \
+		V(IN, 5002, U16, BIG, 1, SQ_CONST, 1, 2), /* two running SSOs */ \
+		V(IN, 5064, F32, LITTLE, 1, F(PV_TOTAL_GENERATION_WH), 0.001, 0), \
+		V(IN, 5100, F32, LITTLE, 1, F(PV_W), -0.001, 0)
+static const struct sim_vreg ferroamp_regs[] = {
+	FERROAMP_COMMON,
+	V(IN, 6002, U16, BIG, 1, SQ_CONST, 1, 1), /* one running ESO */
+	V(IN, 6012, F32, LITTLE, 1, SQ_CONST, 1, 98),
+	V(IN, 6016, F32, LITTLE, 1, F(BATTERY_SOC_NOM_FRACT), 100, 0),
+	V(IN, 6064, F32, LITTLE, 1, F(BATTERY_TOTAL_DISCHARGE_WH), 0.001, 0),
+	V(IN, 6068, F32, LITTLE, 1, F(BATTERY_TOTAL_CHARGE_WH), 0.001, 0),
+	V(IN, 6100, F32, LITTLE, 1, F(BATTERY_W), -0.001, 0),
+};
+static const struct sim_vreg ferroamp_nobattery_regs[] = {
+	FERROAMP_COMMON,
+	V(IN, 6016, F32, LITTLE, 1, SQ_CONST, 1, 0),
+	V(IN, 6100, F32, LITTLE, 1, SQ_CONST, 1, 0),
 };
 
 /* ---- Sofar G3 hybrid --------------------------------------------------------
@@ -957,6 +1030,14 @@ static const struct sim_model model_solis = {
 	REGS(solis_regs),
 	.serial = { .fc = IN, .addr = 3060, .words = 4, .type = REG_U64 },
 };
+static const struct sim_model model_solis_hybrid = {
+	.name = "solis_hybrid",
+	.profile = "solis_hybrid",
+	.doc = "Solis RS485_MODBUS RTU Hybrid Inverter Protocol Ver 3.2 (no battery or meter mapped)",
+	RANGES(solis_hybrid_ranges),
+	REGS(solis_hybrid_regs),
+	SERIAL_STR(IN, 33004, 16),
+};
 static const struct sim_model model_growatt = {
 	.name = "growatt",
 	.profile = "growatt",
@@ -980,6 +1061,24 @@ static const struct sim_model model_goodwe = {
 	RANGES(goodwe_ranges),
 	REGS(goodwe_regs),
 	SERIAL_STR(HI, 35003, 8),
+};
+static const struct sim_model model_ferroamp = {
+	.name = "ferroamp",
+	.profile = "ferroamp",
+	.battery = true,
+	.meter = true,
+	.doc = "Ferroamp Modbus TCP specification Rev. B (EnergyHub; addresses as evcc and the "
+	       "ferroamp_modbus integration read them)",
+	RANGES(ferroamp_ranges),
+	REGS(ferroamp_regs),
+};
+static const struct sim_model model_ferroamp_nobattery = {
+	.name = "ferroamp_nobattery",
+	.profile = "ferroamp",
+	.meter = true,
+	.doc = "Ferroamp Modbus TCP specification Rev. B (EnergyHub without ESO batteries)",
+	RANGES(ferroamp_ranges),
+	REGS(ferroamp_nobattery_regs),
 };
 static const struct sim_model model_sofar = {
 	.name = "sofar",
@@ -1132,10 +1231,13 @@ static const struct sim_model *const models[] = {
 	&model_deye,
 	&model_deye_micro,
 	&model_solis,
+	&model_solis_hybrid,
 	&model_growatt,
 	&model_solax,
 	&model_goodwe,
 	&model_sofar,
+	&model_ferroamp,
+	&model_ferroamp_nobattery,
 	&model_sma,
 	&model_solaredge,
 	&model_solaredge_meter,

@@ -1,6 +1,15 @@
 /* LQT40S energy meter profile.
- * Rows written from the reference register table (inverter-registers.tsv);
- * test_profiles_tsv holds them against it row by row. */
+ *
+ * Source: the original gateway's profile only (inverter-registers.tsv: maker
+ * "LQT", input 0 grid frequency and input 24 active power, big-endian
+ * floats).  No Modbus document of the meter, from its maker or anyone else,
+ * could be found (searched December 2026: vendor manuals, documentation
+ * sites, public code), so neither row is verified: the meter's maker, the
+ * function code (one version of the original gateway read these rows as
+ * holding registers), the units and the sign of the power are as the
+ * reference states them.  egw-sim serves it from this table, so a mistake
+ * here cannot show in a test.
+ * test_profiles_tsv holds the rows against the reference row by row. */
 #include "profiles/table.h"
 
 static const struct reg_def lqt40s_regs[] = {

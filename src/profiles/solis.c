@@ -54,11 +54,31 @@ const struct profile profile_solis = {
 	.frequency = &solis_regs[1],
 };
 
-
+/* solis_hybrid: Solis "RS485_MODBUS RTU Hybrid Inverter Protocol" (Ver 3.2;
+ * input registers at the addresses the document lists, 32-bit values high
+ * word first): 33029-33030 PV total energy (U32, kWh), 33049/33050 PV1
+ * voltage / current (0.1 V, 0.1 A), 33051/33052 PV2, 33057-33058 total PV
+ * power (U32, W), 33079-33080 active power (S32, W; output positive as on
+ * the string inverters' 3004), 33093 inverter temperature (S16, 0.1 degC),
+ * 33094 grid frequency (0.01 Hz), 33004-33019 serial.  The battery
+ * (33133-33166) and meter (33126-33131, 33169-33176) registers are not
+ * mapped yet: their signs are given by separate direction registers this
+ * table does not decode, so nothing is published for them rather than a
+ * value of the wrong sign.  The reference maps only the frequency and the
+ * PV power; the rest are [doc] rows inside the blocks it already reads. */
 static const struct reg_def solis_hybrid_regs[] = {
 	REG(33004, FI, 15, STR, WB, SN, 1, "-", "serial number used as device identity"),
 	REG_MAP(33094, FI, 1, U16, WB, KEY, 0.01, "Hz", "Grid frequency", RF_METER_HZ, 1),
 	REG_MAP(33057, FI, 2, U32, WB, KEY, 1, "W", "DC Power", RF_PV_W, -1),
+	REG_MAP(33029, FI, 2, U32, WB, DOC, 1, "kWh", "PV total energy", RF_PV_TOTAL_GENERATION_WH,
+		1000),
+	REG_MAP(33049, FI, 1, U16, WB, DOC, 0.1, "V", "PV voltage 1", RF_PV_MPPT1_V, 1),
+	REG_MAP(33050, FI, 1, U16, WB, DOC, 0.1, "A", "PV current 1", RF_PV_MPPT1_A, 1),
+	REG_MAP(33051, FI, 1, U16, WB, DOC, 0.1, "V", "PV voltage 2", RF_PV_MPPT2_V, 1),
+	REG_MAP(33052, FI, 1, U16, WB, DOC, 0.1, "A", "PV current 2", RF_PV_MPPT2_A, 1),
+	REG_MAPF(33079, FI, 2, I32, WB, DOC, 1, "W", "active power", RF_INVERTER_W, -1, 0,
+		 REG_F_KEY),
+	REG_MAP(33093, FI, 1, I16, WB, DOC, 0.1, "C", "inverter temperature", RF_PV_HEATSINK_C, 1),
 };
 
 static const struct mb_block solis_hybrid_blocks[] = {

@@ -16,6 +16,7 @@ import math
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -23,6 +24,10 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import egwtest as T  # noqa: E402
+from test_mqtt import MOSQUITTO, Broker, Subscriber  # noqa: E402
+
+sys.path.insert(0, os.path.join(T.REPO, "tools"))
+import egw_batch  # noqa: E402
 
 LOCAL = "127.0.0.1"
 
@@ -160,8 +165,18 @@ class TestEveryProfile(unittest.TestCase):
         # Stop the sim clock so the values egwd read are the values `get` shows.
         ctl.ok("freeze on")
         devs = [sim.device_settings(i, id=s["profile"]) for i, s in enumerate(sim.servers)]
+        extra = {}
+        # every profile's readings also go out over MQTT and into signed
+        # batches: both are walked for float noise below
+        mqtt = os.path.exists(MOSQUITTO) and shutil.which("mosquitto_sub")
+        if mqtt:
+            broker = Broker(self)
+            broker.start()
+            sub = Subscriber(self, broker.port)
+            extra = {"mqtt.enabled": True, "mqtt.host": LOCAL, "mqtt.port": broker.port}
         egwd = T.Egwd(self, set={"devices": devs, "harvest.poll_interval_ms": 200,
-                                 "modbus.timeout_ms": 1000, "http.bind": LOCAL})
+                                 "harvest.batch_interval_ms": 1000,
+                                 "modbus.timeout_ms": 1000, "http.bind": LOCAL, **extra})
         truth = {d["profile"]: d for d in ctl.get()["devices"]}
 
         def all_polling():
@@ -207,6 +222,18 @@ class TestEveryProfile(unittest.TestCase):
             self.assertGreater(nm["meter"]["Hz"], 45, dev_id)
             for k in ("W", "L1_W", "L1_A", "total_import_Wh", "total_export_Wh"):
                 self.assertNotIn(k, nm["meter"], (dev_id, nm))
+        # A Ferroamp EnergyHub with no battery (its ESO counts 0, its battery
+        # registers 0): no battery object; with one, its battery and the hub's
+        # grid CTs; both publish PV in W (the hub counts kW).
+        fa = devices_by_id(st)["ferroamp"]["reading"]
+        fn = devices_by_id(st)["ferroamp_nobattery"]["reading"]
+        self.assertNotIn("battery", fn, fn)
+        self.assertIn("SoC_nom_fract", fa["battery"], fa)
+        for r in (fa, fn):
+            self.assertLess(r["pv"]["W"], -100, r)
+            self.assertGreater(r["pv"]["total_generation_Wh"], 0, r)
+            for k in ("W", "Hz", "L1_V", "total_import_Wh", "total_export_Wh"):
+                self.assertIn(k, r["meter"], r)
         # Numbers at their resolution: no float noise anywhere /api/state or
         # /api/device prints (every profile's values, SDM630 floats included).
         for path in ("/api/state", "/api/device"):
@@ -237,7 +264,38 @@ class TestEveryProfile(unittest.TestCase):
         self.assertLessEqual(f1["stats_1s"]["mean"], f1["stats_1s"]["max"])
         for k in ("p50", "p99", "max"):
             self.assertIn(k, f1["lateness_us"])
+        # MQTT: every device's state messages, every number without float noise
+        if mqtt:
+            serial = egwd.state()["signer"]["serial"]
+            topics = {f"egw/{serial}/{p}/state" for p in profiles}
+            T.wait_until(lambda: topics <= {m[0] for m in sub.messages()}, timeout=20,
+                         what="a state message of every device")
+            states = [m for m in sub.messages() if m[0] in topics]
+            for m in states:
+                self.assertEqual(T.float_noise(m[1]), [], m)
+        sealed = egwd.state()["harvest"]["sealed"]
+        T.wait_until(lambda: egwd.state()["harvest"]["sealed"] >= sealed + 1, timeout=20,
+                     what="a batch sealed after every device polled")
         stop_clean(self, egwd)
+        # Signed batches: every device's readings, every number of the payload
+        # and of its decoding without float noise
+        db = sqlite3.connect(f"file:{os.path.join(egwd.state_dir, 'store.db')}?mode=ro",
+                             uri=True)
+        try:
+            toks = [egw_batch.stored_token(r[0])
+                    for r in db.execute("SELECT jwt FROM rows ORDER BY seq")]
+        finally:
+            db.close()
+        seen = set()
+        for tok in toks:
+            p = egw_batch.jwt_payload(tok)
+            dec = egw_batch.decode(p)
+            self.assertEqual(T.float_noise(json.dumps(p)), [])
+            self.assertEqual(T.float_noise(json.dumps(dec)), [])
+            for d in dec["devices"]:
+                if any(poll.get("reading") for poll in d["polls"]):
+                    seen.add(d["id"])
+        self.assertEqual(seen, set(profiles))
 
 
 class TestUnsupportedBlocks(unittest.TestCase):

@@ -65,6 +65,56 @@ class UiTest(unittest.TestCase):
             self.assertTrue(os.path.getsize(p) > 5000, p)
         self.assertTrue(egwd.alive(), egwd.output())
 
+    def test_demo_power_flow_on_a_phone(self):
+        """The demo's devices (scripts/demo: a SolarEdge inverter and an SDM630
+        meter, one egw-sim home) on a 390 px phone: the flow's house load is
+        what the API's readings give (meter import + inverter output, >= 0),
+        directions are words, labels fit their circles; the screenshot is
+        tests/out/screenshots/10-phone-demo-flow.png."""
+        import json
+        import socket
+        sim = t.EgwSim(self, [("solaredge", 1), ("sdm630", 2)])
+        sim.wait_output("egw-sim: ready", timeout=10)
+        ctl = socket.create_connection(("127.0.0.1", sim.control_port), timeout=5)
+        self.addCleanup(ctl.close)
+        f = ctl.makefile("rwb")
+        f.write(b"freeze on\n")
+        f.flush()
+        self.assertTrue(f.readline().startswith(b"ok"))
+        devs = [sim.device_settings(i, id=s["profile"]) for i, s in enumerate(sim.servers)]
+        egwd = t.Egwd(self, set={"devices": devs, "harvest.poll_interval_ms": 200})
+
+        def both():
+            by = {d["id"]: d for d in egwd.state().get("devices", [])}
+            ok = all("W" in ((by.get(k) or {}).get("reading") or {}).get(g, {})
+                     for k, g in (("solaredge", "inverter"), ("sdm630", "meter")))
+            return by if ok else None
+        by = t.wait_until(both, timeout=30, what="inverter and meter readings")
+        os.makedirs(SHOTS, exist_ok=True)
+        r = subprocess.run(["node", os.path.join(NODE_DIR, "demo_flow.mjs"), "--url",
+                            f"http://127.0.0.1:{egwd.port}", "--out", SHOTS],
+                           cwd=NODE_DIR, capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, f"demo_flow.mjs failed:\n{r.stdout}\n{r.stderr}")
+        flow = json.loads(re.search(r"^flow (.*)$", r.stdout, re.M).group(1))
+        by = both()
+        grid = by["sdm630"]["reading"]["meter"]["W"]
+        inv = by["solaredge"]["reading"]["inverter"]["W"]
+        house = grid - inv
+
+        def watts(text):
+            m = re.fullmatch(r"([\d.,]+) (k?)W", text)
+            self.assertIsNotNone(m, text)
+            return float(m.group(1).replace(",", "")) * (1000 if m.group(2) else 1)
+        self.assertGreaterEqual(house, 0)
+        # the page rounds to 1 W, or 10 W in kW with two decimals
+        self.assertAlmostEqual(watts(flow["house"][0]), house, delta=11)
+        self.assertAlmostEqual(watts(flow["grid"][0]), abs(grid), delta=11)
+        self.assertEqual(flow["grid"][1], "importing" if grid >= 5 else
+                         "exporting" if grid <= -5 else "balanced")
+        self.assertEqual(flow["battery"][0], "–")  # the demo has no battery
+        self.assertGreater(os.path.getsize(os.path.join(SHOTS, "10-phone-demo-flow.png")), 3000)
+        self.assertTrue(egwd.alive(), egwd.output())
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -81,6 +81,9 @@ static const struct deviation deviations[] = {
 	  "Sofar G3 protocol: PV power counts 0.01 kW" },
 	{ "sofar", 1417, "key", "scale_factor", "0.1", "10", "as sofar 1414" },
 	{ "sofar", 1420, "key", "scale_factor", "0.1", "10", "as sofar 1414" },
+	{ "ferroamp", 5100, "key", "scale_factor", "1", "1000",
+	  "Ferroamp Modbus TCP specification: solar power counts kW (evcc and the Home "
+	  "Assistant integration scale it by 1000 too)" },
 };
 
 /* Blocks a table reads for its [doc] rows. */
@@ -101,6 +104,11 @@ static const struct doc_block doc_blocks[] = {
 	{ "solaredge_us", REG_FC_HOLDING, 40102, 5, "as solaredge" },
 	{ "solaredge", REG_FC_HOLDING, 40188, 55, "meter 1 model (201-204) after its common block" },
 	{ "solaredge_us", REG_FC_HOLDING, 40188, 55, "as solaredge" },
+	{ "ferroamp", REG_FC_INPUT, 3064, 6, "energy exported to / imported from the grid" },
+	{ "ferroamp", REG_FC_INPUT, 3100, 2, "grid active power" },
+	{ "ferroamp", REG_FC_INPUT, 6000, 18, "battery unit counts, state of health and charge" },
+	{ "ferroamp", REG_FC_INPUT, 6064, 6, "energy from / to the battery" },
+	{ "ferroamp", REG_FC_INPUT, 6100, 2, "battery power" },
 };
 
 static bool is_doc_block(const struct profile *p, const struct mb_block *b)

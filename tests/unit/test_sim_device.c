@@ -272,9 +272,14 @@ static void check_model(struct sim_device *d, const struct sim_model *m, unsigne
 			fail_msg("%s: %s.%s decoded %.6f, the device served %.6f (step %g)", m->name,
 				 fi->group, fi->name, got.v[f], want, step);
 	}
+	/* a device with no serial register (Ferroamp) is known by its address */
 	char serial[64];
-	assert_true(profile_decode_serial(p, res, nb, serial, sizeof(serial)) > 0);
-	assert_string_equal(serial, d->serial);
+	if (p->serial) {
+		assert_true(profile_decode_serial(p, res, nb, serial, sizeof(serial)) > 0);
+		assert_string_equal(serial, d->serial);
+	} else {
+		assert_int_equal(m->serial.words, 0);
+	}
 	*ret_n = published;
 	free(resp);
 	free(res);
