@@ -30,7 +30,7 @@
  * lives in memory (exclusive locking: no -shm file, and no other process
  * may open the store while egwd runs); a checkpoint every 1000 WAL pages
  * writes the few pages that changed once; the WAL file is written out to its
- * full size (1.25 MiB) at open and keeps it, so a commit's fsync has no file
+ * full size (1.3 MB) at open and keeps it, so a commit's fsync has no file
  * size or block allocation for the file system to journal.  Figures in
  * BENCHMARKS.md.
  *
