@@ -123,13 +123,15 @@ int store_egw_init(struct egw *e)
 	int r;
 
 	snprintf(path, sizeof(path), "%s/store.db", e->state_dir);
-	io_start_bytes = proc_write_bytes();
-	io_start_usec = now_usec();
 	r = store_open(e->loop, &cfg, &e->store);
 	if (r < 0) {
 		log_error("store", "cannot open %s: %s", path, egw_strerror(r));
 		return r;
 	}
+	/* from here: opening writes the WAL's preallocation once, which is
+	 * no part of the daily rate */
+	io_start_bytes = proc_write_bytes();
+	io_start_usec = now_usec();
 	store_get_stats(e->store, &st);
 	log_info("store", "%s: %lld rows waiting (%lld unsigned), last seq %lld", path,
 		 (long long)st.backlog, (long long)st.unsigned_rows, (long long)st.last_seq);

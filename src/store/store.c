@@ -2,6 +2,7 @@
 #include "store/store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/err.h"
@@ -25,6 +27,11 @@
  * most one waits for the next commit (a crash then resends it, beside the
  * upload in flight: at most two duplicates per crash). */
 #define STORE_ACKS_MAX 2
+/* WAL pages between automatic checkpoints. */
+#define STORE_WAL_CHECKPOINT_PAGES 1000
+/* Frames the preallocated WAL holds beyond the checkpoint threshold, for the
+ * commit that crosses it with several pages. */
+#define STORE_WAL_SPARE_FRAMES 256
 
 enum stmt {
 	ST_BEGIN,
@@ -234,6 +241,70 @@ static void store_db_close(struct store *s)
 	s->db = NULL;
 }
 
+/* Bytes of the WAL file: a header, the frames up to the checkpoint threshold
+ * and spare ones, rounded up to whole 4 KiB blocks. */
+static int64_t store_wal_bytes(int64_t page_size)
+{
+	int64_t n = 32 + (STORE_WAL_CHECKPOINT_PAGES + STORE_WAL_SPARE_FRAMES) * (page_size + 24);
+	return (n + 4095) / 4096 * 4096;
+}
+
+/* Gives the WAL file its full size now, written with zeros, and keeps it at
+ * that size (journal_size_limit).  Growing by a frame per commit, every
+ * fsync of the WAL also had to commit the file system's journal (the new
+ * size, a block allocated every fourth commit): on ext4 a journal commit of
+ * three blocks beside the frame's own.  Overwriting blocks that are already
+ * allocated and written (zeros, not fallocate's unwritten extents, whose
+ * conversion is metadata again), a commit's fdatasync writes the frame only.
+ * SQLite reads a WAL up to the first frame that does not carry its header's
+ * salt and a valid checksum, so zeros past the last frame are never taken
+ * for data, after a crash included.  Only zeros beyond the file's current
+ * end are written: frames already there are never touched.  A file system
+ * without room for it is no error (the WAL then grows as SQLite writes).
+ * Written 4 KiB at a time: a longer write fills the page cache with large
+ * folios, and Linux 6.18 counts a whole folio in write_bytes each time a
+ * commit dirties it again (1 MiB per commit after one 1 MiB write, measured),
+ * although only the changed blocks reach the disk. */
+static int store_wal_prealloc(struct store *s, int64_t page_size)
+{
+	static const char zeros[4096];
+	int64_t want = store_wal_bytes(page_size);
+	char wal[PATH_MAX + 8], sql[64];
+	struct stat sb;
+	int fd, rc;
+
+	snprintf(sql, sizeof(sql), "PRAGMA journal_size_limit=%lld", (long long)want);
+	rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	snprintf(wal, sizeof(wal), "%s-wal", s->path);
+	fd = open(wal, O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		log_warn("store", "%s: not preallocated: %s", wal, egw_strerror(-errno));
+		return SQLITE_OK;
+	}
+	if (fstat(fd, &sb) == 0 && sb.st_size < want) {
+		/* from the block the current end is in, so a partly written
+		 * block is only completed, never rewritten before the end */
+		int64_t off = sb.st_size;
+		while (off < want) {
+			size_t n = (size_t)MIN(want - off, (int64_t)sizeof(zeros) - off % 4096);
+			ssize_t w = pwrite(fd, zeros, n, off);
+			if (w <= 0) {
+				log_warn("store", "%s: preallocated up to %lld of %lld bytes: %s",
+					 wal, (long long)off, (long long)want,
+					 egw_strerror(w < 0 ? -errno : -ENOSPC));
+				break;
+			}
+			off += w;
+		}
+		if (fdatasync(fd) < 0)
+			log_warn("store", "%s: fdatasync: %s", wal, egw_strerror(-errno));
+	}
+	close(fd);
+	return SQLITE_OK;
+}
+
 /* Opens the database and loads the counters.  Returns an SQLite code, with
  * SQLITE_CORRUPT standing for every sign that the file is not a usable store. */
 static int store_db_open(struct store *s)
@@ -291,11 +362,9 @@ static int store_db_open(struct store *s)
 		return rc;
 	/* Checkpoint every 1000 pages (1 MiB of WAL): a page written by many
 	 * commits in between (the meta row, the index tails, the newest leaf)
-	 * goes to the database file once.  After a checkpoint the WAL file is
-	 * cut back to 1 MiB instead of staying at its largest size. */
-	rc = sqlite3_exec(s->db,
-			  "PRAGMA wal_autocheckpoint=1000; PRAGMA journal_size_limit=1048576", NULL,
-			  NULL, NULL);
+	 * goes to the database file once.  journal_size_limit is set with the
+	 * WAL's preallocation (store_wal_prealloc) once the page size is known. */
+	rc = sqlite3_wal_autocheckpoint(s->db, STORE_WAL_CHECKPOINT_PAGES);
 	if (rc != SQLITE_OK)
 		return rc;
 	/* The store appends at one end and reads at the other, each batch once:
@@ -338,11 +407,15 @@ static int store_db_open(struct store *s)
 			return (rc & 0xff) == SQLITE_ERROR ? SQLITE_CORRUPT : rc;
 	}
 
+	rc = exec_int(s->db, "PRAGMA page_size", &page_size);
+	if (rc != SQLITE_OK)
+		return rc;
+	rc = store_wal_prealloc(s, page_size);
+	if (rc != SQLITE_OK)
+		return rc;
+
 	if (s->max_file_bytes > 0) {
 		char sql[64];
-		rc = exec_int(s->db, "PRAGMA page_size", &page_size);
-		if (rc != SQLITE_OK)
-			return rc;
 		snprintf(sql, sizeof(sql), "PRAGMA max_page_count=%lld",
 			 (long long)MAX(s->max_file_bytes / MAX(page_size, 512), 2));
 		rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
