@@ -9,6 +9,12 @@
  * The clients start spread over one period, as independent clients would,
  * not in bursts of N at once.
  *
+ * Each answer's kernel receive time (SO_TIMESTAMPNS) also gives the client's
+ * own wake-up delay: from the answer reaching the client's socket to recv()
+ * returning it, time the server had no part in.  It is reported apart
+ * ("client_wake_*") and subtracted in "excl_wake_*"; the latency figures
+ * themselves are unchanged (send to full answer, as before).
+ *
  * Usage: modbus-load HOST PORT UNIT FC ADDR COUNT [CLIENTS RATE SECONDS] */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,7 +34,8 @@ struct job {
 	unsigned unit, fc, addr, count;
 	double rate, seconds;
 	uint64_t start; /* first request: the clients are spread over one period */
-	uint32_t *lat; /* microseconds, one per read */
+	uint32_t *lat;  /* microseconds, one per read */
+	uint32_t *wake; /* the client's own wake-up delay for that read, microseconds */
 	size_t nlat, cap;
 	unsigned errors;
 };
@@ -50,16 +57,44 @@ static void sleep_until(uint64_t ns)
 		;
 }
 
-static int read_full(int fd, uint8_t *buf, size_t len)
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Reads len bytes.  *wake_ns (when not NULL and the kernel gave a receive
+ * time) is the time from the first bytes' arrival to recv() returning them. */
+static int read_full(int fd, uint8_t *buf, size_t len, uint64_t *wake_ns)
 {
 	size_t got = 0;
 
 	while (got < len) {
-		ssize_t n = recv(fd, buf + got, len - got, 0);
+		char cbuf[CMSG_SPACE(sizeof(struct timespec))];
+		struct iovec iov = { .iov_base = buf + got, .iov_len = len - got };
+		struct msghdr mh = { .msg_iov = &iov,
+				     .msg_iovlen = 1,
+				     .msg_control = cbuf,
+				     .msg_controllen = sizeof(cbuf) };
+		ssize_t n = recvmsg(fd, &mh, 0);
+		uint64_t back = realtime_ns();
+
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			return -1;
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); wake_ns && got == 0 && cm;
+		     cm = CMSG_NXTHDR(&mh, cm))
+			if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_TIMESTAMPNS) {
+				struct timespec ts;
+				uint64_t at;
+
+				memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+				at = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+				*wake_ns = back > at ? back - at : 0;
+			}
 		got += (size_t)n;
 	}
 	return 0;
@@ -80,12 +115,13 @@ static void *client(void *arg)
 		return NULL;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
 	next = j->start;
 	end = next + (uint64_t)(j->seconds * 1e9);
 	sleep_until(next);
 	while (now_ns() < end && j->nlat + j->errors < j->cap) {
 		uint8_t q[12], a[260];
-		uint64_t t0;
+		uint64_t t0, wake = 0;
 		size_t len;
 
 		tid++;
@@ -96,16 +132,18 @@ static void *client(void *arg)
 		q[10] = (uint8_t)(j->count >> 8), q[11] = (uint8_t)j->count;
 		t0 = now_ns();
 		if (send(fd, q, sizeof(q), MSG_NOSIGNAL) != (ssize_t)sizeof(q) ||
-		    read_full(fd, a, 6) < 0)
+		    read_full(fd, a, 6, &wake) < 0)
 			break;
 		len = (size_t)a[4] << 8 | a[5];
-		if (len < 2 || len > sizeof(a) - 6 || read_full(fd, a + 6, len) < 0)
+		if (len < 2 || len > sizeof(a) - 6 || read_full(fd, a + 6, len, NULL) < 0)
 			break;
 		if (((unsigned)a[0] << 8 | a[1]) != tid || a[7] != j->fc ||
 		    len != 3 + 2 * (size_t)j->count)
 			j->errors++;
-		else
+		else {
+			j->wake[j->nlat] = (uint32_t)((wake + 500) / 1000);
 			j->lat[j->nlat++] = (uint32_t)((now_ns() - t0 + 500) / 1000);
+		}
 		next += period;
 		sleep_until(next);
 	}
@@ -133,7 +171,7 @@ int main(int argc, char **argv)
 	double rate = argc > 8 ? atof(argv[8]) : 10, seconds = argc > 9 ? atof(argv[9]) : 10;
 	struct job *jobs;
 	pthread_t *th;
-	uint32_t *all;
+	uint32_t *all, *wake, *excl;
 	size_t n = 0, cap;
 	unsigned errors = 0;
 
@@ -146,7 +184,9 @@ int main(int argc, char **argv)
 	jobs = calloc(clients, sizeof(*jobs));
 	th = calloc(clients, sizeof(*th));
 	all = calloc(cap * clients, sizeof(*all));
-	if (!jobs || !th || !all)
+	wake = calloc(cap * clients, sizeof(*wake));
+	excl = calloc(cap * clients, sizeof(*excl));
+	if (!jobs || !th || !all || !wake || !excl)
 		return 1;
 	for (unsigned i = 0; i < clients; i++) {
 		struct job *j = &jobs[i];
@@ -165,6 +205,7 @@ int main(int argc, char **argv)
 		j->seconds = seconds;
 		j->cap = cap;
 		j->lat = all + cap * i;
+		j->wake = wake + cap * i;
 	}
 	for (unsigned i = 0; i < clients; i++)
 		jobs[i].start = now_ns() + 100000000u + (uint64_t)(1e9 / rate) * i / clients;
@@ -173,15 +214,26 @@ int main(int argc, char **argv)
 			return 1;
 	for (unsigned i = 0; i < clients; i++) {
 		pthread_join(th[i], NULL);
+		for (size_t k = 0; k < jobs[i].nlat; k++)
+			excl[n + k] = jobs[i].lat[k] > jobs[i].wake[k]
+					      ? jobs[i].lat[k] - jobs[i].wake[k]
+					      : 0;
 		memmove(all + n, jobs[i].lat, jobs[i].nlat * sizeof(*all));
+		memmove(wake + n, jobs[i].wake, jobs[i].nlat * sizeof(*wake));
 		n += jobs[i].nlat;
 		errors += jobs[i].errors;
 	}
 	qsort(all, n, sizeof(*all), cmp_u32);
+	qsort(wake, n, sizeof(*wake), cmp_u32);
+	qsort(excl, n, sizeof(*excl), cmp_u32);
 	printf("{\"reads\": %zu, \"errors\": %u, \"p50_us\": %u, \"p90_us\": %u, \"p99_us\": %u, "
-	       "\"p999_us\": %u, \"max_us\": %u}\n",
+	       "\"p999_us\": %u, \"max_us\": %u, \"client_wake_p50_us\": %u, "
+	       "\"client_wake_p99_us\": %u, \"excl_wake_p50_us\": %u, \"excl_wake_p99_us\": %u}\n",
 	       n, errors, pct(all, n, 50), pct(all, n, 90), pct(all, n, 99), pct(all, n, 99.9),
-	       n ? all[n - 1] : 0);
+	       n ? all[n - 1] : 0, pct(wake, n, 50), pct(wake, n, 99), pct(excl, n, 50),
+	       pct(excl, n, 99));
+	free(excl);
+	free(wake);
 	free(all);
 	free(th);
 	free(jobs);

@@ -104,6 +104,10 @@ def row(name, r, dev_rate):
     print(f"{name:34s} n={r['reads']:5d} err={r['errors']:3d}  p50 {r['p50_us']:6.0f} us  "
           f"p90 {r['p90_us']:6.0f} us  p99 {r['p99_us']:6.0f} us  p99.9 {r['p999_us']:6.0f} us  "
           f"max {r['max_us']:6.0f} us  device {dev_rate:6.1f} req/s")
+    if "client_wake_p99_us" in r:
+        print(f"{'':34s} client's own wake-up p50 {r['client_wake_p50_us']:6.0f} us  "
+              f"p99 {r['client_wake_p99_us']:6.0f} us;  latency without it: "
+              f"p50 {r['excl_wake_p50_us']:6.0f} us  p99 {r['excl_wake_p99_us']:6.0f} us")
 
 
 class TC:

@@ -454,6 +454,8 @@ int mqtt_stale_config(const char *topic_prefix, const char *discovery_prefix, co
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "backend/mqtt_link.h"
+
 /* ---- FIFO ---------------------------------------------------------------- */
 
 struct mqtt_msg {
@@ -749,9 +751,7 @@ static void on_io(struct loop_io *io, uint32_t events)
 		rc = mosquitto_loop_write(m->mosq, 16);
 	if (rc != MOSQ_ERR_SUCCESS) {
 		if (!m->refused) /* the CONNACK's reason says more than the close after it */
-			m->st.last_error = rc == MOSQ_ERR_TLS && m->detail[0]
-				? m->detail
-				: mosquitto_strerror(rc);
+			m->st.last_error = mqtt_link_error(rc, m->detail);
 		lost(m);
 		return;
 	}
@@ -761,23 +761,10 @@ static void on_io(struct loop_io *io, uint32_t events)
 /* Follow libmosquitto's socket: it may have closed it, or want to write. */
 static void sync_io(struct mqtt *m)
 {
-	int fd = mosquitto_socket(m->mosq);
-	uint32_t ev;
+	int r = mqtt_link_watch(m->loop, &m->io, m->mosq, on_io);
 
-	if (fd < 0) {
-		if (m->io.added || m->connected)
-			lost(m);
-		return;
-	}
-	ev = EPOLLIN | (mosquitto_want_write(m->mosq) ? EPOLLOUT : 0);
-	if (m->io.added && m->io.fd != fd)
-		loop_io_del(m->loop, &m->io);
-	if (!m->io.added) {
-		if (loop_io_add(m->loop, &m->io, fd, ev, on_io) < 0)
-			lost(m);
-		return;
-	}
-	loop_io_mod(m->loop, &m->io, ev);
+	if (r == -ENOTCONN ? m->io.added || m->connected : r < 0)
+		lost(m);
 }
 
 /* libmosquitto resolves the broker's name with a blocking getaddrinfo.  So
@@ -787,15 +774,14 @@ static void sync_io(struct mqtt *m)
  * it), which the resolver has just answered. */
 static void connect_to(struct mqtt *m, const char *host)
 {
-	int rc;
+	const char *why;
 
 	loop_io_del(m->loop, &m->io);
 	m->refused = false;
 	m->detail[0] = 0;
-	rc = mosquitto_connect_async(m->mosq, host, m->port, m->keepalive);
-	if (rc != MOSQ_ERR_SUCCESS) {
-		m->st.last_error =
-			rc == MOSQ_ERR_ERRNO ? egw_strerror(-errno) : mosquitto_strerror(rc);
+	why = mqtt_link_connect(m->mosq, host, m->port, m->keepalive);
+	if (why) {
+		m->st.last_error = why;
 		lost(m);
 		return;
 	}
@@ -805,36 +791,20 @@ static void connect_to(struct mqtt *m, const char *host)
 static void resolved(void *ud, int err, const struct loop_resolved *res)
 {
 	struct mqtt *m = ud;
-	char text[INET6_ADDRSTRLEN];
-	const struct sockaddr_storage *addr;
-	const void *a;
+	char host[sizeof(m->host)];
 
 	m->res = NULL;
-	if (err) {
+	if (err)
 		m->st.last_error = egw_strerror(err);
-		lost(m);
-		return;
-	}
-	/* After each failed attempt, the next address the name has. */
-	addr = &res->addr[m->tries++ % (unsigned)res->n];
-	a = addr->ss_family == AF_INET
-		? (const void *)&((const struct sockaddr_in *)addr)->sin_addr
-		: (const void *)&((const struct sockaddr_in6 *)addr)->sin6_addr;
-	if (!inet_ntop(addr->ss_family, a, text, sizeof(text)))
+	if (err || mqtt_link_host(res, m->host, m->tls, &m->tries, host, sizeof(host)) < 0)
 		lost(m);
 	else
-		connect_to(m, m->tls ? m->host : text);
-}
-
-static bool is_address(const char *h)
-{
-	unsigned char buf[sizeof(struct in6_addr)];
-	return inet_pton(AF_INET, h, buf) == 1 || inet_pton(AF_INET6, h, buf) == 1;
+		connect_to(m, host);
 }
 
 static void start_connect(struct mqtt *m)
 {
-	if (is_address(m->host)) {
+	if (mqtt_link_is_address(m->host)) {
 		connect_to(m, m->host);
 		return;
 	}
