@@ -280,15 +280,51 @@ class ContainerNoCrypt(Timed):
         self.assertEqual(leftovers(project), [])
 
 
-def chip_shim(tc):
+def chip_shim(tc, build="egw/build:native"):
     """The emulated ATECC608's preload library (sim/atecc_shim.c), built in the
-    images' build stage (the image's own C library and OpenSSL) and copied out
-    to a directory of the test; test equipment, never in the runtime image."""
+    images' build stage (for the image's architecture, C library and OpenSSL)
+    and copied out to a directory of the test; test equipment, never in the
+    runtime image."""
     d = T.tempdir(tc, "egw-ct-shim-")
-    podman("run", "--rm", "--network", "none", "-v", f"{d}:/out", "egw/build:native", "sh", "-c",
+    podman("run", "--rm", "--network", "none", "-v", f"{d}:/out", build, "sh", "-c",
            "ninja -C /build sim/libegw-atecc-shim.so >/dev/null && "
            "cp /build/sim/libegw-atecc-shim.so /out/", timeout=300)
     return os.path.join(d, "libegw-atecc-shim.so")
+
+
+CHIP_ENV = {"LD_PRELOAD": "/opt/egw-test/shim.so", "EGW_ATECC_EMU_DIR": "/opt/egw-test/chip",
+            "EGW_ATECC_EMU_DEV": "/dev/i2c-1"}
+
+
+def chip_dir(tc, d, build="egw/build:native"):
+    """d/emu: the shim and the emulated chip's state directory (writable by
+    egwd's uid), to be mounted at /opt/egw-test."""
+    emu = os.path.join(d, "emu")
+    os.mkdir(emu)
+    shutil.copy(chip_shim(tc, build), os.path.join(emu, "shim.so"))
+    os.mkdir(os.path.join(emu, "chip"))
+    if os.geteuid() == 0:
+        os.chown(os.path.join(emu, "chip"), 990, -1)
+    else:
+        os.chmod(os.path.join(emu, "chip"), 0o777)
+    return emu
+
+
+def chip_provision(tc, image, emu, device=None):
+    """Provisions the emulated chip with the image's egwd and cryptoauthlib
+    (a throwaway container); returns (serial, public key X||Y in hex)."""
+    argv = ["run", "--rm", "--network", "none", "-v", f"{emu}:/opt/egw-test"]
+    if device:
+        argv += ["--device", f"{device}:/dev/i2c-1"]
+    for k, v in CHIP_ENV.items():
+        argv += ["-e", f"{k}={v}"]
+    out = podman(*argv, image, "--chip-provision").stdout
+    xy = [l[len("public key: 04"):] for l in out.splitlines() if l.startswith("public key: 04")]
+    tc.assertEqual(len(xy), 1, out)
+    info = podman(*argv, image, "--chip-info").stdout
+    tc.assertIn("data zone: locked", info)
+    tc.assertIn("public key: 04" + xy[0], info)
+    return re.search(r"^serial: ([0-9a-f]{18})$", info, re.M).group(1), xy[0]
 
 
 class ContainerSecureElement(Timed):
@@ -313,30 +349,9 @@ class ContainerSecureElement(Timed):
             bus = "/dev/null"
         rdev = os.stat(bus).st_rdev
         # The chip: the shim and the emulator's state, writable by egwd's uid.
-        emu = os.path.join(d, "emu")
-        os.mkdir(emu)
-        shutil.copy(chip_shim(self), os.path.join(emu, "shim.so"))
-        os.mkdir(os.path.join(emu, "chip"))
-        if os.geteuid() == 0:
-            os.chown(os.path.join(emu, "chip"), 990, -1)
-        else:
-            os.chmod(os.path.join(emu, "chip"), 0o777)
-        chip_env = {"LD_PRELOAD": "/opt/egw-test/shim.so",
-                    "EGW_ATECC_EMU_DIR": "/opt/egw-test/chip",
-                    "EGW_ATECC_EMU_DEV": "/dev/i2c-1"}
+        emu = chip_dir(self, d)
         mount = f"{emu}:/opt/egw-test"
-        # Provisioned by the image's egwd and cryptoauthlib (a throwaway container).
-        argv = ["run", "--rm", "--network", "none", "-v", mount, "--device", f"{bus}:/dev/i2c-1"]
-        for k, v in chip_env.items():
-            argv += ["-e", f"{k}={v}"]
-        out = podman(*argv, IMAGES["egwd"][1], "--chip-provision").stdout
-        xy = [l[len("public key: 04"):] for l in out.splitlines()
-              if l.startswith("public key: 04")]
-        self.assertEqual(len(xy), 1, out)
-        info = podman(*argv, IMAGES["egwd"][1], "--chip-info").stdout
-        serial = re.search(r"^serial: ([0-9a-f]{18})$", info, re.M).group(1)
-        self.assertIn("data zone: locked", info)
-        self.assertIn("public key: 04" + xy[0], info)
+        serial, xy = chip_provision(self, IMAGES["egwd"][1], emu, device=bus)
 
         def faults(words):
             path = os.path.join(emu, "chip", "faults")
@@ -353,7 +368,7 @@ class ContainerSecureElement(Timed):
         override = os.path.join(d, "chip-override.yml")
         with open(override, "w") as f:
             yaml.safe_dump({"version": "2.4", "services": {
-                "egwd": {"environment": chip_env, "volumes": [mount],
+                "egwd": {"environment": CHIP_ENV, "volumes": [mount],
                          "depends_on": ["devbackend"],
                          "command": command + [
                              "--set", 'backend.data_urls=["http://devbackend:8080/data"]',
@@ -412,7 +427,7 @@ class ContainerSecureElement(Timed):
             T.wait_until(lambda: state(web)["signer"]["signing"], timeout=60, interval=0.5,
                          what="signing through the emulated chip")
             ident = T.get_json(web, "/api/crypto")
-            self.assertEqual((ident["serialNumber"], ident["publicKey"]), (serial, xy[0]))
+            self.assertEqual((ident["serialNumber"], ident["publicKey"]), (serial, xy))
             self.assertEqual(state(web)["signer"]["serial"], serial)
             got = T.wait_until(delivered_all, timeout=90, interval=0.5,
                                what="every batch at the development backend")
@@ -430,7 +445,7 @@ class ContainerSecureElement(Timed):
             T.wait_until(lambda: state(web)["signer"]["signing"], timeout=60, interval=0.5,
                          what="signing after re-creation")
             again = T.get_json(web, "/api/crypto")
-            self.assertEqual((again["serialNumber"], again["publicKey"]), (serial, xy[0]))
+            self.assertEqual((again["serialNumber"], again["publicKey"]), (serial, xy))
             got = T.wait_until(lambda: (lambda g: g if g and g["max_seq"] > before and
                                         g["max_seq"] >= state(web)["store"]["last_seq"]
                                         else None)(delivered_all()),
@@ -558,12 +573,23 @@ class ContainerArm64(Timed):
         r = podman("run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", tag, "-c",
                    "uname -m; /usr/sbin/egwd --version")
         self.assertEqual(r.stdout.split()[0], "aarch64", r.stdout)
-        podman("run", "-d", "--name", name, "--read-only", "-p", f"127.0.0.1:{web}:5000", tag,
-               "--set", "signer.backend=software")
+        # The chip support of the Pi image: the image's arm64 egwd and
+        # cryptoauthlib provision the emulated chip (the shim cross-built in
+        # the arm64 build stage), and egwd signs through it.
+        emu = chip_dir(self, T.tempdir(self), build="egw/build:arm64")
+        serial, xy = chip_provision(self, tag, emu)
+        env = []
+        for k, v in CHIP_ENV.items():
+            env += ["-e", f"{k}={v}"]
+        podman("run", "-d", "--name", name, "--read-only", "-p", f"127.0.0.1:{web}:5000",
+               "-v", f"{emu}:/opt/egw-test", *env, tag, "--set", "signer.backend=atecc608")
         try:
             T.wait_until(lambda: T.http(web, "GET", "/api/hello", timeout=2)[0] == 200,
                          timeout=90, interval=0.3, what="the arm64 egwd container")
-            self.assertEqual(state(web)["signer"]["backend"], "software")
+            T.wait_until(lambda: state(web)["signer"]["signing"], timeout=60, interval=0.5,
+                         what="the arm64 egwd signing through the emulated chip")
+            ident = T.get_json(web, "/api/crypto")
+            self.assertEqual((ident["serialNumber"], ident["publicKey"]), (serial, xy))
         except Exception:
             print(f"--- {name}\n{logs(name)}")
             raise
@@ -582,7 +608,10 @@ class ContainerArmhf(Timed):
                "--target", "build", "--build-arg", "TARGETARCH=arm", "-t", tag,
                "-f", os.path.join(T.REPO, "Dockerfile"), T.REPO, timeout=900)
         print(f"armhf build stage: {time.monotonic() - t0:.0f} s", flush=True)
-        for p in ("/build/egwd", "/build/sim/egw-sim"):
+        paths = ["/build/egwd", "/build/sim/egw-sim"]
+        if os.path.exists(os.path.join(T.REPO, "deploy", "vendor", "cryptoauthlib-3.7.8.tar.gz")):
+            paths.append("/out-lib/libcryptoauth.so.3")  # cross-built chip library
+        for p in paths:
             r = podman("run", "--rm", "--network", "none", tag, "od", "-An", "-tx1", "-N20", p)
             head = bytes.fromhex("".join(r.stdout.split()))
             # ELF, 32-bit, little-endian, e_machine 40 (ARM)
