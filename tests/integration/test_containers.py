@@ -38,7 +38,9 @@ IMAGES = {  # name: (Dockerfile, tag the compose files use)
 # Everything this run makes is named after it, so a sweep finds leftovers.
 RUN = f"egwct{os.getpid()}"
 ENV = dict(os.environ)
-STATE = {"service": None, "sockdir": None, "build_s": {}, "sizes": {}}
+# The image IDs this run built: the tags are shared by every checkout using
+# the same test storage, and a run elsewhere may move them meanwhile.
+STATE = {"service": None, "sockdir": None, "build_s": {}, "sizes": {}, "ids": {}}
 COMPOSE = shutil.which("docker-compose")
 
 
@@ -91,15 +93,17 @@ def setUpModule():
         t0 = time.monotonic()
         # Docker format keeps the HEALTHCHECK (the OCI format has none); the
         # host network gives the build steps the machine's resolver.
-        podman("build", "--quiet", "--format", "docker", "--network", "host", "-t", tag,
-               "-f", os.path.join(T.REPO, dockerfile), T.REPO, timeout=900)
+        STATE["ids"][name] = podman(
+            "build", "--quiet", "--format", "docker", "--network", "host", "-t", tag,
+            "-f", os.path.join(T.REPO, dockerfile), T.REPO, timeout=900).stdout.split()[-1]
         STATE["build_s"][name] = time.monotonic() - t0
-        STATE["sizes"][name] = image_size(tag)
+        STATE["sizes"][name] = image_size(STATE["ids"][name])
     # The shared build stage gets a tag too (all cached, a second): with every
     # layer worth keeping under a tag, tearDownModule can prune the rest.
-    podman("build", "--quiet", "--format", "docker", "--network", "host", "--target", "build",
-           "-t", "egw/build:native", "-f", os.path.join(T.REPO, "Dockerfile"), T.REPO,
-           timeout=900)
+    STATE["ids"]["build"] = podman(
+        "build", "--quiet", "--format", "docker", "--network", "host", "--target", "build",
+        "-t", "egw/build:native", "-f", os.path.join(T.REPO, "Dockerfile"), T.REPO,
+        timeout=900).stdout.split()[-1]
     base = image_size(BASE)
     for name in IMAGES:
         print(f"image {name}: {STATE['sizes'][name] / 1e6:.1f} MB, "
@@ -209,13 +213,13 @@ class ContainerImages(Timed):
         # compiler, no -dev package, no source.
         self.assertLess(STATE["sizes"]["egwd"] - base, 40e6)
         self.assertLess(STATE["sizes"]["egw-sim"] - base, 10e6)
-        r = podman("run", "--rm", "--entrypoint", "/bin/sh", IMAGES["egwd"][1], "-c",
+        r = podman("run", "--rm", "--entrypoint", "/bin/sh", STATE["ids"]["egwd"], "-c",
                    "ls /usr/bin/gcc /usr/bin/cc /usr/bin/meson /usr/include/jansson.h /src "
                    "2>/dev/null; test -s /etc/ssl/certs/ca-certificates.crt && echo ca-ok; "
                    "/usr/sbin/egwd --version >/dev/null && echo egwd-ok")
         self.assertEqual(r.stdout.split(), ["ca-ok", "egwd-ok"], r.stdout + r.stderr)
         # HEALTHCHECK survives (Docker image format).
-        cfg = json.loads(podman("image", "inspect", IMAGES["egwd"][1]).stdout)[0]
+        cfg = json.loads(podman("image", "inspect", STATE["ids"]["egwd"]).stdout)[0]
         hc = cfg.get("Healthcheck") or {}
         self.assertIn("--check", " ".join(hc.get("Test", [])), cfg.get("Config"))
 
@@ -280,13 +284,14 @@ class ContainerNoCrypt(Timed):
         self.assertEqual(leftovers(project), [])
 
 
-def chip_shim(tc, build="egw/build:native"):
+def chip_shim(tc, build=None):
     """The emulated ATECC608's preload library (sim/atecc_shim.c), built in the
     images' build stage (for the image's architecture, C library and OpenSSL)
     and copied out to a directory of the test; test equipment, never in the
     runtime image."""
     d = T.tempdir(tc, "egw-ct-shim-")
-    podman("run", "--rm", "--network", "none", "-v", f"{d}:/out", build, "sh", "-c",
+    podman("run", "--rm", "--network", "none", "-v", f"{d}:/out", build or STATE["ids"]["build"],
+           "sh", "-c",
            "ninja -C /build sim/libegw-atecc-shim.so >/dev/null && "
            "cp /build/sim/libegw-atecc-shim.so /out/", timeout=300)
     return os.path.join(d, "libegw-atecc-shim.so")
@@ -296,7 +301,7 @@ CHIP_ENV = {"LD_PRELOAD": "/opt/egw-test/shim.so", "EGW_ATECC_EMU_DIR": "/opt/eg
             "EGW_ATECC_EMU_DEV": "/dev/i2c-1"}
 
 
-def chip_dir(tc, d, build="egw/build:native"):
+def chip_dir(tc, d, build=None):
     """d/emu: the shim and the emulated chip's state directory (writable by
     egwd's uid), to be mounted at /opt/egw-test."""
     emu = os.path.join(d, "emu")
@@ -351,7 +356,7 @@ class ContainerSecureElement(Timed):
         # The chip: the shim and the emulator's state, writable by egwd's uid.
         emu = chip_dir(self, d)
         mount = f"{emu}:/opt/egw-test"
-        serial, xy = chip_provision(self, IMAGES["egwd"][1], emu, device=bus)
+        serial, xy = chip_provision(self, STATE["ids"]["egwd"], emu, device=bus)
 
         def faults(words):
             path = os.path.join(emu, "chip", "faults")
@@ -368,14 +373,15 @@ class ContainerSecureElement(Timed):
         override = os.path.join(d, "chip-override.yml")
         with open(override, "w") as f:
             yaml.safe_dump({"version": "2.4", "services": {
-                "egwd": {"environment": CHIP_ENV, "volumes": [mount],
+                # this run's images (the tags are shared with other checkouts)
+                "egwd": {"image": STATE["ids"]["egwd"], "environment": CHIP_ENV, "volumes": [mount],
                          "depends_on": ["devbackend"],
                          "command": command + [
                              "--set", 'backend.data_urls=["http://devbackend:8080/data"]',
                              "--set", "backend.graphql_url=http://devbackend:8080/graphql",
                              # a batch every 2 s, not 10: the test waits for several
                              "--set", "harvest.batch_interval_ms=2000"]},
-                "devbackend": {"image": IMAGES["devbackend"][1],
+                "devbackend": {"image": STATE["ids"]["devbackend"],
                                "command": ["--host", "0.0.0.0", "--port", "8080",
                                            "--egwd", "http://egwd:5000", "--name", "egw-se"]},
             }}, f)
@@ -468,7 +474,8 @@ class ContainerSim(Timed):
     def test_container_sim_on_port_502_answers_mbpoll(self):
         name, port = RUN + "sim", T.free_port()
         self.addCleanup(podman, "rm", "-f", "-v", "-t", "0", name, check=False)
-        podman("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:502", IMAGES["egw-sim"][1])
+        podman("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:502",
+               STATE["ids"]["egw-sim"])
         self.assertEqual(podman("exec", name, "id", "-un").stdout.strip(), "egwsim")
         # As its unprivileged user, bound to 502 through the file capability;
         # the SunSpec serial number at 40052 (0-based), read by mbpoll on the host.
@@ -486,7 +493,7 @@ class ContainerEgwd(Timed):
         self.addCleanup(podman, "volume", "rm", "-f", vol, check=False)
         self.addCleanup(podman, "rm", "-f", "-v", "-t", "0", name, check=False)
         podman("run", "-d", "--name", name, "--read-only", "-v", f"{vol}:/var/lib/egw",
-               "-p", f"127.0.0.1:{web}:5000", IMAGES["egwd"][1],
+               "-p", f"127.0.0.1:{web}:5000", STATE["ids"]["egwd"],
                "--set", "signer.backend=software",
                # An upload target that refuses: every batch stays in the store.
                "--set", 'backend.data_urls=["http://127.0.0.1:9/data"]')
@@ -523,7 +530,7 @@ class ContainerEgwd(Timed):
             podman("stop", "-t", "20", name)
             r = podman("run", "--rm", "--read-only", "--network", "none", "-v",
                        f"{vol}:/var/lib/egw", "--entrypoint", "/usr/sbin/egwd",
-                       IMAGES["egwd"][1], "--check", "--port", "5000",
+                       STATE["ids"]["egwd"], "--check", "--port", "5000",
                        "--state-dir", "/var/lib/egw", check=False)
             self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         except Exception:
@@ -559,12 +566,14 @@ class ContainerArm64(Timed):
         t0 = time.monotonic()
         # podman 4.3 runs every stage on --platform's architecture, so the
         # target is named through the build arguments and the runtime base.
-        podman("build", "--quiet", "--pull=never", "--format", "docker", "--network", "host",
-               "--build-arg", "TARGETARCH=arm64", "--build-arg", f"DEBIAN={BASE_ARM64}",
-               "-t", tag, "-f", os.path.join(T.REPO, "Dockerfile"), T.REPO, timeout=900)
-        podman("build", "--quiet", "--pull=never", "--format", "docker", "--network", "host",
-               "--target", "build", "--build-arg", "TARGETARCH=arm64", "-t", "egw/build:arm64",
-               "-f", os.path.join(T.REPO, "Dockerfile"), T.REPO, timeout=900)
+        tag = podman("build", "--quiet", "--pull=never", "--format", "docker", "--network",
+                     "host", "--build-arg", "TARGETARCH=arm64", "--build-arg",
+                     f"DEBIAN={BASE_ARM64}", "-t", tag, "-f", os.path.join(T.REPO, "Dockerfile"),
+                     T.REPO, timeout=900).stdout.split()[-1]  # this run's image, by ID
+        build = podman("build", "--quiet", "--pull=never", "--format", "docker", "--network",
+                       "host", "--target", "build", "--build-arg", "TARGETARCH=arm64", "-t",
+                       "egw/build:arm64", "-f", os.path.join(T.REPO, "Dockerfile"), T.REPO,
+                       timeout=900).stdout.split()[-1]
         print(f"arm64 egwd image: built in {time.monotonic() - t0:.0f} s, "
               f"{(image_size(tag) - image_size(BASE_ARM64)) / 1e6:.1f} MB over its base",
               flush=True)
@@ -576,7 +585,7 @@ class ContainerArm64(Timed):
         # The chip support of the Pi image: the image's arm64 egwd and
         # cryptoauthlib provision the emulated chip (the shim cross-built in
         # the arm64 build stage), and egwd signs through it.
-        emu = chip_dir(self, T.tempdir(self), build="egw/build:arm64")
+        emu = chip_dir(self, T.tempdir(self), build=build)
         serial, xy = chip_provision(self, tag, emu)
         env = []
         for k, v in CHIP_ENV.items():
@@ -604,9 +613,10 @@ class ContainerArmhf(Timed):
         ARM ELF files and, with qemu-arm registered, run."""
         tag = "egw/build:armhf"  # kept: it holds the cached layers
         t0 = time.monotonic()
-        podman("build", "--quiet", "--pull=never", "--format", "docker", "--network", "host",
-               "--target", "build", "--build-arg", "TARGETARCH=arm", "-t", tag,
-               "-f", os.path.join(T.REPO, "Dockerfile"), T.REPO, timeout=900)
+        tag = podman("build", "--quiet", "--pull=never", "--format", "docker", "--network",
+                     "host", "--target", "build", "--build-arg", "TARGETARCH=arm", "-t", tag,
+                     "-f", os.path.join(T.REPO, "Dockerfile"), T.REPO,
+                     timeout=900).stdout.split()[-1]  # this run's image, by ID
         print(f"armhf build stage: {time.monotonic() - t0:.0f} s", flush=True)
         paths = ["/build/egwd", "/build/sim/egw-sim"]
         if os.path.exists(os.path.join(T.REPO, "deploy", "vendor", "cryptoauthlib-3.7.8.tar.gz")):
