@@ -15,7 +15,10 @@ FROM --platform=$BUILDPLATFORM $BUILD_DEBIAN AS build
 ARG TARGETARCH
 COPY deploy/container-build.sh /usr/local/bin/container-build
 RUN container-build deps
+# The chip library before the source: its layer stays cached while the source changes.
+COPY deploy/vendor/ /src/deploy/vendor/
 WORKDIR /src
+RUN container-build cryptoauthlib
 COPY . .
 RUN container-build build egwd sim/egw-sim
 

@@ -5,12 +5,14 @@
 # meson cross file deploy/cross/<arch>.ini.
 #   container-build.sh deps               install compiler and -dev packages
 #   container-build.sh build TARGET...    configure /build and build the targets
+#   container-build.sh cryptoauthlib      build and install the chip library
 # Chip support: when deploy/vendor/ holds Microchip's cryptoauthlib release
 # (cryptoauthlib-3.7.8.tar.gz, sha256 checked; scripts/setup and the tests
-# copy it there from shared/vendor, it is never committed), a native build
-# builds it and egwd with the ATECC608 signer; /out-lib then holds the
-# library for the runtime stage.  Without it, or when cross-compiling, egwd
-# is built without chip support and says so when signer.backend asks for it.
+# copy it there from shared/vendor, it is never committed), it is built for
+# the target (with the cross compiler when cross-compiling) and egwd gets the
+# ATECC608 signer; /out-lib then holds the library for the runtime stage.
+# Without it egwd is built without chip support and says so when
+# signer.backend asks for it.
 # TARGETARCH (amd64, arm64, arm) is set by `docker buildx` / `podman build
 # --platform`; without it the build machine's architecture is the target.
 set -eu
@@ -40,25 +42,44 @@ deps)
 		meson ninja-build pkg-config python3 ca-certificates binutils cmake $pkgs
 	rm -rf /var/lib/apt/lists/*
 	;;
-build)
-	shift
+cryptoauthlib)
 	mkdir -p /out-lib
 	cal=deploy/vendor/cryptoauthlib-3.7.8.tar.gz
 	cal_sha=4b4fbe540a301e44ec86b7f01493cb64dd20875e671adce168fa2c566f0ae011
-	if [ -f "$cal" ] && [ "$arch" = "$build_arch" ]; then
-		echo "$cal_sha  $cal" | sha256sum -c -
-		mkdir -p /tmp/cal
-		tar -xzf "$cal" -C /tmp/cal --strip-components=1
-		cmake -G Ninja -S /tmp/cal -B /tmp/cal/b -DCMAKE_BUILD_TYPE=Release \
-			-DATCA_HAL_I2C=ON -DATCA_HAL_CUSTOM=ON
-		cmake --build /tmp/cal/b
-		cmake --install /tmp/cal/b
-		cp -a /usr/lib/libcryptoauth.so.* /out-lib/
-		# Built: egwd must find it (a failing build, not an image without the chip).
-		atecc=enabled
+	if [ ! -f "$cal" ]; then
+		echo "container-build: no $cal: egwd without ATECC608 support"
+		exit 0
+	fi
+	echo "$cal_sha  $cal" | sha256sum -c -
+	mkdir -p /tmp/cal
+	tar -xzf "$cal" -C /tmp/cal --strip-components=1
+	if [ "$arch" = "$build_arch" ]; then
+		# The release installs its library in /usr/lib.
+		set --
+		libdir=/usr/lib
 	else
-		echo "container-build: no $cal (or cross-compiling): egwd without ATECC608 support"
-		atecc=disabled
+		case "$arch" in arm64) cpu=aarch64 ;; *) cpu=arm ;; esac
+		set -- -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=$cpu \
+			-DCMAKE_C_COMPILER=$triplet-gcc -DCMAKE_INSTALL_PREFIX=/usr \
+			-DCMAKE_INSTALL_LIBDIR=lib/$triplet
+		# where the cross file's pkg-config looks
+		libdir=/usr/lib/$triplet
+	fi
+	cmake -G Ninja -S /tmp/cal -B /tmp/cal/b -DCMAKE_BUILD_TYPE=Release \
+		-DATCA_HAL_I2C=ON -DATCA_HAL_CUSTOM=ON "$@"
+	cmake --build /tmp/cal/b
+	cmake --install /tmp/cal/b
+	cp -a "$libdir"/libcryptoauth.so.* /out-lib/
+	rm -rf /tmp/cal
+	;;
+build)
+	shift
+	mkdir -p /out-lib
+	# The library built by the cryptoauthlib step: egwd must find it (a
+	# failing build, not an image silently without the chip).
+	atecc=disabled
+	if ls /out-lib/libcryptoauth.so.* >/dev/null 2>&1; then
+		atecc=enabled
 	fi
 	cross=""
 	[ "$arch" = "$build_arch" ] || cross="--cross-file=deploy/cross/$arch.ini"
@@ -71,7 +92,7 @@ build)
 	for t in "$@"; do $strip "/build/$t"; done
 	;;
 *)
-	echo "usage: container-build.sh deps | build TARGET..." >&2
+	echo "usage: container-build.sh deps | cryptoauthlib | build TARGET..." >&2
 	exit 2
 	;;
 esac

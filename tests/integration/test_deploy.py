@@ -58,6 +58,10 @@ class ComposeFiles(unittest.TestCase):
         self.assertTrue(any("/var/lib/egw" in str(v) for v in egwd["volumes"]))
         dev = compose_config("docker-compose-no_crypt.yml")
         self.assertEqual(set(dev["services"]), {"egwd", "sim", "devbackend"})
+        # egwd writes only its volume (and SQLite's temporary files)
+        for f in (prod, dev):
+            self.assertIs(f["services"]["egwd"]["read_only"], True)
+            self.assertEqual(f["services"]["egwd"]["tmpfs"], ["/tmp"])
         with open(os.path.join(T.REPO, "balena.yml")) as f:
             b = yaml.safe_load(f)
         self.assertEqual(b["type"], "sw.application")
