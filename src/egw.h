@@ -46,7 +46,8 @@ struct egw {
 
 	struct web *web;
 	struct signer *signer;
-	bool accept_new_identity; /* --accept-new-identity */
+	struct task identity_watch; /* until the signer's identity is known (daemon/signer.c) */
+	bool accept_new_identity;   /* --accept-new-identity */
 	struct store *store;
 	struct http *http;
 	struct uploader *uploader;

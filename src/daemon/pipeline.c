@@ -401,7 +401,9 @@ static int name_create(struct egw *e)
 	struct namequery_config cfg;
 
 	name_config_from(e, &cfg);
-	if (!cfg.url[0])
+	/* Asked by serial: not before the signer knows it (daemon/signer.c
+	 * starts it then). */
+	if (!cfg.url[0] || !signer_identity_known(e->signer))
 		return 0;
 	return namequery_new(e->loop, e->http, &cfg, &e->namequery);
 }

@@ -10,8 +10,12 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "config/settings.h"
+#include "base/util.h"
 #include "crypto/signer.h"
+#include "daemon/pipeline.h"
+#include "daemon/uplink.h"
 #include "egw.h"
+#include "loop/loop.h"
 #include "web/web.h"
 
 static json_t *crypto_section(void *ud)
@@ -83,6 +87,26 @@ static void signer_config_from(const struct settings *st, const char *state_dir,
 	};
 }
 
+/* What is started with the signer's serial (the name query asks the
+ * backend by it; the MQTT uplink logs in with it) waits while no identity is
+ * known: a chip that answers only after the start.  Once it is known, they
+ * are started with it. */
+static int identity_watch_run(struct task *t, usec_t now)
+{
+	struct egw *e = container_of(t, struct egw, identity_watch);
+
+	UNUSED(now);
+	if (!e->signer || !signer_identity_known(e->signer))
+		return 0;
+	loop_task_cancel(e->loop, t);
+	log_info("crypto", "signer: %s, serial %s: starting the name query and the uplink with it",
+		 signer_backend_name(e->signer), signer_serial_hex(e->signer));
+	pipeline_apply_settings(e);
+	e->uplink_sig[0] = '\0'; /* same settings, now with an identity */
+	uplink_egw_apply(e);
+	return 0;
+}
+
 int crypto_egw_init(struct egw *e)
 {
 	struct signer_config cfg;
@@ -108,6 +132,15 @@ int crypto_egw_init(struct egw *e)
 	else
 		log_info("crypto", "signer: %s, serial %s", signer_backend_name(e->signer),
 			 signer_serial_hex(e->signer));
+	if (!signer_identity_known(e->signer)) {
+		e->identity_watch = (struct task){
+			.name = "identity",
+			.run = identity_watch_run,
+			.period = USEC_PER_SEC,
+			.prio = 5,
+		};
+		loop_task_add(e->loop, &e->identity_watch, loop_now(e->loop) + USEC_PER_SEC);
+	}
 	if (e->web) {
 		web_add_section(e->web, "crypto", crypto_section, e, false);
 		web_add_section(e->web, "signer", signer_section, e, true);
@@ -199,6 +232,7 @@ void crypto_egw_fini(struct egw *e)
 {
 	struct signer *s = e->signer;
 
+	loop_task_cancel(e->loop, &e->identity_watch);
 	e->signer = NULL;
 	signer_close(s);
 }

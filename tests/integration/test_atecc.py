@@ -45,9 +45,10 @@ def node_verify(tc, tokens, pem, jwk):
     return [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
 
 
-def chip_egwd(tc, chip, be, state_dir=None, backend="atecc608", args=(), wait=True):
+def chip_egwd(tc, chip, be, state_dir=None, backend="atecc608", args=(), wait=True, extra=None):
     s = {"backend.data_urls": [f"http://127.0.0.1:{be.port}/data"],
          "harvest.batch_interval_ms": 500, "signer.backend": backend}
+    s.update(extra or {})
     return T.Egwd(tc, port=be.egwd_port, state_dir=state_dir, set=s, env=chip.env, args=args, wait=wait)
 
 
@@ -221,9 +222,13 @@ class EmulatedChipSigning(unittest.TestCase):
         serial = chip.serial()
         chip.faults("absent")
         be = backend(self)
-        e = chip_egwd(self, chip, be)
+        # the name is asked by serial: not before the chip tells it
+        e = chip_egwd(self, chip, be, extra={"backend.graphql_url": be.graphql_url,
+                                             "name.interval_ms": 200})
         T.wait_until(lambda: e.state()["harvest"]["stored_unsigned"] >= 5, timeout=30,
                      what="readings stored unsigned")
+        self.assertEqual(be.summary()["graphql_ids"], [])
+        self.assertEqual(e.get("/api/name")["attempts"], 0)
         st = signer(e)
         self.assertEqual(st["backend"], "atecc608")
         self.assertFalse(st["signing"])
@@ -253,6 +258,9 @@ class EmulatedChipSigning(unittest.TestCase):
         self.assertEqual(info["serialNumber"], serial)
         check_received(self, be, key, serial)
         self.assertEqual(be.summary()["seqs"][0], 1)
+        # once the chip answered, the name query asks by its serial
+        T.wait_until(lambda: be.summary()["graphql_ids"], timeout=20, what="name asked")
+        self.assertEqual(set(be.summary()["graphql_ids"]), {serial})
         PL.stop_clean(self, e)
 
     def test_emulated_atecc_unprovisioned_chip_then_provisioned(self):
