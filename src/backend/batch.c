@@ -99,6 +99,7 @@ struct batch {
 	unsigned freq_interval_ms;
 	struct task seal_task;
 	struct task retry_task; /* one-shot: commit again after a store error */
+	usec_t retry_interval;
 	struct task resign_task;
 	usec_t resign_backoff; /* after failed rounds; 0 when the last worked */
 
@@ -669,7 +670,7 @@ static void commit_next(struct batch *b)
 	if (b->qlen == 0 || b->commit_work.busy || sched_queued(&b->retry_task))
 		return;
 	if (loop_work_submit(b->loop, &b->commit_work) < 0)
-		loop_task_add(b->loop, &b->retry_task, now_usec() + USEC_PER_SEC);
+		loop_task_add(b->loop, &b->retry_task, now_usec() + b->retry_interval);
 }
 
 static void commit_done(struct loop_work *w)
@@ -715,7 +716,7 @@ static void commit_done(struct loop_work *w)
 	}
 	b->st.store_errors++;
 	b->st.last_error = b->append_r;
-	loop_task_add(b->loop, &b->retry_task, now_usec() + USEC_PER_SEC);
+	loop_task_add(b->loop, &b->retry_task, now_usec() + b->retry_interval);
 }
 
 static int retry_run(struct task *t, usec_t now)
@@ -898,6 +899,7 @@ int batch_new(struct loop *l, struct store *st, struct signer *sg, const struct 
 	b->freq_interval_ms = cfg && cfg->freq_interval_ms ? cfg->freq_interval_ms : 100;
 	b->srcful_next = cfg && cfg->srcful;
 	resign = cfg && cfg->resign_interval > 0 ? cfg->resign_interval : 2 * USEC_PER_SEC;
+	b->retry_interval = cfg && cfg->retry_interval > 0 ? cfg->retry_interval : USEC_PER_SEC;
 	b->seal_task = (struct task){ .name = "batch-seal",
 				      .run = seal_run,
 				      .period = b->interval,
