@@ -627,16 +627,17 @@ static void commit_work(struct loop_work *w)
 	b->append_r = 0;
 	if (!pd->payload) {
 		/* (kept with its seq from here on: a failed append is retried
-		 * with the same bytes) */
-		int64_t seq = store_next_seq(b->store);
-		if (json_object_set_new(pd->doc, "seq", json_integer(seq)) == 0)
+		 * with the same bytes; a payload that could not be built is
+		 * retried with the same seq, else that seq would be a hole) */
+		if (!pd->seq)
+			pd->seq = store_next_seq(b->store);
+		if (json_object_set_new(pd->doc, "seq", json_integer(pd->seq)) == 0)
 			pd->payload = egw_json_dumps(
 				pd->doc, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
 		if (!pd->payload) {
 			b->append_r = -ENOMEM; /* retried, like a store error */
 			return;
 		}
-		pd->seq = seq;
 		json_decref(pd->doc);
 		pd->doc = NULL;
 	}
@@ -735,9 +736,11 @@ int batch_seal_now(struct batch *b)
 
 	if (b->qlen == BATCH_MAX_PENDING) {
 		/* The store has been failing for a long time: drop the oldest not
-		 * being worked on, keep the newest. */
-		unsigned victim =
-			b->commit_work.busy ? (b->qhead + 1) % BATCH_MAX_PENDING : b->qhead;
+		 * being worked on, keep the newest.  The head, once a commit has
+		 * tried it, holds its seq: dropped, that seq would be neither
+		 * stored nor in a gap row, so the next one goes instead. */
+		bool head_taken = b->commit_work.busy || b->q[b->qhead].seq != 0;
+		unsigned victim = head_taken ? (b->qhead + 1) % BATCH_MAX_PENDING : b->qhead;
 		pending_free(&b->q[victim]);
 		if (victim == b->qhead) {
 			b->qhead = (b->qhead + 1) % BATCH_MAX_PENDING;

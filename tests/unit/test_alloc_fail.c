@@ -1221,6 +1221,7 @@ struct bctx {
 	struct block_result blk;  /* one poll's block: holding 5016..5017 */
 	int64_t t0;
 	int r[6]; /* add inv1 (block + reading), inv1 (reading), m2 (block), 2 x freq, seal */
+	int64_t last_seq; /* of the row the last run stored */
 };
 
 static void bctx_store_open(struct bctx *c)
@@ -1355,6 +1356,10 @@ static void after_batch(void *ctx, int r, unsigned long failed)
 	assert_int_equal(store_peek(c->st, 0, 4, rows, &n), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(jwt_verify_es256(rows[0].jwt, c->pub, &pl), 0);
+	/* a failed attempt keeps its seq: no hole between runs */
+	if (c->last_seq)
+		assert_int_equal(rows[0].seq, c->last_seq + 1);
+	c->last_seq = rows[0].seq;
 	/* delivered: the next run finds the store empty again */
 	assert_int_equal(store_ack(c->st, rows[0].seq), 0);
 	store_rows_clear(rows, n);
