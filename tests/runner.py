@@ -77,6 +77,7 @@ LONG_FIRST = [
     "test_abuse", "test_uplink_mqtt",
 ]
 FILE_TIMEOUT_S = 900
+RUNNING = set()  # the files' runners under way (own sessions: stopped on ^C)
 
 
 def run_integration_file(job, slot, nslots):
@@ -100,12 +101,18 @@ def run_integration_file(job, slot, nslots):
     with open(log, "w+b") as fh:
         p = subprocess.Popen(argv, env=e, stdout=fh, stderr=subprocess.STDOUT,
                              stdin=subprocess.DEVNULL, start_new_session=True)
+        RUNNING.add(p)
         try:
             rc = p.wait(timeout=FILE_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             os.killpg(p.pid, signal.SIGKILL)
             rc = p.wait()
             fh.write(f"\n{name}: killed after {FILE_TIMEOUT_S} s\n".encode())
+        except KeyboardInterrupt:
+            os.killpg(p.pid, signal.SIGINT)
+            raise
+        finally:
+            RUNNING.discard(p)
         fh.seek(0)
         text = fh.read().decode("utf-8", "replace")
     dt = time.monotonic() - t0
@@ -161,13 +168,22 @@ def integration_tests(passes, flt):
                 job = pending.pop(0)
             report(job, *run_integration_file(job, slot, nslots))
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(nslots)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for job in serial:
-        report(job, *run_integration_file(job, 0, 1))
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(nslots)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for job in serial:
+            report(job, *run_integration_file(job, 0, 1))
+    except KeyboardInterrupt:
+        pending.clear()
+        for p in list(RUNNING):
+            try:
+                os.killpg(p.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+        raise
     return totals["passed"], totals["failed"], totals["failures"]
 
 
