@@ -7,8 +7,10 @@ import glob
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -73,35 +75,130 @@ def meson_tests(d, env, flt):
     return passed, failed, failures
 
 
-def integration_tests(d, env, flt, label):
-    passed = failed = 0
-    failures = []
-    files = sorted(glob.glob(os.path.join(TOP, "tests", "integration", "test_*.py")))
-    for f in files:
-        name = os.path.basename(f)[:-3]
-        if flt and flt not in name:
-            continue
-        # EGW_BUILD_LABEL lets a test file run in one pass only (the container
-        # tests build from the source tree, not from the build under test).
-        e = dict(os.environ, EGW_BUILD=d, EGW_BUILD_LABEL=label, **env)
-        out = os.path.join(d, "integration-" + name + ".json")
-        t0 = time.monotonic()
-        r = sh(["/usr/bin/python3", os.path.join(TOP, "tests", "integration", "runone.py"), f, out],
-               env=e, timeout=900)
-        dt = time.monotonic() - t0
+# Integration files run several at a time (EGW_TEST_JOBS, default 3): most of
+# their time is spent waiting on timers, batches and restarts, and each picks
+# its own ports (a slice per worker, see egwtest.free_port), state dirs and
+# files.  The files below run alone, after the others: they assert wall-clock
+# bounds (an answer within 0.5 s, a setpoint ramp) or start a browser.
+SERIAL = {
+    "test_api", "test_core", "test_fcr_eval", "test_hardening", "test_security",
+    "test_sim_battery", "test_sim_interop", "test_ui",
+}
+# The longest files start first so that they do not finish alone at the end.
+LONG_FIRST = [
+    "test_containers", "test_fault_matrix", "test_pipeline_bound", "test_atecc",
+    "test_pipeline", "test_ha_lifecycle", "test_devices", "test_solarman", "test_p1",
+    "test_abuse", "test_uplink_mqtt",
+]
+FILE_TIMEOUT_S = 900
+RUNNING = set()  # the files' runners under way (own sessions: stopped on ^C)
+
+
+def run_integration_file(job, slot, nslots):
+    """Run one file in a child; its output goes to a file printed when it
+    ends (so that files running side by side do not interleave).  Returns
+    (res, seconds, output)."""
+    label, d, env, f = job
+    name = os.path.basename(f)[:-3]
+    # EGW_BUILD_LABEL lets a test file run in one pass only (the container
+    # tests build from the source tree, not from the build under test).
+    e = dict(os.environ, EGW_BUILD=d, EGW_BUILD_LABEL=label,
+             EGW_PORT_SLICE=f"{slot}/{nslots}", **env)
+    out = os.path.join(d, "integration-" + name + ".json")
+    log = os.path.join(d, "integration-" + name + ".log")
+    argv = ["/usr/bin/python3", os.path.join(TOP, "tests", "integration", "runone.py"), f, out]
+    try:
+        os.unlink(out)
+    except OSError:
+        pass
+    t0 = time.monotonic()
+    with open(log, "w+b") as fh:
+        p = subprocess.Popen(argv, env=e, stdout=fh, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+        RUNNING.add(p)
         try:
-            with open(out) as fh:
-                res = json.load(fh)
-        except (OSError, ValueError):
-            res = {"passed": 0, "failed": 1, "failures": [name + " (runner crashed)"]}
-        if r.returncode and not res["failed"]:
-            res["failed"] = 1
-            res["failures"].append(name + f" (exit {r.returncode})")
-        print(f"== {name}: {res['passed']} passed, {res['failed']} failed ({dt:.1f} s)", flush=True)
-        passed += res["passed"]
-        failed += res["failed"]
-        failures += res["failures"]
-    return passed, failed, failures
+            rc = p.wait(timeout=FILE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            rc = p.wait()
+            fh.write(f"\n{name}: killed after {FILE_TIMEOUT_S} s\n".encode())
+        except KeyboardInterrupt:
+            os.killpg(p.pid, signal.SIGINT)
+            raise
+        finally:
+            RUNNING.discard(p)
+        fh.seek(0)
+        text = fh.read().decode("utf-8", "replace")
+    dt = time.monotonic() - t0
+    try:
+        with open(out) as fh:
+            res = json.load(fh)
+    except (OSError, ValueError):
+        res = {"passed": 0, "failed": 1, "failures": [name + " (runner crashed)"]}
+    if rc and not res["failed"]:
+        res["failed"] = 1
+        res["failures"].append(name + f" (exit {rc})")
+    return res, dt, "+ " + " ".join(argv) + "\n" + text
+
+
+def integration_tests(passes, flt):
+    """Run every integration file against every build in `passes` (a list
+    of (label, dir, env)); files of different builds run side by side too.
+    Prints each file's output and a summary line as it ends; returns
+    (passed, failed, failures)."""
+    files = sorted(glob.glob(os.path.join(TOP, "tests", "integration", "test_*.py")))
+    names = [os.path.basename(f)[:-3] for f in files]
+    order = [n for n in LONG_FIRST if n in names] + [n for n in names if n not in LONG_FIRST]
+    jobs = []
+    for n in order:
+        if flt and flt not in n:
+            continue
+        for label, d, env in passes:
+            jobs.append((label, d, env, os.path.join(TOP, "tests", "integration", n + ".py")))
+    parallel = [j for j in jobs if os.path.basename(j[3])[:-3] not in SERIAL]
+    serial = [j for j in jobs if os.path.basename(j[3])[:-3] in SERIAL]
+    nslots = max(1, int(os.environ.get("EGW_TEST_JOBS", "3")))
+    lock = threading.Lock()
+    totals = {"passed": 0, "failed": 0, "failures": []}
+    pending = list(parallel)
+
+    def report(job, res, dt, text):
+        label, name = job[0], os.path.basename(job[3])[:-3]
+        with lock:
+            sys.stdout.write(text)
+            if not text.endswith("\n"):
+                sys.stdout.write("\n")
+            print(f"== {label} {name}: {res['passed']} passed, {res['failed']} failed "
+                  f"({dt:.1f} s)", flush=True)
+            totals["passed"] += res["passed"]
+            totals["failed"] += res["failed"]
+            totals["failures"] += [f"{label}: {x}" for x in res["failures"]]
+
+    def worker(slot):
+        while True:
+            with lock:
+                if not pending:
+                    return
+                job = pending.pop(0)
+            report(job, *run_integration_file(job, slot, nslots))
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(nslots)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for job in serial:
+            report(job, *run_integration_file(job, 0, 1))
+    except KeyboardInterrupt:
+        pending.clear()
+        for p in list(RUNNING):
+            try:
+                os.killpg(p.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+        raise
+    return totals["passed"], totals["failed"], totals["failures"]
 
 
 def release_rehearsal():
@@ -153,6 +250,7 @@ def main():
     total_p = total_f = 0
     all_failures = []
     t0 = time.monotonic()
+    passes = []
     for label, (name, opts) in BUILDS.items():
         if a.plain and label != "plain":
             continue
@@ -168,10 +266,11 @@ def main():
         total_p += p
         total_f += f
         all_failures += [f"{label}: {x}" for x in fl]
-        p, f, fl = integration_tests(d, env, a.filter, label)
-        total_p += p
-        total_f += f
-        all_failures += [f"{label}: {x}" for x in fl]
+        passes.append((label, d, env))
+    p, f, fl = integration_tests(passes, a.filter)
+    total_p += p
+    total_f += f
+    all_failures += fl
     if not a.filter or a.filter in "valgrind":
         d = os.path.join(TOP, BUILDS["plain"][0])
         r = sh(["bash", os.path.join(TOP, "tests", "valgrind.sh"), d], timeout=600)

@@ -99,6 +99,7 @@ struct batch {
 	unsigned freq_interval_ms;
 	struct task seal_task;
 	struct task retry_task; /* one-shot: commit again after a store error */
+	usec_t retry_interval;
 	struct task resign_task;
 	usec_t resign_backoff; /* after failed rounds; 0 when the last worked */
 
@@ -626,16 +627,17 @@ static void commit_work(struct loop_work *w)
 	b->append_r = 0;
 	if (!pd->payload) {
 		/* (kept with its seq from here on: a failed append is retried
-		 * with the same bytes) */
-		int64_t seq = store_next_seq(b->store);
-		if (json_object_set_new(pd->doc, "seq", json_integer(seq)) == 0)
+		 * with the same bytes; a payload that could not be built is
+		 * retried with the same seq, else that seq would be a hole) */
+		if (!pd->seq)
+			pd->seq = store_next_seq(b->store);
+		if (json_object_set_new(pd->doc, "seq", json_integer(pd->seq)) == 0)
 			pd->payload = egw_json_dumps(
 				pd->doc, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
 		if (!pd->payload) {
 			b->append_r = -ENOMEM; /* retried, like a store error */
 			return;
 		}
-		pd->seq = seq;
 		json_decref(pd->doc);
 		pd->doc = NULL;
 	}
@@ -669,7 +671,7 @@ static void commit_next(struct batch *b)
 	if (b->qlen == 0 || b->commit_work.busy || sched_queued(&b->retry_task))
 		return;
 	if (loop_work_submit(b->loop, &b->commit_work) < 0)
-		loop_task_add(b->loop, &b->retry_task, now_usec() + USEC_PER_SEC);
+		loop_task_add(b->loop, &b->retry_task, now_usec() + b->retry_interval);
 }
 
 static void commit_done(struct loop_work *w)
@@ -715,7 +717,7 @@ static void commit_done(struct loop_work *w)
 	}
 	b->st.store_errors++;
 	b->st.last_error = b->append_r;
-	loop_task_add(b->loop, &b->retry_task, now_usec() + USEC_PER_SEC);
+	loop_task_add(b->loop, &b->retry_task, now_usec() + b->retry_interval);
 }
 
 static int retry_run(struct task *t, usec_t now)
@@ -734,9 +736,11 @@ int batch_seal_now(struct batch *b)
 
 	if (b->qlen == BATCH_MAX_PENDING) {
 		/* The store has been failing for a long time: drop the oldest not
-		 * being worked on, keep the newest. */
-		unsigned victim =
-			b->commit_work.busy ? (b->qhead + 1) % BATCH_MAX_PENDING : b->qhead;
+		 * being worked on, keep the newest.  The head, once a commit has
+		 * tried it, holds its seq: dropped, that seq would be neither
+		 * stored nor in a gap row, so the next one goes instead. */
+		bool head_taken = b->commit_work.busy || b->q[b->qhead].seq != 0;
+		unsigned victim = head_taken ? (b->qhead + 1) % BATCH_MAX_PENDING : b->qhead;
 		pending_free(&b->q[victim]);
 		if (victim == b->qhead) {
 			b->qhead = (b->qhead + 1) % BATCH_MAX_PENDING;
@@ -898,6 +902,7 @@ int batch_new(struct loop *l, struct store *st, struct signer *sg, const struct 
 	b->freq_interval_ms = cfg && cfg->freq_interval_ms ? cfg->freq_interval_ms : 100;
 	b->srcful_next = cfg && cfg->srcful;
 	resign = cfg && cfg->resign_interval > 0 ? cfg->resign_interval : 2 * USEC_PER_SEC;
+	b->retry_interval = cfg && cfg->retry_interval > 0 ? cfg->retry_interval : USEC_PER_SEC;
 	b->seal_task = (struct task){ .name = "batch-seal",
 				      .run = seal_run,
 				      .period = b->interval,

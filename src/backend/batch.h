@@ -79,6 +79,7 @@ struct batch_config {
 	usec_t interval;           /* harvest.batch_interval_ms; 0: 10 s */
 	unsigned freq_interval_ms; /* reported in "frequency"; 0: 100 */
 	usec_t resign_interval;    /* check for unsigned rows; 0: 2 s */
+	usec_t retry_interval;     /* commit again after a store error; 0: 1 s */
 	bool srcful;               /* backend.format "srcful" (see batch_set_srcful) */
 };
 

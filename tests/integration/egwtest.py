@@ -52,9 +52,13 @@ def free_port(kind=socket.SOCK_STREAM):
     client socket could take it between this call and egwd's bind (seen in
     CI as "Address already in use").  So the port is drawn at random from
     below that range, checked by binding it, and never handed out twice by
-    one test process."""
+    one test process.  Test files running side by side (tests/runner.py)
+    each get their own slice of that range: EGW_PORT_SLICE=k/n."""
     lo, _ = _ephemeral_range()
     low = 10000 if lo > 12000 else 1024
+    k, n = (int(x) for x in os.environ.get("EGW_PORT_SLICE", "0/1").split("/"))
+    width = (lo - low) // n
+    low, lo = low + k * width, low + (k + 1) * width
     rng = random.SystemRandom()
     for _ in range(200):
         port = rng.randrange(low, lo)

@@ -13,18 +13,25 @@ class PipelineBoundTest(unittest.TestCase):
     def test_store_bound_gap_record_signed(self):
         port = T.free_port()
         be = DevBackend(self, port, "--mode", "refuse")
-        # 1 MiB (the smallest store.max_bytes) of ~1 KiB batches at 10 ms.
-        e = egwd_for(self, port, be.port, interval_ms=10, extra={"store.max_bytes": 1048576})
+        # 1 MiB (the smallest store.max_bytes) of batches at 10 ms, each
+        # with a simulated inverter's polls (every 20 ms) to fill it sooner.
+        sim = T.EgwSim(self, [("solaredge", 1)])
+        e = egwd_for(self, port, be.port, interval_ms=10,
+                     extra={"store.max_bytes": 1048576, "harvest.poll_interval_ms": 20,
+                            "devices": [sim.device_settings(0, id="inv")]})
         key, info = public_key(e)
-        T.wait_until(lambda: e.state()["harvest"]["dropped_rows"] > 0, timeout=60,
+        # Generous waits: a loaded machine fills and drains the store slowly.
+        T.wait_until(lambda: e.state()["harvest"]["dropped_rows"] > 0, timeout=180,
                      interval=0.5, what="store over its bound")
         stop_clean(self, e)
+        # The backlog (a few thousand small batches) drains above the
+        # default 100 uploads/s: the rate limit is not what is tested.
         e = egwd_for(self, port, be.port, state_dir=e.state_dir, interval_ms=3600000,
-                     extra={"store.max_bytes": 1048576})
+                     extra={"store.max_bytes": 1048576, "backend.rate_per_s": 1000})
         be.control(mode="ok")
-        T.wait_until(lambda: be.summary()["gap_records"], timeout=60, interval=0.5,
+        T.wait_until(lambda: be.summary()["gap_records"], timeout=180, interval=0.5,
                      what="gap record delivered")
-        wait_idle(e, timeout=60)
+        wait_idle(e, timeout=120)
         s = be.summary()
         self.assertEqual(s["bad_signatures"], 0)
         self.assertGreaterEqual(len(s["gap_records"]), 1)

@@ -1221,6 +1221,7 @@ struct bctx {
 	struct block_result blk;  /* one poll's block: holding 5016..5017 */
 	int64_t t0;
 	int r[6]; /* add inv1 (block + reading), inv1 (reading), m2 (block), 2 x freq, seal */
+	int64_t last_seq; /* of the row the last run stored */
 };
 
 static void bctx_store_open(struct bctx *c)
@@ -1236,9 +1237,12 @@ static void bctx_store_open(struct bctx *c)
 	assert_int_equal(store_open(c->l, &sc, &c->st), 0);
 }
 
+/* A commit that failed (the payload or the append under injection) goes
+ * again after 1 ms, not egwd's 1 s: each n waits for that retry. */
 static const struct batch_config bcfg = {.interval = 3600 * USEC_PER_SEC,
                                          .freq_interval_ms = 100,
-                                         .resign_interval = 20 * USEC_PER_MSEC};
+                                         .resign_interval = 20 * USEC_PER_MSEC,
+                                         .retry_interval = USEC_PER_MSEC};
 /* the resign task runs at once and again 1 ms after a failure */
 static const struct batch_config bcfg_resign = {.interval = 3600 * USEC_PER_SEC,
                                                 .resign_interval = USEC_PER_MSEC};
@@ -1299,9 +1303,16 @@ static int op_batch(void *ctx)
 	c->r[3] = batch_add_freq(c->b, "inv1", c->t0, 50.01);
 	c->r[4] = batch_add_freq(c->b, "inv1", c->t0 + 100, 49.99);
 	c->r[5] = batch_seal_now(c->b);
-	/* the worker signs and commits under injection too */
-	while (batch_busy(c->b) && now_usec() < end)
+	/* The worker signs and commits under injection too.  A commit that
+	 * failed is retried, and under persistent failure fails each time:
+	 * its first failure ends the run (after() lets the retry through). */
+	for (;;) {
+		struct batch_stats bs;
+		batch_get_stats(c->b, &bs);
+		if (!batch_busy(c->b) || bs.store_errors > 0 || now_usec() >= end)
+			break;
 		loop_run_once(c->l, 10 * USEC_PER_MSEC);
+	}
 	for (unsigned i = 0; i < 6; i++)
 		if (c->r[i] < 0)
 			return c->r[i];
@@ -1345,6 +1356,10 @@ static void after_batch(void *ctx, int r, unsigned long failed)
 	assert_int_equal(store_peek(c->st, 0, 4, rows, &n), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(jwt_verify_es256(rows[0].jwt, c->pub, &pl), 0);
+	/* a failed attempt keeps its seq: no hole between runs */
+	if (c->last_seq)
+		assert_int_equal(rows[0].seq, c->last_seq + 1);
+	c->last_seq = rows[0].seq;
 	/* delivered: the next run finds the store empty again */
 	assert_int_equal(store_ack(c->st, rows[0].seq), 0);
 	store_rows_clear(rows, n);
