@@ -81,8 +81,8 @@ def meson_tests(d, env, flt):
 # files.  The files below run alone, after the others: they assert wall-clock
 # bounds (an answer within 0.5 s, a setpoint ramp) or start a browser.
 SERIAL = {
-    "test_api", "test_core", "test_fcr_eval", "test_hardening", "test_security",
-    "test_sim_battery", "test_sim_interop", "test_ui",
+    "test_api", "test_boot_safety", "test_core", "test_fcr_eval", "test_hardening",
+    "test_https", "test_security", "test_sim_battery", "test_sim_interop", "test_ui",
 }
 # The longest files start first so that they do not finish alone at the end.
 LONG_FIRST = [
