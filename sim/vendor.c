@@ -746,7 +746,10 @@ static const struct sim_vstr sunspec_strs[] = {
  * values high word first; "gain" g means value = raw / g): 30015 SN (10
  * registers), 30073 rated power (U32, kW, gain 1000), 32016/32017 PV1 voltage
  * (I16, gain 10) / current (I16, gain 100), 32018/32019 PV2, 32064 input power
- * (I32, kW, gain 1000), 32080 active power (I32, kW, gain 1000, output +),
+ * (I32, kW, gain 1000), 32069-32071 phase A-C voltages (U16, gain 10),
+ * 32072/32074/32076 phase A-C currents (I32, gain 1000), 32080 active power
+ * (I32, kW, gain 1000, output +), 32082 reactive power (I32, kvar, gain
+ * 1000), 32084 power factor (I16, gain 1000),
  * 32085 grid frequency (U16, gain 100), 32087 internal temperature (I16,
  * gain 10), 32106 accumulated yield (U32, kWh, gain 100).  LUNA2000 (only
  * with a battery): 37001 charge/discharge power (I32, W, charging +), 37003
@@ -769,6 +772,14 @@ static const struct sim_vrange huawei_ranges[] = {
 		V(HI, 32019, I16, BIG, 0.01, F(PV_MPPT2_A), 1, 0), \
 		V(HI, 32064, I32, BIG, 1, F(PV_W), -1, 0), \
 		V(HI, 32080, I32, BIG, 1, F(INVERTER_W), -1, 0), \
+		V(HI, 32069, U16, BIG, 0.1, F(INVERTER_L1_V), 1, 0), \
+		V(HI, 32070, U16, BIG, 0.1, F(INVERTER_L2_V), 1, 0), \
+		V(HI, 32071, U16, BIG, 0.1, F(INVERTER_L3_V), 1, 0), \
+		V(HI, 32072, I32, BIG, 0.001, F(INVERTER_L1_A), 1, 0), \
+		V(HI, 32074, I32, BIG, 0.001, F(INVERTER_L2_A), 1, 0), \
+		V(HI, 32076, I32, BIG, 0.001, F(INVERTER_L3_A), 1, 0), \
+		V(HI, 32082, I32, BIG, 1, F(INVERTER_VAR), 1, 0), \
+		V(HI, 32084, I16, BIG, 0.001, F(INVERTER_PF), 1, 0), \
 		V(HI, 32085, U16, BIG, 0.01, F(METER_HZ), 1, 0), \
 		V(HI, 32087, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0), \
 		V(HI, 32106, U32, BIG, 10, F(PV_TOTAL_GENERATION_WH), 1, 0)
