@@ -113,6 +113,34 @@ void sim_device_fini(struct sim_device *d)
 	d->img = NULL;
 }
 
+/* The inverter's displacement power factor while it delivers: a fixed cos
+ * phi, as grid codes let an installer set it. */
+#define SIM_INV_PF 0.98
+#define SIM_BAT_SOH 0.97 /* the battery's state of health */
+
+/* The inverter's AC side: each phase carries a third of its power at the
+ * grid's phase voltage; apparent power and current follow from the power
+ * factor (reactive power positive, over-excited).  Without active power
+ * there is no power factor. */
+static void inverter_ac(const struct sim_values *v, struct reading *r)
+{
+	static const int lv[3] = { RF_INVERTER_L1_V, RF_INVERTER_L2_V, RF_INVERTER_L3_V };
+	static const int la[3] = { RF_INVERTER_L1_A, RF_INVERTER_L2_A, RF_INVERTER_L3_A };
+	static const int lw[3] = { RF_INVERTER_L1_W, RF_INVERTER_L2_W, RF_INVERTER_L3_W };
+	double w = r->v[RF_INVERTER_W], va = fabs(w) / SIM_INV_PF, a = 0;
+
+	r->v[RF_INVERTER_VA] = va;
+	r->v[RF_INVERTER_VAR] = sqrt(va * va - w * w);
+	r->v[RF_INVERTER_PF] = w != 0 ? SIM_INV_PF : NAN;
+	for (int i = 0; i < 3; i++) {
+		r->v[lv[i]] = v->l_v[i];
+		r->v[lw[i]] = w / 3;
+		r->v[la[i]] = v->l_v[i] > 0 ? va / 3 / v->l_v[i] : 0;
+		a += r->v[la[i]];
+	}
+	r->v[RF_INVERTER_A] = a;
+}
+
 static void values_to_reading(const struct sim_values *v, bool battery, struct reading *r)
 {
 	reading_clear(r);
@@ -125,6 +153,8 @@ static void values_to_reading(const struct sim_values *v, bool battery, struct r
 	r->v[RF_PV_MPPT1_A] = v->mppt1_a;
 	r->v[RF_PV_MPPT2_V] = v->mppt2_v;
 	r->v[RF_PV_MPPT2_A] = v->mppt2_a;
+	r->v[RF_PV_MPPT1_W] = v->mppt1_v * v->mppt1_a;
+	r->v[RF_PV_MPPT2_W] = v->mppt2_v * v->mppt2_a;
 	r->v[RF_PV_HEATSINK_C] = v->pv_heatsink_c;
 	r->v[RF_PV_TOTAL_GENERATION_WH] = v->pv_total_wh;
 	if (battery) {
@@ -132,10 +162,12 @@ static void values_to_reading(const struct sim_values *v, bool battery, struct r
 		r->v[RF_BATTERY_A] = v->bat_a;
 		r->v[RF_BATTERY_V] = v->bat_v;
 		r->v[RF_BATTERY_SOC_NOM_FRACT] = v->bat_soc;
+		r->v[RF_BATTERY_SOH_FRACT] = SIM_BAT_SOH;
 		r->v[RF_BATTERY_HEATSINK_C] = v->bat_heatsink_c;
 		r->v[RF_BATTERY_TOTAL_CHARGE_WH] = v->bat_charge_wh;
 		r->v[RF_BATTERY_TOTAL_DISCHARGE_WH] = v->bat_discharge_wh;
 	}
+	inverter_ac(v, r);
 	r->v[RF_METER_W] = v->meter_w;
 	r->v[RF_METER_HZ] = v->hz;
 	static const int lv[3] = { RF_METER_L1_V, RF_METER_L2_V, RF_METER_L3_V };
@@ -166,6 +198,13 @@ static int device_encode(struct sim_device *d)
 	for (int f = 0; f < RF_COUNT; f++)
 		if (!isnan(d->ovr[f]))
 			d->rd.v[f] = d->ovr[f];
+	/* an inverter power set by hand carries its AC side with it */
+	if (!isnan(d->ovr[RF_INVERTER_W])) {
+		inverter_ac(&d->vals, &d->rd);
+		for (int f = 0; f < RF_COUNT; f++)
+			if (!isnan(d->ovr[f]))
+				d->rd.v[f] = d->ovr[f];
+	}
 	if (d->model) {
 		r = sim_model_encode(d->model, &d->rd, d->serial, d->img);
 		goto written;

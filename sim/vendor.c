@@ -454,6 +454,22 @@ static const struct sim_vreg sma_regs[] = {
 		V(HI, (a) + 31, I16, BIG, 1, (dcw_q), -1, 0), SF16((a) + 32, 0), /* DCW */ \
 		V(HI, (a) + 34, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0), \
 		SF16((a) + 37, -1) /* TmpSnk */
+/* The AC side of model 103 at a: current, per phase currents and voltages,
+ * apparent and reactive power, power factor (A_SF and V_SF as above).  Only
+ * the maps read by the SunSpec walker serve them: the solaredge and fronius
+ * profiles do not read these points yet. */
+#define MODEL_103_AC(a) \
+	V(HI, (a) + 2, U16, BIG, 0.01, F(INVERTER_A), 1, 0), \
+		V(HI, (a) + 3, U16, BIG, 0.01, F(INVERTER_L1_A), 1, 0), \
+		V(HI, (a) + 4, U16, BIG, 0.01, F(INVERTER_L2_A), 1, 0), \
+		V(HI, (a) + 5, U16, BIG, 0.01, F(INVERTER_L3_A), 1, 0), \
+		V(HI, (a) + 10, U16, BIG, 0.1, F(INVERTER_L1_V), 1, 0), \
+		V(HI, (a) + 11, U16, BIG, 0.1, F(INVERTER_L2_V), 1, 0), \
+		V(HI, (a) + 12, U16, BIG, 0.1, F(INVERTER_L3_V), 1, 0), \
+		V(HI, (a) + 18, I16, BIG, 1, F(INVERTER_VA), 1, 0), SF16((a) + 19, 0), \
+		V(HI, (a) + 20, I16, BIG, 1, F(INVERTER_VAR), 1, 0), SF16((a) + 21, 0), \
+		V(HI, (a) + 22, I16, BIG, 0.1, F(INVERTER_PF), 100, 0), \
+		SF16((a) + 23, -1) /* PF in percent */
 #define MODEL_103(dcw_q) MODEL_103_AT(40069, dcw_q)
 
 /* MPPT model 160 at a (L 48), two modules of 20 registers from a + 10. */
@@ -462,10 +478,10 @@ static const struct sim_vreg sma_regs[] = {
 		SF16((a) + 4, 0), C16(HI, (a) + 8, 2), C16(HI, (a) + 10, 1), \
 		V(HI, (a) + 19, U16, BIG, 0.01, F(PV_MPPT1_A), 1, 0), \
 		V(HI, (a) + 20, U16, BIG, 0.1, F(PV_MPPT1_V), 1, 0), \
-		V(HI, (a) + 21, U16, BIG, 1, SQ_MPPT1_W, 1, 0), C16(HI, (a) + 30, 2), \
+		V(HI, (a) + 21, U16, BIG, 1, F(PV_MPPT1_W), 1, 0), C16(HI, (a) + 30, 2), \
 		V(HI, (a) + 39, U16, BIG, 0.01, F(PV_MPPT2_A), 1, 0), \
 		V(HI, (a) + 40, U16, BIG, 0.1, F(PV_MPPT2_V), 1, 0), \
-		V(HI, (a) + 41, U16, BIG, 1, SQ_MPPT2_W, 1, 0)
+		V(HI, (a) + 41, U16, BIG, 1, F(PV_MPPT2_W), 1, 0)
 
 #define END_MARKER(a) C16(HI, (a), 0xFFFF), C16(HI, (a) + 1, 0)
 
@@ -521,6 +537,29 @@ static const struct sim_vreg fronius_sf_regs[] = {
 	SUNS, C16(HI, 40002, 1), C16(HI, 40003, 65), MODEL_103(SQ_NONE), END_MARKER(40121),
 };
 
+/* The points of 111-113 (PF in percent): a three-phase device's per phase
+ * currents and voltages (SS_FLOAT_PHASES), a single-phase one's A and
+ * PhVphA. */
+#define SS_FLOAT_PHASES(a, id) \
+	V(HI, (a) + SS##id##_AphA, F32, BIG, 1, F(INVERTER_L1_A), 1, 0), \
+		V(HI, (a) + SS##id##_AphB, F32, BIG, 1, F(INVERTER_L2_A), 1, 0), \
+		V(HI, (a) + SS##id##_AphC, F32, BIG, 1, F(INVERTER_L3_A), 1, 0), \
+		V(HI, (a) + SS##id##_PhVphB, F32, BIG, 1, F(INVERTER_L2_V), 1, 0), \
+		V(HI, (a) + SS##id##_PhVphC, F32, BIG, 1, F(INVERTER_L3_V), 1, 0)
+#define SS_FLOAT_PTS(a, id, dcw_q) \
+	V(HI, (a) + SS##id##_W, F32, BIG, 1, F(INVERTER_W), -1, 0), \
+		V(HI, (a) + SS##id##_A, F32, BIG, 1, F(INVERTER_A), 1, 0), \
+		V(HI, (a) + SS##id##_PhVphA, F32, BIG, 1, F(INVERTER_L1_V), 1, 0), \
+		V(HI, (a) + SS##id##_VA, F32, BIG, 1, F(INVERTER_VA), 1, 0), \
+		V(HI, (a) + SS##id##_VAr, F32, BIG, 1, F(INVERTER_VAR), 1, 0), \
+		V(HI, (a) + SS##id##_PF, F32, BIG, 1, F(INVERTER_PF), 100, 0), \
+		V(HI, (a) + SS##id##_Hz, F32, BIG, 1, F(METER_HZ), 1, 0), \
+		V(HI, (a) + SS##id##_WH, F32, BIG, 1, F(PV_TOTAL_GENERATION_WH), 1, 0), \
+		V(HI, (a) + SS##id##_DCW, F32, BIG, 1, (dcw_q), -1, 0), \
+		V(HI, (a) + SS##id##_TmpSnk, F32, BIG, 1, F(PV_HEATSINK_C), 1, 0), \
+		V(HI, (a) + SS##id##_TmpCab, F32, BIG, 1, SQ_NONE, 1, \
+		  0) /* not implemented: NaN */
+
 /* The same with the "float" setting: inverter model 113 (L 60), F32 points
  * (W 40091, Hz 40093, WH 40101, DCW 40107 not implemented = NaN, TmpSnk
  * 40111), end. */
@@ -556,15 +595,7 @@ static const struct sim_vstr fronius_strs[] = {
 
 /* Float inverter model 111/112/113 at a: AC power, frequency, lifetime
  * energy, DC power, heat-sink temperature as float32, high word first. */
-#define SS_FLOAT_INV(a, id) \
-	SS_AT(a, id), V(HI, (a) + SS##id##_W, F32, BIG, 1, F(INVERTER_W), -1, 0), \
-		V(HI, (a) + SS##id##_Hz, F32, BIG, 1, F(METER_HZ), 1, 0), \
-		V(HI, (a) + SS##id##_WH, F32, BIG, 1, F(PV_TOTAL_GENERATION_WH), 1, 0), \
-		V(HI, (a) + SS##id##_DCW, F32, BIG, 1, F(PV_W), -1, 0), \
-		V(HI, (a) + SS##id##_TmpSnk, F32, BIG, 1, F(PV_HEATSINK_C), 1, 0), \
-		V(HI, (a) + SS##id##_TmpCab, F32, BIG, 1, SQ_NONE, 1, \
-		  0) /* not implemented: NaN */
-
+#define SS_FLOAT_INV(a, id) SS_AT(a, id), SS_FLOAT_PTS(a, id, F(PV_W))
 #define SS_NAMEPLATE(a) \
 	SS_AT(a, 120), C16(HI, (a) + SS120_DERTyp, 4), /* 4: PV */ \
 		V(HI, (a) + SS120_WRtg, U16, BIG, 10, F(PV_RATED_POWER_W), 1, 0), \
@@ -592,6 +623,7 @@ static const struct sim_vreg sunspec_float_regs[] = {
 	SUNS,
 	SS_AT(SS_FL_1, 1),
 	SS_FLOAT_INV(SS_FL_113, 113),
+	SS_FLOAT_PHASES(SS_FL_113, 113),
 	SS_NAMEPLATE(SS_FL_120),
 	SS_AT(SS_FL_121, 121),
 	SF16(SS_FL_121 + SS121_WMax_SF, 1),
@@ -620,6 +652,13 @@ static const struct sim_vreg sunspec_float1_regs[] = {
 	SUNS,
 	SS_AT(40002, 1),
 	SS_FLOAT_INV(SS_F1_111, 111),
+	/* single phase: A is the current, no phase B or C (NaN), and AphA left
+	 * out as well (the simulated inverter's phases are three) */
+	V(HI, SS_F1_111 + SS111_AphA, F32, BIG, 1, SQ_NONE, 1, 0),
+	V(HI, SS_F1_111 + SS111_PhVphB, F32, BIG, 1, SQ_NONE, 1, 0),
+	V(HI, SS_F1_111 + SS111_PhVphC, F32, BIG, 1, SQ_NONE, 1, 0),
+	V(HI, SS_F1_111 + SS111_AphB, F32, BIG, 1, SQ_NONE, 1, 0),
+	V(HI, SS_F1_111 + SS111_AphC, F32, BIG, 1, SQ_NONE, 1, 0),
 	SS_NAMEPLATE(SS_F1_120),
 	SS_STATUS(SS_F1_122),
 	END_MARKER(SS_F1_END),
@@ -658,13 +697,33 @@ static const struct sim_vreg sunspec_der_regs[] = {
 	V(HI, SS_DER_701 + SS701_TmpSnk, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0),
 	SF16(SS_DER_701 + SS701_Tmp_SF, -1),
 	V(HI, SS_DER_701 + SS701_TmpAmb, I16, BIG, 0.1, SQ_NONE, 1, 0),
+	/* apparent and reactive power, power factor (the sign of the active
+	 * power: positive while delivering), current; per phase */
+	V(HI, SS_DER_701 + SS701_VA, I16, BIG, 1, F(INVERTER_VA), 1, 0),
+	SF16(SS_DER_701 + SS701_VA_SF, 0),
+	V(HI, SS_DER_701 + SS701_Var, I16, BIG, 1, F(INVERTER_VAR), 1, 0),
+	SF16(SS_DER_701 + SS701_Var_SF, 0),
+	V(HI, SS_DER_701 + SS701_PF, I16, BIG, 0.001, F(INVERTER_PF), 1, 0),
+	SF16(SS_DER_701 + SS701_PF_SF, -3),
+	V(HI, SS_DER_701 + SS701_A, I16, BIG, 0.01, F(INVERTER_A), 1, 0),
+	SF16(SS_DER_701 + SS701_A_SF, -2),
+	SF16(SS_DER_701 + SS701_V_SF, -1),
+	V(HI, SS_DER_701 + SS701_WL1, I16, BIG, 1, F(INVERTER_L1_W), -1, 0),
+	V(HI, SS_DER_701 + SS701_AL1, I16, BIG, 0.01, F(INVERTER_L1_A), 1, 0),
+	V(HI, SS_DER_701 + SS701_VL1, U16, BIG, 0.1, F(INVERTER_L1_V), 1, 0),
+	V(HI, SS_DER_701 + SS701_WL2, I16, BIG, 1, F(INVERTER_L2_W), -1, 0),
+	V(HI, SS_DER_701 + SS701_AL2, I16, BIG, 0.01, F(INVERTER_L2_A), 1, 0),
+	V(HI, SS_DER_701 + SS701_VL2, U16, BIG, 0.1, F(INVERTER_L2_V), 1, 0),
+	V(HI, SS_DER_701 + SS701_WL3, I16, BIG, 1, F(INVERTER_L3_W), -1, 0),
+	V(HI, SS_DER_701 + SS701_AL3, I16, BIG, 0.01, F(INVERTER_L3_A), 1, 0),
+	V(HI, SS_DER_701 + SS701_VL3, U16, BIG, 0.1, F(INVERTER_L3_V), 1, 0),
 	SS_AT(SS_DER_702, 702),
 	V(HI, SS_DER_702 + SS702_WMaxRtg, U16, BIG, 10, F(PV_RATED_POWER_W), 1, 0),
 	SF16(SS_DER_702 + SS702_W_SF, 1),
 	C16(HI, SS_DER_713, 713),
 	C16(HI, SS_DER_713 + 1, SS713_LEN),
 	V(HI, SS_DER_713 + SS713_SoC, U16, BIG, 0.001, F(BATTERY_SOC_NOM_FRACT), 1, 0),
-	V(HI, SS_DER_713 + SS713_SoH, U16, BIG, 1, SQ_NONE, 1, 0),
+	V(HI, SS_DER_713 + SS713_SoH, U16, BIG, 0.001, F(BATTERY_SOH_FRACT), 1, 0),
 	SF16(SS_DER_713 + SS713_Pct_SF, -1),
 	C16(HI, SS_DER_714, 714),
 	C16(HI, SS_DER_714 + 1, SS714_LEN + 2 * SS714_Prt_SIZE),
@@ -673,8 +732,8 @@ static const struct sim_vreg sunspec_der_regs[] = {
 	SF16(SS_DER_714 + SS714_DCV_SF, -1),
 	V(HI, SS_DER_714 + SS714_DCW, I16, BIG, 1, F(PV_W), -1, 0),
 	SF16(SS_DER_714 + SS714_DCW_SF, 0),
-	SS_DER_PORT(1, PV_MPPT1_A, PV_MPPT1_V, SQ_MPPT1_W),
-	SS_DER_PORT(2, PV_MPPT2_A, PV_MPPT2_V, SQ_MPPT2_W),
+	SS_DER_PORT(1, PV_MPPT1_A, PV_MPPT1_V, F(PV_MPPT1_W)),
+	SS_DER_PORT(2, PV_MPPT2_A, PV_MPPT2_V, F(PV_MPPT2_W)),
 	END_MARKER(SS_DER_END),
 };
 static const struct sim_vstr sunspec_strs[] = {
@@ -687,7 +746,10 @@ static const struct sim_vstr sunspec_strs[] = {
  * values high word first; "gain" g means value = raw / g): 30015 SN (10
  * registers), 30073 rated power (U32, kW, gain 1000), 32016/32017 PV1 voltage
  * (I16, gain 10) / current (I16, gain 100), 32018/32019 PV2, 32064 input power
- * (I32, kW, gain 1000), 32080 active power (I32, kW, gain 1000, output +),
+ * (I32, kW, gain 1000), 32069-32071 phase A-C voltages (U16, gain 10),
+ * 32072/32074/32076 phase A-C currents (I32, gain 1000), 32080 active power
+ * (I32, kW, gain 1000, output +), 32082 reactive power (I32, kvar, gain
+ * 1000), 32084 power factor (I16, gain 1000),
  * 32085 grid frequency (U16, gain 100), 32087 internal temperature (I16,
  * gain 10), 32106 accumulated yield (U32, kWh, gain 100).  LUNA2000 (only
  * with a battery): 37001 charge/discharge power (I32, W, charging +), 37003
@@ -710,6 +772,14 @@ static const struct sim_vrange huawei_ranges[] = {
 		V(HI, 32019, I16, BIG, 0.01, F(PV_MPPT2_A), 1, 0), \
 		V(HI, 32064, I32, BIG, 1, F(PV_W), -1, 0), \
 		V(HI, 32080, I32, BIG, 1, F(INVERTER_W), -1, 0), \
+		V(HI, 32069, U16, BIG, 0.1, F(INVERTER_L1_V), 1, 0), \
+		V(HI, 32070, U16, BIG, 0.1, F(INVERTER_L2_V), 1, 0), \
+		V(HI, 32071, U16, BIG, 0.1, F(INVERTER_L3_V), 1, 0), \
+		V(HI, 32072, I32, BIG, 0.001, F(INVERTER_L1_A), 1, 0), \
+		V(HI, 32074, I32, BIG, 0.001, F(INVERTER_L2_A), 1, 0), \
+		V(HI, 32076, I32, BIG, 0.001, F(INVERTER_L3_A), 1, 0), \
+		V(HI, 32082, I32, BIG, 1, F(INVERTER_VAR), 1, 0), \
+		V(HI, 32084, I16, BIG, 0.001, F(INVERTER_PF), 1, 0), \
 		V(HI, 32085, U16, BIG, 0.01, F(METER_HZ), 1, 0), \
 		V(HI, 32087, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0), \
 		V(HI, 32106, U32, BIG, 10, F(PV_TOTAL_GENERATION_WH), 1, 0)
@@ -806,6 +876,7 @@ static const struct sim_vreg sunspec_storage_regs[] = {
 	C16(HI, 40002, 1),
 	C16(HI, 40003, 66),
 	MODEL_103_AT(40070, F(PV_W)),
+	MODEL_103_AC(40070),
 	C16(HI, SS124, 124),
 	C16(HI, SS124 + 1, 24),
 	C16(HI, SS124 + 2, SIM_BATT_MAX_W), /* WChaMax */
@@ -834,6 +905,7 @@ static const struct sim_vreg sunspec_storage_regs[] = {
 	C16(HI, SS802 + 7, 1000),
 	C16(HI, SS802 + 8, 50),                                             /* SoCMax, SoCMin */
 	V(HI, SS802 + 11, U16, BIG, 0.001, F(BATTERY_SOC_NOM_FRACT), 1, 0), /* SoC */
+	V(HI, SS802 + 13, U16, BIG, 0.001, F(BATTERY_SOH_FRACT), 1, 0),     /* SoH */
 	V(HI, SS802 + 16, U16, BIG, 1, SQ_SUNSPEC_CHAST, 1, 0),             /* ChaSt */
 	V(HI, SS802 + 34, U16, BIG, 0.1, F(BATTERY_V), 1, 0),               /* V */
 	V(HI, SS802 + 44, I16, BIG, 0.1, F(BATTERY_A), -1, 0),              /* A, discharge + */
@@ -841,6 +913,7 @@ static const struct sim_vreg sunspec_storage_regs[] = {
 	SF16(SS802 + 53, 0),
 	SF16(SS802 + 54, 0),
 	SF16(SS802 + 56, -1),
+	SF16(SS802 + 58, -1),
 	SF16(SS802 + 59, -1),
 	SF16(SS802 + 61, -1),
 	SF16(SS802 + 63, 0),

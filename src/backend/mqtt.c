@@ -29,6 +29,9 @@ struct ha_unit {
 
 static const struct ha_unit ha_units[] = {
 	{ "W", "power", "W", "measurement", 1, 0 },
+	{ "VA", "apparent_power", "VA", "measurement", 1, 0 },
+	{ "var", "reactive_power", "var", "measurement", 1, 0 },
+	{ "PF", "power_factor", "%", "measurement", 100, 0 },
 	{ "V", "voltage", "V", "measurement", 1, 1 },
 	{ "A", "current", "A", "measurement", 1, 2 },
 	{ "Hz", "frequency", "Hz", "measurement", 1, 2 },
@@ -48,6 +51,7 @@ static const struct {
 	const char *name;
 	bool constant;
 	const char *device_class; /* instead of the unit's (m3: gas or water) */
+	bool no_class;            /* no device class fits (state of health) */
 } ha_fields[RF_COUNT] = {
 	[RF_PV_W] = { "PV power" },
 	[RF_PV_RATED_POWER_W] = { "Rated power", true },
@@ -80,6 +84,24 @@ static const struct {
 	[RF_INVERTER_W] = { "Inverter AC power" },
 	[RF_GAS_TOTAL_M3] = { "Gas consumed" },
 	[RF_WATER_TOTAL_M3] = { "Water consumed", false, "water" },
+	[RF_PV_MPPT1_W] = { "PV string 1 power" },
+	[RF_PV_MPPT2_W] = { "PV string 2 power" },
+	/* a percentage, not a charge level: HA's "battery" class would show it
+	 * as one */
+	[RF_BATTERY_SOH_FRACT] = { "Battery state of health", false, NULL, true },
+	[RF_INVERTER_VA] = { "Inverter apparent power" },
+	[RF_INVERTER_VAR] = { "Inverter reactive power" },
+	[RF_INVERTER_PF] = { "Inverter power factor" },
+	[RF_INVERTER_A] = { "Inverter AC current" },
+	[RF_INVERTER_L1_V] = { "Inverter L1 voltage" },
+	[RF_INVERTER_L1_A] = { "Inverter L1 current" },
+	[RF_INVERTER_L1_W] = { "Inverter L1 power" },
+	[RF_INVERTER_L2_V] = { "Inverter L2 voltage" },
+	[RF_INVERTER_L2_A] = { "Inverter L2 current" },
+	[RF_INVERTER_L2_W] = { "Inverter L2 power" },
+	[RF_INVERTER_L3_V] = { "Inverter L3 voltage" },
+	[RF_INVERTER_L3_A] = { "Inverter L3 current" },
+	[RF_INVERTER_L3_W] = { "Inverter L3 power" },
 };
 
 const char *mqtt_field_name(enum reading_field f)
@@ -324,6 +346,8 @@ int mqtt_discovery(const char *topic_prefix, const char *discovery_prefix,
 			precision_of(dev->profile, f, u), "device", device);
 	if (!cfg)
 		return -ENOMEM;
+	if (ha_fields[f].no_class)
+		json_object_del(cfg, "device_class");
 	if (ha_fields[f].constant)
 		r |= set_opt(cfg, "entity_category", "diagnostic");
 	else
@@ -468,12 +492,12 @@ struct mqtt_msg {
 
 struct mqtt_dev {
 	char id[64];
-	uint32_t announced; /* bit per reading_field: discovery queued since connect */
+	uint64_t announced; /* bit per reading_field: discovery queued since connect */
 	bool online_sent;
 	char shown[192]; /* name and serial announced: a change announces again */
 };
 
-_Static_assert(RF_COUNT <= 32, "announced mask is 32 bits");
+_Static_assert(RF_COUNT <= 64, "announced mask is 64 bits");
 
 struct mqtt {
 	struct loop *loop;
@@ -986,13 +1010,13 @@ int mqtt_publish_reading(struct mqtt *m, const struct mqtt_device *dev, int64_t 
 	for (int f = 0; f < RF_COUNT; f++) {
 		json_t *cfg;
 
-		if (isnan(r->v[f]) || (d->announced & (1u << f)))
+		if (isnan(r->v[f]) || (d->announced & (UINT64_C(1) << f)))
 			continue;
 		ret = mqtt_discovery(m->prefix, m->disc, &gw, &named, f, topic, sizeof(topic),
 				     &cfg);
 		if (ret == -EINVAL) {
 			/* no HA entity for it; the state still carries it */
-			d->announced |= 1u << f;
+			d->announced |= UINT64_C(1) << f;
 			continue;
 		}
 		if (ret < 0)
@@ -1000,7 +1024,7 @@ int mqtt_publish_reading(struct mqtt *m, const struct mqtt_device *dev, int64_t 
 		ret = q_push_json(m, topic, cfg, true);
 		if (ret < 0)
 			return ret;
-		d->announced |= 1u << f;
+		d->announced |= UINT64_C(1) << f;
 	}
 	if (!d->online_sent) {
 		ret = avail_push(m, device_id, true);

@@ -14,6 +14,11 @@
  *  - 37100 Meter status (0: offline, 1: normal): with no meter connected (or
  *    one offline) huawei_fixup drops every field of the 37100 block, so no
  *    0 W grid meter is published, and meter.Hz is the inverter's 32085.
+ *  - the inverter's AC side (Huawei "SUN2000 MODBUS Interface Definitions"):
+ *    32069-32071 phase voltages (gain 10) are inverter.L1_V-L3_V, 32072-32077
+ *    phase currents (I32, gain 1000) inverter.L1_A-L3_A, 32082 reactive power
+ *    (I32, kvar, gain 1000) inverter.var, 32084 power factor (I16, gain 1000)
+ *    inverter.PF, each with the sign the device reports.
  * Rows written from the reference register table (inverter-registers.tsv);
  * test_profiles_tsv holds them against it row by row. */
 #include <math.h>
@@ -129,16 +134,16 @@ static const struct reg_def huawei_regs[] = {
 	REG(32066, FH, 1, U16, WB, DEF, 0.1, "V", "Grid Voltage AB"),
 	REG(32067, FH, 1, U16, WB, DEF, 0.1, "V", "Grid Voltage BC"),
 	REG(32068, FH, 1, U16, WB, DEF, 0.1, "V", "Grid Voltage CA"),
-	REG(32069, FH, 1, U16, WB, DEF, 0.1, "V", "Phase A Voltage"),
-	REG(32070, FH, 1, U16, WB, DEF, 0.1, "V", "Phase B Voltage"),
-	REG(32071, FH, 1, U16, WB, DEF, 0.1, "V", "Phase C Voltage"),
-	REG(32072, FH, 2, I32, WB, DEF, 0.001, "A", "Phase A Current"),
-	REG(32074, FH, 2, I32, WB, DEF, 0.001, "A", "Phase B Current"),
-	REG(32076, FH, 2, I32, WB, DEF, 0.001, "A", "Phase C Current"),
+	REG_MAP(32069, FH, 1, U16, WB, DEF, 0.1, "V", "Phase A Voltage", RF_INVERTER_L1_V, 1),
+	REG_MAP(32070, FH, 1, U16, WB, DEF, 0.1, "V", "Phase B Voltage", RF_INVERTER_L2_V, 1),
+	REG_MAP(32071, FH, 1, U16, WB, DEF, 0.1, "V", "Phase C Voltage", RF_INVERTER_L3_V, 1),
+	REG_MAP(32072, FH, 2, I32, WB, DEF, 0.001, "A", "Phase A Current", RF_INVERTER_L1_A, 1),
+	REG_MAP(32074, FH, 2, I32, WB, DEF, 0.001, "A", "Phase B Current", RF_INVERTER_L2_A, 1),
+	REG_MAP(32076, FH, 2, I32, WB, DEF, 0.001, "A", "Phase C Current", RF_INVERTER_L3_A, 1),
 	REG(32078, FH, 2, I32, WB, DEF, 0.001, "kW", "Peak Active Power"),
 	REG_MAP(32080, FH, 2, I32, WB, DEF, 0.001, "kW", "Active Power", RF_INVERTER_W, -1000),
-	REG(32082, FH, 2, I32, WB, DEF, 0.001, "kVar", "Reactive Power"),
-	REG(32084, FH, 1, I16, WB, DEF, 0.001, "N/A", "Power Factor"),
+	REG_MAP(32082, FH, 2, I32, WB, DEF, 0.001, "kVar", "Reactive Power", RF_INVERTER_VAR, 1000),
+	REG_MAP(32084, FH, 1, I16, WB, DEF, 0.001, "N/A", "Power Factor", RF_INVERTER_PF, 1),
 	REG_MAP(32085, FH, 1, U16, WB, DEF, 0.01, "Hz", "Grid Frequency", RF_METER_HZ, 1),
 	REG(32086, FH, 1, U16, WB, DEF, 0.01, "%", "Efficiency"),
 	REG_MAP(32087, FH, 1, I16, WB, DEF, 0.1, "°C", "Internal Temperature", RF_PV_HEATSINK_C, 1),
@@ -200,16 +205,16 @@ static const struct reg_def huawei_hybrid_regs[] = {
 	REG(32066, FH, 1, U16, WB, DEF, 0.1, "V", "Grid Voltage AB"),
 	REG(32067, FH, 1, U16, WB, DEF, 0.1, "V", "Grid Voltage BC"),
 	REG(32068, FH, 1, U16, WB, DEF, 0.1, "V", "Grid Voltage CA"),
-	REG(32069, FH, 1, U16, WB, DEF, 0.1, "V", "Phase A Voltage"),
-	REG(32070, FH, 1, U16, WB, DEF, 0.1, "V", "Phase B Voltage"),
-	REG(32071, FH, 1, U16, WB, DEF, 0.1, "V", "Phase C Voltage"),
-	REG(32072, FH, 2, I32, WB, DEF, 0.001, "A", "Phase A Current"),
-	REG(32074, FH, 2, I32, WB, DEF, 0.001, "A", "Phase B Current"),
-	REG(32076, FH, 2, I32, WB, DEF, 0.001, "A", "Phase C Current"),
+	REG_MAP(32069, FH, 1, U16, WB, DEF, 0.1, "V", "Phase A Voltage", RF_INVERTER_L1_V, 1),
+	REG_MAP(32070, FH, 1, U16, WB, DEF, 0.1, "V", "Phase B Voltage", RF_INVERTER_L2_V, 1),
+	REG_MAP(32071, FH, 1, U16, WB, DEF, 0.1, "V", "Phase C Voltage", RF_INVERTER_L3_V, 1),
+	REG_MAP(32072, FH, 2, I32, WB, DEF, 0.001, "A", "Phase A Current", RF_INVERTER_L1_A, 1),
+	REG_MAP(32074, FH, 2, I32, WB, DEF, 0.001, "A", "Phase B Current", RF_INVERTER_L2_A, 1),
+	REG_MAP(32076, FH, 2, I32, WB, DEF, 0.001, "A", "Phase C Current", RF_INVERTER_L3_A, 1),
 	REG(32078, FH, 2, I32, WB, DEF, 0.001, "kW", "Peak Active Power"),
 	REG_MAP(32080, FH, 2, I32, WB, DEF, 0.001, "kW", "Active Power", RF_INVERTER_W, -1000),
-	REG(32082, FH, 2, I32, WB, DEF, 0.001, "kVar", "Reactive Power"),
-	REG(32084, FH, 1, I16, WB, DEF, 0.001, "N/A", "Power Factor"),
+	REG_MAP(32082, FH, 2, I32, WB, DEF, 0.001, "kVar", "Reactive Power", RF_INVERTER_VAR, 1000),
+	REG_MAP(32084, FH, 1, I16, WB, DEF, 0.001, "N/A", "Power Factor", RF_INVERTER_PF, 1),
 	REG_MAP(32085, FH, 1, U16, WB, DEF, 0.01, "Hz", "Grid Frequency", RF_METER_HZ, 1),
 	REG(32086, FH, 1, U16, WB, DEF, 0.01, "%", "Efficiency"),
 	REG_MAP(32087, FH, 1, I16, WB, DEF, 0.1, "°C", "Internal Temperature", RF_PV_HEATSINK_C, 1),

@@ -68,6 +68,23 @@ const struct reading_field_info reading_fields[RF_COUNT] = {
 
 	[RF_GAS_TOTAL_M3] = GAS("total_m3", "m3", true),
 	[RF_WATER_TOTAL_M3] = WAT("total_m3", "m3", true),
+
+	[RF_PV_MPPT1_W] = PV("mppt1_W", "W", false),
+	[RF_PV_MPPT2_W] = PV("mppt2_W", "W", false),
+	[RF_BATTERY_SOH_FRACT] = BAT("SoH_fract", "fraction", false),
+	[RF_INVERTER_VA] = INV("VA", "VA", false),
+	[RF_INVERTER_VAR] = INV("var", "var", false),
+	[RF_INVERTER_PF] = INV("PF", "PF", false),
+	[RF_INVERTER_A] = INV("A", "A", false),
+	[RF_INVERTER_L1_V] = INV("L1_V", "V", false),
+	[RF_INVERTER_L1_A] = INV("L1_A", "A", false),
+	[RF_INVERTER_L1_W] = INV("L1_W", "W", false),
+	[RF_INVERTER_L2_V] = INV("L2_V", "V", false),
+	[RF_INVERTER_L2_A] = INV("L2_A", "A", false),
+	[RF_INVERTER_L2_W] = INV("L2_W", "W", false),
+	[RF_INVERTER_L3_V] = INV("L3_V", "V", false),
+	[RF_INVERTER_L3_A] = INV("L3_A", "A", false),
+	[RF_INVERTER_L3_W] = INV("L3_W", "W", false),
 };
 
 static const char *const groups[] = { "pv", "battery", "meter", "inverter", "gas", "water" };

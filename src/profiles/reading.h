@@ -6,7 +6,7 @@
  * with its unit, sign and source.  pv.W is the PV (DC) generation power;
  * inverter.W is the AC active power the inverter delivers; both negative
  * while generating, so on a hybrid inverter.W = pv.W + battery.W (less losses).
- * Every value is in SI units (W, V, A, Hz, °C, Wh, fraction 0..1, m3).  Sign
+ * Every value is in SI units (W, VA, var, V, A, Hz, °C, Wh, fraction 0..1, m3).  Sign
  * conventions: PV generation is negative, battery charging is positive, grid
  * import is positive, energy totals are positive.
  *
@@ -59,6 +59,25 @@ enum reading_field {
 	RF_GAS_TOTAL_M3,
 	RF_WATER_TOTAL_M3,
 
+	/* the fuller data model, after the original gateway's fields (which keep
+	 * their numbers) */
+	RF_PV_MPPT1_W,
+	RF_PV_MPPT2_W,
+	RF_BATTERY_SOH_FRACT,
+	RF_INVERTER_VA,
+	RF_INVERTER_VAR,
+	RF_INVERTER_PF,
+	RF_INVERTER_A,
+	RF_INVERTER_L1_V,
+	RF_INVERTER_L1_A,
+	RF_INVERTER_L1_W,
+	RF_INVERTER_L2_V,
+	RF_INVERTER_L2_A,
+	RF_INVERTER_L2_W,
+	RF_INVERTER_L3_V,
+	RF_INVERTER_L3_A,
+	RF_INVERTER_L3_W,
+
 	RF_COUNT
 };
 
@@ -71,7 +90,7 @@ struct reading_field_info {
 	const char *group; /* "pv", "battery", "meter", "inverter", "gas", "water" */
 	const char *name;  /* JSON key inside the group: "W", "rated_power_W", "mppt1_V",
 	                      "SoC_nom_fract", "L1_V", "total_import_Wh", ... */
-	const char *unit;  /* "W", "V", "A", "Hz", "C", "Wh", "fraction", "m3" */
+	const char *unit;  /* "W", "V", "A", "Hz", "C", "Wh", "fraction", "m3", "VA", "var" */
 	bool total;        /* an energy counter: never decreases in published data */
 };
 

@@ -77,12 +77,28 @@ static const struct ss_point common_pts[] = {
 	PT(50, 16, STR, SN, -1, REG_NO_FIELD, 0, "SN", "-"),
 };
 
-/* 101, 102, 103 share the layout. */
+/* 101, 102, 103 share the layout.  A single-phase device reports the
+ * points of phases B and C as not implemented: absent.  PF is in percent. */
 static const struct ss_point inverter_pts[] = {
+	PT(2, 1, U16, DEF, 6, RF_INVERTER_A, 1, "A", "A"),
+	PT(3, 1, U16, DEF, 6, RF_INVERTER_L1_A, 1, "AphA", "A"),
+	PT(4, 1, U16, DEF, 6, RF_INVERTER_L2_A, 1, "AphB", "A"),
+	PT(5, 1, U16, DEF, 6, RF_INVERTER_L3_A, 1, "AphC", "A"),
+	SFP(6, "A_SF"),
+	PT(10, 1, U16, DEF, 13, RF_INVERTER_L1_V, 1, "PhVphA", "V"),
+	PT(11, 1, U16, DEF, 13, RF_INVERTER_L2_V, 1, "PhVphB", "V"),
+	PT(12, 1, U16, DEF, 13, RF_INVERTER_L3_V, 1, "PhVphC", "V"),
+	SFP(13, "V_SF"),
 	PT(14, 1, I16, KEY, 15, RF_INVERTER_W, -1, "W", "W"),
 	SFP(15, "W_SF"),
 	PT(16, 1, U16, KEY, 17, RF_METER_HZ, 1, "Hz", "Hz"),
 	SFP(17, "Hz_SF"),
+	PT(18, 1, I16, DEF, 19, RF_INVERTER_VA, 1, "VA", "VA"),
+	SFP(19, "VA_SF"),
+	PT(20, 1, I16, DEF, 21, RF_INVERTER_VAR, 1, "VAr", "var"),
+	SFP(21, "VAr_SF"),
+	PT(22, 1, I16, DEF, 23, RF_INVERTER_PF, 0.01, "PF", "%"),
+	SFP(23, "PF_SF"),
 	PT(24, 2, U32, DEF, 26, RF_PV_TOTAL_GENERATION_WH, 1, "WH", "Wh"),
 	SFP(26, "WH_SF"),
 	PT(31, 1, I16, DEF, 32, RF_PV_W, -1, "DCW", "W"),
@@ -95,11 +111,14 @@ static const struct ss_point inverter_pts[] = {
 static const struct ss_point mppt_pts[] = {
 	SFP(2, "DCA_SF"),
 	SFP(3, "DCV_SF"),
+	SFP(4, "DCW_SF"),
 	RAW(8, 1, U16, "N"),
 	PT(19, 1, U16, DEF, 2, RF_PV_MPPT1_A, 1, "module[1].DCA", "A"),
 	PT(20, 1, U16, DEF, 3, RF_PV_MPPT1_V, 1, "module[1].DCV", "V"),
+	PT(21, 1, U16, DEF, 4, RF_PV_MPPT1_W, 1, "module[1].DCW", "W"),
 	PT(39, 1, U16, DEF, 2, RF_PV_MPPT2_A, 1, "module[2].DCA", "A"),
 	PT(40, 1, U16, DEF, 3, RF_PV_MPPT2_V, 1, "module[2].DCV", "V"),
+	PT(41, 1, U16, DEF, 4, RF_PV_MPPT2_W, 1, "module[2].DCW", "W"),
 };
 
 /* 201, 202, 203, 204 share the layout. */
@@ -127,8 +146,18 @@ static const struct ss_point meter_pts[] = {
 /* 111, 112, 113 share the layout: the 101-103 points as float32, no scale
  * factors (a NaN is "not implemented"). */
 static const struct ss_point float_inverter_pts[] = {
+	PT(2, 2, F32, DEF, -1, RF_INVERTER_A, 1, "A", "A"),
+	PT(4, 2, F32, DEF, -1, RF_INVERTER_L1_A, 1, "AphA", "A"),
+	PT(6, 2, F32, DEF, -1, RF_INVERTER_L2_A, 1, "AphB", "A"),
+	PT(8, 2, F32, DEF, -1, RF_INVERTER_L3_A, 1, "AphC", "A"),
+	PT(16, 2, F32, DEF, -1, RF_INVERTER_L1_V, 1, "PhVphA", "V"),
+	PT(18, 2, F32, DEF, -1, RF_INVERTER_L2_V, 1, "PhVphB", "V"),
+	PT(20, 2, F32, DEF, -1, RF_INVERTER_L3_V, 1, "PhVphC", "V"),
 	PT(22, 2, F32, KEY, -1, RF_INVERTER_W, -1, "W", "W"),
 	PT(24, 2, F32, KEY, -1, RF_METER_HZ, 1, "Hz", "Hz"),
+	PT(26, 2, F32, DEF, -1, RF_INVERTER_VA, 1, "VA", "VA"),
+	PT(28, 2, F32, DEF, -1, RF_INVERTER_VAR, 1, "VAr", "var"),
+	PT(30, 2, F32, DEF, -1, RF_INVERTER_PF, 0.01, "PF", "%"),
 	PT(32, 2, F32, DEF, -1, RF_PV_TOTAL_GENERATION_WH, 1, "WH", "Wh"),
 	PT(38, 2, F32, DEF, -1, RF_PV_W, -1, "DCW", "W"),
 	PT(42, 2, F32, DEF, -1, RF_PV_HEATSINK_C, 1, "TmpSnk", "C"),
@@ -168,19 +197,40 @@ static const struct ss_point der_capacity_pts[] = {
 	SFP(45, "W_SF"),
 };
 
-/* 713 DER storage capacity: the state of charge. */
+/* 713 DER storage capacity: the state of charge and of health. */
 static const struct ss_point der_storage_pts[] = {
 	PT(4, 1, U16, DEF, 8, RF_BATTERY_SOC_NOM_FRACT, 0.01, "SoC", "%"),
+	PT(5, 1, U16, DEF, 8, RF_BATTERY_SOH_FRACT, 0.01, "SoH", "%"),
 	SFP(8, "Pct_SF"),
 };
 
+/* 701 DER AC measurement: PF carries the sign of the active power (positive
+ * while delivering), as a fraction. */
 static const struct ss_point der_ac_pts[] = {
 	PT(10, 1, I16, KEY, 116, RF_INVERTER_W, -1, "W", "W"),
+	PT(11, 1, I16, DEF, 118, RF_INVERTER_VA, 1, "VA", "VA"),
+	PT(12, 1, I16, DEF, 119, RF_INVERTER_VAR, 1, "Var", "var"),
+	PT(13, 1, I16, DEF, 117, RF_INVERTER_PF, 1, "PF", "-"),
+	PT(14, 1, I16, DEF, 113, RF_INVERTER_A, 1, "A", "A"),
 	PT(17, 2, U32, KEY, 115, RF_METER_HZ, 1, "Hz", "Hz"),
 	PT(19, 4, U64, DEF, 120, RF_PV_TOTAL_GENERATION_WH, 1, "TotWhInj", "Wh"),
 	PT(37, 1, I16, DEF, 122, RF_PV_HEATSINK_C, 1, "TmpSnk", "C"),
+	PT(41, 1, I16, DEF, 116, RF_INVERTER_L1_W, -1, "WL1", "W"),
+	PT(45, 1, I16, DEF, 113, RF_INVERTER_L1_A, 1, "AL1", "A"),
+	PT(47, 1, U16, DEF, 114, RF_INVERTER_L1_V, 1, "VL1", "V"),
+	PT(64, 1, I16, DEF, 116, RF_INVERTER_L2_W, -1, "WL2", "W"),
+	PT(68, 1, I16, DEF, 113, RF_INVERTER_L2_A, 1, "AL2", "A"),
+	PT(70, 1, U16, DEF, 114, RF_INVERTER_L2_V, 1, "VL2", "V"),
+	PT(87, 1, I16, DEF, 116, RF_INVERTER_L3_W, -1, "WL3", "W"),
+	PT(91, 1, I16, DEF, 113, RF_INVERTER_L3_A, 1, "AL3", "A"),
+	PT(93, 1, U16, DEF, 114, RF_INVERTER_L3_V, 1, "VL3", "V"),
+	SFP(113, "A_SF"),
+	SFP(114, "V_SF"),
 	SFP(115, "Hz_SF"),
 	SFP(116, "W_SF"),
+	SFP(117, "PF_SF"),
+	SFP(118, "VA_SF"),
+	SFP(119, "Var_SF"),
 	SFP(120, "TotWh_SF"),
 	SFP(122, "Tmp_SF"),
 };
@@ -195,11 +245,11 @@ static const struct ss_point der_dc_pts[] = {
 	RAW(20, 1, U16, "Prt[1].PrtTyp"),
 	PT(30, 1, I16, DEF, 15, RF_PV_MPPT1_A, 1, "Prt[1].DCA", "A"),
 	PT(31, 1, U16, DEF, 16, RF_PV_MPPT1_V, 1, "Prt[1].DCV", "V"),
-	PT(32, 1, I16, DEF, 17, REG_NO_FIELD, 1, "Prt[1].DCW", "W"),
+	PT(32, 1, I16, DEF, 17, RF_PV_MPPT1_W, 1, "Prt[1].DCW", "W"),
 	RAW(45, 1, U16, "Prt[2].PrtTyp"),
 	PT(55, 1, I16, DEF, 15, RF_PV_MPPT2_A, 1, "Prt[2].DCA", "A"),
 	PT(56, 1, U16, DEF, 16, RF_PV_MPPT2_V, 1, "Prt[2].DCV", "V"),
-	PT(57, 1, I16, DEF, 17, REG_NO_FIELD, 1, "Prt[2].DCW", "W"),
+	PT(57, 1, I16, DEF, 17, RF_PV_MPPT2_W, 1, "Prt[2].DCW", "W"),
 };
 
 #define SS_PRT_PV 0 /* 714 PrtTyp: PV */
@@ -244,10 +294,12 @@ static int sunspec_fixup(const struct profile *p, const struct block_result *res
 
 static const struct ss_point battery_pts[] = {
 	PT(11, 1, U16, DEF, 56, RF_BATTERY_SOC_NOM_FRACT, 0.01, "SoC", "%"),
+	PT(13, 1, U16, DEF, 58, RF_BATTERY_SOH_FRACT, 0.01, "SoH", "%"),
 	PT(34, 1, U16, DEF, 59, RF_BATTERY_V, 1, "V", "V"),
 	PT(44, 1, I16, DEF, 61, RF_BATTERY_A, -1, "A", "A"),
 	PT(47, 1, I16, DEF, 63, RF_BATTERY_W, -1, "W", "W"),
 	SFP(56, "SoC_SF"),
+	SFP(58, "SoH_SF"),
 	SFP(59, "V_SF"),
 	SFP(61, "A_SF"),
 	SFP(63, "W_SF"),
@@ -594,10 +646,25 @@ static const struct reg_def sunspec_regs[] = {
 	REG(40052, FH, 16, STR, WB, SN, 1, "-", "SN"),
 	REG_CONST(40070, FH, 1, U16, "ID", 103),
 	REG_CONST(40071, FH, 1, U16, "L", 50),
+	REG_SF_MAP(40072, FH, 1, U16, WB, DEF, 0, "A", "A", 40076, RF_INVERTER_A, 1),
+	REG_SF_MAP(40073, FH, 1, U16, WB, DEF, 0, "A", "AphA", 40076, RF_INVERTER_L1_A, 1),
+	REG_SF_MAP(40074, FH, 1, U16, WB, DEF, 0, "A", "AphB", 40076, RF_INVERTER_L2_A, 1),
+	REG_SF_MAP(40075, FH, 1, U16, WB, DEF, 0, "A", "AphC", 40076, RF_INVERTER_L3_A, 1),
+	REG(40076, FH, 1, I16, WB, SF, 1, "-", "A_SF"),
+	REG_SF_MAP(40080, FH, 1, U16, WB, DEF, 0, "V", "PhVphA", 40083, RF_INVERTER_L1_V, 1),
+	REG_SF_MAP(40081, FH, 1, U16, WB, DEF, 0, "V", "PhVphB", 40083, RF_INVERTER_L2_V, 1),
+	REG_SF_MAP(40082, FH, 1, U16, WB, DEF, 0, "V", "PhVphC", 40083, RF_INVERTER_L3_V, 1),
+	REG(40083, FH, 1, I16, WB, SF, 1, "-", "V_SF"),
 	REG_SF_MAP(40084, FH, 1, I16, WB, KEY, 0, "W", "W", 40085, RF_INVERTER_W, -1),
 	REG(40085, FH, 1, I16, WB, SF, 1, "-", "W_SF"),
 	REG_SF_MAP(40086, FH, 1, U16, WB, KEY, 0, "Hz", "Hz", 40087, RF_METER_HZ, 1),
 	REG(40087, FH, 1, I16, WB, SF, 1, "-", "Hz_SF"),
+	REG_SF_MAP(40088, FH, 1, I16, WB, DEF, 0, "VA", "VA", 40089, RF_INVERTER_VA, 1),
+	REG(40089, FH, 1, I16, WB, SF, 1, "-", "VA_SF"),
+	REG_SF_MAP(40090, FH, 1, I16, WB, DEF, 0, "var", "VAr", 40091, RF_INVERTER_VAR, 1),
+	REG(40091, FH, 1, I16, WB, SF, 1, "-", "VAr_SF"),
+	REG_SF_MAP(40092, FH, 1, I16, WB, DEF, 0, "%", "PF", 40093, RF_INVERTER_PF, 0.01),
+	REG(40093, FH, 1, I16, WB, SF, 1, "-", "PF_SF"),
 	REG_SF_MAP(40094, FH, 2, U32, WB, DEF, 0, "Wh", "WH", 40096, RF_PV_TOTAL_GENERATION_WH, 1),
 	REG(40096, FH, 1, I16, WB, SF, 1, "-", "WH_SF"),
 	REG_SF_MAP(40101, FH, 1, I16, WB, DEF, 0, "W", "DCW", 40102, RF_PV_W, -1),
@@ -608,11 +675,14 @@ static const struct reg_def sunspec_regs[] = {
 	REG_CONST(40123, FH, 1, U16, "L", 48),
 	REG(40124, FH, 1, I16, WB, SF, 1, "-", "DCA_SF"),
 	REG(40125, FH, 1, I16, WB, SF, 1, "-", "DCV_SF"),
+	REG(40126, FH, 1, I16, WB, SF, 1, "-", "DCW_SF"),
 	REG_CONST(40130, FH, 1, U16, "N", 2),
 	REG_SF_MAP(40141, FH, 1, U16, WB, DEF, 0, "A", "module[1].DCA", 40124, RF_PV_MPPT1_A, 1),
 	REG_SF_MAP(40142, FH, 1, U16, WB, DEF, 0, "V", "module[1].DCV", 40125, RF_PV_MPPT1_V, 1),
+	REG_SF_MAP(40143, FH, 1, U16, WB, DEF, 0, "W", "module[1].DCW", 40126, RF_PV_MPPT1_W, 1),
 	REG_SF_MAP(40161, FH, 1, U16, WB, DEF, 0, "A", "module[2].DCA", 40124, RF_PV_MPPT2_A, 1),
 	REG_SF_MAP(40162, FH, 1, U16, WB, DEF, 0, "V", "module[2].DCV", 40125, RF_PV_MPPT2_V, 1),
+	REG_SF_MAP(40163, FH, 1, U16, WB, DEF, 0, "W", "module[2].DCW", 40126, RF_PV_MPPT2_W, 1),
 	REG_CONST(40172, FH, 1, U16, "ID", 203),
 	REG_CONST(40173, FH, 1, U16, "L", 105),
 	REG_SF_MAP(40175, FH, 1, I16, WB, DEF, 0, "A", "AphA", 40178, RF_METER_L1_A, 1),
@@ -639,10 +709,12 @@ static const struct reg_def sunspec_regs[] = {
 	REG_CONST(40280, FH, 1, U16, "L", 62),
 	REG_SF_MAP(40290, FH, 1, U16, WB, DEF, 0, "%", "SoC", 40335, RF_BATTERY_SOC_NOM_FRACT,
 		   0.01),
+	REG_SF_MAP(40292, FH, 1, U16, WB, DEF, 0, "%", "SoH", 40337, RF_BATTERY_SOH_FRACT, 0.01),
 	REG_SF_MAP(40313, FH, 1, U16, WB, DEF, 0, "V", "V", 40338, RF_BATTERY_V, 1),
 	REG_SF_MAP(40323, FH, 1, I16, WB, DEF, 0, "A", "A", 40340, RF_BATTERY_A, -1),
 	REG_SF_MAP(40326, FH, 1, I16, WB, DEF, 0, "W", "W", 40342, RF_BATTERY_W, -1),
 	REG(40335, FH, 1, I16, WB, SF, 1, "-", "SoC_SF"),
+	REG(40337, FH, 1, I16, WB, SF, 1, "-", "SoH_SF"),
 	REG(40338, FH, 1, I16, WB, SF, 1, "-", "V_SF"),
 	REG(40340, FH, 1, I16, WB, SF, 1, "-", "A_SF"),
 	REG(40342, FH, 1, I16, WB, SF, 1, "-", "W_SF"),
@@ -665,6 +737,6 @@ const struct profile profile_sunspec = {
 	PROFILE_BLOCKS(sunspec_blocks),
 	.short_reads_fields = true,
 	.serial = &sunspec_regs[6],
-	.frequency = &sunspec_regs[11],
+	.frequency = &sunspec_regs[20],
 	.sunspec_base = 40000,
 };

@@ -274,14 +274,14 @@ int webui_h_supported(struct web_request *rq)
 	for (unsigned i = 0; arr && i < n; i++) {
 		const struct profile *p = all[i];
 		json_t *reads = json_array();
-		uint32_t seen = 0;
+		uint64_t seen = 0;
 
 		for (unsigned k = 0; reads && k < p->nregs; k++) {
 			int f = p->regs[k].field;
 			char name[64];
-			if (f < 0 || f >= RF_COUNT || (seen & (1u << f)))
+			if (f < 0 || f >= RF_COUNT || (seen & (UINT64_C(1) << f)))
 				continue;
-			seen |= 1u << f;
+			seen |= UINT64_C(1) << f;
 			snprintf(name, sizeof(name), "%s.%s", reading_fields[f].group,
 				 reading_fields[f].name);
 			json_array_append_new(reads, json_string(name));

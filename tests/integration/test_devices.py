@@ -35,7 +35,7 @@ LOCAL = "127.0.0.1"
 # (0.1 V, 0.1 A, 0.01 Hz, 0.1 C, 1 W or 10 W on some, kWh counters), on top
 # of a relative 0.5 %.
 ABS_TOL = {"W": 10.0, "V": 0.11, "A": 0.11, "Hz": 0.011, "C": 0.11, "Wh": 1000.0,
-           "fraction": 0.011}
+           "fraction": 0.011, "VA": 10.0, "var": 10.0, "PF": 0.011}
 
 
 def unit_of(group, name):
@@ -43,7 +43,7 @@ def unit_of(group, name):
         return "Wh"
     if name == "Hz":
         return "Hz"
-    if name.startswith("SoC"):
+    if name.startswith("SoC") or name.startswith("SoH"):
         return "fraction"
     if name.endswith("_C"):
         return "C"
@@ -234,6 +234,29 @@ class TestEveryProfile(unittest.TestCase):
             self.assertGreater(r["pv"]["total_generation_Wh"], 0, r)
             for k in ("W", "Hz", "L1_V", "total_import_Wh", "total_export_Wh"):
                 self.assertIn(k, r["meter"], r)
+        # The fuller data model from SunSpec: the inverter's AC side (101-103,
+        # 111-113, 701), the PV strings' power (160, 714), the battery's state
+        # of health (802, 713); per phase powers add up to the AC power.
+        by = devices_by_id(st)
+        for dev_id, keys in (
+                ("sunspec", {"inverter": ("VA", "var", "PF", "A", "L1_V", "L3_V", "L1_A",
+                                          "L3_A"),
+                             "pv": ("mppt1_W", "mppt2_W"), "battery": ("SoH_fract",)}),
+                ("sunspec_float", {"inverter": ("VA", "var", "PF", "A", "L2_V", "L2_A")}),
+                ("sunspec_der", {"inverter": ("VA", "PF", "L1_W", "L2_W", "L3_W", "L3_V"),
+                                 "pv": ("mppt1_W",), "battery": ("SoH_fract",)}),
+                ("sunspec_storage", {"inverter": ("VA", "var", "PF", "L1_A"),
+                                     "battery": ("SoH_fract",)})):
+            if dev_id not in by:
+                continue
+            r = by[dev_id]["reading"]
+            for group, names in keys.items():
+                for k in names:
+                    self.assertIn(k, r.get(group, {}), (dev_id, group, r))
+        inv = by["sunspec_der"]["reading"]["inverter"]
+        self.assertAlmostEqual(inv["L1_W"] + inv["L2_W"] + inv["L3_W"], inv["W"], delta=3)
+        self.assertLessEqual(abs(inv["W"]), inv["VA"] + 1)
+        self.assertNotIn("L2_V", by["sunspec_float1"]["reading"]["inverter"])
         # Numbers at their resolution: no float noise anywhere /api/state or
         # /api/device prints (every profile's values, SDM630 floats included).
         for path in ("/api/state", "/api/device"):

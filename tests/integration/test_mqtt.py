@@ -146,6 +146,19 @@ class MqttTest(unittest.TestCase):
         self.assertEqual((soc["device_class"], soc["unit_of_measurement"]), ("battery", "%"))
         self.assertEqual(cfgs[f"homeassistant/sensor/{node}/meter_Hz/config"]["device_class"],
                          "frequency")
+        # the inverter's AC side and the battery's state of health
+        for obj, dc, unit in (("inverter_VA", "apparent_power", "VA"),
+                              ("inverter_var", "reactive_power", "var"),
+                              ("inverter_PF", "power_factor", "%"),
+                              ("inverter_L1_V", "voltage", "V"),
+                              ("pv_mppt1_W", "power", "W")):
+            c = cfgs[f"homeassistant/sensor/{node}/{obj}/config"]
+            self.assertEqual((c["device_class"], c["unit_of_measurement"]), (dc, unit), obj)
+        self.assertIn("* 100", cfgs[f"homeassistant/sensor/{node}/inverter_PF/config"]
+                      ["value_template"])
+        soh = cfgs[f"homeassistant/sensor/{node}/battery_SoH_fract/config"]
+        self.assertNotIn("device_class", soh)
+        self.assertEqual((soh["unit_of_measurement"], soh["state_class"]), ("%", "measurement"))
         # The broker keeps discovery retained: a fresh client sees it at once.
         r = subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-t",
                             f"homeassistant/sensor/{node}/pv_W/config", "-C", "1", "-W", "5"],

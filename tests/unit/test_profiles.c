@@ -907,6 +907,51 @@ static void test_sunspec_walk_and_build(void **state)
 	regimage_free(img);
 }
 
+/* A single-phase integer inverter (model 101): its AC side decoded at the
+ * scale factors' resolution, PF from percent to a fraction, the points of
+ * phases B and C (0xFFFF) and a reactive power it does not implement (0x8000)
+ * absent, never 0. */
+static void test_sunspec_inverter_ac(void **state)
+{
+	static const struct {
+		uint16_t off, raw;
+	} pts[] = {
+		{ 0, 101 },     { 1, 50 },      { 2, 1521 },    { 3, 1521 },    { 4, 0xFFFF },
+		{ 5, 0xFFFF },  { 6, 0xFFFE },  { 10, 2305 },   { 11, 0xFFFF }, { 12, 0xFFFF },
+		{ 13, 0xFFFF }, { 14, 3456 },   { 15, 0 },      { 16, 5002 },   { 17, 0xFFFE },
+		{ 18, 3527 },   { 19, 0 },      { 20, 0x8000 }, { 21, 0 },      { 22, 980 },
+		{ 23, 0xFFFF },
+	};
+	struct sunspec_model_hdr hdr[] = { { .id = 101, .addr = 2, .len = 50 } };
+	struct regimage *img;
+	struct profile *p;
+	struct block_result res[4];
+	struct reading got;
+	(void)state;
+
+	assert_int_equal(regimage_new(&img), 0);
+	for (uint16_t a = 0; a < 60; a++)
+		regimage_set(img, 3, a, 0);
+	for (unsigned i = 0; i < sizeof(pts) / sizeof(pts[0]); i++)
+		regimage_set(img, 3, (uint16_t)(2 + pts[i].off), pts[i].raw);
+	assert_int_equal(sunspec_build_profile(0, hdr, 1, &p), 0);
+	assert_true(p->nblocks <= sizeof(res) / sizeof(res[0]));
+	read_blocks(img, p->blocks, p->nblocks, res);
+	assert_true(profile_decode(p, res, p->nblocks, &got) > 0);
+	assert_true(got.v[RF_INVERTER_W] == -3456);
+	assert_true(got.v[RF_INVERTER_A] == 15.21);
+	assert_true(got.v[RF_INVERTER_L1_A] == 15.21);
+	assert_true(got.v[RF_INVERTER_L1_V] == 230.5);
+	assert_true(got.v[RF_INVERTER_VA] == 3527);
+	assert_true(got.v[RF_INVERTER_PF] == 0.98);
+	assert_true(got.v[RF_METER_HZ] == 50.02);
+	assert_true(isnan(got.v[RF_INVERTER_VAR]));
+	assert_true(isnan(got.v[RF_INVERTER_L2_A]) && isnan(got.v[RF_INVERTER_L3_A]));
+	assert_true(isnan(got.v[RF_INVERTER_L2_V]) && isnan(got.v[RF_INVERTER_L3_V]));
+	profile_free(p);
+	regimage_free(img);
+}
+
 /* Every SunSpec row egw decodes agrees with the model definitions: offset,
  * size, type, and the scale-factor point it names. */
 static char refdir[1024];
@@ -1233,6 +1278,7 @@ int main(void)
 		cmocka_unit_test(test_raw_json),
 		cmocka_unit_test(test_profile_registry),
 		cmocka_unit_test(test_sunspec_walk_and_build),
+		cmocka_unit_test(test_sunspec_inverter_ac),
 		cmocka_unit_test(test_sunspec_against_definitions),
 		cmocka_unit_test(test_random_registers),
 		cmocka_unit_test(test_short_polls_read_power),

@@ -159,7 +159,9 @@ static bool model_serves(const struct sim_model *m, int f, double *ret_step)
 	for (unsigned i = 0; i < m->nregs; i++) {
 		const struct sim_vreg *v = &m->regs[i];
 		int q = v->q;
-		if (q == SQ_MPPT1_W || q == SQ_MPPT2_W)
+		/* the PV strings' powers make up pv.W (SunSpec 714: the PV ports') */
+		if (q == SQ_MPPT1_W || q == SQ_MPPT2_W ||
+		    (f == RF_PV_W && (q == RF_PV_MPPT1_W || q == RF_PV_MPPT2_W)))
 			q = RF_PV_W;
 		else if (q == SQ_BATTERY_ABS_W)
 			q = RF_BATTERY_W;
@@ -434,6 +436,14 @@ static void test_sunspec_models(void **state)
 		{ RF_BATTERY_SOC_NOM_FRACT, 0.673 }, { RF_BATTERY_V, 51.2 },
 		{ RF_PV_MPPT1_A, 8.45 },        { RF_PV_MPPT1_V, 612.3 },
 		{ RF_PV_MPPT2_A, 7.01 },        { RF_PV_MPPT2_V, 598.7 },
+		{ RF_PV_MPPT1_W, 5174 },        { RF_PV_MPPT2_W, 4197 },
+		{ RF_INVERTER_VA, 3527 },       { RF_INVERTER_VAR, 702 },
+		{ RF_INVERTER_PF, 0.98 },       { RF_INVERTER_A, 15.36 },
+		{ RF_INVERTER_L1_V, 230.8 },    { RF_INVERTER_L2_V, 228.5 },
+		{ RF_INVERTER_L3_V, 229.2 },    { RF_INVERTER_L1_A, 5.09 },
+		{ RF_INVERTER_L2_A, 5.14 },     { RF_INVERTER_L3_A, 5.13 },
+		{ RF_INVERTER_L1_W, -1152 },    { RF_INVERTER_L2_W, -1151 },
+		{ RF_INVERTER_L3_W, -1153 },    { RF_BATTERY_SOH_FRACT, 0.967 },
 	};
 	static const struct {
 		const char *model;
@@ -443,19 +453,27 @@ static void test_sunspec_models(void **state)
 		  "{\"pv\": {\"W\": -3612.5, \"rated_power_W\": 9990.0, \"heatsink_C\": 41.3, "
 		  "\"total_generation_Wh\": 12345678.0}, \"battery\": {\"V\": 51.2, "
 		  "\"SoC_nom_fract\": 0.673}, \"meter\": {\"Hz\": 49.987}, "
-		  "\"inverter\": {\"W\": -3456.0}}" },
+		  "\"inverter\": {\"W\": -3456.0, \"VA\": 3527.0, \"var\": 702.0, \"PF\": 0.98, "
+		  "\"A\": 15.36, \"L1_V\": 230.8, \"L1_A\": 5.09, \"L2_V\": 228.5, \"L2_A\": 5.14, "
+		  "\"L3_V\": 229.2, \"L3_A\": 5.13}}" },
+		/* single phase: phases B and C not implemented (NaN), absent */
 		{ "sunspec_float1",
 		  "{\"pv\": {\"W\": -3612.5, \"rated_power_W\": 9990.0, \"heatsink_C\": 41.3, "
 		  "\"total_generation_Wh\": 12345678.0}, \"meter\": {\"Hz\": 49.987}, "
-		  "\"inverter\": {\"W\": -3456.0}}" },
+		  "\"inverter\": {\"W\": -3456.0, \"VA\": 3527.0, \"var\": 702.0, \"PF\": 0.98, "
+		  "\"A\": 15.36, \"L1_V\": 230.8}}" },
 		/* 701 Hz at sf -3, TmpSnk at -1, 714 DCA -2 and DCV -1, 713 SoC -1; pv.W
 		 * the sum of the PV ports' DCW (612.3 x 8.45 + 598.7 x 7.01, 1 W each) */
 		{ "sunspec_der",
 		  "{\"pv\": {\"W\": -9371.0, \"rated_power_W\": 9990.0, \"mppt1_V\": 612.3, "
 		  "\"mppt1_A\": 8.45, "
 		  "\"mppt2_V\": 598.7, \"mppt2_A\": 7.01, \"heatsink_C\": 41.3, "
-		  "\"total_generation_Wh\": 12345678.0}, \"battery\": {\"SoC_nom_fract\": 0.673}, "
-		  "\"meter\": {\"Hz\": 49.987}, \"inverter\": {\"W\": -3456.0}}" },
+		  "\"total_generation_Wh\": 12345678.0, \"mppt1_W\": 5174.0, \"mppt2_W\": 4197.0}, "
+		  "\"battery\": {\"SoC_nom_fract\": 0.673, \"SoH_fract\": 0.967}, "
+		  "\"meter\": {\"Hz\": 49.987}, \"inverter\": {\"W\": -3456.0, \"VA\": 3527.0, "
+		  "\"var\": 702.0, \"PF\": 0.98, \"A\": 15.36, \"L1_V\": 230.8, \"L1_A\": 5.09, "
+		  "\"L1_W\": -1152.0, \"L2_V\": 228.5, \"L2_A\": 5.14, \"L2_W\": -1151.0, "
+		  "\"L3_V\": 229.2, \"L3_A\": 5.13, \"L3_W\": -1153.0}}" },
 	};
 	struct sim *s = new_sim();
 	struct sim_device *d = &s->devs[0];
