@@ -70,6 +70,12 @@ DEVICE_CLASSES = {
     "frequency": ({"Hz", "kHz", "MHz", "GHz"}, {"measurement"}),
     "temperature": ({"°C", "°F", "K"}, {"measurement"}),
     "battery": ({"%"}, {"measurement"}),
+    "apparent_power": ({"VA", "kVA"}, {"measurement"}),
+    "reactive_power": ({"var", "kvar"}, {"measurement"}),
+    "power_factor": ({"%", None}, {"measurement"}),
+    # no device class: a percentage HA has no class for (a battery's state of
+    # health; the "battery" class would show it as its charge)
+    None: ({"%"}, {"measurement"}),
 }
 TOPIC = re.compile(r"^" + PREFIX + r"/(sensor|binary_sensor)/([A-Za-z0-9_-]+)/([A-Za-z0-9_-]+)/config$")
 
