@@ -288,18 +288,40 @@ def jwt_payload(token):
         raise BatchError(f"JWS payload: {e}") from None
 
 
-def stored_token(value):
-    """The token text of a store.db rows.jwt value (src/store/store.c): text
-    as is, or the packed BLOB "EJ1" | u32 n | zlib(u16 hlen | header | u32
-    plen | payload | signature)."""
+def _unpack_dict(value):
+    """The raw token a store.db dicts.data value holds: u32 n | zlib(raw)."""
+    import struct
+    import zlib
+    _need(isinstance(value, (bytes, bytearray)) and len(value) >= 5, "not a stored dictionary")
+    try:
+        raw = zlib.decompress(value[4:])
+    except zlib.error as e:
+        raise BatchError(f"stored dictionary: {e}") from None
+    _need(len(raw) == struct.unpack(">I", value[:4])[0], "stored dictionary: bad length")
+    return raw
+
+
+def stored_token(value, dicts=None):
+    """The token text of a store.db rows.jwt value (src/store/token.h): text
+    as is, or a packed BLOB, "EJ1" | u32 n | zlib(raw), or "EJ2" | u32 n |
+    u32 id | zlib(raw) primed with dictionary id, raw being u16 hlen | header
+    | u32 plen | payload | signature.  dicts maps an id to its dicts.data."""
     import struct
     import zlib
     if isinstance(value, str):
         return value
-    _need(isinstance(value, (bytes, bytearray)) and value[:3] == b"EJ1", "not a stored token")
+    _need(isinstance(value, (bytes, bytearray)) and value[:3] in (b"EJ1", b"EJ2"),
+          "not a stored token")
     n = struct.unpack(">I", value[3:7])[0]
     try:
-        raw = zlib.decompress(value[7:])
+        if value[:3] == b"EJ1":
+            raw = zlib.decompress(value[7:])
+        else:
+            _need(len(value) >= 11, "stored token: too short")
+            did = struct.unpack(">I", value[7:11])[0]
+            _need(dicts is not None and did in dicts, f"stored token: no dictionary {did}")
+            z = zlib.decompressobj(zdict=_unpack_dict(dicts[did])[-32768:])
+            raw = z.decompress(value[11:]) + z.flush()
     except zlib.error as e:
         raise BatchError(f"stored token: {e}") from None
     _need(len(raw) == n and n >= 6, "stored token: bad length")
@@ -307,6 +329,22 @@ def stored_token(value):
     pl = struct.unpack(">I", raw[2 + hl:6 + hl])[0]
     parts = (raw[2:2 + hl], raw[6 + hl:6 + hl + pl], raw[6 + hl + pl:])
     return ".".join(base64.urlsafe_b64encode(x).rstrip(b"=").decode() for x in parts)
+
+
+def stored_tokens(path):
+    """[(seq, token)] of a store.db's signed rows, in seq order (read-only;
+    egwd holds the file exclusively while it runs)."""
+    import sqlite3
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        try:
+            dicts = dict(db.execute("SELECT id, data FROM dicts"))
+        except sqlite3.OperationalError:
+            dicts = {}  # a store from before dictionaries
+        return [(seq, stored_token(jwt, dicts)) for seq, jwt in
+                db.execute("SELECT seq, jwt FROM rows WHERE jwt IS NOT NULL ORDER BY seq")]
+    finally:
+        db.close()
 
 
 def summary(dec):

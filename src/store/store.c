@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "base/err.h"
 #include "base/json.h"
@@ -32,6 +33,9 @@
 /* Frames the preallocated WAL holds beyond the checkpoint threshold, for the
  * commit that crosses it with several pages. */
 #define STORE_WAL_SPARE_FRAMES 256
+/* Appends packed with one dictionary before the next is taken (an hour of
+ * 10-s batches): values drift over a day, keys and blocks do not. */
+#define STORE_DICT_ROWS 360
 
 enum stmt {
 	ST_BEGIN,
@@ -47,6 +51,9 @@ enum stmt {
 	ST_OLDEST,
 	ST_OLDER_THAN,
 	ST_BETWEEN,
+	ST_DICT_GET,
+	ST_DICT_ADD,
+	ST_DICT_GC,
 	ST_COUNT
 };
 
@@ -70,6 +77,14 @@ static const char *const stmt_sql[] = {
 	[ST_OLDEST] = "SELECT seq FROM rows ORDER BY seq LIMIT 1",
 	[ST_OLDER_THAN] = "SELECT seq, created_ms FROM rows ORDER BY seq",
 	[ST_BETWEEN] = "SELECT 1 FROM rows WHERE seq > ? AND seq < ? LIMIT 1",
+	[ST_DICT_GET] = "SELECT data FROM dicts WHERE id = ?",
+	[ST_DICT_ADD] = "INSERT INTO dicts(use_from, data) VALUES (?, ?)",
+	/* A row of seq q is packed only with the dictionary of the greatest
+	 * use_from <= q (or none), so the dictionaries before the one that
+	 * covers the oldest row are used by no row. */
+	[ST_DICT_GC] =
+		"DELETE FROM dicts WHERE use_from < (SELECT MAX(use_from) FROM dicts "
+		"WHERE use_from <= (SELECT COALESCE(MIN(seq), 9223372036854775807) FROM rows))",
 };
 _Static_assert(ARRAY_SIZE(stmt_sql) == ST_COUNT, "one SQL text per statement");
 
@@ -83,6 +98,10 @@ static const char store_schema[] =
 	" jwt TEXT,"
 	" size INTEGER NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS rows_unsigned ON rows(seq) WHERE jwt IS NULL;"
+	/* Compression dictionaries of packed tokens (token.h): data is
+	 * u32 n | zlib(the raw form of a token), used by rows from use_from. */
+	"CREATE TABLE IF NOT EXISTS dicts(id INTEGER PRIMARY KEY, use_from INTEGER NOT NULL,"
+	" data BLOB NOT NULL);"
 	/* No index on created_ms: it cost a page write per append and per
 	 * delete; rows age out oldest first in seq order (drop_by_age). */
 	"DROP INDEX IF EXISTS rows_created;";
@@ -110,6 +129,20 @@ struct store {
 	int64_t acks[STORE_ACKS_MAX];
 	unsigned n_acks;
 	int64_t meta_delivered; /* meta.delivered as committed */
+	/* The dictionary new tokens are packed with: the raw form of an
+	 * earlier token, kept in dicts and replaced every STORE_DICT_ROWS
+	 * appends.  A row of seq q uses it only when use_from <= q. */
+	struct {
+		int64_t id, use_from;
+		uint8_t *data;
+		size_t n;
+		unsigned uses;
+	} dict;
+	struct {
+		int64_t id;
+		uint8_t *data;
+		size_t n;
+	} dict_read; /* the last other one a read needed */
 };
 
 static bool ack_pending(const struct store *s, int64_t seq);
@@ -233,6 +266,10 @@ static int exec_int(sqlite3 *db, const char *sql, int64_t *ret)
 
 static void store_db_close(struct store *s)
 {
+	free(s->dict.data);
+	free(s->dict_read.data);
+	memset(&s->dict, 0, sizeof(s->dict));
+	memset(&s->dict_read, 0, sizeof(s->dict_read));
 	for (unsigned i = 0; i < ST_COUNT; i++) {
 		sqlite3_finalize(s->st[i]);
 		s->st[i] = NULL;
@@ -303,6 +340,132 @@ static int store_wal_prealloc(struct store *s, int64_t page_size)
 	}
 	close(fd);
 	return SQLITE_OK;
+}
+
+/* ---- compression dictionaries ---- */
+
+/* The inflated dictionary of a dicts.data value, or NULL (damaged: then the
+ * rows packed with it are reported damaged when read). */
+static uint8_t *dict_unpack(const uint8_t *b, size_t n, size_t *ret_n)
+{
+	uLongf got;
+	uint8_t *out;
+	uint32_t want;
+
+	if (!b || n < 5)
+		return NULL;
+	want = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+	if (want == 0 || want > 16u << 20)
+		return NULL;
+	out = malloc(want);
+	got = want;
+	if (!out || uncompress(out, &got, b + 4, n - 4) != Z_OK || got != want) {
+		free(out);
+		return NULL;
+	}
+	*ret_n = want;
+	return out;
+}
+
+/* The newest dictionary becomes the current one (after a restart the rows
+ * go on with it). */
+static int dict_load_current(struct store *s)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db,
+				    "SELECT id, use_from, data FROM dicts ORDER BY id DESC LIMIT 1",
+				    -1, &st, NULL);
+
+	if (rc != SQLITE_OK)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		s->dict.id = sqlite3_column_int64(st, 0);
+		s->dict.use_from = sqlite3_column_int64(st, 1);
+		s->dict.data = dict_unpack(sqlite3_column_blob(st, 2),
+					   (size_t)sqlite3_column_bytes(st, 2), &s->dict.n);
+		if (!s->dict.data)
+			log_warn("store", "compression dictionary %lld does not unpack",
+				 (long long)s->dict.id);
+		rc = SQLITE_OK;
+	} else if (rc == SQLITE_DONE) {
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* token_dict_fn over the store's dictionaries. */
+static int dict_lookup(void *ud, int64_t id, struct token_dict *ret)
+{
+	struct store *s = ud;
+	sqlite3_stmt *st;
+	uint8_t *data = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (s->dict.data && s->dict.id == id) {
+		*ret = (struct token_dict){ .id = id, .data = s->dict.data, .n = s->dict.n };
+		return 0;
+	}
+	if (!s->dict_read.data || s->dict_read.id != id) {
+		st = stmt(s, ST_DICT_GET);
+		sqlite3_bind_int64(st, 1, id);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			data = dict_unpack(sqlite3_column_blob(st, 0),
+					   (size_t)sqlite3_column_bytes(st, 0), &n);
+		sqlite3_reset(st);
+		if (!data)
+			return -ENOENT;
+		free(s->dict_read.data);
+		s->dict_read.id = id;
+		s->dict_read.data = data;
+		s->dict_read.n = n;
+	}
+	*ret = (struct token_dict){ .id = id, .data = s->dict_read.data, .n = s->dict_read.n };
+	return 0;
+}
+
+/* Inside the append's transaction: stores raw as the dictionary of the rows
+ * from the next unreserved seq on, and deletes the ones no row uses. */
+static int dict_add(struct store *s, const uint8_t *raw, size_t rn, int64_t use_from,
+		    int64_t *ret_id)
+{
+	sqlite3_stmt *st;
+	uLongf zn = compressBound(rn);
+	uint8_t *z = malloc(4 + zn);
+	int rc;
+
+	if (!z)
+		return SQLITE_NOMEM;
+	if (compress2(z + 4, &zn, raw, rn, 9) != Z_OK) {
+		free(z);
+		return SQLITE_NOMEM;
+	}
+	z[0] = (uint8_t)(rn >> 24);
+	z[1] = (uint8_t)(rn >> 16);
+	z[2] = (uint8_t)(rn >> 8);
+	z[3] = (uint8_t)rn;
+	st = stmt(s, ST_DICT_ADD);
+	sqlite3_bind_int64(st, 1, use_from);
+	sqlite3_bind_blob(st, 2, z, (int)(4 + zn), SQLITE_STATIC);
+	rc = step_done(s, ST_DICT_ADD);
+	free(z);
+	if (rc != SQLITE_OK)
+		return rc;
+	*ret_id = sqlite3_last_insert_rowid(s->db);
+	stmt(s, ST_DICT_GC);
+	return step_done(s, ST_DICT_GC);
+}
+
+/* The dictionary a row of seq packs with now, or NULL. */
+static const struct token_dict *dict_for(const struct store *s, int64_t seq, struct token_dict *buf)
+{
+	if (!s->dict.data || s->dict.use_from > seq)
+		return NULL;
+	*buf = (struct token_dict){ .id = s->dict.id, .data = s->dict.data, .n = s->dict.n };
+	return buf;
 }
 
 /* Opens the database and loads the counters.  Returns an SQLite code, with
@@ -442,6 +605,8 @@ static int store_db_open(struct store *s)
 			      &s->stats.unsigned_rows);
 	if (rc == SQLITE_OK)
 		rc = exec_int(s->db, "SELECT COALESCE(SUM(size), 0) FROM rows", &s->stats.bytes);
+	if (rc == SQLITE_OK)
+		rc = dict_load_current(s);
 	return rc;
 }
 
@@ -582,9 +747,11 @@ static int64_t peek_next_seq(struct store *s)
 
 /* Inserts one row and advances meta.next_seq; inside a transaction. */
 static int insert_row(struct store *s, int64_t seq, enum store_kind kind, int64_t created_ms,
-		      const char *payload, const char *jwt, int64_t *ret_size)
+		      const char *payload, const char *jwt, int64_t *ret_size, uint8_t **ret_raw,
+		      size_t *ret_rn)
 {
 	sqlite3_stmt *st = stmt(s, ST_INSERT);
+	struct token_dict buf;
 	void *packed = NULL;
 	int64_t size;
 	int rc;
@@ -595,7 +762,8 @@ static int insert_row(struct store *s, int64_t seq, enum store_kind kind, int64_
 	if (jwt) {
 		/* stored once: the token carries the payload */
 		sqlite3_bind_text(st, 4, "", 0, SQLITE_STATIC);
-		size = store_token_bind(st, 5, jwt, &packed);
+		size = store_token_bind(st, 5, jwt, dict_for(s, seq, &buf), &packed, ret_raw,
+					ret_rn);
 	} else {
 		sqlite3_bind_text(st, 4, payload, -1, SQLITE_STATIC);
 		sqlite3_bind_null(st, 5);
@@ -626,7 +794,10 @@ static void account_insert(struct store *s, int64_t seq, bool is_unsigned, int64
 int store_append(struct store *s, int64_t seq, int64_t created_ms, const char *payload_json,
 		 const char *jwt_or_null)
 {
-	int64_t size = 0, md;
+	int64_t size = 0, md, dict_id = 0, use_from = 0;
+	uint8_t *raw = NULL;
+	size_t rn = 0;
+	bool packs, renew;
 	int rc, r = 0;
 
 	if (!payload_json)
@@ -637,6 +808,8 @@ int store_append(struct store *s, int64_t seq, int64_t created_ms, const char *p
 		goto unlock;
 	}
 	md = s->meta_delivered;
+	packs = jwt_or_null && s->dict.data && s->dict.use_from <= seq;
+	renew = jwt_or_null && (!s->dict.data || s->dict.uses >= STORE_DICT_ROWS);
 	rc = tx_begin(s);
 	/* The acknowledged rows go first: at the usual pace (each batch
 	 * delivered before the next one is sealed) the one row left is
@@ -647,7 +820,12 @@ int store_append(struct store *s, int64_t seq, int64_t created_ms, const char *p
 	if (rc == SQLITE_OK)
 		rc = acks_delete(s);
 	if (rc == SQLITE_OK)
-		rc = insert_row(s, seq, STORE_BATCH, created_ms, payload_json, jwt_or_null, &size);
+		rc = insert_row(s, seq, STORE_BATCH, created_ms, payload_json, jwt_or_null, &size,
+				renew ? &raw : NULL, &rn);
+	if (rc == SQLITE_OK && raw) {
+		use_from = peek_next_seq(s);
+		rc = dict_add(s, raw, rn, use_from, &dict_id);
+	}
 	if (rc == SQLITE_OK)
 		rc = acks_finish(s, false);
 	if (rc == SQLITE_OK)
@@ -660,7 +838,18 @@ int store_append(struct store *s, int64_t seq, int64_t created_ms, const char *p
 	}
 	s->n_acks = 0;
 	account_insert(s, seq, !jwt_or_null, size);
+	s->dict.uses += packs;
+	if (raw) {
+		free(s->dict.data);
+		s->dict.id = dict_id;
+		s->dict.use_from = use_from;
+		s->dict.data = raw;
+		s->dict.n = rn;
+		s->dict.uses = 0;
+		raw = NULL;
+	}
 unlock:
+	free(raw);
 	store_unlock(s);
 	return r;
 }
@@ -696,6 +885,7 @@ int store_append_async(struct store *s, struct store_append_req *req)
 int store_set_jwt(struct store *s, int64_t seq, const char *jwt)
 {
 	sqlite3_stmt *st;
+	struct token_dict buf;
 	int64_t jlen, old = 0;
 	void *packed = NULL;
 	int rc, r = 0;
@@ -712,7 +902,7 @@ int store_set_jwt(struct store *s, int64_t seq, const char *jwt)
 	}
 	st = stmt(s, ST_SET_JWT);
 	sqlite3_bind_int64(st, 1, seq);
-	jlen = store_token_bind(st, 2, jwt, &packed);
+	jlen = store_token_bind(st, 2, jwt, dict_for(s, seq, &buf), &packed, NULL, NULL);
 	sqlite3_bind_int64(st, 3, jlen);
 	/* A single statement is its own transaction. */
 	rc = step_done(s, ST_SET_JWT);
@@ -814,7 +1004,7 @@ int store_peek(struct store *s, int64_t after_seq, unsigned max, struct store_ro
 			.seq = sqlite3_column_int64(st, 0),
 			.kind = (enum store_kind)sqlite3_column_int(st, 1),
 			.created_ms = sqlite3_column_int64(st, 2),
-			.jwt = store_token_column(st, 3),
+			.jwt = store_token_column(st, 3, dict_lookup, s),
 		};
 		n++;
 		if (!row->jwt) {
@@ -862,7 +1052,7 @@ static int delete_row(struct store *s, int64_t seq, struct deleted *ret)
 			if (t && *t)
 				ret->payload = strdup((const char *)t);
 			else if (sqlite3_column_type(st, 4) != SQLITE_NULL)
-				ret->payload = store_token_payload(st, 4);
+				ret->payload = store_token_payload(st, 4, dict_lookup, s);
 		}
 		rc = sqlite3_step(st);
 		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
@@ -1156,7 +1346,7 @@ int store_enforce_bounds(struct store *s, int64_t now_ms)
 		rc = payload ? SQLITE_OK : SQLITE_NOMEM;
 	}
 	if (rc == SQLITE_OK)
-		rc = insert_row(s, seq, STORE_GAP, now_ms, payload, NULL, &size);
+		rc = insert_row(s, seq, STORE_GAP, now_ms, payload, NULL, &size, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = meta_set(s, "dropped", saved.dropped + g.batches);
 	if (rc == SQLITE_OK)

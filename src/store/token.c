@@ -7,9 +7,11 @@
 #include <zlib.h>
 
 #include "base/log.h"
+#include "base/util.h"
 #include "crypto/b64url.h"
 
 #define JWT_PACK_MAGIC "EJ1"
+#define JWT_PACK_MAGIC_DICT "EJ2"
 #define JWT_PACK_MAX (16u << 20)
 
 static void put_be(uint8_t *p, uint32_t v, unsigned n)
@@ -26,14 +28,14 @@ static uint32_t get_be(const uint8_t *p, unsigned n)
 	return v;
 }
 
-/* The packed form of jwt, or NULL (malformed token, no memory, or not
- * smaller than the text: then the text is stored). */
-static uint8_t *jwt_pack(const char *jwt, size_t *ret_n)
+/* The raw form of jwt: u16 hlen | header | u32 plen | payload | signature,
+ * the bytes its three base64url parts decode to; NULL when jwt is not a
+ * compact JWS (or too big, or no memory). */
+uint8_t *store_token_raw(const char *jwt, size_t *ret_n)
 {
 	const char *d1 = strchr(jwt, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
 	size_t len = strlen(jwt), hl, pl, sl;
-	uint8_t *raw = NULL, *out = NULL;
-	uLongf zn;
+	uint8_t *raw;
 	int n;
 
 	if (!d1 || !d2 || strchr(d2 + 1, '.') || len > JWT_PACK_MAX)
@@ -55,15 +57,62 @@ static uint8_t *jwt_pack(const char *jwt, size_t *ret_n)
 	if (n < 0)
 		goto fail;
 	sl = (size_t)n;
-	size_t rn = 2 + hl + 4 + pl + sl;
-	zn = compressBound(rn);
-	out = malloc(7 + zn);
-	if (!out || compress2(out + 7, &zn, raw, rn, 6) != Z_OK || 7 + zn >= len)
-		goto fail;
-	memcpy(out, JWT_PACK_MAGIC, 3);
-	put_be(out + 3, (uint32_t)rn, 4);
+	*ret_n = 2 + hl + 4 + pl + sl;
+	return raw;
+fail:
 	free(raw);
-	*ret_n = 7 + zn;
+	return NULL;
+}
+
+/* zlib of raw, primed with dict when there is one; Z_OK or a zlib error. */
+static int deflate_with(const uint8_t *raw, size_t rn, const struct token_dict *dict, uint8_t *out,
+			size_t *ret_zn)
+{
+	z_stream z = { 0 };
+	int rc;
+
+	if (deflateInit(&z, 9) != Z_OK)
+		return Z_MEM_ERROR;
+	rc = dict ? deflateSetDictionary(&z, dict->data, (uInt)MIN(dict->n, TOKEN_DICT_MAX)) : Z_OK;
+	if (rc == Z_OK) {
+		z.next_in = (Bytef *)raw;
+		z.avail_in = (uInt)rn;
+		z.next_out = out;
+		z.avail_out = (uInt)*ret_zn;
+		rc = deflate(&z, Z_FINISH);
+		rc = rc == Z_STREAM_END ? Z_OK : Z_BUF_ERROR;
+		*ret_zn = z.total_out;
+	}
+	deflateEnd(&z);
+	return rc;
+}
+
+/* The packed form of jwt, or NULL (malformed token, no memory, or not
+ * smaller than the text: then the text is stored).  *ret_raw gets the raw
+ * form when asked for (the next dictionary). */
+static uint8_t *jwt_pack(const char *jwt, const struct token_dict *dict, size_t *ret_n,
+			 uint8_t **ret_raw, size_t *ret_rn)
+{
+	size_t len = strlen(jwt), rn = 0, zn, hdr = dict ? 11 : 7;
+	uint8_t *raw = store_token_raw(jwt, &rn), *out = NULL;
+
+	if (!raw)
+		return NULL;
+	zn = compressBound(rn);
+	out = malloc(hdr + zn);
+	if (!out || deflate_with(raw, rn, dict, out + hdr, &zn) != Z_OK || hdr + zn >= len)
+		goto fail;
+	memcpy(out, dict ? JWT_PACK_MAGIC_DICT : JWT_PACK_MAGIC, 3);
+	put_be(out + 3, (uint32_t)rn, 4);
+	if (dict)
+		put_be(out + 7, (uint32_t)dict->id, 4);
+	*ret_n = hdr + zn;
+	if (ret_raw) {
+		*ret_raw = raw;
+		*ret_rn = rn;
+	} else {
+		free(raw);
+	}
 	return out;
 fail:
 	free(raw);
@@ -71,13 +120,45 @@ fail:
 	return NULL;
 }
 
-char *store_token_column(sqlite3_stmt *st, int col)
+/* Inflates a packed token body into raw (rn bytes); Z_OK when it fills raw
+ * exactly.  A stream that asks for a dictionary gets the one whose id the
+ * row names, and only if its checksum is the one the stream expects. */
+static int inflate_with(const uint8_t *z_in, size_t zn, uint8_t *raw, size_t rn, int64_t dict_id,
+			token_dict_fn lookup, void *ud)
+{
+	struct token_dict d = { 0 };
+	z_stream z = { 0 };
+	int rc;
+
+	if (inflateInit(&z) != Z_OK)
+		return Z_MEM_ERROR;
+	z.next_in = (Bytef *)z_in;
+	z.avail_in = (uInt)zn;
+	z.next_out = raw;
+	z.avail_out = (uInt)rn;
+	rc = inflate(&z, Z_FINISH);
+	if (rc == Z_NEED_DICT) {
+		rc = Z_DATA_ERROR;
+		if (dict_id > 0 && lookup && lookup(ud, dict_id, &d) == 0 &&
+		    inflateSetDictionary(&z, d.data, (uInt)MIN(d.n, TOKEN_DICT_MAX)) == Z_OK)
+			rc = inflate(&z, Z_FINISH);
+	}
+	if (rc == Z_STREAM_END && z.total_out == rn && z.avail_in == 0)
+		rc = Z_OK;
+	else if (rc == Z_OK || rc == Z_STREAM_END || rc == Z_BUF_ERROR)
+		rc = Z_DATA_ERROR;
+	inflateEnd(&z);
+	return rc;
+}
+
+char *store_token_column(sqlite3_stmt *st, int col, token_dict_fn lookup, void *ud)
 {
 	const uint8_t *b;
 	uint8_t *raw = NULL;
 	char *out = NULL;
 	size_t n, rn, hl, pl, sl;
-	uLongf got;
+	int64_t dict_id = 0;
+	unsigned hdr = 7;
 
 	if (sqlite3_column_type(st, col) != SQLITE_BLOB) {
 		const unsigned char *t = sqlite3_column_text(st, col);
@@ -85,16 +166,19 @@ char *store_token_column(sqlite3_stmt *st, int col)
 	}
 	b = sqlite3_column_blob(st, col);
 	n = (size_t)sqlite3_column_bytes(st, col);
-	if (!b || n < 7 || memcmp(b, JWT_PACK_MAGIC, 3) != 0)
+	if (b && n >= 11 && memcmp(b, JWT_PACK_MAGIC_DICT, 3) == 0) {
+		dict_id = get_be(b + 7, 4);
+		hdr = 11;
+	} else if (!b || n < 7 || memcmp(b, JWT_PACK_MAGIC, 3) != 0) {
 		goto bad;
+	}
 	rn = get_be(b + 3, 4);
 	if (rn < 6 || rn > JWT_PACK_MAX)
 		goto bad;
 	raw = malloc(rn);
 	if (!raw)
 		return NULL;
-	got = rn;
-	if (uncompress(raw, &got, b + 7, n - 7) != Z_OK || got != rn)
+	if (inflate_with(b + hdr, n - hdr, raw, rn, dict_id, lookup, ud) != Z_OK)
 		goto bad;
 	hl = get_be(raw, 2);
 	if (2 + hl + 4 > rn)
@@ -120,9 +204,9 @@ out:
 	return out;
 }
 
-char *store_token_payload(sqlite3_stmt *st, int col)
+char *store_token_payload(sqlite3_stmt *st, int col, token_dict_fn lookup, void *ud)
 {
-	char *jwt = store_token_column(st, col), *out = NULL;
+	char *jwt = store_token_column(st, col, lookup, ud), *out = NULL;
 	const char *d1 = jwt ? strchr(jwt, '.') : NULL, *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
 
 	if (d2) {
@@ -140,10 +224,11 @@ char *store_token_payload(sqlite3_stmt *st, int col)
 	return out;
 }
 
-int64_t store_token_bind(sqlite3_stmt *st, int i, const char *jwt, void **ret_free)
+int64_t store_token_bind(sqlite3_stmt *st, int i, const char *jwt, const struct token_dict *dict,
+			 void **ret_free, uint8_t **ret_raw, size_t *ret_rn)
 {
 	size_t n;
-	uint8_t *p = jwt_pack(jwt, &n);
+	uint8_t *p = jwt_pack(jwt, dict && dict->data ? dict : NULL, &n, ret_raw, ret_rn);
 
 	*ret_free = p;
 	if (p) {

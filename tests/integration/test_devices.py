@@ -16,7 +16,6 @@ import math
 import os
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -302,13 +301,8 @@ class TestEveryProfile(unittest.TestCase):
         stop_clean(self, egwd)
         # Signed batches: every device's readings, every number of the payload
         # and of its decoding without float noise
-        db = sqlite3.connect(f"file:{os.path.join(egwd.state_dir, 'store.db')}?mode=ro",
-                             uri=True)
-        try:
-            toks = [egw_batch.stored_token(r[0])
-                    for r in db.execute("SELECT jwt FROM rows ORDER BY seq")]
-        finally:
-            db.close()
+        toks = [t for _, t in
+                egw_batch.stored_tokens(os.path.join(egwd.state_dir, "store.db"))]
         seen = set()
         for tok in toks:
             p = egw_batch.jwt_payload(tok)

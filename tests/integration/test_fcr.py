@@ -22,7 +22,6 @@ import io
 import json
 import os
 import socket
-import sqlite3
 import struct
 import sys
 import time
@@ -309,12 +308,8 @@ class FcrTest(unittest.TestCase):
         info = egwd.get("/api/crypto")
         key = serialization.load_pem_public_key(info["publicKey_pem"].encode())
         self.assertEqual(egwd.stop(), 0, egwd.output()[-3000:])
-        db = sqlite3.connect(f"file:{os.path.join(egwd.state_dir, 'store.db')}?mode=ro", uri=True)
-        try:
-            rows = [egw_batch.stored_token(r[0])
-                    for r in db.execute("SELECT jwt FROM rows ORDER BY seq")]
-        finally:
-            db.close()
+        rows = [t for _, t in
+                egw_batch.stored_tokens(os.path.join(egwd.state_dir, "store.db"))]
         recs = []
         for tok in rows:
             p = pyjwt.decode(tok, key, algorithms=["ES256"], options={"verify_iat": False})

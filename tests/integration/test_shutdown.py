@@ -34,7 +34,7 @@ class Shutdown(unittest.TestCase):
         seq, payload, jwt = rows[-1]
         # stored once: the token (packed), no payload beside it
         self.assertEqual(payload, "")
-        jwt = egw_batch.stored_token(jwt)
+        jwt = dict(egw_batch.stored_tokens(os.path.join(egwd.state_dir, "store.db")))[seq]
         self.assertTrue(jwt and jwt.count(".") == 2, "stored signed")
         p = egw_batch.jwt_payload(jwt)
         self.assertEqual(p["seq"], seq)

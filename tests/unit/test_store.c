@@ -21,6 +21,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "base/util.h"
 #include "crypto/b64url.h"
 #include "loop/loop.h"
 #include "store/store.h"
@@ -742,6 +743,139 @@ static void fill_jwt(char *jwt, size_t size, int64_t seq)
 	jwt[size - 51] = '\0';
 }
 
+/* A token like a batch's: readings that drift a little from one batch to
+ * the next and a register block that mostly does not.  Malloc'd. */
+static char *make_batch_token(int64_t seq)
+{
+	static const char *const names[] = { "L1_V", "L2_V", "L3_V", "L1_A", "L2_A",
+					     "L3_A", "W",    "var",  "PF",   "mppt1_V",
+					     "mppt1_A", "mppt2_V", "mppt2_A", "heatsink_C" };
+	char payload[8192], hdr[] = "{\"alg\":\"ES256\",\"typ\":\"JWT\",\"device\":\"01ab\"}";
+	uint8_t regs[180], sig[64];
+	unsigned x = (unsigned)seq * 2654435761u;
+	int n = snprintf(payload, sizeof(payload), "{\"v\":2,\"seq\":%lld,\"devices\":[{\"kf\":\"",
+			 (long long)seq);
+
+	for (size_t i = 0; i < sizeof(regs); i++)
+		regs[i] = i % 7 == 0 ? (uint8_t)(seq + i) : (uint8_t)(i < 90 ? 0 : i * 13);
+	n += b64url_encode(regs, sizeof(regs), payload + n, sizeof(payload) - (size_t)n);
+	n += snprintf(payload + n, sizeof(payload) - (size_t)n, "\",\"polls\":[");
+	for (int poll = 0; poll < 10; poll++) {
+		n += snprintf(payload + n, sizeof(payload) - (size_t)n, "%s{\"t\":1000,\"r\":{",
+			      poll ? "," : "");
+		for (unsigned k = 0; k < ARRAY_SIZE(names); k++) {
+			x = x * 1103515245u + 12345u;
+			n += snprintf(payload + n, sizeof(payload) - (size_t)n, "%s\"%s\":%u.%u",
+				      k ? "," : "", names[k], 200 + (x >> 16) % 40, (x >> 8) % 10);
+		}
+		n += snprintf(payload + n, sizeof(payload) - (size_t)n, "}}");
+	}
+	snprintf(payload + n, sizeof(payload) - (size_t)n, "]}]}");
+	for (int i = 0; i < 64; i++) {
+		x = x * 1103515245u + 12345u;
+		sig[i] = (uint8_t)(x >> 16);
+	}
+	char *h = b64url_encode_alloc((const uint8_t *)hdr, strlen(hdr));
+	char *p = b64url_encode_alloc((const uint8_t *)payload, strlen(payload));
+	char *g = b64url_encode_alloc(sig, sizeof(sig));
+	char *t = malloc(strlen(h) + strlen(p) + strlen(g) + 3);
+	sprintf(t, "%s.%s.%s", h, p, g);
+	free(h);
+	free(p);
+	free(g);
+	return t;
+}
+
+static int64_t count_dicts(struct fixture *f)
+{
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	int64_t n;
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM dicts", -1, &q, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	n = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return n;
+}
+
+/* Flash writes: a token is packed with an earlier token of the store as
+ * zlib's dictionary, which takes a third or more off a row.  The tokens come
+ * back exactly after a reopen and across a change of dictionary (every 360
+ * appends), and a dictionary is deleted once no stored row needs it. */
+static void test_dictionary_packing(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, 0, 0);
+	struct store_row rows[4];
+	struct store_stats st;
+	int64_t seq, first = 0, kept[3], before, plain = 0, primed = 0;
+	char *keep_tok[3];
+	unsigned n;
+
+	for (int i = 0; i < 800; i++) {
+		char *tok;
+		seq = store_next_seq(s);
+		tok = make_batch_token(seq);
+		store_get_stats(s, &st);
+		before = st.appended;
+		assert_int_equal(store_append(s, seq, 1000 + i, "{}", tok), 0);
+		store_get_stats(s, &st);
+		if (i == 0)
+			plain = st.appended - before; /* no dictionary yet */
+		if (i == 1)
+			primed = st.appended - before;
+		if (i < 3) {
+			/* the first three stay unacknowledged through two
+			 * changes of dictionary */
+			kept[i] = seq;
+			keep_tok[i] = tok;
+			first = first ? first : seq;
+			continue;
+		}
+		if (i == 500) {
+			/* a token packed with the second dictionary reads back */
+			assert_int_equal(store_peek(s, seq - 1, 1, rows, &n), 0);
+			assert_int_equal(n, 1);
+			assert_string_equal(rows[0].jwt, tok);
+			store_rows_clear(rows, n);
+		}
+		assert_int_equal(store_ack(s, seq), 0);
+		free(tok);
+	}
+	assert_true(primed > 0 && plain > 0);
+	assert_true(primed * 4 < plain * 3);
+	store_close(s);
+	/* the first dictionary is kept for the unacknowledged rows */
+	assert_true(count_dicts(f) >= 2);
+
+	s = open_store(f, 0, 0);
+	assert_int_equal(store_peek(s, 0, 4, rows, &n), 0);
+	assert_int_equal(n, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(rows[i].seq, kept[i]);
+		assert_string_equal(rows[i].jwt, keep_tok[i]);
+		assert_int_equal(store_ack(s, kept[i]), 0);
+		free(keep_tok[i]);
+	}
+	store_rows_clear(rows, n);
+	/* with them gone, the next change of dictionary deletes the old ones */
+	for (int i = 0; i < 400; i++) {
+		seq = store_next_seq(s);
+		char *tok = make_batch_token(seq);
+		assert_int_equal(store_append(s, seq, 5000 + i, "{}", tok), 0);
+		assert_int_equal(store_ack(s, seq), 0);
+		free(tok);
+	}
+	store_close(s);
+	/* the newest, and the one the last row was packed with */
+	assert_int_equal(count_dicts(f), 2);
+	(void)first;
+}
+
 /* Flash writes: at the usual pace (each batch acknowledged before the next
  * one is stored, the bounds checked after each append, as egwd does) a
  * commit puts one page into the WAL: the delivered row's page, reused for
@@ -828,6 +962,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_acks_ride_on_next_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_page_per_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_keeps_its_size, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dictionary_packing, setup, teardown),
 	};
 	log_set_level(LOG_LVL_ERROR);
 	return cmocka_run_group_tests(tests, NULL, NULL);
