@@ -55,9 +55,17 @@ def build(name, opts):
 
 def meson_tests(d, env, flt):
     argv = ["meson", "test", "-C", d, "--print-errorlogs", "--num-processes", "2"]
+    log = os.path.join(d, "meson-logs", "testlog.json")
+    if flt:
+        # only the matching tests run (names as "egw:suite / name")
+        listed = subprocess.run(["meson", "test", "-C", d, "--list"], capture_output=True,
+                                text=True).stdout.splitlines()
+        names = [x.rsplit(" / ", 1)[-1] for x in listed if flt in x.rsplit(" / ", 1)[-1]]
+        if not names:
+            return 0, 0, []
+        argv += names
     sh(argv, env=dict(os.environ, **env))
     passed = failed = 0
-    log = os.path.join(d, "meson-logs", "testlog.json")
     failures = []
     if os.path.exists(log):
         with open(log) as f:
