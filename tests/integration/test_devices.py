@@ -234,6 +234,20 @@ class TestEveryProfile(unittest.TestCase):
             self.assertGreater(r["pv"]["total_generation_Wh"], 0, r)
             for k in ("W", "Hz", "L1_V", "total_import_Wh", "total_export_Wh"):
                 self.assertIn(k, r["meter"], r)
+        # A Solis hybrid: its battery (power and current signed by the
+        # direction register 33135) and its grid meter (export-positive in
+        # the document, import positive here), checked against the sim above;
+        # installed without a battery (0 V, no BMS): no battery object.
+        sh = devices_by_id(st)["solis_hybrid"]["reading"]
+        for k in ("W", "A", "V", "SoC_nom_fract", "SoH_fract", "total_charge_Wh",
+                  "total_discharge_Wh"):
+            self.assertIn(k, sh.get("battery", {}), sh)
+        for k in ("W", "L1_V", "L2_A", "L3_W", "total_import_Wh", "total_export_Wh"):
+            self.assertIn(k, sh.get("meter", {}), sh)
+        shb = devices_by_id(st)["solis_hybrid_nobattery"]["reading"]
+        self.assertNotIn("battery", shb, shb)
+        self.assertIn("W", shb["meter"], shb)
+        self.assertLess(shb["pv"]["W"], -100, shb)
         # The fuller data model from SunSpec: the inverter's AC side (101-103,
         # 111-113, 701), the PV strings' power (160, 714), the battery's state
         # of health (802, 713); per phase powers add up to the AC power.
