@@ -94,7 +94,14 @@ const struct profile profile_solis = {
  *    a lead-acid battery without one (a pack voltage) counts as present.
  *  - meter installed or not: a meter always measures its phase voltages;
  *    33251, 33253 and 33255 all 0 mean no meter, and then no meter value is
- *    published (meter.Hz stays: the inverter's own 33094).
+ *    published (meter.Hz stays: the inverter's own 33094); a phase whose
+ *    voltage reads 0 (a single-phase meter) publishes none of its values.
+ *    The document's meter placement register (33250) is not read: its
+ *    encoding could not be confirmed.  A single-phase meter that fills only
+ *    the older 33126-33131 registers (meter voltage, current, active power)
+ *    and not 33251-33286 is therefore taken as no meter: the sign of 33130
+ *    could not be confirmed either, and no value is better than one of the
+ *    wrong sign.
  *  - the battery's power and current take the sign of 33135; the meter's
  *    phase currents the sign of their phase's power.
  * The string inverters (profile `solis`) have no battery rows at all.
@@ -158,6 +165,7 @@ static int solis_hybrid_fixup(const struct profile *p, const struct block_result
 {
 	static const int phase_a[3] = { RF_METER_L1_A, RF_METER_L2_A, RF_METER_L3_A };
 	static const int phase_w[3] = { RF_METER_L1_W, RF_METER_L2_W, RF_METER_L3_W };
+	static const int phase_v[3] = { RF_METER_L1_V, RF_METER_L2_V, RF_METER_L3_V };
 	int batt_v = sh_raw(SH_BATT_V, res, nres), bms_v = sh_raw(SH_BMS_V, res, nres);
 	int dir = sh_raw(SH_BATT_DIR, res, nres);
 	int mv[3];
@@ -183,10 +191,17 @@ static int solis_hybrid_fixup(const struct profile *p, const struct block_result
 	} else {
 		for (int i = 0; i < 3; i++) {
 			double w = r->v[phase_w[i]];
-			if (isnan(w))
+			if (mv[i] == 0) {
+				/* a phase the meter does not measure (a
+				 * single-phase meter): not a phase of zeros */
+				r->v[phase_v[i]] = NAN;
+				r->v[phase_a[i]] = NAN;
+				r->v[phase_w[i]] = NAN;
+			} else if (isnan(w)) {
 				r->v[phase_a[i]] = NAN; /* a current without its direction */
-			else if (w < 0)
+			} else if (w < 0) {
 				r->v[phase_a[i]] = -fabs(r->v[phase_a[i]]);
+			}
 		}
 	}
 	return 0;

@@ -1337,6 +1337,16 @@ static void test_solis_hybrid_variants(void **state)
 	assert_true(isnan(got.v[RF_BATTERY_SOH_FRACT]));
 	assert_float_equal(got.v[RF_METER_W], -900, 0);
 
+	/* a single-phase meter: phases B and C read 0 V, nothing of them */
+	regimage_set(img, REG_FC_INPUT, 33253, 0);
+	regimage_set(img, REG_FC_INPUT, 33255, 0);
+	solis_decode(p, img, &got);
+	assert_float_equal(got.v[RF_METER_L1_V], 230.1, 1e-9);
+	for (int f = RF_METER_L2_V; f <= RF_METER_L3_W; f++)
+		if (!isnan(got.v[f]))
+			fail_msg("phase without voltage, but %s.%s = %g", reading_fields[f].group,
+				 reading_fields[f].name, got.v[f]);
+
 	/* installed without a meter: its registers read 0; Hz (33094) stays */
 	for (uint16_t a = 33251; a <= 33286; a++)
 		regimage_set(img, REG_FC_INPUT, a, 0);
