@@ -252,26 +252,79 @@ static const struct sim_vreg solis_regs[] = {
 };
 
 /* ---- Solis hybrid -------------------------------------------------------------
- * Solis "RS485_MODBUS RTU Hybrid Inverter Protocol" Ver 3.2 (input registers
- * at the document's addresses, 32-bit values high word first): 33004-33019
- * serial, 33029-33030 PV total energy (kWh), 33049-33052 PV1/PV2 voltage and
- * current (0.1 V, 0.1 A), 33057-33058 total PV power (W), 33079-33080 active
- * power (S32, W, output positive), 33093 inverter temperature (0.1 degC),
- * 33094 grid frequency (0.01 Hz).  Served without battery or meter. */
+ * Solis "RS485_MODBUS RTU Hybrid Inverter Protocol" Ver 3.2, section 5
+ * (input registers at the document's addresses, 32-bit values high word
+ * first; addresses, types and units as the ESPHome "ESINV" map of
+ * hn/ginlong-solis, evcc's solis-hybrid template and the solis_modbus
+ * integration transcribe them; the PDF could not be opened here):
+ *   33004-33019 serial; 33029-33030 PV total energy (kWh); 33049-33052
+ *   PV1/PV2 voltage and current (0.1 V, 0.1 A); 33057-33058 total PV power
+ *   (W); 33079-33080 active power (S32, W, output positive); 33093 inverter
+ *   temperature (0.1 degC); 33094 grid frequency (0.01 Hz);
+ *   33133 battery voltage (0.1 V); 33134 battery current (0.1 A, magnitude);
+ *   33135 battery current direction (0 charge, 1 discharge); 33139 SoC, 33140
+ *   SoH (1 %); 33141 battery voltage from the BMS (0.01 V); 33149-33150
+ *   battery power (U32, W, magnitude); 33161-33162 / 33165-33166 total
+ *   battery charge / discharge energy (kWh); 33169-33170 / 33173-33174 total
+ *   energy imported from / fed into the grid (kWh);
+ *   33251-33256 meter phase A/B/C voltage (0.1 V) and current (0.01 A,
+ *   magnitude); 33257-33264 meter phase A/B/C and total active power (S32,
+ *   0.001 kW, positive = exporting); 33282 meter grid frequency (0.01 Hz);
+ *   33283-33284 / 33285-33286 meter total active energy from / to the grid
+ *   (U32, 0.01 kWh).
+ * The meter is this home's grid meter (one balance with the PV, the battery
+ * and the house).  `solis_hybrid_nobattery` is the same inverter installed
+ * without a battery: its battery registers read 0 (no pack voltage, no BMS). */
 static const struct sim_vrange solis_hybrid_ranges[] = {
 	{ IN, 33000, 338 },
 	{ IN, 35000, 1 },
 };
+#define SOLIS_HYBRID_INVERTER \
+	V(IN, 33029, U32, BIG, 1000, F(PV_TOTAL_GENERATION_WH), 1, 0), \
+		V(IN, 33049, U16, BIG, 0.1, F(PV_MPPT1_V), 1, 0), \
+		V(IN, 33050, U16, BIG, 0.1, F(PV_MPPT1_A), 1, 0), \
+		V(IN, 33051, U16, BIG, 0.1, F(PV_MPPT2_V), 1, 0), \
+		V(IN, 33052, U16, BIG, 0.1, F(PV_MPPT2_A), 1, 0), \
+		V(IN, 33057, U32, BIG, 1, F(PV_W), -1, 0), \
+		V(IN, 33079, I32, BIG, 1, F(INVERTER_W), -1, 0), \
+		V(IN, 33093, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0), \
+		V(IN, 33094, U16, BIG, 0.01, F(METER_HZ), 1, 0)
+#define SOLIS_HYBRID_BATTERY \
+	V(IN, 33133, U16, BIG, 0.1, F(BATTERY_V), 1, 0), \
+		V(IN, 33134, U16, BIG, 0.1, SQ_BATTERY_ABS_A, 1, 0), \
+		V(IN, 33135, U16, BIG, 1, SQ_SOLIS_BATT_DIR, 1, 0), \
+		V(IN, 33139, U16, BIG, 0.01, F(BATTERY_SOC_NOM_FRACT), 1, 0), \
+		V(IN, 33140, U16, BIG, 0.01, F(BATTERY_SOH_FRACT), 1, 0), \
+		V(IN, 33141, U16, BIG, 0.01, F(BATTERY_V), 1, 0), \
+		V(IN, 33149, U32, BIG, 1, SQ_BATTERY_ABS_W, 1, 0), \
+		V(IN, 33161, U32, BIG, 1000, F(BATTERY_TOTAL_CHARGE_WH), 1, 0), \
+		V(IN, 33165, U32, BIG, 1000, F(BATTERY_TOTAL_DISCHARGE_WH), 1, 0)
+#define SOLIS_HYBRID_METER \
+	V(IN, 33169, U32, BIG, 1000, F(METER_TOTAL_IMPORT_WH), 1, 0), \
+		V(IN, 33173, U32, BIG, 1000, F(METER_TOTAL_EXPORT_WH), 1, 0), \
+		V(IN, 33251, U16, BIG, 0.1, F(METER_L1_V), 1, 0), \
+		V(IN, 33252, U16, BIG, 0.01, SQ_METER_L1_ABS_A, 1, 0), \
+		V(IN, 33253, U16, BIG, 0.1, F(METER_L2_V), 1, 0), \
+		V(IN, 33254, U16, BIG, 0.01, SQ_METER_L2_ABS_A, 1, 0), \
+		V(IN, 33255, U16, BIG, 0.1, F(METER_L3_V), 1, 0), \
+		V(IN, 33256, U16, BIG, 0.01, SQ_METER_L3_ABS_A, 1, 0), \
+		V(IN, 33257, I32, BIG, 1, F(METER_L1_W), -1, 0), \
+		V(IN, 33259, I32, BIG, 1, F(METER_L2_W), -1, 0), \
+		V(IN, 33261, I32, BIG, 1, F(METER_L3_W), -1, 0), \
+		V(IN, 33263, I32, BIG, 1, F(METER_W), -1, 0), \
+		V(IN, 33282, U16, BIG, 0.01, F(METER_HZ), 1, 0), \
+		V(IN, 33283, U32, BIG, 10, F(METER_TOTAL_IMPORT_WH), 1, 0), \
+		V(IN, 33285, U32, BIG, 10, F(METER_TOTAL_EXPORT_WH), 1, 0)
 static const struct sim_vreg solis_hybrid_regs[] = {
-	V(IN, 33029, U32, BIG, 1000, F(PV_TOTAL_GENERATION_WH), 1, 0),
-	V(IN, 33049, U16, BIG, 0.1, F(PV_MPPT1_V), 1, 0),
-	V(IN, 33050, U16, BIG, 0.1, F(PV_MPPT1_A), 1, 0),
-	V(IN, 33051, U16, BIG, 0.1, F(PV_MPPT2_V), 1, 0),
-	V(IN, 33052, U16, BIG, 0.1, F(PV_MPPT2_A), 1, 0),
-	V(IN, 33057, U32, BIG, 1, F(PV_W), -1, 0),
-	V(IN, 33079, I32, BIG, 1, F(INVERTER_W), -1, 0),
-	V(IN, 33093, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0),
-	V(IN, 33094, U16, BIG, 0.01, F(METER_HZ), 1, 0),
+	SOLIS_HYBRID_INVERTER,
+	SOLIS_HYBRID_BATTERY,
+	SOLIS_HYBRID_METER,
+};
+/* Installed without a battery: no pack voltage, no BMS, nothing counted
+ * (the block reads 0, as Solis documents for registers a model lacks). */
+static const struct sim_vreg solis_hybrid_nobattery_regs[] = {
+	SOLIS_HYBRID_INVERTER,
+	SOLIS_HYBRID_METER,
 };
 
 /* ---- Growatt MIN (TL-X) -----------------------------------------------------
@@ -1106,9 +1159,20 @@ static const struct sim_model model_solis = {
 static const struct sim_model model_solis_hybrid = {
 	.name = "solis_hybrid",
 	.profile = "solis_hybrid",
-	.doc = "Solis RS485_MODBUS RTU Hybrid Inverter Protocol Ver 3.2 (no battery or meter mapped)",
+	.battery = true,
+	.meter = true,
+	.doc = "Solis RS485_MODBUS RTU Hybrid Inverter Protocol Ver 3.2",
 	RANGES(solis_hybrid_ranges),
 	REGS(solis_hybrid_regs),
+	SERIAL_STR(IN, 33004, 16),
+};
+static const struct sim_model model_solis_hybrid_nobattery = {
+	.name = "solis_hybrid_nobattery",
+	.profile = "solis_hybrid",
+	.meter = true,
+	.doc = "Solis RS485_MODBUS RTU Hybrid Inverter Protocol Ver 3.2 (no battery installed)",
+	RANGES(solis_hybrid_ranges),
+	REGS(solis_hybrid_nobattery_regs),
 	SERIAL_STR(IN, 33004, 16),
 };
 static const struct sim_model model_growatt = {
@@ -1305,6 +1369,7 @@ static const struct sim_model *const models[] = {
 	&model_deye_micro,
 	&model_solis,
 	&model_solis_hybrid,
+	&model_solis_hybrid_nobattery,
 	&model_growatt,
 	&model_solax,
 	&model_goodwe,
@@ -1350,6 +1415,21 @@ static double quantity(const struct sim_vreg *v, const struct reading *r)
 		break;
 	case SQ_BATTERY_ABS_W:
 		x = fabs(r->v[RF_BATTERY_W]);
+		break;
+	case SQ_BATTERY_ABS_A:
+		x = fabs(r->v[RF_BATTERY_A]);
+		break;
+	case SQ_METER_L1_ABS_A:
+		x = fabs(r->v[RF_METER_L1_A]);
+		break;
+	case SQ_METER_L2_ABS_A:
+		x = fabs(r->v[RF_METER_L2_A]);
+		break;
+	case SQ_METER_L3_ABS_A:
+		x = fabs(r->v[RF_METER_L3_A]);
+		break;
+	case SQ_SOLIS_BATT_DIR:
+		x = r->v[RF_BATTERY_W] < 0 ? 1 : 0;
 		break;
 	case SQ_SUNGROW_STATE: {
 		double w = r->v[RF_BATTERY_W];

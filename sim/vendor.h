@@ -27,11 +27,16 @@ enum sim_q {
 	SQ_FIELD_MAX = RF_COUNT - 1, /* 0..RF_COUNT-1: a reading field */
 	SQ_MPPT1_W,                  /* PV string 1 power, W (>= 0) */
 	SQ_MPPT2_W,
-	SQ_BATTERY_ABS_W, /* |battery.W| */
-	SQ_SUNGROW_STATE, /* Sungrow running state: bit 1 charging, bit 2 discharging */
-	SQ_SUNSPEC_CHAST, /* SunSpec ChaSt: 3 discharging, 4 charging, 6 holding */
-	SQ_CONST,         /* off alone */
-	SQ_NONE,          /* "not implemented": the type's sentinel */
+	SQ_BATTERY_ABS_W,  /* |battery.W| */
+	SQ_BATTERY_ABS_A,  /* |battery.A| */
+	SQ_METER_L1_ABS_A, /* |meter.L1_A| (and L2, L3 next) */
+	SQ_METER_L2_ABS_A,
+	SQ_METER_L3_ABS_A,
+	SQ_SOLIS_BATT_DIR, /* Solis battery current direction: 0 charging, 1 discharging */
+	SQ_SUNGROW_STATE,  /* Sungrow running state: bit 1 charging, bit 2 discharging */
+	SQ_SUNSPEC_CHAST,  /* SunSpec ChaSt: 3 discharging, 4 charging, 6 holding */
+	SQ_CONST,          /* off alone */
+	SQ_NONE,           /* "not implemented": the type's sentinel */
 };
 
 struct sim_vreg {

@@ -154,6 +154,34 @@ class TestOneHome(unittest.TestCase):
         self.assertLessEqual(inv["pv"]["W"], inv["inverter"]["W"] + 1)
         stop_clean(self, egwd)
 
+    def test_solis_hybrid_home_balances(self):
+        """A Solis hybrid alone is the home: its own grid meter (33263, import
+        positive once decoded) is the house load plus its AC power, and that
+        AC power is what its PV and battery (signed by 33135) leave over."""
+        sim, ctl = start_sim(self, ["solis_hybrid"])
+        ctl.ok("freeze on")
+        devs = [sim.device_settings(0, id="sh")]
+        egwd = T.Egwd(self, set={"devices": devs, "harvest.poll_interval_ms": 200,
+                                 "modbus.timeout_ms": 1000, "http.bind": LOCAL})
+        truth = ctl.get()["devices"][0]
+
+        def full():
+            r = devices_by_id(egwd.state()).get("sh", {}).get("reading") or {}
+            ok = "W" in r.get("meter", {}) and "W" in r.get("battery", {})
+            return r if ok else None
+        time.sleep(2.5)  # a verbose poll after the freeze
+        r = T.wait_until(full, timeout=20, what="the hybrid's meter and battery")
+        load = truth["home_load_W"]
+        house = r["meter"]["W"] - r["inverter"]["W"]
+        self.assertGreaterEqual(load, 0)
+        self.assertAlmostEqual(house, load, delta=2 + 0.002 * load)
+        want = truth["reading"]["battery"]["W"]
+        self.assertAlmostEqual(r["battery"]["W"], want, delta=1.5)
+        # the AC side carries the PV less what the battery takes (DC PV is at
+        # least the AC share of it: conversion losses)
+        self.assertLessEqual(r["pv"]["W"] + r["battery"]["W"], r["inverter"]["W"] + 2)
+        stop_clean(self, egwd)
+
 
 class TestEveryProfile(unittest.TestCase):
     def test_every_profile_polls_and_decodes_like_the_simulator(self):
@@ -233,6 +261,20 @@ class TestEveryProfile(unittest.TestCase):
             self.assertGreater(r["pv"]["total_generation_Wh"], 0, r)
             for k in ("W", "Hz", "L1_V", "total_import_Wh", "total_export_Wh"):
                 self.assertIn(k, r["meter"], r)
+        # A Solis hybrid: its battery (power and current signed by the
+        # direction register 33135) and its grid meter (export-positive in
+        # the document, import positive here), checked against the sim above;
+        # installed without a battery (0 V, no BMS): no battery object.
+        sh = devices_by_id(st)["solis_hybrid"]["reading"]
+        for k in ("W", "A", "V", "SoC_nom_fract", "SoH_fract", "total_charge_Wh",
+                  "total_discharge_Wh"):
+            self.assertIn(k, sh.get("battery", {}), sh)
+        for k in ("W", "L1_V", "L2_A", "L3_W", "total_import_Wh", "total_export_Wh"):
+            self.assertIn(k, sh.get("meter", {}), sh)
+        shb = devices_by_id(st)["solis_hybrid_nobattery"]["reading"]
+        self.assertNotIn("battery", shb, shb)
+        self.assertIn("W", shb["meter"], shb)
+        self.assertLess(shb["pv"]["W"], -100, shb)
         # The fuller data model from SunSpec: the inverter's AC side (101-103,
         # 111-113, 701), the PV strings' power (160, 714), the battery's state
         # of health (802, 713); per phase powers add up to the AC power.

@@ -1262,6 +1262,107 @@ static void test_values_at_resolution(void **state)
 	assert_true(isnan(r.v[RF_METER_TOTAL_EXPORT_WH]));
 }
 
+/* Solis hybrid: the battery's sign from its direction register 33135, no
+ * battery object for a hybrid installed without one (33133 and the BMS's
+ * 33141 read 0), no meter values without a meter (33251/33253/33255 read
+ * 0), and the meter's phase currents signed by their phase's power. */
+static void solis_decode(const struct profile *p, struct regimage *img, struct reading *got)
+{
+	struct block_result *res = calloc(p->nblocks, sizeof(*res));
+	assert_non_null(res);
+	read_blocks(img, p->blocks, p->nblocks, res);
+	assert_true(profile_decode(p, res, p->nblocks, got) >= 0);
+	free(res);
+}
+
+static void test_solis_hybrid_variants(void **state)
+{
+	const struct profile *p = profile_find("solis_hybrid");
+	struct reading r, got;
+	struct regimage *img;
+	(void)state;
+
+	assert_non_null(p);
+	realistic(&r);
+	r.v[RF_METER_W] = -900; /* exporting: phase 2 too */
+	r.v[RF_METER_L2_W] = -1700;
+	r.v[RF_METER_L2_A] = -7.4;
+	assert_int_equal(regimage_new(&img), 0);
+	assert_int_equal(profile_encode(p, &r, "SN1", img), 0);
+
+	/* discharging: 33135 = 1, magnitudes in 33149 and 33134 */
+	uint16_t w[2];
+	assert_int_equal(regimage_get(img, REG_FC_INPUT, 33135, 1, w), 0);
+	assert_int_equal(w[0], 1);
+	assert_int_equal(regimage_get(img, REG_FC_INPUT, 33149, 2, w), 0);
+	assert_int_equal(w[0] << 16 | w[1], 1500);
+	solis_decode(p, img, &got);
+	assert_float_equal(got.v[RF_BATTERY_W], -1500, 0);
+	assert_float_equal(got.v[RF_BATTERY_A], -12.5, 1e-9);
+	assert_float_equal(got.v[RF_METER_W], -900, 0);
+	assert_float_equal(got.v[RF_METER_L2_A], -7.4, 1e-9);
+	assert_float_equal(got.v[RF_METER_L1_A], 5.2, 1e-9);
+
+	/* charging: 33135 = 0, the same magnitudes */
+	regimage_set(img, REG_FC_INPUT, 33135, 0);
+	solis_decode(p, img, &got);
+	assert_float_equal(got.v[RF_BATTERY_W], 1500, 0);
+	assert_float_equal(got.v[RF_BATTERY_A], 12.5, 1e-9);
+	/* a current register carrying a sign reads the same */
+	regimage_set(img, REG_FC_INPUT, 33134, (uint16_t)-125);
+	solis_decode(p, img, &got);
+	assert_float_equal(got.v[RF_BATTERY_A], 12.5, 1e-9);
+
+	/* a direction the document does not define: no signed value */
+	regimage_set(img, REG_FC_INPUT, 33135, 7);
+	solis_decode(p, img, &got);
+	assert_true(isnan(got.v[RF_BATTERY_W]));
+	assert_true(isnan(got.v[RF_BATTERY_A]));
+	assert_float_equal(got.v[RF_BATTERY_SOC_NOM_FRACT], 0.67, 1e-9);
+	regimage_set(img, REG_FC_INPUT, 33135, 0);
+
+	/* a lead-acid pack without a BMS is still a battery */
+	regimage_set(img, REG_FC_INPUT, 33141, 0);
+	solis_decode(p, img, &got);
+	assert_float_equal(got.v[RF_BATTERY_V], 52.1, 1e-9);
+
+	/* installed without a battery: 0 V at the port, no BMS, the rest 0 */
+	for (uint16_t a = 33133; a <= 33166; a++)
+		regimage_set(img, REG_FC_INPUT, a, 0);
+	solis_decode(p, img, &got);
+	for (int f = RF_BATTERY_W; f <= RF_BATTERY_TOTAL_DISCHARGE_WH; f++)
+		if (!isnan(got.v[f]))
+			fail_msg("no battery, but %s.%s = %g", reading_fields[f].group,
+				 reading_fields[f].name, got.v[f]);
+	assert_true(isnan(got.v[RF_BATTERY_SOH_FRACT]));
+	assert_float_equal(got.v[RF_METER_W], -900, 0);
+
+	/* a single-phase meter: phases B and C read 0 V, nothing of them */
+	regimage_set(img, REG_FC_INPUT, 33253, 0);
+	regimage_set(img, REG_FC_INPUT, 33255, 0);
+	solis_decode(p, img, &got);
+	assert_float_equal(got.v[RF_METER_L1_V], 230.1, 1e-9);
+	for (int f = RF_METER_L2_V; f <= RF_METER_L3_W; f++)
+		if (!isnan(got.v[f]))
+			fail_msg("phase without voltage, but %s.%s = %g", reading_fields[f].group,
+				 reading_fields[f].name, got.v[f]);
+
+	/* installed without a meter: its registers read 0; Hz (33094) stays */
+	for (uint16_t a = 33251; a <= 33286; a++)
+		regimage_set(img, REG_FC_INPUT, a, 0);
+	solis_decode(p, img, &got);
+	static const int meter[] = { RF_METER_W, RF_METER_L1_V, RF_METER_L1_A, RF_METER_L1_W,
+				     RF_METER_L3_V, RF_METER_TOTAL_IMPORT_WH,
+				     RF_METER_TOTAL_EXPORT_WH };
+	for (unsigned i = 0; i < sizeof(meter) / sizeof(meter[0]); i++)
+		if (!isnan(got.v[meter[i]]))
+			fail_msg("no meter, but %s.%s = %g", reading_fields[meter[i]].group,
+				 reading_fields[meter[i]].name, got.v[meter[i]]);
+	assert_float_equal(got.v[RF_METER_HZ], 50.02, 1e-9);
+	assert_true(got.v[RF_PV_W] < 0);
+	regimage_free(img);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1283,6 +1384,7 @@ int main(void)
 		cmocka_unit_test(test_random_registers),
 		cmocka_unit_test(test_short_polls_read_power),
 		cmocka_unit_test(test_values_at_resolution),
+		cmocka_unit_test(test_solis_hybrid_variants),
 	};
 
 	reference_dir(refdir, sizeof(refdir));

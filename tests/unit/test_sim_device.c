@@ -165,6 +165,14 @@ static bool model_serves(const struct sim_model *m, int f, double *ret_step)
 			q = RF_PV_W;
 		else if (q == SQ_BATTERY_ABS_W)
 			q = RF_BATTERY_W;
+		else if (q == SQ_BATTERY_ABS_A)
+			q = RF_BATTERY_A;
+		else if (q == SQ_METER_L1_ABS_A)
+			q = RF_METER_L1_A;
+		else if (q == SQ_METER_L2_ABS_A)
+			q = RF_METER_L2_A;
+		else if (q == SQ_METER_L3_ABS_A)
+			q = RF_METER_L3_A;
 		if (q != f)
 			continue;
 		hit = true;
