@@ -244,9 +244,10 @@ static const struct sim_vreg deye_micro_regs[] = {
  * Solis "RS485 MODBUS Communication Protocol" (grid-tied string inverters,
  * input registers numbered from 1: document 3043 is 3042 here; 32-bit values
  * high word first): 3005-3006 active power, 3007-3008 total DC output power
- * (W), 3009-3010 total energy (kWh), 3015 energy today (0.1 kWh), 3022-3025 DC voltage/current of inputs 1
- * and 2 (0.1 V, 0.1 A), 3042 inverter temperature (0.1 degC), 3043 grid
- * frequency (0.01 Hz), 3061-3064 serial; the document's range 3000-3100. */
+ * (W), 3009-3010 total energy (kWh), 3015 energy today (0.1 kWh),
+ * 3022-3025 DC voltage/current of inputs 1 and 2 (0.1 V, 0.1 A), 3042
+ * inverter temperature (0.1 degC), 3043 grid frequency (0.01 Hz), 3061-3064
+ * serial; the document's range 3000-3100. */
 static const struct sim_vrange solis_ranges[] = {
 	{ IN, 2999, 101 },
 };

@@ -675,8 +675,9 @@ const struct profile profile_deye = {
  * of Deye's microinverter protocol as transcribed in kbialek/deye-inverter-mqtt
  * docs/metric_group_micro.md; its README lists 60 "production today" among
  * the registers every Deye type has): 3-7 serial (10 ASCII), 60 production
- * today (U16, 0.1 kWh), 63-64 total production (U32 low word first, 0.1 kWh), 79 grid frequency (0.01 Hz), 86-87 AC active
- * power (U32 low word first, 0.1 W), 109/111/113/115 PV1-4 voltage (0.1 V),
+ * today (U16, 0.1 kWh), 63-64 total production (U32 low word first,
+ * 0.1 kWh), 79 grid frequency (0.01 Hz), 86-87 AC active power (U32 low
+ * word first, 0.1 W), 109/111/113/115 PV1-4 voltage (0.1 V),
  * 110/112/114/116 PV1-4 current (0.1 A).  No register holds the PV power.
  * The reference read the serial over 8 registers and summed 109, 111 and 113
  * as "PV n Power" (0.1 W): those are the PV voltages, so pv.W was the sum of

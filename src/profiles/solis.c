@@ -9,8 +9,8 @@
  * (kWh), 3021/3022 DC voltage / current 1 (0.1 V, 0.1 A), 3023/3024 input 2,
  * 3041 inverter temperature (0.1 degC), 3042 grid frequency (0.01 Hz),
  * 3060-3063 serial, 3014 energy today (U16, 0.1 kWh; document 3015).  The
- * reference maps only the frequency and the DC power;
- * the rest are [doc] rows, inside the blocks the reference already reads. */
+ * reference maps only the frequency and the DC power; the rest are [doc]
+ * rows, inside the blocks the reference already reads. */
 #include "profiles/table.h"
 
 static const struct reg_def solis_regs[] = {
