@@ -157,6 +157,7 @@ static void values_to_reading(const struct sim_values *v, bool battery, struct r
 	r->v[RF_PV_MPPT2_W] = v->mppt2_v * v->mppt2_a;
 	r->v[RF_PV_HEATSINK_C] = v->pv_heatsink_c;
 	r->v[RF_PV_TOTAL_GENERATION_WH] = v->pv_total_wh;
+	r->v[RF_PV_DAILY_GENERATION_WH] = v->pv_day_wh;
 	if (battery) {
 		r->v[RF_BATTERY_W] = v->bat_w;
 		r->v[RF_BATTERY_A] = v->bat_a;

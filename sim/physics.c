@@ -143,6 +143,25 @@ struct flows {
 	double irr, load, dc, ac, bat;
 };
 
+/* The PV array's DC power at irradiance irr, t (W, >= 0). */
+static double pv_dc_at(const struct sim_phys_cfg *cfg, double t, double irr)
+{
+	double cell = ambient_c(cfg, t) + 25.0 * irr;
+	double dc = cfg->rated_w * PV_DC_OVERSIZE * irr * (1.0 - 0.004 * (cell - 25.0));
+	return MAX(dc, 0.0);
+}
+
+static double pv_ac_of(const struct sim_phys_cfg *cfg, double dc)
+{
+	return MIN(dc * PV_EFFICIENCY, cfg->rated_w);
+}
+
+/* The number of the day sim time t falls in (0: the day the sim starts). */
+static double day_of(const struct sim_phys_cfg *cfg, double t)
+{
+	return floor((cfg->start_tod_s + t) / SIM_DAY_S);
+}
+
 /* Instantaneous power flows at t for the state in p. dt is the step the
  * battery power will be held for, so it never over- or under-fills. */
 static void flows_at(const struct sim_phys *p, double t, double dt, struct flows *f)
@@ -150,10 +169,8 @@ static void flows_at(const struct sim_phys *p, double t, double dt, struct flows
 	const struct sim_phys_cfg *cfg = &p->cfg;
 	f->irr = sim_phys_irradiance(cfg, t);
 	f->load = load_at(cfg, t);
-	double cell = ambient_c(cfg, t) + 25.0 * f->irr;
-	f->dc = cfg->rated_w * PV_DC_OVERSIZE * f->irr * (1.0 - 0.004 * (cell - 25.0));
-	f->dc = MAX(f->dc, 0.0);
-	f->ac = MIN(f->dc * PV_EFFICIENCY, cfg->rated_w);
+	f->dc = pv_dc_at(cfg, t, f->irr);
+	f->ac = pv_ac_of(cfg, f->dc);
 	f->bat = 0.0;
 	if (cfg->batt_capacity_wh <= 0)
 		return;
@@ -207,7 +224,12 @@ static void integrate(struct sim_phys *p, double dt, const struct flows *f)
 {
 	double h = dt / 3600.0;
 	double grid = f->load - f->ac + f->bat;
+	/* a new day: the inverter's day counter starts again (the sun is down
+	 * at midnight, so nothing of the step belongs to the day before) */
+	if (day_of(&p->cfg, p->t + dt) != day_of(&p->cfg, p->t))
+		p->pv_day_wh = 0.0;
 	p->pv_total_wh += f->ac * h;
+	p->pv_day_wh += f->ac * h;
 	if (f->bat > 0)
 		p->bat_charge_wh += f->bat * h;
 	else
@@ -226,6 +248,14 @@ int sim_phys_init(struct sim_phys *p, const struct sim_phys_cfg *cfg)
 	    cfg->batt_soc0 > 1 || !(cfg->batt_nominal_v > 0))
 		return -EINVAL;
 	double years = 1.0 + 3.0 * unit(cfg->seed, CH_INIT, 0);
+	/* the day's yield so far: the PV's AC power from midnight to the start,
+	 * in minute steps (the clouds of that morning included) */
+	double day_wh = 0.0;
+	for (double t = -tod_of(cfg, 0); t < 0; t += 60.0) {
+		double dt = MIN(60.0, -t), mid = t + dt / 2;
+		day_wh += pv_ac_of(cfg, pv_dc_at(cfg, mid, sim_phys_irradiance(cfg, mid))) * dt /
+			3600.0;
+	}
 	*p = (struct sim_phys){
 		.cfg = *cfg,
 		.bd = { .delay_s = SIM_BATT_DELAY_S,
@@ -234,7 +264,8 @@ int sim_phys_init(struct sim_phys *p, const struct sim_phys_cfg *cfg)
 			.soc_max = SIM_BATT_SOC_MAX,
 			.active = { .remote = false } },
 		.t = 0.0,
-		.pv_total_wh = round(cfg->rated_w * 1000.0 * years),
+		.pv_total_wh = round(cfg->rated_w * 1000.0 * years) + day_wh,
+		.pv_day_wh = day_wh,
 		.bat_soc = cfg->batt_soc0,
 		.bat_charge_wh = cfg->batt_capacity_wh > 0 ? round(1.5e6 * years) : 0.0,
 		.bat_discharge_wh = cfg->batt_capacity_wh > 0 ? round(1.35e6 * years) : 0.0,
@@ -276,6 +307,7 @@ int sim_phys_advance(struct sim_phys *p, double t, struct sim_values *ret_v)
 		.pv_dc_w = f.dc,
 		.pv_rated_w = cfg->rated_w,
 		.pv_total_wh = p->pv_total_wh,
+		.pv_day_wh = p->pv_day_wh,
 		.bat_w = f.bat,
 		.bat_soc = p->bat_soc,
 		.bat_charge_wh = p->bat_charge_wh,

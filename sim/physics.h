@@ -4,7 +4,8 @@
  *
  * Everything is in SI units with the gateway's sign conventions: PV
  * generation negative, battery charging positive, grid import positive,
- * energy totals positive and never decreasing.
+ * energy totals positive and never decreasing (the day's yield, which
+ * starts again from 0 at midnight, aside).
  *
  * The instantaneous inputs (irradiance with clouds, house load, grid
  * voltage, grid frequency with events) are pure functions of (seed, sim
@@ -62,6 +63,7 @@ struct sim_values {
 	double mppt1_v, mppt1_a, mppt2_v, mppt2_a;
 	double pv_heatsink_c;
 	double pv_total_wh; /* lifetime AC generation, Wh */
+	double pv_day_wh;   /* AC generation since midnight, Wh (<= pv_total_wh) */
 	double pv_l_w[3];   /* AC power per phase, W (generation negative) */
 	double pv_l_a[3];   /* AC current per phase, A = pv_l_w / l_v (signed) */
 	/* battery */
@@ -125,13 +127,15 @@ struct sim_phys {
 	struct sim_batt_dyn bd;
 	double t; /* sim time integrated so far */
 	double pv_total_wh;
+	double pv_day_wh; /* grows with pv_total_wh, back to 0 at midnight */
 	double bat_soc;
 	double bat_charge_wh, bat_discharge_wh;
 	double import_wh, export_wh;
 };
 
 /* Initialise the model at sim time 0 with lifetime counters that look like
- * a few years of use (derived from the seed).  Returns 0 or -EINVAL. */
+ * a few years of use (derived from the seed), and the day's yield the PV
+ * produced from midnight to the start time.  Returns 0 or -EINVAL. */
 int sim_phys_init(struct sim_phys *p, const struct sim_phys_cfg *cfg);
 
 /* Integrate up to sim time t (>= the time reached so far) and write the

@@ -51,7 +51,8 @@ static const struct sim_vreg sdm630_regs[] = {
 /* ---- Sungrow SH hybrid ----------------------------------------------------
  * Sungrow "Communication Protocol of Residential Hybrid Inverter" (SH*RS/RT,
  * TI_20190723 V1.0.23): input registers numbered from 1 (document 5036 is
- * zero-based 5035).  U32/S32 low word first. */
+ * zero-based 5035).  U32/S32 low word first.  5003 daily output energy and
+ * 13002 daily PV generation (U16, 0.1 kWh) count the day of 5004 and 13003. */
 static const struct sim_vrange sungrow_sh_ranges[] = {
 	{ IN, 4949, 292 },  /* 4950-5240: device information and inverter data */
 	{ IN, 5241, 1 },    /* 5242 grid frequency, 0.01 Hz */
@@ -63,6 +64,7 @@ static const struct sim_vrange sungrow_sh_ranges[] = {
 };
 static const struct sim_vreg sungrow_sh_regs[] = {
 	V(IN, 5000, U16, BIG, 100, F(PV_RATED_POWER_W), 1, 0), /* 5001 nominal power, 0.1 kW */
+	V(IN, 5002, U16, BIG, 100, F(PV_DAILY_GENERATION_WH), 1, 0), /* 5003 daily output */
 	V(IN, 5003, U32, LITTLE, 100, F(PV_TOTAL_GENERATION_WH), 1,
 	  0),                                               /* 5004 total output, 0.1 kWh */
 	V(IN, 5007, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0), /* 5008 inside temperature */
@@ -81,6 +83,7 @@ static const struct sim_vreg sungrow_sh_regs[] = {
 	V(IN, 5604, I32, LITTLE, 1, F(METER_L2_W), 1, 0),
 	V(IN, 5606, I32, LITTLE, 1, F(METER_L3_W), 1, 0),
 	V(IN, 13000, U16, BIG, 1, SQ_SUNGROW_STATE, 1, 0),               /* 13001 running state */
+	V(IN, 13001, U16, BIG, 100, F(PV_DAILY_GENERATION_WH), 1, 0),    /* 13002 daily PV gen. */
 	V(IN, 13002, U32, LITTLE, 100, F(PV_TOTAL_GENERATION_WH), 1, 0), /* 13003 total PV gen. */
 	V(IN, 13009, I32, LITTLE, 1, F(METER_W), -1, 0), /* 13010 export power, export + */
 	V(IN, 13019, U16, BIG, 0.1, F(BATTERY_V), 1, 0), /* 13020 battery voltage */
@@ -114,6 +117,7 @@ static const struct sim_vreg sungrow_sh_regs[] = {
  * nothing measured and nothing counted. */
 static const struct sim_vreg sungrow_sh_nometer_regs[] = {
 	V(IN, 5000, U16, BIG, 100, F(PV_RATED_POWER_W), 1, 0),
+	V(IN, 5002, U16, BIG, 100, F(PV_DAILY_GENERATION_WH), 1, 0),
 	V(IN, 5003, U32, LITTLE, 100, F(PV_TOTAL_GENERATION_WH), 1, 0),
 	V(IN, 5007, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0),
 	V(IN, 5010, U16, BIG, 0.1, F(PV_MPPT1_V), 1, 0),
@@ -133,6 +137,7 @@ static const struct sim_vreg sungrow_sh_nometer_regs[] = {
 	V(IN, 5604, U32, LITTLE, 1, SQ_CONST, 1, 2147483647),
 	V(IN, 5606, U32, LITTLE, 1, SQ_CONST, 1, 2147483647),
 	V(IN, 13000, U16, BIG, 1, SQ_SUNGROW_STATE, 1, 0),
+	V(IN, 13001, U16, BIG, 100, F(PV_DAILY_GENERATION_WH), 1, 0),
 	V(IN, 13002, U32, LITTLE, 100, F(PV_TOTAL_GENERATION_WH), 1, 0),
 	V(IN, 13009, I32, LITTLE, 1, SQ_CONST, 1, 0), /* 13010 export power */
 	V(IN, 13019, U16, BIG, 0.1, F(BATTERY_V), 1, 0),
@@ -148,13 +153,15 @@ static const struct sim_vreg sungrow_sh_nometer_regs[] = {
 /* ---- Sungrow SG string inverter -------------------------------------------
  * Sungrow "Communication Protocol of PV Grid-Connected String Inverters"
  * (TI_20171026 V1.1.x): input registers from 1; no battery, no 13000 block,
- * no 5601 meter registers (exception 2).  5004-5005 total power yields U32
- * in kWh; 5031-5032 total active power, W. */
+ * no 5601 meter registers (exception 2).  5003 daily power yields U16 in
+ * 0.1 kWh; 5004-5005 total power yields U32 in kWh; 5031-5032 total active
+ * power, W. */
 static const struct sim_vrange sungrow_sg_ranges[] = {
 	{ IN, 4949, 150 }, /* 4950-5098 */
 };
 static const struct sim_vreg sungrow_sg_regs[] = {
 	V(IN, 5000, U16, BIG, 100, F(PV_RATED_POWER_W), 1, 0),
+	V(IN, 5002, U16, BIG, 100, F(PV_DAILY_GENERATION_WH), 1, 0),     /* 5003, 0.1 kWh */
 	V(IN, 5003, U32, LITTLE, 1000, F(PV_TOTAL_GENERATION_WH), 1, 0), /* 5004, kWh */
 	V(IN, 5007, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0),
 	V(IN, 5010, U16, BIG, 0.1, F(PV_MPPT1_V), 1, 0),
@@ -171,7 +178,8 @@ static const struct sim_vreg sungrow_sg_regs[] = {
 
 /* ---- Deye SG04LP3 ---------------------------------------------------------
  * Deye "SUN-xK-SG04LP3-EU Modbus protocol" (three-phase LV hybrid), holding
- * registers: 3-7 serial (10 ASCII), temperatures (raw - 1000) x 0.1 degC,
+ * registers: 3-7 serial (10 ASCII), 529 day PV energy (U16, 0.1 kWh),
+ * temperatures (raw - 1000) x 0.1 degC,
  * 32-bit totals low word first in 0.1 kWh, battery power/current positive
  * when discharging, grid power positive when importing. */
 static const struct sim_vrange deye_ranges[] = {
@@ -183,6 +191,7 @@ static const struct sim_vreg deye_regs[] = {
 	V(HI, 518, U32, LITTLE, 100, F(BATTERY_TOTAL_DISCHARGE_WH), 1, 0),
 	V(HI, 522, U32, LITTLE, 100, F(METER_TOTAL_IMPORT_WH), 1, 0),  /* grid total buy */
 	V(HI, 524, U32, LITTLE, 100, F(METER_TOTAL_EXPORT_WH), 1, 0),  /* grid total sell */
+	V(HI, 529, U16, BIG, 100, F(PV_DAILY_GENERATION_WH), 1, 0),    /* day PV energy */
 	V(HI, 534, U32, LITTLE, 100, F(PV_TOTAL_GENERATION_WH), 1, 0), /* total PV generation */
 	V(HI, 541, U16, BIG, 0.1, F(PV_HEATSINK_C), 1, 100),           /* DC temp, +1000 raw */
 	V(HI, 586, U16, BIG, 0.1, F(BATTERY_HEATSINK_C), 1, 100),      /* battery temp, +1000 */
@@ -211,8 +220,9 @@ static const struct sim_vreg deye_regs[] = {
 
 /* ---- Deye microinverter ---------------------------------------------------
  * Deye SUN-M / SUN600G3 microinverter register list (holding; as transcribed
- * in kbialek/deye-inverter-mqtt docs/metric_group_micro.md): 3-7 serial (10
- * ASCII), 63-64 total production (U32 low word first, 0.1 kWh), 79 AC
+ * in kbialek/deye-inverter-mqtt docs/metric_group_micro.md, and its README's
+ * registers common to every type): 3-7 serial (10 ASCII), 60 production
+ * today (U16, 0.1 kWh), 63-64 total production (U32 low word first, 0.1 kWh), 79 AC
  * frequency (0.01 Hz), 86-87 AC active power (U32 low word first, 0.1 W),
  * 109/110 PV1 voltage (0.1 V) / current (0.1 A), 111/112 PV2.  The PV power
  * is in no register. */
@@ -220,6 +230,7 @@ static const struct sim_vrange deye_micro_ranges[] = {
 	{ HI, 0, 120 },
 };
 static const struct sim_vreg deye_micro_regs[] = {
+	V(HI, 60, U16, BIG, 100, F(PV_DAILY_GENERATION_WH), 1, 0),
 	V(HI, 63, U32, LITTLE, 100, F(PV_TOTAL_GENERATION_WH), 1, 0),
 	V(HI, 79, U16, BIG, 0.01, F(METER_HZ), 1, 0),
 	V(HI, 86, U32, LITTLE, 0.1, F(INVERTER_W), -1, 0),
@@ -233,9 +244,10 @@ static const struct sim_vreg deye_micro_regs[] = {
  * Solis "RS485 MODBUS Communication Protocol" (grid-tied string inverters,
  * input registers numbered from 1: document 3043 is 3042 here; 32-bit values
  * high word first): 3005-3006 active power, 3007-3008 total DC output power
- * (W), 3009-3010 total energy (kWh), 3022-3025 DC voltage/current of inputs 1
- * and 2 (0.1 V, 0.1 A), 3042 inverter temperature (0.1 degC), 3043 grid
- * frequency (0.01 Hz), 3061-3064 serial; the document's range 3000-3100. */
+ * (W), 3009-3010 total energy (kWh), 3015 energy today (0.1 kWh),
+ * 3022-3025 DC voltage/current of inputs 1 and 2 (0.1 V, 0.1 A), 3042
+ * inverter temperature (0.1 degC), 3043 grid frequency (0.01 Hz), 3061-3064
+ * serial; the document's range 3000-3100. */
 static const struct sim_vrange solis_ranges[] = {
 	{ IN, 2999, 101 },
 };
@@ -243,6 +255,7 @@ static const struct sim_vreg solis_regs[] = {
 	V(IN, 3004, I32, BIG, 1, F(INVERTER_W), -1, 0),
 	V(IN, 3006, U32, BIG, 1, F(PV_W), -1, 0),
 	V(IN, 3008, U32, BIG, 1000, F(PV_TOTAL_GENERATION_WH), 1, 0),
+	V(IN, 3014, U16, BIG, 100, F(PV_DAILY_GENERATION_WH), 1, 0),
 	V(IN, 3021, U16, BIG, 0.1, F(PV_MPPT1_V), 1, 0),
 	V(IN, 3022, U16, BIG, 0.1, F(PV_MPPT1_A), 1, 0),
 	V(IN, 3023, U16, BIG, 0.1, F(PV_MPPT2_V), 1, 0),
@@ -257,7 +270,8 @@ static const struct sim_vreg solis_regs[] = {
  * first; addresses, types and units as the ESPHome "ESINV" map of
  * hn/ginlong-solis, evcc's solis-hybrid template and the solis_modbus
  * integration transcribe them; the PDF could not be opened here):
- *   33004-33019 serial; 33029-33030 PV total energy (kWh); 33049-33052
+ *   33004-33019 serial; 33029-33030 PV total energy (kWh); 33035 today's
+ *   energy generation (0.1 kWh); 33049-33052
  *   PV1/PV2 voltage and current (0.1 V, 0.1 A); 33057-33058 total PV power
  *   (W); 33079-33080 active power (S32, W, output positive); 33093 inverter
  *   temperature (0.1 degC); 33094 grid frequency (0.01 Hz);
@@ -281,6 +295,7 @@ static const struct sim_vrange solis_hybrid_ranges[] = {
 };
 #define SOLIS_HYBRID_INVERTER \
 	V(IN, 33029, U32, BIG, 1000, F(PV_TOTAL_GENERATION_WH), 1, 0), \
+		V(IN, 33035, U16, BIG, 100, F(PV_DAILY_GENERATION_WH), 1, 0), \
 		V(IN, 33049, U16, BIG, 0.1, F(PV_MPPT1_V), 1, 0), \
 		V(IN, 33050, U16, BIG, 0.1, F(PV_MPPT1_A), 1, 0), \
 		V(IN, 33051, U16, BIG, 0.1, F(PV_MPPT2_V), 1, 0), \
@@ -333,7 +348,8 @@ static const struct sim_vreg solis_hybrid_nobattery_regs[] = {
  * high word first).  Input 1-2 / 3001-3002 PV input power (0.1 W), 3/4 and
  * 3003/3004 PV1 voltage (0.1 V) / current (0.1 A), 5-6 / 3005-3006 PV1 power,
  * 7-10 / 3007-3010 PV2, 35-36 / 3023-3024 AC output power (0.1 W), 37 / 3025
- * grid frequency (0.01 Hz), 55-56 / 3051-3052 lifetime AC energy (0.1 kWh).
+ * grid frequency (0.01 Hz), 53-54 / 3049-3050 AC energy today and 55-56 /
+ * 3051-3052 lifetime AC energy (0.1 kWh).
  * The serial is served at holding 209-223, where the reference reads it
  * (V1.24 lists the 10-character serial at 23-27). */
 #define GROWATT_PV(b) \
@@ -351,10 +367,12 @@ static const struct sim_vreg growatt_regs[] = {
 	GROWATT_PV(0),
 	V(IN, 35, U32, BIG, 0.1, F(INVERTER_W), -1, 0),
 	V(IN, 37, U16, BIG, 0.01, F(METER_HZ), 1, 0),
+	V(IN, 53, U32, BIG, 100, F(PV_DAILY_GENERATION_WH), 1, 0),
 	V(IN, 55, U32, BIG, 100, F(PV_TOTAL_GENERATION_WH), 1, 0),
 	GROWATT_PV(3000),
 	V(IN, 3023, U32, BIG, 0.1, F(INVERTER_W), -1, 0),
 	V(IN, 3025, U16, BIG, 0.01, F(METER_HZ), 1, 0),
+	V(IN, 3049, U32, BIG, 100, F(PV_DAILY_GENERATION_WH), 1, 0),
 	V(IN, 3051, U32, BIG, 100, F(PV_TOTAL_GENERATION_WH), 1, 0),
 };
 
@@ -380,7 +398,8 @@ static const struct sim_vreg solax_regs[] = {
  * GoodWe "ET/EH/BT/BH Series Modbus Protocol" (holding): 35003 serial (8
  * registers), 35103-35110 PV1/PV2 voltage (0.1 V), current (0.1 A) and power
  * (U32, W), 35123 grid frequency (0.01 Hz), 35138 total inverter power
- * (S16, W, output positive). */
+ * (S16, W, output positive), 35191-35192 PV E-Total and 35193-35194 PV E-Day
+ * (U32, 0.1 kWh). */
 static const struct sim_vrange goodwe_ranges[] = {
 	{ HI, 35000, 222 },
 	{ HI, 36000, 44 },
@@ -395,6 +414,8 @@ static const struct sim_vreg goodwe_regs[] = {
 	V(HI, 35109, U32, BIG, 1, SQ_MPPT2_W, 1, 0),
 	V(HI, 35123, U16, BIG, 0.01, F(METER_HZ), 1, 0),
 	V(HI, 35138, I16, BIG, 1, F(INVERTER_W), -1, 0),
+	V(HI, 35191, U32, BIG, 100, F(PV_TOTAL_GENERATION_WH), 1, 0),
+	V(HI, 35193, U32, BIG, 100, F(PV_DAILY_GENERATION_WH), 1, 0),
 };
 
 /* ---- Ferroamp EnergyHub ----------------------------------------------------
@@ -466,11 +487,15 @@ static const struct sim_vreg sofar_regs[] = {
  * SMA "Modbus parameters and measured values" (input registers, S32/U32 high
  * word first): 30769/30771/30773 DC current (FIX3), voltage (FIX2), power
  * (W) of input A, 30957/30959/30961 of input B, 30775 AC power (W, feed-in
- * positive), 30803 grid frequency (FIX2). */
+ * positive), 30803 grid frequency (FIX2), 30529 total yield and 30535 day
+ * yield (U32 FIX0, Wh). */
 static const struct sim_vrange sma_ranges[] = {
-	{ IN, 30000, 61 }, { IN, 30769, 56 }, { IN, 30957, 6 }, { IN, 31085, 2 }, { IN, 40067, 2 },
+	{ IN, 30000, 61 }, { IN, 30529, 8 }, { IN, 30769, 56 },
+	{ IN, 30957, 6 },  { IN, 31085, 2 }, { IN, 40067, 2 },
 };
 static const struct sim_vreg sma_regs[] = {
+	V(IN, 30529, U32, BIG, 1, F(PV_TOTAL_GENERATION_WH), 1, 0),
+	V(IN, 30535, U32, BIG, 1, F(PV_DAILY_GENERATION_WH), 1, 0),
 	V(IN, 30769, I32, BIG, 0.001, F(PV_MPPT1_A), 1, 0),
 	V(IN, 30771, I32, BIG, 0.01, F(PV_MPPT1_V), 1, 0),
 	V(IN, 30773, I32, BIG, 1, SQ_MPPT1_W, 1, 0),
@@ -804,7 +829,8 @@ static const struct sim_vstr sunspec_strs[] = {
  * (I32, kW, gain 1000, output +), 32082 reactive power (I32, kvar, gain
  * 1000), 32084 power factor (I16, gain 1000),
  * 32085 grid frequency (U16, gain 100), 32087 internal temperature (I16,
- * gain 10), 32106 accumulated yield (U32, kWh, gain 100).  LUNA2000 (only
+ * gain 10), 32106 accumulated yield and 32114 daily energy yield (U32, kWh,
+ * gain 100).  LUNA2000 (only
  * with a battery): 37001 charge/discharge power (I32, W, charging +), 37003
  * bus voltage (gain 10), 37004 SOC (%, gain 10), 37021 bus current (I16, gain
  * 10), 37022 temperature (gain 10), 37066/37068 total charge/discharge (U32,
@@ -835,7 +861,8 @@ static const struct sim_vrange huawei_ranges[] = {
 		V(HI, 32084, I16, BIG, 0.001, F(INVERTER_PF), 1, 0), \
 		V(HI, 32085, U16, BIG, 0.01, F(METER_HZ), 1, 0), \
 		V(HI, 32087, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0), \
-		V(HI, 32106, U32, BIG, 10, F(PV_TOTAL_GENERATION_WH), 1, 0)
+		V(HI, 32106, U32, BIG, 10, F(PV_TOTAL_GENERATION_WH), 1, 0), \
+		V(HI, 32114, U32, BIG, 10, F(PV_DAILY_GENERATION_WH), 1, 0)
 static const struct sim_vreg huawei_regs[] = {
 	HUAWEI_INVERTER,
 };

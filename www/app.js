@@ -814,7 +814,7 @@ const UNITS = {
   pct: ["", (v) => fmtFixed(v, 1) + " %"],
 };
 const NAMES = { SoC_nom_fract: "state of charge", SoH_fract: "state of health", PF: "power factor",
-  total_generation_Wh: "total generation", total_import_Wh: "total import", total_export_Wh: "total export",
+  total_generation_Wh: "total generation", daily_generation_Wh: "generation today", total_import_Wh: "total import", total_export_Wh: "total export",
   total_charge_Wh: "total charged", total_discharge_Wh: "total discharged" };
 
 function fieldText(key, v) {

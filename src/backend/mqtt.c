@@ -102,6 +102,9 @@ static const struct {
 	[RF_INVERTER_L3_V] = { "Inverter L3 voltage" },
 	[RF_INVERTER_L3_A] = { "Inverter L3 current" },
 	[RF_INVERTER_L3_W] = { "Inverter L3 power" },
+	/* energy, total_increasing: Home Assistant takes the midnight reset
+	 * of a total_increasing sensor as a new cycle */
+	[RF_PV_DAILY_GENERATION_WH] = { "PV energy today" },
 };
 
 const char *mqtt_field_name(enum reading_field f)

@@ -12,7 +12,9 @@
  * Where these tables leave the reference's mapping text:
  *  - lifetime totals 516/518/522/524 are decoded from the [slim-def] 32-bit rows
  *    (low word first, the vendor layout), not from the [def] 16-bit low words;
- *  - pv.mppt1_A / mppt2_A (677/679) are positive like every other profile's.
+ *  - pv.mppt1_A / mppt2_A (677/679) are positive like every other profile's;
+ *  - 529 Daily PV Generation (U16, 0.1 kWh, the SG04LP3 protocol's "day PV
+ *    energy") is pv.daily_generation_Wh, the day's share of 534's total.
  * Register 0 == 6 (high-voltage model) is applied by deye_fixup on decode; the
  * encoder writes the low-voltage layout unless register 0 is set to 6 by hand.
  * Rows written from the reference register table (inverter-registers.tsv);
@@ -434,7 +436,8 @@ static const struct reg_def deye_regs[] = {
 	REG(526, FH, 1, U16, WB, DEF, 0.1, "kWh", "Daily Load Energy Consumption"),
 	REG(527, FH, 1, U16, WB, DEF, 0.1, "kWh", "Total Load Energy Low"),
 	REG(528, FH, 1, U16, WB, DEF, 0.1, "kWh", "Total Load Energy High"),
-	REG(529, FH, 1, U16, WB, DEF, 0.1, "kWh", "Daily PV Generation"),
+	REG_MAP(529, FH, 1, U16, WB, DEF, 0.1, "kWh", "Daily PV Generation",
+		RF_PV_DAILY_GENERATION_WH, 1000),
 	REG(530, FH, 1, U16, WB, DEF, 0.1, "kWh", "Daily PV1 Generation"),
 	REG(531, FH, 1, U16, WB, DEF, 0.1, "kWh", "Daily PV2 Generation"),
 	REG(532, FH, 1, U16, WB, DEF, 0.1, "kWh", "Daily PV3 Generation"),
@@ -670,14 +673,16 @@ const struct profile profile_deye = {
 
 /* Deye SUN-M / SUN600G3 microinverters (holding registers; the register list
  * of Deye's microinverter protocol as transcribed in kbialek/deye-inverter-mqtt
- * docs/metric_group_micro.md): 3-7 serial (10 ASCII), 63-64 total production
- * (U32 low word first, 0.1 kWh), 79 grid frequency (0.01 Hz), 86-87 AC active
- * power (U32 low word first, 0.1 W), 109/111/113/115 PV1-4 voltage (0.1 V),
+ * docs/metric_group_micro.md; its README lists 60 "production today" among
+ * the registers every Deye type has): 3-7 serial (10 ASCII), 60 production
+ * today (U16, 0.1 kWh), 63-64 total production (U32 low word first,
+ * 0.1 kWh), 79 grid frequency (0.01 Hz), 86-87 AC active power (U32 low
+ * word first, 0.1 W), 109/111/113/115 PV1-4 voltage (0.1 V),
  * 110/112/114/116 PV1-4 current (0.1 A).  No register holds the PV power.
  * The reference read the serial over 8 registers and summed 109, 111 and 113
  * as "PV n Power" (0.1 W): those are the PV voltages, so pv.W was the sum of
  * three voltages.  They are decoded as the MPPT voltages, the currents beside
- * them and the AC power and lifetime production added ([doc] rows). */
+ * them and the AC power, today's and lifetime production added ([doc] rows). */
 static const struct reg_def deye_micro_regs[] = {
 	REG(3, FH, 5, STR, WB, SN, 1, "-", "serial number used as device identity"),
 	REG_MAP(79, FH, 1, U16, WB, KEY, 0.01, "Hz", "Grid frequency", RF_METER_HZ, 1),
@@ -688,6 +693,8 @@ static const struct reg_def deye_micro_regs[] = {
 	REG_MAP(112, FH, 1, U16, WB, DOC, 0.1, "A", "PV2 current", RF_PV_MPPT2_A, 1),
 	REG_MAPF(86, FH, 2, U32, WL, DOC, 0.1, "W", "AC active power", RF_INVERTER_W, -1, 0,
 		 REG_F_KEY),
+	REG_MAP(60, FH, 1, U16, WB, DOC, 0.1, "kWh", "production today", RF_PV_DAILY_GENERATION_WH,
+		1000),
 	REG_MAP(63, FH, 2, U32, WL, DOC, 0.1, "kWh", "total production", RF_PV_TOTAL_GENERATION_WH,
 		1000),
 };

@@ -6,7 +6,8 @@
  * registers 3000-3124 (32-bit values high word first): 3001-3002 PV input
  * power (0.1 W), 3003/3004 PV1 voltage (0.1 V) / current (0.1 A), 3007/3008
  * PV2, 3023-3024 AC output power Pac (0.1 W), 3025 grid frequency (0.01 Hz),
- * 3051-3052 lifetime AC energy Eac total (0.1 kWh); the same quantities sit
+ * 3049-3050 Eac today and 3051-3052 Eac total, the AC energy of the day and
+ * of the inverter's life (0.1 kWh); the same quantities sit
  * in the common range 0-124 (37 grid frequency).  The reference maps only the
  * frequency and the PV power; the rest are [doc] rows in the 3000 block.
  * The blocks at 125 (TL3/MAX) and 1000 (storage) belong to other families: a
@@ -24,6 +25,8 @@ static const struct reg_def growatt_regs[] = {
 	REG_MAP(3008, FI, 1, U16, WB, DOC, 0.1, "A", "Ipv2", RF_PV_MPPT2_A, 1),
 	REG_MAPF(3023, FI, 2, U32, WB, DOC, 0.1, "W", "Pac AC output power", RF_INVERTER_W, -1, 0,
 		 REG_F_KEY),
+	REG_MAP(3049, FI, 2, U32, WB, DOC, 0.1, "kWh", "Eac today", RF_PV_DAILY_GENERATION_WH,
+		1000),
 	REG_MAP(3051, FI, 2, U32, WB, DOC, 0.1, "kWh", "Eac total", RF_PV_TOTAL_GENERATION_WH,
 		1000),
 };

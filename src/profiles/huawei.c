@@ -18,7 +18,9 @@
  *    32069-32071 phase voltages (gain 10) are inverter.L1_V-L3_V, 32072-32077
  *    phase currents (I32, gain 1000) inverter.L1_A-L3_A, 32082 reactive power
  *    (I32, kvar, gain 1000) inverter.var, 32084 power factor (I16, gain 1000)
- *    inverter.PF, each with the sign the device reports.
+ *    inverter.PF, each with the sign the device reports;
+ *  - 32114 Daily Energy Yield (U32, kWh, gain 100; the same document) is
+ *    pv.daily_generation_Wh, next to 32106 Accumulated Energy Yield.
  * Rows written from the reference register table (inverter-registers.tsv);
  * test_profiles_tsv holds them against it row by row. */
 #include <math.h>
@@ -154,7 +156,8 @@ static const struct reg_def huawei_regs[] = {
 	REG(32093, FH, 2, U32, WB, DEF, 1, "N/A", "Shutdown Time"),
 	REG_MAP(32106, FH, 2, U32, WB, DEF, 0.01, "kWh", "Accumulated Energy Yield",
 		RF_PV_TOTAL_GENERATION_WH, 1000),
-	REG(32114, FH, 2, U32, WB, DEF, 0.01, "kWh", "Daily Energy Yield"),
+	REG_MAP(32114, FH, 2, U32, WB, DEF, 0.01, "kWh", "Daily Energy Yield",
+		RF_PV_DAILY_GENERATION_WH, 1000),
 };
 
 static const struct mb_block huawei_blocks[] = {
@@ -225,7 +228,8 @@ static const struct reg_def huawei_hybrid_regs[] = {
 	REG(32093, FH, 2, U32, WB, DEF, 1, "N/A", "Shutdown Time"),
 	REG_MAP(32106, FH, 2, U32, WB, DEF, 0.01, "kWh", "Accumulated Energy Yield",
 		RF_PV_TOTAL_GENERATION_WH, 1000),
-	REG(32114, FH, 2, U32, WB, DEF, 0.01, "kWh", "Daily Energy Yield"),
+	REG_MAP(32114, FH, 2, U32, WB, DEF, 0.01, "kWh", "Daily Energy Yield",
+		RF_PV_DAILY_GENERATION_WH, 1000),
 	REG(37100, FH, 1, U16, WB, DEF, 1, "N/A", "Meter status"),
 	REG_MAP(37101, FH, 2, I32, WB, DEF, 0.1, "V", "Grid voltage", RF_METER_L1_V, 1),
 	REG_MAP(37103, FH, 2, I32, WB, DEF, 0.1, "V", "B phase voltage", RF_METER_L2_V, 1),

@@ -85,6 +85,9 @@ const struct reading_field_info reading_fields[RF_COUNT] = {
 	[RF_INVERTER_L3_V] = INV("L3_V", "V", false),
 	[RF_INVERTER_L3_A] = INV("L3_A", "A", false),
 	[RF_INVERTER_L3_W] = INV("L3_W", "W", false),
+	/* today's yield: resets at midnight, so not a total (it goes back to 0,
+	 * and 0 in the morning is a value) */
+	[RF_PV_DAILY_GENERATION_WH] = PV("daily_generation_Wh", "Wh", false),
 };
 
 static const char *const groups[] = { "pv", "battery", "meter", "inverter", "gas", "water" };

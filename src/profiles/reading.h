@@ -77,6 +77,7 @@ enum reading_field {
 	RF_INVERTER_L3_V,
 	RF_INVERTER_L3_A,
 	RF_INVERTER_L3_W,
+	RF_PV_DAILY_GENERATION_WH,
 
 	RF_COUNT
 };
@@ -91,7 +92,8 @@ struct reading_field_info {
 	const char *name;  /* JSON key inside the group: "W", "rated_power_W", "mppt1_V",
 	                      "SoC_nom_fract", "L1_V", "total_import_Wh", ... */
 	const char *unit;  /* "W", "V", "A", "Hz", "C", "Wh", "fraction", "m3", "VA", "var" */
-	bool total;        /* an energy counter: never decreases in published data */
+	bool total;        /* a lifetime energy counter: never decreases in published
+			      data, and a reading of 0 is no value */
 };
 
 /* Indexed by enum reading_field. */

@@ -3,7 +3,9 @@
  * SMA "Modbus parameters and measured values" (SB/STP): 30769/30771/30773
  * DC current (S32 FIX3, A), voltage (S32 FIX2, V) and power (S32 FIX0, W) of
  * input A; 30957/30959/30961 the same for input B; 30775 AC power (S32, W)
- * total; 30803 grid frequency (U32 FIX2).  The reference calls 30775 "DC
+ * total; 30803 grid frequency (U32 FIX2); 30529 total yield and 30535 day
+ * yield (U32 FIX0, Wh; "Metering.TotWhOut" and "Metering.DyWhOut", read as
+ * one [doc] block 30529-30536).  The reference calls 30775 "DC
  * Power": it is the AC power (reference README), published as inverter.W;
  * pv.W is the sum of the DC inputs' powers.  Unavailable values read
  * 0x80000000 (S32) / 0xFFFFFFFF (U32).
@@ -21,6 +23,8 @@ static const struct reg_def sma_regs[] = {
 	REG_MAP(30957, FI, 2, I32, WB, DOC, 0.001, "A", "DC current input B", RF_PV_MPPT2_A, 1),
 	REG_MAP(30959, FI, 2, I32, WB, DOC, 0.01, "V", "DC voltage input B", RF_PV_MPPT2_V, 1),
 	REG_SUMK(30961, FI, 2, I32, WB, DOC, 1, "W", "DC power input B", RF_PV_W, -1),
+	REG_MAP(30529, FI, 2, U32, WB, DOC, 1, "Wh", "Total yield", RF_PV_TOTAL_GENERATION_WH, 1),
+	REG_MAP(30535, FI, 2, U32, WB, DOC, 1, "Wh", "Day yield", RF_PV_DAILY_GENERATION_WH, 1),
 };
 
 static const struct mb_block sma_blocks[] = {
@@ -28,6 +32,7 @@ static const struct mb_block sma_blocks[] = {
 	{ .fc = FI, .addr = 30775, .count = 50 }, { .fc = FI, .addr = 31085, .count = 2 },
 	{ .fc = FI, .addr = 30769, .count = 6 }, /* [doc] DC input A */
 	{ .fc = FI, .addr = 30957, .count = 6 }, /* [doc] DC input B */
+	{ .fc = FI, .addr = 30529, .count = 8 }, /* [doc] total and day yield */
 };
 
 const struct profile profile_sma = {

@@ -8,8 +8,9 @@
  * positive), 3006-3007 total DC output power (W), 3008-3009 total energy
  * (kWh), 3021/3022 DC voltage / current 1 (0.1 V, 0.1 A), 3023/3024 input 2,
  * 3041 inverter temperature (0.1 degC), 3042 grid frequency (0.01 Hz),
- * 3060-3063 serial.  The reference maps only the frequency and the DC power;
- * the rest are [doc] rows, inside the blocks the reference already reads. */
+ * 3060-3063 serial, 3014 energy today (U16, 0.1 kWh; document 3015).  The
+ * reference maps only the frequency and the DC power; the rest are [doc]
+ * rows, inside the blocks the reference already reads. */
 #include <math.h>
 
 #include "profiles/table.h"
@@ -21,6 +22,8 @@ static const struct reg_def solis_regs[] = {
 	REG_MAPF(3004, FI, 2, I32, WB, DOC, 1, "W", "active power", RF_INVERTER_W, -1, 0,
 		 REG_F_KEY),
 	REG_MAP(3008, FI, 2, U32, WB, DOC, 1, "kWh", "total energy", RF_PV_TOTAL_GENERATION_WH,
+		1000),
+	REG_MAP(3014, FI, 1, U16, WB, DOC, 0.1, "kWh", "energy today", RF_PV_DAILY_GENERATION_WH,
 		1000),
 	REG_MAP(3021, FI, 1, U16, WB, DOC, 0.1, "V", "DC voltage 1", RF_PV_MPPT1_V, 1),
 	REG_MAP(3022, FI, 1, U16, WB, DOC, 0.1, "A", "DC current 1", RF_PV_MPPT1_A, 1),
@@ -66,7 +69,8 @@ const struct profile profile_solis = {
  * ESPHome map of hn/ginlong-solis for "ESINV" inverters, evcc's
  * solis-hybrid template, the solis_modbus Home Assistant integration), not
  * another profile's table.
- *  - 33029-33030 PV total energy (U32, kWh); 33049/33050 PV1 voltage /
+ *  - 33029-33030 PV total energy (U32, kWh); 33035 today's energy
+ *    generation (U16, 0.1 kWh); 33049/33050 PV1 voltage /
  *    current (0.1 V, 0.1 A), 33051/33052 PV2; 33057-33058 total PV power
  *    (U32, W); 33079-33080 active power (S32, W; output positive as on the
  *    string inverters' 3004); 33093 inverter temperature (S16, 0.1 degC);
@@ -246,6 +250,8 @@ static const struct reg_def solis_hybrid_regs[] = {
 	REG_MAP(33057, FI, 2, U32, WB, KEY, 1, "W", "DC Power", RF_PV_W, -1),
 	REG_MAP(33029, FI, 2, U32, WB, DOC, 1, "kWh", "PV total energy", RF_PV_TOTAL_GENERATION_WH,
 		1000),
+	REG_MAP(33035, FI, 1, U16, WB, DOC, 0.1, "kWh", "today energy generation",
+		RF_PV_DAILY_GENERATION_WH, 1000),
 	REG_MAP(33049, FI, 1, U16, WB, DOC, 0.1, "V", "PV voltage 1", RF_PV_MPPT1_V, 1),
 	REG_MAP(33050, FI, 1, U16, WB, DOC, 0.1, "A", "PV current 1", RF_PV_MPPT1_A, 1),
 	REG_MAP(33051, FI, 1, U16, WB, DOC, 0.1, "V", "PV voltage 2", RF_PV_MPPT2_V, 1),

@@ -27,9 +27,13 @@
  * data address) for them, so battery and meter fields stay absent.  Its
  * lifetime yield is 5003-5004 (doc 5004-5005 "total power yields", U32 low
  * word first, 1 kWh; on SH the same register counts 0.1 kWh of PV and battery
- * output), so sungrow_fixup takes pv.total_generation_Wh from there, and
- * inverter.W from 5030-5031 (doc 5031-5032 "total active power", U32, W),
- * when, and only when, the 13000 block answered exception 2.
+ * output), so sungrow_fixup takes pv.total_generation_Wh from there,
+ * pv.daily_generation_Wh from 5002 (doc 5003 "daily power yields", U16,
+ * 0.1 kWh; on SH "daily output energy" of PV and battery), and inverter.W
+ * from 5030-5031 (doc 5031-5032 "total active power", U32, W), when, and
+ * only when, the 13000 block answered exception 2.  On an SH the daily
+ * yield is 13001 (doc 13002 "daily PV generation", U16, 0.1 kWh), the PV
+ * counterpart of 13002's lifetime PV generation.
  *
  * Where these tables leave the reference:
  *  - [key] 5016 is read low word first like the [def] row (README: [def] wins);
@@ -79,6 +83,12 @@ static const struct reg_def sungrow_short_extra[] = {
 	  .type = REG_U32,
 	  .sf_addr = REG_NO_SF,
 	  .field = REG_NO_FIELD },
+	{ .addr = 5002,
+	  .fc = REG_FC_INPUT,
+	  .words = 1,
+	  .type = REG_U16,
+	  .sf_addr = REG_NO_SF,
+	  .field = REG_NO_FIELD },
 	{ .addr = 5003,
 	  .fc = REG_FC_INPUT,
 	  .words = 2,
@@ -119,6 +129,16 @@ static int sungrow_fixup(const struct profile *p, const struct block_result *res
 					      .sf_addr = REG_NO_SF,
 					      .field = RF_PV_TOTAL_GENERATION_WH,
 					      .mul = 1000 };
+	/* SG document 5003 "daily power yields", 0.1 kWh */
+	static const struct reg_def day = { .addr = 5002,
+					    .fc = REG_FC_INPUT,
+					    .words = 1,
+					    .type = REG_U16,
+					    .order = WO_BIG,
+					    .scale = 0.1,
+					    .sf_addr = REG_NO_SF,
+					    .field = RF_PV_DAILY_GENERATION_WH,
+					    .mul = 1000 };
 	/* SG document 5031-5032 "total active power", W */
 	static const struct reg_def active = { .addr = 5030,
 					       .fc = REG_FC_INPUT,
@@ -157,6 +177,8 @@ static int sungrow_fixup(const struct profile *p, const struct block_result *res
 	if (string_inverter(res, nres)) {
 		if (profile_decode_value(&yield, res, nres, &v) == 0)
 			r->v[RF_PV_TOTAL_GENERATION_WH] = v;
+		if (profile_decode_value(&day, res, nres, &v) == 0)
+			r->v[RF_PV_DAILY_GENERATION_WH] = v;
 		if (profile_decode_value(&active, res, nres, &v) == 0)
 			r->v[RF_INVERTER_W] = v;
 	}
@@ -244,7 +266,8 @@ static const struct reg_def sungrow_regs[] = {
 	REG(6786, FI, 40, U32, WL, DEF, 0.1, "kWh", "Yearly Battery Charge Energy from PV"),
 	REG(12999, FI, 1, U16, WB, DEF, 1, "-", "System State"),
 	REG(13000, FI, 1, U16, WB, DEF, 1, "-", "Running State"),
-	REG(13001, FI, 1, U16, WB, DEF, 0.1, "kWh", "Daily PV Generation"),
+	REG_MAP(13001, FI, 1, U16, WB, DEF, 0.1, "kWh", "Daily PV Generation",
+		RF_PV_DAILY_GENERATION_WH, 1000),
 	REG_MAP(13002, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total PV Generation",
 		RF_PV_TOTAL_GENERATION_WH, 1000),
 	REG(13004, FI, 1, U16, WB, DEF, 0.1, "kW", "Daily Export Power from PV"),
@@ -418,7 +441,8 @@ static const struct reg_def sungrow_sf_regs[] = {
 	REG(6786, FI, 40, U32, WL, DEF, 0.1, "kWh", "Yearly Battery Charge Energy from PV"),
 	REG(12999, FI, 1, U16, WB, DEF, 1, "-", "System State"),
 	REG(13000, FI, 1, U16, WB, DEF, 1, "-", "Running State"),
-	REG(13001, FI, 1, U16, WB, DEF, 0.1, "kWh", "Daily PV Generation"),
+	REG_MAP(13001, FI, 1, U16, WB, DEF, 0.1, "kWh", "Daily PV Generation",
+		RF_PV_DAILY_GENERATION_WH, 1000),
 	REG_MAP(13002, FI, 2, U32, WL, DEF, 0.1, "kWh", "Total PV Generation",
 		RF_PV_TOTAL_GENERATION_WH, 1000),
 	REG(13004, FI, 1, U16, WB, DEF, 0.1, "kW", "Daily Export Power from PV"),

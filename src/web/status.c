@@ -196,6 +196,8 @@ static void device_block(struct web_buf *b, const json_t *d)
 		row_unit(b, "Grid power (+ import)", jpath(r, "meter", "W"), 1, 0, "W");
 		row_unit(b, "Total generation", jpath(r, "pv", "total_generation_Wh"), 0.001, 1,
 			 "kWh");
+		row_unit(b, "Generation today", jpath(r, "pv", "daily_generation_Wh"), 0.001, 2,
+			 "kWh");
 		row_unit(b, "Total import", jpath(r, "meter", "total_import_Wh"), 0.001, 1, "kWh");
 		row_unit(b, "Total export", jpath(r, "meter", "total_export_Wh"), 0.001, 1, "kWh");
 		row_unit(b, "Total charged", jpath(r, "battery", "total_charge_Wh"), 0.001, 1,

@@ -309,6 +309,29 @@ class TestEveryProfile(unittest.TestCase):
                 for name, v in fields.items():
                     if name.startswith("total_"):
                         self.assertNotEqual(v, 0, f"{dev_id}: {group}.{name}")
+        # Today's yield: every device whose vendor document has a day register
+        # publishes what the simulator served there (to the register's step:
+        # Huawei 0.01 kWh, SMA 1 Wh, the others 0.1 kWh), more than 0 at the
+        # simulated noon and no more than the lifetime yield; every other
+        # device has no pv.daily_generation_Wh.
+        daily_step = {"huawei": 10, "huawei_hybrid": 10, "huawei_hybrid_nometer": 10,
+                      "sungrow": 100, "sungrow_sf": 100, "sungrow_nometer": 100,
+                      "sungrow_sg": 100, "deye": 100, "deye_micro": 100, "solis": 100,
+                      "solis_hybrid": 100, "growatt": 100, "goodwe": 100, "sma": 1}
+        for dev_id in daily_step:
+            self.assertIn(dev_id, profiles)
+        for dev_id, d in devices_by_id(st).items():
+            pv = (d["reading"] or {}).get("pv", {})
+            if dev_id not in daily_step:
+                self.assertNotIn("daily_generation_Wh", pv, dev_id)
+                continue
+            self.assertIn("daily_generation_Wh", pv, (dev_id, pv))
+            day = pv["daily_generation_Wh"]
+            served = truth[dev_id]["reading"]["pv"]["daily_generation_Wh"]
+            self.assertLessEqual(abs(day - served), daily_step[dev_id] / 2 + 1e-6,
+                                 (dev_id, day, served))
+            self.assertGreater(day, 0, dev_id)
+            self.assertLessEqual(day, pv["total_generation_Wh"], dev_id)
 
         # Frequency: the primary device (the first) is read at 10 Hz.
         f0 = egwd.state()["frequency"]

@@ -288,6 +288,11 @@ class HaLifecycleTest(unittest.TestCase):
         roof = [x for x in state if x["id"] == "roof"][0]
         self.assertEqual(pv["device"].get("serial_number"), roof["serial"])
         self.assertEqual(by_topic("grid_meter", "meter_Hz")["name"], "Grid frequency")
+        # today's yield: an energy sensor HA may see go back to 0 at midnight
+        day = by_topic("roof", "pv_daily_generation_Wh")
+        self.assertEqual((day["name"], day["device_class"], day["state_class"],
+                          day["unit_of_measurement"]),
+                         ("PV energy today", "energy", "total_increasing", "Wh"))
         # The meter has no PV and no battery: no entities for them.
         meter = [k for k in cfgs if f"egw_{serial}_grid_meter/" in k]
         self.assertTrue(meter)

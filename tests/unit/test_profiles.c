@@ -281,6 +281,7 @@ static void realistic(struct reading *r)
 	r->v[RF_PV_MPPT2_A] = 4.2;
 	r->v[RF_PV_HEATSINK_C] = 41.5;
 	r->v[RF_PV_TOTAL_GENERATION_WH] = 12345600;
+	r->v[RF_PV_DAILY_GENERATION_WH] = 12300;
 	r->v[RF_BATTERY_W] = -1500;
 	r->v[RF_BATTERY_A] = -12.5; /* discharging, as battery.W */
 	r->v[RF_BATTERY_V] = 52.1;
@@ -612,6 +613,98 @@ static void test_sum_and_quirks(void **state)
 	assert_true(isnan(got.v[RF_METER_HZ]));
 	assert_false(isnan(got.v[RF_PV_W]));
 	regimage_free(img);
+}
+
+/* Today's yield from each vendor's day register, written here as the
+ * document lays it out (not by the profile's encoder): its value at the
+ * register's resolution, a 0 in the morning published as 0 (a lifetime
+ * counter's 0 is not), and no profile without such a register maps it. */
+static void test_daily_yield(void **state)
+{
+	static const struct {
+		const char *profile;
+		uint8_t fc;
+		uint16_t addr;
+		unsigned words;
+		uint16_t raw[2];
+		double wh;
+		bool string; /* a Sungrow SG: the 13000 block answers exception 2 */
+	} cases[] = {
+		{ "huawei", REG_FC_HOLDING, 32114, 2, { 0, 1234 }, 12340 },      /* 0.01 kWh */
+		{ "huawei_hybrid", REG_FC_HOLDING, 32114, 2, { 1, 2 }, 655380 }, /* high word first */
+		{ "sungrow", REG_FC_INPUT, 13001, 1, { 57 }, 5700 },             /* 0.1 kWh */
+		{ "sungrow_sf", REG_FC_INPUT, 13001, 1, { 57 }, 5700 },
+		{ "sungrow", REG_FC_INPUT, 5002, 1, { 43 }, 4300, true }, /* SG doc 5003 */
+		{ "sma", REG_FC_INPUT, 30535, 2, { 0, 8123 }, 8123 },      /* Wh */
+		{ "goodwe", REG_FC_HOLDING, 35193, 2, { 0, 123 }, 12300 }, /* 0.1 kWh */
+		{ "deye", REG_FC_HOLDING, 529, 1, { 123 }, 12300 },
+		{ "deye_micro", REG_FC_HOLDING, 60, 1, { 45 }, 4500 },
+		{ "solis", REG_FC_INPUT, 3014, 1, { 45 }, 4500 },
+		{ "solis_hybrid", REG_FC_INPUT, 33035, 1, { 45 }, 4500 },
+		{ "growatt", REG_FC_INPUT, 3049, 2, { 0, 45 }, 4500 },
+	};
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct profile *p = profile_find(cases[i].profile);
+		struct regimage *img;
+		struct block_result res[40];
+		struct reading r, got;
+
+		assert_non_null(p);
+		assert_true(p->nblocks <= 40);
+		realistic(&r);
+		r.v[RF_PV_DAILY_GENERATION_WH] = NAN;
+		assert_int_equal(regimage_new(&img), 0);
+		assert_int_equal(profile_encode(p, &r, NULL, img), 0);
+		for (int zero = 0; zero < 2; zero++) {
+			for (unsigned w = 0; w < cases[i].words; w++)
+				regimage_set(img, cases[i].fc, (uint16_t)(cases[i].addr + w),
+					     zero ? 0 : cases[i].raw[w]);
+			read_blocks(img, p->blocks, p->nblocks, res);
+			for (unsigned k = 0; cases[i].string && k < p->nblocks; k++)
+				if (p->blocks[k].fc == REG_FC_INPUT && p->blocks[k].addr == 12999)
+					res[k].err = -(EGW_EMB_EXCEPTION_BASE + 2);
+			assert_true(profile_decode(p, res, p->nblocks, &got) > 0);
+			double want = zero ? 0 : cases[i].wh;
+			if (!(got.v[RF_PV_DAILY_GENERATION_WH] == want))
+				fail_msg("%s %u: daily %f, want %f", p->name, cases[i].addr,
+					 got.v[RF_PV_DAILY_GENERATION_WH], want);
+			assert_false(signbit(got.v[RF_PV_DAILY_GENERATION_WH]));
+		}
+		regimage_free(img);
+	}
+
+	/* a lifetime counter reading 0 is no value; the day's 0 is one */
+	const struct profile *h = profile_find("huawei");
+	struct regimage *img;
+	struct block_result res[8];
+	struct reading r, got;
+	realistic(&r);
+	r.v[RF_PV_TOTAL_GENERATION_WH] = 0;
+	r.v[RF_PV_DAILY_GENERATION_WH] = 0;
+	assert_int_equal(regimage_new(&img), 0);
+	assert_int_equal(profile_encode(h, &r, NULL, img), 0);
+	read_blocks(img, h->blocks, h->nblocks, res);
+	assert_true(profile_decode(h, res, h->nblocks, &got) > 0);
+	assert_true(isnan(got.v[RF_PV_TOTAL_GENERATION_WH]));
+	assert_true(got.v[RF_PV_DAILY_GENERATION_WH] == 0);
+	regimage_free(img);
+
+	/* only these profiles have a day register; the others never publish one */
+	unsigned np, mapping = 0;
+	const struct profile *const *all = profile_all(&np);
+	for (unsigned i = 0; i < np; i++) {
+		bool maps = false, listed = false;
+		for (unsigned k = 0; k < all[i]->nregs; k++)
+			maps |= all[i]->regs[k].field == RF_PV_DAILY_GENERATION_WH;
+		for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++)
+			listed |= strcmp(cases[c].profile, all[i]->name) == 0;
+		if (maps != listed)
+			fail_msg("%s: maps the day's yield %d, listed %d", all[i]->name, maps, listed);
+		mapping += maps;
+	}
+	assert_int_equal(mapping, 11);
 }
 
 static void test_regimage(void **state)
@@ -1373,6 +1466,7 @@ int main(void)
 		cmocka_unit_test(test_round_trip_every_profile),
 		cmocka_unit_test(test_failed_block),
 		cmocka_unit_test(test_sum_and_quirks),
+		cmocka_unit_test(test_daily_yield),
 		cmocka_unit_test(test_regimage),
 		cmocka_unit_test(test_reading_json),
 		cmocka_unit_test(test_monotonic_totals),

@@ -175,6 +175,49 @@ static void test_speedup_same_energy(void **state)
 	assert_int_equal(sim_phys_advance(&a, 10.0, &va), -EINVAL);
 }
 
+/* The inverter's day counter: what the PV made since midnight.  It grows
+ * with the lifetime counter, starts again at midnight, never exceeds the
+ * lifetime one, and a sim started at noon has the morning's yield. */
+static void test_day_yield(void **state)
+{
+	(void)state;
+	struct sim_phys_cfg cfg = SIM_PHYS_CFG_DEFAULT; /* starts at 12:00 */
+	cfg.seed = 5;
+	struct sim_phys p;
+	struct sim_values prev, v;
+	assert_int_equal(sim_phys_init(&p, &cfg), 0);
+	assert_int_equal(sim_phys_advance(&p, 0.0, &prev), 0);
+	assert_true(prev.pv_day_wh > 1000); /* 06:00-12:00 of a 5 kW array */
+	assert_true(prev.pv_day_wh < 6 * 5000);
+	assert_true(prev.pv_day_wh <= prev.pv_total_wh);
+	double before_midnight = 0;
+	int resets = 0;
+	for (double t = 60.0; t <= 30 * 3600.0; t += 60.0) { /* to 18:00 the next day */
+		assert_int_equal(sim_phys_advance(&p, t, &v), 0);
+		double grew = v.pv_total_wh - prev.pv_total_wh;
+		assert_true(v.pv_day_wh <= v.pv_total_wh);
+		assert_true(v.pv_day_wh >= 0);
+		if (fmod(cfg.start_tod_s + t, SIM_DAY_S) < 60.0 - 1e-9) {
+			/* the first step of a new day: back to 0 (the night adds nothing) */
+			before_midnight = prev.pv_day_wh;
+			assert_true(v.pv_day_wh == 0 && grew == 0);
+			resets++;
+		} else {
+			assert_true(fabs((v.pv_day_wh - prev.pv_day_wh) - grew) < 1e-6);
+		}
+		prev = v;
+	}
+	assert_int_equal(resets, 1);
+	assert_true(before_midnight > 5000); /* a whole day's yield */
+	assert_true(v.pv_day_wh > 5000);     /* the next day's, by 18:00 */
+
+	/* a sim started at midnight begins the day at 0 */
+	cfg.start_tod_s = 0;
+	assert_int_equal(sim_phys_init(&p, &cfg), 0);
+	assert_int_equal(sim_phys_advance(&p, 0.0, &v), 0);
+	assert_true(v.pv_day_wh == 0);
+}
+
 static void test_soc_follows_power(void **state)
 {
 	(void)state;
@@ -272,6 +315,7 @@ int main(void)
 		cmocka_unit_test(test_power_consistency),
 		cmocka_unit_test(test_counters_match_power),
 		cmocka_unit_test(test_speedup_same_energy),
+		cmocka_unit_test(test_day_yield),
 		cmocka_unit_test(test_soc_follows_power),
 		cmocka_unit_test(test_frequency),
 		cmocka_unit_test(test_clock),
