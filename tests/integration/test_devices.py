@@ -317,7 +317,8 @@ class TestEveryProfile(unittest.TestCase):
         daily_step = {"huawei": 10, "huawei_hybrid": 10, "huawei_hybrid_nometer": 10,
                       "sungrow": 100, "sungrow_sf": 100, "sungrow_nometer": 100,
                       "sungrow_sg": 100, "deye": 100, "deye_micro": 100, "solis": 100,
-                      "solis_hybrid": 100, "growatt": 100, "goodwe": 100, "sma": 1}
+                      "solis_hybrid": 100, "solis_hybrid_nobattery": 100,
+                      "growatt": 100, "goodwe": 100, "sma": 1}
         for dev_id in daily_step:
             self.assertIn(dev_id, profiles)
         for dev_id, d in devices_by_id(st).items():
