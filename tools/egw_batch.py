@@ -304,8 +304,9 @@ def _unpack_dict(value):
 def stored_token(value, dicts=None):
     """The token text of a store.db rows.jwt value (src/store/token.h): text
     as is, or a packed BLOB, "EJ1" | u32 n | zlib(raw), or "EJ2" | u32 n |
-    u32 id | zlib(raw) primed with dictionary id, raw being u16 hlen | header
-    | u32 plen | payload | signature.  dicts maps an id to its dicts.data."""
+    u32 id | zlib(raw) primed with dictionary id (its first 32 KiB), raw being
+    u16 hlen | header | u32 plen | payload | signature.  dicts maps an id to
+    its dicts.data."""
     import struct
     import zlib
     if isinstance(value, str):
@@ -320,7 +321,7 @@ def stored_token(value, dicts=None):
             _need(len(value) >= 11, "stored token: too short")
             did = struct.unpack(">I", value[7:11])[0]
             _need(dicts is not None and did in dicts, f"stored token: no dictionary {did}")
-            z = zlib.decompressobj(zdict=_unpack_dict(dicts[did])[-32768:])
+            z = zlib.decompressobj(zdict=_unpack_dict(dicts[did])[:32768])
             raw = z.decompress(value[11:]) + z.flush()
     except zlib.error as e:
         raise BatchError(f"stored token: {e}") from None

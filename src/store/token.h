@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* zlib's window: a longer dictionary's tail is used. */
+/* zlib's window: a longer dictionary's first TOKEN_DICT_MAX bytes are used. */
 #define TOKEN_DICT_MAX 32768
 
 struct token_dict {
