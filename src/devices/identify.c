@@ -240,7 +240,7 @@ void device_on_ss_marker(struct device *d, int err, const uint16_t *regs, unsign
 static void ss_finish(struct device *d)
 {
 	struct profile *p = NULL;
-	int r = sunspec_build_profile(d->ss_base, d->ss_models, d->ss_n, &p);
+	int r = sunspec_build_as(d->conf.profile, d->ss_base, d->ss_models, d->ss_n, &p);
 	struct mb_block b;
 
 	if (r < 0) {

@@ -209,7 +209,10 @@ struct profile {
 	const struct reg_def *frequency; /* grid frequency register (field RF_METER_HZ), or NULL */
 	profile_fixup_fn fixup;          /* NULL for most */
 	profile_encode_fixup_fn encode_fixup; /* NULL for most */
-	uint16_t sunspec_base;                /* SunSpec profiles: address of "SunS"; else 0 */
+	uint16_t sunspec_base;                /* SunSpec profiles: address of "SunS"; else 0.  A
+	                          device configured with such a profile is read
+	                          through the model walk (sunspec_build_as): the
+	                          static table is the vendor's documented map */
 	bool heap; /* built by sunspec_build_profile: free with profile_free */
 	const struct battery_control *control; /* battery control registers, or NULL */
 };
@@ -363,3 +366,10 @@ bool sunspec_model_known(uint16_t id);
  * with profile_free().  Returns 0, -ENOMEM, -EGW_EPROFILE (no known model). */
 int sunspec_build_profile(uint16_t base_addr, const struct sunspec_model_hdr *models, unsigned n,
 			  struct profile **ret);
+
+/* The same for a brand's SunSpec profile `as` (solaredge, fronius, ...: a
+ * static profile with sunspec_base set): the profile built from the walk
+ * carries as's name, brand, family and dtype.  as NULL or the generic
+ * "sunspec" template: as sunspec_build_profile. */
+int sunspec_build_as(const struct profile *as, uint16_t base_addr,
+		     const struct sunspec_model_hdr *models, unsigned n, struct profile **ret);
