@@ -26,6 +26,22 @@
  * register, type and scale factor. */
 #include "profiles/table.h"
 
+/* The document's chains: common model, inverter model 113 (float) or 103
+ * (int+SF), nameplate 120, basic settings 121, extended measurements 122,
+ * immediate controls 123, multiple MPPT 160. */
+static const struct sunspec_model_hdr fronius_chain[] = {
+	{ .id = 1, .addr = 40002, .len = 65 },   { .id = 113, .addr = 40069, .len = 60 },
+	{ .id = 120, .addr = 40131, .len = 26 }, { .id = 121, .addr = 40159, .len = 30 },
+	{ .id = 122, .addr = 40191, .len = 44 }, { .id = 123, .addr = 40237, .len = 24 },
+	{ .id = 160, .addr = 40263, .len = 48 },
+};
+static const struct sunspec_model_hdr fronius_sf_chain[] = {
+	{ .id = 1, .addr = 40002, .len = 65 },   { .id = 103, .addr = 40069, .len = 50 },
+	{ .id = 120, .addr = 40121, .len = 26 }, { .id = 121, .addr = 40149, .len = 30 },
+	{ .id = 122, .addr = 40181, .len = 44 }, { .id = 123, .addr = 40227, .len = 24 },
+	{ .id = 160, .addr = 40253, .len = 48 },
+};
+
 static const struct reg_def fronius_regs[] = {
 	REG(40052, FH, 16, STR, WB, SN, 1, "-", "serial number used as device identity"),
 	REG_MAP(40093, FH, 2, F32, WB, KEY, 1, "Hz", "Grid frequency", RF_METER_HZ, 1),
@@ -52,6 +68,8 @@ const struct profile profile_fronius = {
 	.serial = &fronius_regs[0],
 	.frequency = &fronius_regs[1],
 	.sunspec_base = 40000,
+	.ss_models = fronius_chain,
+	.nss_models = sizeof(fronius_chain) / sizeof(fronius_chain[0]),
 };
 
 
@@ -117,4 +135,6 @@ const struct profile profile_fronius_sf = {
 	.serial = &fronius_sf_regs[0],
 	.frequency = &fronius_sf_regs[1],
 	.sunspec_base = 40000,
+	.ss_models = fronius_sf_chain,
+	.nss_models = sizeof(fronius_sf_chain) / sizeof(fronius_sf_chain[0]),
 };

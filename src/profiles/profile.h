@@ -108,6 +108,7 @@ struct mb_block {
 
 struct profile;
 struct block_result;
+struct sunspec_model_hdr;
 
 /* Battery control (grid services): how egw commands a hybrid inverter's
  * battery power, from the vendor's document (doc/battery-control.md).  Data,
@@ -213,6 +214,11 @@ struct profile {
 	                          device configured with such a profile is read
 	                          through the model walk (sunspec_build_as): the
 	                          static table is the vendor's documented map */
+	const struct sunspec_model_hdr *ss_models; /* a brand's SunSpec profile: the model
+	                                              chain its vendor documents (what
+	                                              /api/device/supported lists it
+	                                              reading); NULL otherwise */
+	unsigned nss_models;
 	bool heap; /* built by sunspec_build_profile: free with profile_free */
 	const struct battery_control *control; /* battery control registers, or NULL */
 };

@@ -104,6 +104,15 @@ static const struct reg_def solaredge_regs[] = {
 	SE_DOC_ROWS,
 };
 
+/* The technical note's chain with meter 1: common model, inverter model 103,
+ * the meter's common block and its model 203. */
+static const struct sunspec_model_hdr solaredge_chain[] = {
+	{ .id = 1, .addr = 40002, .len = 65 },
+	{ .id = 103, .addr = 40069, .len = 50 },
+	{ .id = 1, .addr = 40121, .len = 65 },
+	{ .id = 203, .addr = 40188, .len = 105 },
+};
+
 static const struct mb_block solaredge_blocks[] = {
 	{ .fc = FH, .addr = 40000, .count = 69 }, { .fc = FH, .addr = 40069, .count = 33 },
 	{ .fc = FH, .addr = 40106, .count = 3 },  { .fc = FH, .addr = 40121, .count = 70 },
@@ -122,6 +131,8 @@ const struct profile profile_solaredge = {
 	.frequency = &solaredge_regs[1],
 	.fixup = solaredge_fixup,
 	.sunspec_base = 40000,
+	.ss_models = solaredge_chain,
+	.nss_models = sizeof(solaredge_chain) / sizeof(solaredge_chain[0]),
 };
 
 
@@ -153,4 +164,6 @@ const struct profile profile_solaredge_us = {
 	.frequency = &solaredge_us_regs[1],
 	.fixup = solaredge_fixup,
 	.sunspec_base = 40000,
+	.ss_models = solaredge_chain,
+	.nss_models = sizeof(solaredge_chain) / sizeof(solaredge_chain[0]),
 };

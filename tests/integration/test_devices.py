@@ -390,6 +390,17 @@ class TestSunSpecBrands(unittest.TestCase):
                 for g in r.values():
                     self.assertNotEqual(g.get(k), 0, (n, k))
         self.assertFalse(problems, "\n".join(problems))
+        # /api/device/supported lists what the walk of each brand's documented
+        # map reads: the AC side, and SolarEdge's meter 1
+        _, _, body = T.http(egwd.port, "GET", "/api/device/supported", headers=egwd.auth())
+        sup = {p["name"]: p for p in json.loads(body)["profiles"]}
+        for n in ("solaredge", "solaredge_us", "fronius", "fronius_sf"):
+            self.assertTrue(sup[n]["sunspec"], n)
+            self.assertEqual(sup[n]["family"], "sunspec", n)
+            for k in ("inverter.VA", "inverter.PF", "inverter.L1_V", "pv.W"):
+                self.assertIn(k, sup[n]["reads"], n)
+        self.assertIn("meter.L1_W", sup["solaredge"]["reads"])
+        self.assertIn("pv.mppt2_W", sup["fronius"]["reads"])
         stop_clean(self, egwd)
 
 

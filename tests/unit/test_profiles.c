@@ -784,51 +784,26 @@ static void test_profile_registry(void **state)
 /* The SunSpec brands (solaredge, solaredge_us, fronius, fronius_sf) are read
  * through the walk.  Their tables are the vendor's documented map as the
  * reference lists it (test_profiles_tsv): the walk of that documented chain
+ * (ss_models: SolarEdge's common, 103, meter 1's common block and 203;
+ * Fronius's common, 113 or 103, 120, 121, 122, 123, 160)
  * must decode every field of the table from the same register, type, word
  * count, scale-factor register and sign, read the serial and the frequency
  * from the table's registers, and keep the brand's name and device type. */
 static void test_sunspec_brands_walk_their_tables(void **state)
 {
-	/* SolarEdge technical note: common, 103, meter 1's common block and 203 */
-	static const struct sunspec_model_hdr se[] = {
-		{ .id = 1, .addr = 40002, .len = 65 },
-		{ .id = 103, .addr = 40069, .len = 50 },
-		{ .id = 1, .addr = 40121, .len = 65 },
-		{ .id = 203, .addr = 40188, .len = 105 },
-	};
-	/* Fronius Datamanager: common, 103 or 113, 120, 121, 122, 123, 160 */
-	static const struct sunspec_model_hdr fr_sf[] = {
-		{ .id = 1, .addr = 40002, .len = 65 },	  { .id = 103, .addr = 40069, .len = 50 },
-		{ .id = 120, .addr = 40121, .len = 26 }, { .id = 121, .addr = 40149, .len = 30 },
-		{ .id = 122, .addr = 40181, .len = 44 }, { .id = 123, .addr = 40227, .len = 24 },
-		{ .id = 160, .addr = 40253, .len = 48 },
-	};
-	static const struct sunspec_model_hdr fr_fl[] = {
-		{ .id = 1, .addr = 40002, .len = 65 },	  { .id = 113, .addr = 40069, .len = 60 },
-		{ .id = 120, .addr = 40131, .len = 26 }, { .id = 121, .addr = 40159, .len = 30 },
-		{ .id = 122, .addr = 40191, .len = 44 }, { .id = 123, .addr = 40237, .len = 24 },
-		{ .id = 160, .addr = 40263, .len = 48 },
-	};
-	static const struct {
-		const char *name;
-		const struct sunspec_model_hdr *m;
-		unsigned n;
-	} brands[] = {
-		{ "solaredge", se, 4 },
-		{ "solaredge_us", se, 4 },
-		{ "fronius_sf", fr_sf, 7 },
-		{ "fronius", fr_fl, 7 },
-	};
+	static const char *const brands[] = { "solaredge", "solaredge_us", "fronius_sf",
+					      "fronius" };
 	(void)state;
 
 	for (unsigned b = 0; b < sizeof(brands) / sizeof(brands[0]); b++) {
-		const struct profile *t = profile_find(brands[b].name);
+		const struct profile *t = profile_find(brands[b]);
 		struct profile *p;
 		unsigned fields = 0;
 
 		assert_non_null(t);
 		assert_int_equal(t->sunspec_base, 40000);
-		assert_int_equal(sunspec_build_as(t, 40000, brands[b].m, brands[b].n, &p), 0);
+		assert_non_null(t->ss_models);
+		assert_int_equal(sunspec_build_as(t, 40000, t->ss_models, t->nss_models, &p), 0);
 		assert_string_equal(p->name, t->name);
 		assert_string_equal(p->family, "sunspec");
 		assert_string_equal(p->dtype, t->dtype);
