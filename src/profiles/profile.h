@@ -367,7 +367,8 @@ bool sunspec_model_known(uint16_t id);
 
 /* Builds a heap profile for a device whose "SunS" marker is at base_addr, from
  * the models discovered (unknown ids are skipped; the first meter model makes
- * it a meter, a battery model a hybrid).  Blocks are planned per model (sf
+ * it a meter, a battery model a hybrid; only the first common model and the
+ * first meter model are read: later ones belong to other devices behind it).  Blocks are planned per model (sf
  * registers are inside the model, so each value is read with its sf).  Free
  * with profile_free().  Returns 0, -ENOMEM, -EGW_EPROFILE (no known model). */
 int sunspec_build_profile(uint16_t base_addr, const struct sunspec_model_hdr *models, unsigned n,
