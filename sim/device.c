@@ -446,10 +446,12 @@ json_t *sim_device_json(const struct sim_device *d)
 		[REG_I32] = "I32", [REG_U64] = "U64", [REG_F32] = "F32",
 		[REG_STR] = "STR", [REG_MLD] = "MLD", [REG_BYTES] = "BYTES",
 	};
-	/* a map read by the generic SunSpec profile is walked: no fixed frequency
-	 * register, and its blocks are what it serves */
+	/* a SunSpec map is walked: its blocks are what it serves; read by the
+	 * generic SunSpec profile it has no fixed frequency register (a brand's
+	 * SunSpec profile names the one its document places) */
 	bool walked = d->model && d->prof->sunspec_base;
-	const struct reg_def *hz = walked ? NULL : d->prof->frequency;
+	const struct reg_def *hz =
+		walked && strcmp(d->prof->name, "sunspec") == 0 ? NULL : d->prof->frequency;
 	if (hz && hz->type < REG_TYPE_COUNT)
 		json_object_set_new(o, "frequency_reg",
 				    json_pack("{s:i, s:i, s:i, s:s, s:s, s:f, s:i}", "fc", hz->fc,

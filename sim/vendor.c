@@ -533,9 +533,10 @@ static const struct sim_vreg sma_regs[] = {
 		V(HI, (a) + 34, I16, BIG, 0.1, F(PV_HEATSINK_C), 1, 0), \
 		SF16((a) + 37, -1) /* TmpSnk */
 /* The AC side of model 103 at a: current, per phase currents and voltages,
- * apparent and reactive power, power factor (A_SF and V_SF as above).  Only
- * the maps read by the SunSpec walker serve them: the solaredge and fronius
- * profiles do not read these points yet. */
+ * apparent and reactive power, power factor (A_SF and V_SF as above).  The
+ * SolarEdge note lists them all (I_AC_Current 40071, I_AC_CurrentA-C
+ * 40072-40074, I_AC_VoltageAN-CN 40079-40081, I_AC_VA 40087, I_AC_VAR
+ * 40089, I_AC_PF 40091, each with its sf), so does Fronius's int+SF map. */
 #define MODEL_103_AC(a) \
 	V(HI, (a) + 2, U16, BIG, 0.01, F(INVERTER_A), 1, 0), \
 		V(HI, (a) + 3, U16, BIG, 0.01, F(INVERTER_L1_A), 1, 0), \
@@ -562,32 +563,56 @@ static const struct sim_vreg sma_regs[] = {
 		V(HI, (a) + 41, U16, BIG, 1, F(PV_MPPT2_W), 1, 0)
 
 #define END_MARKER(a) C16(HI, (a), 0xFFFF), C16(HI, (a) + 1, 0)
+/* Model id at a, its header (ID, L) from the model definition. */
+#define SS_AT(a, id) C16(HI, (a), id), C16(HI, (a) + 1, SS##id##_LEN)
+#define SS_NEXT(a, id) ((a) + 2 + SS##id##_LEN)
 
-/* SolarEdge "SunSpec Implementation Technical Note": common model (L 65),
- * inverter model 103, then meter 1 (its own common block at 40121 and model
- * 203 at 40188, L 105); end marker.  I_DC_Power is reported. */
+/* SolarEdge "SunSpec Implementation Technical Note" (its addresses count
+ * from 1; zero-based here): common model 1 at 40002 (L 65: C_Manufacturer
+ * 40004, C_Model 40020, C_Version 40044, C_SerialNumber 40052), inverter
+ * model 103 at 40069 (L 50, every point of "Register Mapping - Monitoring
+ * Data": AC current and per phase currents, phase voltages, AC power,
+ * frequency, VA, VAR, PF, lifetime energy, DC power, heat-sink
+ * temperature), then, with a meter, meter 1 ("Meter Models"): its own common
+ * block at 40121 (L 65, C_Manufacturer, C_Model, C_SerialNumber) and its meter
+ * model 203 at 40188 (L 105, the layout of SunSpec model 203: per phase
+ * currents, voltages and powers, frequency, total real power import
+ * positive, exported and imported real energy), end marker.  I_DC_Power is
+ * reported. */
+#define SE_M1 40188 /* meter 1's model 203 */
 static const struct sim_vrange solaredge_ranges[] = {
-	{ HI, 40000, 297 },
+	{ HI, 40000, SE_M1 + 2 + SS203_LEN + 2 - 40000 },
 };
 static const struct sim_vreg solaredge_regs[] = {
 	SUNS,
 	C16(HI, 40002, 1),
 	C16(HI, 40003, 65),
 	MODEL_103(F(PV_W)),
-	/* meter 1: common block, then model 203 (total real power at +16 of its
-	 * points, import positive; W_SF at +20) */
+	MODEL_103_AC(40069),
+	/* meter 1: common block, then model 203 */
 	C16(HI, 40121, 1),
 	C16(HI, 40122, 65),
-	C16(HI, 40188, 203),
-	C16(HI, 40189, 105),
-	V(HI, 40190 + 14, U16, BIG, 0.01, F(METER_HZ), 1, 0),
-	SF16(40190 + 15, -2),
-	V(HI, 40190 + 16, I16, BIG, 1, F(METER_W), 1, 0),
-	SF16(40190 + 20, 0),
-	V(HI, 40226, U32, BIG, 1, F(METER_TOTAL_EXPORT_WH), 1, 0), /* TotWhExp */
-	V(HI, 40234, U32, BIG, 1, F(METER_TOTAL_IMPORT_WH), 1, 0), /* TotWhImp */
-	SF16(40242, 0),
-	END_MARKER(40295),
+	C16(HI, SE_M1, 203),
+	C16(HI, SE_M1 + 1, SS203_LEN),
+	SF16(SE_M1 + SS203_A_SF, -2),
+	V(HI, SE_M1 + SS203_AphA, I16, BIG, 0.01, F(METER_L1_A), 1, 0),
+	V(HI, SE_M1 + SS203_AphB, I16, BIG, 0.01, F(METER_L2_A), 1, 0),
+	V(HI, SE_M1 + SS203_AphC, I16, BIG, 0.01, F(METER_L3_A), 1, 0),
+	SF16(SE_M1 + SS203_V_SF, -1),
+	V(HI, SE_M1 + SS203_PhVphA, I16, BIG, 0.1, F(METER_L1_V), 1, 0),
+	V(HI, SE_M1 + SS203_PhVphB, I16, BIG, 0.1, F(METER_L2_V), 1, 0),
+	V(HI, SE_M1 + SS203_PhVphC, I16, BIG, 0.1, F(METER_L3_V), 1, 0),
+	V(HI, SE_M1 + SS203_Hz, I16, BIG, 0.01, F(METER_HZ), 1, 0),
+	SF16(SE_M1 + SS203_Hz_SF, -2),
+	V(HI, SE_M1 + SS203_W, I16, BIG, 1, F(METER_W), 1, 0),
+	V(HI, SE_M1 + SS203_WphA, I16, BIG, 1, F(METER_L1_W), 1, 0),
+	V(HI, SE_M1 + SS203_WphB, I16, BIG, 1, F(METER_L2_W), 1, 0),
+	V(HI, SE_M1 + SS203_WphC, I16, BIG, 1, F(METER_L3_W), 1, 0),
+	SF16(SE_M1 + SS203_W_SF, 0),
+	V(HI, SE_M1 + SS203_TotWhExp, U32, BIG, 1, F(METER_TOTAL_EXPORT_WH), 1, 0),
+	V(HI, SE_M1 + SS203_TotWhImp, U32, BIG, 1, F(METER_TOTAL_IMPORT_WH), 1, 0),
+	SF16(SE_M1 + SS203_TotWh_SF, 0),
+	END_MARKER(SE_M1 + 2 + SS203_LEN),
 };
 /* The same inverter without a meter: the end marker follows model 103; the
  * inverter still answers reads up to where a meter would be, with zeros
@@ -596,23 +621,53 @@ static const struct sim_vrange solaredge_inv_ranges[] = {
 	{ HI, 40000, 243 },
 };
 static const struct sim_vreg solaredge_inv_regs[] = {
-	SUNS, C16(HI, 40002, 1), C16(HI, 40003, 65), MODEL_103(F(PV_W)), END_MARKER(40121),
+	SUNS,
+	C16(HI, 40002, 1),
+	C16(HI, 40003, 65),
+	MODEL_103(F(PV_W)),
+	MODEL_103_AC(40069),
+	END_MARKER(40121),
 };
 static const struct sim_vstr solaredge_strs[] = {
 	COMMON("SolarEdge", "SE10K-RWS", "0004.0020.0036"),
 	{ HI, 40123, 16, "SolarEdge" },
 	{ HI, 40139, 16, "WND-3Y-400-MB" },
+	{ HI, 40171, 16, "9A2B7C11" }, /* the meter's C_SerialNumber */
 };
 
-/* Fronius "Datamanager Modbus TCP & RTU" (SunSpec, "int+SF" setting):
- * common model, inverter 103.  Symo/Primo report DCW as not implemented
- * (0x8000): the AC power W is the usable power.  The real map goes on with
- * models 120-123 and 160; this one ends after 103 (the end marker). */
+/* Fronius "Datamanager Modbus TCP & RTU", "int+SF" setting (register map
+ * "SunSpec Inverter Model 101-103" and on; its addresses count from 1):
+ * common model 1 at 40002 (L 65), inverter model 103 at 40069 (L 50, the AC
+ * side, lifetime energy, DC power, heat-sink temperature), nameplate 120 at
+ * 40121 (L 26), basic settings 121 at 40149 (L 30), extended measurements
+ * 122 at 40181 (L 44), immediate controls 123 at 40227 (L 24), multiple
+ * MPPT 160 at 40253 (L 48, two inputs), end marker at 40303.  Symo/Primo
+ * report DCW as not implemented (0x8000): the AC power W is the usable
+ * power. */
+#define FR_NAMEPLATE_AT(a) \
+	SS_AT(a, 120), C16(HI, (a) + SS120_DERTyp, 4), /* 4: PV */ \
+		V(HI, (a) + SS120_WRtg, U16, BIG, 10, F(PV_RATED_POWER_W), 1, 0), \
+		SF16((a) + SS120_WRtg_SF, 1), C16(HI, (a) + SS120_VARtg, 0xFFFF), \
+		SF16((a) + SS120_VARtg_SF, -32768)
+#define FR_TAIL(a120) \
+	FR_NAMEPLATE_AT(a120), SS_AT(SS_NEXT(a120, 120), 121), \
+		SS_AT(SS_NEXT(SS_NEXT(a120, 120), 121), 122), \
+		V(HI, SS_NEXT(SS_NEXT(a120, 120), 121) + SS122_ActWh, U64, BIG, 1, \
+		  F(PV_TOTAL_GENERATION_WH), 1, 0), \
+		SS_AT(SS_NEXT(SS_NEXT(SS_NEXT(a120, 120), 121), 122), 123), \
+		MODEL_160(SS_NEXT(SS_NEXT(SS_NEXT(SS_NEXT(a120, 120), 121), 122), 123)), \
+		END_MARKER(SS_NEXT(SS_NEXT(SS_NEXT(SS_NEXT(a120, 120), 121), 122), 123) + 50)
+#define FR_END(a120) (SS_NEXT(SS_NEXT(SS_NEXT(SS_NEXT(a120, 120), 121), 122), 123) + 50)
 static const struct sim_vrange fronius_sf_ranges[] = {
-	{ HI, 40000, 125 },
+	{ HI, 40000, FR_END(40121) + 2 - 40000 },
 };
 static const struct sim_vreg fronius_sf_regs[] = {
-	SUNS, C16(HI, 40002, 1), C16(HI, 40003, 65), MODEL_103(SQ_NONE), END_MARKER(40121),
+	SUNS,
+	C16(HI, 40002, 1),
+	C16(HI, 40003, 65),
+	MODEL_103(SQ_NONE),
+	MODEL_103_AC(40069),
+	FR_TAIL(40121),
 };
 
 /* The points of 111-113 (PF in percent): a three-phase device's per phase
@@ -638,11 +693,12 @@ static const struct sim_vreg fronius_sf_regs[] = {
 		V(HI, (a) + SS##id##_TmpCab, F32, BIG, 1, SQ_NONE, 1, \
 		  0) /* not implemented: NaN */
 
-/* The same with the "float" setting: inverter model 113 (L 60), F32 points
- * (W 40091, Hz 40093, WH 40101, DCW 40107 not implemented = NaN, TmpSnk
- * 40111), end. */
+/* The same with the "float" setting: inverter model 113 at 40069 (L 60,
+ * float32 points: A, phase currents and voltages, W 40091, Hz 40093, VA,
+ * VAr, PF, WH 40101, DCW 40107 not implemented = NaN, TmpSnk 40111), then
+ * 120 at 40131, 121, 122, 123 and 160 as above, end marker at 40313. */
 static const struct sim_vrange fronius_ranges[] = {
-	{ HI, 40000, 133 },
+	{ HI, 40000, FR_END(40131) + 2 - 40000 },
 };
 static const struct sim_vreg fronius_regs[] = {
 	SUNS,
@@ -650,12 +706,9 @@ static const struct sim_vreg fronius_regs[] = {
 	C16(HI, 40003, 65),
 	C16(HI, 40069, 113),
 	C16(HI, 40070, 60),
-	V(HI, 40091, F32, BIG, 1, F(INVERTER_W), -1, 0),
-	V(HI, 40093, F32, BIG, 1, F(METER_HZ), 1, 0),
-	V(HI, 40101, F32, BIG, 1, F(PV_TOTAL_GENERATION_WH), 1, 0),
-	V(HI, 40107, F32, BIG, 1, SQ_NONE, 1, 0),
-	V(HI, 40111, F32, BIG, 1, F(PV_HEATSINK_C), 1, 0),
-	END_MARKER(40131),
+	SS_FLOAT_PTS(40069, 113, SQ_NONE),
+	SS_FLOAT_PHASES(40069, 113),
+	FR_TAIL(40131),
 };
 static const struct sim_vstr fronius_strs[] = {
 	COMMON("Fronius", "Symo 10.0-3-M", "3.14.1-10"),
@@ -668,8 +721,6 @@ static const struct sim_vstr fronius_strs[] = {
  * before it ends, as a walker finds them.  Scale factors chosen here: WRtg
  * and WMaxRtg 1 (10 W), ChaState, SoC and InBatV -1, Hz (701) -3, W 0,
  * TotWh 0, Tmp -1, DCA -2, DCV -1. */
-#define SS_AT(a, id) C16(HI, (a), id), C16(HI, (a) + 1, SS##id##_LEN)
-#define SS_NEXT(a, id) ((a) + 2 + SS##id##_LEN)
 
 /* Float inverter model 111/112/113 at a: AC power, frequency, lifetime
  * energy, DC power, heat-sink temperature as float32, high word first. */

@@ -284,7 +284,8 @@ static int parse_one(const json_t *o, unsigned i, struct dev_conf *c, struct dev
 			"unknown profile \"%.60s\" (see /api/device/supported)", prof);
 		return -EGW_EPROFILE;
 	}
-	c->sunspec = strcasecmp(prof, "sunspec") == 0;
+	/* "sunspec" and the brands read through the SunSpec walk */
+	c->sunspec = c->profile->sunspec_base != 0;
 	return 0;
 }
 

@@ -210,7 +210,8 @@ static void ss_walk_next(struct device *d, uint16_t addr)
 void device_on_ss_marker(struct device *d, int err, const uint16_t *regs, unsigned count)
 {
 	if (d->fsm.state == DEV_CONNECTING) {
-		if (device_link_error(err)) {
+		/* a host name that does not resolve never connected either */
+		if (device_link_error(err) || err == -EGW_ENOHOST) {
 			device_connect_failed(d, err);
 			return;
 		}
@@ -240,7 +241,7 @@ void device_on_ss_marker(struct device *d, int err, const uint16_t *regs, unsign
 static void ss_finish(struct device *d)
 {
 	struct profile *p = NULL;
-	int r = sunspec_build_profile(d->ss_base, d->ss_models, d->ss_n, &p);
+	int r = sunspec_build_as(d->conf.profile, d->ss_base, d->ss_models, d->ss_n, &p);
 	struct mb_block b;
 
 	if (r < 0) {

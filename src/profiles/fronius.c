@@ -1,18 +1,46 @@
 /* Fronius SunSpec profiles: float model (fronius) and integer+sf model (fronius_sf).
  *
+ * A device configured with `fronius` or `fronius_sf` is read through the
+ * SunSpec walk (sunspec_base 40000; src/profiles/sunspec.c): egwd walks the
+ * model chain and decodes every model the inverter serves (101-103 or
+ * 111-113, 120, 122, 124, 160, ...: the fuller data model of
+ * doc/data-model.md); the profile built from the walk keeps this profile's
+ * name, family and dtype.
+ *
  * Fronius "Datamanager Modbus TCP & RTU" / SunSpec inverter models: with the
- * "float" setting the map is SunS at 40000, common model 1 (40002, L 65),
- * inverter model 111/112/113 at 40069 (W at 40091-40092, Hz 40093-40094,
- * DCW 40107-40108); with "int+SF" model 101/102/103 at 40069 (W 40083, W_SF
- * 40084, Hz 40085, Hz_SF 40086, DCW 40100, DCW_SF 40101).  Symo and Primo
- * often report DCW as "not implemented" (NaN / 0x8000); the AC power W with
- * its scale factor is always there (reference README, "Trust, and known
- * mistakes") and is published as inverter.W.  pv.W (DC) is published only
- * when the inverter reports it.  WH (lifetime AC energy) and TmpSnk are read
- * from the same model ([doc] rows).
- * Rows written from the reference register table (inverter-registers.tsv);
- * test_profiles_tsv holds them against it row by row. */
+ * "float" setting the map is SunS at 40000, common model 1 (40002, L 65,
+ * serial at 40052), inverter model 111/112/113 at 40069 (L 60: W at
+ * 40091-40092, Hz 40093-40094, WH 40101, DCW 40107-40108, TmpSnk 40111); with
+ * "int+SF" model 101/102/103 at 40069 (L 50: W 40083, W_SF 40084, Hz 40085,
+ * Hz_SF 40086, WH 40093, DCW 40100, DCW_SF 40101, TmpSnk 40103); then models
+ * 120, 121, 122, 123 and 160 in the document's order, and the end marker.
+ * Symo and Primo often report DCW as "not implemented" (NaN / 0x8000): pv.W
+ * is then absent; the AC power W is always there (reference README, "Trust,
+ * and known mistakes") and is inverter.W.  A Fronius smart meter is a device
+ * of its own (unit 200 and up), not part of the inverter's chain.
+ *
+ * The rows below are the documented map's registers as the reference
+ * register table (inverter-registers.tsv) lists them: test_profiles_tsv
+ * holds them against it row by row, and test_profiles checks that the walk
+ * of the documented chain decodes each of their fields from the same
+ * register, type and scale factor. */
 #include "profiles/table.h"
+
+/* The document's chains: common model, inverter model 113 (float) or 103
+ * (int+SF), nameplate 120, basic settings 121, extended measurements 122,
+ * immediate controls 123, multiple MPPT 160. */
+static const struct sunspec_model_hdr fronius_chain[] = {
+	{ .id = 1, .addr = 40002, .len = 65 },   { .id = 113, .addr = 40069, .len = 60 },
+	{ .id = 120, .addr = 40131, .len = 26 }, { .id = 121, .addr = 40159, .len = 30 },
+	{ .id = 122, .addr = 40191, .len = 44 }, { .id = 123, .addr = 40237, .len = 24 },
+	{ .id = 160, .addr = 40263, .len = 48 },
+};
+static const struct sunspec_model_hdr fronius_sf_chain[] = {
+	{ .id = 1, .addr = 40002, .len = 65 },   { .id = 103, .addr = 40069, .len = 50 },
+	{ .id = 120, .addr = 40121, .len = 26 }, { .id = 121, .addr = 40149, .len = 30 },
+	{ .id = 122, .addr = 40181, .len = 44 }, { .id = 123, .addr = 40227, .len = 24 },
+	{ .id = 160, .addr = 40253, .len = 48 },
+};
 
 static const struct reg_def fronius_regs[] = {
 	REG(40052, FH, 16, STR, WB, SN, 1, "-", "serial number used as device identity"),
@@ -39,6 +67,9 @@ const struct profile profile_fronius = {
 	PROFILE_BLOCKS(fronius_blocks),
 	.serial = &fronius_regs[0],
 	.frequency = &fronius_regs[1],
+	.sunspec_base = 40000,
+	.ss_models = fronius_chain,
+	.nss_models = sizeof(fronius_chain) / sizeof(fronius_chain[0]),
 };
 
 
@@ -103,4 +134,7 @@ const struct profile profile_fronius_sf = {
 	PROFILE_BLOCKS(fronius_sf_blocks),
 	.serial = &fronius_sf_regs[0],
 	.frequency = &fronius_sf_regs[1],
+	.sunspec_base = 40000,
+	.ss_models = fronius_sf_chain,
+	.nss_models = sizeof(fronius_sf_chain) / sizeof(fronius_sf_chain[0]),
 };

@@ -108,6 +108,7 @@ struct mb_block {
 
 struct profile;
 struct block_result;
+struct sunspec_model_hdr;
 
 /* Battery control (grid services): how egw commands a hybrid inverter's
  * battery power, from the vendor's document (doc/battery-control.md).  Data,
@@ -209,7 +210,15 @@ struct profile {
 	const struct reg_def *frequency; /* grid frequency register (field RF_METER_HZ), or NULL */
 	profile_fixup_fn fixup;          /* NULL for most */
 	profile_encode_fixup_fn encode_fixup; /* NULL for most */
-	uint16_t sunspec_base;                /* SunSpec profiles: address of "SunS"; else 0 */
+	uint16_t sunspec_base;                /* SunSpec profiles: address of "SunS"; else 0.  A
+	                          device configured with such a profile is read
+	                          through the model walk (sunspec_build_as): the
+	                          static table is the vendor's documented map */
+	const struct sunspec_model_hdr *ss_models; /* a brand's SunSpec profile: the model
+	                                              chain its vendor documents (what
+	                                              /api/device/supported lists it
+	                                              reading); NULL otherwise */
+	unsigned nss_models;
 	bool heap; /* built by sunspec_build_profile: free with profile_free */
 	const struct battery_control *control; /* battery control registers, or NULL */
 };
@@ -358,8 +367,16 @@ bool sunspec_model_known(uint16_t id);
 
 /* Builds a heap profile for a device whose "SunS" marker is at base_addr, from
  * the models discovered (unknown ids are skipped; the first meter model makes
- * it a meter, a battery model a hybrid).  Blocks are planned per model (sf
+ * it a meter, a battery model a hybrid; only the first common model and the
+ * first meter model are read: later ones belong to other devices behind it).  Blocks are planned per model (sf
  * registers are inside the model, so each value is read with its sf).  Free
  * with profile_free().  Returns 0, -ENOMEM, -EGW_EPROFILE (no known model). */
 int sunspec_build_profile(uint16_t base_addr, const struct sunspec_model_hdr *models, unsigned n,
 			  struct profile **ret);
+
+/* The same for a brand's SunSpec profile `as` (solaredge, fronius, ...: a
+ * static profile with sunspec_base set): the profile built from the walk
+ * carries as's name, brand, family and dtype.  as NULL or the generic
+ * "sunspec" template: as sunspec_build_profile. */
+int sunspec_build_as(const struct profile *as, uint16_t base_addr,
+		     const struct sunspec_model_hdr *models, unsigned n, struct profile **ret);

@@ -1,21 +1,37 @@
 /* SolarEdge SunSpec profiles (integer model 103 with scale-factor registers).
  *
+ * A device configured with `solaredge` or `solaredge_us` is read through the
+ * SunSpec walk (sunspec_base 40000; src/profiles/sunspec.c): egwd finds the
+ * "SunS" marker, walks the model chain and decodes every model the inverter
+ * serves, the fuller data model of doc/data-model.md (AC power, VA, var, PF,
+ * current, per-phase voltages and currents, lifetime energy, DC power,
+ * heat-sink temperature; model 160 where a Synergy inverter serves it).  The
+ * profile built from the walk keeps this profile's name, family and dtype.
+ *
  * SolarEdge "SunSpec Implementation Technical Note" (registers numbered from
- * 1; zero-based here): SunS 40000, common model 40002 (L 65), inverter model
- * 101/102/103 at 40069: I_AC_Power 40083 (W_SF 40084), I_AC_Frequency 40085
- * (40086), I_AC_Energy_WH 40093-40094 acc32 (SF 40095), I_DC_Power 40100
- * (40101), I_Temp_Sink 40103 (I_Temp_SF 40106).  The same meanings as the
- * generic sunspec profile: pv.W is the DC power (I_DC_Power), inverter.W the
- * AC power, pv.total_generation_Wh the lifetime AC energy.
- * Meter 1, when installed, follows the inverter model: its common block at
- * 40121 and its meter model (201-204, same layout) at 40188: M_AC_Power 40206
- * (SF 40210, import positive), M_Exported 40226-40227 and M_Imported
- * 40234-40235 (acc32, SF 40242).  Without a meter those addresses are past
- * the end marker (the inverter answers them with zeros, or exception 2):
- * solaredge_fixup publishes the meter's values only when 40188 holds a
- * meter model id (201-204).
- * Rows written from the reference register table (inverter-registers.tsv);
- * test_profiles_tsv holds them against it row by row. */
+ * 1; zero-based here): SunS 40000, common model 40002 (L 65, C_SerialNumber
+ * 40052: the device's identity), inverter model 101/102/103 at 40069 (L 50):
+ * I_AC_Power 40083 (W_SF 40084), I_AC_Frequency 40085 (40086),
+ * I_AC_Energy_WH 40093-40094 acc32 (SF 40095), I_DC_Power 40100 (40101),
+ * I_Temp_Sink 40103 (I_Temp_SF 40106).  The same meanings as every SunSpec
+ * device: pv.W is the DC power (I_DC_Power, negative while producing),
+ * inverter.W the AC power, pv.total_generation_Wh the lifetime AC energy.
+ * Meters: SolarEdge chains each meter after the inverter model, its own
+ * common block (meter 1 at 40121, L 65) and then its meter model (201-204,
+ * meter 1 at 40188, L 105: M_AC_Power 40206, SF 40210, import positive;
+ * M_Exported 40226-40227, M_Imported 40234-40235, SF 40242).  The walk reads
+ * meter 1 (the first meter model) into meter.*; a meter's common block is
+ * walked past, so the serial stays the inverter's.  Without a meter the
+ * chain ends after the inverter model and no meter.W nor meter totals are
+ * published (meter.Hz stays: the inverter's grid frequency).  Meters 2 and 3
+ * (consumption or production meters) are not published.  Not read yet: the
+ * StorEdge battery registers (0xE100 on, outside the SunSpec chain).
+ *
+ * The rows below are the documented map's registers as the reference
+ * register table (inverter-registers.tsv) lists them: test_profiles_tsv
+ * holds them against it row by row, and test_profiles checks that the walk
+ * of the documented chain decodes each of their fields from the same
+ * register, type and scale factor. */
 #include <math.h>
 
 #include "profiles/table.h"
@@ -88,6 +104,15 @@ static const struct reg_def solaredge_regs[] = {
 	SE_DOC_ROWS,
 };
 
+/* The technical note's chain with meter 1: common model, inverter model 103,
+ * the meter's common block and its model 203. */
+static const struct sunspec_model_hdr solaredge_chain[] = {
+	{ .id = 1, .addr = 40002, .len = 65 },
+	{ .id = 103, .addr = 40069, .len = 50 },
+	{ .id = 1, .addr = 40121, .len = 65 },
+	{ .id = 203, .addr = 40188, .len = 105 },
+};
+
 static const struct mb_block solaredge_blocks[] = {
 	{ .fc = FH, .addr = 40000, .count = 69 }, { .fc = FH, .addr = 40069, .count = 33 },
 	{ .fc = FH, .addr = 40106, .count = 3 },  { .fc = FH, .addr = 40121, .count = 70 },
@@ -105,6 +130,9 @@ const struct profile profile_solaredge = {
 	.serial = &solaredge_regs[0],
 	.frequency = &solaredge_regs[1],
 	.fixup = solaredge_fixup,
+	.sunspec_base = 40000,
+	.ss_models = solaredge_chain,
+	.nss_models = sizeof(solaredge_chain) / sizeof(solaredge_chain[0]),
 };
 
 
@@ -135,4 +163,7 @@ const struct profile profile_solaredge_us = {
 	.serial = &solaredge_us_regs[0],
 	.frequency = &solaredge_us_regs[1],
 	.fixup = solaredge_fixup,
+	.sunspec_base = 40000,
+	.ss_models = solaredge_chain,
+	.nss_models = sizeof(solaredge_chain) / sizeof(solaredge_chain[0]),
 };

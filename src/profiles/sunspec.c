@@ -255,8 +255,9 @@ static const struct ss_point der_dc_pts[] = {
 #define SS_PRT_PV 0 /* 714 PrtTyp: PV */
 
 /* pv.W of a DER DC model (714): minus the sum of its PV ports' DCW, when the
- * inverter models gave none; a PV port whose power is unavailable leaves
- * pv.W unavailable (a part is not the sum). */
+ * inverter models gave none; else of an MPPT model (160): minus the sum of
+ * its modules' DCW.  A PV input whose power is unavailable leaves pv.W
+ * unavailable (a part is not the sum). */
 static int sunspec_fixup(const struct profile *p, const struct block_result *res, unsigned nres,
 			 struct reading *r)
 {
@@ -286,6 +287,24 @@ static int sunspec_fixup(const struct profile *p, const struct block_result *res
 			dec = d + 1 > dec ? d + 1 : dec;
 		sum += w;
 		any = true;
+	}
+	if (!any) {
+		/* model 160: every module's DCW (all PV inputs), when the
+		 * inverter model reports DCW as not implemented (Fronius) */
+		for (unsigned i = 0; i < p->nregs; i++) {
+			const struct reg_def *dcw = &p->regs[i];
+			double w;
+
+			if (strcmp(dcw->name, "module[1].DCW") != 0 &&
+			    strcmp(dcw->name, "module[2].DCW") != 0)
+				continue;
+			if (profile_decode_value(dcw, res, nres, &w) < 0)
+				return 0;
+			for (int d = 0; d < 9 && reading_round(w, d) != w; d++)
+				dec = d + 1 > dec ? d + 1 : dec;
+			sum += w;
+			any = true;
+		}
 	}
 	if (any)
 		r->v[RF_PV_W] = reading_round(-sum, dec);
@@ -351,6 +370,26 @@ static const struct ss_model models[] = {
 	MODEL(714, der_dc_pts),
 	MODEL(802, battery_pts),
 };
+
+/* The device's own common model is the first model 1; its grid meter the
+ * first meter model (201-204).  A later common model belongs to another
+ * device behind it (SolarEdge puts each meter's common block before its
+ * meter model), a later meter model to another meter (SolarEdge meters 2
+ * and 3, which may measure consumption or production): walked past, never
+ * read, so they neither replace the serial nor write meter.* twice. */
+static bool is_meter(uint16_t id)
+{
+	return id >= 201 && id <= 204;
+}
+
+static bool first_of_kind(const struct sunspec_model_hdr *hdrs, unsigned i)
+{
+	for (unsigned k = 0; k < i; k++)
+		if ((hdrs[i].id == 1 && hdrs[k].id == 1) ||
+		    (is_meter(hdrs[i].id) && is_meter(hdrs[k].id)))
+			return false;
+	return true;
+}
 
 /* A model egw reads: one with a point that feeds a field (the common model's
  * serial counts). */
@@ -422,7 +461,7 @@ int sunspec_fill(uint16_t base_addr, const struct sunspec_model_hdr *hdrs, unsig
 		const struct sunspec_model_hdr *h = &hdrs[i % n];
 		const struct ss_model *m = model_find(h->id);
 
-		if (!m || m->rank != i / n)
+		if (!m || m->rank != i / n || !first_of_kind(hdrs, i % n))
 			continue;
 		r = push(regs, cap, &nr, const_row(h->addr, 1, REG_U16, "ID", h->id));
 		if (r >= 0)
@@ -484,7 +523,7 @@ static int plan_models(const struct sunspec_model_hdr *hdrs, unsigned n, struct 
 
 		const struct ss_model *m = model_find(hdrs[i].id);
 
-		if (!m || !model_read(m))
+		if (!m || !model_read(m) || !first_of_kind(hdrs, i))
 			continue;
 		while (a < end) {
 			uint32_t c = MIN(end - a, (uint32_t)PROFILE_MAX_BLOCK);
@@ -547,6 +586,12 @@ static void storage_control(struct ss_control *sc, uint16_t a)
 int sunspec_build_profile(uint16_t base_addr, const struct sunspec_model_hdr *hdrs, unsigned n,
 			  struct profile **ret)
 {
+	return sunspec_build_as(NULL, base_addr, hdrs, n, ret);
+}
+
+int sunspec_build_as(const struct profile *as, uint16_t base_addr,
+		     const struct sunspec_model_hdr *hdrs, unsigned n, struct profile **ret)
+{
 	unsigned known = 0, cap_regs, cap_blocks = 0, nregs;
 	bool meter = false, inverter = false, battery = false;
 	int storage = -1; /* index of model 124 with every control point, or -1 */
@@ -598,6 +643,14 @@ int sunspec_build_profile(uint16_t base_addr, const struct sunspec_model_hdr *hd
 			       .sunspec_base = base_addr,
 			       .heap = true,
 			       .fixup = sunspec_fixup };
+	/* A brand's profile read through the walk keeps its own name, family and
+	 * device type (its configuration, batches and API name it so). */
+	if (as && strcmp(as->name, "sunspec") != 0) {
+		p->name = as->name;
+		p->brand = as->brand;
+		p->family = as->family;
+		p->dtype = as->dtype;
+	}
 	if (storage >= 0) {
 		storage_control(sc, hdrs[storage].addr);
 		p->control = &sc->c;

@@ -275,9 +275,16 @@ int webui_h_supported(struct web_request *rq)
 		const struct profile *p = all[i];
 		json_t *reads = json_array();
 		uint64_t seen = 0;
+		/* a brand read through the SunSpec walk reads what the walk of its
+		 * documented chain decodes */
+		struct profile *walked = NULL;
+		if (p->ss_models &&
+		    sunspec_build_as(p, p->sunspec_base, p->ss_models, p->nss_models, &walked) < 0)
+			walked = NULL;
+		const struct profile *rp = walked ? walked : p;
 
-		for (unsigned k = 0; reads && k < p->nregs; k++) {
-			int f = p->regs[k].field;
+		for (unsigned k = 0; reads && k < rp->nregs; k++) {
+			int f = rp->regs[k].field;
 			char name[64];
 			if (f < 0 || f >= RF_COUNT || (seen & (UINT64_C(1) << f)))
 				continue;
@@ -286,6 +293,7 @@ int webui_h_supported(struct web_request *rq)
 				 reading_fields[f].name);
 			json_array_append_new(reads, json_string(name));
 		}
+		profile_free(walked);
 		json_array_append_new(
 			arr,
 			json_pack("{s:s,s:s,s:s,s:s,s:o,s:b,s:b}", "name", p->name, "brand",

@@ -381,6 +381,89 @@ class TestEveryProfile(unittest.TestCase):
         self.assertEqual(seen, set(profiles))
 
 
+# What each SunSpec brand's egw-sim map serves (its vendor document, cited in
+# sim/vendor.c): SolarEdge's model 103 (with meter 1's model 203 on
+# solaredge_meter), Fronius's 103 or 113 with 120, 122 and 160.  egwd reads
+# them through the SunSpec walk: each field listed is published, no other.
+SS_INVERTER_AC = ("W", "VA", "var", "PF", "A", "L1_V", "L2_V", "L3_V", "L1_A", "L2_A", "L3_A")
+SS_BRANDS = {
+    "solaredge": {"pv": ("W", "total_generation_Wh", "heatsink_C"),
+                  "inverter": SS_INVERTER_AC, "meter": ("Hz",)},
+    "solaredge_meter": {"pv": ("W", "total_generation_Wh", "heatsink_C"),
+                        "inverter": SS_INVERTER_AC,
+                        "meter": ("Hz", "W", "L1_W", "L2_W", "L3_W", "L1_V", "L2_V", "L3_V",
+                                  "L1_A", "L2_A", "L3_A", "total_import_Wh",
+                                  "total_export_Wh")},
+    "solaredge_us": {"pv": ("W", "total_generation_Wh", "heatsink_C"),
+                     "inverter": SS_INVERTER_AC, "meter": ("Hz",)},
+    # Fronius: DCW not implemented, pv.W from model 160's two inputs
+    "fronius_sf": {"pv": ("W", "total_generation_Wh", "heatsink_C", "rated_power_W",
+                          "mppt1_V", "mppt1_A", "mppt1_W", "mppt2_V", "mppt2_A", "mppt2_W"),
+                   "inverter": SS_INVERTER_AC, "meter": ("Hz",)},
+    "fronius": {"pv": ("W", "total_generation_Wh", "heatsink_C", "rated_power_W",
+                       "mppt1_V", "mppt1_A", "mppt1_W", "mppt2_V", "mppt2_A", "mppt2_W"),
+                "inverter": SS_INVERTER_AC, "meter": ("Hz",)},
+}
+
+
+class TestSunSpecBrands(unittest.TestCase):
+    """The solaredge, solaredge_us, fronius and fronius_sf profiles read a
+    device through the SunSpec walk: every field of the models it serves is
+    published with the value egw-sim served, nothing else (no meter object
+    beyond the grid frequency for a SolarEdge without a meter, no battery),
+    pv.W is the DC power and inverter.W the AC power, and the device keeps
+    its brand's profile name."""
+
+    def test_every_field_of_each_brand(self):
+        names = list(SS_BRANDS)
+        sim, ctl = start_sim(self, names)
+        ctl.ok("freeze on")
+        devs = [sim.device_settings(i, id=s["profile"]) for i, s in enumerate(sim.servers)]
+        egwd = T.Egwd(self, set={"devices": devs, "harvest.poll_interval_ms": 200,
+                                 "modbus.timeout_ms": 1000, "http.bind": LOCAL})
+        truth = {d["profile"]: d for d in ctl.get()["devices"]}
+
+        def all_polling():
+            by = devices_by_id(egwd.state())
+            ok = all(by.get(n, {}).get("state") == "polling" and by[n].get("reading")
+                     for n in names)
+            return by if ok else None
+        T.wait_until(all_polling, timeout=20, what="every SunSpec brand polling")
+        time.sleep(2.5)  # a verbose poll after the freeze
+        by = devices_by_id(egwd.state())
+        problems = []
+        for n in names:
+            d = by[n]
+            self.assertEqual(d["profile"], truth[n]["egw_profile"], n)
+            self.assertEqual(d["serial"], truth[n]["serial"], n)
+            compare(d, truth[n], problems)
+            got = {g: sorted(f) for g, f in d["reading"].items()}
+            want = {g: sorted(f) for g, f in SS_BRANDS[n].items()}
+            self.assertEqual(got, want, n)
+            r = d["reading"]
+            # PV DC power and AC power are told apart: both negative while
+            # producing, the DC side at least the AC output
+            self.assertLess(r["inverter"]["W"], 0, n)
+            self.assertLess(r["pv"]["W"], 0, n)
+            self.assertLessEqual(r["pv"]["W"], r["inverter"]["W"] + 1, n)
+            for k in ("total_generation_Wh", "total_import_Wh", "total_export_Wh"):
+                for g in r.values():
+                    self.assertNotEqual(g.get(k), 0, (n, k))
+        self.assertFalse(problems, "\n".join(problems))
+        # /api/device/supported lists what the walk of each brand's documented
+        # map reads: the AC side, and SolarEdge's meter 1
+        _, _, body = T.http(egwd.port, "GET", "/api/device/supported", headers=egwd.auth())
+        sup = {p["name"]: p for p in json.loads(body)["profiles"]}
+        for n in ("solaredge", "solaredge_us", "fronius", "fronius_sf"):
+            self.assertTrue(sup[n]["sunspec"], n)
+            self.assertEqual(sup[n]["family"], "sunspec", n)
+            for k in ("inverter.VA", "inverter.PF", "inverter.L1_V", "pv.W"):
+                self.assertIn(k, sup[n]["reads"], n)
+        self.assertIn("meter.L1_W", sup["solaredge"]["reads"])
+        self.assertIn("pv.mppt2_W", sup["fronius"]["reads"])
+        stop_clean(self, egwd)
+
+
 class TestUnsupportedBlocks(unittest.TestCase):
     """A Sungrow SG string inverter read with the SH hybrid's `sungrow`
     profile answers exception 2 (illegal data address) for the hybrid-only

@@ -368,8 +368,8 @@ class SimInterop(unittest.TestCase):
         serial, the models in the vendor's order, end marker."""
         want = {"solaredge_meter": ("SolarEdge", [1, 103, 1, 203]),
                 "solaredge": ("SolarEdge", [1, 103]),
-                "fronius_sf": ("Fronius", [1, 103]),
-                "fronius": ("Fronius", [1, 113]),
+                "fronius_sf": ("Fronius", [1, 103, 120, 121, 122, 123, 160]),
+                "fronius": ("Fronius", [1, 113, 120, 121, 122, 123, 160]),
                 "sunspec_float": ("SunSpec", [1, 113, 120, 121, 122, 123, 124]),
                 "sunspec_float1": ("SunSpec", [1, 111, 120, 122]),
                 "sunspec_der": ("SunSpec", [1, 701, 702, 713, 714])}

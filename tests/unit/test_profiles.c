@@ -874,6 +874,67 @@ static void test_profile_registry(void **state)
 
 /* ---- SunSpec --------------------------------------------------------------- */
 
+/* The SunSpec brands (solaredge, solaredge_us, fronius, fronius_sf) are read
+ * through the walk.  Their tables are the vendor's documented map as the
+ * reference lists it (test_profiles_tsv): the walk of that documented chain
+ * (ss_models: SolarEdge's common, 103, meter 1's common block and 203;
+ * Fronius's common, 113 or 103, 120, 121, 122, 123, 160)
+ * must decode every field of the table from the same register, type, word
+ * count, scale-factor register and sign, read the serial and the frequency
+ * from the table's registers, and keep the brand's name and device type. */
+static void test_sunspec_brands_walk_their_tables(void **state)
+{
+	static const char *const brands[] = { "solaredge", "solaredge_us", "fronius_sf",
+					      "fronius" };
+	(void)state;
+
+	for (unsigned b = 0; b < sizeof(brands) / sizeof(brands[0]); b++) {
+		const struct profile *t = profile_find(brands[b]);
+		struct profile *p;
+		unsigned fields = 0;
+
+		assert_non_null(t);
+		assert_int_equal(t->sunspec_base, 40000);
+		assert_non_null(t->ss_models);
+		assert_int_equal(sunspec_build_as(t, 40000, t->ss_models, t->nss_models, &p), 0);
+		assert_string_equal(p->name, t->name);
+		assert_string_equal(p->family, "sunspec");
+		assert_string_equal(p->dtype, t->dtype);
+		assert_int_equal(p->serial->addr, t->serial->addr);
+		assert_int_equal(p->serial->words, t->serial->words);
+		assert_int_equal(p->frequency->addr, t->frequency->addr);
+		assert_int_equal(p->frequency->type, t->frequency->type);
+		assert_int_equal(p->frequency->sf_addr, t->frequency->sf_addr);
+		for (unsigned k = 0; k < t->nregs; k++) {
+			const struct reg_def *d = &t->regs[k];
+			const struct reg_def *w = NULL;
+			if (d->field < 0)
+				continue;
+			for (unsigned j = 0; j < p->nregs && !w; j++)
+				if (p->regs[j].addr == d->addr && p->regs[j].fc == d->fc &&
+				    p->regs[j].field == d->field)
+					w = &p->regs[j];
+			if (!w)
+				fail_msg("%s: the walk does not decode %s.%s from %u", t->name,
+					 reading_fields[d->field].group, reading_fields[d->field].name,
+					 d->addr);
+			assert_int_equal(w->type, d->type);
+			assert_int_equal(w->words, d->words);
+			assert_int_equal(w->sf_addr, d->sf_addr);
+			assert_true(w->mul == d->mul);
+			fields++;
+		}
+		assert_true(fields >= 5);
+		/* and the walk publishes more than the table: the AC side */
+		bool va = false;
+		for (unsigned j = 0; j < p->nregs; j++)
+			va |= p->regs[j].field == RF_INVERTER_VA;
+		assert_true(va);
+		profile_free(p);
+	}
+}
+
+
 static void test_sunspec_walk_and_build(void **state)
 {
 	const struct profile *t = profile_find("sunspec");
@@ -1473,6 +1534,7 @@ int main(void)
 		cmocka_unit_test(test_raw_json),
 		cmocka_unit_test(test_profile_registry),
 		cmocka_unit_test(test_sunspec_walk_and_build),
+		cmocka_unit_test(test_sunspec_brands_walk_their_tables),
 		cmocka_unit_test(test_sunspec_inverter_ac),
 		cmocka_unit_test(test_sunspec_against_definitions),
 		cmocka_unit_test(test_random_registers),

@@ -212,7 +212,7 @@ static struct profile *walked_profile(struct sim_device *d)
 		assert_true(++n < 32);
 		addr = next;
 	}
-	assert_int_equal(sunspec_build_profile(d->prof->sunspec_base, hdrs, n, &p), 0);
+	assert_int_equal(sunspec_build_as(d->prof, d->prof->sunspec_base, hdrs, n, &p), 0);
 	return p;
 }
 
