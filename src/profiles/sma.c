@@ -5,8 +5,11 @@
  * input A; 30957/30959/30961 the same for input B; 30775 AC power (S32, W)
  * total; 30803 grid frequency (U32 FIX2); 30529 total yield and 30535 day
  * yield (U32 FIX0, Wh; "Metering.TotWhOut" and "Metering.DyWhOut", read as
- * one [doc] block 30529-30536).  The reference calls 30775 "DC
- * Power": it is the AC power (reference README), published as inverter.W;
+ * one [doc] block 30529-30536; the same addresses, types and units are in
+ * the register lists SMA users publish, e.g. ioBroker's forum list: 30531
+ * total yield in kWh, 30535 "Tagesertrag_Wh" U32 Wh).  The reference calls
+ * 30775 "DC Power": it is the AC power (reference README), published as
+ * inverter.W;
  * pv.W is the sum of the DC inputs' powers.  Unavailable values read
  * 0x80000000 (S32) / 0xFFFFFFFF (U32).
  * Rows written from the reference register table (inverter-registers.tsv);
