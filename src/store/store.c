@@ -1006,6 +1006,14 @@ int store_peek(struct store *s, int64_t after_seq, unsigned max, struct store_ro
 			.created_ms = sqlite3_column_int64(st, 2),
 			.jwt = store_token_column(st, 3, dict_lookup, s),
 		};
+		if (!row->jwt && errno == EBADMSG) {
+			/* It can never be sent: the rows after it must not wait
+			 * for it.  It stays (for a look at the file) until the
+			 * store's bounds drop it. */
+			log_error("store", "batch %lld cannot be read back (damaged row): skipped",
+				  (long long)row->seq);
+			continue;
+		}
 		n++;
 		if (!row->jwt) {
 			r = -ENOMEM;

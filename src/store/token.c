@@ -178,7 +178,12 @@ char *store_token_column(sqlite3_stmt *st, int col, token_dict_fn lookup, void *
 	raw = malloc(rn);
 	if (!raw)
 		return NULL;
-	if (inflate_with(b + hdr, n - hdr, raw, rn, dict_id, lookup, ud) != Z_OK)
+	int zr = inflate_with(b + hdr, n - hdr, raw, rn, dict_id, lookup, ud);
+	if (zr == Z_MEM_ERROR) {
+		errno = ENOMEM;
+		goto out;
+	}
+	if (zr != Z_OK)
 		goto bad;
 	hl = get_be(raw, 2);
 	if (2 + hl + 4 > rn)
@@ -199,6 +204,7 @@ char *store_token_column(sqlite3_stmt *st, int col, token_dict_fn lookup, void *
 	goto out;
 bad:
 	log_error("store", "a stored token does not unpack (damaged row)");
+	errno = EBADMSG;
 out:
 	free(raw);
 	return out;

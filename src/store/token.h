@@ -42,8 +42,9 @@ int64_t store_token_bind(sqlite3_stmt *st, int i, const char *jwt, const struct 
 			 void **ret_free, uint8_t **ret_raw, size_t *ret_rn);
 
 /* The token text of a stored jwt column (TEXT as is, BLOB unpacked, asking
- * lookup for its dictionary), or NULL (no memory, or a damaged blob or
- * missing dictionary: logged).  Free with free(). */
+ * lookup for its dictionary), or NULL with errno ENOMEM (no memory) or
+ * EBADMSG (a damaged blob or a missing dictionary: logged).  Free with
+ * free(). */
 char *store_token_column(sqlite3_stmt *st, int col, token_dict_fn lookup, void *ud);
 
 /* The payload JSON of a stored token (gap rows, whose ranges a later gap row
