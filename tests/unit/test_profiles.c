@@ -279,6 +279,10 @@ static void realistic(struct reading *r)
 	r->v[RF_PV_MPPT1_A] = 4.5;
 	r->v[RF_PV_MPPT2_V] = 340.7;
 	r->v[RF_PV_MPPT2_A] = 4.2;
+	/* each string half of pv.W: a table that reads one register into both a
+	 * string's power and the summed pv.W (SMA) encodes one value */
+	r->v[RF_PV_MPPT1_W] = 1500;
+	r->v[RF_PV_MPPT2_W] = 1500;
 	r->v[RF_PV_HEATSINK_C] = 41.5;
 	r->v[RF_PV_TOTAL_GENERATION_WH] = 12345600;
 	r->v[RF_PV_DAILY_GENERATION_WH] = 12300;
