@@ -28,7 +28,11 @@
  * power" GridMs.TotVAr (S32 FIX0, var) is in SMA's lists for the earlier
  * SB/STP and the Data Manager (and in the register lists SMA users publish);
  * the STP 3AV-40 list carries GridMs.TotVAr at 31497 instead, not read here:
- * there 30805 is NaN or absent and inverter.var is not published.
+ * there 30805 is expected to read NaN (SMA's Modbus technical information,
+ * as the Data Manager's EDMM-10-Modbus-TI states it: a block read answers
+ * NaN for registers its profile does not define), so inverter.var is not
+ * published.  NaN is S32 0x80000000 and U32 0xFFFFFFFF for these FIX
+ * registers (the same TI: 0xFFFFFD marks status words only).
  * 30773/30961 (DC power of inputs A and B) also give pv.mppt1_W/mppt2_W.
  * A single-phase Sunny Boy reports phases L2/L3 as NaN: those fields are
  * absent. */
