@@ -488,22 +488,41 @@ static const struct sim_vreg sofar_regs[] = {
  * word first): 30769/30771/30773 DC current (FIX3), voltage (FIX2), power
  * (W) of input A, 30957/30959/30961 of input B, 30775 AC power (W, feed-in
  * positive), 30803 grid frequency (FIX2), 30529 total yield and 30535 day
- * yield (U32 FIX0, Wh). */
+ * yield (U32 FIX0, Wh).  The AC side as the STP 8.0/10.0 list
+ * (MODBUS-HTML_STP8.0-10.0-3AV-40_GG10_V10) gives it: 30777/30779/30781
+ * power L1-L3 (S32 FIX0, W, feed-in positive), 30783/30785/30787 phase
+ * voltages (U32 FIX2), 30795 grid current (U32 FIX3), 30813 apparent power
+ * (S32 FIX0, VA), 30949 displacement power factor (U32 FIX3), 30977/30979/
+ * 30981 phase currents (S32 FIX3); 30805 reactive power (S32 FIX0, var) as
+ * the earlier SB/STP lists place it. */
 static const struct sim_vrange sma_ranges[] = {
-	{ IN, 30000, 61 }, { IN, 30529, 8 }, { IN, 30769, 56 },
-	{ IN, 30957, 6 },  { IN, 31085, 2 }, { IN, 40067, 2 },
+	{ IN, 30000, 61 }, { IN, 30529, 8 }, { IN, 30769, 56 }, { IN, 30949, 2 },
+	{ IN, 30957, 6 },  { IN, 30977, 6 }, { IN, 31085, 2 },  { IN, 40067, 2 },
 };
 static const struct sim_vreg sma_regs[] = {
 	V(IN, 30529, U32, BIG, 1, F(PV_TOTAL_GENERATION_WH), 1, 0),
 	V(IN, 30535, U32, BIG, 1, F(PV_DAILY_GENERATION_WH), 1, 0),
 	V(IN, 30769, I32, BIG, 0.001, F(PV_MPPT1_A), 1, 0),
 	V(IN, 30771, I32, BIG, 0.01, F(PV_MPPT1_V), 1, 0),
-	V(IN, 30773, I32, BIG, 1, SQ_MPPT1_W, 1, 0),
+	V(IN, 30773, I32, BIG, 1, F(PV_MPPT1_W), 1, 0),
 	V(IN, 30775, I32, BIG, 1, F(INVERTER_W), -1, 0),
+	V(IN, 30777, I32, BIG, 1, F(INVERTER_L1_W), -1, 0), /* GridMs.W.phsA */
+	V(IN, 30779, I32, BIG, 1, F(INVERTER_L2_W), -1, 0),
+	V(IN, 30781, I32, BIG, 1, F(INVERTER_L3_W), -1, 0),
+	V(IN, 30783, U32, BIG, 0.01, F(INVERTER_L1_V), 1, 0), /* GridMs.PhV.phsA */
+	V(IN, 30785, U32, BIG, 0.01, F(INVERTER_L2_V), 1, 0),
+	V(IN, 30787, U32, BIG, 0.01, F(INVERTER_L3_V), 1, 0),
+	V(IN, 30795, U32, BIG, 0.001, F(INVERTER_A), 1, 0), /* GridMs.TotA */
 	V(IN, 30803, U32, BIG, 0.01, F(METER_HZ), 1, 0),
+	V(IN, 30805, I32, BIG, 1, F(INVERTER_VAR), 1, 0),    /* GridMs.TotVAr */
+	V(IN, 30813, I32, BIG, 1, F(INVERTER_VA), 1, 0),     /* GridMs.TotVA */
+	V(IN, 30949, U32, BIG, 0.001, F(INVERTER_PF), 1, 0), /* GridMs.TotPF */
 	V(IN, 30957, I32, BIG, 0.001, F(PV_MPPT2_A), 1, 0),
 	V(IN, 30959, I32, BIG, 0.01, F(PV_MPPT2_V), 1, 0),
-	V(IN, 30961, I32, BIG, 1, SQ_MPPT2_W, 1, 0),
+	V(IN, 30961, I32, BIG, 1, F(PV_MPPT2_W), 1, 0),
+	V(IN, 30977, I32, BIG, 0.001, F(INVERTER_L1_A), 1, 0), /* GridMs.A.phsA */
+	V(IN, 30979, I32, BIG, 0.001, F(INVERTER_L2_A), 1, 0),
+	V(IN, 30981, I32, BIG, 0.001, F(INVERTER_L3_A), 1, 0),
 };
 
 /* ---- SunSpec brands ---------------------------------------------------------

@@ -287,16 +287,25 @@ class TestEveryProfile(unittest.TestCase):
                 ("sunspec_der", {"inverter": ("VA", "PF", "L1_W", "L2_W", "L3_W", "L3_V"),
                                  "pv": ("mppt1_W",), "battery": ("SoH_fract",)}),
                 ("sunspec_storage", {"inverter": ("VA", "var", "PF", "L1_A"),
-                                     "battery": ("SoH_fract",)})):
+                                     "battery": ("SoH_fract",)}),
+                # SMA's own map (30777-30813, 30949, 30977-30981, 30773/30961)
+                ("sma", {"inverter": ("VA", "var", "PF", "A", "L1_V", "L2_V", "L3_V",
+                                      "L1_A", "L2_A", "L3_A", "L1_W", "L2_W", "L3_W"),
+                         "pv": ("mppt1_W", "mppt2_W")})):
             if dev_id not in by:
                 continue
             r = by[dev_id]["reading"]
             for group, names in keys.items():
                 for k in names:
                     self.assertIn(k, r.get(group, {}), (dev_id, group, r))
-        inv = by["sunspec_der"]["reading"]["inverter"]
-        self.assertAlmostEqual(inv["L1_W"] + inv["L2_W"] + inv["L3_W"], inv["W"], delta=3)
-        self.assertLessEqual(abs(inv["W"]), inv["VA"] + 1)
+        for dev_id in ("sunspec_der", "sma"):
+            inv = by[dev_id]["reading"]["inverter"]
+            self.assertAlmostEqual(inv["L1_W"] + inv["L2_W"] + inv["L3_W"], inv["W"], delta=3,
+                                   msg=dev_id)
+            self.assertLessEqual(abs(inv["W"]), inv["VA"] + 1, dev_id)
+        pv = by["sma"]["reading"]["pv"]
+        self.assertAlmostEqual(pv["mppt1_W"] + pv["mppt2_W"], -pv["W"], delta=1)
+        self.assertGreater(pv["mppt1_W"], 0)
         self.assertNotIn("L2_V", by["sunspec_float1"]["reading"]["inverter"])
         # Numbers at their resolution: no float noise anywhere /api/state or
         # /api/device prints (every profile's values, SDM630 floats included).

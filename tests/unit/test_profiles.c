@@ -279,6 +279,10 @@ static void realistic(struct reading *r)
 	r->v[RF_PV_MPPT1_A] = 4.5;
 	r->v[RF_PV_MPPT2_V] = 340.7;
 	r->v[RF_PV_MPPT2_A] = 4.2;
+	/* each string half of pv.W: a table that reads one register into both a
+	 * string's power and the summed pv.W (SMA) encodes one value */
+	r->v[RF_PV_MPPT1_W] = 1500;
+	r->v[RF_PV_MPPT2_W] = 1500;
 	r->v[RF_PV_HEATSINK_C] = 41.5;
 	r->v[RF_PV_TOTAL_GENERATION_WH] = 12345600;
 	r->v[RF_PV_DAILY_GENERATION_WH] = 12300;
@@ -1429,6 +1433,104 @@ static void solis_decode(const struct profile *p, struct regimage *img, struct r
 	free(res);
 }
 
+/* SMA's AC side and per-input DC power, written here as SMA's list lays the
+ * registers out (S32/U32 high word first; FIX0 W, var, VA; FIX2 V; FIX3 A
+ * and power factor), not by the profile's encoder: a Sunny Tripower
+ * delivering 5.88 kW, and a single-phase Sunny Boy whose L2/L3 registers
+ * read SMA's NaN (S32 0x80000000, U32 0xFFFFFFFF) and publish nothing. */
+static void sma_put32(struct regimage *img, uint16_t addr, uint32_t raw)
+{
+	regimage_set(img, REG_FC_INPUT, addr, (uint16_t)(raw >> 16));
+	regimage_set(img, REG_FC_INPUT, (uint16_t)(addr + 1), (uint16_t)(raw & 0xFFFF));
+}
+
+static void test_sma_ac_side(void **state)
+{
+	static const struct {
+		uint16_t addr;
+		uint32_t raw;
+	} tripower[] = {
+		{ 30773, 3100 },	  { 30961, 2950 },  { 30775, 5880 },  { 30777, 1950 },
+		{ 30779, 1960 },	  { 30781, 1970 },  { 30783, 23012 }, { 30785, 23155 },
+		{ 30787, 22987 },	  { 30795, 25581 }, { 30805, (uint32_t)-1194 },
+		{ 30813, 6000 },	  { 30949, 980 },   { 30977, 8527 },  { 30979, 8470 },
+		{ 30981, 8584 },
+	},
+	  boy[] = {
+		  { 30773, 2010 },	  { 30961, 1750 },	{ 30775, 3680 },
+		  { 30777, 3680 },	  { 30779, 0x80000000u }, { 30781, 0x80000000u },
+		  { 30783, 23050 },	  { 30785, 0xFFFFFFFFu }, { 30787, 0xFFFFFFFFu },
+		  { 30795, 16276 },	  { 30805, 0 },		{ 30813, 3690 },
+		  { 30949, 0xFFFFFFFFu }, { 30977, 16276 },	{ 30979, 0x80000000u },
+		  { 30981, 0x80000000u },
+	  };
+	const struct profile *p = profile_find("sma");
+	struct block_result res[16];
+	struct regimage *img;
+	struct reading none, got;
+	(void)state;
+
+	assert_non_null(p);
+	assert_true(p->nblocks <= 16);
+	reading_clear(&none);
+
+	/* three phases */
+	assert_int_equal(regimage_new(&img), 0);
+	assert_int_equal(profile_encode(p, &none, NULL, img), 0);
+	for (size_t i = 0; i < sizeof(tripower) / sizeof(tripower[0]); i++)
+		sma_put32(img, tripower[i].addr, tripower[i].raw);
+	read_blocks(img, p->blocks, p->nblocks, res);
+	assert_true(profile_decode(p, res, p->nblocks, &got) > 0);
+	assert_true(got.v[RF_PV_MPPT1_W] == 3100);
+	assert_true(got.v[RF_PV_MPPT2_W] == 2950);
+	assert_true(got.v[RF_PV_W] == -6050);
+	assert_true(got.v[RF_INVERTER_W] == -5880);
+	assert_true(got.v[RF_INVERTER_L1_W] == -1950); /* delivering: negative */
+	assert_true(got.v[RF_INVERTER_L2_W] == -1960);
+	assert_true(got.v[RF_INVERTER_L3_W] == -1970);
+	assert_true(got.v[RF_INVERTER_L1_V] == 230.12);
+	assert_true(got.v[RF_INVERTER_L2_V] == 231.55);
+	assert_true(got.v[RF_INVERTER_L3_V] == 229.87);
+	assert_true(got.v[RF_INVERTER_A] == 25.581);
+	assert_true(got.v[RF_INVERTER_VAR] == -1194); /* as the device reports it */
+	assert_true(got.v[RF_INVERTER_VA] == 6000);
+	assert_true(got.v[RF_INVERTER_PF] == 0.98);
+	assert_true(got.v[RF_INVERTER_L1_A] == 8.527);
+	assert_true(got.v[RF_INVERTER_L2_A] == 8.47);
+	assert_true(got.v[RF_INVERTER_L3_A] == 8.584);
+	regimage_free(img);
+
+	/* one phase: L2 and L3 are NaN, so absent; no power factor reported
+	 * (NaN) is absent too; a reactive power of 0 is a value */
+	assert_int_equal(regimage_new(&img), 0);
+	assert_int_equal(profile_encode(p, &none, NULL, img), 0);
+	for (size_t i = 0; i < sizeof(boy) / sizeof(boy[0]); i++)
+		sma_put32(img, boy[i].addr, boy[i].raw);
+	read_blocks(img, p->blocks, p->nblocks, res);
+	assert_true(profile_decode(p, res, p->nblocks, &got) > 0);
+	assert_true(got.v[RF_INVERTER_W] == -3680);
+	assert_true(got.v[RF_INVERTER_L1_W] == -3680);
+	assert_true(got.v[RF_INVERTER_L1_V] == 230.5);
+	assert_true(got.v[RF_INVERTER_L1_A] == 16.276);
+	assert_true(got.v[RF_INVERTER_A] == 16.276);
+	assert_true(got.v[RF_INVERTER_VA] == 3690);
+	assert_true(got.v[RF_INVERTER_VAR] == 0 && !signbit(got.v[RF_INVERTER_VAR]));
+	assert_true(got.v[RF_PV_MPPT1_W] == 2010);
+	assert_true(got.v[RF_PV_MPPT2_W] == 1750);
+	static const int absent[] = { RF_INVERTER_L2_W, RF_INVERTER_L3_W, RF_INVERTER_L2_V,
+				      RF_INVERTER_L3_V, RF_INVERTER_L2_A, RF_INVERTER_L3_A,
+				      RF_INVERTER_PF };
+	for (size_t i = 0; i < sizeof(absent) / sizeof(absent[0]); i++)
+		if (!isnan(got.v[absent[i]]))
+			fail_msg("sma single phase: %s.%s = %g", reading_fields[absent[i]].group,
+				 reading_fields[absent[i]].name, got.v[absent[i]]);
+	json_t *j = reading_to_json(&got);
+	assert_non_null(j);
+	assert_null(json_object_get(json_object_get(j, "inverter"), "L2_V"));
+	json_decref(j);
+	regimage_free(img);
+}
+
 static void test_solis_hybrid_variants(void **state)
 {
 	const struct profile *p = profile_find("solis_hybrid");
@@ -1541,6 +1643,7 @@ int main(void)
 		cmocka_unit_test(test_short_polls_read_power),
 		cmocka_unit_test(test_values_at_resolution),
 		cmocka_unit_test(test_solis_hybrid_variants),
+		cmocka_unit_test(test_sma_ac_side),
 	};
 
 	reference_dir(refdir, sizeof(refdir));

@@ -101,6 +101,8 @@ static const struct doc_block doc_blocks[] = {
 	{ "sma", REG_FC_INPUT, 30769, 6, "DC current, voltage and power of input A" },
 	{ "sma", REG_FC_INPUT, 30957, 6, "DC current, voltage and power of input B" },
 	{ "sma", REG_FC_INPUT, 30529, 8, "total yield 30529-30530 and day yield 30535-30536" },
+	{ "sma", REG_FC_INPUT, 30949, 2, "displacement power factor GridMs.TotPF" },
+	{ "sma", REG_FC_INPUT, 30977, 6, "grid current per phase GridMs.A.phsA-C" },
 	{ "solaredge", REG_FC_HOLDING, 40102, 5, "I_Temp_Sink and its sf I_Temp_SF" },
 	{ "solaredge_us", REG_FC_HOLDING, 40102, 5, "as solaredge" },
 	{ "solaredge", REG_FC_HOLDING, 40188, 55, "meter 1 model (201-204) after its common block" },
