@@ -30,7 +30,7 @@ import base64
 import binascii
 
 FORMAT_VERSION = 3
-VERSIONS = (2, 3)  # the compact format; 3 adds the missed polls ("m")
+VERSIONS = (2, 3, 4)  # the compact format; 3 adds the missed polls ("m"), 4 steps and changes in "d"
 FC_HOLDING, FC_INPUT = 3, 4
 
 
@@ -146,12 +146,19 @@ def _device_v2(d, from_ms, i, v):
                 _need(cur[k] is not None, f"{pw}.b: block {k} read but has no keyframe")
         deltas = p.get("d", [])
         _need(isinstance(deltas, list) and len(deltas) % 2 == 0, f"{pw}.d: not pairs")
+        idx = 0
         for j in range(0, len(deltas), 2):
-            idx = _int(deltas[j], f"{pw}.d[{j}]", 0, n - 1)
-            word = _int(deltas[j + 1], f"{pw}.d[{j + 1}]", 0, 65535)
+            if v >= 4:
+                # the index as a step from the previous one, the word's change
+                idx += _int(deltas[j], f"{pw}.d[{j}]", -(n - 1), n - 1)
+                _need(0 <= idx < n, f"{pw}.d[{j}]: register index out of range")
+                change = _int(deltas[j + 1], f"{pw}.d[{j + 1}]", -32768, 32767)
+            else:
+                idx = _int(deltas[j], f"{pw}.d[{j}]", 0, n - 1)
+                word = _int(deltas[j + 1], f"{pw}.d[{j + 1}]", 0, 65535)
             k, off = owner[idx]
             _need(mask >> k & 1, f"{pw}.d[{j}]: register of a block not read in this poll")
-            cur[k][off] = word
+            cur[k][off] = (cur[k][off] + change) & 0xFFFF if v >= 4 else word
         failed = []
         errs = p.get("e", [])
         _need(isinstance(errs, list), f"{pw}.e: not an array")

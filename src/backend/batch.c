@@ -261,13 +261,16 @@ static int block_index(struct dev_acc *d, const struct mb_block *mb)
 
 /* The blocks of one poll: which ones were read ("b", a hex bit set), which
  * failed ("e": [[block, error], ...]) and the words that changed since the
- * block's previous read ("d": [word index, value, ...]). */
+ * block's previous read ("d": [step, change, ...]: the word index as a step
+ * from the previous one in this poll, from 0 for the first, and the word's
+ * change mod 2^16 in -32768..32767; a changing measurement moves by a few
+ * counts, which takes fewer digits than its value and compresses better). */
 static int poll_blocks(struct dev_acc *d, const struct block_result *res, unsigned nres,
 		       json_t *poll)
 {
 	uint8_t read[(BATCH_DEV_MAX_BLOCKS + 7) / 8] = { 0 };
 	json_t *err = NULL, *delta = NULL;
-	int r = -ENOMEM;
+	int r = -ENOMEM, prev = 0;
 
 	for (unsigned i = 0; i < nres; i++) {
 		const struct block_result *br = &res[i];
@@ -290,14 +293,21 @@ static int poll_blocks(struct dev_acc *d, const struct block_result *res, unsign
 			continue;
 		}
 		for (unsigned k = 0; k < db->count; k++) {
-			if (d->cur[db->off + k] == br->regs[k])
+			int idx = (int)(db->off + k);
+			int change = (int)br->regs[k] - (int)d->cur[idx];
+			if (change == 0)
 				continue;
-			d->cur[db->off + k] = br->regs[k];
+			if (change > 32767)
+				change -= 65536;
+			else if (change < -32768)
+				change += 65536;
+			d->cur[idx] = br->regs[k];
 			if (!delta && !(delta = json_array()))
 				goto out;
-			if (json_array_append_new(delta, json_integer(db->off + k)) < 0 ||
-			    json_array_append_new(delta, json_integer(br->regs[k])) < 0)
+			if (json_array_append_new(delta, json_integer(idx - prev)) < 0 ||
+			    json_array_append_new(delta, json_integer(change)) < 0)
 				goto out;
+			prev = idx;
 		}
 	}
 	/* the bit set as hex, most significant nibble first; "0" if none read */

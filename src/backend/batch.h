@@ -65,7 +65,7 @@
 #define BATCH_MAX_PENDING 64
 #define BATCH_DEV_MAX_BLOCKS 64  /* distinct register blocks per device per batch */
 #define BATCH_DEV_MAX_WORDS 4096 /* their registers together */
-#define BATCH_FORMAT_VERSION 3   /* payload "v" (doc/batch-format.md) */
+#define BATCH_FORMAT_VERSION 4   /* payload "v" (doc/batch-format.md) */
 
 struct batch;
 struct store;

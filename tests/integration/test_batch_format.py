@@ -49,7 +49,7 @@ class BatchFormatTest(unittest.TestCase):
     def check(self, rec):
         token = rec["jwt"]
         payload = pyjwt.decode(token, options={"verify_signature": False})
-        self.assertEqual(payload["v"], 3)
+        self.assertEqual(payload["v"], 4)
         self.assertIsInstance(payload["seq"], int)
         self.assertIsInstance(payload["iat"], int)
         dec = egw_batch.decode(payload)

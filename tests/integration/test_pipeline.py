@@ -215,7 +215,7 @@ class PipelineTest(unittest.TestCase):
         rec = T.wait_until(with_data, timeout=20, interval=0.2, what="a batch with data")
         (hdr, p), = verify_all(self, [rec], key, info["serialNumber"])
         self.assertEqual(hdr["model"], "sungrow")
-        self.assertEqual(p["v"], 3)
+        self.assertEqual(p["v"], 4)
         dec = egw_batch.decode(p)
         dev = dec["devices"][0]
         self.assertEqual(dev["id"], "inv1")
@@ -342,7 +342,7 @@ class PipelineTest(unittest.TestCase):
                 self.assertEqual((p["raw"], p["reading"]), ({}, None))
         for r in be.records():
             if r["payload"].get("devices"):
-                self.assertEqual(r["payload"]["v"], 3)
+                self.assertEqual(r["payload"]["v"], 4)
         n = len(polls())
         control("clear")
         T.wait_until(lambda: any(p["reading"] for p in polls()[n:]), timeout=30,

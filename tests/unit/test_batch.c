@@ -210,7 +210,8 @@ static void test_payload_contents(void **state)
 	assert_string_equal(p0, want0);
 	free(p0);
 	char *p1 = json_dumps(json_array_get(polls, 1), JSON_COMPACT | JSON_SORT_KEYS);
-	assert_string_equal(p1, "{\"b\":\"3\",\"d\":[0,3100],\"r\":{\"pv\":{\"W\":-3100}},"
+	/* word 0 went from 3000 to 3100: step 0, change +100 */
+	assert_string_equal(p1, "{\"b\":\"3\",\"d\":[0,100],\"r\":{\"pv\":{\"W\":-3100}},"
 	                        "\"t\":500}");
 	free(p1);
 	assert_string_equal(json_string_value(json_object_get(d1, "profile")), "sdm630");
