@@ -485,6 +485,20 @@ static void test_async_append(void **state)
 }
 
 
+/* header.payload.signature, each part base64url.  Malloc'd. */
+static char *join_token(const char *hdr, const char *payload, const uint8_t sig[64])
+{
+	char *h = b64url_encode_alloc((const uint8_t *)hdr, strlen(hdr));
+	char *p = b64url_encode_alloc((const uint8_t *)payload, strlen(payload));
+	char *g = b64url_encode_alloc(sig, 64);
+	char *t = malloc(strlen(h) + strlen(p) + strlen(g) + 3);
+	sprintf(t, "%s.%s.%s", h, p, g);
+	free(h);
+	free(p);
+	free(g);
+	return t;
+}
+
 /* A token shaped like the gateway's: base64url header, payload, 64-byte
  * signature.  Malloc'd. */
 static char *make_token(int64_t seq)
@@ -499,15 +513,7 @@ static char *make_token(int64_t seq)
 	snprintf(payload + n, sizeof(payload) - (size_t)n, "]}");
 	for (int i = 0; i < 64; i++)
 		sig[i] = (uint8_t)(i * 37 + seq);
-	char *h = b64url_encode_alloc((const uint8_t *)hdr, strlen(hdr));
-	char *p = b64url_encode_alloc((const uint8_t *)payload, strlen(payload));
-	char *g = b64url_encode_alloc(sig, sizeof(sig));
-	char *t = malloc(strlen(h) + strlen(p) + strlen(g) + 3);
-	sprintf(t, "%s.%s.%s", h, p, g);
-	free(h);
-	free(p);
-	free(g);
-	return t;
+	return join_token(hdr, payload, sig);
 }
 
 static void test_stored_once_compressed(void **state)
@@ -775,15 +781,7 @@ static char *make_batch_token(int64_t seq)
 		x = x * 1103515245u + 12345u;
 		sig[i] = (uint8_t)(x >> 16);
 	}
-	char *h = b64url_encode_alloc((const uint8_t *)hdr, strlen(hdr));
-	char *p = b64url_encode_alloc((const uint8_t *)payload, strlen(payload));
-	char *g = b64url_encode_alloc(sig, sizeof(sig));
-	char *t = malloc(strlen(h) + strlen(p) + strlen(g) + 3);
-	sprintf(t, "%s.%s.%s", h, p, g);
-	free(h);
-	free(p);
-	free(g);
-	return t;
+	return join_token(hdr, payload, sig);
 }
 
 static int64_t count_dicts(struct fixture *f)
@@ -812,7 +810,7 @@ static void test_dictionary_packing(void **state)
 	struct store *s = open_store(f, 0, 0);
 	struct store_row rows[4];
 	struct store_stats st;
-	int64_t seq, first = 0, kept[3], before, plain = 0, primed = 0;
+	int64_t seq, kept[3], before, plain = 0, primed = 0;
 	char *keep_tok[3];
 	unsigned n;
 
@@ -833,7 +831,6 @@ static void test_dictionary_packing(void **state)
 			 * changes of dictionary */
 			kept[i] = seq;
 			keep_tok[i] = tok;
-			first = first ? first : seq;
 			continue;
 		}
 		if (i == 500) {
@@ -873,7 +870,6 @@ static void test_dictionary_packing(void **state)
 	store_close(s);
 	/* the newest, and the one the last row was packed with */
 	assert_int_equal(count_dicts(f), 2);
-	(void)first;
 }
 
 static void exec_sql(struct fixture *f, const char *sql)
