@@ -29,7 +29,7 @@ class PipelineBoundTest(unittest.TestCase):
         e = egwd_for(self, port, be.port, state_dir=e.state_dir, interval_ms=3600000,
                      extra={"store.max_bytes": 1048576, "backend.rate_per_s": 1000})
         be.control(mode="ok")
-        T.wait_until(lambda: be.summary()["gap_records"], timeout=180, interval=0.5,
+        T.wait_until(lambda: be.summary()["gap_records"], timeout=360, interval=0.5,
                      what="gap record delivered")
         wait_idle(e, timeout=120)
         s = be.summary()
